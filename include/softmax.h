@@ -1,0 +1,276 @@
+/*
+ * softmax.h -- the one public header of libsoftmax.
+ *
+ * libsoftmax computes the softmax family along one axis of a tensor:
+ *
+ *     softmax(scale * x)_i     = exp(scale * x_i) / sum_j exp(scale * x_j)
+ *     log_softmax(scale * x)_i = scale * x_i - log(sum_j exp(scale * x_j))
+ *
+ * together with their gradients (vector-Jacobian products), the Jacobian-vector
+ * product of log-softmax and the full Jacobian of one row. `scale` is the
+ * inverse temperature: scale = 1 / T.
+ *
+ * Every function returns SOFTMAX_OK (0) on success and a negative
+ * softmax_status otherwise; softmax_strerror() names a status and
+ * softmax_last_error() says, for the calling thread, what was wrong with the
+ * last failed call. On error nothing is written to any output.
+ *
+ * ---------------------------------------------------------------------------
+ * THE NUMERICS CONTRACT (every function, every data type, every code path)
+ * ---------------------------------------------------------------------------
+ * Let z = scale * x for one row of n elements (extended-real arithmetic).
+ *
+ *  finite row, finite scale > 0
+ *      softmax(z), evaluated as exp(scale * (x_i - max x)) / sum: no overflow
+ *      for any finite input and any finite scale.
+ *  finite scale < 0
+ *      softmin: evaluated around the row minimum, exp(scale * (x_i - min x)).
+ *  scale == 0
+ *      infinite temperature: uniform 1/k over the k elements that are not -inf
+ *      (a -inf element stays masked and gets 0).
+ *  scale == +inf / -inf
+ *      the limit: one-hot at the arg max (arg min for -inf); ties share the
+ *      mass equally.
+ *  an element -inf (scale > 0)
+ *      its probability is exactly 0 (log-softmax: -inf). This is how a mask is
+ *      applied: add -inf to the excluded logits.
+ *  elements +inf (scale > 0)
+ *      the limit: the +inf entries share the mass equally, the rest get 0.
+ *      For scale < 0 the roles of +inf and -inf swap (softmin of z = scale*x).
+ *  every element -inf (a fully masked row), any scale
+ *      all zeros; log-softmax: all -inf; gradients: all zeros. Never NaN.
+ *      (Likewise every element +inf with scale < 0: every z is -inf.)
+ *  any NaN in the row
+ *      the whole output row is NaN.
+ *  NaN scale
+ *      SOFTMAX_E_INVALID_SCALE, nothing written.
+ *  rows == 0 or cols == 0 (or any extent 0)
+ *      SOFTMAX_OK, nothing read or written (pointers may then be NULL).
+ *  rows * cols (or the byte size) overflows size_t
+ *      SOFTMAX_E_SIZE_OVERFLOW, nothing written.
+ *  NULL pointer with a non-zero size
+ *      SOFTMAX_E_NULL_POINTER, nothing written.
+ *  output partially overlapping an input
+ *      SOFTMAX_E_OVERLAP, nothing written. Exact aliasing is allowed: y == x
+ *      for the forward functions, dx == y or dx == dy for the backward ones.
+ *
+ * Accuracy, for outputs in the normal range, against a high-precision
+ * reference computed from the same inputs (any row length up to 2^22 and any
+ * scale): softmax within 2 ulp (f32) / 4 ulp (f64); log-softmax within the
+ * same number of ulp of max(|y|, 1). Measured figures are in the README.
+ *
+ * Order: for scale > 0, x_i >= x_j implies y_i >= y_j (for scale < 0 the
+ * order reverses). Rounding never breaks the weak order.
+ *
+ * Determinism: the same input gives the same bits for any thread count and
+ * for in-place or out-of-place calls.
+ *
+ * ---------------------------------------------------------------------------
+ * GRADIENTS (the chapter's "Gradient, Jacobian, and Hessian", finished)
+ * ---------------------------------------------------------------------------
+ * With y = softmax(scale * x) over a row and delta_ij the Kronecker delta:
+ *
+ *   Jacobian of softmax       dy_i/dx_j  = scale * y_i * (delta_ij - y_j)
+ *                             J = scale * (diag(y) - y y^T)   (symmetric)
+ *   Jacobian of log-softmax   dlogy_i/dx_j = scale * (delta_ij - y_j)
+ *                             J = scale * (I - 1 y^T)
+ *   softmax VJP (backward)    dx = J^T dy = scale * y * (dy - <dy, y>)
+ *   softmax JVP               dy = J v    = scale * y * (v - <v, y>)  (= VJP)
+ *   log-softmax VJP           dx = J^T dy = scale * (dy - y * sum(dy))
+ *   log-softmax JVP           dlogy = J v = scale * (v - <v, y>)
+ *   Hessian of log-softmax    d2 logy_i / dx_j dx_k = -scale^2 * (diag(y) - y y^T)_jk
+ *                             (the same for every i: minus the softmax Jacobian
+ *                             times scale, hence log-sum-exp is convex)
+ *
+ * Gradient special cases: a fully masked row (y all 0, or logy all -inf)
+ * gives an all-zero gradient; an infinite scale gives an all-zero gradient
+ * (the limit is piecewise constant) unless an input is NaN; a NaN in y, dy or
+ * v gives a NaN row.
+ *
+ * ---------------------------------------------------------------------------
+ * THREADS
+ * ---------------------------------------------------------------------------
+ * Work is split over rows with OpenMP. The default thread count is the number
+ * of online cores, or SOFTMAX_NUM_THREADS from the environment (a positive
+ * integer; anything else is ignored). Inputs smaller than about 64 Ki elements
+ * run on the calling thread. Results never depend on the thread count.
+ */
+#ifndef SOFTMAX_H
+#define SOFTMAX_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#if defined(SOFTMAX_STATIC_DEFINE)
+#define SOFTMAX_API
+#elif defined(_WIN32)
+#if defined(SOFTMAX_BUILDING_LIBRARY)
+#define SOFTMAX_API __declspec(dllexport)
+#else
+#define SOFTMAX_API __declspec(dllimport)
+#endif
+#else
+#define SOFTMAX_API __attribute__((visibility("default")))
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define SOFTMAX_VERSION_MAJOR 0
+#define SOFTMAX_VERSION_MINOR 1
+#define SOFTMAX_VERSION_PATCH 0
+
+/* The library's version as "MAJOR.MINOR.PATCH". */
+SOFTMAX_API const char *softmax_version(void);
+
+/* ===========================================================================
+ * Status codes. The values are pinned: they never change between versions.
+ * ======================================================================== */
+typedef enum softmax_status {
+    SOFTMAX_OK = 0,
+    SOFTMAX_E_NULL_POINTER = -1,     /* a required pointer is NULL */
+    SOFTMAX_E_SIZE_OVERFLOW = -2,    /* element or byte count overflows size_t */
+    SOFTMAX_E_INVALID_SCALE = -3,    /* scale is NaN */
+    SOFTMAX_E_INVALID_AXIS = -4,     /* axis outside [-ndim, ndim) */
+    SOFTMAX_E_OVERLAP = -5,          /* output partially overlaps an input */
+    SOFTMAX_E_INVALID_DTYPE = -6,    /* unknown or unsupported data type */
+    SOFTMAX_E_INVALID_ARGUMENT = -7, /* other bad argument (op, ndim, ...) */
+    SOFTMAX_E_INVALID_THREADS = -8,  /* thread count < 0 */
+    SOFTMAX_E_OUT_OF_MEMORY = -9,    /* an allocation failed */
+    SOFTMAX_E_UNSUPPORTED = -10      /* a field reserved for later versions is set */
+} softmax_status;
+
+/* A short, static, human-readable description of a status code (never NULL;
+ * "unknown status" for values this version does not define). */
+SOFTMAX_API const char *softmax_strerror(int status);
+
+/* Details of the last error returned on the calling thread, for example
+ * "softmax_f32: y overlaps x without being equal to it". Empty if the
+ * thread's last call succeeded. The pointer stays valid until the thread's
+ * next call into the library. */
+SOFTMAX_API const char *softmax_last_error(void);
+
+/* ===========================================================================
+ * Pinned entry points: rows x cols, contiguous rows, along the last axis.
+ * Each row of `cols` elements is independent. y may equal x (in place).
+ * ======================================================================== */
+
+/* y = softmax(scale * x) for each row. */
+SOFTMAX_API int softmax_f32(const float *x, float *y, size_t rows, size_t cols, float scale);
+SOFTMAX_API int softmax_f64(const double *x, double *y, size_t rows, size_t cols, double scale);
+
+/* y = log_softmax(scale * x) = scale * x - logsumexp(scale * x) for each row. */
+SOFTMAX_API int log_softmax_f32(const float *x, float *y, size_t rows, size_t cols, float scale);
+SOFTMAX_API int log_softmax_f64(const double *x, double *y, size_t rows, size_t cols, double scale);
+
+/* dx = scale * y * (dy - sum(dy * y)), y = softmax output (vector-Jacobian
+ * product of softmax). dx may equal y or dy. */
+SOFTMAX_API int softmax_backward_f32(const float *y, const float *dy, float *dx, size_t rows, size_t cols,
+                                     float scale);
+SOFTMAX_API int softmax_backward_f64(const double *y, const double *dy, double *dx, size_t rows, size_t cols,
+                                     double scale);
+
+/* dx = scale * (dy - exp(logy) * sum(dy)), logy = log-softmax output
+ * (vector-Jacobian product of log-softmax). dx may equal logy or dy. */
+SOFTMAX_API int log_softmax_backward_f32(const float *logy, const float *dy, float *dx, size_t rows, size_t cols,
+                                         float scale);
+SOFTMAX_API int log_softmax_backward_f64(const double *logy, const double *dy, double *dx, size_t rows,
+                                         size_t cols, double scale);
+
+/* Thread count for later calls: n >= 1 sets it, n == 0 returns to the default
+ * (SOFTMAX_NUM_THREADS or the number of online cores). n < 0 is
+ * SOFTMAX_E_INVALID_THREADS. Safe to call while other threads compute: a
+ * call in progress keeps the count it started with. */
+SOFTMAX_API int softmax_set_num_threads(int n);
+/* The thread count that the next call will use at most (>= 1). */
+SOFTMAX_API int softmax_get_num_threads(void);
+
+/* ===========================================================================
+ * Jacobian-vector products and full Jacobians
+ * ======================================================================== */
+
+/* dlogy = scale * (v - sum(exp(logy) * v)): the Jacobian-vector product of
+ * log-softmax (forward-mode derivative), logy = log-softmax output, v = the
+ * tangent of x. dlogy may equal logy or v. The JVP of softmax equals its VJP
+ * (the Jacobian is symmetric): use softmax_backward_*. */
+SOFTMAX_API int log_softmax_jvp_f32(const float *logy, const float *v, float *dlogy, size_t rows, size_t cols,
+                                    float scale);
+SOFTMAX_API int log_softmax_jvp_f64(const double *logy, const double *v, double *dlogy, size_t rows,
+                                    size_t cols, double scale);
+
+/* Writes the full n x n Jacobian of one softmax row, row-major:
+ *     jacobian[i * n + j] = scale * (delta_ij * y_i - y_i * y_j)
+ * from the softmax output y (n elements). Meant for small n (n * n elements
+ * are written). jacobian must not overlap y. An infinite scale gives zeros. */
+SOFTMAX_API int softmax_jacobian_f32(const float *y, size_t n, float scale, float *jacobian);
+SOFTMAX_API int softmax_jacobian_f64(const double *y, size_t n, double scale, double *jacobian);
+
+/* Writes the full n x n Jacobian of one log-softmax row, row-major:
+ *     jacobian[i * n + j] = scale * (delta_ij - exp(logy_j))
+ * from the log-softmax output logy. A fully masked row (all -inf) or an
+ * infinite scale gives zeros. */
+SOFTMAX_API int log_softmax_jacobian_f32(const float *logy, size_t n, float scale, float *jacobian);
+SOFTMAX_API int log_softmax_jacobian_f64(const double *logy, size_t n, double scale, double *jacobian);
+
+/* ===========================================================================
+ * General API: any axis of a contiguous N-d tensor, described once.
+ *
+ * The tensor of shape [d0, ..., d(ndim-1)] (row-major, contiguous) is viewed
+ * as [outer, n, inner] around `axis`: outer = d0 * ... * d(axis-1),
+ * n = d(axis), inner = d(axis+1) * ... * d(ndim-1). The operation applies to
+ * each of the outer * inner lines of n elements spaced `inner` apart, with
+ * the contract above.
+ *
+ * Build a descriptor with softmax_desc_init() and set its fields; fields
+ * marked "reserved" must stay zero (later versions give them a meaning:
+ * strides, half-precision data, an additive mask, ...; a non-zero reserved
+ * field is SOFTMAX_E_UNSUPPORTED in this version).
+ * ======================================================================== */
+
+#define SOFTMAX_MAX_NDIM 8
+
+typedef enum softmax_dtype {
+    SOFTMAX_DTYPE_F32 = 1, /* IEEE binary32 */
+    SOFTMAX_DTYPE_F64 = 2  /* IEEE binary64 */
+    /* 3 = bf16 and 4 = f16 are reserved. */
+} softmax_dtype;
+
+typedef enum softmax_op {
+    /* dst = softmax(scale * src); grad unused (may be NULL). */
+    SOFTMAX_OP_SOFTMAX = 1,
+    /* dst = log_softmax(scale * src); grad unused (may be NULL). */
+    SOFTMAX_OP_LOG_SOFTMAX = 2,
+    /* src = y (softmax output), grad = dy; dst = dx = scale * y * (dy - <dy, y>).
+     * Also the JVP of softmax (grad = tangent v). */
+    SOFTMAX_OP_SOFTMAX_BACKWARD = 3,
+    /* src = logy, grad = dy; dst = dx = scale * (dy - exp(logy) * sum(dy)). */
+    SOFTMAX_OP_LOG_SOFTMAX_BACKWARD = 4,
+    /* src = logy, grad = v (tangent of x); dst = scale * (v - <exp(logy), v>). */
+    SOFTMAX_OP_LOG_SOFTMAX_JVP = 5
+} softmax_op;
+
+typedef struct softmax_desc {
+    softmax_op op;                  /* what to compute */
+    softmax_dtype dtype;            /* type of src, grad and dst */
+    int ndim;                       /* 1 .. SOFTMAX_MAX_NDIM */
+    int axis;                       /* -ndim .. ndim-1; negative counts from the end */
+    size_t shape[SOFTMAX_MAX_NDIM]; /* extents; entries past ndim are ignored */
+    double scale;                   /* inverse temperature (applied in the data type's precision or better) */
+    uint64_t reserved[32];          /* must be zero */
+} softmax_desc;
+
+/* Fills *desc: the given op and dtype, a 1-d shape {n}, axis -1, scale 1 and
+ * every reserved field zero. Returns SOFTMAX_E_NULL_POINTER for a NULL desc. */
+SOFTMAX_API int softmax_desc_init(softmax_desc *desc, softmax_op op, softmax_dtype dtype, size_t n);
+
+/* Runs the operation described by *desc. src and dst have the shape of the
+ * descriptor; grad too for the backward and JVP ops. dst may equal src or
+ * grad; any other overlap is SOFTMAX_E_OVERLAP. Nothing is written on error. */
+SOFTMAX_API int softmax_execute(const softmax_desc *desc, const void *src, const void *grad, void *dst);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* SOFTMAX_H */

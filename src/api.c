@@ -1,0 +1,369 @@
+/*
+ * api.c -- the public entry points: validate every argument before touching
+ * any output, view the tensor as [outer, n, inner], split its lines over
+ * threads and hand each line to a kernel.
+ */
+#include <math.h>
+#include <omp.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "internal.h"
+
+/* One check per line: on failure, record where and why, and return. */
+#define RETURN_ERROR_IF(condition, status, ...)                                                                     \
+    do {                                                                                                            \
+        if (condition)                                                                                              \
+            return softmax_fail((status), __VA_ARGS__);                                                             \
+    } while (0)
+
+static const softmax_kernels *kernels_for(softmax_dtype dtype)
+{
+    switch (dtype) {
+    case SOFTMAX_DTYPE_F32:
+        return &softmax_ref_kernels_f32;
+    case SOFTMAX_DTYPE_F64:
+        return &softmax_ref_kernels_f64;
+    }
+    return NULL;
+}
+
+static const char *op_name(softmax_op op)
+{
+    switch (op) {
+    case SOFTMAX_OP_SOFTMAX:
+        return "softmax";
+    case SOFTMAX_OP_LOG_SOFTMAX:
+        return "log_softmax";
+    case SOFTMAX_OP_SOFTMAX_BACKWARD:
+        return "softmax_backward";
+    case SOFTMAX_OP_LOG_SOFTMAX_BACKWARD:
+        return "log_softmax_backward";
+    case SOFTMAX_OP_LOG_SOFTMAX_JVP:
+        return "log_softmax_jvp";
+    }
+    return NULL;
+}
+
+static bool op_takes_grad(softmax_op op)
+{
+    return op == SOFTMAX_OP_SOFTMAX_BACKWARD || op == SOFTMAX_OP_LOG_SOFTMAX_BACKWARD ||
+           op == SOFTMAX_OP_LOG_SOFTMAX_JVP;
+}
+
+/* a * b, or false if it overflows size_t. */
+static bool checked_multiply(size_t a, size_t b, size_t *product)
+{
+    if (a != 0 && b > SIZE_MAX / a)
+        return false;
+    *product = a * b;
+    return true;
+}
+
+/* Byte ranges [a, a + size) and [b, b + size) share a byte but do not start
+ * at the same address. */
+static bool partially_overlaps(const void *a, const void *b, size_t size)
+{
+    uintptr_t start_a = (uintptr_t)a;
+    uintptr_t start_b = (uintptr_t)b;
+    if (start_a == start_b)
+        return false;
+    return start_a < start_b + size && start_b < start_a + size;
+}
+
+/* The tensor seen around its softmax axis. */
+typedef struct axis_view {
+    size_t outer;
+    size_t n;
+    size_t inner;
+    size_t elements;
+    size_t bytes;
+} axis_view;
+
+static int validate_desc(const char *fn, const softmax_desc *desc, axis_view *view)
+{
+    RETURN_ERROR_IF(desc == NULL, SOFTMAX_E_NULL_POINTER, "%s: desc is NULL", fn);
+    RETURN_ERROR_IF(op_name(desc->op) == NULL, SOFTMAX_E_INVALID_ARGUMENT, "%s: unknown op %d", fn, (int)desc->op);
+    const softmax_kernels *kernels = kernels_for(desc->dtype);
+    RETURN_ERROR_IF(kernels == NULL, SOFTMAX_E_INVALID_DTYPE, "%s: unknown or unsupported dtype %d", fn,
+                    (int)desc->dtype);
+    RETURN_ERROR_IF(desc->ndim < 1 || desc->ndim > SOFTMAX_MAX_NDIM, SOFTMAX_E_INVALID_ARGUMENT,
+                    "%s: ndim = %d is outside [1, %d]", fn, desc->ndim, SOFTMAX_MAX_NDIM);
+    RETURN_ERROR_IF(desc->axis < -desc->ndim || desc->axis >= desc->ndim, SOFTMAX_E_INVALID_AXIS,
+                    "%s: axis = %d is outside [%d, %d] for ndim = %d", fn, desc->axis, -desc->ndim,
+                    desc->ndim - 1, desc->ndim);
+    for (size_t i = 0; i < sizeof desc->reserved / sizeof desc->reserved[0]; i++)
+        RETURN_ERROR_IF(desc->reserved[i] != 0, SOFTMAX_E_UNSUPPORTED,
+                        "%s: reserved[%zu] is non-zero (not supported by version %s)", fn, i, softmax_version());
+    RETURN_ERROR_IF(isnan(desc->scale), SOFTMAX_E_INVALID_SCALE, "%s: scale is NaN", fn);
+
+    const int axis = desc->axis < 0 ? desc->axis + desc->ndim : desc->axis;
+    view->outer = 1;
+    view->inner = 1;
+    view->n = desc->shape[axis];
+    bool fits = true;
+    for (int d = 0; d < desc->ndim; d++) {
+        if (d < axis)
+            fits &= checked_multiply(view->outer, desc->shape[d], &view->outer);
+        else if (d > axis)
+            fits &= checked_multiply(view->inner, desc->shape[d], &view->inner);
+    }
+    /* A zero extent anywhere makes the tensor empty even if the others
+     * multiply past SIZE_MAX. */
+    bool empty = false;
+    for (int d = 0; d < desc->ndim; d++)
+        empty |= desc->shape[d] == 0;
+    if (empty) {
+        view->elements = view->bytes = 0;
+        return SOFTMAX_OK;
+    }
+    size_t lines = 0;
+    fits = fits && checked_multiply(view->outer, view->inner, &lines) &&
+           checked_multiply(lines, view->n, &view->elements) &&
+           checked_multiply(view->elements, kernels->element_size, &view->bytes);
+    RETURN_ERROR_IF(!fits, SOFTMAX_E_SIZE_OVERFLOW, "%s: the tensor's element count or byte size overflows size_t",
+                    fn);
+    return SOFTMAX_OK;
+}
+
+typedef struct line_job {
+    softmax_op op;
+    const softmax_kernels *kernels;
+    const char *src;
+    const char *grad;
+    char *dst;
+    axis_view view;
+    double scale;
+} line_job;
+
+static void run_lines(const line_job *job, size_t first, size_t last)
+{
+    const size_t inner = job->view.inner;
+    const size_t n = job->view.n;
+    const size_t element_size = job->kernels->element_size;
+    const ptrdiff_t stride = (ptrdiff_t)inner;
+    for (size_t line = first; line < last; line++) {
+        size_t outer_index = line / inner;
+        size_t inner_index = line % inner;
+        size_t offset = (outer_index * n * inner + inner_index) * element_size;
+        switch (job->op) {
+        case SOFTMAX_OP_SOFTMAX:
+            job->kernels->softmax(job->src + offset, stride, job->dst + offset, stride, n, job->scale);
+            break;
+        case SOFTMAX_OP_LOG_SOFTMAX:
+            job->kernels->log_softmax(job->src + offset, stride, job->dst + offset, stride, n, job->scale);
+            break;
+        case SOFTMAX_OP_SOFTMAX_BACKWARD:
+            job->kernels->softmax_backward(job->src + offset, stride, job->grad + offset, stride,
+                                           job->dst + offset, stride, n, job->scale);
+            break;
+        case SOFTMAX_OP_LOG_SOFTMAX_BACKWARD:
+            job->kernels->log_softmax_backward(job->src + offset, stride, job->grad + offset, stride,
+                                               job->dst + offset, stride, n, job->scale);
+            break;
+        case SOFTMAX_OP_LOG_SOFTMAX_JVP:
+            job->kernels->log_softmax_jvp(job->src + offset, stride, job->grad + offset, stride,
+                                          job->dst + offset, stride, n, job->scale);
+            break;
+        }
+    }
+}
+
+/* Lines are independent and each is computed by exactly one thread with the
+ * same code, so the result does not depend on how they are split. */
+static void run_job(const line_job *job)
+{
+    const size_t lines = job->view.outer * job->view.inner;
+    const int threads = softmax_threads_for_job(job->view.elements, lines);
+    if (threads == 1) {
+        run_lines(job, 0, lines);
+        return;
+    }
+#pragma omp parallel num_threads(threads)
+    {
+        const size_t team = (size_t)omp_get_num_threads();
+        const size_t member = (size_t)omp_get_thread_num();
+        const size_t base = lines / team;
+        const size_t extra = lines % team;
+        const size_t first = member * base + (member < extra ? member : extra);
+        const size_t count = base + (member < extra ? 1 : 0);
+        run_lines(job, first, first + count);
+    }
+}
+
+static int execute(const char *fn, const softmax_desc *desc, const void *src, const void *grad, void *dst)
+{
+    axis_view view;
+    int status = validate_desc(fn, desc, &view);
+    if (status != SOFTMAX_OK)
+        return status;
+    if (view.elements == 0)
+        return SOFTMAX_OK;
+
+    const bool takes_grad = op_takes_grad(desc->op);
+    const char *src_name = desc->op == SOFTMAX_OP_SOFTMAX || desc->op == SOFTMAX_OP_LOG_SOFTMAX ? "x"
+                           : desc->op == SOFTMAX_OP_SOFTMAX_BACKWARD                            ? "y"
+                                                                                                : "logy";
+    const char *grad_name = desc->op == SOFTMAX_OP_LOG_SOFTMAX_JVP ? "v" : "dy";
+    RETURN_ERROR_IF(src == NULL, SOFTMAX_E_NULL_POINTER, "%s: %s is NULL", fn, src_name);
+    RETURN_ERROR_IF(takes_grad && grad == NULL, SOFTMAX_E_NULL_POINTER, "%s: %s is NULL", fn, grad_name);
+    RETURN_ERROR_IF(dst == NULL, SOFTMAX_E_NULL_POINTER, "%s: the output is NULL", fn);
+    RETURN_ERROR_IF(partially_overlaps(dst, src, view.bytes), SOFTMAX_E_OVERLAP,
+                    "%s: the output overlaps %s without being equal to it", fn, src_name);
+    RETURN_ERROR_IF(takes_grad && partially_overlaps(dst, grad, view.bytes), SOFTMAX_E_OVERLAP,
+                    "%s: the output overlaps %s without being equal to it", fn, grad_name);
+
+    line_job job = {
+        .op = desc->op,
+        .kernels = kernels_for(desc->dtype),
+        .src = src,
+        .grad = takes_grad ? grad : NULL,
+        .dst = dst,
+        .view = view,
+        .scale = desc->scale,
+    };
+    run_job(&job);
+    return SOFTMAX_OK;
+}
+
+int softmax_desc_init(softmax_desc *desc, softmax_op op, softmax_dtype dtype, size_t n)
+{
+    softmax_clear_error();
+    RETURN_ERROR_IF(desc == NULL, SOFTMAX_E_NULL_POINTER, "softmax_desc_init: desc is NULL");
+    memset(desc, 0, sizeof *desc);
+    desc->op = op;
+    desc->dtype = dtype;
+    desc->ndim = 1;
+    desc->axis = -1;
+    desc->shape[0] = n;
+    desc->scale = 1.0;
+    return SOFTMAX_OK;
+}
+
+int softmax_execute(const softmax_desc *desc, const void *src, const void *grad, void *dst)
+{
+    softmax_clear_error();
+    return execute("softmax_execute", desc, src, grad, dst);
+}
+
+/* ---- pinned rows x cols entry points ---- */
+
+static int run_matrix(const char *fn, softmax_op op, softmax_dtype dtype, const void *src, const void *grad,
+                      void *dst, size_t rows, size_t cols, double scale)
+{
+    softmax_clear_error();
+    softmax_desc desc;
+    softmax_desc_init(&desc, op, dtype, cols);
+    desc.ndim = 2;
+    desc.shape[0] = rows;
+    desc.shape[1] = cols;
+    desc.scale = scale;
+    return execute(fn, &desc, src, grad, dst);
+}
+
+int softmax_f32(const float *x, float *y, size_t rows, size_t cols, float scale)
+{
+    return run_matrix(__func__, SOFTMAX_OP_SOFTMAX, SOFTMAX_DTYPE_F32, x, NULL, y, rows, cols, scale);
+}
+
+int softmax_f64(const double *x, double *y, size_t rows, size_t cols, double scale)
+{
+    return run_matrix(__func__, SOFTMAX_OP_SOFTMAX, SOFTMAX_DTYPE_F64, x, NULL, y, rows, cols, scale);
+}
+
+int log_softmax_f32(const float *x, float *y, size_t rows, size_t cols, float scale)
+{
+    return run_matrix(__func__, SOFTMAX_OP_LOG_SOFTMAX, SOFTMAX_DTYPE_F32, x, NULL, y, rows, cols, scale);
+}
+
+int log_softmax_f64(const double *x, double *y, size_t rows, size_t cols, double scale)
+{
+    return run_matrix(__func__, SOFTMAX_OP_LOG_SOFTMAX, SOFTMAX_DTYPE_F64, x, NULL, y, rows, cols, scale);
+}
+
+int softmax_backward_f32(const float *y, const float *dy, float *dx, size_t rows, size_t cols, float scale)
+{
+    return run_matrix(__func__, SOFTMAX_OP_SOFTMAX_BACKWARD, SOFTMAX_DTYPE_F32, y, dy, dx, rows, cols, scale);
+}
+
+int softmax_backward_f64(const double *y, const double *dy, double *dx, size_t rows, size_t cols, double scale)
+{
+    return run_matrix(__func__, SOFTMAX_OP_SOFTMAX_BACKWARD, SOFTMAX_DTYPE_F64, y, dy, dx, rows, cols, scale);
+}
+
+int log_softmax_backward_f32(const float *logy, const float *dy, float *dx, size_t rows, size_t cols, float scale)
+{
+    return run_matrix(__func__, SOFTMAX_OP_LOG_SOFTMAX_BACKWARD, SOFTMAX_DTYPE_F32, logy, dy, dx, rows, cols,
+                      scale);
+}
+
+int log_softmax_backward_f64(const double *logy, const double *dy, double *dx, size_t rows, size_t cols,
+                             double scale)
+{
+    return run_matrix(__func__, SOFTMAX_OP_LOG_SOFTMAX_BACKWARD, SOFTMAX_DTYPE_F64, logy, dy, dx, rows, cols,
+                      scale);
+}
+
+int log_softmax_jvp_f32(const float *logy, const float *v, float *dlogy, size_t rows, size_t cols, float scale)
+{
+    return run_matrix(__func__, SOFTMAX_OP_LOG_SOFTMAX_JVP, SOFTMAX_DTYPE_F32, logy, v, dlogy, rows, cols, scale);
+}
+
+int log_softmax_jvp_f64(const double *logy, const double *v, double *dlogy, size_t rows, size_t cols,
+                        double scale)
+{
+    return run_matrix(__func__, SOFTMAX_OP_LOG_SOFTMAX_JVP, SOFTMAX_DTYPE_F64, logy, v, dlogy, rows, cols, scale);
+}
+
+/* ---- full Jacobians ---- */
+
+typedef enum jacobian_kind { SOFTMAX_JACOBIAN, LOG_SOFTMAX_JACOBIAN } jacobian_kind;
+
+static int run_jacobian(const char *fn, jacobian_kind kind, softmax_dtype dtype, const void *src, size_t n,
+                        double scale, void *jacobian)
+{
+    softmax_clear_error();
+    const softmax_kernels *kernels = kernels_for(dtype);
+    const char *src_name = kind == SOFTMAX_JACOBIAN ? "y" : "logy";
+    RETURN_ERROR_IF(isnan(scale), SOFTMAX_E_INVALID_SCALE, "%s: scale is NaN", fn);
+    size_t entries = 0;
+    size_t jacobian_bytes = 0;
+    RETURN_ERROR_IF(!checked_multiply(n, n, &entries) ||
+                        !checked_multiply(entries, kernels->element_size, &jacobian_bytes),
+                    SOFTMAX_E_SIZE_OVERFLOW, "%s: n * n Jacobian entries for n = %zu overflow size_t", fn, n);
+    if (n == 0)
+        return SOFTMAX_OK;
+    RETURN_ERROR_IF(src == NULL, SOFTMAX_E_NULL_POINTER, "%s: %s is NULL", fn, src_name);
+    RETURN_ERROR_IF(jacobian == NULL, SOFTMAX_E_NULL_POINTER, "%s: jacobian is NULL", fn);
+    uintptr_t src_start = (uintptr_t)src;
+    uintptr_t jacobian_start = (uintptr_t)jacobian;
+    size_t src_bytes = n * kernels->element_size;
+    RETURN_ERROR_IF(src_start < jacobian_start + jacobian_bytes && jacobian_start < src_start + src_bytes,
+                    SOFTMAX_E_OVERLAP, "%s: jacobian overlaps %s", fn, src_name);
+    if (kind == SOFTMAX_JACOBIAN)
+        kernels->softmax_jacobian(src, n, scale, jacobian);
+    else
+        kernels->log_softmax_jacobian(src, n, scale, jacobian);
+    return SOFTMAX_OK;
+}
+
+int softmax_jacobian_f32(const float *y, size_t n, float scale, float *jacobian)
+{
+    return run_jacobian(__func__, SOFTMAX_JACOBIAN, SOFTMAX_DTYPE_F32, y, n, scale, jacobian);
+}
+
+int softmax_jacobian_f64(const double *y, size_t n, double scale, double *jacobian)
+{
+    return run_jacobian(__func__, SOFTMAX_JACOBIAN, SOFTMAX_DTYPE_F64, y, n, scale, jacobian);
+}
+
+int log_softmax_jacobian_f32(const float *logy, size_t n, float scale, float *jacobian)
+{
+    return run_jacobian(__func__, LOG_SOFTMAX_JACOBIAN, SOFTMAX_DTYPE_F32, logy, n, scale, jacobian);
+}
+
+int log_softmax_jacobian_f64(const double *logy, size_t n, double scale, double *jacobian)
+{
+    return run_jacobian(__func__, LOG_SOFTMAX_JACOBIAN, SOFTMAX_DTYPE_F64, logy, n, scale, jacobian);
+}

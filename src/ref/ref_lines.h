@@ -1,0 +1,341 @@
+/*
+ * ref_lines.h -- the portable reference kernels, written once for both
+ * floating-point types. Include it after defining:
+ *
+ *   REAL             the data type (float, double)
+ *   WIDE             a wider type that carries every intermediate (double,
+ *                    long double): the argument of exp, the sums, the
+ *                    quotients; a single rounding to REAL happens at the end
+ *   WIDE_EXP, WIDE_LOG, WIDE_FABS   the libm functions of WIDE
+ *   KERNELS_NAME     the name of the exported softmax_kernels table
+ *
+ * Why these are accurate: every output is a short chain of WIDE operations
+ * followed by one rounding to REAL. With WIDE carrying at least 11 more bits
+ * than REAL (53 vs 24; 64 vs 53), the error of the chain (argument rounding
+ * |t| * 2^-p_wide, exp, a compensated sum, one division) stays well below
+ * half an ulp of REAL, so outputs are within 1 ulp (nearly always correctly
+ * rounded). Why they preserve order: for a fixed row every step -- x - max,
+ * times scale, exp, rounding, division by the same sum -- is a monotone
+ * function of x_i.
+ */
+#include <math.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "internal.h"
+
+/* ---- compensated summation (Neumaier): the error does not grow with n ---- */
+
+typedef struct wide_sum {
+    WIDE sum;
+    WIDE carry;
+} wide_sum;
+
+static inline void wide_sum_add(wide_sum *acc, WIDE value)
+{
+    WIDE total = acc->sum + value;
+    if (WIDE_FABS(acc->sum) >= WIDE_FABS(value))
+        acc->carry += (acc->sum - total) + value;
+    else
+        acc->carry += (value - total) + acc->sum;
+    acc->sum = total;
+}
+
+static inline WIDE wide_sum_result(const wide_sum *acc)
+{
+    /* With an infinite or NaN partial sum the carry is meaningless (inf - inf). */
+    return isfinite(acc->sum) ? acc->sum + acc->carry : acc->sum;
+}
+
+/* ---- helpers over one strided line ---- */
+
+static void fill_line(REAL *y, ptrdiff_t y_stride, size_t n, REAL value)
+{
+    for (size_t i = 0; i < n; i++)
+        y[(ptrdiff_t)i * y_stride] = value;
+}
+
+typedef struct line_extremes {
+    REAL max;
+    REAL min;
+    bool has_nan;
+} line_extremes;
+
+static line_extremes scan_line(const REAL *x, ptrdiff_t x_stride, size_t n)
+{
+    line_extremes result = {(REAL)-INFINITY, (REAL)INFINITY, false};
+    for (size_t i = 0; i < n; i++) {
+        REAL v = x[(ptrdiff_t)i * x_stride];
+        if (isnan(v))
+            result.has_nan = true;
+        if (v > result.max)
+            result.max = v;
+        if (v < result.min)
+            result.min = v;
+    }
+    return result;
+}
+
+/* The limit cases all give equal shares to a subset of the row: the
+ * elements equal to `chosen` (share_equal) or those that are not -inf
+ * (share_unmasked). */
+static void share_equal(const REAL *x, ptrdiff_t x_stride, REAL *y, ptrdiff_t y_stride, size_t n, REAL chosen,
+                        bool log_output)
+{
+    size_t count = 0;
+    for (size_t i = 0; i < n; i++)
+        count += x[(ptrdiff_t)i * x_stride] == chosen;
+    REAL share = log_output ? (REAL)-WIDE_LOG((WIDE)count) : (REAL)((WIDE)1 / (WIDE)count);
+    REAL rest = log_output ? (REAL)-INFINITY : (REAL)0;
+    for (size_t i = 0; i < n; i++) {
+        REAL v = x[(ptrdiff_t)i * x_stride];
+        y[(ptrdiff_t)i * y_stride] = v == chosen ? share : rest;
+    }
+}
+
+static void share_unmasked(const REAL *x, ptrdiff_t x_stride, REAL *y, ptrdiff_t y_stride, size_t n,
+                           bool log_output)
+{
+    size_t count = 0;
+    for (size_t i = 0; i < n; i++)
+        count += x[(ptrdiff_t)i * x_stride] != (REAL)-INFINITY;
+    REAL share = log_output ? (REAL)-WIDE_LOG((WIDE)count) : (REAL)((WIDE)1 / (WIDE)count);
+    REAL masked = log_output ? (REAL)-INFINITY : (REAL)0;
+    for (size_t i = 0; i < n; i++) {
+        REAL v = x[(ptrdiff_t)i * x_stride];
+        y[(ptrdiff_t)i * y_stride] = v == (REAL)-INFINITY ? masked : share;
+    }
+}
+
+/*
+ * Handles every row the contract treats specially. Returns true when the
+ * output is written; false leaves a row with a finite reference element
+ * (`*reference` = max for scale > 0, min for scale < 0) and a finite,
+ * non-zero scale to the general path.
+ */
+static bool special_line(const REAL *x, ptrdiff_t x_stride, REAL *y, ptrdiff_t y_stride, size_t n, double scale,
+                         bool log_output, REAL *reference)
+{
+    line_extremes extremes = scan_line(x, x_stride, n);
+    if (extremes.has_nan) {
+        fill_line(y, y_stride, n, (REAL)NAN);
+        return true;
+    }
+    if (extremes.max == (REAL)-INFINITY) { /* fully masked, whatever the scale */
+        fill_line(y, y_stride, n, log_output ? (REAL)-INFINITY : (REAL)0);
+        return true;
+    }
+    if (scale == 0) {
+        share_unmasked(x, x_stride, y, y_stride, n, log_output);
+        return true;
+    }
+    REAL top = scale > 0 ? extremes.max : extremes.min;
+    if (scale < 0 && top == (REAL)INFINITY) { /* all +inf under softmin: every z is -inf */
+        fill_line(y, y_stride, n, log_output ? (REAL)-INFINITY : (REAL)0);
+        return true;
+    }
+    if (isinf(scale) || isinf(top)) {
+        share_equal(x, x_stride, y, y_stride, n, top, log_output);
+        return true;
+    }
+    *reference = top;
+    return false;
+}
+
+/* ---- forward ---- */
+
+static void softmax_line(const void *x_data, ptrdiff_t x_stride, void *y_data, ptrdiff_t y_stride, size_t n,
+                         double scale)
+{
+    const REAL *x = x_data;
+    REAL *y = y_data;
+    REAL top;
+    if (special_line(x, x_stride, y, y_stride, n, scale, false, &top))
+        return;
+    /* t_i = scale * (x_i - top) <= 0, so exp never overflows and the
+     * reference element contributes exactly 1 to the sum. */
+    const WIDE wide_scale = (WIDE)scale;
+    const WIDE wide_top = (WIDE)top;
+    wide_sum total = {0, 0};
+    for (size_t i = 0; i < n; i++) {
+        WIDE t = wide_scale * ((WIDE)x[(ptrdiff_t)i * x_stride] - wide_top);
+        WIDE e = WIDE_EXP(t);
+        wide_sum_add(&total, e);
+        /* The unnormalised value is parked in y (x may be y: x_i is read
+         * before y_i is written). For every output in the normal range e is
+         * normal too (e >= y since the sum is >= 1), so parking it in REAL
+         * costs at most half an ulp. */
+        y[(ptrdiff_t)i * y_stride] = (REAL)e;
+    }
+    const WIDE sum = wide_sum_result(&total);
+    for (size_t i = 0; i < n; i++) {
+        REAL *out = &y[(ptrdiff_t)i * y_stride];
+        *out = (REAL)((WIDE)*out / sum);
+    }
+}
+
+static void log_softmax_line(const void *x_data, ptrdiff_t x_stride, void *y_data, ptrdiff_t y_stride, size_t n,
+                             double scale)
+{
+    const REAL *x = x_data;
+    REAL *y = y_data;
+    REAL top;
+    if (special_line(x, x_stride, y, y_stride, n, scale, true, &top))
+        return;
+    const WIDE wide_scale = (WIDE)scale;
+    const WIDE wide_top = (WIDE)top;
+    wide_sum total = {0, 0};
+    for (size_t i = 0; i < n; i++)
+        wide_sum_add(&total, WIDE_EXP(wide_scale * ((WIDE)x[(ptrdiff_t)i * x_stride] - wide_top)));
+    /* y_i = t_i - log(sum) with t_i <= 0 and log(sum) >= 0: both terms push
+     * the same way, so there is no cancellation. */
+    const WIDE log_sum = WIDE_LOG(wide_sum_result(&total));
+    for (size_t i = 0; i < n; i++) {
+        WIDE t = wide_scale * ((WIDE)x[(ptrdiff_t)i * x_stride] - wide_top);
+        y[(ptrdiff_t)i * y_stride] = (REAL)(t - log_sum);
+    }
+}
+
+/* ---- gradients ---- */
+
+/* An infinite scale makes the forward function piecewise constant: its
+ * derivative is zero wherever it exists. A NaN anywhere still shows. */
+static void zero_or_nan_line(REAL *dst, ptrdiff_t dst_stride, size_t n, WIDE reduction)
+{
+    fill_line(dst, dst_stride, n, isnan(reduction) ? (REAL)NAN : (REAL)0);
+}
+
+static void softmax_backward_line(const void *y_data, ptrdiff_t y_stride, const void *dy_data, ptrdiff_t dy_stride,
+                                  void *dx_data, ptrdiff_t dx_stride, size_t n, double scale)
+{
+    const REAL *y = y_data;
+    const REAL *dy = dy_data;
+    REAL *dx = dx_data;
+    wide_sum dot_acc = {0, 0};
+    for (size_t i = 0; i < n; i++)
+        wide_sum_add(&dot_acc, (WIDE)y[(ptrdiff_t)i * y_stride] * (WIDE)dy[(ptrdiff_t)i * dy_stride]);
+    const WIDE dot = wide_sum_result(&dot_acc);
+    if (isinf(scale)) {
+        zero_or_nan_line(dx, dx_stride, n, dot);
+        return;
+    }
+    const WIDE wide_scale = (WIDE)scale;
+    for (size_t i = 0; i < n; i++) {
+        WIDE yi = (WIDE)y[(ptrdiff_t)i * y_stride];
+        WIDE dyi = (WIDE)dy[(ptrdiff_t)i * dy_stride];
+        dx[(ptrdiff_t)i * dx_stride] = (REAL)(wide_scale * yi * (dyi - dot));
+    }
+}
+
+static void log_softmax_backward_line(const void *logy_data, ptrdiff_t logy_stride, const void *dy_data,
+                                      ptrdiff_t dy_stride, void *dx_data, ptrdiff_t dx_stride, size_t n,
+                                      double scale)
+{
+    const REAL *logy = logy_data;
+    const REAL *dy = dy_data;
+    REAL *dx = dx_data;
+    wide_sum dy_acc = {0, 0};
+    bool fully_masked = true;
+    bool has_nan = false;
+    for (size_t i = 0; i < n; i++) {
+        REAL li = logy[(ptrdiff_t)i * logy_stride];
+        fully_masked &= li == (REAL)-INFINITY;
+        has_nan |= isnan(li);
+        wide_sum_add(&dy_acc, (WIDE)dy[(ptrdiff_t)i * dy_stride]);
+    }
+    const WIDE dy_sum = has_nan ? (WIDE)NAN : wide_sum_result(&dy_acc);
+    if (fully_masked || isinf(scale)) {
+        zero_or_nan_line(dx, dx_stride, n, dy_sum);
+        return;
+    }
+    const WIDE wide_scale = (WIDE)scale;
+    for (size_t i = 0; i < n; i++) {
+        WIDE yi = WIDE_EXP((WIDE)logy[(ptrdiff_t)i * logy_stride]);
+        WIDE dyi = (WIDE)dy[(ptrdiff_t)i * dy_stride];
+        dx[(ptrdiff_t)i * dx_stride] = (REAL)(wide_scale * (dyi - yi * dy_sum));
+    }
+}
+
+static void log_softmax_jvp_line(const void *logy_data, ptrdiff_t logy_stride, const void *v_data,
+                                 ptrdiff_t v_stride, void *out_data, ptrdiff_t out_stride, size_t n, double scale)
+{
+    const REAL *logy = logy_data;
+    const REAL *v = v_data;
+    REAL *out = out_data;
+    wide_sum dot_acc = {0, 0};
+    bool fully_masked = true;
+    for (size_t i = 0; i < n; i++) {
+        REAL li = logy[(ptrdiff_t)i * logy_stride];
+        fully_masked &= li == (REAL)-INFINITY;
+        wide_sum_add(&dot_acc, WIDE_EXP((WIDE)li) * (WIDE)v[(ptrdiff_t)i * v_stride]);
+    }
+    const WIDE dot = wide_sum_result(&dot_acc);
+    if (fully_masked || isinf(scale)) {
+        zero_or_nan_line(out, out_stride, n, dot);
+        return;
+    }
+    const WIDE wide_scale = (WIDE)scale;
+    for (size_t i = 0; i < n; i++)
+        out[(ptrdiff_t)i * out_stride] = (REAL)(wide_scale * ((WIDE)v[(ptrdiff_t)i * v_stride] - dot));
+}
+
+/* ---- full Jacobians of one row ---- */
+
+static bool any_nan(const REAL *values, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (isnan(values[i]))
+            return true;
+    return false;
+}
+
+static void softmax_jacobian(const void *y_data, size_t n, double scale, void *jacobian_data)
+{
+    const REAL *y = y_data;
+    REAL *jacobian = jacobian_data;
+    if (isinf(scale)) {
+        fill_line(jacobian, 1, n * n, any_nan(y, n) ? (REAL)NAN : (REAL)0);
+        return;
+    }
+    const WIDE wide_scale = (WIDE)scale;
+    for (size_t i = 0; i < n; i++) {
+        WIDE yi = (WIDE)y[i];
+        for (size_t j = 0; j < n; j++) {
+            /* The diagonal as y_i * (1 - y_i): one rounding instead of the
+             * cancellation in y_i - y_i^2. */
+            WIDE entry = i == j ? yi * (1 - yi) : -(yi * (WIDE)y[j]);
+            jacobian[i * n + j] = (REAL)(wide_scale * entry);
+        }
+    }
+}
+
+static void log_softmax_jacobian(const void *logy_data, size_t n, double scale, void *jacobian_data)
+{
+    const REAL *logy = logy_data;
+    REAL *jacobian = jacobian_data;
+    bool fully_masked = true;
+    for (size_t j = 0; j < n; j++)
+        fully_masked &= logy[j] == (REAL)-INFINITY;
+    if (fully_masked || isinf(scale)) {
+        fill_line(jacobian, 1, n * n, any_nan(logy, n) ? (REAL)NAN : (REAL)0);
+        return;
+    }
+    const WIDE wide_scale = (WIDE)scale;
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = 0; j < n; j++) {
+            WIDE yj = WIDE_EXP((WIDE)logy[j]);
+            WIDE entry = i == j ? 1 - yj : -yj;
+            jacobian[i * n + j] = (REAL)(wide_scale * entry);
+        }
+}
+
+const softmax_kernels KERNELS_NAME = {
+    .element_size = sizeof(REAL),
+    .softmax = softmax_line,
+    .log_softmax = log_softmax_line,
+    .softmax_backward = softmax_backward_line,
+    .log_softmax_backward = log_softmax_backward_line,
+    .log_softmax_jvp = log_softmax_jvp_line,
+    .softmax_jacobian = softmax_jacobian,
+    .log_softmax_jacobian = log_softmax_jacobian,
+};
