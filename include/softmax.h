@@ -166,8 +166,7 @@ SOFTMAX_API int log_softmax_f64(const double *x, double *y, size_t rows, size_t 
 
 /* dx = scale * y * (dy - sum(dy * y)), y = softmax output (vector-Jacobian
  * product of softmax). dx may equal y or dy. */
-SOFTMAX_API int softmax_backward_f32(const float *y, const float *dy, float *dx, size_t rows, size_t cols,
-                                     float scale);
+SOFTMAX_API int softmax_backward_f32(const float *y, const float *dy, float *dx, size_t rows, size_t cols, float scale);
 SOFTMAX_API int softmax_backward_f64(const double *y, const double *dy, double *dx, size_t rows, size_t cols,
                                      double scale);
 
@@ -175,8 +174,8 @@ SOFTMAX_API int softmax_backward_f64(const double *y, const double *dy, double *
  * (vector-Jacobian product of log-softmax). dx may equal logy or dy. */
 SOFTMAX_API int log_softmax_backward_f32(const float *logy, const float *dy, float *dx, size_t rows, size_t cols,
                                          float scale);
-SOFTMAX_API int log_softmax_backward_f64(const double *logy, const double *dy, double *dx, size_t rows,
-                                         size_t cols, double scale);
+SOFTMAX_API int log_softmax_backward_f64(const double *logy, const double *dy, double *dx, size_t rows, size_t cols,
+                                         double scale);
 
 /* Thread count for later calls: n >= 1 sets it, n == 0 returns to the default
  * (SOFTMAX_NUM_THREADS or the number of online cores). n < 0 is
@@ -196,8 +195,8 @@ SOFTMAX_API int softmax_get_num_threads(void);
  * (the Jacobian is symmetric): use softmax_backward_*. */
 SOFTMAX_API int log_softmax_jvp_f32(const float *logy, const float *v, float *dlogy, size_t rows, size_t cols,
                                     float scale);
-SOFTMAX_API int log_softmax_jvp_f64(const double *logy, const double *v, double *dlogy, size_t rows,
-                                    size_t cols, double scale);
+SOFTMAX_API int log_softmax_jvp_f64(const double *logy, const double *v, double *dlogy, size_t rows, size_t cols,
+                                    double scale);
 
 /* Writes the full n x n Jacobian of one softmax row, row-major:
  *     jacobian[i * n + j] = scale * (delta_ij * y_i - y_i * y_j)

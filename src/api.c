@@ -12,10 +12,10 @@
 #include "internal.h"
 
 /* One check per line: on failure, record where and why, and return. */
-#define RETURN_ERROR_IF(condition, status, ...)                                                                     \
-    do {                                                                                                            \
-        if (condition)                                                                                              \
-            return softmax_fail((status), __VA_ARGS__);                                                             \
+#define RETURN_ERROR_IF(condition, status, ...)                                                                        \
+    do {                                                                                                               \
+        if (condition)                                                                                                 \
+            return softmax_fail((status), __VA_ARGS__);                                                                \
     } while (0)
 
 static const softmax_kernels *kernels_for(softmax_dtype dtype)
@@ -91,8 +91,8 @@ static int validate_desc(const char *fn, const softmax_desc *desc, axis_view *vi
     RETURN_ERROR_IF(desc->ndim < 1 || desc->ndim > SOFTMAX_MAX_NDIM, SOFTMAX_E_INVALID_ARGUMENT,
                     "%s: ndim = %d is outside [1, %d]", fn, desc->ndim, SOFTMAX_MAX_NDIM);
     RETURN_ERROR_IF(desc->axis < -desc->ndim || desc->axis >= desc->ndim, SOFTMAX_E_INVALID_AXIS,
-                    "%s: axis = %d is outside [%d, %d] for ndim = %d", fn, desc->axis, -desc->ndim,
-                    desc->ndim - 1, desc->ndim);
+                    "%s: axis = %d is outside [%d, %d] for ndim = %d", fn, desc->axis, -desc->ndim, desc->ndim - 1,
+                    desc->ndim);
     for (size_t i = 0; i < sizeof desc->reserved / sizeof desc->reserved[0]; i++)
         RETURN_ERROR_IF(desc->reserved[i] != 0, SOFTMAX_E_UNSUPPORTED,
                         "%s: reserved[%zu] is non-zero (not supported by version %s)", fn, i, softmax_version());
@@ -122,8 +122,7 @@ static int validate_desc(const char *fn, const softmax_desc *desc, axis_view *vi
     fits = fits && checked_multiply(view->outer, view->inner, &lines) &&
            checked_multiply(lines, view->n, &view->elements) &&
            checked_multiply(view->elements, kernels->element_size, &view->bytes);
-    RETURN_ERROR_IF(!fits, SOFTMAX_E_SIZE_OVERFLOW, "%s: the tensor's element count or byte size overflows size_t",
-                    fn);
+    RETURN_ERROR_IF(!fits, SOFTMAX_E_SIZE_OVERFLOW, "%s: the tensor's element count or byte size overflows size_t", fn);
     return SOFTMAX_OK;
 }
 
@@ -155,16 +154,16 @@ static void run_lines(const line_job *job, size_t first, size_t last)
             job->kernels->log_softmax(job->src + offset, stride, job->dst + offset, stride, n, job->scale);
             break;
         case SOFTMAX_OP_SOFTMAX_BACKWARD:
-            job->kernels->softmax_backward(job->src + offset, stride, job->grad + offset, stride,
-                                           job->dst + offset, stride, n, job->scale);
+            job->kernels->softmax_backward(job->src + offset, stride, job->grad + offset, stride, job->dst + offset,
+                                           stride, n, job->scale);
             break;
         case SOFTMAX_OP_LOG_SOFTMAX_BACKWARD:
-            job->kernels->log_softmax_backward(job->src + offset, stride, job->grad + offset, stride,
-                                               job->dst + offset, stride, n, job->scale);
+            job->kernels->log_softmax_backward(job->src + offset, stride, job->grad + offset, stride, job->dst + offset,
+                                               stride, n, job->scale);
             break;
         case SOFTMAX_OP_LOG_SOFTMAX_JVP:
-            job->kernels->log_softmax_jvp(job->src + offset, stride, job->grad + offset, stride,
-                                          job->dst + offset, stride, n, job->scale);
+            job->kernels->log_softmax_jvp(job->src + offset, stride, job->grad + offset, stride, job->dst + offset,
+                                          stride, n, job->scale);
             break;
         }
     }
@@ -249,8 +248,8 @@ int softmax_execute(const softmax_desc *desc, const void *src, const void *grad,
 
 /* ---- pinned rows x cols entry points ---- */
 
-static int run_matrix(const char *fn, softmax_op op, softmax_dtype dtype, const void *src, const void *grad,
-                      void *dst, size_t rows, size_t cols, double scale)
+static int run_matrix(const char *fn, softmax_op op, softmax_dtype dtype, const void *src, const void *grad, void *dst,
+                      size_t rows, size_t cols, double scale)
 {
     softmax_clear_error();
     softmax_desc desc;
@@ -294,15 +293,12 @@ int softmax_backward_f64(const double *y, const double *dy, double *dx, size_t r
 
 int log_softmax_backward_f32(const float *logy, const float *dy, float *dx, size_t rows, size_t cols, float scale)
 {
-    return run_matrix(__func__, SOFTMAX_OP_LOG_SOFTMAX_BACKWARD, SOFTMAX_DTYPE_F32, logy, dy, dx, rows, cols,
-                      scale);
+    return run_matrix(__func__, SOFTMAX_OP_LOG_SOFTMAX_BACKWARD, SOFTMAX_DTYPE_F32, logy, dy, dx, rows, cols, scale);
 }
 
-int log_softmax_backward_f64(const double *logy, const double *dy, double *dx, size_t rows, size_t cols,
-                             double scale)
+int log_softmax_backward_f64(const double *logy, const double *dy, double *dx, size_t rows, size_t cols, double scale)
 {
-    return run_matrix(__func__, SOFTMAX_OP_LOG_SOFTMAX_BACKWARD, SOFTMAX_DTYPE_F64, logy, dy, dx, rows, cols,
-                      scale);
+    return run_matrix(__func__, SOFTMAX_OP_LOG_SOFTMAX_BACKWARD, SOFTMAX_DTYPE_F64, logy, dy, dx, rows, cols, scale);
 }
 
 int log_softmax_jvp_f32(const float *logy, const float *v, float *dlogy, size_t rows, size_t cols, float scale)
@@ -310,8 +306,7 @@ int log_softmax_jvp_f32(const float *logy, const float *v, float *dlogy, size_t 
     return run_matrix(__func__, SOFTMAX_OP_LOG_SOFTMAX_JVP, SOFTMAX_DTYPE_F32, logy, v, dlogy, rows, cols, scale);
 }
 
-int log_softmax_jvp_f64(const double *logy, const double *v, double *dlogy, size_t rows, size_t cols,
-                        double scale)
+int log_softmax_jvp_f64(const double *logy, const double *v, double *dlogy, size_t rows, size_t cols, double scale)
 {
     return run_matrix(__func__, SOFTMAX_OP_LOG_SOFTMAX_JVP, SOFTMAX_DTYPE_F64, logy, v, dlogy, rows, cols, scale);
 }

@@ -18,9 +18,8 @@
  */
 typedef void (*softmax_forward_line_fn)(const void *x, ptrdiff_t x_stride, void *y, ptrdiff_t y_stride, size_t n,
                                         double scale);
-typedef void (*softmax_gradient_line_fn)(const void *src, ptrdiff_t src_stride, const void *grad,
-                                         ptrdiff_t grad_stride, void *dst, ptrdiff_t dst_stride, size_t n,
-                                         double scale);
+typedef void (*softmax_gradient_line_fn)(const void *src, ptrdiff_t src_stride, const void *grad, ptrdiff_t grad_stride,
+                                         void *dst, ptrdiff_t dst_stride, size_t n, double scale);
 typedef void (*softmax_jacobian_fn)(const void *src, size_t n, double scale, void *jacobian);
 
 /* The kernels of one data type on one code path. */

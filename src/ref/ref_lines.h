@@ -93,8 +93,7 @@ static void share_equal(const REAL *x, ptrdiff_t x_stride, REAL *y, ptrdiff_t y_
     }
 }
 
-static void share_unmasked(const REAL *x, ptrdiff_t x_stride, REAL *y, ptrdiff_t y_stride, size_t n,
-                           bool log_output)
+static void share_unmasked(const REAL *x, ptrdiff_t x_stride, REAL *y, ptrdiff_t y_stride, size_t n, bool log_output)
 {
     size_t count = 0;
     for (size_t i = 0; i < n; i++)
@@ -228,8 +227,7 @@ static void softmax_backward_line(const void *y_data, ptrdiff_t y_stride, const 
 }
 
 static void log_softmax_backward_line(const void *logy_data, ptrdiff_t logy_stride, const void *dy_data,
-                                      ptrdiff_t dy_stride, void *dx_data, ptrdiff_t dx_stride, size_t n,
-                                      double scale)
+                                      ptrdiff_t dy_stride, void *dx_data, ptrdiff_t dx_stride, size_t n, double scale)
 {
     const REAL *logy = logy_data;
     const REAL *dy = dy_data;
@@ -256,8 +254,8 @@ static void log_softmax_backward_line(const void *logy_data, ptrdiff_t logy_stri
     }
 }
 
-static void log_softmax_jvp_line(const void *logy_data, ptrdiff_t logy_stride, const void *v_data,
-                                 ptrdiff_t v_stride, void *out_data, ptrdiff_t out_stride, size_t n, double scale)
+static void log_softmax_jvp_line(const void *logy_data, ptrdiff_t logy_stride, const void *v_data, ptrdiff_t v_stride,
+                                 void *out_data, ptrdiff_t out_stride, size_t n, double scale)
 {
     const REAL *logy = logy_data;
     const REAL *v = v_data;

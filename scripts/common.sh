@@ -1,0 +1,70 @@
+# shellcheck shell=bash
+# Helpers shared by scripts/run.sh and scripts/test.sh. Source it, do not run it.
+#
+#   REPO_ROOT               absolute path of the repository (the parent of scripts/)
+#   section TITLE           prints a header for the next step
+#   ensure_packages PKG...  installs the Debian packages that are missing
+
+REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+export REPO_ROOT
+
+section() {
+    printf '\n==== %s ====\n' "$*"
+}
+
+# A tool counts as present when its command is on PATH, whatever installed it;
+# a library package when dpkg says "install ok installed".
+_command_of_package() {
+    case "$1" in
+        cmake | gcc | make | pkg-config) printf '%s\n' "$1" ;;
+        *) printf '\n' ;;
+    esac
+}
+
+_package_present() {
+    local command_name
+    command_name="$(_command_of_package "$1")"
+    if [[ -n "$command_name" ]]; then
+        command -v "$command_name" >/dev/null 2>&1
+        return
+    fi
+    if ! command -v dpkg-query >/dev/null 2>&1; then
+        # Not Debian: let CMake report what is missing.
+        return 0
+    fi
+    [[ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null)" == "install ok installed" ]]
+}
+
+# Installs, with apt-get, the packages among "$@" that are missing. Does
+# nothing (no apt-get update, no root needed) when everything is present.
+ensure_packages() {
+    local missing=() package
+    for package in "$@"; do
+        _package_present "$package" || missing+=("$package")
+    done
+    if ((${#missing[@]} == 0)); then
+        echo "dependencies present: $*"
+        return 0
+    fi
+    echo "missing packages: ${missing[*]}"
+    if [[ "$(id -u)" -ne 0 ]]; then
+        echo "error: installing them needs root; run this script as root, or first run:" >&2
+        echo "    apt-get install ${missing[*]}" >&2
+        return 1
+    fi
+    if ! command -v apt-get >/dev/null 2>&1; then
+        echo "error: apt-get not found; install these packages by hand: ${missing[*]}" >&2
+        return 1
+    fi
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update
+    apt-get install -y --no-install-recommends "${missing[@]}"
+}
+
+# Packages that building the library needs. libc6-dev is only a Recommends of
+# gcc, so --no-install-recommends would otherwise leave the C headers out.
+# shellcheck disable=SC2034 # used by the scripts that source this file
+BUILD_PACKAGES=(cmake gcc libc6-dev make)
+# ... and what the test suite and the install checks need on top.
+# shellcheck disable=SC2034
+TEST_PACKAGES=(pkg-config libcmocka-dev libmpfr-dev libgmp-dev)

@@ -1,0 +1,176 @@
+#!/usr/bin/env bash
+# Every test of the repository, as CI runs it (.ci/run calls exactly this):
+#
+#   bash scripts/test.sh           (from any directory)
+#
+#  1. dependencies   installs what is missing with apt-get (only then needs root)
+#  2. build/         Release, -Werror: build, run ctest and examples/seeds
+#  3. build-asan/    RelWithDebInfo, ASan + UBSan, -Werror: build, run ctest and examples/seeds
+#  4. install        cmake --install build into a temporary prefix
+#  5. consumers      tests/install_consumer built with find_package(softmax) and
+#                    with pkg-config + plain cc, against that prefix, and run
+#  6. README         the ```c example of README.md compiled against the prefix,
+#                    run, its output compared with tests/install_consumer/readme_example.expected
+#
+# Exit status: 0 only if every step passed.
+set -euo pipefail
+
+# shellcheck source=scripts/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+cd "$REPO_ROOT"
+
+jobs="$(nproc)"
+start_seconds=$SECONDS
+current_step="start-up"
+passed_steps=()
+work_dir=""
+
+finish() {
+    local status=$?
+    if [[ -n "$work_dir" ]]; then
+        rm -rf "$work_dir"
+    fi
+    local elapsed=$((SECONDS - start_seconds))
+    echo
+    if ((status == 0)); then
+        echo "==== ALL TESTS PASSED (${#passed_steps[@]} steps: ${passed_steps[*]}) in $((elapsed / 60))m$((elapsed % 60))s ===="
+    else
+        echo "==== TESTS FAILED in step '$current_step' (exit status $status) after $((elapsed / 60))m$((elapsed % 60))s;" \
+            "passed before it: ${passed_steps[*]:-none} ====" >&2
+    fi
+}
+trap finish EXIT
+
+step() {
+    current_step="$1"
+    section "$1: $2"
+}
+
+step_passed() {
+    passed_steps+=("$current_step")
+}
+
+# Runs "$@" with its output captured; shows the output only on failure.
+run_quietly() {
+    local log status=0
+    log="$(mktemp)"
+    "$@" >"$log" 2>&1 || status=$?
+    if ((status == 0)); then
+        rm -f "$log"
+        return 0
+    fi
+    cat "$log"
+    rm -f "$log"
+    echo "error: '$*' failed with exit status $status" >&2
+    return "$status"
+}
+
+# --------------------------------------------------------------------------
+step deps "dependencies"
+ensure_packages "${BUILD_PACKAGES[@]}" "${TEST_PACKAGES[@]}"
+step_passed
+
+# --------------------------------------------------------------------------
+step release "build/ (Release, -Werror): build and ctest"
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DSOFTMAX_WERROR=ON -DSOFTMAX_SANITIZE=OFF \
+    -DSOFTMAX_BUILD_TESTS=ON -DSOFTMAX_BUILD_EXAMPLES=ON
+cmake --build build -j"$jobs"
+(cd build && ctest --output-on-failure --no-tests=error -j"$jobs")
+echo "-- examples/seeds"
+run_quietly build/examples/seeds
+echo "examples/seeds: OK"
+step_passed
+
+# --------------------------------------------------------------------------
+step asan "build-asan/ (RelWithDebInfo, ASan + UBSan, -Werror): build and ctest"
+cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSOFTMAX_WERROR=ON -DSOFTMAX_SANITIZE=ON \
+    -DSOFTMAX_BUILD_TESTS=ON -DSOFTMAX_BUILD_EXAMPLES=ON
+cmake --build build-asan -j"$jobs"
+export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:strict_string_checks=1:check_initialization_order=1}"
+export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
+(cd build-asan && ctest --output-on-failure --no-tests=error -j"$jobs")
+echo "-- examples/seeds (sanitized)"
+run_quietly build-asan/examples/seeds
+echo "examples/seeds (sanitized): OK"
+unset ASAN_OPTIONS UBSAN_OPTIONS
+step_passed
+
+# --------------------------------------------------------------------------
+step install "cmake --install build --prefix <temporary directory>"
+work_dir="$(mktemp -d "${TMPDIR:-/tmp}/softmax-test.XXXXXX")"
+prefix="$work_dir/prefix"
+cmake --install build --prefix "$prefix"
+pc_file="$(find "$prefix" -name softmax.pc -print -quit)"
+config_file="$(find "$prefix" -name softmaxConfig.cmake -print -quit)"
+for installed in "$prefix/include/softmax.h" "$pc_file" "$config_file"; do
+    if [[ ! -f "$installed" ]]; then
+        echo "error: the install is missing a file (header, softmax.pc or softmaxConfig.cmake)" >&2
+        exit 1
+    fi
+done
+libdir="$(dirname "$(dirname "$pc_file")")"
+for library in libsoftmax.so libsoftmax.a; do
+    if [[ ! -e "$libdir/$library" ]]; then
+        echo "error: $libdir/$library was not installed" >&2
+        exit 1
+    fi
+done
+echo "installed into $prefix (libdir $libdir)"
+step_passed
+
+# --------------------------------------------------------------------------
+step consumer-cmake "tests/install_consumer with find_package(softmax CONFIG REQUIRED)"
+cmake -S tests/install_consumer -B "$work_dir/consumer-cmake" -DCMAKE_BUILD_TYPE=Release \
+    -DCMAKE_PREFIX_PATH="$prefix"
+found_dir="$(sed -n 's/^softmax_DIR:PATH=//p' "$work_dir/consumer-cmake/CMakeCache.txt")"
+if [[ "$(realpath -m "$found_dir")" != "$(realpath -m "$(dirname "$config_file")")" ]]; then
+    echo "error: find_package(softmax) found $found_dir, not the package just installed" >&2
+    exit 1
+fi
+cmake --build "$work_dir/consumer-cmake" -j"$jobs"
+"$work_dir/consumer-cmake/consumer"
+"$work_dir/consumer-cmake/consumer_static"
+step_passed
+
+# --------------------------------------------------------------------------
+step consumer-pkgconfig "tests/install_consumer with pkg-config --cflags --libs softmax and cc"
+PKG_CONFIG_PATH="$(dirname "$pc_file")"
+export PKG_CONFIG_PATH
+pkg_config=(pkg-config)
+pc_prefix="$(pkg-config --variable=prefix softmax)"
+if [[ "$(realpath -m "$pc_prefix")" != "$(realpath -m "$prefix")" ]]; then
+    # softmax.pc derives its prefix from its own location, so it must name the
+    # directory given to cmake --install.
+    echo "softmax.pc says prefix=$pc_prefix, not $prefix" >&2
+    exit 1
+fi
+read -r -a softmax_cflags <<<"$("${pkg_config[@]}" --cflags softmax)"
+read -r -a softmax_libs <<<"$("${pkg_config[@]}" --libs softmax)"
+echo "pkg-config: cflags ${softmax_cflags[*]:-(none)}; libs ${softmax_libs[*]}"
+c_compiler="${CC:-cc}"
+command -v "$c_compiler" >/dev/null 2>&1 || c_compiler=gcc
+strict_cflags=(-std=c11 -O2 -Wall -Wextra -Wpedantic -Werror)
+"$c_compiler" "${strict_cflags[@]}" "${softmax_cflags[@]}" tests/install_consumer/main.c -o "$work_dir/consumer-pkgconfig" \
+    "${softmax_libs[@]}" -lm
+LD_LIBRARY_PATH="$libdir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" "$work_dir/consumer-pkgconfig"
+step_passed
+
+# --------------------------------------------------------------------------
+step readme "the C example of README.md against the installed library"
+readme_c="$work_dir/readme_example.c"
+# The first ```c fenced block of README.md.
+awk '/^```c[[:space:]]*$/ && !seen { inside = 1; seen = 1; next }
+     inside && /^```/ { exit }
+     inside { print }' README.md >"$readme_c"
+if [[ ! -s "$readme_c" ]]; then
+    echo "error: README.md has no \`\`\`c block" >&2
+    exit 1
+fi
+"$c_compiler" "${strict_cflags[@]}" "${softmax_cflags[@]}" "$readme_c" -o "$work_dir/readme_example" "${softmax_libs[@]}" -lm
+LD_LIBRARY_PATH="$libdir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" "$work_dir/readme_example" >"$work_dir/readme_example.out"
+if ! diff -u tests/install_consumer/readme_example.expected "$work_dir/readme_example.out"; then
+    echo "error: the README example's output differs from tests/install_consumer/readme_example.expected" >&2
+    exit 1
+fi
+cat "$work_dir/readme_example.out"
+step_passed
