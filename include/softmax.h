@@ -138,7 +138,8 @@ typedef enum softmax_status {
     SOFTMAX_E_INVALID_ARGUMENT = -7, /* other bad argument (op, ndim, ...) */
     SOFTMAX_E_INVALID_THREADS = -8,  /* thread count < 0 */
     SOFTMAX_E_OUT_OF_MEMORY = -9,    /* an allocation failed */
-    SOFTMAX_E_UNSUPPORTED = -10      /* a field reserved for later versions is set */
+    SOFTMAX_E_UNSUPPORTED = -10,     /* a field reserved for later versions is set */
+    SOFTMAX_E_ISA_UNAVAILABLE = -11  /* SOFTMAX_ISA names a path this CPU lacks, or no path */
 } softmax_status;
 
 /* A short, static, human-readable description of a status code (never NULL;
@@ -150,6 +151,14 @@ SOFTMAX_API const char *softmax_strerror(int status);
  * thread's last call succeeded. The pointer stays valid until the thread's
  * next call into the library. */
 SOFTMAX_API const char *softmax_last_error(void);
+
+/* The code path the library runs: "scalar" (portable C), "avx2" (AVX2 +
+ * FMA) or "avx512" (AVX-512 F/DQ/BW/VL), chosen once from the CPU's
+ * features. The environment variable SOFTMAX_ISA=scalar|avx2|avx512 forces
+ * a path; if the CPU lacks it (or the value is unknown) this returns NULL
+ * and every other call fails with SOFTMAX_E_ISA_UNAVAILABLE and a message
+ * naming the path, rather than silently running another one. */
+SOFTMAX_API const char *softmax_isa_name(void);
 
 /* ===========================================================================
  * Pinned entry points: rows x cols, contiguous rows, along the last axis.

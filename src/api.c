@@ -18,15 +18,15 @@
             return softmax_fail((status), __VA_ARGS__);                                                                \
     } while (0)
 
-static const softmax_kernels *kernels_for(softmax_dtype dtype)
+static size_t dtype_size(softmax_dtype dtype)
 {
     switch (dtype) {
     case SOFTMAX_DTYPE_F32:
-        return &softmax_ref_kernels_f32;
+        return sizeof(float);
     case SOFTMAX_DTYPE_F64:
-        return &softmax_ref_kernels_f64;
+        return sizeof(double);
     }
-    return NULL;
+    return 0;
 }
 
 static const char *op_name(softmax_op op)
@@ -85,8 +85,8 @@ static int validate_desc(const char *fn, const softmax_desc *desc, axis_view *vi
 {
     RETURN_ERROR_IF(desc == NULL, SOFTMAX_E_NULL_POINTER, "%s: desc is NULL", fn);
     RETURN_ERROR_IF(op_name(desc->op) == NULL, SOFTMAX_E_INVALID_ARGUMENT, "%s: unknown op %d", fn, (int)desc->op);
-    const softmax_kernels *kernels = kernels_for(desc->dtype);
-    RETURN_ERROR_IF(kernels == NULL, SOFTMAX_E_INVALID_DTYPE, "%s: unknown or unsupported dtype %d", fn,
+    const size_t element_size = dtype_size(desc->dtype);
+    RETURN_ERROR_IF(element_size == 0, SOFTMAX_E_INVALID_DTYPE, "%s: unknown or unsupported dtype %d", fn,
                     (int)desc->dtype);
     RETURN_ERROR_IF(desc->ndim < 1 || desc->ndim > SOFTMAX_MAX_NDIM, SOFTMAX_E_INVALID_ARGUMENT,
                     "%s: ndim = %d is outside [1, %d]", fn, desc->ndim, SOFTMAX_MAX_NDIM);
@@ -121,12 +121,12 @@ static int validate_desc(const char *fn, const softmax_desc *desc, axis_view *vi
     size_t lines = 0;
     fits = fits && checked_multiply(view->outer, view->inner, &lines) &&
            checked_multiply(lines, view->n, &view->elements) &&
-           checked_multiply(view->elements, kernels->element_size, &view->bytes);
+           checked_multiply(view->elements, element_size, &view->bytes);
     RETURN_ERROR_IF(!fits, SOFTMAX_E_SIZE_OVERFLOW, "%s: the tensor's element count or byte size overflows size_t", fn);
     return SOFTMAX_OK;
 }
 
-typedef struct line_job {
+typedef struct job {
     softmax_op op;
     const softmax_kernels *kernels;
     const char *src;
@@ -134,60 +134,68 @@ typedef struct line_job {
     char *dst;
     axis_view view;
     double scale;
-} line_job;
+} job;
 
-static void run_lines(const line_job *job, size_t first, size_t last)
+/* Work units: blocks of contiguous rows (inner == 1) or, for a non-last
+ * axis, chunks of adjacent lines of one outer slice. */
+static size_t unit_count(const job *work)
 {
-    const size_t inner = job->view.inner;
-    const size_t n = job->view.n;
-    const size_t element_size = job->kernels->element_size;
-    const ptrdiff_t stride = (ptrdiff_t)inner;
-    for (size_t line = first; line < last; line++) {
-        size_t outer_index = line / inner;
-        size_t inner_index = line % inner;
-        size_t offset = (outer_index * n * inner + inner_index) * element_size;
-        switch (job->op) {
-        case SOFTMAX_OP_SOFTMAX:
-            job->kernels->softmax(job->src + offset, stride, job->dst + offset, stride, n, job->scale);
-            break;
-        case SOFTMAX_OP_LOG_SOFTMAX:
-            job->kernels->log_softmax(job->src + offset, stride, job->dst + offset, stride, n, job->scale);
-            break;
-        case SOFTMAX_OP_SOFTMAX_BACKWARD:
-            job->kernels->softmax_backward(job->src + offset, stride, job->grad + offset, stride, job->dst + offset,
-                                           stride, n, job->scale);
-            break;
-        case SOFTMAX_OP_LOG_SOFTMAX_BACKWARD:
-            job->kernels->log_softmax_backward(job->src + offset, stride, job->grad + offset, stride, job->dst + offset,
-                                               stride, n, job->scale);
-            break;
-        case SOFTMAX_OP_LOG_SOFTMAX_JVP:
-            job->kernels->log_softmax_jvp(job->src + offset, stride, job->grad + offset, stride, job->dst + offset,
-                                          stride, n, job->scale);
-            break;
-        }
+    if (work->view.inner == 1)
+        return work->view.outer;
+    const size_t chunk = work->kernels->column_chunk;
+    return work->view.outer * ((work->view.inner + chunk - 1) / chunk);
+}
+
+static void run_units(const job *work, size_t first, size_t last)
+{
+    const softmax_kernels *k = work->kernels;
+    const size_t n = work->view.n;
+    const size_t inner = work->view.inner;
+    const size_t element_size = k->element_size;
+    if (inner == 1) {
+        size_t offset = first * n * element_size;
+        k->rows(work->op, work->src + offset, work->grad ? work->grad + offset : NULL, work->dst + offset, last - first,
+                n, work->scale);
+        return;
+    }
+    const size_t chunk = k->column_chunk;
+    const size_t chunks_per_slice = (inner + chunk - 1) / chunk;
+    for (size_t unit = first; unit < last; unit++) {
+        size_t slice = unit / chunks_per_slice;
+        size_t j_begin = (unit % chunks_per_slice) * chunk;
+        size_t j_end = j_begin + chunk < inner ? j_begin + chunk : inner;
+        size_t offset = slice * n * inner * element_size;
+        k->columns(work->op, work->src + offset, work->grad ? work->grad + offset : NULL, work->dst + offset, n, inner,
+                   j_begin, j_end, work->scale);
     }
 }
 
-/* Lines are independent and each is computed by exactly one thread with the
- * same code, so the result does not depend on how they are split. */
-static void run_job(const line_job *job)
+/* Every unit is computed by exactly one thread with the same code, and a
+ * long row's blocks are fixed by its length, so results do not depend on
+ * the thread count. */
+static void run_job(const job *work)
 {
-    const size_t lines = job->view.outer * job->view.inner;
-    const int threads = softmax_threads_for_job(job->view.elements, lines);
+    const size_t units = unit_count(work);
+    const bool single_long_row = work->view.inner == 1 && units == 1 && work->kernels->long_row != NULL &&
+                                 work->view.n >= work->kernels->long_row_min;
+    const int threads = softmax_threads_for_job(work->view.elements, single_long_row ? work->view.elements : units);
+    if (single_long_row && threads > 1) {
+        work->kernels->long_row(work->op, work->src, work->grad, work->dst, work->view.n, work->scale, threads);
+        return;
+    }
     if (threads == 1) {
-        run_lines(job, 0, lines);
+        run_units(work, 0, units);
         return;
     }
 #pragma omp parallel num_threads(threads)
     {
         const size_t team = (size_t)omp_get_num_threads();
         const size_t member = (size_t)omp_get_thread_num();
-        const size_t base = lines / team;
-        const size_t extra = lines % team;
+        const size_t base = units / team;
+        const size_t extra = units % team;
         const size_t first = member * base + (member < extra ? member : extra);
         const size_t count = base + (member < extra ? 1 : 0);
-        run_lines(job, first, first + count);
+        run_units(work, first, first + count);
     }
 }
 
@@ -196,6 +204,9 @@ static int execute(const char *fn, const softmax_desc *desc, const void *src, co
     axis_view view;
     int status = validate_desc(fn, desc, &view);
     if (status != SOFTMAX_OK)
+        return status;
+    const softmax_kernels *kernels = softmax_dispatch(desc->dtype, fn, &status);
+    if (kernels == NULL)
         return status;
     if (view.elements == 0)
         return SOFTMAX_OK;
@@ -213,16 +224,16 @@ static int execute(const char *fn, const softmax_desc *desc, const void *src, co
     RETURN_ERROR_IF(takes_grad && partially_overlaps(dst, grad, view.bytes), SOFTMAX_E_OVERLAP,
                     "%s: the output overlaps %s without being equal to it", fn, grad_name);
 
-    line_job job = {
+    job work = {
         .op = desc->op,
-        .kernels = kernels_for(desc->dtype),
+        .kernels = kernels,
         .src = src,
         .grad = takes_grad ? grad : NULL,
         .dst = dst,
         .view = view,
         .scale = desc->scale,
     };
-    run_job(&job);
+    run_job(&work);
     return SOFTMAX_OK;
 }
 
@@ -319,7 +330,10 @@ static int run_jacobian(const char *fn, jacobian_kind kind, softmax_dtype dtype,
                         double scale, void *jacobian)
 {
     softmax_clear_error();
-    const softmax_kernels *kernels = kernels_for(dtype);
+    int status = SOFTMAX_OK;
+    if (softmax_dispatch(dtype, fn, &status) == NULL)
+        return status;
+    const softmax_line_kernels *kernels = dtype == SOFTMAX_DTYPE_F32 ? &softmax_ref_lines_f32 : &softmax_ref_lines_f64;
     const char *src_name = kind == SOFTMAX_JACOBIAN ? "y" : "logy";
     RETURN_ERROR_IF(isnan(scale), SOFTMAX_E_INVALID_SCALE, "%s: scale is NaN", fn);
     size_t entries = 0;

@@ -22,8 +22,8 @@ typedef void (*softmax_gradient_line_fn)(const void *src, ptrdiff_t src_stride, 
                                          void *dst, ptrdiff_t dst_stride, size_t n, double scale);
 typedef void (*softmax_jacobian_fn)(const void *src, size_t n, double scale, void *jacobian);
 
-/* The kernels of one data type on one code path. */
-typedef struct softmax_kernels {
+/* The line kernels of one data type: the portable reference path. */
+typedef struct softmax_line_kernels {
     size_t element_size;
     softmax_forward_line_fn softmax;
     softmax_forward_line_fn log_softmax;
@@ -32,11 +32,56 @@ typedef struct softmax_kernels {
     softmax_gradient_line_fn log_softmax_jvp;
     softmax_jacobian_fn softmax_jacobian;
     softmax_jacobian_fn log_softmax_jacobian;
+} softmax_line_kernels;
+
+/* f32 computed in double, f64 in long double (src/ref/). */
+extern const softmax_line_kernels softmax_ref_lines_f32;
+extern const softmax_line_kernels softmax_ref_lines_f64;
+
+/* Calls the line kernel of `op` on one strided line. */
+void softmax_line_run(const softmax_line_kernels *lines, softmax_op op, const void *src, const void *grad, void *dst,
+                      size_t n, ptrdiff_t stride, double scale);
+
+/*
+ * The kernels of one data type on one code path, at the level the API layer
+ * splits work: blocks of contiguous rows, chunks of columns of one
+ * [n, inner] slice (softmax over a non-last axis), or one long row shared by
+ * several threads. `op` is a softmax_op; grad is NULL for the forward ops.
+ */
+typedef struct softmax_kernels {
+    size_t element_size;
+    /* `rows` contiguous rows of n elements. */
+    void (*rows)(softmax_op op, const void *src, const void *grad, void *dst, size_t rows, size_t n, double scale);
+    /* Lines j in [j_begin, j_end) of one [n, inner] slice; j_begin is a
+     * multiple of column_chunk so that results never depend on how the API
+     * split the lines. */
+    void (*columns)(softmax_op op, const void *src, const void *grad, void *dst, size_t n, size_t inner, size_t j_begin,
+                    size_t j_end, double scale);
+    size_t column_chunk;
+    /* One row of n elements computed by `threads` threads, bitwise equal to
+     * rows(..., 1, n, ...). NULL if the path has none. */
+    void (*long_row)(softmax_op op, const void *src, const void *grad, void *dst, size_t n, double scale, int threads);
+    /* Rows at least this long go to long_row when threads are available. */
+    size_t long_row_min;
 } softmax_kernels;
 
-/* The portable reference path: f32 computed in double, f64 in long double. */
 extern const softmax_kernels softmax_ref_kernels_f32;
 extern const softmax_kernels softmax_ref_kernels_f64;
+
+/* Code paths, best last. */
+typedef enum softmax_isa { SOFTMAX_ISA_SCALAR = 0, SOFTMAX_ISA_AVX2 = 1, SOFTMAX_ISA_AVX512 = 2 } softmax_isa;
+
+#if defined(SOFTMAX_HAVE_X86_KERNELS)
+extern const softmax_kernels softmax_kernels_f32_avx2;
+extern const softmax_kernels softmax_kernels_f64_avx2;
+extern const softmax_kernels softmax_kernels_f32_avx512;
+extern const softmax_kernels softmax_kernels_f64_avx512;
+#endif
+
+/* Dispatch (dispatch.c): the kernels of `dtype` on the active path, or NULL
+ * with the error recorded (unknown dtype, or SOFTMAX_ISA naming a path this
+ * CPU lacks); *status receives the code. */
+const softmax_kernels *softmax_dispatch(softmax_dtype dtype, const char *fn, int *status);
 
 /* Error reporting (status.c): records a detailed message for
  * softmax_last_error() and returns `status`, so that a check reads

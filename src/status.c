@@ -35,6 +35,8 @@ const char *softmax_strerror(int status)
         return "out of memory";
     case SOFTMAX_E_UNSUPPORTED:
         return "a field reserved for later versions is set";
+    case SOFTMAX_E_ISA_UNAVAILABLE:
+        return "the code path forced by SOFTMAX_ISA is not available on this CPU";
     default:
         return "unknown status";
     }

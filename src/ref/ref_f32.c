@@ -7,5 +7,6 @@
 #define WIDE_EXP exp
 #define WIDE_LOG log
 #define WIDE_FABS fabs
+#define LINES_NAME softmax_ref_lines_f32
 #define KERNELS_NAME softmax_ref_kernels_f32
 #include "ref_lines.h"

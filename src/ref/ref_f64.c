@@ -17,5 +17,6 @@
 #define WIDE_EXP expl
 #define WIDE_LOG logl
 #define WIDE_FABS fabsl
+#define LINES_NAME softmax_ref_lines_f64
 #define KERNELS_NAME softmax_ref_kernels_f64
 #include "ref_lines.h"

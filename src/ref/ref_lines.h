@@ -7,7 +7,9 @@
  *                    long double): the argument of exp, the sums, the
  *                    quotients; a single rounding to REAL happens at the end
  *   WIDE_EXP, WIDE_LOG, WIDE_FABS   the libm functions of WIDE
- *   KERNELS_NAME     the name of the exported softmax_kernels table
+ *   LINES_NAME       the name of the exported softmax_line_kernels table
+ *   KERNELS_NAME     the name of the exported softmax_kernels table (rows and
+ *                    columns as loops over lines)
  *
  * Why these are accurate: every output is a short chain of WIDE operations
  * followed by one rounding to REAL. With WIDE carrying at least 11 more bits
@@ -327,7 +329,7 @@ static void log_softmax_jacobian(const void *logy_data, size_t n, double scale, 
         }
 }
 
-const softmax_kernels KERNELS_NAME = {
+const softmax_line_kernels LINES_NAME = {
     .element_size = sizeof(REAL),
     .softmax = softmax_line,
     .log_softmax = log_softmax_line,
@@ -336,4 +338,31 @@ const softmax_kernels KERNELS_NAME = {
     .log_softmax_jvp = log_softmax_jvp_line,
     .softmax_jacobian = softmax_jacobian,
     .log_softmax_jacobian = log_softmax_jacobian,
+};
+
+static void reference_rows(softmax_op op, const void *src, const void *grad, void *dst, size_t rows, size_t n,
+                           double scale)
+{
+    for (size_t r = 0; r < rows; r++) {
+        size_t offset = r * n;
+        softmax_line_run(&LINES_NAME, op, (const REAL *)src + offset, grad ? (const REAL *)grad + offset : NULL,
+                         (REAL *)dst + offset, n, 1, scale);
+    }
+}
+
+static void reference_columns(softmax_op op, const void *src, const void *grad, void *dst, size_t n, size_t inner,
+                              size_t j_begin, size_t j_end, double scale)
+{
+    for (size_t j = j_begin; j < j_end; j++)
+        softmax_line_run(&LINES_NAME, op, (const REAL *)src + j, grad ? (const REAL *)grad + j : NULL, (REAL *)dst + j,
+                         n, (ptrdiff_t)inner, scale);
+}
+
+const softmax_kernels KERNELS_NAME = {
+    .element_size = sizeof(REAL),
+    .rows = reference_rows,
+    .columns = reference_columns,
+    .column_chunk = 1,
+    .long_row = NULL,
+    .long_row_min = 0,
 };

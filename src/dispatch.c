@@ -1,0 +1,139 @@
+/*
+ * dispatch.c -- picks the code path once: CPU features from CPUID, checked
+ * against the registers the operating system saves (XGETBV), unless
+ * SOFTMAX_ISA forces a path (scalar, avx2, avx512). SOFTMAX_ISA naming a
+ * path this CPU lacks makes every call fail with a message saying so,
+ * rather than silently running another path.
+ */
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+#if defined(SOFTMAX_HAVE_X86_KERNELS)
+#include <cpuid.h>
+
+/* XCR0: which register states the OS saves on a context switch. Read with
+ * the raw opcode so that this file needs no -mxsave. */
+static unsigned long long read_xcr0(void)
+{
+    unsigned int low, high;
+    __asm__ volatile(".byte 0x0f, 0x01, 0xd0" : "=a"(low), "=d"(high) : "c"(0));
+    return ((unsigned long long)high << 32) | low;
+}
+
+static softmax_isa detect_best_isa(void)
+{
+    unsigned int eax, ebx, ecx, edx;
+    if (!__get_cpuid(1, &eax, &ebx, &ecx, &edx))
+        return SOFTMAX_ISA_SCALAR;
+    const bool has_osxsave = ecx & (1u << 27);
+    const bool has_avx = ecx & (1u << 28);
+    const bool has_fma = ecx & (1u << 12);
+    if (!has_osxsave || !has_avx || !has_fma)
+        return SOFTMAX_ISA_SCALAR;
+    const unsigned long long xcr0 = read_xcr0();
+    const bool os_saves_ymm = (xcr0 & 0x6) == 0x6;   /* SSE and AVX state */
+    const bool os_saves_zmm = (xcr0 & 0xe6) == 0xe6; /* plus opmask, ZMM_Hi256, Hi16_ZMM */
+    if (!os_saves_ymm || !__get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx))
+        return SOFTMAX_ISA_SCALAR;
+    const bool has_avx2 = ebx & (1u << 5);
+    const bool has_avx512 = (ebx & (1u << 16)) && (ebx & (1u << 17)) && (ebx & (1u << 30)) && (ebx & (1u << 31));
+    if (has_avx2 && has_avx512 && os_saves_zmm)
+        return SOFTMAX_ISA_AVX512;
+    return has_avx2 ? SOFTMAX_ISA_AVX2 : SOFTMAX_ISA_SCALAR;
+}
+#else
+static softmax_isa detect_best_isa(void)
+{
+    return SOFTMAX_ISA_SCALAR;
+}
+#endif
+
+static const char *const isa_names[] = {"scalar", "avx2", "avx512"};
+static const char *const isa_requirements[] = {"nothing", "AVX2 and FMA", "AVX-512 F/DQ/BW/VL"};
+
+/* Filled once; read-only afterwards. */
+static struct {
+    softmax_isa best;
+    softmax_isa active;
+    bool forced_unavailable;
+    char error[160];
+    const softmax_kernels *f32;
+    const softmax_kernels *f64;
+} dispatch;
+static pthread_once_t dispatch_once = PTHREAD_ONCE_INIT;
+
+static void set_active(softmax_isa isa)
+{
+    dispatch.active = isa;
+    dispatch.f32 = &softmax_ref_kernels_f32;
+    dispatch.f64 = &softmax_ref_kernels_f64;
+#if defined(SOFTMAX_HAVE_X86_KERNELS)
+    if (isa == SOFTMAX_ISA_AVX2) {
+        dispatch.f32 = &softmax_kernels_f32_avx2;
+        dispatch.f64 = &softmax_kernels_f64_avx2;
+    } else if (isa == SOFTMAX_ISA_AVX512) {
+        dispatch.f32 = &softmax_kernels_f32_avx512;
+        dispatch.f64 = &softmax_kernels_f64_avx512;
+    }
+#endif
+}
+
+static void initialize_dispatch(void)
+{
+    dispatch.best = detect_best_isa();
+    set_active(dispatch.best);
+    const char *forced = getenv("SOFTMAX_ISA");
+    if (forced == NULL || *forced == '\0')
+        return;
+    for (int isa = SOFTMAX_ISA_SCALAR; isa <= SOFTMAX_ISA_AVX512; isa++) {
+        if (strcmp(forced, isa_names[isa]) != 0)
+            continue;
+        if ((softmax_isa)isa > dispatch.best) {
+            dispatch.forced_unavailable = true;
+            snprintf(dispatch.error, sizeof dispatch.error,
+                     "SOFTMAX_ISA=%s: this CPU (or OS, or build) lacks %s; the best path here is %s", forced,
+                     isa_requirements[isa], isa_names[dispatch.best]);
+        } else {
+            set_active((softmax_isa)isa);
+        }
+        return;
+    }
+    dispatch.forced_unavailable = true;
+    snprintf(dispatch.error, sizeof dispatch.error, "SOFTMAX_ISA=%.40s: unknown path (use scalar, avx2 or avx512)",
+             forced);
+}
+
+const softmax_kernels *softmax_dispatch(softmax_dtype dtype, const char *fn, int *status)
+{
+    pthread_once(&dispatch_once, initialize_dispatch);
+    if (dispatch.forced_unavailable) {
+        *status = softmax_fail(SOFTMAX_E_ISA_UNAVAILABLE, "%s: %s", fn, dispatch.error);
+        return NULL;
+    }
+    switch (dtype) {
+    case SOFTMAX_DTYPE_F32:
+        *status = SOFTMAX_OK;
+        return dispatch.f32;
+    case SOFTMAX_DTYPE_F64:
+        *status = SOFTMAX_OK;
+        return dispatch.f64;
+    }
+    *status = softmax_fail(SOFTMAX_E_INVALID_DTYPE, "%s: unknown or unsupported dtype %d", fn, (int)dtype);
+    return NULL;
+}
+
+const char *softmax_isa_name(void)
+{
+    softmax_clear_error();
+    pthread_once(&dispatch_once, initialize_dispatch);
+    if (dispatch.forced_unavailable) {
+        softmax_fail(SOFTMAX_E_ISA_UNAVAILABLE, "softmax_isa_name: %s", dispatch.error);
+        return NULL;
+    }
+    return isa_names[dispatch.active];
+}

@@ -1,0 +1,1009 @@
+/*
+ * simd_body.h -- the SIMD kernels, written once against the vector
+ * vocabulary (vec_<isa>.h) and once for both data types. simd_kernels.h
+ * includes it once per data type after defining:
+ *
+ *   T, WIDE          data type and the type that carries sums and per-row
+ *                    constants (double for f32, long double for f64)
+ *   V, LANES, P(op)  the vector type, its lane count, and the vocabulary's
+ *                    name for `op` on it (f32_add, f64_add, ...)
+ *   ACC              the vocabulary's wide accumulator type
+ *   FN(name)         a name made unique per data type
+ *   EXP_POLY(f)      2^f on [-0.502, 0.502] as a vector polynomial
+ *   EXP_FLOOR_ARG    exponent below which 2^u is 0 in T (160, 1100)
+ *   OFFSET_LIMIT     largest |scale * log2(e) * max| the exact argument
+ *                    reduction supports (2^22, 2^50)
+ *   WIDE_LOG, WIDE_FLOOR, WIDE_LDEXP, WIDE_FABS   libm functions of WIDE
+ *   NORMALIZE_SHIFT  the reciprocal of the sum is applied times 2^SHIFT and
+ *                    the result scaled back, so that its low part never
+ *                    underflows (64 for f32, 128 for f64)
+ *   REF_LINES        the reference line kernels of T
+ *   KERNELS_NAME     the exported softmax_kernels table
+ *
+ * THE EXPONENTIAL. Every kernel needs e_i = exp(scale * (x_i - max)). With
+ * c = scale * log2(e) split as c_hi + c_lo (T values) and B = floor(c * max) - 1
+ * an integer held exactly in T:
+ *
+ *     u_i = c * x_i - B,  k_i = round(u_i),  f_i = u_i - k_i in [-1/2, 1/2]
+ *     f_i = fma(c_lo, x_i, fma(c_hi, x_i, -(B + k_i)))      (B + k_i exact)
+ *     e_i = 2^k_i * p(f_i)                                   (scalef)
+ *
+ * c_hi * x_i is exact inside the fma and B + k_i is an exact integer, so f_i
+ * carries an absolute error near 2^-p (p the precision of T) whatever the
+ * size of scale * (x_i - max): the rounding of x_i - max and of the product
+ * with scale, which costs ~|u| ulp in the textbook kernel, never happens.
+ * The result is exp(scale * (x_i - max)) times 2^(c * max - B), a factor in
+ * [2, 4) common to the whole row that cancels in the normalisation
+ * (log-softmax takes it back out exactly). Inputs below the row's floor are clamped to it and
+ * give exactly 0; -inf is such an input. Rows whose |c * max| exceeds
+ * OFFSET_LIMIT, and every row the contract treats specially (NaN max, +-inf
+ * max, scale 0 or +-inf), go to the reference line kernels.
+ *
+ * SUMS are carried in WIDE (f32: f64 lanes; f64: Kahan-compensated lanes)
+ * over fixed blocks of BLOCK elements; block totals are added in block
+ * order. The blocks never depend on the thread count, so neither do results.
+ */
+#include <math.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+#include "internal.h"
+
+/* Elements per partial sum. A block of f32 is 16 KiB: it stays in L1 between
+ * the two reads of the streaming regime. */
+#define BLOCK ((size_t)4096)
+/* Rows whose data exceeds this stream: two reads of x, one exp per read,
+ * output written around the cache. Below it rows stay in L2 between passes
+ * and are read from cache three times with one exp per element. */
+#define STREAM_BYTES ((size_t)1 << 20)
+
+typedef struct FN(exp_args) {
+    V x_floor;
+    V c_hi;
+    V c_lo;
+    V neg_offset; /* -B */
+} FN(exp_args);
+
+/* Per-row constants, computed in WIDE. */
+typedef struct FN(row_plan) {
+    bool negate;       /* scale < 0: the kernels see -x and a positive c */
+    T reference;       /* max x (min x when negated) */
+    WIDE offset;       /* B, an integer */
+    WIDE offset_error; /* c * reference' - B: log-softmax adds it back */
+    T c_hi;
+    T c_lo;
+    T x_floor;
+} FN(row_plan);
+
+/* Fills the plan for a row whose reference element (max, or min for scale
+ * < 0) is `reference`; false when the row must take the reference path. */
+static bool FN(plan_row)(double scale, T reference, FN(row_plan) * plan)
+{
+    if (!(scale != 0) || isinf(scale) || !isfinite(reference))
+        return false;
+    WIDE c = (WIDE)scale * (WIDE)1.442695040888963407359924681001892137L;
+    plan->negate = c < 0;
+    plan->reference = reference;
+    T reference_seen = plan->negate ? -reference : reference;
+    if (plan->negate)
+        c = -c;
+    if (!(c < (WIDE)1e30) || !(c > (WIDE)1e-30))
+        return false;
+    plan->c_hi = (T)c;
+    plan->c_lo = (T)(c - (WIDE)plan->c_hi);
+    /* B from c * reference', and the exact remainder c * reference' - B
+     * from an exact product c_hi * reference' = p_hi + p_lo: log-softmax
+     * adds the remainder back, and an error there is an error in every
+     * output (WIDE alone would lose |B| * 2^-64 for f64). */
+    const T p_hi = plan->c_hi * reference_seen;
+    const T p_lo = FMA_T(plan->c_hi, reference_seen, -p_hi);
+    const WIDE c_lo_part = (WIDE)plan->c_lo * (WIDE)reference_seen;
+    const WIDE b = (WIDE)p_hi + (WIDE)p_lo + c_lo_part;
+    if (!(WIDE_FABS(b) < (WIDE)OFFSET_LIMIT))
+        return false;
+    /* B = floor(b) - 1 puts the common factor 2^(b - B) in [2, 4): every exp
+     * is at least twice its true value, so an output in the normal range
+     * never comes from an exp that flushed to zero. */
+    plan->offset = WIDE_FLOOR(b) - 1;
+    plan->offset_error = ((WIDE)(p_hi - (T)plan->offset) + (WIDE)p_lo) + c_lo_part;
+    const WIDE c_effective = (WIDE)plan->c_hi + (WIDE)plan->c_lo;
+    WIDE floor_value = (plan->offset - (WIDE)EXP_FLOOR_ARG) / c_effective;
+    plan->x_floor = floor_value < -(WIDE)T_MAX ? (T)-INFINITY : (T)floor_value;
+    return true;
+}
+
+static inline FN(exp_args) FN(broadcast_plan)(const FN(row_plan) * plan)
+{
+    FN(exp_args) args = {P(set1)(plan->x_floor), P(set1)(plan->c_hi), P(set1)(plan->c_lo), P(set1)((T)-plan->offset)};
+    return args;
+}
+
+/* 2^(c * x - B) for one vector; NaN in, NaN out. */
+static inline V FN(exp_eval)(V x, const FN(exp_args) * a)
+{
+    V clamped = P(max)(a->x_floor, x);
+    V estimate = P(fmadd)(a->c_lo, clamped, P(fmadd)(a->c_hi, clamped, a->neg_offset));
+    V k = P(round)(estimate);
+    V f = P(fmadd)(a->c_hi, clamped, P(sub)(a->neg_offset, k));
+    f = P(fmadd)(a->c_lo, clamped, f);
+    return P(scale_pow2)(EXP_POLY(f), k);
+}
+
+/* ------------------------------------------------------------------ scans */
+
+static T FN(max_of)(const T *x, size_t n)
+{
+    V m0 = P(set1)((T)-INFINITY), m1 = m0, m2 = m0, m3 = m0;
+    size_t i = 0;
+    /* The running maximum goes second so that a NaN element is skipped: rows
+     * with NaN are caught later by their NaN sum. */
+    for (; i + 4 * LANES <= n; i += 4 * LANES) {
+        m0 = P(max)(P(load)(x + i), m0);
+        m1 = P(max)(P(load)(x + i + LANES), m1);
+        m2 = P(max)(P(load)(x + i + 2 * LANES), m2);
+        m3 = P(max)(P(load)(x + i + 3 * LANES), m3);
+    }
+    for (; i + LANES <= n; i += LANES)
+        m0 = P(max)(P(load)(x + i), m0);
+    if (i < n)
+        m1 = P(max)(P(load_tail)(x + i, n - i, (T)-INFINITY), m1);
+    return P(reduce_max)(P(max)(P(max)(m0, m1), P(max)(m2, m3)));
+}
+
+static T FN(min_of)(const T *x, size_t n)
+{
+    V m0 = P(set1)((T)INFINITY), m1 = m0;
+    size_t i = 0;
+    for (; i + 2 * LANES <= n; i += 2 * LANES) {
+        m0 = P(min)(P(load)(x + i), m0);
+        m1 = P(min)(P(load)(x + i + LANES), m1);
+    }
+    for (; i + LANES <= n; i += LANES)
+        m0 = P(min)(P(load)(x + i), m0);
+    if (i < n)
+        m1 = P(min)(P(load_tail)(x + i, n - i, (T)INFINITY), m1);
+    return P(reduce_min)(P(min)(m0, m1));
+}
+
+static inline T FN(reference_of)(const T *x, size_t n, double scale)
+{
+    return scale < 0 ? FN(min_of)(x, n) : FN(max_of)(x, n);
+}
+
+/* ----------------------------------------------------- exp blocks and sums */
+
+/* Writes 2^(c x_i - B) for i in [begin, end) to y (unless y is NULL) and
+ * returns their sum. One block at most. With prefetch_next, the next block
+ * is fetched from memory while this one is computed from L1. */
+static inline WIDE FN(exp_block_any)(const T *x, T *y, size_t begin, size_t end, const FN(exp_args) * a, bool negate,
+                                     bool prefetch_next)
+{
+    ACC acc0 = P(acc_zero)(), acc1 = P(acc_zero)();
+    size_t i = begin;
+    for (; i + 2 * LANES <= end; i += 2 * LANES) {
+        if (prefetch_next) {
+            vec_prefetch(x + i + BLOCK);
+            vec_prefetch(x + i + BLOCK + LANES);
+        }
+        V x0 = P(load)(x + i), x1 = P(load)(x + i + LANES);
+        if (negate) {
+            x0 = P(neg)(x0);
+            x1 = P(neg)(x1);
+        }
+        V e0 = FN(exp_eval)(x0, a), e1 = FN(exp_eval)(x1, a);
+        if (y) {
+            P(store)(y + i, e0);
+            P(store)(y + i + LANES, e1);
+        }
+        P(acc_add)(&acc0, e0);
+        P(acc_add)(&acc1, e1);
+    }
+    for (; i < end; i += LANES) {
+        size_t count = end - i < LANES ? end - i : LANES;
+        /* The fill becomes -inf once negated or not: its exp is 0. */
+        V x0 = P(load_tail)(x + i, count, negate ? (T)INFINITY : (T)-INFINITY);
+        if (negate)
+            x0 = P(neg)(x0);
+        V e0 = FN(exp_eval)(x0, a);
+        if (y)
+            P(store_tail)(y + i, e0, count);
+        P(acc_add)(&acc0, e0);
+    }
+    return (WIDE)P(acc_total)(&acc0) + (WIDE)P(acc_total)(&acc1);
+}
+
+static WIDE FN(exp_block)(const T *x, T *y, size_t begin, size_t end, const FN(exp_args) * a, bool negate)
+{
+    return FN(exp_block_any)(x, y, begin, end, a, negate, false);
+}
+
+static WIDE FN(exp_blocks)(const T *x, T *y, size_t block_begin, size_t block_end, size_t n, const FN(exp_args) * a,
+                           bool negate)
+{
+    WIDE total = 0;
+    for (size_t b = block_begin; b < block_end; b++) {
+        size_t begin = b * BLOCK;
+        size_t end = begin + BLOCK < n ? begin + BLOCK : n;
+        total += FN(exp_block)(x, y, begin, end, a, negate);
+    }
+    return total;
+}
+
+/* The two halves of 1/sum in T: y = e * hi + e * lo loses half an ulp once. */
+typedef struct FN(reciprocal) {
+    T hi;
+    T lo;
+} FN(reciprocal);
+
+/* 2^-NORMALIZE_SHIFT, exactly. */
+#define UNSCALE ((T)WIDE_LDEXP((WIDE)1, -NORMALIZE_SHIFT))
+
+static FN(reciprocal) FN(reciprocal_of)(WIDE sum)
+{
+    WIDE r = WIDE_LDEXP((WIDE)1 / sum, NORMALIZE_SHIFT);
+    FN(reciprocal) result;
+    result.hi = (T)r;
+    result.lo = (T)(r - (WIDE)result.hi);
+    return result;
+}
+
+/* e * r, rounded once, from the scaled halves of r. */
+static inline V FN(apply_reciprocal)(V e, V hi, V lo)
+{
+    return P(mul)(P(fmadd)(e, hi, P(mul)(e, lo)), P(set1)(UNSCALE));
+}
+
+static void FN(normalize)(T *y, size_t begin, size_t end, FN(reciprocal) r)
+{
+    const V hi = P(set1)(r.hi), lo = P(set1)(r.lo);
+    size_t i = begin;
+    for (; i + LANES <= end; i += LANES)
+        P(store)(y + i, FN(apply_reciprocal)(P(load)(y + i), hi, lo));
+    if (i < end)
+        P(store_tail)(y + i, FN(apply_reciprocal)(P(load_tail)(y + i, end - i, 0), hi, lo), end - i);
+}
+
+static void FN(fill)(T *y, size_t begin, size_t end, T value)
+{
+    for (size_t i = begin; i < end; i++)
+        y[i] = value;
+}
+
+/* ------------------------------------------------------ streaming regime */
+
+/* Per block: its own plan (from its own max) and the sum of its exps. The
+ * block is read from memory once and from L1 once. */
+typedef struct FN(block_summary) {
+    T reference;
+    bool usable; /* false: a special value or an unsupported offset */
+    WIDE offset;
+    WIDE sum;
+} FN(block_summary);
+
+static FN(block_summary) FN(summarize_block)(const T *x, size_t begin, size_t end, double scale)
+{
+    FN(block_summary) s = {0, false, 0, 0};
+    s.reference = FN(reference_of)(x + begin, end - begin, scale);
+    if (s.reference == (scale < 0 ? (T)INFINITY : (T)-INFINITY)) {
+        /* Every element masked (or NaN, which the scan skips): the block
+         * contributes nothing, or NaN. */
+        V nan_flag = P(set1)(0);
+        for (size_t i = begin; i < end; i += LANES) {
+            size_t count = end - i < LANES ? end - i : LANES;
+            nan_flag = P(keep_nan)(nan_flag, P(load_tail)(x + i, count, 0));
+        }
+        s.usable = true;
+        s.sum = P(any_nan)(nan_flag) ? (WIDE)NAN : 0;
+        s.offset = 0;
+        return s;
+    }
+    FN(row_plan) plan;
+    if (!FN(plan_row)(scale, s.reference, &plan))
+        return s;
+    FN(exp_args) a = FN(broadcast_plan)(&plan);
+    s.usable = true;
+    s.offset = plan.offset;
+    s.sum = FN(exp_block_any)(x, NULL, begin, end, &a, plan.negate, true);
+    return s;
+}
+
+/* Combines block summaries in block order: the row's reference and sum,
+ * the sum rescaled to the row's offset by exact powers of two. */
+static bool FN(combine_summaries)(const FN(block_summary) * blocks, size_t count, double scale, FN(row_plan) * plan,
+                                  WIDE *sum)
+{
+    T reference = scale < 0 ? (T)INFINITY : (T)-INFINITY;
+    for (size_t b = 0; b < count; b++) {
+        if (!blocks[b].usable)
+            return false;
+        if (scale < 0 ? blocks[b].reference < reference : blocks[b].reference > reference)
+            reference = blocks[b].reference;
+    }
+    if (!FN(plan_row)(scale, reference, plan))
+        return false;
+    WIDE total = 0;
+    for (size_t b = 0; b < count; b++)
+        if (blocks[b].sum != 0 || isnan(blocks[b].sum))
+            total += WIDE_LDEXP(blocks[b].sum, (int)(blocks[b].offset - plan->offset));
+    *sum = total;
+    return true;
+}
+
+static void FN(exp_normalize_stream)(const T *x, T *y, size_t begin, size_t end, const FN(exp_args) * a, bool negate,
+                                     FN(reciprocal) r)
+{
+    const V hi = P(set1)(r.hi), lo = P(set1)(r.lo);
+    size_t i = begin;
+    /* Streaming stores need aligned addresses: a short head first. */
+    while (i < end && ((uintptr_t)(y + i) % (LANES * sizeof(T))) != 0) {
+        size_t count = 1;
+        V x0 = P(load_tail)(x + i, count, negate ? (T)INFINITY : (T)-INFINITY);
+        if (negate)
+            x0 = P(neg)(x0);
+        V e = FN(exp_eval)(x0, a);
+        P(store_tail)(y + i, FN(apply_reciprocal)(e, hi, lo), count);
+        i += count;
+    }
+    for (; i + LANES <= end; i += LANES) {
+        V x0 = P(load)(x + i);
+        if (negate)
+            x0 = P(neg)(x0);
+        V e = FN(exp_eval)(x0, a);
+        P(stream)(y + i, FN(apply_reciprocal)(e, hi, lo));
+    }
+    if (i < end) {
+        V x0 = P(load_tail)(x + i, end - i, negate ? (T)INFINITY : (T)-INFINITY);
+        if (negate)
+            x0 = P(neg)(x0);
+        V e = FN(exp_eval)(x0, a);
+        P(store_tail)(y + i, FN(apply_reciprocal)(e, hi, lo), end - i);
+    }
+    P(stream_fence)();
+}
+
+/* ----------------------------------------------------------- forward rows */
+
+static size_t FN(block_count)(size_t n)
+{
+    return (n + BLOCK - 1) / BLOCK;
+}
+
+/* y = s * (x - reference) - log_sum: |y| >= |s * (x - reference)|, so the
+ * rounding of x - reference costs at most half an ulp of y. */
+static void FN(log_output)(const T *x, T *y, size_t begin, size_t end, T reference, T scale_t, T log_sum)
+{
+    const V ref = P(set1)(reference), s = P(set1)(scale_t), neg_log_sum = P(set1)(-log_sum);
+    size_t i = begin;
+    for (; i + LANES <= end; i += LANES)
+        P(store)(y + i, P(fmadd)(s, P(sub)(P(load)(x + i), ref), neg_log_sum));
+    if (i < end)
+        P(store_tail)(y + i, P(fmadd)(s, P(sub)(P(load_tail)(x + i, end - i, 0), ref), neg_log_sum), end - i);
+}
+
+static WIDE FN(log_sum_of)(WIDE sum, const FN(row_plan) * plan)
+{
+    /* The exps carry the factor 2^(offset_error): take it back out. */
+    return WIDE_LOG(sum) - plan->offset_error * (WIDE)0.6931471805599453094172321214581765680755L;
+}
+
+/* The per-row state shared by the single-thread and the multi-thread
+ * drivers: after phase 1 the plan, after phase 2 the sum. */
+typedef struct FN(row_state) {
+    FN(row_plan) plan;
+    FN(exp_args) args;
+    bool streaming;
+    bool use_reference; /* the contract's special rows */
+    WIDE sum;
+    FN(block_summary) * summaries; /* streaming only */
+} FN(row_state);
+
+/* Phase 1 for the in-cache regime: the reference element over blocks
+ * [b0, b1). */
+static T FN(reference_over)(const T *x, size_t n, size_t b0, size_t b1, double scale)
+{
+    size_t begin = b0 * BLOCK, end = b1 * BLOCK < n ? b1 * BLOCK : n;
+    return FN(reference_of)(x + begin, end - begin, scale);
+}
+
+/* Rows of at most SMALL_VECTORS vectors stay in registers from load to
+ * store: writing the exps and reading them back would cost a failed
+ * store-to-load forwarding (masked store, then load) on every row. */
+#define SMALL_VECTORS 4
+
+static void FN(small_forward_row)(softmax_op op, const T *x, T *y, size_t n, double scale)
+{
+    const bool negate = scale < 0;
+    const T fill = negate ? (T)INFINITY : (T)-INFINITY;
+    const size_t vectors = (n + LANES - 1) / LANES;
+    V v[SMALL_VECTORS];
+    V reference = P(set1)(fill);
+    for (size_t i = 0; i < vectors; i++) {
+        size_t count = n - i * LANES < LANES ? n - i * LANES : LANES;
+        v[i] = count == LANES ? P(load)(x + i * LANES) : P(load_tail)(x + i * LANES, count, fill);
+        reference = negate ? P(min)(v[i], reference) : P(max)(v[i], reference);
+    }
+    FN(row_plan) plan;
+    if (!FN(plan_row)(scale, negate ? P(reduce_min)(reference) : P(reduce_max)(reference), &plan)) {
+        softmax_line_run(&REF_LINES, op, x, NULL, y, n, 1, scale);
+        return;
+    }
+    const FN(exp_args) a = FN(broadcast_plan)(&plan);
+    V e[SMALL_VECTORS];
+    ACC acc = P(acc_zero)();
+    for (size_t i = 0; i < vectors; i++) {
+        e[i] = FN(exp_eval)(negate ? P(neg)(v[i]) : v[i], &a);
+        P(acc_add)(&acc, e[i]);
+    }
+    const WIDE sum = (WIDE)P(acc_total)(&acc);
+    if (isnan(sum)) {
+        FN(fill)(y, 0, n, (T)NAN);
+        return;
+    }
+    V first, second;
+    if (op == SOFTMAX_OP_LOG_SOFTMAX) {
+        first = P(set1)((T)scale);
+        second = P(set1)(-(T)FN(log_sum_of)(sum, &plan));
+    } else {
+        const FN(reciprocal) r = FN(reciprocal_of)(sum);
+        first = P(set1)(r.hi);
+        second = P(set1)(r.lo);
+    }
+    const V reference_v = P(set1)(plan.reference);
+    for (size_t i = 0; i < vectors; i++) {
+        size_t count = n - i * LANES < LANES ? n - i * LANES : LANES;
+        V out = op == SOFTMAX_OP_LOG_SOFTMAX ? P(fmadd)(first, P(sub)(v[i], reference_v), second)
+                                             : FN(apply_reciprocal)(e[i], first, second);
+        if (count == LANES)
+            P(store)(y + i * LANES, out);
+        else
+            P(store_tail)(y + i * LANES, out, count);
+    }
+}
+
+static void FN(forward_row)(softmax_op op, const T *x, T *y, size_t n, double scale)
+{
+    if (n <= SMALL_VECTORS * LANES) {
+        FN(small_forward_row)(op, x, y, n, scale);
+        return;
+    }
+    const bool log_output = op == SOFTMAX_OP_LOG_SOFTMAX;
+    const size_t blocks = FN(block_count)(n);
+    FN(row_plan) plan;
+    WIDE sum;
+    if (n * sizeof(T) <= STREAM_BYTES) {
+        if (!FN(plan_row)(scale, FN(reference_of)(x, n, scale), &plan)) {
+            softmax_line_run(&REF_LINES, op, x, NULL, y, n, 1, scale);
+            return;
+        }
+        FN(exp_args) a = FN(broadcast_plan)(&plan);
+        sum = FN(exp_blocks)(x, log_output ? NULL : y, 0, blocks, n, &a, plan.negate);
+        if (isnan(sum)) {
+            FN(fill)(y, 0, n, (T)NAN);
+            return;
+        }
+        if (log_output)
+            FN(log_output)(x, y, 0, n, plan.reference, (T)scale, (T)FN(log_sum_of)(sum, &plan));
+        else
+            FN(normalize)(y, 0, n, FN(reciprocal_of)(sum));
+        return;
+    }
+    /* Streaming: summaries of every block, then one writing pass. */
+    /* At least 64 blocks here: one allocation is negligible next to the row. */
+    FN(block_summary) *summaries = malloc(blocks * sizeof *summaries);
+    bool planned = false;
+    if (summaries != NULL) {
+        for (size_t b = 0; b < blocks; b++) {
+            size_t begin = b * BLOCK, end = begin + BLOCK < n ? begin + BLOCK : n;
+            summaries[b] = FN(summarize_block)(x, begin, end, scale);
+        }
+        planned = FN(combine_summaries)(summaries, blocks, scale, &plan, &sum);
+        free(summaries);
+    }
+    if (!planned) {
+        softmax_line_run(&REF_LINES, op, x, NULL, y, n, 1, scale);
+        return;
+    }
+    if (isnan(sum)) {
+        FN(fill)(y, 0, n, (T)NAN);
+        return;
+    }
+    FN(exp_args) a = FN(broadcast_plan)(&plan);
+    if (log_output)
+        FN(log_output)(x, y, 0, n, plan.reference, (T)scale, (T)FN(log_sum_of)(sum, &plan));
+    else
+        FN(exp_normalize_stream)(x, y, 0, n, &a, plan.negate, FN(reciprocal_of)(sum));
+}
+
+/* --------------------------------------------------------- gradient rows */
+
+typedef struct FN(split) {
+    T hi;
+    T lo;
+} FN(split);
+
+static FN(split) FN(split_of)(WIDE value)
+{
+    FN(split) s;
+    s.hi = (T)value;
+    s.lo = isfinite(value) ? (T)(value - (WIDE)s.hi) : 0;
+    return s;
+}
+
+/* dx = s * y * ((dy - dot_hi) - dot_lo) */
+static void FN(softmax_backward_row)(const T *y, const T *dy, T *dx, size_t n, double scale)
+{
+    const size_t blocks = FN(block_count)(n);
+    WIDE dot = 0;
+    for (size_t b = 0; b < blocks; b++) {
+        size_t begin = b * BLOCK, end = begin + BLOCK < n ? begin + BLOCK : n;
+        ACC acc = P(acc_zero)();
+        size_t i = begin;
+        for (; i + LANES <= end; i += LANES)
+            P(acc_add_product)(&acc, P(load)(y + i), P(load)(dy + i));
+        if (i < end)
+            P(acc_add_product)(&acc, P(load_tail)(y + i, end - i, 0), P(load_tail)(dy + i, end - i, 0));
+        dot += (WIDE)P(acc_total)(&acc);
+    }
+    if (isinf(scale) || isnan(dot)) {
+        softmax_line_run(&REF_LINES, SOFTMAX_OP_SOFTMAX_BACKWARD, y, dy, dx, n, 1, scale);
+        return;
+    }
+    const FN(split) d = FN(split_of)(dot);
+    const V dot_hi = P(set1)(d.hi), dot_lo = P(set1)(d.lo), s = P(set1)((T)scale);
+    size_t i = 0;
+    for (; i + LANES <= n; i += LANES) {
+        V yi = P(load)(y + i);
+        V diff = P(sub)(P(sub)(P(load)(dy + i), dot_hi), dot_lo);
+        P(store)(dx + i, P(mul)(P(mul)(s, yi), diff));
+    }
+    if (i < n) {
+        V yi = P(load_tail)(y + i, n - i, 0);
+        V diff = P(sub)(P(sub)(P(load_tail)(dy + i, n - i, 0), dot_hi), dot_lo);
+        P(store_tail)(dx + i, P(mul)(P(mul)(s, yi), diff), n - i);
+    }
+}
+
+/* exp(logy) for the log-softmax gradients: the exp kernel with c = log2(e),
+ * B = 0 and a floor where 2^u is still normal; below it the result is set
+ * to 0 by a mask. The gradients run without flush-to-zero, and an exp that
+ * underflowed would cost a microcode assist on some cores. */
+#define GRADIENT_FLOOR_ARG (EXP_FLOOR_ARG == 160 ? 125 : 1021)
+
+static FN(exp_args) FN(plain_exp_args)(void)
+{
+    const WIDE c = (WIDE)1.442695040888963407359924681001892137L;
+    const T c_hi = (T)c;
+    const T c_lo = (T)(c - (WIDE)c_hi);
+    FN(exp_args) a = {P(set1)((T)(-(WIDE)GRADIENT_FLOOR_ARG / c)), P(set1)(c_hi), P(set1)(c_lo), P(set1)(0)};
+    return a;
+}
+
+static inline V FN(plain_exp)(V logy, const FN(exp_args) * a)
+{
+    return P(zero_below)(FN(exp_eval)(logy, a), logy, a->x_floor);
+}
+
+/* Log-softmax VJP (dx = s * (dy - exp(logy) * sum dy)) and JVP
+ * (out = s * (v - sum exp(logy) * v)) share their shape: a reduction, then
+ * an elementwise pass. */
+static void FN(log_gradient_row)(softmax_op op, const T *logy, const T *g, T *out, size_t n, double scale)
+{
+    const bool jvp = op == SOFTMAX_OP_LOG_SOFTMAX_JVP;
+    const FN(exp_args) a = FN(plain_exp_args)();
+    const size_t blocks = FN(block_count)(n);
+    WIDE reduction = 0;
+    V max_logy = P(set1)((T)-INFINITY);
+    V nan_flag = P(set1)(0); /* the VJP's reduction does not see logy */
+    for (size_t b = 0; b < blocks; b++) {
+        size_t begin = b * BLOCK, end = begin + BLOCK < n ? begin + BLOCK : n;
+        ACC acc = P(acc_zero)();
+        for (size_t i = begin; i < end; i += LANES) {
+            size_t count = end - i < LANES ? end - i : LANES;
+            V l = count == LANES ? P(load)(logy + i) : P(load_tail)(logy + i, count, (T)-INFINITY);
+            V gi = count == LANES ? P(load)(g + i) : P(load_tail)(g + i, count, 0);
+            max_logy = P(max)(l, max_logy);
+            nan_flag = P(keep_nan)(nan_flag, l);
+            if (jvp)
+                P(acc_add_product)(&acc, FN(plain_exp)(l, &a), gi);
+            else
+                P(acc_add)(&acc, gi);
+        }
+        reduction += (WIDE)P(acc_total)(&acc);
+    }
+    const T top = P(reduce_max)(max_logy);
+    if (!(top > (T)-INFINITY) || isinf(scale) || isnan(reduction) || P(any_nan)(nan_flag)) {
+        softmax_line_run(&REF_LINES, op, logy, g, out, n, 1, scale);
+        return;
+    }
+    const FN(split) r = FN(split_of)(reduction);
+    const V r_hi = P(set1)(r.hi), r_lo = P(set1)(r.lo), s = P(set1)((T)scale);
+    for (size_t i = 0; i < n; i += LANES) {
+        size_t count = n - i < LANES ? n - i : LANES;
+        V l = count == LANES ? P(load)(logy + i) : P(load_tail)(logy + i, count, (T)-INFINITY);
+        V gi = count == LANES ? P(load)(g + i) : P(load_tail)(g + i, count, 0);
+        V w;
+        if (jvp) {
+            w = P(sub)(P(sub)(gi, r_hi), r_lo);
+        } else {
+            V yi = FN(plain_exp)(l, &a);
+            w = P(fmadd)(P(neg)(yi), r_hi, gi);
+            w = P(fmadd)(P(neg)(yi), r_lo, w);
+        }
+        V result = P(mul)(s, w);
+        if (count == LANES)
+            P(store)(out + i, result);
+        else
+            P(store_tail)(out + i, result, count);
+    }
+}
+
+/* ------------------------------------------------------------ tiny rows */
+
+/* Rows of at most LANES elements, LANES rows at a time: one vector per row,
+ * and the per-row constants (offset, floor, reciprocal) computed for the
+ * whole group in vectors instead of row by row in scalar code, which would
+ * cost more than the row itself. Each row's result is the same function of
+ * that row alone, whatever the group it falls in. */
+static void FN(tiny_rows)(softmax_op op, const T *x, T *y, size_t rows, size_t n, double scale)
+{
+    const bool log_output = op == SOFTMAX_OP_LOG_SOFTMAX;
+    FN(row_plan) shared; /* c_hi, c_lo and the sign from any finite reference */
+    if (!FN(plan_row)(scale, 0, &shared)) {
+        for (size_t r = 0; r < rows; r++)
+            FN(small_forward_row)(op, x + r * n, y + r * n, n, scale);
+        return;
+    }
+    const bool negate = shared.negate;
+    const T fill = negate ? (T)INFINITY : (T)-INFINITY;
+    const V c_hi = P(set1)(shared.c_hi), c_lo = P(set1)(shared.c_lo);
+    const T inverse_c = (T)(1 / ((WIDE)shared.c_hi + (WIDE)shared.c_lo));
+    size_t r0 = 0;
+    for (; r0 + LANES <= rows; r0 += LANES) {
+        V tile[LANES];
+        T references[LANES];
+        for (size_t r = 0; r < LANES; r++) {
+            tile[r] = P(load_tail)(x + (r0 + r) * n, n, fill);
+            if (negate)
+                tile[r] = P(neg)(tile[r]);
+            references[r] = P(reduce_max)(tile[r]);
+        }
+        /* The group's offsets B and floors, in vectors. */
+        const V reference = P(load)(references);
+        /* floor(c * max) - 1 as in plan_row; the float product may be off
+         * by |B| * 2^-24 <= 1/4, which keeps the common factor in [1.6, 4.8]. */
+        const V offset = P(sub)(P(floor)(P(fmadd)(c_hi, reference, P(mul)(c_lo, reference))), P(set1)((T)1));
+        const T largest_offset = P(reduce_max)(P(max)(offset, P(neg)(offset)));
+        /* A non-finite reference (NaN, +-inf: the contract's special rows) or
+         * an offset out of range: the rows go one by one. */
+        if (P(any_nan)(P(sub)(reference, reference)) || !(largest_offset < (T)OFFSET_LIMIT)) {
+            for (size_t r = 0; r < LANES; r++)
+                FN(small_forward_row)(op, x + (r0 + r) * n, y + (r0 + r) * n, n, scale);
+            continue;
+        }
+        T floors[LANES], neg_offsets[LANES];
+        P(store)(floors, P(mul)(P(sub)(offset, P(set1)((T)EXP_FLOOR_ARG)), P(set1)(inverse_c)));
+        P(store)(neg_offsets, P(neg)(offset));
+        WIDE sums[LANES];
+        for (size_t r = 0; r < LANES; r++) {
+            const FN(exp_args) a = {P(set1)(floors[r]), c_hi, c_lo, P(set1)(neg_offsets[r])};
+            tile[r] = FN(exp_eval)(tile[r], &a);
+            ACC acc = P(acc_zero)();
+            P(acc_add)(&acc, tile[r]);
+            sums[r] = (WIDE)P(acc_total)(&acc);
+        }
+        for (size_t r = 0; r < LANES; r++) {
+            T *out = y + (r0 + r) * n;
+            if (isnan(sums[r])) {
+                FN(fill)(out, 0, n, (T)NAN);
+                continue;
+            }
+            if (log_output) {
+                /* The exact remainder c * max - B, as plan_row computes it. */
+                const T ref_seen = references[r];
+                const T p_hi = shared.c_hi * ref_seen;
+                const T p_lo = FMA_T(shared.c_hi, ref_seen, -p_hi);
+                const WIDE remainder =
+                    ((WIDE)(p_hi + neg_offsets[r]) + (WIDE)p_lo) + (WIDE)shared.c_lo * (WIDE)ref_seen;
+                const WIDE log_sum = WIDE_LOG(sums[r]) - remainder * (WIDE)0.6931471805599453094172321214581765680755L;
+                const T reference_x = negate ? -ref_seen : ref_seen;
+                const V xr = P(load_tail)(x + (r0 + r) * n, n, 0);
+                P(store_tail)
+                (out, P(fmadd)(P(set1)((T)scale), P(sub)(xr, P(set1)(reference_x)), P(set1)(-(T)log_sum)), n);
+            } else {
+                const FN(reciprocal) rec = FN(reciprocal_of)(sums[r]);
+                const V e = tile[r];
+                P(store_tail)(out, FN(apply_reciprocal)(e, P(set1)(rec.hi), P(set1)(rec.lo)), n);
+            }
+        }
+    }
+    for (; r0 < rows; r0++)
+        FN(small_forward_row)(op, x + r0 * n, y + r0 * n, n, scale);
+}
+
+static void FN(rows_body)(softmax_op op, const void *src, const void *grad, void *dst, size_t rows, size_t n,
+                          double scale)
+{
+    if ((op == SOFTMAX_OP_SOFTMAX || op == SOFTMAX_OP_LOG_SOFTMAX) && n <= LANES && rows >= LANES) {
+        FN(tiny_rows)(op, src, dst, rows, n, scale);
+        return;
+    }
+    const T *x = src;
+    const T *g = grad;
+    T *y = dst;
+    for (size_t r = 0; r < rows; r++) {
+        size_t offset = r * n;
+        switch (op) {
+        case SOFTMAX_OP_SOFTMAX:
+        case SOFTMAX_OP_LOG_SOFTMAX:
+            FN(forward_row)(op, x + offset, y + offset, n, scale);
+            break;
+        case SOFTMAX_OP_SOFTMAX_BACKWARD:
+            FN(softmax_backward_row)(x + offset, g + offset, y + offset, n, scale);
+            break;
+        case SOFTMAX_OP_LOG_SOFTMAX_BACKWARD:
+        case SOFTMAX_OP_LOG_SOFTMAX_JVP:
+            FN(log_gradient_row)(op, x + offset, g + offset, y + offset, n, scale);
+            break;
+        }
+    }
+}
+
+/* Forward kernels run with flush-to-zero (see vec_flush_to_zero_begin);
+ * the gradients keep the caller's floating-point environment. */
+static void FN(rows)(softmax_op op, const void *src, const void *grad, void *dst, size_t rows, size_t n, double scale)
+{
+    if (op != SOFTMAX_OP_SOFTMAX && op != SOFTMAX_OP_LOG_SOFTMAX) {
+        FN(rows_body)(op, src, grad, dst, rows, n, scale);
+        return;
+    }
+    const unsigned int saved = vec_flush_to_zero_begin();
+    FN(rows_body)(op, src, grad, dst, rows, n, scale);
+    vec_flush_to_zero_end(saved);
+}
+
+/* ------------------------------------------------ one row, many threads */
+
+/* The same phases as forward_row over the same blocks, each phase shared
+ * by the team; the per-block results are combined in block order by one
+ * thread, so the bits equal the single-thread ones. */
+static void FN(long_row)(softmax_op op, const void *src, const void *grad, void *dst, size_t n, double scale,
+                         int threads)
+{
+    const T *x = src;
+    T *y = dst;
+    const size_t blocks = FN(block_count)(n);
+    const bool forward = op == SOFTMAX_OP_SOFTMAX || op == SOFTMAX_OP_LOG_SOFTMAX;
+    const bool streaming = n * sizeof(T) > STREAM_BYTES;
+    FN(block_summary) *summaries = forward ? malloc(blocks * sizeof *summaries) : NULL;
+    T *references = forward ? malloc(blocks * sizeof *references) : NULL;
+    if (summaries == NULL || references == NULL || threads < 2) {
+        free(summaries);
+        free(references);
+        FN(rows)(op, src, grad, dst, 1, n, scale);
+        return;
+    }
+    const bool log_output = op == SOFTMAX_OP_LOG_SOFTMAX;
+    bool planned = false;
+    FN(row_plan) plan;
+    WIDE sum = 0;
+#pragma omp parallel num_threads(threads)
+    {
+        const unsigned int saved_csr = vec_flush_to_zero_begin(); /* per thread */
+        /* Phase 1: block maxima (in-cache) or block summaries (streaming). */
+#pragma omp for schedule(static)
+        for (size_t b = 0; b < blocks; b++) {
+            if (streaming) {
+                size_t begin = b * BLOCK, end = begin + BLOCK < n ? begin + BLOCK : n;
+                summaries[b] = FN(summarize_block)(x, begin, end, scale);
+            } else {
+                references[b] = FN(reference_over)(x, n, b, b + 1, scale);
+            }
+        }
+#pragma omp single
+        {
+            if (streaming) {
+                planned = FN(combine_summaries)(summaries, blocks, scale, &plan, &sum);
+            } else {
+                T reference = references[0];
+                for (size_t b = 1; b < blocks; b++)
+                    if (scale < 0 ? references[b] < reference : references[b] > reference)
+                        reference = references[b];
+                planned = FN(plan_row)(scale, reference, &plan);
+            }
+        }
+        /* Phase 2 (in-cache): exps stored, one sum per block. */
+        if (planned && !streaming) {
+            FN(exp_args) a = FN(broadcast_plan)(&plan);
+#pragma omp for schedule(static)
+            for (size_t b = 0; b < blocks; b++)
+                summaries[b].sum = FN(exp_blocks)(x, log_output ? NULL : y, b, b + 1, n, &a, plan.negate);
+#pragma omp single
+            {
+                for (size_t b = 0; b < blocks; b++)
+                    sum += summaries[b].sum;
+            }
+        }
+        /* Phase 3: the writing pass. */
+        if (planned && !isnan(sum)) {
+            FN(exp_args) a = FN(broadcast_plan)(&plan);
+            const FN(reciprocal) r = FN(reciprocal_of)(sum);
+            const T log_sum = (T)FN(log_sum_of)(sum, &plan);
+#pragma omp for schedule(static)
+            for (size_t b = 0; b < blocks; b++) {
+                size_t begin = b * BLOCK, end = begin + BLOCK < n ? begin + BLOCK : n;
+                if (log_output)
+                    FN(log_output)(x, y, begin, end, plan.reference, (T)scale, log_sum);
+                else if (streaming)
+                    FN(exp_normalize_stream)(x, y, begin, end, &a, plan.negate, r);
+                else
+                    FN(normalize)(y, begin, end, r);
+            }
+        }
+        vec_flush_to_zero_end(saved_csr);
+    }
+    free(summaries);
+    free(references);
+    if (!planned)
+        softmax_line_run(&REF_LINES, op, x, NULL, y, n, 1, scale);
+    else if (isnan(sum))
+        FN(fill)(y, 0, n, (T)NAN);
+}
+
+/* ------------------------------------------- columns (a non-last axis) */
+
+/* Lines j in [j_begin, j_end) of an [n, inner] slice, COLUMN_VECTORS
+ * vectors of adjacent lines at a time: each lane is its own softmax row,
+ * walked down the n axis, so loads stay contiguous. */
+#define COLUMN_VECTORS 4
+#define COLUMN_CHUNK ((size_t)COLUMN_VECTORS * LANES)
+
+static void FN(column_chunk)(softmax_op op, const T *x, T *y, size_t n, size_t inner, size_t j0, size_t width,
+                             double scale)
+{
+    const bool log_output = op == SOFTMAX_OP_LOG_SOFTMAX;
+    const bool negate = scale < 0;
+    const size_t vectors = (width + LANES - 1) / LANES;
+    /* Pass 1: per-lane reference (max, or min for scale < 0). */
+    T references[COLUMN_CHUNK];
+    {
+        V m[COLUMN_VECTORS];
+        const T start = negate ? (T)INFINITY : (T)-INFINITY;
+        for (size_t v = 0; v < vectors; v++)
+            m[v] = P(set1)(start);
+        for (size_t k = 0; k < n; k++) {
+            const T *row = x + k * inner + j0;
+            for (size_t v = 0; v < vectors; v++) {
+                size_t count = width - v * LANES < LANES ? width - v * LANES : LANES;
+                V xv = count == LANES ? P(load)(row + v * LANES) : P(load_tail)(row + v * LANES, count, start);
+                m[v] = negate ? P(min)(xv, m[v]) : P(max)(xv, m[v]);
+            }
+        }
+        for (size_t v = 0; v < vectors; v++)
+            P(store)(references + v * LANES, m[v]);
+    }
+    /* Per-lane plans; any special lane sends the chunk to the reference. */
+    FN(row_plan) plans[COLUMN_CHUNK];
+    for (size_t j = 0; j < width; j++) {
+        if (!FN(plan_row)(scale, references[j], &plans[j])) {
+            for (size_t jj = 0; jj < width; jj++)
+                softmax_line_run(&REF_LINES, op, x + j0 + jj, NULL, y + j0 + jj, n, (ptrdiff_t)inner, scale);
+            return;
+        }
+    }
+    FN(exp_args) args[COLUMN_VECTORS];
+    {
+        T floors[COLUMN_CHUNK], neg_offsets[COLUMN_CHUNK];
+        for (size_t j = 0; j < COLUMN_CHUNK; j++) {
+            size_t source = j < width ? j : 0;
+            floors[j] = plans[source].x_floor;
+            neg_offsets[j] = (T)-plans[source].offset;
+        }
+        for (size_t v = 0; v < vectors; v++) {
+            args[v].x_floor = P(load)(floors + v * LANES);
+            args[v].neg_offset = P(load)(neg_offsets + v * LANES);
+            args[v].c_hi = P(set1)(plans[0].c_hi);
+            args[v].c_lo = P(set1)(plans[0].c_lo);
+        }
+    }
+    /* Pass 2: exps (stored for softmax) and per-lane sums. */
+    ACC sums[COLUMN_VECTORS];
+    for (size_t v = 0; v < vectors; v++)
+        sums[v] = P(acc_zero)();
+    for (size_t k = 0; k < n; k++) {
+        const T *row = x + k * inner + j0;
+        T *out = y + k * inner + j0;
+        for (size_t v = 0; v < vectors; v++) {
+            size_t count = width - v * LANES < LANES ? width - v * LANES : LANES;
+            V xv = count == LANES ? P(load)(row + v * LANES)
+                                  : P(load_tail)(row + v * LANES, count, negate ? (T)INFINITY : (T)-INFINITY);
+            if (negate)
+                xv = P(neg)(xv);
+            V e = FN(exp_eval)(xv, &args[v]);
+            if (!log_output) {
+                if (count == LANES)
+                    P(store)(out + v * LANES, e);
+                else
+                    P(store_tail)(out + v * LANES, e, count);
+            }
+            P(acc_add)(&sums[v], e);
+        }
+    }
+    /* Per-lane constants of the writing pass. */
+    T first[COLUMN_CHUNK], second[COLUMN_CHUNK];
+    for (size_t v = 0; v < vectors; v++) {
+        WIDE lane_sums[LANES];
+        P(acc_lanes)(&sums[v], lane_sums);
+        for (size_t l = 0; l < LANES; l++) {
+            size_t j = v * LANES + l;
+            size_t source = j < width ? j : 0;
+            if (log_output) {
+                first[j] = (T)FN(log_sum_of)(lane_sums[l], &plans[source]);
+                second[j] = plans[source].reference;
+            } else {
+                FN(reciprocal) r = FN(reciprocal_of)(lane_sums[l]);
+                first[j] = r.hi; /* NaN for a lane that met a NaN */
+                second[j] = isnan(lane_sums[l]) ? (T)NAN : r.lo;
+            }
+        }
+    }
+    /* Pass 3. */
+    const V s = P(set1)((T)scale);
+    for (size_t k = 0; k < n; k++) {
+        const T *row = x + k * inner + j0;
+        T *out = y + k * inner + j0;
+        for (size_t v = 0; v < vectors; v++) {
+            size_t count = width - v * LANES < LANES ? width - v * LANES : LANES;
+            V a = P(load)(first + v * LANES), b = P(load)(second + v * LANES);
+            V result;
+            if (log_output) {
+                V xv = count == LANES ? P(load)(row + v * LANES) : P(load_tail)(row + v * LANES, count, 0);
+                result = P(fmadd)(s, P(sub)(xv, b), P(neg)(a));
+            } else {
+                V e = count == LANES ? P(load)(out + v * LANES) : P(load_tail)(out + v * LANES, count, 0);
+                result = FN(apply_reciprocal)(e, a, b);
+            }
+            if (count == LANES)
+                P(store)(out + v * LANES, result);
+            else
+                P(store_tail)(out + v * LANES, result, count);
+        }
+    }
+}
+
+static void FN(columns)(softmax_op op, const void *src, const void *grad, void *dst, size_t n, size_t inner,
+                        size_t j_begin, size_t j_end, double scale)
+{
+    const T *x = src;
+    T *y = dst;
+    if (op != SOFTMAX_OP_SOFTMAX && op != SOFTMAX_OP_LOG_SOFTMAX) {
+        /* Gradients over a non-last axis: the reference lines, strided. */
+        for (size_t j = j_begin; j < j_end; j++)
+            softmax_line_run(&REF_LINES, op, x + j, (const T *)grad + j, y + j, n, (ptrdiff_t)inner, scale);
+        return;
+    }
+    const unsigned int saved = vec_flush_to_zero_begin();
+    for (size_t j0 = j_begin; j0 < j_end; j0 += COLUMN_CHUNK) {
+        size_t width = j_end - j0 < COLUMN_CHUNK ? j_end - j0 : COLUMN_CHUNK;
+        FN(column_chunk)(op, x, y, n, inner, j0, width, scale);
+    }
+    vec_flush_to_zero_end(saved);
+}
+
+const softmax_kernels KERNELS_NAME = {
+    .element_size = sizeof(T),
+    .rows = FN(rows),
+    .columns = FN(columns),
+    .column_chunk = COLUMN_CHUNK,
+    .long_row = FN(long_row),
+    .long_row_min = 8 * BLOCK,
+};
+
+#undef BLOCK
+#undef STREAM_BYTES
+#undef COLUMN_VECTORS
+#undef COLUMN_CHUNK
+#undef SMALL_VECTORS
+#undef UNSCALE
+#undef GRADIENT_FLOOR_ARG

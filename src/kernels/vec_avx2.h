@@ -1,0 +1,342 @@
+/*
+ * vec_avx2.h -- the kernels' vector vocabulary on AVX2 + FMA.
+ *
+ * The same names as vec_avx512.h on 256-bit vectors. AVX2 has neither mask
+ * registers nor scalef: tails use maskload/maskstore, and p * 2^k is two
+ * multiplications by powers of two built in the exponent field.
+ */
+#ifndef SOFTMAX_VEC_AVX2_H
+#define SOFTMAX_VEC_AVX2_H
+
+#if !defined(__AVX2__) || !defined(__FMA__)
+#error "vec_avx2.h needs -mavx2 -mfma"
+#endif
+
+#include <immintrin.h>
+#include <stddef.h>
+
+#define SOFTMAX_ISA_SUFFIX avx2
+
+/* Kernels run with flush-to-zero: an exp or a product that underflows
+ * otherwise takes a microcode assist of ~100 cycles on some cores, and every
+ * masked-out tail lane and every negligible element underflows. Only
+ * results below the normal range change (to 0), which the accuracy contract
+ * leaves free. The caller's MXCSR is restored on the way out. */
+static inline unsigned int vec_flush_to_zero_begin(void)
+{
+    unsigned int saved = _mm_getcsr();
+    _mm_setcsr(saved | 0x8000u);
+    return saved;
+}
+static inline void vec_flush_to_zero_end(unsigned int saved)
+{
+    _mm_setcsr(saved);
+}
+
+/* Asks for the cache line holding p; never faults, even past an array. */
+static inline void vec_prefetch(const void *p)
+{
+    _mm_prefetch((const char *)p, _MM_HINT_T0);
+}
+
+/* ---------------------------------------------------------------- f32 -- */
+
+typedef __m256 vf32;
+#define F32_LANES 8
+
+static inline __m256i f32_lane_mask(size_t count)
+{
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)count), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+static inline vf32 f32_set1(float value)
+{
+    return _mm256_set1_ps(value);
+}
+static inline vf32 f32_load(const float *p)
+{
+    return _mm256_loadu_ps(p);
+}
+static inline void f32_store(float *p, vf32 v)
+{
+    _mm256_storeu_ps(p, v);
+}
+static inline vf32 f32_load_tail(const float *p, size_t count, float fill)
+{
+    __m256i mask = f32_lane_mask(count);
+    return _mm256_blendv_ps(_mm256_set1_ps(fill), _mm256_maskload_ps(p, mask), _mm256_castsi256_ps(mask));
+}
+static inline void f32_store_tail(float *p, vf32 v, size_t count)
+{
+    _mm256_maskstore_ps(p, f32_lane_mask(count), v);
+}
+static inline void f32_stream(float *p, vf32 v)
+{
+    _mm256_stream_ps(p, v);
+}
+static inline void f32_stream_fence(void)
+{
+    _mm_sfence();
+}
+static inline vf32 f32_keep_nan(vf32 flag, vf32 x)
+{
+    return _mm256_blendv_ps(flag, x, _mm256_cmp_ps(x, x, _CMP_UNORD_Q));
+}
+static inline int f32_any_nan(vf32 v)
+{
+    return _mm256_movemask_ps(_mm256_cmp_ps(v, v, _CMP_UNORD_Q)) != 0;
+}
+static inline vf32 f32_add(vf32 a, vf32 b)
+{
+    return _mm256_add_ps(a, b);
+}
+static inline vf32 f32_sub(vf32 a, vf32 b)
+{
+    return _mm256_sub_ps(a, b);
+}
+static inline vf32 f32_mul(vf32 a, vf32 b)
+{
+    return _mm256_mul_ps(a, b);
+}
+static inline vf32 f32_fmadd(vf32 a, vf32 b, vf32 c)
+{
+    return _mm256_fmadd_ps(a, b, c);
+}
+/* Return b when either operand is NaN, like the AVX-512 versions. */
+static inline vf32 f32_max(vf32 a, vf32 b)
+{
+    return _mm256_max_ps(a, b);
+}
+static inline vf32 f32_min(vf32 a, vf32 b)
+{
+    return _mm256_min_ps(a, b);
+}
+static inline vf32 f32_neg(vf32 a)
+{
+    return _mm256_xor_ps(a, _mm256_set1_ps(-0.0f));
+}
+static inline vf32 f32_round(vf32 a)
+{
+    return _mm256_round_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+}
+static inline vf32 f32_floor(vf32 a)
+{
+    return _mm256_floor_ps(a);
+}
+static inline vf32 f32_zero_below(vf32 value, vf32 x, vf32 threshold)
+{
+    return _mm256_and_ps(value, _mm256_cmp_ps(x, threshold, _CMP_GE_OQ));
+}
+/* 2^k for integral k in [-126, 127]. */
+static inline vf32 f32_pow2(vf32 k)
+{
+    __m256i biased = _mm256_add_epi32(_mm256_cvttps_epi32(k), _mm256_set1_epi32(127));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(biased, 23));
+}
+/* p * 2^k for integral k: p * 2^k1 is exact (normal), then one rounding. */
+static inline vf32 f32_scale_pow2(vf32 p, vf32 k)
+{
+    k = _mm256_min_ps(_mm256_max_ps(k, _mm256_set1_ps(-200.0f)), _mm256_set1_ps(254.0f));
+    vf32 k1 = _mm256_min_ps(_mm256_max_ps(k, _mm256_set1_ps(-100.0f)), _mm256_set1_ps(127.0f));
+    vf32 k2 = _mm256_sub_ps(k, k1);
+    return _mm256_mul_ps(_mm256_mul_ps(p, f32_pow2(k1)), f32_pow2(k2));
+}
+static inline float f32_reduce_max(vf32 v)
+{
+    __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+    m = _mm_max_ss(m, _mm_movehdup_ps(m));
+    return _mm_cvtss_f32(m);
+}
+static inline float f32_reduce_min(vf32 v)
+{
+    __m128 m = _mm_min_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    m = _mm_min_ps(m, _mm_movehl_ps(m, m));
+    m = _mm_min_ss(m, _mm_movehdup_ps(m));
+    return _mm_cvtss_f32(m);
+}
+
+typedef struct f32_acc {
+    __m256d low;
+    __m256d high;
+} f32_acc;
+
+static inline f32_acc f32_acc_zero(void)
+{
+    f32_acc acc = {_mm256_setzero_pd(), _mm256_setzero_pd()};
+    return acc;
+}
+static inline void f32_acc_add(f32_acc *acc, vf32 v)
+{
+    acc->low = _mm256_add_pd(acc->low, _mm256_cvtps_pd(_mm256_castps256_ps128(v)));
+    acc->high = _mm256_add_pd(acc->high, _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1)));
+}
+static inline void f32_acc_add_product(f32_acc *acc, vf32 a, vf32 b)
+{
+    acc->low = _mm256_fmadd_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(a)), _mm256_cvtps_pd(_mm256_castps256_ps128(b)),
+                               acc->low);
+    acc->high = _mm256_fmadd_pd(_mm256_cvtps_pd(_mm256_extractf128_ps(a, 1)),
+                                _mm256_cvtps_pd(_mm256_extractf128_ps(b, 1)), acc->high);
+}
+static inline void f32_acc_lanes(const f32_acc *acc, double totals[8])
+{
+    _mm256_storeu_pd(totals, acc->low);
+    _mm256_storeu_pd(totals + 4, acc->high);
+}
+static inline double f32_acc_total(const f32_acc *acc)
+{
+    double lanes[4];
+    _mm256_storeu_pd(lanes, _mm256_add_pd(acc->low, acc->high));
+    return (lanes[0] + lanes[2]) + (lanes[1] + lanes[3]);
+}
+
+/* ---------------------------------------------------------------- f64 -- */
+
+typedef __m256d vf64;
+#define F64_LANES 4
+
+static inline __m256i f64_lane_mask(size_t count)
+{
+    return _mm256_cmpgt_epi64(_mm256_set1_epi64x((long long)count), _mm256_setr_epi64x(0, 1, 2, 3));
+}
+static inline vf64 f64_set1(double value)
+{
+    return _mm256_set1_pd(value);
+}
+static inline vf64 f64_load(const double *p)
+{
+    return _mm256_loadu_pd(p);
+}
+static inline void f64_store(double *p, vf64 v)
+{
+    _mm256_storeu_pd(p, v);
+}
+static inline vf64 f64_load_tail(const double *p, size_t count, double fill)
+{
+    __m256i mask = f64_lane_mask(count);
+    return _mm256_blendv_pd(_mm256_set1_pd(fill), _mm256_maskload_pd(p, mask), _mm256_castsi256_pd(mask));
+}
+static inline void f64_store_tail(double *p, vf64 v, size_t count)
+{
+    _mm256_maskstore_pd(p, f64_lane_mask(count), v);
+}
+static inline void f64_stream(double *p, vf64 v)
+{
+    _mm256_stream_pd(p, v);
+}
+static inline void f64_stream_fence(void)
+{
+    _mm_sfence();
+}
+static inline vf64 f64_keep_nan(vf64 flag, vf64 x)
+{
+    return _mm256_blendv_pd(flag, x, _mm256_cmp_pd(x, x, _CMP_UNORD_Q));
+}
+static inline int f64_any_nan(vf64 v)
+{
+    return _mm256_movemask_pd(_mm256_cmp_pd(v, v, _CMP_UNORD_Q)) != 0;
+}
+static inline vf64 f64_add(vf64 a, vf64 b)
+{
+    return _mm256_add_pd(a, b);
+}
+static inline vf64 f64_sub(vf64 a, vf64 b)
+{
+    return _mm256_sub_pd(a, b);
+}
+static inline vf64 f64_mul(vf64 a, vf64 b)
+{
+    return _mm256_mul_pd(a, b);
+}
+static inline vf64 f64_fmadd(vf64 a, vf64 b, vf64 c)
+{
+    return _mm256_fmadd_pd(a, b, c);
+}
+static inline vf64 f64_max(vf64 a, vf64 b)
+{
+    return _mm256_max_pd(a, b);
+}
+static inline vf64 f64_min(vf64 a, vf64 b)
+{
+    return _mm256_min_pd(a, b);
+}
+static inline vf64 f64_neg(vf64 a)
+{
+    return _mm256_xor_pd(a, _mm256_set1_pd(-0.0));
+}
+static inline vf64 f64_round(vf64 a)
+{
+    return _mm256_round_pd(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+}
+static inline vf64 f64_floor(vf64 a)
+{
+    return _mm256_floor_pd(a);
+}
+static inline vf64 f64_zero_below(vf64 value, vf64 x, vf64 threshold)
+{
+    return _mm256_and_pd(value, _mm256_cmp_pd(x, threshold, _CMP_GE_OQ));
+}
+/* 2^k for integral k in [-1022, 1023]: k + 1023 lands in the low mantissa
+ * bits of 1.5 * 2^52 + k + 1023, and a shift moves it to the exponent. */
+static inline vf64 f64_pow2(vf64 k)
+{
+    __m256d shifted = _mm256_add_pd(k, _mm256_set1_pd(6755399441055744.0 + 1023.0));
+    return _mm256_castsi256_pd(_mm256_slli_epi64(_mm256_castpd_si256(shifted), 52));
+}
+static inline vf64 f64_scale_pow2(vf64 p, vf64 k)
+{
+    k = _mm256_min_pd(_mm256_max_pd(k, _mm256_set1_pd(-2000.0)), _mm256_set1_pd(2046.0));
+    vf64 k1 = _mm256_min_pd(_mm256_max_pd(k, _mm256_set1_pd(-1000.0)), _mm256_set1_pd(1023.0));
+    vf64 k2 = _mm256_sub_pd(k, k1);
+    return _mm256_mul_pd(_mm256_mul_pd(p, f64_pow2(k1)), f64_pow2(k2));
+}
+static inline double f64_reduce_max(vf64 v)
+{
+    __m128d m = _mm_max_pd(_mm256_castpd256_pd128(v), _mm256_extractf128_pd(v, 1));
+    m = _mm_max_sd(m, _mm_unpackhi_pd(m, m));
+    return _mm_cvtsd_f64(m);
+}
+static inline double f64_reduce_min(vf64 v)
+{
+    __m128d m = _mm_min_pd(_mm256_castpd256_pd128(v), _mm256_extractf128_pd(v, 1));
+    m = _mm_min_sd(m, _mm_unpackhi_pd(m, m));
+    return _mm_cvtsd_f64(m);
+}
+
+typedef struct f64_acc {
+    __m256d sum;
+    __m256d compensation;
+} f64_acc;
+
+static inline f64_acc f64_acc_zero(void)
+{
+    f64_acc acc = {_mm256_setzero_pd(), _mm256_setzero_pd()};
+    return acc;
+}
+static inline void f64_acc_add(f64_acc *acc, vf64 v)
+{
+    __m256d corrected = _mm256_sub_pd(v, acc->compensation);
+    __m256d total = _mm256_add_pd(acc->sum, corrected);
+    acc->compensation = _mm256_sub_pd(_mm256_sub_pd(total, acc->sum), corrected);
+    acc->sum = total;
+}
+static inline void f64_acc_add_product(f64_acc *acc, vf64 a, vf64 b)
+{
+    f64_acc_add(acc, _mm256_mul_pd(a, b));
+}
+static inline void f64_acc_lanes(const f64_acc *acc, long double totals[4])
+{
+    double sums[4];
+    double compensations[4];
+    _mm256_storeu_pd(sums, acc->sum);
+    _mm256_storeu_pd(compensations, acc->compensation);
+    for (int i = 0; i < 4; i++)
+        totals[i] = (long double)sums[i] - (long double)compensations[i];
+}
+static inline long double f64_acc_total(const f64_acc *acc)
+{
+    long double lanes[4];
+    f64_acc_lanes(acc, lanes);
+    return (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]);
+}
+
+#endif /* SOFTMAX_VEC_AVX2_H */

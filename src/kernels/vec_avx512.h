@@ -1,0 +1,325 @@
+/*
+ * vec_avx512.h -- the kernels' vector vocabulary on AVX-512 (F, DQ, BW, VL).
+ *
+ * Every kernel in simd_body.h is written against these names only; this
+ * header maps them to intrinsics. It refuses to compile without the matching
+ * -m flags so that no AVX-512 instruction can leak into a translation unit
+ * that the dispatcher may run on an older CPU.
+ */
+#ifndef SOFTMAX_VEC_AVX512_H
+#define SOFTMAX_VEC_AVX512_H
+
+#if !defined(__AVX512F__) || !defined(__AVX512DQ__) || !defined(__AVX512BW__) || !defined(__AVX512VL__) ||             \
+    !defined(__FMA__)
+#error "vec_avx512.h needs -mavx512f -mavx512dq -mavx512bw -mavx512vl -mfma"
+#endif
+
+#include <immintrin.h>
+#include <stddef.h>
+
+#define SOFTMAX_ISA_SUFFIX avx512
+
+/* Kernels run with flush-to-zero: an exp or a product that underflows
+ * otherwise takes a microcode assist of ~100 cycles on some cores, and every
+ * masked-out tail lane and every negligible element underflows. Only
+ * results below the normal range change (to 0), which the accuracy contract
+ * leaves free. The caller's MXCSR is restored on the way out. */
+static inline unsigned int vec_flush_to_zero_begin(void)
+{
+    unsigned int saved = _mm_getcsr();
+    _mm_setcsr(saved | 0x8000u);
+    return saved;
+}
+static inline void vec_flush_to_zero_end(unsigned int saved)
+{
+    _mm_setcsr(saved);
+}
+
+/* Asks for the cache line holding p; never faults, even past an array. */
+static inline void vec_prefetch(const void *p)
+{
+    _mm_prefetch((const char *)p, _MM_HINT_T0);
+}
+
+/* ---------------------------------------------------------------- f32 -- */
+
+typedef __m512 vf32;
+#define F32_LANES 16
+
+static inline vf32 f32_set1(float value)
+{
+    return _mm512_set1_ps(value);
+}
+static inline vf32 f32_load(const float *p)
+{
+    return _mm512_loadu_ps(p);
+}
+static inline void f32_store(float *p, vf32 v)
+{
+    _mm512_storeu_ps(p, v);
+}
+/* Loads the first `count` (< F32_LANES) elements; the other lanes hold `fill`. */
+static inline vf32 f32_load_tail(const float *p, size_t count, float fill)
+{
+    __mmask16 mask = (__mmask16)((1u << count) - 1u);
+    return _mm512_mask_loadu_ps(_mm512_set1_ps(fill), mask, p);
+}
+static inline void f32_store_tail(float *p, vf32 v, size_t count)
+{
+    _mm512_mask_storeu_ps(p, (__mmask16)((1u << count) - 1u), v);
+}
+/* A store that bypasses the caches (p 64-byte aligned): for outputs larger
+ * than the cache, which would only evict the input still to be read. */
+static inline void f32_stream(float *p, vf32 v)
+{
+    _mm512_stream_ps(p, v);
+}
+/* Orders the streaming stores before whatever follows. */
+static inline void f32_stream_fence(void)
+{
+    _mm_sfence();
+}
+/* flag, with the lanes where x is NaN replaced by that NaN. */
+static inline vf32 f32_keep_nan(vf32 flag, vf32 x)
+{
+    return _mm512_mask_mov_ps(flag, _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q), x);
+}
+static inline int f32_any_nan(vf32 v)
+{
+    return _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q) != 0;
+}
+static inline vf32 f32_add(vf32 a, vf32 b)
+{
+    return _mm512_add_ps(a, b);
+}
+static inline vf32 f32_sub(vf32 a, vf32 b)
+{
+    return _mm512_sub_ps(a, b);
+}
+static inline vf32 f32_mul(vf32 a, vf32 b)
+{
+    return _mm512_mul_ps(a, b);
+}
+/* a * b + c with one rounding. */
+static inline vf32 f32_fmadd(vf32 a, vf32 b, vf32 c)
+{
+    return _mm512_fmadd_ps(a, b, c);
+}
+/* max/min return b when either operand is NaN: kernels put the value that
+ * must survive (the data) second. */
+static inline vf32 f32_max(vf32 a, vf32 b)
+{
+    return _mm512_max_ps(a, b);
+}
+static inline vf32 f32_min(vf32 a, vf32 b)
+{
+    return _mm512_min_ps(a, b);
+}
+static inline vf32 f32_neg(vf32 a)
+{
+    return _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(a), _mm512_set1_epi32((int)0x80000000u)));
+}
+static inline vf32 f32_round(vf32 a)
+{
+    return _mm512_roundscale_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+}
+static inline vf32 f32_floor(vf32 a)
+{
+    return _mm512_roundscale_ps(a, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
+}
+/* value where x >= threshold, 0 elsewhere (and where x is NaN). */
+static inline vf32 f32_zero_below(vf32 value, vf32 x, vf32 threshold)
+{
+    return _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(x, threshold, _CMP_GE_OQ), value);
+}
+/* p * 2^k for integral k in [-200, 10], rounded once (gradual underflow). */
+static inline vf32 f32_scale_pow2(vf32 p, vf32 k)
+{
+    return _mm512_scalef_ps(p, k);
+}
+static inline float f32_reduce_max(vf32 v)
+{
+    return _mm512_reduce_max_ps(v);
+}
+static inline float f32_reduce_min(vf32 v)
+{
+    return _mm512_reduce_min_ps(v);
+}
+
+/* Sums of f32 terms are carried in f64 lanes: the rounding error of a sum of
+ * up to 2^22 terms then stays below 2^-30 relative, invisible in f32. */
+typedef struct f32_acc {
+    __m512d low;
+    __m512d high;
+} f32_acc;
+
+static inline f32_acc f32_acc_zero(void)
+{
+    f32_acc acc = {_mm512_setzero_pd(), _mm512_setzero_pd()};
+    return acc;
+}
+static inline void f32_acc_add(f32_acc *acc, vf32 v)
+{
+    acc->low = _mm512_add_pd(acc->low, _mm512_cvtps_pd(_mm512_castps512_ps256(v)));
+    acc->high = _mm512_add_pd(acc->high, _mm512_cvtps_pd(_mm512_extractf32x8_ps(v, 1)));
+}
+static inline void f32_acc_add_product(f32_acc *acc, vf32 a, vf32 b)
+{
+    acc->low = _mm512_fmadd_pd(_mm512_cvtps_pd(_mm512_castps512_ps256(a)), _mm512_cvtps_pd(_mm512_castps512_ps256(b)),
+                               acc->low);
+    acc->high = _mm512_fmadd_pd(_mm512_cvtps_pd(_mm512_extractf32x8_ps(a, 1)),
+                                _mm512_cvtps_pd(_mm512_extractf32x8_ps(b, 1)), acc->high);
+}
+/* The per-lane totals: lane l of the f32 vector that was added. */
+static inline void f32_acc_lanes(const f32_acc *acc, double totals[16])
+{
+    _mm512_storeu_pd(totals, acc->low);
+    _mm512_storeu_pd(totals + 8, acc->high);
+}
+static inline double f32_acc_total(const f32_acc *acc)
+{
+    return _mm512_reduce_add_pd(_mm512_add_pd(acc->low, acc->high));
+}
+
+/* ---------------------------------------------------------------- f64 -- */
+
+typedef __m512d vf64;
+#define F64_LANES 8
+
+static inline vf64 f64_set1(double value)
+{
+    return _mm512_set1_pd(value);
+}
+static inline vf64 f64_load(const double *p)
+{
+    return _mm512_loadu_pd(p);
+}
+static inline void f64_store(double *p, vf64 v)
+{
+    _mm512_storeu_pd(p, v);
+}
+static inline vf64 f64_load_tail(const double *p, size_t count, double fill)
+{
+    __mmask8 mask = (__mmask8)((1u << count) - 1u);
+    return _mm512_mask_loadu_pd(_mm512_set1_pd(fill), mask, p);
+}
+static inline void f64_store_tail(double *p, vf64 v, size_t count)
+{
+    _mm512_mask_storeu_pd(p, (__mmask8)((1u << count) - 1u), v);
+}
+static inline void f64_stream(double *p, vf64 v)
+{
+    _mm512_stream_pd(p, v);
+}
+static inline void f64_stream_fence(void)
+{
+    _mm_sfence();
+}
+static inline vf64 f64_keep_nan(vf64 flag, vf64 x)
+{
+    return _mm512_mask_mov_pd(flag, _mm512_cmp_pd_mask(x, x, _CMP_UNORD_Q), x);
+}
+static inline int f64_any_nan(vf64 v)
+{
+    return _mm512_cmp_pd_mask(v, v, _CMP_UNORD_Q) != 0;
+}
+static inline vf64 f64_add(vf64 a, vf64 b)
+{
+    return _mm512_add_pd(a, b);
+}
+static inline vf64 f64_sub(vf64 a, vf64 b)
+{
+    return _mm512_sub_pd(a, b);
+}
+static inline vf64 f64_mul(vf64 a, vf64 b)
+{
+    return _mm512_mul_pd(a, b);
+}
+static inline vf64 f64_fmadd(vf64 a, vf64 b, vf64 c)
+{
+    return _mm512_fmadd_pd(a, b, c);
+}
+static inline vf64 f64_max(vf64 a, vf64 b)
+{
+    return _mm512_max_pd(a, b);
+}
+static inline vf64 f64_min(vf64 a, vf64 b)
+{
+    return _mm512_min_pd(a, b);
+}
+static inline vf64 f64_neg(vf64 a)
+{
+    return _mm512_castsi512_pd(
+        _mm512_xor_si512(_mm512_castpd_si512(a), _mm512_set1_epi64((long long)0x8000000000000000ull)));
+}
+static inline vf64 f64_round(vf64 a)
+{
+    return _mm512_roundscale_pd(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+}
+static inline vf64 f64_floor(vf64 a)
+{
+    return _mm512_roundscale_pd(a, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
+}
+static inline vf64 f64_zero_below(vf64 value, vf64 x, vf64 threshold)
+{
+    return _mm512_maskz_mov_pd(_mm512_cmp_pd_mask(x, threshold, _CMP_GE_OQ), value);
+}
+/* p * 2^k for integral k in [-1200, 10], rounded once. */
+static inline vf64 f64_scale_pow2(vf64 p, vf64 k)
+{
+    return _mm512_scalef_pd(p, k);
+}
+static inline double f64_reduce_max(vf64 v)
+{
+    return _mm512_reduce_max_pd(v);
+}
+static inline double f64_reduce_min(vf64 v)
+{
+    return _mm512_reduce_min_pd(v);
+}
+
+/* Sums of f64 terms use Kahan compensation per lane: the error bound is 2u
+ * plus O(n u^2), independent of the row length. */
+typedef struct f64_acc {
+    __m512d sum;
+    __m512d compensation;
+} f64_acc;
+
+static inline f64_acc f64_acc_zero(void)
+{
+    f64_acc acc = {_mm512_setzero_pd(), _mm512_setzero_pd()};
+    return acc;
+}
+static inline void f64_acc_add(f64_acc *acc, vf64 v)
+{
+    __m512d corrected = _mm512_sub_pd(v, acc->compensation);
+    __m512d total = _mm512_add_pd(acc->sum, corrected);
+    acc->compensation = _mm512_sub_pd(_mm512_sub_pd(total, acc->sum), corrected);
+    acc->sum = total;
+}
+static inline void f64_acc_add_product(f64_acc *acc, vf64 a, vf64 b)
+{
+    f64_acc_add(acc, _mm512_mul_pd(a, b));
+}
+static inline void f64_acc_lanes(const f64_acc *acc, long double totals[8])
+{
+    double sums[8];
+    double compensations[8];
+    _mm512_storeu_pd(sums, acc->sum);
+    _mm512_storeu_pd(compensations, acc->compensation);
+    for (int i = 0; i < 8; i++)
+        totals[i] = (long double)sums[i] - (long double)compensations[i];
+}
+static inline long double f64_acc_total(const f64_acc *acc)
+{
+    double sums[8];
+    double compensations[8];
+    _mm512_storeu_pd(sums, acc->sum);
+    _mm512_storeu_pd(compensations, acc->compensation);
+    long double total = 0;
+    for (int i = 0; i < 8; i++)
+        total += (long double)sums[i] - (long double)compensations[i];
+    return total;
+}
+
+#endif /* SOFTMAX_VEC_AVX512_H */
