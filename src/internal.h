@@ -63,6 +63,12 @@ typedef struct softmax_kernels {
     void (*long_row)(softmax_op op, const void *src, const void *grad, void *dst, size_t n, double scale, int threads);
     /* Rows at least this long go to long_row when threads are available. */
     size_t long_row_min;
+    /* For the tests only: y_i = e^(x_i) rounded, through the exponential the
+     * forward kernels use (same code, offset 0, same floating-point
+     * environment), and, unless residual is NULL, the rounding error of y_i
+     * as the kernels carry it (softmax outputs are rounded from y + residual;
+     * the reference path gives 0). */
+    void (*exp)(const void *x, void *y, void *residual, size_t n);
 } softmax_kernels;
 
 extern const softmax_kernels softmax_ref_kernels_f32;

@@ -9,7 +9,9 @@
  *                    name for `op` on it (f32_add, f64_add, ...)
  *   ACC              the vocabulary's wide accumulator type
  *   FN(name)         a name made unique per data type
- *   EXP_POLY(f)      2^f on [-0.502, 0.502] as a vector polynomial
+ *   EXP_Q(f)         q(f) with 2^f = 1 + f * q(f) on [0, 1], a vector
+ *                    polynomial with positive coefficients
+ *   KEY_BIAS         a margin larger than the estimate's error (2^-14, 2^-36)
  *   EXP_FLOOR_ARG    exponent below which 2^u is 0 in T (160, 1100)
  *   OFFSET_LIMIT     largest |scale * log2(e) * max| the exact argument
  *                    reduction supports (2^22, 2^50)
@@ -24,7 +26,7 @@
  * c = scale * log2(e) split as c_hi + c_lo (T values) and B = floor(c * max) - 1
  * an integer held exactly in T:
  *
- *     u_i = c * x_i - B,  k_i = round(u_i),  f_i = u_i - k_i in [-1/2, 1/2]
+ *     u_i = c * x_i - B,  k_i = floor(u_i),  f_i = u_i - k_i in [0, 1]
  *     f_i = fma(c_lo, x_i, fma(c_hi, x_i, -(B + k_i)))      (B + k_i exact)
  *     e_i = 2^k_i * p(f_i)                                   (scalef)
  *
@@ -120,15 +122,50 @@ static inline FN(exp_args) FN(broadcast_plan)(const FN(row_plan) * plan)
     return args;
 }
 
-/* 2^(c * x - B) for one vector; NaN in, NaN out. */
-static inline V FN(exp_eval)(V x, const FN(exp_args) * a)
+/* 2^(c * x - B) for one vector; NaN in, NaN out.
+ *
+ * Monotone by construction, which the exhaustive test confirms: the
+ * estimate v is a monotone function of x (c_hi, c_lo > 0), so is k0 =
+ * floor(v + KEY_BIAS); for a fixed k0 the reduced argument f0 is monotone
+ * in x; the bias keeps f0 below 1, and an f0 below 0 moves to the cell
+ * below (f0 + 1, k0 - 1), so (k, f) is lexicographically monotone with f in
+ * [0, 1]. On [0, 1] the polynomial has positive coefficients and a positive
+ * argument, so every Horner step is monotone; P(0) = 1 and P(1) = 2 (q(1)
+ * rounds to exactly 1, checked when the coefficients were chosen) make the
+ * cells meet in order. */
+/* The exponential in parts: 2^(c x - B) = 2^k * (mantissa + residual)
+ * exactly up to the polynomial and argument errors, with mantissa =
+ * round(1 + f * q(f)) in [1, 2] and residual the exact rounding error of
+ * that last step. Kernels that keep the residual round the output once, from
+ * the unrounded exponential; rounding the exp first and the quotient next
+ * would cost up to an extra ulp on every output, twice over through the sum. */
+typedef struct FN(exp_parts) {
+    V mantissa;
+    V residual;
+    V k;
+} FN(exp_parts);
+
+static inline FN(exp_parts) FN(exp_parts_of)(V x, const FN(exp_args) * a)
 {
+    const V one = P(set1)((T)1);
     V clamped = P(max)(a->x_floor, x);
     V estimate = P(fmadd)(a->c_lo, clamped, P(fmadd)(a->c_hi, clamped, a->neg_offset));
-    V k = P(round)(estimate);
-    V f = P(fmadd)(a->c_hi, clamped, P(sub)(a->neg_offset, k));
-    f = P(fmadd)(a->c_lo, clamped, f);
-    return P(scale_pow2)(EXP_POLY(f), k);
+    V k = P(floor)(P(add)(estimate, P(set1)(KEY_BIAS)));
+    V f = P(fmadd)(a->c_lo, clamped, P(fmadd)(a->c_hi, clamped, P(sub)(a->neg_offset, k)));
+    P(wrap_below_zero)(&f, &k);
+    V q = EXP_Q(f);
+    FN(exp_parts) parts;
+    parts.mantissa = P(fmadd)(q, f, one);
+    parts.residual = P(fmadd)(q, f, P(sub)(one, parts.mantissa));
+    parts.k = k;
+    return parts;
+}
+
+/* The exponential rounded to T. */
+static inline V FN(exp_eval)(V x, const FN(exp_args) * a)
+{
+    FN(exp_parts) parts = FN(exp_parts_of)(x, a);
+    return P(scale_pow2)(parts.mantissa, parts.k);
 }
 
 /* ------------------------------------------------------------------ scans */
@@ -174,13 +211,17 @@ static inline T FN(reference_of)(const T *x, size_t n, double scale)
 
 /* ----------------------------------------------------- exp blocks and sums */
 
-/* Writes 2^(c x_i - B) for i in [begin, end) to y (unless y is NULL) and
- * returns their sum. One block at most. With prefetch_next, the next block
- * is fetched from memory while this one is computed from L1. */
-static inline WIDE FN(exp_block_any)(const T *x, T *y, size_t begin, size_t end, const FN(exp_args) * a, bool negate,
-                                     bool prefetch_next)
+/* Writes 2^(c x_i - B) rounded for i in [begin, end) to y and its residual
+ * (scaled alike) to residuals, unless they are NULL, and returns the sum of
+ * the unrounded values. One block at most. With prefetch_next, the next
+ * block is fetched from memory while this one is computed from L1. */
+static inline WIDE FN(exp_block_any)(const T *x, T *y, T *residuals, size_t begin, size_t end, const FN(exp_args) * a,
+                                     bool negate, bool prefetch_next)
 {
     ACC acc0 = P(acc_zero)(), acc1 = P(acc_zero)();
+    /* Residuals are at most half an ulp of their exp: a plain sum keeps
+     * them to well below an ulp of the total. */
+    V residual_sum = P(set1)(0);
     size_t i = begin;
     for (; i + 2 * LANES <= end; i += 2 * LANES) {
         if (prefetch_next) {
@@ -192,13 +233,20 @@ static inline WIDE FN(exp_block_any)(const T *x, T *y, size_t begin, size_t end,
             x0 = P(neg)(x0);
             x1 = P(neg)(x1);
         }
-        V e0 = FN(exp_eval)(x0, a), e1 = FN(exp_eval)(x1, a);
+        FN(exp_parts) p0 = FN(exp_parts_of)(x0, a), p1 = FN(exp_parts_of)(x1, a);
+        V e0 = P(scale_pow2)(p0.mantissa, p0.k), e1 = P(scale_pow2)(p1.mantissa, p1.k);
+        V r0 = P(scale_pow2)(p0.residual, p0.k), r1 = P(scale_pow2)(p1.residual, p1.k);
         if (y) {
             P(store)(y + i, e0);
             P(store)(y + i + LANES, e1);
         }
+        if (residuals) {
+            P(store)(residuals + i, r0);
+            P(store)(residuals + i + LANES, r1);
+        }
         P(acc_add)(&acc0, e0);
         P(acc_add)(&acc1, e1);
+        residual_sum = P(add)(residual_sum, P(add)(r0, r1));
     }
     for (; i < end; i += LANES) {
         size_t count = end - i < LANES ? end - i : LANES;
@@ -206,27 +254,26 @@ static inline WIDE FN(exp_block_any)(const T *x, T *y, size_t begin, size_t end,
         V x0 = P(load_tail)(x + i, count, negate ? (T)INFINITY : (T)-INFINITY);
         if (negate)
             x0 = P(neg)(x0);
-        V e0 = FN(exp_eval)(x0, a);
+        FN(exp_parts) p0 = FN(exp_parts_of)(x0, a);
+        V e0 = P(scale_pow2)(p0.mantissa, p0.k), r0 = P(scale_pow2)(p0.residual, p0.k);
         if (y)
             P(store_tail)(y + i, e0, count);
+        if (residuals)
+            P(store_tail)(residuals + i, r0, count);
         P(acc_add)(&acc0, e0);
+        residual_sum = P(add)(residual_sum, r0);
     }
-    return (WIDE)P(acc_total)(&acc0) + (WIDE)P(acc_total)(&acc1);
+    return ((WIDE)P(acc_total)(&acc0) + (WIDE)P(acc_total)(&acc1)) + (WIDE)P(reduce_add)(residual_sum);
 }
 
-static WIDE FN(exp_block)(const T *x, T *y, size_t begin, size_t end, const FN(exp_args) * a, bool negate)
-{
-    return FN(exp_block_any)(x, y, begin, end, a, negate, false);
-}
-
-static WIDE FN(exp_blocks)(const T *x, T *y, size_t block_begin, size_t block_end, size_t n, const FN(exp_args) * a,
-                           bool negate)
+static WIDE FN(exp_blocks)(const T *x, T *y, T *residuals, size_t block_begin, size_t block_end, size_t n,
+                           const FN(exp_args) * a, bool negate)
 {
     WIDE total = 0;
     for (size_t b = block_begin; b < block_end; b++) {
         size_t begin = b * BLOCK;
         size_t end = begin + BLOCK < n ? begin + BLOCK : n;
-        total += FN(exp_block)(x, y, begin, end, a, negate);
+        total += FN(exp_block_any)(x, y, residuals, begin, end, a, negate, false);
     }
     return total;
 }
@@ -249,20 +296,30 @@ static FN(reciprocal) FN(reciprocal_of)(WIDE sum)
     return result;
 }
 
-/* e * r, rounded once, from the scaled halves of r. */
-static inline V FN(apply_reciprocal)(V e, V hi, V lo)
+/* (e + residual) * r, rounded once, from the scaled halves of r. */
+static inline V FN(apply_reciprocal)(V e, V residual, V hi, V lo)
 {
-    return P(mul)(P(fmadd)(e, hi, P(mul)(e, lo)), P(set1)(UNSCALE));
+    return P(mul)(P(fmadd)(e, hi, P(fmadd)(residual, hi, P(mul)(e, lo))), P(set1)(UNSCALE));
 }
 
-static void FN(normalize)(T *y, size_t begin, size_t end, FN(reciprocal) r)
+/* The same from the exponential's parts: the scaling by 2^k comes last, so
+ * no intermediate is ever tiny. */
+static inline V FN(apply_reciprocal_parts)(FN(exp_parts) e, V hi, V lo)
+{
+    V product = P(fmadd)(e.mantissa, hi, P(fmadd)(e.residual, hi, P(mul)(e.mantissa, lo)));
+    return P(scale_pow2)(product, P(sub)(e.k, P(set1)((T)NORMALIZE_SHIFT)));
+}
+
+static void FN(normalize)(T *y, const T *residuals, size_t begin, size_t end, FN(reciprocal) r)
 {
     const V hi = P(set1)(r.hi), lo = P(set1)(r.lo);
     size_t i = begin;
     for (; i + LANES <= end; i += LANES)
-        P(store)(y + i, FN(apply_reciprocal)(P(load)(y + i), hi, lo));
+        P(store)(y + i, FN(apply_reciprocal)(P(load)(y + i), P(load)(residuals + i), hi, lo));
     if (i < end)
-        P(store_tail)(y + i, FN(apply_reciprocal)(P(load_tail)(y + i, end - i, 0), hi, lo), end - i);
+        P(store_tail)
+        (y + i, FN(apply_reciprocal)(P(load_tail)(y + i, end - i, 0), P(load_tail)(residuals + i, end - i, 0), hi, lo),
+         end - i);
 }
 
 static void FN(fill)(T *y, size_t begin, size_t end, T value)
@@ -305,7 +362,7 @@ static FN(block_summary) FN(summarize_block)(const T *x, size_t begin, size_t en
     FN(exp_args) a = FN(broadcast_plan)(&plan);
     s.usable = true;
     s.offset = plan.offset;
-    s.sum = FN(exp_block_any)(x, NULL, begin, end, &a, plan.negate, true);
+    s.sum = FN(exp_block_any)(x, NULL, NULL, begin, end, &a, plan.negate, true);
     return s;
 }
 
@@ -342,23 +399,20 @@ static void FN(exp_normalize_stream)(const T *x, T *y, size_t begin, size_t end,
         V x0 = P(load_tail)(x + i, count, negate ? (T)INFINITY : (T)-INFINITY);
         if (negate)
             x0 = P(neg)(x0);
-        V e = FN(exp_eval)(x0, a);
-        P(store_tail)(y + i, FN(apply_reciprocal)(e, hi, lo), count);
+        P(store_tail)(y + i, FN(apply_reciprocal_parts)(FN(exp_parts_of)(x0, a), hi, lo), count);
         i += count;
     }
     for (; i + LANES <= end; i += LANES) {
         V x0 = P(load)(x + i);
         if (negate)
             x0 = P(neg)(x0);
-        V e = FN(exp_eval)(x0, a);
-        P(stream)(y + i, FN(apply_reciprocal)(e, hi, lo));
+        P(stream)(y + i, FN(apply_reciprocal_parts)(FN(exp_parts_of)(x0, a), hi, lo));
     }
     if (i < end) {
         V x0 = P(load_tail)(x + i, end - i, negate ? (T)INFINITY : (T)-INFINITY);
         if (negate)
             x0 = P(neg)(x0);
-        V e = FN(exp_eval)(x0, a);
-        P(store_tail)(y + i, FN(apply_reciprocal)(e, hi, lo), end - i);
+        P(store_tail)(y + i, FN(apply_reciprocal_parts)(FN(exp_parts_of)(x0, a), hi, lo), end - i);
     }
     P(stream_fence)();
 }
@@ -430,13 +484,15 @@ static void FN(small_forward_row)(softmax_op op, const T *x, T *y, size_t n, dou
         return;
     }
     const FN(exp_args) a = FN(broadcast_plan)(&plan);
-    V e[SMALL_VECTORS];
+    FN(exp_parts) e[SMALL_VECTORS];
     ACC acc = P(acc_zero)();
+    V residual_sum = P(set1)(0);
     for (size_t i = 0; i < vectors; i++) {
-        e[i] = FN(exp_eval)(negate ? P(neg)(v[i]) : v[i], &a);
-        P(acc_add)(&acc, e[i]);
+        e[i] = FN(exp_parts_of)(negate ? P(neg)(v[i]) : v[i], &a);
+        P(acc_add)(&acc, P(scale_pow2)(e[i].mantissa, e[i].k));
+        residual_sum = P(add)(residual_sum, P(scale_pow2)(e[i].residual, e[i].k));
     }
-    const WIDE sum = (WIDE)P(acc_total)(&acc);
+    const WIDE sum = (WIDE)P(acc_total)(&acc) + (WIDE)P(reduce_add)(residual_sum);
     if (isnan(sum)) {
         FN(fill)(y, 0, n, (T)NAN);
         return;
@@ -454,7 +510,7 @@ static void FN(small_forward_row)(softmax_op op, const T *x, T *y, size_t n, dou
     for (size_t i = 0; i < vectors; i++) {
         size_t count = n - i * LANES < LANES ? n - i * LANES : LANES;
         V out = op == SOFTMAX_OP_LOG_SOFTMAX ? P(fmadd)(first, P(sub)(v[i], reference_v), second)
-                                             : FN(apply_reciprocal)(e[i], first, second);
+                                             : FN(apply_reciprocal_parts)(e[i], first, second);
         if (count == LANES)
             P(store)(y + i * LANES, out);
         else
@@ -462,7 +518,9 @@ static void FN(small_forward_row)(softmax_op op, const T *x, T *y, size_t n, dou
     }
 }
 
-static void FN(forward_row)(softmax_op op, const T *x, T *y, size_t n, double scale)
+/* residuals: room for n elements, used by softmax rows in the in-cache
+ * regime. */
+static void FN(forward_row)(softmax_op op, const T *x, T *y, T *residuals, size_t n, double scale)
 {
     if (n <= SMALL_VECTORS * LANES) {
         FN(small_forward_row)(op, x, y, n, scale);
@@ -478,7 +536,7 @@ static void FN(forward_row)(softmax_op op, const T *x, T *y, size_t n, double sc
             return;
         }
         FN(exp_args) a = FN(broadcast_plan)(&plan);
-        sum = FN(exp_blocks)(x, log_output ? NULL : y, 0, blocks, n, &a, plan.negate);
+        sum = FN(exp_blocks)(x, log_output ? NULL : y, log_output ? NULL : residuals, 0, blocks, n, &a, plan.negate);
         if (isnan(sum)) {
             FN(fill)(y, 0, n, (T)NAN);
             return;
@@ -486,7 +544,7 @@ static void FN(forward_row)(softmax_op op, const T *x, T *y, size_t n, double sc
         if (log_output)
             FN(log_output)(x, y, 0, n, plan.reference, (T)scale, (T)FN(log_sum_of)(sum, &plan));
         else
-            FN(normalize)(y, 0, n, FN(reciprocal_of)(sum));
+            FN(normalize)(y, residuals, 0, n, FN(reciprocal_of)(sum));
         return;
     }
     /* Streaming: summaries of every block, then one writing pass. */
@@ -686,12 +744,15 @@ static void FN(tiny_rows)(softmax_op op, const T *x, T *y, size_t rows, size_t n
         P(store)(floors, P(mul)(P(sub)(offset, P(set1)((T)EXP_FLOOR_ARG)), P(set1)(inverse_c)));
         P(store)(neg_offsets, P(neg)(offset));
         WIDE sums[LANES];
+        V residual_tile[LANES];
         for (size_t r = 0; r < LANES; r++) {
             const FN(exp_args) a = {P(set1)(floors[r]), c_hi, c_lo, P(set1)(neg_offsets[r])};
-            tile[r] = FN(exp_eval)(tile[r], &a);
+            FN(exp_parts) parts = FN(exp_parts_of)(tile[r], &a);
+            tile[r] = P(scale_pow2)(parts.mantissa, parts.k);
+            residual_tile[r] = P(scale_pow2)(parts.residual, parts.k);
             ACC acc = P(acc_zero)();
             P(acc_add)(&acc, tile[r]);
-            sums[r] = (WIDE)P(acc_total)(&acc);
+            sums[r] = (WIDE)P(acc_total)(&acc) + (WIDE)P(reduce_add)(residual_tile[r]);
         }
         for (size_t r = 0; r < LANES; r++) {
             T *out = y + (r0 + r) * n;
@@ -714,7 +775,7 @@ static void FN(tiny_rows)(softmax_op op, const T *x, T *y, size_t rows, size_t n
             } else {
                 const FN(reciprocal) rec = FN(reciprocal_of)(sums[r]);
                 const V e = tile[r];
-                P(store_tail)(out, FN(apply_reciprocal)(e, P(set1)(rec.hi), P(set1)(rec.lo)), n);
+                P(store_tail)(out, FN(apply_reciprocal)(e, residual_tile[r], P(set1)(rec.hi), P(set1)(rec.lo)), n);
             }
         }
     }
@@ -732,12 +793,23 @@ static void FN(rows_body)(softmax_op op, const void *src, const void *grad, void
     const T *x = src;
     const T *g = grad;
     T *y = dst;
+    /* Softmax rows of the in-cache regime park the exps' residuals here. */
+    T stack_residuals[BLOCK];
+    T *residuals = NULL;
+    if (op == SOFTMAX_OP_SOFTMAX && n > SMALL_VECTORS * LANES && n * sizeof(T) <= STREAM_BYTES) {
+        residuals = n <= BLOCK ? stack_residuals : malloc(n * sizeof(T));
+        if (residuals == NULL) {
+            for (size_t r = 0; r < rows; r++)
+                softmax_line_run(&REF_LINES, op, x + r * n, NULL, y + r * n, n, 1, scale);
+            return;
+        }
+    }
     for (size_t r = 0; r < rows; r++) {
         size_t offset = r * n;
         switch (op) {
         case SOFTMAX_OP_SOFTMAX:
         case SOFTMAX_OP_LOG_SOFTMAX:
-            FN(forward_row)(op, x + offset, y + offset, n, scale);
+            FN(forward_row)(op, x + offset, y + offset, residuals, n, scale);
             break;
         case SOFTMAX_OP_SOFTMAX_BACKWARD:
             FN(softmax_backward_row)(x + offset, g + offset, y + offset, n, scale);
@@ -748,6 +820,8 @@ static void FN(rows_body)(softmax_op op, const void *src, const void *grad, void
             break;
         }
     }
+    if (residuals != stack_residuals)
+        free(residuals);
 }
 
 /* Forward kernels run with flush-to-zero (see vec_flush_to_zero_begin);
@@ -778,9 +852,12 @@ static void FN(long_row)(softmax_op op, const void *src, const void *grad, void 
     const bool streaming = n * sizeof(T) > STREAM_BYTES;
     FN(block_summary) *summaries = forward ? malloc(blocks * sizeof *summaries) : NULL;
     T *references = forward ? malloc(blocks * sizeof *references) : NULL;
-    if (summaries == NULL || references == NULL || threads < 2) {
+    T *residuals = op == SOFTMAX_OP_SOFTMAX && !streaming ? malloc(n * sizeof *residuals) : NULL;
+    if (summaries == NULL || references == NULL || (op == SOFTMAX_OP_SOFTMAX && !streaming && residuals == NULL) ||
+        threads < 2) {
         free(summaries);
         free(references);
+        free(residuals);
         FN(rows)(op, src, grad, dst, 1, n, scale);
         return;
     }
@@ -818,7 +895,7 @@ static void FN(long_row)(softmax_op op, const void *src, const void *grad, void 
             FN(exp_args) a = FN(broadcast_plan)(&plan);
 #pragma omp for schedule(static)
             for (size_t b = 0; b < blocks; b++)
-                summaries[b].sum = FN(exp_blocks)(x, log_output ? NULL : y, b, b + 1, n, &a, plan.negate);
+                summaries[b].sum = FN(exp_blocks)(x, log_output ? NULL : y, residuals, b, b + 1, n, &a, plan.negate);
 #pragma omp single
             {
                 for (size_t b = 0; b < blocks; b++)
@@ -838,13 +915,14 @@ static void FN(long_row)(softmax_op op, const void *src, const void *grad, void 
                 else if (streaming)
                     FN(exp_normalize_stream)(x, y, begin, end, &a, plan.negate, r);
                 else
-                    FN(normalize)(y, begin, end, r);
+                    FN(normalize)(y, residuals, begin, end, r);
             }
         }
         vec_flush_to_zero_end(saved_csr);
     }
     free(summaries);
     free(references);
+    free(residuals);
     if (!planned)
         softmax_line_run(&REF_LINES, op, x, NULL, y, n, 1, scale);
     else if (isnan(sum))
@@ -859,8 +937,9 @@ static void FN(long_row)(softmax_op op, const void *src, const void *grad, void 
 #define COLUMN_VECTORS 4
 #define COLUMN_CHUNK ((size_t)COLUMN_VECTORS * LANES)
 
-static void FN(column_chunk)(softmax_op op, const T *x, T *y, size_t n, size_t inner, size_t j0, size_t width,
-                             double scale)
+/* residuals: room for n * COLUMN_CHUNK elements (softmax only). */
+static void FN(column_chunk)(softmax_op op, const T *x, T *y, T *residuals, size_t n, size_t inner, size_t j0,
+                             size_t width, double scale)
 {
     const bool log_output = op == SOFTMAX_OP_LOG_SOFTMAX;
     const bool negate = scale < 0;
@@ -909,8 +988,11 @@ static void FN(column_chunk)(softmax_op op, const T *x, T *y, size_t n, size_t i
     }
     /* Pass 2: exps (stored for softmax) and per-lane sums. */
     ACC sums[COLUMN_VECTORS];
-    for (size_t v = 0; v < vectors; v++)
+    V residual_sums[COLUMN_VECTORS];
+    for (size_t v = 0; v < vectors; v++) {
         sums[v] = P(acc_zero)();
+        residual_sums[v] = P(set1)(0);
+    }
     for (size_t k = 0; k < n; k++) {
         const T *row = x + k * inner + j0;
         T *out = y + k * inner + j0;
@@ -920,22 +1002,29 @@ static void FN(column_chunk)(softmax_op op, const T *x, T *y, size_t n, size_t i
                                   : P(load_tail)(row + v * LANES, count, negate ? (T)INFINITY : (T)-INFINITY);
             if (negate)
                 xv = P(neg)(xv);
-            V e = FN(exp_eval)(xv, &args[v]);
+            FN(exp_parts) parts = FN(exp_parts_of)(xv, &args[v]);
+            V e = P(scale_pow2)(parts.mantissa, parts.k);
+            V residual = P(scale_pow2)(parts.residual, parts.k);
             if (!log_output) {
                 if (count == LANES)
                     P(store)(out + v * LANES, e);
                 else
                     P(store_tail)(out + v * LANES, e, count);
+                P(store)(residuals + k * COLUMN_CHUNK + v * LANES, residual);
             }
             P(acc_add)(&sums[v], e);
+            residual_sums[v] = P(add)(residual_sums[v], residual);
         }
     }
     /* Per-lane constants of the writing pass. */
     T first[COLUMN_CHUNK], second[COLUMN_CHUNK];
     for (size_t v = 0; v < vectors; v++) {
         WIDE lane_sums[LANES];
+        T lane_residuals[LANES];
         P(acc_lanes)(&sums[v], lane_sums);
+        P(store)(lane_residuals, residual_sums[v]);
         for (size_t l = 0; l < LANES; l++) {
+            lane_sums[l] += (WIDE)lane_residuals[l];
             size_t j = v * LANES + l;
             size_t source = j < width ? j : 0;
             if (log_output) {
@@ -962,7 +1051,7 @@ static void FN(column_chunk)(softmax_op op, const T *x, T *y, size_t n, size_t i
                 result = P(fmadd)(s, P(sub)(xv, b), P(neg)(a));
             } else {
                 V e = count == LANES ? P(load)(out + v * LANES) : P(load_tail)(out + v * LANES, count, 0);
-                result = FN(apply_reciprocal)(e, a, b);
+                result = FN(apply_reciprocal)(e, P(load)(residuals + k * COLUMN_CHUNK + v * LANES), a, b);
             }
             if (count == LANES)
                 P(store)(out + v * LANES, result);
@@ -983,10 +1072,42 @@ static void FN(columns)(softmax_op op, const void *src, const void *grad, void *
             softmax_line_run(&REF_LINES, op, x + j, (const T *)grad + j, y + j, n, (ptrdiff_t)inner, scale);
         return;
     }
+    T *residuals = NULL;
+    if (op == SOFTMAX_OP_SOFTMAX) {
+        residuals = malloc(n * COLUMN_CHUNK * sizeof *residuals);
+        if (residuals == NULL) {
+            for (size_t j = j_begin; j < j_end; j++)
+                softmax_line_run(&REF_LINES, op, x + j, NULL, y + j, n, (ptrdiff_t)inner, scale);
+            return;
+        }
+    }
     const unsigned int saved = vec_flush_to_zero_begin();
     for (size_t j0 = j_begin; j0 < j_end; j0 += COLUMN_CHUNK) {
         size_t width = j_end - j0 < COLUMN_CHUNK ? j_end - j0 : COLUMN_CHUNK;
-        FN(column_chunk)(op, x, y, n, inner, j0, width, scale);
+        FN(column_chunk)(op, x, y, residuals, n, inner, j0, width, scale);
+    }
+    vec_flush_to_zero_end(saved);
+    free(residuals);
+}
+
+/* e^x through exp_eval with offset 0, under the forward kernels'
+ * flush-to-zero: what the exhaustive test checks. */
+static void FN(exp_for_tests)(const void *src, void *dst, void *residual_dst, size_t n)
+{
+    const T *x = src;
+    T *y = dst;
+    T *residual = residual_dst;
+    const WIDE c = (WIDE)1.442695040888963407359924681001892137L;
+    const T c_hi = (T)c;
+    const T c_lo = (T)(c - (WIDE)c_hi);
+    const FN(exp_args) a = {P(set1)((T)(-(WIDE)EXP_FLOOR_ARG / c)), P(set1)(c_hi), P(set1)(c_lo), P(set1)(0)};
+    const unsigned int saved = vec_flush_to_zero_begin();
+    for (size_t i = 0; i < n; i += LANES) {
+        size_t count = n - i < LANES ? n - i : LANES;
+        FN(exp_parts) parts = FN(exp_parts_of)(P(load_tail)(x + i, count, 0), &a);
+        P(store_tail)(y + i, P(scale_pow2)(parts.mantissa, parts.k), count);
+        if (residual)
+            P(store_tail)(residual + i, P(scale_pow2)(parts.residual, parts.k), count);
     }
     vec_flush_to_zero_end(saved);
 }
@@ -998,6 +1119,7 @@ const softmax_kernels KERNELS_NAME = {
     .column_chunk = COLUMN_CHUNK,
     .long_row = FN(long_row),
     .long_row_min = 8 * BLOCK,
+    .exp = FN(exp_for_tests),
 };
 
 #undef BLOCK

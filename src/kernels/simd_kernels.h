@@ -29,19 +29,20 @@
 #define WIDE_FABS fabs
 #define REF_LINES softmax_ref_lines_f32
 #define KERNELS_NAME SOFTMAX_CONCAT(softmax_kernels_f32, _, SOFTMAX_ISA_SUFFIX)
-/* 2^f on [-0.502, 0.502], relative error 2^-25.6 (Chebyshev fit, float
- * coefficients): well below the half ulp of the final rounding. */
-static inline vf32 exp2_poly_f32(vf32 f)
+/* q(f) with 2^f = 1 + f * q(f) on [0, 1], relative error 2^-26.3 (Chebyshev fit of
+ * q, float coefficients, all positive): well below the half ulp of the
+ * final rounding. */
+static inline vf32 exp2_q_f32(vf32 f)
 {
-    vf32 p = f32_set1(0x1.444270p-13f);
-    p = f32_fmadd(p, f, f32_set1(0x1.5f4c46p-10f));
-    p = f32_fmadd(p, f, f32_set1(0x1.3b2a18p-7f));
-    p = f32_fmadd(p, f, f32_set1(0x1.c6aec6p-5f));
-    p = f32_fmadd(p, f, f32_set1(0x1.ebfbe0p-3f));
-    p = f32_fmadd(p, f, f32_set1(0x1.62e430p-1f));
-    return f32_fmadd(p, f, f32_set1(1.0f));
+    vf32 q = f32_set1(0x1.b49554p-13f);
+    q = f32_fmadd(q, f, f32_set1(0x1.4cb7b0p-10f));
+    q = f32_fmadd(q, f, f32_set1(0x1.3c487cp-7f));
+    q = f32_fmadd(q, f, f32_set1(0x1.c69f98p-5f));
+    q = f32_fmadd(q, f, f32_set1(0x1.ebfc3ep-3f));
+    return f32_fmadd(q, f, f32_set1(0x1.62e430p-1f));
 }
-#define EXP_POLY(f) exp2_poly_f32(f)
+#define KEY_BIAS 0x1p-14f
+#define EXP_Q(f) exp2_q_f32(f)
 #include "simd_body.h"
 #undef T
 #undef T_MAX
@@ -61,7 +62,8 @@ static inline vf32 exp2_poly_f32(vf32 f)
 #undef WIDE_FABS
 #undef REF_LINES
 #undef KERNELS_NAME
-#undef EXP_POLY
+#undef EXP_Q
+#undef KEY_BIAS
 
 /* ---------------------------------------------------------------- f64 -- */
 #define T double
@@ -82,21 +84,22 @@ static inline vf32 exp2_poly_f32(vf32 f)
 #define WIDE_FABS fabsl
 #define REF_LINES softmax_ref_lines_f64
 #define KERNELS_NAME SOFTMAX_CONCAT(softmax_kernels_f64, _, SOFTMAX_ISA_SUFFIX)
-/* 2^f on [-0.502, 0.502], relative error 2^-55.1 (degree 11). */
-static inline vf64 exp2_poly_f64(vf64 f)
+/* q(f) with 2^f = 1 + f * q(f) on [0, 1], relative error 2^-54.9 (q of degree 10,
+ * all coefficients positive). */
+static inline vf64 exp2_q_f64(vf64 f)
 {
-    vf64 p = f64_set1(0x1.e9ee643e68b86p-32);
-    p = f64_fmadd(p, f, f64_set1(0x1.e625336c54e8bp-28));
-    p = f64_fmadd(p, f, f64_set1(0x1.b524ea8973d8ep-24));
-    p = f64_fmadd(p, f, f64_set1(0x1.62bfc14816166p-20));
-    p = f64_fmadd(p, f, f64_set1(0x1.ffcbfc6e26e42p-17));
-    p = f64_fmadd(p, f, f64_set1(0x1.43091311c26e1p-13));
-    p = f64_fmadd(p, f, f64_set1(0x1.5d87fe78a3e5bp-10));
-    p = f64_fmadd(p, f, f64_set1(0x1.3b2ab6fb9eeb4p-7));
-    p = f64_fmadd(p, f, f64_set1(0x1.c6b08d704a0c7p-5));
-    p = f64_fmadd(p, f, f64_set1(0x1.ebfbdff82c5b0p-3));
-    p = f64_fmadd(p, f, f64_set1(0x1.62e42fefa39efp-1));
-    return f64_fmadd(p, f, f64_set1(1.0));
+    vf64 q = f64_set1(0x1.509edf2ecfdf8p-31);
+    q = f64_fmadd(q, f, f64_set1(0x1.c7ea67ee59ebfp-28));
+    q = f64_fmadd(q, f, f64_set1(0x1.b7a2459dca29cp-24));
+    q = f64_fmadd(q, f, f64_set1(0x1.629e703ac7f08p-20));
+    q = f64_fmadd(q, f, f64_set1(0x1.ffce434c232f0p-17));
+    q = f64_fmadd(q, f, f64_set1(0x1.4309065c8357ap-13));
+    q = f64_fmadd(q, f, f64_set1(0x1.5d87fecf83f7bp-10));
+    q = f64_fmadd(q, f, f64_set1(0x1.3b2ab6fa48563p-7));
+    q = f64_fmadd(q, f, f64_set1(0x1.c6b08d704fa4fp-5));
+    q = f64_fmadd(q, f, f64_set1(0x1.ebfbdff82c4ffp-3));
+    return f64_fmadd(q, f, f64_set1(0x1.62e42fefa39efp-1));
 }
-#define EXP_POLY(f) exp2_poly_f64(f)
+#define KEY_BIAS 0x1p-36
+#define EXP_Q(f) exp2_q_f64(f)
 #include "simd_body.h"

@@ -118,6 +118,12 @@ static inline vf32 f32_round(vf32 a)
 {
     return _mm256_round_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
 }
+static inline void f32_wrap_below_zero(vf32 *f, vf32 *k)
+{
+    vf32 one_where_below = _mm256_and_ps(_mm256_cmp_ps(*f, _mm256_setzero_ps(), _CMP_LT_OQ), _mm256_set1_ps(1.0f));
+    *f = _mm256_add_ps(*f, one_where_below);
+    *k = _mm256_sub_ps(*k, one_where_below);
+}
 static inline vf32 f32_floor(vf32 a)
 {
     return _mm256_floor_ps(a);
@@ -145,6 +151,13 @@ static inline float f32_reduce_max(vf32 v)
     __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
     m = _mm_max_ps(m, _mm_movehl_ps(m, m));
     m = _mm_max_ss(m, _mm_movehdup_ps(m));
+    return _mm_cvtss_f32(m);
+}
+static inline float f32_reduce_add(vf32 v)
+{
+    __m128 m = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    m = _mm_add_ps(m, _mm_movehl_ps(m, m));
+    m = _mm_add_ss(m, _mm_movehdup_ps(m));
     return _mm_cvtss_f32(m);
 }
 static inline float f32_reduce_min(vf32 v)
@@ -267,6 +280,12 @@ static inline vf64 f64_round(vf64 a)
 {
     return _mm256_round_pd(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
 }
+static inline void f64_wrap_below_zero(vf64 *f, vf64 *k)
+{
+    vf64 one_where_below = _mm256_and_pd(_mm256_cmp_pd(*f, _mm256_setzero_pd(), _CMP_LT_OQ), _mm256_set1_pd(1.0));
+    *f = _mm256_add_pd(*f, one_where_below);
+    *k = _mm256_sub_pd(*k, one_where_below);
+}
 static inline vf64 f64_floor(vf64 a)
 {
     return _mm256_floor_pd(a);
@@ -293,6 +312,12 @@ static inline double f64_reduce_max(vf64 v)
 {
     __m128d m = _mm_max_pd(_mm256_castpd256_pd128(v), _mm256_extractf128_pd(v, 1));
     m = _mm_max_sd(m, _mm_unpackhi_pd(m, m));
+    return _mm_cvtsd_f64(m);
+}
+static inline double f64_reduce_add(vf64 v)
+{
+    __m128d m = _mm_add_pd(_mm256_castpd256_pd128(v), _mm256_extractf128_pd(v, 1));
+    m = _mm_add_sd(m, _mm_unpackhi_pd(m, m));
     return _mm_cvtsd_f64(m);
 }
 static inline double f64_reduce_min(vf64 v)

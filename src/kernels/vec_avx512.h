@@ -123,6 +123,13 @@ static inline vf32 f32_round(vf32 a)
 {
     return _mm512_roundscale_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
 }
+/* Where f < 0: f += 1 and k -= 1 (the exponential's cell fix-up). */
+static inline void f32_wrap_below_zero(vf32 *f, vf32 *k)
+{
+    __mmask16 below = _mm512_cmp_ps_mask(*f, _mm512_setzero_ps(), _CMP_LT_OQ);
+    *f = _mm512_mask_add_ps(*f, below, *f, _mm512_set1_ps(1.0f));
+    *k = _mm512_mask_sub_ps(*k, below, *k, _mm512_set1_ps(1.0f));
+}
 static inline vf32 f32_floor(vf32 a)
 {
     return _mm512_roundscale_ps(a, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
@@ -140,6 +147,10 @@ static inline vf32 f32_scale_pow2(vf32 p, vf32 k)
 static inline float f32_reduce_max(vf32 v)
 {
     return _mm512_reduce_max_ps(v);
+}
+static inline float f32_reduce_add(vf32 v)
+{
+    return _mm512_reduce_add_ps(v);
 }
 static inline float f32_reduce_min(vf32 v)
 {
@@ -256,6 +267,12 @@ static inline vf64 f64_round(vf64 a)
 {
     return _mm512_roundscale_pd(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
 }
+static inline void f64_wrap_below_zero(vf64 *f, vf64 *k)
+{
+    __mmask8 below = _mm512_cmp_pd_mask(*f, _mm512_setzero_pd(), _CMP_LT_OQ);
+    *f = _mm512_mask_add_pd(*f, below, *f, _mm512_set1_pd(1.0));
+    *k = _mm512_mask_sub_pd(*k, below, *k, _mm512_set1_pd(1.0));
+}
 static inline vf64 f64_floor(vf64 a)
 {
     return _mm512_roundscale_pd(a, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
@@ -272,6 +289,10 @@ static inline vf64 f64_scale_pow2(vf64 p, vf64 k)
 static inline double f64_reduce_max(vf64 v)
 {
     return _mm512_reduce_max_pd(v);
+}
+static inline double f64_reduce_add(vf64 v)
+{
+    return _mm512_reduce_add_pd(v);
 }
 static inline double f64_reduce_min(vf64 v)
 {

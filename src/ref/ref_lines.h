@@ -358,6 +358,17 @@ static void reference_columns(softmax_op op, const void *src, const void *grad, 
                          n, (ptrdiff_t)inner, scale);
 }
 
+static void reference_exp(const void *src, void *dst, void *residual, size_t n)
+{
+    const REAL *x = src;
+    REAL *y = dst;
+    for (size_t i = 0; i < n; i++) {
+        y[i] = (REAL)WIDE_EXP((WIDE)x[i]);
+        if (residual)
+            ((REAL *)residual)[i] = 0;
+    }
+}
+
 const softmax_kernels KERNELS_NAME = {
     .element_size = sizeof(REAL),
     .rows = reference_rows,
@@ -365,4 +376,5 @@ const softmax_kernels KERNELS_NAME = {
     .column_chunk = 1,
     .long_row = NULL,
     .long_row_min = 0,
+    .exp = reference_exp,
 };
