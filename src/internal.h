@@ -99,6 +99,10 @@ int softmax_fail(int status, const char *format, ...)
     ;
 void softmax_clear_error(void);
 
+/* A scratch buffer of at least `bytes` bytes owned by the calling thread,
+ * valid until its next call (workspace.c); NULL if it cannot be allocated. */
+void *softmax_workspace(size_t bytes);
+
 /* Threads (threads.c): how many threads a job of `elements` elements split
  * into `lines` independent lines should use (1 for small jobs). */
 int softmax_threads_for_job(size_t elements, size_t lines);

@@ -213,10 +213,12 @@ static inline T FN(reference_of)(const T *x, size_t n, double scale)
 
 /* Writes 2^(c x_i - B) rounded for i in [begin, end) to y and its residual
  * (scaled alike) to residuals, unless they are NULL, and returns the sum of
- * the unrounded values. One block at most. With prefetch_next, the next
- * block is fetched from memory while this one is computed from L1. */
+ * the unrounded values. One block at most. With prefetch_ahead > 0, the
+ * data that many elements ahead (the next block, or the next row) is fetched
+ * from memory while this block is computed from the cache, so that the max
+ * pass that reads it next finds it there. */
 static inline WIDE FN(exp_block_any)(const T *x, T *y, T *residuals, size_t begin, size_t end, const FN(exp_args) * a,
-                                     bool negate, bool prefetch_next)
+                                     bool negate, size_t prefetch_ahead)
 {
     ACC acc0 = P(acc_zero)(), acc1 = P(acc_zero)();
     /* Residuals are at most half an ulp of their exp: a plain sum keeps
@@ -224,9 +226,9 @@ static inline WIDE FN(exp_block_any)(const T *x, T *y, T *residuals, size_t begi
     V residual_sum = P(set1)(0);
     size_t i = begin;
     for (; i + 2 * LANES <= end; i += 2 * LANES) {
-        if (prefetch_next) {
-            vec_prefetch(x + i + BLOCK);
-            vec_prefetch(x + i + BLOCK + LANES);
+        if (prefetch_ahead) {
+            vec_prefetch(x + i + prefetch_ahead);
+            vec_prefetch(x + i + prefetch_ahead + LANES);
         }
         V x0 = P(load)(x + i), x1 = P(load)(x + i + LANES);
         if (negate) {
@@ -267,13 +269,13 @@ static inline WIDE FN(exp_block_any)(const T *x, T *y, T *residuals, size_t begi
 }
 
 static WIDE FN(exp_blocks)(const T *x, T *y, T *residuals, size_t block_begin, size_t block_end, size_t n,
-                           const FN(exp_args) * a, bool negate)
+                           const FN(exp_args) * a, bool negate, size_t prefetch_ahead)
 {
     WIDE total = 0;
     for (size_t b = block_begin; b < block_end; b++) {
         size_t begin = b * BLOCK;
         size_t end = begin + BLOCK < n ? begin + BLOCK : n;
-        total += FN(exp_block_any)(x, y, residuals, begin, end, a, negate, false);
+        total += FN(exp_block_any)(x, y, residuals, begin, end, a, negate, prefetch_ahead);
     }
     return total;
 }
@@ -318,8 +320,8 @@ static void FN(normalize)(T *y, const T *residuals, size_t begin, size_t end, FN
         P(store)(y + i, FN(apply_reciprocal)(P(load)(y + i), P(load)(residuals + i), hi, lo));
     if (i < end)
         P(store_tail)
-        (y + i, FN(apply_reciprocal)(P(load_tail)(y + i, end - i, 0), P(load_tail)(residuals + i, end - i, 0), hi, lo),
-         end - i);
+    (y + i, FN(apply_reciprocal)(P(load_tail)(y + i, end - i, 0), P(load_tail)(residuals + i, end - i, 0), hi, lo),
+     end - i);
 }
 
 static void FN(fill)(T *y, size_t begin, size_t end, T value)
@@ -362,7 +364,7 @@ static FN(block_summary) FN(summarize_block)(const T *x, size_t begin, size_t en
     FN(exp_args) a = FN(broadcast_plan)(&plan);
     s.usable = true;
     s.offset = plan.offset;
-    s.sum = FN(exp_block_any)(x, NULL, NULL, begin, end, &a, plan.negate, true);
+    s.sum = FN(exp_block_any)(x, NULL, NULL, begin, end, &a, plan.negate, BLOCK);
     return s;
 }
 
@@ -536,7 +538,8 @@ static void FN(forward_row)(softmax_op op, const T *x, T *y, T *residuals, size_
             return;
         }
         FN(exp_args) a = FN(broadcast_plan)(&plan);
-        sum = FN(exp_blocks)(x, log_output ? NULL : y, log_output ? NULL : residuals, 0, blocks, n, &a, plan.negate);
+        /* While this row's exps are computed, the next row comes in. */
+        sum = FN(exp_blocks)(x, log_output ? NULL : y, log_output ? NULL : residuals, 0, blocks, n, &a, plan.negate, n);
         if (isnan(sum)) {
             FN(fill)(y, 0, n, (T)NAN);
             return;
@@ -794,10 +797,9 @@ static void FN(rows_body)(softmax_op op, const void *src, const void *grad, void
     const T *g = grad;
     T *y = dst;
     /* Softmax rows of the in-cache regime park the exps' residuals here. */
-    T stack_residuals[BLOCK];
     T *residuals = NULL;
     if (op == SOFTMAX_OP_SOFTMAX && n > SMALL_VECTORS * LANES && n * sizeof(T) <= STREAM_BYTES) {
-        residuals = n <= BLOCK ? stack_residuals : malloc(n * sizeof(T));
+        residuals = softmax_workspace(n * sizeof(T));
         if (residuals == NULL) {
             for (size_t r = 0; r < rows; r++)
                 softmax_line_run(&REF_LINES, op, x + r * n, NULL, y + r * n, n, 1, scale);
@@ -820,8 +822,6 @@ static void FN(rows_body)(softmax_op op, const void *src, const void *grad, void
             break;
         }
     }
-    if (residuals != stack_residuals)
-        free(residuals);
 }
 
 /* Forward kernels run with flush-to-zero (see vec_flush_to_zero_begin);
@@ -895,7 +895,7 @@ static void FN(long_row)(softmax_op op, const void *src, const void *grad, void 
             FN(exp_args) a = FN(broadcast_plan)(&plan);
 #pragma omp for schedule(static)
             for (size_t b = 0; b < blocks; b++)
-                summaries[b].sum = FN(exp_blocks)(x, log_output ? NULL : y, residuals, b, b + 1, n, &a, plan.negate);
+                summaries[b].sum = FN(exp_blocks)(x, log_output ? NULL : y, residuals, b, b + 1, n, &a, plan.negate, 0);
 #pragma omp single
             {
                 for (size_t b = 0; b < blocks; b++)
