@@ -852,12 +852,12 @@ static void FN(long_row)(softmax_op op, const void *src, const void *grad, void 
     const bool streaming = n * sizeof(T) > STREAM_BYTES;
     FN(block_summary) *summaries = forward ? malloc(blocks * sizeof *summaries) : NULL;
     T *references = forward ? malloc(blocks * sizeof *references) : NULL;
-    T *residuals = op == SOFTMAX_OP_SOFTMAX && !streaming ? malloc(n * sizeof *residuals) : NULL;
+    /* The calling thread's workspace, shared by the team for this call. */
+    T *residuals = op == SOFTMAX_OP_SOFTMAX && !streaming ? softmax_workspace(n * sizeof *residuals) : NULL;
     if (summaries == NULL || references == NULL || (op == SOFTMAX_OP_SOFTMAX && !streaming && residuals == NULL) ||
         threads < 2) {
         free(summaries);
         free(references);
-        free(residuals);
         FN(rows)(op, src, grad, dst, 1, n, scale);
         return;
     }
@@ -922,7 +922,6 @@ static void FN(long_row)(softmax_op op, const void *src, const void *grad, void 
     }
     free(summaries);
     free(references);
-    free(residuals);
     if (!planned)
         softmax_line_run(&REF_LINES, op, x, NULL, y, n, 1, scale);
     else if (isnan(sum))
