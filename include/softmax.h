@@ -94,8 +94,8 @@
  * THREADS
  * ---------------------------------------------------------------------------
  * Work is split over rows with OpenMP. The default thread count is the number
- * of online cores, or SOFTMAX_NUM_THREADS from the environment (a positive
- * integer; anything else is ignored). Inputs smaller than about 64 Ki elements
+ * of online cores, or SOFTMAX_NUM_THREADS from the environment (an integer
+ * in [1, 1024]; anything else is ignored). Counts above 1024 are capped. Inputs smaller than about 64 Ki elements
  * run on the calling thread. Results never depend on the thread count.
  */
 #ifndef SOFTMAX_H

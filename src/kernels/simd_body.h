@@ -720,12 +720,15 @@ static void FN(tiny_rows)(softmax_op op, const T *x, T *y, size_t rows, size_t n
     const T fill = negate ? (T)INFINITY : (T)-INFINITY;
     const V c_hi = P(set1)(shared.c_hi), c_lo = P(set1)(shared.c_lo);
     const T inverse_c = (T)(1 / ((WIDE)shared.c_hi + (WIDE)shared.c_lo));
-    size_t r0 = 0;
-    for (; r0 + LANES <= rows; r0 += LANES) {
+    /* A row's result must not depend on which rows share its group (the
+     * split over threads decides that): a partial group is padded, and the
+     * rows the contract treats specially leave the group one by one. */
+    for (size_t r0 = 0; r0 < rows; r0 += LANES) {
+        const size_t count = rows - r0 < LANES ? rows - r0 : LANES;
         V tile[LANES];
         T references[LANES];
         for (size_t r = 0; r < LANES; r++) {
-            tile[r] = P(load_tail)(x + (r0 + r) * n, n, fill);
+            tile[r] = r < count ? P(load_tail)(x + (r0 + r) * n, n, fill) : P(set1)(0);
             if (negate)
                 tile[r] = P(neg)(tile[r]);
             references[r] = P(reduce_max)(tile[r]);
@@ -735,14 +738,6 @@ static void FN(tiny_rows)(softmax_op op, const T *x, T *y, size_t rows, size_t n
         /* floor(c * max) - 1 as in plan_row; the float product may be off
          * by |B| * 2^-24 <= 1/4, which keeps the common factor in [1.6, 4.8]. */
         const V offset = P(sub)(P(floor)(P(fmadd)(c_hi, reference, P(mul)(c_lo, reference))), P(set1)((T)1));
-        const T largest_offset = P(reduce_max)(P(max)(offset, P(neg)(offset)));
-        /* A non-finite reference (NaN, +-inf: the contract's special rows) or
-         * an offset out of range: the rows go one by one. */
-        if (P(any_nan)(P(sub)(reference, reference)) || !(largest_offset < (T)OFFSET_LIMIT)) {
-            for (size_t r = 0; r < LANES; r++)
-                FN(small_forward_row)(op, x + (r0 + r) * n, y + (r0 + r) * n, n, scale);
-            continue;
-        }
         T floors[LANES], neg_offsets[LANES];
         P(store)(floors, P(mul)(P(sub)(offset, P(set1)((T)EXP_FLOOR_ARG)), P(set1)(inverse_c)));
         P(store)(neg_offsets, P(neg)(offset));
@@ -757,8 +752,14 @@ static void FN(tiny_rows)(softmax_op op, const T *x, T *y, size_t rows, size_t n
             P(acc_add)(&acc, tile[r]);
             sums[r] = (WIDE)P(acc_total)(&acc) + (WIDE)P(reduce_add)(residual_tile[r]);
         }
-        for (size_t r = 0; r < LANES; r++) {
+        for (size_t r = 0; r < count; r++) {
             T *out = y + (r0 + r) * n;
+            /* A non-finite reference (NaN, +-inf: the contract's special
+             * rows) or an offset out of range: the reference path. */
+            if (!isfinite(references[r]) || !(WIDE_FABS((WIDE)neg_offsets[r]) < (WIDE)OFFSET_LIMIT)) {
+                softmax_line_run(&REF_LINES, op, x + (r0 + r) * n, NULL, out, n, 1, scale);
+                continue;
+            }
             if (isnan(sums[r])) {
                 FN(fill)(out, 0, n, (T)NAN);
                 continue;
@@ -782,14 +783,12 @@ static void FN(tiny_rows)(softmax_op op, const T *x, T *y, size_t rows, size_t n
             }
         }
     }
-    for (; r0 < rows; r0++)
-        FN(small_forward_row)(op, x + r0 * n, y + r0 * n, n, scale);
 }
 
 static void FN(rows_body)(softmax_op op, const void *src, const void *grad, void *dst, size_t rows, size_t n,
                           double scale)
 {
-    if ((op == SOFTMAX_OP_SOFTMAX || op == SOFTMAX_OP_LOG_SOFTMAX) && n <= LANES && rows >= LANES) {
+    if ((op == SOFTMAX_OP_SOFTMAX || op == SOFTMAX_OP_LOG_SOFTMAX) && n <= LANES) {
         FN(tiny_rows)(op, src, dst, rows, n, scale);
         return;
     }
