@@ -95,8 +95,9 @@
  * ---------------------------------------------------------------------------
  * Work is split over rows with OpenMP. The default thread count is the number
  * of online cores, or SOFTMAX_NUM_THREADS from the environment (an integer
- * in [1, 1024]; anything else is ignored). Counts above 1024 are capped. Inputs smaller than about 64 Ki elements
- * run on the calling thread. Results never depend on the thread count.
+ * in [1, 1024]; anything else is ignored). Counts above 1024 are capped.
+ * Inputs smaller than about 64 Ki elements run on the calling thread.
+ * Results never depend on the thread count.
  */
 #ifndef SOFTMAX_H
 #define SOFTMAX_H
