@@ -1059,20 +1059,109 @@ static void FN(column_chunk)(softmax_op op, const T *x, T *y, T *residuals, size
     }
 }
 
+/* The gradients over a non-last axis, a chunk of adjacent lines at a time:
+ * the same formulas as the row kernels, one lane per line. A chunk holding
+ * a line the contract treats specially (infinite scale, NaN, a fully masked
+ * line) goes to the reference lines whole, before anything is written. */
+static void FN(column_gradient_chunk)(softmax_op op, const T *src, const T *g, T *out, size_t n, size_t inner,
+                                      size_t j0, size_t width, double scale)
+{
+    const bool log_input = op != SOFTMAX_OP_SOFTMAX_BACKWARD;
+    const FN(exp_args) a = FN(plain_exp_args)();
+    const size_t vectors = (width + LANES - 1) / LANES;
+    const T src_fill = log_input ? (T)-INFINITY : (T)0;
+    ACC acc[COLUMN_VECTORS];
+    V top[COLUMN_VECTORS], nan_flag[COLUMN_VECTORS];
+    for (size_t v = 0; v < vectors; v++) {
+        acc[v] = P(acc_zero)();
+        top[v] = P(set1)((T)-INFINITY);
+        nan_flag[v] = P(set1)(0);
+    }
+    for (size_t k = 0; k < n; k++) {
+        const T *s_row = src + k * inner + j0, *g_row = g + k * inner + j0;
+        for (size_t v = 0; v < vectors; v++) {
+            size_t count = width - v * LANES < LANES ? width - v * LANES : LANES;
+            V sv = count == LANES ? P(load)(s_row + v * LANES) : P(load_tail)(s_row + v * LANES, count, src_fill);
+            V gv = count == LANES ? P(load)(g_row + v * LANES) : P(load_tail)(g_row + v * LANES, count, 0);
+            top[v] = P(max)(sv, top[v]);
+            nan_flag[v] = P(keep_nan)(nan_flag[v], sv);
+            if (op == SOFTMAX_OP_SOFTMAX_BACKWARD)
+                P(acc_add_product)(&acc[v], sv, gv);
+            else if (op == SOFTMAX_OP_LOG_SOFTMAX_BACKWARD)
+                P(acc_add)(&acc[v], gv);
+            else
+                P(acc_add_product)(&acc[v], FN(plain_exp)(sv, &a), gv);
+        }
+    }
+    T hi[COLUMN_CHUNK], lo[COLUMN_CHUNK];
+    bool special = isinf(scale);
+    for (size_t v = 0; v < vectors; v++) {
+        WIDE lanes[LANES];
+        T tops[LANES];
+        P(acc_lanes)(&acc[v], lanes);
+        P(store)(tops, top[v]);
+        special |= P(any_nan)(nan_flag[v]) != 0;
+        for (size_t l = 0; l < LANES; l++) {
+            size_t j = v * LANES + l;
+            if (j < width) {
+                special |= isnan(lanes[l]) || (log_input && !(tops[l] > (T)-INFINITY));
+                const FN(split) split = FN(split_of)(lanes[l]);
+                hi[j] = split.hi;
+                lo[j] = split.lo;
+            } else {
+                hi[j] = lo[j] = 0;
+            }
+        }
+    }
+    if (special) {
+        for (size_t j = j0; j < j0 + width; j++)
+            softmax_line_run(&REF_LINES, op, src + j, g + j, out + j, n, (ptrdiff_t)inner, scale);
+        return;
+    }
+    const V sc = P(set1)((T)scale);
+    for (size_t k = 0; k < n; k++) {
+        const T *s_row = src + k * inner + j0, *g_row = g + k * inner + j0;
+        T *o_row = out + k * inner + j0;
+        for (size_t v = 0; v < vectors; v++) {
+            size_t count = width - v * LANES < LANES ? width - v * LANES : LANES;
+            V sv = count == LANES ? P(load)(s_row + v * LANES) : P(load_tail)(s_row + v * LANES, count, src_fill);
+            V gv = count == LANES ? P(load)(g_row + v * LANES) : P(load_tail)(g_row + v * LANES, count, 0);
+            V h = P(load)(hi + v * LANES), l = P(load)(lo + v * LANES);
+            V result;
+            if (op == SOFTMAX_OP_SOFTMAX_BACKWARD) {
+                result = P(mul)(P(mul)(sc, sv), P(sub)(P(sub)(gv, h), l));
+            } else if (op == SOFTMAX_OP_LOG_SOFTMAX_BACKWARD) {
+                V yi = FN(plain_exp)(sv, &a);
+                result = P(mul)(sc, P(fmadd)(P(neg)(yi), l, P(fmadd)(P(neg)(yi), h, gv)));
+            } else {
+                result = P(mul)(sc, P(sub)(P(sub)(gv, h), l));
+            }
+            if (count == LANES)
+                P(store)(o_row + v * LANES, result);
+            else
+                P(store_tail)(o_row + v * LANES, result, count);
+        }
+    }
+}
+
 static void FN(columns)(softmax_op op, const void *src, const void *grad, void *dst, size_t n, size_t inner,
                         size_t j_begin, size_t j_end, double scale)
 {
     const T *x = src;
     T *y = dst;
     if (op != SOFTMAX_OP_SOFTMAX && op != SOFTMAX_OP_LOG_SOFTMAX) {
-        /* Gradients over a non-last axis: the reference lines, strided. */
-        for (size_t j = j_begin; j < j_end; j++)
-            softmax_line_run(&REF_LINES, op, x + j, (const T *)grad + j, y + j, n, (ptrdiff_t)inner, scale);
+        for (size_t j0 = j_begin; j0 < j_end; j0 += COLUMN_CHUNK) {
+            size_t width = j_end - j0 < COLUMN_CHUNK ? j_end - j0 : COLUMN_CHUNK;
+            FN(column_gradient_chunk)(op, x, grad, y, n, inner, j0, width, scale);
+        }
         return;
     }
     T *residuals = NULL;
     if (op == SOFTMAX_OP_SOFTMAX) {
-        residuals = malloc(n * COLUMN_CHUNK * sizeof *residuals);
+        /* Long columns (beyond 16 MiB of residuals) take the reference lines
+         * rather than a scratch buffer the size of the input. */
+        const size_t bytes = n * COLUMN_CHUNK * sizeof *residuals;
+        residuals = bytes <= ((size_t)16 << 20) ? softmax_workspace(bytes) : NULL;
         if (residuals == NULL) {
             for (size_t j = j_begin; j < j_end; j++)
                 softmax_line_run(&REF_LINES, op, x + j, NULL, y + j, n, (ptrdiff_t)inner, scale);
@@ -1085,7 +1174,6 @@ static void FN(columns)(softmax_op op, const void *src, const void *grad, void *
         FN(column_chunk)(op, x, y, residuals, n, inner, j0, width, scale);
     }
     vec_flush_to_zero_end(saved);
-    free(residuals);
 }
 
 /* e^x through exp_eval with offset 0, under the forward kernels'
