@@ -286,12 +286,13 @@ typedef struct FN(reciprocal) {
     T lo;
 } FN(reciprocal);
 
-/* 2^-NORMALIZE_SHIFT, exactly. */
-#define UNSCALE ((T)WIDE_LDEXP((WIDE)1, -NORMALIZE_SHIFT))
+/* 2^-NORMALIZE_SHIFT and 2^NORMALIZE_SHIFT, exactly (constants: no libm
+ * call in the per-row path). */
+#define UNSCALE ((T)NORMALIZE_UNSCALE)
 
 static FN(reciprocal) FN(reciprocal_of)(WIDE sum)
 {
-    WIDE r = WIDE_LDEXP((WIDE)1 / sum, NORMALIZE_SHIFT);
+    WIDE r = ((WIDE)1 / sum) * (WIDE)NORMALIZE_SCALE;
     FN(reciprocal) result;
     result.hi = (T)r;
     result.lo = (T)(r - (WIDE)result.hi);

@@ -25,6 +25,8 @@
 #define FMA_T fmaf
 #define WIDE_FLOOR floor
 #define NORMALIZE_SHIFT 64
+#define NORMALIZE_SCALE 0x1p64
+#define NORMALIZE_UNSCALE 0x1p-64
 #define WIDE_LDEXP ldexp
 #define WIDE_FABS fabs
 #define REF_LINES softmax_ref_lines_f32
@@ -58,6 +60,8 @@ static inline vf32 exp2_q_f32(vf32 f)
 #undef FMA_T
 #undef WIDE_FLOOR
 #undef NORMALIZE_SHIFT
+#undef NORMALIZE_SCALE
+#undef NORMALIZE_UNSCALE
 #undef WIDE_LDEXP
 #undef WIDE_FABS
 #undef REF_LINES
@@ -80,6 +84,8 @@ static inline vf32 exp2_q_f32(vf32 f)
 #define FMA_T fma
 #define WIDE_FLOOR floorl
 #define NORMALIZE_SHIFT 128
+#define NORMALIZE_SCALE 0x1p128L
+#define NORMALIZE_UNSCALE 0x1p-128
 #define WIDE_LDEXP ldexpl
 #define WIDE_FABS fabsl
 #define REF_LINES softmax_ref_lines_f64
