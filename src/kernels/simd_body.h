@@ -729,7 +729,12 @@ static void FN(tiny_rows)(softmax_op op, const T *x, T *y, size_t rows, size_t n
         V tile[LANES];
         T references[LANES];
         for (size_t r = 0; r < LANES; r++) {
-            tile[r] = r < count ? P(load_tail)(x + (r0 + r) * n, n, fill) : P(set1)(0);
+            if (r >= count) { /* padding: a harmless row, never stored */
+                tile[r] = P(set1)(0);
+                references[r] = 0;
+                continue;
+            }
+            tile[r] = P(load_tail)(x + (r0 + r) * n, n, fill);
             if (negate)
                 tile[r] = P(neg)(tile[r]);
             references[r] = P(reduce_max)(tile[r]);
@@ -744,7 +749,7 @@ static void FN(tiny_rows)(softmax_op op, const T *x, T *y, size_t rows, size_t n
         P(store)(neg_offsets, P(neg)(offset));
         WIDE sums[LANES];
         V residual_tile[LANES];
-        for (size_t r = 0; r < LANES; r++) {
+        for (size_t r = 0; r < count; r++) {
             const FN(exp_args) a = {P(set1)(floors[r]), c_hi, c_lo, P(set1)(neg_offsets[r])};
             FN(exp_parts) parts = FN(exp_parts_of)(tile[r], &a);
             tile[r] = P(scale_pow2)(parts.mantissa, parts.k);
