@@ -1,0 +1,88 @@
+/*
+ * library_runner.c -- libsoftmax as a benchmark candidate, through the
+ * public header only: the pinned entry points along the last axis,
+ * softmax_execute() with a 2-d descriptor along axis 0. The scale is passed
+ * to the library, which fuses it.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "bench.h"
+#include "softmax.h"
+
+typedef struct library_context {
+    bench_problem problem;
+    softmax_desc desc; /* axis 0 only */
+} library_context;
+
+static softmax_op desc_op(bench_op op)
+{
+    switch (op) {
+    case BENCH_FORWARD:
+        return SOFTMAX_OP_SOFTMAX;
+    case BENCH_LOG:
+        return SOFTMAX_OP_LOG_SOFTMAX;
+    case BENCH_BACKWARD:
+        return SOFTMAX_OP_SOFTMAX_BACKWARD;
+    }
+    return SOFTMAX_OP_SOFTMAX;
+}
+
+static int call_library(const library_context *context)
+{
+    const bench_problem *p = &context->problem;
+    /* An atomic store: negligible, and it lets candidates with different
+     * thread counts be interleaved. */
+    softmax_set_num_threads(p->threads);
+    if (p->axis == 0) {
+        const void *src = p->op == BENCH_BACKWARD ? (const void *)p->y : (const void *)p->x;
+        const void *grad = p->op == BENCH_BACKWARD ? (const void *)p->dy : NULL;
+        return softmax_execute(&context->desc, src, grad, p->out);
+    }
+    switch (p->op) {
+    case BENCH_FORWARD:
+        return softmax_f32(p->x, p->out, p->rows, p->cols, p->scale);
+    case BENCH_LOG:
+        return log_softmax_f32(p->x, p->out, p->rows, p->cols, p->scale);
+    case BENCH_BACKWARD:
+        return softmax_backward_f32(p->y, p->dy, p->out, p->rows, p->cols, p->scale);
+    }
+    return SOFTMAX_E_INVALID_ARGUMENT;
+}
+
+static void run_library(void *opaque)
+{
+    (void)call_library(opaque);
+}
+
+int library_prepare(const bench_problem *problem, bench_runner *runner, const char **why_not)
+{
+    static _Thread_local char reason[256];
+    library_context *context = calloc(1, sizeof *context);
+    if (context == NULL) {
+        *why_not = "out of memory";
+        return -1;
+    }
+    context->problem = *problem;
+    if (problem->axis == 0) {
+        softmax_desc_init(&context->desc, desc_op(problem->op), SOFTMAX_DTYPE_F32, problem->rows);
+        context->desc.ndim = 2;
+        context->desc.axis = 0;
+        context->desc.shape[0] = problem->rows;
+        context->desc.shape[1] = problem->cols;
+        context->desc.scale = problem->scale;
+    }
+    /* One call up front: a library that refuses the problem is "n/a" with
+     * its own words, not a silently fast no-op. */
+    int status = call_library(context);
+    if (status != SOFTMAX_OK) {
+        snprintf(reason, sizeof reason, "libsoftmax: %s (%s)", softmax_strerror(status), softmax_last_error());
+        *why_not = reason;
+        free(context);
+        return -1;
+    }
+    runner->run = run_library;
+    runner->destroy = free;
+    runner->context = context;
+    return 0;
+}

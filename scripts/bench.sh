@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# The benchmark, end to end, and BENCHMARKS.md regenerated from it:
+#
+#   bash scripts/bench.sh            (from any directory; ~10 minutes on 2 cores)
+#   bash scripts/bench.sh --quick    (a smoke run of ~2 minutes: fewer shapes and
+#                                     samples; writes build-bench/BENCHMARKS.quick.md
+#                                     and leaves BENCHMARKS.md alone)
+#
+#  1. dependencies  cmake, gcc, make (required); oneDNN, XNNPACK (+ pthreadpool
+#                   headers) and PyTorch from Debian (optional: a missing one is
+#                   an "n/a" column) -- installed with apt-get when missing
+#  2. build-bench/  Release, -DSOFTMAX_BUILD_BENCH=ON, tests off
+#  3. softmax_bench libsoftmax vs memcpy, the loops, oneDNN, XNNPACK; 1 and all
+#                   threads; forward, log, backward; then forward at scale 0.5
+#  4. torch_bench   PyTorch on the same shapes, with Debian's /usr/bin/python3
+#  5. report        bench/report.py writes BENCHMARKS.md (machine, tables,
+#                   issue 3's targets, how to read)
+#
+# Raw outputs (markdown and CSV) stay in build-bench/bench-results/.
+set -euo pipefail
+
+# shellcheck source=scripts/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+cd "$REPO_ROOT"
+
+quick=()
+report="BENCHMARKS.md"
+if [[ "${1:-}" == "--quick" ]]; then
+    quick=(--quick)
+    report="build-bench/BENCHMARKS.quick.md"
+elif [[ $# -gt 0 ]]; then
+    echo "usage: bash scripts/bench.sh [--quick]" >&2
+    exit 2
+fi
+build_dir="build-bench"
+results="$build_dir/bench-results"
+python=/usr/bin/python3 # Debian's: python3-torch lives there, not in a pyenv
+# The shapes of the scale run: the fused scale matters most where the kernel
+# is fast relative to an extra pass over memory.
+scale_shapes="4096x10,16384x128,1024x4096,1x256000,16x1048576"
+[[ ${#quick[@]} -gt 0 ]] && scale_shapes="4096x10,1024x4096"
+
+# Other jobs on this small shared machine make samples wait for a core; the
+# benchmark drops those samples, so a busy machine means more rounds and more
+# rows marked "*". Say so up front (and in BENCHMARKS.md).
+load_at_start="$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo '?')"
+if awk -v load="${load_at_start%% *}" -v cores="$(nproc)" 'BEGIN { exit !(load > 0.5 * cores) }' 2>/dev/null; then
+    echo "warning: load average $load_at_start on $(nproc) cores: other jobs are running; expect noisy figures" >&2
+fi
+
+section "dependencies"
+ensure_packages "${BUILD_PACKAGES[@]}"
+# Optional: the benchmark runs without them, with "n/a" in their columns.
+ensure_packages libdnnl-dev libxnnpack-dev libpthreadpool-dev python3-torch ||
+    echo "warning: optional benchmark dependencies missing; their columns will say n/a" >&2
+
+section "build ($build_dir/, Release)"
+cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE=Release -DSOFTMAX_BUILD_BENCH=ON -DSOFTMAX_BUILD_TESTS=OFF \
+    -DSOFTMAX_BUILD_EXAMPLES=OFF
+cmake --build "$build_dir" -j"$(nproc)" --target softmax_bench softmax_bench_probe
+mkdir -p "$results"
+rm -f "$results"/*
+
+section "softmax_bench (progress on stderr)"
+bench="$build_dir/bench/softmax_bench"
+"$bench" "${quick[@]}" --markdown --csv "$results/softmax_bench.csv" >"$results/softmax_bench.md"
+"$bench" "${quick[@]}" --markdown --scale 0.5 --ops forward --threads 1 --shapes "$scale_shapes" \
+    --csv "$results/softmax_bench_scale.csv" >"$results/softmax_bench_scale.md"
+
+section "torch_bench"
+if [[ -x "$python" ]] && "$python" -c 'import torch' 2>/dev/null; then
+    probe="$build_dir/bench/libsoftmax_bench_probe.so"
+    "$python" bench/torch_bench.py "${quick[@]}" --probe-lib "$probe" --csv "$results/torch_bench.csv" \
+        >"$results/torch_bench.md"
+    "$python" bench/torch_bench.py "${quick[@]}" --probe-lib "$probe" --scale 0.5 --ops forward --threads 1 \
+        --shapes "$scale_shapes" --csv "$results/torch_bench_scale.csv" >"$results/torch_bench_scale.md"
+else
+    echo "PyTorch not available under $python: no torch tables" | tee "$results/torch_bench.md"
+fi
+
+section "machine"
+{
+    lscpu | grep -E '^(Model name|CPU\(s\)|Thread\(s\) per core|Core\(s\) per socket|L1d cache|L2 cache|L3 cache|Flags)' |
+        sed -E 's/^Flags: +(.*)$/ISA flags: \1/' |
+        awk -F': +' '$1 == "ISA flags" { n = split($2, f, " "); s = "";
+                                        for (i = 1; i <= n; i++) if (f[i] ~ /^(avx2|fma|avx512f|avx512bw|avx512vl|avx512dq|avx512_fp16|amx_tile)$/) s = s " " f[i];
+                                        print "ISA flags (selected):" s; next } { print }'
+    compiler="$(sed -n 's/^CMAKE_C_COMPILER:[A-Z]*=//p' "$build_dir/CMakeCache.txt")"
+    echo "Compiler: $("${compiler:-cc}" --version | head -n 1)"
+    echo "Kernel: $(uname -sr)"
+    for package in libdnnl-dev libxnnpack-dev python3-torch; do
+        echo "Package $package: $(dpkg-query -W -f='${Version}' "$package" 2>/dev/null || echo 'not installed')"
+    done
+    changes="$(git status --porcelain -- src include CMakeLists.txt 2>/dev/null | head -n 1 || true)"
+    echo "Library commit: $(git rev-parse --short HEAD 2>/dev/null || echo '?')${changes:+ + uncommitted changes in src/, include/ or CMakeLists.txt}"
+    echo "Date: $(date -u '+%Y-%m-%d %H:%M UTC'); load average when the run started: $load_at_start"
+} >"$results/machine.txt"
+cat "$results/machine.txt"
+
+section "report"
+"$python" bench/report.py "$results" "$report" "${quick[@]}"
+echo "wrote $report"
