@@ -467,7 +467,7 @@ static T FN(reference_over)(const T *x, size_t n, size_t b0, size_t b1, double s
 /* Rows of at most SMALL_VECTORS vectors stay in registers from load to
  * store: writing the exps and reading them back would cost a failed
  * store-to-load forwarding (masked store, then load) on every row. */
-#define SMALL_VECTORS 4
+#define SMALL_VECTORS 8
 
 static void FN(small_forward_row)(softmax_op op, const T *x, T *y, size_t n, double scale)
 {
