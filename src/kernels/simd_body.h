@@ -469,7 +469,33 @@ static T FN(reference_over)(const T *x, size_t n, size_t b0, size_t b1, double s
  * store-to-load forwarding (masked store, then load) on every row. */
 #define SMALL_VECTORS 8
 
-static void FN(small_forward_row)(softmax_op op, const T *x, T *y, size_t n, double scale)
+/* What every row of a call shares: c = |scale| log2(e) split in two, 1/c,
+ * and the sign. Computed once per call; `valid` is false for the scales
+ * the contract treats specially (0, +-inf). */
+typedef struct FN(shared_plan) {
+    bool valid;
+    bool negate;
+    T c_hi;
+    T c_lo;
+    T inverse_c;
+} FN(shared_plan);
+
+static FN(shared_plan) FN(shared_plan_of)(double scale)
+{
+    FN(shared_plan) shared = {false, false, 0, 0, 0};
+    FN(row_plan) plan;
+    if (!FN(plan_row)(scale, 0, &plan))
+        return shared;
+    shared.valid = true;
+    shared.negate = plan.negate;
+    shared.c_hi = plan.c_hi;
+    shared.c_lo = plan.c_lo;
+    shared.inverse_c = (T)(1 / ((WIDE)plan.c_hi + (WIDE)plan.c_lo));
+    return shared;
+}
+
+static void FN(small_forward_row)(softmax_op op, const T *x, T *y, size_t n, double scale,
+                                  const FN(shared_plan) * shared)
 {
     const bool negate = scale < 0;
     const T fill = negate ? (T)INFINITY : (T)-INFINITY;
@@ -481,12 +507,17 @@ static void FN(small_forward_row)(softmax_op op, const T *x, T *y, size_t n, dou
         v[i] = count == LANES ? P(load)(x + i * LANES) : P(load_tail)(x + i * LANES, count, fill);
         reference = negate ? P(min)(v[i], reference) : P(max)(v[i], reference);
     }
-    FN(row_plan) plan;
-    if (!FN(plan_row)(scale, negate ? P(reduce_min)(reference) : P(reduce_max)(reference), &plan)) {
+    /* The row's offset in T arithmetic from the shared constants, as the
+     * tiny rows compute it: no division and no WIDE arithmetic per row. */
+    const T row_reference = negate ? P(reduce_min)(reference) : P(reduce_max)(reference);
+    const T reference_seen = negate ? -row_reference : row_reference;
+    const T offset = T_FLOOR(FMA_T(shared->c_hi, reference_seen, shared->c_lo * reference_seen)) - 1;
+    if (!shared->valid || !isfinite(row_reference) || !(T_FABS(offset) < (T)OFFSET_LIMIT)) {
         softmax_line_run(&REF_LINES, op, x, NULL, y, n, 1, scale);
         return;
     }
-    const FN(exp_args) a = FN(broadcast_plan)(&plan);
+    const FN(exp_args) a = {P(set1)((offset - (T)EXP_FLOOR_ARG) * shared->inverse_c), P(set1)(shared->c_hi),
+                            P(set1)(shared->c_lo), P(set1)(-offset)};
     FN(exp_parts) e[SMALL_VECTORS];
     ACC acc = P(acc_zero)();
     V residual_sum = P(set1)(0);
@@ -502,14 +533,19 @@ static void FN(small_forward_row)(softmax_op op, const T *x, T *y, size_t n, dou
     }
     V first, second;
     if (op == SOFTMAX_OP_LOG_SOFTMAX) {
+        /* The exact remainder c * max - B, as in plan_row. */
+        const T p_hi = shared->c_hi * reference_seen;
+        const T p_lo = FMA_T(shared->c_hi, reference_seen, -p_hi);
+        const WIDE remainder = ((WIDE)(p_hi - offset) + (WIDE)p_lo) + (WIDE)shared->c_lo * (WIDE)reference_seen;
+        const WIDE log_sum = WIDE_LOG(sum) - remainder * (WIDE)0.6931471805599453094172321214581765680755L;
         first = P(set1)((T)scale);
-        second = P(set1)(-(T)FN(log_sum_of)(sum, &plan));
+        second = P(set1)(-(T)log_sum);
     } else {
         const FN(reciprocal) r = FN(reciprocal_of)(sum);
         first = P(set1)(r.hi);
         second = P(set1)(r.lo);
     }
-    const V reference_v = P(set1)(plan.reference);
+    const V reference_v = P(set1)(row_reference);
     for (size_t i = 0; i < vectors; i++) {
         size_t count = n - i * LANES < LANES ? n - i * LANES : LANES;
         V out = op == SOFTMAX_OP_LOG_SOFTMAX ? P(fmadd)(first, P(sub)(v[i], reference_v), second)
@@ -523,10 +559,11 @@ static void FN(small_forward_row)(softmax_op op, const T *x, T *y, size_t n, dou
 
 /* residuals: room for n elements, used by softmax rows in the in-cache
  * regime. */
-static void FN(forward_row)(softmax_op op, const T *x, T *y, T *residuals, size_t n, double scale)
+static void FN(forward_row)(softmax_op op, const T *x, T *y, T *residuals, size_t n, double scale,
+                            const FN(shared_plan) * shared)
 {
     if (n <= SMALL_VECTORS * LANES) {
-        FN(small_forward_row)(op, x, y, n, scale);
+        FN(small_forward_row)(op, x, y, n, scale, shared);
         return;
     }
     const bool log_output = op == SOFTMAX_OP_LOG_SOFTMAX;
@@ -714,7 +751,7 @@ static void FN(tiny_rows)(softmax_op op, const T *x, T *y, size_t rows, size_t n
     FN(row_plan) shared; /* c_hi, c_lo and the sign from any finite reference */
     if (!FN(plan_row)(scale, 0, &shared)) {
         for (size_t r = 0; r < rows; r++)
-            FN(small_forward_row)(op, x + r * n, y + r * n, n, scale);
+            softmax_line_run(&REF_LINES, op, x + r * n, NULL, y + r * n, n, 1, scale);
         return;
     }
     const bool negate = shared.negate;
@@ -801,6 +838,7 @@ static void FN(rows_body)(softmax_op op, const void *src, const void *grad, void
     const T *x = src;
     const T *g = grad;
     T *y = dst;
+    const FN(shared_plan) shared = FN(shared_plan_of)(scale);
     /* Softmax rows of the in-cache regime park the exps' residuals here. */
     T *residuals = NULL;
     if (op == SOFTMAX_OP_SOFTMAX && n > SMALL_VECTORS * LANES && n * sizeof(T) <= STREAM_BYTES) {
@@ -816,7 +854,7 @@ static void FN(rows_body)(softmax_op op, const void *src, const void *grad, void
         switch (op) {
         case SOFTMAX_OP_SOFTMAX:
         case SOFTMAX_OP_LOG_SOFTMAX:
-            FN(forward_row)(op, x + offset, y + offset, residuals, n, scale);
+            FN(forward_row)(op, x + offset, y + offset, residuals, n, scale, &shared);
             break;
         case SOFTMAX_OP_SOFTMAX_BACKWARD:
             FN(softmax_backward_row)(x + offset, g + offset, y + offset, n, scale);

@@ -23,6 +23,8 @@
 #define OFFSET_LIMIT 4194304.0 /* 2^22: B + k stays an exact float integer */
 #define WIDE_LOG log
 #define FMA_T fmaf
+#define T_FLOOR floorf
+#define T_FABS fabsf
 #define WIDE_FLOOR floor
 #define NORMALIZE_SHIFT 64
 #define NORMALIZE_SCALE 0x1p64
@@ -58,6 +60,8 @@ static inline vf32 exp2_q_f32(vf32 f)
 #undef OFFSET_LIMIT
 #undef WIDE_LOG
 #undef FMA_T
+#undef T_FLOOR
+#undef T_FABS
 #undef WIDE_FLOOR
 #undef NORMALIZE_SHIFT
 #undef NORMALIZE_SCALE
@@ -82,6 +86,8 @@ static inline vf32 exp2_q_f32(vf32 f)
 #define OFFSET_LIMIT 1125899906842624.0 /* 2^50 */
 #define WIDE_LOG logl
 #define FMA_T fma
+#define T_FLOOR floor
+#define T_FABS fabs
 #define WIDE_FLOOR floorl
 #define NORMALIZE_SHIFT 128
 #define NORMALIZE_SCALE 0x1p128L
