@@ -56,6 +56,10 @@
 /* Elements per partial sum. A block of f32 is 16 KiB: it stays in L1 between
  * the two reads of the streaming regime. */
 #define BLOCK ((size_t)4096)
+/* Exact split summation of exps (exp_block_any): grid 2^-16, runs of 32
+ * iterations per accumulator. */
+#define SPLIT_MAGIC 192.0
+#define SPLIT_RUN 32
 /* Rows whose data exceeds this stream: two reads of x, one exp per read,
  * output written around the cache. Below it rows stay in L2 between passes
  * and are read from cache three times with one exp per element. */
@@ -220,10 +224,16 @@ static inline T FN(reference_of)(const T *x, size_t n, double scale)
 static inline WIDE FN(exp_block_any)(const T *x, T *y, T *residuals, size_t begin, size_t end, const FN(exp_args) * a,
                                      bool negate, size_t prefetch_ahead)
 {
-    ACC acc0 = P(acc_zero)(), acc1 = P(acc_zero)();
-    /* Residuals are at most half an ulp of their exp: a plain sum keeps
-     * them to well below an ulp of the total. */
-    V residual_sum = P(set1)(0);
+    /* The exps (all below 5) are summed in T without rounding: each is split
+     * at the grid 2^-16 (hi = (e + 192) - 192), the hi parts of at most
+     * SPLIT_RUN vectors per lane add up exactly (< 2^8 on a 2^-16 grid: 24
+     * bits), and the small remainders (with the residuals) add up with an
+     * error below 2^-29 of the sum. Every SPLIT_RUN iterations both go to
+     * the wide accumulator. This replaces a conversion to f64 per vector. */
+    const V split_magic = P(set1)((T)SPLIT_MAGIC);
+    ACC wide = P(acc_zero)();
+    V hi0 = P(set1)(0), hi1 = hi0, lo = hi0;
+    size_t run = 0;
     size_t i = begin;
     for (; i + 2 * LANES <= end; i += 2 * LANES) {
         if (prefetch_ahead) {
@@ -246,9 +256,19 @@ static inline WIDE FN(exp_block_any)(const T *x, T *y, T *residuals, size_t begi
             P(store)(residuals + i, r0);
             P(store)(residuals + i + LANES, r1);
         }
-        P(acc_add)(&acc0, e0);
-        P(acc_add)(&acc1, e1);
-        residual_sum = P(add)(residual_sum, P(add)(r0, r1));
+        V h0 = P(sub)(P(add)(e0, split_magic), split_magic);
+        V h1 = P(sub)(P(add)(e1, split_magic), split_magic);
+        hi0 = P(add)(hi0, h0);
+        hi1 = P(add)(hi1, h1);
+        lo = P(add)(lo, P(add)(P(sub)(e0, h0), P(sub)(e1, h1)));
+        lo = P(add)(lo, P(add)(r0, r1));
+        if (++run == SPLIT_RUN) {
+            P(acc_add)(&wide, hi0);
+            P(acc_add)(&wide, hi1);
+            P(acc_add)(&wide, lo);
+            hi0 = hi1 = lo = P(set1)(0);
+            run = 0;
+        }
     }
     for (; i < end; i += LANES) {
         size_t count = end - i < LANES ? end - i : LANES;
@@ -262,10 +282,13 @@ static inline WIDE FN(exp_block_any)(const T *x, T *y, T *residuals, size_t begi
             P(store_tail)(y + i, e0, count);
         if (residuals)
             P(store_tail)(residuals + i, r0, count);
-        P(acc_add)(&acc0, e0);
-        residual_sum = P(add)(residual_sum, r0);
+        P(acc_add)(&wide, e0);
+        lo = P(add)(lo, r0);
     }
-    return ((WIDE)P(acc_total)(&acc0) + (WIDE)P(acc_total)(&acc1)) + (WIDE)P(reduce_add)(residual_sum);
+    P(acc_add)(&wide, hi0);
+    P(acc_add)(&wide, hi1);
+    P(acc_add)(&wide, lo);
+    return (WIDE)P(acc_total)(&wide);
 }
 
 static WIDE FN(exp_blocks)(const T *x, T *y, T *residuals, size_t block_begin, size_t block_end, size_t n,
@@ -519,14 +542,20 @@ static void FN(small_forward_row)(softmax_op op, const T *x, T *y, size_t n, dou
     const FN(exp_args) a = {P(set1)((offset - (T)EXP_FLOOR_ARG) * shared->inverse_c), P(set1)(shared->c_hi),
                             P(set1)(shared->c_lo), P(set1)(-offset)};
     FN(exp_parts) e[SMALL_VECTORS];
-    ACC acc = P(acc_zero)();
-    V residual_sum = P(set1)(0);
+    /* The split summation of exp_block_any: at most 8 terms per lane. */
+    const V split_magic = P(set1)((T)SPLIT_MAGIC);
+    V hi = P(set1)(0), lo = hi;
     for (size_t i = 0; i < vectors; i++) {
         e[i] = FN(exp_parts_of)(negate ? P(neg)(v[i]) : v[i], &a);
-        P(acc_add)(&acc, P(scale_pow2)(e[i].mantissa, e[i].k));
-        residual_sum = P(add)(residual_sum, P(scale_pow2)(e[i].residual, e[i].k));
+        V exp_value = P(scale_pow2)(e[i].mantissa, e[i].k);
+        V high_part = P(sub)(P(add)(exp_value, split_magic), split_magic);
+        hi = P(add)(hi, high_part);
+        lo = P(add)(lo, P(add)(P(sub)(exp_value, high_part), P(scale_pow2)(e[i].residual, e[i].k)));
     }
-    const WIDE sum = (WIDE)P(acc_total)(&acc) + (WIDE)P(reduce_add)(residual_sum);
+    ACC acc = P(acc_zero)();
+    P(acc_add)(&acc, hi);
+    P(acc_add)(&acc, lo);
+    const WIDE sum = (WIDE)P(acc_total)(&acc);
     if (isnan(sum)) {
         FN(fill)(y, 0, n, (T)NAN);
         return;
@@ -1253,6 +1282,8 @@ const softmax_kernels KERNELS_NAME = {
 };
 
 #undef BLOCK
+#undef SPLIT_MAGIC
+#undef SPLIT_RUN
 #undef STREAM_BYTES
 #undef COLUMN_VECTORS
 #undef COLUMN_CHUNK
