@@ -56,6 +56,8 @@
 /* Elements per partial sum. A block of f32 is 16 KiB: it stays in L1 between
  * the two reads of the streaming regime. */
 #define BLOCK ((size_t)4096)
+#define WIDE_LN2 ((WIDE)0.6931471805599453094172321214581765680755L)
+#define WIDE_LOG2E ((WIDE)1.442695040888963407359924681001892137L)
 /* Exact split summation of exps (exp_block_any): grid 2^-16, runs of 32
  * iterations per accumulator. */
 #define SPLIT_MAGIC 192.0
@@ -83,13 +85,32 @@ typedef struct FN(row_plan) {
     T x_floor;
 } FN(row_plan);
 
+/* c * reference - offset, exact up to its last rounding to WIDE, from the
+ * exact product c_hi * reference = p_hi + p_lo (p_hi - offset is exact: the
+ * two are close). Log-softmax adds it back to every output, so an error here
+ * would be an error everywhere (WIDE alone loses |c * reference| * 2^-64 for
+ * f64). */
+static inline WIDE FN(offset_remainder)(T c_hi, T c_lo, T reference, T offset)
+{
+    const T p_hi = c_hi * reference;
+    const T p_lo = FMA_T(c_hi, reference, -p_hi);
+    return ((WIDE)(p_hi - offset) + (WIDE)p_lo) + (WIDE)c_lo * (WIDE)reference;
+}
+
+/* The log of a row's true sum from the sum of its exps, which carry the
+ * factor 2^remainder. */
+static inline WIDE FN(log_sum_from)(WIDE sum, WIDE remainder)
+{
+    return WIDE_LOG(sum) - remainder * WIDE_LN2;
+}
+
 /* Fills the plan for a row whose reference element (max, or min for scale
  * < 0) is `reference`; false when the row must take the reference path. */
 static bool FN(plan_row)(double scale, T reference, FN(row_plan) * plan)
 {
     if (!(scale != 0) || isinf(scale) || !isfinite(reference))
         return false;
-    WIDE c = (WIDE)scale * (WIDE)1.442695040888963407359924681001892137L;
+    WIDE c = (WIDE)scale * WIDE_LOG2E;
     plan->negate = c < 0;
     plan->reference = reference;
     T reference_seen = plan->negate ? -reference : reference;
@@ -99,21 +120,14 @@ static bool FN(plan_row)(double scale, T reference, FN(row_plan) * plan)
         return false;
     plan->c_hi = (T)c;
     plan->c_lo = (T)(c - (WIDE)plan->c_hi);
-    /* B from c * reference', and the exact remainder c * reference' - B
-     * from an exact product c_hi * reference' = p_hi + p_lo: log-softmax
-     * adds the remainder back, and an error there is an error in every
-     * output (WIDE alone would lose |B| * 2^-64 for f64). */
-    const T p_hi = plan->c_hi * reference_seen;
-    const T p_lo = FMA_T(plan->c_hi, reference_seen, -p_hi);
-    const WIDE c_lo_part = (WIDE)plan->c_lo * (WIDE)reference_seen;
-    const WIDE b = (WIDE)p_hi + (WIDE)p_lo + c_lo_part;
+    const WIDE b = FN(offset_remainder)(plan->c_hi, plan->c_lo, reference_seen, 0);
     if (!(WIDE_FABS(b) < (WIDE)OFFSET_LIMIT))
         return false;
     /* B = floor(b) - 1 puts the common factor 2^(b - B) in [2, 4): every exp
      * is at least twice its true value, so an output in the normal range
      * never comes from an exp that flushed to zero. */
     plan->offset = WIDE_FLOOR(b) - 1;
-    plan->offset_error = ((WIDE)(p_hi - (T)plan->offset) + (WIDE)p_lo) + c_lo_part;
+    plan->offset_error = FN(offset_remainder)(plan->c_hi, plan->c_lo, reference_seen, (T)plan->offset);
     const WIDE c_effective = (WIDE)plan->c_hi + (WIDE)plan->c_lo;
     WIDE floor_value = (plan->offset - (WIDE)EXP_FLOOR_ARG) / c_effective;
     plan->x_floor = floor_value < -(WIDE)T_MAX ? (T)-INFINITY : (T)floor_value;
@@ -221,6 +235,14 @@ static inline T FN(reference_of)(const T *x, size_t n, double scale)
  * data that many elements ahead (the next block, or the next row) is fetched
  * from memory while this block is computed from the cache, so that the max
  * pass that reads it next finds it there. */
+/* e rounded to the grid 2^-16 (exact for 0 <= e < 64): the high part of the
+ * split summation of exps. */
+static inline V FN(grid_high)(V e)
+{
+    const V magic = P(set1)((T)SPLIT_MAGIC);
+    return P(sub)(P(add)(e, magic), magic);
+}
+
 static inline WIDE FN(exp_block_any)(const T *x, T *y, T *residuals, size_t begin, size_t end, const FN(exp_args) * a,
                                      bool negate, size_t prefetch_ahead)
 {
@@ -230,7 +252,6 @@ static inline WIDE FN(exp_block_any)(const T *x, T *y, T *residuals, size_t begi
      * bits), and the small remainders (with the residuals) add up with an
      * error below 2^-29 of the sum. Every SPLIT_RUN iterations both go to
      * the wide accumulator. This replaces a conversion to f64 per vector. */
-    const V split_magic = P(set1)((T)SPLIT_MAGIC);
     ACC wide = P(acc_zero)();
     V hi0 = P(set1)(0), hi1 = hi0, lo = hi0;
     size_t run = 0;
@@ -256,8 +277,7 @@ static inline WIDE FN(exp_block_any)(const T *x, T *y, T *residuals, size_t begi
             P(store)(residuals + i, r0);
             P(store)(residuals + i + LANES, r1);
         }
-        V h0 = P(sub)(P(add)(e0, split_magic), split_magic);
-        V h1 = P(sub)(P(add)(e1, split_magic), split_magic);
+        V h0 = FN(grid_high)(e0), h1 = FN(grid_high)(e1);
         hi0 = P(add)(hi0, h0);
         hi1 = P(add)(hi1, h1);
         lo = P(add)(lo, P(add)(P(sub)(e0, h0), P(sub)(e1, h1)));
@@ -464,20 +484,8 @@ static void FN(log_output)(const T *x, T *y, size_t begin, size_t end, T referen
 
 static WIDE FN(log_sum_of)(WIDE sum, const FN(row_plan) * plan)
 {
-    /* The exps carry the factor 2^(offset_error): take it back out. */
-    return WIDE_LOG(sum) - plan->offset_error * (WIDE)0.6931471805599453094172321214581765680755L;
+    return FN(log_sum_from)(sum, plan->offset_error);
 }
-
-/* The per-row state shared by the single-thread and the multi-thread
- * drivers: after phase 1 the plan, after phase 2 the sum. */
-typedef struct FN(row_state) {
-    FN(row_plan) plan;
-    FN(exp_args) args;
-    bool streaming;
-    bool use_reference; /* the contract's special rows */
-    WIDE sum;
-    FN(block_summary) * summaries; /* streaming only */
-} FN(row_state);
 
 /* Phase 1 for the in-cache regime: the reference element over blocks
  * [b0, b1). */
@@ -543,12 +551,11 @@ static void FN(small_forward_row)(softmax_op op, const T *x, T *y, size_t n, dou
                             P(set1)(shared->c_lo), P(set1)(-offset)};
     FN(exp_parts) e[SMALL_VECTORS];
     /* The split summation of exp_block_any: at most 8 terms per lane. */
-    const V split_magic = P(set1)((T)SPLIT_MAGIC);
     V hi = P(set1)(0), lo = hi;
     for (size_t i = 0; i < vectors; i++) {
         e[i] = FN(exp_parts_of)(negate ? P(neg)(v[i]) : v[i], &a);
         V exp_value = P(scale_pow2)(e[i].mantissa, e[i].k);
-        V high_part = P(sub)(P(add)(exp_value, split_magic), split_magic);
+        V high_part = FN(grid_high)(exp_value);
         hi = P(add)(hi, high_part);
         lo = P(add)(lo, P(add)(P(sub)(exp_value, high_part), P(scale_pow2)(e[i].residual, e[i].k)));
     }
@@ -562,11 +569,8 @@ static void FN(small_forward_row)(softmax_op op, const T *x, T *y, size_t n, dou
     }
     V first, second;
     if (op == SOFTMAX_OP_LOG_SOFTMAX) {
-        /* The exact remainder c * max - B, as in plan_row. */
-        const T p_hi = shared->c_hi * reference_seen;
-        const T p_lo = FMA_T(shared->c_hi, reference_seen, -p_hi);
-        const WIDE remainder = ((WIDE)(p_hi - offset) + (WIDE)p_lo) + (WIDE)shared->c_lo * (WIDE)reference_seen;
-        const WIDE log_sum = WIDE_LOG(sum) - remainder * (WIDE)0.6931471805599453094172321214581765680755L;
+        const WIDE log_sum =
+            FN(log_sum_from)(sum, FN(offset_remainder)(shared->c_hi, shared->c_lo, reference_seen, offset));
         first = P(set1)((T)scale);
         second = P(set1)(-(T)log_sum);
     } else {
@@ -701,7 +705,7 @@ static void FN(softmax_backward_row)(const T *y, const T *dy, T *dx, size_t n, d
 
 static FN(exp_args) FN(plain_exp_args)(void)
 {
-    const WIDE c = (WIDE)1.442695040888963407359924681001892137L;
+    const WIDE c = WIDE_LOG2E;
     const T c_hi = (T)c;
     const T c_lo = (T)(c - (WIDE)c_hi);
     FN(exp_args) a = {P(set1)((T)(-(WIDE)GRADIENT_FLOOR_ARG / c)), P(set1)(c_hi), P(set1)(c_lo), P(set1)(0)};
@@ -777,8 +781,8 @@ static void FN(log_gradient_row)(softmax_op op, const T *logy, const T *g, T *ou
 static void FN(tiny_rows)(softmax_op op, const T *x, T *y, size_t rows, size_t n, double scale)
 {
     const bool log_output = op == SOFTMAX_OP_LOG_SOFTMAX;
-    FN(row_plan) shared; /* c_hi, c_lo and the sign from any finite reference */
-    if (!FN(plan_row)(scale, 0, &shared)) {
+    const FN(shared_plan) shared = FN(shared_plan_of)(scale);
+    if (!shared.valid) {
         for (size_t r = 0; r < rows; r++)
             softmax_line_run(&REF_LINES, op, x + r * n, NULL, y + r * n, n, 1, scale);
         return;
@@ -786,7 +790,7 @@ static void FN(tiny_rows)(softmax_op op, const T *x, T *y, size_t rows, size_t n
     const bool negate = shared.negate;
     const T fill = negate ? (T)INFINITY : (T)-INFINITY;
     const V c_hi = P(set1)(shared.c_hi), c_lo = P(set1)(shared.c_lo);
-    const T inverse_c = (T)(1 / ((WIDE)shared.c_hi + (WIDE)shared.c_lo));
+    const T inverse_c = shared.inverse_c;
     /* A row's result must not depend on which rows share its group (the
      * split over threads decides that): a partial group is padded, and the
      * rows the contract treats specially leave the group one by one. */
@@ -837,13 +841,9 @@ static void FN(tiny_rows)(softmax_op op, const T *x, T *y, size_t rows, size_t n
                 continue;
             }
             if (log_output) {
-                /* The exact remainder c * max - B, as plan_row computes it. */
                 const T ref_seen = references[r];
-                const T p_hi = shared.c_hi * ref_seen;
-                const T p_lo = FMA_T(shared.c_hi, ref_seen, -p_hi);
-                const WIDE remainder =
-                    ((WIDE)(p_hi + neg_offsets[r]) + (WIDE)p_lo) + (WIDE)shared.c_lo * (WIDE)ref_seen;
-                const WIDE log_sum = WIDE_LOG(sums[r]) - remainder * (WIDE)0.6931471805599453094172321214581765680755L;
+                const WIDE log_sum = FN(log_sum_from)(
+                    sums[r], FN(offset_remainder)(shared.c_hi, shared.c_lo, ref_seen, -neg_offsets[r]));
                 const T reference_x = negate ? -ref_seen : ref_seen;
                 const V xr = P(load_tail)(x + (r0 + r) * n, n, 0);
                 P(store_tail)
@@ -1256,7 +1256,7 @@ static void FN(exp_for_tests)(const void *src, void *dst, void *residual_dst, si
     const T *x = src;
     T *y = dst;
     T *residual = residual_dst;
-    const WIDE c = (WIDE)1.442695040888963407359924681001892137L;
+    const WIDE c = WIDE_LOG2E;
     const T c_hi = (T)c;
     const T c_lo = (T)(c - (WIDE)c_hi);
     const FN(exp_args) a = {P(set1)((T)(-(WIDE)EXP_FLOOR_ARG / c)), P(set1)(c_hi), P(set1)(c_lo), P(set1)(0)};
@@ -1282,6 +1282,8 @@ const softmax_kernels KERNELS_NAME = {
 };
 
 #undef BLOCK
+#undef WIDE_LN2
+#undef WIDE_LOG2E
 #undef SPLIT_MAGIC
 #undef SPLIT_RUN
 #undef STREAM_BYTES

@@ -114,10 +114,6 @@ static inline vf32 f32_neg(vf32 a)
 {
     return _mm256_xor_ps(a, _mm256_set1_ps(-0.0f));
 }
-static inline vf32 f32_round(vf32 a)
-{
-    return _mm256_round_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-}
 static inline void f32_wrap_below_zero(vf32 *f, vf32 *k)
 {
     vf32 one_where_below = _mm256_and_ps(_mm256_cmp_ps(*f, _mm256_setzero_ps(), _CMP_LT_OQ), _mm256_set1_ps(1.0f));
@@ -275,10 +271,6 @@ static inline vf64 f64_min(vf64 a, vf64 b)
 static inline vf64 f64_neg(vf64 a)
 {
     return _mm256_xor_pd(a, _mm256_set1_pd(-0.0));
-}
-static inline vf64 f64_round(vf64 a)
-{
-    return _mm256_round_pd(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
 }
 static inline void f64_wrap_below_zero(vf64 *f, vf64 *k)
 {

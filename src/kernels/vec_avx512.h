@@ -119,10 +119,6 @@ static inline vf32 f32_neg(vf32 a)
 {
     return _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(a), _mm512_set1_epi32((int)0x80000000u)));
 }
-static inline vf32 f32_round(vf32 a)
-{
-    return _mm512_roundscale_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-}
 /* Where f < 0: f += 1 and k -= 1 (the exponential's cell fix-up). */
 static inline void f32_wrap_below_zero(vf32 *f, vf32 *k)
 {
@@ -262,10 +258,6 @@ static inline vf64 f64_neg(vf64 a)
 {
     return _mm512_castsi512_pd(
         _mm512_xor_si512(_mm512_castpd_si512(a), _mm512_set1_epi64((long long)0x8000000000000000ull)));
-}
-static inline vf64 f64_round(vf64 a)
-{
-    return _mm512_roundscale_pd(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
 }
 static inline void f64_wrap_below_zero(vf64 *f, vf64 *k)
 {
