@@ -143,7 +143,11 @@ typedef enum softmax_status {
     SOFTMAX_E_INVALID_THREADS = -8,  /* thread count < 0 */
     SOFTMAX_E_OUT_OF_MEMORY = -9,    /* an allocation failed */
     SOFTMAX_E_UNSUPPORTED = -10,     /* a field reserved for later versions is set */
-    SOFTMAX_E_ISA_UNAVAILABLE = -11  /* SOFTMAX_ISA names a path this CPU lacks, or no path */
+    SOFTMAX_E_ISA_UNAVAILABLE = -11, /* SOFTMAX_ISA names a path this CPU lacks, or no path */
+    SOFTMAX_E_INVALID_STRIDE = -12,  /* output strides map two elements to one address */
+    SOFTMAX_E_INVALID_MASK = -13,    /* mask type, strides or masking parameters invalid */
+    SOFTMAX_E_INVALID_PARAMETER = -14, /* a sampling parameter is out of range or NaN */
+    SOFTMAX_E_NO_FINITE_LOGIT = -15  /* a row to sample from has no finite logit */
 } softmax_status;
 
 /* A short, static, human-readable description of a status code (never NULL;
@@ -226,26 +230,73 @@ SOFTMAX_API int log_softmax_jacobian_f32(const float *logy, size_t n, float scal
 SOFTMAX_API int log_softmax_jacobian_f64(const double *logy, size_t n, double scale, double *jacobian);
 
 /* ===========================================================================
- * General API: any axis of a contiguous N-d tensor, described once.
+ * General API: any axis of an N-d tensor of any layout and data type, with
+ * fused masks, described once.
  *
- * The tensor of shape [d0, ..., d(ndim-1)] (row-major, contiguous) is viewed
- * as [outer, n, inner] around `axis`: outer = d0 * ... * d(axis-1),
- * n = d(axis), inner = d(axis+1) * ... * d(ndim-1). The operation applies to
- * each of the outer * inner lines of n elements spaced `inner` apart, with
- * the contract above.
+ * The tensor has shape [d0, ..., d(ndim-1)]. Without strides it is row-major
+ * and contiguous, viewed as [outer, n, inner] around `axis`: outer = d0 * ...
+ * * d(axis-1), n = d(axis), inner = d(axis+1) * ... * d(ndim-1); the
+ * operation applies to each of the outer * inner lines of n elements.
  *
- * Build a descriptor with softmax_desc_init() and set its fields; fields
- * marked "reserved" must stay zero (later versions give them a meaning:
- * strides, half-precision data, an additive mask, ...; a non-zero reserved
- * field is SOFTMAX_E_UNSUPPORTED in this version).
+ * Data types. bf16 and f16 are stored as uint16_t bit patterns and computed
+ * in f32 with the f32 contract; a half-precision output is the correctly
+ * rounded (nearest even) value of the f32 result. src, grad and dst may each
+ * have their own type (dst_dtype / grad_dtype 0 = same as dtype), e.g. bf16
+ * in and f32 out. The computation type is f64 if any operand is f64, else f32.
+ *
+ * Strides, in elements (not bytes), one per dimension; NULL = row-major
+ * contiguous. Input strides may be zero (broadcast) or negative; an output
+ * stride layout must not map two elements to one address
+ * (SOFTMAX_E_INVALID_STRIDE). Overlap between an output and an input other
+ * than exact aliasing with identical layout is SOFTMAX_E_OVERLAP.
+ *
+ * Masks (forward ops), all fused in the same pass. For each element the
+ * logit is
+ *
+ *     z = scale * x + mask + alibi_slope(h) * j          (kept elements)
+ *     z = -inf                                           (excluded elements)
+ *
+ * where j is the element's index along `axis`:
+ *  - mask: an additive bias of type mask_dtype (F32, F64, BF16 or F16) with
+ *    mask_strides over the full shape (NULL = same shape, contiguous; a zero
+ *    stride broadcasts, e.g. one [q, k] mask for every batch and head).
+ *    -inf entries exclude their element.
+ *  - where: one byte per element (nonzero = kept), with where_strides as for
+ *    mask; excluded elements get probability exactly 0 (log-softmax -inf).
+ *  - causal: element j of a line is kept only if j <= i + causal_offset,
+ *    where i is the line's index along dimension axis - 1 (the query index of
+ *    an attention score tensor [..., q, k]); requires axis >= 1.
+ *  - ALiBi: if max_bias > 0, with H = d(head_axis) heads, h = the line's index
+ *    along head_axis, H2 = the largest power of two <= H,
+ *        m0 = 2^(-max_bias / H2), m1 = 2^(-max_bias / (2 * H2)),
+ *        alibi_slope(h) = m0^(h + 1)              if h < H2,
+ *                         m1^(2 * (h - H2) + 1)   otherwise,
+ *    the slopes of ggml's soft_max_ext. The bias is slope * j; by translation
+ *    invariance this equals the usual -slope * (i - j) of ALiBi. head_axis
+ *    counts like axis (negative from the end; softmax_desc_init sets -3 for
+ *    [batch, heads, q, k]) and must differ from axis.
+ * A line with no kept element (fully masked) gives zeros (log-softmax -inf,
+ * gradients zeros), never NaN. The additive mask is computed in f64 so that
+ * the logit z is not rounded before the exponential: the accuracy contract
+ * holds for z as the exact value of the expression above.
+ *
+ * Backward ops take y or logy, which already carry the mask; `where` and
+ * `causal` are also honoured by the backward ops (excluded elements get
+ * gradient 0 and their dy is ignored), so a masked log-softmax backward is
+ * the exact gradient. Additive masks and ALiBi do not change the backward
+ * formulas and are ignored there.
+ *
+ * Build a descriptor with softmax_desc_init() and set its fields; `reserved`
+ * must stay zero (SOFTMAX_E_UNSUPPORTED otherwise).
  * ======================================================================== */
 
 #define SOFTMAX_MAX_NDIM 8
 
 typedef enum softmax_dtype {
-    SOFTMAX_DTYPE_F32 = 1, /* IEEE binary32 */
-    SOFTMAX_DTYPE_F64 = 2  /* IEEE binary64 */
-    /* 3 = bf16 and 4 = f16 are reserved. */
+    SOFTMAX_DTYPE_F32 = 1,  /* IEEE binary32 */
+    SOFTMAX_DTYPE_F64 = 2,  /* IEEE binary64 */
+    SOFTMAX_DTYPE_BF16 = 3, /* bfloat16 (the high half of a binary32), as uint16_t */
+    SOFTMAX_DTYPE_F16 = 4   /* IEEE binary16, as uint16_t */
 } softmax_dtype;
 
 typedef enum softmax_op {
@@ -264,22 +315,50 @@ typedef enum softmax_op {
 
 typedef struct softmax_desc {
     softmax_op op;                  /* what to compute */
-    softmax_dtype dtype;            /* type of src, grad and dst */
+    softmax_dtype dtype;            /* type of src (and of grad and dst unless set below) */
     int ndim;                       /* 1 .. SOFTMAX_MAX_NDIM */
     int axis;                       /* -ndim .. ndim-1; negative counts from the end */
     size_t shape[SOFTMAX_MAX_NDIM]; /* extents; entries past ndim are ignored */
-    double scale;                   /* inverse temperature (applied in the data type's precision or better) */
-    uint64_t reserved[32];          /* must be zero */
+    double scale;                   /* inverse temperature (applied in the computation type or better) */
+
+    softmax_dtype dst_dtype;  /* 0 = dtype */
+    softmax_dtype grad_dtype; /* 0 = dtype */
+
+    const int64_t *src_strides;  /* ndim strides in elements; NULL = contiguous */
+    const int64_t *grad_strides; /* likewise for grad */
+    const int64_t *dst_strides;  /* likewise for dst */
+
+    const void *mask;             /* additive mask, NULL = none */
+    softmax_dtype mask_dtype;     /* its type (0 = F32) */
+    const int64_t *mask_strides;  /* NULL = contiguous over the full shape; 0 broadcasts */
+    const uint8_t *where;         /* keep-mask, NULL = none; nonzero = kept */
+    const int64_t *where_strides; /* NULL = contiguous over the full shape; 0 broadcasts */
+    int causal;                   /* nonzero: keep j <= i + causal_offset */
+    int head_axis;                /* ALiBi head dimension (see above) */
+    int64_t causal_offset;
+    double max_bias; /* > 0 enables ALiBi */
+
+    uint64_t reserved[16]; /* must be zero */
 } softmax_desc;
 
-/* Fills *desc: the given op and dtype, a 1-d shape {n}, axis -1, scale 1 and
- * every reserved field zero. Returns SOFTMAX_E_NULL_POINTER for a NULL desc. */
+/* Fills *desc: the given op and dtype, a 1-d shape {n}, axis -1, scale 1,
+ * head_axis -3, everything else zero (contiguous, no mask). */
 SOFTMAX_API int softmax_desc_init(softmax_desc *desc, softmax_op op, softmax_dtype dtype, size_t n);
 
-/* Runs the operation described by *desc. src and dst have the shape of the
- * descriptor; grad too for the backward and JVP ops. dst may equal src or
- * grad; any other overlap is SOFTMAX_E_OVERLAP. Nothing is written on error. */
+/* Runs the operation described by *desc. src, grad and dst have the shape
+ * of the descriptor (grad only for the gradient ops). */
 SOFTMAX_API int softmax_execute(const softmax_desc *desc, const void *src, const void *grad, void *dst);
+
+/* Converts n values between any two data types (round to nearest even, NaN
+ * stays NaN, overflow to inf; f16 sub-normals exact). dst and src may be the
+ * same pointer only if both types have the same size. */
+SOFTMAX_API int softmax_convert(void *dst, softmax_dtype dst_dtype, const void *src, softmax_dtype src_dtype, size_t n);
+
+/* ===========================================================================
+ * Sampling and row statistics
+ * ======================================================================== */
+
+/* (The sampler API and log-sum-exp / entropy / arg max go here.) */
 
 #ifdef __cplusplus
 }

@@ -25,8 +25,9 @@ static size_t dtype_size(softmax_dtype dtype)
         return sizeof(float);
     case SOFTMAX_DTYPE_F64:
         return sizeof(double);
+    default:
+        return 0; /* bf16 / f16 arrive with the general pipeline */
     }
-    return 0;
 }
 
 static const char *op_name(softmax_op op)
@@ -97,6 +98,12 @@ static int validate_desc(const char *fn, const softmax_desc *desc, axis_view *vi
         RETURN_ERROR_IF(desc->reserved[i] != 0, SOFTMAX_E_UNSUPPORTED,
                         "%s: reserved[%zu] is non-zero (not supported by version %s)", fn, i, softmax_version());
     RETURN_ERROR_IF(isnan(desc->scale), SOFTMAX_E_INVALID_SCALE, "%s: scale is NaN", fn);
+    /* Layouts, mixed types and masks land with the general pipeline. */
+    RETURN_ERROR_IF((desc->dst_dtype != 0 && desc->dst_dtype != desc->dtype) ||
+                        (desc->grad_dtype != 0 && desc->grad_dtype != desc->dtype) || desc->src_strides != NULL ||
+                        desc->grad_strides != NULL || desc->dst_strides != NULL || desc->mask != NULL ||
+                        desc->where != NULL || desc->causal != 0 || desc->max_bias != 0,
+                    SOFTMAX_E_UNSUPPORTED, "%s: strides, masks and mixed types are not implemented yet", fn);
 
     const int axis = desc->axis < 0 ? desc->axis + desc->ndim : desc->axis;
     view->outer = 1;
@@ -248,6 +255,7 @@ int softmax_desc_init(softmax_desc *desc, softmax_op op, softmax_dtype dtype, si
     desc->axis = -1;
     desc->shape[0] = n;
     desc->scale = 1.0;
+    desc->head_axis = -3;
     return SOFTMAX_OK;
 }
 

@@ -122,6 +122,8 @@ const softmax_kernels *softmax_dispatch(softmax_dtype dtype, const char *fn, int
     case SOFTMAX_DTYPE_F64:
         *status = SOFTMAX_OK;
         return dispatch.f64;
+    default:
+        break;
     }
     *status = softmax_fail(SOFTMAX_E_INVALID_DTYPE, "%s: unknown or unsupported dtype %d", fn, (int)dtype);
     return NULL;

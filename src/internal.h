@@ -6,6 +6,7 @@
 #define SOFTMAX_INTERNAL_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "softmax.h"
 
@@ -106,5 +107,17 @@ void *softmax_workspace(size_t bytes);
 /* Threads (threads.c): how many threads a job of `elements` elements split
  * into `lines` independent lines should use (1 for small jobs). */
 int softmax_threads_for_job(size_t elements, size_t lines);
+
+/* Conversions (convert.c): exact scalar definitions. */
+float softmax_bf16_to_float(uint16_t half);
+uint16_t softmax_float_to_bf16(float value);
+float softmax_f16_to_float(uint16_t half);
+uint16_t softmax_float_to_f16(float value);
+/* value rounded to float with "round to odd" (truncate, set the last bit if
+ * inexact): a later rounding to a narrower type is then correct. */
+float softmax_round_to_odd_float(double value);
+/* Bytes per element (0 for an unknown type) and a short name. */
+size_t softmax_dtype_size(softmax_dtype type);
+const char *softmax_dtype_name(softmax_dtype type);
 
 #endif /* SOFTMAX_INTERNAL_H */

@@ -37,6 +37,14 @@ const char *softmax_strerror(int status)
         return "a field reserved for later versions is set";
     case SOFTMAX_E_ISA_UNAVAILABLE:
         return "the code path forced by SOFTMAX_ISA is not available on this CPU";
+    case SOFTMAX_E_INVALID_STRIDE:
+        return "the output strides map two elements to one address";
+    case SOFTMAX_E_INVALID_MASK:
+        return "invalid mask: type, strides or masking parameters";
+    case SOFTMAX_E_INVALID_PARAMETER:
+        return "a sampling parameter is out of range or NaN";
+    case SOFTMAX_E_NO_FINITE_LOGIT:
+        return "a row has no finite logit to sample from";
     default:
         return "unknown status";
     }
