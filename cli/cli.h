@@ -1,0 +1,178 @@
+/*
+ * cli.h -- the pieces of the `softmax` command, shared between its files.
+ *
+ * The command uses only the library's public header; everything here is
+ * private to the command.
+ */
+#ifndef SOFTMAX_CLI_H
+#define SOFTMAX_CLI_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <softmax.h>
+
+/* Exit codes, as in sysexits.h (spelled out so that the values are visible
+ * where they are used and in the man page). */
+enum {
+    CLI_EX_OK = 0,
+    CLI_EX_USAGE = 64,       /* bad command line */
+    CLI_EX_DATAERR = 65,     /* malformed input data */
+    CLI_EX_NOINPUT = 66,     /* an input file cannot be opened or read */
+    CLI_EX_UNAVAILABLE = 69, /* an option this build of the library cannot do */
+    CLI_EX_SOFTWARE = 70,    /* the library refused a well-formed request */
+    CLI_EX_OSERR = 71,       /* out of memory and other system failures */
+    CLI_EX_CANTCREAT = 73,   /* the output file cannot be created */
+    CLI_EX_IOERR = 74        /* writing the output failed */
+};
+
+#define CLI_MAX_TEMPERATURES 64
+
+typedef struct cli_options {
+    double scale;
+    double temperatures[CLI_MAX_TEMPERATURES];
+    int n_temperatures; /* 0: no --temperature, one block at scale */
+    int log;
+    int axis;
+    int axis_given;
+    const char *mask_path;
+    long long sample_count; /* --sample N; 0 = off */
+    uint64_t seed;
+    int seed_given;
+    long long top_k;
+    double top_p;
+    double min_p;
+    int counts;
+    int entropy;
+    int logsumexp;
+    int argmax;
+    softmax_dtype dtype; /* 0 = from the input */
+    int threads;         /* 0 = the library's default */
+    int precision;
+    const char *format; /* NULL: %.<precision>g with the fast formatter */
+    int plot;
+    int header; /* 1: --header (first line is a header), 0: detect */
+    const char *output_path;
+    char **inputs;
+    int n_inputs;
+} cli_options;
+
+/* Parses argv into *options. Returns -1 to go on, or an exit code (0 after
+ * --help / --version, CLI_EX_USAGE after an error it has reported). */
+int cli_parse_options(int argc, char **argv, cli_options *options);
+
+/* Prints an error "softmax: ..." on stderr. */
+void cli_error(const char *format, ...) __attribute__((format(printf, 1, 2)));
+
+/* ---- numbers: scanning and formatting (number.c) ---- */
+
+/* Converts the text [begin, end) (a whole token) to a double, correctly
+ * rounded. Returns 0 on success, -1 if the token is not a number. */
+int cli_parse_double(const char *begin, const char *end, double *value);
+
+/* Likewise to a float, correctly rounded from the decimal text (not through a
+ * double, which could round twice). */
+int cli_parse_float(const char *begin, const char *end, float *value);
+
+/* Writes value as printf("%.<precision>g") would (NaN as "nan", infinities as
+ * "inf"/"-inf" on every platform) into out, which has room for 40 bytes.
+ * Returns the length. */
+size_t cli_format_g(char *out, double value, int precision);
+
+/* ---- output (output.c): a buffered file descriptor, optionally a temporary
+ * file renamed over the target on success ---- */
+
+typedef struct cli_sink {
+    int fd;
+    const char *target; /* final path, NULL for stdout */
+    char *temp_path;    /* temporary file while writing, NULL for stdout */
+    char *buffer;
+    size_t used;
+    size_t capacity;
+    int failed;
+} cli_sink;
+
+int cli_sink_open_stdout(cli_sink *sink);
+/* Creates a temporary file next to path. Returns 0 or an exit code (reported). */
+int cli_sink_open_file(cli_sink *sink, const char *path);
+void cli_sink_write(cli_sink *sink, const void *data, size_t size);
+static inline void cli_sink_putc(cli_sink *sink, char c)
+{
+    if (sink->used == sink->capacity) {
+        cli_sink_write(sink, &c, 1);
+        return;
+    }
+    sink->buffer[sink->used++] = c;
+}
+/* Room for at least `size` bytes at the end of the buffer (flushes if needed). */
+char *cli_sink_reserve(cli_sink *sink, size_t size);
+int cli_sink_flush(cli_sink *sink);
+/* Flushes, and for a file renames the temporary over the target. Returns 0 or
+ * an exit code (reported). */
+int cli_sink_commit(cli_sink *sink);
+/* Drops the temporary file (after an error). */
+void cli_sink_abandon(cli_sink *sink);
+
+/* ---- .npy files (npy.c) ---- */
+
+typedef struct cli_npy {
+    softmax_dtype dtype;
+    int ndim;
+    size_t shape[SOFTMAX_MAX_NDIM];
+    size_t count;     /* product of the shape */
+    const void *data; /* inside the mapping */
+    void *mapping;
+    size_t mapping_size;
+} cli_npy;
+
+/* Maps a .npy file. Returns 0 or an exit code (reported, naming the file). */
+int cli_npy_open(const char *path, cli_npy *npy);
+void cli_npy_close(cli_npy *npy);
+/* True if the file starts with the .npy magic string. */
+int cli_is_npy_path(const char *path);
+/* Writes a version 1.0 header for the dtype and shape, padded to exactly
+ * header_size bytes if header_size is non-zero (it must then be large enough
+ * and a multiple of 64), else to the next multiple of 64. Returns the size
+ * written into out (room: 256 bytes), or 0 if it does not fit. */
+size_t cli_npy_header(char *out, softmax_dtype dtype, int ndim, const size_t *shape, size_t header_size);
+size_t cli_dtype_size(softmax_dtype dtype);
+
+/* ---- text input (text.c) ---- */
+
+typedef struct cli_text_callbacks {
+    void *context;
+    softmax_dtype dtype;           /* parse into F32 or F64 */
+    int whole_matrix;              /* keep every row, hand them on once at the end */
+    int equal_rows;                /* every row must have the same length ... */
+    const char *equal_rows_reason; /* ... because of this (for the message) */
+    int header;                    /* --header: the first line is a header */
+    /* Rows of `cols` values each (computation type, may be changed in place).
+     * Returns 0 or an exit code (reported). */
+    int (*rows)(void *context, void *values, size_t rows, size_t cols, uint64_t first_row);
+    /* Called before a read that may block: flush the output. */
+    int (*idle)(void *context);
+    /* The names of a header line (ownership passes on). */
+    int (*labels)(void *context, char **labels, size_t n);
+} cli_text_callbacks;
+
+/* Reads rows of numbers from fd until its end. Returns 0 or an exit code
+ * (reported, naming `name`, the line and the column). */
+int cli_read_text(int fd, const char *name, const cli_text_callbacks *callbacks);
+
+/* ---- plots (plot.c) ---- */
+
+typedef struct cli_plot {
+    int columns;   /* terminal width */
+    int precision; /* digits of the printed values */
+    char **labels; /* optional names of the entries (a CSV header) */
+    size_t n_labels;
+} cli_plot;
+
+/* The width to draw in: $COLUMNS, else the terminal of stdout, else 80. */
+int cli_terminal_columns(void);
+/* Draws one distribution: a title line, then one bar per entry. probability[i]
+ * is drawn; shown[i] is printed beside it (the same, or the log-probability). */
+void cli_plot_row(cli_sink *sink, const cli_plot *plot, const char *title, const double *probability,
+                  const double *shown, size_t n);
+
+#endif /* SOFTMAX_CLI_H */

@@ -1,0 +1,714 @@
+/*
+ * main.c -- the `softmax` command: reads rows of numbers (text) or arrays
+ * (.npy), applies the library's softmax family, writes text, .npy or plots.
+ *
+ * Data flow: input (text.c streams rows; npy.c maps arrays) -> one
+ * softmax_execute per batch of rows or chunk of an array -> output (text
+ * lines, .npy bytes or plot.c bars) into a cli_sink (output.c). Each
+ * --temperature is one pass over the input, so that every pass streams.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+/* Chunk of an array computed at once when writing: bounds memory for any
+ * array size while keeping library calls large. */
+#define CHUNK_ELEMENTS ((size_t)1 << 22)
+/* Header size reserved in a .npy written from streamed text, whose shape is
+ * known only at the end. */
+#define STREAMED_NPY_HEADER 192
+
+typedef struct run {
+    const cli_options *options;
+    cli_sink sink;
+    int npy_output;
+    softmax_dtype compute;
+    double scale; /* of the current pass */
+    int pass;
+    int passes;
+    const char *input_name;
+    int text_axis_columns; /* text with --axis 0: normalize columns */
+    /* text -> .npy: the shape seen so far */
+    uint64_t rows_written;
+    size_t cols_written;
+    /* --mask, as f64 */
+    double *mask;
+    int mask_ndim;
+    size_t mask_shape[SOFTMAX_MAX_NDIM];
+    /* --plot */
+    cli_plot plot;
+    int plotted;
+    double *scratch;
+    size_t scratch_capacity;
+} run;
+
+/* ------------------------------------------------------------------------- */
+
+static int library_failure(const run *r, int status)
+{
+    if (status == SOFTMAX_E_UNSUPPORTED && r->mask != NULL) {
+        cli_error("--mask: not available in this build: libsoftmax %s does not apply masks yet (%s)", softmax_version(),
+                  softmax_last_error());
+        return CLI_EX_UNAVAILABLE;
+    }
+    cli_error("%s: libsoftmax: %s (%s)", r->input_name, softmax_strerror(status), softmax_last_error());
+    return CLI_EX_SOFTWARE;
+}
+
+static double pass_scale(const cli_options *options, int pass)
+{
+    if (options->n_temperatures == 0) {
+        return options->scale;
+    }
+    double t = options->temperatures[pass];
+    /* T = 0 is the greedy limit: an infinite scale, which the library
+     * defines as one-hot at the arg max. */
+    return t == 0 ? copysign(INFINITY, t) * options->scale : options->scale / t;
+}
+
+static void describe_pass(const run *r, char *out, size_t size)
+{
+    const cli_options *o = r->options;
+    out[0] = '\0';
+    if (o->n_temperatures > 0) {
+        char t[48];
+        cli_format_g(t, o->temperatures[r->pass], 6);
+        snprintf(out, size, "temperature %s", t);
+    }
+    if (o->scale != 1.0) {
+        char s[48];
+        cli_format_g(s, o->scale, 6);
+        size_t length = strlen(out);
+        snprintf(out + length, size - length, "%sscale %s", length ? ", " : "", s);
+    }
+}
+
+/* ------------------------------------------------------------------------- */
+/* Output of computed values */
+
+static double value_at(const run *r, const void *values, size_t i)
+{
+    return r->compute == SOFTMAX_DTYPE_F32 ? (double)((const float *)values)[i] : ((const double *)values)[i];
+}
+
+static void write_number(run *r, double value)
+{
+    char *slot = cli_sink_reserve(&r->sink, 64);
+    size_t length;
+    if (r->options->format != NULL) {
+        int n = snprintf(slot, 64, r->options->format, value);
+        length = n < 0 ? 0 : (size_t)n > 63 ? 63 : (size_t)n;
+    } else {
+        length = cli_format_g(slot, value, r->options->precision);
+    }
+    r->sink.used += length;
+}
+
+static int ensure_scratch(run *r, size_t n)
+{
+    if (n <= r->scratch_capacity) {
+        return 0;
+    }
+    double *grown = realloc(r->scratch, 2 * n * sizeof *grown);
+    if (grown == NULL) {
+        cli_error("out of memory");
+        return CLI_EX_OSERR;
+    }
+    r->scratch = grown;
+    r->scratch_capacity = n;
+    return 0;
+}
+
+/* Plots one line of n values found at values[first + k * stride]. */
+static int plot_line(run *r, const void *values, size_t first, size_t stride, size_t n, const char *what,
+                     uint64_t index)
+{
+    int status = ensure_scratch(r, n);
+    if (status != 0) {
+        return status;
+    }
+    double *shown = r->scratch;
+    double *probability = r->scratch + n;
+    for (size_t k = 0; k < n; k++) {
+        shown[k] = value_at(r, values, first + k * stride);
+        probability[k] = r->options->log ? exp(shown[k]) : shown[k];
+    }
+    char pass[128];
+    char title[192];
+    describe_pass(r, pass, sizeof pass);
+    snprintf(title, sizeof title, "%s %llu%s%s%s", what, (unsigned long long)index + 1, pass[0] ? " (" : "", pass,
+             pass[0] ? ")" : "");
+    if (r->plotted) {
+        cli_sink_putc(&r->sink, '\n');
+    }
+    r->plotted = 1;
+    cli_plot_row(&r->sink, &r->plot, title, probability, shown, n);
+    return 0;
+}
+
+/* Writes rows x cols computed values as text lines, plots or .npy bytes.
+ * `first_row` numbers the rows in plot titles. */
+static int emit_rows(run *r, const void *values, size_t rows, size_t cols, uint64_t first_row)
+{
+    if (r->npy_output) {
+        cli_sink_write(&r->sink, values, rows * cols * cli_dtype_size(r->compute));
+        return r->sink.failed ? CLI_EX_IOERR : 0;
+    }
+    if (r->options->plot) {
+        for (size_t i = 0; i < rows; i++) {
+            int status = plot_line(r, values, i * cols, 1, cols, "row", first_row + i);
+            if (status != 0) {
+                return status;
+            }
+        }
+        return r->sink.failed ? CLI_EX_IOERR : 0;
+    }
+    size_t k = 0;
+    for (size_t i = 0; i < rows; i++) {
+        for (size_t j = 0; j < cols; j++, k++) {
+            if (j > 0) {
+                cli_sink_putc(&r->sink, ' ');
+            }
+            write_number(r, value_at(r, values, k));
+        }
+        cli_sink_putc(&r->sink, '\n');
+    }
+    return r->sink.failed ? CLI_EX_IOERR : 0;
+}
+
+/* ------------------------------------------------------------------------- */
+/* The computation */
+
+/* Mask strides for a tensor of the given shape: the mask's dimensions align
+ * with the tensor's last ones; extent-1 and missing dimensions broadcast. */
+static int mask_strides_for(const run *r, int ndim, const size_t *shape, int64_t *strides)
+{
+    if (r->mask_ndim > ndim) {
+        cli_error("%s: --mask has %d dimensions, the input %d", r->options->mask_path, r->mask_ndim, ndim);
+        return CLI_EX_DATAERR;
+    }
+    int64_t stride = 1;
+    for (int i = 0; i < ndim; i++) {
+        strides[i] = 0;
+    }
+    for (int m = r->mask_ndim - 1, i = ndim - 1; m >= 0; m--, i--) {
+        size_t extent = r->mask_shape[m];
+        if (extent != shape[i] && extent != 1) {
+            cli_error("%s: --mask extent %zu does not match the input's %zu (dimension %d); expected the same or 1",
+                      r->options->mask_path, extent, shape[i], i);
+            return CLI_EX_DATAERR;
+        }
+        strides[i] = extent == 1 ? 0 : stride;
+        stride *= (int64_t)extent;
+    }
+    return 0;
+}
+
+/* Computes in `dtype`, from src to dst (which may be the same buffer). */
+static int execute(run *r, const void *src, softmax_dtype dtype, void *dst, int ndim, const size_t *shape, int axis,
+                   const double *mask, const int64_t *mask_strides)
+{
+    softmax_desc desc;
+    softmax_desc_init(&desc, r->options->log ? SOFTMAX_OP_LOG_SOFTMAX : SOFTMAX_OP_SOFTMAX, dtype, 1);
+    desc.ndim = ndim;
+    desc.axis = axis;
+    memcpy(desc.shape, shape, (size_t)ndim * sizeof shape[0]);
+    desc.scale = r->scale;
+    if (mask != NULL) {
+        desc.mask = mask;
+        desc.mask_dtype = SOFTMAX_DTYPE_F64;
+        desc.mask_strides = mask_strides;
+    }
+    int status = softmax_execute(&desc, src, NULL, dst);
+    return status == SOFTMAX_OK ? 0 : library_failure(r, status);
+}
+
+/* Text rows: rows x cols values, computed in place. In whole-matrix mode
+ * (--axis 0) they are every row of the input. */
+static int text_rows(void *context, void *values, size_t rows, size_t cols, uint64_t first_row)
+{
+    run *r = context;
+    size_t shape[2] = {rows, cols};
+    int64_t strides[2];
+    const double *mask = NULL;
+    if (r->mask != NULL) {
+        /* A one-row mask applies to every row; a matrix row by row. */
+        size_t mask_rows = r->mask_ndim == 2 ? r->mask_shape[0] : 1;
+        size_t mask_cols = r->mask_shape[r->mask_ndim - 1];
+        if (mask_cols != cols && mask_cols != 1) {
+            cli_error("%s: --mask rows have %zu values, rows %llu.. of the input %zu", r->options->mask_path, mask_cols,
+                      (unsigned long long)first_row + 1, cols);
+            return CLI_EX_DATAERR;
+        }
+        if (mask_rows > 1 && first_row + rows > mask_rows) {
+            cli_error("%s: --mask has %zu rows, the input at least %llu", r->options->mask_path, mask_rows,
+                      (unsigned long long)(first_row + rows));
+            return CLI_EX_DATAERR;
+        }
+        mask = r->mask + (mask_rows > 1 ? first_row * mask_cols : 0);
+        strides[0] = mask_rows > 1 ? (int64_t)mask_cols : 0;
+        strides[1] = mask_cols > 1 ? 1 : 0;
+    }
+    int status = execute(r, values, r->compute, values, 2, shape, r->text_axis_columns ? 0 : 1, mask, strides);
+    if (status != 0) {
+        return status;
+    }
+    if (r->npy_output) {
+        if (r->cols_written != 0 && r->cols_written != cols) {
+            cli_error("%s: ragged rows: row %llu has %zu values, earlier rows %zu; a .npy output needs a matrix",
+                      r->input_name, (unsigned long long)first_row + 1, cols, r->cols_written);
+            return CLI_EX_DATAERR;
+        }
+        r->cols_written = cols;
+        r->rows_written += rows;
+    }
+    if (r->text_axis_columns && r->options->plot) {
+        for (size_t j = 0; j < cols; j++) {
+            status = plot_line(r, values, j, cols, rows, "column", j);
+            if (status != 0) {
+                return status;
+            }
+        }
+        return 0;
+    }
+    return emit_rows(r, values, rows, cols, first_row);
+}
+
+static int text_idle(void *context)
+{
+    run *r = context;
+    return cli_sink_flush(&r->sink);
+}
+
+static int text_labels(void *context, char **labels, size_t n)
+{
+    run *r = context;
+    if (r->plot.labels == NULL) {
+        r->plot.labels = labels;
+        r->plot.n_labels = n;
+        return 0;
+    }
+    for (size_t i = 0; i < n; i++) {
+        free(labels[i]);
+    }
+    free(labels);
+    return 0;
+}
+
+static void pass_heading(run *r)
+{
+    if (r->passes > 1 && !r->options->plot && !r->npy_output) {
+        char pass[128];
+        describe_pass(r, pass, sizeof pass);
+        cli_sink_write(&r->sink, "# ", 2);
+        cli_sink_write(&r->sink, pass, strlen(pass));
+        cli_sink_putc(&r->sink, '\n');
+    }
+}
+
+/* Standard input read more than once (one pass per temperature) is first
+ * copied to an anonymous temporary file. */
+static int spool_to_temporary(int fd, const char *name, int *spooled)
+{
+    char path[] = "/tmp/softmax-stdin.XXXXXX";
+    const char *directory = getenv("TMPDIR");
+    char custom[4096];
+    char *template = path;
+    if (directory != NULL && *directory != '\0' && strlen(directory) < sizeof custom - 32) {
+        snprintf(custom, sizeof custom, "%s/softmax-stdin.XXXXXX", directory);
+        template = custom;
+    }
+    int out = mkstemp(template);
+    if (out < 0) {
+        cli_error("cannot create a temporary file for %s: %s", name, strerror(errno));
+        return CLI_EX_OSERR;
+    }
+    unlink(template);
+    char buffer[1 << 16];
+    for (;;) {
+        ssize_t got = read(fd, buffer, sizeof buffer);
+        if (got < 0 && errno == EINTR) {
+            continue;
+        }
+        if (got < 0) {
+            cli_error("%s: read failed: %s", name, strerror(errno));
+            close(out);
+            return CLI_EX_NOINPUT;
+        }
+        if (got == 0) {
+            break;
+        }
+        for (ssize_t done = 0; done < got;) {
+            ssize_t put = write(out, buffer + done, (size_t)(got - done));
+            if (put < 0 && errno == EINTR) {
+                continue;
+            }
+            if (put < 0) {
+                cli_error("cannot spool %s to a temporary file: %s", name, strerror(errno));
+                close(out);
+                return CLI_EX_OSERR;
+            }
+            done += put;
+        }
+    }
+    if (lseek(out, 0, SEEK_SET) != 0) {
+        cli_error("cannot rewind the temporary copy of %s: %s", name, strerror(errno));
+        close(out);
+        return CLI_EX_OSERR;
+    }
+    *spooled = out;
+    return 0;
+}
+
+static int run_text(run *r, const char *path)
+{
+    const cli_options *o = r->options;
+    int is_stdin = path == NULL || strcmp(path, "-") == 0;
+    r->input_name = is_stdin ? "standard input" : path;
+    int fd = is_stdin ? STDIN_FILENO : open(path, O_RDONLY);
+    if (fd < 0) {
+        cli_error("%s: cannot open: %s", path, strerror(errno));
+        return CLI_EX_NOINPUT;
+    }
+    int status = 0;
+    int owned = !is_stdin;
+    if (r->passes > 1 && lseek(fd, 0, SEEK_CUR) < 0) {
+        int spooled;
+        status = spool_to_temporary(fd, r->input_name, &spooled);
+        if (status != 0) {
+            if (owned) {
+                close(fd);
+            }
+            return status;
+        }
+        if (owned) {
+            close(fd);
+        }
+        fd = spooled;
+        owned = 1;
+    }
+    off_t start = r->passes > 1 ? lseek(fd, 0, SEEK_CUR) : 0;
+    int axis = o->axis;
+    if (axis != -1 && axis != 1 && axis != 0 && axis != -2) {
+        cli_error("--axis %d: text input is a matrix (rows x columns); expected 0 (columns) or 1 / -1 (rows)", axis);
+        status = CLI_EX_USAGE;
+    }
+    r->text_axis_columns = axis == 0 || axis == -2;
+    cli_text_callbacks callbacks = {
+        .context = r,
+        .dtype = r->compute,
+        .whole_matrix = r->text_axis_columns,
+        .equal_rows = r->text_axis_columns || r->npy_output,
+        .equal_rows_reason = r->text_axis_columns ? "--axis 0 needs a matrix (every row the same length)"
+                                                  : "a .npy output needs a matrix (every row the same length)",
+        .header = o->header,
+        .rows = text_rows,
+        .idle = text_idle,
+        .labels = text_labels};
+    for (r->pass = 0; status == 0 && r->pass < r->passes; r->pass++) {
+        r->scale = pass_scale(o, r->pass);
+        if (r->pass > 0 && lseek(fd, start, SEEK_SET) < 0) {
+            cli_error("%s: cannot read it again for the next temperature: %s", r->input_name, strerror(errno));
+            status = CLI_EX_NOINPUT;
+            break;
+        }
+        pass_heading(r);
+        status = cli_read_text(fd, r->input_name, &callbacks);
+    }
+    if (owned) {
+        close(fd);
+    }
+    return status;
+}
+
+/* ------------------------------------------------------------------------- */
+/* .npy input */
+
+static int run_npy(run *r, const char *path)
+{
+    const cli_options *o = r->options;
+    r->input_name = path;
+    cli_npy npy;
+    int status = cli_npy_open(path, &npy);
+    if (status != 0) {
+        return status;
+    }
+    if (o->dtype == 0) {
+        r->compute = npy.dtype == SOFTMAX_DTYPE_F64 ? SOFTMAX_DTYPE_F64 : SOFTMAX_DTYPE_F32;
+    }
+    int axis = o->axis < 0 ? o->axis + npy.ndim : o->axis;
+    if (axis < 0 || axis >= npy.ndim) {
+        cli_error("--axis %d: %s has %d dimension%s; expected an axis in [%d, %d]", o->axis, path, npy.ndim,
+                  npy.ndim == 1 ? "" : "s", -npy.ndim, npy.ndim - 1);
+        cli_npy_close(&npy);
+        return CLI_EX_USAGE;
+    }
+    size_t outer = 1;
+    size_t inner = 1;
+    for (int i = 0; i < axis; i++) {
+        outer *= npy.shape[i];
+    }
+    for (int i = axis + 1; i < npy.ndim; i++) {
+        inner *= npy.shape[i];
+    }
+    size_t n = npy.shape[axis];
+    size_t line = n * inner; /* elements per outer index */
+    size_t last = npy.shape[npy.ndim - 1];
+
+    int64_t strides[SOFTMAX_MAX_NDIM];
+    if (r->mask != NULL) {
+        status = mask_strides_for(r, npy.ndim, npy.shape, strides);
+    }
+    if (status == 0 && r->npy_output) {
+        size_t shape[SOFTMAX_MAX_NDIM + 1];
+        int ndim = 0;
+        if (r->passes > 1) {
+            shape[ndim++] = (size_t)r->passes;
+        }
+        for (int i = 0; i < npy.ndim; i++) {
+            shape[ndim++] = npy.shape[i];
+        }
+        char header[256];
+        size_t length = cli_npy_header(header, r->compute, ndim, shape, 0);
+        cli_sink_write(&r->sink, header, length);
+    }
+    size_t chunk_outer = line == 0 || r->mask != NULL ? outer : CHUNK_ELEMENTS / line;
+    chunk_outer = chunk_outer == 0 ? 1 : chunk_outer > outer ? outer : chunk_outer;
+    /* The file's type is converted to the working type (f16 computes in
+     * f32, anything with f64 in f64), computed in place, and rounded to the
+     * output type if that is narrower. */
+    size_t in_size = cli_dtype_size(npy.dtype);
+    softmax_dtype work =
+        npy.dtype == SOFTMAX_DTYPE_F64 || r->compute == SOFTMAX_DTYPE_F64 ? SOFTMAX_DTYPE_F64 : SOFTMAX_DTYPE_F32;
+    void *work_buffer = NULL;
+    void *chunk = NULL;
+    if (status == 0 && npy.count > 0) {
+        work_buffer = malloc(chunk_outer * line * cli_dtype_size(work));
+        chunk = work == r->compute ? work_buffer : malloc(chunk_outer * line * cli_dtype_size(r->compute));
+        if (work_buffer == NULL || chunk == NULL) {
+            cli_error("out of memory");
+            status = CLI_EX_OSERR;
+        }
+    }
+    for (r->pass = 0; status == 0 && r->pass < r->passes && npy.count > 0; r->pass++) {
+        r->scale = pass_scale(o, r->pass);
+        pass_heading(r);
+        for (size_t o0 = 0; status == 0 && o0 < outer; o0 += chunk_outer) {
+            size_t count = outer - o0 < chunk_outer ? outer - o0 : chunk_outer;
+            size_t shape[3] = {count, n, inner};
+            const void *src = (const unsigned char *)npy.data + o0 * line * in_size;
+            if (npy.dtype != work) {
+                softmax_convert(work_buffer, work, src, npy.dtype, count * line);
+                src = work_buffer;
+            }
+            if (r->mask != NULL) {
+                /* With a mask the whole array is one call: the mask's
+                 * broadcast strides need the array's own dimensions. */
+                status = execute(r, src, work, work_buffer, npy.ndim, npy.shape, axis, r->mask, strides);
+            } else {
+                status = execute(r, src, work, work_buffer, 3, shape, 1, NULL, NULL);
+            }
+            if (status == 0 && chunk != work_buffer) {
+                softmax_convert(chunk, r->compute, work_buffer, work, count * line);
+            }
+            if (status != 0) {
+                break;
+            }
+            if (o->plot && !r->npy_output) {
+                for (size_t a = 0; a < count && status == 0; a++) {
+                    for (size_t b = 0; b < inner && status == 0; b++) {
+                        status = plot_line(r, chunk, a * line + b, inner, n, axis == npy.ndim - 1 ? "row" : "line",
+                                           (o0 + a) * inner + b);
+                    }
+                }
+            } else {
+                status = emit_rows(r, chunk, count * line / last, last, o0 * line / last);
+            }
+            if (status == 0 && !r->npy_output) {
+                status = cli_sink_flush(&r->sink);
+            }
+        }
+    }
+    if (chunk != work_buffer) {
+        free(chunk);
+    }
+    free(work_buffer);
+    cli_npy_close(&npy);
+    return status;
+}
+
+/* ------------------------------------------------------------------------- */
+/* --mask FILE */
+
+static int mask_rows_callback(void *context, void *values, size_t rows, size_t cols, uint64_t first_row)
+{
+    run *r = context;
+    (void)first_row;
+    size_t have = r->mask_ndim == 0 ? 0 : r->mask_shape[0] * r->mask_shape[1];
+    double *grown = realloc(r->mask, (have + rows * cols) * sizeof *grown);
+    if (grown == NULL) {
+        cli_error("out of memory");
+        return CLI_EX_OSERR;
+    }
+    memcpy(grown + have, values, rows * cols * sizeof *grown);
+    r->mask = grown;
+    r->mask_ndim = 2;
+    r->mask_shape[0] = (have / (cols ? cols : 1)) + rows;
+    r->mask_shape[1] = cols;
+    return 0;
+}
+
+static int load_mask(run *r, const char *path)
+{
+    if (cli_is_npy_path(path)) {
+        cli_npy npy;
+        int status = cli_npy_open(path, &npy);
+        if (status != 0) {
+            return status;
+        }
+        r->mask = malloc((npy.count ? npy.count : 1) * sizeof(double));
+        if (r->mask == NULL) {
+            cli_npy_close(&npy);
+            cli_error("out of memory");
+            return CLI_EX_OSERR;
+        }
+        softmax_convert(r->mask, SOFTMAX_DTYPE_F64, npy.data, npy.dtype, npy.count);
+        r->mask_ndim = npy.ndim;
+        memcpy(r->mask_shape, npy.shape, sizeof npy.shape);
+        cli_npy_close(&npy);
+        return 0;
+    }
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) {
+        cli_error("%s: cannot open the mask: %s", path, strerror(errno));
+        return CLI_EX_NOINPUT;
+    }
+    cli_text_callbacks callbacks = {.context = r,
+                                    .dtype = SOFTMAX_DTYPE_F64,
+                                    .whole_matrix = 1,
+                                    .equal_rows = 1,
+                                    .equal_rows_reason = "a --mask is a matrix (every row the same length)",
+                                    .rows = mask_rows_callback};
+    int status = cli_read_text(fd, path, &callbacks);
+    close(fd);
+    if (status == 0 && r->mask_shape[0] == 1) {
+        r->mask_ndim = 1;
+        r->mask_shape[0] = r->mask_shape[1];
+    }
+    return status;
+}
+
+/* ------------------------------------------------------------------------- */
+
+static int unavailable(const char *option)
+{
+    cli_error("%s: not available in this build: libsoftmax %s has no sampler or row statistics yet", option,
+              softmax_version());
+    return CLI_EX_UNAVAILABLE;
+}
+
+static int finish_streamed_npy(run *r)
+{
+    size_t shape[3];
+    int ndim = 0;
+    if (r->passes > 1) {
+        shape[ndim++] = (size_t)r->passes;
+    }
+    shape[ndim++] = (size_t)(r->rows_written / (uint64_t)r->passes);
+    shape[ndim++] = r->cols_written;
+    char header[256];
+    size_t length = cli_npy_header(header, r->compute, ndim, shape, STREAMED_NPY_HEADER);
+    int status = cli_sink_flush(&r->sink);
+    if (status == 0 && (length == 0 || pwrite(r->sink.fd, header, length, 0) != (ssize_t)length)) {
+        cli_error("%s: cannot write the .npy header (the output must be a regular file): %s", r->sink.target,
+                  strerror(errno));
+        status = CLI_EX_IOERR;
+    }
+    return status;
+}
+
+int main(int argc, char **argv)
+{
+    cli_options options;
+    int status = cli_parse_options(argc, argv, &options);
+    if (status >= 0) {
+        return status;
+    }
+    if (options.sample_count > 0) {
+        return unavailable("--sample");
+    }
+    if (options.entropy) {
+        return unavailable("--entropy");
+    }
+    if (options.logsumexp) {
+        return unavailable("--logsumexp");
+    }
+    if (options.argmax) {
+        return unavailable("--argmax");
+    }
+    if (options.threads > 0 && softmax_set_num_threads(options.threads) != SOFTMAX_OK) {
+        cli_error("--threads %d: %s", options.threads, softmax_last_error());
+        return CLI_EX_USAGE;
+    }
+
+    run r;
+    memset(&r, 0, sizeof r);
+    r.options = &options;
+    r.passes = options.n_temperatures > 0 ? options.n_temperatures : 1;
+    r.compute = options.dtype ? options.dtype : SOFTMAX_DTYPE_F64;
+    r.plot.columns = cli_terminal_columns();
+    r.plot.precision = options.precision;
+    r.npy_output = options.output_path != NULL && cli_is_npy_path(options.output_path);
+
+    if (options.mask_path != NULL) {
+        status = load_mask(&r, options.mask_path);
+        if (status != 0) {
+            return status;
+        }
+    }
+    status = options.output_path ? cli_sink_open_file(&r.sink, options.output_path) : cli_sink_open_stdout(&r.sink);
+    if (status != 0) {
+        free(r.mask);
+        return status;
+    }
+    int any_text = 0;
+    for (int i = 0; i < options.n_inputs; i++) {
+        any_text |= !cli_is_npy_path(options.inputs[i]);
+    }
+    if (r.npy_output && (options.n_inputs == 0 || any_text)) {
+        /* The shape is known at the end; the header goes in last. */
+        char zeros[STREAMED_NPY_HEADER] = {0};
+        cli_sink_write(&r.sink, zeros, sizeof zeros);
+    }
+    if (options.n_inputs == 0) {
+        status = run_text(&r, NULL);
+    }
+    for (int i = 0; status == 0 && i < options.n_inputs; i++) {
+        const char *path = options.inputs[i];
+        status = cli_is_npy_path(path) ? run_npy(&r, path) : run_text(&r, path);
+    }
+    if (status == 0 && r.npy_output && (options.n_inputs == 0 || any_text)) {
+        status = finish_streamed_npy(&r);
+    }
+    if (status == 0) {
+        status = cli_sink_commit(&r.sink);
+    } else {
+        cli_sink_abandon(&r.sink);
+    }
+    if (r.plot.labels != NULL) {
+        for (size_t i = 0; i < r.plot.n_labels; i++) {
+            free(r.plot.labels[i]);
+        }
+        free(r.plot.labels);
+    }
+    free(r.scratch);
+    free(r.mask);
+    return status;
+}

@@ -1,0 +1,271 @@
+/*
+ * npy.c -- NumPy's .npy format (versions 1, 2 and 3): the magic string, a
+ * little-endian header length, a Python dict literal with 'descr',
+ * 'fortran_order' and 'shape', padding, then the raw C-order data.
+ *
+ * Input files are memory-mapped rather than read: the data is used where it
+ * lies, so a file larger than memory still works and nothing is copied.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+static const char npy_magic[6] = {'\x93', 'N', 'U', 'M', 'P', 'Y'};
+
+size_t cli_dtype_size(softmax_dtype dtype)
+{
+    switch (dtype) {
+    case SOFTMAX_DTYPE_F64:
+        return 8;
+    case SOFTMAX_DTYPE_F32:
+        return 4;
+    case SOFTMAX_DTYPE_F16:
+    case SOFTMAX_DTYPE_BF16:
+        return 2;
+    }
+    return 0;
+}
+
+int cli_is_npy_path(const char *path)
+{
+    size_t length = strlen(path);
+    return length >= 4 && strcmp(path + length - 4, ".npy") == 0;
+}
+
+/* Finds the value of 'key' in the header dict; returns a pointer just after
+ * the colon, or NULL. */
+static const char *dict_value(const char *dict, const char *key)
+{
+    char quoted[32];
+    for (int quote = 0; quote < 2; quote++) {
+        snprintf(quoted, sizeof quoted, quote ? "\"%s\"" : "'%s'", key);
+        const char *at = strstr(dict, quoted);
+        if (at != NULL) {
+            at += strlen(quoted);
+            while (*at == ' ') {
+                at++;
+            }
+            return *at == ':' ? at + 1 : NULL;
+        }
+    }
+    return NULL;
+}
+
+static const char *skip_spaces(const char *p)
+{
+    while (*p == ' ') {
+        p++;
+    }
+    return p;
+}
+
+static int npy_fail(const char *path, const char *what)
+{
+    cli_error("%s: not a .npy file this command reads: %s", path, what);
+    return CLI_EX_DATAERR;
+}
+
+/* Parses the header dict into *npy (dtype, ndim, shape, count). */
+static int parse_header(const char *path, const char *dict, cli_npy *npy)
+{
+    const char *descr = dict_value(dict, "descr");
+    if (descr == NULL) {
+        return npy_fail(path, "the header has no 'descr'");
+    }
+    descr = skip_spaces(descr);
+    if (*descr != '\'' && *descr != '"') {
+        return npy_fail(path, "'descr' is not a simple type (structured arrays are not supported)");
+    }
+    char type[16] = {0};
+    size_t n = 0;
+    for (const char *p = descr + 1; *p && *p != '\'' && *p != '"' && n + 1 < sizeof type; p++) {
+        type[n++] = *p;
+    }
+    /* '<' little-endian, '=' native (x86 and ARM Linux are little-endian),
+     * '|' not applicable; '>' would need a byte swap. */
+    if (type[0] == '>') {
+        return npy_fail(path, "big-endian data ('>' in 'descr'); convert with numpy's astype('<f4')");
+    }
+    const char *kind = (type[0] == '<' || type[0] == '=' || type[0] == '|') ? type + 1 : type;
+    if (strcmp(kind, "f4") == 0) {
+        npy->dtype = SOFTMAX_DTYPE_F32;
+    } else if (strcmp(kind, "f8") == 0) {
+        npy->dtype = SOFTMAX_DTYPE_F64;
+    } else if (strcmp(kind, "f2") == 0) {
+        npy->dtype = SOFTMAX_DTYPE_F16;
+    } else {
+        char message[96];
+        snprintf(message, sizeof message, "data type '%s'; expected float16, float32 or float64 ('<f2', '<f4', '<f8')",
+                 type);
+        return npy_fail(path, message);
+    }
+    const char *order = dict_value(dict, "fortran_order");
+    if (order == NULL) {
+        return npy_fail(path, "the header has no 'fortran_order'");
+    }
+    order = skip_spaces(order);
+    if (strncmp(order, "False", 5) != 0) {
+        return npy_fail(path, "Fortran order; expected C order (numpy.ascontiguousarray)");
+    }
+    const char *shape = dict_value(dict, "shape");
+    if (shape == NULL || *(shape = skip_spaces(shape)) != '(') {
+        return npy_fail(path, "the header has no 'shape' tuple");
+    }
+    const char *p = shape + 1;
+    npy->ndim = 0;
+    npy->count = 1;
+    for (;;) {
+        p = skip_spaces(p);
+        if (*p == ')') {
+            break;
+        }
+        char *stop;
+        errno = 0;
+        unsigned long long extent = strtoull(p, &stop, 10);
+        if (stop == p || errno != 0 || *p == '-') {
+            return npy_fail(path, "a 'shape' entry is not a non-negative integer");
+        }
+        if (npy->ndim == SOFTMAX_MAX_NDIM) {
+            return npy_fail(path, "more than 8 dimensions");
+        }
+        npy->shape[npy->ndim++] = (size_t)extent;
+        if (extent != 0 && npy->count > SIZE_MAX / extent) {
+            return npy_fail(path, "the shape's element count overflows");
+        }
+        npy->count *= (size_t)extent;
+        p = skip_spaces(stop);
+        if (*p == ',') {
+            p++;
+        } else if (*p != ')') {
+            return npy_fail(path, "malformed 'shape' tuple");
+        }
+    }
+    if (npy->ndim == 0) {
+        /* A 0-d array is one number: a distribution over one outcome. */
+        npy->ndim = 1;
+        npy->shape[0] = 1;
+    }
+    return 0;
+}
+
+int cli_npy_open(const char *path, cli_npy *npy)
+{
+    memset(npy, 0, sizeof *npy);
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) {
+        cli_error("%s: cannot open: %s", path, strerror(errno));
+        return CLI_EX_NOINPUT;
+    }
+    struct stat info;
+    if (fstat(fd, &info) != 0 || !S_ISREG(info.st_mode)) {
+        close(fd);
+        cli_error("%s: a .npy input must be a regular file (it is memory-mapped)", path);
+        return CLI_EX_NOINPUT;
+    }
+    size_t size = (size_t)info.st_size;
+    if (size < 10) {
+        close(fd);
+        return npy_fail(path, "shorter than a .npy header");
+    }
+    void *mapping = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
+    close(fd);
+    if (mapping == MAP_FAILED) {
+        cli_error("%s: cannot map: %s", path, strerror(errno));
+        return CLI_EX_NOINPUT;
+    }
+    npy->mapping = mapping;
+    npy->mapping_size = size;
+    const unsigned char *bytes = mapping;
+    if (memcmp(bytes, npy_magic, sizeof npy_magic) != 0) {
+        cli_npy_close(npy);
+        return npy_fail(path, "no .npy magic string at the start");
+    }
+    size_t header_length;
+    size_t prefix;
+    if (bytes[6] == 1) {
+        header_length = (size_t)bytes[8] | (size_t)bytes[9] << 8;
+        prefix = 10;
+    } else if ((bytes[6] == 2 || bytes[6] == 3) && size >= 12) {
+        header_length = (size_t)bytes[8] | (size_t)bytes[9] << 8 | (size_t)bytes[10] << 16 | (size_t)bytes[11] << 24;
+        prefix = 12;
+    } else {
+        cli_npy_close(npy);
+        return npy_fail(path, "unknown .npy format version");
+    }
+    if (header_length > size - prefix || header_length > (1u << 20)) {
+        cli_npy_close(npy);
+        return npy_fail(path, "the header runs past the end of the file");
+    }
+    char *dict = malloc(header_length + 1);
+    if (dict == NULL) {
+        cli_npy_close(npy);
+        cli_error("out of memory");
+        return CLI_EX_OSERR;
+    }
+    memcpy(dict, bytes + prefix, header_length);
+    dict[header_length] = '\0';
+    int status = parse_header(path, dict, npy);
+    free(dict);
+    if (status != 0) {
+        cli_npy_close(npy);
+        return status;
+    }
+    size_t data_offset = prefix + header_length;
+    size_t element = cli_dtype_size(npy->dtype);
+    if (npy->count > (size - data_offset) / element) {
+        cli_npy_close(npy);
+        char message[128];
+        snprintf(message, sizeof message, "the data is truncated: the shape needs %zu bytes, the file has %zu",
+                 npy->count * element, size - data_offset);
+        return npy_fail(path, message);
+    }
+    npy->data = bytes + data_offset;
+    /* The data is read once, front to back. */
+    madvise(mapping, size, MADV_SEQUENTIAL);
+    return 0;
+}
+
+void cli_npy_close(cli_npy *npy)
+{
+    if (npy->mapping != NULL) {
+        munmap(npy->mapping, npy->mapping_size);
+    }
+    npy->mapping = NULL;
+}
+
+size_t cli_npy_header(char *out, softmax_dtype dtype, int ndim, const size_t *shape, size_t header_size)
+{
+    const char *descr = dtype == SOFTMAX_DTYPE_F64 ? "<f8" : dtype == SOFTMAX_DTYPE_F32 ? "<f4" : "<f2";
+    char dict[224];
+    int length = snprintf(dict, sizeof dict, "{'descr': '%s', 'fortran_order': False, 'shape': (", descr);
+    for (int i = 0; i < ndim; i++) {
+        length += snprintf(dict + length, sizeof dict - (size_t)length,
+                           ndim == 1 ? "%zu,"
+                           : i       ? ", %zu"
+                                     : "%zu",
+                           shape[i]);
+    }
+    length += snprintf(dict + length, sizeof dict - (size_t)length, "), }");
+    size_t needed = 10 + (size_t)length + 1;
+    size_t total = header_size ? header_size : (needed + 63) / 64 * 64;
+    if (needed > total || total > 256) {
+        return 0;
+    }
+    memcpy(out, npy_magic, sizeof npy_magic);
+    out[6] = 1;
+    out[7] = 0;
+    size_t dict_length = total - 10;
+    out[8] = (char)(dict_length & 0xff);
+    out[9] = (char)(dict_length >> 8);
+    memcpy(out + 10, dict, (size_t)length);
+    memset(out + 10 + length, ' ', dict_length - (size_t)length - 1);
+    out[total - 1] = '\n';
+    return total;
+}

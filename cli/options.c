@@ -1,0 +1,377 @@
+/*
+ * options.c -- the command line of `softmax`: parsing, checking, --help.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+static const char usage_text[] = "Usage: softmax [OPTION]... [FILE]...\n"
+                                 "Softmax of every row of numbers in FILEs (or standard input): one row per\n"
+                                 "line, numbers separated by spaces, tabs or commas; or of .npy arrays.\n"
+                                 "\n"
+                                 "Input\n"
+                                 "  FILE                  text, or a .npy array (float16/32/64, C order, any\n"
+                                 "                        shape); '-' or nothing: standard input (text)\n"
+                                 "      --header          the first line is a header (column names) to skip;\n"
+                                 "                        without it a first line with no number in it is\n"
+                                 "                        taken as a header\n"
+                                 "  -a, --axis K          the axis to normalize (default -1, the last: each\n"
+                                 "                        row). Text is a matrix: --axis 0 normalizes columns\n"
+                                 "                        (the whole input is then read before output)\n"
+                                 "      --mask FILE       add FILE's numbers to the logits before softmax\n"
+                                 "                        (-inf excludes an entry); one row (applied to every\n"
+                                 "                        row) or as many rows as the input; text or .npy\n"
+                                 "\n"
+                                 "What to compute\n"
+                                 "  -s, --scale S         softmax(S * x) (default 1; S < 0 gives softmin)\n"
+                                 "  -t, --temperature T   softmax(x / T); repeat it or give a list (0.1,1,10)\n"
+                                 "                        for one output block per temperature; T = 0 is the\n"
+                                 "                        greedy one-hot limit\n"
+                                 "  -l, --log             log-softmax instead of softmax\n"
+                                 "      --dtype f32|f64   computation type (default: f64 for text, the\n"
+                                 "                        file's type for .npy: f16 and f32 compute in f32)\n"
+                                 "  -j, --threads N       threads for large arrays (default: all cores)\n"
+                                 "\n"
+                                 "Sampling and row statistics (need the library's sampler)\n"
+                                 "      --sample N        draw N indices from each row's distribution\n"
+                                 "      --seed S          random seed for --sample (default 0)\n"
+                                 "      --top-k K         sample among the K most probable entries only\n"
+                                 "      --top-p P         ... among the smallest set with probability >= P\n"
+                                 "      --min-p P         ... among entries with probability >= P * max\n"
+                                 "      --counts          print how often each index was drawn, not the draws\n"
+                                 "      --entropy         print each row's entropy (nats)\n"
+                                 "      --logsumexp       print each row's log-sum-exp of S * x / T\n"
+                                 "      --argmax          print each row's index of the largest value\n"
+                                 "\n"
+                                 "Output\n"
+                                 "  -o, --output FILE     write to FILE (a .npy array if FILE ends in .npy,\n"
+                                 "                        else text); written to a temporary file and renamed,\n"
+                                 "                        so FILE is never left half-written\n"
+                                 "  -p, --precision N     significant digits of text output (default 6)\n"
+                                 "  -f, --format FMT      printf format of one number (e.g. %.4f, %10.3e)\n"
+                                 "      --plot            draw each row as horizontal bars with the values\n"
+                                 "                        (width: $COLUMNS, else the terminal, else 80)\n"
+                                 "  -h, --help            this help\n"
+                                 "  -V, --version         the version of the command and of libsoftmax\n"
+                                 "\n"
+                                 "Examples\n"
+                                 "  echo 1 2 3 | softmax                       0.0900306 0.244728 0.665241\n"
+                                 "  echo 1 2 3 | softmax --scale 0.5 --plot    bars of softmax(0.5 * x)\n"
+                                 "  echo 2 1 3 5 4 | softmax -t 0.1,0.5,1,10 --plot   a temperature sweep\n"
+                                 "  softmax --log scores.csv                   log-softmax of each CSV row\n"
+                                 "  softmax logits.npy --axis 1 -o probs.npy   any axis of an array\n"
+                                 "  echo 2 1 3 5 4 | softmax --sample 1000 --seed 1 --counts --plot\n"
+                                 "\n"
+                                 "Exit status: 0 success, 64 bad usage, 65 malformed input (the message names\n"
+                                 "the file, line and column), 66 unreadable input, 69 option not available in\n"
+                                 "this build, 70 library error, 71 system error, 73 cannot create the output,\n"
+                                 "74 write error. See softmax(1).\n";
+
+void cli_error(const char *format, ...)
+{
+    va_list arguments;
+    va_start(arguments, format);
+    fputs("softmax: ", stderr);
+    vfprintf(stderr, format, arguments);
+    fputc('\n', stderr);
+    va_end(arguments);
+}
+
+static int usage_error(const char *format, ...) __attribute__((format(printf, 1, 2)));
+static int usage_error(const char *format, ...)
+{
+    va_list arguments;
+    va_start(arguments, format);
+    fputs("softmax: ", stderr);
+    vfprintf(stderr, format, arguments);
+    fputs("\nTry 'softmax --help' for more information.\n", stderr);
+    va_end(arguments);
+    return CLI_EX_USAGE;
+}
+
+static int parse_real(const char *option, const char *text, double *value)
+{
+    char *stop;
+    errno = 0;
+    *value = strtod(text, &stop);
+    if (stop == text || *stop != '\0' || isnan(*value)) {
+        return usage_error("%s: expected a number, got '%s'", option, text);
+    }
+    return 0;
+}
+
+static int parse_integer(const char *option, const char *text, long long minimum, long long maximum, long long *value)
+{
+    char *stop;
+    errno = 0;
+    *value = strtoll(text, &stop, 10);
+    if (stop == text || *stop != '\0' || errno != 0 || *value < minimum || *value > maximum) {
+        return usage_error("%s: expected an integer in [%lld, %lld], got '%s'", option, minimum, maximum, text);
+    }
+    return 0;
+}
+
+static int parse_temperatures(const char *text, cli_options *options)
+{
+    char *copy = strdup(text);
+    if (copy == NULL) {
+        return usage_error("out of memory");
+    }
+    int status = 0;
+    char *save = NULL;
+    int any = 0;
+    for (char *item = strtok_r(copy, ",", &save); item != NULL && status == 0; item = strtok_r(NULL, ",", &save)) {
+        double t;
+        status = parse_real("--temperature", item, &t);
+        if (status == 0 && options->n_temperatures == CLI_MAX_TEMPERATURES) {
+            status = usage_error("--temperature: at most %d temperatures", CLI_MAX_TEMPERATURES);
+        }
+        if (status == 0) {
+            options->temperatures[options->n_temperatures++] = t;
+            any = 1;
+        }
+    }
+    if (status == 0 && !any) {
+        status = usage_error("--temperature: expected a number or a comma-separated list, got '%s'", text);
+    }
+    free(copy);
+    return status;
+}
+
+/* A --format must print exactly one double: one conversion among e f g a
+ * (any case) with flags, width and precision, and no other conversion but
+ * "%%" -- anything else would read arguments that are not there. */
+static int check_format(const char *format)
+{
+    int conversions = 0;
+    for (const char *p = format; *p; p++) {
+        if (*p != '%') {
+            continue;
+        }
+        p++;
+        if (*p == '%') {
+            continue;
+        }
+        while (*p && strchr("-+ #0'", *p)) {
+            p++;
+        }
+        while (*p >= '0' && *p <= '9') {
+            p++;
+        }
+        if (*p == '.') {
+            p++;
+            while (*p >= '0' && *p <= '9') {
+                p++;
+            }
+        }
+        if (*p == '\0' || !strchr("eEfFgGaA", *p)) {
+            return usage_error("--format: '%s' is not a format for one number; expected one of %%e %%f %%g %%a "
+                               "with optional flags, width and precision, e.g. %%.4f",
+                               format);
+        }
+        conversions++;
+    }
+    if (conversions != 1) {
+        return usage_error("--format: '%s' has %d conversions; expected exactly one, e.g. %%.4f", format, conversions);
+    }
+    return 0;
+}
+
+enum {
+    OPT_MASK = 256,
+    OPT_SAMPLE,
+    OPT_SEED,
+    OPT_TOP_K,
+    OPT_TOP_P,
+    OPT_MIN_P,
+    OPT_COUNTS,
+    OPT_ENTROPY,
+    OPT_LOGSUMEXP,
+    OPT_ARGMAX,
+    OPT_DTYPE,
+    OPT_PLOT,
+    OPT_HEADER
+};
+
+static const struct option long_options[] = {{"scale", required_argument, NULL, 's'},
+                                             {"temperature", required_argument, NULL, 't'},
+                                             {"log", no_argument, NULL, 'l'},
+                                             {"axis", required_argument, NULL, 'a'},
+                                             {"mask", required_argument, NULL, OPT_MASK},
+                                             {"sample", required_argument, NULL, OPT_SAMPLE},
+                                             {"seed", required_argument, NULL, OPT_SEED},
+                                             {"top-k", required_argument, NULL, OPT_TOP_K},
+                                             {"top-p", required_argument, NULL, OPT_TOP_P},
+                                             {"min-p", required_argument, NULL, OPT_MIN_P},
+                                             {"counts", no_argument, NULL, OPT_COUNTS},
+                                             {"entropy", no_argument, NULL, OPT_ENTROPY},
+                                             {"logsumexp", no_argument, NULL, OPT_LOGSUMEXP},
+                                             {"argmax", no_argument, NULL, OPT_ARGMAX},
+                                             {"dtype", required_argument, NULL, OPT_DTYPE},
+                                             {"threads", required_argument, NULL, 'j'},
+                                             {"precision", required_argument, NULL, 'p'},
+                                             {"format", required_argument, NULL, 'f'},
+                                             {"plot", no_argument, NULL, OPT_PLOT},
+                                             {"header", no_argument, NULL, OPT_HEADER},
+                                             {"output", required_argument, NULL, 'o'},
+                                             {"help", no_argument, NULL, 'h'},
+                                             {"version", no_argument, NULL, 'V'},
+                                             {NULL, 0, NULL, 0}};
+
+/* One option; returns 0, or an exit code after reporting. */
+static int apply_option(int code, const char *argument, cli_options *options)
+{
+    long long integer;
+    int status = 0;
+    switch (code) {
+    case 's':
+        return parse_real("--scale", argument, &options->scale);
+    case 't':
+        return parse_temperatures(argument, options);
+    case 'l':
+        options->log = 1;
+        return 0;
+    case 'a':
+        status = parse_integer("--axis", argument, -SOFTMAX_MAX_NDIM, SOFTMAX_MAX_NDIM - 1, &integer);
+        options->axis = (int)integer;
+        options->axis_given = 1;
+        return status;
+    case OPT_MASK:
+        options->mask_path = argument;
+        return 0;
+    case OPT_SAMPLE:
+        status = parse_integer("--sample", argument, 1, INT64_MAX, &integer);
+        options->sample_count = integer;
+        return status;
+    case OPT_SEED:
+        status = parse_integer("--seed", argument, 0, INT64_MAX, &integer);
+        options->seed = (uint64_t)integer;
+        options->seed_given = 1;
+        return status;
+    case OPT_TOP_K:
+        status = parse_integer("--top-k", argument, 1, INT64_MAX, &integer);
+        options->top_k = integer;
+        return status;
+    case OPT_TOP_P:
+        status = parse_real("--top-p", argument, &options->top_p);
+        if (status == 0 && !(options->top_p > 0 && options->top_p <= 1)) {
+            return usage_error("--top-p: expected a probability in (0, 1], got '%s'", argument);
+        }
+        return status;
+    case OPT_MIN_P:
+        status = parse_real("--min-p", argument, &options->min_p);
+        if (status == 0 && !(options->min_p >= 0 && options->min_p <= 1)) {
+            return usage_error("--min-p: expected a probability in [0, 1], got '%s'", argument);
+        }
+        return status;
+    case OPT_COUNTS:
+        options->counts = 1;
+        return 0;
+    case OPT_ENTROPY:
+        options->entropy = 1;
+        return 0;
+    case OPT_LOGSUMEXP:
+        options->logsumexp = 1;
+        return 0;
+    case OPT_ARGMAX:
+        options->argmax = 1;
+        return 0;
+    case OPT_DTYPE:
+        if (strcmp(argument, "f32") == 0 || strcmp(argument, "float32") == 0) {
+            options->dtype = SOFTMAX_DTYPE_F32;
+        } else if (strcmp(argument, "f64") == 0 || strcmp(argument, "float64") == 0) {
+            options->dtype = SOFTMAX_DTYPE_F64;
+        } else {
+            return usage_error("--dtype: expected f32 or f64, got '%s'", argument);
+        }
+        return 0;
+    case 'j':
+        status = parse_integer("--threads", argument, 1, 1024, &integer);
+        options->threads = (int)integer;
+        return status;
+    case 'p':
+        status = parse_integer("--precision", argument, 1, 17, &integer);
+        options->precision = (int)integer;
+        return status;
+    case 'f':
+        options->format = argument;
+        return check_format(argument);
+    case OPT_PLOT:
+        options->plot = 1;
+        return 0;
+    case OPT_HEADER:
+        options->header = 1;
+        return 0;
+    case 'o':
+        options->output_path = argument;
+        return 0;
+    }
+    return CLI_EX_USAGE;
+}
+
+/* Combinations that cannot work, said before any input is read. */
+static int check_combinations(const cli_options *options)
+{
+    int sampling_only =
+        options->top_k || options->top_p > 0 || options->min_p > 0 || options->counts || options->seed_given;
+    if (sampling_only && options->sample_count == 0) {
+        return usage_error("--seed, --top-k, --top-p, --min-p and --counts go with --sample N");
+    }
+    for (int i = 0; i < options->n_temperatures; i++) {
+        if (options->temperatures[i] == 0 && options->scale == 0) {
+            return usage_error("--temperature 0 with --scale 0: the scale S / T is undefined");
+        }
+    }
+    if (options->output_path != NULL && options->n_inputs > 1) {
+        return usage_error("-o writes one result: give one input FILE with it");
+    }
+    int statistics = options->entropy + options->logsumexp + options->argmax + (options->sample_count > 0);
+    if (statistics > 0 && options->log) {
+        return usage_error("--log does not combine with --sample, --entropy, --logsumexp or --argmax");
+    }
+    return 0;
+}
+
+int cli_parse_options(int argc, char **argv, cli_options *options)
+{
+    memset(options, 0, sizeof *options);
+    options->scale = 1.0;
+    options->axis = -1;
+    options->precision = 6;
+    opterr = 0;
+    int code;
+    int long_index;
+    while ((code = getopt_long(argc, argv, ":s:t:la:j:p:f:o:hV", long_options, &long_index)) != -1) {
+        if (code == 'h') {
+            fputs(usage_text, stdout);
+            return 0;
+        }
+        if (code == 'V') {
+            printf("softmax (libsoftmax) %s, code path %s\n", softmax_version(), softmax_isa_name());
+            return 0;
+        }
+        if (code == '?') {
+            if (optopt != 0) {
+                return usage_error("unknown option '-%c'", optopt);
+            }
+            return usage_error("unknown option '%s'", argv[optind - 1]);
+        }
+        if (code == ':') {
+            return usage_error("option '%s' needs an argument", argv[optind - 1]);
+        }
+        int status = apply_option(code, optarg, options);
+        if (status != 0) {
+            return status;
+        }
+    }
+    options->inputs = argv + optind;
+    options->n_inputs = argc - optind;
+    int status = check_combinations(options);
+    return status != 0 ? status : -1;
+}
