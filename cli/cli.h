@@ -74,6 +74,12 @@ int cli_parse_double(const char *begin, const char *end, double *value);
  * double, which could round twice). */
 int cli_parse_float(const char *begin, const char *end, float *value);
 
+/* The fast path alone, on text that need not end at the number: returns 1
+ * with *value correctly rounded and *stop after the number, or 0 when the
+ * text at begin needs cli_parse_double/float (or is not a number). */
+int cli_scan_double(const char *begin, const char *end, double *value, const char **stop);
+int cli_scan_float(const char *begin, const char *end, float *value, const char **stop);
+
 /* Writes value as printf("%.<precision>g") would (NaN as "nan", infinities as
  * "inf"/"-inf" on every platform) into out, which has room for 40 bytes.
  * Returns the length. */

@@ -35,7 +35,7 @@ static inline int is_digit(char c)
 /* The fast path. FAST_EXACT: *value is the correctly rounded double.
  * FAST_NO: the text may be a number the slow path has to convert.
  * FAST_INVALID: the text cannot be a number in any form strtod accepts. */
-static int scan_decimal(const char *p, const char *end, double *value)
+static int scan_decimal(const char *p, const char *end, double *value, const char **stop)
 {
     int negative = 0;
     if (p < end && (*p == '-' || *p == '+')) {
@@ -91,10 +91,7 @@ static int scan_decimal(const char *p, const char *end, double *value)
         }
         exponent += exponent_negative ? -written : written;
     }
-    if (p != end) {
-        /* "0x1p3" is valid for strtod; "1.5abc" is not, and strtod will say so. */
-        return FAST_NO;
-    }
+    *stop = p;
     if (mantissa == 0) {
         *value = negative ? -0.0 : 0.0;
         return FAST_EXACT;
@@ -122,17 +119,21 @@ static int copy_token(const char *begin, const char *end, char *copy, size_t siz
 
 int cli_parse_double(const char *begin, const char *end, double *value)
 {
-    int fast = scan_decimal(begin, end, value);
-    if (fast != FAST_NO) {
-        return fast == FAST_EXACT ? 0 : -1;
+    const char *stop = begin;
+    int fast = scan_decimal(begin, end, value, &stop);
+    if (fast == FAST_INVALID) {
+        return -1;
+    }
+    if (fast == FAST_EXACT && stop == end) {
+        return 0;
     }
     char copy[512];
     if (copy_token(begin, end, copy, sizeof copy) != 0) {
         return -1;
     }
-    char *stop;
-    *value = strtod(copy, &stop);
-    return *stop == '\0' ? 0 : -1;
+    char *slow_stop;
+    *value = strtod(copy, &slow_stop);
+    return *slow_stop == 0 ? 0 : -1;
 }
 
 /* d is the correctly rounded double of some decimal x. Rounding d to float
@@ -154,11 +155,12 @@ static int double_to_float_is_exact_rounding(double d)
 int cli_parse_float(const char *begin, const char *end, float *value)
 {
     double d;
-    int fast = scan_decimal(begin, end, &d);
+    const char *stop = begin;
+    int fast = scan_decimal(begin, end, &d, &stop);
     if (fast == FAST_INVALID) {
         return -1;
     }
-    if (fast == FAST_EXACT && double_to_float_is_exact_rounding(d)) {
+    if (fast == FAST_EXACT && stop == end && double_to_float_is_exact_rounding(d)) {
         *value = (float)d;
         return 0;
     }
@@ -166,9 +168,24 @@ int cli_parse_float(const char *begin, const char *end, float *value)
     if (copy_token(begin, end, copy, sizeof copy) != 0) {
         return -1;
     }
-    char *stop;
-    *value = strtof(copy, &stop);
-    return *stop == '\0' ? 0 : -1;
+    char *slow_stop;
+    *value = strtof(copy, &slow_stop);
+    return *slow_stop == 0 ? 0 : -1;
+}
+
+int cli_scan_double(const char *begin, const char *end, double *value, const char **stop)
+{
+    return scan_decimal(begin, end, value, stop) == FAST_EXACT;
+}
+
+int cli_scan_float(const char *begin, const char *end, float *value, const char **stop)
+{
+    double d;
+    if (scan_decimal(begin, end, &d, stop) == FAST_EXACT && double_to_float_is_exact_rounding(d)) {
+        *value = (float)d;
+        return 1;
+    }
+    return 0;
 }
 
 /* ------------------------------------------------------------------------- */
@@ -193,12 +210,24 @@ static size_t format_slow(char *out, double value, int precision)
     return length < 0 ? 0 : (size_t)length;
 }
 
-/* Writes the `count` decimal digits of `digits` (with leading zeros) at out. */
+static const char digit_pairs[201] = "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+                                     "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+                                     "8081828384858687888990919293949596979899";
+
+/* Writes the `count` decimal digits of `digits` (with leading zeros) at out,
+ * two at a time. */
 static void write_digits(char *out, uint64_t digits, int count)
 {
-    for (int i = count - 1; i >= 0; i--) {
-        out[i] = (char)('0' + digits % 10);
-        digits /= 10;
+    int i = count;
+    while (i >= 2) {
+        unsigned pair = (unsigned)(digits % 100);
+        digits /= 100;
+        out[i - 2] = digit_pairs[2 * pair];
+        out[i - 1] = digit_pairs[2 * pair + 1];
+        i -= 2;
+    }
+    if (i == 1) {
+        out[0] = (char)('0' + digits % 10);
     }
 }
 
@@ -214,46 +243,45 @@ size_t cli_format_g(char *out, double value, int precision)
     if (precision > 15 || magnitude == 0.0 || magnitude < 1e-290 || magnitude > 1e290) {
         return format_slow(out, value, precision);
     }
-    /* Decimal exponent of the value, first estimated from the binary one,
-     * then corrected once by the range check of the scaled value. */
-    int binary_exponent;
-    frexp(magnitude, &binary_exponent);
-    int decimal_exponent = (int)floor((binary_exponent - 1) * 0.30102999566398120);
-    double scaled = 0.0;
-    uint64_t lower = (uint64_t)exact_powers_of_ten[precision - 1];
-    uint64_t upper = (uint64_t)exact_powers_of_ten[precision];
-    for (int attempt = 0; attempt < 3; attempt++) {
-        int shift = precision - 1 - decimal_exponent;
-        if (shift > 22 || shift < -22) {
-            return format_slow(out, value, precision);
-        }
-        scaled = shift >= 0 ? magnitude * exact_powers_of_ten[shift] : magnitude / exact_powers_of_ten[-shift];
-        if (scaled < (double)lower) {
-            decimal_exponent--;
-        } else if (scaled >= (double)upper) {
-            decimal_exponent++;
-        } else {
-            break;
-        }
+    /* Decimal exponent: magnitude is in [2^b, 2^(b+1)), so floor(log10) is
+     * floor(b * log10(2)) or one more; 78913 / 2^18 is log10(2) to enough
+     * digits for every double exponent. */
+    uint64_t bits;
+    memcpy(&bits, &magnitude, sizeof bits);
+    int binary_exponent = (int)((bits >> 52) & 0x7ff) - 1023;
+    int decimal_exponent = (binary_exponent * 78913) >> 18;
+    double lower = exact_powers_of_ten[precision - 1];
+    double upper = exact_powers_of_ten[precision];
+    int shift = precision - 1 - decimal_exponent;
+    if (shift > 22 || shift < -21) {
+        return format_slow(out, value, precision);
     }
-    if (scaled < (double)lower || scaled >= (double)upper) {
+    double scaled = shift >= 0 ? magnitude * exact_powers_of_ten[shift] : magnitude / exact_powers_of_ten[-shift];
+    if (scaled >= upper) {
+        decimal_exponent++;
+        shift--;
+        scaled = shift >= 0 ? magnitude * exact_powers_of_ten[shift] : magnitude / exact_powers_of_ten[-shift];
+    }
+    if (scaled < lower || scaled >= upper) {
         return format_slow(out, value, precision);
     }
     /* `scaled` is within half an ulp of the exact product: if its fraction is
      * that close to one half, printf's rounding of the exact value could go
      * either way, so let printf decide. */
-    double whole = floor(scaled);
-    double fraction = scaled - whole;
-    double ulp = nextafter(scaled, INFINITY) - scaled;
+    uint64_t whole = (uint64_t)scaled;
+    double fraction = scaled - (double)whole;
+    uint64_t scaled_bits;
+    memcpy(&scaled_bits, &scaled, sizeof scaled_bits);
+    uint64_t ulp_bits = (scaled_bits & 0x7ff0000000000000u) - ((uint64_t)52 << 52);
+    double ulp;
+    memcpy(&ulp, &ulp_bits, sizeof ulp);
     if (fabs(fraction - 0.5) <= ulp) {
         return format_slow(out, value, precision);
     }
-    uint64_t digits = (uint64_t)whole + (fraction > 0.5);
-    if (digits == upper) {
-        digits = lower;
+    uint64_t digits = whole + (fraction > 0.5);
+    if (digits == (uint64_t)upper) {
+        digits = (uint64_t)lower;
         decimal_exponent++;
-    } else if (digits < lower) {
-        return format_slow(out, value, precision);
     }
 
     char *p = out;

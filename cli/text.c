@@ -189,20 +189,26 @@ static int parse_line(reader *r, const char *line_start, const char *end)
     }
     r->row_start = r->used;
     size_t cols = 0;
+    int single = r->callbacks->dtype == SOFTMAX_DTYPE_F32;
     for (;;) {
-        const char *stop = token_end_of(p, end);
-        if (stop == p) {
-            return data_error(r, line_start, p, *p == ',' ? "expected a number before ','" : "expected a number", NULL);
-        }
         int status = make_room(r);
         if (status != 0) {
             return status;
         }
         void *slot = r->batch + r->used * r->element_size;
-        int parsed =
-            r->callbacks->dtype == SOFTMAX_DTYPE_F32 ? cli_parse_float(p, stop, slot) : cli_parse_double(p, stop, slot);
-        if (parsed != 0) {
-            return data_error(r, line_start, p, "", stop);
+        const char *stop;
+        int fast = single ? cli_scan_float(p, end, slot, &stop) : cli_scan_double(p, end, slot, &stop);
+        if (!fast || (stop < end && !is_blank(*stop) && *stop != ',')) {
+            /* Not the common case: the whole token goes to strtod. */
+            stop = token_end_of(p, end);
+            if (stop == p) {
+                return data_error(r, line_start, p, *p == ',' ? "expected a number before ','" : "expected a number",
+                                  NULL);
+            }
+            int parsed = single ? cli_parse_float(p, stop, slot) : cli_parse_double(p, stop, slot);
+            if (parsed != 0) {
+                return data_error(r, line_start, p, "", stop);
+            }
         }
         r->used++;
         cols++;
