@@ -68,3 +68,5 @@ BUILD_PACKAGES=(cmake gcc libc6-dev make)
 # ... and what the test suite and the install checks need on top.
 # shellcheck disable=SC2034
 TEST_PACKAGES=(pkg-config libcmocka-dev libmpfr-dev libgmp-dev)
+# ... and what the command's end-to-end tests (tests/cli/) check against.
+TEST_PACKAGES+=(python3 python3-numpy python3-mpmath)

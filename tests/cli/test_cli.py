@@ -1,0 +1,551 @@
+"""End-to-end tests of the `softmax` command: the built binary is run on real
+inputs and its output checked against an independent reference (mpmath at 50
+digits for text rows, NumPy float64 with the max subtracted for arrays), never
+against the library itself.
+
+    SOFTMAX_CLI=build/cli/softmax /usr/bin/python3 -m unittest tests/cli/test_cli.py
+
+ctest runs each TestCase class as its own test (see tests/cli/CMakeLists.txt).
+SOFTMAX_CLI_STREAM_MB sets the size of the generated stream of the
+bounded-memory test (default 200).
+"""
+
+import os
+import re
+import resource
+import signal
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+import unittest
+
+import mpmath
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+CLI = os.environ.get("SOFTMAX_CLI", os.path.join(HERE, "..", "..", "build", "cli", "softmax"))
+GOLDEN = os.path.join(HERE, "golden")
+
+EX_USAGE, EX_DATAERR, EX_NOINPUT, EX_UNAVAILABLE = 64, 65, 66, 69
+EX_CANTCREAT = 73
+
+mpmath.mp.dps = 50
+
+
+def run(args, stdin="", env=None, check=True):
+    """Runs the command; returns (exit code, stdout, stderr) as text."""
+    full_env = dict(os.environ)
+    full_env.pop("COLUMNS", None)
+    if env:
+        full_env.update(env)
+    result = subprocess.run([CLI] + list(args), input=stdin.encode(), capture_output=True, env=full_env,
+                            timeout=120)
+    out, err = result.stdout.decode(), result.stderr.decode()
+    if check and result.returncode != 0:
+        raise AssertionError(f"softmax {' '.join(args)} exited {result.returncode}: {err}")
+    return result.returncode, out, err
+
+
+def output(args, stdin=""):
+    return run(args, stdin)[1]
+
+
+def rows_of(text):
+    return [[float(v) for v in line.split()] for line in text.splitlines() if line and not line.startswith("#")]
+
+
+def reference_softmax(row, scale=1, log=False):
+    """softmax(scale * row) in 50-digit arithmetic (finite inputs)."""
+    z = [mpmath.mpf(scale) * mpmath.mpf(float(v)) for v in row]
+    m = max(z) if scale >= 0 else max(z)
+    terms = [mpmath.exp(v - m) for v in z]
+    total = mpmath.fsum(terms)
+    if log:
+        return [float(v - m - mpmath.log(total)) for v in z]
+    return [float(t / total) for t in terms]
+
+
+def numpy_softmax(x, axis=-1, scale=1.0, log=False):
+    z = np.asarray(x, dtype=np.float64) * scale
+    z = z - z.max(axis=axis, keepdims=True)
+    if log:
+        return z - np.log(np.exp(z).sum(axis=axis, keepdims=True))
+    e = np.exp(z)
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+class Case(unittest.TestCase):
+    def setUp(self):
+        self.dir = tempfile.TemporaryDirectory()
+        self.tmp = self.dir.name
+
+    def tearDown(self):
+        self.dir.cleanup()
+
+    def path(self, name):
+        return os.path.join(self.tmp, name)
+
+    def write(self, name, text):
+        with open(self.path(name), "w") as f:
+            f.write(text)
+        return self.path(name)
+
+    def assertRowsClose(self, got, expected, rtol=1e-15, atol=0.0):
+        self.assertEqual(len(got), len(expected))
+        for g, e in zip(got, expected):
+            np.testing.assert_allclose(np.array(g), np.array(e), rtol=rtol, atol=atol)
+
+    def assertFails(self, args, code, message, stdin=""):
+        status, out, err = run(args, stdin, check=False)
+        self.assertEqual(status, code, f"exit status for {args}: {err}")
+        self.assertIn(message, err)
+        return err
+
+
+class TextInput(Case):
+    def test_seed_examples_against_mpmath(self):
+        for row, scale in [([1, 2, 3], 1), ([1, 2, 3], 0.5), ([1, 2, 3], 2), ([10, 20, 30], 1), ([10, 20, 30], 0.01)]:
+            got = rows_of(output(["--scale", str(scale), "--precision", "17"], " ".join(map(str, row)) + "\n"))
+            self.assertRowsClose(got, [reference_softmax(row, scale)], rtol=4e-16)
+
+    def test_default_output_is_six_significant_digits(self):
+        self.assertEqual(output([], "1 2 3\n"), "0.0900306 0.244728 0.665241\n")
+        self.assertEqual(output([], "10 20 30\n"), "2.06106e-09 4.53979e-05 0.999955\n")
+
+    def test_separators_blank_lines_comments_crlf(self):
+        text = "1 2 3\n\n# a comment\n1\t2\t3\r\n1,2,3\n 1 , 2 ,\t3 \n"
+        self.assertEqual(output([], text), "0.0900306 0.244728 0.665241\n" * 4)
+
+    def test_rows_of_different_lengths_are_independent(self):
+        got = rows_of(output(["-p", "17"], "1 2\n1 2 3 4 5\n7\n0.5 -0.5\n"))
+        self.assertRowsClose(got, [reference_softmax(r) for r in ([1, 2], [1, 2, 3, 4, 5], [7], [0.5, -0.5])],
+                             rtol=4e-16)
+
+    def test_long_rows_and_many_rows(self):
+        rng = np.random.default_rng(7)
+        x = rng.standard_normal((300, 50)) * 4
+        text = "\n".join(" ".join(repr(v) for v in row) for row in x) + "\n"
+        long_row = rng.standard_normal(100000)
+        text += " ".join(repr(v) for v in long_row) + "\n"
+        got = rows_of(output(["-p", "17"], text))
+        expected = list(numpy_softmax(x)) + [numpy_softmax(long_row)]
+        self.assertRowsClose(got, expected, rtol=1e-13)
+
+    def test_numbers_in_every_notation(self):
+        got = rows_of(output(["-p", "17"], "1e0 +2.0 .3e1 -4E-1 0x1p1 1234567890123456789012\n"))
+        self.assertRowsClose(got, [reference_softmax([1, 2, 3, -0.4, 2, 1234567890123456789012])], rtol=4e-16)
+
+    def test_infinities_and_nan_follow_the_contract(self):
+        self.assertEqual(output([], "1 -inf 1\n"), "0.5 0 0.5\n")
+        self.assertEqual(output([], "1 inf inf\n"), "0 0.5 0.5\n")
+        self.assertEqual(output([], "-inf -inf\n"), "0 0\n")
+        self.assertEqual(output([], "1 nan 2\n"), "nan nan nan\n")
+
+    def test_several_files_in_order_and_dash_for_stdin(self):
+        a = self.write("a.txt", "1 2 3\n")
+        b = self.write("b.txt", "10 20 30\n")
+        self.assertEqual(output([a, "-", b], "0 0\n"),
+                         "0.0900306 0.244728 0.665241\n0.5 0.5\n2.06106e-09 4.53979e-05 0.999955\n")
+
+    def test_file_without_final_newline(self):
+        self.assertEqual(output([self.write("x.txt", "1 2 3")]), "0.0900306 0.244728 0.665241\n")
+
+
+class Csv(Case):
+    def test_header_is_detected_and_skipped(self):
+        self.assertEqual(output([], "a,b,c\n1,2,3\n"), "0.0900306 0.244728 0.665241\n")
+
+    def test_quoted_header(self):
+        self.assertEqual(output([], '"x","y"\n0,0\n'), "0.5 0.5\n")
+
+    def test_numeric_first_line_is_data_unless_header_is_given(self):
+        self.assertEqual(output([], "1,2\n0,0\n"), "0.268941 0.731059\n0.5 0.5\n")
+        self.assertEqual(output(["--header"], "1,2\n0,0\n"), "0.5 0.5\n")
+
+    def test_header_names_the_bars(self):
+        text = output(["--plot"], "cat,dog\n0,0\n", )
+        self.assertIn("cat ", text)
+        self.assertIn("dog ", text)
+
+    def test_partly_numeric_first_line_is_an_error(self):
+        self.assertFails([], EX_DATAERR, "standard input:1:3: expected a number, found 'b'", "1,b,3\n")
+
+
+class Options(Case):
+    def test_scale_negative_is_softmin_and_zero_uniform(self):
+        got = rows_of(output(["-s", "-1", "-p", "17"], "1 2 3\n"))
+        self.assertRowsClose(got, [reference_softmax([-1, -2, -3])], rtol=4e-16)
+        self.assertEqual(output(["--scale", "0"], "1 2 5\n"), "0.333333 0.333333 0.333333\n")
+
+    def test_temperature_list_and_repeats_give_one_block_each(self):
+        text = output(["-t", "0.1,0.5", "--temperature", "1", "-t", "10", "-p", "17"], "2 1 3 5 4\n")
+        blocks = re.findall(r"# temperature (\S+)\n(.*)\n", text)
+        self.assertEqual([b[0] for b in blocks], ["0.1", "0.5", "1", "10"])
+        for t, row in blocks:
+            self.assertRowsClose([[float(v) for v in row.split()]],
+                                 [reference_softmax([2, 1, 3, 5, 4], 1 / mpmath.mpf(t))], rtol=4e-16)
+
+    def test_temperature_from_a_file_rereads_it(self):
+        f = self.write("x.txt", "1 2\n3 4\n")
+        text = output(["-t", "1,2", f])
+        self.assertEqual(text.count("# temperature"), 2)
+        self.assertEqual(len(rows_of(text)), 4)
+
+    def test_temperature_zero_is_greedy(self):
+        self.assertEqual(output(["-t", "0"], "2 1 3 5 4\n"), "0 0 0 1 0\n")
+        self.assertEqual(output(["-t", "0"], "5 1 5\n"), "0.5 0 0.5\n")
+
+    def test_scale_and_temperature_combine(self):
+        got = rows_of(output(["-s", "3", "-t", "2", "-p", "17"], "1 2 3\n"))
+        self.assertRowsClose(got, [reference_softmax([1, 2, 3], 1.5)], rtol=4e-16)
+
+    def test_log(self):
+        got = rows_of(output(["--log", "-p", "17"], "1 2 3\n1000 0 -1000\n"))
+        self.assertRowsClose(got, [reference_softmax([1, 2, 3], log=True),
+                                   reference_softmax([1000, 0, -1000], log=True)], rtol=4e-16, atol=4.5e-16)
+        got = rows_of(output(["-l", "-s", "0.5", "-p", "17"], "1 2 3\n"))
+        self.assertRowsClose(got, [reference_softmax([1, 2, 3], 0.5, log=True)], rtol=4e-16, atol=4.5e-16)
+
+    def test_axis_on_text(self):
+        x = [[1, 2, 3], [4, 6, 5]]
+        text = "1 2 3\n4 6 5\n"
+        for axis in ("0", "-2"):
+            got = rows_of(output(["--axis", axis, "-p", "17"], text))
+            self.assertRowsClose(got, list(numpy_softmax(x, axis=0)), rtol=1e-15)
+        for axis in ("1", "-1"):
+            got = rows_of(output(["-a", axis, "-p", "17"], text))
+            self.assertRowsClose(got, list(numpy_softmax(x, axis=1)), rtol=1e-15)
+
+    def test_axis_out_of_range_for_text(self):
+        self.assertFails(["--axis", "2"], EX_USAGE, "text input is a matrix", "1 2\n")
+
+    def test_dtype_f32(self):
+        got = rows_of(output(["--dtype", "f32", "-p", "9"], "1 2 3\n0.1 0.2 0.3\n"))
+        for g, row in zip(got, ([1, 2, 3], [0.1, 0.2, 0.3])):
+            expected = np.float32(reference_softmax([np.float32(v) for v in row]))
+            np.testing.assert_allclose(np.float32(g), expected, rtol=4 * 2.0 ** -23)
+        self.assertEqual(output(["--dtype", "f64", "-p", "17"], "0 0\n"), "0.5 0.5\n")
+
+    def test_threads_do_not_change_the_result(self):
+        rng = np.random.default_rng(3)
+        text = "\n".join(" ".join(repr(v) for v in r) for r in rng.standard_normal((2000, 64))) + "\n"
+        one = output(["-j", "1", "-p", "17"], text)
+        self.assertEqual(one, output(["--threads", "2", "-p", "17"], text))
+        f = self.path("a.npy")
+        np.save(f, rng.standard_normal((300, 1000)).astype(np.float32))
+        self.assertEqual(output(["-j", "1", f]), output(["-j", "2", f]))
+
+    def test_precision_and_format(self):
+        self.assertEqual(output(["--precision", "3"], "1 2 3\n"), "0.09 0.245 0.665\n")
+        self.assertEqual(output(["-p", "17"], "0 0 0\n"), "0.33333333333333331 0.33333333333333331 0.33333333333333331\n")
+        self.assertEqual(output(["--format", "%.4f"], "1 2 3\n"), "0.0900 0.2447 0.6652\n")
+        self.assertEqual(output(["-f", "%8.2e"], "1 2 3\n"), "9.00e-02 2.45e-01 6.65e-01\n")
+        self.assertEqual(output(["-f", "p=%.2f%%"], "0 0\n"), "p=0.50% p=0.50%\n")
+
+    def test_help_lists_every_option(self):
+        status, text, _ = run(["--help"])
+        self.assertEqual(status, 0)
+        for option in ("--scale", "--temperature", "--log", "--axis", "--mask", "--sample", "--seed", "--top-k",
+                       "--top-p", "--min-p", "--counts", "--entropy", "--logsumexp", "--argmax", "--dtype",
+                       "--threads", "--precision", "--format", "--plot", "--header", "--output", "--help",
+                       "--version", "Examples", "Exit status"):
+            self.assertIn(option, text)
+        self.assertEqual(run(["-h"])[1], text)
+
+    def test_version(self):
+        self.assertRegex(output(["--version"]), r"^softmax \(libsoftmax\) \d+\.\d+\.\d+, code path \w+\n$")
+
+
+class NpyIO(Case):
+    def test_f32_f64_f16_any_shape_any_axis(self):
+        rng = np.random.default_rng(11)
+        for dtype, rtol in ((np.float64, 1e-15), (np.float32, 4e-7), (np.float16, 4e-7)):
+            x = (rng.standard_normal((3, 4, 5)) * 3).astype(dtype)
+            f = self.path("x.npy")
+            np.save(f, x)
+            for axis in (0, 1, 2, -1, -3):
+                out = self.path("y.npy")
+                run([f, "--axis", str(axis), "-o", out])
+                y = np.load(out)
+                self.assertEqual(y.shape, x.shape)
+                self.assertEqual(y.dtype, np.float64 if dtype == np.float64 else np.float32)
+                np.testing.assert_allclose(y, numpy_softmax(x.astype(np.float64), axis=axis), rtol=rtol, atol=1e-30)
+
+    def test_npy_to_text_prints_rows_of_the_last_axis(self):
+        x = np.array([[1.0, 2.0, 3.0], [10.0, 20.0, 30.0]])
+        f = self.path("x.npy")
+        np.save(f, x)
+        self.assertEqual(output([f]), "0.0900306 0.244728 0.665241\n2.06106e-09 4.53979e-05 0.999955\n")
+        np.save(f, np.array([1.0, 2.0, 3.0]))
+        self.assertEqual(output([f]), "0.0900306 0.244728 0.665241\n")
+
+    def test_dtype_option_on_npy(self):
+        f = self.path("x.npy")
+        np.save(f, np.array([[1, 2, 3]], dtype=np.float32))
+        run([f, "--dtype", "f64", "-o", self.path("y.npy")])
+        y = np.load(self.path("y.npy"))
+        self.assertEqual(y.dtype, np.float64)
+        np.testing.assert_allclose(y[0], reference_softmax([1, 2, 3]), rtol=1e-15)
+        np.save(f, np.array([[1, 2, 3]], dtype=np.float64))
+        run([f, "--dtype", "f32", "-o", self.path("y.npy")])
+        self.assertEqual(np.load(self.path("y.npy")).dtype, np.float32)
+
+    def test_text_to_npy_and_temperatures_add_a_dimension(self):
+        out = self.path("y.npy")
+        run(["-o", out], "1 2 3\n4 5 6\n")
+        y = np.load(out)
+        self.assertEqual(y.shape, (2, 3))
+        np.testing.assert_allclose(y, numpy_softmax([[1, 2, 3], [4, 5, 6]]), rtol=1e-15)
+        run(["-o", out, "-t", "1,2,4", "--log"], "1 2 3\n4 5 6\n")
+        y = np.load(out)
+        self.assertEqual(y.shape, (3, 2, 3))
+        for i, t in enumerate((1, 2, 4)):
+            np.testing.assert_allclose(y[i], numpy_softmax([[1, 2, 3], [4, 5, 6]], scale=1 / t, log=True), rtol=1e-14)
+        f = self.path("x.npy")
+        np.save(f, np.ones((2, 2), dtype=np.float32))
+        run([f, "-o", out, "-t", "1,2"])
+        self.assertEqual(np.load(out).shape, (2, 2, 2))
+
+    def test_text_output_file_and_empty_and_scalar_arrays(self):
+        out = self.path("y.txt")
+        run(["-o", out], "0 0\n")
+        with open(out) as f:
+            self.assertEqual(f.read(), "0.5 0.5\n")
+        f = self.path("x.npy")
+        np.save(f, np.zeros((0, 3), dtype=np.float32))
+        run([f, "-o", self.path("e.npy")])
+        self.assertEqual(np.load(self.path("e.npy")).shape, (0, 3))
+        np.save(f, np.float64(7.0))
+        self.assertEqual(output([f]), "1\n")
+
+    def test_large_array_in_chunks(self):
+        x = np.random.default_rng(5).standard_normal((70000, 100)).astype(np.float32)
+        f = self.path("x.npy")
+        np.save(f, x)
+        run([f, "-o", self.path("y.npy")])
+        np.testing.assert_allclose(np.load(self.path("y.npy")), numpy_softmax(x), rtol=4e-7, atol=1e-38)
+
+    def test_npy_errors(self):
+        f = self.path("bad.npy")
+        np.save(f, np.ones((2, 3), dtype=np.int32))
+        self.assertFails([f], EX_DATAERR, "data type '<i4'; expected float16, float32 or float64")
+        np.save(f, np.asfortranarray(np.ones((2, 3))))
+        self.assertFails([f], EX_DATAERR, "Fortran order")
+        np.save(f, np.ones((2, 3), dtype=">f4"))
+        self.assertFails([f], EX_DATAERR, "big-endian")
+        np.save(f, np.ones((4, 3)))
+        with open(f, "r+b") as handle:
+            handle.truncate(os.path.getsize(f) - 8)
+        self.assertFails([f], EX_DATAERR, "the data is truncated")
+        self.write("bad.npy", "not an array at all")
+        self.assertFails([f], EX_DATAERR, "no .npy magic string")
+        self.assertFails([self.path("missing.npy")], EX_NOINPUT, "missing.npy: cannot open")
+        np.save(f, np.ones((2, 3)))
+        self.assertFails([f, "--axis", "2"], EX_USAGE, "has 2 dimensions; expected an axis in [-2, 1]")
+
+
+class Errors(Case):
+    def test_malformed_number_names_file_line_column(self):
+        f = self.write("data.txt", "1 2 3\n4 5 6\n7 8x 9\n")
+        err = self.assertFails([f], EX_DATAERR, f"{f}:3:3: expected a number, found '8x'")
+        self.assertEqual(err.count("\n"), 1)
+        self.assertFails([], EX_DATAERR, "standard input:2:1: expected a number, found 'abc'", "1\nabc\n")
+        self.assertFails([], EX_DATAERR, "standard input:1:3: expected a number before ','", "1,,2\n")
+        self.assertFails([], EX_DATAERR, "standard input:1:4: expected a number after ','", "1,2,\n")
+
+    def test_ragged_rows_where_a_matrix_is_needed(self):
+        self.assertFails(["--axis", "0"], EX_DATAERR,
+                         "standard input:3: ragged rows: this row has 2 values, line 1 has 3; --axis 0 needs a matrix",
+                         "1 2 3\n4 5 6\n7 8\n")
+        self.assertFails(["-o", self.path("y.npy")], EX_DATAERR, "a .npy output needs a matrix", "1 2 3\n4 5\n")
+        self.assertFalse(os.path.exists(self.path("y.npy")))
+
+    def test_empty_input(self):
+        self.assertFails([], EX_DATAERR, "standard input: empty input: no row of numbers", "")
+        f = self.write("e.txt", "# only a comment\n\n")
+        self.assertFails([f], EX_DATAERR, f"{f}: empty input")
+
+    def test_missing_input_file(self):
+        self.assertFails([self.path("nope.txt")], EX_NOINPUT, "nope.txt: cannot open: No such file or directory")
+
+    def test_usage_errors(self):
+        cases = [(["--bogus"], "unknown option '--bogus'"), (["-Z"], "unknown option '-Z'"),
+                 (["--scale"], "option '--scale' needs an argument"), (["--scale", "x"], "--scale: expected a number"),
+                 (["--scale", "nan"], "--scale: expected a number"),
+                 (["-t", "1,,x"], "--temperature: expected a number, got 'x'"), (["-t", ","], "--temperature"),
+                 (["-p", "0"], "--precision: expected an integer in [1, 17]"),
+                 (["-j", "0"], "--threads: expected an integer in [1, 1024]"),
+                 (["--dtype", "f16"], "--dtype: expected f32 or f64"),
+                 (["--axis", "9"], "--axis: expected an integer in [-8, 7]"),
+                 (["-f", "%s"], "--format: '%s' is not a format for one number"),
+                 (["-f", "%d"], "is not a format for one number"),
+                 (["-f", "%f %f"], "has 2 conversions; expected exactly one"),
+                 (["-f", "none"], "has 0 conversions"),
+                 (["--seed", "3"], "go with --sample N"), (["--counts"], "go with --sample N"),
+                 (["--top-p", "1.5", "--sample", "3"], "--top-p: expected a probability in (0, 1]"),
+                 (["--min-p", "-1", "--sample", "3"], "--min-p: expected a probability in [0, 1]"),
+                 (["--sample", "0"], "--sample: expected an integer in [1, "),
+                 (["-t", "0", "-s", "0"], "the scale S / T is undefined"),
+                 (["-o", "x.npy", "a", "b"], "-o writes one result"),
+                 (["--log", "--entropy"], "--log does not combine")]
+        for args, message in cases:
+            with self.subTest(args=args):
+                err = self.assertFails(args, EX_USAGE, message, "1 2\n")
+                self.assertIn("Try 'softmax --help'", err)
+
+    def test_output_that_cannot_be_created(self):
+        self.assertFails(["-o", self.path("no/such/dir/y.txt")], EX_CANTCREAT, "cannot create the output file",
+                         "1 2\n")
+
+    def test_nothing_half_written_on_error(self):
+        for name in ("y.txt", "y.npy"):
+            out = self.write(name, "previous content\n")
+            big = "1 2 3\n" * 200000 + "1 2 oops\n"
+            self.assertFails(["-o", out], EX_DATAERR, ":200001:5: expected a number, found 'oops'", big)
+            with open(out) as f:
+                self.assertEqual(f.read(), "previous content\n")
+            self.assertEqual(sorted(os.listdir(self.tmp)), [name])
+            os.remove(out)
+
+    def test_interrupted_output_leaves_nothing(self):
+        out = self.path("y.txt")
+        process = subprocess.Popen([CLI, "-o", out], stdin=subprocess.PIPE, stderr=subprocess.PIPE)
+        process.stdin.write(b"1 2 3\n" * 1000)
+        process.stdin.flush()
+        deadline = time.time() + 10
+        while not any(n.startswith("y.txt.tmp") for n in os.listdir(self.tmp)) and time.time() < deadline:
+            time.sleep(0.01)
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=10)
+        process.stdin.close()
+        process.stderr.close()
+        self.assertEqual(os.listdir(self.tmp), [])
+
+    def test_sampler_and_statistics_say_when_unavailable(self):
+        for args in (["--sample", "10"], ["--sample", "10", "--seed", "1", "--counts", "--top-k", "2"],
+                     ["--entropy"], ["--logsumexp"], ["--argmax"]):
+            status, out, err = run(args, "1 2 3\n", check=False)
+            if status == EX_UNAVAILABLE:
+                self.assertIn("not available in this build", err)
+            else:
+                self.assertEqual(status, 0, err)
+
+    def test_mask_says_when_unavailable(self):
+        mask = self.write("m.txt", "0 -inf 0\n")
+        status, out, err = run(["--mask", mask], "1 2 3\n", check=False)
+        if status == EX_UNAVAILABLE:
+            self.assertIn("--mask: not available in this build", err)
+        else:
+            self.assertEqual(status, 0, err)
+            self.assertRowsClose(rows_of(out), [[reference_softmax([1, 3])[0], 0, reference_softmax([1, 3])[1]]],
+                                 rtol=1e-6)
+
+
+class Plot(Case):
+    SWEEP = ["-t", "0.1,0.5,1,10", "--plot"]
+
+    def test_golden_temperature_sweep(self):
+        text = run(self.SWEEP, "2 1 3 5 4\n", env={"COLUMNS": "60"})[1]
+        with open(os.path.join(GOLDEN, "plot_sweep_60.txt"), encoding="utf-8") as f:
+            self.assertEqual(text, f.read())
+
+    def test_golden_csv_log_plot(self):
+        text = run(["--plot", "--log", "-s", "0.5"], "cat,dog,emu\n1,2,3\n", env={"COLUMNS": "50"})[1]
+        with open(os.path.join(GOLDEN, "plot_csv_log_50.txt"), encoding="utf-8") as f:
+            self.assertEqual(text, f.read())
+
+    def test_bars_match_an_independent_drawing(self):
+        # Each bar is round(p * width * 8) eighths of a cell, width being
+        # what is left of COLUMNS after the label, two spaces and the value.
+        row = [2, 1, 3, 5, 4]
+        for columns in (40, 80, 133):
+            text = run(["--plot"], "2 1 3 5 4\n", env={"COLUMNS": str(columns)})[1]
+            lines = text.splitlines()
+            self.assertEqual(lines[0], "row 1")
+            p = reference_softmax(row)
+            values = ["%.6g" % v for v in p]
+            width = columns - 1 - max(len(v) for v in values) - 2
+            for i, line in enumerate(lines[1:]):
+                eighths = int(p[i] * width * 8 + 0.5)
+                bar = "\u2588" * (eighths // 8) + ("" if eighths % 8 == 0 else chr(0x2590 - eighths % 8))
+                self.assertEqual(line, f"{i} {bar.ljust(width)} {values[i]}")
+                self.assertEqual(len(line), columns - max(len(v) for v in values) + len(values[i]))
+
+    def test_width_without_terminal_or_columns_is_80(self):
+        text = run(["--plot"], "0 0\n")[1]
+        self.assertEqual(max(len(line) for line in text.splitlines()), 80)
+
+    def test_rows_and_npy_lines_are_titled(self):
+        text = run(["--plot", "-s", "2"], "1 2\n3 4\n", env={"COLUMNS": "40"})[1]
+        self.assertIn("row 1 (scale 2)\n", text)
+        self.assertIn("\n\nrow 2 (scale 2)\n", text)
+        f = self.path("x.npy")
+        np.save(f, np.zeros((2, 3)))
+        text = run([f, "--plot", "--axis", "0"], env={"COLUMNS": "40"})[1]
+        self.assertEqual(text.count("line "), 3)
+        self.assertEqual(text.count(" 0.5\n"), 6)
+
+
+class Streaming(Case):
+    def test_each_row_is_answered_before_the_input_ends(self):
+        process = subprocess.Popen([CLI], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        try:
+            for row, expected in (("1 2 3", b"0.0900306 0.244728 0.665241\n"), ("0 0", b"0.5 0.5\n")):
+                process.stdin.write(row.encode() + b"\n")
+                process.stdin.flush()
+                self.assertEqual(process.stdout.readline(), expected)
+        finally:
+            process.stdin.close()
+            process.wait(timeout=10)
+            process.stdout.close()
+        self.assertEqual(process.returncode, 0)
+
+    def test_bounded_memory_on_a_long_generated_stream(self):
+        megabytes = int(os.environ.get("SOFTMAX_CLI_STREAM_MB", "200"))
+        row = b"0.125 -3.5 2.75 1e-3 4.0625 -0.5 7.25 3.875\n"
+
+        def peak_rss_kib(count):
+            # A fresh Python child generates the stream into the command's
+            # stdin; RUSAGE_CHILDREN of the wrapper then holds the command's
+            # peak resident set size (the generator is small).
+            script = textwrap.dedent(f"""
+                import resource, subprocess, sys
+                p = subprocess.Popen([{CLI!r}], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+                import threading
+                lines = []
+                def drain():
+                    n = 0
+                    for chunk in iter(lambda: p.stdout.read(1 << 20), b""):
+                        n += chunk.count(b"\\n")
+                    lines.append(n)
+                t = threading.Thread(target=drain); t.start()
+                block = {row!r} * 20000
+                for _ in range({count}):
+                    p.stdin.write(block)
+                p.stdin.close(); t.join(); p.wait()
+                print(p.returncode, lines[0], resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+            """)
+            result = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=300, check=True)
+            status, lines, rss = map(int, result.stdout.split())
+            self.assertEqual(status, 0)
+            self.assertEqual(lines, count * 20000)
+            return rss
+
+        small = peak_rss_kib(1)
+        blocks = megabytes * (1 << 20) // (len(row) * 20000)
+        large = peak_rss_kib(blocks)
+        print(f"\nstream of {blocks * len(row) * 20000 / 2**20:.0f} MiB: peak RSS {large} KiB "
+              f"(one block: {small} KiB)", file=sys.stderr)
+        self.assertLess(large - small, 16 * 1024)
+
+    def test_closed_pipe_downstream_is_quiet(self):
+        result = subprocess.run(f"yes '1 2 3' | head -n 300000 | {CLI} | head -n 1", shell=True, capture_output=True,
+                                timeout=60)
+        self.assertEqual(result.stdout, b"0.0900306 0.244728 0.665241\n")
+        self.assertEqual(result.stderr, b"")
+
+
+if __name__ == "__main__":
+    unittest.main()
