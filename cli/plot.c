@@ -68,7 +68,10 @@ void cli_plot_row(cli_sink *sink, const cli_plot *plot, const char *title, const
     char label[64];
     char value[48];
     size_t label_width = 1;
-    size_t value_width = 1;
+    /* Room for the usual widest value ("4.24816e-18" at precision 6) even if
+     * this row has none, so that the bars of successive plots (a temperature
+     * sweep) share one scale. */
+    size_t value_width = (size_t)plot->precision + 5;
     for (size_t i = 0; i < n; i++) {
         label_of(plot, i, label, sizeof label);
         size_t width = display_width(label);

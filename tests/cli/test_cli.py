@@ -466,16 +466,17 @@ class Plot(Case):
             self.assertEqual(lines[0], "row 1")
             p = reference_softmax(row)
             values = ["%.6g" % v for v in p]
-            width = columns - 1 - max(len(v) for v in values) - 2
+            value_width = max(11, max(len(v) for v in values))  # precision + 5 at least
+            width = columns - 1 - value_width - 2
             for i, line in enumerate(lines[1:]):
                 eighths = int(p[i] * width * 8 + 0.5)
                 bar = "\u2588" * (eighths // 8) + ("" if eighths % 8 == 0 else chr(0x2590 - eighths % 8))
                 self.assertEqual(line, f"{i} {bar.ljust(width)} {values[i]}")
-                self.assertEqual(len(line), columns - max(len(v) for v in values) + len(values[i]))
+                self.assertEqual(len(line), columns - value_width + len(values[i]))
 
     def test_width_without_terminal_or_columns_is_80(self):
         text = run(["--plot"], "0 0\n")[1]
-        self.assertEqual(max(len(line) for line in text.splitlines()), 80)
+        self.assertEqual(max(len(line) for line in text.splitlines()), 80 - 11 + 3)  # "0.5" in 11 columns
 
     def test_rows_and_npy_lines_are_titled(self):
         text = run(["--plot", "-s", "2"], "1 2\n3 4\n", env={"COLUMNS": "40"})[1]

@@ -39,8 +39,7 @@ static void check_format(double value, int precision)
     size_t length = cli_format_g(got, value, precision);
     if (strcmp(expected, got) != 0 || length != strlen(expected)) {
         if (failures++ < 20) {
-            fprintf(stderr, "format %.17g at precision %d: expected '%s', got '%s'\n", value, precision, expected,
-                    got);
+            fprintf(stderr, "format %.17g at precision %d: expected '%s', got '%s'\n", value, precision, expected, got);
         }
     }
 }
@@ -79,10 +78,34 @@ static void check_rejected(const char *text)
 
 int main(void)
 {
-    static const double special[] = {0.0,     -0.0,   1.0,    0.5,    0.25,    0.125,  1e-5,    9.5,    99.5,
-                                     999999.5, 0.0001, 1e-4,   9.9999995e-5, 1e15,  1e16,   123456789012345678.0,
-                                     0.0900306, 0.244728, 0.665241, 9.99995e-01, 4.53979e-05, 1e-300, 1e300,
-                                     5e-324,  2.2250738585072014e-308, 1.7976931348623157e308, INFINITY, -INFINITY,
+    static const double special[] = {0.0,
+                                     -0.0,
+                                     1.0,
+                                     0.5,
+                                     0.25,
+                                     0.125,
+                                     1e-5,
+                                     9.5,
+                                     99.5,
+                                     999999.5,
+                                     0.0001,
+                                     1e-4,
+                                     9.9999995e-5,
+                                     1e15,
+                                     1e16,
+                                     123456789012345678.0,
+                                     0.0900306,
+                                     0.244728,
+                                     0.665241,
+                                     9.99995e-01,
+                                     4.53979e-05,
+                                     1e-300,
+                                     1e300,
+                                     5e-324,
+                                     2.2250738585072014e-308,
+                                     1.7976931348623157e308,
+                                     INFINITY,
+                                     -INFINITY,
                                      NAN};
     for (size_t i = 0; i < sizeof special / sizeof special[0]; i++) {
         for (int p = 1; p <= 17; p++) {
@@ -104,12 +127,32 @@ int main(void)
         check_format(decimal, 1 + i % 8);
     }
     /* Parsing: hand-picked cases, then random decimal strings of every shape. */
-    static const char *const texts[] = {"0", "-0", "+1", "1.", ".5", "1e10", "1E-10", "3.14159", "-2.5e+3",
-                                        "0.1", "0.30000000000000004", "123456789012345678901234567890",
-                                        "1e-400", "1e400", "inf", "-Infinity", "nan", "0x1p-3",
-                                        "9007199254740993", "4.35e-7", "2.2250738585072011e-308",
-                                        "16777217", "1.00000005960464477539062", "3.4028235677973366e38",
-                                        "7.006492321624085e-46", "0.000000000000000000000000000001"};
+    static const char *const texts[] = {"0",
+                                        "-0",
+                                        "+1",
+                                        "1.",
+                                        ".5",
+                                        "1e10",
+                                        "1E-10",
+                                        "3.14159",
+                                        "-2.5e+3",
+                                        "0.1",
+                                        "0.30000000000000004",
+                                        "123456789012345678901234567890",
+                                        "1e-400",
+                                        "1e400",
+                                        "inf",
+                                        "-Infinity",
+                                        "nan",
+                                        "0x1p-3",
+                                        "9007199254740993",
+                                        "4.35e-7",
+                                        "2.2250738585072011e-308",
+                                        "16777217",
+                                        "1.00000005960464477539062",
+                                        "3.4028235677973366e38",
+                                        "7.006492321624085e-46",
+                                        "0.000000000000000000000000000001"};
     for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++) {
         check_parse(texts[i]);
     }
@@ -141,8 +184,8 @@ int main(void)
         snprintf(text, sizeof text, "%.17g", midpoint);
         check_parse(text);
     }
-    static const char *const bad[] = {"", "-", "+", ".", "e5", "1e", "1e+", "abc", "1.5abc", "1..2", "--1", "1-2",
-                                      "0x", "nanx"};
+    static const char *const bad[] = {"",    "-",      "+",    ".",   "e5",  "1e", "1e+",
+                                      "abc", "1.5abc", "1..2", "--1", "1-2", "0x", "nanx"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         check_rejected(bad[i]);
     }
