@@ -219,6 +219,21 @@ static const char digit_pairs[201] = "000102030405060708091011121314151617181920
 static void write_digits(char *out, uint64_t digits, int count)
 {
     int i = count;
+    if (digits <= UINT32_MAX) {
+        /* Precision <= 9, the usual case: 32-bit division is cheaper. */
+        uint32_t small = (uint32_t)digits;
+        while (i >= 2) {
+            uint32_t pair = small % 100;
+            small /= 100;
+            out[i - 2] = digit_pairs[2 * pair];
+            out[i - 1] = digit_pairs[2 * pair + 1];
+            i -= 2;
+        }
+        if (i == 1) {
+            out[0] = (char)('0' + small % 10);
+        }
+        return;
+    }
     while (i >= 2) {
         unsigned pair = (unsigned)(digits % 100);
         digits /= 100;
