@@ -181,4 +181,29 @@ int cli_terminal_columns(void);
 void cli_plot_row(cli_sink *sink, const cli_plot *plot, const char *title, const double *probability,
                   const double *shown, size_t n);
 
+/* Two bars per entry: the exact probability and the sampled frequency (with
+ * the count), side by side. */
+void cli_plot_samples(cli_sink *sink, const cli_plot *plot, const char *title, const double *probability,
+                      const double *frequency, const int64_t *counts, size_t n);
+
+/* ---- sampling and row statistics (sample.c) ---- */
+
+typedef struct cli_draw_request {
+    const cli_options *options;
+    double scale;       /* of the pass: S / T (row statistics, plotted probabilities) */
+    double temperature; /* of the pass for the sampler: T / S (0 greedy, inf uniform) */
+    cli_sink *sink;
+    const cli_plot *plot;
+    const char *pass_description; /* "temperature 0.5" or "" (plot titles) */
+    int *plotted;                 /* set once a plot has been drawn (blank line between plots) */
+} cli_draw_request;
+
+/* 1 if this build has the library's sampler and row statistics. */
+int cli_sampler_available(void);
+/* --entropy / --logsumexp / --argmax, or --sample [--counts] [--plot], for
+ * rows x cols logits of the given type (contiguous rows). first_row numbers
+ * the rows (the random stream of each row). Returns 0 or an exit code. */
+int cli_stats_and_samples(const cli_draw_request *request, softmax_dtype dtype, const void *x, size_t rows, size_t cols,
+                          uint64_t first_row);
+
 #endif /* SOFTMAX_CLI_H */

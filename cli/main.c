@@ -47,6 +47,8 @@ typedef struct run {
     int plotted;
     double *scratch;
     size_t scratch_capacity;
+    /* --sample / --entropy / --logsumexp / --argmax instead of softmax */
+    int draws;
 } run;
 
 /* ------------------------------------------------------------------------- */
@@ -71,6 +73,14 @@ static double pass_scale(const cli_options *options, int pass)
     /* T = 0 is the greedy limit: an infinite scale, which the library
      * defines as one-hot at the arg max. */
     return t == 0 ? copysign(INFINITY, t) * options->scale : options->scale / t;
+}
+
+/* The sampler's temperature for the pass: T / S (the sampler divides the
+ * logits by it), 0 for greedy and +inf for uniform. */
+static double pass_temperature(const cli_options *options, int pass)
+{
+    double t = options->n_temperatures == 0 ? 1.0 : options->temperatures[pass];
+    return options->scale == 0 ? INFINITY : t / options->scale;
 }
 
 static void describe_pass(const run *r, char *out, size_t size)
@@ -261,9 +271,26 @@ static int execute(run *r, const void *src, softmax_dtype dtype, void *dst, int 
 
 /* Text rows: rows x cols values, computed in place. In whole-matrix mode
  * (--axis 0) they are every row of the input. */
+static int draw_rows(run *r, softmax_dtype dtype, const void *x, size_t rows, size_t cols, uint64_t first_row)
+{
+    char pass[128];
+    describe_pass(r, pass, sizeof pass);
+    cli_draw_request request = {.options = r->options,
+                                .scale = r->scale,
+                                .temperature = pass_temperature(r->options, r->pass),
+                                .sink = &r->sink,
+                                .plot = &r->plot,
+                                .pass_description = pass,
+                                .plotted = &r->plotted};
+    return cli_stats_and_samples(&request, dtype, x, rows, cols, first_row);
+}
+
 static int text_rows(void *context, void *values, size_t rows, size_t cols, uint64_t first_row)
 {
     run *r = context;
+    if (r->draws) {
+        return draw_rows(r, r->compute, values, rows, cols, first_row);
+    }
     size_t shape[2] = {rows, cols};
     int64_t strides[2];
     const double *mask = NULL;
@@ -430,6 +457,10 @@ static int run_text(run *r, const char *path)
         status = CLI_EX_USAGE;
     }
     r->text_axis_columns = axis == 0 || axis == -2;
+    if (status == 0 && r->text_axis_columns && r->draws) {
+        cli_error("--axis %d: sampling and row statistics work along rows", axis);
+        status = CLI_EX_USAGE;
+    }
     cli_text_callbacks callbacks = {
         .context = r,
         .dtype = r->compute,
@@ -490,6 +521,33 @@ static int run_npy(run *r, const char *path)
     size_t n = npy.shape[axis];
     size_t line = n * inner; /* elements per outer index */
     size_t last = npy.shape[npy.ndim - 1];
+    if (r->draws) {
+        if (axis != npy.ndim - 1) {
+            cli_error("--axis %d: sampling and row statistics work along the last axis of %s", o->axis, path);
+            cli_npy_close(&npy);
+            return CLI_EX_USAGE;
+        }
+        /* Straight from the mapping, in the file's type, a block of rows at
+         * a time. */
+        size_t total = last == 0 ? 0 : npy.count / last;
+        size_t block = last == 0 ? 1 : CHUNK_ELEMENTS / last;
+        block = block == 0 ? 1 : block;
+        for (r->pass = 0; status == 0 && r->pass < r->passes; r->pass++) {
+            r->scale = pass_scale(o, r->pass);
+            pass_heading(r);
+            for (size_t first = 0; status == 0 && first < total; first += block) {
+                size_t count = total - first < block ? total - first : block;
+                status =
+                    draw_rows(r, npy.dtype, (const unsigned char *)npy.data + first * last * cli_dtype_size(npy.dtype),
+                              count, last, first);
+                if (status == 0) {
+                    status = cli_sink_flush(&r->sink);
+                }
+            }
+        }
+        cli_npy_close(&npy);
+        return status;
+    }
 
     int64_t strides[SOFTMAX_MAX_NDIM];
     if (r->mask != NULL) {
@@ -638,9 +696,30 @@ static int load_mask(run *r, const char *path)
 
 static int unavailable(const char *option)
 {
-    cli_error("%s: not available in this build: libsoftmax %s has no sampler or row statistics yet", option,
+    cli_error("%s: not available in this build: libsoftmax %s has no sampler or row statistics", option,
               softmax_version());
     return CLI_EX_UNAVAILABLE;
+}
+
+/* Which of the sampling and statistics options this build cannot do. */
+static int check_sampler(const cli_options *options)
+{
+    if (cli_sampler_available()) {
+        return 0;
+    }
+    if (options->sample_count > 0) {
+        return unavailable("--sample");
+    }
+    if (options->entropy) {
+        return unavailable("--entropy");
+    }
+    if (options->logsumexp) {
+        return unavailable("--logsumexp");
+    }
+    if (options->argmax) {
+        return unavailable("--argmax");
+    }
+    return 0;
 }
 
 static int finish_streamed_npy(run *r)
@@ -670,17 +749,9 @@ int main(int argc, char **argv)
     if (status >= 0) {
         return status;
     }
-    if (options.sample_count > 0) {
-        return unavailable("--sample");
-    }
-    if (options.entropy) {
-        return unavailable("--entropy");
-    }
-    if (options.logsumexp) {
-        return unavailable("--logsumexp");
-    }
-    if (options.argmax) {
-        return unavailable("--argmax");
+    status = check_sampler(&options);
+    if (status != 0) {
+        return status;
     }
     if (options.threads > 0 && softmax_set_num_threads(options.threads) != SOFTMAX_OK) {
         cli_error("--threads %d: %s", options.threads, softmax_last_error());
@@ -695,6 +766,7 @@ int main(int argc, char **argv)
     r.plot.columns = cli_terminal_columns();
     r.plot.precision = options.precision;
     r.npy_output = options.output_path != NULL && cli_is_npy_path(options.output_path);
+    r.draws = options.sample_count > 0 || options.entropy || options.logsumexp || options.argmax;
 
     if (options.mask_path != NULL) {
         status = load_mask(&r, options.mask_path);

@@ -331,9 +331,36 @@ static int check_combinations(const cli_options *options)
     if (options->output_path != NULL && options->n_inputs > 1) {
         return usage_error("-o writes one result: give one input FILE with it");
     }
-    int statistics = options->entropy + options->logsumexp + options->argmax + (options->sample_count > 0);
-    if (statistics > 0 && options->log) {
+    int statistics = options->entropy || options->logsumexp || options->argmax;
+    int draws = statistics || options->sample_count > 0;
+    if (draws && options->log) {
         return usage_error("--log does not combine with --sample, --entropy, --logsumexp or --argmax");
+    }
+    if (statistics && options->sample_count > 0) {
+        return usage_error("--sample and --entropy/--logsumexp/--argmax: one at a time");
+    }
+    if (statistics && options->plot) {
+        return usage_error("--plot draws distributions and samples, not --entropy, --logsumexp or --argmax");
+    }
+    if (draws && options->mask_path != NULL) {
+        return usage_error("--mask does not combine with --sample, --entropy, --logsumexp or --argmax yet: put -inf "
+                           "in the logits instead");
+    }
+    if (draws && options->output_path != NULL) {
+        size_t length = strlen(options->output_path);
+        if (length >= 4 && strcmp(options->output_path + length - 4, ".npy") == 0) {
+            return usage_error("-o .npy holds distributions; --sample and the row statistics write text");
+        }
+    }
+    if (options->sample_count > 0) {
+        for (int i = 0; i < options->n_temperatures; i++) {
+            if (options->temperatures[i] < 0) {
+                return usage_error("--sample: the temperature must be >= 0");
+            }
+        }
+        if (options->scale < 0) {
+            return usage_error("--sample: the scale must be >= 0 (the sampler has no softmin)");
+        }
     }
     return 0;
 }

@@ -62,6 +62,89 @@ static size_t display_width(const char *text)
     return width;
 }
 
+/* One bar of `width` cells for a value in [0, 1], padded with spaces. */
+static void draw_bar(cli_sink *sink, double p, long width)
+{
+    long eighths = 0;
+    if (p > 0) {
+        eighths = (long)((p > 1 ? 1 : p) * (double)width * 8.0 + 0.5);
+    }
+    long full = eighths / 8;
+    for (long k = 0; k < full; k++) {
+        cli_sink_write(sink, full_block, sizeof full_block - 1);
+    }
+    long used = full;
+    if (eighths % 8 != 0) {
+        const char *partial = eighth_blocks[eighths % 8];
+        cli_sink_write(sink, partial, strlen(partial));
+        used++;
+    }
+    for (long k = used; k < width; k++) {
+        cli_sink_putc(sink, ' ');
+    }
+}
+
+static void pad(cli_sink *sink, size_t from, size_t to)
+{
+    for (size_t k = from; k < to; k++) {
+        cli_sink_putc(sink, ' ');
+    }
+}
+
+void cli_plot_samples(cli_sink *sink, const cli_plot *plot, const char *title, const double *probability,
+                      const double *frequency, const int64_t *counts, size_t n)
+{
+    char label[64];
+    char value[48];
+    char sampled[80];
+    size_t label_width = 1;
+    size_t value_width = (size_t)plot->precision + 5;
+    size_t sampled_width = 1;
+    for (size_t i = 0; i < n; i++) {
+        label_of(plot, i, label, sizeof label);
+        size_t width = display_width(label);
+        label_width = width > label_width ? width : label_width;
+        size_t length = cli_format_g(value, probability[i], plot->precision);
+        value_width = length > value_width ? length : value_width;
+        length = (size_t)snprintf(sampled, sizeof sampled, "%.3f (%lld)", frequency[i], (long long)counts[i]);
+        sampled_width = length > sampled_width ? length : sampled_width;
+    }
+    if (title != NULL) {
+        cli_sink_write(sink, title, strlen(title));
+        cli_sink_putc(sink, '\n');
+    }
+    /* label, " ", bar, " ", value, " | ", bar, " ", sampled */
+    long bar_width = ((long)plot->columns - (long)label_width - (long)value_width - (long)sampled_width - 6) / 2;
+    if (bar_width < MIN_BAR_WIDTH) {
+        bar_width = MIN_BAR_WIDTH;
+    }
+    const char *left = "softmax";
+    const char *right = "sampled frequency (count)";
+    pad(sink, 0, label_width + 1);
+    cli_sink_write(sink, left, strlen(left));
+    pad(sink, strlen(left), (size_t)bar_width + 1 + value_width);
+    cli_sink_write(sink, " | ", 3);
+    cli_sink_write(sink, right, strlen(right));
+    cli_sink_putc(sink, '\n');
+    for (size_t i = 0; i < n; i++) {
+        label_of(plot, i, label, sizeof label);
+        pad(sink, display_width(label), label_width);
+        cli_sink_write(sink, label, strlen(label));
+        cli_sink_putc(sink, ' ');
+        draw_bar(sink, probability[i], bar_width);
+        cli_sink_putc(sink, ' ');
+        size_t length = cli_format_g(value, probability[i], plot->precision);
+        cli_sink_write(sink, value, length);
+        pad(sink, length, value_width);
+        cli_sink_write(sink, " | ", 3);
+        draw_bar(sink, frequency[i], bar_width);
+        cli_sink_putc(sink, ' ');
+        length = (size_t)snprintf(sampled, sizeof sampled, "%.3f (%lld)", frequency[i], (long long)counts[i]);
+        cli_sink_write(sink, sampled, length);
+        cli_sink_putc(sink, '\n');
+    }
+}
+
 void cli_plot_row(cli_sink *sink, const cli_plot *plot, const char *title, const double *probability,
                   const double *shown, size_t n)
 {
@@ -96,25 +179,7 @@ void cli_plot_row(cli_sink *sink, const cli_plot *plot, const char *title, const
         }
         cli_sink_write(sink, label, strlen(label));
         cli_sink_putc(sink, ' ');
-        double p = probability[i];
-        long eighths = 0;
-        if (p > 0) {
-            double cells = (p > 1 ? 1 : p) * (double)bar_width * 8.0;
-            eighths = (long)(cells + 0.5);
-        }
-        long full = eighths / 8;
-        for (long k = 0; k < full; k++) {
-            cli_sink_write(sink, full_block, sizeof full_block - 1);
-        }
-        long used = full;
-        if (eighths % 8 != 0) {
-            const char *partial = eighth_blocks[eighths % 8];
-            cli_sink_write(sink, partial, strlen(partial));
-            used++;
-        }
-        for (long k = used; k < bar_width; k++) {
-            cli_sink_putc(sink, ' ');
-        }
+        draw_bar(sink, probability[i], bar_width);
         cli_sink_putc(sink, ' ');
         size_t length = cli_format_g(value, shown[i], plot->precision);
         cli_sink_write(sink, value, length);

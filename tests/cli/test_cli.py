@@ -443,6 +443,113 @@ class Errors(Case):
                                  rtol=1e-6)
 
 
+def sampler_available():
+    return run(["--argmax"], "1 2\n", check=False)[0] != EX_UNAVAILABLE
+
+
+@unittest.skipUnless(sampler_available(), "this build of libsoftmax has no sampler (Errors checks the message)")
+class Sampling(Case):
+    LOGITS = [2, 1, 3, 5, 4]
+    TEXT = "2 1 3 5 4\n"
+
+    def counts(self, args, text=TEXT):
+        return [[int(v) for v in line.split()] for line in output(["--counts"] + args, text).splitlines()
+                if not line.startswith("#")]
+
+    def assertFrequencies(self, counts, probabilities):
+        # A chi-square bound far in the tail (p ~ 1e-6 for 4 degrees of freedom).
+        n = sum(counts)
+        chi2 = sum((c - n * p) ** 2 / (n * p) for c, p in zip(counts, probabilities) if p > 1e-9)
+        self.assertLess(chi2, 35, f"counts {counts} against {probabilities}")
+        for c, p in zip(counts, probabilities):
+            if p < 1e-12:
+                self.assertEqual(c, 0)
+
+    def test_draws_are_indices_and_depend_only_on_the_seed(self):
+        draws = output(["--sample", "50", "--seed", "7"], self.TEXT).split()
+        self.assertEqual(len(draws), 50)
+        self.assertTrue(all(d in "01234" for d in draws))
+        self.assertEqual(output(["--sample", "50", "--seed", "7", "-j", "2"], self.TEXT).split(), draws)
+        self.assertNotEqual(output(["--sample", "50", "--seed", "8"], self.TEXT).split(), draws)
+        # Row r always uses stream r: the same row in a batch of many draws the same.
+        many = output(["--sample", "50", "--seed", "7"], self.TEXT * 3).splitlines()
+        self.assertEqual(many[0].split(), draws)
+
+    def test_counts_follow_the_softmax_at_each_temperature(self):
+        blocks = self.counts(["--sample", "20000", "--seed", "1", "-t", "0.5,1,10"])
+        for counts, t in zip(blocks, (0.5, 1, 10)):
+            self.assertEqual(sum(counts), 20000)
+            self.assertFrequencies(counts, reference_softmax(self.LOGITS, 1 / mpmath.mpf(t)))
+
+    def test_scale_and_greedy(self):
+        counts = self.counts(["--sample", "20000", "--seed", "2", "-s", "0.5"])[0]
+        self.assertFrequencies(counts, reference_softmax(self.LOGITS, 0.5))
+        self.assertEqual(self.counts(["--sample", "100", "-t", "0"])[0], [0, 0, 0, 100, 0])
+
+    def test_filters(self):
+        self.assertEqual(self.counts(["--sample", "500", "--top-k", "1"])[0], [0, 0, 0, 500, 0])
+        counts = self.counts(["--sample", "20000", "--seed", "3", "--top-k", "2"])[0]
+        p = reference_softmax([5, 4])
+        self.assertFrequencies(counts, [0, 0, 0, p[0], p[1]])
+        # top-p 0.8: 3 (0.636) alone is short of 0.8, with 4 (0.234) it is not.
+        counts = self.counts(["--sample", "20000", "--seed", "4", "--top-p", "0.8"])[0]
+        self.assertFrequencies(counts, [0, 0, 0, p[0], p[1]])
+        # min-p 0.1: keeps p >= 0.0636: indices 2, 3, 4.
+        counts = self.counts(["--sample", "20000", "--seed", "5", "--min-p", "0.1"])[0]
+        q = reference_softmax([3, 5, 4])
+        self.assertFrequencies(counts, [0, 0] + q)
+
+    def test_npy_rows_and_f16(self):
+        f = self.path("x.npy")
+        np.save(f, np.array([[2, 1, 3, 5, 4], [0, 0, 0, 0, 100]], dtype=np.float16))
+        counts = self.counts(["--sample", "1000", "--seed", "9", f], "")
+        self.assertEqual(counts[1], [0, 0, 0, 0, 1000])
+        self.assertEqual(sum(counts[0]), 1000)
+        self.assertFails([f, "--sample", "3", "--axis", "0"], EX_USAGE, "along the last axis")
+
+    def test_sample_plot_shows_probabilities_and_frequencies(self):
+        text = run(["--sample", "1000", "--seed", "42", "--counts", "--plot", "-t", "0.5"], self.TEXT,
+                   env={"COLUMNS": "90"})[1]
+        lines = text.splitlines()
+        self.assertEqual(lines[0], "row 1 (temperature 0.5): 1000 samples, seed 42")
+        self.assertIn("softmax", lines[1])
+        self.assertIn("sampled frequency (count)", lines[1])
+        self.assertEqual(len(lines), 7)
+        total = 0
+        for i, line in enumerate(lines[2:]):
+            self.assertTrue(line.startswith(f"{i} "))
+            left, right = line.split(" | ")
+            self.assertIn("%.6g" % reference_softmax(self.LOGITS, 2)[i], left)
+            count = int(re.search(r"\((\d+)\)$", right).group(1))
+            self.assertIn("%.3f (%d)" % (count / 1000, count), right)
+            total += count
+        self.assertEqual(total, 1000)
+
+    def test_row_statistics_against_mpmath(self):
+        rows = [[1, 2, 3], [1, 1, 1], [1000, -1000, 0], [0.5, -2, 7, 7]]
+        text = "\n".join(" ".join(map(str, r)) for r in rows) + "\n"
+        got = [line.split() for line in output(["--entropy", "--logsumexp", "--argmax", "-p", "17"], text).splitlines()]
+        for row, (entropy, lse, argmax) in zip(rows, got):
+            p = reference_softmax(row)
+            expected_entropy = -sum(v * float(mpmath.log(v)) for v in p if v > 0)
+            expected_lse = mpmath.log(mpmath.fsum(mpmath.exp(mpmath.mpf(v)) for v in row))
+            self.assertAlmostEqual(float(entropy), expected_entropy, delta=1e-14 * (1 + expected_entropy))
+            self.assertAlmostEqual(float(lse), float(expected_lse), delta=1e-14 * max(1, abs(float(expected_lse))))
+            self.assertEqual(int(argmax), row.index(max(row)))
+        self.assertEqual(output(["--argmax"], "1 9 3\n9 1 1\n"), "1\n0\n")
+        got = output(["--logsumexp", "-s", "2", "-p", "17"], "1 2 3\n")
+        expected = mpmath.log(mpmath.fsum(mpmath.exp(2 * mpmath.mpf(v)) for v in (1, 2, 3)))
+        self.assertAlmostEqual(float(got), float(expected), delta=1e-14 * float(expected))
+
+    def test_sampling_errors(self):
+        self.assertFails(["--sample", "3"], EX_DATAERR, "row 2: nothing to sample", "1 2\nnan 1\n")
+        self.assertFails(["--sample", "3", "-s", "-1"], EX_USAGE, "the scale must be >= 0")
+        self.assertFails(["--sample", "3", "--entropy"], EX_USAGE, "one at a time")
+        self.assertFails(["--entropy", "--plot"], EX_USAGE, "not --entropy")
+        self.assertFails(["--argmax", "-o", self.path("a.npy")], EX_USAGE, "write text")
+        self.assertFails(["--argmax", "--axis", "0"], EX_USAGE, "work along rows", "1 2\n")
+
+
 class Plot(Case):
     SWEEP = ["-t", "0.1,0.5,1,10", "--plot"]
 
