@@ -550,6 +550,55 @@ class Sampling(Case):
         self.assertFails(["--argmax", "--axis", "0"], EX_USAGE, "work along rows", "1 2\n")
 
 
+def masks_available():
+    with tempfile.NamedTemporaryFile("w", suffix=".txt") as mask:
+        mask.write("0 0\n")
+        mask.flush()
+        return run(["--mask", mask.name], "1 2\n", check=False)[0] != EX_UNAVAILABLE
+
+
+@unittest.skipUnless(masks_available(), "this build of libsoftmax applies no masks (Errors checks the message)")
+class Masks(Case):
+    def test_one_row_applies_to_every_row(self):
+        mask = self.write("m.txt", "0 -inf 0.5\n")
+        got = rows_of(output(["--mask", mask, "-p", "17"], "1 2 3\n4 5 6\n"))
+        self.assertRowsClose(got, [[a, 0, b] for a, b in (reference_softmax([1, 3.5]), reference_softmax([4, 6.5]))],
+                             rtol=1e-15)
+
+    def test_one_row_per_row_and_log_and_temperature(self):
+        mask = self.write("m.txt", "0,0,-inf\n-inf,0,0\n")
+        got = rows_of(output(["--mask", mask, "--log", "-t", "2", "-p", "17"], "1 2 3\n4 5 6\n"))
+        a = reference_softmax([0.5, 1], log=True)
+        b = reference_softmax([2.5, 3], log=True)
+        self.assertEqual(got[0][2], float("-inf"))
+        self.assertEqual(got[1][0], float("-inf"))
+        self.assertRowsClose([got[0][:2], got[1][1:]], [a, b], rtol=1e-15, atol=1e-16)
+
+    def test_npy_mask_broadcasts_over_leading_dimensions(self):
+        x = np.random.default_rng(4).standard_normal((2, 3, 4))
+        m = np.where(np.random.default_rng(5).random((3, 4)) < 0.3, -np.inf, 0.25)
+        m[:, 0] = 0  # no line along either axis is fully masked (the reference
+        m[0, :] = 0  # would give NaN where the library gives zeros)
+        np.save(self.path("x.npy"), x)
+        np.save(self.path("m.npy"), m.astype(np.float32))
+        for axis in (-1, 1):
+            run([self.path("x.npy"), "--mask", self.path("m.npy"), "--axis", str(axis), "-o", self.path("y.npy")])
+            expected = numpy_softmax(x + m, axis=axis)
+            np.testing.assert_allclose(np.load(self.path("y.npy")), expected, rtol=1e-14, atol=0)
+
+    def test_mask_errors(self):
+        mask = self.write("m.txt", "0 0\n")
+        self.assertFails(["--mask", mask], EX_DATAERR, "--mask rows have 2 values", "1 2 3\n")
+        mask = self.write("m2.txt", "0 0\n0 0\n")
+        self.assertFails(["--mask", mask], EX_DATAERR, "--mask has 2 rows, the input at least 3", "1 2\n1 2\n1 2\n")
+        self.assertFails(["--mask", self.path("none.txt")], EX_NOINPUT, "cannot open the mask", "1 2\n")
+        bad = self.write("bad.txt", "0 x\n")
+        self.assertFails(["--mask", bad], EX_DATAERR, f"{bad}:1:3: expected a number, found 'x'", "1 2\n")
+        np.save(self.path("x.npy"), np.zeros((2, 3)))
+        np.save(self.path("m.npy"), np.zeros((2, 2)))
+        self.assertFails([self.path("x.npy"), "--mask", self.path("m.npy")], EX_DATAERR, "--mask extent 2")
+
+
 class Plot(Case):
     SWEEP = ["-t", "0.1,0.5,1,10", "--plot"]
 
