@@ -11,6 +11,7 @@
 #                    with pkg-config + plain cc, against that prefix, and run
 #  6. README         the ```c example of README.md compiled against the prefix,
 #                    run, its output compared with tests/install_consumer/readme_example.expected
+#  7. command        the installed softmax command (bin/softmax, man page) run from the prefix
 #
 # Exit status: 0 only if every step passed.
 set -euo pipefail
@@ -173,4 +174,22 @@ if ! diff -u tests/install_consumer/readme_example.expected "$work_dir/readme_ex
     exit 1
 fi
 cat "$work_dir/readme_example.out"
+step_passed
+
+# --------------------------------------------------------------------------
+step command "the installed softmax command and its man page"
+for installed in "$prefix/bin/softmax" "$prefix/share/man/man1/softmax.1"; do
+    if [[ ! -f "$installed" ]]; then
+        echo "error: the install is missing $installed" >&2
+        exit 1
+    fi
+done
+# No LD_LIBRARY_PATH: the command finds the library next to it (RUNPATH $ORIGIN/../lib).
+"$prefix/bin/softmax" --version
+command_output="$(echo 1 2 3 | "$prefix/bin/softmax")"
+if [[ "$command_output" != "0.0900306 0.244728 0.665241" ]]; then
+    echo "error: echo 1 2 3 | softmax printed '$command_output'" >&2
+    exit 1
+fi
+echo "echo 1 2 3 | softmax: $command_output"
 step_passed
