@@ -299,23 +299,23 @@ size_t cli_format_g(char *out, double value, int precision)
         decimal_exponent++;
     }
 
+    /* The digits are written where they end up and moved byte by byte:
+     * copying them from a scratch buffer with wide loads right after byte
+     * stores stalls on store forwarding and doubled the cost. */
     char *p = out;
     if (value < 0) {
         *p++ = '-';
     }
-    char text[20];
-    write_digits(text, digits, precision);
-    int kept = precision; /* %g drops trailing zeros of the fraction */
     if (decimal_exponent < -4 || decimal_exponent >= precision) {
-        while (kept > 1 && text[kept - 1] == '0') {
-            kept--;
+        /* d.ddddde-XX: digits at p + 1, the first moved before the point. */
+        write_digits(p + 1, digits, precision);
+        p[0] = p[1];
+        p[1] = '.';
+        char *last = p + precision; /* the last digit */
+        while (last > p + 1 && *last == '0') {
+            last--;
         }
-        *p++ = text[0];
-        if (kept > 1) {
-            *p++ = '.';
-            memcpy(p, text + 1, (size_t)(kept - 1));
-            p += kept - 1;
-        }
+        p = last == p + 1 ? p + 1 : last + 1; /* no point without a fraction */
         int e = decimal_exponent;
         *p++ = 'e';
         *p++ = e < 0 ? '-' : '+';
@@ -326,28 +326,31 @@ size_t cli_format_g(char *out, double value, int precision)
         *p++ = (char)('0' + (e / 10) % 10);
         *p++ = (char)('0' + e % 10);
     } else if (decimal_exponent >= 0) {
+        /* ddd.ddd: digits at p + 1, the integer part moved one to the left. */
         int integer_digits = decimal_exponent + 1;
-        while (kept > integer_digits && text[kept - 1] == '0') {
-            kept--;
+        write_digits(p + 1, digits, precision);
+        for (int i = 0; i < integer_digits; i++) {
+            p[i] = p[i + 1];
         }
-        memcpy(p, text, (size_t)integer_digits);
-        p += integer_digits;
-        if (kept > integer_digits) {
-            *p++ = '.';
-            memcpy(p, text + integer_digits, (size_t)(kept - integer_digits));
-            p += kept - integer_digits;
+        p[integer_digits] = '.';
+        char *last = p + precision; /* the last digit */
+        while (last > p + integer_digits && *last == '0') {
+            last--;
         }
+        p = last == p + integer_digits ? last : last + 1;
     } else {
-        while (kept > 1 && text[kept - 1] == '0') {
-            kept--;
-        }
+        /* 0.000ddd */
         *p++ = '0';
         *p++ = '.';
         for (int i = -1; i > decimal_exponent; i--) {
             *p++ = '0';
         }
-        memcpy(p, text, (size_t)kept);
-        p += kept;
+        write_digits(p, digits, precision);
+        char *last = p + precision - 1;
+        while (last > p && *last == '0') {
+            last--;
+        }
+        p = last + 1;
     }
     *p = '\0';
     return (size_t)(p - out);
