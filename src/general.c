@@ -58,11 +58,13 @@ static void gather_f32(float *out, const char *base, softmax_dtype type, int64_t
     switch (type) {
     case SOFTMAX_DTYPE_F32: {
         const float *src = (const float *)(const void *)base + offset;
-        if (stride == 1)
-            memcpy(out, src, n * sizeof *out);
-        else
+        if (stride == 1) {
+            if (out != src)
+                memmove(out, src, n * sizeof *out);
+        } else {
             for (size_t i = 0; i < n; i++)
                 out[i] = src[(int64_t)i * stride];
+        }
         break;
     }
     case SOFTMAX_DTYPE_BF16: {
@@ -91,7 +93,9 @@ static void gather_f32(float *out, const char *base, softmax_dtype type, int64_t
 static void gather_f64(double *out, const char *base, softmax_dtype type, int64_t offset, int64_t stride, size_t n)
 {
     if (type == SOFTMAX_DTYPE_F64 && stride == 1) {
-        memcpy(out, (const double *)(const void *)base + offset, n * sizeof *out);
+        const double *src = (const double *)(const void *)base + offset;
+        if (out != src)
+            memmove(out, src, n * sizeof *out);
         return;
     }
     for (size_t i = 0; i < n; i++)
@@ -387,24 +391,110 @@ static void set_excluded(const general_plan *plan, const line_position *where, v
     }
 }
 
+/* True if every mask value of the line is 0 or -inf (a padding or causal
+ * mask written additively) and no ALiBi bias applies: the mask then only
+ * excludes elements, and the line can take the data type's kernels. */
+static bool mask_only_excludes(const general_plan *plan, const line_position *where)
+{
+    if (plan->alibi)
+        return false;
+    if (!plan->has_mask)
+        return true;
+    const general_operand *m = &plan->operands[GENERAL_MASK];
+    const int64_t stride = m->strides[plan->axis];
+    const int64_t offset = where->offset[GENERAL_MASK];
+    if (m->type == SOFTMAX_DTYPE_F32 && stride == 1) {
+        const float *values = (const float *)(const void *)m->base + offset;
+        bool only = true;
+        for (size_t j = 0; j < plan->n; j++)
+            only &= values[j] == 0.0f || values[j] == -INFINITY;
+        return only;
+    }
+    for (size_t j = 0; j < plan->n; j++) {
+        const double value = load_double(m->base, m->type, offset + (int64_t)j * stride);
+        if (value != 0.0 && value != -INFINITY)
+            return false;
+    }
+    return true;
+}
+
+/* Sets the excluded logits of a gathered forward line to -inf: the causal
+ * tail, `where` zeros and -inf mask entries. The common layouts (unit
+ * strides, f32 masks) take loops the compiler vectorises. */
+#define DEFINE_EXCLUDE(T, NAME)                                                                                        \
+    static void NAME(const general_plan *plan, const line_position *where, T *line)                                   \
+    {                                                                                                                  \
+        const size_t n = plan->n;                                                                                      \
+        const size_t kept = causal_length(plan, where);                                                                \
+        for (size_t j = kept; j < n; j++)                                                                              \
+            line[j] = -INFINITY;                                                                                       \
+        if (plan->has_where) {                                                                                         \
+            const general_operand *w = &plan->operands[GENERAL_WHERE];                                                 \
+            const uint8_t *keep = (const uint8_t *)(const void *)w->base + where->offset[GENERAL_WHERE];               \
+            const int64_t stride = w->strides[plan->axis];                                                             \
+            if (stride == 1)                                                                                           \
+                for (size_t j = 0; j < kept; j++)                                                                      \
+                    line[j] = keep[j] ? line[j] : -INFINITY;                                                           \
+            else                                                                                                       \
+                for (size_t j = 0; j < kept; j++)                                                                      \
+                    line[j] = keep[(int64_t)j * stride] ? line[j] : -INFINITY;                                         \
+        }                                                                                                              \
+        if (plan->has_mask) {                                                                                          \
+            const general_operand *m = &plan->operands[GENERAL_MASK];                                                  \
+            const int64_t stride = m->strides[plan->axis];                                                             \
+            const int64_t offset = where->offset[GENERAL_MASK];                                                        \
+            if (m->type == SOFTMAX_DTYPE_F32 && stride == 1) {                                                         \
+                const float *values = (const float *)(const void *)m->base + offset;                                   \
+                for (size_t j = 0; j < kept; j++)                                                                      \
+                    line[j] = values[j] == -INFINITY ? -INFINITY : line[j];                                            \
+            } else {                                                                                                   \
+                for (size_t j = 0; j < kept; j++)                                                                      \
+                    if (load_double(m->base, m->type, offset + (int64_t)j * stride) == -INFINITY)                      \
+                        line[j] = -INFINITY;                                                                           \
+            }                                                                                                          \
+        }                                                                                                              \
+    }
+DEFINE_EXCLUDE(float, exclude_f32)
+DEFINE_EXCLUDE(double, exclude_f64)
+#undef DEFINE_EXCLUDE
+
+/* dst holds the block's lines as contiguous rows of the computation type:
+ * the block can be gathered straight into dst and computed in place. */
+static bool dst_takes_rows(const general_plan *plan)
+{
+    return plan->dst_rows_contiguous;
+}
+
 static void run_block(const general_plan *plan, const block_buffers *buffers, size_t first_line, size_t line_count)
 {
     const size_t n = plan->n;
     const size_t element = plan->compute == SOFTMAX_DTYPE_F32 ? sizeof(float) : sizeof(double);
     const bool excluding = plan->has_where || plan->causal;
-    const bool additive = plan->forward && (plan->has_mask || plan->alibi);
     line_position positions[BLOCK_MAX_LINES];
+    bool additive = false;
     for (size_t b = 0; b < line_count; b++) {
         positions[b] = position_of(plan, first_line + b);
-        char *values = (char *)buffers->values + b * n * element;
+        if (plan->forward && (plan->has_mask || plan->alibi) && !mask_only_excludes(plan, &positions[b]))
+            additive = true;
+    }
+    const general_operand *d = &plan->operands[GENERAL_DST];
+    char *rows = buffers->values;
+    const bool direct = plan->forward && !additive && dst_takes_rows(plan);
+    if (direct)
+        rows = d->base_out + first_line * n * element; /* contiguous rows: line l starts at l * n */
+    for (size_t b = 0; b < line_count; b++) {
+        char *values = rows + b * n * element;
         gather_line(plan, GENERAL_SRC, &positions[b], values);
         if (!plan->forward) {
             char *gradient = (char *)buffers->gradient + b * n * element;
             gather_line(plan, GENERAL_GRAD, &positions[b], gradient);
             if (excluding)
                 set_excluded(plan, &positions[b], gradient, 0.0);
-        } else if (excluding && !additive) {
-            set_excluded(plan, &positions[b], values, -INFINITY);
+        } else if (!additive && (excluding || plan->has_mask)) {
+            if (plan->compute == SOFTMAX_DTYPE_F32)
+                exclude_f32(plan, &positions[b], (float *)(void *)values);
+            else
+                exclude_f64(plan, &positions[b], (double *)(void *)values);
         }
     }
 
@@ -417,11 +507,9 @@ static void run_block(const general_plan *plan, const block_buffers *buffers, si
             masked_logits(plan, &positions[b], line, n, NULL, line);
         }
         plan->wide_kernels->rows(plan->op, buffers->wide, NULL, buffers->wide, line_count, n, 1.0);
-        for (size_t b = 0; b < line_count; b++) {
-            const general_operand *d = &plan->operands[GENERAL_DST];
+        for (size_t b = 0; b < line_count; b++)
             scatter_f64(d->base_out, d->type, positions[b].offset[GENERAL_DST], d->strides[plan->axis],
                         buffers->wide + b * n, n);
-        }
         return;
     }
     if (additive) { /* f64 work: long double logits, evaluated in long double */
@@ -429,20 +517,19 @@ static void run_block(const general_plan *plan, const block_buffers *buffers, si
         for (size_t b = 0; b < line_count; b++) {
             masked_logits(plan, &positions[b], x + b * n, n, buffers->extended, NULL);
             long_double_line(plan->op, buffers->extended, buffers->line, n);
-            const general_operand *d = &plan->operands[GENERAL_DST];
             scatter_f64(d->base_out, d->type, positions[b].offset[GENERAL_DST], d->strides[plan->axis], buffers->line,
                         n);
         }
         return;
     }
 
-    plan->kernels->rows(plan->op, buffers->values, plan->forward ? NULL : buffers->gradient, buffers->values,
-                        line_count, n, plan->scale);
+    plan->kernels->rows(plan->op, rows, plan->forward ? NULL : buffers->gradient, rows, line_count, n, plan->scale);
+    if (direct)
+        return;
     for (size_t b = 0; b < line_count; b++) {
-        char *values = (char *)buffers->values + b * n * element;
+        char *values = rows + b * n * element;
         if (!plan->forward && excluding)
             set_excluded(plan, &positions[b], values, 0.0);
-        const general_operand *d = &plan->operands[GENERAL_DST];
         if (plan->compute == SOFTMAX_DTYPE_F32)
             scatter_f32(d->base_out, d->type, positions[b].offset[GENERAL_DST], d->strides[plan->axis],
                         (const float *)(const void *)values, n);

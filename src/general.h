@@ -41,6 +41,9 @@ typedef struct general_plan {
     double alibi_m0;
     double alibi_m1;
     uint64_t alibi_heads_pow2;
+    /* dst is row-major contiguous in the computation type, softmax along the
+     * last axis: blocks of lines are contiguous rows of dst. */
+    bool dst_rows_contiguous;
     /* Contiguous same-type rows along the last axis with only a causal mask. */
     bool causal_rows_fast;
 } general_plan;

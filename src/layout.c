@@ -238,6 +238,10 @@ int softmax_general_prepare(const char *fn, const softmax_desc *desc, const void
         }
     }
 
+    bool dst_contiguous = true;
+    for (int d = 0; d < plan->ndim; d++)
+        dst_contiguous &= plan->shape[d] <= 1 || plan->operands[GENERAL_DST].strides[d] == contiguous[d];
+    plan->dst_rows_contiguous = dst_contiguous && dst_type == plan->compute && plan->axis == plan->ndim - 1;
     const bool one_type = (desc->dtype == SOFTMAX_DTYPE_F32 || desc->dtype == SOFTMAX_DTYPE_F64) &&
                           dst_type == desc->dtype && (plan->forward || grad_type == desc->dtype);
     const bool masked = plan->has_mask || plan->has_where || plan->causal || plan->alibi;

@@ -529,6 +529,7 @@ typedef struct mask_case {
     bool additive, where, causal, alibi;
     int64_t causal_offset;
     double scale;
+    bool mask_zero_or_inf; /* the additive mask only excludes (0 / -inf) */
 } mask_case;
 
 /* Attention-shaped scores [B, H, Q, K] softmaxed along K. */
@@ -544,7 +545,7 @@ static void run_mask_case(const mask_case *c, test_rng *rng, size_t *checked)
      * [-3, 3], some -inf, and query row 4 fully masked. */
     double *mask_values = malloc(Q * K * sizeof *mask_values);
     for (size_t i = 0; i < Q * K; i++) {
-        mask_values[i] = rng_range(rng, -3.0, 3.0);
+        mask_values[i] = c->mask_zero_or_inf ? 0.0 : rng_range(rng, -3.0, 3.0);
         if (rng_below(rng, 5) == 0 || i / K == 4)
             mask_values[i] = -INFINITY;
     }
@@ -640,21 +641,25 @@ static void test_masks(void **state)
     const softmax_dtype F32 = SOFTMAX_DTYPE_F32, F64 = SOFTMAX_DTYPE_F64, BF16 = SOFTMAX_DTYPE_BF16,
                         F16 = SOFTMAX_DTYPE_F16;
     const mask_case cases[] = {
-        {"additive f32", F32, F32, F32, true, false, false, false, 0, 1.0},
-        {"additive f16 mask on f16", F16, F16, F16, true, false, false, false, 0, 0.125},
-        {"additive bf16 mask, bf16 -> f32", BF16, F32, BF16, true, false, false, false, 0, 1.0},
-        {"additive f64", F64, F64, F64, true, false, false, false, 0, 0.3},
-        {"where f32", F32, F32, F32, false, true, false, false, 0, 1.0},
-        {"where bf16", BF16, BF16, F32, false, true, false, false, 0, 2.0},
-        {"causal f32", F32, F32, F32, false, false, true, false, 0, 1.0},
-        {"causal offset 3 f64", F64, F64, F32, false, false, true, false, 3, 1.0},
-        {"causal offset -2 f16", F16, F16, F32, false, false, true, false, -2, 1.0},
-        {"causal offset 100 f32", F32, F32, F32, false, false, true, false, 100, -0.5},
-        {"alibi f32", F32, F32, F32, false, false, false, true, 0, 1.0},
-        {"alibi + causal bf16", BF16, BF16, F32, false, false, true, true, 0, 1.0},
-        {"everything f32", F32, F32, F16, true, true, true, true, 1, 0.7},
-        {"everything f64", F64, F64, BF16, true, true, true, true, 0, 1.3},
-        {"everything f16 -> f32", F16, F32, F32, true, true, true, true, 2, 0.25},
+        {"additive f32", F32, F32, F32, true, false, false, false, 0, 1.0, false},
+        {"additive f16 mask on f16", F16, F16, F16, true, false, false, false, 0, 0.125, false},
+        {"additive bf16 mask, bf16 -> f32", BF16, F32, BF16, true, false, false, false, 0, 1.0, false},
+        {"additive f64", F64, F64, F64, true, false, false, false, 0, 0.3, false},
+        {"where f32", F32, F32, F32, false, true, false, false, 0, 1.0, false},
+        {"where bf16", BF16, BF16, F32, false, true, false, false, 0, 2.0, false},
+        {"causal f32", F32, F32, F32, false, false, true, false, 0, 1.0, false},
+        {"causal offset 3 f64", F64, F64, F32, false, false, true, false, 3, 1.0, false},
+        {"causal offset -2 f16", F16, F16, F32, false, false, true, false, -2, 1.0, false},
+        {"causal offset 100 f32", F32, F32, F32, false, false, true, false, 100, -0.5, false},
+        {"alibi f32", F32, F32, F32, false, false, false, true, 0, 1.0, false},
+        {"alibi + causal bf16", BF16, BF16, F32, false, false, true, true, 0, 1.0, false},
+        {"everything f32", F32, F32, F16, true, true, true, true, 1, 0.7, false},
+        {"everything f64", F64, F64, BF16, true, true, true, true, 0, 1.3, false},
+        {"everything f16 -> f32", F16, F32, F32, true, true, true, true, 2, 0.25, false},
+        {"0/-inf mask f32", F32, F32, F32, true, false, false, false, 0, 1.0, true},
+        {"0/-inf bf16 mask + where + causal, f32", F32, F32, BF16, true, true, true, false, 1, 0.5, true},
+        {"0/-inf f16 mask, f64", F64, F64, F16, true, false, false, false, 0, 1.0, true},
+        {"0/-inf mask with ALiBi f32", F32, F32, F32, true, false, false, true, 0, 1.0, true},
     };
     test_rng rng;
     rng_seed(&rng, 99);
