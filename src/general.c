@@ -30,7 +30,7 @@
 #include "general.h"
 
 /* Elements per gathered block: a few lines of a short row, or one line. */
-#define BLOCK_ELEMENTS ((size_t)16384)
+#define BLOCK_ELEMENTS ((size_t)2048)
 #define BLOCK_MAX_LINES ((size_t)256)
 
 /* ---------------------------------------------------------------------- */
@@ -391,33 +391,6 @@ static void set_excluded(const general_plan *plan, const line_position *where, v
     }
 }
 
-/* True if every mask value of the line is 0 or -inf (a padding or causal
- * mask written additively) and no ALiBi bias applies: the mask then only
- * excludes elements, and the line can take the data type's kernels. */
-static bool mask_only_excludes(const general_plan *plan, const line_position *where)
-{
-    if (plan->alibi)
-        return false;
-    if (!plan->has_mask)
-        return true;
-    const general_operand *m = &plan->operands[GENERAL_MASK];
-    const int64_t stride = m->strides[plan->axis];
-    const int64_t offset = where->offset[GENERAL_MASK];
-    if (m->type == SOFTMAX_DTYPE_F32 && stride == 1) {
-        const float *values = (const float *)(const void *)m->base + offset;
-        bool only = true;
-        for (size_t j = 0; j < plan->n; j++)
-            only &= values[j] == 0.0f || values[j] == -INFINITY;
-        return only;
-    }
-    for (size_t j = 0; j < plan->n; j++) {
-        const double value = load_double(m->base, m->type, offset + (int64_t)j * stride);
-        if (value != 0.0 && value != -INFINITY)
-            return false;
-    }
-    return true;
-}
-
 /* Sets the excluded logits of a gathered forward line to -inf: the causal
  * tail, `where` zeros and -inf mask entries. The common layouts (unit
  * strides, f32 masks) take loops the compiler vectorises. */
@@ -458,6 +431,66 @@ DEFINE_EXCLUDE(float, exclude_f32)
 DEFINE_EXCLUDE(double, exclude_f64)
 #undef DEFINE_EXCLUDE
 
+/* The common attention layouts in one pass: f32 logits with unit stride
+ * gathered with their exclusions (a `where` byte or a 0 / -inf f32 mask
+ * entry, unit strides) applied on the way; loops without branches so that
+ * the compiler vectorises them. False if the layout is not one of these. */
+static bool gather_excluding_f32(const general_plan *plan, const line_position *where, char *line_bytes)
+{
+    const general_operand *x = &plan->operands[GENERAL_SRC];
+    const general_operand *w = &plan->operands[GENERAL_WHERE];
+    const general_operand *m = &plan->operands[GENERAL_MASK];
+    if (plan->compute != SOFTMAX_DTYPE_F32 || x->type != SOFTMAX_DTYPE_F32 || x->strides[plan->axis] != 1 ||
+        (plan->has_where && w->strides[plan->axis] != 1) ||
+        (plan->has_mask && (m->type == SOFTMAX_DTYPE_F64 || m->strides[plan->axis] != 1)))
+        return false;
+    if (plan->has_mask && m->type != SOFTMAX_DTYPE_F32 && !plan->has_where) {
+        /* A half-precision 0 / -inf mask: -inf is one bit pattern. */
+        const uint16_t minus_infinity = m->type == SOFTMAX_DTYPE_BF16 ? 0xff80u : 0xfc00u;
+        const uint16_t *mask = (const uint16_t *)(const void *)m->base + where->offset[GENERAL_MASK];
+        float *line = (float *)(void *)line_bytes;
+        const float *src = (const float *)(const void *)x->base + where->offset[GENERAL_SRC];
+        const size_t kept = causal_length(plan, where);
+        for (size_t j = 0; j < kept; j++) {
+            const float value = src[j];
+            line[j] = mask[j] != minus_infinity ? value : -INFINITY;
+        }
+        for (size_t j = kept; j < plan->n; j++)
+            line[j] = -INFINITY;
+        return true;
+    }
+    if (plan->has_mask && m->type != SOFTMAX_DTYPE_F32)
+        return false;
+    float *line = (float *)(void *)line_bytes;
+    const float *src = (const float *)(const void *)x->base + where->offset[GENERAL_SRC];
+    const size_t n = plan->n, kept = causal_length(plan, where);
+    if (plan->has_where && plan->has_mask) {
+        const uint8_t *keep = (const uint8_t *)(const void *)w->base + where->offset[GENERAL_WHERE];
+        const float *mask = (const float *)(const void *)m->base + where->offset[GENERAL_MASK];
+        for (size_t j = 0; j < kept; j++) {
+            const float value = src[j], bias = mask[j]; /* unconditional loads: the loop vectorises */
+            line[j] = (keep[j] != 0) & (bias != -INFINITY) ? value : -INFINITY;
+        }
+    } else if (plan->has_where) {
+        const uint8_t *keep = (const uint8_t *)(const void *)w->base + where->offset[GENERAL_WHERE];
+        for (size_t j = 0; j < kept; j++) {
+            const float value = src[j];
+            line[j] = keep[j] != 0 ? value : -INFINITY;
+        }
+    } else if (plan->has_mask) {
+        const float *mask = (const float *)(const void *)m->base + where->offset[GENERAL_MASK];
+        for (size_t j = 0; j < kept; j++) {
+            const float value = src[j];
+            line[j] = mask[j] != -INFINITY ? value : -INFINITY;
+        }
+    } else {
+        memcpy(line, src, kept * sizeof *line);
+    }
+    for (size_t j = kept; j < n; j++)
+        line[j] = -INFINITY;
+    return true;
+}
+
 /* dst holds the block's lines as contiguous rows of the computation type:
  * the block can be gathered straight into dst and computed in place. */
 static bool dst_takes_rows(const general_plan *plan)
@@ -471,19 +504,20 @@ static void run_block(const general_plan *plan, const block_buffers *buffers, si
     const size_t element = plan->compute == SOFTMAX_DTYPE_F32 ? sizeof(float) : sizeof(double);
     const bool excluding = plan->has_where || plan->causal;
     line_position positions[BLOCK_MAX_LINES];
-    bool additive = false;
-    for (size_t b = 0; b < line_count; b++) {
+    const bool additive = plan->forward && (plan->alibi || (plan->has_mask && !plan->mask_only_excludes));
+    for (size_t b = 0; b < line_count; b++)
         positions[b] = position_of(plan, first_line + b);
-        if (plan->forward && (plan->has_mask || plan->alibi) && !mask_only_excludes(plan, &positions[b]))
-            additive = true;
-    }
     const general_operand *d = &plan->operands[GENERAL_DST];
     char *rows = buffers->values;
-    const bool direct = plan->forward && !additive && dst_takes_rows(plan);
-    if (direct)
-        rows = d->base_out + first_line * n * element; /* contiguous rows: line l starts at l * n */
+    /* The kernels read the gathered block from the cache and write dst
+     * once: a block gathered into dst itself would cost dst a second pass
+     * through memory. */
+    const bool direct = !additive && dst_takes_rows(plan) && (plan->forward || !excluding);
+    char *results = direct ? d->base_out + first_line * n * element /* line l starts at l * n */ : rows;
     for (size_t b = 0; b < line_count; b++) {
         char *values = rows + b * n * element;
+        if (plan->forward && !additive && gather_excluding_f32(plan, &positions[b], values))
+            continue;
         gather_line(plan, GENERAL_SRC, &positions[b], values);
         if (!plan->forward) {
             char *gradient = (char *)buffers->gradient + b * n * element;
@@ -523,7 +557,8 @@ static void run_block(const general_plan *plan, const block_buffers *buffers, si
         return;
     }
 
-    plan->kernels->rows(plan->op, rows, plan->forward ? NULL : buffers->gradient, rows, line_count, n, plan->scale);
+    plan->kernels->rows(plan->op, rows, plan->forward ? NULL : buffers->gradient, results, line_count, n,
+                        plan->scale);
     if (direct)
         return;
     for (size_t b = 0; b < line_count; b++) {

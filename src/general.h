@@ -33,6 +33,7 @@ typedef struct general_plan {
     const softmax_kernels *wide_kernels; /* f64 kernels (additive masks on f32 work) */
     general_operand operands[GENERAL_OPERANDS];
     bool has_mask;
+    bool mask_only_excludes; /* every mask value is 0 or -inf: the mask only excludes */
     bool has_where;
     bool causal;
     int64_t causal_offset;

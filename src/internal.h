@@ -70,6 +70,10 @@ typedef struct softmax_kernels {
      * as the kernels carry it (softmax outputs are rounded from y + residual;
      * the reference path gives 0). */
     void (*exp)(const void *x, void *y, void *residual, size_t n);
+    /* f32 kernels only (NULL elsewhere): contiguous conversions between f32
+     * and bf16 (bf16 != 0) or f16, bit for bit those of convert.c. */
+    void (*widen_half)(float *dst, const uint16_t *src, size_t n, int bf16);
+    void (*narrow_half)(uint16_t *dst, const float *src, size_t n, int bf16);
 } softmax_kernels;
 
 extern const softmax_kernels softmax_ref_kernels_f32;

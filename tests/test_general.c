@@ -188,6 +188,46 @@ static void test_conversions_round_like_mpfr(void **state)
     printf("conversions: 2 x 65536 widenings exact, %zu narrowings rounded as MPFR\n", checked);
 }
 
+/* Bulk conversions (the SIMD lanes) equal the one-element ones checked
+ * against MPFR above, for every half pattern and for floats of every kind. */
+static void test_bulk_conversions_match_single(void **state)
+{
+    (void)state;
+    const size_t count = 65536 + 4 * 65536 + 13;
+    uint16_t *halves = malloc(65536 * sizeof *halves), *narrowed = malloc(count * sizeof *narrowed);
+    float *wide = malloc(count * sizeof *wide), *sources = malloc(count * sizeof *sources);
+    for (uint32_t i = 0; i < 65536; i++)
+        halves[i] = (uint16_t)i;
+    test_rng rng;
+    rng_seed(&rng, 21);
+    for (size_t i = 0; i < count; i++) {
+        uint32_t bits = i < 65536 ? (uint32_t)i << 16 : (uint32_t)rng_next(&rng);
+        if (i % 7 == 0)
+            bits = (bits & 0xffff0000u) | 0x8000u; /* exact ties for bf16 */
+        memcpy(&sources[i], &bits, sizeof bits);
+    }
+    const softmax_dtype types[2] = {SOFTMAX_DTYPE_F16, SOFTMAX_DTYPE_BF16};
+    for (int k = 0; k < 2; k++) {
+        assert_int_equal(softmax_convert(wide, SOFTMAX_DTYPE_F32, halves, types[k], 65536), 0);
+        for (uint32_t i = 0; i < 65536; i++) {
+            const double want = k == 0 ? decode_f16((uint16_t)i) : decode_bf16((uint16_t)i);
+            if (!(isnan(want) ? isnan(wide[i]) : (double)wide[i] == want))
+                fail_msg("bulk widening of 0x%04x gave %a, expected %a", i, wide[i], want);
+        }
+        assert_int_equal(softmax_convert(narrowed, types[k], sources, SOFTMAX_DTYPE_F32, count), 0);
+        for (size_t i = 0; i < count; i++) {
+            uint16_t single;
+            assert_int_equal(softmax_convert(&single, types[k], &sources[i], SOFTMAX_DTYPE_F32, 1), 0);
+            const bool both_nan = isnan(sources[i]) && (k == 0 ? isnan(decode_f16(narrowed[i]))
+                                                               : isnan(decode_bf16(narrowed[i])));
+            if (single != narrowed[i] && !both_nan)
+                fail_msg("bulk narrowing of %a to %s gave 0x%04x, one at a time 0x%04x", sources[i],
+                         k == 0 ? "f16" : "bf16", narrowed[i], single);
+        }
+    }
+    free(halves), free(narrowed), free(wide), free(sources);
+}
+
 static void test_convert_errors(void **state)
 {
     (void)state;
@@ -876,6 +916,7 @@ int main(void)
         return prologue;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_conversions_round_like_mpfr),
+        cmocka_unit_test(test_bulk_conversions_match_single),
         cmocka_unit_test(test_convert_errors),
         cmocka_unit_test(test_half_and_mixed_types),
         cmocka_unit_test(test_strided_views),

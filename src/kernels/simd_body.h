@@ -1279,6 +1279,8 @@ const softmax_kernels KERNELS_NAME = {
     .long_row = FN(long_row),
     .long_row_min = 8 * BLOCK,
     .exp = FN(exp_for_tests),
+    .widen_half = HALF_WIDEN,
+    .narrow_half = HALF_NARROW,
 };
 
 #undef BLOCK
