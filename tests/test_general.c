@@ -698,6 +698,8 @@ static void test_masks(void **state)
         {"everything f16 -> f32", F16, F32, F32, true, true, true, true, 2, 0.25, false},
         {"0/-inf mask f32", F32, F32, F32, true, false, false, false, 0, 1.0, true},
         {"0/-inf bf16 mask + where + causal, f32", F32, F32, BF16, true, true, true, false, 1, 0.5, true},
+        {"0/-inf bf16 mask + causal, f32", F32, F32, BF16, true, false, true, false, 0, 1.0, true},
+        {"0/-inf f16 mask, f32 -> bf16", F32, BF16, F16, true, false, false, false, 0, 1.0, true},
         {"0/-inf f16 mask, f64", F64, F64, F16, true, false, false, false, 0, 1.0, true},
         {"0/-inf mask with ALiBi f32", F32, F32, F32, true, false, false, true, 0, 1.0, true},
     };
