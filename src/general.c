@@ -329,6 +329,11 @@ static size_t block_lines(const general_plan *plan)
     size_t lines = BLOCK_ELEMENTS / plan->n;
     if (lines == 0)
         lines = 1;
+    /* A strided walk along the axis reads one element per cache line and
+     * page; with 64 adjacent lines gathered together every cache line read
+     * is used whole and each page visit serves 4 lines. */
+    if (plan->operands[GENERAL_SRC].strides[plan->axis] != 1 && lines < 64)
+        lines = 64;
     if (lines > BLOCK_MAX_LINES)
         lines = BLOCK_MAX_LINES;
     return lines < plan->lines ? lines : plan->lines;
@@ -491,6 +496,34 @@ static bool gather_excluding_f32(const general_plan *plan, const line_position *
     return true;
 }
 
+/* f32 lines strided along the axis but adjacent to each other (a
+ * transposed view): the block is gathered element j of every line at a
+ * time, so memory is read in order. False for other layouts. */
+static bool gather_transposed_f32(const general_plan *plan, const line_position *positions, size_t line_count,
+                                  char *rows)
+{
+    const general_operand *x = &plan->operands[GENERAL_SRC];
+    const int64_t stride = x->strides[plan->axis];
+    if (plan->compute != SOFTMAX_DTYPE_F32 || x->type != SOFTMAX_DTYPE_F32 || stride == 1 || line_count < 2)
+        return false;
+    for (size_t b = 1; b < line_count; b++)
+        if (positions[b].offset[GENERAL_SRC] != positions[0].offset[GENERAL_SRC] + (int64_t)b)
+            return false;
+    const float *src = (const float *)(const void *)x->base + positions[0].offset[GENERAL_SRC];
+    float *out = (float *)(void *)rows;
+    const size_t n = plan->n;
+    /* Tiles of 16 elements x all lines: each line's 16 outputs fill one
+     * cache line, and the 16 source rows stay in L1 across the lines. */
+    enum { TILE = 16 };
+    for (size_t j0 = 0; j0 < n; j0 += TILE) {
+        const size_t j1 = j0 + TILE < n ? j0 + TILE : n;
+        for (size_t b = 0; b < line_count; b++)
+            for (size_t j = j0; j < j1; j++)
+                out[b * n + j] = src[(int64_t)j * stride + (int64_t)b];
+    }
+    return true;
+}
+
 /* dst holds the block's lines as contiguous rows of the computation type:
  * the block can be gathered straight into dst and computed in place. */
 static bool dst_takes_rows(const general_plan *plan)
@@ -514,17 +547,19 @@ static void run_block(const general_plan *plan, const block_buffers *buffers, si
      * through memory. */
     const bool direct = !additive && dst_takes_rows(plan) && (plan->forward || !excluding);
     char *results = direct ? d->base_out + first_line * n * element /* line l starts at l * n */ : rows;
+    const bool transposed = gather_transposed_f32(plan, positions, line_count, rows);
     for (size_t b = 0; b < line_count; b++) {
         char *values = rows + b * n * element;
-        if (plan->forward && !additive && gather_excluding_f32(plan, &positions[b], values))
+        if (!transposed && plan->forward && !additive && gather_excluding_f32(plan, &positions[b], values))
             continue;
-        gather_line(plan, GENERAL_SRC, &positions[b], values);
+        if (!transposed)
+            gather_line(plan, GENERAL_SRC, &positions[b], values);
         if (!plan->forward) {
             char *gradient = (char *)buffers->gradient + b * n * element;
             gather_line(plan, GENERAL_GRAD, &positions[b], gradient);
             if (excluding)
                 set_excluded(plan, &positions[b], gradient, 0.0);
-        } else if (!additive && (excluding || plan->has_mask)) {
+        } else if (!additive && (excluding || plan->has_mask || transposed)) {
             if (plan->compute == SOFTMAX_DTYPE_F32)
                 exclude_f32(plan, &positions[b], (float *)(void *)values);
             else

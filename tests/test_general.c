@@ -815,6 +815,20 @@ static void test_in_place_strided_equals_out_of_place(void **state)
     for (size_t r = 0; r < rows; r++)
         for (size_t k = 0; k < cols; k++)
             assert_memory_equal(&b[r + k * pitch], &c[r + k * pitch], sizeof(float));
+    /* Against a long double softmax of each line of the view (the
+     * transposed gather path: adjacent lines, strided along the axis). */
+    for (size_t r = 0; r < rows; r++) {
+        long double top = -INFINITY, sum = 0;
+        for (size_t k = 0; k < cols; k++)
+            top = fmaxl(top, a[r + k * pitch]);
+        for (size_t k = 0; k < cols; k++)
+            sum += expl((long double)a[r + k * pitch] - top);
+        for (size_t k = 0; k < cols; k++) {
+            const double want = (double)(expl((long double)a[r + k * pitch] - top) / sum);
+            if (fabs(c[r + k * pitch] - want) > 3 * ulp_in(SOFTMAX_DTYPE_F32, want))
+                fail_msg("transposed view line %zu element %zu: %.9g vs %.9g", r, k, c[r + k * pitch], want);
+        }
+    }
     /* The padding between the view's elements is untouched. */
     for (size_t k = 0; k < cols; k++)
         for (size_t r = rows; r < pitch; r++)
