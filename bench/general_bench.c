@@ -315,9 +315,10 @@ static void attention(void)
     add(&row, "x+mask,softmax", ROLE_ANCHOR, run_unfused, unfused, n);
     measure_and_print(&row);
     const double unmasked = median_of(&row, "unmasked");
-    printf(markdown ? "| ratios to unmasked | causal %.2f | padding %.2f | mask-f32 %.2f | mask-bf16 %.2f | unfused %.2f "
-                      "|\n"
-                    : "  ratios to unmasked: causal %.2f, padding %.2f, mask-f32 %.2f, mask-bf16 %.2f, unfused %.2f\n",
+    printf(markdown
+               ? "| ratios to unmasked | causal %.2f | padding %.2f | mask-f32 %.2f | mask-bf16 %.2f | unfused %.2f "
+                 "|\n"
+               : "  ratios to unmasked: causal %.2f, padding %.2f, mask-f32 %.2f, mask-bf16 %.2f, unfused %.2f\n",
            median_of(&row, "causal") / unmasked, median_of(&row, "padding") / unmasked,
            median_of(&row, "mask-f32") / unmasked, median_of(&row, "mask-bf16") / unmasked,
            median_of(&row, "x+mask,softmax") / unmasked);
@@ -371,8 +372,8 @@ int main(int argc, char **argv)
     settings.min_kept = quick ? 5 : 9;
     settings.max_rounds = 3 * settings.min_kept;
     harness_calibrate(quick ? 0.2 : 0.5);
-    printf("general_bench: %s path, %d thread(s); median ns per element over fast-state samples\n",
-           softmax_isa_name(), threads);
+    printf("general_bench: %s path, %d thread(s); median ns per element over fast-state samples\n", softmax_isa_name(),
+           threads);
     half_rows(1024, 4096);
     half_rows(16, 1048576);
     attention();

@@ -400,7 +400,7 @@ static void set_excluded(const general_plan *plan, const line_position *where, v
  * tail, `where` zeros and -inf mask entries. The common layouts (unit
  * strides, f32 masks) take loops the compiler vectorises. */
 #define DEFINE_EXCLUDE(T, NAME)                                                                                        \
-    static void NAME(const general_plan *plan, const line_position *where, T *line)                                   \
+    static void NAME(const general_plan *plan, const line_position *where, T *line)                                    \
     {                                                                                                                  \
         const size_t n = plan->n;                                                                                      \
         const size_t kept = causal_length(plan, where);                                                                \
@@ -533,6 +533,16 @@ static bool dst_takes_rows(const general_plan *plan)
 
 static void run_block(const general_plan *plan, const block_buffers *buffers, size_t first_line, size_t line_count)
 {
+    if (plan->half_rows) {
+        /* Long half-precision rows stream through the kernels' own buffer. */
+        const general_operand *x = &plan->operands[GENERAL_SRC], *d = &plan->operands[GENERAL_DST];
+        const line_position where = position_of(plan, first_line);
+        const uint16_t *src = (const uint16_t *)(const void *)x->base + where.offset[GENERAL_SRC];
+        uint16_t *dst = (uint16_t *)(void *)d->base_out + where.offset[GENERAL_DST];
+        if (line_count == 1 &&
+            plan->kernels->half_row(plan->op, src, dst, plan->n, plan->scale, x->type == SOFTMAX_DTYPE_BF16))
+            return;
+    }
     const size_t n = plan->n;
     const size_t element = plan->compute == SOFTMAX_DTYPE_F32 ? sizeof(float) : sizeof(double);
     const bool excluding = plan->has_where || plan->causal;
@@ -592,8 +602,7 @@ static void run_block(const general_plan *plan, const block_buffers *buffers, si
         return;
     }
 
-    plan->kernels->rows(plan->op, rows, plan->forward ? NULL : buffers->gradient, results, line_count, n,
-                        plan->scale);
+    plan->kernels->rows(plan->op, rows, plan->forward ? NULL : buffers->gradient, results, line_count, n, plan->scale);
     if (direct)
         return;
     for (size_t b = 0; b < line_count; b++) {

@@ -289,6 +289,15 @@ int softmax_general_prepare(const char *fn, const softmax_desc *desc, const void
     plan->dst_rows_contiguous = dst_contiguous && dst_type == plan->compute && plan->axis == plan->ndim - 1;
     if (plan->has_mask)
         plan->mask_only_excludes = mask_only_excludes(plan);
+    {
+        bool src_contiguous = true;
+        for (int d = 0; d < plan->ndim; d++)
+            src_contiguous &= plan->shape[d] <= 1 || plan->operands[GENERAL_SRC].strides[d] == contiguous[d];
+        const bool half = desc->dtype == SOFTMAX_DTYPE_BF16 || desc->dtype == SOFTMAX_DTYPE_F16;
+        plan->half_rows = half && dst_type == desc->dtype && plan->forward && src_contiguous && dst_contiguous &&
+                          plan->axis == plan->ndim - 1 && plan->n >= HALF_ROW_MIN && plan->kernels->half_row != NULL &&
+                          !plan->has_mask && !plan->has_where && !plan->causal && !plan->alibi;
+    }
     const bool one_type = (desc->dtype == SOFTMAX_DTYPE_F32 || desc->dtype == SOFTMAX_DTYPE_F64) &&
                           dst_type == desc->dtype && (plan->forward || grad_type == desc->dtype);
     const bool masked = plan->has_mask || plan->has_where || plan->causal || plan->alibi;

@@ -32,8 +32,8 @@ static inline __m256i narrow_16(__m512 v, int bf16)
     __m512i bits = _mm512_castps_si512(v);
     __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(bits, 16), _mm512_set1_epi32(1));
     __m512i rounded = _mm512_srli_epi32(_mm512_add_epi32(bits, _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7fff))), 16);
-    __mmask16 nan = _mm512_cmpgt_epu32_mask(_mm512_and_si512(bits, _mm512_set1_epi32(0x7fffffff)),
-                                            _mm512_set1_epi32(0x7f800000));
+    __mmask16 nan =
+        _mm512_cmpgt_epu32_mask(_mm512_and_si512(bits, _mm512_set1_epi32(0x7fffffff)), _mm512_set1_epi32(0x7f800000));
     __m512i quiet = _mm512_or_si512(_mm512_srli_epi32(bits, 16), _mm512_set1_epi32(0x40));
     return _mm512_cvtepi32_epi16(_mm512_mask_blend_epi32(nan, rounded, quiet));
 }
@@ -55,6 +55,7 @@ static void narrow_half_simd(uint16_t *dst, const float *src, size_t n, int bf16
 }
 #define HALF_WIDEN widen_half_simd
 #define HALF_NARROW narrow_half_simd
+#define HALF_ROWS 1
 #elif defined(__AVX2__) && defined(__F16C__)
 #define HALF_STEP 8
 static inline __m256 widen_8(const uint16_t *src, int bf16)
@@ -73,8 +74,8 @@ static inline __m128i narrow_8(__m256 v, int bf16)
     __m256i rounded = _mm256_srli_epi32(_mm256_add_epi32(bits, _mm256_add_epi32(lsb, _mm256_set1_epi32(0x7fff))), 16);
     /* NaN: magnitude above inf, compared as signed integers (both are
      * below 2^31). */
-    __m256i nan = _mm256_cmpgt_epi32(_mm256_and_si256(bits, _mm256_set1_epi32(0x7fffffff)),
-                                     _mm256_set1_epi32(0x7f800000));
+    __m256i nan =
+        _mm256_cmpgt_epi32(_mm256_and_si256(bits, _mm256_set1_epi32(0x7fffffff)), _mm256_set1_epi32(0x7f800000));
     __m256i quiet = _mm256_or_si256(_mm256_srli_epi32(bits, 16), _mm256_set1_epi32(0x40));
     __m256i halves = _mm256_blendv_epi8(rounded, quiet, nan);
     /* Pack the eight 32-bit values (< 2^16) to 16 bits: packus works within
@@ -100,6 +101,7 @@ static void narrow_half_simd(uint16_t *dst, const float *src, size_t n, int bf16
 }
 #define HALF_WIDEN widen_half_simd
 #define HALF_NARROW narrow_half_simd
+#define HALF_ROWS 1
 #else
 #define HALF_WIDEN NULL
 #define HALF_NARROW NULL
@@ -170,6 +172,7 @@ static inline vf32 exp2_q_f32(vf32 f)
 
 #undef HALF_WIDEN
 #undef HALF_NARROW
+#undef HALF_ROWS
 #define HALF_WIDEN NULL
 #define HALF_NARROW NULL
 
