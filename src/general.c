@@ -29,6 +29,15 @@
 
 #include "general.h"
 
+/* The loops that gather, mask and split lines are plain C that the compiler
+ * vectorises; compiled once per ISA level (chosen by the CPU at load time:
+ * they are exact, so every clone gives the same bits). */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+#define VECTOR_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define VECTOR_CLONES
+#endif
+
 /* Elements per gathered block: a few lines of a short row, or one line. */
 #define BLOCK_ELEMENTS ((size_t)2048)
 #define BLOCK_MAX_LINES ((size_t)256)
@@ -289,7 +298,7 @@ static void masked_logits(const general_plan *plan, const line_position *where, 
  * in double, far below the f32 result's ulp. Excluded elements (mask -inf,
  * `where`, causal) are -inf whatever x is. False for other cases, which
  * take masked_logits(). */
-static bool masked_logits_f32_fast(const general_plan *plan, const line_position *where, const float *x, double *z)
+VECTOR_CLONES static bool masked_logits_f32_fast(const general_plan *plan, const line_position *where, const float *x, double *z)
 {
     const general_operand *m = &plan->operands[GENERAL_MASK];
     const general_operand *w = &plan->operands[GENERAL_WHERE];
@@ -331,17 +340,34 @@ static bool masked_logits_f32_fast(const general_plan *plan, const line_position
  * below 2^-40 for the outputs in the normal range, |d| < 104). False (line
  * untouched in its meaning) for lines with NaN, +inf or no finite logit:
  * they take the exact general path. */
-static bool split_logits(double *z, float *hi, size_t n)
+VECTOR_CLONES static bool split_logits(double *z, float *hi, size_t n)
 {
-    double top = -INFINITY;
-    bool special = false;
-    for (size_t j = 0; j < n; j++) {
-        special |= isnan(z[j]) || z[j] == INFINITY;
-        top = z[j] > top ? z[j] : top;
+    /* Eight running maxima (a fixed order: the same bits on every path). */
+    enum { PARTS = 8 };
+    double tops[PARTS];
+    int special[PARTS];
+    for (int l = 0; l < PARTS; l++)
+        tops[l] = -INFINITY, special[l] = 0;
+    size_t j = 0;
+    for (; j + PARTS <= n; j += PARTS)
+        for (int l = 0; l < PARTS; l++) {
+            const double value = z[j + (size_t)l];
+            special[l] |= (value != value) | (value == INFINITY);
+            tops[l] = value > tops[l] ? value : tops[l];
+        }
+    for (; j < n; j++) {
+        special[0] |= (z[j] != z[j]) | (z[j] == INFINITY);
+        tops[0] = z[j] > tops[0] ? z[j] : tops[0];
     }
-    if (special || top == -INFINITY)
+    double top = -INFINITY;
+    int any_special = 0;
+    for (int l = 0; l < PARTS; l++) {
+        top = tops[l] > top ? tops[l] : top;
+        any_special |= special[l];
+    }
+    if (any_special || top == -INFINITY)
         return false;
-    for (size_t j = 0; j < n; j++) {
+    for (j = 0; j < n; j++) {
         const double d = z[j] - top;
         z[j] = d;
         hi[j] = (float)d;
@@ -351,22 +377,38 @@ static bool split_logits(double *z, float *hi, size_t n)
 
 /* out = softmax(d) from w = softmax(hi) (or log-softmax), see
  * split_logits(); d arrives in `line` and leaves as the result. */
-static void apply_low_parts(softmax_op op, const float *w, double *line, size_t n)
+VECTOR_CLONES static void apply_low_parts(softmax_op op, const float *w, double *line, size_t n)
 {
-    double correction = 0;
-    for (size_t j = 0; j < n; j++) {
+    /* The low parts, then their weighted sum in eight fixed partial sums. */
+    size_t j = 0;
+    for (; j < n; j++) {
         const double d = line[j];
-        const double low = d == -INFINITY ? 0.0 : d - (double)(float)d;
-        line[j] = low;
-        correction += (op == SOFTMAX_OP_LOG_SOFTMAX ? exp((double)w[j]) : (double)w[j]) * low;
+        const double low = d - (double)(float)d;
+        line[j] = d == -INFINITY ? 0.0 : low;
     }
+    enum { PARTS = 8 };
+    double partial[PARTS] = {0};
+    j = 0;
+    if (op == SOFTMAX_OP_LOG_SOFTMAX) {
+        for (; j < n; j++) /* exp of log-probabilities: no vector exp here, but rare */
+            partial[j % PARTS] += exp((double)w[j]) * line[j];
+    } else {
+        for (; j + PARTS <= n; j += PARTS)
+            for (int l = 0; l < PARTS; l++)
+                partial[l] += (double)w[j + (size_t)l] * line[j + (size_t)l];
+        for (; j < n; j++)
+            partial[0] += (double)w[j] * line[j];
+    }
+    double correction = 0;
+    for (int l = 0; l < PARTS; l++)
+        correction += partial[l];
     if (op == SOFTMAX_OP_LOG_SOFTMAX) {
         const double log_correction = log1p(correction);
-        for (size_t j = 0; j < n; j++)
+        for (j = 0; j < n; j++)
             line[j] = ((double)w[j] + line[j]) - log_correction;
     } else {
         const double normalizer = 1.0 / (1.0 + correction);
-        for (size_t j = 0; j < n; j++)
+        for (j = 0; j < n; j++)
             line[j] = (double)w[j] * (1.0 + line[j]) * normalizer;
     }
 }
@@ -534,7 +576,7 @@ DEFINE_EXCLUDE(double, exclude_f64)
  * gathered with their exclusions (a `where` byte or a 0 / -inf f32 mask
  * entry, unit strides) applied on the way; loops without branches so that
  * the compiler vectorises them. False if the layout is not one of these. */
-static bool gather_excluding_f32(const general_plan *plan, const line_position *where, char *line_bytes)
+VECTOR_CLONES static bool gather_excluding_f32(const general_plan *plan, const line_position *where, char *line_bytes)
 {
     const general_operand *x = &plan->operands[GENERAL_SRC];
     const general_operand *w = &plan->operands[GENERAL_WHERE];
@@ -593,7 +635,7 @@ static bool gather_excluding_f32(const general_plan *plan, const line_position *
 /* f32 lines strided along the axis but adjacent to each other (a
  * transposed view): the block is gathered element j of every line at a
  * time, so memory is read in order. False for other layouts. */
-static bool gather_transposed_f32(const general_plan *plan, const line_position *positions, size_t line_count,
+VECTOR_CLONES static bool gather_transposed_f32(const general_plan *plan, const line_position *positions, size_t line_count,
                                   char *rows)
 {
     const general_operand *x = &plan->operands[GENERAL_SRC];
