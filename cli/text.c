@@ -175,6 +175,9 @@ static int keep_header(reader *r, const char *p, const char *end)
 static int parse_line(reader *r, const char *line_start, const char *end)
 {
     const char *p = line_start;
+    if (r->line == 1 && end - p >= 3 && memcmp(p, "\xEF\xBB\xBF", 3) == 0) {
+        p += 3; /* the byte order mark some spreadsheets put before a CSV file */
+    }
     while (p < end && is_blank(*p)) {
         p++;
     }

@@ -157,6 +157,10 @@ class Csv(Case):
     def test_header_is_detected_and_skipped(self):
         self.assertEqual(output([], "a,b,c\n1,2,3\n"), "0.0900306 0.244728 0.665241\n")
 
+    def test_byte_order_mark(self):
+        self.assertEqual(output([], "\ufeffa,b\n0,0\n"), "0.5 0.5\n")
+        self.assertEqual(output([], "\ufeff1,1\n"), "0.5 0.5\n")
+
     def test_quoted_header(self):
         self.assertEqual(output([], '"x","y"\n0,0\n'), "0.5 0.5\n")
 
