@@ -134,8 +134,10 @@ typedef struct cli_npy {
 /* Maps a .npy file. Returns 0 or an exit code (reported, naming the file). */
 int cli_npy_open(const char *path, cli_npy *npy);
 void cli_npy_close(cli_npy *npy);
-/* True if the file starts with the .npy magic string. */
+/* True if the name ends in .npy. */
 int cli_is_npy_path(const char *path);
+/* True if the input is a .npy array: by its name, or by its first bytes. */
+int cli_is_npy_input(const char *path);
 /* Writes a version 1.0 header for the dtype and shape, padded to exactly
  * header_size bytes if header_size is non-zero (it must then be large enough
  * and a multiple of 64), else to the next multiple of 64. Returns the size

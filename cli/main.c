@@ -654,7 +654,7 @@ static int mask_rows_callback(void *context, void *values, size_t rows, size_t c
 
 static int load_mask(run *r, const char *path)
 {
-    if (cli_is_npy_path(path)) {
+    if (cli_is_npy_input(path)) {
         cli_npy npy;
         int status = cli_npy_open(path, &npy);
         if (status != 0) {
@@ -781,7 +781,7 @@ int main(int argc, char **argv)
     }
     int any_text = 0;
     for (int i = 0; i < options.n_inputs; i++) {
-        any_text |= !cli_is_npy_path(options.inputs[i]);
+        any_text |= !cli_is_npy_input(options.inputs[i]);
     }
     if (r.npy_output && (options.n_inputs == 0 || any_text)) {
         /* The shape is known at the end; the header goes in last. */
@@ -793,7 +793,7 @@ int main(int argc, char **argv)
     }
     for (int i = 0; status == 0 && i < options.n_inputs; i++) {
         const char *path = options.inputs[i];
-        status = cli_is_npy_path(path) ? run_npy(&r, path) : run_text(&r, path);
+        status = cli_is_npy_input(path) ? run_npy(&r, path) : run_text(&r, path);
     }
     if (status == 0 && r.npy_output && (options.n_inputs == 0 || any_text)) {
         status = finish_streamed_npy(&r);

@@ -39,6 +39,26 @@ int cli_is_npy_path(const char *path)
     return length >= 4 && strcmp(path + length - 4, ".npy") == 0;
 }
 
+int cli_is_npy_input(const char *path)
+{
+    if (cli_is_npy_path(path)) {
+        return 1;
+    }
+    /* Any other name: a regular file that starts with the magic string. */
+    struct stat info;
+    if (strcmp(path, "-") == 0 || stat(path, &info) != 0 || !S_ISREG(info.st_mode)) {
+        return 0;
+    }
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) {
+        return 0;
+    }
+    char start[sizeof npy_magic];
+    ssize_t got = read(fd, start, sizeof start);
+    close(fd);
+    return got == (ssize_t)sizeof start && memcmp(start, npy_magic, sizeof npy_magic) == 0;
+}
+
 /* Finds the value of 'key' in the header dict; returns a pointer just after
  * the colon, or NULL. */
 static const char *dict_value(const char *dict, const char *key)

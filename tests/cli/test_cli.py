@@ -285,6 +285,12 @@ class NpyIO(Case):
         np.save(f, np.array([1.0, 2.0, 3.0]))
         self.assertEqual(output([f]), "0.0900306 0.244728 0.665241\n")
 
+    def test_npy_recognised_by_content(self):
+        f = self.path("x.NPY")
+        with open(f, "wb") as handle:
+            np.save(handle, np.array([1.0, 2.0, 3.0]))
+        self.assertEqual(output([f]), "0.0900306 0.244728 0.665241\n")
+
     def test_dtype_option_on_npy(self):
         f = self.path("x.npy")
         np.save(f, np.array([[1, 2, 3]], dtype=np.float32))
