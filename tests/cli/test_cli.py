@@ -433,6 +433,21 @@ class Errors(Case):
         process.stderr.close()
         self.assertEqual(os.listdir(self.tmp), [])
 
+    def test_random_input_never_crashes(self):
+        # Random bytes drawn mostly from the characters the scanner cares
+        # about: every run ends with success or a data error, never a signal
+        # (the sanitizer build turns any memory error into a failure here).
+        rng = np.random.default_rng(12)
+        alphabet = list(b"0123456789+-.eEinfaxp,, \t\r\n#\"'") + [0xEF, 0xBB, 0xBF, 0x00, 0xFF]
+        for case in range(150):
+            data = bytes(rng.choice(alphabet, size=int(rng.integers(0, 400))).tolist())
+            args = [["-p", "17"], ["--axis", "0"], ["--dtype", "f32"], ["--plot"], ["--header"], ["-t", "0.5,2"],
+                    ["-o", self.path("r.npy")]][case % 7]
+            result = subprocess.run([CLI] + args, input=data, capture_output=True, timeout=30)
+            self.assertIn(result.returncode, (0, EX_DATAERR), f"{args} on {data!r}: {result.stderr!r}")
+            if result.returncode == EX_DATAERR:
+                self.assertRegex(result.stderr.decode(errors="replace"), r"^softmax: standard input(:\d+)*: ")
+
     def test_sampler_and_statistics_say_when_unavailable(self):
         for args in (["--sample", "10"], ["--sample", "10", "--seed", "1", "--counts", "--top-k", "2"],
                      ["--entropy"], ["--logsumexp"], ["--argmax"]):
