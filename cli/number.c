@@ -283,7 +283,7 @@ size_t cli_format_g(char *out, double value, int precision)
     /* `scaled` is within half an ulp of the exact product: if its fraction is
      * that close to one half, printf's rounding of the exact value could go
      * either way, so let printf decide. */
-    uint64_t whole = (uint64_t)scaled;
+    uint64_t whole = (uint64_t)(int64_t)scaled; /* < 10^15: the signed conversion is one instruction */
     double fraction = scaled - (double)whole;
     uint64_t scaled_bits;
     memcpy(&scaled_bits, &scaled, sizeof scaled_bits);
@@ -340,11 +340,10 @@ size_t cli_format_g(char *out, double value, int precision)
         p = last == p + integer_digits ? last : last + 1;
     } else {
         /* 0.000ddd */
-        *p++ = '0';
-        *p++ = '.';
-        for (int i = -1; i > decimal_exponent; i--) {
-            *p++ = '0';
-        }
+        /* "0.000" written whole, then kept up to the exponent's zeros: no
+         * branch that depends on the value. */
+        memcpy(p, "0.000", 5);
+        p += 1 - decimal_exponent;
         write_digits(p, digits, precision);
         char *last = p + precision - 1;
         while (last > p && *last == '0') {
