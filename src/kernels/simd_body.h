@@ -1349,6 +1349,8 @@ const softmax_kernels KERNELS_NAME = {
     .widen_half = HALF_WIDEN,
     .narrow_half = HALF_NARROW,
     .half_row = HALF_ROW_FN,
+    .split_logits = SPLIT_LOGITS,
+    .apply_low_parts = APPLY_LOW_PARTS,
 };
 #undef HALF_ROW_FN
 
