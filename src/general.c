@@ -810,6 +810,20 @@ static void run_causal_rows(const general_plan *plan, size_t first_line, size_t 
     const general_operand *grad = &plan->operands[GENERAL_GRAD];
     const general_operand *dst = &plan->operands[GENERAL_DST];
     const double fill = plan->op == SOFTMAX_OP_LOG_SOFTMAX ? -INFINITY : 0.0;
+    const line_position first = position_of(plan, first_line);
+    if (plan->kernels->prefix_rows != NULL) {
+        /* The unit's rows are contiguous (layout checked by the plan). */
+        size_t kept[BLOCK_MAX_LINES];
+        for (size_t b = 0; b < line_count; b++) {
+            const line_position where = position_of(plan, first_line + b);
+            kept[b] = causal_length(plan, &where);
+        }
+        plan->kernels->prefix_rows(plan->op, src->base + first.offset[GENERAL_SRC] * (int64_t)element,
+                                   plan->forward ? NULL : grad->base + first.offset[GENERAL_GRAD] * (int64_t)element,
+                                   dst->base_out + first.offset[GENERAL_DST] * (int64_t)element, line_count, n, kept,
+                                   plan->scale);
+        return;
+    }
     for (size_t b = 0; b < line_count; b++) {
         const line_position where = position_of(plan, first_line + b);
         const size_t kept = causal_length(plan, &where);
@@ -834,8 +848,7 @@ static void run_causal_rows(const general_plan *plan, size_t first_line, size_t 
 int softmax_general_run(const general_plan *plan)
 {
     const bool causal_rows = plan->causal_rows_fast;
-    const size_t lines_per_unit =
-        causal_rows ? (plan->n >= BLOCK_ELEMENTS ? 1 : BLOCK_ELEMENTS / plan->n) : block_lines(plan);
+    const size_t lines_per_unit = block_lines(plan); /* <= BLOCK_MAX_LINES, as run_causal_rows() needs */
     const size_t units = (plan->lines + lines_per_unit - 1) / lines_per_unit;
     const int threads = softmax_threads_for_job(plan->lines * plan->n, units);
     atomic_int failed = 0;

@@ -54,6 +54,11 @@ typedef struct softmax_kernels {
     size_t element_size;
     /* `rows` contiguous rows of n elements. */
     void (*rows)(softmax_op op, const void *src, const void *grad, void *dst, size_t rows, size_t n, double scale);
+    /* `rows` contiguous rows of which row r keeps its first kept[r]
+     * elements (a causal mask): the op on the prefix, then 0 (log-softmax
+     * -inf) to n; bit for bit rows() on each prefix. NULL: call rows(). */
+    void (*prefix_rows)(softmax_op op, const void *src, const void *grad, void *dst, size_t rows, size_t n,
+                        const size_t *kept, double scale);
     /* Lines j in [j_begin, j_end) of one [n, inner] slice; j_begin is a
      * multiple of column_chunk so that results never depend on how the API
      * split the lines. */
