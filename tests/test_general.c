@@ -760,6 +760,8 @@ static void test_masks(void **state)
         {"everything f64", F64, F64, BF16, true, true, true, true, 0, 1.3, false},
         {"everything f16 -> f32", F16, F32, F32, true, true, true, true, 2, 0.25, false},
         {"0/-inf mask f32", F32, F32, F32, true, false, false, false, 0, 1.0, true},
+        {"additive f64 mask on f32", F32, F32, F64, true, false, false, false, 0, 0.5, false},
+        {"additive f64 mask on bf16 -> f16", BF16, F16, F64, true, true, false, false, 0, 2.0, false},
         {"0/-inf bf16 mask + where + causal, f32", F32, F32, BF16, true, true, true, false, 1, 0.5, true},
         {"0/-inf bf16 mask + causal, f32", F32, F32, BF16, true, false, true, false, 0, 1.0, true},
         {"0/-inf f16 mask, f32 -> bf16", F32, BF16, F16, true, false, false, false, 0, 1.0, true},
