@@ -397,13 +397,14 @@ static void test_chi_square_data_types(void **state)
 static void test_chi_square_large_vocabulary(void **state)
 {
     (void)state;
-    const size_t n = 5000;
+    set_threads_or_fail(1); /* a shared machine: no team spinning over rows this small */
+    const size_t n = 3000;
     double *x = malloc(n * sizeof *x);
     test_rng rng;
     rng_seed(&rng, 99);
     for (size_t i = 0; i < n; i++)
         x[i] = 2.0 * rng_normal(&rng);
-    x[4321] = 9.0; /* a peak far from the start */
+    x[2345] = 9.0; /* a peak far from the start */
     const filters chosen[] = {
         {1, 0, 1, 0},        {0.3, 0, 1, 0},    {3, 0, 1, 0},     {1, 40, 1, 0},
         {1, 200, 1, 0},      {1, 0, 0.5, 0},    {1, 0, 0.9, 0},   {1, 0, 0.99, 0},
@@ -411,8 +412,9 @@ static void test_chi_square_large_vocabulary(void **state)
         {0.7, 0, 0.95, 0.2}, {1, 1000, 0.9, 0}, {2, 0, 0.999, 0}, {INFINITY, 0, 0.5, 0},
     };
     for (size_t c = 0; c < ARRAY_LEN(chosen); c++)
-        check_distribution(SOFTMAX_DTYPE_F32, x, n, chosen[c], 400, 100, 4242 + c);
-    check_distribution(SOFTMAX_DTYPE_BF16, x, n, chosen[6], 400, 100, 5);
+        check_distribution(SOFTMAX_DTYPE_F32, x, n, chosen[c], 250, 100, 4242 + c);
+    check_distribution(SOFTMAX_DTYPE_BF16, x, n, chosen[6], 250, 100, 5);
+    set_threads_or_fail(0);
     free(x);
     printf("chi-square: %zu tests in all, each also rejecting a wrong distribution; largest statistic / "
            "critical %.3f\n",
