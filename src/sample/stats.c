@@ -4,12 +4,13 @@
  * log-softmax kernels (so the same stability and accuracy), with the
  * contract's special values decided before any kernel runs.
  *
- * With y = log_softmax(z) and p = softmax(z) from the kernels:
- *     logsumexp = z_a - y_a          (a = the arg max: y_a is the largest
- *                                     log-probability, the best conditioned)
+ * With p = softmax(z) and y = log_softmax(z) from the kernels:
+ *     logsumexp = z_a - log(p_a)     (a = the arg max: p_a >= 1/n, so its
+ *                                     relative error stays small in the log)
  *     entropy   = -sum_{p_i > 0} p_i y_i   (every term >= 0: no cancellation)
  */
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "sample_internal.h"
@@ -98,18 +99,25 @@ static row_stats stats_row(const softmax_kernels *kernels, const sample_kernels 
     if (!want_lse && !want_entropy)
         return s;
     size_t size = softmax_dtype_size(dtype);
-    void *log_probabilities = scratch, *probabilities = (char *)scratch + n * size;
-    kernels->rows(SOFTMAX_OP_LOG_SOFTMAX, x, NULL, log_probabilities, 1, n, scale);
-    s.logsumexp = z_extreme - element(dtype, log_probabilities, a);
+    void *probabilities = scratch, *log_probabilities = (char *)scratch + n * size;
+    kernels->rows(SOFTMAX_OP_SOFTMAX, x, NULL, probabilities, 1, n, scale);
+    /* p_a >= 1/n is the largest probability: its relative error of a few
+     * ulp becomes an absolute error of a few ulp(1) in the logarithm. */
+    s.logsumexp = z_extreme - log(element(dtype, probabilities, a));
     if (want_entropy) {
-        kernels->rows(SOFTMAX_OP_SOFTMAX, x, NULL, probabilities, 1, n, scale);
-        double partial[4] = {0.0, 0.0, 0.0, 0.0};
+        kernels->rows(SOFTMAX_OP_LOG_SOFTMAX, x, NULL, log_probabilities, 1, n, scale);
+        /* Neumaier's compensated sum: a plain f64 sum of 10^5 terms would
+         * lose more than the kernels' few ulp. */
+        double sum = 0.0, compensation = 0.0;
         for (size_t i = 0; i < n; i++) {
             double p = element(dtype, probabilities, i);
-            if (p > 0.0)
-                partial[i & 3] -= p * element(dtype, log_probabilities, i);
+            if (!(p > 0.0))
+                continue;
+            double term = -p * element(dtype, log_probabilities, i), next = sum + term;
+            compensation += fabs(sum) >= fabs(term) ? (sum - next) + term : (term - next) + sum;
+            sum = next;
         }
-        s.entropy = (partial[0] + partial[1]) + (partial[2] + partial[3]);
+        s.entropy = sum + compensation;
     }
     return s;
 }
@@ -142,30 +150,35 @@ int softmax_row_stats(softmax_dtype dtype, const void *x, size_t rows, size_t co
     size_t compute_size = softmax_dtype_size(compute);
     int threads = softmax_threads_for_job(rows * cols, rows);
     int out_of_memory = 0;
-#pragma omp parallel for num_threads(threads) schedule(static) reduction(| : out_of_memory)
-    for (size_t r = 0; r < rows; r++) {
-        char *scratch = cols > 0 ? softmax_workspace(3 * cols * compute_size) : NULL;
-        if (cols > 0 && scratch == NULL) {
-            out_of_memory = 1;
-            continue;
+    /* Scratch of our own: the kernels use the thread's softmax_workspace. */
+    size_t scratch_bytes = 3 * cols * compute_size + 1;
+#pragma omp parallel num_threads(threads) reduction(| : out_of_memory)
+    {
+        char *scratch = malloc(scratch_bytes);
+        out_of_memory = scratch == NULL;
+#pragma omp for schedule(static)
+        for (size_t r = 0; r < rows; r++) {
+            if (scratch == NULL)
+                continue;
+            const void *row = (const char *)x + r * cols * element_size;
+            if (dtype == SOFTMAX_DTYPE_BF16 || dtype == SOFTMAX_DTYPE_F16) {
+                float *widened = (float *)(scratch + 2 * cols * compute_size);
+                const uint16_t *half = row;
+                for (size_t i = 0; i < cols; i++)
+                    widened[i] =
+                        dtype == SOFTMAX_DTYPE_BF16 ? softmax_bf16_to_float(half[i]) : softmax_f16_to_float(half[i]);
+                row = widened;
+            }
+            row_stats s =
+                stats_row(kernels, row_kernels, compute, row, cols, scale, logsumexp != NULL, entropy != NULL, scratch);
+            if (logsumexp != NULL)
+                logsumexp[r] = s.logsumexp;
+            if (entropy != NULL)
+                entropy[r] = s.entropy;
+            if (argmax != NULL)
+                argmax[r] = s.argmax;
         }
-        const void *row = (const char *)x + r * cols * element_size;
-        if (dtype == SOFTMAX_DTYPE_BF16 || dtype == SOFTMAX_DTYPE_F16) {
-            float *widened = (float *)(scratch + 2 * cols * compute_size);
-            const uint16_t *half = row;
-            for (size_t i = 0; i < cols; i++)
-                widened[i] =
-                    dtype == SOFTMAX_DTYPE_BF16 ? softmax_bf16_to_float(half[i]) : softmax_f16_to_float(half[i]);
-            row = widened;
-        }
-        row_stats s =
-            stats_row(kernels, row_kernels, compute, row, cols, scale, logsumexp != NULL, entropy != NULL, scratch);
-        if (logsumexp != NULL)
-            logsumexp[r] = s.logsumexp;
-        if (entropy != NULL)
-            entropy[r] = s.entropy;
-        if (argmax != NULL)
-            argmax[r] = s.argmax;
+        free(scratch);
     }
     if (out_of_memory)
         return softmax_fail(SOFTMAX_E_OUT_OF_MEMORY, "%s: no scratch memory for a row of %zu", fn, cols);
