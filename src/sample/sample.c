@@ -25,9 +25,6 @@
 
 const float softmax_sample_levels[SAMPLE_LEVELS] = {-1.0f, -2.0f, -3.0f, -4.5f, -6.0f, -8.0f, -11.0f, -16.0f};
 
-/* Elements gathered between two cuts of the top-k candidate list. */
-enum { TOP_K_CHUNK = 4096 };
-
 typedef struct row_result {
     int64_t index;
     double probability;
@@ -120,25 +117,23 @@ static void keep_top_k(candidates *c, float *spare, size_t k)
     c->count = kept;
 }
 
-/* Gathers the k largest finite-or-+inf logits of x in one pass: the k-th
- * largest value seen so far is a lower bound of the final k-th largest, so
- * nothing below it can be kept. */
+/* Gathers the k largest finite-or-+inf logits of x. The k-th largest of
+ * any subset of x is a lower bound of the k-th largest of x; the maxima of
+ * at least 4k groups give a tight one in one vector pass, so the gather
+ * that follows keeps a few hundred candidates, not the row. Short rows
+ * (fewer than 4k groups of 16) are gathered whole. */
 static void gather_top_k(const sample_kernels *kernels, const float *x, size_t n, size_t k, candidates *c, float *spare)
 {
-    size_t cut_at = k * 4 > TOP_K_CHUNK ? k * 4 : TOP_K_CHUNK;
     float threshold = -FLT_MAX; /* -inf logits have weight 0: never kept */
-    c->count = 0;
-    for (size_t begin = 0; begin < n; begin += TOP_K_CHUNK) {
-        size_t length = n - begin < TOP_K_CHUNK ? n - begin : TOP_K_CHUNK;
-        c->count +=
-            kernels->gather_at_least(x + begin, length, threshold, begin, c->values + c->count, c->indices + c->count);
-        if (c->count >= cut_at) {
-            keep_top_k(c, spare, k);
-            threshold = c->values[0];
-            for (size_t i = 1; i < c->count; i++)
-                threshold = c->values[i] < threshold ? c->values[i] : threshold;
-        }
+    size_t group = n / (4 * k) / SAMPLE_MAX_LANES * SAMPLE_MAX_LANES;
+    group = group > 4096 ? 4096 : group;
+    if (group >= SAMPLE_MAX_LANES) {
+        size_t groups = (n + group - 1) / group;
+        kernels->group_maxima(x, n, group, spare);
+        float bound = softmax_kth_largest(spare, groups, k);
+        threshold = bound > threshold ? bound : threshold;
     }
+    c->count = kernels->gather_at_least(x, n, threshold, 0, c->values, c->indices);
     keep_top_k(c, spare, k);
 }
 

@@ -277,14 +277,40 @@ static size_t gather_band(const float *x, size_t n, float max, float inv_tempera
         if (!any_lane(in_band))
             continue;
         /* Branch-free append: when many lanes hit, a branch per lane
-         * mispredicts about half the time. The buffers have LANES spare slots. */
-        for (size_t lane = 0; lane < LANES && i + lane < n; lane++) {
+         * mispredicts about half the time. The buffers have LANES spare
+         * slots. The mask goes through memory once: reading lanes out of
+         * a vector register one by one costs several cycles each. */
+        int32_t hits[LANES];
+        memcpy(hits, &in_band, sizeof hits);
+        size_t lanes = n - i < LANES ? n - i : LANES;
+        for (size_t lane = 0; lane < lanes; lane++) {
             values[count] = x[i + lane];
             indices[count] = (uint32_t)(i + lane);
-            count += in_band[lane] != 0;
+            count += (size_t)(hits[lane] & 1);
         }
     }
     return count;
+}
+
+static void group_maxima(const float *x, size_t n, size_t group, float *maxima)
+{
+    for (size_t begin = 0, g = 0; begin < n; begin += group, g++) {
+        size_t end = n - begin < group ? n : begin + group;
+        vfloat best = splat(-__builtin_inff());
+        size_t i = begin;
+        for (; i + LANES <= end; i += LANES) {
+            vfloat v = load(x + i);
+            best = select(v > best, v, best);
+        }
+        if (i < end) {
+            vfloat v = load_tail(x + i, end - i, -__builtin_inff());
+            best = select(v > best, v, best);
+        }
+        float result = best[0];
+        for (int lane = 1; lane < LANES; lane++)
+            result = best[lane] > result ? best[lane] : result;
+        maxima[g] = result;
+    }
 }
 
 const sample_kernels SAMPLE_KERNELS_NAME = {
@@ -295,4 +321,5 @@ const sample_kernels SAMPLE_KERNELS_NAME = {
     .weights = weights,
     .gather_at_least = gather_at_least,
     .gather_band = gather_band,
+    .group_maxima = group_maxima,
 };

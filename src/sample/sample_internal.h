@@ -58,6 +58,9 @@ typedef struct sample_kernels {
      * slots past the last one appended. */
     size_t (*gather_band)(const float *x, size_t n, float max, float inv_temperature, float low, float high,
                           float *values, uint32_t *indices);
+    /* maxima[g] = the largest of x[g * group .. (g + 1) * group) (the last
+     * group may be shorter; group a multiple of SAMPLE_MAX_LANES). */
+    void (*group_maxima)(const float *x, size_t n, size_t group, float *maxima);
 } sample_kernels;
 
 extern const sample_kernels softmax_sample_kernels_portable;
