@@ -182,12 +182,25 @@ static double block_sums(const float *x, size_t n, float max, float inv_temperat
         size_t end = n - begin < SAMPLE_BLOCK ? n : begin + SAMPLE_BLOCK;
         vfloat all[2] = {{0}, {0}}, kept[2] = {{0}, {0}};
         size_t i = begin;
-        for (; i + 2 * LANES <= end; i += 2 * LANES) {
-            for (int a = 0; a < 2; a++) {
-                vfloat w = weight_of(load(x + i + (size_t)a * LANES), max, inv_temperature);
-                all[a] += w;
-                kept[a] += select(w >= floor, w, splat(0.0f));
+        if (floor > 0.0f) {
+            for (; i + 2 * LANES <= end; i += 2 * LANES) {
+                for (int a = 0; a < 2; a++) {
+                    vfloat w = weight_of(load(x + i + (size_t)a * LANES), max, inv_temperature);
+                    all[a] += w;
+                    kept[a] += select(w >= floor, w, splat(0.0f));
+                }
             }
+        } else {
+            /* Temperature only: every weight is kept; one sum, four chains. */
+            vfloat more[2] = {{0}, {0}};
+            for (; i + 4 * LANES <= end; i += 4 * LANES) {
+                all[0] += weight_of(load(x + i), max, inv_temperature);
+                all[1] += weight_of(load(x + i + LANES), max, inv_temperature);
+                more[0] += weight_of(load(x + i + 2 * LANES), max, inv_temperature);
+                more[1] += weight_of(load(x + i + 3 * LANES), max, inv_temperature);
+            }
+            all[0] += more[0];
+            all[1] += more[1];
         }
         for (; i < end; i += LANES) {
             vfloat v = end - i >= LANES ? load(x + i) : load_tail(x + i, end - i, -__builtin_inff());
@@ -195,8 +208,9 @@ static double block_sums(const float *x, size_t n, float max, float inv_temperat
             all[0] += w;
             kept[0] += select(w >= floor, w, splat(0.0f));
         }
-        total += lanes_sum(all[0] + all[1]);
-        kept_block_sums[block] = lanes_sum(kept[0] + kept[1]);
+        double all_sum = lanes_sum(all[0] + all[1]);
+        total += all_sum;
+        kept_block_sums[block] = floor > 0.0f ? lanes_sum(kept[0] + kept[1]) : all_sum;
     }
     return total;
 }
