@@ -436,6 +436,12 @@ static row_result sample_f32_row(const sample_call *call, const float *x, size_t
     const softmax_sampler_params *params = call->params;
     float max;
     int has_nan;
+    if (params->temperature == 0.0 && n < ((size_t)1 << 31)) {
+        size_t index = call->kernels->row_argmax(x, n, &max, &has_nan);
+        if (has_nan || max == -INFINITY)
+            return failed_row();
+        return (row_result){(int64_t)index, 1.0, NAN};
+    }
     call->kernels->row_max(x, n, &max, &has_nan);
     if (has_nan || max == -INFINITY)
         return failed_row();

@@ -327,6 +327,52 @@ static void group_maxima(const float *x, size_t n, size_t group, float *maxima)
     }
 }
 
+/* Greedy in one pass: each lane keeps its largest value and where it was
+ * (the first, as only a strictly larger value replaces it); the lanes are
+ * merged at the end, ties to the lowest index. */
+static size_t row_argmax(const float *x, size_t n, float *max, int *has_nan)
+{
+    vfloat best[2] = {splat(-__builtin_inff()), splat(-__builtin_inff())};
+    vint where[2] = {{0}, {0}}, position[2], nan_seen = {0};
+    for (int lane = 0; lane < LANES; lane++) {
+        position[0][lane] = lane;
+        position[1][lane] = lane + LANES;
+    }
+    size_t i = 0;
+    for (; i + 2 * LANES <= n; i += 2 * LANES) {
+        for (int a = 0; a < 2; a++) {
+            vfloat v = load(x + i + (size_t)a * LANES);
+            vint larger = v > best[a];
+            best[a] = select(larger, v, best[a]);
+            where[a] = (position[a] & larger) | (where[a] & ~larger);
+            nan_seen |= v != v;
+            position[a] += 2 * LANES;
+        }
+    }
+    for (; i < n; i += LANES) { /* position[0] is i + lane here */
+        vfloat v = n - i >= LANES ? load(x + i) : load_tail(x + i, n - i, -__builtin_inff());
+        vint larger = v > best[0];
+        best[0] = select(larger, v, best[0]);
+        where[0] = (position[0] & larger) | (where[0] & ~larger);
+        nan_seen |= v != v;
+        position[0] += LANES;
+    }
+    float result = -__builtin_inff();
+    size_t index = 0;
+    for (int a = 0; a < 2; a++) {
+        for (int lane = 0; lane < LANES; lane++) {
+            size_t at = (size_t)(uint32_t)where[a][lane];
+            if (best[a][lane] > result || (best[a][lane] == result && at < index)) {
+                result = best[a][lane];
+                index = at;
+            }
+        }
+    }
+    *max = result;
+    *has_nan = any_lane(nan_seen);
+    return index;
+}
+
 const sample_kernels SAMPLE_KERNELS_NAME = {
     .row_max = row_max,
     .find_first = find_first,
@@ -336,4 +382,5 @@ const sample_kernels SAMPLE_KERNELS_NAME = {
     .gather_at_least = gather_at_least,
     .gather_band = gather_band,
     .group_maxima = group_maxima,
+    .row_argmax = row_argmax,
 };

@@ -61,6 +61,9 @@ typedef struct sample_kernels {
     /* maxima[g] = the largest of x[g * group .. (g + 1) * group) (the last
      * group may be shorter; group a multiple of SAMPLE_MAX_LANES). */
     void (*group_maxima)(const float *x, size_t n, size_t group, float *maxima);
+    /* The index of the first largest element (0 if all are -inf), its value
+     * and whether any element is NaN, in one pass; n < 2^31. */
+    size_t (*row_argmax)(const float *x, size_t n, float *max, int *has_nan);
 } sample_kernels;
 
 extern const sample_kernels softmax_sample_kernels_portable;
