@@ -67,6 +67,8 @@ ensure_packages() {
 BUILD_PACKAGES=(cmake gcc libc6-dev make)
 # ... and what the test suite and the install checks need on top.
 # shellcheck disable=SC2034
-TEST_PACKAGES=(pkg-config libcmocka-dev libmpfr-dev libgmp-dev)
+# librandom123-dev: Random123's headers, against which test_sample checks the
+# sampler's Philox4x32-10 (the library itself does not use them).
+TEST_PACKAGES=(pkg-config libcmocka-dev libmpfr-dev libgmp-dev librandom123-dev)
 # ... and what the command's end-to-end tests (tests/cli/) check against.
 TEST_PACKAGES+=(python3 python3-numpy python3-mpmath)
