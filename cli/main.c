@@ -600,7 +600,10 @@ static int run_npy(run *r, const char *path)
                  * broadcast strides need the array's own dimensions. */
                 status = execute(r, src, work, work_buffer, npy.ndim, npy.shape, axis, r->mask, strides);
             } else {
-                status = execute(r, src, work, work_buffer, 3, shape, 1, NULL, NULL);
+                /* Along the last axis the view is plain rows: the 2-d form
+                 * takes the library's contiguous-rows path. */
+                status = inner == 1 ? execute(r, src, work, work_buffer, 2, shape, 1, NULL, NULL)
+                                    : execute(r, src, work, work_buffer, 3, shape, 1, NULL, NULL);
             }
             if (status == 0 && chunk != work_buffer) {
                 softmax_convert(chunk, r->compute, work_buffer, work, count * line);
