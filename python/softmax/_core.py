@@ -1,0 +1,207 @@
+"""The general functions: softmax, log_softmax and their gradients on NumPy arrays and CPU torch tensors.
+
+NumPy arrays go straight to the extension (softmax._softmax, C). A torch tensor
+is seen as a NumPy array over the same memory (Tensor.numpy() shares it), so
+no data is copied on the way in or out; tensors that need gradients go
+through the autograd Function in softmax.torch.
+"""
+
+import math
+import sys
+
+import numpy as np
+
+from . import _softmax
+
+OP_SOFTMAX = _softmax.OP_SOFTMAX
+OP_LOG_SOFTMAX = _softmax.OP_LOG_SOFTMAX
+OP_SOFTMAX_BACKWARD = _softmax.OP_SOFTMAX_BACKWARD
+OP_LOG_SOFTMAX_BACKWARD = _softmax.OP_LOG_SOFTMAX_BACKWARD
+
+_execute = _softmax.execute
+_ndarray = np.ndarray
+
+
+def effective_scale(scale, temperature, fn="softmax"):
+    """The inverse temperature actually applied: scale / temperature.
+
+    temperature=None leaves scale alone. temperature=0 is the greedy limit:
+    an infinite scale of scale's sign (one-hot at the arg max; ties share).
+    """
+    try:
+        scale = float(scale)
+    except (TypeError, ValueError):
+        raise TypeError(f"{fn}: scale must be a real number, not {type(scale).__name__}") from None
+    if math.isnan(scale):
+        raise ValueError(f"{fn}: scale is NaN")
+    if temperature is None:
+        return scale
+    try:
+        temperature = float(temperature)
+    except (TypeError, ValueError):
+        raise TypeError(f"{fn}: temperature must be a real number, not {type(temperature).__name__}") from None
+    if math.isnan(temperature) or temperature < 0:
+        raise ValueError(f"{fn}: temperature must be >= 0 (0 = greedy), got {temperature}")
+    if temperature == 0:
+        if scale == 0:
+            raise ValueError(f"{fn}: temperature 0 with scale 0 is undefined (0 / 0)")
+        return math.copysign(math.inf, scale)
+    return scale / temperature
+
+
+def _torch_module():
+    # torch is never imported here: if the caller has no torch loaded, x
+    # cannot be a tensor, and importing it would cost a second.
+    return sys.modules.get("torch")
+
+
+def is_tensor(x):
+    torch = _torch_module()
+    return torch is not None and isinstance(x, torch.Tensor)
+
+
+_TORCH_DTYPE_NAMES = {"torch.float32", "torch.float64", "torch.float16", "torch.bfloat16"}
+
+
+def tensor_as_array(tensor, fn, name):
+    """(NumPy view of the tensor's memory, whether it holds bfloat16 bits)."""
+    torch = _torch_module()
+    if tensor.device.type != "cpu":
+        raise ValueError(
+            f"{fn}: {name} is on device '{tensor.device}'; libsoftmax computes on the CPU. "
+            f"Move it with .cpu(), or use torch.softmax for tensors on an accelerator")
+    if tensor.layout != torch.strided:
+        raise TypeError(f"{fn}: {name} has layout {tensor.layout}; only dense (strided) tensors are supported")
+    if tensor.dtype == torch.bool:
+        return tensor.numpy(), False
+    if str(tensor.dtype) not in _TORCH_DTYPE_NAMES:
+        raise TypeError(f"{fn}: {name} has dtype {tensor.dtype}; supported: float32, float64"
+                        f"{', float16' if _softmax.HAS_F16 else ''}{', bfloat16' if _softmax.HAS_BF16 else ''}")
+    tensor = tensor.detach()
+    if tensor.dtype == torch.bfloat16:
+        # NumPy has no bfloat16: pass the bits, and say what they are.
+        return tensor.view(torch.int16).numpy(), True
+    return tensor.numpy(), False
+
+
+def array_as_tensor(array, bf16):
+    torch = _torch_module()
+    tensor = torch.from_numpy(array)
+    return tensor.view(torch.bfloat16) if bf16 else tensor
+
+
+def _check_kind(x, fn):
+    if type(x) is not _ndarray and not isinstance(x, _ndarray) and not is_tensor(x):
+        raise TypeError(f"{fn}: x must be a numpy.ndarray or a torch.Tensor, not {type(x).__name__}"
+                        " (convert it with numpy.asarray(x, dtype=float))")
+
+
+def _prepare_mask(x, mask, fn):
+    """The mask broadcast to x's shape, of x's kind: (additive, keep)."""
+    x_is_tensor = is_tensor(x)
+    if x_is_tensor != is_tensor(mask) or (not x_is_tensor and not isinstance(mask, _ndarray)):
+        kind = "torch.Tensor" if x_is_tensor else "numpy.ndarray"
+        raise TypeError(f"{fn}: mask must be a {kind} like x, not {type(mask).__name__}")
+    try:
+        mask = mask.expand(x.shape) if x_is_tensor else np.broadcast_to(mask, x.shape)
+    except (RuntimeError, ValueError):
+        raise ValueError(f"{fn}: mask of shape {tuple(mask.shape)} does not broadcast to x's shape "
+                         f"{tuple(x.shape)}") from None
+    is_bool = str(mask.dtype) in ("bool", "torch.bool")
+    return (None, mask) if is_bool else (mask, None)
+
+
+def _mask_fallback(x, additive, keep, scale, fn):
+    """Applies a mask with array operations, for a library without masks.
+
+    Returns (logits, scale) such that softmax(scale * logits) is the masked
+    softmax. A keep-mask is exact: excluded logits become the value whose
+    probability is 0 at this scale's sign. An additive mask is added after
+    scaling, in float64, and the result rounded to x's type.
+    """
+    x_is_tensor = is_tensor(x)
+    excluded_value = -math.inf if scale >= 0 else math.inf
+    if keep is not None:
+        if x_is_tensor:
+            return x.masked_fill(~keep, excluded_value), scale
+        return np.where(keep, x, x.dtype.type(excluded_value)), scale
+    if math.isinf(scale):
+        # The limit of an infinite scale: the mask only excludes (-inf).
+        excluded = additive == -math.inf
+        if x_is_tensor:
+            return x.masked_fill(excluded, excluded_value), scale
+        return np.where(excluded, x.dtype.type(excluded_value), x), scale
+    if x_is_tensor:
+        return (x.double() * scale + additive.double()).to(x.dtype), 1.0
+    return (x.astype(np.float64) * scale + additive.astype(np.float64)).astype(x.dtype), 1.0
+
+
+def forward(op, x, axis, scale, mask, out, fn):
+    """softmax / log-softmax of any supported input (the slow path of softmax())."""
+    _check_kind(x, fn)
+    additive = keep = None
+    if mask is not None:
+        additive, keep = _prepare_mask(x, mask, fn)
+        if not _softmax.HAS_MASKS:
+            x, scale = _mask_fallback(x, additive, keep, scale, fn)
+            additive = keep = None
+    if not is_tensor(x):
+        if out is not None and not isinstance(out, _ndarray):
+            raise TypeError(f"{fn}: out must be a numpy.ndarray like x, not {type(out).__name__}")
+        return _execute(op, x, None, out, axis, scale, False, additive, False, keep)
+
+    torch = _torch_module()
+    if out is not None and not isinstance(out, torch.Tensor):
+        raise TypeError(f"{fn}: out must be a torch.Tensor like x, not {type(out).__name__}")
+    if torch.is_grad_enabled() and x.requires_grad:
+        if out is not None:
+            raise ValueError(f"{fn}: out= cannot be used while x requires grad (autograd needs a new tensor); "
+                             "call it under torch.no_grad() or drop out=")
+        from . import torch as softmax_torch
+
+        return softmax_torch.SoftmaxFunction.apply(x, axis, scale, op == OP_LOG_SOFTMAX, additive, keep)
+    return forward_tensor(op, x, axis, scale, additive, keep, out, fn)
+
+
+def forward_tensor(op, x, axis, scale, additive, keep, out, fn):
+    """The C forward on a tensor, no autograd: a new tensor, or out."""
+    array, bf16 = tensor_as_array(x, fn, "x")
+    out_array = None
+    if out is not None:
+        out_array, out_bf16 = tensor_as_array(out, fn, "out")
+        if out.dtype != x.dtype:
+            raise TypeError(f"{fn}: out has dtype {out.dtype} but x has dtype {x.dtype}; they must be equal")
+    additive_array = additive_bf16 = keep_array = None
+    if additive is not None:
+        additive_array, additive_bf16 = tensor_as_array(additive, fn, "mask")
+    if keep is not None:
+        keep_array, _ = tensor_as_array(keep, fn, "mask")
+    result = _execute(op, array, None, out_array, axis, scale, bf16, additive_array, bool(additive_bf16), keep_array)
+    return out if out is not None else array_as_tensor(result, bf16)
+
+
+def backward(op, y, dy, axis, scale, out, fn, keep=None):
+    """The vector-Jacobian product of softmax / log-softmax from its output y (or log y)."""
+    _check_kind(y, fn)
+    if is_tensor(y) != is_tensor(dy):
+        raise TypeError(f"{fn}: dy must be of the same kind as y (both numpy.ndarray or both torch.Tensor), "
+                        f"not {type(dy).__name__}")
+    if not is_tensor(y):
+        if out is not None and not isinstance(out, _ndarray):
+            raise TypeError(f"{fn}: out must be a numpy.ndarray like y, not {type(out).__name__}")
+        return _execute(op, y, dy, out, axis, scale, False, None, False, keep)
+    torch = _torch_module()
+    if out is not None and not isinstance(out, torch.Tensor):
+        raise TypeError(f"{fn}: out must be a torch.Tensor like y, not {type(out).__name__}")
+    y_array, bf16 = tensor_as_array(y, fn, "y")
+    dy_array, dy_bf16 = tensor_as_array(dy, fn, "dy")
+    if dy.dtype != y.dtype:
+        raise TypeError(f"{fn}: dy has dtype {dy.dtype} but y has dtype {y.dtype}; they must be equal")
+    out_array = None
+    if out is not None:
+        out_array, _ = tensor_as_array(out, fn, "out")
+        if out.dtype != y.dtype:
+            raise TypeError(f"{fn}: out has dtype {out.dtype} but y has dtype {y.dtype}; they must be equal")
+    keep_array = tensor_as_array(keep, fn, "mask")[0] if keep is not None else None
+    result = _execute(op, y_array, dy_array, out_array, axis, scale, bf16, None, False, keep_array)
+    return out if out is not None else array_as_tensor(result, bf16)

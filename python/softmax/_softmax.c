@@ -1,0 +1,625 @@
+/*
+ * _softmax.c -- the CPython extension over include/softmax.h.
+ *
+ * One entry point, execute(), runs any softmax_op on NumPy arrays; the pure
+ * Python layer (softmax/_core.py) turns torch tensors into NumPy views of the
+ * same memory and back, so this file only knows NumPy. Every argument is
+ * checked before any output is touched: bad input raises TypeError or
+ * ValueError with the reason, and a failed call leaves `out` as it was.
+ *
+ * The library may or may not take strides, half types and masks (they land
+ * in stages); a probe at import says which, and what it cannot take is made
+ * contiguous here (strides) or refused (types, masks; the Python layer has a
+ * fallback for masks).
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#define NPY_NO_DEPRECATED_API NPY_1_7_API_VERSION
+#include <numpy/arrayobject.h>
+
+#include <math.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "softmax.h"
+
+/* What this build of the library accepts, probed once at import. */
+static bool library_takes_strides;
+static bool library_takes_f16;
+static bool library_takes_bf16;
+static bool library_takes_masks;
+
+/* Below this many elements a call takes well under a microsecond, less than
+ * handing the GIL over and back costs; above it the GIL is released so that
+ * other Python threads run while the library computes. */
+#define RELEASE_GIL_MIN_ELEMENTS 4096
+
+static bool op_is_known(long op)
+{
+    return op >= SOFTMAX_OP_SOFTMAX && op <= SOFTMAX_OP_LOG_SOFTMAX_JVP;
+}
+
+static bool op_takes_grad(softmax_op op)
+{
+    return op == SOFTMAX_OP_SOFTMAX_BACKWARD || op == SOFTMAX_OP_LOG_SOFTMAX_BACKWARD ||
+           op == SOFTMAX_OP_LOG_SOFTMAX_JVP;
+}
+
+static const char *src_name_of(softmax_op op)
+{
+    switch (op) {
+    case SOFTMAX_OP_SOFTMAX:
+    case SOFTMAX_OP_LOG_SOFTMAX:
+        return "x";
+    case SOFTMAX_OP_SOFTMAX_BACKWARD:
+        return "y";
+    default:
+        return "logy";
+    }
+}
+
+static const char *dtype_name(softmax_dtype dtype)
+{
+    switch (dtype) {
+    case SOFTMAX_DTYPE_F32:
+        return "float32";
+    case SOFTMAX_DTYPE_F64:
+        return "float64";
+    case SOFTMAX_DTYPE_BF16:
+        return "bfloat16";
+    case SOFTMAX_DTYPE_F16:
+        return "float16";
+    }
+    return "?";
+}
+
+/* The supported types, for error messages. */
+static const char *supported_dtypes(void)
+{
+    if (library_takes_f16 && library_takes_bf16)
+        return "float32, float64, float16 and bfloat16";
+    if (library_takes_f16)
+        return "float32, float64 and float16";
+    return "float32 and float64";
+}
+
+/* The library's type for a NumPy array; `bf16_bits` says that a 16-bit
+ * integer array holds bfloat16 bit patterns (NumPy has no bfloat16: the
+ * Python layer passes torch.bfloat16 tensors as int16 views). 0 if none. */
+static softmax_dtype dtype_of(PyArrayObject *array, bool bf16_bits)
+{
+    const int type = PyArray_TYPE(array);
+    if (bf16_bits)
+        return (type == NPY_INT16 || type == NPY_UINT16) && library_takes_bf16 ? SOFTMAX_DTYPE_BF16 : 0;
+    if (type == NPY_FLOAT32)
+        return SOFTMAX_DTYPE_F32;
+    if (type == NPY_FLOAT64)
+        return SOFTMAX_DTYPE_F64;
+    if (type == NPY_FLOAT16 && library_takes_f16)
+        return SOFTMAX_DTYPE_F16;
+    return 0;
+}
+
+static PyArrayObject *as_array(PyObject *object, const char *fn, const char *name)
+{
+    if (!PyArray_Check(object)) {
+        PyErr_Format(PyExc_TypeError, "%s: %s must be a numpy.ndarray or a torch.Tensor, not %.200s", fn, name,
+                     Py_TYPE(object)->tp_name);
+        return NULL;
+    }
+    PyArrayObject *array = (PyArrayObject *)object;
+    if (!PyArray_ISNOTSWAPPED(array)) {
+        PyErr_Format(PyExc_TypeError, "%s: %s is in non-native byte order; convert it with x.astype(x.dtype.newbyteorder('='))",
+                     fn, name);
+        return NULL;
+    }
+    return array;
+}
+
+static bool same_shape(PyArrayObject *a, PyArrayObject *b)
+{
+    return PyArray_NDIM(a) == PyArray_NDIM(b) &&
+           PyArray_CompareLists(PyArray_DIMS(a), PyArray_DIMS(b), PyArray_NDIM(a));
+}
+
+/* Checks that `other` (grad, out, mask) has the shape of src; the message
+ * shows both shapes. */
+static int check_shape(PyArrayObject *src, PyArrayObject *other, const char *fn, const char *src_name,
+                       const char *other_name)
+{
+    if (same_shape(src, other))
+        return 0;
+    PyObject *src_shape = PyObject_GetAttrString((PyObject *)src, "shape");
+    PyObject *other_shape = PyObject_GetAttrString((PyObject *)other, "shape");
+    if (src_shape != NULL && other_shape != NULL)
+        PyErr_Format(PyExc_ValueError, "%s: %s has shape %R but %s has shape %R; they must be equal", fn,
+                     other_name, other_shape, src_name, src_shape);
+    Py_XDECREF(src_shape);
+    Py_XDECREF(other_shape);
+    return -1;
+}
+
+/* The lowest and one-past-highest byte an array touches. */
+static void byte_bounds(PyArrayObject *array, uintptr_t *low, uintptr_t *high)
+{
+    uintptr_t start = (uintptr_t)PyArray_DATA(array);
+    intptr_t below = 0;
+    intptr_t above = 0;
+    for (int d = 0; d < PyArray_NDIM(array); d++) {
+        const intptr_t span = (intptr_t)(PyArray_DIM(array, d) - 1) * (intptr_t)PyArray_STRIDE(array, d);
+        if (span < 0)
+            below += span;
+        else
+            above += span;
+    }
+    *low = start + (uintptr_t)below;
+    *high = start + (uintptr_t)above + (uintptr_t)PyArray_ITEMSIZE(array);
+}
+
+/* True if writing `out` in place could clobber `in` before it is read:
+ * their bytes intersect and they are not the same view (exact aliasing is
+ * allowed by the library). */
+static bool conflicts(PyArrayObject *out, PyArrayObject *in)
+{
+    if (in == NULL || PyArray_SIZE(out) == 0 || PyArray_SIZE(in) == 0)
+        return false;
+    if (PyArray_DATA(out) == PyArray_DATA(in) && same_shape(out, in) &&
+        PyArray_CompareLists(PyArray_STRIDES(out), PyArray_STRIDES(in), PyArray_NDIM(out)) &&
+        PyArray_ITEMSIZE(out) == PyArray_ITEMSIZE(in))
+        return false;
+    uintptr_t out_low, out_high, in_low, in_high;
+    byte_bounds(out, &out_low, &out_high);
+    byte_bounds(in, &in_low, &in_high);
+    return out_low < in_high && in_low < out_high;
+}
+
+/* Strides in elements, as the library takes them; false if a byte stride
+ * is not a whole number of elements (then the array is copied). */
+static bool element_strides(PyArrayObject *array, int64_t *strides)
+{
+    const npy_intp itemsize = PyArray_ITEMSIZE(array);
+    for (int d = 0; d < PyArray_NDIM(array); d++) {
+        const npy_intp stride = PyArray_STRIDE(array, d);
+        if (stride % itemsize != 0)
+            return false;
+        strides[d] = (int64_t)(stride / itemsize);
+    }
+    return true;
+}
+
+/* An operand as the library will read or write it: the array (a new
+ * reference: the caller's, or a contiguous copy) and its strides. */
+typedef struct operand {
+    PyArrayObject *array;
+    int64_t strides[SOFTMAX_MAX_NDIM];
+    bool strided; /* pass strides; otherwise the array is C-contiguous */
+} operand;
+
+/* Prepares an input: zero-copy if the library can read its layout,
+ * otherwise a C-contiguous aligned copy. */
+static int prepare_input(operand *op, PyArrayObject *array)
+{
+    const bool aligned = PyArray_ISALIGNED(array);
+    if (aligned && PyArray_IS_C_CONTIGUOUS(array)) {
+        Py_INCREF(array);
+        op->array = array;
+        op->strided = false;
+        return 0;
+    }
+    if (aligned && library_takes_strides && PyArray_NDIM(array) <= SOFTMAX_MAX_NDIM &&
+        element_strides(array, op->strides)) {
+        Py_INCREF(array);
+        op->array = array;
+        op->strided = true;
+        return 0;
+    }
+    op->array = (PyArrayObject *)PyArray_FromArray(array, NULL, NPY_ARRAY_CARRAY_RO | NPY_ARRAY_ENSURECOPY);
+    op->strided = false;
+    return op->array == NULL ? -1 : 0;
+}
+
+static void release_operand(operand *op)
+{
+    Py_XDECREF(op->array);
+    op->array = NULL;
+}
+
+/* A C-contiguous array of src's shape and type. */
+static PyArrayObject *new_like(PyArrayObject *src)
+{
+    PyArray_Descr *descr = PyArray_DESCR(src);
+    Py_INCREF(descr);
+    return (PyArrayObject *)PyArray_NewFromDescr(&PyArray_Type, descr, PyArray_NDIM(src), PyArray_DIMS(src), NULL,
+                                                 NULL, 0, NULL);
+}
+
+static PyObject *raise_status(int status, const char *fn)
+{
+    const char *detail = softmax_last_error();
+    PyObject *type = status == SOFTMAX_E_OUT_OF_MEMORY ? PyExc_MemoryError : PyExc_ValueError;
+    PyErr_Format(type, "%s: %s (%s)", fn, detail != NULL && detail[0] != '\0' ? detail : softmax_strerror(status),
+                 softmax_strerror(status));
+    return NULL;
+}
+
+/* Fills the descriptor's shape: with strides, the array's own; without,
+ * the contiguous tensor seen as [outer, n, inner], which every library
+ * version takes and which has no limit on the number of dimensions. */
+static void describe_shape(softmax_desc *desc, PyArrayObject *src, int axis, bool strided)
+{
+    const int ndim = PyArray_NDIM(src);
+    if (strided) {
+        desc->ndim = ndim;
+        desc->axis = axis;
+        for (int d = 0; d < ndim; d++)
+            desc->shape[d] = (size_t)PyArray_DIM(src, d);
+        return;
+    }
+    size_t outer = 1, inner = 1;
+    for (int d = 0; d < axis; d++)
+        outer *= (size_t)PyArray_DIM(src, d);
+    for (int d = axis + 1; d < ndim; d++)
+        inner *= (size_t)PyArray_DIM(src, d);
+    desc->ndim = 3;
+    desc->axis = 1;
+    desc->shape[0] = outer;
+    desc->shape[1] = (size_t)PyArray_DIM(src, axis);
+    desc->shape[2] = inner;
+}
+
+typedef struct call_args {
+    softmax_op op;
+    PyArrayObject *src, *grad, *out, *mask, *where;
+    int axis;
+    double scale;
+    bool src_bf16, mask_bf16;
+    softmax_dtype dtype, mask_dtype;
+} call_args;
+
+static int parse_call(PyObject *const *args, Py_ssize_t nargs, call_args *call, const char *fn)
+{
+    if (nargs != 10) {
+        PyErr_Format(PyExc_TypeError,
+                     "%s takes 10 arguments (op, src, grad, out, axis, scale, src_bf16, mask, mask_bf16, where)", fn);
+        return -1;
+    }
+    const long op = PyLong_AsLong(args[0]);
+    if (op == -1 && PyErr_Occurred())
+        return -1;
+    if (!op_is_known(op)) {
+        PyErr_Format(PyExc_ValueError, "%s: unknown op %ld", fn, op);
+        return -1;
+    }
+    call->op = (softmax_op)op;
+    const char *src_name = src_name_of(call->op);
+
+    call->src = as_array(args[1], fn, src_name);
+    if (call->src == NULL)
+        return -1;
+    call->src_bf16 = PyObject_IsTrue(args[6]) == 1;
+    call->dtype = dtype_of(call->src, call->src_bf16);
+    if (call->dtype == 0) {
+        PyErr_Format(PyExc_TypeError, "%s: %s has dtype %s; supported: %s", fn, src_name,
+                     call->src_bf16 ? "bfloat16" : PyArray_DESCR(call->src)->typeobj->tp_name, supported_dtypes());
+        return -1;
+    }
+    const int ndim = PyArray_NDIM(call->src);
+    if (ndim == 0) {
+        PyErr_Format(PyExc_ValueError, "%s: %s is 0-dimensional; softmax needs at least one axis", fn, src_name);
+        return -1;
+    }
+
+    PyObject *axis_object = PyNumber_Index(args[4]);
+    if (axis_object == NULL) {
+        PyErr_Format(PyExc_TypeError, "%s: axis must be an integer, not %.200s", fn, Py_TYPE(args[4])->tp_name);
+        return -1;
+    }
+    const long axis = PyLong_AsLong(axis_object);
+    Py_DECREF(axis_object);
+    if (axis == -1 && PyErr_Occurred())
+        return -1;
+    if (axis < -ndim || axis >= ndim) {
+        PyErr_Format(PyExc_ValueError, "%s: axis %ld is out of range for %s with %d dimension%s (valid: %d..%d)", fn,
+                     axis, src_name, ndim, ndim == 1 ? "" : "s", -ndim, ndim - 1);
+        return -1;
+    }
+    call->axis = (int)(axis < 0 ? axis + ndim : axis);
+
+    call->scale = PyFloat_AsDouble(args[5]);
+    if (call->scale == -1.0 && PyErr_Occurred()) {
+        PyErr_Format(PyExc_TypeError, "%s: scale must be a real number, not %.200s", fn, Py_TYPE(args[5])->tp_name);
+        return -1;
+    }
+    if (isnan(call->scale)) {
+        PyErr_Format(PyExc_ValueError, "%s: scale is NaN", fn);
+        return -1;
+    }
+
+    call->grad = NULL;
+    if (op_takes_grad(call->op)) {
+        const char *grad_name = call->op == SOFTMAX_OP_LOG_SOFTMAX_JVP ? "v" : "dy";
+        call->grad = as_array(args[2], fn, grad_name);
+        if (call->grad == NULL || check_shape(call->src, call->grad, fn, src_name, grad_name) < 0)
+            return -1;
+        if (dtype_of(call->grad, call->src_bf16) != call->dtype) {
+            PyErr_Format(PyExc_TypeError, "%s: %s has dtype %s but %s has dtype %s; they must be equal", fn,
+                         grad_name, PyArray_DESCR(call->grad)->typeobj->tp_name, src_name, dtype_name(call->dtype));
+            return -1;
+        }
+    }
+
+    call->out = NULL;
+    if (args[3] != Py_None) {
+        call->out = as_array(args[3], fn, "out");
+        if (call->out == NULL || check_shape(call->src, call->out, fn, src_name, "out") < 0)
+            return -1;
+        if (dtype_of(call->out, call->src_bf16) != call->dtype) {
+            PyErr_Format(PyExc_TypeError, "%s: out has dtype %s but %s has dtype %s; they must be equal", fn,
+                         call->src_bf16 ? "not bfloat16" : PyArray_DESCR(call->out)->typeobj->tp_name, src_name,
+                         dtype_name(call->dtype));
+            return -1;
+        }
+        if (!PyArray_ISWRITEABLE(call->out)) {
+            PyErr_Format(PyExc_ValueError, "%s: out is read-only", fn);
+            return -1;
+        }
+    }
+
+    call->mask = NULL;
+    call->where = NULL;
+    call->mask_bf16 = PyObject_IsTrue(args[8]) == 1;
+    if ((args[7] != Py_None || args[9] != Py_None) && !library_takes_masks) {
+        PyErr_Format(PyExc_NotImplementedError, "%s: this build of libsoftmax does not take masks", fn);
+        return -1;
+    }
+    if (args[7] != Py_None) {
+        call->mask = as_array(args[7], fn, "mask");
+        if (call->mask == NULL || check_shape(call->src, call->mask, fn, src_name, "mask") < 0)
+            return -1;
+        call->mask_dtype = dtype_of(call->mask, call->mask_bf16);
+        if (call->mask_dtype == 0) {
+            PyErr_Format(PyExc_TypeError, "%s: an additive mask has dtype %s; supported: bool or %s", fn,
+                         PyArray_DESCR(call->mask)->typeobj->tp_name, supported_dtypes());
+            return -1;
+        }
+    }
+    if (args[9] != Py_None) {
+        call->where = as_array(args[9], fn, "mask");
+        if (call->where == NULL || check_shape(call->src, call->where, fn, src_name, "mask") < 0)
+            return -1;
+        if (PyArray_TYPE(call->where) != NPY_BOOL && PyArray_TYPE(call->where) != NPY_UINT8) {
+            PyErr_Format(PyExc_TypeError, "%s: a keep-mask must be bool or uint8", fn);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* execute(op, src, grad, out, axis, scale, src_bf16, mask, mask_bf16, where)
+ * -> out, or a new C-contiguous array of src's shape and type. */
+static PyObject *execute(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)module;
+    const char *fn = "softmax";
+    call_args call = {0};
+    if (parse_call(args, nargs, &call, fn) < 0)
+        return NULL;
+
+    operand src = {0}, grad = {0}, mask = {0}, where = {0}, dst = {0};
+    PyArrayObject *result = NULL; /* what the call returns */
+    PyObject *returned = NULL;
+    bool copy_back = false;
+
+    if (prepare_input(&src, call.src) < 0 || (call.grad != NULL && prepare_input(&grad, call.grad) < 0) ||
+        (call.mask != NULL && prepare_input(&mask, call.mask) < 0) ||
+        (call.where != NULL && prepare_input(&where, call.where) < 0))
+        goto done;
+
+    /* The output: out itself when the library can write its layout and
+     * writing it cannot clobber an input still to be read; otherwise a
+     * fresh array, copied into out after a successful call. */
+    if (call.out != NULL) {
+        result = call.out;
+        Py_INCREF(result);
+        const bool writable_layout =
+            PyArray_ISALIGNED(call.out) &&
+            (PyArray_IS_C_CONTIGUOUS(call.out) ||
+             (library_takes_strides && PyArray_NDIM(call.out) <= SOFTMAX_MAX_NDIM &&
+              element_strides(call.out, dst.strides)));
+        const bool safe = !conflicts(call.out, src.array) && !conflicts(call.out, grad.array) &&
+                          !conflicts(call.out, mask.array) && !conflicts(call.out, where.array);
+        if (writable_layout && safe) {
+            dst.array = call.out;
+            Py_INCREF(dst.array);
+            dst.strided = !PyArray_IS_C_CONTIGUOUS(call.out);
+        } else {
+            copy_back = true;
+        }
+    }
+    if (dst.array == NULL) {
+        dst.array = new_like(call.src);
+        if (dst.array == NULL)
+            goto done;
+        dst.strided = false;
+        if (result == NULL) {
+            result = dst.array;
+            Py_INCREF(result);
+        }
+    }
+
+    const bool strided = src.strided || grad.strided || mask.strided || where.strided || dst.strided;
+    softmax_desc desc;
+    softmax_desc_init(&desc, call.op, call.dtype, 0);
+    describe_shape(&desc, call.src, call.axis, strided);
+    desc.scale = call.scale;
+    if (strided) {
+        /* One contiguous operand among strided ones still needs strides. */
+        operand *all[] = {&src, &grad, &mask, &where, &dst};
+        for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+            if (all[i]->array != NULL && !all[i]->strided)
+                element_strides(all[i]->array, all[i]->strides);
+        desc.src_strides = src.strides;
+        desc.grad_strides = grad.array != NULL ? grad.strides : NULL;
+        desc.dst_strides = dst.strides;
+        desc.mask_strides = mask.array != NULL ? mask.strides : NULL;
+        desc.where_strides = where.array != NULL ? where.strides : NULL;
+    }
+    if (mask.array != NULL) {
+        desc.mask = PyArray_DATA(mask.array);
+        desc.mask_dtype = call.mask_dtype;
+    }
+    if (where.array != NULL)
+        desc.where = PyArray_DATA(where.array);
+
+    const void *src_data = PyArray_DATA(src.array);
+    const void *grad_data = grad.array != NULL ? PyArray_DATA(grad.array) : NULL;
+    void *dst_data = PyArray_DATA(dst.array);
+    int status;
+    if (PyArray_SIZE(call.src) >= RELEASE_GIL_MIN_ELEMENTS) {
+        Py_BEGIN_ALLOW_THREADS status = softmax_execute(&desc, src_data, grad_data, dst_data);
+        Py_END_ALLOW_THREADS
+    } else {
+        status = softmax_execute(&desc, src_data, grad_data, dst_data);
+    }
+    if (status != SOFTMAX_OK) {
+        raise_status(status, fn);
+        goto done;
+    }
+    if (copy_back && PyArray_CopyInto(call.out, dst.array) < 0)
+        goto done;
+    returned = (PyObject *)result;
+    result = NULL;
+
+done:
+    release_operand(&src);
+    release_operand(&grad);
+    release_operand(&mask);
+    release_operand(&where);
+    release_operand(&dst);
+    Py_XDECREF(result);
+    return returned;
+}
+
+static PyObject *version(PyObject *module, PyObject *unused)
+{
+    (void)module;
+    (void)unused;
+    return PyUnicode_FromString(softmax_version());
+}
+
+static PyObject *isa_name(PyObject *module, PyObject *unused)
+{
+    (void)module;
+    (void)unused;
+    const char *name = softmax_isa_name();
+    if (name == NULL)
+        Py_RETURN_NONE;
+    return PyUnicode_FromString(name);
+}
+
+static PyObject *set_num_threads(PyObject *module, PyObject *arg)
+{
+    (void)module;
+    const long n = PyLong_AsLong(arg);
+    if (n == -1 && PyErr_Occurred())
+        return NULL;
+    if (n < 0 || n > INT32_MAX) {
+        PyErr_Format(PyExc_ValueError, "set_num_threads: n = %ld; it must be >= 1, or 0 for the default", n);
+        return NULL;
+    }
+    const int status = softmax_set_num_threads((int)n);
+    if (status != SOFTMAX_OK)
+        return raise_status(status, "set_num_threads");
+    Py_RETURN_NONE;
+}
+
+static PyObject *get_num_threads(PyObject *module, PyObject *unused)
+{
+    (void)module;
+    (void)unused;
+    return PyLong_FromLong(softmax_get_num_threads());
+}
+
+/* Asks the library, on a tiny input, whether it takes a feature: it
+ * answers SOFTMAX_E_UNSUPPORTED or SOFTMAX_E_INVALID_DTYPE while it does not. */
+static bool library_accepts(const softmax_desc *desc, const void *src, void *dst)
+{
+    return softmax_execute(desc, src, NULL, dst) == SOFTMAX_OK;
+}
+
+static void probe_library(void)
+{
+    const double src[2] = {0.0, 1.0};
+    double dst[2];
+    const int64_t strides[1] = {1};
+    softmax_desc desc;
+
+    softmax_desc_init(&desc, SOFTMAX_OP_SOFTMAX, SOFTMAX_DTYPE_F64, 2);
+    desc.src_strides = strides;
+    desc.dst_strides = strides;
+    library_takes_strides = library_accepts(&desc, src, dst);
+
+    const float mask[2] = {0.0f, 0.0f};
+    softmax_desc_init(&desc, SOFTMAX_OP_SOFTMAX, SOFTMAX_DTYPE_F64, 2);
+    desc.mask = mask;
+    desc.mask_dtype = SOFTMAX_DTYPE_F32;
+    library_takes_masks = library_accepts(&desc, src, dst);
+
+    const uint16_t half_src[2] = {0, 0};
+    uint16_t half_dst[2];
+    softmax_desc_init(&desc, SOFTMAX_OP_SOFTMAX, SOFTMAX_DTYPE_F16, 2);
+    library_takes_f16 = library_accepts(&desc, half_src, half_dst);
+    softmax_desc_init(&desc, SOFTMAX_OP_SOFTMAX, SOFTMAX_DTYPE_BF16, 2);
+    library_takes_bf16 = library_accepts(&desc, half_src, half_dst);
+}
+
+static PyMethodDef methods[] = {
+    {"execute", (PyCFunction)(void (*)(void))execute, METH_FASTCALL,
+     "execute(op, src, grad, out, axis, scale, src_bf16, mask, mask_bf16, where) -> array\n\n"
+     "Runs one softmax_op of libsoftmax on NumPy arrays (the internals of softmax.softmax & co.)."},
+    {"version", version, METH_NOARGS, "The C library's version, \"MAJOR.MINOR.PATCH\"."},
+    {"isa_name", isa_name, METH_NOARGS, "The code path the library runs: scalar, avx2 or avx512 (None if unusable)."},
+    {"set_num_threads", set_num_threads, METH_O, "Thread count for later calls (0 = the default)."},
+    {"get_num_threads", get_num_threads, METH_NOARGS, "The thread count that the next call will use at most."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module_def = {
+    PyModuleDef_HEAD_INIT, "softmax._softmax", "CPython binding of libsoftmax (include/softmax.h).", -1, methods,
+    NULL, NULL, NULL, NULL,
+};
+
+PyMODINIT_FUNC PyInit__softmax(void);
+
+PyMODINIT_FUNC PyInit__softmax(void)
+{
+    import_array();
+    probe_library();
+    PyObject *module = PyModule_Create(&module_def);
+    if (module == NULL)
+        return NULL;
+    const struct {
+        const char *name;
+        long value;
+    } constants[] = {
+        {"OP_SOFTMAX", SOFTMAX_OP_SOFTMAX},
+        {"OP_LOG_SOFTMAX", SOFTMAX_OP_LOG_SOFTMAX},
+        {"OP_SOFTMAX_BACKWARD", SOFTMAX_OP_SOFTMAX_BACKWARD},
+        {"OP_LOG_SOFTMAX_BACKWARD", SOFTMAX_OP_LOG_SOFTMAX_BACKWARD},
+        {"OP_LOG_SOFTMAX_JVP", SOFTMAX_OP_LOG_SOFTMAX_JVP},
+        {"HAS_STRIDES", library_takes_strides},
+        {"HAS_MASKS", library_takes_masks},
+        {"HAS_F16", library_takes_f16},
+        {"HAS_BF16", library_takes_bf16},
+        {"RELEASE_GIL_MIN_ELEMENTS", RELEASE_GIL_MIN_ELEMENTS},
+    };
+    for (size_t i = 0; i < sizeof constants / sizeof constants[0]; i++) {
+        if (PyModule_AddIntConstant(module, constants[i].name, constants[i].value) < 0) {
+            Py_DECREF(module);
+            return NULL;
+        }
+    }
+    return module;
+}
