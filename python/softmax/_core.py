@@ -60,7 +60,8 @@ def is_tensor(x):
     return torch is not None and isinstance(x, torch.Tensor)
 
 
-_TORCH_DTYPE_NAMES = {"torch.float32", "torch.float64", "torch.float16", "torch.bfloat16"}
+_TORCH_DTYPE_NAMES = ({"torch.float32", "torch.float64"} | ({"torch.float16"} if _softmax.HAS_F16 else set())
+                      | ({"torch.bfloat16"} if _softmax.HAS_BF16 else set()))
 
 
 def tensor_as_array(tensor, fn, name):

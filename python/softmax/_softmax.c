@@ -301,8 +301,9 @@ static int parse_call(PyObject *const *args, Py_ssize_t nargs, call_args *call, 
     call->src_bf16 = PyObject_IsTrue(args[6]) == 1;
     call->dtype = dtype_of(call->src, call->src_bf16);
     if (call->dtype == 0) {
-        PyErr_Format(PyExc_TypeError, "%s: %s has dtype %s; supported: %s", fn, src_name,
-                     call->src_bf16 ? "bfloat16" : PyArray_DESCR(call->src)->typeobj->tp_name, supported_dtypes());
+        PyErr_Format(PyExc_TypeError, "%s: %s has dtype %S%s; supported: %s", fn, src_name,
+                     (PyObject *)PyArray_DESCR(call->src), call->src_bf16 ? " (as bfloat16 bits)" : "",
+                     supported_dtypes());
         return -1;
     }
     const int ndim = PyArray_NDIM(call->src);
@@ -344,8 +345,8 @@ static int parse_call(PyObject *const *args, Py_ssize_t nargs, call_args *call, 
         if (call->grad == NULL || check_shape(call->src, call->grad, fn, src_name, grad_name) < 0)
             return -1;
         if (dtype_of(call->grad, call->src_bf16) != call->dtype) {
-            PyErr_Format(PyExc_TypeError, "%s: %s has dtype %s but %s has dtype %s; they must be equal", fn,
-                         grad_name, PyArray_DESCR(call->grad)->typeobj->tp_name, src_name, dtype_name(call->dtype));
+            PyErr_Format(PyExc_TypeError, "%s: %s has dtype %S but %s has dtype %s; they must be equal", fn,
+                         grad_name, (PyObject *)PyArray_DESCR(call->grad), src_name, dtype_name(call->dtype));
             return -1;
         }
     }
@@ -356,9 +357,8 @@ static int parse_call(PyObject *const *args, Py_ssize_t nargs, call_args *call, 
         if (call->out == NULL || check_shape(call->src, call->out, fn, src_name, "out") < 0)
             return -1;
         if (dtype_of(call->out, call->src_bf16) != call->dtype) {
-            PyErr_Format(PyExc_TypeError, "%s: out has dtype %s but %s has dtype %s; they must be equal", fn,
-                         call->src_bf16 ? "not bfloat16" : PyArray_DESCR(call->out)->typeobj->tp_name, src_name,
-                         dtype_name(call->dtype));
+            PyErr_Format(PyExc_TypeError, "%s: out has dtype %S but %s has dtype %s; they must be equal", fn,
+                         (PyObject *)PyArray_DESCR(call->out), src_name, dtype_name(call->dtype));
             return -1;
         }
         if (!PyArray_ISWRITEABLE(call->out)) {
@@ -380,8 +380,8 @@ static int parse_call(PyObject *const *args, Py_ssize_t nargs, call_args *call, 
             return -1;
         call->mask_dtype = dtype_of(call->mask, call->mask_bf16);
         if (call->mask_dtype == 0) {
-            PyErr_Format(PyExc_TypeError, "%s: an additive mask has dtype %s; supported: bool or %s", fn,
-                         PyArray_DESCR(call->mask)->typeobj->tp_name, supported_dtypes());
+            PyErr_Format(PyExc_TypeError, "%s: an additive mask has dtype %S; supported: bool or %s", fn,
+                         (PyObject *)PyArray_DESCR(call->mask), supported_dtypes());
             return -1;
         }
     }
