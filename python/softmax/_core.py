@@ -1,7 +1,7 @@
 """The general functions: softmax, log_softmax and their gradients on NumPy arrays and CPU torch tensors.
 
 NumPy arrays go straight to the extension (softmax._softmax, C). A torch tensor
-is seen as a NumPy array over the same memory (Tensor.numpy() shares it), so
+is seen as a NumPy array over the same memory (softmax._softmax.tensor_view), so
 no data is copied on the way in or out; tensors that need gradients go
 through the autograd Function in softmax.torch.
 """
@@ -60,29 +60,42 @@ def is_tensor(x):
     return torch is not None and isinstance(x, torch.Tensor)
 
 
-_TORCH_DTYPE_NAMES = ({"torch.float32", "torch.float64"} | ({"torch.float16"} if _softmax.HAS_F16 else set())
-                      | ({"torch.bfloat16"} if _softmax.HAS_BF16 else set()))
+_numpy_dtype_of_torch = {}  # filled on first use, when torch is loaded
 
 
-def tensor_as_array(tensor, fn, name):
-    """(NumPy view of the tensor's memory, whether it holds bfloat16 bits)."""
+def _dtype_table(torch):
+    if not _numpy_dtype_of_torch:
+        _numpy_dtype_of_torch.update({torch.float32: np.dtype(np.float32), torch.float64: np.dtype(np.float64)})
+        if _softmax.HAS_F16:
+            _numpy_dtype_of_torch[torch.float16] = np.dtype(np.float16)
+        if _softmax.HAS_BF16:
+            # NumPy has no bfloat16: pass the bits, and say what they are.
+            _numpy_dtype_of_torch[torch.bfloat16] = np.dtype(np.int16)
+    return _numpy_dtype_of_torch
+
+
+def tensor_as_array(tensor, fn, name, bool_allowed=False):
+    """(NumPy view of the tensor's memory, whether it holds bfloat16 bits).
+
+    A view, not a copy: the library reads and writes the tensor's own memory.
+    """
     torch = _torch_module()
-    if tensor.device.type != "cpu":
+    if not tensor.is_cpu:
         raise ValueError(
             f"{fn}: {name} is on device '{tensor.device}'; libsoftmax computes on the CPU. "
             f"Move it with .cpu(), or use torch.softmax for tensors on an accelerator")
-    if tensor.layout != torch.strided:
+    if tensor.layout is not torch.strided:
         raise TypeError(f"{fn}: {name} has layout {tensor.layout}; only dense (strided) tensors are supported")
-    if tensor.dtype == torch.bool:
-        return tensor.numpy(), False
-    if str(tensor.dtype) not in _TORCH_DTYPE_NAMES:
-        raise TypeError(f"{fn}: {name} has dtype {tensor.dtype}; supported: float32, float64"
-                        f"{', float16' if _softmax.HAS_F16 else ''}{', bfloat16' if _softmax.HAS_BF16 else ''}")
-    tensor = tensor.detach()
-    if tensor.dtype == torch.bfloat16:
-        # NumPy has no bfloat16: pass the bits, and say what they are.
-        return tensor.view(torch.int16).numpy(), True
-    return tensor.numpy(), False
+    dtype = _dtype_table(torch).get(tensor.dtype)
+    if dtype is None:
+        if bool_allowed and tensor.dtype is torch.bool:
+            dtype = np.dtype(np.bool_)
+        else:
+            supported = ", ".join(str(t).replace("torch.", "") for t in _dtype_table(torch))
+            raise TypeError(f"{fn}: {name} has dtype {tensor.dtype}; supported: {supported}")
+    if tensor.is_neg():  # a lazily negated view: its memory holds -x
+        tensor = tensor.resolve_neg()
+    return _softmax.tensor_view(tensor, dtype), tensor.dtype is torch.bfloat16
 
 
 def array_as_tensor(array, bf16):
@@ -139,6 +152,13 @@ def _mask_fallback(x, additive, keep, scale, fn):
 
 def forward(op, x, axis, scale, mask, out, fn):
     """softmax / log-softmax of any supported input (the slow path of softmax())."""
+    torch = _torch_module()
+    if (mask is None and out is None and torch is not None and isinstance(x, torch.Tensor)
+            and not (x.requires_grad and torch.is_grad_enabled())):
+        # The common case of a tensor, kept short: it is most of a tiny call's cost.
+        array, bf16 = tensor_as_array(x, fn, "x")
+        result = torch.from_numpy(_execute(op, array, None, None, axis, scale, bf16, None, False, None))
+        return result.view(torch.bfloat16) if bf16 else result
     _check_kind(x, fn)
     additive = keep = None
     if mask is not None:
@@ -176,7 +196,7 @@ def forward_tensor(op, x, axis, scale, additive, keep, out, fn):
     if additive is not None:
         additive_array, additive_bf16 = tensor_as_array(additive, fn, "mask")
     if keep is not None:
-        keep_array, _ = tensor_as_array(keep, fn, "mask")
+        keep_array, _ = tensor_as_array(keep, fn, "mask", bool_allowed=True)
     result = _execute(op, array, None, out_array, axis, scale, bf16, additive_array, bool(additive_bf16), keep_array)
     return out if out is not None else array_as_tensor(result, bf16)
 
@@ -203,6 +223,6 @@ def backward(op, y, dy, axis, scale, out, fn, keep=None):
         out_array, _ = tensor_as_array(out, fn, "out")
         if out.dtype != y.dtype:
             raise TypeError(f"{fn}: out has dtype {out.dtype} but y has dtype {y.dtype}; they must be equal")
-    keep_array = tensor_as_array(keep, fn, "mask")[0] if keep is not None else None
+    keep_array = tensor_as_array(keep, fn, "mask", bool_allowed=True)[0] if keep is not None else None
     result = _execute(op, y_array, dy_array, out_array, axis, scale, bf16, None, False, keep_array)
     return out if out is not None else array_as_tensor(result, bf16)

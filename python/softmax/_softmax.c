@@ -502,6 +502,70 @@ done:
     return returned;
 }
 
+/* Calls a method without arguments and returns its result (new reference). */
+static PyObject *call_method(PyObject *object, const char *name)
+{
+    return PyObject_CallMethod(object, name, NULL);
+}
+
+/* tensor_view(tensor, dtype) -> a NumPy array over the tensor's memory.
+ *
+ * The Python layer has checked that the tensor is a dense CPU tensor whose
+ * element type is `dtype` (a numpy.dtype of the same size). Tensor.numpy()
+ * does the same but costs a detach() and about a microsecond; this reads
+ * data_ptr(), shape and stride() and keeps the tensor alive as the array's
+ * base. */
+static PyObject *tensor_view(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)module;
+    if (nargs != 2 || !PyArray_DescrCheck(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "tensor_view(tensor, numpy.dtype)");
+        return NULL;
+    }
+    PyObject *tensor = args[0];
+    PyArray_Descr *descr = (PyArray_Descr *)args[1];
+    npy_intp dims[NPY_MAXDIMS], strides[NPY_MAXDIMS];
+    PyObject *pointer = NULL, *shape = NULL, *element_strides = NULL, *array = NULL;
+
+    pointer = call_method(tensor, "data_ptr");
+    shape = PyObject_GetAttrString(tensor, "shape");
+    element_strides = call_method(tensor, "stride");
+    if (pointer == NULL || shape == NULL || element_strides == NULL)
+        goto done;
+    const Py_ssize_t ndim = PyTuple_Check(shape) ? PyTuple_GET_SIZE(shape) : -1;
+    if (ndim < 0 || ndim > NPY_MAXDIMS || !PyTuple_Check(element_strides) ||
+        PyTuple_GET_SIZE(element_strides) != ndim) {
+        PyErr_Format(PyExc_ValueError, "softmax: a tensor with %zd dimensions is not supported (at most %d)", ndim,
+                     NPY_MAXDIMS);
+        goto done;
+    }
+    for (Py_ssize_t d = 0; d < ndim; d++) {
+        dims[d] = PyLong_AsSsize_t(PyTuple_GET_ITEM(shape, d));
+        strides[d] = PyLong_AsSsize_t(PyTuple_GET_ITEM(element_strides, d)) * descr->elsize;
+    }
+    void *data = PyLong_AsVoidPtr(pointer);
+    if (PyErr_Occurred())
+        goto done;
+    Py_INCREF(descr);
+    array = PyArray_NewFromDescr(&PyArray_Type, descr, (int)ndim, dims, strides, data, NPY_ARRAY_WRITEABLE, NULL);
+    if (array == NULL)
+        goto done;
+    Py_INCREF(tensor);
+    if (PyArray_SetBaseObject((PyArrayObject *)array, tensor) < 0) {
+        Py_CLEAR(array);
+        goto done;
+    }
+    /* Flags were computed before the base was set; refresh them so that
+     * contiguity and alignment are known. */
+    PyArray_UpdateFlags((PyArrayObject *)array, NPY_ARRAY_UPDATE_ALL);
+
+done:
+    Py_XDECREF(pointer);
+    Py_XDECREF(shape);
+    Py_XDECREF(element_strides);
+    return array;
+}
+
 static PyObject *version(PyObject *module, PyObject *unused)
 {
     (void)module;
@@ -579,6 +643,8 @@ static PyMethodDef methods[] = {
     {"execute", (PyCFunction)(void (*)(void))execute, METH_FASTCALL,
      "execute(op, src, grad, out, axis, scale, src_bf16, mask, mask_bf16, where) -> array\n\n"
      "Runs one softmax_op of libsoftmax on NumPy arrays (the internals of softmax.softmax & co.)."},
+    {"tensor_view", (PyCFunction)(void (*)(void))tensor_view, METH_FASTCALL,
+     "tensor_view(tensor, dtype) -> numpy.ndarray over the tensor's memory (no copy)."},
     {"version", version, METH_NOARGS, "The C library's version, \"MAJOR.MINOR.PATCH\"."},
     {"isa_name", isa_name, METH_NOARGS, "The code path the library runs: scalar, avx2 or avx512 (None if unusable)."},
     {"set_num_threads", set_num_threads, METH_O, "Thread count for later calls (0 = the default)."},

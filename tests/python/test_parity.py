@@ -209,3 +209,18 @@ def test_masks(container):
     nothing = np.zeros((3, 5), bool)
     np.testing.assert_array_equal(np.asarray(softmax.softmax(wrap(x), mask=wrap(nothing))), 0.0)
     np.testing.assert_array_equal(np.asarray(softmax.log_softmax(wrap(x), mask=wrap(nothing))), -np.inf)
+
+
+def test_tensors_are_read_and_written_in_place():
+    x = torch.randn(3, 7)
+    expected = torch.softmax(x, -1)
+    with torch.no_grad():
+        assert softmax.softmax(x, out=x) is x  # the tensor's own memory, written by the C code
+    torch.testing.assert_close(x, expected)
+    base = torch.randn(6, 8, dtype=torch.float64)
+    view = base.t()[::2]  # non-contiguous view with an offset-free, strided layout
+    torch.testing.assert_close(softmax.softmax(view, axis=0), torch.softmax(view, 0), rtol=1e-13, atol=0)
+    negated = torch.randn(4, 5)._neg_view()  # lazily negated: memory holds -x
+    torch.testing.assert_close(softmax.softmax(negated), torch.softmax(negated.resolve_neg(), -1))
+    empty = torch.empty(0, 5)
+    assert softmax.softmax(empty).shape == (0, 5)
