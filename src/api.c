@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "general.h"
 #include "internal.h"
 
 /* One check per line: on failure, record where and why, and return. */
@@ -25,8 +26,11 @@ static size_t dtype_size(softmax_dtype dtype)
         return sizeof(float);
     case SOFTMAX_DTYPE_F64:
         return sizeof(double);
+    case SOFTMAX_DTYPE_BF16:
+    case SOFTMAX_DTYPE_F16:
+        return sizeof(uint16_t);
     default:
-        return 0; /* bf16 / f16 arrive with the general pipeline */
+        return 0;
     }
 }
 
@@ -62,17 +66,6 @@ static bool checked_multiply(size_t a, size_t b, size_t *product)
     return true;
 }
 
-/* Byte ranges [a, a + size) and [b, b + size) share a byte but do not start
- * at the same address. */
-static bool partially_overlaps(const void *a, const void *b, size_t size)
-{
-    uintptr_t start_a = (uintptr_t)a;
-    uintptr_t start_b = (uintptr_t)b;
-    if (start_a == start_b)
-        return false;
-    return start_a < start_b + size && start_b < start_a + size;
-}
-
 /* The tensor seen around its softmax axis. */
 typedef struct axis_view {
     size_t outer;
@@ -98,12 +91,6 @@ static int validate_desc(const char *fn, const softmax_desc *desc, axis_view *vi
         RETURN_ERROR_IF(desc->reserved[i] != 0, SOFTMAX_E_UNSUPPORTED,
                         "%s: reserved[%zu] is non-zero (not supported by version %s)", fn, i, softmax_version());
     RETURN_ERROR_IF(isnan(desc->scale), SOFTMAX_E_INVALID_SCALE, "%s: scale is NaN", fn);
-    /* Layouts, mixed types and masks land with the general pipeline. */
-    RETURN_ERROR_IF((desc->dst_dtype != 0 && desc->dst_dtype != desc->dtype) ||
-                        (desc->grad_dtype != 0 && desc->grad_dtype != desc->dtype) || desc->src_strides != NULL ||
-                        desc->grad_strides != NULL || desc->dst_strides != NULL || desc->mask != NULL ||
-                        desc->where != NULL || desc->causal != 0 || desc->max_bias != 0,
-                    SOFTMAX_E_UNSUPPORTED, "%s: strides, masks and mixed types are not implemented yet", fn);
 
     const int axis = desc->axis < 0 ? desc->axis + desc->ndim : desc->axis;
     view->outer = 1;
@@ -212,30 +199,25 @@ static int execute(const char *fn, const softmax_desc *desc, const void *src, co
     int status = validate_desc(fn, desc, &view);
     if (status != SOFTMAX_OK)
         return status;
-    const softmax_kernels *kernels = softmax_dispatch(desc->dtype, fn, &status);
-    if (kernels == NULL)
+    /* Even an empty call reports a forced code path that this CPU lacks. */
+    if (softmax_dispatch(desc->dtype == SOFTMAX_DTYPE_F64 ? SOFTMAX_DTYPE_F64 : SOFTMAX_DTYPE_F32, fn, &status) == NULL)
         return status;
     if (view.elements == 0)
         return SOFTMAX_OK;
 
-    const bool takes_grad = op_takes_grad(desc->op);
-    const char *src_name = desc->op == SOFTMAX_OP_SOFTMAX || desc->op == SOFTMAX_OP_LOG_SOFTMAX ? "x"
-                           : desc->op == SOFTMAX_OP_SOFTMAX_BACKWARD                            ? "y"
-                                                                                                : "logy";
-    const char *grad_name = desc->op == SOFTMAX_OP_LOG_SOFTMAX_JVP ? "v" : "dy";
-    RETURN_ERROR_IF(src == NULL, SOFTMAX_E_NULL_POINTER, "%s: %s is NULL", fn, src_name);
-    RETURN_ERROR_IF(takes_grad && grad == NULL, SOFTMAX_E_NULL_POINTER, "%s: %s is NULL", fn, grad_name);
-    RETURN_ERROR_IF(dst == NULL, SOFTMAX_E_NULL_POINTER, "%s: the output is NULL", fn);
-    RETURN_ERROR_IF(partially_overlaps(dst, src, view.bytes), SOFTMAX_E_OVERLAP,
-                    "%s: the output overlaps %s without being equal to it", fn, src_name);
-    RETURN_ERROR_IF(takes_grad && partially_overlaps(dst, grad, view.bytes), SOFTMAX_E_OVERLAP,
-                    "%s: the output overlaps %s without being equal to it", fn, grad_name);
+    general_plan plan;
+    bool plain = false;
+    status = softmax_general_prepare(fn, desc, src, grad, dst, &plan, &plain);
+    if (status != SOFTMAX_OK)
+        return status;
+    if (!plain)
+        return softmax_general_run(&plan);
 
     job work = {
         .op = desc->op,
-        .kernels = kernels,
+        .kernels = plan.kernels,
         .src = src,
-        .grad = takes_grad ? grad : NULL,
+        .grad = op_takes_grad(desc->op) ? grad : NULL,
         .dst = dst,
         .view = view,
         .scale = desc->scale,

@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "general.h"
 #include "internal.h"
 
 static uint32_t bits_of_float(float value)
@@ -185,4 +186,30 @@ int softmax_convert(void *dst, softmax_dtype dst_dtype, const void *src, softmax
     for (size_t i = 0; i < n; i++)
         store_from_double(dst, dst_dtype, i, load_as_double(src, src_dtype, i));
     return SOFTMAX_OK;
+}
+
+/* Contiguous conversions. Scalar for now; written so that the compiler can
+ * vectorise the bf16 ones. */
+void softmax_convert_lane_bf16_to_f32(float *dst, const uint16_t *src, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        dst[i] = softmax_bf16_to_float(src[i]);
+}
+
+void softmax_convert_lane_f16_to_f32(float *dst, const uint16_t *src, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        dst[i] = softmax_f16_to_float(src[i]);
+}
+
+void softmax_convert_lane_f32_to_bf16(uint16_t *dst, const float *src, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        dst[i] = softmax_float_to_bf16(src[i]);
+}
+
+void softmax_convert_lane_f32_to_f16(uint16_t *dst, const float *src, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        dst[i] = softmax_float_to_f16(src[i]);
 }

@@ -16,35 +16,47 @@ typedef struct workspace {
     size_t size;
 } workspace;
 
-static _Thread_local workspace thread_workspace;
+/* Slot 0 belongs to the kernels, slot 1 to the general pipeline that feeds
+ * them gathered lines: a kernel growing its buffer must not free the lines
+ * it is working on. */
+#define WORKSPACE_SLOTS 2
+static _Thread_local workspace thread_workspaces[WORKSPACE_SLOTS];
 static pthread_key_t workspace_key;
 static pthread_once_t workspace_key_once = PTHREAD_ONCE_INIT;
 
-static void free_workspace(void *unused)
+static void free_workspaces(void *unused)
 {
     (void)unused;
-    free(thread_workspace.data);
-    thread_workspace.data = NULL;
-    thread_workspace.size = 0;
+    for (int slot = 0; slot < WORKSPACE_SLOTS; slot++) {
+        free(thread_workspaces[slot].data);
+        thread_workspaces[slot].data = NULL;
+        thread_workspaces[slot].size = 0;
+    }
 }
 
 static void create_workspace_key(void)
 {
-    pthread_key_create(&workspace_key, free_workspace);
+    pthread_key_create(&workspace_key, free_workspaces);
 }
 
-void *softmax_workspace(size_t bytes)
+void *softmax_workspace_slot(int slot, size_t bytes)
 {
-    if (thread_workspace.size >= bytes)
-        return thread_workspace.data;
+    workspace *space = &thread_workspaces[slot];
+    if (space->size >= bytes)
+        return space->data;
     pthread_once(&workspace_key_once, create_workspace_key);
     void *grown = malloc(bytes);
     if (grown == NULL)
         return NULL;
-    free(thread_workspace.data);
-    thread_workspace.data = grown;
-    thread_workspace.size = bytes;
+    free(space->data);
+    space->data = grown;
+    space->size = bytes;
     /* Any non-NULL value makes the destructor run at thread exit. */
-    pthread_setspecific(workspace_key, &thread_workspace);
+    pthread_setspecific(workspace_key, thread_workspaces);
     return grown;
+}
+
+void *softmax_workspace(size_t bytes)
+{
+    return softmax_workspace_slot(0, bytes);
 }

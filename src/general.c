@@ -1,0 +1,604 @@
+/*
+ * general.c -- the general pipeline of softmax_execute(): any strides, mixed
+ * and half-precision data types, and fused masks (additive, boolean, causal,
+ * ALiBi).
+ *
+ * Lines (the 1-d slices along the softmax axis) are processed in blocks: a
+ * block is gathered into a contiguous per-thread buffer in the computation
+ * type (f32 or f64), converted and masked on the way in; the contiguous
+ * kernels of the active code path run on the buffer; the result is converted
+ * and scattered to the output on the way out. Gathering a block of adjacent
+ * lines keeps a transposed walk inside the cache instead of copying the
+ * whole tensor.
+ *
+ * An additive mask or ALiBi bias changes the logits, z = scale * x + bias.
+ * Rounding z to the data type would cost up to |z| * 2^-24 of relative
+ * error in exp(z - max) (tens of ulp for logits of a few dozen), so f32
+ * work forms z in double and runs the f64 kernels, and f64 work forms z in
+ * long double and evaluates the line in long double.
+ *
+ * Causal masking of contiguous last-axis rows needs no copy: row i is the
+ * softmax of its first i + offset + 1 elements followed by zeros.
+ */
+#include <math.h>
+#include <omp.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "general.h"
+
+/* Elements per gathered block: a few lines of a short row, or one line. */
+#define BLOCK_ELEMENTS ((size_t)16384)
+#define BLOCK_MAX_LINES ((size_t)256)
+
+/* ---------------------------------------------------------------------- */
+/* Element access                                                          */
+/* ---------------------------------------------------------------------- */
+
+static inline double load_double(const char *base, softmax_dtype type, int64_t index)
+{
+    switch (type) {
+    case SOFTMAX_DTYPE_F32:
+        return ((const float *)(const void *)base)[index];
+    case SOFTMAX_DTYPE_F64:
+        return ((const double *)(const void *)base)[index];
+    case SOFTMAX_DTYPE_BF16:
+        return softmax_bf16_to_float(((const uint16_t *)(const void *)base)[index]);
+    default:
+        return softmax_f16_to_float(((const uint16_t *)(const void *)base)[index]);
+    }
+}
+
+/* Gathers n elements spaced `stride` apart into floats (the f32 computation
+ * type; f32, bf16 and f16 sources are exact in float). */
+static void gather_f32(float *out, const char *base, softmax_dtype type, int64_t offset, int64_t stride, size_t n)
+{
+    switch (type) {
+    case SOFTMAX_DTYPE_F32: {
+        const float *src = (const float *)(const void *)base + offset;
+        if (stride == 1) {
+            if (out != src)
+                memmove(out, src, n * sizeof *out);
+        } else {
+            for (size_t i = 0; i < n; i++)
+                out[i] = src[(int64_t)i * stride];
+        }
+        break;
+    }
+    case SOFTMAX_DTYPE_BF16: {
+        const uint16_t *src = (const uint16_t *)(const void *)base + offset;
+        if (stride == 1)
+            softmax_convert_lane_bf16_to_f32(out, src, n);
+        else
+            for (size_t i = 0; i < n; i++)
+                out[i] = softmax_bf16_to_float(src[(int64_t)i * stride]);
+        break;
+    }
+    case SOFTMAX_DTYPE_F16: {
+        const uint16_t *src = (const uint16_t *)(const void *)base + offset;
+        if (stride == 1)
+            softmax_convert_lane_f16_to_f32(out, src, n);
+        else
+            for (size_t i = 0; i < n; i++)
+                out[i] = softmax_f16_to_float(src[(int64_t)i * stride]);
+        break;
+    }
+    default: /* f64 never reaches the f32 computation type */
+        break;
+    }
+}
+
+static void gather_f64(double *out, const char *base, softmax_dtype type, int64_t offset, int64_t stride, size_t n)
+{
+    if (type == SOFTMAX_DTYPE_F64 && stride == 1) {
+        const double *src = (const double *)(const void *)base + offset;
+        if (out != src)
+            memmove(out, src, n * sizeof *out);
+        return;
+    }
+    for (size_t i = 0; i < n; i++)
+        out[i] = load_double(base, type, offset + (int64_t)i * stride);
+}
+
+static void scatter_f32(char *base, softmax_dtype type, int64_t offset, int64_t stride, const float *in, size_t n)
+{
+    switch (type) {
+    case SOFTMAX_DTYPE_F32: {
+        float *dst = (float *)(void *)base + offset;
+        if (stride == 1)
+            memcpy(dst, in, n * sizeof *in);
+        else
+            for (size_t i = 0; i < n; i++)
+                dst[(int64_t)i * stride] = in[i];
+        break;
+    }
+    case SOFTMAX_DTYPE_F64: {
+        double *dst = (double *)(void *)base + offset;
+        for (size_t i = 0; i < n; i++)
+            dst[(int64_t)i * stride] = in[i];
+        break;
+    }
+    case SOFTMAX_DTYPE_BF16: {
+        uint16_t *dst = (uint16_t *)(void *)base + offset;
+        if (stride == 1)
+            softmax_convert_lane_f32_to_bf16(dst, in, n);
+        else
+            for (size_t i = 0; i < n; i++)
+                dst[(int64_t)i * stride] = softmax_float_to_bf16(in[i]);
+        break;
+    }
+    default: {
+        uint16_t *dst = (uint16_t *)(void *)base + offset;
+        if (stride == 1)
+            softmax_convert_lane_f32_to_f16(dst, in, n);
+        else
+            for (size_t i = 0; i < n; i++)
+                dst[(int64_t)i * stride] = softmax_float_to_f16(in[i]);
+        break;
+    }
+    }
+}
+
+/* From a double result: one rounding to f32 / f64, and round-to-odd then
+ * nearest-even for the half types so that the value is rounded correctly. */
+static void scatter_f64(char *base, softmax_dtype type, int64_t offset, int64_t stride, const double *in, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        const int64_t at = offset + (int64_t)i * stride;
+        switch (type) {
+        case SOFTMAX_DTYPE_F32:
+            ((float *)(void *)base)[at] = (float)in[i];
+            break;
+        case SOFTMAX_DTYPE_F64:
+            ((double *)(void *)base)[at] = in[i];
+            break;
+        case SOFTMAX_DTYPE_BF16:
+            ((uint16_t *)(void *)base)[at] = softmax_float_to_bf16(softmax_round_to_odd_float(in[i]));
+            break;
+        default:
+            ((uint16_t *)(void *)base)[at] = softmax_float_to_f16(softmax_round_to_odd_float(in[i]));
+            break;
+        }
+    }
+}
+
+/* ---------------------------------------------------------------------- */
+/* Lines                                                                   */
+/* ---------------------------------------------------------------------- */
+
+typedef struct line_position {
+    int64_t offset[GENERAL_OPERANDS]; /* element offset of element 0 of the line, per operand */
+    int64_t query;                    /* index along axis - 1 (causal) */
+    int64_t head;                     /* index along head_axis (ALiBi) */
+} line_position;
+
+static line_position position_of(const general_plan *plan, size_t line)
+{
+    line_position where = {{0}, 0, 0};
+    size_t rest = line;
+    for (int d = plan->ndim - 1; d >= 0; d--) {
+        if (d == plan->axis)
+            continue;
+        const size_t index = rest % plan->shape[d];
+        rest /= plan->shape[d];
+        for (int k = 0; k < GENERAL_OPERANDS; k++)
+            where.offset[k] += (int64_t)index * plan->operands[k].strides[d];
+        if (d == plan->axis - 1)
+            where.query = (int64_t)index;
+        if (d == plan->head_axis)
+            where.head = (int64_t)index;
+    }
+    return where;
+}
+
+/* Number of leading elements of the line a causal mask keeps. */
+static size_t causal_length(const general_plan *plan, const line_position *where)
+{
+    if (!plan->causal)
+        return plan->n;
+    const int64_t last_kept = where->query + plan->causal_offset;
+    if (last_kept < 0)
+        return 0;
+    return (uint64_t)last_kept >= plan->n ? plan->n : (size_t)last_kept + 1;
+}
+
+static bool is_kept(const general_plan *plan, const line_position *where, size_t j, size_t kept_prefix)
+{
+    if (j >= kept_prefix)
+        return false;
+    if (plan->has_where) {
+        const general_operand *w = &plan->operands[GENERAL_WHERE];
+        const uint8_t *bytes = (const uint8_t *)(const void *)w->base;
+        if (bytes[where->offset[GENERAL_WHERE] + (int64_t)j * w->strides[plan->axis]] == 0)
+            return false;
+    }
+    return true;
+}
+
+static double alibi_slope(const general_plan *plan, int64_t head)
+{
+    if (!plan->alibi)
+        return 0.0;
+    const int64_t h2 = (int64_t)plan->alibi_heads_pow2;
+    return head < h2 ? pow(plan->alibi_m0, (double)(head + 1)) : pow(plan->alibi_m1, (double)(2 * (head - h2) + 1));
+}
+
+/* ---------------------------------------------------------------------- */
+/* Masked logits                                                           */
+/* ---------------------------------------------------------------------- */
+
+/* The logit of a kept element: z = scale * x + bias, with the contract's
+ * conventions for scale 0 (x stops mattering unless it is -inf or NaN) and
+ * infinite scales (only the extreme x survive, `extreme` is max or min of x
+ * over the kept elements). */
+static long double masked_logit(double scale, double x, long double bias, double extreme)
+{
+    if (isnan(x))
+        return x;
+    if (scale == 0)
+        return x == -INFINITY ? -INFINITY : bias;
+    if (isinf(scale))
+        return x == extreme && !(scale > 0 ? x == -INFINITY : x == INFINITY) ? bias : -INFINITY;
+    return (long double)scale * x + bias;
+}
+
+/* Per-line z for the additive-mask path: excluded elements -inf. `z` is a
+ * long double line for f64 work or a double line (through `z_double`). */
+static void masked_logits(const general_plan *plan, const line_position *where, const double *x, size_t n,
+                          long double *z_long, double *z_double)
+{
+    const size_t kept_prefix = causal_length(plan, where);
+    const general_operand *m = &plan->operands[GENERAL_MASK];
+    const double slope = alibi_slope(plan, where->head);
+    const double scale = plan->scale;
+    double extreme = scale > 0 ? -INFINITY : INFINITY;
+    if (isinf(scale))
+        for (size_t j = 0; j < n; j++)
+            if (is_kept(plan, where, j, kept_prefix) && !isnan(x[j]))
+                extreme = scale > 0 ? fmax(extreme, x[j]) : fmin(extreme, x[j]);
+    for (size_t j = 0; j < n; j++) {
+        long double z = -INFINITY;
+        if (is_kept(plan, where, j, kept_prefix)) {
+            const double mask_value =
+                plan->has_mask
+                    ? load_double(m->base, m->type, where->offset[GENERAL_MASK] + (int64_t)j * m->strides[plan->axis])
+                    : 0.0;
+            if (mask_value != -INFINITY) {
+                const long double bias = (long double)mask_value + (long double)slope * (long double)j;
+                z = masked_logit(scale, x[j], bias, extreme);
+            }
+        }
+        if (z_long != NULL)
+            z_long[j] = z;
+        else
+            z_double[j] = (double)z;
+    }
+}
+
+/* Softmax or log-softmax of a long double line z (scale already applied),
+ * with the contract's special cases. */
+static void long_double_line(softmax_op op, const long double *z, double *y, size_t n)
+{
+    long double top = -INFINITY;
+    size_t infinities = 0;
+    for (size_t j = 0; j < n; j++) {
+        if (isnan(z[j])) {
+            for (size_t i = 0; i < n; i++)
+                y[i] = NAN;
+            return;
+        }
+        top = z[j] > top ? z[j] : top;
+        infinities += z[j] == INFINITY;
+    }
+    const bool log_output = op == SOFTMAX_OP_LOG_SOFTMAX;
+    if (top == -INFINITY) { /* fully masked */
+        for (size_t j = 0; j < n; j++)
+            y[j] = log_output ? -INFINITY : 0.0;
+        return;
+    }
+    if (infinities > 0) {
+        const long double share = 1.0L / (long double)infinities;
+        for (size_t j = 0; j < n; j++)
+            y[j] = z[j] == INFINITY ? (double)(log_output ? logl(share) : share) : (log_output ? -INFINITY : 0.0);
+        return;
+    }
+    long double sum = 0;
+    for (size_t j = 0; j < n; j++)
+        sum += expl(z[j] - top);
+    const long double log_sum = logl(sum);
+    for (size_t j = 0; j < n; j++)
+        y[j] = (double)(log_output ? z[j] - top - log_sum : expl(z[j] - top) / sum);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Blocks                                                                  */
+/* ---------------------------------------------------------------------- */
+
+typedef struct block_buffers {
+    void *values;          /* block x n in the computation type: src, then the result */
+    void *gradient;        /* block x n in the computation type (gradient ops) */
+    double *wide;          /* block x n doubles (additive mask, f32 work) */
+    long double *extended; /* n long doubles (additive mask, f64 work) */
+    double *line;          /* n doubles (additive mask, f64 work) */
+} block_buffers;
+
+static size_t block_lines(const general_plan *plan)
+{
+    size_t lines = BLOCK_ELEMENTS / plan->n;
+    if (lines == 0)
+        lines = 1;
+    if (lines > BLOCK_MAX_LINES)
+        lines = BLOCK_MAX_LINES;
+    return lines < plan->lines ? lines : plan->lines;
+}
+
+static size_t buffers_bytes(const general_plan *plan, size_t lines, size_t parts[5])
+{
+    const size_t elements = lines * plan->n;
+    const size_t element = plan->compute == SOFTMAX_DTYPE_F32 ? sizeof(float) : sizeof(double);
+    const bool additive = plan->forward && (plan->has_mask || plan->alibi);
+    parts[0] = elements * element;
+    parts[1] = plan->forward ? 0 : elements * element;
+    parts[2] = additive && plan->compute == SOFTMAX_DTYPE_F32 ? elements * sizeof(double) : 0;
+    parts[3] = additive && plan->compute == SOFTMAX_DTYPE_F64 ? plan->n * sizeof(long double) : 0;
+    parts[4] = additive && plan->compute == SOFTMAX_DTYPE_F64 ? plan->n * sizeof(double) : 0;
+    size_t total = 0;
+    for (int k = 0; k < 5; k++) {
+        parts[k] = (parts[k] + 63) & ~(size_t)63;
+        total += parts[k];
+    }
+    return total;
+}
+
+static bool claim_buffers(const general_plan *plan, block_buffers *buffers)
+{
+    size_t parts[5];
+    const size_t total = buffers_bytes(plan, block_lines(plan), parts);
+    char *space = softmax_workspace_slot(1, total + 64);
+    if (space == NULL)
+        return false;
+    space = (char *)(((uintptr_t)space + 63) & ~(uintptr_t)63);
+    buffers->values = space;
+    buffers->gradient = space + parts[0];
+    buffers->wide = (double *)(void *)(space + parts[0] + parts[1]);
+    buffers->extended = (long double *)(void *)(space + parts[0] + parts[1] + parts[2]);
+    buffers->line = (double *)(void *)(space + parts[0] + parts[1] + parts[2] + parts[3]);
+    return true;
+}
+
+static void gather_line(const general_plan *plan, int operand, const line_position *where, void *out)
+{
+    const general_operand *o = &plan->operands[operand];
+    const int64_t stride = o->strides[plan->axis];
+    if (plan->compute == SOFTMAX_DTYPE_F32)
+        gather_f32(out, o->base, o->type, where->offset[operand], stride, plan->n);
+    else
+        gather_f64(out, o->base, o->type, where->offset[operand], stride, plan->n);
+}
+
+static void set_excluded(const general_plan *plan, const line_position *where, void *line, double value)
+{
+    const size_t kept_prefix = causal_length(plan, where);
+    for (size_t j = 0; j < plan->n; j++) {
+        if (is_kept(plan, where, j, kept_prefix))
+            continue;
+        if (plan->compute == SOFTMAX_DTYPE_F32)
+            ((float *)line)[j] = (float)value;
+        else
+            ((double *)line)[j] = value;
+    }
+}
+
+/* True if every mask value of the line is 0 or -inf (a padding or causal
+ * mask written additively) and no ALiBi bias applies: the mask then only
+ * excludes elements, and the line can take the data type's kernels. */
+static bool mask_only_excludes(const general_plan *plan, const line_position *where)
+{
+    if (plan->alibi)
+        return false;
+    if (!plan->has_mask)
+        return true;
+    const general_operand *m = &plan->operands[GENERAL_MASK];
+    const int64_t stride = m->strides[plan->axis];
+    const int64_t offset = where->offset[GENERAL_MASK];
+    if (m->type == SOFTMAX_DTYPE_F32 && stride == 1) {
+        const float *values = (const float *)(const void *)m->base + offset;
+        bool only = true;
+        for (size_t j = 0; j < plan->n; j++)
+            only &= values[j] == 0.0f || values[j] == -INFINITY;
+        return only;
+    }
+    for (size_t j = 0; j < plan->n; j++) {
+        const double value = load_double(m->base, m->type, offset + (int64_t)j * stride);
+        if (value != 0.0 && value != -INFINITY)
+            return false;
+    }
+    return true;
+}
+
+/* Sets the excluded logits of a gathered forward line to -inf: the causal
+ * tail, `where` zeros and -inf mask entries. The common layouts (unit
+ * strides, f32 masks) take loops the compiler vectorises. */
+#define DEFINE_EXCLUDE(T, NAME)                                                                                        \
+    static void NAME(const general_plan *plan, const line_position *where, T *line)                                   \
+    {                                                                                                                  \
+        const size_t n = plan->n;                                                                                      \
+        const size_t kept = causal_length(plan, where);                                                                \
+        for (size_t j = kept; j < n; j++)                                                                              \
+            line[j] = -INFINITY;                                                                                       \
+        if (plan->has_where) {                                                                                         \
+            const general_operand *w = &plan->operands[GENERAL_WHERE];                                                 \
+            const uint8_t *keep = (const uint8_t *)(const void *)w->base + where->offset[GENERAL_WHERE];               \
+            const int64_t stride = w->strides[plan->axis];                                                             \
+            if (stride == 1)                                                                                           \
+                for (size_t j = 0; j < kept; j++)                                                                      \
+                    line[j] = keep[j] ? line[j] : -INFINITY;                                                           \
+            else                                                                                                       \
+                for (size_t j = 0; j < kept; j++)                                                                      \
+                    line[j] = keep[(int64_t)j * stride] ? line[j] : -INFINITY;                                         \
+        }                                                                                                              \
+        if (plan->has_mask) {                                                                                          \
+            const general_operand *m = &plan->operands[GENERAL_MASK];                                                  \
+            const int64_t stride = m->strides[plan->axis];                                                             \
+            const int64_t offset = where->offset[GENERAL_MASK];                                                        \
+            if (m->type == SOFTMAX_DTYPE_F32 && stride == 1) {                                                         \
+                const float *values = (const float *)(const void *)m->base + offset;                                   \
+                for (size_t j = 0; j < kept; j++)                                                                      \
+                    line[j] = values[j] == -INFINITY ? -INFINITY : line[j];                                            \
+            } else {                                                                                                   \
+                for (size_t j = 0; j < kept; j++)                                                                      \
+                    if (load_double(m->base, m->type, offset + (int64_t)j * stride) == -INFINITY)                      \
+                        line[j] = -INFINITY;                                                                           \
+            }                                                                                                          \
+        }                                                                                                              \
+    }
+DEFINE_EXCLUDE(float, exclude_f32)
+DEFINE_EXCLUDE(double, exclude_f64)
+#undef DEFINE_EXCLUDE
+
+/* dst holds the block's lines as contiguous rows of the computation type:
+ * the block can be gathered straight into dst and computed in place. */
+static bool dst_takes_rows(const general_plan *plan)
+{
+    return plan->dst_rows_contiguous;
+}
+
+static void run_block(const general_plan *plan, const block_buffers *buffers, size_t first_line, size_t line_count)
+{
+    const size_t n = plan->n;
+    const size_t element = plan->compute == SOFTMAX_DTYPE_F32 ? sizeof(float) : sizeof(double);
+    const bool excluding = plan->has_where || plan->causal;
+    line_position positions[BLOCK_MAX_LINES];
+    bool additive = false;
+    for (size_t b = 0; b < line_count; b++) {
+        positions[b] = position_of(plan, first_line + b);
+        if (plan->forward && (plan->has_mask || plan->alibi) && !mask_only_excludes(plan, &positions[b]))
+            additive = true;
+    }
+    const general_operand *d = &plan->operands[GENERAL_DST];
+    char *rows = buffers->values;
+    const bool direct = plan->forward && !additive && dst_takes_rows(plan);
+    if (direct)
+        rows = d->base_out + first_line * n * element; /* contiguous rows: line l starts at l * n */
+    for (size_t b = 0; b < line_count; b++) {
+        char *values = rows + b * n * element;
+        gather_line(plan, GENERAL_SRC, &positions[b], values);
+        if (!plan->forward) {
+            char *gradient = (char *)buffers->gradient + b * n * element;
+            gather_line(plan, GENERAL_GRAD, &positions[b], gradient);
+            if (excluding)
+                set_excluded(plan, &positions[b], gradient, 0.0);
+        } else if (!additive && (excluding || plan->has_mask)) {
+            if (plan->compute == SOFTMAX_DTYPE_F32)
+                exclude_f32(plan, &positions[b], (float *)(void *)values);
+            else
+                exclude_f64(plan, &positions[b], (double *)(void *)values);
+        }
+    }
+
+    if (additive && plan->compute == SOFTMAX_DTYPE_F32) {
+        const float *x = buffers->values;
+        for (size_t b = 0; b < line_count; b++) {
+            double *line = buffers->wide + b * n;
+            for (size_t j = 0; j < n; j++)
+                line[j] = x[b * n + j];
+            masked_logits(plan, &positions[b], line, n, NULL, line);
+        }
+        plan->wide_kernels->rows(plan->op, buffers->wide, NULL, buffers->wide, line_count, n, 1.0);
+        for (size_t b = 0; b < line_count; b++)
+            scatter_f64(d->base_out, d->type, positions[b].offset[GENERAL_DST], d->strides[plan->axis],
+                        buffers->wide + b * n, n);
+        return;
+    }
+    if (additive) { /* f64 work: long double logits, evaluated in long double */
+        const double *x = buffers->values;
+        for (size_t b = 0; b < line_count; b++) {
+            masked_logits(plan, &positions[b], x + b * n, n, buffers->extended, NULL);
+            long_double_line(plan->op, buffers->extended, buffers->line, n);
+            scatter_f64(d->base_out, d->type, positions[b].offset[GENERAL_DST], d->strides[plan->axis], buffers->line,
+                        n);
+        }
+        return;
+    }
+
+    plan->kernels->rows(plan->op, rows, plan->forward ? NULL : buffers->gradient, rows, line_count, n, plan->scale);
+    if (direct)
+        return;
+    for (size_t b = 0; b < line_count; b++) {
+        char *values = rows + b * n * element;
+        if (!plan->forward && excluding)
+            set_excluded(plan, &positions[b], values, 0.0);
+        if (plan->compute == SOFTMAX_DTYPE_F32)
+            scatter_f32(d->base_out, d->type, positions[b].offset[GENERAL_DST], d->strides[plan->axis],
+                        (const float *)(const void *)values, n);
+        else
+            scatter_f64(d->base_out, d->type, positions[b].offset[GENERAL_DST], d->strides[plan->axis],
+                        (const double *)(const void *)values, n);
+    }
+}
+
+/* Causal masking of contiguous rows: the kernels on each row's kept prefix,
+ * the fill value on the rest. No copy. */
+static void run_causal_rows(const general_plan *plan, size_t first_line, size_t line_count)
+{
+    const size_t n = plan->n;
+    const size_t element = plan->compute == SOFTMAX_DTYPE_F32 ? sizeof(float) : sizeof(double);
+    const general_operand *src = &plan->operands[GENERAL_SRC];
+    const general_operand *grad = &plan->operands[GENERAL_GRAD];
+    const general_operand *dst = &plan->operands[GENERAL_DST];
+    const double fill = plan->op == SOFTMAX_OP_LOG_SOFTMAX ? -INFINITY : 0.0;
+    for (size_t b = 0; b < line_count; b++) {
+        const line_position where = position_of(plan, first_line + b);
+        const size_t kept = causal_length(plan, &where);
+        char *out = dst->base_out + where.offset[GENERAL_DST] * (int64_t)element;
+        if (kept > 0)
+            plan->kernels->rows(plan->op, src->base + where.offset[GENERAL_SRC] * (int64_t)element,
+                                plan->forward ? NULL : grad->base + where.offset[GENERAL_GRAD] * (int64_t)element, out,
+                                1, kept, plan->scale);
+        for (size_t j = kept; j < n; j++) {
+            if (plan->compute == SOFTMAX_DTYPE_F32)
+                ((float *)(void *)out)[j] = (float)fill;
+            else
+                ((double *)(void *)out)[j] = fill;
+        }
+    }
+}
+
+/* ---------------------------------------------------------------------- */
+/* Driver                                                                  */
+/* ---------------------------------------------------------------------- */
+
+int softmax_general_run(const general_plan *plan)
+{
+    const bool causal_rows = plan->causal_rows_fast;
+    const size_t lines_per_unit =
+        causal_rows ? (plan->n >= BLOCK_ELEMENTS ? 1 : BLOCK_ELEMENTS / plan->n) : block_lines(plan);
+    const size_t units = (plan->lines + lines_per_unit - 1) / lines_per_unit;
+    const int threads = softmax_threads_for_job(plan->lines * plan->n, units);
+    atomic_int failed = 0;
+#pragma omp parallel num_threads(threads) if (threads > 1)
+    {
+        block_buffers buffers = {0};
+        if (!causal_rows && !claim_buffers(plan, &buffers))
+            atomic_store(&failed, 1);
+            /* Nothing is written until every thread holds its buffers, so that an
+         * allocation failure leaves the output untouched. */
+#pragma omp barrier
+        if (!atomic_load(&failed)) {
+#pragma omp for schedule(static)
+            for (size_t unit = 0; unit < units; unit++) {
+                const size_t first = unit * lines_per_unit;
+                const size_t count = first + lines_per_unit <= plan->lines ? lines_per_unit : plan->lines - first;
+                if (causal_rows)
+                    run_causal_rows(plan, first, count);
+                else
+                    run_block(plan, &buffers, first, count);
+            }
+        }
+    }
+    if (atomic_load(&failed))
+        return softmax_fail(SOFTMAX_E_OUT_OF_MEMORY, "softmax_execute: cannot allocate the per-thread line buffers");
+    return SOFTMAX_OK;
+}

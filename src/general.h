@@ -1,0 +1,68 @@
+/*
+ * general.h -- the general pipeline behind softmax_execute() (general.c) and
+ * the description it runs from (layout.c). Internal.
+ */
+#ifndef SOFTMAX_GENERAL_H
+#define SOFTMAX_GENERAL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "internal.h"
+
+enum { GENERAL_SRC, GENERAL_GRAD, GENERAL_DST, GENERAL_MASK, GENERAL_WHERE, GENERAL_OPERANDS };
+
+typedef struct general_operand {
+    const char *base; /* NULL if the operand is absent */
+    char *base_out;   /* the same pointer, writable (dst only) */
+    softmax_dtype type;
+    int64_t strides[SOFTMAX_MAX_NDIM]; /* elements */
+} general_operand;
+
+typedef struct general_plan {
+    softmax_op op;
+    bool forward;
+    int ndim;
+    int axis;
+    size_t shape[SOFTMAX_MAX_NDIM];
+    size_t n;     /* shape[axis] */
+    size_t lines; /* elements / n */
+    double scale;
+    softmax_dtype compute;               /* F32 or F64 */
+    const softmax_kernels *kernels;      /* contiguous kernels of the computation type */
+    const softmax_kernels *wide_kernels; /* f64 kernels (additive masks on f32 work) */
+    general_operand operands[GENERAL_OPERANDS];
+    bool has_mask;
+    bool has_where;
+    bool causal;
+    int64_t causal_offset;
+    bool alibi;
+    int head_axis;
+    double alibi_m0;
+    double alibi_m1;
+    uint64_t alibi_heads_pow2;
+    /* dst is row-major contiguous in the computation type, softmax along the
+     * last axis: blocks of lines are contiguous rows of dst. */
+    bool dst_rows_contiguous;
+    /* Contiguous same-type rows along the last axis with only a causal mask. */
+    bool causal_rows_fast;
+} general_plan;
+
+/* Validates the layout, type and mask fields of *desc (the basic fields are
+ * already checked) and fills *plan. Sets *plain when the call is a
+ * contiguous, single-type, unmasked one for the fast path in api.c.
+ * Returns a status with the error recorded. */
+int softmax_general_prepare(const char *fn, const softmax_desc *desc, const void *src, const void *grad, void *dst,
+                            general_plan *plan, bool *plain);
+
+/* Runs a prepared plan (general.c). */
+int softmax_general_run(const general_plan *plan);
+
+/* Contiguous conversions on the active code path (SIMD where available,
+ * equal bit for bit to the scalar definitions in convert.c). */
+void softmax_convert_lane_bf16_to_f32(float *dst, const uint16_t *src, size_t n);
+void softmax_convert_lane_f16_to_f32(float *dst, const uint16_t *src, size_t n);
+void softmax_convert_lane_f32_to_bf16(uint16_t *dst, const float *src, size_t n);
+void softmax_convert_lane_f32_to_f16(uint16_t *dst, const float *src, size_t n);
+
+#endif /* SOFTMAX_GENERAL_H */

@@ -1,0 +1,888 @@
+/*
+ * test_general.c -- the general API beyond contiguous f32/f64: bf16 and f16
+ * data (and mixed types), arbitrary strides, and fused masks (additive,
+ * boolean, causal, ALiBi), forward and backward, against MPFR; the
+ * conversions against MPFR rounding; and every new error path leaving the
+ * output untouched.
+ *
+ * The reference never uses the library: half-precision values are decoded
+ * here, logits z = scale * x + mask + slope * j are formed exactly in MPFR,
+ * and rounding to half precision is MPFR's with the format's exponent range.
+ */
+#include <float.h>
+#include <math.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <mpfr.h>
+
+#include "testutil.h"
+
+#define PREC 160
+
+/* ------------------------------------------------------------------------ */
+/* Independent decoding and correct rounding of the half formats            */
+/* ------------------------------------------------------------------------ */
+
+static double decode_bf16(uint16_t bits)
+{
+    uint32_t wide = (uint32_t)bits << 16;
+    float value;
+    memcpy(&value, &wide, sizeof value);
+    return value;
+}
+
+static double decode_f16(uint16_t bits)
+{
+    const int exponent = (bits >> 10) & 0x1f, mantissa = bits & 0x3ff;
+    const double sign = (bits & 0x8000) ? -1.0 : 1.0;
+    if (exponent == 0x1f)
+        return mantissa ? NAN : sign * INFINITY;
+    if (exponent == 0)
+        return sign * ldexp(mantissa, -24);
+    return sign * ldexp(1024 + mantissa, exponent - 25);
+}
+
+static double decode(softmax_dtype type, const void *buffer, size_t i)
+{
+    switch (type) {
+    case SOFTMAX_DTYPE_F32:
+        return ((const float *)buffer)[i];
+    case SOFTMAX_DTYPE_F64:
+        return ((const double *)buffer)[i];
+    case SOFTMAX_DTYPE_BF16:
+        return decode_bf16(((const uint16_t *)buffer)[i]);
+    default:
+        return decode_f16(((const uint16_t *)buffer)[i]);
+    }
+}
+
+/* Precision and MPFR exponent range (value = m * 2^e, m in [0.5, 1)) of each
+ * format, sub-normals included. */
+static void format_of(softmax_dtype type, int *precision, long *emin, long *emax)
+{
+    switch (type) {
+    case SOFTMAX_DTYPE_BF16:
+        *precision = 8, *emin = -132, *emax = 128;
+        break;
+    case SOFTMAX_DTYPE_F16:
+        *precision = 11, *emin = -23, *emax = 16;
+        break;
+    case SOFTMAX_DTYPE_F32:
+        *precision = 24, *emin = -148, *emax = 128;
+        break;
+    default:
+        *precision = 53, *emin = -1073, *emax = 1024;
+        break;
+    }
+}
+
+/* value rounded to nearest even in `type`, sub-normals and overflow to inf
+ * included, as a double. */
+static double mpfr_round_to(softmax_dtype type, mpfr_srcptr value)
+{
+    int precision;
+    long emin, emax;
+    format_of(type, &precision, &emin, &emax);
+    const mpfr_exp_t saved_min = mpfr_get_emin(), saved_max = mpfr_get_emax();
+    mpfr_t rounded;
+    mpfr_init2(rounded, precision);
+    mpfr_set_emin(emin);
+    mpfr_set_emax(emax);
+    int inexact = mpfr_set(rounded, value, MPFR_RNDN);
+    inexact = mpfr_check_range(rounded, inexact, MPFR_RNDN);
+    mpfr_subnormalize(rounded, inexact, MPFR_RNDN);
+    mpfr_set_emin(saved_min);
+    mpfr_set_emax(saved_max);
+    const double result = mpfr_get_d(rounded, MPFR_RNDN);
+    mpfr_clear(rounded);
+    return result;
+}
+
+/* The spacing of `type` at |value| (its ulp; the sub-normal spacing below
+ * the normal range). */
+static double ulp_in(softmax_dtype type, double value)
+{
+    int precision;
+    long emin, emax;
+    format_of(type, &precision, &emin, &emax);
+    (void)emax;
+    int exponent;
+    frexp(fabs(value), &exponent); /* value = m * 2^exponent, m in [0.5, 1) */
+    if (value == 0 || exponent < emin + precision - 1)
+        exponent = (int)emin + precision - 1;
+    return ldexp(1.0, exponent - precision);
+}
+
+static void test_conversions_round_like_mpfr(void **state)
+{
+    (void)state;
+    /* Every f16 and bf16 pattern widens exactly. */
+    for (uint32_t bits = 0; bits < 65536; bits++) {
+        const uint16_t half = (uint16_t)bits;
+        float wide[2];
+        assert_int_equal(softmax_convert(&wide[0], SOFTMAX_DTYPE_F32, &half, SOFTMAX_DTYPE_F16, 1), 0);
+        assert_int_equal(softmax_convert(&wide[1], SOFTMAX_DTYPE_F32, &half, SOFTMAX_DTYPE_BF16, 1), 0);
+        const double expected[2] = {decode_f16(half), decode_bf16(half)};
+        for (int k = 0; k < 2; k++)
+            if (!(isnan(expected[k]) ? isnan(wide[k])
+                                     : (double)wide[k] == expected[k] && !signbit(wide[k]) == !signbit(expected[k])))
+                fail_msg("widening %s 0x%04x gave %a, expected %a", k ? "bf16" : "f16", bits, wide[k], expected[k]);
+    }
+    /* Narrowing: floats around every half value and midpoint, plus random
+     * floats of every magnitude, from f32 and from f64. */
+    test_rng rng;
+    rng_seed(&rng, 7);
+    mpfr_t exact;
+    mpfr_init2(exact, 64);
+    size_t checked = 0;
+    const softmax_dtype narrow[2] = {SOFTMAX_DTYPE_F16, SOFTMAX_DTYPE_BF16};
+    for (int k = 0; k < 2; k++) {
+        for (uint32_t i = 0; i < 600000; i++) {
+            double source;
+            if (i < 65536 * 4) {
+                const uint16_t half = (uint16_t)(i >> 2);
+                const double base = k == 0 ? decode_f16(half) : decode_bf16(half);
+                const double next = k == 0 ? decode_f16((uint16_t)(half + 1)) : decode_bf16((uint16_t)(half + 1));
+                if (!isfinite(base) || !isfinite(next))
+                    continue;
+                const double midpoint = (base + next) / 2;
+                const float mid_f = (float)midpoint;
+                const float choices[4] = {mid_f, nextafterf(mid_f, INFINITY), nextafterf(mid_f, -INFINITY),
+                                          (float)base};
+                source = choices[i & 3];
+            } else {
+                uint32_t bits = (uint32_t)rng_next(&rng);
+                float value;
+                memcpy(&value, &bits, sizeof value);
+                source = value;
+            }
+            uint16_t from_f32, from_f64;
+            const float source_f = (float)source;
+            assert_int_equal(softmax_convert(&from_f32, narrow[k], &source_f, SOFTMAX_DTYPE_F32, 1), 0);
+            const double source_d = (double)source_f + (i % 5 == 0 ? ldexp((double)source_f, -40) : 0.0);
+            assert_int_equal(softmax_convert(&from_f64, narrow[k], &source_d, SOFTMAX_DTYPE_F64, 1), 0);
+            const double got_f32 = k == 0 ? decode_f16(from_f32) : decode_bf16(from_f32);
+            const double got_f64 = k == 0 ? decode_f16(from_f64) : decode_bf16(from_f64);
+            if (isnan(source_f)) {
+                if (!isnan(got_f32) || !isnan(got_f64))
+                    fail_msg("NaN did not stay NaN (%s)", k == 0 ? "f16" : "bf16");
+                continue;
+            }
+            mpfr_set_d(exact, source_f, MPFR_RNDN);
+            const double want_f32 = mpfr_round_to(narrow[k], exact);
+            mpfr_set_d(exact, source_d, MPFR_RNDN);
+            const double want_f64 = mpfr_round_to(narrow[k], exact);
+            if (got_f32 != want_f32 || !signbit(got_f32) != !signbit(want_f32))
+                fail_msg("%a (f32) -> %s gave %a, MPFR rounds to %a", source_f, k == 0 ? "f16" : "bf16", got_f32,
+                         want_f32);
+            if (got_f64 != want_f64 || !signbit(got_f64) != !signbit(want_f64))
+                fail_msg("%a (f64) -> %s gave %a, MPFR rounds to %a", source_d, k == 0 ? "f16" : "bf16", got_f64,
+                         want_f64);
+            checked++;
+        }
+    }
+    mpfr_clear(exact);
+    printf("conversions: 2 x 65536 widenings exact, %zu narrowings rounded as MPFR\n", checked);
+}
+
+static void test_convert_errors(void **state)
+{
+    (void)state;
+    float values[4] = {1, 2, 3, 4};
+    uint16_t halves[4] = {0};
+    assert_int_equal(softmax_convert(halves, (softmax_dtype)9, values, SOFTMAX_DTYPE_F32, 4), SOFTMAX_E_INVALID_DTYPE);
+    assert_int_equal(softmax_convert(NULL, SOFTMAX_DTYPE_F16, values, SOFTMAX_DTYPE_F32, 4), SOFTMAX_E_NULL_POINTER);
+    assert_int_equal(softmax_convert(halves, SOFTMAX_DTYPE_F16, NULL, SOFTMAX_DTYPE_F32, 0), SOFTMAX_OK);
+    assert_int_equal(softmax_convert((char *)values + 2, SOFTMAX_DTYPE_F16, values, SOFTMAX_DTYPE_F32, 4),
+                     SOFTMAX_E_OVERLAP);
+    assert_int_equal(softmax_convert(values, SOFTMAX_DTYPE_F16, values, SOFTMAX_DTYPE_F32, 4), SOFTMAX_E_OVERLAP);
+    assert_int_equal(softmax_convert(halves, SOFTMAX_DTYPE_F16, values, SOFTMAX_DTYPE_F32, SIZE_MAX / 2),
+                     SOFTMAX_E_SIZE_OVERFLOW);
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(halves[i], 0);
+}
+
+/* ------------------------------------------------------------------------ */
+/* A general reference: one line of logits z (exact, MPFR), kept flags       */
+/* ------------------------------------------------------------------------ */
+
+typedef struct reference_line {
+    size_t n;
+    mpfr_t *z;   /* logits of kept elements */
+    char *kept;  /* 0: excluded (probability 0) */
+    double *p;   /* softmax, rounded to double */
+    double *log; /* log-softmax, rounded to double */
+    mpfr_t *p_exact;
+} reference_line;
+
+static void reference_init(reference_line *r, size_t n)
+{
+    r->n = n;
+    r->z = malloc(n * sizeof *r->z);
+    r->p_exact = malloc(n * sizeof *r->p_exact);
+    r->kept = calloc(n, 1);
+    r->p = calloc(n, sizeof *r->p);
+    r->log = calloc(n, sizeof *r->log);
+    for (size_t i = 0; i < n; i++) {
+        mpfr_init2(r->z[i], PREC);
+        mpfr_init2(r->p_exact[i], PREC);
+    }
+}
+
+static void reference_free(reference_line *r)
+{
+    for (size_t i = 0; i < r->n; i++) {
+        mpfr_clear(r->z[i]);
+        mpfr_clear(r->p_exact[i]);
+    }
+    free(r->z);
+    free(r->p_exact);
+    free(r->kept);
+    free(r->p);
+    free(r->log);
+}
+
+/* Fills p and log from z and kept, for finite z only (the tests keep
+ * logits finite; the special values are the contract tests' job), with the
+ * fully masked row as all zeros / -inf. */
+static void reference_evaluate(reference_line *r)
+{
+    mpfr_t top, sum, term, log_sum;
+    mpfr_inits2(PREC, top, sum, term, log_sum, (mpfr_ptr)0);
+    bool any = false;
+    for (size_t i = 0; i < r->n; i++) {
+        if (!r->kept[i])
+            continue;
+        if (!any || mpfr_greater_p(r->z[i], top))
+            mpfr_set(top, r->z[i], MPFR_RNDN);
+        any = true;
+    }
+    if (!any) {
+        for (size_t i = 0; i < r->n; i++) {
+            r->p[i] = 0;
+            mpfr_set_zero(r->p_exact[i], 1);
+            r->log[i] = -INFINITY;
+        }
+        mpfr_clears(top, sum, term, log_sum, (mpfr_ptr)0);
+        return;
+    }
+    mpfr_set_zero(sum, 1);
+    for (size_t i = 0; i < r->n; i++) {
+        if (!r->kept[i])
+            continue;
+        mpfr_sub(term, r->z[i], top, MPFR_RNDN);
+        mpfr_exp(term, term, MPFR_RNDN);
+        mpfr_add(sum, sum, term, MPFR_RNDN);
+    }
+    mpfr_log(log_sum, sum, MPFR_RNDN);
+    for (size_t i = 0; i < r->n; i++) {
+        if (!r->kept[i]) {
+            r->p[i] = 0;
+            mpfr_set_zero(r->p_exact[i], 1);
+            r->log[i] = -INFINITY;
+            continue;
+        }
+        mpfr_sub(term, r->z[i], top, MPFR_RNDN);
+        mpfr_sub(term, term, log_sum, MPFR_RNDN);
+        r->log[i] = mpfr_get_d(term, MPFR_RNDN);
+        mpfr_exp(r->p_exact[i], term, MPFR_RNDN);
+        r->p[i] = mpfr_get_d(r->p_exact[i], MPFR_RNDN);
+    }
+    mpfr_clears(top, sum, term, log_sum, (mpfr_ptr)0);
+}
+
+/* Allowed error of an output of type `out` computed in `compute`: the
+ * contract's ulp bound of the computation type, plus, for a half output,
+ * one ulp of the half format (the result is the rounded f32 value). */
+static double bound_ulps(softmax_dtype compute)
+{
+    const char *isa = softmax_isa_name();
+    const bool simd = isa != NULL && strcmp(isa, "scalar") != 0;
+    return compute == SOFTMAX_DTYPE_F64 ? 4.0 : (simd ? 3.0 : 2.0);
+}
+
+static size_t failures_reported;
+
+static void check_value(const char *what, softmax_dtype out, softmax_dtype compute, bool log_output, double got,
+                        const reference_line *r, size_t i)
+{
+    const double want = log_output ? r->log[i] : r->p[i];
+    bool ok;
+    if (!r->kept[i] || isinf(want)) {
+        ok = log_output ? got == -INFINITY : got == 0;
+    } else if (log_output) {
+        const double magnitude = fmax(fabs(want), 1.0);
+        double allowed = bound_ulps(compute) * ulp_in(compute, magnitude);
+        if (out == SOFTMAX_DTYPE_BF16 || out == SOFTMAX_DTYPE_F16)
+            allowed = ulp_in(out, magnitude) + allowed;
+        ok = fabs(got - want) <= allowed;
+    } else {
+        const double normal_min = compute == SOFTMAX_DTYPE_F64 ? DBL_MIN : FLT_MIN;
+        double allowed = bound_ulps(compute) * ulp_in(compute, want);
+        if (out == SOFTMAX_DTYPE_BF16 || out == SOFTMAX_DTYPE_F16)
+            allowed = ulp_in(out, want); /* <= 1 half ulp from exact */
+        if (want < normal_min)
+            allowed = fmax(allowed, normal_min); /* flush-to-zero region */
+        ok = fabs(got - want) <= allowed;
+    }
+    if (!ok && failures_reported++ < 10)
+        fprintf(stderr, "  %s: element %zu = %.9g, reference %.9g (kept %d)\n", what, i, got, want, r->kept[i]);
+    if (!ok)
+        fail_msg("%s: element %zu is %.17g, the reference is %.17g", what, i, got, want);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Buffers of any type                                                      */
+/* ------------------------------------------------------------------------ */
+
+static void *typed_alloc(softmax_dtype type, size_t n)
+{
+    void *buffer = calloc(n ? n : 1, type == SOFTMAX_DTYPE_F64 ? 8 : type == SOFTMAX_DTYPE_F32 ? 4 : 2);
+    assert_non_null(buffer);
+    return buffer;
+}
+
+/* Stores values (doubles) as `type`, through softmax_convert (checked above
+ * against MPFR). */
+static void typed_store(softmax_dtype type, void *buffer, const double *values, size_t n)
+{
+    assert_int_equal(softmax_convert(buffer, type, values, SOFTMAX_DTYPE_F64, n), 0);
+}
+
+static softmax_dtype compute_type(softmax_dtype a, softmax_dtype b)
+{
+    return a == SOFTMAX_DTYPE_F64 || b == SOFTMAX_DTYPE_F64 ? SOFTMAX_DTYPE_F64 : SOFTMAX_DTYPE_F32;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Half and mixed types, contiguous rows                                    */
+/* ------------------------------------------------------------------------ */
+
+static void test_half_and_mixed_types(void **state)
+{
+    (void)state;
+    const softmax_dtype pairs[][2] = {
+        {SOFTMAX_DTYPE_BF16, SOFTMAX_DTYPE_BF16}, {SOFTMAX_DTYPE_F16, SOFTMAX_DTYPE_F16},
+        {SOFTMAX_DTYPE_BF16, SOFTMAX_DTYPE_F32},  {SOFTMAX_DTYPE_F16, SOFTMAX_DTYPE_F32},
+        {SOFTMAX_DTYPE_F32, SOFTMAX_DTYPE_BF16},  {SOFTMAX_DTYPE_F32, SOFTMAX_DTYPE_F16},
+        {SOFTMAX_DTYPE_F16, SOFTMAX_DTYPE_F64},   {SOFTMAX_DTYPE_BF16, SOFTMAX_DTYPE_F16},
+        {SOFTMAX_DTYPE_F64, SOFTMAX_DTYPE_BF16},
+    };
+    const size_t lengths[] = {1, 5, 16, 33, 300, 4100};
+    const double scales[] = {1.0, 0.37, -2.0};
+    test_rng rng;
+    rng_seed(&rng, 11);
+    size_t checked = 0;
+    for (size_t p = 0; p < ARRAY_LEN(pairs); p++) {
+        for (size_t l = 0; l < ARRAY_LEN(lengths); l++) {
+            const size_t rows = 3, n = lengths[l], total = rows * n;
+            const softmax_dtype in = pairs[p][0], out = pairs[p][1];
+            const softmax_dtype compute = compute_type(in, out);
+            double *values = malloc(total * sizeof *values);
+            for (size_t i = 0; i < total; i++)
+                values[i] = rng_normal(&rng) * (in == SOFTMAX_DTYPE_F16 ? 4.0 : 12.0);
+            void *x = typed_alloc(in, total), *y = typed_alloc(out, total);
+            typed_store(in, x, values, total);
+            for (int log_output = 0; log_output < 2; log_output++) {
+                const double scale = scales[(p + l + (size_t)log_output) % ARRAY_LEN(scales)];
+                softmax_desc desc;
+                softmax_desc_init(&desc, log_output ? SOFTMAX_OP_LOG_SOFTMAX : SOFTMAX_OP_SOFTMAX, in, n);
+                desc.ndim = 2;
+                desc.shape[0] = rows;
+                desc.shape[1] = n;
+                desc.dst_dtype = out;
+                desc.scale = scale;
+                int status = softmax_execute(&desc, x, NULL, y);
+                if (status != 0)
+                    fail_msg("execute %d -> %d: %s", (int)in, (int)out, softmax_last_error());
+                reference_line r;
+                reference_init(&r, n);
+                for (size_t row = 0; row < rows; row++) {
+                    for (size_t i = 0; i < n; i++) {
+                        mpfr_set_d(r.z[i], decode(in, x, row * n + i), MPFR_RNDN);
+                        mpfr_mul_d(r.z[i], r.z[i], scale, MPFR_RNDN);
+                        r.kept[i] = 1;
+                    }
+                    reference_evaluate(&r);
+                    char what[96];
+                    snprintf(what, sizeof what, "%s %d->%d n=%zu scale=%g", log_output ? "log_softmax" : "softmax",
+                             (int)in, (int)out, n, scale);
+                    for (size_t i = 0; i < n; i++)
+                        check_value(what, out, compute, log_output, decode(out, y, row * n + i), &r, i);
+                    checked += n;
+                }
+                reference_free(&r);
+            }
+            free(values);
+            free(x);
+            free(y);
+        }
+    }
+    printf("half and mixed types: %zu outputs within bounds\n", checked);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Strided views                                                            */
+/* ------------------------------------------------------------------------ */
+
+/* A [d0, d1, d2] tensor stored transposed and padded: the source is laid
+ * out as [d2][d0][d1 + pad] (so every axis is strided), the destination as
+ * [d1][d2][d0] with a negative stride on d2. Softmax along each axis, f32
+ * and bf16, against MPFR line by line. */
+static void test_strided_views(void **state)
+{
+    (void)state;
+    const size_t d0 = 5, d1 = 37, d2 = 9, pad = 3;
+    const size_t src_count = d2 * d0 * (d1 + pad);
+    const int64_t src_strides[3] = {(int64_t)(d1 + pad), 1, (int64_t)(d0 * (d1 + pad))};
+    const size_t dst_count = d1 * d2 * d0;
+    /* dst element (a, b, c) at b * d2 * d0 + (d2 - 1 - c) * d0 + a: base
+     * offset (d2 - 1) * d0 and stride -d0 along c. */
+    const int64_t dst_strides[3] = {1, (int64_t)(d2 * d0), -(int64_t)d0};
+    const softmax_dtype types[] = {SOFTMAX_DTYPE_F32, SOFTMAX_DTYPE_BF16, SOFTMAX_DTYPE_F64};
+    test_rng rng;
+    rng_seed(&rng, 5);
+    size_t checked = 0;
+    for (size_t t = 0; t < ARRAY_LEN(types); t++) {
+        const softmax_dtype type = types[t];
+        double *values = malloc(src_count * sizeof *values);
+        for (size_t i = 0; i < src_count; i++)
+            values[i] = rng_normal(&rng) * 6.0;
+        void *x = typed_alloc(type, src_count), *y = typed_alloc(type, dst_count);
+        typed_store(type, x, values, src_count);
+        for (int axis = 0; axis < 3; axis++) {
+            for (int op_index = 0; op_index < 2; op_index++) {
+                const bool log_output = op_index == 1;
+                softmax_desc desc;
+                softmax_desc_init(&desc, log_output ? SOFTMAX_OP_LOG_SOFTMAX : SOFTMAX_OP_SOFTMAX, type, 1);
+                desc.ndim = 3;
+                desc.shape[0] = d0, desc.shape[1] = d1, desc.shape[2] = d2;
+                desc.axis = axis;
+                desc.scale = 0.75;
+                desc.src_strides = src_strides;
+                desc.dst_strides = dst_strides;
+                const size_t element = type == SOFTMAX_DTYPE_F64 ? 8 : type == SOFTMAX_DTYPE_F32 ? 4 : 2;
+                char *dst_base = (char *)y + (d2 - 1) * d0 * element;
+                fill_sentinel(y, dst_count * element);
+                int status = softmax_execute(&desc, x, NULL, dst_base);
+                if (status != 0)
+                    fail_msg("strided execute: %s", softmax_last_error());
+                const size_t n = desc.shape[axis];
+                reference_line r;
+                reference_init(&r, n);
+                size_t index[3];
+                for (index[0] = 0; index[0] < d0; index[0]++)
+                    for (index[1] = 0; index[1] < d1; index[1]++)
+                        for (index[2] = 0; index[2] < d2; index[2]++) {
+                            if (index[axis] != 0)
+                                continue;
+                            for (size_t j = 0; j < n; j++) {
+                                size_t at[3] = {index[0], index[1], index[2]};
+                                at[axis] = j;
+                                const size_t s =
+                                    at[0] * src_strides[0] + at[1] * src_strides[1] + at[2] * (size_t)src_strides[2];
+                                mpfr_set_d(r.z[j], decode(type, x, s), MPFR_RNDN);
+                                mpfr_mul_d(r.z[j], r.z[j], 0.75, MPFR_RNDN);
+                                r.kept[j] = 1;
+                            }
+                            reference_evaluate(&r);
+                            for (size_t j = 0; j < n; j++) {
+                                size_t at[3] = {index[0], index[1], index[2]};
+                                at[axis] = j;
+                                const size_t o = at[1] * d2 * d0 + (d2 - 1 - at[2]) * d0 + at[0];
+                                check_value("strided", type, type == SOFTMAX_DTYPE_F64 ? type : SOFTMAX_DTYPE_F32,
+                                            log_output, decode(type, y, o), &r, j);
+                                checked++;
+                            }
+                        }
+                reference_free(&r);
+            }
+        }
+        free(values);
+        free(x);
+        free(y);
+    }
+    printf("strided views: %zu outputs within bounds\n", checked);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Masks                                                                    */
+/* ------------------------------------------------------------------------ */
+
+/* ggml's ALiBi slopes, written from the formula in the header. */
+static double alibi_slope_reference(double max_bias, size_t heads, size_t head)
+{
+    size_t pow2 = 1;
+    while (pow2 * 2 <= heads)
+        pow2 *= 2;
+    const double m0 = pow(2.0, -max_bias / (double)pow2);
+    const double m1 = pow(2.0, -max_bias / 2.0 / (double)pow2);
+    return head < pow2 ? pow(m0, (double)(head + 1)) : pow(m1, (double)(2 * (head - pow2) + 1));
+}
+
+typedef struct mask_case {
+    const char *name;
+    softmax_dtype data, out, mask_type;
+    bool additive, where, causal, alibi;
+    int64_t causal_offset;
+    double scale;
+    bool mask_zero_or_inf; /* the additive mask only excludes (0 / -inf) */
+} mask_case;
+
+/* Attention-shaped scores [B, H, Q, K] softmaxed along K. */
+static void run_mask_case(const mask_case *c, test_rng *rng, size_t *checked)
+{
+    const size_t B = 2, H = 3, Q = 9, K = 41, total = B * H * Q * K;
+    double *values = malloc(total * sizeof *values);
+    for (size_t i = 0; i < total; i++)
+        values[i] = rng_normal(rng) * 5.0;
+    void *x = typed_alloc(c->data, total), *y = typed_alloc(c->out, total);
+    typed_store(c->data, x, values, total);
+    /* Additive mask [Q, K] shared by every batch and head: values in
+     * [-3, 3], some -inf, and query row 4 fully masked. */
+    double *mask_values = malloc(Q * K * sizeof *mask_values);
+    for (size_t i = 0; i < Q * K; i++) {
+        mask_values[i] = c->mask_zero_or_inf ? 0.0 : rng_range(rng, -3.0, 3.0);
+        if (rng_below(rng, 5) == 0 || i / K == 4)
+            mask_values[i] = -INFINITY;
+    }
+    void *mask = typed_alloc(c->mask_type, Q * K);
+    typed_store(c->mask_type, mask, mask_values, Q * K);
+    const int64_t mask_strides[4] = {0, 0, (int64_t)K, 1};
+    /* Keep-mask [B, 1, 1, K] (padding): batch b keeps its first K - 7 * b
+     * keys and one random gap. */
+    uint8_t *where = malloc(B * K);
+    for (size_t b = 0; b < B; b++)
+        for (size_t k = 0; k < K; k++)
+            where[b * K + k] = k < K - 7 * b && k != 3 + b;
+    const int64_t where_strides[4] = {(int64_t)K, 0, 0, 1};
+    const double max_bias = 8.0;
+
+    for (int log_output = 0; log_output < 2; log_output++) {
+        softmax_desc desc;
+        softmax_desc_init(&desc, log_output ? SOFTMAX_OP_LOG_SOFTMAX : SOFTMAX_OP_SOFTMAX, c->data, K);
+        desc.ndim = 4;
+        desc.shape[0] = B, desc.shape[1] = H, desc.shape[2] = Q, desc.shape[3] = K;
+        desc.dst_dtype = c->out;
+        desc.scale = c->scale;
+        if (c->additive) {
+            desc.mask = mask;
+            desc.mask_dtype = c->mask_type;
+            desc.mask_strides = mask_strides;
+        }
+        if (c->where) {
+            desc.where = where;
+            desc.where_strides = where_strides;
+        }
+        desc.causal = c->causal;
+        desc.causal_offset = c->causal_offset;
+        if (c->alibi)
+            desc.max_bias = max_bias; /* head_axis -3 from softmax_desc_init */
+        int status = softmax_execute(&desc, x, NULL, y);
+        if (status != 0)
+            fail_msg("%s: %s", c->name, softmax_last_error());
+        reference_line r;
+        reference_init(&r, K);
+        for (size_t b = 0; b < B; b++)
+            for (size_t h = 0; h < H; h++)
+                for (size_t q = 0; q < Q; q++) {
+                    const size_t row = ((b * H + h) * Q + q) * K;
+                    const double slope = c->alibi ? alibi_slope_reference(max_bias, H, h) : 0.0;
+                    for (size_t k = 0; k < K; k++) {
+                        bool kept = true;
+                        if (c->additive && decode(c->mask_type, mask, q * K + k) == -INFINITY)
+                            kept = false;
+                        if (c->where && !where[b * K + k])
+                            kept = false;
+                        if (c->causal && (int64_t)k > (int64_t)q + c->causal_offset)
+                            kept = false;
+                        r.kept[k] = kept;
+                        mpfr_set_d(r.z[k], decode(c->data, x, row + k), MPFR_RNDN);
+                        mpfr_mul_d(r.z[k], r.z[k], c->scale, MPFR_RNDN);
+                        if (c->additive && kept)
+                            mpfr_add_d(r.z[k], r.z[k], decode(c->mask_type, mask, q * K + k), MPFR_RNDN);
+                        if (c->alibi) {
+                            mpfr_t bias;
+                            mpfr_init2(bias, PREC);
+                            mpfr_set_d(bias, slope, MPFR_RNDN);
+                            mpfr_mul_ui(bias, bias, (unsigned long)k, MPFR_RNDN);
+                            mpfr_add(r.z[k], r.z[k], bias, MPFR_RNDN);
+                            mpfr_clear(bias);
+                        }
+                    }
+                    reference_evaluate(&r);
+                    char what[128];
+                    snprintf(what, sizeof what, "%s %s [b=%zu h=%zu q=%zu]", c->name,
+                             log_output ? "log_softmax" : "softmax", b, h, q);
+                    for (size_t k = 0; k < K; k++) {
+                        const double got = decode(c->out, y, row + k);
+                        if (isnan(got))
+                            fail_msg("%s: NaN at key %zu", what, k);
+                        check_value(what, c->out, compute_type(c->data, c->out), log_output, got, &r, k);
+                    }
+                    *checked += K;
+                }
+        reference_free(&r);
+    }
+    free(values);
+    free(x);
+    free(y);
+    free(mask_values);
+    free(mask);
+    free(where);
+}
+
+static void test_masks(void **state)
+{
+    (void)state;
+    const softmax_dtype F32 = SOFTMAX_DTYPE_F32, F64 = SOFTMAX_DTYPE_F64, BF16 = SOFTMAX_DTYPE_BF16,
+                        F16 = SOFTMAX_DTYPE_F16;
+    const mask_case cases[] = {
+        {"additive f32", F32, F32, F32, true, false, false, false, 0, 1.0, false},
+        {"additive f16 mask on f16", F16, F16, F16, true, false, false, false, 0, 0.125, false},
+        {"additive bf16 mask, bf16 -> f32", BF16, F32, BF16, true, false, false, false, 0, 1.0, false},
+        {"additive f64", F64, F64, F64, true, false, false, false, 0, 0.3, false},
+        {"where f32", F32, F32, F32, false, true, false, false, 0, 1.0, false},
+        {"where bf16", BF16, BF16, F32, false, true, false, false, 0, 2.0, false},
+        {"causal f32", F32, F32, F32, false, false, true, false, 0, 1.0, false},
+        {"causal offset 3 f64", F64, F64, F32, false, false, true, false, 3, 1.0, false},
+        {"causal offset -2 f16", F16, F16, F32, false, false, true, false, -2, 1.0, false},
+        {"causal offset 100 f32", F32, F32, F32, false, false, true, false, 100, -0.5, false},
+        {"alibi f32", F32, F32, F32, false, false, false, true, 0, 1.0, false},
+        {"alibi + causal bf16", BF16, BF16, F32, false, false, true, true, 0, 1.0, false},
+        {"everything f32", F32, F32, F16, true, true, true, true, 1, 0.7, false},
+        {"everything f64", F64, F64, BF16, true, true, true, true, 0, 1.3, false},
+        {"everything f16 -> f32", F16, F32, F32, true, true, true, true, 2, 0.25, false},
+        {"0/-inf mask f32", F32, F32, F32, true, false, false, false, 0, 1.0, true},
+        {"0/-inf bf16 mask + where + causal, f32", F32, F32, BF16, true, true, true, false, 1, 0.5, true},
+        {"0/-inf f16 mask, f64", F64, F64, F16, true, false, false, false, 0, 1.0, true},
+        {"0/-inf mask with ALiBi f32", F32, F32, F32, true, false, false, true, 0, 1.0, true},
+    };
+    test_rng rng;
+    rng_seed(&rng, 99);
+    size_t checked = 0;
+    for (size_t i = 0; i < ARRAY_LEN(cases); i++)
+        run_mask_case(&cases[i], &rng, &checked);
+    printf("masks: %zu cases, %zu outputs within bounds, no NaN\n", ARRAY_LEN(cases), checked);
+}
+
+/* Masked gradients: where/causal exclude elements from the backward too. */
+static void test_masked_backward(void **state)
+{
+    (void)state;
+    const size_t Q = 7, K = 29, total = Q * K;
+    test_rng rng;
+    rng_seed(&rng, 3);
+    const softmax_dtype types[] = {SOFTMAX_DTYPE_F32, SOFTMAX_DTYPE_F64};
+    for (size_t t = 0; t < ARRAY_LEN(types); t++) {
+        const softmax_dtype type = types[t];
+        double *values = malloc(total * sizeof *values), *dy_values = malloc(total * sizeof *dy_values);
+        for (size_t i = 0; i < total; i++) {
+            values[i] = rng_normal(&rng) * 3;
+            dy_values[i] = rng_normal(&rng);
+        }
+        uint8_t where[K];
+        for (size_t k = 0; k < K; k++)
+            where[k] = k % 4 != 1;
+        const int64_t where_strides[2] = {0, 1};
+        void *x = typed_alloc(type, total), *logy = typed_alloc(type, total), *dy = typed_alloc(type, total),
+             *dx = typed_alloc(type, total);
+        typed_store(type, x, values, total);
+        typed_store(type, dy, dy_values, total);
+        for (int variant = 0; variant < 2; variant++) {
+            softmax_desc desc;
+            softmax_desc_init(&desc, SOFTMAX_OP_LOG_SOFTMAX, type, K);
+            desc.ndim = 2;
+            desc.shape[0] = Q, desc.shape[1] = K;
+            desc.causal = 1;
+            desc.causal_offset = 2;
+            if (variant == 1) {
+                desc.where = where;
+                desc.where_strides = where_strides;
+            }
+            assert_int_equal(softmax_execute(&desc, x, NULL, logy), 0);
+            desc.op = SOFTMAX_OP_LOG_SOFTMAX_BACKWARD;
+            assert_int_equal(softmax_execute(&desc, logy, dy, dx), 0);
+            for (size_t q = 0; q < Q; q++) {
+                /* dx_k = dy_k - p_k * sum over kept of dy, p from the exact
+                 * softmax of the kept logits; 0 where excluded. */
+                reference_line r;
+                reference_init(&r, K);
+                for (size_t k = 0; k < K; k++) {
+                    r.kept[k] = (int64_t)k <= (int64_t)q + 2 && (variant == 0 || where[k]);
+                    mpfr_set_d(r.z[k], decode(type, x, q * K + k), MPFR_RNDN);
+                }
+                reference_evaluate(&r);
+                long double sum = 0, magnitude = 0;
+                for (size_t k = 0; k < K; k++)
+                    if (r.kept[k]) {
+                        sum += decode(type, dy, q * K + k);
+                        magnitude += fabs(decode(type, dy, q * K + k));
+                    }
+                for (size_t k = 0; k < K; k++) {
+                    const double got = decode(type, dx, q * K + k);
+                    if (!r.kept[k]) {
+                        if (got != 0)
+                            fail_msg("masked backward: excluded element %zu of row %zu is %g, not 0", k, q, got);
+                        continue;
+                    }
+                    const double want = (double)((long double)decode(type, dy, q * K + k) - (long double)r.p[k] * sum);
+                    const double eps = type == SOFTMAX_DTYPE_F32 ? FLT_EPSILON : DBL_EPSILON;
+                    const double allowed = 8 * eps * (fabs(decode(type, dy, q * K + k)) + (double)magnitude);
+                    if (fabs(got - want) > allowed)
+                        fail_msg("masked backward row %zu element %zu: %.17g vs %.17g", q, k, got, want);
+                }
+                reference_free(&r);
+            }
+        }
+        free(values);
+        free(dy_values);
+        free(x);
+        free(logy);
+        free(dy);
+        free(dx);
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* In place, and errors leave the output untouched                          */
+/* ------------------------------------------------------------------------ */
+
+static void test_in_place_strided_equals_out_of_place(void **state)
+{
+    (void)state;
+    const size_t rows = 33, cols = 70, pitch = 80;
+    const int64_t strides[2] = {1, (int64_t)pitch}; /* a transposed [cols x rows] view ... */
+    float *a = calloc(pitch * cols, sizeof *a), *b = calloc(pitch * cols, sizeof *b), *c = calloc(pitch * cols, 4);
+    test_rng rng;
+    rng_seed(&rng, 8);
+    for (size_t i = 0; i < pitch * cols; i++)
+        a[i] = (float)rng_normal(&rng);
+    memcpy(b, a, pitch * cols * sizeof *a);
+    softmax_desc desc;
+    softmax_desc_init(&desc, SOFTMAX_OP_SOFTMAX, SOFTMAX_DTYPE_F32, rows);
+    desc.ndim = 2;
+    desc.shape[0] = rows, desc.shape[1] = cols; /* ... of shape [rows, cols] */
+    desc.src_strides = strides;
+    desc.dst_strides = strides;
+    assert_int_equal(softmax_execute(&desc, a, NULL, c), 0);
+    assert_int_equal(softmax_execute(&desc, b, NULL, b), 0);
+    for (size_t r = 0; r < rows; r++)
+        for (size_t k = 0; k < cols; k++)
+            assert_memory_equal(&b[r + k * pitch], &c[r + k * pitch], sizeof(float));
+    /* The padding between the view's elements is untouched. */
+    for (size_t k = 0; k < cols; k++)
+        for (size_t r = rows; r < pitch; r++)
+            assert_memory_equal(&b[r + k * pitch], &a[r + k * pitch], sizeof(float));
+    free(a);
+    free(b);
+    free(c);
+}
+
+#define EXPECT_UNTOUCHED(expected, call)                                                                               \
+    do {                                                                                                               \
+        fill_sentinel(out, sizeof out);                                                                                \
+        int status_ = (call);                                                                                          \
+        if (status_ != (expected))                                                                                     \
+            fail_msg("%s returned %d, expected %d (%s)", #call, status_, (expected), softmax_last_error());            \
+        if (softmax_last_error()[0] == '\0')                                                                           \
+            fail_msg("%s: no message", #call);                                                                         \
+        if (!is_sentinel(out, sizeof out))                                                                             \
+            fail_msg("%s wrote to the output on error", #call);                                                        \
+    } while (0)
+
+static void test_general_errors(void **state)
+{
+    (void)state;
+    float in[64] = {0};
+    float out[64];
+    uint8_t keep[64] = {1};
+    softmax_desc desc;
+    const int64_t bad_dst[2] = {0, 1};         /* every row at the same place */
+    const int64_t crossing_dst[2] = {4, 3};    /* (0,3) and (1,... ) collide: 4 * 3 == 3 * 4 */
+    const int64_t overlapping_src[2] = {8, 1}; /* rows of 8 elements */
+
+#define RESET()                                                                                                        \
+    do {                                                                                                               \
+        softmax_desc_init(&desc, SOFTMAX_OP_SOFTMAX, SOFTMAX_DTYPE_F32, 8);                                            \
+        desc.ndim = 2;                                                                                                 \
+        desc.shape[0] = 4, desc.shape[1] = 8;                                                                          \
+    } while (0)
+
+    RESET();
+    desc.dst_strides = bad_dst;
+    EXPECT_UNTOUCHED(SOFTMAX_E_INVALID_STRIDE, softmax_execute(&desc, in, NULL, out));
+    RESET();
+    desc.dst_strides = crossing_dst;
+    EXPECT_UNTOUCHED(SOFTMAX_E_INVALID_STRIDE, softmax_execute(&desc, in, NULL, out));
+    RESET();
+    desc.src_strides = overlapping_src;
+    EXPECT_UNTOUCHED(SOFTMAX_E_OVERLAP, softmax_execute(&desc, out + 3, NULL, out));
+    RESET();
+    desc.dst_dtype = (softmax_dtype)17;
+    EXPECT_UNTOUCHED(SOFTMAX_E_INVALID_DTYPE, softmax_execute(&desc, in, NULL, out));
+    RESET();
+    desc.mask = in;
+    desc.mask_dtype = (softmax_dtype)17;
+    EXPECT_UNTOUCHED(SOFTMAX_E_INVALID_MASK, softmax_execute(&desc, in, NULL, out));
+    RESET();
+    desc.mask = out; /* the mask may not be overwritten while it is read */
+    EXPECT_UNTOUCHED(SOFTMAX_E_OVERLAP, softmax_execute(&desc, in, NULL, out));
+    RESET();
+    desc.mask_strides = overlapping_src;
+    EXPECT_UNTOUCHED(SOFTMAX_E_INVALID_MASK, softmax_execute(&desc, in, NULL, out));
+    RESET();
+    desc.where_strides = overlapping_src;
+    EXPECT_UNTOUCHED(SOFTMAX_E_INVALID_MASK, softmax_execute(&desc, in, NULL, out));
+    RESET();
+    desc.causal = 1;
+    desc.axis = 0;
+    EXPECT_UNTOUCHED(SOFTMAX_E_INVALID_MASK, softmax_execute(&desc, in, NULL, out));
+    const double bad_bias[] = {NAN, -1.0, INFINITY};
+    for (size_t i = 0; i < ARRAY_LEN(bad_bias); i++) {
+        RESET();
+        desc.max_bias = bad_bias[i];
+        EXPECT_UNTOUCHED(SOFTMAX_E_INVALID_MASK, softmax_execute(&desc, in, NULL, out));
+    }
+    RESET();
+    desc.max_bias = 8;
+    desc.head_axis = -1; /* the softmax axis itself */
+    EXPECT_UNTOUCHED(SOFTMAX_E_INVALID_MASK, softmax_execute(&desc, in, NULL, out));
+    RESET();
+    desc.max_bias = 8;
+    desc.head_axis = 5;
+    EXPECT_UNTOUCHED(SOFTMAX_E_INVALID_MASK, softmax_execute(&desc, in, NULL, out));
+    RESET();
+    desc.op = SOFTMAX_OP_SOFTMAX_BACKWARD;
+    desc.grad_dtype = (softmax_dtype)-3;
+    EXPECT_UNTOUCHED(SOFTMAX_E_INVALID_DTYPE, softmax_execute(&desc, in, in, out));
+    RESET();
+    desc.where = keep;
+    desc.where_strides = NULL;
+    desc.src_strides = overlapping_src;
+    const int64_t huge[2] = {INT64_MAX / 2, 1};
+    desc.src_strides = huge;
+    EXPECT_UNTOUCHED(SOFTMAX_E_SIZE_OVERFLOW, softmax_execute(&desc, in, NULL, out));
+#undef RESET
+}
+
+int main(void)
+{
+    int prologue = isa_prologue();
+    if (prologue != 0)
+        return prologue;
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_conversions_round_like_mpfr),
+        cmocka_unit_test(test_convert_errors),
+        cmocka_unit_test(test_half_and_mixed_types),
+        cmocka_unit_test(test_strided_views),
+        cmocka_unit_test(test_masks),
+        cmocka_unit_test(test_masked_backward),
+        cmocka_unit_test(test_in_place_strided_equals_out_of_place),
+        cmocka_unit_test(test_general_errors),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
