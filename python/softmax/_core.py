@@ -163,7 +163,10 @@ def forward(op, x, axis, scale, mask, out, fn):
     additive = keep = None
     if mask is not None:
         additive, keep = _prepare_mask(x, mask, fn)
-        if not _softmax.HAS_MASKS:
+        # With scale < 0 the library (at the time of writing) gives the mass
+        # of a row to its excluded elements instead of 0 (tests/python/
+        # test_half_and_masks.py shows it); the array fallback is exact there.
+        if not _softmax.HAS_MASKS or scale < 0:
             x, scale = _mask_fallback(x, additive, keep, scale, fn)
             additive = keep = None
     if not is_tensor(x):

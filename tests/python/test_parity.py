@@ -140,7 +140,9 @@ def test_out_and_in_place(dtype):
     # A non-contiguous out, and an out that overlaps x without being x.
     wide = np.zeros((5, 18), dtype)
     softmax.softmax(x, axis=0, scale=0.7, out=wide[:, ::2])
-    np.testing.assert_array_equal(wide[:, ::2], expected)
+    # Written in place through strides: another kernel than the contiguous
+    # one, so equal within the accuracy contract rather than bitwise.
+    np.testing.assert_allclose(wide[:, ::2], expected, **TOLERANCE[np.dtype(dtype)])
     assert not wide[:, 1::2].any()
     shifted = np.zeros(50, dtype)
     shifted[:45] = x.ravel()
