@@ -4,7 +4,7 @@
     /usr/bin/python3 bench/py_bench.py [--quick] [--lib PATH] [--shapes LIST] [--rounds N]
 
 Prints a markdown section (for BENCHMARKS.md) with, per shape (f32, softmax
-forward along the last axis, scale 1, the library's default thread count):
+forward along the last axis, scale 1, one thread unless --threads says otherwise):
 
   C           softmax_f32 from libsoftmax.so into a preallocated buffer, called
               through ctypes (the library's own time; ctypes adds ~1 us, which
@@ -130,19 +130,27 @@ def main():
     parser.add_argument("--lib", help="path of libsoftmax.so (default: build-bench/ or build/)")
     parser.add_argument("--shapes", help="comma-separated ROWSxCOLS list")
     parser.add_argument("--rounds", type=int, help="interleaved rounds per shape (default 31, quick 11)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="threads for every candidate (default 1: on a shared 2-core machine a parallel "
+                             "region waits for whichever thread was descheduled)")
     args = parser.parse_args()
     rounds = args.rounds or (11 if args.quick else 31)
     shapes = [tuple(int(v) for v in s.split("x")) for s in (args.shapes or (QUICK_SHAPES if args.quick
                                                                              else DEFAULT_SHAPES)).split(",")]
     library, library_path = load_library(args.lib)
+    # The same thread count everywhere: the binding's copy of the library,
+    # the shared library behind the C column, and torch.
+    softmax.set_num_threads(args.threads)
+    if library is not None:
+        library.softmax_set_num_threads(args.threads)
     if torch is not None:
-        torch.set_num_threads(softmax.get_num_threads())  # the same thread count on both sides
+        torch.set_num_threads(args.threads)
 
     overhead_lines, overhead = overhead_table(rounds * 3)
     out = ["## Python binding (bench/py_bench.py)", "",
            f"Debian's /usr/bin/python3 {sys.version.split()[0]}, NumPy {np.__version__}, "
            f"PyTorch {torch.__version__ if torch else 'n/a'}; libsoftmax {softmax.version()} on the "
-           f"{softmax.isa_name()} path, {softmax.get_num_threads()} threads (torch set to the same); "
+           f"{softmax.isa_name()} path, {args.threads} thread{'s' if args.threads > 1 else ''} for every candidate; "
            f"C column: {os.path.relpath(library_path, ROOT) if library_path else 'n/a'} through ctypes. "
            f"Candidates interleaved, medians of {rounds} samples (x3 for the 1x10 calls) of >= 2 ms each; "
            f"float32 softmax along the last axis, scale 1.", "",
