@@ -36,6 +36,7 @@ get_num_threads = _softmax.get_num_threads
 __version__ = "0.1.0"
 
 _execute = _softmax.execute
+_execute_tensor = _softmax.execute_tensor
 _ndarray = __import__("numpy").ndarray
 _OP_SOFTMAX = _softmax.OP_SOFTMAX
 _OP_LOG_SOFTMAX = _softmax.OP_LOG_SOFTMAX
@@ -60,8 +61,13 @@ def softmax(x, axis=-1, scale=1.0, temperature=None, mask=None, out=None):
     """
     if temperature is not None:
         scale = effective_scale(scale, temperature, "softmax")
-    if mask is None and type(x) is _ndarray:
-        return _execute(_OP_SOFTMAX, x, None, out, axis, scale, False, None, False, None)
+    if mask is None:
+        if type(x) is _ndarray:
+            return _execute(_OP_SOFTMAX, x, None, out, axis, scale, False, None, False, None)
+        if out is None:
+            result = _execute_tensor(_OP_SOFTMAX, x, axis, scale)
+            if result is not NotImplemented:
+                return result
     return _core.forward(_OP_SOFTMAX, x, axis, scale, mask, out, "softmax")
 
 
@@ -72,8 +78,13 @@ def log_softmax(x, axis=-1, scale=1.0, temperature=None, mask=None, out=None):
     """
     if temperature is not None:
         scale = effective_scale(scale, temperature, "log_softmax")
-    if mask is None and type(x) is _ndarray:
-        return _execute(_OP_LOG_SOFTMAX, x, None, out, axis, scale, False, None, False, None)
+    if mask is None:
+        if type(x) is _ndarray:
+            return _execute(_OP_LOG_SOFTMAX, x, None, out, axis, scale, False, None, False, None)
+        if out is None:
+            result = _execute_tensor(_OP_LOG_SOFTMAX, x, axis, scale)
+            if result is not NotImplemented:
+                return result
     return _core.forward(_OP_LOG_SOFTMAX, x, axis, scale, mask, out, "log_softmax")
 
 

@@ -74,6 +74,12 @@ def _dtype_table(torch):
     return _numpy_dtype_of_torch
 
 
+def register_torch(torch):
+    """Hands the extension what its short path for tensors needs (once)."""
+    table = {dtype: np_dtype for dtype, np_dtype in _dtype_table(torch).items() if dtype is not torch.bfloat16}
+    _softmax.register_torch(torch.Tensor, torch.from_numpy, torch.strided, table)
+
+
 def tensor_as_array(tensor, fn, name, bool_allowed=False):
     """(NumPy view of the tensor's memory, whether it holds bfloat16 bits).
 
@@ -153,6 +159,8 @@ def _mask_fallback(x, additive, keep, scale, fn):
 def forward(op, x, axis, scale, mask, out, fn):
     """softmax / log-softmax of any supported input (the slow path of softmax())."""
     torch = _torch_module()
+    if torch is not None and not _numpy_dtype_of_torch:
+        register_torch(torch)
     if (mask is None and out is None and torch is not None and isinstance(x, torch.Tensor)
             and not (x.requires_grad and torch.is_grad_enabled())):
         # The common case of a tensor, kept short: it is most of a tiny call's cost.

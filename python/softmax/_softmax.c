@@ -566,6 +566,98 @@ done:
     return array;
 }
 
+/* What execute_tensor needs from torch, handed over by the Python layer
+ * (register_torch) the first time it sees a tensor: this module never
+ * imports torch itself. */
+static PyObject *torch_tensor_type;   /* torch.Tensor */
+static PyObject *torch_from_numpy;    /* torch.from_numpy */
+static PyObject *torch_strided;       /* torch.strided */
+static PyObject *torch_numpy_dtypes;  /* {torch.float32: numpy.dtype('float32'), ...}, no bfloat16 */
+
+static PyObject *register_torch(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)module;
+    if (nargs != 4 || !PyType_Check(args[0]) || !PyDict_Check(args[3])) {
+        PyErr_SetString(PyExc_TypeError, "register_torch(Tensor, from_numpy, strided, dtypes)");
+        return NULL;
+    }
+    PyObject **slots[] = {&torch_tensor_type, &torch_from_numpy, &torch_strided, &torch_numpy_dtypes};
+    for (size_t i = 0; i < sizeof slots / sizeof slots[0]; i++) {
+        Py_INCREF(args[i]);
+        Py_XSETREF(*slots[i], args[i]);
+    }
+    Py_RETURN_NONE;
+}
+
+/* 1 if object.name is `expected` (the same object), 0 if not, -1 on error. */
+static int attribute_is(PyObject *object, const char *name, PyObject *expected)
+{
+    PyObject *value = PyObject_GetAttrString(object, name);
+    if (value == NULL)
+        return -1;
+    const int same = value == expected;
+    Py_DECREF(value);
+    return same;
+}
+
+/* execute_tensor(op, x, axis, scale) -> tensor, or NotImplemented.
+ *
+ * The short path for the common call on a tensor: softmax or log-softmax of
+ * a dense CPU float tensor that needs no gradient, no mask and no out=.
+ * Anything else returns NotImplemented and the Python layer takes over
+ * (autograd, masks, out=, and the error messages). It exists because the
+ * same steps in Python cost a few microseconds, more than torch.softmax
+ * itself on a small tensor. */
+static PyObject *execute_tensor(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 4) {
+        PyErr_SetString(PyExc_TypeError, "execute_tensor(op, x, axis, scale)");
+        return NULL;
+    }
+    PyObject *x = args[1];
+    if (torch_tensor_type == NULL || Py_TYPE(x) != (PyTypeObject *)torch_tensor_type)
+        Py_RETURN_NOTIMPLEMENTED;
+    PyObject *dtype = PyObject_GetAttrString(x, "dtype");
+    if (dtype == NULL)
+        return NULL;
+    PyObject *descr = PyDict_GetItemWithError(torch_numpy_dtypes, dtype); /* borrowed */
+    Py_DECREF(dtype);
+    if (descr == NULL) {
+        if (PyErr_Occurred())
+            return NULL;
+        Py_RETURN_NOTIMPLEMENTED;
+    }
+    const int needs_no_grad = attribute_is(x, "requires_grad", Py_False);
+    const int on_cpu = attribute_is(x, "is_cpu", Py_True);
+    const int strided = attribute_is(x, "layout", torch_strided);
+    if (needs_no_grad < 0 || on_cpu < 0 || strided < 0)
+        return NULL;
+    /* requires_grad is left to the Python layer even under no_grad():
+     * asking torch whether grad mode is on costs as much as that path. */
+    if (!needs_no_grad || !on_cpu || !strided)
+        Py_RETURN_NOTIMPLEMENTED;
+    PyObject *negated = PyObject_CallMethod(x, "is_neg", NULL);
+    if (negated == NULL)
+        return NULL;
+    const int is_negated = PyObject_IsTrue(negated);
+    Py_DECREF(negated);
+    if (is_negated != 0)
+        Py_RETURN_NOTIMPLEMENTED;
+
+    PyObject *view_args[2] = {x, descr};
+    PyObject *view = tensor_view(module, view_args, 2);
+    if (view == NULL)
+        return NULL;
+    PyObject *call[10] = {args[0], view, Py_None, Py_None, args[2], args[3], Py_False, Py_None, Py_False, Py_None};
+    PyObject *result = execute(module, call, 10);
+    Py_DECREF(view);
+    if (result == NULL)
+        return NULL;
+    PyObject *tensor = PyObject_CallOneArg(torch_from_numpy, result);
+    Py_DECREF(result);
+    return tensor;
+}
+
 static PyObject *version(PyObject *module, PyObject *unused)
 {
     (void)module;
@@ -645,6 +737,10 @@ static PyMethodDef methods[] = {
      "Runs one softmax_op of libsoftmax on NumPy arrays (the internals of softmax.softmax & co.)."},
     {"tensor_view", (PyCFunction)(void (*)(void))tensor_view, METH_FASTCALL,
      "tensor_view(tensor, dtype) -> numpy.ndarray over the tensor's memory (no copy)."},
+    {"register_torch", (PyCFunction)(void (*)(void))register_torch, METH_FASTCALL,
+     "register_torch(Tensor, from_numpy, strided, dtypes): what execute_tensor needs from torch."},
+    {"execute_tensor", (PyCFunction)(void (*)(void))execute_tensor, METH_FASTCALL,
+     "execute_tensor(op, x, axis, scale) -> tensor, or NotImplemented when the Python layer must decide."},
     {"version", version, METH_NOARGS, "The C library's version, \"MAJOR.MINOR.PATCH\"."},
     {"isa_name", isa_name, METH_NOARGS, "The code path the library runs: scalar, avx2 or avx512 (None if unusable)."},
     {"set_num_threads", set_num_threads, METH_O, "Thread count for later calls (0 = the default)."},

@@ -11,17 +11,16 @@ first: no overflow for any finite input and scale.
 """
 
 from . import _core
+from . import softmax as _softmax
 
 __all__ = ["norm_exp_softmax", "logit_scaled_softmax"]
 
 
 def norm_exp_softmax(x, scale=1.0):
     """softmax(scale * x) along the last axis; the scale is fused into the kernel."""
-    return _core.forward(_core.OP_SOFTMAX, x, -1, _core.effective_scale(scale, None, "norm_exp_softmax"), None, None,
-                         "norm_exp_softmax")
+    return _softmax(x, -1, _core.effective_scale(scale, None, "norm_exp_softmax"))
 
 
 def logit_scaled_softmax(x, scale=1.0):
     """softmax(x * scale, dim=-1): logits scaled before the softmax, in one pass."""
-    return _core.forward(_core.OP_SOFTMAX, x, -1, _core.effective_scale(scale, None, "logit_scaled_softmax"), None,
-                         None, "logit_scaled_softmax")
+    return _softmax(x, -1, _core.effective_scale(scale, None, "logit_scaled_softmax"))
