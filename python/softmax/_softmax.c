@@ -105,7 +105,11 @@ static softmax_dtype dtype_of(PyArrayObject *array, bool bf16_bits)
 static PyArrayObject *as_array(PyObject *object, const char *fn, const char *name)
 {
     if (!PyArray_Check(object)) {
-        PyErr_Format(PyExc_TypeError, "%s: %s must be a numpy.ndarray or a torch.Tensor, not %.200s", fn, name,
+        /* Tensors arrive here as NumPy views, so only a mix of kinds (a
+         * NumPy x with a tensor out=, say) or a non-array gets here. */
+        const bool is_first_operand = strcmp(name, "x") == 0 || strcmp(name, "y") == 0 || strcmp(name, "logy") == 0;
+        PyErr_Format(PyExc_TypeError, "%s: %s must be a %s, not %.200s", fn, name,
+                     is_first_operand ? "numpy.ndarray or a torch.Tensor" : "numpy.ndarray like the input",
                      Py_TYPE(object)->tp_name);
         return NULL;
     }
