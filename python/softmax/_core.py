@@ -114,6 +114,9 @@ def _check_kind(x, fn):
     if type(x) is not _ndarray and not isinstance(x, _ndarray) and not is_tensor(x):
         raise TypeError(f"{fn}: x must be a numpy.ndarray or a torch.Tensor, not {type(x).__name__}"
                         " (convert it with numpy.asarray(x, dtype=float))")
+    if isinstance(x, np.ma.MaskedArray):
+        # Its mask would be silently ignored by the library.
+        raise TypeError(f"{fn}: x is a numpy.ma.MaskedArray; pass x.data and the mask as mask=~x.mask")
 
 
 def _prepare_mask(x, mask, fn):
@@ -174,7 +177,10 @@ def forward(op, x, axis, scale, mask, out, fn):
         # With scale < 0 the library (at the time of writing) gives the mass
         # of a row to its excluded elements instead of 0 (tests/python/
         # test_half_and_masks.py shows it); the array fallback is exact there.
-        if not _softmax.HAS_MASKS or scale < 0:
+        # A mask that requires grad (a learned bias) is added with torch's
+        # operations, so that autograd differentiates it too.
+        learned = is_tensor(mask) and mask.requires_grad and _torch_module().is_grad_enabled()
+        if not _softmax.HAS_MASKS or scale < 0 or learned:
             x, scale = _mask_fallback(x, additive, keep, scale, fn)
             additive = keep = None
     if not is_tensor(x):

@@ -67,3 +67,9 @@ def test_no_grad_and_double_backward():
     (grad,) = torch.autograd.grad(y.sum(), x, create_graph=True)
     with pytest.raises(RuntimeError):
         grad.sum().backward()  # the C backward is not itself differentiable
+
+
+def test_learned_additive_mask_gets_a_gradient():
+    x = torch.randn(3, 5, dtype=torch.float64, requires_grad=True)
+    bias = torch.randn(5, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda t, b: softmax.softmax(t, scale=0.7, mask=b), (x, bias))

@@ -98,3 +98,8 @@ def test_threads():
     softmax.set_num_threads(0)
     assert softmax.get_num_threads() == before
     raises(ValueError, "must be >= 1", softmax.set_num_threads, -1)
+
+
+def test_masked_arrays_are_refused():
+    masked = np.ma.masked_array([1.0, 2.0, 3.0], mask=[False, True, False])
+    raises(TypeError, "MaskedArray", softmax.softmax, masked)
