@@ -115,8 +115,9 @@ static PyArrayObject *as_array(PyObject *object, const char *fn, const char *nam
     }
     PyArrayObject *array = (PyArrayObject *)object;
     if (!PyArray_ISNOTSWAPPED(array)) {
-        PyErr_Format(PyExc_TypeError, "%s: %s is in non-native byte order; convert it with x.astype(x.dtype.newbyteorder('='))",
-                     fn, name);
+        PyErr_Format(PyExc_TypeError,
+                     "%s: %s is in non-native byte order; convert it with x.astype(x.dtype.newbyteorder('='))", fn,
+                     name);
         return NULL;
     }
     return array;
@@ -138,8 +139,8 @@ static int check_shape(PyArrayObject *src, PyArrayObject *other, const char *fn,
     PyObject *src_shape = PyObject_GetAttrString((PyObject *)src, "shape");
     PyObject *other_shape = PyObject_GetAttrString((PyObject *)other, "shape");
     if (src_shape != NULL && other_shape != NULL)
-        PyErr_Format(PyExc_ValueError, "%s: %s has shape %R but %s has shape %R; they must be equal", fn,
-                     other_name, other_shape, src_name, src_shape);
+        PyErr_Format(PyExc_ValueError, "%s: %s has shape %R but %s has shape %R; they must be equal", fn, other_name,
+                     other_shape, src_name, src_shape);
     Py_XDECREF(src_shape);
     Py_XDECREF(other_shape);
     return -1;
@@ -235,8 +236,8 @@ static PyArrayObject *new_like(PyArrayObject *src)
 {
     PyArray_Descr *descr = PyArray_DESCR(src);
     Py_INCREF(descr);
-    return (PyArrayObject *)PyArray_NewFromDescr(&PyArray_Type, descr, PyArray_NDIM(src), PyArray_DIMS(src), NULL,
-                                                 NULL, 0, NULL);
+    return (PyArrayObject *)PyArray_NewFromDescr(&PyArray_Type, descr, PyArray_NDIM(src), PyArray_DIMS(src), NULL, NULL,
+                                                 0, NULL);
 }
 
 static PyObject *raise_status(int status, const char *fn)
@@ -349,8 +350,8 @@ static int parse_call(PyObject *const *args, Py_ssize_t nargs, call_args *call, 
         if (call->grad == NULL || check_shape(call->src, call->grad, fn, src_name, grad_name) < 0)
             return -1;
         if (dtype_of(call->grad, call->src_bf16) != call->dtype) {
-            PyErr_Format(PyExc_TypeError, "%s: %s has dtype %S but %s has dtype %s; they must be equal", fn,
-                         grad_name, (PyObject *)PyArray_DESCR(call->grad), src_name, dtype_name(call->dtype));
+            PyErr_Format(PyExc_TypeError, "%s: %s has dtype %S but %s has dtype %s; they must be equal", fn, grad_name,
+                         (PyObject *)PyArray_DESCR(call->grad), src_name, dtype_name(call->dtype));
             return -1;
         }
     }
@@ -428,10 +429,9 @@ static PyObject *execute(PyObject *module, PyObject *const *args, Py_ssize_t nar
         result = call.out;
         Py_INCREF(result);
         const bool writable_layout =
-            PyArray_ISALIGNED(call.out) &&
-            (PyArray_IS_C_CONTIGUOUS(call.out) ||
-             (library_takes_strides && PyArray_NDIM(call.out) <= SOFTMAX_MAX_NDIM &&
-              element_strides(call.out, dst.strides)));
+            PyArray_ISALIGNED(call.out) && (PyArray_IS_C_CONTIGUOUS(call.out) ||
+                                            (library_takes_strides && PyArray_NDIM(call.out) <= SOFTMAX_MAX_NDIM &&
+                                             element_strides(call.out, dst.strides)));
         const bool safe = !conflicts(call.out, src.array) && !conflicts(call.out, grad.array) &&
                           !conflicts(call.out, mask.array) && !conflicts(call.out, where.array);
         if (writable_layout && safe) {
@@ -573,10 +573,10 @@ done:
 /* What execute_tensor needs from torch, handed over by the Python layer
  * (register_torch) the first time it sees a tensor: this module never
  * imports torch itself. */
-static PyObject *torch_tensor_type;   /* torch.Tensor */
-static PyObject *torch_from_numpy;    /* torch.from_numpy */
-static PyObject *torch_strided;       /* torch.strided */
-static PyObject *torch_numpy_dtypes;  /* {torch.float32: numpy.dtype('float32'), ...}, no bfloat16 */
+static PyObject *torch_tensor_type;  /* torch.Tensor */
+static PyObject *torch_from_numpy;   /* torch.from_numpy */
+static PyObject *torch_strided;      /* torch.strided */
+static PyObject *torch_numpy_dtypes; /* {torch.float32: numpy.dtype('float32'), ...}, no bfloat16 */
 
 static PyObject *register_torch(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
@@ -753,8 +753,15 @@ static PyMethodDef methods[] = {
 };
 
 static struct PyModuleDef module_def = {
-    PyModuleDef_HEAD_INIT, "softmax._softmax", "CPython binding of libsoftmax (include/softmax.h).", -1, methods,
-    NULL, NULL, NULL, NULL,
+    PyModuleDef_HEAD_INIT,
+    "softmax._softmax",
+    "CPython binding of libsoftmax (include/softmax.h).",
+    -1,
+    methods,
+    NULL,
+    NULL,
+    NULL,
+    NULL,
 };
 
 PyMODINIT_FUNC PyInit__softmax(void);
