@@ -482,8 +482,9 @@ static PyObject *execute(PyObject *module, PyObject *const *args, Py_ssize_t nar
     void *dst_data = PyArray_DATA(dst.array);
     int status;
     if (PyArray_SIZE(call.src) >= RELEASE_GIL_MIN_ELEMENTS) {
-        Py_BEGIN_ALLOW_THREADS status = softmax_execute(&desc, src_data, grad_data, dst_data);
-        Py_END_ALLOW_THREADS
+        PyThreadState *released = PyEval_SaveThread();
+        status = softmax_execute(&desc, src_data, grad_data, dst_data);
+        PyEval_RestoreThread(released);
     } else {
         status = softmax_execute(&desc, src_data, grad_data, dst_data);
     }
