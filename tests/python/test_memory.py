@@ -63,3 +63,22 @@ def test_gil_is_released_while_computing():
     # With the GIL held for the whole call, this thread would get (almost)
     # no turn until the call ends.
     assert ticks > 10, f"only {ticks} iterations of the other thread during a {call_seconds * 1e3:.0f} ms call"
+
+
+def test_concurrent_calls_from_python_threads_give_the_serial_results():
+    rng = np.random.default_rng(5)
+    inputs = [rng.normal(size=(64, 1000)).astype(np.float32) for _ in range(4)]
+    serial = [softmax.softmax(x, axis=i % 2) for i, x in enumerate(inputs)]
+    results = [None] * len(inputs)
+
+    def work(i):
+        for _ in range(20):
+            results[i] = softmax.softmax(inputs[i], axis=i % 2)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(inputs))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for got, expected in zip(results, serial):
+        np.testing.assert_array_equal(got, expected)
