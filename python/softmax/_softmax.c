@@ -507,10 +507,33 @@ done:
     return returned;
 }
 
-/* Calls a method without arguments and returns its result (new reference). */
-static PyObject *call_method(PyObject *object, const char *name)
+/* Attribute and method names of torch.Tensor, interned once at import:
+ * looking them up from C strings on every call would cost more than the
+ * computation of a small softmax. */
+static PyObject *name_data_ptr, *name_shape, *name_stride, *name_dtype, *name_requires_grad, *name_is_cpu, *name_layout,
+    *name_is_neg;
+
+static int intern_names(void)
 {
-    return PyObject_CallMethod(object, name, NULL);
+    const struct {
+        PyObject **slot;
+        const char *text;
+    } names[] = {
+        {&name_data_ptr, "data_ptr"},
+        {&name_shape, "shape"},
+        {&name_stride, "stride"},
+        {&name_dtype, "dtype"},
+        {&name_requires_grad, "requires_grad"},
+        {&name_is_cpu, "is_cpu"},
+        {&name_layout, "layout"},
+        {&name_is_neg, "is_neg"},
+    };
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        *names[i].slot = PyUnicode_InternFromString(names[i].text);
+        if (*names[i].slot == NULL)
+            return -1;
+    }
+    return 0;
 }
 
 /* tensor_view(tensor, dtype) -> a NumPy array over the tensor's memory.
@@ -532,9 +555,9 @@ static PyObject *tensor_view(PyObject *module, PyObject *const *args, Py_ssize_t
     npy_intp dims[NPY_MAXDIMS], strides[NPY_MAXDIMS];
     PyObject *pointer = NULL, *shape = NULL, *element_strides = NULL, *array = NULL;
 
-    pointer = call_method(tensor, "data_ptr");
-    shape = PyObject_GetAttrString(tensor, "shape");
-    element_strides = call_method(tensor, "stride");
+    pointer = PyObject_CallMethodNoArgs(tensor, name_data_ptr);
+    shape = PyObject_GetAttr(tensor, name_shape);
+    element_strides = PyObject_CallMethodNoArgs(tensor, name_stride);
     if (pointer == NULL || shape == NULL || element_strides == NULL)
         goto done;
     const Py_ssize_t ndim = PyTuple_Check(shape) ? PyTuple_GET_SIZE(shape) : -1;
@@ -595,9 +618,9 @@ static PyObject *register_torch(PyObject *module, PyObject *const *args, Py_ssiz
 }
 
 /* 1 if object.name is `expected` (the same object), 0 if not, -1 on error. */
-static int attribute_is(PyObject *object, const char *name, PyObject *expected)
+static int attribute_is(PyObject *object, PyObject *name, PyObject *expected)
 {
-    PyObject *value = PyObject_GetAttrString(object, name);
+    PyObject *value = PyObject_GetAttr(object, name);
     if (value == NULL)
         return -1;
     const int same = value == expected;
@@ -622,7 +645,7 @@ static PyObject *execute_tensor(PyObject *module, PyObject *const *args, Py_ssiz
     PyObject *x = args[1];
     if (torch_tensor_type == NULL || Py_TYPE(x) != (PyTypeObject *)torch_tensor_type)
         Py_RETURN_NOTIMPLEMENTED;
-    PyObject *dtype = PyObject_GetAttrString(x, "dtype");
+    PyObject *dtype = PyObject_GetAttr(x, name_dtype);
     if (dtype == NULL)
         return NULL;
     PyObject *descr = PyDict_GetItemWithError(torch_numpy_dtypes, dtype); /* borrowed */
@@ -632,16 +655,16 @@ static PyObject *execute_tensor(PyObject *module, PyObject *const *args, Py_ssiz
             return NULL;
         Py_RETURN_NOTIMPLEMENTED;
     }
-    const int needs_no_grad = attribute_is(x, "requires_grad", Py_False);
-    const int on_cpu = attribute_is(x, "is_cpu", Py_True);
-    const int strided = attribute_is(x, "layout", torch_strided);
+    const int needs_no_grad = attribute_is(x, name_requires_grad, Py_False);
+    const int on_cpu = attribute_is(x, name_is_cpu, Py_True);
+    const int strided = attribute_is(x, name_layout, torch_strided);
     if (needs_no_grad < 0 || on_cpu < 0 || strided < 0)
         return NULL;
     /* requires_grad is left to the Python layer even under no_grad():
      * asking torch whether grad mode is on costs as much as that path. */
     if (!needs_no_grad || !on_cpu || !strided)
         Py_RETURN_NOTIMPLEMENTED;
-    PyObject *negated = PyObject_CallMethod(x, "is_neg", NULL);
+    PyObject *negated = PyObject_CallMethodNoArgs(x, name_is_neg);
     if (negated == NULL)
         return NULL;
     const int is_negated = PyObject_IsTrue(negated);
@@ -770,6 +793,8 @@ PyMODINIT_FUNC PyInit__softmax(void);
 PyMODINIT_FUNC PyInit__softmax(void)
 {
     import_array();
+    if (intern_names() < 0)
+        return NULL;
     probe_library();
     PyObject *module = PyModule_Create(&module_def);
     if (module == NULL)
