@@ -583,9 +583,8 @@ static PyObject *tensor_view(PyObject *module, PyObject *const *args, Py_ssize_t
         Py_CLEAR(array);
         goto done;
     }
-    /* Flags were computed before the base was set; refresh them so that
-     * contiguity and alignment are known. */
-    PyArray_UpdateFlags((PyArrayObject *)array, NPY_ARRAY_UPDATE_ALL);
+    /* (Contiguity and alignment flags were computed from the strides and
+     * the address by PyArray_NewFromDescr.) */
 
 done:
     Py_XDECREF(pointer);
