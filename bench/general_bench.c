@@ -6,10 +6,10 @@
  * that attention code writes today; a transposed (strided) view against the
  * contiguous call.
  *
- *   general_bench [--quick] [--threads N] [--markdown]
+ *   general_bench [--quick] [--threads N]
  *
- * Prints one table (markdown with --markdown): median ns per element over
- * fast-state samples, interleaved, and the ratios the targets are stated in.
+ * Prints markdown tables: median ns per element over fast-state samples,
+ * interleaved, and the ratios issue 4's targets are stated in.
  */
 #include <math.h>
 #include <stdint.h>
@@ -163,7 +163,6 @@ static void run_onednn_missing(void *opaque)
 /* ---- table ---- */
 
 static harness_settings settings;
-static int markdown;
 
 typedef struct row_spec {
     const char *label;
@@ -181,23 +180,39 @@ static void add(row_spec *row, const char *name, candidate_role role, void (*run
     c->runner.context = context;
 }
 
-static void measure_and_print(row_spec *row)
+static void measure(row_spec *row)
 {
     settings.probe_threads = threads;
     harness_measure(row->cands, row->count, &settings);
     for (size_t i = 0; i < row->count; i++)
         if (row->cands[i].available)
             harness_summarize(&row->cands[i]);
-    printf(markdown ? "| %s |" : "%-40s", row->label);
-    for (size_t i = 0; i < row->count; i++) {
-        const candidate *c = &row->cands[i];
-        if (c->available)
-            printf(markdown ? " %s %.3f |" : "  %s %.3f", c->name, c->median);
-        else
-            printf(markdown ? " %s n/a |" : "  %s n/a", c->name);
-    }
-    printf("\n");
-    fflush(stdout);
+}
+
+static size_t fewest_kept(const row_spec *row)
+{
+    size_t fewest = SIZE_MAX;
+    for (size_t i = 0; i < row->count; i++)
+        if (row->cands[i].available && row->cands[i].kept < fewest)
+            fewest = row->cands[i].kept;
+    return fewest == SIZE_MAX ? 0 : fewest;
+}
+
+/* One table cell: a median, or n/a. */
+static void cell(double value)
+{
+    if (isnan(value))
+        printf(" n/a |");
+    else
+        printf(" %.3f |", value);
+}
+
+static void ratio_cell(double value)
+{
+    if (isnan(value))
+        printf(" n/a |");
+    else
+        printf(" %.2f |", value);
 }
 
 static double median_of(const row_spec *row, const char *name)
@@ -250,15 +265,15 @@ static void half_rows(size_t rows, size_t cols)
 #else
     add(&row, "oneDNN-bf16", ROLE_ANCHOR, run_onednn_missing, NULL, n);
 #endif
-    measure_and_print(&row);
+    measure(&row);
     const double f32 = median_of(&row, "f32"), bf16 = median_of(&row, "bf16"), f16 = median_of(&row, "f16"),
                  copy_ns = median_of(&row, "memcpy-2B");
-    if (markdown)
-        printf("| ratios | bf16 speed-up over f32 %.2fx | f16 %.2fx | bf16 / memcpy %.2f | f16 / memcpy %.2f |\n",
-               f32 / bf16, f32 / f16, copy_ns / bf16, copy_ns / f16);
-    else
-        printf("  ratios: bf16 speed-up over f32 %.2fx, f16 %.2fx; fraction of a 2-byte memcpy: bf16 %.2f, f16 %.2f\n",
-               f32 / bf16, f32 / f16, copy_ns / bf16, copy_ns / f16);
+    printf("| %zux%zu |", rows, cols);
+    cell(copy_ns), cell(f32), cell(bf16), cell(f16), cell(median_of(&row, "bf16->f32")),
+        cell(median_of(&row, "oneDNN-bf16"));
+    ratio_cell(f32 / bf16), ratio_cell(f32 / f16), ratio_cell(copy_ns / bf16), ratio_cell(copy_ns / f16);
+    printf(" %zu |\n", fewest_kept(&row));
+    fflush(stdout);
     free(x32), free(y32), free(x16), free(y16), free(xbf), free(ybf);
 }
 
@@ -266,14 +281,14 @@ static void attention(void)
 {
     const size_t B = 8, H = 32, Q = 512, K = 512, n = B * H * Q * K;
     float *x = checked_alloc(n * 4), *y = checked_alloc(n * 4), *scratch = checked_alloc(n * 4);
-    float *mask = checked_alloc(Q * K * 4);
+    float *mask = checked_alloc(Q * K * 4), *bias = checked_alloc(Q * K * 4);
     uint16_t *mask_bf16 = checked_alloc(Q * K * 2);
     uint8_t *padding = checked_alloc(B * K);
     for (size_t i = 0; i < n; i++)
         x[i] = (float)normal();
     for (size_t q = 0; q < Q; q++)
         for (size_t k = 0; k < K; k++)
-            mask[q * K + k] = k <= q ? 0.0f : -INFINITY;
+            mask[q * K + k] = k <= q ? 0.0f : -INFINITY, bias[q * K + k] = (float)(-0.05 * fabs((double)q - k));
     softmax_convert(mask_bf16, SOFTMAX_DTYPE_BF16, mask, SOFTMAX_DTYPE_F32, Q * K);
     for (size_t b = 0; b < B; b++)
         for (size_t k = 0; k < K; k++)
@@ -290,8 +305,13 @@ static void attention(void)
     base->dst = y;
     execute_context *causal = malloc(sizeof *causal), *padded = malloc(sizeof *padded),
                     *additive = malloc(sizeof *additive), *additive_bf16 = malloc(sizeof *additive_bf16),
-                    *unfused = malloc(sizeof *unfused);
-    *causal = *padded = *additive = *additive_bf16 = *unfused = *base;
+                    *unfused = malloc(sizeof *unfused), *biased = malloc(sizeof *biased),
+                    *alibi = malloc(sizeof *alibi);
+    *causal = *padded = *additive = *additive_bf16 = *unfused = *biased = *alibi = *base;
+    biased->desc.mask = bias;
+    biased->desc.mask_strides = mask_strides;
+    alibi->desc.max_bias = 8.0;
+    alibi->desc.causal = 1;
     causal->desc.causal = 1;
     padded->desc.where = padding;
     padded->desc.where_strides = padding_strides;
@@ -312,17 +332,31 @@ static void attention(void)
     add(&row, "padding", ROLE_LIBRARY, run_execute, padded, n);
     add(&row, "mask-f32", ROLE_LIBRARY, run_execute, additive, n);
     add(&row, "mask-bf16", ROLE_LIBRARY, run_execute, additive_bf16, n);
+    add(&row, "bias-f32", ROLE_LIBRARY, run_execute, biased, n);
+    add(&row, "alibi+causal", ROLE_LIBRARY, run_execute, alibi, n);
     add(&row, "x+mask,softmax", ROLE_ANCHOR, run_unfused, unfused, n);
-    measure_and_print(&row);
+    measure(&row);
     const double unmasked = median_of(&row, "unmasked");
-    printf(markdown ? "| ratios to unmasked | causal %.2f | padding %.2f | mask-f32 %.2f | mask-bf16 %.2f | unfused %.2f "
-                      "|\n"
-                    : "  ratios to unmasked: causal %.2f, padding %.2f, mask-f32 %.2f, mask-bf16 %.2f, unfused %.2f\n",
-           median_of(&row, "causal") / unmasked, median_of(&row, "padding") / unmasked,
-           median_of(&row, "mask-f32") / unmasked, median_of(&row, "mask-bf16") / unmasked,
-           median_of(&row, "x+mask,softmax") / unmasked);
-    free(x), free(y), free(scratch), free(mask), free(mask_bf16), free(padding);
-    free(base), free(causal), free(padded), free(additive), free(additive_bf16), free(unfused);
+    static const char *const descriptions[] = {
+        "no mask",
+        "`causal = 1` (no mask tensor)",
+        "`where`: padding keep-mask [8, 1, 1, 512] (bytes, broadcast over heads and queries)",
+        "additive f32 mask [512, 512] of 0 / -inf, broadcast over batch and heads",
+        "additive bf16 mask [512, 512] of 0 / -inf",
+        "additive f32 bias [512, 512] of finite values (relative-position style)",
+        "ALiBi (`max_bias = 8`) + causal",
+        "unfused: `x + mask` written out, then softmax (what attention code does without a fused mask)",
+    };
+    for (size_t i = 0; i < row.count; i++) {
+        printf("| %s | %s |", row.cands[i].name, descriptions[i]);
+        cell(row.cands[i].available ? row.cands[i].median : NAN);
+        ratio_cell(row.cands[i].available ? row.cands[i].median / unmasked : NAN);
+        printf(" %zu |\n", row.cands[i].kept);
+    }
+    fflush(stdout);
+    free(x), free(y), free(scratch), free(mask), free(bias), free(mask_bf16), free(padding);
+    free(base), free(causal), free(padded), free(additive), free(additive_bf16), free(unfused), free(biased),
+        free(alibi);
 }
 
 static void strided(void)
@@ -343,9 +377,15 @@ static void strided(void)
     row.label = "1024x4096 f32, transposed input view";
     add(&row, "contiguous", ROLE_REFERENCE, run_execute, contiguous, n);
     add(&row, "transposed", ROLE_LIBRARY, run_execute, transposed, n);
-    measure_and_print(&row);
-    printf(markdown ? "| ratio | transposed / contiguous %.2f |\n" : "  ratio transposed / contiguous %.2f\n",
-           median_of(&row, "transposed") / median_of(&row, "contiguous"));
+    measure(&row);
+    const double contiguous_ns = median_of(&row, "contiguous"), transposed_ns = median_of(&row, "transposed");
+    printf("| contiguous rows (4096 elements apart from each other) |");
+    cell(contiguous_ns), ratio_cell(1.0);
+    printf(" %zu |\n| transposed view: `src_strides = {1, 1024}` (the axis strided, lines adjacent) |",
+           row.cands[0].kept);
+    cell(transposed_ns), ratio_cell(transposed_ns / contiguous_ns);
+    printf(" %zu |\n", row.cands[1].kept);
+    fflush(stdout);
     free(x), free(xt), free(y), free(contiguous), free(transposed);
 }
 
@@ -355,12 +395,10 @@ int main(int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--quick") == 0)
             quick = 1;
-        else if (strcmp(argv[i], "--markdown") == 0)
-            markdown = 1;
         else if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc)
             threads = atoi(argv[++i]);
         else {
-            fprintf(stderr, "usage: general_bench [--quick] [--threads N] [--markdown]\n");
+            fprintf(stderr, "usage: general_bench [--quick] [--threads N]\n");
             return 2;
         }
     }
@@ -371,11 +409,20 @@ int main(int argc, char **argv)
     settings.min_kept = quick ? 5 : 9;
     settings.max_rounds = 3 * settings.min_kept;
     harness_calibrate(quick ? 0.2 : 0.5);
-    printf("general_bench: %s path, %d thread(s); median ns per element over fast-state samples\n",
-           softmax_isa_name(), threads);
+    printf("general_bench: %s path, %d thread(s); median ns per element over fast-state samples (interleaved, "
+           "%zu+ kept per candidate)\n\n",
+           softmax_isa_name(), threads, settings.min_kept);
+    printf("### bf16 and f16 (ns per element; speed-ups over f32 and fractions of a 2-byte memcpy)\n\n");
+    printf("| shape | memcpy, 2 bytes/element | f32 | bf16 | f16 | bf16 in, f32 out | oneDNN bf16 | bf16 speed-up "
+           "over f32 | f16 speed-up over f32 | bf16 / memcpy | f16 / memcpy | fewest samples kept |\n");
+    printf("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n");
     half_rows(1024, 4096);
     half_rows(16, 1048576);
+    printf("\n### Masks: attention scores 8 x 32 x 512 x 512, f32, scale 1/8, softmax along the last axis\n\n");
+    printf("| candidate | what | ns/element | / unmasked | samples kept |\n| --- | --- | --- | --- | --- |\n");
     attention();
+    printf("\n### Strides: softmax of a 1024 x 4096 f32 view along its axis of 4096\n\n");
+    printf("| layout | ns/element | / contiguous | samples kept |\n| --- | --- | --- | --- |\n");
     strided();
     return 0;
 }

@@ -79,9 +79,10 @@ cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DSOFTMAX_WERROR=ON -DSOFTMAX_SAN
     -DSOFTMAX_BUILD_TESTS=ON -DSOFTMAX_BUILD_EXAMPLES=ON
 cmake --build build -j"$jobs"
 (cd build && ctest --output-on-failure --no-tests=error -j"$jobs")
-echo "-- examples/seeds"
+echo "-- examples/seeds, examples/attention"
 run_quietly build/examples/seeds
-echo "examples/seeds: OK"
+run_quietly build/examples/attention
+echo "examples/seeds, examples/attention: OK"
 step_passed
 
 # --------------------------------------------------------------------------
@@ -92,9 +93,10 @@ cmake --build build-asan -j"$jobs"
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:strict_string_checks=1:check_initialization_order=1}"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
 (cd build-asan && ctest --output-on-failure --no-tests=error -j"$jobs")
-echo "-- examples/seeds (sanitized)"
+echo "-- examples/seeds, examples/attention (sanitized)"
 run_quietly build-asan/examples/seeds
-echo "examples/seeds (sanitized): OK"
+run_quietly build-asan/examples/attention
+echo "examples/seeds, examples/attention (sanitized): OK"
 unset ASAN_OPTIONS UBSAN_OPTIONS
 step_passed
 

@@ -33,7 +33,8 @@ static softmax_isa detect_best_isa(void)
     const bool has_osxsave = ecx & (1u << 27);
     const bool has_avx = ecx & (1u << 28);
     const bool has_fma = ecx & (1u << 12);
-    if (!has_osxsave || !has_avx || !has_fma)
+    const bool has_f16c = ecx & (1u << 29); /* half conversions on the avx2 path */
+    if (!has_osxsave || !has_avx || !has_fma || !has_f16c)
         return SOFTMAX_ISA_SCALAR;
     const unsigned long long xcr0 = read_xcr0();
     const bool os_saves_ymm = (xcr0 & 0x6) == 0x6;   /* SSE and AVX state */

@@ -29,8 +29,17 @@
 
 #include "general.h"
 
+/* The loops that gather, mask and split lines are plain C that the compiler
+ * vectorises; compiled once per ISA level (chosen by the CPU at load time:
+ * they are exact, so every clone gives the same bits). */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+#define VECTOR_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define VECTOR_CLONES
+#endif
+
 /* Elements per gathered block: a few lines of a short row, or one line. */
-#define BLOCK_ELEMENTS ((size_t)16384)
+#define BLOCK_ELEMENTS ((size_t)2048)
 #define BLOCK_MAX_LINES ((size_t)256)
 
 /* ---------------------------------------------------------------------- */
@@ -145,6 +154,12 @@ static void scatter_f32(char *base, softmax_dtype type, int64_t offset, int64_t 
  * nearest-even for the half types so that the value is rounded correctly. */
 static void scatter_f64(char *base, softmax_dtype type, int64_t offset, int64_t stride, const double *in, size_t n)
 {
+    if (type == SOFTMAX_DTYPE_F32 && stride == 1) { /* the common case, vectorised */
+        float *dst = (float *)(void *)base + offset;
+        for (size_t i = 0; i < n; i++)
+            dst[i] = (float)in[i];
+        return;
+    }
     for (size_t i = 0; i < n; i++) {
         const int64_t at = offset + (int64_t)i * stride;
         switch (type) {
@@ -277,6 +292,127 @@ static void masked_logits(const general_plan *plan, const line_position *where, 
     }
 }
 
+/* The f32 logits of the common case in double, in loops the compiler
+ * vectorises: a finite non-zero scale, an f32 (or absent) mask with unit
+ * stride. z = scale * x + mask + slope * j has a relative error of 2^-52
+ * in double, far below the f32 result's ulp. Excluded elements (mask -inf,
+ * `where`, causal) are -inf whatever x is. False for other cases, which
+ * take masked_logits(). */
+VECTOR_CLONES static bool masked_logits_f32_fast(const general_plan *plan, const line_position *where, const float *x, double *z)
+{
+    const general_operand *m = &plan->operands[GENERAL_MASK];
+    const general_operand *w = &plan->operands[GENERAL_WHERE];
+    const double scale = plan->scale;
+    if (scale == 0 || isinf(scale) ||
+        (plan->has_mask && (m->type != SOFTMAX_DTYPE_F32 || m->strides[plan->axis] != 1)) ||
+        (plan->has_where && w->strides[plan->axis] != 1))
+        return false;
+    const size_t n = plan->n, kept = causal_length(plan, where);
+    const double slope = alibi_slope(plan, where->head);
+    if (plan->has_mask) {
+        const float *mask = (const float *)(const void *)m->base + where->offset[GENERAL_MASK];
+        for (size_t j = 0; j < kept; j++) {
+            const double bias = mask[j];
+            const double logit = scale * (double)x[j] + (bias + slope * (double)j);
+            z[j] = bias == -INFINITY ? -INFINITY : logit;
+        }
+    } else {
+        for (size_t j = 0; j < kept; j++)
+            z[j] = scale * (double)x[j] + slope * (double)j;
+    }
+    if (plan->has_where) {
+        const uint8_t *keep = (const uint8_t *)(const void *)w->base + where->offset[GENERAL_WHERE];
+        for (size_t j = 0; j < kept; j++) {
+            const double logit = z[j];
+            z[j] = keep[j] != 0 ? logit : -INFINITY;
+        }
+    }
+    for (size_t j = kept; j < n; j++)
+        z[j] = -INFINITY;
+    return true;
+}
+
+/* Splits a line of finite-or-masked double logits z for the f32 kernels:
+ * d = z - max z exactly enough (double), hi = (float)d into `hi`, and d kept
+ * in z. softmax(d) = w * e^lo / sum(w * e^lo) with w = softmax(hi) and
+ * lo = d - hi, |lo| <= 2^-24 |d|: the f32 kernels compute w, and
+ * apply_low_parts() folds in e^lo ~ 1 + lo (the next term, lo^2 / 2, is
+ * below 2^-40 for the outputs in the normal range, |d| < 104). False (line
+ * untouched in its meaning) for lines with NaN, +inf or no finite logit:
+ * they take the exact general path. */
+VECTOR_CLONES static bool split_logits(double *z, float *hi, size_t n)
+{
+    /* Eight running maxima (a fixed order: the same bits on every path). */
+    enum { PARTS = 8 };
+    double tops[PARTS];
+    int special[PARTS];
+    for (int l = 0; l < PARTS; l++)
+        tops[l] = -INFINITY, special[l] = 0;
+    size_t j = 0;
+    for (; j + PARTS <= n; j += PARTS)
+        for (int l = 0; l < PARTS; l++) {
+            const double value = z[j + (size_t)l];
+            special[l] |= (value != value) | (value == INFINITY);
+            tops[l] = value > tops[l] ? value : tops[l];
+        }
+    for (; j < n; j++) {
+        special[0] |= (z[j] != z[j]) | (z[j] == INFINITY);
+        tops[0] = z[j] > tops[0] ? z[j] : tops[0];
+    }
+    double top = -INFINITY;
+    int any_special = 0;
+    for (int l = 0; l < PARTS; l++) {
+        top = tops[l] > top ? tops[l] : top;
+        any_special |= special[l];
+    }
+    if (any_special || top == -INFINITY)
+        return false;
+    for (j = 0; j < n; j++) {
+        const double d = z[j] - top;
+        z[j] = d;
+        hi[j] = (float)d;
+    }
+    return true;
+}
+
+/* out = softmax(d) from w = softmax(hi) (or log-softmax), see
+ * split_logits(); d arrives in `line` and leaves as the result. */
+VECTOR_CLONES static void apply_low_parts(softmax_op op, const float *w, double *line, size_t n)
+{
+    /* The low parts, then their weighted sum in eight fixed partial sums. */
+    size_t j = 0;
+    for (; j < n; j++) {
+        const double d = line[j];
+        const double low = d - (double)(float)d;
+        line[j] = d == -INFINITY ? 0.0 : low;
+    }
+    enum { PARTS = 8 };
+    double partial[PARTS] = {0};
+    j = 0;
+    if (op == SOFTMAX_OP_LOG_SOFTMAX) {
+        for (; j < n; j++) /* exp of log-probabilities: no vector exp here, but rare */
+            partial[j % PARTS] += exp((double)w[j]) * line[j];
+    } else {
+        for (; j + PARTS <= n; j += PARTS)
+            for (int l = 0; l < PARTS; l++)
+                partial[l] += (double)w[j + (size_t)l] * line[j + (size_t)l];
+        for (; j < n; j++)
+            partial[0] += (double)w[j] * line[j];
+    }
+    double correction = 0;
+    for (int l = 0; l < PARTS; l++)
+        correction += partial[l];
+    if (op == SOFTMAX_OP_LOG_SOFTMAX) {
+        const double log_correction = log1p(correction);
+        for (j = 0; j < n; j++)
+            line[j] = ((double)w[j] + line[j]) - log_correction;
+    } else {
+        const double normalizer = 1.0 / (1.0 + correction);
+        for (j = 0; j < n; j++)
+            line[j] = (double)w[j] * (1.0 + line[j]) * normalizer;
+    }
+}
+
 /* Softmax or log-softmax of a long double line z (scale already applied),
  * with the contract's special cases. */
 static void long_double_line(softmax_op op, const long double *z, double *y, size_t n)
@@ -329,6 +465,11 @@ static size_t block_lines(const general_plan *plan)
     size_t lines = BLOCK_ELEMENTS / plan->n;
     if (lines == 0)
         lines = 1;
+    /* A strided walk along the axis reads one element per cache line and
+     * page; with 64 adjacent lines gathered together every cache line read
+     * is used whole and each page visit serves 4 lines. */
+    if (plan->operands[GENERAL_SRC].strides[plan->axis] != 1 && lines < 64)
+        lines = 64;
     if (lines > BLOCK_MAX_LINES)
         lines = BLOCK_MAX_LINES;
     return lines < plan->lines ? lines : plan->lines;
@@ -391,38 +532,11 @@ static void set_excluded(const general_plan *plan, const line_position *where, v
     }
 }
 
-/* True if every mask value of the line is 0 or -inf (a padding or causal
- * mask written additively) and no ALiBi bias applies: the mask then only
- * excludes elements, and the line can take the data type's kernels. */
-static bool mask_only_excludes(const general_plan *plan, const line_position *where)
-{
-    if (plan->alibi)
-        return false;
-    if (!plan->has_mask)
-        return true;
-    const general_operand *m = &plan->operands[GENERAL_MASK];
-    const int64_t stride = m->strides[plan->axis];
-    const int64_t offset = where->offset[GENERAL_MASK];
-    if (m->type == SOFTMAX_DTYPE_F32 && stride == 1) {
-        const float *values = (const float *)(const void *)m->base + offset;
-        bool only = true;
-        for (size_t j = 0; j < plan->n; j++)
-            only &= values[j] == 0.0f || values[j] == -INFINITY;
-        return only;
-    }
-    for (size_t j = 0; j < plan->n; j++) {
-        const double value = load_double(m->base, m->type, offset + (int64_t)j * stride);
-        if (value != 0.0 && value != -INFINITY)
-            return false;
-    }
-    return true;
-}
-
 /* Sets the excluded logits of a gathered forward line to -inf: the causal
  * tail, `where` zeros and -inf mask entries. The common layouts (unit
  * strides, f32 masks) take loops the compiler vectorises. */
 #define DEFINE_EXCLUDE(T, NAME)                                                                                        \
-    static void NAME(const general_plan *plan, const line_position *where, T *line)                                   \
+    static void NAME(const general_plan *plan, const line_position *where, T *line)                                    \
     {                                                                                                                  \
         const size_t n = plan->n;                                                                                      \
         const size_t kept = causal_length(plan, where);                                                                \
@@ -458,6 +572,94 @@ DEFINE_EXCLUDE(float, exclude_f32)
 DEFINE_EXCLUDE(double, exclude_f64)
 #undef DEFINE_EXCLUDE
 
+/* The common attention layouts in one pass: f32 logits with unit stride
+ * gathered with their exclusions (a `where` byte or a 0 / -inf f32 mask
+ * entry, unit strides) applied on the way; loops without branches so that
+ * the compiler vectorises them. False if the layout is not one of these. */
+VECTOR_CLONES static bool gather_excluding_f32(const general_plan *plan, const line_position *where, char *line_bytes)
+{
+    const general_operand *x = &plan->operands[GENERAL_SRC];
+    const general_operand *w = &plan->operands[GENERAL_WHERE];
+    const general_operand *m = &plan->operands[GENERAL_MASK];
+    if (plan->compute != SOFTMAX_DTYPE_F32 || x->type != SOFTMAX_DTYPE_F32 || x->strides[plan->axis] != 1 ||
+        (plan->has_where && w->strides[plan->axis] != 1) ||
+        (plan->has_mask && (m->type == SOFTMAX_DTYPE_F64 || m->strides[plan->axis] != 1)))
+        return false;
+    if (plan->has_mask && m->type != SOFTMAX_DTYPE_F32 && !plan->has_where) {
+        /* A half-precision 0 / -inf mask: -inf is one bit pattern. */
+        const uint16_t minus_infinity = m->type == SOFTMAX_DTYPE_BF16 ? 0xff80u : 0xfc00u;
+        const uint16_t *mask = (const uint16_t *)(const void *)m->base + where->offset[GENERAL_MASK];
+        float *line = (float *)(void *)line_bytes;
+        const float *src = (const float *)(const void *)x->base + where->offset[GENERAL_SRC];
+        const size_t kept = causal_length(plan, where);
+        for (size_t j = 0; j < kept; j++) {
+            const float value = src[j];
+            line[j] = mask[j] != minus_infinity ? value : -INFINITY;
+        }
+        for (size_t j = kept; j < plan->n; j++)
+            line[j] = -INFINITY;
+        return true;
+    }
+    if (plan->has_mask && m->type != SOFTMAX_DTYPE_F32)
+        return false;
+    float *line = (float *)(void *)line_bytes;
+    const float *src = (const float *)(const void *)x->base + where->offset[GENERAL_SRC];
+    const size_t n = plan->n, kept = causal_length(plan, where);
+    if (plan->has_where && plan->has_mask) {
+        const uint8_t *keep = (const uint8_t *)(const void *)w->base + where->offset[GENERAL_WHERE];
+        const float *mask = (const float *)(const void *)m->base + where->offset[GENERAL_MASK];
+        for (size_t j = 0; j < kept; j++) {
+            const float value = src[j], bias = mask[j]; /* unconditional loads: the loop vectorises */
+            line[j] = (keep[j] != 0) & (bias != -INFINITY) ? value : -INFINITY;
+        }
+    } else if (plan->has_where) {
+        const uint8_t *keep = (const uint8_t *)(const void *)w->base + where->offset[GENERAL_WHERE];
+        for (size_t j = 0; j < kept; j++) {
+            const float value = src[j];
+            line[j] = keep[j] != 0 ? value : -INFINITY;
+        }
+    } else if (plan->has_mask) {
+        const float *mask = (const float *)(const void *)m->base + where->offset[GENERAL_MASK];
+        for (size_t j = 0; j < kept; j++) {
+            const float value = src[j];
+            line[j] = mask[j] != -INFINITY ? value : -INFINITY;
+        }
+    } else {
+        memcpy(line, src, kept * sizeof *line);
+    }
+    for (size_t j = kept; j < n; j++)
+        line[j] = -INFINITY;
+    return true;
+}
+
+/* f32 lines strided along the axis but adjacent to each other (a
+ * transposed view): the block is gathered element j of every line at a
+ * time, so memory is read in order. False for other layouts. */
+VECTOR_CLONES static bool gather_transposed_f32(const general_plan *plan, const line_position *positions, size_t line_count,
+                                  char *rows)
+{
+    const general_operand *x = &plan->operands[GENERAL_SRC];
+    const int64_t stride = x->strides[plan->axis];
+    if (plan->compute != SOFTMAX_DTYPE_F32 || x->type != SOFTMAX_DTYPE_F32 || stride == 1 || line_count < 2)
+        return false;
+    for (size_t b = 1; b < line_count; b++)
+        if (positions[b].offset[GENERAL_SRC] != positions[0].offset[GENERAL_SRC] + (int64_t)b)
+            return false;
+    const float *src = (const float *)(const void *)x->base + positions[0].offset[GENERAL_SRC];
+    float *out = (float *)(void *)rows;
+    const size_t n = plan->n;
+    /* Tiles of 16 elements x all lines: each line's 16 outputs fill one
+     * cache line, and the 16 source rows stay in L1 across the lines. */
+    enum { TILE = 16 };
+    for (size_t j0 = 0; j0 < n; j0 += TILE) {
+        const size_t j1 = j0 + TILE < n ? j0 + TILE : n;
+        for (size_t b = 0; b < line_count; b++)
+            for (size_t j = j0; j < j1; j++)
+                out[b * n + j] = src[(int64_t)j * stride + (int64_t)b];
+    }
+    return true;
+}
+
 /* dst holds the block's lines as contiguous rows of the computation type:
  * the block can be gathered straight into dst and computed in place. */
 static bool dst_takes_rows(const general_plan *plan)
@@ -467,30 +669,43 @@ static bool dst_takes_rows(const general_plan *plan)
 
 static void run_block(const general_plan *plan, const block_buffers *buffers, size_t first_line, size_t line_count)
 {
+    if (plan->half_rows) {
+        /* Long half-precision rows stream through the kernels' own buffer. */
+        const general_operand *x = &plan->operands[GENERAL_SRC], *d = &plan->operands[GENERAL_DST];
+        const line_position where = position_of(plan, first_line);
+        const uint16_t *src = (const uint16_t *)(const void *)x->base + where.offset[GENERAL_SRC];
+        uint16_t *dst = (uint16_t *)(void *)d->base_out + where.offset[GENERAL_DST];
+        if (line_count == 1 &&
+            plan->kernels->half_row(plan->op, src, dst, plan->n, plan->scale, x->type == SOFTMAX_DTYPE_BF16))
+            return;
+    }
     const size_t n = plan->n;
     const size_t element = plan->compute == SOFTMAX_DTYPE_F32 ? sizeof(float) : sizeof(double);
     const bool excluding = plan->has_where || plan->causal;
     line_position positions[BLOCK_MAX_LINES];
-    bool additive = false;
-    for (size_t b = 0; b < line_count; b++) {
+    const bool additive = plan->forward && (plan->alibi || (plan->has_mask && !plan->mask_only_excludes));
+    for (size_t b = 0; b < line_count; b++)
         positions[b] = position_of(plan, first_line + b);
-        if (plan->forward && (plan->has_mask || plan->alibi) && !mask_only_excludes(plan, &positions[b]))
-            additive = true;
-    }
     const general_operand *d = &plan->operands[GENERAL_DST];
     char *rows = buffers->values;
-    const bool direct = plan->forward && !additive && dst_takes_rows(plan);
-    if (direct)
-        rows = d->base_out + first_line * n * element; /* contiguous rows: line l starts at l * n */
+    /* The kernels read the gathered block from the cache and write dst
+     * once: a block gathered into dst itself would cost dst a second pass
+     * through memory. */
+    const bool direct = !additive && dst_takes_rows(plan) && (plan->forward || !excluding);
+    char *results = direct ? d->base_out + first_line * n * element /* line l starts at l * n */ : rows;
+    const bool transposed = gather_transposed_f32(plan, positions, line_count, rows);
     for (size_t b = 0; b < line_count; b++) {
         char *values = rows + b * n * element;
-        gather_line(plan, GENERAL_SRC, &positions[b], values);
+        if (!transposed && plan->forward && !additive && gather_excluding_f32(plan, &positions[b], values))
+            continue;
+        if (!transposed)
+            gather_line(plan, GENERAL_SRC, &positions[b], values);
         if (!plan->forward) {
             char *gradient = (char *)buffers->gradient + b * n * element;
             gather_line(plan, GENERAL_GRAD, &positions[b], gradient);
             if (excluding)
                 set_excluded(plan, &positions[b], gradient, 0.0);
-        } else if (!additive && (excluding || plan->has_mask)) {
+        } else if (!additive && (excluding || plan->has_mask || transposed)) {
             if (plan->compute == SOFTMAX_DTYPE_F32)
                 exclude_f32(plan, &positions[b], (float *)(void *)values);
             else
@@ -499,17 +714,32 @@ static void run_block(const general_plan *plan, const block_buffers *buffers, si
     }
 
     if (additive && plan->compute == SOFTMAX_DTYPE_F32) {
-        const float *x = buffers->values;
+        float *x = buffers->values;
+        bool all_split = true, split[BLOCK_MAX_LINES];
         for (size_t b = 0; b < line_count; b++) {
             double *line = buffers->wide + b * n;
-            for (size_t j = 0; j < n; j++)
-                line[j] = x[b * n + j];
-            masked_logits(plan, &positions[b], line, n, NULL, line);
+            split[b] = masked_logits_f32_fast(plan, &positions[b], x + b * n, line) && split_logits(line, x + b * n, n);
+            if (!split[b]) {
+                for (size_t j = 0; j < n; j++)
+                    line[j] = x[b * n + j];
+                masked_logits(plan, &positions[b], line, n, NULL, line);
+                plan->wide_kernels->rows(plan->op, line, NULL, line, 1, n, 1.0);
+            }
+            all_split &= split[b];
         }
-        plan->wide_kernels->rows(plan->op, buffers->wide, NULL, buffers->wide, line_count, n, 1.0);
-        for (size_t b = 0; b < line_count; b++)
-            scatter_f64(d->base_out, d->type, positions[b].offset[GENERAL_DST], d->strides[plan->axis],
-                        buffers->wide + b * n, n);
+        /* The f32 kernels on the high parts: all lines at once if possible. */
+        if (all_split)
+            plan->kernels->rows(plan->op, x, NULL, x, line_count, n, 1.0);
+        else
+            for (size_t b = 0; b < line_count; b++)
+                if (split[b])
+                    plan->kernels->rows(plan->op, x + b * n, NULL, x + b * n, 1, n, 1.0);
+        for (size_t b = 0; b < line_count; b++) {
+            double *line = buffers->wide + b * n;
+            if (split[b])
+                apply_low_parts(plan->op, x + b * n, line, n);
+            scatter_f64(d->base_out, d->type, positions[b].offset[GENERAL_DST], d->strides[plan->axis], line, n);
+        }
         return;
     }
     if (additive) { /* f64 work: long double logits, evaluated in long double */
@@ -523,7 +753,7 @@ static void run_block(const general_plan *plan, const block_buffers *buffers, si
         return;
     }
 
-    plan->kernels->rows(plan->op, rows, plan->forward ? NULL : buffers->gradient, rows, line_count, n, plan->scale);
+    plan->kernels->rows(plan->op, rows, plan->forward ? NULL : buffers->gradient, results, line_count, n, plan->scale);
     if (direct)
         return;
     for (size_t b = 0; b < line_count; b++) {

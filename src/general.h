@@ -10,6 +10,9 @@
 
 #include "internal.h"
 
+/* Half-precision rows at least this long take the kernels' half_row. */
+#define HALF_ROW_MIN ((size_t)65536)
+
 enum { GENERAL_SRC, GENERAL_GRAD, GENERAL_DST, GENERAL_MASK, GENERAL_WHERE, GENERAL_OPERANDS };
 
 typedef struct general_operand {
@@ -33,6 +36,7 @@ typedef struct general_plan {
     const softmax_kernels *wide_kernels; /* f64 kernels (additive masks on f32 work) */
     general_operand operands[GENERAL_OPERANDS];
     bool has_mask;
+    bool mask_only_excludes; /* every mask value is 0 or -inf: the mask only excludes */
     bool has_where;
     bool causal;
     int64_t causal_offset;
@@ -44,6 +48,9 @@ typedef struct general_plan {
     /* dst is row-major contiguous in the computation type, softmax along the
      * last axis: blocks of lines are contiguous rows of dst. */
     bool dst_rows_contiguous;
+    /* Long contiguous half-precision rows in and out (same type), forward,
+     * unmasked: the kernels' half_row streams them. */
+    bool half_rows;
     /* Contiguous same-type rows along the last axis with only a causal mask. */
     bool causal_rows_fast;
 } general_plan;

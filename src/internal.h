@@ -5,6 +5,7 @@
 #ifndef SOFTMAX_INTERNAL_H
 #define SOFTMAX_INTERNAL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -70,6 +71,14 @@ typedef struct softmax_kernels {
      * as the kernels carry it (softmax outputs are rounded from y + residual;
      * the reference path gives 0). */
     void (*exp)(const void *x, void *y, void *residual, size_t n);
+    /* f32 kernels only (NULL elsewhere): contiguous conversions between f32
+     * and bf16 (bf16 != 0) or f16, bit for bit those of convert.c. */
+    void (*widen_half)(float *dst, const uint16_t *src, size_t n, int bf16);
+    void (*narrow_half)(uint16_t *dst, const float *src, size_t n, int bf16);
+    /* f32 kernels only (NULL elsewhere): one long contiguous forward row of
+     * bf16 / f16 data in and out, streamed through an L1 buffer. Returns
+     * false, having written nothing, if the row needs the general path. */
+    bool (*half_row)(softmax_op op, const uint16_t *x, uint16_t *y, size_t n, double scale, int bf16);
 } softmax_kernels;
 
 extern const softmax_kernels softmax_ref_kernels_f32;

@@ -109,6 +109,51 @@ static bool same_layout(const general_plan *plan, const general_operand *a, cons
     return true;
 }
 
+/* True if every distinct mask element is 0 or -inf (a padding or causal
+ * mask written additively): the mask then only excludes elements and the
+ * data type's own kernels apply. Each stored element is read once, however
+ * far the mask is broadcast; the answer depends on the data alone, so every
+ * thread count takes the same path. */
+static bool mask_only_excludes(const general_plan *plan)
+{
+    const general_operand *m = &plan->operands[GENERAL_MASK];
+    size_t extent[SOFTMAX_MAX_NDIM], index[SOFTMAX_MAX_NDIM] = {0};
+    for (int d = 0; d < plan->ndim; d++)
+        extent[d] = m->strides[d] == 0 ? 1 : plan->shape[d];
+    for (;;) {
+        int64_t offset = 0;
+        for (int d = 0; d < plan->ndim; d++)
+            offset += (int64_t)index[d] * m->strides[d];
+        const int last = plan->ndim - 1;
+        const int64_t step = m->strides[last];
+        for (size_t j = 0; j < extent[last]; j++) {
+            const int64_t at = offset + (int64_t)j * step;
+            double value;
+            switch (m->type) {
+            case SOFTMAX_DTYPE_F32:
+                value = ((const float *)(const void *)m->base)[at];
+                break;
+            case SOFTMAX_DTYPE_F64:
+                value = ((const double *)(const void *)m->base)[at];
+                break;
+            case SOFTMAX_DTYPE_BF16:
+                value = softmax_bf16_to_float(((const uint16_t *)(const void *)m->base)[at]);
+                break;
+            default:
+                value = softmax_f16_to_float(((const uint16_t *)(const void *)m->base)[at]);
+                break;
+            }
+            if (value != 0.0 && value != -INFINITY)
+                return false;
+        }
+        int d = last - 1;
+        while (d >= 0 && ++index[d] == extent[d])
+            index[d--] = 0;
+        if (d < 0)
+            return true;
+    }
+}
+
 int softmax_general_prepare(const char *fn, const softmax_desc *desc, const void *src, const void *grad, void *dst,
                             general_plan *plan, bool *plain)
 {
@@ -242,6 +287,17 @@ int softmax_general_prepare(const char *fn, const softmax_desc *desc, const void
     for (int d = 0; d < plan->ndim; d++)
         dst_contiguous &= plan->shape[d] <= 1 || plan->operands[GENERAL_DST].strides[d] == contiguous[d];
     plan->dst_rows_contiguous = dst_contiguous && dst_type == plan->compute && plan->axis == plan->ndim - 1;
+    if (plan->has_mask)
+        plan->mask_only_excludes = mask_only_excludes(plan);
+    {
+        bool src_contiguous = true;
+        for (int d = 0; d < plan->ndim; d++)
+            src_contiguous &= plan->shape[d] <= 1 || plan->operands[GENERAL_SRC].strides[d] == contiguous[d];
+        const bool half = desc->dtype == SOFTMAX_DTYPE_BF16 || desc->dtype == SOFTMAX_DTYPE_F16;
+        plan->half_rows = half && dst_type == desc->dtype && plan->forward && src_contiguous && dst_contiguous &&
+                          plan->axis == plan->ndim - 1 && plan->n >= HALF_ROW_MIN && plan->kernels->half_row != NULL &&
+                          !plan->has_mask && !plan->has_where && !plan->causal && !plan->alibi;
+    }
     const bool one_type = (desc->dtype == SOFTMAX_DTYPE_F32 || desc->dtype == SOFTMAX_DTYPE_F64) &&
                           dst_type == desc->dtype && (plan->forward || grad_type == desc->dtype);
     const bool masked = plan->has_mask || plan->has_where || plan->causal || plan->alibi;

@@ -188,6 +188,46 @@ static void test_conversions_round_like_mpfr(void **state)
     printf("conversions: 2 x 65536 widenings exact, %zu narrowings rounded as MPFR\n", checked);
 }
 
+/* Bulk conversions (the SIMD lanes) equal the one-element ones checked
+ * against MPFR above, for every half pattern and for floats of every kind. */
+static void test_bulk_conversions_match_single(void **state)
+{
+    (void)state;
+    const size_t count = 65536 + 4 * 65536 + 13;
+    uint16_t *halves = malloc(65536 * sizeof *halves), *narrowed = malloc(count * sizeof *narrowed);
+    float *wide = malloc(count * sizeof *wide), *sources = malloc(count * sizeof *sources);
+    for (uint32_t i = 0; i < 65536; i++)
+        halves[i] = (uint16_t)i;
+    test_rng rng;
+    rng_seed(&rng, 21);
+    for (size_t i = 0; i < count; i++) {
+        uint32_t bits = i < 65536 ? (uint32_t)i << 16 : (uint32_t)rng_next(&rng);
+        if (i % 7 == 0)
+            bits = (bits & 0xffff0000u) | 0x8000u; /* exact ties for bf16 */
+        memcpy(&sources[i], &bits, sizeof bits);
+    }
+    const softmax_dtype types[2] = {SOFTMAX_DTYPE_F16, SOFTMAX_DTYPE_BF16};
+    for (int k = 0; k < 2; k++) {
+        assert_int_equal(softmax_convert(wide, SOFTMAX_DTYPE_F32, halves, types[k], 65536), 0);
+        for (uint32_t i = 0; i < 65536; i++) {
+            const double want = k == 0 ? decode_f16((uint16_t)i) : decode_bf16((uint16_t)i);
+            if (!(isnan(want) ? isnan(wide[i]) : (double)wide[i] == want))
+                fail_msg("bulk widening of 0x%04x gave %a, expected %a", i, wide[i], want);
+        }
+        assert_int_equal(softmax_convert(narrowed, types[k], sources, SOFTMAX_DTYPE_F32, count), 0);
+        for (size_t i = 0; i < count; i++) {
+            uint16_t single;
+            assert_int_equal(softmax_convert(&single, types[k], &sources[i], SOFTMAX_DTYPE_F32, 1), 0);
+            const bool both_nan =
+                isnan(sources[i]) && (k == 0 ? isnan(decode_f16(narrowed[i])) : isnan(decode_bf16(narrowed[i])));
+            if (single != narrowed[i] && !both_nan)
+                fail_msg("bulk narrowing of %a to %s gave 0x%04x, one at a time 0x%04x", sources[i],
+                         k == 0 ? "f16" : "bf16", narrowed[i], single);
+        }
+    }
+    free(halves), free(narrowed), free(wide), free(sources);
+}
+
 static void test_convert_errors(void **state)
 {
     (void)state;
@@ -424,6 +464,69 @@ static void test_half_and_mixed_types(void **state)
     printf("half and mixed types: %zu outputs within bounds\n", checked);
 }
 
+/* Rows long enough for the streamed half-precision path, with masked
+ * (-inf) elements, and rows with +inf or NaN that it hands back to the
+ * general path. */
+static void test_long_half_rows(void **state)
+{
+    (void)state;
+    const size_t n = 70001, rows = 4;
+    const softmax_dtype types[2] = {SOFTMAX_DTYPE_BF16, SOFTMAX_DTYPE_F16};
+    test_rng rng;
+    rng_seed(&rng, 17);
+    double *values = malloc(rows * n * sizeof *values);
+    for (int t = 0; t < 2; t++) {
+        for (size_t i = 0; i < rows * n; i++)
+            values[i] = rng_normal(&rng) * 3 + (i % 1000 == 0 ? -INFINITY : 0);
+        values[2 * n + 5] = INFINITY;
+        values[3 * n + 7] = NAN;
+        void *x = typed_alloc(types[t], rows * n), *y = typed_alloc(types[t], rows * n);
+        typed_store(types[t], x, values, rows * n);
+        for (int log_output = 0; log_output < 2; log_output++) {
+            softmax_desc desc;
+            softmax_desc_init(&desc, log_output ? SOFTMAX_OP_LOG_SOFTMAX : SOFTMAX_OP_SOFTMAX, types[t], n);
+            desc.ndim = 2;
+            desc.shape[0] = rows, desc.shape[1] = n;
+            desc.scale = log_output ? 1.5 : 0.75;
+            assert_int_equal(softmax_execute(&desc, x, NULL, y), 0);
+            reference_line r;
+            reference_init(&r, n);
+            for (size_t row = 0; row < 2; row++) {
+                for (size_t i = 0; i < n; i++) {
+                    const double v = decode(types[t], x, row * n + i);
+                    r.kept[i] = v != (desc.scale > 0 ? -INFINITY : INFINITY);
+                    mpfr_set_d(r.z[i], r.kept[i] ? v : 0.0, MPFR_RNDN);
+                    mpfr_mul_d(r.z[i], r.z[i], desc.scale, MPFR_RNDN);
+                }
+                reference_evaluate(&r);
+                for (size_t i = 0; i < n; i++)
+                    check_value("long half row", types[t], SOFTMAX_DTYPE_F32, log_output,
+                                decode(types[t], y, row * n + i), &r, i);
+            }
+            reference_free(&r);
+            /* Row 2 holds +inf: (scale > 0) one-hot on it, (scale < 0) it
+             * gets 0; row 3 holds NaN: all NaN. */
+            for (size_t i = 0; i < n; i++) {
+                const double got = decode(types[t], y, 3 * n + i);
+                if (!isnan(got))
+                    fail_msg("a NaN row gave %g at %zu", got, i);
+            }
+            if (desc.scale > 0) {
+                const double at_inf = decode(types[t], y, 2 * n + 5);
+                if (at_inf != (log_output ? 0.0 : 1.0))
+                    fail_msg("the +inf element of a long half row gave %g", at_inf);
+            } else {
+                const double at_inf = decode(types[t], y, 2 * n + 5);
+                if (at_inf != 0.0)
+                    fail_msg("softmin of a +inf element gave %g", at_inf);
+            }
+        }
+        free(x);
+        free(y);
+    }
+    free(values);
+}
+
 /* ------------------------------------------------------------------------ */
 /* Strided views                                                            */
 /* ------------------------------------------------------------------------ */
@@ -658,6 +761,8 @@ static void test_masks(void **state)
         {"everything f16 -> f32", F16, F32, F32, true, true, true, true, 2, 0.25, false},
         {"0/-inf mask f32", F32, F32, F32, true, false, false, false, 0, 1.0, true},
         {"0/-inf bf16 mask + where + causal, f32", F32, F32, BF16, true, true, true, false, 1, 0.5, true},
+        {"0/-inf bf16 mask + causal, f32", F32, F32, BF16, true, false, true, false, 0, 1.0, true},
+        {"0/-inf f16 mask, f32 -> bf16", F32, BF16, F16, true, false, false, false, 0, 1.0, true},
         {"0/-inf f16 mask, f64", F64, F64, F16, true, false, false, false, 0, 1.0, true},
         {"0/-inf mask with ALiBi f32", F32, F32, F32, true, false, false, true, 0, 1.0, true},
     };
@@ -676,9 +781,10 @@ static void test_masked_backward(void **state)
     const size_t Q = 7, K = 29, total = Q * K;
     test_rng rng;
     rng_seed(&rng, 3);
-    const softmax_dtype types[] = {SOFTMAX_DTYPE_F32, SOFTMAX_DTYPE_F64};
+    const softmax_dtype types[] = {SOFTMAX_DTYPE_F32, SOFTMAX_DTYPE_F64, SOFTMAX_DTYPE_BF16, SOFTMAX_DTYPE_F16};
     for (size_t t = 0; t < ARRAY_LEN(types); t++) {
         const softmax_dtype type = types[t];
+        const bool half = type == SOFTMAX_DTYPE_BF16 || type == SOFTMAX_DTYPE_F16;
         double *values = malloc(total * sizeof *values), *dy_values = malloc(total * sizeof *dy_values);
         for (size_t i = 0; i < total; i++) {
             values[i] = rng_normal(&rng) * 3;
@@ -729,9 +835,14 @@ static void test_masked_backward(void **state)
                             fail_msg("masked backward: excluded element %zu of row %zu is %g, not 0", k, q, got);
                         continue;
                     }
-                    const double want = (double)((long double)decode(type, dy, q * K + k) - (long double)r.p[k] * sum);
-                    const double eps = type == SOFTMAX_DTYPE_F32 ? FLT_EPSILON : DBL_EPSILON;
-                    const double allowed = 8 * eps * (fabs(decode(type, dy, q * K + k)) + (double)magnitude);
+                    /* p from the stored logy (which carries its own rounding
+                     * in half precision), as the backward sees it. */
+                    const double p_seen = half ? exp(decode(type, logy, q * K + k)) : r.p[k];
+                    const double want = (double)((long double)decode(type, dy, q * K + k) - (long double)p_seen * sum);
+                    const double eps = type == SOFTMAX_DTYPE_F64 ? DBL_EPSILON : FLT_EPSILON;
+                    double allowed = 8 * eps * (fabs(decode(type, dy, q * K + k)) + (double)magnitude);
+                    if (half) /* the f32 result rounded once more to the half format */
+                        allowed += ulp_in(type, want);
                     if (fabs(got - want) > allowed)
                         fail_msg("masked backward row %zu element %zu: %.17g vs %.17g", q, k, got, want);
                 }
@@ -773,6 +884,20 @@ static void test_in_place_strided_equals_out_of_place(void **state)
     for (size_t r = 0; r < rows; r++)
         for (size_t k = 0; k < cols; k++)
             assert_memory_equal(&b[r + k * pitch], &c[r + k * pitch], sizeof(float));
+    /* Against a long double softmax of each line of the view (the
+     * transposed gather path: adjacent lines, strided along the axis). */
+    for (size_t r = 0; r < rows; r++) {
+        long double top = -INFINITY, sum = 0;
+        for (size_t k = 0; k < cols; k++)
+            top = fmaxl(top, a[r + k * pitch]);
+        for (size_t k = 0; k < cols; k++)
+            sum += expl((long double)a[r + k * pitch] - top);
+        for (size_t k = 0; k < cols; k++) {
+            const double want = (double)(expl((long double)a[r + k * pitch] - top) / sum);
+            if (fabs(c[r + k * pitch] - want) > 3 * ulp_in(SOFTMAX_DTYPE_F32, want))
+                fail_msg("transposed view line %zu element %zu: %.9g vs %.9g", r, k, c[r + k * pitch], want);
+        }
+    }
     /* The padding between the view's elements is untouched. */
     for (size_t k = 0; k < cols; k++)
         for (size_t r = rows; r < pitch; r++)
@@ -876,8 +1001,10 @@ int main(void)
         return prologue;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_conversions_round_like_mpfr),
+        cmocka_unit_test(test_bulk_conversions_match_single),
         cmocka_unit_test(test_convert_errors),
         cmocka_unit_test(test_half_and_mixed_types),
+        cmocka_unit_test(test_long_half_rows),
         cmocka_unit_test(test_strided_views),
         cmocka_unit_test(test_masks),
         cmocka_unit_test(test_masked_backward),

@@ -1271,6 +1271,73 @@ static void FN(exp_for_tests)(const void *src, void *dst, void *residual_dst, si
     vec_flush_to_zero_end(saved);
 }
 
+#if defined(HALF_ROWS)
+/* One long forward row of bf16 / f16 data computed in f32 (the streaming
+ * regime, one block at a time through an L1 buffer): pass 1 widens each
+ * block and summarizes it, pass 2 widens it again, computes the outputs
+ * and narrows them into y. x is read twice and y written once, in the
+ * half-precision bytes. False (nothing written) when the row needs the
+ * general path: special values or an allocation failure. */
+static bool FN(half_row)(softmax_op op, const uint16_t *x, uint16_t *y, size_t n, double scale, int bf16)
+{
+    const bool log_output = op == SOFTMAX_OP_LOG_SOFTMAX;
+    const size_t blocks = FN(block_count)(n);
+    FN(block_summary) *summaries = malloc(blocks * sizeof *summaries);
+    if (summaries == NULL)
+        return false;
+    _Alignas(64) T chunk[BLOCK];
+    unsigned int saved = vec_flush_to_zero_begin();
+    for (size_t b = 0; b < blocks; b++) {
+        const size_t begin = b * BLOCK, length = begin + BLOCK < n ? BLOCK : n - begin;
+        HALF_WIDEN(chunk, x + begin, length, bf16);
+        summaries[b] = FN(summarize_block)(chunk, 0, length, scale);
+    }
+    FN(row_plan) plan;
+    WIDE sum = 0;
+    const bool planned = FN(combine_summaries)(summaries, blocks, scale, &plan, &sum);
+    free(summaries);
+    if (!planned || isnan(sum)) {
+        vec_flush_to_zero_end(saved);
+        return false;
+    }
+    const FN(exp_args) a = FN(broadcast_plan)(&plan);
+    const FN(reciprocal) r = FN(reciprocal_of)(sum);
+    const T log_sum = (T)FN(log_sum_of)(sum, &plan);
+    const V hi = P(set1)(r.hi), lo = P(set1)(r.lo);
+    for (size_t b = 0; b < blocks; b++) {
+        const size_t begin = b * BLOCK, length = begin + BLOCK < n ? BLOCK : n - begin;
+        HALF_WIDEN(chunk, x + begin, length, bf16);
+        if (log_output) {
+            FN(log_output)(chunk, chunk, 0, length, plan.reference, (T)scale, log_sum);
+        } else {
+            size_t i = 0;
+            for (; i + LANES <= length; i += LANES) {
+                V x0 = P(load)(chunk + i);
+                if (plan.negate)
+                    x0 = P(neg)(x0);
+                P(store)(chunk + i, FN(apply_reciprocal_parts)(FN(exp_parts_of)(x0, &a), hi, lo));
+            }
+            if (i < length) {
+                V x0 = P(load_tail)(chunk + i, length - i, plan.negate ? (T)INFINITY : (T)-INFINITY);
+                if (plan.negate)
+                    x0 = P(neg)(x0);
+                P(store_tail)(chunk + i, FN(apply_reciprocal_parts)(FN(exp_parts_of)(x0, &a), hi, lo), length - i);
+            }
+        }
+        /* Narrowing runs outside flush-to-zero: f16 sub-normal outputs come
+         * from normal f32 values and must be rounded, not flushed. */
+        vec_flush_to_zero_end(saved);
+        HALF_NARROW(y + begin, chunk, length, bf16);
+        saved = vec_flush_to_zero_begin();
+    }
+    vec_flush_to_zero_end(saved);
+    return true;
+}
+#define HALF_ROW_FN FN(half_row)
+#else
+#define HALF_ROW_FN NULL
+#endif
+
 const softmax_kernels KERNELS_NAME = {
     .element_size = sizeof(T),
     .rows = FN(rows),
@@ -1279,7 +1346,11 @@ const softmax_kernels KERNELS_NAME = {
     .long_row = FN(long_row),
     .long_row_min = 8 * BLOCK,
     .exp = FN(exp_for_tests),
+    .widen_half = HALF_WIDEN,
+    .narrow_half = HALF_NARROW,
+    .half_row = HALF_ROW_FN,
 };
+#undef HALF_ROW_FN
 
 #undef BLOCK
 #undef WIDE_LN2

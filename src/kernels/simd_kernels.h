@@ -10,6 +10,103 @@
 #define SOFTMAX_CONCAT_(a, b, c) a##b##c
 #define SOFTMAX_CONCAT(a, b, c) SOFTMAX_CONCAT_(a, b, c)
 
+/* ------------------------------------------------ half conversions -- */
+/* Contiguous f32 <-> bf16 / f16, bit for bit the scalar definitions of
+ * convert.c: f16 through the hardware conversions (exact, round to nearest
+ * even, sub-normals kept: they run outside the kernels' flush-to-zero
+ * region), bf16 with integer arithmetic (round to nearest even on the
+ * dropped half, NaN kept quiet). */
+#if defined(__AVX512F__)
+#define HALF_STEP 16
+static inline __m512 widen_16(const uint16_t *src, int bf16)
+{
+    __m256i h = _mm256_loadu_si256((const __m256i *)(const void *)src);
+    if (bf16)
+        return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+    return _mm512_cvtph_ps(h);
+}
+static inline __m256i narrow_16(__m512 v, int bf16)
+{
+    if (!bf16)
+        return _mm512_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512i bits = _mm512_castps_si512(v);
+    __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(bits, 16), _mm512_set1_epi32(1));
+    __m512i rounded = _mm512_srli_epi32(_mm512_add_epi32(bits, _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7fff))), 16);
+    __mmask16 nan =
+        _mm512_cmpgt_epu32_mask(_mm512_and_si512(bits, _mm512_set1_epi32(0x7fffffff)), _mm512_set1_epi32(0x7f800000));
+    __m512i quiet = _mm512_or_si512(_mm512_srli_epi32(bits, 16), _mm512_set1_epi32(0x40));
+    return _mm512_cvtepi32_epi16(_mm512_mask_blend_epi32(nan, rounded, quiet));
+}
+static void widen_half_simd(float *dst, const uint16_t *src, size_t n, int bf16)
+{
+    size_t i = 0;
+    for (; i + HALF_STEP <= n; i += HALF_STEP)
+        _mm512_storeu_ps(dst + i, widen_16(src + i, bf16));
+    for (; i < n; i++)
+        dst[i] = bf16 ? softmax_bf16_to_float(src[i]) : softmax_f16_to_float(src[i]);
+}
+static void narrow_half_simd(uint16_t *dst, const float *src, size_t n, int bf16)
+{
+    size_t i = 0;
+    for (; i + HALF_STEP <= n; i += HALF_STEP)
+        _mm256_storeu_si256((__m256i *)(void *)(dst + i), narrow_16(_mm512_loadu_ps(src + i), bf16));
+    for (; i < n; i++)
+        dst[i] = bf16 ? softmax_float_to_bf16(src[i]) : softmax_float_to_f16(src[i]);
+}
+#define HALF_WIDEN widen_half_simd
+#define HALF_NARROW narrow_half_simd
+#define HALF_ROWS 1
+#elif defined(__AVX2__) && defined(__F16C__)
+#define HALF_STEP 8
+static inline __m256 widen_8(const uint16_t *src, int bf16)
+{
+    __m128i h = _mm_loadu_si128((const __m128i *)(const void *)src);
+    if (bf16)
+        return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+    return _mm256_cvtph_ps(h);
+}
+static inline __m128i narrow_8(__m256 v, int bf16)
+{
+    if (!bf16)
+        return _mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256i bits = _mm256_castps_si256(v);
+    __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(bits, 16), _mm256_set1_epi32(1));
+    __m256i rounded = _mm256_srli_epi32(_mm256_add_epi32(bits, _mm256_add_epi32(lsb, _mm256_set1_epi32(0x7fff))), 16);
+    /* NaN: magnitude above inf, compared as signed integers (both are
+     * below 2^31). */
+    __m256i nan =
+        _mm256_cmpgt_epi32(_mm256_and_si256(bits, _mm256_set1_epi32(0x7fffffff)), _mm256_set1_epi32(0x7f800000));
+    __m256i quiet = _mm256_or_si256(_mm256_srli_epi32(bits, 16), _mm256_set1_epi32(0x40));
+    __m256i halves = _mm256_blendv_epi8(rounded, quiet, nan);
+    /* Pack the eight 32-bit values (< 2^16) to 16 bits: packus works within
+     * 128-bit lanes, the permute gathers the two lanes' results. */
+    __m256i packed = _mm256_permute4x64_epi64(_mm256_packus_epi32(halves, halves), 0x08);
+    return _mm256_castsi256_si128(packed);
+}
+static void widen_half_simd(float *dst, const uint16_t *src, size_t n, int bf16)
+{
+    size_t i = 0;
+    for (; i + HALF_STEP <= n; i += HALF_STEP)
+        _mm256_storeu_ps(dst + i, widen_8(src + i, bf16));
+    for (; i < n; i++)
+        dst[i] = bf16 ? softmax_bf16_to_float(src[i]) : softmax_f16_to_float(src[i]);
+}
+static void narrow_half_simd(uint16_t *dst, const float *src, size_t n, int bf16)
+{
+    size_t i = 0;
+    for (; i + HALF_STEP <= n; i += HALF_STEP)
+        _mm_storeu_si128((__m128i *)(void *)(dst + i), narrow_8(_mm256_loadu_ps(src + i), bf16));
+    for (; i < n; i++)
+        dst[i] = bf16 ? softmax_float_to_bf16(src[i]) : softmax_float_to_f16(src[i]);
+}
+#define HALF_WIDEN widen_half_simd
+#define HALF_NARROW narrow_half_simd
+#define HALF_ROWS 1
+#else
+#define HALF_WIDEN NULL
+#define HALF_NARROW NULL
+#endif
+
 /* ---------------------------------------------------------------- f32 -- */
 #define T float
 #define T_MAX FLT_MAX
@@ -72,6 +169,12 @@ static inline vf32 exp2_q_f32(vf32 f)
 #undef KERNELS_NAME
 #undef EXP_Q
 #undef KEY_BIAS
+
+#undef HALF_WIDEN
+#undef HALF_NARROW
+#undef HALF_ROWS
+#define HALF_WIDEN NULL
+#define HALF_NARROW NULL
 
 /* ---------------------------------------------------------------- f64 -- */
 #define T double
