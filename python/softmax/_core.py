@@ -74,10 +74,14 @@ def _dtype_table(torch):
     return _numpy_dtype_of_torch
 
 
+_torch_registered = []  # [True] once register_torch() ran
+
+
 def register_torch(torch):
     """Hands the extension what its short path for tensors needs (once)."""
     table = {dtype: np_dtype for dtype, np_dtype in _dtype_table(torch).items() if dtype is not torch.bfloat16}
     _softmax.register_torch(torch.Tensor, torch.from_numpy, torch.strided, table)
+    _torch_registered.append(True)
 
 
 def tensor_as_array(tensor, fn, name, bool_allowed=False):
@@ -162,7 +166,7 @@ def _mask_fallback(x, additive, keep, scale, fn):
 def forward(op, x, axis, scale, mask, out, fn):
     """softmax / log-softmax of any supported input (the slow path of softmax())."""
     torch = _torch_module()
-    if torch is not None and not _numpy_dtype_of_torch:
+    if torch is not None and not _torch_registered:
         register_torch(torch)
     if (mask is None and out is None and torch is not None and isinstance(x, torch.Tensor)
             and not (x.requires_grad and torch.is_grad_enabled())):

@@ -226,3 +226,12 @@ def test_tensors_are_read_and_written_in_place():
     torch.testing.assert_close(softmax.softmax(negated), torch.softmax(negated.resolve_neg(), -1))
     empty = torch.empty(0, 5)
     assert softmax.softmax(empty).shape == (0, 5)
+
+
+def test_tensor_short_path_is_taken_after_any_first_call():
+    from softmax import _core, _softmax
+
+    softmax.softmax_backward(torch.ones(2), torch.ones(2))  # a first tensor call that is not a forward
+    softmax.softmax(torch.ones(2))
+    assert _softmax.execute_tensor(_softmax.OP_SOFTMAX, torch.ones(3), -1, 1.0) is not NotImplemented
+    assert _core._torch_registered
