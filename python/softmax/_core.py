@@ -138,29 +138,49 @@ def _prepare_mask(x, mask, fn):
     return (None, mask) if is_bool else (mask, None)
 
 
-def _mask_fallback(x, additive, keep, scale, fn):
-    """Applies a mask with array operations, for a library without masks.
+def _mask_fallback(x, additive, keep, scale):
+    """Applies a mask with array operations, where the library's fused mask cannot be used.
 
-    Returns (logits, scale) such that softmax(scale * logits) is the masked
-    softmax. A keep-mask is exact: excluded logits become the value whose
-    probability is 0 at this scale's sign. An additive mask is added after
-    scaling, in float64, and the result rounded to x's type.
+    Returns (logits, scale, dtype): softmax(scale * logits), converted to
+    dtype if that is not None, is the masked softmax. A keep-mask is exact:
+    excluded logits become the value whose probability is 0 at this scale's
+    sign. An additive mask is added after scaling in float64, and the
+    softmax computed in float64 too (then rounded once to x's type), so that
+    the logits are not rounded to x's type before the exponential.
     """
     x_is_tensor = is_tensor(x)
     excluded_value = -math.inf if scale >= 0 else math.inf
     if keep is not None:
         if x_is_tensor:
-            return x.masked_fill(~keep, excluded_value), scale
-        return np.where(keep, x, x.dtype.type(excluded_value)), scale
+            return x.masked_fill(~keep, excluded_value), scale, None
+        return np.where(keep, x, x.dtype.type(excluded_value)), scale, None
     if math.isinf(scale):
         # The limit of an infinite scale: the mask only excludes (-inf).
         excluded = additive == -math.inf
         if x_is_tensor:
-            return x.masked_fill(excluded, excluded_value), scale
-        return np.where(excluded, x.dtype.type(excluded_value), x), scale
+            return x.masked_fill(excluded, excluded_value), scale, None
+        return np.where(excluded, x.dtype.type(excluded_value), x), scale, None
     if x_is_tensor:
-        return (x.double() * scale + additive.double()).to(x.dtype), 1.0
-    return (x.astype(np.float64) * scale + additive.astype(np.float64)).astype(x.dtype), 1.0
+        return x.double() * scale + additive.double(), 1.0, x.dtype
+    return x.astype(np.float64) * scale + additive.astype(np.float64), 1.0, x.dtype
+
+
+def _copy_into(out, result, x, fn):
+    """out[...] = result rounded to out's type, after the checks the library would make."""
+    if is_tensor(x) != is_tensor(out):
+        kind = "torch.Tensor" if is_tensor(x) else "numpy.ndarray"
+        raise TypeError(f"{fn}: out must be a {kind} like x, not {type(out).__name__}")
+    if tuple(out.shape) != tuple(x.shape):
+        raise ValueError(f"{fn}: out has shape {tuple(out.shape)} but x has shape {tuple(x.shape)}; they must be equal")
+    if out.dtype != x.dtype:
+        raise TypeError(f"{fn}: out has dtype {out.dtype} but x has dtype {x.dtype}; they must be equal")
+    if is_tensor(out):
+        if _torch_module().is_grad_enabled() and result.requires_grad:
+            raise ValueError(f"{fn}: out= cannot be used while x requires grad (autograd needs a new tensor)")
+        out.copy_(result)
+    else:
+        np.copyto(out, result, casting="same_kind")
+    return out
 
 
 def forward(op, x, axis, scale, mask, out, fn):
@@ -185,7 +205,15 @@ def forward(op, x, axis, scale, mask, out, fn):
         # operations, so that autograd differentiates it too.
         learned = is_tensor(mask) and mask.requires_grad and _torch_module().is_grad_enabled()
         if not _softmax.HAS_MASKS or scale < 0 or learned:
-            x, scale = _mask_fallback(x, additive, keep, scale, fn)
+            logits, scale, result_dtype = _mask_fallback(x, additive, keep, scale)
+            if result_dtype is not None:
+                if out is not None:
+                    result = forward(op, logits, axis, scale, None, None, fn)
+                    # Rounded once into out (which keeps its own type check).
+                    return _copy_into(out, result, x, fn)
+                return forward(op, logits, axis, scale, None, None, fn).to(result_dtype) if is_tensor(logits) \
+                    else forward(op, logits, axis, scale, None, None, fn).astype(result_dtype)
+            x = logits
             additive = keep = None
     if not is_tensor(x):
         if out is not None and not isinstance(out, _ndarray):

@@ -114,3 +114,26 @@ def test_library_masks_with_negative_scale():
     keep = np.array([True, False, True])
     y = _softmax.execute(_softmax.OP_SOFTMAX, x, None, None, -1, -1.0, False, None, False, keep)
     np.testing.assert_allclose(y, softmax_ref(np.array([1.0, 3.0]), -1, -1.0)[[0, 0, 1]] * [1, 0, 1])
+
+
+def test_additive_mask_fallback_rounds_once():
+    """The array fallback (scale < 0 here) computes in float64 and rounds once to x's type."""
+    rng = np.random.default_rng(6)
+    x = rng.normal(scale=20, size=(4, 9)).astype(np.float32)
+    bias = rng.normal(size=9)
+    bias[2] = -np.inf
+    expected = softmax_ref(-1.5 * x.astype(np.float64) + bias)
+    y = softmax.softmax(x, scale=-1.5, mask=bias.astype(np.float32))
+    assert y.dtype == np.float32
+    np.testing.assert_allclose(y, expected.astype(np.float32), rtol=2e-6, atol=1e-30)
+    out = np.full_like(x, 7.0)
+    assert softmax.softmax(x, scale=-1.5, mask=bias.astype(np.float32), out=out) is out
+    np.testing.assert_array_equal(out, y)
+    with pytest.raises(TypeError, match="out has dtype"):
+        softmax.softmax(x, scale=-1.5, mask=bias.astype(np.float32), out=np.empty((4, 9)))
+    if softmax.HAS_BF16:
+        t = torch.from_numpy(x).to(torch.bfloat16)
+        y_bf16 = softmax.softmax(t, scale=-1.5, mask=torch.from_numpy(bias).to(torch.bfloat16))
+        assert y_bf16.dtype == torch.bfloat16
+        reference = softmax_ref(-1.5 * t.double().numpy() + torch.from_numpy(bias).to(torch.bfloat16).double().numpy())
+        np.testing.assert_allclose(y_bf16.double().numpy(), reference, rtol=2 ** -8, atol=1e-30)
