@@ -42,11 +42,18 @@ class BuildWithCMake(build_ext):
         super().run()
 
 
+def library_has_sampler():
+    """softmax.h declares the sampler and the row statistics (they land in stages)."""
+    with open(os.path.join(ROOT, "include", "softmax.h")) as header:
+        text = header.read()
+    return "softmax_sample(" in text and "softmax_row_stats(" in text
+
+
 extension = Extension(
     "softmax._softmax",
     sources=["python/softmax/_softmax.c"],
     include_dirs=[os.path.join(ROOT, "include"), numpy.get_include()],
-    define_macros=[("SOFTMAX_STATIC_DEFINE", None)],
+    define_macros=[("SOFTMAX_STATIC_DEFINE", None)] + ([("SOFTMAX_PY_HAS_SAMPLER", None)] if library_has_sampler() else []),
     extra_compile_args=["-std=c11", "-Wall", "-Wextra", "-Werror", "-fvisibility=hidden"],
     # OpenMP runtime for the library's threads; --exclude-libs keeps the
     # static library's symbols private to the extension, so that a

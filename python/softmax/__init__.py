@@ -21,7 +21,7 @@ from . import _core, _softmax
 from ._core import effective_scale
 
 __all__ = ["softmax", "log_softmax", "softmax_backward", "log_softmax_backward", "version", "isa_name",
-           "set_num_threads", "get_num_threads", "HAS_STRIDES", "HAS_MASKS", "HAS_F16", "HAS_BF16"]
+           "set_num_threads", "get_num_threads", "HAS_STRIDES", "HAS_MASKS", "HAS_F16", "HAS_BF16", "HAS_SAMPLER"]
 
 HAS_STRIDES = bool(_softmax.HAS_STRIDES)
 HAS_MASKS = bool(_softmax.HAS_MASKS)
@@ -104,3 +104,10 @@ def log_softmax_backward(logy, dy, axis=-1, scale=1.0, temperature=None, out=Non
     if temperature is not None:
         scale = effective_scale(scale, temperature, "log_softmax_backward")
     return _core.backward(_core.OP_LOG_SOFTMAX_BACKWARD, logy, dy, axis, scale, out, "log_softmax_backward")
+
+
+HAS_SAMPLER = bool(_softmax.HAS_SAMPLER)
+if HAS_SAMPLER:
+    from ._stats import entropy, logsumexp, sample
+
+    __all__ += ["sample", "logsumexp", "entropy"]

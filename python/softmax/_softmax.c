@@ -758,6 +758,128 @@ static void probe_library(void)
     library_takes_bf16 = library_accepts(&desc, half_src, half_dst);
 }
 
+#ifdef SOFTMAX_PY_HAS_SAMPLER
+/* The sampler and the row statistics, when the library declares them
+ * (setup.py defines SOFTMAX_PY_HAS_SAMPLER after reading softmax.h). Both
+ * take contiguous rows of the last axis: the Python layer moves the axis
+ * and makes the array contiguous first. */
+
+/* A C-contiguous array of `rows` elements of type `type`, shaped like
+ * src without its last axis. */
+static PyArrayObject *new_row_result(PyArrayObject *src, int type)
+{
+    return (PyArrayObject *)PyArray_SimpleNew(PyArray_NDIM(src) - 1, PyArray_DIMS(src), type);
+}
+
+/* Checks a logits array for the sampler and row statistics: contiguous,
+ * at least one dimension, a supported type. Fills rows and cols. */
+static int rows_operand(PyObject *object, bool bf16_bits, const char *fn, PyArrayObject **array, softmax_dtype *dtype,
+                        size_t *rows, size_t *cols)
+{
+    *array = as_array(object, fn, "x");
+    if (*array == NULL)
+        return -1;
+    *dtype = dtype_of(*array, bf16_bits);
+    if (*dtype == 0) {
+        PyErr_Format(PyExc_TypeError, "%s: x has dtype %S; supported: %s", fn, (PyObject *)PyArray_DESCR(*array),
+                     supported_dtypes());
+        return -1;
+    }
+    const int ndim = PyArray_NDIM(*array);
+    if (ndim == 0 || !PyArray_IS_C_CONTIGUOUS(*array) || !PyArray_ISALIGNED(*array)) {
+        PyErr_Format(PyExc_ValueError, "%s: x must be a C-contiguous array with at least one dimension", fn);
+        return -1;
+    }
+    *cols = (size_t)PyArray_DIM(*array, ndim - 1);
+    *rows = 1;
+    for (int d = 0; d < ndim - 1; d++)
+        *rows *= (size_t)PyArray_DIM(*array, d);
+    return 0;
+}
+
+/* sample(logits, bf16, temperature, top_k, top_p, min_p, seed, step)
+ * -> (indices int64, probs float64, logsumexp float64), one per row. */
+static PyObject *sample(PyObject *module, PyObject *args)
+{
+    (void)module;
+    const char *fn = "sample";
+    PyObject *logits_object;
+    int bf16 = 0;
+    softmax_sampler_params params;
+    softmax_sampler_params_init(&params);
+    long long top_k = 0;
+    unsigned long long seed = 0, step = 0;
+    if (!PyArg_ParseTuple(args, "OpdLddKK", &logits_object, &bf16, &params.temperature, &top_k, &params.top_p,
+                          &params.min_p, &seed, &step))
+        return NULL;
+    params.top_k = top_k;
+    params.seed = seed;
+    PyArrayObject *logits;
+    softmax_dtype dtype;
+    size_t rows, vocab;
+    if (rows_operand(logits_object, bf16, fn, &logits, &dtype, &rows, &vocab) < 0)
+        return NULL;
+    PyArrayObject *indices = new_row_result(logits, NPY_INT64);
+    PyArrayObject *probs = new_row_result(logits, NPY_FLOAT64);
+    PyArrayObject *logsumexp = new_row_result(logits, NPY_FLOAT64);
+    PyObject *returned = NULL;
+    if (indices == NULL || probs == NULL || logsumexp == NULL)
+        goto done;
+    PyThreadState *released = PyEval_SaveThread();
+    const int status = softmax_sample(&params, dtype, PyArray_DATA(logits), rows, vocab, step, NULL,
+                                      PyArray_DATA(indices), PyArray_DATA(probs), PyArray_DATA(logsumexp));
+    PyEval_RestoreThread(released);
+    if (status != SOFTMAX_OK) {
+        raise_status(status, fn);
+        goto done;
+    }
+    returned = PyTuple_Pack(3, (PyObject *)indices, (PyObject *)probs, (PyObject *)logsumexp);
+done:
+    Py_XDECREF(indices);
+    Py_XDECREF(probs);
+    Py_XDECREF(logsumexp);
+    return returned;
+}
+
+/* row_stats(x, bf16, scale) -> (logsumexp float64, entropy float64,
+ * argmax int64), one per row of the last axis. */
+static PyObject *row_stats(PyObject *module, PyObject *args)
+{
+    (void)module;
+    const char *fn = "row_stats";
+    PyObject *x_object;
+    int bf16 = 0;
+    double scale = 1.0;
+    if (!PyArg_ParseTuple(args, "Opd", &x_object, &bf16, &scale))
+        return NULL;
+    PyArrayObject *x;
+    softmax_dtype dtype;
+    size_t rows, cols;
+    if (rows_operand(x_object, bf16, fn, &x, &dtype, &rows, &cols) < 0)
+        return NULL;
+    PyArrayObject *logsumexp = new_row_result(x, NPY_FLOAT64);
+    PyArrayObject *entropy = new_row_result(x, NPY_FLOAT64);
+    PyArrayObject *argmax = new_row_result(x, NPY_INT64);
+    PyObject *returned = NULL;
+    if (logsumexp == NULL || entropy == NULL || argmax == NULL)
+        goto done;
+    PyThreadState *released = PyEval_SaveThread();
+    const int status = softmax_row_stats(dtype, PyArray_DATA(x), rows, cols, scale, PyArray_DATA(logsumexp),
+                                         PyArray_DATA(entropy), PyArray_DATA(argmax));
+    PyEval_RestoreThread(released);
+    if (status != SOFTMAX_OK) {
+        raise_status(status, fn);
+        goto done;
+    }
+    returned = PyTuple_Pack(3, (PyObject *)logsumexp, (PyObject *)entropy, (PyObject *)argmax);
+done:
+    Py_XDECREF(logsumexp);
+    Py_XDECREF(entropy);
+    Py_XDECREF(argmax);
+    return returned;
+}
+#endif
+
 static PyMethodDef methods[] = {
     {"execute", (PyCFunction)(void (*)(void))execute, METH_FASTCALL,
      "execute(op, src, grad, out, axis, scale, src_bf16, mask, mask_bf16, where) -> array\n\n"
@@ -768,6 +890,11 @@ static PyMethodDef methods[] = {
      "register_torch(Tensor, from_numpy, strided, dtypes): what execute_tensor needs from torch."},
     {"execute_tensor", (PyCFunction)(void (*)(void))execute_tensor, METH_FASTCALL,
      "execute_tensor(op, x, axis, scale) -> tensor, or NotImplemented when the Python layer must decide."},
+#ifdef SOFTMAX_PY_HAS_SAMPLER
+    {"sample", sample, METH_VARARGS,
+     "sample(logits, bf16, temperature, top_k, top_p, min_p, seed, step) -> (indices, probs, logsumexp)."},
+    {"row_stats", row_stats, METH_VARARGS, "row_stats(x, bf16, scale) -> (logsumexp, entropy, argmax)."},
+#endif
     {"version", version, METH_NOARGS, "The C library's version, \"MAJOR.MINOR.PATCH\"."},
     {"isa_name", isa_name, METH_NOARGS, "The code path the library runs: scalar, avx2 or avx512 (None if unusable)."},
     {"set_num_threads", set_num_threads, METH_O, "Thread count for later calls (0 = the default)."},
@@ -811,6 +938,11 @@ PyMODINIT_FUNC PyInit__softmax(void)
         {"HAS_MASKS", library_takes_masks},
         {"HAS_F16", library_takes_f16},
         {"HAS_BF16", library_takes_bf16},
+#ifdef SOFTMAX_PY_HAS_SAMPLER
+        {"HAS_SAMPLER", 1},
+#else
+        {"HAS_SAMPLER", 0},
+#endif
         {"RELEASE_GIL_MIN_ELEMENTS", RELEASE_GIL_MIN_ELEMENTS},
     };
     for (size_t i = 0; i < sizeof constants / sizeof constants[0]; i++) {

@@ -84,7 +84,9 @@ def temperature_bars(plt, outdir):
 
 
 def entropy_of(logits, temperature):
-    """Entropy in nats of softmax(logits / T), from the library's softmax and log-softmax."""
+    """Entropy in nats of softmax(logits / T): the library's own, or from its softmax and log-softmax."""
+    if hasattr(softmax, "entropy"):
+        return float(softmax.entropy(logits, temperature=temperature))
     p = softmax.softmax(logits, temperature=temperature)
     log_p = softmax.log_softmax(logits, temperature=temperature)
     terms = np.zeros_like(p)
