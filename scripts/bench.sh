@@ -15,6 +15,8 @@
 #  4. torch_bench   PyTorch on the same shapes, with Debian's /usr/bin/python3
 #  5. report        bench/report.py writes BENCHMARKS.md (machine, tables,
 #                   issue 3's targets, how to read)
+#  6. general_bench bf16/f16, masks and strides (+ bench/torch_general_bench.py),
+#                   appended to the report
 #
 # Raw outputs (markdown and CSV) stay in build-bench/bench-results/.
 set -euo pipefail
@@ -100,6 +102,28 @@ cat "$results/machine.txt"
 section "report"
 "$python" bench/report.py "$results" "$report" "${quick[@]}"
 echo "wrote $report"
+
+section "general_bench (half types, masks, strides) and its PyTorch companion"
+# Appended to the report as its own section: bench/report.py knows nothing of it.
+cmake --build "$build_dir" -j"$(nproc)" --target general_bench
+"$build_dir/bench/general_bench" "${quick[@]}" >"$results/general_bench.md"
+if [[ -x "$python" ]] && "$python" -c 'import torch' 2>/dev/null; then
+    "$python" bench/torch_general_bench.py "${quick[@]}" >"$results/torch_general_bench.md"
+else
+    echo "PyTorch not available under $python" >"$results/torch_general_bench.md"
+fi
+{
+    echo
+    echo "## General API: bf16 / f16, masks, strides (issue 4; 1 thread)"
+    echo
+    echo "From \`build-bench/bench/general_bench\` (libsoftmax, memcpy and oneDNN in one process, interleaved)"
+    echo "and \`bench/torch_general_bench.py\` (PyTorch, separate process, what attention code writes today)."
+    echo
+    sed 's/^### /### /' "$results/general_bench.md"
+    echo
+    cat "$results/torch_general_bench.md"
+} >>"$report"
+echo "appended the general API section to $report"
 
 section "py_bench (the Python binding against libsoftmax.so and torch.softmax)"
 # Appended to the report as its own section: bench/report.py knows nothing of it.

@@ -38,7 +38,9 @@
 #define VECTOR_CLONES
 #endif
 
-/* Elements per gathered block: a few lines of a short row, or one line. */
+/* Elements per gathered block: a few lines of a short row, or one line.
+ * 2048 keeps the block (8 KiB of f32, and the additive-mask split's 16 KiB
+ * of doubles) in L1 while the kernels run on it. */
 #define BLOCK_ELEMENTS ((size_t)2048)
 #define BLOCK_MAX_LINES ((size_t)256)
 
@@ -298,7 +300,8 @@ static void masked_logits(const general_plan *plan, const line_position *where, 
  * in double, far below the f32 result's ulp. Excluded elements (mask -inf,
  * `where`, causal) are -inf whatever x is. False for other cases, which
  * take masked_logits(). */
-VECTOR_CLONES static bool masked_logits_f32_fast(const general_plan *plan, const line_position *where, const float *x, double *z)
+VECTOR_CLONES static bool masked_logits_f32_fast(const general_plan *plan, const line_position *where, const float *x,
+                                                 double *z)
 {
     const general_operand *m = &plan->operands[GENERAL_MASK];
     const general_operand *w = &plan->operands[GENERAL_WHERE];
@@ -411,6 +414,25 @@ VECTOR_CLONES static void apply_low_parts(softmax_op op, const float *w, double 
         for (j = 0; j < n; j++)
             line[j] = (double)w[j] * (1.0 + line[j]) * normalizer;
     }
+}
+
+/* One line of the additive-mask path: the kernels' split when the layout
+ * is the common one, else the portable loops. x (f32 logits) may be the
+ * source itself; hi is the line's buffer. */
+static bool split_line(const general_plan *plan, const line_position *where, const float *x, float *hi, double *line)
+{
+    const general_operand *m = &plan->operands[GENERAL_MASK];
+    const general_operand *w = &plan->operands[GENERAL_WHERE];
+    const bool common = plan->kernels->split_logits != NULL && plan->scale != 0 && !isinf(plan->scale) &&
+                        (!plan->has_mask || (m->type == SOFTMAX_DTYPE_F32 && m->strides[plan->axis] == 1)) &&
+                        (!plan->has_where || w->strides[plan->axis] == 1);
+    if (!common)
+        return masked_logits_f32_fast(plan, where, x, line) && split_logits(line, hi, plan->n);
+    const float *mask = plan->has_mask ? (const float *)(const void *)m->base + where->offset[GENERAL_MASK] : NULL;
+    const uint8_t *keep =
+        plan->has_where ? (const uint8_t *)(const void *)w->base + where->offset[GENERAL_WHERE] : NULL;
+    return plan->kernels->split_logits(x, mask, keep, causal_length(plan, where), plan->n, plan->scale,
+                                       alibi_slope(plan, where->head), line, hi);
 }
 
 /* Softmax or log-softmax of a long double line z (scale already applied),
@@ -635,8 +657,8 @@ VECTOR_CLONES static bool gather_excluding_f32(const general_plan *plan, const l
 /* f32 lines strided along the axis but adjacent to each other (a
  * transposed view): the block is gathered element j of every line at a
  * time, so memory is read in order. False for other layouts. */
-VECTOR_CLONES static bool gather_transposed_f32(const general_plan *plan, const line_position *positions, size_t line_count,
-                                  char *rows)
+VECTOR_CLONES static bool gather_transposed_f32(const general_plan *plan, const line_position *positions,
+                                                size_t line_count, char *rows)
 {
     const general_operand *x = &plan->operands[GENERAL_SRC];
     const int64_t stride = x->strides[plan->axis];
@@ -658,13 +680,6 @@ VECTOR_CLONES static bool gather_transposed_f32(const general_plan *plan, const 
                 out[b * n + j] = src[(int64_t)j * stride + (int64_t)b];
     }
     return true;
-}
-
-/* dst holds the block's lines as contiguous rows of the computation type:
- * the block can be gathered straight into dst and computed in place. */
-static bool dst_takes_rows(const general_plan *plan)
-{
-    return plan->dst_rows_contiguous;
 }
 
 static void run_block(const general_plan *plan, const block_buffers *buffers, size_t first_line, size_t line_count)
@@ -691,10 +706,14 @@ static void run_block(const general_plan *plan, const block_buffers *buffers, si
     /* The kernels read the gathered block from the cache and write dst
      * once: a block gathered into dst itself would cost dst a second pass
      * through memory. */
-    const bool direct = !additive && dst_takes_rows(plan) && (plan->forward || !excluding);
+    const bool direct = !additive && plan->dst_rows_contiguous && (plan->forward || !excluding);
     char *results = direct ? d->base_out + first_line * n * element /* line l starts at l * n */ : rows;
-    const bool transposed = gather_transposed_f32(plan, positions, line_count, rows);
-    for (size_t b = 0; b < line_count; b++) {
+    /* The additive-mask split reads contiguous f32 logits where they are. */
+    const general_operand *x_operand = &plan->operands[GENERAL_SRC];
+    const bool split_in_place = additive && plan->compute == SOFTMAX_DTYPE_F32 &&
+                                x_operand->type == SOFTMAX_DTYPE_F32 && x_operand->strides[plan->axis] == 1;
+    const bool transposed = !split_in_place && gather_transposed_f32(plan, positions, line_count, rows);
+    for (size_t b = 0; b < line_count && !split_in_place; b++) {
         char *values = rows + b * n * element;
         if (!transposed && plan->forward && !additive && gather_excluding_f32(plan, &positions[b], values))
             continue;
@@ -718,8 +737,13 @@ static void run_block(const general_plan *plan, const block_buffers *buffers, si
         bool all_split = true, split[BLOCK_MAX_LINES];
         for (size_t b = 0; b < line_count; b++) {
             double *line = buffers->wide + b * n;
-            split[b] = masked_logits_f32_fast(plan, &positions[b], x + b * n, line) && split_logits(line, x + b * n, n);
+            const float *source = split_in_place
+                                      ? (const float *)(const void *)x_operand->base + positions[b].offset[GENERAL_SRC]
+                                      : x + b * n;
+            split[b] = split_line(plan, &positions[b], source, x + b * n, line);
             if (!split[b]) {
+                if (split_in_place)
+                    gather_line(plan, GENERAL_SRC, &positions[b], x + b * n);
                 for (size_t j = 0; j < n; j++)
                     line[j] = x[b * n + j];
                 masked_logits(plan, &positions[b], line, n, NULL, line);
@@ -736,7 +760,9 @@ static void run_block(const general_plan *plan, const block_buffers *buffers, si
                     plan->kernels->rows(plan->op, x + b * n, NULL, x + b * n, 1, n, 1.0);
         for (size_t b = 0; b < line_count; b++) {
             double *line = buffers->wide + b * n;
-            if (split[b])
+            if (split[b] && plan->kernels->apply_low_parts != NULL)
+                plan->kernels->apply_low_parts(plan->op, x + b * n, line, n);
+            else if (split[b])
                 apply_low_parts(plan->op, x + b * n, line, n);
             scatter_f64(d->base_out, d->type, positions[b].offset[GENERAL_DST], d->strides[plan->axis], line, n);
         }
@@ -779,6 +805,20 @@ static void run_causal_rows(const general_plan *plan, size_t first_line, size_t 
     const general_operand *grad = &plan->operands[GENERAL_GRAD];
     const general_operand *dst = &plan->operands[GENERAL_DST];
     const double fill = plan->op == SOFTMAX_OP_LOG_SOFTMAX ? -INFINITY : 0.0;
+    const line_position first = position_of(plan, first_line);
+    if (plan->kernels->prefix_rows != NULL) {
+        /* The unit's rows are contiguous (layout checked by the plan). */
+        size_t kept[BLOCK_MAX_LINES];
+        for (size_t b = 0; b < line_count; b++) {
+            const line_position where = position_of(plan, first_line + b);
+            kept[b] = causal_length(plan, &where);
+        }
+        plan->kernels->prefix_rows(plan->op, src->base + first.offset[GENERAL_SRC] * (int64_t)element,
+                                   plan->forward ? NULL : grad->base + first.offset[GENERAL_GRAD] * (int64_t)element,
+                                   dst->base_out + first.offset[GENERAL_DST] * (int64_t)element, line_count, n, kept,
+                                   plan->scale);
+        return;
+    }
     for (size_t b = 0; b < line_count; b++) {
         const line_position where = position_of(plan, first_line + b);
         const size_t kept = causal_length(plan, &where);
@@ -803,8 +843,7 @@ static void run_causal_rows(const general_plan *plan, size_t first_line, size_t 
 int softmax_general_run(const general_plan *plan)
 {
     const bool causal_rows = plan->causal_rows_fast;
-    const size_t lines_per_unit =
-        causal_rows ? (plan->n >= BLOCK_ELEMENTS ? 1 : BLOCK_ELEMENTS / plan->n) : block_lines(plan);
+    const size_t lines_per_unit = block_lines(plan); /* <= BLOCK_MAX_LINES, as run_causal_rows() needs */
     const size_t units = (plan->lines + lines_per_unit - 1) / lines_per_unit;
     const int threads = softmax_threads_for_job(plan->lines * plan->n, units);
     atomic_int failed = 0;

@@ -54,6 +54,11 @@ typedef struct softmax_kernels {
     size_t element_size;
     /* `rows` contiguous rows of n elements. */
     void (*rows)(softmax_op op, const void *src, const void *grad, void *dst, size_t rows, size_t n, double scale);
+    /* `rows` contiguous rows of which row r keeps its first kept[r]
+     * elements (a causal mask): the op on the prefix, then 0 (log-softmax
+     * -inf) to n; bit for bit rows() on each prefix. NULL: call rows(). */
+    void (*prefix_rows)(softmax_op op, const void *src, const void *grad, void *dst, size_t rows, size_t n,
+                        const size_t *kept, double scale);
     /* Lines j in [j_begin, j_end) of one [n, inner] slice; j_begin is a
      * multiple of column_chunk so that results never depend on how the API
      * split the lines. */
@@ -79,6 +84,15 @@ typedef struct softmax_kernels {
      * bf16 / f16 data in and out, streamed through an L1 buffer. Returns
      * false, having written nothing, if the row needs the general path. */
     bool (*half_row)(softmax_op op, const uint16_t *x, uint16_t *y, size_t n, double scale, int bf16);
+    /* f32 kernels only, may be NULL: the additive-mask split of general.c.
+     * split_logits: z_j = scale * x_j + (mask_j + slope * j) in double for
+     * j < kept (mask or keep NULL: none; mask -inf or keep 0 excludes),
+     * -inf from kept to n; false if a kept z is NaN or +inf or none is
+     * finite; else d_j = z_j - max z into d, (float)d_j into hi.
+     * apply_low_parts: the result from w = (log-)softmax(hi) and d, into d. */
+    bool (*split_logits)(const float *x, const float *mask, const uint8_t *keep, size_t kept, size_t n, double scale,
+                         double slope, double *d, float *hi);
+    void (*apply_low_parts)(softmax_op op, const float *w, double *line, size_t n);
 } softmax_kernels;
 
 extern const softmax_kernels softmax_ref_kernels_f32;

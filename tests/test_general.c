@@ -760,6 +760,8 @@ static void test_masks(void **state)
         {"everything f64", F64, F64, BF16, true, true, true, true, 0, 1.3, false},
         {"everything f16 -> f32", F16, F32, F32, true, true, true, true, 2, 0.25, false},
         {"0/-inf mask f32", F32, F32, F32, true, false, false, false, 0, 1.0, true},
+        {"additive f64 mask on f32", F32, F32, F64, true, false, false, false, 0, 0.5, false},
+        {"additive f64 mask on bf16 -> f16", BF16, F16, F64, true, true, false, false, 0, 2.0, false},
         {"0/-inf bf16 mask + where + causal, f32", F32, F32, BF16, true, true, true, false, 1, 0.5, true},
         {"0/-inf bf16 mask + causal, f32", F32, F32, BF16, true, false, true, false, 0, 1.0, true},
         {"0/-inf f16 mask, f32 -> bf16", F32, BF16, F16, true, false, false, false, 0, 1.0, true},
@@ -856,6 +858,76 @@ static void test_masked_backward(void **state)
         free(dy);
         free(dx);
     }
+}
+
+/* ------------------------------------------------------------------------ */
+/* The contract table in every data type, through the general pipeline      */
+/* ------------------------------------------------------------------------ */
+
+typedef struct contract_row {
+    const char *name;
+    double scale;
+    double x[7];
+    double softmax[7]; /* expected; the log-softmax is its log */
+} contract_row;
+
+static void test_contract_in_every_dtype(void **state)
+{
+    (void)state;
+    const double I = INFINITY, N = NAN, S6 = 1.0 / 6.0;
+    const contract_row rows[] = {
+        {"fully masked", 1.0, {-I, -I, -I, -I, -I, -I, -I}, {0, 0, 0, 0, 0, 0, 0}},
+        {"NaN element", 1.0, {1, N, 2, 3, 4, 5, 6}, {N, N, N, N, N, N, N}},
+        {"two +inf share", 1.0, {1, I, 3, I, -I, 0, 2}, {0, 0.5, 0, 0.5, 0, 0, 0}},
+        {"scale 0: uniform over non -inf", 0.0, {1, -I, 3, 100, -5, 0, 2}, {S6, 0, S6, S6, S6, S6, S6}},
+        {"scale +inf: arg max ties share", I, {1, 5, 5, 2, -I, 0, 3}, {0, 0.5, 0.5, 0, 0, 0, 0}},
+        {"scale -inf: arg min", -I, {1, 5, -3, 2, I, 0, 3}, {0, 0, 1, 0, 0, 0, 0}},
+        {"softmin of +inf is 0", -1.0, {0, I, 0, 0, 0, 0, 0}, {S6, 0, S6, S6, S6, S6, S6}},
+        {"softmin, all +inf: fully masked", -1.0, {I, I, I, I, I, I, I}, {0, 0, 0, 0, 0, 0, 0}},
+    };
+    const softmax_dtype types[] = {SOFTMAX_DTYPE_F32, SOFTMAX_DTYPE_F64, SOFTMAX_DTYPE_BF16, SOFTMAX_DTYPE_F16};
+    const int64_t src_strides[1] = {2}; /* strided: the general pipeline for every type */
+    mpfr_t exact;
+    mpfr_init2(exact, PREC);
+    for (size_t t = 0; t < ARRAY_LEN(types); t++) {
+        for (size_t r = 0; r < ARRAY_LEN(rows); r++) {
+            double spread[14];
+            for (int j = 0; j < 7; j++)
+                spread[2 * j] = rows[r].x[j], spread[2 * j + 1] = 12345.0; /* never read */
+            void *x = typed_alloc(types[t], 14), *y = typed_alloc(types[t], 7);
+            typed_store(types[t], x, spread, 14);
+            for (int log_output = 0; log_output < 2; log_output++) {
+                softmax_desc desc;
+                softmax_desc_init(&desc, log_output ? SOFTMAX_OP_LOG_SOFTMAX : SOFTMAX_OP_SOFTMAX, types[t], 7);
+                desc.scale = rows[r].scale;
+                desc.src_strides = src_strides;
+                if (softmax_execute(&desc, x, NULL, y) != 0)
+                    fail_msg("%s: %s", rows[r].name, softmax_last_error());
+                for (size_t j = 0; j < 7; j++) {
+                    const double p = rows[r].softmax[j];
+                    double want = log_output ? log(p) : p;
+                    if (isfinite(want) && want != 0) { /* rounded to the type, exactly as MPFR rounds */
+                        mpfr_set_d(exact, p, MPFR_RNDN);
+                        if (p == S6)
+                            mpfr_set_ui(exact, 1, MPFR_RNDN), mpfr_div_ui(exact, exact, 6, MPFR_RNDN);
+                        if (log_output)
+                            mpfr_log(exact, exact, MPFR_RNDN);
+                        want = mpfr_round_to(types[t], exact);
+                    }
+                    const double got = decode(types[t], y, j);
+                    const bool same = isnan(want) ? isnan(got)
+                                                  : got == want || (isfinite(want) && fabs(got - want) <=
+                                                                                          2 * ulp_in(types[t], want));
+                    if (!same)
+                        fail_msg("%s, %s, dtype %d: element %zu is %.9g, the contract says %.9g", rows[r].name,
+                                 log_output ? "log_softmax" : "softmax", (int)types[t], j, got, want);
+                }
+            }
+            free(x);
+            free(y);
+        }
+    }
+    mpfr_clear(exact);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1008,6 +1080,7 @@ int main(void)
         cmocka_unit_test(test_strided_views),
         cmocka_unit_test(test_masks),
         cmocka_unit_test(test_masked_backward),
+        cmocka_unit_test(test_contract_in_every_dtype),
         cmocka_unit_test(test_in_place_strided_equals_out_of_place),
         cmocka_unit_test(test_general_errors),
     };

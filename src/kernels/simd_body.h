@@ -909,6 +909,42 @@ static void FN(rows)(softmax_op op, const void *src, const void *grad, void *dst
     vec_flush_to_zero_end(saved);
 }
 
+/* Rows of which only a prefix is kept (a causal mask): row r is the op on
+ * its first kept[r] elements, then 0 (log-softmax: -inf; gradients: 0) to
+ * n. One call for many rows, so that the rows share the call's set-up. Bit
+ * for bit rows(op, row, 1, kept[r]) followed by the fill. */
+static void FN(prefix_rows)(softmax_op op, const void *src, const void *grad, void *dst, size_t rows, size_t n,
+                            const size_t *kept, double scale)
+{
+    const bool forward = op == SOFTMAX_OP_SOFTMAX || op == SOFTMAX_OP_LOG_SOFTMAX;
+    const T *x = src;
+    const T *g = grad;
+    T *y = dst;
+    const T fill = op == SOFTMAX_OP_LOG_SOFTMAX ? (T)-INFINITY : (T)0;
+    const FN(shared_plan) shared = FN(shared_plan_of)(scale);
+    T *residuals = NULL;
+    if (op == SOFTMAX_OP_SOFTMAX && n > SMALL_VECTORS * LANES && n * sizeof(T) <= STREAM_BYTES)
+        residuals = softmax_workspace(n * sizeof(T));
+    const unsigned int saved = forward ? vec_flush_to_zero_begin() : 0;
+    for (size_t r = 0; r < rows; r++) {
+        const size_t offset = r * n, length = kept[r];
+        if (length == 0) {
+        } else if (!forward) {
+            FN(rows_body)(op, x + offset, g + offset, y + offset, 1, length, scale);
+        } else if (length <= LANES) {
+            FN(tiny_rows)(op, x + offset, y + offset, 1, length, scale);
+        } else if (length > SMALL_VECTORS * LANES && length * sizeof(T) <= STREAM_BYTES && op == SOFTMAX_OP_SOFTMAX &&
+                   residuals == NULL) {
+            softmax_line_run(&REF_LINES, op, x + offset, NULL, y + offset, length, 1, scale);
+        } else {
+            FN(forward_row)(op, x + offset, y + offset, residuals, length, scale, &shared);
+        }
+        FN(fill)(y + offset, length, n, fill);
+    }
+    if (forward)
+        vec_flush_to_zero_end(saved);
+}
+
 /* ------------------------------------------------ one row, many threads */
 
 /* The same phases as forward_row over the same blocks, each phase shared
@@ -1341,6 +1377,7 @@ static bool FN(half_row)(softmax_op op, const uint16_t *x, uint16_t *y, size_t n
 const softmax_kernels KERNELS_NAME = {
     .element_size = sizeof(T),
     .rows = FN(rows),
+    .prefix_rows = FN(prefix_rows),
     .columns = FN(columns),
     .column_chunk = COLUMN_CHUNK,
     .long_row = FN(long_row),
@@ -1349,6 +1386,8 @@ const softmax_kernels KERNELS_NAME = {
     .widen_half = HALF_WIDEN,
     .narrow_half = HALF_NARROW,
     .half_row = HALF_ROW_FN,
+    .split_logits = SPLIT_LOGITS,
+    .apply_low_parts = APPLY_LOW_PARTS,
 };
 #undef HALF_ROW_FN
 
