@@ -358,7 +358,154 @@ SOFTMAX_API int softmax_convert(void *dst, softmax_dtype dst_dtype, const void *
  * Sampling and row statistics
  * ======================================================================== */
 
-/* (The sampler API and log-sum-exp / entropy / arg max go here.) */
+/*
+ * SAMPLING. softmax_sample() draws one index per row from
+ *
+ *     p_i = softmax(x / T)_i          (T = params->temperature)
+ *
+ * after optional filters, applied in this order to the temperature-scaled
+ * distribution, each one to the distribution the previous one left
+ * (renormalised):
+ *
+ *   1. top-k  (top_k > 0): keep the k largest logits. Ties at the boundary
+ *      are broken towards the lowest index, so exactly k are kept.
+ *   2. top-p  (top_p < 1): rank the kept tokens by logit (ties: lowest index
+ *      first) and keep the shortest prefix whose probability reaches top_p.
+ *   3. min-p  (min_p > 0): keep the tokens with p_i >= min_p * max_j p_j.
+ *
+ * The draw is from the kept set, renormalised: index i with probability
+ * p_i / sum_{j kept} p_j. Exactly that: no token outside the kept set is
+ * ever drawn, and no approximation is made beyond floating-point rounding.
+ * Every filter keeps the most probable token, so the kept set is never
+ * empty. Parameters and their "off" values:
+ *
+ *   temperature   >= 0. 0 = greedy: the arg max (ties: lowest index), no
+ *                 random number is used and the filters change nothing.
+ *                 +inf = uniform over the kept set. The filters still rank
+ *                 by logit: top-k keeps the k largest logits, top-p the
+ *                 shortest prefix of them whose count reaches top_p of the
+ *                 tokens above -inf (equal masses), min-p keeps all.
+ *                 NaN or < 0: SOFTMAX_E_INVALID_PARAMETER.
+ *   top_k         0 = off (as is any k >= vocab); < 0 is invalid.
+ *   top_p         in (0, 1]; 1 = off.
+ *   min_p         in [0, 1]; 0 = off.
+ *   seed          the key of the random stream (below).
+ *   reserved      must be zero (SOFTMAX_E_UNSUPPORTED otherwise).
+ *
+ * Special logits (temperature > 0): a -inf logit is never drawn (a mask);
+ * if a row has +inf logits, the draw is uniform among them (the limit of
+ * the numerics contract); a row with a NaN logit, or with no logit above
+ * -inf (fully masked, or vocab == 0), has no distribution: see "row
+ * failures" below. A temperature so small that 1/T overflows f32 gives the
+ * limit too: uniform among the tied maxima.
+ *
+ * Arithmetic: the weights exp((x_i - max x) / T) are computed in f32 for
+ * every data type (bf16 and f16 are widened exactly; for f64 the
+ * differences x_i - max x are taken in f64 and rounded to f32, and top-k
+ * compares those rounded values); sums are carried in f64. Different code
+ * paths (SOFTMAX_ISA) round and sum the weights differently, so a draw may
+ * differ between paths only when u falls within rounding of a bucket edge
+ * (measured: a few draws in 100,000).
+ *
+ * THE RANDOM STREAM. Row r of a call draws with the uniform variate
+ *
+ *     u = softmax_sample_uniform(seed, stream, step)        in [0, 1)
+ *
+ * where stream = stream_ids[r] (or r when stream_ids is NULL) and step is
+ * the call's argument, e.g. the position of the token being generated. u is
+ * Philox4x32-10 (Salmon et al., SC 2011; the Random123 generator
+ * philox4x32) with
+ *
+ *     key     = {seed & 0xffffffff, seed >> 32}
+ *     counter = {step & 0xffffffff, step >> 32, stream & 0xffffffff, stream >> 32}
+ *     out     = philox4x32_10(counter, key)
+ *     u       = ((out[1] << 32 | out[0]) >> 11) * 2^-53
+ *
+ * A draw therefore depends only on (seed, stream, step) and the row's
+ * logits: never on the thread count, on the other rows of the batch or on
+ * its position in the batch (pass stream_ids to keep a sequence's stream
+ * when batches are reshuffled). The index drawn is the first kept index i
+ * (in index order) with u * W < C_i, where C_i is the sum of the kept
+ * weights up to and including i and W the sum of all kept weights.
+ *
+ * ROW FAILURES. A row with a NaN logit or without any logit above -inf
+ * gets indices[r] = -1, probs[r] = NaN and logsumexp[r] = NaN (no random
+ * index is ever drawn for it); the other rows are sampled normally and the
+ * call returns SOFTMAX_E_NO_FINITE_LOGIT (softmax_last_error() names the
+ * first failed row). This is the one status after which outputs have been
+ * written.
+ */
+typedef struct softmax_sampler_params {
+    double temperature;   /* >= 0; 1 = softmax(x); 0 = greedy; +inf = uniform */
+    int64_t top_k;        /* 0 = off */
+    double top_p;         /* (0, 1]; 1 = off */
+    double min_p;         /* [0, 1]; 0 = off */
+    uint64_t seed;        /* key of the random stream */
+    uint64_t reserved[4]; /* must be zero */
+} softmax_sampler_params;
+
+/* Fills *params with temperature 1, every filter off and seed 0. */
+SOFTMAX_API int softmax_sampler_params_init(softmax_sampler_params *params);
+
+/* Draws one index per row of the rows x vocab logits (dtype F32, F64, BF16
+ * or F16; contiguous rows) into indices[rows]. Optional outputs (NULL =
+ * not wanted):
+ *   probs[r]      the probability the drawn index had in the distribution it
+ *                 was drawn from (the kept set renormalised; 1 for greedy);
+ *   logsumexp[r]  log sum_j exp(x_j / T) over the whole row, before any
+ *                 filter (so log p_i = x_i / T - logsumexp[r]); log(number
+ *                 of logits above -inf) for T = +inf; +inf if the row has
+ *                 +inf logits; NaN for T = 0.
+ * stream_ids (NULL = the row numbers 0 .. rows-1) and step select the
+ * random stream, see above. vocab must be < 2^32. Errors: NULL params or
+ * NULL pointer with rows > 0 (SOFTMAX_E_NULL_POINTER), rows * vocab
+ * overflowing (SOFTMAX_E_SIZE_OVERFLOW), an invalid parameter
+ * (SOFTMAX_E_INVALID_PARAMETER), reserved fields set (SOFTMAX_E_UNSUPPORTED),
+ * an unknown dtype, vocab >= 2^32 (SOFTMAX_E_INVALID_ARGUMENT): nothing
+ * written. Rows without a distribution: SOFTMAX_E_NO_FINITE_LOGIT, see above.
+ * Rows are spread over threads; results never depend on the thread count. */
+SOFTMAX_API int softmax_sample(const softmax_sampler_params *params, softmax_dtype dtype, const void *logits,
+                               size_t rows, size_t vocab, uint64_t step, const uint64_t *stream_ids, int64_t *indices,
+                               double *probs, double *logsumexp);
+
+/* The uniform variate of (seed, stream, step) in [0, 1), as defined above. */
+SOFTMAX_API double softmax_sample_uniform(uint64_t seed, uint64_t stream, uint64_t step);
+
+/* Philox4x32-10 itself: out = philox4x32_10(counter, key), bit for bit the
+ * Random123 function philox4x32(counter, key). */
+SOFTMAX_API void softmax_philox4x32_10(const uint32_t counter[4], const uint32_t key[2], uint32_t out[4]);
+
+/*
+ * ROW STATISTICS of p = softmax(scale * x) for each of rows x cols
+ * contiguous rows (dtype F32, F64, BF16 or F16), each output optional
+ * (NULL = not computed):
+ *
+ *   logsumexp[r]  log sum_j exp(scale * x_j)
+ *   entropy[r]    -sum_j p_j log p_j, in nats (terms with p_j = 0 add 0)
+ *   argmax[r]     the lowest index j maximising p_j
+ *
+ * computed with the softmax and log-softmax kernels of the active code path
+ * (so: stable for every finite input and scale, no overflow). The special
+ * values follow the numerics contract:
+ *   - a NaN in the row: logsumexp and entropy NaN, argmax = the first NaN;
+ *   - every p_j = 0 (every scale * x_j = -inf, a fully masked row):
+ *     logsumexp -inf, entropy 0, argmax 0;
+ *   - +inf among scale * x: logsumexp +inf, the k infinite entries share
+ *     the mass: entropy log(k), argmax the first of them;
+ *   - scale == 0: uniform over the k elements that are not -inf:
+ *     logsumexp = entropy = log(k), argmax the first of them;
+ *   - scale == +-inf: the limit: entropy log(number of tied maxima of
+ *     scale * x), logsumexp +-inf (log of that number if the extreme
+ *     element is 0), argmax the first of the ties;
+ *   - NaN scale: SOFTMAX_E_INVALID_SCALE, nothing written.
+ * Accuracy (against MPFR, tests/test_stats.c): |logsumexp - exact| within
+ * 8 ulp of the data type (f32 for bf16/f16) of max(|scale * max x|,
+ * |logsumexp|, 1); |entropy - exact| within 16 ulp of entropy + 1.
+ * cols == 0 with rows > 0: every row is "fully masked" (logsumexp -inf,
+ * entropy 0, argmax -1).
+ */
+SOFTMAX_API int softmax_row_stats(softmax_dtype dtype, const void *x, size_t rows, size_t cols, double scale,
+                                  double *logsumexp, double *entropy, int64_t *argmax);
 
 #ifdef __cplusplus
 }

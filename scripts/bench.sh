@@ -17,6 +17,9 @@
 #                   issue 3's targets, how to read)
 #  6. general_bench bf16/f16, masks and strides (+ bench/torch_general_bench.py),
 #                   appended to the report
+#  7. sampling     sample_bench (softmax_sample vs softmax and a read of the same
+#                   bytes) and torch_sample_bench.py (PyTorch's pipelines with
+#                   libsoftmax in the same loop); both appended to the report
 #
 # Raw outputs (markdown and CSV) stay in build-bench/bench-results/.
 set -euo pipefail
@@ -124,6 +127,31 @@ fi
     cat "$results/torch_general_bench.md"
 } >>"$report"
 echo "appended the general API section to $report"
+
+# Sampling (issue 5): softmax_sample() against this library's softmax of the
+# same rows and a read of the same bytes, then PyTorch's pipelines with
+# libsoftmax timed in the same loop; both tables are appended to the report.
+section "sample_bench"
+cmake --build "$build_dir" -j"$(nproc)" --target sample_bench softmax
+"$build_dir/bench/sample_bench" "${quick[@]}" --markdown --csv "$results/sample_bench.csv" >"$results/sample_bench.md"
+cat "$results/sample_bench.md"
+if [[ -x "$python" ]] && "$python" -c 'import torch' 2>/dev/null; then
+    "$python" bench/torch_sample_bench.py "${quick[@]}" --lib "$build_dir/libsoftmax.so" \
+        --csv "$results/torch_sample_bench.csv" >"$results/torch_sample_bench.md"
+    cat "$results/torch_sample_bench.md"
+else
+    echo "PyTorch not available under $python: no torch sampling table" | tee "$results/torch_sample_bench.md"
+fi
+{
+    printf '\n## Sampling (softmax_sample)\n\n'
+    printf 'From `bash scripts/bench.sh` (bench/sample_bench.c, bench/torch_sample_bench.py), single thread. '
+    printf 'Logits 3*N(0,1) in f32, temperature 0.8; every figure is a median of interleaved samples, in '
+    printf 'microseconds per drawn token (the call time divided by the batch).\n\n'
+    cat "$results/sample_bench.md"
+    printf '\n'
+    cat "$results/torch_sample_bench.md"
+} >>"$report"
+echo "appended the sampling tables to $report"
 
 section "py_bench (the Python binding against libsoftmax.so and torch.softmax)"
 # Appended to the report as its own section: bench/report.py knows nothing of it.

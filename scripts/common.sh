@@ -67,7 +67,9 @@ ensure_packages() {
 BUILD_PACKAGES=(cmake gcc libc6-dev make)
 # ... and what the test suite and the install checks need on top.
 # shellcheck disable=SC2034
-TEST_PACKAGES=(pkg-config libcmocka-dev libmpfr-dev libgmp-dev)
+# librandom123-dev: Random123's headers, against which test_sample checks the
+# sampler's Philox4x32-10 (the library itself does not use them).
+TEST_PACKAGES=(pkg-config libcmocka-dev libmpfr-dev libgmp-dev librandom123-dev)
 # ... and what the Python package (python/, tests/python/) needs: Debian's
 # /usr/bin/python3 with its headers, NumPy, PyTorch, matplotlib for the
 # figures, pytest and hypothesis for the tests, pip and venv for `pip install .`.

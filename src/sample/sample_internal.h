@@ -1,0 +1,82 @@
+/*
+ * sample_internal.h -- what the sampler's translation units share: the
+ * per-ISA row kernels (sample_body.h compiled once per code path) and the
+ * selection helpers. Nothing here is public.
+ */
+#ifndef SOFTMAX_SAMPLE_INTERNAL_H
+#define SOFTMAX_SAMPLE_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../internal.h"
+
+/* Elements per block of the temperature-only draw: the exp-sum pass keeps
+ * one partial sum per block, and the draw recomputes the weights of the
+ * single block that holds the drawn index. */
+#define SAMPLE_BLOCK 1024
+
+/* Levels of the scaled log-weight d = (x - max) * (1 / T) at which the top-p
+ * pass also sums the mass with d >= level, to find a small candidate set. */
+#define SAMPLE_LEVELS 8
+
+/* The widest vector of any path, in floats. */
+#define SAMPLE_MAX_LANES 16
+extern const float softmax_sample_levels[SAMPLE_LEVELS];
+
+/*
+ * The f32 row kernels of one code path. All weights are
+ *     w_i = exp((x_i - max) * inv_temperature)     (f32 arithmetic, no FMA)
+ * through one exponential shared by every function below, so that a weight
+ * summed in one pass and recomputed in another is the same number.
+ * Preconditions: no NaN in x, max finite and >= every x_i,
+ * 0 < inv_temperature < inf.
+ */
+typedef struct sample_kernels {
+    /* Largest element (-inf for n == 0) and whether any element is NaN. */
+    void (*row_max)(const float *x, size_t n, float *max, int *has_nan);
+    /* Index of the first element equal to value (n if none). */
+    size_t (*find_first)(const float *x, size_t n, float value);
+    /* Sums the weights per block of SAMPLE_BLOCK elements into
+     * kept_block_sums[ceil(n / SAMPLE_BLOCK)], counting only weights >= floor;
+     * returns the sum of all weights (kept or not). */
+    double (*block_sums)(const float *x, size_t n, float max, float inv_temperature, float floor,
+                         double *kept_block_sums);
+    /* Returns the sum of all weights; level_totals[j] = the sum of the
+     * weights with d >= softmax_sample_levels[j], and block_level_sums[b *
+     * SAMPLE_LEVELS + j] the same within block b. */
+    double (*level_sums)(const float *x, size_t n, float max, float inv_temperature, double *block_level_sums,
+                         double *level_totals);
+    /* w[i] = the weight of x[i] (0 if below floor). */
+    void (*weights)(const float *x, size_t n, float max, float inv_temperature, float floor, float *w);
+    /* Appends (x[i], base + i) for every x[i] >= threshold, in index order;
+     * returns the number appended. */
+    size_t (*gather_at_least)(const float *x, size_t n, float threshold, size_t base, float *values, uint32_t *indices);
+    /* Appends (x[i], i) for every i with low <= d_i < high, in index order,
+     * where d_i = (x[i] - max) * inv_temperature as the weights compute it;
+     * returns the number appended. Both gathers may write SAMPLE_MAX_LANES
+     * slots past the last one appended. */
+    size_t (*gather_band)(const float *x, size_t n, float max, float inv_temperature, float low, float high,
+                          float *values, uint32_t *indices);
+    /* maxima[g] = the largest of x[g * group .. (g + 1) * group) (the last
+     * group may be shorter; group a multiple of SAMPLE_MAX_LANES). */
+    void (*group_maxima)(const float *x, size_t n, size_t group, float *maxima);
+    /* The index of the first largest element (0 if all are -inf), its value
+     * and whether any element is NaN, in one pass; n < 2^31. */
+    size_t (*row_argmax)(const float *x, size_t n, float *max, int *has_nan);
+} sample_kernels;
+
+extern const sample_kernels softmax_sample_kernels_portable;
+#if defined(SOFTMAX_HAVE_X86_KERNELS)
+extern const sample_kernels softmax_sample_kernels_avx2;
+extern const sample_kernels softmax_sample_kernels_avx512;
+#endif
+
+/* The kernels of the active code path, or NULL with the error recorded
+ * (SOFTMAX_ISA naming a path this CPU lacks). */
+const sample_kernels *softmax_sample_dispatch(const char *fn, int *status);
+
+/* The k-th largest (k >= 1, k <= n) of values[0..n), which it reorders. */
+float softmax_kth_largest(float *values, size_t n, size_t k);
+
+#endif /* SOFTMAX_SAMPLE_INTERNAL_H */
