@@ -163,3 +163,16 @@ if [[ -s "$results/cli_section.md" ]]; then
     { echo; cat "$results/cli_section.md"; } >>"$report"
     echo "kept the command-line tool's section (bench/cli_bench.py --write refreshes it)"
 fi
+
+section "py_bench (the Python binding against libsoftmax.so and torch.softmax)"
+# Appended to the report as its own section: bench/report.py knows nothing of it.
+if [[ -x "$python" ]] && "$python" -c 'import numpy' 2>/dev/null; then
+    cmake --build "$build_dir" -j"$(nproc)" --target softmax
+    (cd "$REPO_ROOT" && "$python" setup.py -q build_ext --inplace >"$results/py_build.log" 2>&1) ||
+        { cat "$results/py_build.log"; exit 1; }
+    "$python" bench/py_bench.py "${quick[@]}" --lib "$build_dir/libsoftmax.so" >"$results/py_bench.md"
+    { echo; cat "$results/py_bench.md"; } >>"$report"
+    echo "appended the Python binding's section to $report"
+else
+    echo "warning: no NumPy under $python: no Python binding section" >&2
+fi

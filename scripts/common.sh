@@ -72,3 +72,9 @@ BUILD_PACKAGES=(cmake gcc libc6-dev make)
 TEST_PACKAGES=(pkg-config libcmocka-dev libmpfr-dev libgmp-dev librandom123-dev)
 # ... and what the command's end-to-end tests (tests/cli/) check against.
 TEST_PACKAGES+=(python3 python3-numpy python3-mpmath)
+# ... and what the Python package (python/, tests/python/) needs: Debian's
+# /usr/bin/python3 with its headers, NumPy, PyTorch, matplotlib for the
+# figures, pytest and hypothesis for the tests, pip and venv for `pip install .`.
+# shellcheck disable=SC2034
+PYTHON_PACKAGES=(python3-dev python3-numpy python3-setuptools python3-pip python3-venv python3-torch
+    python3-matplotlib python3-pytest python3-hypothesis)

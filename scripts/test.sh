@@ -12,6 +12,9 @@
 #  6. README         the ```c example of README.md compiled against the prefix,
 #                    run, its output compared with tests/install_consumer/readme_example.expected
 #  7. command        the installed softmax command (bin/softmax, man page) run from the prefix
+#  8. python         the Python package: extension built in place (setup.py build_ext
+#                    --inplace, -Werror), pytest tests/python with Debian's /usr/bin/python3;
+#                    `pip install .` into a throwaway venv, imported from there; the figures
 #
 # Exit status: 0 only if every step passed.
 set -euo pipefail
@@ -194,4 +197,27 @@ if [[ "$command_output" != "0.0900306 0.244728 0.665241" ]]; then
     exit 1
 fi
 echo "echo 1 2 3 | softmax: $command_output"
+step_passed
+
+# --------------------------------------------------------------------------
+step python "Python package: build in place, pytest tests/python, pip install . into a venv, figures"
+python=/usr/bin/python3 # Debian's: python3-numpy and python3-torch live there
+ensure_packages "${PYTHON_PACKAGES[@]}"
+[[ -n "$work_dir" ]] || work_dir="$(mktemp -d "${TMPDIR:-/tmp}/softmax-test.XXXXXX")"
+run_quietly "$python" setup.py build_ext --inplace
+"$python" -m pytest tests/python -q -p no:cacheprovider
+# pip install . as a user would, offline: Debian's pip refuses the system
+# interpreter (PEP 668), so into a venv that still sees Debian's numpy and torch.
+"$python" -m venv --system-site-packages "$work_dir/venv"
+run_quietly "$work_dir/venv/bin/python" -m pip install --no-build-isolation --no-index --no-deps .
+(cd "$work_dir" && "$work_dir/venv/bin/python" - <<'PY'
+import numpy as np
+import softmax
+from softmax.ops import norm_exp_softmax
+assert "/venv/" in softmax.__file__, softmax.__file__
+print("installed:", softmax.__file__, "library", softmax.version(), softmax.isa_name())
+print(norm_exp_softmax(np.array([[1.0, 2.0, 3.0]]), scale=2.0))
+PY
+)
+(cd "$work_dir" && "$work_dir/venv/bin/python" -m softmax.figures "$work_dir/figures")
 step_passed

@@ -1,0 +1,113 @@
+"""softmax: fast, exact softmax-family kernels (libsoftmax, C) for NumPy arrays and CPU torch tensors.
+
+    import softmax
+    y = softmax.softmax(x, axis=-1, scale=1.0)          # same kind, shape and dtype as x
+    logy = softmax.log_softmax(x, temperature=0.7)     # scale / temperature
+    dx = softmax.softmax_backward(y, dy, axis=-1)      # vector-Jacobian product
+
+    from softmax.ops import norm_exp_softmax, logit_scaled_softmax   # the seeds' API
+    from softmax.torch import ScaledSoftmax                          # nn.Module
+
+Inputs: numpy.ndarray or torch.Tensor (CPU), float32 or float64 (float16 and
+bfloat16 when the library supports them: see HAS_F16 / HAS_BF16), any shape
+and strides. Contiguous inputs are read in place; others are copied to a
+contiguous buffer unless the library takes strides (HAS_STRIDES). Results are
+new C-contiguous arrays/tensors, or written into out=. Bad input raises
+TypeError or ValueError saying why; out= is left untouched on error.
+Tensors on another device raise ValueError (no silent copy to the CPU).
+"""
+
+from . import _core, _softmax
+from ._core import effective_scale
+
+__all__ = ["softmax", "log_softmax", "softmax_backward", "log_softmax_backward", "version", "isa_name",
+           "set_num_threads", "get_num_threads", "HAS_STRIDES", "HAS_MASKS", "HAS_F16", "HAS_BF16", "HAS_SAMPLER"]
+
+HAS_STRIDES = bool(_softmax.HAS_STRIDES)
+HAS_MASKS = bool(_softmax.HAS_MASKS)
+HAS_F16 = bool(_softmax.HAS_F16)
+HAS_BF16 = bool(_softmax.HAS_BF16)
+
+version = _softmax.version
+isa_name = _softmax.isa_name
+set_num_threads = _softmax.set_num_threads
+get_num_threads = _softmax.get_num_threads
+
+__version__ = "0.1.0"
+
+_execute = _softmax.execute
+_execute_tensor = _softmax.execute_tensor
+_ndarray = __import__("numpy").ndarray
+_OP_SOFTMAX = _softmax.OP_SOFTMAX
+_OP_LOG_SOFTMAX = _softmax.OP_LOG_SOFTMAX
+
+
+def softmax(x, axis=-1, scale=1.0, temperature=None, mask=None, out=None):
+    """softmax(scale / temperature * x + mask) along `axis`.
+
+    x           numpy.ndarray or CPU torch.Tensor (float32, float64, ...)
+    axis        the axis the probabilities sum over (negative counts from the end)
+    scale       inverse temperature multiplying x (fused: no extra pass). scale < 0
+                gives softmin, 0 the uniform distribution, +-inf the one-hot limit.
+    temperature if given, the scale is scale / temperature; temperature=0 is the
+                greedy limit (one-hot at the arg max, ties share the mass).
+    mask        optional, broadcastable to x: a bool array (True = keep; excluded
+                elements get exactly 0), or a float array added after scaling
+                (-inf excludes). A row with nothing kept is all zeros, never NaN.
+    out         optional array/tensor of x's shape and dtype to write into.
+
+    Returns an array or tensor of x's kind, shape and dtype (or out). Tensors
+    that require grad get a differentiable result (backward runs in C).
+    """
+    if temperature is not None:
+        scale = effective_scale(scale, temperature, "softmax")
+    if mask is None:
+        if type(x) is _ndarray:
+            return _execute(_OP_SOFTMAX, x, None, out, axis, scale, False, None, False, None)
+        if out is None:
+            result = _execute_tensor(_OP_SOFTMAX, x, axis, scale)
+            if result is not NotImplemented:
+                return result
+    return _core.forward(_OP_SOFTMAX, x, axis, scale, mask, out, "softmax")
+
+
+def log_softmax(x, axis=-1, scale=1.0, temperature=None, mask=None, out=None):
+    """log(softmax(...)) computed directly: scale*x - logsumexp(scale*x); same arguments as softmax().
+
+    Excluded (masked or -inf) elements give -inf; a fully masked row is all -inf.
+    """
+    if temperature is not None:
+        scale = effective_scale(scale, temperature, "log_softmax")
+    if mask is None:
+        if type(x) is _ndarray:
+            return _execute(_OP_LOG_SOFTMAX, x, None, out, axis, scale, False, None, False, None)
+        if out is None:
+            result = _execute_tensor(_OP_LOG_SOFTMAX, x, axis, scale)
+            if result is not NotImplemented:
+                return result
+    return _core.forward(_OP_LOG_SOFTMAX, x, axis, scale, mask, out, "log_softmax")
+
+
+def softmax_backward(y, dy, axis=-1, scale=1.0, temperature=None, out=None):
+    """Gradient through softmax: dx = scale * y * (dy - sum(dy * y, axis)).
+
+    y is the softmax output, dy the gradient of the loss with respect to y;
+    scale/temperature as given to softmax(). Same kinds and dtypes in and out.
+    """
+    if temperature is not None:
+        scale = effective_scale(scale, temperature, "softmax_backward")
+    return _core.backward(_core.OP_SOFTMAX_BACKWARD, y, dy, axis, scale, out, "softmax_backward")
+
+
+def log_softmax_backward(logy, dy, axis=-1, scale=1.0, temperature=None, out=None):
+    """Gradient through log-softmax: dx = scale * (dy - exp(logy) * sum(dy, axis))."""
+    if temperature is not None:
+        scale = effective_scale(scale, temperature, "log_softmax_backward")
+    return _core.backward(_core.OP_LOG_SOFTMAX_BACKWARD, logy, dy, axis, scale, out, "log_softmax_backward")
+
+
+HAS_SAMPLER = bool(_softmax.HAS_SAMPLER)
+if HAS_SAMPLER:
+    from ._stats import entropy, logsumexp, sample
+
+    __all__ += ["sample", "logsumexp", "entropy"]

@@ -1,0 +1,78 @@
+"""Builds the Python package `softmax`: the extension softmax._softmax over libsoftmax.
+
+    /usr/bin/python3 setup.py build_ext --inplace          (for the tests: PYTHONPATH=python)
+    /usr/bin/python3 -m pip install --no-build-isolation .  (into a venv, see README "Python")
+
+The library's SIMD kernels need per-file ISA flags and OpenMP, which CMake
+already knows (CMakeLists.txt), so this script does not restate them: it runs
+CMake to build the static library (position-independent, as the project
+builds every object) and links it into the extension. One build definition,
+and the extension carries the library, so nothing has to be installed
+beside it or found at run time.
+"""
+
+import os
+import subprocess
+import sys
+
+import numpy
+from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
+
+ROOT = os.path.dirname(os.path.abspath(__file__))
+
+
+class BuildWithCMake(build_ext):
+    """build_ext that first builds libsoftmax.a with CMake."""
+
+    def run(self):
+        cmake_dir = os.path.join(os.path.abspath(self.build_temp), "libsoftmax")
+        configure = ["cmake", "-S", ROOT, "-B", cmake_dir, "-DCMAKE_BUILD_TYPE=Release",
+                     "-DSOFTMAX_BUILD_TESTS=OFF", "-DSOFTMAX_BUILD_EXAMPLES=OFF", "-DSOFTMAX_BUILD_BENCH=OFF",
+                     "-DSOFTMAX_WERROR=ON"]
+        subprocess.check_call(configure, stdout=sys.stderr)
+        jobs = str(os.cpu_count() or 1)
+        subprocess.check_call(["cmake", "--build", cmake_dir, "--target", "softmax_static", "-j", jobs],
+                              stdout=sys.stderr)
+        archive = os.path.join(cmake_dir, "libsoftmax.a")
+        for extension in self.extensions:
+            extension.extra_objects = [archive]
+            # Make relinks happen when the library changed.
+            extension.depends = list(extension.depends) + [archive]
+        super().run()
+
+
+def library_has_sampler():
+    """softmax.h declares the sampler and the row statistics (they land in stages)."""
+    with open(os.path.join(ROOT, "include", "softmax.h")) as header:
+        text = header.read()
+    return "softmax_sample(" in text and "softmax_row_stats(" in text
+
+
+extension = Extension(
+    "softmax._softmax",
+    sources=["python/softmax/_softmax.c"],
+    include_dirs=[os.path.join(ROOT, "include"), numpy.get_include()],
+    define_macros=[("SOFTMAX_STATIC_DEFINE", None)] + ([("SOFTMAX_PY_HAS_SAMPLER", None)] if library_has_sampler() else []),
+    extra_compile_args=["-std=c11", "-Wall", "-Wextra", "-Werror", "-fvisibility=hidden"],
+    # OpenMP runtime for the library's threads; --exclude-libs keeps the
+    # static library's symbols private to the extension, so that a
+    # libsoftmax.so loaded in the same process never resolves to this copy.
+    extra_link_args=["-fopenmp", "-Wl,--exclude-libs,ALL"],
+    libraries=["m"],
+)
+
+setup(
+    name="softmax",
+    version="0.1.0",
+    description="Fast, exact softmax-family kernels (libsoftmax) for NumPy and PyTorch",
+    python_requires=">=3.9",
+    package_dir={"": "python"},
+    packages=["softmax"],
+    ext_modules=[extension],
+    cmdclass={"build_ext": BuildWithCMake},
+    install_requires=["numpy"],
+    extras_require={"torch": ["torch"], "figures": ["matplotlib"]},
+    options={"build": {"build_base": "build-python"}},
+    zip_safe=False,
+)
