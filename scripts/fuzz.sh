@@ -31,6 +31,8 @@ cmake --build build-fuzz -j"$(nproc)" >/dev/null
 findings="build-fuzz/findings"
 mkdir -p "$findings"
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1}"
+# Idle OpenMP workers sleep instead of spinning: the machine is shared.
+export KMP_BLOCKTIME="${KMP_BLOCKTIME:-0}" OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-passive}"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
 for target in "${targets[@]}"; do
     corpus="build-fuzz/corpus/$target"
