@@ -16,7 +16,8 @@ section() {
 # a library package when dpkg says "install ok installed".
 _command_of_package() {
     case "$1" in
-        cmake | gcc | make | pkg-config) printf '%s\n' "$1" ;;
+        cmake | gcc | make | pkg-config | valgrind) printf '%s\n' "$1" ;;
+        clang) printf 'clang\n' ;;
         *) printf '\n' ;;
     esac
 }
@@ -68,3 +69,7 @@ BUILD_PACKAGES=(cmake gcc libc6-dev make)
 # ... and what the test suite and the install checks need on top.
 # shellcheck disable=SC2034
 TEST_PACKAGES=(pkg-config libcmocka-dev libmpfr-dev libgmp-dev)
+# ... and the hardening steps: libFuzzer and ThreadSanitizer come with clang
+# (its OpenMP runtime with libomp-dev), the memory checker with valgrind.
+# shellcheck disable=SC2034
+HARDENING_PACKAGES=(clang libomp-dev valgrind)
