@@ -198,7 +198,9 @@ static size_t causal_length(const general_plan *plan, const line_position *where
 {
     if (!plan->causal)
         return plan->n;
-    const int64_t last_kept = where->query + plan->causal_offset;
+    /* query >= 0: only a large positive offset can overflow (all kept). */
+    const int64_t last_kept = plan->causal_offset > INT64_MAX - where->query ? INT64_MAX
+                                                                             : where->query + plan->causal_offset;
     if (last_kept < 0)
         return 0;
     return (uint64_t)last_kept >= plan->n ? plan->n : (size_t)last_kept + 1;
