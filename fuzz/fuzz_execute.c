@@ -147,6 +147,12 @@ static int64_t line_offset(const fuzz_case *c, const int64_t *strides, size_t li
     return offset;
 }
 
+/* j <= query + offset without overflowing (query >= 0). */
+static int causal_keeps(int64_t j, int64_t query, int64_t offset)
+{
+    return offset > INT64_MAX - query || j <= query + offset;
+}
+
 static const double *sort_keys;
 static int by_key(const void *p, const void *q)
 {
@@ -177,7 +183,7 @@ static void check_forward_line(const fuzz_case *c, size_t line, const uint8_t *d
         if (c->ops[WHERE].used)
             kept[j] &= c->ops[WHERE].base[at[WHERE]] != 0;
         if (desc->causal)
-            kept[j] &= (int64_t)j <= query + desc->causal_offset;
+            kept[j] &= causal_keeps((int64_t)j, query, desc->causal_offset);
         double bias = 0;
         if (c->ops[MASK].used) {
             bias = load_as_double(c->ops[MASK].base, c->ops[MASK].type, at[MASK]);
@@ -251,7 +257,7 @@ static void check_gradient_line(const fuzz_case *c, size_t line, const uint8_t *
     const int64_t dst_offset = line_offset(c, c->ops[DST].strides, line, &query, &head);
     const int64_t where_offset = c->ops[WHERE].used ? line_offset(c, c->ops[WHERE].strides, line, &query, &head) : 0;
     for (size_t j = 0; j < c->n; j++) {
-        int kept = !c->desc.causal || (int64_t)j <= query + c->desc.causal_offset;
+        int kept = !c->desc.causal || causal_keeps((int64_t)j, query, c->desc.causal_offset);
         if (c->ops[WHERE].used)
             kept &= c->ops[WHERE].base[where_offset + (int64_t)j * c->ops[WHERE].strides[c->axis]] != 0;
         if (kept)
@@ -313,7 +319,9 @@ static int decode_case(fuzz_case *c, fuzz_reader *r, int *alias_mode, int64_t *a
         desc->reserved[take_u8(r) % 16] = 1;
     desc->mask_dtype = decode_type(f2 >> 4);
     desc->causal = (f1 & 0x80) != 0;
-    desc->causal_offset = (int8_t)take_u8(r);
+    const uint8_t offset_byte = take_u8(r);
+    /* Small offsets, and the extremes (where i + offset would overflow). */
+    desc->causal_offset = offset_byte == 0x7f ? INT64_MAX : offset_byte == 0x80 ? INT64_MIN : (int8_t)offset_byte;
     if (f2 & 0x80) {
         static const double biases[] = {8.0, 0.5, 1.0, 16.0, NAN, -1.0, INFINITY, 0x1p-30, 1e10, 3.0};
         desc->max_bias = biases[take_u8(r) % 10];
