@@ -1,7 +1,8 @@
 /*
  * test_bad_inputs.c -- the rows of docs/bad_inputs.md that test_errors.c and
  * test_general.c do not already back: empty calls with NULL pointers on
- * every entry point, dst overlapping `where`, in place with another layout,
+ * every entry point (and the NaN scale that still fails them), dst
+ * overlapping `where`, in place with another layout,
  * negative strides below address 0, extreme causal offsets, unknown source
  * types and in-place half conversions, thread counts above the cap, and the
  * exclusions of `where` / causal / -inf masks with scale < 0.
@@ -51,6 +52,10 @@ static void test_empty_calls_accept_null_pointers(void **state)
     assert_int_equal(log_softmax_jacobian_f32(NULL, 0, 1.0f, NULL), SOFTMAX_OK);
     assert_int_equal(log_softmax_jacobian_f64(NULL, 0, 1.0, NULL), SOFTMAX_OK);
     assert_int_equal(softmax_convert(NULL, SOFTMAX_DTYPE_F16, NULL, SOFTMAX_DTYPE_F64, 0), SOFTMAX_OK);
+    /* ... but a NaN scale is reported even then: it is checked first */
+    assert_int_equal(softmax_f32(NULL, NULL, 0, 3, NAN), SOFTMAX_E_INVALID_SCALE);
+    assert_int_equal(log_softmax_jvp_f64(NULL, NULL, NULL, 3, 0, NAN), SOFTMAX_E_INVALID_SCALE);
+    assert_int_equal(softmax_jacobian_f32(NULL, 0, NAN, NULL), SOFTMAX_E_INVALID_SCALE);
     /* any zero extent, even with others whose product would overflow */
     softmax_desc desc;
     softmax_desc_init(&desc, SOFTMAX_OP_LOG_SOFTMAX_BACKWARD, SOFTMAX_DTYPE_BF16, 5);
@@ -208,6 +213,17 @@ static void test_convert_bad_types_and_in_place(void **state)
     assert_memory_equal(in_place, separate, sizeof separate);
 }
 
+static void test_desc_init_defers_checks(void **state)
+{
+    (void)state;
+    float in[3] = {1, 2, 3}, out[3];
+    softmax_desc desc;
+    assert_int_equal(softmax_desc_init(&desc, (softmax_op)99, SOFTMAX_DTYPE_F32, 3), SOFTMAX_OK);
+    EXPECT_CALL(SOFTMAX_E_INVALID_ARGUMENT, softmax_execute(&desc, in, NULL, out), out, sizeof out);
+    assert_int_equal(softmax_desc_init(&desc, SOFTMAX_OP_SOFTMAX, (softmax_dtype)42, 3), SOFTMAX_OK);
+    EXPECT_CALL(SOFTMAX_E_INVALID_DTYPE, softmax_execute(&desc, in, NULL, out), out, sizeof out);
+}
+
 static void test_thread_counts_above_the_cap(void **state)
 {
     (void)state;
@@ -228,6 +244,7 @@ int main(void)
         cmocka_unit_test(test_extreme_causal_offsets),
         cmocka_unit_test(test_exclusions_with_negative_scale),
         cmocka_unit_test(test_convert_bad_types_and_in_place),
+        cmocka_unit_test(test_desc_init_defers_checks),
         cmocka_unit_test(test_thread_counts_above_the_cap),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
