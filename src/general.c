@@ -237,8 +237,8 @@ static double alibi_slope(const general_plan *plan, int64_t head)
  * over the kept elements). */
 static long double masked_logit(double scale, double x, long double bias, double extreme)
 {
-    if (isnan(x))
-        return x;
+    if (isnan(x) || isnan(bias)) /* a NaN bias makes z NaN for every scale, infinite ones too */
+        return NAN;
     if (scale == 0)
         return x == -INFINITY ? -INFINITY : bias;
     if (isinf(scale))
