@@ -16,7 +16,8 @@ section() {
 # a library package when dpkg says "install ok installed".
 _command_of_package() {
     case "$1" in
-        cmake | gcc | make | pkg-config) printf '%s\n' "$1" ;;
+        cmake | gcc | make | pkg-config | valgrind) printf '%s\n' "$1" ;;
+        clang) printf 'clang\n' ;;
         *) printf '\n' ;;
     esac
 }
@@ -78,3 +79,7 @@ TEST_PACKAGES+=(python3 python3-numpy python3-mpmath)
 # shellcheck disable=SC2034
 PYTHON_PACKAGES=(python3-dev python3-numpy python3-setuptools python3-pip python3-venv python3-torch
     python3-matplotlib python3-pytest python3-hypothesis)
+# ... and the hardening steps: libFuzzer and ThreadSanitizer come with clang
+# (its OpenMP runtime with libomp-dev), the memory checker with valgrind.
+# shellcheck disable=SC2034
+HARDENING_PACKAGES=(clang libomp-dev valgrind)

@@ -15,6 +15,11 @@
 #  8. python         the Python package: extension built in place (setup.py build_ext
 #                    --inplace, -Werror), pytest tests/python with Debian's /usr/bin/python3;
 #                    `pip install .` into a throwaway venv, imported from there; the figures
+#  9. fuzz           scripts/fuzz.sh: each libFuzzer target of fuzz/ for $FUZZ_SECONDS
+#                    (default 20) seconds, with clang, ASan + UBSan (build-fuzz/)
+# 10. tsan           tests/test_concurrency built with clang -fsanitize=thread (build-tsan/)
+# 11. valgrind       a few C tests and the corpus replays under valgrind --error-exitcode=1
+#                    (scalar path)
 #
 # Exit status: 0 only if every step passed.
 set -euo pipefail
@@ -71,7 +76,7 @@ run_quietly() {
 
 # --------------------------------------------------------------------------
 step deps "dependencies"
-ensure_packages "${BUILD_PACKAGES[@]}" "${TEST_PACKAGES[@]}"
+ensure_packages "${BUILD_PACKAGES[@]}" "${TEST_PACKAGES[@]}" "${HARDENING_PACKAGES[@]}"
 step_passed
 
 # --------------------------------------------------------------------------
@@ -220,4 +225,54 @@ print(norm_exp_softmax(np.array([[1.0, 2.0, 3.0]]), scale=2.0))
 PY
 )
 (cd "$work_dir" && "$work_dir/venv/bin/python" -m softmax.figures "$work_dir/figures")
+step_passed
+
+# --------------------------------------------------------------------------
+step fuzz "scripts/fuzz.sh: each fuzz target for ${FUZZ_SECONDS:-20}s (clang, libFuzzer, ASan + UBSan)"
+bash scripts/fuzz.sh "${FUZZ_SECONDS:-20}"
+step_passed
+
+# --------------------------------------------------------------------------
+step tsan "build-tsan/ (clang, ThreadSanitizer): tests/test_concurrency"
+# libomp is not instrumented: the OpenMP teams would be reported as races
+# (their synchronisation is invisible to TSan), so the library runs on the
+# calling threads (SOFTMAX_NUM_THREADS=1, the test's setter alternates 1 and
+# 0) and tests/tsan.supp hides the runtime's own first-use allocations.
+tsan_flags="-fsanitize=thread -fno-omit-frame-pointer"
+cmake -S . -B build-tsan -DCMAKE_C_COMPILER="$(command -v clang-14 || command -v clang)" \
+    -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSOFTMAX_WERROR=ON -DSOFTMAX_BUILD_EXAMPLES=OFF \
+    -DCMAKE_C_FLAGS="$tsan_flags" -DCMAKE_EXE_LINKER_FLAGS=-fsanitize=thread \
+    -DCMAKE_SHARED_LINKER_FLAGS=-fsanitize=thread >/dev/null
+cmake --build build-tsan -j"$jobs" --target test_concurrency >/dev/null
+for isa in scalar avx2 avx512; do
+    status=0
+    SOFTMAX_ISA=$isa SOFTMAX_NUM_THREADS=1 SOFTMAX_CONCURRENCY_MAX_THREADS=1 \
+        TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$REPO_ROOT/tests/tsan.supp" \
+        run_quietly build-tsan/tests/test_concurrency || status=$?
+    if ((status == 77)); then
+        echo "test_concurrency (TSan, $isa): skipped, this CPU lacks the path"
+        continue
+    fi
+    ((status == 0)) || exit "$status"
+    echo "test_concurrency (TSan, $isa): OK"
+done
+step_passed
+
+# --------------------------------------------------------------------------
+step valgrind "valgrind --error-exitcode=1: test_errors, test_bad_inputs, test_seeds and the corpus replays"
+# The portable path: valgrind 3.19 aborts on some AVX2 instructions of the
+# SIMD kernels ("the 'impossible' happened") and hides AVX-512 altogether.
+# No bit-exact test: valgrind runs x87 long double arithmetic (the f64
+# reference path's accumulators) in double precision, so test_determinism
+# would see other bits there.
+valgrind_run() {
+    SOFTMAX_ISA=scalar run_quietly valgrind --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite -q "$@"
+    echo "valgrind $(basename "$1"): OK"
+}
+valgrind_run build/tests/test_errors
+valgrind_run build/tests/test_seeds
+valgrind_run build/tests/test_bad_inputs
+for target in pinned execute convert; do
+    valgrind_run "build/fuzz/fuzz_${target}_replay" "fuzz/corpus/$target"
+done
 step_passed

@@ -215,7 +215,9 @@ static size_t causal_length(const general_plan *plan, const line_position *where
 {
     if (!plan->causal)
         return plan->n;
-    const int64_t last_kept = where->query + plan->causal_offset;
+    /* query >= 0: only a large positive offset can overflow (all kept). */
+    const int64_t last_kept = plan->causal_offset > INT64_MAX - where->query ? INT64_MAX
+                                                                             : where->query + plan->causal_offset;
     if (last_kept < 0)
         return 0;
     return (uint64_t)last_kept >= plan->n ? plan->n : (size_t)last_kept + 1;
@@ -252,8 +254,8 @@ static double alibi_slope(const general_plan *plan, int64_t head)
  * over the kept elements). */
 static long double masked_logit(double scale, double x, long double bias, double extreme)
 {
-    if (isnan(x))
-        return x;
+    if (isnan(x) || isnan(bias)) /* a NaN bias makes z NaN for every scale, infinite ones too */
+        return NAN;
     if (scale == 0)
         return x == -INFINITY ? -INFINITY : bias;
     if (isinf(scale))
@@ -554,26 +556,35 @@ static void set_excluded(const general_plan *plan, const line_position *where, v
     }
 }
 
-/* Sets the excluded logits of a gathered forward line to -inf: the causal
- * tail, `where` zeros and -inf mask entries. The common layouts (unit
- * strides, f32 masks) take loops the compiler vectorises. */
+/* The x that an excluded element takes in a gathered line, before the
+ * kernels apply the scale: one whose z = scale * x is -inf. For scale < 0
+ * that is +inf (-inf would become the +inf that takes all the mass). */
+static double excluded_logit(const general_plan *plan)
+{
+    return plan->scale < 0 ? INFINITY : -INFINITY;
+}
+
+/* Sets the excluded logits of a gathered forward line (to the value above):
+ * the causal tail, `where` zeros and -inf mask entries. The common layouts
+ * (unit strides, f32 masks) take loops the compiler vectorises. */
 #define DEFINE_EXCLUDE(T, NAME)                                                                                        \
     static void NAME(const general_plan *plan, const line_position *where, T *line)                                    \
     {                                                                                                                  \
         const size_t n = plan->n;                                                                                      \
+        const T excluded = (T)excluded_logit(plan);                                                                    \
         const size_t kept = causal_length(plan, where);                                                                \
         for (size_t j = kept; j < n; j++)                                                                              \
-            line[j] = -INFINITY;                                                                                       \
+            line[j] = excluded;                                                                                       \
         if (plan->has_where) {                                                                                         \
             const general_operand *w = &plan->operands[GENERAL_WHERE];                                                 \
             const uint8_t *keep = (const uint8_t *)(const void *)w->base + where->offset[GENERAL_WHERE];               \
             const int64_t stride = w->strides[plan->axis];                                                             \
             if (stride == 1)                                                                                           \
                 for (size_t j = 0; j < kept; j++)                                                                      \
-                    line[j] = keep[j] ? line[j] : -INFINITY;                                                           \
+                    line[j] = keep[j] ? line[j] : excluded;                                                           \
             else                                                                                                       \
                 for (size_t j = 0; j < kept; j++)                                                                      \
-                    line[j] = keep[(int64_t)j * stride] ? line[j] : -INFINITY;                                         \
+                    line[j] = keep[(int64_t)j * stride] ? line[j] : excluded;                                         \
         }                                                                                                              \
         if (plan->has_mask) {                                                                                          \
             const general_operand *m = &plan->operands[GENERAL_MASK];                                                  \
@@ -582,11 +593,11 @@ static void set_excluded(const general_plan *plan, const line_position *where, v
             if (m->type == SOFTMAX_DTYPE_F32 && stride == 1) {                                                         \
                 const float *values = (const float *)(const void *)m->base + offset;                                   \
                 for (size_t j = 0; j < kept; j++)                                                                      \
-                    line[j] = values[j] == -INFINITY ? -INFINITY : line[j];                                            \
+                    line[j] = values[j] == -INFINITY ? excluded : line[j];                                            \
             } else {                                                                                                   \
                 for (size_t j = 0; j < kept; j++)                                                                      \
                     if (load_double(m->base, m->type, offset + (int64_t)j * stride) == -INFINITY)                      \
-                        line[j] = -INFINITY;                                                                           \
+                        line[j] = excluded;                                                                           \
             }                                                                                                          \
         }                                                                                                              \
     }
@@ -607,6 +618,7 @@ VECTOR_CLONES static bool gather_excluding_f32(const general_plan *plan, const l
         (plan->has_where && w->strides[plan->axis] != 1) ||
         (plan->has_mask && (m->type == SOFTMAX_DTYPE_F64 || m->strides[plan->axis] != 1)))
         return false;
+    const float excluded = (float)excluded_logit(plan);
     if (plan->has_mask && m->type != SOFTMAX_DTYPE_F32 && !plan->has_where) {
         /* A half-precision 0 / -inf mask: -inf is one bit pattern. */
         const uint16_t minus_infinity = m->type == SOFTMAX_DTYPE_BF16 ? 0xff80u : 0xfc00u;
@@ -616,10 +628,10 @@ VECTOR_CLONES static bool gather_excluding_f32(const general_plan *plan, const l
         const size_t kept = causal_length(plan, where);
         for (size_t j = 0; j < kept; j++) {
             const float value = src[j];
-            line[j] = mask[j] != minus_infinity ? value : -INFINITY;
+            line[j] = mask[j] != minus_infinity ? value : excluded;
         }
         for (size_t j = kept; j < plan->n; j++)
-            line[j] = -INFINITY;
+            line[j] = excluded;
         return true;
     }
     if (plan->has_mask && m->type != SOFTMAX_DTYPE_F32)
@@ -632,25 +644,25 @@ VECTOR_CLONES static bool gather_excluding_f32(const general_plan *plan, const l
         const float *mask = (const float *)(const void *)m->base + where->offset[GENERAL_MASK];
         for (size_t j = 0; j < kept; j++) {
             const float value = src[j], bias = mask[j]; /* unconditional loads: the loop vectorises */
-            line[j] = (keep[j] != 0) & (bias != -INFINITY) ? value : -INFINITY;
+            line[j] = ((keep[j] != 0) & (bias != -INFINITY)) ? value : excluded;
         }
     } else if (plan->has_where) {
         const uint8_t *keep = (const uint8_t *)(const void *)w->base + where->offset[GENERAL_WHERE];
         for (size_t j = 0; j < kept; j++) {
             const float value = src[j];
-            line[j] = keep[j] != 0 ? value : -INFINITY;
+            line[j] = keep[j] != 0 ? value : excluded;
         }
     } else if (plan->has_mask) {
         const float *mask = (const float *)(const void *)m->base + where->offset[GENERAL_MASK];
         for (size_t j = 0; j < kept; j++) {
             const float value = src[j];
-            line[j] = mask[j] != -INFINITY ? value : -INFINITY;
+            line[j] = mask[j] != -INFINITY ? value : excluded;
         }
     } else {
         memcpy(line, src, kept * sizeof *line);
     }
     for (size_t j = kept; j < n; j++)
-        line[j] = -INFINITY;
+        line[j] = excluded;
     return true;
 }
 

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Builds the libFuzzer targets of fuzz/ with clang (ASan + UBSan + libFuzzer)
+# and runs each for a fixed time:
+#
+#   bash scripts/fuzz.sh [SECONDS]        (default 60 per target)
+#
+# Each target starts from its committed corpus fuzz/corpus/<target>/ (copied
+# to a scratch directory: new inputs are not added to the repository), runs
+# on one worker at the lowest priority, and stops at the first contract
+# violation or sanitizer report, leaving the input in build-fuzz/findings/.
+# Environment: CLANG (default clang-14, else clang), FUZZ_TARGETS (default
+# "pinned execute convert"), FUZZ_ARGS (extra libFuzzer flags).
+set -euo pipefail
+
+# shellcheck source=scripts/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+cd "$REPO_ROOT"
+
+seconds="${1:-60}"
+clang="${CLANG:-$(command -v clang-14 || command -v clang || true)}"
+if [[ -z "$clang" ]]; then
+    echo "error: clang not found (Debian package clang)" >&2
+    exit 1
+fi
+targets=(${FUZZ_TARGETS:-pinned execute convert})
+
+cmake -S . -B build-fuzz -DCMAKE_C_COMPILER="$clang" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSOFTMAX_BUILD_FUZZ=ON \
+    -DSOFTMAX_BUILD_TESTS=OFF -DSOFTMAX_BUILD_EXAMPLES=OFF -DSOFTMAX_WERROR=ON >/dev/null
+cmake --build build-fuzz -j"$(nproc)" >/dev/null
+
+findings="build-fuzz/findings"
+mkdir -p "$findings"
+export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1}"
+# Idle OpenMP workers sleep instead of spinning: the machine is shared.
+export KMP_BLOCKTIME="${KMP_BLOCKTIME:-0}" OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-passive}"
+export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
+for target in "${targets[@]}"; do
+    corpus="build-fuzz/corpus/$target"
+    rm -rf "$corpus"
+    mkdir -p "$corpus"
+    # Top-level files only: known_failures/ would stop the run at once.
+    find "fuzz/corpus/$target" -maxdepth 1 -type f -exec cp {} "$corpus/" \;
+    log="build-fuzz/fuzz_$target.log"
+    echo "-- fuzz_$target for ${seconds}s"
+    status=0
+    # shellcheck disable=SC2086 # FUZZ_ARGS is a list of flags
+    nice -n 19 "build-fuzz/fuzz/fuzz_$target" -max_total_time="$seconds" -print_final_stats=1 \
+        -artifact_prefix="$findings/${target}-" ${FUZZ_ARGS:-} "$corpus" >"$log" 2>&1 || status=$?
+    runs="$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)"
+    if ((status != 0)); then
+        tail -n 40 "$log" >&2
+        echo "error: fuzz_$target found a problem after ${runs:-?} runs (input in $findings/)" >&2
+        exit 1
+    fi
+    echo "fuzz_$target: ${runs:-?} runs, no finding"
+done
