@@ -388,8 +388,8 @@ VECTOR_CLONES static void apply_low_parts(softmax_op op, const float *w, double 
     size_t j = 0;
     for (; j < n; j++) {
         const double d = line[j];
-        const double low = d - (double)(float)d;
-        line[j] = d == -INFINITY ? 0.0 : low;
+        const double high = (double)(float)d; /* -inf also below the float range: e^d is 0 there */
+        line[j] = high == -INFINITY ? 0.0 : d - high;
     }
     enum { PARTS = 8 };
     double partial[PARTS] = {0};

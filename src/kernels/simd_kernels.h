@@ -118,8 +118,11 @@ static void apply_low_parts_simd(softmax_op op, const float *w, double *line, si
         const size_t count = n - j < 8 ? n - j : 8;
         const __mmask8 lanes = (__mmask8)((1u << count) - 1u);
         const __m512d d = _mm512_maskz_loadu_pd(lanes, line + j);
-        __m512d low = _mm512_sub_pd(d, _mm512_cvtps_pd(_mm512_cvtpd_ps(d)));
-        low = _mm512_mask_blend_pd(_mm512_cmp_pd_mask(d, minus_inf, _CMP_EQ_OQ), low, _mm512_setzero_pd());
+        /* hi = -inf (d masked, or below the float range, where e^d is 0):
+         * no low part. */
+        const __m512d high = _mm512_cvtps_pd(_mm512_cvtpd_ps(d));
+        __m512d low = _mm512_sub_pd(d, high);
+        low = _mm512_mask_blend_pd(_mm512_cmp_pd_mask(high, minus_inf, _CMP_EQ_OQ), low, _mm512_setzero_pd());
         _mm512_mask_storeu_pd(line + j, lanes, low);
         if (op != SOFTMAX_OP_LOG_SOFTMAX)
             sum = _mm512_fmadd_pd(_mm512_cvtps_pd(_mm256_maskz_loadu_ps(lanes, w + j)), low, sum);
