@@ -380,7 +380,7 @@ static void check_value(const char *what, softmax_dtype out, softmax_dtype compu
 
 static void *typed_alloc(softmax_dtype type, size_t n)
 {
-    void *buffer = calloc(n ? n : 1, type == SOFTMAX_DTYPE_F64 ? 8 : type == SOFTMAX_DTYPE_F32 ? 4 : 2);
+    void *buffer = calloc(n ? n : 1, dtype_size(type));
     assert_non_null(buffer);
     return buffer;
 }
@@ -567,7 +567,7 @@ static void test_strided_views(void **state)
                 desc.scale = 0.75;
                 desc.src_strides = src_strides;
                 desc.dst_strides = dst_strides;
-                const size_t element = type == SOFTMAX_DTYPE_F64 ? 8 : type == SOFTMAX_DTYPE_F32 ? 4 : 2;
+                const size_t element = dtype_size(type);
                 char *dst_base = (char *)y + (d2 - 1) * d0 * element;
                 fill_sentinel(y, dst_count * element);
                 int status = softmax_execute(&desc, x, NULL, dst_base);

@@ -226,20 +226,6 @@ static void *logits_of(softmax_dtype dt, const double *x, size_t n)
     return buffer;
 }
 
-static const char *dtype_label(softmax_dtype dt)
-{
-    switch (dt) {
-    case SOFTMAX_DTYPE_F32:
-        return "f32";
-    case SOFTMAX_DTYPE_F64:
-        return "f64";
-    case SOFTMAX_DTYPE_BF16:
-        return "bf16";
-    default:
-        return "f16";
-    }
-}
-
 static size_t total_tests, total_rejections_of_wrong;
 static double worst_ratio; /* largest statistic / critical value among correct runs */
 
@@ -296,10 +282,10 @@ static void check_distribution(softmax_dtype dt, const double *x, size_t n, filt
         for (size_t r = 0; r < batch; r++) {
             assert_true(indices[r] >= 0 && (size_t)indices[r] < n);
             if (expected[indices[r]] == 0.0)
-                fail_msg("%s T=%g k=%lld p=%g min_p=%g: drew %lld, outside the kept set", dtype_label(dt),
+                fail_msg("%s T=%g k=%lld p=%g min_p=%g: drew %lld, outside the kept set", dtype_name(dt),
                          f.temperature, (long long)f.top_k, f.top_p, f.min_p, (long long)indices[r]);
             if (fabs(probs[r] - expected[indices[r]]) > 1e-5 * expected[indices[r]] + 1e-12)
-                fail_msg("%s T=%g k=%lld p=%g min_p=%g: probability of %lld is %.9g, exact %.9g", dtype_label(dt),
+                fail_msg("%s T=%g k=%lld p=%g min_p=%g: probability of %lld is %.9g, exact %.9g", dtype_name(dt),
                          f.temperature, (long long)f.top_k, f.top_p, f.min_p, (long long)indices[r], probs[r],
                          expected[indices[r]]);
             counts[indices[r]]++;
@@ -313,7 +299,7 @@ static void check_distribution(softmax_dtype dt, const double *x, size_t n, filt
     if (cells > 1) {
         worst_ratio = fmax(worst_ratio, statistic / critical);
         if (statistic > critical)
-            fail_msg("%s T=%g k=%lld p=%g min_p=%g: chi-square %.1f > %.1f (%d cells, %zu draws)", dtype_label(dt),
+            fail_msg("%s T=%g k=%lld p=%g min_p=%g: chi-square %.1f > %.1f (%d cells, %zu draws)", dtype_name(dt),
                      f.temperature, (long long)f.top_k, f.top_p, f.min_p, statistic, critical, cells, draws);
         /* Power: the same counts must reject a slightly wrong
          * distribution: 10% of the mass of the most probable half of the
@@ -337,7 +323,7 @@ static void check_distribution(softmax_dtype dt, const double *x, size_t n, filt
         int wrong_cells;
         double wrong_statistic = chi_square(wrong, counts, n, draws, 40, &wrong_cells);
         if (wrong_statistic <= chi_square_critical(wrong_cells - 1))
-            fail_msg("%s T=%g: the test cannot tell a wrong distribution (chi-square %.1f)", dtype_label(dt),
+            fail_msg("%s T=%g: the test cannot tell a wrong distribution (chi-square %.1f)", dtype_name(dt),
                      f.temperature, wrong_statistic);
         total_rejections_of_wrong++;
         free(wrong);

@@ -65,29 +65,10 @@ static int precision_of(softmax_dtype dt)
     return dt == SOFTMAX_DTYPE_F64 ? 53 : 24;
 }
 
-static size_t element_size(softmax_dtype dt)
-{
-    return dt == SOFTMAX_DTYPE_F64 ? 8 : dt == SOFTMAX_DTYPE_F32 ? 4 : 2;
-}
-
-static const char *type_name(softmax_dtype dt)
-{
-    switch (dt) {
-    case SOFTMAX_DTYPE_F32:
-        return "f32";
-    case SOFTMAX_DTYPE_F64:
-        return "f64";
-    case SOFTMAX_DTYPE_BF16:
-        return "bf16";
-    default:
-        return "f16";
-    }
-}
-
 /* The row in the data type, and (into `stored`) the values it holds. */
 static void *store_row(softmax_dtype dt, double *values, size_t n)
 {
-    void *row = malloc(n * element_size(dt) + 1);
+    void *row = malloc(n * dtype_size(dt) + 1);
     assert_int_equal(softmax_convert(row, dt, values, SOFTMAX_DTYPE_F64, n), SOFTMAX_OK);
     assert_int_equal(softmax_convert(values, SOFTMAX_DTYPE_F64, row, dt, n), SOFTMAX_OK);
     return row;
@@ -135,17 +116,17 @@ static int check_row(softmax_dtype dt, const double *values, const void *row, si
     worst_entropy[slot] = fmax(worst_entropy[slot], entropy_err);
     int failed = 0;
     if (!(lse_err <= LSE_BOUND_ULP)) {
-        printf("%s %s n=%zu scale=%g: logsumexp %.17g, exact %.17g (%.1f ulp)\n", type_name(dt), what, n, scale, lse,
+        printf("%s %s n=%zu scale=%g: logsumexp %.17g, exact %.17g (%.1f ulp)\n", dtype_name(dt), what, n, scale, lse,
                ref_lse, lse_err);
         failed = 1;
     }
     if (!(entropy_err <= ENTROPY_BOUND_ULP)) {
-        printf("%s %s n=%zu scale=%g: entropy %.17g, exact %.17g (%.1f ulp)\n", type_name(dt), what, n, scale, entropy,
+        printf("%s %s n=%zu scale=%g: entropy %.17g, exact %.17g (%.1f ulp)\n", dtype_name(dt), what, n, scale, entropy,
                ref_entropy, entropy_err);
         failed = 1;
     }
     if (argmax != (int64_t)expected_argmax(values, n, scale)) {
-        printf("%s %s n=%zu scale=%g: argmax %lld, expected %zu\n", type_name(dt), what, n, scale, (long long)argmax,
+        printf("%s %s n=%zu scale=%g: argmax %lld, expected %zu\n", dtype_name(dt), what, n, scale, (long long)argmax,
                expected_argmax(values, n, scale));
         failed = 1;
     }
@@ -211,7 +192,7 @@ static void test_random_rows_against_mpfr(void **state)
     }
     for (size_t d = 0; d < ARRAY_LEN(types); d++)
         printf("stats accuracy (%s): logsumexp max %.2f ulp, entropy max %.2f ulp (bounds %.0f, %.0f)\n",
-               type_name(types[d]), worst_lse[dtype_slot(types[d])], worst_entropy[dtype_slot(types[d])], LSE_BOUND_ULP,
+               dtype_name(types[d]), worst_lse[dtype_slot(types[d])], worst_entropy[dtype_slot(types[d])], LSE_BOUND_ULP,
                ENTROPY_BOUND_ULP);
     printf("%zu rows checked\n", rows);
     if (failures)
@@ -296,7 +277,7 @@ static void test_special_values(void **state)
                              fabs(entropy - cases[c].entropy) <= ENTROPY_BOUND_ULP * 0x1p-23 * (cases[c].entropy + 1);
             if (!same(lse, cases[c].lse) || !entropy_ok || argmax != cases[c].argmax)
                 fail_msg("%s (%s): got lse %g entropy %g argmax %lld; expected %g %g %lld", cases[c].what,
-                         type_name(types[d]), lse, entropy, (long long)argmax, cases[c].lse, cases[c].entropy,
+                         dtype_name(types[d]), lse, entropy, (long long)argmax, cases[c].lse, cases[c].entropy,
                          (long long)cases[c].argmax);
         }
     }

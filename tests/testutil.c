@@ -39,9 +39,24 @@ size_t rng_below(test_rng *rng, size_t n) { return n == 0 ? 0 : (size_t)(rng_nex
 
 /* ---------------------------------------------------------------- dtypes */
 
-size_t dtype_size(softmax_dtype dt) { return dt == SOFTMAX_DTYPE_F32 ? sizeof(float) : sizeof(double); }
+size_t dtype_size(softmax_dtype dt)
+{
+    return dt == SOFTMAX_DTYPE_F64 ? sizeof(double) : dt == SOFTMAX_DTYPE_F32 ? sizeof(float) : sizeof(uint16_t);
+}
 int dtype_precision(softmax_dtype dt) { return dt == SOFTMAX_DTYPE_F32 ? FLT_MANT_DIG : DBL_MANT_DIG; }
-const char *dtype_name(softmax_dtype dt) { return dt == SOFTMAX_DTYPE_F32 ? "f32" : "f64"; }
+const char *dtype_name(softmax_dtype dt)
+{
+    switch (dt) {
+    case SOFTMAX_DTYPE_F32:
+        return "f32";
+    case SOFTMAX_DTYPE_F64:
+        return "f64";
+    case SOFTMAX_DTYPE_BF16:
+        return "bf16";
+    default:
+        return "f16";
+    }
+}
 double dtype_eps(softmax_dtype dt) { return dt == SOFTMAX_DTYPE_F32 ? FLT_EPSILON : DBL_EPSILON; }
 double dtype_min_normal(softmax_dtype dt) { return dt == SOFTMAX_DTYPE_F32 ? FLT_MIN : DBL_MIN; }
 double dtype_true_min(softmax_dtype dt) { return dt == SOFTMAX_DTYPE_F32 ? 0x1p-149 : 0x1p-1074; }
