@@ -6,7 +6,7 @@
  *   fuzz_<target>_replay PATH...
  *
  * A PATH that is a directory contributes the regular files directly inside
- * it; sub-directories (known_failures/) are skipped on purpose. A failed
+ * it (not its sub-directories). A failed
  * contract check aborts, so the exit status says whether every input passed.
  */
 #include <dirent.h>

@@ -85,10 +85,11 @@
  *                             (the same for every i: minus the softmax Jacobian
  *                             times scale, hence log-sum-exp is convex)
  *
- * Gradient special cases: a fully masked row (y all 0, or logy all -inf)
- * gives an all-zero gradient; an infinite scale gives an all-zero gradient
- * (the limit is piecewise constant) unless an input is NaN; a NaN in y, dy or
- * v gives a NaN row.
+ * Gradient special cases, decided from the inputs (whatever dy or v hold, and
+ * whether or not y came from a forward call): a NaN in y, logy, dy or v gives
+ * a NaN row; otherwise a fully masked row (y all 0, or logy all -inf) gives
+ * an all-zero gradient, and so does an infinite scale (the limit is piecewise
+ * constant), also where an infinite dy or v would make 0 * inf.
  *
  * ---------------------------------------------------------------------------
  * THREADS

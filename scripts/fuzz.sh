@@ -38,7 +38,7 @@ for target in "${targets[@]}"; do
     corpus="build-fuzz/corpus/$target"
     rm -rf "$corpus"
     mkdir -p "$corpus"
-    # Top-level files only: known_failures/ would stop the run at once.
+    # Top-level files only, as the replay tests read them.
     find "fuzz/corpus/$target" -maxdepth 1 -type f -exec cp {} "$corpus/" \;
     log="build-fuzz/fuzz_$target.log"
     echo "-- fuzz_$target for ${seconds}s"

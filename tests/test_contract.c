@@ -528,6 +528,61 @@ static void test_gradient_at_infinite_scale_is_zero_unless_nan(void **state)
     EXPECT_NO_FAILURES(failures, "gradient at infinite scale");
 }
 
+/* The zero rules hold for inputs that are not a forward result, where the
+ * reduction alone would be NaN without a NaN input (0 * inf): an infinite
+ * dy or v (both signs in one row too), an infinite y, a logy of +inf or so
+ * large that exp(logy) overflows -- with an infinite scale, and in fully
+ * masked rows whose upstream is infinite. */
+static void test_gradient_zero_rules_with_infinite_inputs(void **state)
+{
+    (void)state;
+    static const double inf_scales[] = {INFINITY, -INFINITY};
+    static const double masked_scales[] = {1.0, -2.0, 0.0, INFINITY};
+    test_rng rng;
+    rng_seed(&rng, 206);
+    size_t failures = 0;
+    for (size_t d = 0; d < 2; d++) {
+        softmax_dtype dt = test_dtypes[d];
+        const double huge_log = dt == SOFTMAX_DTYPE_F32 ? 200.0 : 1000.0; /* exp() overflows the type */
+        for (size_t g = 0; g < ARRAY_LEN(grad_ops); g++) {
+            softmax_op op = grad_ops[g];
+            const int log = op_takes_log(op);
+            for (size_t l = 0; l < ARRAY_LEN(lengths); l++) {
+                size_t n = lengths[l];
+                for (int kind = 0; kind < 4; kind++) {
+                    void *a = make_outputs(dt, log, 3, n, &rng, 0.1);
+                    void *b = make_upstream(dt, 3 * n, &rng);
+                    size_t at = n + rng_below(&rng, n);
+                    if (kind == 0) { /* +inf and -inf upstream in one row */
+                        buf_set(dt, b, at, INFINITY);
+                        buf_set(dt, b, n + rng_below(&rng, n), -INFINITY);
+                    } else if (kind == 1) { /* an infinite y or logy */
+                        buf_set(dt, a, at, INFINITY);
+                    } else if (kind == 2) { /* exp(logy) overflows; for y: a huge y */
+                        buf_set(dt, a, at, log ? huge_log : 1e30);
+                        buf_set(dt, b, at, 0.0);
+                    } else { /* an infinite upstream element where y is 0 or logy -inf */
+                        buf_set(dt, a, at, log ? -INFINITY : 0.0);
+                        buf_set(dt, b, at, rng_below(&rng, 2) ? INFINITY : -INFINITY);
+                    }
+                    for (size_t s = 0; s < ARRAY_LEN(inf_scales); s++)
+                        failures += check_grad(op, dt, a, b, 3, n, inf_scales[s], "infinite scale, infinite inputs",
+                                               NULL);
+                    /* The same middle row fully masked, its upstream infinite. */
+                    fill_constant(dt, buf_at(dt, a, n), n, log ? -INFINITY : 0.0);
+                    buf_set(dt, b, at, INFINITY);
+                    for (size_t s = 0; s < ARRAY_LEN(masked_scales); s++)
+                        failures += check_grad(op, dt, a, b, 3, n, masked_scales[s], "masked row, infinite upstream",
+                                               NULL);
+                    free(a);
+                    free(b);
+                }
+            }
+        }
+    }
+    EXPECT_NO_FAILURES(failures, "gradient zero rules with infinite inputs");
+}
+
 static void test_gradient_nan_inputs_give_nan_rows(void **state)
 {
     (void)state;
@@ -676,6 +731,7 @@ int main(void)
         cmocka_unit_test(test_gradient_of_a_fully_masked_row_is_zero),
         cmocka_unit_test(test_gradient_at_infinite_scale_is_zero_unless_nan),
         cmocka_unit_test(test_gradient_nan_inputs_give_nan_rows),
+        cmocka_unit_test(test_gradient_zero_rules_with_infinite_inputs),
         cmocka_unit_test(test_gradient_of_partially_masked_rows_and_zero_scale),
         cmocka_unit_test(test_gradient_of_one_hot_rows),
         cmocka_unit_test(test_jacobian_special_cases),

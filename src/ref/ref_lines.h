@@ -199,11 +199,37 @@ static void log_softmax_line(const void *x_data, ptrdiff_t x_stride, void *y_dat
 
 /* ---- gradients ---- */
 
-/* An infinite scale makes the forward function piecewise constant: its
- * derivative is zero wherever it exists. A NaN anywhere still shows. */
-static void zero_or_nan_line(REAL *dst, ptrdiff_t dst_stride, size_t n, WIDE reduction)
+/* The special rows of the gradients are decided from the inputs, never from
+ * the reduction: a reduction can be NaN without a NaN input (0 * inf when a
+ * masked y meets an infinite dy, exp(logy) = inf times v = 0, dy holding
+ * both +inf and -inf), and the contract's zero rules must still hold there.
+ *
+ * An infinite scale makes the forward function piecewise constant: its
+ * derivative is zero wherever it exists; a fully masked row has no
+ * dependence on x at all. Both give zeros; a NaN input still shows, and wins
+ * over the zero rules (a NaN dy is never silently dropped). */
+static void zero_or_nan_line(REAL *dst, ptrdiff_t dst_stride, size_t n, bool has_nan)
 {
-    fill_line(dst, dst_stride, n, isnan(reduction) ? (REAL)NAN : (REAL)0);
+    fill_line(dst, dst_stride, n, has_nan ? (REAL)NAN : (REAL)0);
+}
+
+/* Whether either strided line holds a NaN, and whether the first is all
+ * equal to masked_value (0 for y, -inf for logy). */
+typedef struct gradient_inputs {
+    bool has_nan;
+    bool fully_masked;
+} gradient_inputs;
+
+static gradient_inputs gradient_inputs_of(const REAL *a, ptrdiff_t a_stride, const REAL *b, ptrdiff_t b_stride,
+                                          size_t n, REAL masked_value)
+{
+    gradient_inputs in = {false, true};
+    for (size_t i = 0; i < n; i++) {
+        REAL ai = a[(ptrdiff_t)i * a_stride], bi = b[(ptrdiff_t)i * b_stride];
+        in.has_nan |= isnan(ai) || isnan(bi);
+        in.fully_masked &= ai == masked_value;
+    }
+    return in;
 }
 
 static void softmax_backward_line(const void *y_data, ptrdiff_t y_stride, const void *dy_data, ptrdiff_t dy_stride,
@@ -212,14 +238,15 @@ static void softmax_backward_line(const void *y_data, ptrdiff_t y_stride, const 
     const REAL *y = y_data;
     const REAL *dy = dy_data;
     REAL *dx = dx_data;
+    const gradient_inputs in = gradient_inputs_of(y, y_stride, dy, dy_stride, n, 0);
+    if (in.has_nan || in.fully_masked || isinf(scale)) {
+        zero_or_nan_line(dx, dx_stride, n, in.has_nan);
+        return;
+    }
     wide_sum dot_acc = {0, 0};
     for (size_t i = 0; i < n; i++)
         wide_sum_add(&dot_acc, (WIDE)y[(ptrdiff_t)i * y_stride] * (WIDE)dy[(ptrdiff_t)i * dy_stride]);
     const WIDE dot = wide_sum_result(&dot_acc);
-    if (isinf(scale)) {
-        zero_or_nan_line(dx, dx_stride, n, dot);
-        return;
-    }
     const WIDE wide_scale = (WIDE)scale;
     for (size_t i = 0; i < n; i++) {
         WIDE yi = (WIDE)y[(ptrdiff_t)i * y_stride];
@@ -234,20 +261,15 @@ static void log_softmax_backward_line(const void *logy_data, ptrdiff_t logy_stri
     const REAL *logy = logy_data;
     const REAL *dy = dy_data;
     REAL *dx = dx_data;
-    wide_sum dy_acc = {0, 0};
-    bool fully_masked = true;
-    bool has_nan = false;
-    for (size_t i = 0; i < n; i++) {
-        REAL li = logy[(ptrdiff_t)i * logy_stride];
-        fully_masked &= li == (REAL)-INFINITY;
-        has_nan |= isnan(li);
-        wide_sum_add(&dy_acc, (WIDE)dy[(ptrdiff_t)i * dy_stride]);
-    }
-    const WIDE dy_sum = has_nan ? (WIDE)NAN : wide_sum_result(&dy_acc);
-    if (fully_masked || isinf(scale)) {
-        zero_or_nan_line(dx, dx_stride, n, dy_sum);
+    const gradient_inputs in = gradient_inputs_of(logy, logy_stride, dy, dy_stride, n, (REAL)-INFINITY);
+    if (in.has_nan || in.fully_masked || isinf(scale)) {
+        zero_or_nan_line(dx, dx_stride, n, in.has_nan);
         return;
     }
+    wide_sum dy_acc = {0, 0};
+    for (size_t i = 0; i < n; i++)
+        wide_sum_add(&dy_acc, (WIDE)dy[(ptrdiff_t)i * dy_stride]);
+    const WIDE dy_sum = wide_sum_result(&dy_acc);
     const WIDE wide_scale = (WIDE)scale;
     for (size_t i = 0; i < n; i++) {
         WIDE yi = WIDE_EXP((WIDE)logy[(ptrdiff_t)i * logy_stride]);
@@ -262,18 +284,15 @@ static void log_softmax_jvp_line(const void *logy_data, ptrdiff_t logy_stride, c
     const REAL *logy = logy_data;
     const REAL *v = v_data;
     REAL *out = out_data;
-    wide_sum dot_acc = {0, 0};
-    bool fully_masked = true;
-    for (size_t i = 0; i < n; i++) {
-        REAL li = logy[(ptrdiff_t)i * logy_stride];
-        fully_masked &= li == (REAL)-INFINITY;
-        wide_sum_add(&dot_acc, WIDE_EXP((WIDE)li) * (WIDE)v[(ptrdiff_t)i * v_stride]);
-    }
-    const WIDE dot = wide_sum_result(&dot_acc);
-    if (fully_masked || isinf(scale)) {
-        zero_or_nan_line(out, out_stride, n, dot);
+    const gradient_inputs in = gradient_inputs_of(logy, logy_stride, v, v_stride, n, (REAL)-INFINITY);
+    if (in.has_nan || in.fully_masked || isinf(scale)) {
+        zero_or_nan_line(out, out_stride, n, in.has_nan);
         return;
     }
+    wide_sum dot_acc = {0, 0};
+    for (size_t i = 0; i < n; i++)
+        wide_sum_add(&dot_acc, WIDE_EXP((WIDE)logy[(ptrdiff_t)i * logy_stride]) * (WIDE)v[(ptrdiff_t)i * v_stride]);
+    const WIDE dot = wide_sum_result(&dot_acc);
     const WIDE wide_scale = (WIDE)scale;
     for (size_t i = 0; i < n; i++)
         out[(ptrdiff_t)i * out_stride] = (REAL)(wide_scale * ((WIDE)v[(ptrdiff_t)i * v_stride] - dot));
