@@ -193,6 +193,70 @@ static void test_short_rows_and_vector_widths(void **state)
         fail_msg("%zu outputs beyond the contract's bound (details above)", failures);
 }
 
+/* Many rows of at most 17 elements: the kernels take rows of at most one
+ * vector a group at a time (transposed), and a group's last rows, when
+ * fewer than a few, one by one. 21 rows make full groups and a partial one
+ * on every vector width. */
+static void test_many_tiny_rows(void **state)
+{
+    (void)state;
+    test_rng rng;
+    rng_seed(&rng, 304);
+    size_t failures = 0;
+    unsigned counter = 0;
+    for (size_t d = 0; d < 2; d++)
+        for (size_t n = 1; n <= 17; n++)
+            failures += sweep_length(test_dtypes[d], n, 21, &rng, &counter);
+    print_summary("21 rows of <= 17");
+    if (failures)
+        fail_msg("%zu outputs beyond the contract's bound (details above)", failures);
+}
+
+/* A row's bits must not depend on the rows it is computed with (the split
+ * over threads and the caller's batching decide that): every row of a batch
+ * of tiny rows, hostile values included, equals the same row computed
+ * alone, and the batch started at any row. */
+static void test_tiny_rows_give_the_same_bits_alone_and_in_a_batch(void **state)
+{
+    (void)state;
+    static const double specials[] = {-INFINITY, INFINITY, NAN, 0.0, 1e30, -1e30};
+    static const double batch_scales[] = {1.0, -0.75, 3e4, 1e-3};
+    enum { ROWS = 37 };
+    test_rng rng;
+    rng_seed(&rng, 305);
+    size_t mismatches = 0;
+    for (size_t d = 0; d < 2; d++) {
+        const softmax_dtype dt = test_dtypes[d];
+        const size_t esize = dtype_size(dt);
+        for (size_t n = 1; n <= 17; n++) {
+            void *x = buf_alloc(dt, ROWS * n), *batch = buf_alloc(dt, ROWS * n), *alone = buf_alloc(dt, n);
+            for (size_t i = 0; i < ROWS * n; i++)
+                buf_set(dt, x, i, rng_uniform(&rng) < 0.05 ? specials[rng_below(&rng, ARRAY_LEN(specials))]
+                                                             : 10.0 * rng_normal(&rng));
+            for (int log = 0; log < 2; log++)
+                for (size_t s = 0; s < ARRAY_LEN(batch_scales); s++)
+                    for (size_t start = 0; start < 3; start++) {
+                        const size_t rows = ROWS - start;
+                        assert_int_equal(call_forward(dt, log, buf_cat(dt, x, start * n), batch, rows, n, batch_scales[s]),
+                                         SOFTMAX_OK);
+                        for (size_t r = 0; r < rows; r++) {
+                            assert_int_equal(
+                                call_forward(dt, log, buf_cat(dt, x, (start + r) * n), alone, 1, n, batch_scales[s]),
+                                SOFTMAX_OK);
+                            if (memcmp(buf_at(dt, batch, r * n), alone, n * esize) != 0 && mismatches++ < 5)
+                                fprintf(stderr, "  FAIL %s_%s n=%zu scale=%g: row %zu differs alone and in a batch\n",
+                                        log ? "log_softmax" : "softmax", dtype_name(dt), n, batch_scales[s], start + r);
+                        }
+                    }
+            free(x);
+            free(batch);
+            free(alone);
+        }
+    }
+    if (mismatches)
+        fail_msg("%zu rows differ alone and in a batch", mismatches);
+}
+
 static void test_medium_rows(void **state)
 {
     (void)state;
@@ -251,6 +315,8 @@ int main(void)
     }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_short_rows_and_vector_widths),
+        cmocka_unit_test(test_many_tiny_rows),
+        cmocka_unit_test(test_tiny_rows_give_the_same_bits_alone_and_in_a_batch),
         cmocka_unit_test(test_medium_rows),
         cmocka_unit_test(test_rows_of_a_million_and_of_2_pow_22),
     };

@@ -773,87 +773,208 @@ static void FN(log_gradient_row)(softmax_op op, const T *logy, const T *g, T *ou
 
 /* ------------------------------------------------------------ tiny rows */
 
-/* Rows of at most LANES elements, LANES rows at a time: one vector per row,
- * and the per-row constants (offset, floor, reciprocal) computed for the
- * whole group in vectors instead of row by row in scalar code, which would
- * cost more than the row itself. Each row's result is the same function of
- * that row alone, whatever the group it falls in. */
-static void FN(tiny_rows)(softmax_op op, const T *x, T *y, size_t rows, size_t n, double scale)
+/* Rows of at most LANES elements. The sum of a row's exps is split as in
+ * exp_block_any: the high parts (grid 2^-16 or 2^-45) add up exactly in T in
+ * any order, the low parts (with the residuals) add up in T in the fixed
+ * tree of P(butterfly_sum), and the row's sum is high + low in WIDE. The
+ * per-row constants are those of small_forward_row, computed in T. A row's
+ * bits are a function of that row alone: the grouped kernel below does
+ * lane for lane the arithmetic of tiny_row on one row. */
+
+/* The per-row outcome after the sums: whether the row leaves the SIMD path
+ * (a non-finite reference -- NaN, +-inf, the contract's special rows -- or
+ * an offset out of range), is NaN, or gets the two output constants
+ * (softmax: the halves of the scaled reciprocal; log-softmax: scale and
+ * -log sum). */
+#ifndef SOFTMAX_TINY_OUTCOME_DEFINED /* once for both data types */
+#define SOFTMAX_TINY_OUTCOME_DEFINED
+typedef enum { TINY_SIMD, TINY_REFERENCE, TINY_NAN } tiny_outcome;
+#endif
+
+static tiny_outcome FN(tiny_outcome_of)(T reference, T offset, T high, T low)
+{
+    if (!isfinite(reference) || !(WIDE_FABS((WIDE)offset) < (WIDE)OFFSET_LIMIT))
+        return TINY_REFERENCE;
+    return isnan((WIDE)high + (WIDE)low) ? TINY_NAN : TINY_SIMD;
+}
+
+/* log-softmax: scale and -log(sum); softmax: the halves of the scaled
+ * reciprocal, as FN(reciprocal_of) and, lane for lane, P(reciprocal_halves). */
+static void FN(tiny_constants)(bool log_output, double scale, const FN(shared_plan) * shared, T reference, T offset,
+                               T high, T low, T *first, T *second)
+{
+    const WIDE sum = (WIDE)high + (WIDE)low;
+    if (log_output) {
+        const WIDE log_sum =
+            FN(log_sum_from)(sum, FN(offset_remainder)(shared->c_hi, shared->c_lo, reference, offset));
+        *first = (T)scale;
+        *second = -(T)log_sum;
+    } else {
+        const FN(reciprocal) r = FN(reciprocal_of)(sum);
+        *first = r.hi;
+        *second = r.lo;
+    }
+}
+
+/* One tiny row in one vector: horizontal reductions. */
+static void FN(tiny_row)(softmax_op op, const T *x, T *y, size_t n, double scale, const FN(shared_plan) * shared)
 {
     const bool log_output = op == SOFTMAX_OP_LOG_SOFTMAX;
+    const bool negate = shared->negate;
+    V v = P(load_tail)(x, n, negate ? (T)INFINITY : (T)-INFINITY);
+    if (negate)
+        v = P(neg)(v);
+    const T reference = P(reduce_max)(v);
+    const T offset = T_FLOOR(FMA_T(shared->c_hi, reference, shared->c_lo * reference)) - 1;
+    const FN(exp_args) a = {P(set1)((offset - (T)EXP_FLOOR_ARG) * shared->inverse_c), P(set1)(shared->c_hi),
+                            P(set1)(shared->c_lo), P(set1)(-offset)};
+    /* Lanes past n hold -inf: clamped to the floor, their exp is exactly 0. */
+    const FN(exp_parts) parts = FN(exp_parts_of)(v, &a);
+    const V e = P(scale_pow2)(parts.mantissa, parts.k), r = P(scale_pow2)(parts.residual, parts.k);
+    const V high = FN(grid_high)(e);
+    const V low = P(add)(P(sub)(e, high), r);
+    const T high_sum = P(reduce_add)(high), low_sum = P(butterfly_sum)(low);
+    switch (FN(tiny_outcome_of)(reference, offset, high_sum, low_sum)) {
+    case TINY_REFERENCE:
+        softmax_line_run(&REF_LINES, op, x, NULL, y, n, 1, scale);
+        return;
+    case TINY_NAN:
+        FN(fill)(y, 0, n, (T)NAN);
+        return;
+    case TINY_SIMD:
+        break;
+    }
+    T first, second;
+    FN(tiny_constants)(log_output, scale, shared, reference, offset, high_sum, low_sum, &first, &second);
+    V out;
+    if (log_output) {
+        const V shifted = P(sub)(v, P(set1)(reference));
+        out = P(fmadd)(P(set1)(first), negate ? P(neg)(shifted) : shifted, P(set1)(second));
+    } else {
+        out = FN(apply_reciprocal)(e, r, P(set1)(first), P(set1)(second));
+    }
+    P(store_tail)(y, out, n);
+}
+
+/* Groups smaller than this take tiny_row row by row: the two transposes
+ * cost more than a few rows' horizontal reductions. */
+#define TINY_GROUP_MIN 4
+
+/* LANES rows at a time, transposed in registers: vector j holds column j of
+ * the group (lane l = row l), so the maxima, the sums and the per-row
+ * constants are vertical operations, only n exps are evaluated per group
+ * however short the rows, and the sum of the low parts runs through the
+ * tree of P(butterfly_sum) over whole column vectors. Lanes of padding rows
+ * (a partial group) compute on zeros and are never stored. */
+static void FN(tiny_group)(softmax_op op, const T *x, T *y, size_t count, size_t n, double scale,
+                           const FN(shared_plan) * shared)
+{
+    const bool log_output = op == SOFTMAX_OP_LOG_SOFTMAX;
+    const bool negate = shared->negate;
+    V column[LANES];
+    for (size_t r = 0; r < LANES; r++)
+        column[r] = r < count ? P(load_tail)(x + r * n, n, 0) : P(set1)(0);
+    P(transpose)(column);
+    V reference = P(set1)((T)-INFINITY);
+    for (size_t j = 0; j < n; j++) {
+        if (negate)
+            column[j] = P(neg)(column[j]);
+        /* The running maximum second: a NaN element is skipped, as in
+         * reduce_max; its row is caught by its NaN sum. */
+        reference = P(max)(column[j], reference);
+    }
+    const V offset = P(sub)(P(floor)(P(fmadd)(P(set1)(shared->c_hi), reference, P(mul)(P(set1)(shared->c_lo), reference))),
+                            P(set1)((T)1));
+    const FN(exp_args) a = {P(mul)(P(sub)(offset, P(set1)((T)EXP_FLOOR_ARG)), P(set1)(shared->inverse_c)),
+                            P(set1)(shared->c_hi), P(set1)(shared->c_lo), P(neg)(offset)};
+    V e[LANES], residual[LANES], low[LANES];
+    V high = P(set1)(0);
+    for (size_t j = 0; j < LANES; j++) {
+        if (j >= n) {
+            low[j] = P(set1)(0);
+            continue;
+        }
+        const FN(exp_parts) parts = FN(exp_parts_of)(column[j], &a);
+        e[j] = P(scale_pow2)(parts.mantissa, parts.k);
+        residual[j] = P(scale_pow2)(parts.residual, parts.k);
+        const V h = FN(grid_high)(e[j]);
+        high = P(add)(high, h);
+        low[j] = P(add)(P(sub)(e[j], h), residual[j]);
+    }
+    for (size_t half = LANES / 2; half > 0; half /= 2)
+        for (size_t j = 0; j < half; j++)
+            low[j] = P(add)(low[j], low[j + half]);
+    T references[LANES], offsets[LANES], highs[LANES], lows[LANES], firsts[LANES], seconds[LANES];
+    P(store)(references, reference);
+    P(store)(offsets, offset);
+    P(store)(highs, high);
+    P(store)(lows, low[0]);
+    bool simd_row[LANES];
+    for (size_t r = 0; r < LANES; r++) {
+        simd_row[r] = false;
+        if (r >= count)
+            continue;
+        /* Rows leaving the SIMD path are written now, each from its own
+         * input row: no SIMD result has been stored yet (in place). */
+        switch (FN(tiny_outcome_of)(references[r], offsets[r], highs[r], lows[r])) {
+        case TINY_REFERENCE:
+            softmax_line_run(&REF_LINES, op, x + r * n, NULL, y + r * n, n, 1, scale);
+            break;
+        case TINY_NAN:
+            FN(fill)(y + r * n, 0, n, (T)NAN);
+            break;
+        case TINY_SIMD:
+            simd_row[r] = true;
+            break;
+        }
+    }
+    V first, second;
+    if (log_output) {
+        /* One log per row: scalar (there is no vector log here). */
+        for (size_t r = 0; r < LANES; r++) {
+            firsts[r] = seconds[r] = 0;
+            if (simd_row[r])
+                FN(tiny_constants)(true, scale, shared, references[r], offsets[r], highs[r], lows[r], &firsts[r],
+                                   &seconds[r]);
+        }
+        first = P(load)(firsts);
+        second = P(load)(seconds);
+    } else {
+        /* Lanes of rows that left the SIMD path compute garbage, unstored. */
+        P(reciprocal_halves)(high, low[0], NORMALIZE_SCALE, &first, &second);
+    }
+    for (size_t j = 0; j < LANES; j++) {
+        if (j >= n) {
+            column[j] = P(set1)(0);
+        } else if (log_output) {
+            const V shifted = P(sub)(column[j], reference);
+            column[j] = P(fmadd)(first, negate ? P(neg)(shifted) : shifted, second);
+        } else {
+            column[j] = FN(apply_reciprocal)(e[j], residual[j], first, second);
+        }
+    }
+    P(transpose)(column);
+    for (size_t r = 0; r < count; r++)
+        if (simd_row[r])
+            P(store_tail)(y + r * n, column[r], n);
+}
+
+static void FN(tiny_rows)(softmax_op op, const T *x, T *y, size_t rows, size_t n, double scale)
+{
     const FN(shared_plan) shared = FN(shared_plan_of)(scale);
     if (!shared.valid) {
         for (size_t r = 0; r < rows; r++)
             softmax_line_run(&REF_LINES, op, x + r * n, NULL, y + r * n, n, 1, scale);
         return;
     }
-    const bool negate = shared.negate;
-    const T fill = negate ? (T)INFINITY : (T)-INFINITY;
-    const V c_hi = P(set1)(shared.c_hi), c_lo = P(set1)(shared.c_lo);
-    const T inverse_c = shared.inverse_c;
-    /* A row's result must not depend on which rows share its group (the
-     * split over threads decides that): a partial group is padded, and the
-     * rows the contract treats specially leave the group one by one. */
     for (size_t r0 = 0; r0 < rows; r0 += LANES) {
         const size_t count = rows - r0 < LANES ? rows - r0 : LANES;
-        V tile[LANES];
-        T references[LANES];
-        for (size_t r = 0; r < LANES; r++) {
-            if (r >= count) { /* padding: a harmless row, never stored */
-                tile[r] = P(set1)(0);
-                references[r] = 0;
-                continue;
-            }
-            tile[r] = P(load_tail)(x + (r0 + r) * n, n, fill);
-            if (negate)
-                tile[r] = P(neg)(tile[r]);
-            references[r] = P(reduce_max)(tile[r]);
+        if (count >= TINY_GROUP_MIN) {
+            FN(tiny_group)(op, x + r0 * n, y + r0 * n, count, n, scale, &shared);
+            continue;
         }
-        /* The group's offsets B and floors, in vectors. */
-        const V reference = P(load)(references);
-        /* floor(c * max) - 1 as in plan_row; the float product may be off
-         * by |B| * 2^-24 <= 1/4, which keeps the common factor in [1.6, 4.8]. */
-        const V offset = P(sub)(P(floor)(P(fmadd)(c_hi, reference, P(mul)(c_lo, reference))), P(set1)((T)1));
-        T floors[LANES], neg_offsets[LANES];
-        P(store)(floors, P(mul)(P(sub)(offset, P(set1)((T)EXP_FLOOR_ARG)), P(set1)(inverse_c)));
-        P(store)(neg_offsets, P(neg)(offset));
-        WIDE sums[LANES];
-        V residual_tile[LANES];
-        for (size_t r = 0; r < count; r++) {
-            const FN(exp_args) a = {P(set1)(floors[r]), c_hi, c_lo, P(set1)(neg_offsets[r])};
-            FN(exp_parts) parts = FN(exp_parts_of)(tile[r], &a);
-            tile[r] = P(scale_pow2)(parts.mantissa, parts.k);
-            residual_tile[r] = P(scale_pow2)(parts.residual, parts.k);
-            ACC acc = P(acc_zero)();
-            P(acc_add)(&acc, tile[r]);
-            sums[r] = (WIDE)P(acc_total)(&acc) + (WIDE)P(reduce_add)(residual_tile[r]);
-        }
-        for (size_t r = 0; r < count; r++) {
-            T *out = y + (r0 + r) * n;
-            /* A non-finite reference (NaN, +-inf: the contract's special
-             * rows) or an offset out of range: the reference path. */
-            if (!isfinite(references[r]) || !(WIDE_FABS((WIDE)neg_offsets[r]) < (WIDE)OFFSET_LIMIT)) {
-                softmax_line_run(&REF_LINES, op, x + (r0 + r) * n, NULL, out, n, 1, scale);
-                continue;
-            }
-            if (isnan(sums[r])) {
-                FN(fill)(out, 0, n, (T)NAN);
-                continue;
-            }
-            if (log_output) {
-                const T ref_seen = references[r];
-                const WIDE log_sum = FN(log_sum_from)(
-                    sums[r], FN(offset_remainder)(shared.c_hi, shared.c_lo, ref_seen, -neg_offsets[r]));
-                const T reference_x = negate ? -ref_seen : ref_seen;
-                const V xr = P(load_tail)(x + (r0 + r) * n, n, 0);
-                P(store_tail)
-                (out, P(fmadd)(P(set1)((T)scale), P(sub)(xr, P(set1)(reference_x)), P(set1)(-(T)log_sum)), n);
-            } else {
-                const FN(reciprocal) rec = FN(reciprocal_of)(sums[r]);
-                const V e = tile[r];
-                P(store_tail)(out, FN(apply_reciprocal)(e, residual_tile[r], P(set1)(rec.hi), P(set1)(rec.lo)), n);
-            }
-        }
+        for (size_t r = r0; r < r0 + count; r++)
+            FN(tiny_row)(op, x + r * n, y + r * n, n, scale, &shared);
     }
 }
 

@@ -164,6 +164,53 @@ static inline float f32_reduce_min(vf32 v)
     return _mm_cvtss_f32(m);
 }
 
+/* Lane 0 of the sum of the lanes in a fixed tree: lane j with lane j + 4,
+ * then + 2, + 1. The tiny-row kernels rely on this order: their transposed
+ * form adds whole column vectors in the same tree. */
+static inline float f32_butterfly_sum(vf32 v)
+{
+    v = _mm256_add_ps(v, _mm256_permute2f128_ps(v, v, 0x01));
+    v = _mm256_add_ps(v, _mm256_permute_ps(v, 0x4E));
+    v = _mm256_add_ps(v, _mm256_permute_ps(v, 0xB1));
+    return _mm256_cvtss_f32(v);
+}
+/* m[i] lane j <-> m[j] lane i, in 24 shuffles. */
+static inline void f32_transpose(vf32 m[8])
+{
+    vf32 a[8], b[8];
+    for (int k = 0; k < 4; k++) {
+        a[2 * k] = _mm256_unpacklo_ps(m[2 * k], m[2 * k + 1]);
+        a[2 * k + 1] = _mm256_unpackhi_ps(m[2 * k], m[2 * k + 1]);
+    }
+    for (int k = 0; k < 2; k++) {
+        b[4 * k] = _mm256_shuffle_ps(a[4 * k], a[4 * k + 2], 0x44);
+        b[4 * k + 1] = _mm256_shuffle_ps(a[4 * k], a[4 * k + 2], 0xEE);
+        b[4 * k + 2] = _mm256_shuffle_ps(a[4 * k + 1], a[4 * k + 3], 0x44);
+        b[4 * k + 3] = _mm256_shuffle_ps(a[4 * k + 1], a[4 * k + 3], 0xEE);
+    }
+    for (int c = 0; c < 4; c++) {
+        m[c] = _mm256_permute2f128_ps(b[c], b[4 + c], 0x20);
+        m[4 + c] = _mm256_permute2f128_ps(b[c], b[4 + c], 0x31);
+    }
+}
+
+/* Per lane: r = scale / ((double)high + (double)low), hi = (float)r, lo =
+ * (float)(r - hi), each step the IEEE operation that scalar code does (the
+ * tiny-row kernels need the same bits from both). */
+static inline void f32_reciprocal_halves(vf32 high, vf32 low, double scale, vf32 *hi, vf32 *lo)
+{
+    const __m256d one = _mm256_set1_pd(1.0), s = _mm256_set1_pd(scale);
+    __m256d r0 = _mm256_add_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(high)), _mm256_cvtps_pd(_mm256_castps256_ps128(low)));
+    __m256d r1 = _mm256_add_pd(_mm256_cvtps_pd(_mm256_extractf128_ps(high, 1)), _mm256_cvtps_pd(_mm256_extractf128_ps(low, 1)));
+    r0 = _mm256_mul_pd(_mm256_div_pd(one, r0), s);
+    r1 = _mm256_mul_pd(_mm256_div_pd(one, r1), s);
+    const __m128 h0 = _mm256_cvtpd_ps(r0), h1 = _mm256_cvtpd_ps(r1);
+    const __m128 l0 = _mm256_cvtpd_ps(_mm256_sub_pd(r0, _mm256_cvtps_pd(h0)));
+    const __m128 l1 = _mm256_cvtpd_ps(_mm256_sub_pd(r1, _mm256_cvtps_pd(h1)));
+    *hi = _mm256_insertf128_ps(_mm256_castps128_ps256(h0), h1, 1);
+    *lo = _mm256_insertf128_ps(_mm256_castps128_ps256(l0), l1, 1);
+}
+
 typedef struct f32_acc {
     __m256d low;
     __m256d high;
@@ -317,6 +364,42 @@ static inline double f64_reduce_min(vf64 v)
     __m128d m = _mm_min_pd(_mm256_castpd256_pd128(v), _mm256_extractf128_pd(v, 1));
     m = _mm_min_sd(m, _mm_unpackhi_pd(m, m));
     return _mm_cvtsd_f64(m);
+}
+
+/* Lane 0 of the sum of the lanes in a fixed tree: lane j with lane j + 2,
+ * then + 1 (see f32_butterfly_sum). */
+static inline double f64_butterfly_sum(vf64 v)
+{
+    v = _mm256_add_pd(v, _mm256_permute2f128_pd(v, v, 0x01));
+    v = _mm256_add_pd(v, _mm256_permute_pd(v, 0x5));
+    return _mm256_cvtsd_f64(v);
+}
+/* m[i] lane j <-> m[j] lane i, in 8 shuffles. */
+static inline void f64_transpose(vf64 m[4])
+{
+    vf64 a0 = _mm256_unpacklo_pd(m[0], m[1]), a1 = _mm256_unpackhi_pd(m[0], m[1]);
+    vf64 a2 = _mm256_unpacklo_pd(m[2], m[3]), a3 = _mm256_unpackhi_pd(m[2], m[3]);
+    m[0] = _mm256_permute2f128_pd(a0, a2, 0x20);
+    m[2] = _mm256_permute2f128_pd(a0, a2, 0x31);
+    m[1] = _mm256_permute2f128_pd(a1, a3, 0x20);
+    m[3] = _mm256_permute2f128_pd(a1, a3, 0x31);
+}
+
+/* Per lane, in long double: r = scale / ((long double)high + low), hi =
+ * (double)r, lo = (double)(r - hi) -- what scalar code does (no vector
+ * long double). */
+static inline void f64_reciprocal_halves(vf64 high, vf64 low, long double scale, vf64 *hi, vf64 *lo)
+{
+    double h[4], l[4];
+    _mm256_storeu_pd(h, high);
+    _mm256_storeu_pd(l, low);
+    for (int i = 0; i < 4; i++) {
+        const long double r = (1.0L / ((long double)h[i] + (long double)l[i])) * scale;
+        h[i] = (double)r;
+        l[i] = (double)(r - (long double)h[i]);
+    }
+    *hi = _mm256_loadu_pd(h);
+    *lo = _mm256_loadu_pd(l);
 }
 
 typedef struct f64_acc {

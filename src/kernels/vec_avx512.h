@@ -153,6 +153,62 @@ static inline float f32_reduce_min(vf32 v)
     return _mm512_reduce_min_ps(v);
 }
 
+/* Lane 0 of the sum of the lanes in a fixed tree: lane j with lane j + 8,
+ * then + 4, + 2, + 1. The tiny-row kernels rely on this order: their
+ * transposed form adds whole column vectors in the same tree. */
+static inline float f32_butterfly_sum(vf32 v)
+{
+    v = _mm512_add_ps(v, _mm512_shuffle_f32x4(v, v, 0x4E));
+    v = _mm512_add_ps(v, _mm512_shuffle_f32x4(v, v, 0xB1));
+    v = _mm512_add_ps(v, _mm512_permute_ps(v, 0x4E));
+    v = _mm512_add_ps(v, _mm512_permute_ps(v, 0xB1));
+    return _mm512_cvtss_f32(v);
+}
+/* m[i] lane j <-> m[j] lane i, in 64 shuffles: pairs of rows interleaved,
+ * 4 x 4 blocks inside each 128-bit lane, then the 128-bit lanes across
+ * groups of 4 and of 8 rows. */
+static inline void f32_transpose(vf32 m[16])
+{
+    vf32 a[16], b[16];
+    for (int k = 0; k < 8; k++) {
+        a[2 * k] = _mm512_unpacklo_ps(m[2 * k], m[2 * k + 1]);
+        a[2 * k + 1] = _mm512_unpackhi_ps(m[2 * k], m[2 * k + 1]);
+    }
+    for (int k = 0; k < 4; k++) {
+        b[4 * k] = _mm512_shuffle_ps(a[4 * k], a[4 * k + 2], 0x44);
+        b[4 * k + 1] = _mm512_shuffle_ps(a[4 * k], a[4 * k + 2], 0xEE);
+        b[4 * k + 2] = _mm512_shuffle_ps(a[4 * k + 1], a[4 * k + 3], 0x44);
+        b[4 * k + 3] = _mm512_shuffle_ps(a[4 * k + 1], a[4 * k + 3], 0xEE);
+    }
+    /* b[4k + c] lane q: column 4q + c of rows 4k .. 4k + 3. */
+    for (int c = 0; c < 4; c++) {
+        vf32 even_low = _mm512_shuffle_f32x4(b[c], b[4 + c], 0x88), odd_low = _mm512_shuffle_f32x4(b[c], b[4 + c], 0xDD);
+        vf32 even_high = _mm512_shuffle_f32x4(b[8 + c], b[12 + c], 0x88);
+        vf32 odd_high = _mm512_shuffle_f32x4(b[8 + c], b[12 + c], 0xDD);
+        m[c] = _mm512_shuffle_f32x4(even_low, even_high, 0x88);
+        m[8 + c] = _mm512_shuffle_f32x4(even_low, even_high, 0xDD);
+        m[4 + c] = _mm512_shuffle_f32x4(odd_low, odd_high, 0x88);
+        m[12 + c] = _mm512_shuffle_f32x4(odd_low, odd_high, 0xDD);
+    }
+}
+
+/* Per lane: r = scale / ((double)high + (double)low), hi = (float)r, lo =
+ * (float)(r - hi), each step the IEEE operation that scalar code does (the
+ * tiny-row kernels need the same bits from both). */
+static inline void f32_reciprocal_halves(vf32 high, vf32 low, double scale, vf32 *hi, vf32 *lo)
+{
+    const __m512d one = _mm512_set1_pd(1.0), s = _mm512_set1_pd(scale);
+    __m512d r0 = _mm512_add_pd(_mm512_cvtps_pd(_mm512_castps512_ps256(high)), _mm512_cvtps_pd(_mm512_castps512_ps256(low)));
+    __m512d r1 = _mm512_add_pd(_mm512_cvtps_pd(_mm512_extractf32x8_ps(high, 1)), _mm512_cvtps_pd(_mm512_extractf32x8_ps(low, 1)));
+    r0 = _mm512_mul_pd(_mm512_div_pd(one, r0), s);
+    r1 = _mm512_mul_pd(_mm512_div_pd(one, r1), s);
+    const __m256 h0 = _mm512_cvtpd_ps(r0), h1 = _mm512_cvtpd_ps(r1);
+    const __m256 l0 = _mm512_cvtpd_ps(_mm512_sub_pd(r0, _mm512_cvtps_pd(h0)));
+    const __m256 l1 = _mm512_cvtpd_ps(_mm512_sub_pd(r1, _mm512_cvtps_pd(h1)));
+    *hi = _mm512_insertf32x8(_mm512_castps256_ps512(h0), h1, 1);
+    *lo = _mm512_insertf32x8(_mm512_castps256_ps512(l0), l1, 1);
+}
+
 /* Sums of f32 terms are carried in f64 lanes: the rounding error of a sum of
  * up to 2^22 terms then stays below 2^-30 relative, invisible in f32. */
 typedef struct f32_acc {
@@ -289,6 +345,52 @@ static inline double f64_reduce_add(vf64 v)
 static inline double f64_reduce_min(vf64 v)
 {
     return _mm512_reduce_min_pd(v);
+}
+
+/* Lane 0 of the sum of the lanes in a fixed tree: lane j with lane j + 4,
+ * then + 2, + 1 (see f32_butterfly_sum). */
+static inline double f64_butterfly_sum(vf64 v)
+{
+    v = _mm512_add_pd(v, _mm512_shuffle_f64x2(v, v, 0x4E));
+    v = _mm512_add_pd(v, _mm512_shuffle_f64x2(v, v, 0xB1));
+    v = _mm512_add_pd(v, _mm512_permute_pd(v, 0x55));
+    return _mm512_cvtsd_f64(v);
+}
+/* m[i] lane j <-> m[j] lane i, in 24 shuffles. */
+static inline void f64_transpose(vf64 m[8])
+{
+    vf64 a[8];
+    for (int k = 0; k < 4; k++) {
+        a[2 * k] = _mm512_unpacklo_pd(m[2 * k], m[2 * k + 1]);
+        a[2 * k + 1] = _mm512_unpackhi_pd(m[2 * k], m[2 * k + 1]);
+    }
+    /* a[2k + c] lane q: column 2q + c of rows 2k, 2k + 1. */
+    for (int c = 0; c < 2; c++) {
+        vf64 even_low = _mm512_shuffle_f64x2(a[c], a[2 + c], 0x88), odd_low = _mm512_shuffle_f64x2(a[c], a[2 + c], 0xDD);
+        vf64 even_high = _mm512_shuffle_f64x2(a[4 + c], a[6 + c], 0x88);
+        vf64 odd_high = _mm512_shuffle_f64x2(a[4 + c], a[6 + c], 0xDD);
+        m[c] = _mm512_shuffle_f64x2(even_low, even_high, 0x88);
+        m[4 + c] = _mm512_shuffle_f64x2(even_low, even_high, 0xDD);
+        m[2 + c] = _mm512_shuffle_f64x2(odd_low, odd_high, 0x88);
+        m[6 + c] = _mm512_shuffle_f64x2(odd_low, odd_high, 0xDD);
+    }
+}
+
+/* Per lane, in long double: r = scale / ((long double)high + low), hi =
+ * (double)r, lo = (double)(r - hi) -- what scalar code does (no vector
+ * long double). */
+static inline void f64_reciprocal_halves(vf64 high, vf64 low, long double scale, vf64 *hi, vf64 *lo)
+{
+    double h[8], l[8];
+    _mm512_storeu_pd(h, high);
+    _mm512_storeu_pd(l, low);
+    for (int i = 0; i < 8; i++) {
+        const long double r = (1.0L / ((long double)h[i] + (long double)l[i])) * scale;
+        h[i] = (double)r;
+        l[i] = (double)(r - (long double)h[i]);
+    }
+    *hi = _mm512_loadu_pd(h);
+    *lo = _mm512_loadu_pd(l);
 }
 
 /* Sums of f64 terms use Kahan compensation per lane: the error bound is 2u
