@@ -56,6 +56,8 @@ void bench_scale_pass(float *dst, const float *src, size_t n, float scale, int t
 
 /* libsoftmax itself (library_runner.c). */
 int library_prepare(const bench_problem *problem, bench_runner *runner, const char **why_not);
+/* The same with SOFTMAX_FLAG_FAST (softmax.h, "Fast mode"). */
+int library_fast_prepare(const bench_problem *problem, bench_runner *runner, const char **why_not);
 
 /* The anchors. Each lives in its own file. */
 int anchor_memcpy_prepare(const bench_problem *problem, bench_runner *runner, const char **why_not);

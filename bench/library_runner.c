@@ -2,7 +2,9 @@
  * library_runner.c -- libsoftmax as a benchmark candidate, through the
  * public header only: the pinned entry points along the last axis,
  * softmax_execute() with a 2-d descriptor along axis 0. The scale is passed
- * to the library, which fuses it.
+ * to the library, which fuses it. library_fast_prepare: the same through
+ * softmax_execute() with SOFTMAX_FLAG_FAST (forward ops; the flag changes
+ * nothing for the backward op or axis 0).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,7 +14,8 @@
 
 typedef struct library_context {
     bench_problem problem;
-    softmax_desc desc; /* axis 0 only */
+    softmax_desc desc; /* axis 0, and the fast mode */
+    int through_desc;  /* softmax_execute() with desc instead of the pinned entry points */
 } library_context;
 
 static softmax_op desc_op(bench_op op)
@@ -34,7 +37,7 @@ static int call_library(const library_context *context)
     /* An atomic store: negligible, and it lets candidates with different
      * thread counts be interleaved. */
     softmax_set_num_threads(p->threads);
-    if (p->axis == 0) {
+    if (context->through_desc) {
         const void *src = p->op == BENCH_BACKWARD ? (const void *)p->y : (const void *)p->x;
         const void *grad = p->op == BENCH_BACKWARD ? (const void *)p->dy : NULL;
         return softmax_execute(&context->desc, src, grad, p->out);
@@ -55,7 +58,7 @@ static void run_library(void *opaque)
     (void)call_library(opaque);
 }
 
-int library_prepare(const bench_problem *problem, bench_runner *runner, const char **why_not)
+static int prepare(const bench_problem *problem, bench_runner *runner, const char **why_not, int fast)
 {
     static _Thread_local char reason[256];
     library_context *context = calloc(1, sizeof *context);
@@ -64,13 +67,17 @@ int library_prepare(const bench_problem *problem, bench_runner *runner, const ch
         return -1;
     }
     context->problem = *problem;
-    if (problem->axis == 0) {
-        softmax_desc_init(&context->desc, desc_op(problem->op), SOFTMAX_DTYPE_F32, problem->rows);
+    if (problem->axis == 0 || fast) {
+        const int axis = problem->axis == 0 ? 0 : 1;
+        softmax_desc_init(&context->desc, desc_op(problem->op), SOFTMAX_DTYPE_F32, problem->cols);
         context->desc.ndim = 2;
-        context->desc.axis = 0;
+        context->desc.axis = axis;
         context->desc.shape[0] = problem->rows;
         context->desc.shape[1] = problem->cols;
+        /* The pinned entry points take a float scale: the same value. */
         context->desc.scale = problem->scale;
+        context->desc.flags = fast ? SOFTMAX_FLAG_FAST : 0;
+        context->through_desc = 1;
     }
     /* One call up front: a library that refuses the problem is "n/a" with
      * its own words, not a silently fast no-op. */
@@ -85,4 +92,14 @@ int library_prepare(const bench_problem *problem, bench_runner *runner, const ch
     runner->destroy = free;
     runner->context = context;
     return 0;
+}
+
+int library_prepare(const bench_problem *problem, bench_runner *runner, const char **why_not)
+{
+    return prepare(problem, runner, why_not, 0);
+}
+
+int library_fast_prepare(const bench_problem *problem, bench_runner *runner, const char **why_not)
+{
+    return prepare(problem, runner, why_not, 1);
 }

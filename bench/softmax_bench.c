@@ -324,6 +324,8 @@ static void add_candidates(group *g, const bench_problem *p)
         forward.op = BENCH_FORWARD;
         add_candidate(g, "libsoftmax softmax", ROLE_REFERENCE, library_prepare, &forward);
     }
+    if (p->op != BENCH_BACKWARD && p->axis == 1)
+        add_candidate(g, "libsoftmax fast", ROLE_REFERENCE, library_fast_prepare, p);
     if (p->axis == 0) {
         bench_problem transposed = *p;
         transposed.rows = p->cols, transposed.cols = p->rows, transposed.axis = 1;
@@ -527,6 +529,16 @@ static void format_notes(char *text, size_t size, const group *g, const options 
     if ((reference = find(g, "libsoftmax softmax")) != NULL && used < size)
         used += (size_t)snprintf(text + used, size - used, "log / softmax %.2f%s; ",
                                  library->median / reference->median, noise_mark(library, reference));
+    if ((reference = find(g, "libsoftmax fast")) != NULL && reference->available && used < size) {
+        const candidate *best = best_anchor(g);
+        used += (size_t)snprintf(text + used, size - used, "fast mode %.3g ns (%.2fx over the accurate mode",
+                                 reference->median, library->median / reference->median);
+        if (best != NULL && used < size)
+            used += (size_t)snprintf(text + used, size - used, ", %.2fx over %s", best->median / reference->median,
+                                     best->name);
+        if (used < size)
+            used += (size_t)snprintf(text + used, size - used, ")%s; ", noise_mark(library, reference));
+    }
     if ((reference = find(g, "libsoftmax last axis")) != NULL && used < size) {
         const shape_spec *s = &o->shapes[g->shape];
         used += (size_t)snprintf(text + used, size - used, "axis 0 / last axis of %zux%zu %.2f%s; ", s->cols, s->rows,

@@ -316,7 +316,7 @@ static int decode_case(fuzz_case *c, fuzz_reader *r, int *alias_mode, int64_t *a
     *alias_mode = f2 & 3;
     *null_operand = (f2 & 8) ? 1 + (take_u8(r) % 4) : 0;
     if (f2 & 4)
-        desc->reserved[take_u8(r) % 16] = 1;
+        desc->reserved[take_u8(r) % (sizeof desc->reserved / sizeof desc->reserved[0])] = 1;
     desc->mask_dtype = decode_type(f2 >> 4);
     desc->causal = (f1 & 0x80) != 0;
     const uint8_t offset_byte = take_u8(r);
@@ -399,7 +399,7 @@ static int must_fail(const fuzz_case *c, int null_operand)
     int fail = desc->op < 1 || desc->op > 5 || !valid_type(desc->dtype) || desc->ndim < 1 ||
                desc->ndim > SOFTMAX_MAX_NDIM || desc->axis < -desc->ndim || desc->axis >= desc->ndim ||
                isnan(desc->scale);
-    for (int i = 0; i < 16; i++)
+    for (size_t i = 0; i < sizeof desc->reserved / sizeof desc->reserved[0]; i++)
         fail |= desc->reserved[i] != 0;
     if (fail || c->elements == 0)
         return fail;

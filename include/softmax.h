@@ -287,11 +287,29 @@ SOFTMAX_API int log_softmax_jacobian_f64(const double *logy, size_t n, double sc
  * the exact gradient. Additive masks and ALiBi do not change the backward
  * formulas and are ignored there.
  *
+ * Fast mode. flags = SOFTMAX_FLAG_FAST lets the forward ops (softmax and
+ * log-softmax) trade the accuracy and order guarantees of the contract for
+ * speed, where a faster algorithm exists: today f32 along a contiguous last
+ * axis without masks, on the SIMD paths (textbook exponential with an exact
+ * argument reduction, no rounding-error carry, sums of 64-term runs in f32).
+ * Elsewhere the flag is accepted and the accurate kernels run. What stays:
+ * every special-value rule of the contract table (-inf, +inf, NaN, scale 0
+ * and +-inf, fully masked rows), no overflow for any finite input, and the
+ * same bits for any thread count. What changes: outputs are within 4 ulp
+ * instead of 3 (log-softmax: 4 ulp of max(|y|, 1)), measured by
+ * tests/test_fast.c against MPFR, and the weak order of the inputs may be
+ * broken by one ulp where the exponential changes its power of two. Other
+ * flag bits are SOFTMAX_E_UNSUPPORTED.
+ *
  * Build a descriptor with softmax_desc_init() and set its fields; `reserved`
  * must stay zero (SOFTMAX_E_UNSUPPORTED otherwise).
  * ======================================================================== */
 
 #define SOFTMAX_MAX_NDIM 8
+
+/* softmax_desc.flags: faster forward kernels with a looser accuracy bound
+ * (see "Fast mode" above). */
+#define SOFTMAX_FLAG_FAST 1u
 
 typedef enum softmax_dtype {
     SOFTMAX_DTYPE_F32 = 1,  /* IEEE binary32 */
@@ -339,7 +357,8 @@ typedef struct softmax_desc {
     int64_t causal_offset;
     double max_bias; /* > 0 enables ALiBi */
 
-    uint64_t reserved[16]; /* must be zero */
+    uint64_t flags;        /* SOFTMAX_FLAG_FAST or 0 */
+    uint64_t reserved[15]; /* must be zero */
 } softmax_desc;
 
 /* Fills *desc: the given op and dtype, a 1-d shape {n}, axis -1, scale 1,

@@ -90,6 +90,8 @@ static int validate_desc(const char *fn, const softmax_desc *desc, axis_view *vi
     for (size_t i = 0; i < sizeof desc->reserved / sizeof desc->reserved[0]; i++)
         RETURN_ERROR_IF(desc->reserved[i] != 0, SOFTMAX_E_UNSUPPORTED,
                         "%s: reserved[%zu] is non-zero (not supported by version %s)", fn, i, softmax_version());
+    RETURN_ERROR_IF((desc->flags & ~(uint64_t)SOFTMAX_FLAG_FAST) != 0, SOFTMAX_E_UNSUPPORTED,
+                    "%s: flags = %#llx has bits other than SOFTMAX_FLAG_FAST", fn, (unsigned long long)desc->flags);
     RETURN_ERROR_IF(isnan(desc->scale), SOFTMAX_E_INVALID_SCALE, "%s: scale is NaN", fn);
 
     const int axis = desc->axis < 0 ? desc->axis + desc->ndim : desc->axis;
@@ -128,6 +130,7 @@ typedef struct job {
     char *dst;
     axis_view view;
     double scale;
+    bool fast; /* SOFTMAX_FLAG_FAST on a forward op, and the path has a fast mode */
 } job;
 
 /* Work units: blocks of contiguous rows (inner == 1) or, for a non-last
@@ -148,6 +151,10 @@ static void run_units(const job *work, size_t first, size_t last)
     const size_t element_size = k->element_size;
     if (inner == 1) {
         size_t offset = first * n * element_size;
+        if (work->fast) {
+            k->fast_rows(work->op, work->src + offset, work->dst + offset, last - first, n, work->scale);
+            return;
+        }
         k->rows(work->op, work->src + offset, work->grad ? work->grad + offset : NULL, work->dst + offset, last - first,
                 n, work->scale);
         return;
@@ -170,7 +177,7 @@ static void run_units(const job *work, size_t first, size_t last)
 static void run_job(const job *work)
 {
     const size_t units = unit_count(work);
-    const bool single_long_row = work->view.inner == 1 && units == 1 && work->kernels->long_row != NULL &&
+    const bool single_long_row = !work->fast && work->view.inner == 1 && units == 1 && work->kernels->long_row != NULL &&
                                  work->view.n >= work->kernels->long_row_min;
     const int threads = softmax_threads_for_job(work->view.elements, single_long_row ? work->view.elements : units);
     if (single_long_row && threads > 1) {
@@ -221,6 +228,8 @@ static int execute(const char *fn, const softmax_desc *desc, const void *src, co
         .dst = dst,
         .view = view,
         .scale = desc->scale,
+        .fast = (desc->flags & SOFTMAX_FLAG_FAST) != 0 && plan.kernels->fast_rows != NULL &&
+                (desc->op == SOFTMAX_OP_SOFTMAX || desc->op == SOFTMAX_OP_LOG_SOFTMAX),
     };
     run_job(&work);
     return SOFTMAX_OK;

@@ -54,6 +54,10 @@ typedef struct softmax_kernels {
     size_t element_size;
     /* `rows` contiguous rows of n elements. */
     void (*rows)(softmax_op op, const void *src, const void *grad, void *dst, size_t rows, size_t n, double scale);
+    /* The forward ops under SOFTMAX_FLAG_FAST on `rows` contiguous rows (the
+     * fast exponential, no residuals); NULL where the path has no fast mode
+     * (rows() then serves). */
+    void (*fast_rows)(softmax_op op, const void *src, void *dst, size_t rows, size_t n, double scale);
     /* `rows` contiguous rows of which row r keeps its first kept[r]
      * elements (a causal mask): the op on the prefix, then 0 (log-softmax
      * -inf) to n; bit for bit rows() on each prefix. NULL: call rows(). */

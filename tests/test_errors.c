@@ -341,10 +341,17 @@ static void test_execute_errors(void **state)
                 desc.axis = bad_axes[k];
                 EXPECT(SOFTMAX_E_INVALID_AXIS, &a, softmax_execute(&desc, a.in, a.in2, a.out));
             }
-            const size_t reserved_at[] = {0, 1, 7, 15};
+            const size_t reserved_at[] = {0, 1, 7, ARRAY_LEN(desc.reserved) - 1};
             for (size_t k = 0; k < ARRAY_LEN(reserved_at); k++) {
                 init_desc(&desc, op, dt);
                 desc.reserved[reserved_at[k]] = k == 3 ? UINT64_C(1) << 63 : 1;
+                EXPECT(SOFTMAX_E_UNSUPPORTED, &a, softmax_execute(&desc, a.in, a.in2, a.out));
+            }
+            /* flags: only SOFTMAX_FLAG_FAST is defined. */
+            const uint64_t bad_flags[] = {2, SOFTMAX_FLAG_FAST | 4, UINT64_C(1) << 63};
+            for (size_t k = 0; k < ARRAY_LEN(bad_flags); k++) {
+                init_desc(&desc, op, dt);
+                desc.flags = bad_flags[k];
                 EXPECT(SOFTMAX_E_UNSUPPORTED, &a, softmax_execute(&desc, a.in, a.in2, a.out));
             }
             init_desc(&desc, op, dt);

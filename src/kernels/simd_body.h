@@ -771,6 +771,45 @@ static void FN(log_gradient_row)(softmax_op op, const T *logy, const T *g, T *ou
     }
 }
 
+/* ---------------------------------------------------- the fast exponential */
+
+#ifdef FAST_EXP_Q
+/* SOFTMAX_FLAG_FAST: 2^(c x - B) as the textbook kernels compute it, with
+ * the argument reduction kept exact: k = round(estimate), f = c x - B - k
+ * from the same two fmas as exp_parts_of, f in [-0.5005, 0.5005], one
+ * polynomial, scalef. No residual, no cell fix-up: about 1 ulp, and the
+ * weak order of the inputs may break by an ulp where k changes (the
+ * accurate kernels guarantee it). */
+static inline V FN(fast_exp)(V x, const FN(exp_args) * a)
+{
+    V clamped = P(max)(a->x_floor, x);
+    V k = P(round)(P(fmadd)(a->c_lo, clamped, P(fmadd)(a->c_hi, clamped, a->neg_offset)));
+    V f = P(fmadd)(a->c_lo, clamped, P(fmadd)(a->c_hi, clamped, P(sub)(a->neg_offset, k)));
+    return P(scale_pow2)(P(fmadd)(FAST_EXP_Q(f), f, P(set1)((T)1)), k);
+}
+#define SOFTMAX_HAS_FAST_EXP 1
+#else
+#define SOFTMAX_HAS_FAST_EXP 0
+#endif
+
+/* The exponential of the tiny-row kernels: exact-parts (accurate) or fast,
+ * chosen at compile time where the bodies are inlined. */
+static inline __attribute__((always_inline)) void FN(tiny_exp)(bool fast, V x, const FN(exp_args) * a, V *e,
+                                                                V *residual)
+{
+#if SOFTMAX_HAS_FAST_EXP
+    if (fast) {
+        *e = FN(fast_exp)(x, a);
+        *residual = P(set1)(0);
+        return;
+    }
+#endif
+    (void)fast;
+    const FN(exp_parts) parts = FN(exp_parts_of)(x, a);
+    *e = P(scale_pow2)(parts.mantissa, parts.k);
+    *residual = P(scale_pow2)(parts.residual, parts.k);
+}
+
 /* ------------------------------------------------------------ tiny rows */
 
 /* Rows of at most LANES elements. The sum of a row's exps is split as in
@@ -817,7 +856,9 @@ static void FN(tiny_constants)(bool log_output, double scale, const FN(shared_pl
 }
 
 /* One tiny row in one vector: horizontal reductions. */
-static void FN(tiny_row)(softmax_op op, const T *x, T *y, size_t n, double scale, const FN(shared_plan) * shared)
+static inline __attribute__((always_inline)) void FN(tiny_row_body)(bool fast, softmax_op op, const T *x, T *y,
+                                                                     size_t n, double scale,
+                                                                     const FN(shared_plan) * shared)
 {
     const bool log_output = op == SOFTMAX_OP_LOG_SOFTMAX;
     const bool negate = shared->negate;
@@ -829,8 +870,8 @@ static void FN(tiny_row)(softmax_op op, const T *x, T *y, size_t n, double scale
     const FN(exp_args) a = {P(set1)((offset - (T)EXP_FLOOR_ARG) * shared->inverse_c), P(set1)(shared->c_hi),
                             P(set1)(shared->c_lo), P(set1)(-offset)};
     /* Lanes past n hold -inf: clamped to the floor, their exp is exactly 0. */
-    const FN(exp_parts) parts = FN(exp_parts_of)(v, &a);
-    const V e = P(scale_pow2)(parts.mantissa, parts.k), r = P(scale_pow2)(parts.residual, parts.k);
+    V e, r;
+    FN(tiny_exp)(fast, v, &a, &e, &r);
     const V high = FN(grid_high)(e);
     const V low = P(add)(P(sub)(e, high), r);
     const T high_sum = P(reduce_add)(high), low_sum = P(butterfly_sum)(low);
@@ -866,8 +907,9 @@ static void FN(tiny_row)(softmax_op op, const T *x, T *y, size_t n, double scale
  * however short the rows, and the sum of the low parts runs through the
  * tree of P(butterfly_sum) over whole column vectors. Lanes of padding rows
  * (a partial group) compute on zeros and are never stored. */
-static void FN(tiny_group)(softmax_op op, const T *x, T *y, size_t count, size_t n, double scale,
-                           const FN(shared_plan) * shared)
+static inline __attribute__((always_inline)) void FN(tiny_group_body)(bool fast, softmax_op op, const T *x, T *y,
+                                                                       size_t count, size_t n, double scale,
+                                                                       const FN(shared_plan) * shared)
 {
     const bool log_output = op == SOFTMAX_OP_LOG_SOFTMAX;
     const bool negate = shared->negate;
@@ -894,9 +936,7 @@ static void FN(tiny_group)(softmax_op op, const T *x, T *y, size_t count, size_t
             low[j] = P(set1)(0);
             continue;
         }
-        const FN(exp_parts) parts = FN(exp_parts_of)(column[j], &a);
-        e[j] = P(scale_pow2)(parts.mantissa, parts.k);
-        residual[j] = P(scale_pow2)(parts.residual, parts.k);
+        FN(tiny_exp)(fast, column[j], &a, &e[j], &residual[j]);
         const V h = FN(grid_high)(e[j]);
         high = P(add)(high, h);
         low[j] = P(add)(P(sub)(e[j], h), residual[j]);
@@ -910,9 +950,16 @@ static void FN(tiny_group)(softmax_op op, const T *x, T *y, size_t count, size_t
     P(store)(highs, high);
     P(store)(lows, low[0]);
     bool simd_row[LANES];
+    /* The common case, every row of the group on the SIMD path, decided in
+     * vectors: a finite reference and sum parts (no NaN), an offset in
+     * range -- what tiny_outcome_of says lane by lane. */
+    const unsigned group_lanes = count == LANES ? (unsigned)((1ull << LANES) - 1) : (1u << count) - 1;
+    const unsigned simd_lanes = P(finite_lanes)(reference) & P(finite_lanes)(high) & P(finite_lanes)(low[0]) &
+                                P(lanes_below)(P(max)(offset, P(neg)(offset)), P(set1)((T)OFFSET_LIMIT));
+    const bool whole_group = (simd_lanes & group_lanes) == group_lanes;
     for (size_t r = 0; r < LANES; r++) {
-        simd_row[r] = false;
-        if (r >= count)
+        simd_row[r] = whole_group && r < count;
+        if (whole_group || r >= count)
             continue;
         /* Rows leaving the SIMD path are written now, each from its own
          * input row: no SIMD result has been stored yet (in place). */
@@ -959,7 +1006,22 @@ static void FN(tiny_group)(softmax_op op, const T *x, T *y, size_t count, size_t
             P(store_tail)(y + r * n, column[r], n);
 }
 
-static void FN(tiny_rows)(softmax_op op, const T *x, T *y, size_t rows, size_t n, double scale)
+static void FN(tiny_group)(softmax_op op, const T *x, T *y, size_t count, size_t n, double scale,
+                           const FN(shared_plan) * shared)
+{
+    FN(tiny_group_body)(false, op, x, y, count, n, scale, shared);
+}
+
+static void FN(tiny_row)(softmax_op op, const T *x, T *y, size_t n, double scale, const FN(shared_plan) * shared)
+{
+    FN(tiny_row_body)(false, op, x, y, n, scale, shared);
+}
+
+typedef void (*FN(tiny_group_fn))(softmax_op, const T *, T *, size_t, size_t, double, const FN(shared_plan) *);
+typedef void (*FN(tiny_row_fn))(softmax_op, const T *, T *, size_t, double, const FN(shared_plan) *);
+
+static void FN(tiny_rows_with)(FN(tiny_group_fn) group, FN(tiny_row_fn) one, softmax_op op, const T *x, T *y,
+                               size_t rows, size_t n, double scale)
 {
     const FN(shared_plan) shared = FN(shared_plan_of)(scale);
     if (!shared.valid) {
@@ -970,12 +1032,17 @@ static void FN(tiny_rows)(softmax_op op, const T *x, T *y, size_t rows, size_t n
     for (size_t r0 = 0; r0 < rows; r0 += LANES) {
         const size_t count = rows - r0 < LANES ? rows - r0 : LANES;
         if (count >= TINY_GROUP_MIN) {
-            FN(tiny_group)(op, x + r0 * n, y + r0 * n, count, n, scale, &shared);
+            group(op, x + r0 * n, y + r0 * n, count, n, scale, &shared);
             continue;
         }
         for (size_t r = r0; r < r0 + count; r++)
-            FN(tiny_row)(op, x + r * n, y + r * n, n, scale, &shared);
+            one(op, x + r * n, y + r * n, n, scale, &shared);
     }
+}
+
+static void FN(tiny_rows)(softmax_op op, const T *x, T *y, size_t rows, size_t n, double scale)
+{
+    FN(tiny_rows_with)(FN(tiny_group), FN(tiny_row), op, x, y, rows, n, scale);
 }
 
 static void FN(rows_body)(softmax_op op, const void *src, const void *grad, void *dst, size_t rows, size_t n,
@@ -1029,6 +1096,118 @@ static void FN(rows)(softmax_op op, const void *src, const void *grad, void *dst
     FN(rows_body)(op, src, grad, dst, rows, n, scale);
     vec_flush_to_zero_end(saved);
 }
+
+#if SOFTMAX_HAS_FAST_EXP
+/* ------------------------------------------------------------ fast mode */
+
+static void FN(fast_tiny_group)(softmax_op op, const T *x, T *y, size_t count, size_t n, double scale,
+                                const FN(shared_plan) * shared)
+{
+    FN(tiny_group_body)(true, op, x, y, count, n, scale, shared);
+}
+
+static void FN(fast_tiny_row)(softmax_op op, const T *x, T *y, size_t n, double scale,
+                              const FN(shared_plan) * shared)
+{
+    FN(tiny_row_body)(true, op, x, y, n, scale, shared);
+}
+
+/* Vectors per partial sum in T before it goes to the wide accumulator: 4
+ * accumulators of FAST_RUN terms per lane keep the sum's relative error
+ * below FAST_RUN * 2^-24 whatever the row length. */
+#define FAST_RUN 16
+
+/* One row of the fast mode, three passes from the cache: the reference
+ * element, the exps (stored, for softmax) and their sum, then the scaling
+ * (softmax: by 1/sum rounded once; log-softmax: as the accurate kernels). */
+static void FN(fast_row)(softmax_op op, const T *x, T *y, size_t n, double scale)
+{
+    const bool log_output = op == SOFTMAX_OP_LOG_SOFTMAX;
+    FN(row_plan) plan;
+    if (!FN(plan_row)(scale, FN(reference_of)(x, n, scale), &plan)) {
+        softmax_line_run(&REF_LINES, op, x, NULL, y, n, 1, scale);
+        return;
+    }
+    const FN(exp_args) a = FN(broadcast_plan)(&plan);
+    const bool negate = plan.negate;
+    ACC wide = P(acc_zero)();
+    V s0 = P(set1)(0), s1 = s0, s2 = s0, s3 = s0;
+    size_t run = 0, i = 0;
+    for (; i + 4 * LANES <= n; i += 4 * LANES) {
+        V x0 = P(load)(x + i), x1 = P(load)(x + i + LANES), x2 = P(load)(x + i + 2 * LANES),
+          x3 = P(load)(x + i + 3 * LANES);
+        if (negate) {
+            x0 = P(neg)(x0);
+            x1 = P(neg)(x1);
+            x2 = P(neg)(x2);
+            x3 = P(neg)(x3);
+        }
+        const V e0 = FN(fast_exp)(x0, &a), e1 = FN(fast_exp)(x1, &a), e2 = FN(fast_exp)(x2, &a),
+                e3 = FN(fast_exp)(x3, &a);
+        if (!log_output) {
+            P(store)(y + i, e0);
+            P(store)(y + i + LANES, e1);
+            P(store)(y + i + 2 * LANES, e2);
+            P(store)(y + i + 3 * LANES, e3);
+        }
+        s0 = P(add)(s0, e0);
+        s1 = P(add)(s1, e1);
+        s2 = P(add)(s2, e2);
+        s3 = P(add)(s3, e3);
+        if (++run == FAST_RUN) {
+            P(acc_add)(&wide, P(add)(P(add)(s0, s1), P(add)(s2, s3)));
+            s0 = s1 = s2 = s3 = P(set1)(0);
+            run = 0;
+        }
+    }
+    for (; i < n; i += LANES) {
+        const size_t count = n - i < LANES ? n - i : LANES;
+        /* The fill becomes -inf once negated or not: its exp is 0. */
+        V x0 = P(load_tail)(x + i, count, negate ? (T)INFINITY : (T)-INFINITY);
+        if (negate)
+            x0 = P(neg)(x0);
+        const V e0 = FN(fast_exp)(x0, &a);
+        if (!log_output)
+            P(store_tail)(y + i, e0, count);
+        s0 = P(add)(s0, e0);
+    }
+    P(acc_add)(&wide, P(add)(P(add)(s0, s1), P(add)(s2, s3)));
+    const WIDE sum = (WIDE)P(acc_total)(&wide);
+    if (isnan(sum)) {
+        FN(fill)(y, 0, n, (T)NAN);
+        return;
+    }
+    if (log_output) {
+        FN(log_output)(x, y, 0, n, plan.reference, (T)scale, (T)FN(log_sum_of)(sum, &plan));
+        return;
+    }
+    const V r = P(set1)((T)((WIDE)1 / sum));
+    for (i = 0; i + LANES <= n; i += LANES)
+        P(store)(y + i, P(mul)(P(load)(y + i), r));
+    if (i < n)
+        P(store_tail)(y + i, P(mul)(P(load_tail)(y + i, n - i, 0), r), n - i);
+}
+
+/* The forward ops under SOFTMAX_FLAG_FAST, contiguous rows; every row is
+ * the same function of that row alone, as in rows(). */
+static void FN(fast_rows)(softmax_op op, const void *src, void *dst, size_t rows, size_t n, double scale)
+{
+    const T *x = src;
+    T *y = dst;
+    const unsigned int saved = vec_flush_to_zero_begin();
+    if (n <= LANES) {
+        FN(tiny_rows_with)(FN(fast_tiny_group), FN(fast_tiny_row), op, x, y, rows, n, scale);
+    } else {
+        for (size_t r = 0; r < rows; r++)
+            FN(fast_row)(op, x + r * n, y + r * n, n, scale);
+    }
+    vec_flush_to_zero_end(saved);
+}
+#define FAST_ROWS_FN FN(fast_rows)
+#undef FAST_RUN
+#else
+#define FAST_ROWS_FN NULL
+#endif
 
 /* Rows of which only a prefix is kept (a causal mask): row r is the op on
  * its first kept[r] elements, then 0 (log-softmax: -inf; gradients: 0) to
@@ -1498,6 +1677,7 @@ static bool FN(half_row)(softmax_op op, const uint16_t *x, uint16_t *y, size_t n
 const softmax_kernels KERNELS_NAME = {
     .element_size = sizeof(T),
     .rows = FN(rows),
+    .fast_rows = FAST_ROWS_FN,
     .prefix_rows = FN(prefix_rows),
     .columns = FN(columns),
     .column_chunk = COLUMN_CHUNK,
@@ -1511,6 +1691,8 @@ const softmax_kernels KERNELS_NAME = {
     .apply_low_parts = APPLY_LOW_PARTS,
 };
 #undef HALF_ROW_FN
+#undef FAST_ROWS_FN
+#undef SOFTMAX_HAS_FAST_EXP
 
 #undef BLOCK
 #undef WIDE_LN2

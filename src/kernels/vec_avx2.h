@@ -124,6 +124,21 @@ static inline vf32 f32_floor(vf32 a)
 {
     return _mm256_floor_ps(a);
 }
+/* To the nearest integer, ties to even (the fast exponential's cell). */
+static inline vf32 f32_round(vf32 a)
+{
+    return _mm256_round_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+}
+/* Bit l set where lane l is finite (not NaN or +-inf): v - v is 0 there. */
+static inline unsigned f32_finite_lanes(vf32 v)
+{
+    return (unsigned)_mm256_movemask_ps(_mm256_cmp_ps(_mm256_sub_ps(v, v), _mm256_setzero_ps(), _CMP_EQ_OQ));
+}
+/* Bit l set where a_l < b_l (false for NaN). */
+static inline unsigned f32_lanes_below(vf32 a, vf32 b)
+{
+    return (unsigned)_mm256_movemask_ps(_mm256_cmp_ps(a, b, _CMP_LT_OQ));
+}
 static inline vf32 f32_zero_below(vf32 value, vf32 x, vf32 threshold)
 {
     return _mm256_and_ps(value, _mm256_cmp_ps(x, threshold, _CMP_GE_OQ));
@@ -328,6 +343,16 @@ static inline void f64_wrap_below_zero(vf64 *f, vf64 *k)
 static inline vf64 f64_floor(vf64 a)
 {
     return _mm256_floor_pd(a);
+}
+/* Bit l set where lane l is finite (not NaN or +-inf): v - v is 0 there. */
+static inline unsigned f64_finite_lanes(vf64 v)
+{
+    return (unsigned)_mm256_movemask_pd(_mm256_cmp_pd(_mm256_sub_pd(v, v), _mm256_setzero_pd(), _CMP_EQ_OQ));
+}
+/* Bit l set where a_l < b_l (false for NaN). */
+static inline unsigned f64_lanes_below(vf64 a, vf64 b)
+{
+    return (unsigned)_mm256_movemask_pd(_mm256_cmp_pd(a, b, _CMP_LT_OQ));
 }
 static inline vf64 f64_zero_below(vf64 value, vf64 x, vf64 threshold)
 {

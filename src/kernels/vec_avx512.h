@@ -130,6 +130,21 @@ static inline vf32 f32_floor(vf32 a)
 {
     return _mm512_roundscale_ps(a, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
 }
+/* To the nearest integer, ties to even (the fast exponential's cell). */
+static inline vf32 f32_round(vf32 a)
+{
+    return _mm512_roundscale_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+}
+/* Bit l set where lane l is finite (not NaN or +-inf). */
+static inline unsigned f32_finite_lanes(vf32 v)
+{
+    return (unsigned)(__mmask16)~_mm512_fpclass_ps_mask(v, 0x99);
+}
+/* Bit l set where a_l < b_l (false for NaN). */
+static inline unsigned f32_lanes_below(vf32 a, vf32 b)
+{
+    return (unsigned)_mm512_cmp_ps_mask(a, b, _CMP_LT_OQ);
+}
 /* value where x >= threshold, 0 elsewhere (and where x is NaN). */
 static inline vf32 f32_zero_below(vf32 value, vf32 x, vf32 threshold)
 {
@@ -324,6 +339,16 @@ static inline void f64_wrap_below_zero(vf64 *f, vf64 *k)
 static inline vf64 f64_floor(vf64 a)
 {
     return _mm512_roundscale_pd(a, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
+}
+/* Bit l set where lane l is finite (not NaN or +-inf). */
+static inline unsigned f64_finite_lanes(vf64 v)
+{
+    return (unsigned)(__mmask8)~_mm512_fpclass_pd_mask(v, 0x99);
+}
+/* Bit l set where a_l < b_l (false for NaN). */
+static inline unsigned f64_lanes_below(vf64 a, vf64 b)
+{
+    return (unsigned)_mm512_cmp_pd_mask(a, b, _CMP_LT_OQ);
 }
 static inline vf64 f64_zero_below(vf64 value, vf64 x, vf64 threshold)
 {
