@@ -198,13 +198,10 @@ def forward(op, x, axis, scale, mask, out, fn):
     additive = keep = None
     if mask is not None:
         additive, keep = _prepare_mask(x, mask, fn)
-        # With scale < 0 the library (at the time of writing) gives the mass
-        # of a row to its excluded elements instead of 0 (tests/python/
-        # test_half_and_masks.py shows it); the array fallback is exact there.
         # A mask that requires grad (a learned bias) is added with torch's
         # operations, so that autograd differentiates it too.
         learned = is_tensor(mask) and mask.requires_grad and _torch_module().is_grad_enabled()
-        if not _softmax.HAS_MASKS or scale < 0 or learned:
+        if not _softmax.HAS_MASKS or learned:
             logits, scale, result_dtype = _mask_fallback(x, additive, keep, scale)
             if result_dtype is not None:
                 if out is not None:
