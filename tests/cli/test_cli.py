@@ -804,7 +804,7 @@ class BadInputs(Case):
                          "a --mask is a matrix", "1 2 3\n")
 
     def test_empty_inputs(self):
-        for text in ("", "\n\n", "   \t\n", "# only comments\n#\n", "a,b,c\n", "\xef\xbb\xbf\n"):
+        for text in ("", "\n\n", "   \t\n", "# only comments\n#\n", "a,b,c\n", "\ufeff\n"):
             with self.subTest(text=text):
                 self.assertFailsLeavingNothing([], EX_DATAERR, "standard input: empty input: no row of numbers", text)
         self.assertFails(["--header"], EX_DATAERR, "empty input", "1 2\n")
