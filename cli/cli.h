@@ -154,9 +154,10 @@ typedef struct cli_text_callbacks {
     int equal_rows;                /* every row must have the same length ... */
     const char *equal_rows_reason; /* ... because of this (for the message) */
     int header;                    /* --header: the first line is a header */
-    /* Rows of `cols` values each (computation type, may be changed in place).
-     * Returns 0 or an exit code (reported). */
-    int (*rows)(void *context, void *values, size_t rows, size_t cols, uint64_t first_row);
+    /* Rows of `cols` values each (computation type, may be changed in place);
+     * lines[i] is the input line of row i (for messages). Returns 0 or an
+     * exit code (reported). */
+    int (*rows)(void *context, void *values, size_t rows, size_t cols, uint64_t first_row, const uint64_t *lines);
     /* Called before a read that may block: flush the output. */
     int (*idle)(void *context);
     /* The names of a header line (ownership passes on). */
@@ -197,6 +198,8 @@ typedef struct cli_draw_request {
     cli_sink *sink;
     const cli_plot *plot;
     const char *pass_description; /* "temperature 0.5" or "" (plot titles) */
+    const char *input_name;       /* the file (or "standard input"), for messages */
+    const uint64_t *lines;        /* the input line of each row (text), or NULL (.npy) */
     int *plotted;                 /* set once a plot has been drawn (blank line between plots) */
 } cli_draw_request;
 

@@ -271,7 +271,8 @@ static int execute(run *r, const void *src, softmax_dtype dtype, void *dst, int 
 
 /* Text rows: rows x cols values, computed in place. In whole-matrix mode
  * (--axis 0) they are every row of the input. */
-static int draw_rows(run *r, softmax_dtype dtype, const void *x, size_t rows, size_t cols, uint64_t first_row)
+static int draw_rows(run *r, softmax_dtype dtype, const void *x, size_t rows, size_t cols, uint64_t first_row,
+                     const uint64_t *lines)
 {
     char pass[128];
     describe_pass(r, pass, sizeof pass);
@@ -281,15 +282,17 @@ static int draw_rows(run *r, softmax_dtype dtype, const void *x, size_t rows, si
                                 .sink = &r->sink,
                                 .plot = &r->plot,
                                 .pass_description = pass,
+                                .input_name = r->input_name,
+                                .lines = lines,
                                 .plotted = &r->plotted};
     return cli_stats_and_samples(&request, dtype, x, rows, cols, first_row);
 }
 
-static int text_rows(void *context, void *values, size_t rows, size_t cols, uint64_t first_row)
+static int text_rows(void *context, void *values, size_t rows, size_t cols, uint64_t first_row, const uint64_t *lines)
 {
     run *r = context;
     if (r->draws) {
-        return draw_rows(r, r->compute, values, rows, cols, first_row);
+        return draw_rows(r, r->compute, values, rows, cols, first_row, lines);
     }
     size_t shape[2] = {rows, cols};
     int64_t strides[2];
@@ -539,7 +542,7 @@ static int run_npy(run *r, const char *path)
                 size_t count = total - first < block ? total - first : block;
                 status =
                     draw_rows(r, npy.dtype, (const unsigned char *)npy.data + first * last * cli_dtype_size(npy.dtype),
-                              count, last, first);
+                              count, last, first, NULL);
                 if (status == 0) {
                     status = cli_sink_flush(&r->sink);
                 }
@@ -637,10 +640,12 @@ static int run_npy(run *r, const char *path)
 /* ------------------------------------------------------------------------- */
 /* --mask FILE */
 
-static int mask_rows_callback(void *context, void *values, size_t rows, size_t cols, uint64_t first_row)
+static int mask_rows_callback(void *context, void *values, size_t rows, size_t cols, uint64_t first_row,
+                              const uint64_t *lines)
 {
     run *r = context;
     (void)first_row;
+    (void)lines;
     size_t have = r->mask_ndim == 0 ? 0 : r->mask_shape[0] * r->mask_shape[1];
     double *grown = realloc(r->mask, (have + rows * cols) * sizeof *grown);
     if (grown == NULL) {

@@ -239,6 +239,10 @@ int cli_npy_open(const char *path, cli_npy *npy)
     }
     size_t data_offset = prefix + header_length;
     size_t element = cli_dtype_size(npy->dtype);
+    if (npy->count > SIZE_MAX / element) {
+        cli_npy_close(npy);
+        return npy_fail(path, "the shape's byte size overflows");
+    }
     if (npy->count > (size - data_offset) / element) {
         cli_npy_close(npy);
         char message[128];

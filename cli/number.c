@@ -133,7 +133,8 @@ int cli_parse_double(const char *begin, const char *end, double *value)
     }
     char *slow_stop;
     *value = strtod(copy, &slow_stop);
-    return *slow_stop == 0 ? 0 : -1;
+    /* The whole token, not up to a NUL byte inside it ("2\0x" is no number). */
+    return slow_stop == copy + (end - begin) ? 0 : -1;
 }
 
 /* d is the correctly rounded double of some decimal x. Rounding d to float
@@ -170,7 +171,7 @@ int cli_parse_float(const char *begin, const char *end, float *value)
     }
     char *slow_stop;
     *value = strtof(copy, &slow_stop);
-    return *slow_stop == 0 ? 0 : -1;
+    return slow_stop == copy + (end - begin) ? 0 : -1;
 }
 
 int cli_scan_double(const char *begin, const char *end, double *value, const char **stop)

@@ -160,8 +160,16 @@ static int sample_rows(const cli_draw_request *request, softmax_dtype dtype, con
             int library_status =
                 softmax_sample(&params, dtype, row, 1, cols, (uint64_t)step, &stream, &index, NULL, NULL);
             if (library_status == SOFTMAX_E_NO_FINITE_LOGIT) {
-                cli_error("row %llu: nothing to sample: the row has a NaN or no finite logit",
-                          (unsigned long long)stream + 1);
+                /* Where it is, as for a malformed number: file:line for
+                 * text, the row of the array for a .npy. */
+                if (request->lines != NULL) {
+                    cli_error("%s:%llu: row %llu: nothing to sample: the row has a NaN or no logit above -inf",
+                              request->input_name, (unsigned long long)request->lines[i],
+                              (unsigned long long)stream + 1);
+                } else {
+                    cli_error("%s: row %llu: nothing to sample: the row has a NaN or no logit above -inf",
+                              request->input_name, (unsigned long long)stream + 1);
+                }
                 status = CLI_EX_DATAERR;
                 break;
             }

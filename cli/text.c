@@ -33,6 +33,8 @@ typedef struct reader {
     size_t row_start; /* element index where the row being parsed starts */
     size_t used;      /* elements */
     uint64_t rows_handed;
+    uint64_t *row_lines; /* the line of each row of the batch */
+    size_t row_lines_capacity;
     uint64_t line;
     int seen_first_line;
     size_t first_cols;
@@ -50,7 +52,8 @@ static int hand_on(reader *r)
     if (r->batch_rows == 0) {
         return 0;
     }
-    int status = r->callbacks->rows(r->callbacks->context, r->batch, r->batch_rows, r->batch_cols, r->rows_handed);
+    int status =
+        r->callbacks->rows(r->callbacks->context, r->batch, r->batch_rows, r->batch_cols, r->rows_handed, r->row_lines);
     r->rows_handed += r->batch_rows;
     /* A row being parsed moves to the front. */
     size_t done = r->batch_rows * r->batch_cols;
@@ -91,7 +94,12 @@ static int is_blank(char c)
 static int data_error(reader *r, const char *line_start, const char *at, const char *what, const char *token_end)
 {
     size_t column = (size_t)(at - line_start) + 1;
-    if (token_end != NULL) {
+    const char *nul = token_end != NULL ? memchr(at, '\0', (size_t)(token_end - at)) : NULL;
+    if (nul != NULL) {
+        /* %s would stop at it and show a token that looks valid */
+        cli_error("%s:%llu:%zu: expected a number, found a NUL byte", r->name, (unsigned long long)r->line,
+                  (size_t)(nul - line_start) + 1);
+    } else if (token_end != NULL) {
         int length = (int)(token_end - at);
         const char *ellipsis = length > 40 ? "..." : "";
         cli_error("%s:%llu:%zu: expected a number, found '%.*s%s'%s", r->name, (unsigned long long)r->line, column,
@@ -251,6 +259,16 @@ static int parse_line(reader *r, const char *line_start, const char *end)
             return status;
         }
     }
+    if (r->batch_rows == r->row_lines_capacity) {
+        size_t capacity = r->row_lines_capacity ? 2 * r->row_lines_capacity : 256;
+        uint64_t *grown = realloc(r->row_lines, capacity * sizeof *grown);
+        if (grown == NULL) {
+            return out_of_memory();
+        }
+        r->row_lines = grown;
+        r->row_lines_capacity = capacity;
+    }
+    r->row_lines[r->batch_rows] = r->line;
     r->batch_cols = cols;
     r->batch_rows++;
     if (!r->callbacks->whole_matrix && r->used >= BATCH_ELEMENTS) {
@@ -342,5 +360,6 @@ int cli_read_text(int fd, const char *name, const cli_text_callbacks *callbacks)
     }
     free(buffer);
     free(r.batch);
+    free(r.row_lines);
     return status;
 }

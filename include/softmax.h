@@ -481,8 +481,12 @@ SOFTMAX_API int softmax_sampler_params_init(softmax_sampler_params *params);
  * NULL pointer with rows > 0 (SOFTMAX_E_NULL_POINTER), rows * vocab
  * overflowing (SOFTMAX_E_SIZE_OVERFLOW), an invalid parameter
  * (SOFTMAX_E_INVALID_PARAMETER), reserved fields set (SOFTMAX_E_UNSUPPORTED),
- * an unknown dtype, vocab >= 2^32 (SOFTMAX_E_INVALID_ARGUMENT): nothing
- * written. Rows without a distribution: SOFTMAX_E_NO_FINITE_LOGIT, see above.
+ * an unknown dtype (SOFTMAX_E_INVALID_DTYPE), vocab >= 2^32
+ * (SOFTMAX_E_INVALID_ARGUMENT), an output (indices, probs, logsumexp)
+ * sharing a byte with logits, stream_ids or another output
+ * (SOFTMAX_E_OVERLAP): nothing written. Parameters, dtype and the code path
+ * (SOFTMAX_ISA) are checked even when rows == 0. Rows without a
+ * distribution: SOFTMAX_E_NO_FINITE_LOGIT, see above.
  * Rows are spread over threads; results never depend on the thread count. */
 SOFTMAX_API int softmax_sample(const softmax_sampler_params *params, softmax_dtype dtype, const void *logits,
                                size_t rows, size_t vocab, uint64_t step, const uint64_t *stream_ids, int64_t *indices,
@@ -518,6 +522,11 @@ SOFTMAX_API void softmax_philox4x32_10(const uint32_t counter[4], const uint32_t
  *     scale * x), logsumexp +-inf (log of that number if the extreme
  *     element is 0), argmax the first of the ties;
  *   - NaN scale: SOFTMAX_E_INVALID_SCALE, nothing written.
+ * Other errors, nothing written: an unknown dtype (SOFTMAX_E_INVALID_DTYPE),
+ * x NULL with rows * cols > 0 (SOFTMAX_E_NULL_POINTER), sizes overflowing
+ * (SOFTMAX_E_SIZE_OVERFLOW), an output sharing a byte with x or another
+ * output (SOFTMAX_E_OVERLAP). dtype, scale and the code path are checked
+ * even when rows == 0.
  * Accuracy (against MPFR, tests/test_stats.c): |logsumexp - exact| within
  * 8 ulp of the data type (f32 for bf16/f16) of max(|scale * max x|,
  * |logsumexp|, 1); |entropy - exact| within 16 ulp of entropy + 1.

@@ -22,24 +22,32 @@ _execute = _softmax.execute
 _ndarray = np.ndarray
 
 
+def real_number(value, fn, name):
+    """value as a float; TypeError unless it is a real number.
+
+    float() alone would also take the text "2": the extension refuses text
+    for scale, so every real-valued argument refuses it the same way.
+    """
+    if isinstance(value, (str, bytes, bytearray)):
+        raise TypeError(f"{fn}: {name} must be a real number, not {type(value).__name__}")
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{fn}: {name} must be a real number, not {type(value).__name__}") from None
+
+
 def effective_scale(scale, temperature, fn="softmax"):
     """The inverse temperature actually applied: scale / temperature.
 
     temperature=None leaves scale alone. temperature=0 is the greedy limit:
     an infinite scale of scale's sign (one-hot at the arg max; ties share).
     """
-    try:
-        scale = float(scale)
-    except (TypeError, ValueError):
-        raise TypeError(f"{fn}: scale must be a real number, not {type(scale).__name__}") from None
+    scale = real_number(scale, fn, "scale")
     if math.isnan(scale):
         raise ValueError(f"{fn}: scale is NaN")
     if temperature is None:
         return scale
-    try:
-        temperature = float(temperature)
-    except (TypeError, ValueError):
-        raise TypeError(f"{fn}: temperature must be a real number, not {type(temperature).__name__}") from None
+    temperature = real_number(temperature, fn, "temperature")
     if math.isnan(temperature) or temperature < 0:
         raise ValueError(f"{fn}: temperature must be >= 0 (0 = greedy), got {temperature}")
     if temperature == 0:
@@ -198,13 +206,10 @@ def forward(op, x, axis, scale, mask, out, fn):
     additive = keep = None
     if mask is not None:
         additive, keep = _prepare_mask(x, mask, fn)
-        # With scale < 0 the library (at the time of writing) gives the mass
-        # of a row to its excluded elements instead of 0 (tests/python/
-        # test_half_and_masks.py shows it); the array fallback is exact there.
         # A mask that requires grad (a learned bias) is added with torch's
         # operations, so that autograd differentiates it too.
         learned = is_tensor(mask) and mask.requires_grad and _torch_module().is_grad_enabled()
-        if not _softmax.HAS_MASKS or scale < 0 or learned:
+        if not _softmax.HAS_MASKS or learned:
             logits, scale, result_dtype = _mask_fallback(x, additive, keep, scale)
             if result_dtype is not None:
                 if out is not None:

@@ -60,6 +60,23 @@ static const char *src_name_of(softmax_op op)
     }
 }
 
+/* The Python function an op comes from, for the messages. */
+static const char *function_name_of(softmax_op op)
+{
+    switch (op) {
+    case SOFTMAX_OP_SOFTMAX:
+        return "softmax";
+    case SOFTMAX_OP_LOG_SOFTMAX:
+        return "log_softmax";
+    case SOFTMAX_OP_SOFTMAX_BACKWARD:
+        return "softmax_backward";
+    case SOFTMAX_OP_LOG_SOFTMAX_BACKWARD:
+        return "log_softmax_backward";
+    default:
+        return "log_softmax_jvp";
+    }
+}
+
 static const char *dtype_name(softmax_dtype dtype)
 {
     switch (dtype) {
@@ -276,6 +293,7 @@ static void describe_shape(softmax_desc *desc, PyArrayObject *src, int axis, boo
 
 typedef struct call_args {
     softmax_op op;
+    const char *fn; /* the Python function, for messages */
     PyArrayObject *src, *grad, *out, *mask, *where;
     int axis;
     double scale;
@@ -298,6 +316,8 @@ static int parse_call(PyObject *const *args, Py_ssize_t nargs, call_args *call, 
         return -1;
     }
     call->op = (softmax_op)op;
+    /* Messages name the function called, not the extension's entry point. */
+    fn = call->fn = function_name_of(call->op);
     const char *src_name = src_name_of(call->op);
 
     call->src = as_array(args[1], fn, src_name);
@@ -489,7 +509,7 @@ static PyObject *execute(PyObject *module, PyObject *const *args, Py_ssize_t nar
         status = softmax_execute(&desc, src_data, grad_data, dst_data);
     }
     if (status != SOFTMAX_OK) {
-        raise_status(status, fn);
+        raise_status(status, call.fn);
         goto done;
     }
     if (copy_back && PyArray_CopyInto(call.out, dst.array) < 0)
@@ -841,8 +861,9 @@ done:
     return returned;
 }
 
-/* row_stats(x, bf16, scale) -> (logsumexp float64, entropy float64,
- * argmax int64), one per row of the last axis. */
+/* row_stats(x, bf16, scale[, fn]) -> (logsumexp float64, entropy float64,
+ * argmax int64), one per row of the last axis; fn names the Python function
+ * in error messages. */
 static PyObject *row_stats(PyObject *module, PyObject *args)
 {
     (void)module;
@@ -850,7 +871,7 @@ static PyObject *row_stats(PyObject *module, PyObject *args)
     PyObject *x_object;
     int bf16 = 0;
     double scale = 1.0;
-    if (!PyArg_ParseTuple(args, "Opd", &x_object, &bf16, &scale))
+    if (!PyArg_ParseTuple(args, "Opd|s", &x_object, &bf16, &scale, &fn))
         return NULL;
     PyArrayObject *x;
     softmax_dtype dtype;
@@ -893,7 +914,7 @@ static PyMethodDef methods[] = {
 #ifdef SOFTMAX_PY_HAS_SAMPLER
     {"sample", sample, METH_VARARGS,
      "sample(logits, bf16, temperature, top_k, top_p, min_p, seed, step) -> (indices, probs, logsumexp)."},
-    {"row_stats", row_stats, METH_VARARGS, "row_stats(x, bf16, scale) -> (logsumexp, entropy, argmax)."},
+    {"row_stats", row_stats, METH_VARARGS, "row_stats(x, bf16, scale[, fn]) -> (logsumexp, entropy, argmax)."},
 #endif
     {"version", version, METH_NOARGS, "The C library's version, \"MAJOR.MINOR.PATCH\"."},
     {"isa_name", isa_name, METH_NOARGS, "The code path the library runs: scalar, avx2 or avx512 (None if unusable)."},

@@ -5,6 +5,8 @@ layout for them); another axis, or a non-contiguous input, is copied into
 that layout first.
 """
 
+import operator
+
 import numpy as np
 
 from . import _core, _softmax
@@ -20,8 +22,8 @@ def _rows(x, axis, fn):
     if array.ndim == 0:
         raise ValueError(f"{fn}: x is 0-dimensional; it needs at least one axis")
     try:
-        axis = int(axis)
-    except (TypeError, ValueError):
+        axis = operator.index(axis)  # not int(): that would take axis=0.5 as 0
+    except TypeError:
         raise TypeError(f"{fn}: axis must be an integer, not {type(axis).__name__}") from None
     if not -array.ndim <= axis < array.ndim:
         raise ValueError(f"{fn}: axis {axis} is out of range for x with {array.ndim} dimensions")
@@ -36,6 +38,20 @@ def _like(x, values, dtype_from_x):
     return values.astype(x.dtype) if dtype_from_x else values
 
 
+def _integer(value, name, limit):
+    """value as an int in [0, limit): TypeError for a non-integer (int() would
+    truncate 2.7 to 2), ValueError out of range (the extension would wrap a
+    seed of 2**64 to 0)."""
+    try:
+        value = operator.index(value)
+    except TypeError:
+        raise TypeError(f"sample: {name} must be an integer, not {type(value).__name__}") from None
+    if not 0 <= value < limit:
+        raise ValueError(f"sample: {name} = {value}; it must be in [0, 2**{limit.bit_length() - 1})"
+                         + (" (0 = off)" if name == "top_k" else ""))
+    return value
+
+
 def sample(logits, temperature=1.0, top_k=0, top_p=1.0, min_p=0.0, seed=0, step=0):
     """Draws one index per row of logits[..., vocab] from softmax(logits / temperature), filtered.
 
@@ -45,14 +61,12 @@ def sample(logits, temperature=1.0, top_k=0, top_p=1.0, min_p=0.0, seed=0, step=
     Returns int64 indices of shape logits.shape[:-1], of logits' kind.
     """
     array, bf16 = _rows(logits, -1, "sample")
-    try:
-        arguments = (float(temperature), int(top_k), float(top_p), float(min_p), int(seed), int(step))
-    except (TypeError, ValueError) as error:
-        raise TypeError(f"sample: temperature, top_p, min_p must be real numbers and top_k, seed, step "
-                        f"integers ({error})") from None
-    if arguments[4] < 0 or arguments[5] < 0:
-        raise ValueError("sample: seed and step must be >= 0")
-    indices, _, _ = _softmax.sample(array, bf16, *arguments)
+    temperature, top_p, min_p = (_core.real_number(value, "sample", name)
+                                 for value, name in ((temperature, "temperature"), (top_p, "top_p"), (min_p, "min_p")))
+    top_k, seed, step = (_integer(value, name, limit) for value, name, limit in
+                         ((top_k, "top_k", 2 ** 63), (seed, "seed", 2 ** 64), (step, "step", 2 ** 64)))
+    # The library checks temperature, top_p and min_p (and says why).
+    indices, _, _ = _softmax.sample(array, bf16, temperature, top_k, top_p, min_p, seed, step)
     return _like(logits, indices, False)
 
 
@@ -60,7 +74,7 @@ def logsumexp(x, axis=-1, scale=1.0, temperature=None):
     """log(sum(exp(scale * x), axis)), stable; the result has x's kind and dtype."""
     scale = _core.effective_scale(scale, temperature, "logsumexp")
     array, bf16 = _rows(x, axis, "logsumexp")
-    values, _, _ = _softmax.row_stats(array, bf16, scale)
+    values, _, _ = _softmax.row_stats(array, bf16, scale, "logsumexp")
     return _like(x, values, True)
 
 
@@ -68,5 +82,5 @@ def entropy(x, axis=-1, scale=1.0, temperature=None):
     """Entropy in nats of softmax(scale * x) along axis (0 * log 0 = 0); x's kind and dtype."""
     scale = _core.effective_scale(scale, temperature, "entropy")
     array, bf16 = _rows(x, axis, "entropy")
-    _, values, _ = _softmax.row_stats(array, bf16, scale)
+    _, values, _ = _softmax.row_stats(array, bf16, scale, "entropy")
     return _like(x, values, True)

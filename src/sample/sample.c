@@ -544,6 +544,33 @@ static int check_params(const softmax_sampler_params *p)
     return SOFTMAX_OK;
 }
 
+/* Rows are sampled in parallel, each writing its outputs while other rows
+ * are still read: an output sharing bytes with the logits, the stream ids
+ * or another output would be read after being overwritten, or raced on. */
+static int check_sample_overlaps(const void *logits, size_t logits_bytes, const uint64_t *stream_ids,
+                                 const int64_t *indices, const double *probs, const double *logsumexp, size_t rows)
+{
+    const char *fn = "softmax_sample";
+    const size_t row_bytes = rows * sizeof(int64_t);
+    const struct {
+        const char *name;
+        const void *data;
+        size_t bytes;
+    } inputs[] = {{"logits", logits, logits_bytes}, {"stream_ids", stream_ids, row_bytes}},
+      outputs[] = {{"indices", indices, row_bytes}, {"probs", probs, row_bytes}, {"logsumexp", logsumexp, row_bytes}};
+    for (size_t o = 0; o < sizeof outputs / sizeof outputs[0]; o++) {
+        for (size_t i = 0; i < sizeof inputs / sizeof inputs[0]; i++) {
+            if (softmax_bytes_overlap(outputs[o].data, outputs[o].bytes, inputs[i].data, inputs[i].bytes))
+                return softmax_fail(SOFTMAX_E_OVERLAP, "%s: %s overlaps %s", fn, outputs[o].name, inputs[i].name);
+        }
+        for (size_t other = 0; other < o; other++) {
+            if (softmax_bytes_overlap(outputs[o].data, outputs[o].bytes, outputs[other].data, outputs[other].bytes))
+                return softmax_fail(SOFTMAX_E_OVERLAP, "%s: %s overlaps %s", fn, outputs[o].name, outputs[other].name);
+        }
+    }
+    return SOFTMAX_OK;
+}
+
 int softmax_sample(const softmax_sampler_params *params, softmax_dtype dtype, const void *logits, size_t rows,
                    size_t vocab, uint64_t step, const uint64_t *stream_ids, int64_t *indices, double *probs,
                    double *logsumexp)
@@ -558,16 +585,23 @@ int softmax_sample(const softmax_sampler_params *params, softmax_dtype dtype, co
     size_t element_size = softmax_dtype_size(dtype);
     if (element_size == 0)
         return softmax_fail(SOFTMAX_E_INVALID_DTYPE, "%s: unknown dtype %d", fn, (int)dtype);
+    /* Even an empty call reports a forced code path that this CPU lacks, as
+     * every other entry point does. */
+    const sample_kernels *kernels = softmax_sample_dispatch(fn, &status);
+    if (kernels == NULL)
+        return status;
     if (rows == 0)
         return SOFTMAX_OK;
-    if (vocab != 0 && rows > SIZE_MAX / vocab / element_size)
+    /* The per-row outputs are 8 bytes each; with vocab == 0 nothing else
+     * bounds rows. */
+    if ((vocab != 0 && rows > SIZE_MAX / vocab / element_size) || rows > SIZE_MAX / sizeof(int64_t))
         return softmax_fail(SOFTMAX_E_SIZE_OVERFLOW, "%s: rows * vocab overflows", fn);
     if (vocab > UINT32_MAX)
         return softmax_fail(SOFTMAX_E_INVALID_ARGUMENT, "%s: vocab = %zu (must be < 2^32)", fn, vocab);
     if (indices == NULL || (logits == NULL && vocab > 0))
         return softmax_fail(SOFTMAX_E_NULL_POINTER, "%s: %s is NULL", fn, indices == NULL ? "indices" : "logits");
-    const sample_kernels *kernels = softmax_sample_dispatch(fn, &status);
-    if (kernels == NULL)
+    status = check_sample_overlaps(logits, rows * vocab * element_size, stream_ids, indices, probs, logsumexp, rows);
+    if (status != SOFTMAX_OK)
         return status;
 
     double inv_temperature = 1.0 / params->temperature;

@@ -76,6 +76,18 @@ extern const sample_kernels softmax_sample_kernels_avx512;
  * (SOFTMAX_ISA naming a path this CPU lacks). */
 const sample_kernels *softmax_sample_dispatch(const char *fn, int *status);
 
+/* True if the byte ranges [a, a + a_bytes) and [b, b + b_bytes) share a
+ * byte (an empty range shares none). The sampler and the row statistics
+ * write their outputs from many threads while others still read the
+ * inputs, so no output may share memory with an input or another output. */
+static inline int softmax_bytes_overlap(const void *a, size_t a_bytes, const void *b, size_t b_bytes)
+{
+    if (a == NULL || b == NULL || a_bytes == 0 || b_bytes == 0)
+        return 0;
+    uintptr_t a_begin = (uintptr_t)a, b_begin = (uintptr_t)b;
+    return a_begin < b_begin + b_bytes && b_begin < a_begin + a_bytes;
+}
+
 /* The k-th largest (k >= 1, k <= n) of values[0..n), which it reorders. */
 float softmax_kth_largest(float *values, size_t n, size_t k);
 

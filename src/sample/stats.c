@@ -122,6 +122,28 @@ static row_stats stats_row(const softmax_kernels *kernels, const sample_kernels 
     return s;
 }
 
+/* Rows run in parallel, each writing its outputs while other rows are still
+ * read: no output may share bytes with x or with another output. */
+static int check_stats_overlaps(const void *x, size_t x_bytes, const double *logsumexp, const double *entropy,
+                                const int64_t *argmax, size_t rows)
+{
+    const char *fn = "softmax_row_stats";
+    const size_t row_bytes = rows * sizeof(double);
+    const struct {
+        const char *name;
+        const void *data;
+    } outputs[] = {{"logsumexp", logsumexp}, {"entropy", entropy}, {"argmax", argmax}};
+    for (size_t o = 0; o < sizeof outputs / sizeof outputs[0]; o++) {
+        if (softmax_bytes_overlap(outputs[o].data, row_bytes, x, x_bytes))
+            return softmax_fail(SOFTMAX_E_OVERLAP, "%s: %s overlaps x", fn, outputs[o].name);
+        for (size_t other = 0; other < o; other++) {
+            if (softmax_bytes_overlap(outputs[o].data, row_bytes, outputs[other].data, row_bytes))
+                return softmax_fail(SOFTMAX_E_OVERLAP, "%s: %s overlaps %s", fn, outputs[o].name, outputs[other].name);
+        }
+    }
+    return SOFTMAX_OK;
+}
+
 int softmax_row_stats(softmax_dtype dtype, const void *x, size_t rows, size_t cols, double scale, double *logsumexp,
                       double *entropy, int64_t *argmax)
 {
@@ -132,13 +154,9 @@ int softmax_row_stats(softmax_dtype dtype, const void *x, size_t rows, size_t co
         return softmax_fail(SOFTMAX_E_INVALID_DTYPE, "%s: unknown dtype %d", fn, (int)dtype);
     if (isnan(scale))
         return softmax_fail(SOFTMAX_E_INVALID_SCALE, "%s: scale is NaN", fn);
-    if (rows == 0)
-        return SOFTMAX_OK;
-    if (cols != 0 && rows > SIZE_MAX / cols / 8)
-        return softmax_fail(SOFTMAX_E_SIZE_OVERFLOW, "%s: rows * cols overflows", fn);
-    if (x == NULL && cols > 0)
-        return softmax_fail(SOFTMAX_E_NULL_POINTER, "%s: x is NULL", fn);
     softmax_dtype compute = dtype == SOFTMAX_DTYPE_F64 ? SOFTMAX_DTYPE_F64 : SOFTMAX_DTYPE_F32;
+    /* Even an empty call reports a forced code path that this CPU lacks, as
+     * every other entry point does. */
     int status;
     const softmax_kernels *kernels = softmax_dispatch(compute, fn, &status);
     if (kernels == NULL)
@@ -146,8 +164,20 @@ int softmax_row_stats(softmax_dtype dtype, const void *x, size_t rows, size_t co
     const sample_kernels *row_kernels = softmax_sample_dispatch(fn, &status);
     if (row_kernels == NULL)
         return status;
-
+    if (rows == 0)
+        return SOFTMAX_OK;
     size_t compute_size = softmax_dtype_size(compute);
+    /* rows * cols elements of up to 8 bytes, 8-byte outputs per row, and a
+     * scratch of 3 * cols elements per thread must all be representable. */
+    if ((cols != 0 && rows > SIZE_MAX / cols / 8) || rows > SIZE_MAX / sizeof(double) ||
+        cols > (SIZE_MAX - 1) / 3 / compute_size)
+        return softmax_fail(SOFTMAX_E_SIZE_OVERFLOW, "%s: rows * cols overflows", fn);
+    if (x == NULL && cols > 0)
+        return softmax_fail(SOFTMAX_E_NULL_POINTER, "%s: x is NULL", fn);
+    status = check_stats_overlaps(x, rows * cols * element_size, logsumexp, entropy, argmax, rows);
+    if (status != SOFTMAX_OK)
+        return status;
+
     int threads = softmax_threads_for_job(rows * cols, rows);
     int out_of_memory = 0;
     /* Scratch of our own: the kernels use the thread's softmax_workspace. */

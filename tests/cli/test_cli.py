@@ -729,5 +729,201 @@ class Streaming(Case):
         self.assertEqual(result.stderr, b"")
 
 
+def npy_with_header(path, header, data=b"", version=1):
+    """A .npy file with a hand-written header dict (padded as NumPy pads it)."""
+    text = header.encode()
+    prefix = 10 if version == 1 else 12
+    padded = text + b" " * ((-(prefix + len(text) + 1)) % 64) + b"\n"
+    length = len(padded).to_bytes(2 if version == 1 else 4, "little")
+    with open(path, "wb") as f:
+        f.write(b"\x93NUMPY" + bytes([version, 0]) + length + padded + data)
+    return path
+
+
+class BadInputs(Case):
+    """The command's rows of docs/bad_inputs.md that Errors, NpyIO, Sampling and Masks do not back:
+    each failure has its exit code and a message naming the file (line and column for text),
+    and leaves no output file behind (or the previous one untouched)."""
+
+    def assertFailsLeavingNothing(self, args, code, message, stdin="", outputs=("fresh.txt", "fresh.npy")):
+        """Fails with code and message both with -o to a new file (never created) and over an
+        existing one (unchanged), with no temporary file left beside it."""
+        for name in outputs:
+            out = self.path(name)
+            before = set(os.listdir(self.tmp))
+            self.assertFails(args + ["-o", out], code, message, stdin)
+            self.assertFalse(os.path.exists(out), f"{args}: {name} was created")
+            self.assertEqual(set(os.listdir(self.tmp)), before)
+            self.write(name, "previous content\n")
+            self.assertFails(args + ["-o", out], code, message, stdin)
+            with open(out) as f:
+                self.assertEqual(f.read(), "previous content\n")
+            self.assertEqual(set(os.listdir(self.tmp)), before | {name})
+            os.remove(out)
+
+    def test_non_finite_text_is_data_not_an_error(self):
+        self.assertEqual(output([], "1 nan 3\n"), "nan nan nan\n")
+        self.assertEqual(output([], "NaN Infinity -INF 1\n"), "nan nan nan nan\n")
+        self.assertEqual(output([], "1 inf 3\n"), "0 1 0\n")
+        self.assertEqual(output([], "-inf -inf\n"), "0 0\n")
+        self.assertEqual(output(["--log"], "-inf -inf\n"), "-inf -inf\n")
+        # out of range decimals round to infinity, as strtod does
+        self.assertEqual(output([], "1e999 2\n"), "1 0\n")
+        self.assertEqual(output(["--dtype", "f32"], "1e39 2\n"), "1 0\n")
+        self.assertEqual(output(["--scale", "1e400"], "1 2\n"), "0 1\n")
+
+    def test_malformed_numbers_name_line_and_column(self):
+        cases = [("1 2e\n", "1:3: expected a number, found '2e'"),
+                 ("1 --2\n", "1:3: expected a number, found '--2'"),
+                 ("1.2.3 4\n", "1:1: expected a number, found '1.2.3'"),
+                 ("1\t2\tx\n", "1:5: expected a number, found 'x'"),
+                 ("1 2\n1;2\n", "2:1: expected a number, found '1;2'"),
+                 ("# comment\n\n1 2\n3 0x\n", "4:3: expected a number, found '0x'"),
+                 ("1 " + "a" * 60 + "\n", "1:3: expected a number, found '" + "a" * 40 + "...'"),
+                 ("1 2\x00 3\n", "1:4: expected a number, found a NUL byte"),
+                 ("1 \x002\n", "1:3: expected a number, found a NUL byte")]
+        for text, message in cases:
+            for dtype in ("f64", "f32"):
+                with self.subTest(text=text, dtype=dtype):
+                    status, out, err = run(["--dtype", dtype], text, check=False)
+                    self.assertEqual(status, EX_DATAERR, err)
+                    self.assertEqual(err, f"softmax: standard input:{message}\n")
+                    self.assertEqual(out, "")
+        f = self.write("data.txt", "1 2\n3 x\n")
+        self.assertFailsLeavingNothing([f], EX_DATAERR, f"{f}:2:3: expected a number, found 'x'")
+
+    def test_ragged_rows_are_rows_unless_a_matrix_is_needed(self):
+        self.assertEqual(output([], "1 2 3\n4 5\n"), "0.0900306 0.244728 0.665241\n0.268941 0.731059\n")
+        self.assertFailsLeavingNothing([], EX_DATAERR, "standard input:2: ragged rows: this row has 2 values, "
+                                       "line 1 has 3; a .npy output needs a matrix", "1 2 3\n4 5\n",
+                                       outputs=("fresh.npy",))
+        self.assertFailsLeavingNothing(["--axis", "0"], EX_DATAERR, "standard input:2: ragged rows: this row has 2 "
+                                       "values, line 1 has 3; --axis 0 needs a matrix", "1 2 3\n4 5\n")
+        mask = self.write("ragged.txt", "0 0 0\n0 0\n")
+        self.assertFails(["--mask", mask], EX_DATAERR, f"{mask}:2: ragged rows: this row has 2 values, line 1 has 3; "
+                         "a --mask is a matrix", "1 2 3\n")
+
+    def test_empty_inputs(self):
+        for text in ("", "\n\n", "   \t\n", "# only comments\n#\n", "a,b,c\n", "\ufeff\n"):
+            with self.subTest(text=text):
+                self.assertFailsLeavingNothing([], EX_DATAERR, "standard input: empty input: no row of numbers", text)
+        self.assertFails(["--header"], EX_DATAERR, "empty input", "1 2\n")
+        empty = self.write("empty.npy", "")
+        self.assertFails([empty], EX_DATAERR, f"{empty}: not a .npy file this command reads: shorter than a .npy "
+                         "header")
+
+    def test_bad_npy_headers_dtypes_and_data(self):
+        f = self.path("bad.npy")
+        good = "{'descr': '<f8', 'fortran_order': False, 'shape': (2,), }"
+        cases = [
+            (lambda: npy_with_header(f, good, b"\0" * 8), "the data is truncated: the shape needs 16 bytes, the file "
+                                                          "has 8"),
+            (lambda: npy_with_header(f, good, b"\0" * 16, version=9), "unknown .npy format version"),
+            (lambda: npy_with_header(f, good.replace("(2,)", "(1, 1, 1, 1, 1, 1, 1, 1, 1)"), b"\0" * 8),
+             "more than 8 dimensions"),
+            (lambda: npy_with_header(f, good.replace("(2,)", "(4294967296, 4294967296, 4294967296)")),
+             "the shape's element count overflows"),
+            (lambda: npy_with_header(f, good.replace("(2,)", "(2305843009213693952,)"), b"\0" * 8),
+             "the shape's byte size overflows"),
+            (lambda: npy_with_header(f, good.replace("(2,)", "(2, x)")), "a 'shape' entry is not a non-negative "
+                                                                          "integer"),
+            (lambda: npy_with_header(f, good.replace("(2,)", "(-2,)")), "a 'shape' entry is not a non-negative "
+                                                                         "integer"),
+            (lambda: npy_with_header(f, good.replace("(2,)", "(2; 3)")), "malformed 'shape' tuple"),
+            (lambda: npy_with_header(f, good.replace("'shape': (2,), ", "")), "the header has no 'shape' tuple"),
+            (lambda: npy_with_header(f, good.replace("'descr': '<f8', ", "")), "the header has no 'descr'"),
+            (lambda: npy_with_header(f, good.replace("'fortran_order': False, ", "")),
+             "the header has no 'fortran_order'"),
+            (lambda: npy_with_header(f, good.replace("'<f8'", "[('a', '<f4')]")), "'descr' is not a simple type"),
+            (lambda: npy_with_header(f, good.replace("<f8", ">f8"), b"\0" * 16), "big-endian data"),
+            (lambda: np.save(f, np.ones(3, np.complex128)), "data type '<c16'; expected float16, float32 or float64"),
+            (lambda: np.save(f, np.array([1, "a"], dtype=object), allow_pickle=True), "data type '|O'"),
+            (lambda: np.save(f, np.ones(3, np.int64)), "data type '<i8'"),
+            (lambda: np.save(f, np.ones(3, bool)), "data type '|b1'"),
+        ]
+        for make, message in cases:
+            with self.subTest(message=message):
+                make()
+                self.assertFailsLeavingNothing([f], EX_DATAERR, f"{f}: not a .npy file this command reads: {message}")
+        with open(f, "wb") as handle:  # the header length runs past the end
+            handle.write(b"\x93NUMPY\x01\x00\x88\x13{}")
+        self.assertFails([f], EX_DATAERR, "the header runs past the end of the file")
+        os.mkdir(self.path("dir.npy"))
+        self.assertFails([self.path("dir.npy")], EX_NOINPUT, "dir.npy: a .npy input must be a regular file")
+        np.save(self.path("m.npy"), np.zeros(2, np.int16))
+        self.assertFails(["--mask", self.path("m.npy")], EX_DATAERR, "m.npy: not a .npy file this command reads: "
+                         "data type '<i2'", "1 2\n")
+
+    def test_bad_option_values(self):
+        cases = [(["--scale", ""], "--scale: expected a number, got ''"),
+                 (["--scale=abc"], "--scale: expected a number, got 'abc'"),
+                 (["--scale", "-nan"], "--scale: expected a number"),
+                 (["-t", ""], "--temperature: expected a number or a comma-separated list, got ''"),
+                 (["-t", "nan"], "--temperature: expected a number, got 'nan'"),
+                 (["--axis", "x"], "--axis: expected an integer in [-8, 7], got 'x'"),
+                 (["--axis", "1.5"], "--axis: expected an integer in [-8, 7], got '1.5'"),
+                 (["--dtype", "bf16"], "--dtype: expected f32 or f64, got 'bf16'"),
+                 (["-p", "18"], "--precision: expected an integer in [1, 17], got '18'"),
+                 (["--threads", "x"], "--threads: expected an integer in [1, 1024], got 'x'"),
+                 (["--threads", "2000"], "--threads: expected an integer in [1, 1024], got '2000'"),
+                 (["--sample", "x"], "--sample: expected an integer in [1, "),
+                 (["--sample", "99999999999999999999"], "--sample: expected an integer in [1, 9223372036854775807]"),
+                 (["--sample", "2", "--top-k", "-1"], "--top-k: expected an integer in [1, 9223372036854775807], got "
+                                                      "'-1'"),
+                 (["--sample", "2", "--seed", "-1"], "--seed: expected an integer in [0, 9223372036854775807]"),
+                 (["--sample", "2", "--seed", "18446744073709551616"], "--seed: expected an integer"),
+                 (["--sample", "2", "--top-p", "nan"], "--top-p: expected a number, got 'nan'"),
+                 (["--sample", "2", "--top-p", "0"], "--top-p: expected a probability in (0, 1], got '0'"),
+                 (["--sample", "2", "--min-p", "1.5"], "--min-p: expected a probability in [0, 1]"),
+                 (["--sample", "2", "-t", "-1"], "--sample: the temperature must be >= 0"),
+                 (["--sample", "2", "-s", "-inf"], "--sample: the scale must be >= 0"),
+                 (["--top-k", "2"], "--seed, --top-k, --top-p, --min-p and --counts go with --sample N"),
+                 (["--mask", "m.txt", "--sample", "2"], "--mask does not combine with --sample"),
+                 (["--scale"], "option '--scale' needs an argument"),
+                 (["--mask"], "option '--mask' needs an argument"),
+                 (["--scales", "2"], "unknown option '--scales'")]
+        for args, message in cases:
+            with self.subTest(args=args):
+                status, out, err = run(args, "1 2\n", check=False)
+                self.assertEqual(status, EX_USAGE, err)
+                self.assertIn(f"softmax: {message}", err)
+                self.assertEqual(out, "")
+                self.assertIn("Try 'softmax --help'", err)
+        # found when the input turns out to be text, after the output was opened
+        self.assertFailsLeavingNothing(["--axis", "3"], EX_USAGE, "--axis 3: text input is a matrix (rows x columns)",
+                                       "1 2\n")
+        # limits that are not errors: a negative temperature is a negative scale (softmin)
+        self.assertEqual(output(["-t", "-1"], "1 2\n"), output(["-s", "-1"], "1 2\n"))
+        self.assertEqual(output(["--scale", "inf"], "1 2\n"), "0 1\n")
+
+    def test_unreadable_input(self):
+        self.assertFails([self.tmp], EX_NOINPUT, f"{self.tmp}: read failed: Is a directory")
+        self.assertFails([self.path("none.npy")], EX_NOINPUT, "none.npy: cannot open: No such file or directory")
+        self.assertFails(["--mask", self.tmp], EX_NOINPUT, "read failed: Is a directory", "1 2\n")
+        self.assertFailsLeavingNothing([self.path("none.txt")], EX_NOINPUT, "none.txt: cannot open")
+
+    def test_unwritable_output(self):
+        self.assertFails(["-o", "/dev/full"], 74, "/dev/full: write failed: No space left on device", "1 2\n")
+        self.assertFails(["-o", self.tmp], EX_CANTCREAT, f"{self.tmp}: cannot open the output: Is a directory",
+                         "1 2\n")
+        self.assertFails(["-o", self.path("none/y.npy")], EX_CANTCREAT, "cannot create the output file", "1 2\n")
+        self.assertEqual(os.listdir(self.tmp), [])
+
+    def test_rows_without_a_distribution_name_file_and_line(self):
+        f = self.write("logits.txt", "# logits\n1 2\n\n-inf -inf\n")
+        for args in (["--sample", "3"], ["--sample", "3", "-t", "0"], ["--sample", "2", "--counts"]):
+            with self.subTest(args=args):
+                self.assertFailsLeavingNothing(args + [f], EX_DATAERR, f"softmax: {f}:4: row 2: nothing to sample: "
+                                               "the row has a NaN or no logit above -inf", outputs=("fresh.txt",))
+        self.assertFails(["--sample", "1"], EX_DATAERR, "standard input:3: row 3: nothing to sample", "1\n2\nnan 1\n")
+        x = self.path("x.npy")
+        np.save(x, np.array([[1.0, 2.0], [np.nan, 1.0]], np.float32))
+        self.assertFailsLeavingNothing(["--sample", "2", x], EX_DATAERR, f"softmax: {x}: row 2: nothing to sample",
+                                       outputs=("fresh.txt",))
+        # the row statistics give the contract's values instead
+        self.assertEqual(output(["--entropy", "--logsumexp", "--argmax"], "1 nan\n-inf -inf\n"),
+                         "nan nan 1\n0 -inf 0\n")
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -106,8 +106,6 @@ def test_mask_on_another_axis(mask_path):
 
 
 @pytest.mark.skipif(not softmax.HAS_MASKS, reason="this build of libsoftmax has no masks")
-@pytest.mark.xfail(reason="libsoftmax gives excluded elements the mass when scale < 0 (the binding avoids this "
-                          "call: it masks with array operations for scale < 0)", strict=False)
 def test_library_masks_with_negative_scale():
     """The library itself, called directly: an excluded element must get 0 at any scale."""
     x = np.array([1.0, 2.0, 3.0])
@@ -116,8 +114,9 @@ def test_library_masks_with_negative_scale():
     np.testing.assert_allclose(y, softmax_ref(np.array([1.0, 3.0]), -1, -1.0)[[0, 0, 1]] * [1, 0, 1])
 
 
-def test_additive_mask_fallback_rounds_once():
-    """The array fallback (scale < 0 here) computes in float64 and rounds once to x's type."""
+def test_additive_mask_with_negative_scale_rounds_once(mask_path):
+    """scale < 0 with an additive mask: z = scale * x + mask is not rounded to x's type before the exponential
+    (the library splits it; the array fallback computes in float64), the result is rounded once."""
     rng = np.random.default_rng(6)
     x = rng.normal(scale=20, size=(4, 9)).astype(np.float32)
     bias = rng.normal(size=9)
