@@ -837,22 +837,36 @@ static tiny_outcome FN(tiny_outcome_of)(T reference, T offset, T high, T low)
     return isnan((WIDE)high + (WIDE)low) ? TINY_NAN : TINY_SIMD;
 }
 
-/* log-softmax: scale and -log(sum); softmax: the halves of the scaled
- * reciprocal, as FN(reciprocal_of) and, lane for lane, P(reciprocal_halves). */
-static void FN(tiny_constants)(bool log_output, double scale, const FN(shared_plan) * shared, T reference, T offset,
-                               T high, T low, T *first, T *second)
+/* The halves of the scaled reciprocal of a tiny row's sum, as
+ * FN(reciprocal_of) and, lane for lane, P(reciprocal_halves). */
+static void FN(tiny_reciprocal)(T high, T low, T *first, T *second)
 {
-    const WIDE sum = (WIDE)high + (WIDE)low;
-    if (log_output) {
-        const WIDE log_sum =
-            FN(log_sum_from)(sum, FN(offset_remainder)(shared->c_hi, shared->c_lo, reference, offset));
-        *first = (T)scale;
-        *second = -(T)log_sum;
-    } else {
-        const FN(reciprocal) r = FN(reciprocal_of)(sum);
-        *first = r.hi;
-        *second = r.lo;
+    const FN(reciprocal) r = FN(reciprocal_of)((WIDE)high + (WIDE)low);
+    *first = r.hi;
+    *second = r.lo;
+}
+
+/* -log(sum) lane by lane, each lane the function of its own row that
+ * log_sum_from(offset_remainder) gives: in vectors where the vocabulary
+ * has it (f32; a log to ~1e-11 in double lanes, rounded to f32 once), else
+ * lane by lane with WIDE_LOG. tiny_row and tiny_group both call this, so a
+ * row's constant never depends on its group. */
+static inline V FN(tiny_neg_log_sums)(V high, V low, V reference, V offset, const FN(shared_plan) * shared)
+{
+#if defined(NEG_LOG_SUM_VECTOR)
+    return P(neg_log_sum)(high, low, reference, offset, shared->c_hi, shared->c_lo);
+#else
+    T highs[LANES], lows[LANES], references[LANES], offsets[LANES], out[LANES];
+    P(store)(highs, high);
+    P(store)(lows, low);
+    P(store)(references, reference);
+    P(store)(offsets, offset);
+    for (size_t l = 0; l < LANES; l++) {
+        const WIDE sum = (WIDE)highs[l] + (WIDE)lows[l];
+        out[l] = -(T)FN(log_sum_from)(sum, FN(offset_remainder)(shared->c_hi, shared->c_lo, references[l], offsets[l]));
     }
+    return P(load)(out);
+#endif
 }
 
 /* One tiny row in one vector: horizontal reductions. */
@@ -885,13 +899,15 @@ static inline __attribute__((always_inline)) void FN(tiny_row_body)(bool fast, s
     case TINY_SIMD:
         break;
     }
-    T first, second;
-    FN(tiny_constants)(log_output, scale, shared, reference, offset, high_sum, low_sum, &first, &second);
     V out;
     if (log_output) {
+        const V second = FN(tiny_neg_log_sums)(P(set1)(high_sum), P(set1)(low_sum), P(set1)(reference),
+                                               P(set1)(offset), shared);
         const V shifted = P(sub)(v, P(set1)(reference));
-        out = P(fmadd)(P(set1)(first), negate ? P(neg)(shifted) : shifted, P(set1)(second));
+        out = P(fmadd)(P(set1)((T)scale), negate ? P(neg)(shifted) : shifted, second);
     } else {
+        T first, second;
+        FN(tiny_reciprocal)(high_sum, low_sum, &first, &second);
         out = FN(apply_reciprocal)(e, r, P(set1)(first), P(set1)(second));
     }
     P(store_tail)(y, out, n);
@@ -944,7 +960,7 @@ static inline __attribute__((always_inline)) void FN(tiny_group_body)(bool fast,
     for (size_t half = LANES / 2; half > 0; half /= 2)
         for (size_t j = 0; j < half; j++)
             low[j] = P(add)(low[j], low[j + half]);
-    T references[LANES], offsets[LANES], highs[LANES], lows[LANES], firsts[LANES], seconds[LANES];
+    T references[LANES], offsets[LANES], highs[LANES], lows[LANES];
     P(store)(references, reference);
     P(store)(offsets, offset);
     P(store)(highs, high);
@@ -977,15 +993,8 @@ static inline __attribute__((always_inline)) void FN(tiny_group_body)(bool fast,
     }
     V first, second;
     if (log_output) {
-        /* One log per row: scalar (there is no vector log here). */
-        for (size_t r = 0; r < LANES; r++) {
-            firsts[r] = seconds[r] = 0;
-            if (simd_row[r])
-                FN(tiny_constants)(true, scale, shared, references[r], offsets[r], highs[r], lows[r], &firsts[r],
-                                   &seconds[r]);
-        }
-        first = P(load)(firsts);
-        second = P(load)(seconds);
+        first = P(set1)((T)scale);
+        second = FN(tiny_neg_log_sums)(high, low[0], reference, offset, shared);
     } else {
         /* Lanes of rows that left the SIMD path compute garbage, unstored. */
         P(reciprocal_halves)(high, low[0], NORMALIZE_SCALE, &first, &second);

@@ -253,6 +253,8 @@ static inline vf32 fast_exp2_q_f32(vf32 f)
     return f32_fmadd(q, f, f32_set1(0x1.62e430p-1f));
 }
 #define FAST_EXP_Q(f) fast_exp2_q_f32(f)
+/* The tiny rows' log-softmax constants in vectors (f32_neg_log_sum). */
+#define NEG_LOG_SUM_VECTOR 1
 #include "simd_body.h"
 #undef T
 #undef T_MAX
@@ -278,6 +280,7 @@ static inline vf32 fast_exp2_q_f32(vf32 f)
 #undef KERNELS_NAME
 #undef EXP_Q
 #undef FAST_EXP_Q
+#undef NEG_LOG_SUM_VECTOR
 #undef KEY_BIAS
 
 #undef HALF_WIDEN

@@ -226,6 +226,66 @@ static inline void f32_reciprocal_halves(vf32 high, vf32 low, double scale, vf32
     *lo = _mm256_insertf128_ps(_mm256_castps128_ps256(l0), l1, 1);
 }
 
+/* log(s) for positive normal doubles, to about 1e-11 relative: s = m 2^e
+ * with m in [0.75, 1.5) taken from the bits, log m = 2 atanh((m - 1) /
+ * (m + 1)) from its series to the z^6 term (|t| <= 0.2). The tiny-row
+ * kernels need log(sum) for 8 rows at a time; far below the half ulp of f32
+ * that the result is rounded to. */
+static inline __m256d f64_log_positive(__m256d s)
+{
+    const __m256d one = _mm256_set1_pd(1.0);
+    const __m256i bits = _mm256_castpd_si256(s);
+    const __m256i biased = _mm256_srli_epi64(bits, 52);
+    __m256d m = _mm256_castsi256_pd(_mm256_or_si256(_mm256_and_si256(bits, _mm256_set1_epi64x(0x000FFFFFFFFFFFFF)),
+                                                    _mm256_set1_epi64x(0x3FF0000000000000)));
+    /* 2^52 + biased exponent, exactly, as a double: the exponent without a
+     * 64-bit integer conversion. */
+    __m256d e = _mm256_sub_pd(_mm256_castsi256_pd(_mm256_or_si256(biased, _mm256_set1_epi64x(0x4330000000000000))),
+                              _mm256_set1_pd(0x1p52 + 1023));
+    const __m256d big = _mm256_cmp_pd(m, _mm256_set1_pd(1.5), _CMP_GE_OQ);
+    m = _mm256_blendv_pd(m, _mm256_mul_pd(m, _mm256_set1_pd(0.5)), big);
+    e = _mm256_add_pd(e, _mm256_and_pd(big, one));
+    const __m256d t = _mm256_div_pd(_mm256_sub_pd(m, one), _mm256_add_pd(m, one));
+    const __m256d z = _mm256_mul_pd(t, t);
+    __m256d p = _mm256_set1_pd(1.0 / 13);
+    p = _mm256_fmadd_pd(p, z, _mm256_set1_pd(1.0 / 11));
+    p = _mm256_fmadd_pd(p, z, _mm256_set1_pd(1.0 / 9));
+    p = _mm256_fmadd_pd(p, z, _mm256_set1_pd(1.0 / 7));
+    p = _mm256_fmadd_pd(p, z, _mm256_set1_pd(1.0 / 5));
+    p = _mm256_fmadd_pd(p, z, _mm256_set1_pd(1.0 / 3));
+    p = _mm256_fmadd_pd(p, z, one);
+    const __m256d log_m = _mm256_mul_pd(_mm256_add_pd(t, t), p);
+    return _mm256_fmadd_pd(e, _mm256_set1_pd(0x1.62e42fefa39efp-1), log_m);
+}
+/* One half (4 lanes, as doubles) of f32_neg_log_sum. */
+static inline __m128 f32_neg_log_sum_half(__m128 high, __m128 low, __m128 remainder_high, __m128 remainder_low,
+                                          __m128 reference, double c_lo)
+{
+    const __m256d remainder =
+        _mm256_add_pd(_mm256_add_pd(_mm256_cvtps_pd(remainder_high), _mm256_cvtps_pd(remainder_low)),
+                      _mm256_mul_pd(_mm256_set1_pd(c_lo), _mm256_cvtps_pd(reference)));
+    const __m256d log_sum = _mm256_sub_pd(f64_log_positive(_mm256_add_pd(_mm256_cvtps_pd(high), _mm256_cvtps_pd(low))),
+                                          _mm256_mul_pd(remainder, _mm256_set1_pd(0x1.62e42fefa39efp-1)));
+    return _mm256_cvtpd_ps(_mm256_sub_pd(_mm256_setzero_pd(), log_sum));
+}
+/* Per lane, -(float)(log(high + low) - remainder * ln2) with the remainder
+ * c * reference - offset computed as the kernels' offset_remainder: the
+ * log-softmax constant of 8 tiny rows at once. */
+static inline vf32 f32_neg_log_sum(vf32 high, vf32 low, vf32 reference, vf32 offset, float c_hi, float c_lo)
+{
+    const vf32 ch = _mm256_set1_ps(c_hi);
+    const vf32 p_hi = _mm256_mul_ps(ch, reference);
+    const vf32 p_lo = _mm256_fmsub_ps(ch, reference, p_hi);
+    const vf32 d = _mm256_sub_ps(p_hi, offset);
+    const __m128 lo_half = f32_neg_log_sum_half(_mm256_castps256_ps128(high), _mm256_castps256_ps128(low),
+                                                _mm256_castps256_ps128(d), _mm256_castps256_ps128(p_lo),
+                                                _mm256_castps256_ps128(reference), c_lo);
+    const __m128 hi_half = f32_neg_log_sum_half(_mm256_extractf128_ps(high, 1), _mm256_extractf128_ps(low, 1),
+                                                _mm256_extractf128_ps(d, 1), _mm256_extractf128_ps(p_lo, 1),
+                                                _mm256_extractf128_ps(reference, 1), c_lo);
+    return _mm256_insertf128_ps(_mm256_castps128_ps256(lo_half), hi_half, 1);
+}
+
 typedef struct f32_acc {
     __m256d low;
     __m256d high;

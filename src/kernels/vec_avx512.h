@@ -224,6 +224,59 @@ static inline void f32_reciprocal_halves(vf32 high, vf32 low, double scale, vf32
     *lo = _mm512_insertf32x8(_mm512_castps256_ps512(l0), l1, 1);
 }
 
+/* log(s) for positive normal doubles, to about 1e-11 relative: s = m 2^e
+ * with m in [0.75, 1.5), log m = 2 atanh((m - 1) / (m + 1)) from its series
+ * to the z^6 term (|t| <= 0.2). The tiny-row kernels need log(sum) for 16
+ * rows at a time; far below the half ulp of f32 that the result is rounded
+ * to. */
+static inline __m512d f64_log_positive(__m512d s)
+{
+    const __m512d one = _mm512_set1_pd(1.0);
+    const __m512d m = _mm512_getmant_pd(s, _MM_MANT_NORM_p75_1p5, _MM_MANT_SIGN_src);
+    __m512d e = _mm512_getexp_pd(s);
+    e = _mm512_mask_add_pd(e, _mm512_cmp_pd_mask(m, one, _CMP_LT_OQ), e, one);
+    const __m512d t = _mm512_div_pd(_mm512_sub_pd(m, one), _mm512_add_pd(m, one));
+    const __m512d z = _mm512_mul_pd(t, t);
+    __m512d p = _mm512_set1_pd(1.0 / 13);
+    p = _mm512_fmadd_pd(p, z, _mm512_set1_pd(1.0 / 11));
+    p = _mm512_fmadd_pd(p, z, _mm512_set1_pd(1.0 / 9));
+    p = _mm512_fmadd_pd(p, z, _mm512_set1_pd(1.0 / 7));
+    p = _mm512_fmadd_pd(p, z, _mm512_set1_pd(1.0 / 5));
+    p = _mm512_fmadd_pd(p, z, _mm512_set1_pd(1.0 / 3));
+    p = _mm512_fmadd_pd(p, z, one);
+    const __m512d log_m = _mm512_mul_pd(_mm512_add_pd(t, t), p);
+    return _mm512_fmadd_pd(e, _mm512_set1_pd(0x1.62e42fefa39efp-1), log_m);
+}
+/* One half (8 lanes, as doubles) of f32_neg_log_sum. */
+static inline __m256 f32_neg_log_sum_half(__m256 high, __m256 low, __m256 remainder_high, __m256 remainder_low,
+                                          __m256 reference, double c_lo)
+{
+    const __m512d remainder =
+        _mm512_add_pd(_mm512_add_pd(_mm512_cvtps_pd(remainder_high), _mm512_cvtps_pd(remainder_low)),
+                      _mm512_mul_pd(_mm512_set1_pd(c_lo), _mm512_cvtps_pd(reference)));
+    const __m512d log_sum = _mm512_sub_pd(f64_log_positive(_mm512_add_pd(_mm512_cvtps_pd(high), _mm512_cvtps_pd(low))),
+                                          _mm512_mul_pd(remainder, _mm512_set1_pd(0x1.62e42fefa39efp-1)));
+    return _mm512_cvtpd_ps(_mm512_sub_pd(_mm512_setzero_pd(), log_sum));
+}
+/* Per lane, -(float)(log(high + low) - remainder * ln2) with the remainder
+ * c * reference - offset computed as the kernels' offset_remainder (the
+ * exact product c_hi * reference as p_hi + p_lo, in double from there):
+ * the log-softmax constant of 16 tiny rows at once. */
+static inline vf32 f32_neg_log_sum(vf32 high, vf32 low, vf32 reference, vf32 offset, float c_hi, float c_lo)
+{
+    const vf32 ch = _mm512_set1_ps(c_hi);
+    const vf32 p_hi = _mm512_mul_ps(ch, reference);
+    const vf32 p_lo = _mm512_fmsub_ps(ch, reference, p_hi);
+    const vf32 d = _mm512_sub_ps(p_hi, offset);
+    const __m256 lo_half = f32_neg_log_sum_half(_mm512_castps512_ps256(high), _mm512_castps512_ps256(low),
+                                                _mm512_castps512_ps256(d), _mm512_castps512_ps256(p_lo),
+                                                _mm512_castps512_ps256(reference), c_lo);
+    const __m256 hi_half = f32_neg_log_sum_half(_mm512_extractf32x8_ps(high, 1), _mm512_extractf32x8_ps(low, 1),
+                                                _mm512_extractf32x8_ps(d, 1), _mm512_extractf32x8_ps(p_lo, 1),
+                                                _mm512_extractf32x8_ps(reference, 1), c_lo);
+    return _mm512_insertf32x8(_mm512_castps256_ps512(lo_half), hi_half, 1);
+}
+
 /* Sums of f32 terms are carried in f64 lanes: the rounding error of a sum of
  * up to 2^22 terms then stays below 2^-30 relative, invisible in f32. */
 typedef struct f32_acc {
