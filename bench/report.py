@@ -154,9 +154,9 @@ def target_rows(res):
         value = ratio(res.ns(op, 1, shape, "memcpy"), res.ns(op, 1, shape, lib))
         add(target, f">= {goal}x memcpy throughput", fmt(value), verdict(value, goal))
 
-    def against_anchors(target, shape, goal):
-        library = res.ns("forward", 1, shape, lib)
-        best, name = res.best_anchor("forward", 1, shape)
+    def against_anchors(target, shape, goal, candidate=lib, op="forward"):
+        library = res.ns(op, 1, shape, candidate)
+        best, name = res.best_anchor(op, 1, shape)
         value = ratio(best, library)
         add(f"{target}: {shape}", f">= {goal}x over the fastest anchor",
             f"{fmt(value)} (vs {name})" if value else "n/a", verdict(value, goal))
@@ -187,6 +187,12 @@ def target_rows(res):
         against_anchors("in-cache rows", shape, 1.5)
     for shape in ("4096x10", "65536x16"):
         against_anchors("tiny rows", shape, 4.0)
+    # The issue lets a documented faster mode carry a target where accuracy
+    # and speed conflict: SOFTMAX_FLAG_FAST (softmax.h), its own bound 4 ulp.
+    for shape in ("16384x128", "1024x4096", "64x32000"):
+        against_anchors("in-cache rows, fast mode", shape, 1.5, "libsoftmax fast")
+    for shape in ("4096x10", "65536x16"):
+        against_anchors("tiny rows, fast mode", shape, 4.0, "libsoftmax fast")
     against_anchors("axis 0", "1024x4096 axis 0", 3.0)
     value = same_run("forward", 1, "1024x4096 axis 0", lib, "libsoftmax last axis")
     add("axis 0 time / own last-axis time on 4096x1024, same run", "<= 1.3", fmt(value, ""),
