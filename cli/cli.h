@@ -33,6 +33,7 @@ typedef struct cli_options {
     double temperatures[CLI_MAX_TEMPERATURES];
     int n_temperatures; /* 0: no --temperature, one block at scale */
     int log;
+    int fast; /* --fast: SOFTMAX_FLAG_FAST */
     int axis;
     int axis_given;
     const char *mask_path;

@@ -260,6 +260,7 @@ static int execute(run *r, const void *src, softmax_dtype dtype, void *dst, int 
     desc.axis = axis;
     memcpy(desc.shape, shape, (size_t)ndim * sizeof shape[0]);
     desc.scale = r->scale;
+    desc.flags = r->options->fast ? SOFTMAX_FLAG_FAST : 0;
     if (mask != NULL) {
         desc.mask = mask;
         desc.mask_dtype = SOFTMAX_DTYPE_F64;

@@ -34,6 +34,8 @@ static const char usage_text[] = "Usage: softmax [OPTION]... [FILE]...\n"
                                  "                        for one output block per temperature; T = 0 is the\n"
                                  "                        greedy one-hot limit\n"
                                  "  -l, --log             log-softmax instead of softmax\n"
+                                 "      --fast            the library's fast mode: f32 within 4 ulp instead\n"
+                                 "                        of 3, order kept up to an ulp (f64: no effect)\n"
                                  "      --dtype f32|f64   computation type (default: f64 for text, the\n"
                                  "                        file's type for .npy: f16 and f32 compute in f32)\n"
                                  "  -j, --threads N       threads for large arrays (default: all cores)\n"
@@ -196,12 +198,14 @@ enum {
     OPT_ARGMAX,
     OPT_DTYPE,
     OPT_PLOT,
-    OPT_HEADER
+    OPT_HEADER,
+    OPT_FAST
 };
 
 static const struct option long_options[] = {{"scale", required_argument, NULL, 's'},
                                              {"temperature", required_argument, NULL, 't'},
                                              {"log", no_argument, NULL, 'l'},
+                                             {"fast", no_argument, NULL, OPT_FAST},
                                              {"axis", required_argument, NULL, 'a'},
                                              {"mask", required_argument, NULL, OPT_MASK},
                                              {"sample", required_argument, NULL, OPT_SAMPLE},
@@ -236,6 +240,9 @@ static int apply_option(int code, const char *argument, cli_options *options)
         return parse_temperatures(argument, options);
     case 'l':
         options->log = 1;
+        return 0;
+    case OPT_FAST:
+        options->fast = 1;
         return 0;
     case 'a':
         status = parse_integer("--axis", argument, -SOFTMAX_MAX_NDIM, SOFTMAX_MAX_NDIM - 1, &integer);

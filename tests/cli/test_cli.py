@@ -232,6 +232,27 @@ class Options(Case):
             np.testing.assert_allclose(np.float32(g), expected, rtol=4 * 2.0 ** -23)
         self.assertEqual(output(["--dtype", "f64", "-p", "17"], "0 0\n"), "0.5 0.5\n")
 
+    def test_fast_mode(self):
+        """--fast: f32 within the fast mode's 4 ulp of the exact result, f64 unchanged."""
+        rng = np.random.default_rng(5)
+        x = (rng.standard_normal((64, 300)) * 10).astype(np.float32)
+        f = self.path("x.npy")
+        np.save(f, x)
+        for log in ([], ["--log"]):
+            out = self.path("y.npy")
+            run(["--fast", *log, "-o", out, f])
+            got = np.load(out)
+            self.assertEqual(got.dtype, np.float32)
+            exact = np.array([[float(v) for v in reference_softmax([float(v) for v in row], log=bool(log))]
+                              for row in x[:8]])
+            measured = np.abs(exact) if not log else np.maximum(np.abs(exact), 1.0)
+            ulp = np.spacing(measured.astype(np.float32)).astype(np.float64)
+            keep = np.abs(exact) > 1e-30 if not log else np.isfinite(exact)
+            err = np.abs(got[:8].astype(np.float64) - exact)[keep] / ulp[keep]
+            self.assertLessEqual(float(np.max(err)), 4.0)
+        text = "1 2 3\n0.5 -7 2\n"
+        self.assertEqual(output(["--fast", "-p", "17"], text), output(["-p", "17"], text))
+
     def test_threads_do_not_change_the_result(self):
         rng = np.random.default_rng(3)
         text = "\n".join(" ".join(repr(v) for v in r) for r in rng.standard_normal((2000, 64))) + "\n"
@@ -251,7 +272,7 @@ class Options(Case):
     def test_help_lists_every_option(self):
         status, text, _ = run(["--help"])
         self.assertEqual(status, 0)
-        for option in ("--scale", "--temperature", "--log", "--axis", "--mask", "--sample", "--seed", "--top-k",
+        for option in ("--scale", "--temperature", "--log", "--fast", "--axis", "--mask", "--sample", "--seed", "--top-k",
                        "--top-p", "--min-p", "--counts", "--entropy", "--logsumexp", "--argmax", "--dtype",
                        "--threads", "--precision", "--format", "--plot", "--header", "--output", "--help",
                        "--version", "Examples", "Exit status"):
