@@ -40,9 +40,10 @@ _execute_tensor = _softmax.execute_tensor
 _ndarray = __import__("numpy").ndarray
 _OP_SOFTMAX = _softmax.OP_SOFTMAX
 _OP_LOG_SOFTMAX = _softmax.OP_LOG_SOFTMAX
+_OP_FAST = _softmax.OP_FAST
 
 
-def softmax(x, axis=-1, scale=1.0, temperature=None, mask=None, out=None):
+def softmax(x, axis=-1, scale=1.0, temperature=None, mask=None, out=None, fast=False):
     """softmax(scale / temperature * x + mask) along `axis`.
 
     x           numpy.ndarray or CPU torch.Tensor (float32, float64, ...)
@@ -55,6 +56,10 @@ def softmax(x, axis=-1, scale=1.0, temperature=None, mask=None, out=None):
                 elements get exactly 0), or a float array added after scaling
                 (-inf excludes). A row with nothing kept is all zeros, never NaN.
     out         optional array/tensor of x's shape and dtype to write into.
+    fast        the library's fast mode (SOFTMAX_FLAG_FAST): float32 within 4 ulp
+                instead of 3, the order of x kept up to an ulp, for speed on rows in
+                cache. Applies to arrays and tensors without grad or mask; elsewhere
+                (float64, masks, autograd) the accurate kernels run.
 
     Returns an array or tensor of x's kind, shape and dtype (or out). Tensors
     that require grad get a differentiable result (backward runs in C).
@@ -62,16 +67,17 @@ def softmax(x, axis=-1, scale=1.0, temperature=None, mask=None, out=None):
     if temperature is not None:
         scale = effective_scale(scale, temperature, "softmax")
     if mask is None:
+        op = _OP_SOFTMAX | _OP_FAST if fast else _OP_SOFTMAX
         if type(x) is _ndarray:
-            return _execute(_OP_SOFTMAX, x, None, out, axis, scale, False, None, False, None)
+            return _execute(op, x, None, out, axis, scale, False, None, False, None)
         if out is None:
-            result = _execute_tensor(_OP_SOFTMAX, x, axis, scale)
+            result = _execute_tensor(op, x, axis, scale)
             if result is not NotImplemented:
                 return result
     return _core.forward(_OP_SOFTMAX, x, axis, scale, mask, out, "softmax")
 
 
-def log_softmax(x, axis=-1, scale=1.0, temperature=None, mask=None, out=None):
+def log_softmax(x, axis=-1, scale=1.0, temperature=None, mask=None, out=None, fast=False):
     """log(softmax(...)) computed directly: scale*x - logsumexp(scale*x); same arguments as softmax().
 
     Excluded (masked or -inf) elements give -inf; a fully masked row is all -inf.
@@ -79,10 +85,11 @@ def log_softmax(x, axis=-1, scale=1.0, temperature=None, mask=None, out=None):
     if temperature is not None:
         scale = effective_scale(scale, temperature, "log_softmax")
     if mask is None:
+        op = _OP_LOG_SOFTMAX | _OP_FAST if fast else _OP_LOG_SOFTMAX
         if type(x) is _ndarray:
-            return _execute(_OP_LOG_SOFTMAX, x, None, out, axis, scale, False, None, False, None)
+            return _execute(op, x, None, out, axis, scale, False, None, False, None)
         if out is None:
-            result = _execute_tensor(_OP_LOG_SOFTMAX, x, axis, scale)
+            result = _execute_tensor(op, x, axis, scale)
             if result is not NotImplemented:
                 return result
     return _core.forward(_OP_LOG_SOFTMAX, x, axis, scale, mask, out, "log_softmax")

@@ -298,8 +298,13 @@ typedef struct call_args {
     int axis;
     double scale;
     bool src_bf16, mask_bf16;
+    bool fast; /* OP_FAST in the op argument: SOFTMAX_FLAG_FAST */
     softmax_dtype dtype, mask_dtype;
 } call_args;
+
+/* A bit in execute()'s op argument: the library's fast mode, passed as an
+ * op bit so that every caller of execute() keeps its arity. */
+#define OP_FAST_BIT 0x100L
 
 static int parse_call(PyObject *const *args, Py_ssize_t nargs, call_args *call, const char *fn)
 {
@@ -308,9 +313,11 @@ static int parse_call(PyObject *const *args, Py_ssize_t nargs, call_args *call, 
                      "%s takes 10 arguments (op, src, grad, out, axis, scale, src_bf16, mask, mask_bf16, where)", fn);
         return -1;
     }
-    const long op = PyLong_AsLong(args[0]);
-    if (op == -1 && PyErr_Occurred())
+    const long op_and_flags = PyLong_AsLong(args[0]);
+    if (op_and_flags == -1 && PyErr_Occurred())
         return -1;
+    const long op = op_and_flags & ~OP_FAST_BIT;
+    call->fast = (op_and_flags & OP_FAST_BIT) != 0;
     if (!op_is_known(op)) {
         PyErr_Format(PyExc_ValueError, "%s: unknown op %ld", fn, op);
         return -1;
@@ -478,6 +485,9 @@ static PyObject *execute(PyObject *module, PyObject *const *args, Py_ssize_t nar
     softmax_desc_init(&desc, call.op, call.dtype, 0);
     describe_shape(&desc, call.src, call.axis, strided);
     desc.scale = call.scale;
+#ifdef SOFTMAX_FLAG_FAST
+    desc.flags = call.fast ? SOFTMAX_FLAG_FAST : 0;
+#endif
     if (strided) {
         /* One contiguous operand among strided ones still needs strides. */
         operand *all[] = {&src, &grad, &mask, &where, &dst};
@@ -955,6 +965,7 @@ PyMODINIT_FUNC PyInit__softmax(void)
         {"OP_SOFTMAX_BACKWARD", SOFTMAX_OP_SOFTMAX_BACKWARD},
         {"OP_LOG_SOFTMAX_BACKWARD", SOFTMAX_OP_LOG_SOFTMAX_BACKWARD},
         {"OP_LOG_SOFTMAX_JVP", SOFTMAX_OP_LOG_SOFTMAX_JVP},
+        {"OP_FAST", OP_FAST_BIT},
         {"HAS_STRIDES", library_takes_strides},
         {"HAS_MASKS", library_takes_masks},
         {"HAS_F16", library_takes_f16},
