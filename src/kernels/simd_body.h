@@ -1197,6 +1197,66 @@ static void FN(fast_row)(softmax_op op, const T *x, T *y, size_t n, double scale
         P(store_tail)(y + i, P(mul)(P(load_tail)(y + i, n - i, 0), r), n - i);
 }
 
+/* A fast-mode row of at most SMALL_VECTORS vectors, in registers from load
+ * to store, with the per-row constants of small_forward_row (T arithmetic
+ * from the shared plan: no division per row). */
+static void FN(fast_small_row)(softmax_op op, const T *x, T *y, size_t n, double scale,
+                               const FN(shared_plan) * shared)
+{
+    const bool negate = shared->negate;
+    const T fill = negate ? (T)INFINITY : (T)-INFINITY;
+    const size_t vectors = (n + LANES - 1) / LANES;
+    V v[SMALL_VECTORS];
+    V reference = P(set1)(fill);
+    for (size_t i = 0; i < vectors; i++) {
+        const size_t count = n - i * LANES < LANES ? n - i * LANES : LANES;
+        v[i] = count == LANES ? P(load)(x + i * LANES) : P(load_tail)(x + i * LANES, count, fill);
+        reference = negate ? P(min)(v[i], reference) : P(max)(v[i], reference);
+    }
+    const T row_reference = negate ? P(reduce_min)(reference) : P(reduce_max)(reference);
+    const T reference_seen = negate ? -row_reference : row_reference;
+    const T offset = T_FLOOR(FMA_T(shared->c_hi, reference_seen, shared->c_lo * reference_seen)) - 1;
+    if (!isfinite(row_reference) || !(T_FABS(offset) < (T)OFFSET_LIMIT)) {
+        softmax_line_run(&REF_LINES, op, x, NULL, y, n, 1, scale);
+        return;
+    }
+    const FN(exp_args) a = {P(set1)((offset - (T)EXP_FLOOR_ARG) * shared->inverse_c), P(set1)(shared->c_hi),
+                            P(set1)(shared->c_lo), P(set1)(-offset)};
+    V e[SMALL_VECTORS];
+    V total = P(set1)(0);
+    for (size_t i = 0; i < vectors; i++) {
+        /* Lanes past n hold the fill, -inf once negated or not: exp 0. */
+        e[i] = FN(fast_exp)(negate ? P(neg)(v[i]) : v[i], &a);
+        total = P(add)(total, e[i]);
+    }
+    ACC acc = P(acc_zero)();
+    P(acc_add)(&acc, total);
+    const WIDE sum = (WIDE)P(acc_total)(&acc);
+    if (isnan(sum)) {
+        FN(fill)(y, 0, n, (T)NAN);
+        return;
+    }
+    V first, second = P(set1)(0);
+    if (op == SOFTMAX_OP_LOG_SOFTMAX) {
+        const WIDE log_sum =
+            FN(log_sum_from)(sum, FN(offset_remainder)(shared->c_hi, shared->c_lo, reference_seen, offset));
+        first = P(set1)((T)scale);
+        second = P(set1)(-(T)log_sum);
+    } else {
+        first = P(set1)((T)((WIDE)1 / sum));
+    }
+    const V reference_v = P(set1)(row_reference);
+    for (size_t i = 0; i < vectors; i++) {
+        const size_t count = n - i * LANES < LANES ? n - i * LANES : LANES;
+        const V out = op == SOFTMAX_OP_LOG_SOFTMAX ? P(fmadd)(first, P(sub)(v[i], reference_v), second)
+                                                   : P(mul)(e[i], first);
+        if (count == LANES)
+            P(store)(y + i * LANES, out);
+        else
+            P(store_tail)(y + i * LANES, out, count);
+    }
+}
+
 /* The forward ops under SOFTMAX_FLAG_FAST, contiguous rows; every row is
  * the same function of that row alone, as in rows(). */
 static void FN(fast_rows)(softmax_op op, const void *src, void *dst, size_t rows, size_t n, double scale)
@@ -1204,8 +1264,12 @@ static void FN(fast_rows)(softmax_op op, const void *src, void *dst, size_t rows
     const T *x = src;
     T *y = dst;
     const unsigned int saved = vec_flush_to_zero_begin();
+    const FN(shared_plan) shared = FN(shared_plan_of)(scale);
     if (n <= LANES) {
         FN(tiny_rows_with)(FN(fast_tiny_group), FN(fast_tiny_row), op, x, y, rows, n, scale);
+    } else if (n <= SMALL_VECTORS * LANES && shared.valid) {
+        for (size_t r = 0; r < rows; r++)
+            FN(fast_small_row)(op, x + r * n, y + r * n, n, scale, &shared);
     } else {
         for (size_t r = 0; r < rows; r++)
             FN(fast_row)(op, x + r * n, y + r * n, n, scale);
