@@ -23,7 +23,7 @@
 
 enum { OP_SOFTMAX, OP_LOG_SOFTMAX, OP_BACKWARD, OP_LOG_BACKWARD, OP_JVP, OP_JACOBIAN, OP_LOG_JACOBIAN, OP_COUNT };
 /* BIG_ELEMENTS: 2 threads need at least 2 * 32768 elements (src/threads.c). */
-enum { MAX_ROWS = 8, MAX_COLS = 255, MAX_JACOBIAN_N = 48, BIG_ELEMENTS = 65536, BIG_ONE_IN = 16 };
+enum { MAX_ROWS = 8, MAX_COLS = 255, MAX_JACOBIAN_N = 48, BIG_ELEMENTS = 65536, BIG_ONE_IN = 64 };
 enum { MODE_NULL = 13, MODE_OVERFLOW = 14, MODE_OVERLAP = 15 };
 
 static const char *const op_names[OP_COUNT] = {
@@ -289,7 +289,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     c.op = (head & 7) % OP_COUNT;
     c.f64 = (head >> 3) & 1;
     const int mode = head >> 4;
-    /* Rare on purpose (1 input in 32 by the flags, and of those 1 in 16 by
+    /* Rare on purpose (1 input in 32 by the flags, and of those 1 in 64 by
      * the hash of the input): a big input costs a thousand small ones. */
     const int big = (flags & 0xf8) == 0xf8 && c.op < OP_JACOBIAN && fuzz_input_is_rare(data, size, BIG_ONE_IN);
     const int raw_gradient_inputs = (flags & 0x40) != 0;
