@@ -462,8 +462,8 @@ SOFTMAX_API int softmax_sampler_params_init(softmax_sampler_params *params);
  * NULL pointer with rows > 0 (SOFTMAX_E_NULL_POINTER), rows * vocab
  * overflowing (SOFTMAX_E_SIZE_OVERFLOW), an invalid parameter
  * (SOFTMAX_E_INVALID_PARAMETER), reserved fields set (SOFTMAX_E_UNSUPPORTED),
- * an unknown dtype, vocab >= 2^32 (SOFTMAX_E_INVALID_ARGUMENT): nothing
- * written. Rows without a distribution: SOFTMAX_E_NO_FINITE_LOGIT, see above.
+ * an unknown dtype (SOFTMAX_E_INVALID_DTYPE), vocab >= 2^32
+ * (SOFTMAX_E_INVALID_ARGUMENT): nothing written. Rows without a distribution: SOFTMAX_E_NO_FINITE_LOGIT, see above.
  * Rows are spread over threads; results never depend on the thread count. */
 SOFTMAX_API int softmax_sample(const softmax_sampler_params *params, softmax_dtype dtype, const void *logits,
                                size_t rows, size_t vocab, uint64_t step, const uint64_t *stream_ids, int64_t *indices,
