@@ -168,10 +168,9 @@ static void check_sample_row(const softmax_sampler_params *p, softmax_dtype dtyp
     if (f.plus_inf > 0 && p->temperature > 0)
         FUZZ_CHECK(xi == INFINITY, "sample: the row has +inf logits but drew %g", xi);
     if (p->temperature == 0) {
-        /* Greedy: an arg max; no element equal to the maximum comes before. */
         /* Greedy compares the values themselves (f64 too): the first maximum. */
-        FUZZ_CHECK((size_t)index == f.first_max,
-                   "greedy: drew %lld (%g), the first maximum is %zu (%g)", (long long)index, xi, f.first_max, f.max);
+        FUZZ_CHECK((size_t)index == f.first_max, "greedy: drew %lld (%g), the first maximum is %zu (%g)",
+                   (long long)index, xi, f.first_max, f.max);
         FUZZ_CHECK(prob == NULL || *prob == 1.0, "greedy: prob %g, not 1", *prob);
         FUZZ_CHECK(lse == NULL || isnan(*lse), "greedy: logsumexp %g, not NaN", *lse);
         return;
