@@ -132,6 +132,10 @@ typedef struct cli_npy {
     size_t mapping_size;
 } cli_npy;
 
+/* Parses a whole .npy file held in memory (size bytes at file): dtype,
+ * shape, count and data (pointing into file; mapping stays NULL). Returns 0
+ * or an exit code (reported, naming `path`). */
+int cli_npy_parse(const char *path, const void *file, size_t size, cli_npy *npy);
 /* Maps a .npy file. Returns 0 or an exit code (reported, naming the file). */
 int cli_npy_open(const char *path, cli_npy *npy);
 void cli_npy_close(cli_npy *npy);

@@ -175,6 +175,56 @@ static int parse_header(const char *path, const char *dict, cli_npy *npy)
     return 0;
 }
 
+int cli_npy_parse(const char *path, const void *file, size_t size, cli_npy *npy)
+{
+    memset(npy, 0, sizeof *npy);
+    if (size < 10) {
+        return npy_fail(path, "shorter than a .npy header");
+    }
+    const unsigned char *bytes = file;
+    if (memcmp(bytes, npy_magic, sizeof npy_magic) != 0) {
+        return npy_fail(path, "no .npy magic string at the start");
+    }
+    size_t header_length;
+    size_t prefix;
+    if (bytes[6] == 1) {
+        header_length = (size_t)bytes[8] | (size_t)bytes[9] << 8;
+        prefix = 10;
+    } else if ((bytes[6] == 2 || bytes[6] == 3) && size >= 12) {
+        header_length = (size_t)bytes[8] | (size_t)bytes[9] << 8 | (size_t)bytes[10] << 16 | (size_t)bytes[11] << 24;
+        prefix = 12;
+    } else {
+        return npy_fail(path, "unknown .npy format version");
+    }
+    if (header_length > size - prefix || header_length > (1u << 20)) {
+        return npy_fail(path, "the header runs past the end of the file");
+    }
+    char *dict = malloc(header_length + 1);
+    if (dict == NULL) {
+        cli_error("out of memory");
+        return CLI_EX_OSERR;
+    }
+    memcpy(dict, bytes + prefix, header_length);
+    dict[header_length] = '\0';
+    int status = parse_header(path, dict, npy);
+    free(dict);
+    if (status != 0) {
+        return status;
+    }
+    size_t data_offset = prefix + header_length;
+    size_t element = cli_dtype_size(npy->dtype);
+    if (npy->count > SIZE_MAX / element)
+        return npy_fail(path, "the shape's byte size overflows");
+    if (npy->count > (size - data_offset) / element) {
+        char message[128];
+        snprintf(message, sizeof message, "the data is truncated: the shape needs %zu bytes, the file has %zu",
+                 npy->count * element, size - data_offset);
+        return npy_fail(path, message);
+    }
+    npy->data = bytes + data_offset;
+    return 0;
+}
+
 int cli_npy_open(const char *path, cli_npy *npy)
 {
     memset(npy, 0, sizeof *npy);
@@ -200,57 +250,14 @@ int cli_npy_open(const char *path, cli_npy *npy)
         cli_error("%s: cannot map: %s", path, strerror(errno));
         return CLI_EX_NOINPUT;
     }
-    npy->mapping = mapping;
-    npy->mapping_size = size;
-    const unsigned char *bytes = mapping;
-    if (memcmp(bytes, npy_magic, sizeof npy_magic) != 0) {
-        cli_npy_close(npy);
-        return npy_fail(path, "no .npy magic string at the start");
-    }
-    size_t header_length;
-    size_t prefix;
-    if (bytes[6] == 1) {
-        header_length = (size_t)bytes[8] | (size_t)bytes[9] << 8;
-        prefix = 10;
-    } else if ((bytes[6] == 2 || bytes[6] == 3) && size >= 12) {
-        header_length = (size_t)bytes[8] | (size_t)bytes[9] << 8 | (size_t)bytes[10] << 16 | (size_t)bytes[11] << 24;
-        prefix = 12;
-    } else {
-        cli_npy_close(npy);
-        return npy_fail(path, "unknown .npy format version");
-    }
-    if (header_length > size - prefix || header_length > (1u << 20)) {
-        cli_npy_close(npy);
-        return npy_fail(path, "the header runs past the end of the file");
-    }
-    char *dict = malloc(header_length + 1);
-    if (dict == NULL) {
-        cli_npy_close(npy);
-        cli_error("out of memory");
-        return CLI_EX_OSERR;
-    }
-    memcpy(dict, bytes + prefix, header_length);
-    dict[header_length] = '\0';
-    int status = parse_header(path, dict, npy);
-    free(dict);
+    int status = cli_npy_parse(path, mapping, size, npy);
     if (status != 0) {
-        cli_npy_close(npy);
+        munmap(mapping, size);
+        npy->mapping = NULL;
         return status;
     }
-    size_t data_offset = prefix + header_length;
-    size_t element = cli_dtype_size(npy->dtype);
-    if (npy->count > SIZE_MAX / element) {
-        cli_npy_close(npy);
-        return npy_fail(path, "the shape's byte size overflows");
-    }
-    if (npy->count > (size - data_offset) / element) {
-        cli_npy_close(npy);
-        char message[128];
-        snprintf(message, sizeof message, "the data is truncated: the shape needs %zu bytes, the file has %zu",
-                 npy->count * element, size - data_offset);
-        return npy_fail(path, message);
-    }
-    npy->data = bytes + data_offset;
+    npy->mapping = mapping;
+    npy->mapping_size = size;
     /* The data is read once, front to back. */
     madvise(mapping, size, MADV_SEQUENTIAL);
     return 0;

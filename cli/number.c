@@ -109,7 +109,9 @@ static int scan_decimal(const char *p, const char *end, double *value, const cha
 static int copy_token(const char *begin, const char *end, char *copy, size_t size)
 {
     size_t length = (size_t)(end - begin);
-    if (length == 0 || length >= size) {
+    /* A NUL inside the token would end strtod's string early: "1<NUL>x"
+     * would read as 1. */
+    if (length == 0 || length >= size || memchr(begin, '\0', length) != NULL) {
         return -1;
     }
     memcpy(copy, begin, length);

@@ -18,8 +18,16 @@
 
 #include "cli.h"
 
-#define READ_SIZE (1u << 20)
-#define BATCH_ELEMENTS (1u << 16)
+/* Overridable so that the fuzz target (fuzz/fuzz_text.c) crosses block and
+ * batch boundaries with inputs of a few hundred bytes. */
+#ifndef CLI_TEXT_READ_SIZE
+#define CLI_TEXT_READ_SIZE (1u << 20)
+#endif
+#ifndef CLI_TEXT_BATCH_ELEMENTS
+#define CLI_TEXT_BATCH_ELEMENTS (1u << 16)
+#endif
+#define READ_SIZE CLI_TEXT_READ_SIZE
+#define BATCH_ELEMENTS CLI_TEXT_BATCH_ELEMENTS
 
 typedef struct reader {
     const cli_text_callbacks *callbacks;

@@ -86,9 +86,9 @@ static inline double bits_to_f64(uint64_t bits)
 static inline double special_value(uint8_t selector)
 {
     static const double table[] = {
-        0.0,     -0.0,    1.0,     -1.0,    INFINITY, -INFINITY, NAN,    -NAN,  FLT_MIN, 1e-45,     -1e-45,
-        FLT_MAX, -FLT_MAX, DBL_MIN, 4.9e-324, DBL_MAX, -DBL_MAX, 88.72, 89.0, -87.3,   -103.97,   709.78,
-        -745.1,  1e30,    -1e30,   16777216.0, 16777217.0, 0.5,  0x1.fffffep-1, 1e-300, 65504.0, 3.0e38,
+        0.0,     -0.0,     1.0,     -1.0,       INFINITY,   -INFINITY, NAN,           -NAN,   FLT_MIN, 1e-45,   -1e-45,
+        FLT_MAX, -FLT_MAX, DBL_MIN, 4.9e-324,   DBL_MAX,    -DBL_MAX,  88.72,         89.0,   -87.3,   -103.97, 709.78,
+        -745.1,  1e30,     -1e30,   16777216.0, 16777217.0, 0.5,       0x1.fffffep-1, 1e-300, 65504.0, 3.0e38,
     };
     return table[selector % (sizeof table / sizeof table[0])];
 }
@@ -128,8 +128,10 @@ static inline float take_f32(fuzz_reader *r)
  * sub-normal, the largest finite value). */
 static inline uint16_t take_half_bits(fuzz_reader *r, softmax_dtype type)
 {
-    static const uint16_t f16_special[] = {0x0000, 0x8000, 0x3c00, 0xbc00, 0x7c00, 0xfc00, 0x7e00, 0x0001, 0x7bff, 0xfbff, 0x0400};
-    static const uint16_t bf16_special[] = {0x0000, 0x8000, 0x3f80, 0xbf80, 0x7f80, 0xff80, 0x7fc0, 0x0001, 0x7f7f, 0xff7f, 0x0080};
+    static const uint16_t f16_special[] = {0x0000, 0x8000, 0x3c00, 0xbc00, 0x7c00, 0xfc00,
+                                           0x7e00, 0x0001, 0x7bff, 0xfbff, 0x0400};
+    static const uint16_t bf16_special[] = {0x0000, 0x8000, 0x3f80, 0xbf80, 0x7f80, 0xff80,
+                                            0x7fc0, 0x0001, 0x7f7f, 0xff7f, 0x0080};
     const uint8_t selector = take_u8(r);
     if (selector < 48) {
         const uint16_t *table = type == SOFTMAX_DTYPE_F16 ? f16_special : bf16_special;
@@ -222,6 +224,20 @@ static inline void check_error_message(const char *call, int status)
                status);
     FUZZ_CHECK(strcmp(softmax_strerror(status), "unknown status") != 0, "%s returned an unknown status %d", call,
                status);
+}
+
+/* True for about one input in `one_in`, decided by a hash of the whole input.
+ * The big (threaded) cases gate on it: a flag bit alone would make them
+ * common, because libFuzzer keeps the big inputs for their extra coverage
+ * and most mutants of a big input keep its flags, so a third of all runs
+ * were big and each costs as much as a thousand small ones. Nearly every
+ * mutation changes the hash, so mutants of a big input are mostly small. */
+static inline int fuzz_input_is_rare(const uint8_t *data, size_t size, uint32_t one_in)
+{
+    uint32_t hash = 2166136261u; /* FNV-1a */
+    for (size_t i = 0; i < size; i++)
+        hash = (hash ^ data[i]) * 16777619u;
+    return hash % one_in == 0;
 }
 
 static inline int bytes_are_sentinel(const void *buffer, size_t bytes)

@@ -26,7 +26,7 @@
  */
 #include "fuzz_common.h"
 
-enum { FUZZ_NDIM = 4, MAX_ELEMENTS = 1 << 17, MAX_REACH = 1 << 18, POOL = 64 };
+enum { FUZZ_NDIM = 4, MAX_ELEMENTS = 1 << 17, MAX_REACH = 1 << 18, POOL = 64, SMALL_ELEMENTS = 2048, BIG_ONE_IN = 16 };
 enum { SRC, GRAD, DST, MASK, WHERE, OPERANDS };
 
 /* A pool entry: a selector and raw bits, read as any type. */
@@ -41,8 +41,9 @@ static void store_record(const record *rec, softmax_dtype type, void *at)
     const uint8_t s = rec->selector;
     switch (type) {
     case SOFTMAX_DTYPE_F64: {
-        double v = s < 64 ? special_value(s) : s < 192 ? ((double)s - 128.0) / 8.0 + rec->small / 4096.0
-                                                       : bits_to_f64(rec->bits);
+        double v = s < 64    ? special_value(s)
+                   : s < 192 ? ((double)s - 128.0) / 8.0 + rec->small / 4096.0
+                             : bits_to_f64(rec->bits);
         memcpy(at, &v, sizeof v);
         break;
     }
@@ -100,8 +101,8 @@ typedef struct fuzz_case {
 static softmax_dtype decode_type(unsigned choice)
 {
     /* 0 = "same as dtype", 1..4 the types, 5 an invalid value. */
-    static const softmax_dtype types[8] = {0, SOFTMAX_DTYPE_F32, SOFTMAX_DTYPE_F64, SOFTMAX_DTYPE_BF16,
-                                           SOFTMAX_DTYPE_F16, (softmax_dtype)7, 0, 0};
+    static const softmax_dtype types[8] = {
+        0, SOFTMAX_DTYPE_F32, SOFTMAX_DTYPE_F64, SOFTMAX_DTYPE_BF16, SOFTMAX_DTYPE_F16, (softmax_dtype)7, 0, 0};
     return types[choice & 7];
 }
 
@@ -173,10 +174,10 @@ static void check_forward_line(const fuzz_case *c, size_t line, const uint8_t *d
         o[k] = c->ops[k].used ? line_offset(c, c->ops[k].strides, line, &query, &head) : 0;
     int nan_line = 0, clean = isfinite(desc->scale), any_kept = 0;
     for (size_t j = 0; j < n; j++) {
-        const int64_t at[OPERANDS] = {
-            o[SRC] + (int64_t)j * c->ops[SRC].strides[c->axis],   0,
-            o[DST] + (int64_t)j * c->ops[DST].strides[c->axis],   o[MASK] + (int64_t)j * c->ops[MASK].strides[c->axis],
-            o[WHERE] + (int64_t)j * c->ops[WHERE].strides[c->axis]};
+        const int64_t at[OPERANDS] = {o[SRC] + (int64_t)j * c->ops[SRC].strides[c->axis], 0,
+                                      o[DST] + (int64_t)j * c->ops[DST].strides[c->axis],
+                                      o[MASK] + (int64_t)j * c->ops[MASK].strides[c->axis],
+                                      o[WHERE] + (int64_t)j * c->ops[WHERE].strides[c->axis]};
         x[j] = load_as_double(c->ops[SRC].base, desc->dtype, at[SRC]);
         y[j] = load_as_double(dst_base, c->ops[DST].type, at[DST]);
         kept[j] = 1;
@@ -226,7 +227,7 @@ static void check_forward_line(const fuzz_case *c, size_t line, const uint8_t *d
     if (!any_kept)
         return;
     /* Outputs below the normal range may be flushed or sub-normal. */
-    const double tiny = dst_type == SOFTMAX_DTYPE_F16                                          ? 0x1p-24
+    const double tiny = dst_type == SOFTMAX_DTYPE_F16                                      ? 0x1p-24
                         : dst_type == SOFTMAX_DTYPE_F64 && c->compute == SOFTMAX_DTYPE_F64 ? DBL_MIN
                                                                                            : FLT_MIN;
     const double bound = (4.0 * (double)n + 8.0) * type_epsilon(c->compute) +
@@ -311,6 +312,20 @@ static int decode_case(fuzz_case *c, fuzz_reader *r, int *alias_mode, int64_t *a
     }
     if (elements > MAX_ELEMENTS)
         return 0;
+    /* Large tensors (where 2 threads split the work) are kept for about one
+     * input in BIG_ONE_IN; the others are shrunk, halving the largest extent
+     * until they are small. Otherwise libFuzzer's corpus fills with large
+     * inputs (they add coverage) and most runs cost a thousand small ones. */
+    if (elements > SMALL_ELEMENTS && !fuzz_input_is_rare(r->data, r->size, BIG_ONE_IN)) {
+        while (elements > SMALL_ELEMENTS) {
+            int largest = 0;
+            for (int d = 1; d < ndim; d++)
+                if (desc->shape[d] > desc->shape[largest])
+                    largest = d;
+            elements = elements / desc->shape[largest] * (desc->shape[largest] / 2);
+            desc->shape[largest] /= 2;
+        }
+    }
     desc->scale = take_f64(r);
     const uint8_t f1 = take_u8(r), f2 = take_u8(r);
     *alias_mode = f2 & 3;

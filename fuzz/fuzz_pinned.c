@@ -22,11 +22,13 @@
 #include "fuzz_common.h"
 
 enum { OP_SOFTMAX, OP_LOG_SOFTMAX, OP_BACKWARD, OP_LOG_BACKWARD, OP_JVP, OP_JACOBIAN, OP_LOG_JACOBIAN, OP_COUNT };
-enum { MAX_ROWS = 8, MAX_COLS = 255, MAX_JACOBIAN_N = 48, BIG_ELEMENTS = 70000 };
+/* BIG_ELEMENTS: 2 threads need at least 2 * 32768 elements (src/threads.c). */
+enum { MAX_ROWS = 8, MAX_COLS = 255, MAX_JACOBIAN_N = 48, BIG_ELEMENTS = 65536, BIG_ONE_IN = 64 };
 enum { MODE_NULL = 13, MODE_OVERFLOW = 14, MODE_OVERLAP = 15 };
 
-static const char *const op_names[OP_COUNT] = {"softmax", "log_softmax", "softmax_backward", "log_softmax_backward",
-                                               "log_softmax_jvp", "softmax_jacobian", "log_softmax_jacobian"};
+static const char *const op_names[OP_COUNT] = {
+    "softmax",         "log_softmax",      "softmax_backward",    "log_softmax_backward",
+    "log_softmax_jvp", "softmax_jacobian", "log_softmax_jacobian"};
 
 static int call_op(int op, int f64, const void *a, const void *b, void *out, size_t rows, size_t cols, double scale)
 {
@@ -72,7 +74,7 @@ typedef struct case_data {
     int f64;
     size_t rows, cols, elements, out_elements, esize;
     double scale;
-    void *a, *b; /* x, y or logy; dy or v */
+    void *a, *b;                /* x, y or logy; dy or v */
     int proper_gradient_inputs; /* y or logy from a forward call, dy bounded */
     int bounded_scale;          /* and |scale| <= 2^20: finite results expected */
 } case_data;
@@ -287,8 +289,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     c.op = (head & 7) % OP_COUNT;
     c.f64 = (head >> 3) & 1;
     const int mode = head >> 4;
-    /* Rare on purpose (1 input in 32): a big input costs a thousand small ones. */
-    const int big = (flags & 0xf8) == 0xf8 && c.op < OP_JACOBIAN;
+    /* Rare on purpose (1 input in 32 by the flags, and of those 1 in 64 by
+     * the hash of the input): a big input costs a thousand small ones. */
+    const int big = (flags & 0xf8) == 0xf8 && c.op < OP_JACOBIAN && fuzz_input_is_rare(data, size, BIG_ONE_IN);
     const int raw_gradient_inputs = (flags & 0x40) != 0;
     const size_t data_rows = 1 + (size_t)(flags & 7);
     c.cols = take_u8(&reader);

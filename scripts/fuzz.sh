@@ -9,7 +9,8 @@
 # on one worker at the lowest priority, and stops at the first contract
 # violation or sanitizer report, leaving the input in build-fuzz/findings/.
 # Environment: CLANG (default clang-14, else clang), FUZZ_TARGETS (default
-# "pinned execute convert"), FUZZ_ARGS (extra libFuzzer flags).
+# "pinned execute convert sample text npy"), FUZZ_ARGS (extra libFuzzer
+# flags). docs/fuzzing.md describes the targets and their run totals.
 set -euo pipefail
 
 # shellcheck source=scripts/common.sh
@@ -22,7 +23,7 @@ if [[ -z "$clang" ]]; then
     echo "error: clang not found (Debian package clang)" >&2
     exit 1
 fi
-targets=(${FUZZ_TARGETS:-pinned execute convert})
+targets=(${FUZZ_TARGETS:-pinned execute convert sample text npy})
 
 cmake -S . -B build-fuzz -DCMAKE_C_COMPILER="$clang" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSOFTMAX_BUILD_FUZZ=ON \
     -DSOFTMAX_BUILD_TESTS=OFF -DSOFTMAX_BUILD_EXAMPLES=OFF -DSOFTMAX_WERROR=ON >/dev/null

@@ -598,6 +598,26 @@ static void test_special_logits(void **state)
         assert_int_equal(index, 1);
         assert_true(prob == 1.0 && lse == 32768.0);
     }
+    /* f64 logits whose difference from the max is beyond f32 stay finite:
+     * T = inf counts them, beside +inf logits they are not drawn, and a
+     * finite T whose 1/T is below f32 keeps max / T in logsumexp. */
+    int64_t index;
+    double prob, lse;
+    const double far[] = {0.0, -1e300, -INFINITY};
+    assert_int_equal(sample_one(SOFTMAX_DTYPE_F64, far, 3, (filters){INFINITY, 0, 1, 0}, 2, &index, &prob, &lse),
+                     SOFTMAX_OK);
+    assert_true(fabs(lse - log(2.0)) < 1e-15 && prob == 0.5 && index != 2);
+    const double beside_infinity[] = {DBL_MAX, INFINITY, -DBL_MAX};
+    for (uint64_t step = 0; step < 20; step++) {
+        assert_int_equal(
+            sample_one(SOFTMAX_DTYPE_F64, beside_infinity, 3, (filters){1, 0, 1, 0}, step, &index, &prob, &lse),
+            SOFTMAX_OK);
+        assert_true(index == 1 && prob == 1.0 && lse == INFINITY);
+    }
+    const double large[] = {1e300, -INFINITY};
+    assert_int_equal(sample_one(SOFTMAX_DTYPE_F64, large, 2, (filters){1e300, 0, 1, 0}, 1, &index, &prob, &lse),
+                     SOFTMAX_OK);
+    assert_true(index == 0 && fabs(lse - 1.0) < 1e-15);
 }
 
 static void test_rows_without_a_distribution(void **state)

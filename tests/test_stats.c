@@ -259,6 +259,9 @@ static void test_special_values(void **state)
         {"scale +inf", {1, 3, 3, -2}, 4, inf, inf, LN2, 1},
         {"scale +inf, max 0", {-1, 0, 0, -inf}, 4, inf, LN2, LN2, 1},
         {"scale +inf, max < 0", {-1, -3}, 2, inf, -inf, 0.0, 0},
+        /* every z is -inf, but the limit is one-hot at the ties, not a masked row */
+        {"scale +inf, max < 0 not first", {-3, -1, -1}, 3, inf, -inf, LN2, 1},
+        {"scale -inf, min > 0 not first", {5, 2, 2}, 3, -inf, -inf, LN2, 1},
         {"scale -inf", {1, 3, -2, -2}, 4, -inf, inf, LN2, 2},
         {"one element", {-7}, 1, 3.0, -21.0, 0.0, 0},
     };

@@ -264,9 +264,9 @@ static row_result sample_indicator_row(const sample_call *call, const float *x, 
             c.weights[c.count++] = 1.0f;
         }
     }
-    double logsumexp = infinite_logits ? INFINITY
-                       : uniform       ? log((double)c.count)
-                                       : (offset + max) * call->inv_temperature_exact + log((double)c.count);
+    /* A finite T whose 1/T underflows f32 still has max / T in the
+     * logsumexp (large for f64 rows); T = +inf makes that term 0. */
+    double logsumexp = infinite_logits ? INFINITY : (offset + max) * call->inv_temperature_exact + log((double)c.count);
     if (isnan(logsumexp)) /* an infinite 1/T times a zero max: the limit */
         logsumexp = log((double)c.count);
     if (params->top_k > 0 && (uint64_t)params->top_k < c.count)
@@ -503,8 +503,16 @@ static row_result sample_row(const sample_call *call, softmax_dtype dtype, const
         /* Differences from a finite max keep every f64 logit's information
          * that an f32 weight can use; infinite rows keep their infinities. */
         double offset = isfinite(max) ? max : 0.0;
-        for (size_t i = 0; i < n; i++)
-            s->widened[i] = (float)(x[i] - offset);
+        for (size_t i = 0; i < n; i++) {
+            /* A finite logit stays finite when its difference is beyond f32
+             * (or f64 itself): far below the max it is still above -inf
+             * (T = +inf counts it, a small enough 1/T weighs it), and beside
+             * a +inf max (offset 0) it is not one of the +inf logits. */
+            float d = (float)(x[i] - offset);
+            if (isinf(d) && isfinite(x[i]))
+                d = d > 0 ? FLT_MAX : -FLT_MAX;
+            s->widened[i] = d;
+        }
         return sample_f32_row(call, s->widened, n, offset, s, u);
     }
     }

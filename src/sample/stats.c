@@ -86,8 +86,11 @@ static row_stats stats_row(const softmax_kernels *kernels, const sample_kernels 
         return (row_stats){log_k, log_k, (int64_t)a};
     }
     double z_extreme = scale * extreme;
-    if (z_extreme == -INFINITY && (isinf(extreme) || isinf(scale)))
-        return s; /* every z is -inf: a fully masked row */
+    /* Every z is -inf: a fully masked row. Not so for an infinite scale and
+     * a finite extreme (all x < 0 with scale +inf): that is the limit,
+     * one-hot at the ties, as softmax itself gives. */
+    if (z_extreme == -INFINITY && isinf(extreme))
+        return s;
     s.argmax = (int64_t)a;
     if (isinf(scale) || isinf(extreme)) {
         /* The limit: uniform over the ties at the extreme element. */
@@ -190,7 +193,8 @@ int softmax_row_stats(softmax_dtype dtype, const void *x, size_t rows, size_t co
         for (size_t r = 0; r < rows; r++) {
             if (scratch == NULL)
                 continue;
-            const void *row = (const char *)x + r * cols * element_size;
+            /* x may be NULL when cols == 0, and NULL + 0 is undefined in C. */
+            const void *row = cols == 0 ? x : (const char *)x + r * cols * element_size;
             if (dtype == SOFTMAX_DTYPE_BF16 || dtype == SOFTMAX_DTYPE_F16) {
                 float *widened = (float *)(scratch + 2 * cols * compute_size);
                 const uint16_t *half = row;

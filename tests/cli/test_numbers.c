@@ -189,6 +189,19 @@ int main(void)
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         check_rejected(bad[i]);
     }
+    /* A NUL inside a token (strtod would stop there and read "1"). */
+    static const char with_nul[][6] = {"1\0x", "1e5\0", "0.5\0z", "inf\0"};
+    for (size_t i = 0; i < sizeof with_nul / sizeof with_nul[0]; i++) {
+        const char *token = with_nul[i];
+        const char *end = token + strlen(token) + 2; /* past the NUL: the whole token */
+        double got;
+        float got_float;
+        if (cli_parse_double(token, end, &got) == 0 || cli_parse_float(token, end, &got_float) == 0) {
+            if (failures++ < 20) {
+                fprintf(stderr, "'%s<NUL>...' was accepted as a number\n", token);
+            }
+        }
+    }
     if (failures != 0) {
         fprintf(stderr, "test_numbers: %ld mismatches\n", failures);
         return 1;

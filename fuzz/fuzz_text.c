@@ -1,0 +1,379 @@
+/*
+ * fuzz_text.c -- the command's text reader (cli/text.c, cli_read_text) and
+ * number scanner (cli/number.c) on hostile text, through a memory file.
+ *
+ * Input: [options][text...]. The options byte picks f32 or f64, --header,
+ * equal rows, whole-matrix mode, a rows callback that fails, and (rarely)
+ * the text repeated to 64 KiB. text.c is built here with a 256-byte read
+ * block and a 32-element batch (CMakeLists.txt), so that short inputs cross
+ * block and batch boundaries and lines outgrow the buffer.
+ * The text is checked against an oracle written here from the format's
+ * rules (lines, '#' comments, blanks, comma or blank separators, a header
+ * line of non-numbers, a byte order mark) with strtod/strtof as the
+ * reference for each number:
+ *  - no crash, no out-of-bounds access, no leak;
+ *  - success exactly when the oracle finds every data token a number, no
+ *    separator out of place, equal rows where required and at least one
+ *    row; then the rows handed on are the oracle's, in order, numbered
+ *    consecutively, every value bit for bit strtod's (f64) or strtof's
+ *    (f32) of its token, and the header labels are the header's fields;
+ *  - on a syntax error the message is "<name>:<line>:<column>: ..." at the
+ *    oracle's first bad token or separator; ragged rows name the line;
+ *    an input without rows says so; a failing callback's status is
+ *    returned.
+ */
+#include <stdarg.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "../cli/cli.h"
+#include "fuzz_common.h"
+
+static char last_message[512];
+
+/* The command's cli_error lives in options.c with the option parser; here
+ * it keeps the last message for the checks instead of printing it. */
+void cli_error(const char *format, ...)
+{
+    va_list arguments;
+    va_start(arguments, format);
+    vsnprintf(last_message, sizeof last_message, format, arguments);
+    va_end(arguments);
+}
+
+enum { LONG_TOKEN = 500, FAIL_STATUS = 99 };
+
+/* ---- the oracle ---- */
+
+typedef struct expected {
+    int ok;
+    uint64_t error_line;
+    size_t error_column; /* 0: an error without a column */
+    int ragged, empty, unsure;
+    size_t n_values, n_rows, values_capacity, rows_capacity;
+    double *values; /* as parsed by strtod/strtof */
+    size_t *row_cols;
+    size_t n_labels;
+    char **labels;
+} expected;
+
+static int is_blank(char c)
+{
+    return c == ' ' || c == '\t' || c == '\r' || c == '\v' || c == '\f';
+}
+
+/* A whole token as a number, by the C library. */
+static int oracle_number(const char *begin, size_t length, int single, double *value)
+{
+    if (length == 0 || memchr(begin, '\0', length) != NULL)
+        return 0;
+    char small[LONG_TOKEN + 1];
+    char *copy = length <= LONG_TOKEN ? small : malloc(length + 1);
+    memcpy(copy, begin, length);
+    copy[length] = '\0';
+    char *stop;
+    if (single)
+        *value = strtof(copy, &stop);
+    else
+        *value = strtod(copy, &stop);
+    const int ok = *stop == '\0';
+    if (copy != small)
+        free(copy);
+    return ok;
+}
+
+static void oracle_line(expected *e, const char *p, const char *end, uint64_t line, int single, int header_option,
+                        int *seen_first, size_t *first_cols, int equal_rows)
+{
+    const char *line_start = p;
+    if (line == 1 && end - p >= 3 && memcmp(p, "\xEF\xBB\xBF", 3) == 0)
+        p += 3;
+    while (p < end && is_blank(*p))
+        p++;
+    if (p == end || *p == '#')
+        return;
+    if (!*seen_first) {
+        *seen_first = 1;
+        int any_number = 0;
+        size_t fields = 0;
+        for (const char *q = p; q < end;) {
+            while (q < end && (is_blank(*q) || *q == ','))
+                q++;
+            if (q == end)
+                break;
+            const char *stop = q;
+            while (stop < end && !is_blank(*stop) && *stop != ',')
+                stop++;
+            double ignored;
+            if ((size_t)(stop - q) >= LONG_TOKEN)
+                e->unsure = 1;
+            any_number |= oracle_number(q, (size_t)(stop - q), 0, &ignored);
+            fields++;
+            q = stop;
+        }
+        if (header_option || !any_number) {
+            e->labels = calloc(fields + 1, sizeof *e->labels);
+            for (const char *q = p; q < end;) {
+                while (q < end && (is_blank(*q) || *q == ','))
+                    q++;
+                if (q == end)
+                    break;
+                const char *stop = q;
+                while (stop < end && !is_blank(*stop) && *stop != ',')
+                    stop++;
+                const char *b = q, *s = stop;
+                if (s - b >= 2 && (*b == '"' || *b == '\'') && s[-1] == *b)
+                    b++, s--;
+                /* strndup stops at a NUL, as the reader's copy does. */
+                e->labels[e->n_labels++] = strndup(b, (size_t)(s - b));
+                q = stop;
+            }
+            return;
+        }
+    }
+    size_t cols = 0;
+    for (;;) {
+        const char *stop = p;
+        while (stop < end && !is_blank(*stop) && *stop != ',')
+            stop++;
+        if (stop == p) {
+            e->error_line = line;
+            e->error_column = (size_t)(p - line_start) + 1;
+            return;
+        }
+        if ((size_t)(stop - p) >= LONG_TOKEN)
+            e->unsure = 1;
+        double value;
+        if (!oracle_number(p, (size_t)(stop - p), single, &value)) {
+            e->error_line = line;
+            e->error_column = (size_t)(p - line_start) + 1;
+            return;
+        }
+        if (e->n_values == e->values_capacity) {
+            e->values_capacity *= 2;
+            e->values = realloc(e->values, e->values_capacity * sizeof *e->values);
+        }
+        e->values[e->n_values++] = value;
+        cols++;
+        p = stop;
+        while (p < end && is_blank(*p))
+            p++;
+        if (p < end && *p == ',') {
+            const char *comma = p++;
+            while (p < end && is_blank(*p))
+                p++;
+            if (p == end) {
+                e->error_line = line;
+                e->error_column = (size_t)(comma - line_start) + 1;
+                return;
+            }
+        }
+        if (p == end)
+            break;
+    }
+    if (equal_rows) {
+        if (*first_cols == 0)
+            *first_cols = cols;
+        else if (cols != *first_cols) {
+            e->error_line = line;
+            e->ragged = 1;
+            return;
+        }
+    }
+    if (e->n_rows == e->rows_capacity) {
+        e->rows_capacity *= 2;
+        e->row_cols = realloc(e->row_cols, e->rows_capacity * sizeof *e->row_cols);
+    }
+    e->row_cols[e->n_rows++] = cols;
+}
+
+static void oracle(expected *e, const char *text, size_t size, int single, int header_option, int equal_rows)
+{
+    memset(e, 0, sizeof *e);
+    e->values_capacity = e->rows_capacity = 64;
+    e->values = malloc(e->values_capacity * sizeof *e->values);
+    e->row_cols = malloc(e->rows_capacity * sizeof *e->row_cols);
+    int seen_first = 0;
+    size_t first_cols = 0;
+    uint64_t line = 1;
+    const char *p = text, *end = text + size;
+    while (p < end && e->error_line == 0) {
+        const char *newline = memchr(p, '\n', (size_t)(end - p));
+        const char *line_end = newline ? newline : end;
+        oracle_line(e, p, line_end, line, single, header_option, &seen_first, &first_cols, equal_rows);
+        if (!newline)
+            break;
+        p = newline + 1;
+        line++;
+    }
+    if (e->error_line == 0 && e->n_rows == 0)
+        e->empty = 1;
+    e->ok = e->error_line == 0 && !e->empty;
+}
+
+static void free_expected(expected *e)
+{
+    for (size_t i = 0; i < e->n_labels; i++)
+        free(e->labels[i]);
+    free(e->labels);
+    free(e->values);
+    free(e->row_cols);
+}
+
+/* ---- the callbacks ---- */
+
+typedef struct context {
+    const expected *e;
+    softmax_dtype dtype;
+    size_t values_seen, rows_seen;
+    uint64_t next_first_row;
+    int calls, fail_at, whole_matrix;
+    size_t n_labels;
+    int labels_calls;
+} context;
+
+static int on_rows(void *opaque, void *values, size_t rows, size_t cols, uint64_t first_row)
+{
+    context *c = opaque;
+    const expected *e = c->e;
+    FUZZ_CHECK(rows > 0, "rows callback with no rows");
+    FUZZ_CHECK(first_row == c->next_first_row, "rows numbered from %llu, expected %llu", (unsigned long long)first_row,
+               (unsigned long long)c->next_first_row);
+    c->next_first_row += rows;
+    for (size_t r = 0; r < rows; r++) {
+        const size_t row = c->rows_seen + r;
+        if (!e->unsure && row < e->n_rows)
+            FUZZ_CHECK(e->row_cols[row] == cols, "row %zu has %zu values, the oracle %zu", row, cols, e->row_cols[row]);
+        for (size_t j = 0; j < cols; j++) {
+            const size_t k = c->values_seen + r * cols + j;
+            const double got = c->dtype == SOFTMAX_DTYPE_F32 ? (double)((float *)values)[r * cols + j]
+                                                             : ((double *)values)[r * cols + j];
+            if (e->unsure || k >= e->n_values)
+                continue;
+            const double want = e->values[k];
+            FUZZ_CHECK((isnan(got) && isnan(want)) || memcmp(&got, &want, sizeof got) == 0,
+                       "value %zu (row %zu) is %.17g, strto%s gives %.17g", k, row, got,
+                       c->dtype == SOFTMAX_DTYPE_F32 ? "f" : "d", want);
+        }
+    }
+    c->rows_seen += rows;
+    c->values_seen += rows * cols;
+    c->calls++;
+    if (c->fail_at && c->calls == c->fail_at) {
+        cli_error("the callback fails");
+        return FAIL_STATUS;
+    }
+    return 0;
+}
+
+static int on_idle(void *opaque)
+{
+    (void)opaque;
+    return 0;
+}
+
+static int on_labels(void *opaque, char **labels, size_t n)
+{
+    context *c = opaque;
+    const expected *e = c->e;
+    c->labels_calls++;
+    c->n_labels = n;
+    if (!e->unsure) {
+        FUZZ_CHECK(n == e->n_labels, "%zu header labels, the oracle %zu", n, e->n_labels);
+        for (size_t i = 0; i < n; i++)
+            FUZZ_CHECK(strcmp(labels[i], e->labels[i]) == 0, "label %zu is '%s', the oracle '%s'", i, labels[i],
+                       e->labels[i]);
+    }
+    for (size_t i = 0; i < n; i++)
+        free(labels[i]);
+    free(labels);
+    return 0;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    if (size == 0)
+        return 0;
+    const uint8_t options = data[0];
+    const int single = options & 1, header_option = (options & 2) != 0, equal_rows = (options & 4) != 0;
+    const int whole_matrix = (options & 8) != 0;
+    const int fail_at = (options >> 4) & 3;
+    /* Rare big inputs: the text repeated, many blocks and batches (a single
+     * long line when the text has no newline). */
+    const int big = (options & 0xc0) == 0xc0 && size > 1 && fuzz_input_is_rare(data, size, 64);
+    const char *body = (const char *)data + 1;
+    size_t length = size - 1;
+    char *text = NULL;
+    if (big) {
+        const size_t target = (size_t)1 << 16;
+        const size_t copies = (target + length - 1) / length;
+        text = malloc(copies * length);
+        for (size_t i = 0; i < copies; i++)
+            memcpy(text + i * length, body, length);
+        body = text;
+        length *= copies;
+    }
+
+    expected e;
+    oracle(&e, body, length, single, header_option, equal_rows);
+
+    const int fd = memfd_create("fuzz_text", 0);
+    FUZZ_CHECK(fd >= 0, "memfd_create failed");
+    for (size_t done = 0; done < length;) {
+        const ssize_t wrote = write(fd, body + done, length - done);
+        FUZZ_CHECK(wrote > 0, "write to the memory file failed");
+        done += (size_t)wrote;
+    }
+    FUZZ_CHECK(lseek(fd, 0, SEEK_SET) == 0, "lseek failed");
+
+    context c = {&e, single ? SOFTMAX_DTYPE_F32 : SOFTMAX_DTYPE_F64, 0, 0, 0, 0, fail_at, whole_matrix, 0, 0};
+    cli_text_callbacks callbacks = {
+        &c, c.dtype, whole_matrix, equal_rows, "the fuzz needs equal rows", header_option, on_rows, on_idle, on_labels};
+    last_message[0] = '\0';
+    const int status = cli_read_text(fd, "in", &callbacks);
+    close(fd);
+
+    if (c.fail_at && c.calls >= c.fail_at) {
+        FUZZ_CHECK(status == FAIL_STATUS, "the callback failed but cli_read_text returned %d", status);
+        goto done;
+    }
+    if (e.unsure) {
+        /* A token of 500 bytes or more: the reader may refuse what strtod
+         * takes (its copy is bounded); only the values it accepts count. */
+        if (status == 0)
+            FUZZ_CHECK(c.rows_seen > 0, "success without rows");
+        goto done;
+    }
+    if (e.ok) {
+        FUZZ_CHECK(status == 0, "valid text (%zu rows) failed with %d: %s", e.n_rows, status, last_message);
+        FUZZ_CHECK(c.rows_seen == e.n_rows && c.values_seen == e.n_values,
+                   "%zu rows / %zu values, the oracle %zu / %zu", c.rows_seen, c.values_seen, e.n_rows, e.n_values);
+        /* Whole-matrix mode hands every row on at once (the command asks
+         * for equal rows with it; rows of another length close a batch). */
+        if (whole_matrix && equal_rows)
+            FUZZ_CHECK(c.calls == 1, "whole-matrix mode handed rows on %d times", c.calls);
+        FUZZ_CHECK(e.labels == NULL ? c.labels_calls == 0 : c.labels_calls == 1, "labels handed on %d times",
+                   c.labels_calls);
+        goto done;
+    }
+    FUZZ_CHECK(status == CLI_EX_DATAERR, "invalid text returned %d, not CLI_EX_DATAERR (%s)", status, last_message);
+    char prefix[64];
+    if (e.empty) {
+        FUZZ_CHECK(strcmp(last_message, "in: empty input: no row of numbers") == 0, "empty input: message '%s'",
+                   last_message);
+    } else if (e.ragged) {
+        snprintf(prefix, sizeof prefix, "in:%llu: ragged rows", (unsigned long long)e.error_line);
+        FUZZ_CHECK(strncmp(last_message, prefix, strlen(prefix)) == 0, "ragged rows: message '%s', expected '%s...'",
+                   last_message, prefix);
+    } else {
+        snprintf(prefix, sizeof prefix, "in:%llu:%zu: ", (unsigned long long)e.error_line, e.error_column);
+        FUZZ_CHECK(strncmp(last_message, prefix, strlen(prefix)) == 0, "syntax error: message '%s', expected '%s...'",
+                   last_message, prefix);
+    }
+    /* Rows before the bad line may have been handed on; none after it. */
+    FUZZ_CHECK(c.rows_seen <= e.n_rows, "%zu rows handed on, only %zu precede the error", c.rows_seen, e.n_rows);
+done:
+    free_expected(&e);
+    free(text);
+    return 0;
+}
