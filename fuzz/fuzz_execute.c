@@ -9,7 +9,7 @@
  * it); element values are drawn from a small pool of hostile values.
  *
  * Checked (exact consequences of the contract in softmax.h):
- *  - an invalid op, type, ndim, axis, scale, reserved field, NULL operand,
+ *  - an invalid op, type, ndim, axis, scale, reserved field, flag bit, NULL operand,
  *    mask type or ALiBi parameter fails; any failure leaves dst as it was
  *    and explains itself; inputs are never written (unless aliased);
  *  - on success no two dst elements share an address, bytes between dst
@@ -20,7 +20,8 @@
  *    elements 0 (log: -inf), a line with nothing kept all 0 (log: -inf),
  *    others sum to 1 within (4 n + 8) ulp of the computation type plus the
  *    rounding to a narrower dst type, log-softmax <= 4 ulp(1), and without an
- *    additive bias the weak order of x is kept;
+ *    additive bias the weak order of x is kept (not checked in the fast
+ *    mode, SOFTMAX_FLAG_FAST, which keeps it up to an ulp);
  *  - gradient ops: elements excluded by `where` or `causal` get 0;
  *  - 1 and 2 threads give the same bits (inputs large enough to split).
  */
@@ -234,7 +235,8 @@ static void check_forward_line(const fuzz_case *c, size_t line, const uint8_t *d
                          (narrower_dst ? (log_op ? (double)n : 1.0) * type_epsilon(dst_type) : 0) + (double)n * tiny;
     FUZZ_CHECK(fabsl(sum - 1) <= bound, "line %zu of %zu: sums to 1 + %Lg (bound %g, scale %a)", line, n, sum - 1,
                bound, desc->scale);
-    if (c->ops[MASK].used || desc->max_bias > 0 || desc->scale == 0)
+    /* The fast mode keeps the order only up to an ulp (softmax.h). */
+    if (c->ops[MASK].used || desc->max_bias > 0 || desc->scale == 0 || (desc->flags & SOFTMAX_FLAG_FAST))
         return;
     /* The weak order of x among the kept elements (reversed for scale < 0). */
     sort_keys = x;
@@ -330,8 +332,18 @@ static int decode_case(fuzz_case *c, fuzz_reader *r, int *alias_mode, int64_t *a
     const uint8_t f1 = take_u8(r), f2 = take_u8(r);
     *alias_mode = f2 & 3;
     *null_operand = (f2 & 8) ? 1 + (take_u8(r) % 4) : 0;
-    if (f2 & 4)
-        desc->reserved[take_u8(r) % (sizeof desc->reserved / sizeof desc->reserved[0])] = 1;
+    if (f2 & 4) {
+        /* Half of these ask for the fast mode (valid), the rest set a
+         * reserved word or an undefined flag bit (invalid). */
+        const uint8_t which = take_u8(r);
+        const size_t reserved_count = sizeof desc->reserved / sizeof desc->reserved[0];
+        if (which & 0x80)
+            desc->flags = SOFTMAX_FLAG_FAST;
+        else if (which % (reserved_count + 1) == reserved_count)
+            desc->flags = SOFTMAX_FLAG_FAST | 2;
+        else
+            desc->reserved[which % (reserved_count + 1)] = 1;
+    }
     desc->mask_dtype = decode_type(f2 >> 4);
     desc->causal = (f1 & 0x80) != 0;
     const uint8_t offset_byte = take_u8(r);
@@ -416,6 +428,7 @@ static int must_fail(const fuzz_case *c, int null_operand)
                isnan(desc->scale);
     for (size_t i = 0; i < sizeof desc->reserved / sizeof desc->reserved[0]; i++)
         fail |= desc->reserved[i] != 0;
+    fail |= (desc->flags & ~(uint64_t)SOFTMAX_FLAG_FAST) != 0;
     if (fail || c->elements == 0)
         return fail;
     fail |= !valid_type(c->ops[DST].type) || (!c->forward && !valid_type(c->ops[GRAD].type));

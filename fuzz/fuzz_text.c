@@ -53,6 +53,7 @@ typedef struct expected {
     size_t n_values, n_rows, values_capacity, rows_capacity;
     double *values; /* as parsed by strtod/strtof */
     size_t *row_cols;
+    uint64_t *row_lines; /* the input line of each row, for the messages */
     size_t n_labels;
     char **labels;
 } expected;
@@ -145,8 +146,11 @@ static void oracle_line(expected *e, const char *p, const char *end, uint64_t li
             e->unsure = 1;
         double value;
         if (!oracle_number(p, (size_t)(stop - p), single, &value)) {
+            /* The reader points at a NUL byte inside the token (its message
+             * could not show the token), else at the token. */
+            const char *nul = memchr(p, '\0', (size_t)(stop - p));
             e->error_line = line;
-            e->error_column = (size_t)(p - line_start) + 1;
+            e->error_column = (size_t)((nul != NULL ? nul : p) - line_start) + 1;
             return;
         }
         if (e->n_values == e->values_capacity) {
@@ -183,7 +187,9 @@ static void oracle_line(expected *e, const char *p, const char *end, uint64_t li
     if (e->n_rows == e->rows_capacity) {
         e->rows_capacity *= 2;
         e->row_cols = realloc(e->row_cols, e->rows_capacity * sizeof *e->row_cols);
+        e->row_lines = realloc(e->row_lines, e->rows_capacity * sizeof *e->row_lines);
     }
+    e->row_lines[e->n_rows] = line;
     e->row_cols[e->n_rows++] = cols;
 }
 
@@ -193,6 +199,7 @@ static void oracle(expected *e, const char *text, size_t size, int single, int h
     e->values_capacity = e->rows_capacity = 64;
     e->values = malloc(e->values_capacity * sizeof *e->values);
     e->row_cols = malloc(e->rows_capacity * sizeof *e->row_cols);
+    e->row_lines = malloc(e->rows_capacity * sizeof *e->row_lines);
     int seen_first = 0;
     size_t first_cols = 0;
     uint64_t line = 1;
@@ -218,6 +225,7 @@ static void free_expected(expected *e)
     free(e->labels);
     free(e->values);
     free(e->row_cols);
+    free(e->row_lines);
 }
 
 /* ---- the callbacks ---- */
@@ -232,7 +240,7 @@ typedef struct context {
     int labels_calls;
 } context;
 
-static int on_rows(void *opaque, void *values, size_t rows, size_t cols, uint64_t first_row)
+static int on_rows(void *opaque, void *values, size_t rows, size_t cols, uint64_t first_row, const uint64_t *lines)
 {
     context *c = opaque;
     const expected *e = c->e;
@@ -242,8 +250,11 @@ static int on_rows(void *opaque, void *values, size_t rows, size_t cols, uint64_
     c->next_first_row += rows;
     for (size_t r = 0; r < rows; r++) {
         const size_t row = c->rows_seen + r;
-        if (!e->unsure && row < e->n_rows)
+        if (!e->unsure && row < e->n_rows) {
             FUZZ_CHECK(e->row_cols[row] == cols, "row %zu has %zu values, the oracle %zu", row, cols, e->row_cols[row]);
+            FUZZ_CHECK(lines[r] == e->row_lines[row], "row %zu is said to be on line %llu, the oracle %llu", row,
+                       (unsigned long long)lines[r], (unsigned long long)e->row_lines[row]);
+        }
         for (size_t j = 0; j < cols; j++) {
             const size_t k = c->values_seen + r * cols + j;
             const double got = c->dtype == SOFTMAX_DTYPE_F32 ? (double)((float *)values)[r * cols + j]

@@ -49,12 +49,24 @@ static void fill(void *x, size_t n, int distribution, test_rng *rng)
     for (size_t i = 0; i < n; i++) {
         double v = 0;
         switch (distribution) {
-        case 0: v = 10.0 * rng_normal(rng); break;
-        case 1: v = rng_range(rng, -100.0, 100.0); break;
-        case 2: v = (rng_next(rng) & 1 ? -1.0 : 1.0) * pow(10.0, rng_range(rng, -38.0, 38.0)); break;
-        case 3: v = (double)((int)rng_below(rng, 5) - 2); break;
-        case 4: v = 1.0 + (double)rng_below(rng, 64) * FLT_EPSILON; break;
-        case 5: v = 3.0 * rng_normal(rng) + (rng_below(rng, 50) == 0 ? 30.0 : 0.0); break;
+        case 0:
+            v = 10.0 * rng_normal(rng);
+            break;
+        case 1:
+            v = rng_range(rng, -100.0, 100.0);
+            break;
+        case 2:
+            v = (rng_next(rng) & 1 ? -1.0 : 1.0) * pow(10.0, rng_range(rng, -38.0, 38.0));
+            break;
+        case 3:
+            v = (double)((int)rng_below(rng, 5) - 2);
+            break;
+        case 4:
+            v = 1.0 + (double)rng_below(rng, 64) * FLT_EPSILON;
+            break;
+        case 5:
+            v = 3.0 * rng_normal(rng) + (rng_below(rng, 50) == 0 ? 30.0 : 0.0);
+            break;
         default: { /* hostile: -inf, +inf and NaN among normal values */
             const size_t pick = rng_below(rng, 40);
             v = pick == 0 ? -INFINITY : pick == 1 ? INFINITY : pick == 2 ? NAN : 5.0 * rng_normal(rng);
@@ -114,8 +126,8 @@ static size_t measure(const float *x, size_t rows, size_t cols, double scale, in
 static void test_fast_mode_accuracy_and_special_values(void **state)
 {
     (void)state;
-    static const size_t shapes[][2] = {{21, 1},  {21, 2},   {21, 3},  {21, 5},   {21, 8},   {21, 9},    {21, 10},
-                                       {21, 15}, {21, 16},  {21, 17}, {3, 7},    {7, 33},   {5, 64},    {3, 100},
+    static const size_t shapes[][2] = {{21, 1},  {21, 2},   {21, 3},   {21, 5},    {21, 8},    {21, 9}, {21, 10},
+                                       {21, 15}, {21, 16},  {21, 17},  {3, 7},     {7, 33},    {5, 64}, {3, 100},
                                        {3, 129}, {2, 1000}, {1, 4097}, {1, 32000}, {1, 300000}};
     static const double scales[] = {1.0, 0.5, -1.3, 3e4, 1e-3, 0.0, INFINITY, -INFINITY};
     test_rng rng;
@@ -179,8 +191,7 @@ static void test_fast_mode_is_deterministic(void **state)
                         run_fast(op, SOFTMAX_DTYPE_F32, x + r * cols, alone, 1, cols, 1.0, SOFTMAX_FLAG_FAST),
                         SOFTMAX_OK);
                     if (memcmp(alone, one + r * cols, cols * sizeof(float)) != 0)
-                        fail_msg("fast %s: row %zu differs alone and in a batch", log ? "log_softmax" : "softmax",
-                                 r);
+                        fail_msg("fast %s: row %zu differs alone and in a batch", log ? "log_softmax" : "softmax", r);
                 }
         }
         set_threads_or_fail(0);

@@ -795,7 +795,7 @@ static inline V FN(fast_exp)(V x, const FN(exp_args) * a)
 /* The exponential of the tiny-row kernels: exact-parts (accurate) or fast,
  * chosen at compile time where the bodies are inlined. */
 static inline __attribute__((always_inline)) void FN(tiny_exp)(bool fast, V x, const FN(exp_args) * a, V *e,
-                                                                V *residual)
+                                                               V *residual)
 {
 #if SOFTMAX_HAS_FAST_EXP
     if (fast) {
@@ -870,9 +870,8 @@ static inline V FN(tiny_neg_log_sums)(V high, V low, V reference, V offset, cons
 }
 
 /* One tiny row in one vector: horizontal reductions. */
-static inline __attribute__((always_inline)) void FN(tiny_row_body)(bool fast, softmax_op op, const T *x, T *y,
-                                                                     size_t n, double scale,
-                                                                     const FN(shared_plan) * shared)
+static inline __attribute__((always_inline)) void
+FN(tiny_row_body)(bool fast, softmax_op op, const T *x, T *y, size_t n, double scale, const FN(shared_plan) * shared)
 {
     const bool log_output = op == SOFTMAX_OP_LOG_SOFTMAX;
     const bool negate = shared->negate;
@@ -901,8 +900,8 @@ static inline __attribute__((always_inline)) void FN(tiny_row_body)(bool fast, s
     }
     V out;
     if (log_output) {
-        const V second = FN(tiny_neg_log_sums)(P(set1)(high_sum), P(set1)(low_sum), P(set1)(reference),
-                                               P(set1)(offset), shared);
+        const V second =
+            FN(tiny_neg_log_sums)(P(set1)(high_sum), P(set1)(low_sum), P(set1)(reference), P(set1)(offset), shared);
         const V shifted = P(sub)(v, P(set1)(reference));
         out = P(fmadd)(P(set1)((T)scale), negate ? P(neg)(shifted) : shifted, second);
     } else {
@@ -924,8 +923,8 @@ static inline __attribute__((always_inline)) void FN(tiny_row_body)(bool fast, s
  * tree of P(butterfly_sum) over whole column vectors. Lanes of padding rows
  * (a partial group) compute on zeros and are never stored. */
 static inline __attribute__((always_inline)) void FN(tiny_group_body)(bool fast, softmax_op op, const T *x, T *y,
-                                                                       size_t count, size_t n, double scale,
-                                                                       const FN(shared_plan) * shared)
+                                                                      size_t count, size_t n, double scale,
+                                                                      const FN(shared_plan) * shared)
 {
     const bool log_output = op == SOFTMAX_OP_LOG_SOFTMAX;
     const bool negate = shared->negate;
@@ -941,8 +940,8 @@ static inline __attribute__((always_inline)) void FN(tiny_group_body)(bool fast,
          * reduce_max; its row is caught by its NaN sum. */
         reference = P(max)(column[j], reference);
     }
-    const V offset = P(sub)(P(floor)(P(fmadd)(P(set1)(shared->c_hi), reference, P(mul)(P(set1)(shared->c_lo), reference))),
-                            P(set1)((T)1));
+    const V offset = P(sub)(
+        P(floor)(P(fmadd)(P(set1)(shared->c_hi), reference, P(mul)(P(set1)(shared->c_lo), reference))), P(set1)((T)1));
     const FN(exp_args) a = {P(mul)(P(sub)(offset, P(set1)((T)EXP_FLOOR_ARG)), P(set1)(shared->inverse_c)),
                             P(set1)(shared->c_hi), P(set1)(shared->c_lo), P(neg)(offset)};
     V e[LANES], residual[LANES], low[LANES];
@@ -1115,8 +1114,7 @@ static void FN(fast_tiny_group)(softmax_op op, const T *x, T *y, size_t count, s
     FN(tiny_group_body)(true, op, x, y, count, n, scale, shared);
 }
 
-static void FN(fast_tiny_row)(softmax_op op, const T *x, T *y, size_t n, double scale,
-                              const FN(shared_plan) * shared)
+static void FN(fast_tiny_row)(softmax_op op, const T *x, T *y, size_t n, double scale, const FN(shared_plan) * shared)
 {
     FN(tiny_row_body)(true, op, x, y, n, scale, shared);
 }
@@ -1200,8 +1198,7 @@ static void FN(fast_row)(softmax_op op, const T *x, T *y, size_t n, double scale
 /* A fast-mode row of at most SMALL_VECTORS vectors, in registers from load
  * to store, with the per-row constants of small_forward_row (T arithmetic
  * from the shared plan: no division per row). */
-static void FN(fast_small_row)(softmax_op op, const T *x, T *y, size_t n, double scale,
-                               const FN(shared_plan) * shared)
+static void FN(fast_small_row)(softmax_op op, const T *x, T *y, size_t n, double scale, const FN(shared_plan) * shared)
 {
     const bool negate = shared->negate;
     const T fill = negate ? (T)INFINITY : (T)-INFINITY;
@@ -1248,8 +1245,8 @@ static void FN(fast_small_row)(softmax_op op, const T *x, T *y, size_t n, double
     const V reference_v = P(set1)(row_reference);
     for (size_t i = 0; i < vectors; i++) {
         const size_t count = n - i * LANES < LANES ? n - i * LANES : LANES;
-        const V out = op == SOFTMAX_OP_LOG_SOFTMAX ? P(fmadd)(first, P(sub)(v[i], reference_v), second)
-                                                   : P(mul)(e[i], first);
+        const V out =
+            op == SOFTMAX_OP_LOG_SOFTMAX ? P(fmadd)(first, P(sub)(v[i], reference_v), second) : P(mul)(e[i], first);
         if (count == LANES)
             P(store)(y + i * LANES, out);
         else

@@ -215,8 +215,10 @@ static inline void f32_transpose(vf32 m[8])
 static inline void f32_reciprocal_halves(vf32 high, vf32 low, double scale, vf32 *hi, vf32 *lo)
 {
     const __m256d one = _mm256_set1_pd(1.0), s = _mm256_set1_pd(scale);
-    __m256d r0 = _mm256_add_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(high)), _mm256_cvtps_pd(_mm256_castps256_ps128(low)));
-    __m256d r1 = _mm256_add_pd(_mm256_cvtps_pd(_mm256_extractf128_ps(high, 1)), _mm256_cvtps_pd(_mm256_extractf128_ps(low, 1)));
+    __m256d r0 =
+        _mm256_add_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(high)), _mm256_cvtps_pd(_mm256_castps256_ps128(low)));
+    __m256d r1 =
+        _mm256_add_pd(_mm256_cvtps_pd(_mm256_extractf128_ps(high, 1)), _mm256_cvtps_pd(_mm256_extractf128_ps(low, 1)));
     r0 = _mm256_mul_pd(_mm256_div_pd(one, r0), s);
     r1 = _mm256_mul_pd(_mm256_div_pd(one, r1), s);
     const __m128 h0 = _mm256_cvtpd_ps(r0), h1 = _mm256_cvtpd_ps(r1);
@@ -277,12 +279,12 @@ static inline vf32 f32_neg_log_sum(vf32 high, vf32 low, vf32 reference, vf32 off
     const vf32 p_hi = _mm256_mul_ps(ch, reference);
     const vf32 p_lo = _mm256_fmsub_ps(ch, reference, p_hi);
     const vf32 d = _mm256_sub_ps(p_hi, offset);
-    const __m128 lo_half = f32_neg_log_sum_half(_mm256_castps256_ps128(high), _mm256_castps256_ps128(low),
-                                                _mm256_castps256_ps128(d), _mm256_castps256_ps128(p_lo),
-                                                _mm256_castps256_ps128(reference), c_lo);
-    const __m128 hi_half = f32_neg_log_sum_half(_mm256_extractf128_ps(high, 1), _mm256_extractf128_ps(low, 1),
-                                                _mm256_extractf128_ps(d, 1), _mm256_extractf128_ps(p_lo, 1),
-                                                _mm256_extractf128_ps(reference, 1), c_lo);
+    const __m128 lo_half =
+        f32_neg_log_sum_half(_mm256_castps256_ps128(high), _mm256_castps256_ps128(low), _mm256_castps256_ps128(d),
+                             _mm256_castps256_ps128(p_lo), _mm256_castps256_ps128(reference), c_lo);
+    const __m128 hi_half =
+        f32_neg_log_sum_half(_mm256_extractf128_ps(high, 1), _mm256_extractf128_ps(low, 1), _mm256_extractf128_ps(d, 1),
+                             _mm256_extractf128_ps(p_lo, 1), _mm256_extractf128_ps(reference, 1), c_lo);
     return _mm256_insertf128_ps(_mm256_castps128_ps256(lo_half), hi_half, 1);
 }
 

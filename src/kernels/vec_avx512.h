@@ -197,7 +197,8 @@ static inline void f32_transpose(vf32 m[16])
     }
     /* b[4k + c] lane q: column 4q + c of rows 4k .. 4k + 3. */
     for (int c = 0; c < 4; c++) {
-        vf32 even_low = _mm512_shuffle_f32x4(b[c], b[4 + c], 0x88), odd_low = _mm512_shuffle_f32x4(b[c], b[4 + c], 0xDD);
+        vf32 even_low = _mm512_shuffle_f32x4(b[c], b[4 + c], 0x88),
+             odd_low = _mm512_shuffle_f32x4(b[c], b[4 + c], 0xDD);
         vf32 even_high = _mm512_shuffle_f32x4(b[8 + c], b[12 + c], 0x88);
         vf32 odd_high = _mm512_shuffle_f32x4(b[8 + c], b[12 + c], 0xDD);
         m[c] = _mm512_shuffle_f32x4(even_low, even_high, 0x88);
@@ -213,8 +214,10 @@ static inline void f32_transpose(vf32 m[16])
 static inline void f32_reciprocal_halves(vf32 high, vf32 low, double scale, vf32 *hi, vf32 *lo)
 {
     const __m512d one = _mm512_set1_pd(1.0), s = _mm512_set1_pd(scale);
-    __m512d r0 = _mm512_add_pd(_mm512_cvtps_pd(_mm512_castps512_ps256(high)), _mm512_cvtps_pd(_mm512_castps512_ps256(low)));
-    __m512d r1 = _mm512_add_pd(_mm512_cvtps_pd(_mm512_extractf32x8_ps(high, 1)), _mm512_cvtps_pd(_mm512_extractf32x8_ps(low, 1)));
+    __m512d r0 =
+        _mm512_add_pd(_mm512_cvtps_pd(_mm512_castps512_ps256(high)), _mm512_cvtps_pd(_mm512_castps512_ps256(low)));
+    __m512d r1 = _mm512_add_pd(_mm512_cvtps_pd(_mm512_extractf32x8_ps(high, 1)),
+                               _mm512_cvtps_pd(_mm512_extractf32x8_ps(low, 1)));
     r0 = _mm512_mul_pd(_mm512_div_pd(one, r0), s);
     r1 = _mm512_mul_pd(_mm512_div_pd(one, r1), s);
     const __m256 h0 = _mm512_cvtpd_ps(r0), h1 = _mm512_cvtpd_ps(r1);
@@ -268,9 +271,9 @@ static inline vf32 f32_neg_log_sum(vf32 high, vf32 low, vf32 reference, vf32 off
     const vf32 p_hi = _mm512_mul_ps(ch, reference);
     const vf32 p_lo = _mm512_fmsub_ps(ch, reference, p_hi);
     const vf32 d = _mm512_sub_ps(p_hi, offset);
-    const __m256 lo_half = f32_neg_log_sum_half(_mm512_castps512_ps256(high), _mm512_castps512_ps256(low),
-                                                _mm512_castps512_ps256(d), _mm512_castps512_ps256(p_lo),
-                                                _mm512_castps512_ps256(reference), c_lo);
+    const __m256 lo_half =
+        f32_neg_log_sum_half(_mm512_castps512_ps256(high), _mm512_castps512_ps256(low), _mm512_castps512_ps256(d),
+                             _mm512_castps512_ps256(p_lo), _mm512_castps512_ps256(reference), c_lo);
     const __m256 hi_half = f32_neg_log_sum_half(_mm512_extractf32x8_ps(high, 1), _mm512_extractf32x8_ps(low, 1),
                                                 _mm512_extractf32x8_ps(d, 1), _mm512_extractf32x8_ps(p_lo, 1),
                                                 _mm512_extractf32x8_ps(reference, 1), c_lo);
@@ -444,7 +447,8 @@ static inline void f64_transpose(vf64 m[8])
     }
     /* a[2k + c] lane q: column 2q + c of rows 2k, 2k + 1. */
     for (int c = 0; c < 2; c++) {
-        vf64 even_low = _mm512_shuffle_f64x2(a[c], a[2 + c], 0x88), odd_low = _mm512_shuffle_f64x2(a[c], a[2 + c], 0xDD);
+        vf64 even_low = _mm512_shuffle_f64x2(a[c], a[2 + c], 0x88),
+             odd_low = _mm512_shuffle_f64x2(a[c], a[2 + c], 0xDD);
         vf64 even_high = _mm512_shuffle_f64x2(a[4 + c], a[6 + c], 0x88);
         vf64 odd_high = _mm512_shuffle_f64x2(a[4 + c], a[6 + c], 0xDD);
         m[c] = _mm512_shuffle_f64x2(even_low, even_high, 0x88);
