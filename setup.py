@@ -20,6 +20,11 @@ from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
+# SOFTMAX_PY_SANITIZE=1: library and extension with ASan + UBSan, for
+# scripts/test.sh's sanitizer run of the Python tests (load the ASan runtime
+# first: LD_PRELOAD=$(cc -print-file-name=libasan.so)).
+SANITIZE = os.environ.get("SOFTMAX_PY_SANITIZE") == "1"
+SANITIZE_FLAGS = ["-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-fno-omit-frame-pointer"]
 
 
 class BuildWithCMake(build_ext):
@@ -29,7 +34,7 @@ class BuildWithCMake(build_ext):
         cmake_dir = os.path.join(os.path.abspath(self.build_temp), "libsoftmax")
         configure = ["cmake", "-S", ROOT, "-B", cmake_dir, "-DCMAKE_BUILD_TYPE=Release",
                      "-DSOFTMAX_BUILD_TESTS=OFF", "-DSOFTMAX_BUILD_EXAMPLES=OFF", "-DSOFTMAX_BUILD_BENCH=OFF",
-                     "-DSOFTMAX_WERROR=ON"]
+                     "-DSOFTMAX_WERROR=ON"] + (["-DSOFTMAX_SANITIZE=ON"] if SANITIZE else [])
         subprocess.check_call(configure, stdout=sys.stderr)
         jobs = str(os.cpu_count() or 1)
         subprocess.check_call(["cmake", "--build", cmake_dir, "--target", "softmax_static", "-j", jobs],
@@ -54,11 +59,11 @@ extension = Extension(
     sources=["python/softmax/_softmax.c"],
     include_dirs=[os.path.join(ROOT, "include"), numpy.get_include()],
     define_macros=[("SOFTMAX_STATIC_DEFINE", None)] + ([("SOFTMAX_PY_HAS_SAMPLER", None)] if library_has_sampler() else []),
-    extra_compile_args=["-std=c11", "-Wall", "-Wextra", "-Werror", "-fvisibility=hidden"],
+    extra_compile_args=["-std=c11", "-Wall", "-Wextra", "-Werror", "-fvisibility=hidden"] + (SANITIZE_FLAGS if SANITIZE else []),
     # OpenMP runtime for the library's threads; --exclude-libs keeps the
     # static library's symbols private to the extension, so that a
     # libsoftmax.so loaded in the same process never resolves to this copy.
-    extra_link_args=["-fopenmp", "-Wl,--exclude-libs,ALL"],
+    extra_link_args=["-fopenmp", "-Wl,--exclude-libs,ALL"] + (SANITIZE_FLAGS if SANITIZE else []),
     libraries=["m"],
 )
 

@@ -15,8 +15,9 @@
 #  8. python         the Python package: extension built in place (setup.py build_ext
 #                    --inplace, -Werror), pytest tests/python with Debian's /usr/bin/python3;
 #                    `pip install .` into a throwaway venv, imported from there; the figures
+#  8b. python-asan the Python tests again, against the package built with ASan + UBSan
 #  9. fuzz           scripts/fuzz.sh: each libFuzzer target of fuzz/ for $FUZZ_SECONDS
-#                    (default 20) seconds, with clang, ASan + UBSan (build-fuzz/)
+#                    (default 10) seconds, with clang, ASan + UBSan (build-fuzz/)
 # 10. tsan           tests/test_concurrency built with clang -fsanitize=thread (build-tsan/)
 # 11. valgrind       a few C tests and the corpus replays under valgrind --error-exitcode=1
 #                    (scalar path)
@@ -225,6 +226,21 @@ print(norm_exp_softmax(np.array([[1.0, 2.0, 3.0]]), scale=2.0))
 PY
 )
 (cd "$work_dir" && "$work_dir/venv/bin/python" -m softmax.figures "$work_dir/figures")
+step_passed
+
+# --------------------------------------------------------------------------
+step python-asan "the Python tests against the package built with ASan + UBSan (build-python-asan/)"
+# The library and the extension instrumented (setup.py, SOFTMAX_PY_SANITIZE=1);
+# the interpreter is not, so the sanitizer runtimes are preloaded. Leak
+# checking is off (the interpreter and torch keep memory to exit by design);
+# test_memory's resident-size check is left out: the allocator's quarantine
+# holds freed memory on purpose.
+rm -rf build-python-asan
+SOFTMAX_PY_SANITIZE=1 run_quietly "$python" setup.py build --build-base build-python-asan
+asan_package="$(echo build-python-asan/lib.*)"
+SOFTMAX_PY_BUILD="$asan_package" LD_PRELOAD="$(cc -print-file-name=libasan.so):$(cc -print-file-name=libubsan.so)" \
+    ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+    "$python" -m pytest tests/python -q -p no:cacheprovider -k "not million_small_calls"
 step_passed
 
 # --------------------------------------------------------------------------
