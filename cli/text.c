@@ -94,6 +94,22 @@ static int make_room(reader *r)
     return 0;
 }
 
+/* [begin, begin + n) up to a NUL byte inside it, as a new string. What
+ * strndup does, without reading past the range: the read block's last token
+ * ends at the end of the buffer, and the sanitizers' strict string checks
+ * (scripts/test.sh) read one byte past an unterminated range. */
+static char *copy_up_to_nul(const char *begin, size_t n)
+{
+    const char *nul = memchr(begin, '\0', n);
+    const size_t length = nul != NULL ? (size_t)(nul - begin) : n;
+    char *copy = malloc(length + 1);
+    if (copy != NULL) {
+        memcpy(copy, begin, length);
+        copy[length] = '\0';
+    }
+    return copy;
+}
+
 static int is_blank(char c)
 {
     return c == ' ' || c == '\t' || c == '\r' || c == '\v' || c == '\f';
@@ -178,7 +194,7 @@ static int keep_header(reader *r, const char *p, const char *end)
             begin++;
             stop--;
         }
-        labels[n] = strndup(begin, (size_t)(stop - begin));
+        labels[n] = copy_up_to_nul(begin, (size_t)(stop - begin));
         if (labels[n] == NULL) {
             return out_of_memory();
         }

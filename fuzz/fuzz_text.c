@@ -83,6 +83,21 @@ static int oracle_number(const char *begin, size_t length, int single, double *v
     return ok;
 }
 
+/* The label [b, b + n) up to a NUL byte inside it, as the reader's copy
+ * does. Not strndup: the sanitizers' strict string checks read one byte
+ * past an unterminated range, which at the end of the input is outside it. */
+static char *copy_label(const char *b, size_t n)
+{
+    const char *nul = memchr(b, '\0', n);
+    const size_t length = nul != NULL ? (size_t)(nul - b) : n;
+    char *copy = malloc(length + 1);
+    if (copy != NULL) {
+        memcpy(copy, b, length);
+        copy[length] = '\0';
+    }
+    return copy;
+}
+
 static void oracle_line(expected *e, const char *p, const char *end, uint64_t line, int single, int header_option,
                         int *seen_first, size_t *first_cols, int equal_rows)
 {
@@ -125,8 +140,7 @@ static void oracle_line(expected *e, const char *p, const char *end, uint64_t li
                 const char *b = q, *s = stop;
                 if (s - b >= 2 && (*b == '"' || *b == '\'') && s[-1] == *b)
                     b++, s--;
-                /* strndup stops at a NUL, as the reader's copy does. */
-                e->labels[e->n_labels++] = strndup(b, (size_t)(s - b));
+                e->labels[e->n_labels++] = copy_label(b, (size_t)(s - b));
                 q = stop;
             }
             return;
