@@ -22,20 +22,8 @@
  */
 #include <stdarg.h>
 
-#include "../cli/cli.h"
+#include "fuzz_cli.h"
 #include "fuzz_common.h"
-
-/* The command's cli_error lives in options.c with the option parser; here
- * it keeps the last message for the checks instead of printing it. */
-static char last_message[512];
-
-void cli_error(const char *format, ...)
-{
-    va_list arguments;
-    va_start(arguments, format);
-    vsnprintf(last_message, sizeof last_message, format, arguments);
-    va_end(arguments);
-}
 
 static const char path[] = "fuzz.npy";
 

@@ -22,24 +22,11 @@
  *    an input without rows says so; a failing callback's status is
  *    returned.
  */
-#include <stdarg.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "../cli/cli.h"
+#include "fuzz_cli.h"
 #include "fuzz_common.h"
-
-static char last_message[512];
-
-/* The command's cli_error lives in options.c with the option parser; here
- * it keeps the last message for the checks instead of printing it. */
-void cli_error(const char *format, ...)
-{
-    va_list arguments;
-    va_start(arguments, format);
-    vsnprintf(last_message, sizeof last_message, format, arguments);
-    va_end(arguments);
-}
 
 enum { LONG_TOKEN = 500, FAIL_STATUS = 99 };
 
