@@ -80,6 +80,11 @@ typedef struct softmax_kernels {
      * as the kernels carry it (softmax outputs are rounded from y + residual;
      * the reference path gives 0). */
     void (*exp)(const void *x, void *y, void *residual, size_t n);
+    /* out[b * n + j] = src[j * stride + b] for b < lines, j < n: lines that
+     * are adjacent in memory but strided along their axis (a transposed
+     * view) gathered into contiguous rows, LANES x LANES tiles transposed
+     * in registers. NULL: the portable loop of general.c. */
+    void (*transpose_lines)(const void *src, int64_t stride, size_t lines, size_t n, void *out);
     /* f32 kernels only (NULL elsewhere): contiguous conversions between f32
      * and bf16 (bf16 != 0) or f16, bit for bit those of convert.c. */
     void (*widen_half)(float *dst, const uint16_t *src, size_t n, int bf16);

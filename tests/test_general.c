@@ -611,6 +611,110 @@ static void test_strided_views(void **state)
     printf("strided views: %zu outputs within bounds\n", checked);
 }
 
+/* Transposed views: lines adjacent in memory, strided along the axis (the
+ * layout the kernels' register transposes gather), with line counts and
+ * lengths that leave partial tiles. Forward outputs are checked against
+ * MPFR and must equal, bit for bit, the same rows computed contiguously;
+ * the backward, with y and dy both transposed, against a long double
+ * evaluation of its formula. */
+static void test_transposed_views(void **state)
+{
+    (void)state;
+    const size_t shapes[][2] = {{17, 35}, {16, 16}, {40, 7}, {130, 300}, {3, 1000}, {2, 1}};
+    const softmax_dtype types[] = {SOFTMAX_DTYPE_F32, SOFTMAX_DTYPE_F64};
+    test_rng rng;
+    rng_seed(&rng, 11);
+    size_t checked = 0;
+    for (size_t t = 0; t < ARRAY_LEN(types); t++)
+        for (size_t s = 0; s < ARRAY_LEN(shapes); s++) {
+            const softmax_dtype type = types[t];
+            const size_t lines = shapes[s][0], n = shapes[s][1], total = lines * n;
+            const size_t element = dtype_size(type);
+            /* The view [lines, n] of an [n, lines] array: (l, j) at j * lines + l. */
+            const int64_t strides[2] = {1, (int64_t)lines};
+            double *values = malloc(total * sizeof *values), *rows = malloc(total * sizeof *rows);
+            double *dy_values = malloc(total * sizeof *dy_values);
+            for (size_t i = 0; i < total; i++) {
+                values[i] = rng_normal(&rng) * 8.0;
+                dy_values[i] = rng_normal(&rng);
+            }
+            for (size_t l = 0; l < lines; l++)
+                for (size_t j = 0; j < n; j++)
+                    rows[l * n + j] = values[j * lines + l];
+            void *x = typed_alloc(type, total), *x_rows = typed_alloc(type, total);
+            void *y = typed_alloc(type, total), *y_rows = typed_alloc(type, total);
+            typed_store(type, x, values, total);
+            typed_store(type, x_rows, rows, total);
+            for (int log_output = 0; log_output < 2; log_output++) {
+                softmax_desc desc;
+                softmax_desc_init(&desc, log_output ? SOFTMAX_OP_LOG_SOFTMAX : SOFTMAX_OP_SOFTMAX, type, n);
+                desc.ndim = 2;
+                desc.shape[0] = lines, desc.shape[1] = n;
+                desc.scale = 0.625;
+                assert_int_equal(softmax_execute(&desc, x_rows, NULL, y_rows), 0);
+                desc.src_strides = strides;
+                if (softmax_execute(&desc, x, NULL, y) != 0)
+                    fail_msg("transposed execute: %s", softmax_last_error());
+                if (memcmp(y, y_rows, total * element) != 0)
+                    fail_msg("transposed %zu x %zu (%s): not the bits of the contiguous rows", lines, n,
+                             type == SOFTMAX_DTYPE_F32 ? "f32" : "f64");
+                reference_line r;
+                reference_init(&r, n);
+                for (size_t l = 0; l < lines; l++) {
+                    for (size_t j = 0; j < n; j++) {
+                        mpfr_set_d(r.z[j], decode(type, x, j * lines + l), MPFR_RNDN);
+                        mpfr_mul_d(r.z[j], r.z[j], 0.625, MPFR_RNDN);
+                        r.kept[j] = 1;
+                    }
+                    reference_evaluate(&r);
+                    for (size_t j = 0; j < n; j++, checked++)
+                        check_value("transposed", type, type, log_output, decode(type, y, l * n + j), &r, j);
+                }
+                reference_free(&r);
+            }
+            /* Backward: y (the softmax above, contiguous) viewed transposed
+             * like dy; dx contiguous. */
+            softmax_desc desc;
+            softmax_desc_init(&desc, SOFTMAX_OP_SOFTMAX, type, n);
+            desc.ndim = 2;
+            desc.shape[0] = lines, desc.shape[1] = n;
+            assert_int_equal(softmax_execute(&desc, x_rows, NULL, y_rows), 0);
+            void *y_view = typed_alloc(type, total), *dy = typed_alloc(type, total), *dx = typed_alloc(type, total);
+            double *y_values = malloc(total * sizeof *y_values);
+            for (size_t l = 0; l < lines; l++)
+                for (size_t j = 0; j < n; j++)
+                    y_values[j * lines + l] = decode(type, y_rows, l * n + j);
+            typed_store(type, y_view, y_values, total);
+            typed_store(type, dy, dy_values, total);
+            desc.op = SOFTMAX_OP_SOFTMAX_BACKWARD;
+            desc.src_strides = strides;
+            desc.grad_strides = strides;
+            if (softmax_execute(&desc, y_view, dy, dx) != 0)
+                fail_msg("transposed backward: %s", softmax_last_error());
+            const double eps = type == SOFTMAX_DTYPE_F64 ? DBL_EPSILON : FLT_EPSILON;
+            for (size_t l = 0; l < lines; l++) {
+                long double dot = 0, magnitude = 0;
+                for (size_t k = 0; k < n; k++) {
+                    const long double yk = decode(type, y_view, k * lines + l), gk = decode(type, dy, k * lines + l);
+                    dot += yk * gk;
+                    magnitude += yk * fabsl(gk);
+                }
+                for (size_t j = 0; j < n; j++, checked++) {
+                    const long double yj = decode(type, y_view, j * lines + l), gj = decode(type, dy, j * lines + l);
+                    const double want = (double)(yj * (gj - dot));
+                    const double allowed = 8 * eps * (double)(yj * (fabsl(gj) + magnitude)) + 1e-300;
+                    const double got = decode(type, dx, l * n + j);
+                    if (!(fabs(got - want) <= allowed))
+                        fail_msg("transposed backward %zu x %zu line %zu element %zu: %.17g, want %.17g", lines, n, l,
+                                 j, got, want);
+                }
+            }
+            free(values), free(rows), free(dy_values), free(y_values);
+            free(x), free(x_rows), free(y), free(y_rows), free(y_view), free(dy), free(dx);
+        }
+    printf("transposed views: %zu outputs within bounds, forward bits equal to contiguous rows\n", checked);
+}
+
 /* ------------------------------------------------------------------------ */
 /* Masks                                                                    */
 /* ------------------------------------------------------------------------ */
@@ -915,9 +1019,9 @@ static void test_contract_in_every_dtype(void **state)
                         want = mpfr_round_to(types[t], exact);
                     }
                     const double got = decode(types[t], y, j);
-                    const bool same = isnan(want) ? isnan(got)
-                                                  : got == want || (isfinite(want) && fabs(got - want) <=
-                                                                                          2 * ulp_in(types[t], want));
+                    const bool same =
+                        isnan(want) ? isnan(got)
+                                    : got == want || (isfinite(want) && fabs(got - want) <= 2 * ulp_in(types[t], want));
                     if (!same)
                         fail_msg("%s, %s, dtype %d: element %zu is %.9g, the contract says %.9g", rows[r].name,
                                  log_output ? "log_softmax" : "softmax", (int)types[t], j, got, want);
@@ -1078,6 +1182,7 @@ int main(void)
         cmocka_unit_test(test_half_and_mixed_types),
         cmocka_unit_test(test_long_half_rows),
         cmocka_unit_test(test_strided_views),
+        cmocka_unit_test(test_transposed_views),
         cmocka_unit_test(test_masks),
         cmocka_unit_test(test_masked_backward),
         cmocka_unit_test(test_contract_in_every_dtype),

@@ -1677,6 +1677,34 @@ static void FN(exp_for_tests)(const void *src, void *dst, void *residual_dst, si
     vec_flush_to_zero_end(saved);
 }
 
+/* See softmax_kernels.transpose_lines. Tiles of LANES source rows (j) by
+ * LANES lines (b): each load is LANES adjacent lines of one j, each store
+ * LANES consecutive j of one line. The b tiles run innermost so that the
+ * LANES source rows of a j tile are read in address order. */
+static void FN(transpose_lines)(const void *src_bytes, int64_t stride, size_t lines, size_t n, void *out_bytes)
+{
+    const T *src = src_bytes;
+    T *out = out_bytes;
+    const size_t full_lines = lines - lines % LANES, full_n = n - n % LANES;
+    for (size_t j0 = 0; j0 < full_n; j0 += LANES) {
+        const T *rows = src + (int64_t)j0 * stride;
+        for (size_t b0 = 0; b0 < full_lines; b0 += LANES) {
+            V tile[LANES];
+            for (size_t r = 0; r < LANES; r++)
+                tile[r] = P(load)(rows + (int64_t)r * stride + (int64_t)b0);
+            P(transpose)(tile);
+            for (size_t c = 0; c < LANES; c++)
+                P(store)(out + (b0 + c) * n + j0, tile[c]);
+        }
+        for (size_t b = full_lines; b < lines; b++)
+            for (size_t r = 0; r < LANES; r++)
+                out[b * n + j0 + r] = rows[(int64_t)r * stride + (int64_t)b];
+    }
+    for (size_t j = full_n; j < n; j++)
+        for (size_t b = 0; b < lines; b++)
+            out[b * n + j] = src[(int64_t)j * stride + (int64_t)b];
+}
+
 #if defined(HALF_ROWS)
 /* One long forward row of bf16 / f16 data computed in f32 (the streaming
  * regime, one block at a time through an L1 buffer): pass 1 widens each
@@ -1754,6 +1782,7 @@ const softmax_kernels KERNELS_NAME = {
     .long_row = FN(long_row),
     .long_row_min = 8 * BLOCK,
     .exp = FN(exp_for_tests),
+    .transpose_lines = FN(transpose_lines),
     .widen_half = HALF_WIDEN,
     .narrow_half = HALF_NARROW,
     .half_row = HALF_ROW_FN,
