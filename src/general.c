@@ -43,6 +43,8 @@
  * of doubles) in L1 while the kernels run on it. */
 #define BLOCK_ELEMENTS ((size_t)2048)
 #define BLOCK_MAX_LINES ((size_t)256)
+/* Forward blocks up to this size are gathered into dst (see run_block). */
+#define IN_PLACE_BLOCK_BYTES ((size_t)16 << 10)
 /* Blocks of lines strided along the axis: up to this many bytes of lines
  * in the computation type, at most STRIDED_MAX_LINES lines. */
 #define STRIDED_BLOCK_BYTES ((size_t)2 << 20)
@@ -669,7 +671,8 @@ VECTOR_CLONES static bool gather_excluding_f32(const general_plan *plan, const l
             line[j] = mask[j] != -INFINITY ? value : excluded;
         }
     } else {
-        memcpy(line, src, kept * sizeof *line);
+        if (line != src) /* gathered into dst, in place */
+            memmove(line, src, kept * sizeof *line);
     }
     for (size_t j = kept; j < n; j++)
         line[j] = excluded;
@@ -732,11 +735,19 @@ static void run_block(const general_plan *plan, const block_buffers *buffers, si
         positions[b] = position_of(plan, first_line + b);
     const general_operand *d = &plan->operands[GENERAL_DST];
     char *rows = buffers->values;
-    /* The kernels read the gathered block from the cache and write dst
-     * once: a block gathered into dst itself would cost dst a second pass
-     * through memory. */
+    /* The kernels write dst once, directly, when it holds the block's rows
+     * in the computation type. */
     const bool direct = !additive && plan->dst_rows_contiguous && (plan->forward || !excluding);
     char *results = direct ? d->base_out + first_line * n * element /* line l starts at l * n */ : rows;
+    /* A forward block that fits in L1 is gathered into dst itself and the
+     * kernels run in place: the gather pass then also brings dst's cache
+     * lines in while it waits on the source, and the kernels run from L1
+     * (a 0 / -inf mask went from 1.2x to 1.03x of the unmasked time).
+     * Larger blocks, and transposed ones, would cost dst a second pass
+     * through memory. */
+    if (direct && plan->forward && plan->operands[GENERAL_SRC].strides[plan->axis] == 1 &&
+        line_count * n * element <= IN_PLACE_BLOCK_BYTES)
+        rows = results;
     /* The additive-mask split reads contiguous f32 logits where they are. */
     const general_operand *x_operand = &plan->operands[GENERAL_SRC];
     const bool split_in_place = additive && plan->compute == SOFTMAX_DTYPE_F32 &&

@@ -1038,6 +1038,63 @@ static void test_contract_in_every_dtype(void **state)
 /* In place, and errors leave the output untouched                          */
 /* ------------------------------------------------------------------------ */
 
+/* Exclusion masks (`where` bytes, 0 / -inf masks in f32 and bf16, with and
+ * without causal) out of place and in place (src == dst): both must be the
+ * bits of the plain kernels on the rows with the excluded logits set to
+ * -inf, which the accuracy tests check against MPFR. Rows of 100 make
+ * multi-line blocks, rows of 3000 single-line ones. */
+static void test_exclusion_masks_in_place(void **state)
+{
+    (void)state;
+    const size_t lengths[] = {100, 3000};
+    const size_t rows = 37;
+    test_rng rng;
+    rng_seed(&rng, 21);
+    for (size_t l = 0; l < ARRAY_LEN(lengths); l++) {
+        const size_t n = lengths[l], total = rows * n;
+        float *x = malloc(total * sizeof *x), *masked = malloc(total * sizeof *masked);
+        float *want = malloc(total * sizeof *want), *out = malloc(total * sizeof *out);
+        float *in_place = malloc(total * sizeof *in_place), *mask = malloc(total * sizeof *mask);
+        uint16_t *mask_bf16 = malloc(total * sizeof *mask_bf16);
+        uint8_t *keep = malloc(total);
+        for (size_t i = 0; i < total; i++) {
+            x[i] = (float)(rng_normal(&rng) * 5.0);
+            keep[i] = rng_uniform(&rng) < 0.7;
+            mask[i] = keep[i] ? 0.0f : -INFINITY;
+        }
+        assert_int_equal(softmax_convert(mask_bf16, SOFTMAX_DTYPE_BF16, mask, SOFTMAX_DTYPE_F32, total), 0);
+        for (int kind = 0; kind < 4; kind++) {
+            const bool causal = kind == 3;
+            for (size_t r = 0; r < rows; r++)
+                for (size_t j = 0; j < n; j++) {
+                    const bool kept = keep[r * n + j] && (!causal || j <= r + 40);
+                    masked[r * n + j] = kept ? x[r * n + j] : -INFINITY;
+                }
+            softmax_desc desc;
+            softmax_desc_init(&desc, SOFTMAX_OP_SOFTMAX, SOFTMAX_DTYPE_F32, n);
+            desc.ndim = 2;
+            desc.shape[0] = rows, desc.shape[1] = n;
+            assert_int_equal(softmax_execute(&desc, masked, NULL, want), 0);
+            if (kind == 0 || kind == 3) {
+                desc.where = keep;
+            } else {
+                desc.mask = kind == 1 ? (const void *)mask : (const void *)mask_bf16;
+                desc.mask_dtype = kind == 1 ? SOFTMAX_DTYPE_F32 : SOFTMAX_DTYPE_BF16;
+            }
+            desc.causal = causal; /* row r keeps j <= r + 40 */
+            desc.causal_offset = 40;
+            memcpy(in_place, x, total * sizeof *x);
+            assert_int_equal(softmax_execute(&desc, x, NULL, out), 0);
+            assert_int_equal(softmax_execute(&desc, in_place, NULL, in_place), 0);
+            if (memcmp(out, want, total * sizeof *out) != 0)
+                fail_msg("exclusion mask kind %d, n = %zu: out of place differs from the masked rows", kind, n);
+            if (memcmp(in_place, want, total * sizeof *out) != 0)
+                fail_msg("exclusion mask kind %d, n = %zu: in place differs from the masked rows", kind, n);
+        }
+        free(x), free(masked), free(want), free(out), free(in_place), free(mask), free(mask_bf16), free(keep);
+    }
+}
+
 static void test_in_place_strided_equals_out_of_place(void **state)
 {
     (void)state;
@@ -1183,6 +1240,7 @@ int main(void)
         cmocka_unit_test(test_long_half_rows),
         cmocka_unit_test(test_strided_views),
         cmocka_unit_test(test_transposed_views),
+        cmocka_unit_test(test_exclusion_masks_in_place),
         cmocka_unit_test(test_masks),
         cmocka_unit_test(test_masked_backward),
         cmocka_unit_test(test_contract_in_every_dtype),
