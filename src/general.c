@@ -714,6 +714,43 @@ VECTOR_CLONES static bool gather_transposed(const general_plan *plan, int operan
     return true;
 }
 
+/* The forward layouts whose exclusions the kernels apply as they read x
+ * (excluding_row): f32 rows with unit stride in and out, `where` and a
+ * 0 / -inf mask (f32 or half) with unit stride along the axis. */
+static bool kernels_exclude(const general_plan *plan)
+{
+    const general_operand *x = &plan->operands[GENERAL_SRC];
+    const general_operand *w = &plan->operands[GENERAL_WHERE];
+    const general_operand *m = &plan->operands[GENERAL_MASK];
+    return plan->kernels->excluding_row != NULL && plan->forward && plan->compute == SOFTMAX_DTYPE_F32 &&
+           x->type == SOFTMAX_DTYPE_F32 && x->strides[plan->axis] == 1 && plan->dst_rows_contiguous && !plan->alibi &&
+           (plan->has_where || plan->has_mask || plan->causal) && (!plan->has_where || w->strides[plan->axis] == 1) &&
+           (!plan->has_mask ||
+            (plan->mask_only_excludes && m->type != SOFTMAX_DTYPE_F64 && m->strides[plan->axis] == 1));
+}
+
+/* One line through excluding_row, or else gathered into dst with its
+ * exclusions and computed there in place. */
+static void run_excluding_line(const general_plan *plan, const line_position *where, float *out)
+{
+    const general_operand *x = &plan->operands[GENERAL_SRC];
+    const general_operand *w = &plan->operands[GENERAL_WHERE];
+    const general_operand *m = &plan->operands[GENERAL_MASK];
+    const float *src = (const float *)(const void *)x->base + where->offset[GENERAL_SRC];
+    const uint8_t *keep =
+        plan->has_where ? (const uint8_t *)(const void *)w->base + where->offset[GENERAL_WHERE] : NULL;
+    const bool f32_mask = plan->has_mask && m->type == SOFTMAX_DTYPE_F32;
+    const bool half_mask = plan->has_mask && !f32_mask;
+    const float *mask = f32_mask ? (const float *)(const void *)m->base + where->offset[GENERAL_MASK] : NULL;
+    const uint16_t *halves = half_mask ? (const uint16_t *)(const void *)m->base + where->offset[GENERAL_MASK] : NULL;
+    if (plan->kernels->excluding_row(plan->op, src, keep, mask, halves, m->type == SOFTMAX_DTYPE_BF16,
+                                     causal_length(plan, where), plan->n, plan->scale, out))
+        return;
+    gather_line(plan, GENERAL_SRC, where, out);
+    exclude_f32(plan, where, out);
+    plan->kernels->rows(plan->op, out, NULL, out, 1, plan->n, plan->scale);
+}
+
 static void run_block(const general_plan *plan, const block_buffers *buffers, size_t first_line, size_t line_count)
 {
     if (plan->half_rows) {
@@ -734,6 +771,12 @@ static void run_block(const general_plan *plan, const block_buffers *buffers, si
     for (size_t b = 0; b < line_count; b++)
         positions[b] = position_of(plan, first_line + b);
     const general_operand *d = &plan->operands[GENERAL_DST];
+    if (kernels_exclude(plan)) {
+        float *out = (float *)(void *)d->base_out + first_line * n; /* line l starts at l * n */
+        for (size_t b = 0; b < line_count; b++)
+            run_excluding_line(plan, &positions[b], out + b * n);
+        return;
+    }
     char *rows = buffers->values;
     /* The kernels write dst once, directly, when it holds the block's rows
      * in the computation type. */

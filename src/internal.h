@@ -85,6 +85,17 @@ typedef struct softmax_kernels {
      * view) gathered into contiguous rows, LANES x LANES tiles transposed
      * in registers. NULL: the portable loop of general.c. */
     void (*transpose_lines)(const void *src, int64_t stride, size_t lines, size_t n, void *out);
+    /* f32 SIMD kernels only (NULL elsewhere): one contiguous forward row of
+     * which the first `kept` elements (<= n) may be kept, the others
+     * excluded; within those a zero `keep` byte, a -inf `mask` entry or a
+     * -inf `half_mask` entry (bf16 if half_bf16, else f16) excludes too
+     * (each NULL if absent). The exclusions are applied as x is read: bit
+     * for bit rows() on the whole row with the excluded logits at -inf
+     * (+inf for a negative scale), as the gathered path computes it. False, having
+     * written nothing, outside the in-cache regime or for rows that need
+     * the general path (nothing kept, infinite logits or scale). */
+    bool (*excluding_row)(softmax_op op, const float *x, const uint8_t *keep, const float *mask,
+                          const uint16_t *half_mask, int half_bf16, size_t kept, size_t n, double scale, float *y);
     /* f32 kernels only (NULL elsewhere): contiguous conversions between f32
      * and bf16 (bf16 != 0) or f16, bit for bit those of convert.c. */
     void (*widen_half)(float *dst, const uint16_t *src, size_t n, int bf16);

@@ -1039,15 +1039,21 @@ static void test_contract_in_every_dtype(void **state)
 /* ------------------------------------------------------------------------ */
 
 /* Exclusion masks (`where` bytes, 0 / -inf masks in f32 and bf16, with and
- * without causal) out of place and in place (src == dst): both must be the
- * bits of the plain kernels on the rows with the excluded logits set to
- * -inf, which the accuracy tests check against MPFR. Rows of 100 make
- * multi-line blocks, rows of 3000 single-line ones. */
+ * without causal), softmax and log-softmax, positive and negative scales,
+ * out of place and in place (src == dst): both must be the bits of the
+ * plain kernels on the rows with the excluded logits set to -inf (+inf for
+ * a negative scale), which the accuracy tests check against MPFR. Rows of
+ * 100 take the gathered path, rows of 3000 the kernels' own exclusions.
+ * Excluded elements hold NaN here and there (ignored); one row has a kept
+ * NaN (a NaN row) and one is fully excluded (zeros). */
 static void test_exclusion_masks_in_place(void **state)
 {
     (void)state;
     const size_t lengths[] = {100, 3000};
-    const size_t rows = 37;
+    const double scales[] = {1.0, -0.7};
+    const size_t rows = 37, nan_row = 5, empty_row = 9;
+    /* Causal: row r keeps j <= r + offset (a prefix past the kernels'
+     * small-row regime for the long rows). */
     test_rng rng;
     rng_seed(&rng, 21);
     for (size_t l = 0; l < ARRAY_LEN(lengths); l++) {
@@ -1058,39 +1064,56 @@ static void test_exclusion_masks_in_place(void **state)
         uint16_t *mask_bf16 = malloc(total * sizeof *mask_bf16);
         uint8_t *keep = malloc(total);
         for (size_t i = 0; i < total; i++) {
-            x[i] = (float)(rng_normal(&rng) * 5.0);
-            keep[i] = rng_uniform(&rng) < 0.7;
+            keep[i] = rng_uniform(&rng) < 0.7 && i / n != empty_row;
+            x[i] = keep[i] || rng_uniform(&rng) < 0.9 ? (float)(rng_normal(&rng) * 5.0) : NAN;
             mask[i] = keep[i] ? 0.0f : -INFINITY;
         }
+        x[nan_row * n + 7] = NAN, keep[nan_row * n + 7] = 1, mask[nan_row * n + 7] = 0;
         assert_int_equal(softmax_convert(mask_bf16, SOFTMAX_DTYPE_BF16, mask, SOFTMAX_DTYPE_F32, total), 0);
-        for (int kind = 0; kind < 4; kind++) {
-            const bool causal = kind == 3;
-            for (size_t r = 0; r < rows; r++)
-                for (size_t j = 0; j < n; j++) {
-                    const bool kept = keep[r * n + j] && (!causal || j <= r + 40);
-                    masked[r * n + j] = kept ? x[r * n + j] : -INFINITY;
+        for (int kind = 0; kind < 4; kind++)
+            for (size_t sc = 0; sc < ARRAY_LEN(scales); sc++)
+                for (int log_output = 0; log_output < 2; log_output++) {
+                    const bool causal = kind == 3;
+                    const size_t offset = n > 1000 ? 1500 : 40;
+                    const float excluded = scales[sc] < 0 ? INFINITY : -INFINITY;
+                    for (size_t r = 0; r < rows; r++)
+                        for (size_t j = 0; j < n; j++) {
+                            const bool kept = keep[r * n + j] && (!causal || j <= r + offset);
+                            masked[r * n + j] = kept ? x[r * n + j] : excluded;
+                        }
+                    softmax_desc desc;
+                    softmax_desc_init(&desc, log_output ? SOFTMAX_OP_LOG_SOFTMAX : SOFTMAX_OP_SOFTMAX,
+                                      SOFTMAX_DTYPE_F32, n);
+                    desc.ndim = 2;
+                    desc.shape[0] = rows, desc.shape[1] = n;
+                    desc.scale = scales[sc];
+                    assert_int_equal(softmax_execute(&desc, masked, NULL, want), 0);
+                    if (kind == 0 || kind == 3) {
+                        desc.where = keep;
+                    } else {
+                        desc.mask = kind == 1 ? (const void *)mask : (const void *)mask_bf16;
+                        desc.mask_dtype = kind == 1 ? SOFTMAX_DTYPE_F32 : SOFTMAX_DTYPE_BF16;
+                    }
+                    desc.causal = causal;
+                    desc.causal_offset = (int64_t)offset;
+                    memcpy(in_place, x, total * sizeof *x);
+                    assert_int_equal(softmax_execute(&desc, x, NULL, out), 0);
+                    assert_int_equal(softmax_execute(&desc, in_place, NULL, in_place), 0);
+                    for (size_t i = 0; i < total; i++) {
+                        const bool same = isnan(want[i]) ? isnan(out[i]) && isnan(in_place[i])
+                                                         : memcmp(&out[i], &want[i], sizeof *out) == 0 &&
+                                                               memcmp(&in_place[i], &want[i], sizeof *out) == 0;
+                        if (!same)
+                            fail_msg("exclusion mask kind %d, n = %zu, scale %g, %s: row %zu element %zu is %.9g "
+                                     "(in place %.9g), the masked rows give %.9g",
+                                     kind, n, scales[sc], log_output ? "log-softmax" : "softmax", i / n, i % n, out[i],
+                                     in_place[i], want[i]);
+                    }
+                    for (size_t j = 0; j < n; j++)
+                        assert_true(isnan(out[nan_row * n + j]));
+                    for (size_t j = 0; j < n; j++)
+                        assert_true(out[empty_row * n + j] == (log_output ? -INFINITY : 0.0f));
                 }
-            softmax_desc desc;
-            softmax_desc_init(&desc, SOFTMAX_OP_SOFTMAX, SOFTMAX_DTYPE_F32, n);
-            desc.ndim = 2;
-            desc.shape[0] = rows, desc.shape[1] = n;
-            assert_int_equal(softmax_execute(&desc, masked, NULL, want), 0);
-            if (kind == 0 || kind == 3) {
-                desc.where = keep;
-            } else {
-                desc.mask = kind == 1 ? (const void *)mask : (const void *)mask_bf16;
-                desc.mask_dtype = kind == 1 ? SOFTMAX_DTYPE_F32 : SOFTMAX_DTYPE_BF16;
-            }
-            desc.causal = causal; /* row r keeps j <= r + 40 */
-            desc.causal_offset = 40;
-            memcpy(in_place, x, total * sizeof *x);
-            assert_int_equal(softmax_execute(&desc, x, NULL, out), 0);
-            assert_int_equal(softmax_execute(&desc, in_place, NULL, in_place), 0);
-            if (memcmp(out, want, total * sizeof *out) != 0)
-                fail_msg("exclusion mask kind %d, n = %zu: out of place differs from the masked rows", kind, n);
-            if (memcmp(in_place, want, total * sizeof *out) != 0)
-                fail_msg("exclusion mask kind %d, n = %zu: in place differs from the masked rows", kind, n);
-        }
         free(x), free(masked), free(want), free(out), free(in_place), free(mask), free(mask_bf16), free(keep);
     }
 }

@@ -188,38 +188,92 @@ static inline V FN(exp_eval)(V x, const FN(exp_args) * a)
 
 /* ------------------------------------------------------------------ scans */
 
-static T FN(max_of)(const T *x, size_t n)
+/* Exclusion masks read by the kernels themselves (see excluding_row): an
+ * excluded element is read as `excluded` (-inf, or +inf for a negative
+ * scale, which the kernels negate), so it gets probability 0. Pointers are
+ * NULL when absent and index the row like x. Only the f32 paths define
+ * P(exclude); elsewhere the loads are plain. */
+typedef struct FN(exclusion) {
+    const uint8_t *keep;       /* a zero byte excludes */
+    const T *mask;             /* a -inf entry excludes */
+    const uint16_t *half_mask; /* an entry equal to half_minus_inf excludes */
+    uint16_t half_minus_inf;   /* 0xff80 (bf16) or 0xfc00 (f16) */
+    T excluded;
+    size_t kept; /* elements from kept on are excluded (a causal mask) */
+} FN(exclusion);
+
+/* Which exclusions a row has, a compile-time constant where the bodies
+ * below are specialised (excluding_row): a zero test of a NULL pointer per
+ * vector costs more than the exclusion itself. */
+#ifndef EXCLUDE_KEEP
+#define EXCLUDE_KEEP 1   /* ex->keep */
+#define EXCLUDE_MASK 2   /* ex->mask */
+#define EXCLUDE_HALF 4   /* ex->half_mask */
+#define EXCLUDE_PREFIX 8 /* elements from ex->kept on */
+#endif
+
+/* x (elements i .. i + count of the row) as the kernels see it. */
+static inline __attribute__((always_inline)) V FN(excluding)(V x, const FN(exclusion) * ex, int kinds, size_t i,
+                                                             size_t count)
+{
+#if defined(HALF_ROWS)
+    if (kinds != 0) {
+        const size_t limit = !(kinds & EXCLUDE_PREFIX) ? count
+                             : i >= ex->kept           ? 0
+                             : ex->kept - i < count    ? ex->kept - i
+                                                       : count;
+        const uint8_t *keep = (kinds & EXCLUDE_KEEP) && ex->keep != NULL ? ex->keep + i : NULL;
+        const T *mask = (kinds & EXCLUDE_MASK) && ex->mask != NULL ? ex->mask + i : NULL;
+        const uint16_t *half_mask = (kinds & EXCLUDE_HALF) && ex->half_mask != NULL ? ex->half_mask + i : NULL;
+        return P(exclude)(x, keep, mask, half_mask, ex->half_minus_inf, P(set1)(ex->excluded), limit);
+    }
+#endif
+    (void)ex, (void)kinds, (void)i, (void)count;
+    return x;
+}
+
+static inline __attribute__((always_inline)) T FN(max_body)(const T *x, size_t n, const FN(exclusion) * ex, int kinds)
 {
     V m0 = P(set1)((T)-INFINITY), m1 = m0, m2 = m0, m3 = m0;
     size_t i = 0;
     /* The running maximum goes second so that a NaN element is skipped: rows
      * with NaN are caught later by their NaN sum. */
     for (; i + 4 * LANES <= n; i += 4 * LANES) {
-        m0 = P(max)(P(load)(x + i), m0);
-        m1 = P(max)(P(load)(x + i + LANES), m1);
-        m2 = P(max)(P(load)(x + i + 2 * LANES), m2);
-        m3 = P(max)(P(load)(x + i + 3 * LANES), m3);
+        m0 = P(max)(FN(excluding)(P(load)(x + i), ex, kinds, i, LANES), m0);
+        m1 = P(max)(FN(excluding)(P(load)(x + i + LANES), ex, kinds, i + LANES, LANES), m1);
+        m2 = P(max)(FN(excluding)(P(load)(x + i + 2 * LANES), ex, kinds, i + 2 * LANES, LANES), m2);
+        m3 = P(max)(FN(excluding)(P(load)(x + i + 3 * LANES), ex, kinds, i + 3 * LANES, LANES), m3);
     }
     for (; i + LANES <= n; i += LANES)
-        m0 = P(max)(P(load)(x + i), m0);
+        m0 = P(max)(FN(excluding)(P(load)(x + i), ex, kinds, i, LANES), m0);
     if (i < n)
-        m1 = P(max)(P(load_tail)(x + i, n - i, (T)-INFINITY), m1);
+        m1 = P(max)(FN(excluding)(P(load_tail)(x + i, n - i, (T)-INFINITY), ex, kinds, i, n - i), m1);
     return P(reduce_max)(P(max)(P(max)(m0, m1), P(max)(m2, m3)));
 }
 
-static T FN(min_of)(const T *x, size_t n)
+static inline __attribute__((always_inline)) T FN(min_body)(const T *x, size_t n, const FN(exclusion) * ex, int kinds)
 {
     V m0 = P(set1)((T)INFINITY), m1 = m0;
     size_t i = 0;
     for (; i + 2 * LANES <= n; i += 2 * LANES) {
-        m0 = P(min)(P(load)(x + i), m0);
-        m1 = P(min)(P(load)(x + i + LANES), m1);
+        m0 = P(min)(FN(excluding)(P(load)(x + i), ex, kinds, i, LANES), m0);
+        m1 = P(min)(FN(excluding)(P(load)(x + i + LANES), ex, kinds, i + LANES, LANES), m1);
     }
     for (; i + LANES <= n; i += LANES)
-        m0 = P(min)(P(load)(x + i), m0);
+        m0 = P(min)(FN(excluding)(P(load)(x + i), ex, kinds, i, LANES), m0);
     if (i < n)
-        m1 = P(min)(P(load_tail)(x + i, n - i, (T)INFINITY), m1);
+        m1 = P(min)(FN(excluding)(P(load_tail)(x + i, n - i, (T)INFINITY), ex, kinds, i, n - i), m1);
     return P(reduce_min)(P(min)(m0, m1));
+}
+
+static T FN(max_of)(const T *x, size_t n)
+{
+    return FN(max_body)(x, n, NULL, 0);
+}
+
+static T FN(min_of)(const T *x, size_t n)
+{
+    return FN(min_body)(x, n, NULL, 0);
 }
 
 static inline T FN(reference_of)(const T *x, size_t n, double scale)
@@ -243,8 +297,10 @@ static inline V FN(grid_high)(V e)
     return P(sub)(P(add)(e, magic), magic);
 }
 
-static inline WIDE FN(exp_block_any)(const T *x, T *y, T *residuals, size_t begin, size_t end, const FN(exp_args) * a,
-                                     bool negate, size_t prefetch_ahead)
+static inline __attribute__((always_inline)) WIDE FN(exp_block_excluding)(const T *x, T *y, T *residuals, size_t begin,
+                                                                          size_t end, const FN(exp_args) * a,
+                                                                          bool negate, size_t prefetch_ahead,
+                                                                          const FN(exclusion) * ex, int kinds)
 {
     /* The exps (all below 5) are summed in T without rounding: each is split
      * at the grid 2^-16 (hi = (e + 192) - 192), the hi parts of at most
@@ -261,7 +317,8 @@ static inline WIDE FN(exp_block_any)(const T *x, T *y, T *residuals, size_t begi
             vec_prefetch(x + i + prefetch_ahead);
             vec_prefetch(x + i + prefetch_ahead + LANES);
         }
-        V x0 = P(load)(x + i), x1 = P(load)(x + i + LANES);
+        V x0 = FN(excluding)(P(load)(x + i), ex, kinds, i, LANES),
+          x1 = FN(excluding)(P(load)(x + i + LANES), ex, kinds, i + LANES, LANES);
         if (negate) {
             x0 = P(neg)(x0);
             x1 = P(neg)(x1);
@@ -293,7 +350,7 @@ static inline WIDE FN(exp_block_any)(const T *x, T *y, T *residuals, size_t begi
     for (; i < end; i += LANES) {
         size_t count = end - i < LANES ? end - i : LANES;
         /* The fill becomes -inf once negated or not: its exp is 0. */
-        V x0 = P(load_tail)(x + i, count, negate ? (T)INFINITY : (T)-INFINITY);
+        V x0 = FN(excluding)(P(load_tail)(x + i, count, negate ? (T)INFINITY : (T)-INFINITY), ex, kinds, i, count);
         if (negate)
             x0 = P(neg)(x0);
         FN(exp_parts) p0 = FN(exp_parts_of)(x0, a);
@@ -309,6 +366,12 @@ static inline WIDE FN(exp_block_any)(const T *x, T *y, T *residuals, size_t begi
     P(acc_add)(&wide, hi1);
     P(acc_add)(&wide, lo);
     return (WIDE)P(acc_total)(&wide);
+}
+
+static inline WIDE FN(exp_block_any)(const T *x, T *y, T *residuals, size_t begin, size_t end, const FN(exp_args) * a,
+                                     bool negate, size_t prefetch_ahead)
+{
+    return FN(exp_block_excluding)(x, y, residuals, begin, end, a, negate, prefetch_ahead, NULL, 0);
 }
 
 static WIDE FN(exp_blocks)(const T *x, T *y, T *residuals, size_t block_begin, size_t block_end, size_t n,
@@ -472,14 +535,24 @@ static size_t FN(block_count)(size_t n)
 
 /* y = s * (x - reference) - log_sum: |y| >= |s * (x - reference)|, so the
  * rounding of x - reference costs at most half an ulp of y. */
-static void FN(log_output)(const T *x, T *y, size_t begin, size_t end, T reference, T scale_t, T log_sum)
+static inline __attribute__((always_inline)) void FN(log_output_excluding)(const T *x, T *y, size_t begin, size_t end,
+                                                                           T reference, T scale_t, T log_sum,
+                                                                           const FN(exclusion) * ex, int kinds)
 {
     const V ref = P(set1)(reference), s = P(set1)(scale_t), neg_log_sum = P(set1)(-log_sum);
     size_t i = begin;
     for (; i + LANES <= end; i += LANES)
-        P(store)(y + i, P(fmadd)(s, P(sub)(P(load)(x + i), ref), neg_log_sum));
+        P(store)(y + i, P(fmadd)(s, P(sub)(FN(excluding)(P(load)(x + i), ex, kinds, i, LANES), ref), neg_log_sum));
     if (i < end)
-        P(store_tail)(y + i, P(fmadd)(s, P(sub)(P(load_tail)(x + i, end - i, 0), ref), neg_log_sum), end - i);
+        P(store_tail)
+    (y + i,
+     P(fmadd)(s, P(sub)(FN(excluding)(P(load_tail)(x + i, end - i, 0), ex, kinds, i, end - i), ref), neg_log_sum),
+     end - i);
+}
+
+static void FN(log_output)(const T *x, T *y, size_t begin, size_t end, T reference, T scale_t, T log_sum)
+{
+    FN(log_output_excluding)(x, y, begin, end, reference, scale_t, log_sum, NULL, 0);
 }
 
 static WIDE FN(log_sum_of)(WIDE sum, const FN(row_plan) * plan)
@@ -647,6 +720,73 @@ static void FN(forward_row)(softmax_op op, const T *x, T *y, T *residuals, size_
     else
         FN(exp_normalize_stream)(x, y, 0, n, &a, plan.negate, FN(reciprocal_of)(sum));
 }
+
+#if defined(HALF_ROWS)
+/* See softmax_kernels.excluding_row: the in-cache regime of forward_row
+ * with the exclusions applied as x is loaded, so that a masked row costs
+ * what an unmasked one does (no gathered copy). */
+static inline __attribute__((always_inline)) bool
+FN(excluding_row_body)(softmax_op op, const T *x, const FN(exclusion) * ex, int kinds, size_t n, double scale, T *y)
+{
+    const bool log_output = op == SOFTMAX_OP_LOG_SOFTMAX;
+    T *residuals = NULL;
+    if (!log_output && (residuals = softmax_workspace(n * sizeof(T))) == NULL)
+        return false;
+    const unsigned int saved = vec_flush_to_zero_begin();
+    const T reference = scale < 0 ? FN(min_body)(x, n, ex, kinds) : FN(max_body)(x, n, ex, kinds);
+    FN(row_plan) plan;
+    if (!FN(plan_row)(scale, reference, &plan)) {
+        vec_flush_to_zero_end(saved);
+        return false;
+    }
+    const FN(exp_args) a = FN(broadcast_plan)(&plan);
+    WIDE sum = 0;
+    /* The blocks of exp_blocks, the next row asked for as there. */
+    for (size_t begin = 0; begin < n; begin += BLOCK) {
+        const size_t end = begin + BLOCK < n ? begin + BLOCK : n;
+        sum += FN(exp_block_excluding)(x, log_output ? NULL : y, residuals, begin, end, &a, plan.negate, n, ex, kinds);
+    }
+    if (isnan(sum))
+        FN(fill)(y, 0, n, (T)NAN);
+    else if (log_output)
+        FN(log_output_excluding)(x, y, 0, n, plan.reference, (T)scale, (T)FN(log_sum_of)(sum, &plan), ex, kinds);
+    else
+        FN(normalize)(y, residuals, 0, n, FN(reciprocal_of)(sum));
+    vec_flush_to_zero_end(saved);
+    return true;
+}
+
+static bool FN(excluding_row)(softmax_op op, const T *x, const uint8_t *keep, const T *mask, const uint16_t *half_mask,
+                              int half_bf16, size_t kept, size_t n, double scale, T *y)
+{
+    if (n <= SMALL_VECTORS * LANES || n * sizeof(T) > STREAM_BYTES || kept > n)
+        return false;
+    const FN(exclusion) ex = {keep,
+                              mask,
+                              half_mask,
+                              half_bf16 ? (uint16_t)0xff80u : (uint16_t)0xfc00u,
+                              scale < 0 ? (T)INFINITY : (T)-INFINITY,
+                              kept};
+    const int kinds = (keep != NULL ? EXCLUDE_KEEP : 0) | (mask != NULL ? EXCLUDE_MASK : 0) |
+                      (half_mask != NULL ? EXCLUDE_HALF : 0) | (kept < n ? EXCLUDE_PREFIX : 0);
+    /* One specialised body for each single kind (the attention layouts);
+     * combinations share the general one. */
+    switch (kinds) {
+    case EXCLUDE_KEEP:
+        return FN(excluding_row_body)(op, x, &ex, EXCLUDE_KEEP, n, scale, y);
+    case EXCLUDE_MASK:
+        return FN(excluding_row_body)(op, x, &ex, EXCLUDE_MASK, n, scale, y);
+    case EXCLUDE_HALF:
+        return FN(excluding_row_body)(op, x, &ex, EXCLUDE_HALF, n, scale, y);
+    default:
+        return FN(excluding_row_body)(op, x, &ex, EXCLUDE_KEEP | EXCLUDE_MASK | EXCLUDE_HALF | EXCLUDE_PREFIX, n, scale,
+                                      y);
+    }
+}
+#define EXCLUDING_ROW_FN FN(excluding_row)
+#else
+#define EXCLUDING_ROW_FN NULL
+#endif
 
 /* --------------------------------------------------------- gradient rows */
 
@@ -1783,6 +1923,7 @@ const softmax_kernels KERNELS_NAME = {
     .long_row_min = 8 * BLOCK,
     .exp = FN(exp_for_tests),
     .transpose_lines = FN(transpose_lines),
+    .excluding_row = EXCLUDING_ROW_FN,
     .widen_half = HALF_WIDEN,
     .narrow_half = HALF_NARROW,
     .half_row = HALF_ROW_FN,
@@ -1790,6 +1931,7 @@ const softmax_kernels KERNELS_NAME = {
     .apply_low_parts = APPLY_LOW_PARTS,
 };
 #undef HALF_ROW_FN
+#undef EXCLUDING_ROW_FN
 #undef FAST_ROWS_FN
 #undef SOFTMAX_HAS_FAST_EXP
 

@@ -14,6 +14,7 @@
 
 #include <immintrin.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #define SOFTMAX_ISA_SUFFIX avx2
 
@@ -36,7 +37,9 @@ static inline void vec_flush_to_zero_end(unsigned int saved)
 /* Asks for the cache line holding p; never faults, even past an array. */
 static inline void vec_prefetch(const void *p)
 {
-    _mm_prefetch((const char *)p, _MM_HINT_T0);
+    /* The builtin, not _mm_prefetch: gcc 12 drops an _mm_prefetch whose hint
+     * reaches it through an early always_inline chain as a variable. */
+    __builtin_prefetch(p, 0, 3);
 }
 
 /* ---------------------------------------------------------------- f32 -- */
@@ -320,6 +323,45 @@ static inline double f32_acc_total(const f32_acc *acc)
     double lanes[4];
     _mm256_storeu_pd(lanes, _mm256_add_pd(acc->low, acc->high));
     return (lanes[0] + lanes[2]) + (lanes[1] + lanes[3]);
+}
+
+/* See vec_avx512.h. The byte and half-precision masks of a tail are
+ * copied to a local block first (AVX2 has no masked byte loads). */
+static inline vf32 f32_exclude(vf32 x, const uint8_t *keep, const float *mask, const uint16_t *half_mask,
+                               uint16_t half_minus_inf, vf32 excluded, size_t count)
+{
+    __m256i out = _mm256_xor_si256(f32_lane_mask(count < 8 ? count : 8), _mm256_set1_epi32(-1));
+    if (keep != NULL) {
+        __m128i bytes;
+        if (count >= 8) {
+            bytes = _mm_loadl_epi64((const __m128i *)(const void *)keep);
+        } else {
+            uint8_t copy[16] = {0};
+            for (size_t i = 0; i < count; i++)
+                copy[i] = keep[i];
+            bytes = _mm_loadu_si128((const __m128i *)(const void *)copy);
+        }
+        out = _mm256_or_si256(out, _mm256_cmpeq_epi32(_mm256_cvtepu8_epi32(bytes), _mm256_setzero_si256()));
+    }
+    if (mask != NULL) {
+        const vf32 values = count >= 8 ? _mm256_loadu_ps(mask) : f32_load_tail(mask, count, 0.0f);
+        out = _mm256_or_si256(
+            out, _mm256_castps_si256(_mm256_cmp_ps(values, _mm256_set1_ps(-__builtin_inff()), _CMP_EQ_OQ)));
+    }
+    if (half_mask != NULL) {
+        __m128i halves;
+        if (count >= 8) {
+            halves = _mm_loadu_si128((const __m128i *)(const void *)half_mask);
+        } else {
+            uint16_t copy[8] = {0};
+            for (size_t i = 0; i < count; i++)
+                copy[i] = half_mask[i];
+            halves = _mm_loadu_si128((const __m128i *)(const void *)copy);
+        }
+        const __m128i equal = _mm_cmpeq_epi16(halves, _mm_set1_epi16((short)half_minus_inf));
+        out = _mm256_or_si256(out, _mm256_cvtepi16_epi32(equal));
+    }
+    return _mm256_blendv_ps(x, excluded, _mm256_castsi256_ps(out));
 }
 
 /* ---------------------------------------------------------------- f64 -- */

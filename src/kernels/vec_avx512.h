@@ -16,6 +16,7 @@
 
 #include <immintrin.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #define SOFTMAX_ISA_SUFFIX avx512
 
@@ -38,7 +39,9 @@ static inline void vec_flush_to_zero_end(unsigned int saved)
 /* Asks for the cache line holding p; never faults, even past an array. */
 static inline void vec_prefetch(const void *p)
 {
-    _mm_prefetch((const char *)p, _MM_HINT_T0);
+    /* The builtin, not _mm_prefetch: gcc 12 drops an _mm_prefetch whose hint
+     * reaches it through an early always_inline chain as a variable. */
+    __builtin_prefetch(p, 0, 3);
 }
 
 /* ---------------------------------------------------------------- f32 -- */
@@ -313,6 +316,27 @@ static inline void f32_acc_lanes(const f32_acc *acc, double totals[16])
 static inline double f32_acc_total(const f32_acc *acc)
 {
     return _mm512_reduce_add_pd(_mm512_add_pd(acc->low, acc->high));
+}
+
+/* The first `count` (<= F32_LANES) lanes of x, with `excluded` in the
+ * lanes a mask excludes: a zero `keep` byte, a -inf `mask` entry, or a
+ * `half_mask` entry equal to the bit pattern `half_minus_inf` (each
+ * pointer NULL when absent). Lanes from count on are excluded too. Masked
+ * loads: nothing past count is read. */
+static inline vf32 f32_exclude(vf32 x, const uint8_t *keep, const float *mask, const uint16_t *half_mask,
+                               uint16_t half_minus_inf, vf32 excluded, size_t count)
+{
+    const __mmask16 lanes = count >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << count) - 1u);
+    __mmask16 out = (__mmask16)~lanes;
+    if (keep != NULL)
+        out |= _mm_mask_cmpeq_epi8_mask(lanes, _mm_maskz_loadu_epi8(lanes, keep), _mm_setzero_si128());
+    if (mask != NULL)
+        out |= _mm512_mask_cmp_ps_mask(lanes, _mm512_maskz_loadu_ps(lanes, mask), _mm512_set1_ps(-__builtin_inff()),
+                                       _CMP_EQ_OQ);
+    if (half_mask != NULL)
+        out |= _mm256_mask_cmpeq_epi16_mask(lanes, _mm256_maskz_loadu_epi16(lanes, half_mask),
+                                            _mm256_set1_epi16((short)half_minus_inf));
+    return _mm512_mask_blend_ps(out, x, excluded);
 }
 
 /* ---------------------------------------------------------------- f64 -- */
