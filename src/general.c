@@ -751,18 +751,45 @@ static void run_excluding_line(const general_plan *plan, const line_position *wh
     plan->kernels->rows(plan->op, out, NULL, out, 1, plan->n, plan->scale);
 }
 
-static void run_block(const general_plan *plan, const block_buffers *buffers, size_t first_line, size_t line_count)
+static void run_gathered_block(const general_plan *plan, const block_buffers *buffers, size_t first_line,
+                               size_t line_count);
+
+/* Contiguous half-precision rows: the kernels read (and write) them
+ * directly, long rows streamed (half_row), in-cache rows widened as they
+ * are read (half_line); lines they decline take the gathered path. */
+static bool run_half_lines(const general_plan *plan, const block_buffers *buffers, size_t first_line, size_t line_count)
 {
+    const general_operand *x = &plan->operands[GENERAL_SRC], *d = &plan->operands[GENERAL_DST];
+    const bool bf16 = x->type == SOFTMAX_DTYPE_BF16;
     if (plan->half_rows) {
-        /* Long half-precision rows stream through the kernels' own buffer. */
-        const general_operand *x = &plan->operands[GENERAL_SRC], *d = &plan->operands[GENERAL_DST];
         const line_position where = position_of(plan, first_line);
         const uint16_t *src = (const uint16_t *)(const void *)x->base + where.offset[GENERAL_SRC];
         uint16_t *dst = (uint16_t *)(void *)d->base_out + where.offset[GENERAL_DST];
-        if (line_count == 1 &&
-            plan->kernels->half_row(plan->op, src, dst, plan->n, plan->scale, x->type == SOFTMAX_DTYPE_BF16))
-            return;
+        return line_count == 1 && plan->kernels->half_row(plan->op, src, dst, plan->n, plan->scale, bf16);
     }
+    if (!plan->half_lines)
+        return false;
+    const int dst_half = d->type == SOFTMAX_DTYPE_BF16 ? 1 : d->type == SOFTMAX_DTYPE_F16 ? 2 : 0;
+    const size_t dst_element = softmax_dtype_size(d->type);
+    for (size_t b = 0; b < line_count; b++) {
+        const line_position where = position_of(plan, first_line + b);
+        const uint16_t *src = (const uint16_t *)(const void *)x->base + where.offset[GENERAL_SRC];
+        char *dst = d->base_out + where.offset[GENERAL_DST] * (int64_t)dst_element;
+        if (!plan->kernels->half_line(plan->op, src, bf16, dst, dst_half, plan->n, plan->scale))
+            run_gathered_block(plan, buffers, first_line + b, 1);
+    }
+    return true;
+}
+
+static void run_block(const general_plan *plan, const block_buffers *buffers, size_t first_line, size_t line_count)
+{
+    if (!run_half_lines(plan, buffers, first_line, line_count))
+        run_gathered_block(plan, buffers, first_line, line_count);
+}
+
+static void run_gathered_block(const general_plan *plan, const block_buffers *buffers, size_t first_line,
+                               size_t line_count)
+{
     const size_t n = plan->n;
     const size_t element = plan->compute == SOFTMAX_DTYPE_F32 ? sizeof(float) : sizeof(double);
     const bool excluding = plan->has_where || plan->causal;

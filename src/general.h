@@ -10,8 +10,11 @@
 
 #include "internal.h"
 
-/* Half-precision rows at least this long take the kernels' half_row. */
-#define HALF_ROW_MIN ((size_t)65536)
+/* Half-precision rows at least this long take the kernels' half_row: the
+ * rows past the f32 kernels' in-cache regime (1 MiB of f32), so that a half
+ * row is computed by the same algorithm as the f32 row of its values;
+ * shorter ones take half_line. */
+#define HALF_ROW_MIN (((size_t)1 << 18) + 1)
 
 enum { GENERAL_SRC, GENERAL_GRAD, GENERAL_DST, GENERAL_MASK, GENERAL_WHERE, GENERAL_OPERANDS };
 
@@ -51,6 +54,9 @@ typedef struct general_plan {
     /* Long contiguous half-precision rows in and out (same type), forward,
      * unmasked: the kernels' half_row streams them. */
     bool half_rows;
+    /* Contiguous bf16 / f16 rows in, contiguous f32 or same-type rows out,
+     * forward, unmasked: the kernels' half_line reads them directly. */
+    bool half_lines;
     /* Contiguous same-type rows along the last axis with only a causal mask. */
     bool causal_rows_fast;
 } general_plan;

@@ -96,6 +96,12 @@ typedef struct softmax_kernels {
      * the general path (nothing kept, infinite logits or scale). */
     bool (*excluding_row)(softmax_op op, const float *x, const uint8_t *keep, const float *mask,
                           const uint16_t *half_mask, int half_bf16, size_t kept, size_t n, double scale, float *y);
+    /* f32 SIMD kernels only (NULL elsewhere): one contiguous forward line
+     * of bf16 (bf16 != 0) or f16 data, widened as the kernels read it, into
+     * f32 (dst_half 0), bf16 (1) or f16 (2) outputs: bit for bit rows() on
+     * the widened line, then narrowed. False, having written nothing,
+     * outside the in-cache regime or for lines that need the general path. */
+    bool (*half_line)(softmax_op op, const uint16_t *x, int bf16, void *dst, int dst_half, size_t n, double scale);
     /* f32 kernels only (NULL elsewhere): contiguous conversions between f32
      * and bf16 (bf16 != 0) or f16, bit for bit those of convert.c. */
     void (*widen_half)(float *dst, const uint16_t *src, size_t n, int bf16);

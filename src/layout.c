@@ -297,6 +297,10 @@ int softmax_general_prepare(const char *fn, const softmax_desc *desc, const void
         plan->half_rows = half && dst_type == desc->dtype && plan->forward && src_contiguous && dst_contiguous &&
                           plan->axis == plan->ndim - 1 && plan->n >= HALF_ROW_MIN && plan->kernels->half_row != NULL &&
                           !plan->has_mask && !plan->has_where && !plan->causal && !plan->alibi;
+        plan->half_lines = half && (dst_type == desc->dtype || dst_type == SOFTMAX_DTYPE_F32) && plan->forward &&
+                           src_contiguous && dst_contiguous && plan->axis == plan->ndim - 1 && !plan->half_rows &&
+                           plan->kernels->half_line != NULL && !plan->has_mask && !plan->has_where && !plan->causal &&
+                           !plan->alibi;
     }
     const bool one_type = (desc->dtype == SOFTMAX_DTYPE_F32 || desc->dtype == SOFTMAX_DTYPE_F64) &&
                           dst_type == desc->dtype && (plan->forward || grad_type == desc->dtype);

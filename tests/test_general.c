@@ -470,61 +470,88 @@ static void test_half_and_mixed_types(void **state)
 static void test_long_half_rows(void **state)
 {
     (void)state;
-    const size_t n = 70001, rows = 4;
+    /* 70001: the in-cache regime (half_line); 300001: streamed (half_row). */
+    const size_t lengths[2] = {70001, 300001}, rows = 4;
     const softmax_dtype types[2] = {SOFTMAX_DTYPE_BF16, SOFTMAX_DTYPE_F16};
     test_rng rng;
     rng_seed(&rng, 17);
-    double *values = malloc(rows * n * sizeof *values);
-    for (int t = 0; t < 2; t++) {
+    for (int t = 0; t < 4; t++) {
+        const size_t n = lengths[t / 2];
+        double *values = malloc(rows * n * sizeof *values);
         for (size_t i = 0; i < rows * n; i++)
             values[i] = rng_normal(&rng) * 3 + (i % 1000 == 0 ? -INFINITY : 0);
         values[2 * n + 5] = INFINITY;
         values[3 * n + 7] = NAN;
-        void *x = typed_alloc(types[t], rows * n), *y = typed_alloc(types[t], rows * n);
-        typed_store(types[t], x, values, rows * n);
+        void *x = typed_alloc(types[t % 2], rows * n), *y = typed_alloc(types[t % 2], rows * n);
+        typed_store(types[t % 2], x, values, rows * n);
         for (int log_output = 0; log_output < 2; log_output++) {
             softmax_desc desc;
-            softmax_desc_init(&desc, log_output ? SOFTMAX_OP_LOG_SOFTMAX : SOFTMAX_OP_SOFTMAX, types[t], n);
+            softmax_desc_init(&desc, log_output ? SOFTMAX_OP_LOG_SOFTMAX : SOFTMAX_OP_SOFTMAX, types[t % 2], n);
             desc.ndim = 2;
             desc.shape[0] = rows, desc.shape[1] = n;
             desc.scale = log_output ? 1.5 : 0.75;
             assert_int_equal(softmax_execute(&desc, x, NULL, y), 0);
+            /* The contract: the f32 result of the widened values, rounded
+             * once to the half format (and bf16 in, f32 out: that result). */
+            {
+                float *wide = malloc(rows * n * sizeof *wide), *wide_y = malloc(rows * n * sizeof *wide_y);
+                float *mixed = malloc(rows * n * sizeof *mixed);
+                uint16_t *narrowed = malloc(rows * n * sizeof *narrowed);
+                assert_int_equal(softmax_convert(wide, SOFTMAX_DTYPE_F32, x, types[t % 2], rows * n), 0);
+                softmax_desc plain = desc;
+                plain.dtype = SOFTMAX_DTYPE_F32;
+                assert_int_equal(softmax_execute(&plain, wide, NULL, wide_y), 0);
+                assert_int_equal(softmax_convert(narrowed, types[t % 2], wide_y, SOFTMAX_DTYPE_F32, rows * n), 0);
+                softmax_desc to_f32 = desc;
+                to_f32.dst_dtype = SOFTMAX_DTYPE_F32;
+                assert_int_equal(softmax_execute(&to_f32, x, NULL, mixed), 0);
+                for (size_t i = 0; i < rows * n; i++) {
+                    const uint16_t got = ((const uint16_t *)y)[i];
+                    if (got != narrowed[i] && !(isnan(wide_y[i]) && isnan(decode(types[t % 2], y, i))))
+                        fail_msg("long half row %zu: element %zu is %#x, the rounded f32 result %#x", n, i, got,
+                                 narrowed[i]);
+                    if (memcmp(&mixed[i], &wide_y[i], sizeof *mixed) != 0 && !(isnan(mixed[i]) && isnan(wide_y[i])))
+                        fail_msg("long half row %zu, f32 out: element %zu is %a, the f32 result %a", n, i, mixed[i],
+                                 wide_y[i]);
+                }
+                free(wide), free(wide_y), free(mixed), free(narrowed);
+            }
             reference_line r;
             reference_init(&r, n);
             for (size_t row = 0; row < 2; row++) {
                 for (size_t i = 0; i < n; i++) {
-                    const double v = decode(types[t], x, row * n + i);
+                    const double v = decode(types[t % 2], x, row * n + i);
                     r.kept[i] = v != (desc.scale > 0 ? -INFINITY : INFINITY);
                     mpfr_set_d(r.z[i], r.kept[i] ? v : 0.0, MPFR_RNDN);
                     mpfr_mul_d(r.z[i], r.z[i], desc.scale, MPFR_RNDN);
                 }
                 reference_evaluate(&r);
                 for (size_t i = 0; i < n; i++)
-                    check_value("long half row", types[t], SOFTMAX_DTYPE_F32, log_output,
-                                decode(types[t], y, row * n + i), &r, i);
+                    check_value("long half row", types[t % 2], SOFTMAX_DTYPE_F32, log_output,
+                                decode(types[t % 2], y, row * n + i), &r, i);
             }
             reference_free(&r);
             /* Row 2 holds +inf: (scale > 0) one-hot on it, (scale < 0) it
              * gets 0; row 3 holds NaN: all NaN. */
             for (size_t i = 0; i < n; i++) {
-                const double got = decode(types[t], y, 3 * n + i);
+                const double got = decode(types[t % 2], y, 3 * n + i);
                 if (!isnan(got))
                     fail_msg("a NaN row gave %g at %zu", got, i);
             }
             if (desc.scale > 0) {
-                const double at_inf = decode(types[t], y, 2 * n + 5);
+                const double at_inf = decode(types[t % 2], y, 2 * n + 5);
                 if (at_inf != (log_output ? 0.0 : 1.0))
                     fail_msg("the +inf element of a long half row gave %g", at_inf);
             } else {
-                const double at_inf = decode(types[t], y, 2 * n + 5);
+                const double at_inf = decode(types[t % 2], y, 2 * n + 5);
                 if (at_inf != 0.0)
                     fail_msg("softmin of a +inf element gave %g", at_inf);
             }
         }
         free(x);
         free(y);
+        free(values);
     }
-    free(values);
 }
 
 /* ------------------------------------------------------------------------ */

@@ -217,7 +217,7 @@ static inline __attribute__((always_inline)) V FN(excluding)(V x, const FN(exclu
                                                              size_t count)
 {
 #if defined(HALF_ROWS)
-    if (kinds != 0) {
+    if ((kinds & (EXCLUDE_KEEP | EXCLUDE_MASK | EXCLUDE_HALF | EXCLUDE_PREFIX)) != 0) {
         const size_t limit = !(kinds & EXCLUDE_PREFIX) ? count
                              : i >= ex->kept           ? 0
                              : ex->kept - i < count    ? ex->kept - i
@@ -232,37 +232,87 @@ static inline __attribute__((always_inline)) V FN(excluding)(V x, const FN(exclu
     return x;
 }
 
-static inline __attribute__((always_inline)) T FN(max_body)(const T *x, size_t n, const FN(exclusion) * ex, int kinds)
+/* The element type of x: T, or half-precision bits widened as they are
+ * read (f32 paths only; the widening is exact). */
+#ifndef SOURCE_BF16
+#define SOURCE_BF16 16
+#define SOURCE_F16 32
+#endif
+
+/* The address of element i of x (for prefetches). */
+static inline __attribute__((always_inline)) const void *FN(source_at)(const void *x, int kinds, size_t i)
+{
+    if (kinds & (SOURCE_BF16 | SOURCE_F16))
+        return (const uint16_t *)x + i;
+    return (const T *)x + i;
+}
+
+/* Elements i .. i + LANES of x as the kernels see them. */
+static inline __attribute__((always_inline)) V FN(read)(const void *x, const FN(exclusion) * ex, int kinds, size_t i)
+{
+    V v;
+#if defined(HALF_ROWS)
+    if (kinds & (SOURCE_BF16 | SOURCE_F16))
+        v = P(load_half)((const uint16_t *)x + i, (kinds & SOURCE_BF16) != 0);
+    else
+#endif
+        v = P(load)((const T *)x + i);
+    return FN(excluding)(v, ex, kinds, i, LANES);
+}
+
+/* The first count (< LANES) elements from i, `fill` in the other lanes. */
+static inline __attribute__((always_inline)) V FN(read_tail)(const void *x, const FN(exclusion) * ex, int kinds,
+                                                             size_t i, size_t count, T fill)
+{
+    V v;
+#if defined(HALF_ROWS)
+    if (kinds & (SOURCE_BF16 | SOURCE_F16)) {
+        _Alignas(64) T widened[LANES];
+        const uint16_t *h = (const uint16_t *)x + i;
+        for (size_t k = 0; k < LANES; k++)
+            widened[k] = k >= count              ? fill
+                         : (kinds & SOURCE_BF16) ? softmax_bf16_to_float(h[k])
+                                                 : softmax_f16_to_float(h[k]);
+        v = P(load)(widened);
+    } else
+#endif
+        v = P(load_tail)((const T *)x + i, count, fill);
+    return FN(excluding)(v, ex, kinds, i, count);
+}
+
+static inline __attribute__((always_inline)) T FN(max_body)(const void *x, size_t n, const FN(exclusion) * ex,
+                                                            int kinds)
 {
     V m0 = P(set1)((T)-INFINITY), m1 = m0, m2 = m0, m3 = m0;
     size_t i = 0;
     /* The running maximum goes second so that a NaN element is skipped: rows
      * with NaN are caught later by their NaN sum. */
     for (; i + 4 * LANES <= n; i += 4 * LANES) {
-        m0 = P(max)(FN(excluding)(P(load)(x + i), ex, kinds, i, LANES), m0);
-        m1 = P(max)(FN(excluding)(P(load)(x + i + LANES), ex, kinds, i + LANES, LANES), m1);
-        m2 = P(max)(FN(excluding)(P(load)(x + i + 2 * LANES), ex, kinds, i + 2 * LANES, LANES), m2);
-        m3 = P(max)(FN(excluding)(P(load)(x + i + 3 * LANES), ex, kinds, i + 3 * LANES, LANES), m3);
+        m0 = P(max)(FN(read)(x, ex, kinds, i), m0);
+        m1 = P(max)(FN(read)(x, ex, kinds, i + LANES), m1);
+        m2 = P(max)(FN(read)(x, ex, kinds, i + 2 * LANES), m2);
+        m3 = P(max)(FN(read)(x, ex, kinds, i + 3 * LANES), m3);
     }
     for (; i + LANES <= n; i += LANES)
-        m0 = P(max)(FN(excluding)(P(load)(x + i), ex, kinds, i, LANES), m0);
+        m0 = P(max)(FN(read)(x, ex, kinds, i), m0);
     if (i < n)
-        m1 = P(max)(FN(excluding)(P(load_tail)(x + i, n - i, (T)-INFINITY), ex, kinds, i, n - i), m1);
+        m1 = P(max)(FN(read_tail)(x, ex, kinds, i, n - i, (T)-INFINITY), m1);
     return P(reduce_max)(P(max)(P(max)(m0, m1), P(max)(m2, m3)));
 }
 
-static inline __attribute__((always_inline)) T FN(min_body)(const T *x, size_t n, const FN(exclusion) * ex, int kinds)
+static inline __attribute__((always_inline)) T FN(min_body)(const void *x, size_t n, const FN(exclusion) * ex,
+                                                            int kinds)
 {
     V m0 = P(set1)((T)INFINITY), m1 = m0;
     size_t i = 0;
     for (; i + 2 * LANES <= n; i += 2 * LANES) {
-        m0 = P(min)(FN(excluding)(P(load)(x + i), ex, kinds, i, LANES), m0);
-        m1 = P(min)(FN(excluding)(P(load)(x + i + LANES), ex, kinds, i + LANES, LANES), m1);
+        m0 = P(min)(FN(read)(x, ex, kinds, i), m0);
+        m1 = P(min)(FN(read)(x, ex, kinds, i + LANES), m1);
     }
     for (; i + LANES <= n; i += LANES)
-        m0 = P(min)(FN(excluding)(P(load)(x + i), ex, kinds, i, LANES), m0);
+        m0 = P(min)(FN(read)(x, ex, kinds, i), m0);
     if (i < n)
-        m1 = P(min)(FN(excluding)(P(load_tail)(x + i, n - i, (T)INFINITY), ex, kinds, i, n - i), m1);
+        m1 = P(min)(FN(read_tail)(x, ex, kinds, i, n - i, (T)INFINITY), m1);
     return P(reduce_min)(P(min)(m0, m1));
 }
 
@@ -297,10 +347,9 @@ static inline V FN(grid_high)(V e)
     return P(sub)(P(add)(e, magic), magic);
 }
 
-static inline __attribute__((always_inline)) WIDE FN(exp_block_excluding)(const T *x, T *y, T *residuals, size_t begin,
-                                                                          size_t end, const FN(exp_args) * a,
-                                                                          bool negate, size_t prefetch_ahead,
-                                                                          const FN(exclusion) * ex, int kinds)
+static inline __attribute__((always_inline)) WIDE
+FN(exp_block_excluding)(const void *x, T *y, T *residuals, size_t begin, size_t end, const FN(exp_args) * a,
+                        bool negate, size_t prefetch_ahead, const FN(exclusion) * ex, int kinds)
 {
     /* The exps (all below 5) are summed in T without rounding: each is split
      * at the grid 2^-16 (hi = (e + 192) - 192), the hi parts of at most
@@ -314,11 +363,10 @@ static inline __attribute__((always_inline)) WIDE FN(exp_block_excluding)(const 
     size_t i = begin;
     for (; i + 2 * LANES <= end; i += 2 * LANES) {
         if (prefetch_ahead) {
-            vec_prefetch(x + i + prefetch_ahead);
-            vec_prefetch(x + i + prefetch_ahead + LANES);
+            vec_prefetch(FN(source_at)(x, kinds, i + prefetch_ahead));
+            vec_prefetch(FN(source_at)(x, kinds, i + prefetch_ahead + LANES));
         }
-        V x0 = FN(excluding)(P(load)(x + i), ex, kinds, i, LANES),
-          x1 = FN(excluding)(P(load)(x + i + LANES), ex, kinds, i + LANES, LANES);
+        V x0 = FN(read)(x, ex, kinds, i), x1 = FN(read)(x, ex, kinds, i + LANES);
         if (negate) {
             x0 = P(neg)(x0);
             x1 = P(neg)(x1);
@@ -350,7 +398,7 @@ static inline __attribute__((always_inline)) WIDE FN(exp_block_excluding)(const 
     for (; i < end; i += LANES) {
         size_t count = end - i < LANES ? end - i : LANES;
         /* The fill becomes -inf once negated or not: its exp is 0. */
-        V x0 = FN(excluding)(P(load_tail)(x + i, count, negate ? (T)INFINITY : (T)-INFINITY), ex, kinds, i, count);
+        V x0 = FN(read_tail)(x, ex, kinds, i, count, negate ? (T)INFINITY : (T)-INFINITY);
         if (negate)
             x0 = P(neg)(x0);
         FN(exp_parts) p0 = FN(exp_parts_of)(x0, a);
@@ -535,19 +583,18 @@ static size_t FN(block_count)(size_t n)
 
 /* y = s * (x - reference) - log_sum: |y| >= |s * (x - reference)|, so the
  * rounding of x - reference costs at most half an ulp of y. */
-static inline __attribute__((always_inline)) void FN(log_output_excluding)(const T *x, T *y, size_t begin, size_t end,
-                                                                           T reference, T scale_t, T log_sum,
-                                                                           const FN(exclusion) * ex, int kinds)
+static inline __attribute__((always_inline)) void FN(log_output_excluding)(const void *x, T *y, size_t begin,
+                                                                           size_t end, T reference, T scale_t,
+                                                                           T log_sum, const FN(exclusion) * ex,
+                                                                           int kinds)
 {
     const V ref = P(set1)(reference), s = P(set1)(scale_t), neg_log_sum = P(set1)(-log_sum);
     size_t i = begin;
     for (; i + LANES <= end; i += LANES)
-        P(store)(y + i, P(fmadd)(s, P(sub)(FN(excluding)(P(load)(x + i), ex, kinds, i, LANES), ref), neg_log_sum));
+        P(store)(y + i, P(fmadd)(s, P(sub)(FN(read)(x, ex, kinds, i), ref), neg_log_sum));
     if (i < end)
         P(store_tail)
-    (y + i,
-     P(fmadd)(s, P(sub)(FN(excluding)(P(load_tail)(x + i, end - i, 0), ex, kinds, i, end - i), ref), neg_log_sum),
-     end - i);
+    (y + i, P(fmadd)(s, P(sub)(FN(read_tail)(x, ex, kinds, i, end - i, 0), ref), neg_log_sum), end - i);
 }
 
 static void FN(log_output)(const T *x, T *y, size_t begin, size_t end, T reference, T scale_t, T log_sum)
@@ -722,16 +769,14 @@ static void FN(forward_row)(softmax_op op, const T *x, T *y, T *residuals, size_
 }
 
 #if defined(HALF_ROWS)
-/* See softmax_kernels.excluding_row: the in-cache regime of forward_row
- * with the exclusions applied as x is loaded, so that a masked row costs
- * what an unmasked one does (no gathered copy). */
-static inline __attribute__((always_inline)) bool
-FN(excluding_row_body)(softmax_op op, const T *x, const FN(exclusion) * ex, int kinds, size_t n, double scale, T *y)
+/* The in-cache regime of forward_row reading x through FN(read): y and
+ * residuals have room for n elements. False, having written nothing, for
+ * rows that need the general path. */
+static inline __attribute__((always_inline)) bool FN(read_row_body)(softmax_op op, const void *x,
+                                                                    const FN(exclusion) * ex, int kinds, size_t n,
+                                                                    double scale, T *y, T *residuals)
 {
     const bool log_output = op == SOFTMAX_OP_LOG_SOFTMAX;
-    T *residuals = NULL;
-    if (!log_output && (residuals = softmax_workspace(n * sizeof(T))) == NULL)
-        return false;
     const unsigned int saved = vec_flush_to_zero_begin();
     const T reference = scale < 0 ? FN(min_body)(x, n, ex, kinds) : FN(max_body)(x, n, ex, kinds);
     FN(row_plan) plan;
@@ -756,10 +801,21 @@ FN(excluding_row_body)(softmax_op op, const T *x, const FN(exclusion) * ex, int 
     return true;
 }
 
+static inline bool FN(in_cache_regime)(size_t n)
+{
+    return n > SMALL_VECTORS * LANES && n * sizeof(T) <= STREAM_BYTES;
+}
+
+/* See softmax_kernels.excluding_row: the in-cache regime of forward_row
+ * with the exclusions applied as x is loaded, so that a masked row costs
+ * about what an unmasked one does (no gathered copy). */
 static bool FN(excluding_row)(softmax_op op, const T *x, const uint8_t *keep, const T *mask, const uint16_t *half_mask,
                               int half_bf16, size_t kept, size_t n, double scale, T *y)
 {
-    if (n <= SMALL_VECTORS * LANES || n * sizeof(T) > STREAM_BYTES || kept > n)
+    if (!FN(in_cache_regime)(n) || kept > n)
+        return false;
+    T *residuals = softmax_workspace(n * sizeof(T));
+    if (residuals == NULL)
         return false;
     const FN(exclusion) ex = {keep,
                               mask,
@@ -773,19 +829,38 @@ static bool FN(excluding_row)(softmax_op op, const T *x, const uint8_t *keep, co
      * combinations share the general one. */
     switch (kinds) {
     case EXCLUDE_KEEP:
-        return FN(excluding_row_body)(op, x, &ex, EXCLUDE_KEEP, n, scale, y);
+        return FN(read_row_body)(op, x, &ex, EXCLUDE_KEEP, n, scale, y, residuals);
     case EXCLUDE_MASK:
-        return FN(excluding_row_body)(op, x, &ex, EXCLUDE_MASK, n, scale, y);
+        return FN(read_row_body)(op, x, &ex, EXCLUDE_MASK, n, scale, y, residuals);
     case EXCLUDE_HALF:
-        return FN(excluding_row_body)(op, x, &ex, EXCLUDE_HALF, n, scale, y);
+        return FN(read_row_body)(op, x, &ex, EXCLUDE_HALF, n, scale, y, residuals);
     default:
-        return FN(excluding_row_body)(op, x, &ex, EXCLUDE_KEEP | EXCLUDE_MASK | EXCLUDE_HALF | EXCLUDE_PREFIX, n, scale,
-                                      y);
+        return FN(read_row_body)(op, x, &ex, EXCLUDE_KEEP | EXCLUDE_MASK | EXCLUDE_HALF | EXCLUDE_PREFIX, n, scale, y,
+                                 residuals);
     }
 }
+
+/* See softmax_kernels.half_line. */
+static bool FN(half_line)(softmax_op op, const uint16_t *x, int bf16, void *dst, int dst_half, size_t n, double scale)
+{
+    if (!FN(in_cache_regime)(n))
+        return false;
+    T *space = softmax_workspace(2 * n * sizeof(T));
+    if (space == NULL)
+        return false;
+    T *residuals = space, *y = dst_half ? space + n : dst;
+    const bool done = bf16 ? FN(read_row_body)(op, x, NULL, SOURCE_BF16, n, scale, y, residuals)
+                           : FN(read_row_body)(op, x, NULL, SOURCE_F16, n, scale, y, residuals);
+    /* Narrowing runs outside flush-to-zero (see half_row). */
+    if (done && dst_half)
+        HALF_NARROW(dst, y, n, dst_half == 1);
+    return done;
+}
 #define EXCLUDING_ROW_FN FN(excluding_row)
+#define HALF_LINE_FN FN(half_line)
 #else
 #define EXCLUDING_ROW_FN NULL
+#define HALF_LINE_FN NULL
 #endif
 
 /* --------------------------------------------------------- gradient rows */
@@ -1924,6 +1999,7 @@ const softmax_kernels KERNELS_NAME = {
     .exp = FN(exp_for_tests),
     .transpose_lines = FN(transpose_lines),
     .excluding_row = EXCLUDING_ROW_FN,
+    .half_line = HALF_LINE_FN,
     .widen_half = HALF_WIDEN,
     .narrow_half = HALF_NARROW,
     .half_row = HALF_ROW_FN,
@@ -1932,6 +2008,7 @@ const softmax_kernels KERNELS_NAME = {
 };
 #undef HALF_ROW_FN
 #undef EXCLUDING_ROW_FN
+#undef HALF_LINE_FN
 #undef FAST_ROWS_FN
 #undef SOFTMAX_HAS_FAST_EXP
 

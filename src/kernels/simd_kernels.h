@@ -25,6 +25,11 @@ static inline __m512 widen_16(const uint16_t *src, int bf16)
         return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
     return _mm512_cvtph_ps(h);
 }
+/* The kernels' vocabulary name for it (simd_body.h reads half rows). */
+static inline vf32 f32_load_half(const uint16_t *src, int bf16)
+{
+    return widen_16(src, bf16);
+}
 static inline __m256i narrow_16(__m512 v, int bf16)
 {
     if (!bf16)
@@ -156,6 +161,10 @@ static inline __m256 widen_8(const uint16_t *src, int bf16)
     if (bf16)
         return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
     return _mm256_cvtph_ps(h);
+}
+static inline vf32 f32_load_half(const uint16_t *src, int bf16)
+{
+    return widen_8(src, bf16);
 }
 static inline __m128i narrow_8(__m256 v, int bf16)
 {
