@@ -1088,7 +1088,7 @@ static void test_exclusion_masks_in_place(void **state)
         float *x = malloc(total * sizeof *x), *masked = malloc(total * sizeof *masked);
         float *want = malloc(total * sizeof *want), *out = malloc(total * sizeof *out);
         float *in_place = malloc(total * sizeof *in_place), *mask = malloc(total * sizeof *mask);
-        uint16_t *mask_bf16 = malloc(total * sizeof *mask_bf16);
+        uint16_t *mask_bf16 = malloc(total * sizeof *mask_bf16), *mask_f16 = malloc(total * sizeof *mask_f16);
         uint8_t *keep = malloc(total);
         for (size_t i = 0; i < total; i++) {
             keep[i] = rng_uniform(&rng) < 0.7 && i / n != empty_row;
@@ -1097,7 +1097,9 @@ static void test_exclusion_masks_in_place(void **state)
         }
         x[nan_row * n + 7] = NAN, keep[nan_row * n + 7] = 1, mask[nan_row * n + 7] = 0;
         assert_int_equal(softmax_convert(mask_bf16, SOFTMAX_DTYPE_BF16, mask, SOFTMAX_DTYPE_F32, total), 0);
-        for (int kind = 0; kind < 4; kind++)
+        assert_int_equal(softmax_convert(mask_f16, SOFTMAX_DTYPE_F16, mask, SOFTMAX_DTYPE_F32, total), 0);
+        /* where, f32 mask, bf16 mask, where + causal, f16 mask, where + f32 mask */
+        for (int kind = 0; kind < 6; kind++)
             for (size_t sc = 0; sc < ARRAY_LEN(scales); sc++)
                 for (int log_output = 0; log_output < 2; log_output++) {
                     const bool causal = kind == 3;
@@ -1115,11 +1117,14 @@ static void test_exclusion_masks_in_place(void **state)
                     desc.shape[0] = rows, desc.shape[1] = n;
                     desc.scale = scales[sc];
                     assert_int_equal(softmax_execute(&desc, masked, NULL, want), 0);
-                    if (kind == 0 || kind == 3) {
+                    if (kind == 0 || kind == 3 || kind == 5)
                         desc.where = keep;
-                    } else {
-                        desc.mask = kind == 1 ? (const void *)mask : (const void *)mask_bf16;
-                        desc.mask_dtype = kind == 1 ? SOFTMAX_DTYPE_F32 : SOFTMAX_DTYPE_BF16;
+                    if (kind == 1 || kind == 5) {
+                        desc.mask = mask;
+                        desc.mask_dtype = SOFTMAX_DTYPE_F32;
+                    } else if (kind == 2 || kind == 4) {
+                        desc.mask = kind == 2 ? mask_bf16 : mask_f16;
+                        desc.mask_dtype = kind == 2 ? SOFTMAX_DTYPE_BF16 : SOFTMAX_DTYPE_F16;
                     }
                     desc.causal = causal;
                     desc.causal_offset = (int64_t)offset;
@@ -1141,7 +1146,8 @@ static void test_exclusion_masks_in_place(void **state)
                     for (size_t j = 0; j < n; j++)
                         assert_true(out[empty_row * n + j] == (log_output ? -INFINITY : 0.0f));
                 }
-        free(x), free(masked), free(want), free(out), free(in_place), free(mask), free(mask_bf16), free(keep);
+        free(x), free(masked), free(want), free(out), free(in_place), free(mask), free(mask_bf16), free(mask_f16),
+            free(keep);
     }
 }
 
