@@ -39,9 +39,10 @@ static inline void vec_flush_to_zero_end(unsigned int saved)
 /* Asks for the cache line holding p; never faults, even past an array. */
 static inline void vec_prefetch(const void *p)
 {
-    /* The builtin, not _mm_prefetch: gcc 12 drops an _mm_prefetch whose hint
-     * reaches it through an early always_inline chain as a variable. */
-    __builtin_prefetch(p, 0, 3);
+    /* An asm statement: gcc 12 silently dropped both _mm_prefetch and
+     * __builtin_prefetch from some always_inline bodies (and with them the
+     * overlap of the next row's load with this row's exps). */
+    __asm__ volatile("prefetcht0 %0" : : "m"(*(const char *)p));
 }
 
 /* ---------------------------------------------------------------- f32 -- */
