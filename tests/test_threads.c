@@ -119,8 +119,8 @@ static const shape shapes[] = {{1000, 1049}, {3, 349526}, {262144, 4}};
 static const int thread_counts[] = {2, 3, 4, 7, 0};
 
 enum fn_kind { FN_SOFTMAX, FN_LOG_SOFTMAX, FN_BACKWARD, FN_LOG_BACKWARD, FN_LOG_JVP, FN_AXIS0, FN_COUNT };
-static const char *const fn_names[FN_COUNT] = {"softmax", "log_softmax", "softmax_backward",
-                                               "log_softmax_backward", "log_softmax_jvp", "softmax_execute(axis 0)"};
+static const char *const fn_names[FN_COUNT] = {
+    "softmax", "log_softmax", "softmax_backward", "log_softmax_backward", "log_softmax_jvp", "softmax_execute(axis 0)"};
 
 /* Runs function `fn` on (a, b) into out; in_place: out holds a copy of a
  * (forward) or of b (gradients) and is used as that argument. */
@@ -157,7 +157,8 @@ static int run_fn(enum fn_kind fn, softmax_dtype dt, const void *a, const void *
             memcpy(out, a, bytes);
         return softmax_execute(&desc, in_place ? out : a, NULL, out);
     }
-    case FN_COUNT: break;
+    case FN_COUNT:
+        break;
     }
     return -1000;
 }
@@ -165,7 +166,9 @@ static int run_fn(enum fn_kind fn, softmax_dtype dt, const void *a, const void *
 static void fill_inputs(enum fn_kind fn, softmax_dtype dt, void *a, void *b, size_t n, test_rng *rng)
 {
     for (size_t i = 0; i < n; i++) {
-        double v = fn == FN_BACKWARD ? rng_uniform(rng) : fn >= FN_LOG_BACKWARD && fn <= FN_LOG_JVP ? -8 * rng_uniform(rng) : 10 * rng_normal(rng);
+        double v = fn == FN_BACKWARD                           ? rng_uniform(rng)
+                   : fn >= FN_LOG_BACKWARD && fn <= FN_LOG_JVP ? -8 * rng_uniform(rng)
+                                                               : 10 * rng_normal(rng);
         buf_set(dt, a, i, v);
         buf_set(dt, b, i, rng_normal(rng));
     }
@@ -251,9 +254,8 @@ static void test_same_bits_for_every_thread_count(void **state)
                             fprintf(stderr,
                                     "  FAIL %s_%s %zux%zu: %d thread(s)%s: %zu elements differ from 1 thread, first "
                                     "%zu (row %zu): %a vs %a\n",
-                                    fn_names[fn], dtype_name(dt), s.rows, s.cols, threads,
-                                    in_place ? " in place" : "", count, at, at / s.cols, buf_get(dt, out, at),
-                                    buf_get(dt, base, at));
+                                    fn_names[fn], dtype_name(dt), s.rows, s.cols, threads, in_place ? " in place" : "",
+                                    count, at, at / s.cols, buf_get(dt, out, at), buf_get(dt, base, at));
                             differing++;
                         }
                         checked++;
@@ -272,6 +274,61 @@ static void test_same_bits_for_every_thread_count(void **state)
         fail_msg("%zu runs differ from the single-thread bits (details above)", differing);
     if (wrong)
         fail_msg("%zu sampled outputs are beyond the contract's bound (details above)", wrong);
+}
+
+/* The general API's in-kernel paths on >= 1 Mi elements: a `where` mask
+ * with a causal prefix read by the kernels, bf16 rows widened by the
+ * kernels, a transposed view gathered by register transposes. Every thread
+ * count gives the single-thread bits. */
+static void test_general_paths_same_bits_for_every_thread_count(void **state)
+{
+    (void)state;
+    enum { ROWS = 1024, COLS = 1049, CASES = 3 };
+    const size_t n = (size_t)ROWS * COLS;
+    test_rng rng;
+    rng_seed(&rng, 709);
+    float *x = malloc(n * sizeof *x), *base = malloc(n * sizeof *base), *out = malloc(n * sizeof *out);
+    uint16_t *x_bf16 = malloc(n * sizeof *x_bf16);
+    uint8_t keep[COLS];
+    for (size_t i = 0; i < n; i++)
+        x[i] = (float)(6 * rng_normal(&rng));
+    for (size_t j = 0; j < COLS; j++)
+        keep[j] = rng_below(&rng, 4) != 0;
+    assert_int_equal(softmax_convert(x_bf16, SOFTMAX_DTYPE_BF16, x, SOFTMAX_DTYPE_F32, n), SOFTMAX_OK);
+    static const int64_t keep_strides[2] = {0, 1}, transposed[2] = {1, ROWS};
+    size_t differing = 0;
+    for (int c = 0; c < CASES; c++) {
+        softmax_desc desc;
+        softmax_desc_init(&desc, SOFTMAX_OP_SOFTMAX, c == 1 ? SOFTMAX_DTYPE_BF16 : SOFTMAX_DTYPE_F32, COLS);
+        desc.ndim = 2;
+        desc.shape[0] = ROWS, desc.shape[1] = COLS;
+        desc.scale = 0.8;
+        if (c == 0) {
+            desc.where = keep;
+            desc.where_strides = keep_strides;
+            desc.causal = 1;
+            desc.causal_offset = 200;
+        } else if (c == 2) {
+            desc.src_strides = transposed;
+        }
+        const void *src = c == 1 ? (const void *)x_bf16 : (const void *)x;
+        const size_t bytes = n * (c == 1 ? 2 : 4);
+        set_threads_or_fail(1);
+        assert_int_equal(softmax_execute(&desc, src, NULL, base), SOFTMAX_OK);
+        for (size_t t = 0; t < ARRAY_LEN(thread_counts); t++) {
+            set_threads_or_fail(thread_counts[t]);
+            fill_sentinel(out, bytes);
+            assert_int_equal(softmax_execute(&desc, src, NULL, out), SOFTMAX_OK);
+            if (memcmp(out, base, bytes) != 0) {
+                fprintf(stderr, "  FAIL general case %d: %d thread(s) differ from 1 thread\n", c, thread_counts[t]);
+                differing++;
+            }
+        }
+    }
+    set_threads_or_fail(0);
+    free(x), free(base), free(out), free(x_bf16);
+    if (differing)
+        fail_msg("%zu runs of the general paths differ from the single-thread bits", differing);
 }
 
 /* ------------------------------------------------------- concurrency */
@@ -365,6 +422,7 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_set_and_get),
         cmocka_unit_test(test_same_bits_for_every_thread_count),
+        cmocka_unit_test(test_general_paths_same_bits_for_every_thread_count),
         cmocka_unit_test(test_concurrent_callers_and_thread_count_changes),
     };
     return cmocka_run_group_tests_name("threads", tests, NULL, NULL);
