@@ -714,77 +714,60 @@ VECTOR_CLONES static bool gather_transposed(const general_plan *plan, int operan
     return true;
 }
 
-/* The forward layouts whose exclusions the kernels apply as they read x
- * (excluding_row): f32 rows with unit stride in and out, `where` and a
- * 0 / -inf mask (f32 or half) with unit stride along the axis. */
-static bool kernels_exclude(const general_plan *plan)
+/* One line through the kernels' excluding_row; false if they decline it. */
+static bool run_excluding_line(const general_plan *plan, size_t line)
 {
-    const general_operand *x = &plan->operands[GENERAL_SRC];
+    const general_operand *x = &plan->operands[GENERAL_SRC], *d = &plan->operands[GENERAL_DST];
     const general_operand *w = &plan->operands[GENERAL_WHERE];
     const general_operand *m = &plan->operands[GENERAL_MASK];
-    return plan->kernels->excluding_row != NULL && plan->forward && plan->compute == SOFTMAX_DTYPE_F32 &&
-           x->type == SOFTMAX_DTYPE_F32 && x->strides[plan->axis] == 1 && plan->dst_rows_contiguous && !plan->alibi &&
-           (plan->has_where || plan->has_mask || plan->causal) && (!plan->has_where || w->strides[plan->axis] == 1) &&
-           (!plan->has_mask ||
-            (plan->mask_only_excludes && m->type != SOFTMAX_DTYPE_F64 && m->strides[plan->axis] == 1));
-}
-
-/* One line through excluding_row, or else gathered into dst with its
- * exclusions and computed there in place. */
-static void run_excluding_line(const general_plan *plan, const line_position *where, float *out)
-{
-    const general_operand *x = &plan->operands[GENERAL_SRC];
-    const general_operand *w = &plan->operands[GENERAL_WHERE];
-    const general_operand *m = &plan->operands[GENERAL_MASK];
-    const float *src = (const float *)(const void *)x->base + where->offset[GENERAL_SRC];
-    const uint8_t *keep =
-        plan->has_where ? (const uint8_t *)(const void *)w->base + where->offset[GENERAL_WHERE] : NULL;
+    const line_position where = position_of(plan, line);
+    const float *src = (const float *)(const void *)x->base + where.offset[GENERAL_SRC];
+    const uint8_t *keep = plan->has_where ? (const uint8_t *)(const void *)w->base + where.offset[GENERAL_WHERE] : NULL;
     const bool f32_mask = plan->has_mask && m->type == SOFTMAX_DTYPE_F32;
     const bool half_mask = plan->has_mask && !f32_mask;
-    const float *mask = f32_mask ? (const float *)(const void *)m->base + where->offset[GENERAL_MASK] : NULL;
-    const uint16_t *halves = half_mask ? (const uint16_t *)(const void *)m->base + where->offset[GENERAL_MASK] : NULL;
-    if (plan->kernels->excluding_row(plan->op, src, keep, mask, halves, m->type == SOFTMAX_DTYPE_BF16,
-                                     causal_length(plan, where), plan->n, plan->scale, out))
-        return;
-    gather_line(plan, GENERAL_SRC, where, out);
-    exclude_f32(plan, where, out);
-    plan->kernels->rows(plan->op, out, NULL, out, 1, plan->n, plan->scale);
+    const float *mask = f32_mask ? (const float *)(const void *)m->base + where.offset[GENERAL_MASK] : NULL;
+    const uint16_t *halves = half_mask ? (const uint16_t *)(const void *)m->base + where.offset[GENERAL_MASK] : NULL;
+    float *out = (float *)(void *)d->base_out + where.offset[GENERAL_DST];
+    return plan->kernels->excluding_row(plan->op, src, keep, mask, halves, m->type == SOFTMAX_DTYPE_BF16,
+                                        causal_length(plan, &where), plan->n, plan->scale, out);
+}
+
+/* One contiguous half-precision line through the kernels' half_line; false
+ * if they decline it. */
+static bool run_half_line(const general_plan *plan, size_t line)
+{
+    const general_operand *x = &plan->operands[GENERAL_SRC], *d = &plan->operands[GENERAL_DST];
+    const line_position where = position_of(plan, line);
+    const uint16_t *src = (const uint16_t *)(const void *)x->base + where.offset[GENERAL_SRC];
+    char *dst = d->base_out + where.offset[GENERAL_DST] * (int64_t)softmax_dtype_size(d->type);
+    const int dst_half = d->type == SOFTMAX_DTYPE_BF16 ? 1 : d->type == SOFTMAX_DTYPE_F16 ? 2 : 0;
+    return plan->kernels->half_line(plan->op, src, x->type == SOFTMAX_DTYPE_BF16, dst, dst_half, plan->n, plan->scale);
 }
 
 static void run_gathered_block(const general_plan *plan, const block_buffers *buffers, size_t first_line,
                                size_t line_count);
 
-/* Contiguous half-precision rows: the kernels read (and write) them
- * directly, long rows streamed (half_row), in-cache rows widened as they
- * are read (half_line); lines they decline take the gathered path. */
-static bool run_half_lines(const general_plan *plan, const block_buffers *buffers, size_t first_line, size_t line_count)
+/* The layouts the kernels read (and write) in place, line by line: long
+ * half-precision rows streamed (half_row), in-cache half rows widened as
+ * they are read (half_line), exclusion masks applied as x is read
+ * (excluding_row). Lines they decline take the gathered path. */
+static void run_block(const general_plan *plan, const block_buffers *buffers, size_t first_line, size_t line_count)
 {
-    const general_operand *x = &plan->operands[GENERAL_SRC], *d = &plan->operands[GENERAL_DST];
-    const bool bf16 = x->type == SOFTMAX_DTYPE_BF16;
-    if (plan->half_rows) {
+    if (plan->half_rows && line_count == 1) {
+        const general_operand *x = &plan->operands[GENERAL_SRC], *d = &plan->operands[GENERAL_DST];
         const line_position where = position_of(plan, first_line);
         const uint16_t *src = (const uint16_t *)(const void *)x->base + where.offset[GENERAL_SRC];
         uint16_t *dst = (uint16_t *)(void *)d->base_out + where.offset[GENERAL_DST];
-        return line_count == 1 && plan->kernels->half_row(plan->op, src, dst, plan->n, plan->scale, bf16);
+        if (plan->kernels->half_row(plan->op, src, dst, plan->n, plan->scale, x->type == SOFTMAX_DTYPE_BF16))
+            return;
     }
-    if (!plan->half_lines)
-        return false;
-    const int dst_half = d->type == SOFTMAX_DTYPE_BF16 ? 1 : d->type == SOFTMAX_DTYPE_F16 ? 2 : 0;
-    const size_t dst_element = softmax_dtype_size(d->type);
-    for (size_t b = 0; b < line_count; b++) {
-        const line_position where = position_of(plan, first_line + b);
-        const uint16_t *src = (const uint16_t *)(const void *)x->base + where.offset[GENERAL_SRC];
-        char *dst = d->base_out + where.offset[GENERAL_DST] * (int64_t)dst_element;
-        if (!plan->kernels->half_line(plan->op, src, bf16, dst, dst_half, plan->n, plan->scale))
-            run_gathered_block(plan, buffers, first_line + b, 1);
-    }
-    return true;
-}
-
-static void run_block(const general_plan *plan, const block_buffers *buffers, size_t first_line, size_t line_count)
-{
-    if (!run_half_lines(plan, buffers, first_line, line_count))
+    if (!plan->half_lines && !plan->excluding_lines) {
         run_gathered_block(plan, buffers, first_line, line_count);
+        return;
+    }
+    for (size_t line = first_line; line < first_line + line_count; line++)
+        if (!(plan->half_lines ? run_half_line(plan, line) : run_excluding_line(plan, line)))
+            run_gathered_block(plan, buffers, line, 1);
 }
 
 static void run_gathered_block(const general_plan *plan, const block_buffers *buffers, size_t first_line,
@@ -798,12 +781,6 @@ static void run_gathered_block(const general_plan *plan, const block_buffers *bu
     for (size_t b = 0; b < line_count; b++)
         positions[b] = position_of(plan, first_line + b);
     const general_operand *d = &plan->operands[GENERAL_DST];
-    if (kernels_exclude(plan)) {
-        float *out = (float *)(void *)d->base_out + first_line * n; /* line l starts at l * n */
-        for (size_t b = 0; b < line_count; b++)
-            run_excluding_line(plan, &positions[b], out + b * n);
-        return;
-    }
     char *rows = buffers->values;
     /* The kernels write dst once, directly, when it holds the block's rows
      * in the computation type. */

@@ -289,22 +289,29 @@ int softmax_general_prepare(const char *fn, const softmax_desc *desc, const void
     plan->dst_rows_contiguous = dst_contiguous && dst_type == plan->compute && plan->axis == plan->ndim - 1;
     if (plan->has_mask)
         plan->mask_only_excludes = mask_only_excludes(plan);
+    const bool masked = plan->has_mask || plan->has_where || plan->causal || plan->alibi;
     {
         bool src_contiguous = true;
         for (int d = 0; d < plan->ndim; d++)
             src_contiguous &= plan->shape[d] <= 1 || plan->operands[GENERAL_SRC].strides[d] == contiguous[d];
         const bool half = desc->dtype == SOFTMAX_DTYPE_BF16 || desc->dtype == SOFTMAX_DTYPE_F16;
-        plan->half_rows = half && dst_type == desc->dtype && plan->forward && src_contiguous && dst_contiguous &&
-                          plan->axis == plan->ndim - 1 && plan->n >= HALF_ROW_MIN && plan->kernels->half_row != NULL &&
-                          !plan->has_mask && !plan->has_where && !plan->causal && !plan->alibi;
-        plan->half_lines = half && (dst_type == desc->dtype || dst_type == SOFTMAX_DTYPE_F32) && plan->forward &&
-                           src_contiguous && dst_contiguous && plan->axis == plan->ndim - 1 && !plan->half_rows &&
-                           plan->kernels->half_line != NULL && !plan->has_mask && !plan->has_where && !plan->causal &&
-                           !plan->alibi;
+        /* Forward rows along the last axis, contiguous in and out. */
+        const bool rows = plan->forward && src_contiguous && dst_contiguous && plan->axis == plan->ndim - 1;
+        plan->half_rows = half && rows && !masked && dst_type == desc->dtype && plan->n >= HALF_ROW_MIN &&
+                          plan->kernels->half_row != NULL;
+        plan->half_lines = half && rows && !masked && (dst_type == desc->dtype || dst_type == SOFTMAX_DTYPE_F32) &&
+                           !plan->half_rows && plan->kernels->half_line != NULL;
+        const general_operand *x = &plan->operands[GENERAL_SRC], *w = &plan->operands[GENERAL_WHERE],
+                              *m = &plan->operands[GENERAL_MASK];
+        plan->excluding_lines =
+            plan->forward && masked && !plan->alibi && plan->compute == SOFTMAX_DTYPE_F32 &&
+            x->type == SOFTMAX_DTYPE_F32 && x->strides[plan->axis] == 1 && plan->dst_rows_contiguous &&
+            plan->kernels->excluding_row != NULL && (!plan->has_where || w->strides[plan->axis] == 1) &&
+            (!plan->has_mask ||
+             (plan->mask_only_excludes && m->type != SOFTMAX_DTYPE_F64 && m->strides[plan->axis] == 1));
     }
     const bool one_type = (desc->dtype == SOFTMAX_DTYPE_F32 || desc->dtype == SOFTMAX_DTYPE_F64) &&
                           dst_type == desc->dtype && (plan->forward || grad_type == desc->dtype);
-    const bool masked = plan->has_mask || plan->has_where || plan->causal || plan->alibi;
     *plain = one_type && layouts_contiguous && !masked;
     plan->causal_rows_fast = one_type && layouts_contiguous && plan->causal && !plan->has_where && !plan->has_mask &&
                              !plan->alibi && plan->axis == plan->ndim - 1;

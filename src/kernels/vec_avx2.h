@@ -326,22 +326,25 @@ static inline double f32_acc_total(const f32_acc *acc)
     return (lanes[0] + lanes[2]) + (lanes[1] + lanes[3]);
 }
 
-/* See vec_avx512.h. The byte and half-precision masks of a tail are
- * copied to a local block first (AVX2 has no masked byte loads). */
+/* The first `bytes` (<= 16) bytes at p, zeros after: AVX2 has no masked
+ * byte loads, so a partial block is copied first. */
+static inline __m128i load_low_bytes(const void *p, size_t bytes)
+{
+    uint8_t copy[16] = {0};
+    const uint8_t *source = p;
+    for (size_t i = 0; i < bytes; i++)
+        copy[i] = source[i];
+    return _mm_loadu_si128((const __m128i *)(const void *)copy);
+}
+
+/* See vec_avx512.h. */
 static inline vf32 f32_exclude(vf32 x, const uint8_t *keep, const float *mask, const uint16_t *half_mask,
                                uint16_t half_minus_inf, vf32 excluded, size_t count)
 {
     __m256i out = _mm256_xor_si256(f32_lane_mask(count < 8 ? count : 8), _mm256_set1_epi32(-1));
     if (keep != NULL) {
-        __m128i bytes;
-        if (count >= 8) {
-            bytes = _mm_loadl_epi64((const __m128i *)(const void *)keep);
-        } else {
-            uint8_t copy[16] = {0};
-            for (size_t i = 0; i < count; i++)
-                copy[i] = keep[i];
-            bytes = _mm_loadu_si128((const __m128i *)(const void *)copy);
-        }
+        const __m128i bytes =
+            count >= 8 ? _mm_loadl_epi64((const __m128i *)(const void *)keep) : load_low_bytes(keep, count);
         out = _mm256_or_si256(out, _mm256_cmpeq_epi32(_mm256_cvtepu8_epi32(bytes), _mm256_setzero_si256()));
     }
     if (mask != NULL) {
@@ -350,15 +353,8 @@ static inline vf32 f32_exclude(vf32 x, const uint8_t *keep, const float *mask, c
             out, _mm256_castps_si256(_mm256_cmp_ps(values, _mm256_set1_ps(-__builtin_inff()), _CMP_EQ_OQ)));
     }
     if (half_mask != NULL) {
-        __m128i halves;
-        if (count >= 8) {
-            halves = _mm_loadu_si128((const __m128i *)(const void *)half_mask);
-        } else {
-            uint16_t copy[8] = {0};
-            for (size_t i = 0; i < count; i++)
-                copy[i] = half_mask[i];
-            halves = _mm_loadu_si128((const __m128i *)(const void *)copy);
-        }
+        const __m128i halves = count >= 8 ? _mm_loadu_si128((const __m128i *)(const void *)half_mask)
+                                          : load_low_bytes(half_mask, 2 * count);
         const __m128i equal = _mm_cmpeq_epi16(halves, _mm_set1_epi16((short)half_minus_inf));
         out = _mm256_or_si256(out, _mm256_cvtepi16_epi32(equal));
     }
