@@ -193,30 +193,36 @@ static void test_short_rows_and_vector_widths(void **state)
         fail_msg("%zu outputs beyond the contract's bound (details above)", failures);
 }
 
-/* Many rows of at most 17 elements: the kernels take rows of at most one
- * vector a group at a time (transposed), and a group's last rows, when
- * fewer than a few, one by one. 21 rows make full groups and a partial one
- * on every vector width. */
-static void test_many_tiny_rows(void **state)
+/* Rows of at most one vector and of at most 8 vectors (small rows) in
+ * many-row batches: the kernels take them a group of one vector's lanes at
+ * a time (tiny rows transposed; small rows with their reductions
+ * transposed), and a tiny group's last rows, when fewer than a few, one by
+ * one. 21 rows make full groups and a partial one on every vector width. */
+static const size_t small_widths[] = {18, 24, 31, 32, 33, 47, 48, 63, 64, 65, 100, 127, 128, 129};
+
+static void test_many_tiny_and_small_rows(void **state)
 {
     (void)state;
     test_rng rng;
     rng_seed(&rng, 304);
     size_t failures = 0;
     unsigned counter = 0;
-    for (size_t d = 0; d < 2; d++)
+    for (size_t d = 0; d < 2; d++) {
         for (size_t n = 1; n <= 17; n++)
             failures += sweep_length(test_dtypes[d], n, 21, &rng, &counter);
-    print_summary("21 rows of <= 17");
+        for (size_t w = 0; w < ARRAY_LEN(small_widths); w++)
+            failures += sweep_length(test_dtypes[d], small_widths[w], 21, &rng, &counter);
+    }
+    print_summary("21 rows of <= 129");
     if (failures)
         fail_msg("%zu outputs beyond the contract's bound (details above)", failures);
 }
 
 /* A row's bits must not depend on the rows it is computed with (the split
  * over threads and the caller's batching decide that): every row of a batch
- * of tiny rows, hostile values included, equals the same row computed
- * alone, and the batch started at any row. */
-static void test_tiny_rows_give_the_same_bits_alone_and_in_a_batch(void **state)
+ * of tiny or small rows, hostile values included, equals the same row
+ * computed alone, and the batch started at any row. */
+static void test_short_rows_give_the_same_bits_alone_and_in_a_batch(void **state)
 {
     (void)state;
     static const double specials[] = {-INFINITY, INFINITY, NAN, 0.0, 1e30, -1e30};
@@ -228,7 +234,8 @@ static void test_tiny_rows_give_the_same_bits_alone_and_in_a_batch(void **state)
     for (size_t d = 0; d < 2; d++) {
         const softmax_dtype dt = test_dtypes[d];
         const size_t esize = dtype_size(dt);
-        for (size_t n = 1; n <= 17; n++) {
+        for (size_t k = 0; k < 17 + ARRAY_LEN(small_widths); k++) {
+            const size_t n = k < 17 ? k + 1 : small_widths[k - 17];
             void *x = buf_alloc(dt, ROWS * n), *batch = buf_alloc(dt, ROWS * n), *alone = buf_alloc(dt, n);
             for (size_t i = 0; i < ROWS * n; i++)
                 buf_set(dt, x, i, rng_uniform(&rng) < 0.05 ? specials[rng_below(&rng, ARRAY_LEN(specials))]
@@ -315,8 +322,8 @@ int main(void)
     }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_short_rows_and_vector_widths),
-        cmocka_unit_test(test_many_tiny_rows),
-        cmocka_unit_test(test_tiny_rows_give_the_same_bits_alone_and_in_a_batch),
+        cmocka_unit_test(test_many_tiny_and_small_rows),
+        cmocka_unit_test(test_short_rows_give_the_same_bits_alone_and_in_a_batch),
         cmocka_unit_test(test_medium_rows),
         cmocka_unit_test(test_rows_of_a_million_and_of_2_pow_22),
     };

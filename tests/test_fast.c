@@ -165,11 +165,11 @@ static void test_fast_mode_accuracy_and_special_values(void **state)
 }
 
 /* Same bits for 1 and 2 threads, for a batch and for one long row; and a row
- * alone equals the same row in a batch of tiny rows. */
+ * alone equals the same row in a batch of tiny or small rows. */
 static void test_fast_mode_is_deterministic(void **state)
 {
     (void)state;
-    static const size_t shapes[][2] = {{8192, 10}, {4096, 300}, {1, 1 << 19}};
+    static const size_t shapes[][2] = {{8192, 10}, {1024, 100}, {1024, 128}, {4096, 300}, {1, 1 << 19}};
     test_rng rng;
     rng_seed(&rng, 902);
     for (size_t k = 0; k < ARRAY_LEN(shapes); k++) {
@@ -184,9 +184,9 @@ static void test_fast_mode_is_deterministic(void **state)
             assert_int_equal(run_fast(op, SOFTMAX_DTYPE_F32, x, two, rows, cols, 1.0, SOFTMAX_FLAG_FAST), SOFTMAX_OK);
             if (memcmp(one, two, n * sizeof(float)) != 0)
                 fail_msg("fast %s %zux%zu: 1 and 2 threads differ", log ? "log_softmax" : "softmax", rows, cols);
-            if (cols <= 16)
-                for (size_t r = 0; r < rows; r += 997) {
-                    float alone[16];
+            if (cols <= 128)
+                for (size_t r = 0; r < rows; r += 97) {
+                    float alone[128];
                     assert_int_equal(
                         run_fast(op, SOFTMAX_DTYPE_F32, x + r * cols, alone, 1, cols, 1.0, SOFTMAX_FLAG_FAST),
                         SOFTMAX_OK);
