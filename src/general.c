@@ -729,6 +729,7 @@ static bool run_excluding_line(const general_plan *plan, size_t line)
     const uint16_t *halves = half_mask ? (const uint16_t *)(const void *)m->base + where.offset[GENERAL_MASK] : NULL;
     float *out = (float *)(void *)d->base_out + where.offset[GENERAL_DST];
     return plan->kernels->excluding_row(plan->op, src, keep, mask, halves, m->type == SOFTMAX_DTYPE_BF16,
+                                        plan->has_mask && !plan->mask_only_excludes, alibi_slope(plan, where.head),
                                         causal_length(plan, &where), plan->n, plan->scale, out);
 }
 

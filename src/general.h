@@ -57,9 +57,10 @@ typedef struct general_plan {
     /* Contiguous bf16 / f16 rows in, contiguous f32 or same-type rows out,
      * forward, unmasked: the kernels' half_line reads them directly. */
     bool half_lines;
-    /* Contiguous f32 rows in and out, forward, whose only masks exclude
-     * (`where`, 0 / -inf masks, causal) with unit stride along the axis: the
-     * kernels' excluding_row reads them directly. */
+    /* Contiguous f32 rows in and out, forward, with masks of unit stride
+     * along the axis (`where`, causal, an f32 / bf16 / f16 mask, ALiBi
+     * unless with a mask that adds finite values): the kernels'
+     * excluding_row reads them directly, adding the bias as it reads x. */
     bool excluding_lines;
     /* Contiguous same-type rows along the last axis with only a causal mask. */
     bool causal_rows_fast;

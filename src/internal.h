@@ -87,15 +87,23 @@ typedef struct softmax_kernels {
     void (*transpose_lines)(const void *src, int64_t stride, size_t lines, size_t n, void *out);
     /* f32 SIMD kernels only (NULL elsewhere): one contiguous forward row of
      * which the first `kept` elements (<= n) may be kept, the others
-     * excluded; within those a zero `keep` byte, a -inf `mask` entry or a
-     * -inf `half_mask` entry (bf16 if half_bf16, else f16) excludes too
-     * (each NULL if absent). The exclusions are applied as x is read: bit
-     * for bit rows() on the whole row with the excluded logits at -inf
-     * (+inf for a negative scale), as the gathered path computes it. False, having
-     * written nothing, outside the in-cache regime or for rows that need
-     * the general path (nothing kept, infinite logits or scale). */
+     * excluded; within those a zero `keep` byte excludes too, and so, if
+     * `additive` is 0, does a -inf `mask` entry or a -inf `half_mask`
+     * entry (bf16 if half_bf16, else f16; each NULL if absent). The
+     * exclusions are applied as x is read: bit for bit rows() on the whole
+     * row with the excluded logits at -inf (+inf for a negative scale), as
+     * the gathered path computes it. If `additive` is nonzero, the mask
+     * (or half_mask) is added instead: softmax(scale * x + mask), the sum
+     * carried unrounded into the exps (within the contract's bound, not
+     * bit for bit the gathered path). A nonzero `slope` adds the ALiBi
+     * bias slope * j likewise (with an exclusion mask only, not with
+     * `additive`). False, having written nothing, outside the in-cache
+     * regime or for rows that need the general path (nothing kept,
+     * infinite logits or scale; with an added mask or slope, also |max z| >
+     * 1024 and scales outside [1e-30, 1e30]). */
     bool (*excluding_row)(softmax_op op, const float *x, const uint8_t *keep, const float *mask,
-                          const uint16_t *half_mask, int half_bf16, size_t kept, size_t n, double scale, float *y);
+                          const uint16_t *half_mask, int half_bf16, int additive, double slope, size_t kept, size_t n,
+                          double scale, float *y);
     /* f32 SIMD kernels only (NULL elsewhere): one contiguous forward line
      * of bf16 (bf16 != 0) or f16 data, widened as the kernels read it, into
      * f32 (dst_half 0), bf16 (1) or f16 (2) outputs: bit for bit rows() on

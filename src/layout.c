@@ -304,11 +304,11 @@ int softmax_general_prepare(const char *fn, const softmax_desc *desc, const void
         const general_operand *x = &plan->operands[GENERAL_SRC], *w = &plan->operands[GENERAL_WHERE],
                               *m = &plan->operands[GENERAL_MASK];
         plan->excluding_lines =
-            plan->forward && masked && !plan->alibi && plan->compute == SOFTMAX_DTYPE_F32 &&
-            x->type == SOFTMAX_DTYPE_F32 && x->strides[plan->axis] == 1 && plan->dst_rows_contiguous &&
-            plan->kernels->excluding_row != NULL && (!plan->has_where || w->strides[plan->axis] == 1) &&
-            (!plan->has_mask ||
-             (plan->mask_only_excludes && m->type != SOFTMAX_DTYPE_F64 && m->strides[plan->axis] == 1));
+            plan->forward && masked && (!plan->alibi || !plan->has_mask || plan->mask_only_excludes) &&
+            plan->compute == SOFTMAX_DTYPE_F32 && x->type == SOFTMAX_DTYPE_F32 && x->strides[plan->axis] == 1 &&
+            plan->dst_rows_contiguous && plan->kernels->excluding_row != NULL &&
+            (!plan->has_where || w->strides[plan->axis] == 1) &&
+            (!plan->has_mask || (m->type != SOFTMAX_DTYPE_F64 && m->strides[plan->axis] == 1));
     }
     const bool one_type = (desc->dtype == SOFTMAX_DTYPE_F32 || desc->dtype == SOFTMAX_DTYPE_F64) &&
                           dst_type == desc->dtype && (plan->forward || grad_type == desc->dtype);

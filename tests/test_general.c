@@ -766,10 +766,12 @@ typedef struct mask_case {
     bool mask_zero_or_inf; /* the additive mask only excludes (0 / -inf) */
 } mask_case;
 
-/* Attention-shaped scores [B, H, Q, K] softmaxed along K. */
-static void run_mask_case(const mask_case *c, test_rng *rng, size_t *checked)
+/* Attention-shaped scores [B, H, Q, K] softmaxed along K (K = 41: rows the
+ * f32 kernels take gathered; K = 300: rows they read in place, the masks
+ * and biases added as x is read). */
+static void run_mask_case(const mask_case *c, size_t K, test_rng *rng, size_t *checked)
 {
-    const size_t B = 2, H = 3, Q = 9, K = 41, total = B * H * Q * K;
+    const size_t B = 2, H = 3, Q = 9, total = B * H * Q * K;
     double *values = malloc(total * sizeof *values);
     for (size_t i = 0; i < total; i++)
         values[i] = rng_normal(rng) * 5.0;
@@ -818,6 +820,17 @@ static void run_mask_case(const mask_case *c, test_rng *rng, size_t *checked)
         int status = softmax_execute(&desc, x, NULL, y);
         if (status != 0)
             fail_msg("%s: %s", c->name, softmax_last_error());
+        if (c->data == c->out) {
+            /* In place: the same bits. */
+            void *xy = typed_alloc(c->data, total);
+            memcpy(xy, x, total * dtype_size(c->data));
+            if (softmax_execute(&desc, xy, NULL, xy) != 0)
+                fail_msg("%s in place: %s", c->name, softmax_last_error());
+            if (memcmp(xy, y, total * dtype_size(c->data)) != 0)
+                fail_msg("%s %s, K = %zu: in place differs from out of place", c->name,
+                         log_output ? "log_softmax" : "softmax", K);
+            free(xy);
+        }
         reference_line r;
         reference_init(&r, K);
         for (size_t b = 0; b < B; b++)
@@ -898,12 +911,22 @@ static void test_masks(void **state)
         {"0/-inf f16 mask, f32 -> bf16", F32, BF16, F16, true, false, false, false, 0, 1.0, true},
         {"0/-inf f16 mask, f64", F64, F64, F16, true, false, false, false, 0, 1.0, true},
         {"0/-inf mask with ALiBi f32", F32, F32, F32, true, false, false, true, 0, 1.0, true},
+        /* Logits up to ~300 (rounding z = scale * x + bias to f32 before
+         * the exp would cost ~100 ulp) and scales that f32 does not hold. */
+        {"additive f32, large logits", F32, F32, F32, true, false, false, false, 0, 20.0, false},
+        {"additive bf16 mask, large logits, -1/sqrt(80)", F32, F32, BF16, true, true, true, false, 0,
+         -20.0 / sqrt(80.0), false},
+        {"alibi f32, large logits, 1/sqrt(80)", F32, F32, F32, false, false, false, true, 0, 20.0 / sqrt(80.0), false},
+        {"alibi + where f32, negative scale", F32, F32, F32, false, true, false, true, 0, -3.0, false},
+        {"alibi + causal + 0/-inf mask f32", F32, F32, F32, true, false, true, true, 2, 11.0, true},
     };
     test_rng rng;
     rng_seed(&rng, 99);
     size_t checked = 0;
-    for (size_t i = 0; i < ARRAY_LEN(cases); i++)
-        run_mask_case(&cases[i], &rng, &checked);
+    for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
+        run_mask_case(&cases[i], 41, &rng, &checked);
+        run_mask_case(&cases[i], 300, &rng, &checked);
+    }
     printf("masks: %zu cases, %zu outputs within bounds, no NaN\n", ARRAY_LEN(cases), checked);
 }
 

@@ -56,6 +56,8 @@
 /* Elements per partial sum. A block of f32 is 16 KiB: it stays in L1 between
  * the two reads of the streaming regime. */
 #define BLOCK ((size_t)4096)
+/* Largest |max z| of a row with an added mask that the kernels take. */
+#define ADD_REFERENCE_LIMIT 1024
 #define WIDE_LN2 ((WIDE)0.6931471805599453094172321214581765680755L)
 #define WIDE_LOG2E ((WIDE)1.442695040888963407359924681001892137L)
 /* Exact split summation of exps (exp_block_any): grid 2^-16, runs of 32
@@ -200,6 +202,18 @@ typedef struct FN(exclusion) {
     uint16_t half_minus_inf;   /* 0xff80 (bf16) or 0xfc00 (f16) */
     T excluded;
     size_t kept; /* elements from kept on are excluded (a causal mask) */
+    /* An additive mask (ADD_MASK: add_mask; ADD_HALF: add_half, bf16 if
+     * add_bf16, else f16): the kernels see z = scale * x + mask as a high
+     * part (what they read) and a low part (see FN(adding)), with the scale
+     * split as scale_hi + scale_lo, and run with scale 1. */
+    const T *add_mask;
+    const uint16_t *add_half;
+    int add_bf16;
+    T scale_hi;
+    T scale_lo;
+    /* ALiBi (ADD_SLOPE): the bias slope * j, slope = slope_hi + slope_lo. */
+    T slope_hi;
+    T slope_lo;
 } FN(exclusion);
 
 /* Which exclusions a row has, a compile-time constant where the bodies
@@ -210,6 +224,10 @@ typedef struct FN(exclusion) {
 #define EXCLUDE_MASK 2   /* ex->mask */
 #define EXCLUDE_HALF 4   /* ex->half_mask */
 #define EXCLUDE_PREFIX 8 /* elements from ex->kept on */
+#define ADD_MASK 64      /* ex->add_mask */
+#define ADD_HALF 128     /* ex->add_half */
+#define ADD_SLOPE 256    /* slope * j, j the element's index (ALiBi) */
+#define ADDING (ADD_MASK | ADD_HALF | ADD_SLOPE)
 #endif
 
 /* x (elements i .. i + count of the row) as the kernels see it. */
@@ -247,8 +265,66 @@ static inline __attribute__((always_inline)) const void *FN(source_at)(const voi
     return (const T *)x + i;
 }
 
-/* Elements i .. i + LANES of x as the kernels see them. */
-static inline __attribute__((always_inline)) V FN(read)(const void *x, const FN(exclusion) * ex, int kinds, size_t i)
+/* count (<= LANES) half-precision values widened, `fill` in the other
+ * lanes. */
+static inline __attribute__((always_inline)) V FN(widen_tail)(const uint16_t *h, int bf16, size_t count, T fill)
+{
+    _Alignas(64) T widened[LANES];
+    for (size_t k = 0; k < LANES; k++)
+        widened[k] = k >= count ? fill : bf16 ? softmax_bf16_to_float(h[k]) : softmax_f16_to_float(h[k]);
+    return P(load)(widened);
+}
+
+/* Lane l holds l (the index of an element within its vector). */
+static const T FN(lane_index)[16] __attribute__((aligned(64))) = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+
+/* The logits z = scale * x + bias of elements i .. i + count, the bias a
+ * mask (which reads -inf past count, where x reads 0) or slope * j, as z =
+ * high + *low: high the rounded sum, *low the rest, from exact products
+ * (fmas) and an exact two-sum. |low| <= 2^-23 |z|; it is 0 where high is
+ * -inf or NaN. The exps take it in through their residual (e^z = e^high (1
+ * + low), see exp_block_excluding), so that z is never rounded before the
+ * exp: rounding it would cost |z| * 2^-24 in the argument, 40 ulp at z =
+ * -80. Exclusions (keep, a 0 / -inf mask, prefix) apply to high
+ * afterwards. */
+static inline __attribute__((always_inline)) V FN(adding)(V x, const FN(exclusion) * ex, int kinds, size_t i,
+                                                          size_t count, V *low)
+{
+#if defined(HALF_ROWS)
+    if (kinds & ADDING) {
+        const V scale_hi = P(set1)(ex->scale_hi);
+        const V product = P(mul)(scale_hi, x);
+        V rest = P(fmadd)(P(set1)(ex->scale_lo), x, P(fmadd)(scale_hi, x, P(neg)(product)));
+        V bias;
+        if (kinds & ADD_SLOPE) {
+            const V j = P(add)(P(set1)((T)i), P(load)(FN(lane_index)));
+            const V slope_hi = P(set1)(ex->slope_hi);
+            bias = P(mul)(slope_hi, j);
+            rest = P(add)(rest, P(fmadd)(P(set1)(ex->slope_lo), j, P(fmadd)(slope_hi, j, P(neg)(bias))));
+        } else if (kinds & ADD_MASK) {
+            bias = count == LANES ? P(load)(ex->add_mask + i) : P(load_tail)(ex->add_mask + i, count, (T)-INFINITY);
+        } else {
+            bias = count == LANES ? P(load_half)(ex->add_half + i, ex->add_bf16)
+                                  : FN(widen_tail)(ex->add_half + i, ex->add_bf16, count, (T)-INFINITY);
+        }
+        const V high = P(add)(product, bias);
+        const V bias_seen = P(sub)(high, product);
+        const V error = P(add)(P(sub)(product, P(sub)(high, bias_seen)), P(sub)(bias, bias_seen));
+        V seen = FN(excluding)(high, ex, kinds, i, count);
+        if ((kinds & ADD_SLOPE) && count < LANES)
+            seen = P(exclude)(seen, NULL, NULL, NULL, 0, P(set1)((T)-INFINITY), count);
+        *low = P(zero_below)(P(add)(error, rest), seen, P(set1)(-T_MAX));
+        return seen;
+    }
+#endif
+    *low = P(set1)((T)0);
+    return FN(excluding)(x, ex, kinds, i, count);
+}
+
+/* Elements i .. i + LANES of x as the kernels see them (the high part of
+ * the logits where a mask is added: *low gets the rest). */
+static inline __attribute__((always_inline)) V FN(read_pair)(const void *x, const FN(exclusion) * ex, int kinds,
+                                                             size_t i, V *low)
 {
     V v;
 #if defined(HALF_ROWS)
@@ -257,27 +333,35 @@ static inline __attribute__((always_inline)) V FN(read)(const void *x, const FN(
     else
 #endif
         v = P(load)((const T *)x + i);
-    return FN(excluding)(v, ex, kinds, i, LANES);
+    return FN(adding)(v, ex, kinds, i, LANES, low);
 }
 
-/* The first count (< LANES) elements from i, `fill` in the other lanes. */
-static inline __attribute__((always_inline)) V FN(read_tail)(const void *x, const FN(exclusion) * ex, int kinds,
-                                                             size_t i, size_t count, T fill)
+static inline __attribute__((always_inline)) V FN(read)(const void *x, const FN(exclusion) * ex, int kinds, size_t i)
+{
+    V low;
+    return FN(read_pair)(x, ex, kinds, i, &low);
+}
+
+/* The first count (< LANES) elements from i, `fill` in the other lanes (an
+ * added mask fills them with -inf itself). */
+static inline __attribute__((always_inline)) V FN(read_tail_pair)(const void *x, const FN(exclusion) * ex, int kinds,
+                                                                  size_t i, size_t count, T fill, V *low)
 {
     V v;
 #if defined(HALF_ROWS)
-    if (kinds & (SOURCE_BF16 | SOURCE_F16)) {
-        _Alignas(64) T widened[LANES];
-        const uint16_t *h = (const uint16_t *)x + i;
-        for (size_t k = 0; k < LANES; k++)
-            widened[k] = k >= count              ? fill
-                         : (kinds & SOURCE_BF16) ? softmax_bf16_to_float(h[k])
-                                                 : softmax_f16_to_float(h[k]);
-        v = P(load)(widened);
-    } else
+    if (kinds & (SOURCE_BF16 | SOURCE_F16))
+        v = FN(widen_tail)((const uint16_t *)x + i, (kinds & SOURCE_BF16) != 0, count, fill);
+    else
 #endif
-        v = P(load_tail)((const T *)x + i, count, fill);
-    return FN(excluding)(v, ex, kinds, i, count);
+        v = P(load_tail)((const T *)x + i, count, (kinds & ADDING) ? (T)0 : fill);
+    return FN(adding)(v, ex, kinds, i, count, low);
+}
+
+static inline __attribute__((always_inline)) V FN(read_tail)(const void *x, const FN(exclusion) * ex, int kinds,
+                                                             size_t i, size_t count, T fill)
+{
+    V low;
+    return FN(read_tail_pair)(x, ex, kinds, i, count, fill, &low);
 }
 
 static inline __attribute__((always_inline)) T FN(max_body)(const void *x, size_t n, const FN(exclusion) * ex,
@@ -347,6 +431,18 @@ static inline V FN(grid_high)(V e)
     return P(sub)(P(add)(e, magic), magic);
 }
 
+/* e^(high + low) = 2^k (mantissa + residual) (1 + low) to within low^2 / 2,
+ * below 2^-33 for |z| <= ADD_REFERENCE_LIMIT + 120 (outputs in the normal
+ * range). The product goes into the mantissa, its rounding error into the
+ * residual, which stays below half an ulp of the mantissa: a residual that
+ * flushes to zero in a tiny exp then costs what it costs without a mask. */
+static inline __attribute__((always_inline)) void FN(take_low)(FN(exp_parts) * p, V low)
+{
+    const V mantissa = P(fmadd)(p->mantissa, low, p->mantissa);
+    p->residual = P(add)(p->residual, P(fmadd)(p->mantissa, low, P(sub)(p->mantissa, mantissa)));
+    p->mantissa = mantissa;
+}
+
 static inline __attribute__((always_inline)) WIDE
 FN(exp_block_excluding)(const void *x, T *y, T *residuals, size_t begin, size_t end, const FN(exp_args) * a,
                         bool negate, size_t prefetch_ahead, const FN(exclusion) * ex, int kinds)
@@ -366,12 +462,17 @@ FN(exp_block_excluding)(const void *x, T *y, T *residuals, size_t begin, size_t 
             vec_prefetch(FN(source_at)(x, kinds, i + prefetch_ahead));
             vec_prefetch(FN(source_at)(x, kinds, i + prefetch_ahead + LANES));
         }
-        V x0 = FN(read)(x, ex, kinds, i), x1 = FN(read)(x, ex, kinds, i + LANES);
+        V low0, low1;
+        V x0 = FN(read_pair)(x, ex, kinds, i, &low0), x1 = FN(read_pair)(x, ex, kinds, i + LANES, &low1);
         if (negate) {
             x0 = P(neg)(x0);
             x1 = P(neg)(x1);
         }
         FN(exp_parts) p0 = FN(exp_parts_of)(x0, a), p1 = FN(exp_parts_of)(x1, a);
+        if (kinds & ADDING) {
+            FN(take_low)(&p0, low0);
+            FN(take_low)(&p1, low1);
+        }
         V e0 = P(scale_pow2)(p0.mantissa, p0.k), e1 = P(scale_pow2)(p1.mantissa, p1.k);
         V r0 = P(scale_pow2)(p0.residual, p0.k), r1 = P(scale_pow2)(p1.residual, p1.k);
         if (y) {
@@ -398,10 +499,13 @@ FN(exp_block_excluding)(const void *x, T *y, T *residuals, size_t begin, size_t 
     for (; i < end; i += LANES) {
         size_t count = end - i < LANES ? end - i : LANES;
         /* The fill becomes -inf once negated or not: its exp is 0. */
-        V x0 = FN(read_tail)(x, ex, kinds, i, count, negate ? (T)INFINITY : (T)-INFINITY);
+        V low0;
+        V x0 = FN(read_tail_pair)(x, ex, kinds, i, count, negate ? (T)INFINITY : (T)-INFINITY, &low0);
         if (negate)
             x0 = P(neg)(x0);
         FN(exp_parts) p0 = FN(exp_parts_of)(x0, a);
+        if (kinds & ADDING)
+            FN(take_low)(&p0, low0);
         V e0 = P(scale_pow2)(p0.mantissa, p0.k), r0 = P(scale_pow2)(p0.residual, p0.k);
         if (y)
             P(store_tail)(y + i, e0, count);
@@ -582,7 +686,8 @@ static size_t FN(block_count)(size_t n)
 }
 
 /* y = s * (x - reference) - log_sum: |y| >= |s * (x - reference)|, so the
- * rounding of x - reference costs at most half an ulp of y. */
+ * rounding of x - reference costs at most half an ulp of y. With an added
+ * mask (s = 1), y = (high - reference) + (low - log_sum). */
 static inline __attribute__((always_inline)) void FN(log_output_excluding)(const void *x, T *y, size_t begin,
                                                                            size_t end, T reference, T scale_t,
                                                                            T log_sum, const FN(exclusion) * ex,
@@ -590,11 +695,16 @@ static inline __attribute__((always_inline)) void FN(log_output_excluding)(const
 {
     const V ref = P(set1)(reference), s = P(set1)(scale_t), neg_log_sum = P(set1)(-log_sum);
     size_t i = begin;
-    for (; i + LANES <= end; i += LANES)
-        P(store)(y + i, P(fmadd)(s, P(sub)(FN(read)(x, ex, kinds, i), ref), neg_log_sum));
-    if (i < end)
+    V low;
+    for (; i + LANES <= end; i += LANES) {
+        const V z = FN(read_pair)(x, ex, kinds, i, &low);
+        P(store)(y + i, P(fmadd)(s, P(sub)(z, ref), (kinds & ADDING) ? P(add)(low, neg_log_sum) : neg_log_sum));
+    }
+    if (i < end) {
+        const V z = FN(read_tail_pair)(x, ex, kinds, i, end - i, 0, &low);
         P(store_tail)
-    (y + i, P(fmadd)(s, P(sub)(FN(read_tail)(x, ex, kinds, i, end - i, 0), ref), neg_log_sum), end - i);
+        (y + i, P(fmadd)(s, P(sub)(z, ref), (kinds & ADDING) ? P(add)(low, neg_log_sum) : neg_log_sum), end - i);
+    }
 }
 
 static void FN(log_output)(const T *x, T *y, size_t begin, size_t end, T reference, T scale_t, T log_sum)
@@ -715,26 +825,38 @@ static inline __attribute__((always_inline)) bool FN(read_row_body)(softmax_op o
                                                                     double scale, T *y, T *residuals)
 {
     const bool log_output = op == SOFTMAX_OP_LOG_SOFTMAX;
+    /* With an added bias a causal row is computed over its kept prefix
+     * only, the rest filled (as prefix_rows does); elsewhere over the whole
+     * row, bit for bit the gathered path. */
+    const size_t used = (kinds & ADDING) && (kinds & EXCLUDE_PREFIX) ? ex->kept : n;
+    const int inner = (kinds & ADDING) ? kinds & ~EXCLUDE_PREFIX : kinds;
     const unsigned int saved = vec_flush_to_zero_begin();
-    const T reference = scale < 0 ? FN(min_body)(x, n, ex, kinds) : FN(max_body)(x, n, ex, kinds);
+    const T reference = scale < 0 ? FN(min_body)(x, used, ex, inner) : FN(max_body)(x, used, ex, inner);
     FN(row_plan) plan;
-    if (!FN(plan_row)(scale, reference, &plan)) {
+    /* Added biases: the low parts stay small (see take_low) only for
+     * logits of moderate size; rows beyond, and fully masked ones, take the
+     * general path. */
+    const bool moderate = !(kinds & ADDING) || T_FABS(reference) <= (T)ADD_REFERENCE_LIMIT;
+    if (used == 0 || !moderate || !FN(plan_row)(scale, reference, &plan)) {
         vec_flush_to_zero_end(saved);
         return false;
     }
     const FN(exp_args) a = FN(broadcast_plan)(&plan);
     WIDE sum = 0;
     /* The blocks of exp_blocks, the next row asked for as there. */
-    for (size_t begin = 0; begin < n; begin += BLOCK) {
-        const size_t end = begin + BLOCK < n ? begin + BLOCK : n;
-        sum += FN(exp_block_excluding)(x, log_output ? NULL : y, residuals, begin, end, &a, plan.negate, n, ex, kinds);
+    for (size_t begin = 0; begin < used; begin += BLOCK) {
+        const size_t end = begin + BLOCK < used ? begin + BLOCK : used;
+        sum += FN(exp_block_excluding)(x, log_output ? NULL : y, residuals, begin, end, &a, plan.negate, n, ex, inner);
     }
-    if (isnan(sum))
+    if (isnan(sum)) {
         FN(fill)(y, 0, n, (T)NAN);
-    else if (log_output)
-        FN(log_output_excluding)(x, y, 0, n, plan.reference, (T)scale, (T)FN(log_sum_of)(sum, &plan), ex, kinds);
-    else
-        FN(normalize)(y, residuals, 0, n, FN(reciprocal_of)(sum));
+    } else {
+        if (log_output)
+            FN(log_output_excluding)(x, y, 0, used, plan.reference, (T)scale, (T)FN(log_sum_of)(sum, &plan), ex, inner);
+        else
+            FN(normalize)(y, residuals, 0, used, FN(reciprocal_of)(sum));
+        FN(fill)(y, used, n, log_output ? (T)-INFINITY : (T)0);
+    }
     vec_flush_to_zero_end(saved);
     return true;
 }
@@ -745,26 +867,48 @@ static inline bool FN(in_cache_regime)(size_t n)
 }
 
 /* See softmax_kernels.excluding_row: the in-cache regime of forward_row
- * with the exclusions applied as x is loaded, so that a masked row costs
- * about what an unmasked one does (no gathered copy). */
+ * with the exclusions applied (and an additive mask added) as x is loaded,
+ * so that a masked row costs about what an unmasked one does (no gathered
+ * copy). */
 static bool FN(excluding_row)(softmax_op op, const T *x, const uint8_t *keep, const T *mask, const uint16_t *half_mask,
-                              int half_bf16, size_t kept, size_t n, double scale, T *y)
+                              int half_bf16, int additive, double slope, size_t kept, size_t n, double scale, T *y)
 {
-    if (!FN(in_cache_regime)(n) || kept > n)
+    if (!FN(in_cache_regime)(n) || kept > n || (additive && slope != 0))
+        return false;
+    /* With an added mask or ALiBi bias the kernels run with scale 1 on z =
+     * scale * x + bias: the special scales (0, +-inf, beyond the float
+     * range) stay with the general path. */
+    const bool adding = additive || slope != 0;
+    const T scale_hi = (T)scale;
+    if (adding && !(WIDE_FABS((WIDE)scale) >= (WIDE)1e-30 && WIDE_FABS((WIDE)scale) <= (WIDE)1e30))
         return false;
     T *residuals = softmax_workspace(n * sizeof(T));
     if (residuals == NULL)
         return false;
-    const FN(exclusion) ex = {keep,
-                              mask,
-                              half_mask,
-                              half_bf16 ? (uint16_t)0xff80u : (uint16_t)0xfc00u,
-                              scale < 0 ? (T)INFINITY : (T)-INFINITY,
-                              kept};
-    const int kinds = (keep != NULL ? EXCLUDE_KEEP : 0) | (mask != NULL ? EXCLUDE_MASK : 0) |
-                      (half_mask != NULL ? EXCLUDE_HALF : 0) | (kept < n ? EXCLUDE_PREFIX : 0);
+    FN(exclusion)
+    ex = {.keep = keep,
+          .half_minus_inf = half_bf16 ? (uint16_t)0xff80u : (uint16_t)0xfc00u,
+          .excluded = scale < 0 && !adding ? (T)INFINITY : (T)-INFINITY,
+          .kept = kept,
+          .scale_hi = scale_hi,
+          .scale_lo = (T)((WIDE)scale - (WIDE)scale_hi),
+          .slope_hi = (T)slope,
+          .slope_lo = (T)((WIDE)slope - (WIDE)(T)slope)};
+    if (additive) {
+        ex.add_mask = mask;
+        ex.add_half = half_mask;
+        ex.add_bf16 = half_bf16;
+    } else {
+        ex.mask = mask;
+        ex.half_mask = half_mask;
+    }
+    const int masks = additive ? (mask != NULL ? ADD_MASK : 0) | (half_mask != NULL ? ADD_HALF : 0)
+                               : (mask != NULL ? EXCLUDE_MASK : 0) | (half_mask != NULL ? EXCLUDE_HALF : 0);
+    const int kinds =
+        masks | (keep != NULL ? EXCLUDE_KEEP : 0) | (kept < n ? EXCLUDE_PREFIX : 0) | (slope != 0 ? ADD_SLOPE : 0);
+    const double kernel_scale = adding ? 1.0 : scale;
     /* One specialised body for each single kind (the attention layouts);
-     * combinations share the general one. */
+     * combinations share a general one. */
     switch (kinds) {
     case EXCLUDE_KEEP:
         return FN(read_row_body)(op, x, &ex, EXCLUDE_KEEP, n, scale, y, residuals);
@@ -772,7 +916,23 @@ static bool FN(excluding_row)(softmax_op op, const T *x, const uint8_t *keep, co
         return FN(read_row_body)(op, x, &ex, EXCLUDE_MASK, n, scale, y, residuals);
     case EXCLUDE_HALF:
         return FN(read_row_body)(op, x, &ex, EXCLUDE_HALF, n, scale, y, residuals);
+    case ADD_MASK:
+        return FN(read_row_body)(op, x, &ex, ADD_MASK, n, kernel_scale, y, residuals);
+    case ADD_HALF:
+        return FN(read_row_body)(op, x, &ex, ADD_HALF, n, kernel_scale, y, residuals);
+    case ADD_SLOPE | EXCLUDE_PREFIX: /* ALiBi with a causal mask */
+        return FN(read_row_body)(op, x, &ex, ADD_SLOPE | EXCLUDE_PREFIX, n, kernel_scale, y, residuals);
     default:
+        if (kinds & ADD_SLOPE)
+            return FN(read_row_body)(op, x, &ex,
+                                     ADD_SLOPE | EXCLUDE_KEEP | EXCLUDE_MASK | EXCLUDE_HALF | EXCLUDE_PREFIX, n,
+                                     kernel_scale, y, residuals);
+        if (kinds & ADD_MASK)
+            return FN(read_row_body)(op, x, &ex, ADD_MASK | EXCLUDE_KEEP | EXCLUDE_PREFIX, n, kernel_scale, y,
+                                     residuals);
+        if (kinds & ADD_HALF)
+            return FN(read_row_body)(op, x, &ex, ADD_HALF | EXCLUDE_KEEP | EXCLUDE_PREFIX, n, kernel_scale, y,
+                                     residuals);
         return FN(read_row_body)(op, x, &ex, EXCLUDE_KEEP | EXCLUDE_MASK | EXCLUDE_HALF | EXCLUDE_PREFIX, n, scale, y,
                                  residuals);
     }
@@ -1847,6 +2007,7 @@ static void FN(long_row)(softmax_op op, const void *src, const void *grad, void 
  * walked down the n axis, so loads stay contiguous. */
 #define COLUMN_VECTORS 4
 #define COLUMN_CHUNK ((size_t)COLUMN_VECTORS * LANES)
+#define COLUMN_AHEAD 16
 
 /* residuals: room for n * COLUMN_CHUNK elements (softmax only). */
 static void FN(column_chunk)(softmax_op op, const T *x, T *y, T *residuals, size_t n, size_t inner, size_t j0,
@@ -1866,6 +2027,11 @@ static void FN(column_chunk)(softmax_op op, const T *x, T *y, T *residuals, size
             const T *row = x + k * inner + j0;
             for (size_t v = 0; v < vectors; v++) {
                 size_t count = width - v * LANES < LANES ? width - v * LANES : LANES;
+                /* Every row of the chunk is on its own page, where the
+                 * hardware's prefetchers do not follow: ask for the rows
+                 * ahead. */
+                if (k + COLUMN_AHEAD < n)
+                    vec_prefetch(row + COLUMN_AHEAD * inner + v * LANES);
                 V xv = count == LANES ? P(load)(row + v * LANES) : P(load_tail)(row + v * LANES, count, start);
                 m[v] = negate ? P(min)(xv, m[v]) : P(max)(xv, m[v]);
             }
@@ -2232,6 +2398,7 @@ const softmax_kernels KERNELS_NAME = {
 #undef SOFTMAX_HAS_FAST_EXP
 
 #undef BLOCK
+#undef ADD_REFERENCE_LIMIT
 #undef WIDE_LN2
 #undef WIDE_LOG2E
 #undef SPLIT_MAGIC
