@@ -592,7 +592,9 @@ static void FN(fill)(T *y, size_t begin, size_t end, T value)
 /* ------------------------------------------------------ streaming regime */
 
 /* Per block: its own plan (from its own max) and the sum of its exps. The
- * block is read from memory once and from L1 once. */
+ * block is read from memory once and from L1 once. With y and residuals
+ * (not NULL), the block's exps are stored there, relative to the block's
+ * own offset (see rescale). */
 typedef struct FN(block_summary) {
     T reference;
     bool usable; /* false: a special value or an unsupported offset */
@@ -600,7 +602,7 @@ typedef struct FN(block_summary) {
     WIDE sum;
 } FN(block_summary);
 
-static FN(block_summary) FN(summarize_block)(const T *x, size_t begin, size_t end, double scale)
+static FN(block_summary) FN(summarize_block)(const T *x, T *y, T *residuals, size_t begin, size_t end, double scale)
 {
     FN(block_summary) s = {0, false, 0, 0};
     s.reference = FN(reference_of)(x + begin, end - begin, scale);
@@ -615,6 +617,10 @@ static FN(block_summary) FN(summarize_block)(const T *x, size_t begin, size_t en
         s.usable = true;
         s.sum = P(any_nan)(nan_flag) ? (WIDE)NAN : 0;
         s.offset = 0;
+        if (y != NULL) {
+            FN(fill)(y, begin, end, (T)0);
+            FN(fill)(residuals, begin, end, (T)0);
+        }
         return s;
     }
     FN(row_plan) plan;
@@ -623,7 +629,7 @@ static FN(block_summary) FN(summarize_block)(const T *x, size_t begin, size_t en
     FN(exp_args) a = FN(broadcast_plan)(&plan);
     s.usable = true;
     s.offset = plan.offset;
-    s.sum = FN(exp_block_any)(x, NULL, NULL, begin, end, &a, plan.negate, BLOCK);
+    s.sum = FN(exp_block_any)(x, y, residuals, begin, end, &a, plan.negate, BLOCK);
     return s;
 }
 
@@ -647,6 +653,48 @@ static bool FN(combine_summaries)(const FN(block_summary) * blocks, size_t count
             total += WIDE_LDEXP(blocks[b].sum, (int)(blocks[b].offset - plan->offset));
     *sum = total;
     return true;
+}
+
+/* The writing pass over a block whose exps summarize_block stored
+ * relative to the block's offset (e, residual): out = (e + residual) * r *
+ * 2^shift, shift = block offset - row offset (<= 0), the power of two
+ * applied last, so that the result is rounded once (gradually where it
+ * underflows). A block whose outputs all lie far below the normal range
+ * gets zeros, as the flushed exps of the row's offset would give. With
+ * `stream`, out (which may be e) is written with streaming stores. */
+static inline V FN(rescaled)(V e, V residual, V hi, V lo, V k)
+{
+    return P(scale_pow2)(P(fmadd)(e, hi, P(fmadd)(residual, hi, P(mul)(e, lo))), k);
+}
+
+static void FN(rescale)(const T *e, const T *residuals, T *out, size_t count, WIDE shift, FN(reciprocal) r, bool stream)
+{
+    const WIDE exponent = shift - (WIDE)NORMALIZE_SHIFT;
+    if (exponent < -200) {
+        FN(fill)(out, 0, count, (T)0);
+        return;
+    }
+    const V hi = P(set1)(r.hi), lo = P(set1)(r.lo), k = P(set1)((T)exponent);
+    size_t i = 0;
+    /* Streaming stores need aligned addresses: a short head first. */
+    while (stream && i < count && ((uintptr_t)(out + i) % (LANES * sizeof(T))) != 0) {
+        P(store_tail)
+        (out + i, FN(rescaled)(P(load_tail)(e + i, 1, 0), P(load_tail)(residuals + i, 1, 0), hi, lo, k), 1);
+        i++;
+    }
+    for (; i + LANES <= count; i += LANES) {
+        const V value = FN(rescaled)(P(load)(e + i), P(load)(residuals + i), hi, lo, k);
+        if (stream)
+            P(stream)(out + i, value);
+        else
+            P(store)(out + i, value);
+    }
+    if (i < count)
+        P(store_tail)
+    (out + i, FN(rescaled)(P(load_tail)(e + i, count - i, 0), P(load_tail)(residuals + i, count - i, 0), hi, lo, k),
+     count - i);
+    if (stream)
+        P(stream_fence)();
 }
 
 static void FN(exp_normalize_stream)(const T *x, T *y, size_t begin, size_t end, const FN(exp_args) * a, bool negate,
@@ -679,6 +727,18 @@ static void FN(exp_normalize_stream)(const T *x, T *y, size_t begin, size_t end,
 }
 
 /* ----------------------------------------------------------- forward rows */
+
+/* Where a streaming softmax row keeps the exps (and their residuals, n
+ * further on) of its first pass: the thread's workspace, so that its
+ * writing pass rescales them (FN(rescale)) instead of computing every exp
+ * a second time, and x is intact until then (in place, a row with a special
+ * value still finds its input when the plan fails at the end of the first
+ * pass). NULL (the two-exp path: exp_normalize_stream) for log-softmax,
+ * which needs no exps to write, or when no workspace can be had. */
+static T *FN(stream_exps)(softmax_op op, size_t n)
+{
+    return op == SOFTMAX_OP_SOFTMAX ? softmax_workspace(2 * n * sizeof(T)) : NULL;
+}
 
 static size_t FN(block_count)(size_t n)
 {
@@ -792,28 +852,39 @@ static void FN(forward_row)(softmax_op op, const T *x, T *y, T *residuals, size_
     /* Streaming: summaries of every block, then one writing pass. */
     /* At least 64 blocks here: one allocation is negligible next to the row. */
     FN(block_summary) *summaries = malloc(blocks * sizeof *summaries);
+    T *stored = FN(stream_exps)(op, n);
     bool planned = false;
     if (summaries != NULL) {
         for (size_t b = 0; b < blocks; b++) {
             size_t begin = b * BLOCK, end = begin + BLOCK < n ? begin + BLOCK : n;
-            summaries[b] = FN(summarize_block)(x, begin, end, scale);
+            summaries[b] = FN(summarize_block)(x, stored, stored ? stored + n : NULL, begin, end, scale);
         }
         planned = FN(combine_summaries)(summaries, blocks, scale, &plan, &sum);
-        free(summaries);
     }
     if (!planned) {
+        free(summaries);
         softmax_line_run(&REF_LINES, op, x, NULL, y, n, 1, scale);
         return;
     }
     if (isnan(sum)) {
+        free(summaries);
         FN(fill)(y, 0, n, (T)NAN);
         return;
     }
     FN(exp_args) a = FN(broadcast_plan)(&plan);
-    if (log_output)
+    if (log_output) {
         FN(log_output)(x, y, 0, n, plan.reference, (T)scale, (T)FN(log_sum_of)(sum, &plan));
-    else
+    } else if (stored != NULL) {
+        const FN(reciprocal) r = FN(reciprocal_of)(sum);
+        for (size_t b = 0; b < blocks; b++) {
+            size_t begin = b * BLOCK, end = begin + BLOCK < n ? begin + BLOCK : n;
+            FN(rescale)
+            (stored + begin, stored + n + begin, y + begin, end - begin, summaries[b].offset - plan.offset, r, true);
+        }
+    } else {
         FN(exp_normalize_stream)(x, y, 0, n, &a, plan.negate, FN(reciprocal_of)(sum));
+    }
+    free(summaries);
 }
 
 #if defined(HALF_ROWS)
@@ -1925,7 +1996,9 @@ static void FN(long_row)(softmax_op op, const void *src, const void *grad, void 
     FN(block_summary) *summaries = forward ? malloc(blocks * sizeof *summaries) : NULL;
     T *references = forward ? malloc(blocks * sizeof *references) : NULL;
     /* The calling thread's workspace, shared by the team for this call. */
-    T *residuals = op == SOFTMAX_OP_SOFTMAX && !streaming ? softmax_workspace(n * sizeof *residuals) : NULL;
+    T *residuals = op == SOFTMAX_OP_SOFTMAX && !streaming ? softmax_workspace(n * sizeof *residuals)
+                   : streaming                            ? FN(stream_exps)(op, n)
+                                                          : NULL;
     if (summaries == NULL || references == NULL || (op == SOFTMAX_OP_SOFTMAX && !streaming && residuals == NULL) ||
         threads < 2) {
         free(summaries);
@@ -1945,7 +2018,7 @@ static void FN(long_row)(softmax_op op, const void *src, const void *grad, void 
         for (size_t b = 0; b < blocks; b++) {
             if (streaming) {
                 size_t begin = b * BLOCK, end = begin + BLOCK < n ? begin + BLOCK : n;
-                summaries[b] = FN(summarize_block)(x, begin, end, scale);
+                summaries[b] = FN(summarize_block)(x, residuals, residuals ? residuals + n : NULL, begin, end, scale);
             } else {
                 references[b] = FN(reference_over)(x, n, b, b + 1, scale);
             }
@@ -1984,6 +2057,10 @@ static void FN(long_row)(softmax_op op, const void *src, const void *grad, void 
                 size_t begin = b * BLOCK, end = begin + BLOCK < n ? begin + BLOCK : n;
                 if (log_output)
                     FN(log_output)(x, y, begin, end, plan.reference, (T)scale, log_sum);
+                else if (streaming && residuals != NULL)
+                    FN(rescale)
+                    (residuals + begin, residuals + n + begin, y + begin, end - begin,
+                     summaries[b].offset - plan.offset, r, true);
                 else if (streaming)
                     FN(exp_normalize_stream)(x, y, begin, end, &a, plan.negate, r);
                 else
@@ -2308,55 +2385,47 @@ static void FN(transpose_lines)(const void *src_bytes, int64_t stride, size_t li
 #if defined(HALF_ROWS)
 /* One long forward row of bf16 / f16 data computed in f32 (the streaming
  * regime, one block at a time through an L1 buffer): pass 1 widens each
- * block and summarizes it, pass 2 widens it again, computes the outputs
- * and narrows them into y. x is read twice and y written once, in the
- * half-precision bytes. False (nothing written) when the row needs the
- * general path: special values or an allocation failure. */
+ * block, summarizes it and (softmax) keeps its exps in the thread's
+ * workspace, pass 2 computes the outputs (softmax: rescales those exps;
+ * log-softmax: from x widened again) and narrows them into y: bit for bit
+ * forward_row on the widened row. False (nothing written) when the row
+ * needs the general path: special values or an allocation failure. */
 static bool FN(half_row)(softmax_op op, const uint16_t *x, uint16_t *y, size_t n, double scale, int bf16)
 {
     const bool log_output = op == SOFTMAX_OP_LOG_SOFTMAX;
     const size_t blocks = FN(block_count)(n);
     FN(block_summary) *summaries = malloc(blocks * sizeof *summaries);
-    if (summaries == NULL)
+    T *exps = log_output ? NULL : softmax_workspace(2 * n * sizeof(T));
+    if (summaries == NULL || (!log_output && exps == NULL)) {
+        free(summaries);
         return false;
+    }
+    T *residuals = exps + n;
     _Alignas(64) T chunk[BLOCK];
     unsigned int saved = vec_flush_to_zero_begin();
     for (size_t b = 0; b < blocks; b++) {
         const size_t begin = b * BLOCK, length = begin + BLOCK < n ? BLOCK : n - begin;
         HALF_WIDEN(chunk, x + begin, length, bf16);
-        summaries[b] = FN(summarize_block)(chunk, 0, length, scale);
+        summaries[b] = FN(summarize_block)(chunk, log_output ? NULL : exps + begin,
+                                           log_output ? NULL : residuals + begin, 0, length, scale);
     }
     FN(row_plan) plan;
     WIDE sum = 0;
     const bool planned = FN(combine_summaries)(summaries, blocks, scale, &plan, &sum);
-    free(summaries);
     if (!planned || isnan(sum)) {
+        free(summaries);
         vec_flush_to_zero_end(saved);
         return false;
     }
-    const FN(exp_args) a = FN(broadcast_plan)(&plan);
     const FN(reciprocal) r = FN(reciprocal_of)(sum);
     const T log_sum = (T)FN(log_sum_of)(sum, &plan);
-    const V hi = P(set1)(r.hi), lo = P(set1)(r.lo);
     for (size_t b = 0; b < blocks; b++) {
         const size_t begin = b * BLOCK, length = begin + BLOCK < n ? BLOCK : n - begin;
-        HALF_WIDEN(chunk, x + begin, length, bf16);
         if (log_output) {
+            HALF_WIDEN(chunk, x + begin, length, bf16);
             FN(log_output)(chunk, chunk, 0, length, plan.reference, (T)scale, log_sum);
         } else {
-            size_t i = 0;
-            for (; i + LANES <= length; i += LANES) {
-                V x0 = P(load)(chunk + i);
-                if (plan.negate)
-                    x0 = P(neg)(x0);
-                P(store)(chunk + i, FN(apply_reciprocal_parts)(FN(exp_parts_of)(x0, &a), hi, lo));
-            }
-            if (i < length) {
-                V x0 = P(load_tail)(chunk + i, length - i, plan.negate ? (T)INFINITY : (T)-INFINITY);
-                if (plan.negate)
-                    x0 = P(neg)(x0);
-                P(store_tail)(chunk + i, FN(apply_reciprocal_parts)(FN(exp_parts_of)(x0, &a), hi, lo), length - i);
-            }
+            FN(rescale)(exps + begin, residuals + begin, chunk, length, summaries[b].offset - plan.offset, r, false);
         }
         /* Narrowing runs outside flush-to-zero: f16 sub-normal outputs come
          * from normal f32 values and must be rounded, not flushed. */
@@ -2364,6 +2433,7 @@ static bool FN(half_row)(softmax_op op, const uint16_t *x, uint16_t *y, size_t n
         HALF_NARROW(y + begin, chunk, length, bf16);
         saved = vec_flush_to_zero_begin();
     }
+    free(summaries);
     vec_flush_to_zero_end(saved);
     return true;
 }
