@@ -2060,12 +2060,10 @@ static void FN(long_row)(softmax_op op, const void *src, const void *grad, void 
                     FN(log_output)(x, y, begin, end, plan.reference, (T)scale, log_sum);
                 else if (streaming && residuals != NULL)
                     FN(rescale)
-                    (residuals + begin, residuals + n + begin, y + begin, end - begin,
-                     summaries[b].offset - plan.offset, r, true);
-                else if (streaming)
-                    FN(exp_normalize_stream)(x, y, begin, end, &a, plan.negate, r);
-                else
-                    FN(normalize)(y, residuals, begin, end, r);
+                (residuals + begin, residuals + n + begin, y + begin, end - begin, summaries[b].offset - plan.offset, r,
+                 true);
+                else if (streaming) FN(exp_normalize_stream)(x, y, begin, end, &a, plan.negate, r);
+                else FN(normalize)(y, residuals, begin, end, r);
             }
         }
         vec_flush_to_zero_end(saved_csr);
@@ -2088,8 +2086,9 @@ static void FN(long_row)(softmax_op op, const void *src, const void *grad, void 
 #define COLUMN_AHEAD 16
 
 /* residuals: room for n * COLUMN_CHUNK elements (softmax only). */
-static void FN(column_chunk)(softmax_op op, const T *x, T *y, T *residuals, size_t n, size_t inner, size_t j0,
-                             size_t width, double scale)
+static inline __attribute__((always_inline)) void FN(column_chunk_body)(softmax_op op, const T *x, T *y, T *residuals,
+                                                                        size_t n, size_t inner, size_t j0, size_t width,
+                                                                        double scale)
 {
     const bool log_output = op == SOFTMAX_OP_LOG_SOFTMAX;
     const bool negate = scale < 0;
@@ -2141,14 +2140,22 @@ static void FN(column_chunk)(softmax_op op, const T *x, T *y, T *residuals, size
             args[v].c_lo = P(set1)(plans[0].c_lo);
         }
     }
-    /* Pass 2: exps (stored for softmax) and per-lane sums. */
+    /* Pass 2: exps (stored for softmax) and per-lane sums, split as in
+     * exp_block_excluding: the high parts of SPLIT_RUN rows add up exactly,
+     * then go to the wide accumulator with the low parts. */
     ACC sums[COLUMN_VECTORS];
-    V residual_sums[COLUMN_VECTORS];
+    V residual_sums[COLUMN_VECTORS], highs[COLUMN_VECTORS];
     for (size_t v = 0; v < vectors; v++) {
         sums[v] = P(acc_zero)();
-        residual_sums[v] = P(set1)(0);
+        residual_sums[v] = highs[v] = P(set1)(0);
     }
     for (size_t k = 0; k < n; k++) {
+        if (k % SPLIT_RUN == 0 && k != 0)
+            for (size_t v = 0; v < vectors; v++) {
+                P(acc_add)(&sums[v], highs[v]);
+                P(acc_add)(&sums[v], residual_sums[v]);
+                highs[v] = residual_sums[v] = P(set1)(0);
+            }
         const T *row = x + k * inner + j0;
         T *out = y + k * inner + j0;
         for (size_t v = 0; v < vectors; v++) {
@@ -2167,9 +2174,15 @@ static void FN(column_chunk)(softmax_op op, const T *x, T *y, T *residuals, size
                     P(store_tail)(out + v * LANES, e, count);
                 P(store)(residuals + k * COLUMN_CHUNK + v * LANES, residual);
             }
-            P(acc_add)(&sums[v], e);
-            residual_sums[v] = P(add)(residual_sums[v], residual);
+            const V high = FN(grid_high)(e);
+            highs[v] = P(add)(highs[v], high);
+            residual_sums[v] = P(add)(residual_sums[v], P(add)(P(sub)(e, high), residual));
         }
+    }
+    for (size_t v = 0; v < vectors; v++) {
+        P(acc_add)(&sums[v], highs[v]);
+        P(acc_add)(&sums[v], residual_sums[v]);
+        residual_sums[v] = P(set1)(0);
     }
     /* Per-lane constants of the writing pass. */
     T first[COLUMN_CHUNK], second[COLUMN_CHUNK];
@@ -2214,6 +2227,17 @@ static void FN(column_chunk)(softmax_op op, const T *x, T *y, T *residuals, size
                 P(store_tail)(out + v * LANES, result, count);
         }
     }
+}
+
+/* A full chunk with its width a constant: the loops over its vectors
+ * unroll and the per-vector tail tests vanish. */
+static void FN(column_chunk)(softmax_op op, const T *x, T *y, T *residuals, size_t n, size_t inner, size_t j0,
+                             size_t width, double scale)
+{
+    if (width == COLUMN_CHUNK)
+        FN(column_chunk_body)(op, x, y, residuals, n, inner, j0, COLUMN_CHUNK, scale);
+    else
+        FN(column_chunk_body)(op, x, y, residuals, n, inner, j0, width, scale);
 }
 
 /* The gradients over a non-last axis, a chunk of adjacent lines at a time:
