@@ -289,10 +289,13 @@ SOFTMAX_API int log_softmax_jacobian_f64(const double *logy, size_t n, double sc
  *
  * Fast mode. flags = SOFTMAX_FLAG_FAST lets the forward ops (softmax and
  * log-softmax) trade the accuracy and order guarantees of the contract for
- * speed, where a faster algorithm exists: today f32 along a contiguous last
- * axis without masks, on the SIMD paths (textbook exponential with an exact
- * argument reduction, no rounding-error carry, sums of 64-term runs in f32).
- * Elsewhere the flag is accepted and the accurate kernels run. What stays:
+ * speed, where a faster algorithm exists: today unmasked calls computed in
+ * f32 on the SIMD paths -- f32 along a contiguous last axis, and bf16 / f16
+ * data or strided views, gathered for the same kernels (textbook
+ * exponential with an exact argument reduction, no rounding-error carry,
+ * sums of 64-term runs in f32; a half-precision output is that f32 result
+ * rounded). Elsewhere (f64, masks, a contiguous f32 non-last axis) the flag
+ * is accepted and the accurate kernels run. What stays:
  * every special-value rule of the contract table (-inf, +inf, NaN, scale 0
  * and +-inf, fully masked rows), no overflow for any finite input, and the
  * same bits for any thread count. What changes: outputs are within 4 ulp

@@ -870,7 +870,11 @@ static void run_gathered_block(const general_plan *plan, const block_buffers *bu
         return;
     }
 
-    plan->kernels->rows(plan->op, rows, plan->forward ? NULL : buffers->gradient, results, line_count, n, plan->scale);
+    if (plan->fast)
+        plan->kernels->fast_rows(plan->op, rows, results, line_count, n, plan->scale);
+    else
+        plan->kernels->rows(plan->op, rows, plan->forward ? NULL : buffers->gradient, results, line_count, n,
+                            plan->scale);
     if (direct)
         return;
     for (size_t b = 0; b < line_count; b++) {

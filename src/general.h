@@ -64,6 +64,9 @@ typedef struct general_plan {
     bool excluding_lines;
     /* Contiguous same-type rows along the last axis with only a causal mask. */
     bool causal_rows_fast;
+    /* SOFTMAX_FLAG_FAST on an unmasked forward op computed in f32 (any
+     * data type, any layout): the gathered blocks take the fast kernels. */
+    bool fast;
 } general_plan;
 
 /* Validates the layout, type and mask fields of *desc (the basic fields are

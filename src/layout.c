@@ -297,10 +297,15 @@ int softmax_general_prepare(const char *fn, const softmax_desc *desc, const void
         const bool half = desc->dtype == SOFTMAX_DTYPE_BF16 || desc->dtype == SOFTMAX_DTYPE_F16;
         /* Forward rows along the last axis, contiguous in and out. */
         const bool rows = plan->forward && src_contiguous && dst_contiguous && plan->axis == plan->ndim - 1;
-        plan->half_rows = half && rows && !masked && dst_type == desc->dtype && plan->n >= HALF_ROW_MIN &&
-                          plan->kernels->half_row != NULL;
-        plan->half_lines = half && rows && !masked && (dst_type == desc->dtype || dst_type == SOFTMAX_DTYPE_F32) &&
-                           !plan->half_rows && plan->kernels->half_line != NULL;
+        plan->fast = (desc->flags & SOFTMAX_FLAG_FAST) != 0 && plan->forward && !masked &&
+                     plan->compute == SOFTMAX_DTYPE_F32 && plan->kernels->fast_rows != NULL;
+        /* The half-precision rows the accurate kernels read in place; in
+         * fast mode they are gathered for the fast kernels instead. */
+        plan->half_rows = half && rows && !masked && !plan->fast && dst_type == desc->dtype &&
+                          plan->n >= HALF_ROW_MIN && plan->kernels->half_row != NULL;
+        plan->half_lines = half && rows && !masked && !plan->fast &&
+                           (dst_type == desc->dtype || dst_type == SOFTMAX_DTYPE_F32) && !plan->half_rows &&
+                           plan->kernels->half_line != NULL;
         const general_operand *x = &plan->operands[GENERAL_SRC], *w = &plan->operands[GENERAL_WHERE],
                               *m = &plan->operands[GENERAL_MASK];
         plan->excluding_lines =

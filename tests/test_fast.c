@@ -235,6 +235,114 @@ static void test_fast_flag_elsewhere_gives_the_accurate_bits(void **state)
     assert_memory_equal(g1, g2, sizeof g1);
 }
 
+/* softmax_execute with FLAG_FAST (or not) on a [rows, cols] tensor of
+ * type `in` (strides: NULL or {row, column}) into type `out`. */
+static int run_general(softmax_op op, softmax_dtype in, softmax_dtype out, const void *x, const int64_t *strides,
+                       void *y, size_t rows, size_t cols, uint64_t flags)
+{
+    softmax_desc desc;
+    if (softmax_desc_init(&desc, op, in, cols) != SOFTMAX_OK)
+        return -100;
+    desc.ndim = 2;
+    desc.shape[0] = rows;
+    desc.shape[1] = cols;
+    desc.dst_dtype = out;
+    desc.src_strides = strides;
+    desc.scale = 0.7;
+    desc.flags = flags;
+    return softmax_execute(&desc, x, NULL, y);
+}
+
+/* The fast mode through the general API: bf16 / f16 data and strided views
+ * are gathered (widened) for the fast kernels. Half outputs are the fast f32
+ * result rounded, so each is the accurate one or its neighbour (the fast
+ * f32 result is within FAST_BOUND f32 ulp, 2^-13 of a half ulp); f32
+ * outputs from half inputs meet FAST_BOUND against MPFR; a transposed view
+ * gives the bits of its contiguous copy; 1 and 2 threads the same bits. */
+static void test_fast_mode_through_the_general_api(void **state)
+{
+    (void)state;
+    static const softmax_dtype halves[] = {SOFTMAX_DTYPE_BF16, SOFTMAX_DTYPE_F16};
+    static const size_t lengths[] = {100, 1000, 70001};
+    test_rng rng;
+    rng_seed(&rng, 904);
+    size_t neighbours = 0, outputs = 0;
+    err_stats st;
+    err_stats_init(&st);
+    for (size_t h = 0; h < ARRAY_LEN(halves); h++)
+        for (size_t l = 0; l < ARRAY_LEN(lengths); l++) {
+            const softmax_dtype dt = halves[h];
+            const size_t cols = lengths[l], rows = cols > 10000 ? 3 : 37, n = rows * cols;
+            float *x = malloc(n * sizeof *x), *widened = malloc(n * sizeof *widened), *y = malloc(n * sizeof *y);
+            uint16_t *xh = malloc(n * sizeof *xh), *fast = malloc(n * sizeof *fast), *accurate = malloc(n * 2),
+                     *two = malloc(n * 2);
+            fill(x, n, 0, &rng);
+            assert_int_equal(softmax_convert(xh, dt, x, SOFTMAX_DTYPE_F32, n), SOFTMAX_OK);
+            assert_int_equal(softmax_convert(widened, SOFTMAX_DTYPE_F32, xh, dt, n), SOFTMAX_OK);
+            for (int log = 0; log < 2; log++) {
+                const softmax_op op = log ? SOFTMAX_OP_LOG_SOFTMAX : SOFTMAX_OP_SOFTMAX;
+                set_threads_or_fail(1);
+                assert_int_equal(run_general(op, dt, dt, xh, NULL, fast, rows, cols, SOFTMAX_FLAG_FAST), SOFTMAX_OK);
+                assert_int_equal(run_general(op, dt, dt, xh, NULL, accurate, rows, cols, 0), SOFTMAX_OK);
+                set_threads_or_fail(2);
+                assert_int_equal(run_general(op, dt, dt, xh, NULL, two, rows, cols, SOFTMAX_FLAG_FAST), SOFTMAX_OK);
+                set_threads_or_fail(0);
+                if (memcmp(fast, two, n * 2) != 0)
+                    fail_msg("fast %s %s %zux%zu: 1 and 2 threads differ", dtype_name(dt), log ? "log" : "", rows,
+                             cols);
+                for (size_t i = 0; i < n; i++) {
+                    /* Same-signed finite values: adjacent encodings differ by 1. */
+                    const int d = (int)fast[i] - (int)accurate[i];
+                    if (d < -1 || d > 1)
+                        fail_msg("fast %s %s %zux%zu: output %zu is %#06x, the accurate one %#06x", dtype_name(dt),
+                                 log ? "log_softmax" : "softmax", rows, cols, i, fast[i], accurate[i]);
+                    neighbours += d != 0;
+                }
+                outputs += n;
+                /* Half in, f32 out: the fast bound against MPFR. */
+                assert_int_equal(run_general(op, dt, SOFTMAX_DTYPE_F32, xh, NULL, y, rows, cols, SOFTMAX_FLAG_FAST),
+                                 SOFTMAX_OK);
+                ref_vec ref;
+                ref_vec_init(&ref, cols);
+                size_t failures = 0;
+                for (size_t r = 0; r < rows; r++) {
+                    const ref_line in = ref_line_make(SOFTMAX_DTYPE_F32, widened + r * cols, cols, 1);
+                    const ref_line got = ref_line_make(SOFTMAX_DTYPE_F32, y + r * cols, cols, 1);
+                    ref_softmax(&ref, in, 0.7, log);
+                    failures += log ? check_log_softmax_line(&ref, got, FAST_BOUND, &st, "fast, half in, f32 out")
+                                    : check_softmax_line(&ref, got, FAST_BOUND, &st, "fast, half in, f32 out");
+                }
+                ref_vec_free(&ref);
+                if (failures)
+                    fail_msg("fast %s in, f32 out: %zu outputs beyond %g ulp", dtype_name(dt), failures, FAST_BOUND);
+            }
+            free(x), free(widened), free(y), free(xh), free(fast), free(accurate), free(two);
+        }
+    /* A transposed f32 view: the bits of its contiguous copy. */
+    enum { ROWS = 300, COLS = 517 };
+    float *x = malloc(ROWS * COLS * sizeof *x), *copy = malloc(ROWS * COLS * sizeof *copy);
+    float *a = malloc(ROWS * COLS * sizeof *a), *b = malloc(ROWS * COLS * sizeof *b);
+    fill(x, ROWS * COLS, 0, &rng);
+    for (size_t r = 0; r < ROWS; r++)
+        for (size_t j = 0; j < COLS; j++)
+            copy[r * COLS + j] = x[j * ROWS + r];
+    const int64_t transposed[2] = {1, ROWS};
+    for (int log = 0; log < 2; log++) {
+        const softmax_op op = log ? SOFTMAX_OP_LOG_SOFTMAX : SOFTMAX_OP_SOFTMAX;
+        assert_int_equal(
+            run_general(op, SOFTMAX_DTYPE_F32, SOFTMAX_DTYPE_F32, x, transposed, a, ROWS, COLS, SOFTMAX_FLAG_FAST),
+            SOFTMAX_OK);
+        assert_int_equal(
+            run_general(op, SOFTMAX_DTYPE_F32, SOFTMAX_DTYPE_F32, copy, NULL, b, ROWS, COLS, SOFTMAX_FLAG_FAST),
+            SOFTMAX_OK);
+        assert_memory_equal(a, b, ROWS * COLS * sizeof *a);
+    }
+    free(x), free(copy), free(a), free(b);
+    printf("fast mode, general API: half outputs %zu of %zu the accurate one's neighbour, the rest equal; half in, "
+           "f32 out: max %.3f ulp\n",
+           neighbours, outputs, st.max_err);
+}
+
 int main(void)
 {
     const int skip = isa_prologue();
@@ -244,6 +352,7 @@ int main(void)
         cmocka_unit_test(test_fast_mode_accuracy_and_special_values),
         cmocka_unit_test(test_fast_mode_is_deterministic),
         cmocka_unit_test(test_fast_flag_elsewhere_gives_the_accurate_bits),
+        cmocka_unit_test(test_fast_mode_through_the_general_api),
     };
     return cmocka_run_group_tests_name("fast mode", tests, NULL, NULL);
 }
