@@ -64,10 +64,11 @@
  * iterations per accumulator. */
 #define SPLIT_MAGIC 192.0
 #define SPLIT_RUN 32
-/* Rows whose data exceeds this stream: x read once, each block's exps kept
- * in the workspace and rescaled by the writing pass, output written around
- * the cache (see stream_exps). Below it rows stay in L2 between passes and
- * are read from cache three times with one exp per element. */
+/* Rows whose data exceeds this stream: block summaries, then a writing
+ * pass around the cache that rescales the exps kept in the workspace (up
+ * to STORED_STREAM_BYTES) or computes them again (see stream_exps). Below
+ * it rows stay in L2 between passes and are read from cache three times
+ * with one exp per element. */
 #define STREAM_BYTES ((size_t)1 << 20)
 
 typedef struct FN(exp_args) {
