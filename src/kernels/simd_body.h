@@ -2099,7 +2099,8 @@ static void FN(long_row)(softmax_op op, const void *src, const void *grad, void 
 #define COLUMN_CHUNK ((size_t)COLUMN_VECTORS * LANES)
 #define COLUMN_AHEAD 16
 
-/* residuals: room for n * COLUMN_CHUNK elements (softmax only). */
+/* residuals: room for 2 * n * COLUMN_CHUNK elements (softmax only): the
+ * residuals, then the exps. */
 static inline __attribute__((always_inline)) void FN(column_chunk_body)(softmax_op op, const T *x, T *y, T *residuals,
                                                                         size_t n, size_t inner, size_t j0, size_t width,
                                                                         double scale)
@@ -2171,7 +2172,6 @@ static inline __attribute__((always_inline)) void FN(column_chunk_body)(softmax_
                 highs[v] = residual_sums[v] = P(set1)(0);
             }
         const T *row = x + k * inner + j0;
-        T *out = y + k * inner + j0;
         for (size_t v = 0; v < vectors; v++) {
             size_t count = width - v * LANES < LANES ? width - v * LANES : LANES;
             V xv = count == LANES ? P(load)(row + v * LANES)
@@ -2182,10 +2182,10 @@ static inline __attribute__((always_inline)) void FN(column_chunk_body)(softmax_
             V e = P(scale_pow2)(parts.mantissa, parts.k);
             V residual = P(scale_pow2)(parts.residual, parts.k);
             if (!log_output) {
-                if (count == LANES)
-                    P(store)(out + v * LANES, e);
-                else
-                    P(store_tail)(out + v * LANES, e, count);
+                /* In the workspace beside the residuals, not in y: y's rows
+                 * are a page apart each (and not in cache: every store
+                 * would first read its line), the workspace is contiguous. */
+                P(store)(residuals + (n + k) * COLUMN_CHUNK + v * LANES, e);
                 P(store)(residuals + k * COLUMN_CHUNK + v * LANES, residual);
             }
             const V high = FN(grid_high)(e);
@@ -2232,7 +2232,7 @@ static inline __attribute__((always_inline)) void FN(column_chunk_body)(softmax_
                 V xv = count == LANES ? P(load)(row + v * LANES) : P(load_tail)(row + v * LANES, count, 0);
                 result = P(fmadd)(s, P(sub)(xv, b), P(neg)(a));
             } else {
-                V e = count == LANES ? P(load)(out + v * LANES) : P(load_tail)(out + v * LANES, count, 0);
+                const V e = P(load)(residuals + (n + k) * COLUMN_CHUNK + v * LANES);
                 result = FN(apply_reciprocal)(e, P(load)(residuals + k * COLUMN_CHUNK + v * LANES), a, b);
             }
             if (count == LANES)
@@ -2353,10 +2353,10 @@ static void FN(columns)(softmax_op op, const void *src, const void *grad, void *
     }
     T *residuals = NULL;
     if (op == SOFTMAX_OP_SOFTMAX) {
-        /* Long columns (beyond 16 MiB of residuals) take the reference lines
+        /* Long columns (beyond 32 MiB of exps and residuals, 65536 f32) take the reference lines
          * rather than a scratch buffer the size of the input. */
-        const size_t bytes = n * COLUMN_CHUNK * sizeof *residuals;
-        residuals = bytes <= ((size_t)16 << 20) ? softmax_workspace(bytes) : NULL;
+        const size_t bytes = 2 * n * COLUMN_CHUNK * sizeof *residuals;
+        residuals = bytes <= ((size_t)32 << 20) ? softmax_workspace(bytes) : NULL;
         if (residuals == NULL) {
             for (size_t j = j_begin; j < j_end; j++)
                 softmax_line_run(&REF_LINES, op, x + j, NULL, y + j, n, (ptrdiff_t)inner, scale);
