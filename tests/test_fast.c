@@ -30,18 +30,28 @@
 
 static err_stats softmax_stats, log_stats;
 
-static int run_fast(softmax_op op, softmax_dtype dt, const void *x, void *y, size_t rows, size_t cols, double scale,
-                    uint64_t flags)
+/* softmax_execute on a [rows, cols] tensor of type `in` (strides: NULL or
+ * {row, column}) into type `out` (0: `in`). */
+static int run_general(softmax_op op, softmax_dtype in, softmax_dtype out, const void *x, const int64_t *strides,
+                       void *y, size_t rows, size_t cols, double scale, uint64_t flags)
 {
     softmax_desc desc;
-    if (softmax_desc_init(&desc, op, dt, cols) != SOFTMAX_OK)
+    if (softmax_desc_init(&desc, op, in, cols) != SOFTMAX_OK)
         return -100;
     desc.ndim = 2;
     desc.shape[0] = rows;
     desc.shape[1] = cols;
+    desc.dst_dtype = out;
+    desc.src_strides = strides;
     desc.scale = scale;
     desc.flags = flags;
     return softmax_execute(&desc, x, NULL, y);
+}
+
+static int run_fast(softmax_op op, softmax_dtype dt, const void *x, void *y, size_t rows, size_t cols, double scale,
+                    uint64_t flags)
+{
+    return run_general(op, dt, 0, x, NULL, y, rows, cols, scale, flags);
 }
 
 static void fill(void *x, size_t n, int distribution, test_rng *rng)
@@ -235,24 +245,6 @@ static void test_fast_flag_elsewhere_gives_the_accurate_bits(void **state)
     assert_memory_equal(g1, g2, sizeof g1);
 }
 
-/* softmax_execute with FLAG_FAST (or not) on a [rows, cols] tensor of
- * type `in` (strides: NULL or {row, column}) into type `out`. */
-static int run_general(softmax_op op, softmax_dtype in, softmax_dtype out, const void *x, const int64_t *strides,
-                       void *y, size_t rows, size_t cols, uint64_t flags)
-{
-    softmax_desc desc;
-    if (softmax_desc_init(&desc, op, in, cols) != SOFTMAX_OK)
-        return -100;
-    desc.ndim = 2;
-    desc.shape[0] = rows;
-    desc.shape[1] = cols;
-    desc.dst_dtype = out;
-    desc.src_strides = strides;
-    desc.scale = 0.7;
-    desc.flags = flags;
-    return softmax_execute(&desc, x, NULL, y);
-}
-
 /* The fast mode through the general API: bf16 / f16 data and strided views
  * are gathered (widened) for the fast kernels. Half outputs are the fast f32
  * result rounded, so each is the accurate one or its neighbour (the fast
@@ -282,10 +274,12 @@ static void test_fast_mode_through_the_general_api(void **state)
             for (int log = 0; log < 2; log++) {
                 const softmax_op op = log ? SOFTMAX_OP_LOG_SOFTMAX : SOFTMAX_OP_SOFTMAX;
                 set_threads_or_fail(1);
-                assert_int_equal(run_general(op, dt, dt, xh, NULL, fast, rows, cols, SOFTMAX_FLAG_FAST), SOFTMAX_OK);
-                assert_int_equal(run_general(op, dt, dt, xh, NULL, accurate, rows, cols, 0), SOFTMAX_OK);
+                assert_int_equal(run_general(op, dt, dt, xh, NULL, fast, rows, cols, 0.7, SOFTMAX_FLAG_FAST),
+                                 SOFTMAX_OK);
+                assert_int_equal(run_general(op, dt, dt, xh, NULL, accurate, rows, cols, 0.7, 0), SOFTMAX_OK);
                 set_threads_or_fail(2);
-                assert_int_equal(run_general(op, dt, dt, xh, NULL, two, rows, cols, SOFTMAX_FLAG_FAST), SOFTMAX_OK);
+                assert_int_equal(run_general(op, dt, dt, xh, NULL, two, rows, cols, 0.7, SOFTMAX_FLAG_FAST),
+                                 SOFTMAX_OK);
                 set_threads_or_fail(0);
                 if (memcmp(fast, two, n * 2) != 0)
                     fail_msg("fast %s %s %zux%zu: 1 and 2 threads differ", dtype_name(dt), log ? "log" : "", rows,
@@ -300,8 +294,9 @@ static void test_fast_mode_through_the_general_api(void **state)
                 }
                 outputs += n;
                 /* Half in, f32 out: the fast bound against MPFR. */
-                assert_int_equal(run_general(op, dt, SOFTMAX_DTYPE_F32, xh, NULL, y, rows, cols, SOFTMAX_FLAG_FAST),
-                                 SOFTMAX_OK);
+                assert_int_equal(
+                    run_general(op, dt, SOFTMAX_DTYPE_F32, xh, NULL, y, rows, cols, 0.7, SOFTMAX_FLAG_FAST),
+                    SOFTMAX_OK);
                 ref_vec ref;
                 ref_vec_init(&ref, cols);
                 size_t failures = 0;
@@ -330,10 +325,10 @@ static void test_fast_mode_through_the_general_api(void **state)
     for (int log = 0; log < 2; log++) {
         const softmax_op op = log ? SOFTMAX_OP_LOG_SOFTMAX : SOFTMAX_OP_SOFTMAX;
         assert_int_equal(
-            run_general(op, SOFTMAX_DTYPE_F32, SOFTMAX_DTYPE_F32, x, transposed, a, ROWS, COLS, SOFTMAX_FLAG_FAST),
+            run_general(op, SOFTMAX_DTYPE_F32, SOFTMAX_DTYPE_F32, x, transposed, a, ROWS, COLS, 0.7, SOFTMAX_FLAG_FAST),
             SOFTMAX_OK);
         assert_int_equal(
-            run_general(op, SOFTMAX_DTYPE_F32, SOFTMAX_DTYPE_F32, copy, NULL, b, ROWS, COLS, SOFTMAX_FLAG_FAST),
+            run_general(op, SOFTMAX_DTYPE_F32, SOFTMAX_DTYPE_F32, copy, NULL, b, ROWS, COLS, 0.7, SOFTMAX_FLAG_FAST),
             SOFTMAX_OK);
         assert_memory_equal(a, b, ROWS * COLS * sizeof *a);
     }
