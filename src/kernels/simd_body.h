@@ -699,13 +699,16 @@ static void FN(rescale)(const T *e, const T *residuals, T *out, size_t count, WI
         P(stream_fence)();
 }
 
+/* The writing pass that computes the exps again: y = e * r, rounded once
+ * from the exponential's parts. With `stream`, y is written with streaming
+ * stores (an L1 buffer, as half_row's, is written plainly). */
 static void FN(exp_normalize_stream)(const T *x, T *y, size_t begin, size_t end, const FN(exp_args) * a, bool negate,
-                                     FN(reciprocal) r)
+                                     FN(reciprocal) r, bool stream)
 {
     const V hi = P(set1)(r.hi), lo = P(set1)(r.lo);
     size_t i = begin;
     /* Streaming stores need aligned addresses: a short head first. */
-    while (i < end && ((uintptr_t)(y + i) % (LANES * sizeof(T))) != 0) {
+    while (stream && i < end && ((uintptr_t)(y + i) % (LANES * sizeof(T))) != 0) {
         size_t count = 1;
         V x0 = P(load_tail)(x + i, count, negate ? (T)INFINITY : (T)-INFINITY);
         if (negate)
@@ -717,7 +720,11 @@ static void FN(exp_normalize_stream)(const T *x, T *y, size_t begin, size_t end,
         V x0 = P(load)(x + i);
         if (negate)
             x0 = P(neg)(x0);
-        P(stream)(y + i, FN(apply_reciprocal_parts)(FN(exp_parts_of)(x0, a), hi, lo));
+        const V value = FN(apply_reciprocal_parts)(FN(exp_parts_of)(x0, a), hi, lo);
+        if (stream)
+            P(stream)(y + i, value);
+        else
+            P(store)(y + i, value);
     }
     if (i < end) {
         V x0 = P(load_tail)(x + i, end - i, negate ? (T)INFINITY : (T)-INFINITY);
@@ -725,7 +732,8 @@ static void FN(exp_normalize_stream)(const T *x, T *y, size_t begin, size_t end,
             x0 = P(neg)(x0);
         P(store_tail)(y + i, FN(apply_reciprocal_parts)(FN(exp_parts_of)(x0, a), hi, lo), end - i);
     }
-    P(stream_fence)();
+    if (stream)
+        P(stream_fence)();
 }
 
 /* ----------------------------------------------------------- forward rows */
@@ -897,7 +905,7 @@ static void FN(forward_row)(softmax_op op, const T *x, T *y, T *residuals, size_
             (stored + begin, stored + n + begin, y + begin, end - begin, summaries[b].offset - plan.offset, r, true);
         }
     } else {
-        FN(exp_normalize_stream)(x, y, 0, n, &a, plan.negate, FN(reciprocal_of)(sum));
+        FN(exp_normalize_stream)(x, y, 0, n, &a, plan.negate, FN(reciprocal_of)(sum), true);
     }
     free(summaries);
 }
@@ -2076,7 +2084,7 @@ static void FN(long_row)(softmax_op op, const void *src, const void *grad, void 
                     FN(rescale)
                 (residuals + begin, residuals + n + begin, y + begin, end - begin, summaries[b].offset - plan.offset, r,
                  true);
-                else if (streaming) FN(exp_normalize_stream)(x, y, begin, end, &a, plan.negate, r);
+                else if (streaming) FN(exp_normalize_stream)(x, y, begin, end, &a, plan.negate, r, true);
                 else FN(normalize)(y, residuals, begin, end, r);
             }
         }
@@ -2462,32 +2470,16 @@ static bool FN(half_row)(softmax_op op, const uint16_t *x, uint16_t *y, size_t n
     const FN(exp_args) a = FN(broadcast_plan)(&plan);
     const FN(reciprocal) r = FN(reciprocal_of)(sum);
     const T log_sum = (T)FN(log_sum_of)(sum, &plan);
-    const V hi = P(set1)(r.hi), lo = P(set1)(r.lo);
     for (size_t b = 0; b < blocks; b++) {
         const size_t begin = b * BLOCK, length = begin + BLOCK < n ? BLOCK : n - begin;
         if (keep) {
             FN(rescale)(exps + begin, residuals + begin, chunk, length, summaries[b].offset - plan.offset, r, false);
         } else {
             HALF_WIDEN(chunk, x + begin, length, bf16);
-            if (log_output) {
+            if (log_output)
                 FN(log_output)(chunk, chunk, 0, length, plan.reference, (T)scale, log_sum);
-            } else {
-                /* exp_normalize_stream's arithmetic, into the buffer. */
-                size_t i = 0;
-                for (; i + LANES <= length; i += LANES) {
-                    V x0 = P(load)(chunk + i);
-                    if (plan.negate)
-                        x0 = P(neg)(x0);
-                    P(store)(chunk + i, FN(apply_reciprocal_parts)(FN(exp_parts_of)(x0, &a), hi, lo));
-                }
-                if (i < length) {
-                    V x0 = P(load_tail)(chunk + i, length - i, plan.negate ? (T)INFINITY : (T)-INFINITY);
-                    if (plan.negate)
-                        x0 = P(neg)(x0);
-                    P(store_tail)
-                    (chunk + i, FN(apply_reciprocal_parts)(FN(exp_parts_of)(x0, &a), hi, lo), length - i);
-                }
-            }
+            else
+                FN(exp_normalize_stream)(chunk, chunk, 0, length, &a, plan.negate, r, false);
         }
         /* Narrowing runs outside flush-to-zero: f16 sub-normal outputs come
          * from normal f32 values and must be rounded, not flushed. */
