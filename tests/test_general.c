@@ -557,6 +557,75 @@ static void test_long_half_rows(void **state)
     }
 }
 
+/* The contract for half-precision outputs, bit for bit: the f32 result of
+ * the (exactly widened) input, rounded once to the output format, on every
+ * path that writes half values itself (in-cache rows from 129 elements,
+ * streamed rows with the exps kept or computed twice) and for every pair of
+ * types. The spread of the logits puts most f16 outputs of the long rows
+ * among the sub-normals, where a flushed or twice-rounded value shows; the
+ * row counts give every length about 2^20 outputs, so that f32 results
+ * exactly half-way between two bf16 values (about one in 2^16) occur, and
+ * the test asks that they did: there the rounding to nearest even shows. */
+static void test_half_outputs_are_rounded_f32_results(void **state)
+{
+    (void)state;
+    const softmax_dtype pairs[][2] = {
+        {SOFTMAX_DTYPE_BF16, SOFTMAX_DTYPE_BF16}, {SOFTMAX_DTYPE_F16, SOFTMAX_DTYPE_F16},
+        {SOFTMAX_DTYPE_BF16, SOFTMAX_DTYPE_F16},  {SOFTMAX_DTYPE_F16, SOFTMAX_DTYPE_BF16},
+        {SOFTMAX_DTYPE_F32, SOFTMAX_DTYPE_BF16},  {SOFTMAX_DTYPE_F32, SOFTMAX_DTYPE_F16},
+    };
+    const size_t lengths[] = {129, 200, 4100, 70001, 300001, 600001};
+    const double scales[] = {1.0, 0.37, -2.0};
+    test_rng rng;
+    rng_seed(&rng, 23);
+    size_t compared = 0;
+    for (size_t p = 0; p < ARRAY_LEN(pairs); p++) {
+        size_t bf16_ties = 0;
+        for (size_t l = 0; l < ARRAY_LEN(lengths); l++) {
+            const softmax_dtype in = pairs[p][0], out = pairs[p][1];
+            const size_t n = lengths[l], rows = n < ((size_t)1 << 19) ? ((size_t)1 << 20) / n : 2, total = rows * n;
+            double *values = malloc(total * sizeof *values);
+            assert_non_null(values);
+            for (size_t i = 0; i < total; i++)
+                values[i] = rng_normal(&rng) * 5 + (i % 997 == 3 ? -INFINITY : 0);
+            void *x = typed_alloc(in, total), *y = typed_alloc(out, total);
+            float *wide = malloc(total * sizeof *wide), *wide_y = malloc(total * sizeof *wide_y);
+            uint16_t *narrowed = malloc(total * sizeof *narrowed);
+            assert_true(wide != NULL && wide_y != NULL && narrowed != NULL);
+            typed_store(in, x, values, total);
+            assert_int_equal(softmax_convert(wide, SOFTMAX_DTYPE_F32, x, in, total), 0);
+            for (int log_output = 0; log_output < 2; log_output++) {
+                softmax_desc desc;
+                softmax_desc_init(&desc, log_output ? SOFTMAX_OP_LOG_SOFTMAX : SOFTMAX_OP_SOFTMAX, in, n);
+                desc.ndim = 2;
+                desc.shape[0] = rows, desc.shape[1] = n;
+                desc.dst_dtype = out;
+                desc.scale = scales[(p + l + (size_t)log_output) % ARRAY_LEN(scales)];
+                if (softmax_execute(&desc, x, NULL, y) != 0)
+                    fail_msg("execute %d -> %d: %s", (int)in, (int)out, softmax_last_error());
+                softmax_desc plain = desc;
+                plain.dtype = SOFTMAX_DTYPE_F32, plain.dst_dtype = SOFTMAX_DTYPE_F32;
+                assert_int_equal(softmax_execute(&plain, wide, NULL, wide_y), 0);
+                assert_int_equal(softmax_convert(narrowed, out, wide_y, SOFTMAX_DTYPE_F32, total), 0);
+                for (size_t i = 0; i < total; i++) {
+                    uint32_t bits;
+                    memcpy(&bits, &wide_y[i], sizeof bits);
+                    bf16_ties += out == SOFTMAX_DTYPE_BF16 && (bits & 0xffffu) == 0x8000u;
+                    if (((const uint16_t *)y)[i] != narrowed[i])
+                        fail_msg("%s %d -> %d, n = %zu, scale %g: element %zu is %#x, the rounded f32 result %#x",
+                                 log_output ? "log_softmax" : "softmax", (int)in, (int)out, n, desc.scale, i,
+                                 ((const uint16_t *)y)[i], narrowed[i]);
+                }
+                compared += total;
+            }
+            free(values), free(x), free(y), free(wide), free(wide_y), free(narrowed);
+        }
+        if (pairs[p][1] == SOFTMAX_DTYPE_BF16 && bf16_ties < 16)
+            fail_msg("only %zu f32 results half-way between two bf16 values (%d -> bf16)", bf16_ties, (int)pairs[p][0]);
+    }
+    printf("half outputs: %zu equal to the rounded f32 results\n", compared);
+}
+
 /* ------------------------------------------------------------------------ */
 /* Strided views                                                            */
 /* ------------------------------------------------------------------------ */
@@ -1320,6 +1389,7 @@ int main(void)
         cmocka_unit_test(test_convert_errors),
         cmocka_unit_test(test_half_and_mixed_types),
         cmocka_unit_test(test_long_half_rows),
+        cmocka_unit_test(test_half_outputs_are_rounded_f32_results),
         cmocka_unit_test(test_strided_views),
         cmocka_unit_test(test_transposed_views),
         cmocka_unit_test(test_exclusion_masks_in_place),

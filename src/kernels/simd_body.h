@@ -366,6 +366,85 @@ static inline __attribute__((always_inline)) V FN(read_tail)(const void *x, cons
     return FN(read_tail_pair)(x, ex, kinds, i, count, fill, &low);
 }
 
+/* The element type of an output: T, or half-precision bits narrowed as
+ * they are stored (f32 paths only). The narrowing is the one of
+ * narrow_half (round to nearest even, NaN kept quiet) and ignores
+ * flush-to-zero: the hardware f16 conversion never flushes, the bf16 one is
+ * integer arithmetic. Under the kernels' flush-to-zero the f32 values
+ * themselves are what the f32 path computes, so a half output stored here
+ * is bit for bit the f32 output narrowed. The vector stores take no NaN
+ * (rows with one are filled through fill_out). */
+#ifndef DEST_BF16
+#define DEST_BF16 512
+#define DEST_F16 1024
+#define DEST_HALF (DEST_BF16 | DEST_F16)
+#endif
+
+static inline __attribute__((always_inline)) void FN(write)(void *y, int kinds, size_t i, V v)
+{
+#if defined(HALF_ROWS)
+    if (kinds & DEST_HALF) {
+        P(store_half)((uint16_t *)y + i, v, (kinds & DEST_BF16) != 0);
+        return;
+    }
+#endif
+    (void)kinds;
+    P(store)((T *)y + i, v);
+}
+
+/* The same with a streaming store, element i at an address that
+ * FN(stream_aligned) accepts. */
+static inline __attribute__((always_inline)) void FN(write_stream)(void *y, int kinds, size_t i, V v)
+{
+#if defined(HALF_ROWS)
+    if (kinds & DEST_HALF) {
+        P(stream_half)((uint16_t *)y + i, v, (kinds & DEST_BF16) != 0);
+        return;
+    }
+#endif
+    (void)kinds;
+    P(stream)((T *)y + i, v);
+}
+
+/* Whether element i of y is where a vector's streaming store may begin. */
+static inline __attribute__((always_inline)) bool FN(stream_aligned)(const void *y, int kinds, size_t i)
+{
+    const size_t size = (kinds & DEST_HALF) ? sizeof(uint16_t) : sizeof(T);
+    return ((uintptr_t)y + i * size) % (LANES * size) == 0;
+}
+
+/* The first count (< LANES) lanes of v to elements i .. i + count. */
+static inline __attribute__((always_inline)) void FN(write_tail)(void *y, int kinds, size_t i, V v, size_t count)
+{
+#if defined(HALF_ROWS)
+    if (kinds & DEST_HALF) {
+        _Alignas(64) T values[LANES];
+        P(store)(values, v);
+        uint16_t *h = (uint16_t *)y + i;
+        for (size_t k = 0; k < count; k++)
+            h[k] = (kinds & DEST_BF16) ? softmax_float_to_bf16(values[k]) : softmax_float_to_f16(values[k]);
+        return;
+    }
+#endif
+    (void)kinds;
+    P(store_tail)((T *)y + i, v, count);
+}
+
+static inline __attribute__((always_inline)) void FN(fill_out)(void *y, int kinds, size_t begin, size_t end, T value)
+{
+#if defined(HALF_ROWS)
+    if (kinds & DEST_HALF) {
+        const uint16_t h = (kinds & DEST_BF16) ? softmax_float_to_bf16(value) : softmax_float_to_f16(value);
+        for (size_t i = begin; i < end; i++)
+            ((uint16_t *)y)[i] = h;
+        return;
+    }
+#endif
+    (void)kinds;
+    for (size_t i = begin; i < end; i++)
+        ((T *)y)[i] = value;
+}
+
 static inline __attribute__((always_inline)) T FN(max_body)(const void *x, size_t n, const FN(exclusion) * ex,
                                                             int kinds)
 {
@@ -573,22 +652,29 @@ static inline V FN(apply_reciprocal_parts)(FN(exp_parts) e, V hi, V lo)
     return P(scale_pow2)(product, P(sub)(e.k, P(set1)((T)NORMALIZE_SHIFT)));
 }
 
-static void FN(normalize)(T *y, const T *residuals, size_t begin, size_t end, FN(reciprocal) r)
+/* out = (e + residual) * r for the exps e and their residuals; out may be e
+ * (kinds without DEST_HALF). */
+static inline __attribute__((always_inline)) void
+FN(normalize_into)(void *out, int kinds, const T *e, const T *residuals, size_t begin, size_t end, FN(reciprocal) r)
 {
     const V hi = P(set1)(r.hi), lo = P(set1)(r.lo);
     size_t i = begin;
     for (; i + LANES <= end; i += LANES)
-        P(store)(y + i, FN(apply_reciprocal)(P(load)(y + i), P(load)(residuals + i), hi, lo));
+        FN(write)(out, kinds, i, FN(apply_reciprocal)(P(load)(e + i), P(load)(residuals + i), hi, lo));
     if (i < end)
-        P(store_tail)
-    (y + i, FN(apply_reciprocal)(P(load_tail)(y + i, end - i, 0), P(load_tail)(residuals + i, end - i, 0), hi, lo),
-     end - i);
+        FN(write_tail)
+    (out, kinds, i,
+     FN(apply_reciprocal)(P(load_tail)(e + i, end - i, 0), P(load_tail)(residuals + i, end - i, 0), hi, lo), end - i);
+}
+
+static void FN(normalize)(T *y, const T *residuals, size_t begin, size_t end, FN(reciprocal) r)
+{
+    FN(normalize_into)(y, 0, y, residuals, begin, end, r);
 }
 
 static void FN(fill)(T *y, size_t begin, size_t end, T value)
 {
-    for (size_t i = begin; i < end; i++)
-        y[i] = value;
+    FN(fill_out)(y, 0, begin, end, value);
 }
 
 /* ------------------------------------------------------ streaming regime */
@@ -604,17 +690,22 @@ typedef struct FN(block_summary) {
     WIDE sum;
 } FN(block_summary);
 
-static FN(block_summary) FN(summarize_block)(const T *x, T *y, T *residuals, size_t begin, size_t end, double scale)
+/* x of T or, with SOURCE_BF16 / SOURCE_F16 in kinds, half-precision bits
+ * widened as they are read. */
+static inline __attribute__((always_inline)) FN(block_summary)
+    FN(summarize_block_reading)(const void *x, int kinds, T *y, T *residuals, size_t begin, size_t end, double scale)
 {
     FN(block_summary) s = {0, false, 0, 0};
-    s.reference = FN(reference_of)(x + begin, end - begin, scale);
+    const void *block = FN(source_at)(x, kinds, begin);
+    s.reference =
+        scale < 0 ? FN(min_body)(block, end - begin, NULL, kinds) : FN(max_body)(block, end - begin, NULL, kinds);
     if (s.reference == (scale < 0 ? (T)INFINITY : (T)-INFINITY)) {
         /* Every element masked (or NaN, which the scan skips): the block
          * contributes nothing, or NaN. */
         V nan_flag = P(set1)(0);
         for (size_t i = begin; i < end; i += LANES) {
             size_t count = end - i < LANES ? end - i : LANES;
-            nan_flag = P(keep_nan)(nan_flag, P(load_tail)(x + i, count, 0));
+            nan_flag = P(keep_nan)(nan_flag, FN(read_tail)(x, NULL, kinds, i, count, 0));
         }
         s.usable = true;
         s.sum = P(any_nan)(nan_flag) ? (WIDE)NAN : 0;
@@ -631,8 +722,13 @@ static FN(block_summary) FN(summarize_block)(const T *x, T *y, T *residuals, siz
     FN(exp_args) a = FN(broadcast_plan)(&plan);
     s.usable = true;
     s.offset = plan.offset;
-    s.sum = FN(exp_block_any)(x, y, residuals, begin, end, &a, plan.negate, BLOCK);
+    s.sum = FN(exp_block_excluding)(x, y, residuals, begin, end, &a, plan.negate, BLOCK, NULL, kinds);
     return s;
+}
+
+static FN(block_summary) FN(summarize_block)(const T *x, T *y, T *residuals, size_t begin, size_t end, double scale)
+{
+    return FN(summarize_block_reading)(x, 0, y, residuals, begin, end, scale);
 }
 
 /* Combines block summaries in block order: the row's reference and sum,
@@ -669,71 +765,87 @@ static inline V FN(rescaled)(V e, V residual, V hi, V lo, V k)
     return P(scale_pow2)(P(fmadd)(e, hi, P(fmadd)(residual, hi, P(mul)(e, lo))), k);
 }
 
-static void FN(rescale)(const T *e, const T *residuals, T *out, size_t count, WIDE shift, FN(reciprocal) r, bool stream)
+/* out of T, or half-precision (DEST_BF16 / DEST_F16 in kinds). */
+static inline __attribute__((always_inline)) void FN(rescale_into)(void *out, int kinds, const T *e, const T *residuals,
+                                                                   size_t count, WIDE shift, FN(reciprocal) r,
+                                                                   bool stream)
 {
     const WIDE exponent = shift - (WIDE)NORMALIZE_SHIFT;
     if (exponent < -200) {
-        FN(fill)(out, 0, count, (T)0);
+        FN(fill_out)(out, kinds, 0, count, (T)0);
         return;
     }
     const V hi = P(set1)(r.hi), lo = P(set1)(r.lo), k = P(set1)((T)exponent);
     size_t i = 0;
     /* Streaming stores need aligned addresses: a short head first. */
-    while (stream && i < count && ((uintptr_t)(out + i) % (LANES * sizeof(T))) != 0) {
-        P(store_tail)
-        (out + i, FN(rescaled)(P(load_tail)(e + i, 1, 0), P(load_tail)(residuals + i, 1, 0), hi, lo, k), 1);
+    while (stream && i < count && !FN(stream_aligned)(out, kinds, i)) {
+        FN(write_tail)
+        (out, kinds, i, FN(rescaled)(P(load_tail)(e + i, 1, 0), P(load_tail)(residuals + i, 1, 0), hi, lo, k), 1);
         i++;
     }
     for (; i + LANES <= count; i += LANES) {
         const V value = FN(rescaled)(P(load)(e + i), P(load)(residuals + i), hi, lo, k);
         if (stream)
-            P(stream)(out + i, value);
+            FN(write_stream)(out, kinds, i, value);
         else
-            P(store)(out + i, value);
+            FN(write)(out, kinds, i, value);
     }
     if (i < count)
-        P(store_tail)
-    (out + i, FN(rescaled)(P(load_tail)(e + i, count - i, 0), P(load_tail)(residuals + i, count - i, 0), hi, lo, k),
-     count - i);
+        FN(write_tail)
+    (out, kinds, i,
+     FN(rescaled)(P(load_tail)(e + i, count - i, 0), P(load_tail)(residuals + i, count - i, 0), hi, lo, k), count - i);
     if (stream)
         P(stream_fence)();
 }
 
+static void FN(rescale)(const T *e, const T *residuals, T *out, size_t count, WIDE shift, FN(reciprocal) r, bool stream)
+{
+    FN(rescale_into)(out, 0, e, residuals, count, shift, r, stream);
+}
+
 /* The writing pass that computes the exps again: y = e * r, rounded once
- * from the exponential's parts. With `stream`, y is written with streaming
- * stores (an L1 buffer, as half_row's, is written plainly). */
-static void FN(exp_normalize_stream)(const T *x, T *y, size_t begin, size_t end, const FN(exp_args) * a, bool negate,
-                                     FN(reciprocal) r, bool stream)
+ * from the exponential's parts. x and y as in summarize_block_reading and
+ * rescale_into. With `stream`, y is written with streaming stores. */
+static inline __attribute__((always_inline)) void FN(exp_normalize_into)(const void *x, void *y, int kinds,
+                                                                         size_t begin, size_t end,
+                                                                         const FN(exp_args) * a, bool negate,
+                                                                         FN(reciprocal) r, bool stream)
 {
     const V hi = P(set1)(r.hi), lo = P(set1)(r.lo);
+    const T fill = negate ? (T)INFINITY : (T)-INFINITY;
     size_t i = begin;
     /* Streaming stores need aligned addresses: a short head first. */
-    while (stream && i < end && ((uintptr_t)(y + i) % (LANES * sizeof(T))) != 0) {
-        size_t count = 1;
-        V x0 = P(load_tail)(x + i, count, negate ? (T)INFINITY : (T)-INFINITY);
+    while (stream && i < end && !FN(stream_aligned)(y, kinds, i)) {
+        V x0 = FN(read_tail)(x, NULL, kinds, i, 1, fill);
         if (negate)
             x0 = P(neg)(x0);
-        P(store_tail)(y + i, FN(apply_reciprocal_parts)(FN(exp_parts_of)(x0, a), hi, lo), count);
-        i += count;
+        FN(write_tail)(y, kinds, i, FN(apply_reciprocal_parts)(FN(exp_parts_of)(x0, a), hi, lo), 1);
+        i++;
     }
     for (; i + LANES <= end; i += LANES) {
-        V x0 = P(load)(x + i);
+        V x0 = FN(read)(x, NULL, kinds, i);
         if (negate)
             x0 = P(neg)(x0);
         const V value = FN(apply_reciprocal_parts)(FN(exp_parts_of)(x0, a), hi, lo);
         if (stream)
-            P(stream)(y + i, value);
+            FN(write_stream)(y, kinds, i, value);
         else
-            P(store)(y + i, value);
+            FN(write)(y, kinds, i, value);
     }
     if (i < end) {
-        V x0 = P(load_tail)(x + i, end - i, negate ? (T)INFINITY : (T)-INFINITY);
+        V x0 = FN(read_tail)(x, NULL, kinds, i, end - i, fill);
         if (negate)
             x0 = P(neg)(x0);
-        P(store_tail)(y + i, FN(apply_reciprocal_parts)(FN(exp_parts_of)(x0, a), hi, lo), end - i);
+        FN(write_tail)(y, kinds, i, FN(apply_reciprocal_parts)(FN(exp_parts_of)(x0, a), hi, lo), end - i);
     }
     if (stream)
         P(stream_fence)();
+}
+
+static void FN(exp_normalize_stream)(const T *x, T *y, size_t begin, size_t end, const FN(exp_args) * a, bool negate,
+                                     FN(reciprocal) r, bool stream)
+{
+    FN(exp_normalize_into)(x, y, 0, begin, end, a, negate, r, stream);
 }
 
 /* ----------------------------------------------------------- forward rows */
@@ -771,7 +883,7 @@ static size_t FN(block_count)(size_t n)
 /* y = s * (x - reference) - log_sum: |y| >= |s * (x - reference)|, so the
  * rounding of x - reference costs at most half an ulp of y. With an added
  * mask (s = 1), y = (high - reference) + (low - log_sum). */
-static inline __attribute__((always_inline)) void FN(log_output_excluding)(const void *x, T *y, size_t begin,
+static inline __attribute__((always_inline)) void FN(log_output_excluding)(const void *x, void *y, size_t begin,
                                                                            size_t end, T reference, T scale_t,
                                                                            T log_sum, const FN(exclusion) * ex,
                                                                            int kinds)
@@ -781,12 +893,13 @@ static inline __attribute__((always_inline)) void FN(log_output_excluding)(const
     V low;
     for (; i + LANES <= end; i += LANES) {
         const V z = FN(read_pair)(x, ex, kinds, i, &low);
-        P(store)(y + i, P(fmadd)(s, P(sub)(z, ref), (kinds & ADDING) ? P(add)(low, neg_log_sum) : neg_log_sum));
+        FN(write)
+        (y, kinds, i, P(fmadd)(s, P(sub)(z, ref), (kinds & ADDING) ? P(add)(low, neg_log_sum) : neg_log_sum));
     }
     if (i < end) {
         const V z = FN(read_tail_pair)(x, ex, kinds, i, end - i, 0, &low);
-        P(store_tail)
-        (y + i, P(fmadd)(s, P(sub)(z, ref), (kinds & ADDING) ? P(add)(low, neg_log_sum) : neg_log_sum), end - i);
+        FN(write_tail)
+        (y, kinds, i, P(fmadd)(s, P(sub)(z, ref), (kinds & ADDING) ? P(add)(low, neg_log_sum) : neg_log_sum), end - i);
     }
 }
 
@@ -912,11 +1025,12 @@ static void FN(forward_row)(softmax_op op, const T *x, T *y, T *residuals, size_
 
 #if defined(HALF_ROWS)
 /* The in-cache regime of forward_row reading x through FN(read): y and
- * residuals have room for n elements. False, having written nothing, for
- * rows that need the general path. */
+ * residuals have room for n elements (the exps and their residuals), out
+ * gets the outputs (y itself unless kinds has DEST_HALF). False, having
+ * written nothing, for rows that need the general path. */
 static inline __attribute__((always_inline)) bool FN(read_row_body)(softmax_op op, const void *x,
                                                                     const FN(exclusion) * ex, int kinds, size_t n,
-                                                                    double scale, T *y, T *residuals)
+                                                                    double scale, T *y, T *residuals, void *out)
 {
     const bool log_output = op == SOFTMAX_OP_LOG_SOFTMAX;
     /* With an added bias a causal row is computed over its kept prefix
@@ -943,13 +1057,14 @@ static inline __attribute__((always_inline)) bool FN(read_row_body)(softmax_op o
         sum += FN(exp_block_excluding)(x, log_output ? NULL : y, residuals, begin, end, &a, plan.negate, n, ex, inner);
     }
     if (isnan(sum)) {
-        FN(fill)(y, 0, n, (T)NAN);
+        FN(fill_out)(out, kinds, 0, n, (T)NAN);
     } else {
         if (log_output)
-            FN(log_output_excluding)(x, y, 0, used, plan.reference, (T)scale, (T)FN(log_sum_of)(sum, &plan), ex, inner);
+            FN(log_output_excluding)
+            (x, out, 0, used, plan.reference, (T)scale, (T)FN(log_sum_of)(sum, &plan), ex, inner);
         else
-            FN(normalize)(y, residuals, 0, used, FN(reciprocal_of)(sum));
-        FN(fill)(y, used, n, log_output ? (T)-INFINITY : (T)0);
+            FN(normalize_into)(out, kinds, y, residuals, 0, used, FN(reciprocal_of)(sum));
+        FN(fill_out)(out, kinds, used, n, log_output ? (T)-INFINITY : (T)0);
     }
     vec_flush_to_zero_end(saved);
     return true;
@@ -1005,30 +1120,30 @@ static bool FN(excluding_row)(softmax_op op, const T *x, const uint8_t *keep, co
      * combinations share a general one. */
     switch (kinds) {
     case EXCLUDE_KEEP:
-        return FN(read_row_body)(op, x, &ex, EXCLUDE_KEEP, n, scale, y, residuals);
+        return FN(read_row_body)(op, x, &ex, EXCLUDE_KEEP, n, scale, y, residuals, y);
     case EXCLUDE_MASK:
-        return FN(read_row_body)(op, x, &ex, EXCLUDE_MASK, n, scale, y, residuals);
+        return FN(read_row_body)(op, x, &ex, EXCLUDE_MASK, n, scale, y, residuals, y);
     case EXCLUDE_HALF:
-        return FN(read_row_body)(op, x, &ex, EXCLUDE_HALF, n, scale, y, residuals);
+        return FN(read_row_body)(op, x, &ex, EXCLUDE_HALF, n, scale, y, residuals, y);
     case ADD_MASK:
-        return FN(read_row_body)(op, x, &ex, ADD_MASK, n, kernel_scale, y, residuals);
+        return FN(read_row_body)(op, x, &ex, ADD_MASK, n, kernel_scale, y, residuals, y);
     case ADD_HALF:
-        return FN(read_row_body)(op, x, &ex, ADD_HALF, n, kernel_scale, y, residuals);
+        return FN(read_row_body)(op, x, &ex, ADD_HALF, n, kernel_scale, y, residuals, y);
     case ADD_SLOPE | EXCLUDE_PREFIX: /* ALiBi with a causal mask */
-        return FN(read_row_body)(op, x, &ex, ADD_SLOPE | EXCLUDE_PREFIX, n, kernel_scale, y, residuals);
+        return FN(read_row_body)(op, x, &ex, ADD_SLOPE | EXCLUDE_PREFIX, n, kernel_scale, y, residuals, y);
     default:
         if (kinds & ADD_SLOPE)
             return FN(read_row_body)(op, x, &ex,
                                      ADD_SLOPE | EXCLUDE_KEEP | EXCLUDE_MASK | EXCLUDE_HALF | EXCLUDE_PREFIX, n,
-                                     kernel_scale, y, residuals);
+                                     kernel_scale, y, residuals, y);
         if (kinds & ADD_MASK)
             return FN(read_row_body)(op, x, &ex, ADD_MASK | EXCLUDE_KEEP | EXCLUDE_PREFIX, n, kernel_scale, y,
-                                     residuals);
+                                     residuals, y);
         if (kinds & ADD_HALF)
             return FN(read_row_body)(op, x, &ex, ADD_HALF | EXCLUDE_KEEP | EXCLUDE_PREFIX, n, kernel_scale, y,
-                                     residuals);
+                                     residuals, y);
         return FN(read_row_body)(op, x, &ex, EXCLUDE_KEEP | EXCLUDE_MASK | EXCLUDE_HALF | EXCLUDE_PREFIX, n, scale, y,
-                                 residuals);
+                                 residuals, y);
     }
 }
 
@@ -1041,12 +1156,23 @@ static bool FN(half_line)(softmax_op op, const uint16_t *x, int bf16, void *dst,
     if (space == NULL)
         return false;
     T *residuals = space, *y = dst_half ? space + n : dst;
-    const bool done = bf16 ? FN(read_row_body)(op, x, NULL, SOURCE_BF16, n, scale, y, residuals)
-                           : FN(read_row_body)(op, x, NULL, SOURCE_F16, n, scale, y, residuals);
-    /* Narrowing runs outside flush-to-zero (see half_row). */
-    if (done && dst_half)
-        HALF_NARROW(dst, y, n, dst_half == 1);
-    return done;
+    /* Each source and destination type its own body: the conversions are
+     * one or two instructions a vector, in the passes that read and write. */
+    const int source = bf16 ? SOURCE_BF16 : SOURCE_F16;
+    switch (source | (dst_half == 1 ? DEST_BF16 : dst_half == 2 ? DEST_F16 : 0)) {
+    case SOURCE_BF16:
+        return FN(read_row_body)(op, x, NULL, SOURCE_BF16, n, scale, y, residuals, dst);
+    case SOURCE_BF16 | DEST_BF16:
+        return FN(read_row_body)(op, x, NULL, SOURCE_BF16 | DEST_BF16, n, scale, y, residuals, dst);
+    case SOURCE_BF16 | DEST_F16:
+        return FN(read_row_body)(op, x, NULL, SOURCE_BF16 | DEST_F16, n, scale, y, residuals, dst);
+    case SOURCE_F16:
+        return FN(read_row_body)(op, x, NULL, SOURCE_F16, n, scale, y, residuals, dst);
+    case SOURCE_F16 | DEST_BF16:
+        return FN(read_row_body)(op, x, NULL, SOURCE_F16 | DEST_BF16, n, scale, y, residuals, dst);
+    default:
+        return FN(read_row_body)(op, x, NULL, SOURCE_F16 | DEST_F16, n, scale, y, residuals, dst);
+    }
 }
 #define EXCLUDING_ROW_FN FN(excluding_row)
 #define HALF_LINE_FN FN(half_line)
@@ -2431,13 +2557,15 @@ static void FN(transpose_lines)(const void *src_bytes, int64_t stride, size_t li
 
 #if defined(HALF_ROWS)
 /* One long forward row of bf16 / f16 data computed in f32 (the streaming
- * regime, one block at a time through an L1 buffer): pass 1 widens each
- * block, summarizes it and (softmax rows up to STORED_STREAM_BYTES of f32)
- * keeps its exps in the thread's workspace, pass 2 computes the outputs
- * (rescaling those exps, or from x widened again) and narrows them into y:
- * bit for bit forward_row on the widened row. False (nothing written) when the row
- * needs the general path: special values or an allocation failure. */
-static bool FN(half_row)(softmax_op op, const uint16_t *x, uint16_t *y, size_t n, double scale, int bf16)
+ * regime): pass 1 summarizes each block, reading the half-precision values
+ * as they come, and (softmax rows up to STORED_STREAM_BYTES of f32) keeps
+ * its exps in the thread's workspace; pass 2 writes the outputs (rescaling
+ * those exps, or from x read again), narrowed as they are stored: bit for
+ * bit forward_row on the widened row, narrowed. False (nothing written)
+ * when the row needs the general path: special values or an allocation
+ * failure. */
+static inline __attribute__((always_inline)) bool FN(half_row_body)(softmax_op op, const uint16_t *x, uint16_t *y,
+                                                                    size_t n, double scale, int kinds)
 {
     const bool log_output = op == SOFTMAX_OP_LOG_SOFTMAX;
     const size_t blocks = FN(block_count)(n);
@@ -2451,13 +2579,10 @@ static bool FN(half_row)(softmax_op op, const uint16_t *x, uint16_t *y, size_t n
         return false;
     }
     T *residuals = keep ? exps + n : NULL;
-    _Alignas(64) T chunk[BLOCK];
-    unsigned int saved = vec_flush_to_zero_begin();
+    const unsigned int saved = vec_flush_to_zero_begin();
     for (size_t b = 0; b < blocks; b++) {
-        const size_t begin = b * BLOCK, length = begin + BLOCK < n ? BLOCK : n - begin;
-        HALF_WIDEN(chunk, x + begin, length, bf16);
-        summaries[b] =
-            FN(summarize_block)(chunk, keep ? exps + begin : NULL, keep ? residuals + begin : NULL, 0, length, scale);
+        const size_t begin = b * BLOCK, end = begin + BLOCK < n ? begin + BLOCK : n;
+        summaries[b] = FN(summarize_block_reading)(x, kinds, exps, residuals, begin, end, scale);
     }
     FN(row_plan) plan;
     WIDE sum = 0;
@@ -2469,27 +2594,25 @@ static bool FN(half_row)(softmax_op op, const uint16_t *x, uint16_t *y, size_t n
     }
     const FN(exp_args) a = FN(broadcast_plan)(&plan);
     const FN(reciprocal) r = FN(reciprocal_of)(sum);
-    const T log_sum = (T)FN(log_sum_of)(sum, &plan);
-    for (size_t b = 0; b < blocks; b++) {
-        const size_t begin = b * BLOCK, length = begin + BLOCK < n ? BLOCK : n - begin;
-        if (keep) {
-            FN(rescale)(exps + begin, residuals + begin, chunk, length, summaries[b].offset - plan.offset, r, false);
-        } else {
-            HALF_WIDEN(chunk, x + begin, length, bf16);
-            if (log_output)
-                FN(log_output)(chunk, chunk, 0, length, plan.reference, (T)scale, log_sum);
-            else
-                FN(exp_normalize_stream)(chunk, chunk, 0, length, &a, plan.negate, r, false);
+    if (log_output)
+        FN(log_output_excluding)(x, y, 0, n, plan.reference, (T)scale, (T)FN(log_sum_of)(sum, &plan), NULL, kinds);
+    else if (keep)
+        for (size_t b = 0; b < blocks; b++) {
+            const size_t begin = b * BLOCK, length = begin + BLOCK < n ? BLOCK : n - begin;
+            FN(rescale_into)
+            (y + begin, kinds, exps + begin, residuals + begin, length, summaries[b].offset - plan.offset, r, true);
         }
-        /* Narrowing runs outside flush-to-zero: f16 sub-normal outputs come
-         * from normal f32 values and must be rounded, not flushed. */
-        vec_flush_to_zero_end(saved);
-        HALF_NARROW(y + begin, chunk, length, bf16);
-        saved = vec_flush_to_zero_begin();
-    }
+    else
+        FN(exp_normalize_into)(x, y, kinds, 0, n, &a, plan.negate, r, true);
     free(summaries);
     vec_flush_to_zero_end(saved);
     return true;
+}
+
+static bool FN(half_row)(softmax_op op, const uint16_t *x, uint16_t *y, size_t n, double scale, int bf16)
+{
+    return bf16 ? FN(half_row_body)(op, x, y, n, scale, SOURCE_BF16 | DEST_BF16)
+                : FN(half_row_body)(op, x, y, n, scale, SOURCE_F16 | DEST_F16);
 }
 #define HALF_ROW_FN FN(half_row)
 #else

@@ -42,6 +42,28 @@ static inline __m256i narrow_16(__m512 v, int bf16)
     __m512i quiet = _mm512_or_si512(_mm512_srli_epi32(bits, 16), _mm512_set1_epi32(0x40));
     return _mm512_cvtepi32_epi16(_mm512_mask_blend_epi32(nan, rounded, quiet));
 }
+/* narrow_16 of a vector that holds no NaN (the kernels' outputs, whose
+ * NaN rows are filled apart): the bf16 rounding without its NaN lanes. */
+static inline __m256i narrow_16_number(__m512 v, int bf16)
+{
+    if (!bf16)
+        return _mm512_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512i bits = _mm512_castps_si512(v);
+    __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(bits, 16), _mm512_set1_epi32(1));
+    return _mm512_cvtepi32_epi16(
+        _mm512_srli_epi32(_mm512_add_epi32(_mm512_add_epi32(bits, _mm512_set1_epi32(0x7fff)), lsb), 16));
+}
+/* The kernels' vocabulary names for the narrowing stores (simd_body.h
+ * writes half rows): v holds no NaN. */
+static inline void f32_store_half(uint16_t *dst, vf32 v, int bf16)
+{
+    _mm256_storeu_si256((__m256i *)(void *)dst, narrow_16_number(v, bf16));
+}
+/* The same with a streaming store: dst aligned to 32 bytes. */
+static inline void f32_stream_half(uint16_t *dst, vf32 v, int bf16)
+{
+    _mm256_stream_si256((__m256i *)(void *)dst, narrow_16_number(v, bf16));
+}
 static void widen_half_simd(float *dst, const uint16_t *src, size_t n, int bf16)
 {
     size_t i = 0;
@@ -183,6 +205,24 @@ static inline __m128i narrow_8(__m256 v, int bf16)
      * 128-bit lanes, the permute gathers the two lanes' results. */
     __m256i packed = _mm256_permute4x64_epi64(_mm256_packus_epi32(halves, halves), 0x08);
     return _mm256_castsi256_si128(packed);
+}
+/* narrow_8 of a vector that holds no NaN (see the AVX-512 one). */
+static inline __m128i narrow_8_number(__m256 v, int bf16)
+{
+    if (!bf16)
+        return _mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256i bits = _mm256_castps_si256(v);
+    __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(bits, 16), _mm256_set1_epi32(1));
+    __m256i halves = _mm256_srli_epi32(_mm256_add_epi32(_mm256_add_epi32(bits, _mm256_set1_epi32(0x7fff)), lsb), 16);
+    return _mm256_castsi256_si128(_mm256_permute4x64_epi64(_mm256_packus_epi32(halves, halves), 0x08));
+}
+static inline void f32_store_half(uint16_t *dst, vf32 v, int bf16)
+{
+    _mm_storeu_si128((__m128i *)(void *)dst, narrow_8_number(v, bf16));
+}
+static inline void f32_stream_half(uint16_t *dst, vf32 v, int bf16)
+{
+    _mm_stream_si128((__m128i *)(void *)dst, narrow_8_number(v, bf16));
 }
 static void widen_half_simd(float *dst, const uint16_t *src, size_t n, int bf16)
 {
