@@ -1061,9 +1061,8 @@ static inline __attribute__((always_inline)) bool FN(read_row_body)(softmax_op o
     } else {
         if (log_output)
             FN(log_output_excluding)
-            (x, out, 0, used, plan.reference, (T)scale, (T)FN(log_sum_of)(sum, &plan), ex, inner);
-        else
-            FN(normalize_into)(out, kinds, y, residuals, 0, used, FN(reciprocal_of)(sum));
+        (x, out, 0, used, plan.reference, (T)scale, (T)FN(log_sum_of)(sum, &plan), ex, inner);
+        else FN(normalize_into)(out, kinds, y, residuals, 0, used, FN(reciprocal_of)(sum));
         FN(fill_out)(out, kinds, used, n, log_output ? (T)-INFINITY : (T)0);
     }
     vec_flush_to_zero_end(saved);
@@ -2097,6 +2096,13 @@ static void FN(fast_rows)(softmax_op op, const void *src, void *dst, size_t rows
  * its first kept[r] elements, then 0 (log-softmax: -inf; gradients: 0) to
  * n. One call for many rows, so that the rows share the call's set-up. Bit
  * for bit rows(op, row, 1, kept[r]) followed by the fill. */
+/* Asks for the cache lines of p[0 .. count). */
+static inline void FN(prefetch_span)(const T *p, size_t count)
+{
+    for (size_t i = 0; i < count; i += 64 / sizeof(T))
+        vec_prefetch(p + i);
+}
+
 static void FN(prefix_rows)(softmax_op op, const void *src, const void *grad, void *dst, size_t rows, size_t n,
                             const size_t *kept, double scale)
 {
@@ -2112,6 +2118,15 @@ static void FN(prefix_rows)(softmax_op op, const void *src, const void *grad, vo
     const unsigned int saved = forward ? vec_flush_to_zero_begin() : 0;
     for (size_t r = 0; r < rows; r++) {
         const size_t offset = r * n, length = kept[r];
+        /* The kernels ask for the data one row length ahead, which here is
+         * the unread rest of this row: the next row's kept prefix is asked
+         * for here instead (a causal row's reads then hit the cache, as an
+         * unmasked row's do). */
+        if (r + 1 < rows) {
+            FN(prefetch_span)(x + offset + n, kept[r + 1]);
+            if (!forward)
+                FN(prefetch_span)(g + offset + n, kept[r + 1]);
+        }
         if (length == 0) {
         } else if (!forward) {
             FN(rows_body)(op, x + offset, g + offset, y + offset, 1, length, scale);
