@@ -956,13 +956,23 @@ static void FN(small_forward_row)(softmax_op op, const T *x, T *y, size_t n, dou
 
 /* residuals: room for n elements, used by softmax rows in the in-cache
  * regime. */
+static void FN(blocks_forward_row)(softmax_op op, const T *x, T *y, T *residuals, size_t n, double scale);
+
 static void FN(forward_row)(softmax_op op, const T *x, T *y, T *residuals, size_t n, double scale,
                             const FN(shared_plan) * shared)
 {
-    if (n <= SMALL_VECTORS * LANES) {
+    if (n <= SMALL_VECTORS * LANES)
         FN(small_forward_row)(op, x, y, n, scale, shared);
-        return;
-    }
+    else
+        FN(blocks_forward_row)(op, x, y, residuals, n, scale);
+}
+
+/* forward_row through the blocks of the in-cache and streaming regimes, for
+ * any n > 0 (residuals: room for n elements in the in-cache regime). The
+ * grouped small-row kernels are faster for many rows of one short length,
+ * this for a single one. */
+static void FN(blocks_forward_row)(softmax_op op, const T *x, T *y, T *residuals, size_t n, double scale)
+{
     const bool log_output = op == SOFTMAX_OP_LOG_SOFTMAX;
     const size_t blocks = FN(block_count)(n);
     FN(row_plan) plan;
@@ -2132,11 +2142,16 @@ static void FN(prefix_rows)(softmax_op op, const void *src, const void *grad, vo
             FN(rows_body)(op, x + offset, g + offset, y + offset, 1, length, scale);
         } else if (length <= LANES) {
             FN(tiny_rows)(op, x + offset, y + offset, 1, length, scale);
-        } else if (length > SMALL_VECTORS * LANES && length * sizeof(T) <= STREAM_BYTES && op == SOFTMAX_OP_SOFTMAX &&
-                   residuals == NULL) {
-            softmax_line_run(&REF_LINES, op, x + offset, NULL, y + offset, length, 1, scale);
+        } else if (op == SOFTMAX_OP_SOFTMAX && length * sizeof(T) <= STREAM_BYTES && residuals == NULL) {
+            /* No workspace (n itself is short, or none could be had). */
+            if (length > SMALL_VECTORS * LANES)
+                softmax_line_run(&REF_LINES, op, x + offset, NULL, y + offset, length, 1, scale);
+            else
+                FN(forward_row)(op, x + offset, y + offset, NULL, length, scale, &shared);
         } else {
-            FN(forward_row)(op, x + offset, y + offset, residuals, length, scale, &shared);
+            /* Every causal row has its own length: a short one alone in the
+             * grouped small-row kernels would pay for LANES rows. */
+            FN(blocks_forward_row)(op, x + offset, y + offset, residuals, length, scale);
         }
         FN(fill)(y + offset, length, n, fill);
     }
