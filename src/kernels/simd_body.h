@@ -672,8 +672,24 @@ FN(normalize_into)(void *out, int kinds, const T *e, const T *residuals, size_t 
 {
     const V hi = P(set1)(r.hi), lo = P(set1)(r.lo);
     size_t i = begin;
-    for (; i + LANES <= end; i += LANES)
-        FN(write)(out, kinds, i, FN(apply_reciprocal)(P(load)(e + i), P(load)(residuals + i), hi, lo));
+    /* A half-precision out is a separate array that nothing here reads
+     * again: streaming stores spare each of its cache lines the read for
+     * ownership that an ordinary store waits for (bf16 1024x4096, single
+     * thread: 0.50 -> 0.45 ns/element; the same in log_output_excluding
+     * measured slower, so it stores plainly). */
+    const bool stream = (kinds & DEST_HALF) != 0;
+    for (; stream && i < end && !FN(stream_aligned)(out, kinds, i); i++)
+        FN(write_tail)
+    (out, kinds, i, FN(apply_reciprocal)(P(load_tail)(e + i, 1, 0), P(load_tail)(residuals + i, 1, 0), hi, lo), 1);
+    for (; i + LANES <= end; i += LANES) {
+        const V value = FN(apply_reciprocal)(P(load)(e + i), P(load)(residuals + i), hi, lo);
+        if (stream)
+            FN(write_stream)(out, kinds, i, value);
+        else
+            FN(write)(out, kinds, i, value);
+    }
+    if (stream)
+        P(stream_fence)();
     if (i < end)
         FN(write_tail)
     (out, kinds, i,
