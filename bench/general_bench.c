@@ -136,6 +136,9 @@ static onednn_context *onednn_bf16(size_t rows, size_t cols, const void *src, vo
     dnnl_softmax_v2_desc_t op;
     dnnl_primitive_desc_t pd = NULL;
     dnnl_memory_t memory[2];
+    /* oneDNN fixes its thread count when the primitive is created: set it
+     * first (without this the "1 thread" anchor ran on every core). */
+    omp_set_num_threads(threads);
     if (c == NULL || dnnl_engine_create(&c->engine, dnnl_cpu, 0) != dnnl_success ||
         dnnl_stream_create(&c->stream, c->engine, dnnl_stream_default_flags) != dnnl_success ||
         dnnl_memory_desc_init_by_tag(&md, 2, dims, dnnl_bf16, dnnl_ab) != dnnl_success ||
