@@ -733,8 +733,8 @@ static bool run_excluding_line(const general_plan *plan, size_t line)
                                         causal_length(plan, &where), plan->n, plan->scale, out);
 }
 
-/* One contiguous half-precision line through the kernels' half_line; false
- * if they decline it. */
+/* One contiguous half-precision line through the kernels' half_line (or
+ * fast_half_line); false if they decline it. */
 static bool run_half_line(const general_plan *plan, size_t line)
 {
     const general_operand *x = &plan->operands[GENERAL_SRC], *d = &plan->operands[GENERAL_DST];
@@ -742,6 +742,9 @@ static bool run_half_line(const general_plan *plan, size_t line)
     const uint16_t *src = (const uint16_t *)(const void *)x->base + where.offset[GENERAL_SRC];
     char *dst = d->base_out + where.offset[GENERAL_DST] * (int64_t)softmax_dtype_size(d->type);
     const int dst_half = d->type == SOFTMAX_DTYPE_BF16 ? 1 : d->type == SOFTMAX_DTYPE_F16 ? 2 : 0;
+    if (plan->fast_half_lines)
+        return plan->kernels->fast_half_line(plan->op, src, x->type == SOFTMAX_DTYPE_BF16, dst, dst_half, plan->n,
+                                             plan->scale);
     return plan->kernels->half_line(plan->op, src, x->type == SOFTMAX_DTYPE_BF16, dst, dst_half, plan->n, plan->scale);
 }
 
@@ -762,12 +765,13 @@ static void run_block(const general_plan *plan, const block_buffers *buffers, si
         if (plan->kernels->half_row(plan->op, src, dst, plan->n, plan->scale, x->type == SOFTMAX_DTYPE_BF16))
             return;
     }
-    if (!plan->half_lines && !plan->excluding_lines) {
+    const bool half_lines = plan->half_lines || plan->fast_half_lines;
+    if (!half_lines && !plan->excluding_lines) {
         run_gathered_block(plan, buffers, first_line, line_count);
         return;
     }
     for (size_t line = first_line; line < first_line + line_count; line++)
-        if (!(plan->half_lines ? run_half_line(plan, line) : run_excluding_line(plan, line)))
+        if (!(half_lines ? run_half_line(plan, line) : run_excluding_line(plan, line)))
             run_gathered_block(plan, buffers, line, 1);
 }
 

@@ -15,6 +15,9 @@
  * row is computed by the same algorithm as the f32 row of its values;
  * shorter ones take half_line. */
 #define HALF_ROW_MIN (((size_t)1 << 18) + 1)
+/* Fast mode: the kernels read half-precision lines longer than this in
+ * place (fast_half_line; 8 vectors of f32 on AVX-512, 16 on AVX2). */
+#define FAST_HALF_LINE_MIN ((size_t)128)
 
 enum { GENERAL_SRC, GENERAL_GRAD, GENERAL_DST, GENERAL_MASK, GENERAL_WHERE, GENERAL_OPERANDS };
 
@@ -57,6 +60,9 @@ typedef struct general_plan {
     /* Contiguous bf16 / f16 rows in, contiguous f32 or same-type rows out,
      * forward, unmasked: the kernels' half_line reads them directly. */
     bool half_lines;
+    /* The same under SOFTMAX_FLAG_FAST (rows long enough for fast_row): the
+     * kernels' fast_half_line reads them directly. */
+    bool fast_half_lines;
     /* Contiguous f32 rows in and out, forward, with masks of unit stride
      * along the axis (`where`, causal, an f32 / bf16 / f16 mask, ALiBi
      * unless with a mask that adds finite values): the kernels'

@@ -118,6 +118,12 @@ typedef struct softmax_kernels {
      * bf16 / f16 data in and out, streamed through an L1 buffer. Returns
      * false, having written nothing, if the row needs the general path. */
     bool (*half_row)(softmax_op op, const uint16_t *x, uint16_t *y, size_t n, double scale, int bf16);
+    /* f32 SIMD kernels with a fast mode only (NULL elsewhere): half_line
+     * under SOFTMAX_FLAG_FAST, for dst of the source's type or f32: bit for
+     * bit fast_rows on the widened line, then narrowed. False, having
+     * written nothing, for lines of at most SMALL_VECTORS vectors (the
+     * grouped kernels take them gathered) or that need the general path. */
+    bool (*fast_half_line)(softmax_op op, const uint16_t *x, int bf16, void *dst, int dst_half, size_t n, double scale);
     /* f32 kernels only, may be NULL: the additive-mask split of general.c.
      * split_logits: z_j = scale * x_j + (mask_j + slope * j) in double for
      * j < kept (mask or keep NULL: none; mask -inf or keep 0 excludes),

@@ -306,6 +306,11 @@ int softmax_general_prepare(const char *fn, const softmax_desc *desc, const void
         plan->half_lines = half && rows && !masked && !plan->fast &&
                            (dst_type == desc->dtype || dst_type == SOFTMAX_DTYPE_F32) && !plan->half_rows &&
                            plan->kernels->half_line != NULL;
+        /* Shorter rows gather in blocks of several lines for the grouped
+         * fast kernels (the line kernel declines them). */
+        plan->fast_half_lines = half && rows && plan->fast &&
+                                (dst_type == desc->dtype || dst_type == SOFTMAX_DTYPE_F32) &&
+                                plan->n > FAST_HALF_LINE_MIN && plan->kernels->fast_half_line != NULL;
         const general_operand *x = &plan->operands[GENERAL_SRC], *w = &plan->operands[GENERAL_WHERE],
                               *m = &plan->operands[GENERAL_MASK];
         plan->excluding_lines =

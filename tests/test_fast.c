@@ -297,6 +297,29 @@ static void test_fast_mode_through_the_general_api(void **state)
                 assert_int_equal(
                     run_general(op, dt, SOFTMAX_DTYPE_F32, xh, NULL, y, rows, cols, 0.7, SOFTMAX_FLAG_FAST),
                     SOFTMAX_OK);
+                /* And the documented bits: the fast f32 result of the
+                 * widened values (half out: that result rounded once),
+                 * whether the kernels read the half rows in place (rows
+                 * past 8 vectors) or gathered them. */
+                {
+                    float *wide_fast = malloc(n * sizeof *wide_fast);
+                    uint16_t *rounded = malloc(n * sizeof *rounded);
+                    assert_true(wide_fast != NULL && rounded != NULL);
+                    assert_int_equal(run_general(op, SOFTMAX_DTYPE_F32, SOFTMAX_DTYPE_F32, widened, NULL, wide_fast,
+                                                 rows, cols, 0.7, SOFTMAX_FLAG_FAST),
+                                     SOFTMAX_OK);
+                    assert_int_equal(softmax_convert(rounded, dt, wide_fast, SOFTMAX_DTYPE_F32, n), SOFTMAX_OK);
+                    for (size_t i = 0; i < n; i++) {
+                        if (fast[i] != rounded[i])
+                            fail_msg("fast %s %s %zux%zu: output %zu is %#06x, the rounded fast f32 result %#06x",
+                                     dtype_name(dt), log ? "log_softmax" : "softmax", rows, cols, i, fast[i],
+                                     rounded[i]);
+                        if (memcmp(&y[i], &wide_fast[i], sizeof *y) != 0)
+                            fail_msg("fast %s in, f32 out, %zux%zu: output %zu is %a, the fast f32 result %a",
+                                     dtype_name(dt), rows, cols, i, (double)y[i], (double)wide_fast[i]);
+                    }
+                    free(wide_fast), free(rounded);
+                }
                 ref_vec ref;
                 ref_vec_init(&ref, cols);
                 size_t failures = 0;

@@ -2045,24 +2045,34 @@ static void FN(fast_tiny_row)(softmax_op op, const T *x, T *y, size_t n, double 
 #define FAST_RUN 16
 
 /* One row of the fast mode, three passes from the cache: the reference
- * element, the exps (stored, for softmax) and their sum, then the scaling
- * (softmax: by 1/sum rounded once; log-softmax: as the accurate kernels). */
-static void FN(fast_row)(softmax_op op, const T *x, T *y, size_t n, double scale)
+ * element, the exps (stored in e, for softmax) and their sum, then the
+ * scaling into y (softmax: by 1/sum rounded once; log-softmax: as the
+ * accurate kernels). x and y of T, or of half-precision bits read and
+ * written in place (SOURCE_ / DEST_ kinds, as the accurate passes do; e
+ * may be y when y is of T). False, having written nothing, when the row
+ * needs the reference kernels (half-precision x only: a T row runs them
+ * here). */
+static inline __attribute__((always_inline)) bool FN(fast_row_reading)(softmax_op op, const void *x, int kinds, T *e,
+                                                                       void *y, size_t n, double scale)
 {
     const bool log_output = op == SOFTMAX_OP_LOG_SOFTMAX;
     FN(row_plan) plan;
-    if (!FN(plan_row)(scale, FN(reference_of)(x, n, scale), &plan)) {
+    const T reference = scale < 0 ? FN(min_body)(x, n, NULL, kinds) : FN(max_body)(x, n, NULL, kinds);
+    if (!FN(plan_row)(scale, reference, &plan)) {
+        if (kinds & (SOURCE_BF16 | SOURCE_F16))
+            return false;
         softmax_line_run(&REF_LINES, op, x, NULL, y, n, 1, scale);
-        return;
+        return true;
     }
     const FN(exp_args) a = FN(broadcast_plan)(&plan);
     const bool negate = plan.negate;
+    const T fill = negate ? (T)INFINITY : (T)-INFINITY;
     ACC wide = P(acc_zero)();
     V s0 = P(set1)(0), s1 = s0, s2 = s0, s3 = s0;
     size_t run = 0, i = 0;
     for (; i + 4 * LANES <= n; i += 4 * LANES) {
-        V x0 = P(load)(x + i), x1 = P(load)(x + i + LANES), x2 = P(load)(x + i + 2 * LANES),
-          x3 = P(load)(x + i + 3 * LANES);
+        V x0 = FN(read)(x, NULL, kinds, i), x1 = FN(read)(x, NULL, kinds, i + LANES),
+          x2 = FN(read)(x, NULL, kinds, i + 2 * LANES), x3 = FN(read)(x, NULL, kinds, i + 3 * LANES);
         if (negate) {
             x0 = P(neg)(x0);
             x1 = P(neg)(x1);
@@ -2072,10 +2082,10 @@ static void FN(fast_row)(softmax_op op, const T *x, T *y, size_t n, double scale
         const V e0 = FN(fast_exp)(x0, &a), e1 = FN(fast_exp)(x1, &a), e2 = FN(fast_exp)(x2, &a),
                 e3 = FN(fast_exp)(x3, &a);
         if (!log_output) {
-            P(store)(y + i, e0);
-            P(store)(y + i + LANES, e1);
-            P(store)(y + i + 2 * LANES, e2);
-            P(store)(y + i + 3 * LANES, e3);
+            P(store)(e + i, e0);
+            P(store)(e + i + LANES, e1);
+            P(store)(e + i + 2 * LANES, e2);
+            P(store)(e + i + 3 * LANES, e3);
         }
         s0 = P(add)(s0, e0);
         s1 = P(add)(s1, e1);
@@ -2090,29 +2100,46 @@ static void FN(fast_row)(softmax_op op, const T *x, T *y, size_t n, double scale
     for (; i < n; i += LANES) {
         const size_t count = n - i < LANES ? n - i : LANES;
         /* The fill becomes -inf once negated or not: its exp is 0. */
-        V x0 = P(load_tail)(x + i, count, negate ? (T)INFINITY : (T)-INFINITY);
+        V x0 = FN(read_tail)(x, NULL, kinds, i, count, fill);
         if (negate)
             x0 = P(neg)(x0);
         const V e0 = FN(fast_exp)(x0, &a);
         if (!log_output)
-            P(store_tail)(y + i, e0, count);
+            P(store_tail)(e + i, e0, count);
         s0 = P(add)(s0, e0);
     }
     P(acc_add)(&wide, P(add)(P(add)(s0, s1), P(add)(s2, s3)));
     const WIDE sum = (WIDE)P(acc_total)(&wide);
     if (isnan(sum)) {
-        FN(fill)(y, 0, n, (T)NAN);
-        return;
+        FN(fill_out)(y, kinds, 0, n, (T)NAN);
+        return true;
     }
     if (log_output) {
-        FN(log_output)(x, y, 0, n, plan.reference, (T)scale, (T)FN(log_sum_of)(sum, &plan));
-        return;
+        FN(log_output_excluding)
+        (x, y, 0, n, plan.reference, (T)scale, (T)FN(log_sum_of)(sum, &plan), NULL, kinds);
+        return true;
     }
     const V r = P(set1)((T)((WIDE)1 / sum));
-    for (i = 0; i + LANES <= n; i += LANES)
-        P(store)(y + i, P(mul)(P(load)(y + i), r));
+    /* A half-precision y is streamed, as in normalize_into. */
+    const bool stream = (kinds & DEST_HALF) != 0;
+    for (i = 0; stream && i < n && !FN(stream_aligned)(y, kinds, i); i++)
+        FN(write_tail)(y, kinds, i, P(mul)(P(load_tail)(e + i, 1, 0), r), 1);
+    for (; i + LANES <= n; i += LANES) {
+        if (stream)
+            FN(write_stream)(y, kinds, i, P(mul)(P(load)(e + i), r));
+        else
+            FN(write)(y, kinds, i, P(mul)(P(load)(e + i), r));
+    }
+    if (stream)
+        P(stream_fence)();
     if (i < n)
-        P(store_tail)(y + i, P(mul)(P(load_tail)(y + i, n - i, 0), r), n - i);
+        FN(write_tail)(y, kinds, i, P(mul)(P(load_tail)(e + i, n - i, 0), r), n - i);
+    return true;
+}
+
+static void FN(fast_row)(softmax_op op, const T *x, T *y, size_t n, double scale)
+{
+    FN(fast_row_reading)(op, x, 0, y, y, n, scale);
 }
 
 /* The forward ops under SOFTMAX_FLAG_FAST, contiguous rows; every row is
@@ -2134,9 +2161,45 @@ static void FN(fast_rows)(softmax_op op, const void *src, void *dst, size_t rows
     vec_flush_to_zero_end(saved);
 }
 #define FAST_ROWS_FN FN(fast_rows)
+
+#if defined(HALF_ROWS)
+/* See softmax_kernels.fast_half_line. */
+static bool FN(fast_half_line)(softmax_op op, const uint16_t *x, int bf16, void *dst, int dst_half, size_t n,
+                               double scale)
+{
+    if (n <= SMALL_VECTORS * LANES)
+        return false;
+    T *e = dst_half ? softmax_workspace(n * sizeof(T)) : dst;
+    if (e == NULL)
+        return false;
+    const int source = bf16 ? SOURCE_BF16 : SOURCE_F16;
+    const unsigned int saved = vec_flush_to_zero_begin();
+    bool done;
+    switch (source | (dst_half == 1 ? DEST_BF16 : dst_half == 2 ? DEST_F16 : 0)) {
+    case SOURCE_BF16:
+        done = FN(fast_row_reading)(op, x, SOURCE_BF16, e, dst, n, scale);
+        break;
+    case SOURCE_BF16 | DEST_BF16:
+        done = FN(fast_row_reading)(op, x, SOURCE_BF16 | DEST_BF16, e, dst, n, scale);
+        break;
+    case SOURCE_F16:
+        done = FN(fast_row_reading)(op, x, SOURCE_F16, e, dst, n, scale);
+        break;
+    default:
+        done = FN(fast_row_reading)(op, x, SOURCE_F16 | DEST_F16, e, dst, n, scale);
+        break;
+    }
+    vec_flush_to_zero_end(saved);
+    return done;
+}
+#define FAST_HALF_LINE_FN FN(fast_half_line)
+#else
+#define FAST_HALF_LINE_FN NULL
+#endif
 #undef FAST_RUN
 #else
 #define FAST_ROWS_FN NULL
+#define FAST_HALF_LINE_FN NULL
 #endif
 
 /* Rows of which only a prefix is kept (a causal mask): row r is the op on
@@ -2695,6 +2758,7 @@ const softmax_kernels KERNELS_NAME = {
     .widen_half = HALF_WIDEN,
     .narrow_half = HALF_NARROW,
     .half_row = HALF_ROW_FN,
+    .fast_half_line = FAST_HALF_LINE_FN,
     .split_logits = SPLIT_LOGITS,
     .apply_low_parts = APPLY_LOW_PARTS,
 };
@@ -2702,6 +2766,7 @@ const softmax_kernels KERNELS_NAME = {
 #undef EXCLUDING_ROW_FN
 #undef HALF_LINE_FN
 #undef FAST_ROWS_FN
+#undef FAST_HALF_LINE_FN
 #undef SOFTMAX_HAS_FAST_EXP
 
 #undef BLOCK
