@@ -406,6 +406,15 @@ static inline __attribute__((always_inline)) void FN(write_stream)(void *y, int 
     P(stream)((T *)y + i, v);
 }
 
+/* FN(write_stream) if `stream`, else FN(write). */
+static inline __attribute__((always_inline)) void FN(write_as)(void *y, int kinds, size_t i, V v, bool stream)
+{
+    if (stream)
+        FN(write_stream)(y, kinds, i, v);
+    else
+        FN(write)(y, kinds, i, v);
+}
+
 /* Whether element i of y is where a vector's streaming store may begin. */
 static inline __attribute__((always_inline)) bool FN(stream_aligned)(const void *y, int kinds, size_t i)
 {
@@ -494,19 +503,17 @@ static inline __attribute__((always_inline)) T FN(min_body)(const void *x, size_
     return P(reduce_min)(P(min)(m0, m1));
 }
 
-static T FN(max_of)(const T *x, size_t n)
+/* The element the row's plan is built on: the maximum (the minimum for a
+ * negative scale) of x as the kernels read it. */
+static inline __attribute__((always_inline)) T FN(reference_reading)(const void *x, size_t n, double scale,
+                                                                     const FN(exclusion) * ex, int kinds)
 {
-    return FN(max_body)(x, n, NULL, 0);
-}
-
-static T FN(min_of)(const T *x, size_t n)
-{
-    return FN(min_body)(x, n, NULL, 0);
+    return scale < 0 ? FN(min_body)(x, n, ex, kinds) : FN(max_body)(x, n, ex, kinds);
 }
 
 static inline T FN(reference_of)(const T *x, size_t n, double scale)
 {
-    return scale < 0 ? FN(min_of)(x, n) : FN(max_of)(x, n);
+    return FN(reference_reading)(x, n, scale, NULL, 0);
 }
 
 /* ----------------------------------------------------- exp blocks and sums */
@@ -683,10 +690,7 @@ FN(normalize_into)(void *out, int kinds, const T *e, const T *residuals, size_t 
     (out, kinds, i, FN(apply_reciprocal)(P(load_tail)(e + i, 1, 0), P(load_tail)(residuals + i, 1, 0), hi, lo), 1);
     for (; i + LANES <= end; i += LANES) {
         const V value = FN(apply_reciprocal)(P(load)(e + i), P(load)(residuals + i), hi, lo);
-        if (stream)
-            FN(write_stream)(out, kinds, i, value);
-        else
-            FN(write)(out, kinds, i, value);
+        FN(write_as)(out, kinds, i, value, stream);
     }
     if (stream)
         P(stream_fence)();
@@ -726,8 +730,7 @@ static inline __attribute__((always_inline)) FN(block_summary)
 {
     FN(block_summary) s = {0, false, 0, 0};
     const void *block = FN(source_at)(x, kinds, begin);
-    s.reference =
-        scale < 0 ? FN(min_body)(block, end - begin, NULL, kinds) : FN(max_body)(block, end - begin, NULL, kinds);
+    s.reference = FN(reference_reading)(block, end - begin, scale, NULL, kinds);
     if (s.reference == (scale < 0 ? (T)INFINITY : (T)-INFINITY)) {
         /* Every element masked (or NaN, which the scan skips): the block
          * contributes nothing, or NaN. */
@@ -814,10 +817,7 @@ static inline __attribute__((always_inline)) void FN(rescale_into)(void *out, in
     }
     for (; i + LANES <= count; i += LANES) {
         const V value = FN(rescaled)(P(load)(e + i), P(load)(residuals + i), hi, lo, k);
-        if (stream)
-            FN(write_stream)(out, kinds, i, value);
-        else
-            FN(write)(out, kinds, i, value);
+        FN(write_as)(out, kinds, i, value, stream);
     }
     if (i < count)
         FN(write_tail)
@@ -856,10 +856,7 @@ static inline __attribute__((always_inline)) void FN(exp_normalize_into)(const v
         if (negate)
             x0 = P(neg)(x0);
         const V value = FN(apply_reciprocal_parts)(FN(exp_parts_of)(x0, a), hi, lo);
-        if (stream)
-            FN(write_stream)(y, kinds, i, value);
-        else
-            FN(write)(y, kinds, i, value);
+        FN(write_as)(y, kinds, i, value, stream);
     }
     if (i < end) {
         V x0 = FN(read_tail)(x, NULL, kinds, i, end - i, fill);
@@ -1086,7 +1083,7 @@ static inline __attribute__((always_inline)) bool FN(read_row_body)(softmax_op o
      * single-thread; full rows did not gain, so they do not ask). */
     if (kinds & EXCLUDE_PREFIX)
         FN(prefetch_span)((const T *)x + ROW_AHEAD * n, used + ROW_AHEAD);
-    const T reference = scale < 0 ? FN(min_body)(x, used, ex, inner) : FN(max_body)(x, used, ex, inner);
+    const T reference = FN(reference_reading)(x, used, scale, ex, inner);
     FN(row_plan) plan;
     /* Added biases: the low parts stay small (see take_low) only for
      * logits of moderate size; rows beyond, and fully masked ones, take the
@@ -1193,6 +1190,12 @@ static bool FN(excluding_row)(softmax_op op, const T *x, const uint8_t *keep, co
     }
 }
 
+/* The SOURCE_ / DEST_ kinds of a half_line call. */
+static inline int FN(half_line_kinds)(int bf16, int dst_half)
+{
+    return (bf16 ? SOURCE_BF16 : SOURCE_F16) | (dst_half == 1 ? DEST_BF16 : dst_half == 2 ? DEST_F16 : 0);
+}
+
 /* See softmax_kernels.half_line. */
 static bool FN(half_line)(softmax_op op, const uint16_t *x, int bf16, void *dst, int dst_half, size_t n, double scale)
 {
@@ -1204,8 +1207,7 @@ static bool FN(half_line)(softmax_op op, const uint16_t *x, int bf16, void *dst,
     T *residuals = space, *y = dst_half ? space + n : dst;
     /* Each source and destination type its own body: the conversions are
      * one or two instructions a vector, in the passes that read and write. */
-    const int source = bf16 ? SOURCE_BF16 : SOURCE_F16;
-    switch (source | (dst_half == 1 ? DEST_BF16 : dst_half == 2 ? DEST_F16 : 0)) {
+    switch (FN(half_line_kinds)(bf16, dst_half)) {
     case SOURCE_BF16:
         return FN(read_row_body)(op, x, NULL, SOURCE_BF16, n, scale, y, residuals, dst);
     case SOURCE_BF16 | DEST_BF16:
@@ -2057,7 +2059,7 @@ static inline __attribute__((always_inline)) bool FN(fast_row_reading)(softmax_o
 {
     const bool log_output = op == SOFTMAX_OP_LOG_SOFTMAX;
     FN(row_plan) plan;
-    const T reference = scale < 0 ? FN(min_body)(x, n, NULL, kinds) : FN(max_body)(x, n, NULL, kinds);
+    const T reference = FN(reference_reading)(x, n, scale, NULL, kinds);
     if (!FN(plan_row)(scale, reference, &plan)) {
         if (kinds & (SOURCE_BF16 | SOURCE_F16))
             return false;
@@ -2125,10 +2127,7 @@ static inline __attribute__((always_inline)) bool FN(fast_row_reading)(softmax_o
     for (i = 0; stream && i < n && !FN(stream_aligned)(y, kinds, i); i++)
         FN(write_tail)(y, kinds, i, P(mul)(P(load_tail)(e + i, 1, 0), r), 1);
     for (; i + LANES <= n; i += LANES) {
-        if (stream)
-            FN(write_stream)(y, kinds, i, P(mul)(P(load)(e + i), r));
-        else
-            FN(write)(y, kinds, i, P(mul)(P(load)(e + i), r));
+        FN(write_as)(y, kinds, i, P(mul)(P(load)(e + i), r), stream);
     }
     if (stream)
         P(stream_fence)();
@@ -2172,10 +2171,9 @@ static bool FN(fast_half_line)(softmax_op op, const uint16_t *x, int bf16, void 
     T *e = dst_half ? softmax_workspace(n * sizeof(T)) : dst;
     if (e == NULL)
         return false;
-    const int source = bf16 ? SOURCE_BF16 : SOURCE_F16;
     const unsigned int saved = vec_flush_to_zero_begin();
     bool done;
-    switch (source | (dst_half == 1 ? DEST_BF16 : dst_half == 2 ? DEST_F16 : 0)) {
+    switch (FN(half_line_kinds)(bf16, dst_half)) {
     case SOURCE_BF16:
         done = FN(fast_row_reading)(op, x, SOURCE_BF16, e, dst, n, scale);
         break;
@@ -2778,8 +2776,8 @@ const softmax_kernels KERNELS_NAME = {
 #undef SPLIT_RUN
 #undef STREAM_BYTES
 #undef COLUMN_VECTORS
-#undef ROW_AHEAD
 #undef COLUMN_CHUNK
+#undef ROW_AHEAD
 #undef SMALL_VECTORS
 #undef SMALL_MAGIC
 #undef FAST_SMALL_GROUP
