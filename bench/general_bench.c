@@ -9,7 +9,7 @@
  *   general_bench [--quick] [--threads N]
  *
  * Prints markdown tables: median ns per element over fast-state samples,
- * interleaved, and the ratios issue 4's targets are stated in.
+ * interleaved, and the ratios to the unmasked or f32 calls.
  */
 #include <math.h>
 #include <stdint.h>
@@ -365,6 +365,64 @@ static void attention(void)
         free(alibi);
 }
 
+/* Fused masks on attention rows of every length: scores [B, T, T] with a
+ * [T, T] mask broadcast over B (B * T * T about 2 Mi elements, at least one
+ * matrix), each kind against the unmasked call of the same shape. */
+static void short_masked_rows(size_t T)
+{
+    const size_t B = T * T >= ((size_t)1 << 21) ? 1 : ((size_t)1 << 21) / (T * T), n = B * T * T;
+    float *x = checked_alloc(n * 4), *y = checked_alloc(n * 4);
+    float *mask = checked_alloc(T * T * 4), *bias = checked_alloc(T * T * 4);
+    uint16_t *mask_bf16 = checked_alloc(T * T * 2);
+    uint8_t *keep = checked_alloc(T * T);
+    for (size_t i = 0; i < n; i++)
+        x[i] = (float)normal();
+    for (size_t q = 0; q < T; q++)
+        for (size_t k = 0; k < T; k++) {
+            keep[q * T + k] = k <= q;
+            mask[q * T + k] = k <= q ? 0.0f : -INFINITY;
+            bias[q * T + k] = k <= q ? (float)(-0.05 * (double)(q - k)) : -INFINITY;
+        }
+    softmax_convert(mask_bf16, SOFTMAX_DTYPE_BF16, mask, SOFTMAX_DTYPE_F32, T * T);
+    const int64_t mask_strides[3] = {0, (int64_t)T, 1};
+
+    enum { KINDS = 7 };
+    execute_context *contexts = calloc(KINDS, sizeof *contexts);
+    softmax_desc_init(&contexts[0].desc, SOFTMAX_OP_SOFTMAX, SOFTMAX_DTYPE_F32, 3);
+    contexts[0].desc.ndim = 3;
+    contexts[0].desc.shape[0] = B, contexts[0].desc.shape[1] = T, contexts[0].desc.shape[2] = T;
+    contexts[0].desc.scale = 0.125;
+    contexts[0].src = x;
+    contexts[0].dst = y;
+    for (int k = 1; k < KINDS; k++)
+        contexts[k] = contexts[0];
+    contexts[1].desc.causal = 1;
+    contexts[2].desc.where = keep, contexts[2].desc.where_strides = mask_strides;
+    contexts[3].desc.mask = mask, contexts[3].desc.mask_strides = mask_strides;
+    contexts[4].desc.mask = mask_bf16, contexts[4].desc.mask_dtype = SOFTMAX_DTYPE_BF16;
+    contexts[4].desc.mask_strides = mask_strides;
+    contexts[5].desc.mask = bias, contexts[5].desc.mask_strides = mask_strides;
+    contexts[6].desc.causal = 1, contexts[6].desc.max_bias = 8.0, contexts[6].desc.head_axis = 0;
+
+    static const char *const names[KINDS] = {"unmasked",  "causal",   "where",       "mask-f32",
+                                             "mask-bf16", "bias-f32", "alibi+causal"};
+    row_spec row = {0};
+    char label[64];
+    snprintf(label, sizeof label, "masks on rows of %zu", T);
+    row.label = label;
+    for (int k = 0; k < KINDS; k++)
+        add(&row, names[k], k == 0 ? ROLE_REFERENCE : ROLE_LIBRARY, run_execute, &contexts[k], n);
+    measure(&row);
+    const double unmasked = median_of(&row, "unmasked");
+    printf("| %zu x %zu x %zu |", B, T, T);
+    cell(unmasked);
+    for (int k = 1; k < KINDS; k++)
+        ratio_cell(row.cands[k].available ? row.cands[k].median / unmasked : NAN);
+    printf(" %zu |\n", fewest_kept(&row));
+    fflush(stdout);
+    free(x), free(y), free(mask), free(bias), free(mask_bf16), free(keep), free(contexts);
+}
+
 static void strided(void)
 {
     const size_t rows = 1024, cols = 4096, n = rows * cols;
@@ -427,6 +485,14 @@ int main(int argc, char **argv)
     printf("\n### Masks: attention scores 8 x 32 x 512 x 512, f32, scale 1/8, softmax along the last axis\n\n");
     printf("| candidate | what | ns/element | / unmasked | samples kept |\n| --- | --- | --- | --- | --- |\n");
     attention();
+    printf("\n### Masks on rows of every length: scores [B, T, T], f32, scale 1/8, a [T, T] mask broadcast over B\n\n"
+           "Each fused mask kind's time over the unmasked call of the same shape (the causal kinds compute about half "
+           "the elements).\n\n");
+    printf("| shape | unmasked ns/element | causal | where | mask-f32 0/-inf | mask-bf16 0/-inf | bias-f32 | "
+           "ALiBi + causal | fewest samples kept |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- |\n");
+    static const size_t lengths[] = {16, 32, 64, 128, 256, 1024, 4096};
+    for (size_t i = 0; i < sizeof lengths / sizeof lengths[0]; i++)
+        short_masked_rows(lengths[i]);
     printf("\n### Strides: softmax of a 1024 x 4096 f32 view along its axis of 4096\n\n");
     printf("| layout | ns/element | / contiguous | samples kept |\n| --- | --- | --- | --- |\n");
     strided();

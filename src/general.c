@@ -197,22 +197,53 @@ typedef struct line_position {
     int64_t head;                     /* index along head_axis (ALiBi) */
 } line_position;
 
-static line_position position_of(const general_plan *plan, size_t line)
+/* The positions of lines first_line .. first_line + count - 1: one division
+ * per dimension for the first line, then an odometer over the dimensions
+ * other than the axis (a division per line and dimension cost as much as a
+ * short row's softmax). */
+static void positions_of(const general_plan *plan, size_t first_line, size_t count, line_position *out)
 {
+    size_t index[SOFTMAX_MAX_NDIM] = {0};
     line_position where = {{0}, 0, 0};
-    size_t rest = line;
+    size_t rest = first_line;
     for (int d = plan->ndim - 1; d >= 0; d--) {
         if (d == plan->axis)
             continue;
-        const size_t index = rest % plan->shape[d];
+        index[d] = rest % plan->shape[d];
         rest /= plan->shape[d];
         for (int k = 0; k < GENERAL_OPERANDS; k++)
-            where.offset[k] += (int64_t)index * plan->operands[k].strides[d];
-        if (d == plan->axis - 1)
-            where.query = (int64_t)index;
-        if (d == plan->head_axis)
-            where.head = (int64_t)index;
+            where.offset[k] += (int64_t)index[d] * plan->operands[k].strides[d];
     }
+    if (plan->axis >= 1)
+        where.query = (int64_t)index[plan->axis - 1];
+    if (plan->head_axis >= 0)
+        where.head = (int64_t)index[plan->head_axis];
+    if (count > 0)
+        out[0] = where;
+    for (size_t b = 1; b < count; b++) {
+        for (int d = plan->ndim - 1; d >= 0; d--) {
+            if (d == plan->axis)
+                continue;
+            const bool carry = index[d] + 1 == plan->shape[d];
+            const int64_t step = carry ? -(int64_t)index[d] : 1;
+            index[d] = carry ? 0 : index[d] + 1;
+            for (int k = 0; k < GENERAL_OPERANDS; k++)
+                where.offset[k] += step * plan->operands[k].strides[d];
+            if (!carry)
+                break;
+        }
+        if (plan->axis >= 1)
+            where.query = (int64_t)index[plan->axis - 1];
+        if (plan->head_axis >= 0)
+            where.head = (int64_t)index[plan->head_axis];
+        out[b] = where;
+    }
+}
+
+static line_position position_of(const general_plan *plan, size_t line)
+{
+    line_position where;
+    positions_of(plan, line, 1, &where);
     return where;
 }
 
@@ -715,12 +746,12 @@ VECTOR_CLONES static bool gather_transposed(const general_plan *plan, int operan
 }
 
 /* One line through the kernels' excluding_row; false if they decline it. */
-static bool run_excluding_line(const general_plan *plan, size_t line)
+static bool run_excluding_line(const general_plan *plan, const line_position *line)
 {
     const general_operand *x = &plan->operands[GENERAL_SRC], *d = &plan->operands[GENERAL_DST];
     const general_operand *w = &plan->operands[GENERAL_WHERE];
     const general_operand *m = &plan->operands[GENERAL_MASK];
-    const line_position where = position_of(plan, line);
+    const line_position where = *line;
     const float *src = (const float *)(const void *)x->base + where.offset[GENERAL_SRC];
     const uint8_t *keep = plan->has_where ? (const uint8_t *)(const void *)w->base + where.offset[GENERAL_WHERE] : NULL;
     const bool f32_mask = plan->has_mask && m->type == SOFTMAX_DTYPE_F32;
@@ -735,10 +766,10 @@ static bool run_excluding_line(const general_plan *plan, size_t line)
 
 /* One contiguous half-precision line through the kernels' half_line (or
  * fast_half_line); false if they decline it. */
-static bool run_half_line(const general_plan *plan, size_t line)
+static bool run_half_line(const general_plan *plan, const line_position *line)
 {
     const general_operand *x = &plan->operands[GENERAL_SRC], *d = &plan->operands[GENERAL_DST];
-    const line_position where = position_of(plan, line);
+    const line_position where = *line;
     const uint16_t *src = (const uint16_t *)(const void *)x->base + where.offset[GENERAL_SRC];
     char *dst = d->base_out + where.offset[GENERAL_DST] * (int64_t)softmax_dtype_size(d->type);
     const int dst_half = d->type == SOFTMAX_DTYPE_BF16 ? 1 : d->type == SOFTMAX_DTYPE_F16 ? 2 : 0;
@@ -748,8 +779,8 @@ static bool run_half_line(const general_plan *plan, size_t line)
     return plan->kernels->half_line(plan->op, src, x->type == SOFTMAX_DTYPE_BF16, dst, dst_half, plan->n, plan->scale);
 }
 
-static void run_gathered_block(const general_plan *plan, const block_buffers *buffers, size_t first_line,
-                               size_t line_count);
+static void run_gathered_block(const general_plan *plan, const block_buffers *buffers, const line_position *positions,
+                               size_t first_line, size_t line_count);
 
 /* The layouts the kernels read (and write) in place, line by line: long
  * half-precision rows streamed (half_row), in-cache half rows widened as
@@ -765,26 +796,40 @@ static void run_block(const general_plan *plan, const block_buffers *buffers, si
         if (plan->kernels->half_row(plan->op, src, dst, plan->n, plan->scale, x->type == SOFTMAX_DTYPE_BF16))
             return;
     }
+    line_position positions[BLOCK_MAX_LINES];
+    positions_of(plan, first_line, line_count, positions);
     const bool half_lines = plan->half_lines || plan->fast_half_lines;
     if (!half_lines && !plan->excluding_lines) {
-        run_gathered_block(plan, buffers, first_line, line_count);
+        run_gathered_block(plan, buffers, positions, first_line, line_count);
         return;
     }
-    for (size_t line = first_line; line < first_line + line_count; line++)
-        if (!(half_lines ? run_half_line(plan, line) : run_excluding_line(plan, line)))
-            run_gathered_block(plan, buffers, line, 1);
+    /* Declined lines (short rows below the line kernels' regime, fully
+     * masked rows, ...) are gathered together: the grouped small-row kernels
+     * pay for a whole group whether it holds one row or sixteen, and a row's
+     * bits do not depend on the rows beside it. */
+    size_t declined_first = 0, declined = 0;
+    for (size_t b = 0; b < line_count; b++) {
+        if (!(half_lines ? run_half_line(plan, &positions[b]) : run_excluding_line(plan, &positions[b]))) {
+            if (declined == 0)
+                declined_first = b;
+            declined++;
+            continue;
+        }
+        if (declined > 0)
+            run_gathered_block(plan, buffers, positions + declined_first, first_line + declined_first, declined);
+        declined = 0;
+    }
+    if (declined > 0)
+        run_gathered_block(plan, buffers, positions + declined_first, first_line + declined_first, declined);
 }
 
-static void run_gathered_block(const general_plan *plan, const block_buffers *buffers, size_t first_line,
-                               size_t line_count)
+static void run_gathered_block(const general_plan *plan, const block_buffers *buffers, const line_position *positions,
+                               size_t first_line, size_t line_count)
 {
     const size_t n = plan->n;
     const size_t element = plan->compute == SOFTMAX_DTYPE_F32 ? sizeof(float) : sizeof(double);
     const bool excluding = plan->has_where || plan->causal;
-    line_position positions[BLOCK_MAX_LINES];
     const bool additive = plan->forward && (plan->alibi || (plan->has_mask && !plan->mask_only_excludes));
-    for (size_t b = 0; b < line_count; b++)
-        positions[b] = position_of(plan, first_line + b);
     const general_operand *d = &plan->operands[GENERAL_DST];
     char *rows = buffers->values;
     /* The kernels write dst once, directly, when it holds the block's rows
@@ -904,14 +949,16 @@ static void run_causal_rows(const general_plan *plan, size_t first_line, size_t 
     const general_operand *grad = &plan->operands[GENERAL_GRAD];
     const general_operand *dst = &plan->operands[GENERAL_DST];
     const double fill = plan->op == SOFTMAX_OP_LOG_SOFTMAX ? -INFINITY : 0.0;
-    const line_position first = position_of(plan, first_line);
+    if (line_count == 0)
+        return;
+    line_position positions[BLOCK_MAX_LINES];
+    positions_of(plan, first_line, line_count, positions);
+    const line_position first = positions[0];
     if (plan->kernels->prefix_rows != NULL) {
         /* The unit's rows are contiguous (layout checked by the plan). */
         size_t kept[BLOCK_MAX_LINES];
-        for (size_t b = 0; b < line_count; b++) {
-            const line_position where = position_of(plan, first_line + b);
-            kept[b] = causal_length(plan, &where);
-        }
+        for (size_t b = 0; b < line_count; b++)
+            kept[b] = causal_length(plan, &positions[b]);
         plan->kernels->prefix_rows(plan->op, src->base + first.offset[GENERAL_SRC] * (int64_t)element,
                                    plan->forward ? NULL : grad->base + first.offset[GENERAL_GRAD] * (int64_t)element,
                                    dst->base_out + first.offset[GENERAL_DST] * (int64_t)element, line_count, n, kept,
@@ -919,7 +966,7 @@ static void run_causal_rows(const general_plan *plan, size_t first_line, size_t 
         return;
     }
     for (size_t b = 0; b < line_count; b++) {
-        const line_position where = position_of(plan, first_line + b);
+        const line_position where = positions[b];
         const size_t kept = causal_length(plan, &where);
         char *out = dst->base_out + where.offset[GENERAL_DST] * (int64_t)element;
         if (kept > 0)
