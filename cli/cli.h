@@ -128,6 +128,8 @@ typedef struct cli_npy {
     size_t shape[SOFTMAX_MAX_NDIM];
     size_t count;     /* product of the shape */
     const void *data; /* inside the mapping */
+    int swap;         /* the file's byte order is not the host's */
+    int direct;       /* data is in host order and aligned: usable in place */
     void *mapping;
     size_t mapping_size;
 } cli_npy;
@@ -149,6 +151,17 @@ int cli_is_npy_input(const char *path);
  * written into out (room: 256 bytes), or 0 if it does not fit. */
 size_t cli_npy_header(char *out, softmax_dtype dtype, int ndim, const size_t *shape, size_t header_size);
 size_t cli_dtype_size(softmax_dtype dtype);
+/* 1 on a little-endian host, 0 on a big-endian one (detected at run time,
+ * without relying on compiler macros). */
+int cli_host_is_little_endian(void);
+/* Reverses the bytes of each of count elements of element_size bytes. */
+void cli_swap_bytes(void *data, size_t count, size_t element_size);
+/* Copies elements [first, first + count) of the array to dst in the host's
+ * byte order (whatever the file's order and alignment). */
+void cli_npy_read(const cli_npy *npy, size_t first, size_t count, void *dst);
+/* Writes count elements in the host's order as little-endian bytes, as the
+ * headers written by cli_npy_header declare ('<'). */
+void cli_sink_write_little_endian(cli_sink *sink, const void *values, size_t count, size_t element_size);
 
 /* ---- text input (text.c) ---- */
 

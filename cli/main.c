@@ -168,7 +168,7 @@ static int plot_line(run *r, const void *values, size_t first, size_t stride, si
 static int emit_rows(run *r, const void *values, size_t rows, size_t cols, uint64_t first_row)
 {
     if (r->npy_output) {
-        cli_sink_write(&r->sink, values, rows * cols * cli_dtype_size(r->compute));
+        cli_sink_write_little_endian(&r->sink, values, rows * cols, cli_dtype_size(r->compute));
         return r->sink.failed ? CLI_EX_IOERR : 0;
     }
     if (r->options->plot) {
@@ -535,20 +535,34 @@ static int run_npy(run *r, const char *path)
          * a time. */
         size_t total = last == 0 ? 0 : npy.count / last;
         size_t block = last == 0 ? 1 : CHUNK_ELEMENTS / last;
-        block = block == 0 ? 1 : block;
+        block = block == 0 ? 1 : block > total ? total : block;
+        /* Data in another byte order or misaligned is copied a block at a
+         * time into host order. */
+        void *copy = NULL;
+        if (!npy.direct && total > 0) {
+            copy = malloc(block * last * cli_dtype_size(npy.dtype));
+            if (copy == NULL) {
+                cli_error("out of memory");
+                status = CLI_EX_OSERR;
+            }
+        }
         for (r->pass = 0; status == 0 && r->pass < r->passes; r->pass++) {
             r->scale = pass_scale(o, r->pass);
             pass_heading(r);
             for (size_t first = 0; status == 0 && first < total; first += block) {
                 size_t count = total - first < block ? total - first : block;
-                status =
-                    draw_rows(r, npy.dtype, (const unsigned char *)npy.data + first * last * cli_dtype_size(npy.dtype),
-                              count, last, first, NULL);
+                const void *rows = (const unsigned char *)npy.data + first * last * cli_dtype_size(npy.dtype);
+                if (copy != NULL) {
+                    cli_npy_read(&npy, first * last, count * last, copy);
+                    rows = copy;
+                }
+                status = draw_rows(r, npy.dtype, rows, count, last, first, NULL);
                 if (status == 0) {
                     status = cli_sink_flush(&r->sink);
                 }
             }
         }
+        free(copy);
         cli_npy_close(&npy);
         return status;
     }
@@ -580,10 +594,12 @@ static int run_npy(run *r, const char *path)
         npy.dtype == SOFTMAX_DTYPE_F64 || r->compute == SOFTMAX_DTYPE_F64 ? SOFTMAX_DTYPE_F64 : SOFTMAX_DTYPE_F32;
     void *work_buffer = NULL;
     void *chunk = NULL;
+    void *host_order = NULL; /* the file's values in host order, when they cannot be used in place */
     if (status == 0 && npy.count > 0) {
         work_buffer = malloc(chunk_outer * line * cli_dtype_size(work));
         chunk = work == r->compute ? work_buffer : malloc(chunk_outer * line * cli_dtype_size(r->compute));
-        if (work_buffer == NULL || chunk == NULL) {
+        host_order = npy.direct ? NULL : npy.dtype == work ? work_buffer : malloc(chunk_outer * line * in_size);
+        if (work_buffer == NULL || chunk == NULL || (!npy.direct && host_order == NULL)) {
             cli_error("out of memory");
             status = CLI_EX_OSERR;
         }
@@ -595,6 +611,10 @@ static int run_npy(run *r, const char *path)
             size_t count = outer - o0 < chunk_outer ? outer - o0 : chunk_outer;
             size_t shape[3] = {count, n, inner};
             const void *src = (const unsigned char *)npy.data + o0 * line * in_size;
+            if (!npy.direct) {
+                cli_npy_read(&npy, o0 * line, count * line, host_order);
+                src = host_order;
+            }
             if (npy.dtype != work) {
                 softmax_convert(work_buffer, work, src, npy.dtype, count * line);
                 src = work_buffer;
@@ -632,6 +652,9 @@ static int run_npy(run *r, const char *path)
     }
     if (chunk != work_buffer) {
         free(chunk);
+    }
+    if (host_order != work_buffer) {
+        free(host_order);
     }
     free(work_buffer);
     cli_npy_close(&npy);
@@ -675,7 +698,20 @@ static int load_mask(run *r, const char *path)
             cli_error("out of memory");
             return CLI_EX_OSERR;
         }
-        softmax_convert(r->mask, SOFTMAX_DTYPE_F64, npy.data, npy.dtype, npy.count);
+        const void *values = npy.data;
+        void *copy = NULL;
+        if (!npy.direct && npy.count > 0) {
+            copy = malloc(npy.count * cli_dtype_size(npy.dtype));
+            if (copy == NULL) {
+                cli_npy_close(&npy);
+                cli_error("out of memory");
+                return CLI_EX_OSERR;
+            }
+            cli_npy_read(&npy, 0, npy.count, copy);
+            values = copy;
+        }
+        softmax_convert(r->mask, SOFTMAX_DTYPE_F64, values, npy.dtype, npy.count);
+        free(copy);
         r->mask_ndim = npy.ndim;
         memcpy(r->mask_shape, npy.shape, sizeof npy.shape);
         cli_npy_close(&npy);

@@ -4,7 +4,13 @@
  * 'fortran_order' and 'shape', padding, then the raw C-order data.
  *
  * Input files are memory-mapped rather than read: the data is used where it
- * lies, so a file larger than memory still works and nothing is copied.
+ * lies, so a file larger than memory still works and nothing is copied --
+ * unless its byte order is not the host's or it is not aligned for its type,
+ * and then it is copied (and swapped) a chunk at a time by cli_npy_read.
+ * Byte order is always explicit: the header's length fields are read byte by
+ * byte, 'descr' says '<' (little), '>' (big) or '='/'|' (the writer's native
+ * order, taken as the host's), and the host's order is detected at run time.
+ * Written files are always little-endian ('<'), whatever the host.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -31,6 +37,35 @@ size_t cli_dtype_size(softmax_dtype dtype)
         return 2;
     }
     return 0;
+}
+
+int cli_host_is_little_endian(void)
+{
+    const uint16_t one = 1;
+    unsigned char first_byte;
+    memcpy(&first_byte, &one, 1);
+    return first_byte == 1;
+}
+
+void cli_swap_bytes(void *data, size_t count, size_t element_size)
+{
+    unsigned char *bytes = data;
+    for (size_t i = 0; i < count; i++, bytes += element_size) {
+        for (size_t low = 0, high = element_size - 1; low < high; low++, high--) {
+            unsigned char kept = bytes[low];
+            bytes[low] = bytes[high];
+            bytes[high] = kept;
+        }
+    }
+}
+
+void cli_npy_read(const cli_npy *npy, size_t first, size_t count, void *dst)
+{
+    size_t element = cli_dtype_size(npy->dtype);
+    memcpy(dst, (const unsigned char *)npy->data + first * element, count * element);
+    if (npy->swap) {
+        cli_swap_bytes(dst, count, element);
+    }
 }
 
 int cli_is_npy_path(const char *path)
@@ -108,12 +143,11 @@ static int parse_header(const char *path, const char *dict, cli_npy *npy)
     for (const char *p = descr + 1; *p && *p != '\'' && *p != '"' && n + 1 < sizeof type; p++) {
         type[n++] = *p;
     }
-    /* '<' little-endian, '=' native (x86 and ARM Linux are little-endian),
-     * '|' not applicable; '>' would need a byte swap. */
-    if (type[0] == '>') {
-        return npy_fail(path, "big-endian data ('>' in 'descr'); convert with numpy's astype('<f4')");
-    }
-    const char *kind = (type[0] == '<' || type[0] == '=' || type[0] == '|') ? type + 1 : type;
+    /* '<' little-endian, '>' big-endian, '=' the writer's native order and
+     * '|' "not applicable" (numpy reads both as native): the host's. */
+    int file_is_little = type[0] == '<' ? 1 : type[0] == '>' ? 0 : cli_host_is_little_endian();
+    npy->swap = file_is_little != cli_host_is_little_endian();
+    const char *kind = (type[0] == '<' || type[0] == '>' || type[0] == '=' || type[0] == '|') ? type + 1 : type;
     if (strcmp(kind, "f4") == 0) {
         npy->dtype = SOFTMAX_DTYPE_F32;
     } else if (strcmp(kind, "f8") == 0) {
@@ -222,6 +256,9 @@ int cli_npy_parse(const char *path, const void *file, size_t size, cli_npy *npy)
         return npy_fail(path, message);
     }
     npy->data = bytes + data_offset;
+    /* numpy pads headers to 64 bytes, but a hand-made file may not: the
+     * library is never handed a misaligned pointer. */
+    npy->direct = !npy->swap && (uintptr_t)npy->data % element == 0;
     return 0;
 }
 

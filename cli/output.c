@@ -192,3 +192,22 @@ void cli_sink_abandon(cli_sink *sink)
     free(sink->buffer);
     sink->buffer = NULL;
 }
+
+/* .npy output: the headers say little-endian ('<') on every host. */
+void cli_sink_write_little_endian(cli_sink *sink, const void *values, size_t count, size_t element_size)
+{
+    if (cli_host_is_little_endian()) {
+        cli_sink_write(sink, values, count * element_size);
+        return;
+    }
+    unsigned char swapped[4096];
+    size_t per_block = sizeof swapped / element_size;
+    const unsigned char *bytes = values;
+    for (size_t done = 0; done < count;) {
+        size_t n = count - done < per_block ? count - done : per_block;
+        memcpy(swapped, bytes + done * element_size, n * element_size);
+        cli_swap_bytes(swapped, n, element_size);
+        cli_sink_write(sink, swapped, n * element_size);
+        done += n;
+    }
+}

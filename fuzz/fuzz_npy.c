@@ -16,7 +16,7 @@
  *    element), and for described files dtype, ndim, shape and data offset
  *    are exactly what was written;
  *  - described files succeed exactly when they should (supported
- *    little-endian type, fortran_order False, at most 8 dimensions, no
+ *    type in either byte order, swapped when it is not the host's, fortran_order False, at most 8 dimensions, no
  *    overflow, enough data), and a failure reports "<path>: ...";
  *  - cli_npy_header's own headers parse back to the same dtype and shape.
  */
@@ -68,7 +68,7 @@ static void check_success(const uint8_t *file, size_t size, const cli_npy *npy)
     FUZZ_CHECK(count == npy->count, "count %zu is not the product of the shape (%zu)", npy->count, count);
     const size_t element = cli_dtype_size(npy->dtype);
     FUZZ_CHECK(npy->count <= (size - prefix - header) / element, "the data runs past the end of the file");
-    /* The header names that type, little-endian or native, in C order. */
+    /* The header names that type, in any byte order, in C order. */
     char *dict = malloc(header + 1);
     memcpy(dict, bytes + prefix, header);
     dict[header] = '\0';
@@ -114,12 +114,12 @@ static void run_described(fuzz_reader *r)
                                                 SOFTMAX_DTYPE_F32,
                                                 SOFTMAX_DTYPE_F64,
                                                 SOFTMAX_DTYPE_F16,
+                                                SOFTMAX_DTYPE_F32,
                                                 0,
                                                 0,
                                                 0,
                                                 0,
-                                                0,
-                                                0,
+                                                SOFTMAX_DTYPE_F64,
                                                 0,
                                                 SOFTMAX_DTYPE_F64};
     const uint8_t version_byte = take_u8(r), layout = take_u8(r), descr_byte = take_u8(r), order_byte = take_u8(r);
@@ -215,6 +215,10 @@ static void run_described(fuzz_reader *r)
     if (status == 0) {
         check_success(copy, size, &npy);
         FUZZ_CHECK(npy.dtype == type, "dtype %d, the header says %s", npy.dtype, descrs[descr_index]);
+        const char order = descrs[descr_index][0];
+        const int file_is_little = order == '<' ? 1 : order == '>' ? 0 : cli_host_is_little_endian();
+        FUZZ_CHECK(npy.swap == (file_is_little != cli_host_is_little_endian()), "byte swap %d for descr %s", npy.swap,
+                   descrs[descr_index]);
         FUZZ_CHECK(npy.ndim == (ndim ? ndim : 1), "ndim %d, the header has %d", npy.ndim, ndim);
         for (int d = 0; d < ndim; d++)
             FUZZ_CHECK(npy.shape[d] == shape[d], "extent %d is %zu, the header says %llu", d, npy.shape[d], shape[d]);
