@@ -49,6 +49,11 @@ typedef struct run {
     size_t scratch_capacity;
     /* --sample / --entropy / --logsumexp / --argmax instead of softmax */
     int draws;
+    /* text read so far (all inputs, the first pass) */
+    cli_text_summary summary;
+    /* bytes of standard input read to look for the .npy magic */
+    char stdin_prefix[sizeof cli_npy_magic];
+    size_t stdin_prefix_length;
 } run;
 
 /* ------------------------------------------------------------------------- */
@@ -70,9 +75,10 @@ static double pass_scale(const cli_options *options, int pass)
         return options->scale;
     }
     double t = options->temperatures[pass];
-    /* T = 0 is the greedy limit: an infinite scale, which the library
-     * defines as one-hot at the arg max. */
-    return t == 0 ? copysign(INFINITY, t) * options->scale : options->scale / t;
+    /* T = 0 (or -0: the same temperature) is the greedy limit: an infinite
+     * scale, which the library defines as one-hot at the arg max (ties
+     * share the mass). */
+    return t == 0 ? INFINITY * options->scale : options->scale / t;
 }
 
 /* The sampler's temperature for the pass: T / S (the sampler divides the
@@ -110,15 +116,12 @@ static double value_at(const run *r, const void *values, size_t i)
 
 static void write_number(run *r, double value)
 {
-    char *slot = cli_sink_reserve(&r->sink, 64);
-    size_t length;
     if (r->options->format != NULL) {
-        int n = snprintf(slot, 64, r->options->format, value);
-        length = n < 0 ? 0 : (size_t)n > 63 ? 63 : (size_t)n;
-    } else {
-        length = cli_format_g(slot, value, r->options->precision);
+        cli_sink_format_number(&r->sink, r->options->format, value);
+        return;
     }
-    r->sink.used += length;
+    char *slot = cli_sink_reserve(&r->sink, 64);
+    r->sink.used += cli_format_g(slot, value, r->options->precision);
 }
 
 static int ensure_scratch(run *r, size_t n)
@@ -375,7 +378,7 @@ static void pass_heading(run *r)
 
 /* Standard input read more than once (one pass per temperature) is first
  * copied to an anonymous temporary file. */
-static int spool_to_temporary(int fd, const char *name, int *spooled)
+static int spool_to_temporary(int fd, const char *name, const char *prefix, size_t prefix_length, int *spooled)
 {
     char path[] = "/tmp/softmax-stdin.XXXXXX";
     const char *directory = getenv("TMPDIR");
@@ -392,8 +395,11 @@ static int spool_to_temporary(int fd, const char *name, int *spooled)
     }
     unlink(template);
     char buffer[1 << 16];
+    memcpy(buffer, prefix, prefix_length);
+    size_t pending = prefix_length;
     for (;;) {
-        ssize_t got = read(fd, buffer, sizeof buffer);
+        ssize_t got = pending ? (ssize_t)pending : read(fd, buffer, sizeof buffer);
+        pending = 0;
         if (got < 0 && errno == EINTR) {
             continue;
         }
@@ -439,9 +445,12 @@ static int run_text(run *r, const char *path)
     }
     int status = 0;
     int owned = !is_stdin;
-    if (r->passes > 1 && lseek(fd, 0, SEEK_CUR) < 0) {
+    const char *prefix = is_stdin ? r->stdin_prefix : NULL;
+    size_t prefix_length = is_stdin ? r->stdin_prefix_length : 0;
+    if (r->passes > 1 && (prefix_length > 0 || lseek(fd, 0, SEEK_CUR) < 0)) {
         int spooled;
-        status = spool_to_temporary(fd, r->input_name, &spooled);
+        status = spool_to_temporary(fd, r->input_name, prefix, prefix_length, &spooled);
+        prefix_length = 0;
         if (status != 0) {
             if (owned) {
                 close(fd);
@@ -473,10 +482,21 @@ static int run_text(run *r, const char *path)
         .equal_rows_reason = r->text_axis_columns ? "--axis 0 needs a matrix (every row the same length)"
                                                   : "a .npy output needs a matrix (every row the same length)",
         .header = o->header,
+        .delimiter = o->delimiter,
+        .columns = o->n_columns > 0 ? o->columns : NULL,
+        .n_columns = (size_t)o->n_columns,
+        .max_line = o->max_line,
+        .summary = &r->summary,
+        .prefix = prefix,
+        .prefix_length = prefix_length,
         .rows = text_rows,
         .idle = text_idle,
         .labels = text_labels};
     for (r->pass = 0; status == 0 && r->pass < r->passes; r->pass++) {
+        if (r->pass > 0) {
+            callbacks.summary = NULL;
+            callbacks.prefix_length = 0;
+        }
         r->scale = pass_scale(o, r->pass);
         if (r->pass > 0 && lseek(fd, start, SEEK_SET) < 0) {
             cli_error("%s: cannot read it again for the next temperature: %s", r->input_name, strerror(errno));
@@ -495,17 +515,22 @@ static int run_text(run *r, const char *path)
 /* ------------------------------------------------------------------------- */
 /* .npy input */
 
-static int run_npy(run *r, const char *path)
+/* fd >= 0: the array is in that file (standard input spooled), named path. */
+static int run_npy(run *r, const char *path, int fd)
 {
     const cli_options *o = r->options;
     r->input_name = path;
     cli_npy npy;
-    int status = cli_npy_open(path, &npy);
+    int status = fd >= 0 ? cli_npy_open_fd(fd, path, &npy) : cli_npy_open(path, &npy);
     if (status != 0) {
         return status;
     }
     if (o->dtype == 0) {
-        r->compute = npy.dtype == SOFTMAX_DTYPE_F64 ? SOFTMAX_DTYPE_F64 : SOFTMAX_DTYPE_F32;
+        /* A .npy output has the file's type (float16 computed in f32 and
+         * rounded once); text is printed from the f32 or f64 result. */
+        r->compute = npy.dtype == SOFTMAX_DTYPE_F64                    ? SOFTMAX_DTYPE_F64
+                     : npy.dtype == SOFTMAX_DTYPE_F16 && r->npy_output ? SOFTMAX_DTYPE_F16
+                                                                       : SOFTMAX_DTYPE_F32;
     }
     int axis = o->axis < 0 ? o->axis + npy.ndim : o->axis;
     if (axis < 0 || axis >= npy.ndim) {
@@ -580,8 +605,15 @@ static int run_npy(run *r, const char *path)
         for (int i = 0; i < npy.ndim; i++) {
             shape[ndim++] = npy.shape[i];
         }
-        char header[256];
+        if (npy.scalar) {
+            ndim--; /* a 0-d array stays 0-d */
+        }
+        char header[CLI_NPY_HEADER_ROOM];
         size_t length = cli_npy_header(header, r->compute, ndim, shape, 0);
+        if (length == 0) {
+            cli_error("%s: the output array would be larger than numpy can load", r->sink.target);
+            status = CLI_EX_DATAERR;
+        }
         cli_sink_write(&r->sink, header, length);
     }
     size_t chunk_outer = line == 0 || r->mask != NULL ? outer : CHUNK_ELEMENTS / line;
@@ -722,14 +754,22 @@ static int load_mask(run *r, const char *path)
         cli_error("%s: cannot open the mask: %s", path, strerror(errno));
         return CLI_EX_NOINPUT;
     }
+    cli_text_summary summary = {0, 0};
     cli_text_callbacks callbacks = {.context = r,
                                     .dtype = SOFTMAX_DTYPE_F64,
                                     .whole_matrix = 1,
                                     .equal_rows = 1,
                                     .equal_rows_reason = "a --mask is a matrix (every row the same length)",
+                                    .delimiter = r->options->delimiter,
+                                    .max_line = r->options->max_line,
+                                    .summary = &summary,
                                     .rows = mask_rows_callback};
     int status = cli_read_text(fd, path, &callbacks);
     close(fd);
+    if (status == 0 && summary.rows == 0) {
+        cli_error("%s: the --mask has no row of numbers", path);
+        status = CLI_EX_DATAERR;
+    }
     if (status == 0 && r->mask_shape[0] == 1) {
         r->mask_ndim = 1;
         r->mask_shape[0] = r->mask_shape[1];
@@ -767,6 +807,36 @@ static int check_sampler(const cli_options *options)
     return 0;
 }
 
+/* Reads the first bytes of standard input while they match the .npy magic
+ * string (text stops it at its first byte); the text reader then starts
+ * with them. */
+static int peek_stdin(run *r, int *is_npy)
+{
+    *is_npy = 0;
+    while (r->stdin_prefix_length < sizeof cli_npy_magic) {
+        /* One byte at a time: a text input never has more than its first
+         * byte taken here, so its lines reach the reader as they would
+         * without the test. */
+        ssize_t got = read(STDIN_FILENO, r->stdin_prefix + r->stdin_prefix_length, 1);
+        if (got < 0 && errno == EINTR) {
+            continue;
+        }
+        if (got < 0) {
+            cli_error("standard input: read failed: %s", strerror(errno));
+            return CLI_EX_NOINPUT;
+        }
+        if (got == 0) {
+            return 0;
+        }
+        r->stdin_prefix_length += (size_t)got;
+        if (memcmp(r->stdin_prefix, cli_npy_magic, r->stdin_prefix_length) != 0) {
+            return 0;
+        }
+    }
+    *is_npy = 1;
+    return 0;
+}
+
 static int finish_streamed_npy(run *r)
 {
     size_t shape[3];
@@ -776,7 +846,7 @@ static int finish_streamed_npy(run *r)
     }
     shape[ndim++] = (size_t)(r->rows_written / (uint64_t)r->passes);
     shape[ndim++] = r->cols_written;
-    char header[256];
+    char header[CLI_NPY_HEADER_ROOM];
     size_t length = cli_npy_header(header, r->compute, ndim, shape, STREAMED_NPY_HEADER);
     int status = cli_sink_flush(&r->sink);
     if (status == 0 && (length == 0 || pwrite(r->sink.fd, header, length, 0) != (ssize_t)length)) {
@@ -824,23 +894,71 @@ int main(int argc, char **argv)
         free(r.mask);
         return status;
     }
-    int any_text = 0;
+    /* Standard input is text or a .npy array, told apart by its first bytes. */
+    int reads_stdin = options.n_inputs == 0;
     for (int i = 0; i < options.n_inputs; i++) {
-        any_text |= !cli_is_npy_input(options.inputs[i]);
+        reads_stdin |= strcmp(options.inputs[i], "-") == 0;
     }
-    if (r.npy_output && (options.n_inputs == 0 || any_text)) {
-        /* The shape is known at the end; the header goes in last. */
+    int stdin_is_npy = 0;
+    if (reads_stdin) {
+        if (isatty(STDIN_FILENO)) {
+            cli_error("reading rows of numbers from the terminal (standard input); end with Ctrl-D, or see "
+                      "'softmax --help'");
+        }
+        status = peek_stdin(&r, &stdin_is_npy);
+    }
+    int any_text = 0;
+    int any_npy = 0;
+    for (int i = 0; i < options.n_inputs; i++) {
+        int is_stdin = strcmp(options.inputs[i], "-") == 0;
+        int is_npy = is_stdin ? stdin_is_npy : cli_is_npy_input(options.inputs[i]);
+        any_text |= !is_npy;
+        any_npy |= is_npy;
+    }
+    if (options.n_inputs == 0) {
+        any_text = !stdin_is_npy;
+        any_npy = stdin_is_npy;
+    }
+    if (status == 0 && r.npy_output && any_text) {
+        /* The shape is known at the end; the header goes in last, which
+         * needs a file to seek in: said now, not after the whole input. */
+        struct stat info;
+        if (fstat(r.sink.fd, &info) != 0 || !S_ISREG(info.st_mode)) {
+            cli_error("%s: a .npy output from text must be a regular file (its shape is written last); write text, "
+                      "or a file and copy it",
+                      options.output_path);
+            status = CLI_EX_CANTCREAT;
+        }
         char zeros[STREAMED_NPY_HEADER] = {0};
         cli_sink_write(&r.sink, zeros, sizeof zeros);
     }
-    if (options.n_inputs == 0) {
-        status = run_text(&r, NULL);
+    for (int i = 0; status == 0 && i < (options.n_inputs == 0 ? 1 : options.n_inputs); i++) {
+        const char *path = options.n_inputs == 0 ? "-" : options.inputs[i];
+        if (strcmp(path, "-") == 0 && stdin_is_npy) {
+            int spooled;
+            status =
+                spool_to_temporary(STDIN_FILENO, "standard input", r.stdin_prefix, r.stdin_prefix_length, &spooled);
+            if (status == 0) {
+                status = run_npy(&r, "standard input", spooled);
+            }
+        } else if (strcmp(path, "-") != 0 && cli_is_npy_input(path)) {
+            status = run_npy(&r, path, -1);
+        } else {
+            status = run_text(&r, strcmp(path, "-") == 0 ? NULL : path);
+        }
+        r.stdin_prefix_length = strcmp(path, "-") == 0 ? 0 : r.stdin_prefix_length;
     }
-    for (int i = 0; status == 0 && i < options.n_inputs; i++) {
-        const char *path = options.inputs[i];
-        status = cli_is_npy_input(path) ? run_npy(&r, path) : run_text(&r, path);
+    if (status == 0 && any_text && !any_npy && r.summary.rows == 0 && options.require_input) {
+        cli_error("%s: empty input: no row of numbers (--require-input)",
+                  options.n_inputs == 1 && strcmp(options.inputs[0], "-") != 0 ? options.inputs[0] : "standard input");
+        status = CLI_EX_DATAERR;
     }
-    if (status == 0 && r.npy_output && (options.n_inputs == 0 || any_text)) {
+    if (status == 0 && r.summary.rows > 0 && r.summary.max_cols == 1 && options.axis != 0 && options.axis != -2 &&
+        !r.draws) {
+        cli_error("note: every row has one number, so every result is %s; to normalize down the column, use --axis 0",
+                  options.log ? "0" : "1");
+    }
+    if (status == 0 && r.npy_output && any_text) {
         status = finish_streamed_npy(&r);
     }
     if (status == 0) {

@@ -357,3 +357,103 @@ size_t cli_format_g(char *out, double value, int precision)
     *p = '\0';
     return (size_t)(p - out);
 }
+
+/* ------------------------------------------------------------------------- */
+
+/* The length of the valid UTF-8 sequence at text (1 to 4), or 0 if the bytes
+ * there are not one (overlong forms, surrogates and values past U+10FFFF are
+ * not). Sets *code_point. */
+size_t cli_utf8_sequence(const unsigned char *text, size_t length, uint32_t *code_point)
+{
+    if (length == 0) {
+        return 0;
+    }
+    unsigned char lead = text[0];
+    if (lead < 0x80) {
+        *code_point = lead;
+        return 1;
+    }
+    size_t n = lead >= 0xf0 ? 4 : lead >= 0xe0 ? 3 : lead >= 0xc0 ? 2 : 0;
+    if (n == 0 || n > length || lead > 0xf4) {
+        return 0;
+    }
+    uint32_t value = lead & (0x7f >> n);
+    for (size_t i = 1; i < n; i++) {
+        if ((text[i] & 0xc0) != 0x80) {
+            return 0;
+        }
+        value = value << 6 | (text[i] & 0x3f);
+    }
+    static const uint32_t smallest[5] = {0, 0, 0x80, 0x800, 0x10000};
+    if (value < smallest[n] || value > 0x10ffff || (value >= 0xd800 && value <= 0xdfff)) {
+        return 0;
+    }
+    *code_point = value;
+    return n;
+}
+
+size_t cli_quote(char *out, size_t size, const char *text, size_t length)
+{
+    /* Room kept for the closing quote, "..." and the NUL. */
+    if (size < 8) {
+        if (size > 0) {
+            out[0] = '\0';
+        }
+        return 0;
+    }
+    size_t limit = size - 5;
+    size_t n = 0;
+    out[n++] = '\'';
+    const unsigned char *bytes = (const unsigned char *)text;
+    size_t i = 0;
+    while (i < length) {
+        char piece[8];
+        size_t piece_length;
+        uint32_t code_point = 0;
+        size_t sequence = cli_utf8_sequence(bytes + i, length - i, &code_point);
+        if (sequence == 0 || code_point < 0x20 || code_point == 0x7f || (code_point >= 0x80 && code_point < 0xa0) ||
+            code_point == '\'' || code_point == '\\') {
+            unsigned char byte = bytes[i];
+            static const char named[] = "\a\b\t\n\v\f\r";
+            static const char letters[] = "abtnvfr";
+            const char *found = byte != 0 ? memchr(named, byte, sizeof named - 1) : NULL;
+            if (sequence > 1) {
+                /* a C1 control: every byte escaped */
+                piece_length = 0;
+                for (size_t k = 0; k < sequence; k++) {
+                    piece_length +=
+                        (size_t)snprintf(piece + piece_length, sizeof piece - piece_length, "\\x%02x", bytes[i + k]);
+                    if (piece_length >= 4 * 2) {
+                        break;
+                    }
+                }
+            } else if (found != NULL) {
+                piece[0] = '\\';
+                piece[1] = letters[found - named];
+                piece_length = 2;
+            } else if (byte == '\'' || byte == '\\') {
+                piece[0] = '\\';
+                piece[1] = (char)byte;
+                piece_length = 2;
+            } else {
+                piece_length = (size_t)snprintf(piece, sizeof piece, "\\x%02x", byte);
+            }
+            sequence = sequence > 1 ? sequence : 1;
+        } else {
+            memcpy(piece, bytes + i, sequence);
+            piece_length = sequence;
+        }
+        if (n + piece_length > limit) {
+            memcpy(out + n, "...'", 4);
+            n += 4;
+            out[n] = '\0';
+            return n;
+        }
+        memcpy(out + n, piece, piece_length);
+        n += piece_length;
+        i += sequence;
+    }
+    out[n++] = '\'';
+    out[n] = '\0';
+    return n;
+}

@@ -135,7 +135,9 @@ static int parse_temperatures(const char *text, cli_options *options)
             status = usage_error("--temperature: at most %d temperatures", CLI_MAX_TEMPERATURES);
         }
         if (status == 0) {
-            options->temperatures[options->n_temperatures++] = t;
+            /* -0 is the temperature 0 (greedy at the arg max), not a limit
+             * from below */
+            options->temperatures[options->n_temperatures++] = t == 0 ? 0.0 : t;
             any = 1;
         }
     }
@@ -163,14 +165,22 @@ static int check_format(const char *format)
         while (*p && strchr("-+ #0'", *p)) {
             p++;
         }
+        /* width and precision: up to 4 digits (printf fails past INT_MAX) */
+        const char *digits = p;
         while (*p >= '0' && *p <= '9') {
             p++;
         }
+        int too_wide = p - digits > 4;
         if (*p == '.') {
             p++;
+            digits = p;
             while (*p >= '0' && *p <= '9') {
                 p++;
             }
+            too_wide |= p - digits > 4;
+        }
+        if (too_wide) {
+            return usage_error("--format: '%s': width and precision go up to 9999", format);
         }
         if (*p == '\0' || !strchr("eEfFgGaA", *p)) {
             return usage_error("--format: '%s' is not a format for one number; expected one of %%e %%f %%g %%a "
@@ -182,6 +192,86 @@ static int check_format(const char *format)
     if (conversions != 1) {
         return usage_error("--format: '%s' has %d conversions; expected exactly one, e.g. %%.4f", format, conversions);
     }
+    return 0;
+}
+
+/* --delimiter: one character; "tab" / "\t" and "space" by name. A blank
+ * means runs of blanks; anything else exactly that character. */
+static int parse_delimiter(const char *text, cli_options *options)
+{
+    char delimiter = 0;
+    if (strcmp(text, "tab") == 0 || strcmp(text, "\\t") == 0) {
+        delimiter = '\t';
+    } else if (strcmp(text, "space") == 0) {
+        delimiter = ' ';
+    } else if (strlen(text) == 1 && (text[0] == ' ' || text[0] == '\t' ||
+                                     (text[0] > ' ' && text[0] < 0x7f && !strchr("0123456789+-.eE#", text[0])))) {
+        delimiter = text[0];
+    } else {
+        return usage_error("--delimiter: expected one character that cannot be part of a number (',', ';', '|', "
+                           "'tab', 'space'), got '%s'",
+                           text);
+    }
+    options->delimiter = delimiter;
+    return 0;
+}
+
+/* --columns LIST: fields numbered from 1, as cut -f: "2", "2-5", "3-",
+ * "1,3,5-7". */
+static int parse_columns(const char *text, cli_options *options)
+{
+    const char *p = text;
+    options->n_columns = 0;
+    for (;;) {
+        char *stop;
+        if (*p < '0' || *p > '9') {
+            break;
+        }
+        errno = 0;
+        unsigned long long first = strtoull(p, &stop, 10);
+        unsigned long long last = first;
+        p = stop;
+        if (*p == '-') {
+            p++;
+            if (*p >= '0' && *p <= '9') {
+                last = strtoull(p, &stop, 10);
+                p = stop;
+            } else {
+                last = SIZE_MAX;
+            }
+        }
+        if (errno != 0 || first == 0 || last < first || options->n_columns == CLI_MAX_COLUMN_RANGES) {
+            break;
+        }
+        options->columns[options->n_columns].first = (size_t)first;
+        options->columns[options->n_columns].last = (size_t)last;
+        options->n_columns++;
+        if (*p == '\0') {
+            return 0;
+        }
+        if (*p != ',') {
+            break;
+        }
+        p++;
+    }
+    return usage_error("--columns: expected fields numbered from 1 as in cut -f (2, 2-5, 3-, 1,3,5-7), got '%s'", text);
+}
+
+/* A byte count with an optional K, M or G (powers of 1024). */
+static int parse_size(const char *option, const char *text, size_t *value)
+{
+    char *stop;
+    errno = 0;
+    unsigned long long number = strtoull(text, &stop, 10);
+    unsigned shift = *stop == 'K' || *stop == 'k' ? 10 : *stop == 'M' ? 20 : *stop == 'G' ? 30 : 0;
+    if (shift != 0) {
+        stop++;
+    }
+    if (stop == text || *stop != '\0' || errno != 0 || text[0] == '-' || number == 0 ||
+        number > (SIZE_MAX >> 1) >> shift) {
+        return usage_error("%s: expected a positive size in bytes (suffix K, M or G allowed), got '%s'", option, text);
+    }
+    *value = (size_t)(number << shift);
     return 0;
 }
 
@@ -199,7 +289,9 @@ enum {
     OPT_DTYPE,
     OPT_PLOT,
     OPT_HEADER,
-    OPT_FAST
+    OPT_FAST,
+    OPT_MAX_LINE,
+    OPT_REQUIRE_INPUT
 };
 
 static const struct option long_options[] = {{"scale", required_argument, NULL, 's'},
@@ -223,6 +315,10 @@ static const struct option long_options[] = {{"scale", required_argument, NULL, 
                                              {"format", required_argument, NULL, 'f'},
                                              {"plot", no_argument, NULL, OPT_PLOT},
                                              {"header", no_argument, NULL, OPT_HEADER},
+                                             {"delimiter", required_argument, NULL, 'd'},
+                                             {"columns", required_argument, NULL, 'c'},
+                                             {"max-line-length", required_argument, NULL, OPT_MAX_LINE},
+                                             {"require-input", no_argument, NULL, OPT_REQUIRE_INPUT},
                                              {"output", required_argument, NULL, 'o'},
                                              {"help", no_argument, NULL, 'h'},
                                              {"version", no_argument, NULL, 'V'},
@@ -316,7 +412,19 @@ static int apply_option(int code, const char *argument, cli_options *options)
         options->header = 1;
         return 0;
     case 'o':
+        if (argument[0] == '\0') {
+            return usage_error("-o: the output file name is empty");
+        }
         options->output_path = argument;
+        return 0;
+    case 'd':
+        return parse_delimiter(argument, options);
+    case 'c':
+        return parse_columns(argument, options);
+    case OPT_MAX_LINE:
+        return parse_size("--max-line-length", argument, &options->max_line);
+    case OPT_REQUIRE_INPUT:
+        options->require_input = 1;
         return 0;
     }
     return CLI_EX_USAGE;
@@ -346,6 +454,12 @@ static int check_combinations(const cli_options *options)
     if (statistics && options->sample_count > 0) {
         return usage_error("--sample and --entropy/--logsumexp/--argmax: one at a time");
     }
+    if (options->plot && options->format != NULL) {
+        return usage_error("--plot prints its values with --precision, not --format");
+    }
+    if (options->plot && options->output_path != NULL && cli_is_npy_path(options->output_path)) {
+        return usage_error("--plot draws text; -o %s writes a .npy array: one or the other", options->output_path);
+    }
     if (statistics && options->plot) {
         return usage_error("--plot draws distributions and samples, not --entropy, --logsumexp or --argmax");
     }
@@ -372,6 +486,17 @@ static int check_combinations(const cli_options *options)
     return 0;
 }
 
+/* --help and --version: a write error (a full disk, a closed pipe with
+ * SIGPIPE ignored) is reported, not lost. */
+static int finish_standard_output(void)
+{
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        cli_error("standard output: write failed: %s", strerror(errno));
+        return CLI_EX_IOERR;
+    }
+    return 0;
+}
+
 int cli_parse_options(int argc, char **argv, cli_options *options)
 {
     memset(options, 0, sizeof *options);
@@ -381,14 +506,14 @@ int cli_parse_options(int argc, char **argv, cli_options *options)
     opterr = 0;
     int code;
     int long_index;
-    while ((code = getopt_long(argc, argv, ":s:t:la:j:p:f:o:hV", long_options, &long_index)) != -1) {
+    while ((code = getopt_long(argc, argv, ":s:t:la:j:p:f:o:d:c:hV", long_options, &long_index)) != -1) {
         if (code == 'h') {
             fputs(usage_text, stdout);
-            return 0;
+            return finish_standard_output();
         }
         if (code == 'V') {
             printf("softmax (libsoftmax) %s, code path %s\n", softmax_version(), softmax_isa_name());
-            return 0;
+            return finish_standard_output();
         }
         if (code == '?') {
             if (optopt != 0) {

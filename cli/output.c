@@ -108,11 +108,10 @@ static void write_all(cli_sink *sink, const char *data, size_t size)
             if (errno == EINTR) {
                 continue;
             }
-            /* A closed pipe downstream (`softmax big | head`) is not an
-             * error worth a message: stop quietly. */
-            if (errno == EPIPE && sink->target == NULL) {
-                exit(0);
-            }
+            /* A closed pipe downstream (`softmax big | head`) normally
+             * ends the process by SIGPIPE, quietly, before write returns;
+             * EPIPE arrives only when SIGPIPE is ignored, and then it is a
+             * write error like any other: reported, exit status 74. */
             cli_error("%s: write failed: %s", sink->target ? sink->target : "standard output", strerror(errno));
             sink->failed = 1;
             return;
@@ -210,4 +209,26 @@ void cli_sink_write_little_endian(cli_sink *sink, const void *values, size_t cou
         cli_sink_write(sink, swapped, n * element_size);
         done += n;
     }
+}
+
+void cli_sink_format_number(cli_sink *sink, const char *format, double value)
+{
+    /* Whatever the width and precision: formatted in the buffer when it fits
+     * (the usual case), else in a buffer of its own -- never cut. */
+    char *slot = cli_sink_reserve(sink, 64);
+    size_t room = sink->capacity - sink->used;
+    int length = snprintf(slot, room, format, value);
+    if (length >= 0 && (size_t)length < room) {
+        sink->used += (size_t)length;
+        return;
+    }
+    char *text = length >= 0 ? malloc((size_t)length + 1) : NULL;
+    if (text == NULL) {
+        cli_error("--format: cannot format %g with '%s'", value, format);
+        sink->failed = 1;
+        return;
+    }
+    snprintf(text, (size_t)length + 1, format, value);
+    cli_sink_write(sink, text, (size_t)length);
+    free(text);
 }

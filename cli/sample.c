@@ -52,15 +52,12 @@ static int sampler_failure(const char *what, int status)
 
 static void write_value(cli_sink *sink, const cli_options *options, double value)
 {
-    char *slot = cli_sink_reserve(sink, 64);
-    size_t length;
     if (options->format != NULL) {
-        int n = snprintf(slot, 64, options->format, value);
-        length = n < 0 ? 0 : (size_t)n > 63 ? 63 : (size_t)n;
-    } else {
-        length = cli_format_g(slot, value, options->precision);
+        cli_sink_format_number(sink, options->format, value);
+        return;
     }
-    sink->used += length;
+    char *slot = cli_sink_reserve(sink, 64);
+    sink->used += cli_format_g(slot, value, options->precision);
 }
 
 static void write_integer(cli_sink *sink, long long value)
