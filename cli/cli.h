@@ -54,6 +54,8 @@ typedef struct cli_options {
     int entropy;
     int logsumexp;
     int argmax;
+    char statistics[3]; /* 'e', 'l', 'a' in the order given */
+    int n_statistics;
     softmax_dtype dtype; /* 0 = from the input */
     int threads;         /* 0 = the library's default */
     int precision;
@@ -269,6 +271,8 @@ typedef struct cli_draw_request {
     const char *input_name;       /* the file (or "standard input"), for messages */
     const uint64_t *lines;        /* the input line of each row (text), or NULL (.npy) */
     int *plotted;                 /* set once a plot has been drawn (blank line between plots) */
+    int *statistics_heading;      /* set once the statistics' heading line is written */
+    char *const *labels;          /* the input's header (column names), or NULL */
 } cli_draw_request;
 
 /* 1 if this build has the library's sampler and row statistics. */

@@ -45,6 +45,7 @@ typedef struct run {
     /* --plot */
     cli_plot plot;
     int plotted;
+    int statistics_heading;
     double *scratch;
     size_t scratch_capacity;
     /* --sample / --entropy / --logsumexp / --argmax instead of softmax */
@@ -288,7 +289,9 @@ static int draw_rows(run *r, softmax_dtype dtype, const void *x, size_t rows, si
                                 .pass_description = pass,
                                 .input_name = r->input_name,
                                 .lines = lines,
-                                .plotted = &r->plotted};
+                                .plotted = &r->plotted,
+                                .statistics_heading = &r->statistics_heading,
+                                .labels = r->plot.labels};
     return cli_stats_and_samples(&request, dtype, x, rows, cols, first_row);
 }
 

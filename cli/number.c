@@ -129,14 +129,25 @@ int cli_parse_double(const char *begin, const char *end, double *value)
     if (fast == FAST_EXACT && stop == end) {
         return 0;
     }
-    char copy[512];
-    if (copy_token(begin, end, copy, sizeof copy) != 0) {
+    /* Any number of digits: strtod rounds them all correctly, as it rounds
+     * an exponent too large to 1e999 = inf. */
+    char small[512];
+    size_t length = (size_t)(end - begin);
+    char *copy = length < sizeof small ? small : malloc(length + 1);
+    if (copy == NULL || copy_token(begin, end, copy, length + 1) != 0) {
+        if (copy != small) {
+            free(copy);
+        }
         return -1;
     }
     char *slow_stop;
     *value = strtod(copy, &slow_stop);
     /* The whole token, not up to a NUL byte inside it ("2\0x" is no number). */
-    return slow_stop == copy + (end - begin) ? 0 : -1;
+    int parsed = slow_stop == copy + length ? 0 : -1;
+    if (copy != small) {
+        free(copy);
+    }
+    return parsed;
 }
 
 /* d is the correctly rounded double of some decimal x. Rounding d to float
@@ -167,13 +178,22 @@ int cli_parse_float(const char *begin, const char *end, float *value)
         *value = (float)d;
         return 0;
     }
-    char copy[512];
-    if (copy_token(begin, end, copy, sizeof copy) != 0) {
+    char small[512];
+    size_t length = (size_t)(end - begin);
+    char *copy = length < sizeof small ? small : malloc(length + 1);
+    if (copy == NULL || copy_token(begin, end, copy, length + 1) != 0) {
+        if (copy != small) {
+            free(copy);
+        }
         return -1;
     }
     char *slow_stop;
     *value = strtof(copy, &slow_stop);
-    return slow_stop == copy + (end - begin) ? 0 : -1;
+    int parsed = slow_stop == copy + length ? 0 : -1;
+    if (copy != small) {
+        free(copy);
+    }
+    return parsed;
 }
 
 int cli_scan_double(const char *begin, const char *end, double *value, const char **stop)
@@ -407,7 +427,7 @@ size_t cli_quote(char *out, size_t size, const char *text, size_t length)
     const unsigned char *bytes = (const unsigned char *)text;
     size_t i = 0;
     while (i < length) {
-        char piece[8];
+        char piece[24];
         size_t piece_length;
         uint32_t code_point = 0;
         size_t sequence = cli_utf8_sequence(bytes + i, length - i, &code_point);

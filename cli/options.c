@@ -291,7 +291,8 @@ enum {
     OPT_HEADER,
     OPT_FAST,
     OPT_MAX_LINE,
-    OPT_REQUIRE_INPUT
+    OPT_REQUIRE_INPUT,
+    OPT_LAST
 };
 
 static const struct option long_options[] = {{"scale", required_argument, NULL, 's'},
@@ -377,12 +378,21 @@ static int apply_option(int code, const char *argument, cli_options *options)
         options->counts = 1;
         return 0;
     case OPT_ENTROPY:
+        if (!options->entropy) {
+            options->statistics[options->n_statistics++] = 'e';
+        }
         options->entropy = 1;
         return 0;
     case OPT_LOGSUMEXP:
+        if (!options->logsumexp) {
+            options->statistics[options->n_statistics++] = 'l';
+        }
         options->logsumexp = 1;
         return 0;
     case OPT_ARGMAX:
+        if (!options->argmax) {
+            options->statistics[options->n_statistics++] = 'a';
+        }
         options->argmax = 1;
         return 0;
     case OPT_DTYPE:
@@ -486,6 +496,29 @@ static int check_combinations(const cli_options *options)
     return 0;
 }
 
+/* "--scale" for 's' and for OPT_... codes. */
+static const char *option_name(int code)
+{
+    static char name[48];
+    for (const struct option *o = long_options; o->name != NULL; o++) {
+        if (o->val == code) {
+            snprintf(name, sizeof name, "--%s", o->name);
+            return name;
+        }
+    }
+    return "?";
+}
+
+static int takes_value(int code)
+{
+    for (const struct option *o = long_options; o->name != NULL; o++) {
+        if (o->val == code) {
+            return o->has_arg == required_argument;
+        }
+    }
+    return 0;
+}
+
 /* --help and --version: a write error (a full disk, a closed pipe with
  * SIGPIPE ignored) is reported, not lost. */
 static int finish_standard_output(void)
@@ -504,6 +537,7 @@ int cli_parse_options(int argc, char **argv, cli_options *options)
     options->axis = -1;
     options->precision = 6;
     opterr = 0;
+    unsigned char given[OPT_LAST] = {0};
     int code;
     int long_index;
     while ((code = getopt_long(argc, argv, ":s:t:la:j:p:f:o:d:c:hV", long_options, &long_index)) != -1) {
@@ -523,6 +557,14 @@ int cli_parse_options(int argc, char **argv, cli_options *options)
         }
         if (code == ':') {
             return usage_error("option '%s' needs an argument", argv[optind - 1]);
+        }
+        /* An option with a value given twice: which one was meant? (-t
+         * adds temperatures; flags may repeat.) */
+        if (takes_value(code) && code != 't' && code >= 0 && code < (int)sizeof given) {
+            if (given[code]) {
+                return usage_error("option %s given twice; give it once", option_name(code));
+            }
+            given[code] = 1;
         }
         int status = apply_option(code, optarg, options);
         if (status != 0) {

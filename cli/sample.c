@@ -85,24 +85,31 @@ static int row_statistics(const cli_draw_request *request, softmax_dtype dtype, 
             status = sampler_failure("--entropy/--logsumexp/--argmax", library_status);
         }
     }
+    /* In the order the options were given; named in a heading when the
+     * input had one (a CSV with column names). */
+    if (status == 0 && request->labels != NULL && !*request->statistics_heading) {
+        for (int k = 0; k < o->n_statistics; k++) {
+            const char *name = o->statistics[k] == 'e' ? "entropy" : o->statistics[k] == 'l' ? "logsumexp" : "argmax";
+            if (k > 0) {
+                cli_sink_putc(request->sink, ' ');
+            }
+            cli_sink_write(request->sink, name, strlen(name));
+        }
+        cli_sink_putc(request->sink, '\n');
+        *request->statistics_heading = 1;
+    }
     for (size_t i = 0; status == 0 && i < rows; i++) {
-        int first = 1;
-        if (entropy != NULL) {
-            write_value(request->sink, o, entropy[i]);
-            first = 0;
-        }
-        if (logsumexp != NULL) {
-            if (!first) {
+        for (int k = 0; k < o->n_statistics; k++) {
+            if (k > 0) {
                 cli_sink_putc(request->sink, ' ');
             }
-            write_value(request->sink, o, logsumexp[i]);
-            first = 0;
-        }
-        if (argmax != NULL) {
-            if (!first) {
-                cli_sink_putc(request->sink, ' ');
+            if (o->statistics[k] == 'e') {
+                write_value(request->sink, o, entropy[i]);
+            } else if (o->statistics[k] == 'l') {
+                write_value(request->sink, o, logsumexp[i]);
+            } else {
+                write_integer(request->sink, (long long)argmax[i]);
             }
-            write_integer(request->sink, (long long)argmax[i]);
         }
         cli_sink_putc(request->sink, '\n');
     }

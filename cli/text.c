@@ -237,7 +237,8 @@ static int looks_like_header(const reader *r, const char *p, const char *end)
         }
         p = stop;
     }
-    return 1;
+    /* a line without the fields --columns names is data (and an error) */
+    return r->callbacks->columns == NULL || field >= highest_named_field(r);
 }
 
 static int keep_header(reader *r, const char *line_start, const char *p, const char *end)
@@ -357,6 +358,13 @@ static int parse_line(reader *r, const char *line_start, const char *end)
             r->used++;
             cols++;
             p = stop;
+        } else if (r->callbacks->delimiter != 0 && !is_blank(r->callbacks->delimiter)) {
+            /* a field that is not a number may hold blanks ("Ada Lovelace") */
+            const char *next = memchr(p, r->callbacks->delimiter, (size_t)(end - p));
+            p = next != NULL ? next : end;
+            while (p > line_start && is_blank(p[-1]) && p - 1 > line_start) {
+                p--;
+            }
         } else {
             p = token_end_of(r, p, end);
         }

@@ -1015,3 +1015,233 @@ class BadInputs(Case):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class SilentOutput(Case):
+    """Inputs and options that once gave a wrong result with exit status 0."""
+
+    def test_format_output_is_never_cut(self):
+        got = output(["-f", "%.60e"], "1 2 3\n").split()
+        self.assertEqual(len(got), 3)
+        for g, e in zip(got, reference_softmax([1, 2, 3])):
+            self.assertEqual(g, "%.60e" % e)
+        self.assertEqual(float(output(["--log", "-f", "%f"], "1e300 0\n").split()[1]), -1e300)
+        self.assertEqual(output(["-f", "%70.2f"], "1 1\n"), " " * 66 + "0.50 " + " " * 66 + "0.50\n")
+        wide = output(["-f", "%.9999f"], "1 1\n").split()
+        self.assertEqual(wide, ["0.5" + "0" * 9998] * 2)
+        self.assertFails(["-f", "%.99999f"], EX_USAGE, "width and precision go up to 9999", "1\n")
+        # statistics and samples go through the same formatter
+        self.assertEqual(output(["--entropy", "-f", "%.50f"], "0 0\n"), "%.50f\n" % np.log(2))
+
+    def test_decimal_commas_are_refused_when_ambiguous(self):
+        err = self.assertFails([], EX_DATAERR, "standard input:1:2: ambiguous separators", "1,5 2,5\n")
+        self.assertIn("column 4", err)
+        self.assertIn("--delimiter", err)
+        self.assertFails([], EX_DATAERR, "standard input:2:4: ambiguous separators", "1 2\n0 1,5 2\n")
+        # unambiguous lines: CSV, CSV with blanks, blanks alone
+        self.assertEqual(output([], "1,2\n1, 2\n1 , 2\n1 2\n"), "0.268941 0.731059\n" * 4)
+        # the user decides
+        self.assertEqual(output(["--delimiter", ","], "1,2\n"), "0.268941 0.731059\n")
+        self.assertFails(["--delimiter", " "], EX_DATAERR, "1:3: expected a number, found '1,5' (decimal commas are "
+                         "not read", "1 1,5\n")
+
+    def test_negative_zero_temperature_is_zero(self):
+        self.assertEqual(output(["-t", "-0"], "1 3 2\n"), output(["-t", "0"], "1 3 2\n"))
+        self.assertEqual(output(["-t", "-0"], "1 3 2\n"), "0 1 0\n")
+        self.assertEqual(output(["-t", "-0.0,1"], "1 3 2\n").splitlines()[1], "0 1 0")
+
+    def test_float16_file_gives_float16_output(self):
+        x = np.array([[1, 2, 3], [0.5, -1, 4]], dtype=np.float16)
+        np.save(self.path("h.npy"), x)
+        run([self.path("h.npy"), "-o", self.path("y.npy")])
+        y = np.load(self.path("y.npy"))
+        self.assertEqual(y.dtype, np.float16)
+        # the f32 result rounded once to float16: within half a float16 ulp of the exact value
+        exact = numpy_softmax(x.astype(np.float64))
+        self.assertTrue(np.all(np.abs(y.astype(np.float64) - exact) <= np.spacing(y.astype(np.float16)) / 2 * 1.001))
+        run([self.path("h.npy"), "--dtype", "f32", "-o", self.path("y.npy")])
+        self.assertEqual(np.load(self.path("y.npy")).dtype, np.float32)
+
+    def test_zero_dimensional_array_stays_zero_dimensional(self):
+        np.save(self.path("s.npy"), np.float32(7.0))
+        run([self.path("s.npy"), "-o", self.path("y.npy")])
+        y = np.load(self.path("y.npy"))
+        self.assertEqual(y.shape, ())
+        self.assertEqual(y.dtype, np.float32)
+        self.assertEqual(float(y), 1.0)
+        run([self.path("s.npy"), "-t", "1,2", "-o", self.path("y.npy")])
+        self.assertEqual(np.load(self.path("y.npy")).shape, (2,))
+
+    def test_npy_headers_are_parsed_as_numpy_does(self):
+        f = self.path("h.npy")
+        base = "{'descr': '<f8', 'fortran_order': False, 'shape': %s, }"
+        refused = [
+            (base % "(0,\t-1)", "a 'shape' entry is not a non-negative integer"),
+            (base % "(0, 18446744073709551615)", "larger than numpy allows"),
+            (base % "(0, 9223372036854775808)", "larger than numpy allows"),
+            (base % "(0, 4611686018427387904, 4)", "the shape's byte size overflows"),
+            (base % "(2)", "'shape' is not a tuple"),
+            ("{'note': \"'descr': '<f4'\", " + (base % "(2,)")[1:], "unexpected key 'note'"),
+            ("{'descr': '<f4', " + (base % "(2,)")[1:], "repeated key 'descr'"),
+            ((base % "(2,)") + " x", "text after its dict"),
+            (base.replace("False", "0") % "(2,)", "'fortran_order' is not True or False"),
+            (base.replace("'<f8'", "'<f\\x38'") % "(2,)", "'descr' is not a quoted type string"),
+        ]
+        # numpy reads these two (a repeated key keeps its last value; escapes in strings) while the
+        # command refuses to guess
+        stricter = {refused[6][0], refused[9][0]}
+        for header, message in refused:
+            with self.subTest(header=header):
+                npy_with_header(f, header, b"\0" * 16)
+                self.assertFails([f], EX_DATAERR, message)
+                if header not in stricter:
+                    with self.assertRaises(Exception):  # numpy refuses it too
+                        np.load(f)
+        # what numpy accepts is read: tabs and newlines between tokens, any key order, double quotes
+        accepted = ['{"shape": (2,\t),\n "fortran_order": False, "descr": "<f8"}',
+                    "{'descr':'<f8','fortran_order':False,'shape':(1,2)}",
+                    base % "(0, 1152921504606846975)"]
+        for header in accepted:
+            with self.subTest(header=header):
+                npy_with_header(f, header, np.array([1.0, 3.0]).tobytes())
+                x = np.load(f)
+                run([f, "-o", self.path("y.npy")])
+                y = np.load(self.path("y.npy"))
+                self.assertEqual(y.shape, x.shape)
+                if x.size:
+                    np.testing.assert_allclose(y.reshape(-1), numpy_softmax([1.0, 3.0]), rtol=1e-15)
+
+    def test_write_errors_exit_74(self):
+        for args in (["--help"], ["--version"], []):
+            with self.subTest(args=args), open("/dev/full", "w") as full:
+                result = subprocess.run([CLI] + args, input=b"1 2\n", stdout=full, stderr=subprocess.PIPE)
+                self.assertEqual(result.returncode, 74)
+                self.assertIn(b"write failed: No space left on device", result.stderr)
+        # a closed pipe downstream with SIGPIPE ignored: reported, not a silent success
+        with open(self.path("in.txt"), "w") as f:
+            f.write("1 2 3\n" * 300000)
+        with open(self.path("in.txt")) as stdin:
+            process = subprocess.Popen([CLI], stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                       preexec_fn=lambda: signal.signal(signal.SIGPIPE, signal.SIG_IGN))
+            process.stdout.readline()
+            process.stdout.close()
+            err = process.stderr.read()
+            process.wait(timeout=60)
+        self.assertEqual(process.returncode, 74)
+        self.assertIn(b"standard output: write failed: Broken pipe", err)
+
+    def test_plot_is_never_silently_ignored(self):
+        self.assertFails(["--plot", "-o", self.path("y.npy")], EX_USAGE, "--plot draws text", "1 2\n")
+        self.assertFails(["--plot", "-f", "%.2f"], EX_USAGE, "--plot prints its values with --precision", "1 2\n")
+
+    def test_repeated_options_are_refused(self):
+        for args in (["-s", "1", "-s", "2"], ["--axis", "0", "-a", "1"], ["-p", "3", "-p", "4"],
+                     ["-o", "a", "-o", "b"], ["--dtype", "f32", "--dtype", "f64"], ["-f", "%f", "-f", "%g"]):
+            with self.subTest(args=args):
+                self.assertFails(args, EX_USAGE, "given twice", "1 2\n")
+        # -t accumulates (one block per temperature), flags may repeat
+        self.assertEqual(output(["-t", "1", "-t", "2", "--log", "--log"], "0 0\n").count("#"), 2)
+
+    def test_long_numbers_follow_the_same_rule_as_large_exponents(self):
+        # any length of digits is a number, rounded as strtod rounds it
+        long_number = "1." + "0" * 600 + "1"
+        self.assertEqual(output(["-p", "17"], f"{long_number} 1\n"), "0.5 0.5\n")
+        self.assertEqual(output(["-p", "17"], "0." + "0" * 699 + "1e700 0\n"), output(["-p", "17"], "1 0\n"))
+        self.assertEqual(output([], "1e999 0\n"), "1 0\n")
+
+    def test_control_characters_in_messages_are_quoted(self):
+        err = self.assertFails([], EX_DATAERR, "standard input:2:1: expected a number, found '\\x1b]0;x\\a'",
+                               "1\n\x1b]0;x\x07\n")
+        self.assertNotIn("\x1b", err)
+        self.assertNotIn("\x07", err)
+        err = self.assertFails([], EX_DATAERR, "found 'caf\u00e9\\xc2\\x9b'", "1 caf\u00e9\u009b\n")
+        # not UTF-8: every byte shown as an escape
+        result = subprocess.run([CLI], input=b"1 \xff\xfe\n", capture_output=True)
+        self.assertIn(b"found '\\xff\\xfe'", result.stderr)
+        np.save(self.path("x.npy"), np.zeros(2))
+        with open(self.path("x.npy"), "r+b") as f:
+            head = f.read(64).replace(b"'<f8'", b"'\x1b[2J'")
+            f.seek(0)
+            f.write(head)
+        err = self.assertFails([self.path("x.npy")], EX_DATAERR, "data type '\\x1b[2J'")
+        self.assertNotIn("\x1b", err)
+
+
+class Friction(Case):
+    """What a new user runs into."""
+
+    def test_one_column_input_gets_a_hint(self):
+        status, out, err = run([], "1\n2\n3\n")
+        self.assertEqual(out, "1\n1\n1\n")
+        self.assertIn("every row has one number", err)
+        self.assertIn("--axis 0", err)
+        status, out, err = run(["--axis", "0"], "1\n2\n3\n")
+        self.assertEqual(err, "")
+        np.testing.assert_allclose([float(v) for v in out.split()], reference_softmax([1, 2, 3]), rtol=1e-5)
+        self.assertEqual(run([], "1 2\n")[2], "")
+
+    def test_a_lone_header_line_is_explained(self):
+        for text, hint in (("1;2;3\n", "--delimiter ';'"), ('"1","2"\n', "quoted numbers are not read"),
+                           ("\uff11 \uff12\n", "full-width digits"), ("a|b\n", "--delimiter '|'")):
+            with self.subTest(text=text):
+                status, out, err = run([], text)
+                self.assertEqual((status, out), (0, ""))
+                self.assertIn("standard input:1: no row of numbers: the only line with text has no number", err)
+                self.assertIn(hint, err)
+        self.assertEqual(output(["-d", ";"], "1;2;3\n"), "0.0900306 0.244728 0.665241\n")
+        # a header followed by rows is a header, quietly
+        self.assertEqual(run([], "a,b\n1,1\n"), (0, "0.5 0.5\n", ""))
+
+    def test_columns_and_delimiter_select_the_numbers(self):
+        csv = "name,x,y,z\nalice,1,2,3\nbob,0,0,0\n"
+        self.assertFails([], EX_DATAERR, "standard input:2:1: expected a number, found 'alice'", csv)
+        self.assertEqual(output(["--columns", "2-"], csv), "0.0900306 0.244728 0.665241\n0.333333 0.333333 0.333333\n")
+        self.assertEqual(output(["-c", "2,4"], csv), "0.119203 0.880797\n0.5 0.5\n")
+        self.assertEqual(output(["-c", "2-3", "-d", ","], "a b,1,1\n"), "0.5 0.5\n")
+        self.assertEqual(output(["-d", "tab"], "1\t2\n"), "0.268941 0.731059\n")
+        self.assertFails(["-c", "5"], EX_DATAERR, "standard input:1: the line has 3 fields; --columns names field 5",
+                         "1 2 3\n")
+        self.assertFails(["-d", ";"], EX_DATAERR, "standard input:1:3: expected the delimiter ';'", "1 2\n")
+        for bad in ("0", "3-2", "a", "1,", "-2"):
+            self.assertFails(["-c", bad], EX_USAGE, "--columns: expected fields numbered from 1", "1\n")
+        self.assertFails(["-d", "."], EX_USAGE, "--delimiter: expected one character", "1\n")
+        # the plot's labels are the selected columns' names
+        plot = run(["-c", "2-", "--plot"], csv, env={"COLUMNS": "60"})[1]
+        self.assertIn("x ", plot)
+        self.assertNotIn("name", plot)
+
+    def test_statistics_in_the_order_asked_with_a_header(self):
+        x = [1.0, 2.0, 4.0]
+        entropy = float(-sum(p * mpmath.log(p) for p in map(mpmath.mpf, reference_softmax(x))))
+        lse = float(mpmath.log(mpmath.fsum(mpmath.exp(v) for v in x)))
+        got = output(["--argmax", "--entropy", "--logsumexp", "-p", "12"], "1 2 4\n").split()
+        self.assertEqual(got[0], "2")
+        self.assertAlmostEqual(float(got[1]), entropy, places=10)
+        self.assertAlmostEqual(float(got[2]), lse, places=10)
+        got = output(["--logsumexp", "--argmax", "-p", "12"], "a,b,c\n1,2,4\n").splitlines()
+        self.assertEqual(got[0], "logsumexp argmax")
+        self.assertEqual(got[1].split()[1], "2")
+
+    def test_npy_on_standard_input_is_found_by_its_magic(self):
+        x = np.random.default_rng(2).standard_normal((3, 4))
+        np.save(self.path("x.npy"), x)
+        with open(self.path("x.npy"), "rb") as f:
+            data = f.read()
+        result = subprocess.run([CLI, "-p", "17"], input=data, capture_output=True)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        np.testing.assert_allclose(np.array(rows_of(result.stdout.decode())), numpy_softmax(x), rtol=4e-15)
+        result = subprocess.run([CLI, "-", "-o", self.path("y.npy")], input=data, capture_output=True)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        np.testing.assert_allclose(np.load(self.path("y.npy")), numpy_softmax(x), rtol=4e-15)
+
+    def test_a_terminal_on_standard_input_is_told_what_happens(self):
+        import pty
+        leader, follower = pty.openpty()
+        process = subprocess.Popen([CLI], stdin=follower, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        os.close(follower)
+        os.write(leader, b"1 1\n\x04")
+        out, err = process.communicate(timeout=10)
+        os.close(leader)
+        self.assertEqual(out, b"0.5 0.5\n")
+        self.assertIn(b"reading rows of numbers from the terminal", err)
+        self.assertEqual(run([], "1 1\n")[2], "")
