@@ -1245,3 +1245,51 @@ class Friction(Case):
         self.assertEqual(out, b"0.5 0.5\n")
         self.assertIn(b"reading rows of numbers from the terminal", err)
         self.assertEqual(run([], "1 1\n")[2], "")
+
+
+TIME = "/usr/bin/time"
+
+
+@unittest.skipUnless(os.access(TIME, os.X_OK), "needs GNU time (Debian package time) for the peak memory")
+class Memory(Case):
+    """Peak resident memory of the command (GNU time -v) on inputs streamed through a pipe: bounded by
+    the line-length limit, never by the input. The documented bound: 5 x --max-line-length + 8 MiB."""
+
+    def peak(self, producer, args, expected_status):
+        script = f"{producer} | {TIME} -v {CLI} {' '.join(args)} > /dev/null"
+        result = subprocess.run(["sh", "-c", script], capture_output=True, timeout=300)
+        err = result.stderr.decode()
+        status = int(re.search(r"Exit status: (\d+)", err).group(1))
+        self.assertEqual(status, expected_status, err)
+        kib = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", err).group(1))
+        print(f"\n{producer} | softmax {' '.join(args)}: peak RSS {kib} KiB", file=sys.stderr)
+        return kib, err
+
+    def test_dev_zero_stops_at_its_first_byte(self):
+        kib, err = self.peak("head -c 300M /dev/zero", [], EX_DATAERR)
+        self.assertIn("standard input:1:1: expected a number, found a NUL byte", err)
+        self.assertLess(kib, 8 * 1024)
+
+    def test_a_single_line_past_the_limit_is_an_error_naming_line_and_column(self):
+        kib, err = self.peak("yes 0 | head -c 300M | tr '\\n' ' '", [], EX_DATAERR)
+        self.assertIn("standard input:1:16777217: the line is longer than the limit of 16777216 bytes; "
+                      "--max-line-length sets it", err)
+        self.assertLess(kib, (5 * 16 + 8) * 1024)
+        kib, err = self.peak("yes 0 | head -c 300M | tr '\\n' ' '", ["--max-line-length", "1M"], EX_DATAERR)
+        self.assertIn("standard input:1:1048577: the line is longer than the limit of 1048576 bytes", err)
+        self.assertLess(kib, (5 + 8) * 1024)
+        # on a later line too, and a line exactly at the limit is read
+        self.assertFails(["--max-line-length", "5"], EX_DATAERR, "standard input:2:6: the line is longer",
+                         "1 2 3\n1 2 3 \n")
+        self.assertEqual(output(["--max-line-length", "5"], "1 2 3\n"), "0.0900306 0.244728 0.665241\n")
+        for bad in ("0", "-1", "1T", "x"):
+            self.assertFails(["--max-line-length", bad], EX_USAGE, "--max-line-length: expected a positive size", "")
+
+    def test_a_line_at_the_limit_stays_within_the_bound(self):
+        producer = "/usr/bin/python3 -c \"import sys; sys.stdout.write('0 ' * ((2 << 20) - 1) + '0\\n')\""
+        kib, _ = self.peak(producer, ["--max-line-length", "4M"], 0)
+        self.assertLess(kib, (5 * 4 + 8) * 1024)
+
+    def test_ten_million_short_lines(self):
+        kib, _ = self.peak("yes '1 2 3' | head -n 10000000", [], 0)
+        self.assertLess(kib, 16 * 1024)
