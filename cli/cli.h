@@ -116,8 +116,10 @@ size_t cli_format_g(char *out, double value, int precision);
 
 typedef struct cli_sink {
     int fd;
-    const char *target; /* final path, NULL for stdout */
-    char *temp_path;    /* temporary file while writing, NULL for stdout */
+    const char *target;   /* final path, NULL for stdout */
+    char *temp_path;      /* temporary file while writing, NULL for stdout */
+    char *resolved;       /* the file the target names, through symbolic links */
+    int rewrite_in_place; /* copy the result into that file (hard links, owner) */
     char *buffer;
     size_t used;
     size_t capacity;

@@ -1293,3 +1293,98 @@ class Memory(Case):
     def test_ten_million_short_lines(self):
         kib, _ = self.peak("yes '1 2 3' | head -n 10000000", [], 0)
         self.assertLess(kib, 16 * 1024)
+
+
+class OutputFile(Case):
+    """-o FILE writes into FILE as cp and sort -o would (its target through symbolic links, its mode,
+    owner and hard links kept, refused when the user may not write it), still atomically: on error
+    the file is untouched."""
+
+    def result_of(self, args, stdin="0 0\n"):
+        return run(args, stdin)
+
+    def test_a_symbolic_link_gets_the_result_in_its_target(self):
+        target = self.write("target.txt", "old\n")
+        os.symlink("target.txt", self.path("link.txt"))
+        run(["-o", self.path("link.txt")], "0 0\n")
+        self.assertTrue(os.path.islink(self.path("link.txt")))
+        with open(target) as f:
+            self.assertEqual(f.read(), "0.5 0.5\n")
+        os.mkdir(self.path("sub"))
+        os.symlink("../new.txt", self.path("sub/dangling.txt"))  # a dangling link creates its target
+        run(["-o", self.path("sub/dangling.txt")], "0 0\n")
+        self.assertTrue(os.path.islink(self.path("sub/dangling.txt")))
+        with open(self.path("new.txt")) as f:
+            self.assertEqual(f.read(), "0.5 0.5\n")
+        self.assertEqual(sorted(os.listdir(self.tmp)), ["link.txt", "new.txt", "sub", "target.txt"])
+        os.symlink("loop", self.path("loop"))
+        self.assertFails(["-o", self.path("loop")], EX_CANTCREAT, "Too many levels of symbolic links", "0 0\n")
+
+    def test_mode_and_hard_links_are_kept(self):
+        f = self.write("y.txt", "old\n")
+        for mode in (0o600, 0o640, 0o604):
+            os.chmod(f, mode)
+            run(["-o", f], "0 0\n")
+            self.assertEqual(os.stat(f).st_mode & 0o7777, mode)
+        os.link(f, self.path("other.txt"))
+        inode = os.stat(f).st_ino
+        run(["-o", f], "1 1 1 1\n")
+        self.assertEqual(os.stat(f).st_ino, inode)
+        with open(self.path("other.txt")) as handle:
+            self.assertEqual(handle.read(), "0.25 0.25 0.25 0.25\n")
+        # on error the file is untouched, even through the in-place path
+        self.assertFails(["-o", f], EX_DATAERR, "expected a number", "1 x\n")
+        with open(self.path("other.txt")) as handle:
+            self.assertEqual(handle.read(), "0.25 0.25 0.25 0.25\n")
+        self.assertEqual(sorted(os.listdir(self.tmp)), ["other.txt", "y.txt"])
+
+    @unittest.skipUnless(os.geteuid() == 0, "needs root to own files as another user")
+    def test_owner_is_kept_and_unwritable_files_are_refused(self):
+        f = self.write("y.txt", "old\n")
+        os.chown(f, 65534, 65534)
+        run(["-o", f], "0 0\n")
+        self.assertEqual((os.stat(f).st_uid, os.stat(f).st_gid), (65534, 65534))
+        # as an ordinary user: a read-only file is refused, as cp refuses it
+        os.chmod(self.tmp, 0o777)
+        os.chmod(f, 0o444)
+        result = subprocess.run([CLI, "-o", f], input=b"1 1\n", capture_output=True,
+                                preexec_fn=lambda: (os.setgid(65534), os.setuid(65534)))
+        self.assertEqual(result.returncode, EX_CANTCREAT, result.stderr)
+        self.assertIn(b"cannot write the output file: Permission denied", result.stderr)
+        with open(f) as handle:
+            self.assertEqual(handle.read(), "0.5 0.5\n")
+        # a file of another user that this user may write (group-writable): written, owner kept
+        os.chown(f, 0, 65534)
+        os.chmod(f, 0o664)
+        result = subprocess.run([CLI, "-o", f], input=b"1 1 1 1\n", capture_output=True,
+                                preexec_fn=lambda: (os.setgid(65534), os.setuid(65534)))
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertEqual((os.stat(f).st_uid, os.stat(f).st_mode & 0o777), (0, 0o664))
+        with open(f) as handle:
+            self.assertEqual(handle.read(), "0.25 0.25 0.25 0.25\n")
+
+    def test_long_names_and_the_empty_name(self):
+        for length in (245, 250, 255):
+            name = self.path("y" * (length - 4) + ".npy")
+            run(["-o", name], "0 0\n")
+            np.testing.assert_array_equal(np.load(name), [[0.5, 0.5]])
+        self.assertFails(["-o", ""], EX_USAGE, "-o: the output file name is empty", "0 0\n")
+
+    def test_npy_output_from_text_to_a_pipe_is_refused_up_front(self):
+        fifo = self.path("out.npy")
+        os.mkfifo(fifo)
+        reader = subprocess.Popen(["cat", fifo], stdout=subprocess.PIPE)
+        result = subprocess.run([CLI, "-o", fifo], input=b"1 2\n", capture_output=True, timeout=30)
+        data = reader.communicate(timeout=30)[0]
+        self.assertEqual(result.returncode, EX_CANTCREAT)
+        self.assertIn(b"a .npy output from text must be a regular file", result.stderr)
+        self.assertEqual(data, b"")
+        # from a .npy input the header is known first: a pipe is fine
+        np.save(self.path("x.npy"), np.array([[0.0, 0.0]]))
+        reader = subprocess.Popen(["cat", fifo], stdout=subprocess.PIPE)
+        result = subprocess.run([CLI, self.path("x.npy"), "-o", fifo], capture_output=True, timeout=30)
+        data = reader.communicate(timeout=30)[0]
+        self.assertEqual(result.returncode, 0, result.stderr)
+        with open(self.path("copy.npy"), "wb") as f:
+            f.write(data)
+        np.testing.assert_array_equal(np.load(self.path("copy.npy")), [[0.5, 0.5]])
