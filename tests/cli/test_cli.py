@@ -1388,3 +1388,59 @@ class OutputFile(Case):
         with open(self.path("copy.npy"), "wb") as f:
             f.write(data)
         np.testing.assert_array_equal(np.load(self.path("copy.npy")), [[0.5, 0.5]])
+
+
+def cells(text):
+    """Terminal cells of a string, from Python's own Unicode tables (independent of the command)."""
+    import unicodedata
+    width = 0
+    for c in text:
+        if unicodedata.combining(c) or c in "\u200b\u200c\u200d\ufe0f":
+            continue
+        width += 2 if unicodedata.east_asian_width(c) in "WF" else 1
+    return width
+
+
+class PlotText(Case):
+    """--plot with labels of any script and terminals of any width."""
+
+    def test_wide_and_combining_labels_align(self):
+        for header in ("猫,犬,鳥", "🐱,🐶,🐦", "a,猫,e\u0301", "x,🇫🇷,y"):
+            with self.subTest(header=header):
+                text = run(["--plot"], header + "\n1,2,3\n", env={"COLUMNS": "50"})[1]
+                lines = text.splitlines()[1:]
+                # every bar starts in the same terminal column: the label, padded to the widest, then one space
+                starts = {cells(re.split("[\u2588-\u258f]", line, maxsplit=1)[0]) for line in lines}
+                self.assertEqual(len(starts), 1, text)
+                for line in lines:
+                    self.assertLessEqual(cells(line), 50)
+
+    def test_long_labels_are_cut_at_a_character_and_marked(self):
+        long_label = "αβγδεζηθικλμνξοπρστυφχψω" * 3
+        text = run(["--plot"], f"{long_label},b\n1,2\n", env={"COLUMNS": "40"})[1]
+        lines = text.splitlines()
+        self.assertIn("\u2026", lines[1])
+        label = lines[1].split(" ")[0]
+        self.assertTrue(long_label.startswith(label[:-1]))
+        self.assertLessEqual(cells(label), 40 // 3)
+        for line in lines:
+            self.assertLessEqual(cells(line), 40)
+        # cut through a 3-byte character would not decode: run() decodes strictly
+        wide = "猫" * 40
+        text = run(["--plot"], f"{wide},b\n1,2\n", env={"COLUMNS": "31"})[1]
+        for line in text.splitlines():
+            self.assertLessEqual(cells(line), 31)
+
+    def test_narrow_terminals_truncate_instead_of_wrapping(self):
+        for columns in (5, 12, 20, 25):
+            for args in (["--plot"], ["--plot", "--sample", "100", "--seed", "1"], ["--plot", "-t", "1,2"]):
+                with self.subTest(columns=columns, args=args):
+                    text = run(args, "name,b,c\n1,2,3\n", env={"COLUMNS": str(columns)})[1]
+                    for line in text.splitlines():
+                        self.assertLessEqual(cells(line), columns, line)
+
+    def test_control_characters_in_labels_are_not_sent_to_the_terminal(self):
+        text = run(["--plot"], "a\x1b[2J,b\x07\n1,2\n", env={"COLUMNS": "40"})[1]
+        self.assertNotIn("\x1b", text)
+        self.assertNotIn("\x07", text)
+        self.assertIn("a?[2J", text)
