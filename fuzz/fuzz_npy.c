@@ -235,10 +235,10 @@ static void run_described(fuzz_reader *r)
         size_t extents[SOFTMAX_MAX_NDIM];
         for (int d = 0; d < ndim; d++)
             extents[d] = (size_t)(shape[d] % 160); /* no product overflows */
-        char written[256 + 64];
+        char written[CLI_NPY_HEADER_ROOM + 64];
         const size_t length = cli_npy_header(written, type, ndim, extents, 0);
         if (length != 0) {
-            FUZZ_CHECK(length % 64 == 0 && length <= 256, "cli_npy_header wrote %zu bytes", length);
+            FUZZ_CHECK(length % 64 == 0 && length <= CLI_NPY_HEADER_ROOM, "cli_npy_header wrote %zu bytes", length);
             /* Header only: enough data only if an extent is 0. */
             int has_zero = 0;
             for (int d = 0; d < ndim; d++)

@@ -612,6 +612,67 @@ class Sampling(Case):
         q = reference_softmax([3, 5, 4])
         self.assertFrequencies(counts, [0, 0] + q)
 
+    def assertBinomialSample(self, values, n, p):
+        """values (one per row) are draws of Binomial(n, p): a chi-square goodness of fit on bins of
+        expected count >= 20, the p-value (mpmath) above 1e-6."""
+        values = np.asarray(values)
+        mean = n * p
+        sd = max(1.0, float(np.sqrt(n * p * (1 - p))))
+        low, high = max(0, int(mean - 6 * sd)), min(n, int(mean + 6 * sd) + 1)
+        ks = range(low, high + 1)
+        pmf = [mpmath.binomial(n, k) * mpmath.mpf(p) ** k * (1 - mpmath.mpf(p)) ** (n - k) for k in ks]
+        bins, expected, acc, edges = [], [], mpmath.mpf(0), []
+        start = low
+        for k, q in zip(ks, pmf):
+            acc += q
+            if acc * len(values) >= 20:
+                edges.append((start, k))
+                expected.append(float(acc) * len(values))
+                acc, start = mpmath.mpf(0), k + 1
+        edges[-1] = (edges[-1][0], n)
+        edges[0] = (0, edges[0][1])
+        expected[-1] += float(acc) * len(values)
+        observed = [int(np.sum((values >= a) & (values <= b))) for a, b in edges]
+        self.assertEqual(sum(observed), len(values))
+        chi2 = sum((o - e) ** 2 / e for o, e in zip(observed, expected))
+        dof = len(edges) - 1
+        p_value = mpmath.gammainc(dof / 2, chi2 / 2, mpmath.inf, regularized=True)
+        self.assertGreater(p_value, 1e-6, f"chi2 {chi2} on {dof} degrees of freedom: {observed} vs {expected}")
+
+    def test_counts_are_one_multinomial_draw(self):
+        # O(log N) per row: 10^15 draws at once (a loop over the draws would take years)
+        for n in (10 ** 8, 10 ** 15):
+            counts = self.counts(["--sample", str(n), "--seed", "11"], "0 1\n")[0]
+            self.assertEqual(sum(counts), n)
+            p = reference_softmax([0, 1])[0]
+            self.assertLess(abs(counts[0] - n * p) / np.sqrt(n * p * (1 - p)), 6)
+        # each marginal is binomial: many rows (each its own random stream), both ways of drawing a
+        # binomial (mean >= 30: beta splitting; below: inversion), and a filtered distribution
+        rows = 3000
+        for logits, n, args in (([0, 0, 0], 10000, []), ([0, -10, 1], 100000, []), ([0, 1, 2, 3], 40, []),
+                                ([2, 1, 3, 5, 4], 500, ["--top-k", "3"]), ([0, 1], 1000, ["-t", "0.5"])):
+            with self.subTest(logits=logits, n=n, args=args):
+                text = " ".join(map(str, logits)) + "\n"
+                counts = np.array(self.counts(["--sample", str(n), "--seed", "5"] + args, text * rows))
+                self.assertEqual(counts.shape, (rows, len(logits)))
+                self.assertTrue(np.all(counts.sum(axis=1) == n))
+                scale = 2 if args == ["-t", "0.5"] else 1
+                kept = sorted(range(len(logits)), key=lambda i: -logits[i])[:3] if args[:1] == ["--top-k"] \
+                    else range(len(logits))
+                p = reference_softmax([logits[i] for i in sorted(kept)], scale)
+                probabilities = [0.0] * len(logits)
+                for i, q in zip(sorted(kept), p):
+                    probabilities[i] = q
+                for i, q in enumerate(probabilities):
+                    if q == 0:
+                        self.assertTrue(np.all(counts[:, i] == 0))
+                    else:
+                        self.assertBinomialSample(counts[:, i], n, q)
+        # the same seed gives the same counts, another seed others
+        again = self.counts(["--sample", "1000", "--seed", "5"], "0 1 2\n")
+        self.assertEqual(again, self.counts(["--sample", "1000", "--seed", "5"], "0 1 2\n"))
+        self.assertNotEqual(again, self.counts(["--sample", "1000", "--seed", "6"], "0 1 2\n"))
+
     def test_npy_rows_and_f16(self):
         f = self.path("x.npy")
         np.save(f, np.array([[2, 1, 3, 5, 4], [0, 0, 0, 0, 100]], dtype=np.float16))
