@@ -154,6 +154,23 @@ static const char *token_end_of(const reader *r, const char *p, const char *end)
     return p;
 }
 
+/* The end of the field at p: up to the delimiter (blanks around it
+ * trimmed) when it is not a blank, so that a field that is not a number may
+ * hold blanks ("Ada Lovelace"); else a token up to a blank or a comma. */
+static const char *field_end(const reader *r, const char *p, const char *end)
+{
+    char delimiter = r->callbacks->delimiter;
+    if (delimiter == 0 || is_blank(delimiter)) {
+        return token_end_of(r, p, end);
+    }
+    const char *next = memchr(p, delimiter, (size_t)(end - p));
+    const char *stop = next != NULL ? next : end;
+    while (stop > p && is_blank(stop[-1])) {
+        stop--;
+    }
+    return stop;
+}
+
 /* Field number `field` (from 1) is one of the numbers, per --columns. */
 static int field_selected(const reader *r, size_t field)
 {
@@ -230,7 +247,7 @@ static int looks_like_header(const reader *r, const char *p, const char *end)
         if (p == end) {
             break;
         }
-        const char *stop = token_end_of(r, p, end);
+        const char *stop = field_end(r, p, end);
         double ignored;
         if (field_selected(r, ++field) && cli_parse_double(p, stop, &ignored) == 0) {
             return 0;
@@ -241,12 +258,8 @@ static int looks_like_header(const reader *r, const char *p, const char *end)
     return r->callbacks->columns == NULL || field >= highest_named_field(r);
 }
 
-static int keep_header(reader *r, const char *line_start, const char *p, const char *end)
+static int keep_header(reader *r, const char *p, const char *end)
 {
-    const char *nul = memchr(p, '\0', (size_t)(end - p));
-    if (nul != NULL) {
-        return data_error(r, line_start, nul, "", nul + 1);
-    }
     /* Kept for the message if no row of numbers follows. */
     size_t length = (size_t)(end - p);
     r->header_text = copy_up_to_nul(p, length);
@@ -277,7 +290,7 @@ static int keep_header(reader *r, const char *line_start, const char *p, const c
         if (p == end) {
             break;
         }
-        const char *stop = token_end_of(r, p, end);
+        const char *stop = field_end(r, p, end);
         const char *begin = p;
         p = stop;
         if (!field_selected(r, ++field)) {
@@ -316,7 +329,7 @@ static int parse_line(reader *r, const char *line_start, const char *end)
     if (!r->seen_first_line) {
         r->seen_first_line = 1;
         if (r->callbacks->header || looks_like_header(r, p, end)) {
-            return keep_header(r, line_start, p, end);
+            return keep_header(r, p, end);
         }
     }
     r->row_start = r->used;
@@ -358,15 +371,8 @@ static int parse_line(reader *r, const char *line_start, const char *end)
             r->used++;
             cols++;
             p = stop;
-        } else if (r->callbacks->delimiter != 0 && !is_blank(r->callbacks->delimiter)) {
-            /* a field that is not a number may hold blanks ("Ada Lovelace") */
-            const char *next = memchr(p, r->callbacks->delimiter, (size_t)(end - p));
-            p = next != NULL ? next : end;
-            while (p > line_start && is_blank(p[-1]) && p - 1 > line_start) {
-                p--;
-            }
         } else {
-            p = token_end_of(r, p, end);
+            p = field_end(r, p, end);
         }
         const char *after_field = p;
         if (r->callbacks->delimiter == 0 && p < end && *p == ',' && p > line_start && is_digit_char(p[-1]) &&
@@ -460,34 +466,38 @@ static void explain_lone_header(const reader *r)
               r->name, (unsigned long long)r->header_line, shown, hint);
 }
 
-/* An incomplete line (no newline yet) with a NUL byte is refused as soon as
- * it is read, as parse_line would refuse the whole line: `softmax
- * /dev/zero` stops at once instead of filling memory. Comment lines are
- * skipped whole by parse_line, so they are here too. */
-static int check_partial_line(reader *r, const char *line, size_t length, size_t checked)
+/* What is wrong with a line before its fields are read, the same whether
+ * the line is complete or still arriving (so that `softmax /dev/zero` or an
+ * endless line stops as soon as the fault is read, with the message the
+ * complete line would get):
+ *  1. a NUL byte within the first max_line bytes of a line that is not a
+ *     comment: text with NUL bytes is not text;
+ *  2. more than max_line bytes.
+ * Returns 0 or an exit code (reported). */
+static int check_line(reader *r, const char *line, size_t length, size_t max_line)
 {
     const char *p = line;
     const char *end = line + length;
+    if (r->line == 1 && length >= 3 && memcmp(p, "\xEF\xBB\xBF", 3) == 0) {
+        p += 3;
+    }
     while (p < end && is_blank(*p)) {
         p++;
     }
-    if (p < end && *p == '#') {
-        return 0;
+    if (p == end || *p != '#') {
+        const char *nul = memchr(line, '\0', length < max_line ? length : max_line);
+        if (nul != NULL) {
+            cli_error("%s:%llu:%zu: expected a number, found a NUL byte", r->name, (unsigned long long)r->line,
+                      (size_t)(nul - line) + 1);
+            return CLI_EX_DATAERR;
+        }
     }
-    const char *nul = memchr(line + checked, '\0', length - checked);
-    if (nul == NULL) {
-        return 0;
+    if (length > max_line) {
+        cli_error("%s:%llu:%zu: the line is longer than the limit of %zu bytes; --max-line-length sets it", r->name,
+                  (unsigned long long)r->line, max_line + 1, max_line);
+        return CLI_EX_DATAERR;
     }
-    cli_error("%s:%llu:%zu: expected a number, found a NUL byte", r->name, (unsigned long long)r->line,
-              (size_t)(nul - line) + 1);
-    return CLI_EX_DATAERR;
-}
-
-static int line_too_long(const reader *r, size_t limit)
-{
-    cli_error("%s:%llu:%zu: the line is longer than the limit of %zu bytes; --max-line-length sets it", r->name,
-              (unsigned long long)r->line, limit + 1, limit);
-    return CLI_EX_DATAERR;
+    return 0;
 }
 
 int cli_read_text(int fd, const char *name, const cli_text_callbacks *callbacks)
@@ -514,27 +524,25 @@ int cli_read_text(int fd, const char *name, const cli_text_callbacks *callbacks)
     if (end > 0) {
         memcpy(buffer, callbacks->prefix, end);
     }
-    size_t checked = 0; /* bytes of the incomplete line already searched for NUL */
     int at_eof = 0;
     int status = 0;
     r.line = 1;
     while (status == 0) {
         char *newline;
         while (status == 0 && (newline = memchr(buffer + begin, '\n', end - begin)) != NULL) {
-            if ((size_t)(newline - (buffer + begin)) > max_line) {
-                status = line_too_long(&r, max_line);
-                break;
+            status = check_line(&r, buffer + begin, (size_t)(newline - (buffer + begin)), max_line);
+            if (status == 0) {
+                status = parse_line(&r, buffer + begin, newline);
             }
-            status = parse_line(&r, buffer + begin, newline);
             begin = (size_t)(newline - buffer) + 1;
-            checked = 0;
             r.line++;
         }
         if (status != 0) {
             break;
         }
-        if (end - begin > max_line) {
-            status = line_too_long(&r, max_line);
+        /* the line still arriving (all of it at the end of the input) */
+        status = check_line(&r, buffer + begin, end - begin, max_line);
+        if (status != 0) {
             break;
         }
         if (at_eof) {
@@ -543,11 +551,6 @@ int cli_read_text(int fd, const char *name, const cli_text_callbacks *callbacks)
             }
             break;
         }
-        status = check_partial_line(&r, buffer + begin, end - begin, checked);
-        if (status != 0) {
-            break;
-        }
-        checked = end - begin;
         /* The next read may wait for the producer: hand on what is complete. */
         if (!callbacks->whole_matrix) {
             status = hand_on(&r);

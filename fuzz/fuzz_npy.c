@@ -16,7 +16,8 @@
  *    element), and for described files dtype, ndim, shape and data offset
  *    are exactly what was written;
  *  - described files succeed exactly when they should (supported
- *    type in either byte order, swapped when it is not the host's, fortran_order False, at most 8 dimensions, no
+ *    type in either byte order, swapped when it is not the host's, extents
+ *    and byte size within numpy's intp, fortran_order False, at most 8 dimensions, no
  *    overflow, enough data), and a failure reports "<path>: ...";
  *  - cli_npy_header's own headers parse back to the same dtype and shape.
  */
@@ -205,8 +206,20 @@ static void run_described(fuzz_reader *r)
         file[prefix + header + i] = take_u8(r);
     const int header_fits = version > 1 || header <= 0xffff;
 
+    /* numpy's limits: every extent within intp, and the non-zero extents'
+     * product in bytes too (an empty array keeps a loadable shape). */
+    int numpy_loads = 1;
+    unsigned long long nonzero_bytes = element;
+    for (int d = 0; d < ndim; d++) {
+        if (shape[d] > (unsigned long long)INT64_MAX)
+            numpy_loads = 0;
+        else if (shape[d] != 0 && nonzero_bytes > (unsigned long long)INT64_MAX / shape[d])
+            numpy_loads = 0;
+        else if (shape[d] != 0)
+            nonzero_bytes *= shape[d];
+    }
     const int expect_ok = header_fits && type != 0 && !fortran && ndim <= SOFTMAX_MAX_NDIM && extents_valid &&
-                          !overflow && count <= data_bytes / element;
+                          numpy_loads && !overflow && count <= data_bytes / element;
     cli_npy npy;
     uint8_t *copy;
     const int status = parse_copy(file, size, &npy, &copy);

@@ -275,9 +275,22 @@ class Options(Case):
         for option in ("--scale", "--temperature", "--log", "--fast", "--axis", "--mask", "--sample", "--seed", "--top-k",
                        "--top-p", "--min-p", "--counts", "--entropy", "--logsumexp", "--argmax", "--dtype",
                        "--threads", "--precision", "--format", "--plot", "--header", "--output", "--help",
-                       "--version", "Examples", "Exit status"):
+                       "--version", "--delimiter", "--columns", "--max-line-length", "--require-input", "Examples",
+                       "Exit status"):
             self.assertIn(option, text)
         self.assertEqual(run(["-h"])[1], text)
+
+    def test_help_man_page_and_docs_name_the_same_options(self):
+        text = run(["--help"])[1]
+        options = set(re.findall(r"--[a-z][a-z-]+", text))
+        with open(os.path.join(HERE, "..", "..", "cli", "softmax.1")) as f:
+            man = set(re.findall(r"\\-\\-([a-z][a-z\\-]+)", f.read()))
+            man = {"--" + m.replace("\\-", "-") for m in man}
+        with open(os.path.join(HERE, "..", "..", "docs", "cli.md")) as f:
+            docs = set(re.findall(r"--[a-z][a-z-]+", f.read()))
+        self.assertEqual(options - man, set(), "in --help, not in softmax.1")
+        self.assertEqual(options - docs, set(), "in --help, not in docs/cli.md")
+        self.assertEqual(man - options, set(), "in softmax.1, not in --help")
 
     def test_version(self):
         self.assertRegex(output(["--version"]), r"^softmax \(libsoftmax\) \d+\.\d+\.\d+, code path \w+\n$")
@@ -1262,7 +1275,11 @@ class Friction(Case):
         self.assertEqual(output(["-d", "tab"], "1\t2\n"), "0.268941 0.731059\n")
         self.assertFails(["-c", "5"], EX_DATAERR, "standard input:1: the line has 3 fields; --columns names field 5",
                          "1 2 3\n")
-        self.assertFails(["-d", ";"], EX_DATAERR, "standard input:1:3: expected the delimiter ';'", "1 2\n")
+        self.assertFails(["-d", ";"], EX_DATAERR, "standard input:2:3: expected the delimiter ';'", "1;2\n3 4\n")
+        # with a delimiter that is not a blank, a field that is not a number may hold blanks
+        self.assertEqual(output(["-d", ";", "-c", "2-"], "full name;x;y\nAda Lovelace;0;0\n"), "0.5 0.5\n")
+        plot = run(["-d", ";", "-c", "2-", "--plot"], "full name;x y;z\n1;0;0\n", env={"COLUMNS": "40"})[1]
+        self.assertIn("x y ", plot)
         for bad in ("0", "3-2", "a", "1,", "-2"):
             self.assertFails(["-c", bad], EX_USAGE, "--columns: expected fields numbered from 1", "1\n")
         self.assertFails(["-d", "."], EX_USAGE, "--delimiter: expected one character", "1\n")
