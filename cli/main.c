@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -518,6 +519,27 @@ static int run_text(run *r, const char *path)
 /* ------------------------------------------------------------------------- */
 /* .npy input */
 
+/* A buffer for a whole array or a large chunk of one. Along a non-last
+ * axis the whole array is one library call, and faulting its pages in 4 KiB
+ * at a time cost as much as the computation: transparent huge pages are
+ * asked for where the system offers them on request (Linux's "madvise"
+ * setting). */
+static void *large_buffer(size_t size)
+{
+#ifdef MADV_HUGEPAGE
+    const size_t huge = (size_t)2 << 20;
+    if (size >= 4 * huge) {
+        void *buffer = NULL;
+        if (posix_memalign(&buffer, huge, (size + huge - 1) / huge * huge) != 0) {
+            return NULL;
+        }
+        madvise(buffer, (size + huge - 1) / huge * huge, MADV_HUGEPAGE);
+        return buffer;
+    }
+#endif
+    return malloc(size);
+}
+
 /* fd >= 0: the array is in that file (standard input spooled), named path. */
 static int run_npy(run *r, const char *path, int fd)
 {
@@ -631,7 +653,7 @@ static int run_npy(run *r, const char *path, int fd)
     void *chunk = NULL;
     void *host_order = NULL; /* the file's values in host order, when they cannot be used in place */
     if (status == 0 && npy.count > 0) {
-        work_buffer = malloc(chunk_outer * line * cli_dtype_size(work));
+        work_buffer = large_buffer(chunk_outer * line * cli_dtype_size(work));
         chunk = work == r->compute ? work_buffer : malloc(chunk_outer * line * cli_dtype_size(r->compute));
         host_order = npy.direct ? NULL : npy.dtype == work ? work_buffer : malloc(chunk_outer * line * in_size);
         if (work_buffer == NULL || chunk == NULL || (!npy.direct && host_order == NULL)) {
