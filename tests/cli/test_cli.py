@@ -1329,6 +1329,7 @@ TIME = "/usr/bin/time"
 
 
 @unittest.skipUnless(os.access(TIME, os.X_OK), "needs GNU time (Debian package time) for the peak memory")
+@unittest.skipIf(os.environ.get("SOFTMAX_CLI_SANITIZED") == "1", "the sanitizers' memory is not the command's")
 class Memory(Case):
     """Peak resident memory of the command (GNU time -v) on inputs streamed through a pipe: bounded by
     the line-length limit, never by the input. The documented bound: 5 x --max-line-length + 8 MiB."""
