@@ -67,6 +67,7 @@ typedef struct cli_options {
     int n_columns;
     size_t max_line;   /* --max-line-length, bytes */
     int require_input; /* --require-input: no row of numbers is an error */
+    int keep_labels;   /* --keep-labels: the fields --columns leaves out go before each result */
     const char *output_path;
     char **inputs;
     int n_inputs;
@@ -226,10 +227,13 @@ typedef struct cli_text_callbacks {
     cli_text_summary *summary; /* filled at the end if not NULL */
     const char *prefix;        /* bytes already read from fd, to read first */
     size_t prefix_length;
+    int keep_labels; /* --keep-labels: hand on each row's fields that are not numbers */
     /* Rows of `cols` values each (computation type, may be changed in place);
-     * lines[i] is the input line of row i (for messages). Returns 0 or an
-     * exit code (reported). */
-    int (*rows)(void *context, void *values, size_t rows, size_t cols, uint64_t first_row, const uint64_t *lines);
+     * lines[i] is the input line of row i (for messages); labels[i] the
+     * row's other fields joined by spaces (with keep_labels, else NULL).
+     * Returns 0 or an exit code (reported). */
+    int (*rows)(void *context, void *values, size_t rows, size_t cols, uint64_t first_row, const uint64_t *lines,
+                const char *const *labels);
     /* Called before a read that may block: flush the output. */
     int (*idle)(void *context);
     /* The names of a header line (ownership passes on). */
@@ -269,12 +273,13 @@ typedef struct cli_draw_request {
     double temperature; /* of the pass for the sampler: T / S (0 greedy, inf uniform) */
     cli_sink *sink;
     const cli_plot *plot;
-    const char *pass_description; /* "temperature 0.5" or "" (plot titles) */
-    const char *input_name;       /* the file (or "standard input"), for messages */
-    const uint64_t *lines;        /* the input line of each row (text), or NULL (.npy) */
-    int *plotted;                 /* set once a plot has been drawn (blank line between plots) */
-    int *statistics_heading;      /* set once the statistics' heading line is written */
-    char *const *labels;          /* the input's header (column names), or NULL */
+    const char *pass_description;  /* "temperature 0.5" or "" (plot titles) */
+    const char *const *row_labels; /* each row's label fields (--keep-labels), or NULL */
+    const char *input_name;        /* the file (or "standard input"), for messages */
+    const uint64_t *lines;         /* the input line of each row (text), or NULL (.npy) */
+    int *plotted;                  /* set once a plot has been drawn (blank line between plots) */
+    int *statistics_heading;       /* set once the statistics' heading line is written */
+    char *const *labels;           /* the input's header (column names), or NULL */
 } cli_draw_request;
 
 /* 1 if this build has the library's sampler and row statistics. */

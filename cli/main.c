@@ -46,11 +46,14 @@ typedef struct run {
     /* --plot */
     cli_plot plot;
     int plotted;
+    const char *plot_label; /* --keep-labels: the row's label, in its plot's title */
     int statistics_heading;
     double *scratch;
     size_t scratch_capacity;
     /* --sample / --entropy / --logsumexp / --argmax instead of softmax */
     int draws;
+    /* --keep-labels: the label fields of the rows being written (text) */
+    const char *const *row_labels;
     /* text read so far (all inputs, the first pass) */
     cli_text_summary summary;
     /* bytes of standard input read to look for the .npy magic */
@@ -158,8 +161,9 @@ static int plot_line(run *r, const void *values, size_t first, size_t stride, si
     char pass[128];
     char title[192];
     describe_pass(r, pass, sizeof pass);
-    snprintf(title, sizeof title, "%s %llu%s%s%s", what, (unsigned long long)index + 1, pass[0] ? " (" : "", pass,
-             pass[0] ? ")" : "");
+    snprintf(title, sizeof title, "%s %llu%s%s%s%s%s", what, (unsigned long long)index + 1, pass[0] ? " (" : "", pass,
+             pass[0] ? ")" : "", r->plot_label != NULL ? ": " : "", r->plot_label != NULL ? r->plot_label : "");
+    r->plot_label = NULL;
     if (r->plotted) {
         cli_sink_putc(&r->sink, '\n');
     }
@@ -178,6 +182,7 @@ static int emit_rows(run *r, const void *values, size_t rows, size_t cols, uint6
     }
     if (r->options->plot) {
         for (size_t i = 0; i < rows; i++) {
+            r->plot_label = r->row_labels != NULL ? r->row_labels[i] : NULL;
             int status = plot_line(r, values, i * cols, 1, cols, "row", first_row + i);
             if (status != 0) {
                 return status;
@@ -190,6 +195,11 @@ static int emit_rows(run *r, const void *values, size_t rows, size_t cols, uint6
      * row and a loop per type, without per-value calls. */
     int fast = r->options->format == NULL && cols < r->sink.capacity / 32;
     for (size_t i = 0; i < rows; i++) {
+        if (r->row_labels != NULL) {
+            /* --keep-labels: the row's other fields first */
+            cli_sink_write(&r->sink, r->row_labels[i], strlen(r->row_labels[i]));
+            cli_sink_putc(&r->sink, ' ');
+        }
         if (!fast) {
             for (size_t j = 0; j < cols; j++, k++) {
                 if (j > 0) {
@@ -288,6 +298,7 @@ static int draw_rows(run *r, softmax_dtype dtype, const void *x, size_t rows, si
                                 .sink = &r->sink,
                                 .plot = &r->plot,
                                 .pass_description = pass,
+                                .row_labels = r->row_labels,
                                 .input_name = r->input_name,
                                 .lines = lines,
                                 .plotted = &r->plotted,
@@ -296,9 +307,11 @@ static int draw_rows(run *r, softmax_dtype dtype, const void *x, size_t rows, si
     return cli_stats_and_samples(&request, dtype, x, rows, cols, first_row);
 }
 
-static int text_rows(void *context, void *values, size_t rows, size_t cols, uint64_t first_row, const uint64_t *lines)
+static int text_rows(void *context, void *values, size_t rows, size_t cols, uint64_t first_row, const uint64_t *lines,
+                     const char *const *labels)
 {
     run *r = context;
+    r->row_labels = labels;
     if (r->draws) {
         return draw_rows(r, r->compute, values, rows, cols, first_row, lines);
     }
@@ -493,6 +506,7 @@ static int run_text(run *r, const char *path)
         .summary = &r->summary,
         .prefix = prefix,
         .prefix_length = prefix_length,
+        .keep_labels = o->keep_labels,
         .rows = text_rows,
         .idle = text_idle,
         .labels = text_labels};
@@ -722,11 +736,12 @@ static int run_npy(run *r, const char *path, int fd)
 /* --mask FILE */
 
 static int mask_rows_callback(void *context, void *values, size_t rows, size_t cols, uint64_t first_row,
-                              const uint64_t *lines)
+                              const uint64_t *lines, const char *const *labels)
 {
     run *r = context;
     (void)first_row;
     (void)lines;
+    (void)labels;
     size_t have = r->mask_ndim == 0 ? 0 : r->mask_shape[0] * r->mask_shape[1];
     double *grown = realloc(r->mask, (have + rows * cols) * sizeof *grown);
     if (grown == NULL) {

@@ -26,6 +26,7 @@ static const char usage_text[] = "Usage: softmax [OPTION]... [FILE]...\n"
                                  "                        'tab', 'space'); default: blanks and commas\n"
                                  "  -c, --columns LIST    the fields holding the numbers, numbered from 1 as\n"
                                  "                        in cut -f (2-, 1,3, 2-5); the others are skipped\n"
+                                 "      --keep-labels     ... or written before each row's results (text)\n"
                                  "      --max-line-length N  the longest line read, in bytes (suffix K, M,\n"
                                  "                        G; default 16M); memory stays under about\n"
                                  "                        5 x N + 8 MiB whatever the input's length\n"
@@ -312,6 +313,7 @@ enum {
     OPT_FAST,
     OPT_MAX_LINE,
     OPT_REQUIRE_INPUT,
+    OPT_KEEP_LABELS,
     OPT_LAST
 };
 
@@ -340,6 +342,7 @@ static const struct option long_options[] = {{"scale", required_argument, NULL, 
                                              {"columns", required_argument, NULL, 'c'},
                                              {"max-line-length", required_argument, NULL, OPT_MAX_LINE},
                                              {"require-input", no_argument, NULL, OPT_REQUIRE_INPUT},
+                                             {"keep-labels", no_argument, NULL, OPT_KEEP_LABELS},
                                              {"output", required_argument, NULL, 'o'},
                                              {"help", no_argument, NULL, 'h'},
                                              {"version", no_argument, NULL, 'V'},
@@ -456,6 +459,9 @@ static int apply_option(int code, const char *argument, cli_options *options)
     case OPT_REQUIRE_INPUT:
         options->require_input = 1;
         return 0;
+    case OPT_KEEP_LABELS:
+        options->keep_labels = 1;
+        return 0;
     }
     return CLI_EX_USAGE;
 }
@@ -483,6 +489,12 @@ static int check_combinations(const cli_options *options)
     }
     if (statistics && options->sample_count > 0) {
         return usage_error("--sample and --entropy/--logsumexp/--argmax: one at a time");
+    }
+    if (options->keep_labels && options->n_columns == 0) {
+        return usage_error("--keep-labels keeps the fields --columns leaves out: give --columns too");
+    }
+    if (options->keep_labels && options->output_path != NULL && cli_is_npy_path(options->output_path)) {
+        return usage_error("--keep-labels writes text; -o %s writes a .npy array", options->output_path);
     }
     if (options->plot && options->format != NULL) {
         return usage_error("--plot prints its values with --precision, not --format");

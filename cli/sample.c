@@ -60,6 +60,16 @@ static void write_value(cli_sink *sink, const cli_options *options, double value
     sink->used += cli_format_g(slot, value, options->precision);
 }
 
+/* --keep-labels: the row's other fields before its results. */
+static void write_row_label(const cli_draw_request *request, size_t row)
+{
+    if (request->row_labels != NULL) {
+        const char *label = request->row_labels[row];
+        cli_sink_write(request->sink, label, strlen(label));
+        cli_sink_putc(request->sink, ' ');
+    }
+}
+
 static void write_integer(cli_sink *sink, long long value)
 {
     char text[32];
@@ -99,6 +109,7 @@ static int row_statistics(const cli_draw_request *request, softmax_dtype dtype, 
         *request->statistics_heading = 1;
     }
     for (size_t i = 0; status == 0 && i < rows; i++) {
+        write_row_label(request, i);
         for (int k = 0; k < o->n_statistics; k++) {
             if (k > 0) {
                 cli_sink_putc(request->sink, ' ');
@@ -408,6 +419,9 @@ static int sample_rows(const cli_draw_request *request, softmax_dtype dtype, con
         if (tally) {
             memset(counts, 0, (cols ? cols : 1) * sizeof *counts);
         }
+        if (!o->plot) {
+            write_row_label(request, i);
+        }
         /* With --counts (or the plot's frequencies) one real draw checks that
          * the row has a distribution (the sampler's own errors); the counts
          * are then one multinomial draw. */
@@ -456,9 +470,11 @@ static int sample_rows(const cli_draw_request *request, softmax_dtype dtype, con
                 frequency[j] = (double)counts[j] / (double)o->sample_count;
             }
             char title[320];
-            snprintf(title, sizeof title, "row %llu%s%s%s: %lld samples, seed %llu", (unsigned long long)stream + 1,
+            const char *label = request->row_labels != NULL ? request->row_labels[i] : NULL;
+            snprintf(title, sizeof title, "row %llu%s%s%s%s%s: %lld samples, seed %llu", (unsigned long long)stream + 1,
                      request->pass_description[0] ? " (" : "", request->pass_description,
-                     request->pass_description[0] ? ")" : "", o->sample_count, (unsigned long long)o->seed);
+                     request->pass_description[0] ? ")" : "", label != NULL ? ": " : "", label != NULL ? label : "",
+                     o->sample_count, (unsigned long long)o->seed);
             if (*request->plotted) {
                 cli_sink_putc(request->sink, '\n');
             }

@@ -48,6 +48,12 @@ typedef struct reader {
     size_t first_cols;
     uint64_t first_cols_line;
     size_t max_cols;
+    /* --keep-labels: each batch row's label fields, NUL-terminated, in a pool */
+    char *label_pool;
+    size_t labels_used;
+    size_t labels_capacity;
+    size_t *label_offsets; /* per batch row (as many as row_lines) */
+    char **label_pointers;
     char *header_text; /* the line taken as a header */
     size_t header_length;
     uint64_t header_line;
@@ -64,8 +70,17 @@ static int hand_on(reader *r)
     if (r->batch_rows == 0) {
         return 0;
     }
-    int status =
-        r->callbacks->rows(r->callbacks->context, r->batch, r->batch_rows, r->batch_cols, r->rows_handed, r->row_lines);
+    const char *const *labels = NULL;
+    if (r->callbacks->keep_labels) {
+        /* The pool may have moved while it grew: pointers made now. */
+        for (size_t i = 0; i < r->batch_rows; i++) {
+            r->label_pointers[i] = r->label_pool + r->label_offsets[i];
+        }
+        labels = (const char *const *)r->label_pointers;
+    }
+    int status = r->callbacks->rows(r->callbacks->context, r->batch, r->batch_rows, r->batch_cols, r->rows_handed,
+                                    r->row_lines, labels);
+    r->labels_used = 0;
     r->rows_handed += r->batch_rows;
     /* A row being parsed moves to the front. */
     size_t done = r->batch_rows * r->batch_cols;
@@ -309,6 +324,59 @@ static int keep_header(reader *r, const char *p, const char *end)
     return r->callbacks->labels(r->callbacks->context, labels, n);
 }
 
+/* Appends the row's fields that --columns leaves out (the empty ones
+ * skipped), joined by spaces, to the label pool (the line has been read
+ * without error). */
+static int keep_row_labels(reader *r, const char *p, const char *end)
+{
+    size_t field = 0;
+    size_t start = r->labels_used;
+    int any = 0;
+    while (p < end) {
+        const char *stop = field_end(r, p, end);
+        field++;
+        if (!field_selected(r, field) && stop > p) {
+            size_t length = (size_t)(stop - p);
+            if (r->labels_used + length + 2 > r->labels_capacity) {
+                size_t capacity = 2 * (r->labels_capacity + length + 2);
+                char *grown = realloc(r->label_pool, capacity);
+                if (grown == NULL) {
+                    return out_of_memory();
+                }
+                r->label_pool = grown;
+                r->labels_capacity = capacity;
+            }
+            if (any) {
+                r->label_pool[r->labels_used++] = ' ';
+            }
+            memcpy(r->label_pool + r->labels_used, p, length);
+            r->labels_used += length;
+            any = 1;
+        }
+        p = stop;
+        while (p < end && is_blank(*p)) {
+            p++;
+        }
+        if (p < end && is_delimiter(r, *p)) {
+            p++;
+            while (p < end && is_blank(*p)) {
+                p++;
+            }
+        }
+    }
+    if (r->labels_used + 1 > r->labels_capacity) {
+        char *grown = realloc(r->label_pool, r->labels_capacity + 64);
+        if (grown == NULL) {
+            return out_of_memory();
+        }
+        r->label_pool = grown;
+        r->labels_capacity += 64;
+    }
+    r->label_pool[r->labels_used++] = '\0';
+    r->label_offsets[r->batch_rows] = start;
+    return 0;
+}
+
 static int is_digit_char(char c)
 {
     return c >= '0' && c <= '9';
@@ -333,6 +401,7 @@ static int parse_line(reader *r, const char *line_start, const char *end)
         }
     }
     r->row_start = r->used;
+    const char *row_fields_start = p;
     size_t cols = 0;
     size_t field = 0;
     int single = r->callbacks->dtype == SOFTMAX_DTYPE_F32;
@@ -430,7 +499,26 @@ static int parse_line(reader *r, const char *line_start, const char *end)
             return out_of_memory();
         }
         r->row_lines = grown;
+        if (r->callbacks->keep_labels) {
+            size_t *offsets = realloc(r->label_offsets, capacity * sizeof *offsets);
+            if (offsets != NULL) {
+                r->label_offsets = offsets;
+            }
+            char **pointers = realloc(r->label_pointers, capacity * sizeof *pointers);
+            if (pointers != NULL) {
+                r->label_pointers = pointers;
+            }
+            if (offsets == NULL || pointers == NULL) {
+                return out_of_memory();
+            }
+        }
         r->row_lines_capacity = capacity;
+    }
+    if (r->callbacks->keep_labels) {
+        int status = keep_row_labels(r, row_fields_start, end);
+        if (status != 0) {
+            return status;
+        }
     }
     r->row_lines[r->batch_rows] = r->line;
     r->batch_cols = cols;
@@ -601,6 +689,9 @@ int cli_read_text(int fd, const char *name, const cli_text_callbacks *callbacks)
             r.max_cols > callbacks->summary->max_cols ? r.max_cols : callbacks->summary->max_cols;
     }
     free(r.header_text);
+    free(r.label_pool);
+    free(r.label_offsets);
+    free(r.label_pointers);
     free(buffer);
     free(r.batch);
     free(r.row_lines);

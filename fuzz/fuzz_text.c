@@ -7,7 +7,8 @@
  * fails, and (rarely) the text repeated to 64 KiB; when its top bits are
  * 01 a second byte picks --delimiter (',', ';', ' ', tab or none),
  * --columns (2-, 1, 1,3, 2-3, 3 or none) and --max-line-length (40 or 300
- * bytes, or the default). text.c is built here with a 256-byte read
+ * bytes) or else --keep-labels (the labels handed on with each row are the
+ * oracle's unselected fields). text.c is built here with a 256-byte read
  * block and a 32-element batch (CMakeLists.txt), so that short inputs cross
  * block and batch boundaries and lines outgrow the buffer.
  * The text is checked against an oracle written here from the format's
@@ -48,6 +49,7 @@ typedef struct expected {
     uint64_t *row_lines; /* the input line of each row, for the messages */
     size_t n_labels;
     char **labels;
+    char **row_labels; /* each row's unselected fields joined by spaces (--keep-labels) */
 } expected;
 
 static int is_blank(char c)
@@ -97,6 +99,7 @@ typedef struct reader_options {
     const cli_column_range *columns;
     size_t n_columns;
     size_t max_line;
+    int keep_labels;
 } reader_options;
 
 static int oracle_is_delimiter(const reader_options *o, char c)
@@ -221,6 +224,8 @@ static void oracle_line(expected *e, const reader_options *o, const char *p, con
     }
     size_t cols = 0, field = 0;
     const char *digit_comma = NULL, *blank_separator = NULL;
+    char row_label[1024];
+    size_t row_label_length = 0;
     const size_t values_before = e->n_values;
     for (;;) {
         field++;
@@ -246,6 +251,17 @@ static void oracle_line(expected *e, const reader_options *o, const char *p, con
             cols++;
         } else {
             stop = oracle_field_end(o, p, end);
+            const size_t n = (size_t)(stop - p);
+            if (n == 0) {
+                /* empty fields are left out of the labels */
+            } else if (row_label_length + n + 2 < sizeof row_label) {
+                if (row_label_length > 0)
+                    row_label[row_label_length++] = ' ';
+                memcpy(row_label + row_label_length, p, n);
+                row_label_length += n;
+            } else {
+                e->unsure = 1;
+            }
         }
         p = stop;
         const char *after_field = p;
@@ -296,7 +312,9 @@ static void oracle_line(expected *e, const reader_options *o, const char *p, con
         e->rows_capacity *= 2;
         e->row_cols = realloc(e->row_cols, e->rows_capacity * sizeof *e->row_cols);
         e->row_lines = realloc(e->row_lines, e->rows_capacity * sizeof *e->row_lines);
+        e->row_labels = realloc(e->row_labels, e->rows_capacity * sizeof *e->row_labels);
     }
+    e->row_labels[e->n_rows] = copy_label(row_label, row_label_length);
     e->row_lines[e->n_rows] = line;
     e->row_cols[e->n_rows++] = cols;
 }
@@ -309,6 +327,7 @@ static void oracle(expected *e, const reader_options *o, const char *text, size_
     e->values = malloc(e->values_capacity * sizeof *e->values);
     e->row_cols = malloc(e->rows_capacity * sizeof *e->row_cols);
     e->row_lines = malloc(e->rows_capacity * sizeof *e->row_lines);
+    e->row_labels = malloc(e->rows_capacity * sizeof *e->row_labels);
     int seen_first = 0;
     size_t first_cols = 0;
     uint64_t line = 1;
@@ -332,6 +351,9 @@ static void free_expected(expected *e)
     for (size_t i = 0; i < e->n_labels; i++)
         free(e->labels[i]);
     free(e->labels);
+    for (size_t i = 0; i < e->n_rows; i++)
+        free(e->row_labels[i]);
+    free(e->row_labels);
     free(e->values);
     free(e->row_cols);
     free(e->row_lines);
@@ -344,12 +366,13 @@ typedef struct context {
     softmax_dtype dtype;
     size_t values_seen, rows_seen;
     uint64_t next_first_row;
-    int calls, fail_at, whole_matrix;
+    int calls, fail_at, whole_matrix, keep_labels;
     size_t n_labels;
     int labels_calls;
 } context;
 
-static int on_rows(void *opaque, void *values, size_t rows, size_t cols, uint64_t first_row, const uint64_t *lines)
+static int on_rows(void *opaque, void *values, size_t rows, size_t cols, uint64_t first_row, const uint64_t *lines,
+                   const char *const *labels)
 {
     context *c = opaque;
     const expected *e = c->e;
@@ -363,6 +386,11 @@ static int on_rows(void *opaque, void *values, size_t rows, size_t cols, uint64_
             FUZZ_CHECK(e->row_cols[row] == cols, "row %zu has %zu values, the oracle %zu", row, cols, e->row_cols[row]);
             FUZZ_CHECK(lines[r] == e->row_lines[row], "row %zu is said to be on line %llu, the oracle %llu", row,
                        (unsigned long long)lines[r], (unsigned long long)e->row_lines[row]);
+            FUZZ_CHECK((labels != NULL) == c->keep_labels, "labels %s without --keep-labels",
+                       labels != NULL ? "handed on" : "missing");
+            if (labels != NULL)
+                FUZZ_CHECK(strcmp(labels[r], e->row_labels[row]) == 0, "row %zu's labels are '%s', the oracle '%s'",
+                           row, labels[r], e->row_labels[row]);
         }
         for (size_t j = 0; j < cols; j++) {
             const size_t k = c->values_seen + r * cols + j;
@@ -416,7 +444,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     const uint8_t options = data[0];
     /* Bits 6-7 01: a second byte picks the reader's options. */
-    reader_options reading = {0, NULL, 0, CLI_DEFAULT_MAX_LINE};
+    reader_options reading = {0, NULL, 0, CLI_DEFAULT_MAX_LINE, 0};
     static const cli_column_range column_choices[][2] = {
         {{2, SIZE_MAX}, {0, 0}}, {{1, 1}, {0, 0}}, {{1, 1}, {3, 3}}, {{2, 3}, {0, 0}}, {{3, 3}, {0, 0}}};
     static const size_t column_counts[] = {1, 1, 2, 1, 1};
@@ -431,6 +459,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
         if (more & 0x40)
             reading.max_line = more & 0x80 ? 40 : 300;
+        else
+            reading.keep_labels = (more & 0x80) != 0;
         data++;
         size--;
     }
@@ -465,7 +495,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     FUZZ_CHECK(lseek(fd, 0, SEEK_SET) == 0, "lseek failed");
 
-    context c = {&e, single ? SOFTMAX_DTYPE_F32 : SOFTMAX_DTYPE_F64, 0, 0, 0, 0, fail_at, whole_matrix, 0, 0};
+    context c = {&e,           single ? SOFTMAX_DTYPE_F32 : SOFTMAX_DTYPE_F64, 0, 0, 0, 0, fail_at,
+                 whole_matrix, reading.columns != NULL && reading.keep_labels, 0, 0};
     cli_text_summary summary = {0, 0};
     cli_text_callbacks callbacks = {.context = &c,
                                     .dtype = c.dtype,
@@ -478,6 +509,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                                     .n_columns = reading.n_columns,
                                     .max_line = reading.max_line,
                                     .summary = &summary,
+                                    .keep_labels = c.keep_labels,
                                     .rows = on_rows,
                                     .idle = on_idle,
                                     .labels = on_labels};

@@ -1288,6 +1288,19 @@ class Friction(Case):
         self.assertIn("x ", plot)
         self.assertNotIn("name", plot)
 
+    def test_label_columns_can_be_kept_beside_the_results(self):
+        csv = "name,x,y,z\nAda Lovelace,1,2,3\nbob,0,0,0\n"
+        self.assertEqual(output(["-d", ",", "-c", "2-", "--keep-labels"], csv),
+                         "Ada Lovelace 0.0900306 0.244728 0.665241\nbob 0.333333 0.333333 0.333333\n")
+        table = "id name x y\n7 ada 1 2\n8 bob 0 0\n"
+        self.assertEqual(output(["-c", "3-", "--keep-labels", "--argmax"], table), "argmax\n7 ada 1\n8 bob 0\n")
+        self.assertEqual(output(["-c", "3-", "--keep-labels", "--sample", "5", "-t", "0"], table),
+                         "7 ada 1 1 1 1 1\n8 bob 0 0 0 0 0\n")
+        self.assertIn("row 1: 7 ada\n", run(["-c", "3-", "--keep-labels", "--plot"], table, env={"COLUMNS": "40"})[1])
+        self.assertFails(["--keep-labels"], EX_USAGE, "give --columns too", "1 2\n")
+        self.assertFails(["-c", "2-", "--keep-labels", "-o", self.path("y.npy")], EX_USAGE, "--keep-labels writes text",
+                         "a 1 2\n")
+
     def test_statistics_in_the_order_asked_with_a_header(self):
         x = [1.0, 2.0, 4.0]
         entropy = float(-sum(p * mpmath.log(p) for p in map(mpmath.mpf, reference_softmax(x))))
