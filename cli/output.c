@@ -136,14 +136,38 @@ int cli_sink_open_file(cli_sink *sink, const char *path)
     }
     memcpy(temp, resolved, directory);
     memcpy(temp + directory, temp_name, sizeof temp_name);
+    int in_place = 0;
     int fd = mkstemp(temp);
+    if (fd < 0 && exists) {
+        /* A file we may write in a directory we may not (as cp writes it):
+         * the result is made in the temporary directory and copied into the
+         * file once complete. */
+        int saved = errno;
+        const char *directory_name = getenv("TMPDIR");
+        if (directory_name == NULL || *directory_name == '\0') {
+            directory_name = "/tmp";
+        }
+        char *elsewhere = malloc(strlen(directory_name) + sizeof temp_name + 1);
+        if (elsewhere != NULL) {
+            snprintf(elsewhere, strlen(directory_name) + sizeof temp_name + 1, "%s/%s", directory_name, temp_name);
+            fd = mkstemp(elsewhere);
+        }
+        if (fd >= 0) {
+            free(temp);
+            temp = elsewhere;
+            in_place = 1;
+        } else {
+            free(elsewhere);
+            errno = saved;
+        }
+    }
     if (fd < 0) {
         cli_error("%s: cannot create the output file: %s", path, strerror(errno));
         free(temp);
         free(resolved);
         return CLI_EX_CANTCREAT;
     }
-    if (exists) {
+    if (exists && !in_place) {
         /* The existing file's mode and owner carry over. If they cannot (an
          * owner we may not give away), or other hard links share the file,
          * the finished result is copied into the file itself instead of
@@ -152,14 +176,13 @@ int cli_sink_open_file(cli_sink *sink, const char *path)
                    (fchown(fd, info.st_uid, info.st_gid) == 0 ||
                     (info.st_uid == geteuid() && fchown(fd, (uid_t)-1, info.st_gid) == 0) ||
                     (info.st_uid == geteuid() && info.st_gid == getegid()));
-        sink->rewrite_in_place = !kept || info.st_nlink > 1;
-    } else {
+        in_place = !kept || info.st_nlink > 1;
+    } else if (!exists) {
         /* mkstemp makes the file private (0600); give it the usual permissions. */
         mode_t mask = umask(0);
         umask(mask);
         fchmod(fd, 0666 & ~mask);
     }
-    int rewrite_in_place = sink->rewrite_in_place;
     temp_for_signal = temp;
     temp_active = 1;
     signal(SIGINT, remove_temp_and_die);
@@ -175,7 +198,7 @@ int cli_sink_open_file(cli_sink *sink, const char *path)
         free(resolved);
         return status;
     }
-    sink->rewrite_in_place = rewrite_in_place;
+    sink->rewrite_in_place = in_place;
     sink->target = path;
     sink->resolved = resolved;
     sink->temp_path = temp;

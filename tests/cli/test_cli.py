@@ -1454,6 +1454,23 @@ class OutputFile(Case):
         self.assertEqual((os.stat(f).st_uid, os.stat(f).st_mode & 0o777), (0, 0o664))
         with open(f) as handle:
             self.assertEqual(handle.read(), "0.25 0.25 0.25 0.25\n")
+        # a file this user may write in a directory where it may not create one: written in place
+        os.mkdir(self.path("locked"))
+        g = self.write("locked/y.txt", "old\n")
+        os.chown(g, 65534, 65534)
+        os.chmod(self.path("locked"), 0o755)
+        result = subprocess.run([CLI, "-o", g], input=b"0 0\n", capture_output=True,
+                                preexec_fn=lambda: (os.setgid(65534), os.setuid(65534)))
+        self.assertEqual(result.returncode, 0, result.stderr)
+        with open(g) as handle:
+            self.assertEqual(handle.read(), "0.5 0.5\n")
+        self.assertEqual(os.listdir(self.path("locked")), ["y.txt"])
+        # and an error still leaves it untouched
+        result = subprocess.run([CLI, "-o", g], input=b"1 x\n", capture_output=True,
+                                preexec_fn=lambda: (os.setgid(65534), os.setuid(65534)))
+        self.assertEqual(result.returncode, EX_DATAERR, result.stderr)
+        with open(g) as handle:
+            self.assertEqual(handle.read(), "0.5 0.5\n")
 
     def test_long_names_and_the_empty_name(self):
         for length in (245, 250, 255):
