@@ -3,6 +3,7 @@
 BENCHMARKS.md.
 
     /usr/bin/python3 bench/cli_bench.py [--build build] [--mb 1024] [--runs 5] [--write]
+    /usr/bin/python3 bench/cli_bench.py --slow-paths 100000 [--runs 5]
 
 Needs a Release build of the command (cmake -S . -B build -DCMAKE_BUILD_TYPE=Release
 && cmake --build build) and python3-numpy. What it measures, all single-threaded
@@ -76,15 +77,67 @@ AWK_SOFTMAX = ('{m=$1; for(i=2;i<=NF;i++) if($i>m) m=$i; s=0; for(i=1;i<=NF;i++)
                'for(i=1;i<=NF;i++) printf "%g%s", e[i]/s, (i<NF?" ":"\\n")}')
 
 
+def cpu_timed(command, **kwargs):
+    """(wall seconds, CPU seconds of the child: user + system)."""
+    before = os.times()
+    start = time.perf_counter()
+    subprocess.run(command, check=True, **kwargs)
+    wall = time.perf_counter() - start
+    after = os.times()
+    return wall, (after.children_user - before.children_user) + (after.children_system - before.children_system)
+
+
+def slow_paths(cli, rows, runs):
+    """--axis 0 against the last axis on a rows x 1000 float32 .npy (A B A B ..., medians of wall
+    and CPU time; the output goes to a .npy name for /dev/null), SciPy's softmax on the same
+    array in memory, and --sample N --counts for growing N."""
+    import scipy.special
+    base = "/dev/shm" if os.path.isdir("/dev/shm") else None
+    work = tempfile.mkdtemp(prefix="softmax-cli-slow.", dir=base)
+    try:
+        x = np.random.default_rng(3).standard_normal((rows, 1000)).astype(np.float32)
+        array = os.path.join(work, "x.npy")
+        np.save(array, x)
+        null_npy = os.path.join(work, "null.npy")
+        os.symlink(os.devnull, null_npy)
+        times = {"axis -1": [], "axis 0": [], "scipy axis -1": [], "scipy axis 0": []}
+        for _ in range(runs):
+            for axis in ("-1", "0"):
+                times["axis " + axis].append(cpu_timed([cli, "-j", "1", array, "--axis", axis, "-o", null_npy]))
+                start = time.perf_counter()
+                scipy.special.softmax(x, axis=int(axis))
+                elapsed = time.perf_counter() - start
+                times["scipy axis " + axis].append((elapsed, elapsed))
+        print(f"{rows} x 1000 float32 .npy, one thread, medians of {runs} interleaved runs (wall / CPU seconds):")
+        for name, values in times.items():
+            wall = statistics.median(v[0] for v in values)
+            cpu = statistics.median(v[1] for v in values)
+            print(f"  {name:14} {wall:7.3f} s  {cpu:7.3f} s")
+        ratio = statistics.median(v[1] for v in times["axis 0"]) / statistics.median(v[1] for v in times["axis -1"])
+        print(f"  --axis 0 / --axis -1 CPU time: {ratio:.2f}")
+        print("--sample N --counts on one row of 5 logits:")
+        for n in (10 ** 4, 10 ** 8, 10 ** 15):
+            wall, cpu = cpu_timed([cli, "--sample", str(n), "--counts"], input=b"2 1 3 5 4\n",
+                                  stdout=subprocess.DEVNULL)
+            print(f"  N = {n:>16}: {wall:.3f} s")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--build", default=os.path.join(REPO, "build"))
     parser.add_argument("--mb", type=int, default=1024, help="MiB of text (default 1024)")
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--write", action="store_true", help="write the section into BENCHMARKS.md")
+    parser.add_argument("--slow-paths", type=int, metavar="ROWS", default=0,
+                        help="instead: --axis 0 against the last axis on ROWS x 1000 float32, and --counts")
     args = parser.parse_args()
 
     cli = os.path.join(args.build, "cli", "softmax")
+    if args.slow_paths:
+        slow_paths(cli, args.slow_paths, args.runs)
+        return
     library = os.path.join(args.build, "libsoftmax.so")
     base = "/dev/shm" if os.path.isdir("/dev/shm") else None
     work = tempfile.mkdtemp(prefix="softmax-cli-bench.", dir=base)

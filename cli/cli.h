@@ -27,6 +27,13 @@ enum {
 };
 
 #define CLI_MAX_TEMPERATURES 64
+#define CLI_MAX_COLUMN_RANGES 64
+
+/* Fields first..last (numbered from 1; last SIZE_MAX: to the end). */
+typedef struct cli_column_range {
+    size_t first;
+    size_t last;
+} cli_column_range;
 
 typedef struct cli_options {
     double scale;
@@ -47,12 +54,20 @@ typedef struct cli_options {
     int entropy;
     int logsumexp;
     int argmax;
+    char statistics[3]; /* 'e', 'l', 'a' in the order given */
+    int n_statistics;
     softmax_dtype dtype; /* 0 = from the input */
     int threads;         /* 0 = the library's default */
     int precision;
     const char *format; /* NULL: %.<precision>g with the fast formatter */
     int plot;
-    int header; /* 1: --header (first line is a header), 0: detect */
+    int header;                                      /* 1: --header (first line is a header), 0: detect */
+    char delimiter;                                  /* --delimiter: 0 = blanks and commas */
+    cli_column_range columns[CLI_MAX_COLUMN_RANGES]; /* --columns */
+    int n_columns;
+    size_t max_line;   /* --max-line-length, bytes */
+    int require_input; /* --require-input: no row of numbers is an error */
+    int keep_labels;   /* --keep-labels: the fields --columns leaves out go before each result */
     const char *output_path;
     char **inputs;
     int n_inputs;
@@ -64,6 +79,17 @@ int cli_parse_options(int argc, char **argv, cli_options *options);
 
 /* Prints an error "softmax: ..." on stderr. */
 void cli_error(const char *format, ...) __attribute__((format(printf, 1, 2)));
+
+/* Writes text[0, length) into out (room: size bytes, NUL-terminated) in
+ * single quotes, with control characters, quotes, backslashes and bytes
+ * that are not UTF-8 written as escapes (\n, \t, \x1b, ...): input text in
+ * a message can never drive the terminal. Longer text is cut (at a
+ * character boundary) and ends in "...'": room for n plain characters is
+ * n + 6 bytes. Returns the length written. */
+size_t cli_quote(char *out, size_t size, const char *text, size_t length);
+/* The length (1 to 4) of the valid UTF-8 sequence at text, 0 if there is
+ * none; *code_point is its value. */
+size_t cli_utf8_sequence(const unsigned char *text, size_t length, uint32_t *code_point);
 
 /* ---- numbers: scanning and formatting (number.c) ---- */
 
@@ -91,8 +117,10 @@ size_t cli_format_g(char *out, double value, int precision);
 
 typedef struct cli_sink {
     int fd;
-    const char *target; /* final path, NULL for stdout */
-    char *temp_path;    /* temporary file while writing, NULL for stdout */
+    const char *target;   /* final path, NULL for stdout */
+    char *temp_path;      /* temporary file while writing, NULL for stdout */
+    char *resolved;       /* the file the target names, through symbolic links */
+    int rewrite_in_place; /* copy the result into that file (hard links, owner) */
     char *buffer;
     size_t used;
     size_t capacity;
@@ -114,6 +142,9 @@ static inline void cli_sink_putc(cli_sink *sink, char c)
 /* Room for at least `size` bytes at the end of the buffer (flushes if needed). */
 char *cli_sink_reserve(cli_sink *sink, size_t size);
 int cli_sink_flush(cli_sink *sink);
+/* One number through a --format (checked to hold one conversion of a
+ * double), whatever the length of the result. */
+void cli_sink_format_number(cli_sink *sink, const char *format, double value);
 /* Flushes, and for a file renames the temporary over the target. Returns 0 or
  * an exit code (reported). */
 int cli_sink_commit(cli_sink *sink);
@@ -128,6 +159,9 @@ typedef struct cli_npy {
     size_t shape[SOFTMAX_MAX_NDIM];
     size_t count;     /* product of the shape */
     const void *data; /* inside the mapping */
+    int swap;         /* the file's byte order is not the host's */
+    int direct;       /* data is in host order and aligned: usable in place */
+    int scalar;       /* a 0-d array (shape ()), read as shape (1,) */
     void *mapping;
     size_t mapping_size;
 } cli_npy;
@@ -138,7 +172,11 @@ typedef struct cli_npy {
 int cli_npy_parse(const char *path, const void *file, size_t size, cli_npy *npy);
 /* Maps a .npy file. Returns 0 or an exit code (reported, naming the file). */
 int cli_npy_open(const char *path, cli_npy *npy);
+/* The same on an open file (closed by the call), named `path` in messages. */
+int cli_npy_open_fd(int fd, const char *path, cli_npy *npy);
 void cli_npy_close(cli_npy *npy);
+/* The 6 bytes every .npy file starts with. */
+extern const char cli_npy_magic[6];
 /* True if the name ends in .npy. */
 int cli_is_npy_path(const char *path);
 /* True if the input is a .npy array: by its name, or by its first bytes. */
@@ -146,23 +184,56 @@ int cli_is_npy_input(const char *path);
 /* Writes a version 1.0 header for the dtype and shape, padded to exactly
  * header_size bytes if header_size is non-zero (it must then be large enough
  * and a multiple of 64), else to the next multiple of 64. Returns the size
- * written into out (room: 256 bytes), or 0 if it does not fit. */
+ * written into out (room: CLI_NPY_HEADER_ROOM bytes), or 0 if it does not
+ * fit or numpy could not load the shape (its non-zero extents exceed 2^63 - 1
+ * bytes). */
+#define CLI_NPY_HEADER_ROOM 512
 size_t cli_npy_header(char *out, softmax_dtype dtype, int ndim, const size_t *shape, size_t header_size);
 size_t cli_dtype_size(softmax_dtype dtype);
+/* 1 on a little-endian host, 0 on a big-endian one (detected at run time,
+ * without relying on compiler macros). */
+int cli_host_is_little_endian(void);
+/* Reverses the bytes of each of count elements of element_size bytes. */
+void cli_swap_bytes(void *data, size_t count, size_t element_size);
+/* Copies elements [first, first + count) of the array to dst in the host's
+ * byte order (whatever the file's order and alignment). */
+void cli_npy_read(const cli_npy *npy, size_t first, size_t count, void *dst);
+/* Writes count elements in the host's order as little-endian bytes, as the
+ * headers written by cli_npy_header declare ('<'). */
+void cli_sink_write_little_endian(cli_sink *sink, const void *values, size_t count, size_t element_size);
 
 /* ---- text input (text.c) ---- */
 
+/* What a read found (for the one-column hint and the empty-input rule). */
+typedef struct cli_text_summary {
+    uint64_t rows;   /* rows of numbers */
+    size_t max_cols; /* the longest row */
+} cli_text_summary;
+
+/* The longest line read by default (bytes, without the newline). */
+#define CLI_DEFAULT_MAX_LINE ((size_t)16 << 20)
+
 typedef struct cli_text_callbacks {
     void *context;
-    softmax_dtype dtype;           /* parse into F32 or F64 */
-    int whole_matrix;              /* keep every row, hand them on once at the end */
-    int equal_rows;                /* every row must have the same length ... */
-    const char *equal_rows_reason; /* ... because of this (for the message) */
-    int header;                    /* --header: the first line is a header */
+    softmax_dtype dtype;             /* parse into F32 or F64 */
+    int whole_matrix;                /* keep every row, hand them on once at the end */
+    int equal_rows;                  /* every row must have the same length ... */
+    const char *equal_rows_reason;   /* ... because of this (for the message) */
+    int header;                      /* --header: the first line is a header */
+    char delimiter;                  /* 0: blanks and commas; else that character alone (a blank: runs of blanks) */
+    const cli_column_range *columns; /* --columns: the fields holding numbers (NULL: all) */
+    size_t n_columns;
+    size_t max_line;           /* longest line, bytes (0: CLI_DEFAULT_MAX_LINE) */
+    cli_text_summary *summary; /* filled at the end if not NULL */
+    const char *prefix;        /* bytes already read from fd, to read first */
+    size_t prefix_length;
+    int keep_labels; /* --keep-labels: hand on each row's fields that are not numbers */
     /* Rows of `cols` values each (computation type, may be changed in place);
-     * lines[i] is the input line of row i (for messages). Returns 0 or an
-     * exit code (reported). */
-    int (*rows)(void *context, void *values, size_t rows, size_t cols, uint64_t first_row, const uint64_t *lines);
+     * lines[i] is the input line of row i (for messages); labels[i] the
+     * row's other fields joined by spaces (with keep_labels, else NULL).
+     * Returns 0 or an exit code (reported). */
+    int (*rows)(void *context, void *values, size_t rows, size_t cols, uint64_t first_row, const uint64_t *lines,
+                const char *const *labels);
     /* Called before a read that may block: flush the output. */
     int (*idle)(void *context);
     /* The names of a header line (ownership passes on). */
@@ -202,10 +273,13 @@ typedef struct cli_draw_request {
     double temperature; /* of the pass for the sampler: T / S (0 greedy, inf uniform) */
     cli_sink *sink;
     const cli_plot *plot;
-    const char *pass_description; /* "temperature 0.5" or "" (plot titles) */
-    const char *input_name;       /* the file (or "standard input"), for messages */
-    const uint64_t *lines;        /* the input line of each row (text), or NULL (.npy) */
-    int *plotted;                 /* set once a plot has been drawn (blank line between plots) */
+    const char *pass_description;  /* "temperature 0.5" or "" (plot titles) */
+    const char *const *row_labels; /* each row's label fields (--keep-labels), or NULL */
+    const char *input_name;        /* the file (or "standard input"), for messages */
+    const uint64_t *lines;         /* the input line of each row (text), or NULL (.npy) */
+    int *plotted;                  /* set once a plot has been drawn (blank line between plots) */
+    int *statistics_heading;       /* set once the statistics' heading line is written */
+    char *const *labels;           /* the input's header (column names), or NULL */
 } cli_draw_request;
 
 /* 1 if this build has the library's sampler and row statistics. */

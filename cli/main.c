@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -45,10 +46,19 @@ typedef struct run {
     /* --plot */
     cli_plot plot;
     int plotted;
+    const char *plot_label; /* --keep-labels: the row's label, in its plot's title */
+    int statistics_heading;
     double *scratch;
     size_t scratch_capacity;
     /* --sample / --entropy / --logsumexp / --argmax instead of softmax */
     int draws;
+    /* --keep-labels: the label fields of the rows being written (text) */
+    const char *const *row_labels;
+    /* text read so far (all inputs, the first pass) */
+    cli_text_summary summary;
+    /* bytes of standard input read to look for the .npy magic */
+    char stdin_prefix[sizeof cli_npy_magic];
+    size_t stdin_prefix_length;
 } run;
 
 /* ------------------------------------------------------------------------- */
@@ -70,9 +80,10 @@ static double pass_scale(const cli_options *options, int pass)
         return options->scale;
     }
     double t = options->temperatures[pass];
-    /* T = 0 is the greedy limit: an infinite scale, which the library
-     * defines as one-hot at the arg max. */
-    return t == 0 ? copysign(INFINITY, t) * options->scale : options->scale / t;
+    /* T = 0 (or -0: the same temperature) is the greedy limit: an infinite
+     * scale, which the library defines as one-hot at the arg max (ties
+     * share the mass). */
+    return t == 0 ? INFINITY * options->scale : options->scale / t;
 }
 
 /* The sampler's temperature for the pass: T / S (the sampler divides the
@@ -110,15 +121,12 @@ static double value_at(const run *r, const void *values, size_t i)
 
 static void write_number(run *r, double value)
 {
-    char *slot = cli_sink_reserve(&r->sink, 64);
-    size_t length;
     if (r->options->format != NULL) {
-        int n = snprintf(slot, 64, r->options->format, value);
-        length = n < 0 ? 0 : (size_t)n > 63 ? 63 : (size_t)n;
-    } else {
-        length = cli_format_g(slot, value, r->options->precision);
+        cli_sink_format_number(&r->sink, r->options->format, value);
+        return;
     }
-    r->sink.used += length;
+    char *slot = cli_sink_reserve(&r->sink, 64);
+    r->sink.used += cli_format_g(slot, value, r->options->precision);
 }
 
 static int ensure_scratch(run *r, size_t n)
@@ -153,8 +161,9 @@ static int plot_line(run *r, const void *values, size_t first, size_t stride, si
     char pass[128];
     char title[192];
     describe_pass(r, pass, sizeof pass);
-    snprintf(title, sizeof title, "%s %llu%s%s%s", what, (unsigned long long)index + 1, pass[0] ? " (" : "", pass,
-             pass[0] ? ")" : "");
+    snprintf(title, sizeof title, "%s %llu%s%s%s%s%s", what, (unsigned long long)index + 1, pass[0] ? " (" : "", pass,
+             pass[0] ? ")" : "", r->plot_label != NULL ? ": " : "", r->plot_label != NULL ? r->plot_label : "");
+    r->plot_label = NULL;
     if (r->plotted) {
         cli_sink_putc(&r->sink, '\n');
     }
@@ -168,11 +177,12 @@ static int plot_line(run *r, const void *values, size_t first, size_t stride, si
 static int emit_rows(run *r, const void *values, size_t rows, size_t cols, uint64_t first_row)
 {
     if (r->npy_output) {
-        cli_sink_write(&r->sink, values, rows * cols * cli_dtype_size(r->compute));
+        cli_sink_write_little_endian(&r->sink, values, rows * cols, cli_dtype_size(r->compute));
         return r->sink.failed ? CLI_EX_IOERR : 0;
     }
     if (r->options->plot) {
         for (size_t i = 0; i < rows; i++) {
+            r->plot_label = r->row_labels != NULL ? r->row_labels[i] : NULL;
             int status = plot_line(r, values, i * cols, 1, cols, "row", first_row + i);
             if (status != 0) {
                 return status;
@@ -185,6 +195,11 @@ static int emit_rows(run *r, const void *values, size_t rows, size_t cols, uint6
      * row and a loop per type, without per-value calls. */
     int fast = r->options->format == NULL && cols < r->sink.capacity / 32;
     for (size_t i = 0; i < rows; i++) {
+        if (r->row_labels != NULL) {
+            /* --keep-labels: the row's other fields first */
+            cli_sink_write(&r->sink, r->row_labels[i], strlen(r->row_labels[i]));
+            cli_sink_putc(&r->sink, ' ');
+        }
         if (!fast) {
             for (size_t j = 0; j < cols; j++, k++) {
                 if (j > 0) {
@@ -283,15 +298,20 @@ static int draw_rows(run *r, softmax_dtype dtype, const void *x, size_t rows, si
                                 .sink = &r->sink,
                                 .plot = &r->plot,
                                 .pass_description = pass,
+                                .row_labels = r->row_labels,
                                 .input_name = r->input_name,
                                 .lines = lines,
-                                .plotted = &r->plotted};
+                                .plotted = &r->plotted,
+                                .statistics_heading = &r->statistics_heading,
+                                .labels = r->plot.labels};
     return cli_stats_and_samples(&request, dtype, x, rows, cols, first_row);
 }
 
-static int text_rows(void *context, void *values, size_t rows, size_t cols, uint64_t first_row, const uint64_t *lines)
+static int text_rows(void *context, void *values, size_t rows, size_t cols, uint64_t first_row, const uint64_t *lines,
+                     const char *const *labels)
 {
     run *r = context;
+    r->row_labels = labels;
     if (r->draws) {
         return draw_rows(r, r->compute, values, rows, cols, first_row, lines);
     }
@@ -375,7 +395,7 @@ static void pass_heading(run *r)
 
 /* Standard input read more than once (one pass per temperature) is first
  * copied to an anonymous temporary file. */
-static int spool_to_temporary(int fd, const char *name, int *spooled)
+static int spool_to_temporary(int fd, const char *name, const char *prefix, size_t prefix_length, int *spooled)
 {
     char path[] = "/tmp/softmax-stdin.XXXXXX";
     const char *directory = getenv("TMPDIR");
@@ -392,8 +412,11 @@ static int spool_to_temporary(int fd, const char *name, int *spooled)
     }
     unlink(template);
     char buffer[1 << 16];
+    memcpy(buffer, prefix, prefix_length);
+    size_t pending = prefix_length;
     for (;;) {
-        ssize_t got = read(fd, buffer, sizeof buffer);
+        ssize_t got = pending ? (ssize_t)pending : read(fd, buffer, sizeof buffer);
+        pending = 0;
         if (got < 0 && errno == EINTR) {
             continue;
         }
@@ -439,9 +462,12 @@ static int run_text(run *r, const char *path)
     }
     int status = 0;
     int owned = !is_stdin;
-    if (r->passes > 1 && lseek(fd, 0, SEEK_CUR) < 0) {
+    const char *prefix = is_stdin ? r->stdin_prefix : NULL;
+    size_t prefix_length = is_stdin ? r->stdin_prefix_length : 0;
+    if (r->passes > 1 && (prefix_length > 0 || lseek(fd, 0, SEEK_CUR) < 0)) {
         int spooled;
-        status = spool_to_temporary(fd, r->input_name, &spooled);
+        status = spool_to_temporary(fd, r->input_name, prefix, prefix_length, &spooled);
+        prefix_length = 0;
         if (status != 0) {
             if (owned) {
                 close(fd);
@@ -473,10 +499,22 @@ static int run_text(run *r, const char *path)
         .equal_rows_reason = r->text_axis_columns ? "--axis 0 needs a matrix (every row the same length)"
                                                   : "a .npy output needs a matrix (every row the same length)",
         .header = o->header,
+        .delimiter = o->delimiter,
+        .columns = o->n_columns > 0 ? o->columns : NULL,
+        .n_columns = (size_t)o->n_columns,
+        .max_line = o->max_line,
+        .summary = &r->summary,
+        .prefix = prefix,
+        .prefix_length = prefix_length,
+        .keep_labels = o->keep_labels,
         .rows = text_rows,
         .idle = text_idle,
         .labels = text_labels};
     for (r->pass = 0; status == 0 && r->pass < r->passes; r->pass++) {
+        if (r->pass > 0) {
+            callbacks.summary = NULL;
+            callbacks.prefix_length = 0;
+        }
         r->scale = pass_scale(o, r->pass);
         if (r->pass > 0 && lseek(fd, start, SEEK_SET) < 0) {
             cli_error("%s: cannot read it again for the next temperature: %s", r->input_name, strerror(errno));
@@ -495,17 +533,43 @@ static int run_text(run *r, const char *path)
 /* ------------------------------------------------------------------------- */
 /* .npy input */
 
-static int run_npy(run *r, const char *path)
+/* A buffer for a whole array or a large chunk of one. Along a non-last
+ * axis the whole array is one library call, and faulting its pages in 4 KiB
+ * at a time cost as much as the computation: transparent huge pages are
+ * asked for where the system offers them on request (Linux's "madvise"
+ * setting). */
+static void *large_buffer(size_t size)
+{
+#ifdef MADV_HUGEPAGE
+    const size_t huge = (size_t)2 << 20;
+    if (size >= 4 * huge) {
+        void *buffer = NULL;
+        if (posix_memalign(&buffer, huge, (size + huge - 1) / huge * huge) != 0) {
+            return NULL;
+        }
+        madvise(buffer, (size + huge - 1) / huge * huge, MADV_HUGEPAGE);
+        return buffer;
+    }
+#endif
+    return malloc(size);
+}
+
+/* fd >= 0: the array is in that file (standard input spooled), named path. */
+static int run_npy(run *r, const char *path, int fd)
 {
     const cli_options *o = r->options;
     r->input_name = path;
     cli_npy npy;
-    int status = cli_npy_open(path, &npy);
+    int status = fd >= 0 ? cli_npy_open_fd(fd, path, &npy) : cli_npy_open(path, &npy);
     if (status != 0) {
         return status;
     }
     if (o->dtype == 0) {
-        r->compute = npy.dtype == SOFTMAX_DTYPE_F64 ? SOFTMAX_DTYPE_F64 : SOFTMAX_DTYPE_F32;
+        /* A .npy output has the file's type (float16 computed in f32 and
+         * rounded once); text is printed from the f32 or f64 result. */
+        r->compute = npy.dtype == SOFTMAX_DTYPE_F64                    ? SOFTMAX_DTYPE_F64
+                     : npy.dtype == SOFTMAX_DTYPE_F16 && r->npy_output ? SOFTMAX_DTYPE_F16
+                                                                       : SOFTMAX_DTYPE_F32;
     }
     int axis = o->axis < 0 ? o->axis + npy.ndim : o->axis;
     if (axis < 0 || axis >= npy.ndim) {
@@ -535,20 +599,34 @@ static int run_npy(run *r, const char *path)
          * a time. */
         size_t total = last == 0 ? 0 : npy.count / last;
         size_t block = last == 0 ? 1 : CHUNK_ELEMENTS / last;
-        block = block == 0 ? 1 : block;
+        block = block == 0 ? 1 : block > total ? total : block;
+        /* Data in another byte order or misaligned is copied a block at a
+         * time into host order. */
+        void *copy = NULL;
+        if (!npy.direct && total > 0) {
+            copy = malloc(block * last * cli_dtype_size(npy.dtype));
+            if (copy == NULL) {
+                cli_error("out of memory");
+                status = CLI_EX_OSERR;
+            }
+        }
         for (r->pass = 0; status == 0 && r->pass < r->passes; r->pass++) {
             r->scale = pass_scale(o, r->pass);
             pass_heading(r);
             for (size_t first = 0; status == 0 && first < total; first += block) {
                 size_t count = total - first < block ? total - first : block;
-                status =
-                    draw_rows(r, npy.dtype, (const unsigned char *)npy.data + first * last * cli_dtype_size(npy.dtype),
-                              count, last, first, NULL);
+                const void *rows = (const unsigned char *)npy.data + first * last * cli_dtype_size(npy.dtype);
+                if (copy != NULL) {
+                    cli_npy_read(&npy, first * last, count * last, copy);
+                    rows = copy;
+                }
+                status = draw_rows(r, npy.dtype, rows, count, last, first, NULL);
                 if (status == 0) {
                     status = cli_sink_flush(&r->sink);
                 }
             }
         }
+        free(copy);
         cli_npy_close(&npy);
         return status;
     }
@@ -566,8 +644,15 @@ static int run_npy(run *r, const char *path)
         for (int i = 0; i < npy.ndim; i++) {
             shape[ndim++] = npy.shape[i];
         }
-        char header[256];
+        if (npy.scalar) {
+            ndim--; /* a 0-d array stays 0-d */
+        }
+        char header[CLI_NPY_HEADER_ROOM];
         size_t length = cli_npy_header(header, r->compute, ndim, shape, 0);
+        if (length == 0) {
+            cli_error("%s: the output array would be larger than numpy can load", r->sink.target);
+            status = CLI_EX_DATAERR;
+        }
         cli_sink_write(&r->sink, header, length);
     }
     size_t chunk_outer = line == 0 || r->mask != NULL ? outer : CHUNK_ELEMENTS / line;
@@ -580,10 +665,12 @@ static int run_npy(run *r, const char *path)
         npy.dtype == SOFTMAX_DTYPE_F64 || r->compute == SOFTMAX_DTYPE_F64 ? SOFTMAX_DTYPE_F64 : SOFTMAX_DTYPE_F32;
     void *work_buffer = NULL;
     void *chunk = NULL;
+    void *host_order = NULL; /* the file's values in host order, when they cannot be used in place */
     if (status == 0 && npy.count > 0) {
-        work_buffer = malloc(chunk_outer * line * cli_dtype_size(work));
+        work_buffer = large_buffer(chunk_outer * line * cli_dtype_size(work));
         chunk = work == r->compute ? work_buffer : malloc(chunk_outer * line * cli_dtype_size(r->compute));
-        if (work_buffer == NULL || chunk == NULL) {
+        host_order = npy.direct ? NULL : npy.dtype == work ? work_buffer : malloc(chunk_outer * line * in_size);
+        if (work_buffer == NULL || chunk == NULL || (!npy.direct && host_order == NULL)) {
             cli_error("out of memory");
             status = CLI_EX_OSERR;
         }
@@ -595,6 +682,10 @@ static int run_npy(run *r, const char *path)
             size_t count = outer - o0 < chunk_outer ? outer - o0 : chunk_outer;
             size_t shape[3] = {count, n, inner};
             const void *src = (const unsigned char *)npy.data + o0 * line * in_size;
+            if (!npy.direct) {
+                cli_npy_read(&npy, o0 * line, count * line, host_order);
+                src = host_order;
+            }
             if (npy.dtype != work) {
                 softmax_convert(work_buffer, work, src, npy.dtype, count * line);
                 src = work_buffer;
@@ -633,6 +724,9 @@ static int run_npy(run *r, const char *path)
     if (chunk != work_buffer) {
         free(chunk);
     }
+    if (host_order != work_buffer) {
+        free(host_order);
+    }
     free(work_buffer);
     cli_npy_close(&npy);
     return status;
@@ -642,11 +736,12 @@ static int run_npy(run *r, const char *path)
 /* --mask FILE */
 
 static int mask_rows_callback(void *context, void *values, size_t rows, size_t cols, uint64_t first_row,
-                              const uint64_t *lines)
+                              const uint64_t *lines, const char *const *labels)
 {
     run *r = context;
     (void)first_row;
     (void)lines;
+    (void)labels;
     size_t have = r->mask_ndim == 0 ? 0 : r->mask_shape[0] * r->mask_shape[1];
     double *grown = realloc(r->mask, (have + rows * cols) * sizeof *grown);
     if (grown == NULL) {
@@ -675,7 +770,20 @@ static int load_mask(run *r, const char *path)
             cli_error("out of memory");
             return CLI_EX_OSERR;
         }
-        softmax_convert(r->mask, SOFTMAX_DTYPE_F64, npy.data, npy.dtype, npy.count);
+        const void *values = npy.data;
+        void *copy = NULL;
+        if (!npy.direct && npy.count > 0) {
+            copy = malloc(npy.count * cli_dtype_size(npy.dtype));
+            if (copy == NULL) {
+                cli_npy_close(&npy);
+                cli_error("out of memory");
+                return CLI_EX_OSERR;
+            }
+            cli_npy_read(&npy, 0, npy.count, copy);
+            values = copy;
+        }
+        softmax_convert(r->mask, SOFTMAX_DTYPE_F64, values, npy.dtype, npy.count);
+        free(copy);
         r->mask_ndim = npy.ndim;
         memcpy(r->mask_shape, npy.shape, sizeof npy.shape);
         cli_npy_close(&npy);
@@ -686,14 +794,22 @@ static int load_mask(run *r, const char *path)
         cli_error("%s: cannot open the mask: %s", path, strerror(errno));
         return CLI_EX_NOINPUT;
     }
+    cli_text_summary summary = {0, 0};
     cli_text_callbacks callbacks = {.context = r,
                                     .dtype = SOFTMAX_DTYPE_F64,
                                     .whole_matrix = 1,
                                     .equal_rows = 1,
                                     .equal_rows_reason = "a --mask is a matrix (every row the same length)",
+                                    .delimiter = r->options->delimiter,
+                                    .max_line = r->options->max_line,
+                                    .summary = &summary,
                                     .rows = mask_rows_callback};
     int status = cli_read_text(fd, path, &callbacks);
     close(fd);
+    if (status == 0 && summary.rows == 0) {
+        cli_error("%s: the --mask has no row of numbers", path);
+        status = CLI_EX_DATAERR;
+    }
     if (status == 0 && r->mask_shape[0] == 1) {
         r->mask_ndim = 1;
         r->mask_shape[0] = r->mask_shape[1];
@@ -731,6 +847,36 @@ static int check_sampler(const cli_options *options)
     return 0;
 }
 
+/* Reads the first bytes of standard input while they match the .npy magic
+ * string (text stops it at its first byte); the text reader then starts
+ * with them. */
+static int peek_stdin(run *r, int *is_npy)
+{
+    *is_npy = 0;
+    while (r->stdin_prefix_length < sizeof cli_npy_magic) {
+        /* One byte at a time: a text input never has more than its first
+         * byte taken here, so its lines reach the reader as they would
+         * without the test. */
+        ssize_t got = read(STDIN_FILENO, r->stdin_prefix + r->stdin_prefix_length, 1);
+        if (got < 0 && errno == EINTR) {
+            continue;
+        }
+        if (got < 0) {
+            cli_error("standard input: read failed: %s", strerror(errno));
+            return CLI_EX_NOINPUT;
+        }
+        if (got == 0) {
+            return 0;
+        }
+        r->stdin_prefix_length += (size_t)got;
+        if (memcmp(r->stdin_prefix, cli_npy_magic, r->stdin_prefix_length) != 0) {
+            return 0;
+        }
+    }
+    *is_npy = 1;
+    return 0;
+}
+
 static int finish_streamed_npy(run *r)
 {
     size_t shape[3];
@@ -740,7 +886,7 @@ static int finish_streamed_npy(run *r)
     }
     shape[ndim++] = (size_t)(r->rows_written / (uint64_t)r->passes);
     shape[ndim++] = r->cols_written;
-    char header[256];
+    char header[CLI_NPY_HEADER_ROOM];
     size_t length = cli_npy_header(header, r->compute, ndim, shape, STREAMED_NPY_HEADER);
     int status = cli_sink_flush(&r->sink);
     if (status == 0 && (length == 0 || pwrite(r->sink.fd, header, length, 0) != (ssize_t)length)) {
@@ -788,23 +934,71 @@ int main(int argc, char **argv)
         free(r.mask);
         return status;
     }
-    int any_text = 0;
+    /* Standard input is text or a .npy array, told apart by its first bytes. */
+    int reads_stdin = options.n_inputs == 0;
     for (int i = 0; i < options.n_inputs; i++) {
-        any_text |= !cli_is_npy_input(options.inputs[i]);
+        reads_stdin |= strcmp(options.inputs[i], "-") == 0;
     }
-    if (r.npy_output && (options.n_inputs == 0 || any_text)) {
-        /* The shape is known at the end; the header goes in last. */
+    int stdin_is_npy = 0;
+    if (reads_stdin) {
+        if (isatty(STDIN_FILENO)) {
+            cli_error("reading rows of numbers from the terminal (standard input); end with Ctrl-D, or see "
+                      "'softmax --help'");
+        }
+        status = peek_stdin(&r, &stdin_is_npy);
+    }
+    int any_text = 0;
+    int any_npy = 0;
+    for (int i = 0; i < options.n_inputs; i++) {
+        int is_stdin = strcmp(options.inputs[i], "-") == 0;
+        int is_npy = is_stdin ? stdin_is_npy : cli_is_npy_input(options.inputs[i]);
+        any_text |= !is_npy;
+        any_npy |= is_npy;
+    }
+    if (options.n_inputs == 0) {
+        any_text = !stdin_is_npy;
+        any_npy = stdin_is_npy;
+    }
+    if (status == 0 && r.npy_output && any_text) {
+        /* The shape is known at the end; the header goes in last, which
+         * needs a file to seek in: said now, not after the whole input. */
+        struct stat info;
+        if (fstat(r.sink.fd, &info) != 0 || !S_ISREG(info.st_mode)) {
+            cli_error("%s: a .npy output from text must be a regular file (its shape is written last); write text, "
+                      "or a file and copy it",
+                      options.output_path);
+            status = CLI_EX_CANTCREAT;
+        }
         char zeros[STREAMED_NPY_HEADER] = {0};
         cli_sink_write(&r.sink, zeros, sizeof zeros);
     }
-    if (options.n_inputs == 0) {
-        status = run_text(&r, NULL);
+    for (int i = 0; status == 0 && i < (options.n_inputs == 0 ? 1 : options.n_inputs); i++) {
+        const char *path = options.n_inputs == 0 ? "-" : options.inputs[i];
+        if (strcmp(path, "-") == 0 && stdin_is_npy) {
+            int spooled;
+            status =
+                spool_to_temporary(STDIN_FILENO, "standard input", r.stdin_prefix, r.stdin_prefix_length, &spooled);
+            if (status == 0) {
+                status = run_npy(&r, "standard input", spooled);
+            }
+        } else if (strcmp(path, "-") != 0 && cli_is_npy_input(path)) {
+            status = run_npy(&r, path, -1);
+        } else {
+            status = run_text(&r, strcmp(path, "-") == 0 ? NULL : path);
+        }
+        r.stdin_prefix_length = strcmp(path, "-") == 0 ? 0 : r.stdin_prefix_length;
     }
-    for (int i = 0; status == 0 && i < options.n_inputs; i++) {
-        const char *path = options.inputs[i];
-        status = cli_is_npy_input(path) ? run_npy(&r, path) : run_text(&r, path);
+    if (status == 0 && any_text && !any_npy && r.summary.rows == 0 && options.require_input) {
+        cli_error("%s: empty input: no row of numbers (--require-input)",
+                  options.n_inputs == 1 && strcmp(options.inputs[0], "-") != 0 ? options.inputs[0] : "standard input");
+        status = CLI_EX_DATAERR;
     }
-    if (status == 0 && r.npy_output && (options.n_inputs == 0 || any_text)) {
+    if (status == 0 && r.summary.rows > 0 && r.summary.max_cols == 1 && options.axis != 0 && options.axis != -2 &&
+        !r.draws) {
+        cli_error("note: every row has one number, so every result is %s; to normalize down the column, use --axis 0",
+                  options.log ? "0" : "1");
+    }
+    if (status == 0 && r.npy_output && any_text) {
         status = finish_streamed_npy(&r);
     }
     if (status == 0) {

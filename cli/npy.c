@@ -4,7 +4,13 @@
  * 'fortran_order' and 'shape', padding, then the raw C-order data.
  *
  * Input files are memory-mapped rather than read: the data is used where it
- * lies, so a file larger than memory still works and nothing is copied.
+ * lies, so a file larger than memory still works and nothing is copied --
+ * unless its byte order is not the host's or it is not aligned for its type,
+ * and then it is copied (and swapped) a chunk at a time by cli_npy_read.
+ * Byte order is always explicit: the header's length fields are read byte by
+ * byte, 'descr' says '<' (little), '>' (big) or '='/'|' (the writer's native
+ * order, taken as the host's), and the host's order is detected at run time.
+ * Written files are always little-endian ('<'), whatever the host.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -17,7 +23,8 @@
 
 #include "cli.h"
 
-static const char npy_magic[6] = {'\x93', 'N', 'U', 'M', 'P', 'Y'};
+const char cli_npy_magic[6] = {'\x93', 'N', 'U', 'M', 'P', 'Y'};
+#define npy_magic cli_npy_magic
 
 size_t cli_dtype_size(softmax_dtype dtype)
 {
@@ -31,6 +38,35 @@ size_t cli_dtype_size(softmax_dtype dtype)
         return 2;
     }
     return 0;
+}
+
+int cli_host_is_little_endian(void)
+{
+    const uint16_t one = 1;
+    unsigned char first_byte;
+    memcpy(&first_byte, &one, 1);
+    return first_byte == 1;
+}
+
+void cli_swap_bytes(void *data, size_t count, size_t element_size)
+{
+    unsigned char *bytes = data;
+    for (size_t i = 0; i < count; i++, bytes += element_size) {
+        for (size_t low = 0, high = element_size - 1; low < high; low++, high--) {
+            unsigned char kept = bytes[low];
+            bytes[low] = bytes[high];
+            bytes[high] = kept;
+        }
+    }
+}
+
+void cli_npy_read(const cli_npy *npy, size_t first, size_t count, void *dst)
+{
+    size_t element = cli_dtype_size(npy->dtype);
+    memcpy(dst, (const unsigned char *)npy->data + first * element, count * element);
+    if (npy->swap) {
+        cli_swap_bytes(dst, count, element);
+    }
 }
 
 int cli_is_npy_path(const char *path)
@@ -59,61 +95,94 @@ int cli_is_npy_input(const char *path)
     return got == (ssize_t)sizeof start && memcmp(start, npy_magic, sizeof npy_magic) == 0;
 }
 
-/* Finds the value of 'key' in the header dict; returns a pointer just after
- * the colon, or NULL. */
-static const char *dict_value(const char *dict, const char *key)
-{
-    char quoted[32];
-    for (int quote = 0; quote < 2; quote++) {
-        snprintf(quoted, sizeof quoted, quote ? "\"%s\"" : "'%s'", key);
-        const char *at = strstr(dict, quoted);
-        if (at != NULL) {
-            at += strlen(quoted);
-            while (*at == ' ') {
-                at++;
-            }
-            return *at == ':' ? at + 1 : NULL;
-        }
-    }
-    return NULL;
-}
-
-static const char *skip_spaces(const char *p)
-{
-    while (*p == ' ') {
-        p++;
-    }
-    return p;
-}
-
 static int npy_fail(const char *path, const char *what)
 {
     cli_error("%s: not a .npy file this command reads: %s", path, what);
     return CLI_EX_DATAERR;
 }
 
-/* Parses the header dict into *npy (dtype, ndim, shape, count). */
-static int parse_header(const char *path, const char *dict, cli_npy *npy)
+/* The header is a Python dict literal, read as numpy reads it (with
+ * ast.literal_eval): exactly the keys 'descr', 'fortran_order' and 'shape',
+ * each once, in any order; a string, True/False and a tuple of integers;
+ * Python's whitespace between tokens; an optional trailing comma. Anything
+ * else -- other keys, nested values, escapes, a string that merely contains
+ * "descr" -- is refused rather than guessed at. */
+typedef struct header_cursor {
+    const char *p;
+    const char *end;
+} header_cursor;
+
+static void skip_whitespace(header_cursor *c)
 {
-    const char *descr = dict_value(dict, "descr");
-    if (descr == NULL) {
-        return npy_fail(path, "the header has no 'descr'");
+    while (c->p < c->end &&
+           (*c->p == ' ' || *c->p == '\t' || *c->p == '\n' || *c->p == '\r' || *c->p == '\f' || *c->p == '\v')) {
+        c->p++;
     }
-    descr = skip_spaces(descr);
-    if (*descr != '\'' && *descr != '"') {
+}
+
+/* A quoted string without escapes into out (at most size - 1 bytes). */
+static int read_string(header_cursor *c, char *out, size_t size)
+{
+    skip_whitespace(c);
+    if (c->p == c->end || (*c->p != '\'' && *c->p != '"')) {
+        return -1;
+    }
+    char quote = *c->p++;
+    size_t n = 0;
+    while (c->p < c->end && *c->p != quote) {
+        if (*c->p == '\\' || *c->p == '\n' || *c->p == '\0' || n + 1 >= size) {
+            return -1;
+        }
+        out[n++] = *c->p++;
+    }
+    if (c->p == c->end) {
+        return -1;
+    }
+    c->p++;
+    out[n] = '\0';
+    return 0;
+}
+
+static int take_char(header_cursor *c, char wanted)
+{
+    skip_whitespace(c);
+    if (c->p < c->end && *c->p == wanted) {
+        c->p++;
+        return 1;
+    }
+    return 0;
+}
+
+static int take_word(header_cursor *c, const char *word)
+{
+    skip_whitespace(c);
+    size_t length = strlen(word);
+    if ((size_t)(c->end - c->p) >= length && memcmp(c->p, word, length) == 0) {
+        const char *after = c->p + length;
+        if (after == c->end || !((*after >= 'a' && *after <= 'z') || (*after >= 'A' && *after <= 'Z') ||
+                                 (*after >= '0' && *after <= '9') || *after == '_')) {
+            c->p = after;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static int parse_descr(const char *path, header_cursor *c, cli_npy *npy)
+{
+    char type[32];
+    skip_whitespace(c);
+    if (c->p < c->end && (*c->p == '[' || *c->p == '(' || *c->p == '{')) {
         return npy_fail(path, "'descr' is not a simple type (structured arrays are not supported)");
     }
-    char type[16] = {0};
-    size_t n = 0;
-    for (const char *p = descr + 1; *p && *p != '\'' && *p != '"' && n + 1 < sizeof type; p++) {
-        type[n++] = *p;
+    if (read_string(c, type, sizeof type) != 0) {
+        return npy_fail(path, "'descr' is not a quoted type string");
     }
-    /* '<' little-endian, '=' native (x86 and ARM Linux are little-endian),
-     * '|' not applicable; '>' would need a byte swap. */
-    if (type[0] == '>') {
-        return npy_fail(path, "big-endian data ('>' in 'descr'); convert with numpy's astype('<f4')");
-    }
-    const char *kind = (type[0] == '<' || type[0] == '=' || type[0] == '|') ? type + 1 : type;
+    /* '<' little-endian, '>' big-endian, '=' the writer's native order and
+     * '|' "not applicable" (numpy reads both as native): the host's. */
+    int file_is_little = type[0] == '<' ? 1 : type[0] == '>' ? 0 : cli_host_is_little_endian();
+    npy->swap = file_is_little != cli_host_is_little_endian();
+    const char *kind = (type[0] == '<' || type[0] == '>' || type[0] == '=' || type[0] == '|') ? type + 1 : type;
     if (strcmp(kind, "f4") == 0) {
         npy->dtype = SOFTMAX_DTYPE_F32;
     } else if (strcmp(kind, "f8") == 0) {
@@ -121,54 +190,143 @@ static int parse_header(const char *path, const char *dict, cli_npy *npy)
     } else if (strcmp(kind, "f2") == 0) {
         npy->dtype = SOFTMAX_DTYPE_F16;
     } else {
-        char message[96];
-        snprintf(message, sizeof message, "data type '%s'; expected float16, float32 or float64 ('<f2', '<f4', '<f8')",
-                 type);
+        char message[192];
+        char shown[64];
+        cli_quote(shown, sizeof shown, type, strlen(type));
+        snprintf(message, sizeof message, "data type %s; expected float16, float32 or float64 ('<f2', '<f4', '<f8')",
+                 shown);
         return npy_fail(path, message);
     }
-    const char *order = dict_value(dict, "fortran_order");
-    if (order == NULL) {
-        return npy_fail(path, "the header has no 'fortran_order'");
-    }
-    order = skip_spaces(order);
-    if (strncmp(order, "False", 5) != 0) {
-        return npy_fail(path, "Fortran order; expected C order (numpy.ascontiguousarray)");
-    }
-    const char *shape = dict_value(dict, "shape");
-    if (shape == NULL || *(shape = skip_spaces(shape)) != '(') {
+    return 0;
+}
+
+static int parse_shape(const char *path, header_cursor *c, cli_npy *npy)
+{
+    if (!take_char(c, '(')) {
         return npy_fail(path, "the header has no 'shape' tuple");
     }
-    const char *p = shape + 1;
     npy->ndim = 0;
-    npy->count = 1;
     for (;;) {
-        p = skip_spaces(p);
-        if (*p == ')') {
+        if (take_char(c, ')')) {
             break;
         }
-        char *stop;
-        errno = 0;
-        unsigned long long extent = strtoull(p, &stop, 10);
-        if (stop == p || errno != 0 || *p == '-') {
+        skip_whitespace(c);
+        if (c->p == c->end || *c->p < '0' || *c->p > '9') {
+            return npy_fail(path, "a 'shape' entry is not a non-negative integer");
+        }
+        /* numpy's extents are intp: at most 2^63 - 1. */
+        uint64_t extent = 0;
+        while (c->p < c->end && *c->p >= '0' && *c->p <= '9') {
+            uint64_t digit = (uint64_t)(*c->p++ - '0');
+            if (extent > ((uint64_t)INT64_MAX - digit) / 10) {
+                return npy_fail(path, "a 'shape' entry is larger than numpy allows (2^63 - 1)");
+            }
+            extent = extent * 10 + digit;
+        }
+        if (c->p < c->end &&
+            ((*c->p >= 'a' && *c->p <= 'z') || (*c->p >= 'A' && *c->p <= 'Z') || *c->p == '_' || *c->p == '.')) {
             return npy_fail(path, "a 'shape' entry is not a non-negative integer");
         }
         if (npy->ndim == SOFTMAX_MAX_NDIM) {
             return npy_fail(path, "more than 8 dimensions");
         }
         npy->shape[npy->ndim++] = (size_t)extent;
-        if (extent != 0 && npy->count > SIZE_MAX / extent) {
-            return npy_fail(path, "the shape's element count overflows");
+        if (take_char(c, ',')) {
+            continue;
+        }
+        if (take_char(c, ')')) {
+            if (npy->ndim == 1) {
+                /* (5) is an integer in Python, not a tuple: numpy refuses it */
+                return npy_fail(path, "'shape' is not a tuple: one extent needs a trailing comma, as in (5,)");
+            }
+            break;
+        }
+        return npy_fail(path, "malformed 'shape' tuple");
+    }
+    return 0;
+}
+
+/* Parses the header dict into *npy (dtype, ndim, shape, count). */
+static int parse_header(const char *path, const char *dict, size_t length, cli_npy *npy)
+{
+    header_cursor c = {dict, dict + length};
+    int seen_descr = 0, seen_order = 0, seen_shape = 0;
+    if (!take_char(&c, '{')) {
+        return npy_fail(path, "the header is not a dict");
+    }
+    for (;;) {
+        if (take_char(&c, '}')) {
+            break;
+        }
+        char key[32];
+        if (read_string(&c, key, sizeof key) != 0 || !take_char(&c, ':')) {
+            return npy_fail(path, "the header is not a dict of quoted keys");
+        }
+        int status = 0;
+        if (strcmp(key, "descr") == 0 && !seen_descr) {
+            seen_descr = 1;
+            status = parse_descr(path, &c, npy);
+        } else if (strcmp(key, "fortran_order") == 0 && !seen_order) {
+            seen_order = 1;
+            if (take_word(&c, "True")) {
+                return npy_fail(path, "Fortran order; expected C order (numpy.ascontiguousarray)");
+            }
+            if (!take_word(&c, "False")) {
+                return npy_fail(path, "'fortran_order' is not True or False");
+            }
+        } else if (strcmp(key, "shape") == 0 && !seen_shape) {
+            seen_shape = 1;
+            status = parse_shape(path, &c, npy);
+        } else {
+            char shown[64];
+            char message[192];
+            cli_quote(shown, sizeof shown, key, strlen(key));
+            snprintf(message, sizeof message, "the header has %s key %s; expected 'descr', 'fortran_order', 'shape'",
+                     seen_descr + seen_order + seen_shape > 0 ? "an unexpected or repeated" : "an unexpected", shown);
+            return npy_fail(path, message);
+        }
+        if (status != 0) {
+            return status;
+        }
+        if (take_char(&c, ',')) {
+            continue;
+        }
+        if (take_char(&c, '}')) {
+            break;
+        }
+        return npy_fail(path, "the header dict is malformed (expected ',' or '}')");
+    }
+    skip_whitespace(&c);
+    if (c.p != c.end) {
+        return npy_fail(path, "the header has text after its dict");
+    }
+    if (!seen_descr) {
+        return npy_fail(path, "the header has no 'descr'");
+    }
+    if (!seen_order) {
+        return npy_fail(path, "the header has no 'fortran_order'");
+    }
+    if (!seen_shape) {
+        return npy_fail(path, "the header has no 'shape' tuple");
+    }
+    /* As numpy: the product of the non-zero extents, in bytes, fits in intp
+     * (so an empty array keeps a loadable shape). */
+    uint64_t nonzero_bytes = cli_dtype_size(npy->dtype);
+    npy->count = 1;
+    for (int i = 0; i < npy->ndim; i++) {
+        uint64_t extent = npy->shape[i];
+        if (extent != 0) {
+            if (nonzero_bytes > (uint64_t)INT64_MAX / extent) {
+                return npy_fail(path, "the shape's byte size overflows");
+            }
+            nonzero_bytes *= extent;
         }
         npy->count *= (size_t)extent;
-        p = skip_spaces(stop);
-        if (*p == ',') {
-            p++;
-        } else if (*p != ')') {
-            return npy_fail(path, "malformed 'shape' tuple");
-        }
     }
     if (npy->ndim == 0) {
-        /* A 0-d array is one number: a distribution over one outcome. */
+        /* A 0-d array is one number: a distribution over one outcome
+         * (written back with the shape ()). */
+        npy->scalar = 1;
         npy->ndim = 1;
         npy->shape[0] = 1;
     }
@@ -199,22 +357,12 @@ int cli_npy_parse(const char *path, const void *file, size_t size, cli_npy *npy)
     if (header_length > size - prefix || header_length > (1u << 20)) {
         return npy_fail(path, "the header runs past the end of the file");
     }
-    char *dict = malloc(header_length + 1);
-    if (dict == NULL) {
-        cli_error("out of memory");
-        return CLI_EX_OSERR;
-    }
-    memcpy(dict, bytes + prefix, header_length);
-    dict[header_length] = '\0';
-    int status = parse_header(path, dict, npy);
-    free(dict);
+    int status = parse_header(path, (const char *)bytes + prefix, header_length, npy);
     if (status != 0) {
         return status;
     }
     size_t data_offset = prefix + header_length;
     size_t element = cli_dtype_size(npy->dtype);
-    if (npy->count > SIZE_MAX / element)
-        return npy_fail(path, "the shape's byte size overflows");
     if (npy->count > (size - data_offset) / element) {
         char message[128];
         snprintf(message, sizeof message, "the data is truncated: the shape needs %zu bytes, the file has %zu",
@@ -222,6 +370,9 @@ int cli_npy_parse(const char *path, const void *file, size_t size, cli_npy *npy)
         return npy_fail(path, message);
     }
     npy->data = bytes + data_offset;
+    /* numpy pads headers to 64 bytes, but a hand-made file may not: the
+     * library is never handed a misaligned pointer. */
+    npy->direct = !npy->swap && (uintptr_t)npy->data % element == 0;
     return 0;
 }
 
@@ -233,6 +384,12 @@ int cli_npy_open(const char *path, cli_npy *npy)
         cli_error("%s: cannot open: %s", path, strerror(errno));
         return CLI_EX_NOINPUT;
     }
+    return cli_npy_open_fd(fd, path, npy);
+}
+
+int cli_npy_open_fd(int fd, const char *path, cli_npy *npy)
+{
+    memset(npy, 0, sizeof *npy);
     struct stat info;
     if (fstat(fd, &info) != 0 || !S_ISREG(info.st_mode)) {
         close(fd);
@@ -274,7 +431,16 @@ void cli_npy_close(cli_npy *npy)
 size_t cli_npy_header(char *out, softmax_dtype dtype, int ndim, const size_t *shape, size_t header_size)
 {
     const char *descr = dtype == SOFTMAX_DTYPE_F64 ? "<f8" : dtype == SOFTMAX_DTYPE_F32 ? "<f4" : "<f2";
-    char dict[224];
+    /* numpy loads only shapes whose non-zero extents, in bytes, fit in intp. */
+    uint64_t nonzero_bytes = cli_dtype_size(dtype);
+    for (int i = 0; i < ndim; i++) {
+        if (shape[i] > (size_t)INT64_MAX ||
+            (shape[i] != 0 && nonzero_bytes > (uint64_t)INT64_MAX / (uint64_t)shape[i])) {
+            return 0;
+        }
+        nonzero_bytes *= shape[i] != 0 ? (uint64_t)shape[i] : 1;
+    }
+    char dict[CLI_NPY_HEADER_ROOM];
     int length = snprintf(dict, sizeof dict, "{'descr': '%s', 'fortran_order': False, 'shape': (", descr);
     for (int i = 0; i < ndim; i++) {
         length += snprintf(dict + length, sizeof dict - (size_t)length,
@@ -286,7 +452,7 @@ size_t cli_npy_header(char *out, softmax_dtype dtype, int ndim, const size_t *sh
     length += snprintf(dict + length, sizeof dict - (size_t)length, "), }");
     size_t needed = 10 + (size_t)length + 1;
     size_t total = header_size ? header_size : (needed + 63) / 64 * 64;
-    if (needed > total || total > 256) {
+    if (needed > total || total > CLI_NPY_HEADER_ROOM) {
         return 0;
     }
     memcpy(out, npy_magic, sizeof npy_magic);

@@ -129,14 +129,25 @@ int cli_parse_double(const char *begin, const char *end, double *value)
     if (fast == FAST_EXACT && stop == end) {
         return 0;
     }
-    char copy[512];
-    if (copy_token(begin, end, copy, sizeof copy) != 0) {
+    /* Any number of digits: strtod rounds them all correctly, as it rounds
+     * an exponent too large to 1e999 = inf. */
+    char small[512];
+    size_t length = (size_t)(end - begin);
+    char *copy = length < sizeof small ? small : malloc(length + 1);
+    if (copy == NULL || copy_token(begin, end, copy, length + 1) != 0) {
+        if (copy != small) {
+            free(copy);
+        }
         return -1;
     }
     char *slow_stop;
     *value = strtod(copy, &slow_stop);
     /* The whole token, not up to a NUL byte inside it ("2\0x" is no number). */
-    return slow_stop == copy + (end - begin) ? 0 : -1;
+    int parsed = slow_stop == copy + length ? 0 : -1;
+    if (copy != small) {
+        free(copy);
+    }
+    return parsed;
 }
 
 /* d is the correctly rounded double of some decimal x. Rounding d to float
@@ -167,13 +178,22 @@ int cli_parse_float(const char *begin, const char *end, float *value)
         *value = (float)d;
         return 0;
     }
-    char copy[512];
-    if (copy_token(begin, end, copy, sizeof copy) != 0) {
+    char small[512];
+    size_t length = (size_t)(end - begin);
+    char *copy = length < sizeof small ? small : malloc(length + 1);
+    if (copy == NULL || copy_token(begin, end, copy, length + 1) != 0) {
+        if (copy != small) {
+            free(copy);
+        }
         return -1;
     }
     char *slow_stop;
     *value = strtof(copy, &slow_stop);
-    return slow_stop == copy + (end - begin) ? 0 : -1;
+    int parsed = slow_stop == copy + length ? 0 : -1;
+    if (copy != small) {
+        free(copy);
+    }
+    return parsed;
 }
 
 int cli_scan_double(const char *begin, const char *end, double *value, const char **stop)
@@ -356,4 +376,104 @@ size_t cli_format_g(char *out, double value, int precision)
     }
     *p = '\0';
     return (size_t)(p - out);
+}
+
+/* ------------------------------------------------------------------------- */
+
+/* The length of the valid UTF-8 sequence at text (1 to 4), or 0 if the bytes
+ * there are not one (overlong forms, surrogates and values past U+10FFFF are
+ * not). Sets *code_point. */
+size_t cli_utf8_sequence(const unsigned char *text, size_t length, uint32_t *code_point)
+{
+    if (length == 0) {
+        return 0;
+    }
+    unsigned char lead = text[0];
+    if (lead < 0x80) {
+        *code_point = lead;
+        return 1;
+    }
+    size_t n = lead >= 0xf0 ? 4 : lead >= 0xe0 ? 3 : lead >= 0xc0 ? 2 : 0;
+    if (n == 0 || n > length || lead > 0xf4) {
+        return 0;
+    }
+    uint32_t value = lead & (0x7f >> n);
+    for (size_t i = 1; i < n; i++) {
+        if ((text[i] & 0xc0) != 0x80) {
+            return 0;
+        }
+        value = value << 6 | (text[i] & 0x3f);
+    }
+    static const uint32_t smallest[5] = {0, 0, 0x80, 0x800, 0x10000};
+    if (value < smallest[n] || value > 0x10ffff || (value >= 0xd800 && value <= 0xdfff)) {
+        return 0;
+    }
+    *code_point = value;
+    return n;
+}
+
+size_t cli_quote(char *out, size_t size, const char *text, size_t length)
+{
+    /* Room kept for the closing quote, "..." and the NUL. */
+    if (size < 8) {
+        if (size > 0) {
+            out[0] = '\0';
+        }
+        return 0;
+    }
+    size_t limit = size - 5;
+    size_t n = 0;
+    out[n++] = '\'';
+    const unsigned char *bytes = (const unsigned char *)text;
+    size_t i = 0;
+    while (i < length) {
+        char piece[24];
+        size_t piece_length;
+        uint32_t code_point = 0;
+        size_t sequence = cli_utf8_sequence(bytes + i, length - i, &code_point);
+        if (sequence == 0 || code_point < 0x20 || code_point == 0x7f || (code_point >= 0x80 && code_point < 0xa0) ||
+            code_point == '\'' || code_point == '\\') {
+            unsigned char byte = bytes[i];
+            static const char named[] = "\a\b\t\n\v\f\r";
+            static const char letters[] = "abtnvfr";
+            const char *found = byte != 0 ? memchr(named, byte, sizeof named - 1) : NULL;
+            if (sequence > 1) {
+                /* a C1 control: every byte escaped */
+                piece_length = 0;
+                for (size_t k = 0; k < sequence; k++) {
+                    piece_length +=
+                        (size_t)snprintf(piece + piece_length, sizeof piece - piece_length, "\\x%02x", bytes[i + k]);
+                    if (piece_length >= 4 * 2) {
+                        break;
+                    }
+                }
+            } else if (found != NULL) {
+                piece[0] = '\\';
+                piece[1] = letters[found - named];
+                piece_length = 2;
+            } else if (byte == '\'' || byte == '\\') {
+                piece[0] = '\\';
+                piece[1] = (char)byte;
+                piece_length = 2;
+            } else {
+                piece_length = (size_t)snprintf(piece, sizeof piece, "\\x%02x", byte);
+            }
+            sequence = sequence > 1 ? sequence : 1;
+        } else {
+            memcpy(piece, bytes + i, sequence);
+            piece_length = sequence;
+        }
+        if (n + piece_length > limit) {
+            memcpy(out + n, "...'", 4);
+            n += 4;
+            out[n] = '\0';
+            return n;
+        }
+        memcpy(out + n, piece, piece_length);
+        n += piece_length;
+        i += sequence;
+    }
+    out[n++] = '\'';
+    out[n] = '\0';
+    return n;
 }

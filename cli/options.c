@@ -16,11 +16,22 @@ static const char usage_text[] = "Usage: softmax [OPTION]... [FILE]...\n"
                                  "line, numbers separated by spaces, tabs or commas; or of .npy arrays.\n"
                                  "\n"
                                  "Input\n"
-                                 "  FILE                  text, or a .npy array (float16/32/64, C order, any\n"
-                                 "                        shape); '-' or nothing: standard input (text)\n"
+                                 "  FILE                  text, or a .npy array (float16/32/64, either byte\n"
+                                 "                        order, C order, any shape); '-' or nothing: standard\n"
+                                 "                        input (text, or .npy recognised by its first bytes)\n"
                                  "      --header          the first line is a header (column names) to skip;\n"
                                  "                        without it a first line with no number in it is\n"
                                  "                        taken as a header\n"
+                                 "  -d, --delimiter C     fields are separated by C alone (',', ';', '|',\n"
+                                 "                        'tab', 'space'); default: blanks and commas\n"
+                                 "  -c, --columns LIST    the fields holding the numbers, numbered from 1 as\n"
+                                 "                        in cut -f (2-, 1,3, 2-5); the others are skipped\n"
+                                 "      --keep-labels     ... or written before each row's results (text)\n"
+                                 "      --max-line-length N  the longest line read, in bytes (suffix K, M,\n"
+                                 "                        G; default 16M); memory stays under about\n"
+                                 "                        5 x N + 8 MiB whatever the input's length\n"
+                                 "      --require-input   no row of numbers is an error (default: no output,\n"
+                                 "                        exit status 0)\n"
                                  "  -a, --axis K          the axis to normalize (default -1, the last: each\n"
                                  "                        row). Text is a matrix: --axis 0 normalizes columns\n"
                                  "                        (the whole input is then read before output)\n"
@@ -31,13 +42,15 @@ static const char usage_text[] = "Usage: softmax [OPTION]... [FILE]...\n"
                                  "What to compute\n"
                                  "  -s, --scale S         softmax(S * x) (default 1; S < 0 gives softmin)\n"
                                  "  -t, --temperature T   softmax(x / T); repeat it or give a list (0.1,1,10)\n"
-                                 "                        for one output block per temperature; T = 0 is the\n"
-                                 "                        greedy one-hot limit\n"
+                                 "                        for one output block per temperature; T = 0 (or\n"
+                                 "                        -0) is the greedy limit: the probability mass on\n"
+                                 "                        the arg max, shared equally by tied maxima\n"
                                  "  -l, --log             log-softmax instead of softmax\n"
                                  "      --fast            the library's fast mode: f32 within 4 ulp instead\n"
                                  "                        of 3, order kept up to an ulp (f64: no effect)\n"
                                  "      --dtype f32|f64   computation type (default: f64 for text, the\n"
-                                 "                        file's type for .npy: f16 and f32 compute in f32)\n"
+                                 "                        file's type for .npy: f16 computes in f32 and a\n"
+                                 "                        .npy output is f16 again)\n"
                                  "  -j, --threads N       threads for large arrays (default: all cores)\n"
                                  "\n"
                                  "Sampling and row statistics (need the library's sampler)\n"
@@ -46,15 +59,22 @@ static const char usage_text[] = "Usage: softmax [OPTION]... [FILE]...\n"
                                  "      --top-k K         sample among the K most probable entries only\n"
                                  "      --top-p P         ... among the smallest set with probability >= P\n"
                                  "      --min-p P         ... among entries with probability >= P * max\n"
-                                 "      --counts          print how often each index was drawn, not the draws\n"
+                                 "      --counts          how often each index is drawn: one multinomial draw\n"
+                                 "                        of N (fast for any N), not a tally of the indices\n"
+                                 "                        printed without --counts\n"
                                  "      --entropy         print each row's entropy (nats)\n"
                                  "      --logsumexp       print each row's log-sum-exp of S * x / T\n"
                                  "      --argmax          print each row's index of the largest value\n"
+                                 "                        (the statistics in the order given; under a CSV\n"
+                                 "                        header, with a heading line naming them)\n"
                                  "\n"
                                  "Output\n"
                                  "  -o, --output FILE     write to FILE (a .npy array if FILE ends in .npy,\n"
-                                 "                        else text); written to a temporary file and renamed,\n"
-                                 "                        so FILE is never left half-written\n"
+                                 "                        else text), through a temporary file renamed over\n"
+                                 "                        it when complete: never half-written; a symbolic\n"
+                                 "                        link's target is written, an existing file keeps\n"
+                                 "                        its mode, owner and hard links, and a file you may\n"
+                                 "                        not write is refused\n"
                                  "  -p, --precision N     significant digits of text output (default 6)\n"
                                  "  -f, --format FMT      printf format of one number (e.g. %.4f, %10.3e)\n"
                                  "      --plot            draw each row as horizontal bars with the values\n"
@@ -67,6 +87,7 @@ static const char usage_text[] = "Usage: softmax [OPTION]... [FILE]...\n"
                                  "  echo 1 2 3 | softmax --scale 0.5 --plot    bars of softmax(0.5 * x)\n"
                                  "  echo 2 1 3 5 4 | softmax -t 0.1,0.5,1,10 --plot   a temperature sweep\n"
                                  "  softmax --log scores.csv                   log-softmax of each CSV row\n"
+                                 "  softmax -c 2- -d , names.csv               skip a label column\n"
                                  "  softmax logits.npy --axis 1 -o probs.npy   any axis of an array\n"
                                  "  echo 2 1 3 5 4 | softmax --sample 1000 --seed 1 --counts --plot\n"
                                  "\n"
@@ -135,7 +156,9 @@ static int parse_temperatures(const char *text, cli_options *options)
             status = usage_error("--temperature: at most %d temperatures", CLI_MAX_TEMPERATURES);
         }
         if (status == 0) {
-            options->temperatures[options->n_temperatures++] = t;
+            /* -0 is the temperature 0 (greedy at the arg max), not a limit
+             * from below */
+            options->temperatures[options->n_temperatures++] = t == 0 ? 0.0 : t;
             any = 1;
         }
     }
@@ -163,14 +186,22 @@ static int check_format(const char *format)
         while (*p && strchr("-+ #0'", *p)) {
             p++;
         }
+        /* width and precision: up to 4 digits (printf fails past INT_MAX) */
+        const char *digits = p;
         while (*p >= '0' && *p <= '9') {
             p++;
         }
+        int too_wide = p - digits > 4;
         if (*p == '.') {
             p++;
+            digits = p;
             while (*p >= '0' && *p <= '9') {
                 p++;
             }
+            too_wide |= p - digits > 4;
+        }
+        if (too_wide) {
+            return usage_error("--format: '%s': width and precision go up to 9999", format);
         }
         if (*p == '\0' || !strchr("eEfFgGaA", *p)) {
             return usage_error("--format: '%s' is not a format for one number; expected one of %%e %%f %%g %%a "
@@ -182,6 +213,86 @@ static int check_format(const char *format)
     if (conversions != 1) {
         return usage_error("--format: '%s' has %d conversions; expected exactly one, e.g. %%.4f", format, conversions);
     }
+    return 0;
+}
+
+/* --delimiter: one character; "tab" / "\t" and "space" by name. A blank
+ * means runs of blanks; anything else exactly that character. */
+static int parse_delimiter(const char *text, cli_options *options)
+{
+    char delimiter = 0;
+    if (strcmp(text, "tab") == 0 || strcmp(text, "\\t") == 0) {
+        delimiter = '\t';
+    } else if (strcmp(text, "space") == 0) {
+        delimiter = ' ';
+    } else if (strlen(text) == 1 && (text[0] == ' ' || text[0] == '\t' ||
+                                     (text[0] > ' ' && text[0] < 0x7f && !strchr("0123456789+-.eE#", text[0])))) {
+        delimiter = text[0];
+    } else {
+        return usage_error("--delimiter: expected one character that cannot be part of a number (',', ';', '|', "
+                           "'tab', 'space'), got '%s'",
+                           text);
+    }
+    options->delimiter = delimiter;
+    return 0;
+}
+
+/* --columns LIST: fields numbered from 1, as cut -f: "2", "2-5", "3-",
+ * "1,3,5-7". */
+static int parse_columns(const char *text, cli_options *options)
+{
+    const char *p = text;
+    options->n_columns = 0;
+    for (;;) {
+        char *stop;
+        if (*p < '0' || *p > '9') {
+            break;
+        }
+        errno = 0;
+        unsigned long long first = strtoull(p, &stop, 10);
+        unsigned long long last = first;
+        p = stop;
+        if (*p == '-') {
+            p++;
+            if (*p >= '0' && *p <= '9') {
+                last = strtoull(p, &stop, 10);
+                p = stop;
+            } else {
+                last = SIZE_MAX;
+            }
+        }
+        if (errno != 0 || first == 0 || last < first || options->n_columns == CLI_MAX_COLUMN_RANGES) {
+            break;
+        }
+        options->columns[options->n_columns].first = (size_t)first;
+        options->columns[options->n_columns].last = (size_t)last;
+        options->n_columns++;
+        if (*p == '\0') {
+            return 0;
+        }
+        if (*p != ',') {
+            break;
+        }
+        p++;
+    }
+    return usage_error("--columns: expected fields numbered from 1 as in cut -f (2, 2-5, 3-, 1,3,5-7), got '%s'", text);
+}
+
+/* A byte count with an optional K, M or G (powers of 1024). */
+static int parse_size(const char *option, const char *text, size_t *value)
+{
+    char *stop;
+    errno = 0;
+    unsigned long long number = strtoull(text, &stop, 10);
+    unsigned shift = *stop == 'K' || *stop == 'k' ? 10 : *stop == 'M' ? 20 : *stop == 'G' ? 30 : 0;
+    if (shift != 0) {
+        stop++;
+    }
+    if (stop == text || *stop != '\0' || errno != 0 || text[0] == '-' || number == 0 ||
+        number > (SIZE_MAX >> 1) >> shift) {
+        return usage_error("%s: expected a positive size in bytes (suffix K, M or G allowed), got '%s'", option, text);
+    }
+    *value = (size_t)(number << shift);
     return 0;
 }
 
@@ -199,7 +310,11 @@ enum {
     OPT_DTYPE,
     OPT_PLOT,
     OPT_HEADER,
-    OPT_FAST
+    OPT_FAST,
+    OPT_MAX_LINE,
+    OPT_REQUIRE_INPUT,
+    OPT_KEEP_LABELS,
+    OPT_LAST
 };
 
 static const struct option long_options[] = {{"scale", required_argument, NULL, 's'},
@@ -223,6 +338,11 @@ static const struct option long_options[] = {{"scale", required_argument, NULL, 
                                              {"format", required_argument, NULL, 'f'},
                                              {"plot", no_argument, NULL, OPT_PLOT},
                                              {"header", no_argument, NULL, OPT_HEADER},
+                                             {"delimiter", required_argument, NULL, 'd'},
+                                             {"columns", required_argument, NULL, 'c'},
+                                             {"max-line-length", required_argument, NULL, OPT_MAX_LINE},
+                                             {"require-input", no_argument, NULL, OPT_REQUIRE_INPUT},
+                                             {"keep-labels", no_argument, NULL, OPT_KEEP_LABELS},
                                              {"output", required_argument, NULL, 'o'},
                                              {"help", no_argument, NULL, 'h'},
                                              {"version", no_argument, NULL, 'V'},
@@ -281,12 +401,21 @@ static int apply_option(int code, const char *argument, cli_options *options)
         options->counts = 1;
         return 0;
     case OPT_ENTROPY:
+        if (!options->entropy) {
+            options->statistics[options->n_statistics++] = 'e';
+        }
         options->entropy = 1;
         return 0;
     case OPT_LOGSUMEXP:
+        if (!options->logsumexp) {
+            options->statistics[options->n_statistics++] = 'l';
+        }
         options->logsumexp = 1;
         return 0;
     case OPT_ARGMAX:
+        if (!options->argmax) {
+            options->statistics[options->n_statistics++] = 'a';
+        }
         options->argmax = 1;
         return 0;
     case OPT_DTYPE:
@@ -316,7 +445,22 @@ static int apply_option(int code, const char *argument, cli_options *options)
         options->header = 1;
         return 0;
     case 'o':
+        if (argument[0] == '\0') {
+            return usage_error("-o: the output file name is empty");
+        }
         options->output_path = argument;
+        return 0;
+    case 'd':
+        return parse_delimiter(argument, options);
+    case 'c':
+        return parse_columns(argument, options);
+    case OPT_MAX_LINE:
+        return parse_size("--max-line-length", argument, &options->max_line);
+    case OPT_REQUIRE_INPUT:
+        options->require_input = 1;
+        return 0;
+    case OPT_KEEP_LABELS:
+        options->keep_labels = 1;
         return 0;
     }
     return CLI_EX_USAGE;
@@ -346,6 +490,18 @@ static int check_combinations(const cli_options *options)
     if (statistics && options->sample_count > 0) {
         return usage_error("--sample and --entropy/--logsumexp/--argmax: one at a time");
     }
+    if (options->keep_labels && options->n_columns == 0) {
+        return usage_error("--keep-labels keeps the fields --columns leaves out: give --columns too");
+    }
+    if (options->keep_labels && options->output_path != NULL && cli_is_npy_path(options->output_path)) {
+        return usage_error("--keep-labels writes text; -o %s writes a .npy array", options->output_path);
+    }
+    if (options->plot && options->format != NULL) {
+        return usage_error("--plot prints its values with --precision, not --format");
+    }
+    if (options->plot && options->output_path != NULL && cli_is_npy_path(options->output_path)) {
+        return usage_error("--plot draws text; -o %s writes a .npy array: one or the other", options->output_path);
+    }
     if (statistics && options->plot) {
         return usage_error("--plot draws distributions and samples, not --entropy, --logsumexp or --argmax");
     }
@@ -372,6 +528,40 @@ static int check_combinations(const cli_options *options)
     return 0;
 }
 
+/* "--scale" for 's' and for OPT_... codes. */
+static const char *option_name(int code)
+{
+    static char name[48];
+    for (const struct option *o = long_options; o->name != NULL; o++) {
+        if (o->val == code) {
+            snprintf(name, sizeof name, "--%s", o->name);
+            return name;
+        }
+    }
+    return "?";
+}
+
+static int takes_value(int code)
+{
+    for (const struct option *o = long_options; o->name != NULL; o++) {
+        if (o->val == code) {
+            return o->has_arg == required_argument;
+        }
+    }
+    return 0;
+}
+
+/* --help and --version: a write error (a full disk, a closed pipe with
+ * SIGPIPE ignored) is reported, not lost. */
+static int finish_standard_output(void)
+{
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        cli_error("standard output: write failed: %s", strerror(errno));
+        return CLI_EX_IOERR;
+    }
+    return 0;
+}
+
 int cli_parse_options(int argc, char **argv, cli_options *options)
 {
     memset(options, 0, sizeof *options);
@@ -379,16 +569,17 @@ int cli_parse_options(int argc, char **argv, cli_options *options)
     options->axis = -1;
     options->precision = 6;
     opterr = 0;
+    unsigned char given[OPT_LAST] = {0};
     int code;
     int long_index;
-    while ((code = getopt_long(argc, argv, ":s:t:la:j:p:f:o:hV", long_options, &long_index)) != -1) {
+    while ((code = getopt_long(argc, argv, ":s:t:la:j:p:f:o:d:c:hV", long_options, &long_index)) != -1) {
         if (code == 'h') {
             fputs(usage_text, stdout);
-            return 0;
+            return finish_standard_output();
         }
         if (code == 'V') {
             printf("softmax (libsoftmax) %s, code path %s\n", softmax_version(), softmax_isa_name());
-            return 0;
+            return finish_standard_output();
         }
         if (code == '?') {
             if (optopt != 0) {
@@ -398,6 +589,14 @@ int cli_parse_options(int argc, char **argv, cli_options *options)
         }
         if (code == ':') {
             return usage_error("option '%s' needs an argument", argv[optind - 1]);
+        }
+        /* An option with a value given twice: which one was meant? (-t
+         * adds temperatures; flags may repeat.) */
+        if (takes_value(code) && code != 't' && code >= 0 && code < (int)sizeof given) {
+            if (given[code]) {
+                return usage_error("option %s given twice; give it once", option_name(code));
+            }
+            given[code] = 1;
         }
         int status = apply_option(code, optarg, options);
         if (status != 0) {

@@ -19,7 +19,7 @@
 /* The temporary file being written, for the signal handler to remove. Only
  * one output file exists per run. */
 static volatile sig_atomic_t temp_active;
-static char temp_for_signal[4096];
+static const char *volatile temp_for_signal;
 
 static void remove_temp_and_die(int signal_number)
 {
@@ -48,6 +48,52 @@ int cli_sink_open_stdout(cli_sink *sink)
     return sink_init(sink, STDOUT_FILENO);
 }
 
+/* The file a path names, through any chain of symbolic links (a dangling
+ * link names the file it would create). NULL after reporting an error. */
+static char *resolve_links(const char *path)
+{
+    char *current = strdup(path);
+    for (int depth = 0; current != NULL; depth++) {
+        struct stat info;
+        if (lstat(current, &info) != 0 || !S_ISLNK(info.st_mode)) {
+            return current;
+        }
+        if (depth == 40) {
+            cli_error("%s: cannot open the output: %s", path, strerror(ELOOP));
+            free(current);
+            return NULL;
+        }
+        size_t room = (size_t)info.st_size + 1 > 256 ? (size_t)info.st_size + 1 : 256;
+        char *target = malloc(room);
+        ssize_t length = target != NULL ? readlink(current, target, room) : -1;
+        if (length < 0 || (size_t)length >= room) {
+            cli_error("%s: cannot read the symbolic link: %s", path, strerror(length < 0 ? errno : ENAMETOOLONG));
+            free(target);
+            free(current);
+            return NULL;
+        }
+        target[length] = '\0';
+        if (target[0] == '/') {
+            free(current);
+            current = target;
+            continue;
+        }
+        /* relative to the link's directory */
+        const char *slash = strrchr(current, '/');
+        size_t directory = slash != NULL ? (size_t)(slash - current) + 1 : 0;
+        char *joined = malloc(directory + (size_t)length + 1);
+        if (joined != NULL) {
+            memcpy(joined, current, directory);
+            memcpy(joined + directory, target, (size_t)length + 1);
+        }
+        free(target);
+        free(current);
+        current = joined;
+    }
+    cli_error("out of memory");
+    return NULL;
+}
+
 int cli_sink_open_file(cli_sink *sink, const char *path)
 {
     /* A device or a pipe (-o /dev/stdout, -o /dev/null, a FIFO) is written in
@@ -63,41 +109,137 @@ int cli_sink_open_file(cli_sink *sink, const char *path)
         sink->target = path;
         return status;
     }
-    size_t length = strlen(path);
-    char *temp = malloc(length + 16);
+    /* A symbolic link is followed: its target gets the result, the link
+     * stays a link. */
+    char *resolved = resolve_links(path);
+    if (resolved == NULL) {
+        return CLI_EX_CANTCREAT;
+    }
+    int exists = stat(resolved, &info) == 0;
+    /* As cp and sort -o: a file the user may not write is refused, not
+     * replaced (renaming over it needs only the directory's permission). */
+    if (exists && access(resolved, W_OK) != 0) {
+        cli_error("%s: cannot write the output file: %s", path, strerror(errno));
+        free(resolved);
+        return CLI_EX_CANTCREAT;
+    }
+    /* The temporary file: a short name in the target's directory (the
+     * target's name plus a suffix could pass NAME_MAX). */
+    const char *slash = strrchr(resolved, '/');
+    size_t directory = slash != NULL ? (size_t)(slash - resolved) + 1 : 0;
+    static const char temp_name[] = ".softmax-output.XXXXXX";
+    char *temp = malloc(directory + sizeof temp_name);
     if (temp == NULL) {
+        free(resolved);
         cli_error("out of memory");
         return CLI_EX_OSERR;
     }
-    snprintf(temp, length + 16, "%s.tmp.XXXXXX", path);
+    memcpy(temp, resolved, directory);
+    memcpy(temp + directory, temp_name, sizeof temp_name);
+    int in_place = 0;
     int fd = mkstemp(temp);
+    if (fd < 0 && exists) {
+        /* A file we may write in a directory we may not (as cp writes it):
+         * the result is made in the temporary directory and copied into the
+         * file once complete. */
+        int saved = errno;
+        const char *directory_name = getenv("TMPDIR");
+        if (directory_name == NULL || *directory_name == '\0') {
+            directory_name = "/tmp";
+        }
+        char *elsewhere = malloc(strlen(directory_name) + sizeof temp_name + 1);
+        if (elsewhere != NULL) {
+            snprintf(elsewhere, strlen(directory_name) + sizeof temp_name + 1, "%s/%s", directory_name, temp_name);
+            fd = mkstemp(elsewhere);
+        }
+        if (fd >= 0) {
+            free(temp);
+            temp = elsewhere;
+            in_place = 1;
+        } else {
+            free(elsewhere);
+            errno = saved;
+        }
+    }
     if (fd < 0) {
         cli_error("%s: cannot create the output file: %s", path, strerror(errno));
         free(temp);
+        free(resolved);
         return CLI_EX_CANTCREAT;
     }
-    /* mkstemp makes the file private (0600); give it the usual permissions. */
-    mode_t mask = umask(0);
-    umask(mask);
-    fchmod(fd, 0666 & ~mask);
-    if (length + 16 <= sizeof temp_for_signal) {
-        memcpy(temp_for_signal, temp, length + 16);
-        temp_active = 1;
-        signal(SIGINT, remove_temp_and_die);
-        signal(SIGTERM, remove_temp_and_die);
-        signal(SIGHUP, remove_temp_and_die);
-        signal(SIGPIPE, remove_temp_and_die);
+    if (exists && !in_place) {
+        /* The existing file's mode and owner carry over. If they cannot (an
+         * owner we may not give away), or other hard links share the file,
+         * the finished result is copied into the file itself instead of
+         * renamed over it, so that it stays the same file. */
+        int kept = fchmod(fd, info.st_mode & 07777) == 0 &&
+                   (fchown(fd, info.st_uid, info.st_gid) == 0 ||
+                    (info.st_uid == geteuid() && fchown(fd, (uid_t)-1, info.st_gid) == 0) ||
+                    (info.st_uid == geteuid() && info.st_gid == getegid()));
+        in_place = !kept || info.st_nlink > 1;
+    } else if (!exists) {
+        /* mkstemp makes the file private (0600); give it the usual permissions. */
+        mode_t mask = umask(0);
+        umask(mask);
+        fchmod(fd, 0666 & ~mask);
     }
+    temp_for_signal = temp;
+    temp_active = 1;
+    signal(SIGINT, remove_temp_and_die);
+    signal(SIGTERM, remove_temp_and_die);
+    signal(SIGHUP, remove_temp_and_die);
+    signal(SIGPIPE, remove_temp_and_die);
     int status = sink_init(sink, fd);
     if (status != 0) {
         close(fd);
         unlink(temp);
+        temp_active = 0;
         free(temp);
+        free(resolved);
         return status;
     }
+    sink->rewrite_in_place = in_place;
     sink->target = path;
+    sink->resolved = resolved;
     sink->temp_path = temp;
     return 0;
+}
+
+/* The finished temporary file's content copied into the target itself (the
+ * same inode: its other hard links and its owner stay). */
+static int copy_into_target(cli_sink *sink)
+{
+    int in = open(sink->temp_path, O_RDONLY);
+    int out = in >= 0 ? open(sink->resolved, O_WRONLY | O_TRUNC) : -1;
+    int status = in >= 0 && out >= 0 ? 0 : CLI_EX_CANTCREAT;
+    char buffer[1 << 16];
+    while (status == 0) {
+        ssize_t got = read(in, buffer, sizeof buffer);
+        if (got < 0 && errno == EINTR) {
+            continue;
+        }
+        if (got <= 0) {
+            status = got < 0 ? CLI_EX_IOERR : 0;
+            break;
+        }
+        for (ssize_t done = 0; done < got && status == 0;) {
+            ssize_t put = write(out, buffer + done, (size_t)(got - done));
+            if (put < 0 && errno != EINTR) {
+                status = CLI_EX_IOERR;
+            }
+            done += put > 0 ? put : 0;
+        }
+    }
+    if (out >= 0 && close(out) != 0 && status == 0) {
+        status = CLI_EX_IOERR;
+    }
+    if (in >= 0) {
+        close(in);
+    }
+    if (status != 0) {
+        cli_error("%s: cannot write the output file: %s", sink->target, strerror(errno));
+    }
+    return status;
 }
 
 static void write_all(cli_sink *sink, const char *data, size_t size)
@@ -108,11 +250,10 @@ static void write_all(cli_sink *sink, const char *data, size_t size)
             if (errno == EINTR) {
                 continue;
             }
-            /* A closed pipe downstream (`softmax big | head`) is not an
-             * error worth a message: stop quietly. */
-            if (errno == EPIPE && sink->target == NULL) {
-                exit(0);
-            }
+            /* A closed pipe downstream (`softmax big | head`) normally
+             * ends the process by SIGPIPE, quietly, before write returns;
+             * EPIPE arrives only when SIGPIPE is ignored, and then it is a
+             * write error like any other: reported, exit status 74. */
             cli_error("%s: write failed: %s", sink->target ? sink->target : "standard output", strerror(errno));
             sink->failed = 1;
             return;
@@ -166,7 +307,10 @@ int cli_sink_commit(cli_sink *sink)
         cli_error("%s: write failed: %s", sink->target, strerror(errno));
         status = CLI_EX_IOERR;
         unlink(sink->temp_path);
-    } else if (status == 0 && rename(sink->temp_path, sink->target) != 0) {
+    } else if (status == 0 && sink->rewrite_in_place) {
+        status = copy_into_target(sink);
+        unlink(sink->temp_path);
+    } else if (status == 0 && rename(sink->temp_path, sink->resolved) != 0) {
         cli_error("%s: cannot replace the output file: %s", sink->target, strerror(errno));
         status = CLI_EX_CANTCREAT;
         unlink(sink->temp_path);
@@ -177,6 +321,8 @@ int cli_sink_commit(cli_sink *sink)
     temp_active = 0;
     free(sink->temp_path);
     sink->temp_path = NULL;
+    free(sink->resolved);
+    sink->resolved = NULL;
     return status;
 }
 
@@ -189,6 +335,49 @@ void cli_sink_abandon(cli_sink *sink)
         free(sink->temp_path);
         sink->temp_path = NULL;
     }
+    free(sink->resolved);
+    sink->resolved = NULL;
     free(sink->buffer);
     sink->buffer = NULL;
+}
+
+/* .npy output: the headers say little-endian ('<') on every host. */
+void cli_sink_write_little_endian(cli_sink *sink, const void *values, size_t count, size_t element_size)
+{
+    if (cli_host_is_little_endian()) {
+        cli_sink_write(sink, values, count * element_size);
+        return;
+    }
+    unsigned char swapped[4096];
+    size_t per_block = sizeof swapped / element_size;
+    const unsigned char *bytes = values;
+    for (size_t done = 0; done < count;) {
+        size_t n = count - done < per_block ? count - done : per_block;
+        memcpy(swapped, bytes + done * element_size, n * element_size);
+        cli_swap_bytes(swapped, n, element_size);
+        cli_sink_write(sink, swapped, n * element_size);
+        done += n;
+    }
+}
+
+void cli_sink_format_number(cli_sink *sink, const char *format, double value)
+{
+    /* Whatever the width and precision: formatted in the buffer when it fits
+     * (the usual case), else in a buffer of its own -- never cut. */
+    char *slot = cli_sink_reserve(sink, 64);
+    size_t room = sink->capacity - sink->used;
+    int length = snprintf(slot, room, format, value);
+    if (length >= 0 && (size_t)length < room) {
+        sink->used += (size_t)length;
+        return;
+    }
+    char *text = length >= 0 ? malloc((size_t)length + 1) : NULL;
+    if (text == NULL) {
+        cli_error("--format: cannot format %g with '%s'", value, format);
+        sink->failed = 1;
+        return;
+    }
+    snprintf(text, (size_t)length + 1, format, value);
+    cli_sink_write(sink, text, (size_t)length);
+    free(text);
 }

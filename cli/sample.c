@@ -52,15 +52,22 @@ static int sampler_failure(const char *what, int status)
 
 static void write_value(cli_sink *sink, const cli_options *options, double value)
 {
-    char *slot = cli_sink_reserve(sink, 64);
-    size_t length;
     if (options->format != NULL) {
-        int n = snprintf(slot, 64, options->format, value);
-        length = n < 0 ? 0 : (size_t)n > 63 ? 63 : (size_t)n;
-    } else {
-        length = cli_format_g(slot, value, options->precision);
+        cli_sink_format_number(sink, options->format, value);
+        return;
     }
-    sink->used += length;
+    char *slot = cli_sink_reserve(sink, 64);
+    sink->used += cli_format_g(slot, value, options->precision);
+}
+
+/* --keep-labels: the row's other fields before its results. */
+static void write_row_label(const cli_draw_request *request, size_t row)
+{
+    if (request->row_labels != NULL) {
+        const char *label = request->row_labels[row];
+        cli_sink_write(request->sink, label, strlen(label));
+        cli_sink_putc(request->sink, ' ');
+    }
 }
 
 static void write_integer(cli_sink *sink, long long value)
@@ -88,24 +95,32 @@ static int row_statistics(const cli_draw_request *request, softmax_dtype dtype, 
             status = sampler_failure("--entropy/--logsumexp/--argmax", library_status);
         }
     }
+    /* In the order the options were given; named in a heading when the
+     * input had one (a CSV with column names). */
+    if (status == 0 && request->labels != NULL && !*request->statistics_heading) {
+        for (int k = 0; k < o->n_statistics; k++) {
+            const char *name = o->statistics[k] == 'e' ? "entropy" : o->statistics[k] == 'l' ? "logsumexp" : "argmax";
+            if (k > 0) {
+                cli_sink_putc(request->sink, ' ');
+            }
+            cli_sink_write(request->sink, name, strlen(name));
+        }
+        cli_sink_putc(request->sink, '\n');
+        *request->statistics_heading = 1;
+    }
     for (size_t i = 0; status == 0 && i < rows; i++) {
-        int first = 1;
-        if (entropy != NULL) {
-            write_value(request->sink, o, entropy[i]);
-            first = 0;
-        }
-        if (logsumexp != NULL) {
-            if (!first) {
+        write_row_label(request, i);
+        for (int k = 0; k < o->n_statistics; k++) {
+            if (k > 0) {
                 cli_sink_putc(request->sink, ' ');
             }
-            write_value(request->sink, o, logsumexp[i]);
-            first = 0;
-        }
-        if (argmax != NULL) {
-            if (!first) {
-                cli_sink_putc(request->sink, ' ');
+            if (o->statistics[k] == 'e') {
+                write_value(request->sink, o, entropy[i]);
+            } else if (o->statistics[k] == 'l') {
+                write_value(request->sink, o, logsumexp[i]);
+            } else {
+                write_integer(request->sink, (long long)argmax[i]);
             }
-            write_integer(request->sink, (long long)argmax[i]);
         }
         cli_sink_putc(request->sink, '\n');
     }
@@ -127,6 +142,255 @@ static int row_probabilities(const cli_draw_request *request, softmax_dtype dtyp
         status = softmax_execute(&desc, probability, NULL, probability);
     }
     return status == SOFTMAX_OK ? 0 : sampler_failure("--plot", status);
+}
+
+/* ---- --counts: one multinomial draw instead of N single draws ----
+ *
+ * The counts of N draws from a distribution p are multinomial(N, p). They
+ * are drawn in O(vocab * log N) instead of O(N), by conditional binomials:
+ * in index order, n_i ~ Binomial(N - n_0 - ... - n_(i-1), p_i / (p_i + ...
+ * + p_last)), the last index getting the rest. Each binomial is exact in
+ * distribution (up to floating-point rounding): while its mean is 30 or
+ * more, Knuth's beta splitting (TAOCP vol. 2, 3.4.1): with a = 1 + n/2 and
+ * b = n + 1 - a, X ~ Beta(a, b) is the a-th smallest of n uniforms, so
+ * Binomial(n, p) = Binomial(a - 1, p / X) if X >= p, else a + Binomial(b -
+ * 1, (p - X) / (1 - X)); Beta from two gamma variates (Marsaglia and Tsang,
+ * 2000), normals by Box-Muller. Then inversion: the smallest k whose
+ * cumulative probability reaches a uniform, the pmf by its recurrence.
+ * Uniforms come from the library's random stream (softmax_sample_uniform
+ * with the seed, the row's stream and a step counter): the counts depend
+ * only on the seed, the row's number and its logits. */
+
+typedef struct uniform_source {
+    uint64_t seed;
+    uint64_t stream;
+    uint64_t step;
+} uniform_source;
+
+/* Uniform in (0, 1]. */
+static double uniform_open(uniform_source *source)
+{
+    return 1.0 - softmax_sample_uniform(source->seed, source->stream, source->step++);
+}
+
+static double standard_normal(uniform_source *source)
+{
+    double radius = sqrt(-2.0 * log(uniform_open(source)));
+    return radius * cos(2.0 * 3.14159265358979323846 * uniform_open(source));
+}
+
+/* Gamma(shape, 1) for shape >= 1 (Marsaglia and Tsang). */
+static double gamma_variate(uniform_source *source, double shape)
+{
+    double d = shape - 1.0 / 3.0;
+    double c = 1.0 / sqrt(9.0 * d);
+    for (;;) {
+        double x = standard_normal(source);
+        double v = 1.0 + c * x;
+        if (v <= 0) {
+            continue;
+        }
+        v = v * v * v;
+        double u = uniform_open(source);
+        if (log(u) < 0.5 * x * x + d - d * v + d * log(v)) {
+            return d * v;
+        }
+    }
+}
+
+static uint64_t binomial_by_inversion(uniform_source *source, uint64_t n, double p)
+{
+    /* p <= 1/2 and n p < 30 here: (1 - p)^n >= e^-60 does not underflow. */
+    double u = uniform_open(source);
+    double ratio = p / (1.0 - p);
+    double f = exp((double)n * log1p(-p));
+    double cumulative = f;
+    uint64_t k = 0;
+    while (u > cumulative && k < n) {
+        f *= (double)(n - k) / (double)(k + 1) * ratio;
+        k++;
+        if (f == 0) {
+            break; /* the tail past double precision */
+        }
+        cumulative += f;
+    }
+    return k;
+}
+
+static uint64_t binomial_variate(uniform_source *source, uint64_t n, double p)
+{
+    /* The result is offset + sign * Binomial(n, p) as n and p shrink. */
+    int64_t offset = 0;
+    int64_t sign = 1;
+    for (;;) {
+        if (p <= 0 || n == 0) {
+            return (uint64_t)offset;
+        }
+        if (p >= 1) {
+            return (uint64_t)(offset + sign * (int64_t)n);
+        }
+        /* Binomial(n, p) = n - Binomial(n, 1 - p): keep p <= 1/2. */
+        if (p > 0.5) {
+            offset += sign * (int64_t)n;
+            sign = -sign;
+            p = 1.0 - p;
+        }
+        if ((double)n * p < 30.0) {
+            return (uint64_t)(offset + sign * (int64_t)binomial_by_inversion(source, n, p));
+        }
+        uint64_t a = 1 + n / 2;
+        uint64_t b = n + 1 - a;
+        double ga = gamma_variate(source, (double)a);
+        double gb = gamma_variate(source, (double)b);
+        double x = ga / (ga + gb);
+        if (x >= p) {
+            n = a - 1;
+            p = p / x;
+        } else {
+            offset += sign * (int64_t)a;
+            n = b - 1;
+            p = (p - x) / (1.0 - x);
+        }
+    }
+}
+
+typedef struct ranked_logit {
+    double x;
+    size_t index;
+} ranked_logit;
+
+static int by_logit_then_index(const void *a, const void *b)
+{
+    const ranked_logit *left = a;
+    const ranked_logit *right = b;
+    if (left->x != right->x) {
+        return left->x > right->x ? -1 : 1;
+    }
+    return left->index < right->index ? -1 : left->index > right->index;
+}
+
+/* The distribution the sampler draws a row from, as softmax.h defines it:
+ * the weights exp((x_i - max) / T) (uniform among the +inf logits if any,
+ * uniform among the finite ones for T = +inf), then top-k, top-p and min-p
+ * in that order, renormalised. weight[i] = 0 outside the kept set. Returns
+ * the sum of the kept weights, or -1 out of memory. */
+static double kept_weights(const softmax_sampler_params *params, const double *x, size_t n, double *weight)
+{
+    double largest = -INFINITY;
+    for (size_t i = 0; i < n; i++) {
+        largest = x[i] > largest ? x[i] : largest;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (largest == INFINITY) {
+            weight[i] = x[i] == INFINITY;
+        } else if (params->temperature == INFINITY) {
+            weight[i] = x[i] > -INFINITY;
+        } else {
+            weight[i] = exp((x[i] - largest) / params->temperature);
+        }
+    }
+    int rank = (params->top_k > 0 && (uint64_t)params->top_k < n) || params->top_p < 1;
+    if (rank) {
+        ranked_logit *order = malloc((n ? n : 1) * sizeof *order);
+        if (order == NULL) {
+            return -1;
+        }
+        size_t m = 0;
+        for (size_t i = 0; i < n; i++) {
+            if (weight[i] > 0) {
+                order[m].x = x[i];
+                order[m].index = i;
+                m++;
+            }
+        }
+        qsort(order, m, sizeof *order, by_logit_then_index);
+        if (params->top_k > 0 && (uint64_t)params->top_k < m) {
+            for (size_t r = (size_t)params->top_k; r < m; r++) {
+                weight[order[r].index] = 0;
+            }
+            m = (size_t)params->top_k;
+        }
+        if (params->top_p < 1) {
+            double total = 0;
+            for (size_t r = 0; r < m; r++) {
+                total += weight[order[r].index];
+            }
+            double cumulative = 0;
+            size_t r = 0;
+            for (; r < m; r++) {
+                cumulative += weight[order[r].index];
+                if (cumulative >= params->top_p * total) {
+                    r++;
+                    break;
+                }
+            }
+            for (; r < m; r++) {
+                weight[order[r].index] = 0;
+            }
+        }
+        free(order);
+    }
+    if (params->min_p > 0) {
+        double heaviest = 0;
+        for (size_t i = 0; i < n; i++) {
+            heaviest = weight[i] > heaviest ? weight[i] : heaviest;
+        }
+        for (size_t i = 0; i < n; i++) {
+            weight[i] = weight[i] >= params->min_p * heaviest ? weight[i] : 0;
+        }
+    }
+    double total = 0;
+    for (size_t i = 0; i < n; i++) {
+        total += weight[i];
+    }
+    return total;
+}
+
+/* counts[0..n) of `draws` draws from the row's distribution. */
+static int multinomial_counts(const softmax_sampler_params *params, softmax_dtype dtype, const void *row, size_t n,
+                              uint64_t draws, uint64_t stream, int64_t *counts)
+{
+    double *x = malloc((n ? n : 1) * 2 * sizeof *x);
+    if (x == NULL) {
+        cli_error("out of memory");
+        return CLI_EX_OSERR;
+    }
+    double *weight = x + n;
+    softmax_convert(x, SOFTMAX_DTYPE_F64, row, dtype, n);
+    memset(counts, 0, (n ? n : 1) * sizeof *counts);
+    if (params->temperature == 0) {
+        /* greedy: the arg max, lowest index first */
+        size_t best = 0;
+        for (size_t i = 1; i < n; i++) {
+            best = x[i] > x[best] ? i : best;
+        }
+        counts[best] = (int64_t)draws;
+        free(x);
+        return 0;
+    }
+    double remaining_mass = kept_weights(params, x, n, weight);
+    if (remaining_mass < 0) {
+        free(x);
+        cli_error("out of memory");
+        return CLI_EX_OSERR;
+    }
+    uniform_source source = {params->seed, stream, 0};
+    uint64_t remaining = draws;
+    size_t last = 0;
+    for (size_t i = 0; i < n; i++) {
+        last = weight[i] > 0 ? i : last;
+    }
+    for (size_t i = 0; i < n && remaining > 0; i++) {
+        if (weight[i] <= 0) {
+            continue;
+        }
+        uint64_t k = i == last ? remaining : binomial_variate(&source, remaining, weight[i] / remaining_mass);
+        counts[i] = (int64_t)k;
+        remaining -= k;
+        remaining_mass -= weight[i];
+    }
+    free(x);
+    return 0;
 }
 
 static int sample_rows(const cli_draw_request *request, softmax_dtype dtype, const void *x, size_t rows, size_t cols,
@@ -155,7 +419,14 @@ static int sample_rows(const cli_draw_request *request, softmax_dtype dtype, con
         if (tally) {
             memset(counts, 0, (cols ? cols : 1) * sizeof *counts);
         }
-        for (long long step = 0; step < o->sample_count; step++) {
+        if (!o->plot) {
+            write_row_label(request, i);
+        }
+        /* With --counts (or the plot's frequencies) one real draw checks that
+         * the row has a distribution (the sampler's own errors); the counts
+         * are then one multinomial draw. */
+        long long single_draws = tally ? 1 : o->sample_count;
+        for (long long step = 0; step < single_draws; step++) {
             int64_t index;
             int library_status =
                 softmax_sample(&params, dtype, row, 1, cols, (uint64_t)step, &stream, &index, NULL, NULL);
@@ -178,7 +449,7 @@ static int sample_rows(const cli_draw_request *request, softmax_dtype dtype, con
                 break;
             }
             if (tally) {
-                counts[index]++;
+                status = multinomial_counts(&params, dtype, row, cols, (uint64_t)o->sample_count, stream, counts);
             } else {
                 if (step > 0) {
                     cli_sink_putc(request->sink, ' ');
@@ -199,9 +470,11 @@ static int sample_rows(const cli_draw_request *request, softmax_dtype dtype, con
                 frequency[j] = (double)counts[j] / (double)o->sample_count;
             }
             char title[320];
-            snprintf(title, sizeof title, "row %llu%s%s%s: %lld samples, seed %llu", (unsigned long long)stream + 1,
+            const char *label = request->row_labels != NULL ? request->row_labels[i] : NULL;
+            snprintf(title, sizeof title, "row %llu%s%s%s%s%s: %lld samples, seed %llu", (unsigned long long)stream + 1,
                      request->pass_description[0] ? " (" : "", request->pass_description,
-                     request->pass_description[0] ? ")" : "", o->sample_count, (unsigned long long)o->seed);
+                     request->pass_description[0] ? ")" : "", label != NULL ? ": " : "", label != NULL ? label : "",
+                     o->sample_count, (unsigned long long)o->seed);
             if (*request->plotted) {
                 cli_sink_putc(request->sink, '\n');
             }

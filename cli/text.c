@@ -47,6 +47,16 @@ typedef struct reader {
     int seen_first_line;
     size_t first_cols;
     uint64_t first_cols_line;
+    size_t max_cols;
+    /* --keep-labels: each batch row's label fields, NUL-terminated, in a pool */
+    char *label_pool;
+    size_t labels_used;
+    size_t labels_capacity;
+    size_t *label_offsets; /* per batch row (as many as row_lines) */
+    char **label_pointers;
+    char *header_text; /* the line taken as a header */
+    size_t header_length;
+    uint64_t header_line;
 } reader;
 
 static int out_of_memory(void)
@@ -60,8 +70,17 @@ static int hand_on(reader *r)
     if (r->batch_rows == 0) {
         return 0;
     }
-    int status =
-        r->callbacks->rows(r->callbacks->context, r->batch, r->batch_rows, r->batch_cols, r->rows_handed, r->row_lines);
+    const char *const *labels = NULL;
+    if (r->callbacks->keep_labels) {
+        /* The pool may have moved while it grew: pointers made now. */
+        for (size_t i = 0; i < r->batch_rows; i++) {
+            r->label_pointers[i] = r->label_pool + r->label_offsets[i];
+        }
+        labels = (const char *const *)r->label_pointers;
+    }
+    int status = r->callbacks->rows(r->callbacks->context, r->batch, r->batch_rows, r->batch_cols, r->rows_handed,
+                                    r->row_lines, labels);
+    r->labels_used = 0;
     r->rows_handed += r->batch_rows;
     /* A row being parsed moves to the front. */
     size_t done = r->batch_rows * r->batch_cols;
@@ -124,51 +143,149 @@ static int data_error(reader *r, const char *line_start, const char *at, const c
         cli_error("%s:%llu:%zu: expected a number, found a NUL byte", r->name, (unsigned long long)r->line,
                   (size_t)(nul - line_start) + 1);
     } else if (token_end != NULL) {
-        int length = (int)(token_end - at);
-        const char *ellipsis = length > 40 ? "..." : "";
-        cli_error("%s:%llu:%zu: expected a number, found '%.*s%s'%s", r->name, (unsigned long long)r->line, column,
-                  length > 40 ? 40 : length, at, ellipsis, what);
+        /* quoted: a control character in the input never reaches the terminal */
+        char shown[46];
+        cli_quote(shown, sizeof shown, at, (size_t)(token_end - at));
+        cli_error("%s:%llu:%zu: expected a number, found %s%s", r->name, (unsigned long long)r->line, column, shown,
+                  what);
     } else {
         cli_error("%s:%llu:%zu: %s", r->name, (unsigned long long)r->line, column, what);
     }
     return CLI_EX_DATAERR;
 }
 
-static const char *token_end_of(const char *p, const char *end)
+/* Is c a field separator other than blanks? */
+static int is_delimiter(const reader *r, char c)
 {
-    while (p < end && !is_blank(*p) && *p != ',') {
+    char delimiter = r->callbacks->delimiter;
+    return delimiter == 0 ? c == ',' : c == delimiter && !is_blank(delimiter);
+}
+
+static const char *token_end_of(const reader *r, const char *p, const char *end)
+{
+    while (p < end && !is_blank(*p) && !is_delimiter(r, *p)) {
         p++;
     }
     return p;
 }
 
-/* A first line in which no field is a number is a header. */
-static int looks_like_header(const char *p, const char *end)
+/* The end of the field at p: up to the delimiter (blanks around it
+ * trimmed) when it is not a blank, so that a field that is not a number may
+ * hold blanks ("Ada Lovelace"); else a token up to a blank or a comma. */
+static const char *field_end(const reader *r, const char *p, const char *end)
 {
+    char delimiter = r->callbacks->delimiter;
+    if (delimiter == 0 || is_blank(delimiter)) {
+        return token_end_of(r, p, end);
+    }
+    const char *next = memchr(p, delimiter, (size_t)(end - p));
+    const char *stop = next != NULL ? next : end;
+    while (stop > p && is_blank(stop[-1])) {
+        stop--;
+    }
+    return stop;
+}
+
+/* Field number `field` (from 1) is one of the numbers, per --columns. */
+static int field_selected(const reader *r, size_t field)
+{
+    if (r->callbacks->columns == NULL) {
+        return 1;
+    }
+    for (size_t i = 0; i < r->callbacks->n_columns; i++) {
+        if (field >= r->callbacks->columns[i].first && field <= r->callbacks->columns[i].last) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* The highest field --columns names explicitly (a line must have it). */
+static size_t highest_named_field(const reader *r)
+{
+    size_t highest = 0;
+    for (size_t i = 0; i < r->callbacks->n_columns; i++) {
+        const cli_column_range *range = &r->callbacks->columns[i];
+        size_t named = range->last == SIZE_MAX ? range->first : range->last;
+        highest = named > highest ? named : highest;
+    }
+    return highest;
+}
+
+/* Steps over the separator after a field: blanks, and the delimiter with
+ * blanks around it. Returns 1 at the end of the line, 0 before the next
+ * field, or -1 after reporting an error. */
+static int skip_separator(reader *r, const char *line_start, const char **at, const char *end)
+{
+    const char *p = *at;
+    while (p < end && is_blank(*p)) {
+        p++;
+    }
+    if (p == end) {
+        *at = p;
+        return 1;
+    }
+    char delimiter = r->callbacks->delimiter;
+    if (delimiter != 0 && !is_blank(delimiter)) {
+        if (*p != delimiter) {
+            char message[96];
+            snprintf(message, sizeof message, "expected the delimiter '%c' or the end of the line after a field",
+                     delimiter);
+            data_error(r, line_start, p, message, NULL);
+            return -1;
+        }
+    }
+    if (is_delimiter(r, *p)) {
+        const char *separator = p++;
+        while (p < end && is_blank(*p)) {
+            p++;
+        }
+        if (p == end) {
+            char message[96];
+            snprintf(message, sizeof message, "expected a number after '%c' (the line ends with it)", *separator);
+            data_error(r, line_start, separator, message, NULL);
+            return -1;
+        }
+    }
+    *at = p;
+    return 0;
+}
+
+/* A first line in which no selected field is a number is a header. */
+static int looks_like_header(const reader *r, const char *p, const char *end)
+{
+    size_t field = 0;
     while (p < end) {
-        while (p < end && (is_blank(*p) || *p == ',')) {
+        while (p < end && (is_blank(*p) || is_delimiter(r, *p))) {
             p++;
         }
         if (p == end) {
             break;
         }
-        const char *stop = token_end_of(p, end);
+        const char *stop = field_end(r, p, end);
         double ignored;
-        if (cli_parse_double(p, stop, &ignored) == 0) {
+        if (field_selected(r, ++field) && cli_parse_double(p, stop, &ignored) == 0) {
             return 0;
         }
         p = stop;
     }
-    return 1;
+    /* a line without the fields --columns names is data (and an error) */
+    return r->callbacks->columns == NULL || field >= highest_named_field(r);
 }
 
 static int keep_header(reader *r, const char *p, const char *end)
 {
+    /* Kept for the message if no row of numbers follows. */
+    size_t length = (size_t)(end - p);
+    r->header_text = copy_up_to_nul(p, length);
+    r->header_length = r->header_text != NULL ? strlen(r->header_text) : 0;
+    r->header_line = r->line;
     if (r->callbacks->labels == NULL) {
         return 0;
     }
     size_t capacity = 16;
     size_t n = 0;
+    size_t field = 0;
     char **labels = malloc(capacity * sizeof *labels);
     if (labels == NULL) {
         return out_of_memory();
@@ -182,14 +299,18 @@ static int keep_header(reader *r, const char *p, const char *end)
             labels = grown;
             capacity *= 2;
         }
-        while (p < end && (is_blank(*p) || *p == ',')) {
+        while (p < end && (is_blank(*p) || is_delimiter(r, *p))) {
             p++;
         }
         if (p == end) {
             break;
         }
-        const char *stop = token_end_of(p, end);
+        const char *stop = field_end(r, p, end);
         const char *begin = p;
+        p = stop;
+        if (!field_selected(r, ++field)) {
+            continue;
+        }
         if (stop - begin >= 2 && (*begin == '"' || *begin == '\'') && stop[-1] == *begin) {
             begin++;
             stop--;
@@ -199,9 +320,66 @@ static int keep_header(reader *r, const char *p, const char *end)
             return out_of_memory();
         }
         n++;
-        p = token_end_of(p, end);
     }
     return r->callbacks->labels(r->callbacks->context, labels, n);
+}
+
+/* Appends the row's fields that --columns leaves out (the empty ones
+ * skipped), joined by spaces, to the label pool (the line has been read
+ * without error). */
+static int keep_row_labels(reader *r, const char *p, const char *end)
+{
+    size_t field = 0;
+    size_t start = r->labels_used;
+    int any = 0;
+    while (p < end) {
+        const char *stop = field_end(r, p, end);
+        field++;
+        if (!field_selected(r, field) && stop > p) {
+            size_t length = (size_t)(stop - p);
+            if (r->labels_used + length + 2 > r->labels_capacity) {
+                size_t capacity = 2 * (r->labels_capacity + length + 2);
+                char *grown = realloc(r->label_pool, capacity);
+                if (grown == NULL) {
+                    return out_of_memory();
+                }
+                r->label_pool = grown;
+                r->labels_capacity = capacity;
+            }
+            if (any) {
+                r->label_pool[r->labels_used++] = ' ';
+            }
+            memcpy(r->label_pool + r->labels_used, p, length);
+            r->labels_used += length;
+            any = 1;
+        }
+        p = stop;
+        while (p < end && is_blank(*p)) {
+            p++;
+        }
+        if (p < end && is_delimiter(r, *p)) {
+            p++;
+            while (p < end && is_blank(*p)) {
+                p++;
+            }
+        }
+    }
+    if (r->labels_used + 1 > r->labels_capacity) {
+        char *grown = realloc(r->label_pool, r->labels_capacity + 64);
+        if (grown == NULL) {
+            return out_of_memory();
+        }
+        r->label_pool = grown;
+        r->labels_capacity += 64;
+    }
+    r->label_pool[r->labels_used++] = '\0';
+    r->label_offsets[r->batch_rows] = start;
+    return 0;
+}
+
+static int is_digit_char(char c)
+{
+    return c >= '0' && c <= '9';
 }
 
 static int parse_line(reader *r, const char *line_start, const char *end)
@@ -218,52 +396,82 @@ static int parse_line(reader *r, const char *line_start, const char *end)
     }
     if (!r->seen_first_line) {
         r->seen_first_line = 1;
-        if (r->callbacks->header || looks_like_header(p, end)) {
+        if (r->callbacks->header || looks_like_header(r, p, end)) {
             return keep_header(r, p, end);
         }
     }
     r->row_start = r->used;
+    const char *row_fields_start = p;
     size_t cols = 0;
+    size_t field = 0;
     int single = r->callbacks->dtype == SOFTMAX_DTYPE_F32;
+    /* Decimal commas: "1,5 2,5" is two numbers to a French reader and four
+     * to a CSV reader. A comma between two digits on a line where blanks
+     * alone separate other numbers is refused rather than guessed. */
+    const char *digit_comma = NULL;
+    const char *blank_separator = NULL;
     for (;;) {
-        int status = make_room(r);
-        if (status != 0) {
-            return status;
-        }
-        void *slot = r->batch + r->used * r->element_size;
-        const char *stop;
-        int fast = single ? cli_scan_float(p, end, slot, &stop) : cli_scan_double(p, end, slot, &stop);
-        if (!fast || (stop < end && !is_blank(*stop) && *stop != ',')) {
-            /* Not the common case: the whole token goes to strtod. */
-            stop = token_end_of(p, end);
-            if (stop == p) {
-                return data_error(r, line_start, p, *p == ',' ? "expected a number before ','" : "expected a number",
-                                  NULL);
+        field++;
+        if (field_selected(r, field)) {
+            int status = make_room(r);
+            if (status != 0) {
+                return status;
             }
-            int parsed = single ? cli_parse_float(p, stop, slot) : cli_parse_double(p, stop, slot);
-            if (parsed != 0) {
-                return data_error(r, line_start, p, "", stop);
+            void *slot = r->batch + r->used * r->element_size;
+            const char *stop;
+            int fast = single ? cli_scan_float(p, end, slot, &stop) : cli_scan_double(p, end, slot, &stop);
+            if (!fast || (stop < end && !is_blank(*stop) && !is_delimiter(r, *stop))) {
+                /* Not the common case: the whole token goes to strtod. */
+                stop = token_end_of(r, p, end);
+                if (stop == p) {
+                    char message[48];
+                    snprintf(message, sizeof message, "expected a number before '%c'", *p);
+                    return data_error(r, line_start, p, is_delimiter(r, *p) ? message : "expected a number", NULL);
+                }
+                int parsed = single ? cli_parse_float(p, stop, slot) : cli_parse_double(p, stop, slot);
+                if (parsed != 0) {
+                    const char *hint = "";
+                    if (r->callbacks->delimiter != ',' && memchr(p, ',', (size_t)(stop - p)) != NULL) {
+                        hint = " (decimal commas are not read: write 1.5, not 1,5)";
+                    }
+                    return data_error(r, line_start, p, hint, stop);
+                }
             }
+            r->used++;
+            cols++;
+            p = stop;
+        } else {
+            p = field_end(r, p, end);
         }
-        r->used++;
-        cols++;
-        p = stop;
-        while (p < end && is_blank(*p)) {
-            p++;
+        const char *after_field = p;
+        if (r->callbacks->delimiter == 0 && p < end && *p == ',' && p > line_start && is_digit_char(p[-1]) &&
+            p + 1 < end && is_digit_char(p[1]) && digit_comma == NULL) {
+            digit_comma = p;
         }
-        if (p < end && *p == ',') {
-            const char *comma = p++;
-            while (p < end && is_blank(*p)) {
-                p++;
-            }
-            if (p == end) {
-                return data_error(r, line_start, comma, "expected a number after ',' (the line ends with a comma)",
-                                  NULL);
-            }
+        int at_end = skip_separator(r, line_start, &p, end);
+        if (at_end < 0) {
+            return CLI_EX_DATAERR;
         }
-        if (p == end) {
+        if (at_end) {
             break;
         }
+        if (r->callbacks->delimiter == 0 && blank_separator == NULL && !is_delimiter(r, *after_field) &&
+            memchr(after_field, ',', (size_t)(p - after_field)) == NULL) {
+            blank_separator = after_field;
+        }
+    }
+    if (digit_comma != NULL && blank_separator != NULL) {
+        char message[192];
+        snprintf(message, sizeof message,
+                 "ambiguous separators: a comma between digits here, blanks alone between numbers at column %zu "
+                 "(decimal commas are not read: write 1.5); choose the separator with --delimiter",
+                 (size_t)(blank_separator - line_start) + 1);
+        return data_error(r, line_start, digit_comma, message, NULL);
+    }
+    if (r->callbacks->columns != NULL && field < highest_named_field(r)) {
+        cli_error("%s:%llu: the line has %zu fields; --columns names field %zu", r->name, (unsigned long long)r->line,
+                  field, highest_named_field(r));
+        return CLI_EX_DATAERR;
     }
     if (r->callbacks->equal_rows) {
         if (r->first_cols == 0) {
@@ -276,6 +484,7 @@ static int parse_line(reader *r, const char *line_start, const char *end)
             return CLI_EX_DATAERR;
         }
     }
+    r->max_cols = cols > r->max_cols ? cols : r->max_cols;
     /* A row of another length closes the batch. */
     if (r->batch_rows > 0 && cols != r->batch_cols) {
         int status = hand_on(r);
@@ -290,13 +499,91 @@ static int parse_line(reader *r, const char *line_start, const char *end)
             return out_of_memory();
         }
         r->row_lines = grown;
+        if (r->callbacks->keep_labels) {
+            size_t *offsets = realloc(r->label_offsets, capacity * sizeof *offsets);
+            if (offsets != NULL) {
+                r->label_offsets = offsets;
+            }
+            char **pointers = realloc(r->label_pointers, capacity * sizeof *pointers);
+            if (pointers != NULL) {
+                r->label_pointers = pointers;
+            }
+            if (offsets == NULL || pointers == NULL) {
+                return out_of_memory();
+            }
+        }
         r->row_lines_capacity = capacity;
+    }
+    if (r->callbacks->keep_labels) {
+        int status = keep_row_labels(r, row_fields_start, end);
+        if (status != 0) {
+            return status;
+        }
     }
     r->row_lines[r->batch_rows] = r->line;
     r->batch_cols = cols;
     r->batch_rows++;
     if (!r->callbacks->whole_matrix && r->used >= BATCH_ELEMENTS) {
         return hand_on(r);
+    }
+    return 0;
+}
+
+/* No row of numbers, but a first line taken as a header: say what was
+ * found, as it is more often data in a form this command does not read. */
+static void explain_lone_header(const reader *r)
+{
+    if (r->header_text == NULL || r->callbacks->header) {
+        return;
+    }
+    const char *text = r->header_text;
+    const char *hint = "";
+    if (strstr(text, "\xEF\xBC") != NULL) {
+        hint = "; full-width digits are not read: use ASCII digits";
+    } else if (strchr(text, ';') != NULL) {
+        hint = "; fields separated by ';'? try --delimiter ';'";
+    } else if (strchr(text, '|') != NULL) {
+        hint = "; fields separated by '|'? try --delimiter '|'";
+    } else if (strchr(text, '"') != NULL || strchr(text, '\'') != NULL) {
+        hint = "; quoted numbers are not read: remove the quotes";
+    }
+    char shown[86];
+    cli_quote(shown, sizeof shown, text, r->header_length);
+    cli_error("%s:%llu: no row of numbers: the only line with text has no number in a field and was taken as a "
+              "header: %s%s",
+              r->name, (unsigned long long)r->header_line, shown, hint);
+}
+
+/* What is wrong with a line before its fields are read, the same whether
+ * the line is complete or still arriving (so that `softmax /dev/zero` or an
+ * endless line stops as soon as the fault is read, with the message the
+ * complete line would get):
+ *  1. a NUL byte within the first max_line bytes of a line that is not a
+ *     comment: text with NUL bytes is not text;
+ *  2. more than max_line bytes.
+ * Returns 0 or an exit code (reported). */
+static int check_line(reader *r, const char *line, size_t length, size_t max_line)
+{
+    const char *p = line;
+    const char *end = line + length;
+    if (r->line == 1 && length >= 3 && memcmp(p, "\xEF\xBB\xBF", 3) == 0) {
+        p += 3;
+    }
+    while (p < end && is_blank(*p)) {
+        p++;
+    }
+    if (p == end || *p != '#') {
+        const char *nul = memchr(line, '\0', length < max_line ? length : max_line);
+        if (nul != NULL) {
+            cli_error("%s:%llu:%zu: expected a number, found a NUL byte", r->name, (unsigned long long)r->line,
+                      (size_t)(nul - line) + 1);
+            return CLI_EX_DATAERR;
+        }
+    }
+    if (length > max_line) {
+        cli_error("%s:%llu:%zu: the line is longer than the limit of %zu bytes; --max-line-length sets it", r->name,
+                  (unsigned long long)r->line, max_line + 1, max_line);
+        return CLI_EX_DATAERR;
     }
     return 0;
 }
@@ -310,6 +597,9 @@ int cli_read_text(int fd, const char *name, const cli_text_callbacks *callbacks)
     r.element_size = cli_dtype_size(callbacks->dtype);
     r.batch_capacity = BATCH_ELEMENTS;
     r.batch = malloc(r.batch_capacity * r.element_size);
+    /* Memory: the read buffer holds at most the longest line allowed plus
+     * one read, the batch that line's values. */
+    const size_t max_line = callbacks->max_line ? callbacks->max_line : CLI_DEFAULT_MAX_LINE;
     size_t capacity = READ_SIZE;
     char *buffer = malloc(capacity + 1);
     if (r.batch == NULL || buffer == NULL) {
@@ -318,17 +608,28 @@ int cli_read_text(int fd, const char *name, const cli_text_callbacks *callbacks)
         return out_of_memory();
     }
     size_t begin = 0;
-    size_t end = 0;
+    size_t end = callbacks->prefix_length < capacity ? callbacks->prefix_length : 0;
+    if (end > 0) {
+        memcpy(buffer, callbacks->prefix, end);
+    }
     int at_eof = 0;
     int status = 0;
     r.line = 1;
     while (status == 0) {
         char *newline;
         while (status == 0 && (newline = memchr(buffer + begin, '\n', end - begin)) != NULL) {
-            status = parse_line(&r, buffer + begin, newline);
+            status = check_line(&r, buffer + begin, (size_t)(newline - (buffer + begin)), max_line);
+            if (status == 0) {
+                status = parse_line(&r, buffer + begin, newline);
+            }
             begin = (size_t)(newline - buffer) + 1;
             r.line++;
         }
+        if (status != 0) {
+            break;
+        }
+        /* the line still arriving (all of it at the end of the input) */
+        status = check_line(&r, buffer + begin, end - begin, max_line);
         if (status != 0) {
             break;
         }
@@ -352,14 +653,15 @@ int cli_read_text(int fd, const char *name, const cli_text_callbacks *callbacks)
         end -= begin;
         begin = 0;
         if (end == capacity) {
-            /* One line longer than the buffer. */
-            char *grown = realloc(buffer, capacity * 2 + 1);
+            /* One line longer than the buffer (and within the limit). */
+            size_t grown_capacity = capacity * 2 < max_line + READ_SIZE ? capacity * 2 : max_line + READ_SIZE;
+            char *grown = realloc(buffer, grown_capacity + 1);
             if (grown == NULL) {
                 status = out_of_memory();
                 break;
             }
             buffer = grown;
-            capacity *= 2;
+            capacity = grown_capacity;
         }
         ssize_t got = read(fd, buffer + end, capacity - end);
         if (got < 0) {
@@ -379,9 +681,17 @@ int cli_read_text(int fd, const char *name, const cli_text_callbacks *callbacks)
         status = hand_on(&r);
     }
     if (status == 0 && r.rows_handed == 0) {
-        cli_error("%s: empty input: no row of numbers", name);
-        status = CLI_EX_DATAERR;
+        explain_lone_header(&r);
     }
+    if (callbacks->summary != NULL) {
+        callbacks->summary->rows += r.rows_handed;
+        callbacks->summary->max_cols =
+            r.max_cols > callbacks->summary->max_cols ? r.max_cols : callbacks->summary->max_cols;
+    }
+    free(r.header_text);
+    free(r.label_pool);
+    free(r.label_offsets);
+    free(r.label_pointers);
     free(buffer);
     free(r.batch);
     free(r.row_lines);

@@ -16,7 +16,8 @@
  *    element), and for described files dtype, ndim, shape and data offset
  *    are exactly what was written;
  *  - described files succeed exactly when they should (supported
- *    little-endian type, fortran_order False, at most 8 dimensions, no
+ *    type in either byte order, swapped when it is not the host's, extents
+ *    and byte size within numpy's intp, fortran_order False, at most 8 dimensions, no
  *    overflow, enough data), and a failure reports "<path>: ...";
  *  - cli_npy_header's own headers parse back to the same dtype and shape.
  */
@@ -68,7 +69,7 @@ static void check_success(const uint8_t *file, size_t size, const cli_npy *npy)
     FUZZ_CHECK(count == npy->count, "count %zu is not the product of the shape (%zu)", npy->count, count);
     const size_t element = cli_dtype_size(npy->dtype);
     FUZZ_CHECK(npy->count <= (size - prefix - header) / element, "the data runs past the end of the file");
-    /* The header names that type, little-endian or native, in C order. */
+    /* The header names that type, in any byte order, in C order. */
     char *dict = malloc(header + 1);
     memcpy(dict, bytes + prefix, header);
     dict[header] = '\0';
@@ -114,12 +115,12 @@ static void run_described(fuzz_reader *r)
                                                 SOFTMAX_DTYPE_F32,
                                                 SOFTMAX_DTYPE_F64,
                                                 SOFTMAX_DTYPE_F16,
+                                                SOFTMAX_DTYPE_F32,
                                                 0,
                                                 0,
                                                 0,
                                                 0,
-                                                0,
-                                                0,
+                                                SOFTMAX_DTYPE_F64,
                                                 0,
                                                 SOFTMAX_DTYPE_F64};
     const uint8_t version_byte = take_u8(r), layout = take_u8(r), descr_byte = take_u8(r), order_byte = take_u8(r);
@@ -205,8 +206,20 @@ static void run_described(fuzz_reader *r)
         file[prefix + header + i] = take_u8(r);
     const int header_fits = version > 1 || header <= 0xffff;
 
+    /* numpy's limits: every extent within intp, and the non-zero extents'
+     * product in bytes too (an empty array keeps a loadable shape). */
+    int numpy_loads = 1;
+    unsigned long long nonzero_bytes = element;
+    for (int d = 0; d < ndim; d++) {
+        if (shape[d] > (unsigned long long)INT64_MAX)
+            numpy_loads = 0;
+        else if (shape[d] != 0 && nonzero_bytes > (unsigned long long)INT64_MAX / shape[d])
+            numpy_loads = 0;
+        else if (shape[d] != 0)
+            nonzero_bytes *= shape[d];
+    }
     const int expect_ok = header_fits && type != 0 && !fortran && ndim <= SOFTMAX_MAX_NDIM && extents_valid &&
-                          !overflow && count <= data_bytes / element;
+                          numpy_loads && !overflow && count <= data_bytes / element;
     cli_npy npy;
     uint8_t *copy;
     const int status = parse_copy(file, size, &npy, &copy);
@@ -215,6 +228,10 @@ static void run_described(fuzz_reader *r)
     if (status == 0) {
         check_success(copy, size, &npy);
         FUZZ_CHECK(npy.dtype == type, "dtype %d, the header says %s", npy.dtype, descrs[descr_index]);
+        const char order = descrs[descr_index][0];
+        const int file_is_little = order == '<' ? 1 : order == '>' ? 0 : cli_host_is_little_endian();
+        FUZZ_CHECK(npy.swap == (file_is_little != cli_host_is_little_endian()), "byte swap %d for descr %s", npy.swap,
+                   descrs[descr_index]);
         FUZZ_CHECK(npy.ndim == (ndim ? ndim : 1), "ndim %d, the header has %d", npy.ndim, ndim);
         for (int d = 0; d < ndim; d++)
             FUZZ_CHECK(npy.shape[d] == shape[d], "extent %d is %zu, the header says %llu", d, npy.shape[d], shape[d]);
@@ -231,10 +248,10 @@ static void run_described(fuzz_reader *r)
         size_t extents[SOFTMAX_MAX_NDIM];
         for (int d = 0; d < ndim; d++)
             extents[d] = (size_t)(shape[d] % 160); /* no product overflows */
-        char written[256 + 64];
+        char written[CLI_NPY_HEADER_ROOM + 64];
         const size_t length = cli_npy_header(written, type, ndim, extents, 0);
         if (length != 0) {
-            FUZZ_CHECK(length % 64 == 0 && length <= 256, "cli_npy_header wrote %zu bytes", length);
+            FUZZ_CHECK(length % 64 == 0 && length <= CLI_NPY_HEADER_ROOM, "cli_npy_header wrote %zu bytes", length);
             /* Header only: enough data only if an extent is 0. */
             int has_zero = 0;
             for (int d = 0; d < ndim; d++)

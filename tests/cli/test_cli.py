@@ -275,9 +275,22 @@ class Options(Case):
         for option in ("--scale", "--temperature", "--log", "--fast", "--axis", "--mask", "--sample", "--seed", "--top-k",
                        "--top-p", "--min-p", "--counts", "--entropy", "--logsumexp", "--argmax", "--dtype",
                        "--threads", "--precision", "--format", "--plot", "--header", "--output", "--help",
-                       "--version", "Examples", "Exit status"):
+                       "--version", "--delimiter", "--columns", "--max-line-length", "--require-input", "Examples",
+                       "Exit status"):
             self.assertIn(option, text)
         self.assertEqual(run(["-h"])[1], text)
+
+    def test_help_man_page_and_docs_name_the_same_options(self):
+        text = run(["--help"])[1]
+        options = set(re.findall(r"--[a-z][a-z-]+", text))
+        with open(os.path.join(HERE, "..", "..", "cli", "softmax.1")) as f:
+            man = set(re.findall(r"\\-\\-([a-z][a-z\\-]+)", f.read()))
+            man = {"--" + m.replace("\\-", "-") for m in man}
+        with open(os.path.join(HERE, "..", "..", "docs", "cli.md")) as f:
+            docs = set(re.findall(r"--[a-z][a-z-]+", f.read()))
+        self.assertEqual(options - man, set(), "in --help, not in softmax.1")
+        self.assertEqual(options - docs, set(), "in --help, not in docs/cli.md")
+        self.assertEqual(man - options, set(), "in softmax.1, not in --help")
 
     def test_version(self):
         self.assertRegex(output(["--version"]), r"^softmax \(libsoftmax\) \d+\.\d+\.\d+, code path \w+\n$")
@@ -295,8 +308,13 @@ class NpyIO(Case):
                 run([f, "--axis", str(axis), "-o", out])
                 y = np.load(out)
                 self.assertEqual(y.shape, x.shape)
-                self.assertEqual(y.dtype, np.float64 if dtype == np.float64 else np.float32)
-                np.testing.assert_allclose(y, numpy_softmax(x.astype(np.float64), axis=axis), rtol=rtol, atol=1e-30)
+                # the file's type: float16 in, float16 out (the f32 result rounded once)
+                self.assertEqual(y.dtype, dtype)
+                exact = numpy_softmax(x.astype(np.float64), axis=axis)
+                if dtype == np.float16:
+                    np.testing.assert_allclose(y.astype(np.float64), exact, rtol=2.0 ** -11 + 4e-7, atol=2.0 ** -25)
+                    continue
+                np.testing.assert_allclose(y, exact, rtol=rtol, atol=1e-30)
 
     def test_npy_to_text_prints_rows_of_the_last_axis(self):
         x = np.array([[1.0, 2.0, 3.0], [10.0, 20.0, 30.0]])
@@ -351,6 +369,63 @@ class NpyIO(Case):
         np.save(f, np.float64(7.0))
         self.assertEqual(output([f]), "1\n")
 
+    def test_either_byte_order_is_read_and_little_endian_is_written(self):
+        rng = np.random.default_rng(12)
+        for code, rtol in (("f2", 4e-7), ("f4", 4e-7), ("f8", 4e-15)):
+            for order in "<>=|":
+                x = (rng.standard_normal((3, 4, 5)) * 3).astype(order + code if order != "|" else code)
+                f = self.path("x.npy")
+                if order == "|":  # numpy writes '<'; '|' (no order) is read as the host's
+                    npy_with_header(f, f"{{'descr': '|{code}', 'fortran_order': False, 'shape': (3, 4, 5), }}",
+                                    x.astype("=" + code).tobytes())
+                else:
+                    np.save(f, x)
+                reference = x.astype(np.float64)
+                for axis in (0, 2):
+                    with self.subTest(descr=order + code, axis=axis):
+                        out = self.path("y.npy")
+                        run([f, "--axis", str(axis), "-o", out])
+                        with open(out, "rb") as handle:
+                            self.assertIn(b"'descr': '<", handle.read(128))
+                        y = np.load(out)
+                        half = code == "f2"  # a float16 file gives float16 out: one more rounding
+                        np.testing.assert_allclose(y.astype(np.float64), numpy_softmax(reference, axis=axis),
+                                                   rtol=2.0 ** -11 + rtol if half else rtol,
+                                                   atol=2.0 ** -25 if half else 1e-30)
+                        text = rows_of(output([f, "--axis", str(axis), "-p", "17"]))
+                        np.testing.assert_allclose(np.array(text).reshape(x.shape),
+                                                   numpy_softmax(reference, axis=axis), rtol=rtol, atol=1e-30)
+                if code != "f2":
+                    with self.subTest(descr=order + code, what="--argmax"):
+                        got = [int(v) for v in output([f, "--argmax"]).split()]
+                        self.assertEqual(got, list(reference.reshape(-1, 5).argmax(axis=1)))
+        # A big-endian mask adds the right numbers.
+        x = np.array([[1.0, 2.0, 3.0], [3.0, 2.0, 1.0]])
+        np.save(self.path("x.npy"), x)
+        mask = np.array([0.0, -1.5, 2.25])
+        np.save(self.path("m.npy"), mask.astype(">f8"))
+        run([self.path("x.npy"), "--mask", self.path("m.npy"), "-o", self.path("y.npy")])
+        np.testing.assert_allclose(np.load(self.path("y.npy")), numpy_softmax(x + mask), rtol=1e-15)
+
+    def test_misaligned_data_is_read_correctly(self):
+        x = np.random.default_rng(13).standard_normal((4, 6))
+        for descr in ("<f8", ">f8", "<f4"):
+            values = x.astype(descr)
+            # a header of 1 + 10 bytes: the data starts at offset 21, not a multiple of the element size
+            header = f"{{'descr': '{descr}', 'fortran_order': False, 'shape': (4, 6), }}"
+            f = self.path("odd.npy")
+            with open(f, "wb") as handle:
+                text = header.encode() + b"\n"
+                handle.write(b"\x93NUMPY\x01\x00" + len(text).to_bytes(2, "little") + text + values.tobytes())
+            self.assertNotEqual((10 + len(header) + 1) % values.itemsize, 0)
+            with self.subTest(descr=descr):
+                out = self.path("y.npy")
+                run([f, "-o", out])
+                rtol = 1e-15 if descr.endswith("8") else 4e-7
+                np.testing.assert_allclose(np.load(out), numpy_softmax(values.astype(np.float64)), rtol=rtol)
+                run([f, "--axis", "0", "-o", out])
+                np.testing.assert_allclose(np.load(out), numpy_softmax(values.astype(np.float64), axis=0), rtol=rtol)
+
     def test_large_array_in_chunks(self):
         x = np.random.default_rng(5).standard_normal((70000, 100)).astype(np.float32)
         f = self.path("x.npy")
@@ -364,8 +439,6 @@ class NpyIO(Case):
         self.assertFails([f], EX_DATAERR, "data type '<i4'; expected float16, float32 or float64")
         np.save(f, np.asfortranarray(np.ones((2, 3))))
         self.assertFails([f], EX_DATAERR, "Fortran order")
-        np.save(f, np.ones((2, 3), dtype=">f4"))
-        self.assertFails([f], EX_DATAERR, "big-endian")
         np.save(f, np.ones((4, 3)))
         with open(f, "r+b") as handle:
             handle.truncate(os.path.getsize(f) - 8)
@@ -393,10 +466,17 @@ class Errors(Case):
         self.assertFails(["-o", self.path("y.npy")], EX_DATAERR, "a .npy output needs a matrix", "1 2 3\n4 5\n")
         self.assertFalse(os.path.exists(self.path("y.npy")))
 
-    def test_empty_input(self):
-        self.assertFails([], EX_DATAERR, "standard input: empty input: no row of numbers", "")
+    def test_empty_input_is_empty_output_unless_required(self):
+        # `grep ... | softmax` when nothing matches: nothing out, success
+        for text in ("", "\n", "# only a comment\n\n"):
+            self.assertEqual(run([], text), (0, "", ""))
         f = self.write("e.txt", "# only a comment\n\n")
-        self.assertFails([f], EX_DATAERR, f"{f}: empty input")
+        self.assertEqual(run([f]), (0, "", ""))
+        run(["-o", self.path("e.npy")], "")
+        self.assertEqual(np.load(self.path("e.npy")).shape, (0, 0))
+        self.assertFails(["--require-input"], EX_DATAERR, "standard input: empty input: no row of numbers", "")
+        self.assertFails(["--require-input", f], EX_DATAERR, f"{f}: empty input")
+        self.assertEqual(run(["--require-input"], "1 1\n")[1], "0.5 0.5\n")
 
     def test_missing_input_file(self):
         self.assertFails([self.path("nope.txt")], EX_NOINPUT, "nope.txt: cannot open: No such file or directory")
@@ -544,6 +624,67 @@ class Sampling(Case):
         counts = self.counts(["--sample", "20000", "--seed", "5", "--min-p", "0.1"])[0]
         q = reference_softmax([3, 5, 4])
         self.assertFrequencies(counts, [0, 0] + q)
+
+    def assertBinomialSample(self, values, n, p):
+        """values (one per row) are draws of Binomial(n, p): a chi-square goodness of fit on bins of
+        expected count >= 20, the p-value (mpmath) above 1e-6."""
+        values = np.asarray(values)
+        mean = n * p
+        sd = max(1.0, float(np.sqrt(n * p * (1 - p))))
+        low, high = max(0, int(mean - 6 * sd)), min(n, int(mean + 6 * sd) + 1)
+        ks = range(low, high + 1)
+        pmf = [mpmath.binomial(n, k) * mpmath.mpf(p) ** k * (1 - mpmath.mpf(p)) ** (n - k) for k in ks]
+        bins, expected, acc, edges = [], [], mpmath.mpf(0), []
+        start = low
+        for k, q in zip(ks, pmf):
+            acc += q
+            if acc * len(values) >= 20:
+                edges.append((start, k))
+                expected.append(float(acc) * len(values))
+                acc, start = mpmath.mpf(0), k + 1
+        edges[-1] = (edges[-1][0], n)
+        edges[0] = (0, edges[0][1])
+        expected[-1] += float(acc) * len(values)
+        observed = [int(np.sum((values >= a) & (values <= b))) for a, b in edges]
+        self.assertEqual(sum(observed), len(values))
+        chi2 = sum((o - e) ** 2 / e for o, e in zip(observed, expected))
+        dof = len(edges) - 1
+        p_value = mpmath.gammainc(dof / 2, chi2 / 2, mpmath.inf, regularized=True)
+        self.assertGreater(p_value, 1e-6, f"chi2 {chi2} on {dof} degrees of freedom: {observed} vs {expected}")
+
+    def test_counts_are_one_multinomial_draw(self):
+        # O(log N) per row: 10^15 draws at once (a loop over the draws would take years)
+        for n in (10 ** 8, 10 ** 15):
+            counts = self.counts(["--sample", str(n), "--seed", "11"], "0 1\n")[0]
+            self.assertEqual(sum(counts), n)
+            p = reference_softmax([0, 1])[0]
+            self.assertLess(abs(counts[0] - n * p) / np.sqrt(n * p * (1 - p)), 6)
+        # each marginal is binomial: many rows (each its own random stream), both ways of drawing a
+        # binomial (mean >= 30: beta splitting; below: inversion), and a filtered distribution
+        rows = 3000
+        for logits, n, args in (([0, 0, 0], 10000, []), ([0, -10, 1], 100000, []), ([0, 1, 2, 3], 40, []),
+                                ([2, 1, 3, 5, 4], 500, ["--top-k", "3"]), ([0, 1], 1000, ["-t", "0.5"])):
+            with self.subTest(logits=logits, n=n, args=args):
+                text = " ".join(map(str, logits)) + "\n"
+                counts = np.array(self.counts(["--sample", str(n), "--seed", "5"] + args, text * rows))
+                self.assertEqual(counts.shape, (rows, len(logits)))
+                self.assertTrue(np.all(counts.sum(axis=1) == n))
+                scale = 2 if args == ["-t", "0.5"] else 1
+                kept = sorted(range(len(logits)), key=lambda i: -logits[i])[:3] if args[:1] == ["--top-k"] \
+                    else range(len(logits))
+                p = reference_softmax([logits[i] for i in sorted(kept)], scale)
+                probabilities = [0.0] * len(logits)
+                for i, q in zip(sorted(kept), p):
+                    probabilities[i] = q
+                for i, q in enumerate(probabilities):
+                    if q == 0:
+                        self.assertTrue(np.all(counts[:, i] == 0))
+                    else:
+                        self.assertBinomialSample(counts[:, i], n, q)
+        # the same seed gives the same counts, another seed others
+        again = self.counts(["--sample", "1000", "--seed", "5"], "0 1 2\n")
+        self.assertEqual(again, self.counts(["--sample", "1000", "--seed", "5"], "0 1 2\n"))
+        self.assertNotEqual(again, self.counts(["--sample", "1000", "--seed", "6"], "0 1 2\n"))
 
     def test_npy_rows_and_f16(self):
         f = self.path("x.npy")
@@ -827,8 +968,9 @@ class BadInputs(Case):
     def test_empty_inputs(self):
         for text in ("", "\n\n", "   \t\n", "# only comments\n#\n", "a,b,c\n", "\ufeff\n"):
             with self.subTest(text=text):
-                self.assertFailsLeavingNothing([], EX_DATAERR, "standard input: empty input: no row of numbers", text)
-        self.assertFails(["--header"], EX_DATAERR, "empty input", "1 2\n")
+                self.assertFailsLeavingNothing(["--require-input"], EX_DATAERR,
+                                               "standard input: empty input: no row of numbers", text)
+        self.assertFails(["--header", "--require-input"], EX_DATAERR, "empty input", "1 2\n")
         empty = self.write("empty.npy", "")
         self.assertFails([empty], EX_DATAERR, f"{empty}: not a .npy file this command reads: shorter than a .npy "
                          "header")
@@ -843,7 +985,7 @@ class BadInputs(Case):
             (lambda: npy_with_header(f, good.replace("(2,)", "(1, 1, 1, 1, 1, 1, 1, 1, 1)"), b"\0" * 8),
              "more than 8 dimensions"),
             (lambda: npy_with_header(f, good.replace("(2,)", "(4294967296, 4294967296, 4294967296)")),
-             "the shape's element count overflows"),
+             "the shape's byte size overflows"),
             (lambda: npy_with_header(f, good.replace("(2,)", "(2305843009213693952,)"), b"\0" * 8),
              "the shape's byte size overflows"),
             (lambda: npy_with_header(f, good.replace("(2,)", "(2, x)")), "a 'shape' entry is not a non-negative "
@@ -856,7 +998,6 @@ class BadInputs(Case):
             (lambda: npy_with_header(f, good.replace("'fortran_order': False, ", "")),
              "the header has no 'fortran_order'"),
             (lambda: npy_with_header(f, good.replace("'<f8'", "[('a', '<f4')]")), "'descr' is not a simple type"),
-            (lambda: npy_with_header(f, good.replace("<f8", ">f8"), b"\0" * 16), "big-endian data"),
             (lambda: np.save(f, np.ones(3, np.complex128)), "data type '<c16'; expected float16, float32 or float64"),
             (lambda: np.save(f, np.array([1, "a"], dtype=object), allow_pickle=True), "data type '|O'"),
             (lambda: np.save(f, np.ones(3, np.int64)), "data type '<i8'"),
@@ -948,3 +1089,467 @@ class BadInputs(Case):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class SilentOutput(Case):
+    """Inputs and options that once gave a wrong result with exit status 0."""
+
+    def test_format_output_is_never_cut(self):
+        got = output(["-f", "%.60e"], "1 2 3\n").split()
+        self.assertEqual(len(got), 3)
+        for g, e in zip(got, reference_softmax([1, 2, 3])):
+            self.assertEqual(g, "%.60e" % e)
+        self.assertEqual(float(output(["--log", "-f", "%f"], "1e300 0\n").split()[1]), -1e300)
+        self.assertEqual(output(["-f", "%70.2f"], "1 1\n"), " " * 66 + "0.50 " + " " * 66 + "0.50\n")
+        wide = output(["-f", "%.9999f"], "1 1\n").split()
+        self.assertEqual(wide, ["0.5" + "0" * 9998] * 2)
+        self.assertFails(["-f", "%.99999f"], EX_USAGE, "width and precision go up to 9999", "1\n")
+        # statistics and samples go through the same formatter
+        self.assertEqual(output(["--entropy", "-f", "%.50f"], "0 0\n"), "%.50f\n" % np.log(2))
+
+    def test_decimal_commas_are_refused_when_ambiguous(self):
+        err = self.assertFails([], EX_DATAERR, "standard input:1:2: ambiguous separators", "1,5 2,5\n")
+        self.assertIn("column 4", err)
+        self.assertIn("--delimiter", err)
+        self.assertFails([], EX_DATAERR, "standard input:2:4: ambiguous separators", "1 2\n0 1,5 2\n")
+        # unambiguous lines: CSV, CSV with blanks, blanks alone
+        self.assertEqual(output([], "1,2\n1, 2\n1 , 2\n1 2\n"), "0.268941 0.731059\n" * 4)
+        # the user decides
+        self.assertEqual(output(["--delimiter", ","], "1,2\n"), "0.268941 0.731059\n")
+        self.assertFails(["--delimiter", " "], EX_DATAERR, "1:3: expected a number, found '1,5' (decimal commas are "
+                         "not read", "1 1,5\n")
+
+    def test_negative_zero_temperature_is_zero(self):
+        self.assertEqual(output(["-t", "-0"], "1 3 2\n"), output(["-t", "0"], "1 3 2\n"))
+        self.assertEqual(output(["-t", "-0"], "1 3 2\n"), "0 1 0\n")
+        self.assertEqual(output(["-t", "-0.0,1"], "1 3 2\n").splitlines()[1], "0 1 0")
+
+    def test_float16_file_gives_float16_output(self):
+        x = np.array([[1, 2, 3], [0.5, -1, 4]], dtype=np.float16)
+        np.save(self.path("h.npy"), x)
+        run([self.path("h.npy"), "-o", self.path("y.npy")])
+        y = np.load(self.path("y.npy"))
+        self.assertEqual(y.dtype, np.float16)
+        # the f32 result rounded once to float16: within half a float16 ulp of the exact value
+        exact = numpy_softmax(x.astype(np.float64))
+        self.assertTrue(np.all(np.abs(y.astype(np.float64) - exact) <= np.spacing(y.astype(np.float16)) / 2 * 1.001))
+        run([self.path("h.npy"), "--dtype", "f32", "-o", self.path("y.npy")])
+        self.assertEqual(np.load(self.path("y.npy")).dtype, np.float32)
+
+    def test_zero_dimensional_array_stays_zero_dimensional(self):
+        np.save(self.path("s.npy"), np.float32(7.0))
+        run([self.path("s.npy"), "-o", self.path("y.npy")])
+        y = np.load(self.path("y.npy"))
+        self.assertEqual(y.shape, ())
+        self.assertEqual(y.dtype, np.float32)
+        self.assertEqual(float(y), 1.0)
+        run([self.path("s.npy"), "-t", "1,2", "-o", self.path("y.npy")])
+        self.assertEqual(np.load(self.path("y.npy")).shape, (2,))
+
+    def test_npy_headers_are_parsed_as_numpy_does(self):
+        f = self.path("h.npy")
+        base = "{'descr': '<f8', 'fortran_order': False, 'shape': %s, }"
+        refused = [
+            (base % "(0,\t-1)", "a 'shape' entry is not a non-negative integer"),
+            (base % "(0, 18446744073709551615)", "larger than numpy allows"),
+            (base % "(0, 9223372036854775808)", "larger than numpy allows"),
+            (base % "(0, 4611686018427387904, 4)", "the shape's byte size overflows"),
+            (base % "(2)", "'shape' is not a tuple"),
+            ("{'note': \"'descr': '<f4'\", " + (base % "(2,)")[1:], "unexpected key 'note'"),
+            ("{'descr': '<f4', " + (base % "(2,)")[1:], "repeated key 'descr'"),
+            ((base % "(2,)") + " x", "text after its dict"),
+            (base.replace("False", "0") % "(2,)", "'fortran_order' is not True or False"),
+            (base.replace("'<f8'", "'<f\\x38'") % "(2,)", "'descr' is not a quoted type string"),
+        ]
+        # numpy reads these two (a repeated key keeps its last value; escapes in strings) while the
+        # command refuses to guess
+        stricter = {refused[6][0], refused[9][0]}
+        for header, message in refused:
+            with self.subTest(header=header):
+                npy_with_header(f, header, b"\0" * 16)
+                self.assertFails([f], EX_DATAERR, message)
+                if header not in stricter:
+                    with self.assertRaises(Exception):  # numpy refuses it too
+                        np.load(f)
+        # what numpy accepts is read: tabs and newlines between tokens, any key order, double quotes
+        accepted = ['{"shape": (2,\t),\n "fortran_order": False, "descr": "<f8"}',
+                    "{'descr':'<f8','fortran_order':False,'shape':(1,2)}",
+                    base % "(0, 1152921504606846975)"]
+        for header in accepted:
+            with self.subTest(header=header):
+                npy_with_header(f, header, np.array([1.0, 3.0]).tobytes())
+                x = np.load(f)
+                run([f, "-o", self.path("y.npy")])
+                y = np.load(self.path("y.npy"))
+                self.assertEqual(y.shape, x.shape)
+                if x.size:
+                    np.testing.assert_allclose(y.reshape(-1), numpy_softmax([1.0, 3.0]), rtol=1e-15)
+
+    def test_write_errors_exit_74(self):
+        for args in (["--help"], ["--version"], []):
+            with self.subTest(args=args), open("/dev/full", "w") as full:
+                result = subprocess.run([CLI] + args, input=b"1 2\n", stdout=full, stderr=subprocess.PIPE)
+                self.assertEqual(result.returncode, 74)
+                self.assertIn(b"write failed: No space left on device", result.stderr)
+        # a closed pipe downstream with SIGPIPE ignored: reported, not a silent success
+        with open(self.path("in.txt"), "w") as f:
+            f.write("1 2 3\n" * 300000)
+        with open(self.path("in.txt")) as stdin:
+            process = subprocess.Popen([CLI], stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                       preexec_fn=lambda: signal.signal(signal.SIGPIPE, signal.SIG_IGN))
+            process.stdout.readline()
+            process.stdout.close()
+            err = process.stderr.read()
+            process.wait(timeout=60)
+        self.assertEqual(process.returncode, 74)
+        self.assertIn(b"standard output: write failed: Broken pipe", err)
+
+    def test_plot_is_never_silently_ignored(self):
+        self.assertFails(["--plot", "-o", self.path("y.npy")], EX_USAGE, "--plot draws text", "1 2\n")
+        self.assertFails(["--plot", "-f", "%.2f"], EX_USAGE, "--plot prints its values with --precision", "1 2\n")
+
+    def test_repeated_options_are_refused(self):
+        for args in (["-s", "1", "-s", "2"], ["--axis", "0", "-a", "1"], ["-p", "3", "-p", "4"],
+                     ["-o", "a", "-o", "b"], ["--dtype", "f32", "--dtype", "f64"], ["-f", "%f", "-f", "%g"]):
+            with self.subTest(args=args):
+                self.assertFails(args, EX_USAGE, "given twice", "1 2\n")
+        # -t accumulates (one block per temperature), flags may repeat
+        self.assertEqual(output(["-t", "1", "-t", "2", "--log", "--log"], "0 0\n").count("#"), 2)
+
+    def test_long_numbers_follow_the_same_rule_as_large_exponents(self):
+        # any length of digits is a number, rounded as strtod rounds it
+        long_number = "1." + "0" * 600 + "1"
+        self.assertEqual(output(["-p", "17"], f"{long_number} 1\n"), "0.5 0.5\n")
+        self.assertEqual(output(["-p", "17"], "0." + "0" * 699 + "1e700 0\n"), output(["-p", "17"], "1 0\n"))
+        self.assertEqual(output([], "1e999 0\n"), "1 0\n")
+
+    def test_control_characters_in_messages_are_quoted(self):
+        err = self.assertFails([], EX_DATAERR, "standard input:2:1: expected a number, found '\\x1b]0;x\\a'",
+                               "1\n\x1b]0;x\x07\n")
+        self.assertNotIn("\x1b", err)
+        self.assertNotIn("\x07", err)
+        err = self.assertFails([], EX_DATAERR, "found 'caf\u00e9\\xc2\\x9b'", "1 caf\u00e9\u009b\n")
+        # not UTF-8: every byte shown as an escape
+        result = subprocess.run([CLI], input=b"1 \xff\xfe\n", capture_output=True)
+        self.assertIn(b"found '\\xff\\xfe'", result.stderr)
+        np.save(self.path("x.npy"), np.zeros(2))
+        with open(self.path("x.npy"), "r+b") as f:
+            head = f.read(64).replace(b"'<f8'", b"'\x1b[2J'")
+            f.seek(0)
+            f.write(head)
+        err = self.assertFails([self.path("x.npy")], EX_DATAERR, "data type '\\x1b[2J'")
+        self.assertNotIn("\x1b", err)
+
+
+class Friction(Case):
+    """What a new user runs into."""
+
+    def test_one_column_input_gets_a_hint(self):
+        status, out, err = run([], "1\n2\n3\n")
+        self.assertEqual(out, "1\n1\n1\n")
+        self.assertIn("every row has one number", err)
+        self.assertIn("--axis 0", err)
+        status, out, err = run(["--axis", "0"], "1\n2\n3\n")
+        self.assertEqual(err, "")
+        np.testing.assert_allclose([float(v) for v in out.split()], reference_softmax([1, 2, 3]), rtol=1e-5)
+        self.assertEqual(run([], "1 2\n")[2], "")
+
+    def test_a_lone_header_line_is_explained(self):
+        for text, hint in (("1;2;3\n", "--delimiter ';'"), ('"1","2"\n', "quoted numbers are not read"),
+                           ("\uff11 \uff12\n", "full-width digits"), ("a|b\n", "--delimiter '|'")):
+            with self.subTest(text=text):
+                status, out, err = run([], text)
+                self.assertEqual((status, out), (0, ""))
+                self.assertIn("standard input:1: no row of numbers: the only line with text has no number", err)
+                self.assertIn(hint, err)
+        self.assertEqual(output(["-d", ";"], "1;2;3\n"), "0.0900306 0.244728 0.665241\n")
+        # a header followed by rows is a header, quietly
+        self.assertEqual(run([], "a,b\n1,1\n"), (0, "0.5 0.5\n", ""))
+
+    def test_columns_and_delimiter_select_the_numbers(self):
+        csv = "name,x,y,z\nalice,1,2,3\nbob,0,0,0\n"
+        self.assertFails([], EX_DATAERR, "standard input:2:1: expected a number, found 'alice'", csv)
+        self.assertEqual(output(["--columns", "2-"], csv), "0.0900306 0.244728 0.665241\n0.333333 0.333333 0.333333\n")
+        self.assertEqual(output(["-c", "2,4"], csv), "0.119203 0.880797\n0.5 0.5\n")
+        self.assertEqual(output(["-c", "2-3", "-d", ","], "a b,1,1\n"), "0.5 0.5\n")
+        self.assertEqual(output(["-d", "tab"], "1\t2\n"), "0.268941 0.731059\n")
+        self.assertFails(["-c", "5"], EX_DATAERR, "standard input:1: the line has 3 fields; --columns names field 5",
+                         "1 2 3\n")
+        self.assertFails(["-d", ";"], EX_DATAERR, "standard input:2:3: expected the delimiter ';'", "1;2\n3 4\n")
+        # with a delimiter that is not a blank, a field that is not a number may hold blanks
+        self.assertEqual(output(["-d", ";", "-c", "2-"], "full name;x;y\nAda Lovelace;0;0\n"), "0.5 0.5\n")
+        plot = run(["-d", ";", "-c", "2-", "--plot"], "full name;x y;z\n1;0;0\n", env={"COLUMNS": "40"})[1]
+        self.assertIn("x y ", plot)
+        for bad in ("0", "3-2", "a", "1,", "-2"):
+            self.assertFails(["-c", bad], EX_USAGE, "--columns: expected fields numbered from 1", "1\n")
+        self.assertFails(["-d", "."], EX_USAGE, "--delimiter: expected one character", "1\n")
+        # the plot's labels are the selected columns' names
+        plot = run(["-c", "2-", "--plot"], csv, env={"COLUMNS": "60"})[1]
+        self.assertIn("x ", plot)
+        self.assertNotIn("name", plot)
+
+    def test_label_columns_can_be_kept_beside_the_results(self):
+        csv = "name,x,y,z\nAda Lovelace,1,2,3\nbob,0,0,0\n"
+        self.assertEqual(output(["-d", ",", "-c", "2-", "--keep-labels"], csv),
+                         "Ada Lovelace 0.0900306 0.244728 0.665241\nbob 0.333333 0.333333 0.333333\n")
+        table = "id name x y\n7 ada 1 2\n8 bob 0 0\n"
+        self.assertEqual(output(["-c", "3-", "--keep-labels", "--argmax"], table), "argmax\n7 ada 1\n8 bob 0\n")
+        self.assertEqual(output(["-c", "3-", "--keep-labels", "--sample", "5", "-t", "0"], table),
+                         "7 ada 1 1 1 1 1\n8 bob 0 0 0 0 0\n")
+        self.assertIn("row 1: 7 ada\n", run(["-c", "3-", "--keep-labels", "--plot"], table, env={"COLUMNS": "40"})[1])
+        self.assertFails(["--keep-labels"], EX_USAGE, "give --columns too", "1 2\n")
+        self.assertFails(["-c", "2-", "--keep-labels", "-o", self.path("y.npy")], EX_USAGE, "--keep-labels writes text",
+                         "a 1 2\n")
+
+    def test_statistics_in_the_order_asked_with_a_header(self):
+        x = [1.0, 2.0, 4.0]
+        entropy = float(-sum(p * mpmath.log(p) for p in map(mpmath.mpf, reference_softmax(x))))
+        lse = float(mpmath.log(mpmath.fsum(mpmath.exp(v) for v in x)))
+        got = output(["--argmax", "--entropy", "--logsumexp", "-p", "12"], "1 2 4\n").split()
+        self.assertEqual(got[0], "2")
+        self.assertAlmostEqual(float(got[1]), entropy, places=10)
+        self.assertAlmostEqual(float(got[2]), lse, places=10)
+        got = output(["--logsumexp", "--argmax", "-p", "12"], "a,b,c\n1,2,4\n").splitlines()
+        self.assertEqual(got[0], "logsumexp argmax")
+        self.assertEqual(got[1].split()[1], "2")
+
+    def test_npy_on_standard_input_is_found_by_its_magic(self):
+        x = np.random.default_rng(2).standard_normal((3, 4))
+        np.save(self.path("x.npy"), x)
+        with open(self.path("x.npy"), "rb") as f:
+            data = f.read()
+        result = subprocess.run([CLI, "-p", "17"], input=data, capture_output=True)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        np.testing.assert_allclose(np.array(rows_of(result.stdout.decode())), numpy_softmax(x), rtol=4e-15)
+        result = subprocess.run([CLI, "-", "-o", self.path("y.npy")], input=data, capture_output=True)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        np.testing.assert_allclose(np.load(self.path("y.npy")), numpy_softmax(x), rtol=4e-15)
+
+    def test_a_terminal_on_standard_input_is_told_what_happens(self):
+        import pty
+        leader, follower = pty.openpty()
+        process = subprocess.Popen([CLI], stdin=follower, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        os.close(follower)
+        os.write(leader, b"1 1\n\x04")
+        out, err = process.communicate(timeout=10)
+        os.close(leader)
+        self.assertEqual(out, b"0.5 0.5\n")
+        self.assertIn(b"reading rows of numbers from the terminal", err)
+        self.assertEqual(run([], "1 1\n")[2], "")
+
+
+TIME = "/usr/bin/time"
+
+
+@unittest.skipUnless(os.access(TIME, os.X_OK), "needs GNU time (Debian package time) for the peak memory")
+@unittest.skipIf(os.environ.get("SOFTMAX_CLI_SANITIZED") == "1", "the sanitizers' memory is not the command's")
+class Memory(Case):
+    """Peak resident memory of the command (GNU time -v) on inputs streamed through a pipe: bounded by
+    the line-length limit, never by the input. The documented bound: 5 x --max-line-length + 8 MiB."""
+
+    def peak(self, producer, args, expected_status):
+        script = f"{producer} | {TIME} -v {CLI} {' '.join(args)} > /dev/null"
+        result = subprocess.run(["sh", "-c", script], capture_output=True, timeout=300)
+        err = result.stderr.decode()
+        status = int(re.search(r"Exit status: (\d+)", err).group(1))
+        self.assertEqual(status, expected_status, err)
+        kib = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", err).group(1))
+        print(f"\n{producer} | softmax {' '.join(args)}: peak RSS {kib} KiB", file=sys.stderr)
+        return kib, err
+
+    def test_dev_zero_stops_at_its_first_byte(self):
+        kib, err = self.peak("head -c 300M /dev/zero", [], EX_DATAERR)
+        self.assertIn("standard input:1:1: expected a number, found a NUL byte", err)
+        self.assertLess(kib, 8 * 1024)
+
+    def test_a_single_line_past_the_limit_is_an_error_naming_line_and_column(self):
+        kib, err = self.peak("yes 0 | head -c 300M | tr '\\n' ' '", [], EX_DATAERR)
+        self.assertIn("standard input:1:16777217: the line is longer than the limit of 16777216 bytes; "
+                      "--max-line-length sets it", err)
+        self.assertLess(kib, (5 * 16 + 8) * 1024)
+        kib, err = self.peak("yes 0 | head -c 300M | tr '\\n' ' '", ["--max-line-length", "1M"], EX_DATAERR)
+        self.assertIn("standard input:1:1048577: the line is longer than the limit of 1048576 bytes", err)
+        self.assertLess(kib, (5 + 8) * 1024)
+        # on a later line too, and a line exactly at the limit is read
+        self.assertFails(["--max-line-length", "5"], EX_DATAERR, "standard input:2:6: the line is longer",
+                         "1 2 3\n1 2 3 \n")
+        self.assertEqual(output(["--max-line-length", "5"], "1 2 3\n"), "0.0900306 0.244728 0.665241\n")
+        for bad in ("0", "-1", "1T", "x"):
+            self.assertFails(["--max-line-length", bad], EX_USAGE, "--max-line-length: expected a positive size", "")
+
+    def test_a_line_at_the_limit_stays_within_the_bound(self):
+        producer = "/usr/bin/python3 -c \"import sys; sys.stdout.write('0 ' * ((2 << 20) - 1) + '0\\n')\""
+        kib, _ = self.peak(producer, ["--max-line-length", "4M"], 0)
+        self.assertLess(kib, (5 * 4 + 8) * 1024)
+
+    def test_ten_million_short_lines(self):
+        kib, _ = self.peak("yes '1 2 3' | head -n 10000000", [], 0)
+        self.assertLess(kib, 16 * 1024)
+
+
+class OutputFile(Case):
+    """-o FILE writes into FILE as cp and sort -o would (its target through symbolic links, its mode,
+    owner and hard links kept, refused when the user may not write it), still atomically: on error
+    the file is untouched."""
+
+    def result_of(self, args, stdin="0 0\n"):
+        return run(args, stdin)
+
+    def test_a_symbolic_link_gets_the_result_in_its_target(self):
+        target = self.write("target.txt", "old\n")
+        os.symlink("target.txt", self.path("link.txt"))
+        run(["-o", self.path("link.txt")], "0 0\n")
+        self.assertTrue(os.path.islink(self.path("link.txt")))
+        with open(target) as f:
+            self.assertEqual(f.read(), "0.5 0.5\n")
+        os.mkdir(self.path("sub"))
+        os.symlink("../new.txt", self.path("sub/dangling.txt"))  # a dangling link creates its target
+        run(["-o", self.path("sub/dangling.txt")], "0 0\n")
+        self.assertTrue(os.path.islink(self.path("sub/dangling.txt")))
+        with open(self.path("new.txt")) as f:
+            self.assertEqual(f.read(), "0.5 0.5\n")
+        self.assertEqual(sorted(os.listdir(self.tmp)), ["link.txt", "new.txt", "sub", "target.txt"])
+        os.symlink("loop", self.path("loop"))
+        self.assertFails(["-o", self.path("loop")], EX_CANTCREAT, "Too many levels of symbolic links", "0 0\n")
+
+    def test_mode_and_hard_links_are_kept(self):
+        f = self.write("y.txt", "old\n")
+        for mode in (0o600, 0o640, 0o604):
+            os.chmod(f, mode)
+            run(["-o", f], "0 0\n")
+            self.assertEqual(os.stat(f).st_mode & 0o7777, mode)
+        os.link(f, self.path("other.txt"))
+        inode = os.stat(f).st_ino
+        run(["-o", f], "1 1 1 1\n")
+        self.assertEqual(os.stat(f).st_ino, inode)
+        with open(self.path("other.txt")) as handle:
+            self.assertEqual(handle.read(), "0.25 0.25 0.25 0.25\n")
+        # on error the file is untouched, even through the in-place path
+        self.assertFails(["-o", f], EX_DATAERR, "expected a number", "1 x\n")
+        with open(self.path("other.txt")) as handle:
+            self.assertEqual(handle.read(), "0.25 0.25 0.25 0.25\n")
+        self.assertEqual(sorted(os.listdir(self.tmp)), ["other.txt", "y.txt"])
+
+    @unittest.skipUnless(os.geteuid() == 0, "needs root to own files as another user")
+    def test_owner_is_kept_and_unwritable_files_are_refused(self):
+        f = self.write("y.txt", "old\n")
+        os.chown(f, 65534, 65534)
+        run(["-o", f], "0 0\n")
+        self.assertEqual((os.stat(f).st_uid, os.stat(f).st_gid), (65534, 65534))
+        # as an ordinary user: a read-only file is refused, as cp refuses it
+        os.chmod(self.tmp, 0o777)
+        os.chmod(f, 0o444)
+        result = subprocess.run([CLI, "-o", f], input=b"1 1\n", capture_output=True,
+                                preexec_fn=lambda: (os.setgid(65534), os.setuid(65534)))
+        self.assertEqual(result.returncode, EX_CANTCREAT, result.stderr)
+        self.assertIn(b"cannot write the output file: Permission denied", result.stderr)
+        with open(f) as handle:
+            self.assertEqual(handle.read(), "0.5 0.5\n")
+        # a file of another user that this user may write (group-writable): written, owner kept
+        os.chown(f, 0, 65534)
+        os.chmod(f, 0o664)
+        result = subprocess.run([CLI, "-o", f], input=b"1 1 1 1\n", capture_output=True,
+                                preexec_fn=lambda: (os.setgid(65534), os.setuid(65534)))
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertEqual((os.stat(f).st_uid, os.stat(f).st_mode & 0o777), (0, 0o664))
+        with open(f) as handle:
+            self.assertEqual(handle.read(), "0.25 0.25 0.25 0.25\n")
+        # a file this user may write in a directory where it may not create one: written in place
+        os.mkdir(self.path("locked"))
+        g = self.write("locked/y.txt", "old\n")
+        os.chown(g, 65534, 65534)
+        os.chmod(self.path("locked"), 0o755)
+        result = subprocess.run([CLI, "-o", g], input=b"0 0\n", capture_output=True,
+                                preexec_fn=lambda: (os.setgid(65534), os.setuid(65534)))
+        self.assertEqual(result.returncode, 0, result.stderr)
+        with open(g) as handle:
+            self.assertEqual(handle.read(), "0.5 0.5\n")
+        self.assertEqual(os.listdir(self.path("locked")), ["y.txt"])
+        # and an error still leaves it untouched
+        result = subprocess.run([CLI, "-o", g], input=b"1 x\n", capture_output=True,
+                                preexec_fn=lambda: (os.setgid(65534), os.setuid(65534)))
+        self.assertEqual(result.returncode, EX_DATAERR, result.stderr)
+        with open(g) as handle:
+            self.assertEqual(handle.read(), "0.5 0.5\n")
+
+    def test_long_names_and_the_empty_name(self):
+        for length in (245, 250, 255):
+            name = self.path("y" * (length - 4) + ".npy")
+            run(["-o", name], "0 0\n")
+            np.testing.assert_array_equal(np.load(name), [[0.5, 0.5]])
+        self.assertFails(["-o", ""], EX_USAGE, "-o: the output file name is empty", "0 0\n")
+
+    def test_npy_output_from_text_to_a_pipe_is_refused_up_front(self):
+        fifo = self.path("out.npy")
+        os.mkfifo(fifo)
+        reader = subprocess.Popen(["cat", fifo], stdout=subprocess.PIPE)
+        result = subprocess.run([CLI, "-o", fifo], input=b"1 2\n", capture_output=True, timeout=30)
+        data = reader.communicate(timeout=30)[0]
+        self.assertEqual(result.returncode, EX_CANTCREAT)
+        self.assertIn(b"a .npy output from text must be a regular file", result.stderr)
+        self.assertEqual(data, b"")
+        # from a .npy input the header is known first: a pipe is fine
+        np.save(self.path("x.npy"), np.array([[0.0, 0.0]]))
+        reader = subprocess.Popen(["cat", fifo], stdout=subprocess.PIPE)
+        result = subprocess.run([CLI, self.path("x.npy"), "-o", fifo], capture_output=True, timeout=30)
+        data = reader.communicate(timeout=30)[0]
+        self.assertEqual(result.returncode, 0, result.stderr)
+        with open(self.path("copy.npy"), "wb") as f:
+            f.write(data)
+        np.testing.assert_array_equal(np.load(self.path("copy.npy")), [[0.5, 0.5]])
+
+
+def cells(text):
+    """Terminal cells of a string, from Python's own Unicode tables (independent of the command)."""
+    import unicodedata
+    width = 0
+    for c in text:
+        if unicodedata.combining(c) or c in "\u200b\u200c\u200d\ufe0f":
+            continue
+        width += 2 if unicodedata.east_asian_width(c) in "WF" else 1
+    return width
+
+
+class PlotText(Case):
+    """--plot with labels of any script and terminals of any width."""
+
+    def test_wide_and_combining_labels_align(self):
+        for header in ("猫,犬,鳥", "🐱,🐶,🐦", "a,猫,e\u0301", "x,🇫🇷,y"):
+            with self.subTest(header=header):
+                text = run(["--plot"], header + "\n1,2,3\n", env={"COLUMNS": "50"})[1]
+                lines = text.splitlines()[1:]
+                # every bar starts in the same terminal column: the label, padded to the widest, then one space
+                starts = {cells(re.split("[\u2588-\u258f]", line, maxsplit=1)[0]) for line in lines}
+                self.assertEqual(len(starts), 1, text)
+                for line in lines:
+                    self.assertLessEqual(cells(line), 50)
+
+    def test_long_labels_are_cut_at_a_character_and_marked(self):
+        long_label = "αβγδεζηθικλμνξοπρστυφχψω" * 3
+        text = run(["--plot"], f"{long_label},b\n1,2\n", env={"COLUMNS": "40"})[1]
+        lines = text.splitlines()
+        self.assertIn("\u2026", lines[1])
+        label = lines[1].split(" ")[0]
+        self.assertTrue(long_label.startswith(label[:-1]))
+        self.assertLessEqual(cells(label), 40 // 3)
+        for line in lines:
+            self.assertLessEqual(cells(line), 40)
+        # cut through a 3-byte character would not decode: run() decodes strictly
+        wide = "猫" * 40
+        text = run(["--plot"], f"{wide},b\n1,2\n", env={"COLUMNS": "31"})[1]
+        for line in text.splitlines():
+            self.assertLessEqual(cells(line), 31)
+
+    def test_narrow_terminals_truncate_instead_of_wrapping(self):
+        for columns in (5, 12, 20, 25):
+            for args in (["--plot"], ["--plot", "--sample", "100", "--seed", "1"], ["--plot", "-t", "1,2"]):
+                with self.subTest(columns=columns, args=args):
+                    text = run(args, "name,b,c\n1,2,3\n", env={"COLUMNS": str(columns)})[1]
+                    for line in text.splitlines():
+                        self.assertLessEqual(cells(line), columns, line)
+
+    def test_control_characters_in_labels_are_not_sent_to_the_terminal(self):
+        text = run(["--plot"], "a\x1b[2J,b\x07\n1,2\n", env={"COLUMNS": "40"})[1]
+        self.assertNotIn("\x1b", text)
+        self.assertNotIn("\x07", text)
+        self.assertIn("a?[2J", text)
