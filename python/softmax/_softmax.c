@@ -300,6 +300,10 @@ typedef struct call_args {
     bool src_bf16, mask_bf16;
     bool fast; /* OP_FAST in the op argument: SOFTMAX_FLAG_FAST */
     softmax_dtype dtype, mask_dtype;
+    bool causal; /* fused causal mask: keep j <= i + causal_offset */
+    int64_t causal_offset;
+    double max_bias; /* > 0: ALiBi over head_axis */
+    int head_axis;
 } call_args;
 
 /* A bit in execute()'s op argument: the library's fast mode, passed as an
@@ -308,9 +312,11 @@ typedef struct call_args {
 
 static int parse_call(PyObject *const *args, Py_ssize_t nargs, call_args *call, const char *fn)
 {
-    if (nargs != 10) {
+    if (nargs != 10 && nargs != 11) {
         PyErr_Format(PyExc_TypeError,
-                     "%s takes 10 arguments (op, src, grad, out, axis, scale, src_bf16, mask, mask_bf16, where)", fn);
+                     "%s takes 10 or 11 arguments (op, src, grad, out, axis, scale, src_bf16, mask, mask_bf16, where"
+                     "[, (causal, causal_offset, max_bias, head_axis)])",
+                     fn);
         return -1;
     }
     const long op_and_flags = PyLong_AsLong(args[0]);
@@ -399,6 +405,24 @@ static int parse_call(PyObject *const *args, Py_ssize_t nargs, call_args *call, 
         }
     }
 
+    call->causal = false;
+    call->causal_offset = 0;
+    call->max_bias = 0.0;
+    call->head_axis = -3;
+    if (nargs == 11 && args[10] != Py_None) {
+        int causal = 0;
+        long long causal_offset = 0;
+        if (!PyArg_ParseTuple(args[10], "pLdi", &causal, &causal_offset, &call->max_bias, &call->head_axis))
+            return -1;
+        call->causal = causal != 0;
+        call->causal_offset = (int64_t)causal_offset;
+        if (call->causal && call->axis == 0) {
+            PyErr_Format(PyExc_ValueError,
+                         "%s: causal=True needs the query axis before `axis` (scores [..., q, k]); axis is 0", fn);
+            return -1;
+        }
+    }
+
     call->mask = NULL;
     call->where = NULL;
     call->mask_bf16 = PyObject_IsTrue(args[8]) == 1;
@@ -480,11 +504,22 @@ static PyObject *execute(PyObject *module, PyObject *const *args, Py_ssize_t nar
         }
     }
 
-    const bool strided = src.strided || grad.strided || mask.strided || where.strided || dst.strided;
+    /* Causal masks and ALiBi index the query and head dimensions: they
+     * need the real shape, not the [outer, n, inner] view. */
+    const bool positional = call.causal || call.max_bias > 0.0;
+    if (positional && PyArray_NDIM(call.src) > SOFTMAX_MAX_NDIM) {
+        PyErr_Format(PyExc_ValueError, "%s: causal= and ALiBi take at most %d dimensions", call.fn, SOFTMAX_MAX_NDIM);
+        goto done;
+    }
+    const bool strided = positional || src.strided || grad.strided || mask.strided || where.strided || dst.strided;
     softmax_desc desc;
     softmax_desc_init(&desc, call.op, call.dtype, 0);
     describe_shape(&desc, call.src, call.axis, strided);
     desc.scale = call.scale;
+    desc.causal = call.causal;
+    desc.causal_offset = call.causal_offset;
+    desc.max_bias = call.max_bias;
+    desc.head_axis = call.head_axis;
 #ifdef SOFTMAX_FLAG_FAST
     desc.flags = call.fast ? SOFTMAX_FLAG_FAST : 0;
 #endif
@@ -585,10 +620,16 @@ static PyObject *tensor_view(PyObject *module, PyObject *const *args, Py_ssize_t
     npy_intp dims[NPY_MAXDIMS], strides[NPY_MAXDIMS];
     PyObject *pointer = NULL, *shape = NULL, *element_strides = NULL, *array = NULL;
 
+    /* One call at a time: calling into torch with an exception set (a
+     * tensor without storage fails data_ptr()) is a SystemError. */
     pointer = PyObject_CallMethodNoArgs(tensor, name_data_ptr);
+    if (pointer == NULL)
+        goto done;
     shape = PyObject_GetAttr(tensor, name_shape);
+    if (shape == NULL)
+        goto done;
     element_strides = PyObject_CallMethodNoArgs(tensor, name_stride);
-    if (pointer == NULL || shape == NULL || element_strides == NULL)
+    if (element_strides == NULL)
         goto done;
     const Py_ssize_t ndim = PyTuple_Check(shape) ? PyTuple_GET_SIZE(shape) : -1;
     if (ndim < 0 || ndim > NPY_MAXDIMS || !PyTuple_Check(element_strides) ||
@@ -703,8 +744,18 @@ static PyObject *execute_tensor(PyObject *module, PyObject *const *args, Py_ssiz
 
     PyObject *view_args[2] = {x, descr};
     PyObject *view = tensor_view(module, view_args, 2);
-    if (view == NULL)
-        return NULL;
+    if (view == NULL) {
+        /* A tensor without storage (a functorch wrapper) has no memory to
+         * read: the Python layer computes it with torch operations. */
+        if (!PyErr_ExceptionMatches(PyExc_RuntimeError))
+            return NULL;
+        PyErr_Clear();
+        Py_RETURN_NOTIMPLEMENTED;
+    }
+    if (PyArray_NDIM((PyArrayObject *)view) == 0) { /* softmax of a scalar: the Python layer's */
+        Py_DECREF(view);
+        Py_RETURN_NOTIMPLEMENTED;
+    }
     PyObject *call[10] = {args[0], view, Py_None, Py_None, args[2], args[3], Py_False, Py_None, Py_False, Py_None};
     PyObject *result = execute(module, call, 10);
     Py_DECREF(view);
