@@ -305,6 +305,10 @@ def _over_axes(op, x, axes, scale, mask, out, positional, fn):
     ndim = x.ndim
     if axes is None:
         axes = tuple(range(ndim))
+    elif isinstance(axes, int):
+        if ndim == 0 and axes not in (0, -1):
+            raise ValueError(f"{fn}: axis {axes} is out of range for a 0-d x (valid: -1, 0, None)")
+        axes = (axes,) if ndim else ()  # a 0-d x has axis 0 (= -1), as torch's softmax says
     normalized = []
     for a in axes:
         if not -ndim <= a < max(ndim, 1):
@@ -353,6 +357,12 @@ def forward(op, x, axis, scale, mask, out, fn, positional=None, operator=False):
             raise ValueError(f"{fn}: axis {axis} is out of range for x with {x.ndim} dimension"
                              f"{'' if x.ndim == 1 else 's'} (valid: {-x.ndim}..{x.ndim - 1})")
         from . import _torch_math  # (imports torch: only once x is a tensor)
+
+        if x.layout is not torch.strided:
+            raise TypeError(f"{fn}: x has layout {x.layout}; only dense (strided) tensors are supported")
+        if not x.is_cpu:
+            raise ValueError(f"{fn}: x is on device '{x.device}'; libsoftmax computes on the CPU. "
+                             f"Move it with .cpu(), or use torch.softmax for tensors on an accelerator")
 
         if not _torch_math.has_storage(x) or (is_tensor(mask) and not _torch_math.has_storage(mask)):
             return _forward_without_storage(op, x, axis, scale, mask, out, fn, positional)
