@@ -83,11 +83,12 @@ def softmax(x, axis=-1, scale=1.0, temperature=None, mask=None, out=None, fast=F
             and max_bias == 0.0 and type(axis) is int and (fast is False or fast is True)
             and (type(scale) is float or type(scale) is int)):
         op = _OP_SOFTMAX | _OP_FAST if fast else _OP_SOFTMAX
-        if type(x) is _ndarray and x.ndim:
-            return _execute(op, x, None, out, axis, scale, False, None, False, None)
-        if out is None:
+        if type(x) is _ndarray:
+            if x.ndim:
+                return _execute(op, x, None, out, axis, scale, False, None, False, None)
+        elif out is None and not _watched():
             result = _execute_tensor(op, x, axis, scale)
-            if result is not NotImplemented and not _watched():
+            if result is not NotImplemented:
                 return result
     positional = _core.positional_masks(causal, causal_offset, max_bias, head_axis, "softmax")
     return _core.general(_OP_SOFTMAX, x, axis, scale, temperature, mask, out, fast, dim, dtype, positional,
@@ -104,11 +105,12 @@ def log_softmax(x, axis=-1, scale=1.0, temperature=None, mask=None, out=None, fa
             and max_bias == 0.0 and type(axis) is int and (fast is False or fast is True)
             and (type(scale) is float or type(scale) is int)):
         op = _OP_LOG_SOFTMAX | _OP_FAST if fast else _OP_LOG_SOFTMAX
-        if type(x) is _ndarray and x.ndim:
-            return _execute(op, x, None, out, axis, scale, False, None, False, None)
-        if out is None:
+        if type(x) is _ndarray:
+            if x.ndim:
+                return _execute(op, x, None, out, axis, scale, False, None, False, None)
+        elif out is None and not _watched():
             result = _execute_tensor(op, x, axis, scale)
-            if result is not NotImplemented and not _watched():
+            if result is not NotImplemented:
                 return result
     positional = _core.positional_masks(causal, causal_offset, max_bias, head_axis, "log_softmax")
     return _core.general(_OP_LOG_SOFTMAX, x, axis, scale, temperature, mask, out, fast, dim, dtype, positional,
@@ -118,9 +120,11 @@ def log_softmax(x, axis=-1, scale=1.0, temperature=None, mask=None, out=None, fa
 def _watched():
     """True while torch.jit.trace records, the profiler runs or forward-mode AD is on (the general path decides).
 
-    Asked after the short path computed: the trace or profile is the rare case.
+    A tensor's sizes are traced values while a trace records: the short path must not read them.
     """
-    torch = _sys.modules["torch"]
+    torch = _sys.modules.get("torch")
+    if torch is None:
+        return False
     return (torch._C._get_tracing_state() is not None or torch.autograd._profiler_enabled()
             or torch.autograd.forward_ad._current_level >= 0)
 
@@ -148,3 +152,10 @@ if HAS_SAMPLER:
     from ._stats import Generator, RepeatedSampleWarning, default_rng, entropy, logsumexp, sample
 
     __all__ += ["sample", "logsumexp", "entropy", "Generator", "default_rng", "RepeatedSampleWarning"]
+
+if "torch" in _sys.modules:
+    # torch is loaded already: define the torch operators now, so that
+    # torch.jit.script finds them (softmax.torch defines them otherwise).
+    from . import _operators
+
+    _operators.register()

@@ -142,7 +142,7 @@ def row_function(x, axis, scale, which, fn, operator=False):
         return (ops.logsumexp if which == 0 else ops.entropy)(x, axis, scale)
     if not _torch_math.has_storage(x):
         return (_torch_math.logsumexp if which == 0 else _torch_math.entropy)(x, axis, scale)
-    if torch.is_grad_enabled() and x.requires_grad:
+    if (torch.is_grad_enabled() and x.requires_grad) or _core._has_tangent(torch, x):
         function = softmax_torch.LogSumExpFunction if which == 0 else softmax_torch.EntropyFunction
         return function.apply(x, axis, scale)
     return row_statistic(x, axis, scale, which, fn)

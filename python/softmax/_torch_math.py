@@ -101,7 +101,7 @@ def forward(x, axis, scale, log, additive=None, keep=None, positional=None):
             z = z + bias.to(z.dtype)
     if excluded is not None:
         z = z.masked_fill(excluded, -math.inf)
-    dead = (z == -math.inf).all(axis, keepdim=True)
+    dead = z.amax(axis, keepdim=True) == -math.inf  # (amax: functorch batches it)
     z = z.masked_fill(dead, 0.0)  # a row with nothing kept: zeros, not NaN
     if log:
         y = torch.log_softmax(z, axis).masked_fill(dead, -math.inf)
@@ -125,7 +125,7 @@ def backward(y, dy, axis, scale, log, excluded=None):
     if log:
         p = y.exp()
         dx = scale * (dy - p * dy.sum(axis, keepdim=True))
-        dead = (y == -math.inf).all(axis, keepdim=True)
+        dead = y.amax(axis, keepdim=True) == -math.inf
         dx = dx.masked_fill(dead, 0.0)
         if excluded is not None:
             dx = dx.masked_fill(excluded, 0.0)
@@ -145,7 +145,7 @@ def jvp(y, v, axis, scale, log, excluded=None):
     if log:
         p = y.exp()
         dy = scale * (v - (p * v).sum(axis, keepdim=True))
-        dead = (y == -math.inf).all(axis, keepdim=True)
+        dead = y.amax(axis, keepdim=True) == -math.inf
         dy = dy.masked_fill(dead, 0.0)
         if excluded is not None:
             dy = dy.masked_fill(excluded, 0.0)

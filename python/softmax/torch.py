@@ -164,7 +164,7 @@ def probabilities(x, axis, scale, log):
     """softmax / log-softmax of scale * x, differentiable: the C Function, or torch operations without storage."""
     if not _torch_math.has_storage(x):
         return _torch_math.forward(x, axis, scale, log)
-    if torch.is_grad_enabled() and x.requires_grad:
+    if (torch.is_grad_enabled() and x.requires_grad) or _core._has_tangent(torch, x):
         return SoftmaxFunction.apply(x, axis, scale, log, None, None, None)
     op = _core.OP_LOG_SOFTMAX if log else _core.OP_SOFTMAX
     return _core.forward_tensor(op, x, axis, scale, None, None, None, "log_softmax" if log else "softmax")
@@ -201,3 +201,6 @@ def operators():
     from . import _operators
 
     return _operators.register()
+
+
+operators()  # importing softmax.torch defines them

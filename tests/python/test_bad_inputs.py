@@ -14,6 +14,9 @@ import torch
 
 import softmax
 
+# These calls leave step= out on purpose (its default); the warning is tested in test_sampling.py.
+pytestmark = pytest.mark.filterwarnings("ignore::softmax.RepeatedSampleWarning")
+
 X = np.linspace(-3.0, 4.0, 12).reshape(3, 4)
 SENTINEL = 7.0
 
