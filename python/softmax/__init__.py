@@ -85,7 +85,10 @@ def softmax(x, axis=-1, scale=1.0, temperature=None, mask=None, out=None, fast=F
         op = _OP_SOFTMAX | _OP_FAST if fast else _OP_SOFTMAX
         if type(x) is _ndarray:
             if x.ndim:
-                return _execute(op, x, None, out, axis, scale, False, None, False, None)
+                try:
+                    return _execute(op, x, None, out, axis, scale, False, None, False, None)
+                except TypeError:
+                    pass  # integer or bool x (promoted below), or a real type error (raised again below)
         elif out is None and not _watched():
             result = _execute_tensor(op, x, axis, scale)
             if result is not NotImplemented:
@@ -107,7 +110,10 @@ def log_softmax(x, axis=-1, scale=1.0, temperature=None, mask=None, out=None, fa
         op = _OP_LOG_SOFTMAX | _OP_FAST if fast else _OP_LOG_SOFTMAX
         if type(x) is _ndarray:
             if x.ndim:
-                return _execute(op, x, None, out, axis, scale, False, None, False, None)
+                try:
+                    return _execute(op, x, None, out, axis, scale, False, None, False, None)
+                except TypeError:
+                    pass  # integer or bool x (promoted below), or a real type error (raised again below)
         elif out is None and not _watched():
             result = _execute_tensor(op, x, axis, scale)
             if result is not NotImplemented:

@@ -177,11 +177,10 @@ def _reduce(x, axis, scale, which, fn, keepdims):
         flat = moved.reshape(tuple(moved.shape[:ndim - count]) + (-1,))
         values = row_function(flat, -1, scale, which, fn)
     if scalar:
-        return values.reshape(()) if is_torch else values.reshape(())[()] if not keepdims else values.reshape(())
-    if keepdims:
-        shape = [1 if d in axes else n for d, n in enumerate(x.shape)]
-        values = values.reshape(shape)
-    return values
+        values = values.reshape(())
+    elif keepdims:
+        values = values.reshape([1 if d in axes else n for d, n in enumerate(x.shape)])
+    return values if is_torch or values.ndim else values[()]  # NumPy: a scalar, as SciPy returns
 
 
 def logsumexp(x, axis=-1, scale=1.0, temperature=None, *, b=None, keepdims=False, return_sign=False):
