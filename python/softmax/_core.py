@@ -90,7 +90,7 @@ _torch_registered = []  # [True] once register_torch() ran
 def register_torch(torch):
     """Hands the extension what its short path for tensors needs (once)."""
     table = {dtype: np_dtype for dtype, np_dtype in _dtype_table(torch).items() if dtype is not torch.bfloat16}
-    _softmax.register_torch(torch.Tensor, torch.from_numpy, torch.strided, table)
+    _softmax.register_torch(torch.Tensor, torch.strided, table)
     _torch_registered.append(True)
 
 
@@ -118,10 +118,16 @@ def tensor_as_array(tensor, fn, name, bool_allowed=False):
     return _softmax.tensor_view(tensor, dtype), tensor.dtype is torch.bfloat16
 
 
-def array_as_tensor(array, bf16):
-    torch = _torch_module()
-    tensor = torch.from_numpy(array)
-    return tensor.view(torch.bfloat16) if bf16 else tensor
+def new_result(like, fn):
+    """(A new C-contiguous tensor of like's shape and dtype, its NumPy view).
+
+    Results are tensors torch allocated, written in place by the library,
+    never torch.from_numpy of a NumPy array: torch frees the memory of those
+    by taking the GIL, which waits forever at interpreter exit when an error
+    inside backward left such a gradient in autograd's queue.
+    """
+    tensor = like.new_empty(like.shape)
+    return tensor, tensor_as_array(tensor, fn, "out")[0]
 
 
 def _check_kind(x, fn):
@@ -462,9 +468,10 @@ def forward_tensor(op, x, axis, scale, additive, keep, out, fn, positional=None)
         additive_array, additive_bf16 = tensor_as_array(additive, fn, "mask")
     if keep is not None:
         keep_array, _ = tensor_as_array(keep, fn, "mask", bool_allowed=True)
-    result = _execute(op, array, None, out_array, axis, scale, bf16, additive_array, bool(additive_bf16), keep_array,
-                      positional)
-    return out if out is not None else array_as_tensor(result, bf16)
+    if out is None:
+        out, out_array = new_result(x, fn)
+    _execute(op, array, None, out_array, axis, scale, bf16, additive_array, bool(additive_bf16), keep_array, positional)
+    return out
 
 
 def backward(op, y, dy, axis, scale, out, fn, keep=None, positional=None):
@@ -490,5 +497,7 @@ def backward(op, y, dy, axis, scale, out, fn, keep=None, positional=None):
         if out.dtype != y.dtype:
             raise TypeError(f"{fn}: out has dtype {out.dtype} but y has dtype {y.dtype}; they must be equal")
     keep_array = tensor_as_array(keep, fn, "mask", bool_allowed=True)[0] if keep is not None else None
-    result = _execute(op, y_array, dy_array, out_array, axis, scale, bf16, None, False, keep_array, positional)
-    return out if out is not None else array_as_tensor(result, bf16)
+    if out is None:
+        out, out_array = new_result(y, fn)
+    _execute(op, y_array, dy_array, out_array, axis, scale, bf16, None, False, keep_array, positional)
+    return out

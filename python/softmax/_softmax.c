@@ -576,7 +576,7 @@ done:
  * looking them up from C strings on every call would cost more than the
  * computation of a small softmax. */
 static PyObject *name_data_ptr, *name_shape, *name_stride, *name_dtype, *name_requires_grad, *name_is_cpu, *name_layout,
-    *name_is_neg;
+    *name_is_neg, *name_new_empty;
 
 static int intern_names(void)
 {
@@ -592,6 +592,7 @@ static int intern_names(void)
         {&name_is_cpu, "is_cpu"},
         {&name_layout, "layout"},
         {&name_is_neg, "is_neg"},
+        {&name_new_empty, "new_empty"},
     };
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         *names[i].slot = PyUnicode_InternFromString(names[i].text);
@@ -668,18 +669,17 @@ done:
  * (register_torch) the first time it sees a tensor: this module never
  * imports torch itself. */
 static PyObject *torch_tensor_type;  /* torch.Tensor */
-static PyObject *torch_from_numpy;   /* torch.from_numpy */
 static PyObject *torch_strided;      /* torch.strided */
 static PyObject *torch_numpy_dtypes; /* {torch.float32: numpy.dtype('float32'), ...}, no bfloat16 */
 
 static PyObject *register_torch(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
     (void)module;
-    if (nargs != 4 || !PyType_Check(args[0]) || !PyDict_Check(args[3])) {
-        PyErr_SetString(PyExc_TypeError, "register_torch(Tensor, from_numpy, strided, dtypes)");
+    if (nargs != 3 || !PyType_Check(args[0]) || !PyDict_Check(args[2])) {
+        PyErr_SetString(PyExc_TypeError, "register_torch(Tensor, strided, dtypes)");
         return NULL;
     }
-    PyObject **slots[] = {&torch_tensor_type, &torch_from_numpy, &torch_strided, &torch_numpy_dtypes};
+    PyObject **slots[] = {&torch_tensor_type, &torch_strided, &torch_numpy_dtypes};
     for (size_t i = 0; i < sizeof slots / sizeof slots[0]; i++) {
         Py_INCREF(args[i]);
         Py_XSETREF(*slots[i], args[i]);
@@ -756,13 +756,36 @@ static PyObject *execute_tensor(PyObject *module, PyObject *const *args, Py_ssiz
         Py_DECREF(view);
         Py_RETURN_NOTIMPLEMENTED;
     }
-    PyObject *call[10] = {args[0], view, Py_None, Py_None, args[2], args[3], Py_False, Py_None, Py_False, Py_None};
+    /* The result is a tensor torch allocated (x.new_empty), written in
+     * place: not torch.from_numpy of a NumPy result, whose memory torch
+     * frees by taking the GIL -- at interpreter exit, after an error inside
+     * backward left a gradient in autograd's queue, that waits forever. */
+    PyObject *shape = PyObject_GetAttr(x, name_shape);
+    if (shape == NULL) {
+        Py_DECREF(view);
+        return NULL;
+    }
+    PyObject *tensor = PyObject_CallMethodOneArg(x, name_new_empty, shape);
+    Py_DECREF(shape);
+    PyObject *out_view = NULL;
+    if (tensor != NULL) {
+        PyObject *out_args[2] = {tensor, descr};
+        out_view = tensor_view(module, out_args, 2);
+    }
+    if (out_view == NULL) {
+        Py_DECREF(view);
+        Py_XDECREF(tensor);
+        return NULL;
+    }
+    PyObject *call[10] = {args[0], view, Py_None, out_view, args[2], args[3], Py_False, Py_None, Py_False, Py_None};
     PyObject *result = execute(module, call, 10);
     Py_DECREF(view);
-    if (result == NULL)
+    Py_DECREF(out_view);
+    if (result == NULL) {
+        Py_DECREF(tensor);
         return NULL;
-    PyObject *tensor = PyObject_CallOneArg(torch_from_numpy, result);
-    Py_DECREF(result);
+    }
+    Py_DECREF(result); /* out_view itself */
     return tensor;
 }
 
@@ -969,7 +992,7 @@ static PyMethodDef methods[] = {
     {"tensor_view", (PyCFunction)(void (*)(void))tensor_view, METH_FASTCALL,
      "tensor_view(tensor, dtype) -> numpy.ndarray over the tensor's memory (no copy)."},
     {"register_torch", (PyCFunction)(void (*)(void))register_torch, METH_FASTCALL,
-     "register_torch(Tensor, from_numpy, strided, dtypes): what execute_tensor needs from torch."},
+     "register_torch(Tensor, strided, dtypes): what execute_tensor needs from torch."},
     {"execute_tensor", (PyCFunction)(void (*)(void))execute_tensor, METH_FASTCALL,
      "execute_tensor(op, x, axis, scale) -> tensor, or NotImplemented when the Python layer must decide."},
 #ifdef SOFTMAX_PY_HAS_SAMPLER

@@ -34,8 +34,9 @@ def _rows(x, axis, fn):
 def _like(x, values, dtype_from_x):
     """values (a NumPy result) as x's kind; in x's dtype if dtype_from_x."""
     if _core.is_tensor(x):
+        # A copy torch allocates (see _core.new_result: no tensor over NumPy memory is handed out).
         tensor = _core._torch_module().from_numpy(values)
-        return tensor.to(x.dtype) if dtype_from_x else tensor
+        return tensor.to(x.dtype if dtype_from_x else tensor.dtype, copy=True)
     return values.astype(x.dtype) if dtype_from_x else values
 
 

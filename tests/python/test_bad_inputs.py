@@ -140,7 +140,7 @@ def test_wrong_shapes_and_axes():
     expect_error(ValueError, r"axis 2 is out of range for x with 2 dimensions \(valid: -2..1\)", softmax.softmax, X,
                  axis=2)
     expect_error(ValueError, "axis -3 is out of range", softmax.softmax_backward, X, X, axis=-3)
-    expect_error(TypeError, "dtype float16|dtype int8", softmax.softmax, np.ones(3, np.int8))
+    expect_error(TypeError, "dtype complex64", softmax.softmax, np.ones(3, np.complex64))  # (int8 is promoted)
     # zero-size arrays are not errors: an empty result of the same shape
     assert softmax.softmax(np.zeros((0, 4))).shape == (0, 4)
     assert softmax.softmax(np.zeros((3, 0)), axis=-1).shape == (3, 0)
