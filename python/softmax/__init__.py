@@ -128,11 +128,17 @@ def _watched():
 
     A tensor's sizes are traced values while a trace records: the short path must not read them.
     """
-    torch = _sys.modules.get("torch")
-    if torch is None:
-        return False
-    return (torch._C._get_tracing_state() is not None or torch.autograd._profiler_enabled()
-            or torch.autograd.forward_ad._current_level >= 0)
+    if not _torch_hooks:
+        torch = _sys.modules.get("torch")
+        if torch is None:
+            return False
+        _torch_hooks.extend((torch._C._get_tracing_state, torch._C._autograd._profiler_enabled,
+                             torch.autograd.forward_ad))
+    tracing_state, profiler_enabled, forward_ad = _torch_hooks
+    return tracing_state() is not None or profiler_enabled() or forward_ad._current_level >= 0
+
+
+_torch_hooks = []  # what _watched() asks torch, looked up once
 
 
 def softmax_backward(y, dy, axis=-1, scale=1.0, temperature=None, out=None):
