@@ -375,7 +375,8 @@ def forward(op, x, axis, scale, mask, out, fn, positional=None, operator=False):
         if not operator and out is None and _tracing_or_profiling(torch):
             from . import _operators
 
-            return _operators.call(op, x, axis, scale, mask, positional)
+            if _operators.available():
+                return _operators.call(op, x, axis, scale, mask, positional)
     additive = keep = None
     if mask is not None:
         additive, keep = _prepare_mask(x, mask, fn)

@@ -54,19 +54,38 @@ def _entropy_kernel(x, axis=-1, scale=1.0):
 
 
 def register():
-    """Defines the operators once; returns torch.ops.softmax."""
-    if not _registered:
+    """Defines the operators once; returns torch.ops.softmax, or None where torch cannot define them."""
+    if _registered:
+        return torch.ops.softmax if _registered[0] is not None else None
+    try:
         library = torch.library.Library("softmax", "DEF")
-        library.define("softmax" + _SIGNATURE)
-        library.define("log_softmax" + _SIGNATURE)
-        library.define("logsumexp(Tensor x, int axis=-1, float scale=1.0) -> Tensor")
-        library.define("entropy(Tensor x, int axis=-1, float scale=1.0) -> Tensor")
-        for name, kernel in (("softmax", _softmax_kernel), ("log_softmax", _log_softmax_kernel),
-                             ("logsumexp", _logsumexp_kernel), ("entropy", _entropy_kernel)):
-            library.impl(name, kernel, "CompositeImplicitAutograd")
-        _registered.append(library)  # the registration lives as long as this object
-        _register_script_builtins()
+    except (AttributeError, RuntimeError):
+        # No torch.library (torch < 1.13), or the namespace is taken (a reloaded module: then
+        # the operators defined by the first load serve).
+        _registered.append(None if not _defined() else True)
+        return register()
+    library.define("softmax" + _SIGNATURE)
+    library.define("log_softmax" + _SIGNATURE)
+    library.define("logsumexp(Tensor x, int axis=-1, float scale=1.0) -> Tensor")
+    library.define("entropy(Tensor x, int axis=-1, float scale=1.0) -> Tensor")
+    for name, kernel in (("softmax", _softmax_kernel), ("log_softmax", _log_softmax_kernel),
+                         ("logsumexp", _logsumexp_kernel), ("entropy", _entropy_kernel)):
+        library.impl(name, kernel, "CompositeImplicitAutograd")
+    _registered.append(library)  # the registration lives as long as this object
+    _register_script_builtins()
     return torch.ops.softmax
+
+
+def _defined():
+    try:
+        return torch.ops.softmax.softmax is not None
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def available():
+    """True if the operators are defined (tracing and profiling go through them)."""
+    return register() is not None
 
 
 def _register_script_builtins():

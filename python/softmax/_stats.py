@@ -140,7 +140,8 @@ def row_function(x, axis, scale, which, fn, operator=False):
         raise ValueError(f"{fn}: axis {axis} is out of range for x with {x.dim()} dimensions")
     if not operator and (torch._C._get_tracing_state() is not None or torch.autograd._profiler_enabled()):
         ops = softmax_torch.operators()
-        return (ops.logsumexp if which == 0 else ops.entropy)(x, axis, scale)
+        if ops is not None:
+            return (ops.logsumexp if which == 0 else ops.entropy)(x, axis, scale)
     if not _torch_math.has_storage(x):
         return (_torch_math.logsumexp if which == 0 else _torch_math.entropy)(x, axis, scale)
     if (torch.is_grad_enabled() and x.requires_grad) or _core._has_tangent(torch, x):
