@@ -80,19 +80,21 @@ def softmax(x, axis=-1, scale=1.0, temperature=None, mask=None, out=None, fast=F
     kernels, exact higher derivatives (see softmax.torch).
     """
     if (temperature is None and mask is None and dim is None and dtype is None and causal is False
-            and max_bias == 0.0 and type(axis) is int and (fast is False or fast is True)
-            and (type(scale) is float or type(scale) is int)):
-        op = _OP_SOFTMAX | _OP_FAST if fast else _OP_SOFTMAX
+            and max_bias == 0.0):
+        op = _OP_SOFTMAX if fast is False else _OP_SOFTMAX | _OP_FAST if fast is True else 0
         if type(x) is _ndarray:
-            if x.ndim:
+            if op:
                 try:
                     return _execute(op, x, None, out, axis, scale, False, None, False, None)
-                except TypeError:
-                    pass  # integer or bool x (promoted below), or a real type error (raised again below)
-        elif out is None and not _watched():
-            result = _execute_tensor(op, x, axis, scale)
-            if result is not NotImplemented:
-                return result
+                except (TypeError, ValueError):
+                    pass  # promoted types, a 0-d x, or a real error: the general path decides (and says why)
+        elif op and out is None and not _watched():
+            try:
+                result = _execute_tensor(op, x, axis, scale)
+                if result is not NotImplemented:
+                    return result
+            except (TypeError, ValueError):
+                pass  # axis None or a tuple, a 0-d x, or a real error: as above
     positional = _core.positional_masks(causal, causal_offset, max_bias, head_axis, "softmax")
     return _core.general(_OP_SOFTMAX, x, axis, scale, temperature, mask, out, fast, dim, dtype, positional,
                          "softmax")
@@ -105,19 +107,21 @@ def log_softmax(x, axis=-1, scale=1.0, temperature=None, mask=None, out=None, fa
     Excluded (masked or -inf) elements give -inf; a fully masked row is all -inf.
     """
     if (temperature is None and mask is None and dim is None and dtype is None and causal is False
-            and max_bias == 0.0 and type(axis) is int and (fast is False or fast is True)
-            and (type(scale) is float or type(scale) is int)):
-        op = _OP_LOG_SOFTMAX | _OP_FAST if fast else _OP_LOG_SOFTMAX
+            and max_bias == 0.0):
+        op = _OP_LOG_SOFTMAX if fast is False else _OP_LOG_SOFTMAX | _OP_FAST if fast is True else 0
         if type(x) is _ndarray:
-            if x.ndim:
+            if op:
                 try:
                     return _execute(op, x, None, out, axis, scale, False, None, False, None)
-                except TypeError:
-                    pass  # integer or bool x (promoted below), or a real type error (raised again below)
-        elif out is None and not _watched():
-            result = _execute_tensor(op, x, axis, scale)
-            if result is not NotImplemented:
-                return result
+                except (TypeError, ValueError):
+                    pass  # promoted types, a 0-d x, or a real error: the general path decides (and says why)
+        elif op and out is None and not _watched():
+            try:
+                result = _execute_tensor(op, x, axis, scale)
+                if result is not NotImplemented:
+                    return result
+            except (TypeError, ValueError):
+                pass  # axis None or a tuple, a 0-d x, or a real error: as above
     positional = _core.positional_masks(causal, causal_offset, max_bias, head_axis, "log_softmax")
     return _core.general(_OP_LOG_SOFTMAX, x, axis, scale, temperature, mask, out, fast, dim, dtype, positional,
                          "log_softmax")

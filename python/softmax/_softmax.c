@@ -350,6 +350,10 @@ static int parse_call(PyObject *const *args, Py_ssize_t nargs, call_args *call, 
         return -1;
     }
 
+    if (PyBool_Check(args[4])) { /* an int to Python, but axis=True is a mistake */
+        PyErr_Format(PyExc_TypeError, "%s: axis must be an integer, not bool", fn);
+        return -1;
+    }
     PyObject *axis_object = PyNumber_Index(args[4]);
     if (axis_object == NULL) {
         PyErr_Format(PyExc_TypeError, "%s: axis must be an integer, not %.200s", fn, Py_TYPE(args[4])->tp_name);
@@ -366,6 +370,10 @@ static int parse_call(PyObject *const *args, Py_ssize_t nargs, call_args *call, 
     }
     call->axis = (int)(axis < 0 ? axis + ndim : axis);
 
+    if (PyBool_Check(args[5])) {
+        PyErr_Format(PyExc_TypeError, "%s: scale must be a real number, not bool", fn);
+        return -1;
+    }
     call->scale = PyFloat_AsDouble(args[5]);
     if (call->scale == -1.0 && PyErr_Occurred()) {
         PyErr_Format(PyExc_TypeError, "%s: scale must be a real number, not %.200s", fn, Py_TYPE(args[5])->tp_name);
@@ -769,8 +777,22 @@ static PyObject *execute_tensor(PyObject *module, PyObject *const *args, Py_ssiz
     Py_DECREF(shape);
     PyObject *out_view = NULL;
     if (tensor != NULL) {
-        PyObject *out_args[2] = {tensor, descr};
-        out_view = tensor_view(module, out_args, 2);
+        /* A fresh tensor is C-contiguous with x's shape: only its address
+         * is needed (cheaper than tensor_view's shape and stride calls). */
+        PyObject *pointer = PyObject_CallMethodNoArgs(tensor, name_data_ptr);
+        void *data = pointer != NULL ? PyLong_AsVoidPtr(pointer) : NULL;
+        Py_XDECREF(pointer);
+        if (!PyErr_Occurred()) {
+            PyArrayObject *in = (PyArrayObject *)view;
+            Py_INCREF(descr);
+            out_view = PyArray_NewFromDescr(&PyArray_Type, (PyArray_Descr *)descr, PyArray_NDIM(in), PyArray_DIMS(in),
+                                            NULL, data, NPY_ARRAY_CARRAY, NULL);
+            Py_INCREF(tensor);
+            if (out_view != NULL && PyArray_SetBaseObject((PyArrayObject *)out_view, tensor) < 0)
+                Py_CLEAR(out_view);
+            else if (out_view == NULL)
+                Py_DECREF(tensor);
+        }
     }
     if (out_view == NULL) {
         Py_DECREF(view);
