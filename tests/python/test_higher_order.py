@@ -56,7 +56,7 @@ def test_gradcheck_gradgradcheck_forward_and_batched(function, scale, case):
     torch.manual_seed(1)
     x = torch.randn(2, 3, 5, dtype=torch.float64, requires_grad=True)
     f = case_function(function, scale, case)
-    assert gradcheck(f, (x,), check_forward_ad=True, check_batched_grad=True)
+    assert gradcheck(f, (x,), check_forward_ad=True, check_batched_grad=True, check_batched_forward_grad=True)
     assert gradgradcheck(f, (x,), check_batched_grad=True, check_fwd_over_rev=True)
 
 
@@ -186,3 +186,29 @@ def test_logsumexp_and_entropy_are_differentiable(function, scale):
     torch_entropy = -(p * torch.log_softmax(x * scale, -1)).sum(-1)
     ours = torch.autograd.grad(softmax.entropy(x, scale=scale).sum(), x)[0]
     torch.testing.assert_close(ours, torch.autograd.grad(torch_entropy.sum(), x)[0])
+
+
+@pytest.mark.parametrize("function", [softmax.softmax, softmax.log_softmax])
+def test_learned_additive_mask_to_second_order(function):
+    torch.manual_seed(7)
+    x = torch.randn(3, 5, dtype=torch.float64, requires_grad=True)
+    bias = torch.randn(5, dtype=torch.float64, requires_grad=True)
+    f = lambda t, b: function(t, scale=0.7, mask=b)  # noqa: E731
+    assert gradcheck(f, (x, bias), check_forward_ad=True, check_batched_grad=True)
+    assert gradgradcheck(f, (x, bias), check_batched_grad=True, check_fwd_over_rev=True)
+
+
+def test_half_precision_double_backward_is_finite_and_close_to_float64():
+    if not softmax.HAS_BF16:
+        pytest.skip("this build of libsoftmax has no bfloat16")
+    torch.manual_seed(8)
+    x64 = torch.randn(4, 8, dtype=torch.float64)
+    weights = torch.randn(4, 8, dtype=torch.float64)
+    results = []
+    for dtype in (torch.bfloat16, torch.float64):
+        x = x64.to(dtype).requires_grad_()
+        (grad,) = torch.autograd.grad((softmax.log_softmax(x) * weights.to(dtype)).sum(), x, create_graph=True)
+        (second,) = torch.autograd.grad(grad.square().sum(), x)
+        assert second.dtype == dtype
+        results.append(second.double())
+    torch.testing.assert_close(results[0], results[1], rtol=0.05, atol=0.05)
