@@ -88,13 +88,18 @@ def softmax(x, axis=-1, scale=1.0, temperature=None, mask=None, out=None, fast=F
                     return _execute(op, x, None, out, axis, scale, False, None, False, None)
                 except (TypeError, ValueError):
                     pass  # promoted types, a 0-d x, or a real error: the general path decides (and says why)
-        elif op and out is None and not _watched():
+        elif op and out is None:
             try:
                 result = _execute_tensor(op, x, axis, scale)
                 if result is not NotImplemented:
                     return result
             except (TypeError, ValueError):
                 pass  # axis None or a tuple, a 0-d x, or a real error: as above
+            else:
+                if type(axis) is int and getattr(x, "requires_grad", False) is True:
+                    result = _core.autograd_forward(op, x, axis, scale)
+                    if result is not None:
+                        return result
     positional = _core.positional_masks(causal, causal_offset, max_bias, head_axis, "softmax")
     return _core.general(_OP_SOFTMAX, x, axis, scale, temperature, mask, out, fast, dim, dtype, positional,
                          "softmax")
@@ -115,34 +120,21 @@ def log_softmax(x, axis=-1, scale=1.0, temperature=None, mask=None, out=None, fa
                     return _execute(op, x, None, out, axis, scale, False, None, False, None)
                 except (TypeError, ValueError):
                     pass  # promoted types, a 0-d x, or a real error: the general path decides (and says why)
-        elif op and out is None and not _watched():
+        elif op and out is None:
             try:
                 result = _execute_tensor(op, x, axis, scale)
                 if result is not NotImplemented:
                     return result
             except (TypeError, ValueError):
                 pass  # axis None or a tuple, a 0-d x, or a real error: as above
+            else:
+                if type(axis) is int and getattr(x, "requires_grad", False) is True:
+                    result = _core.autograd_forward(op, x, axis, scale)
+                    if result is not None:
+                        return result
     positional = _core.positional_masks(causal, causal_offset, max_bias, head_axis, "log_softmax")
     return _core.general(_OP_LOG_SOFTMAX, x, axis, scale, temperature, mask, out, fast, dim, dtype, positional,
                          "log_softmax")
-
-
-def _watched():
-    """True while torch.jit.trace records, the profiler runs or forward-mode AD is on (the general path decides).
-
-    A tensor's sizes are traced values while a trace records: the short path must not read them.
-    """
-    if not _torch_hooks:
-        torch = _sys.modules.get("torch")
-        if torch is None:
-            return False
-        _torch_hooks.extend((torch._C._get_tracing_state, torch._C._autograd._profiler_enabled,
-                             torch.autograd.forward_ad))
-    tracing_state, profiler_enabled, forward_ad = _torch_hooks
-    return tracing_state() is not None or profiler_enabled() or forward_ad._current_level >= 0
-
-
-_torch_hooks = []  # what _watched() asks torch, looked up once
 
 
 def softmax_backward(y, dy, axis=-1, scale=1.0, temperature=None, out=None):

@@ -90,7 +90,8 @@ _torch_registered = []  # [True] once register_torch() ran
 def register_torch(torch):
     """Hands the extension what its short path for tensors needs (once)."""
     table = {dtype: np_dtype for dtype, np_dtype in _dtype_table(torch).items() if dtype is not torch.bfloat16}
-    _softmax.register_torch(torch.Tensor, torch.strided, table)
+    _softmax.register_torch(torch.Tensor, torch.strided, table, torch._C._get_tracing_state,
+                            torch._C._autograd._profiler_enabled, torch.autograd.forward_ad)
     _torch_registered.append(True)
 
 
@@ -278,8 +279,25 @@ def promote(x, dtype, fn):
     return x
 
 
+def autograd_forward(op, x, axis, scale):
+    """The short path of a tensor that requires grad (an int axis, no mask, no out=): the autograd
+    Function's result, or None where the general path must decide (no grad mode, a 0-d tensor, one
+    without storage, a trace or a profile)."""
+    torch = _torch_module()
+    if (torch is None or not isinstance(x, torch.Tensor) or not torch.is_grad_enabled() or not x.dim()
+            or not torch._C._has_storage(x) or _tracing_or_profiling(torch)):
+        return None
+    softmax_torch = sys.modules.get("softmax.torch")
+    if softmax_torch is None:
+        from . import torch as softmax_torch
+    return softmax_torch.SoftmaxFunction.apply(x, axis, scale, op & ~_softmax.OP_FAST == OP_LOG_SOFTMAX,
+                                                None, None, None)
+
+
 def positional_masks(causal, causal_offset, max_bias, head_axis, fn):
     """(causal, causal_offset, max_bias, head_axis) for the C descriptor, or None when neither is on."""
+    if causal is False and max_bias == 0 and type(causal_offset) is int and type(head_axis) is int:
+        return None  # the common case, checked at once
     if not _is_flag(causal):
         raise TypeError(f"{fn}: causal must be True or False, not {type(causal).__name__}")
     causal_offset = _integer(causal_offset, fn, "causal_offset")

@@ -584,7 +584,7 @@ done:
  * looking them up from C strings on every call would cost more than the
  * computation of a small softmax. */
 static PyObject *name_data_ptr, *name_shape, *name_stride, *name_dtype, *name_requires_grad, *name_is_cpu, *name_layout,
-    *name_is_neg, *name_new_empty;
+    *name_is_neg, *name_new_empty, *name_current_level;
 
 static int intern_names(void)
 {
@@ -601,6 +601,7 @@ static int intern_names(void)
         {&name_layout, "layout"},
         {&name_is_neg, "is_neg"},
         {&name_new_empty, "new_empty"},
+        {&name_current_level, "_current_level"},
     };
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         *names[i].slot = PyUnicode_InternFromString(names[i].text);
@@ -679,15 +680,20 @@ done:
 static PyObject *torch_tensor_type;  /* torch.Tensor */
 static PyObject *torch_strided;      /* torch.strided */
 static PyObject *torch_numpy_dtypes; /* {torch.float32: numpy.dtype('float32'), ...}, no bfloat16 */
+static PyObject *torch_tracing_state;    /* torch._C._get_tracing_state */
+static PyObject *torch_profiler_enabled; /* torch._C._autograd._profiler_enabled */
+static PyObject *torch_forward_ad;       /* the module torch.autograd.forward_ad */
 
 static PyObject *register_torch(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
     (void)module;
-    if (nargs != 3 || !PyType_Check(args[0]) || !PyDict_Check(args[2])) {
-        PyErr_SetString(PyExc_TypeError, "register_torch(Tensor, strided, dtypes)");
+    if (nargs != 6 || !PyType_Check(args[0]) || !PyDict_Check(args[2])) {
+        PyErr_SetString(PyExc_TypeError,
+                        "register_torch(Tensor, strided, dtypes, get_tracing_state, profiler_enabled, forward_ad)");
         return NULL;
     }
-    PyObject **slots[] = {&torch_tensor_type, &torch_strided, &torch_numpy_dtypes};
+    PyObject **slots[] = {&torch_tensor_type,   &torch_strided,          &torch_numpy_dtypes,
+                          &torch_tracing_state, &torch_profiler_enabled, &torch_forward_ad};
     for (size_t i = 0; i < sizeof slots / sizeof slots[0]; i++) {
         Py_INCREF(args[i]);
         Py_XSETREF(*slots[i], args[i]);
@@ -704,6 +710,35 @@ static int attribute_is(PyObject *object, PyObject *name, PyObject *expected)
     const int same = value == expected;
     Py_DECREF(value);
     return same;
+}
+
+/* 1 while torch.jit.trace records, the profiler runs or forward-mode AD is on
+ * (then the Python layer decides: a trace must record the operator, a
+ * profile name it, a dual tensor get its tangent), 0 if not, -1 on error. */
+static int torch_is_watching(void)
+{
+    PyObject *state = PyObject_CallNoArgs(torch_tracing_state);
+    if (state == NULL)
+        return -1;
+    const bool tracing = state != Py_None;
+    Py_DECREF(state);
+    if (tracing)
+        return 1;
+    PyObject *profiling = PyObject_CallNoArgs(torch_profiler_enabled);
+    if (profiling == NULL)
+        return -1;
+    const int profiled = PyObject_IsTrue(profiling);
+    Py_DECREF(profiling);
+    if (profiled != 0)
+        return profiled;
+    PyObject *level = PyObject_GetAttr(torch_forward_ad, name_current_level);
+    if (level == NULL)
+        return -1;
+    const long forward_level = PyLong_AsLong(level);
+    Py_DECREF(level);
+    if (forward_level == -1 && PyErr_Occurred())
+        return -1;
+    return forward_level >= 0;
 }
 
 /* execute_tensor(op, x, axis, scale) -> tensor, or NotImplemented.
@@ -741,6 +776,12 @@ static PyObject *execute_tensor(PyObject *module, PyObject *const *args, Py_ssiz
     /* requires_grad is left to the Python layer even under no_grad():
      * asking torch whether grad mode is on costs as much as that path. */
     if (!needs_no_grad || !on_cpu || !strided)
+        Py_RETURN_NOTIMPLEMENTED;
+    /* (Asked before any size is read: a trace makes sizes traced values.) */
+    const int watched = torch_is_watching();
+    if (watched < 0)
+        return NULL;
+    if (watched)
         Py_RETURN_NOTIMPLEMENTED;
     PyObject *negated = PyObject_CallMethodNoArgs(x, name_is_neg);
     if (negated == NULL)
@@ -1014,7 +1055,8 @@ static PyMethodDef methods[] = {
     {"tensor_view", (PyCFunction)(void (*)(void))tensor_view, METH_FASTCALL,
      "tensor_view(tensor, dtype) -> numpy.ndarray over the tensor's memory (no copy)."},
     {"register_torch", (PyCFunction)(void (*)(void))register_torch, METH_FASTCALL,
-     "register_torch(Tensor, strided, dtypes): what execute_tensor needs from torch."},
+     "register_torch(Tensor, strided, dtypes, get_tracing_state, profiler_enabled, forward_ad): what "
+     "execute_tensor needs from torch."},
     {"execute_tensor", (PyCFunction)(void (*)(void))execute_tensor, METH_FASTCALL,
      "execute_tensor(op, x, axis, scale) -> tensor, or NotImplemented when the Python layer must decide."},
 #ifdef SOFTMAX_PY_HAS_SAMPLER
