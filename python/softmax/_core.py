@@ -91,7 +91,7 @@ def register_torch(torch):
     """Hands the extension what its short path for tensors needs (once)."""
     table = {dtype: np_dtype for dtype, np_dtype in _dtype_table(torch).items() if dtype is not torch.bfloat16}
     _softmax.register_torch(torch.Tensor, torch.strided, table, torch._C._get_tracing_state,
-                            torch._C._autograd._profiler_enabled, torch.autograd.forward_ad)
+                            torch._C._autograd._profiler_enabled, torch.autograd.forward_ad, torch.empty_like)
     _torch_registered.append(True)
 
 
@@ -127,7 +127,8 @@ def new_result(like, fn):
     by taking the GIL, which waits forever at interpreter exit when an error
     inside backward left such a gradient in autograd's queue.
     """
-    tensor = like.new_empty(like.shape)
+    torch = _torch_module()
+    tensor = torch.empty_like(like) if like.is_contiguous() else like.new_empty(like.shape)
     return tensor, tensor_as_array(tensor, fn, "out")[0]
 
 

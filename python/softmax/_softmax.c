@@ -683,17 +683,18 @@ static PyObject *torch_numpy_dtypes; /* {torch.float32: numpy.dtype('float32'), 
 static PyObject *torch_tracing_state;    /* torch._C._get_tracing_state */
 static PyObject *torch_profiler_enabled; /* torch._C._autograd._profiler_enabled */
 static PyObject *torch_forward_ad;       /* the module torch.autograd.forward_ad */
+static PyObject *torch_empty_like;       /* torch.empty_like */
 
 static PyObject *register_torch(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
     (void)module;
-    if (nargs != 6 || !PyType_Check(args[0]) || !PyDict_Check(args[2])) {
-        PyErr_SetString(PyExc_TypeError,
-                        "register_torch(Tensor, strided, dtypes, get_tracing_state, profiler_enabled, forward_ad)");
+    if (nargs != 7 || !PyType_Check(args[0]) || !PyDict_Check(args[2])) {
+        PyErr_SetString(PyExc_TypeError, "register_torch(Tensor, strided, dtypes, get_tracing_state, "
+                                         "profiler_enabled, forward_ad, empty_like)");
         return NULL;
     }
-    PyObject **slots[] = {&torch_tensor_type,   &torch_strided,          &torch_numpy_dtypes,
-                          &torch_tracing_state, &torch_profiler_enabled, &torch_forward_ad};
+    PyObject **slots[] = {&torch_tensor_type,      &torch_strided,    &torch_numpy_dtypes, &torch_tracing_state,
+                          &torch_profiler_enabled, &torch_forward_ad, &torch_empty_like};
     for (size_t i = 0; i < sizeof slots / sizeof slots[0]; i++) {
         Py_INCREF(args[i]);
         Py_XSETREF(*slots[i], args[i]);
@@ -809,15 +810,24 @@ static PyObject *execute_tensor(PyObject *module, PyObject *const *args, Py_ssiz
      * place: not torch.from_numpy of a NumPy result, whose memory torch
      * frees by taking the GIL -- at interpreter exit, after an error inside
      * backward left a gradient in autograd's queue, that waits forever. */
-    PyObject *shape = PyObject_GetAttr(x, name_shape);
-    if (shape == NULL) {
+    PyObject *tensor = NULL;
+    if (PyArray_IS_C_CONTIGUOUS((PyArrayObject *)view)) {
+        /* torch.empty_like keeps a dense layout: C-contiguous here. The
+         * cheapest allocation torch offers from Python. */
+        tensor = PyObject_CallOneArg(torch_empty_like, x);
+    } else {
+        PyObject *shape = PyObject_GetAttr(x, name_shape);
+        if (shape != NULL) {
+            tensor = PyObject_CallMethodOneArg(x, name_new_empty, shape);
+            Py_DECREF(shape);
+        }
+    }
+    if (tensor == NULL) {
         Py_DECREF(view);
         return NULL;
     }
-    PyObject *tensor = PyObject_CallMethodOneArg(x, name_new_empty, shape);
-    Py_DECREF(shape);
     PyObject *out_view = NULL;
-    if (tensor != NULL) {
+    {
         /* A fresh tensor is C-contiguous with x's shape: only its address
          * is needed (cheaper than tensor_view's shape and stride calls). */
         PyObject *pointer = PyObject_CallMethodNoArgs(tensor, name_data_ptr);
@@ -1055,8 +1065,8 @@ static PyMethodDef methods[] = {
     {"tensor_view", (PyCFunction)(void (*)(void))tensor_view, METH_FASTCALL,
      "tensor_view(tensor, dtype) -> numpy.ndarray over the tensor's memory (no copy)."},
     {"register_torch", (PyCFunction)(void (*)(void))register_torch, METH_FASTCALL,
-     "register_torch(Tensor, strided, dtypes, get_tracing_state, profiler_enabled, forward_ad): what "
-     "execute_tensor needs from torch."},
+     "register_torch(Tensor, strided, dtypes, get_tracing_state, profiler_enabled, forward_ad, empty_like): "
+     "what execute_tensor needs from torch."},
     {"execute_tensor", (PyCFunction)(void (*)(void))execute_tensor, METH_FASTCALL,
      "execute_tensor(op, x, axis, scale) -> tensor, or NotImplemented when the Python layer must decide."},
 #ifdef SOFTMAX_PY_HAS_SAMPLER
