@@ -93,6 +93,9 @@ def register_torch(torch):
     _softmax.register_torch(torch.Tensor, torch.strided, table, torch._C._get_tracing_state,
                             torch._C._autograd._profiler_enabled, torch.autograd.forward_ad, torch.empty_like)
     _torch_registered.append(True)
+    from . import _operators  # the torch operators too, if `import softmax` came before `import torch`
+
+    _operators.register()
 
 
 def tensor_as_array(tensor, fn, name, bool_allowed=False):
