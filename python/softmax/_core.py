@@ -368,7 +368,10 @@ def _over_axes(op, x, axes, scale, mask, out, positional, fn):
                              f"{tuple(x.shape)}") from None
         mask = flatten(mask)[1]
     result = forward(op, flat, -1, scale, mask, None, fn, None).reshape(moved.shape)
-    result = _torch_module().movedim(result, targets, normalized) if is_torch else np.moveaxis(result, targets, normalized)
+    if is_torch:
+        result = _torch_module().movedim(result, targets, normalized)
+    else:
+        result = np.moveaxis(result, targets, normalized)
     if out is None:
         return result if is_torch or result.ndim == 0 else np.ascontiguousarray(result)
     return _copy_into(out, result, x, fn)

@@ -7,8 +7,9 @@ dtype= casting integer input), results in float32 / bfloat16 / float16
 against a float64 computation on contiguous and transposed inputs, large
 magnitudes in log_softmax, zero-size dimensions, nn.Softmax / nn.LogSoftmax
 as modules, masked softmax against torch._masked_softmax (whose CPU kernel
-gives NaN for a fully masked row in torch 1.13, 0 later; ours 0), gradcheck / gradgradcheck with forward AD in float64, and
-a backward with a non-contiguous incoming gradient.
+gives NaN for a fully masked row in torch 1.13, 0 later; ours 0),
+gradcheck / gradgradcheck with forward AD in float64, and a backward with a
+non-contiguous incoming gradient.
 
 Left out, and why:
 - CUDA / MPS / sparse / nested-tensor variants: the library computes on the
