@@ -5,16 +5,20 @@
     logy = softmax.log_softmax(x, temperature=0.7)     # scale / temperature
     dx = softmax.softmax_backward(y, dy, axis=-1)      # vector-Jacobian product
 
+    from softmax.special import softmax, log_softmax, logsumexp     # scipy.special's signatures
     from softmax.ops import norm_exp_softmax, logit_scaled_softmax   # the seeds' API
     from softmax.torch import ScaledSoftmax                          # nn.Module
+    rng = softmax.default_rng(seed); rng.sample(logits)              # draws that never repeat
 
 Inputs: numpy.ndarray or torch.Tensor (CPU), float32 or float64 (float16 and
 bfloat16 when the library supports them: see HAS_F16 / HAS_BF16), any shape
-and strides. Contiguous inputs are read in place; others are copied to a
-contiguous buffer unless the library takes strides (HAS_STRIDES). Results are
-new C-contiguous arrays/tensors, or written into out=. Bad input raises
-TypeError or ValueError saying why; out= is left untouched on error.
-Tensors on another device raise ValueError (no silent copy to the CPU).
+and strides; lists, scalars, integer and bool arrays are promoted as SciPy and
+torch promote them. Contiguous inputs are read in place; others are copied to
+a contiguous buffer unless the library takes strides (HAS_STRIDES). Results
+are new arrays/tensors (tensors allocated by torch), or written into out=. Bad
+input raises TypeError or ValueError saying why; out= is left untouched on
+error. Tensors on another device raise ValueError (no silent copy to the CPU).
+Autograd to any order, forward mode, functorch and TorchScript: docs/python.md.
 """
 
 import sys as _sys
