@@ -677,9 +677,9 @@ done:
 /* What execute_tensor needs from torch, handed over by the Python layer
  * (register_torch) the first time it sees a tensor: this module never
  * imports torch itself. */
-static PyObject *torch_tensor_type;  /* torch.Tensor */
-static PyObject *torch_strided;      /* torch.strided */
-static PyObject *torch_numpy_dtypes; /* {torch.float32: numpy.dtype('float32'), ...}, no bfloat16 */
+static PyObject *torch_tensor_type;      /* torch.Tensor */
+static PyObject *torch_strided;          /* torch.strided */
+static PyObject *torch_numpy_dtypes;     /* {torch.float32: numpy.dtype('float32'), ...}, no bfloat16 */
 static PyObject *torch_tracing_state;    /* torch._C._get_tracing_state */
 static PyObject *torch_profiler_enabled; /* torch._C._autograd._profiler_enabled */
 static PyObject *torch_forward_ad;       /* the module torch.autograd.forward_ad */
