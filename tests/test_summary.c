@@ -76,8 +76,8 @@ static sliced make_slices(softmax_dtype dt, const void *x, size_t rows, size_t v
     sliced s = {c->count, {{0}}, {0}};
     for (size_t i = 0; i < c->count; i++) {
         s.data[i] = slice_copy(dt, x, rows, vocab, c->bounds[i], c->bounds[i + 1]);
-        s.slices[i] = (softmax_slice){dt, s.data[i], rows, c->bounds[i + 1] - c->bounds[i], c->bounds[i], vocab,
-                                      targets};
+        s.slices[i] =
+            (softmax_slice){dt, s.data[i], rows, c->bounds[i + 1] - c->bounds[i], c->bounds[i], vocab, targets};
     }
     return s;
 }
@@ -305,8 +305,8 @@ static void check_random_rows(softmax_dtype dt, uint64_t seed)
             if (sum_err > worst_sum)
                 worst_sum = sum_err;
             if (!(sum_err <= (double)count + 2.0)) {
-                printf("%s row %zu, %zu slices: S = %.17g, exact %.17g (%.2f x 2^-52)\n", dtype_name(dt), r, count,
-                       sum, want.sum, sum_err);
+                printf("%s row %zu, %zu slices: S = %.17g, exact %.17g (%.2f x 2^-52)\n", dtype_name(dt), r, count, sum,
+                       want.sum, sum_err);
                 fail();
             }
             double bound53 = (double)count + 4.0;
@@ -416,13 +416,49 @@ static void test_special_rows(void **state)
         {"NaN row", {1, 2, nan, 3, -inf, 0}, 1.0, {nan, nan, nan, nan, nan, nan}, nan, nan, 2, 0, nan, 0},
         {"fully masked", {-inf, -inf, -inf, -inf, -inf, -inf}, 1.0, {0, 0, 0, 0, 0, 0}, -inf, 0.0, 0, 3, inf, 1},
         {"+inf entries", {1, inf, 2, inf, -inf, 0}, 1.5, {0, 0.5, 0, 0.5, 0, 0}, inf, ln2, 1, 1, ln2, 0},
-        {"+inf entries, target outside", {1, inf, 2, inf, -inf, 0}, 1.5, {0, 0.5, 0, 0.5, 0, 0}, inf, ln2, 1, 2, inf, 0},
-        {"negative scale: -inf gets the mass", {1, inf, 2, inf, -inf, 0}, -2.0, {0, 0, 0, 0, 1, 0}, inf, 0.0, 4, 4, 0.0, 0},
-        {"scale 0: uniform over the kept", {1, 3, 3, -inf, 2, 0}, 0.0, {0.2, 0.2, 0.2, 0, 0.2, 0.2}, ln5, ln5, 0, 4, ln5, 1},
+        {"+inf entries, target outside",
+         {1, inf, 2, inf, -inf, 0},
+         1.5,
+         {0, 0.5, 0, 0.5, 0, 0},
+         inf,
+         ln2,
+         1,
+         2,
+         inf,
+         0},
+        {"negative scale: -inf gets the mass",
+         {1, inf, 2, inf, -inf, 0},
+         -2.0,
+         {0, 0, 0, 0, 1, 0},
+         inf,
+         0.0,
+         4,
+         4,
+         0.0,
+         0},
+        {"scale 0: uniform over the kept",
+         {1, 3, 3, -inf, 2, 0},
+         0.0,
+         {0.2, 0.2, 0.2, 0, 0.2, 0.2},
+         ln5,
+         ln5,
+         0,
+         4,
+         ln5,
+         1},
         {"scale +inf: ties share", {1, 3, 3, -inf, 2, 0}, inf, {0, 0.5, 0.5, 0, 0, 0}, inf, ln2, 1, 2, ln2, 1},
         {"scale -inf: arg min", {1, 3, 3, -inf, 2, 0}, -inf, {0, 0, 0, 1, 0, 0}, inf, 0.0, 3, 0, inf, 1},
         {"scale +inf, max 0", {0, -1, 0, -inf, -2, -3}, inf, {0.5, 0, 0.5, 0, 0, 0}, ln2, ln2, 0, 0, ln2, 1},
-        {"every +inf, negative scale: masked", {inf, inf, inf, inf, inf, inf}, -1.0, {0, 0, 0, 0, 0, 0}, -inf, 0.0, 0, 0, inf, 1},
+        {"every +inf, negative scale: masked",
+         {inf, inf, inf, inf, inf, inf},
+         -1.0,
+         {0, 0, 0, 0, 0, 0},
+         -inf,
+         0.0,
+         0,
+         0,
+         inf,
+         1},
         {"ignored target", {1, 2, 3, 4, 5, 6}, 1.0, {nan}, nan, nan, 5, -1, 0.0, 1},
     };
     test_rng rng;
@@ -443,8 +479,9 @@ static void test_special_rows(void **state)
             assert_int_equal(softmax_summary_stats(records, 1, &lse, &entropy, &argmax, &nll), SOFTMAX_OK);
             if (sc->target < 0) { /* an ignored row: NLL 0 (gradient 0 below) */
                 assert_true(nll == 0.0);
-            } else if (!(isnan(sc->lse) ? isnan(lse) : lse == sc->lse) || !(isnan(sc->entropy) ? isnan(entropy) : entropy == sc->entropy) ||
-                argmax != sc->argmax || !(isnan(sc->nll) ? isnan(nll) : nll == sc->nll)) {
+            } else if (!(isnan(sc->lse) ? isnan(lse) : lse == sc->lse) ||
+                       !(isnan(sc->entropy) ? isnan(entropy) : entropy == sc->entropy) || argmax != sc->argmax ||
+                       !(isnan(sc->nll) ? isnan(nll) : nll == sc->nll)) {
                 printf("%s: lse %g entropy %g argmax %lld nll %g\n", sc->name, lse, entropy, (long long)argmax, nll);
                 fail();
             }
@@ -453,7 +490,8 @@ static void test_special_rows(void **state)
                 const softmax_slice *sl = &s.slices[k];
                 if (sl->cols == 0)
                     continue;
-                void *y = buf_alloc(out_dt, sl->cols), *ly = buf_alloc(out_dt, sl->cols), *g = buf_alloc(out_dt, sl->cols);
+                void *y = buf_alloc(out_dt, sl->cols), *ly = buf_alloc(out_dt, sl->cols),
+                     *g = buf_alloc(out_dt, sl->cols);
                 assert_int_equal(softmax_summary_softmax(sl, records, 0, y), SOFTMAX_OK);
                 assert_int_equal(softmax_summary_softmax(sl, records, 1, ly), SOFTMAX_OK);
                 assert_int_equal(softmax_summary_nll_backward(sl, records, g), SOFTMAX_OK);
@@ -471,8 +509,8 @@ static void test_special_rows(void **state)
                         ok = gv == dtype_round(out_dt, want_g);
                     }
                     if (!ok) {
-                        printf("%s (%s) column %zu: p %g log %g grad %g, want p %g\n", sc->name, dtype_name(dt),
-                               column, yv, lv, gv, want);
+                        printf("%s (%s) column %zu: p %g log %g grad %g, want p %g\n", sc->name, dtype_name(dt), column,
+                               yv, lv, gv, want);
                         fail();
                     }
                 }
@@ -715,8 +753,10 @@ static void test_sampling_distribution(void **state)
     const double x[12] = {1.0, 2.5, 0.3, 2.2, -1.0, 1.7, 0.0, 2.4, -0.5, 1.1, 0.8, -2.0};
     const size_t n = 12;
     const mode dist_modes[] = {
-        {"temperature 1", 1.0, 0, 1.0, 0.0},        {"temperature 0.5, top-k 4", 0.5, 4, 1.0, 0.0},
-        {"top-p 0.7", 1.0, 0, 0.7, 0.0},            {"min-p 0.2", 1.0, 0, 1.0, 0.2},
+        {"temperature 1", 1.0, 0, 1.0, 0.0},
+        {"temperature 0.5, top-k 4", 0.5, 4, 1.0, 0.0},
+        {"top-p 0.7", 1.0, 0, 0.7, 0.0},
+        {"min-p 0.2", 1.0, 0, 1.0, 0.2},
         {"top-k 6 + top-p 0.9 + min-p 0.1", 2.0, 6, 0.9, 0.1},
     };
     test_rng rng;
