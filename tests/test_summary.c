@@ -696,6 +696,81 @@ static void test_sampling_same_token_for_any_cut(void **state)
     printf("%zu draws: the same token for every cut\n", compared);
 }
 
+/* The race as softmax.h defines it, computed here from the public
+ * Philox4x32-10, every score of the row: the library's token (which skips
+ * columns that cannot win) must be this one. */
+static int64_t race_by_definition(const double *x, size_t n, double temperature, double min_p, uint64_t seed,
+                                  uint64_t stream, uint64_t step)
+{
+    double max = -INFINITY;
+    for (size_t i = 0; i < n; i++)
+        max = x[i] > max ? x[i] : max;
+    const uint32_t key[2] = {(uint32_t)seed, (uint32_t)(seed >> 32)};
+    const uint32_t counter[4] = {(uint32_t)step, (uint32_t)(step >> 32), (uint32_t)stream, (uint32_t)(stream >> 32)};
+    uint32_t k[4];
+    softmax_philox4x32_10(counter, key, k);
+    double best = -INFINITY;
+    int64_t best_column = -1;
+    for (size_t c = 0; c < n; c++) {
+        if (x[c] == -INFINITY)
+            continue;
+        double d = x[c] == max ? 0.0 : (x[c] - max) * (1.0 / temperature);
+        if (min_p > 0.0 && !(exp(d) >= min_p))
+            continue;
+        const uint32_t column_counter[4] = {(uint32_t)(c / 2), (uint32_t)((uint64_t)(c / 2) >> 32), k[0], k[1]};
+        const uint32_t column_key[2] = {k[2], k[3]};
+        uint32_t o[4];
+        softmax_philox4x32_10(column_counter, column_key, o);
+        uint64_t w = c % 2 == 0 ? ((uint64_t)o[1] << 32 | o[0]) : ((uint64_t)o[3] << 32 | o[2]);
+        double u = ((double)(w >> 11) + 0.5) * 0x1p-53;
+        double score = d + -log(-log(u));
+        if (score > best) {
+            best = score;
+            best_column = (int64_t)c;
+        }
+    }
+    return best_column;
+}
+
+static void test_race_matches_definition(void **state)
+{
+    (void)state;
+    test_rng rng;
+    rng_seed(&rng, 4242);
+    const double temperatures[] = {1.0, 0.7, 3.0, 0.05};
+    size_t checked = 0;
+    for (int trial = 0; trial < 120; trial++) {
+        size_t n = 1 + rng_below(&rng, 3000);
+        double *x = malloc(n * sizeof(double));
+        assert_non_null(x);
+        double spread = trial % 3 == 0 ? 1.0 : trial % 3 == 1 ? 5.0 : 30.0;
+        for (size_t i = 0; i < n; i++)
+            x[i] = rng_below(&rng, 40) == 0 ? -INFINITY : rng_normal(&rng) * spread;
+        if (n > 1)
+            x[rng_below(&rng, n)] = x[0]; /* a tie with column 0 */
+        double temperature = temperatures[trial % 4], min_p = trial % 5 == 0 ? 0.01 : 0.0;
+        softmax_sampler_params p = params_of(temperature, 0, 1.0, min_p, rng_next(&rng));
+        uint64_t step = rng_below(&rng, 100);
+        int any_kept = 0;
+        for (size_t i = 0; i < n; i++)
+            any_kept |= x[i] > -INFINITY;
+        if (!any_kept)
+            x[0] = 0.0;
+        cut c = random_cut(&rng, n, 1 + rng_below(&rng, 4));
+        int64_t token;
+        assert_int_equal(sample_over(&rng, &p, SOFTMAX_DTYPE_F64, x, 1, n, &c, step, NULL, &token), SOFTMAX_OK);
+        int64_t want = race_by_definition(x, n, temperature, min_p, p.seed, 0, step);
+        if (token != want) {
+            printf("n %zu, T %g: token %lld, by the definition %lld\n", n, temperature, (long long)token,
+                   (long long)want);
+            fail();
+        }
+        checked++;
+        free(x);
+    }
+    printf("%zu draws equal the definition's\n", checked);
+}
+
 /* ---------------------------------------------------------------------------
  * The distribution: frequencies against long double probabilities of the
  * filtered distribution (the filters evaluated independently, by sorting).
@@ -942,6 +1017,7 @@ int main(void)
         cmocka_unit_test(test_random_rows_bf16),
         cmocka_unit_test(test_special_rows),
         cmocka_unit_test(test_sampling_same_token_for_any_cut),
+        cmocka_unit_test(test_race_matches_definition),
         cmocka_unit_test(test_sampling_distribution),
         cmocka_unit_test(test_top_p_boundary_in_ties),
         cmocka_unit_test(test_errors),

@@ -162,7 +162,7 @@ typedef struct noise_cache {
     int valid;
 } noise_cache;
 
-static double gumbel(const row_noise *noise, uint64_t column, noise_cache *cache)
+static double column_uniform(const row_noise *noise, uint64_t column, noise_cache *cache)
 {
     uint64_t pair = column >> 1;
     if (!cache->valid || cache->pair != pair) {
@@ -174,8 +174,33 @@ static double gumbel(const row_noise *noise, uint64_t column, noise_cache *cache
     }
     const uint32_t *w = cache->out + ((column & 1) ? 2 : 0);
     uint64_t word = ((uint64_t)w[1] << 32) | w[0];
-    double u = ((double)(word >> 11) + 0.5) * 0x1p-53;
+    return ((double)(word >> 11) + 0.5) * 0x1p-53;
+}
+
+static double gumbel_of(double u)
+{
     return -log(-log(u));
+}
+
+static double gumbel(const row_noise *noise, uint64_t column, noise_cache *cache)
+{
+    return gumbel_of(column_uniform(noise, column, cache));
+}
+
+/* Whether a column of log-weight d and uniform u certainly scores below
+ * best, without the two logarithms: d + g(u) < best - margin holds when
+ * u <= exp(-exp(-a)), a = best - d - margin, and 1 - 1 / (1 + a + a^2/2 +
+ * a^3/6) is below exp(-exp(-a)) (from exp(a) >= 1 + a + a^2/2 + a^3/6 and
+ * exp(-y) >= 1 - y). The margin, 2^-30 of the magnitudes, is far above
+ * the rounding of d + g, so a column skipped here could neither win nor
+ * tie: the draw is the one computing every score would give. */
+static int certainly_below(double d, double u, double best)
+{
+    double a = best - d - 0x1p-30 * (1.0 + fabs(best) + fabs(d));
+    if (!(a > 0.0))
+        return 0;
+    double bound = 1.0 - 1.0 / (1.0 + a * (1.0 + a * (0.5 + a * (1.0 / 6.0))));
+    return u <= bound * (1.0 - 0x1p-40);
 }
 
 static uint64_t stream_of(const uint64_t *stream_ids, size_t r)
@@ -415,7 +440,10 @@ int softmax_sample_race(const softmax_sampler_params *params, const softmax_slic
                     continue;
                 if (params->min_p > 0.0 && !(exp(d) >= params->min_p))
                     continue;
-                double score = d + gumbel(&noise, column, &cache);
+                double u = column_uniform(&noise, column, &cache);
+                if (certainly_below(d, u, best))
+                    continue;
+                double score = d + gumbel_of(u);
                 if (score > best) {
                     best = score;
                     best_column = (int64_t)column;
