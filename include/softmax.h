@@ -594,13 +594,13 @@ SOFTMAX_API int softmax_row_stats(softmax_dtype dtype, const void *x, size_t row
  * columns for the cross-entropy; a negative target ignores the row (NLL 0,
  * gradient 0). Each rank passes the same targets array. */
 typedef struct softmax_slice {
-    softmax_dtype dtype;     /* F32, F64, BF16 or F16 */
-    const void *logits;      /* rows x cols */
-    size_t rows;             /* the same on every rank */
-    size_t cols;             /* columns of this slice (may be 0) */
-    uint64_t col_offset;     /* global column of the slice's first column */
-    uint64_t vocab;          /* global row length, < 2^32; col_offset + cols <= vocab */
-    const int64_t *targets;  /* rows entries, or NULL */
+    softmax_dtype dtype;    /* F32, F64, BF16 or F16 */
+    const void *logits;     /* rows x cols */
+    size_t rows;            /* the same on every rank */
+    size_t cols;            /* columns of this slice (may be 0) */
+    uint64_t col_offset;    /* global column of the slice's first column */
+    uint64_t vocab;         /* global row length, < 2^32; col_offset + cols <= vocab */
+    const int64_t *targets; /* rows entries, or NULL */
 } softmax_slice;
 
 /* A top-k candidate: a logit and its global column. */
@@ -615,23 +615,23 @@ typedef struct softmax_candidate {
  * (of which `candidates` are filled). softmax_summary_bytes(top_k) bytes;
  * the records of a call are that many bytes apart. */
 typedef struct softmax_summary {
-    uint32_t magic;        /* SOFTMAX_SUMMARY_MAGIC */
-    uint32_t top_k;        /* candidate capacity */
-    double scale;          /* the scale of the call */
-    double ref;            /* max t (t = x, or -x for scale < 0) */
-    double sum_hi, sum_lo; /* S, relative to ref */
+    uint32_t magic;          /* SOFTMAX_SUMMARY_MAGIC */
+    uint32_t top_k;          /* candidate capacity */
+    double scale;            /* the scale of the call */
+    double ref;              /* max t (t = x, or -x for scale < 0) */
+    double sum_hi, sum_lo;   /* S, relative to ref */
     double dsum_hi, dsum_lo; /* D, relative to ref */
-    double target_logit;   /* x[target] if target_found */
-    int64_t argmax;        /* lowest global column with t == ref; -1 if no column */
-    int64_t first_nan;     /* lowest global column holding NaN, -1 if none */
-    int64_t first_kept;    /* lowest global column with scale * x > -inf, -1 if none */
-    int64_t target;        /* global target column, < 0 if none */
-    uint64_t count_ref;    /* columns with t == ref */
-    uint64_t count_kept;   /* columns with scale * x > -inf (and not NaN) */
-    uint64_t count_nan;    /* NaN columns */
-    uint64_t columns;      /* columns summarised */
-    uint32_t target_found; /* 1 if this record has seen the target column */
-    uint32_t candidates;   /* filled candidates (min(top_k, columns)) */
+    double target_logit;     /* x[target] if target_found */
+    int64_t argmax;          /* lowest global column with t == ref; -1 if no column */
+    int64_t first_nan;       /* lowest global column holding NaN, -1 if none */
+    int64_t first_kept;      /* lowest global column with scale * x > -inf, -1 if none */
+    int64_t target;          /* global target column, < 0 if none */
+    uint64_t count_ref;      /* columns with t == ref */
+    uint64_t count_kept;     /* columns with scale * x > -inf (and not NaN) */
+    uint64_t count_nan;      /* NaN columns */
+    uint64_t columns;        /* columns summarised */
+    uint32_t target_found;   /* 1 if this record has seen the target column */
+    uint32_t candidates;     /* filled candidates (min(top_k, columns)) */
 } softmax_summary;
 
 /* Bytes of one row's record with room for top_k candidates (0 if top_k
@@ -738,19 +738,24 @@ SOFTMAX_API int softmax_sample_rounds(const softmax_sampler_params *params, uint
 /* Per row, the state of the top-p search (plain data, the same on every
  * rank after each narrow). */
 typedef struct softmax_top_p_search {
-    uint64_t key_hi;     /* the threshold key's fixed bits: value key */
-    uint64_t key_lo;     /* and ~column (low 32 bits) */
-    uint64_t target[2];  /* mass to reach, 128-bit little-endian words */
-    uint64_t above[2];   /* exact mass of keys above the fixed prefix */
-    uint32_t bits;       /* leading bits of the 96-bit key fixed so far */
-    uint32_t state;      /* 0 = searching, 1 = found, 2 = not needed */
+    uint64_t key_hi;    /* the fixed leading bits of the threshold key, */
+    uint64_t key_lo;    /* right-aligned: bits 95..64 in key_hi, 63..0 in key_lo */
+    uint64_t target[2]; /* mass to reach, 128-bit little-endian words */
+    uint64_t above[2];  /* exact mass of keys above the fixed prefix */
+    uint32_t bits;      /* leading bits of the 96-bit key fixed so far (key: the
+                          * logit's order bits << 32 | (2^32 - 1 - column)) */
+    uint32_t state;     /* 0 = searching, 1 = found, 2 = not needed */
 } softmax_top_p_search;
 
-#define SOFTMAX_TOP_P_BINS 256
-/* One bin of a round: exact mass (128-bit) and count. */
+#define SOFTMAX_TOP_P_BINS 64
+/* One bin of a round: exact mass (128-bit), count, and the smallest and
+ * largest 96-bit key in it (words: low 64 bits, then the high 32), so
+ * that the next round splits just the bits where the bin's keys differ. */
 typedef struct softmax_top_p_bin {
     uint64_t mass[2];
     uint64_t count;
+    uint64_t min_key[2];
+    uint64_t max_key[2];
 } softmax_top_p_bin;
 
 /* Starts rows searches from the merged records. */
@@ -760,7 +765,9 @@ SOFTMAX_API int softmax_top_p_start(const softmax_sampler_params *params, const 
 SOFTMAX_API int softmax_top_p_histogram(const softmax_sampler_params *params, const softmax_slice *slice,
                                         const void *merged, const softmax_top_p_search *search,
                                         softmax_top_p_bin *bins);
-/* inout += in, exactly, for rows * SOFTMAX_TOP_P_BINS bins. */
+/* inout += in (masses and counts, exactly; min and max of the keys), for
+ * rows * SOFTMAX_TOP_P_BINS bins. Bins with count 0 are empty, whatever
+ * their keys: zeroed bins are a valid start. */
 SOFTMAX_API int softmax_top_p_bins_merge(softmax_top_p_bin *inout, const softmax_top_p_bin *in, size_t rows);
 /* Advances the searches with the merged bins; returns the number of rows
  * still searching (0: done), or a negative status. */

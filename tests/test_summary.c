@@ -561,7 +561,7 @@ static int sample_over(test_rng *rng, const softmax_sampler_params *params, soft
             }
             searching = softmax_top_p_narrow(search, bins, rows);
             assert_true(searching >= 0);
-            assert_true(++rounds <= 12);
+            assert_true(++rounds <= 16);
         }
         free(bins);
         free(part);
@@ -907,6 +907,52 @@ static void test_top_p_boundary_in_ties(void **state)
     assert_true(kept > 10 && kept < 20); /* the boundary cut the second tie group of 10 */
 }
 
+/* Rows spread over threads: the same records, outputs and draws for 1 and
+ * 2 threads (a job large enough to be split). */
+static void test_thread_count(void **state)
+{
+    (void)state;
+    const size_t rows = 16, n = 9000, top_k = 8;
+    float *x = malloc(rows * n * sizeof(float));
+    assert_non_null(x);
+    test_rng rng;
+    rng_seed(&rng, 8);
+    for (size_t i = 0; i < rows * n; i++)
+        x[i] = (float)(rng_normal(&rng) * 3.0);
+    int64_t targets[16];
+    for (size_t r = 0; r < rows; r++)
+        targets[r] = (int64_t)rng_below(&rng, n);
+    softmax_slice slice = {SOFTMAX_DTYPE_F32, x, rows, n, 0, n, targets};
+    size_t bytes = softmax_summary_bytes(top_k);
+    void *records[2];
+    float *y[2], *g[2];
+    int64_t tokens[2][16];
+    for (int t = 0; t < 2; t++) {
+        set_threads_or_fail(t + 1);
+        records[t] = malloc(rows * bytes);
+        y[t] = malloc(rows * n * sizeof(float));
+        g[t] = malloc(rows * n * sizeof(float));
+        assert_true(records[t] && y[t] && g[t]);
+        assert_int_equal(softmax_summary_compute(&slice, 0.8, top_k, records[t]), SOFTMAX_OK);
+        assert_int_equal(softmax_summary_softmax(&slice, records[t], 0, y[t]), SOFTMAX_OK);
+        assert_int_equal(softmax_summary_nll_backward(&slice, records[t], g[t]), SOFTMAX_OK);
+        softmax_sampler_params p = params_of(1.25, 0, 0.9, 0.01, 3);
+        cut whole = {1, {0, n}};
+        assert_int_equal(sample_over(&rng, &p, SOFTMAX_DTYPE_F32, x, rows, n, &whole, 5, NULL, tokens[t]), SOFTMAX_OK);
+    }
+    set_threads_or_fail(0);
+    assert_memory_equal(records[0], records[1], rows * bytes);
+    assert_memory_equal(y[0], y[1], rows * n * sizeof(float));
+    assert_memory_equal(g[0], g[1], rows * n * sizeof(float));
+    assert_memory_equal(tokens[0], tokens[1], sizeof tokens[0]);
+    for (int t = 0; t < 2; t++) {
+        free(records[t]);
+        free(y[t]);
+        free(g[t]);
+    }
+    free(x);
+}
+
 /* Bad arguments: their status, nothing written. */
 static void test_errors(void **state)
 {
@@ -1020,6 +1066,7 @@ int main(void)
         cmocka_unit_test(test_race_matches_definition),
         cmocka_unit_test(test_sampling_distribution),
         cmocka_unit_test(test_top_p_boundary_in_ties),
+        cmocka_unit_test(test_thread_count),
         cmocka_unit_test(test_errors),
     };
     return cmocka_run_group_tests_name("summary", tests, NULL, NULL);

@@ -306,13 +306,23 @@ int softmax_summary_compute(const softmax_slice *slice, double scale, size_t top
     size_t element = summary_dtype_size(slice->dtype);
     if (bytes_overlap(summaries, slice->rows * bytes, slice->logits, slice->rows * slice->cols * element))
         return softmax_fail(SOFTMAX_E_OVERLAP, "%s: summaries overlap the logits", fn);
-    heap_entry *heap = NULL;
     size_t heap_capacity = top_k < slice->cols ? top_k : slice->cols;
-    if (heap_capacity > 0 && (heap = malloc(heap_capacity * sizeof *heap)) == NULL)
+    /* Rows are independent: spread over threads, the same bits for any count. */
+    int threads = softmax_threads_for_job(slice->rows * slice->cols, slice->rows);
+    int out_of_memory = 0;
+#pragma omp parallel num_threads(threads) reduction(| : out_of_memory)
+    {
+        heap_entry *heap = heap_capacity > 0 ? malloc(heap_capacity * sizeof *heap) : NULL;
+        if (heap_capacity > 0 && heap == NULL)
+            out_of_memory = 1;
+#pragma omp for schedule(static)
+        for (size_t r = 0; r < slice->rows; r++)
+            if (heap_capacity == 0 || heap != NULL)
+                summarise_row(slice, r, scale, top_k, heap, summary_record(summaries, bytes, r));
+        free(heap);
+    }
+    if (out_of_memory)
         return softmax_fail(SOFTMAX_E_OUT_OF_MEMORY, "%s: no memory for %zu candidates", fn, heap_capacity);
-    for (size_t r = 0; r < slice->rows; r++)
-        summarise_row(slice, r, scale, top_k, heap, summary_record(summaries, bytes, r));
-    free(heap);
     return SOFTMAX_OK;
 }
 
@@ -586,8 +596,10 @@ int softmax_summary_softmax(const softmax_slice *slice, const void *merged, int 
         return status;
     softmax_dtype out_type = slice->dtype == SOFTMAX_DTYPE_F64 ? SOFTMAX_DTYPE_F64 : SOFTMAX_DTYPE_F32;
     size_t element = summary_dtype_size(slice->dtype), n = slice->cols;
-    double buffer[SUMMARY_CHUNK];
+    int threads = softmax_threads_for_job(slice->rows * n, slice->rows);
+#pragma omp parallel for num_threads(threads) schedule(static)
     for (size_t r = 0; r < slice->rows; r++) {
+        double buffer[SUMMARY_CHUNK];
         const softmax_summary *s = summary_const_record(merged, bytes, r);
         row_mode mode = mode_of(s);
         double log_hi = 0.0, log_lo = 0.0, sum = s->sum_hi + s->sum_lo;
@@ -723,8 +735,10 @@ int softmax_summary_nll_backward(const softmax_slice *slice, const void *merged,
         return softmax_fail(SOFTMAX_E_NULL_POINTER, "%s: the slice has no targets", fn);
     softmax_dtype out_type = slice->dtype == SOFTMAX_DTYPE_F64 ? SOFTMAX_DTYPE_F64 : SOFTMAX_DTYPE_F32;
     size_t element = summary_dtype_size(slice->dtype), n = slice->cols;
-    double buffer[SUMMARY_CHUNK];
+    int threads = softmax_threads_for_job(slice->rows * n, slice->rows);
+#pragma omp parallel for num_threads(threads) schedule(static)
     for (size_t r = 0; r < slice->rows; r++) {
+        double buffer[SUMMARY_CHUNK];
         const softmax_summary *s = summary_const_record(merged, bytes, r);
         row_mode mode = mode_of(s);
         double scale = s->scale, a = fabs(scale);

@@ -261,7 +261,18 @@ int softmax_top_p_start(const softmax_sampler_params *params, const void *merged
 
 static u128 prefix_of(const softmax_top_p_search *s)
 {
-    return ((u128)s->key_hi << 32) | (uint32_t)s->key_lo;
+    return ((u128)s->key_hi << 64) | s->key_lo;
+}
+
+/* The bits a round splits: `width` bits below the `bits` fixed ones. */
+static unsigned round_width(unsigned bits)
+{
+    return 96 - bits < 6 ? 96 - bits : 6;
+}
+
+static u128 key_of_words(const uint64_t w[2])
+{
+    return ((u128)w[1] << 64) | w[0];
 }
 
 int softmax_top_p_histogram(const softmax_sampler_params *params, const softmax_slice *slice, const void *merged,
@@ -279,17 +290,22 @@ int softmax_top_p_histogram(const softmax_sampler_params *params, const softmax_
         return SOFTMAX_OK;
     if (search == NULL || bins == NULL)
         return softmax_fail(SOFTMAX_E_NULL_POINTER, "%s: search or bins is NULL", fn);
+    for (size_t r = 0; r < slice->rows; r++)
+        if (search[r].bits > 96 || (search[r].state == SEARCHING && search[r].bits >= 96))
+            return softmax_fail(SOFTMAX_E_INVALID_ARGUMENT, "%s: the search of row %zu is not a valid state", fn, r);
     memset(bins, 0, slice->rows * SOFTMAX_TOP_P_BINS * sizeof *bins);
     double inv_temperature = 1.0 / params->temperature;
     size_t element = summary_dtype_size(slice->dtype), n = slice->cols;
-    double buffer[SUMMARY_CHUNK];
+    int threads = softmax_threads_for_job(slice->rows * n, slice->rows);
+#pragma omp parallel for num_threads(threads) schedule(static)
     for (size_t r = 0; r < slice->rows; r++) {
+        double buffer[SUMMARY_CHUNK];
         const softmax_top_p_search *sr = &search[r];
         if (sr->state != SEARCHING || n == 0)
             continue;
         const softmax_summary *s = summary_const_record(merged, bytes, r);
         softmax_top_p_bin *row_bins = bins + r * SOFTMAX_TOP_P_BINS;
-        unsigned fixed = sr->bits;
+        unsigned fixed = sr->bits, width = round_width(fixed);
         u128 prefix = prefix_of(sr);
         const void *row = (const char *)slice->logits + r * n * element;
         for (size_t begin = 0; begin < n; begin += SUMMARY_CHUNK) {
@@ -302,10 +318,13 @@ int softmax_top_p_histogram(const softmax_sampler_params *params, const softmax_
                 u128 key = order_key(x, slice->col_offset + begin + i);
                 if (fixed > 0 && (key >> (96 - fixed)) != prefix)
                     continue;
-                unsigned bin = (unsigned)(key >> (96 - fixed - 8)) & 0xff;
-                u128 mass = load128(row_bins[bin].mass) + integer_mass(log_weight(x, s->ref, inv_temperature));
-                store128(row_bins[bin].mass, mass);
-                row_bins[bin].count++;
+                unsigned b = (unsigned)(key >> (96 - fixed - width)) & ((1u << width) - 1);
+                softmax_top_p_bin *bin = &row_bins[b];
+                store128(bin->mass, load128(bin->mass) + integer_mass(log_weight(x, s->ref, inv_temperature)));
+                if (bin->count++ == 0 || key < key_of_words(bin->min_key))
+                    store128(bin->min_key, key);
+                if (bin->count == 1 || key > key_of_words(bin->max_key))
+                    store128(bin->max_key, key);
             }
         }
     }
@@ -320,10 +339,31 @@ int softmax_top_p_bins_merge(softmax_top_p_bin *inout, const softmax_top_p_bin *
     if (rows > SIZE_MAX / SOFTMAX_TOP_P_BINS)
         return softmax_fail(SOFTMAX_E_SIZE_OVERFLOW, "softmax_top_p_bins_merge: %zu rows overflow", rows);
     for (size_t i = 0; i < rows * SOFTMAX_TOP_P_BINS; i++) {
-        store128(inout[i].mass, load128(inout[i].mass) + load128(in[i].mass));
-        inout[i].count += in[i].count;
+        const softmax_top_p_bin *b = &in[i];
+        softmax_top_p_bin *a = &inout[i];
+        if (b->count == 0)
+            continue;
+        if (a->count == 0) {
+            *a = *b;
+            continue;
+        }
+        store128(a->mass, load128(a->mass) + load128(b->mass));
+        a->count += b->count;
+        if (key_of_words(b->min_key) < key_of_words(a->min_key))
+            memcpy(a->min_key, b->min_key, sizeof a->min_key);
+        if (key_of_words(b->max_key) > key_of_words(a->max_key))
+            memcpy(a->max_key, b->max_key, sizeof a->max_key);
     }
     return SOFTMAX_OK;
+}
+
+/* Leading bits two different 96-bit keys share. */
+static unsigned common_bits(u128 a, u128 b)
+{
+    unsigned bits = 0;
+    for (u128 diff = a ^ b; bits < 96 && !((diff >> (95 - bits)) & 1); bits++)
+        ;
+    return bits;
 }
 
 /* The top-p fraction travels with the search: stored in target until the
@@ -339,7 +379,10 @@ int softmax_top_p_narrow(softmax_top_p_search *search, const softmax_top_p_bin *
         softmax_top_p_search *s = &search[r];
         if (s->state != SEARCHING)
             continue;
+        if (s->bits >= 96)
+            return softmax_fail(SOFTMAX_E_INVALID_ARGUMENT, "%s: the search of row %zu is not a valid state", fn, r);
         const softmax_top_p_bin *bins = merged_bins + r * SOFTMAX_TOP_P_BINS;
+        unsigned width = round_width(s->bits);
         u128 above = load128(s->above), target;
         if (s->bits == 0) {
             u128 total = 0;
@@ -355,7 +398,7 @@ int softmax_top_p_narrow(softmax_top_p_search *search, const softmax_top_p_bin *
             target = load128(s->target);
         }
         int chosen = -1;
-        for (int b = SOFTMAX_TOP_P_BINS - 1; b >= 0; b--) {
+        for (int b = (1 << width) - 1; b >= 0; b--) {
             u128 mass = load128(bins[b].mass);
             if (bins[b].count > 0 && above + mass >= target) {
                 chosen = b;
@@ -366,12 +409,16 @@ int softmax_top_p_narrow(softmax_top_p_search *search, const softmax_top_p_bin *
         if (chosen < 0)
             return softmax_fail(SOFTMAX_E_INVALID_ARGUMENT,
                                 "%s: row %zu: the bins do not reach the searched mass (bins of another round?)", fn, r);
-        u128 prefix = (prefix_of(s) << 8) | (unsigned)chosen;
-        s->bits += 8;
-        s->key_hi = (uint64_t)(prefix >> 32);
-        s->key_lo = (uint32_t)prefix;
+        const softmax_top_p_bin *bin = &bins[chosen];
+        u128 low = key_of_words(bin->min_key), high = key_of_words(bin->max_key);
+        /* Keys are unique: one key left is the boundary itself. */
+        unsigned bits = bin->count == 1 || low == high ? 96 : common_bits(low, high);
+        s->bits = bits;
+        u128 prefix = low >> (96 - bits);
+        s->key_hi = (uint64_t)(prefix >> 64);
+        s->key_lo = (uint64_t)prefix;
         store128(s->above, above);
-        if (bins[chosen].count == 1 || s->bits == 96)
+        if (bits == 96)
             s->state = FOUND;
         else
             searching++;
@@ -416,8 +463,10 @@ int softmax_sample_race(const softmax_sampler_params *params, const softmax_slic
                                     r);
     double inv_temperature = 1.0 / params->temperature;
     size_t element = summary_dtype_size(slice->dtype), n = slice->cols;
-    double buffer[SUMMARY_CHUNK];
+    int threads = softmax_threads_for_job(slice->rows * n, slice->rows);
+#pragma omp parallel for num_threads(threads) schedule(static)
     for (size_t r = 0; r < slice->rows; r++) {
+        double buffer[SUMMARY_CHUNK];
         draws[r] = (softmax_draw){-INFINITY, -1};
         const softmax_summary *s = summary_const_record(merged, bytes, r);
         if (params->temperature == 0.0 || top_k_on(params, s->columns) || !row_ok(s) || n == 0)
