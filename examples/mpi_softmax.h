@@ -138,17 +138,28 @@ static inline int mpi_softmax_summarise(mpi_softmax *ctx, const softmax_slice *s
 }
 
 /* Draws one token per row (collective): the same tokens on every rank.
- * Summarises with scale 1 / temperature first. Returns the status of
- * softmax_sample_finish (SOFTMAX_E_NO_FINITE_LOGIT for rows without a
- * distribution: their index is -1). */
+ * Needs ctx's capacity >= params->top_k when top-k is on. Returns the
+ * status of softmax_sample_finish (SOFTMAX_E_NO_FINITE_LOGIT for rows
+ * without a distribution: their index is -1). */
 static inline int mpi_softmax_sample(mpi_softmax *ctx, const softmax_sampler_params *params, const softmax_slice *slice,
                                      uint64_t step, const uint64_t *stream_ids, int64_t *indices)
 {
-    double t = params->temperature;
-    double scale = t > 0.0 && t < INFINITY && 1.0 / t < INFINITY ? 1.0 / t : 1.0;
-    int status = mpi_softmax_summarise(ctx, slice, scale);
-    if (status != SOFTMAX_OK)
-        return status;
+    /* Step 1: records without the sums, of the capacity top-k needs. */
+    size_t capacity = softmax_sample_capacity(params, slice->vocab);
+    if (capacity > ctx->top_k)
+        return SOFTMAX_E_INVALID_ARGUMENT;
+    size_t bytes = softmax_summary_bytes(capacity);
+    int status = softmax_sample_summarize(params, slice, ctx->merged);
+    int failed = status != SOFTMAX_OK, any_failed;
+    MPI_Allreduce(&failed, &any_failed, 1, MPI_INT, MPI_LOR, ctx->comm);
+    if (any_failed)
+        return status != SOFTMAX_OK ? status : SOFTMAX_E_INVALID_ARGUMENT;
+    MPI_Datatype type = ctx->record_type;
+    if (bytes != ctx->record_bytes)
+        type = mpi_softmax_bytes_type(bytes);
+    mpi_softmax_allreduce(ctx, ctx->merged, bytes, type, ctx->record_op);
+    if (type != ctx->record_type)
+        MPI_Type_free(&type);
     int needs = softmax_sample_rounds(params, slice->vocab);
     if (needs < 0)
         return needs;

@@ -632,7 +632,13 @@ typedef struct softmax_summary {
     uint64_t columns;        /* columns summarised */
     uint32_t target_found;   /* 1 if this record has seen the target column */
     uint32_t candidates;     /* filled candidates (min(top_k, columns)) */
+    uint32_t flags;          /* SOFTMAX_SUMMARY_NO_SUMS or 0 */
+    uint32_t reserved;       /* 0 */
 } softmax_summary;
+
+/* softmax_summary.flags: a record of softmax_sample_summarize, without the
+ * sums (sampling needs none): the finishing calls refuse it. */
+#define SOFTMAX_SUMMARY_NO_SUMS 1u
 
 /* Bytes of one row's record with room for top_k candidates (0 if top_k
  * is so large that the size overflows). */
@@ -716,7 +722,8 @@ SOFTMAX_API int softmax_summary_nll_backward(const softmax_slice *slice, const v
  * call SOFTMAX_E_NO_FINITE_LOGIT, as softmax_sample.
  *
  * The protocol, per step (every rank runs it; the merges are all-reduces):
- *   1. softmax_summary_compute (scale 1 / T, or 1; capacity >= top_k), merge;
+ *   1. softmax_sample_summarize (or softmax_summary_compute with scale > 0
+ *      and capacity >= top_k), merge;
  *   2. if softmax_sample_rounds() says so: softmax_top_p_start, then until
  *      softmax_top_p_narrow returns 0: histogram, merge bins, narrow;
  *   3. if it says so: softmax_sample_race, merge the draws;
@@ -727,6 +734,14 @@ SOFTMAX_API int softmax_summary_nll_backward(const softmax_slice *slice, const v
  * against the one-slice draw in every mode, and the draw frequencies
  * against MPFR probabilities (chi-square).
  */
+
+/* Step 1 of sampling, about half the work of softmax_summary_compute: the
+ * records of the slice without the sums (exp per column), with capacity
+ * softmax_sample_capacity(params, vocab) -- top_k when 0 < top_k < vocab,
+ * else 0 -- so rows records of softmax_summary_bytes(that) bytes. */
+SOFTMAX_API size_t softmax_sample_capacity(const softmax_sampler_params *params, uint64_t vocab);
+SOFTMAX_API int softmax_sample_summarize(const softmax_sampler_params *params, const softmax_slice *slice,
+                                         void *summaries);
 
 /* What a sampling step needs beyond step 1: bit 1 = the top-p search,
  * bit 2 = the race. (A function of params and vocab only: every rank

@@ -90,14 +90,20 @@ static void free_slices(sliced *s)
 
 /* Records of every slice, merged in a random tree; returns the merged
  * records (rows * bytes, malloc'ed). */
-static void *merged_records(test_rng *rng, const sliced *s, double scale, size_t top_k)
+static void *merged_records_of(test_rng *rng, const sliced *s, double scale, size_t top_k,
+                               const softmax_sampler_params *sampling)
 {
+    if (sampling != NULL)
+        top_k = softmax_sample_capacity(sampling, s->slices[0].vocab);
     size_t rows = s->slices[0].rows, bytes = softmax_summary_bytes(top_k);
     void *parts[MAX_SLICES];
     for (size_t i = 0; i < s->count; i++) {
         parts[i] = malloc(rows * bytes + 1);
         assert_non_null(parts[i]);
-        assert_int_equal(softmax_summary_compute(&s->slices[i], scale, top_k, parts[i]), SOFTMAX_OK);
+        if (sampling != NULL)
+            assert_int_equal(softmax_sample_summarize(sampling, &s->slices[i], parts[i]), SOFTMAX_OK);
+        else
+            assert_int_equal(softmax_summary_compute(&s->slices[i], scale, top_k, parts[i]), SOFTMAX_OK);
     }
     size_t live = s->count;
     while (live > 1) {
@@ -109,6 +115,11 @@ static void *merged_records(test_rng *rng, const sliced *s, double scale, size_t
         parts[b] = parts[--live];
     }
     return parts[0];
+}
+
+static void *merged_records(test_rng *rng, const sliced *s, double scale, size_t top_k)
+{
+    return merged_records_of(rng, s, scale, top_k, NULL);
 }
 
 /* ---------------------------------------------------------------------------
@@ -541,7 +552,9 @@ static int sample_over(test_rng *rng, const softmax_sampler_params *params, soft
     double scale = params->temperature > 0.0 && params->temperature < INFINITY ? 1.0 / params->temperature : 1.0;
     if (!(scale < INFINITY))
         scale = 1.0;
-    void *records = merged_records(rng, &s, scale, top_k);
+    /* Either records: with sums (softmax_summary_compute) or without
+     * (softmax_sample_summarize); the tokens must not depend on it. */
+    void *records = merged_records_of(rng, &s, scale, top_k, rng_below(rng, 2) ? params : NULL);
     int needs = softmax_sample_rounds(params, vocab);
     assert_true(needs >= 0);
     softmax_top_p_search *search = NULL;
@@ -1047,6 +1060,19 @@ static void test_errors(void **state)
     p = params_of(0.0, 0, 1.0, 0.0, 1);
     assert_int_equal(softmax_sample_finish(&p, records, 2, NULL, NULL, 0, NULL, tokens), SOFTMAX_E_INVALID_ARGUMENT);
     assert_int_equal(tokens[0], 7);
+    /* Records made for sampling carry no sums: the finishing calls refuse them. */
+    p = params_of(1.0, 0, 1.0, 0.0, 1);
+    assert_int_equal(softmax_summary_bytes(softmax_sample_capacity(&p, 4)), softmax_summary_bytes(0));
+    unsigned char sampling_records[2 * 512];
+    assert_int_equal(softmax_sample_summarize(&p, &slice, sampling_records), SOFTMAX_OK);
+    fill_sentinel(y, sizeof y);
+    assert_int_equal(softmax_summary_softmax(&slice, sampling_records, 0, y), SOFTMAX_E_INVALID_ARGUMENT);
+    assert_non_null(strstr(softmax_last_error(), "no sums"));
+    assert_true(is_sentinel(y, sizeof y));
+    double lse[2];
+    assert_int_equal(softmax_summary_stats(sampling_records, 2, lse, NULL, NULL, NULL), SOFTMAX_E_INVALID_ARGUMENT);
+    assert_int_equal(softmax_summary_compute(&slice, 1.0, 0, records), SOFTMAX_OK);
+    assert_int_equal(softmax_summary_merge(records, sampling_records, 2), SOFTMAX_E_INVALID_ARGUMENT);
     /* Empty calls succeed. */
     assert_int_equal(softmax_summary_merge(NULL, NULL, 0), SOFTMAX_OK);
     assert_int_equal(softmax_summary_stats(NULL, 0, NULL, NULL, NULL, NULL), SOFTMAX_OK);

@@ -301,6 +301,32 @@ static PyObject *py_sample_rounds(PyObject *self, PyObject *args)
     return PyLong_FromLong(needs);
 }
 
+/* sample_summarize(params, logits, col_offset, vocab) -> records without the sums */
+static PyObject *py_sample_summarize(PyObject *self, PyObject *args)
+{
+    (void)self;
+    PyObject *params_tuple, *logits_object;
+    unsigned long long offset, vocab;
+    if (!PyArg_ParseTuple(args, "OOKK", &params_tuple, &logits_object, &offset, &vocab))
+        return NULL;
+    softmax_sampler_params params;
+    softmax_slice slice;
+    if (parse_params(params_tuple, &params) < 0 || make_slice(logits_object, offset, vocab, Py_None, &slice, NULL) < 0)
+        return NULL;
+    size_t bytes = softmax_summary_bytes(softmax_sample_capacity(&params, vocab));
+    PyArrayObject *records = new_array((npy_intp)slice.rows, (npy_intp)bytes, NPY_UINT8);
+    if (records == NULL)
+        return NULL;
+    int status;
+    Py_BEGIN_ALLOW_THREADS status = softmax_sample_summarize(&params, &slice, PyArray_DATA(records));
+    Py_END_ALLOW_THREADS if (status != SOFTMAX_OK)
+    {
+        Py_DECREF(records);
+        return raise_status(status);
+    }
+    return (PyObject *)records;
+}
+
 static PyObject *py_top_p_start(PyObject *self, PyObject *args)
 {
     (void)self;
@@ -450,6 +476,8 @@ static PyMethodDef methods[] = {
      "finish(logits, col_offset, vocab, targets, records, what): softmax (0), log-softmax (1), NLL gradient (2)"},
     {"stats", py_stats, METH_VARARGS, "stats(records) -> (logsumexp, entropy, argmax, nll)"},
     {"sample_rounds", py_sample_rounds, METH_VARARGS, "sample_rounds(params, vocab) -> bits (1 top-p, 2 race)"},
+    {"sample_summarize", py_sample_summarize, METH_VARARGS,
+     "sample_summarize(params, logits, col_offset, vocab) -> records without sums"},
     {"top_p_start", py_top_p_start, METH_VARARGS, "top_p_start(params, records) -> search"},
     {"top_p_histogram", py_top_p_histogram, METH_VARARGS,
      "top_p_histogram(params, logits, col_offset, vocab, records, search) -> bins"},

@@ -357,9 +357,7 @@ def sample(logits, col_offset, vocab, temperature=1.0, top_k=0, top_p=1.0, min_p
     needs = _summary.sample_rounds(params, vocab)  # checks the parameters
     _check_same([vocab, temperature, top_k, top_p, min_p, seed, step, array.shape[0]],
                 "vocab, the sampling parameters, step and rows", group)
-    scale = 1.0 / temperature if 0 < temperature < float("inf") and 1.0 / temperature < float("inf") else 1.0
-    capacity = top_k if 0 < top_k < vocab else 0
-    records = _merged(_summary.compute(array, col_offset, vocab, scale, capacity, None), _RECORDS, group)
+    records = _merged(_summary.sample_summarize(params, array, col_offset, vocab), _RECORDS, group)
     search = None
     if needs & _summary.NEEDS_TOP_P:
         search = _summary.top_p_start(params, records)

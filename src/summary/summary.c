@@ -181,8 +181,8 @@ static int compare_entries(const void *a, const void *b)
  * Records of a slice.
  * ------------------------------------------------------------------------ */
 
-static void summarise_row(const softmax_slice *slice, size_t r, double scale, size_t top_k, heap_entry *heap,
-                          softmax_summary *s)
+static void summarise_row(const softmax_slice *slice, size_t r, double scale, size_t top_k, int with_sums,
+                          heap_entry *heap, softmax_summary *s)
 {
     const void *row =
         slice->cols > 0 ? (const char *)slice->logits + r * slice->cols * summary_dtype_size(slice->dtype) : NULL;
@@ -203,6 +203,7 @@ static void summarise_row(const softmax_slice *slice, size_t r, double scale, si
     s->target = -1;
     s->target_logit = NAN;
     s->columns = n;
+    s->flags = with_sums ? 0u : SOFTMAX_SUMMARY_NO_SUMS;
 
     /* Pass 1: the reference, counts, arg max, target, candidates. */
     size_t heap_size = 0;
@@ -262,7 +263,7 @@ static void summarise_row(const softmax_slice *slice, size_t r, double scale, si
 
     /* Pass 2: the sums relative to the reference (only where they are
      * used: finite positive |scale|, finite reference, no NaN). */
-    if (!(a > 0.0 && a < INFINITY && isfinite(s->ref)) || s->count_nan > 0)
+    if (!with_sums || !(a > 0.0 && a < INFINITY && isfinite(s->ref)) || s->count_nan > 0)
         return;
     double sum_hi = 0.0, sum_lo = 0.0, dsum_hi = 0.0, dsum_lo = 0.0;
     for (size_t begin = 0; begin < n; begin += SUMMARY_CHUNK) {
@@ -286,10 +287,9 @@ static void summarise_row(const softmax_slice *slice, size_t r, double scale, si
     two_sum(dsum_hi, dsum_lo, &s->dsum_hi, &s->dsum_lo);
 }
 
-int softmax_summary_compute(const softmax_slice *slice, double scale, size_t top_k, void *summaries)
+int summary_compute(const char *fn, const softmax_slice *slice, double scale, size_t top_k, int with_sums,
+                    void *summaries)
 {
-    static const char fn[] = "softmax_summary_compute";
-    softmax_clear_error();
     int status = summary_check_slice(fn, slice);
     if (status != SOFTMAX_OK)
         return status;
@@ -318,12 +318,18 @@ int softmax_summary_compute(const softmax_slice *slice, double scale, size_t top
 #pragma omp for schedule(static)
         for (size_t r = 0; r < slice->rows; r++)
             if (heap_capacity == 0 || heap != NULL)
-                summarise_row(slice, r, scale, top_k, heap, summary_record(summaries, bytes, r));
+                summarise_row(slice, r, scale, top_k, with_sums, heap, summary_record(summaries, bytes, r));
         free(heap);
     }
     if (out_of_memory)
         return softmax_fail(SOFTMAX_E_OUT_OF_MEMORY, "%s: no memory for %zu candidates", fn, heap_capacity);
     return SOFTMAX_OK;
+}
+
+int softmax_summary_compute(const softmax_slice *slice, double scale, size_t top_k, void *summaries)
+{
+    softmax_clear_error();
+    return summary_compute("softmax_summary_compute", slice, scale, top_k, 1, summaries);
 }
 
 /* ---------------------------------------------------------------------------
@@ -386,6 +392,9 @@ static int merge_pair(softmax_summary *a, const softmax_summary *b, size_t row, 
     if (memcmp(&a->scale, &b->scale, sizeof a->scale) != 0)
         return softmax_fail(SOFTMAX_E_INVALID_ARGUMENT, "%s: row %zu merges records of scales %.17g and %.17g", fn, row,
                             a->scale, b->scale);
+    if (a->flags != b->flags)
+        return softmax_fail(SOFTMAX_E_INVALID_ARGUMENT, "%s: row %zu merges a record with sums and one without", fn,
+                            row);
     if (a->target != b->target)
         return softmax_fail(SOFTMAX_E_INVALID_ARGUMENT, "%s: row %zu merges records of targets %lld and %lld", fn, row,
                             (long long)a->target, (long long)b->target);
@@ -426,7 +435,8 @@ static int merge_pair(softmax_summary *a, const softmax_summary *b, size_t row, 
     }
     double a_abs = fabs(a->scale);
     out.sum_hi = out.sum_lo = out.dsum_hi = out.dsum_lo = 0.0;
-    if (a_abs > 0.0 && a_abs < INFINITY && isfinite(ref) && out.count_nan == 0) {
+    if (a_abs > 0.0 && a_abs < INFINITY && isfinite(ref) && out.count_nan == 0 &&
+        !(a->flags & SOFTMAX_SUMMARY_NO_SUMS)) {
         double s1h, s1l, d1h, d1l, s2h, s2l, d2h, d2l;
         rescaled_sums(a, ref, &s1h, &s1l, &d1h, &d1l);
         rescaled_sums(b, ref, &s2h, &s2l, &d2h, &d2l);
@@ -462,7 +472,7 @@ int softmax_summary_merge(void *inout, const void *in, size_t rows)
     /* Check every row first: nothing is written unless all rows merge. */
     for (size_t r = 0; r < rows; r++) {
         const softmax_summary *a = summary_const_record(inout, bytes, r), *b = summary_const_record(in, bytes, r);
-        if (memcmp(&a->scale, &b->scale, sizeof a->scale) != 0 || a->target != b->target ||
+        if (memcmp(&a->scale, &b->scale, sizeof a->scale) != 0 || a->target != b->target || a->flags != b->flags ||
             (a->target_found && b->target_found)) {
             softmax_summary copy = *a;
             return merge_pair(&copy, b, r, NULL); /* fails before the candidates: records the message */
@@ -530,6 +540,8 @@ static int check_slice_and_records(const char *fn, const softmax_slice *slice, c
         return softmax_fail(SOFTMAX_E_OVERLAP, "%s: the output overlaps the records", fn);
     for (size_t r = 0; r < slice->rows; r++) {
         const softmax_summary *s = summary_const_record(merged, *bytes, r);
+        if (s->flags & SOFTMAX_SUMMARY_NO_SUMS)
+            return softmax_fail(SOFTMAX_E_INVALID_ARGUMENT, "%s: record %zu has no sums (made for sampling)", fn, r);
         if (s->columns != slice->vocab)
             return softmax_fail(SOFTMAX_E_INVALID_ARGUMENT,
                                 "%s: record %zu covers %llu columns, not the vocabulary of %llu (not fully merged?)",
@@ -701,6 +713,10 @@ int softmax_summary_stats(const void *merged, size_t rows, double *logsumexp, do
     int status = summary_check_records(fn, merged, rows, &bytes);
     if (status != SOFTMAX_OK)
         return status;
+    for (size_t r = 0; r < rows; r++)
+        if ((summary_const_record(merged, bytes, r)->flags & SOFTMAX_SUMMARY_NO_SUMS) &&
+            (logsumexp != NULL || entropy != NULL || nll != NULL))
+            return softmax_fail(SOFTMAX_E_INVALID_ARGUMENT, "%s: record %zu has no sums (made for sampling)", fn, r);
     for (size_t r = 0; r < rows && nll != NULL; r++) {
         const softmax_summary *s = summary_const_record(merged, bytes, r);
         if (s->target >= 0 && !s->target_found && s->count_nan == 0)

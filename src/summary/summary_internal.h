@@ -43,6 +43,10 @@ static inline const softmax_candidate *summary_const_candidates(const softmax_su
     return (const softmax_candidate *)(s + 1);
 }
 
+/* softmax_summary_compute with or without the sums (fn names the caller). */
+int summary_compute(const char *fn, const softmax_slice *slice, double scale, size_t top_k, int with_sums,
+                    void *summaries);
+
 /* Checks the first record of a merged buffer (magic, capacity) and returns
  * its size in bytes through *bytes. */
 int summary_check_records(const char *fn, const void *records, size_t rows, size_t *bytes);

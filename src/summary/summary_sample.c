@@ -51,6 +51,23 @@ int softmax_sample_rounds(const softmax_sampler_params *params, uint64_t vocab)
     return SOFTMAX_SAMPLE_NEEDS_RACE | (params->top_p < 1.0 ? SOFTMAX_SAMPLE_NEEDS_TOP_P : 0);
 }
 
+size_t softmax_sample_capacity(const softmax_sampler_params *params, uint64_t vocab)
+{
+    return params != NULL && top_k_on(params, vocab) ? (size_t)params->top_k : 0;
+}
+
+int softmax_sample_summarize(const softmax_sampler_params *params, const softmax_slice *slice, void *summaries)
+{
+    static const char fn[] = "softmax_sample_summarize";
+    softmax_clear_error();
+    int status = check_params(fn, params);
+    if (status != SOFTMAX_OK)
+        return status;
+    if (slice == NULL)
+        return softmax_fail(SOFTMAX_E_NULL_POINTER, "%s: slice is NULL", fn);
+    return summary_compute(fn, slice, 1.0, softmax_sample_capacity(params, slice->vocab), 0, summaries);
+}
+
 /* A row has a distribution: no NaN, some logit above -inf. */
 static int row_ok(const softmax_summary *s)
 {
