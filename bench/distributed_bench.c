@@ -99,11 +99,8 @@ int main(int argc, char **argv)
         int64_t top_k;
         double top_p, min_p;
     } modes[] = {
-        {"temperature 1", 1.0, 0, 1.0, 0.0},
-        {"top-k 50, T 0.8", 0.8, 50, 1.0, 0.0},
-        {"top-p 0.9", 1.0, 0, 0.9, 0.0},
-        {"min-p 0.05", 1.0, 0, 1.0, 0.05},
-        {"greedy", 0.0, 0, 1.0, 0.0},
+        {"temperature 1", 1.0, 0, 1.0, 0.0}, {"top-k 50, T 0.8", 0.8, 50, 1.0, 0.0}, {"top-p 0.9", 1.0, 0, 0.9, 0.0},
+        {"min-p 0.05", 1.0, 0, 1.0, 0.05},   {"greedy", 0.0, 0, 1.0, 0.0},
     };
     const int mode_count = (int)(sizeof modes / sizeof modes[0]);
     if (rank == 0) {
@@ -141,7 +138,8 @@ int main(int argc, char **argv)
             params.top_p = modes[m].top_p;
             params.min_p = modes[m].min_p;
             params.seed = 7;
-            double *t_summary = malloc((size_t)reps * sizeof(double)), *t_gather = malloc((size_t)reps * sizeof(double));
+            double *t_summary = malloc((size_t)reps * sizeof(double)),
+                   *t_gather = malloc((size_t)reps * sizeof(double));
             int64_t *tokens = malloc(rows * sizeof(int64_t)), *tokens_gather = malloc(rows * sizeof(int64_t));
             unsigned long long bytes_before = 0, bytes_summary = 0;
             int same_greedy = 1;
