@@ -67,6 +67,17 @@ extension = Extension(
     libraries=["m"],
 )
 
+# softmax._summary: the slice summaries for softmax.distributed (python/softmax/_summary.c).
+summary_extension = Extension(
+    "softmax._summary",
+    sources=["python/softmax/_summary.c"],
+    include_dirs=extension.include_dirs,
+    define_macros=[("SOFTMAX_STATIC_DEFINE", None)],
+    extra_compile_args=extension.extra_compile_args,
+    extra_link_args=extension.extra_link_args,
+    libraries=["m"],
+)
+
 setup(
     name="softmax",
     version="0.1.0",
@@ -74,7 +85,7 @@ setup(
     python_requires=">=3.9",
     package_dir={"": "python"},
     packages=["softmax"],
-    ext_modules=[extension],
+    ext_modules=[extension, summary_extension],
     cmdclass={"build_ext": BuildWithCMake},
     install_requires=["numpy"],
     extras_require={"torch": ["torch"], "figures": ["matplotlib"]},

@@ -539,6 +539,276 @@ SOFTMAX_API void softmax_philox4x32_10(const uint32_t counter[4], const uint32_t
 SOFTMAX_API int softmax_row_stats(softmax_dtype dtype, const void *x, size_t rows, size_t cols, double scale,
                                   double *logsumexp, double *entropy, int64_t *argmax);
 
+/* ===========================================================================
+ * A vocabulary split across processes: slice summaries, exact merges and
+ * sampling that draws the same token for any split (docs/distributed.md)
+ * ======================================================================== */
+
+/*
+ * Each process (rank) holds a slice of columns of every row of logits: the
+ * columns [col_offset, col_offset + cols) of rows of `vocab` columns. A
+ * slice is summarised per row into a fixed-size record; records merge
+ * (softmax_summary_merge, an associative and commutative operation: an
+ * MPI_Op or an all-reduce) and the merged record finishes the softmax
+ * family on each slice without any other data crossing between ranks.
+ *
+ * With t_i = x_i for scale >= 0 and t_i = -x_i for scale < 0 (so that
+ * z_i = scale * x_i = |scale| * t_i), a record holds for its row:
+ *
+ *   ref            the largest t_i (-inf if none, e.g. every x_i masked)
+ *   sum            S = sum_i exp(|scale| * (t_i - ref)), double-double
+ *   dsum           D = sum_i exp(d_i) * d_i, d_i = |scale| * (t_i - ref)
+ *   argmax         the lowest global column with t_i == ref
+ *   counts         of t_i == ref, of t_i > -inf, of NaN; the first NaN
+ *   target         the logit of the row's target column, from the one
+ *                  slice that holds it (cross-entropy)
+ *   candidates     the top_k largest scale * x_i with their global columns,
+ *                  ordered by scale * x descending, ties by column ascending
+ *
+ * GUARANTEES. Everything but sum and dsum is bit-identical whatever the
+ * slice boundaries, the number of slices and the order of the merges. sum
+ * and dsum are carried relative to ref (no overflow for any finite input
+ * and scale) in double-double and rescaled with exp when a merge raises
+ * ref: for a row cut into N slices, merged in any order,
+ *     |S - S_exact| <= (N + 2) * 2^-52 * S_exact
+ * and the finishing calls inherit that: f32 outputs are the exact value
+ * rounded, or its neighbour; f64 outputs within (N + 4) ulp (log-softmax,
+ * logsumexp, entropy, NLL: within (N + 4) ulp of max(|value|, 1)), measured
+ * against MPFR by tests/test_summary.c. The special values follow the
+ * numerics contract across slices: a NaN anywhere in the row makes every
+ * output of the row NaN; a fully masked row gives softmax 0, log-softmax
+ * -inf, logsumexp -inf, entropy 0, gradient 0; +inf entries share the
+ * mass; scale 0 is uniform over the elements that are not masked; scale
+ * +-inf is the one-hot limit (ties share). NaN scale is
+ * SOFTMAX_E_INVALID_SCALE.
+ *
+ * Records of one reduction must come from calls with the same scale (bit
+ * for bit) and the same top_k capacity: merge checks both
+ * (SOFTMAX_E_INVALID_ARGUMENT). The bytes of a record are plain data
+ * (no pointers): copy them, send them, reduce them as bytes.
+ */
+
+/* One rank's share of rows x vocab logits: `cols` contiguous columns per
+ * row starting at global column col_offset (rows of `cols` elements,
+ * contiguous). targets (optional, NULL = none): rows global target
+ * columns for the cross-entropy; a negative target ignores the row (NLL 0,
+ * gradient 0). Each rank passes the same targets array. */
+typedef struct softmax_slice {
+    softmax_dtype dtype;    /* F32, F64, BF16 or F16 */
+    const void *logits;     /* rows x cols */
+    size_t rows;            /* the same on every rank */
+    size_t cols;            /* columns of this slice (may be 0) */
+    uint64_t col_offset;    /* global column of the slice's first column */
+    uint64_t vocab;         /* global row length, < 2^32; col_offset + cols <= vocab */
+    const int64_t *targets; /* rows entries, or NULL */
+} softmax_slice;
+
+/* A top-k candidate: a logit and its global column. */
+typedef struct softmax_candidate {
+    double logit;
+    int64_t column;
+} softmax_candidate;
+
+#define SOFTMAX_SUMMARY_MAGIC 0x736d7331u
+
+/* The record of one row: this header, then `top_k` softmax_candidate
+ * (of which `candidates` are filled). softmax_summary_bytes(top_k) bytes;
+ * the records of a call are that many bytes apart. */
+typedef struct softmax_summary {
+    uint32_t magic;          /* SOFTMAX_SUMMARY_MAGIC */
+    uint32_t top_k;          /* candidate capacity */
+    double scale;            /* the scale of the call */
+    double ref;              /* max t (t = x, or -x for scale < 0) */
+    double sum_hi, sum_lo;   /* S, relative to ref */
+    double dsum_hi, dsum_lo; /* D, relative to ref */
+    double target_logit;     /* x[target] if target_found */
+    int64_t argmax;          /* lowest global column with t == ref; -1 if no column */
+    int64_t first_nan;       /* lowest global column holding NaN, -1 if none */
+    int64_t first_kept;      /* lowest global column with scale * x > -inf, -1 if none */
+    int64_t target;          /* global target column, < 0 if none */
+    uint64_t count_ref;      /* columns with t == ref */
+    uint64_t count_kept;     /* columns with scale * x > -inf (and not NaN) */
+    uint64_t count_nan;      /* NaN columns */
+    uint64_t columns;        /* columns summarised */
+    uint32_t target_found;   /* 1 if this record has seen the target column */
+    uint32_t candidates;     /* filled candidates (min(top_k, columns)) */
+    uint32_t flags;          /* SOFTMAX_SUMMARY_NO_SUMS or 0 */
+    uint32_t reserved;       /* 0 */
+} softmax_summary;
+
+/* softmax_summary.flags: a record of softmax_sample_summarize, without the
+ * sums (sampling needs none): the finishing calls refuse it. */
+#define SOFTMAX_SUMMARY_NO_SUMS 1u
+
+/* Bytes of one row's record with room for top_k candidates (0 if top_k
+ * is so large that the size overflows). */
+SOFTMAX_API size_t softmax_summary_bytes(size_t top_k);
+
+/* Summarises each row of the slice into summaries (rows records of
+ * softmax_summary_bytes(top_k) bytes). scale as in softmax_f32 (for
+ * sampling: 1 / temperature, or any scale > 0). Errors (nothing written):
+ * NULL slice or summaries (SOFTMAX_E_NULL_POINTER), NaN scale
+ * (SOFTMAX_E_INVALID_SCALE), unknown dtype (SOFTMAX_E_INVALID_DTYPE),
+ * col_offset + cols > vocab, vocab >= 2^32 or a target >= vocab
+ * (SOFTMAX_E_INVALID_ARGUMENT), sizes overflowing (SOFTMAX_E_SIZE_OVERFLOW),
+ * summaries overlapping the logits (SOFTMAX_E_OVERLAP). */
+SOFTMAX_API int softmax_summary_compute(const softmax_slice *slice, double scale, size_t top_k, void *summaries);
+
+/* inout[r] = merge(inout[r], in[r]) for rows records of
+ * softmax_summary_bytes(top_k) bytes (top_k read from the records).
+ * Associative and commutative (see GUARANTEES above); the records must
+ * come from softmax_summary_compute or earlier merges, with equal scale and
+ * capacity, and their targets must agree (SOFTMAX_E_INVALID_ARGUMENT). */
+SOFTMAX_API int softmax_summary_merge(void *inout, const void *in, size_t rows);
+
+/* Finishing calls: the slice with its rows' merged records. */
+
+/* y = softmax(scale * x) (log = 0) or log_softmax (log = 1) of the slice's
+ * columns: rows x cols into y, f64 for F64 slices and f32 otherwise. y may
+ * equal the logits of an F32 / F64 slice (in place). */
+SOFTMAX_API int softmax_summary_softmax(const softmax_slice *slice, const void *merged, int log, void *y);
+
+/* Per row (each output optional): logsumexp of scale * x, entropy of the
+ * softmax in nats, the lowest arg max (global column), and the negative
+ * log-likelihood of the target, nll = logsumexp - scale * x[target]
+ * (+inf if the target is masked; 0 if the row's target is negative; NaN
+ * if the row has a NaN). Needs only the merged records. */
+SOFTMAX_API int softmax_summary_stats(const void *merged, size_t rows, double *logsumexp, double *entropy,
+                                      int64_t *argmax, double *nll);
+
+/* Gradient of nll (above) with respect to the slice's logits:
+ * dx_i = scale * (p_i - [column i == target]) into dx (rows x cols, f64
+ * for F64 slices, f32 otherwise); zeros for rows with a negative target,
+ * fully masked rows and infinite scale; NaN rows for a NaN. Needs the
+ * slice's targets. */
+SOFTMAX_API int softmax_summary_nll_backward(const softmax_slice *slice, const void *merged, void *dx);
+
+/*
+ * SAMPLING OVER SLICES. The same token for any number of slices and any
+ * slice boundaries, for temperature, top-k, top-p and min-p (the filters of
+ * softmax_sample, applied in the same order). It is not softmax_sample's
+ * draw (one uniform per row against cumulative sums, which depend on how
+ * the row is cut): it is an exponential race (Gumbel-max). With M the
+ * row's max logit, T the temperature and
+ *
+ *     d_i = (x_i - M) * (1 / T)                         (f64; 0 if x_i == M)
+ *     g_i = -log(-log(u_i))    u_i = the uniform of (seed, stream, step,
+ *                              global column i), from Philox4x32-10 below
+ *     token = the kept i maximising d_i + g_i (ties: lowest column)
+ *
+ * Each score is a function of its own column alone, so the draw is a
+ * (score, column) max-reduction of the slices' bests: softmax_sample_race
+ * per slice, softmax_draw_merge to reduce. The noise: k = philox4x32_10(
+ * {step, step >> 32, stream, stream >> 32}, {seed, seed >> 32}), then for
+ * column c, o = philox4x32_10({c / 2, (c / 2) >> 32, k[0], k[1]}, {k[2],
+ * k[3]}); w = o[1] << 32 | o[0] for even c, o[3] << 32 | o[2] for odd c;
+ * u = ((w >> 11) + 0.5) * 2^-53 (32-bit words, as softmax_sample_uniform).
+ *
+ * The kept set, decided exactly and identically on every rank:
+ *   top-k  (0 < top_k < vocab): the merged candidates (summaries computed
+ *          with capacity >= top_k): the decision and the race happen in
+ *          softmax_sample_finish, no race round.
+ *   top-p  (top_p < 1): the shortest prefix, in the order (logit
+ *          descending, column ascending), whose mass reaches top_p of the
+ *          mass of the kept set, with the mass of a column counted as
+ *          Q_i = floor(exp(d_i) * 2^62), an integer, summed exactly.
+ *          Without top-k the prefix is found by a radix search over
+ *          (logit, column) keys: rounds of softmax_top_p_histogram per
+ *          slice, softmax_top_p_bins_merge to reduce, softmax_top_p_narrow
+ *          (at most 12 rounds, fewer when the boundary is isolated early).
+ *   min-p  (min_p > 0): exp(d_i) >= min_p.
+ * temperature 0 is the merged arg max (no noise); +inf makes every d_i 0.
+ * A row with a NaN, or without a logit above -inf, gets index -1 and the
+ * call SOFTMAX_E_NO_FINITE_LOGIT, as softmax_sample.
+ *
+ * The protocol, per step (every rank runs it; the merges are all-reduces):
+ *   1. softmax_sample_summarize (or softmax_summary_compute with scale > 0
+ *      and capacity >= top_k), merge;
+ *   2. if softmax_sample_rounds() says so: softmax_top_p_start, then until
+ *      softmax_top_p_narrow returns 0: histogram, merge bins, narrow;
+ *   3. if it says so: softmax_sample_race, merge the draws;
+ *   4. softmax_sample_finish: the tokens, the same on every rank.
+ * The result depends on the logits, params, step and streams only, bit for
+ * bit, for ranks running the same build of the library and of libm (exp,
+ * log). tests/test_summary.c checks 1 to 8 slices at random boundaries
+ * against the one-slice draw in every mode, and the draw frequencies
+ * against MPFR probabilities (chi-square).
+ */
+
+/* Step 1 of sampling, about half the work of softmax_summary_compute: the
+ * records of the slice without the sums (exp per column), with capacity
+ * softmax_sample_capacity(params, vocab) -- top_k when 0 < top_k < vocab,
+ * else 0 -- so rows records of softmax_summary_bytes(that) bytes. */
+SOFTMAX_API size_t softmax_sample_capacity(const softmax_sampler_params *params, uint64_t vocab);
+SOFTMAX_API int softmax_sample_summarize(const softmax_sampler_params *params, const softmax_slice *slice,
+                                         void *summaries);
+
+/* What a sampling step needs beyond step 1: bit 1 = the top-p search,
+ * bit 2 = the race. (A function of params and vocab only: every rank
+ * agrees.) Returns < 0 on invalid params. */
+#define SOFTMAX_SAMPLE_NEEDS_TOP_P 1
+#define SOFTMAX_SAMPLE_NEEDS_RACE 2
+SOFTMAX_API int softmax_sample_rounds(const softmax_sampler_params *params, uint64_t vocab);
+
+/* Per row, the state of the top-p search (plain data, the same on every
+ * rank after each narrow). */
+typedef struct softmax_top_p_search {
+    uint64_t key_hi;    /* the fixed leading bits of the threshold key, */
+    uint64_t key_lo;    /* right-aligned: bits 95..64 in key_hi, 63..0 in key_lo */
+    uint64_t target[2]; /* mass to reach, 128-bit little-endian words */
+    uint64_t above[2];  /* exact mass of keys above the fixed prefix */
+    uint32_t bits;      /* leading bits of the 96-bit key fixed so far (key: the
+                          * logit's order bits << 32 | (2^32 - 1 - column)) */
+    uint32_t state;     /* 0 = searching, 1 = found, 2 = not needed */
+} softmax_top_p_search;
+
+#define SOFTMAX_TOP_P_BINS 64
+/* One bin of a round: exact mass (128-bit), count, and the smallest and
+ * largest 96-bit key in it (words: low 64 bits, then the high 32), so
+ * that the next round splits just the bits where the bin's keys differ. */
+typedef struct softmax_top_p_bin {
+    uint64_t mass[2];
+    uint64_t count;
+    uint64_t min_key[2];
+    uint64_t max_key[2];
+} softmax_top_p_bin;
+
+/* Starts rows searches from the merged records. */
+SOFTMAX_API int softmax_top_p_start(const softmax_sampler_params *params, const void *merged, size_t rows,
+                                    softmax_top_p_search *search);
+/* One round on a slice: bins[r * SOFTMAX_TOP_P_BINS + b]. */
+SOFTMAX_API int softmax_top_p_histogram(const softmax_sampler_params *params, const softmax_slice *slice,
+                                        const void *merged, const softmax_top_p_search *search,
+                                        softmax_top_p_bin *bins);
+/* inout += in (masses and counts, exactly; min and max of the keys), for
+ * rows * SOFTMAX_TOP_P_BINS bins. Bins with count 0 are empty, whatever
+ * their keys: zeroed bins are a valid start. */
+SOFTMAX_API int softmax_top_p_bins_merge(softmax_top_p_bin *inout, const softmax_top_p_bin *in, size_t rows);
+/* Advances the searches with the merged bins; returns the number of rows
+ * still searching (0: done), or a negative status. */
+SOFTMAX_API int softmax_top_p_narrow(softmax_top_p_search *search, const softmax_top_p_bin *merged_bins, size_t rows);
+
+/* A slice's best (score, column) of a row; score -inf and column -1 when
+ * it has no kept column. */
+typedef struct softmax_draw {
+    double score;
+    int64_t column;
+} softmax_draw;
+
+/* The race on a slice: draws[r] for each row. search may be NULL when the
+ * top-p search is not needed. stream_ids: NULL = the row numbers. */
+SOFTMAX_API int softmax_sample_race(const softmax_sampler_params *params, const softmax_slice *slice,
+                                    const void *merged, const softmax_top_p_search *search, uint64_t step,
+                                    const uint64_t *stream_ids, softmax_draw *draws);
+/* inout[r] = the better of inout[r] and in[r] (higher score, then lower
+ * column). Associative and commutative, exact. */
+SOFTMAX_API int softmax_draw_merge(softmax_draw *inout, const softmax_draw *in, size_t rows);
+/* The tokens: indices[r] (global columns). draws / search may be NULL when
+ * softmax_sample_rounds() did not ask for them. */
+SOFTMAX_API int softmax_sample_finish(const softmax_sampler_params *params, const void *merged, size_t rows,
+                                      const softmax_top_p_search *search, const softmax_draw *draws, uint64_t step,
+                                      const uint64_t *stream_ids, int64_t *indices);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,786 @@
+/*
+ * summary.c -- the softmax family over a vocabulary split into slices:
+ * per-row records of a slice (max, sums relative to it, arg max, counts,
+ * target logit, top-k candidates), their merge, and the finishing calls
+ * that turn a slice and its merged records into softmax, log-softmax,
+ * row statistics, cross-entropy and its gradient.
+ *
+ * Everything that decides a special case (the reference max, the counts,
+ * the arg max, the candidates) is exact, so it is the same for any split;
+ * only the sums are rounded, in double-double, and rescaled with exp when
+ * a merge raises the reference (see softmax.h for the bound).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "summary_internal.h"
+
+size_t summary_dtype_size(softmax_dtype dtype)
+{
+    switch (dtype) {
+    case SOFTMAX_DTYPE_F32:
+        return sizeof(float);
+    case SOFTMAX_DTYPE_F64:
+        return sizeof(double);
+    case SOFTMAX_DTYPE_BF16:
+    case SOFTMAX_DTYPE_F16:
+        return sizeof(uint16_t);
+    default:
+        return 0;
+    }
+}
+
+void summary_read(softmax_dtype dtype, const void *row, size_t begin, size_t count, double *out)
+{
+    switch (dtype) {
+    case SOFTMAX_DTYPE_F32: {
+        const float *x = (const float *)row + begin;
+        for (size_t i = 0; i < count; i++)
+            out[i] = x[i];
+        break;
+    }
+    case SOFTMAX_DTYPE_F64:
+        memcpy(out, (const double *)row + begin, count * sizeof(double));
+        break;
+    default: {
+        float widened[SUMMARY_CHUNK];
+        softmax_convert(widened, SOFTMAX_DTYPE_F32, (const uint16_t *)row + begin, dtype, count);
+        for (size_t i = 0; i < count; i++)
+            out[i] = widened[i];
+        break;
+    }
+    }
+}
+
+static int bytes_overlap(const void *a, size_t a_bytes, const void *b, size_t b_bytes)
+{
+    if (a == NULL || b == NULL || a_bytes == 0 || b_bytes == 0)
+        return 0;
+    uintptr_t a_begin = (uintptr_t)a, b_begin = (uintptr_t)b;
+    return a_begin < b_begin + b_bytes && b_begin < a_begin + a_bytes;
+}
+
+int summary_check_slice(const char *fn, const softmax_slice *slice)
+{
+    if (softmax_isa_name() == NULL)
+        return SOFTMAX_E_ISA_UNAVAILABLE; /* recorded by softmax_isa_name */
+    if (slice == NULL)
+        return softmax_fail(SOFTMAX_E_NULL_POINTER, "%s: slice is NULL", fn);
+    size_t size = summary_dtype_size(slice->dtype);
+    if (size == 0)
+        return softmax_fail(SOFTMAX_E_INVALID_DTYPE, "%s: unsupported slice dtype %d", fn, (int)slice->dtype);
+    if (slice->vocab >= (UINT64_C(1) << 32))
+        return softmax_fail(SOFTMAX_E_INVALID_ARGUMENT, "%s: vocab %llu is not below 2^32", fn,
+                            (unsigned long long)slice->vocab);
+    if (slice->col_offset > slice->vocab || slice->cols > slice->vocab - slice->col_offset)
+        return softmax_fail(SOFTMAX_E_INVALID_ARGUMENT,
+                            "%s: columns [%llu, %llu + %zu) lie outside a vocabulary of %llu", fn,
+                            (unsigned long long)slice->col_offset, (unsigned long long)slice->col_offset, slice->cols,
+                            (unsigned long long)slice->vocab);
+    if (slice->cols != 0 && slice->rows > SIZE_MAX / slice->cols / size)
+        return softmax_fail(SOFTMAX_E_SIZE_OVERFLOW, "%s: %zu rows x %zu columns overflow", fn, slice->rows,
+                            slice->cols);
+    if (slice->logits == NULL && slice->rows != 0 && slice->cols != 0)
+        return softmax_fail(SOFTMAX_E_NULL_POINTER, "%s: logits is NULL with %zu x %zu elements", fn, slice->rows,
+                            slice->cols);
+    if (slice->targets != NULL)
+        for (size_t r = 0; r < slice->rows; r++)
+            if (slice->targets[r] >= 0 && (uint64_t)slice->targets[r] >= slice->vocab)
+                return softmax_fail(SOFTMAX_E_INVALID_ARGUMENT, "%s: target %lld of row %zu is not below vocab %llu",
+                                    fn, (long long)slice->targets[r], r, (unsigned long long)slice->vocab);
+    return SOFTMAX_OK;
+}
+
+size_t softmax_summary_bytes(size_t top_k)
+{
+    if (top_k > (SIZE_MAX - sizeof(softmax_summary)) / sizeof(softmax_candidate) || top_k > UINT32_MAX)
+        return 0;
+    return sizeof(softmax_summary) + top_k * sizeof(softmax_candidate);
+}
+
+int summary_check_records(const char *fn, const void *records, size_t rows, size_t *bytes)
+{
+    if (softmax_isa_name() == NULL)
+        return SOFTMAX_E_ISA_UNAVAILABLE;
+    if (rows == 0) {
+        *bytes = 0;
+        return SOFTMAX_OK;
+    }
+    if (records == NULL)
+        return softmax_fail(SOFTMAX_E_NULL_POINTER, "%s: records are NULL with %zu rows", fn, rows);
+    const softmax_summary *first = records;
+    if (first->magic != SOFTMAX_SUMMARY_MAGIC)
+        return softmax_fail(SOFTMAX_E_INVALID_ARGUMENT, "%s: not a summary record (bad magic)", fn);
+    *bytes = softmax_summary_bytes(first->top_k);
+    if (rows > SIZE_MAX / *bytes)
+        return softmax_fail(SOFTMAX_E_SIZE_OVERFLOW, "%s: %zu records overflow", fn, rows);
+    for (size_t r = 0; r < rows; r++) {
+        const softmax_summary *s = summary_const_record(records, *bytes, r);
+        if (s->magic != SOFTMAX_SUMMARY_MAGIC || s->top_k != first->top_k)
+            return softmax_fail(SOFTMAX_E_INVALID_ARGUMENT, "%s: record %zu is not a summary of the same capacity", fn,
+                                r);
+    }
+    return SOFTMAX_OK;
+}
+
+/* ---------------------------------------------------------------------------
+ * Candidates: better = larger t, then lower column.
+ * ------------------------------------------------------------------------ */
+
+static int better(double t_a, int64_t col_a, double t_b, int64_t col_b)
+{
+    return t_a > t_b || (t_a == t_b && col_a < col_b);
+}
+
+typedef struct heap_entry {
+    double t; /* sign * logit */
+    double logit;
+    int64_t column;
+} heap_entry;
+
+/* Min-heap by "better": the root is the worst kept candidate. */
+static void heap_sift_down(heap_entry *h, size_t n, size_t i)
+{
+    for (;;) {
+        size_t worst = i, l = 2 * i + 1, r = l + 1;
+        if (l < n && better(h[worst].t, h[worst].column, h[l].t, h[l].column))
+            worst = l;
+        if (r < n && better(h[worst].t, h[worst].column, h[r].t, h[r].column))
+            worst = r;
+        if (worst == i)
+            return;
+        heap_entry tmp = h[i];
+        h[i] = h[worst];
+        h[worst] = tmp;
+        i = worst;
+    }
+}
+
+static void heap_sift_up(heap_entry *h, size_t i)
+{
+    while (i > 0) {
+        size_t parent = (i - 1) / 2;
+        if (!better(h[parent].t, h[parent].column, h[i].t, h[i].column))
+            return;
+        heap_entry tmp = h[i];
+        h[i] = h[parent];
+        h[parent] = tmp;
+        i = parent;
+    }
+}
+
+static int compare_entries(const void *a, const void *b)
+{
+    const heap_entry *x = a, *y = b;
+    if (better(x->t, x->column, y->t, y->column))
+        return -1;
+    return better(y->t, y->column, x->t, x->column) ? 1 : 0;
+}
+
+/* ---------------------------------------------------------------------------
+ * Records of a slice.
+ * ------------------------------------------------------------------------ */
+
+static void summarise_row(const softmax_slice *slice, size_t r, double scale, size_t top_k, int with_sums,
+                          heap_entry *heap, softmax_summary *s)
+{
+    const void *row =
+        slice->cols > 0 ? (const char *)slice->logits + r * slice->cols * summary_dtype_size(slice->dtype) : NULL;
+    const size_t heap_capacity = top_k < slice->cols ? top_k : slice->cols;
+    const double sign = summary_sign(scale), a = fabs(scale);
+    const size_t n = slice->cols;
+    const int64_t offset = (int64_t)slice->col_offset;
+    double buffer[SUMMARY_CHUNK];
+
+    memset(s, 0, softmax_summary_bytes(top_k));
+    s->magic = SOFTMAX_SUMMARY_MAGIC;
+    s->top_k = (uint32_t)top_k;
+    s->scale = scale;
+    s->ref = -INFINITY;
+    s->argmax = n > 0 ? offset : -1;
+    s->first_nan = -1;
+    s->first_kept = -1;
+    s->target = -1;
+    s->target_logit = NAN;
+    s->columns = n;
+    s->flags = with_sums ? 0u : SOFTMAX_SUMMARY_NO_SUMS;
+
+    /* Pass 1: the reference, counts, arg max, target, candidates. */
+    size_t heap_size = 0;
+    for (size_t begin = 0; begin < n; begin += SUMMARY_CHUNK) {
+        size_t count = n - begin < SUMMARY_CHUNK ? n - begin : SUMMARY_CHUNK;
+        summary_read(slice->dtype, row, begin, count, buffer);
+        for (size_t i = 0; i < count; i++) {
+            double x = buffer[i];
+            int64_t column = offset + (int64_t)(begin + i);
+            if (isnan(x)) {
+                if (s->count_nan++ == 0)
+                    s->first_nan = column;
+                continue;
+            }
+            double t = sign * x;
+            if (t > s->ref) {
+                s->ref = t;
+                s->argmax = column;
+                s->count_ref = 1;
+            } else if (t == s->ref) {
+                s->count_ref++;
+            }
+            if (t > -INFINITY && s->count_kept++ == 0)
+                s->first_kept = column;
+            if (heap_capacity == 0)
+                continue;
+            if (x == 0.0)
+                x = 0.0; /* one zero: -0 and +0 are the same logit */
+            heap_entry e = {t, x, column};
+            if (heap_size < heap_capacity) {
+                heap[heap_size] = e;
+                heap_sift_up(heap, heap_size++);
+            } else if (better(t, column, heap[0].t, heap[0].column)) {
+                heap[0] = e;
+                heap_sift_down(heap, heap_size, 0);
+            }
+        }
+    }
+    if (n > 0 && s->count_ref == 0) /* every element NaN: ref stays -inf */
+        s->argmax = s->first_nan;
+    if (top_k > 0) {
+        qsort(heap, heap_size, sizeof *heap, compare_entries);
+        softmax_candidate *c = summary_candidates(s);
+        for (size_t i = 0; i < heap_size; i++)
+            c[i] = (softmax_candidate){heap[i].logit, heap[i].column};
+        s->candidates = (uint32_t)heap_size;
+    }
+    if (slice->targets != NULL) {
+        int64_t target = slice->targets[r];
+        s->target = target;
+        if (target >= offset && target < offset + (int64_t)n) {
+            summary_read(slice->dtype, row, (size_t)(target - offset), 1, buffer);
+            s->target_found = 1;
+            s->target_logit = buffer[0];
+        }
+    }
+
+    /* Pass 2: the sums relative to the reference (only where they are
+     * used: finite positive |scale|, finite reference, no NaN). */
+    if (!with_sums || !(a > 0.0 && a < INFINITY && isfinite(s->ref)) || s->count_nan > 0)
+        return;
+    double sum_hi = 0.0, sum_lo = 0.0, dsum_hi = 0.0, dsum_lo = 0.0;
+    for (size_t begin = 0; begin < n; begin += SUMMARY_CHUNK) {
+        size_t count = n - begin < SUMMARY_CHUNK ? n - begin : SUMMARY_CHUNK;
+        summary_read(slice->dtype, row, begin, count, buffer);
+        for (size_t i = 0; i < count; i++) {
+            double t = sign * buffer[i];
+            if (!(t > -INFINITY))
+                continue;
+            double d_hi, d_lo;
+            scaled_difference(a, t, s->ref, &d_hi, &d_lo);
+            if (!(d_hi > -746.0))
+                continue; /* exp underflows to 0 */
+            double w = exp_dd(d_hi, d_lo);
+            dd_add(&sum_hi, &sum_lo, w);
+            dd_add(&dsum_hi, &dsum_lo, w * d_hi);
+            dsum_lo += w * d_lo;
+        }
+    }
+    two_sum(sum_hi, sum_lo, &s->sum_hi, &s->sum_lo);
+    two_sum(dsum_hi, dsum_lo, &s->dsum_hi, &s->dsum_lo);
+}
+
+int summary_compute(const char *fn, const softmax_slice *slice, double scale, size_t top_k, int with_sums,
+                    void *summaries)
+{
+    int status = summary_check_slice(fn, slice);
+    if (status != SOFTMAX_OK)
+        return status;
+    if (isnan(scale))
+        return softmax_fail(SOFTMAX_E_INVALID_SCALE, "%s: scale is NaN", fn);
+    size_t bytes = softmax_summary_bytes(top_k);
+    if (bytes == 0 || (slice->rows != 0 && slice->rows > SIZE_MAX / bytes))
+        return softmax_fail(SOFTMAX_E_SIZE_OVERFLOW, "%s: %zu records of capacity %zu overflow", fn, slice->rows,
+                            top_k);
+    if (slice->rows == 0)
+        return SOFTMAX_OK;
+    if (summaries == NULL)
+        return softmax_fail(SOFTMAX_E_NULL_POINTER, "%s: summaries is NULL", fn);
+    size_t element = summary_dtype_size(slice->dtype);
+    if (bytes_overlap(summaries, slice->rows * bytes, slice->logits, slice->rows * slice->cols * element))
+        return softmax_fail(SOFTMAX_E_OVERLAP, "%s: summaries overlap the logits", fn);
+    size_t heap_capacity = top_k < slice->cols ? top_k : slice->cols;
+    /* Rows are independent: spread over threads, the same bits for any count. */
+    int threads = softmax_threads_for_job(slice->rows * slice->cols, slice->rows);
+    int out_of_memory = 0;
+#pragma omp parallel num_threads(threads) reduction(| : out_of_memory)
+    {
+        heap_entry *heap = heap_capacity > 0 ? malloc(heap_capacity * sizeof *heap) : NULL;
+        if (heap_capacity > 0 && heap == NULL)
+            out_of_memory = 1;
+#pragma omp for schedule(static)
+        for (size_t r = 0; r < slice->rows; r++)
+            if (heap_capacity == 0 || heap != NULL)
+                summarise_row(slice, r, scale, top_k, with_sums, heap, summary_record(summaries, bytes, r));
+        free(heap);
+    }
+    if (out_of_memory)
+        return softmax_fail(SOFTMAX_E_OUT_OF_MEMORY, "%s: no memory for %zu candidates", fn, heap_capacity);
+    return SOFTMAX_OK;
+}
+
+int softmax_summary_compute(const softmax_slice *slice, double scale, size_t top_k, void *summaries)
+{
+    softmax_clear_error();
+    return summary_compute("softmax_summary_compute", slice, scale, top_k, 1, summaries);
+}
+
+/* ---------------------------------------------------------------------------
+ * Merge.
+ * ------------------------------------------------------------------------ */
+
+/* Rescales a record's sums from its reference to `ref` (>= it, finite). */
+static void rescaled_sums(const softmax_summary *s, double ref, double *sum_hi, double *sum_lo, double *dsum_hi,
+                          double *dsum_lo)
+{
+    *sum_hi = *sum_lo = *dsum_hi = *dsum_lo = 0.0;
+    if (!(s->ref > -INFINITY) || s->count_nan > 0)
+        return;
+    if (s->ref == ref) {
+        *sum_hi = s->sum_hi;
+        *sum_lo = s->sum_lo;
+        *dsum_hi = s->dsum_hi;
+        *dsum_lo = s->dsum_lo;
+        return;
+    }
+    double d_hi, d_lo;
+    scaled_difference(fabs(s->scale), s->ref, ref, &d_hi, &d_lo);
+    if (!(d_hi > -746.0))
+        return;
+    double f = exp_dd(d_hi, d_lo);
+    /* S' = f S, D' = f (D + d S), each as hi + lo. */
+    double p = s->sum_hi * f;
+    *sum_hi = p;
+    *sum_lo = fma(s->sum_hi, f, -p) + s->sum_lo * f;
+    double inner_hi = s->dsum_hi, inner_lo = s->dsum_lo;
+    double q = d_hi * s->sum_hi;
+    dd_add(&inner_hi, &inner_lo, q);
+    inner_lo += fma(d_hi, s->sum_hi, -q) + d_hi * s->sum_lo + d_lo * s->sum_hi;
+    double r = inner_hi * f;
+    *dsum_hi = r;
+    *dsum_lo = fma(inner_hi, f, -r) + inner_lo * f;
+}
+
+/* a's candidates = the best a->top_k of a's and b's; scratch holds top_k. */
+static void merge_candidates(softmax_summary *a, const softmax_summary *b, softmax_candidate *scratch)
+{
+    double sign = summary_sign(a->scale);
+    size_t total = (size_t)a->candidates + b->candidates;
+    if (total > a->top_k)
+        total = a->top_k;
+    const softmax_candidate *ca = summary_const_candidates(a), *cb = summary_const_candidates(b);
+    size_t i = 0, j = 0;
+    for (size_t k = 0; k < total; k++) {
+        int take_a = j >= b->candidates ||
+                     (i < a->candidates && better(sign * ca[i].logit, ca[i].column, sign * cb[j].logit, cb[j].column));
+        scratch[k] = take_a ? ca[i++] : cb[j++];
+    }
+    memcpy(summary_candidates(a), scratch, total * sizeof *scratch);
+    a->candidates = (uint32_t)total;
+}
+
+static int merge_pair(softmax_summary *a, const softmax_summary *b, size_t row, softmax_candidate *scratch)
+{
+    static const char fn[] = "softmax_summary_merge";
+    if (memcmp(&a->scale, &b->scale, sizeof a->scale) != 0)
+        return softmax_fail(SOFTMAX_E_INVALID_ARGUMENT, "%s: row %zu merges records of scales %.17g and %.17g", fn, row,
+                            a->scale, b->scale);
+    if (a->flags != b->flags)
+        return softmax_fail(SOFTMAX_E_INVALID_ARGUMENT, "%s: row %zu merges a record with sums and one without", fn,
+                            row);
+    if (a->target != b->target)
+        return softmax_fail(SOFTMAX_E_INVALID_ARGUMENT, "%s: row %zu merges records of targets %lld and %lld", fn, row,
+                            (long long)a->target, (long long)b->target);
+    if (a->target_found && b->target_found)
+        return softmax_fail(SOFTMAX_E_INVALID_ARGUMENT,
+                            "%s: row %zu: both records hold the target column (overlapping slices)", fn, row);
+    softmax_summary out = *a;
+    double ref = a->ref > b->ref ? a->ref : b->ref;
+    if (b->ref > a->ref) {
+        out.argmax = b->argmax;
+        out.count_ref = b->count_ref;
+    } else if (b->ref == a->ref) {
+        out.count_ref = a->count_ref + b->count_ref;
+        out.argmax = a->argmax < 0           ? b->argmax
+                     : b->argmax < 0         ? a->argmax
+                     : a->argmax < b->argmax ? a->argmax
+                                             : b->argmax;
+    }
+    out.ref = ref;
+    if (a->columns == 0)
+        out.argmax = b->argmax;
+    else if (b->columns == 0)
+        out.argmax = a->argmax;
+    out.count_nan = a->count_nan + b->count_nan;
+    out.first_nan = a->first_nan < 0              ? b->first_nan
+                    : b->first_nan < 0            ? a->first_nan
+                    : a->first_nan < b->first_nan ? a->first_nan
+                                                  : b->first_nan;
+    out.count_kept = a->count_kept + b->count_kept;
+    out.first_kept = a->first_kept < 0               ? b->first_kept
+                     : b->first_kept < 0             ? a->first_kept
+                     : a->first_kept < b->first_kept ? a->first_kept
+                                                     : b->first_kept;
+    out.columns = a->columns + b->columns;
+    if (b->target_found) {
+        out.target_found = 1;
+        out.target_logit = b->target_logit;
+    }
+    double a_abs = fabs(a->scale);
+    out.sum_hi = out.sum_lo = out.dsum_hi = out.dsum_lo = 0.0;
+    if (a_abs > 0.0 && a_abs < INFINITY && isfinite(ref) && out.count_nan == 0 &&
+        !(a->flags & SOFTMAX_SUMMARY_NO_SUMS)) {
+        double s1h, s1l, d1h, d1l, s2h, s2l, d2h, d2l;
+        rescaled_sums(a, ref, &s1h, &s1l, &d1h, &d1l);
+        rescaled_sums(b, ref, &s2h, &s2l, &d2h, &d2l);
+        double sh = s1h, sl = s1l + s2l, dh = d1h, dl = d1l + d2l;
+        dd_add(&sh, &sl, s2h);
+        dd_add(&dh, &dl, d2h);
+        two_sum(sh, sl, &out.sum_hi, &out.sum_lo);
+        two_sum(dh, dl, &out.dsum_hi, &out.dsum_lo);
+    }
+    merge_candidates(a, b, scratch);
+    out.candidates = a->candidates;
+    *a = out;
+    return SOFTMAX_OK;
+}
+
+int softmax_summary_merge(void *inout, const void *in, size_t rows)
+{
+    static const char fn[] = "softmax_summary_merge";
+    softmax_clear_error();
+    size_t bytes, in_bytes;
+    int status = summary_check_records(fn, inout, rows, &bytes);
+    if (status == SOFTMAX_OK)
+        status = summary_check_records(fn, in, rows, &in_bytes);
+    if (status != SOFTMAX_OK)
+        return status;
+    if (rows == 0)
+        return SOFTMAX_OK;
+    if (bytes != in_bytes)
+        return softmax_fail(SOFTMAX_E_INVALID_ARGUMENT, "%s: records of capacities %u and %u", fn,
+                            ((const softmax_summary *)inout)->top_k, ((const softmax_summary *)in)->top_k);
+    if (inout == in)
+        return softmax_fail(SOFTMAX_E_OVERLAP, "%s: inout and in are the same records", fn);
+    /* Check every row first: nothing is written unless all rows merge. */
+    for (size_t r = 0; r < rows; r++) {
+        const softmax_summary *a = summary_const_record(inout, bytes, r), *b = summary_const_record(in, bytes, r);
+        if (memcmp(&a->scale, &b->scale, sizeof a->scale) != 0 || a->target != b->target || a->flags != b->flags ||
+            (a->target_found && b->target_found)) {
+            softmax_summary copy = *a;
+            return merge_pair(&copy, b, r, NULL); /* fails before the candidates: records the message */
+        }
+    }
+    size_t capacity = ((const softmax_summary *)inout)->top_k;
+    softmax_candidate *scratch = NULL;
+    if (capacity > 0 && (scratch = malloc(capacity * sizeof *scratch)) == NULL)
+        return softmax_fail(SOFTMAX_E_OUT_OF_MEMORY, "%s: no memory for %zu candidates", fn, capacity);
+    for (size_t r = 0; r < rows; r++)
+        merge_pair(summary_record(inout, bytes, r), summary_const_record(in, bytes, r), r, scratch);
+    free(scratch);
+    return SOFTMAX_OK;
+}
+
+/* ---------------------------------------------------------------------------
+ * Finishing calls.
+ * ------------------------------------------------------------------------ */
+
+typedef enum row_mode {
+    ROW_NAN,     /* a NaN in the row: NaN outputs */
+    ROW_MASKED,  /* no element above -inf: zeros / -inf */
+    ROW_SHARED,  /* the elements with t == ref share the mass equally (+inf entries, infinite scale) */
+    ROW_UNIFORM, /* scale 0: the elements above -inf share the mass */
+    ROW_NORMAL   /* exp(|scale| * (t - ref)) / S */
+} row_mode;
+
+static row_mode mode_of(const softmax_summary *s)
+{
+    double a = fabs(s->scale);
+    if (s->count_nan > 0)
+        return ROW_NAN;
+    if (s->count_kept == 0 || !(s->ref > -INFINITY))
+        return ROW_MASKED;
+    if (a == 0.0)
+        return ROW_UNIFORM;
+    if (a == INFINITY || s->ref == INFINITY)
+        return ROW_SHARED;
+    return ROW_NORMAL;
+}
+
+/* The checks shared by the calls that take a slice and its merged records. */
+static int check_slice_and_records(const char *fn, const softmax_slice *slice, const void *merged, const void *out,
+                                   size_t *bytes)
+{
+    int status = summary_check_slice(fn, slice);
+    if (status != SOFTMAX_OK)
+        return status;
+    status = summary_check_records(fn, merged, slice->rows, bytes);
+    if (status != SOFTMAX_OK)
+        return status;
+    if (slice->rows == 0 || slice->cols == 0)
+        return SOFTMAX_OK;
+    if (out == NULL)
+        return softmax_fail(SOFTMAX_E_NULL_POINTER, "%s: output is NULL", fn);
+    size_t in_size = summary_dtype_size(slice->dtype);
+    size_t out_size = slice->dtype == SOFTMAX_DTYPE_F64 ? sizeof(double) : sizeof(float);
+    size_t n = slice->rows * slice->cols;
+    if (n > SIZE_MAX / out_size)
+        return softmax_fail(SOFTMAX_E_SIZE_OVERFLOW, "%s: output size overflows", fn);
+    int aliased = out == slice->logits && in_size == out_size;
+    if (!aliased && bytes_overlap(out, n * out_size, slice->logits, n * in_size))
+        return softmax_fail(SOFTMAX_E_OVERLAP, "%s: the output overlaps the logits without being equal to them", fn);
+    if (bytes_overlap(out, n * out_size, merged, slice->rows * *bytes))
+        return softmax_fail(SOFTMAX_E_OVERLAP, "%s: the output overlaps the records", fn);
+    for (size_t r = 0; r < slice->rows; r++) {
+        const softmax_summary *s = summary_const_record(merged, *bytes, r);
+        if (s->flags & SOFTMAX_SUMMARY_NO_SUMS)
+            return softmax_fail(SOFTMAX_E_INVALID_ARGUMENT, "%s: record %zu has no sums (made for sampling)", fn, r);
+        if (s->columns != slice->vocab)
+            return softmax_fail(SOFTMAX_E_INVALID_ARGUMENT,
+                                "%s: record %zu covers %llu columns, not the vocabulary of %llu (not fully merged?)",
+                                fn, r, (unsigned long long)s->columns, (unsigned long long)slice->vocab);
+    }
+    return SOFTMAX_OK;
+}
+
+/* log S as hi + lo. */
+static void log_sum(const softmax_summary *s, double *hi, double *lo)
+{
+    *hi = log(s->sum_hi);
+    *lo = s->sum_lo / s->sum_hi;
+}
+
+/* p (log = 0) or log p (log = 1) of one element of a row of the given mode. */
+static double finish_element(const softmax_summary *s, row_mode mode, double x, int log_output, double log_s_hi,
+                             double log_s_lo, double sum)
+{
+    double t = summary_sign(s->scale) * x;
+    switch (mode) {
+    case ROW_NAN:
+        return NAN;
+    case ROW_MASKED:
+        return log_output ? -INFINITY : 0.0;
+    case ROW_SHARED:
+        if (t == s->ref)
+            return log_output ? -log((double)s->count_ref) : 1.0 / (double)s->count_ref;
+        return log_output ? -INFINITY : 0.0;
+    case ROW_UNIFORM:
+        if (t > -INFINITY)
+            return log_output ? -log((double)s->count_kept) : 1.0 / (double)s->count_kept;
+        return log_output ? -INFINITY : 0.0;
+    case ROW_NORMAL:
+    default:
+        break;
+    }
+    if (!(t > -INFINITY))
+        return log_output ? -INFINITY : 0.0;
+    double d_hi, d_lo;
+    scaled_difference(fabs(s->scale), t, s->ref, &d_hi, &d_lo);
+    if (log_output)
+        return (d_hi - log_s_hi) + (d_lo - log_s_lo);
+    if (!(d_hi > -746.0))
+        return 0.0;
+    return exp_dd(d_hi, d_lo) / sum;
+}
+
+static void store(softmax_dtype out_type, void *out, size_t i, double v)
+{
+    if (out_type == SOFTMAX_DTYPE_F64)
+        ((double *)out)[i] = v;
+    else
+        ((float *)out)[i] = (float)v;
+}
+
+int softmax_summary_softmax(const softmax_slice *slice, const void *merged, int log_output, void *y)
+{
+    static const char fn[] = "softmax_summary_softmax";
+    softmax_clear_error();
+    size_t bytes;
+    int status = check_slice_and_records(fn, slice, merged, y, &bytes);
+    if (status != SOFTMAX_OK || slice->rows == 0 || slice->cols == 0)
+        return status;
+    softmax_dtype out_type = slice->dtype == SOFTMAX_DTYPE_F64 ? SOFTMAX_DTYPE_F64 : SOFTMAX_DTYPE_F32;
+    size_t element = summary_dtype_size(slice->dtype), n = slice->cols;
+    int threads = softmax_threads_for_job(slice->rows * n, slice->rows);
+#pragma omp parallel for num_threads(threads) schedule(static)
+    for (size_t r = 0; r < slice->rows; r++) {
+        double buffer[SUMMARY_CHUNK];
+        const softmax_summary *s = summary_const_record(merged, bytes, r);
+        row_mode mode = mode_of(s);
+        double log_hi = 0.0, log_lo = 0.0, sum = s->sum_hi + s->sum_lo;
+        if (mode == ROW_NORMAL)
+            log_sum(s, &log_hi, &log_lo);
+        const void *row = (const char *)slice->logits + r * n * element;
+        void *out_row = out_type == SOFTMAX_DTYPE_F64 ? (void *)((double *)y + r * n) : (void *)((float *)y + r * n);
+        for (size_t begin = 0; begin < n; begin += SUMMARY_CHUNK) {
+            size_t count = n - begin < SUMMARY_CHUNK ? n - begin : SUMMARY_CHUNK;
+            summary_read(slice->dtype, row, begin, count, buffer);
+            for (size_t i = 0; i < count; i++)
+                store(out_type, out_row, begin + i,
+                      finish_element(s, mode, buffer[i], log_output, log_hi, log_lo, sum));
+        }
+    }
+    return SOFTMAX_OK;
+}
+
+/* lse = |scale| * ref + log S, and the other per-row values. */
+static double row_logsumexp(const softmax_summary *s, row_mode mode)
+{
+    double a = fabs(s->scale);
+    switch (mode) {
+    case ROW_NAN:
+        return NAN;
+    case ROW_MASKED:
+        return -INFINITY;
+    case ROW_UNIFORM:
+        return log((double)s->count_kept);
+    case ROW_SHARED:
+        if (s->ref == 0.0) /* infinite scale, extreme element 0: z = 0 for the ties */
+            return log((double)s->count_ref);
+        return s->ref > 0.0 ? INFINITY : (a == INFINITY ? -INFINITY : INFINITY);
+    case ROW_NORMAL:
+    default:
+        break;
+    }
+    double log_hi, log_lo;
+    log_sum(s, &log_hi, &log_lo);
+    double z = a * s->ref, z_lo = fma(a, s->ref, -z);
+    return z + (log_hi + (log_lo + z_lo));
+}
+
+static double row_entropy(const softmax_summary *s, row_mode mode)
+{
+    switch (mode) {
+    case ROW_NAN:
+        return NAN;
+    case ROW_MASKED:
+        return 0.0;
+    case ROW_UNIFORM:
+        return log((double)s->count_kept);
+    case ROW_SHARED:
+        return log((double)s->count_ref);
+    case ROW_NORMAL:
+    default:
+        break;
+    }
+    double log_hi, log_lo;
+    log_sum(s, &log_hi, &log_lo);
+    /* H = log S - D / S, both terms >= 0 (D <= 0). */
+    double mean = -(s->dsum_hi + s->dsum_lo) / (s->sum_hi + s->sum_lo);
+    return log_hi + (mean + log_lo);
+}
+
+static double row_nll(const softmax_summary *s, row_mode mode)
+{
+    if (s->target < 0)
+        return 0.0;
+    double t = summary_sign(s->scale) * s->target_logit;
+    switch (mode) {
+    case ROW_NAN:
+        return NAN;
+    case ROW_MASKED:
+        return INFINITY;
+    case ROW_UNIFORM:
+        return t > -INFINITY ? log((double)s->count_kept) : INFINITY;
+    case ROW_SHARED:
+        return t == s->ref ? log((double)s->count_ref) : INFINITY;
+    case ROW_NORMAL:
+    default:
+        break;
+    }
+    if (!(t > -INFINITY))
+        return INFINITY;
+    double log_hi, log_lo, d_hi, d_lo;
+    log_sum(s, &log_hi, &log_lo);
+    scaled_difference(fabs(s->scale), t, s->ref, &d_hi, &d_lo);
+    /* log S - d, both terms >= 0. */
+    return (log_hi - d_hi) + (log_lo - d_lo);
+}
+
+int softmax_summary_stats(const void *merged, size_t rows, double *logsumexp, double *entropy, int64_t *argmax,
+                          double *nll)
+{
+    static const char fn[] = "softmax_summary_stats";
+    softmax_clear_error();
+    size_t bytes;
+    int status = summary_check_records(fn, merged, rows, &bytes);
+    if (status != SOFTMAX_OK)
+        return status;
+    for (size_t r = 0; r < rows; r++)
+        if ((summary_const_record(merged, bytes, r)->flags & SOFTMAX_SUMMARY_NO_SUMS) &&
+            (logsumexp != NULL || entropy != NULL || nll != NULL))
+            return softmax_fail(SOFTMAX_E_INVALID_ARGUMENT, "%s: record %zu has no sums (made for sampling)", fn, r);
+    for (size_t r = 0; r < rows && nll != NULL; r++) {
+        const softmax_summary *s = summary_const_record(merged, bytes, r);
+        if (s->target >= 0 && !s->target_found && s->count_nan == 0)
+            return softmax_fail(SOFTMAX_E_INVALID_ARGUMENT,
+                                "%s: row %zu: no merged record holds the target column %lld", fn, r,
+                                (long long)s->target);
+    }
+    for (size_t r = 0; r < rows; r++) {
+        const softmax_summary *s = summary_const_record(merged, bytes, r);
+        row_mode mode = mode_of(s);
+        if (logsumexp != NULL)
+            logsumexp[r] = row_logsumexp(s, mode);
+        if (entropy != NULL)
+            entropy[r] = row_entropy(s, mode);
+        if (argmax != NULL)
+            argmax[r] = mode == ROW_NAN ? s->first_nan : mode == ROW_UNIFORM ? s->first_kept : s->argmax;
+        if (nll != NULL)
+            nll[r] = row_nll(s, mode);
+    }
+    return SOFTMAX_OK;
+}
+
+int softmax_summary_nll_backward(const softmax_slice *slice, const void *merged, void *dx)
+{
+    static const char fn[] = "softmax_summary_nll_backward";
+    softmax_clear_error();
+    size_t bytes;
+    int status = check_slice_and_records(fn, slice, merged, dx, &bytes);
+    if (status != SOFTMAX_OK || slice->rows == 0 || slice->cols == 0)
+        return status;
+    if (slice->targets == NULL)
+        return softmax_fail(SOFTMAX_E_NULL_POINTER, "%s: the slice has no targets", fn);
+    softmax_dtype out_type = slice->dtype == SOFTMAX_DTYPE_F64 ? SOFTMAX_DTYPE_F64 : SOFTMAX_DTYPE_F32;
+    size_t element = summary_dtype_size(slice->dtype), n = slice->cols;
+    int threads = softmax_threads_for_job(slice->rows * n, slice->rows);
+#pragma omp parallel for num_threads(threads) schedule(static)
+    for (size_t r = 0; r < slice->rows; r++) {
+        double buffer[SUMMARY_CHUNK];
+        const softmax_summary *s = summary_const_record(merged, bytes, r);
+        row_mode mode = mode_of(s);
+        double scale = s->scale, a = fabs(scale);
+        int zeros = slice->targets[r] < 0 || mode == ROW_MASKED || a == INFINITY;
+        double log_hi = 0.0, log_lo = 0.0, sum = s->sum_hi + s->sum_lo;
+        if (mode == ROW_NORMAL)
+            log_sum(s, &log_hi, &log_lo);
+        const void *row = (const char *)slice->logits + r * n * element;
+        void *out_row = out_type == SOFTMAX_DTYPE_F64 ? (void *)((double *)dx + r * n) : (void *)((float *)dx + r * n);
+        for (size_t begin = 0; begin < n; begin += SUMMARY_CHUNK) {
+            size_t count = n - begin < SUMMARY_CHUNK ? n - begin : SUMMARY_CHUNK;
+            summary_read(slice->dtype, row, begin, count, buffer);
+            for (size_t i = 0; i < count; i++) {
+                double v;
+                if (mode == ROW_NAN) {
+                    v = NAN;
+                } else if (zeros) {
+                    v = 0.0;
+                } else {
+                    double p = finish_element(s, mode, buffer[i], 0, log_hi, log_lo, sum);
+                    int is_target = (int64_t)(slice->col_offset + begin + i) == slice->targets[r];
+                    v = scale * (is_target ? p - 1.0 : p);
+                }
+                store(out_type, out_row, begin + i, v);
+            }
+        }
+    }
+    return SOFTMAX_OK;
+}

@@ -1,0 +1,97 @@
+/*
+ * summary_internal.h -- what the slice summaries (summary.c) and the
+ * sampling over slices (summary_sample.c) share: reading a slice's row in
+ * f64, record access and validation, double-double arithmetic.
+ */
+#ifndef SOFTMAX_SUMMARY_INTERNAL_H
+#define SOFTMAX_SUMMARY_INTERNAL_H
+
+#include <math.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../internal.h"
+
+/* Elements read at a time into an f64 buffer on the stack. */
+#define SUMMARY_CHUNK 512
+
+/* Converts elements [begin, begin + count) of a slice's row to f64
+ * (count <= SUMMARY_CHUNK). bf16 and f16 widen exactly. */
+void summary_read(softmax_dtype dtype, const void *row, size_t begin, size_t count, double *out);
+
+/* Element size of a supported slice dtype, 0 otherwise. */
+size_t summary_dtype_size(softmax_dtype dtype);
+
+/* Checks a slice (fn names the caller in messages). */
+int summary_check_slice(const char *fn, const softmax_slice *slice);
+
+/* The record of row r in a buffer of records of `bytes` bytes each. */
+static inline softmax_summary *summary_record(void *records, size_t bytes, size_t r)
+{
+    return (softmax_summary *)((char *)records + r * bytes);
+}
+static inline const softmax_summary *summary_const_record(const void *records, size_t bytes, size_t r)
+{
+    return (const softmax_summary *)((const char *)records + r * bytes);
+}
+static inline softmax_candidate *summary_candidates(softmax_summary *s)
+{
+    return (softmax_candidate *)(s + 1);
+}
+static inline const softmax_candidate *summary_const_candidates(const softmax_summary *s)
+{
+    return (const softmax_candidate *)(s + 1);
+}
+
+/* softmax_summary_compute with or without the sums (fn names the caller). */
+int summary_compute(const char *fn, const softmax_slice *slice, double scale, size_t top_k, int with_sums,
+                    void *summaries);
+
+/* Checks the first record of a merged buffer (magic, capacity) and returns
+ * its size in bytes through *bytes. */
+int summary_check_records(const char *fn, const void *records, size_t rows, size_t *bytes);
+
+/* The order of the records: t = x (scale >= 0) or -x (scale < 0). */
+static inline double summary_sign(double scale)
+{
+    return signbit(scale) && scale != 0.0 ? -1.0 : 1.0;
+}
+
+/* s + e = a + b exactly. */
+static inline void two_sum(double a, double b, double *s, double *e)
+{
+    double sum = a + b;
+    double b_virtual = sum - a;
+    double a_virtual = sum - b_virtual;
+    *s = sum;
+    *e = (a - a_virtual) + (b - b_virtual);
+}
+
+/* (hi, lo) += v, compensated. */
+static inline void dd_add(double *hi, double *lo, double v)
+{
+    double s, e;
+    two_sum(*hi, v, &s, &e);
+    *hi = s;
+    *lo += e;
+}
+
+/* d = a * (t - ref) as hi + lo (a >= 0 finite, t and ref finite), with the
+ * rounding of the difference and of the product carried in lo. */
+static inline void scaled_difference(double a, double t, double ref, double *hi, double *lo)
+{
+    double dh, dl;
+    two_sum(t, -ref, &dh, &dl);
+    double p = a * dh;
+    *hi = p;
+    *lo = isfinite(p) ? fma(a, dh, -p) + a * dl : 0.0;
+}
+
+/* exp(hi + lo) for |lo| <= ulp(hi)-ish: exp(hi) * (1 + lo). */
+static inline double exp_dd(double hi, double lo)
+{
+    double e = exp(hi);
+    return e + e * lo;
+}
+
+#endif /* SOFTMAX_SUMMARY_INTERNAL_H */
