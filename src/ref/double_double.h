@@ -53,6 +53,22 @@ static inline dd fast_two_sum(double a, double b)
     return (dd){s, b - (s - a)};
 }
 
+/* a = hi + lo with hi and lo of 26 significant bits at most (Veltkamp),
+ * for |a| < 2^995. */
+static inline dd split_in_halves(double a)
+{
+    const double big = 134217729.0 * a; /* 2^27 + 1 */
+    const double hi = big - (big - a);
+    return (dd){hi, a - hi};
+}
+
+/* a * b - p exactly, for p = fl(a * b), from the halves of a and b
+ * (Dekker), in the same range as two_prod. */
+static inline double product_error(double p, dd a, dd b)
+{
+    return ((a.hi * b.hi - p) + a.hi * b.lo + a.lo * b.hi) + a.lo * b.lo;
+}
+
 /* a * b = p.hi + p.lo exactly, for |a|, |b| < 2^995 and a product whose
  * error is not below the normal range (|a * b| >= 2^-969 or a * b == 0). */
 static inline dd two_prod(double a, double b)
@@ -61,25 +77,28 @@ static inline dd two_prod(double a, double b)
 #if defined(__FMA__) || defined(__ARM_FEATURE_FMA) || defined(__aarch64__)
     return (dd){p, fma(a, b, -p)};
 #else
-    const double splitter = 134217729.0; /* 2^27 + 1 */
-    const double a_big = splitter * a, b_big = splitter * b;
-    const double a_hi = a_big - (a_big - a), b_hi = b_big - (b_big - b);
-    const double a_lo = a - a_hi, b_lo = b - b_hi;
-    return (dd){p, ((a_hi * b_hi - p) + a_hi * b_lo + a_lo * b_hi) + a_lo * b_lo};
+    return (dd){p, product_error(p, split_in_halves(a), split_in_halves(b))};
 #endif
 }
 
 /* x * 2^k for a finite x and k in [-2100, 2100], exact unless the result
  * leaves the normal range (two steps so that 2^k itself stays
  * representable). */
+static inline double power_of_two(int k) /* k in [-1022, 1023] */
+{
+    const uint64_t bits = (uint64_t)(k + 1023) << 52;
+    double factor;
+    memcpy(&factor, &bits, sizeof factor);
+    return factor;
+}
+
 static inline double scale_by_power_of_two(double x, int k)
 {
+    if (k >= -1000 && k <= 1000)
+        return x * power_of_two(k);
     for (int step = 0; step < 3 && k != 0; step++) {
         const int part = k > 1000 ? 1000 : k < -1000 ? -1000 : k;
-        const uint64_t bits = (uint64_t)(part + 1023) << 52;
-        double factor;
-        memcpy(&factor, &bits, sizeof factor);
-        x *= factor;
+        x *= power_of_two(part);
         k -= part;
     }
     return x;
@@ -87,32 +106,34 @@ static inline double scale_by_power_of_two(double x, int k)
 
 /* ---- exp ---- */
 
-/* ln(2) / 128 = LN2_128_A + LN2_128_B + LN2_128_C: A and B have 35
- * significant bits, so k * A and k * B are exact for |k| < 2^18. */
-#define LN2_128_A 0x1.62e42fefc0000p-8
-#define LN2_128_B -0x1.c610ca86c0000p-44
-#define LN2_128_C -0x1.c4c67fc0d0951p-83
-#define INV_LN2_128 0x1.71547652b82fep+7
 /* Adding and subtracting it rounds |v| < 2^51 to an integer. */
 #define ROUND_TO_INTEGER 0x1.8p52
+/* Adding and subtracting it keeps the bits of |v| < 2^-9 down to 2^-36:
+ * 26 significant bits at most. */
+#define SPLIT_AT_2_36 0x1p16
 
 /*
- * exp(t.hi + t.lo) as a double-double with a relative error below 2^-78
- * (t normalised: |t.lo| <= ulp(t.hi) / 2). 0 below -746 (exp < 2^-1076),
- * +inf above 709.79, NaN for NaN.
+ * exp(t.hi + t.lo) as a double-double with a relative error below 2^-72
+ * (t normalised: |t.lo| <= ulp(t.hi) / 2), in plain double operations (no
+ * two_prod: the same bits with or without an FMA). 0 below -746
+ * (exp < 2^-1076), +inf above 709.79, NaN for NaN.
  *
- * exp(t) = 2^(k / 128) * exp(r), k = round(t * 128 / ln 2), |r| <= ln 2 / 256
- * (< 2^-8.5); 2^(k / 128) = 2^(k >> 7) * table[k & 127] (106 bits, see
- * exp2_table.h). The reduction is exact up to 2^-110 (Cody-Waite with three
- * parts of ln 2 / 128; t.hi - k * A is exact by Sterbenz), r comes out
- * normalised as rh + rl, |rl| <= 2^-62. Then
+ * exp(t) = 2^(k / 512) * exp(r), k = round(t * 512 / ln 2), |r| <= ln 2 /
+ * 1024 (< 2^-10.5); 2^(k / 512) = 2^floor(k / 512) * (head + tail) from
+ * exp2_table.h. The reduction: t.hi - k * A is exact (k * A is, and
+ * Sterbenz), its difference with k * B is kept as rh + error by two_sum,
+ * and rl = error + (t.lo - k * C) collects the rest (2^-108 absolute).
+ * Then, with q = rh^2 (1/2 + rh/6 + rh^2/24 + rh^3/120 + rh^4/720) (the
+ * next term is below 2^-86; q is below 2^-22, its roundings 2^-75),
  *
- *   exp(r) - 1 = rh + rh^2 / 2 + [rl + rh * rl + rh^3 * P(rh)]
+ *   exp(r) = 1 + rh + b,  b = q + rl (1 + rh + q)   (rl^2 is below 2^-88)
+ *   exp(t) = head + head * rh1 + [head * rh2 + head * b + tail * (1 + rh + b)]
  *
- * with rh^2 exact (two_prod; |rh| >= 2^-60 there, so no underflow), P the
- * Taylor coefficients 1/3! .. 1/7! (the next term, rh^8 / 8!, is below
- * 2^-83) and the bracket in plain double (its terms are below 2^-27, their
- * roundings below 2^-80). For |rh| < 2^-60, exp(r) - 1 = r within 2^-121.
+ * where rh = rh1 + rh2 splits rh at 2^-36: head (26 bits) times rh1 (26
+ * bits) is exact, and every term of the bracket is below 2^-22 with
+ * roundings below 2^-75. head + head * rh1 goes through fast_two_sum, so
+ * the result carries about 72 bits: far more than the 53 of the rounded
+ * outputs, and margins of 2^-19 ulp for the order of neighbouring values.
  */
 static inline dd dd_exp(dd t)
 {
@@ -120,35 +141,30 @@ static inline dd dd_exp(dd t)
         return isnan(t.hi) ? (dd){t.hi, 0} : (dd){0, 0};
     if (t.hi > 709.79)
         return (dd){INFINITY, 0};
-    const double k_real = (t.hi * INV_LN2_128 + ROUND_TO_INTEGER) - ROUND_TO_INTEGER;
+    const double k_real = (t.hi * INV_LN2_512 + ROUND_TO_INTEGER) - ROUND_TO_INTEGER;
     const int k = (int)k_real;
-    const double reduced = t.hi - k_real * LN2_128_A; /* exact */
-    const dd r_parts = two_sum(reduced, -(k_real * LN2_128_B));
-    const dd r = two_sum(r_parts.hi, r_parts.lo + (t.lo - k_real * LN2_128_C));
-    double p_hi, p_lo;
-    if (fabs(r.hi) < 0x1p-60) {
-        p_hi = r.hi;
-        p_lo = r.lo;
-    } else {
-        const dd square = two_prod(r.hi, r.hi);
-        const dd head = fast_two_sum(r.hi, 0.5 * square.hi);
-        const double poly = 1.0 / 6 + r.hi * (1.0 / 24 + r.hi * (1.0 / 120 + r.hi * (1.0 / 720 + r.hi * (1.0 / 5040))));
-        const double cube = square.hi * r.hi;
-        p_hi = head.hi;
-        p_lo = head.lo + (0.5 * square.lo + (r.lo + r.hi * r.lo + cube * poly));
+    const double reduced = t.hi - k_real * LN2_512_A; /* exact */
+    const dd r = two_sum(reduced, -(k_real * LN2_512_B));
+    const double rh = r.hi;
+    const double rl = r.lo + (t.lo - k_real * LN2_512_C);
+    const double rh1 = (rh + SPLIT_AT_2_36) - SPLIT_AT_2_36, rh2 = rh - rh1; /* both exact */
+    const double q = (rh * rh) * (0.5 + rh * (1.0 / 6 + rh * (1.0 / 24 + rh * (1.0 / 120 + rh * (1.0 / 720)))));
+    /* (unsigned)k mod 512 is k mod 512 for a negative k too. */
+    const unsigned index = (unsigned)k & 511u;
+    const double head = exp2_table[index][0], tail = exp2_table[index][1];
+    const dd top = fast_two_sum(head, head * rh1);
+    const double beyond_rh = q + rl * (1 + (rh + q)); /* exp(r) - 1 - rh */
+    const double rest = head * rh2 + head * beyond_rh + tail * (1 + (rh + beyond_rh));
+    const dd value = fast_two_sum(top.hi, top.lo + rest);
+    const int exponent = (k - (int)index) / 512; /* exact: floor(k / 512) */
+    if (exponent >= -1000 && exponent <= 1000) {
+        const double factor = power_of_two(exponent);
+        return (dd){value.hi * factor, value.lo * factor};
     }
-    /* table * (1 + p): |p| < 2^-8, table in [1, 2). */
-    const int index = ((k % 128) + 128) % 128;
-    const double *entry = exp2_table[index];
-    const dd product = two_prod(entry[0], p_hi);
-    const dd head = fast_two_sum(entry[0], product.hi);
-    const double tail = head.lo + (product.lo + (entry[1] + (entry[1] * p_hi + entry[0] * p_lo)));
-    const dd value = fast_two_sum(head.hi, tail);
-    const int exponent = (k - index) / 128; /* exact: floor(k / 128) */
     return (dd){scale_by_power_of_two(value.hi, exponent), scale_by_power_of_two(value.lo, exponent)};
 }
 
-/* exp(x) rounded to double (within 1/2 ulp + 2^-78 relative in the normal
+/* exp(x) rounded to double (within 1/2 ulp + 2^-72 relative in the normal
  * range). */
 static inline double dd_exp_double(double x)
 {
@@ -186,16 +202,16 @@ static inline dd dd_mul(dd a, dd b)
 
 /*
  * log(s) for a normalised double-double s >= 1 (a sum of exponentials whose
- * largest term is 1, or a count), absolute error below 2^-76, never
+ * largest term is 1, or a count), absolute error below 2^-71, never
  * negative: log(1) is exactly 0.
  *
  * One Newton step from the estimate l0 (error e0 < 2^-49): with
  * c = s * exp(-l0) - 1 = exp(log s - l0) - 1, log(s) = l0 + log1p(c) =
  * l0 + c - c^2 / 2 + ..., |c| < 2^-48 so c^3 / 3 < 2^-145. exp carries
- * 2^-78, the product and the subtraction of 1 (exact: s * exp(-l0) is
+ * 2^-72, the product and the subtraction of 1 (exact: s * exp(-l0) is
  * within 2^-48 of 1) add 2^-104.
  *
- * Why the clamp: for s within 2^-76 of 1 (a row whose other elements are
+ * Why the clamp: for s within 2^-71 of 1 (a row whose other elements are
  * 50 or more below its maximum) the rounding errors may exceed log(s)
  * itself; a negative value there would put log-softmax above 0.
  */

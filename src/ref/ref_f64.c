@@ -1,7 +1,7 @@
 /*
  * ref_f64.c -- portable f64 kernels. The forward lines carry their
  * intermediates in double-double (double_double.h: about 106 bits from
- * double operations alone, exp and log to 2^-76), one rounding to double at
+ * double operations alone, exp and log to 2^-71), one rounding to double at
  * the end; the gradients are double around compensated sums. No long
  * double: the same bits on every platform with IEEE doubles, whatever its
  * long double is.

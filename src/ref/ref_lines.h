@@ -14,7 +14,7 @@
  *
  * Why these are accurate: every forward output is a short chain of
  * operations carried with at least 11 more bits than REAL (double: 53 vs
- * 24; double-double: about 106 vs 53, its exp and log to 2^-76) followed by
+ * 24; double-double: about 106 vs 53, its exp and log to 2^-71) followed by
  * one rounding to REAL. The error of the chain (the argument
  * scale * (x - max), exp, a compensated sum, one division) stays well below
  * half an ulp of REAL, so outputs are within 1 ulp (nearly always correctly
@@ -156,34 +156,66 @@ static bool special_line(const REAL *x, ptrdiff_t x_stride, REAL *y, ptrdiff_t y
 /* t = scale * (x - top) as a double-double, relative error below 2^-104.
  * x - top is exact as a double-double; where it (or an intermediate of
  * two_sum) overflows, (x/2 - top/2) is (halving is exact for numbers that
- * large) and the 2 goes to the scale. two_prod needs factors below 2^995 and a product error in the
- * normal range: with both factors in [2^-400, 2^400] and |t| >= 2^-60 that
- * holds; otherwise the factors are first rescaled by a power of two
- * (exact) to balance their exponents. Below 2^-60 t needs no error term
+ * large) and the 2 goes to the scale. The product's error needs factors
+ * below 2^995 and an error in the normal range: with both factors in
+ * [2^-400, 2^400] and |t| >= 2^-60 that holds (the scale is split in
+ * halves once per row); otherwise the factors are first rescaled by a
+ * power of two (exact) to balance their exponents. A scale that is a power
+ * of two multiplies exactly. Below 2^-60 t needs no error term
  * (exp(t) = 1 + t within 2^-121; log-softmax's t - log(sum) is measured
  * against max(|y|, 1)). A product beyond the double range is -inf, as t is
  * then (exp(t) = 0, t - log(sum) rounds to -inf). */
-static dd scaled_difference(double scale, double x, double top)
+typedef struct row_scale {
+    double value;
+    dd halves;       /* split_in_halves(value), when usable */
+    bool exact;      /* a power of two: products are exact */
+    bool splittable; /* |value| in [2^-400, 2^400] */
+} row_scale;
+
+static row_scale row_scale_of(double scale)
 {
-    dd d = two_sum(x, -top);
-    double a = scale;
-    if (!isfinite(d.hi) || !isfinite(d.lo)) { /* d.lo: an intermediate of two_sum overflowed */
-        d = two_sum(0.5 * x, -0.5 * top);
-        a = 2 * scale;
-    }
+    int exponent = 0;
+    row_scale s = {scale, {0, 0}, frexp(scale, &exponent) == (scale > 0 ? 0.5 : -0.5), false};
+    s.splittable = fabs(scale) >= 0x1p-400 && fabs(scale) <= 0x1p400;
+    if (s.splittable)
+        s.halves = split_in_halves(scale);
+    return s;
+}
+
+static dd scaled_difference_rescaled(double a, dd d)
+{
+    /* |a * d| is in [2^-60, 2^1024): both factors end within 2^+-600. */
+    const int shift = (ilogb(a) - ilogb(d.hi)) / 2;
+    const double a_scaled = scale_by_power_of_two(a, -shift);
+    const double b_hi = scale_by_power_of_two(d.hi, shift), b_lo = scale_by_power_of_two(d.lo, shift);
+    const double p = a_scaled * b_hi;
+    return fast_two_sum(p, product_error(p, split_in_halves(a_scaled), split_in_halves(b_hi)) + a_scaled * b_lo);
+}
+
+static dd scaled_difference_overflowed(double scale, double x, double top)
+{
+    const dd d = two_sum(0.5 * x, -0.5 * top);
+    const double a = 2 * scale;
     const double product = a * d.hi;
-    if (d.hi == 0 || isinf(product) || !(fabs(product) >= 0x1p-60))
+    if (!isfinite(d.lo) || isinf(product)) /* x = -inf (or +inf under softmin) */
+        return (dd){isnan(product) ? -INFINITY : product, 0};
+    return fabs(product) >= 0x1p-60 ? scaled_difference_rescaled(a, d) : (dd){product, 0};
+}
+
+static inline dd scaled_difference(const row_scale *scale, double x, double top)
+{
+    const dd d = two_sum(x, -top);
+    if (!isfinite(d.lo)) /* d.hi or an intermediate of two_sum overflowed (or x is -inf) */
+        return scaled_difference_overflowed(scale->value, x, top);
+    const double product = scale->value * d.hi;
+    if (!(fabs(product) >= 0x1p-60) || isinf(product)) /* also d.hi == 0 */
         return (dd){product, 0};
-    double b_hi = d.hi, b_lo = d.lo;
-    if (!(fabs(a) >= 0x1p-400 && fabs(a) <= 0x1p400 && fabs(b_hi) >= 0x1p-400 && fabs(b_hi) <= 0x1p400)) {
-        /* |a * b| is in [2^-60, 2^1024): both end within 2^+-600. */
-        const int shift = (ilogb(a) - ilogb(b_hi)) / 2;
-        a = scale_by_power_of_two(a, -shift);
-        b_hi = scale_by_power_of_two(b_hi, shift);
-        b_lo = scale_by_power_of_two(b_lo, shift);
-    }
-    const dd p = two_prod(a, b_hi);
-    return fast_two_sum(p.hi, p.lo + a * b_lo);
+    if (scale->exact)
+        return (dd){product, scale->value * d.lo};
+    if (!(scale->splittable && fabs(d.hi) >= 0x1p-400 && fabs(d.hi) <= 0x1p400))
+        return scaled_difference_rescaled(scale->value, d);
+    const double error = product_error(product, scale->halves, split_in_halves(d.hi));
+    return fast_two_sum(product, error + scale->value * d.lo);
 }
 
 /* 1 / s as a double-double for a sum s in [1, 2^64): 2^-104 relative. */
@@ -225,9 +257,10 @@ static void softmax_line(const void *x_data, ptrdiff_t x_stride, void *y_data, p
         return;
     /* t_i = scale * (x_i - top) <= 0, so exp never overflows and the
      * reference element contributes exactly 1 to the sum. */
+    const row_scale row = row_scale_of(scale);
     dd_sum total = {0, 0};
     for (size_t i = 0; i < n; i++) {
-        const dd e = dd_exp(scaled_difference(scale, x[(ptrdiff_t)i * x_stride], top));
+        const dd e = dd_exp(scaled_difference(&row, x[(ptrdiff_t)i * x_stride], top));
         dd_sum_add(&total, e);
         /* The exponential, rounded to double, waits in y (x may be y: x_i is
          * read before y_i is written): half an ulp, then half an ulp for the
@@ -235,20 +268,22 @@ static void softmax_line(const void *x_data, ptrdiff_t x_stride, void *y_data, p
         y[(ptrdiff_t)i * y_stride] = e.hi;
     }
     const dd inverse = reciprocal_of(dd_sum_result(&total));
+    const dd inverse_halves = split_in_halves(inverse.hi);
     for (size_t i = 0; i < n; i++) {
         REAL *out = &y[(ptrdiff_t)i * y_stride];
         const double e = *out;
         /* e * (inverse.hi + inverse.lo) rounded once. Below 2^-900 the
-         * product's error would leave the normal range (two_prod's limit):
-         * there the same product of e * 2^200, scaled back (exact for a
-         * result in the normal range, one more rounding below it). */
+         * product's error would leave the normal range: there the same
+         * product of e * 2^200, scaled back (exact for a result in the
+         * normal range, one more rounding below it). */
         if (e >= 0x1p-900) {
-            const dd p = two_prod(e, inverse.hi);
-            *out = p.hi + (p.lo + e * inverse.lo);
+            const double p = e * inverse.hi;
+            *out = p + (product_error(p, split_in_halves(e), inverse_halves) + e * inverse.lo);
         } else {
             const double e_scaled = e * 0x1p200;
-            const dd p = two_prod(e_scaled, inverse.hi);
-            *out = (p.hi + (p.lo + e_scaled * inverse.lo)) * 0x1p-200;
+            const double p = e_scaled * inverse.hi;
+            *out =
+                (p + (product_error(p, split_in_halves(e_scaled), inverse_halves) + e_scaled * inverse.lo)) * 0x1p-200;
         }
     }
 }
@@ -261,16 +296,17 @@ static void log_softmax_line(const void *x_data, ptrdiff_t x_stride, void *y_dat
     REAL top;
     if (special_line(x, x_stride, y, y_stride, n, scale, true, &top))
         return;
+    const row_scale row = row_scale_of(scale);
     dd_sum total = {0, 0};
     for (size_t i = 0; i < n; i++)
-        dd_sum_add(&total, dd_exp(scaled_difference(scale, x[(ptrdiff_t)i * x_stride], top)));
+        dd_sum_add(&total, dd_exp(scaled_difference(&row, x[(ptrdiff_t)i * x_stride], top)));
     /* y_i = t_i - log(sum) with t_i <= 0 and log(sum) >= 0 (dd_log never
      * returns a negative value): both terms push the same way, so there is
      * no cancellation and y_i <= 0, exactly 0 where t_i = 0 and the sum is
      * exactly 1 (every other element -inf or too small to add to 1). */
     const dd log_sum = dd_log(dd_sum_result(&total));
     for (size_t i = 0; i < n; i++) {
-        const dd t = scaled_difference(scale, x[(ptrdiff_t)i * x_stride], top);
+        const dd t = scaled_difference(&row, x[(ptrdiff_t)i * x_stride], top);
         if (fabs(t.hi) <= 0x1p1020) {
             const dd difference = two_sum(t.hi, -log_sum.hi);
             y[(ptrdiff_t)i * y_stride] = difference.hi + (difference.lo + (t.lo - log_sum.lo));
@@ -280,7 +316,8 @@ static void log_softmax_line(const void *x_data, ptrdiff_t x_stride, void *y_dat
          * not): the same in halves, doubled at the end (exact, or -inf). A
          * scale that small would not make t this large, so halving it is
          * exact. */
-        const dd half = scaled_difference(0.5 * scale, x[(ptrdiff_t)i * x_stride], top);
+        const row_scale half_scale = row_scale_of(0.5 * scale);
+        const dd half = scaled_difference(&half_scale, x[(ptrdiff_t)i * x_stride], top);
         if (isinf(half.hi)) { /* a -inf element, or y beyond the range */
             y[(ptrdiff_t)i * y_stride] = half.hi;
             continue;
