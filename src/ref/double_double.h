@@ -104,6 +104,31 @@ static inline double scale_by_power_of_two(double x, int k)
     return x;
 }
 
+/* a + b for double-doubles, error below 2^-104 of |a| + |b|. */
+static inline dd dd_add(dd a, dd b)
+{
+    const dd s = two_sum(a.hi, b.hi);
+    return fast_two_sum(s.hi, s.lo + (a.lo + b.lo));
+}
+
+/* a * b as a double-double for any finite a, b: exact down to 2^-950
+ * absolute (below that the product alone); +-inf or 0 where it overflows or
+ * underflows. Factors out of [2^-500, 2^500] are first rebalanced by a
+ * power of two (exact). Dekker's product alone (never fma()): the same bits
+ * on every platform by construction. */
+static inline dd dd_product(double a, double b)
+{
+    const double p = a * b;
+    if (!isfinite(p) || !(fabs(p) >= 0x1p-900))
+        return (dd){p, 0};
+    if (!(fabs(a) >= 0x1p-500 && fabs(a) <= 0x1p500 && fabs(b) >= 0x1p-500 && fabs(b) <= 0x1p500)) {
+        const int shift = (ilogb(a) - ilogb(b)) / 2;
+        a = scale_by_power_of_two(a, -shift);
+        b = scale_by_power_of_two(b, shift);
+    }
+    return (dd){p, product_error(p, split_in_halves(a), split_in_halves(b))};
+}
+
 /* ---- exp ---- */
 
 /* Adding and subtracting it rounds |v| < 2^51 to an integer. */
