@@ -36,7 +36,7 @@ typedef struct softmax_line_kernels {
     softmax_jacobian_fn log_softmax_jacobian;
 } softmax_line_kernels;
 
-/* f32 computed in double, f64 in long double (src/ref/). */
+/* f32 computed in double, f64 in double-double (src/ref/). */
 extern const softmax_line_kernels softmax_ref_lines_f32;
 extern const softmax_line_kernels softmax_ref_lines_f64;
 
