@@ -30,6 +30,14 @@
 
 #include "exp2_table.h"
 
+/* The build passes -ffp-contract=off; say it here too for clang, whose
+ * default contracts a * b + c within an expression on FMA targets (aarch64),
+ * which would break every error-free transformation below. (GCC in ISO C
+ * mode does not contract by default.) */
+#if defined(__clang__)
+#pragma STDC FP_CONTRACT OFF
+#endif
+
 typedef struct dd {
     double hi;
     double lo;
