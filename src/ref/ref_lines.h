@@ -153,6 +153,38 @@ static bool special_line(const REAL *x, ptrdiff_t x_stride, REAL *y, ptrdiff_t y
 
 #ifdef REF_DOUBLE_DOUBLE
 
+/* The SIMD forward kernels run with flush-to-zero (MXCSR.FTZ) and hand the
+ * rows the contract treats specially to these lines, subnormal scales and
+ * differences of subnormal inputs among them: a flushed intermediate would
+ * turn scale * (x - top) into 0. The double-double lines therefore run with
+ * FTZ and DAZ clear and restore the caller's MXCSR. (x87 long double, which
+ * these lines replace, never looked at MXCSR.) */
+#if defined(__SSE2__) || defined(_M_X64)
+#include <xmmintrin.h>
+enum { MXCSR_FLUSH_BITS = 0x8040 }; /* FTZ, DAZ */
+static inline unsigned int gradual_underflow_begin(void)
+{
+    const unsigned int saved = _mm_getcsr();
+    if (saved & MXCSR_FLUSH_BITS)
+        _mm_setcsr(saved & ~(unsigned int)MXCSR_FLUSH_BITS);
+    return saved;
+}
+static inline void gradual_underflow_end(unsigned int saved)
+{
+    if (saved & MXCSR_FLUSH_BITS)
+        _mm_setcsr(saved);
+}
+#else
+static inline unsigned int gradual_underflow_begin(void)
+{
+    return 0;
+}
+static inline void gradual_underflow_end(unsigned int saved)
+{
+    (void)saved;
+}
+#endif
+
 /* t = scale * (x - top) as a double-double, relative error below 2^-104.
  * x - top is exact as a double-double; where it (or an intermediate of
  * two_sum) overflows, (x/2 - top/2) is (halving is exact for numbers that
@@ -247,8 +279,8 @@ static inline dd dd_sum_result(const dd_sum *acc)
     return isfinite(acc->hi) ? fast_two_sum(acc->hi, acc->lo) : (dd){acc->hi, 0};
 }
 
-static void softmax_line(const void *x_data, ptrdiff_t x_stride, void *y_data, ptrdiff_t y_stride, size_t n,
-                         double scale)
+static void softmax_line_unflushed(const void *x_data, ptrdiff_t x_stride, void *y_data, ptrdiff_t y_stride, size_t n,
+                                   double scale)
 {
     const REAL *x = x_data;
     REAL *y = y_data;
@@ -288,8 +320,8 @@ static void softmax_line(const void *x_data, ptrdiff_t x_stride, void *y_data, p
     }
 }
 
-static void log_softmax_line(const void *x_data, ptrdiff_t x_stride, void *y_data, ptrdiff_t y_stride, size_t n,
-                             double scale)
+static void log_softmax_line_unflushed(const void *x_data, ptrdiff_t x_stride, void *y_data, ptrdiff_t y_stride,
+                                       size_t n, double scale)
 {
     const REAL *x = x_data;
     REAL *y = y_data;
@@ -325,6 +357,22 @@ static void log_softmax_line(const void *x_data, ptrdiff_t x_stride, void *y_dat
         const dd difference = two_sum(half.hi, -0.5 * log_sum.hi);
         y[(ptrdiff_t)i * y_stride] = 2 * (difference.hi + (difference.lo + (half.lo - 0.5 * log_sum.lo)));
     }
+}
+
+static void softmax_line(const void *x_data, ptrdiff_t x_stride, void *y_data, ptrdiff_t y_stride, size_t n,
+                         double scale)
+{
+    const unsigned int saved = gradual_underflow_begin();
+    softmax_line_unflushed(x_data, x_stride, y_data, y_stride, n, scale);
+    gradual_underflow_end(saved);
+}
+
+static void log_softmax_line(const void *x_data, ptrdiff_t x_stride, void *y_data, ptrdiff_t y_stride, size_t n,
+                             double scale)
+{
+    const unsigned int saved = gradual_underflow_begin();
+    log_softmax_line_unflushed(x_data, x_stride, y_data, y_stride, n, scale);
+    gradual_underflow_end(saved);
 }
 
 #else /* WIDE intermediates */
