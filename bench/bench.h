@@ -58,6 +58,9 @@ void bench_scale_pass(float *dst, const float *src, size_t n, float scale, int t
 int library_prepare(const bench_problem *problem, bench_runner *runner, const char **why_not);
 /* The same with SOFTMAX_FLAG_FAST (softmax.h, "Fast mode"). */
 int library_fast_prepare(const bench_problem *problem, bench_runner *runner, const char **why_not);
+/* The same problem in f64 (inputs widened), through the pinned f64 entry
+ * points: softmax_bench --f64 reports the f64 / f32 time ratio. */
+int library_f64_prepare(const bench_problem *problem, bench_runner *runner, const char **why_not);
 
 /* The anchors. Each lives in its own file. */
 int anchor_memcpy_prepare(const bench_problem *problem, bench_runner *runner, const char **why_not);

@@ -103,3 +103,79 @@ int library_fast_prepare(const bench_problem *problem, bench_runner *runner, con
 {
     return prepare(problem, runner, why_not, 1);
 }
+
+/* ---- libsoftmax on the same problem in f64 (--f64: the f64 / f32 ratio) ---- */
+
+typedef struct library_f64_context {
+    bench_problem problem;
+    double *x, *y, *dy, *out; /* the problem's inputs widened to double */
+} library_f64_context;
+
+static int call_library_f64(const library_f64_context *context)
+{
+    const bench_problem *p = &context->problem;
+    softmax_set_num_threads(p->threads);
+    switch (p->op) {
+    case BENCH_FORWARD:
+        return softmax_f64(context->x, context->out, p->rows, p->cols, p->scale);
+    case BENCH_LOG:
+        return log_softmax_f64(context->x, context->out, p->rows, p->cols, p->scale);
+    case BENCH_BACKWARD:
+        return softmax_backward_f64(context->y, context->dy, context->out, p->rows, p->cols, p->scale);
+    }
+    return SOFTMAX_E_INVALID_ARGUMENT;
+}
+
+static void run_library_f64(void *opaque)
+{
+    (void)call_library_f64(opaque);
+}
+
+static void destroy_library_f64(void *opaque)
+{
+    library_f64_context *context = opaque;
+    free(context->x), free(context->y), free(context->dy), free(context->out);
+    free(context);
+}
+
+static double *widened(const float *values, size_t n)
+{
+    double *wide = malloc(n * sizeof *wide);
+    if (wide != NULL)
+        for (size_t i = 0; i < n; i++)
+            wide[i] = values != NULL ? (double)values[i] : 0.0;
+    return wide;
+}
+
+int library_f64_prepare(const bench_problem *problem, bench_runner *runner, const char **why_not)
+{
+    if (problem->axis != 1) {
+        *why_not = "the f64 comparison runs along the last axis only";
+        return -1;
+    }
+    library_f64_context *context = calloc(1, sizeof *context);
+    if (context == NULL) {
+        *why_not = "out of memory";
+        return -1;
+    }
+    const size_t n = bench_elements(problem);
+    context->problem = *problem;
+    context->x = widened(problem->x, n);
+    context->y = widened(problem->y, n);
+    context->dy = widened(problem->dy, n);
+    context->out = widened(NULL, n);
+    if (context->x == NULL || context->y == NULL || context->dy == NULL || context->out == NULL) {
+        destroy_library_f64(context);
+        *why_not = "out of memory";
+        return -1;
+    }
+    if (call_library_f64(context) != SOFTMAX_OK) {
+        destroy_library_f64(context);
+        *why_not = "libsoftmax f64 refused the problem";
+        return -1;
+    }
+    runner->run = run_library_f64;
+    runner->destroy = destroy_library_f64;
+    runner->context = context;
+    return 0;
+}

@@ -15,7 +15,7 @@
  * fast_state.h); the tables give medians in ns per element.
  *
  *   softmax_bench [--quick] [--shapes LIST] [--ops LIST] [--threads N]
- *                 [--scale S] [--samples N] [--markdown] [--csv FILE]
+ *                 [--scale S] [--samples N] [--markdown] [--csv FILE] [--f64]
  *
  * Run `softmax_bench --help` for the details. scripts/bench.sh runs it and
  * writes BENCHMARKS.md.
@@ -68,6 +68,7 @@ typedef struct options {
     int markdown;
     const char *csv_path;
     int quick;
+    int f64; /* also time the same problems in f64: the "f64 / f32" ratio */
     harness_settings harness;
     double calibration_seconds;
 } options;
@@ -106,7 +107,10 @@ static void usage(FILE *to)
                 "                  anchors pay a separate multiply pass, the loops fold it in\n"
                 "  --samples N     median of at least N fast samples per candidate (default 11)\n"
                 "  --markdown      print markdown tables\n"
-                "  --csv FILE      also write every measurement to FILE\n");
+                "  --csv FILE      also write every measurement to FILE\n"
+                "  --f64           also time libsoftmax's f64 functions on the same problems (inputs\n"
+                "                  widened; last axis), interleaved: the \"f64 / f32\" ratio in the\n"
+                "                  same-run ratios (with SOFTMAX_ISA=scalar: portable f64 vs portable f32)\n");
 }
 
 static int parse_shape(const char *text, shape_spec *shape)
@@ -174,6 +178,10 @@ static int parse_options(int argc, char **argv, options *o)
         }
         if (strcmp(arg, "--markdown") == 0) {
             o->markdown = 1;
+            continue;
+        }
+        if (strcmp(arg, "--f64") == 0) {
+            o->f64 = 1;
             continue;
         }
         const char *value = i + 1 < argc ? argv[++i] : NULL;
@@ -303,7 +311,7 @@ static candidate *add_candidate(group *g, const char *name, candidate_role role,
     return c;
 }
 
-static void add_candidates(group *g, const bench_problem *p)
+static void add_candidates(group *g, const bench_problem *p, int f64)
 {
     static const bench_prepare_fn anchors[] = {anchor_naive_prepare, anchor_simd_loop_prepare, anchor_onednn_prepare,
                                                anchor_xnnpack_prepare};
@@ -326,6 +334,8 @@ static void add_candidates(group *g, const bench_problem *p)
     }
     if (p->op != BENCH_BACKWARD && p->axis == 1)
         add_candidate(g, "libsoftmax fast", ROLE_REFERENCE, library_fast_prepare, p);
+    if (f64 && p->axis == 1)
+        add_candidate(g, "libsoftmax f64", ROLE_REFERENCE, library_f64_prepare, p);
     if (p->axis == 0) {
         bench_problem transposed = *p;
         transposed.rows = p->cols, transposed.cols = p->rows, transposed.axis = 1;
@@ -399,7 +409,7 @@ static void run_group(const options *o, size_t shape_index, bench_op op, int thr
                              .dy = b->dy,
                              .out = b->out,
                              .scratch = b->scratch};
-    add_candidates(g, &problem);
+    add_candidates(g, &problem, o->f64);
     check_group(g, &problem, b);
     harness_settings settings = o->harness;
     settings.probe_threads = threads;
@@ -539,6 +549,10 @@ static void format_notes(char *text, size_t size, const group *g, const options 
         if (used < size)
             used += (size_t)snprintf(text + used, size - used, ")%s; ", noise_mark(library, reference));
     }
+    if ((reference = find(g, "libsoftmax f64")) != NULL && used < size)
+        used +=
+            (size_t)snprintf(text + used, size - used, "f64 / f32 %.2f (f64 %.3g ns)%s; ",
+                             reference->median / library->median, reference->median, noise_mark(library, reference));
     if ((reference = find(g, "libsoftmax last axis")) != NULL && used < size) {
         const shape_spec *s = &o->shapes[g->shape];
         used += (size_t)snprintf(text + used, size - used, "axis 0 / last axis of %zux%zu %.2f%s; ", s->cols, s->rows,

@@ -134,6 +134,22 @@ fi
 } >>"$report"
 echo "appended the general API section to $report"
 
+section "portable path: f64 against f32"
+# The portable (scalar) path in f64 computes in double-double: its cost
+# against the portable f32 path, both timed interleaved in one process.
+SOFTMAX_ISA=scalar "$bench" "${quick[@]}" --markdown --f64 --threads 1 --ops forward,log \
+    --shapes 1024x4096,4096x128,1x256000 >"$results/portable_f64.md"
+{
+    echo
+    echo "## Portable path: f64 against f32 (SOFTMAX_ISA=scalar, 1 thread)"
+    echo
+    echo "From \`softmax_bench --f64\` with \`SOFTMAX_ISA=scalar\`: \"f64 / f32\" in the same-run ratios is the"
+    echo "portable f64 path's time over the portable f32 path's on the same shape, interleaved."
+    echo
+    sed -n '/^### /,$p' "$results/portable_f64.md"
+} >>"$report"
+echo "appended the portable f64 section to $report"
+
 # Sampling (issue 5): softmax_sample() against this library's softmax of the
 # same rows and a read of the same bytes, then PyTorch's pipelines with
 # libsoftmax timed in the same loop; both tables are appended to the report.

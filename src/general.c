@@ -14,8 +14,10 @@
  * An additive mask or ALiBi bias changes the logits, z = scale * x + bias.
  * Rounding z to the data type would cost up to |z| * 2^-24 of relative
  * error in exp(z - max) (tens of ulp for logits of a few dozen), so f32
- * work forms z in double and runs the f64 kernels, and f64 work forms z in
- * long double and evaluates the line in long double.
+ * work forms z in double and runs the f64 kernels, and f64 work forms z as
+ * a double-double (ref/double_double.h: about 106 bits from double
+ * operations, the same bits on every platform) and evaluates the line in
+ * double-double.
  *
  * Causal masking of contiguous last-axis rows needs no copy: row i is the
  * softmax of its first i + offset + 1 elements followed by zeros.
@@ -28,6 +30,7 @@
 #include <string.h>
 
 #include "general.h"
+#include "ref/double_double.h"
 
 /* The loops that gather, mask and split lines are plain C that the compiler
  * vectorises; compiled once per ISA level (chosen by the CPU at load time:
@@ -289,21 +292,25 @@ static double alibi_slope(const general_plan *plan, int64_t head)
  * conventions for scale 0 (x stops mattering unless it is -inf or NaN) and
  * infinite scales (only the extreme x survive, `extreme` is max or min of x
  * over the kept elements). */
-static long double masked_logit(double scale, double x, long double bias, double extreme)
+static dd masked_logit(double scale, double x, dd bias, double extreme)
 {
-    if (isnan(x) || isnan(bias)) /* a NaN bias makes z NaN for every scale, infinite ones too */
-        return NAN;
+    static const dd minus_infinity = {-INFINITY, 0};
+    if (isnan(x) || isnan(bias.hi)) /* a NaN bias makes z NaN for every scale, infinite ones too */
+        return (dd){NAN, 0};
     if (scale == 0)
-        return x == -INFINITY ? -INFINITY : bias;
+        return x == -INFINITY ? minus_infinity : bias;
     if (isinf(scale))
-        return x == extreme && !(scale > 0 ? x == -INFINITY : x == INFINITY) ? bias : -INFINITY;
-    return (long double)scale * x + bias;
+        return x == extreme && !(scale > 0 ? x == -INFINITY : x == INFINITY) ? bias : minus_infinity;
+    const dd product = dd_product(scale, x);
+    if (!isfinite(product.hi) || !isfinite(bias.hi)) /* inf + finite, or inf - inf = NaN as in IEEE */
+        return (dd){product.hi + bias.hi, 0};
+    return dd_add(product, bias);
 }
 
 /* Per-line z for the additive-mask path: excluded elements -inf. `z` is a
- * long double line for f64 work or a double line (through `z_double`). */
-static void masked_logits(const general_plan *plan, const line_position *where, const double *x, size_t n,
-                          long double *z_long, double *z_double)
+ * double-double line for f64 work or a double line (through `z_double`). */
+static void masked_logits(const general_plan *plan, const line_position *where, const double *x, size_t n, dd *z_wide,
+                          double *z_double)
 {
     const size_t kept_prefix = causal_length(plan, where);
     const general_operand *m = &plan->operands[GENERAL_MASK];
@@ -315,21 +322,24 @@ static void masked_logits(const general_plan *plan, const line_position *where, 
             if (is_kept(plan, where, j, kept_prefix) && !isnan(x[j]))
                 extreme = scale > 0 ? fmax(extreme, x[j]) : fmin(extreme, x[j]);
     for (size_t j = 0; j < n; j++) {
-        long double z = -INFINITY;
+        dd z = {-INFINITY, 0};
         if (is_kept(plan, where, j, kept_prefix)) {
             const double mask_value =
                 plan->has_mask
                     ? load_double(m->base, m->type, where->offset[GENERAL_MASK] + (int64_t)j * m->strides[plan->axis])
                     : 0.0;
             if (mask_value != -INFINITY) {
-                const long double bias = (long double)mask_value + (long double)slope * (long double)j;
+                const dd slope_term = dd_product(slope, (double)j);
+                const dd bias = isfinite(mask_value) && isfinite(slope_term.hi)
+                                    ? dd_add((dd){mask_value, 0}, slope_term)
+                                    : (dd){mask_value + slope_term.hi, 0};
                 z = masked_logit(scale, x[j], bias, extreme);
             }
         }
-        if (z_long != NULL)
-            z_long[j] = z;
+        if (z_wide != NULL)
+            z_wide[j] = z;
         else
-            z_double[j] = (double)z;
+            z_double[j] = isfinite(z.hi) ? z.hi + z.lo : z.hi;
     }
 }
 
@@ -474,39 +484,72 @@ static bool split_line(const general_plan *plan, const line_position *where, con
                                        alibi_slope(plan, where->head), line, hi);
 }
 
-/* Softmax or log-softmax of a long double line z (scale already applied),
- * with the contract's special cases. */
-static void long_double_line(softmax_op op, const long double *z, double *y, size_t n)
+/* z - top for double-doubles z <= top, top finite: exact to 2^-104, or -inf
+ * (z = -inf, or a difference beyond the double range). */
+static dd difference_from(dd z, dd top)
 {
-    long double top = -INFINITY;
+    const dd d = two_sum(z.hi, -top.hi);
+    if (!isfinite(d.lo))
+        return (dd){-INFINITY, 0};
+    return fast_two_sum(d.hi, d.lo + (z.lo - top.lo));
+}
+
+/* Softmax or log-softmax of a double-double line z (scale already applied),
+ * with the contract's special cases: t = z - max z exact to 2^-104,
+ * exp and log of double_double.h, a Sum2 sum, one rounding per output. */
+static void double_double_line(softmax_op op, const dd *z, double *y, size_t n)
+{
+    dd top = {-INFINITY, 0};
     size_t infinities = 0;
     for (size_t j = 0; j < n; j++) {
-        if (isnan(z[j])) {
+        if (isnan(z[j].hi)) {
             for (size_t i = 0; i < n; i++)
                 y[i] = NAN;
             return;
         }
-        top = z[j] > top ? z[j] : top;
-        infinities += z[j] == INFINITY;
+        if (z[j].hi > top.hi || (z[j].hi == top.hi && z[j].lo > top.lo))
+            top = z[j];
+        infinities += z[j].hi == INFINITY;
     }
     const bool log_output = op == SOFTMAX_OP_LOG_SOFTMAX;
-    if (top == -INFINITY) { /* fully masked */
+    if (top.hi == -INFINITY) { /* fully masked */
         for (size_t j = 0; j < n; j++)
             y[j] = log_output ? -INFINITY : 0.0;
         return;
     }
     if (infinities > 0) {
-        const long double share = 1.0L / (long double)infinities;
+        const double share = log_output ? -dd_log_double((double)infinities) : 1.0 / (double)infinities;
         for (size_t j = 0; j < n; j++)
-            y[j] = z[j] == INFINITY ? (double)(log_output ? logl(share) : share) : (log_output ? -INFINITY : 0.0);
+            y[j] = z[j].hi == INFINITY ? share : (log_output ? -INFINITY : 0.0);
         return;
     }
-    long double sum = 0;
-    for (size_t j = 0; j < n; j++)
-        sum += expl(z[j] - top);
-    const long double log_sum = logl(sum);
-    for (size_t j = 0; j < n; j++)
-        y[j] = (double)(log_output ? z[j] - top - log_sum : expl(z[j] - top) / sum);
+    double sum_hi = 0, sum_lo = 0;
+    for (size_t j = 0; j < n; j++) {
+        const dd e = dd_exp(difference_from(z[j], top));
+        const dd s = two_sum(sum_hi, e.hi);
+        sum_hi = s.hi;
+        sum_lo += s.lo + e.lo;
+    }
+    const dd sum = fast_two_sum(sum_hi, sum_lo);
+    const dd log_sum = dd_log(sum);
+    const double reciprocal = 1.0 / sum.hi;
+    const dd one = dd_product(sum.hi, reciprocal); /* 1 - one.hi is exact */
+    const dd inverse_sum = fast_two_sum(reciprocal, (((1.0 - one.hi) - one.lo) - sum.lo * reciprocal) * reciprocal);
+    for (size_t j = 0; j < n; j++) {
+        const dd t = difference_from(z[j], top);
+        if (t.hi == -INFINITY) { /* masked, or z - top beyond the double range */
+            y[j] = log_output ? -INFINITY : 0.0;
+            continue;
+        }
+        if (log_output) {
+            const dd difference = two_sum(t.hi, -log_sum.hi);
+            y[j] = difference.hi + (difference.lo + (t.lo - log_sum.lo));
+        } else {
+            const dd e = dd_exp(t);
+            const dd p = dd_product(e.hi, inverse_sum.hi);
+            y[j] = p.hi + (p.lo + (e.hi * inverse_sum.lo + e.lo * inverse_sum.hi));
+        }
+    }
 }
 
 /* ---------------------------------------------------------------------- */
@@ -514,11 +557,11 @@ static void long_double_line(softmax_op op, const long double *z, double *y, siz
 /* ---------------------------------------------------------------------- */
 
 typedef struct block_buffers {
-    void *values;          /* block x n in the computation type: src, then the result */
-    void *gradient;        /* block x n in the computation type (gradient ops) */
-    double *wide;          /* block x n doubles (additive mask, f32 work) */
-    long double *extended; /* n long doubles (additive mask, f64 work) */
-    double *line;          /* n doubles (additive mask, f64 work) */
+    void *values;   /* block x n in the computation type: src, then the result */
+    void *gradient; /* block x n in the computation type (gradient ops) */
+    double *wide;   /* block x n doubles (additive mask, f32 work) */
+    dd *extended;   /* n double-doubles (additive mask, f64 work) */
+    double *line;   /* n doubles (additive mask, f64 work) */
 } block_buffers;
 
 static size_t block_lines(const general_plan *plan)
@@ -550,7 +593,7 @@ static size_t buffers_bytes(const general_plan *plan, size_t lines, size_t parts
     parts[0] = elements * element;
     parts[1] = plan->forward ? 0 : elements * element;
     parts[2] = additive && plan->compute == SOFTMAX_DTYPE_F32 ? elements * sizeof(double) : 0;
-    parts[3] = additive && plan->compute == SOFTMAX_DTYPE_F64 ? plan->n * sizeof(long double) : 0;
+    parts[3] = additive && plan->compute == SOFTMAX_DTYPE_F64 ? plan->n * sizeof(dd) : 0;
     parts[4] = additive && plan->compute == SOFTMAX_DTYPE_F64 ? plan->n * sizeof(double) : 0;
     size_t total = 0;
     for (int k = 0; k < 5; k++) {
@@ -571,7 +614,7 @@ static bool claim_buffers(const general_plan *plan, block_buffers *buffers)
     buffers->values = space;
     buffers->gradient = space + parts[0];
     buffers->wide = (double *)(void *)(space + parts[0] + parts[1]);
-    buffers->extended = (long double *)(void *)(space + parts[0] + parts[1] + parts[2]);
+    buffers->extended = (dd *)(void *)(space + parts[0] + parts[1] + parts[2]);
     buffers->line = (double *)(void *)(space + parts[0] + parts[1] + parts[2] + parts[3]);
     return true;
 }
@@ -908,11 +951,11 @@ static void run_gathered_block(const general_plan *plan, const block_buffers *bu
         }
         return;
     }
-    if (additive) { /* f64 work: long double logits, evaluated in long double */
+    if (additive) { /* f64 work: double-double logits, evaluated in double-double */
         const double *x = buffers->values;
         for (size_t b = 0; b < line_count; b++) {
             masked_logits(plan, &positions[b], x + b * n, n, buffers->extended, NULL);
-            long_double_line(plan->op, buffers->extended, buffers->line, n);
+            double_double_line(plan->op, buffers->extended, buffers->line, n);
             scatter_f64(d->base_out, d->type, positions[b].offset[GENERAL_DST], d->strides[plan->axis], buffers->line,
                         n);
         }

@@ -36,7 +36,7 @@ typedef struct softmax_line_kernels {
     softmax_jacobian_fn log_softmax_jacobian;
 } softmax_line_kernels;
 
-/* f32 computed in double, f64 in long double (src/ref/). */
+/* f32 computed in double, f64 in double-double (src/ref/). */
 extern const softmax_line_kernels softmax_ref_lines_f32;
 extern const softmax_line_kernels softmax_ref_lines_f64;
 
@@ -157,7 +157,9 @@ const softmax_kernels *softmax_dispatch(softmax_dtype dtype, const char *fn, int
  * softmax_last_error() and returns `status`, so that a check reads
  * `return softmax_fail(SOFTMAX_E_..., "fmt", ...)`. */
 int softmax_fail(int status, const char *format, ...)
-#if defined(__GNUC__)
+#if defined(__MINGW32__) /* C99 formats (%zu): the build sets __USE_MINGW_ANSI_STDIO */
+    __attribute__((format(gnu_printf, 2, 3)))
+#elif defined(__GNUC__)
     __attribute__((format(printf, 2, 3)))
 #endif
     ;

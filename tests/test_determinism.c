@@ -14,6 +14,15 @@
  *       SOFTMAX_ISA=$isa build/tests/test_determinism --regenerate
  *   done
  *
+ * One record per path serves every platform: the portable path computes in
+ * double and double-double only (no long double, no libm call whose last
+ * bit differs between C libraries in the f64 path), so its records are the
+ * same on x86-64, aarch64 and with a 64-bit long double; scripts/cross.sh
+ * runs this test under qemu-aarch64 and in a -mlong-double-64 build. The
+ * f32 portable path calls the C library's exp and log in double: glibc
+ * gives the same bits on x86-64 and aarch64; another C library may differ
+ * in a rare last bit of an f32 output.
+ *
  * File format, one record per line: "in CASE OPERAND HEX" (the bytes of one
  * input operand) and "out CASE PATH HEX" (the bytes of the output on PATH).
  */
@@ -304,7 +313,9 @@ static int save(const char *file_name)
         return -1;
     fprintf(file, "# Determinism reference of libsoftmax: fixed inputs and the exact output bytes on each code\n"
                   "# path (tests/test_determinism.c). Regenerate deliberately, once per path:\n"
-                  "#   SOFTMAX_ISA=<scalar|avx2|avx512> build/tests/test_determinism --regenerate\n");
+                  "#   SOFTMAX_ISA=<scalar|avx2|avx512> build/tests/test_determinism --regenerate\n"
+                  "# The scalar records hold on every platform (x86-64, aarch64, any long double):\n"
+                  "# scripts/cross.sh checks them under qemu-aarch64 and with -mlong-double-64.\n");
     for (int k = 0; k < CASES; k++) {
         for (int o = 0; o < OPERANDS; o++) {
             if (cases[k].in_bytes[o] == 0)

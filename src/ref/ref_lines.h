@@ -3,28 +3,34 @@
  * floating-point types. Include it after defining:
  *
  *   REAL             the data type (float, double)
- *   WIDE             a wider type that carries every intermediate (double,
- *                    long double): the argument of exp, the sums, the
- *                    quotients; a single rounding to REAL happens at the end
- *   WIDE_EXP, WIDE_LOG, WIDE_FABS   the libm functions of WIDE
+ *   WIDE             the type of the gradients' sums and products and of
+ *                    the f32 forward intermediates (double for both types)
+ *   WIDE_EXP, WIDE_LOG, WIDE_FABS   exp, log, fabs of WIDE
+ *   REF_DOUBLE_DOUBLE  (f64) the forward lines carry their intermediates in
+ *                    double-double (double_double.h) instead of WIDE
  *   LINES_NAME       the name of the exported softmax_line_kernels table
  *   KERNELS_NAME     the name of the exported softmax_kernels table (rows and
  *                    columns as loops over lines)
  *
- * Why these are accurate: every output is a short chain of WIDE operations
- * followed by one rounding to REAL. With WIDE carrying at least 11 more bits
- * than REAL (53 vs 24; 64 vs 53), the error of the chain (argument rounding
- * |t| * 2^-p_wide, exp, a compensated sum, one division) stays well below
+ * Why these are accurate: every forward output is a short chain of
+ * operations carried with at least 11 more bits than REAL (double: 53 vs
+ * 24; double-double: about 106 vs 53, its exp and log to 2^-71) followed by
+ * one rounding to REAL. The error of the chain (the argument
+ * scale * (x - max), exp, a compensated sum, one division) stays well below
  * half an ulp of REAL, so outputs are within 1 ulp (nearly always correctly
  * rounded). Why they preserve order: for a fixed row every step -- x - max,
  * times scale, exp, rounding, division by the same sum -- is a monotone
- * function of x_i.
+ * function of x_i. The gradients are a few double roundings per term around
+ * compensated sums (their tolerance is a few roundings of each term).
  */
 #include <math.h>
 #include <stdbool.h>
 #include <stddef.h>
 
 #include "internal.h"
+#ifdef REF_DOUBLE_DOUBLE
+#include "double_double.h"
+#endif
 
 /* ---- compensated summation (Neumaier): the error does not grow with n ---- */
 
@@ -145,6 +151,232 @@ static bool special_line(const REAL *x, ptrdiff_t x_stride, REAL *y, ptrdiff_t y
 
 /* ---- forward ---- */
 
+#ifdef REF_DOUBLE_DOUBLE
+
+/* The SIMD forward kernels run with flush-to-zero (MXCSR.FTZ) and hand the
+ * rows the contract treats specially to these lines, subnormal scales and
+ * differences of subnormal inputs among them: a flushed intermediate would
+ * turn scale * (x - top) into 0. The double-double lines therefore run with
+ * FTZ and DAZ clear and restore the caller's MXCSR. (x87 long double, which
+ * these lines replace, never looked at MXCSR.) */
+#if defined(__SSE2__) || defined(_M_X64)
+#include <xmmintrin.h>
+enum { MXCSR_FLUSH_BITS = 0x8040 }; /* FTZ, DAZ */
+static inline unsigned int gradual_underflow_begin(void)
+{
+    const unsigned int saved = _mm_getcsr();
+    if (saved & MXCSR_FLUSH_BITS)
+        _mm_setcsr(saved & ~(unsigned int)MXCSR_FLUSH_BITS);
+    return saved;
+}
+static inline void gradual_underflow_end(unsigned int saved)
+{
+    if (saved & MXCSR_FLUSH_BITS)
+        _mm_setcsr(saved);
+}
+#else
+static inline unsigned int gradual_underflow_begin(void)
+{
+    return 0;
+}
+static inline void gradual_underflow_end(unsigned int saved)
+{
+    (void)saved;
+}
+#endif
+
+/* t = scale * (x - top) as a double-double, relative error below 2^-104.
+ * x - top is exact as a double-double; where it (or an intermediate of
+ * two_sum) overflows, (x/2 - top/2) is (halving is exact for numbers that
+ * large) and the 2 goes to the scale. The product's error needs factors
+ * below 2^995 and an error in the normal range: with both factors in
+ * [2^-400, 2^400] and |t| >= 2^-60 that holds (the scale is split in
+ * halves once per row); otherwise the factors are first rescaled by a
+ * power of two (exact) to balance their exponents. A scale that is a power
+ * of two multiplies exactly. Below 2^-60 t needs no error term
+ * (exp(t) = 1 + t within 2^-121; log-softmax's t - log(sum) is measured
+ * against max(|y|, 1)). A product beyond the double range is -inf, as t is
+ * then (exp(t) = 0, t - log(sum) rounds to -inf). */
+typedef struct row_scale {
+    double value;
+    dd halves;       /* split_in_halves(value), when usable */
+    bool exact;      /* a power of two: products are exact */
+    bool splittable; /* |value| in [2^-400, 2^400] */
+} row_scale;
+
+static row_scale row_scale_of(double scale)
+{
+    int exponent = 0;
+    row_scale s = {scale, {0, 0}, frexp(scale, &exponent) == (scale > 0 ? 0.5 : -0.5), false};
+    s.splittable = fabs(scale) >= 0x1p-400 && fabs(scale) <= 0x1p400;
+    if (s.splittable)
+        s.halves = split_in_halves(scale);
+    return s;
+}
+
+static dd scaled_difference_rescaled(double a, dd d)
+{
+    /* |a * d| is in [2^-60, 2^1024): both factors end within 2^+-600. */
+    const int shift = (ilogb(a) - ilogb(d.hi)) / 2;
+    const double a_scaled = scale_by_power_of_two(a, -shift);
+    const double b_hi = scale_by_power_of_two(d.hi, shift), b_lo = scale_by_power_of_two(d.lo, shift);
+    const double p = a_scaled * b_hi;
+    return fast_two_sum(p, product_error(p, split_in_halves(a_scaled), split_in_halves(b_hi)) + a_scaled * b_lo);
+}
+
+static dd scaled_difference_overflowed(double scale, double x, double top)
+{
+    const dd d = two_sum(0.5 * x, -0.5 * top);
+    const double a = 2 * scale;
+    const double product = a * d.hi;
+    if (!isfinite(d.lo) || isinf(product)) /* x = -inf (or +inf under softmin) */
+        return (dd){isnan(product) ? -INFINITY : product, 0};
+    return fabs(product) >= 0x1p-60 ? scaled_difference_rescaled(a, d) : (dd){product, 0};
+}
+
+static inline dd scaled_difference(const row_scale *scale, double x, double top)
+{
+    const dd d = two_sum(x, -top);
+    if (!isfinite(d.lo)) /* d.hi or an intermediate of two_sum overflowed (or x is -inf) */
+        return scaled_difference_overflowed(scale->value, x, top);
+    const double product = scale->value * d.hi;
+    if (!(fabs(product) >= 0x1p-60) || isinf(product)) /* also d.hi == 0 */
+        return (dd){product, 0};
+    if (scale->exact)
+        return (dd){product, scale->value * d.lo};
+    if (!(scale->splittable && fabs(d.hi) >= 0x1p-400 && fabs(d.hi) <= 0x1p400))
+        return scaled_difference_rescaled(scale->value, d);
+    const double error = product_error(product, scale->halves, split_in_halves(d.hi));
+    return fast_two_sum(product, error + scale->value * d.lo);
+}
+
+/* 1 / s as a double-double for a sum s in [1, 2^64): 2^-104 relative. */
+static dd reciprocal_of(dd s)
+{
+    const double r = 1.0 / s.hi;
+    const dd p = two_prod(s.hi, r);
+    const double remainder = ((1.0 - p.hi) - p.lo) - s.lo * r; /* 1 - p.hi is exact */
+    return fast_two_sum(r, remainder * r);
+}
+
+/* Sum2 (Ogita, Rump, Oishi): the high parts with two_sum, every error and
+ * low part in a second double; relative error n * 2^-106 + 2^-104 for
+ * positive terms. Each step depends on the last through one addition. */
+typedef struct dd_sum {
+    double hi;
+    double lo;
+} dd_sum;
+
+static inline void dd_sum_add(dd_sum *acc, dd value)
+{
+    const dd s = two_sum(acc->hi, value.hi);
+    acc->hi = s.hi;
+    acc->lo += s.lo + value.lo;
+}
+
+static inline dd dd_sum_result(const dd_sum *acc)
+{
+    return isfinite(acc->hi) ? fast_two_sum(acc->hi, acc->lo) : (dd){acc->hi, 0};
+}
+
+static void softmax_line_unflushed(const void *x_data, ptrdiff_t x_stride, void *y_data, ptrdiff_t y_stride, size_t n,
+                                   double scale)
+{
+    const REAL *x = x_data;
+    REAL *y = y_data;
+    REAL top;
+    if (special_line(x, x_stride, y, y_stride, n, scale, false, &top))
+        return;
+    /* t_i = scale * (x_i - top) <= 0, so exp never overflows and the
+     * reference element contributes exactly 1 to the sum. */
+    const row_scale row = row_scale_of(scale);
+    dd_sum total = {0, 0};
+    for (size_t i = 0; i < n; i++) {
+        const dd e = dd_exp(scaled_difference(&row, x[(ptrdiff_t)i * x_stride], top));
+        dd_sum_add(&total, e);
+        /* The exponential, rounded to double, waits in y (x may be y: x_i is
+         * read before y_i is written): half an ulp, then half an ulp for the
+         * division below. */
+        y[(ptrdiff_t)i * y_stride] = e.hi;
+    }
+    const dd inverse = reciprocal_of(dd_sum_result(&total));
+    const dd inverse_halves = split_in_halves(inverse.hi);
+    for (size_t i = 0; i < n; i++) {
+        REAL *out = &y[(ptrdiff_t)i * y_stride];
+        const double e = *out;
+        /* e * (inverse.hi + inverse.lo) rounded once. Below 2^-900 the
+         * product's error would leave the normal range: there the same
+         * product of e * 2^200, scaled back (exact for a result in the
+         * normal range, one more rounding below it). */
+        if (e >= 0x1p-900) {
+            const double p = e * inverse.hi;
+            *out = p + (product_error(p, split_in_halves(e), inverse_halves) + e * inverse.lo);
+        } else {
+            const double e_scaled = e * 0x1p200;
+            const double p = e_scaled * inverse.hi;
+            *out =
+                (p + (product_error(p, split_in_halves(e_scaled), inverse_halves) + e_scaled * inverse.lo)) * 0x1p-200;
+        }
+    }
+}
+
+static void log_softmax_line_unflushed(const void *x_data, ptrdiff_t x_stride, void *y_data, ptrdiff_t y_stride,
+                                       size_t n, double scale)
+{
+    const REAL *x = x_data;
+    REAL *y = y_data;
+    REAL top;
+    if (special_line(x, x_stride, y, y_stride, n, scale, true, &top))
+        return;
+    const row_scale row = row_scale_of(scale);
+    dd_sum total = {0, 0};
+    for (size_t i = 0; i < n; i++)
+        dd_sum_add(&total, dd_exp(scaled_difference(&row, x[(ptrdiff_t)i * x_stride], top)));
+    /* y_i = t_i - log(sum) with t_i <= 0 and log(sum) >= 0 (dd_log never
+     * returns a negative value): both terms push the same way, so there is
+     * no cancellation and y_i <= 0, exactly 0 where t_i = 0 and the sum is
+     * exactly 1 (every other element -inf or too small to add to 1). */
+    const dd log_sum = dd_log(dd_sum_result(&total));
+    for (size_t i = 0; i < n; i++) {
+        const dd t = scaled_difference(&row, x[(ptrdiff_t)i * x_stride], top);
+        if (fabs(t.hi) <= 0x1p1020) {
+            const dd difference = two_sum(t.hi, -log_sum.hi);
+            y[(ptrdiff_t)i * y_stride] = difference.hi + (difference.lo + (t.lo - log_sum.lo));
+            continue;
+        }
+        /* Near the end of the range (t may have overflowed where y does
+         * not): the same in halves, doubled at the end (exact, or -inf). A
+         * scale that small would not make t this large, so halving it is
+         * exact. */
+        const row_scale half_scale = row_scale_of(0.5 * scale);
+        const dd half = scaled_difference(&half_scale, x[(ptrdiff_t)i * x_stride], top);
+        if (isinf(half.hi)) { /* a -inf element, or y beyond the range */
+            y[(ptrdiff_t)i * y_stride] = half.hi;
+            continue;
+        }
+        const dd difference = two_sum(half.hi, -0.5 * log_sum.hi);
+        y[(ptrdiff_t)i * y_stride] = 2 * (difference.hi + (difference.lo + (half.lo - 0.5 * log_sum.lo)));
+    }
+}
+
+static void softmax_line(const void *x_data, ptrdiff_t x_stride, void *y_data, ptrdiff_t y_stride, size_t n,
+                         double scale)
+{
+    const unsigned int saved = gradual_underflow_begin();
+    softmax_line_unflushed(x_data, x_stride, y_data, y_stride, n, scale);
+    gradual_underflow_end(saved);
+}
+
+static void log_softmax_line(const void *x_data, ptrdiff_t x_stride, void *y_data, ptrdiff_t y_stride, size_t n,
+                             double scale)
+{
+    const unsigned int saved = gradual_underflow_begin();
+    log_softmax_line_unflushed(x_data, x_stride, y_data, y_stride, n, scale);
+    gradual_underflow_end(saved);
+}
+
+#else /* WIDE intermediates */
+
 static void softmax_line(const void *x_data, ptrdiff_t x_stride, void *y_data, ptrdiff_t y_stride, size_t n,
                          double scale)
 {
@@ -196,6 +428,8 @@ static void log_softmax_line(const void *x_data, ptrdiff_t x_stride, void *y_dat
         y[(ptrdiff_t)i * y_stride] = (REAL)(t - log_sum);
     }
 }
+
+#endif /* REF_DOUBLE_DOUBLE */
 
 /* ---- gradients ---- */
 

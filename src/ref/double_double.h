@@ -1,0 +1,273 @@
+/*
+ * double_double.h -- the extra precision of the portable f64 path, from
+ * IEEE double operations alone: an unevaluated sum hi + lo of two doubles
+ * (|lo| <= ulp(hi) / 2) carries about 106 bits.
+ *
+ * Why not long double: its width is the platform's (80-bit x87 on x86,
+ * 128-bit software quad on aarch64 Linux, plain double on macOS arm64 and
+ * Windows), so results, speed and even whether the code compiles depended on
+ * it. Everything here is a fixed sequence of correctly rounded double
+ * additions, multiplications and divisions (the build uses -ffp-contract=off:
+ * no fused operation the source does not name), so the same inputs give the
+ * same bits on every IEEE platform.
+ *
+ * The one fused operation the source names is the error of a product,
+ * two_prod(): with a hardware FMA it is fma(a, b, -a * b), otherwise
+ * Dekker's splitting. Both return the exact error a * b - fl(a * b) whenever
+ * it is representable, so they agree bit for bit; every caller keeps its
+ * operands in the range where it is (no overflow in the splitting, no
+ * underflow of the error), and says so.
+ *
+ * The error bounds are relative, in units of 2^-k, for the arguments the
+ * softmax lines pass (|t| <= 746 for exp, 1 <= s < 2^64 for log).
+ */
+#ifndef SOFTMAX_REF_DOUBLE_DOUBLE_H
+#define SOFTMAX_REF_DOUBLE_DOUBLE_H
+
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "exp2_table.h"
+
+/* The build passes -ffp-contract=off; say it here too for clang, whose
+ * default contracts a * b + c within an expression on FMA targets (aarch64),
+ * which would break every error-free transformation below. (GCC in ISO C
+ * mode does not contract by default.) */
+#if defined(__clang__)
+#pragma STDC FP_CONTRACT OFF
+#endif
+
+typedef struct dd {
+    double hi;
+    double lo;
+} dd;
+
+/* ---- error-free transformations ---- */
+
+/* a + b = s.hi + s.lo exactly, any order of magnitude (Knuth). */
+static inline dd two_sum(double a, double b)
+{
+    const double s = a + b;
+    const double b_virtual = s - a;
+    const double a_virtual = s - b_virtual;
+    return (dd){s, (a - a_virtual) + (b - b_virtual)};
+}
+
+/* The same when |a| >= |b| (or a == 0): three operations (Dekker). */
+static inline dd fast_two_sum(double a, double b)
+{
+    const double s = a + b;
+    return (dd){s, b - (s - a)};
+}
+
+/* a = hi + lo with hi and lo of 26 significant bits at most (Veltkamp),
+ * for |a| < 2^995. */
+static inline dd split_in_halves(double a)
+{
+    const double big = 134217729.0 * a; /* 2^27 + 1 */
+    const double hi = big - (big - a);
+    return (dd){hi, a - hi};
+}
+
+/* a * b - p exactly, for p = fl(a * b), from the halves of a and b
+ * (Dekker), in the same range as two_prod. */
+static inline double product_error(double p, dd a, dd b)
+{
+    return ((a.hi * b.hi - p) + a.hi * b.lo + a.lo * b.hi) + a.lo * b.lo;
+}
+
+/* a * b = p.hi + p.lo exactly, for |a|, |b| < 2^995 and a product whose
+ * error is not below the normal range (|a * b| >= 2^-969 or a * b == 0). */
+static inline dd two_prod(double a, double b)
+{
+    const double p = a * b;
+#if defined(__FMA__) || defined(__ARM_FEATURE_FMA) || defined(__aarch64__)
+    return (dd){p, fma(a, b, -p)};
+#else
+    return (dd){p, product_error(p, split_in_halves(a), split_in_halves(b))};
+#endif
+}
+
+/* x * 2^k for a finite x and k in [-2100, 2100], exact unless the result
+ * leaves the normal range (two steps so that 2^k itself stays
+ * representable). */
+static inline double power_of_two(int k) /* k in [-1022, 1023] */
+{
+    const uint64_t bits = (uint64_t)(k + 1023) << 52;
+    double factor;
+    memcpy(&factor, &bits, sizeof factor);
+    return factor;
+}
+
+static inline double scale_by_power_of_two(double x, int k)
+{
+    if (k >= -1000 && k <= 1000)
+        return x * power_of_two(k);
+    for (int step = 0; step < 3 && k != 0; step++) {
+        const int part = k > 1000 ? 1000 : k < -1000 ? -1000 : k;
+        x *= power_of_two(part);
+        k -= part;
+    }
+    return x;
+}
+
+/* a + b for double-doubles, error below 2^-104 of |a| + |b|. */
+static inline dd dd_add(dd a, dd b)
+{
+    const dd s = two_sum(a.hi, b.hi);
+    return fast_two_sum(s.hi, s.lo + (a.lo + b.lo));
+}
+
+/* a * b as a double-double for any finite a, b: exact down to 2^-950
+ * absolute (below that the product alone); +-inf or 0 where it overflows or
+ * underflows. Factors out of [2^-500, 2^500] are first rebalanced by a
+ * power of two (exact). Dekker's product alone (never fma()): the same bits
+ * on every platform by construction. */
+static inline dd dd_product(double a, double b)
+{
+    const double p = a * b;
+    if (!isfinite(p) || !(fabs(p) >= 0x1p-900))
+        return (dd){p, 0};
+    if (!(fabs(a) >= 0x1p-500 && fabs(a) <= 0x1p500 && fabs(b) >= 0x1p-500 && fabs(b) <= 0x1p500)) {
+        const int shift = (ilogb(a) - ilogb(b)) / 2;
+        a = scale_by_power_of_two(a, -shift);
+        b = scale_by_power_of_two(b, shift);
+    }
+    return (dd){p, product_error(p, split_in_halves(a), split_in_halves(b))};
+}
+
+/* ---- exp ---- */
+
+/* Adding and subtracting it rounds |v| < 2^51 to an integer. */
+#define ROUND_TO_INTEGER 0x1.8p52
+/* Adding and subtracting it keeps the bits of |v| < 2^-9 down to 2^-36:
+ * 26 significant bits at most. */
+#define SPLIT_AT_2_36 0x1p16
+
+/*
+ * exp(t.hi + t.lo) as a double-double with a relative error below 2^-72
+ * (t normalised: |t.lo| <= ulp(t.hi) / 2), in plain double operations (no
+ * two_prod: the same bits with or without an FMA). 0 below -746
+ * (exp < 2^-1076), +inf above 709.79, NaN for NaN.
+ *
+ * exp(t) = 2^(k / 512) * exp(r), k = round(t * 512 / ln 2), |r| <= ln 2 /
+ * 1024 (< 2^-10.5); 2^(k / 512) = 2^floor(k / 512) * (head + tail) from
+ * exp2_table.h. The reduction: t.hi - k * A is exact (k * A is, and
+ * Sterbenz), its difference with k * B is kept as rh + error by two_sum,
+ * and rl = error + (t.lo - k * C) collects the rest (2^-108 absolute).
+ * Then, with q = rh^2 (1/2 + rh/6 + rh^2/24 + rh^3/120 + rh^4/720) (the
+ * next term is below 2^-86; q is below 2^-22, its roundings 2^-75),
+ *
+ *   exp(r) = 1 + rh + b,  b = q + rl (1 + rh + q)   (rl^2 is below 2^-88)
+ *   exp(t) = head + head * rh1 + [head * rh2 + head * b + tail * (1 + rh + b)]
+ *
+ * where rh = rh1 + rh2 splits rh at 2^-36: head (26 bits) times rh1 (26
+ * bits) is exact, and every term of the bracket is below 2^-22 with
+ * roundings below 2^-75. head + head * rh1 goes through fast_two_sum, so
+ * the result carries about 72 bits: far more than the 53 of the rounded
+ * outputs, and margins of 2^-19 ulp for the order of neighbouring values.
+ */
+static inline dd dd_exp(dd t)
+{
+    if (!(t.hi > -746.0)) /* also -inf; NaN goes on below */
+        return isnan(t.hi) ? (dd){t.hi, 0} : (dd){0, 0};
+    if (t.hi > 709.79)
+        return (dd){INFINITY, 0};
+    const double k_real = (t.hi * INV_LN2_512 + ROUND_TO_INTEGER) - ROUND_TO_INTEGER;
+    const int k = (int)k_real;
+    const double reduced = t.hi - k_real * LN2_512_A; /* exact */
+    const dd r = two_sum(reduced, -(k_real * LN2_512_B));
+    const double rh = r.hi;
+    const double rl = r.lo + (t.lo - k_real * LN2_512_C);
+    const double rh1 = (rh + SPLIT_AT_2_36) - SPLIT_AT_2_36, rh2 = rh - rh1; /* both exact */
+    const double q = (rh * rh) * (0.5 + rh * (1.0 / 6 + rh * (1.0 / 24 + rh * (1.0 / 120 + rh * (1.0 / 720)))));
+    /* (unsigned)k mod 512 is k mod 512 for a negative k too. */
+    const unsigned index = (unsigned)k & 511u;
+    const double head = exp2_table[index][0], tail = exp2_table[index][1];
+    const dd top = fast_two_sum(head, head * rh1);
+    const double beyond_rh = q + rl * (1 + (rh + q)); /* exp(r) - 1 - rh */
+    const double rest = head * rh2 + head * beyond_rh + tail * (1 + (rh + beyond_rh));
+    const dd value = fast_two_sum(top.hi, top.lo + rest);
+    const int exponent = (k - (int)index) / 512; /* exact: floor(k / 512) */
+    if (exponent >= -1000 && exponent <= 1000) {
+        const double factor = power_of_two(exponent);
+        return (dd){value.hi * factor, value.lo * factor};
+    }
+    return (dd){scale_by_power_of_two(value.hi, exponent), scale_by_power_of_two(value.lo, exponent)};
+}
+
+/* exp(x) rounded to double (within 1/2 ulp + 2^-72 relative in the normal
+ * range). */
+static inline double dd_exp_double(double x)
+{
+    const dd e = dd_exp((dd){x, 0});
+    return e.hi + e.lo;
+}
+
+/* ---- log ---- */
+
+/* log(x) to about 2^-50 for a finite x > 0: x = m * 2^e with m in
+ * [sqrt(1/2), sqrt(2)), log(m) = 2 atanh(s), s = (m - 1) / (m + 1),
+ * |s| < 0.172, the series to s^23. Only a starting value for dd_log. */
+static inline double log_estimate(double x)
+{
+    int e = 0;
+    double m = frexp(x, &e); /* exact: m in [1/2, 1) */
+    if (m < 0.70710678118654752) {
+        m *= 2;
+        e -= 1;
+    }
+    const double s = (m - 1) / (m + 1), s2 = s * s;
+    double series = 1.0 / 23;
+    for (int odd = 21; odd >= 1; odd -= 2)
+        series = 1.0 / odd + s2 * series;
+    return (double)e * 0x1.62e42fefa39efp-1 + 2 * s * series;
+}
+
+/* a * b for double-doubles, relative error below 2^-104 (two_prod's
+ * range applies to a.hi, b.hi). */
+static inline dd dd_mul(dd a, dd b)
+{
+    const dd p = two_prod(a.hi, b.hi);
+    return fast_two_sum(p.hi, p.lo + (a.hi * b.lo + a.lo * b.hi));
+}
+
+/*
+ * log(s) for a normalised double-double s >= 1 (a sum of exponentials whose
+ * largest term is 1, or a count), absolute error below 2^-71, never
+ * negative: log(1) is exactly 0.
+ *
+ * One Newton step from the estimate l0 (error e0 < 2^-49): with
+ * c = s * exp(-l0) - 1 = exp(log s - l0) - 1, log(s) = l0 + log1p(c) =
+ * l0 + c - c^2 / 2 + ..., |c| < 2^-48 so c^3 / 3 < 2^-145. exp carries
+ * 2^-72, the product and the subtraction of 1 (exact: s * exp(-l0) is
+ * within 2^-48 of 1) add 2^-104.
+ *
+ * Why the clamp: for s within 2^-71 of 1 (a row whose other elements are
+ * 50 or more below its maximum) the rounding errors may exceed log(s)
+ * itself; a negative value there would put log-softmax above 0.
+ */
+static inline dd dd_log(dd s)
+{
+    if (s.hi == 1.0 && s.lo == 0.0)
+        return (dd){0, 0};
+    const double l0 = log_estimate(s.hi);
+    const dd ratio = dd_mul(s, dd_exp((dd){-l0, 0}));
+    const dd c = two_sum(ratio.hi - 1.0, ratio.lo); /* ratio.hi - 1 is exact (Sterbenz) */
+    const double c_full = c.hi + c.lo;
+    const dd head = two_sum(l0, c.hi);
+    const dd result = fast_two_sum(head.hi, head.lo + (c.lo - 0.5 * c_full * c_full));
+    if (result.hi < 0 || (result.hi == 0 && result.lo < 0))
+        return (dd){0, 0};
+    return result;
+}
+
+/* log(x) rounded to double for x >= 1 (the counts of the limit cases). */
+static inline double dd_log_double(double x)
+{
+    const dd l = dd_log((dd){x, 0});
+    return l.hi + l.lo;
+}
+
+#endif /* SOFTMAX_REF_DOUBLE_DOUBLE_H */
