@@ -56,10 +56,12 @@ static uint64_t control_register(void)
 {
     return _mm_getcsr() & ~(unsigned)STATUS_FLAGS;
 }
-static inline void set_control_register(uint64_t value)
+#if defined(FP_STATE_DLOPEN)
+static void set_control_register(uint64_t value)
 {
     _mm_setcsr((unsigned)value);
 }
+#endif
 #elif defined(__aarch64__)
 #define HAVE_CONTROL_REGISTER 1
 #define CONTROL_REGISTER_NAME "FPCR"
@@ -73,10 +75,12 @@ static uint64_t control_register(void)
     __asm__ volatile("mrs %0, fpcr" : "=r"(value));
     return value;
 }
-static inline void set_control_register(uint64_t value)
+#if defined(FP_STATE_DLOPEN)
+static void set_control_register(uint64_t value)
 {
     __asm__ volatile("msr fpcr, %0" : : "r"(value));
 }
+#endif
 #else
 #define HAVE_CONTROL_REGISTER 0
 #endif
