@@ -157,11 +157,7 @@ const softmax_kernels *softmax_dispatch(softmax_dtype dtype, const char *fn, int
  * softmax_last_error() and returns `status`, so that a check reads
  * `return softmax_fail(SOFTMAX_E_..., "fmt", ...)`. */
 int softmax_fail(int status, const char *format, ...)
-#if defined(__MINGW32__)
-    /* MinGW builds use its C99 stdio (__USE_MINGW_ANSI_STDIO, set by
-     * CMakeLists.txt), which knows %zu; plain "printf" means msvcrt's. */
-    __attribute__((format(gnu_printf, 2, 3)))
-#elif defined(__GNUC__)
+#if defined(__GNUC__)
     __attribute__((format(printf, 2, 3)))
 #endif
     ;

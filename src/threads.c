@@ -7,11 +7,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
-#if defined(_WIN32)
-#include <windows.h>
-#else
 #include <unistd.h>
-#endif
 
 #include "internal.h"
 
@@ -46,11 +42,7 @@ static void compute_default_threads(void)
         default_threads = from_environment;
         return;
     }
-#if defined(_WIN32)
-    long online = (long)GetActiveProcessorCount(ALL_PROCESSOR_GROUPS);
-#else
     long online = sysconf(_SC_NPROCESSORS_ONLN);
-#endif
     default_threads = online < 1 ? 1 : online > MAX_THREADS ? MAX_THREADS : (int)online;
 }
 
