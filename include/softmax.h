@@ -106,16 +106,24 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* SOFTMAX_API marks the exported functions. Code that links the static
+ * library defines SOFTMAX_STATIC_DEFINE (CMake's softmax::softmax_static and
+ * pkg-config's softmax-static do it), so that on Windows the functions are
+ * not declared __declspec(dllimport). Elsewhere only compilers that know the
+ * GNU visibility attribute see it; the library is built with hidden
+ * visibility by default and this is what exports its functions. */
 #if defined(SOFTMAX_STATIC_DEFINE)
 #define SOFTMAX_API
-#elif defined(_WIN32)
+#elif defined(_WIN32) || defined(__CYGWIN__)
 #if defined(SOFTMAX_BUILDING_LIBRARY)
 #define SOFTMAX_API __declspec(dllexport)
 #else
 #define SOFTMAX_API __declspec(dllimport)
 #endif
-#else
+#elif defined(__GNUC__) || defined(__clang__)
 #define SOFTMAX_API __attribute__((visibility("default")))
+#else
+#define SOFTMAX_API
 #endif
 
 #ifdef __cplusplus

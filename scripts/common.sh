@@ -36,6 +36,24 @@ _package_present() {
     [[ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null)" == "install ok installed" ]]
 }
 
+# Makes dpkg accept packages of another architecture (Debian multiarch):
+# ensure_foreign_architecture s390x lets "libcmocka-dev:s390x" be installed.
+# Needs root only when the architecture is not yet there.
+ensure_foreign_architecture() {
+    if ! command -v dpkg >/dev/null 2>&1; then
+        return 0 # not Debian: the packages are the user's business
+    fi
+    if [[ "$(dpkg --print-architecture)" == "$1" ]] || dpkg --print-foreign-architectures | grep -qx "$1"; then
+        return 0
+    fi
+    if [[ "$(id -u)" -ne 0 ]]; then
+        echo "error: packages of architecture $1 are needed; as root run: dpkg --add-architecture $1" >&2
+        return 1
+    fi
+    echo "adding the foreign architecture $1 (dpkg --add-architecture)"
+    dpkg --add-architecture "$1"
+}
+
 # Installs, with apt-get, the packages among "$@" that are missing. Does
 # nothing (no apt-get update, no root needed) when everything is present.
 ensure_packages() {
@@ -83,3 +101,11 @@ PYTHON_PACKAGES=(python3-dev python3-numpy python3-setuptools python3-pip python
 # (its OpenMP runtime with libomp-dev), the memory checker with valgrind.
 # shellcheck disable=SC2034
 HARDENING_PACKAGES=(clang libomp-dev valgrind)
+# ... and the builds for other platforms: an s390x (big-endian) cross compiler
+# run under user-mode QEMU, whose test programs link the s390x builds of the
+# test libraries (Debian multiarch: ensure_foreign_architecture s390x
+# first), and the MinGW-w64 compiler for the Windows static library.
+# shellcheck disable=SC2034
+CROSS_PACKAGES=(gcc-s390x-linux-gnu libc6-dev-s390x-cross qemu-user gcc-mingw-w64-x86-64)
+# shellcheck disable=SC2034
+S390X_TEST_PACKAGES=(libcmocka-dev:s390x libmpfr-dev:s390x libgmp-dev:s390x)

@@ -4,11 +4,32 @@
 #   bash scripts/test.sh           (from any directory)
 #
 #  1. dependencies   installs what is missing with apt-get (only then needs root)
-#  2. build/         Release, -Werror: build, run ctest and examples/seeds
-#  3. build-asan/    RelWithDebInfo, ASan + UBSan, -Werror: build, run ctest and examples/seeds
+#  1b. header        include/softmax.h alone: ISO C11 -Wpedantic -Werror with gcc and
+#                    clang (and clang -Weverything); preprocessed with the GNU compiler
+#                    macros undefined, it shows no GNU keyword (what another compiler sees)
+#  2. build/         gcc, Release, -Werror: build, run ctest (every test) and examples/seeds
+#  3. build-asan/    gcc, RelWithDebInfo, ASan + UBSan, -Werror: build, run ctest and examples/seeds
+#  3b. debug         build-debug/: clang, Debug (-O0), -Werror: build everything, run a
+#                    subset: test_contract, test_determinism and test_fp_state on every
+#                    path; test_errors, test_order, test_gradients, test_axis, test_fast,
+#                    test_stats, test_seeds, test_bad_inputs(_sample), test_concurrency on
+#                    the path the library picks; the command's tests but Streaming and
+#                    valgrind; the fuzz corpus replays. Left out (minutes each at -O0, and
+#                    run by steps 2 and 3): test_accuracy, test_sample, test_general,
+#                    test_threads, test_exp_exhaustive
+#  3c. fast-math     build-fast-math/: gcc, Release with CMAKE_C_FLAGS="-ffast-math -O3"
+#                    (the build must undo it): test_contract, test_determinism,
+#                    test_fp_state on every path; test_accuracy on the portable path and
+#                    the one the library picks; test_gradients, test_order, test_axis,
+#                    test_errors, test_bad_inputs, test_seeds
 #  4. install        cmake --install build into a temporary prefix
 #  5. consumers      tests/install_consumer built with find_package(softmax) and
-#                    with pkg-config + plain cc, against that prefix, and run
+#                    with pkg-config + plain cc (softmax and softmax-static),
+#                    against that prefix, and run
+#  5b. mingw         build-mingw/: the library cross-built for Windows with MinGW-w64
+#                    (cmake/toolchains/mingw-w64-x86_64.cmake, no command), installed;
+#                    tests/install_consumer linked against softmax::softmax_static with
+#                    CMake and against softmax-static.pc with pkg-config (not run: no Windows)
 #  6. README         the ```c example of README.md compiled against the prefix,
 #                    run, its output compared with tests/install_consumer/readme_example.expected
 #  7. command        the installed softmax command (bin/softmax, man page) run from the prefix
@@ -21,6 +42,10 @@
 # 10. tsan           tests/test_concurrency built with clang -fsanitize=thread (build-tsan/)
 # 11. valgrind       a few C tests and the corpus replays under valgrind --error-exitcode=1
 #                    (scalar path)
+# 12. s390x          build-s390x/: cross-built for big-endian s390x
+#                    (cmake/toolchains/s390x-linux-gnu.cmake) and run under qemu-s390x:
+#                    test_contract and test_fp_state (portable path, linked and dlopen), the command's
+#                    TextInput and NpyIO tests (tests/cli/test_cli.py)
 #
 # Exit status: 0 only if every step passed.
 set -euo pipefail
@@ -77,7 +102,36 @@ run_quietly() {
 
 # --------------------------------------------------------------------------
 step deps "dependencies"
-ensure_packages "${BUILD_PACKAGES[@]}" "${TEST_PACKAGES[@]}" "${HARDENING_PACKAGES[@]}"
+ensure_foreign_architecture s390x
+ensure_packages "${BUILD_PACKAGES[@]}" "${TEST_PACKAGES[@]}" "${HARDENING_PACKAGES[@]}" \
+    "${CROSS_PACKAGES[@]}" "${S390X_TEST_PACKAGES[@]}"
+clang_compiler="$(command -v clang-14 || command -v clang)"
+step_passed
+
+# --------------------------------------------------------------------------
+step header "include/softmax.h alone: ISO C11, -Wpedantic, gcc and clang"
+header_probe="$(mktemp "${TMPDIR:-/tmp}/softmax-header.XXXXXX.c")"
+printf '#include "softmax.h"\nint main(void) { return softmax_version() == 0; }\n' >"$header_probe"
+for header_check in "gcc -std=c11 -Wall -Wextra -Wpedantic -Werror" \
+    "$clang_compiler -std=c11 -Wall -Wextra -Wpedantic -Werror" \
+    "$clang_compiler -std=c11 -Weverything -Wno-unused-macros -Werror"; do
+    # shellcheck disable=SC2086 # the compiler and its flags, split on purpose
+    $header_check -Iinclude -fsyntax-only "$header_probe"
+    echo "softmax.h: $header_check: OK"
+done
+rm -f "$header_probe"
+# What a compiler that is neither gcc nor clang sees: no GNU keyword left.
+gnu_keywords='__attribute__|__extension__|__typeof__|__asm__|__builtin_|__int128|__declspec'
+# Only the lines that come from softmax.h (after its line markers), not
+# those of the system headers it includes; freestanding, so that the
+# compiler's own <stdint.h> is used: glibc's <sys/cdefs.h> would define
+# __attribute__ away for a compiler without __GNUC__ and hide the question.
+if "$clang_compiler" -std=c11 -ffreestanding -E -U__GNUC__ -U__clang__ -Wno-builtin-macro-redefined include/softmax.h |
+    awk '/^# [0-9]+ "/ { ours = ($3 ~ /softmax\.h"$/); next } ours' | grep -En "$gnu_keywords"; then
+    echo "error: softmax.h shows GNU-only constructs (above) to a compiler that does not define __GNUC__" >&2
+    exit 1
+fi
+echo "softmax.h without __GNUC__/__clang__: no GNU keyword"
 step_passed
 
 # --------------------------------------------------------------------------
@@ -105,6 +159,37 @@ run_quietly build-asan/examples/seeds
 run_quietly build-asan/examples/attention
 echo "examples/seeds, examples/attention (sanitized): OK"
 unset ASAN_OPTIONS UBSAN_OPTIONS
+step_passed
+
+# --------------------------------------------------------------------------
+step debug "build-debug/ (clang, Debug, -Werror): build and a ctest subset"
+cmake -S . -B build-debug -DCMAKE_C_COMPILER="$clang_compiler" -DCMAKE_BUILD_TYPE=Debug -DSOFTMAX_WERROR=ON \
+    -DSOFTMAX_SANITIZE=OFF -DSOFTMAX_BUILD_TESTS=ON -DSOFTMAX_BUILD_EXAMPLES=ON >/dev/null
+run_quietly cmake --build build-debug -j"$jobs"
+# The heavy tests (minutes each without optimisation) run in steps 2 and 3.
+debug_left_out='^test_(accuracy|sample|general|threads)(\.|$)|^test_exp_exhaustive|^cli\.(Streaming|valgrind)$'
+debug_left_out+='|^test_(errors|order|gradients|axis|fast|stats|seeds|bad_inputs|bad_inputs_sample|concurrency)\.(scalar|avx2|avx512)$'
+(cd build-debug && ctest --output-on-failure --no-tests=error -j"$jobs" -E "$debug_left_out")
+run_quietly build-debug/examples/seeds
+echo "examples/seeds (Debug): OK"
+step_passed
+
+# --------------------------------------------------------------------------
+step fast-math "build-fast-math/ (gcc, CMAKE_C_FLAGS=\"-ffast-math -O3\"): contract and accuracy tests"
+# A user's fast-math flags must not reach the numerics nor, through
+# crtfastmath.o, the floating-point control of the process that loads the
+# library (test_fp_state).
+cmake -S . -B build-fast-math -DCMAKE_C_COMPILER=gcc -DCMAKE_BUILD_TYPE=Release -DCMAKE_C_FLAGS="-ffast-math -O3" \
+    -DSOFTMAX_WERROR=ON -DSOFTMAX_SANITIZE=OFF -DSOFTMAX_BUILD_TESTS=ON -DSOFTMAX_BUILD_EXAMPLES=OFF \
+    -DSOFTMAX_BUILD_CLI=OFF >/dev/null
+fast_math_tests=(test_contract test_determinism test_fp_state test_accuracy test_gradients test_order test_axis
+    test_errors test_bad_inputs test_seeds)
+run_quietly cmake --build build-fast-math -j"$jobs" --target "${fast_math_tests[@]}" test_fp_state_dlopen
+fast_math_pattern="^($(IFS='|' && echo "${fast_math_tests[*]}"))(\\..*)?\$"
+# Every path for the first three; the portable path and the one the library
+# picks for the others.
+fast_math_left_out='^test_(accuracy|gradients|order|axis|errors|bad_inputs|seeds)\.(avx2|avx512)$'
+(cd build-fast-math && ctest --output-on-failure --no-tests=error -j"$jobs" -R "$fast_math_pattern" -E "$fast_math_left_out")
 step_passed
 
 # --------------------------------------------------------------------------
@@ -165,6 +250,51 @@ strict_cflags=(-std=c11 -O2 -Wall -Wextra -Wpedantic -Werror)
 "$c_compiler" "${strict_cflags[@]}" "${softmax_cflags[@]}" tests/install_consumer/main.c -o "$work_dir/consumer-pkgconfig" \
     "${softmax_libs[@]}" -lm
 LD_LIBRARY_PATH="$libdir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" "$work_dir/consumer-pkgconfig"
+# The static library through its own .pc file: SOFTMAX_STATIC_DEFINE in its
+# Cflags, the archive itself in its Libs.
+read -r -a static_cflags <<<"$("${pkg_config[@]}" --cflags softmax-static)"
+read -r -a static_libs <<<"$("${pkg_config[@]}" --libs softmax-static)"
+echo "pkg-config softmax-static: cflags ${static_cflags[*]}; libs ${static_libs[*]}"
+if [[ " ${static_cflags[*]} " != *" -DSOFTMAX_STATIC_DEFINE "* ]]; then
+    echo "error: softmax-static.pc does not define SOFTMAX_STATIC_DEFINE" >&2
+    exit 1
+fi
+"$c_compiler" "${strict_cflags[@]}" "${static_cflags[@]}" tests/install_consumer/main.c \
+    -o "$work_dir/consumer-pkgconfig-static" "${static_libs[@]}" -lm
+if readelf -d "$work_dir/consumer-pkgconfig-static" | grep -q 'NEEDED.*libsoftmax'; then
+    echo "error: the softmax-static consumer needs libsoftmax.so" >&2
+    exit 1
+fi
+"$work_dir/consumer-pkgconfig-static"
+step_passed
+
+# --------------------------------------------------------------------------
+step mingw "build-mingw/ (MinGW-w64 cross build): consumers of the static library link"
+# Windows is where SOFTMAX_STATIC_DEFINE matters: without it softmax.h
+# declares the functions __declspec(dllimport) and a program linking
+# libsoftmax.a fails on undefined __imp_softmax_* symbols. No Windows to run
+# the programs here: linking, against the archive alone, is the check.
+mingw_toolchain="$REPO_ROOT/cmake/toolchains/mingw-w64-x86_64.cmake"
+cmake -S . -B build-mingw -DCMAKE_TOOLCHAIN_FILE="$mingw_toolchain" -DCMAKE_BUILD_TYPE=Release \
+    -DSOFTMAX_WERROR=ON -DSOFTMAX_BUILD_CLI=OFF -DSOFTMAX_BUILD_TESTS=OFF -DSOFTMAX_BUILD_EXAMPLES=OFF >/dev/null
+run_quietly cmake --build build-mingw -j"$jobs"
+mingw_prefix="$work_dir/prefix-mingw"
+run_quietly cmake --install build-mingw --prefix "$mingw_prefix"
+cmake -S tests/install_consumer -B "$work_dir/consumer-mingw" -DCMAKE_TOOLCHAIN_FILE="$mingw_toolchain" \
+    -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$mingw_prefix" >/dev/null
+run_quietly cmake --build "$work_dir/consumer-mingw" -j"$jobs"
+read -r -a mingw_static <<<"$(PKG_CONFIG_PATH="" PKG_CONFIG_LIBDIR="$mingw_prefix/lib/pkgconfig" \
+    pkg-config --cflags --libs softmax-static)"
+x86_64-w64-mingw32-gcc-posix "${strict_cflags[@]}" tests/install_consumer/main.c -o "$work_dir/consumer-mingw-pkgconfig.exe" \
+    "${mingw_static[@]}"
+for program in "$work_dir/consumer-mingw/consumer_static.exe" "$work_dir/consumer-mingw-pkgconfig.exe"; do
+    if x86_64-w64-mingw32-objdump -p "$program" | grep -qi 'DLL Name: libsoftmax'; then
+        echo "error: $program imports libsoftmax.dll instead of containing the static library" >&2
+        exit 1
+    fi
+    echo "$(basename "$program"): linked with the static library"
+done
+echo "consumer.exe (the DLL's import library): linked"
 step_passed
 
 # --------------------------------------------------------------------------
@@ -292,4 +422,27 @@ valgrind_run build/tests/test_bad_inputs
 for target in pinned execute convert; do
     valgrind_run "build/fuzz/fuzz_${target}_replay" "fuzz/corpus/$target"
 done
+step_passed
+
+# --------------------------------------------------------------------------
+step s390x "build-s390x/ (s390x cross build under qemu-s390x): contract tests, the command's text and .npy tests"
+# Big-endian, and FLT_EVAL_METHOD 1 in ISO C mode. The test programs run
+# through the toolchain file's CMAKE_CROSSCOMPILING_EMULATOR; the command's
+# tests (Python on this host) through a wrapper that does the same.
+cmake -S . -B build-s390x -DCMAKE_TOOLCHAIN_FILE="$REPO_ROOT/cmake/toolchains/s390x-linux-gnu.cmake" \
+    -DCMAKE_BUILD_TYPE=Release -DSOFTMAX_WERROR=ON -DSOFTMAX_BUILD_TESTS=ON -DSOFTMAX_BUILD_EXAMPLES=OFF \
+    -DSOFTMAX_TEST_ISAS=scalar >/dev/null
+run_quietly cmake --build build-s390x -j"$jobs" --target softmax_cli test_contract test_fp_state test_fp_state_dlopen
+# The portable path is the only one there: test_contract.scalar would repeat test_contract.
+(cd build-s390x && ctest --output-on-failure --no-tests=error -j"$jobs" -R '^test_contract$|^test_fp_state(\..*)?$')
+# The same command line as the toolchain file's emulator.
+s390x_command="$REPO_ROOT/build-s390x/softmax-qemu"
+printf '#!/bin/sh\nexec qemu-s390x -L /usr/s390x-linux-gnu -E LD_LIBRARY_PATH=/lib "%s" "$@"\n' \
+    "$REPO_ROOT/build-s390x/cli/softmax" >"$s390x_command"
+chmod +x "$s390x_command"
+echo "1 2 3 | softmax (s390x): $(echo 1 2 3 | "$s390x_command")"
+# SOFTMAX_CLI_BYTE_ORDER: the byte order of the command's host, which the
+# tests of '|' (no byte order) .npy files need; here it is not Python's.
+(cd tests/cli && SOFTMAX_CLI="$s390x_command" SOFTMAX_CLI_BYTE_ORDER=big PYTHONDONTWRITEBYTECODE=1 \
+    /usr/bin/python3 -m unittest test_cli.TextInput test_cli.NpyIO)
 step_passed

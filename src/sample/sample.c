@@ -289,7 +289,12 @@ typedef struct keep_rule {
 
 static int kept_by_rule(const keep_rule *rule, float x, size_t i, float max, float inv_temperature)
 {
-    if ((x - max) * inv_temperature >= rule->d_high)
+    /* Rounded to float at each step, as the kernels' lanes are: where
+     * FLT_EVAL_METHOD is not 0 an unnamed float expression keeps double
+     * (or long double) precision, and only an assignment rounds it. */
+    float difference = x - max;
+    float d = difference * inv_temperature;
+    if (d >= rule->d_high)
         return 1;
     return rule->has_boundary && (x > rule->boundary_value || (x == rule->boundary_value && i <= rule->boundary_index));
 }

@@ -36,9 +36,22 @@ static inline void store(float *p, vfloat v)
     memcpy(p, &v, sizeof v);
 }
 
+/* Every scalar operand of a vector operation goes through splat(): where
+ * FLT_EVAL_METHOD is not 0 (s390x and x87 i386 in ISO C mode) a float
+ * expression or constant has the range and precision of double or long
+ * double, and GCC refuses to narrow it into a vector implicitly. The
+ * vector lanes are plain float arithmetic on every host. */
+#define SPLAT4(v) v, v, v, v
+#if LANES == 4
+#define SPLAT_LANES(v) SPLAT4(v)
+#elif LANES == 8
+#define SPLAT_LANES(v) SPLAT4(v), SPLAT4(v)
+#else
+#define SPLAT_LANES(v) SPLAT4(v), SPLAT4(v), SPLAT4(v), SPLAT4(v)
+#endif
 static inline vfloat splat(float value)
 {
-    return (vfloat){0} + value;
+    return (vfloat){SPLAT_LANES(value)};
 }
 
 /* a where mask is set, b elsewhere (mask lanes are 0 or -1). */
@@ -105,19 +118,19 @@ static inline vfloat exp_nonpositive(vfloat d)
 {
     const float log2e = 0x1.715476p+0f, ln2_high = 0x1.62e4p-1f, ln2_low = 0x1.7f7d1cp-20f;
     const float round_magic = 0x1.8p23f; /* adding it rounds to an integer, read in the low bits */
-    vint underflow = d < -87.0f;
+    vint underflow = d < splat(-87.0f);
     d = select(underflow, splat(-87.0f), d);
-    vfloat t = d * log2e + round_magic;
-    vfloat n = t - round_magic;
-    vfloat r = d - n * ln2_high;
-    r = r - n * ln2_low;
+    vfloat t = d * splat(log2e) + splat(round_magic);
+    vfloat n = t - splat(round_magic);
+    vfloat r = d - n * splat(ln2_high);
+    r = r - n * splat(ln2_low);
     vfloat p = splat(0x1.6c16c2p-10f); /* 1/720 */
-    p = p * r + 0x1.111112p-7f;        /* 1/120 */
-    p = p * r + 0x1.555556p-5f;        /* 1/24 */
-    p = p * r + 0x1.555556p-3f;        /* 1/6 */
-    p = p * r + 0.5f;
-    p = p * r + 1.0f;
-    p = p * r + 1.0f;
+    p = p * r + splat(0x1.111112p-7f); /* 1/120 */
+    p = p * r + splat(0x1.555556p-5f); /* 1/24 */
+    p = p * r + splat(0x1.555556p-3f); /* 1/6 */
+    p = p * r + splat(0.5f);
+    p = p * r + splat(1.0f);
+    p = p * r + splat(1.0f);
     vint n_int = (vint)t - (vint)splat(round_magic);
     vfloat two_to_n = (vfloat)((n_int + 127) << 23);
     return select(underflow, splat(0.0f), p * two_to_n);
@@ -125,7 +138,7 @@ static inline vfloat exp_nonpositive(vfloat d)
 
 static inline vfloat weight_of(vfloat x, float max, float inv_temperature)
 {
-    return exp_nonpositive((x - max) * inv_temperature);
+    return exp_nonpositive((x - splat(max)) * splat(inv_temperature));
 }
 
 static void row_max(const float *x, size_t n, float *max, int *has_nan)
@@ -164,7 +177,7 @@ static size_t find_first(const float *x, size_t n, float value)
 {
     size_t i = 0;
     for (; i + LANES <= n; i += LANES) {
-        if (any_lane(load(x + i) == value))
+        if (any_lane(load(x + i) == splat(value)))
             break;
     }
     for (; i < n; i++) {
@@ -187,7 +200,7 @@ static double block_sums(const float *x, size_t n, float max, float inv_temperat
                 for (int a = 0; a < 2; a++) {
                     vfloat w = weight_of(load(x + i + (size_t)a * LANES), max, inv_temperature);
                     all[a] += w;
-                    kept[a] += select(w >= floor, w, splat(0.0f));
+                    kept[a] += select(w >= splat(floor), w, splat(0.0f));
                 }
             }
         } else {
@@ -206,7 +219,7 @@ static double block_sums(const float *x, size_t n, float max, float inv_temperat
             vfloat v = end - i >= LANES ? load(x + i) : load_tail(x + i, end - i, -__builtin_inff());
             vfloat w = weight_of(v, max, inv_temperature);
             all[0] += w;
-            kept[0] += select(w >= floor, w, splat(0.0f));
+            kept[0] += select(w >= splat(floor), w, splat(0.0f));
         }
         double all_sum = lanes_sum(all[0] + all[1]);
         total += all_sum;
@@ -228,11 +241,11 @@ static double level_sums(const float *x, size_t n, float max, float inv_temperat
             above[j] = splat(0.0f);
         for (size_t i = begin; i < end; i += LANES) {
             vfloat v = end - i >= LANES ? load(x + i) : load_tail(x + i, end - i, -__builtin_inff());
-            vfloat d = (v - max) * inv_temperature;
+            vfloat d = (v - splat(max)) * splat(inv_temperature);
             vfloat w = exp_nonpositive(d);
             all += w;
             for (int j = 0; j < SAMPLE_LEVELS; j++)
-                above[j] += select(d >= softmax_sample_levels[j], w, splat(0.0f));
+                above[j] += select(d >= splat(softmax_sample_levels[j]), w, splat(0.0f));
         }
         total += lanes_sum(all);
         for (int j = 0; j < SAMPLE_LEVELS; j++) {
@@ -249,11 +262,11 @@ static void weights(const float *x, size_t n, float max, float inv_temperature, 
     size_t i = 0;
     for (; i + LANES <= n; i += LANES) {
         vfloat v = weight_of(load(x + i), max, inv_temperature);
-        store(w + i, select(v >= floor, v, splat(0.0f)));
+        store(w + i, select(v >= splat(floor), v, splat(0.0f)));
     }
     if (i < n) {
         vfloat v = weight_of(load_tail(x + i, n - i, -__builtin_inff()), max, inv_temperature);
-        v = select(v >= floor, v, splat(0.0f));
+        v = select(v >= splat(floor), v, splat(0.0f));
         for (size_t lane = 0; i + lane < n; lane++)
             w[i + lane] = v[lane];
     }
@@ -263,7 +276,7 @@ static size_t gather_at_least(const float *x, size_t n, float threshold, size_t 
 {
     size_t count = 0, i = 0;
     for (; i + LANES <= n; i += LANES) {
-        if (!any_lane(load(x + i) >= threshold))
+        if (!any_lane(load(x + i) >= splat(threshold)))
             continue;
         for (size_t lane = 0; lane < LANES; lane++) { /* branch-free, as in gather_band */
             values[count] = x[i + lane];
@@ -286,8 +299,8 @@ static size_t gather_band(const float *x, size_t n, float max, float inv_tempera
     size_t count = 0;
     for (size_t i = 0; i < n; i += LANES) {
         vfloat v = n - i >= LANES ? load(x + i) : load_tail(x + i, n - i, -__builtin_inff());
-        vfloat d = (v - max) * inv_temperature;
-        vint in_band = (d >= low) & (d < high);
+        vfloat d = (v - splat(max)) * splat(inv_temperature);
+        vint in_band = (d >= splat(low)) & (d < splat(high));
         if (!any_lane(in_band))
             continue;
         /* Branch-free append: when many lanes hit, a branch per lane
