@@ -233,8 +233,7 @@ typedef struct FN(exclusion) {
 #endif
 
 /* x (elements i .. i + count of the row) as the kernels see it. */
-static inline __attribute__((always_inline)) V FN(excluding)(V x, const FN(exclusion) * ex, int kinds, size_t i,
-                                                             size_t count)
+static SOFTMAX_FORCE_INLINE V FN(excluding)(V x, const FN(exclusion) * ex, int kinds, size_t i, size_t count)
 {
 #if defined(HALF_ROWS)
     if ((kinds & (EXCLUDE_KEEP | EXCLUDE_MASK | EXCLUDE_HALF | EXCLUDE_PREFIX)) != 0) {
@@ -260,7 +259,7 @@ static inline __attribute__((always_inline)) V FN(excluding)(V x, const FN(exclu
 #endif
 
 /* The address of element i of x (for prefetches). */
-static inline __attribute__((always_inline)) const void *FN(source_at)(const void *x, int kinds, size_t i)
+static SOFTMAX_FORCE_INLINE const void *FN(source_at)(const void *x, int kinds, size_t i)
 {
     if (kinds & (SOURCE_BF16 | SOURCE_F16))
         return (const uint16_t *)x + i;
@@ -269,7 +268,7 @@ static inline __attribute__((always_inline)) const void *FN(source_at)(const voi
 
 /* count (<= LANES) half-precision values widened, `fill` in the other
  * lanes. */
-static inline __attribute__((always_inline)) V FN(widen_tail)(const uint16_t *h, int bf16, size_t count, T fill)
+static SOFTMAX_FORCE_INLINE V FN(widen_tail)(const uint16_t *h, int bf16, size_t count, T fill)
 {
     _Alignas(64) T widened[LANES];
     for (size_t k = 0; k < LANES; k++)
@@ -289,8 +288,7 @@ static const T FN(lane_index)[16] __attribute__((aligned(64))) = {0, 1, 2, 3, 4,
  * exp: rounding it would cost |z| * 2^-24 in the argument, 40 ulp at z =
  * -80. Exclusions (keep, a 0 / -inf mask, prefix) apply to high
  * afterwards. */
-static inline __attribute__((always_inline)) V FN(adding)(V x, const FN(exclusion) * ex, int kinds, size_t i,
-                                                          size_t count, V *low)
+static SOFTMAX_FORCE_INLINE V FN(adding)(V x, const FN(exclusion) * ex, int kinds, size_t i, size_t count, V *low)
 {
 #if defined(HALF_ROWS)
     if (kinds & ADDING) {
@@ -325,8 +323,7 @@ static inline __attribute__((always_inline)) V FN(adding)(V x, const FN(exclusio
 
 /* Elements i .. i + LANES of x as the kernels see them (the high part of
  * the logits where a mask is added: *low gets the rest). */
-static inline __attribute__((always_inline)) V FN(read_pair)(const void *x, const FN(exclusion) * ex, int kinds,
-                                                             size_t i, V *low)
+static SOFTMAX_FORCE_INLINE V FN(read_pair)(const void *x, const FN(exclusion) * ex, int kinds, size_t i, V *low)
 {
     V v;
 #if defined(HALF_ROWS)
@@ -338,7 +335,7 @@ static inline __attribute__((always_inline)) V FN(read_pair)(const void *x, cons
     return FN(adding)(v, ex, kinds, i, LANES, low);
 }
 
-static inline __attribute__((always_inline)) V FN(read)(const void *x, const FN(exclusion) * ex, int kinds, size_t i)
+static SOFTMAX_FORCE_INLINE V FN(read)(const void *x, const FN(exclusion) * ex, int kinds, size_t i)
 {
     V low;
     return FN(read_pair)(x, ex, kinds, i, &low);
@@ -346,8 +343,8 @@ static inline __attribute__((always_inline)) V FN(read)(const void *x, const FN(
 
 /* The first count (< LANES) elements from i, `fill` in the other lanes (an
  * added mask fills them with -inf itself). */
-static inline __attribute__((always_inline)) V FN(read_tail_pair)(const void *x, const FN(exclusion) * ex, int kinds,
-                                                                  size_t i, size_t count, T fill, V *low)
+static SOFTMAX_FORCE_INLINE V FN(read_tail_pair)(const void *x, const FN(exclusion) * ex, int kinds, size_t i,
+                                                 size_t count, T fill, V *low)
 {
     V v;
 #if defined(HALF_ROWS)
@@ -359,8 +356,8 @@ static inline __attribute__((always_inline)) V FN(read_tail_pair)(const void *x,
     return FN(adding)(v, ex, kinds, i, count, low);
 }
 
-static inline __attribute__((always_inline)) V FN(read_tail)(const void *x, const FN(exclusion) * ex, int kinds,
-                                                             size_t i, size_t count, T fill)
+static SOFTMAX_FORCE_INLINE V FN(read_tail)(const void *x, const FN(exclusion) * ex, int kinds, size_t i, size_t count,
+                                            T fill)
 {
     V low;
     return FN(read_tail_pair)(x, ex, kinds, i, count, fill, &low);
@@ -380,7 +377,7 @@ static inline __attribute__((always_inline)) V FN(read_tail)(const void *x, cons
 #define DEST_HALF (DEST_BF16 | DEST_F16)
 #endif
 
-static inline __attribute__((always_inline)) void FN(write)(void *y, int kinds, size_t i, V v)
+static SOFTMAX_FORCE_INLINE void FN(write)(void *y, int kinds, size_t i, V v)
 {
 #if defined(HALF_ROWS)
     if (kinds & DEST_HALF) {
@@ -394,7 +391,7 @@ static inline __attribute__((always_inline)) void FN(write)(void *y, int kinds, 
 
 /* The same with a streaming store, element i at an address that
  * FN(stream_aligned) accepts. */
-static inline __attribute__((always_inline)) void FN(write_stream)(void *y, int kinds, size_t i, V v)
+static SOFTMAX_FORCE_INLINE void FN(write_stream)(void *y, int kinds, size_t i, V v)
 {
 #if defined(HALF_ROWS)
     if (kinds & DEST_HALF) {
@@ -407,7 +404,7 @@ static inline __attribute__((always_inline)) void FN(write_stream)(void *y, int 
 }
 
 /* FN(write_stream) if `stream`, else FN(write). */
-static inline __attribute__((always_inline)) void FN(write_as)(void *y, int kinds, size_t i, V v, bool stream)
+static SOFTMAX_FORCE_INLINE void FN(write_as)(void *y, int kinds, size_t i, V v, bool stream)
 {
     if (stream)
         FN(write_stream)(y, kinds, i, v);
@@ -416,14 +413,14 @@ static inline __attribute__((always_inline)) void FN(write_as)(void *y, int kind
 }
 
 /* Whether element i of y is where a vector's streaming store may begin. */
-static inline __attribute__((always_inline)) bool FN(stream_aligned)(const void *y, int kinds, size_t i)
+static SOFTMAX_FORCE_INLINE bool FN(stream_aligned)(const void *y, int kinds, size_t i)
 {
     const size_t size = (kinds & DEST_HALF) ? sizeof(uint16_t) : sizeof(T);
     return ((uintptr_t)y + i * size) % (LANES * size) == 0;
 }
 
 /* The first count (< LANES) lanes of v to elements i .. i + count. */
-static inline __attribute__((always_inline)) void FN(write_tail)(void *y, int kinds, size_t i, V v, size_t count)
+static SOFTMAX_FORCE_INLINE void FN(write_tail)(void *y, int kinds, size_t i, V v, size_t count)
 {
 #if defined(HALF_ROWS)
     if (kinds & DEST_HALF) {
@@ -439,7 +436,7 @@ static inline __attribute__((always_inline)) void FN(write_tail)(void *y, int ki
     P(store_tail)((T *)y + i, v, count);
 }
 
-static inline __attribute__((always_inline)) void FN(fill_out)(void *y, int kinds, size_t begin, size_t end, T value)
+static SOFTMAX_FORCE_INLINE void FN(fill_out)(void *y, int kinds, size_t begin, size_t end, T value)
 {
 #if defined(HALF_ROWS)
     if (kinds & DEST_HALF) {
@@ -467,8 +464,7 @@ static inline void FN(prefetch_span)(const T *p, size_t count)
 #define ROW_AHEAD 2
 #endif
 
-static inline __attribute__((always_inline)) T FN(max_body)(const void *x, size_t n, const FN(exclusion) * ex,
-                                                            int kinds)
+static SOFTMAX_FORCE_INLINE T FN(max_body)(const void *x, size_t n, const FN(exclusion) * ex, int kinds)
 {
     V m0 = P(set1)((T)-INFINITY), m1 = m0, m2 = m0, m3 = m0;
     size_t i = 0;
@@ -487,8 +483,7 @@ static inline __attribute__((always_inline)) T FN(max_body)(const void *x, size_
     return P(reduce_max)(P(max)(P(max)(m0, m1), P(max)(m2, m3)));
 }
 
-static inline __attribute__((always_inline)) T FN(min_body)(const void *x, size_t n, const FN(exclusion) * ex,
-                                                            int kinds)
+static SOFTMAX_FORCE_INLINE T FN(min_body)(const void *x, size_t n, const FN(exclusion) * ex, int kinds)
 {
     V m0 = P(set1)((T)INFINITY), m1 = m0;
     size_t i = 0;
@@ -505,8 +500,8 @@ static inline __attribute__((always_inline)) T FN(min_body)(const void *x, size_
 
 /* The element the row's plan is built on: the maximum (the minimum for a
  * negative scale) of x as the kernels read it. */
-static inline __attribute__((always_inline)) T FN(reference_reading)(const void *x, size_t n, double scale,
-                                                                     const FN(exclusion) * ex, int kinds)
+static SOFTMAX_FORCE_INLINE T FN(reference_reading)(const void *x, size_t n, double scale, const FN(exclusion) * ex,
+                                                    int kinds)
 {
     return scale < 0 ? FN(min_body)(x, n, ex, kinds) : FN(max_body)(x, n, ex, kinds);
 }
@@ -537,16 +532,16 @@ static inline V FN(grid_high)(V e)
  * range). The product goes into the mantissa, its rounding error into the
  * residual, which stays below half an ulp of the mantissa: a residual that
  * flushes to zero in a tiny exp then costs what it costs without a mask. */
-static inline __attribute__((always_inline)) void FN(take_low)(FN(exp_parts) * p, V low)
+static SOFTMAX_FORCE_INLINE void FN(take_low)(FN(exp_parts) * p, V low)
 {
     const V mantissa = P(fmadd)(p->mantissa, low, p->mantissa);
     p->residual = P(add)(p->residual, P(fmadd)(p->mantissa, low, P(sub)(p->mantissa, mantissa)));
     p->mantissa = mantissa;
 }
 
-static inline __attribute__((always_inline)) WIDE
-FN(exp_block_excluding)(const void *x, T *y, T *residuals, size_t begin, size_t end, const FN(exp_args) * a,
-                        bool negate, size_t prefetch_ahead, const FN(exclusion) * ex, int kinds)
+static SOFTMAX_FORCE_INLINE WIDE FN(exp_block_excluding)(const void *x, T *y, T *residuals, size_t begin, size_t end,
+                                                         const FN(exp_args) * a, bool negate, size_t prefetch_ahead,
+                                                         const FN(exclusion) * ex, int kinds)
 {
     /* The exps (all below 5) are summed in T without rounding: each is split
      * at the grid 2^-16 (hi = (e + 192) - 192), the hi parts of at most
@@ -674,8 +669,8 @@ static inline V FN(apply_reciprocal_parts)(FN(exp_parts) e, V hi, V lo)
 
 /* out = (e + residual) * r for the exps e and their residuals; out may be e
  * (kinds without DEST_HALF). */
-static inline __attribute__((always_inline)) void
-FN(normalize_into)(void *out, int kinds, const T *e, const T *residuals, size_t begin, size_t end, FN(reciprocal) r)
+static SOFTMAX_FORCE_INLINE void FN(normalize_into)(void *out, int kinds, const T *e, const T *residuals, size_t begin,
+                                                    size_t end, FN(reciprocal) r)
 {
     const V hi = P(set1)(r.hi), lo = P(set1)(r.lo);
     size_t i = begin;
@@ -725,7 +720,7 @@ typedef struct FN(block_summary) {
 
 /* x of T or, with SOURCE_BF16 / SOURCE_F16 in kinds, half-precision bits
  * widened as they are read. */
-static inline __attribute__((always_inline)) FN(block_summary)
+static SOFTMAX_FORCE_INLINE FN(block_summary)
     FN(summarize_block_reading)(const void *x, int kinds, T *y, T *residuals, size_t begin, size_t end, double scale)
 {
     FN(block_summary) s = {0, false, 0, 0};
@@ -798,9 +793,8 @@ static inline V FN(rescaled)(V e, V residual, V hi, V lo, V k)
 }
 
 /* out of T, or half-precision (DEST_BF16 / DEST_F16 in kinds). */
-static inline __attribute__((always_inline)) void FN(rescale_into)(void *out, int kinds, const T *e, const T *residuals,
-                                                                   size_t count, WIDE shift, FN(reciprocal) r,
-                                                                   bool stream)
+static SOFTMAX_FORCE_INLINE void FN(rescale_into)(void *out, int kinds, const T *e, const T *residuals, size_t count,
+                                                  WIDE shift, FN(reciprocal) r, bool stream)
 {
     const WIDE exponent = shift - (WIDE)NORMALIZE_SHIFT;
     if (exponent < -200) {
@@ -835,10 +829,9 @@ static void FN(rescale)(const T *e, const T *residuals, T *out, size_t count, WI
 /* The writing pass that computes the exps again: y = e * r, rounded once
  * from the exponential's parts. x and y as in summarize_block_reading and
  * rescale_into. With `stream`, y is written with streaming stores. */
-static inline __attribute__((always_inline)) void FN(exp_normalize_into)(const void *x, void *y, int kinds,
-                                                                         size_t begin, size_t end,
-                                                                         const FN(exp_args) * a, bool negate,
-                                                                         FN(reciprocal) r, bool stream)
+static SOFTMAX_FORCE_INLINE void FN(exp_normalize_into)(const void *x, void *y, int kinds, size_t begin, size_t end,
+                                                        const FN(exp_args) * a, bool negate, FN(reciprocal) r,
+                                                        bool stream)
 {
     const V hi = P(set1)(r.hi), lo = P(set1)(r.lo);
     const T fill = negate ? (T)INFINITY : (T)-INFINITY;
@@ -909,10 +902,8 @@ static size_t FN(block_count)(size_t n)
 /* y = s * (x - reference) - log_sum: |y| >= |s * (x - reference)|, so the
  * rounding of x - reference costs at most half an ulp of y. With an added
  * mask (s = 1), y = (high - reference) + (low - log_sum). */
-static inline __attribute__((always_inline)) void FN(log_output_excluding)(const void *x, void *y, size_t begin,
-                                                                           size_t end, T reference, T scale_t,
-                                                                           T log_sum, const FN(exclusion) * ex,
-                                                                           int kinds)
+static SOFTMAX_FORCE_INLINE void FN(log_output_excluding)(const void *x, void *y, size_t begin, size_t end, T reference,
+                                                          T scale_t, T log_sum, const FN(exclusion) * ex, int kinds)
 {
     const V ref = P(set1)(reference), s = P(set1)(scale_t), neg_log_sum = P(set1)(-log_sum);
     size_t i = begin;
@@ -1064,9 +1055,8 @@ static void FN(blocks_forward_row)(softmax_op op, const T *x, T *y, T *residuals
  * residuals have room for n elements (the exps and their residuals), out
  * gets the outputs (y itself unless kinds has DEST_HALF). False, having
  * written nothing, for rows that need the general path. */
-static inline __attribute__((always_inline)) bool FN(read_row_body)(softmax_op op, const void *x,
-                                                                    const FN(exclusion) * ex, int kinds, size_t n,
-                                                                    double scale, T *y, T *residuals, void *out)
+static SOFTMAX_FORCE_INLINE bool FN(read_row_body)(softmax_op op, const void *x, const FN(exclusion) * ex, int kinds,
+                                                   size_t n, double scale, T *y, T *residuals, void *out)
 {
     const bool log_output = op == SOFTMAX_OP_LOG_SOFTMAX;
     /* With an added bias a causal row is computed over its kept prefix
@@ -1375,8 +1365,7 @@ static inline V FN(fast_exp)(V x, const FN(exp_args) * a)
 
 /* The exponential of the tiny-row kernels: exact-parts (accurate) or fast,
  * chosen at compile time where the bodies are inlined. */
-static inline __attribute__((always_inline)) void FN(tiny_exp)(bool fast, V x, const FN(exp_args) * a, V *e,
-                                                               V *residual)
+static SOFTMAX_FORCE_INLINE void FN(tiny_exp)(bool fast, V x, const FN(exp_args) * a, V *e, V *residual)
 {
 #if SOFTMAX_HAS_FAST_EXP
     if (fast) {
@@ -1451,8 +1440,8 @@ static inline V FN(tiny_neg_log_sums)(V high, V low, V reference, V offset, cons
 }
 
 /* One tiny row in one vector: horizontal reductions. */
-static inline __attribute__((always_inline)) void
-FN(tiny_row_body)(bool fast, softmax_op op, const T *x, T *y, size_t n, double scale, const FN(shared_plan) * shared)
+static SOFTMAX_FORCE_INLINE void FN(tiny_row_body)(bool fast, softmax_op op, const T *x, T *y, size_t n, double scale,
+                                                   const FN(shared_plan) * shared)
 {
     const bool log_output = op == SOFTMAX_OP_LOG_SOFTMAX;
     const bool negate = shared->negate;
@@ -1503,9 +1492,8 @@ FN(tiny_row_body)(bool fast, softmax_op op, const T *x, T *y, size_t n, double s
  * however short the rows, and the sum of the low parts runs through the
  * tree of P(butterfly_sum) over whole column vectors. Lanes of padding rows
  * (a partial group) compute on zeros and are never stored. */
-static inline __attribute__((always_inline)) void FN(tiny_group_body)(bool fast, softmax_op op, const T *x, T *y,
-                                                                      size_t count, size_t n, double scale,
-                                                                      const FN(shared_plan) * shared)
+static SOFTMAX_FORCE_INLINE void FN(tiny_group_body)(bool fast, softmax_op op, const T *x, T *y, size_t count, size_t n,
+                                                     double scale, const FN(shared_plan) * shared)
 {
     const bool log_output = op == SOFTMAX_OP_LOG_SOFTMAX;
     const bool negate = shared->negate;
@@ -1659,9 +1647,8 @@ static inline V FN(grid_high_small)(V e)
     return P(sub)(P(add)(e, magic), magic);
 }
 
-static inline __attribute__((always_inline)) void FN(small_group_body)(bool fast, softmax_op op, const T *x, T *y,
-                                                                       size_t count, size_t n, double scale,
-                                                                       const FN(shared_plan) * shared)
+static SOFTMAX_FORCE_INLINE void FN(small_group_body)(bool fast, softmax_op op, const T *x, T *y, size_t count,
+                                                      size_t n, double scale, const FN(shared_plan) * shared)
 {
     const bool log_output = op == SOFTMAX_OP_LOG_SOFTMAX;
     const bool negate = shared->negate;
@@ -1846,9 +1833,8 @@ static void FN(small_forward_rows)(softmax_op op, const T *x, T *y, size_t rows,
 #define FAST_SMALL_GROUP 2
 #define FAST_SMALL_AHEAD 8
 
-static inline __attribute__((always_inline)) void FN(fast_small_body)(size_t count, size_t vectors, softmax_op op,
-                                                                      const T *x, T *y, size_t n, double scale,
-                                                                      const FN(shared_plan) * shared)
+static SOFTMAX_FORCE_INLINE void FN(fast_small_body)(size_t count, size_t vectors, softmax_op op, const T *x, T *y,
+                                                     size_t n, double scale, const FN(shared_plan) * shared)
 {
     const bool negate = shared->negate;
     const bool log_output = op == SOFTMAX_OP_LOG_SOFTMAX;
@@ -1930,9 +1916,8 @@ static inline __attribute__((always_inline)) void FN(fast_small_body)(size_t cou
 
 /* The group's vector count as a compile-time constant: the phases unroll
  * completely and the exps stay in registers. */
-static inline __attribute__((always_inline)) void FN(fast_small_by_vectors)(size_t count, softmax_op op, const T *x,
-                                                                            T *y, size_t n, double scale,
-                                                                            const FN(shared_plan) * shared)
+static SOFTMAX_FORCE_INLINE void FN(fast_small_by_vectors)(size_t count, softmax_op op, const T *x, T *y, size_t n,
+                                                           double scale, const FN(shared_plan) * shared)
 {
     switch ((n + LANES - 1) / LANES) {
     case 2:
@@ -2054,8 +2039,8 @@ static void FN(fast_tiny_row)(softmax_op op, const T *x, T *y, size_t n, double 
  * may be y when y is of T). False, having written nothing, when the row
  * needs the reference kernels (half-precision x only: a T row runs them
  * here). */
-static inline __attribute__((always_inline)) bool FN(fast_row_reading)(softmax_op op, const void *x, int kinds, T *e,
-                                                                       void *y, size_t n, double scale)
+static SOFTMAX_FORCE_INLINE bool FN(fast_row_reading)(softmax_op op, const void *x, int kinds, T *e, void *y, size_t n,
+                                                      double scale)
 {
     const bool log_output = op == SOFTMAX_OP_LOG_SOFTMAX;
     FN(row_plan) plan;
@@ -2356,9 +2341,8 @@ static void FN(long_row)(softmax_op op, const void *src, const void *grad, void 
 
 /* residuals: room for 2 * n * COLUMN_CHUNK elements (softmax only): the
  * residuals, then the exps. */
-static inline __attribute__((always_inline)) void FN(column_chunk_body)(softmax_op op, const T *x, T *y, T *residuals,
-                                                                        size_t n, size_t inner, size_t j0, size_t width,
-                                                                        double scale)
+static SOFTMAX_FORCE_INLINE void FN(column_chunk_body)(softmax_op op, const T *x, T *y, T *residuals, size_t n,
+                                                       size_t inner, size_t j0, size_t width, double scale)
 {
     const bool log_output = op == SOFTMAX_OP_LOG_SOFTMAX;
     const bool negate = scale < 0;
@@ -2685,8 +2669,8 @@ static void FN(transpose_lines)(const void *src_bytes, int64_t stride, size_t li
  * bit forward_row on the widened row, narrowed. False (nothing written)
  * when the row needs the general path: special values or an allocation
  * failure. */
-static inline __attribute__((always_inline)) bool FN(half_row_body)(softmax_op op, const uint16_t *x, uint16_t *y,
-                                                                    size_t n, double scale, int kinds)
+static SOFTMAX_FORCE_INLINE bool FN(half_row_body)(softmax_op op, const uint16_t *x, uint16_t *y, size_t n,
+                                                   double scale, int kinds)
 {
     const bool log_output = op == SOFTMAX_OP_LOG_SOFTMAX;
     const size_t blocks = FN(block_count)(n);
