@@ -28,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kernels/thresholds.h" /* the regime limits the lengths go around */
 #include "softmax.h"
 
 typedef struct library {
@@ -68,6 +69,12 @@ static void load(library *lib, const char *path)
 }
 
 static library baseline, candidate;
+
+static int compare_sizes(const void *a, const void *b)
+{
+    const size_t x = *(const size_t *)a, y = *(const size_t *)b;
+    return (x > y) - (x < y);
+}
 static size_t cases, mismatches;
 
 /* ------------------------------------------------------------ inputs -- */
@@ -408,18 +415,47 @@ int main(int argc, char **argv)
     }
     const bool quick = getenv("COMPARE_QUICK") != NULL;
 
-    /* Every length at and around a threshold of some path: vector widths
-     * (f64 4 / 8, f32 8 / 16 lanes), tiny rows (<= one vector), the small
-     * rows (<= 8 vectors: 32, 64, 128), fast half lines (> 128), the
-     * streaming blocks (4096), the long row across threads (8 blocks), the
-     * f64 and f32 in-cache limits (1 MiB: 2^17, 2^18), the half rows
-     * (2^18 + 1) and the stored-exps streaming limit (2 MiB of f32). */
-    static const size_t short_lengths[] = {1,    2,    3,    4,    5,    7,    8,    9,    12,   15,   16,   17,
-                                           24,   31,   32,   33,   40,   48,   63,   64,   65,   96,   100,  120,
-                                           127,  128,  129,  130,  191,  255,  256,  257,  511,  1000, 1023, 1024,
-                                           1025, 2047, 2048, 2049, 4095, 4096, 4097, 8191, 8193, 12289};
-    static const size_t long_lengths[] = {32767,  32768,  32769,  65537,  131071, 131072,
-                                          131073, 262143, 262144, 262145, 524288, 524289};
+    /* Every length at and around a threshold of some path (thresholds.h,
+     * for every vector width: f64 4 / 8 and f32 8 / 16 lanes), plus a few
+     * lengths in between. */
+    size_t short_lengths[160], long_lengths[64], short_count = 0, long_count = 0;
+    {
+        size_t candidates[160];
+        size_t count = 0;
+        static const size_t between[] = {1,   2,   3,   5,   7,   12,  24,   40,    48,   96,
+                                         100, 120, 191, 255, 257, 511, 1000, 12289, 65537};
+        for (size_t i = 0; i < sizeof between / sizeof between[0]; i++)
+            candidates[count++] = between[i];
+        const size_t thresholds[] = {4,
+                                     8,
+                                     16,
+                                     32,
+                                     64,
+                                     128,
+                                     SMALL_VECTORS * 4,
+                                     SMALL_VECTORS * 8,
+                                     SMALL_VECTORS * 16,
+                                     FAST_HALF_LINE_MIN,
+                                     SUM_BLOCK,
+                                     2 * SUM_BLOCK,
+                                     LONG_ROW_MIN_BLOCKS * SUM_BLOCK,
+                                     STREAM_BYTES / sizeof(double),
+                                     STREAM_BYTES / sizeof(float),
+                                     HALF_ROW_MIN,
+                                     STORED_STREAM_BYTES / sizeof(float)};
+        for (size_t i = 0; i < sizeof thresholds / sizeof thresholds[0]; i++)
+            for (int d = -1; d <= 1; d++)
+                candidates[count++] = thresholds[i] + (size_t)(ptrdiff_t)d;
+        qsort(candidates, count, sizeof candidates[0], compare_sizes);
+        for (size_t i = 0; i < count; i++) {
+            if (candidates[i] == 0 || (i > 0 && candidates[i] == candidates[i - 1]))
+                continue;
+            if (candidates[i] <= 3 * SUM_BLOCK)
+                short_lengths[short_count++] = candidates[i];
+            else
+                long_lengths[long_count++] = candidates[i];
+        }
+    }
     static const double scales[] = {1.0, 0.5, -1.25, 3e-3, 37.0};
     static const double special_scales[] = {0.0, INFINITY, -INFINITY, 1e-31, 1e31, -2e-40};
     static const softmax_dtype types[] = {SOFTMAX_DTYPE_F32, SOFTMAX_DTYPE_F64, SOFTMAX_DTYPE_BF16, SOFTMAX_DTYPE_F16};
@@ -429,7 +465,7 @@ int main(int argc, char **argv)
     /* Short rows: every op, type, scale; several row counts (one row, a
      * group of 2, the tiny group minimum 4, odd counts). */
     for (size_t t = 0; t < sizeof types / sizeof types[0]; t++)
-        for (size_t l = 0; l < sizeof short_lengths / sizeof short_lengths[0]; l++) {
+        for (size_t l = 0; l < short_count; l++) {
             const size_t n = short_lengths[l];
             static const size_t row_counts[] = {1, 2, 3, 4, 5, 9};
             for (softmax_op op = SOFTMAX_OP_SOFTMAX; op <= SOFTMAX_OP_LOG_SOFTMAX_JVP; op++)
@@ -467,7 +503,7 @@ int main(int argc, char **argv)
     if (!quick) {
         /* Long rows: fewer combinations, one and two threads. */
         for (size_t t = 0; t < sizeof types / sizeof types[0]; t++)
-            for (size_t l = 0; l < sizeof long_lengths / sizeof long_lengths[0]; l++) {
+            for (size_t l = 0; l < long_count; l++) {
                 const size_t n = long_lengths[l];
                 for (softmax_op op = SOFTMAX_OP_SOFTMAX; op <= SOFTMAX_OP_LOG_SOFTMAX_JVP; op++) {
                     run_rows(op, types[t], 0, 1, n, 1.0, MASK_NONE, false, ordinary, 1);
@@ -485,7 +521,19 @@ int main(int argc, char **argv)
     }
     /* Non-last axes and transposed views: inner around the column chunks
      * (4 vectors: 16, 32, 64 lanes) and the transpose tiles. */
-    static const size_t inners[] = {1, 3, 8, 15, 16, 17, 31, 32, 33, 63, 64, 65, 130};
+    static const size_t inners[] = {1,
+                                    3,
+                                    8,
+                                    COLUMN_VECTORS * 4 - 1,
+                                    COLUMN_VECTORS * 4,
+                                    COLUMN_VECTORS * 4 + 1,
+                                    31,
+                                    COLUMN_VECTORS * 8,
+                                    33,
+                                    63,
+                                    COLUMN_VECTORS * 16,
+                                    65,
+                                    130};
     static const size_t column_lengths[] = {1, 2, 5, 16, 17, 100, 257, 4097};
     for (size_t t = 0; t < sizeof types / sizeof types[0]; t++)
         for (size_t i = 0; i < sizeof inners / sizeof inners[0]; i++)

@@ -38,24 +38,14 @@
 #include <stdlib.h>
 
 #include "internal.h"
+#include "thresholds.h"
 
-/* Elements per partial sum. A block of f32 is 16 KiB: it stays in L1 between
- * the two reads of the streaming regime. */
-#define BLOCK ((size_t)4096)
-/* Largest |max z| of a row with an added mask that the kernels take. */
-#define ADD_REFERENCE_LIMIT 1024
 #define WIDE_LN2 ((WIDE)0.6931471805599453094172321214581765680755L)
 #define WIDE_LOG2E ((WIDE)1.442695040888963407359924681001892137L)
 /* Exact split summation of exps (exp_block_any): grid 2^-16, runs of 32
  * iterations per accumulator. */
 #define SPLIT_MAGIC 192.0
 #define SPLIT_RUN 32
-/* Rows whose data exceeds this stream: block summaries, then a writing
- * pass around the cache that rescales the exps kept in the workspace (up
- * to STORED_STREAM_BYTES) or computes them again (see stream_exps). Below
- * it rows stay in L2 between passes and are read from cache three times
- * with one exp per element. */
-#define STREAM_BYTES ((size_t)1 << 20)
 
 /* The order matters: each part uses the ones above it. */
 // clang-format off
@@ -94,7 +84,7 @@ const softmax_kernels KERNELS_NAME = {
     .columns = column_lines,
     .column_chunk = COLUMN_CHUNK,
     .long_row = long_row,
-    .long_row_min = 8 * BLOCK,
+    .long_row_min = LONG_ROW_MIN_BLOCKS * SUM_BLOCK,
     .exp = exp_for_tests,
     .transpose_lines = transpose_lines,
     .excluding_row = EXCLUDING_ROW_FN,

@@ -12,7 +12,6 @@
 /* Lines j in [j_begin, j_end) of an [n, inner] slice, COLUMN_VECTORS
  * vectors of adjacent lines at a time: each lane is its own softmax row,
  * walked down the n axis, so loads stay contiguous. */
-#define COLUMN_VECTORS 4
 #define COLUMN_CHUNK ((size_t)COLUMN_VECTORS * LANES)
 #define COLUMN_AHEAD 16
 
@@ -24,8 +23,8 @@ static SOFTMAX_FORCE_INLINE void column_chunk_body(softmax_op op, const T *x, T 
     const bool log_output = op == SOFTMAX_OP_LOG_SOFTMAX;
     const bool negate = scale < 0;
     const size_t vectors = (width + LANES - 1) / LANES;
-    /* Pass 1: per-lane reference (max, or min for scale < 0). */
-    T references[COLUMN_CHUNK];
+    /* Pass 1: per-lane row maximum (max, or min for scale < 0). */
+    T block_maxima[COLUMN_CHUNK];
     {
         V m[COLUMN_VECTORS];
         const T start = negate ? (T)INFINITY : (T)-INFINITY;
@@ -45,12 +44,12 @@ static SOFTMAX_FORCE_INLINE void column_chunk_body(softmax_op op, const T *x, T 
             }
         }
         for (size_t v = 0; v < vectors; v++)
-            P(store)(references + v * LANES, m[v]);
+            P(store)(block_maxima + v * LANES, m[v]);
     }
     /* Per-lane plans; any special lane sends the chunk to the reference. */
     row_plan plans[COLUMN_CHUNK];
     for (size_t j = 0; j < width; j++) {
-        if (!plan_row(scale, references[j], &plans[j])) {
+        if (!plan_row(scale, block_maxima[j], &plans[j])) {
             for (size_t jj = 0; jj < width; jj++)
                 softmax_line_run(&REF_LINES, op, x + j0 + jj, NULL, y + j0 + jj, n, (ptrdiff_t)inner, scale);
             return;
@@ -127,7 +126,7 @@ static SOFTMAX_FORCE_INLINE void column_chunk_body(softmax_op op, const T *x, T 
             size_t source = j < width ? j : 0;
             if (log_output) {
                 first[j] = (T)log_sum_of(lane_sums[l], &plans[source]);
-                second[j] = plans[source].reference;
+                second[j] = plans[source].row_max;
             } else {
                 reciprocal r = reciprocal_of(lane_sums[l]);
                 first[j] = r.hi; /* NaN for a lane that met a NaN */

@@ -26,7 +26,7 @@
  * max, scale 0 or +-inf), go to the reference line kernels.
  *
  * SUMS are carried in WIDE (f32: f64 lanes; f64: Kahan-compensated lanes)
- * over fixed blocks of BLOCK elements; block totals are added in block
+ * over fixed blocks of SUM_BLOCK elements; block totals are added in block
  * order. The blocks never depend on the thread count, so neither do results.
  */
 
@@ -73,24 +73,24 @@ typedef struct exp_args {
 /* Per-row constants, computed in WIDE. */
 typedef struct row_plan {
     bool negate;       /* scale < 0: the kernels see -x and a positive c */
-    T reference;       /* max x (min x when negated) */
+    T row_max;         /* max x (min x when negated) */
     WIDE offset;       /* B, an integer */
-    WIDE offset_error; /* c * reference' - B: log-softmax adds it back */
+    WIDE offset_error; /* c * row_max' - B: log-softmax adds it back */
     T c_hi;
     T c_lo;
     T x_floor;
 } row_plan;
 
-/* c * reference - offset, exact up to its last rounding to WIDE, from the
- * exact product c_hi * reference = p_hi + p_lo (p_hi - offset is exact: the
+/* c * row_max - offset, exact up to its last rounding to WIDE, from the
+ * exact product c_hi * row_max = p_hi + p_lo (p_hi - offset is exact: the
  * two are close). Log-softmax adds it back to every output, so an error here
- * would be an error everywhere (WIDE alone loses |c * reference| * 2^-64 for
+ * would be an error everywhere (WIDE alone loses |c * row_max| * 2^-64 for
  * f64). */
-static inline WIDE offset_remainder(T c_hi, T c_lo, T reference, T offset)
+static inline WIDE offset_remainder(T c_hi, T c_lo, T row_max, T offset)
 {
-    const T p_hi = c_hi * reference;
-    const T p_lo = FMA_T(c_hi, reference, -p_hi);
-    return ((WIDE)(p_hi - offset) + (WIDE)p_lo) + (WIDE)c_lo * (WIDE)reference;
+    const T p_hi = c_hi * row_max;
+    const T p_lo = FMA_T(c_hi, row_max, -p_hi);
+    return ((WIDE)(p_hi - offset) + (WIDE)p_lo) + (WIDE)c_lo * (WIDE)row_max;
 }
 
 /* The log of a row's true sum from the sum of its exps, which carry the
@@ -100,30 +100,30 @@ static inline WIDE log_sum_from(WIDE sum, WIDE remainder)
     return WIDE_LOG(sum) - remainder * WIDE_LN2;
 }
 
-/* Fills the plan for a row whose reference element (max, or min for scale
+/* Fills the plan for a row whose maximum (max, or min for scale
  * < 0) is `reference`; false when the row must take the reference path. */
-static bool plan_row(double scale, T reference, row_plan *plan)
+static bool plan_row(double scale, T row_max, row_plan *plan)
 {
-    if (!(scale != 0) || isinf(scale) || !isfinite(reference))
+    if (!(scale != 0) || isinf(scale) || !isfinite(row_max))
         return false;
     WIDE c = (WIDE)scale * WIDE_LOG2E;
     plan->negate = c < 0;
-    plan->reference = reference;
-    T reference_seen = plan->negate ? -reference : reference;
+    plan->row_max = row_max;
+    T maxima_seen = plan->negate ? -row_max : row_max;
     if (plan->negate)
         c = -c;
     if (!(c < (WIDE)1e30) || !(c > (WIDE)1e-30))
         return false;
     plan->c_hi = (T)c;
     plan->c_lo = (T)(c - (WIDE)plan->c_hi);
-    const WIDE b = offset_remainder(plan->c_hi, plan->c_lo, reference_seen, 0);
+    const WIDE b = offset_remainder(plan->c_hi, plan->c_lo, maxima_seen, 0);
     if (!(WIDE_FABS(b) < (WIDE)OFFSET_LIMIT))
         return false;
     /* B = floor(b) - 1 puts the common factor 2^(b - B) in [2, 4): every exp
      * is at least twice its true value, so an output in the normal range
      * never comes from an exp that flushed to zero. */
     plan->offset = WIDE_FLOOR(b) - 1;
-    plan->offset_error = offset_remainder(plan->c_hi, plan->c_lo, reference_seen, (T)plan->offset);
+    plan->offset_error = offset_remainder(plan->c_hi, plan->c_lo, maxima_seen, (T)plan->offset);
     const WIDE c_effective = (WIDE)plan->c_hi + (WIDE)plan->c_lo;
     WIDE floor_value = (plan->offset - (WIDE)EXP_FLOOR_ARG) / c_effective;
     plan->x_floor = floor_value < -(WIDE)T_MAX ? (T)-INFINITY : (T)floor_value;

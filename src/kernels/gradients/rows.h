@@ -27,7 +27,7 @@ static void softmax_backward_row(const T *y, const T *dy, T *dx, size_t n, doubl
     const size_t blocks = block_count(n);
     WIDE dot = 0;
     for (size_t b = 0; b < blocks; b++) {
-        size_t begin = b * BLOCK, end = begin + BLOCK < n ? begin + BLOCK : n;
+        size_t begin = b * SUM_BLOCK, end = begin + SUM_BLOCK < n ? begin + SUM_BLOCK : n;
         ACC acc = P(acc_zero)();
         size_t i = begin;
         for (; i + LANES <= end; i += LANES)
@@ -87,7 +87,7 @@ static void log_gradient_row(softmax_op op, const T *logy, const T *g, T *out, s
     V max_logy = P(set1)((T)-INFINITY);
     V nan_flag = P(set1)(0); /* the VJP's reduction does not see logy */
     for (size_t b = 0; b < blocks; b++) {
-        size_t begin = b * BLOCK, end = begin + BLOCK < n ? begin + BLOCK : n;
+        size_t begin = b * SUM_BLOCK, end = begin + SUM_BLOCK < n ? begin + SUM_BLOCK : n;
         ACC acc = P(acc_zero)();
         for (size_t i = begin; i < end; i += LANES) {
             size_t count = end - i < LANES ? end - i : LANES;

@@ -1,5 +1,5 @@
 /*
- * rows/access.h -- how the row kernels read and write: exclusion and additive masks
+ * rows/access.h -- how the row kernels read and write: row_masks and additive masks
  * applied as x is loaded, half-precision sources and destinations, the
  * row maximum (minimum for a negative scale).
  *
@@ -15,7 +15,7 @@
  * scale, which the kernels negate), so it gets probability 0. Pointers are
  * NULL when absent and index the row like x. Only the f32 paths define
  * P(exclude); elsewhere the loads are plain. */
-typedef struct exclusion {
+typedef struct row_masks {
     const uint8_t *keep;       /* a zero byte excludes */
     const T *mask;             /* a -inf entry excludes */
     const uint16_t *half_mask; /* an entry equal to half_minus_inf excludes */
@@ -34,11 +34,14 @@ typedef struct exclusion {
     /* ALiBi (ADD_SLOPE): the bias slope * j, slope = slope_hi + slope_lo. */
     T slope_hi;
     T slope_lo;
-} exclusion;
+} row_masks;
 
-/* Which exclusions a row has, a compile-time constant where the bodies
- * below are specialised (excluding_row): a zero test of a NULL pointer per
- * vector costs more than the exclusion itself. */
+/* io_flags: how a row is read and written, one bit per choice -- which
+ * masks apply as x is read (EXCLUDE_*, ADD_*), whether x holds bf16 / f16
+ * bits (SOURCE_*), whether y is written as bf16 / f16 (DEST_*). A
+ * compile-time constant where the bodies below are specialised
+ * (excluding_row, half_line): a zero test of a NULL pointer per vector
+ * costs more than the masking itself. */
 #ifndef EXCLUDE_KEEP
 #define EXCLUDE_KEEP 1   /* ex->keep */
 #define EXCLUDE_MASK 2   /* ex->mask */
@@ -51,21 +54,21 @@ typedef struct exclusion {
 #endif
 
 /* x (elements i .. i + count of the row) as the kernels see it. */
-static SOFTMAX_FORCE_INLINE V excluding(V x, const exclusion *ex, int kinds, size_t i, size_t count)
+static SOFTMAX_FORCE_INLINE V excluding(V x, const row_masks *ex, int io_flags, size_t i, size_t count)
 {
 #if defined(HALF_ROWS)
-    if ((kinds & (EXCLUDE_KEEP | EXCLUDE_MASK | EXCLUDE_HALF | EXCLUDE_PREFIX)) != 0) {
-        const size_t limit = !(kinds & EXCLUDE_PREFIX) ? count
-                             : i >= ex->kept           ? 0
-                             : ex->kept - i < count    ? ex->kept - i
-                                                       : count;
-        const uint8_t *keep = (kinds & EXCLUDE_KEEP) && ex->keep != NULL ? ex->keep + i : NULL;
-        const T *mask = (kinds & EXCLUDE_MASK) && ex->mask != NULL ? ex->mask + i : NULL;
-        const uint16_t *half_mask = (kinds & EXCLUDE_HALF) && ex->half_mask != NULL ? ex->half_mask + i : NULL;
+    if ((io_flags & (EXCLUDE_KEEP | EXCLUDE_MASK | EXCLUDE_HALF | EXCLUDE_PREFIX)) != 0) {
+        const size_t limit = !(io_flags & EXCLUDE_PREFIX) ? count
+                             : i >= ex->kept              ? 0
+                             : ex->kept - i < count       ? ex->kept - i
+                                                          : count;
+        const uint8_t *keep = (io_flags & EXCLUDE_KEEP) && ex->keep != NULL ? ex->keep + i : NULL;
+        const T *mask = (io_flags & EXCLUDE_MASK) && ex->mask != NULL ? ex->mask + i : NULL;
+        const uint16_t *half_mask = (io_flags & EXCLUDE_HALF) && ex->half_mask != NULL ? ex->half_mask + i : NULL;
         return P(exclude)(x, keep, mask, half_mask, ex->half_minus_inf, P(set1)(ex->excluded), limit);
     }
 #endif
-    (void)ex, (void)kinds, (void)i, (void)count;
+    (void)ex, (void)io_flags, (void)i, (void)count;
     return x;
 }
 
@@ -77,9 +80,9 @@ static SOFTMAX_FORCE_INLINE V excluding(V x, const exclusion *ex, int kinds, siz
 #endif
 
 /* The address of element i of x (for prefetches). */
-static SOFTMAX_FORCE_INLINE const void *source_at(const void *x, int kinds, size_t i)
+static SOFTMAX_FORCE_INLINE const void *source_at(const void *x, int io_flags, size_t i)
 {
-    if (kinds & (SOURCE_BF16 | SOURCE_F16))
+    if (io_flags & (SOURCE_BF16 | SOURCE_F16))
         return (const uint16_t *)x + i;
     return (const T *)x + i;
 }
@@ -106,20 +109,20 @@ static const T lane_index[16] __attribute__((aligned(64))) = {0, 1, 2, 3, 4, 5, 
  * exp: rounding it would cost |z| * 2^-24 in the argument, 40 ulp at z =
  * -80. Exclusions (keep, a 0 / -inf mask, prefix) apply to high
  * afterwards. */
-static SOFTMAX_FORCE_INLINE V adding(V x, const exclusion *ex, int kinds, size_t i, size_t count, V *low)
+static SOFTMAX_FORCE_INLINE V adding(V x, const row_masks *ex, int io_flags, size_t i, size_t count, V *low)
 {
 #if defined(HALF_ROWS)
-    if (kinds & ADDING) {
+    if (io_flags & ADDING) {
         const V scale_hi = P(set1)(ex->scale_hi);
         const V product = P(mul)(scale_hi, x);
         V rest = P(fmadd)(P(set1)(ex->scale_lo), x, P(fmadd)(scale_hi, x, P(neg)(product)));
         V bias;
-        if (kinds & ADD_SLOPE) {
+        if (io_flags & ADD_SLOPE) {
             const V j = P(add)(P(set1)((T)i), P(load)(lane_index));
             const V slope_hi = P(set1)(ex->slope_hi);
             bias = P(mul)(slope_hi, j);
             rest = P(add)(rest, P(fmadd)(P(set1)(ex->slope_lo), j, P(fmadd)(slope_hi, j, P(neg)(bias))));
-        } else if (kinds & ADD_MASK) {
+        } else if (io_flags & ADD_MASK) {
             bias = count == LANES ? P(load)(ex->add_mask + i) : P(load_tail)(ex->add_mask + i, count, (T)-INFINITY);
         } else {
             bias = count == LANES ? P(load_half)(ex->add_half + i, ex->add_bf16)
@@ -128,56 +131,57 @@ static SOFTMAX_FORCE_INLINE V adding(V x, const exclusion *ex, int kinds, size_t
         const V high = P(add)(product, bias);
         const V bias_seen = P(sub)(high, product);
         const V error = P(add)(P(sub)(product, P(sub)(high, bias_seen)), P(sub)(bias, bias_seen));
-        V seen = excluding(high, ex, kinds, i, count);
-        if ((kinds & ADD_SLOPE) && count < LANES)
+        V seen = excluding(high, ex, io_flags, i, count);
+        if ((io_flags & ADD_SLOPE) && count < LANES)
             seen = P(exclude)(seen, NULL, NULL, NULL, 0, P(set1)((T)-INFINITY), count);
         *low = P(zero_below)(P(add)(error, rest), seen, P(set1)(-T_MAX));
         return seen;
     }
 #endif
     *low = P(set1)((T)0);
-    return excluding(x, ex, kinds, i, count);
+    return excluding(x, ex, io_flags, i, count);
 }
 
 /* Elements i .. i + LANES of x as the kernels see them (the high part of
  * the logits where a mask is added: *low gets the rest). */
-static SOFTMAX_FORCE_INLINE V read_pair(const void *x, const exclusion *ex, int kinds, size_t i, V *low)
+static SOFTMAX_FORCE_INLINE V read_pair(const void *x, const row_masks *ex, int io_flags, size_t i, V *low)
 {
     V v;
 #if defined(HALF_ROWS)
-    if (kinds & (SOURCE_BF16 | SOURCE_F16))
-        v = P(load_half)((const uint16_t *)x + i, (kinds & SOURCE_BF16) != 0);
+    if (io_flags & (SOURCE_BF16 | SOURCE_F16))
+        v = P(load_half)((const uint16_t *)x + i, (io_flags & SOURCE_BF16) != 0);
     else
 #endif
         v = P(load)((const T *)x + i);
-    return adding(v, ex, kinds, i, LANES, low);
+    return adding(v, ex, io_flags, i, LANES, low);
 }
 
-static SOFTMAX_FORCE_INLINE V read_vector(const void *x, const exclusion *ex, int kinds, size_t i)
+static SOFTMAX_FORCE_INLINE V read_vector(const void *x, const row_masks *ex, int io_flags, size_t i)
 {
     V low;
-    return read_pair(x, ex, kinds, i, &low);
+    return read_pair(x, ex, io_flags, i, &low);
 }
 
 /* The first count (< LANES) elements from i, `fill` in the other lanes (an
  * added mask fills them with -inf itself). */
-static SOFTMAX_FORCE_INLINE V read_tail_pair(const void *x, const exclusion *ex, int kinds, size_t i, size_t count,
+static SOFTMAX_FORCE_INLINE V read_tail_pair(const void *x, const row_masks *ex, int io_flags, size_t i, size_t count,
                                              T fill, V *low)
 {
     V v;
 #if defined(HALF_ROWS)
-    if (kinds & (SOURCE_BF16 | SOURCE_F16))
-        v = widen_tail((const uint16_t *)x + i, (kinds & SOURCE_BF16) != 0, count, fill);
+    if (io_flags & (SOURCE_BF16 | SOURCE_F16))
+        v = widen_tail((const uint16_t *)x + i, (io_flags & SOURCE_BF16) != 0, count, fill);
     else
 #endif
-        v = P(load_tail)((const T *)x + i, count, (kinds & ADDING) ? (T)0 : fill);
-    return adding(v, ex, kinds, i, count, low);
+        v = P(load_tail)((const T *)x + i, count, (io_flags & ADDING) ? (T)0 : fill);
+    return adding(v, ex, io_flags, i, count, low);
 }
 
-static SOFTMAX_FORCE_INLINE V read_tail(const void *x, const exclusion *ex, int kinds, size_t i, size_t count, T fill)
+static SOFTMAX_FORCE_INLINE V read_tail(const void *x, const row_masks *ex, int io_flags, size_t i, size_t count,
+                                        T fill)
 {
     V low;
-    return read_tail_pair(x, ex, kinds, i, count, fill, &low);
+    return read_tail_pair(x, ex, io_flags, i, count, fill, &low);
 }
 
 /* The element type of an output: T, or half-precision bits narrowed as
@@ -194,76 +198,76 @@ static SOFTMAX_FORCE_INLINE V read_tail(const void *x, const exclusion *ex, int 
 #define DEST_HALF (DEST_BF16 | DEST_F16)
 #endif
 
-static SOFTMAX_FORCE_INLINE void write_vector(void *y, int kinds, size_t i, V v)
+static SOFTMAX_FORCE_INLINE void write_vector(void *y, int io_flags, size_t i, V v)
 {
 #if defined(HALF_ROWS)
-    if (kinds & DEST_HALF) {
-        P(store_half)((uint16_t *)y + i, v, (kinds & DEST_BF16) != 0);
+    if (io_flags & DEST_HALF) {
+        P(store_half)((uint16_t *)y + i, v, (io_flags & DEST_BF16) != 0);
         return;
     }
 #endif
-    (void)kinds;
+    (void)io_flags;
     P(store)((T *)y + i, v);
 }
 
 /* The same with a streaming store, element i at an address that
  * stream_aligned accepts. */
-static SOFTMAX_FORCE_INLINE void write_stream(void *y, int kinds, size_t i, V v)
+static SOFTMAX_FORCE_INLINE void write_stream(void *y, int io_flags, size_t i, V v)
 {
 #if defined(HALF_ROWS)
-    if (kinds & DEST_HALF) {
-        P(stream_half)((uint16_t *)y + i, v, (kinds & DEST_BF16) != 0);
+    if (io_flags & DEST_HALF) {
+        P(stream_half)((uint16_t *)y + i, v, (io_flags & DEST_BF16) != 0);
         return;
     }
 #endif
-    (void)kinds;
+    (void)io_flags;
     P(stream)((T *)y + i, v);
 }
 
 /* write_stream if `stream`, else write_vector. */
-static SOFTMAX_FORCE_INLINE void write_as(void *y, int kinds, size_t i, V v, bool stream)
+static SOFTMAX_FORCE_INLINE void write_as(void *y, int io_flags, size_t i, V v, bool stream)
 {
     if (stream)
-        write_stream(y, kinds, i, v);
+        write_stream(y, io_flags, i, v);
     else
-        write_vector(y, kinds, i, v);
+        write_vector(y, io_flags, i, v);
 }
 
 /* Whether element i of y is where a vector's streaming store may begin. */
-static SOFTMAX_FORCE_INLINE bool stream_aligned(const void *y, int kinds, size_t i)
+static SOFTMAX_FORCE_INLINE bool stream_aligned(const void *y, int io_flags, size_t i)
 {
-    const size_t size = (kinds & DEST_HALF) ? sizeof(uint16_t) : sizeof(T);
+    const size_t size = (io_flags & DEST_HALF) ? sizeof(uint16_t) : sizeof(T);
     return ((uintptr_t)y + i * size) % (LANES * size) == 0;
 }
 
 /* The first count (< LANES) lanes of v to elements i .. i + count. */
-static SOFTMAX_FORCE_INLINE void write_tail(void *y, int kinds, size_t i, V v, size_t count)
+static SOFTMAX_FORCE_INLINE void write_tail(void *y, int io_flags, size_t i, V v, size_t count)
 {
 #if defined(HALF_ROWS)
-    if (kinds & DEST_HALF) {
+    if (io_flags & DEST_HALF) {
         _Alignas(64) T values[LANES];
         P(store)(values, v);
         uint16_t *h = (uint16_t *)y + i;
         for (size_t k = 0; k < count; k++)
-            h[k] = (kinds & DEST_BF16) ? softmax_float_to_bf16(values[k]) : softmax_float_to_f16(values[k]);
+            h[k] = (io_flags & DEST_BF16) ? softmax_float_to_bf16(values[k]) : softmax_float_to_f16(values[k]);
         return;
     }
 #endif
-    (void)kinds;
+    (void)io_flags;
     P(store_tail)((T *)y + i, v, count);
 }
 
-static SOFTMAX_FORCE_INLINE void fill_out(void *y, int kinds, size_t begin, size_t end, T value)
+static SOFTMAX_FORCE_INLINE void fill_out(void *y, int io_flags, size_t begin, size_t end, T value)
 {
 #if defined(HALF_ROWS)
-    if (kinds & DEST_HALF) {
-        const uint16_t h = (kinds & DEST_BF16) ? softmax_float_to_bf16(value) : softmax_float_to_f16(value);
+    if (io_flags & DEST_HALF) {
+        const uint16_t h = (io_flags & DEST_BF16) ? softmax_float_to_bf16(value) : softmax_float_to_f16(value);
         for (size_t i = begin; i < end; i++)
             ((uint16_t *)y)[i] = h;
         return;
     }
 #endif
-    (void)kinds;
+    (void)io_flags;
     for (size_t i = begin; i < end; i++)
         ((T *)y)[i] = value;
 }
@@ -281,48 +285,48 @@ static inline void prefetch_span(const T *p, size_t count)
 #define ROW_AHEAD 2
 #endif
 
-static SOFTMAX_FORCE_INLINE T max_body(const void *x, size_t n, const exclusion *ex, int kinds)
+static SOFTMAX_FORCE_INLINE T max_body(const void *x, size_t n, const row_masks *ex, int io_flags)
 {
     V m0 = P(set1)((T)-INFINITY), m1 = m0, m2 = m0, m3 = m0;
     size_t i = 0;
     /* The running maximum goes second so that a NaN element is skipped: rows
      * with NaN are caught later by their NaN sum. */
     for (; i + 4 * LANES <= n; i += 4 * LANES) {
-        m0 = P(max)(read_vector(x, ex, kinds, i), m0);
-        m1 = P(max)(read_vector(x, ex, kinds, i + LANES), m1);
-        m2 = P(max)(read_vector(x, ex, kinds, i + 2 * LANES), m2);
-        m3 = P(max)(read_vector(x, ex, kinds, i + 3 * LANES), m3);
+        m0 = P(max)(read_vector(x, ex, io_flags, i), m0);
+        m1 = P(max)(read_vector(x, ex, io_flags, i + LANES), m1);
+        m2 = P(max)(read_vector(x, ex, io_flags, i + 2 * LANES), m2);
+        m3 = P(max)(read_vector(x, ex, io_flags, i + 3 * LANES), m3);
     }
     for (; i + LANES <= n; i += LANES)
-        m0 = P(max)(read_vector(x, ex, kinds, i), m0);
+        m0 = P(max)(read_vector(x, ex, io_flags, i), m0);
     if (i < n)
-        m1 = P(max)(read_tail(x, ex, kinds, i, n - i, (T)-INFINITY), m1);
+        m1 = P(max)(read_tail(x, ex, io_flags, i, n - i, (T)-INFINITY), m1);
     return P(reduce_max)(P(max)(P(max)(m0, m1), P(max)(m2, m3)));
 }
 
-static SOFTMAX_FORCE_INLINE T min_body(const void *x, size_t n, const exclusion *ex, int kinds)
+static SOFTMAX_FORCE_INLINE T min_body(const void *x, size_t n, const row_masks *ex, int io_flags)
 {
     V m0 = P(set1)((T)INFINITY), m1 = m0;
     size_t i = 0;
     for (; i + 2 * LANES <= n; i += 2 * LANES) {
-        m0 = P(min)(read_vector(x, ex, kinds, i), m0);
-        m1 = P(min)(read_vector(x, ex, kinds, i + LANES), m1);
+        m0 = P(min)(read_vector(x, ex, io_flags, i), m0);
+        m1 = P(min)(read_vector(x, ex, io_flags, i + LANES), m1);
     }
     for (; i + LANES <= n; i += LANES)
-        m0 = P(min)(read_vector(x, ex, kinds, i), m0);
+        m0 = P(min)(read_vector(x, ex, io_flags, i), m0);
     if (i < n)
-        m1 = P(min)(read_tail(x, ex, kinds, i, n - i, (T)INFINITY), m1);
+        m1 = P(min)(read_tail(x, ex, io_flags, i, n - i, (T)INFINITY), m1);
     return P(reduce_min)(P(min)(m0, m1));
 }
 
 /* The element the row's plan is built on: the maximum (the minimum for a
  * negative scale) of x as the kernels read it. */
-static SOFTMAX_FORCE_INLINE T reference_reading(const void *x, size_t n, double scale, const exclusion *ex, int kinds)
+static SOFTMAX_FORCE_INLINE T row_max_reading(const void *x, size_t n, double scale, const row_masks *ex, int io_flags)
 {
-    return scale < 0 ? min_body(x, n, ex, kinds) : max_body(x, n, ex, kinds);
+    return scale < 0 ? min_body(x, n, ex, io_flags) : max_body(x, n, ex, io_flags);
 }
 
-static inline T reference_of(const T *x, size_t n, double scale)
+static inline T row_max_of(const T *x, size_t n, double scale)
 {
-    return reference_reading(x, n, scale, NULL, 0);
+    return row_max_reading(x, n, scale, NULL, 0);
 }

@@ -20,15 +20,15 @@ static void long_row(softmax_op op, const void *src, const void *grad, void *dst
     const bool forward = op == SOFTMAX_OP_SOFTMAX || op == SOFTMAX_OP_LOG_SOFTMAX;
     const bool streaming = n * sizeof(T) > STREAM_BYTES;
     block_summary *summaries = forward ? malloc(blocks * sizeof *summaries) : NULL;
-    T *references = forward ? malloc(blocks * sizeof *references) : NULL;
+    T *block_maxima = forward ? malloc(blocks * sizeof *block_maxima) : NULL;
     /* The calling thread's workspace, shared by the team for this call. */
     T *residuals = op == SOFTMAX_OP_SOFTMAX && !streaming ? softmax_workspace(n * sizeof *residuals)
                    : streaming                            ? stream_exps(op, n)
                                                           : NULL;
-    if (summaries == NULL || references == NULL || (op == SOFTMAX_OP_SOFTMAX && !streaming && residuals == NULL) ||
+    if (summaries == NULL || block_maxima == NULL || (op == SOFTMAX_OP_SOFTMAX && !streaming && residuals == NULL) ||
         threads < 2) {
         free(summaries);
-        free(references);
+        free(block_maxima);
         contiguous_rows(op, src, grad, dst, 1, n, scale);
         return;
     }
@@ -43,10 +43,10 @@ static void long_row(softmax_op op, const void *src, const void *grad, void *dst
 #pragma omp for schedule(static)
         for (size_t b = 0; b < blocks; b++) {
             if (streaming) {
-                size_t begin = b * BLOCK, end = begin + BLOCK < n ? begin + BLOCK : n;
+                size_t begin = b * SUM_BLOCK, end = begin + SUM_BLOCK < n ? begin + SUM_BLOCK : n;
                 summaries[b] = summarize_block(x, residuals, residuals ? residuals + n : NULL, begin, end, scale);
             } else {
-                references[b] = reference_over(x, n, b, b + 1, scale);
+                block_maxima[b] = row_max_over(x, n, b, b + 1, scale);
             }
         }
 #pragma omp single
@@ -54,11 +54,11 @@ static void long_row(softmax_op op, const void *src, const void *grad, void *dst
             if (streaming) {
                 planned = combine_summaries(summaries, blocks, scale, &plan, &sum);
             } else {
-                T reference = references[0];
+                T row_max = block_maxima[0];
                 for (size_t b = 1; b < blocks; b++)
-                    if (scale < 0 ? references[b] < reference : references[b] > reference)
-                        reference = references[b];
-                planned = plan_row(scale, reference, &plan);
+                    if (scale < 0 ? block_maxima[b] < row_max : block_maxima[b] > row_max)
+                        row_max = block_maxima[b];
+                planned = plan_row(scale, row_max, &plan);
             }
         }
         /* Phase 2 (in-cache): exps stored, one sum per block. */
@@ -80,9 +80,9 @@ static void long_row(softmax_op op, const void *src, const void *grad, void *dst
             const T log_sum = (T)log_sum_of(sum, &plan);
 #pragma omp for schedule(static)
             for (size_t b = 0; b < blocks; b++) {
-                size_t begin = b * BLOCK, end = begin + BLOCK < n ? begin + BLOCK : n;
+                size_t begin = b * SUM_BLOCK, end = begin + SUM_BLOCK < n ? begin + SUM_BLOCK : n;
                 if (log_output)
-                    log_softmax_output(x, y, begin, end, plan.reference, (T)scale, log_sum);
+                    log_softmax_output(x, y, begin, end, plan.row_max, (T)scale, log_sum);
                 else if (streaming && residuals != NULL)
                     rescale(residuals + begin, residuals + n + begin, y + begin, end - begin,
                             summaries[b].offset - plan.offset, r, true);
@@ -95,7 +95,7 @@ static void long_row(softmax_op op, const void *src, const void *grad, void *dst
         vec_flush_to_zero_end(saved_csr);
     }
     free(summaries);
-    free(references);
+    free(block_maxima);
     if (!planned)
         softmax_line_run(&REF_LINES, op, x, NULL, y, n, 1, scale);
     else if (isnan(sum))

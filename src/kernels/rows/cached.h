@@ -18,15 +18,7 @@
  * pass). NULL (the two-exp path: exp_normalize_stream) for log-softmax,
  * which needs no exps to write, for rows beyond STORED_STREAM_BYTES, or
  * when no workspace can be had.
- *
- * The workspace costs 8 bytes per f32 element of traffic through the
- * caches, which pays while it stays in them: measured single-thread on a
- * Zen 4 (1 MiB L2 per core, 32 MiB L3), rows of 300000 f32 went from 0.75
- * to 0.60 ns per element (2 threads: 0.41 -> 0.34), rows of 2^20 from 0.70
- * to 0.55 but with 2 threads from 0.40 to 0.46, rows of 2^22 from 0.83 to
- * 1.14. The choice depends on the row length alone, never on the thread
- * count, so that the bits do not either. */
-#define STORED_STREAM_BYTES ((size_t)2 << 20)
+ * (STORED_STREAM_BYTES: thresholds.h). */
 
 static T *stream_exps(softmax_op op, size_t n)
 {
@@ -37,34 +29,33 @@ static T *stream_exps(softmax_op op, size_t n)
 
 static size_t block_count(size_t n)
 {
-    return (n + BLOCK - 1) / BLOCK;
+    return (n + SUM_BLOCK - 1) / SUM_BLOCK;
 }
 
-/* y = s * (x - reference) - log_sum: |y| >= |s * (x - reference)|, so the
- * rounding of x - reference costs at most half an ulp of y. With an added
- * mask (s = 1), y = (high - reference) + (low - log_sum). */
-static SOFTMAX_FORCE_INLINE void log_softmax_output_reading(const void *x, void *y, size_t begin, size_t end,
-                                                            T reference, T scale_t, T log_sum, const exclusion *ex,
-                                                            int kinds)
+/* y = s * (x - row_max) - log_sum: |y| >= |s * (x - row_max)|, so the
+ * rounding of x - row_max costs at most half an ulp of y. With an added
+ * mask (s = 1), y = (high - row_max) + (low - log_sum). */
+static SOFTMAX_FORCE_INLINE void log_softmax_output_reading(const void *x, void *y, size_t begin, size_t end, T row_max,
+                                                            T scale_t, T log_sum, const row_masks *ex, int io_flags)
 {
-    const V ref = P(set1)(reference), s = P(set1)(scale_t), neg_log_sum = P(set1)(-log_sum);
+    const V ref = P(set1)(row_max), s = P(set1)(scale_t), neg_log_sum = P(set1)(-log_sum);
     size_t i = begin;
     V low;
     for (; i + LANES <= end; i += LANES) {
-        const V z = read_pair(x, ex, kinds, i, &low);
-        write_vector(y, kinds, i,
-                     P(fmadd)(s, P(sub)(z, ref), (kinds & ADDING) ? P(add)(low, neg_log_sum) : neg_log_sum));
+        const V z = read_pair(x, ex, io_flags, i, &low);
+        write_vector(y, io_flags, i,
+                     P(fmadd)(s, P(sub)(z, ref), (io_flags & ADDING) ? P(add)(low, neg_log_sum) : neg_log_sum));
     }
     if (i < end) {
-        const V z = read_tail_pair(x, ex, kinds, i, end - i, 0, &low);
-        write_tail(y, kinds, i, P(fmadd)(s, P(sub)(z, ref), (kinds & ADDING) ? P(add)(low, neg_log_sum) : neg_log_sum),
-                   end - i);
+        const V z = read_tail_pair(x, ex, io_flags, i, end - i, 0, &low);
+        write_tail(y, io_flags, i,
+                   P(fmadd)(s, P(sub)(z, ref), (io_flags & ADDING) ? P(add)(low, neg_log_sum) : neg_log_sum), end - i);
     }
 }
 
-static void log_softmax_output(const T *x, T *y, size_t begin, size_t end, T reference, T scale_t, T log_sum)
+static void log_softmax_output(const T *x, T *y, size_t begin, size_t end, T row_max, T scale_t, T log_sum)
 {
-    log_softmax_output_reading(x, y, begin, end, reference, scale_t, log_sum, NULL, 0);
+    log_softmax_output_reading(x, y, begin, end, row_max, scale_t, log_sum, NULL, 0);
 }
 
 static WIDE log_sum_of(WIDE sum, const row_plan *plan)
@@ -72,18 +63,13 @@ static WIDE log_sum_of(WIDE sum, const row_plan *plan)
     return log_sum_from(sum, plan->offset_error);
 }
 
-/* Phase 1 for the in-cache regime: the reference element over blocks
+/* Phase 1 for the in-cache regime: the row maximum over blocks
  * [b0, b1). */
-static T reference_over(const T *x, size_t n, size_t b0, size_t b1, double scale)
+static T row_max_over(const T *x, size_t n, size_t b0, size_t b1, double scale)
 {
-    size_t begin = b0 * BLOCK, end = b1 * BLOCK < n ? b1 * BLOCK : n;
-    return reference_of(x + begin, end - begin, scale);
+    size_t begin = b0 * SUM_BLOCK, end = b1 * SUM_BLOCK < n ? b1 * SUM_BLOCK : n;
+    return row_max_of(x + begin, end - begin, scale);
 }
-
-/* Rows of at most SMALL_VECTORS vectors stay in registers from load to
- * store: writing the exps and reading them back would cost a failed
- * store-to-load forwarding (masked store, then load) on every row. */
-#define SMALL_VECTORS 8
 
 /* What every row of a call shares: c = |scale| log2(e) split in two, 1/c,
  * and the sign. Computed once per call; `valid` is false for the scales
@@ -136,7 +122,7 @@ static void blocks_forward_row(softmax_op op, const T *x, T *y, T *residuals, si
     row_plan plan;
     WIDE sum;
     if (n * sizeof(T) <= STREAM_BYTES) {
-        if (!plan_row(scale, reference_of(x, n, scale), &plan)) {
+        if (!plan_row(scale, row_max_of(x, n, scale), &plan)) {
             softmax_line_run(&REF_LINES, op, x, NULL, y, n, 1, scale);
             return;
         }
@@ -148,7 +134,7 @@ static void blocks_forward_row(softmax_op op, const T *x, T *y, T *residuals, si
             return;
         }
         if (log_output)
-            log_softmax_output(x, y, 0, n, plan.reference, (T)scale, (T)log_sum_of(sum, &plan));
+            log_softmax_output(x, y, 0, n, plan.row_max, (T)scale, (T)log_sum_of(sum, &plan));
         else
             normalize(y, residuals, 0, n, reciprocal_of(sum));
         return;
@@ -160,7 +146,7 @@ static void blocks_forward_row(softmax_op op, const T *x, T *y, T *residuals, si
     bool planned = false;
     if (summaries != NULL) {
         for (size_t b = 0; b < blocks; b++) {
-            size_t begin = b * BLOCK, end = begin + BLOCK < n ? begin + BLOCK : n;
+            size_t begin = b * SUM_BLOCK, end = begin + SUM_BLOCK < n ? begin + SUM_BLOCK : n;
             summaries[b] = summarize_block(x, stored, stored ? stored + n : NULL, begin, end, scale);
         }
         planned = combine_summaries(summaries, blocks, scale, &plan, &sum);
@@ -177,11 +163,11 @@ static void blocks_forward_row(softmax_op op, const T *x, T *y, T *residuals, si
     }
     exp_args a = broadcast_plan(&plan);
     if (log_output) {
-        log_softmax_output(x, y, 0, n, plan.reference, (T)scale, (T)log_sum_of(sum, &plan));
+        log_softmax_output(x, y, 0, n, plan.row_max, (T)scale, (T)log_sum_of(sum, &plan));
     } else if (stored != NULL) {
         const reciprocal r = reciprocal_of(sum);
         for (size_t b = 0; b < blocks; b++) {
-            size_t begin = b * BLOCK, end = begin + BLOCK < n ? begin + BLOCK : n;
+            size_t begin = b * SUM_BLOCK, end = begin + SUM_BLOCK < n ? begin + SUM_BLOCK : n;
             rescale(stored + begin, stored + n + begin, y + begin, end - begin, summaries[b].offset - plan.offset, r,
                     true);
         }
@@ -194,17 +180,17 @@ static void blocks_forward_row(softmax_op op, const T *x, T *y, T *residuals, si
 #if defined(HALF_ROWS)
 /* The in-cache regime of forward_row reading x through read_vector: y and
  * residuals have room for n elements (the exps and their residuals), out
- * gets the outputs (y itself unless kinds has DEST_HALF). False, having
+ * gets the outputs (y itself unless io_flags has DEST_HALF). False, having
  * written nothing, for rows that need the general path. */
-static SOFTMAX_FORCE_INLINE bool read_row_body(softmax_op op, const void *x, const exclusion *ex, int kinds, size_t n,
-                                               double scale, T *y, T *residuals, void *out)
+static SOFTMAX_FORCE_INLINE bool read_row_body(softmax_op op, const void *x, const row_masks *ex, int io_flags,
+                                               size_t n, double scale, T *y, T *residuals, void *out)
 {
     const bool log_output = op == SOFTMAX_OP_LOG_SOFTMAX;
     /* With an added bias a causal row is computed over its kept prefix
      * only, the rest filled (as prefix_rows does); elsewhere over the whole
      * row, bit for bit the gathered path. */
-    const size_t used = (kinds & ADDING) && (kinds & EXCLUDE_PREFIX) ? ex->kept : n;
-    const int inner = (kinds & ADDING) ? kinds & ~EXCLUDE_PREFIX : kinds;
+    const size_t used = (io_flags & ADDING) && (io_flags & EXCLUDE_PREFIX) ? ex->kept : n;
+    const int inner = (io_flags & ADDING) ? io_flags & ~EXCLUDE_PREFIX : io_flags;
     const unsigned int saved = vec_flush_to_zero_begin();
     /* A causal row reads a prefix one element longer than the row before:
      * the hardware's stream prefetch does not follow, and the kernels' own
@@ -212,33 +198,33 @@ static SOFTMAX_FORCE_INLINE bool read_row_body(softmax_op op, const void *x, con
      * short rows. The row ROW_AHEAD on is asked for here, as prefix_rows
      * does (attention 256x512x512, ALiBi + causal: 0.63 -> 0.55 ns/element
      * single-thread; full rows did not gain, so they do not ask). */
-    if (kinds & EXCLUDE_PREFIX)
+    if (io_flags & EXCLUDE_PREFIX)
         prefetch_span((const T *)x + ROW_AHEAD * n, used + ROW_AHEAD);
-    const T reference = reference_reading(x, used, scale, ex, inner);
+    const T row_max = row_max_reading(x, used, scale, ex, inner);
     row_plan plan;
     /* Added biases: the low parts stay small (see take_low) only for
      * logits of moderate size; rows beyond, and fully masked ones, take the
      * general path. */
-    const bool moderate = !(kinds & ADDING) || T_FABS(reference) <= (T)ADD_REFERENCE_LIMIT;
-    if (used == 0 || !moderate || !plan_row(scale, reference, &plan)) {
+    const bool moderate = !(io_flags & ADDING) || T_FABS(row_max) <= (T)ADDED_MASK_MAX_LIMIT;
+    if (used == 0 || !moderate || !plan_row(scale, row_max, &plan)) {
         vec_flush_to_zero_end(saved);
         return false;
     }
     const exp_args a = broadcast_plan(&plan);
     WIDE sum = 0;
     /* The blocks of exp_blocks, the next row asked for as there. */
-    for (size_t begin = 0; begin < used; begin += BLOCK) {
-        const size_t end = begin + BLOCK < used ? begin + BLOCK : used;
+    for (size_t begin = 0; begin < used; begin += SUM_BLOCK) {
+        const size_t end = begin + SUM_BLOCK < used ? begin + SUM_BLOCK : used;
         sum += exp_block_excluding(x, log_output ? NULL : y, residuals, begin, end, &a, plan.negate, n, ex, inner);
     }
     if (isnan(sum)) {
-        fill_out(out, kinds, 0, n, (T)NAN);
+        fill_out(out, io_flags, 0, n, (T)NAN);
     } else {
         if (log_output)
-            log_softmax_output_reading(x, out, 0, used, plan.reference, (T)scale, (T)log_sum_of(sum, &plan), ex, inner);
+            log_softmax_output_reading(x, out, 0, used, plan.row_max, (T)scale, (T)log_sum_of(sum, &plan), ex, inner);
         else
-            normalize_into(out, kinds, y, residuals, 0, used, reciprocal_of(sum));
-        fill_out(out, kinds, used, n, log_output ? (T)-INFINITY : (T)0);
+            normalize_into(out, io_flags, y, residuals, 0, used, reciprocal_of(sum));
+        fill_out(out, io_flags, used, n, log_output ? (T)-INFINITY : (T)0);
     }
     vec_flush_to_zero_end(saved);
     return true;
@@ -268,7 +254,7 @@ static bool excluding_row(softmax_op op, const T *x, const uint8_t *keep, const 
     T *residuals = softmax_workspace(n * sizeof(T));
     if (residuals == NULL)
         return false;
-    exclusion ex = {.keep = keep,
+    row_masks ex = {.keep = keep,
                     .half_minus_inf = half_bf16 ? (uint16_t)0xff80u : (uint16_t)0xfc00u,
                     .excluded = scale < 0 && !adding ? (T)INFINITY : (T)-INFINITY,
                     .kept = kept,
@@ -286,12 +272,12 @@ static bool excluding_row(softmax_op op, const T *x, const uint8_t *keep, const 
     }
     const int masks = additive ? (mask != NULL ? ADD_MASK : 0) | (half_mask != NULL ? ADD_HALF : 0)
                                : (mask != NULL ? EXCLUDE_MASK : 0) | (half_mask != NULL ? EXCLUDE_HALF : 0);
-    const int kinds =
+    const int io_flags =
         masks | (keep != NULL ? EXCLUDE_KEEP : 0) | (kept < n ? EXCLUDE_PREFIX : 0) | (slope != 0 ? ADD_SLOPE : 0);
     const double kernel_scale = adding ? 1.0 : scale;
     /* One specialised body for each single kind (the attention layouts);
      * combinations share a general one. */
-    switch (kinds) {
+    switch (io_flags) {
     case EXCLUDE_KEEP:
         return read_row_body(op, x, &ex, EXCLUDE_KEEP, n, scale, y, residuals, y);
     case EXCLUDE_MASK:
@@ -305,13 +291,13 @@ static bool excluding_row(softmax_op op, const T *x, const uint8_t *keep, const 
     case ADD_SLOPE | EXCLUDE_PREFIX: /* ALiBi with a causal mask */
         return read_row_body(op, x, &ex, ADD_SLOPE | EXCLUDE_PREFIX, n, kernel_scale, y, residuals, y);
     default:
-        if (kinds & ADD_SLOPE)
+        if (io_flags & ADD_SLOPE)
             return read_row_body(op, x, &ex, ADD_SLOPE | EXCLUDE_KEEP | EXCLUDE_MASK | EXCLUDE_HALF | EXCLUDE_PREFIX, n,
                                  kernel_scale, y, residuals, y);
-        if (kinds & ADD_MASK)
+        if (io_flags & ADD_MASK)
             return read_row_body(op, x, &ex, ADD_MASK | EXCLUDE_KEEP | EXCLUDE_PREFIX, n, kernel_scale, y, residuals,
                                  y);
-        if (kinds & ADD_HALF)
+        if (io_flags & ADD_HALF)
             return read_row_body(op, x, &ex, ADD_HALF | EXCLUDE_KEEP | EXCLUDE_PREFIX, n, kernel_scale, y, residuals,
                                  y);
         return read_row_body(op, x, &ex, EXCLUDE_KEEP | EXCLUDE_MASK | EXCLUDE_HALF | EXCLUDE_PREFIX, n, scale, y,
@@ -319,8 +305,8 @@ static bool excluding_row(softmax_op op, const T *x, const uint8_t *keep, const 
     }
 }
 
-/* The SOURCE_ / DEST_ kinds of a half_line call. */
-static inline int half_line_kinds(int bf16, int dst_half)
+/* The SOURCE_ / DEST_ io_flags of a half_line call. */
+static inline int half_line_io_flags(int bf16, int dst_half)
 {
     return (bf16 ? SOURCE_BF16 : SOURCE_F16) | (dst_half == 1 ? DEST_BF16 : dst_half == 2 ? DEST_F16 : 0);
 }
@@ -336,7 +322,7 @@ static bool half_line(softmax_op op, const uint16_t *x, int bf16, void *dst, int
     T *residuals = space, *y = dst_half ? space + n : dst;
     /* Each source and destination type its own body: the conversions are
      * one or two instructions a vector, in the passes that read and write. */
-    switch (half_line_kinds(bf16, dst_half)) {
+    switch (half_line_io_flags(bf16, dst_half)) {
     case SOURCE_BF16:
         return read_row_body(op, x, NULL, SOURCE_BF16, n, scale, y, residuals, dst);
     case SOURCE_BF16 | DEST_BF16:

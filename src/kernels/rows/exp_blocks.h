@@ -24,7 +24,7 @@ static inline V grid_high(V e)
 }
 
 /* e^(high + low) = 2^k (mantissa + residual) (1 + low) to within low^2 / 2,
- * below 2^-33 for |z| <= ADD_REFERENCE_LIMIT + 120 (outputs in the normal
+ * below 2^-33 for |z| <= ADDED_MASK_MAX_LIMIT + 120 (outputs in the normal
  * range). The product goes into the mantissa, its rounding error into the
  * residual, which stays below half an ulp of the mantissa: a residual that
  * flushes to zero in a tiny exp then costs what it costs without a mask. */
@@ -37,7 +37,7 @@ static SOFTMAX_FORCE_INLINE void take_low(exp_parts *p, V low)
 
 static SOFTMAX_FORCE_INLINE WIDE exp_block_excluding(const void *x, T *y, T *residuals, size_t begin, size_t end,
                                                      const exp_args *a, bool negate, size_t prefetch_ahead,
-                                                     const exclusion *ex, int kinds)
+                                                     const row_masks *ex, int io_flags)
 {
     /* The exps (all below 5) are summed in T without rounding: each is split
      * at the grid 2^-16 (hi = (e + 192) - 192), the hi parts of at most
@@ -51,17 +51,17 @@ static SOFTMAX_FORCE_INLINE WIDE exp_block_excluding(const void *x, T *y, T *res
     size_t i = begin;
     for (; i + 2 * LANES <= end; i += 2 * LANES) {
         if (prefetch_ahead) {
-            vec_prefetch(source_at(x, kinds, i + prefetch_ahead));
-            vec_prefetch(source_at(x, kinds, i + prefetch_ahead + LANES));
+            vec_prefetch(source_at(x, io_flags, i + prefetch_ahead));
+            vec_prefetch(source_at(x, io_flags, i + prefetch_ahead + LANES));
         }
         V low0, low1;
-        V x0 = read_pair(x, ex, kinds, i, &low0), x1 = read_pair(x, ex, kinds, i + LANES, &low1);
+        V x0 = read_pair(x, ex, io_flags, i, &low0), x1 = read_pair(x, ex, io_flags, i + LANES, &low1);
         if (negate) {
             x0 = P(neg)(x0);
             x1 = P(neg)(x1);
         }
         exp_parts p0 = exp_parts_of(x0, a), p1 = exp_parts_of(x1, a);
-        if (kinds & ADDING) {
+        if (io_flags & ADDING) {
             take_low(&p0, low0);
             take_low(&p1, low1);
         }
@@ -92,11 +92,11 @@ static SOFTMAX_FORCE_INLINE WIDE exp_block_excluding(const void *x, T *y, T *res
         size_t count = end - i < LANES ? end - i : LANES;
         /* The fill becomes -inf once negated or not: its exp is 0. */
         V low0;
-        V x0 = read_tail_pair(x, ex, kinds, i, count, negate ? (T)INFINITY : (T)-INFINITY, &low0);
+        V x0 = read_tail_pair(x, ex, io_flags, i, count, negate ? (T)INFINITY : (T)-INFINITY, &low0);
         if (negate)
             x0 = P(neg)(x0);
         exp_parts p0 = exp_parts_of(x0, a);
-        if (kinds & ADDING)
+        if (io_flags & ADDING)
             take_low(&p0, low0);
         V e0 = P(scale_pow2)(p0.mantissa, p0.k), r0 = P(scale_pow2)(p0.residual, p0.k);
         if (y)
@@ -123,8 +123,8 @@ static WIDE exp_blocks(const T *x, T *y, T *residuals, size_t block_begin, size_
 {
     WIDE total = 0;
     for (size_t b = block_begin; b < block_end; b++) {
-        size_t begin = b * BLOCK;
-        size_t end = begin + BLOCK < n ? begin + BLOCK : n;
+        size_t begin = b * SUM_BLOCK;
+        size_t end = begin + SUM_BLOCK < n ? begin + SUM_BLOCK : n;
         total += exp_block_any(x, y, residuals, begin, end, a, negate, prefetch_ahead);
     }
     return total;
@@ -164,8 +164,8 @@ static inline V apply_reciprocal_parts(exp_parts e, V hi, V lo)
 }
 
 /* out = (e + residual) * r for the exps e and their residuals; out may be e
- * (kinds without DEST_HALF). */
-static SOFTMAX_FORCE_INLINE void normalize_into(void *out, int kinds, const T *e, const T *residuals, size_t begin,
+ * (io_flags without DEST_HALF). */
+static SOFTMAX_FORCE_INLINE void normalize_into(void *out, int io_flags, const T *e, const T *residuals, size_t begin,
                                                 size_t end, reciprocal r)
 {
     const V hi = P(set1)(r.hi), lo = P(set1)(r.lo);
@@ -175,18 +175,18 @@ static SOFTMAX_FORCE_INLINE void normalize_into(void *out, int kinds, const T *e
      * ownership that an ordinary store waits for (bf16 1024x4096, single
      * thread: 0.50 -> 0.45 ns/element; the same in log_softmax_output_reading
      * measured slower, so it stores plainly). */
-    const bool stream = (kinds & DEST_HALF) != 0;
-    for (; stream && i < end && !stream_aligned(out, kinds, i); i++)
-        write_tail(out, kinds, i,
+    const bool stream = (io_flags & DEST_HALF) != 0;
+    for (; stream && i < end && !stream_aligned(out, io_flags, i); i++)
+        write_tail(out, io_flags, i,
                    apply_reciprocal(P(load_tail)(e + i, 1, 0), P(load_tail)(residuals + i, 1, 0), hi, lo), 1);
     for (; i + LANES <= end; i += LANES) {
         const V value = apply_reciprocal(P(load)(e + i), P(load)(residuals + i), hi, lo);
-        write_as(out, kinds, i, value, stream);
+        write_as(out, io_flags, i, value, stream);
     }
     if (stream)
         P(stream_fence)();
     if (i < end)
-        write_tail(out, kinds, i,
+        write_tail(out, io_flags, i,
                    apply_reciprocal(P(load_tail)(e + i, end - i, 0), P(load_tail)(residuals + i, end - i, 0), hi, lo),
                    end - i);
 }

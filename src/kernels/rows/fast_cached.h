@@ -13,22 +13,22 @@
  * below FAST_RUN * 2^-24 whatever the row length. */
 #define FAST_RUN 16
 
-/* One row of the fast mode, three passes from the cache: the reference
- * element, the exps (stored in e, for softmax) and their sum, then the
+/* One row of the fast mode, three passes from the cache: the row
+ * maximum, the exps (stored in e, for softmax) and their sum, then the
  * scaling into y (softmax: by 1/sum rounded once; log-softmax: as the
  * accurate kernels). x and y of T, or of half-precision bits read and
- * written in place (SOURCE_ / DEST_ kinds, as the accurate passes do; e
+ * written in place (SOURCE_ / DEST_ io_flags, as the accurate passes do; e
  * may be y when y is of T). False, having written nothing, when the row
  * needs the reference kernels (half-precision x only: a T row runs them
  * here). */
-static SOFTMAX_FORCE_INLINE bool fast_row_reading(softmax_op op, const void *x, int kinds, T *e, void *y, size_t n,
+static SOFTMAX_FORCE_INLINE bool fast_row_reading(softmax_op op, const void *x, int io_flags, T *e, void *y, size_t n,
                                                   double scale)
 {
     const bool log_output = op == SOFTMAX_OP_LOG_SOFTMAX;
     row_plan plan;
-    const T reference = reference_reading(x, n, scale, NULL, kinds);
-    if (!plan_row(scale, reference, &plan)) {
-        if (kinds & (SOURCE_BF16 | SOURCE_F16))
+    const T row_max = row_max_reading(x, n, scale, NULL, io_flags);
+    if (!plan_row(scale, row_max, &plan)) {
+        if (io_flags & (SOURCE_BF16 | SOURCE_F16))
             return false;
         softmax_line_run(&REF_LINES, op, x, NULL, y, n, 1, scale);
         return true;
@@ -40,8 +40,8 @@ static SOFTMAX_FORCE_INLINE bool fast_row_reading(softmax_op op, const void *x, 
     V s0 = P(set1)(0), s1 = s0, s2 = s0, s3 = s0;
     size_t run = 0, i = 0;
     for (; i + 4 * LANES <= n; i += 4 * LANES) {
-        V x0 = read_vector(x, NULL, kinds, i), x1 = read_vector(x, NULL, kinds, i + LANES),
-          x2 = read_vector(x, NULL, kinds, i + 2 * LANES), x3 = read_vector(x, NULL, kinds, i + 3 * LANES);
+        V x0 = read_vector(x, NULL, io_flags, i), x1 = read_vector(x, NULL, io_flags, i + LANES),
+          x2 = read_vector(x, NULL, io_flags, i + 2 * LANES), x3 = read_vector(x, NULL, io_flags, i + 3 * LANES);
         if (negate) {
             x0 = P(neg)(x0);
             x1 = P(neg)(x1);
@@ -68,7 +68,7 @@ static SOFTMAX_FORCE_INLINE bool fast_row_reading(softmax_op op, const void *x, 
     for (; i < n; i += LANES) {
         const size_t count = n - i < LANES ? n - i : LANES;
         /* The fill becomes -inf once negated or not: its exp is 0. */
-        V x0 = read_tail(x, NULL, kinds, i, count, fill);
+        V x0 = read_tail(x, NULL, io_flags, i, count, fill);
         if (negate)
             x0 = P(neg)(x0);
         const V e0 = fast_exp(x0, &a);
@@ -79,25 +79,25 @@ static SOFTMAX_FORCE_INLINE bool fast_row_reading(softmax_op op, const void *x, 
     P(acc_add)(&wide, P(add)(P(add)(s0, s1), P(add)(s2, s3)));
     const WIDE sum = (WIDE)P(acc_total)(&wide);
     if (isnan(sum)) {
-        fill_out(y, kinds, 0, n, (T)NAN);
+        fill_out(y, io_flags, 0, n, (T)NAN);
         return true;
     }
     if (log_output) {
-        log_softmax_output_reading(x, y, 0, n, plan.reference, (T)scale, (T)log_sum_of(sum, &plan), NULL, kinds);
+        log_softmax_output_reading(x, y, 0, n, plan.row_max, (T)scale, (T)log_sum_of(sum, &plan), NULL, io_flags);
         return true;
     }
     const V r = P(set1)((T)((WIDE)1 / sum));
     /* A half-precision y is streamed, as in normalize_into. */
-    const bool stream = (kinds & DEST_HALF) != 0;
-    for (i = 0; stream && i < n && !stream_aligned(y, kinds, i); i++)
-        write_tail(y, kinds, i, P(mul)(P(load_tail)(e + i, 1, 0), r), 1);
+    const bool stream = (io_flags & DEST_HALF) != 0;
+    for (i = 0; stream && i < n && !stream_aligned(y, io_flags, i); i++)
+        write_tail(y, io_flags, i, P(mul)(P(load_tail)(e + i, 1, 0), r), 1);
     for (; i + LANES <= n; i += LANES) {
-        write_as(y, kinds, i, P(mul)(P(load)(e + i), r), stream);
+        write_as(y, io_flags, i, P(mul)(P(load)(e + i), r), stream);
     }
     if (stream)
         P(stream_fence)();
     if (i < n)
-        write_tail(y, kinds, i, P(mul)(P(load_tail)(e + i, n - i, 0), r), n - i);
+        write_tail(y, io_flags, i, P(mul)(P(load_tail)(e + i, n - i, 0), r), n - i);
     return true;
 }
 
@@ -117,7 +117,7 @@ static bool fast_half_line(softmax_op op, const uint16_t *x, int bf16, void *dst
         return false;
     const unsigned int saved = vec_flush_to_zero_begin();
     bool done;
-    switch (half_line_kinds(bf16, dst_half)) {
+    switch (half_line_io_flags(bf16, dst_half)) {
     case SOURCE_BF16:
         done = fast_row_reading(op, x, SOURCE_BF16, e, dst, n, scale);
         break;

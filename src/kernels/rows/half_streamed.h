@@ -17,7 +17,7 @@
  * when the row needs the general path: special values or an allocation
  * failure. */
 static SOFTMAX_FORCE_INLINE bool half_row_body(softmax_op op, const uint16_t *x, uint16_t *y, size_t n, double scale,
-                                               int kinds)
+                                               int io_flags)
 {
     const bool log_output = op == SOFTMAX_OP_LOG_SOFTMAX;
     const size_t blocks = block_count(n);
@@ -33,8 +33,8 @@ static SOFTMAX_FORCE_INLINE bool half_row_body(softmax_op op, const uint16_t *x,
     T *residuals = keep ? exps + n : NULL;
     const unsigned int saved = vec_flush_to_zero_begin();
     for (size_t b = 0; b < blocks; b++) {
-        const size_t begin = b * BLOCK, end = begin + BLOCK < n ? begin + BLOCK : n;
-        summaries[b] = summarize_block_reading(x, kinds, exps, residuals, begin, end, scale);
+        const size_t begin = b * SUM_BLOCK, end = begin + SUM_BLOCK < n ? begin + SUM_BLOCK : n;
+        summaries[b] = summarize_block_reading(x, io_flags, exps, residuals, begin, end, scale);
     }
     row_plan plan;
     WIDE sum = 0;
@@ -47,15 +47,15 @@ static SOFTMAX_FORCE_INLINE bool half_row_body(softmax_op op, const uint16_t *x,
     const exp_args a = broadcast_plan(&plan);
     const reciprocal r = reciprocal_of(sum);
     if (log_output)
-        log_softmax_output_reading(x, y, 0, n, plan.reference, (T)scale, (T)log_sum_of(sum, &plan), NULL, kinds);
+        log_softmax_output_reading(x, y, 0, n, plan.row_max, (T)scale, (T)log_sum_of(sum, &plan), NULL, io_flags);
     else if (keep)
         for (size_t b = 0; b < blocks; b++) {
-            const size_t begin = b * BLOCK, length = begin + BLOCK < n ? BLOCK : n - begin;
-            rescale_into(y + begin, kinds, exps + begin, residuals + begin, length, summaries[b].offset - plan.offset,
-                         r, true);
+            const size_t begin = b * SUM_BLOCK, length = begin + SUM_BLOCK < n ? SUM_BLOCK : n - begin;
+            rescale_into(y + begin, io_flags, exps + begin, residuals + begin, length,
+                         summaries[b].offset - plan.offset, r, true);
         }
     else
-        exp_normalize_into(x, y, kinds, 0, n, &a, plan.negate, r, true);
+        exp_normalize_into(x, y, io_flags, 0, n, &a, plan.negate, r, true);
     free(summaries);
     vec_flush_to_zero_end(saved);
     return true;

@@ -66,16 +66,16 @@ static SOFTMAX_FORCE_INLINE void small_group_body(bool fast, softmax_op op, cons
         lanes[r] = P(max)(negate ? P(neg)(v) : v, m);
     }
     P(transpose)(lanes);
-    V reference = lanes[0];
+    V row_max = lanes[0];
     for (size_t j = 1; j < LANES; j++)
-        reference = P(max)(lanes[j], reference);
-    const V offset = P(sub)(
-        P(floor)(P(fmadd)(P(set1)(shared->c_hi), reference, P(mul)(P(set1)(shared->c_lo), reference))), P(set1)((T)1));
+        row_max = P(max)(lanes[j], row_max);
+    const V offset = P(sub)(P(floor)(P(fmadd)(P(set1)(shared->c_hi), row_max, P(mul)(P(set1)(shared->c_lo), row_max))),
+                            P(set1)((T)1));
     const V x_floor = P(mul)(P(sub)(offset, P(set1)((T)EXP_FLOOR_ARG)), P(set1)(shared->inverse_c));
     const unsigned planned =
-        P(finite_lanes)(reference) & P(lanes_below)(P(max)(offset, P(neg)(offset)), P(set1)((T)OFFSET_LIMIT));
-    T references[LANES], offsets[LANES], floors[LANES];
-    P(store)(references, reference);
+        P(finite_lanes)(row_max) & P(lanes_below)(P(max)(offset, P(neg)(offset)), P(set1)((T)OFFSET_LIMIT));
+    T block_maxima[LANES], offsets[LANES], floors[LANES];
+    P(store)(block_maxima, row_max);
     P(store)(offsets, offset);
     P(store)(floors, x_floor);
     /* Rows the SIMD path does not take (a non-finite maximum, an offset out
@@ -140,7 +140,7 @@ static SOFTMAX_FORCE_INLINE void small_group_body(bool fast, softmax_op op, cons
     V first, second;
     if (log_output) {
         first = P(set1)((T)scale);
-        second = tiny_neg_log_sums(high, low, reference, offset, shared);
+        second = tiny_neg_log_sums(high, low, row_max, offset, shared);
     } else {
         P(reciprocal_halves)(high, low, NORMALIZE_SCALE, &first, &second);
     }
@@ -158,13 +158,13 @@ static SOFTMAX_FORCE_INLINE void small_group_body(bool fast, softmax_op op, cons
         const T *row = x + r * n;
         const T *residual_row = residuals + r * SMALL_VECTORS * LANES;
         const V row_first = P(set1)(firsts[r]), row_second = P(set1)(seconds[r]);
-        const V row_reference = P(set1)(references[r]);
+        const V maxima = P(set1)(block_maxima[r]);
         for (size_t i = 0; i < vectors; i++) {
             const bool full = i + 1 < vectors || tail == LANES;
             V out;
             if (log_output) {
                 V v = full ? P(load)(row + i * LANES) : P(load_tail)(row + i * LANES, tail, 0);
-                const V shifted = P(sub)(negate ? P(neg)(v) : v, row_reference);
+                const V shifted = P(sub)(negate ? P(neg)(v) : v, maxima);
                 out = P(fmadd)(row_first, negate ? P(neg)(shifted) : shifted, row_second);
             } else {
                 const V e = full ? P(load)(out_row + i * LANES) : P(load_tail)(out_row + i * LANES, tail, 0);
@@ -214,7 +214,6 @@ static void small_forward_rows(softmax_op op, const T *x, T *y, size_t rows, siz
  * saves; what remains of a row's chain of dependent steps is hidden by
  * running two rows' phases side by side. Each row gets the arithmetic it
  * gets alone (count 1), so its bits do not depend on the grouping. */
-#define FAST_SMALL_GROUP 2
 #define FAST_SMALL_AHEAD 8
 
 static SOFTMAX_FORCE_INLINE void fast_small_body(size_t count, size_t vectors, softmax_op op, const T *x, T *y,
@@ -224,24 +223,24 @@ static SOFTMAX_FORCE_INLINE void fast_small_body(size_t count, size_t vectors, s
     const bool log_output = op == SOFTMAX_OP_LOG_SOFTMAX;
     const T fill = negate ? (T)INFINITY : (T)-INFINITY;
     V v[FAST_SMALL_GROUP][SMALL_VECTORS];
-    T row_reference[FAST_SMALL_GROUP], reference_seen[FAST_SMALL_GROUP], offset[FAST_SMALL_GROUP];
+    T maxima[FAST_SMALL_GROUP], maxima_seen[FAST_SMALL_GROUP], offset[FAST_SMALL_GROUP];
     bool planned = true;
     for (size_t r = 0; r < count; r++) {
-        V reference = P(set1)(fill);
+        V row_max = P(set1)(fill);
         for (size_t i = 0; i < vectors; i++) {
             const size_t lanes = n - i * LANES < LANES ? n - i * LANES : LANES;
             const T *at = x + r * n + i * LANES;
             /* Rows a few groups ahead come in while these are computed. */
             vec_prefetch(at + FAST_SMALL_AHEAD * n);
             v[r][i] = lanes == LANES ? P(load)(at) : P(load_tail)(at, lanes, fill);
-            reference = negate ? P(min)(v[r][i], reference) : P(max)(v[r][i], reference);
+            row_max = negate ? P(min)(v[r][i], row_max) : P(max)(v[r][i], row_max);
         }
-        row_reference[r] = negate ? P(reduce_min)(reference) : P(reduce_max)(reference);
+        maxima[r] = negate ? P(reduce_min)(row_max) : P(reduce_max)(row_max);
     }
     for (size_t r = 0; r < count; r++) {
-        reference_seen[r] = negate ? -row_reference[r] : row_reference[r];
-        offset[r] = T_FLOOR(FMA_T(shared->c_hi, reference_seen[r], shared->c_lo * reference_seen[r])) - 1;
-        planned = planned && isfinite(row_reference[r]) && T_FABS(offset[r]) < (T)OFFSET_LIMIT;
+        maxima_seen[r] = negate ? -maxima[r] : maxima[r];
+        offset[r] = T_FLOOR(FMA_T(shared->c_hi, maxima_seen[r], shared->c_lo * maxima_seen[r])) - 1;
+        planned = planned && isfinite(maxima[r]) && T_FABS(offset[r]) < (T)OFFSET_LIMIT;
     }
     if (!planned) {
         /* Row by row: each one takes the path it takes alone. */
@@ -271,7 +270,7 @@ static SOFTMAX_FORCE_INLINE void fast_small_body(size_t count, size_t vectors, s
         nan_row[r] = isnan(sum);
         if (log_output) {
             const WIDE log_sum =
-                log_sum_from(sum, offset_remainder(shared->c_hi, shared->c_lo, reference_seen[r], offset[r]));
+                log_sum_from(sum, offset_remainder(shared->c_hi, shared->c_lo, maxima_seen[r], offset[r]));
             first[r] = P(set1)((T)scale);
             second[r] = P(set1)(-(T)log_sum);
         } else {
@@ -285,11 +284,11 @@ static SOFTMAX_FORCE_INLINE void fast_small_body(size_t count, size_t vectors, s
             fill_row(out_row, 0, n, (T)NAN);
             continue;
         }
-        const V reference_v = P(set1)(row_reference[r]);
+        const V row_max_v = P(set1)(maxima[r]);
         for (size_t i = 0; i < vectors; i++) {
             const size_t lanes = n - i * LANES < LANES ? n - i * LANES : LANES;
             const V out =
-                log_output ? P(fmadd)(first[r], P(sub)(v[r][i], reference_v), second[r]) : P(mul)(e[r][i], first[r]);
+                log_output ? P(fmadd)(first[r], P(sub)(v[r][i], row_max_v), second[r]) : P(mul)(e[r][i], first[r]);
             if (lanes == LANES)
                 P(store)(out_row + i * LANES, out);
             else

@@ -14,27 +14,27 @@
  * (not NULL), the block's exps are stored there, relative to the block's
  * own offset (see rescale). */
 typedef struct block_summary {
-    T reference;
+    T row_max;
     bool usable; /* false: a special value or an unsupported offset */
     WIDE offset;
     WIDE sum;
 } block_summary;
 
-/* x of T or, with SOURCE_BF16 / SOURCE_F16 in kinds, half-precision bits
+/* x of T or, with SOURCE_BF16 / SOURCE_F16 in io_flags, half-precision bits
  * widened as they are read. */
-static SOFTMAX_FORCE_INLINE block_summary summarize_block_reading(const void *x, int kinds, T *y, T *residuals,
+static SOFTMAX_FORCE_INLINE block_summary summarize_block_reading(const void *x, int io_flags, T *y, T *residuals,
                                                                   size_t begin, size_t end, double scale)
 {
     block_summary s = {0, false, 0, 0};
-    const void *block = source_at(x, kinds, begin);
-    s.reference = reference_reading(block, end - begin, scale, NULL, kinds);
-    if (s.reference == (scale < 0 ? (T)INFINITY : (T)-INFINITY)) {
+    const void *block = source_at(x, io_flags, begin);
+    s.row_max = row_max_reading(block, end - begin, scale, NULL, io_flags);
+    if (s.row_max == (scale < 0 ? (T)INFINITY : (T)-INFINITY)) {
         /* Every element masked (or NaN, which the scan skips): the block
          * contributes nothing, or NaN. */
         V nan_flag = P(set1)(0);
         for (size_t i = begin; i < end; i += LANES) {
             size_t count = end - i < LANES ? end - i : LANES;
-            nan_flag = P(keep_nan)(nan_flag, read_tail(x, NULL, kinds, i, count, 0));
+            nan_flag = P(keep_nan)(nan_flag, read_tail(x, NULL, io_flags, i, count, 0));
         }
         s.usable = true;
         s.sum = P(any_nan)(nan_flag) ? (WIDE)NAN : 0;
@@ -46,12 +46,12 @@ static SOFTMAX_FORCE_INLINE block_summary summarize_block_reading(const void *x,
         return s;
     }
     row_plan plan;
-    if (!plan_row(scale, s.reference, &plan))
+    if (!plan_row(scale, s.row_max, &plan))
         return s;
     exp_args a = broadcast_plan(&plan);
     s.usable = true;
     s.offset = plan.offset;
-    s.sum = exp_block_excluding(x, y, residuals, begin, end, &a, plan.negate, BLOCK, NULL, kinds);
+    s.sum = exp_block_excluding(x, y, residuals, begin, end, &a, plan.negate, SUM_BLOCK, NULL, io_flags);
     return s;
 }
 
@@ -60,18 +60,18 @@ static block_summary summarize_block(const T *x, T *y, T *residuals, size_t begi
     return summarize_block_reading(x, 0, y, residuals, begin, end, scale);
 }
 
-/* Combines block summaries in block order: the row's reference and sum,
+/* Combines block summaries in block order: the row's maximum and sum,
  * the sum rescaled to the row's offset by exact powers of two. */
 static bool combine_summaries(const block_summary *blocks, size_t count, double scale, row_plan *plan, WIDE *sum)
 {
-    T reference = scale < 0 ? (T)INFINITY : (T)-INFINITY;
+    T row_max = scale < 0 ? (T)INFINITY : (T)-INFINITY;
     for (size_t b = 0; b < count; b++) {
         if (!blocks[b].usable)
             return false;
-        if (scale < 0 ? blocks[b].reference < reference : blocks[b].reference > reference)
-            reference = blocks[b].reference;
+        if (scale < 0 ? blocks[b].row_max < row_max : blocks[b].row_max > row_max)
+            row_max = blocks[b].row_max;
     }
-    if (!plan_row(scale, reference, plan))
+    if (!plan_row(scale, row_max, plan))
         return false;
     WIDE total = 0;
     for (size_t b = 0; b < count; b++)
@@ -93,28 +93,29 @@ static inline V rescaled(V e, V residual, V hi, V lo, V k)
     return P(scale_pow2)(P(fmadd)(e, hi, P(fmadd)(residual, hi, P(mul)(e, lo))), k);
 }
 
-/* out of T, or half-precision (DEST_BF16 / DEST_F16 in kinds). */
-static SOFTMAX_FORCE_INLINE void rescale_into(void *out, int kinds, const T *e, const T *residuals, size_t count,
+/* out of T, or half-precision (DEST_BF16 / DEST_F16 in io_flags). */
+static SOFTMAX_FORCE_INLINE void rescale_into(void *out, int io_flags, const T *e, const T *residuals, size_t count,
                                               WIDE shift, reciprocal r, bool stream)
 {
     const WIDE exponent = shift - (WIDE)NORMALIZE_SHIFT;
     if (exponent < -200) {
-        fill_out(out, kinds, 0, count, (T)0);
+        fill_out(out, io_flags, 0, count, (T)0);
         return;
     }
     const V hi = P(set1)(r.hi), lo = P(set1)(r.lo), k = P(set1)((T)exponent);
     size_t i = 0;
     /* Streaming stores need aligned addresses: a short head first. */
-    while (stream && i < count && !stream_aligned(out, kinds, i)) {
-        write_tail(out, kinds, i, rescaled(P(load_tail)(e + i, 1, 0), P(load_tail)(residuals + i, 1, 0), hi, lo, k), 1);
+    while (stream && i < count && !stream_aligned(out, io_flags, i)) {
+        write_tail(out, io_flags, i, rescaled(P(load_tail)(e + i, 1, 0), P(load_tail)(residuals + i, 1, 0), hi, lo, k),
+                   1);
         i++;
     }
     for (; i + LANES <= count; i += LANES) {
         const V value = rescaled(P(load)(e + i), P(load)(residuals + i), hi, lo, k);
-        write_as(out, kinds, i, value, stream);
+        write_as(out, io_flags, i, value, stream);
     }
     if (i < count)
-        write_tail(out, kinds, i,
+        write_tail(out, io_flags, i,
                    rescaled(P(load_tail)(e + i, count - i, 0), P(load_tail)(residuals + i, count - i, 0), hi, lo, k),
                    count - i);
     if (stream)
@@ -129,32 +130,32 @@ static void rescale(const T *e, const T *residuals, T *out, size_t count, WIDE s
 /* The writing pass that computes the exps again: y = e * r, rounded once
  * from the exponential's parts. x and y as in summarize_block_reading and
  * rescale_into. With `stream`, y is written with streaming stores. */
-static SOFTMAX_FORCE_INLINE void exp_normalize_into(const void *x, void *y, int kinds, size_t begin, size_t end,
+static SOFTMAX_FORCE_INLINE void exp_normalize_into(const void *x, void *y, int io_flags, size_t begin, size_t end,
                                                     const exp_args *a, bool negate, reciprocal r, bool stream)
 {
     const V hi = P(set1)(r.hi), lo = P(set1)(r.lo);
     const T fill = negate ? (T)INFINITY : (T)-INFINITY;
     size_t i = begin;
     /* Streaming stores need aligned addresses: a short head first. */
-    while (stream && i < end && !stream_aligned(y, kinds, i)) {
-        V x0 = read_tail(x, NULL, kinds, i, 1, fill);
+    while (stream && i < end && !stream_aligned(y, io_flags, i)) {
+        V x0 = read_tail(x, NULL, io_flags, i, 1, fill);
         if (negate)
             x0 = P(neg)(x0);
-        write_tail(y, kinds, i, apply_reciprocal_parts(exp_parts_of(x0, a), hi, lo), 1);
+        write_tail(y, io_flags, i, apply_reciprocal_parts(exp_parts_of(x0, a), hi, lo), 1);
         i++;
     }
     for (; i + LANES <= end; i += LANES) {
-        V x0 = read_vector(x, NULL, kinds, i);
+        V x0 = read_vector(x, NULL, io_flags, i);
         if (negate)
             x0 = P(neg)(x0);
         const V value = apply_reciprocal_parts(exp_parts_of(x0, a), hi, lo);
-        write_as(y, kinds, i, value, stream);
+        write_as(y, io_flags, i, value, stream);
     }
     if (i < end) {
-        V x0 = read_tail(x, NULL, kinds, i, end - i, fill);
+        V x0 = read_tail(x, NULL, io_flags, i, end - i, fill);
         if (negate)
             x0 = P(neg)(x0);
-        write_tail(y, kinds, i, apply_reciprocal_parts(exp_parts_of(x0, a), hi, lo), end - i);
+        write_tail(y, io_flags, i, apply_reciprocal_parts(exp_parts_of(x0, a), hi, lo), end - i);
     }
     if (stream)
         P(stream_fence)();

@@ -17,7 +17,7 @@
  * lane for lane the arithmetic of tiny_row on one row. */
 
 /* The per-row outcome after the sums: whether the row leaves the SIMD path
- * (a non-finite reference -- NaN, +-inf, the contract's special rows -- or
+ * (a non-finite row maximum -- NaN, +-inf, the contract's special rows -- or
  * an offset out of range), is NaN, or gets the two output constants
  * (softmax: the halves of the scaled reciprocal; log-softmax: scale and
  * -log sum). */
@@ -26,9 +26,9 @@
 typedef enum { TINY_SIMD, TINY_REFERENCE, TINY_NAN } tiny_outcome;
 #endif
 
-static tiny_outcome tiny_outcome_of(T reference, T offset, T high, T low)
+static tiny_outcome tiny_outcome_of(T row_max, T offset, T high, T low)
 {
-    if (!isfinite(reference) || !(WIDE_FABS((WIDE)offset) < (WIDE)OFFSET_LIMIT))
+    if (!isfinite(row_max) || !(WIDE_FABS((WIDE)offset) < (WIDE)OFFSET_LIMIT))
         return TINY_REFERENCE;
     return isnan((WIDE)high + (WIDE)low) ? TINY_NAN : TINY_SIMD;
 }
@@ -47,19 +47,19 @@ static void tiny_reciprocal(T high, T low, T *first, T *second)
  * has it (f32; a log to ~1e-11 in double lanes, rounded to f32 once), else
  * lane by lane with WIDE_LOG. tiny_row and tiny_group both call this, so a
  * row's constant never depends on its group. */
-static inline V tiny_neg_log_sums(V high, V low, V reference, V offset, const shared_plan *shared)
+static inline V tiny_neg_log_sums(V high, V low, V row_max, V offset, const shared_plan *shared)
 {
 #if defined(NEG_LOG_SUM_VECTOR)
-    return P(neg_log_sum)(high, low, reference, offset, shared->c_hi, shared->c_lo);
+    return P(neg_log_sum)(high, low, row_max, offset, shared->c_hi, shared->c_lo);
 #else
-    T highs[LANES], lows[LANES], references[LANES], offsets[LANES], out[LANES];
+    T highs[LANES], lows[LANES], block_maxima[LANES], offsets[LANES], out[LANES];
     P(store)(highs, high);
     P(store)(lows, low);
-    P(store)(references, reference);
+    P(store)(block_maxima, row_max);
     P(store)(offsets, offset);
     for (size_t l = 0; l < LANES; l++) {
         const WIDE sum = (WIDE)highs[l] + (WIDE)lows[l];
-        out[l] = -(T)log_sum_from(sum, offset_remainder(shared->c_hi, shared->c_lo, references[l], offsets[l]));
+        out[l] = -(T)log_sum_from(sum, offset_remainder(shared->c_hi, shared->c_lo, block_maxima[l], offsets[l]));
     }
     return P(load)(out);
 #endif
@@ -74,8 +74,8 @@ static SOFTMAX_FORCE_INLINE void tiny_row_body(bool fast, softmax_op op, const T
     V v = P(load_tail)(x, n, negate ? (T)INFINITY : (T)-INFINITY);
     if (negate)
         v = P(neg)(v);
-    const T reference = P(reduce_max)(v);
-    const T offset = T_FLOOR(FMA_T(shared->c_hi, reference, shared->c_lo * reference)) - 1;
+    const T row_max = P(reduce_max)(v);
+    const T offset = T_FLOOR(FMA_T(shared->c_hi, row_max, shared->c_lo * row_max)) - 1;
     const exp_args a = {P(set1)((offset - (T)EXP_FLOOR_ARG) * shared->inverse_c), P(set1)(shared->c_hi),
                         P(set1)(shared->c_lo), P(set1)(-offset)};
     /* Lanes past n hold -inf: clamped to the floor, their exp is exactly 0. */
@@ -84,7 +84,7 @@ static SOFTMAX_FORCE_INLINE void tiny_row_body(bool fast, softmax_op op, const T
     const V high = grid_high(e);
     const V low = P(add)(P(sub)(e, high), r);
     const T high_sum = P(reduce_add)(high), low_sum = P(butterfly_sum)(low);
-    switch (tiny_outcome_of(reference, offset, high_sum, low_sum)) {
+    switch (tiny_outcome_of(row_max, offset, high_sum, low_sum)) {
     case TINY_REFERENCE:
         softmax_line_run(&REF_LINES, op, x, NULL, y, n, 1, scale);
         return;
@@ -97,8 +97,8 @@ static SOFTMAX_FORCE_INLINE void tiny_row_body(bool fast, softmax_op op, const T
     V out;
     if (log_output) {
         const V second =
-            tiny_neg_log_sums(P(set1)(high_sum), P(set1)(low_sum), P(set1)(reference), P(set1)(offset), shared);
-        const V shifted = P(sub)(v, P(set1)(reference));
+            tiny_neg_log_sums(P(set1)(high_sum), P(set1)(low_sum), P(set1)(row_max), P(set1)(offset), shared);
+        const V shifted = P(sub)(v, P(set1)(row_max));
         out = P(fmadd)(P(set1)((T)scale), negate ? P(neg)(shifted) : shifted, second);
     } else {
         T first, second;
@@ -107,10 +107,6 @@ static SOFTMAX_FORCE_INLINE void tiny_row_body(bool fast, softmax_op op, const T
     }
     P(store_tail)(y, out, n);
 }
-
-/* Groups smaller than this take tiny_row row by row: the two transposes
- * cost more than a few rows' horizontal reductions. */
-#define TINY_GROUP_MIN 4
 
 /* LANES rows at a time, transposed in registers: vector j holds column j of
  * the group (lane l = row l), so the maxima, the sums and the per-row
@@ -127,16 +123,16 @@ static SOFTMAX_FORCE_INLINE void tiny_group_body(bool fast, softmax_op op, const
     for (size_t r = 0; r < LANES; r++)
         column[r] = r < count ? P(load_tail)(x + r * n, n, 0) : P(set1)(0);
     P(transpose)(column);
-    V reference = P(set1)((T)-INFINITY);
+    V row_max = P(set1)((T)-INFINITY);
     for (size_t j = 0; j < n; j++) {
         if (negate)
             column[j] = P(neg)(column[j]);
         /* The running maximum second: a NaN element is skipped, as in
          * reduce_max; its row is caught by its NaN sum. */
-        reference = P(max)(column[j], reference);
+        row_max = P(max)(column[j], row_max);
     }
-    const V offset = P(sub)(
-        P(floor)(P(fmadd)(P(set1)(shared->c_hi), reference, P(mul)(P(set1)(shared->c_lo), reference))), P(set1)((T)1));
+    const V offset = P(sub)(P(floor)(P(fmadd)(P(set1)(shared->c_hi), row_max, P(mul)(P(set1)(shared->c_lo), row_max))),
+                            P(set1)((T)1));
     const exp_args a = {P(mul)(P(sub)(offset, P(set1)((T)EXP_FLOOR_ARG)), P(set1)(shared->inverse_c)),
                         P(set1)(shared->c_hi), P(set1)(shared->c_lo), P(neg)(offset)};
     V e[LANES], residual[LANES], low[LANES];
@@ -154,17 +150,17 @@ static SOFTMAX_FORCE_INLINE void tiny_group_body(bool fast, softmax_op op, const
     for (size_t half = LANES / 2; half > 0; half /= 2)
         for (size_t j = 0; j < half; j++)
             low[j] = P(add)(low[j], low[j + half]);
-    T references[LANES], offsets[LANES], highs[LANES], lows[LANES];
-    P(store)(references, reference);
+    T block_maxima[LANES], offsets[LANES], highs[LANES], lows[LANES];
+    P(store)(block_maxima, row_max);
     P(store)(offsets, offset);
     P(store)(highs, high);
     P(store)(lows, low[0]);
     bool simd_row[LANES];
     /* The common case, every row of the group on the SIMD path, decided in
-     * vectors: a finite reference and sum parts (no NaN), an offset in
+     * vectors: a finite row maximum and sum parts (no NaN), an offset in
      * range -- what tiny_outcome_of says lane by lane. */
     const unsigned group_lanes = count == LANES ? (unsigned)((1ull << LANES) - 1) : (1u << count) - 1;
-    const unsigned simd_lanes = P(finite_lanes)(reference) & P(finite_lanes)(high) & P(finite_lanes)(low[0]) &
+    const unsigned simd_lanes = P(finite_lanes)(row_max) & P(finite_lanes)(high) & P(finite_lanes)(low[0]) &
                                 P(lanes_below)(P(max)(offset, P(neg)(offset)), P(set1)((T)OFFSET_LIMIT));
     const bool whole_group = (simd_lanes & group_lanes) == group_lanes;
     for (size_t r = 0; r < LANES; r++) {
@@ -173,7 +169,7 @@ static SOFTMAX_FORCE_INLINE void tiny_group_body(bool fast, softmax_op op, const
             continue;
         /* Rows leaving the SIMD path are written now, each from its own
          * input row: no SIMD result has been stored yet (in place). */
-        switch (tiny_outcome_of(references[r], offsets[r], highs[r], lows[r])) {
+        switch (tiny_outcome_of(block_maxima[r], offsets[r], highs[r], lows[r])) {
         case TINY_REFERENCE:
             softmax_line_run(&REF_LINES, op, x + r * n, NULL, y + r * n, n, 1, scale);
             break;
@@ -188,7 +184,7 @@ static SOFTMAX_FORCE_INLINE void tiny_group_body(bool fast, softmax_op op, const
     V first, second;
     if (log_output) {
         first = P(set1)((T)scale);
-        second = tiny_neg_log_sums(high, low[0], reference, offset, shared);
+        second = tiny_neg_log_sums(high, low[0], row_max, offset, shared);
     } else {
         /* Lanes of rows that left the SIMD path compute garbage, unstored. */
         P(reciprocal_halves)(high, low[0], NORMALIZE_SCALE, &first, &second);
@@ -197,7 +193,7 @@ static SOFTMAX_FORCE_INLINE void tiny_group_body(bool fast, softmax_op op, const
         if (j >= n) {
             column[j] = P(set1)(0);
         } else if (log_output) {
-            const V shifted = P(sub)(column[j], reference);
+            const V shifted = P(sub)(column[j], row_max);
             column[j] = P(fmadd)(first, negate ? P(neg)(shifted) : shifted, second);
         } else {
             column[j] = apply_reciprocal(e[j], residual[j], first, second);
