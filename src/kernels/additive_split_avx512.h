@@ -87,8 +87,11 @@ static void apply_low_parts_simd(softmax_op op, const float *w, double *line, si
         for (size_t j = 0; j < n; j++)
             correction += exp((double)w[j]) * line[j];
         const double log_correction = log1p(correction);
-        for (size_t j = 0; j < n; j++)
+        for (size_t j = 0; j < n; j++) {
             line[j] = ((double)w[j] + line[j]) - log_correction;
+            if (line[j] > 0) /* log-softmax is never above 0 (NaN stays) */
+                line[j] = 0;
+        }
         return;
     }
     const __m512d normalizer = _mm512_set1_pd(1.0 / (1.0 + _mm512_reduce_add_pd(sum)));

@@ -29,6 +29,8 @@
 #define WIDE_FABS fabs
 #define REF_LINES softmax_ref_lines_f32
 #define KEY_BIAS 0x1p-14f
+/* A row's log-sum below this (one ulp of 1) is taken as 0 (exp/exact.h). */
+#define LOG_SUM_ZERO_BELOW 0x1p-23
 /* The tiny rows' log-softmax constants in vectors (f32_neg_log_sum). */
 #define NEG_LOG_SUM_VECTOR 1
 

@@ -29,5 +29,7 @@
 #define WIDE_FABS fabsl
 #define REF_LINES softmax_ref_lines_f64
 #define KEY_BIAS 0x1p-36
+/* A row's log-sum below this (one ulp of 1) is taken as 0 (exp/exact.h). */
+#define LOG_SUM_ZERO_BELOW 0x1p-52
 
 #endif

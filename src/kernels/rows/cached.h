@@ -39,17 +39,21 @@ static SOFTMAX_FORCE_INLINE void log_softmax_output_reading(const void *x, void 
                                                             T scale_t, T log_sum, const row_masks *ex, int io_flags)
 {
     const V ref = P(set1)(row_max), s = P(set1)(scale_t), neg_log_sum = P(set1)(-log_sum);
+    /* s * (z - max) <= 0 and -log_sum <= 0: the output is never above 0.
+     * An added mask's low part can be, so that sum is clamped (min keeps
+     * a NaN second operand). */
+    const V zero = P(set1)((T)0);
     size_t i = begin;
     V low;
     for (; i + LANES <= end; i += LANES) {
         const V z = read_pair(x, ex, io_flags, i, &low);
-        write_vector(y, io_flags, i,
-                     P(fmadd)(s, P(sub)(z, ref), (io_flags & ADDING) ? P(add)(low, neg_log_sum) : neg_log_sum));
+        const V out = P(fmadd)(s, P(sub)(z, ref), (io_flags & ADDING) ? P(add)(low, neg_log_sum) : neg_log_sum);
+        write_vector(y, io_flags, i, (io_flags & ADDING) ? P(min)(zero, out) : out);
     }
     if (i < end) {
         const V z = read_tail_pair(x, ex, io_flags, i, end - i, 0, &low);
-        write_tail(y, io_flags, i,
-                   P(fmadd)(s, P(sub)(z, ref), (io_flags & ADDING) ? P(add)(low, neg_log_sum) : neg_log_sum), end - i);
+        const V out = P(fmadd)(s, P(sub)(z, ref), (io_flags & ADDING) ? P(add)(low, neg_log_sum) : neg_log_sum);
+        write_tail(y, io_flags, i, (io_flags & ADDING) ? P(min)(zero, out) : out, end - i);
     }
 }
 

@@ -50,7 +50,11 @@ static void tiny_reciprocal(T high, T low, T *first, T *second)
 static inline V tiny_neg_log_sums(V high, V low, V row_max, V offset, const shared_plan *shared)
 {
 #if defined(NEG_LOG_SUM_VECTOR)
-    return P(neg_log_sum)(high, low, row_max, offset, shared->c_hi, shared->c_lo);
+    /* log_sum_from's rule: -log-sum above -LOG_SUM_ZERO_BELOW is +0, NaN
+     * stays NaN. */
+    const V neg_log_sum = P(neg_log_sum)(high, low, row_max, offset, shared->c_hi, shared->c_lo);
+    const V snapped = P(zero_below)(neg_log_sum, P(neg)(neg_log_sum), P(set1)((T)LOG_SUM_ZERO_BELOW));
+    return P(keep_nan)(snapped, neg_log_sum);
 #else
     T highs[LANES], lows[LANES], block_maxima[LANES], offsets[LANES], out[LANES];
     P(store)(highs, high);
