@@ -94,16 +94,25 @@ static inline WIDE offset_remainder(T c_hi, T c_lo, T row_max, T offset)
 }
 
 /* The log of a row's true sum from the sum of its exps, which carry the
- * factor 2^remainder. The true log-sum is >= 0 (the sum holds the row
- * maximum's exp, 1) and is 0 exactly where the maximum's probability is 1;
- * a computed one below LOG_SUM_ZERO_BELOW (one ulp of 1, more than its
- * error there) is taken as 0. Log-softmax outputs, (z - max z) - log-sum,
- * are then never above 0 and exactly 0 at probability 1, for the price of
- * at most an ulp of 1 where the true log-sum is that small (the contract
- * counts log-softmax errors in ulp of max(|y|, 1)). NaN stays NaN. */
+ * factor 2^remainder, as computed. */
+static inline WIDE computed_log_sum(WIDE sum, WIDE remainder)
+{
+    return WIDE_LOG(sum) - remainder * WIDE_LN2;
+}
+
+/* The same for the log-softmax outputs of a row whose maximum is its
+ * largest z. Its true log-sum is then >= 0 (the sum holds the maximum's
+ * exp, 1) and 0 exactly where the maximum's probability is 1; a computed
+ * one below LOG_SUM_ZERO_BELOW (one ulp of 1, more than its error there)
+ * is taken as 0. Log-softmax outputs, s * (x - max) - log-sum, are then
+ * never above 0 and exactly 0 at probability 1, for the price of at most
+ * an ulp of 1 where the true log-sum is that small (the contract counts
+ * log-softmax errors in ulp of max(|y|, 1)). NaN stays NaN. Not for rows
+ * with an added mask: their maximum is the high part of z, and the
+ * log-sum, about the low part of the largest z, may be below 0. */
 static inline WIDE log_sum_from(WIDE sum, WIDE remainder)
 {
-    const WIDE log_sum = WIDE_LOG(sum) - remainder * WIDE_LN2;
+    const WIDE log_sum = computed_log_sum(sum, remainder);
     return log_sum < (WIDE)LOG_SUM_ZERO_BELOW ? 0 : log_sum;
 }
 

@@ -225,7 +225,9 @@ static SOFTMAX_FORCE_INLINE bool read_row_body(softmax_op op, const void *x, con
         fill_out(out, io_flags, 0, n, (T)NAN);
     } else {
         if (log_output)
-            log_softmax_output_reading(x, out, 0, used, plan.row_max, (T)scale, (T)log_sum_of(sum, &plan), ex, inner);
+            log_softmax_output_reading(
+                x, out, 0, used, plan.row_max, (T)scale,
+                (inner & ADDING) ? (T)computed_log_sum(sum, plan.offset_error) : (T)log_sum_of(sum, &plan), ex, inner);
         else
             normalize_into(out, io_flags, y, residuals, 0, used, reciprocal_of(sum));
         fill_out(out, io_flags, used, n, log_output ? (T)-INFINITY : (T)0);
