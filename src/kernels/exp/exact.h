@@ -63,6 +63,22 @@ static inline vf64 exp2_q(vf64 f)
 #endif
 #define EXP_Q(f) exp2_q(f)
 
+/* A value of WIDE carried as two T, hi + lo (hi the value rounded, lo the
+ * rest rounded): the reciprocal of a row's sum, the gradients' dot
+ * products. The one hi/lo pair of the kernels. */
+typedef struct hi_lo {
+    T hi;
+    T lo;
+} hi_lo;
+
+static hi_lo hi_lo_of(WIDE value)
+{
+    hi_lo s;
+    s.hi = (T)value;
+    s.lo = isfinite(value) ? (T)(value - (WIDE)s.hi) : 0;
+    return s;
+}
+
 typedef struct exp_args {
     V x_floor;
     V c_hi;

@@ -8,19 +8,6 @@
 
 /* --------------------------------------------------------- gradient rows */
 
-typedef struct hi_lo {
-    T hi;
-    T lo;
-} hi_lo;
-
-static hi_lo hi_lo_of(WIDE value)
-{
-    hi_lo s;
-    s.hi = (T)value;
-    s.lo = isfinite(value) ? (T)(value - (WIDE)s.hi) : 0;
-    return s;
-}
-
 /* dx = s * y * ((dy - dot_hi) - dot_lo) */
 static void softmax_backward_row(const T *y, const T *dy, T *dx, size_t n, double scale)
 {

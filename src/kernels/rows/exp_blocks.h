@@ -131,10 +131,7 @@ static WIDE exp_blocks(const T *x, T *y, T *residuals, size_t block_begin, size_
 }
 
 /* The two halves of 1/sum in T: y = e * hi + e * lo loses half an ulp once. */
-typedef struct reciprocal {
-    T hi;
-    T lo;
-} reciprocal;
+typedef hi_lo reciprocal;
 
 /* 2^-NORMALIZE_SHIFT and 2^NORMALIZE_SHIFT, exactly (constants: no libm
  * call in the per-row path). */
