@@ -76,6 +76,8 @@ static int compare_sizes(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 static size_t cases, mismatches;
+/* Differences per op (index softmax_op), for the summary. */
+static size_t mismatches_by_op[6];
 
 /* ------------------------------------------------------------ inputs -- */
 
@@ -229,6 +231,8 @@ static void compare(const call *c)
                     status[1], first, c->dst_bytes);
         }
         mismatches++;
+        if ((int)c->desc.op >= 1 && (int)c->desc.op <= 5)
+            mismatches_by_op[c->desc.op]++;
     }
     free(out[0]);
     free(out[1]);
@@ -571,5 +575,8 @@ int main(int argc, char **argv)
         }
     }
     printf("compare_libraries (%s): %zu calls, %zu different\n", isa, cases, mismatches);
+    for (int op = 1; op <= 5; op++)
+        if (mismatches_by_op[op] != 0)
+            printf("  %s: %zu different\n", op_names[op], mismatches_by_op[op]);
     return mismatches == 0 ? 0 : 1;
 }
