@@ -456,8 +456,11 @@ VECTOR_CLONES static void apply_low_parts(softmax_op op, const float *w, double 
         correction += partial[l];
     if (op == SOFTMAX_OP_LOG_SOFTMAX) {
         const double log_correction = log1p(correction);
-        for (j = 0; j < n; j++)
+        for (j = 0; j < n; j++) {
             line[j] = ((double)w[j] + line[j]) - log_correction;
+            if (line[j] > 0) /* log-softmax is never above 0 (NaN stays) */
+                line[j] = 0;
+        }
     } else {
         const double normalizer = 1.0 / (1.0 + correction);
         for (j = 0; j < n; j++)

@@ -9,15 +9,7 @@
 #include <stdint.h>
 
 #include "internal.h"
-
-/* Half-precision rows at least this long take the kernels' half_row: the
- * rows past the f32 kernels' in-cache regime (1 MiB of f32), so that a half
- * row is computed by the same algorithm as the f32 row of its values;
- * shorter ones take half_line. */
-#define HALF_ROW_MIN (((size_t)1 << 18) + 1)
-/* Fast mode: the kernels read half-precision lines longer than this in
- * place (fast_half_line; 8 vectors of f32 on AVX-512, 16 on AVX2). */
-#define FAST_HALF_LINE_MIN ((size_t)128)
+#include "kernels/thresholds.h" /* HALF_ROW_MIN, FAST_HALF_LINE_MIN */
 
 enum { GENERAL_SRC, GENERAL_GRAD, GENERAL_DST, GENERAL_MASK, GENERAL_WHERE, GENERAL_OPERANDS };
 

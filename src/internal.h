@@ -12,6 +12,21 @@
 #include "softmax.h"
 
 /*
+ * SOFTMAX_FORCE_INLINE: for kernel bodies that are only fast once inlined
+ * into a caller that passes compile-time constants (a vector count, a set
+ * of mask kinds), so that their loops unroll and their branches fold.
+ * Without optimisation (-O0, a Debug build) it is plain `inline`: the
+ * compiler inlines nothing there, and always_inline would turn a body that
+ * calls itself, or one called through a non-constant argument, into an
+ * error. The results are the same either way; only the speed differs.
+ */
+#if defined(__GNUC__) && defined(__OPTIMIZE__)
+#define SOFTMAX_FORCE_INLINE inline __attribute__((always_inline))
+#else
+#define SOFTMAX_FORCE_INLINE inline
+#endif
+
+/*
  * A line is one softmax row: n elements spaced `stride` elements apart
  * (stride 1 for the last axis, `inner` for any other axis). Kernels work on
  * one line at a time; the API layer splits a tensor into lines and lines

@@ -22,20 +22,22 @@ static const size_t lengths[] = {1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 32, 33,
 static const double positive_scales[] = {1.0, 0.5, 7.25, 100.0, 1e-30, 3e30};
 static const double negative_scales[] = {-1.0, -0.5, -7.25, -100.0};
 
-#define EXPECT_NO_FAILURES(count, what)                                                                              \
-    do {                                                                                                             \
-        if ((count) != 0)                                                                                            \
-            fail_msg("%s: %zu failures (details above)", what, (size_t)(count));                                    \
+#define EXPECT_NO_FAILURES(count, what)                                                                                \
+    do {                                                                                                               \
+        if ((count) != 0)                                                                                              \
+            fail_msg("%s: %zu failures (details above)", what, (size_t)(count));                                       \
     } while (0)
 
 /* ------------------------------------------------------------ row builders */
 
-static double finite_value(test_rng *rng) { return 10.0 * rng_normal(rng); }
+static double finite_value(test_rng *rng)
+{
+    return 10.0 * rng_normal(rng);
+}
 
 /* Row of n finite values, each replaced by `special` with probability p; at
  * least one element stays finite when keep_finite. */
-static void fill_row(softmax_dtype dt, void *buf, size_t n, test_rng *rng, double special, double p,
-                     int keep_finite)
+static void fill_row(softmax_dtype dt, void *buf, size_t n, test_rng *rng, double special, double p, int keep_finite)
 {
     size_t finite = 0;
     for (size_t i = 0; i < n; i++) {
@@ -128,8 +130,8 @@ static void test_plus_inf_entries_share_the_mass(void **state)
                 if (first == n)
                     first = i;
                 else if (!buf_bits_equal(dt, y, i, y, first))
-                    failures++, fprintf(stderr, "  FAIL %s n=%zu: +inf entries %zu and %zu differ\n",
-                                        dtype_name(dt), n, first, i);
+                    failures++, fprintf(stderr, "  FAIL %s n=%zu: +inf entries %zu and %zu differ\n", dtype_name(dt), n,
+                                        first, i);
             }
             free(y);
             free(x);
@@ -260,7 +262,7 @@ static void test_infinite_scale_is_one_hot_with_ties_sharing(void **state)
             size_t n = lengths[l];
             void *x = buf_alloc(dt, 5 * n);
             fill_row(dt, x, n, &rng, 0.0, 0.0, 1); /* distinct values */
-            for (size_t i = 0; i < n; i++)          /* small integers: ties, and zeros (0 * inf) */
+            for (size_t i = 0; i < n; i++)         /* small integers: ties, and zeros (0 * inf) */
                 buf_set(dt, x, n + i, (double)((int)rng_below(&rng, 4) - 1));
             fill_row(dt, buf_at(dt, x, 2 * n), n, &rng, -INFINITY, 0.3, 1);
             fill_row(dt, buf_at(dt, x, 3 * n), n, &rng, INFINITY, 0.2, 0);
@@ -326,9 +328,9 @@ static void test_inputs_that_overflow_exp_without_the_max(void **state)
         enum { ROWS = 6, COLS = 37 };
         void *x = buf_alloc(dt, ROWS * COLS);
         for (size_t i = 0; i < COLS; i++) {
-            buf_set(dt, x, 0 * COLS + i, 90.0 + (double)(i % 11));                    /* 90 .. 100 */
-            buf_set(dt, x, 1 * COLS + i, (i % 2 ? -1e4 : 1e4) + (double)i);          /* +-1e4 */
-            buf_set(dt, x, 2 * COLS + i, (i % 2 ? -0.9 : 0.9) * big * rng_uniform(&rng)); /* +-3e38 / +-1.6e308 */
+            buf_set(dt, x, 0 * COLS + i, 90.0 + (double)(i % 11));                           /* 90 .. 100 */
+            buf_set(dt, x, 1 * COLS + i, (i % 2 ? -1e4 : 1e4) + (double)i);                  /* +-1e4 */
+            buf_set(dt, x, 2 * COLS + i, (i % 2 ? -0.9 : 0.9) * big * rng_uniform(&rng));    /* +-3e38 / +-1.6e308 */
             buf_set(dt, x, 3 * COLS + i, big - (double)i * ulp_p(big, dtype_precision(dt))); /* top floats */
             buf_set(dt, x, 4 * COLS + i, -big + (double)(i % 4) * ulp_p(big, dtype_precision(dt)));
             buf_set(dt, x, 5 * COLS + i, 1e4 + 0.25 * (double)i);
@@ -458,7 +460,10 @@ static void test_empty_shapes_succeed_and_touch_nothing(void **state)
 static const softmax_op grad_ops[] = {SOFTMAX_OP_SOFTMAX_BACKWARD, SOFTMAX_OP_LOG_SOFTMAX_BACKWARD,
                                       SOFTMAX_OP_LOG_SOFTMAX_JVP};
 
-static int op_takes_log(softmax_op op) { return op != SOFTMAX_OP_SOFTMAX_BACKWARD; }
+static int op_takes_log(softmax_op op)
+{
+    return op != SOFTMAX_OP_SOFTMAX_BACKWARD;
+}
 
 /* Valid gradient inputs: outputs of random logits (2 * N(0, 1)). */
 static void *make_outputs(softmax_dtype dt, int log, size_t rows, size_t cols, test_rng *rng, double p_mask)
@@ -566,14 +571,14 @@ static void test_gradient_zero_rules_with_infinite_inputs(void **state)
                         buf_set(dt, b, at, rng_below(&rng, 2) ? INFINITY : -INFINITY);
                     }
                     for (size_t s = 0; s < ARRAY_LEN(inf_scales); s++)
-                        failures += check_grad(op, dt, a, b, 3, n, inf_scales[s], "infinite scale, infinite inputs",
-                                               NULL);
+                        failures +=
+                            check_grad(op, dt, a, b, 3, n, inf_scales[s], "infinite scale, infinite inputs", NULL);
                     /* The same middle row fully masked, its upstream infinite. */
                     fill_constant(dt, buf_at(dt, a, n), n, log ? -INFINITY : 0.0);
                     buf_set(dt, b, at, INFINITY);
                     for (size_t s = 0; s < ARRAY_LEN(masked_scales); s++)
-                        failures += check_grad(op, dt, a, b, 3, n, masked_scales[s], "masked row, infinite upstream",
-                                               NULL);
+                        failures +=
+                            check_grad(op, dt, a, b, 3, n, masked_scales[s], "masked row, infinite upstream", NULL);
                     free(a);
                     free(b);
                 }
@@ -697,8 +702,8 @@ static void test_jacobian_special_cases(void **state)
                 for (size_t j = 0; j < n; j++) {
                     /* softmax: row `at` and column `at`; log-softmax: column `at` */
                     if (!isnan(buf_get(dt, jac, j * n + at)))
-                        failures++, fprintf(stderr, "  FAIL %s jacobian %s: [%zu][%zu] is not NaN\n",
-                                            fwd_name(log), dtype_name(dt), j, at);
+                        failures++, fprintf(stderr, "  FAIL %s jacobian %s: [%zu][%zu] is not NaN\n", fwd_name(log),
+                                            dtype_name(dt), j, at);
                     if (!log && !isnan(buf_get(dt, jac, at * n + j)))
                         failures++, fprintf(stderr, "  FAIL softmax jacobian %s: [%zu][%zu] is not NaN\n",
                                             dtype_name(dt), at, j);
@@ -709,6 +714,174 @@ static void test_jacobian_special_cases(void **state)
         }
     }
     EXPECT_NO_FAILURES(failures, "Jacobian special cases");
+}
+
+/* ----------------------------------------------- log-softmax never above 0 */
+
+/* log_softmax(z)_i = z_i - log(sum_j exp(z_j)) <= 0 exactly, since the sum
+ * holds exp(z_i); it is exactly 0 where the probability is exactly 1: the
+ * one element of a row, or the one element whose z is not -inf. Checked on
+ * the outputs alone (no reference needed) for every data type, the row
+ * lengths of every regime of the SIMD kernels (tiny, small, in cache,
+ * streamed), several row counts, scales of both signs, fast mode, masks
+ * that leave one element, an additive mask, and a non-last axis. */
+enum log_row { LOG_ROW_RANDOM, LOG_ROW_CONFIDENT, LOG_ROW_ONE_FINITE, LOG_ROW_KINDS };
+
+static size_t check_log_outputs(const char *what, softmax_dtype dt, const double *x_values, const void *y, size_t rows,
+                                size_t n, size_t inner, double scale, const uint8_t *where)
+{
+    size_t failures = 0;
+    double *out = malloc(rows * n * inner * sizeof *out);
+    assert_non_null(out);
+    assert_int_equal(softmax_convert(out, SOFTMAX_DTYPE_F64, y, dt, rows * n * inner), SOFTMAX_OK);
+    for (size_t r = 0; r < rows; r++)
+        for (size_t k = 0; k < inner; k++) {
+            size_t kept = 0, last_kept = 0;
+            for (size_t j = 0; j < n; j++) {
+                const size_t at = (r * n + j) * inner + k;
+                const double z = scale * x_values[at];
+                if (z != -INFINITY && (where == NULL || where[at] != 0))
+                    kept++, last_kept = at;
+            }
+            for (size_t j = 0; j < n; j++) {
+                const size_t at = (r * n + j) * inner + k;
+                if (out[at] > 0 || isnan(out[at])) {
+                    if (failures++ < 10)
+                        fprintf(stderr, "  FAIL %s %s row %zu of %zu, n %zu, scale %g: y[%zu] = %a > 0\n", what,
+                                dtype_name(dt), r, rows, n, scale, j, out[at]);
+                }
+            }
+            if (kept == 1 && out[last_kept] != 0) {
+                if (failures++ < 10)
+                    fprintf(stderr, "  FAIL %s %s row %zu, n %zu, scale %g: probability 1, y = %a, not 0\n", what,
+                            dtype_name(dt), r, n, scale, out[last_kept]);
+            }
+        }
+    free(out);
+    return failures;
+}
+
+static void fill_log_rows(test_rng *rng, double *x, size_t rows, size_t n, size_t inner, double scale, int kind)
+{
+    const double excluded = scale < 0 ? INFINITY : -INFINITY; /* z = -inf */
+    for (size_t r = 0; r < rows; r++)
+        for (size_t k = 0; k < inner; k++) {
+            const size_t top = rng_below(rng, n);
+            const double gap = (double)(1u << rng_below(rng, 11)); /* 1 .. 1024 */
+            for (size_t j = 0; j < n; j++) {
+                double v;
+                if (kind == LOG_ROW_RANDOM)
+                    v = 4 * rng_normal(rng);
+                else if (kind == LOG_ROW_CONFIDENT)
+                    v = j == top ? gap : -rng_uniform(rng);
+                else
+                    v = j == top ? 3 * rng_normal(rng) : excluded;
+                /* Representable in bf16 / f16 (the inputs are converted):
+                 * small integers and halves. */
+                v = isinf(v) ? v : ldexp(nearbyint(ldexp(v, 1)), -1);
+                x[(r * n + j) * inner + k] = scale < 0 && kind == LOG_ROW_CONFIDENT ? -v : v;
+            }
+        }
+}
+
+static size_t run_log_case(test_rng *rng, softmax_dtype dt, size_t rows, size_t n, size_t inner, double scale, int kind,
+                           int fast, int mask_kind)
+{
+    const size_t count = rows * n * inner;
+    double *x = malloc(count * sizeof *x);
+    void *xt = malloc(count * dtype_size(dt));
+    void *y = malloc(count * dtype_size(dt));
+    float *mask = NULL;
+    uint8_t *where = NULL;
+    assert_true(x && xt && y);
+    fill_log_rows(rng, x, rows, n, inner, scale, kind);
+    assert_int_equal(softmax_convert(xt, dt, x, SOFTMAX_DTYPE_F64, count), SOFTMAX_OK);
+    /* The converted values, as the library sees them. */
+    assert_int_equal(softmax_convert(x, SOFTMAX_DTYPE_F64, xt, dt, count), SOFTMAX_OK);
+    softmax_desc d;
+    softmax_desc_init(&d, SOFTMAX_OP_LOG_SOFTMAX, dt, n);
+    d.ndim = 3;
+    d.shape[0] = rows;
+    d.shape[1] = n;
+    d.shape[2] = inner;
+    d.axis = 1;
+    d.scale = scale;
+    d.flags = fast ? SOFTMAX_FLAG_FAST : 0;
+    if (mask_kind == 1) {
+        /* `where` keeping one element of each row. */
+        where = calloc(count, 1);
+        assert_non_null(where);
+        for (size_t r = 0; r < rows; r++)
+            for (size_t k = 0; k < inner; k++)
+                where[(r * n + rng_below(rng, n)) * inner + k] = 1;
+        d.where = where;
+    } else if (mask_kind == 2) {
+        /* An additive mask of small finite values (f32). */
+        mask = malloc(count * sizeof *mask);
+        assert_non_null(mask);
+        for (size_t i = 0; i < count; i++)
+            mask[i] = (float)ldexp(nearbyint(ldexp(rng_normal(rng), 4)), -4);
+        d.mask = mask;
+        d.mask_dtype = SOFTMAX_DTYPE_F32;
+        for (size_t i = 0; i < count; i++)
+            x[i] = x[i] + (double)mask[i] / scale; /* z = scale * x + mask, for the checker */
+    }
+    const int status = softmax_execute(&d, xt, NULL, y);
+    size_t failures = 0;
+    if (status != SOFTMAX_OK) {
+        fprintf(stderr, "  FAIL log-softmax %s n %zu: status %d (%s)\n", dtype_name(dt), n, status,
+                softmax_last_error());
+        failures = 1;
+    } else {
+        char what[64];
+        snprintf(what, sizeof what, "log-softmax%s%s%s", fast ? " fast" : "",
+                 mask_kind == 1   ? " where"
+                 : mask_kind == 2 ? " add-mask"
+                                  : "",
+                 inner > 1 ? " axis 1" : "");
+        failures = check_log_outputs(what, dt, x, y, rows, n, inner, scale, where);
+    }
+    free(x);
+    free(xt);
+    free(y);
+    free(mask);
+    free(where);
+    return failures;
+}
+
+static void test_log_softmax_is_never_above_zero(void **state)
+{
+    (void)state;
+    test_rng rng;
+    rng_seed(&rng, 0x106);
+    static const softmax_dtype types[] = {SOFTMAX_DTYPE_F32, SOFTMAX_DTYPE_F64, SOFTMAX_DTYPE_BF16, SOFTMAX_DTYPE_F16};
+    /* Around one vector (4, 8, 16 lanes), eight vectors, one block, and
+     * the in-cache limits (2^17 f64, 2^18 f32 elements). */
+    static const size_t row_lengths[] = {1, 2, 3, 5, 8, 9, 16, 17, 33, 64, 65, 128, 129, 1000, 4097};
+    static const double scales[] = {1.0, 3.0, -0.25, 1e-3};
+    size_t failures = 0;
+    for (size_t t = 0; t < sizeof types / sizeof types[0]; t++)
+        for (size_t l = 0; l < sizeof row_lengths / sizeof row_lengths[0]; l++)
+            for (size_t s = 0; s < sizeof scales / sizeof scales[0]; s++)
+                for (int kind = 0; kind < LOG_ROW_KINDS; kind++) {
+                    const size_t n = row_lengths[l], rows = 1 + (l + s + (size_t)kind) % 5;
+                    failures += run_log_case(&rng, types[t], rows, n, 1, scales[s], kind, 0, 0);
+                    failures += run_log_case(&rng, types[t], rows, n, 1, scales[s], kind, 1, 0);
+                    if (kind != LOG_ROW_ONE_FINITE) {
+                        failures += run_log_case(&rng, types[t], rows, n, 1, scales[s], kind, 0, 1);
+                        if (types[t] == SOFTMAX_DTYPE_F32 && scales[s] > 0.1)
+                            failures += run_log_case(&rng, types[t], rows, n, 1, scales[s], kind, 0, 2);
+                    }
+                    if (n <= 129)
+                        failures += run_log_case(&rng, types[t], 2, n, 1 + (l % 20), scales[s], kind, 0, 0);
+                }
+    /* Streamed rows (beyond 1 MiB of f32 / f64). */
+    for (size_t t = 0; t < 2; t++)
+        for (int kind = 0; kind < LOG_ROW_KINDS; kind++) {
+            failures +=
+                run_log_case(&rng, types[t], 1, 300000, 1, kind == LOG_ROW_RANDOM ? -0.5 : 1.0, kind, kind == 1, 0);
+        }
+    EXPECT_NO_FAILURES(failures, "log-softmax never above 0, exactly 0 at probability 1");
 }
 
 int main(void)
@@ -735,6 +908,7 @@ int main(void)
         cmocka_unit_test(test_gradient_of_partially_masked_rows_and_zero_scale),
         cmocka_unit_test(test_gradient_of_one_hot_rows),
         cmocka_unit_test(test_jacobian_special_cases),
+        cmocka_unit_test(test_log_softmax_is_never_above_zero),
     };
     return cmocka_run_group_tests_name("contract", tests, NULL, NULL);
 }

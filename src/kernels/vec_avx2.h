@@ -265,30 +265,30 @@ static inline __m256d f64_log_positive(__m256d s)
 }
 /* One half (4 lanes, as doubles) of f32_neg_log_sum. */
 static inline __m128 f32_neg_log_sum_half(__m128 high, __m128 low, __m128 remainder_high, __m128 remainder_low,
-                                          __m128 reference, double c_lo)
+                                          __m128 row_max, double c_lo)
 {
     const __m256d remainder =
         _mm256_add_pd(_mm256_add_pd(_mm256_cvtps_pd(remainder_high), _mm256_cvtps_pd(remainder_low)),
-                      _mm256_mul_pd(_mm256_set1_pd(c_lo), _mm256_cvtps_pd(reference)));
+                      _mm256_mul_pd(_mm256_set1_pd(c_lo), _mm256_cvtps_pd(row_max)));
     const __m256d log_sum = _mm256_sub_pd(f64_log_positive(_mm256_add_pd(_mm256_cvtps_pd(high), _mm256_cvtps_pd(low))),
                                           _mm256_mul_pd(remainder, _mm256_set1_pd(0x1.62e42fefa39efp-1)));
     return _mm256_cvtpd_ps(_mm256_sub_pd(_mm256_setzero_pd(), log_sum));
 }
 /* Per lane, -(float)(log(high + low) - remainder * ln2) with the remainder
- * c * reference - offset computed as the kernels' offset_remainder: the
+ * c * row_max - offset computed as the kernels' offset_remainder: the
  * log-softmax constant of 8 tiny rows at once. */
-static inline vf32 f32_neg_log_sum(vf32 high, vf32 low, vf32 reference, vf32 offset, float c_hi, float c_lo)
+static inline vf32 f32_neg_log_sum(vf32 high, vf32 low, vf32 row_max, vf32 offset, float c_hi, float c_lo)
 {
     const vf32 ch = _mm256_set1_ps(c_hi);
-    const vf32 p_hi = _mm256_mul_ps(ch, reference);
-    const vf32 p_lo = _mm256_fmsub_ps(ch, reference, p_hi);
+    const vf32 p_hi = _mm256_mul_ps(ch, row_max);
+    const vf32 p_lo = _mm256_fmsub_ps(ch, row_max, p_hi);
     const vf32 d = _mm256_sub_ps(p_hi, offset);
     const __m128 lo_half =
         f32_neg_log_sum_half(_mm256_castps256_ps128(high), _mm256_castps256_ps128(low), _mm256_castps256_ps128(d),
-                             _mm256_castps256_ps128(p_lo), _mm256_castps256_ps128(reference), c_lo);
+                             _mm256_castps256_ps128(p_lo), _mm256_castps256_ps128(row_max), c_lo);
     const __m128 hi_half =
         f32_neg_log_sum_half(_mm256_extractf128_ps(high, 1), _mm256_extractf128_ps(low, 1), _mm256_extractf128_ps(d, 1),
-                             _mm256_extractf128_ps(p_lo, 1), _mm256_extractf128_ps(reference, 1), c_lo);
+                             _mm256_extractf128_ps(p_lo, 1), _mm256_extractf128_ps(row_max, 1), c_lo);
     return _mm256_insertf128_ps(_mm256_castps128_ps256(lo_half), hi_half, 1);
 }
 

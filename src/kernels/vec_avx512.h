@@ -256,31 +256,31 @@ static inline __m512d f64_log_positive(__m512d s)
 }
 /* One half (8 lanes, as doubles) of f32_neg_log_sum. */
 static inline __m256 f32_neg_log_sum_half(__m256 high, __m256 low, __m256 remainder_high, __m256 remainder_low,
-                                          __m256 reference, double c_lo)
+                                          __m256 row_max, double c_lo)
 {
     const __m512d remainder =
         _mm512_add_pd(_mm512_add_pd(_mm512_cvtps_pd(remainder_high), _mm512_cvtps_pd(remainder_low)),
-                      _mm512_mul_pd(_mm512_set1_pd(c_lo), _mm512_cvtps_pd(reference)));
+                      _mm512_mul_pd(_mm512_set1_pd(c_lo), _mm512_cvtps_pd(row_max)));
     const __m512d log_sum = _mm512_sub_pd(f64_log_positive(_mm512_add_pd(_mm512_cvtps_pd(high), _mm512_cvtps_pd(low))),
                                           _mm512_mul_pd(remainder, _mm512_set1_pd(0x1.62e42fefa39efp-1)));
     return _mm512_cvtpd_ps(_mm512_sub_pd(_mm512_setzero_pd(), log_sum));
 }
 /* Per lane, -(float)(log(high + low) - remainder * ln2) with the remainder
- * c * reference - offset computed as the kernels' offset_remainder (the
- * exact product c_hi * reference as p_hi + p_lo, in double from there):
+ * c * row_max - offset computed as the kernels' offset_remainder (the
+ * exact product c_hi * row_max as p_hi + p_lo, in double from there):
  * the log-softmax constant of 16 tiny rows at once. */
-static inline vf32 f32_neg_log_sum(vf32 high, vf32 low, vf32 reference, vf32 offset, float c_hi, float c_lo)
+static inline vf32 f32_neg_log_sum(vf32 high, vf32 low, vf32 row_max, vf32 offset, float c_hi, float c_lo)
 {
     const vf32 ch = _mm512_set1_ps(c_hi);
-    const vf32 p_hi = _mm512_mul_ps(ch, reference);
-    const vf32 p_lo = _mm512_fmsub_ps(ch, reference, p_hi);
+    const vf32 p_hi = _mm512_mul_ps(ch, row_max);
+    const vf32 p_lo = _mm512_fmsub_ps(ch, row_max, p_hi);
     const vf32 d = _mm512_sub_ps(p_hi, offset);
     const __m256 lo_half =
         f32_neg_log_sum_half(_mm512_castps512_ps256(high), _mm512_castps512_ps256(low), _mm512_castps512_ps256(d),
-                             _mm512_castps512_ps256(p_lo), _mm512_castps512_ps256(reference), c_lo);
+                             _mm512_castps512_ps256(p_lo), _mm512_castps512_ps256(row_max), c_lo);
     const __m256 hi_half = f32_neg_log_sum_half(_mm512_extractf32x8_ps(high, 1), _mm512_extractf32x8_ps(low, 1),
                                                 _mm512_extractf32x8_ps(d, 1), _mm512_extractf32x8_ps(p_lo, 1),
-                                                _mm512_extractf32x8_ps(reference, 1), c_lo);
+                                                _mm512_extractf32x8_ps(row_max, 1), c_lo);
     return _mm512_insertf32x8(_mm512_castps256_ps512(lo_half), hi_half, 1);
 }
 

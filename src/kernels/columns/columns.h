@@ -1,0 +1,287 @@
+/*
+ * columns/columns.h -- softmax along a non-last axis: many lines side by side, one per
+ * lane, walked down the axis; their gradients.
+ *
+ * One part of the kernels of one (data type, ISA): kernels.h includes it
+ * once in each translation unit kernels_<type>_<isa>.c, after the vector
+ * vocabulary (vec_<isa>.h) and the type parameters (type_<type>.h).
+ */
+
+/* ------------------------------------------- columns (a non-last axis) */
+
+/* Lines j in [j_begin, j_end) of an [n, inner] slice, COLUMN_VECTORS
+ * vectors of adjacent lines at a time: each lane is its own softmax row,
+ * walked down the n axis, so loads stay contiguous. */
+#define COLUMN_CHUNK ((size_t)COLUMN_VECTORS * LANES)
+#define COLUMN_AHEAD 16
+
+/* residuals: room for 2 * n * COLUMN_CHUNK elements (softmax only): the
+ * residuals, then the exps. */
+static SOFTMAX_FORCE_INLINE void column_chunk_body(softmax_op op, const T *x, T *y, T *residuals, size_t n,
+                                                   size_t inner, size_t j0, size_t width, double scale)
+{
+    const bool log_output = op == SOFTMAX_OP_LOG_SOFTMAX;
+    const bool negate = scale < 0;
+    const size_t vectors = (width + LANES - 1) / LANES;
+    /* Pass 1: per-lane row maximum (max, or min for scale < 0). */
+    T block_maxima[COLUMN_CHUNK];
+    {
+        V m[COLUMN_VECTORS];
+        const T start = negate ? (T)INFINITY : (T)-INFINITY;
+        for (size_t v = 0; v < vectors; v++)
+            m[v] = P(set1)(start);
+        for (size_t k = 0; k < n; k++) {
+            const T *row = x + k * inner + j0;
+            for (size_t v = 0; v < vectors; v++) {
+                size_t count = width - v * LANES < LANES ? width - v * LANES : LANES;
+                /* Every row of the chunk is on its own page, where the
+                 * hardware's prefetchers do not follow: ask for the rows
+                 * ahead. */
+                if (k + COLUMN_AHEAD < n)
+                    vec_prefetch(row + COLUMN_AHEAD * inner + v * LANES);
+                V xv = count == LANES ? P(load)(row + v * LANES) : P(load_tail)(row + v * LANES, count, start);
+                m[v] = negate ? P(min)(xv, m[v]) : P(max)(xv, m[v]);
+            }
+        }
+        for (size_t v = 0; v < vectors; v++)
+            P(store)(block_maxima + v * LANES, m[v]);
+    }
+    /* Per-lane plans; any special lane sends the chunk to the reference. */
+    row_plan plans[COLUMN_CHUNK];
+    for (size_t j = 0; j < width; j++) {
+        if (!plan_row(scale, block_maxima[j], &plans[j])) {
+            for (size_t jj = 0; jj < width; jj++)
+                softmax_line_run(&REF_LINES, op, x + j0 + jj, NULL, y + j0 + jj, n, (ptrdiff_t)inner, scale);
+            return;
+        }
+    }
+    exp_args args[COLUMN_VECTORS];
+    {
+        T floors[COLUMN_CHUNK], neg_offsets[COLUMN_CHUNK];
+        for (size_t j = 0; j < COLUMN_CHUNK; j++) {
+            size_t source = j < width ? j : 0;
+            floors[j] = plans[source].x_floor;
+            neg_offsets[j] = (T)-plans[source].offset;
+        }
+        for (size_t v = 0; v < vectors; v++) {
+            args[v].x_floor = P(load)(floors + v * LANES);
+            args[v].neg_offset = P(load)(neg_offsets + v * LANES);
+            args[v].c_hi = P(set1)(plans[0].c_hi);
+            args[v].c_lo = P(set1)(plans[0].c_lo);
+        }
+    }
+    /* Pass 2: exps (stored for softmax) and per-lane sums, split as in
+     * exp_block_excluding: the high parts of SPLIT_RUN rows add up exactly,
+     * then go to the wide accumulator with the low parts. */
+    ACC sums[COLUMN_VECTORS];
+    V residual_sums[COLUMN_VECTORS], highs[COLUMN_VECTORS];
+    for (size_t v = 0; v < vectors; v++) {
+        sums[v] = P(acc_zero)();
+        residual_sums[v] = highs[v] = P(set1)(0);
+    }
+    for (size_t k = 0; k < n; k++) {
+        if (k % SPLIT_RUN == 0 && k != 0)
+            for (size_t v = 0; v < vectors; v++) {
+                P(acc_add)(&sums[v], highs[v]);
+                P(acc_add)(&sums[v], residual_sums[v]);
+                highs[v] = residual_sums[v] = P(set1)(0);
+            }
+        const T *row = x + k * inner + j0;
+        for (size_t v = 0; v < vectors; v++) {
+            size_t count = width - v * LANES < LANES ? width - v * LANES : LANES;
+            V xv = count == LANES ? P(load)(row + v * LANES)
+                                  : P(load_tail)(row + v * LANES, count, negate ? (T)INFINITY : (T)-INFINITY);
+            if (negate)
+                xv = P(neg)(xv);
+            exp_parts parts = exp_parts_of(xv, &args[v]);
+            V e = P(scale_pow2)(parts.mantissa, parts.k);
+            V residual = P(scale_pow2)(parts.residual, parts.k);
+            if (!log_output) {
+                /* In the workspace beside the residuals, not in y: y's rows
+                 * are a page apart each (and not in cache: every store
+                 * would first read its line), the workspace is contiguous. */
+                P(store)(residuals + (n + k) * COLUMN_CHUNK + v * LANES, e);
+                P(store)(residuals + k * COLUMN_CHUNK + v * LANES, residual);
+            }
+            const V high = grid_high(e);
+            highs[v] = P(add)(highs[v], high);
+            residual_sums[v] = P(add)(residual_sums[v], P(add)(P(sub)(e, high), residual));
+        }
+    }
+    for (size_t v = 0; v < vectors; v++) {
+        P(acc_add)(&sums[v], highs[v]);
+        P(acc_add)(&sums[v], residual_sums[v]);
+        residual_sums[v] = P(set1)(0);
+    }
+    /* Per-lane constants of the writing pass. */
+    T first[COLUMN_CHUNK], second[COLUMN_CHUNK];
+    for (size_t v = 0; v < vectors; v++) {
+        WIDE lane_sums[LANES];
+        T lane_residuals[LANES];
+        P(acc_lanes)(&sums[v], lane_sums);
+        P(store)(lane_residuals, residual_sums[v]);
+        for (size_t l = 0; l < LANES; l++) {
+            lane_sums[l] += (WIDE)lane_residuals[l];
+            size_t j = v * LANES + l;
+            size_t source = j < width ? j : 0;
+            if (log_output) {
+                first[j] = (T)log_sum_of(lane_sums[l], &plans[source]);
+                second[j] = plans[source].row_max;
+            } else {
+                reciprocal r = reciprocal_of(lane_sums[l]);
+                first[j] = r.hi; /* NaN for a lane that met a NaN */
+                second[j] = isnan(lane_sums[l]) ? (T)NAN : r.lo;
+            }
+        }
+    }
+    /* Pass 3. */
+    const V s = P(set1)((T)scale);
+    for (size_t k = 0; k < n; k++) {
+        const T *row = x + k * inner + j0;
+        T *out = y + k * inner + j0;
+        for (size_t v = 0; v < vectors; v++) {
+            size_t count = width - v * LANES < LANES ? width - v * LANES : LANES;
+            V a = P(load)(first + v * LANES), b = P(load)(second + v * LANES);
+            V result;
+            if (log_output) {
+                V xv = count == LANES ? P(load)(row + v * LANES) : P(load_tail)(row + v * LANES, count, 0);
+                result = P(fmadd)(s, P(sub)(xv, b), P(neg)(a));
+            } else {
+                const V e = P(load)(residuals + (n + k) * COLUMN_CHUNK + v * LANES);
+                result = apply_reciprocal(e, P(load)(residuals + k * COLUMN_CHUNK + v * LANES), a, b);
+            }
+            if (count == LANES)
+                P(store)(out + v * LANES, result);
+            else
+                P(store_tail)(out + v * LANES, result, count);
+        }
+    }
+}
+
+/* A full chunk with its width a constant: the loops over its vectors
+ * unroll and the per-vector tail tests vanish. */
+static void column_chunk(softmax_op op, const T *x, T *y, T *residuals, size_t n, size_t inner, size_t j0, size_t width,
+                         double scale)
+{
+    if (width == COLUMN_CHUNK)
+        column_chunk_body(op, x, y, residuals, n, inner, j0, COLUMN_CHUNK, scale);
+    else
+        column_chunk_body(op, x, y, residuals, n, inner, j0, width, scale);
+}
+
+/* The gradients over a non-last axis, a chunk of adjacent lines at a time:
+ * the same formulas as the row kernels, one lane per line. A chunk holding
+ * a line the contract treats specially (infinite scale, NaN, a fully masked
+ * line) goes to the reference lines whole, before anything is written. */
+static void column_gradient_chunk(softmax_op op, const T *src, const T *g, T *out, size_t n, size_t inner, size_t j0,
+                                  size_t width, double scale)
+{
+    const bool log_input = op != SOFTMAX_OP_SOFTMAX_BACKWARD;
+    const exp_args a = plain_exp_args();
+    const size_t vectors = (width + LANES - 1) / LANES;
+    const T src_fill = log_input ? (T)-INFINITY : (T)0;
+    ACC acc[COLUMN_VECTORS];
+    V top[COLUMN_VECTORS], nan_flag[COLUMN_VECTORS];
+    for (size_t v = 0; v < vectors; v++) {
+        acc[v] = P(acc_zero)();
+        top[v] = P(set1)((T)-INFINITY);
+        nan_flag[v] = P(set1)(0);
+    }
+    for (size_t k = 0; k < n; k++) {
+        const T *s_row = src + k * inner + j0, *g_row = g + k * inner + j0;
+        for (size_t v = 0; v < vectors; v++) {
+            size_t count = width - v * LANES < LANES ? width - v * LANES : LANES;
+            V sv = count == LANES ? P(load)(s_row + v * LANES) : P(load_tail)(s_row + v * LANES, count, src_fill);
+            V gv = count == LANES ? P(load)(g_row + v * LANES) : P(load_tail)(g_row + v * LANES, count, 0);
+            top[v] = P(max)(sv, top[v]);
+            nan_flag[v] = P(keep_nan)(nan_flag[v], sv);
+            if (op == SOFTMAX_OP_SOFTMAX_BACKWARD)
+                P(acc_add_product)(&acc[v], sv, gv);
+            else if (op == SOFTMAX_OP_LOG_SOFTMAX_BACKWARD)
+                P(acc_add)(&acc[v], gv);
+            else
+                P(acc_add_product)(&acc[v], plain_exp(sv, &a), gv);
+        }
+    }
+    T hi[COLUMN_CHUNK], lo[COLUMN_CHUNK];
+    bool special = isinf(scale);
+    for (size_t v = 0; v < vectors; v++) {
+        WIDE lanes[LANES];
+        T tops[LANES];
+        P(acc_lanes)(&acc[v], lanes);
+        P(store)(tops, top[v]);
+        special |= P(any_nan)(nan_flag[v]) != 0;
+        for (size_t l = 0; l < LANES; l++) {
+            size_t j = v * LANES + l;
+            if (j < width) {
+                special |= isnan(lanes[l]) || (log_input && !(tops[l] > (T)-INFINITY));
+                const hi_lo split = hi_lo_of(lanes[l]);
+                hi[j] = split.hi;
+                lo[j] = split.lo;
+            } else {
+                hi[j] = lo[j] = 0;
+            }
+        }
+    }
+    if (special) {
+        for (size_t j = j0; j < j0 + width; j++)
+            softmax_line_run(&REF_LINES, op, src + j, g + j, out + j, n, (ptrdiff_t)inner, scale);
+        return;
+    }
+    const V sc = P(set1)((T)scale);
+    for (size_t k = 0; k < n; k++) {
+        const T *s_row = src + k * inner + j0, *g_row = g + k * inner + j0;
+        T *o_row = out + k * inner + j0;
+        for (size_t v = 0; v < vectors; v++) {
+            size_t count = width - v * LANES < LANES ? width - v * LANES : LANES;
+            V sv = count == LANES ? P(load)(s_row + v * LANES) : P(load_tail)(s_row + v * LANES, count, src_fill);
+            V gv = count == LANES ? P(load)(g_row + v * LANES) : P(load_tail)(g_row + v * LANES, count, 0);
+            V h = P(load)(hi + v * LANES), l = P(load)(lo + v * LANES);
+            V result;
+            if (op == SOFTMAX_OP_SOFTMAX_BACKWARD) {
+                result = P(mul)(P(mul)(sc, sv), P(sub)(P(sub)(gv, h), l));
+            } else if (op == SOFTMAX_OP_LOG_SOFTMAX_BACKWARD) {
+                V yi = plain_exp(sv, &a);
+                result = P(mul)(sc, P(fmadd)(P(neg)(yi), l, P(fmadd)(P(neg)(yi), h, gv)));
+            } else {
+                result = P(mul)(sc, P(sub)(P(sub)(gv, h), l));
+            }
+            if (count == LANES)
+                P(store)(o_row + v * LANES, result);
+            else
+                P(store_tail)(o_row + v * LANES, result, count);
+        }
+    }
+}
+
+static void column_lines(softmax_op op, const void *src, const void *grad, void *dst, size_t n, size_t inner,
+                         size_t j_begin, size_t j_end, double scale)
+{
+    const T *x = src;
+    T *y = dst;
+    if (op != SOFTMAX_OP_SOFTMAX && op != SOFTMAX_OP_LOG_SOFTMAX) {
+        for (size_t j0 = j_begin; j0 < j_end; j0 += COLUMN_CHUNK) {
+            size_t width = j_end - j0 < COLUMN_CHUNK ? j_end - j0 : COLUMN_CHUNK;
+            column_gradient_chunk(op, x, grad, y, n, inner, j0, width, scale);
+        }
+        return;
+    }
+    T *residuals = NULL;
+    if (op == SOFTMAX_OP_SOFTMAX) {
+        /* Long columns (beyond 32 MiB of exps and residuals, 65536 f32) take the reference lines
+         * rather than a scratch buffer the size of the input. */
+        const size_t bytes = 2 * n * COLUMN_CHUNK * sizeof *residuals;
+        residuals = bytes <= ((size_t)32 << 20) ? softmax_workspace(bytes) : NULL;
+        if (residuals == NULL) {
+            for (size_t j = j_begin; j < j_end; j++)
+                softmax_line_run(&REF_LINES, op, x + j, NULL, y + j, n, (ptrdiff_t)inner, scale);
+            return;
+        }
+    }
+    const unsigned int saved = vec_flush_to_zero_begin();
+    for (size_t j0 = j_begin; j0 < j_end; j0 += COLUMN_CHUNK) {
+        size_t width = j_end - j0 < COLUMN_CHUNK ? j_end - j0 : COLUMN_CHUNK;
+        column_chunk(op, x, y, residuals, n, inner, j0, width, scale);
+    }
+    vec_flush_to_zero_end(saved);
+}

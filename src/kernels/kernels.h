@@ -1,0 +1,98 @@
+/*
+ * kernels.h -- the SIMD kernels of one data type on one ISA, written once
+ * against the vector vocabulary (vec_<isa>.h) and the type parameters
+ * (type_f32.h, type_f64.h). Each translation unit kernels_<type>_<isa>.c
+ * defines KERNELS_NAME (the one exported symbol, the table at the end),
+ * includes the vocabulary, the type parameters and this file; every other
+ * function is static and keeps its plain name. The parameters:
+ *
+ *   T, WIDE          data type and the type that carries sums and per-row
+ *                    constants (double for f32, long double for f64)
+ *   V, LANES, P(op)  the vector type, its lane count, and the vocabulary's
+ *                    name for `op` on it (f32_add, f64_add, ...)
+ *   ACC              the vocabulary's wide accumulator type
+ *   KEY_BIAS         a margin larger than the estimate's error (2^-14, 2^-36)
+ *   EXP_FLOOR_ARG    exponent below which 2^u is 0 in T (160, 1100)
+ *   OFFSET_LIMIT     largest |scale * log2(e) * max| the exact argument
+ *                    reduction supports (2^22, 2^50)
+ *   WIDE_LOG, WIDE_FLOOR, WIDE_LDEXP, WIDE_FABS   libm functions of WIDE
+ *   NORMALIZE_SHIFT  the reciprocal of the sum is applied times 2^SHIFT and
+ *                    the result scaled back, so that its low part never
+ *                    underflows (64 for f32, 128 for f64)
+ *   REF_LINES        the reference line kernels of T
+ *   KERNEL_F32       defined for f32 (the polynomials, the fast mode)
+ *   HALF_ROWS        defined where the f32 kernels read and write bf16 / f16
+ *                    rows (half_<isa>.h)
+ *
+ * The parts, in the order they build on each other (src/kernels/README.md
+ * maps which kernel serves which op, length and layout):
+ */
+#if !defined(KERNELS_NAME) || !defined(T) || !defined(P)
+#error "kernels.h is included by kernels_<type>_<isa>.c after the vocabulary and the type parameters"
+#endif
+
+#include <math.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+#include "internal.h"
+#include "thresholds.h"
+
+#define WIDE_LN2 ((WIDE)0.6931471805599453094172321214581765680755L)
+#define WIDE_LOG2E ((WIDE)1.442695040888963407359924681001892137L)
+/* Exact split summation of exps (exp_block_any): grid 2^-16, runs of 32
+ * iterations per accumulator. */
+#define SPLIT_MAGIC 192.0
+#define SPLIT_RUN 32
+
+/* The order matters: each part uses the ones above it. */
+// clang-format off
+#include "exp/exact.h"           /* the exponential, the per-row plan */
+#include "rows/access.h"         /* reads (masks, half sources), writes, the row maximum */
+#include "rows/exp_blocks.h"     /* exps and sums of a block, normalisation */
+#include "rows/streamed.h"       /* rows beyond the cache: block summaries, rescaling */
+#include "rows/cached.h"         /* one row of more than SMALL_VECTORS vectors */
+#include "gradients/rows.h"      /* backward ops and the JVP */
+#include "exp/fast.h"            /* the fast mode's exponential */
+#include "rows/tiny.h"           /* rows of at most one vector */
+#include "rows/small.h"          /* rows of at most SMALL_VECTORS vectors, grouped */
+#include "rows/fast_cached.h"    /* one fast-mode row of more than SMALL_VECTORS vectors */
+#include "rows/switch.h"         /* the regime switch of contiguous rows */
+#include "rows/causal_prefix.h"  /* rows of which a prefix is kept */
+#include "rows/across_threads.h" /* one long row, several threads */
+#include "columns/columns.h"     /* a non-last axis */
+#include "transpose.h"           /* strided lines gathered into rows */
+#include "rows/half_streamed.h"  /* long half-precision rows */
+// clang-format on
+
+#ifndef HALF_WIDEN /* the f64 kernels, and ISAs without half conversions */
+#define HALF_WIDEN NULL
+#define HALF_NARROW NULL
+#endif
+#ifndef SPLIT_LOGITS /* general.c's portable loops */
+#define SPLIT_LOGITS NULL
+#define APPLY_LOW_PARTS NULL
+#endif
+
+const softmax_kernels KERNELS_NAME = {
+    .element_size = sizeof(T),
+    .rows = contiguous_rows,
+    .fast_rows = FAST_ROWS_FN,
+    .prefix_rows = prefix_rows,
+    .columns = column_lines,
+    .column_chunk = COLUMN_CHUNK,
+    .long_row = long_row,
+    .long_row_min = LONG_ROW_MIN_BLOCKS * SUM_BLOCK,
+    .exp = exp_for_tests,
+    .transpose_lines = transpose_lines,
+    .excluding_row = EXCLUDING_ROW_FN,
+    .half_line = HALF_LINE_FN,
+    .widen_half = HALF_WIDEN,
+    .narrow_half = HALF_NARROW,
+    .half_row = HALF_ROW_FN,
+    .fast_half_line = FAST_HALF_LINE_FN,
+    .split_logits = SPLIT_LOGITS,
+    .apply_low_parts = APPLY_LOW_PARTS,
+};

@@ -1,0 +1,9 @@
+/* kernels_f64_avx2.c -- the f64 kernels compiled for AVX2 + FMA; the table
+ * softmax_kernels_f64_avx2 is the only symbol it exports. */
+#define KERNELS_NAME softmax_kernels_f64_avx2
+
+#include "vec_avx2.h"
+
+#include "type_f64.h"
+
+#include "kernels.h"

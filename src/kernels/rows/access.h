@@ -1,0 +1,332 @@
+/*
+ * rows/access.h -- how the row kernels read and write: row_masks and additive masks
+ * applied as x is loaded, half-precision sources and destinations, the
+ * row maximum (minimum for a negative scale).
+ *
+ * One part of the kernels of one (data type, ISA): kernels.h includes it
+ * once in each translation unit kernels_<type>_<isa>.c, after the vector
+ * vocabulary (vec_<isa>.h) and the type parameters (type_<type>.h).
+ */
+
+/* ------------------------------------------------------------------ scans */
+
+/* Exclusion masks read by the kernels themselves (see excluding_row): an
+ * excluded element is read as `excluded` (-inf, or +inf for a negative
+ * scale, which the kernels negate), so it gets probability 0. Pointers are
+ * NULL when absent and index the row like x. Only the f32 paths define
+ * P(exclude); elsewhere the loads are plain. */
+typedef struct row_masks {
+    const uint8_t *keep;       /* a zero byte excludes */
+    const T *mask;             /* a -inf entry excludes */
+    const uint16_t *half_mask; /* an entry equal to half_minus_inf excludes */
+    uint16_t half_minus_inf;   /* 0xff80 (bf16) or 0xfc00 (f16) */
+    T excluded;
+    size_t kept; /* elements from kept on are excluded (a causal mask) */
+    /* An additive mask (ADD_MASK: add_mask; ADD_HALF: add_half, bf16 if
+     * add_bf16, else f16): the kernels see z = scale * x + mask as a high
+     * part (what they read) and a low part (see adding), with the scale
+     * split as scale_hi + scale_lo, and run with scale 1. */
+    const T *add_mask;
+    const uint16_t *add_half;
+    int add_bf16;
+    T scale_hi;
+    T scale_lo;
+    /* ALiBi (ADD_SLOPE): the bias slope * j, slope = slope_hi + slope_lo. */
+    T slope_hi;
+    T slope_lo;
+} row_masks;
+
+/* io_flags: how a row is read and written, one bit per choice -- which
+ * masks apply as x is read (EXCLUDE_*, ADD_*), whether x holds bf16 / f16
+ * bits (SOURCE_*), whether y is written as bf16 / f16 (DEST_*). A
+ * compile-time constant where the bodies below are specialised
+ * (excluding_row, half_line): a zero test of a NULL pointer per vector
+ * costs more than the masking itself. */
+#ifndef EXCLUDE_KEEP
+#define EXCLUDE_KEEP 1   /* ex->keep */
+#define EXCLUDE_MASK 2   /* ex->mask */
+#define EXCLUDE_HALF 4   /* ex->half_mask */
+#define EXCLUDE_PREFIX 8 /* elements from ex->kept on */
+#define ADD_MASK 64      /* ex->add_mask */
+#define ADD_HALF 128     /* ex->add_half */
+#define ADD_SLOPE 256    /* slope * j, j the element's index (ALiBi) */
+#define ADDING (ADD_MASK | ADD_HALF | ADD_SLOPE)
+#endif
+
+/* x (elements i .. i + count of the row) as the kernels see it. */
+static SOFTMAX_FORCE_INLINE V excluding(V x, const row_masks *ex, int io_flags, size_t i, size_t count)
+{
+#if defined(HALF_ROWS)
+    if ((io_flags & (EXCLUDE_KEEP | EXCLUDE_MASK | EXCLUDE_HALF | EXCLUDE_PREFIX)) != 0) {
+        const size_t limit = !(io_flags & EXCLUDE_PREFIX) ? count
+                             : i >= ex->kept              ? 0
+                             : ex->kept - i < count       ? ex->kept - i
+                                                          : count;
+        const uint8_t *keep = (io_flags & EXCLUDE_KEEP) && ex->keep != NULL ? ex->keep + i : NULL;
+        const T *mask = (io_flags & EXCLUDE_MASK) && ex->mask != NULL ? ex->mask + i : NULL;
+        const uint16_t *half_mask = (io_flags & EXCLUDE_HALF) && ex->half_mask != NULL ? ex->half_mask + i : NULL;
+        return P(exclude)(x, keep, mask, half_mask, ex->half_minus_inf, P(set1)(ex->excluded), limit);
+    }
+#endif
+    (void)ex, (void)io_flags, (void)i, (void)count;
+    return x;
+}
+
+/* The element type of x: T, or half-precision bits widened as they are
+ * read (f32 paths only; the widening is exact). */
+#ifndef SOURCE_BF16
+#define SOURCE_BF16 16
+#define SOURCE_F16 32
+#endif
+
+/* The address of element i of x (for prefetches). */
+static SOFTMAX_FORCE_INLINE const void *source_at(const void *x, int io_flags, size_t i)
+{
+    if (io_flags & (SOURCE_BF16 | SOURCE_F16))
+        return (const uint16_t *)x + i;
+    return (const T *)x + i;
+}
+
+/* count (<= LANES) half-precision values widened, `fill` in the other
+ * lanes. */
+static SOFTMAX_FORCE_INLINE V widen_tail(const uint16_t *h, int bf16, size_t count, T fill)
+{
+    _Alignas(64) T widened[LANES];
+    for (size_t k = 0; k < LANES; k++)
+        widened[k] = k >= count ? fill : bf16 ? softmax_bf16_to_float(h[k]) : softmax_f16_to_float(h[k]);
+    return P(load)(widened);
+}
+
+/* Lane l holds l (the index of an element within its vector). */
+static const T lane_index[16] __attribute__((aligned(64))) = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+
+/* The logits z = scale * x + bias of elements i .. i + count, the bias a
+ * mask (which reads -inf past count, where x reads 0) or slope * j, as z =
+ * high + *low: high the rounded sum, *low the rest, from exact products
+ * (fmas) and an exact two-sum. |low| <= 2^-23 |z|; it is 0 where high is
+ * -inf or NaN. The exps take it in through their residual (e^z = e^high (1
+ * + low), see exp_block_excluding), so that z is never rounded before the
+ * exp: rounding it would cost |z| * 2^-24 in the argument, 40 ulp at z =
+ * -80. Exclusions (keep, a 0 / -inf mask, prefix) apply to high
+ * afterwards. */
+static SOFTMAX_FORCE_INLINE V adding(V x, const row_masks *ex, int io_flags, size_t i, size_t count, V *low)
+{
+#if defined(HALF_ROWS)
+    if (io_flags & ADDING) {
+        const V scale_hi = P(set1)(ex->scale_hi);
+        const V product = P(mul)(scale_hi, x);
+        V rest = P(fmadd)(P(set1)(ex->scale_lo), x, P(fmadd)(scale_hi, x, P(neg)(product)));
+        V bias;
+        if (io_flags & ADD_SLOPE) {
+            const V j = P(add)(P(set1)((T)i), P(load)(lane_index));
+            const V slope_hi = P(set1)(ex->slope_hi);
+            bias = P(mul)(slope_hi, j);
+            rest = P(add)(rest, P(fmadd)(P(set1)(ex->slope_lo), j, P(fmadd)(slope_hi, j, P(neg)(bias))));
+        } else if (io_flags & ADD_MASK) {
+            bias = count == LANES ? P(load)(ex->add_mask + i) : P(load_tail)(ex->add_mask + i, count, (T)-INFINITY);
+        } else {
+            bias = count == LANES ? P(load_half)(ex->add_half + i, ex->add_bf16)
+                                  : widen_tail(ex->add_half + i, ex->add_bf16, count, (T)-INFINITY);
+        }
+        const V high = P(add)(product, bias);
+        const V bias_seen = P(sub)(high, product);
+        const V error = P(add)(P(sub)(product, P(sub)(high, bias_seen)), P(sub)(bias, bias_seen));
+        V seen = excluding(high, ex, io_flags, i, count);
+        if ((io_flags & ADD_SLOPE) && count < LANES)
+            seen = P(exclude)(seen, NULL, NULL, NULL, 0, P(set1)((T)-INFINITY), count);
+        *low = P(zero_below)(P(add)(error, rest), seen, P(set1)(-T_MAX));
+        return seen;
+    }
+#endif
+    *low = P(set1)((T)0);
+    return excluding(x, ex, io_flags, i, count);
+}
+
+/* Elements i .. i + LANES of x as the kernels see them (the high part of
+ * the logits where a mask is added: *low gets the rest). */
+static SOFTMAX_FORCE_INLINE V read_pair(const void *x, const row_masks *ex, int io_flags, size_t i, V *low)
+{
+    V v;
+#if defined(HALF_ROWS)
+    if (io_flags & (SOURCE_BF16 | SOURCE_F16))
+        v = P(load_half)((const uint16_t *)x + i, (io_flags & SOURCE_BF16) != 0);
+    else
+#endif
+        v = P(load)((const T *)x + i);
+    return adding(v, ex, io_flags, i, LANES, low);
+}
+
+static SOFTMAX_FORCE_INLINE V read_vector(const void *x, const row_masks *ex, int io_flags, size_t i)
+{
+    V low;
+    return read_pair(x, ex, io_flags, i, &low);
+}
+
+/* The first count (< LANES) elements from i, `fill` in the other lanes (an
+ * added mask fills them with -inf itself). */
+static SOFTMAX_FORCE_INLINE V read_tail_pair(const void *x, const row_masks *ex, int io_flags, size_t i, size_t count,
+                                             T fill, V *low)
+{
+    V v;
+#if defined(HALF_ROWS)
+    if (io_flags & (SOURCE_BF16 | SOURCE_F16))
+        v = widen_tail((const uint16_t *)x + i, (io_flags & SOURCE_BF16) != 0, count, fill);
+    else
+#endif
+        v = P(load_tail)((const T *)x + i, count, (io_flags & ADDING) ? (T)0 : fill);
+    return adding(v, ex, io_flags, i, count, low);
+}
+
+static SOFTMAX_FORCE_INLINE V read_tail(const void *x, const row_masks *ex, int io_flags, size_t i, size_t count,
+                                        T fill)
+{
+    V low;
+    return read_tail_pair(x, ex, io_flags, i, count, fill, &low);
+}
+
+/* The element type of an output: T, or half-precision bits narrowed as
+ * they are stored (f32 paths only). The narrowing is the one of
+ * narrow_half (round to nearest even, NaN kept quiet) and ignores
+ * flush-to-zero: the hardware f16 conversion never flushes, the bf16 one is
+ * integer arithmetic. Under the kernels' flush-to-zero the f32 values
+ * themselves are what the f32 path computes, so a half output stored here
+ * is bit for bit the f32 output narrowed. The vector stores take no NaN
+ * (rows with one are filled through fill_out). */
+#ifndef DEST_BF16
+#define DEST_BF16 512
+#define DEST_F16 1024
+#define DEST_HALF (DEST_BF16 | DEST_F16)
+#endif
+
+static SOFTMAX_FORCE_INLINE void write_vector(void *y, int io_flags, size_t i, V v)
+{
+#if defined(HALF_ROWS)
+    if (io_flags & DEST_HALF) {
+        P(store_half)((uint16_t *)y + i, v, (io_flags & DEST_BF16) != 0);
+        return;
+    }
+#endif
+    (void)io_flags;
+    P(store)((T *)y + i, v);
+}
+
+/* The same with a streaming store, element i at an address that
+ * stream_aligned accepts. */
+static SOFTMAX_FORCE_INLINE void write_stream(void *y, int io_flags, size_t i, V v)
+{
+#if defined(HALF_ROWS)
+    if (io_flags & DEST_HALF) {
+        P(stream_half)((uint16_t *)y + i, v, (io_flags & DEST_BF16) != 0);
+        return;
+    }
+#endif
+    (void)io_flags;
+    P(stream)((T *)y + i, v);
+}
+
+/* write_stream if `stream`, else write_vector. */
+static SOFTMAX_FORCE_INLINE void write_as(void *y, int io_flags, size_t i, V v, bool stream)
+{
+    if (stream)
+        write_stream(y, io_flags, i, v);
+    else
+        write_vector(y, io_flags, i, v);
+}
+
+/* Whether element i of y is where a vector's streaming store may begin. */
+static SOFTMAX_FORCE_INLINE bool stream_aligned(const void *y, int io_flags, size_t i)
+{
+    const size_t size = (io_flags & DEST_HALF) ? sizeof(uint16_t) : sizeof(T);
+    return ((uintptr_t)y + i * size) % (LANES * size) == 0;
+}
+
+/* The first count (< LANES) lanes of v to elements i .. i + count. */
+static SOFTMAX_FORCE_INLINE void write_tail(void *y, int io_flags, size_t i, V v, size_t count)
+{
+#if defined(HALF_ROWS)
+    if (io_flags & DEST_HALF) {
+        _Alignas(64) T values[LANES];
+        P(store)(values, v);
+        uint16_t *h = (uint16_t *)y + i;
+        for (size_t k = 0; k < count; k++)
+            h[k] = (io_flags & DEST_BF16) ? softmax_float_to_bf16(values[k]) : softmax_float_to_f16(values[k]);
+        return;
+    }
+#endif
+    (void)io_flags;
+    P(store_tail)((T *)y + i, v, count);
+}
+
+static SOFTMAX_FORCE_INLINE void fill_out(void *y, int io_flags, size_t begin, size_t end, T value)
+{
+#if defined(HALF_ROWS)
+    if (io_flags & DEST_HALF) {
+        const uint16_t h = (io_flags & DEST_BF16) ? softmax_float_to_bf16(value) : softmax_float_to_f16(value);
+        for (size_t i = begin; i < end; i++)
+            ((uint16_t *)y)[i] = h;
+        return;
+    }
+#endif
+    (void)io_flags;
+    for (size_t i = begin; i < end; i++)
+        ((T *)y)[i] = value;
+}
+
+/* Asks for the cache lines of p[0 .. count) (never faults). */
+static inline void prefetch_span(const T *p, size_t count)
+{
+    for (size_t i = 0; i < count; i += 64 / sizeof(T))
+        vec_prefetch(p + i);
+}
+
+/* Rows ahead that a causal row's prefix is asked for (1 and 2 measured the
+ * same; 2 leaves more time for the short rows). */
+#ifndef ROW_AHEAD
+#define ROW_AHEAD 2
+#endif
+
+static SOFTMAX_FORCE_INLINE T max_body(const void *x, size_t n, const row_masks *ex, int io_flags)
+{
+    V m0 = P(set1)((T)-INFINITY), m1 = m0, m2 = m0, m3 = m0;
+    size_t i = 0;
+    /* The running maximum goes second so that a NaN element is skipped: rows
+     * with NaN are caught later by their NaN sum. */
+    for (; i + 4 * LANES <= n; i += 4 * LANES) {
+        m0 = P(max)(read_vector(x, ex, io_flags, i), m0);
+        m1 = P(max)(read_vector(x, ex, io_flags, i + LANES), m1);
+        m2 = P(max)(read_vector(x, ex, io_flags, i + 2 * LANES), m2);
+        m3 = P(max)(read_vector(x, ex, io_flags, i + 3 * LANES), m3);
+    }
+    for (; i + LANES <= n; i += LANES)
+        m0 = P(max)(read_vector(x, ex, io_flags, i), m0);
+    if (i < n)
+        m1 = P(max)(read_tail(x, ex, io_flags, i, n - i, (T)-INFINITY), m1);
+    return P(reduce_max)(P(max)(P(max)(m0, m1), P(max)(m2, m3)));
+}
+
+static SOFTMAX_FORCE_INLINE T min_body(const void *x, size_t n, const row_masks *ex, int io_flags)
+{
+    V m0 = P(set1)((T)INFINITY), m1 = m0;
+    size_t i = 0;
+    for (; i + 2 * LANES <= n; i += 2 * LANES) {
+        m0 = P(min)(read_vector(x, ex, io_flags, i), m0);
+        m1 = P(min)(read_vector(x, ex, io_flags, i + LANES), m1);
+    }
+    for (; i + LANES <= n; i += LANES)
+        m0 = P(min)(read_vector(x, ex, io_flags, i), m0);
+    if (i < n)
+        m1 = P(min)(read_tail(x, ex, io_flags, i, n - i, (T)INFINITY), m1);
+    return P(reduce_min)(P(min)(m0, m1));
+}
+
+/* The element the row's plan is built on: the maximum (the minimum for a
+ * negative scale) of x as the kernels read it. */
+static SOFTMAX_FORCE_INLINE T row_max_reading(const void *x, size_t n, double scale, const row_masks *ex, int io_flags)
+{
+    return scale < 0 ? min_body(x, n, ex, io_flags) : max_body(x, n, ex, io_flags);
+}
+
+static inline T row_max_of(const T *x, size_t n, double scale)
+{
+    return row_max_reading(x, n, scale, NULL, 0);
+}

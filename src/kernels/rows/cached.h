@@ -1,0 +1,351 @@
+/*
+ * rows/cached.h -- one forward row of more than SMALL_VECTORS vectors: the in-cache
+ * regime (three reads from the cache) and the switch to the streaming one;
+ * the masked and half-precision lines read in place.
+ *
+ * One part of the kernels of one (data type, ISA): kernels.h includes it
+ * once in each translation unit kernels_<type>_<isa>.c, after the vector
+ * vocabulary (vec_<isa>.h) and the type parameters (type_<type>.h).
+ */
+
+/* ----------------------------------------------------------- forward rows */
+
+/* Where a streaming softmax row keeps the exps (and their residuals, n
+ * further on) of its first pass: the thread's workspace, so that its
+ * writing pass rescales them (rescale) instead of computing every exp
+ * a second time, and x is intact until then (in place, a row with a special
+ * value still finds its input when the plan fails at the end of the first
+ * pass). NULL (the two-exp path: exp_normalize_stream) for log-softmax,
+ * which needs no exps to write, for rows beyond STORED_STREAM_BYTES, or
+ * when no workspace can be had.
+ * (STORED_STREAM_BYTES: thresholds.h). */
+
+static T *stream_exps(softmax_op op, size_t n)
+{
+    if (op != SOFTMAX_OP_SOFTMAX || n * sizeof(T) > STORED_STREAM_BYTES)
+        return NULL;
+    return softmax_workspace(2 * n * sizeof(T));
+}
+
+static size_t block_count(size_t n)
+{
+    return (n + SUM_BLOCK - 1) / SUM_BLOCK;
+}
+
+/* y = s * (x - row_max) - log_sum: |y| >= |s * (x - row_max)|, so the
+ * rounding of x - row_max costs at most half an ulp of y. With an added
+ * mask (s = 1), y = (high - row_max) + (low - log_sum). */
+static SOFTMAX_FORCE_INLINE void log_softmax_output_reading(const void *x, void *y, size_t begin, size_t end, T row_max,
+                                                            T scale_t, T log_sum, const row_masks *ex, int io_flags)
+{
+    const V ref = P(set1)(row_max), s = P(set1)(scale_t), neg_log_sum = P(set1)(-log_sum);
+    /* s * (z - max) <= 0 and -log_sum <= 0: the output is never above 0.
+     * An added mask's low part can be, so that sum is clamped (min keeps
+     * a NaN second operand). */
+    const V zero = P(set1)((T)0);
+    size_t i = begin;
+    V low;
+    for (; i + LANES <= end; i += LANES) {
+        const V z = read_pair(x, ex, io_flags, i, &low);
+        const V out = P(fmadd)(s, P(sub)(z, ref), (io_flags & ADDING) ? P(add)(low, neg_log_sum) : neg_log_sum);
+        write_vector(y, io_flags, i, (io_flags & ADDING) ? P(min)(zero, out) : out);
+    }
+    if (i < end) {
+        const V z = read_tail_pair(x, ex, io_flags, i, end - i, 0, &low);
+        const V out = P(fmadd)(s, P(sub)(z, ref), (io_flags & ADDING) ? P(add)(low, neg_log_sum) : neg_log_sum);
+        write_tail(y, io_flags, i, (io_flags & ADDING) ? P(min)(zero, out) : out, end - i);
+    }
+}
+
+static void log_softmax_output(const T *x, T *y, size_t begin, size_t end, T row_max, T scale_t, T log_sum)
+{
+    log_softmax_output_reading(x, y, begin, end, row_max, scale_t, log_sum, NULL, 0);
+}
+
+static WIDE log_sum_of(WIDE sum, const row_plan *plan)
+{
+    return log_sum_from(sum, plan->offset_error);
+}
+
+/* Phase 1 for the in-cache regime: the row maximum over blocks
+ * [b0, b1). */
+static T row_max_over(const T *x, size_t n, size_t b0, size_t b1, double scale)
+{
+    size_t begin = b0 * SUM_BLOCK, end = b1 * SUM_BLOCK < n ? b1 * SUM_BLOCK : n;
+    return row_max_of(x + begin, end - begin, scale);
+}
+
+/* What every row of a call shares: c = |scale| log2(e) split in two, 1/c,
+ * and the sign. Computed once per call; `valid` is false for the scales
+ * the contract treats specially (0, +-inf). */
+typedef struct shared_plan {
+    bool valid;
+    bool negate;
+    T c_hi;
+    T c_lo;
+    T inverse_c;
+} shared_plan;
+
+static shared_plan shared_plan_of(double scale)
+{
+    shared_plan shared = {false, false, 0, 0, 0};
+    row_plan plan;
+    if (!plan_row(scale, 0, &plan))
+        return shared;
+    shared.valid = true;
+    shared.negate = plan.negate;
+    shared.c_hi = plan.c_hi;
+    shared.c_lo = plan.c_lo;
+    shared.inverse_c = (T)(1 / ((WIDE)plan.c_hi + (WIDE)plan.c_lo));
+    return shared;
+}
+
+static void small_forward_row(softmax_op op, const T *x, T *y, size_t n, double scale, const shared_plan *shared);
+
+/* residuals: room for n elements, used by softmax rows in the in-cache
+ * regime. */
+static void blocks_forward_row(softmax_op op, const T *x, T *y, T *residuals, size_t n, double scale);
+
+static void forward_row(softmax_op op, const T *x, T *y, T *residuals, size_t n, double scale,
+                        const shared_plan *shared)
+{
+    if (n <= SMALL_VECTORS * LANES)
+        small_forward_row(op, x, y, n, scale, shared);
+    else
+        blocks_forward_row(op, x, y, residuals, n, scale);
+}
+
+/* forward_row through the blocks of the in-cache and streaming regimes, for
+ * any n > 0 (residuals: room for n elements in the in-cache regime). The
+ * grouped small-row kernels are faster for many rows of one short length,
+ * this for a single one. */
+static void blocks_forward_row(softmax_op op, const T *x, T *y, T *residuals, size_t n, double scale)
+{
+    const bool log_output = op == SOFTMAX_OP_LOG_SOFTMAX;
+    const size_t blocks = block_count(n);
+    row_plan plan;
+    WIDE sum;
+    if (n * sizeof(T) <= STREAM_BYTES) {
+        if (!plan_row(scale, row_max_of(x, n, scale), &plan)) {
+            softmax_line_run(&REF_LINES, op, x, NULL, y, n, 1, scale);
+            return;
+        }
+        exp_args a = broadcast_plan(&plan);
+        /* While this row's exps are computed, the next row comes in. */
+        sum = exp_blocks(x, log_output ? NULL : y, log_output ? NULL : residuals, 0, blocks, n, &a, plan.negate, n);
+        if (isnan(sum)) {
+            fill_row(y, 0, n, (T)NAN);
+            return;
+        }
+        if (log_output)
+            log_softmax_output(x, y, 0, n, plan.row_max, (T)scale, (T)log_sum_of(sum, &plan));
+        else
+            normalize(y, residuals, 0, n, reciprocal_of(sum));
+        return;
+    }
+    /* Streaming: summaries of every block, then one writing pass. */
+    /* At least 64 blocks here: one allocation is negligible next to the row. */
+    block_summary *summaries = malloc(blocks * sizeof *summaries);
+    T *stored = stream_exps(op, n);
+    bool planned = false;
+    if (summaries != NULL) {
+        for (size_t b = 0; b < blocks; b++) {
+            size_t begin = b * SUM_BLOCK, end = begin + SUM_BLOCK < n ? begin + SUM_BLOCK : n;
+            summaries[b] = summarize_block(x, stored, stored ? stored + n : NULL, begin, end, scale);
+        }
+        planned = combine_summaries(summaries, blocks, scale, &plan, &sum);
+    }
+    if (!planned) {
+        free(summaries);
+        softmax_line_run(&REF_LINES, op, x, NULL, y, n, 1, scale);
+        return;
+    }
+    if (isnan(sum)) {
+        free(summaries);
+        fill_row(y, 0, n, (T)NAN);
+        return;
+    }
+    exp_args a = broadcast_plan(&plan);
+    if (log_output) {
+        log_softmax_output(x, y, 0, n, plan.row_max, (T)scale, (T)log_sum_of(sum, &plan));
+    } else if (stored != NULL) {
+        const reciprocal r = reciprocal_of(sum);
+        for (size_t b = 0; b < blocks; b++) {
+            size_t begin = b * SUM_BLOCK, end = begin + SUM_BLOCK < n ? begin + SUM_BLOCK : n;
+            rescale(stored + begin, stored + n + begin, y + begin, end - begin, summaries[b].offset - plan.offset, r,
+                    true);
+        }
+    } else {
+        exp_normalize_stream(x, y, 0, n, &a, plan.negate, reciprocal_of(sum), true);
+    }
+    free(summaries);
+}
+
+#if defined(HALF_ROWS)
+/* The in-cache regime of forward_row reading x through read_vector: y and
+ * residuals have room for n elements (the exps and their residuals), out
+ * gets the outputs (y itself unless io_flags has DEST_HALF). False, having
+ * written nothing, for rows that need the general path. */
+static SOFTMAX_FORCE_INLINE bool read_row_body(softmax_op op, const void *x, const row_masks *ex, int io_flags,
+                                               size_t n, double scale, T *y, T *residuals, void *out)
+{
+    const bool log_output = op == SOFTMAX_OP_LOG_SOFTMAX;
+    /* With an added bias a causal row is computed over its kept prefix
+     * only, the rest filled (as prefix_rows does); elsewhere over the whole
+     * row, bit for bit the gathered path. */
+    const size_t used = (io_flags & ADDING) && (io_flags & EXCLUDE_PREFIX) ? ex->kept : n;
+    const int inner = (io_flags & ADDING) ? io_flags & ~EXCLUDE_PREFIX : io_flags;
+    const unsigned int saved = vec_flush_to_zero_begin();
+    /* A causal row reads a prefix one element longer than the row before:
+     * the hardware's stream prefetch does not follow, and the kernels' own
+     * prefetch (one row length ahead, during the exps) comes too late for
+     * short rows. The row ROW_AHEAD on is asked for here, as prefix_rows
+     * does (attention 256x512x512, ALiBi + causal: 0.63 -> 0.55 ns/element
+     * single-thread; full rows did not gain, so they do not ask). */
+    if (io_flags & EXCLUDE_PREFIX)
+        prefetch_span((const T *)x + ROW_AHEAD * n, used + ROW_AHEAD);
+    const T row_max = row_max_reading(x, used, scale, ex, inner);
+    row_plan plan;
+    /* Added biases: the low parts stay small (see take_low) only for
+     * logits of moderate size; rows beyond, and fully masked ones, take the
+     * general path. */
+    const bool moderate = !(io_flags & ADDING) || T_FABS(row_max) <= (T)ADDED_MASK_MAX_LIMIT;
+    if (used == 0 || !moderate || !plan_row(scale, row_max, &plan)) {
+        vec_flush_to_zero_end(saved);
+        return false;
+    }
+    const exp_args a = broadcast_plan(&plan);
+    WIDE sum = 0;
+    /* The blocks of exp_blocks, the next row asked for as there. */
+    for (size_t begin = 0; begin < used; begin += SUM_BLOCK) {
+        const size_t end = begin + SUM_BLOCK < used ? begin + SUM_BLOCK : used;
+        sum += exp_block_excluding(x, log_output ? NULL : y, residuals, begin, end, &a, plan.negate, n, ex, inner);
+    }
+    if (isnan(sum)) {
+        fill_out(out, io_flags, 0, n, (T)NAN);
+    } else {
+        if (log_output)
+            log_softmax_output_reading(
+                x, out, 0, used, plan.row_max, (T)scale,
+                (inner & ADDING) ? (T)computed_log_sum(sum, plan.offset_error) : (T)log_sum_of(sum, &plan), ex, inner);
+        else
+            normalize_into(out, io_flags, y, residuals, 0, used, reciprocal_of(sum));
+        fill_out(out, io_flags, used, n, log_output ? (T)-INFINITY : (T)0);
+    }
+    vec_flush_to_zero_end(saved);
+    return true;
+}
+
+static inline bool in_cache_regime(size_t n)
+{
+    return n > SMALL_VECTORS * LANES && n * sizeof(T) <= STREAM_BYTES;
+}
+
+/* See softmax_kernels.excluding_row: the in-cache regime of forward_row
+ * with the exclusions applied (and an additive mask added) as x is loaded,
+ * so that a masked row costs about what an unmasked one does (no gathered
+ * copy). */
+static bool excluding_row(softmax_op op, const T *x, const uint8_t *keep, const T *mask, const uint16_t *half_mask,
+                          int half_bf16, int additive, double slope, size_t kept, size_t n, double scale, T *y)
+{
+    if (!in_cache_regime(n) || kept > n || (additive && slope != 0))
+        return false;
+    /* With an added mask or ALiBi bias the kernels run with scale 1 on z =
+     * scale * x + bias: the special scales (0, +-inf, beyond the float
+     * range) stay with the general path. */
+    const bool adding = additive || slope != 0;
+    const T scale_hi = (T)scale;
+    if (adding && !(WIDE_FABS((WIDE)scale) >= (WIDE)1e-30 && WIDE_FABS((WIDE)scale) <= (WIDE)1e30))
+        return false;
+    T *residuals = softmax_workspace(n * sizeof(T));
+    if (residuals == NULL)
+        return false;
+    row_masks ex = {.keep = keep,
+                    .half_minus_inf = half_bf16 ? (uint16_t)0xff80u : (uint16_t)0xfc00u,
+                    .excluded = scale < 0 && !adding ? (T)INFINITY : (T)-INFINITY,
+                    .kept = kept,
+                    .scale_hi = scale_hi,
+                    .scale_lo = (T)((WIDE)scale - (WIDE)scale_hi),
+                    .slope_hi = (T)slope,
+                    .slope_lo = (T)((WIDE)slope - (WIDE)(T)slope)};
+    if (additive) {
+        ex.add_mask = mask;
+        ex.add_half = half_mask;
+        ex.add_bf16 = half_bf16;
+    } else {
+        ex.mask = mask;
+        ex.half_mask = half_mask;
+    }
+    const int masks = additive ? (mask != NULL ? ADD_MASK : 0) | (half_mask != NULL ? ADD_HALF : 0)
+                               : (mask != NULL ? EXCLUDE_MASK : 0) | (half_mask != NULL ? EXCLUDE_HALF : 0);
+    const int io_flags =
+        masks | (keep != NULL ? EXCLUDE_KEEP : 0) | (kept < n ? EXCLUDE_PREFIX : 0) | (slope != 0 ? ADD_SLOPE : 0);
+    const double kernel_scale = adding ? 1.0 : scale;
+    /* One specialised body for each single kind (the attention layouts);
+     * combinations share a general one. */
+    switch (io_flags) {
+    case EXCLUDE_KEEP:
+        return read_row_body(op, x, &ex, EXCLUDE_KEEP, n, scale, y, residuals, y);
+    case EXCLUDE_MASK:
+        return read_row_body(op, x, &ex, EXCLUDE_MASK, n, scale, y, residuals, y);
+    case EXCLUDE_HALF:
+        return read_row_body(op, x, &ex, EXCLUDE_HALF, n, scale, y, residuals, y);
+    case ADD_MASK:
+        return read_row_body(op, x, &ex, ADD_MASK, n, kernel_scale, y, residuals, y);
+    case ADD_HALF:
+        return read_row_body(op, x, &ex, ADD_HALF, n, kernel_scale, y, residuals, y);
+    case ADD_SLOPE | EXCLUDE_PREFIX: /* ALiBi with a causal mask */
+        return read_row_body(op, x, &ex, ADD_SLOPE | EXCLUDE_PREFIX, n, kernel_scale, y, residuals, y);
+    default:
+        if (io_flags & ADD_SLOPE)
+            return read_row_body(op, x, &ex, ADD_SLOPE | EXCLUDE_KEEP | EXCLUDE_MASK | EXCLUDE_HALF | EXCLUDE_PREFIX, n,
+                                 kernel_scale, y, residuals, y);
+        if (io_flags & ADD_MASK)
+            return read_row_body(op, x, &ex, ADD_MASK | EXCLUDE_KEEP | EXCLUDE_PREFIX, n, kernel_scale, y, residuals,
+                                 y);
+        if (io_flags & ADD_HALF)
+            return read_row_body(op, x, &ex, ADD_HALF | EXCLUDE_KEEP | EXCLUDE_PREFIX, n, kernel_scale, y, residuals,
+                                 y);
+        return read_row_body(op, x, &ex, EXCLUDE_KEEP | EXCLUDE_MASK | EXCLUDE_HALF | EXCLUDE_PREFIX, n, scale, y,
+                             residuals, y);
+    }
+}
+
+/* The SOURCE_ / DEST_ io_flags of a half_line call. */
+static inline int half_line_io_flags(int bf16, int dst_half)
+{
+    return (bf16 ? SOURCE_BF16 : SOURCE_F16) | (dst_half == 1 ? DEST_BF16 : dst_half == 2 ? DEST_F16 : 0);
+}
+
+/* See softmax_kernels.half_line. */
+static bool half_line(softmax_op op, const uint16_t *x, int bf16, void *dst, int dst_half, size_t n, double scale)
+{
+    if (!in_cache_regime(n))
+        return false;
+    T *space = softmax_workspace(2 * n * sizeof(T));
+    if (space == NULL)
+        return false;
+    T *residuals = space, *y = dst_half ? space + n : dst;
+    /* Each source and destination type its own body: the conversions are
+     * one or two instructions a vector, in the passes that read and write. */
+    switch (half_line_io_flags(bf16, dst_half)) {
+    case SOURCE_BF16:
+        return read_row_body(op, x, NULL, SOURCE_BF16, n, scale, y, residuals, dst);
+    case SOURCE_BF16 | DEST_BF16:
+        return read_row_body(op, x, NULL, SOURCE_BF16 | DEST_BF16, n, scale, y, residuals, dst);
+    case SOURCE_BF16 | DEST_F16:
+        return read_row_body(op, x, NULL, SOURCE_BF16 | DEST_F16, n, scale, y, residuals, dst);
+    case SOURCE_F16:
+        return read_row_body(op, x, NULL, SOURCE_F16, n, scale, y, residuals, dst);
+    case SOURCE_F16 | DEST_BF16:
+        return read_row_body(op, x, NULL, SOURCE_F16 | DEST_BF16, n, scale, y, residuals, dst);
+    default:
+        return read_row_body(op, x, NULL, SOURCE_F16 | DEST_F16, n, scale, y, residuals, dst);
+    }
+}
+#define EXCLUDING_ROW_FN excluding_row
+#define HALF_LINE_FN half_line
+#else
+#define EXCLUDING_ROW_FN NULL
+#define HALF_LINE_FN NULL
+#endif

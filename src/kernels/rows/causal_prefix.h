@@ -1,0 +1,57 @@
+/*
+ * rows/causal_prefix.h -- rows of which only a prefix is kept (a causal mask).
+ *
+ * One part of the kernels of one (data type, ISA): kernels.h includes it
+ * once in each translation unit kernels_<type>_<isa>.c, after the vector
+ * vocabulary (vec_<isa>.h) and the type parameters (type_<type>.h).
+ */
+
+/* Rows of which only a prefix is kept (a causal mask): row r is the op on
+ * its first kept[r] elements, then 0 (log-softmax: -inf; gradients: 0) to
+ * n. One call for many rows, so that the rows share the call's set-up. Bit
+ * for bit rows(op, row, 1, kept[r]) followed by the fill. */
+static void prefix_rows(softmax_op op, const void *src, const void *grad, void *dst, size_t rows, size_t n,
+                        const size_t *kept, double scale)
+{
+    const bool forward = op == SOFTMAX_OP_SOFTMAX || op == SOFTMAX_OP_LOG_SOFTMAX;
+    const T *x = src;
+    const T *g = grad;
+    T *y = dst;
+    const T fill = op == SOFTMAX_OP_LOG_SOFTMAX ? (T)-INFINITY : (T)0;
+    const shared_plan shared = shared_plan_of(scale);
+    T *residuals = NULL;
+    if (op == SOFTMAX_OP_SOFTMAX && n > SMALL_VECTORS * LANES && n * sizeof(T) <= STREAM_BYTES)
+        residuals = softmax_workspace(n * sizeof(T));
+    const unsigned int saved = forward ? vec_flush_to_zero_begin() : 0;
+    for (size_t r = 0; r < rows; r++) {
+        const size_t offset = r * n, length = kept[r];
+        /* The kernels ask for the data one row length ahead, which here is
+         * the unread rest of this row: the kept prefix of a row ahead is
+         * asked for here instead (a causal row's reads then hit the cache,
+         * as an unmasked row's do). */
+        if (r + ROW_AHEAD < rows) {
+            prefetch_span(x + offset + ROW_AHEAD * n, kept[r + ROW_AHEAD]);
+            if (!forward)
+                prefetch_span(g + offset + ROW_AHEAD * n, kept[r + ROW_AHEAD]);
+        }
+        if (length == 0) {
+        } else if (!forward) {
+            rows_body(op, x + offset, g + offset, y + offset, 1, length, scale);
+        } else if (length <= LANES) {
+            tiny_rows(op, x + offset, y + offset, 1, length, scale);
+        } else if (op == SOFTMAX_OP_SOFTMAX && length * sizeof(T) <= STREAM_BYTES && residuals == NULL) {
+            /* No workspace (n itself is short, or none could be had). */
+            if (length > SMALL_VECTORS * LANES)
+                softmax_line_run(&REF_LINES, op, x + offset, NULL, y + offset, length, 1, scale);
+            else
+                forward_row(op, x + offset, y + offset, NULL, length, scale, &shared);
+        } else {
+            /* Every causal row has its own length: a short one alone in the
+             * grouped small-row kernels would pay for LANES rows. */
+            blocks_forward_row(op, x + offset, y + offset, residuals, length, scale);
+        }
+        fill_row(y + offset, length, n, fill);
+    }
+    if (forward)
+        vec_flush_to_zero_end(saved);
+}

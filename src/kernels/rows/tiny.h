@@ -1,0 +1,263 @@
+/*
+ * rows/tiny.h -- rows of at most one vector, accurate and fast.
+ *
+ * One part of the kernels of one (data type, ISA): kernels.h includes it
+ * once in each translation unit kernels_<type>_<isa>.c, after the vector
+ * vocabulary (vec_<isa>.h) and the type parameters (type_<type>.h).
+ */
+
+/* ------------------------------------------------------------ tiny rows */
+
+/* Rows of at most LANES elements. The sum of a row's exps is split as in
+ * exp_block_any: the high parts (grid 2^-16 or 2^-45) add up exactly in T in
+ * any order, the low parts (with the residuals) add up in T in the fixed
+ * tree of P(butterfly_sum), and the row's sum is high + low in WIDE. The
+ * per-row constants are computed in T from the shared plan. A row's
+ * bits are a function of that row alone: the grouped kernel below does
+ * lane for lane the arithmetic of tiny_row on one row. */
+
+/* The per-row outcome after the sums: whether the row leaves the SIMD path
+ * (a non-finite row maximum -- NaN, +-inf, the contract's special rows -- or
+ * an offset out of range), is NaN, or gets the two output constants
+ * (softmax: the halves of the scaled reciprocal; log-softmax: scale and
+ * -log sum). */
+#ifndef SOFTMAX_TINY_OUTCOME_DEFINED /* once for both data types */
+#define SOFTMAX_TINY_OUTCOME_DEFINED
+typedef enum { TINY_SIMD, TINY_REFERENCE, TINY_NAN } tiny_outcome;
+#endif
+
+static tiny_outcome tiny_outcome_of(T row_max, T offset, T high, T low)
+{
+    if (!isfinite(row_max) || !(WIDE_FABS((WIDE)offset) < (WIDE)OFFSET_LIMIT))
+        return TINY_REFERENCE;
+    return isnan((WIDE)high + (WIDE)low) ? TINY_NAN : TINY_SIMD;
+}
+
+/* The halves of the scaled reciprocal of a tiny row's sum, as
+ * reciprocal_of and, lane for lane, P(reciprocal_halves). */
+static void tiny_reciprocal(T high, T low, T *first, T *second)
+{
+    const reciprocal r = reciprocal_of((WIDE)high + (WIDE)low);
+    *first = r.hi;
+    *second = r.lo;
+}
+
+/* -log(sum) lane by lane, each lane the function of its own row that
+ * log_sum_from(offset_remainder) gives: in vectors where the vocabulary
+ * has it (f32; a log to ~1e-11 in double lanes, rounded to f32 once), else
+ * lane by lane with WIDE_LOG. tiny_row and tiny_group both call this, so a
+ * row's constant never depends on its group. */
+static inline V tiny_neg_log_sums(V high, V low, V row_max, V offset, const shared_plan *shared)
+{
+#if defined(NEG_LOG_SUM_VECTOR)
+    /* log_sum_from's rule: -log-sum above -LOG_SUM_ZERO_BELOW is +0, NaN
+     * stays NaN. */
+    const V neg_log_sum = P(neg_log_sum)(high, low, row_max, offset, shared->c_hi, shared->c_lo);
+    const V snapped = P(zero_below)(neg_log_sum, P(neg)(neg_log_sum), P(set1)((T)LOG_SUM_ZERO_BELOW));
+    return P(keep_nan)(snapped, neg_log_sum);
+#else
+    T highs[LANES], lows[LANES], block_maxima[LANES], offsets[LANES], out[LANES];
+    P(store)(highs, high);
+    P(store)(lows, low);
+    P(store)(block_maxima, row_max);
+    P(store)(offsets, offset);
+    for (size_t l = 0; l < LANES; l++) {
+        const WIDE sum = (WIDE)highs[l] + (WIDE)lows[l];
+        out[l] = -(T)log_sum_from(sum, offset_remainder(shared->c_hi, shared->c_lo, block_maxima[l], offsets[l]));
+    }
+    return P(load)(out);
+#endif
+}
+
+/* One tiny row in one vector: horizontal reductions. */
+static SOFTMAX_FORCE_INLINE void tiny_row_body(bool fast, softmax_op op, const T *x, T *y, size_t n, double scale,
+                                               const shared_plan *shared)
+{
+    const bool log_output = op == SOFTMAX_OP_LOG_SOFTMAX;
+    const bool negate = shared->negate;
+    V v = P(load_tail)(x, n, negate ? (T)INFINITY : (T)-INFINITY);
+    if (negate)
+        v = P(neg)(v);
+    const T row_max = P(reduce_max)(v);
+    const T offset = T_FLOOR(FMA_T(shared->c_hi, row_max, shared->c_lo * row_max)) - 1;
+    const exp_args a = {P(set1)((offset - (T)EXP_FLOOR_ARG) * shared->inverse_c), P(set1)(shared->c_hi),
+                        P(set1)(shared->c_lo), P(set1)(-offset)};
+    /* Lanes past n hold -inf: clamped to the floor, their exp is exactly 0. */
+    V e, r;
+    tiny_exp(fast, v, &a, &e, &r);
+    const V high = grid_high(e);
+    const V low = P(add)(P(sub)(e, high), r);
+    const T high_sum = P(reduce_add)(high), low_sum = P(butterfly_sum)(low);
+    switch (tiny_outcome_of(row_max, offset, high_sum, low_sum)) {
+    case TINY_REFERENCE:
+        softmax_line_run(&REF_LINES, op, x, NULL, y, n, 1, scale);
+        return;
+    case TINY_NAN:
+        fill_row(y, 0, n, (T)NAN);
+        return;
+    case TINY_SIMD:
+        break;
+    }
+    V out;
+    if (log_output) {
+        const V second =
+            tiny_neg_log_sums(P(set1)(high_sum), P(set1)(low_sum), P(set1)(row_max), P(set1)(offset), shared);
+        const V shifted = P(sub)(v, P(set1)(row_max));
+        out = P(fmadd)(P(set1)((T)scale), negate ? P(neg)(shifted) : shifted, second);
+    } else {
+        T first, second;
+        tiny_reciprocal(high_sum, low_sum, &first, &second);
+        out = apply_reciprocal(e, r, P(set1)(first), P(set1)(second));
+    }
+    P(store_tail)(y, out, n);
+}
+
+/* LANES rows at a time, transposed in registers: vector j holds column j of
+ * the group (lane l = row l), so the maxima, the sums and the per-row
+ * constants are vertical operations, only n exps are evaluated per group
+ * however short the rows, and the sum of the low parts runs through the
+ * tree of P(butterfly_sum) over whole column vectors. Lanes of padding rows
+ * (a partial group) compute on zeros and are never stored. */
+static SOFTMAX_FORCE_INLINE void tiny_group_body(bool fast, softmax_op op, const T *x, T *y, size_t count, size_t n,
+                                                 double scale, const shared_plan *shared)
+{
+    const bool log_output = op == SOFTMAX_OP_LOG_SOFTMAX;
+    const bool negate = shared->negate;
+    V column[LANES];
+    for (size_t r = 0; r < LANES; r++)
+        column[r] = r < count ? P(load_tail)(x + r * n, n, 0) : P(set1)(0);
+    P(transpose)(column);
+    V row_max = P(set1)((T)-INFINITY);
+    for (size_t j = 0; j < n; j++) {
+        if (negate)
+            column[j] = P(neg)(column[j]);
+        /* The running maximum second: a NaN element is skipped, as in
+         * reduce_max; its row is caught by its NaN sum. */
+        row_max = P(max)(column[j], row_max);
+    }
+    const V offset = P(sub)(P(floor)(P(fmadd)(P(set1)(shared->c_hi), row_max, P(mul)(P(set1)(shared->c_lo), row_max))),
+                            P(set1)((T)1));
+    const exp_args a = {P(mul)(P(sub)(offset, P(set1)((T)EXP_FLOOR_ARG)), P(set1)(shared->inverse_c)),
+                        P(set1)(shared->c_hi), P(set1)(shared->c_lo), P(neg)(offset)};
+    V e[LANES], residual[LANES], low[LANES];
+    V high = P(set1)(0);
+    for (size_t j = 0; j < LANES; j++) {
+        if (j >= n) {
+            low[j] = P(set1)(0);
+            continue;
+        }
+        tiny_exp(fast, column[j], &a, &e[j], &residual[j]);
+        const V h = grid_high(e[j]);
+        high = P(add)(high, h);
+        low[j] = P(add)(P(sub)(e[j], h), residual[j]);
+    }
+    for (size_t half = LANES / 2; half > 0; half /= 2)
+        for (size_t j = 0; j < half; j++)
+            low[j] = P(add)(low[j], low[j + half]);
+    T block_maxima[LANES], offsets[LANES], highs[LANES], lows[LANES];
+    P(store)(block_maxima, row_max);
+    P(store)(offsets, offset);
+    P(store)(highs, high);
+    P(store)(lows, low[0]);
+    bool simd_row[LANES];
+    /* The common case, every row of the group on the SIMD path, decided in
+     * vectors: a finite row maximum and sum parts (no NaN), an offset in
+     * range -- what tiny_outcome_of says lane by lane. */
+    const unsigned group_lanes = count == LANES ? (unsigned)((1ull << LANES) - 1) : (1u << count) - 1;
+    const unsigned simd_lanes = P(finite_lanes)(row_max) & P(finite_lanes)(high) & P(finite_lanes)(low[0]) &
+                                P(lanes_below)(P(max)(offset, P(neg)(offset)), P(set1)((T)OFFSET_LIMIT));
+    const bool whole_group = (simd_lanes & group_lanes) == group_lanes;
+    for (size_t r = 0; r < LANES; r++) {
+        simd_row[r] = whole_group && r < count;
+        if (whole_group || r >= count)
+            continue;
+        /* Rows leaving the SIMD path are written now, each from its own
+         * input row: no SIMD result has been stored yet (in place). */
+        switch (tiny_outcome_of(block_maxima[r], offsets[r], highs[r], lows[r])) {
+        case TINY_REFERENCE:
+            softmax_line_run(&REF_LINES, op, x + r * n, NULL, y + r * n, n, 1, scale);
+            break;
+        case TINY_NAN:
+            fill_row(y + r * n, 0, n, (T)NAN);
+            break;
+        case TINY_SIMD:
+            simd_row[r] = true;
+            break;
+        }
+    }
+    V first, second;
+    if (log_output) {
+        first = P(set1)((T)scale);
+        second = tiny_neg_log_sums(high, low[0], row_max, offset, shared);
+    } else {
+        /* Lanes of rows that left the SIMD path compute garbage, unstored. */
+        P(reciprocal_halves)(high, low[0], NORMALIZE_SCALE, &first, &second);
+    }
+    for (size_t j = 0; j < LANES; j++) {
+        if (j >= n) {
+            column[j] = P(set1)(0);
+        } else if (log_output) {
+            const V shifted = P(sub)(column[j], row_max);
+            column[j] = P(fmadd)(first, negate ? P(neg)(shifted) : shifted, second);
+        } else {
+            column[j] = apply_reciprocal(e[j], residual[j], first, second);
+        }
+    }
+    P(transpose)(column);
+    for (size_t r = 0; r < count; r++)
+        if (simd_row[r])
+            P(store_tail)(y + r * n, column[r], n);
+}
+
+static void tiny_group(softmax_op op, const T *x, T *y, size_t count, size_t n, double scale, const shared_plan *shared)
+{
+    tiny_group_body(false, op, x, y, count, n, scale, shared);
+}
+
+static void tiny_row(softmax_op op, const T *x, T *y, size_t n, double scale, const shared_plan *shared)
+{
+    tiny_row_body(false, op, x, y, n, scale, shared);
+}
+
+typedef void (*tiny_group_fn)(softmax_op, const T *, T *, size_t, size_t, double, const shared_plan *);
+typedef void (*tiny_row_fn)(softmax_op, const T *, T *, size_t, double, const shared_plan *);
+
+static void tiny_rows_with(tiny_group_fn group, tiny_row_fn one, softmax_op op, const T *x, T *y, size_t rows, size_t n,
+                           double scale)
+{
+    const shared_plan shared = shared_plan_of(scale);
+    if (!shared.valid) {
+        for (size_t r = 0; r < rows; r++)
+            softmax_line_run(&REF_LINES, op, x + r * n, NULL, y + r * n, n, 1, scale);
+        return;
+    }
+    for (size_t r0 = 0; r0 < rows; r0 += LANES) {
+        const size_t count = rows - r0 < LANES ? rows - r0 : LANES;
+        if (count >= TINY_GROUP_MIN) {
+            group(op, x + r0 * n, y + r0 * n, count, n, scale, &shared);
+            continue;
+        }
+        for (size_t r = r0; r < r0 + count; r++)
+            one(op, x + r * n, y + r * n, n, scale, &shared);
+    }
+}
+
+static void tiny_rows(softmax_op op, const T *x, T *y, size_t rows, size_t n, double scale)
+{
+    tiny_rows_with(tiny_group, tiny_row, op, x, y, rows, n, scale);
+}
+
+#if SOFTMAX_HAS_FAST_EXP
+/* The fast mode's tiny rows: the same kernels with the fast exponential. */
+
+static void fast_tiny_group(softmax_op op, const T *x, T *y, size_t count, size_t n, double scale,
+                            const shared_plan *shared)
+{
+    tiny_group_body(true, op, x, y, count, n, scale, shared);
+}
+
+static void fast_tiny_row(softmax_op op, const T *x, T *y, size_t n, double scale, const shared_plan *shared)
+{
+    tiny_row_body(true, op, x, y, n, scale, shared);
+}
+#endif

@@ -1,0 +1,83 @@
+/*
+ * thresholds.h -- every length at which the kernels change regime, in one
+ * place: the kernels (src/kernels/), the general pipeline (general.h,
+ * layout.c), the tests and the benchmarks read them from here, so that a
+ * test "on both sides of a threshold" follows the threshold when it moves.
+ * src/kernels/README.md draws the map they cut.
+ *
+ * Lengths in vectors depend on the ISA: LANES is 16 f32 / 8 f64 on
+ * AVX-512, 8 / 4 on AVX2. Lengths in bytes count elements of the
+ * computation type (f32 for bf16 / f16 data).
+ *
+ * Moving a threshold never changes the bits of a result it does not move
+ * to another kernel, but it does change which kernel a row takes: the
+ * kernels agree bit for bit only where their contracts say so (a row alone
+ * and in a group, masked in place and gathered, half and f32 rounded once),
+ * so tests/data/determinism.txt is the judge.
+ */
+#ifndef SOFTMAX_KERNEL_THRESHOLDS_H
+#define SOFTMAX_KERNEL_THRESHOLDS_H
+
+#include <stddef.h>
+
+/* Rows of at most one vector (n <= LANES) are "tiny": the tiny kernels
+ * run LANES rows side by side, transposed in registers, when at least
+ * TINY_GROUP_MIN rows come together; fewer go row by row (the two
+ * transposes cost more than a few rows' horizontal reductions). */
+#define TINY_GROUP_MIN 4
+
+/* Rows of at most SMALL_VECTORS vectors (LANES < n <= SMALL_VECTORS *
+ * LANES) are "small": they stay in registers from load to store, LANES
+ * rows at a time (FAST_SMALL_GROUP in fast mode). Writing the exps and
+ * reading them back would cost a failed store-to-load forwarding (masked
+ * store, then load) on every row. */
+#define SMALL_VECTORS 8
+#define FAST_SMALL_GROUP 2
+
+/* Elements per partial sum (SUM_BLOCK, 16 KiB of f32: it stays in L1
+ * between the two reads of the streaming regime). Sums are carried per
+ * block and the block totals added in block order: the blocks never depend
+ * on the thread count, so neither do results. */
+#define SUM_BLOCK ((size_t)4096)
+
+/* Rows whose data exceeds STREAM_BYTES stream: block summaries, then a
+ * writing pass around the cache that rescales the exps kept in the
+ * workspace (up to STORED_STREAM_BYTES) or computes them again (see
+ * stream_exps in rows/cached.h). Below it rows stay in L2 between passes
+ * and are read from cache three times with one exp per element (the
+ * "in-cache" regime).
+ *
+ * The stored exps cost 8 bytes per f32 element of traffic through the
+ * caches, which pays while they stay in them: measured single-thread on a
+ * Zen 4 (1 MiB L2 per core, 32 MiB L3), rows of 300000 f32 went from 0.75
+ * to 0.60 ns per element (2 threads: 0.41 -> 0.34), rows of 2^20 from 0.70
+ * to 0.55 but with 2 threads from 0.40 to 0.46, rows of 2^22 from 0.83 to
+ * 1.14. The choice depends on the row length alone, never on the thread
+ * count, so that the bits do not either. */
+#define STREAM_BYTES ((size_t)1 << 20)
+#define STORED_STREAM_BYTES ((size_t)2 << 20)
+
+/* A single row of at least LONG_ROW_MIN_BLOCKS sum blocks is shared by the
+ * threads (rows/across_threads.h), when threads are available. */
+#define LONG_ROW_MIN_BLOCKS 8
+
+/* Softmax along a non-last axis: COLUMN_VECTORS vectors of adjacent lines
+ * per chunk (COLUMN_VECTORS * LANES lines), each lane its own row. */
+#define COLUMN_VECTORS 4
+
+/* Largest |max z| of a row with an added mask that the masked in-place
+ * kernel takes (larger ones take the general path). */
+#define ADDED_MASK_MAX_LIMIT 1024
+
+/* Half-precision rows at least this long take the kernels' half_row: the
+ * rows past the f32 kernels' in-cache regime (1 MiB of f32), so that a half
+ * row is computed by the same algorithm as the f32 row of its values;
+ * shorter ones take half_line. */
+#define HALF_ROW_MIN (STREAM_BYTES / sizeof(float) + 1)
+
+/* Fast mode: the kernels read half-precision lines longer than this in
+ * place (fast_half_line: more than SMALL_VECTORS vectors of f32 on AVX-512,
+ * 16 on AVX2); shorter ones are gathered for the grouped kernels. */
+#define FAST_HALF_LINE_MIN ((size_t)128)
+
+#endif /* SOFTMAX_KERNEL_THRESHOLDS_H */
