@@ -5,17 +5,23 @@
     logy = softmax.log_softmax(x, temperature=0.7)     # scale / temperature
     dx = softmax.softmax_backward(y, dy, axis=-1)      # vector-Jacobian product
 
+    from softmax.special import softmax, log_softmax, logsumexp     # scipy.special's signatures
     from softmax.ops import norm_exp_softmax, logit_scaled_softmax   # the seeds' API
     from softmax.torch import ScaledSoftmax                          # nn.Module
+    rng = softmax.default_rng(seed); rng.sample(logits)              # draws that never repeat
 
 Inputs: numpy.ndarray or torch.Tensor (CPU), float32 or float64 (float16 and
 bfloat16 when the library supports them: see HAS_F16 / HAS_BF16), any shape
-and strides. Contiguous inputs are read in place; others are copied to a
-contiguous buffer unless the library takes strides (HAS_STRIDES). Results are
-new C-contiguous arrays/tensors, or written into out=. Bad input raises
-TypeError or ValueError saying why; out= is left untouched on error.
-Tensors on another device raise ValueError (no silent copy to the CPU).
+and strides; lists, scalars, integer and bool arrays are promoted as SciPy and
+torch promote them. Contiguous inputs are read in place; others are copied to
+a contiguous buffer unless the library takes strides (HAS_STRIDES). Results
+are new arrays/tensors (tensors allocated by torch), or written into out=. Bad
+input raises TypeError or ValueError saying why; out= is left untouched on
+error. Tensors on another device raise ValueError (no silent copy to the CPU).
+Autograd to any order, forward mode, functorch and TorchScript: docs/python.md.
 """
+
+import sys as _sys
 
 from . import _core, _softmax
 from ._core import effective_scale
@@ -43,11 +49,18 @@ _OP_LOG_SOFTMAX = _softmax.OP_LOG_SOFTMAX
 _OP_FAST = _softmax.OP_FAST
 
 
-def softmax(x, axis=-1, scale=1.0, temperature=None, mask=None, out=None, fast=False):
+def softmax(x, axis=-1, scale=1.0, temperature=None, mask=None, out=None, fast=False, *, dim=None, dtype=None,
+            causal=False, causal_offset=0, max_bias=0.0, head_axis=-3):
     """softmax(scale / temperature * x + mask) along `axis`.
 
-    x           numpy.ndarray or CPU torch.Tensor (float32, float64, ...)
-    axis        the axis the probabilities sum over (negative counts from the end)
+    x           numpy.ndarray or CPU torch.Tensor (float32, float64, float16,
+                bfloat16); lists, scalars, integer and bool arrays are promoted
+                (NumPy: to float64; tensors: to torch's default float type).
+                A 0-d x gives 1 (log_softmax: 0).
+    axis        the axis the probabilities sum over (negative counts from the
+                end); None = all elements (SciPy's default), or a tuple of axes.
+    dim         torch's name for axis (give one of them).
+    dtype       the type x is cast to first (torch's dtype=).
     scale       inverse temperature multiplying x (fused: no extra pass). scale < 0
                 gives softmin, 0 the uniform distribution, +-inf the one-hot limit.
     temperature if given, the scale is scale / temperature; temperature=0 is the
@@ -55,44 +68,77 @@ def softmax(x, axis=-1, scale=1.0, temperature=None, mask=None, out=None, fast=F
     mask        optional, broadcastable to x: a bool array (True = keep; excluded
                 elements get exactly 0), or a float array added after scaling
                 (-inf excludes). A row with nothing kept is all zeros, never NaN.
-    out         optional array/tensor of x's shape and dtype to write into.
+    causal      keep element j of a row only if j <= i + causal_offset, i being
+                the row's index along axis - 1 (attention scores [..., q, k]).
+    max_bias    > 0: ALiBi, a bias slope(h) * j with h the index along head_axis
+                (ggml's slopes; see softmax.h).
+    out         optional array/tensor of x's shape and dtype to write into (a
+                tensor out= is written with torch's own copy_, so autograd sees
+                the write; an empty tensor is resized).
     fast        the library's fast mode (SOFTMAX_FLAG_FAST): float32 within 4 ulp
-                instead of 3, the order of x kept up to an ulp, for speed on rows in
-                cache. Applies to arrays and tensors without grad or mask; elsewhere
-                (float64, masks, autograd) the accurate kernels run.
+                instead of 3, for speed on rows in cache. Arrays and tensors
+                without grad or mask; elsewhere the accurate kernels run.
 
-    Returns an array or tensor of x's kind, shape and dtype (or out). Tensors
-    that require grad get a differentiable result (backward runs in C).
+    Returns an array or tensor of x's kind and shape (or out). Tensors that
+    require grad get a differentiable result: C backward and forward-mode
+    kernels, exact higher derivatives (see softmax.torch).
     """
-    if temperature is not None:
-        scale = effective_scale(scale, temperature, "softmax")
-    if mask is None:
-        op = _OP_SOFTMAX | _OP_FAST if fast else _OP_SOFTMAX
+    if (temperature is None and mask is None and dim is None and dtype is None and causal is False
+            and max_bias == 0.0):
+        op = _OP_SOFTMAX if fast is False else _OP_SOFTMAX | _OP_FAST if fast is True else 0
         if type(x) is _ndarray:
-            return _execute(op, x, None, out, axis, scale, False, None, False, None)
-        if out is None:
-            result = _execute_tensor(op, x, axis, scale)
-            if result is not NotImplemented:
-                return result
-    return _core.forward(_OP_SOFTMAX, x, axis, scale, mask, out, "softmax")
+            if op:
+                try:
+                    return _execute(op, x, None, out, axis, scale, False, None, False, None)
+                except (TypeError, ValueError):
+                    pass  # promoted types, a 0-d x, or a real error: the general path decides (and says why)
+        elif op and out is None:
+            try:
+                result = _execute_tensor(op, x, axis, scale)
+                if result is not NotImplemented:
+                    return result
+            except (TypeError, ValueError):
+                pass  # axis None or a tuple, a 0-d x, or a real error: as above
+            else:
+                if type(axis) is int and getattr(x, "requires_grad", False) is True:
+                    result = _core.autograd_forward(op, x, axis, scale)
+                    if result is not None:
+                        return result
+    positional = _core.positional_masks(causal, causal_offset, max_bias, head_axis, "softmax")
+    return _core.general(_OP_SOFTMAX, x, axis, scale, temperature, mask, out, fast, dim, dtype, positional,
+                         "softmax")
 
 
-def log_softmax(x, axis=-1, scale=1.0, temperature=None, mask=None, out=None, fast=False):
+def log_softmax(x, axis=-1, scale=1.0, temperature=None, mask=None, out=None, fast=False, *, dim=None, dtype=None,
+                causal=False, causal_offset=0, max_bias=0.0, head_axis=-3):
     """log(softmax(...)) computed directly: scale*x - logsumexp(scale*x); same arguments as softmax().
 
     Excluded (masked or -inf) elements give -inf; a fully masked row is all -inf.
     """
-    if temperature is not None:
-        scale = effective_scale(scale, temperature, "log_softmax")
-    if mask is None:
-        op = _OP_LOG_SOFTMAX | _OP_FAST if fast else _OP_LOG_SOFTMAX
+    if (temperature is None and mask is None and dim is None and dtype is None and causal is False
+            and max_bias == 0.0):
+        op = _OP_LOG_SOFTMAX if fast is False else _OP_LOG_SOFTMAX | _OP_FAST if fast is True else 0
         if type(x) is _ndarray:
-            return _execute(op, x, None, out, axis, scale, False, None, False, None)
-        if out is None:
-            result = _execute_tensor(op, x, axis, scale)
-            if result is not NotImplemented:
-                return result
-    return _core.forward(_OP_LOG_SOFTMAX, x, axis, scale, mask, out, "log_softmax")
+            if op:
+                try:
+                    return _execute(op, x, None, out, axis, scale, False, None, False, None)
+                except (TypeError, ValueError):
+                    pass  # promoted types, a 0-d x, or a real error: the general path decides (and says why)
+        elif op and out is None:
+            try:
+                result = _execute_tensor(op, x, axis, scale)
+                if result is not NotImplemented:
+                    return result
+            except (TypeError, ValueError):
+                pass  # axis None or a tuple, a 0-d x, or a real error: as above
+            else:
+                if type(axis) is int and getattr(x, "requires_grad", False) is True:
+                    result = _core.autograd_forward(op, x, axis, scale)
+                    if result is not None:
+                        return result
+    positional = _core.positional_masks(causal, causal_offset, max_bias, head_axis, "log_softmax")
+    return _core.general(_OP_LOG_SOFTMAX, x, axis, scale, temperature, mask, out, fast, dim, dtype, positional,
+                         "log_softmax")
 
 
 def softmax_backward(y, dy, axis=-1, scale=1.0, temperature=None, out=None):
@@ -115,6 +161,13 @@ def log_softmax_backward(logy, dy, axis=-1, scale=1.0, temperature=None, out=Non
 
 HAS_SAMPLER = bool(_softmax.HAS_SAMPLER)
 if HAS_SAMPLER:
-    from ._stats import entropy, logsumexp, sample
+    from ._stats import Generator, RepeatedSampleWarning, default_rng, entropy, logsumexp, sample
 
-    __all__ += ["sample", "logsumexp", "entropy"]
+    __all__ += ["sample", "logsumexp", "entropy", "Generator", "default_rng", "RepeatedSampleWarning"]
+
+if "torch" in _sys.modules:
+    # torch is loaded already: define the torch operators now, so that
+    # torch.jit.script finds them (softmax.torch defines them otherwise).
+    from . import _operators
+
+    _operators.register()

@@ -7,6 +7,7 @@ through the autograd Function in softmax.torch.
 """
 
 import math
+import operator
 import sys
 
 import numpy as np
@@ -17,6 +18,7 @@ OP_SOFTMAX = _softmax.OP_SOFTMAX
 OP_LOG_SOFTMAX = _softmax.OP_LOG_SOFTMAX
 OP_SOFTMAX_BACKWARD = _softmax.OP_SOFTMAX_BACKWARD
 OP_LOG_SOFTMAX_BACKWARD = _softmax.OP_LOG_SOFTMAX_BACKWARD
+OP_LOG_SOFTMAX_JVP = _softmax.OP_LOG_SOFTMAX_JVP
 
 _execute = _softmax.execute
 _ndarray = np.ndarray
@@ -28,7 +30,7 @@ def real_number(value, fn, name):
     float() alone would also take the text "2": the extension refuses text
     for scale, so every real-valued argument refuses it the same way.
     """
-    if isinstance(value, (str, bytes, bytearray)):
+    if isinstance(value, (str, bytes, bytearray, bool, np.bool_)):
         raise TypeError(f"{fn}: {name} must be a real number, not {type(value).__name__}")
     try:
         return float(value)
@@ -88,8 +90,12 @@ _torch_registered = []  # [True] once register_torch() ran
 def register_torch(torch):
     """Hands the extension what its short path for tensors needs (once)."""
     table = {dtype: np_dtype for dtype, np_dtype in _dtype_table(torch).items() if dtype is not torch.bfloat16}
-    _softmax.register_torch(torch.Tensor, torch.from_numpy, torch.strided, table)
+    _softmax.register_torch(torch.Tensor, torch.strided, table, torch._C._get_tracing_state,
+                            torch._C._autograd._profiler_enabled, torch.autograd.forward_ad, torch.empty_like)
     _torch_registered.append(True)
+    from . import _operators  # the torch operators too, if `import softmax` came before `import torch`
+
+    _operators.register()
 
 
 def tensor_as_array(tensor, fn, name, bool_allowed=False):
@@ -116,10 +122,17 @@ def tensor_as_array(tensor, fn, name, bool_allowed=False):
     return _softmax.tensor_view(tensor, dtype), tensor.dtype is torch.bfloat16
 
 
-def array_as_tensor(array, bf16):
+def new_result(like, fn):
+    """(A new C-contiguous tensor of like's shape and dtype, its NumPy view).
+
+    Results are tensors torch allocated, written in place by the library,
+    never torch.from_numpy of a NumPy array: torch frees the memory of those
+    by taking the GIL, which waits forever at interpreter exit when an error
+    inside backward left such a gradient in autograd's queue.
+    """
     torch = _torch_module()
-    tensor = torch.from_numpy(array)
-    return tensor.view(torch.bfloat16) if bf16 else tensor
+    tensor = torch.empty_like(like) if like.is_contiguous() else like.new_empty(like.shape)
+    return tensor, tensor_as_array(tensor, fn, "out")[0]
 
 
 def _check_kind(x, fn):
@@ -178,31 +191,217 @@ def _copy_into(out, result, x, fn):
     if is_tensor(x) != is_tensor(out):
         kind = "torch.Tensor" if is_tensor(x) else "numpy.ndarray"
         raise TypeError(f"{fn}: out must be a {kind} like x, not {type(out).__name__}")
+    if is_tensor(out):
+        if _torch_module().is_grad_enabled() and result.requires_grad:
+            raise ValueError(f"{fn}: out= cannot be used while x requires grad (autograd needs a new tensor)")
+        _check_tensor_out(out, x, fn)
+        if out.numel() == 0 and tuple(out.shape) != tuple(x.shape):
+            out.resize_(x.shape)
+        # torch's own in-place write: it bumps out's version counter, so a
+        # tensor saved for a backward and then overwritten is detected.
+        out.copy_(result)
+        return out
     if tuple(out.shape) != tuple(x.shape):
         raise ValueError(f"{fn}: out has shape {tuple(out.shape)} but x has shape {tuple(x.shape)}; they must be equal")
     if out.dtype != x.dtype:
         raise TypeError(f"{fn}: out has dtype {out.dtype} but x has dtype {x.dtype}; they must be equal")
-    if is_tensor(out):
-        if _torch_module().is_grad_enabled() and result.requires_grad:
-            raise ValueError(f"{fn}: out= cannot be used while x requires grad (autograd needs a new tensor)")
-        out.copy_(result)
-    else:
-        np.copyto(out, result, casting="same_kind")
+    if not out.flags.writeable:
+        raise ValueError(f"{fn}: out is read-only")
+    np.copyto(out, result, casting="same_kind")
     return out
 
 
-def forward(op, x, axis, scale, mask, out, fn):
-    """softmax / log-softmax of any supported input (the slow path of softmax())."""
+def _tracing_or_profiling(torch):
+    """True while torch.jit.trace records or the profiler runs: then calls go through the torch operators."""
+    return torch._C._get_tracing_state() is not None or torch.autograd._profiler_enabled()
+
+
+def _is_flag(value):
+    return value is True or value is False or isinstance(value, np.bool_)
+
+
+def _integer(value, fn, name):
+    """value as an int; TypeError for bools, floats and text (operator.index semantics)."""
+    if isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{fn}: {name} must be an integer, not bool")
+    try:
+        return operator.index(value)
+    except TypeError:
+        raise TypeError(f"{fn}: {name} must be an integer, not {type(value).__name__}") from None
+
+
+def normalize_axes(axis, dim, fn):
+    """axis (or torch's dim) as an int, None (every axis) or a tuple of ints."""
+    if dim is not None:
+        if axis != -1:
+            raise TypeError(f"{fn}: give axis or dim, not both")
+        axis = dim
+    if axis is None:
+        return None
+    if isinstance(axis, (tuple, list)):
+        return tuple(_integer(a, fn, "axis") for a in axis)
+    return _integer(axis, fn, "axis")
+
+
+def promote(x, dtype, fn):
+    """x as an array or tensor of a floating type, as SciPy / torch promote it.
+
+    Lists and scalars become NumPy arrays; integer and bool arrays become
+    float64 (NumPy's promotion for exp), integer and bool tensors torch's
+    default float type; dtype=, if given, is the type x is cast to first
+    (torch's meaning of dtype=).
+    """
+    torch = _torch_module()
+    if torch is not None and isinstance(x, torch.Tensor):
+        if dtype is not None:
+            if not isinstance(dtype, torch.dtype):
+                raise TypeError(f"{fn}: dtype must be a torch.dtype for a tensor, not {type(dtype).__name__}")
+            return x.to(dtype)
+        if not (x.is_floating_point() or x.is_complex()):
+            return x.to(torch.get_default_dtype())
+        return x
+    if not isinstance(x, _ndarray):
+        if isinstance(x, (str, bytes, bytearray, dict, set)) or x is None:
+            raise TypeError(f"{fn}: x must be a numpy.ndarray or a torch.Tensor, not {type(x).__name__}"
+                            " (convert it with numpy.asarray(x, dtype=float))")
+        if isinstance(x, (list, tuple, int, float, np.generic)):
+            x = np.asarray(x)
+            if x.dtype.kind not in "biuf":
+                raise TypeError(f"{fn}: x holds {x.dtype} values; softmax needs real numbers")
+        else:
+            _check_kind(x, fn)
+    elif isinstance(x, np.ma.MaskedArray):
+        _check_kind(x, fn)
+    if dtype is not None:
+        try:
+            dtype = np.dtype(dtype)
+        except TypeError:
+            raise TypeError(f"{fn}: dtype must be a NumPy dtype for an array, not {dtype!r}") from None
+        return x.astype(dtype, copy=False)
+    if x.dtype.kind in "biu":
+        return x.astype(np.float64)
+    return x
+
+
+def autograd_forward(op, x, axis, scale):
+    """The short path of a tensor that requires grad (an int axis, no mask, no out=): the autograd
+    Function's result, or None where the general path must decide (no grad mode, a 0-d tensor, one
+    without storage, a trace or a profile)."""
+    torch = _torch_module()
+    if (torch is None or not isinstance(x, torch.Tensor) or not torch.is_grad_enabled() or not x.dim()
+            or not torch._C._has_storage(x) or _tracing_or_profiling(torch)):
+        return None
+    softmax_torch = sys.modules.get("softmax.torch")
+    if softmax_torch is None:
+        from . import torch as softmax_torch
+    return softmax_torch.SoftmaxFunction.apply(x, axis, scale, op & ~_softmax.OP_FAST == OP_LOG_SOFTMAX,
+                                                None, None, None)
+
+
+def positional_masks(causal, causal_offset, max_bias, head_axis, fn):
+    """(causal, causal_offset, max_bias, head_axis) for the C descriptor, or None when neither is on."""
+    if causal is False and max_bias == 0 and type(causal_offset) is int and type(head_axis) is int:
+        return None  # the common case, checked at once
+    if not _is_flag(causal):
+        raise TypeError(f"{fn}: causal must be True or False, not {type(causal).__name__}")
+    causal_offset = _integer(causal_offset, fn, "causal_offset")
+    head_axis = _integer(head_axis, fn, "head_axis")
+    max_bias = real_number(max_bias, fn, "max_bias")
+    if not max_bias >= 0 or math.isinf(max_bias):
+        raise ValueError(f"{fn}: max_bias must be finite and >= 0 (0 = no ALiBi), got {max_bias}")
+    if not causal and max_bias == 0:
+        return None
+    return (bool(causal), causal_offset, max_bias, head_axis)
+
+
+def general(op, x, axis, scale, temperature, mask, out, fast, dim, dtype, positional, fn):
+    """softmax / log-softmax with every argument form: the slow path of softmax()."""
+    if not _is_flag(fast):
+        raise TypeError(f"{fn}: fast must be True or False, not {type(fast).__name__}")
+    scale = effective_scale(scale, temperature, fn)
+    axes = normalize_axes(axis, dim, fn)
+    x = promote(x, dtype, fn)
+    if fast and not (mask is not None or positional is not None):
+        op |= _softmax.OP_FAST
+    if x.ndim == 0 or not isinstance(axes, int):
+        return _over_axes(op, x, axes, scale, mask, out, positional, fn)
+    return forward(op, x, axes, scale, mask, out, fn, positional)
+
+
+def _over_axes(op, x, axes, scale, mask, out, positional, fn):
+    """Softmax over several axes (None = all, or a 0-d x): those axes moved last and flattened into one."""
+    ndim = x.ndim
+    if axes is None:
+        axes = tuple(range(ndim))
+    elif isinstance(axes, int):
+        if ndim == 0 and axes not in (0, -1):
+            raise ValueError(f"{fn}: axis {axes} is out of range for a 0-d x (valid: -1, 0, None)")
+        axes = (axes,) if ndim else ()  # a 0-d x has axis 0 (= -1), as torch's softmax says
+    normalized = []
+    for a in axes:
+        if not -ndim <= a < max(ndim, 1):
+            raise ValueError(f"{fn}: axis {a} is out of range for x with {ndim} dimensions")
+        normalized.append(a % ndim if ndim else 0)
+    if len(set(normalized)) != len(normalized):
+        raise ValueError(f"{fn}: repeated axis in {tuple(axes)}")
+    if len(normalized) == 1 and ndim > 0:
+        return forward(op, x, normalized[0], scale, mask, out, fn, positional)
+    if positional is not None:
+        raise ValueError(f"{fn}: causal= and max_bias= need a single axis (the key axis)")
+    is_torch = is_tensor(x)
+    count = len(normalized)
+    targets = list(range(ndim - count, ndim))
+
+    def flatten(a):
+        moved = _torch_module().movedim(a, normalized, targets) if is_torch else np.moveaxis(a, normalized, targets)
+        return moved, moved.reshape(tuple(moved.shape[:ndim - count]) + (-1,))
+
+    moved, flat = flatten(x)
+    if mask is not None:
+        if is_tensor(mask) != is_torch:
+            kind = "torch.Tensor" if is_torch else "numpy.ndarray"
+            raise TypeError(f"{fn}: mask must be a {kind} like x, not {type(mask).__name__}")
+        try:
+            mask = mask.expand(x.shape) if is_torch else np.broadcast_to(mask, x.shape)
+        except (RuntimeError, ValueError):
+            raise ValueError(f"{fn}: mask of shape {tuple(mask.shape)} does not broadcast to x's shape "
+                             f"{tuple(x.shape)}") from None
+        mask = flatten(mask)[1]
+    result = forward(op, flat, -1, scale, mask, None, fn, None).reshape(moved.shape)
+    if is_torch:
+        result = _torch_module().movedim(result, targets, normalized)
+    else:
+        result = np.moveaxis(result, targets, normalized)
+    if out is None:
+        return result if is_torch or result.ndim == 0 else np.ascontiguousarray(result)
+    return _copy_into(out, result, x, fn)
+
+
+def forward(op, x, axis, scale, mask, out, fn, positional=None, operator=False):
+    """softmax / log-softmax of an array or tensor along one axis (operator: called as the torch operator's kernel)."""
     torch = _torch_module()
     if torch is not None and not _torch_registered:
         register_torch(torch)
-    if (mask is None and out is None and torch is not None and isinstance(x, torch.Tensor)
-            and not (x.requires_grad and torch.is_grad_enabled())):
-        # The common case of a tensor, kept short: it is most of a tiny call's cost.
-        array, bf16 = tensor_as_array(x, fn, "x")
-        result = torch.from_numpy(_execute(op, array, None, None, axis, scale, bf16, None, False, None))
-        return result.view(torch.bfloat16) if bf16 else result
     _check_kind(x, fn)
+    if is_tensor(x):
+        if not -x.ndim <= axis < x.ndim:
+            raise ValueError(f"{fn}: axis {axis} is out of range for x with {x.ndim} dimension"
+                             f"{'' if x.ndim == 1 else 's'} (valid: {-x.ndim}..{x.ndim - 1})")
+        from . import _torch_math  # (imports torch: only once x is a tensor)
+
+        if x.layout is not torch.strided:
+            raise TypeError(f"{fn}: x has layout {x.layout}; only dense (strided) tensors are supported")
+        if not x.is_cpu:
+            raise ValueError(f"{fn}: x is on device '{x.device}'; libsoftmax computes on the CPU. "
+                             f"Move it with .cpu(), or use torch.softmax for tensors on an accelerator")
+
+        if not _torch_math.has_storage(x) or (is_tensor(mask) and not _torch_math.has_storage(mask)):
+            return _forward_without_storage(op, x, axis, scale, mask, out, fn, positional)
+        if not operator and out is None and _tracing_or_profiling(torch):
+            from . import _operators
+
+            if _operators.available():
+                return _operators.call(op, x, axis, scale, mask, positional)
     additive = keep = None
     if mask is not None:
         additive, keep = _prepare_mask(x, mask, fn)
@@ -212,33 +411,77 @@ def forward(op, x, axis, scale, mask, out, fn):
         if not _softmax.HAS_MASKS or learned:
             logits, scale, result_dtype = _mask_fallback(x, additive, keep, scale)
             if result_dtype is not None:
+                result = forward(op, logits, axis, scale, None, None, fn, positional)
                 if out is not None:
-                    result = forward(op, logits, axis, scale, None, None, fn)
                     # Rounded once into out (which keeps its own type check).
                     return _copy_into(out, result, x, fn)
-                return forward(op, logits, axis, scale, None, None, fn).to(result_dtype) if is_tensor(logits) \
-                    else forward(op, logits, axis, scale, None, None, fn).astype(result_dtype)
+                return result.to(result_dtype) if is_tensor(logits) else result.astype(result_dtype)
             x = logits
             additive = keep = None
     if not is_tensor(x):
         if out is not None and not isinstance(out, _ndarray):
             raise TypeError(f"{fn}: out must be a numpy.ndarray like x, not {type(out).__name__}")
-        return _execute(op, x, None, out, axis, scale, False, additive, False, keep)
+        return _execute(op, x, None, out, axis, scale, False, additive, False, keep, positional)
 
     torch = _torch_module()
-    if out is not None and not isinstance(out, torch.Tensor):
-        raise TypeError(f"{fn}: out must be a torch.Tensor like x, not {type(out).__name__}")
-    if torch.is_grad_enabled() and x.requires_grad:
+    if (torch.is_grad_enabled() and x.requires_grad) or _has_tangent(torch, x):
         if out is not None:
-            raise ValueError(f"{fn}: out= cannot be used while x requires grad (autograd needs a new tensor); "
-                             "call it under torch.no_grad() or drop out=")
+            if not isinstance(out, torch.Tensor):
+                raise TypeError(f"{fn}: out must be a torch.Tensor like x, not {type(out).__name__}")
+            raise ValueError(f"{fn}: out= cannot be used while x requires grad or has a tangent (autograd needs "
+                             "a new tensor); call it under torch.no_grad() or drop out=")
         from . import torch as softmax_torch
 
-        return softmax_torch.SoftmaxFunction.apply(x, axis, scale, op == OP_LOG_SOFTMAX, additive, keep)
-    return forward_tensor(op, x, axis, scale, additive, keep, out, fn)
+        log = op & ~_softmax.OP_FAST == OP_LOG_SOFTMAX
+        return softmax_torch.SoftmaxFunction.apply(x, axis, scale, log, additive, keep, positional)
+    if out is not None:
+        _check_tensor_out(out, x, fn)
+    result = forward_tensor(op, x, axis, scale, additive, keep, None, fn, positional)
+    return result if out is None else _copy_into(out, result, x, fn)
 
 
-def forward_tensor(op, x, axis, scale, additive, keep, out, fn):
+def _has_tangent(torch, x):
+    """x is a dual tensor of forward-mode AD (torch.autograd.forward_ad)."""
+    level = torch.autograd.forward_ad._current_level
+    return level >= 0 and torch._VF._unpack_dual(x, level=level)[1] is not None
+
+
+def _forward_without_storage(op, x, axis, scale, mask, out, fn, positional):
+    """The torch-operation path for tensors the library cannot read (functorch wrappers)."""
+    additive = keep = None
+    if mask is not None:
+        additive, keep = _prepare_mask(x, mask, fn)
+    from . import _torch_math
+
+    log = op & ~_softmax.OP_FAST == OP_LOG_SOFTMAX
+    result = _torch_math.forward(x, axis, scale, log, additive, keep, positional)
+    return result if out is None else _copy_into(out, result, x, fn)
+
+
+def _check_tensor_out(out, x, fn):
+    """out= for a tensor, checked as torch checks it, before anything is written.
+
+    An empty out is resized to x's shape (as torch does); another shape is
+    refused. A leaf that requires grad is refused while grad mode is on, as
+    torch's in-place write refuses it.
+    """
+    torch = _torch_module()
+    if not isinstance(out, torch.Tensor):
+        raise TypeError(f"{fn}: out must be a torch.Tensor like x, not {type(out).__name__}")
+    if out.dtype != x.dtype:
+        raise TypeError(f"{fn}: out has dtype {out.dtype} but x has dtype {x.dtype}; they must be equal")
+    if not out.is_cpu:
+        raise ValueError(f"{fn}: out is on device '{out.device}'; libsoftmax computes on the CPU")
+    if torch.is_grad_enabled() and out.requires_grad:
+        raise RuntimeError(f"{fn}: out= is a tensor that requires grad; functions with out= do not support "
+                           "automatic differentiation (torch refuses it too): drop out= or use torch.no_grad()")
+    if tuple(out.shape) != tuple(x.shape):
+        if out.numel() != 0:
+            raise ValueError(f"{fn}: out has shape {tuple(out.shape)} but x has shape {tuple(x.shape)}; "
+                             "they must be equal (an empty out is resized)")
+
+
+def forward_tensor(op, x, axis, scale, additive, keep, out, fn, positional=None):
     """The C forward on a tensor, no autograd: a new tensor, or out."""
     array, bf16 = tensor_as_array(x, fn, "x")
     out_array = None
@@ -251,11 +494,13 @@ def forward_tensor(op, x, axis, scale, additive, keep, out, fn):
         additive_array, additive_bf16 = tensor_as_array(additive, fn, "mask")
     if keep is not None:
         keep_array, _ = tensor_as_array(keep, fn, "mask", bool_allowed=True)
-    result = _execute(op, array, None, out_array, axis, scale, bf16, additive_array, bool(additive_bf16), keep_array)
-    return out if out is not None else array_as_tensor(result, bf16)
+    if out is None:
+        out, out_array = new_result(x, fn)
+    _execute(op, array, None, out_array, axis, scale, bf16, additive_array, bool(additive_bf16), keep_array, positional)
+    return out
 
 
-def backward(op, y, dy, axis, scale, out, fn, keep=None):
+def backward(op, y, dy, axis, scale, out, fn, keep=None, positional=None):
     """The vector-Jacobian product of softmax / log-softmax from its output y (or log y)."""
     _check_kind(y, fn)
     if is_tensor(y) != is_tensor(dy):
@@ -264,7 +509,7 @@ def backward(op, y, dy, axis, scale, out, fn, keep=None):
     if not is_tensor(y):
         if out is not None and not isinstance(out, _ndarray):
             raise TypeError(f"{fn}: out must be a numpy.ndarray like y, not {type(out).__name__}")
-        return _execute(op, y, dy, out, axis, scale, False, None, False, keep)
+        return _execute(op, y, dy, out, axis, scale, False, None, False, keep, positional)
     torch = _torch_module()
     if out is not None and not isinstance(out, torch.Tensor):
         raise TypeError(f"{fn}: out must be a torch.Tensor like y, not {type(out).__name__}")
@@ -278,5 +523,7 @@ def backward(op, y, dy, axis, scale, out, fn, keep=None):
         if out.dtype != y.dtype:
             raise TypeError(f"{fn}: out has dtype {out.dtype} but y has dtype {y.dtype}; they must be equal")
     keep_array = tensor_as_array(keep, fn, "mask", bool_allowed=True)[0] if keep is not None else None
-    result = _execute(op, y_array, dy_array, out_array, axis, scale, bf16, None, False, keep_array)
-    return out if out is not None else array_as_tensor(result, bf16)
+    if out is None:
+        out, out_array = new_result(y, fn)
+    _execute(op, y_array, dy_array, out_array, axis, scale, bf16, None, False, keep_array, positional)
+    return out

@@ -300,6 +300,10 @@ typedef struct call_args {
     bool src_bf16, mask_bf16;
     bool fast; /* OP_FAST in the op argument: SOFTMAX_FLAG_FAST */
     softmax_dtype dtype, mask_dtype;
+    bool causal; /* fused causal mask: keep j <= i + causal_offset */
+    int64_t causal_offset;
+    double max_bias; /* > 0: ALiBi over head_axis */
+    int head_axis;
 } call_args;
 
 /* A bit in execute()'s op argument: the library's fast mode, passed as an
@@ -308,9 +312,11 @@ typedef struct call_args {
 
 static int parse_call(PyObject *const *args, Py_ssize_t nargs, call_args *call, const char *fn)
 {
-    if (nargs != 10) {
+    if (nargs != 10 && nargs != 11) {
         PyErr_Format(PyExc_TypeError,
-                     "%s takes 10 arguments (op, src, grad, out, axis, scale, src_bf16, mask, mask_bf16, where)", fn);
+                     "%s takes 10 or 11 arguments (op, src, grad, out, axis, scale, src_bf16, mask, mask_bf16, where"
+                     "[, (causal, causal_offset, max_bias, head_axis)])",
+                     fn);
         return -1;
     }
     const long op_and_flags = PyLong_AsLong(args[0]);
@@ -344,6 +350,10 @@ static int parse_call(PyObject *const *args, Py_ssize_t nargs, call_args *call, 
         return -1;
     }
 
+    if (PyBool_Check(args[4])) { /* an int to Python, but axis=True is a mistake */
+        PyErr_Format(PyExc_TypeError, "%s: axis must be an integer, not bool", fn);
+        return -1;
+    }
     PyObject *axis_object = PyNumber_Index(args[4]);
     if (axis_object == NULL) {
         PyErr_Format(PyExc_TypeError, "%s: axis must be an integer, not %.200s", fn, Py_TYPE(args[4])->tp_name);
@@ -360,6 +370,10 @@ static int parse_call(PyObject *const *args, Py_ssize_t nargs, call_args *call, 
     }
     call->axis = (int)(axis < 0 ? axis + ndim : axis);
 
+    if (PyBool_Check(args[5])) {
+        PyErr_Format(PyExc_TypeError, "%s: scale must be a real number, not bool", fn);
+        return -1;
+    }
     call->scale = PyFloat_AsDouble(args[5]);
     if (call->scale == -1.0 && PyErr_Occurred()) {
         PyErr_Format(PyExc_TypeError, "%s: scale must be a real number, not %.200s", fn, Py_TYPE(args[5])->tp_name);
@@ -395,6 +409,24 @@ static int parse_call(PyObject *const *args, Py_ssize_t nargs, call_args *call, 
         }
         if (!PyArray_ISWRITEABLE(call->out)) {
             PyErr_Format(PyExc_ValueError, "%s: out is read-only", fn);
+            return -1;
+        }
+    }
+
+    call->causal = false;
+    call->causal_offset = 0;
+    call->max_bias = 0.0;
+    call->head_axis = -3;
+    if (nargs == 11 && args[10] != Py_None) {
+        int causal = 0;
+        long long causal_offset = 0;
+        if (!PyArg_ParseTuple(args[10], "pLdi", &causal, &causal_offset, &call->max_bias, &call->head_axis))
+            return -1;
+        call->causal = causal != 0;
+        call->causal_offset = (int64_t)causal_offset;
+        if (call->causal && call->axis == 0) {
+            PyErr_Format(PyExc_ValueError,
+                         "%s: causal=True needs the query axis before `axis` (scores [..., q, k]); axis is 0", fn);
             return -1;
         }
     }
@@ -480,11 +512,22 @@ static PyObject *execute(PyObject *module, PyObject *const *args, Py_ssize_t nar
         }
     }
 
-    const bool strided = src.strided || grad.strided || mask.strided || where.strided || dst.strided;
+    /* Causal masks and ALiBi index the query and head dimensions: they
+     * need the real shape, not the [outer, n, inner] view. */
+    const bool positional = call.causal || call.max_bias > 0.0;
+    if (positional && PyArray_NDIM(call.src) > SOFTMAX_MAX_NDIM) {
+        PyErr_Format(PyExc_ValueError, "%s: causal= and ALiBi take at most %d dimensions", call.fn, SOFTMAX_MAX_NDIM);
+        goto done;
+    }
+    const bool strided = positional || src.strided || grad.strided || mask.strided || where.strided || dst.strided;
     softmax_desc desc;
     softmax_desc_init(&desc, call.op, call.dtype, 0);
     describe_shape(&desc, call.src, call.axis, strided);
     desc.scale = call.scale;
+    desc.causal = call.causal;
+    desc.causal_offset = call.causal_offset;
+    desc.max_bias = call.max_bias;
+    desc.head_axis = call.head_axis;
 #ifdef SOFTMAX_FLAG_FAST
     desc.flags = call.fast ? SOFTMAX_FLAG_FAST : 0;
 #endif
@@ -541,7 +584,7 @@ done:
  * looking them up from C strings on every call would cost more than the
  * computation of a small softmax. */
 static PyObject *name_data_ptr, *name_shape, *name_stride, *name_dtype, *name_requires_grad, *name_is_cpu, *name_layout,
-    *name_is_neg;
+    *name_is_neg, *name_new_empty, *name_current_level;
 
 static int intern_names(void)
 {
@@ -557,6 +600,8 @@ static int intern_names(void)
         {&name_is_cpu, "is_cpu"},
         {&name_layout, "layout"},
         {&name_is_neg, "is_neg"},
+        {&name_new_empty, "new_empty"},
+        {&name_current_level, "_current_level"},
     };
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         *names[i].slot = PyUnicode_InternFromString(names[i].text);
@@ -585,10 +630,16 @@ static PyObject *tensor_view(PyObject *module, PyObject *const *args, Py_ssize_t
     npy_intp dims[NPY_MAXDIMS], strides[NPY_MAXDIMS];
     PyObject *pointer = NULL, *shape = NULL, *element_strides = NULL, *array = NULL;
 
+    /* One call at a time: calling into torch with an exception set (a
+     * tensor without storage fails data_ptr()) is a SystemError. */
     pointer = PyObject_CallMethodNoArgs(tensor, name_data_ptr);
+    if (pointer == NULL)
+        goto done;
     shape = PyObject_GetAttr(tensor, name_shape);
+    if (shape == NULL)
+        goto done;
     element_strides = PyObject_CallMethodNoArgs(tensor, name_stride);
-    if (pointer == NULL || shape == NULL || element_strides == NULL)
+    if (element_strides == NULL)
         goto done;
     const Py_ssize_t ndim = PyTuple_Check(shape) ? PyTuple_GET_SIZE(shape) : -1;
     if (ndim < 0 || ndim > NPY_MAXDIMS || !PyTuple_Check(element_strides) ||
@@ -626,19 +677,24 @@ done:
 /* What execute_tensor needs from torch, handed over by the Python layer
  * (register_torch) the first time it sees a tensor: this module never
  * imports torch itself. */
-static PyObject *torch_tensor_type;  /* torch.Tensor */
-static PyObject *torch_from_numpy;   /* torch.from_numpy */
-static PyObject *torch_strided;      /* torch.strided */
-static PyObject *torch_numpy_dtypes; /* {torch.float32: numpy.dtype('float32'), ...}, no bfloat16 */
+static PyObject *torch_tensor_type;      /* torch.Tensor */
+static PyObject *torch_strided;          /* torch.strided */
+static PyObject *torch_numpy_dtypes;     /* {torch.float32: numpy.dtype('float32'), ...}, no bfloat16 */
+static PyObject *torch_tracing_state;    /* torch._C._get_tracing_state */
+static PyObject *torch_profiler_enabled; /* torch._C._autograd._profiler_enabled */
+static PyObject *torch_forward_ad;       /* the module torch.autograd.forward_ad */
+static PyObject *torch_empty_like;       /* torch.empty_like */
 
 static PyObject *register_torch(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
     (void)module;
-    if (nargs != 4 || !PyType_Check(args[0]) || !PyDict_Check(args[3])) {
-        PyErr_SetString(PyExc_TypeError, "register_torch(Tensor, from_numpy, strided, dtypes)");
+    if (nargs != 7 || !PyType_Check(args[0]) || !PyDict_Check(args[2])) {
+        PyErr_SetString(PyExc_TypeError, "register_torch(Tensor, strided, dtypes, get_tracing_state, "
+                                         "profiler_enabled, forward_ad, empty_like)");
         return NULL;
     }
-    PyObject **slots[] = {&torch_tensor_type, &torch_from_numpy, &torch_strided, &torch_numpy_dtypes};
+    PyObject **slots[] = {&torch_tensor_type,      &torch_strided,    &torch_numpy_dtypes, &torch_tracing_state,
+                          &torch_profiler_enabled, &torch_forward_ad, &torch_empty_like};
     for (size_t i = 0; i < sizeof slots / sizeof slots[0]; i++) {
         Py_INCREF(args[i]);
         Py_XSETREF(*slots[i], args[i]);
@@ -655,6 +711,35 @@ static int attribute_is(PyObject *object, PyObject *name, PyObject *expected)
     const int same = value == expected;
     Py_DECREF(value);
     return same;
+}
+
+/* 1 while torch.jit.trace records, the profiler runs or forward-mode AD is on
+ * (then the Python layer decides: a trace must record the operator, a
+ * profile name it, a dual tensor get its tangent), 0 if not, -1 on error. */
+static int torch_is_watching(void)
+{
+    PyObject *state = PyObject_CallNoArgs(torch_tracing_state);
+    if (state == NULL)
+        return -1;
+    const bool tracing = state != Py_None;
+    Py_DECREF(state);
+    if (tracing)
+        return 1;
+    PyObject *profiling = PyObject_CallNoArgs(torch_profiler_enabled);
+    if (profiling == NULL)
+        return -1;
+    const int profiled = PyObject_IsTrue(profiling);
+    Py_DECREF(profiling);
+    if (profiled != 0)
+        return profiled;
+    PyObject *level = PyObject_GetAttr(torch_forward_ad, name_current_level);
+    if (level == NULL)
+        return -1;
+    const long forward_level = PyLong_AsLong(level);
+    Py_DECREF(level);
+    if (forward_level == -1 && PyErr_Occurred())
+        return -1;
+    return forward_level >= 0;
 }
 
 /* execute_tensor(op, x, axis, scale) -> tensor, or NotImplemented.
@@ -693,6 +778,12 @@ static PyObject *execute_tensor(PyObject *module, PyObject *const *args, Py_ssiz
      * asking torch whether grad mode is on costs as much as that path. */
     if (!needs_no_grad || !on_cpu || !strided)
         Py_RETURN_NOTIMPLEMENTED;
+    /* (Asked before any size is read: a trace makes sizes traced values.) */
+    const int watched = torch_is_watching();
+    if (watched < 0)
+        return NULL;
+    if (watched)
+        Py_RETURN_NOTIMPLEMENTED;
     PyObject *negated = PyObject_CallMethodNoArgs(x, name_is_neg);
     if (negated == NULL)
         return NULL;
@@ -703,15 +794,71 @@ static PyObject *execute_tensor(PyObject *module, PyObject *const *args, Py_ssiz
 
     PyObject *view_args[2] = {x, descr};
     PyObject *view = tensor_view(module, view_args, 2);
-    if (view == NULL)
+    if (view == NULL) {
+        /* A tensor without storage (a functorch wrapper) has no memory to
+         * read: the Python layer computes it with torch operations. */
+        if (!PyErr_ExceptionMatches(PyExc_RuntimeError))
+            return NULL;
+        PyErr_Clear();
+        Py_RETURN_NOTIMPLEMENTED;
+    }
+    if (PyArray_NDIM((PyArrayObject *)view) == 0) { /* softmax of a scalar: the Python layer's */
+        Py_DECREF(view);
+        Py_RETURN_NOTIMPLEMENTED;
+    }
+    /* The result is a tensor torch allocated (x.new_empty), written in
+     * place: not torch.from_numpy of a NumPy result, whose memory torch
+     * frees by taking the GIL -- at interpreter exit, after an error inside
+     * backward left a gradient in autograd's queue, that waits forever. */
+    PyObject *tensor = NULL;
+    if (PyArray_IS_C_CONTIGUOUS((PyArrayObject *)view)) {
+        /* torch.empty_like keeps a dense layout: C-contiguous here. The
+         * cheapest allocation torch offers from Python. */
+        tensor = PyObject_CallOneArg(torch_empty_like, x);
+    } else {
+        PyObject *shape = PyObject_GetAttr(x, name_shape);
+        if (shape != NULL) {
+            tensor = PyObject_CallMethodOneArg(x, name_new_empty, shape);
+            Py_DECREF(shape);
+        }
+    }
+    if (tensor == NULL) {
+        Py_DECREF(view);
         return NULL;
-    PyObject *call[10] = {args[0], view, Py_None, Py_None, args[2], args[3], Py_False, Py_None, Py_False, Py_None};
+    }
+    PyObject *out_view = NULL;
+    {
+        /* A fresh tensor is C-contiguous with x's shape: only its address
+         * is needed (cheaper than tensor_view's shape and stride calls). */
+        PyObject *pointer = PyObject_CallMethodNoArgs(tensor, name_data_ptr);
+        void *data = pointer != NULL ? PyLong_AsVoidPtr(pointer) : NULL;
+        Py_XDECREF(pointer);
+        if (!PyErr_Occurred()) {
+            PyArrayObject *in = (PyArrayObject *)view;
+            Py_INCREF(descr);
+            out_view = PyArray_NewFromDescr(&PyArray_Type, (PyArray_Descr *)descr, PyArray_NDIM(in), PyArray_DIMS(in),
+                                            NULL, data, NPY_ARRAY_CARRAY, NULL);
+            Py_INCREF(tensor);
+            if (out_view != NULL && PyArray_SetBaseObject((PyArrayObject *)out_view, tensor) < 0)
+                Py_CLEAR(out_view);
+            else if (out_view == NULL)
+                Py_DECREF(tensor);
+        }
+    }
+    if (out_view == NULL) {
+        Py_DECREF(view);
+        Py_XDECREF(tensor);
+        return NULL;
+    }
+    PyObject *call[10] = {args[0], view, Py_None, out_view, args[2], args[3], Py_False, Py_None, Py_False, Py_None};
     PyObject *result = execute(module, call, 10);
     Py_DECREF(view);
-    if (result == NULL)
+    Py_DECREF(out_view);
+    if (result == NULL) {
+        Py_DECREF(tensor);
         return NULL;
-    PyObject *tensor = PyObject_CallOneArg(torch_from_numpy, result);
-    Py_DECREF(result);
+    }
+    Py_DECREF(result); /* out_view itself */
     return tensor;
 }
 
@@ -918,7 +1065,8 @@ static PyMethodDef methods[] = {
     {"tensor_view", (PyCFunction)(void (*)(void))tensor_view, METH_FASTCALL,
      "tensor_view(tensor, dtype) -> numpy.ndarray over the tensor's memory (no copy)."},
     {"register_torch", (PyCFunction)(void (*)(void))register_torch, METH_FASTCALL,
-     "register_torch(Tensor, from_numpy, strided, dtypes): what execute_tensor needs from torch."},
+     "register_torch(Tensor, strided, dtypes, get_tracing_state, profiler_enabled, forward_ad, empty_like): "
+     "what execute_tensor needs from torch."},
     {"execute_tensor", (PyCFunction)(void (*)(void))execute_tensor, METH_FASTCALL,
      "execute_tensor(op, x, axis, scale) -> tensor, or NotImplemented when the Python layer must decide."},
 #ifdef SOFTMAX_PY_HAS_SAMPLER

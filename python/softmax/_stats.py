@@ -6,6 +6,7 @@ that layout first.
 """
 
 import operator
+import warnings
 
 import numpy as np
 
@@ -33,8 +34,9 @@ def _rows(x, axis, fn):
 def _like(x, values, dtype_from_x):
     """values (a NumPy result) as x's kind; in x's dtype if dtype_from_x."""
     if _core.is_tensor(x):
+        # A copy torch allocates (see _core.new_result: no tensor over NumPy memory is handed out).
         tensor = _core._torch_module().from_numpy(values)
-        return tensor.to(x.dtype) if dtype_from_x else tensor
+        return tensor.to(x.dtype if dtype_from_x else tensor.dtype, copy=True)
     return values.astype(x.dtype) if dtype_from_x else values
 
 
@@ -52,14 +54,31 @@ def _integer(value, name, limit):
     return value
 
 
-def sample(logits, temperature=1.0, top_k=0, top_p=1.0, min_p=0.0, seed=0, step=0):
+class RepeatedSampleWarning(UserWarning):
+    """sample() was called without step=: every such call with the same seed draws the same tokens."""
+
+
+def sample(logits, temperature=1.0, top_k=0, top_p=1.0, min_p=0.0, seed=0, step=None):
     """Draws one index per row of logits[..., vocab] from softmax(logits / temperature), filtered.
 
     temperature 0 is greedy (the arg max); top_k (0 = off), top_p (1 = off)
     and min_p (0 = off) filter in that order. The draw of row r depends only
-    on (seed, r, step) and the row: reproducible for any thread count.
+    on (seed, r, step) and the row: reproducible for any thread count, and
+    the same on every call with the same arguments. So a loop must advance
+    step itself (the position, the call count); without step= a
+    RepeatedSampleWarning says so and step 0 is used. softmax.default_rng(seed)
+    gives an object that advances its own step.
     Returns int64 indices of shape logits.shape[:-1], of logits' kind.
     """
+    if step is None:
+        warnings.warn("sample(): no step= given, so every call with this seed draws the same tokens (step 0); "
+                      "pass step= (e.g. the position) or draw with softmax.default_rng(seed).sample(...)",
+                      RepeatedSampleWarning, stacklevel=2)
+        step = 0
+    return _sample(logits, temperature, top_k, top_p, min_p, seed, step)
+
+
+def _sample(logits, temperature, top_k, top_p, min_p, seed, step):
     array, bf16 = _rows(logits, -1, "sample")
     temperature, top_p, min_p = (_core.real_number(value, "sample", name)
                                  for value, name in ((temperature, "temperature"), (top_p, "top_p"), (min_p, "min_p")))
@@ -70,17 +89,167 @@ def sample(logits, temperature=1.0, top_k=0, top_p=1.0, min_p=0.0, seed=0, step=
     return _like(logits, indices, False)
 
 
-def logsumexp(x, axis=-1, scale=1.0, temperature=None):
-    """log(sum(exp(scale * x), axis)), stable; the result has x's kind and dtype."""
+class Generator:
+    """A seeded source of draws that advances its own step, in numpy.random.Generator's style.
+
+        rng = softmax.default_rng(1234)
+        for position in range(n):
+            token = rng.sample(logits, temperature=0.8, top_p=0.95)
+
+    Call k (counting from 0) draws exactly softmax.sample(logits, ..., seed=seed,
+    step=k): a run is reproducible from the seed, and no two calls repeat a
+    draw. `step` is the next call's step (it may be set, to resume a run).
+    """
+
+    def __init__(self, seed=0, step=0):
+        self.seed = _integer(seed, "seed", 2 ** 64)
+        self.step = _integer(step, "step", 2 ** 64)
+
+    def sample(self, logits, temperature=1.0, top_k=0, top_p=1.0, min_p=0.0):
+        """One index per row, as softmax.sample; then the step advances by one."""
+        indices = _sample(logits, temperature, top_k, top_p, min_p, self.seed, self.step)
+        self.step = (self.step + 1) % 2 ** 64
+        return indices
+
+    def __repr__(self):
+        return f"softmax.Generator(seed={self.seed}, step={self.step})"
+
+
+def default_rng(seed=0):
+    """A Generator seeded with seed (an integer in [0, 2**64)), at step 0."""
+    return Generator(seed)
+
+
+def row_statistic(x, axis, scale, which, fn):
+    """One statistic per row (0 logsumexp, 1 entropy) by the library, of x's kind and dtype; no autograd."""
+    array, bf16 = _rows(x, axis, fn)
+    values = _softmax.row_stats(array, bf16, scale, fn)[which]
+    return _like(x, values, True)
+
+
+def row_function(x, axis, scale, which, fn, operator=False):
+    """logsumexp (0) or entropy (1) along one axis: the autograd Functions for tensors."""
+    if not _core.is_tensor(x):
+        return row_statistic(x, axis, scale, which, fn)
+    import torch
+
+    from . import _torch_math
+    from . import torch as softmax_torch
+
+    if not -x.dim() <= axis < max(x.dim(), 1):
+        raise ValueError(f"{fn}: axis {axis} is out of range for x with {x.dim()} dimensions")
+    if not operator and (torch._C._get_tracing_state() is not None or torch.autograd._profiler_enabled()):
+        ops = softmax_torch.operators()
+        if ops is not None:
+            return (ops.logsumexp if which == 0 else ops.entropy)(x, axis, scale)
+    if not _torch_math.has_storage(x):
+        return (_torch_math.logsumexp if which == 0 else _torch_math.entropy)(x, axis, scale)
+    if (torch.is_grad_enabled() and x.requires_grad) or _core._has_tangent(torch, x):
+        function = softmax_torch.LogSumExpFunction if which == 0 else softmax_torch.EntropyFunction
+        return function.apply(x, axis, scale)
+    return row_statistic(x, axis, scale, which, fn)
+
+
+def _reduce(x, axis, scale, which, fn, keepdims):
+    """A row statistic over axis = int, None (all) or a tuple: those axes flattened into the last."""
+    x = _core.promote(x, None, fn)
+    axes = _core.normalize_axes(axis, None, fn)
+    ndim = x.ndim
+    if ndim == 0:
+        x, axes, ndim, scalar = x.reshape(1), None, 1, True
+    else:
+        scalar = False
+    if axes is None:
+        axes = tuple(range(ndim))
+    elif isinstance(axes, int):
+        axes = (axes,)
+    for a in axes:
+        if not -ndim <= a < ndim:
+            raise ValueError(f"{fn}: axis {a} is out of range for x with {ndim} dimensions")
+    axes = tuple(a % ndim for a in axes)
+    if len(set(axes)) != len(axes):
+        raise ValueError(f"{fn}: repeated axis in {axes}")
+    is_torch = _core.is_tensor(x)
+    count = len(axes)
+    if count == 1:
+        values = row_function(x, axes[0], scale, which, fn)
+    else:
+        targets = list(range(ndim - count, ndim))
+        moved = _core._torch_module().movedim(x, axes, targets) if is_torch else np.moveaxis(x, axes, targets)
+        flat = moved.reshape(tuple(moved.shape[:ndim - count]) + (-1,))
+        values = row_function(flat, -1, scale, which, fn)
+    if scalar:
+        values = values.reshape(())
+    elif keepdims:
+        values = values.reshape([1 if d in axes else n for d, n in enumerate(x.shape)])
+    return values if is_torch or values.ndim else values[()]  # NumPy: a scalar, as SciPy returns
+
+
+def logsumexp(x, axis=-1, scale=1.0, temperature=None, *, b=None, keepdims=False, return_sign=False):
+    """log(sum(exp(scale * x), axis)), stable; the result has x's kind and dtype.
+
+    axis: an int, a tuple of axes or None (all elements). b, keepdims and
+    return_sign as in scipy.special.logsumexp: log(sum(b * exp(scale * x)));
+    with return_sign the pair (log|sum|, sign of the sum), else NaN where the
+    sum is negative. Tensors that require grad get a differentiable result.
+    Without b the library's row statistics compute it; with b, NumPy / torch
+    operations (SciPy's algorithm).
+    """
     scale = _core.effective_scale(scale, temperature, "logsumexp")
-    array, bf16 = _rows(x, axis, "logsumexp")
-    values, _, _ = _softmax.row_stats(array, bf16, scale, "logsumexp")
-    return _like(x, values, True)
+    if not isinstance(keepdims, (bool, np.bool_)) or not isinstance(return_sign, (bool, np.bool_)):
+        raise TypeError("logsumexp: keepdims and return_sign must be True or False")
+    if b is not None:
+        return _weighted_logsumexp(x, axis, scale, b, keepdims, return_sign)
+    values = _reduce(x, axis, scale, 0, "logsumexp", keepdims)
+    if not return_sign:
+        return values
+    if _core.is_tensor(values):
+        return values, (values != -np.inf).to(values.dtype)
+    return values, np.where(values == -np.inf, 0.0, 1.0).astype(np.result_type(values))[()]
 
 
-def entropy(x, axis=-1, scale=1.0, temperature=None):
-    """Entropy in nats of softmax(scale * x) along axis (0 * log 0 = 0); x's kind and dtype."""
+def _weighted_logsumexp(x, axis, scale, b, keepdims, return_sign):
+    fn = "logsumexp"
+    x = _core.promote(x, None, fn)
+    axes = _core.normalize_axes(axis, None, fn)
+    if _core.is_tensor(x):
+        torch = _core._torch_module()
+        b = torch.as_tensor(b, dtype=x.dtype)
+        z, b = torch.broadcast_tensors(x * scale, b)
+        dims = tuple(range(z.dim())) if axes is None else (axes,) if isinstance(axes, int) else axes
+        dims = tuple(a % max(z.dim(), 1) for a in dims)
+        kept = torch.where(b != 0, z, torch.full_like(z, -np.inf))
+        top = kept.amax(dim=dims, keepdim=True).detach() if z.dim() else kept.detach()
+        top = torch.where(torch.isfinite(top), top, torch.zeros_like(top))
+        total = (b * torch.exp(z - top)).sum(dim=dims, keepdim=True) if z.dim() else b * torch.exp(z - top)
+        sign = torch.sign(total)
+        values = torch.log(total.abs()) + top
+        if not keepdims:
+            shape = [n for d, n in enumerate(z.shape) if d not in dims]
+            values, sign = values.reshape(shape), sign.reshape(shape)
+        if return_sign:
+            return values, sign
+        return torch.where(sign < 0, torch.full_like(values, np.nan), values)
+    b = np.asarray(b)
+    z, b = np.broadcast_arrays(x * scale, b)
+    top = np.amax(np.where(b != 0, z, -np.inf), axis=axes, keepdims=True)
+    top = np.where(np.isfinite(top), top, 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        total = np.sum(b * np.exp(z - top), axis=axes, keepdims=True)
+        sign = np.sign(total)
+        values = np.log(np.abs(total)) + top
+    if not keepdims:
+        values, sign = np.squeeze(values, axis=axes), np.squeeze(sign, axis=axes)
+    if return_sign:
+        return values[()], sign[()]
+    return np.where(sign < 0, np.nan, values)[()]
+
+
+def entropy(x, axis=-1, scale=1.0, temperature=None, *, keepdims=False):
+    """Entropy in nats of softmax(scale * x) along axis (0 * log 0 = 0); x's kind and dtype.
+
+    axis: an int, a tuple of axes or None (all elements). Tensors that
+    require grad get a differentiable result.
+    """
     scale = _core.effective_scale(scale, temperature, "entropy")
-    array, bf16 = _rows(x, axis, "entropy")
-    _, values, _ = _softmax.row_stats(array, bf16, scale, "entropy")
-    return _like(x, values, True)
+    return _reduce(x, axis, scale, 1, "entropy", keepdims)

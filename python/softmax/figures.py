@@ -119,7 +119,7 @@ def sampling_histograms(plt, outdir, draws=1000, seed=2024):
                              constrained_layout=True, sharex=True)
     logits = np.tile(CHAPTER_LOGITS, (draws, 1))
     for ax, temperature in zip(axes, CHAPTER_TEMPERATURES):
-        outcomes = np.asarray(sample(logits, temperature=temperature, seed=seed)).reshape(-1)
+        outcomes = np.asarray(sample(logits, temperature=temperature, seed=seed, step=0)).reshape(-1)
         counts = np.bincount(outcomes, minlength=len(CHAPTER_LOGITS))
         ax.bar(np.arange(len(CHAPTER_LOGITS)), counts, color="tab:green", alpha=0.7)
         ax.set_ylabel("count")

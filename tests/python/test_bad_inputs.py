@@ -14,6 +14,9 @@ import torch
 
 import softmax
 
+# These calls leave step= out on purpose (its default); the warning is tested in test_sampling.py.
+pytestmark = pytest.mark.filterwarnings("ignore::softmax.RepeatedSampleWarning")
+
 X = np.linspace(-3.0, 4.0, 12).reshape(3, 4)
 SENTINEL = 7.0
 
@@ -133,12 +136,11 @@ def test_read_only_and_non_contiguous_inputs():
 
 
 def test_wrong_shapes_and_axes():
-    expect_error(ValueError, "log_softmax: x is 0-dimensional", softmax.log_softmax, np.array(1.0))
     expect_error(TypeError, "axis must be an integer, not str", softmax.softmax, X, axis="0")
     expect_error(ValueError, r"axis 2 is out of range for x with 2 dimensions \(valid: -2..1\)", softmax.softmax, X,
                  axis=2)
     expect_error(ValueError, "axis -3 is out of range", softmax.softmax_backward, X, X, axis=-3)
-    expect_error(TypeError, "dtype float16|dtype int8", softmax.softmax, np.ones(3, np.int8))
+    expect_error(TypeError, "dtype complex64", softmax.softmax, np.ones(3, np.complex64))  # (int8 is promoted)
     # zero-size arrays are not errors: an empty result of the same shape
     assert softmax.softmax(np.zeros((0, 4))).shape == (0, 4)
     assert softmax.softmax(np.zeros((3, 0)), axis=-1).shape == (3, 0)
@@ -219,13 +221,15 @@ def test_sampling_rows_without_a_distribution():
 def test_sampling_and_statistics_of_bad_arrays():
     for function in (softmax.sample, softmax.logsumexp, softmax.entropy):
         name = function.__name__
-        expect_error(TypeError, f"{name}: x must be a numpy.ndarray or a torch.Tensor", function, [1.0, 2.0])
-        expect_error(TypeError, f"{name}: x has dtype int32", function, np.ones(3, np.int32))
-        expect_error(TypeError, f"{name}: x has dtype bool", function, np.ones(3, bool))
-        expect_error(TypeError, f"{name}: x has dtype torch.int64", function, torch.ones(3, dtype=torch.int64))
-        expect_error(ValueError, f"{name}: x is 0-dimensional", function, np.array(1.0))
         expect_error(ValueError, f"{name}: x is on device 'meta'", function, torch.empty(2, 3, device="meta"))
         expect_error(TypeError, f"{name}: x is a numpy.ma.MaskedArray", function, np.ma.masked_array(X))
+    # (logsumexp and entropy promote lists, integers and bools and take 0-d x, as SciPy: test_signatures.py)
+    function, name = softmax.sample, "sample"
+    expect_error(TypeError, f"{name}: x must be a numpy.ndarray or a torch.Tensor", function, [1.0, 2.0])
+    expect_error(TypeError, f"{name}: x has dtype int32", function, np.ones(3, np.int32))
+    expect_error(TypeError, f"{name}: x has dtype bool", function, np.ones(3, bool))
+    expect_error(TypeError, f"{name}: x has dtype torch.int64", function, torch.ones(3, dtype=torch.int64))
+    expect_error(ValueError, f"{name}: x is 0-dimensional", function, np.array(1.0))
     # read-only, non-contiguous and another axis: the same as a contiguous copy
     read_only = X.copy()
     read_only.flags.writeable = False

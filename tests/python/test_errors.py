@@ -16,13 +16,11 @@ def raises(exception, match, call, *args, **kwargs):
 
 @pytest.mark.parametrize("function", [softmax.softmax, softmax.log_softmax])
 def test_bad_inputs(function):
-    raises(TypeError, "numpy.ndarray or a torch.Tensor", function, [1.0, 2.0])
-    raises(TypeError, "numpy.ndarray or a torch.Tensor", function, 3.0)
-    raises(TypeError, "dtype int64", function, np.arange(4))
+    # (lists, scalars, integer and bool arrays are promoted: see test_signatures.py)
+    raises(TypeError, "numpy.ndarray or a torch.Tensor", function, "1.0")
+    raises(TypeError, "numpy.ndarray or a torch.Tensor", function, None)
     raises(TypeError, "dtype complex128", function, np.ones(4, complex))
-    raises(TypeError, "dtype bool", function, np.ones(4, bool))
-    raises(TypeError, "dtype torch.int64", function, torch.arange(4))
-    raises(ValueError, "0-dimensional", function, np.array(1.0))
+    raises(TypeError, "holds complex128", function, [1j, 2.0])
     raises(ValueError, "axis 2 is out of range", function, X, axis=2)
     raises(ValueError, "axis -3 is out of range", function, X, axis=-3)
     raises(TypeError, "axis must be an integer", function, X, axis=1.5)
@@ -69,7 +67,7 @@ def test_torch_errors():
     raises(ValueError, "on device 'meta'.*libsoftmax computes on the CPU", softmax.softmax,
            torch.empty(3, 4, device="meta"))
     raises(TypeError, "layout", softmax.softmax, torch.eye(3).to_sparse())
-    raises(TypeError, "dtype torch.int32", softmax.softmax, torch.ones(3, dtype=torch.int32))
+    raises(TypeError, "dtype torch.complex64", softmax.softmax, torch.ones(3, dtype=torch.complex64))
     x = torch.randn(3, 4, requires_grad=True)
     raises(ValueError, "out= cannot be used while x requires grad", softmax.softmax, x, out=torch.empty(3, 4))
     raises(TypeError, "out must be a torch.Tensor", softmax.softmax, x.detach(), out=np.empty((3, 4), np.float32))

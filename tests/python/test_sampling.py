@@ -9,7 +9,8 @@ import torch
 import softmax
 from reference import log_softmax_ref, softmax_ref
 
-pytestmark = pytest.mark.skipif(not softmax.HAS_SAMPLER, reason="this build of libsoftmax has no sampler")
+pytestmark = [pytest.mark.skipif(not softmax.HAS_SAMPLER, reason="this build of libsoftmax has no sampler"),
+              pytest.mark.filterwarnings("ignore::softmax.RepeatedSampleWarning")]
 
 
 def test_sample_follows_the_distribution_and_is_reproducible():
@@ -50,3 +51,37 @@ def test_logsumexp_and_entropy(axis):
     result = softmax.entropy(t, axis=axis)
     assert isinstance(result, torch.Tensor) and result.dtype == torch.float32
     assert softmax.entropy(np.array([1.0, 1.0, -np.inf])) == pytest.approx(math.log(2))
+
+
+def test_sample_without_step_warns_that_draws_repeat():
+    rows = np.zeros((64, 50))
+    with pytest.warns(softmax.RepeatedSampleWarning, match="draws the same tokens"):
+        first = softmax.sample(rows, seed=11)
+    with pytest.warns(softmax.RepeatedSampleWarning):
+        second = softmax.sample(rows, seed=11)
+    np.testing.assert_array_equal(first, second)  # what the warning is about
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        softmax.sample(rows, seed=11, step=0)  # an explicit step: no warning
+
+
+def test_generator_advances_its_own_step_and_is_reproducible():
+    rows = np.zeros((64, 50))  # uniform rows: repeated draws of 64 rows would be a 50**-64 coincidence
+    rng = softmax.default_rng(11)
+    draws = [rng.sample(rows) for _ in range(4)]
+    assert rng.step == 4 and "seed=11, step=4" in repr(rng)
+    for k, drawn in enumerate(draws):
+        np.testing.assert_array_equal(drawn, softmax.sample(rows, seed=11, step=k))
+    for a in range(4):
+        for b in range(a):
+            assert not np.array_equal(draws[a], draws[b])
+    again = softmax.default_rng(11)
+    np.testing.assert_array_equal(again.sample(rows), draws[0])  # reproducible from the seed
+    resumed = softmax.Generator(11, step=2)
+    np.testing.assert_array_equal(resumed.sample(rows), draws[2])
+    with pytest.raises(TypeError, match="seed must be an integer"):
+        softmax.default_rng(1.5)
+    with pytest.raises(ValueError, match="seed = -1"):
+        softmax.default_rng(-1)

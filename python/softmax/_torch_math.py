@@ -1,0 +1,169 @@
+"""The softmax family written with torch operations: the differentiable twin of the C kernels.
+
+Used where the C kernels cannot be: the backward of a backward (create_graph=True,
+double backprop, gradgradcheck), and tensors without storage of their own
+(functorch's vmap/grad wrappers, the batched gradients of gradcheck), whose
+memory the library cannot read. Every function here is made of torch
+operations, so autograd, forward-mode AD and vmap differentiate and batch it
+exactly (to rounding in the computation type) -- no step of it is an
+approximation of the C result.
+
+Masks follow the C contract: a keep-mask or a causal mask excludes elements
+(probability exactly 0, log-probability -inf, gradient 0, their incoming
+gradient ignored); an additive mask is a bias (-inf excludes in the forward);
+a fully excluded row gives zeros (log-softmax -inf, gradients zeros); an
+infinite scale gives the one-hot limit and zero gradients.
+"""
+
+import math
+
+import torch
+
+
+def has_storage(tensor):
+    """False for tensors that are views over nothing the library could read (functorch wrappers)."""
+    return torch._C._has_storage(tensor)
+
+
+def computation_dtype(dtype):
+    """Half types are computed in float32, as the library does."""
+    return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
+
+
+def positional_masks(shape, axis, positional, device):
+    """(excluded, bias): the causal exclusion and the ALiBi bias broadcastable to shape, or None each.
+
+    positional = (causal, causal_offset, max_bias, head_axis), as the C descriptor takes them.
+    """
+    if positional is None:
+        return None, None
+    causal, causal_offset, max_bias, head_axis = positional
+    ndim = len(shape)
+    axis = axis % ndim
+    excluded = bias = None
+    keys = torch.arange(shape[axis], device=device)
+    if causal:
+        query_axis = axis - 1
+        queries = torch.arange(shape[query_axis], device=device)
+        view = [1] * ndim
+        view[query_axis] = shape[query_axis]
+        key_view = [1] * ndim
+        key_view[axis] = shape[axis]
+        excluded = keys.view(key_view) > queries.view(view) + causal_offset
+    if max_bias > 0:
+        head_axis = head_axis % ndim
+        heads = shape[head_axis]
+        power_of_two = 1 << (heads.bit_length() - 1)
+        m0 = 2.0 ** (-max_bias / power_of_two)
+        m1 = 2.0 ** (-max_bias / (2 * power_of_two))
+        slopes = torch.tensor([m0 ** (h + 1) if h < power_of_two else m1 ** (2 * (h - power_of_two) + 1)
+                               for h in range(heads)], dtype=torch.float64, device=device)
+        head_view = [1] * ndim
+        head_view[head_axis] = heads
+        key_view = [1] * ndim
+        key_view[axis] = shape[axis]
+        bias = slopes.view(head_view) * keys.to(torch.float64).view(key_view)
+    return excluded, bias
+
+
+def excluded_elements(shape, axis, keep, positional, device):
+    """The elements a keep-mask or a causal mask excludes (bool, broadcastable), or None."""
+    excluded, _ = positional_masks(shape, axis, positional, device)
+    if keep is not None:
+        dropped = ~keep.bool()
+        excluded = dropped if excluded is None else excluded | dropped
+    return excluded
+
+
+def forward(x, axis, scale, log, additive=None, keep=None, positional=None):
+    """softmax / log-softmax of scale * x + mask along axis, with the C contract's special cases."""
+    dtype = x.dtype
+    z = x.to(computation_dtype(dtype))
+    excluded, bias = positional_masks(x.shape, axis, positional, x.device)
+    if keep is not None:
+        dropped = ~keep.bool()
+        excluded = dropped if excluded is None else excluded | dropped
+    if math.isinf(scale):
+        # The limit: the arg max (arg min for -inf) of the kept elements shares the mass.
+        signed = z if scale > 0 else -z
+        if excluded is not None:
+            signed = signed.masked_fill(excluded, -math.inf)
+        if additive is not None:
+            signed = signed.masked_fill(additive == -math.inf, -math.inf)
+        top = signed.amax(axis, keepdim=True)
+        z = torch.where(signed == top, 0.0, -math.inf).to(z.dtype)
+        z = z.masked_fill(top == -math.inf, -math.inf)
+    else:
+        z = z * scale
+        if additive is not None:
+            z = z + additive.to(z.dtype)
+        if bias is not None:
+            z = z + bias.to(z.dtype)
+    if excluded is not None:
+        z = z.masked_fill(excluded, -math.inf)
+    dead = z.amax(axis, keepdim=True) == -math.inf  # (amax: functorch batches it)
+    z = z.masked_fill(dead, 0.0)  # a row with nothing kept: zeros, not NaN
+    if log:
+        y = torch.log_softmax(z, axis).masked_fill(dead, -math.inf)
+    else:
+        y = torch.softmax(z, axis).masked_fill(dead, 0.0)
+    return y.to(dtype)
+
+
+def backward(y, dy, axis, scale, log, excluded=None):
+    """The vector-Jacobian product from the output y (or log y), as differentiable torch operations.
+
+    softmax:     dx = scale * y * (dy - <dy, y>)
+    log-softmax: dx = scale * (dy - exp(logy) * sum(dy))
+    """
+    if math.isinf(scale):
+        return torch.zeros_like(dy)
+    dtype = dy.dtype
+    y, dy = y.to(computation_dtype(y.dtype)), dy.to(computation_dtype(dtype))
+    if excluded is not None:
+        dy = dy.masked_fill(excluded, 0.0)
+    if log:
+        p = y.exp()
+        dx = scale * (dy - p * dy.sum(axis, keepdim=True))
+        dead = y.amax(axis, keepdim=True) == -math.inf
+        dx = dx.masked_fill(dead, 0.0)
+        if excluded is not None:
+            dx = dx.masked_fill(excluded, 0.0)
+    else:
+        dx = scale * y * (dy - (dy * y).sum(axis, keepdim=True))
+    return dx.to(dtype)
+
+
+def jvp(y, v, axis, scale, log, excluded=None):
+    """The Jacobian-vector product (tangent of the output for the tangent v of x)."""
+    if math.isinf(scale):
+        return torch.zeros_like(v)
+    dtype = v.dtype
+    y, v = y.to(computation_dtype(y.dtype)), v.to(computation_dtype(dtype))
+    if excluded is not None:
+        v = v.masked_fill(excluded, 0.0)
+    if log:
+        p = y.exp()
+        dy = scale * (v - (p * v).sum(axis, keepdim=True))
+        dead = y.amax(axis, keepdim=True) == -math.inf
+        dy = dy.masked_fill(dead, 0.0)
+        if excluded is not None:
+            dy = dy.masked_fill(excluded, 0.0)
+    else:
+        dy = scale * y * (v - (v * y).sum(axis, keepdim=True))
+    return dy.to(dtype)
+
+
+def logsumexp(x, axis, scale):
+    """log(sum(exp(scale * x))) along axis (an infinite scale: the limit, scale * max)."""
+    z = x.to(computation_dtype(x.dtype))
+    if math.isinf(scale):
+        return (z.amax(axis) if scale > 0 else z.amin(axis)) * scale
+    return torch.logsumexp(z * scale, axis).to(x.dtype)
+
+
+def entropy(x, axis, scale):
+    """-sum(p log p), p = softmax(scale * x), with 0 log 0 = 0."""
+    logp = forward(x, axis, scale, True).to(computation_dtype(x.dtype))
+    p = logp.exp()
+    return -(p * logp.masked_fill(p == 0, 0.0)).sum(axis).to(x.dtype)
