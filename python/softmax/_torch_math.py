@@ -75,6 +75,33 @@ def excluded_elements(shape, axis, keep, positional, device):
     return excluded
 
 
+def scaled_logits(z, scale, excluded=None, additive=None, axis=-1):
+    """scale * z as the C contract evaluates it, ready for torch.softmax along axis.
+
+    Finite rows: |scale| * (t - max t) with t = z (or -z for scale < 0), so that no finite
+    input and scale overflow; a row whose kept t holds +inf: the +inf entries share the
+    mass (0 there, -inf elsewhere); scale 0: uniform over the elements that are not -inf.
+    NaN stays NaN. The shift by max t changes neither softmax nor log-softmax.
+    """
+    if scale == 0:
+        return torch.where(z == -math.inf, -math.inf, torch.where(torch.isnan(z), z, 0.0)).to(z.dtype)
+    t = z if scale > 0 else -z
+    kept = t
+    if excluded is not None:
+        kept = kept.masked_fill(excluded, -math.inf)
+    if additive is not None:
+        kept = kept.masked_fill(additive == -math.inf, -math.inf)
+    top = kept.masked_fill(torch.isnan(kept), -math.inf).amax(axis, keepdim=True)
+    infinite = top == math.inf
+    shift = top.masked_fill(infinite | (top == -math.inf), 0.0)
+    finite = abs(scale) * (t - shift)
+    limit = torch.where(t == math.inf, 0.0, -math.inf).to(z.dtype)
+    limit = torch.where(torch.isnan(t), t, limit)
+    # Every kept element -inf is a fully masked row for either sign of scale.
+    masked_row = (kept == (-math.inf if scale > 0 else math.inf)).all(axis, keepdim=True)
+    return torch.where(masked_row, -math.inf, torch.where(infinite, limit, finite))
+
+
 def forward(x, axis, scale, log, additive=None, keep=None, positional=None):
     """softmax / log-softmax of scale * x + mask along axis, with the C contract's special cases."""
     dtype = x.dtype
@@ -92,9 +119,13 @@ def forward(x, axis, scale, log, additive=None, keep=None, positional=None):
             signed = signed.masked_fill(additive == -math.inf, -math.inf)
         top = signed.amax(axis, keepdim=True)
         z = torch.where(signed == top, 0.0, -math.inf).to(z.dtype)
-        z = z.masked_fill(top == -math.inf, -math.inf)
+        # Nothing kept, or (scale = -inf) every kept element -inf: a fully masked row.
+        masked_row = top == -math.inf
+        if scale < 0:
+            masked_row = masked_row | (signed == math.inf).all(axis, keepdim=True)
+        z = z.masked_fill(masked_row, -math.inf)
     else:
-        z = z * scale
+        z = scaled_logits(z, scale, excluded, additive, axis)
         if additive is not None:
             z = z + additive.to(z.dtype)
         if bias is not None:
@@ -107,7 +138,9 @@ def forward(x, axis, scale, log, additive=None, keep=None, positional=None):
         y = torch.log_softmax(z, axis).masked_fill(dead, -math.inf)
     else:
         y = torch.softmax(z, axis).masked_fill(dead, 0.0)
-    return y.to(dtype)
+    # A NaN among the kept elements makes the row NaN, whatever the scale.
+    nan = torch.isnan(x) if excluded is None else torch.isnan(x) & ~excluded
+    return y.masked_fill(nan.any(axis, keepdim=True), math.nan).to(dtype)
 
 
 def backward(y, dy, axis, scale, log, excluded=None):
@@ -159,6 +192,8 @@ def logsumexp(x, axis, scale):
     z = x.to(computation_dtype(x.dtype))
     if math.isinf(scale):
         return (z.amax(axis) if scale > 0 else z.amin(axis)) * scale
+    if scale == 0:  # log of the number of elements that are not -inf (NaN stays NaN)
+        return torch.logsumexp(scaled_logits(z, scale, axis=axis), axis).to(x.dtype)
     return torch.logsumexp(z * scale, axis).to(x.dtype)
 
 

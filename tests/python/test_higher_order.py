@@ -212,3 +212,41 @@ def test_half_precision_double_backward_is_finite_and_close_to_float64():
         assert second.dtype == dtype
         results.append(second.double())
     torch.testing.assert_close(results[0], results[1], rtol=0.05, atol=0.05)
+
+
+@pytest.mark.parametrize("scale", [0.0, 1.0, -1.0, 0.7, 1e30, -1e30, math.inf, -math.inf])
+@pytest.mark.parametrize("log", [False, True])
+def test_tensors_without_storage_follow_the_contract_on_special_rows(scale, log):
+    """vmap's wrappers take the torch-operation path: the same special-value rules as the C kernels."""
+    functorch = pytest.importorskip("functorch")
+    inf = math.inf
+    rows = torch.tensor(
+        [
+            [1.0, 2.0, 3.0, 4.0],
+            [inf, 1.0, inf, -inf],  # +inf entries share the mass (scale > 0)
+            [-inf, 1.0, 2.0, -inf],  # -inf entries are masked (scale > 0)
+            [-inf, -inf, -inf, -inf],  # fully masked: zeros (log: -inf), never NaN
+            [inf, inf, inf, inf],  # all +inf: uniform for scale > 0, masked for scale < 0
+            [3e300, -3e300, 1e300, 0.0],  # finite, but scale * x overflows a double for |scale| = 1e30
+            [1.0, math.nan, 2.0, 3.0],  # NaN row
+        ],
+        dtype=torch.float64,
+    )
+    function = softmax.log_softmax if log else softmax.softmax
+    batched = functorch.vmap(lambda row: function(row, scale=scale))(rows)
+    direct = function(rows, scale=scale)  # the C kernels
+    torch.testing.assert_close(batched, direct, rtol=1e-12, atol=0.0, equal_nan=True)
+    if scale == 0:
+        expected = torch.tensor([0.25] * 4, dtype=torch.float64)
+        torch.testing.assert_close(batched[0].exp() if log else batched[0], expected)
+    if scale > 0:
+        expected = torch.tensor([0.5, 0.0, 0.5, 0.0], dtype=torch.float64)
+        torch.testing.assert_close(batched[1].exp() if log else batched[1], expected)
+    assert not torch.isnan(batched[3]).any()
+
+
+def test_logsumexp_without_storage_at_scale_zero_counts_the_kept_elements():
+    functorch = pytest.importorskip("functorch")
+    rows = torch.tensor([[1.0, -math.inf, math.inf, 2.0], [-math.inf] * 4], dtype=torch.float64)
+    batched = functorch.vmap(lambda row: softmax.logsumexp(row, scale=0.0))(rows)
+    torch.testing.assert_close(batched, torch.tensor([math.log(3.0), -math.inf], dtype=torch.float64))
