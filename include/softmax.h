@@ -743,7 +743,8 @@ SOFTMAX_API int softmax_summary_nll_backward(const softmax_slice *slice, const v
  * bit, for ranks running the same build of the library and of libm (exp,
  * log). tests/test_summary.c checks 1 to 8 slices at random boundaries
  * against the one-slice draw in every mode, and the draw frequencies
- * against MPFR probabilities (chi-square).
+ * against long double probabilities of the filters (chi-square), and the
+ * token against the race computed from this definition.
  */
 
 /* Step 1 of sampling, about half the work of softmax_summary_compute: the

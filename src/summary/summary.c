@@ -244,7 +244,7 @@ static void summarise_row(const softmax_slice *slice, size_t r, double scale, si
     }
     if (n > 0 && s->count_ref == 0) /* every element NaN: ref stays -inf */
         s->argmax = s->first_nan;
-    if (top_k > 0) {
+    if (heap_size > 0) { /* (heap is NULL for an empty slice) */
         qsort(heap, heap_size, sizeof *heap, compare_entries);
         softmax_candidate *c = summary_candidates(s);
         for (size_t i = 0; i < heap_size; i++)
@@ -382,7 +382,8 @@ static void merge_candidates(softmax_summary *a, const softmax_summary *b, softm
                      (i < a->candidates && better(sign * ca[i].logit, ca[i].column, sign * cb[j].logit, cb[j].column));
         scratch[k] = take_a ? ca[i++] : cb[j++];
     }
-    memcpy(summary_candidates(a), scratch, total * sizeof *scratch);
+    if (total > 0) /* (scratch is NULL for a capacity of 0) */
+        memcpy(summary_candidates(a), scratch, total * sizeof *scratch);
     a->candidates = (uint32_t)total;
 }
 
