@@ -44,8 +44,8 @@
 #                    (scalar path)
 # 12. s390x          build-s390x/: cross-built for big-endian s390x
 #                    (cmake/toolchains/s390x-linux-gnu.cmake) and run under qemu-s390x:
-#                    test_contract and test_fp_state (portable path, linked and dlopen), the command's
-#                    TextInput and NpyIO tests (tests/cli/test_cli.py)
+#                    test_contract and test_fp_state (portable path, linked and dlopen),
+#                    the command's TextInput and NpyIO tests (tests/cli/test_cli.py)
 #
 # Exit status: 0 only if every step passed.
 set -euo pipefail
