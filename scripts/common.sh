@@ -91,12 +91,15 @@ BUILD_PACKAGES=(cmake gcc libc6-dev make)
 TEST_PACKAGES=(pkg-config libcmocka-dev libmpfr-dev libgmp-dev librandom123-dev)
 # ... and what the command's end-to-end tests (tests/cli/) check against.
 TEST_PACKAGES+=(python3 python3-numpy python3-mpmath)
+# ... GNU time, whose peak resident size the command's memory-bound tests read,
+# and Open MPI, over which tests/mpi runs the vocabulary-slice merges.
+TEST_PACKAGES+=(time libopenmpi-dev openmpi-bin)
 # ... and what the Python package (python/, tests/python/) needs: Debian's
 # /usr/bin/python3 with its headers, NumPy, PyTorch, matplotlib for the
 # figures, pytest and hypothesis for the tests, pip and venv for `pip install .`.
 # shellcheck disable=SC2034
 PYTHON_PACKAGES=(python3-dev python3-numpy python3-setuptools python3-pip python3-venv python3-torch
-    python3-matplotlib python3-pytest python3-hypothesis)
+    python3-matplotlib python3-pytest python3-hypothesis python3-scipy)
 # ... and the hardening steps: libFuzzer and ThreadSanitizer come with clang
 # (its OpenMP runtime with libomp-dev), the memory checker with valgrind.
 # shellcheck disable=SC2034
@@ -104,8 +107,12 @@ HARDENING_PACKAGES=(clang libomp-dev valgrind)
 # ... and the builds for other platforms: an s390x (big-endian) cross compiler
 # run under user-mode QEMU, whose test programs link the s390x builds of the
 # test libraries (Debian multiarch: ensure_foreign_architecture s390x
-# first), and the MinGW-w64 compiler for the Windows static library.
+# first), likewise for aarch64 (scripts/cross.sh), and the MinGW-w64 compiler
+# for the Windows static library.
 # shellcheck disable=SC2034
-CROSS_PACKAGES=(gcc-s390x-linux-gnu libc6-dev-s390x-cross qemu-user gcc-mingw-w64-x86-64)
+CROSS_PACKAGES=(gcc-s390x-linux-gnu libc6-dev-s390x-cross gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user
+    gcc-mingw-w64-x86-64)
 # shellcheck disable=SC2034
 S390X_TEST_PACKAGES=(libcmocka-dev:s390x libmpfr-dev:s390x libgmp-dev:s390x)
+# shellcheck disable=SC2034
+ARM64_TEST_PACKAGES=(libcmocka-dev:arm64 libmpfr-dev:arm64 libgmp-dev:arm64)

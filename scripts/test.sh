@@ -46,6 +46,10 @@
 #                    (cmake/toolchains/s390x-linux-gnu.cmake) and run under qemu-s390x:
 #                    test_contract and test_fp_state (portable path, linked and dlopen),
 #                    the command's TextInput and NpyIO tests (tests/cli/test_cli.py)
+# 13. cross          scripts/cross.sh aarch64 ldbl64: an aarch64 cross build running a
+#                    ctest subset under qemu-aarch64 (portable path; the subset is listed
+#                    in the script), and an x86-64 build with -mlong-double-64 running
+#                    the f64 accuracy and contract tests on the portable path
 #
 # Exit status: 0 only if every step passed.
 set -euo pipefail
@@ -103,8 +107,9 @@ run_quietly() {
 # --------------------------------------------------------------------------
 step deps "dependencies"
 ensure_foreign_architecture s390x
+ensure_foreign_architecture arm64
 ensure_packages "${BUILD_PACKAGES[@]}" "${TEST_PACKAGES[@]}" "${HARDENING_PACKAGES[@]}" \
-    "${CROSS_PACKAGES[@]}" "${S390X_TEST_PACKAGES[@]}"
+    "${CROSS_PACKAGES[@]}" "${S390X_TEST_PACKAGES[@]}" "${ARM64_TEST_PACKAGES[@]}"
 clang_compiler="$(command -v clang-14 || command -v clang)"
 step_passed
 
@@ -445,4 +450,9 @@ echo "1 2 3 | softmax (s390x): $(echo 1 2 3 | "$s390x_command")"
 # tests of '|' (no byte order) .npy files need; here it is not Python's.
 (cd tests/cli && SOFTMAX_CLI="$s390x_command" SOFTMAX_CLI_BYTE_ORDER=big PYTHONDONTWRITEBYTECODE=1 \
     /usr/bin/python3 -m unittest test_cli.TextInput test_cli.NpyIO)
+step_passed
+
+# --------------------------------------------------------------------------
+step cross "scripts/cross.sh aarch64 ldbl64: aarch64 under qemu-aarch64, a 64-bit long double"
+bash scripts/cross.sh aarch64 ldbl64
 step_passed

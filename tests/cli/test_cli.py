@@ -24,6 +24,10 @@ import unittest
 import mpmath
 import numpy as np
 
+# The byte order of the host the command runs on: '|' data (no order) is read
+# in it. Python's own unless the command runs elsewhere (s390x under qemu).
+COMMAND_BYTE_ORDER = {"little": "<", "big": ">"}[os.environ.get("SOFTMAX_CLI_BYTE_ORDER", sys.byteorder)]
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 CLI = os.environ.get("SOFTMAX_CLI", os.path.join(HERE, "..", "..", "build", "cli", "softmax"))
 GOLDEN = os.path.join(HERE, "golden")
@@ -375,9 +379,9 @@ class NpyIO(Case):
             for order in "<>=|":
                 x = (rng.standard_normal((3, 4, 5)) * 3).astype(order + code if order != "|" else code)
                 f = self.path("x.npy")
-                if order == "|":  # numpy writes '<'; '|' (no order) is read as the host's
+                if order == "|":  # numpy writes '<'; '|' (no order) is read in the command host's order
                     npy_with_header(f, f"{{'descr': '|{code}', 'fortran_order': False, 'shape': (3, 4, 5), }}",
-                                    x.astype("=" + code).tobytes())
+                                    x.astype(COMMAND_BYTE_ORDER + code).tobytes())
                 else:
                     np.save(f, x)
                 reference = x.astype(np.float64)
