@@ -175,6 +175,26 @@ fi
 } >>"$report"
 echo "appended the sampling tables to $report"
 
+section "distributed_bench (MPI: slice summaries against all-gather-then-sample)"
+if cmake --build "$build_dir" -j"$(nproc)" --target distributed_bench 2>/dev/null; then
+    {
+        echo
+        echo "## Vocabulary split across MPI ranks"
+        echo
+        echo "From \`mpirun -np K $build_dir/bench/distributed_bench --rows 8 --reps 9\` for K = 2, 3, 4"
+        echo "(Open MPI over shared memory on this machine; the two paths interleaved in one run; bytes are exact,"
+        echo "times are medians per step on rank 0). docs/distributed.md has the communication model for more ranks."
+        for ranks in 2 3 4; do
+            echo
+            OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1 \
+                OMPI_MCA_mpi_yield_when_idle=1 mpirun -np "$ranks" "$build_dir/bench/distributed_bench" --rows 8 --reps 9
+        done
+    } >>"$report"
+    echo "appended the distributed section to $report"
+else
+    echo "MPI not found: no distributed section"
+fi
+
 if [[ -s "$results/cli_section.md" ]]; then
     { echo; cat "$results/cli_section.md"; } >>"$report"
     echo "kept the command-line tool's section (bench/cli_bench.py --write refreshes it)"
