@@ -49,6 +49,34 @@ _OP_LOG_SOFTMAX = _softmax.OP_LOG_SOFTMAX
 _OP_FAST = _softmax.OP_FAST
 
 
+def _short_path(op, x, axis, scale, out, fast):
+    """The call without masks or temperature straight to the extension, or None for the general path.
+
+    The common call costs a fraction of a microsecond this way; anything it cannot take
+    (promoted types, a 0-d x, axis None or a tuple, or a real error) goes to the general
+    path, which decides and says why.
+    """
+    op = op if fast is False else op | _OP_FAST if fast is True else 0
+    if not op:
+        return None
+    if type(x) is _ndarray:
+        try:
+            return _execute(op, x, None, out, axis, scale, False, None, False, None)
+        except (TypeError, ValueError):
+            return None
+    if out is not None:
+        return None
+    try:
+        result = _execute_tensor(op, x, axis, scale)
+    except (TypeError, ValueError):
+        return None
+    if result is not NotImplemented:
+        return result
+    if type(axis) is int and getattr(x, "requires_grad", False) is True:
+        return _core.autograd_forward(op, x, axis, scale)
+    return None
+
+
 def softmax(x, axis=-1, scale=1.0, temperature=None, mask=None, out=None, fast=False, *, dim=None, dtype=None,
             causal=False, causal_offset=0, max_bias=0.0, head_axis=-3):
     """softmax(scale / temperature * x + mask) along `axis`.
@@ -85,25 +113,9 @@ def softmax(x, axis=-1, scale=1.0, temperature=None, mask=None, out=None, fast=F
     """
     if (temperature is None and mask is None and dim is None and dtype is None and causal is False
             and max_bias == 0.0):
-        op = _OP_SOFTMAX if fast is False else _OP_SOFTMAX | _OP_FAST if fast is True else 0
-        if type(x) is _ndarray:
-            if op:
-                try:
-                    return _execute(op, x, None, out, axis, scale, False, None, False, None)
-                except (TypeError, ValueError):
-                    pass  # promoted types, a 0-d x, or a real error: the general path decides (and says why)
-        elif op and out is None:
-            try:
-                result = _execute_tensor(op, x, axis, scale)
-                if result is not NotImplemented:
-                    return result
-            except (TypeError, ValueError):
-                pass  # axis None or a tuple, a 0-d x, or a real error: as above
-            else:
-                if type(axis) is int and getattr(x, "requires_grad", False) is True:
-                    result = _core.autograd_forward(op, x, axis, scale)
-                    if result is not None:
-                        return result
+        result = _short_path(_OP_SOFTMAX, x, axis, scale, out, fast)
+        if result is not None:
+            return result
     positional = _core.positional_masks(causal, causal_offset, max_bias, head_axis, "softmax")
     return _core.general(_OP_SOFTMAX, x, axis, scale, temperature, mask, out, fast, dim, dtype, positional,
                          "softmax")
@@ -117,25 +129,9 @@ def log_softmax(x, axis=-1, scale=1.0, temperature=None, mask=None, out=None, fa
     """
     if (temperature is None and mask is None and dim is None and dtype is None and causal is False
             and max_bias == 0.0):
-        op = _OP_LOG_SOFTMAX if fast is False else _OP_LOG_SOFTMAX | _OP_FAST if fast is True else 0
-        if type(x) is _ndarray:
-            if op:
-                try:
-                    return _execute(op, x, None, out, axis, scale, False, None, False, None)
-                except (TypeError, ValueError):
-                    pass  # promoted types, a 0-d x, or a real error: the general path decides (and says why)
-        elif op and out is None:
-            try:
-                result = _execute_tensor(op, x, axis, scale)
-                if result is not NotImplemented:
-                    return result
-            except (TypeError, ValueError):
-                pass  # axis None or a tuple, a 0-d x, or a real error: as above
-            else:
-                if type(axis) is int and getattr(x, "requires_grad", False) is True:
-                    result = _core.autograd_forward(op, x, axis, scale)
-                    if result is not None:
-                        return result
+        result = _short_path(_OP_LOG_SOFTMAX, x, axis, scale, out, fast)
+        if result is not None:
+            return result
     positional = _core.positional_masks(causal, causal_offset, max_bias, head_axis, "log_softmax")
     return _core.general(_OP_LOG_SOFTMAX, x, axis, scale, temperature, mask, out, fast, dim, dtype, positional,
                          "log_softmax")
