@@ -10,6 +10,7 @@
  * only the sums are rounded, in double-double, and rescaled with exp when
  * a merge raises the reference (see softmax.h for the bound).
  */
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -309,19 +310,23 @@ int summary_compute(const char *fn, const softmax_slice *slice, double scale, si
     size_t heap_capacity = top_k < slice->cols ? top_k : slice->cols;
     /* Rows are independent: spread over threads, the same bits for any count. */
     int threads = softmax_threads_for_job(slice->rows * slice->cols, slice->rows);
-    int out_of_memory = 0;
-#pragma omp parallel num_threads(threads) reduction(| : out_of_memory)
+    atomic_int out_of_memory = 0;
+#pragma omp parallel num_threads(threads) if (threads > 1)
     {
         heap_entry *heap = heap_capacity > 0 ? malloc(heap_capacity * sizeof *heap) : NULL;
         if (heap_capacity > 0 && heap == NULL)
-            out_of_memory = 1;
+            atomic_store(&out_of_memory, 1);
+        /* No record is written until every thread holds its heap, so that an
+         * allocation failure leaves the summaries untouched. */
+#pragma omp barrier
+        if (!atomic_load(&out_of_memory)) {
 #pragma omp for schedule(static)
-        for (size_t r = 0; r < slice->rows; r++)
-            if (heap_capacity == 0 || heap != NULL)
+            for (size_t r = 0; r < slice->rows; r++)
                 summarise_row(slice, r, scale, top_k, with_sums, heap, summary_record(summaries, bytes, r));
+        }
         free(heap);
     }
-    if (out_of_memory)
+    if (atomic_load(&out_of_memory))
         return softmax_fail(SOFTMAX_E_OUT_OF_MEMORY, "%s: no memory for %zu candidates", fn, heap_capacity);
     return SOFTMAX_OK;
 }
