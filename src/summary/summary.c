@@ -313,11 +313,12 @@ int summary_compute(const char *fn, const softmax_slice *slice, double scale, si
     atomic_int out_of_memory = 0;
 #pragma omp parallel num_threads(threads) if (threads > 1)
     {
-        heap_entry *heap = heap_capacity > 0 ? malloc(heap_capacity * sizeof *heap) : NULL;
-        if (heap_capacity > 0 && heap == NULL)
-            atomic_store(&out_of_memory, 1);
-            /* No record is written until every thread holds its heap, so that an
+        /* No record is written until every thread holds its heap, so that an
          * allocation failure leaves the summaries untouched. */
+        heap_entry *heap = heap_capacity > 0 ? malloc(heap_capacity * sizeof *heap) : NULL;
+        if (heap_capacity > 0 && heap == NULL) {
+            atomic_store(&out_of_memory, 1);
+        }
 #pragma omp barrier
         if (!atomic_load(&out_of_memory)) {
 #pragma omp for schedule(static)
