@@ -24,7 +24,7 @@ void checks_reference(const bench_problem *problem, double *reference);
 
 /* Softmax outputs below this (but >= FLT_MIN) are the "tail": the anchors'
  * exps underflow there, so the max ulp is taken over outputs above it (as in
- * issue 3) and the tail is checked apart, for outputs lost outright. */
+ * the speed targets) and the tail is checked apart, for outputs lost outright. */
 #define CHECK_TAIL_BELOW 1e-30
 /* A tail output is lost when it comes back 0 or off by this relative error
  * (~8000 ulp): not rounding, a wrong value. */

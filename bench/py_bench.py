@@ -209,9 +209,9 @@ def main():
            f"C column: {os.path.relpath(library_path, ROOT) if library_path else 'n/a'} through ctypes. "
            f"Candidates interleaved, medians of {rounds} samples (x3 for the 1x10 calls) of >= 2 ms each; "
            f"float32 softmax along the last axis, scale 1.", "",
-           "### Per-call time on a 1x10 array (issue 6 target: <= 1.5 us)", ""]
+           "### Per-call time on a 1x10 array (target: <= 1.5 us)", ""]
     out += overhead_lines
-    out += ["", "### Against the C library and torch.softmax (issue 6 targets at 1024x4096: binding out / C <= 1.1, "
+    out += ["", "### Against the C library and torch.softmax (targets at 1024x4096: binding out / C <= 1.1, "
             "torch / binding >= 1.5)", "",
             "| shape | C (us) | binding out (us) | binding (us) | binding tensor (us) | torch (us) | binding out / C "
             "| torch / binding | torch / binding tensor |",

@@ -14,7 +14,7 @@
 #                   threads; forward, log, backward; then forward at scale 0.5
 #  4. torch_bench   PyTorch on the same shapes, with Debian's /usr/bin/python3
 #  5. report        bench/report.py writes BENCHMARKS.md (machine, tables,
-#                   issue 3's targets, how to read)
+#                   the speed targets, how to read)
 #  6. general_bench bf16/f16, masks and strides (+ bench/torch_general_bench.py),
 #                   appended to the report
 #  7. sampling     sample_bench (softmax_sample vs softmax and a read of the same
@@ -123,7 +123,7 @@ else
 fi
 {
     echo
-    echo "## General API: bf16 / f16, masks, strides (issue 4; 1 thread)"
+    echo "## General API: bf16 / f16, masks, strides (1 thread)"
     echo
     echo "From \`build-bench/bench/general_bench\` (libsoftmax, memcpy and oneDNN in one process, interleaved)"
     echo "and \`bench/torch_general_bench.py\` (PyTorch, separate process, what attention code writes today)."
@@ -150,7 +150,7 @@ SOFTMAX_ISA=scalar "$bench" "${quick[@]}" --markdown --f64 --threads 1 --ops for
 } >>"$report"
 echo "appended the portable f64 section to $report"
 
-# Sampling (issue 5): softmax_sample() against this library's softmax of the
+# Sampling: softmax_sample() against this library's softmax of the
 # same rows and a read of the same bytes, then PyTorch's pipelines with
 # libsoftmax timed in the same loop; both tables are appended to the report.
 section "sample_bench"
