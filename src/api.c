@@ -19,21 +19,6 @@
             return softmax_fail((status), __VA_ARGS__);                                                                \
     } while (0)
 
-static size_t dtype_size(softmax_dtype dtype)
-{
-    switch (dtype) {
-    case SOFTMAX_DTYPE_F32:
-        return sizeof(float);
-    case SOFTMAX_DTYPE_F64:
-        return sizeof(double);
-    case SOFTMAX_DTYPE_BF16:
-    case SOFTMAX_DTYPE_F16:
-        return sizeof(uint16_t);
-    default:
-        return 0;
-    }
-}
-
 static const char *op_name(softmax_op op)
 {
     switch (op) {
@@ -79,7 +64,7 @@ static int validate_desc(const char *fn, const softmax_desc *desc, axis_view *vi
 {
     RETURN_ERROR_IF(desc == NULL, SOFTMAX_E_NULL_POINTER, "%s: desc is NULL", fn);
     RETURN_ERROR_IF(op_name(desc->op) == NULL, SOFTMAX_E_INVALID_ARGUMENT, "%s: unknown op %d", fn, (int)desc->op);
-    const size_t element_size = dtype_size(desc->dtype);
+    const size_t element_size = softmax_dtype_size(desc->dtype);
     RETURN_ERROR_IF(element_size == 0, SOFTMAX_E_INVALID_DTYPE, "%s: unknown or unsupported dtype %d", fn,
                     (int)desc->dtype);
     RETURN_ERROR_IF(desc->ndim < 1 || desc->ndim > SOFTMAX_MAX_NDIM, SOFTMAX_E_INVALID_ARGUMENT,

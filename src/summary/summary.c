@@ -16,21 +16,6 @@
 
 #include "summary_internal.h"
 
-size_t summary_dtype_size(softmax_dtype dtype)
-{
-    switch (dtype) {
-    case SOFTMAX_DTYPE_F32:
-        return sizeof(float);
-    case SOFTMAX_DTYPE_F64:
-        return sizeof(double);
-    case SOFTMAX_DTYPE_BF16:
-    case SOFTMAX_DTYPE_F16:
-        return sizeof(uint16_t);
-    default:
-        return 0;
-    }
-}
-
 void summary_read(softmax_dtype dtype, const void *row, size_t begin, size_t count, double *out)
 {
     switch (dtype) {
@@ -67,7 +52,7 @@ int summary_check_slice(const char *fn, const softmax_slice *slice)
         return SOFTMAX_E_ISA_UNAVAILABLE; /* recorded by softmax_isa_name */
     if (slice == NULL)
         return softmax_fail(SOFTMAX_E_NULL_POINTER, "%s: slice is NULL", fn);
-    size_t size = summary_dtype_size(slice->dtype);
+    size_t size = softmax_dtype_size(slice->dtype);
     if (size == 0)
         return softmax_fail(SOFTMAX_E_INVALID_DTYPE, "%s: unsupported slice dtype %d", fn, (int)slice->dtype);
     if (slice->vocab >= (UINT64_C(1) << 32))
@@ -186,7 +171,7 @@ static void summarise_row(const softmax_slice *slice, size_t r, double scale, si
                           heap_entry *heap, softmax_summary *s)
 {
     const void *row =
-        slice->cols > 0 ? (const char *)slice->logits + r * slice->cols * summary_dtype_size(slice->dtype) : NULL;
+        slice->cols > 0 ? (const char *)slice->logits + r * slice->cols * softmax_dtype_size(slice->dtype) : NULL;
     const size_t heap_capacity = top_k < slice->cols ? top_k : slice->cols;
     const double sign = summary_sign(scale), a = fabs(scale);
     const size_t n = slice->cols;
@@ -304,7 +289,7 @@ int summary_compute(const char *fn, const softmax_slice *slice, double scale, si
         return SOFTMAX_OK;
     if (summaries == NULL)
         return softmax_fail(SOFTMAX_E_NULL_POINTER, "%s: summaries is NULL", fn);
-    size_t element = summary_dtype_size(slice->dtype);
+    size_t element = softmax_dtype_size(slice->dtype);
     if (bytes_overlap(summaries, slice->rows * bytes, slice->logits, slice->rows * slice->cols * element))
         return softmax_fail(SOFTMAX_E_OVERLAP, "%s: summaries overlap the logits", fn);
     size_t heap_capacity = top_k < slice->cols ? top_k : slice->cols;
@@ -535,7 +520,7 @@ static int check_slice_and_records(const char *fn, const softmax_slice *slice, c
         return SOFTMAX_OK;
     if (out == NULL)
         return softmax_fail(SOFTMAX_E_NULL_POINTER, "%s: output is NULL", fn);
-    size_t in_size = summary_dtype_size(slice->dtype);
+    size_t in_size = softmax_dtype_size(slice->dtype);
     size_t out_size = slice->dtype == SOFTMAX_DTYPE_F64 ? sizeof(double) : sizeof(float);
     size_t n = slice->rows * slice->cols;
     if (n > SIZE_MAX / out_size)
@@ -614,7 +599,7 @@ int softmax_summary_softmax(const softmax_slice *slice, const void *merged, int 
     if (status != SOFTMAX_OK || slice->rows == 0 || slice->cols == 0)
         return status;
     softmax_dtype out_type = slice->dtype == SOFTMAX_DTYPE_F64 ? SOFTMAX_DTYPE_F64 : SOFTMAX_DTYPE_F32;
-    size_t element = summary_dtype_size(slice->dtype), n = slice->cols;
+    size_t element = softmax_dtype_size(slice->dtype), n = slice->cols;
     int threads = softmax_threads_for_job(slice->rows * n, slice->rows);
 #pragma omp parallel for num_threads(threads) schedule(static)
     for (size_t r = 0; r < slice->rows; r++) {
@@ -757,7 +742,7 @@ int softmax_summary_nll_backward(const softmax_slice *slice, const void *merged,
     if (slice->targets == NULL)
         return softmax_fail(SOFTMAX_E_NULL_POINTER, "%s: the slice has no targets", fn);
     softmax_dtype out_type = slice->dtype == SOFTMAX_DTYPE_F64 ? SOFTMAX_DTYPE_F64 : SOFTMAX_DTYPE_F32;
-    size_t element = summary_dtype_size(slice->dtype), n = slice->cols;
+    size_t element = softmax_dtype_size(slice->dtype), n = slice->cols;
     int threads = softmax_threads_for_job(slice->rows * n, slice->rows);
 #pragma omp parallel for num_threads(threads) schedule(static)
     for (size_t r = 0; r < slice->rows; r++) {

@@ -20,7 +20,6 @@
 void summary_read(softmax_dtype dtype, const void *row, size_t begin, size_t count, double *out);
 
 /* Element size of a supported slice dtype, 0 otherwise. */
-size_t summary_dtype_size(softmax_dtype dtype);
 
 /* Checks a slice (fn names the caller in messages). */
 int summary_check_slice(const char *fn, const softmax_slice *slice);

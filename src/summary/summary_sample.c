@@ -312,7 +312,7 @@ int softmax_top_p_histogram(const softmax_sampler_params *params, const softmax_
             return softmax_fail(SOFTMAX_E_INVALID_ARGUMENT, "%s: the search of row %zu is not a valid state", fn, r);
     memset(bins, 0, slice->rows * SOFTMAX_TOP_P_BINS * sizeof *bins);
     double inv_temperature = 1.0 / params->temperature;
-    size_t element = summary_dtype_size(slice->dtype), n = slice->cols;
+    size_t element = softmax_dtype_size(slice->dtype), n = slice->cols;
     int threads = softmax_threads_for_job(slice->rows * n, slice->rows);
 #pragma omp parallel for num_threads(threads) schedule(static)
     for (size_t r = 0; r < slice->rows; r++) {
@@ -479,7 +479,7 @@ int softmax_sample_race(const softmax_sampler_params *params, const softmax_slic
                 return softmax_fail(SOFTMAX_E_INVALID_ARGUMENT, "%s: the top-p search of row %zu is not finished", fn,
                                     r);
     double inv_temperature = 1.0 / params->temperature;
-    size_t element = summary_dtype_size(slice->dtype), n = slice->cols;
+    size_t element = softmax_dtype_size(slice->dtype), n = slice->cols;
     int threads = softmax_threads_for_job(slice->rows * n, slice->rows);
 #pragma omp parallel for num_threads(threads) schedule(static)
     for (size_t r = 0; r < slice->rows; r++) {
