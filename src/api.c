@@ -162,8 +162,8 @@ static void run_units(const job *work, size_t first, size_t last)
 static void run_job(const job *work)
 {
     const size_t units = unit_count(work);
-    const bool single_long_row = !work->fast && work->view.inner == 1 && units == 1 &&
-                                 work->kernels->long_row != NULL && work->view.n >= work->kernels->long_row_min;
+    const bool single_long_row =
+        !work->fast && work->view.inner == 1 && units == 1 && work->view.n >= work->kernels->long_row_min;
     const int threads = softmax_threads_for_job(work->view.elements, single_long_row ? work->view.elements : units);
     if (single_long_row && threads > 1) {
         work->kernels->long_row(work->op, work->src, work->grad, work->dst, work->view.n, work->scale, threads);
@@ -213,7 +213,7 @@ static int execute(const char *fn, const softmax_desc *desc, const void *src, co
         .dst = dst,
         .view = view,
         .scale = desc->scale,
-        .fast = (desc->flags & SOFTMAX_FLAG_FAST) != 0 && plan.kernels->fast_rows != NULL &&
+        .fast = (desc->flags & SOFTMAX_FLAG_FAST) != 0 && (plan.kernels->capabilities & SOFTMAX_KERNELS_FAST_MODE) &&
                 (desc->op == SOFTMAX_OP_SOFTMAX || desc->op == SOFTMAX_OP_LOG_SOFTMAX),
     };
     run_job(&work);

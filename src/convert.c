@@ -10,7 +10,6 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "general.h"
 #include "internal.h"
 
 static uint32_t bits_of_float(float value)
@@ -178,20 +177,17 @@ int softmax_convert(void *dst, softmax_dtype dst_dtype, const void *src, softmax
     if (d == s && dst_size != src_size)
         return softmax_fail(SOFTMAX_E_OVERLAP, "softmax_convert: in place needs types of the same size");
     int status = SOFTMAX_OK;
-    if (softmax_dispatch(SOFTMAX_DTYPE_F32, "softmax_convert", &status) == NULL)
+    /* The active path's contiguous conversions: bit for bit the scalar
+     * definitions above (the portable table holds those). */
+    const softmax_kernels *f32 = softmax_dispatch(SOFTMAX_DTYPE_F32, "softmax_convert", &status);
+    if (f32 == NULL)
         return status;
     if (src_dtype == SOFTMAX_DTYPE_F32 && (dst_dtype == SOFTMAX_DTYPE_BF16 || dst_dtype == SOFTMAX_DTYPE_F16)) {
-        if (dst_dtype == SOFTMAX_DTYPE_BF16)
-            softmax_convert_lane_f32_to_bf16(dst, src, n);
-        else
-            softmax_convert_lane_f32_to_f16(dst, src, n);
+        f32->narrow_half(dst, src, n, dst_dtype == SOFTMAX_DTYPE_BF16);
         return SOFTMAX_OK;
     }
     if (dst_dtype == SOFTMAX_DTYPE_F32 && (src_dtype == SOFTMAX_DTYPE_BF16 || src_dtype == SOFTMAX_DTYPE_F16)) {
-        if (src_dtype == SOFTMAX_DTYPE_BF16)
-            softmax_convert_lane_bf16_to_f32(dst, src, n);
-        else
-            softmax_convert_lane_f16_to_f32(dst, src, n);
+        f32->widen_half(dst, src, n, src_dtype == SOFTMAX_DTYPE_BF16);
         return SOFTMAX_OK;
     }
     if (dst_dtype == src_dtype) {
@@ -203,57 +199,4 @@ int softmax_convert(void *dst, softmax_dtype dst_dtype, const void *src, softmax
     for (size_t i = 0; i < n; i++)
         store_from_double(dst, dst_dtype, i, load_as_double(src, src_dtype, i));
     return SOFTMAX_OK;
-}
-
-/* Contiguous conversions: the active path's SIMD conversions when it has
- * them (bit for bit the scalar definitions above), else those. Only called
- * after a successful dispatch. */
-static const softmax_kernels *f32_kernels(void)
-{
-    int status;
-    return softmax_dispatch(SOFTMAX_DTYPE_F32, "softmax_convert", &status);
-}
-
-void softmax_convert_lane_bf16_to_f32(float *dst, const uint16_t *src, size_t n)
-{
-    const softmax_kernels *k = f32_kernels();
-    if (k != NULL && k->widen_half != NULL) {
-        k->widen_half(dst, src, n, 1);
-        return;
-    }
-    for (size_t i = 0; i < n; i++)
-        dst[i] = softmax_bf16_to_float(src[i]);
-}
-
-void softmax_convert_lane_f16_to_f32(float *dst, const uint16_t *src, size_t n)
-{
-    const softmax_kernels *k = f32_kernels();
-    if (k != NULL && k->widen_half != NULL) {
-        k->widen_half(dst, src, n, 0);
-        return;
-    }
-    for (size_t i = 0; i < n; i++)
-        dst[i] = softmax_f16_to_float(src[i]);
-}
-
-void softmax_convert_lane_f32_to_bf16(uint16_t *dst, const float *src, size_t n)
-{
-    const softmax_kernels *k = f32_kernels();
-    if (k != NULL && k->narrow_half != NULL) {
-        k->narrow_half(dst, src, n, 1);
-        return;
-    }
-    for (size_t i = 0; i < n; i++)
-        dst[i] = softmax_float_to_bf16(src[i]);
-}
-
-void softmax_convert_lane_f32_to_f16(uint16_t *dst, const float *src, size_t n)
-{
-    const softmax_kernels *k = f32_kernels();
-    if (k != NULL && k->narrow_half != NULL) {
-        k->narrow_half(dst, src, n, 0);
-        return;
-    }
-    for (size_t i = 0; i < n; i++)
-        dst[i] = softmax_float_to_f16(src[i]);
 }

@@ -32,15 +32,6 @@
 #include "general.h"
 #include "ref/double_double.h"
 
-/* The loops that gather, mask and split lines are plain C that the compiler
- * vectorises; compiled once per ISA level (chosen by the CPU at load time:
- * they are exact, so every clone gives the same bits). */
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
-#define VECTOR_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define VECTOR_CLONES
-#endif
-
 /* Elements per gathered block: a few lines of a short row, or one line.
  * 2048 keeps the block (8 KiB of f32, and the additive-mask split's 16 KiB
  * of doubles) in L1 while the kernels run on it. */
@@ -73,7 +64,8 @@ static inline double load_double(const char *base, softmax_dtype type, int64_t i
 
 /* Gathers n elements spaced `stride` apart into floats (the f32 computation
  * type; f32, bf16 and f16 sources are exact in float). */
-static void gather_f32(float *out, const char *base, softmax_dtype type, int64_t offset, int64_t stride, size_t n)
+static void gather_f32(const softmax_kernels *kernels, float *out, const char *base, softmax_dtype type, int64_t offset,
+                       int64_t stride, size_t n)
 {
     switch (type) {
     case SOFTMAX_DTYPE_F32: {
@@ -90,7 +82,7 @@ static void gather_f32(float *out, const char *base, softmax_dtype type, int64_t
     case SOFTMAX_DTYPE_BF16: {
         const uint16_t *src = (const uint16_t *)(const void *)base + offset;
         if (stride == 1)
-            softmax_convert_lane_bf16_to_f32(out, src, n);
+            kernels->widen_half(out, src, n, 1);
         else
             for (size_t i = 0; i < n; i++)
                 out[i] = softmax_bf16_to_float(src[(int64_t)i * stride]);
@@ -99,7 +91,7 @@ static void gather_f32(float *out, const char *base, softmax_dtype type, int64_t
     case SOFTMAX_DTYPE_F16: {
         const uint16_t *src = (const uint16_t *)(const void *)base + offset;
         if (stride == 1)
-            softmax_convert_lane_f16_to_f32(out, src, n);
+            kernels->widen_half(out, src, n, 0);
         else
             for (size_t i = 0; i < n; i++)
                 out[i] = softmax_f16_to_float(src[(int64_t)i * stride]);
@@ -122,7 +114,8 @@ static void gather_f64(double *out, const char *base, softmax_dtype type, int64_
         out[i] = load_double(base, type, offset + (int64_t)i * stride);
 }
 
-static void scatter_f32(char *base, softmax_dtype type, int64_t offset, int64_t stride, const float *in, size_t n)
+static void scatter_f32(const softmax_kernels *kernels, char *base, softmax_dtype type, int64_t offset, int64_t stride,
+                        const float *in, size_t n)
 {
     switch (type) {
     case SOFTMAX_DTYPE_F32: {
@@ -143,7 +136,7 @@ static void scatter_f32(char *base, softmax_dtype type, int64_t offset, int64_t 
     case SOFTMAX_DTYPE_BF16: {
         uint16_t *dst = (uint16_t *)(void *)base + offset;
         if (stride == 1)
-            softmax_convert_lane_f32_to_bf16(dst, in, n);
+            kernels->narrow_half(dst, in, n, 1);
         else
             for (size_t i = 0; i < n; i++)
                 dst[(int64_t)i * stride] = softmax_float_to_bf16(in[i]);
@@ -152,7 +145,7 @@ static void scatter_f32(char *base, softmax_dtype type, int64_t offset, int64_t 
     default: {
         uint16_t *dst = (uint16_t *)(void *)base + offset;
         if (stride == 1)
-            softmax_convert_lane_f32_to_f16(dst, in, n);
+            kernels->narrow_half(dst, in, n, 0);
         else
             for (size_t i = 0; i < n; i++)
                 dst[(int64_t)i * stride] = softmax_float_to_f16(in[i]);
@@ -343,143 +336,20 @@ static void masked_logits(const general_plan *plan, const line_position *where, 
     }
 }
 
-/* The f32 logits of the common case in double, in loops the compiler
- * vectorises: a finite non-zero scale, an f32 (or absent) mask with unit
- * stride. z = scale * x + mask + slope * j has a relative error of 2^-52
- * in double, far below the f32 result's ulp. Excluded elements (mask -inf,
- * `where`, causal) are -inf whatever x is. False for other cases, which
- * take masked_logits(). */
-VECTOR_CLONES static bool masked_logits_f32_fast(const general_plan *plan, const line_position *where, const float *x,
-                                                 double *z)
-{
-    const general_operand *m = &plan->operands[GENERAL_MASK];
-    const general_operand *w = &plan->operands[GENERAL_WHERE];
-    const double scale = plan->scale;
-    if (scale == 0 || isinf(scale) ||
-        (plan->has_mask && (m->type != SOFTMAX_DTYPE_F32 || m->strides[plan->axis] != 1)) ||
-        (plan->has_where && w->strides[plan->axis] != 1))
-        return false;
-    const size_t n = plan->n, kept = causal_length(plan, where);
-    const double slope = alibi_slope(plan, where->head);
-    if (plan->has_mask) {
-        const float *mask = (const float *)(const void *)m->base + where->offset[GENERAL_MASK];
-        for (size_t j = 0; j < kept; j++) {
-            const double bias = mask[j];
-            const double logit = scale * (double)x[j] + (bias + slope * (double)j);
-            z[j] = bias == -INFINITY ? -INFINITY : logit;
-        }
-    } else {
-        for (size_t j = 0; j < kept; j++)
-            z[j] = scale * (double)x[j] + slope * (double)j;
-    }
-    if (plan->has_where) {
-        const uint8_t *keep = (const uint8_t *)(const void *)w->base + where->offset[GENERAL_WHERE];
-        for (size_t j = 0; j < kept; j++) {
-            const double logit = z[j];
-            z[j] = keep[j] != 0 ? logit : -INFINITY;
-        }
-    }
-    for (size_t j = kept; j < n; j++)
-        z[j] = -INFINITY;
-    return true;
-}
-
-/* Splits a line of finite-or-masked double logits z for the f32 kernels:
- * d = z - max z exactly enough (double), hi = (float)d into `hi`, and d kept
- * in z. softmax(d) = w * e^lo / sum(w * e^lo) with w = softmax(hi) and
- * lo = d - hi, |lo| <= 2^-24 |d|: the f32 kernels compute w, and
- * apply_low_parts() folds in e^lo ~ 1 + lo (the next term, lo^2 / 2, is
- * below 2^-40 for the outputs in the normal range, |d| < 104). False (line
- * untouched in its meaning) for lines with NaN, +inf or no finite logit:
- * they take the exact general path. */
-VECTOR_CLONES static bool split_logits(double *z, float *hi, size_t n)
-{
-    /* Eight running maxima (a fixed order: the same bits on every path). */
-    enum { PARTS = 8 };
-    double tops[PARTS];
-    int special[PARTS];
-    for (int l = 0; l < PARTS; l++)
-        tops[l] = -INFINITY, special[l] = 0;
-    size_t j = 0;
-    for (; j + PARTS <= n; j += PARTS)
-        for (int l = 0; l < PARTS; l++) {
-            const double value = z[j + (size_t)l];
-            special[l] |= (value != value) | (value == INFINITY);
-            tops[l] = value > tops[l] ? value : tops[l];
-        }
-    for (; j < n; j++) {
-        special[0] |= (z[j] != z[j]) | (z[j] == INFINITY);
-        tops[0] = z[j] > tops[0] ? z[j] : tops[0];
-    }
-    double top = -INFINITY;
-    int any_special = 0;
-    for (int l = 0; l < PARTS; l++) {
-        top = tops[l] > top ? tops[l] : top;
-        any_special |= special[l];
-    }
-    if (any_special || top == -INFINITY)
-        return false;
-    for (j = 0; j < n; j++) {
-        const double d = z[j] - top;
-        z[j] = d;
-        hi[j] = (float)d;
-    }
-    return true;
-}
-
-/* out = softmax(d) from w = softmax(hi) (or log-softmax), see
- * split_logits(); d arrives in `line` and leaves as the result. */
-VECTOR_CLONES static void apply_low_parts(softmax_op op, const float *w, double *line, size_t n)
-{
-    /* The low parts, then their weighted sum in eight fixed partial sums. */
-    size_t j = 0;
-    for (; j < n; j++) {
-        const double d = line[j];
-        const double high = (double)(float)d; /* -inf also below the float range: e^d is 0 there */
-        line[j] = high == -INFINITY ? 0.0 : d - high;
-    }
-    enum { PARTS = 8 };
-    double partial[PARTS] = {0};
-    j = 0;
-    if (op == SOFTMAX_OP_LOG_SOFTMAX) {
-        for (; j < n; j++) /* exp of log-probabilities: no vector exp here, but rare */
-            partial[j % PARTS] += exp((double)w[j]) * line[j];
-    } else {
-        for (; j + PARTS <= n; j += PARTS)
-            for (int l = 0; l < PARTS; l++)
-                partial[l] += (double)w[j + (size_t)l] * line[j + (size_t)l];
-        for (; j < n; j++)
-            partial[0] += (double)w[j] * line[j];
-    }
-    double correction = 0;
-    for (int l = 0; l < PARTS; l++)
-        correction += partial[l];
-    if (op == SOFTMAX_OP_LOG_SOFTMAX) {
-        const double log_correction = log1p(correction);
-        for (j = 0; j < n; j++) {
-            line[j] = ((double)w[j] + line[j]) - log_correction;
-            if (line[j] > 0) /* log-softmax is never above 0 (NaN stays) */
-                line[j] = 0;
-        }
-    } else {
-        const double normalizer = 1.0 / (1.0 + correction);
-        for (j = 0; j < n; j++)
-            line[j] = (double)w[j] * (1.0 + line[j]) * normalizer;
-    }
-}
-
-/* One line of the additive-mask path: the kernels' split when the layout
- * is the common one, else the portable loops. x (f32 logits) may be the
- * source itself; hi is the line's buffer. */
+/* One line of the additive-mask path through the kernels' split, for the
+ * common layout (f32 or no mask and unit strides along the axis) and a
+ * finite nonzero scale; false for other lines (left to the exact general
+ * path) and for lines the split declines. x (f32 logits) may be the source
+ * itself; hi is the line's buffer. */
 static bool split_line(const general_plan *plan, const line_position *where, const float *x, float *hi, double *line)
 {
     const general_operand *m = &plan->operands[GENERAL_MASK];
     const general_operand *w = &plan->operands[GENERAL_WHERE];
-    const bool common = plan->kernels->split_logits != NULL && plan->scale != 0 && !isinf(plan->scale) &&
+    const bool common = plan->scale != 0 && !isinf(plan->scale) &&
                         (!plan->has_mask || (m->type == SOFTMAX_DTYPE_F32 && m->strides[plan->axis] == 1)) &&
                         (!plan->has_where || w->strides[plan->axis] == 1);
     if (!common)
-        return masked_logits_f32_fast(plan, where, x, line) && split_logits(line, hi, plan->n);
+        return false;
     const float *mask = plan->has_mask ? (const float *)(const void *)m->base + where->offset[GENERAL_MASK] : NULL;
     const uint8_t *keep =
         plan->has_where ? (const uint8_t *)(const void *)w->base + where->offset[GENERAL_WHERE] : NULL;
@@ -627,7 +497,7 @@ static void gather_line(const general_plan *plan, int operand, const line_positi
     const general_operand *o = &plan->operands[operand];
     const int64_t stride = o->strides[plan->axis];
     if (plan->compute == SOFTMAX_DTYPE_F32)
-        gather_f32(out, o->base, o->type, where->offset[operand], stride, plan->n);
+        gather_f32(plan->kernels, out, o->base, o->type, where->offset[operand], stride, plan->n);
     else
         gather_f64(out, o->base, o->type, where->offset[operand], stride, plan->n);
 }
@@ -698,7 +568,8 @@ DEFINE_EXCLUDE(double, exclude_f64)
  * gathered with their exclusions (a `where` byte or a 0 / -inf f32 mask
  * entry, unit strides) applied on the way; loops without branches so that
  * the compiler vectorises them. False if the layout is not one of these. */
-VECTOR_CLONES static bool gather_excluding_f32(const general_plan *plan, const line_position *where, char *line_bytes)
+SOFTMAX_VECTOR_CLONES static bool gather_excluding_f32(const general_plan *plan, const line_position *where,
+                                                       char *line_bytes)
 {
     const general_operand *x = &plan->operands[GENERAL_SRC];
     const general_operand *w = &plan->operands[GENERAL_WHERE];
@@ -758,10 +629,9 @@ VECTOR_CLONES static bool gather_excluding_f32(const general_plan *plan, const l
 
 /* Lines strided along the axis but adjacent to each other (a transposed
  * view) in the computation type: the block is gathered by the kernels'
- * register transposes (or tiles of 16 elements x all lines in the portable
- * code, f32 only), so memory is read in order. False for other layouts. */
-VECTOR_CLONES static bool gather_transposed(const general_plan *plan, int operand, const line_position *positions,
-                                            size_t line_count, char *rows)
+ * transpose_lines, so memory is read in order. False for other layouts. */
+static bool gather_transposed(const general_plan *plan, int operand, const line_position *positions, size_t line_count,
+                              char *rows)
 {
     const general_operand *x = &plan->operands[operand];
     const int64_t stride = x->strides[plan->axis];
@@ -773,21 +643,7 @@ VECTOR_CLONES static bool gather_transposed(const general_plan *plan, int operan
     const size_t n = plan->n;
     const size_t element = softmax_dtype_size(x->type);
     const char *first = x->base + positions[0].offset[operand] * (int64_t)element;
-    if (plan->kernels->transpose_lines != NULL) {
-        plan->kernels->transpose_lines(first, stride, line_count, n, rows);
-        return true;
-    }
-    if (plan->compute != SOFTMAX_DTYPE_F32)
-        return false;
-    const float *src = (const float *)(const void *)first;
-    float *out = (float *)(void *)rows;
-    enum { TILE = 16 };
-    for (size_t j0 = 0; j0 < n; j0 += TILE) {
-        const size_t j1 = j0 + TILE < n ? j0 + TILE : n;
-        for (size_t b = 0; b < line_count; b++)
-            for (size_t j = j0; j < j1; j++)
-                out[b * n + j] = src[(int64_t)j * stride + (int64_t)b];
-    }
+    plan->kernels->transpose_lines(first, stride, line_count, n, rows);
     return true;
 }
 
@@ -946,10 +802,8 @@ static void run_gathered_block(const general_plan *plan, const block_buffers *bu
                     plan->kernels->rows(plan->op, x + b * n, NULL, x + b * n, 1, n, 1.0);
         for (size_t b = 0; b < line_count; b++) {
             double *line = buffers->wide + b * n;
-            if (split[b] && plan->kernels->apply_low_parts != NULL)
+            if (split[b])
                 plan->kernels->apply_low_parts(plan->op, x + b * n, line, n);
-            else if (split[b])
-                apply_low_parts(plan->op, x + b * n, line, n);
             scatter_f64(d->base_out, d->type, positions[b].offset[GENERAL_DST], d->strides[plan->axis], line, n);
         }
         return;
@@ -977,7 +831,7 @@ static void run_gathered_block(const general_plan *plan, const block_buffers *bu
         if (!plan->forward && excluding)
             set_excluded(plan, &positions[b], values, 0.0);
         if (plan->compute == SOFTMAX_DTYPE_F32)
-            scatter_f32(d->base_out, d->type, positions[b].offset[GENERAL_DST], d->strides[plan->axis],
+            scatter_f32(plan->kernels, d->base_out, d->type, positions[b].offset[GENERAL_DST], d->strides[plan->axis],
                         (const float *)(const void *)values, n);
         else
             scatter_f64(d->base_out, d->type, positions[b].offset[GENERAL_DST], d->strides[plan->axis],
@@ -994,38 +848,19 @@ static void run_causal_rows(const general_plan *plan, size_t first_line, size_t 
     const general_operand *src = &plan->operands[GENERAL_SRC];
     const general_operand *grad = &plan->operands[GENERAL_GRAD];
     const general_operand *dst = &plan->operands[GENERAL_DST];
-    const double fill = plan->op == SOFTMAX_OP_LOG_SOFTMAX ? -INFINITY : 0.0;
     if (line_count == 0)
         return;
     line_position positions[BLOCK_MAX_LINES];
     positions_of(plan, first_line, line_count, positions);
     const line_position first = positions[0];
-    if (plan->kernels->prefix_rows != NULL) {
-        /* The unit's rows are contiguous (layout checked by the plan). */
-        size_t kept[BLOCK_MAX_LINES];
-        for (size_t b = 0; b < line_count; b++)
-            kept[b] = causal_length(plan, &positions[b]);
-        plan->kernels->prefix_rows(plan->op, src->base + first.offset[GENERAL_SRC] * (int64_t)element,
-                                   plan->forward ? NULL : grad->base + first.offset[GENERAL_GRAD] * (int64_t)element,
-                                   dst->base_out + first.offset[GENERAL_DST] * (int64_t)element, line_count, n, kept,
-                                   plan->scale);
-        return;
-    }
-    for (size_t b = 0; b < line_count; b++) {
-        const line_position where = positions[b];
-        const size_t kept = causal_length(plan, &where);
-        char *out = dst->base_out + where.offset[GENERAL_DST] * (int64_t)element;
-        if (kept > 0)
-            plan->kernels->rows(plan->op, src->base + where.offset[GENERAL_SRC] * (int64_t)element,
-                                plan->forward ? NULL : grad->base + where.offset[GENERAL_GRAD] * (int64_t)element, out,
-                                1, kept, plan->scale);
-        for (size_t j = kept; j < n; j++) {
-            if (plan->compute == SOFTMAX_DTYPE_F32)
-                ((float *)(void *)out)[j] = (float)fill;
-            else
-                ((double *)(void *)out)[j] = fill;
-        }
-    }
+    /* The unit's rows are contiguous (layout checked by the plan). */
+    size_t kept[BLOCK_MAX_LINES];
+    for (size_t b = 0; b < line_count; b++)
+        kept[b] = causal_length(plan, &positions[b]);
+    plan->kernels->prefix_rows(plan->op, src->base + first.offset[GENERAL_SRC] * (int64_t)element,
+                               plan->forward ? NULL : grad->base + first.offset[GENERAL_GRAD] * (int64_t)element,
+                               dst->base_out + first.offset[GENERAL_DST] * (int64_t)element, line_count, n, kept,
+                               plan->scale);
 }
 
 /* ---------------------------------------------------------------------- */

@@ -77,11 +77,4 @@ int softmax_general_prepare(const char *fn, const softmax_desc *desc, const void
 /* Runs a prepared plan (general.c). */
 int softmax_general_run(const general_plan *plan);
 
-/* Contiguous conversions on the active code path (SIMD where available,
- * equal bit for bit to the scalar definitions in convert.c). */
-void softmax_convert_lane_bf16_to_f32(float *dst, const uint16_t *src, size_t n);
-void softmax_convert_lane_f16_to_f32(float *dst, const uint16_t *src, size_t n);
-void softmax_convert_lane_f32_to_bf16(uint16_t *dst, const float *src, size_t n);
-void softmax_convert_lane_f32_to_f16(uint16_t *dst, const float *src, size_t n);
-
 #endif /* SOFTMAX_GENERAL_H */

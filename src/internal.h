@@ -27,6 +27,19 @@
 #endif
 
 /*
+ * SOFTMAX_VECTOR_CLONES: for the plain C loops of the general path and the
+ * portable table entries (gather, mask, split) that the compiler
+ * vectorises: compiled once per ISA level and chosen by the CPU at load
+ * time. They are exact (and -ffp-contract=off forbids fused operations), so
+ * every clone gives the same bits.
+ */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+#define SOFTMAX_VECTOR_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define SOFTMAX_VECTOR_CLONES
+#endif
+
+/*
  * A line is one softmax row: n elements spaced `stride` elements apart
  * (stride 1 for the last axis, `inner` for any other axis). Kernels work on
  * one line at a time; the API layer splits a tensor into lines and lines
@@ -60,22 +73,46 @@ void softmax_line_run(const softmax_line_kernels *lines, softmax_op op, const vo
                       size_t n, ptrdiff_t stride, double scale);
 
 /*
+ * What a table of kernels does beyond the portable path
+ * (softmax_kernels.capabilities). Every slot of every table is callable:
+ * a table is filled from the portable entries first (src/ref/), then the
+ * ISA's own kernels replace those it has (src/kernels/kernels.h). Where an
+ * ISA lacks a kernel, its slot holds the portable entry, which either
+ * computes the same bits another way or declines every line; the planner
+ * (src/planner.c) asks these bits, never a pointer, to choose a route.
+ */
+enum {
+    /* fast_rows (and fast_half_line) use the fast exponential. Without it
+     * fast_rows is rows() and SOFTMAX_FLAG_FAST changes nothing. */
+    SOFTMAX_KERNELS_FAST_MODE = 1u << 0,
+    /* excluding_row reads masked f32 rows in place. Without it, it
+     * declines every row (the masks are then applied to gathered lines). */
+    SOFTMAX_KERNELS_MASKED_ROWS = 1u << 1,
+    /* half_line, half_row (and fast_half_line with the fast mode) read
+     * bf16 / f16 rows in place. Without it they decline every line. */
+    SOFTMAX_KERNELS_HALF_ROWS = 1u << 2,
+};
+
+/*
  * The kernels of one data type on one code path, at the level the API layer
  * splits work: blocks of contiguous rows, chunks of columns of one
  * [n, inner] slice (softmax over a non-last axis), or one long row shared by
  * several threads. `op` is a softmax_op; grad is NULL for the forward ops.
+ * No slot is NULL.
  */
 typedef struct softmax_kernels {
     size_t element_size;
+    /* SOFTMAX_KERNELS_* bits: what the slots below do on this path. */
+    unsigned capabilities;
     /* `rows` contiguous rows of n elements. */
     void (*rows)(softmax_op op, const void *src, const void *grad, void *dst, size_t rows, size_t n, double scale);
     /* The forward ops under SOFTMAX_FLAG_FAST on `rows` contiguous rows (the
-     * fast exponential, no residuals); NULL where the path has no fast mode
-     * (rows() then serves). */
+     * fast exponential, no residuals); rows() itself without
+     * SOFTMAX_KERNELS_FAST_MODE. */
     void (*fast_rows)(softmax_op op, const void *src, void *dst, size_t rows, size_t n, double scale);
     /* `rows` contiguous rows of which row r keeps its first kept[r]
      * elements (a causal mask): the op on the prefix, then 0 (log-softmax
-     * -inf) to n; bit for bit rows() on each prefix. NULL: call rows(). */
+     * -inf) to n; bit for bit rows() on each prefix. */
     void (*prefix_rows)(softmax_op op, const void *src, const void *grad, void *dst, size_t rows, size_t n,
                         const size_t *kept, double scale);
     /* Lines j in [j_begin, j_end) of one [n, inner] slice; j_begin is a
@@ -85,9 +122,10 @@ typedef struct softmax_kernels {
                     size_t j_end, double scale);
     size_t column_chunk;
     /* One row of n elements computed by `threads` threads, bitwise equal to
-     * rows(..., 1, n, ...). NULL if the path has none. */
+     * rows(..., 1, n, ...) (the portable entry runs rows() on one thread). */
     void (*long_row)(softmax_op op, const void *src, const void *grad, void *dst, size_t n, double scale, int threads);
-    /* Rows at least this long go to long_row when threads are available. */
+    /* Rows at least this long go to long_row when threads are available;
+     * SIZE_MAX where the path does not share a row between threads. */
     size_t long_row_min;
     /* For the tests only: y_i = e^(x_i) rounded, through the exponential the
      * forward kernels use (same code, offset 0, same floating-point
@@ -97,10 +135,12 @@ typedef struct softmax_kernels {
     void (*exp)(const void *x, void *y, void *residual, size_t n);
     /* out[b * n + j] = src[j * stride + b] for b < lines, j < n: lines that
      * are adjacent in memory but strided along their axis (a transposed
-     * view) gathered into contiguous rows, LANES x LANES tiles transposed
-     * in registers. NULL: the portable loop of general.c. */
+     * view) gathered into contiguous rows (LANES x LANES tiles transposed
+     * in registers on the SIMD paths, tiles of 16 elements x all lines on
+     * the portable one). */
     void (*transpose_lines)(const void *src, int64_t stride, size_t lines, size_t n, void *out);
-    /* f32 SIMD kernels only (NULL elsewhere): one contiguous forward row of
+    /* f32 (the portable entry declines every row; so does every table
+     * without SOFTMAX_KERNELS_MASKED_ROWS): one contiguous forward row of
      * which the first `kept` elements (<= n) may be kept, the others
      * excluded; within those a zero `keep` byte excludes too, and so, if
      * `additive` is 0, does a -inf `mask` entry or a -inf `half_mask`
@@ -119,36 +159,54 @@ typedef struct softmax_kernels {
     bool (*excluding_row)(softmax_op op, const float *x, const uint8_t *keep, const float *mask,
                           const uint16_t *half_mask, int half_bf16, int additive, double slope, size_t kept, size_t n,
                           double scale, float *y);
-    /* f32 SIMD kernels only (NULL elsewhere): one contiguous forward line
-     * of bf16 (bf16 != 0) or f16 data, widened as the kernels read it, into
-     * f32 (dst_half 0), bf16 (1) or f16 (2) outputs: bit for bit rows() on
-     * the widened line, then narrowed. False, having written nothing,
-     * outside the in-cache regime or for lines that need the general path. */
+    /* f32 (declines every line without SOFTMAX_KERNELS_HALF_ROWS): one
+     * contiguous forward line of bf16 (bf16 != 0) or f16 data, widened as
+     * the kernels read it, into f32 (dst_half 0), bf16 (1) or f16 (2)
+     * outputs: bit for bit rows() on the widened line, then narrowed.
+     * False, having written nothing, outside the in-cache regime or for
+     * lines that need the general path. */
     bool (*half_line)(softmax_op op, const uint16_t *x, int bf16, void *dst, int dst_half, size_t n, double scale);
-    /* f32 kernels only (NULL elsewhere): contiguous conversions between f32
-     * and bf16 (bf16 != 0) or f16, bit for bit those of convert.c. */
+    /* f32: contiguous conversions between f32 and bf16 (bf16 != 0) or f16,
+     * bit for bit those of convert.c (the portable entries are those). */
     void (*widen_half)(float *dst, const uint16_t *src, size_t n, int bf16);
     void (*narrow_half)(uint16_t *dst, const float *src, size_t n, int bf16);
-    /* f32 kernels only (NULL elsewhere): one long contiguous forward row of
-     * bf16 / f16 data in and out, streamed through an L1 buffer. Returns
-     * false, having written nothing, if the row needs the general path. */
+    /* f32 (declines every row without SOFTMAX_KERNELS_HALF_ROWS): one long
+     * contiguous forward row of bf16 / f16 data in and out, streamed
+     * through an L1 buffer. Returns false, having written nothing, if the
+     * row needs the general path. */
     bool (*half_row)(softmax_op op, const uint16_t *x, uint16_t *y, size_t n, double scale, int bf16);
-    /* f32 SIMD kernels with a fast mode only (NULL elsewhere): half_line
-     * under SOFTMAX_FLAG_FAST, for dst of the source's type or f32: bit for
-     * bit fast_rows on the widened line, then narrowed. False, having
-     * written nothing, for lines of at most SMALL_VECTORS vectors (the
-     * grouped kernels take them gathered) or that need the general path. */
+    /* f32 (declines every line without both SOFTMAX_KERNELS_HALF_ROWS and
+     * SOFTMAX_KERNELS_FAST_MODE): half_line under SOFTMAX_FLAG_FAST, for
+     * dst of the source's type or f32: bit for bit fast_rows on the
+     * widened line, then narrowed. False, having written nothing, for lines
+     * of at most SMALL_VECTORS vectors (the grouped kernels take them
+     * gathered) or that need the general path. */
     bool (*fast_half_line)(softmax_op op, const uint16_t *x, int bf16, void *dst, int dst_half, size_t n, double scale);
-    /* f32 kernels only, may be NULL: the additive-mask split of general.c.
-     * split_logits: z_j = scale * x_j + (mask_j + slope * j) in double for
-     * j < kept (mask or keep NULL: none; mask -inf or keep 0 excludes),
-     * -inf from kept to n; false if a kept z is NaN or +inf or none is
-     * finite; else d_j = z_j - max z into d, (float)d_j into hi.
-     * apply_low_parts: the result from w = (log-)softmax(hi) and d, into d. */
+    /* f32, the additive-mask split of the general path. split_logits:
+     * z_j = scale * x_j + (mask_j + slope * j) in double for j < kept
+     * (mask or keep NULL: none; mask -inf or keep 0 excludes), -inf from
+     * kept to n; false if a kept z is NaN or +inf or none is finite; else
+     * d_j = z_j - max z into d, (float)d_j into hi. Called only with a
+     * finite nonzero scale. apply_low_parts: the result from
+     * w = (log-)softmax(hi) and d, into d. */
     bool (*split_logits)(const float *x, const float *mask, const uint8_t *keep, size_t kept, size_t n, double scale,
                          double slope, double *d, float *hi);
     void (*apply_low_parts)(softmax_op op, const float *w, double *line, size_t n);
 } softmax_kernels;
+
+/* The portable entries of the f32-only slots (src/ref/portable_slots.c),
+ * with which every table without its own kernel fills them. */
+bool softmax_portable_excluding_row(softmax_op op, const float *x, const uint8_t *keep, const float *mask,
+                                    const uint16_t *half_mask, int half_bf16, int additive, double slope, size_t kept,
+                                    size_t n, double scale, float *y);
+bool softmax_portable_half_line(softmax_op op, const uint16_t *x, int bf16, void *dst, int dst_half, size_t n,
+                                double scale);
+bool softmax_portable_half_row(softmax_op op, const uint16_t *x, uint16_t *y, size_t n, double scale, int bf16);
+void softmax_portable_widen_half(float *dst, const uint16_t *src, size_t n, int bf16);
+void softmax_portable_narrow_half(uint16_t *dst, const float *src, size_t n, int bf16);
+bool softmax_portable_split_logits(const float *x, const float *mask, const uint8_t *keep, size_t kept, size_t n,
+                                   double scale, double slope, double *d, float *hi);
+void softmax_portable_apply_low_parts(softmax_op op, const float *w, double *line, size_t n);
 
 extern const softmax_kernels softmax_ref_kernels_f32;
 extern const softmax_kernels softmax_ref_kernels_f64;

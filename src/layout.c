@@ -298,25 +298,25 @@ int softmax_general_prepare(const char *fn, const softmax_desc *desc, const void
         /* Forward rows along the last axis, contiguous in and out. */
         const bool rows = plan->forward && src_contiguous && dst_contiguous && plan->axis == plan->ndim - 1;
         plan->fast = (desc->flags & SOFTMAX_FLAG_FAST) != 0 && plan->forward && !masked &&
-                     plan->compute == SOFTMAX_DTYPE_F32 && plan->kernels->fast_rows != NULL;
+                     plan->compute == SOFTMAX_DTYPE_F32 && (plan->kernels->capabilities & SOFTMAX_KERNELS_FAST_MODE);
         /* The half-precision rows the accurate kernels read in place; in
          * fast mode they are gathered for the fast kernels instead. */
         plan->half_rows = half && rows && !masked && !plan->fast && dst_type == desc->dtype &&
-                          plan->n >= HALF_ROW_MIN && plan->kernels->half_row != NULL;
+                          plan->n >= HALF_ROW_MIN && (plan->kernels->capabilities & SOFTMAX_KERNELS_HALF_ROWS);
         plan->half_lines = half && rows && !masked && !plan->fast &&
                            (dst_type == desc->dtype || dst_type == SOFTMAX_DTYPE_F32) && !plan->half_rows &&
-                           plan->kernels->half_line != NULL;
+                           (plan->kernels->capabilities & SOFTMAX_KERNELS_HALF_ROWS);
         /* Shorter rows gather in blocks of several lines for the grouped
          * fast kernels (the line kernel declines them). */
-        plan->fast_half_lines = half && rows && plan->fast &&
-                                (dst_type == desc->dtype || dst_type == SOFTMAX_DTYPE_F32) &&
-                                plan->n > FAST_HALF_LINE_MIN && plan->kernels->fast_half_line != NULL;
+        plan->fast_half_lines =
+            half && rows && plan->fast && (dst_type == desc->dtype || dst_type == SOFTMAX_DTYPE_F32) &&
+            plan->n > FAST_HALF_LINE_MIN && (plan->kernels->capabilities & SOFTMAX_KERNELS_HALF_ROWS);
         const general_operand *x = &plan->operands[GENERAL_SRC], *w = &plan->operands[GENERAL_WHERE],
                               *m = &plan->operands[GENERAL_MASK];
         plan->excluding_lines =
             plan->forward && masked && (!plan->alibi || !plan->has_mask || plan->mask_only_excludes) &&
             plan->compute == SOFTMAX_DTYPE_F32 && x->type == SOFTMAX_DTYPE_F32 && x->strides[plan->axis] == 1 &&
-            plan->dst_rows_contiguous && plan->kernels->excluding_row != NULL &&
+            plan->dst_rows_contiguous && (plan->kernels->capabilities & SOFTMAX_KERNELS_MASKED_ROWS) &&
             (!plan->has_where || w->strides[plan->axis] == 1) &&
             (!plan->has_mask || (m->type != SOFTMAX_DTYPE_F64 && m->strides[plan->axis] == 1));
     }

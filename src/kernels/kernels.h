@@ -67,19 +67,65 @@
 #include "rows/half_streamed.h"  /* long half-precision rows */
 // clang-format on
 
-#ifndef HALF_WIDEN /* the f64 kernels, and ISAs without half conversions */
-#define HALF_WIDEN NULL
-#define HALF_NARROW NULL
+/*
+ * The table, reference-first: every slot starts from the portable entry
+ * (src/ref/portable_slots.c, or a wrapper of this unit's rows) and the
+ * parts above replace it where this (type, ISA) has its own kernel; the
+ * capability bits say which replacements happened, so that callers never
+ * test a pointer. A new ISA fills only what it has.
+ */
+#if SOFTMAX_HAS_FAST_EXP
+#define TABLE_FAST_ROWS FAST_ROWS_FN
+#define TABLE_FAST_MODE SOFTMAX_KERNELS_FAST_MODE
+#else
+/* No fast exponential here: SOFTMAX_FLAG_FAST computes rows(). */
+static void rows_without_fast_mode(softmax_op op, const void *src, void *dst, size_t rows, size_t n, double scale)
+{
+    contiguous_rows(op, src, NULL, dst, rows, n, scale);
+}
+#define TABLE_FAST_ROWS rows_without_fast_mode
+#define TABLE_FAST_MODE 0
 #endif
-#ifndef SPLIT_LOGITS /* general.c's portable loops */
-#define SPLIT_LOGITS NULL
-#define APPLY_LOW_PARTS NULL
+
+#if defined(HALF_ROWS) /* masked and half-precision rows read in place come together */
+#define TABLE_EXCLUDING_ROW EXCLUDING_ROW_FN
+#define TABLE_HALF_LINE HALF_LINE_FN
+#define TABLE_HALF_ROW HALF_ROW_FN
+#define TABLE_IN_PLACE (SOFTMAX_KERNELS_MASKED_ROWS | SOFTMAX_KERNELS_HALF_ROWS)
+#if SOFTMAX_HAS_FAST_EXP
+#define TABLE_FAST_HALF_LINE FAST_HALF_LINE_FN
+#else
+#define TABLE_FAST_HALF_LINE softmax_portable_half_line
+#endif
+#else
+#define TABLE_EXCLUDING_ROW softmax_portable_excluding_row
+#define TABLE_HALF_LINE softmax_portable_half_line
+#define TABLE_HALF_ROW softmax_portable_half_row
+#define TABLE_FAST_HALF_LINE softmax_portable_half_line
+#define TABLE_IN_PLACE 0
+#endif
+
+#ifdef HALF_WIDEN
+#define TABLE_WIDEN_HALF HALF_WIDEN
+#define TABLE_NARROW_HALF HALF_NARROW
+#else /* the f64 kernels, and ISAs without half conversions */
+#define TABLE_WIDEN_HALF softmax_portable_widen_half
+#define TABLE_NARROW_HALF softmax_portable_narrow_half
+#endif
+
+#ifdef SPLIT_LOGITS
+#define TABLE_SPLIT_LOGITS SPLIT_LOGITS
+#define TABLE_APPLY_LOW_PARTS APPLY_LOW_PARTS
+#else
+#define TABLE_SPLIT_LOGITS softmax_portable_split_logits
+#define TABLE_APPLY_LOW_PARTS softmax_portable_apply_low_parts
 #endif
 
 const softmax_kernels KERNELS_NAME = {
     .element_size = sizeof(T),
+    .capabilities = TABLE_FAST_MODE | TABLE_IN_PLACE,
     .rows = contiguous_rows,
-    .fast_rows = FAST_ROWS_FN,
+    .fast_rows = TABLE_FAST_ROWS,
     .prefix_rows = prefix_rows,
     .columns = column_lines,
     .column_chunk = COLUMN_CHUNK,
@@ -87,12 +133,12 @@ const softmax_kernels KERNELS_NAME = {
     .long_row_min = LONG_ROW_MIN_BLOCKS * SUM_BLOCK,
     .exp = exp_for_tests,
     .transpose_lines = transpose_lines,
-    .excluding_row = EXCLUDING_ROW_FN,
-    .half_line = HALF_LINE_FN,
-    .widen_half = HALF_WIDEN,
-    .narrow_half = HALF_NARROW,
-    .half_row = HALF_ROW_FN,
-    .fast_half_line = FAST_HALF_LINE_FN,
-    .split_logits = SPLIT_LOGITS,
-    .apply_low_parts = APPLY_LOW_PARTS,
+    .excluding_row = TABLE_EXCLUDING_ROW,
+    .half_line = TABLE_HALF_LINE,
+    .widen_half = TABLE_WIDEN_HALF,
+    .narrow_half = TABLE_NARROW_HALF,
+    .half_row = TABLE_HALF_ROW,
+    .fast_half_line = TABLE_FAST_HALF_LINE,
+    .split_logits = TABLE_SPLIT_LOGITS,
+    .apply_low_parts = TABLE_APPLY_LOW_PARTS,
 };

@@ -26,6 +26,7 @@
 #include <math.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "internal.h"
 #ifdef REF_DOUBLE_DOUBLE
@@ -622,12 +623,72 @@ static void reference_exp(const void *src, void *dst, void *residual, size_t n)
     }
 }
 
+/* The portable path has no fast mode: SOFTMAX_FLAG_FAST computes rows(). */
+static void reference_fast_rows(softmax_op op, const void *src, void *dst, size_t rows, size_t n, double scale)
+{
+    reference_rows(op, src, NULL, dst, rows, n, scale);
+}
+
+/* Each row's kept prefix through rows(), then the fill value to n. */
+static void reference_prefix_rows(softmax_op op, const void *src, const void *grad, void *dst, size_t rows, size_t n,
+                                  const size_t *kept, double scale)
+{
+    const REAL fill = (REAL)(op == SOFTMAX_OP_LOG_SOFTMAX ? -INFINITY : 0.0);
+    for (size_t r = 0; r < rows; r++) {
+        const size_t offset = r * n;
+        REAL *out = (REAL *)dst + offset;
+        if (kept[r] > 0)
+            reference_rows(op, (const REAL *)src + offset, grad ? (const REAL *)grad + offset : NULL, out, 1, kept[r],
+                           scale);
+        for (size_t j = kept[r]; j < n; j++)
+            out[j] = fill;
+    }
+}
+
+/* One row on one thread (long_row_min is SIZE_MAX: never chosen). */
+static void reference_long_row(softmax_op op, const void *src, const void *grad, void *dst, size_t n, double scale,
+                               int threads)
+{
+    (void)threads;
+    reference_rows(op, src, grad, dst, 1, n, scale);
+}
+
+/* Tiles of 16 elements x all lines, so that memory is read in order. */
+SOFTMAX_VECTOR_CLONES static void reference_transpose_tiles(const REAL *src, int64_t stride, size_t lines, size_t n,
+                                                            REAL *out)
+{
+    enum { TILE = 16 };
+    for (size_t j0 = 0; j0 < n; j0 += TILE) {
+        const size_t j1 = j0 + TILE < n ? j0 + TILE : n;
+        for (size_t b = 0; b < lines; b++)
+            for (size_t j = j0; j < j1; j++)
+                out[b * n + j] = src[(int64_t)j * stride + (int64_t)b];
+    }
+}
+
+static void reference_transpose_lines(const void *src, int64_t stride, size_t lines, size_t n, void *out)
+{
+    reference_transpose_tiles(src, stride, lines, n, out);
+}
+
 const softmax_kernels KERNELS_NAME = {
     .element_size = sizeof(REAL),
+    .capabilities = 0,
     .rows = reference_rows,
+    .fast_rows = reference_fast_rows,
+    .prefix_rows = reference_prefix_rows,
     .columns = reference_columns,
     .column_chunk = 1,
-    .long_row = NULL,
-    .long_row_min = 0,
+    .long_row = reference_long_row,
+    .long_row_min = SIZE_MAX,
     .exp = reference_exp,
+    .transpose_lines = reference_transpose_lines,
+    .excluding_row = softmax_portable_excluding_row,
+    .half_line = softmax_portable_half_line,
+    .widen_half = softmax_portable_widen_half,
+    .narrow_half = softmax_portable_narrow_half,
+    .half_row = softmax_portable_half_row,
+    .fast_half_line = softmax_portable_half_line,
+    .split_logits = softmax_portable_split_logits,
+    .apply_low_parts = softmax_portable_apply_low_parts,
 };
