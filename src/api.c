@@ -1,7 +1,9 @@
 /*
- * api.c -- the public entry points: validate every argument before touching
- * any output, view the tensor as [outer, n, inner], split its lines over
- * threads and hand each line to a kernel.
+ * api.c -- the public entry points: the planner (planner.c) checks every
+ * argument before any output is touched and chooses the route; the
+ * contiguous one-type routes run here (the tensor as [outer, n, inner], its
+ * lines split over threads, each unit handed to a kernel), the others in
+ * the general pipeline (src/general/).
  */
 #include <math.h>
 #include <omp.h>
@@ -11,30 +13,6 @@
 
 #include "general.h"
 #include "internal.h"
-
-/* One check per line: on failure, record where and why, and return. */
-#define RETURN_ERROR_IF(condition, status, ...)                                                                        \
-    do {                                                                                                               \
-        if (condition)                                                                                                 \
-            return softmax_fail((status), __VA_ARGS__);                                                                \
-    } while (0)
-
-static const char *op_name(softmax_op op)
-{
-    switch (op) {
-    case SOFTMAX_OP_SOFTMAX:
-        return "softmax";
-    case SOFTMAX_OP_LOG_SOFTMAX:
-        return "log_softmax";
-    case SOFTMAX_OP_SOFTMAX_BACKWARD:
-        return "softmax_backward";
-    case SOFTMAX_OP_LOG_SOFTMAX_BACKWARD:
-        return "log_softmax_backward";
-    case SOFTMAX_OP_LOG_SOFTMAX_JVP:
-        return "log_softmax_jvp";
-    }
-    return NULL;
-}
 
 static bool op_takes_grad(softmax_op op)
 {
@@ -51,88 +29,37 @@ static bool checked_multiply(size_t a, size_t b, size_t *product)
     return true;
 }
 
-/* The tensor seen around its softmax axis. */
-typedef struct axis_view {
-    size_t outer;
-    size_t n;
-    size_t inner;
-    size_t elements;
-    size_t bytes;
-} axis_view;
-
-static int validate_desc(const char *fn, const softmax_desc *desc, axis_view *view)
-{
-    RETURN_ERROR_IF(desc == NULL, SOFTMAX_E_NULL_POINTER, "%s: desc is NULL", fn);
-    RETURN_ERROR_IF(op_name(desc->op) == NULL, SOFTMAX_E_INVALID_ARGUMENT, "%s: unknown op %d", fn, (int)desc->op);
-    const size_t element_size = softmax_dtype_size(desc->dtype);
-    RETURN_ERROR_IF(element_size == 0, SOFTMAX_E_INVALID_DTYPE, "%s: unknown or unsupported dtype %d", fn,
-                    (int)desc->dtype);
-    RETURN_ERROR_IF(desc->ndim < 1 || desc->ndim > SOFTMAX_MAX_NDIM, SOFTMAX_E_INVALID_ARGUMENT,
-                    "%s: ndim = %d is outside [1, %d]", fn, desc->ndim, SOFTMAX_MAX_NDIM);
-    RETURN_ERROR_IF(desc->axis < -desc->ndim || desc->axis >= desc->ndim, SOFTMAX_E_INVALID_AXIS,
-                    "%s: axis = %d is outside [%d, %d] for ndim = %d", fn, desc->axis, -desc->ndim, desc->ndim - 1,
-                    desc->ndim);
-    for (size_t i = 0; i < sizeof desc->reserved / sizeof desc->reserved[0]; i++)
-        RETURN_ERROR_IF(desc->reserved[i] != 0, SOFTMAX_E_UNSUPPORTED,
-                        "%s: reserved[%zu] is non-zero (not supported by version %s)", fn, i, softmax_version());
-    RETURN_ERROR_IF((desc->flags & ~(uint64_t)SOFTMAX_FLAG_FAST) != 0, SOFTMAX_E_UNSUPPORTED,
-                    "%s: flags = %#llx has bits other than SOFTMAX_FLAG_FAST", fn, (unsigned long long)desc->flags);
-    RETURN_ERROR_IF(isnan(desc->scale), SOFTMAX_E_INVALID_SCALE, "%s: scale is NaN", fn);
-
-    const int axis = desc->axis < 0 ? desc->axis + desc->ndim : desc->axis;
-    view->outer = 1;
-    view->inner = 1;
-    view->n = desc->shape[axis];
-    bool fits = true;
-    for (int d = 0; d < desc->ndim; d++) {
-        if (d < axis)
-            fits &= checked_multiply(view->outer, desc->shape[d], &view->outer);
-        else if (d > axis)
-            fits &= checked_multiply(view->inner, desc->shape[d], &view->inner);
-    }
-    /* A zero extent anywhere makes the tensor empty even if the others
-     * multiply past SIZE_MAX. */
-    bool empty = false;
-    for (int d = 0; d < desc->ndim; d++)
-        empty |= desc->shape[d] == 0;
-    if (empty) {
-        view->elements = view->bytes = 0;
-        return SOFTMAX_OK;
-    }
-    size_t lines = 0;
-    fits = fits && checked_multiply(view->outer, view->inner, &lines) &&
-           checked_multiply(lines, view->n, &view->elements) &&
-           checked_multiply(view->elements, element_size, &view->bytes);
-    RETURN_ERROR_IF(!fits, SOFTMAX_E_SIZE_OVERFLOW, "%s: the tensor's element count or byte size overflows size_t", fn);
-    return SOFTMAX_OK;
-}
-
+/* The routes of one type, contiguous and unmasked: rows, fast rows or
+ * columns of the tensor seen as [outer, n, inner]. */
 typedef struct job {
     softmax_op op;
     const softmax_kernels *kernels;
     const char *src;
     const char *grad;
     char *dst;
-    axis_view view;
+    size_t outer;
+    size_t n;
+    size_t inner;
+    size_t elements;
     double scale;
-    bool fast; /* SOFTMAX_FLAG_FAST on a forward op, and the path has a fast mode */
+    bool fast; /* SOFTMAX_ROUTE_FAST_ROWS */
 } job;
 
 /* Work units: blocks of contiguous rows (inner == 1) or, for a non-last
  * axis, chunks of adjacent lines of one outer slice. */
 static size_t unit_count(const job *work)
 {
-    if (work->view.inner == 1)
-        return work->view.outer;
+    if (work->inner == 1)
+        return work->outer;
     const size_t chunk = work->kernels->column_chunk;
-    return work->view.outer * ((work->view.inner + chunk - 1) / chunk);
+    return work->outer * ((work->inner + chunk - 1) / chunk);
 }
 
 static void run_units(const job *work, size_t first, size_t last)
 {
     const softmax_kernels *k = work->kernels;
-    const size_t n = work->view.n;
-    const size_t inner = work->view.inner;
+    const size_t n = work->n;
+    const size_t inner = work->inner;
     const size_t element_size = k->element_size;
     if (inner == 1) {
         size_t offset = first * n * element_size;
@@ -163,10 +90,10 @@ static void run_job(const job *work)
 {
     const size_t units = unit_count(work);
     const bool single_long_row =
-        !work->fast && work->view.inner == 1 && units == 1 && work->view.n >= work->kernels->long_row_min;
-    const int threads = softmax_threads_for_job(work->view.elements, single_long_row ? work->view.elements : units);
+        !work->fast && work->inner == 1 && units == 1 && work->n >= work->kernels->long_row_min;
+    const int threads = softmax_threads_for_job(work->elements, single_long_row ? work->elements : units);
     if (single_long_row && threads > 1) {
-        work->kernels->long_row(work->op, work->src, work->grad, work->dst, work->view.n, work->scale, threads);
+        work->kernels->long_row(work->op, work->src, work->grad, work->dst, work->n, work->scale, threads);
         return;
     }
     if (threads == 1) {
@@ -187,37 +114,35 @@ static void run_job(const job *work)
 
 static int execute(const char *fn, const softmax_desc *desc, const void *src, const void *grad, void *dst)
 {
-    axis_view view;
-    int status = validate_desc(fn, desc, &view);
-    if (status != SOFTMAX_OK)
-        return status;
-    /* Even an empty call reports a forced code path that this CPU lacks. */
-    if (softmax_dispatch(desc->dtype == SOFTMAX_DTYPE_F64 ? SOFTMAX_DTYPE_F64 : SOFTMAX_DTYPE_F32, fn, &status) == NULL)
-        return status;
-    if (view.elements == 0)
-        return SOFTMAX_OK;
-
     general_plan plan;
-    bool plain = false;
-    status = softmax_general_prepare(fn, desc, src, grad, dst, &plan, &plain);
+    const int status = softmax_plan_call(fn, desc, src, grad, dst, &plan);
     if (status != SOFTMAX_OK)
         return status;
-    if (!plain)
+    switch (plan.route) {
+    case SOFTMAX_ROUTE_EMPTY:
+        return SOFTMAX_OK;
+    case SOFTMAX_ROUTE_ROWS:
+    case SOFTMAX_ROUTE_FAST_ROWS:
+    case SOFTMAX_ROUTE_COLUMNS: {
+        const job work = {
+            .op = plan.op,
+            .kernels = plan.kernels,
+            .src = src,
+            .grad = op_takes_grad(plan.op) ? grad : NULL,
+            .dst = dst,
+            .outer = plan.outer,
+            .n = plan.n,
+            .inner = plan.inner,
+            .elements = plan.elements,
+            .scale = plan.scale,
+            .fast = plan.route == SOFTMAX_ROUTE_FAST_ROWS,
+        };
+        run_job(&work);
+        return SOFTMAX_OK;
+    }
+    default:
         return softmax_general_run(&plan);
-
-    job work = {
-        .op = desc->op,
-        .kernels = plan.kernels,
-        .src = src,
-        .grad = op_takes_grad(desc->op) ? grad : NULL,
-        .dst = dst,
-        .view = view,
-        .scale = desc->scale,
-        .fast = (desc->flags & SOFTMAX_FLAG_FAST) != 0 && (plan.kernels->capabilities & SOFTMAX_KERNELS_FAST_MODE) &&
-                (desc->op == SOFTMAX_OP_SOFTMAX || desc->op == SOFTMAX_OP_LOG_SOFTMAX),
-    };
-    run_job(&work);
-    return SOFTMAX_OK;
+    }
 }
 
 int softmax_desc_init(softmax_desc *desc, softmax_op op, softmax_dtype dtype, size_t n)

@@ -63,23 +63,22 @@ static struct {
     softmax_isa active;
     bool forced_unavailable;
     char error[160];
-    const softmax_kernels *f32;
-    const softmax_kernels *f64;
+    softmax_path path;
 } dispatch;
 static pthread_once_t dispatch_once = PTHREAD_ONCE_INIT;
 
 static void set_active(softmax_isa isa)
 {
     dispatch.active = isa;
-    dispatch.f32 = &softmax_ref_kernels_f32;
-    dispatch.f64 = &softmax_ref_kernels_f64;
+    dispatch.path.f32 = &softmax_ref_kernels_f32;
+    dispatch.path.f64 = &softmax_ref_kernels_f64;
 #if defined(SOFTMAX_HAVE_X86_KERNELS)
     if (isa == SOFTMAX_ISA_AVX2) {
-        dispatch.f32 = &softmax_kernels_f32_avx2;
-        dispatch.f64 = &softmax_kernels_f64_avx2;
+        dispatch.path.f32 = &softmax_kernels_f32_avx2;
+        dispatch.path.f64 = &softmax_kernels_f64_avx2;
     } else if (isa == SOFTMAX_ISA_AVX512) {
-        dispatch.f32 = &softmax_kernels_f32_avx512;
-        dispatch.f64 = &softmax_kernels_f64_avx512;
+        dispatch.path.f32 = &softmax_kernels_f32_avx512;
+        dispatch.path.f64 = &softmax_kernels_f64_avx512;
     }
 #endif
 }
@@ -109,20 +108,27 @@ static void initialize_dispatch(void)
              forced);
 }
 
-const softmax_kernels *softmax_dispatch(softmax_dtype dtype, const char *fn, int *status)
+const softmax_path *softmax_dispatch_path(const char *fn, int *status)
 {
     pthread_once(&dispatch_once, initialize_dispatch);
     if (dispatch.forced_unavailable) {
         *status = softmax_fail(SOFTMAX_E_ISA_UNAVAILABLE, "%s: %s", fn, dispatch.error);
         return NULL;
     }
+    *status = SOFTMAX_OK;
+    return &dispatch.path;
+}
+
+const softmax_kernels *softmax_dispatch(softmax_dtype dtype, const char *fn, int *status)
+{
+    const softmax_path *path = softmax_dispatch_path(fn, status);
+    if (path == NULL)
+        return NULL;
     switch (dtype) {
     case SOFTMAX_DTYPE_F32:
-        *status = SOFTMAX_OK;
-        return dispatch.f32;
+        return path->f32;
     case SOFTMAX_DTYPE_F64:
-        *status = SOFTMAX_OK;
-        return dispatch.f64;
+        return path->f64;
     default:
         break;
     }

@@ -675,7 +675,7 @@ static bool run_half_line(const general_plan *plan, const line_position *line)
     const uint16_t *src = (const uint16_t *)(const void *)x->base + where.offset[GENERAL_SRC];
     char *dst = d->base_out + where.offset[GENERAL_DST] * (int64_t)softmax_dtype_size(d->type);
     const int dst_half = d->type == SOFTMAX_DTYPE_BF16 ? 1 : d->type == SOFTMAX_DTYPE_F16 ? 2 : 0;
-    if (plan->fast_half_lines)
+    if (plan->route == SOFTMAX_ROUTE_FAST_HALF_LINES)
         return plan->kernels->fast_half_line(plan->op, src, x->type == SOFTMAX_DTYPE_BF16, dst, dst_half, plan->n,
                                              plan->scale);
     return plan->kernels->half_line(plan->op, src, x->type == SOFTMAX_DTYPE_BF16, dst, dst_half, plan->n, plan->scale);
@@ -690,7 +690,7 @@ static void run_gathered_block(const general_plan *plan, const block_buffers *bu
  * (excluding_row). Lines they decline take the gathered path. */
 static void run_block(const general_plan *plan, const block_buffers *buffers, size_t first_line, size_t line_count)
 {
-    if (plan->half_rows && line_count == 1) {
+    if (plan->route == SOFTMAX_ROUTE_HALF_ROWS && line_count == 1) {
         const general_operand *x = &plan->operands[GENERAL_SRC], *d = &plan->operands[GENERAL_DST];
         const line_position where = position_of(plan, first_line);
         const uint16_t *src = (const uint16_t *)(const void *)x->base + where.offset[GENERAL_SRC];
@@ -700,8 +700,8 @@ static void run_block(const general_plan *plan, const block_buffers *buffers, si
     }
     line_position positions[BLOCK_MAX_LINES];
     positions_of(plan, first_line, line_count, positions);
-    const bool half_lines = plan->half_lines || plan->fast_half_lines;
-    if (!half_lines && !plan->excluding_lines) {
+    const bool half_lines = plan->route == SOFTMAX_ROUTE_HALF_LINES || plan->route == SOFTMAX_ROUTE_FAST_HALF_LINES;
+    if (!half_lines && plan->route != SOFTMAX_ROUTE_MASKED_LINES) {
         run_gathered_block(plan, buffers, positions, first_line, line_count);
         return;
     }
@@ -819,7 +819,7 @@ static void run_gathered_block(const general_plan *plan, const block_buffers *bu
         return;
     }
 
-    if (plan->fast)
+    if (route_is_fast(plan->route))
         plan->kernels->fast_rows(plan->op, rows, results, line_count, n, plan->scale);
     else
         plan->kernels->rows(plan->op, rows, plan->forward ? NULL : buffers->gradient, results, line_count, n,
@@ -869,7 +869,7 @@ static void run_causal_rows(const general_plan *plan, size_t first_line, size_t 
 
 int softmax_general_run(const general_plan *plan)
 {
-    const bool causal_rows = plan->causal_rows_fast;
+    const bool causal_rows = plan->route == SOFTMAX_ROUTE_CAUSAL_ROWS;
     const size_t lines_per_unit = block_lines(plan); /* <= BLOCK_MAX_LINES, as run_causal_rows() needs */
     const size_t units = (plan->lines + lines_per_unit - 1) / lines_per_unit;
     const int threads = softmax_threads_for_job(plan->lines * plan->n, units);

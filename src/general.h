@@ -1,6 +1,7 @@
 /*
- * general.h -- the general pipeline behind softmax_execute() (general.c) and
- * the description it runs from (layout.c). Internal.
+ * general.h -- the plan of one softmax_execute() call (planner.c: every
+ * check, the one dispatch, the route) and the general pipeline that runs
+ * the routes of the general API (src/general/). Internal.
  */
 #ifndef SOFTMAX_GENERAL_H
 #define SOFTMAX_GENERAL_H
@@ -20,7 +21,36 @@ typedef struct general_operand {
     int64_t strides[SOFTMAX_MAX_NDIM]; /* elements */
 } general_operand;
 
+/*
+ * How a call runs, chosen once by the planner from the layout, the types,
+ * the masks and the capabilities of the active path's kernels (the first
+ * that applies, in this order):
+ */
+typedef enum softmax_route {
+    SOFTMAX_ROUTE_EMPTY,       /* no element: nothing to compute */
+    SOFTMAX_ROUTE_ROWS,        /* one type, contiguous, unmasked, last axis: kernels->rows (long_row) */
+    SOFTMAX_ROUTE_FAST_ROWS,   /* the same under SOFTMAX_FLAG_FAST: kernels->fast_rows */
+    SOFTMAX_ROUTE_COLUMNS,     /* one type, contiguous, unmasked, a non-last axis: kernels->columns */
+    SOFTMAX_ROUTE_CAUSAL_ROWS, /* one type, contiguous, only a causal mask: kernels->prefix_rows, no copy */
+    /* The rest runs in blocks of lines (general/blocks.c run_block); lines
+     * the in-place kernels decline are gathered. */
+    SOFTMAX_ROUTE_HALF_ROWS,       /* long bf16 / f16 rows in and out, unmasked: kernels->half_row */
+    SOFTMAX_ROUTE_HALF_LINES,      /* bf16 / f16 rows into f32 or the same type, unmasked: kernels->half_line */
+    SOFTMAX_ROUTE_FAST_HALF_LINES, /* the same under SOFTMAX_FLAG_FAST: kernels->fast_half_line */
+    SOFTMAX_ROUTE_MASKED_LINES,    /* contiguous f32 rows with unit-stride masks: kernels->excluding_row */
+    SOFTMAX_ROUTE_GATHERED,        /* anything else: gathered, converted and masked into blocks */
+    SOFTMAX_ROUTE_FAST_GATHERED,   /* the same under SOFTMAX_FLAG_FAST (unmasked, f32 work) */
+} softmax_route;
+
+/* The routes whose gathered blocks take the fast kernels. */
+static inline bool route_is_fast(softmax_route route)
+{
+    return route == SOFTMAX_ROUTE_FAST_ROWS || route == SOFTMAX_ROUTE_FAST_HALF_LINES ||
+           route == SOFTMAX_ROUTE_FAST_GATHERED;
+}
+
 typedef struct general_plan {
+    softmax_route route;
     softmax_op op;
     bool forward;
     int ndim;
@@ -28,6 +58,9 @@ typedef struct general_plan {
     size_t shape[SOFTMAX_MAX_NDIM];
     size_t n;     /* shape[axis] */
     size_t lines; /* elements / n */
+    size_t outer; /* product of the extents before the axis */
+    size_t inner; /* product of the extents after the axis */
+    size_t elements;
     double scale;
     softmax_dtype compute;               /* F32 or F64 */
     const softmax_kernels *kernels;      /* contiguous kernels of the computation type */
@@ -46,35 +79,16 @@ typedef struct general_plan {
     /* dst is row-major contiguous in the computation type, softmax along the
      * last axis: blocks of lines are contiguous rows of dst. */
     bool dst_rows_contiguous;
-    /* Long contiguous half-precision rows in and out (same type), forward,
-     * unmasked: the kernels' half_row streams them. */
-    bool half_rows;
-    /* Contiguous bf16 / f16 rows in, contiguous f32 or same-type rows out,
-     * forward, unmasked: the kernels' half_line reads them directly. */
-    bool half_lines;
-    /* The same under SOFTMAX_FLAG_FAST (rows long enough for fast_row): the
-     * kernels' fast_half_line reads them directly. */
-    bool fast_half_lines;
-    /* Contiguous f32 rows in and out, forward, with masks of unit stride
-     * along the axis (`where`, causal, an f32 / bf16 / f16 mask, ALiBi
-     * unless with a mask that adds finite values): the kernels'
-     * excluding_row reads them directly, adding the bias as it reads x. */
-    bool excluding_lines;
-    /* Contiguous same-type rows along the last axis with only a causal mask. */
-    bool causal_rows_fast;
-    /* SOFTMAX_FLAG_FAST on an unmasked forward op computed in f32 (any
-     * data type, any layout): the gathered blocks take the fast kernels. */
-    bool fast;
 } general_plan;
 
-/* Validates the layout, type and mask fields of *desc (the basic fields are
- * already checked) and fills *plan. Sets *plain when the call is a
- * contiguous, single-type, unmasked one for the fast path in api.c.
- * Returns a status with the error recorded. */
-int softmax_general_prepare(const char *fn, const softmax_desc *desc, const void *src, const void *grad, void *dst,
-                            general_plan *plan, bool *plain);
+/* The planner (planner.c): checks every field of *desc and the operands
+ * before anything is written, dispatches once and fills *plan with the
+ * route. Returns a status with the error recorded. */
+int softmax_plan_call(const char *fn, const softmax_desc *desc, const void *src, const void *grad, void *dst,
+                      general_plan *plan);
 
-/* Runs a prepared plan (general.c). */
+/* Runs a plan of the general routes (SOFTMAX_ROUTE_CAUSAL_ROWS and after;
+ * general/blocks.c). */
 int softmax_general_run(const general_plan *plan);
 
 #endif /* SOFTMAX_GENERAL_H */

@@ -221,9 +221,18 @@ extern const softmax_kernels softmax_kernels_f32_avx512;
 extern const softmax_kernels softmax_kernels_f64_avx512;
 #endif
 
-/* Dispatch (dispatch.c): the kernels of `dtype` on the active path, or NULL
- * with the error recorded (unknown dtype, or SOFTMAX_ISA naming a path this
- * CPU lacks); *status receives the code. */
+/* The tables of the active code path, one per computation type. */
+typedef struct softmax_path {
+    const softmax_kernels *f32;
+    const softmax_kernels *f64;
+} softmax_path;
+
+/* Dispatch (dispatch.c), decided once per process: the active path, or
+ * NULL with the error recorded (SOFTMAX_ISA naming a path this CPU lacks);
+ * *status receives the code. A call dispatches once, at its start. */
+const softmax_path *softmax_dispatch_path(const char *fn, int *status);
+/* The same for one computation type: the kernels of `dtype`, or NULL with
+ * the error recorded (also for a dtype other than f32 and f64). */
 const softmax_kernels *softmax_dispatch(softmax_dtype dtype, const char *fn, int *status);
 
 /* Error reporting (status.c): records a detailed message for
@@ -237,6 +246,14 @@ int softmax_fail(int status, const char *format, ...)
 #endif
     ;
 void softmax_clear_error(void);
+
+/* One check per line: on failure, record the message (printf format) for
+ * softmax_last_error() and return `status` from the calling function. */
+#define RETURN_ERROR_IF(condition, status, ...)                                                                        \
+    do {                                                                                                               \
+        if (condition)                                                                                                 \
+            return softmax_fail((status), __VA_ARGS__);                                                                \
+    } while (0)
 
 /* A scratch buffer of at least `bytes` bytes owned by the calling thread,
  * valid until its next call (workspace.c); NULL if it cannot be allocated. */
