@@ -1,0 +1,114 @@
+/*
+ * general_internal.h -- what the parts of the general pipeline share:
+ * lines.c (gather and scatter: strided lines converted to and from the
+ * computation type), masks.c (line positions, masks, the additive-mask
+ * logits and the double-double line), blocks.c (buffers, blocks of lines,
+ * the routes, softmax_general_run). Internal.
+ */
+#ifndef SOFTMAX_GENERAL_INTERNAL_H
+#define SOFTMAX_GENERAL_INTERNAL_H
+
+#include <math.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "general.h"
+#include "ref/double_double.h"
+
+/* Elements per gathered block: a few lines of a short row, or one line.
+ * 2048 keeps the block (8 KiB of f32, and the additive-mask split's 16 KiB
+ * of doubles) in L1 while the kernels run on it. */
+#define BLOCK_ELEMENTS ((size_t)2048)
+#define BLOCK_MAX_LINES ((size_t)256)
+/* Forward blocks up to this size are gathered into dst (see run_block). */
+#define IN_PLACE_BLOCK_BYTES ((size_t)16 << 10)
+/* Blocks of lines strided along the axis: up to this many bytes of lines
+ * in the computation type, at most STRIDED_MAX_LINES lines. */
+#define STRIDED_BLOCK_BYTES ((size_t)2 << 20)
+#define STRIDED_MAX_LINES ((size_t)128)
+
+/* Where one line is: its first element in each operand, and its indices
+ * along the causal and ALiBi dimensions. */
+typedef struct line_position {
+    int64_t offset[GENERAL_OPERANDS]; /* element offset of element 0 of the line, per operand */
+    int64_t query;                    /* index along axis - 1 (causal) */
+    int64_t head;                     /* index along head_axis (ALiBi) */
+} line_position;
+
+typedef struct block_buffers {
+    void *values;   /* block x n in the computation type: src, then the result */
+    void *gradient; /* block x n in the computation type (gradient ops) */
+    double *wide;   /* block x n doubles (additive mask, f32 work) */
+    dd *extended;   /* n double-doubles (additive mask, f64 work) */
+    double *line;   /* n doubles (additive mask, f64 work) */
+} block_buffers;
+
+static inline double load_double(const char *base, softmax_dtype type, int64_t index)
+{
+    switch (type) {
+    case SOFTMAX_DTYPE_F32:
+        return ((const float *)(const void *)base)[index];
+    case SOFTMAX_DTYPE_F64:
+        return ((const double *)(const void *)base)[index];
+    case SOFTMAX_DTYPE_BF16:
+        return softmax_bf16_to_float(((const uint16_t *)(const void *)base)[index]);
+    default:
+        return softmax_f16_to_float(((const uint16_t *)(const void *)base)[index]);
+    }
+}
+
+/* Number of leading elements of the line a causal mask keeps. */
+static inline size_t causal_length(const general_plan *plan, const line_position *where)
+{
+    if (!plan->causal)
+        return plan->n;
+    /* query >= 0: only a large positive offset can overflow (all kept). */
+    const int64_t last_kept =
+        plan->causal_offset > INT64_MAX - where->query ? INT64_MAX : where->query + plan->causal_offset;
+    if (last_kept < 0)
+        return 0;
+    return (uint64_t)last_kept >= plan->n ? plan->n : (size_t)last_kept + 1;
+}
+
+static inline bool is_kept(const general_plan *plan, const line_position *where, size_t j, size_t kept_prefix)
+{
+    if (j >= kept_prefix)
+        return false;
+    if (plan->has_where) {
+        const general_operand *w = &plan->operands[GENERAL_WHERE];
+        const uint8_t *bytes = (const uint8_t *)(const void *)w->base;
+        if (bytes[where->offset[GENERAL_WHERE] + (int64_t)j * w->strides[plan->axis]] == 0)
+            return false;
+    }
+    return true;
+}
+
+static inline double alibi_slope(const general_plan *plan, int64_t head)
+{
+    if (!plan->alibi)
+        return 0.0;
+    const int64_t h2 = (int64_t)plan->alibi_heads_pow2;
+    return head < h2 ? pow(plan->alibi_m0, (double)(head + 1)) : pow(plan->alibi_m1, (double)(2 * (head - h2) + 1));
+}
+
+/* lines.c */
+void gather_line(const general_plan *plan, int operand, const line_position *where, void *out);
+bool gather_transposed(const general_plan *plan, int operand, const line_position *positions, size_t line_count,
+                       char *rows);
+void scatter_f32(const softmax_kernels *kernels, char *base, softmax_dtype type, int64_t offset, int64_t stride,
+                 const float *in, size_t n);
+void scatter_f64(char *base, softmax_dtype type, int64_t offset, int64_t stride, const double *in, size_t n);
+
+/* masks.c */
+void positions_of(const general_plan *plan, size_t first_line, size_t count, line_position *out);
+line_position position_of(const general_plan *plan, size_t line);
+void masked_logits(const general_plan *plan, const line_position *where, const double *x, size_t n, dd *z_wide,
+                   double *z_double);
+bool split_line(const general_plan *plan, const line_position *where, const float *x, float *hi, double *line);
+void double_double_line(softmax_op op, const dd *z, double *y, size_t n);
+void set_excluded(const general_plan *plan, const line_position *where, void *line, double value);
+void exclude_f32(const general_plan *plan, const line_position *where, float *line);
+void exclude_f64(const general_plan *plan, const line_position *where, double *line);
+bool gather_excluding_f32(const general_plan *plan, const line_position *where, char *line_bytes);
+
+#endif /* SOFTMAX_GENERAL_INTERNAL_H */

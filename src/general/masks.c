@@ -1,0 +1,358 @@
+/*
+ * masks.c -- where each line is and what its masks keep: line positions,
+ * the excluded logits of gathered lines (causal tail, `where`, -inf mask
+ * entries), the additive-mask logits z = scale * x + bias (in double for
+ * the f32 split, in double-double for f64 work) and the double-double
+ * evaluation of a line.
+ */
+#include <string.h>
+
+#include "general/general_internal.h"
+
+/* The positions of lines first_line .. first_line + count - 1: one division
+ * per dimension for the first line, then an odometer over the dimensions
+ * other than the axis (a division per line and dimension cost as much as a
+ * short row's softmax). */
+void positions_of(const general_plan *plan, size_t first_line, size_t count, line_position *out)
+{
+    size_t index[SOFTMAX_MAX_NDIM] = {0};
+    line_position where = {{0}, 0, 0};
+    size_t rest = first_line;
+    for (int d = plan->ndim - 1; d >= 0; d--) {
+        if (d == plan->axis)
+            continue;
+        index[d] = rest % plan->shape[d];
+        rest /= plan->shape[d];
+        for (int k = 0; k < GENERAL_OPERANDS; k++)
+            where.offset[k] += (int64_t)index[d] * plan->operands[k].strides[d];
+    }
+    if (plan->axis >= 1)
+        where.query = (int64_t)index[plan->axis - 1];
+    if (plan->head_axis >= 0)
+        where.head = (int64_t)index[plan->head_axis];
+    if (count > 0)
+        out[0] = where;
+    for (size_t b = 1; b < count; b++) {
+        for (int d = plan->ndim - 1; d >= 0; d--) {
+            if (d == plan->axis)
+                continue;
+            const bool carry = index[d] + 1 == plan->shape[d];
+            const int64_t step = carry ? -(int64_t)index[d] : 1;
+            index[d] = carry ? 0 : index[d] + 1;
+            for (int k = 0; k < GENERAL_OPERANDS; k++)
+                where.offset[k] += step * plan->operands[k].strides[d];
+            if (!carry)
+                break;
+        }
+        if (plan->axis >= 1)
+            where.query = (int64_t)index[plan->axis - 1];
+        if (plan->head_axis >= 0)
+            where.head = (int64_t)index[plan->head_axis];
+        out[b] = where;
+    }
+}
+
+line_position position_of(const general_plan *plan, size_t line)
+{
+    line_position where;
+    positions_of(plan, line, 1, &where);
+    return where;
+}
+
+/* The logit of a kept element: z = scale * x + bias, with the contract's
+ * conventions for scale 0 (x stops mattering unless it is -inf or NaN) and
+ * infinite scales (only the extreme x survive, `extreme` is max or min of x
+ * over the kept elements). */
+static dd masked_logit(double scale, double x, dd bias, double extreme)
+{
+    static const dd minus_infinity = {-INFINITY, 0};
+    if (isnan(x) || isnan(bias.hi)) /* a NaN bias makes z NaN for every scale, infinite ones too */
+        return (dd){NAN, 0};
+    if (scale == 0)
+        return x == -INFINITY ? minus_infinity : bias;
+    if (isinf(scale))
+        return x == extreme && !(scale > 0 ? x == -INFINITY : x == INFINITY) ? bias : minus_infinity;
+    const dd product = dd_product(scale, x);
+    if (!isfinite(product.hi) || !isfinite(bias.hi)) /* inf + finite, or inf - inf = NaN as in IEEE */
+        return (dd){product.hi + bias.hi, 0};
+    return dd_add(product, bias);
+}
+
+/* Per-line z for the additive-mask path: excluded elements -inf. `z` is a
+ * double-double line for f64 work or a double line (through `z_double`). */
+void masked_logits(const general_plan *plan, const line_position *where, const double *x, size_t n, dd *z_wide,
+                   double *z_double)
+{
+    const size_t kept_prefix = causal_length(plan, where);
+    const general_operand *m = &plan->operands[GENERAL_MASK];
+    const double slope = alibi_slope(plan, where->head);
+    const double scale = plan->scale;
+    double extreme = scale > 0 ? -INFINITY : INFINITY;
+    if (isinf(scale))
+        for (size_t j = 0; j < n; j++)
+            if (is_kept(plan, where, j, kept_prefix) && !isnan(x[j]))
+                extreme = scale > 0 ? fmax(extreme, x[j]) : fmin(extreme, x[j]);
+    for (size_t j = 0; j < n; j++) {
+        dd z = {-INFINITY, 0};
+        if (is_kept(plan, where, j, kept_prefix)) {
+            const double mask_value =
+                plan->has_mask
+                    ? load_double(m->base, m->type, where->offset[GENERAL_MASK] + (int64_t)j * m->strides[plan->axis])
+                    : 0.0;
+            if (mask_value != -INFINITY) {
+                const dd slope_term = dd_product(slope, (double)j);
+                const dd bias = isfinite(mask_value) && isfinite(slope_term.hi)
+                                    ? dd_add((dd){mask_value, 0}, slope_term)
+                                    : (dd){mask_value + slope_term.hi, 0};
+                z = masked_logit(scale, x[j], bias, extreme);
+            }
+        }
+        if (z_wide != NULL)
+            z_wide[j] = z;
+        else
+            z_double[j] = isfinite(z.hi) ? z.hi + z.lo : z.hi;
+    }
+}
+
+/* One line of the additive-mask path through the kernels' split, for the
+ * common layout (f32 or no mask and unit strides along the axis) and a
+ * finite nonzero scale; false for other lines (left to the exact general
+ * path) and for lines the split declines. x (f32 logits) may be the source
+ * itself; hi is the line's buffer. */
+bool split_line(const general_plan *plan, const line_position *where, const float *x, float *hi, double *line)
+{
+    const general_operand *m = &plan->operands[GENERAL_MASK];
+    const general_operand *w = &plan->operands[GENERAL_WHERE];
+    const bool common = plan->scale != 0 && !isinf(plan->scale) &&
+                        (!plan->has_mask || (m->type == SOFTMAX_DTYPE_F32 && m->strides[plan->axis] == 1)) &&
+                        (!plan->has_where || w->strides[plan->axis] == 1);
+    if (!common)
+        return false;
+    const float *mask = plan->has_mask ? (const float *)(const void *)m->base + where->offset[GENERAL_MASK] : NULL;
+    const uint8_t *keep =
+        plan->has_where ? (const uint8_t *)(const void *)w->base + where->offset[GENERAL_WHERE] : NULL;
+    return plan->kernels->split_logits(x, mask, keep, causal_length(plan, where), plan->n, plan->scale,
+                                       alibi_slope(plan, where->head), line, hi);
+}
+
+/* z - top for double-doubles z <= top, top finite: exact to 2^-104, or -inf
+ * (z = -inf, or a difference beyond the double range). */
+static dd difference_from(dd z, dd top)
+{
+    const dd d = two_sum(z.hi, -top.hi);
+    if (!isfinite(d.lo))
+        return (dd){-INFINITY, 0};
+    return fast_two_sum(d.hi, d.lo + (z.lo - top.lo));
+}
+
+/* Softmax or log-softmax of a double-double line z (scale already applied),
+ * with the contract's special cases: t = z - max z exact to 2^-104,
+ * exp and log of double_double.h, a Sum2 sum, one rounding per output. */
+void double_double_line(softmax_op op, const dd *z, double *y, size_t n)
+{
+    dd top = {-INFINITY, 0};
+    size_t infinities = 0;
+    for (size_t j = 0; j < n; j++) {
+        if (isnan(z[j].hi)) {
+            for (size_t i = 0; i < n; i++)
+                y[i] = NAN;
+            return;
+        }
+        if (z[j].hi > top.hi || (z[j].hi == top.hi && z[j].lo > top.lo))
+            top = z[j];
+        infinities += z[j].hi == INFINITY;
+    }
+    const bool log_output = op == SOFTMAX_OP_LOG_SOFTMAX;
+    if (top.hi == -INFINITY) { /* fully masked */
+        for (size_t j = 0; j < n; j++)
+            y[j] = log_output ? -INFINITY : 0.0;
+        return;
+    }
+    if (infinities > 0) {
+        const double share = log_output ? -dd_log_double((double)infinities) : 1.0 / (double)infinities;
+        for (size_t j = 0; j < n; j++)
+            y[j] = z[j].hi == INFINITY ? share : (log_output ? -INFINITY : 0.0);
+        return;
+    }
+    double sum_hi = 0, sum_lo = 0;
+    for (size_t j = 0; j < n; j++) {
+        const dd e = dd_exp(difference_from(z[j], top));
+        const dd s = two_sum(sum_hi, e.hi);
+        sum_hi = s.hi;
+        sum_lo += s.lo + e.lo;
+    }
+    const dd sum = fast_two_sum(sum_hi, sum_lo);
+    const dd log_sum = dd_log(sum);
+    const double reciprocal = 1.0 / sum.hi;
+    const dd one = dd_product(sum.hi, reciprocal); /* 1 - one.hi is exact */
+    const dd inverse_sum = fast_two_sum(reciprocal, (((1.0 - one.hi) - one.lo) - sum.lo * reciprocal) * reciprocal);
+    for (size_t j = 0; j < n; j++) {
+        const dd t = difference_from(z[j], top);
+        if (t.hi == -INFINITY) { /* masked, or z - top beyond the double range */
+            y[j] = log_output ? -INFINITY : 0.0;
+            continue;
+        }
+        if (log_output) {
+            const dd difference = two_sum(t.hi, -log_sum.hi);
+            y[j] = difference.hi + (difference.lo + (t.lo - log_sum.lo));
+        } else {
+            const dd e = dd_exp(t);
+            const dd p = dd_product(e.hi, inverse_sum.hi);
+            y[j] = p.hi + (p.lo + (e.hi * inverse_sum.lo + e.lo * inverse_sum.hi));
+        }
+    }
+}
+
+void set_excluded(const general_plan *plan, const line_position *where, void *line, double value)
+{
+    const size_t kept_prefix = causal_length(plan, where);
+    for (size_t j = 0; j < plan->n; j++) {
+        if (is_kept(plan, where, j, kept_prefix))
+            continue;
+        if (plan->compute == SOFTMAX_DTYPE_F32)
+            ((float *)line)[j] = (float)value;
+        else
+            ((double *)line)[j] = value;
+    }
+}
+
+/* The x that an excluded element takes in a gathered line, before the
+ * kernels apply the scale: one whose z = scale * x is -inf. For scale < 0
+ * that is +inf (-inf would become the +inf that takes all the mass). */
+static double excluded_logit(const general_plan *plan)
+{
+    return plan->scale < 0 ? INFINITY : -INFINITY;
+}
+
+/* Sets the excluded logits of a gathered forward line (to the value above):
+ * the causal tail, `where` zeros and -inf mask entries. The common layouts
+ * (unit strides, f32 masks) take loops the compiler vectorises. One body
+ * for both computation types: `f32` is a constant once inlined. */
+static SOFTMAX_FORCE_INLINE void exclude_body(const general_plan *plan, const line_position *where, void *values,
+                                              bool f32)
+{
+    float *line32 = values;
+    double *line64 = values;
+    const size_t n = plan->n;
+    const double excluded = excluded_logit(plan);
+    const float excluded32 = (float)excluded;
+    const size_t kept = causal_length(plan, where);
+    for (size_t j = kept; j < n; j++) {
+        if (f32)
+            line32[j] = excluded32;
+        else
+            line64[j] = excluded;
+    }
+    if (plan->has_where) {
+        const general_operand *w = &plan->operands[GENERAL_WHERE];
+        const uint8_t *keep = (const uint8_t *)(const void *)w->base + where->offset[GENERAL_WHERE];
+        const int64_t stride = w->strides[plan->axis];
+        if (f32 && stride == 1)
+            for (size_t j = 0; j < kept; j++)
+                line32[j] = keep[j] ? line32[j] : excluded32;
+        else if (f32)
+            for (size_t j = 0; j < kept; j++)
+                line32[j] = keep[(int64_t)j * stride] ? line32[j] : excluded32;
+        else if (stride == 1)
+            for (size_t j = 0; j < kept; j++)
+                line64[j] = keep[j] ? line64[j] : excluded;
+        else
+            for (size_t j = 0; j < kept; j++)
+                line64[j] = keep[(int64_t)j * stride] ? line64[j] : excluded;
+    }
+    if (plan->has_mask) {
+        const general_operand *m = &plan->operands[GENERAL_MASK];
+        const int64_t stride = m->strides[plan->axis];
+        const int64_t offset = where->offset[GENERAL_MASK];
+        if (m->type == SOFTMAX_DTYPE_F32 && stride == 1) {
+            const float *values_of_mask = (const float *)(const void *)m->base + offset;
+            if (f32)
+                for (size_t j = 0; j < kept; j++)
+                    line32[j] = values_of_mask[j] == -INFINITY ? excluded32 : line32[j];
+            else
+                for (size_t j = 0; j < kept; j++)
+                    line64[j] = values_of_mask[j] == -INFINITY ? excluded : line64[j];
+        } else {
+            for (size_t j = 0; j < kept; j++) {
+                if (load_double(m->base, m->type, offset + (int64_t)j * stride) != -INFINITY)
+                    continue;
+                if (f32)
+                    line32[j] = excluded32;
+                else
+                    line64[j] = excluded;
+            }
+        }
+    }
+}
+
+void exclude_f32(const general_plan *plan, const line_position *where, float *line)
+{
+    exclude_body(plan, where, line, true);
+}
+
+void exclude_f64(const general_plan *plan, const line_position *where, double *line)
+{
+    exclude_body(plan, where, line, false);
+}
+
+/* The common attention layouts in one pass: f32 logits with unit stride
+ * gathered with their exclusions (a `where` byte or a 0 / -inf f32 mask
+ * entry, unit strides) applied on the way; loops without branches so that
+ * the compiler vectorises them. False if the layout is not one of these. */
+SOFTMAX_VECTOR_CLONES bool gather_excluding_f32(const general_plan *plan, const line_position *where, char *line_bytes)
+{
+    const general_operand *x = &plan->operands[GENERAL_SRC];
+    const general_operand *w = &plan->operands[GENERAL_WHERE];
+    const general_operand *m = &plan->operands[GENERAL_MASK];
+    if (plan->compute != SOFTMAX_DTYPE_F32 || x->type != SOFTMAX_DTYPE_F32 || x->strides[plan->axis] != 1 ||
+        (plan->has_where && w->strides[plan->axis] != 1) ||
+        (plan->has_mask && (m->type == SOFTMAX_DTYPE_F64 || m->strides[plan->axis] != 1)))
+        return false;
+    const float excluded = (float)excluded_logit(plan);
+    if (plan->has_mask && m->type != SOFTMAX_DTYPE_F32 && !plan->has_where) {
+        /* A half-precision 0 / -inf mask: -inf is one bit pattern. */
+        const uint16_t minus_infinity = m->type == SOFTMAX_DTYPE_BF16 ? 0xff80u : 0xfc00u;
+        const uint16_t *mask = (const uint16_t *)(const void *)m->base + where->offset[GENERAL_MASK];
+        float *line = (float *)(void *)line_bytes;
+        const float *src = (const float *)(const void *)x->base + where->offset[GENERAL_SRC];
+        const size_t kept = causal_length(plan, where);
+        for (size_t j = 0; j < kept; j++) {
+            const float value = src[j];
+            line[j] = mask[j] != minus_infinity ? value : excluded;
+        }
+        for (size_t j = kept; j < plan->n; j++)
+            line[j] = excluded;
+        return true;
+    }
+    if (plan->has_mask && m->type != SOFTMAX_DTYPE_F32)
+        return false;
+    float *line = (float *)(void *)line_bytes;
+    const float *src = (const float *)(const void *)x->base + where->offset[GENERAL_SRC];
+    const size_t n = plan->n, kept = causal_length(plan, where);
+    if (plan->has_where && plan->has_mask) {
+        const uint8_t *keep = (const uint8_t *)(const void *)w->base + where->offset[GENERAL_WHERE];
+        const float *mask = (const float *)(const void *)m->base + where->offset[GENERAL_MASK];
+        for (size_t j = 0; j < kept; j++) {
+            const float value = src[j], bias = mask[j]; /* unconditional loads: the loop vectorises */
+            line[j] = ((keep[j] != 0) & (bias != -INFINITY)) ? value : excluded;
+        }
+    } else if (plan->has_where) {
+        const uint8_t *keep = (const uint8_t *)(const void *)w->base + where->offset[GENERAL_WHERE];
+        for (size_t j = 0; j < kept; j++) {
+            const float value = src[j];
+            line[j] = keep[j] != 0 ? value : excluded;
+        }
+    } else if (plan->has_mask) {
+        const float *mask = (const float *)(const void *)m->base + where->offset[GENERAL_MASK];
+        for (size_t j = 0; j < kept; j++) {
+            const float value = src[j];
+            line[j] = mask[j] != -INFINITY ? value : excluded;
+        }
+    } else {
+        if (line != src) /* gathered into dst, in place */
+            memmove(line, src, kept * sizeof *line);
+    }
+    for (size_t j = kept; j < n; j++)
+        line[j] = excluded;
+    return true;
+}
