@@ -259,7 +259,7 @@ void softmax_clear_error(void);
  * valid until its next call (workspace.c); NULL if it cannot be allocated. */
 void *softmax_workspace(size_t bytes);
 /* The same with a slot number: 0 is softmax_workspace()'s, 1 the general
- * pipeline's (src/general.c). */
+ * pipeline's (src/general/blocks.c). */
 void *softmax_workspace_slot(int slot, size_t bytes);
 
 /* Threads (threads.c): how many threads a job of `elements` elements split

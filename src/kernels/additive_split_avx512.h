@@ -1,8 +1,8 @@
 /*
- * additive_split_avx512.h -- the additive-mask split of general.c on
+ * additive_split_avx512.h -- the additive-mask split of the general path on
  * AVX-512 (split_logits and apply_low_parts of the f32 table). Included by
- * the f32 AVX-512 translation unit only; elsewhere general.c runs its
- * portable loops.
+ * the f32 AVX-512 translation unit only; the other tables hold the
+ * portable loops of src/ref/portable_slots.c.
  */
 #ifndef SOFTMAX_ADDITIVE_SPLIT_AVX512_H
 #define SOFTMAX_ADDITIVE_SPLIT_AVX512_H
@@ -12,8 +12,8 @@
 
 #include "internal.h"
 
-/* The additive-mask split of general.c (split_logits() and
- * apply_low_parts() there are the portable definitions), eight doubles at a
+/* The additive-mask split of the general path (src/ref/portable_slots.c
+ * holds the portable definitions), eight doubles at a
  * time. */
 static bool split_logits_simd(const float *x, const float *mask, const uint8_t *keep, size_t kept, size_t n,
                               double scale, double slope, double *d, float *hi)

@@ -1,7 +1,7 @@
 /*
  * thresholds.h -- every length at which the kernels change regime, in one
  * place: the kernels (src/kernels/), the general pipeline (general.h,
- * layout.c), the tests and the benchmarks read them from here, so that a
+ * planner.c), the tests and the benchmarks read them from here, so that a
  * test "on both sides of a threshold" follows the threshold when it moves.
  * src/kernels/README.md draws the map they cut.
  *
