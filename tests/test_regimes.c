@@ -35,10 +35,15 @@
 #include <string.h>
 #include <time.h>
 
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <cmocka.h>
 
 #include "checks.h"
 #include "internal.h"
+#include "kernels/preconditions.h"
 #include "kernels/thresholds.h"
 #include "reference.h"
 #include "testutil.h"
@@ -1217,19 +1222,93 @@ static void test_half_invariant(void **state)
     family_outcome("declined half lines", tally.declined_failures, tally.declined_calls);
 }
 
+/* ------------------------------------------------------------------------
+ * --preconditions: each precondition the entry points assert
+ * (src/kernels/preconditions.h) broken in a child process, which must
+ * abort. Only where the checks are compiled in (the sanitizer build).
+ * ---------------------------------------------------------------------- */
+
+#if defined(SOFTMAX_ASSERTS_ACTIVE)
+static bool child_aborts(const regime_table *t, int violation)
+{
+    fflush(NULL);
+    const pid_t child = fork();
+    if (child < 0)
+        fail_msg("fork failed");
+    if (child == 0) {
+        float x[4096] = {0}, y[4096];
+        uint16_t halves[4096] = {0};
+        size_t kept = 65;
+        switch (violation) {
+        case 0: /* j_begin not a multiple of column_chunk */
+            t->k->columns(SOFTMAX_OP_SOFTMAX, x, NULL, y, 2, 64, 1, 64, 1.0);
+            break;
+        case 1: /* a causal prefix longer than its row */
+            t->k->prefix_rows(SOFTMAX_OP_SOFTMAX, x, NULL, y, 1, 64, &kept, 1.0);
+            break;
+        case 2: /* half_line into no type */
+            (void)t->k->half_line(SOFTMAX_OP_SOFTMAX, halves, 1, y, 3, 1024, 1.0);
+            break;
+        default: /* fast_half_line from bf16 into f16 */
+            (void)t->k->fast_half_line(SOFTMAX_OP_SOFTMAX, halves, 1, y, 2, 1024, 1.0);
+            break;
+        }
+        _exit(0);
+    }
+    int status = 0;
+    if (waitpid(child, &status, 0) != child)
+        fail_msg("waitpid failed");
+    return WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT;
+}
+
+static void test_preconditions(void **state)
+{
+    (void)state;
+    const regime_table t = table_for(SOFTMAX_DTYPE_F32);
+    const bool available[] = {t.lanes > 0, has_regime(&t, REGIME_PREFIX_ROWS), has_regime(&t, REGIME_HALF_LINE),
+                              has_regime(&t, REGIME_FAST_HALF_LINE)};
+    static const char *const names[] = {"columns: j_begin % column_chunk", "prefix_rows: kept <= n",
+                                        "half_line: dst_half", "fast_half_line: dst_half"};
+    size_t missed = 0, checked = 0;
+    for (int v = 0; v < 4; v++) {
+        if (!available[v])
+            continue;
+        checked++;
+        const bool aborted = child_aborts(&t, v);
+        printf("precondition %-34s %s\n", names[v], aborted ? "caught (abort)" : "NOT CAUGHT");
+        missed += !aborted;
+    }
+    if (missed > 0)
+        fail_msg("%zu of %zu broken preconditions went through", missed, checked);
+}
+
+#endif
+
 int main(int argc, char **argv)
 {
+    bool preconditions = false;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--mutate") == 0) {
             mutate_mode = true;
+        } else if (strcmp(argv[i], "--preconditions") == 0) {
+            preconditions = true;
         } else {
-            fprintf(stderr, "usage: %s [--mutate]\n", argv[0]);
+            fprintf(stderr, "usage: %s [--mutate | --preconditions]\n", argv[0]);
             return 2;
         }
     }
     const int prologue = isa_prologue();
     if (prologue != 0)
         return prologue;
+    if (preconditions) {
+#if defined(SOFTMAX_ASSERTS_ACTIVE)
+        const struct CMUnitTest precondition_tests[] = {cmocka_unit_test(test_preconditions)};
+        return cmocka_run_group_tests(precondition_tests, NULL, NULL);
+#else
+        printf("SKIP: the preconditions are compiled out of this build (see src/kernels/preconditions.h)\n");
+        return TEST_SKIP_CODE;
+#endif
+    }
     if (mutate_mode) {
         ref_set_quiet(1);
         printf("--mutate: every family below must notice its perturbed outputs\n");
