@@ -38,6 +38,7 @@
 #include <stdlib.h>
 
 #include "internal.h"
+#include "preconditions.h"
 #include "thresholds.h"
 
 #define WIDE_LN2 ((WIDE)0.6931471805599453094172321214581765680755L)

@@ -257,6 +257,7 @@ static void column_gradient_chunk(softmax_op op, const T *src, const T *g, T *ou
 static void column_lines(softmax_op op, const void *src, const void *grad, void *dst, size_t n, size_t inner,
                          size_t j_begin, size_t j_end, double scale)
 {
+    SOFTMAX_ASSERT(j_begin % COLUMN_CHUNK == 0 && j_begin <= j_end && j_end <= inner);
     const T *x = src;
     T *y = dst;
     if (op != SOFTMAX_OP_SOFTMAX && op != SOFTMAX_OP_LOG_SOFTMAX) {

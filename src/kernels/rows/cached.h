@@ -320,6 +320,7 @@ static inline int half_line_io_flags(int bf16, int dst_half)
 /* See softmax_kernels.half_line. */
 static bool half_line(softmax_op op, const uint16_t *x, int bf16, void *dst, int dst_half, size_t n, double scale)
 {
+    SOFTMAX_ASSERT(dst_half >= 0 && dst_half <= 2);
     if (!in_cache_regime(n))
         return false;
     T *space = softmax_workspace(2 * n * sizeof(T));

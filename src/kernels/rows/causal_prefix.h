@@ -24,6 +24,7 @@ static void prefix_rows(softmax_op op, const void *src, const void *grad, void *
         residuals = softmax_workspace(n * sizeof(T));
     const unsigned int saved = forward ? vec_flush_to_zero_begin() : 0;
     for (size_t r = 0; r < rows; r++) {
+        SOFTMAX_ASSERT(kept[r] <= n);
         const size_t offset = r * n, length = kept[r];
         /* The kernels ask for the data one row length ahead, which here is
          * the unread rest of this row: the kept prefix of a row ahead is

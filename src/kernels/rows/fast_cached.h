@@ -110,6 +110,7 @@ static void fast_row(softmax_op op, const T *x, T *y, size_t n, double scale)
 /* See softmax_kernels.fast_half_line. */
 static bool fast_half_line(softmax_op op, const uint16_t *x, int bf16, void *dst, int dst_half, size_t n, double scale)
 {
+    SOFTMAX_ASSERT(dst_half == 0 || dst_half == (bf16 ? 1 : 2));
     if (n <= SMALL_VECTORS * LANES)
         return false;
     T *e = dst_half ? softmax_workspace(n * sizeof(T)) : dst;
