@@ -58,6 +58,7 @@
 #include "exp/fast.h"            /* the fast mode's exponential */
 #include "rows/tiny.h"           /* rows of at most one vector */
 #include "rows/small.h"          /* rows of at most SMALL_VECTORS vectors, grouped */
+#include "rows/masked_rows.h"    /* short masked rows and causal prefixes, grouped */
 #include "rows/fast_cached.h"    /* one fast-mode row of more than SMALL_VECTORS vectors */
 #include "rows/switch.h"         /* the regime switch of contiguous rows */
 #include "rows/causal_prefix.h"  /* rows of which a prefix is kept */
@@ -88,6 +89,7 @@ const softmax_kernels KERNELS_NAME = {
     .exp = exp_for_tests,
     .transpose_lines = transpose_lines,
     .excluding_row = EXCLUDING_ROW_FN,
+    .excluding_rows = EXCLUDING_ROWS_FN,
     .half_line = HALF_LINE_FN,
     .widen_half = HALF_WIDEN,
     .narrow_half = HALF_NARROW,

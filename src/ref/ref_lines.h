@@ -622,8 +622,17 @@ static void reference_exp(const void *src, void *dst, void *residual, size_t n)
     }
 }
 
+/* The portable path has no masked-row kernels: general.c gathers. */
+static bool reference_excluding_rows(softmax_op op, const softmax_masked_line *lines, size_t count, size_t n,
+                                     int mask_type, double scale)
+{
+    (void)op, (void)lines, (void)count, (void)n, (void)mask_type, (void)scale;
+    return false;
+}
+
 const softmax_kernels KERNELS_NAME = {
     .element_size = sizeof(REAL),
+    .excluding_rows = reference_excluding_rows,
     .rows = reference_rows,
     .columns = reference_columns,
     .column_chunk = 1,

@@ -23,6 +23,8 @@ static void prefix_rows(softmax_op op, const void *src, const void *grad, void *
     if (op == SOFTMAX_OP_SOFTMAX && n > SMALL_VECTORS * LANES && n * sizeof(T) <= STREAM_BYTES)
         residuals = softmax_workspace(n * sizeof(T));
     const unsigned int saved = forward ? vec_flush_to_zero_begin() : 0;
+    prefix_groups groups;
+    groups.count[0] = groups.count[1] = groups.longest[0] = groups.longest[1] = 0;
     for (size_t r = 0; r < rows; r++) {
         const size_t offset = r * n, length = kept[r];
         /* The kernels ask for the data one row length ahead, which here is
@@ -37,8 +39,10 @@ static void prefix_rows(softmax_op op, const void *src, const void *grad, void *
         if (length == 0) {
         } else if (!forward) {
             rows_body(op, x + offset, g + offset, y + offset, 1, length, scale);
-        } else if (length <= LANES) {
-            tiny_rows(op, x + offset, y + offset, 1, length, scale);
+        } else if (length <= SMALL_VECTORS * LANES) {
+            /* Filled by its group. */
+            prefix_groups_add(&groups, op, x + offset, y + offset, length, n, scale, &shared);
+            continue;
         } else if (op == SOFTMAX_OP_SOFTMAX && length * sizeof(T) <= STREAM_BYTES && residuals == NULL) {
             /* No workspace (n itself is short, or none could be had). */
             if (length > SMALL_VECTORS * LANES)
@@ -52,6 +56,8 @@ static void prefix_rows(softmax_op op, const void *src, const void *grad, void *
         }
         fill_row(y + offset, length, n, fill);
     }
+    prefix_groups_flush(&groups, 0, op, n, scale, &shared);
+    prefix_groups_flush(&groups, 1, op, n, scale, &shared);
     if (forward)
         vec_flush_to_zero_end(saved);
 }
