@@ -39,8 +39,13 @@ static void prefix_rows(softmax_op op, const void *src, const void *grad, void *
         if (length == 0) {
         } else if (!forward) {
             rows_body(op, x + offset, g + offset, y + offset, 1, length, scale);
-        } else if (length <= SMALL_VECTORS * LANES) {
-            /* Filled by its group. */
+        } else if (length <= LANES ||
+                   (op == SOFTMAX_OP_SOFTMAX && residuals == NULL && length <= SMALL_VECTORS * LANES)) {
+            /* The rows of the tiny and small-row kernels: filled by their
+             * group. (Softmax prefixes of more than LANES elements in rows
+             * beyond the small-row regime, and log-softmax ones, go through
+             * blocks_forward_row below, as they always have: its bits are
+             * not those of the small-row kernels.) */
             prefix_groups_add(&groups, op, x + offset, y + offset, length, n, scale, &shared);
             continue;
         } else if (op == SOFTMAX_OP_SOFTMAX && length * sizeof(T) <= STREAM_BYTES && residuals == NULL) {
