@@ -846,10 +846,10 @@ static bool run_excluding_rows(const general_plan *plan, const line_position *po
             plan->has_mask ? m->base + where->offset[GENERAL_MASK] * (int64_t)mask_size : NULL,
             causal_length(plan, where), (float *)(void *)d->base_out + where->offset[GENERAL_DST]};
     }
-    const int mask_type = !plan->has_mask                     ? 0
-                          : m->type == SOFTMAX_DTYPE_F32      ? 1
-                          : m->type == SOFTMAX_DTYPE_BF16     ? 2
-                                                              : 3;
+    const int mask_type = !plan->has_mask                 ? 0
+                          : m->type == SOFTMAX_DTYPE_F32  ? 1
+                          : m->type == SOFTMAX_DTYPE_BF16 ? 2
+                                                          : 3;
     return plan->kernels->excluding_rows(plan->op, lines, line_count, plan->n, mask_type, plan->scale);
 }
 
