@@ -6,7 +6,10 @@
  * that attention code writes today; a transposed (strided) view against the
  * contiguous call.
  *
- *   general_bench [--quick] [--threads N]
+ *   general_bench [--quick] [--threads N] [--masks-only]
+ *
+ * --masks-only: only the table of fused masks on rows of every length (to
+ * run two builds of the library alternately on it).
  *
  * Prints markdown tables: median ns per element over fast-state samples,
  * interleaved, and the ratios to the unmasked or f32 calls.
@@ -453,16 +456,30 @@ static void strided(void)
     free(x), free(xt), free(y), free(contiguous), free(transposed);
 }
 
+static void masked_rows_table(void)
+{
+    printf("\n### Masks on rows of every length: scores [B, T, T], f32, scale 1/8, a [T, T] mask broadcast over B\n\n"
+           "Each fused mask kind's time over the unmasked call of the same shape (the causal kinds compute about half "
+           "the elements).\n\n");
+    printf("| shape | unmasked ns/element | causal | where | mask-f32 0/-inf | mask-bf16 0/-inf | bias-f32 | "
+           "ALiBi + causal | fewest samples kept |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- |\n");
+    static const size_t lengths[] = {16, 32, 64, 128, 256, 1024, 4096};
+    for (size_t i = 0; i < sizeof lengths / sizeof lengths[0]; i++)
+        short_masked_rows(lengths[i]);
+}
+
 int main(int argc, char **argv)
 {
-    int quick = 0;
+    int quick = 0, masks_only = 0;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--quick") == 0)
             quick = 1;
+        else if (strcmp(argv[i], "--masks-only") == 0)
+            masks_only = 1;
         else if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc)
             threads = atoi(argv[++i]);
         else {
-            fprintf(stderr, "usage: general_bench [--quick] [--threads N]\n");
+            fprintf(stderr, "usage: general_bench [--quick] [--threads N] [--masks-only]\n");
             return 2;
         }
     }
@@ -476,6 +493,10 @@ int main(int argc, char **argv)
     printf("general_bench: %s path, %d thread(s); median ns per element over fast-state samples (interleaved, "
            "%zu+ kept per candidate)\n\n",
            softmax_isa_name(), threads, settings.min_kept);
+    if (masks_only) {
+        masked_rows_table();
+        return 0;
+    }
     printf("### bf16 and f16 (ns per element; speed-ups over f32 and fractions of a 2-byte memcpy)\n\n");
     printf("| shape | memcpy, 2 bytes/element | f32 | bf16 | f16 | bf16 in, f32 out | bf16, fast mode | oneDNN bf16 | "
            "bf16 speed-up over f32 | f16 speed-up over f32 | bf16 / memcpy | f16 / memcpy | fewest samples kept |\n");
@@ -485,14 +506,7 @@ int main(int argc, char **argv)
     printf("\n### Masks: attention scores 8 x 32 x 512 x 512, f32, scale 1/8, softmax along the last axis\n\n");
     printf("| candidate | what | ns/element | / unmasked | samples kept |\n| --- | --- | --- | --- | --- |\n");
     attention();
-    printf("\n### Masks on rows of every length: scores [B, T, T], f32, scale 1/8, a [T, T] mask broadcast over B\n\n"
-           "Each fused mask kind's time over the unmasked call of the same shape (the causal kinds compute about half "
-           "the elements).\n\n");
-    printf("| shape | unmasked ns/element | causal | where | mask-f32 0/-inf | mask-bf16 0/-inf | bias-f32 | "
-           "ALiBi + causal | fewest samples kept |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- |\n");
-    static const size_t lengths[] = {16, 32, 64, 128, 256, 1024, 4096};
-    for (size_t i = 0; i < sizeof lengths / sizeof lengths[0]; i++)
-        short_masked_rows(lengths[i]);
+    masked_rows_table();
     printf("\n### Strides: softmax of a 1024 x 4096 f32 view along its axis of 4096\n\n");
     printf("| layout | ns/element | / contiguous | samples kept |\n| --- | --- | --- | --- |\n");
     strided();

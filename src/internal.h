@@ -100,6 +100,17 @@ enum {
  * several threads. `op` is a softmax_op; grad is NULL for the forward ops.
  * No slot is NULL.
  */
+/* One line of softmax_kernels.excluding_rows: f32 logits x, outputs y
+ * (may be x itself), the line's `where` bytes and 0 / -inf mask (NULL if
+ * absent, indexed like x) and the length of its causal prefix. */
+typedef struct softmax_masked_line {
+    const float *x;
+    const uint8_t *keep;
+    const void *mask;
+    size_t kept;
+    float *y;
+} softmax_masked_line;
+
 typedef struct softmax_kernels {
     size_t element_size;
     /* SOFTMAX_KERNELS_* bits: what the slots below do on this path. */
@@ -159,6 +170,18 @@ typedef struct softmax_kernels {
     bool (*excluding_row)(softmax_op op, const float *x, const uint8_t *keep, const float *mask,
                           const uint16_t *half_mask, int half_bf16, int additive, double slope, size_t kept, size_t n,
                           double scale, float *y);
+    /* A block of short contiguous forward rows (n <= SMALL_VECTORS vectors)
+     * with exclusion masks applied as x is read, in the grouped tiny and
+     * small-row kernels: line b is the op on lines[b].x with the elements
+     * from lines[b].kept on, those of a zero lines[b].keep byte and those
+     * of a -inf lines[b].mask entry (mask_type: 0 none, 1 f32, 2 bf16, 3
+     * f16) excluded, into lines[b].y. Bit for bit rows() on each line with
+     * the excluded logits at -inf (+inf for a negative scale), as the
+     * gathered path computes it. False, having written nothing, where the
+     * path has no such kernels (f64, the portable path, ISAs without
+     * f32_exclude) or n is longer. */
+    bool (*excluding_rows)(softmax_op op, const softmax_masked_line *lines, size_t count, size_t n, int mask_type,
+                           double scale);
     /* f32 (declines every line without SOFTMAX_KERNELS_HALF_ROWS): one
      * contiguous forward line of bf16 (bf16 != 0) or f16 data, widened as
      * the kernels read it, into f32 (dst_half 0), bf16 (1) or f16 (2)
@@ -199,6 +222,8 @@ typedef struct softmax_kernels {
 bool softmax_portable_excluding_row(softmax_op op, const float *x, const uint8_t *keep, const float *mask,
                                     const uint16_t *half_mask, int half_bf16, int additive, double slope, size_t kept,
                                     size_t n, double scale, float *y);
+bool softmax_portable_excluding_rows(softmax_op op, const softmax_masked_line *lines, size_t count, size_t n,
+                                     int mask_type, double scale);
 bool softmax_portable_half_line(softmax_op op, const uint16_t *x, int bf16, void *dst, int dst_half, size_t n,
                                 double scale);
 bool softmax_portable_half_row(softmax_op op, const uint16_t *x, uint16_t *y, size_t n, double scale, int bf16);

@@ -1246,6 +1246,114 @@ static void test_exclusion_masks_in_place(void **state)
     }
 }
 
+/* Short rows (every length from 1 past the grouped small-row kernels'
+ * longest, so every tail length of the tiny and small kernels) with
+ * exclusion masks, which the kernels apply as they read x in groups of
+ * rows: each row must be the bits of the plain kernels on that row with
+ * the excluded logits at -inf (+inf for a negative scale), whatever its
+ * position in a group; 37 rows fill two groups and part of a third. With
+ * a causal mask alone (rows grouped by prefix length) each row must be the
+ * plain kernels on its kept prefix alone, then 0 (log-softmax -inf). Rows of one n keep prefixes from none
+ * to all; one row has a kept NaN, one is fully excluded. */
+static void test_short_masked_rows_equal_gathered(void **state)
+{
+    (void)state;
+    const double scales[] = {1.0, -0.7, 0.125};
+    const size_t rows = 37, nan_row = 5, empty_row = 9;
+    test_rng rng;
+    rng_seed(&rng, 23);
+    for (size_t n = 1; n <= 130; n++) {
+        const size_t total = rows * n;
+        float *x = malloc(total * sizeof *x), *masked = malloc(total * sizeof *masked);
+        float *want = malloc(total * sizeof *want), *out = malloc(total * sizeof *out);
+        float *in_place = malloc(total * sizeof *in_place), *mask = malloc(total * sizeof *mask);
+        uint16_t *mask_bf16 = malloc(total * sizeof *mask_bf16), *mask_f16 = malloc(total * sizeof *mask_f16);
+        uint8_t *keep = malloc(total);
+        for (size_t i = 0; i < total; i++) {
+            keep[i] = rng_uniform(&rng) < 0.7 && i / n != empty_row;
+            x[i] = keep[i] || rng_uniform(&rng) < 0.9 ? (float)(rng_normal(&rng) * 5.0) : NAN;
+            mask[i] = keep[i] ? 0.0f : -INFINITY;
+        }
+        x[nan_row * n + n / 2] = NAN, keep[nan_row * n + n / 2] = 1, mask[nan_row * n + n / 2] = 0;
+        assert_int_equal(softmax_convert(mask_bf16, SOFTMAX_DTYPE_BF16, mask, SOFTMAX_DTYPE_F32, total), 0);
+        assert_int_equal(softmax_convert(mask_f16, SOFTMAX_DTYPE_F16, mask, SOFTMAX_DTYPE_F32, total), 0);
+        /* Row r keeps j <= r + offset: none in the first rows, all in the last. */
+        const int64_t offset = (int64_t)n - (int64_t)rows + 3;
+        /* where, f32 mask, bf16 mask, where + causal, f16 mask, where + f32 mask, causal alone */
+        for (int kind = 0; kind < 7; kind++)
+            for (size_t sc = 0; sc < ARRAY_LEN(scales); sc++)
+                for (int log_output = 0; log_output < 2; log_output++) {
+                    /* A causal prefix is computed as that row alone for
+                     * softmax rows of the small-row kernels (n <= 64 on
+                     * every path) and for log-softmax prefixes of the tiny
+                     * ones (n <= 8); other prefixes take the in-cache
+                     * blocks, whose bits differ. */
+                    if (kind == 6 && n > (log_output ? 8u : 64u))
+                        continue;
+                    const bool causal = kind == 3 || kind == 6;
+                    const softmax_op op = log_output ? SOFTMAX_OP_LOG_SOFTMAX : SOFTMAX_OP_SOFTMAX;
+                    const float excluded = scales[sc] < 0 ? INFINITY : -INFINITY;
+                    softmax_desc desc;
+                    softmax_desc_init(&desc, op, SOFTMAX_DTYPE_F32, n);
+                    desc.ndim = 2;
+                    desc.shape[0] = rows, desc.shape[1] = n;
+                    desc.scale = scales[sc];
+                    if (kind == 6) {
+                        for (size_t r = 0; r < rows; r++) {
+                            const int64_t last = (int64_t)r + offset;
+                            const size_t kept = last < 0 ? 0 : (size_t)last + 1 > n ? n : (size_t)last + 1;
+                            softmax_desc prefix;
+                            softmax_desc_init(&prefix, op, SOFTMAX_DTYPE_F32, kept);
+                            prefix.scale = scales[sc];
+                            if (kept > 0)
+                                assert_int_equal(softmax_execute(&prefix, x + r * n, NULL, want + r * n), 0);
+                            for (size_t j = kept; j < n; j++)
+                                want[r * n + j] = log_output ? -INFINITY : 0.0f;
+                        }
+                    } else {
+                        for (size_t r = 0; r < rows; r++)
+                            for (size_t j = 0; j < n; j++) {
+                                const bool kept = keep[r * n + j] && (!causal || (int64_t)j <= (int64_t)r + offset);
+                                masked[r * n + j] = kept ? x[r * n + j] : excluded;
+                            }
+                        assert_int_equal(softmax_execute(&desc, masked, NULL, want), 0);
+                    }
+                    if (kind == 0 || kind == 3 || kind == 5)
+                        desc.where = keep;
+                    if (kind == 1 || kind == 5) {
+                        desc.mask = mask;
+                        desc.mask_dtype = SOFTMAX_DTYPE_F32;
+                    } else if (kind == 2 || kind == 4) {
+                        desc.mask = kind == 2 ? mask_bf16 : mask_f16;
+                        desc.mask_dtype = kind == 2 ? SOFTMAX_DTYPE_BF16 : SOFTMAX_DTYPE_F16;
+                    }
+                    desc.causal = causal;
+                    desc.causal_offset = offset;
+                    memcpy(in_place, x, total * sizeof *x);
+                    assert_int_equal(softmax_execute(&desc, x, NULL, out), 0);
+                    assert_int_equal(softmax_execute(&desc, in_place, NULL, in_place), 0);
+                    for (size_t i = 0; i < total; i++) {
+                        const bool same = isnan(want[i]) ? isnan(out[i]) && isnan(in_place[i])
+                                                         : memcmp(&out[i], &want[i], sizeof *out) == 0 &&
+                                                               memcmp(&in_place[i], &want[i], sizeof *out) == 0;
+                        if (!same)
+                            fail_msg("short masked rows, kind %d, n = %zu, scale %g, %s: row %zu element %zu is "
+                                     "%.9g (in place %.9g), the gathered rows give %.9g",
+                                     kind, n, scales[sc], log_output ? "log-softmax" : "softmax", i / n, i % n, out[i],
+                                     in_place[i], want[i]);
+                    }
+                    if (kind != 6 && (!causal || (int64_t)nan_row + offset >= (int64_t)(n / 2)))
+                        for (size_t j = 0; j < n; j++)
+                            assert_true(isnan(out[nan_row * n + j]));
+                    if (kind != 6)
+                        for (size_t j = 0; j < n; j++)
+                            assert_true(out[empty_row * n + j] == (log_output ? -INFINITY : 0.0f));
+                }
+        free(x), free(masked), free(want), free(out), free(in_place), free(mask), free(mask_bf16), free(mask_f16),
+            free(keep);
+    }
+}
+
 static void test_in_place_strided_equals_out_of_place(void **state)
 {
     (void)state;
@@ -1393,6 +1501,7 @@ int main(void)
         cmocka_unit_test(test_strided_views),
         cmocka_unit_test(test_transposed_views),
         cmocka_unit_test(test_exclusion_masks_in_place),
+        cmocka_unit_test(test_short_masked_rows_equal_gathered),
         cmocka_unit_test(test_masks),
         cmocka_unit_test(test_masked_backward),
         cmocka_unit_test(test_contract_in_every_dtype),

@@ -122,6 +122,31 @@ static bool run_half_line(const general_plan *plan, const line_position *line)
 static void run_gathered_block(const general_plan *plan, const block_buffers *buffers, const line_position *positions,
                                size_t first_line, size_t line_count);
 
+/* A block of short lines with exclusion masks through the kernels' grouped
+ * excluding_rows (masks applied as x is read); false if they decline it. */
+static bool run_excluding_rows(const general_plan *plan, const line_position *positions, size_t line_count)
+{
+    const general_operand *x = &plan->operands[GENERAL_SRC], *d = &plan->operands[GENERAL_DST];
+    const general_operand *w = &plan->operands[GENERAL_WHERE], *m = &plan->operands[GENERAL_MASK];
+    if (plan->alibi || (plan->has_mask && !plan->mask_only_excludes))
+        return false;
+    softmax_masked_line lines[BLOCK_MAX_LINES];
+    const size_t mask_size = plan->has_mask ? softmax_dtype_size(m->type) : 0;
+    for (size_t b = 0; b < line_count; b++) {
+        const line_position *where = &positions[b];
+        lines[b] = (softmax_masked_line){
+            (const float *)(const void *)x->base + where->offset[GENERAL_SRC],
+            plan->has_where ? (const uint8_t *)(const void *)w->base + where->offset[GENERAL_WHERE] : NULL,
+            plan->has_mask ? m->base + where->offset[GENERAL_MASK] * (int64_t)mask_size : NULL,
+            causal_length(plan, where), (float *)(void *)d->base_out + where->offset[GENERAL_DST]};
+    }
+    const int mask_type = !plan->has_mask                 ? 0
+                          : m->type == SOFTMAX_DTYPE_F32  ? 1
+                          : m->type == SOFTMAX_DTYPE_BF16 ? 2
+                                                          : 3;
+    return plan->kernels->excluding_rows(plan->op, lines, line_count, plan->n, mask_type, plan->scale);
+}
+
 /* The layouts the kernels read (and write) in place, line by line: long
  * half-precision rows streamed (half_row), in-cache half rows widened as
  * they are read (half_line), exclusion masks applied as x is read
@@ -143,6 +168,8 @@ static void run_block(const general_plan *plan, const block_buffers *buffers, si
         run_gathered_block(plan, buffers, positions, first_line, line_count);
         return;
     }
+    if (!half_lines && run_excluding_rows(plan, positions, line_count))
+        return;
     /* Declined lines (short rows below the line kernels' regime, fully
      * masked rows, ...) are gathered together: the grouped small-row kernels
      * pay for a whole group whether it holds one row or sixteen, and a row's

@@ -59,6 +59,7 @@
 #include "exp/fast.h"            /* the fast mode's exponential */
 #include "rows/tiny.h"           /* rows of at most one vector */
 #include "rows/small.h"          /* rows of at most SMALL_VECTORS vectors, grouped */
+#include "rows/masked_rows.h"    /* short masked rows and causal prefixes, grouped */
 #include "rows/fast_cached.h"    /* one fast-mode row of more than SMALL_VECTORS vectors */
 #include "rows/switch.h"         /* the regime switch of contiguous rows */
 #include "rows/causal_prefix.h"  /* rows of which a prefix is kept */
@@ -135,6 +136,7 @@ const softmax_kernels KERNELS_NAME = {
     .exp = exp_for_tests,
     .transpose_lines = transpose_lines,
     .excluding_row = TABLE_EXCLUDING_ROW,
+    .excluding_rows = EXCLUDING_ROWS_FN,
     .half_line = TABLE_HALF_LINE,
     .widen_half = TABLE_WIDEN_HALF,
     .narrow_half = TABLE_NARROW_HALF,

@@ -23,6 +23,13 @@ bool softmax_portable_excluding_row(softmax_op op, const float *x, const uint8_t
     return false;
 }
 
+bool softmax_portable_excluding_rows(softmax_op op, const softmax_masked_line *lines, size_t count, size_t n,
+                                     int mask_type, double scale)
+{
+    (void)op, (void)lines, (void)count, (void)n, (void)mask_type, (void)scale;
+    return false;
+}
+
 bool softmax_portable_half_line(softmax_op op, const uint16_t *x, int bf16, void *dst, int dst_half, size_t n,
                                 double scale)
 {

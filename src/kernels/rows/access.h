@@ -330,3 +330,74 @@ static inline T row_max_of(const T *x, size_t n, double scale)
 {
     return row_max_reading(x, n, scale, NULL, 0);
 }
+
+/* ------------------------------------------------------------ row groups */
+
+/* The rows of one call of the grouped tiny and small-row kernels (at most
+ * LANES rows). Plain rows are consecutive: row r at x + r * stride, n
+ * elements. The group_flags below (with the EXCLUDE_ bits of io_flags)
+ * say otherwise, as compile-time constants of the specialised bodies:
+ * GROUP_ROWS: row r reads rows_x[r] and writes rows_y[r] (the block of
+ *   masked lines of general.c, or causal rows sorted by length);
+ * GROUP_LENGTHS: row r is the op on its first length[r] elements, then the
+ *   fill (0, log-softmax -inf) to stride (a causal prefix, as prefix_rows);
+ * EXCLUDE_*: the exclusions of row r (keep[r], mask[r], kept[r]) applied
+ *   as it is read, the excluded elements read as `excluded`: bit for bit
+ *   the gathered row with them written in;
+ * GROUP_CHECKED: keep[r] and mask[r] may be NULL (none), tested per read. */
+#ifndef GROUP_ROWS
+#define GROUP_ROWS 2048
+#define GROUP_LENGTHS 4096
+#define GROUP_CHECKED 8192
+#define EXCLUDING (EXCLUDE_KEEP | EXCLUDE_MASK | EXCLUDE_HALF | EXCLUDE_PREFIX)
+#endif
+
+typedef struct row_group {
+    const T *rows_x[LANES];
+    T *rows_y[LANES];
+    size_t length[LANES];
+    const uint8_t *keep[LANES];
+    const void *mask[LANES]; /* T (EXCLUDE_MASK) or half bits (EXCLUDE_HALF) */
+    size_t kept[LANES];
+    T excluded;
+    uint16_t half_minus_inf;
+} row_group;
+
+static SOFTMAX_FORCE_INLINE const T *group_x(const T *x, size_t stride, const row_group *g, int flags, size_t r)
+{
+    return (flags & GROUP_ROWS) ? g->rows_x[r] : x + r * stride;
+}
+
+static SOFTMAX_FORCE_INLINE T *group_y(T *y, size_t stride, const row_group *g, int flags, size_t r)
+{
+    return (flags & GROUP_ROWS) ? g->rows_y[r] : y + r * stride;
+}
+
+/* The number of elements the op runs on in row r. */
+static SOFTMAX_FORCE_INLINE size_t group_length(size_t n, const row_group *g, int flags, size_t r)
+{
+    return (flags & GROUP_LENGTHS) ? g->length[r] : n;
+}
+
+/* count (<= LANES) elements of row r (at `row`) from element i, `fill` in
+ * the other lanes, the row's exclusions applied. */
+static SOFTMAX_FORCE_INLINE V group_read(const T *row, const row_group *g, int flags, size_t r, size_t i, size_t count,
+                                         T fill)
+{
+    V v = count == LANES ? P(load)(row + i) : P(load_tail)(row + i, count, fill);
+#if defined(HALF_ROWS)
+    if (flags & EXCLUDING) {
+        const size_t kept = g->kept[r];
+        const size_t limit = !(flags & EXCLUDE_PREFIX) ? count : i >= kept ? 0 : kept - i < count ? kept - i : count;
+        const bool checked = (flags & GROUP_CHECKED) != 0;
+        const uint8_t *keep = (flags & EXCLUDE_KEEP) && (!checked || g->keep[r] != NULL) ? g->keep[r] + i : NULL;
+        const T *mask = (flags & EXCLUDE_MASK) && (!checked || g->mask[r] != NULL) ? (const T *)g->mask[r] + i : NULL;
+        const uint16_t *half_mask =
+            (flags & EXCLUDE_HALF) && (!checked || g->mask[r] != NULL) ? (const uint16_t *)g->mask[r] + i : NULL;
+        v = P(exclude)(v, keep, mask, half_mask, g->half_minus_inf, P(set1)(g->excluded), limit);
+    }
+#else
+    (void)g, (void)flags, (void)r;
+#endif
+    return v;
+}

@@ -23,6 +23,8 @@ static void prefix_rows(softmax_op op, const void *src, const void *grad, void *
     if (op == SOFTMAX_OP_SOFTMAX && n > SMALL_VECTORS * LANES && n * sizeof(T) <= STREAM_BYTES)
         residuals = softmax_workspace(n * sizeof(T));
     const unsigned int saved = forward ? vec_flush_to_zero_begin() : 0;
+    prefix_groups groups;
+    groups.count[0] = groups.count[1] = groups.longest[0] = groups.longest[1] = 0;
     for (size_t r = 0; r < rows; r++) {
         SOFTMAX_ASSERT(kept[r] <= n);
         const size_t offset = r * n, length = kept[r];
@@ -38,8 +40,15 @@ static void prefix_rows(softmax_op op, const void *src, const void *grad, void *
         if (length == 0) {
         } else if (!forward) {
             rows_body(op, x + offset, g + offset, y + offset, 1, length, scale);
-        } else if (length <= LANES) {
-            tiny_rows(op, x + offset, y + offset, 1, length, scale);
+        } else if (length <= LANES ||
+                   (op == SOFTMAX_OP_SOFTMAX && residuals == NULL && length <= SMALL_VECTORS * LANES)) {
+            /* The rows of the tiny and small-row kernels: filled by their
+             * group. (Softmax prefixes of more than LANES elements in rows
+             * beyond the small-row regime, and log-softmax ones, go through
+             * blocks_forward_row below, as they always have: its bits are
+             * not those of the small-row kernels.) */
+            prefix_groups_add(&groups, op, x + offset, y + offset, length, n, scale, &shared);
+            continue;
         } else if (op == SOFTMAX_OP_SOFTMAX && length * sizeof(T) <= STREAM_BYTES && residuals == NULL) {
             /* No workspace (n itself is short, or none could be had). */
             if (length > SMALL_VECTORS * LANES)
@@ -53,6 +62,8 @@ static void prefix_rows(softmax_op op, const void *src, const void *grad, void *
         }
         fill_row(y + offset, length, n, fill);
     }
+    prefix_groups_flush(&groups, 0, op, n, scale, &shared);
+    prefix_groups_flush(&groups, 1, op, n, scale, &shared);
     if (forward)
         vec_flush_to_zero_end(saved);
 }

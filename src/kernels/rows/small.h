@@ -32,18 +32,21 @@ static inline V grid_high_small(V e)
     return P(sub)(P(add)(e, magic), magic);
 }
 
-static SOFTMAX_FORCE_INLINE void small_group_body(bool fast, softmax_op op, const T *x, T *y, size_t count, size_t n,
-                                                  double scale, const shared_plan *shared)
+/* The rows of the group as group_flags say (access.h): plain rows x + r *
+ * stride of n elements, or rows read through g. A row of `length` elements
+ * takes ceil(length / LANES) vectors, the last one its tail. */
+static SOFTMAX_FORCE_INLINE void small_group_reading(bool fast, softmax_op op, const T *x, T *y, size_t stride,
+                                                     const row_group *g, int flags, size_t count, size_t n,
+                                                     double scale, const shared_plan *shared)
 {
     const bool log_output = op == SOFTMAX_OP_LOG_SOFTMAX;
     const bool negate = shared->negate;
-    const size_t vectors = (n + LANES - 1) / LANES, tail = n - (vectors - 1) * LANES;
     /* The tail's fill becomes -inf once negated or not: it is skipped by
      * the maximum, and its exp is 0. */
     const T fill = negate ? (T)INFINITY : (T)-INFINITY;
     if (!shared->valid) {
         for (size_t r = 0; r < count; r++)
-            softmax_line_run(&REF_LINES, op, x + r * n, NULL, y + r * n, n, 1, scale);
+            group_row_aside(op, x, y, stride, g, flags, r, n, scale, false);
         return;
     }
     /* Phase 1: each row's lanewise maximum, then the rows' maxima in lanes
@@ -56,13 +59,15 @@ static SOFTMAX_FORCE_INLINE void small_group_body(bool fast, softmax_op op, cons
             lanes[r] = P(set1)((T)0);
             continue;
         }
-        const T *row = x + r * n;
+        const T *row = group_x(x, stride, g, flags, r);
+        const size_t length = group_length(n, g, flags, r);
+        const size_t vectors = (length + LANES - 1) / LANES, tail = length - (vectors - 1) * LANES;
         V m = P(set1)((T)-INFINITY);
         for (size_t i = 0; i + 1 < vectors; i++) {
-            const V v = P(load)(row + i * LANES);
+            const V v = group_read(row, g, flags, r, i * LANES, LANES, fill);
             m = P(max)(negate ? P(neg)(v) : v, m);
         }
-        const V v = P(load_tail)(row + (vectors - 1) * LANES, tail, fill);
+        const V v = group_read(row, g, flags, r, (vectors - 1) * LANES, tail, fill);
         lanes[r] = P(max)(negate ? P(neg)(v) : v, m);
     }
     P(transpose)(lanes);
@@ -83,7 +88,7 @@ static SOFTMAX_FORCE_INLINE void small_group_body(bool fast, softmax_op op, cons
      * has been stored yet (in place). */
     for (size_t r = 0; r < count; r++)
         if (!((planned >> r) & 1u))
-            softmax_line_run(&REF_LINES, op, x + r * n, NULL, y + r * n, n, 1, scale);
+            group_row_aside(op, x, y, stride, g, flags, r, n, scale, false);
 
     /* Phase 2: the exps along each row (stored in y, their residuals here)
      * and the row's split partial sums per lane. */
@@ -93,16 +98,18 @@ static SOFTMAX_FORCE_INLINE void small_group_body(bool fast, softmax_op op, cons
         highs[r] = lows[r] = P(set1)((T)0);
         if (r >= count || !((planned >> r) & 1u))
             continue;
-        const T *row = x + r * n;
-        T *out_row = y + r * n;
+        const T *row = group_x(x, stride, g, flags, r);
+        T *out_row = group_y(y, stride, g, flags, r);
+        const size_t length = group_length(n, g, flags, r);
+        const size_t vectors = (length + LANES - 1) / LANES, tail = length - (vectors - 1) * LANES;
         T *residual_row = residuals + r * SMALL_VECTORS * LANES;
         const exp_args a = {P(set1)(floors[r]), P(set1)(shared->c_hi), P(set1)(shared->c_lo), P(set1)(-offsets[r])};
         V hi = P(set1)((T)0), lo = hi;
         for (size_t i = 0; i < vectors; i++) {
             const bool full = i + 1 < vectors || tail == LANES;
             /* The next group comes in while this one is computed from L1. */
-            vec_prefetch(row + LANES * n + i * LANES);
-            V v = full ? P(load)(row + i * LANES) : P(load_tail)(row + i * LANES, tail, fill);
+            vec_prefetch(row + LANES * stride + i * LANES);
+            V v = group_read(row, g, flags, r, i * LANES, full ? LANES : tail, fill);
             if (negate)
                 v = P(neg)(v);
             V e, residual;
@@ -150,12 +157,14 @@ static SOFTMAX_FORCE_INLINE void small_group_body(bool fast, softmax_op op, cons
     for (size_t r = 0; r < count; r++) {
         if (!((planned >> r) & 1u))
             continue;
-        T *out_row = y + r * n;
+        T *out_row = group_y(y, stride, g, flags, r);
         if (!((number >> r) & 1u)) {
-            fill_row(out_row, 0, n, (T)NAN);
+            group_row_aside(op, x, y, stride, g, flags, r, n, scale, true);
             continue;
         }
-        const T *row = x + r * n;
+        const T *row = group_x(x, stride, g, flags, r);
+        const size_t length = group_length(n, g, flags, r);
+        const size_t vectors = (length + LANES - 1) / LANES, tail = length - (vectors - 1) * LANES;
         const T *residual_row = residuals + r * SMALL_VECTORS * LANES;
         const V row_first = P(set1)(firsts[r]), row_second = P(set1)(seconds[r]);
         const V maxima = P(set1)(block_maxima[r]);
@@ -163,7 +172,7 @@ static SOFTMAX_FORCE_INLINE void small_group_body(bool fast, softmax_op op, cons
             const bool full = i + 1 < vectors || tail == LANES;
             V out;
             if (log_output) {
-                V v = full ? P(load)(row + i * LANES) : P(load_tail)(row + i * LANES, tail, 0);
+                V v = group_read(row, g, flags, r, i * LANES, full ? LANES : tail, 0);
                 const V shifted = P(sub)(negate ? P(neg)(v) : v, maxima);
                 out = P(fmadd)(row_first, negate ? P(neg)(shifted) : shifted, row_second);
             } else {
@@ -176,7 +185,15 @@ static SOFTMAX_FORCE_INLINE void small_group_body(bool fast, softmax_op op, cons
             else
                 P(store_tail)(out_row + i * LANES, out, tail);
         }
+        if (flags & GROUP_LENGTHS)
+            fill_row(out_row, length, stride, log_output ? (T)-INFINITY : (T)0);
     }
+}
+
+static SOFTMAX_FORCE_INLINE void small_group_body(bool fast, softmax_op op, const T *x, T *y, size_t count, size_t n,
+                                                  double scale, const shared_plan *shared)
+{
+    small_group_reading(fast, op, x, y, n, NULL, 0, count, n, scale, shared);
 }
 
 static void small_group(softmax_op op, const T *x, T *y, size_t count, size_t n, double scale,

@@ -112,20 +112,55 @@ static SOFTMAX_FORCE_INLINE void tiny_row_body(bool fast, softmax_op op, const T
     P(store_tail)(y, out, n);
 }
 
+/* Row r of a group, off the SIMD path (a special row, or a special scale):
+ * NaN if `nan`, else the reference kernels on the row as the gathered path
+ * holds it (its exclusions written in); then a causal prefix's fill. */
+static void group_row_aside(softmax_op op, const T *x, T *y, size_t stride, const row_group *g, int flags, size_t r,
+                            size_t n, double scale, bool nan)
+{
+    const T *row = group_x(x, stride, g, flags, r);
+    T *out = group_y(y, stride, g, flags, r);
+    const size_t length = group_length(n, g, flags, r);
+    if (nan) {
+        fill_row(out, 0, length, (T)NAN);
+    } else if (flags & EXCLUDING) {
+        T gathered[SMALL_VECTORS * LANES];
+        for (size_t i = 0; i < length; i += LANES) {
+            const size_t lanes = length - i < LANES ? length - i : LANES;
+            const V v = group_read(row, g, flags, r, i, lanes, 0);
+            if (lanes == LANES)
+                P(store)(gathered + i, v);
+            else
+                P(store_tail)(gathered + i, v, lanes);
+        }
+        softmax_line_run(&REF_LINES, op, gathered, NULL, out, length, 1, scale);
+    } else {
+        softmax_line_run(&REF_LINES, op, row, NULL, out, length, 1, scale);
+    }
+    if (flags & GROUP_LENGTHS)
+        fill_row(out, length, stride, op == SOFTMAX_OP_LOG_SOFTMAX ? (T)-INFINITY : (T)0);
+}
+
 /* LANES rows at a time, transposed in registers: vector j holds column j of
  * the group (lane l = row l), so the maxima, the sums and the per-row
  * constants are vertical operations, only n exps are evaluated per group
  * however short the rows, and the sum of the low parts runs through the
  * tree of P(butterfly_sum) over whole column vectors. Lanes of padding rows
  * (a partial group) compute on zeros and are never stored. */
-static SOFTMAX_FORCE_INLINE void tiny_group_body(bool fast, softmax_op op, const T *x, T *y, size_t count, size_t n,
-                                                 double scale, const shared_plan *shared)
+static SOFTMAX_FORCE_INLINE void tiny_group_reading(bool fast, softmax_op op, const T *x, T *y, size_t stride,
+                                                    const row_group *g, int flags, size_t count, size_t n, double scale,
+                                                    const shared_plan *shared)
 {
     const bool log_output = op == SOFTMAX_OP_LOG_SOFTMAX;
     const bool negate = shared->negate;
+    /* Rows shorter than the group (GROUP_LENGTHS) read -inf (once negated)
+     * past their end, whose exp is 0: the lanes of tiny_row. */
+    const T past_end = !(flags & GROUP_LENGTHS) ? (T)0 : negate ? (T)INFINITY : (T)-INFINITY;
     V column[LANES];
     for (size_t r = 0; r < LANES; r++)
-        column[r] = r < count ? P(load_tail)(x + r * n, n, 0) : P(set1)(0);
+        column[r] = r < count ? group_read(group_x(x, stride, g, flags, r), g, flags, r, 0,
+                                           group_length(n, g, flags, r), past_end)
+                              : P(set1)(0);
     P(transpose)(column);
     V row_max = P(set1)((T)-INFINITY);
     for (size_t j = 0; j < n; j++) {
@@ -175,10 +210,10 @@ static SOFTMAX_FORCE_INLINE void tiny_group_body(bool fast, softmax_op op, const
          * input row: no SIMD result has been stored yet (in place). */
         switch (tiny_outcome_of(block_maxima[r], offsets[r], highs[r], lows[r])) {
         case TINY_REFERENCE:
-            softmax_line_run(&REF_LINES, op, x + r * n, NULL, y + r * n, n, 1, scale);
+            group_row_aside(op, x, y, stride, g, flags, r, n, scale, false);
             break;
         case TINY_NAN:
-            fill_row(y + r * n, 0, n, (T)NAN);
+            group_row_aside(op, x, y, stride, g, flags, r, n, scale, true);
             break;
         case TINY_SIMD:
             simd_row[r] = true;
@@ -204,9 +239,21 @@ static SOFTMAX_FORCE_INLINE void tiny_group_body(bool fast, softmax_op op, const
         }
     }
     P(transpose)(column);
-    for (size_t r = 0; r < count; r++)
-        if (simd_row[r])
-            P(store_tail)(y + r * n, column[r], n);
+    for (size_t r = 0; r < count; r++) {
+        if (!simd_row[r])
+            continue;
+        T *out = group_y(y, stride, g, flags, r);
+        const size_t length = group_length(n, g, flags, r);
+        P(store_tail)(out, column[r], length);
+        if (flags & GROUP_LENGTHS)
+            fill_row(out, length, stride, log_output ? (T)-INFINITY : (T)0);
+    }
+}
+
+static SOFTMAX_FORCE_INLINE void tiny_group_body(bool fast, softmax_op op, const T *x, T *y, size_t count, size_t n,
+                                                 double scale, const shared_plan *shared)
+{
+    tiny_group_reading(fast, op, x, y, n, NULL, 0, count, n, scale, shared);
 }
 
 static void tiny_group(softmax_op op, const T *x, T *y, size_t count, size_t n, double scale, const shared_plan *shared)

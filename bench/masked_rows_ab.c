@@ -1,0 +1,138 @@
+/*
+ * masked_rows_ab.c -- two builds of libsoftmax side by side in one process on
+ * the table "Masks on rows of every length" of general_bench: scores
+ * [B, T, T] f32 (B * T * T = 2^21, at least one), scale 1/8, a [T, T] mask
+ * broadcast over B. Every sample calls each kind on each library in turn
+ * (best of 3 calls), so that both see the same state of a shared machine;
+ * prints per library the median unmasked ns per element and each masked
+ * kind's median over the unmasked one.
+ *
+ *   cc -O2 -Iinclude bench/masked_rows_ab.c -o masked_rows_ab -ldl -lm
+ *   SOFTMAX_ISA=avx512 ./masked_rows_ab BEFORE/libsoftmax.so AFTER/libsoftmax.so
+ */
+#define _POSIX_C_SOURCE 200809L
+#include "softmax.h"
+#include <dlfcn.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+typedef struct lib {
+    void *h;
+    int (*init)(softmax_desc *, softmax_op, softmax_dtype, size_t);
+    int (*exec)(const softmax_desc *, const void *, const void *, void *);
+    int (*convert)(void *, softmax_dtype, const void *, softmax_dtype, size_t);
+    void (*threads)(int);
+} lib;
+static void load(lib *l, const char *p)
+{
+    l->h = dlopen(p, RTLD_NOW | RTLD_LOCAL);
+    if (!l->h) {
+        puts(dlerror());
+        exit(2);
+    }
+    l->init = dlsym(l->h, "softmax_desc_init");
+    l->exec = dlsym(l->h, "softmax_execute");
+    l->convert = dlsym(l->h, "softmax_convert");
+    l->threads = dlsym(l->h, "softmax_set_num_threads");
+    l->threads(1);
+}
+static double now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec * 1e9 + t.tv_nsec;
+}
+static int cmp(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+enum { KINDS = 7, SAMPLES = 31 };
+int main(int argc, char **argv)
+{
+    if (argc != 3) {
+        fprintf(stderr, "usage: masked_rows_ab BEFORE/libsoftmax.so AFTER/libsoftmax.so\n");
+        return 2;
+    }
+    lib L[2];
+    load(&L[0], argv[1]);
+    load(&L[1], argv[2]);
+    static const size_t lengths[] = {16, 32, 64, 128, 256, 1024, 4096};
+    static const char *names[KINDS] = {"unmasked",  "causal",   "where",       "mask-f32",
+                                       "mask-bf16", "bias-f32", "alibi+causal"};
+    printf("| T | lib | unmasked ns/elem |");
+    for (int k = 1; k < KINDS; k++)
+        printf(" %s |", names[k]);
+    printf("\n");
+    for (size_t li = 0; li < sizeof lengths / sizeof *lengths; li++) {
+        const size_t T = lengths[li], B = 2097152 / (T * T) ? 2097152 / (T * T) : 1;
+        float *x = aligned_alloc(64, B * T * T * 4), *y = aligned_alloc(64, B * T * T * 4), *mask = malloc(T * T * 4),
+              *bias = malloc(T * T * 4);
+        uint16_t *mb = malloc(T * T * 2);
+        uint8_t *keep = malloc(T * T);
+        srand(1);
+        for (size_t i = 0; i < B * T * T; i++)
+            x[i] = (float)((rand() / (double)RAND_MAX - 0.5) * 6);
+        for (size_t q = 0; q < T; q++)
+            for (size_t k = 0; k < T; k++) {
+                keep[q * T + k] = k <= q;
+                mask[q * T + k] = k <= q ? 0.0f : -INFINITY;
+                bias[q * T + k] = k <= q ? (float)(-0.05 * (double)(q - k)) : -INFINITY;
+            }
+        L[0].convert(mb, SOFTMAX_DTYPE_BF16, mask, SOFTMAX_DTYPE_F32, T * T);
+        static int64_t ms[3];
+        ms[0] = 0;
+        ms[1] = (int64_t)T;
+        ms[2] = 1;
+        softmax_desc d[2][KINDS];
+        for (int l = 0; l < 2; l++) {
+            L[l].init(&d[l][0], SOFTMAX_OP_SOFTMAX, SOFTMAX_DTYPE_F32, 3);
+            d[l][0].ndim = 3;
+            d[l][0].shape[0] = B;
+            d[l][0].shape[1] = T;
+            d[l][0].shape[2] = T;
+            d[l][0].scale = 0.125;
+            for (int k = 1; k < KINDS; k++)
+                d[l][k] = d[l][0];
+            d[l][1].causal = 1;
+            d[l][2].where = keep, d[l][2].where_strides = ms;
+            d[l][3].mask = mask, d[l][3].mask_strides = ms;
+            d[l][4].mask = mb, d[l][4].mask_dtype = SOFTMAX_DTYPE_BF16, d[l][4].mask_strides = ms;
+            d[l][5].mask = bias, d[l][5].mask_strides = ms;
+            d[l][6].causal = 1, d[l][6].max_bias = 8.0, d[l][6].head_axis = 0;
+        }
+        static double t[2][KINDS][SAMPLES];
+        for (int s = -2; s < SAMPLES; s++)
+            for (int k = 0; k < KINDS; k++)
+                for (int l = 0; l < 2; l++) {
+                    double best = 1e30;
+                    for (int rep = 0; rep < 3; rep++) {
+                        double a = now();
+                        if (L[l].exec(&d[l][k], x, NULL, y)) {
+                            puts("fail");
+                            return 1;
+                        }
+                        double e = now() - a;
+                        best = e < best ? e : best;
+                    }
+                    if (s >= 0)
+                        t[l][k][s] = best;
+                }
+        for (int l = 0; l < 2; l++) {
+            double med[KINDS];
+            for (int k = 0; k < KINDS; k++) {
+                qsort(t[l][k], SAMPLES, sizeof(double), cmp);
+                med[k] = t[l][k][SAMPLES / 2];
+            }
+            printf("| %zu x %zu x %zu | %s | %.3f |", B, T, T, l ? "after" : "before", med[0] / (double)(B * T * T));
+            for (int k = 1; k < KINDS; k++)
+                printf(" %.2f |", med[k] / med[0]);
+            printf("\n");
+        }
+        fflush(stdout);
+        free(x), free(y), free(mask), free(bias), free(mb), free(keep);
+    }
+    return 0;
+}
