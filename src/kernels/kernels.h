@@ -37,6 +37,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 
+#include "compound.h" /* accumulators, reciprocals, the vector log: above the vocabulary */
 #include "internal.h"
 #include "thresholds.h"
 
