@@ -5,7 +5,9 @@
  * log-softmax constants. Everything here is a fixed sequence of the
  * vocabulary's primitives, so an ISA that provides the primitives gets these
  * with the same operations in the same order (the bits then differ between
- * ISAs only through the lane count and the per-ISA reduction trees).
+ * ISAs only through the lane count and the per-ISA reduction trees). The
+ * f64 compounds carry their extra precision in double-double
+ * (src/ref/double_double.h), never in long double.
  *
  * The primitives used beyond plain arithmetic: f32_widen_low /
  * f32_widen_high / f32_narrow (an f32 vector as two f64 vectors and back),
@@ -19,6 +21,8 @@
 #if !defined(F32_LANES) || !defined(F64_LANES)
 #error "compound.h is included after the vector vocabulary (vec_<isa>.h)"
 #endif
+
+#include "ref/double_double.h" /* the f64 sums' and reciprocals' extra precision */
 
 /* ln 2 rounded to double. */
 #define COMPOUND_LN2 0x1.62e42fefa39efp-1
@@ -86,25 +90,23 @@ static inline void f64_acc_add_product(f64_acc *acc, vf64 a, vf64 b)
 {
     f64_acc_add(acc, f64_mul(a, b));
 }
-static inline void f64_acc_lanes(const f64_acc *acc, long double totals[F64_LANES])
+/* The per-lane totals, sum - compensation, exactly as double-doubles. */
+static inline void f64_acc_lanes(const f64_acc *acc, dd totals[F64_LANES])
 {
     double sums[F64_LANES];
     double compensations[F64_LANES];
     f64_store(sums, acc->sum);
     f64_store(compensations, acc->compensation);
     for (int i = 0; i < F64_LANES; i++)
-        totals[i] = (long double)sums[i] - (long double)compensations[i];
+        totals[i] = two_sum(sums[i], -compensations[i]);
 }
-static inline long double compound_add_long_double(long double a, long double b)
+/* The lanes' totals added in double-double, in the ISA's order
+ * (F64_LANES_IN_ORDER). */
+static inline dd f64_acc_total(const f64_acc *acc)
 {
-    return a + b;
-}
-/* The lanes' totals added in the ISA's order (F64_LANES_IN_ORDER). */
-static inline long double f64_acc_total(const f64_acc *acc)
-{
-    long double lanes[F64_LANES];
+    dd lanes[F64_LANES];
     f64_acc_lanes(acc, lanes);
-    return F64_LANES_IN_ORDER(compound_add_long_double, lanes);
+    return F64_LANES_IN_ORDER(dd_add, lanes);
 }
 
 /* ------------------------------------------------------ reciprocals -- */
@@ -124,19 +126,26 @@ static inline void f32_reciprocal_halves(vf32 high, vf32 low, double scale, vf32
     *lo = f32_narrow(f64_sub(r0, f32_widen_low(h)), f64_sub(r1, f32_widen_high(h)));
 }
 
-/* Per lane, in long double: r = scale / ((long double)high + low), hi =
- * (double)r, lo = (double)(r - hi) -- what scalar code does (no vector
- * long double). */
-static inline void f64_reciprocal_halves(vf64 high, vf64 low, long double scale, vf64 *hi, vf64 *lo)
+/* hi = r rounded, lo = (r - hi) rounded for r = scale / sum (scale a power
+ * of two), r from dd_reciprocal: the f64 kernels' reciprocal of a row's
+ * sum (wide.h) and, lane by lane, f64_reciprocal_halves. NaN stays NaN. */
+static inline void dd_reciprocal_halves(dd sum, double scale, double *hi, double *lo)
+{
+    const dd r = dd_reciprocal(sum);
+    const double r_hi = r.hi * scale, r_lo = r.lo * scale; /* exact */
+    *hi = r_hi + r_lo;
+    *lo = (r_hi - *hi) + r_lo;
+}
+
+/* Per lane: dd_reciprocal_halves of high + low (exactly, as a
+ * double-double) -- what the scalar kernels do for one row. */
+static inline void f64_reciprocal_halves(vf64 high, vf64 low, double scale, vf64 *hi, vf64 *lo)
 {
     double h[F64_LANES], l[F64_LANES];
     f64_store(h, high);
     f64_store(l, low);
-    for (int i = 0; i < F64_LANES; i++) {
-        const long double r = (1.0L / ((long double)h[i] + (long double)l[i])) * scale;
-        h[i] = (double)r;
-        l[i] = (double)(r - (long double)h[i]);
-    }
+    for (int i = 0; i < F64_LANES; i++)
+        dd_reciprocal_halves(two_sum(h[i], l[i]), scale, &h[i], &l[i]);
     *hi = f64_load(h);
     *lo = f64_load(l);
 }
