@@ -7,7 +7,8 @@
  * function is static and keeps its plain name. The parameters:
  *
  *   T, WIDE          data type and the type that carries sums and per-row
- *                    constants (double for f32, long double for f64)
+ *                    constants (double for f32, double-double for f64;
+ *                    its operations in wide.h)
  *   V, LANES, P(op)  the vector type, its lane count, and the vocabulary's
  *                    name for `op` on it (f32_add, f64_add, ...)
  *   ACC              the vocabulary's wide accumulator type
@@ -15,7 +16,8 @@
  *   EXP_FLOOR_ARG    exponent below which 2^u is 0 in T (160, 1100)
  *   OFFSET_LIMIT     largest |scale * log2(e) * max| the exact argument
  *                    reduction supports (2^22, 2^50)
- *   WIDE_LOG, WIDE_FLOOR, WIDE_LDEXP, WIDE_FABS   libm functions of WIDE
+ *   WIDE_FABS        fabs of WIDE (f32 only: the f32-only kernels, where
+ *                    WIDE is double, use double arithmetic directly)
  *   NORMALIZE_SHIFT  the reciprocal of the sum is applied times 2^SHIFT and
  *                    the result scaled back, so that its low part never
  *                    underflows (64 for f32, 128 for f64)
@@ -37,12 +39,12 @@
 #include <stdint.h>
 #include <stdlib.h>
 
+#include "compound.h" /* accumulators, reciprocals, the vector log: above the vocabulary */
 #include "internal.h"
 #include "preconditions.h"
 #include "thresholds.h"
+#include "wide.h" /* WIDE (double / double-double) and its operations */
 
-#define WIDE_LN2 ((WIDE)0.6931471805599453094172321214581765680755L)
-#define WIDE_LOG2E ((WIDE)1.442695040888963407359924681001892137L)
 /* Exact split summation of exps (exp_block_any): grid 2^-16, runs of 32
  * iterations per accumulator. */
 #define SPLIT_MAGIC 192.0

@@ -1,7 +1,8 @@
 /*
  * vec_avx2.h -- the kernels' vector vocabulary on AVX2 + FMA.
  *
- * The same names as vec_avx512.h on 256-bit vectors. AVX2 has neither mask
+ * The same primitives as vec_avx512.h on 256-bit vectors (compound.h builds
+ * the compound arithmetic on them). AVX2 has neither mask
  * registers nor scalef: tails use maskload/maskstore, and p * 2^k is two
  * multiplications by powers of two built in the exponent field.
  */
@@ -47,6 +48,8 @@ static inline void vec_prefetch(const void *p)
 
 typedef __m256 vf32;
 #define F32_LANES 8
+typedef __m256d vf64;
+#define F64_LANES 4
 
 static inline __m256i f32_lane_mask(size_t count)
 {
@@ -213,117 +216,19 @@ static inline void f32_transpose(vf32 m[8])
     }
 }
 
-/* Per lane: r = scale / ((double)high + (double)low), hi = (float)r, lo =
- * (float)(r - hi), each step the IEEE operation that scalar code does (the
- * tiny-row kernels need the same bits from both). */
-static inline void f32_reciprocal_halves(vf32 high, vf32 low, double scale, vf32 *hi, vf32 *lo)
+/* The first / last F64_LANES lanes of v as doubles (exact). */
+static inline vf64 f32_widen_low(vf32 v)
 {
-    const __m256d one = _mm256_set1_pd(1.0), s = _mm256_set1_pd(scale);
-    __m256d r0 =
-        _mm256_add_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(high)), _mm256_cvtps_pd(_mm256_castps256_ps128(low)));
-    __m256d r1 =
-        _mm256_add_pd(_mm256_cvtps_pd(_mm256_extractf128_ps(high, 1)), _mm256_cvtps_pd(_mm256_extractf128_ps(low, 1)));
-    r0 = _mm256_mul_pd(_mm256_div_pd(one, r0), s);
-    r1 = _mm256_mul_pd(_mm256_div_pd(one, r1), s);
-    const __m128 h0 = _mm256_cvtpd_ps(r0), h1 = _mm256_cvtpd_ps(r1);
-    const __m128 l0 = _mm256_cvtpd_ps(_mm256_sub_pd(r0, _mm256_cvtps_pd(h0)));
-    const __m128 l1 = _mm256_cvtpd_ps(_mm256_sub_pd(r1, _mm256_cvtps_pd(h1)));
-    *hi = _mm256_insertf128_ps(_mm256_castps128_ps256(h0), h1, 1);
-    *lo = _mm256_insertf128_ps(_mm256_castps128_ps256(l0), l1, 1);
+    return _mm256_cvtps_pd(_mm256_castps256_ps128(v));
 }
-
-/* log(s) for positive normal doubles, to about 1e-11 relative: s = m 2^e
- * with m in [0.75, 1.5) taken from the bits, log m = 2 atanh((m - 1) /
- * (m + 1)) from its series to the z^6 term (|t| <= 0.2). The tiny-row
- * kernels need log(sum) for 8 rows at a time; far below the half ulp of f32
- * that the result is rounded to. */
-static inline __m256d f64_log_positive(__m256d s)
+static inline vf64 f32_widen_high(vf32 v)
 {
-    const __m256d one = _mm256_set1_pd(1.0);
-    const __m256i bits = _mm256_castpd_si256(s);
-    const __m256i biased = _mm256_srli_epi64(bits, 52);
-    __m256d m = _mm256_castsi256_pd(_mm256_or_si256(_mm256_and_si256(bits, _mm256_set1_epi64x(0x000FFFFFFFFFFFFF)),
-                                                    _mm256_set1_epi64x(0x3FF0000000000000)));
-    /* 2^52 + biased exponent, exactly, as a double: the exponent without a
-     * 64-bit integer conversion. */
-    __m256d e = _mm256_sub_pd(_mm256_castsi256_pd(_mm256_or_si256(biased, _mm256_set1_epi64x(0x4330000000000000))),
-                              _mm256_set1_pd(0x1p52 + 1023));
-    const __m256d big = _mm256_cmp_pd(m, _mm256_set1_pd(1.5), _CMP_GE_OQ);
-    m = _mm256_blendv_pd(m, _mm256_mul_pd(m, _mm256_set1_pd(0.5)), big);
-    e = _mm256_add_pd(e, _mm256_and_pd(big, one));
-    const __m256d t = _mm256_div_pd(_mm256_sub_pd(m, one), _mm256_add_pd(m, one));
-    const __m256d z = _mm256_mul_pd(t, t);
-    __m256d p = _mm256_set1_pd(1.0 / 13);
-    p = _mm256_fmadd_pd(p, z, _mm256_set1_pd(1.0 / 11));
-    p = _mm256_fmadd_pd(p, z, _mm256_set1_pd(1.0 / 9));
-    p = _mm256_fmadd_pd(p, z, _mm256_set1_pd(1.0 / 7));
-    p = _mm256_fmadd_pd(p, z, _mm256_set1_pd(1.0 / 5));
-    p = _mm256_fmadd_pd(p, z, _mm256_set1_pd(1.0 / 3));
-    p = _mm256_fmadd_pd(p, z, one);
-    const __m256d log_m = _mm256_mul_pd(_mm256_add_pd(t, t), p);
-    return _mm256_fmadd_pd(e, _mm256_set1_pd(0x1.62e42fefa39efp-1), log_m);
+    return _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1));
 }
-/* One half (4 lanes, as doubles) of f32_neg_log_sum. */
-static inline __m128 f32_neg_log_sum_half(__m128 high, __m128 low, __m128 remainder_high, __m128 remainder_low,
-                                          __m128 row_max, double c_lo)
+/* low's lanes then high's, each rounded to float. */
+static inline vf32 f32_narrow(vf64 low, vf64 high)
 {
-    const __m256d remainder =
-        _mm256_add_pd(_mm256_add_pd(_mm256_cvtps_pd(remainder_high), _mm256_cvtps_pd(remainder_low)),
-                      _mm256_mul_pd(_mm256_set1_pd(c_lo), _mm256_cvtps_pd(row_max)));
-    const __m256d log_sum = _mm256_sub_pd(f64_log_positive(_mm256_add_pd(_mm256_cvtps_pd(high), _mm256_cvtps_pd(low))),
-                                          _mm256_mul_pd(remainder, _mm256_set1_pd(0x1.62e42fefa39efp-1)));
-    return _mm256_cvtpd_ps(_mm256_sub_pd(_mm256_setzero_pd(), log_sum));
-}
-/* Per lane, -(float)(log(high + low) - remainder * ln2) with the remainder
- * c * row_max - offset computed as the kernels' offset_remainder: the
- * log-softmax constant of 8 tiny rows at once. */
-static inline vf32 f32_neg_log_sum(vf32 high, vf32 low, vf32 row_max, vf32 offset, float c_hi, float c_lo)
-{
-    const vf32 ch = _mm256_set1_ps(c_hi);
-    const vf32 p_hi = _mm256_mul_ps(ch, row_max);
-    const vf32 p_lo = _mm256_fmsub_ps(ch, row_max, p_hi);
-    const vf32 d = _mm256_sub_ps(p_hi, offset);
-    const __m128 lo_half =
-        f32_neg_log_sum_half(_mm256_castps256_ps128(high), _mm256_castps256_ps128(low), _mm256_castps256_ps128(d),
-                             _mm256_castps256_ps128(p_lo), _mm256_castps256_ps128(row_max), c_lo);
-    const __m128 hi_half =
-        f32_neg_log_sum_half(_mm256_extractf128_ps(high, 1), _mm256_extractf128_ps(low, 1), _mm256_extractf128_ps(d, 1),
-                             _mm256_extractf128_ps(p_lo, 1), _mm256_extractf128_ps(row_max, 1), c_lo);
-    return _mm256_insertf128_ps(_mm256_castps128_ps256(lo_half), hi_half, 1);
-}
-
-typedef struct f32_acc {
-    __m256d low;
-    __m256d high;
-} f32_acc;
-
-static inline f32_acc f32_acc_zero(void)
-{
-    f32_acc acc = {_mm256_setzero_pd(), _mm256_setzero_pd()};
-    return acc;
-}
-static inline void f32_acc_add(f32_acc *acc, vf32 v)
-{
-    acc->low = _mm256_add_pd(acc->low, _mm256_cvtps_pd(_mm256_castps256_ps128(v)));
-    acc->high = _mm256_add_pd(acc->high, _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1)));
-}
-static inline void f32_acc_add_product(f32_acc *acc, vf32 a, vf32 b)
-{
-    acc->low = _mm256_fmadd_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(a)), _mm256_cvtps_pd(_mm256_castps256_ps128(b)),
-                               acc->low);
-    acc->high = _mm256_fmadd_pd(_mm256_cvtps_pd(_mm256_extractf128_ps(a, 1)),
-                                _mm256_cvtps_pd(_mm256_extractf128_ps(b, 1)), acc->high);
-}
-static inline void f32_acc_lanes(const f32_acc *acc, double totals[8])
-{
-    _mm256_storeu_pd(totals, acc->low);
-    _mm256_storeu_pd(totals + 4, acc->high);
-}
-static inline double f32_acc_total(const f32_acc *acc)
-{
-    double lanes[4];
-    _mm256_storeu_pd(lanes, _mm256_add_pd(acc->low, acc->high));
-    return (lanes[0] + lanes[2]) + (lanes[1] + lanes[3]);
+    return _mm256_insertf128_ps(_mm256_castps128_ps256(_mm256_cvtpd_ps(low)), _mm256_cvtpd_ps(high), 1);
 }
 
 /* The first `bytes` (<= 16) bytes at p, zeros after: AVX2 has no masked
@@ -362,9 +267,6 @@ static inline vf32 f32_exclude(vf32 x, const uint8_t *keep, const float *mask, c
 }
 
 /* ---------------------------------------------------------------- f64 -- */
-
-typedef __m256d vf64;
-#define F64_LANES 4
 
 static inline __m256i f64_lane_mask(size_t count)
 {
@@ -419,6 +321,10 @@ static inline vf64 f64_mul(vf64 a, vf64 b)
 {
     return _mm256_mul_pd(a, b);
 }
+static inline vf64 f64_div(vf64 a, vf64 b)
+{
+    return _mm256_div_pd(a, b);
+}
 static inline vf64 f64_fmadd(vf64 a, vf64 b, vf64 c)
 {
     return _mm256_fmadd_pd(a, b, c);
@@ -466,6 +372,23 @@ static inline vf64 f64_pow2(vf64 k)
     __m256d shifted = _mm256_add_pd(k, _mm256_set1_pd(6755399441055744.0 + 1023.0));
     return _mm256_castsi256_pd(_mm256_slli_epi64(_mm256_castpd_si256(shifted), 52));
 }
+/* s = m 2^e for positive normal s, m in [0.75, 1.5) and e integral: m
+ * taken from the bits in [1, 2), halved from 1.5 on. */
+static inline void f64_split_exponent(vf64 s, vf64 *m, vf64 *e)
+{
+    const __m256i bits = _mm256_castpd_si256(s);
+    const __m256i biased = _mm256_srli_epi64(bits, 52);
+    const vf64 mantissa = _mm256_castsi256_pd(_mm256_or_si256(
+        _mm256_and_si256(bits, _mm256_set1_epi64x(0x000FFFFFFFFFFFFF)), _mm256_set1_epi64x(0x3FF0000000000000)));
+    /* 2^52 + biased exponent, exactly, as a double: the exponent without a
+     * 64-bit integer conversion. */
+    const vf64 exponent =
+        _mm256_sub_pd(_mm256_castsi256_pd(_mm256_or_si256(biased, _mm256_set1_epi64x(0x4330000000000000))),
+                      _mm256_set1_pd(0x1p52 + 1023));
+    const vf64 big = _mm256_cmp_pd(mantissa, _mm256_set1_pd(1.5), _CMP_GE_OQ);
+    *m = _mm256_blendv_pd(mantissa, _mm256_mul_pd(mantissa, _mm256_set1_pd(0.5)), big);
+    *e = _mm256_add_pd(exponent, _mm256_and_pd(big, _mm256_set1_pd(1.0)));
+}
 static inline vf64 f64_scale_pow2(vf64 p, vf64 k)
 {
     k = _mm256_min_pd(_mm256_max_pd(k, _mm256_set1_pd(-2000.0)), _mm256_set1_pd(2046.0));
@@ -500,6 +423,9 @@ static inline double f64_butterfly_sum(vf64 v)
     v = _mm256_add_pd(v, _mm256_permute_pd(v, 0x5));
     return _mm256_cvtsd_f64(v);
 }
+/* add(...) over lanes[0 .. 3] of any type in a fixed order: pairs, then
+ * their sums (the order of an f64 accumulator's lane totals). */
+#define F64_LANES_IN_ORDER(add, lanes) add(add((lanes)[0], (lanes)[1]), add((lanes)[2], (lanes)[3]))
 /* m[i] lane j <-> m[j] lane i, in 8 shuffles. */
 static inline void f64_transpose(vf64 m[4])
 {
@@ -509,60 +435,6 @@ static inline void f64_transpose(vf64 m[4])
     m[2] = _mm256_permute2f128_pd(a0, a2, 0x31);
     m[1] = _mm256_permute2f128_pd(a1, a3, 0x20);
     m[3] = _mm256_permute2f128_pd(a1, a3, 0x31);
-}
-
-/* Per lane, in long double: r = scale / ((long double)high + low), hi =
- * (double)r, lo = (double)(r - hi) -- what scalar code does (no vector
- * long double). */
-static inline void f64_reciprocal_halves(vf64 high, vf64 low, long double scale, vf64 *hi, vf64 *lo)
-{
-    double h[4], l[4];
-    _mm256_storeu_pd(h, high);
-    _mm256_storeu_pd(l, low);
-    for (int i = 0; i < 4; i++) {
-        const long double r = (1.0L / ((long double)h[i] + (long double)l[i])) * scale;
-        h[i] = (double)r;
-        l[i] = (double)(r - (long double)h[i]);
-    }
-    *hi = _mm256_loadu_pd(h);
-    *lo = _mm256_loadu_pd(l);
-}
-
-typedef struct f64_acc {
-    __m256d sum;
-    __m256d compensation;
-} f64_acc;
-
-static inline f64_acc f64_acc_zero(void)
-{
-    f64_acc acc = {_mm256_setzero_pd(), _mm256_setzero_pd()};
-    return acc;
-}
-static inline void f64_acc_add(f64_acc *acc, vf64 v)
-{
-    __m256d corrected = _mm256_sub_pd(v, acc->compensation);
-    __m256d total = _mm256_add_pd(acc->sum, corrected);
-    acc->compensation = _mm256_sub_pd(_mm256_sub_pd(total, acc->sum), corrected);
-    acc->sum = total;
-}
-static inline void f64_acc_add_product(f64_acc *acc, vf64 a, vf64 b)
-{
-    f64_acc_add(acc, _mm256_mul_pd(a, b));
-}
-static inline void f64_acc_lanes(const f64_acc *acc, long double totals[4])
-{
-    double sums[4];
-    double compensations[4];
-    _mm256_storeu_pd(sums, acc->sum);
-    _mm256_storeu_pd(compensations, acc->compensation);
-    for (int i = 0; i < 4; i++)
-        totals[i] = (long double)sums[i] - (long double)compensations[i];
-}
-static inline long double f64_acc_total(const f64_acc *acc)
-{
-    long double lanes[4];
-    f64_acc_lanes(acc, lanes);
-    return (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]);
 }
 
 #endif /* SOFTMAX_VEC_AVX2_H */

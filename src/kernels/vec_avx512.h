@@ -1,8 +1,12 @@
 /*
  * vec_avx512.h -- the kernels' vector vocabulary on AVX-512 (F, DQ, BW, VL).
  *
- * Every kernel in simd_body.h is written against these names only; this
- * header maps them to intrinsics. It refuses to compile without the matching
+ * Primitives only (loads and stores with tails, arithmetic, compares and
+ * blends, scale_pow2, reductions in fixed trees, transposes, flush-to-zero):
+ * the compound arithmetic built on them (accumulators, reciprocals, the
+ * vector log) is written once in compound.h, and every kernel is written
+ * against these names and compound.h's. This header maps them to
+ * intrinsics. It refuses to compile without the matching
  * -m flags so that no AVX-512 instruction can leak into a translation unit
  * that the dispatcher may run on an older CPU.
  */
@@ -49,6 +53,8 @@ static inline void vec_prefetch(const void *p)
 
 typedef __m512 vf32;
 #define F32_LANES 16
+typedef __m512d vf64;
+#define F64_LANES 8
 
 static inline vf32 f32_set1(float value)
 {
@@ -212,111 +218,19 @@ static inline void f32_transpose(vf32 m[16])
     }
 }
 
-/* Per lane: r = scale / ((double)high + (double)low), hi = (float)r, lo =
- * (float)(r - hi), each step the IEEE operation that scalar code does (the
- * tiny-row kernels need the same bits from both). */
-static inline void f32_reciprocal_halves(vf32 high, vf32 low, double scale, vf32 *hi, vf32 *lo)
+/* The first / last F64_LANES lanes of v as doubles (exact). */
+static inline vf64 f32_widen_low(vf32 v)
 {
-    const __m512d one = _mm512_set1_pd(1.0), s = _mm512_set1_pd(scale);
-    __m512d r0 =
-        _mm512_add_pd(_mm512_cvtps_pd(_mm512_castps512_ps256(high)), _mm512_cvtps_pd(_mm512_castps512_ps256(low)));
-    __m512d r1 = _mm512_add_pd(_mm512_cvtps_pd(_mm512_extractf32x8_ps(high, 1)),
-                               _mm512_cvtps_pd(_mm512_extractf32x8_ps(low, 1)));
-    r0 = _mm512_mul_pd(_mm512_div_pd(one, r0), s);
-    r1 = _mm512_mul_pd(_mm512_div_pd(one, r1), s);
-    const __m256 h0 = _mm512_cvtpd_ps(r0), h1 = _mm512_cvtpd_ps(r1);
-    const __m256 l0 = _mm512_cvtpd_ps(_mm512_sub_pd(r0, _mm512_cvtps_pd(h0)));
-    const __m256 l1 = _mm512_cvtpd_ps(_mm512_sub_pd(r1, _mm512_cvtps_pd(h1)));
-    *hi = _mm512_insertf32x8(_mm512_castps256_ps512(h0), h1, 1);
-    *lo = _mm512_insertf32x8(_mm512_castps256_ps512(l0), l1, 1);
+    return _mm512_cvtps_pd(_mm512_castps512_ps256(v));
 }
-
-/* log(s) for positive normal doubles, to about 1e-11 relative: s = m 2^e
- * with m in [0.75, 1.5), log m = 2 atanh((m - 1) / (m + 1)) from its series
- * to the z^6 term (|t| <= 0.2). The tiny-row kernels need log(sum) for 16
- * rows at a time; far below the half ulp of f32 that the result is rounded
- * to. */
-static inline __m512d f64_log_positive(__m512d s)
+static inline vf64 f32_widen_high(vf32 v)
 {
-    const __m512d one = _mm512_set1_pd(1.0);
-    const __m512d m = _mm512_getmant_pd(s, _MM_MANT_NORM_p75_1p5, _MM_MANT_SIGN_src);
-    __m512d e = _mm512_getexp_pd(s);
-    e = _mm512_mask_add_pd(e, _mm512_cmp_pd_mask(m, one, _CMP_LT_OQ), e, one);
-    const __m512d t = _mm512_div_pd(_mm512_sub_pd(m, one), _mm512_add_pd(m, one));
-    const __m512d z = _mm512_mul_pd(t, t);
-    __m512d p = _mm512_set1_pd(1.0 / 13);
-    p = _mm512_fmadd_pd(p, z, _mm512_set1_pd(1.0 / 11));
-    p = _mm512_fmadd_pd(p, z, _mm512_set1_pd(1.0 / 9));
-    p = _mm512_fmadd_pd(p, z, _mm512_set1_pd(1.0 / 7));
-    p = _mm512_fmadd_pd(p, z, _mm512_set1_pd(1.0 / 5));
-    p = _mm512_fmadd_pd(p, z, _mm512_set1_pd(1.0 / 3));
-    p = _mm512_fmadd_pd(p, z, one);
-    const __m512d log_m = _mm512_mul_pd(_mm512_add_pd(t, t), p);
-    return _mm512_fmadd_pd(e, _mm512_set1_pd(0x1.62e42fefa39efp-1), log_m);
+    return _mm512_cvtps_pd(_mm512_extractf32x8_ps(v, 1));
 }
-/* One half (8 lanes, as doubles) of f32_neg_log_sum. */
-static inline __m256 f32_neg_log_sum_half(__m256 high, __m256 low, __m256 remainder_high, __m256 remainder_low,
-                                          __m256 row_max, double c_lo)
+/* low's lanes then high's, each rounded to float. */
+static inline vf32 f32_narrow(vf64 low, vf64 high)
 {
-    const __m512d remainder =
-        _mm512_add_pd(_mm512_add_pd(_mm512_cvtps_pd(remainder_high), _mm512_cvtps_pd(remainder_low)),
-                      _mm512_mul_pd(_mm512_set1_pd(c_lo), _mm512_cvtps_pd(row_max)));
-    const __m512d log_sum = _mm512_sub_pd(f64_log_positive(_mm512_add_pd(_mm512_cvtps_pd(high), _mm512_cvtps_pd(low))),
-                                          _mm512_mul_pd(remainder, _mm512_set1_pd(0x1.62e42fefa39efp-1)));
-    return _mm512_cvtpd_ps(_mm512_sub_pd(_mm512_setzero_pd(), log_sum));
-}
-/* Per lane, -(float)(log(high + low) - remainder * ln2) with the remainder
- * c * row_max - offset computed as the kernels' offset_remainder (the
- * exact product c_hi * row_max as p_hi + p_lo, in double from there):
- * the log-softmax constant of 16 tiny rows at once. */
-static inline vf32 f32_neg_log_sum(vf32 high, vf32 low, vf32 row_max, vf32 offset, float c_hi, float c_lo)
-{
-    const vf32 ch = _mm512_set1_ps(c_hi);
-    const vf32 p_hi = _mm512_mul_ps(ch, row_max);
-    const vf32 p_lo = _mm512_fmsub_ps(ch, row_max, p_hi);
-    const vf32 d = _mm512_sub_ps(p_hi, offset);
-    const __m256 lo_half =
-        f32_neg_log_sum_half(_mm512_castps512_ps256(high), _mm512_castps512_ps256(low), _mm512_castps512_ps256(d),
-                             _mm512_castps512_ps256(p_lo), _mm512_castps512_ps256(row_max), c_lo);
-    const __m256 hi_half = f32_neg_log_sum_half(_mm512_extractf32x8_ps(high, 1), _mm512_extractf32x8_ps(low, 1),
-                                                _mm512_extractf32x8_ps(d, 1), _mm512_extractf32x8_ps(p_lo, 1),
-                                                _mm512_extractf32x8_ps(row_max, 1), c_lo);
-    return _mm512_insertf32x8(_mm512_castps256_ps512(lo_half), hi_half, 1);
-}
-
-/* Sums of f32 terms are carried in f64 lanes: the rounding error of a sum of
- * up to 2^22 terms then stays below 2^-30 relative, invisible in f32. */
-typedef struct f32_acc {
-    __m512d low;
-    __m512d high;
-} f32_acc;
-
-static inline f32_acc f32_acc_zero(void)
-{
-    f32_acc acc = {_mm512_setzero_pd(), _mm512_setzero_pd()};
-    return acc;
-}
-static inline void f32_acc_add(f32_acc *acc, vf32 v)
-{
-    acc->low = _mm512_add_pd(acc->low, _mm512_cvtps_pd(_mm512_castps512_ps256(v)));
-    acc->high = _mm512_add_pd(acc->high, _mm512_cvtps_pd(_mm512_extractf32x8_ps(v, 1)));
-}
-static inline void f32_acc_add_product(f32_acc *acc, vf32 a, vf32 b)
-{
-    acc->low = _mm512_fmadd_pd(_mm512_cvtps_pd(_mm512_castps512_ps256(a)), _mm512_cvtps_pd(_mm512_castps512_ps256(b)),
-                               acc->low);
-    acc->high = _mm512_fmadd_pd(_mm512_cvtps_pd(_mm512_extractf32x8_ps(a, 1)),
-                                _mm512_cvtps_pd(_mm512_extractf32x8_ps(b, 1)), acc->high);
-}
-/* The per-lane totals: lane l of the f32 vector that was added. */
-static inline void f32_acc_lanes(const f32_acc *acc, double totals[16])
-{
-    _mm512_storeu_pd(totals, acc->low);
-    _mm512_storeu_pd(totals + 8, acc->high);
-}
-static inline double f32_acc_total(const f32_acc *acc)
-{
-    return _mm512_reduce_add_pd(_mm512_add_pd(acc->low, acc->high));
+    return _mm512_insertf32x8(_mm512_castps256_ps512(_mm512_cvtpd_ps(low)), _mm512_cvtpd_ps(high), 1);
 }
 
 /* The first `count` (<= F32_LANES) lanes of x, with `excluded` in the
@@ -341,9 +255,6 @@ static inline vf32 f32_exclude(vf32 x, const uint8_t *keep, const float *mask, c
 }
 
 /* ---------------------------------------------------------------- f64 -- */
-
-typedef __m512d vf64;
-#define F64_LANES 8
 
 static inline vf64 f64_set1(double value)
 {
@@ -394,6 +305,10 @@ static inline vf64 f64_mul(vf64 a, vf64 b)
 {
     return _mm512_mul_pd(a, b);
 }
+static inline vf64 f64_div(vf64 a, vf64 b)
+{
+    return _mm512_div_pd(a, b);
+}
 static inline vf64 f64_fmadd(vf64 a, vf64 b, vf64 c)
 {
     return _mm512_fmadd_pd(a, b, c);
@@ -435,6 +350,14 @@ static inline vf64 f64_zero_below(vf64 value, vf64 x, vf64 threshold)
 {
     return _mm512_maskz_mov_pd(_mm512_cmp_pd_mask(x, threshold, _CMP_GE_OQ), value);
 }
+/* s = m 2^e for positive normal s, m in [0.75, 1.5) and e integral. */
+static inline void f64_split_exponent(vf64 s, vf64 *m, vf64 *e)
+{
+    const vf64 one = _mm512_set1_pd(1.0);
+    *m = _mm512_getmant_pd(s, _MM_MANT_NORM_p75_1p5, _MM_MANT_SIGN_src);
+    const vf64 exponent = _mm512_getexp_pd(s);
+    *e = _mm512_mask_add_pd(exponent, _mm512_cmp_pd_mask(*m, one, _CMP_LT_OQ), exponent, one);
+}
 /* p * 2^k for integral k in [-1200, 10], rounded once. */
 static inline vf64 f64_scale_pow2(vf64 p, vf64 k)
 {
@@ -462,6 +385,12 @@ static inline double f64_butterfly_sum(vf64 v)
     v = _mm512_add_pd(v, _mm512_permute_pd(v, 0x55));
     return _mm512_cvtsd_f64(v);
 }
+/* add(...) over lanes[0 .. 7] of any type in a fixed order: one after the
+ * other (the order of an f64 accumulator's lane totals). */
+#define F64_LANES_IN_ORDER(add, lanes)                                                                                 \
+    add(add(add(add(add(add(add((lanes)[0], (lanes)[1]), (lanes)[2]), (lanes)[3]), (lanes)[4]), (lanes)[5]),           \
+            (lanes)[6]),                                                                                               \
+        (lanes)[7])
 /* m[i] lane j <-> m[j] lane i, in 24 shuffles. */
 static inline void f64_transpose(vf64 m[8])
 {
@@ -481,67 +410,6 @@ static inline void f64_transpose(vf64 m[8])
         m[2 + c] = _mm512_shuffle_f64x2(odd_low, odd_high, 0x88);
         m[6 + c] = _mm512_shuffle_f64x2(odd_low, odd_high, 0xDD);
     }
-}
-
-/* Per lane, in long double: r = scale / ((long double)high + low), hi =
- * (double)r, lo = (double)(r - hi) -- what scalar code does (no vector
- * long double). */
-static inline void f64_reciprocal_halves(vf64 high, vf64 low, long double scale, vf64 *hi, vf64 *lo)
-{
-    double h[8], l[8];
-    _mm512_storeu_pd(h, high);
-    _mm512_storeu_pd(l, low);
-    for (int i = 0; i < 8; i++) {
-        const long double r = (1.0L / ((long double)h[i] + (long double)l[i])) * scale;
-        h[i] = (double)r;
-        l[i] = (double)(r - (long double)h[i]);
-    }
-    *hi = _mm512_loadu_pd(h);
-    *lo = _mm512_loadu_pd(l);
-}
-
-/* Sums of f64 terms use Kahan compensation per lane: the error bound is 2u
- * plus O(n u^2), independent of the row length. */
-typedef struct f64_acc {
-    __m512d sum;
-    __m512d compensation;
-} f64_acc;
-
-static inline f64_acc f64_acc_zero(void)
-{
-    f64_acc acc = {_mm512_setzero_pd(), _mm512_setzero_pd()};
-    return acc;
-}
-static inline void f64_acc_add(f64_acc *acc, vf64 v)
-{
-    __m512d corrected = _mm512_sub_pd(v, acc->compensation);
-    __m512d total = _mm512_add_pd(acc->sum, corrected);
-    acc->compensation = _mm512_sub_pd(_mm512_sub_pd(total, acc->sum), corrected);
-    acc->sum = total;
-}
-static inline void f64_acc_add_product(f64_acc *acc, vf64 a, vf64 b)
-{
-    f64_acc_add(acc, _mm512_mul_pd(a, b));
-}
-static inline void f64_acc_lanes(const f64_acc *acc, long double totals[8])
-{
-    double sums[8];
-    double compensations[8];
-    _mm512_storeu_pd(sums, acc->sum);
-    _mm512_storeu_pd(compensations, acc->compensation);
-    for (int i = 0; i < 8; i++)
-        totals[i] = (long double)sums[i] - (long double)compensations[i];
-}
-static inline long double f64_acc_total(const f64_acc *acc)
-{
-    double sums[8];
-    double compensations[8];
-    _mm512_storeu_pd(sums, acc->sum);
-    _mm512_storeu_pd(compensations, acc->compensation);
-    long double total = 0;
-    for (int i = 0; i < 8; i++)
-        total += (long double)sums[i] - (long double)compensations[i];
-    return total;
 }
 
 #endif /* SOFTMAX_VEC_AVX512_H */

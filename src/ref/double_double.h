@@ -233,6 +233,17 @@ static inline dd dd_mul(dd a, dd b)
     return fast_two_sum(p.hi, p.lo + (a.hi * b.lo + a.lo * b.hi));
 }
 
+/* 1 / s as a double-double for a normalised s with s.hi in [2^-900, 2^900]
+ * (the sums of exponentials: at least 1): relative error 2^-104. NaN
+ * stays NaN. */
+static inline dd dd_reciprocal(dd s)
+{
+    const double r = 1.0 / s.hi;
+    const dd p = two_prod(s.hi, r);
+    const double remainder = ((1.0 - p.hi) - p.lo) - s.lo * r; /* 1 - p.hi is exact */
+    return fast_two_sum(r, remainder * r);
+}
+
 /*
  * log(s) for a normalised double-double s >= 1 (a sum of exponentials whose
  * largest term is 1, or a count), absolute error below 2^-71, never

@@ -251,15 +251,6 @@ static inline dd scaled_difference(const row_scale *scale, double x, double top)
     return fast_two_sum(product, error + scale->value * d.lo);
 }
 
-/* 1 / s as a double-double for a sum s in [1, 2^64): 2^-104 relative. */
-static dd reciprocal_of(dd s)
-{
-    const double r = 1.0 / s.hi;
-    const dd p = two_prod(s.hi, r);
-    const double remainder = ((1.0 - p.hi) - p.lo) - s.lo * r; /* 1 - p.hi is exact */
-    return fast_two_sum(r, remainder * r);
-}
-
 /* Sum2 (Ogita, Rump, Oishi): the high parts with two_sum, every error and
  * low part in a second double; relative error n * 2^-106 + 2^-104 for
  * positive terms. Each step depends on the last through one addition. */
@@ -300,7 +291,7 @@ static void softmax_line_unflushed(const void *x_data, ptrdiff_t x_stride, void 
          * division below. */
         y[(ptrdiff_t)i * y_stride] = e.hi;
     }
-    const dd inverse = reciprocal_of(dd_sum_result(&total));
+    const dd inverse = dd_reciprocal(dd_sum_result(&total));
     const dd inverse_halves = split_in_halves(inverse.hi);
     for (size_t i = 0; i < n; i++) {
         REAL *out = &y[(ptrdiff_t)i * y_stride];

@@ -121,7 +121,7 @@ static SOFTMAX_FORCE_INLINE void column_chunk_body(softmax_op op, const T *x, T 
         P(acc_lanes)(&sums[v], lane_sums);
         P(store)(lane_residuals, residual_sums[v]);
         for (size_t l = 0; l < LANES; l++) {
-            lane_sums[l] += (WIDE)lane_residuals[l];
+            lane_sums[l] = wide_add(lane_sums[l], wide_of(lane_residuals[l]));
             size_t j = v * LANES + l;
             size_t source = j < width ? j : 0;
             if (log_output) {
@@ -130,7 +130,7 @@ static SOFTMAX_FORCE_INLINE void column_chunk_body(softmax_op op, const T *x, T 
             } else {
                 reciprocal r = reciprocal_of(lane_sums[l]);
                 first[j] = r.hi; /* NaN for a lane that met a NaN */
-                second[j] = isnan(lane_sums[l]) ? (T)NAN : r.lo;
+                second[j] = wide_is_nan(lane_sums[l]) ? (T)NAN : r.lo;
             }
         }
     }
@@ -214,7 +214,7 @@ static void column_gradient_chunk(softmax_op op, const T *src, const T *g, T *ou
         for (size_t l = 0; l < LANES; l++) {
             size_t j = v * LANES + l;
             if (j < width) {
-                special |= isnan(lanes[l]) || (log_input && !(tops[l] > (T)-INFINITY));
+                special |= wide_is_nan(lanes[l]) || (log_input && !(tops[l] > (T)-INFINITY));
                 const hi_lo split = hi_lo_of(lanes[l]);
                 hi[j] = split.hi;
                 lo[j] = split.lo;

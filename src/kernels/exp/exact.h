@@ -74,8 +74,9 @@ typedef struct hi_lo {
 static hi_lo hi_lo_of(WIDE value)
 {
     hi_lo s;
-    s.hi = (T)value;
-    s.lo = isfinite(value) ? (T)(value - (WIDE)s.hi) : 0;
+    wide_split(value, &s.hi, &s.lo);
+    if (!isfinite(wide_hi(value)))
+        s.lo = 0;
     return s;
 }
 
@@ -90,7 +91,7 @@ typedef struct exp_args {
 typedef struct row_plan {
     bool negate;       /* scale < 0: the kernels see -x and a positive c */
     T row_max;         /* max x (min x when negated) */
-    WIDE offset;       /* B, an integer */
+    T offset;          /* B, an integer (exact in T: below OFFSET_LIMIT) */
     WIDE offset_error; /* c * row_max' - B: log-softmax adds it back */
     T c_hi;
     T c_lo;
@@ -106,14 +107,14 @@ static inline WIDE offset_remainder(T c_hi, T c_lo, T row_max, T offset)
 {
     const T p_hi = c_hi * row_max;
     const T p_lo = FMA_T(c_hi, row_max, -p_hi);
-    return ((WIDE)(p_hi - offset) + (WIDE)p_lo) + (WIDE)c_lo * (WIDE)row_max;
+    return wide_add(wide_sum_of(p_hi - offset, p_lo), wide_product_of(c_lo, row_max));
 }
 
 /* The log of a row's true sum from the sum of its exps, which carry the
  * factor 2^remainder, as computed. */
 static inline WIDE computed_log_sum(WIDE sum, WIDE remainder)
 {
-    return WIDE_LOG(sum) - remainder * WIDE_LN2;
+    return wide_log_sum(sum, remainder);
 }
 
 /* The same for the log-softmax outputs of a row whose maximum is its
@@ -126,10 +127,10 @@ static inline WIDE computed_log_sum(WIDE sum, WIDE remainder)
  * log-softmax errors in ulp of max(|y|, 1)). NaN stays NaN. Not for rows
  * with an added mask: their maximum is the high part of z, and the
  * log-sum, about the low part of the largest z, may be below 0. */
-static inline WIDE log_sum_from(WIDE sum, WIDE remainder)
+static inline T log_sum_from(WIDE sum, WIDE remainder)
 {
     const WIDE log_sum = computed_log_sum(sum, remainder);
-    return log_sum < (WIDE)LOG_SUM_ZERO_BELOW ? 0 : log_sum;
+    return wide_hi(log_sum) < LOG_SUM_ZERO_BELOW ? 0 : wide_round(log_sum);
 }
 
 /* Fills the plan for a row whose maximum (max, or min for scale
@@ -138,27 +139,24 @@ static bool plan_row(double scale, T row_max, row_plan *plan)
 {
     if (!(scale != 0) || isinf(scale) || !isfinite(row_max))
         return false;
-    WIDE c = (WIDE)scale * WIDE_LOG2E;
-    plan->negate = c < 0;
+    WIDE c = wide_scale_log2e(scale);
+    plan->negate = wide_hi(c) < 0;
     plan->row_max = row_max;
     T maxima_seen = plan->negate ? -row_max : row_max;
     if (plan->negate)
-        c = -c;
-    if (!(c < (WIDE)1e30) || !(c > (WIDE)1e-30))
+        c = wide_neg(c);
+    if (!(wide_hi(c) < 1e30) || !(wide_hi(c) > 1e-30))
         return false;
-    plan->c_hi = (T)c;
-    plan->c_lo = (T)(c - (WIDE)plan->c_hi);
+    wide_split(c, &plan->c_hi, &plan->c_lo);
     const WIDE b = offset_remainder(plan->c_hi, plan->c_lo, maxima_seen, 0);
-    if (!(WIDE_FABS(b) < (WIDE)OFFSET_LIMIT))
+    if (!(fabs(wide_hi(b)) < OFFSET_LIMIT))
         return false;
     /* B = floor(b) - 1 puts the common factor 2^(b - B) in [2, 4): every exp
      * is at least twice its true value, so an output in the normal range
      * never comes from an exp that flushed to zero. */
-    plan->offset = WIDE_FLOOR(b) - 1;
-    plan->offset_error = offset_remainder(plan->c_hi, plan->c_lo, maxima_seen, (T)plan->offset);
-    const WIDE c_effective = (WIDE)plan->c_hi + (WIDE)plan->c_lo;
-    WIDE floor_value = (plan->offset - (WIDE)EXP_FLOOR_ARG) / c_effective;
-    plan->x_floor = floor_value < -(WIDE)T_MAX ? (T)-INFINITY : (T)floor_value;
+    plan->offset = wide_floor(b) - 1;
+    plan->offset_error = offset_remainder(plan->c_hi, plan->c_lo, maxima_seen, plan->offset);
+    plan->x_floor = wide_floor_quotient(plan->offset, plan->c_hi, plan->c_lo);
     return true;
 }
 
@@ -221,10 +219,9 @@ static void exp_for_tests(const void *src, void *dst, void *residual_dst, size_t
     const T *x = src;
     T *y = dst;
     T *residual = residual_dst;
-    const WIDE c = WIDE_LOG2E;
-    const T c_hi = (T)c;
-    const T c_lo = (T)(c - (WIDE)c_hi);
-    const exp_args a = {P(set1)((T)(-(WIDE)EXP_FLOOR_ARG / c)), P(set1)(c_hi), P(set1)(c_lo), P(set1)(0)};
+    T c_hi, c_lo;
+    wide_split(wide_scale_log2e(1.0), &c_hi, &c_lo);
+    const exp_args a = {P(set1)(neg_arg_over_log2e(EXP_FLOOR_ARG)), P(set1)(c_hi), P(set1)(c_lo), P(set1)(0)};
     const unsigned int saved = vec_flush_to_zero_begin();
     for (size_t i = 0; i < n; i += LANES) {
         size_t count = n - i < LANES ? n - i : LANES;

@@ -12,7 +12,7 @@
 static void softmax_backward_row(const T *y, const T *dy, T *dx, size_t n, double scale)
 {
     const size_t blocks = block_count(n);
-    WIDE dot = 0;
+    WIDE dot = wide_of(0);
     for (size_t b = 0; b < blocks; b++) {
         size_t begin = b * SUM_BLOCK, end = begin + SUM_BLOCK < n ? begin + SUM_BLOCK : n;
         ACC acc = P(acc_zero)();
@@ -21,9 +21,9 @@ static void softmax_backward_row(const T *y, const T *dy, T *dx, size_t n, doubl
             P(acc_add_product)(&acc, P(load)(y + i), P(load)(dy + i));
         if (i < end)
             P(acc_add_product)(&acc, P(load_tail)(y + i, end - i, 0), P(load_tail)(dy + i, end - i, 0));
-        dot += (WIDE)P(acc_total)(&acc);
+        dot = wide_add(dot, P(acc_total)(&acc));
     }
-    if (isinf(scale) || isnan(dot)) {
+    if (isinf(scale) || wide_is_nan(dot)) {
         softmax_line_run(&REF_LINES, SOFTMAX_OP_SOFTMAX_BACKWARD, y, dy, dx, n, 1, scale);
         return;
     }
@@ -50,10 +50,9 @@ static void softmax_backward_row(const T *y, const T *dy, T *dx, size_t n, doubl
 
 static exp_args plain_exp_args(void)
 {
-    const WIDE c = WIDE_LOG2E;
-    const T c_hi = (T)c;
-    const T c_lo = (T)(c - (WIDE)c_hi);
-    exp_args a = {P(set1)((T)(-(WIDE)GRADIENT_FLOOR_ARG / c)), P(set1)(c_hi), P(set1)(c_lo), P(set1)(0)};
+    T c_hi, c_lo;
+    wide_split(wide_scale_log2e(1.0), &c_hi, &c_lo);
+    exp_args a = {P(set1)(neg_arg_over_log2e(GRADIENT_FLOOR_ARG)), P(set1)(c_hi), P(set1)(c_lo), P(set1)(0)};
     return a;
 }
 
@@ -70,7 +69,7 @@ static void log_gradient_row(softmax_op op, const T *logy, const T *g, T *out, s
     const bool jvp = op == SOFTMAX_OP_LOG_SOFTMAX_JVP;
     const exp_args a = plain_exp_args();
     const size_t blocks = block_count(n);
-    WIDE reduction = 0;
+    WIDE reduction = wide_of(0);
     V max_logy = P(set1)((T)-INFINITY);
     V nan_flag = P(set1)(0); /* the VJP's reduction does not see logy */
     for (size_t b = 0; b < blocks; b++) {
@@ -87,10 +86,10 @@ static void log_gradient_row(softmax_op op, const T *logy, const T *g, T *out, s
             else
                 P(acc_add)(&acc, gi);
         }
-        reduction += (WIDE)P(acc_total)(&acc);
+        reduction = wide_add(reduction, P(acc_total)(&acc));
     }
     const T top = P(reduce_max)(max_logy);
-    if (!(top > (T)-INFINITY) || isinf(scale) || isnan(reduction) || P(any_nan)(nan_flag)) {
+    if (!(top > (T)-INFINITY) || isinf(scale) || wide_is_nan(reduction) || P(any_nan)(nan_flag)) {
         softmax_line_run(&REF_LINES, op, logy, g, out, n, 1, scale);
         return;
     }

@@ -35,7 +35,7 @@ static void long_row(softmax_op op, const void *src, const void *grad, void *dst
     const bool log_output = op == SOFTMAX_OP_LOG_SOFTMAX;
     bool planned = false;
     row_plan plan;
-    WIDE sum = 0;
+    WIDE sum = wide_of(0);
 #pragma omp parallel num_threads(threads)
     {
         const unsigned int saved_csr = vec_flush_to_zero_begin(); /* per thread */
@@ -70,11 +70,11 @@ static void long_row(softmax_op op, const void *src, const void *grad, void *dst
 #pragma omp single
             {
                 for (size_t b = 0; b < blocks; b++)
-                    sum += summaries[b].sum;
+                    sum = wide_add(sum, summaries[b].sum);
             }
         }
         /* Phase 3: the writing pass. */
-        if (planned && !isnan(sum)) {
+        if (planned && !wide_is_nan(sum)) {
             exp_args a = broadcast_plan(&plan);
             const reciprocal r = reciprocal_of(sum);
             const T log_sum = (T)log_sum_of(sum, &plan);
@@ -98,6 +98,6 @@ static void long_row(softmax_op op, const void *src, const void *grad, void *dst
     free(block_maxima);
     if (!planned)
         softmax_line_run(&REF_LINES, op, x, NULL, y, n, 1, scale);
-    else if (isnan(sum))
+    else if (wide_is_nan(sum))
         fill_row(y, 0, n, (T)NAN);
 }

@@ -62,7 +62,7 @@ static void log_softmax_output(const T *x, T *y, size_t begin, size_t end, T row
     log_softmax_output_reading(x, y, begin, end, row_max, scale_t, log_sum, NULL, 0);
 }
 
-static WIDE log_sum_of(WIDE sum, const row_plan *plan)
+static T log_sum_of(WIDE sum, const row_plan *plan)
 {
     return log_sum_from(sum, plan->offset_error);
 }
@@ -96,7 +96,7 @@ static shared_plan shared_plan_of(double scale)
     shared.negate = plan.negate;
     shared.c_hi = plan.c_hi;
     shared.c_lo = plan.c_lo;
-    shared.inverse_c = (T)(1 / ((WIDE)plan.c_hi + (WIDE)plan.c_lo));
+    shared.inverse_c = wide_inverse(plan.c_hi, plan.c_lo);
     return shared;
 }
 
@@ -133,7 +133,7 @@ static void blocks_forward_row(softmax_op op, const T *x, T *y, T *residuals, si
         exp_args a = broadcast_plan(&plan);
         /* While this row's exps are computed, the next row comes in. */
         sum = exp_blocks(x, log_output ? NULL : y, log_output ? NULL : residuals, 0, blocks, n, &a, plan.negate, n);
-        if (isnan(sum)) {
+        if (wide_is_nan(sum)) {
             fill_row(y, 0, n, (T)NAN);
             return;
         }
@@ -160,7 +160,7 @@ static void blocks_forward_row(softmax_op op, const T *x, T *y, T *residuals, si
         softmax_line_run(&REF_LINES, op, x, NULL, y, n, 1, scale);
         return;
     }
-    if (isnan(sum)) {
+    if (wide_is_nan(sum)) {
         free(summaries);
         fill_row(y, 0, n, (T)NAN);
         return;

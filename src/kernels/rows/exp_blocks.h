@@ -109,7 +109,7 @@ static SOFTMAX_FORCE_INLINE WIDE exp_block_excluding(const void *x, T *y, T *res
     P(acc_add)(&wide, hi0);
     P(acc_add)(&wide, hi1);
     P(acc_add)(&wide, lo);
-    return (WIDE)P(acc_total)(&wide);
+    return P(acc_total)(&wide);
 }
 
 static inline WIDE exp_block_any(const T *x, T *y, T *residuals, size_t begin, size_t end, const exp_args *a,
@@ -121,11 +121,11 @@ static inline WIDE exp_block_any(const T *x, T *y, T *residuals, size_t begin, s
 static WIDE exp_blocks(const T *x, T *y, T *residuals, size_t block_begin, size_t block_end, size_t n,
                        const exp_args *a, bool negate, size_t prefetch_ahead)
 {
-    WIDE total = 0;
+    WIDE total = wide_of(0);
     for (size_t b = block_begin; b < block_end; b++) {
         size_t begin = b * SUM_BLOCK;
         size_t end = begin + SUM_BLOCK < n ? begin + SUM_BLOCK : n;
-        total += exp_block_any(x, y, residuals, begin, end, a, negate, prefetch_ahead);
+        total = wide_add(total, exp_block_any(x, y, residuals, begin, end, a, negate, prefetch_ahead));
     }
     return total;
 }
@@ -139,10 +139,8 @@ typedef hi_lo reciprocal;
 
 static reciprocal reciprocal_of(WIDE sum)
 {
-    WIDE r = ((WIDE)1 / sum) * (WIDE)NORMALIZE_SCALE;
     reciprocal result;
-    result.hi = (T)r;
-    result.lo = (T)(r - (WIDE)result.hi);
+    wide_scaled_reciprocal_split(sum, &result.hi, &result.lo);
     return result;
 }
 

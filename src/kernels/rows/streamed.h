@@ -16,7 +16,7 @@
 typedef struct block_summary {
     T row_max;
     bool usable; /* false: a special value or an unsupported offset */
-    WIDE offset;
+    T offset;
     WIDE sum;
 } block_summary;
 
@@ -25,7 +25,7 @@ typedef struct block_summary {
 static SOFTMAX_FORCE_INLINE block_summary summarize_block_reading(const void *x, int io_flags, T *y, T *residuals,
                                                                   size_t begin, size_t end, double scale)
 {
-    block_summary s = {0, false, 0, 0};
+    block_summary s = {0, false, 0, wide_of(0)};
     const void *block = source_at(x, io_flags, begin);
     s.row_max = row_max_reading(block, end - begin, scale, NULL, io_flags);
     if (s.row_max == (scale < 0 ? (T)INFINITY : (T)-INFINITY)) {
@@ -37,7 +37,7 @@ static SOFTMAX_FORCE_INLINE block_summary summarize_block_reading(const void *x,
             nan_flag = P(keep_nan)(nan_flag, read_tail(x, NULL, io_flags, i, count, 0));
         }
         s.usable = true;
-        s.sum = P(any_nan)(nan_flag) ? (WIDE)NAN : 0;
+        s.sum = wide_of(P(any_nan)(nan_flag) ? (T)NAN : 0);
         s.offset = 0;
         if (y != NULL) {
             fill_row(y, begin, end, (T)0);
@@ -73,10 +73,10 @@ static bool combine_summaries(const block_summary *blocks, size_t count, double 
     }
     if (!plan_row(scale, row_max, plan))
         return false;
-    WIDE total = 0;
+    WIDE total = wide_of(0);
     for (size_t b = 0; b < count; b++)
-        if (blocks[b].sum != 0 || isnan(blocks[b].sum))
-            total += WIDE_LDEXP(blocks[b].sum, (int)(blocks[b].offset - plan->offset));
+        if (wide_hi(blocks[b].sum) != 0 || wide_is_nan(blocks[b].sum))
+            total = wide_add(total, wide_ldexp(blocks[b].sum, (int)(blocks[b].offset - plan->offset)));
     *sum = total;
     return true;
 }
@@ -95,14 +95,14 @@ static inline V rescaled(V e, V residual, V hi, V lo, V k)
 
 /* out of T, or half-precision (DEST_BF16 / DEST_F16 in io_flags). */
 static SOFTMAX_FORCE_INLINE void rescale_into(void *out, int io_flags, const T *e, const T *residuals, size_t count,
-                                              WIDE shift, reciprocal r, bool stream)
+                                              T shift, reciprocal r, bool stream)
 {
-    const WIDE exponent = shift - (WIDE)NORMALIZE_SHIFT;
+    const T exponent = shift - (T)NORMALIZE_SHIFT; /* exact: integers */
     if (exponent < -200) {
         fill_out(out, io_flags, 0, count, (T)0);
         return;
     }
-    const V hi = P(set1)(r.hi), lo = P(set1)(r.lo), k = P(set1)((T)exponent);
+    const V hi = P(set1)(r.hi), lo = P(set1)(r.lo), k = P(set1)(exponent);
     size_t i = 0;
     /* Streaming stores need aligned addresses: a short head first. */
     while (stream && i < count && !stream_aligned(out, io_flags, i)) {
@@ -122,7 +122,7 @@ static SOFTMAX_FORCE_INLINE void rescale_into(void *out, int io_flags, const T *
         P(stream_fence)();
 }
 
-static void rescale(const T *e, const T *residuals, T *out, size_t count, WIDE shift, reciprocal r, bool stream)
+static void rescale(const T *e, const T *residuals, T *out, size_t count, T shift, reciprocal r, bool stream)
 {
     rescale_into(out, 0, e, residuals, count, shift, r, stream);
 }

@@ -28,16 +28,16 @@ typedef enum { TINY_SIMD, TINY_REFERENCE, TINY_NAN } tiny_outcome;
 
 static tiny_outcome tiny_outcome_of(T row_max, T offset, T high, T low)
 {
-    if (!isfinite(row_max) || !(WIDE_FABS((WIDE)offset) < (WIDE)OFFSET_LIMIT))
+    if (!isfinite(row_max) || !(T_FABS(offset) < (T)OFFSET_LIMIT))
         return TINY_REFERENCE;
-    return isnan((WIDE)high + (WIDE)low) ? TINY_NAN : TINY_SIMD;
+    return wide_is_nan(wide_sum_of(high, low)) ? TINY_NAN : TINY_SIMD;
 }
 
 /* The halves of the scaled reciprocal of a tiny row's sum, as
  * reciprocal_of and, lane for lane, P(reciprocal_halves). */
 static void tiny_reciprocal(T high, T low, T *first, T *second)
 {
-    const reciprocal r = reciprocal_of((WIDE)high + (WIDE)low);
+    const reciprocal r = reciprocal_of(wide_sum_of(high, low));
     *first = r.hi;
     *second = r.lo;
 }
@@ -45,7 +45,7 @@ static void tiny_reciprocal(T high, T low, T *first, T *second)
 /* -log(sum) lane by lane, each lane the function of its own row that
  * log_sum_from(offset_remainder) gives: in vectors where the vocabulary
  * has it (f32; a log to ~1e-11 in double lanes, rounded to f32 once), else
- * lane by lane with WIDE_LOG. tiny_row and tiny_group both call this, so a
+ * lane by lane in WIDE. tiny_row and tiny_group both call this, so a
  * row's constant never depends on its group. */
 static inline V tiny_neg_log_sums(V high, V low, V row_max, V offset, const shared_plan *shared)
 {
@@ -62,7 +62,7 @@ static inline V tiny_neg_log_sums(V high, V low, V row_max, V offset, const shar
     P(store)(block_maxima, row_max);
     P(store)(offsets, offset);
     for (size_t l = 0; l < LANES; l++) {
-        const WIDE sum = (WIDE)highs[l] + (WIDE)lows[l];
+        const WIDE sum = wide_sum_of(highs[l], lows[l]);
         out[l] = -(T)log_sum_from(sum, offset_remainder(shared->c_hi, shared->c_lo, block_maxima[l], offsets[l]));
     }
     return P(load)(out);
