@@ -2,7 +2,7 @@
  * test_fast.c -- SOFTMAX_FLAG_FAST (softmax.h, "Fast mode").
  *
  * The fast mode keeps every special-value rule of the contract and the same
- * bits for any thread count, and trades the accuracy bound (3 -> 4 ulp) and
+ * bits for any thread count, and trades the accuracy bound (3 -> 5 ulp) and
  * the exact order guarantee for speed. Checked here against the MPFR
  * reference on every code path:
  *  - softmax and log-softmax of f32 rows of 1 .. 300000 elements (tiny rows
@@ -26,7 +26,7 @@
 #include "testutil.h"
 
 /* The fast mode's documented bound, in ulp (log-softmax: of max(|y|, 1)). */
-#define FAST_BOUND 4.0
+#define FAST_BOUND 5.0
 
 static err_stats softmax_stats, log_stats;
 

@@ -103,7 +103,7 @@ def softmax(x, axis=-1, scale=1.0, temperature=None, mask=None, out=None, fast=F
     out         optional array/tensor of x's shape and dtype to write into (a
                 tensor out= is written with torch's own copy_, so autograd sees
                 the write; an empty tensor is resized).
-    fast        the library's fast mode (SOFTMAX_FLAG_FAST): float32 within 4 ulp
+    fast        the library's fast mode (SOFTMAX_FLAG_FAST): float32 within 5 ulp
                 instead of 3, for speed on rows in cache. Arrays and tensors
                 without grad or mask; elsewhere the accurate kernels run.
 

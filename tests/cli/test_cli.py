@@ -237,7 +237,7 @@ class Options(Case):
         self.assertEqual(output(["--dtype", "f64", "-p", "17"], "0 0\n"), "0.5 0.5\n")
 
     def test_fast_mode(self):
-        """--fast: f32 within the fast mode's 4 ulp of the exact result, f64 unchanged."""
+        """--fast: f32 within the fast mode's 5 ulp of the exact result, f64 unchanged."""
         rng = np.random.default_rng(5)
         x = (rng.standard_normal((64, 300)) * 10).astype(np.float32)
         f = self.path("x.npy")
@@ -253,7 +253,7 @@ class Options(Case):
             ulp = np.spacing(measured.astype(np.float32)).astype(np.float64)
             keep = np.abs(exact) > 1e-30 if not log else np.isfinite(exact)
             err = np.abs(got[:8].astype(np.float64) - exact)[keep] / ulp[keep]
-            self.assertLessEqual(float(np.max(err)), 4.0)
+            self.assertLessEqual(float(np.max(err)), 5.0)
         text = "1 2 3\n0.5 -7 2\n"
         self.assertEqual(output(["--fast", "-p", "17"], text), output(["-p", "17"], text))
 

@@ -1,6 +1,6 @@
 """fast=True: the library's fast mode (SOFTMAX_FLAG_FAST) from Python.
 
-float32 results stay within the fast mode's bound (4 ulp; log-softmax 4 ulp of
+float32 results stay within the fast mode's bound (5 ulp; log-softmax 5 ulp of
 max(|y|, 1)) of a float64 reference computed from the same float32 inputs, the
 contract's special rows still hold, and where no fast kernel exists (float64,
 masks) the result is bitwise the accurate one.
@@ -11,7 +11,7 @@ import torch
 
 import softmax
 
-FAST_BOUND_ULP = 4.0
+FAST_BOUND_ULP = 5.0
 
 
 def reference(x, axis=-1, scale=1.0, log=False):
