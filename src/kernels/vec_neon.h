@@ -275,11 +275,14 @@ static inline float32x4_t f32x4_pow2(float32x4_t k)
     return vreinterpretq_f32_s32(vshlq_n_s32(biased, 23));
 }
 /* p * 2^k for integral k: p * 2^k1 is exact (normal), then one rounding.
- * AArch64 has no scalef (SVE's FSCALE is not Advanced SIMD). */
+ * AArch64 has no scalef (SVE's FSCALE is not Advanced SIMD). The clamps
+ * are FMAX / FMIN (one instruction each, not f32x4_max's two): k is NaN
+ * only where p is (the exponential's k and p both come from x), and the
+ * product is then p's NaN whatever the clamps return. */
 static inline float32x4_t f32x4_scale_pow2(float32x4_t p, float32x4_t k)
 {
-    k = f32x4_min(f32x4_max(k, vdupq_n_f32(-200.0f)), vdupq_n_f32(254.0f));
-    const float32x4_t k1 = f32x4_min(f32x4_max(k, vdupq_n_f32(-100.0f)), vdupq_n_f32(127.0f));
+    k = vminq_f32(vmaxq_f32(k, vdupq_n_f32(-200.0f)), vdupq_n_f32(254.0f));
+    const float32x4_t k1 = vminq_f32(vmaxq_f32(k, vdupq_n_f32(-100.0f)), vdupq_n_f32(127.0f));
     const float32x4_t k2 = vsubq_f32(k, k1);
     return vmulq_f32(vmulq_f32(p, f32x4_pow2(k1)), f32x4_pow2(k2));
 }
@@ -482,10 +485,11 @@ static inline float64x2_t f64x2_pow2(float64x2_t k)
     const float64x2_t shifted = vaddq_f64(k, vdupq_n_f64(6755399441055744.0 + 1023.0));
     return vreinterpretq_f64_u64(vshlq_n_u64(vreinterpretq_u64_f64(shifted), 52));
 }
+/* FMAX / FMIN clamps: see f32x4_scale_pow2. */
 static inline float64x2_t f64x2_scale_pow2(float64x2_t p, float64x2_t k)
 {
-    k = f64x2_min(f64x2_max(k, vdupq_n_f64(-2000.0)), vdupq_n_f64(2046.0));
-    const float64x2_t k1 = f64x2_min(f64x2_max(k, vdupq_n_f64(-1000.0)), vdupq_n_f64(1023.0));
+    k = vminq_f64(vmaxq_f64(k, vdupq_n_f64(-2000.0)), vdupq_n_f64(2046.0));
+    const float64x2_t k1 = vminq_f64(vmaxq_f64(k, vdupq_n_f64(-1000.0)), vdupq_n_f64(1023.0));
     const float64x2_t k2 = vsubq_f64(k, k1);
     return vmulq_f64(vmulq_f64(p, f64x2_pow2(k1)), f64x2_pow2(k2));
 }
