@@ -1,14 +1,18 @@
 #!/usr/bin/env bash
 # Builds and tests beyond the host's native build (docs/platforms.md):
 #
-#   bash scripts/cross.sh                  both steps (about 8 minutes on 2 cores)
+#   bash scripts/cross.sh                  both steps
 #   bash scripts/cross.sh aarch64          one of them: aarch64, ldbl64
 #
 #  aarch64  gcc cross build for aarch64 Linux (cmake/toolchains/aarch64-linux-gnu.cmake),
-#           a representative subset of the ctest suite run under qemu-aarch64 on the
-#           portable path (the only path there). Left out, as too slow under emulation:
-#           test_accuracy, test_exp_exhaustive, test_axis, test_general, test_fast, test_sample,
-#           test_stats, test_threads, test_concurrency (they run natively on x86-64).
+#           a subset of the ctest suite run under qemu-aarch64, on the NEON kernels (the
+#           default path there: the tests without a suffix) and on the portable path
+#           (.scalar): contract, order, determinism, gradients, seeds, bad inputs, fp state
+#           on both; test_accuracy and test_fast on NEON; the exponential's test on NEON,
+#           sampled (every 1024th float of [-104, 0], 2^20 random doubles plus the dense
+#           runs). Left out, as too slow under emulation: test_axis, test_general,
+#           test_sample, test_stats, test_threads, test_concurrency, and the accuracy and
+#           fast tests on the portable path (they run natively on x86-64).
 #  ldbl64   x86-64 build with -mlong-double-64 (long double as narrow as double, as on
 #           macOS arm64 and Windows): the accuracy and contract tests, order,
 #           gradients, determinism (the same records as the native build) on the
@@ -40,9 +44,11 @@ done
 jobs=2
 common_flags=(-DCMAKE_BUILD_TYPE=Release -DSOFTMAX_WERROR=ON -DSOFTMAX_BUILD_EXAMPLES=OFF -DSOFTMAX_BUILD_CLI=OFF)
 
-# The tests each step runs (ctest -R); the aarch64 subset keeps the step near
-# five minutes under emulation.
-aarch64_tests='^(test_portable|test_determinism|test_contract|test_order|test_gradients|test_seeds|test_errors|test_bad_inputs|test_bad_inputs_sample)$'
+# The tests each step runs (ctest -R). aarch64: the unsuffixed tests run the
+# default path, NEON; the .scalar ones the portable path.
+aarch64_both='test_determinism|test_contract|test_order|test_gradients|test_seeds|test_bad_inputs|test_fp_state'
+aarch64_tests="^(test_portable|test_errors|test_bad_inputs_sample|test_accuracy|test_fast|test_exp_exhaustive\.neon)\$|^(${aarch64_both})(\.scalar)?\$"
+aarch64_programs="test_portable test_errors test_bad_inputs_sample test_accuracy test_fast test_exp_exhaustive ${aarch64_both//|/ }"
 ldbl64_tests='^(test_portable|test_determinism|test_contract|test_order|test_gradients|test_accuracy)\.(scalar|avx2|avx512)$|^test_portable$'
 
 
@@ -53,12 +59,20 @@ for step in "${steps[@]}"; do
             ensure_foreign_architecture arm64
             ensure_packages gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user "${ARM64_TEST_PACKAGES[@]}"
             dir=build-cross-aarch64
+            # The exponential's test sampled: every 1024th float, one batch of random doubles
+            # (expl is software quad on aarch64).
             cmake -S . -B "$dir" -DCMAKE_TOOLCHAIN_FILE=cmake/toolchains/aarch64-linux-gnu.cmake \
-                "${common_flags[@]}" -DSOFTMAX_BUILD_TESTS=ON
+                "${common_flags[@]}" -DSOFTMAX_BUILD_TESTS=ON "-DSOFTMAX_TEST_ISAS=scalar;neon" \
+                -DSOFTMAX_EXP_STRIDE=1024 -DSOFTMAX_EXP_F64_ROUNDS=1
             # Only the programs of the subset (and the library).
-            targets=$(sed -E 's/[()^$|]+/ /g' <<<"$aarch64_tests")
             # shellcheck disable=SC2086
-            cmake --build "$dir" -j"$jobs" --target softmax $targets
+            cmake --build "$dir" -j"$jobs" --target softmax $aarch64_programs
+            # The unsuffixed tests count as NEON runs only if the library picks NEON by itself.
+            seeds_log=$(cd "$dir" && ctest -R '^test_seeds$' -V)
+            if ! grep -q 'code path: neon;' <<<"$seeds_log"; then
+                echo "aarch64: the library does not pick the NEON path by default" >&2
+                exit 1
+            fi
             (cd "$dir" && ctest -j"$jobs" -R "$aarch64_tests" --output-on-failure)
             ;;
         ldbl64)

@@ -1,7 +1,9 @@
 /*
  * dispatch.c -- picks the code path once: CPU features from CPUID, checked
  * against the registers the operating system saves (XGETBV), unless
- * SOFTMAX_ISA forces a path (scalar, avx2, avx512). SOFTMAX_ISA naming a
+ * SOFTMAX_ISA forces a path (scalar, avx2, avx512, neon). On AArch64 the
+ * NEON kernels are the default: Advanced SIMD is part of every AArch64 CPU,
+ * so nothing is detected. SOFTMAX_ISA naming a
  * path this CPU lacks makes every call fail with a message saying so,
  * rather than silently running another path.
  */
@@ -47,6 +49,11 @@ static softmax_isa detect_best_isa(void)
         return SOFTMAX_ISA_AVX512;
     return has_avx2 ? SOFTMAX_ISA_AVX2 : SOFTMAX_ISA_SCALAR;
 }
+#elif defined(SOFTMAX_HAVE_NEON_KERNELS)
+static softmax_isa detect_best_isa(void)
+{
+    return SOFTMAX_ISA_NEON;
+}
 #else
 static softmax_isa detect_best_isa(void)
 {
@@ -54,8 +61,20 @@ static softmax_isa detect_best_isa(void)
 }
 #endif
 
-static const char *const isa_names[] = {"scalar", "avx2", "avx512"};
-static const char *const isa_requirements[] = {"nothing", "AVX2 and FMA", "AVX-512 F/DQ/BW/VL"};
+static const char *const isa_names[] = {"scalar", "avx2", "avx512", "neon"};
+static const char *const isa_requirements[] = {"nothing", "AVX2 and FMA", "AVX-512 F/DQ/BW/VL",
+                                               "AArch64 Advanced SIMD"};
+
+/* Whether `isa` can run where `best` is the best path: the x86 paths are
+ * ordered (AVX-512 implies AVX2), NEON stands alone. */
+static bool isa_available(softmax_isa isa, softmax_isa best)
+{
+    if (isa == SOFTMAX_ISA_SCALAR || isa == best)
+        return true;
+    if (isa == SOFTMAX_ISA_NEON || best == SOFTMAX_ISA_NEON)
+        return false;
+    return isa < best;
+}
 
 /* Filled once; read-only afterwards. */
 static struct {
@@ -81,6 +100,12 @@ static void set_active(softmax_isa isa)
         dispatch.path.f64 = &softmax_kernels_f64_avx512;
     }
 #endif
+#if defined(SOFTMAX_HAVE_NEON_KERNELS)
+    if (isa == SOFTMAX_ISA_NEON) {
+        dispatch.f32 = &softmax_kernels_f32_neon;
+        dispatch.f64 = &softmax_kernels_f64_neon;
+    }
+#endif
 }
 
 static void initialize_dispatch(void)
@@ -90,10 +115,10 @@ static void initialize_dispatch(void)
     const char *forced = getenv("SOFTMAX_ISA");
     if (forced == NULL || *forced == '\0')
         return;
-    for (int isa = SOFTMAX_ISA_SCALAR; isa <= SOFTMAX_ISA_AVX512; isa++) {
+    for (int isa = SOFTMAX_ISA_SCALAR; isa <= SOFTMAX_ISA_NEON; isa++) {
         if (strcmp(forced, isa_names[isa]) != 0)
             continue;
-        if ((softmax_isa)isa > dispatch.best) {
+        if (!isa_available((softmax_isa)isa, dispatch.best)) {
             dispatch.forced_unavailable = true;
             snprintf(dispatch.error, sizeof dispatch.error,
                      "SOFTMAX_ISA=%s: this CPU (or OS, or build) lacks %s; the best path here is %s", forced,
@@ -104,8 +129,8 @@ static void initialize_dispatch(void)
         return;
     }
     dispatch.forced_unavailable = true;
-    snprintf(dispatch.error, sizeof dispatch.error, "SOFTMAX_ISA=%.40s: unknown path (use scalar, avx2 or avx512)",
-             forced);
+    snprintf(dispatch.error, sizeof dispatch.error,
+             "SOFTMAX_ISA=%.40s: unknown path (use scalar, avx2, avx512 or neon)", forced);
 }
 
 const softmax_path *softmax_dispatch_path(const char *fn, int *status)

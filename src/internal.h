@@ -237,13 +237,22 @@ extern const softmax_kernels softmax_ref_kernels_f32;
 extern const softmax_kernels softmax_ref_kernels_f64;
 
 /* Code paths, best last. */
-typedef enum softmax_isa { SOFTMAX_ISA_SCALAR = 0, SOFTMAX_ISA_AVX2 = 1, SOFTMAX_ISA_AVX512 = 2 } softmax_isa;
+typedef enum softmax_isa {
+    SOFTMAX_ISA_SCALAR = 0,
+    SOFTMAX_ISA_AVX2 = 1,
+    SOFTMAX_ISA_AVX512 = 2,
+    SOFTMAX_ISA_NEON = 3 /* AArch64 only: not "better" than the x86 paths */
+} softmax_isa;
 
 #if defined(SOFTMAX_HAVE_X86_KERNELS)
 extern const softmax_kernels softmax_kernels_f32_avx2;
 extern const softmax_kernels softmax_kernels_f64_avx2;
 extern const softmax_kernels softmax_kernels_f32_avx512;
 extern const softmax_kernels softmax_kernels_f64_avx512;
+#endif
+#if defined(SOFTMAX_HAVE_NEON_KERNELS)
+extern const softmax_kernels softmax_kernels_f32_neon;
+extern const softmax_kernels softmax_kernels_f64_neon;
 #endif
 
 /* The tables of the active code path, one per computation type. */

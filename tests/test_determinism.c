@@ -10,7 +10,7 @@
  * To regenerate deliberately (inputs are kept; they are only created when the
  * file does not exist yet), once per path:
  *
- *   for isa in scalar avx2 avx512; do
+ *   for isa in scalar avx2 avx512; do   # neon: from the aarch64 build (scripts/cross.sh)
  *       SOFTMAX_ISA=$isa build/tests/test_determinism --regenerate
  *   done
  *
@@ -37,8 +37,8 @@
 #define DETERMINISM_DATA "tests/data/determinism.txt"
 #endif
 
-enum { OPERANDS = 3, MAX_CASES = 32, PATHS = 3 };
-static const char *const path_names[PATHS] = {"scalar", "avx2", "avx512"};
+enum { OPERANDS = 3, MAX_CASES = 32, PATHS = 4 };
+static const char *const path_names[PATHS] = {"scalar", "avx2", "avx512", "neon"};
 
 typedef struct det_case det_case;
 struct det_case {
@@ -313,7 +313,7 @@ static int save(const char *file_name)
         return -1;
     fprintf(file, "# Determinism reference of libsoftmax: fixed inputs and the exact output bytes on each code\n"
                   "# path (tests/test_determinism.c). Regenerate deliberately, once per path:\n"
-                  "#   SOFTMAX_ISA=<scalar|avx2|avx512> build/tests/test_determinism --regenerate\n"
+                  "#   SOFTMAX_ISA=<scalar|avx2|avx512|neon> build/tests/test_determinism --regenerate\n"
                   "# The scalar records hold on every platform (x86-64, aarch64, any long double):\n"
                   "# scripts/cross.sh checks them under qemu-aarch64 and with -mlong-double-64.\n");
     for (int k = 0; k < CASES; k++) {

@@ -226,6 +226,48 @@ static void test_linked_library_leaves_the_state_alone(void **state)
 #endif
     expect_subnormals_kept("after calls into the library");
 }
+
+#if defined(__aarch64__)
+/* A caller running with FPCR.FZ (which on AArch64 also reads sub-normal
+ * operands as zero): the NEON kernels clear it for the call, so that a row
+ * of sub-normal logits times a scale near FLT_MAX is computed as without
+ * it, and hand the caller's FPCR back. The reference is computed in double
+ * before FZ is set. */
+static void test_neon_kernels_ignore_a_callers_flush_to_zero(void **state)
+{
+    (void)state;
+    const char *isa = softmax_isa_name();
+    if (isa == NULL || strcmp(isa, "neon") != 0) {
+        printf("not the neon path (%s): nothing to check\n", isa ? isa : "none");
+        return;
+    }
+    enum { N = 19 };
+    const float scale = FLT_MAX;
+    float x[N], y[N];
+    double reference[N], sum = 0, max = -INFINITY;
+    for (int i = 0; i < N; i++) {
+        x[i] = (float)(i + 1) * FLT_TRUE_MIN * 1000.0f; /* sub-normal */
+        reference[i] = (double)scale * (double)x[i];
+        max = reference[i] > max ? reference[i] : max;
+    }
+    for (int i = 0; i < N; i++)
+        sum += exp(reference[i] - max);
+    for (int i = 0; i < N; i++)
+        reference[i] = exp(reference[i] - max) / sum;
+    const uint64_t with_flush = control_register() | ((uint64_t)1 << 24);
+    __asm__ volatile("msr fpcr, %0" : : "r"(with_flush));
+    const int status = softmax_f32(x, y, 1, N, scale);
+    const uint64_t after = control_register();
+    __asm__ volatile("msr fpcr, %0" : : "r"(initial_control));
+    assert_int_equal(status, SOFTMAX_OK);
+    if (after != with_flush)
+        fail_msg("FPCR is %#llx after the call, was %#llx", (unsigned long long)after, (unsigned long long)with_flush);
+    for (int i = 0; i < N; i++)
+        if (!(fabs((double)y[i] - reference[i]) <= 1e-6 * reference[i]))
+            fail_msg("y[%d] = %a, reference %a: the call ran with sub-normal operands read as zero", i, (double)y[i],
+                     reference[i]);
+}
+#endif
 #endif
 
 int main(int argc, char **argv)
@@ -244,7 +286,16 @@ int main(int argc, char **argv)
 #else
     (void)argc;
     (void)argv;
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_linked_library_leaves_the_state_alone)};
+    if (softmax_isa_name() == NULL) { /* SOFTMAX_ISA names a path this machine lacks */
+        printf("SKIP: %s\n", softmax_last_error());
+        return 77;
+    }
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_linked_library_leaves_the_state_alone),
+#if defined(__aarch64__)
+        cmocka_unit_test(test_neon_kernels_ignore_a_callers_flush_to_zero),
+#endif
+    };
     return cmocka_run_group_tests_name("fp_state (linked)", tests, NULL, NULL);
 #endif
 }

@@ -195,7 +195,8 @@ int isa_prologue(void)
     const char *forced = getenv("SOFTMAX_ISA");
     const char *name = softmax_isa_name();
     if (name == NULL) {
-        if (forced && (!strcmp(forced, "scalar") || !strcmp(forced, "avx2") || !strcmp(forced, "avx512"))) {
+        if (forced && (!strcmp(forced, "scalar") || !strcmp(forced, "avx2") || !strcmp(forced, "avx512") ||
+                       !strcmp(forced, "neon"))) {
             printf("SKIP: SOFTMAX_ISA=%s is not available on this CPU\n", forced);
             return TEST_SKIP_CODE;
         }
