@@ -102,8 +102,8 @@ static void set_active(softmax_isa isa)
 #endif
 #if defined(SOFTMAX_HAVE_NEON_KERNELS)
     if (isa == SOFTMAX_ISA_NEON) {
-        dispatch.f32 = &softmax_kernels_f32_neon;
-        dispatch.f64 = &softmax_kernels_f64_neon;
+        dispatch.path.f32 = &softmax_kernels_f32_neon;
+        dispatch.path.f64 = &softmax_kernels_f64_neon;
     }
 #endif
 }
