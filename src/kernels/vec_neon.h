@@ -532,191 +532,48 @@ static inline void f64_transpose(vf64 m[4])
     m[3] = f64_make(b1, d1);
 }
 
-/* ------------------------------------------------------------------------
- * compound: to be removed when the shared header lands.
- *
- * Algorithms built from the primitives above (reciprocal halves, the
- * vector log, the wide accumulators), written straightforwardly in NEON
- * with, lane for lane, the arithmetic of vec_avx2.h.
- * --------------------------------------------------------------------- */
+/* ------------------------------------------ f32 <-> f64, for compound.h -- */
 
-/* Per lane: r = scale / ((double)high + (double)low), hi = (float)r, lo =
- * (float)(r - hi), each step the IEEE operation that scalar code does (the
- * tiny-row kernels need the same bits from both). */
-static inline void f32x4_reciprocal_halves(float32x4_t high, float32x4_t low, double scale, float32x4_t *hi,
-                                           float32x4_t *lo)
+/* The first / last F64_LANES lanes of v as doubles (exact). */
+static inline vf64 f32_widen_low(vf32 v)
 {
-    const float64x2_t one = vdupq_n_f64(1.0), s = vdupq_n_f64(scale);
-    float64x2_t r0 = vaddq_f64(vcvt_f64_f32(vget_low_f32(high)), vcvt_f64_f32(vget_low_f32(low)));
-    float64x2_t r1 = vaddq_f64(vcvt_high_f64_f32(high), vcvt_high_f64_f32(low));
-    r0 = vmulq_f64(vdivq_f64(one, r0), s);
-    r1 = vmulq_f64(vdivq_f64(one, r1), s);
-    const float32x2_t h0 = vcvt_f32_f64(r0), h1 = vcvt_f32_f64(r1);
-    const float32x2_t l0 = vcvt_f32_f64(vsubq_f64(r0, vcvt_f64_f32(h0)));
-    const float32x2_t l1 = vcvt_f32_f64(vsubq_f64(r1, vcvt_f64_f32(h1)));
-    *hi = vcombine_f32(h0, h1);
-    *lo = vcombine_f32(l0, l1);
+    return f64_make(vcvt_f64_f32(vget_low_f32(v.lo)), vcvt_high_f64_f32(v.lo));
 }
-static inline void f32_reciprocal_halves(vf32 high, vf32 low, double scale, vf32 *hi, vf32 *lo)
+static inline vf64 f32_widen_high(vf32 v)
 {
-    f32x4_reciprocal_halves(high.lo, low.lo, scale, &hi->lo, &lo->lo);
-    f32x4_reciprocal_halves(high.hi, low.hi, scale, &hi->hi, &lo->hi);
+    return f64_make(vcvt_f64_f32(vget_low_f32(v.hi)), vcvt_high_f64_f32(v.hi));
 }
-
-/* log(s) for positive normal doubles, to about 1e-11 relative (see
- * vec_avx2.h: m in [0.75, 1.5) from the bits, the atanh series to z^6). */
-static inline float64x2_t f64x2_log_positive(float64x2_t s)
+/* low's lanes then high's, each rounded to float. */
+static inline vf32 f32_narrow(vf64 low, vf64 high)
 {
-    const float64x2_t one = vdupq_n_f64(1.0);
+    return f32_make(vcvt_high_f32_f64(vcvt_f32_f64(low.lo), low.hi), vcvt_high_f32_f64(vcvt_f32_f64(high.lo), high.hi));
+}
+static inline vf64 f64_div(vf64 a, vf64 b)
+{
+    return f64_make(vdivq_f64(a.lo, b.lo), vdivq_f64(a.hi, b.hi));
+}
+/* s = m 2^e for positive normal s, m in [0.75, 1.5) and e integral: m
+ * taken from the bits in [1, 2), halved from 1.5 on (vec_avx2.h's steps:
+ * every operation is exact, so the bits are the same). */
+static inline float64x2_t f64x2_split_exponent(float64x2_t s, float64x2_t *e)
+{
     const uint64x2_t bits = vreinterpretq_u64_f64(s);
-    const uint64x2_t biased = vshrq_n_u64(bits, 52);
-    float64x2_t m = vreinterpretq_f64_u64(
+    const float64x2_t mantissa = vreinterpretq_f64_u64(
         vorrq_u64(vandq_u64(bits, vdupq_n_u64(0x000FFFFFFFFFFFFFull)), vdupq_n_u64(0x3FF0000000000000ull)));
-    float64x2_t e = vsubq_f64(vreinterpretq_f64_u64(vorrq_u64(biased, vdupq_n_u64(0x4330000000000000ull))),
-                              vdupq_n_f64(0x1p52 + 1023));
-    const uint64x2_t big = vcgeq_f64(m, vdupq_n_f64(1.5));
-    m = vbslq_f64(big, vmulq_f64(m, vdupq_n_f64(0.5)), m);
-    e = vaddq_f64(e, vreinterpretq_f64_u64(vandq_u64(big, vreinterpretq_u64_f64(one))));
-    const float64x2_t t = vdivq_f64(vsubq_f64(m, one), vaddq_f64(m, one));
-    const float64x2_t z = vmulq_f64(t, t);
-    float64x2_t p = vdupq_n_f64(1.0 / 13);
-    p = vfmaq_f64(vdupq_n_f64(1.0 / 11), p, z);
-    p = vfmaq_f64(vdupq_n_f64(1.0 / 9), p, z);
-    p = vfmaq_f64(vdupq_n_f64(1.0 / 7), p, z);
-    p = vfmaq_f64(vdupq_n_f64(1.0 / 5), p, z);
-    p = vfmaq_f64(vdupq_n_f64(1.0 / 3), p, z);
-    p = vfmaq_f64(one, p, z);
-    const float64x2_t log_m = vmulq_f64(vaddq_f64(t, t), p);
-    return vfmaq_f64(log_m, e, vdupq_n_f64(0x1.62e42fefa39efp-1));
+    const float64x2_t exponent = vsubq_f64(vcvtq_f64_u64(vshrq_n_u64(bits, 52)), vdupq_n_f64(1023.0));
+    const uint64x2_t big = vcgeq_f64(mantissa, vdupq_n_f64(1.5));
+    *e = vaddq_f64(exponent, vreinterpretq_f64_u64(vandq_u64(big, vreinterpretq_u64_f64(vdupq_n_f64(1.0)))));
+    return vbslq_f64(big, vmulq_f64(mantissa, vdupq_n_f64(0.5)), mantissa);
 }
-/* Two lanes (as doubles) of f32_neg_log_sum. */
-static inline float32x2_t f32x2_neg_log_sum(float64x2_t high, float64x2_t low, float64x2_t remainder_high,
-                                            float64x2_t remainder_low, float64x2_t row_max, double c_lo)
+static inline void f64_split_exponent(vf64 s, vf64 *m, vf64 *e)
 {
-    const float64x2_t remainder =
-        vaddq_f64(vaddq_f64(remainder_high, remainder_low), vmulq_f64(vdupq_n_f64(c_lo), row_max));
-    const float64x2_t log_sum =
-        vsubq_f64(f64x2_log_positive(vaddq_f64(high, low)), vmulq_f64(remainder, vdupq_n_f64(0x1.62e42fefa39efp-1)));
-    return vcvt_f32_f64(vsubq_f64(vdupq_n_f64(0.0), log_sum));
+    float64x2_t e_lo, e_hi;
+    const float64x2_t m_lo = f64x2_split_exponent(s.lo, &e_lo), m_hi = f64x2_split_exponent(s.hi, &e_hi);
+    *m = f64_make(m_lo, m_hi);
+    *e = f64_make(e_lo, e_hi);
 }
-static inline float32x4_t f32x4_neg_log_sum(float32x4_t high, float32x4_t low, float32x4_t row_max, float32x4_t offset,
-                                            float c_hi, float c_lo)
-{
-    const float32x4_t ch = vdupq_n_f32(c_hi);
-    const float32x4_t p_hi = vmulq_f32(ch, row_max);
-    const float32x4_t p_lo = vfmaq_f32(vnegq_f32(p_hi), ch, row_max);
-    const float32x4_t d = vsubq_f32(p_hi, offset);
-    const float32x2_t first = f32x2_neg_log_sum(vcvt_f64_f32(vget_low_f32(high)), vcvt_f64_f32(vget_low_f32(low)),
-                                                vcvt_f64_f32(vget_low_f32(d)), vcvt_f64_f32(vget_low_f32(p_lo)),
-                                                vcvt_f64_f32(vget_low_f32(row_max)), c_lo);
-    const float32x2_t second = f32x2_neg_log_sum(vcvt_high_f64_f32(high), vcvt_high_f64_f32(low), vcvt_high_f64_f32(d),
-                                                 vcvt_high_f64_f32(p_lo), vcvt_high_f64_f32(row_max), c_lo);
-    return vcombine_f32(first, second);
-}
-/* Per lane, -(float)(log(high + low) - remainder * ln2) with the remainder
- * c * row_max - offset computed as the kernels' offset_remainder: the
- * log-softmax constant of 8 tiny rows at once. */
-static inline vf32 f32_neg_log_sum(vf32 high, vf32 low, vf32 row_max, vf32 offset, float c_hi, float c_lo)
-{
-    return f32_make(f32x4_neg_log_sum(high.lo, low.lo, row_max.lo, offset.lo, c_hi, c_lo),
-                    f32x4_neg_log_sum(high.hi, low.hi, row_max.hi, offset.hi, c_hi, c_lo));
-}
-
-/* Sums of f32 terms carried in f64 lanes: lanes 0..7 of the f32 vector in
- * lane[0] (0, 1), lane[1] (2, 3), lane[2] (4, 5), lane[3] (6, 7). */
-typedef struct f32_acc {
-    float64x2_t lane[4];
-} f32_acc;
-
-static inline f32_acc f32_acc_zero(void)
-{
-    f32_acc acc;
-    for (int i = 0; i < 4; i++)
-        acc.lane[i] = vdupq_n_f64(0.0);
-    return acc;
-}
-static inline void f32_acc_add(f32_acc *acc, vf32 v)
-{
-    acc->lane[0] = vaddq_f64(acc->lane[0], vcvt_f64_f32(vget_low_f32(v.lo)));
-    acc->lane[1] = vaddq_f64(acc->lane[1], vcvt_high_f64_f32(v.lo));
-    acc->lane[2] = vaddq_f64(acc->lane[2], vcvt_f64_f32(vget_low_f32(v.hi)));
-    acc->lane[3] = vaddq_f64(acc->lane[3], vcvt_high_f64_f32(v.hi));
-}
-static inline void f32_acc_add_product(f32_acc *acc, vf32 a, vf32 b)
-{
-    acc->lane[0] = vfmaq_f64(acc->lane[0], vcvt_f64_f32(vget_low_f32(a.lo)), vcvt_f64_f32(vget_low_f32(b.lo)));
-    acc->lane[1] = vfmaq_f64(acc->lane[1], vcvt_high_f64_f32(a.lo), vcvt_high_f64_f32(b.lo));
-    acc->lane[2] = vfmaq_f64(acc->lane[2], vcvt_f64_f32(vget_low_f32(a.hi)), vcvt_f64_f32(vget_low_f32(b.hi)));
-    acc->lane[3] = vfmaq_f64(acc->lane[3], vcvt_high_f64_f32(a.hi), vcvt_high_f64_f32(b.hi));
-}
-/* The per-lane totals: lane l of the f32 vector that was added. */
-static inline void f32_acc_lanes(const f32_acc *acc, double totals[8])
-{
-    for (int i = 0; i < 4; i++)
-        vst1q_f64(totals + 2 * i, acc->lane[i]);
-}
-/* Lane j with lane j + 4, then (0 + 2) + (1 + 3), as vec_avx2.h. */
-static inline double f32_acc_total(const f32_acc *acc)
-{
-    const float64x2_t first = vaddq_f64(acc->lane[0], acc->lane[2]);
-    const float64x2_t second = vaddq_f64(acc->lane[1], acc->lane[3]);
-    const float64x2_t pairs = vaddq_f64(first, second);
-    return vgetq_lane_f64(pairs, 0) + vgetq_lane_f64(pairs, 1);
-}
-
-/* Per lane, in long double: r = scale / ((long double)high + low), hi =
- * (double)r, lo = (double)(r - hi) -- what scalar code does (no vector
- * long double). */
-static inline void f64_reciprocal_halves(vf64 high, vf64 low, long double scale, vf64 *hi, vf64 *lo)
-{
-    double h[4], l[4];
-    f64_store(h, high);
-    f64_store(l, low);
-    for (int i = 0; i < 4; i++) {
-        const long double r = (1.0L / ((long double)h[i] + (long double)l[i])) * scale;
-        h[i] = (double)r;
-        l[i] = (double)(r - (long double)h[i]);
-    }
-    *hi = f64_load(h);
-    *lo = f64_load(l);
-}
-
-/* Sums of f64 terms with Kahan compensation per lane. */
-typedef struct f64_acc {
-    vf64 sum;
-    vf64 compensation;
-} f64_acc;
-
-static inline f64_acc f64_acc_zero(void)
-{
-    f64_acc acc = {f64_set1(0.0), f64_set1(0.0)};
-    return acc;
-}
-static inline void f64_acc_add(f64_acc *acc, vf64 v)
-{
-    const vf64 corrected = f64_sub(v, acc->compensation);
-    const vf64 total = f64_add(acc->sum, corrected);
-    acc->compensation = f64_sub(f64_sub(total, acc->sum), corrected);
-    acc->sum = total;
-}
-static inline void f64_acc_add_product(f64_acc *acc, vf64 a, vf64 b)
-{
-    f64_acc_add(acc, f64_mul(a, b));
-}
-static inline void f64_acc_lanes(const f64_acc *acc, long double totals[4])
-{
-    double sums[4];
-    double compensations[4];
-    f64_store(sums, acc->sum);
-    f64_store(compensations, acc->compensation);
-    for (int i = 0; i < 4; i++)
-        totals[i] = (long double)sums[i] - (long double)compensations[i];
-}
-static inline long double f64_acc_total(const f64_acc *acc)
-{
-    long double lanes[4];
-    f64_acc_lanes(acc, lanes);
-    return (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]);
-}
+/* add(...) over lanes[0 .. 3] of any type in a fixed order: pairs, then
+ * their sums (the order of an f64 accumulator's lane totals, as on AVX2). */
+#define F64_LANES_IN_ORDER(add, lanes) add(add((lanes)[0], (lanes)[1]), add((lanes)[2], (lanes)[3]))
 
 #endif /* SOFTMAX_VEC_NEON_H */
