@@ -19,9 +19,13 @@ static void prefix_rows(softmax_op op, const void *src, const void *grad, void *
     T *y = dst;
     const T fill = op == SOFTMAX_OP_LOG_SOFTMAX ? (T)-INFINITY : (T)0;
     const shared_plan shared = shared_plan_of(scale);
+    /* rows() parks the exps' residuals of an in-cache softmax row in the
+     * workspace: room for the longest prefix that can need it. */
     T *residuals = NULL;
-    if (op == SOFTMAX_OP_SOFTMAX && n > SMALL_VECTORS * LANES && n * sizeof(T) <= STREAM_BYTES)
-        residuals = softmax_workspace(n * sizeof(T));
+    if (op == SOFTMAX_OP_SOFTMAX && n > SMALL_VECTORS * LANES) {
+        const size_t longest = n * sizeof(T) <= STREAM_BYTES ? n : STREAM_BYTES / sizeof(T);
+        residuals = softmax_workspace(longest * sizeof(T));
+    }
     const unsigned int saved = forward ? vec_flush_to_zero_begin() : 0;
     prefix_groups groups;
     groups.count[0] = groups.count[1] = groups.longest[0] = groups.longest[1] = 0;
@@ -40,25 +44,20 @@ static void prefix_rows(softmax_op op, const void *src, const void *grad, void *
         if (length == 0) {
         } else if (!forward) {
             rows_body(op, x + offset, g + offset, y + offset, 1, length, scale);
-        } else if (length <= LANES ||
-                   (op == SOFTMAX_OP_SOFTMAX && residuals == NULL && length <= SMALL_VECTORS * LANES)) {
-            /* The rows of the tiny and small-row kernels: filled by their
-             * group. (Softmax prefixes of more than LANES elements in rows
-             * beyond the small-row regime, and log-softmax ones, go through
-             * blocks_forward_row below, as they always have: its bits are
-             * not those of the small-row kernels.) */
+        } else if (length <= SMALL_VECTORS * LANES) {
+            /* The rows of the tiny and small-row kernels, as rows() serves
+             * them: filled by their group. */
             prefix_groups_add(&groups, op, x + offset, y + offset, length, n, scale, &shared);
             continue;
-        } else if (op == SOFTMAX_OP_SOFTMAX && length * sizeof(T) <= STREAM_BYTES && residuals == NULL) {
-            /* No workspace (n itself is short, or none could be had). */
-            if (length > SMALL_VECTORS * LANES)
-                softmax_line_run(&REF_LINES, op, x + offset, NULL, y + offset, length, 1, scale);
+        } else if (op == SOFTMAX_OP_SOFTMAX && length * sizeof(T) <= STREAM_BYTES) {
+            /* In-cache softmax: rows() with its workspace, or, when none
+             * could be had, the portable line, as rows() then does. */
+            if (residuals != NULL)
+                blocks_forward_row(op, x + offset, y + offset, residuals, length, scale);
             else
-                forward_row(op, x + offset, y + offset, NULL, length, scale, &shared);
+                softmax_line_run(&REF_LINES, op, x + offset, NULL, y + offset, length, 1, scale);
         } else {
-            /* Every causal row has its own length: a short one alone in the
-             * grouped small-row kernels would pay for LANES rows. */
-            blocks_forward_row(op, x + offset, y + offset, residuals, length, scale);
+            blocks_forward_row(op, x + offset, y + offset, NULL, length, scale);
         }
         fill_row(y + offset, length, n, fill);
     }
