@@ -89,6 +89,7 @@ static pthread_once_t dispatch_once = PTHREAD_ONCE_INIT;
 static void set_active(softmax_isa isa)
 {
     dispatch.active = isa;
+    dispatch.path.isa = isa;
     dispatch.path.f32 = &softmax_ref_kernels_f32;
     dispatch.path.f64 = &softmax_ref_kernels_f64;
 #if defined(SOFTMAX_HAVE_X86_KERNELS)

@@ -255,10 +255,13 @@ extern const softmax_kernels softmax_kernels_f32_neon;
 extern const softmax_kernels softmax_kernels_f64_neon;
 #endif
 
-/* The tables of the active code path, one per computation type. */
+/* The tables of the active code path, one per computation type, and the
+ * path's name (for the units that keep their own per-ISA tables, such as
+ * the sampler's). */
 typedef struct softmax_path {
     const softmax_kernels *f32;
     const softmax_kernels *f64;
+    softmax_isa isa;
 } softmax_path;
 
 /* Dispatch (dispatch.c), decided once per process: the active path, or

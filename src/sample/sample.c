@@ -651,17 +651,23 @@ int softmax_sample(const softmax_sampler_params *params, softmax_dtype dtype, co
     return SOFTMAX_OK;
 }
 
-const sample_kernels *softmax_sample_dispatch(const char *fn, int *status)
+const sample_kernels *softmax_sample_kernels_of(const softmax_path *path)
 {
-    const softmax_kernels *f32 = softmax_dispatch(SOFTMAX_DTYPE_F32, fn, status);
-    if (f32 == NULL)
-        return NULL;
-#if defined(SOFTMAX_HAVE_X86_KERNELS)
     /* The softmax dispatch decided the path once; follow it. */
-    if (f32 == &softmax_kernels_f32_avx512)
+    switch (path->isa) {
+#if defined(SOFTMAX_HAVE_X86_KERNELS)
+    case SOFTMAX_ISA_AVX512:
         return &softmax_sample_kernels_avx512;
-    if (f32 == &softmax_kernels_f32_avx2)
+    case SOFTMAX_ISA_AVX2:
         return &softmax_sample_kernels_avx2;
 #endif
-    return &softmax_sample_kernels_portable;
+    default:
+        return &softmax_sample_kernels_portable;
+    }
+}
+
+const sample_kernels *softmax_sample_dispatch(const char *fn, int *status)
+{
+    const softmax_path *path = softmax_dispatch_path(fn, status);
+    return path == NULL ? NULL : softmax_sample_kernels_of(path);
 }

@@ -75,6 +75,8 @@ extern const sample_kernels softmax_sample_kernels_avx512;
 /* The kernels of the active code path, or NULL with the error recorded
  * (SOFTMAX_ISA naming a path this CPU lacks). */
 const sample_kernels *softmax_sample_dispatch(const char *fn, int *status);
+/* The sampler's kernels of an already dispatched path (no second dispatch). */
+const sample_kernels *softmax_sample_kernels_of(const softmax_path *path);
 
 /* True if the byte ranges [a, a + a_bytes) and [b, b + b_bytes) share a
  * byte (an empty range shares none). The sampler and the row statistics

@@ -161,12 +161,11 @@ int softmax_row_stats(softmax_dtype dtype, const void *x, size_t rows, size_t co
     /* Even an empty call reports a forced code path that this CPU lacks, as
      * every other entry point does. */
     int status;
-    const softmax_kernels *kernels = softmax_dispatch(compute, fn, &status);
-    if (kernels == NULL)
+    const softmax_path *path = softmax_dispatch_path(fn, &status);
+    if (path == NULL)
         return status;
-    const sample_kernels *row_kernels = softmax_sample_dispatch(fn, &status);
-    if (row_kernels == NULL)
-        return status;
+    const softmax_kernels *kernels = compute == SOFTMAX_DTYPE_F64 ? path->f64 : path->f32;
+    const sample_kernels *row_kernels = softmax_sample_kernels_of(path);
     if (rows == 0)
         return SOFTMAX_OK;
     size_t compute_size = softmax_dtype_size(compute);
