@@ -271,6 +271,43 @@ static inline dd dd_sum_result(const dd_sum *acc)
     return isfinite(acc->hi) ? fast_two_sum(acc->hi, acc->lo) : (dd){acc->hi, 0};
 }
 
+/* The exponentials of a block of arguments, in loops the compiler
+ * vectorises (dd_exp_branchless: the bits of dd_exp). BLOCK arguments are
+ * formed by the scalar scaled_difference, their exponentials computed here,
+ * then summed in order: the same operations in the same order as one loop
+ * over dd_exp would do, hence the same bits on every ISA level. */
+enum { EXP_BLOCK = 256 };
+
+SOFTMAX_VECTOR_CLONES static void dd_exp_block(const double *restrict t_hi, const double *restrict t_lo,
+                                               double *restrict exp_hi, double *restrict exp_lo, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        dd_exp_branchless(t_hi[i], t_lo[i], &exp_hi[i], &exp_lo[i]);
+}
+
+/* Adds exp(scale * (x_i - top)) for the whole line to total; with `parked`,
+ * also writes each exponential's high part to parked (stride y_stride). */
+static void dd_sum_exponentials(const row_scale *row, const REAL *x, ptrdiff_t x_stride, size_t n, REAL top,
+                                dd_sum *total, REAL *parked, ptrdiff_t y_stride)
+{
+    double t_hi[EXP_BLOCK], t_lo[EXP_BLOCK], e_hi[EXP_BLOCK], e_lo[EXP_BLOCK];
+    for (size_t begin = 0; begin < n; begin += EXP_BLOCK) {
+        const size_t count = n - begin < EXP_BLOCK ? n - begin : EXP_BLOCK;
+        for (size_t j = 0; j < count; j++) {
+            const dd t = scaled_difference(row, x[(ptrdiff_t)(begin + j) * x_stride], top);
+            t_hi[j] = t.hi;
+            t_lo[j] = t.lo;
+        }
+        dd_exp_block(t_hi, t_lo, e_hi, e_lo, count);
+        for (size_t j = 0; j < count; j++)
+            dd_sum_add(total, (dd){e_hi[j], e_lo[j]});
+        /* Written after the block's x are read (x may be y). */
+        if (parked)
+            for (size_t j = 0; j < count; j++)
+                parked[(ptrdiff_t)(begin + j) * y_stride] = e_hi[j];
+    }
+}
+
 static void softmax_line_unflushed(const void *x_data, ptrdiff_t x_stride, void *y_data, ptrdiff_t y_stride, size_t n,
                                    double scale)
 {
@@ -283,14 +320,9 @@ static void softmax_line_unflushed(const void *x_data, ptrdiff_t x_stride, void 
      * reference element contributes exactly 1 to the sum. */
     const row_scale row = row_scale_of(scale);
     dd_sum total = {0, 0};
-    for (size_t i = 0; i < n; i++) {
-        const dd e = dd_exp(scaled_difference(&row, x[(ptrdiff_t)i * x_stride], top));
-        dd_sum_add(&total, e);
-        /* The exponential, rounded to double, waits in y (x may be y: x_i is
-         * read before y_i is written): half an ulp, then half an ulp for the
-         * division below. */
-        y[(ptrdiff_t)i * y_stride] = e.hi;
-    }
+    /* The exponential, rounded to double, waits in y: half an ulp, then half
+     * an ulp for the division below. */
+    dd_sum_exponentials(&row, x, x_stride, n, top, &total, y, y_stride);
     const dd inverse = dd_reciprocal(dd_sum_result(&total));
     const dd inverse_halves = split_in_halves(inverse.hi);
     for (size_t i = 0; i < n; i++) {
@@ -322,8 +354,7 @@ static void log_softmax_line_unflushed(const void *x_data, ptrdiff_t x_stride, v
         return;
     const row_scale row = row_scale_of(scale);
     dd_sum total = {0, 0};
-    for (size_t i = 0; i < n; i++)
-        dd_sum_add(&total, dd_exp(scaled_difference(&row, x[(ptrdiff_t)i * x_stride], top)));
+    dd_sum_exponentials(&row, x, x_stride, n, top, &total, NULL, 0);
     /* y_i = t_i - log(sum) with t_i <= 0 and log(sum) >= 0 (dd_log never
      * returns a negative value): both terms push the same way, so there is
      * no cancellation and y_i <= 0, exactly 0 where t_i = 0 and the sum is
