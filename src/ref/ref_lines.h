@@ -308,6 +308,26 @@ static void dd_sum_exponentials(const row_scale *row, const REAL *x, ptrdiff_t x
     }
 }
 
+/* e * (inverse.hi + inverse.lo) rounded once. Below 2^-900 the product's
+ * error would leave the normal range: there the same product of e * 2^200,
+ * scaled back (exact for a result in the normal range, one more rounding
+ * below it). The choice is a factor (1 or 2^200, and back), not a branch,
+ * so that the loop vectorises: multiplying by 1 is exact. */
+static inline double normalised(double e, dd inverse, dd inverse_halves)
+{
+    const int tiny = e < 0x1p-900;
+    const double up = tiny ? 0x1p200 : 1.0, down = tiny ? 0x1p-200 : 1.0;
+    const double e_scaled = e * up;
+    const double p = e_scaled * inverse.hi;
+    return (p + (product_error(p, split_in_halves(e_scaled), inverse_halves) + e_scaled * inverse.lo)) * down;
+}
+
+SOFTMAX_VECTOR_CLONES static void normalise_contiguous(double *restrict y, size_t n, dd inverse, dd inverse_halves)
+{
+    for (size_t i = 0; i < n; i++)
+        y[i] = normalised(y[i], inverse, inverse_halves);
+}
+
 static void softmax_line_unflushed(const void *x_data, ptrdiff_t x_stride, void *y_data, ptrdiff_t y_stride, size_t n,
                                    double scale)
 {
@@ -325,22 +345,13 @@ static void softmax_line_unflushed(const void *x_data, ptrdiff_t x_stride, void 
     dd_sum_exponentials(&row, x, x_stride, n, top, &total, y, y_stride);
     const dd inverse = dd_reciprocal(dd_sum_result(&total));
     const dd inverse_halves = split_in_halves(inverse.hi);
+    if (y_stride == 1) {
+        normalise_contiguous(y, n, inverse, inverse_halves);
+        return;
+    }
     for (size_t i = 0; i < n; i++) {
         REAL *out = &y[(ptrdiff_t)i * y_stride];
-        const double e = *out;
-        /* e * (inverse.hi + inverse.lo) rounded once. Below 2^-900 the
-         * product's error would leave the normal range: there the same
-         * product of e * 2^200, scaled back (exact for a result in the
-         * normal range, one more rounding below it). */
-        if (e >= 0x1p-900) {
-            const double p = e * inverse.hi;
-            *out = p + (product_error(p, split_in_halves(e), inverse_halves) + e * inverse.lo);
-        } else {
-            const double e_scaled = e * 0x1p200;
-            const double p = e_scaled * inverse.hi;
-            *out =
-                (p + (product_error(p, split_in_halves(e_scaled), inverse_halves) + e_scaled * inverse.lo)) * 0x1p-200;
-        }
+        *out = normalised(*out, inverse, inverse_halves);
     }
 }
 
