@@ -79,11 +79,19 @@ static void test_exp2_table(void **state)
     mpfr_clear(head);
 }
 
+/* dd_exp_branchless in dd_exp's signature. */
+static dd exp_branchless(dd t)
+{
+    dd e;
+    dd_exp_branchless(t.hi, t.lo, &e.hi, &e.lo);
+    return e;
+}
+
 /* exp of a double-double t = hi + lo against MPFR, relative error in log2. */
-static double exp_error(double hi, double lo)
+static double exp_error(dd (*exp_function)(dd), double hi, double lo)
 {
     const dd t = fast_two_sum(hi, lo);
-    const dd e = dd_exp(t);
+    const dd e = exp_function(t);
     mpfr_t exact;
     mpfr_init2(exact, PREC);
     mpfr_set_d(exact, t.hi, MPFR_RNDN);
@@ -97,9 +105,8 @@ static double exp_error(double hi, double lo)
     return error;
 }
 
-static void test_dd_exp_against_mpfr(void **state)
+static void check_exp_against_mpfr(const char *name, dd (*exp_function)(dd))
 {
-    (void)state;
     test_rng rng;
     rng_seed(&rng, 2020);
     double worst = -INFINITY, worst_at = 0;
@@ -123,19 +130,37 @@ static void test_dd_exp_against_mpfr(void **state)
             break;
         }
         const double lo = hi * 0x1p-53 * rng_range(&rng, -1.0, 1.0);
-        const double error = exp_error(hi, lo);
+        const double error = exp_error(exp_function, hi, lo);
         if (error > worst)
             worst = error, worst_at = hi;
     }
-    printf("portable: dd_exp max relative error 2^%.1f (at t = %a)\n", worst, worst_at);
+    printf("portable: %s max relative error 2^%.1f (at t = %a)\n", name, worst, worst_at);
     assert_true(worst <= -72);
-    /* The limits: exp(0) is exactly 1, beyond the range 0 and +inf. */
-    const dd one = dd_exp((dd){0, 0});
+    /* The limits: exp(0) is exactly 1, beyond the range 0 (low part 0 too)
+     * and +inf; the two-step scaling at both ends of the range. */
+    const dd one = exp_function((dd){0, 0});
     assert_true(one.hi == 1.0 && one.lo == 0.0);
-    assert_true(dd_exp((dd){-746.5, 0}).hi == 0.0);
-    assert_true(dd_exp((dd){-INFINITY, 0}).hi == 0.0);
-    assert_true(isinf(dd_exp((dd){710.0, 0}).hi));
-    assert_true(isnan(dd_exp((dd){NAN, 0}).hi));
+    const dd below = exp_function((dd){-746.5, 0});
+    assert_true(below.hi == 0.0 && below.lo == 0.0);
+    assert_true(exp_function((dd){-INFINITY, 0}).hi == 0.0);
+    assert_true(isinf(exp_function((dd){710.0, 0}).hi));
+    assert_true(isnan(exp_function((dd){NAN, 0}).hi));
+    const double ends[] = {-745.9, -745.0, -720.0, -700.0, 700.0, 709.7};
+    for (size_t i = 0; i < sizeof ends / sizeof ends[0]; i++)
+        assert_true(exp_error(exp_function, ends[i], 0) <= -72);
+}
+
+static void test_dd_exp_against_mpfr(void **state)
+{
+    (void)state;
+    check_exp_against_mpfr("dd_exp", dd_exp);
+}
+
+/* The vectorisable form the portable lines use: the same bound. */
+static void test_dd_exp_branchless_against_mpfr(void **state)
+{
+    (void)state;
+    check_exp_against_mpfr("dd_exp_branchless", exp_branchless);
 }
 
 static void test_dd_log_against_mpfr(void **state)
@@ -275,6 +300,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_exp2_table),
         cmocka_unit_test(test_dd_exp_against_mpfr),
+        cmocka_unit_test(test_dd_exp_branchless_against_mpfr),
         cmocka_unit_test(test_dd_log_against_mpfr),
         cmocka_unit_test(test_log_softmax_never_above_zero),
     };

@@ -197,6 +197,76 @@ static inline dd dd_exp(dd t)
     return (dd){scale_by_power_of_two(value.hi, exponent), scale_by_power_of_two(value.lo, exponent)};
 }
 
+/*
+ * dd_exp without a branch, for loops the compiler vectorises: the same
+ * operations as dd_exp in the same order, so the same bits (and the same
+ * 2^-72 bound) for every argument, with the range checks and the two-step
+ * scaling turned into selects:
+ *
+ *   - an argument out of range (below -746, -inf, NaN, above 709.79) goes
+ *     through the arithmetic as 0 and is replaced at the end by dd_exp's
+ *     value for it (0, NaN or +inf, low part 0);
+ *   - floor(k / 512) is in [-1077, 1024]: it is applied as 2^e1 * 2^e2 with
+ *     e1 clamped to [-1000, 1000] and e2 the rest, which is 0 (a factor of
+ *     exactly 1) whenever dd_exp multiplies once, and dd_exp's second step
+ *     otherwise.
+ *
+ * The index and exponent come from the bits of t * 512 / ln 2 + 1.5 * 2^52
+ * (its low 52 bits are 2^51 + k), in 64-bit integers.
+ */
+static inline void dd_exp_branchless(double t_hi, double t_lo, double *exp_hi, double *exp_lo)
+{
+    const int in_range = (t_hi > -746.0) & (t_hi <= 709.79); /* false for NaN */
+    /* The choices as bit masks: a select would let the compiler move the
+     * whole computation under a condition, which defeats vectorisation. */
+    const uint64_t keep = (uint64_t)0 - (uint64_t)in_range;
+    uint64_t hi_bits, lo_bits;
+    memcpy(&hi_bits, &t_hi, sizeof hi_bits);
+    memcpy(&lo_bits, &t_lo, sizeof lo_bits);
+    hi_bits &= keep;
+    lo_bits &= keep;
+    double hi, lo;
+    memcpy(&hi, &hi_bits, sizeof hi);
+    memcpy(&lo, &lo_bits, sizeof lo);
+    const double shifted = hi * INV_LN2_512 + ROUND_TO_INTEGER;
+    const double k_real = shifted - ROUND_TO_INTEGER;
+    uint64_t shifted_bits;
+    memcpy(&shifted_bits, &shifted, sizeof shifted_bits);
+    /* k + 2^21 (>= 0: |k| < 2^19), so that the shift below is a floor. */
+    const uint64_t k_biased = (shifted_bits & 0xFFFFFFFFFFFFFull) - 0x8000000000000ull + 0x200000ull;
+    const uint64_t index = k_biased & 511u;                     /* k mod 512 (2^21 is a multiple of 512) */
+    const int64_t exponent = (int64_t)(k_biased >> 9) - 0x1000; /* floor(k / 512) */
+    const double reduced = hi - k_real * LN2_512_A;
+    const dd r = two_sum(reduced, -(k_real * LN2_512_B));
+    const double rh = r.hi;
+    const double rl = r.lo + (lo - k_real * LN2_512_C);
+    const double rh1 = (rh + SPLIT_AT_2_36) - SPLIT_AT_2_36, rh2 = rh - rh1;
+    const double q = (rh * rh) * (0.5 + rh * (1.0 / 6 + rh * (1.0 / 24 + rh * (1.0 / 120 + rh * (1.0 / 720)))));
+    const double head = exp2_table[index][0], tail = exp2_table[index][1];
+    const dd top = fast_two_sum(head, head * rh1);
+    const double beyond_rh = q + rl * (1 + (rh + q));
+    const double rest = head * rh2 + head * beyond_rh + tail * (1 + (rh + beyond_rh));
+    const dd value = fast_two_sum(top.hi, top.lo + rest);
+    const int64_t first = exponent < -1000 ? -1000 : exponent > 1000 ? 1000 : exponent;
+    const uint64_t first_bits = (uint64_t)(first + 1023) << 52;
+    const uint64_t second_bits = (uint64_t)(exponent - first + 1023) << 52;
+    double first_factor, second_factor;
+    memcpy(&first_factor, &first_bits, sizeof first_factor);
+    memcpy(&second_factor, &second_bits, sizeof second_factor);
+    const double not_a_number = t_hi != t_hi ? t_hi : 0.0;
+    const double out_of_range = t_hi > 709.79 ? INFINITY : not_a_number;
+    const double scaled_hi = (value.hi * first_factor) * second_factor;
+    const double scaled_lo = (value.lo * first_factor) * second_factor;
+    uint64_t out_bits;
+    memcpy(&hi_bits, &scaled_hi, sizeof hi_bits);
+    memcpy(&lo_bits, &scaled_lo, sizeof lo_bits);
+    memcpy(&out_bits, &out_of_range, sizeof out_bits);
+    hi_bits = (hi_bits & keep) | (out_bits & ~keep);
+    lo_bits &= keep;
+    memcpy(exp_hi, &hi_bits, sizeof hi_bits);
+    memcpy(exp_lo, &lo_bits, sizeof lo_bits);
+}
+
 /* exp(x) rounded to double (within 1/2 ulp + 2^-72 relative in the normal
  * range). */
 static inline double dd_exp_double(double x)

@@ -271,6 +271,63 @@ static inline dd dd_sum_result(const dd_sum *acc)
     return isfinite(acc->hi) ? fast_two_sum(acc->hi, acc->lo) : (dd){acc->hi, 0};
 }
 
+/* The exponentials of a block of arguments, in loops the compiler
+ * vectorises (dd_exp_branchless: the bits of dd_exp). BLOCK arguments are
+ * formed by the scalar scaled_difference, their exponentials computed here,
+ * then summed in order: the same operations in the same order as one loop
+ * over dd_exp would do, hence the same bits on every ISA level. */
+enum { EXP_BLOCK = 256 };
+
+SOFTMAX_VECTOR_CLONES static void dd_exp_block(const double *restrict t_hi, const double *restrict t_lo,
+                                               double *restrict exp_hi, double *restrict exp_lo, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        dd_exp_branchless(t_hi[i], t_lo[i], &exp_hi[i], &exp_lo[i]);
+}
+
+/* Adds exp(scale * (x_i - top)) for the whole line to total; with `parked`,
+ * also writes each exponential's high part to parked (stride y_stride). */
+static void dd_sum_exponentials(const row_scale *row, const REAL *x, ptrdiff_t x_stride, size_t n, REAL top,
+                                dd_sum *total, REAL *parked, ptrdiff_t y_stride)
+{
+    double t_hi[EXP_BLOCK], t_lo[EXP_BLOCK], e_hi[EXP_BLOCK], e_lo[EXP_BLOCK];
+    for (size_t begin = 0; begin < n; begin += EXP_BLOCK) {
+        const size_t count = n - begin < EXP_BLOCK ? n - begin : EXP_BLOCK;
+        for (size_t j = 0; j < count; j++) {
+            const dd t = scaled_difference(row, x[(ptrdiff_t)(begin + j) * x_stride], top);
+            t_hi[j] = t.hi;
+            t_lo[j] = t.lo;
+        }
+        dd_exp_block(t_hi, t_lo, e_hi, e_lo, count);
+        for (size_t j = 0; j < count; j++)
+            dd_sum_add(total, (dd){e_hi[j], e_lo[j]});
+        /* Written after the block's x are read (x may be y). */
+        if (parked)
+            for (size_t j = 0; j < count; j++)
+                parked[(ptrdiff_t)(begin + j) * y_stride] = e_hi[j];
+    }
+}
+
+/* e * (inverse.hi + inverse.lo) rounded once. Below 2^-900 the product's
+ * error would leave the normal range: there the same product of e * 2^200,
+ * scaled back (exact for a result in the normal range, one more rounding
+ * below it). The choice is a factor (1 or 2^200, and back), not a branch,
+ * so that the loop vectorises: multiplying by 1 is exact. */
+static inline double normalised(double e, dd inverse, dd inverse_halves)
+{
+    const int tiny = e < 0x1p-900;
+    const double up = tiny ? 0x1p200 : 1.0, down = tiny ? 0x1p-200 : 1.0;
+    const double e_scaled = e * up;
+    const double p = e_scaled * inverse.hi;
+    return (p + (product_error(p, split_in_halves(e_scaled), inverse_halves) + e_scaled * inverse.lo)) * down;
+}
+
+SOFTMAX_VECTOR_CLONES static void normalise_contiguous(double *restrict y, size_t n, dd inverse, dd inverse_halves)
+{
+    for (size_t i = 0; i < n; i++)
+        y[i] = normalised(y[i], inverse, inverse_halves);
+}
+
 static void softmax_line_unflushed(const void *x_data, ptrdiff_t x_stride, void *y_data, ptrdiff_t y_stride, size_t n,
                                    double scale)
 {
@@ -283,32 +340,18 @@ static void softmax_line_unflushed(const void *x_data, ptrdiff_t x_stride, void 
      * reference element contributes exactly 1 to the sum. */
     const row_scale row = row_scale_of(scale);
     dd_sum total = {0, 0};
-    for (size_t i = 0; i < n; i++) {
-        const dd e = dd_exp(scaled_difference(&row, x[(ptrdiff_t)i * x_stride], top));
-        dd_sum_add(&total, e);
-        /* The exponential, rounded to double, waits in y (x may be y: x_i is
-         * read before y_i is written): half an ulp, then half an ulp for the
-         * division below. */
-        y[(ptrdiff_t)i * y_stride] = e.hi;
-    }
+    /* The exponential, rounded to double, waits in y: half an ulp, then half
+     * an ulp for the division below. */
+    dd_sum_exponentials(&row, x, x_stride, n, top, &total, y, y_stride);
     const dd inverse = dd_reciprocal(dd_sum_result(&total));
     const dd inverse_halves = split_in_halves(inverse.hi);
+    if (y_stride == 1) {
+        normalise_contiguous(y, n, inverse, inverse_halves);
+        return;
+    }
     for (size_t i = 0; i < n; i++) {
         REAL *out = &y[(ptrdiff_t)i * y_stride];
-        const double e = *out;
-        /* e * (inverse.hi + inverse.lo) rounded once. Below 2^-900 the
-         * product's error would leave the normal range: there the same
-         * product of e * 2^200, scaled back (exact for a result in the
-         * normal range, one more rounding below it). */
-        if (e >= 0x1p-900) {
-            const double p = e * inverse.hi;
-            *out = p + (product_error(p, split_in_halves(e), inverse_halves) + e * inverse.lo);
-        } else {
-            const double e_scaled = e * 0x1p200;
-            const double p = e_scaled * inverse.hi;
-            *out =
-                (p + (product_error(p, split_in_halves(e_scaled), inverse_halves) + e_scaled * inverse.lo)) * 0x1p-200;
-        }
+        *out = normalised(*out, inverse, inverse_halves);
     }
 }
 
@@ -322,8 +365,7 @@ static void log_softmax_line_unflushed(const void *x_data, ptrdiff_t x_stride, v
         return;
     const row_scale row = row_scale_of(scale);
     dd_sum total = {0, 0};
-    for (size_t i = 0; i < n; i++)
-        dd_sum_add(&total, dd_exp(scaled_difference(&row, x[(ptrdiff_t)i * x_stride], top)));
+    dd_sum_exponentials(&row, x, x_stride, n, top, &total, NULL, 0);
     /* y_i = t_i - log(sum) with t_i <= 0 and log(sum) >= 0 (dd_log never
      * returns a negative value): both terms push the same way, so there is
      * no cancellation and y_i <= 0, exactly 0 where t_i = 0 and the sum is
