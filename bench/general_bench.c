@@ -20,7 +20,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#ifdef _OPENMP
 #include <omp.h>
+#endif
 
 #include "fast_state.h"
 #include "harness.h"
@@ -125,7 +127,9 @@ typedef struct onednn_context {
 static void run_onednn(void *opaque)
 {
     onednn_context *c = opaque;
+#ifdef _OPENMP
     omp_set_num_threads(threads);
+#endif
     dnnl_primitive_execute(c->primitive, c->stream, 2, c->args);
     dnnl_stream_wait(c->stream);
 }
@@ -141,7 +145,9 @@ static onednn_context *onednn_bf16(size_t rows, size_t cols, const void *src, vo
     dnnl_memory_t memory[2];
     /* oneDNN fixes its thread count when the primitive is created: set it
      * first (without this the "1 thread" anchor ran on every core). */
+#ifdef _OPENMP
     omp_set_num_threads(threads);
+#endif
     if (c == NULL || dnnl_engine_create(&c->engine, dnnl_cpu, 0) != dnnl_success ||
         dnnl_stream_create(&c->stream, c->engine, dnnl_stream_default_flags) != dnnl_success ||
         dnnl_memory_desc_init_by_tag(&md, 2, dims, dnnl_bf16, dnnl_ab) != dnnl_success ||

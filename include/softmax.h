@@ -209,7 +209,9 @@ SOFTMAX_API int log_softmax_backward_f64(const double *logy, const double *dy, d
 /* Thread count for later calls: n >= 1 sets it, n == 0 returns to the default
  * (SOFTMAX_NUM_THREADS or the number of online cores). n < 0 is
  * SOFTMAX_E_INVALID_THREADS. Safe to call while other threads compute: a
- * call in progress keeps the count it started with. */
+ * call in progress keeps the count it started with. A library built without
+ * OpenMP (CMake option SOFTMAX_OPENMP=OFF, or no OpenMP found) runs every
+ * call on the calling thread: the count is kept and reported, and unused. */
 SOFTMAX_API int softmax_set_num_threads(int n);
 /* The thread count that the next call will use at most (>= 1). */
 SOFTMAX_API int softmax_get_num_threads(void);

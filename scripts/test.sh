@@ -22,6 +22,9 @@
 #                    test_fp_state on every path; test_accuracy on the portable path and
 #                    the one the library picks; test_gradients, test_order, test_axis,
 #                    test_errors, test_bad_inputs, test_seeds
+#  3d. no-openmp     build-no-openmp/: SOFTMAX_OPENMP=OFF, the single-threaded library:
+#                    no OpenMP runtime among its NEEDED libraries; test_threads,
+#                    test_concurrency, test_determinism, test_contract on every path
 #  4. install        cmake --install build into a temporary prefix
 #  5. consumers      tests/install_consumer built with find_package(softmax) and
 #                    with pkg-config + plain cc (softmax and softmax-static),
@@ -195,6 +198,19 @@ fast_math_pattern="^($(IFS='|' && echo "${fast_math_tests[*]}"))(\\..*)?\$"
 # picks for the others.
 fast_math_left_out='^test_(accuracy|gradients|order|axis|errors|bad_inputs|seeds)\.(avx2|avx512)$'
 (cd build-fast-math && ctest --output-on-failure --no-tests=error -j"$jobs" -R "$fast_math_pattern" -E "$fast_math_left_out")
+step_passed
+
+step no-openmp "build-no-openmp/ (SOFTMAX_OPENMP=OFF): the single-threaded library"
+cmake -S . -B build-no-openmp -DCMAKE_BUILD_TYPE=Release -DSOFTMAX_OPENMP=OFF -DSOFTMAX_WERROR=ON \
+    -DSOFTMAX_BUILD_TESTS=ON -DSOFTMAX_BUILD_EXAMPLES=OFF -DSOFTMAX_BUILD_CLI=OFF >/dev/null
+no_openmp_tests=(test_threads test_concurrency test_determinism test_contract)
+run_quietly cmake --build build-no-openmp -j"$jobs" --target softmax "${no_openmp_tests[@]}"
+if objdump -p build-no-openmp/libsoftmax.so | grep -E 'NEEDED.*(gomp|omp)'; then
+    echo "no-openmp: libsoftmax.so still needs an OpenMP runtime" >&2
+    exit 1
+fi
+(cd build-no-openmp && ctest --output-on-failure --no-tests=error -j"$jobs" \
+    -R "^($(IFS='|' && echo "${no_openmp_tests[*]}"))(\\..*)?\$")
 step_passed
 
 # --------------------------------------------------------------------------

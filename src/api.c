@@ -6,7 +6,9 @@
  * the general pipeline (src/general/).
  */
 #include <math.h>
+#ifdef _OPENMP
 #include <omp.h>
+#endif
 #include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
@@ -100,6 +102,7 @@ static void run_job(const job *work)
         run_units(work, 0, units);
         return;
     }
+#ifdef _OPENMP
 #pragma omp parallel num_threads(threads)
     {
         const size_t team = (size_t)omp_get_num_threads();
@@ -110,6 +113,9 @@ static void run_job(const job *work)
         const size_t count = base + (member < extra ? 1 : 0);
         run_units(work, first, first + count);
     }
+#else
+    run_units(work, 0, units); /* unreachable: one thread without OpenMP */
+#endif
 }
 
 static int execute(const char *fn, const softmax_desc *desc, const void *src, const void *grad, void *dst)

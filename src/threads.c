@@ -76,6 +76,11 @@ int softmax_get_num_threads(void)
 
 int softmax_threads_for_job(size_t elements, size_t lines)
 {
+#ifndef _OPENMP
+    /* A build without OpenMP: every job on the calling thread. */
+    (void)elements, (void)lines;
+    return 1;
+#endif
     size_t threads = (size_t)softmax_get_num_threads();
     size_t by_size = elements / MIN_ELEMENTS_PER_THREAD;
     if (threads > by_size)

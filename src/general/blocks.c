@@ -23,7 +23,9 @@
  * softmax of its first i + offset + 1 elements followed by zeros.
  */
 #include <math.h>
+#ifdef _OPENMP
 #include <omp.h>
+#endif
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
