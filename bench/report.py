@@ -6,8 +6,9 @@
 RESULTS_DIR holds machine.txt, softmax_bench.{md,csv},
 softmax_bench_scale.{md,csv}, torch_bench.{md,csv} and
 torch_bench_scale.{md,csv} (the torch files may be missing). Nothing here
-measures: every figure comes from those files, and the targets table only
-takes ratios of them.
+measures: every figure comes from those files, and the speed-goals table only
+takes ratios of them; the reason given for a goal not met comes from
+bench/goal_notes.md (analysis kept by hand).
 """
 
 import csv
@@ -49,10 +50,13 @@ no scale argument: at scale != 1 oneDNN, XNNPACK and PyTorch pay a separate
 multiply pass (as a user would), the hand-written loops fold the scale in, and
 libsoftmax fuses it. PyTorch runs in its own process (Debian's python3-torch,
 preallocated outputs), with the same probe filter, so its ratios to the C
-table are across runs: read them with more caution. The accuracy tables give the
+table are across runs: read them with more caution. The single-short-row table
+gives the forward medians of one-row shapes in **ns per call** (ns per element
+times the row length): the latency one call pays. The accuracy tables give the
 max error in ulp against a double-precision reference from the same inputs
 (softmax over outputs >= 1e-30; "N lost" counts smaller normal outputs returned
-as 0 or off by more than 0.1%), and the edge rows show what each candidate
+as 0 or off by more than 0.1%), for the anchors, libsoftmax's default path and
+its fast mode (`SOFTMAX_FLAG_FAST`), and the edge rows show what each candidate
 returns for the numerics contract's masked and infinite rows."""
 
 
@@ -63,8 +67,8 @@ fastest anchor" is the fastest of naive libm, the libmvec 3-pass loop, oneDNN,
 XNNPACK and PyTorch (1 thread, its own process) on that shape, in ns per
 element; "exact path" is the default call (`softmax_f32`, the numerics
 contract), "fast mode" the same with `SOFTMAX_FLAG_FAST`. For a goal not met,
-the last column gives the reason (analysis kept in `bench/goal_notes.md`) and
-the figures this run reached."""
+the last column points to its reason (listed under the table: analysis kept
+in `bench/goal_notes.md`) and gives the figures this run reached."""
 
 
 def read(path):
@@ -207,6 +211,7 @@ class Goals:
 
     def __init__(self, res, notes):
         self.res, self.notes, self.rows = res, notes, []
+        self.reasons = []  # the notes cited, in order: the list under the table
 
     def add(self, goal, target, measured, against, status, key, shape="", best="", samples=True):
         kept = self.res.fewest_kept() if samples else "-"
@@ -217,9 +222,14 @@ class Goals:
             why = "not measured in this run"
         elif status.startswith("**not met**"):
             note = self.notes.get(f"{key} {shape}".strip()) or self.notes.get(key)
-            why = note or f"reason not analysed yet (no \"{key}\" paragraph in {NOTES_FILE})"
+            if note:
+                if note not in self.reasons:
+                    self.reasons.append(note)
+                why = f"why: [{self.reasons.index(note) + 1}]"
+            else:
+                why = f"reason not analysed yet (no \"{key}\" paragraph in {NOTES_FILE})"
             if best:
-                why += f" Best reached in this run: {best}."
+                why += f"; best reached: {best}"
         self.rows.append((goal, target, measured, against, status, why, kept))
 
 
@@ -238,7 +248,7 @@ def goal_rows(res, notes):
         mark = len(res.used)
         found = [(measure(candidate), mode) for candidate, mode in ((lib, "exact path"), (fast, "fast mode"))]
         del res.used[mark:]  # the row's own figures only count for its samples-kept cell
-        return "; ".join(f"{fmt(v, suffix)} ({mode})" for v, mode in found if v is not None)
+        return ", ".join(f"{fmt(v, suffix)} ({mode})" for v, mode in found if v is not None)
 
     def anchor_goals(key, title, shapes, goal, candidate):
         for shape in shapes:
@@ -348,7 +358,7 @@ def goal_rows(res, notes):
           verdict(value, 1.1, False), "log-softmax", shape or "")
 
     memcpy_goal("backward-out-of-cache", "backward, out of cache", "backward", OUT_OF_CACHE, 0.8, lib)
-    return g.rows
+    return g.rows, g.reasons
 
 
 def main():
@@ -373,7 +383,11 @@ def main():
     out += ["## Speed goals (single thread unless stated)", "", SPEED_GOALS_INTRO, "",
             "| goal | target | measured | against | status | why not / best figure | fewest samples kept |",
             "| --- | --- | --- | --- | --- | --- | --- |"]
-    out += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in goal_rows(res, notes)]
+    rows, reasons = goal_rows(res, notes)
+    out += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows]
+    if reasons:
+        out += ["", "Why a goal is not met (analysis, from `bench/goal_notes.md`):", ""]
+        out += [f"- [{number}] {reason}" for number, reason in enumerate(reasons, 1)]
     out += ["", "## libsoftmax and the C anchors (one process, interleaved)", ""]
     out.append(read(os.path.join(results, "softmax_bench.md")).rstrip())
     scale = read(os.path.join(results, "softmax_bench_scale.md"))
