@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # The benchmark, end to end, and BENCHMARKS.md regenerated from it:
 #
-#   bash scripts/bench.sh            (from any directory; ~10 minutes on 2 cores)
-#   bash scripts/bench.sh --quick    (a smoke run of ~2 minutes: fewer shapes and
-#                                     samples; writes build-bench/BENCHMARKS.quick.md
-#                                     and leaves BENCHMARKS.md alone)
+#   bash scripts/bench.sh            (from any directory; ~15 minutes on 2 cores)
+#   bash scripts/bench.sh --quick    (a smoke run: the shapes of the speed goals
+#                                     only, fewer samples; several minutes, far
+#                                     more on a busy machine; writes
+#                                     build-bench/BENCHMARKS.quick.md and leaves
+#                                     BENCHMARKS.md alone)
 #
 #  1. dependencies  cmake, gcc, make (required); oneDNN, XNNPACK (+ pthreadpool
 #                   headers) and PyTorch from Debian (optional: a missing one is
