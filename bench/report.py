@@ -241,7 +241,8 @@ def goal_rows(res, notes):
     def over_anchors(shape, candidate):
         best, name = res.best_anchor("forward", 1, shape)
         value = ratio(best, res.ns("forward", 1, shape, candidate))
-        return value, (f"{name} {best:.3g} ns/el" if best is not None else "n/a")
+        shown = "PyTorch" if name == "torch" else name
+        return value, (f"{shown} {best:.3g} ns/el" if best is not None else "n/a")
 
     def modes_reached(measure, suffix="x"):
         """The figure each libsoftmax mode reached on this goal's measure(candidate)."""
@@ -272,9 +273,9 @@ def goal_rows(res, notes):
 
     def worst(pairs, numerator, denominator, largest):
         """The (value, op, shape) with the largest (or smallest) same-run ratio over
-        the given (op, threads, shape), shapes with a clean sample first (a noisy
-        one is no verdict); only the chosen figures count as used. Also the
-        number of pairs measured."""
+        the given (op, threads, shape), among the pairs with clean samples if any
+        (a noisy one is no verdict); only the chosen figures count as used. Also
+        the values judged and how many noisy pairs were left out."""
         found, clean = [], []
         for op, threads, shape in pairs:
             value = same_run(op, threads, shape, numerator, denominator)
@@ -285,10 +286,17 @@ def goal_rows(res, notes):
             res.used = []
         chosen = clean or found
         if not chosen:
-            return None, None, None, found
+            return None, None, None, [], 0
         value, op, threads, shape = max(chosen) if largest else min(chosen)
         same_run(op, threads, shape, numerator, denominator)
-        return value, op, shape, found
+        return value, op, shape, [v for v, *_ in chosen], len(found) - len(chosen)
+
+    def count_text(values, beyond, word, left_out):
+        text = f"{sum(beyond(v) for v in values)} of {len(values)} {word}"
+        return text + (f" ({left_out} without a clean sample left out)" if left_out else "")
+
+    def judged_status(status, left_out):
+        return f"{status} ({left_out} noisy not judged)" if left_out and status != "n/a" else status
 
     # The exact path: the contract unchanged (softmax_f32 and friends).
     anchor_goals("exact-in-cache", "exact path, in cache", IN_CACHE, 1.5, lib)
@@ -341,21 +349,21 @@ def goal_rows(res, notes):
                   "libsoftmax on 1 thread, same run", verdict(value, 1.8), "threads", shape)
         pairs = sorted({(op, t, s) for (op, t, s, c) in res.c
                         if t == many and c == lib and elements(s) * 4 >= THREAD_MIN_BYTES})
-        value, op, shape, found = worst(pairs, "libsoftmax 1 thread", lib, largest=False)
-        below = sum(v < 1.8 for v, *_ in found)
+        value, op, shape, judged, left_out = worst(pairs, "libsoftmax 1 thread", lib, largest=False)
+        counts = count_text(judged, lambda v: v < 1.8, "below", left_out)
         g.add(f"threads: every input >= 1 MB, every op, worst, {many} threads over 1", ">= 1.8x",
-              f"{fmt(value)} ({op}, {shape}); {below} of {len(found)} below" if value else "n/a",
-              "libsoftmax on 1 thread, same run", verdict(value, 1.8), "threads", shape or "")
+              f"{fmt(value)} ({op}, {shape}); {counts}" if value else "n/a",
+              "libsoftmax on 1 thread, same run", judged_status(verdict(value, 1.8), left_out), "threads", shape or "")
     else:
         g.add("threads: 2 threads over 1", ">= 1.8x", "n/a", "one core only", "n/a", "threads")
 
     # log-softmax against softmax, same run, every shape.
     pairs = sorted({(op, 1, s) for (op, t, s, c) in res.c if op == "log" and t == 1 and c == lib})
-    value, op, shape, found = worst(pairs, lib, "libsoftmax softmax", largest=True)
-    above = sum(v > 1.1 for v, *_ in found)
+    value, op, shape, judged, left_out = worst(pairs, lib, "libsoftmax softmax", largest=True)
+    counts = count_text(judged, lambda v: v > 1.1, "above", left_out)
     g.add("log-softmax time / softmax time, every shape, worst", "<= 1.1x",
-          f"{fmt(value)} ({shape}); {above} of {len(found)} above" if value else "n/a", "softmax, same run",
-          verdict(value, 1.1, False), "log-softmax", shape or "")
+          f"{fmt(value)} ({shape}); {counts}" if value else "n/a", "softmax, same run",
+          judged_status(verdict(value, 1.1, False), left_out), "log-softmax", shape or "")
 
     memcpy_goal("backward-out-of-cache", "backward, out of cache", "backward", OUT_OF_CACHE, 0.8, lib)
     return g.rows, g.reasons
