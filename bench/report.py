@@ -97,7 +97,7 @@ def without_edge_rows(markdown):
 
 class Results:
     """The CSV figures by (op, threads, shape, candidate); remembers which
-    figures a target used, so that its row can say how many samples they kept."""
+    figures a goal used, so that its row can say how many samples they kept."""
 
     def __init__(self, c_rows, torch_rows):
         self.c, self.kept = {}, {}

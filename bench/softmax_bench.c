@@ -335,7 +335,7 @@ static void add_candidates(group *g, const bench_problem *p, int f64)
     add_candidate(g, column_names[LIBRARY_COLUMN], ROLE_LIBRARY, library_prepare, p);
 
     /* libsoftmax on related problems, interleaved with the rest so that the
-     * ratios the speed targets name are measured side by side. */
+     * ratios the speed goals name are measured side by side. */
     if (p->threads > 1) {
         bench_problem single = *p;
         single.threads = 1;
