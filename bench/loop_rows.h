@@ -64,23 +64,34 @@ static void loop_softmax_backward_row(const float *y, const float *dy, float *dx
         dx[i] = scale * y[i] * (dy[i] - dot);
 }
 
-/* Every row of the problem, rows split over threads. */
+static void loop_one_row(const bench_problem *p, size_t r)
+{
+    const size_t n = p->cols, offset = r * n;
+    switch (p->op) {
+    case BENCH_FORWARD:
+        loop_softmax_row(p->x + offset, p->out + offset, n, p->scale);
+        break;
+    case BENCH_LOG:
+        loop_log_softmax_row(p->x + offset, p->out + offset, n, p->scale);
+        break;
+    case BENCH_BACKWARD:
+        loop_softmax_backward_row(p->y + offset, p->dy + offset, p->out + offset, n, p->scale);
+        break;
+    }
+}
+
+/* Every row of the problem, rows split over threads. One thread does not
+ * enter an OpenMP region at all: a region costs about a microsecond even
+ * with if(0), most of a single short row's time and nothing a user's loop
+ * over one row pays. */
 static void loop_last_axis(const bench_problem *p)
 {
-    const size_t n = p->cols;
-#pragma omp parallel for num_threads(p->threads) schedule(static) if (p->threads > 1)
-    for (size_t r = 0; r < p->rows; r++) {
-        size_t offset = r * n;
-        switch (p->op) {
-        case BENCH_FORWARD:
-            loop_softmax_row(p->x + offset, p->out + offset, n, p->scale);
-            break;
-        case BENCH_LOG:
-            loop_log_softmax_row(p->x + offset, p->out + offset, n, p->scale);
-            break;
-        case BENCH_BACKWARD:
-            loop_softmax_backward_row(p->y + offset, p->dy + offset, p->out + offset, n, p->scale);
-            break;
-        }
+    if (p->threads <= 1) {
+        for (size_t r = 0; r < p->rows; r++)
+            loop_one_row(p, r);
+        return;
     }
+#pragma omp parallel for num_threads(p->threads) schedule(static)
+    for (size_t r = 0; r < p->rows; r++)
+        loop_one_row(p, r);
 }

@@ -6,8 +6,9 @@
 RESULTS_DIR holds machine.txt, softmax_bench.{md,csv},
 softmax_bench_scale.{md,csv}, torch_bench.{md,csv} and
 torch_bench_scale.{md,csv} (the torch files may be missing). Nothing here
-measures: every figure comes from those files, and the targets table only
-takes ratios of them.
+measures: every figure comes from those files, and the speed-goals table only
+takes ratios of them; the reason given for a goal not met comes from
+bench/goal_notes.md (analysis kept by hand).
 """
 
 import csv
@@ -49,11 +50,25 @@ no scale argument: at scale != 1 oneDNN, XNNPACK and PyTorch pay a separate
 multiply pass (as a user would), the hand-written loops fold the scale in, and
 libsoftmax fuses it. PyTorch runs in its own process (Debian's python3-torch,
 preallocated outputs), with the same probe filter, so its ratios to the C
-table are across runs: read them with more caution. The accuracy tables give the
+table are across runs: read them with more caution. The single-short-row table
+gives the forward medians of one-row shapes in **ns per call** (ns per element
+times the row length): the latency one call pays. The accuracy tables give the
 max error in ulp against a double-precision reference from the same inputs
 (softmax over outputs >= 1e-30; "N lost" counts smaller normal outputs returned
-as 0 or off by more than 0.1%), and the edge rows show what each candidate
+as 0 or off by more than 0.1%), for the anchors, libsoftmax's default path and
+its fast mode (`SOFTMAX_FLAG_FAST`), and the edge rows show what each candidate
 returns for the numerics contract's masked and infinite rows."""
+
+
+SPEED_GOALS_INTRO = """\
+Each goal from the figures of the tables below, measured side by side in one
+run (ratios > 1 are in libsoftmax's favour unless the target says <=). "The
+fastest anchor" is the fastest of naive libm, the libmvec 3-pass loop, oneDNN,
+XNNPACK and PyTorch (1 thread, its own process) on that shape, in ns per
+element; "exact path" is the default call (`softmax_f32`, the numerics
+contract), "fast mode" the same with `SOFTMAX_FLAG_FAST`. For a goal not met,
+the last column points to its reason (listed under the table: analysis kept
+in `bench/goal_notes.md`) and gives the figures this run reached."""
 
 
 def read(path):
@@ -82,7 +97,7 @@ def without_edge_rows(markdown):
 
 class Results:
     """The CSV figures by (op, threads, shape, candidate); remembers which
-    figures a target used, so that its row can say how many samples they kept."""
+    figures a goal used, so that its row can say how many samples they kept."""
 
     def __init__(self, c_rows, torch_rows):
         self.c, self.kept = {}, {}
@@ -125,7 +140,13 @@ def verdict(value, goal, higher_is_better=True):
 
 
 def fmt(value, suffix="x"):
-    return "n/a" if value is None else f"{value:.2f}{suffix}"
+    if value is None:
+        return "n/a"
+    return f"{value:.1f}{suffix}" if suffix == " ns" else f"{value:.2f}{suffix}"
+
+
+def ns_text(value):
+    return fmt(value, " ns")
 
 
 def ratio(a, b):
@@ -137,83 +158,215 @@ def elements(shape):
     return int(rows) * int(cols)
 
 
-def target_rows(res):
-    """Issue 3's targets, each from figures of the tables below:
-    (target, goal, measured, status, fewest samples kept)."""
-    rows = []
-    many = res.threads()
-    lib = "libsoftmax"
+def transposed(shape):
+    """The last-axis shape an axis-0 call is compared with: "4096x1024 axis 0" -> "1024x4096"."""
+    rows, cols = shape.split(" ")[0].split("x")
+    return f"{cols}x{rows}"
 
-    def add(target, goal, measured, status):
-        kept = res.fewest_kept()
-        if kept == "0":
+
+# The speed goals. Shapes are softmax_bench's labels; every one of them is in
+# its quick shape list too, so that a smoke run fills the whole table.
+IN_CACHE = ("16384x128", "1024x4096", "64x32000", "1x256000")
+TINY_ROWS = ("4096x10", "65536x16")
+OUT_OF_CACHE = "16x1048576"
+SMALL_ROWS = ("1x10", "1x100")
+SMALL_ROW_NS = 40.0
+AXIS0 = ("4096x1024 axis 0", "1024x4096 axis 0")
+THREAD_SHAPES = ("1x256000", "16x1048576", "1024x4096", "64x32000")
+# 1x256000 f32 (1 024 000 bytes) counts as a 1 MiB input.
+THREAD_MIN_BYTES = 1_000_000
+# The accuracy bounds stated in include/softmax.h: the numerics contract
+# (SIMD paths) and "Fast mode".
+EXACT_BOUND_ULP = 3.0
+FAST_BOUND_ULP = 5.0
+
+NOTES_FILE = "bench/goal_notes.md"
+
+
+def read_notes(path):
+    """bench/goal_notes.md: a "## key" heading (a goal's key, or key and shape)
+    then the reason, one paragraph; HTML comments and text before the first
+    heading are skipped."""
+    notes, key, lines, comment = {}, None, [], False
+    for line in read(path).splitlines():
+        stripped = line.strip()
+        if comment or stripped.startswith("<!--"):
+            comment = "-->" not in stripped
+            continue
+        if stripped.startswith("## "):
+            if key is not None:
+                notes[key] = " ".join(lines).strip()
+            key, lines = stripped[3:].strip(), []
+        elif key is not None and stripped:
+            lines.append(stripped)
+    if key is not None:
+        notes[key] = " ".join(lines).strip()
+    return notes
+
+
+class Goals:
+    """The rows of the speed-goals table, each built from figures of the tables
+    below: (goal, target, measured, against, status, why not / best figure,
+    fewest samples kept)."""
+
+    def __init__(self, res, notes):
+        self.res, self.notes, self.rows = res, notes, []
+        self.reasons = []  # the notes cited, in order: the list under the table
+
+    def add(self, goal, target, measured, against, status, key, shape="", best="", samples=True):
+        kept = self.res.fewest_kept() if samples else "-"
+        if kept == "0" and status != "n/a":
             status += " (no clean sample: noise)"
-        rows.append((target, goal, measured, status, kept))
+        why = ""
+        if status == "n/a":
+            why = "not measured in this run"
+        elif status.startswith("**not met**"):
+            note = self.notes.get(f"{key} {shape}".strip()) or self.notes.get(key)
+            if note:
+                if note not in self.reasons:
+                    self.reasons.append(note)
+                why = f"why: [{self.reasons.index(note) + 1}]"
+            else:
+                why = f"reason not analysed yet (no \"{key}\" paragraph in {NOTES_FILE})"
+            if best:
+                why += f"; best reached: {best}"
+        self.rows.append((goal, target, measured, against, status, why, kept))
 
-    def against_memcpy(target, op, shape, goal):
-        value = ratio(res.ns(op, 1, shape, "memcpy"), res.ns(op, 1, shape, lib))
-        add(target, f">= {goal}x memcpy throughput", fmt(value), verdict(value, goal))
 
-    def against_anchors(target, shape, goal, candidate=lib, op="forward"):
-        library = res.ns(op, 1, shape, candidate)
-        best, name = res.best_anchor(op, 1, shape)
-        value = ratio(best, library)
-        add(f"{target}: {shape}", f">= {goal}x over the fastest anchor",
-            f"{fmt(value)} (vs {name})" if value else "n/a", verdict(value, goal))
+def goal_rows(res, notes):
+    g = Goals(res, notes)
+    lib, fast = "libsoftmax", "libsoftmax fast"
+    many = res.threads()
+
+    def over_anchors(shape, candidate):
+        best, name = res.best_anchor("forward", 1, shape)
+        value = ratio(best, res.ns("forward", 1, shape, candidate))
+        shown = "PyTorch" if name == "torch" else name
+        return value, (f"{shown} {best:.3g} ns/el" if best is not None else "n/a")
+
+    def modes_reached(measure, suffix="x"):
+        """The figure each libsoftmax mode reached on this goal's measure(candidate)."""
+        mark = len(res.used)
+        found = [(measure(candidate), mode) for candidate, mode in ((lib, "exact path"), (fast, "fast mode"))]
+        del res.used[mark:]  # the row's own figures only count for its samples-kept cell
+        return ", ".join(f"{fmt(v, suffix)} ({mode})" for v, mode in found if v is not None)
+
+    def anchor_goals(key, title, shapes, goal, candidate):
+        for shape in shapes:
+            value, against = over_anchors(shape, candidate)
+            best = modes_reached(lambda c: over_anchors(shape, c)[0])
+            g.add(f"{title}: {shape}", f">= {goal:g}x the fastest anchor", fmt(value), against,
+                  verdict(value, goal), key, shape, best)
+
+    def over_memcpy(op, shape, candidate):
+        copy = res.ns(op, 1, shape, "memcpy")
+        return ratio(copy, res.ns(op, 1, shape, candidate)), (f"memcpy {copy:.3g} ns/el" if copy else "n/a")
+
+    def memcpy_goal(key, title, op, shape, goal, candidate):
+        value, against = over_memcpy(op, shape, candidate)
+        best = modes_reached(lambda c: over_memcpy(op, shape, c)[0]) if op == "forward" else ""
+        g.add(f"{title}: {shape}", f">= {goal:g}x memcpy throughput", fmt(value), against, verdict(value, goal),
+              key, shape, best)
 
     def same_run(op, threads, shape, numerator, denominator):
         return ratio(res.ns(op, threads, shape, numerator), res.ns(op, threads, shape, denominator))
 
-    def worst_shape(op, threads, numerator, denominator, keep, largest):
-        """The shape with the largest (or smallest) same-run ratio; only its figures count as used."""
+    def worst(pairs, numerator, denominator, largest):
+        """The (value, op, shape) with the largest (or smallest) same-run ratio over
+        the given (op, threads, shape), among the pairs with clean samples if any
+        (a noisy one is no verdict); only the chosen figures count as used. Also
+        the values judged and how many noisy pairs were left out."""
         found, clean = [], []
-        for (o, t, shape, candidate) in list(res.c):
-            if o == op and t == threads and candidate == lib and keep(shape):
-                value = same_run(op, threads, shape, numerator, denominator)
-                if value is not None:
-                    found.append((value, shape))
-                    if res.fewest_kept() != "0":
-                        clean.append((value, shape))
-                res.used = []
-        found = clean or found  # shapes with clean samples first: a noisy one is no verdict
-        if not found:
-            return None, None
-        value, shape = max(found) if largest else min(found)
+        for op, threads, shape in pairs:
+            value = same_run(op, threads, shape, numerator, denominator)
+            if value is not None:
+                found.append((value, op, threads, shape))
+                if res.fewest_kept() != "0":
+                    clean.append((value, op, threads, shape))
+            res.used = []
+        chosen = clean or found
+        if not chosen:
+            return None, None, None, [], 0
+        value, op, threads, shape = max(chosen) if largest else min(chosen)
         same_run(op, threads, shape, numerator, denominator)
-        return value, shape
+        return value, op, shape, [v for v, *_ in chosen], len(found) - len(chosen)
 
-    against_memcpy("out of cache: 16x1048576 forward", "forward", "16x1048576", 0.9)
-    for shape in ("16384x128", "1024x4096", "64x32000"):
-        against_anchors("in-cache rows", shape, 1.5)
-    for shape in ("4096x10", "65536x16"):
-        against_anchors("tiny rows", shape, 4.0)
-    # The targets let a documented faster mode carry a target where accuracy
-    # and speed conflict: SOFTMAX_FLAG_FAST (softmax.h), its own bound 5 ulp.
-    for shape in ("16384x128", "1024x4096", "64x32000"):
-        against_anchors("in-cache rows, fast mode", shape, 1.5, "libsoftmax fast")
-    for shape in ("4096x10", "65536x16"):
-        against_anchors("tiny rows, fast mode", shape, 4.0, "libsoftmax fast")
-    against_anchors("axis 0", "1024x4096 axis 0", 3.0)
-    value = same_run("forward", 1, "1024x4096 axis 0", lib, "libsoftmax last axis")
-    add("axis 0 time / own last-axis time on 4096x1024, same run", "<= 1.3", fmt(value, ""),
-        verdict(value, 1.3, False))
-    if many > 1:
-        value = same_run("forward", many, "1x256000", "libsoftmax 1 thread", lib)
-        add(f"1x256000: {many} threads over 1, same run", ">= 1.7x", fmt(value), verdict(value, 1.7))
-        value, shape = worst_shape("forward", many, "libsoftmax 1 thread", lib,
-                                   lambda s: elements(s) * 4 >= 1 << 20, largest=False)
-        add(f"inputs >= 1 MiB: {many} threads over 1, worst shape, same run", ">= 1.8x",
-            f"{fmt(value)} ({shape})" if value else "n/a", verdict(value, 1.8))
-    value, shape = worst_shape("log", 1, lib, "libsoftmax softmax", lambda s: True, largest=True)
-    add("log-softmax time / softmax time, worst shape, same run", "<= 1.15",
-        f"{fmt(value, '')} ({shape})" if value else "n/a", verdict(value, 1.15, False))
-    against_memcpy("backward out of cache: 16x1048576", "backward", "16x1048576", 0.8)
+    def count_text(values, beyond, word, left_out):
+        text = f"{sum(beyond(v) for v in values)} of {len(values)} {word}"
+        return text + (f" ({left_out} without a clean sample left out)" if left_out else "")
+
+    def judged_status(status, left_out):
+        return f"{status} ({left_out} noisy not judged)" if left_out and status != "n/a" else status
+
+    # The exact path: the contract unchanged (softmax_f32 and friends).
+    anchor_goals("exact-in-cache", "exact path, in cache", IN_CACHE, 1.5, lib)
+    anchor_goals("exact-tiny-rows", "exact path, tiny rows", TINY_ROWS, 3.0, lib)
+    memcpy_goal("exact-out-of-cache", "exact path, out of cache", "forward", OUT_OF_CACHE, 0.6, lib)
     ulps = [(u, s) for (op, s, c), u in res.ulp.items() if c == lib and op == "forward"]
-    if ulps:
-        u, s = max(ulps)
-        add("softmax accuracy, worst shape (outputs >= 1e-30)", "<= 3 ulp (SIMD paths), <= 2 ulp (portable)",
-            f"{u:.1f} ulp ({s})", verdict(u, 3.0, False))
-    return rows
+    u, s = max(ulps) if ulps else (None, None)
+    g.add("exact path, accuracy: softmax, worst shape", f"<= {EXACT_BOUND_ULP:g} ulp (SIMD paths)",
+          f"{u:.1f} ulp ({s})" if u is not None else "n/a", "double reference (outputs >= 1e-30)",
+          verdict(u, EXACT_BOUND_ULP, False), "exact-accuracy", samples=False)
+
+    # The fast mode (SOFTMAX_FLAG_FAST).
+    anchor_goals("fast-in-cache", "fast mode, in cache", IN_CACHE, 2.0, fast)
+    anchor_goals("fast-tiny-rows", "fast mode, tiny rows", TINY_ROWS, 4.0, fast)
+    memcpy_goal("fast-out-of-cache", "fast mode, out of cache", "forward", OUT_OF_CACHE, 0.65, fast)
+    for op, what, unit in (("forward", "softmax", "ulp"), ("log", "log-softmax", "ulp of max(|y|, 1)")):
+        ulps = [(u, s) for (o, s, c), u in res.ulp.items() if c == fast and o == op]
+        u, s = max(ulps) if ulps else (None, None)
+        g.add(f"fast mode, accuracy: {what}, worst shape", f"<= {FAST_BOUND_ULP:g} {unit} (the stated bound)",
+              f"{u:.1f} ulp ({s})" if u is not None else "n/a", "double reference", verdict(u, FAST_BOUND_ULP, False),
+              "fast-accuracy", samples=False)
+
+    # A single short row: ns per call of the default path.
+    def per_call(shape, candidate):
+        ns = res.ns("forward", 1, shape, candidate)
+        return None if ns is None else ns * elements(shape)
+
+    for shape in SMALL_ROWS:
+        call = per_call(shape, lib)
+        g.add(f"a single short row: {shape}, time per call", f"<= {SMALL_ROW_NS:g} ns per call",
+              ns_text(call), "(absolute)", verdict(call, SMALL_ROW_NS, False), "small-row-latency", shape,
+              modes_reached(lambda c: per_call(shape, c), " ns"))
+        xnnpack = per_call(shape, "XNNPACK")
+        value = ratio(xnnpack, per_call(shape, lib))
+        g.add(f"a single short row: {shape}, against XNNPACK", ">= 1x XNNPACK (ahead of it)", fmt(value),
+              f"XNNPACK {xnnpack:.1f} ns/call" if xnnpack else "n/a", verdict(value, 1.0), "small-row-vs-xnnpack",
+              shape, modes_reached(lambda c: ratio(xnnpack, per_call(shape, c))))
+
+    # Non-last axis against the last axis of the same data, same run.
+    for shape in AXIS0:
+        value = same_run("forward", 1, shape, lib, "libsoftmax last axis")
+        g.add(f"non-last axis: {shape}", "<= 1.2x own last-axis time", fmt(value),
+              f"libsoftmax on {transposed(shape)} (last axis), same run", verdict(value, 1.2, False), "axis0", shape)
+
+    # Threads: N threads over 1, same run.
+    if many > 1:
+        for shape in THREAD_SHAPES:
+            value = same_run("forward", many, shape, "libsoftmax 1 thread", lib)
+            g.add(f"threads: {shape}, {many} threads over 1", ">= 1.8x", fmt(value),
+                  "libsoftmax on 1 thread, same run", verdict(value, 1.8), "threads", shape)
+        pairs = sorted({(op, t, s) for (op, t, s, c) in res.c
+                        if t == many and c == lib and elements(s) * 4 >= THREAD_MIN_BYTES})
+        value, op, shape, judged, left_out = worst(pairs, "libsoftmax 1 thread", lib, largest=False)
+        counts = count_text(judged, lambda v: v < 1.8, "below", left_out)
+        g.add(f"threads: every input >= 1 MB, every op, worst, {many} threads over 1", ">= 1.8x",
+              f"{fmt(value)} ({op}, {shape}); {counts}" if value else "n/a",
+              "libsoftmax on 1 thread, same run", judged_status(verdict(value, 1.8), left_out), "threads", shape or "")
+    else:
+        g.add("threads: 2 threads over 1", ">= 1.8x", "n/a", "one core only", "n/a", "threads")
+
+    # log-softmax against softmax, same run, every shape.
+    pairs = sorted({(op, 1, s) for (op, t, s, c) in res.c if op == "log" and t == 1 and c == lib})
+    value, op, shape, judged, left_out = worst(pairs, lib, "libsoftmax softmax", largest=True)
+    counts = count_text(judged, lambda v: v > 1.1, "above", left_out)
+    g.add("log-softmax time / softmax time, every shape, worst", "<= 1.1x",
+          f"{fmt(value)} ({shape}); {counts}" if value else "n/a", "softmax, same run",
+          judged_status(verdict(value, 1.1, False), left_out), "log-softmax", shape or "")
+
+    memcpy_goal("backward-out-of-cache", "backward, out of cache", "backward", OUT_OF_CACHE, 0.8, lib)
+    return g.rows, g.reasons
 
 
 def main():
@@ -234,10 +387,15 @@ def main():
                "`build-bench/bench-results/`." + (" **Quick smoke run: few samples, few shapes.**" if quick else ""))
     out += ["", "## Machine", ""] + [f"- {line}" for line in machine]
     out += ["", "## How to read", "", HOW_TO_READ, ""]
-    out += ["## Issue 3 targets (single thread unless stated)", "",
-            "Ratios of the figures below; \"the fastest anchor\" includes PyTorch (1 thread, separate run).", "",
-            "| target | goal | measured | status | fewest samples kept |", "| --- | --- | --- | --- | --- |"]
-    out += [f"| {a} | {b} | {c} | {d} | {e} |" for a, b, c, d, e in target_rows(res)]
+    notes = read_notes(os.path.join(os.path.dirname(os.path.abspath(__file__)), "goal_notes.md"))
+    out += ["## Speed goals (single thread unless stated)", "", SPEED_GOALS_INTRO, "",
+            "| goal | target | measured | against | status | why not / best figure | fewest samples kept |",
+            "| --- | --- | --- | --- | --- | --- | --- |"]
+    rows, reasons = goal_rows(res, notes)
+    out += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows]
+    if reasons:
+        out += ["", "Why a goal is not met (analysis, from `bench/goal_notes.md`):", ""]
+        out += [f"- [{number}] {reason}" for number, reason in enumerate(reasons, 1)]
     out += ["", "## libsoftmax and the C anchors (one process, interleaved)", ""]
     out.append(read(os.path.join(results, "softmax_bench.md")).rstrip())
     scale = read(os.path.join(results, "softmax_bench_scale.md"))

@@ -16,6 +16,7 @@
  *
  *   softmax_bench [--quick] [--shapes LIST] [--ops LIST] [--threads N]
  *                 [--scale S] [--samples N] [--markdown] [--csv FILE] [--f64]
+ *                 [--list-shapes]
  *
  * Run `softmax_bench --help` for the details. scripts/bench.sh runs it and
  * writes BENCHMARKS.md.
@@ -35,16 +36,25 @@
 #include "harness.h"
 #include "softmax.h"
 
+/* The quick run keeps every shape the speed goals of BENCHMARKS.md name
+ * (bench/report.py), so that a smoke run fills the whole goals table. */
 #define DEFAULT_SHAPES                                                                                                 \
-    "1x10,4096x10,65536x16,16384x128,4096x1000,1024x4096,64x32000,1x32000,1x256000,8x151936,16x1048576,"               \
-    "1024x4096:axis0"
-#define QUICK_SHAPES "1x10,4096x10,16384x128,1024x4096,1x256000,1024x4096:axis0"
+    "1x10,1x100,4096x10,65536x16,16384x128,4096x1000,1024x4096,64x32000,1x32000,1x256000,8x151936,16x1048576,"         \
+    "4096x1024:axis0,1024x4096:axis0"
+#define QUICK_SHAPES                                                                                                   \
+    "1x10,1x100,4096x10,65536x16,16384x128,1024x4096,64x32000,1x256000,16x1048576,4096x1024:axis0,1024x4096:axis0"
+/* Single rows up to this length also get a table in ns per call: the
+ * latency a sampler or a Python call pays. */
+#define PER_CALL_MAX_COLS 1000
 
 enum { MAX_SHAPES = 64, MAX_CANDIDATES = 10, OP_COUNT = 3, MAX_GROUPS = MAX_SHAPES * OP_COUNT * 2 };
 
 /* The columns of every table, in order: the limit, the anchors, the library. */
 static const char *const column_names[] = {"memcpy", "naive libm", "libmvec 3-pass", "oneDNN", "XNNPACK", "libsoftmax"};
 enum { COLUMN_COUNT = 6, LIBRARY_COLUMN = 5 };
+
+/* libsoftmax with SOFTMAX_FLAG_FAST, timed beside the rest of its row. */
+#define FAST_NAME "libsoftmax fast"
 
 static const char *const op_names[OP_COUNT] = {"forward", "log", "backward"};
 static const char *const op_titles[OP_COUNT] = {"softmax forward", "log-softmax forward", "softmax backward"};
@@ -68,7 +78,9 @@ typedef struct options {
     int markdown;
     const char *csv_path;
     int quick;
-    int f64; /* also time the same problems in f64: the "f64 / f32" ratio */
+    int f64;         /* also time the same problems in f64: the "f64 / f32" ratio */
+    int list_shapes; /* print the shape list and stop (scripts/bench.sh gives it to torch_bench.py) */
+    const char *shape_list;
     harness_settings harness;
     double calibration_seconds;
 } options;
@@ -106,6 +118,7 @@ static void usage(FILE *to)
                 "  --scale S       inverse temperature (default 1): the library fuses it, the library\n"
                 "                  anchors pay a separate multiply pass, the loops fold it in\n"
                 "  --samples N     median of at least N fast samples per candidate (default 11)\n"
+                "  --list-shapes   print the shapes this run would time (with --quick: the quick ones), then stop\n"
                 "  --markdown      print markdown tables\n"
                 "  --csv FILE      also write every measurement to FILE\n"
                 "  --f64           also time libsoftmax's f64 functions on the same problems (inputs\n"
@@ -184,6 +197,10 @@ static int parse_options(int argc, char **argv, options *o)
             o->f64 = 1;
             continue;
         }
+        if (strcmp(arg, "--list-shapes") == 0) {
+            o->list_shapes = 1;
+            continue;
+        }
         const char *value = i + 1 < argc ? argv[++i] : NULL;
         if (strcmp(arg, "--shapes") == 0)
             shapes = value;
@@ -210,11 +227,8 @@ static int parse_options(int argc, char **argv, options *o)
         fprintf(stderr, "softmax_bench: --threads and --samples want N >= 1, --scale a number\n");
         return -1;
     }
-    if (parse_shapes(shapes != NULL ? shapes
-                     : o->quick     ? QUICK_SHAPES
-                                    : DEFAULT_SHAPES,
-                     o) != 0 ||
-        parse_ops(ops, o) != 0)
+    o->shape_list = shapes != NULL ? shapes : o->quick ? QUICK_SHAPES : DEFAULT_SHAPES;
+    if (parse_shapes(o->shape_list, o) != 0 || parse_ops(ops, o) != 0)
         return -1;
     o->harness.sample_ns = o->quick ? 1e6 : 2e6;
     o->harness.min_kept = samples > 0 ? (size_t)samples : o->quick ? 5 : 11;
@@ -321,7 +335,7 @@ static void add_candidates(group *g, const bench_problem *p, int f64)
     add_candidate(g, column_names[LIBRARY_COLUMN], ROLE_LIBRARY, library_prepare, p);
 
     /* libsoftmax on related problems, interleaved with the rest so that the
-     * ratios the speed targets name are measured side by side. */
+     * ratios the speed goals name are measured side by side. */
     if (p->threads > 1) {
         bench_problem single = *p;
         single.threads = 1;
@@ -333,7 +347,7 @@ static void add_candidates(group *g, const bench_problem *p, int f64)
         add_candidate(g, "libsoftmax softmax", ROLE_REFERENCE, library_prepare, &forward);
     }
     if (p->op != BENCH_BACKWARD && p->axis == 1)
-        add_candidate(g, "libsoftmax fast", ROLE_REFERENCE, library_fast_prepare, p);
+        add_candidate(g, FAST_NAME, ROLE_REFERENCE, library_fast_prepare, p);
     if (f64 && p->axis == 1)
         add_candidate(g, "libsoftmax f64", ROLE_REFERENCE, library_f64_prepare, p);
     if (p->axis == 0) {
@@ -376,6 +390,16 @@ static void check_group(group *g, const bench_problem *p, buffers *b)
             c->accuracy_checked = 1;
             checks_ulp(c->role == ROLE_LIBRARY ? b->library_out : b->out, b->reference, b->n, p->op, &c->max_ulp,
                        &c->lost);
+        }
+    }
+    /* The fast mode's own bound (softmax.h, "Fast mode") is one of the speed
+     * goals' rows: measure it on the same inputs. */
+    for (size_t i = LIBRARY_COLUMN + 1; accuracy && i < g->count; i++) {
+        candidate *c = &g->cands[i];
+        if (c->available && strcmp(c->name, FAST_NAME) == 0) {
+            run_into(c, b->out, b->n);
+            c->accuracy_checked = 1;
+            checks_ulp(b->out, b->reference, b->n, p->op, &c->max_ulp, &c->lost);
         }
     }
 }
@@ -539,7 +563,7 @@ static void format_notes(char *text, size_t size, const group *g, const options 
     if ((reference = find(g, "libsoftmax softmax")) != NULL && used < size)
         used += (size_t)snprintf(text + used, size - used, "log / softmax %.2f%s; ",
                                  library->median / reference->median, noise_mark(library, reference));
-    if ((reference = find(g, "libsoftmax fast")) != NULL && reference->available && used < size) {
+    if ((reference = find(g, FAST_NAME)) != NULL && reference->available && used < size) {
         const candidate *best = best_anchor(g);
         used += (size_t)snprintf(text + used, size - used, "fast mode %.3g ns (%.2fx over the accurate mode",
                                  reference->median, library->median / reference->median);
@@ -654,6 +678,61 @@ static void print_speed_table(const options *o, bench_op op, int threads)
     table_print(stdout);
 }
 
+/* Single short rows (1 x C, C <= PER_CALL_MAX_COLS), forward, 1 thread: the
+ * same medians as the speed table, times the elements of a call. */
+static void print_per_call_table(const options *o)
+{
+    static const char *const columns[] = {"libsoftmax", FAST_NAME, "naive libm", "libmvec 3-pass", "oneDNN", "XNNPACK"};
+    enum { PER_CALL_COLUMNS = 6 };
+    int any = 0;
+    for (size_t s = 0; s < o->shape_count; s++)
+        any |= o->shapes[s].rows == 1 && o->shapes[s].cols <= PER_CALL_MAX_COLS && o->shapes[s].axis == 1 &&
+               find_group(s, BENCH_FORWARD, 1) != NULL;
+    if (!any)
+        return;
+    printf(o->markdown ? "### A single short row: ns per call, softmax forward, 1 thread, scale %g\n\n"
+                       : "== a single short row: ns per call, softmax forward, 1 thread, scale %g ==\n",
+           (double)o->scale);
+    printf("The time of one call on one row (the latency a sampler or a Python call pays), from the same "
+           "interleaved samples as the forward table: its ns per element times the row length.\n\n");
+    table_begin(o->markdown, 3 + PER_CALL_COLUMNS);
+    table_cell(0, "shape");
+    table_cell(1, "libsoftmax");
+    table_cell(2, "libsoftmax fast mode");
+    for (size_t c = 2; c < PER_CALL_COLUMNS; c++)
+        table_cell(1 + c, "%s", columns[c]);
+    table_cell(1 + PER_CALL_COLUMNS, "lib speed-up vs best anchor");
+    table_cell(2 + PER_CALL_COLUMNS, "kept");
+    table_next_row();
+    for (size_t s = 0; s < o->shape_count; s++) {
+        const shape_spec *shape = &o->shapes[s];
+        const group *g = find_group(s, BENCH_FORWARD, 1);
+        if (shape->rows != 1 || shape->cols > PER_CALL_MAX_COLS || shape->axis != 1 || g == NULL)
+            continue;
+        table_cell(0, "%s", shape->label);
+        size_t min_kept = SIZE_MAX, rounds = 0;
+        for (size_t c = 0; c < PER_CALL_COLUMNS; c++) {
+            const candidate *k = find(g, columns[c]);
+            if (k == NULL) {
+                table_cell(1 + c, "n/a");
+                continue;
+            }
+            table_cell(1 + c, "%.1f%s", k->median * (double)k->elements, k->slow_only ? "*" : "");
+            min_kept = k->kept < min_kept ? k->kept : min_kept;
+            rounds = k->samples > rounds ? k->samples : rounds;
+        }
+        const candidate *library = find(g, "libsoftmax"), *best = best_anchor(g);
+        if (library && best)
+            table_cell(1 + PER_CALL_COLUMNS, "%.2fx (%s)%s", best->median / library->median, best->name,
+                       best->slow_only || library->slow_only ? "*" : "");
+        else
+            table_cell(1 + PER_CALL_COLUMNS, "n/a");
+        table_cell(2 + PER_CALL_COLUMNS, "%zu/%zu", min_kept == SIZE_MAX ? 0 : min_kept, rounds);
+        table_next_row();
+    }
+    table_print(stdout);
+}
+
 static void print_accuracy_table(const options *o)
 {
     int any = 0;
@@ -667,9 +746,10 @@ static void print_accuracy_table(const options *o)
     printf("Softmax: over outputs >= %g; \"N lost\": N outputs in [FLT_MIN, %g) came back 0 or off by more than "
            "%g relative. Log-softmax: in ulp of max(|y|, 1), over every output.\n\n",
            CHECK_TAIL_BELOW, CHECK_TAIL_BELOW, CHECK_LOST_RELATIVE);
-    table_begin(o->markdown, 7);
-    const char *header[] = {"shape", "op", "naive libm", "libmvec 3-pass", "oneDNN", "XNNPACK", "libsoftmax"};
-    for (size_t c = 0; c < 7; c++)
+    table_begin(o->markdown, 8);
+    const char *header[] = {"shape",  "op",      "naive libm", "libmvec 3-pass",
+                            "oneDNN", "XNNPACK", "libsoftmax", "libsoftmax fast mode"};
+    for (size_t c = 0; c < 8; c++)
         table_cell(c, "%s", header[c]);
     table_next_row();
     for (size_t i = 0; i < group_count; i++) {
@@ -678,9 +758,9 @@ static void print_accuracy_table(const options *o)
             continue;
         table_cell(0, "%s", o->shapes[g->shape].label);
         table_cell(1, "%s", op_names[g->op]);
-        for (size_t col = 1; col <= LIBRARY_COLUMN; col++) {
-            const candidate *c = &g->cands[col];
-            if (!c->accuracy_checked)
+        for (size_t col = 1; col <= LIBRARY_COLUMN + 1; col++) {
+            const candidate *c = col <= LIBRARY_COLUMN ? &g->cands[col] : find(g, FAST_NAME);
+            if (c == NULL || !c->accuracy_checked)
                 table_cell(1 + col, "n/a");
             else if (c->lost)
                 table_cell(1 + col, "%.1f (%zu lost)", c->max_ulp, c->lost);
@@ -722,7 +802,8 @@ static void write_csv(const options *o)
         fprintf(stderr, "softmax_bench: cannot write %s: %s\n", o->csv_path, strerror(errno));
         return;
     }
-    fprintf(f, "op,threads,scale,shape,candidate,ns_per_element,gb_per_s,kept,samples,max_diff,max_ulp,lost,status\n");
+    fprintf(f, "op,threads,scale,shape,candidate,ns_per_element,ns_per_call,gb_per_s,kept,samples,max_diff,max_ulp,"
+               "lost,status\n");
     for (size_t i = 0; i < group_count; i++) {
         const group *g = &groups[i];
         for (size_t k = 0; k < g->count; k++) {
@@ -730,10 +811,11 @@ static void write_csv(const options *o)
             fprintf(f, "%s,%d,%g,%s,%s,", op_names[g->op], g->threads, (double)o->scale, o->shapes[g->shape].label,
                     c->name);
             if (!c->available) {
-                fprintf(f, ",,,,,,,n/a: %s\n", c->why_not);
+                fprintf(f, ",,,,,,,,\"n/a: %s\"\n", c->why_not);
                 continue;
             }
-            fprintf(f, "%.6g,%.4g,%zu,%zu,", c->median, op_bytes[g->op] / c->median, c->kept, c->samples);
+            fprintf(f, "%.6g,%.6g,%.4g,%zu,%zu,", c->median, c->median * (double)c->elements,
+                    op_bytes[g->op] / c->median, c->kept, c->samples);
             c->checked ? fprintf(f, "%.3g,", c->max_diff) : fprintf(f, ",");
             c->accuracy_checked ? fprintf(f, "%.3g,%zu,", c->max_ulp, c->lost) : fprintf(f, ",,");
             fprintf(f, "%s\n", c->slow_only ? "slow-state only" : "ok");
@@ -784,6 +866,10 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
+    if (o.list_shapes) {
+        printf("%s\n", o.shape_list);
+        return 0;
+    }
     double start = fast_state_now_ns();
     harness_calibrate(o.calibration_seconds);
     const int phases[2] = {1, o.threads};
@@ -810,6 +896,7 @@ int main(int argc, char **argv)
     for (int t = 0; t < phase_count; t++)
         for (int op = 0; op < OP_COUNT; op++)
             print_speed_table(&o, (bench_op)op, phases[t]);
+    print_per_call_table(&o);
     print_accuracy_table(&o);
     print_edge_table(&o);
     if (o.csv_path != NULL)
