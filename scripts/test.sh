@@ -40,7 +40,8 @@
 #                    run, its output compared with tests/install_consumer/readme_example.expected
 #  7. command        the installed softmax command (bin/softmax, man page) run from the prefix
 #  8. python         the Python package: extension built in place (setup.py build_ext
-#                    --inplace, -Werror), pytest tests/python with Debian's /usr/bin/python3;
+#                    --inplace, -Werror), pytest tests/python with Debian's /usr/bin/python3,
+#                    and bench/test_report.py (the benchmark report's goal arithmetic);
 #                    `pip install .` into a throwaway venv, imported from there; the figures
 #  8b. python-asan the Python tests again, against the package built with ASan + UBSan
 #  9. fuzz           scripts/fuzz.sh: each libFuzzer target of fuzz/ for $FUZZ_SECONDS
@@ -395,6 +396,8 @@ ensure_packages "${PYTHON_PACKAGES[@]}"
 [[ -n "$work_dir" ]] || work_dir="$(mktemp -d "${TMPDIR:-/tmp}/softmax-test.XXXXXX")"
 run_quietly "$python" setup.py build_ext --inplace
 "$python" -m pytest tests/python -q -p no:cacheprovider
+# The benchmark report's arithmetic (speed-goal ratios) on made-up figures.
+"$python" -m pytest bench/test_report.py -q -p no:cacheprovider
 # pip install . as a user would, offline: Debian's pip refuses the system
 # interpreter (PEP 668), so into a venv that still sees Debian's numpy and torch.
 "$python" -m venv --system-site-packages "$work_dir/venv"
