@@ -187,24 +187,70 @@ static int run_matrix(const char *fn, softmax_op op, softmax_dtype dtype, const 
     return execute(fn, &desc, src, grad, dst);
 }
 
+/*
+ * The lean entry of the pinned forward calls: a small call that every check
+ * of the planner would pass goes straight to the kernels' rows(), which is
+ * what the planner's route (SOFTMAX_ROUTE_ROWS) and run_job would call for
+ * it, with the same arguments, so the bits are the same. Anything else --
+ * an empty or large tensor, a NULL pointer, a NaN scale, buffers that
+ * overlap other than exactly (in place), a forced code path this CPU lacks
+ * -- takes the full planner, which reports it with its status and message.
+ *
+ * "Small" keeps the call on the calling thread: run_job gives a job of
+ * fewer than MIN_ELEMENTS_PER_THREAD (threads.c, 32768) elements one
+ * thread whatever the thread setting, and the bits never depend on the
+ * thread count anyway.
+ */
+enum { LEAN_MAX_ELEMENTS = 4096 };
+
+static inline bool lean_call_is_valid(const void *x, const void *y, size_t rows, size_t cols, size_t element_size,
+                                      double scale)
+{
+    if (x == NULL || y == NULL || isnan(scale) || rows == 0 || cols == 0 || cols > LEAN_MAX_ELEMENTS ||
+        rows > LEAN_MAX_ELEMENTS / cols)
+        return false;
+    const size_t bytes = rows * cols * element_size;
+    const uintptr_t x_begin = (uintptr_t)x, y_begin = (uintptr_t)y;
+    const uintptr_t x_end = x_begin + bytes, y_end = y_begin + bytes;
+    if (x_end < x_begin || y_end < y_begin)
+        return false; /* reaches past the end of the address space */
+    return x == y || x_end <= y_begin || y_end <= x_begin;
+}
+
+static int run_forward(const char *fn, softmax_op op, softmax_dtype dtype, const void *x, void *y, size_t rows,
+                       size_t cols, double scale)
+{
+    const size_t element_size = dtype == SOFTMAX_DTYPE_F32 ? sizeof(float) : sizeof(double);
+    if (lean_call_is_valid(x, y, rows, cols, element_size, scale)) {
+        const softmax_path *path = softmax_ready_path();
+        if (path != NULL) {
+            softmax_clear_error();
+            const softmax_kernels *kernels = dtype == SOFTMAX_DTYPE_F32 ? path->f32 : path->f64;
+            kernels->rows(op, x, NULL, y, rows, cols, scale);
+            return SOFTMAX_OK;
+        }
+    }
+    return run_matrix(fn, op, dtype, x, NULL, y, rows, cols, scale);
+}
+
 int softmax_f32(const float *x, float *y, size_t rows, size_t cols, float scale)
 {
-    return run_matrix(__func__, SOFTMAX_OP_SOFTMAX, SOFTMAX_DTYPE_F32, x, NULL, y, rows, cols, scale);
+    return run_forward(__func__, SOFTMAX_OP_SOFTMAX, SOFTMAX_DTYPE_F32, x, y, rows, cols, scale);
 }
 
 int softmax_f64(const double *x, double *y, size_t rows, size_t cols, double scale)
 {
-    return run_matrix(__func__, SOFTMAX_OP_SOFTMAX, SOFTMAX_DTYPE_F64, x, NULL, y, rows, cols, scale);
+    return run_forward(__func__, SOFTMAX_OP_SOFTMAX, SOFTMAX_DTYPE_F64, x, y, rows, cols, scale);
 }
 
 int log_softmax_f32(const float *x, float *y, size_t rows, size_t cols, float scale)
 {
-    return run_matrix(__func__, SOFTMAX_OP_LOG_SOFTMAX, SOFTMAX_DTYPE_F32, x, NULL, y, rows, cols, scale);
+    return run_forward(__func__, SOFTMAX_OP_LOG_SOFTMAX, SOFTMAX_DTYPE_F32, x, y, rows, cols, scale);
 }
 
 int log_softmax_f64(const double *x, double *y, size_t rows, size_t cols, double scale)
 {
-    return run_matrix(__func__, SOFTMAX_OP_LOG_SOFTMAX, SOFTMAX_DTYPE_F64, x, NULL, y, rows, cols, scale);
+    return run_forward(__func__, SOFTMAX_OP_LOG_SOFTMAX, SOFTMAX_DTYPE_F64, x, y, rows, cols, scale);
 }
 
 int softmax_backward_f32(const float *y, const float *dy, float *dx, size_t rows, size_t cols, float scale)
