@@ -206,8 +206,10 @@ enum { LEAN_MAX_ELEMENTS = 4096 };
 static inline bool lean_call_is_valid(const void *x, const void *y, size_t rows, size_t cols, size_t element_size,
                                       double scale)
 {
-    if (x == NULL || y == NULL || isnan(scale) || rows == 0 || cols == 0 || cols > LEAN_MAX_ELEMENTS ||
-        rows > LEAN_MAX_ELEMENTS / cols)
+    /* rows * cols cannot overflow once both are at most LEAN_MAX_ELEMENTS
+     * (and no division is needed to bound it). */
+    if (x == NULL || y == NULL || isnan(scale) || rows == 0 || cols == 0 || rows > LEAN_MAX_ELEMENTS ||
+        cols > LEAN_MAX_ELEMENTS || rows * cols > LEAN_MAX_ELEMENTS)
         return false;
     const size_t bytes = rows * cols * element_size;
     const uintptr_t x_begin = (uintptr_t)x, y_begin = (uintptr_t)y;
