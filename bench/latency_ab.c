@@ -9,11 +9,15 @@
  *     latency_ab --one LIB.so OP TYPE COLS CALLS
  *                                           one library, one case, CALLS
  *                                           calls (for callgrind); OP is
- *                                           softmax or log_softmax, TYPE
- *                                           f32 or f64
+ *                                           softmax or log_softmax (the
+ *                                           pinned call) or execute_softmax,
+ *                                           execute_log_softmax; TYPE f32
+ *                                           or f64
  *
  * The calls are the pinned entry points (softmax_f32, log_softmax_f32 and
- * the f64 twins) with rows = 1 and scale 1. XNNPACK's operator is created
+ * the f64 twins) with rows = 1 and scale 1, and softmax_execute() on the
+ * descriptor the Python package makes for a last-axis call ([1, n, 1]
+ * along axis 1). XNNPACK's operator is created
  * and set up once and only xnn_run_operator() is timed, oneDNN's primitive
  * likewise (dnnl_primitive_execute + dnnl_stream_wait): their per-call
  * cost, already planned, against ours, planned at every call.
@@ -31,6 +35,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#include "softmax.h"
 
 #if defined(BENCH_HAVE_XNNPACK)
 #include <xnnpack.h>
@@ -52,6 +58,8 @@ typedef struct library {
     f32_entry f32[2]; /* softmax, log-softmax */
     f64_entry f64[2];
     int (*set_num_threads)(int);
+    int (*desc_init)(softmax_desc *, softmax_op, softmax_dtype, size_t);
+    int (*execute)(const softmax_desc *, const void *, const void *, void *);
 } library;
 
 static void *symbol(void *handle, const char *path, const char *name)
@@ -77,6 +85,8 @@ static void load(library *lib, const char *path)
     *(void **)&lib->f64[0] = symbol(handle, path, "softmax_f64");
     *(void **)&lib->f64[1] = symbol(handle, path, "log_softmax_f64");
     *(void **)&lib->set_num_threads = symbol(handle, path, "softmax_set_num_threads");
+    *(void **)&lib->desc_init = symbol(handle, path, "softmax_desc_init");
+    *(void **)&lib->execute = symbol(handle, path, "softmax_execute");
     lib->set_num_threads(1);
 }
 
@@ -84,10 +94,14 @@ typedef struct latency_case {
     int log; /* 0 softmax, 1 log-softmax */
     int f64;
     size_t cols;
+    /* softmax_execute on [1, cols, 1] along axis 1, as the Python package
+     * describes a last-axis call, instead of the pinned entry point */
+    int execute;
 } latency_case;
 
 static const latency_case cases[] = {
-    {0, 0, 10}, {1, 0, 10}, {0, 0, 100}, {1, 0, 100}, {0, 1, 10}, {1, 1, 10}, {0, 1, 100}, {1, 1, 100},
+    {0, 0, 10, 0}, {1, 0, 10, 0},  {0, 0, 100, 0}, {1, 0, 100, 0}, {0, 1, 10, 0},
+    {1, 1, 10, 0}, {0, 1, 100, 0}, {1, 1, 100, 0}, {0, 0, 10, 1},  {1, 0, 10, 1},
 };
 enum { CASES = sizeof cases / sizeof cases[0] };
 
@@ -128,10 +142,27 @@ static double now(void)
         (result) = elapsed_ * 1e9 / (double)calls_;                                                                    \
     } while (0)
 
+static void describe(const library *lib, const latency_case *c, softmax_desc *desc)
+{
+    lib->desc_init(desc, c->log ? SOFTMAX_OP_LOG_SOFTMAX : SOFTMAX_OP_SOFTMAX,
+                   c->f64 ? SOFTMAX_DTYPE_F64 : SOFTMAX_DTYPE_F32, c->cols);
+    desc->ndim = 3;
+    desc->axis = 1;
+    desc->shape[0] = 1;
+    desc->shape[1] = c->cols;
+    desc->shape[2] = 1;
+}
+
 static double time_library(const library *lib, const latency_case *c)
 {
     double ns;
-    if (c->f64) {
+    if (c->execute) {
+        softmax_desc desc;
+        describe(lib, c, &desc);
+        const void *x = c->f64 ? (const void *)x64 : (const void *)x32;
+        void *y = c->f64 ? (void *)y64 : (void *)y32;
+        TIME_CALLS(ns, lib->execute(&desc, x, NULL, y));
+    } else if (c->f64) {
         const f64_entry entry = lib->f64[c->log];
         TIME_CALLS(ns, entry(x64, y64, 1, c->cols, 1.0));
     } else {
@@ -251,27 +282,40 @@ static int compare_doubles(const void *a, const void *b)
 
 static const char *case_name(const latency_case *c, char *buffer, size_t size)
 {
-    snprintf(buffer, size, "%s %s 1x%zu", c->log ? "log_softmax" : "softmax", c->f64 ? "f64" : "f32", c->cols);
+    snprintf(buffer, size, "%s%s %s 1x%zu", c->execute ? "execute " : "", c->log ? "log_softmax" : "softmax",
+             c->f64 ? "f64" : "f32", c->cols);
     return buffer;
 }
 
 static int run_one(int argc, char **argv)
 {
     if (argc != 7) {
-        fprintf(stderr, "usage: %s --one LIB.so softmax|log_softmax f32|f64 COLS CALLS\n", argv[0]);
+        fprintf(stderr, "usage: %s --one LIB.so [execute_]softmax|[execute_]log_softmax f32|f64 COLS CALLS\n", argv[0]);
         return 2;
     }
     library lib;
     load(&lib, argv[2]);
-    const latency_case c = {strcmp(argv[3], "log_softmax") == 0, strcmp(argv[4], "f64") == 0, (size_t)atol(argv[5])};
+    const char *op = argv[3];
+    const int execute = strncmp(op, "execute_", 8) == 0;
+    if (execute)
+        op += 8;
+    const latency_case c = {strcmp(op, "log_softmax") == 0, strcmp(argv[4], "f64") == 0, (size_t)atol(argv[5]),
+                            execute};
     if (c.cols == 0 || c.cols > MAX_COLS) {
         fprintf(stderr, "latency_ab: COLS must be in [1, %d]\n", MAX_COLS);
         return 2;
     }
     const long calls = atol(argv[6]);
     int status = 0;
-    for (long i = 0; i < calls; i++)
-        status |= c.f64 ? lib.f64[c.log](x64, y64, 1, c.cols, 1.0) : lib.f32[c.log](x32, y32, 1, c.cols, 1.0f);
+    softmax_desc desc;
+    describe(&lib, &c, &desc);
+    for (long i = 0; i < calls; i++) {
+        if (c.execute)
+            status |= lib.execute(&desc, c.f64 ? (const void *)x64 : (const void *)x32, NULL,
+                                  c.f64 ? (void *)y64 : (void *)y32);
+        else
+            status |= c.f64 ? lib.f64[c.log](x64, y64, 1, c.cols, 1.0) : lib.f32[c.log](x32, y32, 1, c.cols, 1.0f);
+    }
     char name[64];
     printf("%s: %ld calls of %s, status %d\n", argv[2], calls, case_name(&c, name, sizeof name), status);
     return status != 0;
