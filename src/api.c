@@ -166,8 +166,107 @@ int softmax_desc_init(softmax_desc *desc, softmax_op op, softmax_dtype dtype, si
     return SOFTMAX_OK;
 }
 
+/*
+ * The lean route of small forward calls (the pinned forward entry points,
+ * and softmax_execute on a plain descriptor): a small call that every check
+ * of the planner would pass goes straight to the kernels' rows() (or
+ * fast_rows()), which is what the planner's route (SOFTMAX_ROUTE_ROWS or
+ * SOFTMAX_ROUTE_FAST_ROWS) and run_job would call for it, with the same
+ * arguments, so the bits are the same. Anything else -- an empty or large
+ * tensor, a NULL pointer, a NaN scale, buffers that overlap other than
+ * exactly (in place), a forced code path this CPU lacks, any field of a
+ * descriptor beyond the plain ones -- takes the full planner, which reports
+ * it with its status and message.
+ *
+ * "Small" keeps the call on the calling thread: run_job gives a job of
+ * fewer than MIN_ELEMENTS_PER_THREAD (threads.c, 32768) elements one
+ * thread whatever the thread setting, and the bits never depend on the
+ * thread count anyway.
+ */
+enum { LEAN_MAX_ELEMENTS = 4096 };
+
+static inline bool lean_call_is_valid(const void *x, const void *y, size_t rows, size_t cols, size_t element_size,
+                                      double scale)
+{
+    /* rows * cols cannot overflow once both are at most LEAN_MAX_ELEMENTS
+     * (and no division is needed to bound it). */
+    if (x == NULL || y == NULL || isnan(scale) || rows == 0 || cols == 0 || rows > LEAN_MAX_ELEMENTS ||
+        cols > LEAN_MAX_ELEMENTS || rows * cols > LEAN_MAX_ELEMENTS)
+        return false;
+    const size_t bytes = rows * cols * element_size;
+    const uintptr_t x_begin = (uintptr_t)x, y_begin = (uintptr_t)y;
+    const uintptr_t x_end = x_begin + bytes, y_end = y_begin + bytes;
+    if (x_end < x_begin || y_end < y_begin)
+        return false; /* reaches past the end of the address space */
+    return x == y || x_end <= y_begin || y_end <= x_begin;
+}
+
+/* Runs `rows` contiguous rows of `cols` elements on the lean route and
+ * returns true, or returns false, having done nothing, for a call the
+ * planner must see. */
+static bool run_lean(softmax_op op, softmax_dtype dtype, const void *x, void *y, size_t rows, size_t cols, double scale,
+                     bool fast)
+{
+    const size_t element_size = dtype == SOFTMAX_DTYPE_F32 ? sizeof(float) : sizeof(double);
+    if (!lean_call_is_valid(x, y, rows, cols, element_size, scale))
+        return false;
+    const softmax_path *path = softmax_ready_path();
+    if (path == NULL)
+        return false;
+    softmax_clear_error();
+    const softmax_kernels *kernels = dtype == SOFTMAX_DTYPE_F32 ? path->f32 : path->f64;
+    /* The planner's choice of the fast route: f32 work on a path that has
+     * the fast mode. */
+    if (fast && dtype == SOFTMAX_DTYPE_F32 && (kernels->capabilities & SOFTMAX_KERNELS_FAST_MODE))
+        kernels->fast_rows(op, x, y, rows, cols, scale);
+    else
+        kernels->rows(op, x, NULL, y, rows, cols, scale);
+    return true;
+}
+
+/* A descriptor of a forward op on contiguous f32 or f64 data, unmasked,
+ * whose extents after the axis are all 1 (as the Python package describes
+ * a last-axis call: [outer, n, 1], axis 1), of at most LEAN_MAX_ELEMENTS
+ * elements, every other field at its default: its rows and row length.
+ * Fields the planner would reject (an unknown flag, a reserved word, a NaN
+ * max_bias) all fail these tests too. */
+static bool lean_descriptor(const softmax_desc *desc, size_t *rows, size_t *cols)
+{
+    if (desc == NULL || (desc->op != SOFTMAX_OP_SOFTMAX && desc->op != SOFTMAX_OP_LOG_SOFTMAX) ||
+        (desc->dtype != SOFTMAX_DTYPE_F32 && desc->dtype != SOFTMAX_DTYPE_F64) ||
+        (desc->dst_dtype != 0 && desc->dst_dtype != desc->dtype) || desc->src_strides != NULL ||
+        desc->dst_strides != NULL || desc->mask != NULL || desc->mask_strides != NULL || desc->where != NULL ||
+        desc->where_strides != NULL || desc->causal != 0 || !(desc->max_bias == 0) ||
+        (desc->flags & ~(uint64_t)SOFTMAX_FLAG_FAST) != 0 || desc->ndim < 1 || desc->ndim > SOFTMAX_MAX_NDIM ||
+        desc->axis < -desc->ndim || desc->axis >= desc->ndim)
+        return false;
+    for (size_t i = 0; i < sizeof desc->reserved / sizeof desc->reserved[0]; i++)
+        if (desc->reserved[i] != 0)
+            return false;
+    const int axis = desc->axis < 0 ? desc->axis + desc->ndim : desc->axis;
+    size_t outer = 1;
+    for (int d = 0; d < desc->ndim; d++) {
+        const size_t extent = desc->shape[d];
+        /* Both factors at most LEAN_MAX_ELEMENTS: no overflow. */
+        if (extent > LEAN_MAX_ELEMENTS || (d > axis && extent != 1))
+            return false;
+        if (d < axis) {
+            outer *= extent;
+            if (outer > LEAN_MAX_ELEMENTS)
+                return false;
+        }
+    }
+    *rows = outer;
+    *cols = desc->shape[axis];
+    return true;
+}
+
 int softmax_execute(const softmax_desc *desc, const void *src, const void *grad, void *dst)
 {
+    size_t rows = 0, cols = 0;
+    if (lean_descriptor(desc, &rows, &cols) &&
+        run_lean(desc->op, desc->dtype, src, dst, rows, cols, desc->scale, (desc->flags & SOFTMAX_FLAG_FAST) != 0))
+        return SOFTMAX_OK;
     softmax_clear_error();
     return execute("softmax_execute", desc, src, grad, dst);
 }
@@ -187,24 +286,32 @@ static int run_matrix(const char *fn, softmax_op op, softmax_dtype dtype, const 
     return execute(fn, &desc, src, grad, dst);
 }
 
+static int run_forward(const char *fn, softmax_op op, softmax_dtype dtype, const void *x, void *y, size_t rows,
+                       size_t cols, double scale)
+{
+    if (run_lean(op, dtype, x, y, rows, cols, scale, false))
+        return SOFTMAX_OK;
+    return run_matrix(fn, op, dtype, x, NULL, y, rows, cols, scale);
+}
+
 int softmax_f32(const float *x, float *y, size_t rows, size_t cols, float scale)
 {
-    return run_matrix(__func__, SOFTMAX_OP_SOFTMAX, SOFTMAX_DTYPE_F32, x, NULL, y, rows, cols, scale);
+    return run_forward(__func__, SOFTMAX_OP_SOFTMAX, SOFTMAX_DTYPE_F32, x, y, rows, cols, scale);
 }
 
 int softmax_f64(const double *x, double *y, size_t rows, size_t cols, double scale)
 {
-    return run_matrix(__func__, SOFTMAX_OP_SOFTMAX, SOFTMAX_DTYPE_F64, x, NULL, y, rows, cols, scale);
+    return run_forward(__func__, SOFTMAX_OP_SOFTMAX, SOFTMAX_DTYPE_F64, x, y, rows, cols, scale);
 }
 
 int log_softmax_f32(const float *x, float *y, size_t rows, size_t cols, float scale)
 {
-    return run_matrix(__func__, SOFTMAX_OP_LOG_SOFTMAX, SOFTMAX_DTYPE_F32, x, NULL, y, rows, cols, scale);
+    return run_forward(__func__, SOFTMAX_OP_LOG_SOFTMAX, SOFTMAX_DTYPE_F32, x, y, rows, cols, scale);
 }
 
 int log_softmax_f64(const double *x, double *y, size_t rows, size_t cols, double scale)
 {
-    return run_matrix(__func__, SOFTMAX_OP_LOG_SOFTMAX, SOFTMAX_DTYPE_F64, x, NULL, y, rows, cols, scale);
+    return run_forward(__func__, SOFTMAX_OP_LOG_SOFTMAX, SOFTMAX_DTYPE_F64, x, y, rows, cols, scale);
 }
 
 int softmax_backward_f32(const float *y, const float *dy, float *dx, size_t rows, size_t cols, float scale)

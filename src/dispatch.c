@@ -8,12 +8,13 @@
  * rather than silently running another path.
  */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "general.h"
 
 #if defined(SOFTMAX_HAVE_X86_KERNELS)
 #include <cpuid.h>
@@ -85,6 +86,9 @@ static struct {
     softmax_path path;
 } dispatch;
 static pthread_once_t dispatch_once = PTHREAD_ONCE_INIT;
+/* &dispatch.path once it is filled and usable (no unavailable forced
+ * path): a call that finds it set needs neither pthread_once nor a check. */
+static _Atomic(const softmax_path *) ready_path;
 
 static void set_active(softmax_isa isa)
 {
@@ -109,7 +113,7 @@ static void set_active(softmax_isa isa)
 #endif
 }
 
-static void initialize_dispatch(void)
+static void choose_path(void)
 {
     dispatch.best = detect_best_isa();
     set_active(dispatch.best);
@@ -134,9 +138,29 @@ static void initialize_dispatch(void)
              "SOFTMAX_ISA=%.40s: unknown path (use scalar, avx2, avx512 or neon)", forced);
 }
 
+static void initialize_dispatch(void)
+{
+    choose_path();
+    if (!dispatch.forced_unavailable)
+        atomic_store_explicit(&ready_path, &dispatch.path, memory_order_release);
+}
+
+const softmax_path *softmax_ready_path(void)
+{
+    const softmax_path *path = atomic_load_explicit(&ready_path, memory_order_acquire);
+    if (path != NULL)
+        return path;
+    pthread_once(&dispatch_once, initialize_dispatch);
+    return atomic_load_explicit(&ready_path, memory_order_acquire);
+}
+
 const softmax_path *softmax_dispatch_path(const char *fn, int *status)
 {
-    pthread_once(&dispatch_once, initialize_dispatch);
+    const softmax_path *ready = softmax_ready_path();
+    if (ready != NULL) {
+        *status = SOFTMAX_OK;
+        return ready;
+    }
     if (dispatch.forced_unavailable) {
         *status = softmax_fail(SOFTMAX_E_ISA_UNAVAILABLE, "%s: %s", fn, dispatch.error);
         return NULL;

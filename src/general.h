@@ -87,6 +87,11 @@ typedef struct general_plan {
 int softmax_plan_call(const char *fn, const softmax_desc *desc, const void *src, const void *grad, void *dst,
                       general_plan *plan);
 
+/* The code path the dispatcher chose (dispatch.c), NULL if SOFTMAX_ISA
+ * forces one this CPU lacks; records no error (softmax_dispatch_path does,
+ * for the same answer). After the first call, one atomic load. */
+const softmax_path *softmax_ready_path(void);
+
 /* Runs a plan of the general routes (SOFTMAX_ROUTE_CAUSAL_ROWS and after;
  * general/blocks.c). */
 int softmax_general_run(const general_plan *plan);
