@@ -167,7 +167,7 @@ typedef enum softmax_status {
 SOFTMAX_API const char *softmax_strerror(int status);
 
 /* Details of the last error returned on the calling thread, for example
- * "softmax_f32: y overlaps x without being equal to it". Empty if the
+ * "softmax_f32: dst overlaps src without being exactly the same elements". Empty if the
  * thread's last call succeeded. The pointer stays valid until the thread's
  * next call into the library. */
 SOFTMAX_API const char *softmax_last_error(void);
