@@ -1002,6 +1002,38 @@ static void test_masks(void **state)
     printf("masks: %zu cases, %zu outputs within bounds, no NaN\n", ARRAY_LEN(cases), checked);
 }
 
+/* Added biases on short rows (the grouped kernels add them as x is read):
+ * every row length from 1 to 130 -- one vector and more, and the longest
+ * grouped row (SMALL_VECTORS vectors: 64 on AVX2, 128 on AVX-512) and
+ * beyond -- with f32 / bf16 / f16 additive masks holding -inf entries and a
+ * fully masked query row, ALiBi slopes of 3 heads (irrational ones
+ * included), causal prefixes, `where` padding and negative and large
+ * scales, against MPFR. */
+static void test_added_biases_on_short_rows(void **state)
+{
+    (void)state;
+    const softmax_dtype F32 = SOFTMAX_DTYPE_F32, BF16 = SOFTMAX_DTYPE_BF16, F16 = SOFTMAX_DTYPE_F16;
+    const mask_case cases[] = {
+        {"short rows: additive f32", F32, F32, F32, true, false, false, false, 0, 0.125, false},
+        {"short rows: additive bf16 mask + causal", F32, F32, BF16, true, false, true, false, 0, 1.0, false},
+        {"short rows: additive f16 mask + where, negative scale", F32, F32, F16, true, true, false, false, 0, -0.75,
+         false},
+        {"short rows: additive f32, large logits", F32, F32, F32, true, false, false, false, 0, 20.0, false},
+        {"short rows: alibi + causal", F32, F32, F32, false, false, true, true, 0, 1.0 / sqrt(8.0), false},
+        {"short rows: alibi + causal offset -3", F32, F32, F32, false, false, true, true, -3, 1.0, false},
+        {"short rows: alibi + where, negative scale", F32, F32, F32, false, true, false, true, 0, -3.0, false},
+        {"short rows: alibi + 0/-inf bf16 mask + causal", F32, F32, BF16, true, false, true, true, 1, 11.0, true},
+    };
+    test_rng rng;
+    rng_seed(&rng, 1616);
+    size_t checked = 0;
+    for (size_t K = 1; K <= 130; K++)
+        for (size_t i = 0; i < ARRAY_LEN(cases); i++)
+            run_mask_case(&cases[i], K, &rng, &checked);
+    printf("added biases on short rows: %zu cases x 130 lengths, %zu outputs within bounds\n", ARRAY_LEN(cases),
+           checked);
+}
+
 /* Masked gradients: where/causal exclude elements from the backward too. */
 static void test_masked_backward(void **state)
 {
@@ -1503,6 +1535,7 @@ int main(void)
         cmocka_unit_test(test_exclusion_masks_in_place),
         cmocka_unit_test(test_short_masked_rows_equal_gathered),
         cmocka_unit_test(test_masks),
+        cmocka_unit_test(test_added_biases_on_short_rows),
         cmocka_unit_test(test_masked_backward),
         cmocka_unit_test(test_contract_in_every_dtype),
         cmocka_unit_test(test_in_place_strided_equals_out_of_place),
