@@ -228,6 +228,9 @@ static SOFTMAX_FORCE_INLINE void added_group_run(softmax_op op, const added_grou
         V m = P(set1)((T)-INFINITY);
         for (size_t i = 0; i < vectors; i++) {
             const size_t lanes_here = length - i * LANES < LANES ? length - i * LANES : LANES;
+            /* The next group's rows (adjacent lines, usually) come in while
+             * this one is computed: nothing else hides their latency. */
+            vec_prefetch(ag->rows.rows_x[r] + LANES * n + i * LANES);
             V low;
             const V z = added_read(ag, flags, r, i * LANES, lanes_here, &low);
             P(store)(high_row + i * LANES, z);
