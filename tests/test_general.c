@@ -1037,15 +1037,14 @@ static void test_added_biases_on_short_rows(void **state)
            checked);
 }
 
-/* Special logits in short rows with an added mask, each in its own row of
- * one group: a NaN kept logit makes its row NaN, a NaN excluded one (a -inf
+/* Special logits in rows with an added mask (short rows in one group, and
+ * rows the line kernels read in place), each in its own row: a NaN kept logit makes its row NaN, a NaN excluded one (a -inf
  * mask entry) changes nothing, +inf takes all the probability, -inf gets
  * none; the other rows of the group are unaffected. */
-static void test_added_bias_special_logits(void **state)
+static void added_bias_special_logits(size_t N)
 {
-    (void)state;
-    enum { ROWS = 6, N = 20 };
-    float x[ROWS * N], mask[ROWS * N], y[ROWS * N];
+    enum { ROWS = 6 };
+    float *x = malloc(ROWS * N * sizeof *x), *mask = malloc(ROWS * N * sizeof *mask), *y = malloc(ROWS * N * sizeof *y);
     for (size_t i = 0; i < ROWS * N; i++) {
         x[i] = (float)((double)(i % 7) * 0.25 - 0.5);
         mask[i] = (float)((double)(i % 5) * 0.5 - 1.0);
@@ -1060,7 +1059,7 @@ static void test_added_bias_special_logits(void **state)
         desc.ndim = 2;
         desc.shape[0] = ROWS, desc.shape[1] = N;
         desc.scale = 0.5;
-        const int64_t mask_strides[2] = {N, 1};
+        const int64_t mask_strides[2] = {(int64_t)N, 1};
         desc.mask = mask;
         desc.mask_strides = mask_strides;
         if (softmax_execute(&desc, x, NULL, y) != 0)
@@ -1095,6 +1094,14 @@ static void test_added_bias_special_logits(void **state)
         }
         reference_free(&r);
     }
+    free(x), free(mask), free(y);
+}
+
+static void test_added_bias_special_logits(void **state)
+{
+    (void)state;
+    added_bias_special_logits(20);
+    added_bias_special_logits(300);
 }
 
 /* Masked gradients: where/causal exclude elements from the backward too. */
