@@ -1053,6 +1053,8 @@ static void added_bias_special_logits(size_t N)
     x[2 * N + 5] = INFINITY;
     x[3 * N + 7] = -INFINITY;
     x[4 * N + 9] = NAN, mask[4 * N + 9] = -INFINITY;
+    for (size_t j = 0; j < N; j++) /* row 5 keeps one element: probability exactly 1 */
+        mask[5 * N + j] = j == 2 ? 0.75f : -INFINITY;
     for (int log_output = 0; log_output < 2; log_output++) {
         softmax_desc desc;
         softmax_desc_init(&desc, log_output ? SOFTMAX_OP_LOG_SOFTMAX : SOFTMAX_OP_SOFTMAX, SOFTMAX_DTYPE_F32, N);
@@ -1072,6 +1074,8 @@ static void added_bias_special_logits(size_t N)
             if (y[2 * N + j] != (j == 5 ? at_infinity : excluded))
                 fail_msg("a +inf logit: element %zu is %g", j, (double)y[2 * N + j]);
         }
+        if (y[5 * N + 2] != (log_output ? 0.0f : 1.0f))
+            fail_msg("a row's only kept element: %.9g, not exactly %s", (double)y[5 * N + 2], log_output ? "0" : "1");
         if (y[3 * N + 7] != excluded || y[4 * N + 9] != excluded)
             fail_msg("-inf logit or excluded NaN: %g, %g", (double)y[3 * N + 7], (double)y[4 * N + 9]);
         /* Rows 0, 3, 4 and 5 against MPFR. */

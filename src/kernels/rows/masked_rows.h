@@ -303,7 +303,6 @@ static SOFTMAX_FORCE_INLINE void added_group_run(softmax_op op, const added_grou
     T firsts[LANES], seconds[LANES];
     P(store)(firsts, first);
     P(store)(seconds, second);
-    const V zero = P(set1)((T)0);
     for (size_t r = 0; r < count; r++) {
         if (!((planned >> r) & 1u))
             continue;
@@ -319,8 +318,8 @@ static SOFTMAX_FORCE_INLINE void added_group_run(softmax_op op, const added_grou
         for (size_t i = 0; i < vectors; i++) {
             const V a = P(load)(high_row + i * LANES), b = P(load)(low_row + i * LANES);
             V out;
-            if (log_output) /* (high - max) + (low - log-sum), never above 0 (min keeps NaN) */
-                out = P(min)(zero, P(add)(P(sub)(a, maxima), P(add)(b, row_second)));
+            if (log_output) /* (high - max) + (low - log-sum) */
+                out = added_log_output(P(add)(P(sub)(a, maxima), P(add)(b, row_second)));
             else
                 out = apply_reciprocal(a, b, row_first, row_second);
             const size_t lanes_here = length - i * LANES < LANES ? length - i * LANES : LANES;
