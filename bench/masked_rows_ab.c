@@ -8,7 +8,10 @@
  * kind's median over the unmasked one.
  *
  *   cc -O2 -Iinclude bench/masked_rows_ab.c -o masked_rows_ab -ldl -lm
- *   SOFTMAX_ISA=avx512 ./masked_rows_ab BEFORE/libsoftmax.so AFTER/libsoftmax.so
+ *   SOFTMAX_ISA=avx512 ./masked_rows_ab BEFORE/libsoftmax.so AFTER/libsoftmax.so [LONGEST_T]
+ *
+ * LONGEST_T (default 4096) stops after that row length; MASKED_ROWS_AB_CPU=1
+ * times the thread's CPU time instead of the wall clock.
  */
 #define _POSIX_C_SOURCE 200809L
 #include "softmax.h"
@@ -38,10 +41,14 @@ static void load(lib *l, const char *p)
     l->threads = dlsym(l->h, "softmax_set_num_threads");
     l->threads(1);
 }
+/* Wall-clock time, or with MASKED_ROWS_AB_CPU=1 in the environment the
+ * thread's CPU time (on a shared machine: the time the call ran, not the
+ * time other jobs held the core). */
+static clockid_t clock_used = CLOCK_MONOTONIC;
 static double now(void)
 {
     struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
+    clock_gettime(clock_used, &t);
     return t.tv_sec * 1e9 + t.tv_nsec;
 }
 static int cmp(const void *a, const void *b)
@@ -52,10 +59,14 @@ static int cmp(const void *a, const void *b)
 enum { KINDS = 7, SAMPLES = 31 };
 int main(int argc, char **argv)
 {
-    if (argc != 3) {
-        fprintf(stderr, "usage: masked_rows_ab BEFORE/libsoftmax.so AFTER/libsoftmax.so\n");
+    if (argc != 3 && argc != 4) {
+        fprintf(stderr, "usage: masked_rows_ab BEFORE/libsoftmax.so AFTER/libsoftmax.so [LONGEST_T]\n");
         return 2;
     }
+    const size_t longest = argc == 4 ? (size_t)strtoul(argv[3], NULL, 10) : 4096;
+    const char *cpu = getenv("MASKED_ROWS_AB_CPU");
+    if (cpu != NULL && strcmp(cpu, "1") == 0)
+        clock_used = CLOCK_THREAD_CPUTIME_ID;
     lib L[2];
     load(&L[0], argv[1]);
     load(&L[1], argv[2]);
@@ -67,6 +78,8 @@ int main(int argc, char **argv)
         printf(" %s |", names[k]);
     printf("\n");
     for (size_t li = 0; li < sizeof lengths / sizeof *lengths; li++) {
+        if (lengths[li] > longest)
+            break;
         const size_t T = lengths[li], B = 2097152 / (T * T) ? 2097152 / (T * T) : 1;
         float *x = aligned_alloc(64, B * T * T * 4), *y = aligned_alloc(64, B * T * T * 4), *mask = malloc(T * T * 4),
               *bias = malloc(T * T * 4);

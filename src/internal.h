@@ -100,15 +100,17 @@ enum {
  * several threads. `op` is a softmax_op; grad is NULL for the forward ops.
  * No slot is NULL.
  */
-/* One line of softmax_kernels.excluding_rows: f32 logits x, outputs y
- * (may be x itself), the line's `where` bytes and 0 / -inf mask (NULL if
- * absent, indexed like x) and the length of its causal prefix. */
+/* One line of softmax_kernels.excluding_rows and adding_rows: f32 logits
+ * x, outputs y (may be x itself), the line's `where` bytes and mask (NULL
+ * if absent, indexed like x), the length of its causal prefix and its ALiBi
+ * slope (0: none). */
 typedef struct softmax_masked_line {
     const float *x;
     const uint8_t *keep;
     const void *mask;
     size_t kept;
     float *y;
+    double slope;
 } softmax_masked_line;
 
 typedef struct softmax_kernels {
@@ -182,6 +184,17 @@ typedef struct softmax_kernels {
      * f32_exclude) or n is longer. */
     bool (*excluding_rows)(softmax_op op, const softmax_masked_line *lines, size_t count, size_t n, int mask_type,
                            double scale);
+    /* The same with an added bias: an additive mask (additive != 0,
+     * mask_type 1 f32, 2 bf16, 3 f16) or ALiBi (lines[b].slope * j; the
+     * mask, if any, then a 0 / -inf one), the op computed with scale 1 on z
+     * = scale * x + bias over the line's kept prefix (accurate as the line
+     * kernels' excluding_row), the rest filled. declined[b] (count
+     * entries, written) marks the lines left unwritten for the general
+     * path: fully masked ones, non-finite or large logits. False, having
+     * written nothing, where the path has no such kernels, n is longer, the
+     * scale is special or a line has both an added mask and a slope. */
+    bool (*adding_rows)(softmax_op op, const softmax_masked_line *lines, size_t count, size_t n, int mask_type,
+                        int additive, double scale, bool *declined);
     /* f32 (declines every line without SOFTMAX_KERNELS_HALF_ROWS): one
      * contiguous forward line of bf16 (bf16 != 0) or f16 data, widened as
      * the kernels read it, into f32 (dst_half 0), bf16 (1) or f16 (2)
@@ -224,6 +237,8 @@ bool softmax_portable_excluding_row(softmax_op op, const float *x, const uint8_t
                                     size_t n, double scale, float *y);
 bool softmax_portable_excluding_rows(softmax_op op, const softmax_masked_line *lines, size_t count, size_t n,
                                      int mask_type, double scale);
+bool softmax_portable_adding_rows(softmax_op op, const softmax_masked_line *lines, size_t count, size_t n,
+                                  int mask_type, int additive, double scale, bool *declined);
 bool softmax_portable_half_line(softmax_op op, const uint16_t *x, int bf16, void *dst, int dst_half, size_t n,
                                 double scale);
 bool softmax_portable_half_row(softmax_op op, const uint16_t *x, uint16_t *y, size_t n, double scale, int bf16);

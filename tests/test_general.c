@@ -1002,6 +1002,112 @@ static void test_masks(void **state)
     printf("masks: %zu cases, %zu outputs within bounds, no NaN\n", ARRAY_LEN(cases), checked);
 }
 
+/* Added biases on short rows (the grouped kernels add them as x is read):
+ * every row length from 1 to 130 -- one vector and more, and the longest
+ * grouped row (SMALL_VECTORS vectors: 64 on AVX2, 128 on AVX-512) and
+ * beyond -- with f32 / bf16 / f16 additive masks holding -inf entries and a
+ * fully masked query row, ALiBi slopes of 3 heads (irrational ones
+ * included), causal prefixes, `where` padding and negative and large
+ * scales, against MPFR. */
+static void test_added_biases_on_short_rows(void **state)
+{
+    (void)state;
+    const softmax_dtype F32 = SOFTMAX_DTYPE_F32, BF16 = SOFTMAX_DTYPE_BF16, F16 = SOFTMAX_DTYPE_F16;
+    const mask_case cases[] = {
+        {"short rows: additive f32", F32, F32, F32, true, false, false, false, 0, 0.125, false},
+        {"short rows: additive bf16 mask + causal", F32, F32, BF16, true, false, true, false, 0, 1.0, false},
+        {"short rows: additive f16 mask + where, negative scale", F32, F32, F16, true, true, false, false, 0, -0.75,
+         false},
+        {"short rows: additive f32, large logits", F32, F32, F32, true, false, false, false, 0, 20.0, false},
+        {"short rows: alibi + causal", F32, F32, F32, false, false, true, true, 0, 1.0 / sqrt(8.0), false},
+        {"short rows: alibi + causal offset -3", F32, F32, F32, false, false, true, true, -3, 1.0, false},
+        {"short rows: alibi + where, negative scale", F32, F32, F32, false, true, false, true, 0, -3.0, false},
+        {"short rows: alibi + 0/-inf bf16 mask + causal", F32, F32, BF16, true, false, true, true, 1, 11.0, true},
+        /* Logits beyond 1024 in some rows of a group: those rows take the
+         * gathered path, their neighbours stay in the group. */
+        {"short rows: additive f32, logits beyond 1024", F32, F32, F32, true, false, false, false, 0, 100.0, false},
+    };
+    test_rng rng;
+    rng_seed(&rng, 1616);
+    size_t checked = 0;
+    for (size_t K = 1; K <= 130; K++)
+        for (size_t i = 0; i < ARRAY_LEN(cases); i++)
+            run_mask_case(&cases[i], K, &rng, &checked);
+    printf("added biases on short rows: %zu cases x 130 lengths, %zu outputs within bounds\n", ARRAY_LEN(cases),
+           checked);
+}
+
+/* Special logits in rows with an added mask (short rows in one group, and
+ * rows the line kernels read in place), each in its own row: a NaN kept logit makes its row NaN, a NaN excluded one (a -inf
+ * mask entry) changes nothing, +inf takes all the probability, -inf gets
+ * none; the other rows of the group are unaffected. */
+static void added_bias_special_logits(size_t N)
+{
+    enum { ROWS = 6 };
+    float *x = malloc(ROWS * N * sizeof *x), *mask = malloc(ROWS * N * sizeof *mask), *y = malloc(ROWS * N * sizeof *y);
+    for (size_t i = 0; i < ROWS * N; i++) {
+        x[i] = (float)((double)(i % 7) * 0.25 - 0.5);
+        mask[i] = (float)((double)(i % 5) * 0.5 - 1.0);
+    }
+    x[1 * N + 3] = NAN;
+    x[2 * N + 5] = INFINITY;
+    x[3 * N + 7] = -INFINITY;
+    x[4 * N + 9] = NAN, mask[4 * N + 9] = -INFINITY;
+    for (size_t j = 0; j < N; j++) /* row 5 keeps one element: probability exactly 1 */
+        mask[5 * N + j] = j == 2 ? 0.75f : -INFINITY;
+    for (int log_output = 0; log_output < 2; log_output++) {
+        softmax_desc desc;
+        softmax_desc_init(&desc, log_output ? SOFTMAX_OP_LOG_SOFTMAX : SOFTMAX_OP_SOFTMAX, SOFTMAX_DTYPE_F32, N);
+        desc.ndim = 2;
+        desc.shape[0] = ROWS, desc.shape[1] = N;
+        desc.scale = 0.5;
+        const int64_t mask_strides[2] = {(int64_t)N, 1};
+        desc.mask = mask;
+        desc.mask_strides = mask_strides;
+        if (softmax_execute(&desc, x, NULL, y) != 0)
+            fail_msg("special logits: %s", softmax_last_error());
+        const double excluded = log_output ? -INFINITY : 0.0;
+        for (size_t j = 0; j < N; j++) {
+            if (!isnan(y[1 * N + j]))
+                fail_msg("a NaN logit: element %zu is %g, not NaN", j, (double)y[1 * N + j]);
+            const double at_infinity = log_output ? 0.0 : 1.0;
+            if (y[2 * N + j] != (j == 5 ? at_infinity : excluded))
+                fail_msg("a +inf logit: element %zu is %g", j, (double)y[2 * N + j]);
+        }
+        if (y[5 * N + 2] != (log_output ? 0.0f : 1.0f))
+            fail_msg("a row's only kept element: %.9g, not exactly %s", (double)y[5 * N + 2], log_output ? "0" : "1");
+        if (y[3 * N + 7] != excluded || y[4 * N + 9] != excluded)
+            fail_msg("-inf logit or excluded NaN: %g, %g", (double)y[3 * N + 7], (double)y[4 * N + 9]);
+        /* Rows 0, 3, 4 and 5 against MPFR. */
+        const size_t plain_rows[] = {0, 3, 4, 5};
+        reference_line r;
+        reference_init(&r, N);
+        for (size_t k = 0; k < ARRAY_LEN(plain_rows); k++) {
+            const size_t row = plain_rows[k];
+            for (size_t j = 0; j < N; j++) {
+                const float xv = x[row * N + j], mv = mask[row * N + j];
+                r.kept[j] = mv != -INFINITY && xv != -INFINITY;
+                mpfr_set_d(r.z[j], r.kept[j] ? xv : 0.0, MPFR_RNDN);
+                mpfr_mul_d(r.z[j], r.z[j], 0.5, MPFR_RNDN);
+                mpfr_add_d(r.z[j], r.z[j], r.kept[j] ? mv : 0.0, MPFR_RNDN);
+            }
+            reference_evaluate(&r);
+            for (size_t j = 0; j < N; j++)
+                check_value("special logits, plain row", SOFTMAX_DTYPE_F32, SOFTMAX_DTYPE_F32, log_output,
+                            y[row * N + j], &r, j);
+        }
+        reference_free(&r);
+    }
+    free(x), free(mask), free(y);
+}
+
+static void test_added_bias_special_logits(void **state)
+{
+    (void)state;
+    added_bias_special_logits(20);
+    added_bias_special_logits(300);
+}
+
 /* Masked gradients: where/causal exclude elements from the backward too. */
 static void test_masked_backward(void **state)
 {
@@ -1503,6 +1609,8 @@ int main(void)
         cmocka_unit_test(test_exclusion_masks_in_place),
         cmocka_unit_test(test_short_masked_rows_equal_gathered),
         cmocka_unit_test(test_masks),
+        cmocka_unit_test(test_added_biases_on_short_rows),
+        cmocka_unit_test(test_added_bias_special_logits),
         cmocka_unit_test(test_masked_backward),
         cmocka_unit_test(test_contract_in_every_dtype),
         cmocka_unit_test(test_in_place_strided_equals_out_of_place),

@@ -140,13 +140,51 @@ static bool run_excluding_rows(const general_plan *plan, const line_position *po
             (const float *)(const void *)x->base + where->offset[GENERAL_SRC],
             plan->has_where ? (const uint8_t *)(const void *)w->base + where->offset[GENERAL_WHERE] : NULL,
             plan->has_mask ? m->base + where->offset[GENERAL_MASK] * (int64_t)mask_size : NULL,
-            causal_length(plan, where), (float *)(void *)d->base_out + where->offset[GENERAL_DST]};
+            causal_length(plan, where),
+            (float *)(void *)d->base_out + where->offset[GENERAL_DST],
+            0.0};
     }
     const int mask_type = !plan->has_mask                 ? 0
                           : m->type == SOFTMAX_DTYPE_F32  ? 1
                           : m->type == SOFTMAX_DTYPE_BF16 ? 2
                                                           : 3;
     return plan->kernels->excluding_rows(plan->op, lines, line_count, plan->n, mask_type, plan->scale);
+}
+
+/* A block of short lines with an added bias (an additive mask, ALiBi)
+ * through the kernels' grouped adding_rows; false if they decline the
+ * block. Lines they leave (declined[b]) are for the gathered path. */
+static bool run_adding_rows(const general_plan *plan, const line_position *positions, size_t line_count, bool *declined)
+{
+    const general_operand *x = &plan->operands[GENERAL_SRC], *d = &plan->operands[GENERAL_DST];
+    const general_operand *w = &plan->operands[GENERAL_WHERE], *m = &plan->operands[GENERAL_MASK];
+    const bool additive = plan->has_mask && !plan->mask_only_excludes;
+    if (!plan->alibi && !additive)
+        return false;
+    softmax_masked_line lines[BLOCK_MAX_LINES];
+    const size_t mask_size = plan->has_mask ? softmax_dtype_size(m->type) : 0;
+    /* Adjacent lines share their head: its slope (a pow) once per run. */
+    int64_t slope_head = -1;
+    double slope = 0.0;
+    for (size_t b = 0; b < line_count; b++) {
+        const line_position *where = &positions[b];
+        if (plan->alibi && where->head != slope_head) {
+            slope_head = where->head;
+            slope = alibi_slope(plan, slope_head);
+        }
+        lines[b] = (softmax_masked_line){
+            (const float *)(const void *)x->base + where->offset[GENERAL_SRC],
+            plan->has_where ? (const uint8_t *)(const void *)w->base + where->offset[GENERAL_WHERE] : NULL,
+            plan->has_mask ? m->base + where->offset[GENERAL_MASK] * (int64_t)mask_size : NULL,
+            causal_length(plan, where),
+            (float *)(void *)d->base_out + where->offset[GENERAL_DST],
+            slope};
+    }
+    const int mask_type = !plan->has_mask                 ? 0
+                          : m->type == SOFTMAX_DTYPE_F32  ? 1
+                          : m->type == SOFTMAX_DTYPE_BF16 ? 2
+                                                          : 3;
+    return plan->kernels->adding_rows(plan->op, lines, line_count, plan->n, mask_type, additive, plan->scale, declined);
 }
 
 /* The layouts the kernels read (and write) in place, line by line: long
@@ -172,13 +210,18 @@ static void run_block(const general_plan *plan, const block_buffers *buffers, si
     }
     if (!half_lines && run_excluding_rows(plan, positions, line_count))
         return;
+    bool declined_by_group[BLOCK_MAX_LINES];
+    const bool grouped = !half_lines && run_adding_rows(plan, positions, line_count, declined_by_group);
     /* Declined lines (short rows below the line kernels' regime, fully
      * masked rows, ...) are gathered together: the grouped small-row kernels
      * pay for a whole group whether it holds one row or sixteen, and a row's
      * bits do not depend on the rows beside it. */
     size_t declined_first = 0, declined = 0;
     for (size_t b = 0; b < line_count; b++) {
-        if (!(half_lines ? run_half_line(plan, &positions[b]) : run_excluding_line(plan, &positions[b]))) {
+        const bool done = grouped      ? !declined_by_group[b]
+                          : half_lines ? run_half_line(plan, &positions[b])
+                                       : run_excluding_line(plan, &positions[b]);
+        if (!done) {
             if (declined == 0)
                 declined_first = b;
             declined++;

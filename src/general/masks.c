@@ -10,17 +10,22 @@
 #include "general/general_internal.h"
 
 /* The positions of lines first_line .. first_line + count - 1: one division
- * per dimension for the first line, then an odometer over the dimensions
- * other than the axis (a division per line and dimension cost as much as a
- * short row's softmax). */
+ * per dimension for the first line, then runs along the innermost
+ * dimension other than the axis (one addition per operand and line), an
+ * odometer step over the outer dimensions only between runs (a division
+ * per line and dimension cost as much as a short row's softmax, and the
+ * odometer's carry loop for every line a quarter of it). */
 void positions_of(const general_plan *plan, size_t first_line, size_t count, line_position *out)
 {
     size_t index[SOFTMAX_MAX_NDIM] = {0};
     line_position where = {{0}, 0, 0};
     size_t rest = first_line;
+    int inner = -1; /* the innermost dimension other than the axis */
     for (int d = plan->ndim - 1; d >= 0; d--) {
         if (d == plan->axis)
             continue;
+        if (inner < 0)
+            inner = d;
         index[d] = rest % plan->shape[d];
         rest /= plan->shape[d];
         for (int k = 0; k < GENERAL_OPERANDS; k++)
@@ -32,15 +37,38 @@ void positions_of(const general_plan *plan, size_t first_line, size_t count, lin
         where.head = (int64_t)index[plan->head_axis];
     if (count > 0)
         out[0] = where;
-    for (size_t b = 1; b < count; b++) {
-        for (int d = plan->ndim - 1; d >= 0; d--) {
+    if (count <= 1)
+        return;
+    /* Lines differ only along the axis's dimensions: count is then 1. */
+    int64_t step[GENERAL_OPERANDS];
+    for (int k = 0; k < GENERAL_OPERANDS; k++)
+        step[k] = plan->operands[k].strides[inner];
+    const bool query_inner = plan->axis >= 1 && plan->axis - 1 == inner;
+    const bool head_inner = plan->head_axis == inner;
+    size_t b = 1;
+    while (b < count) {
+        /* The rest of the current run along `inner`. */
+        size_t run = plan->shape[inner] - 1 - index[inner];
+        run = run < count - b ? run : count - b;
+        for (size_t i = 0; i < run; i++, b++) {
+            for (int k = 0; k < GENERAL_OPERANDS; k++)
+                where.offset[k] += step[k];
+            where.query += query_inner;
+            where.head += head_inner;
+            out[b] = where;
+        }
+        index[inner] += run;
+        if (b == count)
+            break;
+        /* The odometer step into the next run. */
+        for (int d = inner; d >= 0; d--) {
             if (d == plan->axis)
                 continue;
             const bool carry = index[d] + 1 == plan->shape[d];
-            const int64_t step = carry ? -(int64_t)index[d] : 1;
+            const int64_t by = carry ? -(int64_t)index[d] : 1;
             index[d] = carry ? 0 : index[d] + 1;
             for (int k = 0; k < GENERAL_OPERANDS; k++)
-                where.offset[k] += step * plan->operands[k].strides[d];
+                where.offset[k] += by * plan->operands[k].strides[d];
             if (!carry)
                 break;
         }
@@ -48,7 +76,7 @@ void positions_of(const general_plan *plan, size_t first_line, size_t count, lin
             where.query = (int64_t)index[plan->axis - 1];
         if (plan->head_axis >= 0)
             where.head = (int64_t)index[plan->head_axis];
-        out[b] = where;
+        out[b++] = where;
     }
 }
 

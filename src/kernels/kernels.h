@@ -139,6 +139,7 @@ const softmax_kernels KERNELS_NAME = {
     .transpose_lines = transpose_lines,
     .excluding_row = TABLE_EXCLUDING_ROW,
     .excluding_rows = EXCLUDING_ROWS_FN,
+    .adding_rows = ADDING_ROWS_FN,
     .half_line = TABLE_HALF_LINE,
     .widen_half = TABLE_WIDEN_HALF,
     .narrow_half = TABLE_NARROW_HALF,

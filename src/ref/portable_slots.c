@@ -30,6 +30,13 @@ bool softmax_portable_excluding_rows(softmax_op op, const softmax_masked_line *l
     return false;
 }
 
+bool softmax_portable_adding_rows(softmax_op op, const softmax_masked_line *lines, size_t count, size_t n,
+                                  int mask_type, int additive, double scale, bool *declined)
+{
+    (void)op, (void)lines, (void)count, (void)n, (void)mask_type, (void)additive, (void)scale, (void)declined;
+    return false;
+}
+
 bool softmax_portable_half_line(softmax_op op, const uint16_t *x, int bf16, void *dst, int dst_half, size_t n,
                                 double scale)
 {

@@ -718,6 +718,7 @@ const softmax_kernels KERNELS_NAME = {
     .transpose_lines = reference_transpose_lines,
     .excluding_row = softmax_portable_excluding_row,
     .excluding_rows = softmax_portable_excluding_rows,
+    .adding_rows = softmax_portable_adding_rows,
     .half_line = softmax_portable_half_line,
     .widen_half = softmax_portable_widen_half,
     .narrow_half = softmax_portable_narrow_half,

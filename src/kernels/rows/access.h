@@ -132,6 +132,12 @@ static SOFTMAX_FORCE_INLINE V adding(V x, const row_masks *ex, int io_flags, siz
         const V bias_seen = P(sub)(high, product);
         const V error = P(add)(P(sub)(product, P(sub)(high, bias_seen)), P(sub)(bias, bias_seen));
         V seen = excluding(high, ex, io_flags, i, count);
+        /* A -inf mask entry excludes its element whatever x holds (a NaN
+         * or +inf x would make high NaN there). */
+        if (io_flags & (ADD_MASK | ADD_HALF))
+            seen = P(exclude)(seen, NULL, (io_flags & ADD_MASK) ? ex->add_mask + i : NULL,
+                              (io_flags & ADD_HALF) ? ex->add_half + i : NULL, ex->half_minus_inf,
+                              P(set1)((T)-INFINITY), count);
         if ((io_flags & ADD_SLOPE) && count < LANES)
             seen = P(exclude)(seen, NULL, NULL, NULL, 0, P(set1)((T)-INFINITY), count);
         *low = P(zero_below)(P(add)(error, rest), seen, P(set1)(-T_MAX));

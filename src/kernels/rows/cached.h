@@ -32,6 +32,17 @@ static size_t block_count(size_t n)
     return (n + SUM_BLOCK - 1) / SUM_BLOCK;
 }
 
+/* A log-softmax output of a row with an added mask: never above 0 (the
+ * low part can make it so), and 0 above -LOG_SUM_ZERO_BELOW (one ulp of 1):
+ * only an element of probability near 1 gets there, so that a row's only
+ * kept element gets exactly 0, for at most an ulp of 1 (log_sum_from's
+ * rule). NaN stays NaN. */
+static inline V added_log_output(V out)
+{
+    const V y = P(min)(P(set1)((T)0), out);
+    return P(keep_nan)(P(zero_below)(y, P(neg)(y), P(set1)((T)LOG_SUM_ZERO_BELOW)), y);
+}
+
 /* y = s * (x - row_max) - log_sum: |y| >= |s * (x - row_max)|, so the
  * rounding of x - row_max costs at most half an ulp of y. With an added
  * mask (s = 1), y = (high - row_max) + (low - log_sum). */
@@ -40,20 +51,18 @@ static SOFTMAX_FORCE_INLINE void log_softmax_output_reading(const void *x, void 
 {
     const V ref = P(set1)(row_max), s = P(set1)(scale_t), neg_log_sum = P(set1)(-log_sum);
     /* s * (z - max) <= 0 and -log_sum <= 0: the output is never above 0.
-     * An added mask's low part can be, so that sum is clamped (min keeps
-     * a NaN second operand). */
-    const V zero = P(set1)((T)0);
+     * An added mask's low part can be: see added_log_output. */
     size_t i = begin;
     V low;
     for (; i + LANES <= end; i += LANES) {
         const V z = read_pair(x, ex, io_flags, i, &low);
         const V out = P(fmadd)(s, P(sub)(z, ref), (io_flags & ADDING) ? P(add)(low, neg_log_sum) : neg_log_sum);
-        write_vector(y, io_flags, i, (io_flags & ADDING) ? P(min)(zero, out) : out);
+        write_vector(y, io_flags, i, (io_flags & ADDING) ? added_log_output(out) : out);
     }
     if (i < end) {
         const V z = read_tail_pair(x, ex, io_flags, i, end - i, 0, &low);
         const V out = P(fmadd)(s, P(sub)(z, ref), (io_flags & ADDING) ? P(add)(low, neg_log_sum) : neg_log_sum);
-        write_tail(y, io_flags, i, (io_flags & ADDING) ? P(min)(zero, out) : out, end - i);
+        write_tail(y, io_flags, i, (io_flags & ADDING) ? added_log_output(out) : out, end - i);
     }
 }
 

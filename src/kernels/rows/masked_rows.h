@@ -1,6 +1,7 @@
 /*
  * rows/masked_rows.h -- short masked rows in the grouped tiny and small-row
- * kernels: exclusion masks applied as x is read (excluding_rows), and
+ * kernels: exclusion masks applied as x is read (excluding_rows), added
+ * biases (an additive mask or ALiBi) added as x is read (adding_rows), and
  * causal rows grouped by the length of their kept prefix (prefix_groups).
  *
  * One part of the kernels of one (data type, ISA): kernels.h includes it
@@ -140,7 +141,279 @@ static bool excluding_rows(softmax_op op, const softmax_masked_line *lines, size
     return true;
 }
 #define EXCLUDING_ROWS_FN excluding_rows
+
+/* ----------------------------------------- short rows with an added bias */
+
+/* The rows of one group of adding_rows: row_group's rows_x, rows_y, keep
+ * and length (the kept prefix, the op's length), and the bias each row
+ * adds -- a mask row (T, or half bits: bf16 if bf16, else f16) or slope *
+ * j -- with the scale split as scale_hi + scale_lo (see adding, access.h). */
+typedef struct added_group {
+    row_group rows;
+    const void *mask[LANES]; /* added (ADD_MASK, ADD_HALF) or 0 / -inf (EXCLUDE_MASK, EXCLUDE_HALF) */
+    T slope_hi[LANES];
+    T slope_lo[LANES];
+    T scale_hi;
+    T scale_lo;
+    int bf16;
+    uint16_t half_minus_inf;
+} added_group;
+
+/* Elements i .. i + count (<= LANES) of row r as z = high + *low, the
+ * high part returned: adding() of the line kernels on that row. Lanes past
+ * count read high -inf, low 0. */
+static SOFTMAX_FORCE_INLINE V added_read(const added_group *ag, int flags, size_t r, size_t i, size_t count, V *low)
+{
+    const void *mask = ag->mask[r];
+    const row_masks ex = {.keep = ag->rows.keep[r],
+                          .mask = (flags & EXCLUDE_MASK) ? (const T *)mask : NULL,
+                          .half_mask = (flags & EXCLUDE_HALF) ? (const uint16_t *)mask : NULL,
+                          .half_minus_inf = ag->half_minus_inf,
+                          .excluded = (T)-INFINITY,
+                          .kept = count,
+                          .add_mask = (flags & ADD_MASK) ? (const T *)mask : NULL,
+                          .add_half = (flags & ADD_HALF) ? (const uint16_t *)mask : NULL,
+                          .add_bf16 = ag->bf16,
+                          .scale_hi = ag->scale_hi,
+                          .scale_lo = ag->scale_lo,
+                          .slope_hi = ag->slope_hi[r],
+                          .slope_lo = ag->slope_lo[r]};
+    const T *x = ag->rows.rows_x[r];
+    const V v = count == LANES ? P(load)(x + i) : P(load_tail)(x + i, count, (T)0);
+    return adding(v, &ex, flags, i, count, low);
+}
+
+/* -log(sum) per lane, unsnapped: with an added bias the row's maximum is
+ * the high part of the largest z, and the log-sum may be just below 0. */
+static inline V added_neg_log_sums(V high, V low, V row_max, V offset, const shared_plan *shared)
+{
+#if defined(NEG_LOG_SUM_VECTOR)
+    return P(neg_log_sum)(high, low, row_max, offset, shared->c_hi, shared->c_lo);
+#else
+    T highs[LANES], lows[LANES], maxima[LANES], offsets[LANES], out[LANES];
+    P(store)(highs, high);
+    P(store)(lows, low);
+    P(store)(maxima, row_max);
+    P(store)(offsets, offset);
+    for (size_t l = 0; l < LANES; l++)
+        out[l] = -(T)computed_log_sum(wide_sum_of(highs[l], lows[l]),
+                                      offset_remainder(shared->c_hi, shared->c_lo, maxima[l], offsets[l]));
+    return P(load)(out);
+#endif
+}
+
+/* Up to LANES rows (count) of an added bias, each the op on its first
+ * length[r] elements (1 <= length[r] <= SMALL_VECTORS * LANES) with scale
+ * 1 on z = scale * x + bias, then filled to n (0, log-softmax -inf), as
+ * the line kernels' read_row_body computes a row: z read once as high +
+ * low parts (kept here), e^z = e^high (1 + low) (take_low), the sums split
+ * as in the small rows and reduced in lanes (lane r = row r). Rows of
+ * which the maximum is not finite or beyond ADDED_MASK_MAX_LIMIT, or the
+ * offset out of range, are left unwritten and marked in *declined (bit r).
+ * y is written only after every row of the group is read (in place). */
+static SOFTMAX_FORCE_INLINE void added_group_run(softmax_op op, const added_group *ag, int flags, size_t count,
+                                                 size_t n, const shared_plan *shared, unsigned *declined)
+{
+    const bool log_output = op == SOFTMAX_OP_LOG_SOFTMAX;
+    _Alignas(64) T highs_of[LANES * SMALL_VECTORS * LANES];
+    _Alignas(64) T lows_of[LANES * SMALL_VECTORS * LANES];
+    V lanes[LANES];
+    for (size_t r = 0; r < LANES; r++) {
+        if (r >= count) {
+            lanes[r] = P(set1)((T)0);
+            continue;
+        }
+        const size_t length = ag->rows.length[r], vectors = (length + LANES - 1) / LANES;
+        T *high_row = highs_of + r * SMALL_VECTORS * LANES, *low_row = lows_of + r * SMALL_VECTORS * LANES;
+        V m = P(set1)((T)-INFINITY);
+        for (size_t i = 0; i < vectors; i++) {
+            const size_t lanes_here = length - i * LANES < LANES ? length - i * LANES : LANES;
+            /* The next group's rows (adjacent lines, usually) come in while
+             * this one is computed: nothing else hides their latency. */
+            vec_prefetch(ag->rows.rows_x[r] + LANES * n + i * LANES);
+            V low;
+            const V z = added_read(ag, flags, r, i * LANES, lanes_here, &low);
+            P(store)(high_row + i * LANES, z);
+            P(store)(low_row + i * LANES, low);
+            m = P(max)(z, m);
+        }
+        lanes[r] = m;
+    }
+    P(transpose)(lanes);
+    V row_max = lanes[0];
+    for (size_t j = 1; j < LANES; j++)
+        row_max = P(max)(lanes[j], row_max);
+    const V offset = P(sub)(P(floor)(P(fmadd)(P(set1)(shared->c_hi), row_max, P(mul)(P(set1)(shared->c_lo), row_max))),
+                            P(set1)((T)1));
+    const V x_floor = P(mul)(P(sub)(offset, P(set1)((T)EXP_FLOOR_ARG)), P(set1)(shared->inverse_c));
+    const unsigned group_lanes = count == LANES ? (unsigned)((1ull << LANES) - 1) : (1u << count) - 1;
+    /* The low parts stay small (take_low) only for logits of moderate size. */
+    const unsigned planned = group_lanes & P(finite_lanes)(row_max) &
+                             P(lanes_below)(P(max)(offset, P(neg)(offset)), P(set1)((T)OFFSET_LIMIT)) &
+                             ~P(lanes_below)(P(set1)((T)ADDED_MASK_MAX_LIMIT), P(max)(row_max, P(neg)(row_max)));
+    *declined = group_lanes & ~planned;
+    T block_maxima[LANES], offsets[LANES], floors[LANES];
+    P(store)(block_maxima, row_max);
+    P(store)(offsets, offset);
+    P(store)(floors, x_floor);
+
+    /* The exps (softmax: kept in place of the parts) and the split sums. */
+    V highs[LANES], lows[LANES];
+    for (size_t r = 0; r < LANES; r++) {
+        highs[r] = lows[r] = P(set1)((T)0);
+        if (!((planned >> r) & 1u))
+            continue;
+        const size_t vectors = (ag->rows.length[r] + LANES - 1) / LANES;
+        T *high_row = highs_of + r * SMALL_VECTORS * LANES, *low_row = lows_of + r * SMALL_VECTORS * LANES;
+        const exp_args a = {P(set1)(floors[r]), P(set1)(shared->c_hi), P(set1)(shared->c_lo), P(set1)(-offsets[r])};
+        V hi = P(set1)((T)0), lo = hi;
+        for (size_t i = 0; i < vectors; i++) {
+            exp_parts p = exp_parts_of(P(load)(high_row + i * LANES), &a);
+            take_low(&p, P(load)(low_row + i * LANES));
+            const V e = P(scale_pow2)(p.mantissa, p.k), residual = P(scale_pow2)(p.residual, p.k);
+            if (!log_output) {
+                P(store)(high_row + i * LANES, e);
+                P(store)(low_row + i * LANES, residual);
+            }
+            const V h = grid_high_small(e);
+            hi = P(add)(hi, h);
+            lo = P(add)(lo, P(add)(P(sub)(e, h), residual));
+        }
+        highs[r] = hi;
+        lows[r] = lo;
+    }
+    P(transpose)(highs);
+    P(transpose)(lows);
+    V high = highs[0];
+    for (size_t j = 1; j < LANES; j++)
+        high = P(add)(high, highs[j]);
+    for (size_t half = LANES / 2; half > 0; half /= 2)
+        for (size_t j = 0; j < half; j++)
+            lows[j] = P(add)(lows[j], lows[j + half]);
+    const V low = lows[0];
+    const unsigned number = P(finite_lanes)(high) & P(finite_lanes)(low);
+
+    V first, second;
+    if (log_output) {
+        first = P(set1)((T)0);
+        second = added_neg_log_sums(high, low, row_max, offset, shared);
+    } else {
+        P(reciprocal_halves)(high, low, NORMALIZE_SCALE, &first, &second);
+    }
+    T firsts[LANES], seconds[LANES];
+    P(store)(firsts, first);
+    P(store)(seconds, second);
+    for (size_t r = 0; r < count; r++) {
+        if (!((planned >> r) & 1u))
+            continue;
+        T *out_row = ag->rows.rows_y[r];
+        if (!((number >> r) & 1u)) { /* a NaN logit: the whole row NaN, as the line kernels */
+            fill_row(out_row, 0, n, (T)NAN);
+            continue;
+        }
+        const size_t length = ag->rows.length[r], vectors = (length + LANES - 1) / LANES;
+        const T *high_row = highs_of + r * SMALL_VECTORS * LANES, *low_row = lows_of + r * SMALL_VECTORS * LANES;
+        const V row_first = P(set1)(firsts[r]), row_second = P(set1)(seconds[r]);
+        const V maxima = P(set1)(block_maxima[r]);
+        for (size_t i = 0; i < vectors; i++) {
+            const V a = P(load)(high_row + i * LANES), b = P(load)(low_row + i * LANES);
+            V out;
+            if (log_output) /* (high - max) + (low - log-sum) */
+                out = added_log_output(P(add)(P(sub)(a, maxima), P(add)(b, row_second)));
+            else
+                out = apply_reciprocal(a, b, row_first, row_second);
+            const size_t lanes_here = length - i * LANES < LANES ? length - i * LANES : LANES;
+            if (lanes_here == LANES)
+                P(store)(out_row + i * LANES, out);
+            else
+                P(store_tail)(out_row + i * LANES, out, lanes_here);
+        }
+        fill_row(out_row, length, n, log_output ? (T)-INFINITY : (T)0);
+    }
+}
+
+/* The lines of one call in groups of LANES (lines marked in declined skip
+ * the groups); marks the lines the groups decline. */
+static SOFTMAX_FORCE_INLINE void added_groups(softmax_op op, const softmax_masked_line *lines, size_t count, size_t n,
+                                              int flags, added_group *ag, const shared_plan *shared, bool *declined)
+{
+    size_t line_of[LANES], rows = 0;
+    for (size_t b = 0; b <= count; b++) {
+        if (b < count && !declined[b]) {
+            const softmax_masked_line *line = &lines[b];
+            ag->rows.rows_x[rows] = line->x;
+            ag->rows.rows_y[rows] = line->y;
+            ag->rows.keep[rows] = line->keep;
+            ag->rows.length[rows] = line->kept;
+            ag->mask[rows] = line->mask;
+            ag->slope_hi[rows] = (T)line->slope;
+            ag->slope_lo[rows] = (T)((WIDE)line->slope - (WIDE)(T)line->slope);
+            line_of[rows++] = b;
+        }
+        if (rows == LANES || (b == count && rows > 0)) {
+            unsigned left = 0;
+            added_group_run(op, ag, flags, rows, n, shared, &left);
+            for (size_t r = 0; r < rows; r++)
+                declined[line_of[r]] = (left >> r) & 1u;
+            rows = 0;
+        }
+    }
+}
+
+/* See softmax_kernels.adding_rows. */
+static bool adding_rows(softmax_op op, const softmax_masked_line *lines, size_t count, size_t n, int mask_type,
+                        int additive, double scale, bool *declined)
+{
+    if ((op != SOFTMAX_OP_SOFTMAX && op != SOFTMAX_OP_LOG_SOFTMAX) || count == 0 || n == 0 ||
+        n > SMALL_VECTORS * LANES || mask_type < 0 || mask_type > 3 || (additive && mask_type == 0))
+        return false;
+    /* The kernels run with scale 1 on z = scale * x + bias: the special
+     * scales (0, +-inf, NaN, beyond the float range) stay with the general
+     * path. */
+    if (!(fabs(scale) >= 1e-30 && fabs(scale) <= 1e30))
+        return false;
+    bool keeps = false, slopes = false;
+    for (size_t b = 0; b < count; b++) {
+        if (lines[b].kept > n)
+            return false;
+        keeps |= lines[b].keep != NULL;
+        slopes |= lines[b].slope != 0;
+    }
+    /* An added mask with ALiBi: not served (the bias would be a sum). */
+    if ((additive && slopes) || (!additive && !slopes))
+        return false;
+    for (size_t b = 0; b < count; b++)
+        declined[b] = lines[b].kept == 0; /* fully masked: the general path's fill */
+    added_group ag;
+    ag.scale_hi = (T)scale;
+    ag.scale_lo = (T)((WIDE)scale - (WIDE)(T)scale);
+    ag.bf16 = mask_type == 2;
+    ag.half_minus_inf = mask_type == 2 ? (uint16_t)0xff80u : (uint16_t)0xfc00u;
+    const shared_plan shared = shared_plan_of(1.0);
+    const int keep_flag = keeps ? EXCLUDE_KEEP : 0;
+    const unsigned int saved = vec_flush_to_zero_begin();
+    /* One specialised body for each single kind (the attention layouts);
+     * a `where` beside them shares a body per kind (keep tested for NULL). */
+    if (additive && mask_type == 1 && !keeps)
+        added_groups(op, lines, count, n, ADD_MASK, &ag, &shared, declined);
+    else if (additive && mask_type == 1)
+        added_groups(op, lines, count, n, ADD_MASK | EXCLUDE_KEEP, &ag, &shared, declined);
+    else if (additive && !keeps)
+        added_groups(op, lines, count, n, ADD_HALF, &ag, &shared, declined);
+    else if (additive)
+        added_groups(op, lines, count, n, ADD_HALF | EXCLUDE_KEEP, &ag, &shared, declined);
+    else if (mask_type == 0 && !keeps)
+        added_groups(op, lines, count, n, ADD_SLOPE, &ag, &shared, declined);
+    else if (mask_type == 1)
+        added_groups(op, lines, count, n, ADD_SLOPE | EXCLUDE_MASK | keep_flag, &ag, &shared, declined);
+    else
+        added_groups(op, lines, count, n, ADD_SLOPE | EXCLUDE_HALF | EXCLUDE_KEEP, &ag, &shared, declined);
+    vec_flush_to_zero_end(saved);
+    return true;
+}
+#define ADDING_ROWS_FN adding_rows
 #else
 /* Paths without f32_exclude decline every line: general.c gathers them. */
 #define EXCLUDING_ROWS_FN softmax_portable_excluding_rows
+#define ADDING_ROWS_FN softmax_portable_adding_rows
 #endif
