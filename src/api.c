@@ -75,10 +75,14 @@ static void run_units(const job *work, size_t first, size_t last)
     }
     const size_t chunk = k->column_chunk;
     const size_t chunks_per_slice = (inner + chunk - 1) / chunk;
-    for (size_t unit = first; unit < last; unit++) {
+    /* The units of one slice in one call: the kernel overlaps the reads of
+     * a chunk with the work of the one before (a line's result depends on
+     * its own chunk only). */
+    for (size_t unit = first, stop; unit < last; unit = stop) {
         size_t slice = unit / chunks_per_slice;
+        stop = (slice + 1) * chunks_per_slice < last ? (slice + 1) * chunks_per_slice : last;
         size_t j_begin = (unit % chunks_per_slice) * chunk;
-        size_t j_end = j_begin + chunk < inner ? j_begin + chunk : inner;
+        size_t j_end = j_begin + (stop - unit) * chunk < inner ? j_begin + (stop - unit) * chunk : inner;
         size_t offset = slice * n * inner * element_size;
         k->columns(work->op, work->src + offset, work->grad ? work->grad + offset : NULL, work->dst + offset, n, inner,
                    j_begin, j_end, work->scale);

@@ -7,6 +7,7 @@
  */
 #include <float.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,7 +36,10 @@ static geometry geometry_of(const softmax_desc *desc)
     return g;
 }
 
-static int is_forward(softmax_op op) { return op == SOFTMAX_OP_SOFTMAX || op == SOFTMAX_OP_LOG_SOFTMAX; }
+static int is_forward(softmax_op op)
+{
+    return op == SOFTMAX_OP_SOFTMAX || op == SOFTMAX_OP_LOG_SOFTMAX;
+}
 
 /* Inputs suited to the op: logits for the forward ops, probabilities in
  * (0, 1) for the softmax backward, log-probabilities in (-5, 0] for the
@@ -169,8 +173,8 @@ static size_t compare_with_last_axis(const softmax_desc *desc, const void *src, 
             allowed = 2 * ttol[k];
         if (!(fabs(a - b) <= allowed)) {
             if (failures < 5)
-                fprintf(stderr, "  FAIL %s: element %zu (last-axis order) execute %.17g vs pinned %.17g\n", label, k,
-                        a, b);
+                fprintf(stderr, "  FAIL %s: element %zu (last-axis order) execute %.17g vs pinned %.17g\n", label, k, a,
+                        b);
             failures++;
         }
     }
@@ -272,7 +276,7 @@ static void test_long_lines_and_wide_inner_extents(void **state)
         size_t shape[3];
         int axis;
     } cases[] = {
-        {2, {7, 129}, 0},   {2, {1000, 3}, 0},    {3, {2, 5, 300}, 1}, {3, {4, 33, 65}, 1},
+        {2, {7, 129}, 0},     {2, {1000, 3}, 0},  {3, {2, 5, 300}, 1},  {3, {4, 33, 65}, 1},
         {3, {3, 64, 17}, -2}, {2, {129, 64}, -2}, {3, {2, 1000, 9}, 1}, {2, {3, 4097}, -1},
     };
     test_rng rng;
@@ -285,6 +289,90 @@ static void test_long_lines_and_wide_inner_extents(void **state)
                                      opi % 2 ? 1.0 : -1.5, &rng);
     if (failures)
         fail_msg("%zu failures on long lines (details above)", failures);
+}
+
+/* Softmax and log-softmax along axis 0 of [n, inner], around the column
+ * kernel's chunk boundaries (chunks of 16 to 64 lines across the code
+ * paths; the exp pass of a chunk also reads the maxima of the next full
+ * one), with a line of special values in a chunk after a full one (a chunk
+ * holding one goes to the reference lines whole, and the chunk after it
+ * then reads its own maxima), on 1 and 2 threads (a thread's units are
+ * adjacent chunks of one slice): against MPFR, and the same bits on every
+ * thread count. */
+static size_t run_column_case(softmax_op op, softmax_dtype dt, size_t n, size_t inner, size_t special_line,
+                              int special_kind, test_rng *rng)
+{
+    softmax_desc desc;
+    assert_int_equal(softmax_desc_init(&desc, op, dt, 1), SOFTMAX_OK);
+    desc.ndim = 2;
+    desc.shape[0] = n;
+    desc.shape[1] = inner;
+    desc.axis = 0;
+    desc.scale = special_kind == 3 ? -0.75 : 1.0;
+    const size_t total = n * inner;
+    void *src = buf_alloc(dt, total), *dst[2] = {buf_alloc(dt, total), buf_alloc(dt, total)};
+    for (size_t i = 0; i < total; i++)
+        buf_set(dt, src, i, 3.0 * rng_normal(rng));
+    if (special_line < inner) {
+        for (size_t k = 0; k < n; k++) {
+            const size_t at = k * inner + special_line;
+            if (special_kind == 0 && k == n / 2)
+                buf_set(dt, src, at, NAN);
+            else if (special_kind == 1)
+                buf_set(dt, src, at, -INFINITY);
+            else if (special_kind >= 2 && k % 7 == 3)
+                buf_set(dt, src, at, INFINITY);
+        }
+    }
+    char label[160];
+    snprintf(label, sizeof label, "%s_%s axis=0 shape=[%zu,%zu] special line %zu kind %d", op_name(op), dtype_name(dt),
+             n, inner, special_line, special_kind);
+    const int threads_before = softmax_get_num_threads();
+    size_t failures = 0;
+    for (int t = 0; t < 2; t++) {
+        fill_sentinel(dst[t], total * dtype_size(dt));
+        softmax_set_num_threads(t + 1);
+        const int rc = softmax_execute(&desc, src, NULL, dst[t]);
+        if (rc != SOFTMAX_OK) {
+            fprintf(stderr, "  FAIL %s: status %d: %s\n", label, rc, softmax_last_error());
+            failures++;
+        }
+    }
+    softmax_set_num_threads(threads_before);
+    failures += check_lines(&desc, src, NULL, dst[0], desc.scale, label);
+    if (memcmp(dst[0], dst[1], total * dtype_size(dt)) != 0) {
+        fprintf(stderr, "  FAIL %s: 2 threads differ from 1\n", label);
+        failures++;
+    }
+    free(src);
+    free(dst[0]);
+    free(dst[1]);
+    return failures;
+}
+
+static void test_column_chunks_and_special_lines(void **state)
+{
+    (void)state;
+    static const size_t inners[] = {31, 63, 64, 65, 127, 128, 129, 197, 256};
+    static const size_t special_lines[] = {SIZE_MAX, 0, 40, 70, 130, 196};
+    test_rng rng;
+    rng_seed(&rng, 604);
+    size_t failures = 0, cases = 0;
+    for (size_t i = 0; i < ARRAY_LEN(inners); i++)
+        for (size_t l = 0; l < ARRAY_LEN(special_lines); l++) {
+            if (special_lines[l] != SIZE_MAX && special_lines[l] >= inners[i])
+                continue;
+            const size_t n = (i + l) % 2 ? 300 : 33;
+            for (int opi = SOFTMAX_OP_SOFTMAX; opi <= SOFTMAX_OP_LOG_SOFTMAX; opi++)
+                for (size_t d = 0; d < 2; d++) {
+                    failures += run_column_case((softmax_op)opi, test_dtypes[d], n, inners[i], special_lines[l],
+                                                (int)((i + l + d) % 4), &rng);
+                    cases++;
+                }
+        }
+    printf("axis: %zu column-chunk cases checked\n", cases);
+    if (failures)
+        fail_msg("%zu failures around column chunks (details above)", failures);
 }
 
 static void test_eight_dimensions(void **state)
@@ -359,9 +447,9 @@ static void test_f32_scale_precision(void **state)
     for (size_t s = 0; s < ARRAY_LEN(scales); s++) {
         for (int log = 0; log <= 1; log++) {
             softmax_desc desc;
-            assert_int_equal(softmax_desc_init(&desc, log ? SOFTMAX_OP_LOG_SOFTMAX : SOFTMAX_OP_SOFTMAX,
-                                               SOFTMAX_DTYPE_F32, N),
-                             SOFTMAX_OK);
+            assert_int_equal(
+                softmax_desc_init(&desc, log ? SOFTMAX_OP_LOG_SOFTMAX : SOFTMAX_OP_SOFTMAX, SOFTMAX_DTYPE_F32, N),
+                SOFTMAX_OK);
             desc.scale = scales[s];
             assert_int_equal(softmax_execute(&desc, x, NULL, y), SOFTMAX_OK);
             ref_set_quiet(1);
@@ -370,8 +458,8 @@ static void test_f32_scale_precision(void **state)
             ref_set_quiet(0);
             if (as_float != 0 && as_double != 0) {
                 check_lines(&desc, x, x, y, (double)(float)scales[s], "scale as float");
-                    fail_msg("f32 %s with desc.scale=%g matches neither scale (see above)", log ? "log_softmax" : "softmax",
-                             scales[s]);
+                fail_msg("f32 %s with desc.scale=%g matches neither scale (see above)", log ? "log_softmax" : "softmax",
+                         scales[s]);
             }
         }
     }
@@ -385,6 +473,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_every_axis_of_small_tensors),
         cmocka_unit_test(test_long_lines_and_wide_inner_extents),
+        cmocka_unit_test(test_column_chunks_and_special_lines),
         cmocka_unit_test(test_eight_dimensions),
         cmocka_unit_test(test_zero_extents_and_ignored_extents),
         cmocka_unit_test(test_f32_scale_precision),

@@ -15,44 +15,65 @@
 #define COLUMN_CHUNK ((size_t)COLUMN_VECTORS * LANES)
 #define COLUMN_AHEAD 16
 
-/* residuals: room for 2 * n * COLUMN_CHUNK elements (softmax only): the
- * residuals, then the exps. */
-static SOFTMAX_FORCE_INLINE void column_chunk_body(softmax_op op, const T *x, T *y, T *residuals, size_t n,
-                                                   size_t inner, size_t j0, size_t width, double scale)
+/* Pass 1 of a chunk: the maximum of each line (its minimum for scale < 0),
+ * a lane per line, into maxima. */
+static SOFTMAX_FORCE_INLINE void column_maxima_body(const T *x, size_t n, size_t inner, size_t j0, size_t width,
+                                                    bool negate, T *maxima)
+{
+    const size_t vectors = (width + LANES - 1) / LANES;
+    V m[COLUMN_VECTORS];
+    const T start = negate ? (T)INFINITY : (T)-INFINITY;
+    for (size_t v = 0; v < vectors; v++)
+        m[v] = P(set1)(start);
+    for (size_t k = 0; k < n; k++) {
+        const T *row = x + k * inner + j0;
+        for (size_t v = 0; v < vectors; v++) {
+            size_t count = width - v * LANES < LANES ? width - v * LANES : LANES;
+            /* Every row of the chunk is on its own page, where the
+             * hardware's prefetchers do not follow: ask for the rows
+             * ahead. */
+            if (k + COLUMN_AHEAD < n)
+                vec_prefetch(row + COLUMN_AHEAD * inner + v * LANES);
+            V xv = count == LANES ? P(load)(row + v * LANES) : P(load_tail)(row + v * LANES, count, start);
+            m[v] = negate ? P(min)(xv, m[v]) : P(max)(xv, m[v]);
+        }
+    }
+    for (size_t v = 0; v < vectors; v++)
+        P(store)(maxima + v * LANES, m[v]);
+}
+
+static void column_maxima(const T *x, size_t n, size_t inner, size_t j0, size_t width, bool negate, T *maxima)
+{
+    if (width == COLUMN_CHUNK)
+        column_maxima_body(x, n, inner, j0, COLUMN_CHUNK, negate, maxima);
+    else
+        column_maxima_body(x, n, inner, j0, width, negate, maxima);
+}
+
+/* One chunk, its maxima given (pass 1). residuals: room for 2 * n *
+ * COLUMN_CHUNK elements (softmax only): the residuals, then the exps.
+ *
+ * With next_maxima, the exp pass also takes the maxima of the next chunk, a
+ * full one starting at j0 + COLUMN_CHUNK: its loads from memory, a page
+ * apart, overlap the exps of this chunk instead of waiting in a pass of
+ * their own, and leave the next chunk in the cache for its exp pass.
+ * Returns whether next_maxima was filled (not when a special line sends
+ * the chunk to the reference lines). */
+static SOFTMAX_FORCE_INLINE bool column_chunk_body(softmax_op op, const T *x, T *y, T *residuals, size_t n,
+                                                   size_t inner, size_t j0, size_t width, double scale,
+                                                   const T *block_maxima, T *next_maxima)
 {
     const bool log_output = op == SOFTMAX_OP_LOG_SOFTMAX;
     const bool negate = scale < 0;
     const size_t vectors = (width + LANES - 1) / LANES;
-    /* Pass 1: per-lane row maximum (max, or min for scale < 0). */
-    T block_maxima[COLUMN_CHUNK];
-    {
-        V m[COLUMN_VECTORS];
-        const T start = negate ? (T)INFINITY : (T)-INFINITY;
-        for (size_t v = 0; v < vectors; v++)
-            m[v] = P(set1)(start);
-        for (size_t k = 0; k < n; k++) {
-            const T *row = x + k * inner + j0;
-            for (size_t v = 0; v < vectors; v++) {
-                size_t count = width - v * LANES < LANES ? width - v * LANES : LANES;
-                /* Every row of the chunk is on its own page, where the
-                 * hardware's prefetchers do not follow: ask for the rows
-                 * ahead. */
-                if (k + COLUMN_AHEAD < n)
-                    vec_prefetch(row + COLUMN_AHEAD * inner + v * LANES);
-                V xv = count == LANES ? P(load)(row + v * LANES) : P(load_tail)(row + v * LANES, count, start);
-                m[v] = negate ? P(min)(xv, m[v]) : P(max)(xv, m[v]);
-            }
-        }
-        for (size_t v = 0; v < vectors; v++)
-            P(store)(block_maxima + v * LANES, m[v]);
-    }
+    const T start = negate ? (T)INFINITY : (T)-INFINITY;
     /* Per-lane plans; any special lane sends the chunk to the reference. */
     row_plan plans[COLUMN_CHUNK];
     for (size_t j = 0; j < width; j++) {
         if (!plan_row(scale, block_maxima[j], &plans[j])) {
             for (size_t jj = 0; jj < width; jj++)
                 softmax_line_run(&REF_LINES, op, x + j0 + jj, NULL, y + j0 + jj, n, (ptrdiff_t)inner, scale);
-            return;
+            return false;
         }
     }
     exp_args args[COLUMN_VECTORS];
@@ -74,12 +95,23 @@ static SOFTMAX_FORCE_INLINE void column_chunk_body(softmax_op op, const T *x, T 
      * exp_block_excluding: the high parts of SPLIT_RUN rows add up exactly,
      * then go to the wide accumulator with the low parts. */
     ACC sums[COLUMN_VECTORS];
-    V residual_sums[COLUMN_VECTORS], highs[COLUMN_VECTORS];
+    V residual_sums[COLUMN_VECTORS], highs[COLUMN_VECTORS], next_m[COLUMN_VECTORS];
     for (size_t v = 0; v < vectors; v++) {
         sums[v] = P(acc_zero)();
         residual_sums[v] = highs[v] = P(set1)(0);
     }
+    for (size_t v = 0; v < COLUMN_VECTORS; v++)
+        next_m[v] = P(set1)(start);
     for (size_t k = 0; k < n; k++) {
+        if (next_maxima != NULL) {
+            const T *next_row = x + k * inner + j0 + COLUMN_CHUNK;
+            for (size_t v = 0; v < COLUMN_VECTORS; v++) {
+                if (k + COLUMN_AHEAD < n)
+                    vec_prefetch(next_row + COLUMN_AHEAD * inner + v * LANES);
+                const V xv = P(load)(next_row + v * LANES);
+                next_m[v] = negate ? P(min)(xv, next_m[v]) : P(max)(xv, next_m[v]);
+            }
+        }
         if (k % SPLIT_RUN == 0 && k != 0)
             for (size_t v = 0; v < vectors; v++) {
                 P(acc_add)(&sums[v], highs[v]);
@@ -89,8 +121,7 @@ static SOFTMAX_FORCE_INLINE void column_chunk_body(softmax_op op, const T *x, T 
         const T *row = x + k * inner + j0;
         for (size_t v = 0; v < vectors; v++) {
             size_t count = width - v * LANES < LANES ? width - v * LANES : LANES;
-            V xv = count == LANES ? P(load)(row + v * LANES)
-                                  : P(load_tail)(row + v * LANES, count, negate ? (T)INFINITY : (T)-INFINITY);
+            V xv = count == LANES ? P(load)(row + v * LANES) : P(load_tail)(row + v * LANES, count, start);
             if (negate)
                 xv = P(neg)(xv);
             exp_parts parts = exp_parts_of(xv, &args[v]);
@@ -113,6 +144,9 @@ static SOFTMAX_FORCE_INLINE void column_chunk_body(softmax_op op, const T *x, T 
         P(acc_add)(&sums[v], residual_sums[v]);
         residual_sums[v] = P(set1)(0);
     }
+    if (next_maxima != NULL)
+        for (size_t v = 0; v < COLUMN_VECTORS; v++)
+            P(store)(next_maxima + v * LANES, next_m[v]);
     /* Per-lane constants of the writing pass. */
     T first[COLUMN_CHUNK], second[COLUMN_CHUNK];
     for (size_t v = 0; v < vectors; v++) {
@@ -156,17 +190,19 @@ static SOFTMAX_FORCE_INLINE void column_chunk_body(softmax_op op, const T *x, T 
                 P(store_tail)(out + v * LANES, result, count);
         }
     }
+    return next_maxima != NULL;
 }
 
 /* A full chunk with its width a constant: the loops over its vectors
  * unroll and the per-vector tail tests vanish. */
-static void column_chunk(softmax_op op, const T *x, T *y, T *residuals, size_t n, size_t inner, size_t j0, size_t width,
-                         double scale)
+static bool column_chunk(softmax_op op, const T *x, T *y, T *residuals, size_t n, size_t inner, size_t j0, size_t width,
+                         double scale, const T *maxima, T *next_maxima)
 {
-    if (width == COLUMN_CHUNK)
-        column_chunk_body(op, x, y, residuals, n, inner, j0, COLUMN_CHUNK, scale);
-    else
-        column_chunk_body(op, x, y, residuals, n, inner, j0, width, scale);
+    if (width != COLUMN_CHUNK)
+        return column_chunk_body(op, x, y, residuals, n, inner, j0, width, scale, maxima, next_maxima);
+    if (next_maxima != NULL)
+        return column_chunk_body(op, x, y, residuals, n, inner, j0, COLUMN_CHUNK, scale, maxima, next_maxima);
+    return column_chunk_body(op, x, y, residuals, n, inner, j0, COLUMN_CHUNK, scale, maxima, NULL);
 }
 
 /* The gradients over a non-last axis, a chunk of adjacent lines at a time:
@@ -280,9 +316,17 @@ static void column_lines(softmax_op op, const void *src, const void *grad, void 
         }
     }
     const unsigned int saved = vec_flush_to_zero_begin();
-    for (size_t j0 = j_begin; j0 < j_end; j0 += COLUMN_CHUNK) {
+    /* The maxima of this chunk and of the next (the exp pass of a chunk
+     * finds those of the next full one). */
+    T maxima[2][COLUMN_CHUNK];
+    bool have_maxima = false;
+    for (size_t j0 = j_begin, at = 0; j0 < j_end; j0 += COLUMN_CHUNK, at ^= 1) {
         size_t width = j_end - j0 < COLUMN_CHUNK ? j_end - j0 : COLUMN_CHUNK;
-        column_chunk(op, x, y, residuals, n, inner, j0, width, scale);
+        if (!have_maxima)
+            column_maxima(x, n, inner, j0, width, scale < 0, maxima[at]);
+        const bool next_is_full = j_end - j0 >= 2 * COLUMN_CHUNK;
+        have_maxima = column_chunk(op, x, y, residuals, n, inner, j0, width, scale, maxima[at],
+                                   next_is_full ? maxima[at ^ 1] : NULL);
     }
     vec_flush_to_zero_end(saved);
 }
