@@ -661,6 +661,10 @@ const sample_kernels *softmax_sample_kernels_of(const softmax_path *path)
     case SOFTMAX_ISA_AVX2:
         return &softmax_sample_kernels_avx2;
 #endif
+#if defined(SOFTMAX_HAVE_NEON_KERNELS)
+    case SOFTMAX_ISA_NEON:
+        return &softmax_sample_kernels_neon;
+#endif
     default:
         return &softmax_sample_kernels_portable;
     }
