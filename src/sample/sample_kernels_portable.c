@@ -1,9 +1,9 @@
 /*
  * sample_kernels_portable.c -- the sampler's row kernels on the portable
- * path, in plain C: one element at a time, the weights through the portable
- * path's exponential (dd_exp, src/ref/double_double.h: IEEE double
- * operations only, so the same weights on every platform), summed in
- * double. The SIMD paths' kernels are sample_kernels.h.
+ * path, in plain C: the weights through the portable path's exponential
+ * (dd_exp, src/ref/double_double.h: IEEE double operations only, so the
+ * same weights on every platform), summed in double. The SIMD paths'
+ * kernels are sample_kernels.h.
  */
 #include <math.h>
 
@@ -20,16 +20,33 @@ static inline float scaled_difference(float x, float max, float inv_temperature)
     return d;
 }
 
-/* exp(d) rounded to double, then to float; 0 below SAMPLE_WEIGHT_FLOOR
- * (and for d = -inf). */
-static inline float weight_at(float d)
+/* Weights are computed a chunk at a time: the scaled log-weights first,
+ * then their exponentials in a loop the compiler vectorises
+ * (dd_exp_branchless: dd_exp's bits without a branch; on x86-64 one clone
+ * per ISA level, the same bits from each). */
+enum { WEIGHT_CHUNK = 256 };
+
+SOFTMAX_VECTOR_CLONES static void exp_chunk(const double *restrict t, double *restrict e, size_t n)
 {
-    return d >= SAMPLE_WEIGHT_FLOOR ? (float)dd_exp_double(d) : 0.0f;
+    for (size_t i = 0; i < n; i++) {
+        double low;
+        dd_exp_branchless(t[i], 0.0, &e[i], &low);
+    }
 }
 
-static inline float weight_of(float x, float max, float inv_temperature)
+/* w[i] = exp(d[i]) rounded to float (dd_exp's high part: the value rounded
+ * to double), 0 below SAMPLE_WEIGHT_FLOOR (and for d = -inf); d[i] is the
+ * scaled log-weight of x[i]. n <= WEIGHT_CHUNK. */
+static void weights_of_chunk(const float *x, size_t n, float max, float inv_temperature, float *d, float *w)
 {
-    return weight_at(scaled_difference(x, max, inv_temperature));
+    double t[WEIGHT_CHUNK], e[WEIGHT_CHUNK];
+    for (size_t i = 0; i < n; i++) {
+        d[i] = scaled_difference(x[i], max, inv_temperature);
+        t[i] = d[i] >= SAMPLE_WEIGHT_FLOOR ? d[i] : SAMPLE_WEIGHT_FLOOR;
+    }
+    exp_chunk(t, e, n);
+    for (size_t i = 0; i < n; i++)
+        w[i] = d[i] >= SAMPLE_WEIGHT_FLOOR ? (float)e[i] : 0.0f;
 }
 
 static void row_max(const float *x, size_t n, float *max, int *has_nan)
@@ -56,14 +73,18 @@ static size_t find_first(const float *x, size_t n, float value)
 static double block_sums(const float *x, size_t n, float max, float inv_temperature, float floor,
                          double *kept_block_sums)
 {
+    float d[WEIGHT_CHUNK], w[WEIGHT_CHUNK];
     double total = 0.0;
     for (size_t begin = 0, block = 0; begin < n; begin += SAMPLE_BLOCK, block++) {
         size_t end = n - begin < SAMPLE_BLOCK ? n : begin + SAMPLE_BLOCK;
         double all = 0.0, kept = 0.0;
-        for (size_t i = begin; i < end; i++) {
-            float w = weight_of(x[i], max, inv_temperature);
-            all += w;
-            kept += w >= floor ? w : 0.0f;
+        for (size_t i = begin; i < end; i += WEIGHT_CHUNK) {
+            size_t count = end - i < WEIGHT_CHUNK ? end - i : WEIGHT_CHUNK;
+            weights_of_chunk(x + i, count, max, inv_temperature, d, w);
+            for (size_t j = 0; j < count; j++) {
+                all += w[j];
+                kept += w[j] >= floor ? w[j] : 0.0f;
+            }
         }
         total += all;
         kept_block_sums[block] = kept;
@@ -74,18 +95,21 @@ static double block_sums(const float *x, size_t n, float max, float inv_temperat
 static double level_sums(const float *x, size_t n, float max, float inv_temperature, double *block_level_sums,
                          double *level_totals)
 {
+    float d[WEIGHT_CHUNK], w[WEIGHT_CHUNK];
     double total = 0.0;
     for (size_t j = 0; j < SAMPLE_LEVELS; j++)
         level_totals[j] = 0.0;
     for (size_t begin = 0, block = 0; begin < n; begin += SAMPLE_BLOCK, block++) {
         size_t end = n - begin < SAMPLE_BLOCK ? n : begin + SAMPLE_BLOCK;
         double all = 0.0, above[SAMPLE_LEVELS] = {0};
-        for (size_t i = begin; i < end; i++) {
-            float d = scaled_difference(x[i], max, inv_temperature);
-            float w = weight_at(d);
-            all += w;
-            for (size_t j = 0; j < SAMPLE_LEVELS; j++)
-                above[j] += d >= softmax_sample_levels[j] ? w : 0.0f;
+        for (size_t i = begin; i < end; i += WEIGHT_CHUNK) {
+            size_t count = end - i < WEIGHT_CHUNK ? end - i : WEIGHT_CHUNK;
+            weights_of_chunk(x + i, count, max, inv_temperature, d, w);
+            for (size_t k = 0; k < count; k++) {
+                all += w[k];
+                for (size_t j = 0; j < SAMPLE_LEVELS; j++)
+                    above[j] += d[k] >= softmax_sample_levels[j] ? w[k] : 0.0f;
+            }
         }
         total += all;
         for (size_t j = 0; j < SAMPLE_LEVELS; j++) {
@@ -98,9 +122,12 @@ static double level_sums(const float *x, size_t n, float max, float inv_temperat
 
 static void weights(const float *x, size_t n, float max, float inv_temperature, float floor, float *w)
 {
-    for (size_t i = 0; i < n; i++) {
-        float v = weight_of(x[i], max, inv_temperature);
-        w[i] = v >= floor ? v : 0.0f;
+    float d[WEIGHT_CHUNK];
+    for (size_t i = 0; i < n; i += WEIGHT_CHUNK) {
+        size_t count = n - i < WEIGHT_CHUNK ? n - i : WEIGHT_CHUNK;
+        weights_of_chunk(x + i, count, max, inv_temperature, d, w + i);
+        for (size_t j = 0; j < count; j++)
+            w[i + j] = w[i + j] >= floor ? w[i + j] : 0.0f;
     }
 }
 
