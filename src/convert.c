@@ -160,22 +160,20 @@ int softmax_convert(void *dst, softmax_dtype dst_dtype, const void *src, softmax
 {
     softmax_clear_error();
     size_t dst_size = softmax_dtype_size(dst_dtype), src_size = softmax_dtype_size(src_dtype);
-    if (dst_size == 0 || src_size == 0)
-        return softmax_fail(SOFTMAX_E_INVALID_DTYPE, "softmax_convert: unknown data type (dst %d, src %d)",
-                            (int)dst_dtype, (int)src_dtype);
+    RETURN_ERROR_IF(dst_size == 0 || src_size == 0, SOFTMAX_E_INVALID_DTYPE,
+                    "softmax_convert: unknown data type (dst %d, src %d)", (int)dst_dtype, (int)src_dtype);
     if (n == 0)
         return SOFTMAX_OK;
-    if (dst == NULL || src == NULL)
-        return softmax_fail(SOFTMAX_E_NULL_POINTER, "softmax_convert: %s is NULL with n = %zu",
-                            dst == NULL ? "dst" : "src", n);
+    RETURN_ERROR_IF(dst == NULL || src == NULL, SOFTMAX_E_NULL_POINTER, "softmax_convert: %s is NULL with n = %zu",
+                    dst == NULL ? "dst" : "src", n);
     size_t largest = dst_size > src_size ? dst_size : src_size;
-    if (n > SIZE_MAX / largest)
-        return softmax_fail(SOFTMAX_E_SIZE_OVERFLOW, "softmax_convert: n = %zu overflows the byte size", n);
+    RETURN_ERROR_IF(n > SIZE_MAX / largest, SOFTMAX_E_SIZE_OVERFLOW, "softmax_convert: n = %zu overflows the byte size",
+                    n);
     const char *d = dst, *s = src;
-    if (d != s && d < s + n * src_size && s < d + n * dst_size)
-        return softmax_fail(SOFTMAX_E_OVERLAP, "softmax_convert: dst partially overlaps src");
-    if (d == s && dst_size != src_size)
-        return softmax_fail(SOFTMAX_E_OVERLAP, "softmax_convert: in place needs types of the same size");
+    RETURN_ERROR_IF(d != s && d < s + n * src_size && s < d + n * dst_size, SOFTMAX_E_OVERLAP,
+                    "softmax_convert: dst partially overlaps src");
+    RETURN_ERROR_IF(d == s && dst_size != src_size, SOFTMAX_E_OVERLAP,
+                    "softmax_convert: in place needs types of the same size");
     int status = SOFTMAX_OK;
     /* The active path's contiguous conversions: bit for bit the scalar
      * definitions above (the portable table holds those). */

@@ -570,6 +570,95 @@ static void test_columns(void **state)
     family_outcome("columns split invariance", split_failures, split_calls);
 }
 
+/* Rows whose |scale * log2(e) * max| lies just below OFFSET_LIMIT (the
+ * SIMD kernels' exact argument reduction), just above it and far beyond it
+ * (the portable kernels take those rows): accurate on every side, at the
+ * lengths of every row regime up to the in-cache one. */
+static void test_offset_limit(void **state)
+{
+    (void)state;
+    size_t failures = 0, calls = 0;
+    test_rng rng;
+    rng_seed(&rng, 505);
+    static const double factors[] = {1 - 0x1p-10, 1 + 0x1p-10, 16};
+    static const double scales[] = {1.0, -0.75};
+    for (size_t d = 0; d < 2; d++) {
+        const regime_table t = table_for(test_dtypes[d]);
+        const double limit = t.dt == SOFTMAX_DTYPE_F32 ? OFFSET_LIMIT_F32 : OFFSET_LIMIT_F64;
+        const size_t row_lengths_here[] = {1, t.threshold_lanes, small_limit(&t), small_limit(&t) + 1, SUM_BLOCK + 1};
+        for (size_t f = 0; f < ARRAY_LEN(factors); f++) {
+            for (size_t s = 0; s < ARRAY_LEN(scales); s++) {
+                /* Every logit near `centre`: the row's largest |c x| is
+                 * limit * factor, within the spread. */
+                const double centre = limit * factors[f] / (fabs(scales[s]) * 0x1.71547652b82fep+0);
+                for (size_t i = 0; i < ARRAY_LEN(row_lengths_here); i++) {
+                    const size_t n = row_lengths_here[i], rows = rows_at(&t, n);
+                    void *x = buf_alloc(t.dt, rows * n), *y = buf_alloc(t.dt, rows * n),
+                         *logy = buf_alloc(t.dt, rows * n);
+                    for (size_t e = 0; e < rows * n; e++)
+                        buf_set(t.dt, x, e, centre + 4.0 * rng_normal(&rng));
+                    t.k->rows(SOFTMAX_OP_SOFTMAX, x, NULL, y, rows, n, scales[s]);
+                    t.k->rows(SOFTMAX_OP_LOG_SOFTMAX, x, NULL, logy, rows, n, scales[s]);
+                    perturb(t.dt, y, rows * n);
+                    perturb(t.dt, logy, rows * n);
+                    calls += 2;
+                    for (size_t r = 0; r < rows; r++) {
+                        char what[160];
+                        snprintf(what, sizeof what, "offset limit x %g: %s n=%zu row %zu scale=%g", factors[f],
+                                 dtype_name(t.dt), n, r, scales[s]);
+                        failures +=
+                            check_forward_row(t.dt, buf_cat(t.dt, x, r * n), n, scales[s], buf_cat(t.dt, y, r * n),
+                                              buf_cat(t.dt, logy, r * n), contract_ulp_bound(t.dt), what);
+                    }
+                    free(x);
+                    free(y);
+                    free(logy);
+                }
+            }
+        }
+    }
+    family_outcome("offset limit accuracy", failures, calls);
+}
+
+/* Softmax along a non-last axis whose exps and residuals of one chunk of
+ * lines just fit in COLUMN_WORKSPACE_BYTES (the column kernels), and just
+ * do not (the portable lines): accurate on both sides. */
+static void test_column_workspace(void **state)
+{
+    (void)state;
+    size_t failures = 0, calls = 0;
+    test_rng rng;
+    rng_seed(&rng, 606);
+    for (size_t d = 0; d < 2; d++) {
+        const regime_table t = table_for(test_dtypes[d]);
+        const size_t inner = t.k->column_chunk;
+        const size_t limit = COLUMN_WORKSPACE_BYTES / (2 * inner * t.element_size);
+        for (size_t n = limit; n <= limit + 1; n++) {
+            const size_t count = n * inner;
+            void *x = buf_alloc(t.dt, count), *y = buf_alloc(t.dt, count);
+            fill_logits(t.dt, x, count, &rng);
+            t.k->columns(SOFTMAX_OP_SOFTMAX, x, NULL, y, n, inner, 0, inner, 1.0);
+            perturb(t.dt, y, count);
+            calls++;
+            ref_vec ref;
+            ref_vec_init(&ref, n);
+            err_stats st;
+            err_stats_init(&st);
+            char what[128];
+            snprintf(what, sizeof what, "column workspace: %s n=%zu inner=%zu", dtype_name(t.dt), n, inner);
+            for (size_t j = 0; j < inner; j++) {
+                ref_softmax(&ref, ref_line_make(t.dt, buf_cat(t.dt, x, j), n, inner), 1.0, false);
+                failures += check_softmax_line(&ref, ref_line_make(t.dt, buf_cat(t.dt, y, j), n, inner),
+                                               contract_ulp_bound(t.dt), &st, what);
+            }
+            ref_vec_free(&ref);
+            free(x);
+            free(y);
+        }
+    }
+    family_outcome("column workspace accuracy", failures, calls);
+}
+
 /* ------------------------------------------------------------------------
  * Invariants: a row's bits are a function of that row alone.
  * ---------------------------------------------------------------------- */
@@ -1316,6 +1405,7 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_rows_accuracy),      cmocka_unit_test(test_fast_rows_accuracy),
         cmocka_unit_test(test_gradients_accuracy), cmocka_unit_test(test_columns),
+        cmocka_unit_test(test_offset_limit),       cmocka_unit_test(test_column_workspace),
         cmocka_unit_test(test_group_invariant),    cmocka_unit_test(test_prefix_invariant),
         cmocka_unit_test(test_long_row_invariant), cmocka_unit_test(test_excluding_invariant),
         cmocka_unit_test(test_added_masks),        cmocka_unit_test(test_half_invariant),

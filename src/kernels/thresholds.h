@@ -65,6 +65,19 @@
  * per chunk (COLUMN_VECTORS * LANES lines), each lane its own row. */
 #define COLUMN_VECTORS 4
 
+/* Largest |scale * log2(e) * max| of a row that the SIMD kernels' exact
+ * argument reduction takes (exp/exact.h: the offset B and B + k must be
+ * exact integers in T); larger rows take the portable kernels. type_f32.h
+ * and type_f64.h name the one of their type OFFSET_LIMIT. */
+#define OFFSET_LIMIT_F32 4194304.0          /* 2^22: B + k stays an exact float integer */
+#define OFFSET_LIMIT_F64 1125899906842624.0 /* 2^50 */
+
+/* Softmax along a non-last axis keeps the exps and residuals of one chunk
+ * of lines (2 * n * column_chunk elements) in the workspace up to this many
+ * bytes (65536 f32 down the axis on AVX-512); longer axes take the portable
+ * lines rather than a scratch buffer the size of the input. */
+#define COLUMN_WORKSPACE_BYTES ((size_t)32 << 20)
+
 /* Largest |max z| of a row with an added mask that the masked in-place
  * kernel takes (larger ones take the general path). */
 #define ADDED_MASK_MAX_LIMIT 1024

@@ -7,6 +7,8 @@
 
 #include <float.h>
 
+#include "thresholds.h"
+
 #define KERNEL_F32 1
 #define T float
 #define T_MAX FLT_MAX
@@ -17,7 +19,7 @@
 #define P(op) f32_##op
 #define ACC f32_acc
 #define EXP_FLOOR_ARG 160
-#define OFFSET_LIMIT 4194304.0 /* 2^22: B + k stays an exact float integer */
+#define OFFSET_LIMIT OFFSET_LIMIT_F32 /* thresholds.h */
 #define FMA_T fmaf
 #define T_FLOOR floorf
 #define T_FABS fabsf

@@ -7,6 +7,8 @@
 
 #include <float.h>
 
+#include "thresholds.h"
+
 #define KERNEL_F64 1
 #define T double
 #define T_MAX DBL_MAX
@@ -17,7 +19,7 @@
 #define P(op) f64_##op
 #define ACC f64_acc
 #define EXP_FLOOR_ARG 1100
-#define OFFSET_LIMIT 1125899906842624.0 /* 2^50 */
+#define OFFSET_LIMIT OFFSET_LIMIT_F64 /* thresholds.h */
 #define FMA_T fma
 #define T_FLOOR floor
 #define T_FABS fabs

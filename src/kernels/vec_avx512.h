@@ -165,6 +165,11 @@ static inline vf32 f32_scale_pow2(vf32 p, vf32 k)
 {
     return _mm512_scalef_ps(p, k);
 }
+/* p * 2^k where the product is normal (f32_scale_pow2's value: exact). */
+static inline vf32 f32_scale_pow2_normal(vf32 p, vf32 k)
+{
+    return _mm512_scalef_ps(p, k);
+}
 static inline float f32_reduce_max(vf32 v)
 {
     return _mm512_reduce_max_ps(v);

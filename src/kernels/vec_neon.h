@@ -290,6 +290,12 @@ static inline vf32 f32_scale_pow2(vf32 p, vf32 k)
 {
     return f32_make(f32x4_scale_pow2(p.lo, k.lo), f32x4_scale_pow2(p.hi, k.hi));
 }
+/* p * 2^k for integral k in [-126, 127] where the product is normal: exact,
+ * so f32_scale_pow2's value, with one multiplication. */
+static inline vf32 f32_scale_pow2_normal(vf32 p, vf32 k)
+{
+    return f32_make(vmulq_f32(p.lo, f32x4_pow2(k.lo)), vmulq_f32(p.hi, f32x4_pow2(k.hi)));
+}
 /* The reductions compare and add in vec_avx2.h's tree: lane j with lane
  * j + 4, then with j + 2, then lane 0 with lane 1. */
 static inline float f32_reduce_max(vf32 v)

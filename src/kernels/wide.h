@@ -214,4 +214,22 @@ static inline T wide_inverse(T c_hi, T c_lo)
 
 #endif
 
+/* A value of WIDE carried as two T, hi + lo (wide_split: hi the value
+ * rounded, lo the rest rounded; lo = 0 when hi is not finite): the
+ * reciprocal of a row's sum, the gradients' dot products. The kernels' one
+ * hi/lo pair of T (the f64 WIDE, dd, is itself a pair of doubles). */
+typedef struct hi_lo {
+    T hi;
+    T lo;
+} hi_lo;
+
+static inline hi_lo hi_lo_of(WIDE value)
+{
+    hi_lo s;
+    wide_split(value, &s.hi, &s.lo);
+    if (!isfinite(wide_hi(value)))
+        s.lo = 0;
+    return s;
+}
+
 #endif /* SOFTMAX_KERNELS_WIDE_H */

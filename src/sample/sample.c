@@ -530,8 +530,7 @@ static row_result sample_row(const sample_call *call, softmax_dtype dtype, const
 int softmax_sampler_params_init(softmax_sampler_params *params)
 {
     softmax_clear_error();
-    if (params == NULL)
-        return softmax_fail(SOFTMAX_E_NULL_POINTER, "softmax_sampler_params_init: params is NULL");
+    RETURN_ERROR_IF(params == NULL, SOFTMAX_E_NULL_POINTER, "softmax_sampler_params_init: params is NULL");
     memset(params, 0, sizeof *params);
     params->temperature = 1.0;
     params->top_p = 1.0;
@@ -541,18 +540,16 @@ int softmax_sampler_params_init(softmax_sampler_params *params)
 static int check_params(const softmax_sampler_params *p)
 {
     const char *fn = "softmax_sample";
-    if (isnan(p->temperature) || p->temperature < 0.0)
-        return softmax_fail(SOFTMAX_E_INVALID_PARAMETER, "%s: temperature = %g (must be >= 0)", fn, p->temperature);
-    if (p->top_k < 0)
-        return softmax_fail(SOFTMAX_E_INVALID_PARAMETER, "%s: top_k = %lld (must be >= 0; 0 = off)", fn,
-                            (long long)p->top_k);
-    if (!(p->top_p > 0.0 && p->top_p <= 1.0))
-        return softmax_fail(SOFTMAX_E_INVALID_PARAMETER, "%s: top_p = %g (must be in (0, 1]; 1 = off)", fn, p->top_p);
-    if (!(p->min_p >= 0.0 && p->min_p <= 1.0))
-        return softmax_fail(SOFTMAX_E_INVALID_PARAMETER, "%s: min_p = %g (must be in [0, 1]; 0 = off)", fn, p->min_p);
+    RETURN_ERROR_IF(isnan(p->temperature) || p->temperature < 0.0, SOFTMAX_E_INVALID_PARAMETER,
+                    "%s: temperature = %g (must be >= 0)", fn, p->temperature);
+    RETURN_ERROR_IF(p->top_k < 0, SOFTMAX_E_INVALID_PARAMETER, "%s: top_k = %lld (must be >= 0; 0 = off)", fn,
+                    (long long)p->top_k);
+    RETURN_ERROR_IF(!(p->top_p > 0.0 && p->top_p <= 1.0), SOFTMAX_E_INVALID_PARAMETER,
+                    "%s: top_p = %g (must be in (0, 1]; 1 = off)", fn, p->top_p);
+    RETURN_ERROR_IF(!(p->min_p >= 0.0 && p->min_p <= 1.0), SOFTMAX_E_INVALID_PARAMETER,
+                    "%s: min_p = %g (must be in [0, 1]; 0 = off)", fn, p->min_p);
     for (size_t i = 0; i < sizeof p->reserved / sizeof p->reserved[0]; i++) {
-        if (p->reserved[i] != 0)
-            return softmax_fail(SOFTMAX_E_UNSUPPORTED, "%s: params->reserved[%zu] is not zero", fn, i);
+        RETURN_ERROR_IF(p->reserved[i] != 0, SOFTMAX_E_UNSUPPORTED, "%s: params->reserved[%zu] is not zero", fn, i);
     }
     return SOFTMAX_OK;
 }
@@ -573,12 +570,13 @@ static int check_sample_overlaps(const void *logits, size_t logits_bytes, const 
       outputs[] = {{"indices", indices, row_bytes}, {"probs", probs, row_bytes}, {"logsumexp", logsumexp, row_bytes}};
     for (size_t o = 0; o < sizeof outputs / sizeof outputs[0]; o++) {
         for (size_t i = 0; i < sizeof inputs / sizeof inputs[0]; i++) {
-            if (softmax_bytes_overlap(outputs[o].data, outputs[o].bytes, inputs[i].data, inputs[i].bytes))
-                return softmax_fail(SOFTMAX_E_OVERLAP, "%s: %s overlaps %s", fn, outputs[o].name, inputs[i].name);
+            RETURN_ERROR_IF(softmax_bytes_overlap(outputs[o].data, outputs[o].bytes, inputs[i].data, inputs[i].bytes),
+                            SOFTMAX_E_OVERLAP, "%s: %s overlaps %s", fn, outputs[o].name, inputs[i].name);
         }
         for (size_t other = 0; other < o; other++) {
-            if (softmax_bytes_overlap(outputs[o].data, outputs[o].bytes, outputs[other].data, outputs[other].bytes))
-                return softmax_fail(SOFTMAX_E_OVERLAP, "%s: %s overlaps %s", fn, outputs[o].name, outputs[other].name);
+            RETURN_ERROR_IF(
+                softmax_bytes_overlap(outputs[o].data, outputs[o].bytes, outputs[other].data, outputs[other].bytes),
+                SOFTMAX_E_OVERLAP, "%s: %s overlaps %s", fn, outputs[o].name, outputs[other].name);
         }
     }
     return SOFTMAX_OK;
@@ -590,14 +588,12 @@ int softmax_sample(const softmax_sampler_params *params, softmax_dtype dtype, co
 {
     softmax_clear_error();
     const char *fn = "softmax_sample";
-    if (params == NULL)
-        return softmax_fail(SOFTMAX_E_NULL_POINTER, "%s: params is NULL", fn);
+    RETURN_ERROR_IF(params == NULL, SOFTMAX_E_NULL_POINTER, "%s: params is NULL", fn);
     int status = check_params(params);
     if (status != SOFTMAX_OK)
         return status;
     size_t element_size = softmax_dtype_size(dtype);
-    if (element_size == 0)
-        return softmax_fail(SOFTMAX_E_INVALID_DTYPE, "%s: unknown dtype %d", fn, (int)dtype);
+    RETURN_ERROR_IF(element_size == 0, SOFTMAX_E_INVALID_DTYPE, "%s: unknown dtype %d", fn, (int)dtype);
     /* Even an empty call reports a forced code path that this CPU lacks, as
      * every other entry point does. */
     const sample_kernels *kernels = softmax_sample_dispatch(fn, &status);
@@ -607,12 +603,11 @@ int softmax_sample(const softmax_sampler_params *params, softmax_dtype dtype, co
         return SOFTMAX_OK;
     /* The per-row outputs are 8 bytes each; with vocab == 0 nothing else
      * bounds rows. */
-    if ((vocab != 0 && rows > SIZE_MAX / vocab / element_size) || rows > SIZE_MAX / sizeof(int64_t))
-        return softmax_fail(SOFTMAX_E_SIZE_OVERFLOW, "%s: rows * vocab overflows", fn);
-    if (vocab > UINT32_MAX)
-        return softmax_fail(SOFTMAX_E_INVALID_ARGUMENT, "%s: vocab = %zu (must be < 2^32)", fn, vocab);
-    if (indices == NULL || (logits == NULL && vocab > 0))
-        return softmax_fail(SOFTMAX_E_NULL_POINTER, "%s: %s is NULL", fn, indices == NULL ? "indices" : "logits");
+    RETURN_ERROR_IF((vocab != 0 && rows > SIZE_MAX / vocab / element_size) || rows > SIZE_MAX / sizeof(int64_t),
+                    SOFTMAX_E_SIZE_OVERFLOW, "%s: rows * vocab overflows", fn);
+    RETURN_ERROR_IF(vocab > UINT32_MAX, SOFTMAX_E_INVALID_ARGUMENT, "%s: vocab = %zu (must be < 2^32)", fn, vocab);
+    RETURN_ERROR_IF(indices == NULL || (logits == NULL && vocab > 0), SOFTMAX_E_NULL_POINTER, "%s: %s is NULL", fn,
+                    indices == NULL ? "indices" : "logits");
     status = check_sample_overlaps(logits, rows * vocab * element_size, stream_ids, indices, probs, logsumexp, rows);
     if (status != SOFTMAX_OK)
         return status;
@@ -643,11 +638,9 @@ int softmax_sample(const softmax_sampler_params *params, softmax_dtype dtype, co
         if (logsumexp != NULL)
             logsumexp[r] = result.logsumexp;
     }
-    if (out_of_memory)
-        return softmax_fail(SOFTMAX_E_OUT_OF_MEMORY, "%s: no scratch memory for a row of %zu", fn, vocab);
-    if (first_failed != SIZE_MAX)
-        return softmax_fail(SOFTMAX_E_NO_FINITE_LOGIT, "%s: row %zu has a NaN logit or none above -inf", fn,
-                            first_failed);
+    RETURN_ERROR_IF(out_of_memory, SOFTMAX_E_OUT_OF_MEMORY, "%s: no scratch memory for a row of %zu", fn, vocab);
+    RETURN_ERROR_IF(first_failed != SIZE_MAX, SOFTMAX_E_NO_FINITE_LOGIT,
+                    "%s: row %zu has a NaN logit or none above -inf", fn, first_failed);
     return SOFTMAX_OK;
 }
 
@@ -660,6 +653,10 @@ const sample_kernels *softmax_sample_kernels_of(const softmax_path *path)
         return &softmax_sample_kernels_avx512;
     case SOFTMAX_ISA_AVX2:
         return &softmax_sample_kernels_avx2;
+#endif
+#if defined(SOFTMAX_HAVE_NEON_KERNELS)
+    case SOFTMAX_ISA_NEON:
+        return &softmax_sample_kernels_neon;
 #endif
     default:
         return &softmax_sample_kernels_portable;

@@ -1,7 +1,8 @@
 /*
  * sample_internal.h -- what the sampler's translation units share: the
- * per-ISA row kernels (sample_body.h compiled once per code path) and the
- * selection helpers. Nothing here is public.
+ * per-path row kernels (sample_kernels.h compiled once per SIMD path,
+ * sample_kernels_portable.c) and the selection helpers. Nothing here is
+ * public.
  */
 #ifndef SOFTMAX_SAMPLE_INTERNAL_H
 #define SOFTMAX_SAMPLE_INTERNAL_H
@@ -22,20 +23,36 @@
 
 /* The widest vector of any path, in floats. */
 #define SAMPLE_MAX_LANES 16
+
+/* Weights of a scaled log-weight d below this are 0: under 2^-125 of the
+ * largest weight (exp(0) = 1), far below what an f32 sum can hold, while
+ * exp(SAMPLE_WEIGHT_FLOOR) is still a normal float (no lane of the
+ * exponential leaves the normal range, so no flush-to-zero is needed). */
+#define SAMPLE_WEIGHT_FLOOR (-87.0f)
+
+/* Elements per block of the greedy pass: it keeps the block holding the
+ * first maximum and looks for the maximum's index there at the end. */
+#define SAMPLE_ARGMAX_BLOCK 256
 extern const float softmax_sample_levels[SAMPLE_LEVELS];
 
 /*
  * The f32 row kernels of one code path. All weights are
- *     w_i = exp((x_i - max) * inv_temperature)     (f32 arithmetic, no FMA)
- * through one exponential shared by every function below, so that a weight
- * summed in one pass and recomputed in another is the same number.
+ *     w_i = exp(d_i),  d_i = (x_i - max) * inv_temperature   (d_i in f32
+ *                      arithmetic, no FMA; w_i = 0 for d_i below
+ *                      SAMPLE_WEIGHT_FLOOR)
+ * through one exponential shared by every function below (on the SIMD
+ * paths the kernels' exact exponential, src/kernels/exp/exact.h, on the
+ * portable path the portable one, dd_exp of src/ref/double_double.h), so
+ * that a weight summed in one pass and recomputed in another is the same
+ * number.
  * Preconditions: no NaN in x, max finite and >= every x_i,
  * 0 < inv_temperature < inf.
  */
 typedef struct sample_kernels {
     /* Largest element (-inf for n == 0) and whether any element is NaN. */
     void (*row_max)(const float *x, size_t n, float *max, int *has_nan);
-    /* Index of the first element equal to value (n if none). */
+    /* Index of the first element equal to value (n if none), for a value
+     * no element exceeds (the row's maximum). */
     size_t (*find_first)(const float *x, size_t n, float value);
     /* Sums the weights per block of SAMPLE_BLOCK elements into
      * kept_block_sums[ceil(n / SAMPLE_BLOCK)], counting only weights >= floor;
@@ -70,6 +87,9 @@ extern const sample_kernels softmax_sample_kernels_portable;
 #if defined(SOFTMAX_HAVE_X86_KERNELS)
 extern const sample_kernels softmax_sample_kernels_avx2;
 extern const sample_kernels softmax_sample_kernels_avx512;
+#endif
+#if defined(SOFTMAX_HAVE_NEON_KERNELS)
+extern const sample_kernels softmax_sample_kernels_neon;
 #endif
 
 /* The kernels of the active code path, or NULL with the error recorded

@@ -1,4 +1,7 @@
-/* The sampler's row kernels on the avx2 path (32-byte vectors). */
-#define SAMPLE_VECTOR_BYTES 32
+/* sample_kernels_avx2.c -- the sampler's row kernels compiled for AVX2 + FMA; the
+ * table softmax_sample_kernels_avx2 is the only symbol it exports. */
 #define SAMPLE_KERNELS_NAME softmax_sample_kernels_avx2
-#include "sample_body.h"
+
+#include "kernels/vec_avx2.h"
+
+#include "sample_kernels.h"

@@ -1,4 +1,7 @@
-/* The sampler's row kernels on the avx512 path (64-byte vectors). */
-#define SAMPLE_VECTOR_BYTES 64
+/* sample_kernels_avx512.c -- the sampler's row kernels compiled for AVX-512; the
+ * table softmax_sample_kernels_avx512 is the only symbol it exports. */
 #define SAMPLE_KERNELS_NAME softmax_sample_kernels_avx512
-#include "sample_body.h"
+
+#include "kernels/vec_avx512.h"
+
+#include "sample_kernels.h"

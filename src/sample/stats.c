@@ -137,11 +137,11 @@ static int check_stats_overlaps(const void *x, size_t x_bytes, const double *log
         const void *data;
     } outputs[] = {{"logsumexp", logsumexp}, {"entropy", entropy}, {"argmax", argmax}};
     for (size_t o = 0; o < sizeof outputs / sizeof outputs[0]; o++) {
-        if (softmax_bytes_overlap(outputs[o].data, row_bytes, x, x_bytes))
-            return softmax_fail(SOFTMAX_E_OVERLAP, "%s: %s overlaps x", fn, outputs[o].name);
+        RETURN_ERROR_IF(softmax_bytes_overlap(outputs[o].data, row_bytes, x, x_bytes), SOFTMAX_E_OVERLAP,
+                        "%s: %s overlaps x", fn, outputs[o].name);
         for (size_t other = 0; other < o; other++) {
-            if (softmax_bytes_overlap(outputs[o].data, row_bytes, outputs[other].data, row_bytes))
-                return softmax_fail(SOFTMAX_E_OVERLAP, "%s: %s overlaps %s", fn, outputs[o].name, outputs[other].name);
+            RETURN_ERROR_IF(softmax_bytes_overlap(outputs[o].data, row_bytes, outputs[other].data, row_bytes),
+                            SOFTMAX_E_OVERLAP, "%s: %s overlaps %s", fn, outputs[o].name, outputs[other].name);
         }
     }
     return SOFTMAX_OK;
@@ -153,10 +153,8 @@ int softmax_row_stats(softmax_dtype dtype, const void *x, size_t rows, size_t co
     softmax_clear_error();
     const char *fn = "softmax_row_stats";
     size_t element_size = softmax_dtype_size(dtype);
-    if (element_size == 0)
-        return softmax_fail(SOFTMAX_E_INVALID_DTYPE, "%s: unknown dtype %d", fn, (int)dtype);
-    if (isnan(scale))
-        return softmax_fail(SOFTMAX_E_INVALID_SCALE, "%s: scale is NaN", fn);
+    RETURN_ERROR_IF(element_size == 0, SOFTMAX_E_INVALID_DTYPE, "%s: unknown dtype %d", fn, (int)dtype);
+    RETURN_ERROR_IF(isnan(scale), SOFTMAX_E_INVALID_SCALE, "%s: scale is NaN", fn);
     softmax_dtype compute = dtype == SOFTMAX_DTYPE_F64 ? SOFTMAX_DTYPE_F64 : SOFTMAX_DTYPE_F32;
     /* Even an empty call reports a forced code path that this CPU lacks, as
      * every other entry point does. */
@@ -171,11 +169,10 @@ int softmax_row_stats(softmax_dtype dtype, const void *x, size_t rows, size_t co
     size_t compute_size = softmax_dtype_size(compute);
     /* rows * cols elements of up to 8 bytes, 8-byte outputs per row, and a
      * scratch of 3 * cols elements per thread must all be representable. */
-    if ((cols != 0 && rows > SIZE_MAX / cols / 8) || rows > SIZE_MAX / sizeof(double) ||
-        cols > (SIZE_MAX - 1) / 3 / compute_size)
-        return softmax_fail(SOFTMAX_E_SIZE_OVERFLOW, "%s: rows * cols overflows", fn);
-    if (x == NULL && cols > 0)
-        return softmax_fail(SOFTMAX_E_NULL_POINTER, "%s: x is NULL", fn);
+    RETURN_ERROR_IF((cols != 0 && rows > SIZE_MAX / cols / 8) || rows > SIZE_MAX / sizeof(double) ||
+                        cols > (SIZE_MAX - 1) / 3 / compute_size,
+                    SOFTMAX_E_SIZE_OVERFLOW, "%s: rows * cols overflows", fn);
+    RETURN_ERROR_IF(x == NULL && cols > 0, SOFTMAX_E_NULL_POINTER, "%s: x is NULL", fn);
     status = check_stats_overlaps(x, rows * cols * element_size, logsumexp, entropy, argmax, rows);
     if (status != SOFTMAX_OK)
         return status;
@@ -213,7 +210,6 @@ int softmax_row_stats(softmax_dtype dtype, const void *x, size_t rows, size_t co
         }
         free(scratch);
     }
-    if (out_of_memory)
-        return softmax_fail(SOFTMAX_E_OUT_OF_MEMORY, "%s: no scratch memory for a row of %zu", fn, cols);
+    RETURN_ERROR_IF(out_of_memory, SOFTMAX_E_OUT_OF_MEMORY, "%s: no scratch memory for a row of %zu", fn, cols);
     return SOFTMAX_OK;
 }

@@ -50,30 +50,24 @@ int summary_check_slice(const char *fn, const softmax_slice *slice)
 {
     if (softmax_isa_name() == NULL)
         return SOFTMAX_E_ISA_UNAVAILABLE; /* recorded by softmax_isa_name */
-    if (slice == NULL)
-        return softmax_fail(SOFTMAX_E_NULL_POINTER, "%s: slice is NULL", fn);
+    RETURN_ERROR_IF(slice == NULL, SOFTMAX_E_NULL_POINTER, "%s: slice is NULL", fn);
     size_t size = softmax_dtype_size(slice->dtype);
-    if (size == 0)
-        return softmax_fail(SOFTMAX_E_INVALID_DTYPE, "%s: unsupported slice dtype %d", fn, (int)slice->dtype);
-    if (slice->vocab >= (UINT64_C(1) << 32))
-        return softmax_fail(SOFTMAX_E_INVALID_ARGUMENT, "%s: vocab %llu is not below 2^32", fn,
-                            (unsigned long long)slice->vocab);
-    if (slice->col_offset > slice->vocab || slice->cols > slice->vocab - slice->col_offset)
-        return softmax_fail(SOFTMAX_E_INVALID_ARGUMENT,
-                            "%s: columns [%llu, %llu + %zu) lie outside a vocabulary of %llu", fn,
-                            (unsigned long long)slice->col_offset, (unsigned long long)slice->col_offset, slice->cols,
-                            (unsigned long long)slice->vocab);
-    if (slice->cols != 0 && slice->rows > SIZE_MAX / slice->cols / size)
-        return softmax_fail(SOFTMAX_E_SIZE_OVERFLOW, "%s: %zu rows x %zu columns overflow", fn, slice->rows,
-                            slice->cols);
-    if (slice->logits == NULL && slice->rows != 0 && slice->cols != 0)
-        return softmax_fail(SOFTMAX_E_NULL_POINTER, "%s: logits is NULL with %zu x %zu elements", fn, slice->rows,
-                            slice->cols);
+    RETURN_ERROR_IF(size == 0, SOFTMAX_E_INVALID_DTYPE, "%s: unsupported slice dtype %d", fn, (int)slice->dtype);
+    RETURN_ERROR_IF(slice->vocab >= (UINT64_C(1) << 32), SOFTMAX_E_INVALID_ARGUMENT, "%s: vocab %llu is not below 2^32",
+                    fn, (unsigned long long)slice->vocab);
+    RETURN_ERROR_IF(slice->col_offset > slice->vocab || slice->cols > slice->vocab - slice->col_offset,
+                    SOFTMAX_E_INVALID_ARGUMENT, "%s: columns [%llu, %llu + %zu) lie outside a vocabulary of %llu", fn,
+                    (unsigned long long)slice->col_offset, (unsigned long long)slice->col_offset, slice->cols,
+                    (unsigned long long)slice->vocab);
+    RETURN_ERROR_IF(slice->cols != 0 && slice->rows > SIZE_MAX / slice->cols / size, SOFTMAX_E_SIZE_OVERFLOW,
+                    "%s: %zu rows x %zu columns overflow", fn, slice->rows, slice->cols);
+    RETURN_ERROR_IF(slice->logits == NULL && slice->rows != 0 && slice->cols != 0, SOFTMAX_E_NULL_POINTER,
+                    "%s: logits is NULL with %zu x %zu elements", fn, slice->rows, slice->cols);
     if (slice->targets != NULL)
         for (size_t r = 0; r < slice->rows; r++)
-            if (slice->targets[r] >= 0 && (uint64_t)slice->targets[r] >= slice->vocab)
-                return softmax_fail(SOFTMAX_E_INVALID_ARGUMENT, "%s: target %lld of row %zu is not below vocab %llu",
-                                    fn, (long long)slice->targets[r], r, (unsigned long long)slice->vocab);
+            RETURN_ERROR_IF(slice->targets[r] >= 0 && (uint64_t)slice->targets[r] >= slice->vocab,
+                            SOFTMAX_E_INVALID_ARGUMENT, "%s: target %lld of row %zu is not below vocab %llu", fn,
+                            (long long)slice->targets[r], r, (unsigned long long)slice->vocab);
     return SOFTMAX_OK;
 }
 
@@ -92,19 +86,16 @@ int summary_check_records(const char *fn, const void *records, size_t rows, size
         *bytes = 0;
         return SOFTMAX_OK;
     }
-    if (records == NULL)
-        return softmax_fail(SOFTMAX_E_NULL_POINTER, "%s: records are NULL with %zu rows", fn, rows);
+    RETURN_ERROR_IF(records == NULL, SOFTMAX_E_NULL_POINTER, "%s: records are NULL with %zu rows", fn, rows);
     const softmax_summary *first = records;
-    if (first->magic != SOFTMAX_SUMMARY_MAGIC)
-        return softmax_fail(SOFTMAX_E_INVALID_ARGUMENT, "%s: not a summary record (bad magic)", fn);
+    RETURN_ERROR_IF(first->magic != SOFTMAX_SUMMARY_MAGIC, SOFTMAX_E_INVALID_ARGUMENT,
+                    "%s: not a summary record (bad magic)", fn);
     *bytes = softmax_summary_bytes(first->top_k);
-    if (rows > SIZE_MAX / *bytes)
-        return softmax_fail(SOFTMAX_E_SIZE_OVERFLOW, "%s: %zu records overflow", fn, rows);
+    RETURN_ERROR_IF(rows > SIZE_MAX / *bytes, SOFTMAX_E_SIZE_OVERFLOW, "%s: %zu records overflow", fn, rows);
     for (size_t r = 0; r < rows; r++) {
         const softmax_summary *s = summary_const_record(records, *bytes, r);
-        if (s->magic != SOFTMAX_SUMMARY_MAGIC || s->top_k != first->top_k)
-            return softmax_fail(SOFTMAX_E_INVALID_ARGUMENT, "%s: record %zu is not a summary of the same capacity", fn,
-                                r);
+        RETURN_ERROR_IF(s->magic != SOFTMAX_SUMMARY_MAGIC || s->top_k != first->top_k, SOFTMAX_E_INVALID_ARGUMENT,
+                        "%s: record %zu is not a summary of the same capacity", fn, r);
     }
     return SOFTMAX_OK;
 }
@@ -279,19 +270,16 @@ int summary_compute(const char *fn, const softmax_slice *slice, double scale, si
     int status = summary_check_slice(fn, slice);
     if (status != SOFTMAX_OK)
         return status;
-    if (isnan(scale))
-        return softmax_fail(SOFTMAX_E_INVALID_SCALE, "%s: scale is NaN", fn);
+    RETURN_ERROR_IF(isnan(scale), SOFTMAX_E_INVALID_SCALE, "%s: scale is NaN", fn);
     size_t bytes = softmax_summary_bytes(top_k);
-    if (bytes == 0 || (slice->rows != 0 && slice->rows > SIZE_MAX / bytes))
-        return softmax_fail(SOFTMAX_E_SIZE_OVERFLOW, "%s: %zu records of capacity %zu overflow", fn, slice->rows,
-                            top_k);
+    RETURN_ERROR_IF(bytes == 0 || (slice->rows != 0 && slice->rows > SIZE_MAX / bytes), SOFTMAX_E_SIZE_OVERFLOW,
+                    "%s: %zu records of capacity %zu overflow", fn, slice->rows, top_k);
     if (slice->rows == 0)
         return SOFTMAX_OK;
-    if (summaries == NULL)
-        return softmax_fail(SOFTMAX_E_NULL_POINTER, "%s: summaries is NULL", fn);
+    RETURN_ERROR_IF(summaries == NULL, SOFTMAX_E_NULL_POINTER, "%s: summaries is NULL", fn);
     size_t element = softmax_dtype_size(slice->dtype);
-    if (bytes_overlap(summaries, slice->rows * bytes, slice->logits, slice->rows * slice->cols * element))
-        return softmax_fail(SOFTMAX_E_OVERLAP, "%s: summaries overlap the logits", fn);
+    RETURN_ERROR_IF(bytes_overlap(summaries, slice->rows * bytes, slice->logits, slice->rows * slice->cols * element),
+                    SOFTMAX_E_OVERLAP, "%s: summaries overlap the logits", fn);
     size_t heap_capacity = top_k < slice->cols ? top_k : slice->cols;
     /* Rows are independent: spread over threads, the same bits for any count. */
     int threads = softmax_threads_for_job(slice->rows * slice->cols, slice->rows);
@@ -312,8 +300,8 @@ int summary_compute(const char *fn, const softmax_slice *slice, double scale, si
         }
         free(heap);
     }
-    if (atomic_load(&out_of_memory))
-        return softmax_fail(SOFTMAX_E_OUT_OF_MEMORY, "%s: no memory for %zu candidates", fn, heap_capacity);
+    RETURN_ERROR_IF(atomic_load(&out_of_memory), SOFTMAX_E_OUT_OF_MEMORY, "%s: no memory for %zu candidates", fn,
+                    heap_capacity);
     return SOFTMAX_OK;
 }
 
@@ -381,18 +369,15 @@ static void merge_candidates(softmax_summary *a, const softmax_summary *b, softm
 static int merge_pair(softmax_summary *a, const softmax_summary *b, size_t row, softmax_candidate *scratch)
 {
     static const char fn[] = "softmax_summary_merge";
-    if (memcmp(&a->scale, &b->scale, sizeof a->scale) != 0)
-        return softmax_fail(SOFTMAX_E_INVALID_ARGUMENT, "%s: row %zu merges records of scales %.17g and %.17g", fn, row,
-                            a->scale, b->scale);
-    if (a->flags != b->flags)
-        return softmax_fail(SOFTMAX_E_INVALID_ARGUMENT, "%s: row %zu merges a record with sums and one without", fn,
-                            row);
-    if (a->target != b->target)
-        return softmax_fail(SOFTMAX_E_INVALID_ARGUMENT, "%s: row %zu merges records of targets %lld and %lld", fn, row,
-                            (long long)a->target, (long long)b->target);
-    if (a->target_found && b->target_found)
-        return softmax_fail(SOFTMAX_E_INVALID_ARGUMENT,
-                            "%s: row %zu: both records hold the target column (overlapping slices)", fn, row);
+    RETURN_ERROR_IF(memcmp(&a->scale, &b->scale, sizeof a->scale) != 0, SOFTMAX_E_INVALID_ARGUMENT,
+                    "%s: row %zu merges records of scales %.17g and %.17g", fn, row, a->scale, b->scale);
+    RETURN_ERROR_IF(a->flags != b->flags, SOFTMAX_E_INVALID_ARGUMENT,
+                    "%s: row %zu merges a record with sums and one without", fn, row);
+    RETURN_ERROR_IF(a->target != b->target, SOFTMAX_E_INVALID_ARGUMENT,
+                    "%s: row %zu merges records of targets %lld and %lld", fn, row, (long long)a->target,
+                    (long long)b->target);
+    RETURN_ERROR_IF(a->target_found && b->target_found, SOFTMAX_E_INVALID_ARGUMENT,
+                    "%s: row %zu: both records hold the target column (overlapping slices)", fn, row);
     softmax_summary out = *a;
     double ref = a->ref > b->ref ? a->ref : b->ref;
     if (b->ref > a->ref) {
@@ -456,11 +441,9 @@ int softmax_summary_merge(void *inout, const void *in, size_t rows)
         return status;
     if (rows == 0)
         return SOFTMAX_OK;
-    if (bytes != in_bytes)
-        return softmax_fail(SOFTMAX_E_INVALID_ARGUMENT, "%s: records of capacities %u and %u", fn,
-                            ((const softmax_summary *)inout)->top_k, ((const softmax_summary *)in)->top_k);
-    if (inout == in)
-        return softmax_fail(SOFTMAX_E_OVERLAP, "%s: inout and in are the same records", fn);
+    RETURN_ERROR_IF(bytes != in_bytes, SOFTMAX_E_INVALID_ARGUMENT, "%s: records of capacities %u and %u", fn,
+                    ((const softmax_summary *)inout)->top_k, ((const softmax_summary *)in)->top_k);
+    RETURN_ERROR_IF(inout == in, SOFTMAX_E_OVERLAP, "%s: inout and in are the same records", fn);
     /* Check every row first: nothing is written unless all rows merge. */
     for (size_t r = 0; r < rows; r++) {
         const softmax_summary *a = summary_const_record(inout, bytes, r), *b = summary_const_record(in, bytes, r);
@@ -472,8 +455,8 @@ int softmax_summary_merge(void *inout, const void *in, size_t rows)
     }
     size_t capacity = ((const softmax_summary *)inout)->top_k;
     softmax_candidate *scratch = NULL;
-    if (capacity > 0 && (scratch = malloc(capacity * sizeof *scratch)) == NULL)
-        return softmax_fail(SOFTMAX_E_OUT_OF_MEMORY, "%s: no memory for %zu candidates", fn, capacity);
+    RETURN_ERROR_IF(capacity > 0 && (scratch = malloc(capacity * sizeof *scratch)) == NULL, SOFTMAX_E_OUT_OF_MEMORY,
+                    "%s: no memory for %zu candidates", fn, capacity);
     for (size_t r = 0; r < rows; r++)
         merge_pair(summary_record(inout, bytes, r), summary_const_record(in, bytes, r), r, scratch);
     free(scratch);
@@ -518,26 +501,23 @@ static int check_slice_and_records(const char *fn, const softmax_slice *slice, c
         return status;
     if (slice->rows == 0 || slice->cols == 0)
         return SOFTMAX_OK;
-    if (out == NULL)
-        return softmax_fail(SOFTMAX_E_NULL_POINTER, "%s: output is NULL", fn);
+    RETURN_ERROR_IF(out == NULL, SOFTMAX_E_NULL_POINTER, "%s: output is NULL", fn);
     size_t in_size = softmax_dtype_size(slice->dtype);
     size_t out_size = slice->dtype == SOFTMAX_DTYPE_F64 ? sizeof(double) : sizeof(float);
     size_t n = slice->rows * slice->cols;
-    if (n > SIZE_MAX / out_size)
-        return softmax_fail(SOFTMAX_E_SIZE_OVERFLOW, "%s: output size overflows", fn);
+    RETURN_ERROR_IF(n > SIZE_MAX / out_size, SOFTMAX_E_SIZE_OVERFLOW, "%s: output size overflows", fn);
     int aliased = out == slice->logits && in_size == out_size;
-    if (!aliased && bytes_overlap(out, n * out_size, slice->logits, n * in_size))
-        return softmax_fail(SOFTMAX_E_OVERLAP, "%s: the output overlaps the logits without being equal to them", fn);
-    if (bytes_overlap(out, n * out_size, merged, slice->rows * *bytes))
-        return softmax_fail(SOFTMAX_E_OVERLAP, "%s: the output overlaps the records", fn);
+    RETURN_ERROR_IF(!aliased && bytes_overlap(out, n * out_size, slice->logits, n * in_size), SOFTMAX_E_OVERLAP,
+                    "%s: the output overlaps the logits without being equal to them", fn);
+    RETURN_ERROR_IF(bytes_overlap(out, n * out_size, merged, slice->rows * *bytes), SOFTMAX_E_OVERLAP,
+                    "%s: the output overlaps the records", fn);
     for (size_t r = 0; r < slice->rows; r++) {
         const softmax_summary *s = summary_const_record(merged, *bytes, r);
-        if (s->flags & SOFTMAX_SUMMARY_NO_SUMS)
-            return softmax_fail(SOFTMAX_E_INVALID_ARGUMENT, "%s: record %zu has no sums (made for sampling)", fn, r);
-        if (s->columns != slice->vocab)
-            return softmax_fail(SOFTMAX_E_INVALID_ARGUMENT,
-                                "%s: record %zu covers %llu columns, not the vocabulary of %llu (not fully merged?)",
-                                fn, r, (unsigned long long)s->columns, (unsigned long long)slice->vocab);
+        RETURN_ERROR_IF(s->flags & SOFTMAX_SUMMARY_NO_SUMS, SOFTMAX_E_INVALID_ARGUMENT,
+                        "%s: record %zu has no sums (made for sampling)", fn, r);
+        RETURN_ERROR_IF(s->columns != slice->vocab, SOFTMAX_E_INVALID_ARGUMENT,
+                        "%s: record %zu covers %llu columns, not the vocabulary of %llu (not fully merged?)", fn, r,
+                        (unsigned long long)s->columns, (unsigned long long)slice->vocab);
     }
     return SOFTMAX_OK;
 }
@@ -706,15 +686,13 @@ int softmax_summary_stats(const void *merged, size_t rows, double *logsumexp, do
     if (status != SOFTMAX_OK)
         return status;
     for (size_t r = 0; r < rows; r++)
-        if ((summary_const_record(merged, bytes, r)->flags & SOFTMAX_SUMMARY_NO_SUMS) &&
-            (logsumexp != NULL || entropy != NULL || nll != NULL))
-            return softmax_fail(SOFTMAX_E_INVALID_ARGUMENT, "%s: record %zu has no sums (made for sampling)", fn, r);
+        RETURN_ERROR_IF((summary_const_record(merged, bytes, r)->flags & SOFTMAX_SUMMARY_NO_SUMS) &&
+                            (logsumexp != NULL || entropy != NULL || nll != NULL),
+                        SOFTMAX_E_INVALID_ARGUMENT, "%s: record %zu has no sums (made for sampling)", fn, r);
     for (size_t r = 0; r < rows && nll != NULL; r++) {
         const softmax_summary *s = summary_const_record(merged, bytes, r);
-        if (s->target >= 0 && !s->target_found && s->count_nan == 0)
-            return softmax_fail(SOFTMAX_E_INVALID_ARGUMENT,
-                                "%s: row %zu: no merged record holds the target column %lld", fn, r,
-                                (long long)s->target);
+        RETURN_ERROR_IF(s->target >= 0 && !s->target_found && s->count_nan == 0, SOFTMAX_E_INVALID_ARGUMENT,
+                        "%s: row %zu: no merged record holds the target column %lld", fn, r, (long long)s->target);
     }
     for (size_t r = 0; r < rows; r++) {
         const softmax_summary *s = summary_const_record(merged, bytes, r);
@@ -739,8 +717,7 @@ int softmax_summary_nll_backward(const softmax_slice *slice, const void *merged,
     int status = check_slice_and_records(fn, slice, merged, dx, &bytes);
     if (status != SOFTMAX_OK || slice->rows == 0 || slice->cols == 0)
         return status;
-    if (slice->targets == NULL)
-        return softmax_fail(SOFTMAX_E_NULL_POINTER, "%s: the slice has no targets", fn);
+    RETURN_ERROR_IF(slice->targets == NULL, SOFTMAX_E_NULL_POINTER, "%s: the slice has no targets", fn);
     softmax_dtype out_type = slice->dtype == SOFTMAX_DTYPE_F64 ? SOFTMAX_DTYPE_F64 : SOFTMAX_DTYPE_F32;
     size_t element = softmax_dtype_size(slice->dtype), n = slice->cols;
     int threads = softmax_threads_for_job(slice->rows * n, slice->rows);

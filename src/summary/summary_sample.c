@@ -19,19 +19,16 @@ typedef unsigned __int128 u128;
 
 static int check_params(const char *fn, const softmax_sampler_params *p)
 {
-    if (p == NULL)
-        return softmax_fail(SOFTMAX_E_NULL_POINTER, "%s: params is NULL", fn);
+    RETURN_ERROR_IF(p == NULL, SOFTMAX_E_NULL_POINTER, "%s: params is NULL", fn);
     for (size_t i = 0; i < sizeof p->reserved / sizeof p->reserved[0]; i++)
-        if (p->reserved[i] != 0)
-            return softmax_fail(SOFTMAX_E_UNSUPPORTED, "%s: params->reserved[%zu] is not zero", fn, i);
-    if (!(p->temperature >= 0.0))
-        return softmax_fail(SOFTMAX_E_INVALID_PARAMETER, "%s: temperature %g is not >= 0", fn, p->temperature);
-    if (p->top_k < 0)
-        return softmax_fail(SOFTMAX_E_INVALID_PARAMETER, "%s: top_k %lld is negative", fn, (long long)p->top_k);
-    if (!(p->top_p > 0.0 && p->top_p <= 1.0))
-        return softmax_fail(SOFTMAX_E_INVALID_PARAMETER, "%s: top_p %g is not in (0, 1]", fn, p->top_p);
-    if (!(p->min_p >= 0.0 && p->min_p <= 1.0))
-        return softmax_fail(SOFTMAX_E_INVALID_PARAMETER, "%s: min_p %g is not in [0, 1]", fn, p->min_p);
+        RETURN_ERROR_IF(p->reserved[i] != 0, SOFTMAX_E_UNSUPPORTED, "%s: params->reserved[%zu] is not zero", fn, i);
+    RETURN_ERROR_IF(!(p->temperature >= 0.0), SOFTMAX_E_INVALID_PARAMETER, "%s: temperature %g is not >= 0", fn,
+                    p->temperature);
+    RETURN_ERROR_IF(p->top_k < 0, SOFTMAX_E_INVALID_PARAMETER, "%s: top_k %lld is negative", fn, (long long)p->top_k);
+    RETURN_ERROR_IF(!(p->top_p > 0.0 && p->top_p <= 1.0), SOFTMAX_E_INVALID_PARAMETER, "%s: top_p %g is not in (0, 1]",
+                    fn, p->top_p);
+    RETURN_ERROR_IF(!(p->min_p >= 0.0 && p->min_p <= 1.0), SOFTMAX_E_INVALID_PARAMETER, "%s: min_p %g is not in [0, 1]",
+                    fn, p->min_p);
     return SOFTMAX_OK;
 }
 
@@ -63,8 +60,7 @@ int softmax_sample_summarize(const softmax_sampler_params *params, const softmax
     int status = check_params(fn, params);
     if (status != SOFTMAX_OK)
         return status;
-    if (slice == NULL)
-        return softmax_fail(SOFTMAX_E_NULL_POINTER, "%s: slice is NULL", fn);
+    RETURN_ERROR_IF(slice == NULL, SOFTMAX_E_NULL_POINTER, "%s: slice is NULL", fn);
     return summary_compute(fn, slice, 1.0, softmax_sample_capacity(params, slice->vocab), 0, summaries);
 }
 
@@ -237,14 +233,11 @@ static int check_sampling(const char *fn, const softmax_sampler_params *params, 
         return status;
     for (size_t r = 0; r < rows; r++) {
         const softmax_summary *s = summary_const_record(merged, *bytes, r);
-        if (!(s->scale >= 0.0))
-            return softmax_fail(SOFTMAX_E_INVALID_ARGUMENT,
-                                "%s: record %zu was computed with scale %g; sampling needs scale >= 0", fn, r,
-                                s->scale);
-        if (top_k_on(params, s->columns) && s->top_k < (uint64_t)params->top_k)
-            return softmax_fail(SOFTMAX_E_INVALID_ARGUMENT,
-                                "%s: top_k %lld needs records of capacity >= top_k (have %u)", fn,
-                                (long long)params->top_k, s->top_k);
+        RETURN_ERROR_IF(!(s->scale >= 0.0), SOFTMAX_E_INVALID_ARGUMENT,
+                        "%s: record %zu was computed with scale %g; sampling needs scale >= 0", fn, r, s->scale);
+        RETURN_ERROR_IF(top_k_on(params, s->columns) && s->top_k < (uint64_t)params->top_k, SOFTMAX_E_INVALID_ARGUMENT,
+                        "%s: top_k %lld needs records of capacity >= top_k (have %u)", fn, (long long)params->top_k,
+                        s->top_k);
     }
     return SOFTMAX_OK;
 }
@@ -264,8 +257,7 @@ int softmax_top_p_start(const softmax_sampler_params *params, const void *merged
     int status = check_sampling(fn, params, merged, rows, &bytes);
     if (status != SOFTMAX_OK)
         return status;
-    if (rows > 0 && search == NULL)
-        return softmax_fail(SOFTMAX_E_NULL_POINTER, "%s: search is NULL", fn);
+    RETURN_ERROR_IF(rows > 0 && search == NULL, SOFTMAX_E_NULL_POINTER, "%s: search is NULL", fn);
     for (size_t r = 0; r < rows; r++) {
         const softmax_summary *s = summary_const_record(merged, bytes, r);
         memset(&search[r], 0, sizeof search[r]);
@@ -305,11 +297,10 @@ int softmax_top_p_histogram(const softmax_sampler_params *params, const softmax_
         return status;
     if (slice->rows == 0)
         return SOFTMAX_OK;
-    if (search == NULL || bins == NULL)
-        return softmax_fail(SOFTMAX_E_NULL_POINTER, "%s: search or bins is NULL", fn);
+    RETURN_ERROR_IF(search == NULL || bins == NULL, SOFTMAX_E_NULL_POINTER, "%s: search or bins is NULL", fn);
     for (size_t r = 0; r < slice->rows; r++)
-        if (search[r].bits > 96 || (search[r].state == SEARCHING && search[r].bits >= 96))
-            return softmax_fail(SOFTMAX_E_INVALID_ARGUMENT, "%s: the search of row %zu is not a valid state", fn, r);
+        RETURN_ERROR_IF(search[r].bits > 96 || (search[r].state == SEARCHING && search[r].bits >= 96),
+                        SOFTMAX_E_INVALID_ARGUMENT, "%s: the search of row %zu is not a valid state", fn, r);
     memset(bins, 0, slice->rows * SOFTMAX_TOP_P_BINS * sizeof *bins);
     double inv_temperature = 1.0 / params->temperature;
     size_t element = softmax_dtype_size(slice->dtype), n = slice->cols;
@@ -351,10 +342,10 @@ int softmax_top_p_histogram(const softmax_sampler_params *params, const softmax_
 int softmax_top_p_bins_merge(softmax_top_p_bin *inout, const softmax_top_p_bin *in, size_t rows)
 {
     softmax_clear_error();
-    if (rows > 0 && (inout == NULL || in == NULL))
-        return softmax_fail(SOFTMAX_E_NULL_POINTER, "softmax_top_p_bins_merge: bins are NULL");
-    if (rows > SIZE_MAX / SOFTMAX_TOP_P_BINS)
-        return softmax_fail(SOFTMAX_E_SIZE_OVERFLOW, "softmax_top_p_bins_merge: %zu rows overflow", rows);
+    RETURN_ERROR_IF(rows > 0 && (inout == NULL || in == NULL), SOFTMAX_E_NULL_POINTER,
+                    "softmax_top_p_bins_merge: bins are NULL");
+    RETURN_ERROR_IF(rows > SIZE_MAX / SOFTMAX_TOP_P_BINS, SOFTMAX_E_SIZE_OVERFLOW,
+                    "softmax_top_p_bins_merge: %zu rows overflow", rows);
     for (size_t i = 0; i < rows * SOFTMAX_TOP_P_BINS; i++) {
         const softmax_top_p_bin *b = &in[i];
         softmax_top_p_bin *a = &inout[i];
@@ -389,15 +380,15 @@ int softmax_top_p_narrow(softmax_top_p_search *search, const softmax_top_p_bin *
 {
     static const char fn[] = "softmax_top_p_narrow";
     softmax_clear_error();
-    if (rows > 0 && (search == NULL || merged_bins == NULL))
-        return softmax_fail(SOFTMAX_E_NULL_POINTER, "%s: search or bins is NULL", fn);
+    RETURN_ERROR_IF(rows > 0 && (search == NULL || merged_bins == NULL), SOFTMAX_E_NULL_POINTER,
+                    "%s: search or bins is NULL", fn);
     int searching = 0;
     for (size_t r = 0; r < rows; r++) {
         softmax_top_p_search *s = &search[r];
         if (s->state != SEARCHING)
             continue;
-        if (s->bits >= 96)
-            return softmax_fail(SOFTMAX_E_INVALID_ARGUMENT, "%s: the search of row %zu is not a valid state", fn, r);
+        RETURN_ERROR_IF(s->bits >= 96, SOFTMAX_E_INVALID_ARGUMENT, "%s: the search of row %zu is not a valid state", fn,
+                        r);
         const softmax_top_p_bin *bins = merged_bins + r * SOFTMAX_TOP_P_BINS;
         unsigned width = round_width(s->bits);
         u128 above = load128(s->above), target;
@@ -423,9 +414,8 @@ int softmax_top_p_narrow(softmax_top_p_search *search, const softmax_top_p_bin *
             }
             above += mass;
         }
-        if (chosen < 0)
-            return softmax_fail(SOFTMAX_E_INVALID_ARGUMENT,
-                                "%s: row %zu: the bins do not reach the searched mass (bins of another round?)", fn, r);
+        RETURN_ERROR_IF(chosen < 0, SOFTMAX_E_INVALID_ARGUMENT,
+                        "%s: row %zu: the bins do not reach the searched mass (bins of another round?)", fn, r);
         const softmax_top_p_bin *bin = &bins[chosen];
         u128 low = key_of_words(bin->min_key), high = key_of_words(bin->max_key);
         /* Keys are unique: one key left is the boundary itself. */
@@ -469,15 +459,14 @@ int softmax_sample_race(const softmax_sampler_params *params, const softmax_slic
         return status;
     if (slice->rows == 0)
         return SOFTMAX_OK;
-    if (draws == NULL)
-        return softmax_fail(SOFTMAX_E_NULL_POINTER, "%s: draws is NULL", fn);
-    if (params->top_p < 1.0 && search == NULL && !top_k_on(params, slice->vocab) && params->temperature > 0.0)
-        return softmax_fail(SOFTMAX_E_NULL_POINTER, "%s: top_p < 1 needs the finished top-p search", fn);
+    RETURN_ERROR_IF(draws == NULL, SOFTMAX_E_NULL_POINTER, "%s: draws is NULL", fn);
+    RETURN_ERROR_IF(params->top_p < 1.0 && search == NULL && !top_k_on(params, slice->vocab) &&
+                        params->temperature > 0.0,
+                    SOFTMAX_E_NULL_POINTER, "%s: top_p < 1 needs the finished top-p search", fn);
     if (search != NULL)
         for (size_t r = 0; r < slice->rows; r++)
-            if (search[r].state == SEARCHING)
-                return softmax_fail(SOFTMAX_E_INVALID_ARGUMENT, "%s: the top-p search of row %zu is not finished", fn,
-                                    r);
+            RETURN_ERROR_IF(search[r].state == SEARCHING, SOFTMAX_E_INVALID_ARGUMENT,
+                            "%s: the top-p search of row %zu is not finished", fn, r);
     double inv_temperature = 1.0 / params->temperature;
     size_t element = softmax_dtype_size(slice->dtype), n = slice->cols;
     int threads = softmax_threads_for_job(slice->rows * n, slice->rows);
@@ -524,8 +513,8 @@ int softmax_sample_race(const softmax_sampler_params *params, const softmax_slic
 int softmax_draw_merge(softmax_draw *inout, const softmax_draw *in, size_t rows)
 {
     softmax_clear_error();
-    if (rows > 0 && (inout == NULL || in == NULL))
-        return softmax_fail(SOFTMAX_E_NULL_POINTER, "softmax_draw_merge: draws are NULL");
+    RETURN_ERROR_IF(rows > 0 && (inout == NULL || in == NULL), SOFTMAX_E_NULL_POINTER,
+                    "softmax_draw_merge: draws are NULL");
     for (size_t r = 0; r < rows; r++) {
         if (in[r].column < 0)
             continue;
@@ -590,19 +579,17 @@ int softmax_sample_finish(const softmax_sampler_params *params, const void *merg
     if (status != SOFTMAX_OK)
         return status;
     (void)search;
-    if (rows > 0 && indices == NULL)
-        return softmax_fail(SOFTMAX_E_NULL_POINTER, "%s: indices is NULL", fn);
+    RETURN_ERROR_IF(rows > 0 && indices == NULL, SOFTMAX_E_NULL_POINTER, "%s: indices is NULL", fn);
     int64_t failed = -1;
     for (size_t r = 0; r < rows; r++) {
         const softmax_summary *s = summary_const_record(merged, bytes, r);
         if (!row_ok(s))
             continue;
         if (params->temperature > 0.0 && !top_k_on(params, s->columns)) {
-            if (draws == NULL)
-                return softmax_fail(SOFTMAX_E_NULL_POINTER,
-                                    "%s: the race's draws are needed (temperature > 0, no top-k)", fn);
-            if (draws[r].column < 0 || (uint64_t)draws[r].column >= s->columns)
-                return softmax_fail(SOFTMAX_E_INVALID_ARGUMENT, "%s: row %zu has no merged draw", fn, r);
+            RETURN_ERROR_IF(draws == NULL, SOFTMAX_E_NULL_POINTER,
+                            "%s: the race's draws are needed (temperature > 0, no top-k)", fn);
+            RETURN_ERROR_IF(draws[r].column < 0 || (uint64_t)draws[r].column >= s->columns, SOFTMAX_E_INVALID_ARGUMENT,
+                            "%s: row %zu has no merged draw", fn, r);
         }
     }
     for (size_t r = 0; r < rows; r++) {
@@ -619,8 +606,7 @@ int softmax_sample_finish(const softmax_sampler_params *params, const void *merg
             indices[r] = draws[r].column;
         }
     }
-    if (failed >= 0)
-        return softmax_fail(SOFTMAX_E_NO_FINITE_LOGIT, "%s: row %lld has a NaN or no logit above -inf", fn,
-                            (long long)failed);
+    RETURN_ERROR_IF(failed >= 0, SOFTMAX_E_NO_FINITE_LOGIT, "%s: row %lld has a NaN or no logit above -inf", fn,
+                    (long long)failed);
     return SOFTMAX_OK;
 }

@@ -355,7 +355,4 @@ static bool half_line(softmax_op op, const uint16_t *x, int bf16, void *dst, int
 }
 #define EXCLUDING_ROW_FN excluding_row
 #define HALF_LINE_FN half_line
-#else
-#define EXCLUDING_ROW_FN NULL
-#define HALF_LINE_FN NULL
 #endif

@@ -136,10 +136,6 @@ static bool fast_half_line(softmax_op op, const uint16_t *x, int bf16, void *dst
     return done;
 }
 #define FAST_HALF_LINE_FN fast_half_line
-#else
-#define FAST_HALF_LINE_FN NULL
 #endif
 #undef FAST_RUN
-#else
-#define FAST_HALF_LINE_FN NULL
 #endif

@@ -67,6 +67,4 @@ static bool half_row(softmax_op op, const uint16_t *x, uint16_t *y, size_t n, do
                 : half_row_body(op, x, y, n, scale, SOURCE_F16 | DEST_F16);
 }
 #define HALF_ROW_FN half_row
-#else
-#define HALF_ROW_FN NULL
 #endif

@@ -83,6 +83,4 @@ static void fast_rows(softmax_op op, const void *src, void *dst, size_t rows, si
     vec_flush_to_zero_end(saved);
 }
 #define FAST_ROWS_FN fast_rows
-#else
-#define FAST_ROWS_FN NULL
 #endif
