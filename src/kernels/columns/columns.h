@@ -305,10 +305,10 @@ static void column_lines(softmax_op op, const void *src, const void *grad, void 
     }
     T *residuals = NULL;
     if (op == SOFTMAX_OP_SOFTMAX) {
-        /* Long columns (beyond 32 MiB of exps and residuals, 65536 f32) take the reference lines
+        /* Long columns (beyond COLUMN_WORKSPACE_BYTES, 32 MiB, of exps and residuals, 65536 f32) take the reference lines
          * rather than a scratch buffer the size of the input. */
         const size_t bytes = 2 * n * COLUMN_CHUNK * sizeof *residuals;
-        residuals = bytes <= ((size_t)32 << 20) ? softmax_workspace(bytes) : NULL;
+        residuals = bytes <= COLUMN_WORKSPACE_BYTES ? softmax_workspace(bytes) : NULL;
         if (residuals == NULL) {
             for (size_t j = j_begin; j < j_end; j++)
                 softmax_line_run(&REF_LINES, op, x + j, NULL, y + j, n, (ptrdiff_t)inner, scale);
