@@ -25,7 +25,7 @@ static inline __m512 widen_16(const uint16_t *src, int bf16)
         return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
     return _mm512_cvtph_ps(h);
 }
-/* The kernels' vocabulary name for it (simd_body.h reads half rows). */
+/* The kernels' vocabulary name for it (the row kernels read half rows with it). */
 static inline vf32 f32_load_half(const uint16_t *src, int bf16)
 {
     return widen_16(src, bf16);
@@ -53,7 +53,7 @@ static inline __m256i narrow_16_number(__m512 v, int bf16)
     return _mm512_cvtepi32_epi16(
         _mm512_srli_epi32(_mm512_add_epi32(_mm512_add_epi32(bits, _mm512_set1_epi32(0x7fff)), lsb), 16));
 }
-/* The kernels' vocabulary names for the narrowing stores (simd_body.h
+/* The kernels' vocabulary names for the narrowing stores (the row kernels
  * writes half rows): v holds no NaN. */
 static inline void f32_store_half(uint16_t *dst, vf32 v, int bf16)
 {

@@ -344,7 +344,7 @@ static inline T row_max_of(const T *x, size_t n, double scale)
  * elements. The group_flags below (with the EXCLUDE_ bits of io_flags)
  * say otherwise, as compile-time constants of the specialised bodies:
  * GROUP_ROWS: row r reads rows_x[r] and writes rows_y[r] (the block of
- *   masked lines of general.c, or causal rows sorted by length);
+ *   masked lines of general/blocks.c, or causal rows sorted by length);
  * GROUP_LENGTHS: row r is the op on its first length[r] elements, then the
  *   fill (0, log-softmax -inf) to stride (a causal prefix, as prefix_rows);
  * EXCLUDE_*: the exclusions of row r (keep[r], mask[r], kept[r]) applied

@@ -413,7 +413,7 @@ static bool adding_rows(softmax_op op, const softmax_masked_line *lines, size_t 
 }
 #define ADDING_ROWS_FN adding_rows
 #else
-/* Paths without f32_exclude decline every line: general.c gathers them. */
+/* Paths without f32_exclude decline every line: src/general/blocks.c gathers them. */
 #define EXCLUDING_ROWS_FN softmax_portable_excluding_rows
 #define ADDING_ROWS_FN softmax_portable_adding_rows
 #endif
