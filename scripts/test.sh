@@ -8,10 +8,11 @@
 #                    clang (and clang -Weverything); preprocessed with the GNU compiler
 #                    macros undefined, it shows no GNU keyword (what another compiler sees)
 #  2. build/         gcc, Release, -Werror: build, run ctest (every test but the unsuffixed
-#                    test_accuracy and test_general where they repeat a forced path's run)
-#                    and examples/seeds
-#  3. build-asan/    gcc, RelWithDebInfo, ASan + UBSan, -Werror: build, run ctest (as in 2)
-#                    and examples/seeds
+#                    test_accuracy, test_general, test_axis and test_sample where they
+#                    repeat a forced path's run) and examples/seeds
+#  3. build-asan/    gcc, RelWithDebInfo, ASan + UBSan, -Werror: build, run ctest (as in 2,
+#                    and without test_accuracy.avx2, test_general.avx2 and
+#                    test_regimes.mutated) and examples/seeds
 #  3b. debug         build-debug/: clang, Debug (-O0), -Werror: build everything, run a
 #                    subset: test_contract, test_determinism and test_fp_state on every
 #                    path; test_errors, test_order, test_gradients, test_axis, test_fast,
@@ -165,9 +166,9 @@ repeated_default_runs() {
     picked="${picked#code path: }"
     case "$picked" in
         scalar | avx2 | avx512)
-            echo "-- the library picks $picked here: unsuffixed test_accuracy and test_general left out" \
-                "(test_accuracy.$picked and test_general.$picked run the same code)" >&2
-            echo '^(test_accuracy|test_general)$'
+            echo "-- the library picks $picked here: unsuffixed test_accuracy, test_general, test_axis and" \
+                "test_sample left out (their .$picked runs run the same code)" >&2
+            echo '^(test_accuracy|test_general|test_axis|test_sample)$'
             ;;
         *) echo '^$' ;;
     esac
@@ -193,7 +194,12 @@ cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSOFTMAX_WERROR=ON -
 cmake --build build-asan -j"$jobs"
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:strict_string_checks=1:check_initialization_order=1}"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
-asan_left_out="$(repeated_default_runs build-asan)"
+# Under the sanitizers, the two heaviest numerics tests run on the portable
+# path and on AVX-512 (the Release step runs them on AVX2 too; every other
+# test still runs on AVX2 here), and the mutation run of test_regimes (a
+# proof that its checks can fail, not a memory check) is the Release step's.
+asan_left_out="$(repeated_default_runs build-asan)|^test_(accuracy|general)\.avx2\$|^test_regimes\.mutated\$"
+echo "-- sanitizers: test_accuracy.avx2, test_general.avx2 and test_regimes.mutated left out (run in the Release step)"
 (cd build-asan && ctest --output-on-failure --no-tests=error -j"$jobs" -E "$asan_left_out")
 echo "-- examples/seeds, examples/attention (sanitized)"
 run_quietly build-asan/examples/seeds
