@@ -24,6 +24,10 @@ ROOT = os.path.dirname(os.path.abspath(__file__))
 # scripts/test.sh's sanitizer run of the Python tests (load the ASan runtime
 # first: LD_PRELOAD=$(cc -print-file-name=libasan.so)).
 SANITIZE = os.environ.get("SOFTMAX_PY_SANITIZE") == "1"
+# SOFTMAX_PY_LIBRARY=path/to/libsoftmax.a: link that archive, built by CMake
+# from this same tree, instead of building one (scripts/test.sh reuses its
+# ASan build's archive: the library is the longest part of the build).
+PREBUILT_LIBRARY = os.environ.get("SOFTMAX_PY_LIBRARY")
 SANITIZE_FLAGS = ["-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-fno-omit-frame-pointer"]
 
 
@@ -31,6 +35,11 @@ class BuildWithCMake(build_ext):
     """build_ext that first builds libsoftmax.a with CMake."""
 
     def run(self):
+        if PREBUILT_LIBRARY:
+            if not os.path.isfile(PREBUILT_LIBRARY):
+                raise SystemExit(f"SOFTMAX_PY_LIBRARY={PREBUILT_LIBRARY}: no such file")
+            self.build_with_archive(os.path.abspath(PREBUILT_LIBRARY))
+            return
         cmake_dir = os.path.join(os.path.abspath(self.build_temp), "libsoftmax")
         configure = ["cmake", "-S", ROOT, "-B", cmake_dir, "-DCMAKE_BUILD_TYPE=Release",
                      "-DSOFTMAX_BUILD_TESTS=OFF", "-DSOFTMAX_BUILD_EXAMPLES=OFF", "-DSOFTMAX_BUILD_BENCH=OFF",
@@ -39,7 +48,9 @@ class BuildWithCMake(build_ext):
         jobs = str(os.cpu_count() or 1)
         subprocess.check_call(["cmake", "--build", cmake_dir, "--target", "softmax_static", "-j", jobs],
                               stdout=sys.stderr)
-        archive = os.path.join(cmake_dir, "libsoftmax.a")
+        self.build_with_archive(os.path.join(cmake_dir, "libsoftmax.a"))
+
+    def build_with_archive(self, archive):
         for extension in self.extensions:
             extension.extra_objects = [archive]
             # Make relinks happen when the library changed.

@@ -6,8 +6,9 @@
 #
 # Each target starts from its committed corpus fuzz/corpus/<target>/ (copied
 # to a scratch directory: new inputs are not added to the repository), runs
-# on one worker at the lowest priority, and stops at the first contract
-# violation or sanitizer report, leaving the input in build-fuzz/findings/.
+# on one worker at the lowest priority (as many targets at once as there are
+# cores), and stops at the first contract violation or sanitizer report,
+# leaving the input in build-fuzz/findings/.
 # Environment: CLANG (default clang-14, else clang), FUZZ_TARGETS (default
 # "pinned execute convert sample text npy"), FUZZ_ARGS (extra libFuzzer
 # flags). docs/fuzzing.md describes the targets and their run totals.
@@ -35,23 +36,41 @@ export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1}"
 # Idle OpenMP workers sleep instead of spinning: the machine is shared.
 export KMP_BLOCKTIME="${KMP_BLOCKTIME:-0}" OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-passive}"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
-for target in "${targets[@]}"; do
-    corpus="build-fuzz/corpus/$target"
+# The targets run side by side, as many at a time as there are cores (each
+# is one libFuzzer worker), then their logs are read in order.
+run_target() {
+    local target="$1" corpus="build-fuzz/corpus/$1"
     rm -rf "$corpus"
     mkdir -p "$corpus"
     # Top-level files only, as the replay tests read them.
     find "fuzz/corpus/$target" -maxdepth 1 -type f -exec cp {} "$corpus/" \;
-    log="build-fuzz/fuzz_$target.log"
-    echo "-- fuzz_$target for ${seconds}s"
-    status=0
     # shellcheck disable=SC2086 # FUZZ_ARGS is a list of flags
     nice -n 19 "build-fuzz/fuzz/fuzz_$target" -max_total_time="$seconds" -print_final_stats=1 \
-        -artifact_prefix="$findings/${target}-" ${FUZZ_ARGS:-} "$corpus" >"$log" 2>&1 || status=$?
-    runs="$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)"
-    if ((status != 0)); then
-        tail -n 40 "$log" >&2
-        echo "error: fuzz_$target found a problem after ${runs:-?} runs (input in $findings/)" >&2
-        exit 1
-    fi
-    echo "fuzz_$target: ${runs:-?} runs, no finding"
+        -artifact_prefix="$findings/${target}-" ${FUZZ_ARGS:-} "$corpus" >"build-fuzz/fuzz_$target.log" 2>&1
+}
+parallel="$(nproc)"
+failed=0
+for ((first = 0; first < ${#targets[@]}; first += parallel)); do
+    batch=("${targets[@]:first:parallel}")
+    pids=()
+    for target in "${batch[@]}"; do
+        echo "-- fuzz_$target for ${seconds}s"
+        run_target "$target" &
+        pids+=($!)
+    done
+    for index in "${!batch[@]}"; do
+        target="${batch[$index]}"
+        log="build-fuzz/fuzz_$target.log"
+        status=0
+        wait "${pids[$index]}" || status=$?
+        runs="$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" 2>/dev/null | tail -n 1 || true)"
+        if ((status != 0)); then
+            tail -n 40 "$log" >&2
+            echo "error: fuzz_$target found a problem after ${runs:-?} runs (input in $findings/)" >&2
+            failed=1
+            continue
+        fi
+        echo "fuzz_$target: ${runs:-?} runs, no finding"
+    done
+    ((failed == 0)) || exit 1
 done

@@ -10,9 +10,9 @@
 #  2. build/         gcc, Release, -Werror: build, run ctest (every test but the unsuffixed
 #                    test_accuracy, test_general, test_axis and test_sample where they
 #                    repeat a forced path's run) and examples/seeds
-#  3. build-asan/    gcc, RelWithDebInfo, ASan + UBSan, -Werror: build, run ctest (as in 2,
-#                    and without test_accuracy.avx2, test_general.avx2 and
-#                    test_regimes.mutated) and examples/seeds
+#  3. build-asan/    gcc, RelWithDebInfo, ASan + UBSan, -Werror: build, run ctest (every
+#                    test, but test_accuracy and test_general only on the path the library
+#                    picks, and not test_regimes.mutated) and examples/seeds
 #  3b. debug         build-debug/: clang, Debug (-O0), -Werror: build everything, run a
 #                    subset: test_contract, test_determinism and test_fp_state on every
 #                    path; test_errors, test_order, test_gradients, test_axis, test_fast,
@@ -45,6 +45,7 @@
 #                    and bench/test_report.py (the benchmark report's goal arithmetic);
 #                    `pip install .` into a throwaway venv, imported from there; the figures
 #  8b. python-asan the Python tests again, against the package built with ASan + UBSan
+#                    (linking step 3's build-asan/libsoftmax.a)
 #  9. fuzz           scripts/fuzz.sh: each libFuzzer target of fuzz/ for $FUZZ_SECONDS
 #                    (default 10) seconds, with clang, ASan + UBSan (build-fuzz/)
 # 10. tsan           tests/test_concurrency built with clang -fsanitize=thread (build-tsan/)
@@ -161,14 +162,14 @@ step_passed
 # tests repeat a forced run exactly: they are left out (ctest -E) and the
 # step says so. test_seeds, unsuffixed, still checks which path is picked.
 repeated_default_runs() {
-    local build_dir="$1" picked
+    local build_dir="$1" tests="${2:-test_accuracy test_general test_axis test_sample}" picked
     picked="$(cd "$build_dir" && ctest -R '^test_seeds$' -V 2>/dev/null | grep -o 'code path: [a-z0-9]*' | head -n 1)"
     picked="${picked#code path: }"
     case "$picked" in
         scalar | avx2 | avx512)
-            echo "-- the library picks $picked here: unsuffixed test_accuracy, test_general, test_axis and" \
-                "test_sample left out (their .$picked runs run the same code)" >&2
-            echo '^(test_accuracy|test_general|test_axis|test_sample)$'
+            echo "-- the library picks $picked here: unsuffixed $tests left out (their .$picked runs run" \
+                "the same code)" >&2
+            echo "^(${tests// /|})\$"
             ;;
         *) echo '^$' ;;
     esac
@@ -194,12 +195,16 @@ cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSOFTMAX_WERROR=ON -
 cmake --build build-asan -j"$jobs"
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:strict_string_checks=1:check_initialization_order=1}"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
-# Under the sanitizers, the two heaviest numerics tests run on the portable
-# path and on AVX-512 (the Release step runs them on AVX2 too; every other
-# test still runs on AVX2 here), and the mutation run of test_regimes (a
-# proof that its checks can fail, not a memory check) is the Release step's.
-asan_left_out="$(repeated_default_runs build-asan)|^test_(accuracy|general)\.avx2\$|^test_regimes\.mutated\$"
-echo "-- sanitizers: test_accuracy.avx2, test_general.avx2 and test_regimes.mutated left out (run in the Release step)"
+# Under the sanitizers, the two heaviest numerics tests (test_accuracy and
+# test_general, about a minute each there) run once, unsuffixed, on the path
+# the library picks; the Release step runs them on every path, and every
+# other test still runs on every path here (test_regimes among them: both
+# sides of each threshold, on each path). The mutation run of test_regimes
+# (a proof that its checks can fail, not a memory check) is the Release step's.
+asan_left_out="$(repeated_default_runs build-asan "test_axis test_sample")"
+asan_left_out+='|^test_(accuracy|general)\.(scalar|avx2|avx512)$|^test_regimes\.mutated$'
+echo "-- sanitizers: test_accuracy and test_general on the path the library picks; test_regimes.mutated" \
+    "left out (all run in the Release step)"
 (cd build-asan && ctest --output-on-failure --no-tests=error -j"$jobs" -E "$asan_left_out")
 echo "-- examples/seeds, examples/attention (sanitized)"
 run_quietly build-asan/examples/seeds
@@ -422,13 +427,20 @@ step_passed
 
 # --------------------------------------------------------------------------
 step python-asan "the Python tests against the package built with ASan + UBSan (build-python-asan/)"
-# The library and the extension instrumented (setup.py, SOFTMAX_PY_SANITIZE=1);
-# the interpreter is not, so the sanitizer runtimes are preloaded. Leak
+# The library and the extension instrumented (setup.py, SOFTMAX_PY_SANITIZE=1;
+# the library is step 3's build-asan/libsoftmax.a, built with the same
+# sanitizers, through SOFTMAX_PY_LIBRARY, not built a second time); the
+# interpreter is not, so the sanitizer runtimes are preloaded. Leak
 # checking is off (the interpreter and torch keep memory to exit by design);
 # test_memory's resident-size check is left out: the allocator's quarantine
 # holds freed memory on purpose.
 rm -rf build-python-asan
-SOFTMAX_PY_SANITIZE=1 run_quietly "$python" setup.py build --build-base build-python-asan
+if [[ ! -f build-asan/libsoftmax.a ]]; then
+    echo "error: build-asan/libsoftmax.a is missing (the asan step builds it)" >&2
+    exit 1
+fi
+SOFTMAX_PY_SANITIZE=1 SOFTMAX_PY_LIBRARY=build-asan/libsoftmax.a run_quietly "$python" setup.py build \
+    --build-base build-python-asan
 asan_package="$(echo build-python-asan/lib.*)"
 SOFTMAX_PY_BUILD="$asan_package" LD_PRELOAD="$(cc -print-file-name=libasan.so):$(cc -print-file-name=libubsan.so)" \
     ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
