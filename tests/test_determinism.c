@@ -171,11 +171,31 @@ static int run_where_axis0(const det_case *c, uint8_t *const in[OPERANDS], uint8
     return softmax_execute(&desc, in[0], NULL, out);
 }
 
+/* Axis 0 of a contiguous [rows, cols] tensor: the column kernels (several
+ * whole chunks of lines and a partial one). */
+static int run_axis0(const det_case *c, uint8_t *const in[OPERANDS], uint8_t *out)
+{
+    softmax_desc desc;
+    softmax_desc_init(&desc, c->op, c->dtype, c->cols);
+    desc.ndim = 2;
+    desc.shape[0] = (int64_t)c->rows;
+    desc.shape[1] = (int64_t)c->cols;
+    desc.axis = 0;
+    desc.scale = c->scale;
+    return softmax_execute(&desc, in[0], NULL, out);
+}
+
 #define PINNED(NAME, OP, TYPE, ROWS, COLS, SCALE, GENERATE)                                                            \
     {                                                                                                                  \
-        .name = NAME, .in_bytes = {(ROWS) * (COLS) * ((TYPE) == SOFTMAX_DTYPE_F32 ? 4 : 8)},                          \
+        .name = NAME, .in_bytes = {(ROWS) * (COLS) * ((TYPE) == SOFTMAX_DTYPE_F32 ? 4 : 8)},                           \
         .out_bytes = (ROWS) * (COLS) * ((TYPE) == SOFTMAX_DTYPE_F32 ? 4 : 8), .generate = GENERATE,                    \
         .run = run_pinned_forward, .dtype = TYPE, .rows = ROWS, .cols = COLS, .scale = SCALE, .op = OP                 \
+    }
+#define AXIS0(NAME, OP, TYPE, ROWS, COLS, SCALE, GENERATE)                                                             \
+    {                                                                                                                  \
+        .name = NAME, .in_bytes = {(ROWS) * (COLS) * ((TYPE) == SOFTMAX_DTYPE_F32 ? 4 : 8)},                           \
+        .out_bytes = (ROWS) * (COLS) * ((TYPE) == SOFTMAX_DTYPE_F32 ? 4 : 8), .generate = GENERATE, .run = run_axis0,  \
+        .dtype = TYPE, .rows = ROWS, .cols = COLS, .scale = SCALE, .op = OP                                            \
     }
 #define GRADIENT(NAME, OP, TYPE, ROWS, COLS, SCALE)                                                                    \
     {                                                                                                                  \
@@ -197,20 +217,42 @@ static const det_case cases[] = {
     PINNED("softmax_f64_hostile_inf_scale", SOFTMAX_OP_SOFTMAX, SOFTMAX_DTYPE_F64, 16, 7, INFINITY, generate_hostile),
     PINNED("log_softmax_f64_hostile", SOFTMAX_OP_LOG_SOFTMAX, SOFTMAX_DTYPE_F64, 16, 9, 3.0, generate_hostile),
     PINNED("softmax_f32_zero_scale", SOFTMAX_OP_SOFTMAX, SOFTMAX_DTYPE_F32, 8, 9, 0.0, generate_hostile),
+    AXIS0("softmax_f32_axis0_columns", SOFTMAX_OP_SOFTMAX, SOFTMAX_DTYPE_F32, 37, 150, 1.0, generate_random),
+    AXIS0("log_softmax_f64_axis0_hostile", SOFTMAX_OP_LOG_SOFTMAX, SOFTMAX_DTYPE_F64, 20, 70, 0.5, generate_hostile),
     GRADIENT("softmax_backward_f32", SOFTMAX_OP_SOFTMAX_BACKWARD, SOFTMAX_DTYPE_F32, 16, 11, 1.5),
     GRADIENT("log_softmax_backward_f64", SOFTMAX_OP_LOG_SOFTMAX_BACKWARD, SOFTMAX_DTYPE_F64, 16, 11, 0.5),
     GRADIENT("log_softmax_jvp_f32", SOFTMAX_OP_LOG_SOFTMAX_JVP, SOFTMAX_DTYPE_F32, 16, 11, 2.0),
-    {.name = "attention_bf16_causal_alibi", .in_bytes = {2 * 3 * 8 * 8 * 2}, .out_bytes = 2 * 3 * 8 * 8 * 2,
-     .generate = generate_half_and_masks, .run = run_attention, .dtype = SOFTMAX_DTYPE_BF16, .scale = 0.35,
+    {.name = "attention_bf16_causal_alibi",
+     .in_bytes = {2 * 3 * 8 * 8 * 2},
+     .out_bytes = 2 * 3 * 8 * 8 * 2,
+     .generate = generate_half_and_masks,
+     .run = run_attention,
+     .dtype = SOFTMAX_DTYPE_BF16,
+     .scale = 0.35,
      .op = SOFTMAX_OP_SOFTMAX},
-    {.name = "attention_bf16_log", .in_bytes = {2 * 3 * 8 * 8 * 2}, .out_bytes = 2 * 3 * 8 * 8 * 2,
-     .generate = generate_half_and_masks, .run = run_attention, .dtype = SOFTMAX_DTYPE_BF16, .scale = 1.0,
+    {.name = "attention_bf16_log",
+     .in_bytes = {2 * 3 * 8 * 8 * 2},
+     .out_bytes = 2 * 3 * 8 * 8 * 2,
+     .generate = generate_half_and_masks,
+     .run = run_attention,
+     .dtype = SOFTMAX_DTYPE_BF16,
+     .scale = 1.0,
      .op = SOFTMAX_OP_LOG_SOFTMAX},
-    {.name = "f16_additive_mask_to_f32", .in_bytes = {4 * 12 * 2, 12 * 4}, .out_bytes = 4 * 12 * 4,
-     .generate = generate_half_and_masks, .run = run_masked_mixed, .dtype = SOFTMAX_DTYPE_F16, .scale = 1.25,
+    {.name = "f16_additive_mask_to_f32",
+     .in_bytes = {4 * 12 * 2, 12 * 4},
+     .out_bytes = 4 * 12 * 4,
+     .generate = generate_half_and_masks,
+     .run = run_masked_mixed,
+     .dtype = SOFTMAX_DTYPE_F16,
+     .scale = 1.25,
      .op = SOFTMAX_OP_SOFTMAX},
-    {.name = "bf16_where_axis0_to_f64", .in_bytes = {10 * 6 * 2, 0, 10 * 6}, .out_bytes = 10 * 6 * 8,
-     .generate = generate_half_and_masks, .run = run_where_axis0, .dtype = SOFTMAX_DTYPE_BF16, .scale = -1.0,
+    {.name = "bf16_where_axis0_to_f64",
+     .in_bytes = {10 * 6 * 2, 0, 10 * 6},
+     .out_bytes = 10 * 6 * 8,
+     .generate = generate_half_and_masks,
+     .run = run_where_axis0,
+     .dtype = SOFTMAX_DTYPE_BF16,
+     .scale = -1.0,
      .op = SOFTMAX_OP_SOFTMAX},
 };
 enum { CASES = sizeof cases / sizeof cases[0] };
