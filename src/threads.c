@@ -22,7 +22,10 @@ enum { MIN_ELEMENTS_PER_THREAD = 32768 };
 enum { MAX_THREADS = 1024 };
 
 /* 0 means "use the default". Atomic because softmax_set_num_threads() may
- * run while other threads compute. */
+ * run while other threads compute; relaxed, because the count publishes no
+ * other data (a call sees the old count or the new one, both valid). A
+ * sequentially consistent store is a locked exchange: 9% of a 1x10 call in
+ * a loop that sets the count before each call. */
 static atomic_int requested_threads;
 static int default_threads = 1;
 static pthread_once_t default_threads_once = PTHREAD_ONCE_INIT;
@@ -61,13 +64,13 @@ int softmax_set_num_threads(int n)
     softmax_clear_error();
     if (n < 0)
         return softmax_fail(SOFTMAX_E_INVALID_THREADS, "softmax_set_num_threads: n = %d is negative", n);
-    atomic_store(&requested_threads, n > MAX_THREADS ? MAX_THREADS : n);
+    atomic_store_explicit(&requested_threads, n > MAX_THREADS ? MAX_THREADS : n, memory_order_relaxed);
     return SOFTMAX_OK;
 }
 
 int softmax_get_num_threads(void)
 {
-    int requested = atomic_load(&requested_threads);
+    int requested = atomic_load_explicit(&requested_threads, memory_order_relaxed);
     if (requested > 0)
         return requested;
     pthread_once(&default_threads_once, compute_default_threads);
