@@ -233,33 +233,44 @@ static bool run_lean(softmax_op op, softmax_dtype dtype, const void *x, void *y,
  * a last-axis call: [outer, n, 1], axis 1), of at most LEAN_MAX_ELEMENTS
  * elements, every other field at its default: its rows and row length.
  * Fields the planner would reject (an unknown flag, a reserved word, a NaN
- * max_bias) all fail these tests too. */
+ * max_bias) all fail these tests too.
+ *
+ * This test is most of what a small softmax_execute() call costs beyond
+ * the kernel, so it is written to run straight through: the fields that
+ * must be zero are or-ed together and tested once, and the extents are
+ * folded without early exits. */
 static bool lean_descriptor(const softmax_desc *desc, size_t *rows, size_t *cols)
 {
-    if (desc == NULL || (desc->op != SOFTMAX_OP_SOFTMAX && desc->op != SOFTMAX_OP_LOG_SOFTMAX) ||
-        (desc->dtype != SOFTMAX_DTYPE_F32 && desc->dtype != SOFTMAX_DTYPE_F64) ||
-        (desc->dst_dtype != 0 && desc->dst_dtype != desc->dtype) || desc->src_strides != NULL ||
-        desc->dst_strides != NULL || desc->mask != NULL || desc->mask_strides != NULL || desc->where != NULL ||
-        desc->where_strides != NULL || desc->causal != 0 || !(desc->max_bias == 0) ||
-        (desc->flags & ~(uint64_t)SOFTMAX_FLAG_FAST) != 0 || desc->ndim < 1 || desc->ndim > SOFTMAX_MAX_NDIM ||
-        desc->axis < -desc->ndim || desc->axis >= desc->ndim)
+    if (desc == NULL)
         return false;
+    uint64_t must_be_zero = (uintptr_t)desc->src_strides | (uintptr_t)desc->dst_strides | (uintptr_t)desc->mask |
+                            (uintptr_t)desc->mask_strides | (uintptr_t)desc->where | (uintptr_t)desc->where_strides |
+                            (uint64_t)(unsigned)desc->causal | (desc->flags & ~(uint64_t)SOFTMAX_FLAG_FAST);
     for (size_t i = 0; i < sizeof desc->reserved / sizeof desc->reserved[0]; i++)
-        if (desc->reserved[i] != 0)
-            return false;
-    const int axis = desc->axis < 0 ? desc->axis + desc->ndim : desc->axis;
-    size_t outer = 1;
-    for (int d = 0; d < desc->ndim; d++) {
+        must_be_zero |= desc->reserved[i];
+    const int ndim = desc->ndim;
+    if (must_be_zero != 0 || (desc->op != SOFTMAX_OP_SOFTMAX && desc->op != SOFTMAX_OP_LOG_SOFTMAX) ||
+        (desc->dtype != SOFTMAX_DTYPE_F32 && desc->dtype != SOFTMAX_DTYPE_F64) ||
+        (desc->dst_dtype != 0 && desc->dst_dtype != desc->dtype) || !(desc->max_bias == 0) || ndim < 1 ||
+        ndim > SOFTMAX_MAX_NDIM || desc->axis < -ndim || desc->axis >= ndim)
+        return false;
+    const int axis = desc->axis < 0 ? desc->axis + ndim : desc->axis;
+    /* outer: the product of the extents before the axis, each at most
+     * LEAN_MAX_ELEMENTS and the running product checked at every step, so
+     * that it never overflows; `beyond` collects what the extents after
+     * the axis differ from 1. */
+    size_t outer = 1, too_large = 0, beyond = 0;
+    for (int d = 0; d < axis; d++) {
         const size_t extent = desc->shape[d];
-        /* Both factors at most LEAN_MAX_ELEMENTS: no overflow. */
-        if (extent > LEAN_MAX_ELEMENTS || (d > axis && extent != 1))
-            return false;
-        if (d < axis) {
-            outer *= extent;
-            if (outer > LEAN_MAX_ELEMENTS)
-                return false;
-        }
+        too_large |= extent > LEAN_MAX_ELEMENTS;
+        outer *= extent > LEAN_MAX_ELEMENTS ? 0 : extent;
+        too_large |= outer > LEAN_MAX_ELEMENTS;
+        outer = outer > LEAN_MAX_ELEMENTS ? 0 : outer;
     }
+    for (int d = axis + 1; d < ndim; d++)
+        beyond |= desc->shape[d] ^ 1;
+    if (too_large || beyond != 0)
+        return false;
     *rows = outer;
     *cols = desc->shape[axis];
     return true;

@@ -157,16 +157,14 @@ const softmax_path *softmax_ready_path(void)
 const softmax_path *softmax_dispatch_path(const char *fn, int *status)
 {
     const softmax_path *ready = softmax_ready_path();
-    if (ready != NULL) {
-        *status = SOFTMAX_OK;
-        return ready;
-    }
-    if (dispatch.forced_unavailable) {
+    if (ready == NULL) {
+        /* softmax_ready_path() has run the dispatch, which leaves no
+         * ready path only when SOFTMAX_ISA forces one this CPU lacks. */
         *status = softmax_fail(SOFTMAX_E_ISA_UNAVAILABLE, "%s: %s", fn, dispatch.error);
         return NULL;
     }
     *status = SOFTMAX_OK;
-    return &dispatch.path;
+    return ready;
 }
 
 const softmax_kernels *softmax_dispatch(softmax_dtype dtype, const char *fn, int *status)

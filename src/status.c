@@ -2,6 +2,8 @@
  * status.c -- status names and the per-thread detailed error message.
  */
 #include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 
 #include "internal.h"
@@ -9,6 +11,20 @@
 /* One message per thread: calls from different threads never see each
  * other's errors. */
 static _Thread_local char last_error_message[256];
+
+/* How many threads hold a non-empty message. Every call clears the calling
+ * thread's message first; while this count is 0 (always, in a process
+ * whose calls all succeed) there is nothing to clear and the thread-local
+ * slot is not touched at all: the library is a shared object, in which
+ * reaching that slot is a call to __tls_get_addr, dearer than this load.
+ * Relaxed order is enough: every change is a read-modify-write, so the
+ * count is the sum of the threads' contributions at every point of its one
+ * modification order, and a thread's own loads never see a value older
+ * than its own last change (coherence). A thread whose message is set has
+ * contributed 1 and so never reads 0. A thread that ends with a message
+ * set leaves the count above 0: the later calls then clear their slots as
+ * before, correct and no slower than without the count. */
+static atomic_size_t threads_with_message;
 
 const char *softmax_strerror(int status)
 {
@@ -57,15 +73,28 @@ const char *softmax_last_error(void)
 
 void softmax_clear_error(void)
 {
-    last_error_message[0] = '\0';
+    if (atomic_load_explicit(&threads_with_message, memory_order_relaxed) == 0)
+        return;
+    char *message = last_error_message;
+    if (message[0] != '\0') {
+        message[0] = '\0';
+        atomic_fetch_sub_explicit(&threads_with_message, 1, memory_order_relaxed);
+    }
 }
 
 int softmax_fail(int status, const char *format, ...)
 {
+    char *message = last_error_message;
+    const bool had_message = message[0] != '\0';
     va_list args;
     va_start(args, format);
-    vsnprintf(last_error_message, sizeof last_error_message, format, args);
+    vsnprintf(message, sizeof last_error_message, format, args);
     va_end(args);
+    const bool has_message = message[0] != '\0';
+    if (has_message && !had_message)
+        atomic_fetch_add_explicit(&threads_with_message, 1, memory_order_relaxed);
+    else if (had_message && !has_message)
+        atomic_fetch_sub_explicit(&threads_with_message, 1, memory_order_relaxed);
     return status;
 }
 

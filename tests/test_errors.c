@@ -186,10 +186,8 @@ static void test_gradient_errors(void **state)
             for (size_t shift = 1; shift < 6; shift += 2) {
                 arena_reset(&a);
                 void *first = buf_at(dt, a.out, 8), *second = buf_at(dt, a.out, 24);
-                EXPECT(SOFTMAX_E_OVERLAP, &a,
-                       call_grad(op, dt, first, a.in2, buf_at(dt, a.out, 8 + shift), 2, 3, 1.0));
-                EXPECT(SOFTMAX_E_OVERLAP, &a,
-                       call_grad(op, dt, first, a.in2, buf_at(dt, a.out, 8 - shift), 2, 3, 1.0));
+                EXPECT(SOFTMAX_E_OVERLAP, &a, call_grad(op, dt, first, a.in2, buf_at(dt, a.out, 8 + shift), 2, 3, 1.0));
+                EXPECT(SOFTMAX_E_OVERLAP, &a, call_grad(op, dt, first, a.in2, buf_at(dt, a.out, 8 - shift), 2, 3, 1.0));
                 EXPECT(SOFTMAX_E_OVERLAP, &a,
                        call_grad(op, dt, a.in, second, buf_at(dt, a.out, 24 + shift), 2, 3, 1.0));
                 EXPECT(SOFTMAX_E_OVERLAP, &a,
@@ -452,6 +450,62 @@ static void test_last_error_is_per_thread_and_cleared_by_success(void **state)
     assert_string_equal(softmax_last_error(), "");
 }
 
+/* Successful calls on another thread, then one failure and one success
+ * there: its own message empty at the end. */
+static void *succeed_on_another_thread(void *arg)
+{
+    float x[2] = {1, 2}, y[2];
+    for (int i = 0; i < 3; i++)
+        if (softmax_f32(x, y, 1, 2, 1.0f) != SOFTMAX_OK || softmax_last_error()[0] != '\0')
+            return NULL;
+    if (softmax_f32(x, y, 1, 2, NAN) != SOFTMAX_E_INVALID_SCALE || softmax_last_error()[0] == '\0')
+        return NULL;
+    if (softmax_set_num_threads(0) != SOFTMAX_OK || softmax_last_error()[0] != '\0')
+        return NULL;
+    return arg;
+}
+
+/* A message stays until its own thread's next call, whatever other
+ * threads do in between (succeed, fail, end with a message set), and that
+ * call clears it; each thread sees its own message. */
+static void test_pending_message_survives_other_threads(void **state)
+{
+    (void)state;
+    float x[2] = {1, 2}, y[2];
+    for (int round = 0; round < 2; round++) {
+        assert_int_equal(softmax_f32(x, y, 1, 2, NAN), SOFTMAX_E_INVALID_SCALE);
+        char saved[256];
+        snprintf(saved, sizeof saved, "%s", softmax_last_error());
+        assert_true(saved[0] != '\0');
+
+        pthread_t thread;
+        void *result = NULL;
+        int marker = 0;
+        /* A thread that ends with its message set, then one that clears
+         * its own (empty, then set) message several times. */
+        assert_int_equal(pthread_create(&thread, NULL, fail_on_another_thread, &marker), 0);
+        assert_int_equal(pthread_join(thread, &result), 0);
+        assert_ptr_equal(result, &marker);
+        assert_int_equal(pthread_create(&thread, NULL, succeed_on_another_thread, &marker), 0);
+        assert_int_equal(pthread_join(thread, &result), 0);
+        assert_ptr_equal(result, &marker);
+
+        assert_string_equal(softmax_last_error(), saved);
+        assert_int_equal(softmax_f32(x, y, 1, 2, 1.0f), SOFTMAX_OK);
+        assert_string_equal(softmax_last_error(), "");
+        /* Through softmax_execute's lean route and the planner's too. */
+        assert_int_equal(softmax_f32(x, y, 1, 2, NAN), SOFTMAX_E_INVALID_SCALE);
+        softmax_desc desc;
+        assert_int_equal(softmax_desc_init(&desc, SOFTMAX_OP_SOFTMAX, SOFTMAX_DTYPE_F32, 2), SOFTMAX_OK);
+        desc.flags = SOFTMAX_FLAG_FAST;
+        assert_int_equal(softmax_execute(&desc, x, NULL, y), SOFTMAX_OK);
+        assert_string_equal(softmax_last_error(), "");
+        assert_int_equal(softmax_f32(x, y, 1, 2, NAN), SOFTMAX_E_INVALID_SCALE);
+        assert_int_equal(softmax_backward_f32(x, x, y, 1, 2, 1.0f), SOFTMAX_OK);
+        assert_string_equal(softmax_last_error(), "");
+    }
+}
+
 /* ------------------------------------------- SOFTMAX_ISA naming no path */
 
 /* Run by CTest with SOFTMAX_ISA set to a path that does not exist: no
@@ -507,6 +561,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_desc_init),
         cmocka_unit_test(test_execute_errors),
         cmocka_unit_test(test_last_error_is_per_thread_and_cleared_by_success),
+        cmocka_unit_test(test_pending_message_survives_other_threads),
     };
     return cmocka_run_group_tests_name("errors", tests, NULL, NULL);
 }

@@ -124,14 +124,58 @@ static void report_difference(const char *what, softmax_dtype dt, int log, size_
     }
 }
 
+/* The rows of one call (count elements) bit for bit those of the planner's
+ * route, and nothing written past them in a buffer of `capacity`
+ * elements. */
+static void expect_planner_rows(const char *what, softmax_dtype dt, int log, size_t rows, size_t n, int kind,
+                                double scale, const void *got, const void *want, size_t count, size_t capacity)
+{
+    report_difference(what, dt, log, rows, n, kind, scale, got, want, count);
+    assert_true(is_sentinel(buf_cat(dt, got, count), (capacity - count) * dtype_size(dt)));
+}
+
+/* The fast mode's documented bound, in ulp (log-softmax: of max(|y|, 1)),
+ * where it applies: f32 data. f64 runs the accurate kernels. */
+#define FAST_BOUND 5.0
+
+static double fast_bound(softmax_dtype dt)
+{
+    return dt == SOFTMAX_DTYPE_F32 ? FAST_BOUND : contract_ulp_bound(dt);
+}
+
+/* Fast-mode outputs y of rows x n logits x against the MPFR reference:
+ * the number of outputs beyond fast_bound(). */
+static size_t check_fast_rows(softmax_dtype dt, int log, const void *x, const void *y, size_t rows, size_t n,
+                              double scale, err_stats *stats, const char *what)
+{
+    size_t failures = 0;
+    ref_vec ref;
+    ref_vec_init(&ref, n);
+    for (size_t r = 0; r < rows; r++) {
+        ref_line xl = ref_line_make(dt, buf_cat(dt, x, r * n), n, 1);
+        ref_line yl = ref_line_make(dt, buf_cat(dt, y, r * n), n, 1);
+        ref_softmax(&ref, xl, scale, log);
+        failures += log ? check_log_softmax_line(&ref, yl, fast_bound(dt), stats, what)
+                        : check_softmax_line(&ref, yl, fast_bound(dt), stats, what);
+    }
+    ref_vec_free(&ref);
+    return failures;
+}
+
+static const char *layout_name(layout how)
+{
+    return how == PLAIN ? "plain desc" : how == PYTHON_VIEW ? "[rows, n, 1]" : "1-d";
+}
+
 static void test_small_rows_match_the_planner_and_mpfr(void **state)
 {
     (void)state;
     test_rng rng;
     rng_seed(&rng, 0x5ca11ed);
-    err_stats stats;
+    err_stats stats, fast_stats;
     err_stats_init(&stats);
-    size_t failures = 0, calls = 0;
+    err_stats_init(&fast_stats);
+    size_t failures = 0, fast_failures = 0, calls = 0;
     const size_t most = 17 * MAX_LENGTH;
     for (size_t t = 0; t < ARRAY_LEN(test_dtypes); t++) {
         const softmax_dtype dt = test_dtypes[t];
@@ -155,29 +199,43 @@ static void test_small_rows_match_the_planner_and_mpfr(void **state)
                             assert_string_equal(softmax_last_error(), "");
                             assert_int_equal(execute_rows(dt, log, x, planned, rows, n, n, scale, PLANNED, 0),
                                              SOFTMAX_OK);
-                            report_difference("contiguous", dt, log, rows, n, kind, scale, lean, planned, count);
-                            assert_true(is_sentinel(buf_cat(dt, lean, count), (most - count) * size));
+                            expect_planner_rows("contiguous", dt, log, rows, n, kind, scale, lean, planned, count,
+                                                most);
 
-                            /* softmax_execute's lean route, on each plain description of the rows. */
-                            for (layout how = PLAIN; how <= ONE_DIM; how++) {
-                                if (how == ONE_DIM && rows != 1)
-                                    continue;
-                                fill_sentinel(general, most * size);
-                                assert_int_equal(execute_rows(dt, log, x, general, rows, n, n, scale, how, 0),
-                                                 SOFTMAX_OK);
-                                assert_string_equal(softmax_last_error(), "");
-                                report_difference(how == PLAIN         ? "plain desc"
-                                                  : how == PYTHON_VIEW ? "[rows, n, 1]"
-                                                                       : "1-d",
-                                                  dt, log, rows, n, kind, scale, general, planned, count);
-                                assert_true(is_sentinel(buf_cat(dt, general, count), (most - count) * size));
+                            /* softmax_execute's lean route, on each plain description of the rows, in the
+                             * accurate and the fast mode, against the planner's route of the same mode. */
+                            for (int fast = 0; fast <= 1; fast++) {
+                                if (fast) {
+                                    fill_sentinel(planned, most * size);
+                                    assert_int_equal(execute_rows(dt, log, x, planned, rows, n, n, scale, PLANNED, 1),
+                                                     SOFTMAX_OK);
+                                }
+                                for (layout how = PLAIN; how <= ONE_DIM; how++) {
+                                    if (how == ONE_DIM && rows != 1)
+                                        continue;
+                                    char what[48];
+                                    snprintf(what, sizeof what, "%s%s", fast ? "fast, " : "", layout_name(how));
+                                    fill_sentinel(general, most * size);
+                                    assert_int_equal(execute_rows(dt, log, x, general, rows, n, n, scale, how, fast),
+                                                     SOFTMAX_OK);
+                                    assert_string_equal(softmax_last_error(), "");
+                                    expect_planner_rows(what, dt, log, rows, n, kind, scale, general, planned, count,
+                                                        most);
+                                }
                             }
-                            /* The fast mode, lean against planned. */
-                            assert_int_equal(execute_rows(dt, log, x, planned, rows, n, n, scale, PLANNED, 1),
+                            /* The fast mode in place, and within its bound of MPFR. */
+                            memcpy(in_place, x, count * size);
+                            assert_int_equal(execute_rows(dt, log, in_place, in_place, rows, n, n, scale, PLAIN, 1),
                                              SOFTMAX_OK);
-                            assert_int_equal(execute_rows(dt, log, x, general, rows, n, n, scale, PYTHON_VIEW, 1),
-                                             SOFTMAX_OK);
-                            report_difference("fast", dt, log, rows, n, kind, scale, general, planned, count);
+                            report_difference("fast, in place", dt, log, rows, n, kind, scale, in_place, planned,
+                                              count);
+                            if (rows <= 2) {
+                                char what[96];
+                                snprintf(what, sizeof what, "fast %s %s rows=%zu n=%zu kind=%d scale=%g",
+                                         dtype_name(dt), log ? "log_softmax" : "softmax", rows, n, kind, scale);
+                                fast_failures +=
+                                    check_fast_rows(dt, log, x, general, rows, n, scale, &fast_stats, what);
+                            }
 
                             /* The general pipeline on rows padded apart. */
                             fill_sentinel(y_strided, rows * stride * size);
@@ -210,9 +268,11 @@ static void test_small_rows_match_the_planner_and_mpfr(void **state)
         free(y_strided);
         free(general);
     }
-    printf("small calls: %zu cases, %zu outputs against MPFR, max error %.3f ulp\n", calls, stats.checked,
-           stats.max_err);
+    printf("small calls: %zu cases, %zu outputs against MPFR, max error %.3f ulp; fast mode: %zu outputs, max error "
+           "%.3f ulp (bound %.0f for f32)\n",
+           calls, stats.checked, stats.max_err, fast_stats.checked, fast_stats.max_err, FAST_BOUND);
     assert_int_equal(failures, 0);
+    assert_int_equal(fast_failures, 0);
 }
 
 /* The call of `dt` and `log` with the library's own function name. */
@@ -228,6 +288,18 @@ static void expect_failure(int status, int expected, const char *message, const 
     assert_int_equal(status, expected);
     assert_string_equal(softmax_last_error(), message);
     assert_true(is_sentinel(out, bytes));
+}
+
+/* A call of `fn` whose output partially overlapped its input: the
+ * planner's status and message, and the `bytes` of `buffer` (which holds
+ * both) still equal to `copy`, taken before the call. */
+static void expect_overlap(int status, const char *fn, const void *buffer, const void *copy, size_t bytes)
+{
+    char message[160];
+    snprintf(message, sizeof message, "%s: dst overlaps src without being exactly the same elements", fn);
+    assert_int_equal(status, SOFTMAX_E_OVERLAP);
+    assert_string_equal(softmax_last_error(), message);
+    assert_memory_equal(copy, buffer, bytes);
 }
 
 static void test_bad_small_calls_fail_as_the_planner_says(void **state)
@@ -255,18 +327,15 @@ static void test_bad_small_calls_fail_as_the_planner_says(void **state)
             expect_failure(call_forward(dt, log, NULL, NULL, 1, N, NAN), SOFTMAX_E_INVALID_SCALE, message, y,
                            2 * N * size);
 
-            /* y one element past x: a partial overlap, x untouched. */
+            /* y one element past x: a partial overlap, x untouched; and a
+             * longer row whose output overlaps its input by one element. */
             for (size_t i = 0; i < 2 * N; i++)
                 buf_set(dt, y, i, 0.25 * (double)i);
             void *copy = buf_alloc(dt, 2 * N);
             memcpy(copy, y, 2 * N * size);
-            snprintf(message, sizeof message, "%s: dst overlaps src without being exactly the same elements", fn);
-            assert_int_equal(call_forward(dt, log, y, buf_at(dt, y, 1), 1, N, 1.0), SOFTMAX_E_OVERLAP);
-            assert_string_equal(softmax_last_error(), message);
-            assert_memory_equal(copy, y, 2 * N * size);
-            /* A longer row whose output overlaps its input by one element. */
-            assert_int_equal(call_forward(dt, log, y, buf_at(dt, y, 2 * N - 1 - N), 1, N + 1, 1.0), SOFTMAX_E_OVERLAP);
-            assert_memory_equal(copy, y, 2 * N * size);
+            expect_overlap(call_forward(dt, log, y, buf_at(dt, y, 1), 1, N, 1.0), fn, y, copy, 2 * N * size);
+            expect_overlap(call_forward(dt, log, y, buf_at(dt, y, 2 * N - 1 - N), 1, N + 1, 1.0), fn, y, copy,
+                           2 * N * size);
             free(copy);
 
             /* Adjacent buffers are fine, and a good call clears the message. */
@@ -321,65 +390,85 @@ static void test_small_columns_are_not_rows(void **state)
     }
 }
 
-/* Descriptors of small forward calls that the planner rejects: the same
- * status and message as ever, the output untouched. */
+/* Descriptors of small forward calls that the planner rejects, in the
+ * accurate and the fast mode: the same status and message as ever, the
+ * output untouched. */
 static void test_bad_small_descriptors_fail_as_the_planner_says(void **state)
 {
     (void)state;
     enum { N = 10 };
-    for (size_t t = 0; t < ARRAY_LEN(test_dtypes); t++) {
-        const softmax_dtype dt = test_dtypes[t];
-        const size_t size = dtype_size(dt);
-        void *x = buf_alloc(dt, 2 * N), *y = buf_alloc(dt, 2 * N);
-        for (size_t i = 0; i < 2 * N; i++)
-            buf_set(dt, x, i, 0.5 * (double)i - 3.0);
-        softmax_desc desc;
-        fill_sentinel(y, 2 * N * size);
+    for (size_t t = 0; t < ARRAY_LEN(test_dtypes); t++)
+        for (int fast = 0; fast <= 1; fast++) {
+            const softmax_dtype dt = test_dtypes[t];
+            const size_t size = dtype_size(dt);
+            const uint64_t mode = fast ? SOFTMAX_FLAG_FAST : 0;
+            void *x = buf_alloc(dt, 2 * N), *y = buf_alloc(dt, 2 * N);
+            for (size_t i = 0; i < 2 * N; i++)
+                buf_set(dt, x, i, 0.5 * (double)i - 3.0);
+            softmax_desc desc;
+            fill_sentinel(y, 2 * N * size);
 
-        assert_int_equal(softmax_desc_init(&desc, SOFTMAX_OP_SOFTMAX, dt, N), SOFTMAX_OK);
-        desc.scale = NAN;
-        expect_failure(softmax_execute(&desc, x, NULL, y), SOFTMAX_E_INVALID_SCALE, "softmax_execute: scale is NaN", y,
-                       2 * N * size);
-        desc.scale = 1;
-        desc.reserved[3] = 1;
-        expect_failure(softmax_execute(&desc, x, NULL, y), SOFTMAX_E_UNSUPPORTED,
-                       "softmax_execute: reserved[3] is non-zero (not supported by version " SOFTMAX_VERSION_TEXT ")",
-                       y, 2 * N * size);
-        desc.reserved[3] = 0;
-        desc.max_bias = NAN;
-        expect_failure(softmax_execute(&desc, x, NULL, y), SOFTMAX_E_INVALID_MASK,
-                       "softmax_execute: max_bias = nan must be finite and >= 0", y, 2 * N * size);
-        desc.max_bias = 0;
-        desc.flags = 2;
-        expect_failure(softmax_execute(&desc, x, NULL, y), SOFTMAX_E_UNSUPPORTED,
-                       "softmax_execute: flags = 0x2 has bits other than SOFTMAX_FLAG_FAST", y, 2 * N * size);
-        desc.flags = 0;
-        desc.dst_dtype = (softmax_dtype)99;
-        expect_failure(softmax_execute(&desc, x, NULL, y), SOFTMAX_E_INVALID_DTYPE,
-                       "softmax_execute: unknown dst_dtype 99", y, 2 * N * size);
-        desc.dst_dtype = 0;
-        expect_failure(softmax_execute(&desc, x, NULL, NULL), SOFTMAX_E_NULL_POINTER, "softmax_execute: dst is NULL", y,
-                       2 * N * size);
-        expect_failure(softmax_execute(&desc, NULL, NULL, y), SOFTMAX_E_NULL_POINTER, "softmax_execute: src is NULL", y,
-                       2 * N * size);
-        desc.axis = 1;
-        expect_failure(softmax_execute(&desc, x, NULL, y), SOFTMAX_E_INVALID_AXIS,
-                       "softmax_execute: axis = 1 is outside [-1, 0] for ndim = 1", y, 2 * N * size);
-        desc.axis = -1;
-        /* Output one element into the input: a partial overlap, x untouched. */
-        void *copy = buf_alloc(dt, 2 * N);
-        memcpy(copy, x, 2 * N * size);
-        assert_int_equal(softmax_execute(&desc, x, NULL, buf_at(dt, x, 1)), SOFTMAX_E_OVERLAP);
-        assert_string_equal(softmax_last_error(),
-                            "softmax_execute: dst overlaps src without being exactly the same elements");
-        assert_memory_equal(copy, x, 2 * N * size);
-        free(copy);
-        /* A good call clears the message. */
-        assert_int_equal(softmax_execute(&desc, x, NULL, y), SOFTMAX_OK);
-        assert_string_equal(softmax_last_error(), "");
-        free(x);
-        free(y);
-    }
+            assert_int_equal(softmax_desc_init(&desc, SOFTMAX_OP_SOFTMAX, dt, N), SOFTMAX_OK);
+            desc.flags = mode;
+            desc.scale = NAN;
+            expect_failure(softmax_execute(&desc, x, NULL, y), SOFTMAX_E_INVALID_SCALE, "softmax_execute: scale is NaN",
+                           y, 2 * N * size);
+            desc.scale = 1;
+            desc.reserved[3] = 1;
+            expect_failure(softmax_execute(&desc, x, NULL, y), SOFTMAX_E_UNSUPPORTED,
+                           "softmax_execute: reserved[3] is non-zero (not supported by version " SOFTMAX_VERSION_TEXT
+                           ")",
+                           y, 2 * N * size);
+            desc.reserved[3] = 0;
+            desc.reserved[14] = 1;
+            expect_failure(softmax_execute(&desc, x, NULL, y), SOFTMAX_E_UNSUPPORTED,
+                           "softmax_execute: reserved[14] is non-zero (not supported by version " SOFTMAX_VERSION_TEXT
+                           ")",
+                           y, 2 * N * size);
+            desc.reserved[14] = 0;
+            desc.max_bias = NAN;
+            expect_failure(softmax_execute(&desc, x, NULL, y), SOFTMAX_E_INVALID_MASK,
+                           "softmax_execute: max_bias = nan must be finite and >= 0", y, 2 * N * size);
+            desc.max_bias = 0;
+            desc.flags = mode | 2;
+            expect_failure(softmax_execute(&desc, x, NULL, y), SOFTMAX_E_UNSUPPORTED,
+                           fast ? "softmax_execute: flags = 0x3 has bits other than SOFTMAX_FLAG_FAST"
+                                : "softmax_execute: flags = 0x2 has bits other than SOFTMAX_FLAG_FAST",
+                           y, 2 * N * size);
+            desc.flags = mode;
+            desc.dst_dtype = (softmax_dtype)99;
+            expect_failure(softmax_execute(&desc, x, NULL, y), SOFTMAX_E_INVALID_DTYPE,
+                           "softmax_execute: unknown dst_dtype 99", y, 2 * N * size);
+            desc.dst_dtype = 0;
+            expect_failure(softmax_execute(&desc, x, NULL, NULL), SOFTMAX_E_NULL_POINTER,
+                           "softmax_execute: dst is NULL", y, 2 * N * size);
+            expect_failure(softmax_execute(&desc, NULL, NULL, y), SOFTMAX_E_NULL_POINTER,
+                           "softmax_execute: src is NULL", y, 2 * N * size);
+            desc.axis = 1;
+            expect_failure(softmax_execute(&desc, x, NULL, y), SOFTMAX_E_INVALID_AXIS,
+                           "softmax_execute: axis = 1 is outside [-1, 0] for ndim = 1", y, 2 * N * size);
+            desc.axis = -1;
+            /* A 2-d tensor of too many elements for its size_t count:
+             * the planner's overflow error, not a lean call. */
+            desc.ndim = 2;
+            desc.shape[0] = SIZE_MAX / 2;
+            desc.shape[1] = N;
+            expect_failure(softmax_execute(&desc, x, NULL, y), SOFTMAX_E_SIZE_OVERFLOW,
+                           "softmax_execute: the tensor's element count or byte size overflows size_t", y,
+                           2 * N * size);
+            desc.ndim = 1;
+            desc.shape[0] = N;
+            /* Output one element into the input: a partial overlap, x untouched. */
+            void *copy = buf_alloc(dt, 2 * N);
+            memcpy(copy, x, 2 * N * size);
+            expect_overlap(softmax_execute(&desc, x, NULL, buf_at(dt, x, 1)), "softmax_execute", x, copy, 2 * N * size);
+            free(copy);
+            /* A good call clears the message. */
+            assert_int_equal(softmax_execute(&desc, x, NULL, y), SOFTMAX_OK);
+            assert_string_equal(softmax_last_error(), "");
+            free(x);
+            free(y);
+        }
 }
 
 int main(void)
