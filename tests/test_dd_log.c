@@ -4,15 +4,16 @@
  * the masked rows, the SIMD kernels' log-sum), against MPFR at 256 bits:
  *
  *  - its table (src/ref/log_table.h): 1 / invc within 2^-8 of every z of
- *    its subinterval, log(1 / invc) and ln 2 split to the precision the
- *    error analysis assumes;
+ *    its subinterval (exactly 1 next to 1), log(1 / invc) and ln 2 split
+ *    to the precision the error analysis assumes;
  *  - a dense sweep of the sums the lines pass, 1 <= s < 2^64 (just above
  *    1, every subinterval of the table in every binade, powers of two and
  *    their neighbours, the counts, log-uniform sums up to 2^64), and of the
  *    rest of the domain (down to the smallest subnormal, up to DBL_MAX),
  *    each with low parts from 0 to the largest a normalised sum has:
- *    absolute error below 2^-73 (the bound double_double.h derives),
- *    output normalised, never negative from s.hi >= 1;
+ *    absolute error below 2^-73 (the bound double_double.h derives), and
+ *    below 2^-65 |log s| + 2^-105 for s in [1 - 2^-9, 1 + 2^-8), output
+ *    normalised, never negative from s.hi >= 1;
  *  - log(1) exactly 0, s.hi = 1 with a low part, 0, infinities, NaN.
  *
  * tests/CMakeLists.txt builds it twice on x86-64, so that both forms of
@@ -33,12 +34,18 @@ enum { PREC = 256 };
 
 /* The bound dd_log's comment states, as log2 of the absolute error. */
 #define DD_LOG_BOUND_LOG2 (-73.0)
+/* ... and near 1, where it is also relative: 2^-65 |log s| + 2^-105. */
+#define NEAR_ONE_RELATIVE_BOUND_LOG2 (-65.0)
+#define NEAR_ONE_LOW (1 - 0x1p-9)
+#define NEAR_ONE_HIGH (1 + 0x1p-8)
 
 typedef struct sweep {
     const char *name;
     mpfr_t exact, got;
     double worst; /* log2 of the largest absolute error */
     dd worst_at;
+    double worst_relative; /* the same, relative to |log s|, near 1 */
+    dd worst_relative_at;
     size_t points;
     size_t failures;
 } sweep;
@@ -50,6 +57,8 @@ static void sweep_begin(sweep *w, const char *name)
     mpfr_init2(w->got, PREC);
     w->worst = -INFINITY;
     w->worst_at = (dd){0, 0};
+    w->worst_relative = -INFINITY;
+    w->worst_relative_at = (dd){0, 0};
     w->points = 0;
     w->failures = 0;
 }
@@ -58,9 +67,13 @@ static void sweep_end(sweep *w)
 {
     printf("dd_log %-28s %8zu sums, max absolute error 2^%.2f (at %a + %a)\n", w->name, w->points, w->worst,
            w->worst_at.hi, w->worst_at.lo);
+    if (w->worst_relative > -INFINITY)
+        printf("dd_log %-28s near 1: max error 2^%.2f |log s| + 2^-105 (at %a + %a)\n", w->name, w->worst_relative,
+               w->worst_relative_at.hi, w->worst_relative_at.lo);
     mpfr_clear(w->exact);
     mpfr_clear(w->got);
     assert_int_equal(w->failures, 0);
+    assert_true(w->worst_relative <= NEAR_ONE_RELATIVE_BOUND_LOG2);
     assert_true(w->worst <= DD_LOG_BOUND_LOG2);
 }
 
@@ -97,6 +110,16 @@ static void check_sum(sweep *w, dd s)
         w->worst = error;
         w->worst_at = s;
     }
+    if (s.hi >= NEAR_ONE_LOW && s.hi < NEAR_ONE_HIGH && !mpfr_zero_p(w->exact)) {
+        /* (error - 2^-105) / |log s| */
+        mpfr_sub_d(w->got, w->got, 0x1p-105, MPFR_RNDN);
+        mpfr_div(w->got, w->got, w->exact, MPFR_RNDN);
+        const double relative = mpfr_sgn(w->got) != 0 ? log2(fabs(mpfr_get_d(w->got, MPFR_RNDN))) : -INFINITY;
+        if (mpfr_sgn(w->got) * mpfr_sgn(w->exact) > 0 && relative > w->worst_relative) {
+            w->worst_relative = relative;
+            w->worst_relative_at = s;
+        }
+    }
 }
 
 /* ulp(x) for a finite x > 0 (also DBL_MAX, whose next double is inf). */
@@ -128,29 +151,40 @@ static void check_with_low_parts(sweep *w, test_rng *rng, double hi, int randoms
 
 /* ---- the table ---- */
 
+/* Where log_table's i-th subinterval starts (i = 256: where the last
+ * ends). */
+static double subinterval_start(int i)
+{
+    return i < 160 ? 0.6875 + i * 0x1p-9 : 1 + (i - 160) * 0x1p-8;
+}
+
 static void test_log_table_against_mpfr(void **state)
 {
     (void)state;
     mpfr_t z, r, logc, difference, limit;
     mpfr_inits2(PREC, z, r, logc, difference, limit, (mpfr_ptr)0);
-    for (int i = 0; i < 128; i++) {
-        /* The subinterval: 80 of width 2^-8 from 0.6875, then 48 of 2^-7
+    for (int i = 0; i < 256; i++) {
+        /* The subinterval: 160 of width 2^-9 from 0.6875, then 96 of 2^-8
          * from 1. */
-        const double low = i < 80 ? 0.6875 + i * 0x1p-8 : 1 + (i - 80) * 0x1p-7;
-        const double high = i < 80 ? low + 0x1p-8 : low + 0x1p-7;
+        const double low = subinterval_start(i), high = subinterval_start(i + 1);
         const double invc = log_table[i][0], logc_hi = log_table[i][1], logc_lo = log_table[i][2];
-        /* |z invc - 1| < 2^-8 - 2^-52 at both ends (and so in between):
-         * rh = fl(z invc) - 1 stays below 2^-8. */
-        const double ends[2] = {low, high};
+        /* |z invc - 1| <= 2^-8 - 2^-53 at the first and the last double of
+         * the subinterval (and so in between): rh = fl(z invc) - 1 is at
+         * most 2^-8. */
+        const double ends[2] = {low, nextafter(high, 0)};
         for (int j = 0; j < 2; j++) {
             mpfr_set_d(z, ends[j], MPFR_RNDN);
             mpfr_mul_d(r, z, invc, MPFR_RNDN);
             mpfr_sub_ui(r, r, 1, MPFR_RNDN);
             mpfr_abs(r, r, MPFR_RNDN);
-            if (!(mpfr_cmp_d(r, 0x1p-8 - 0x1p-52) < 0))
+            if (!(mpfr_cmp_d(r, 0x1p-8 - 0x1p-53) <= 0))
                 printf("  log_table[%d]: |%a * invc - 1| = %a\n", i, ends[j], mpfr_get_d(r, MPFR_RNDN));
-            assert_true(mpfr_cmp_d(r, 0x1p-8 - 0x1p-52) < 0);
+            assert_true(mpfr_cmp_d(r, 0x1p-8 - 0x1p-53) <= 0);
         }
+        /* Next to 1, no reduction: the log of a sum near 1 is then a series
+         * in s - 1, exact relative to its value. */
+        if (low == 1 || high == 1)
+            assert_true(invc == 1 && logc_hi == 0 && logc_lo == 0);
         /* log(1 / invc) = logc_hi + logc_lo within 2^-106 of its size,
          * normalised. */
         mpfr_set_d(logc, invc, MPFR_RNDN);
@@ -208,9 +242,8 @@ static void test_sums_every_subinterval(void **state)
     sweep w;
     sweep_begin(&w, "every table subinterval");
     for (int k = -1; k <= 64; k++)
-        for (int i = 0; i < 128; i++) {
-            const double low = i < 80 ? 0.6875 + i * 0x1p-8 : 1 + (i - 80) * 0x1p-7;
-            const double high = i < 80 ? low + 0x1p-8 : low + 0x1p-7;
+        for (int i = 0; i < 256; i++) {
+            const double low = subinterval_start(i), high = subinterval_start(i + 1);
             const double points[6] = {low,
                                       nextafter(low, 2),
                                       nextafter(high, 0),

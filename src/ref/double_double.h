@@ -314,7 +314,7 @@ static inline double double_of_bits(uint64_t bits)
 
 /* The bit pattern of 0.6875, where log_table's range starts: x's pattern
  * minus it holds k (x = 2^k z, z in [0.6875, 1.375)) above bit 52 and the
- * subinterval of z in the next 7 bits. */
+ * subinterval of z in the next 8 bits. */
 #define LOG_TABLE_START_BITS 0x3fe6000000000000ull
 /* dd_log_reduced takes s.hi in [2^-1000, 2^1000): 2^-k is then a normal
  * double, and k * LOG_LN2_HI exact with room for the rare path's shift. */
@@ -327,13 +327,14 @@ static inline double double_of_bits(uint64_t bits)
  *
  * s = 2^k (z + z_lo), z in [0.6875, 1.375) and z_lo = s.lo * 2^-k (both
  * exact), and log_table gives for z's subinterval invc ~ 1 / z and
- * log(1 / invc) = logc_hi + logc_lo. Then
+ * log(1 / invc) = logc_hi + logc_lo (invc = 1, log 0, for z in [1 - 2^-9,
+ * 1 + 2^-8)). Then
  *
  *   log(s) = k ln 2 + log(1 / invc) + log1p(r),  r = (z + z_lo) invc - 1
  *
  * and r = rh + rl with rh = fl(z * invc) - 1 and rl = the product's error
  * + z_lo * invc: rh is exact (Sterbenz: z * invc is within 2^-8 of 1),
- * |rh| < 2^-8 (gen_log_table.py checks it for every subinterval) and a
+ * |rh| <= 2^-8 (gen_log_table.py checks it for every subinterval) and a
  * multiple of 2^-53, |rl| <= 2^-52 rounded once (2^-105). With
  * log1p(rh + rl) = log1p(rh) + log1p(rl / (1 + rh)):
  *
@@ -350,6 +351,13 @@ static inline double double_of_bits(uint64_t bits)
  * double: the series last, whose rounding (2^-79.5) is the only one above
  * 2^-85. two_sum adds the two (|lo| may exceed |hi| where the parts cancel,
  * for s near 1). Altogether 2^-74.0, written 2^-73.
+ *
+ * For s in [1 - 2^-9, 1 + 2^-8) (k = 0, invc = 1: rh = s.hi - 1, rl = s.lo,
+ * nothing to cancel) the same terms are relative to |rh| ~ |log s|: the
+ * truncation, the series' and rl's roundings below 2^-65 |log s|, and the
+ * rounding of the small parts below 2^-53 |rl| <= 2^-106. So a row whose
+ * maximum nearly has probability 1 gets a log-sum exact to about 2^-65
+ * of itself.
  */
 static inline dd dd_log_reduced(dd s, int extra)
 {
@@ -357,7 +365,7 @@ static inline dd dd_log_reduced(dd s, int extra)
     /* Biased by 1024 * 2^52 so that the shift sees a positive number. */
     const uint64_t from_start = bits - LOG_TABLE_START_BITS + (1024ull << 52);
     const int k = (int)(from_start >> 52) - 1024;
-    const double *entry = log_table[(from_start >> 45) & 127u];
+    const double *entry = log_table[(from_start >> 44) & 255u];
     const double z = double_of_bits(bits - ((uint64_t)(int64_t)k << 52));
     const double z_lo = s.lo * double_of_bits((uint64_t)(1023 - k) << 52);
     const double invc = entry[0];
@@ -398,8 +406,9 @@ static inline dd dd_log_rare(dd s)
 
 /*
  * log(s) for a normalised double-double s (|s.lo| <= ulp(s.hi) / 2),
- * absolute error below 2^-73 for every s > 0 (-inf for 0, NaN below 0 and
- * for NaN, +inf for +inf). The softmax lines pass a sum of exponentials
+ * absolute error below 2^-73 for every s > 0, and below 2^-65 |log s| +
+ * 2^-105 for s in [1 - 2^-9, 1 + 2^-8) (-inf for 0, NaN below 0 and for
+ * NaN, +inf for +inf). The softmax lines pass a sum of exponentials
  * whose largest term is 1 (or, in the SIMD kernels, in [2, 4)), or a count:
  * 1 <= s < 2^64. The same bits on every platform (table-driven, plain
  * double operations, two_prod's exact products).
