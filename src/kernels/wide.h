@@ -177,7 +177,7 @@ static inline WIDE wide_scale_log2e(double scale)
     const dd p = two_prod(scale, LOG2E_HI);
     return fast_two_sum(p.hi, p.lo + scale * LOG2E_LO);
 }
-/* dd_log's error (2^-71 absolute) and the product's (2^-104 relative of a
+/* dd_log's error (2^-73 absolute) and the product's (2^-104 relative of a
  * remainder below 4) are far below the half ulp of double that the result
  * is rounded to. */
 static inline WIDE wide_log_sum(WIDE sum, WIDE remainder)

@@ -18,8 +18,9 @@
  * operands in the range where it is (no overflow in the splitting, no
  * underflow of the error), and says so.
  *
- * The error bounds are relative, in units of 2^-k, for the arguments the
- * softmax lines pass (|t| <= 746 for exp, 1 <= s < 2^64 for log).
+ * The error bounds are in units of 2^-k: relative for exp (for the
+ * arguments the softmax lines pass, |t| <= 746), absolute for log (for every
+ * s > 0; the lines pass 1 <= s < 2^64).
  */
 #ifndef SOFTMAX_REF_DOUBLE_DOUBLE_H
 #define SOFTMAX_REF_DOUBLE_DOUBLE_H
@@ -29,6 +30,7 @@
 #include <string.h>
 
 #include "exp2_table.h"
+#include "log_table.h"
 
 /* The build passes -ffp-contract=off; say it here too for clang, whose
  * default contracts a * b + c within an expression on FMA targets (aarch64),
@@ -275,26 +277,6 @@ static inline double dd_exp_double(double x)
     return e.hi + e.lo;
 }
 
-/* ---- log ---- */
-
-/* log(x) to about 2^-50 for a finite x > 0: x = m * 2^e with m in
- * [sqrt(1/2), sqrt(2)), log(m) = 2 atanh(s), s = (m - 1) / (m + 1),
- * |s| < 0.172, the series to s^23. Only a starting value for dd_log. */
-static inline double log_estimate(double x)
-{
-    int e = 0;
-    double m = frexp(x, &e); /* exact: m in [1/2, 1) */
-    if (m < 0.70710678118654752) {
-        m *= 2;
-        e -= 1;
-    }
-    const double s = (m - 1) / (m + 1), s2 = s * s;
-    double series = 1.0 / 23;
-    for (int odd = 21; odd >= 1; odd -= 2)
-        series = 1.0 / odd + s2 * series;
-    return (double)e * 0x1.62e42fefa39efp-1 + 2 * s * series;
-}
-
 /* a * b for double-doubles, relative error below 2^-104 (two_prod's
  * range applies to a.hi, b.hi). */
 static inline dd dd_mul(dd a, dd b)
@@ -314,34 +296,135 @@ static inline dd dd_reciprocal(dd s)
     return fast_two_sum(r, remainder * r);
 }
 
+/* ---- log ---- */
+
+static inline uint64_t bits_of_double(double x)
+{
+    uint64_t bits;
+    memcpy(&bits, &x, sizeof bits);
+    return bits;
+}
+
+static inline double double_of_bits(uint64_t bits)
+{
+    double x;
+    memcpy(&x, &bits, sizeof x);
+    return x;
+}
+
+/* The bit pattern of 0.6875, where log_table's range starts: x's pattern
+ * minus it holds k (x = 2^k z, z in [0.6875, 1.375)) above bit 52 and the
+ * subinterval of z in the next 8 bits. */
+#define LOG_TABLE_START_BITS 0x3fe6000000000000ull
+/* dd_log_reduced takes s.hi in [2^-1000, 2^1000): 2^-k is then a normal
+ * double, and k * LOG_LN2_HI exact with room for the rare path's shift. */
+#define LOG_DIRECT_LOW_BITS 0x0170000000000000ull  /* 2^-1000 */
+#define LOG_DIRECT_HIGH_BITS 0x7e70000000000000ull /* 2^1000 */
+
 /*
- * log(s) for a normalised double-double s >= 1 (a sum of exponentials whose
- * largest term is 1, or a count), absolute error below 2^-71, never
- * negative: log(1) is exactly 0.
+ * log(2^extra * s) for a normalised s (|s.lo| <= ulp(s.hi) / 2) with s.hi in
+ * [2^-1000, 2^1000), |extra| <= 600: absolute error below 2^-73.
  *
- * One Newton step from the estimate l0 (error e0 < 2^-49): with
- * c = s * exp(-l0) - 1 = exp(log s - l0) - 1, log(s) = l0 + log1p(c) =
- * l0 + c - c^2 / 2 + ..., |c| < 2^-48 so c^3 / 3 < 2^-145. exp carries
- * 2^-72, the product and the subtraction of 1 (exact: s * exp(-l0) is
- * within 2^-48 of 1) add 2^-104.
+ * s = 2^k (z + z_lo), z in [0.6875, 1.375) and z_lo = s.lo * 2^-k (both
+ * exact), and log_table gives for z's subinterval invc ~ 1 / z and
+ * log(1 / invc) = logc_hi + logc_lo (invc = 1, log 0, for z in [1 - 2^-9,
+ * 1 + 2^-8)). Then
  *
- * Why the clamp: for s within 2^-71 of 1 (a row whose other elements are
- * 50 or more below its maximum) the rounding errors may exceed log(s)
- * itself; a negative value there would put log-softmax above 0.
+ *   log(s) = k ln 2 + log(1 / invc) + log1p(r),  r = (z + z_lo) invc - 1
+ *
+ * and r = rh + rl with rh = fl(z * invc) - 1 and rl = the product's error
+ * + z_lo * invc: rh is exact (Sterbenz: z * invc is within 2^-8 of 1),
+ * |rh| <= 2^-8 (gen_log_table.py checks it for every subinterval) and a
+ * multiple of 2^-53, |rl| <= 2^-52 rounded once (2^-105). With
+ * log1p(rh + rl) = log1p(rh) + log1p(rl / (1 + rh)):
+ *
+ *   log1p(rh) = rh - rh^2 / 2 + rh^3 (1/3 - rh/4 + ... - rh^5/8) + t,
+ *       the truncation |t| <= |rh|^9 / 9 / (1 - 2^-8) < 2^-75.1;
+ *       rh^2 = square.hi + square.lo exactly (two_prod: rh^2 >= 2^-106
+ *       or 0), the rest (below 2^-25.5) to 6 roundings, 2^-76;
+ *   log1p(rl / (1 + rh)) = rl (1 - rh + rh^2) within |rl rh^3| +
+ *       rl^2 < 2^-75.9.
+ *
+ * The large parts, k * LOG_LN2_HI (exact: 42 bits times |k| < 2^11), logc_hi,
+ * rh and -square.hi / 2, are added without error (fast_two_sum: |k ln 2|
+ * >= 0.69 > |logc| unless k = 0; two_sum), and the small ones in one
+ * double: the series last, whose rounding (2^-79.5) is the only one above
+ * 2^-85. two_sum adds the two (|lo| may exceed |hi| where the parts cancel,
+ * for s near 1). Altogether 2^-74.0, written 2^-73.
+ *
+ * For s in [1 - 2^-9, 1 + 2^-8) (k = 0, invc = 1: rh = s.hi - 1, rl = s.lo,
+ * nothing to cancel) the same terms are relative to |rh| ~ |log s|: the
+ * truncation, the series' and rl's roundings below 2^-65 |log s|, and the
+ * rounding of the small parts below 2^-53 |rl| <= 2^-106. So a row whose
+ * maximum nearly has probability 1 gets a log-sum exact to about 2^-65
+ * of itself.
+ */
+static inline dd dd_log_reduced(dd s, int extra)
+{
+    const uint64_t bits = bits_of_double(s.hi);
+    /* Biased by 1024 * 2^52 so that the shift sees a positive number. */
+    const uint64_t from_start = bits - LOG_TABLE_START_BITS + (1024ull << 52);
+    const int k = (int)(from_start >> 52) - 1024;
+    const double *entry = log_table[(from_start >> 44) & 255u];
+    const double z = double_of_bits(bits - ((uint64_t)(int64_t)k << 52));
+    const double z_lo = s.lo * double_of_bits((uint64_t)(1023 - k) << 52);
+    const double invc = entry[0];
+    const dd product = two_prod(z, invc);
+    const double rh = product.hi - 1.0;
+    const double rl = product.lo + z_lo * invc;
+    const dd square = two_prod(rh, rh);
+    const double r2 = square.hi, r3 = rh * r2, r4 = r2 * r2;
+    /* Estrin's scheme: three independent pairs, then two levels. */
+    const double pair01 = 1.0 / 3 - rh * 0.25;
+    const double pair23 = 0.2 - rh * (1.0 / 6);
+    const double pair45 = 1.0 / 7 - rh * 0.125;
+    const double series = r3 * ((pair01 + r2 * pair23) + r4 * pair45);
+    const double rl_term = rl * ((1.0 - rh) + r2);
+    const double kd = (double)(k + extra);
+    const dd top = fast_two_sum(kd * LOG_LN2_HI, entry[1]);
+    const dd with_r = two_sum(top.hi, rh);
+    const dd with_square = two_sum(with_r.hi, -0.5 * square.hi);
+    const double small =
+        ((top.lo + with_r.lo) + (with_square.lo + (kd * LOG_LN2_LO + entry[2]))) + (rl_term - 0.5 * square.lo);
+    return two_sum(with_square.hi, small + series);
+}
+
+/* The arguments dd_log_reduced does not take, out of the way of the
+ * common ones: NaN, 0, negative, +inf, and s.hi below 2^-1000 or from
+ * 2^1000 up, which a factor 2^+-600 brings into its range (exactly, but for
+ * the bits of s.lo that fall below 2^-1074, 2^-1400 of s). */
+static inline dd dd_log_rare(dd s)
+{
+    if (!(s.hi > 0)) /* NaN stays NaN */
+        return (dd){s.hi == 0 ? -INFINITY : s.hi != s.hi ? s.hi : NAN, 0};
+    if (s.hi == INFINITY)
+        return (dd){INFINITY, 0};
+    const int shift = s.hi < 1 ? 600 : -600;
+    const double factor = power_of_two(shift);
+    return dd_log_reduced((dd){s.hi * factor, s.lo * factor}, -shift);
+}
+
+/*
+ * log(s) for a normalised double-double s (|s.lo| <= ulp(s.hi) / 2),
+ * absolute error below 2^-73 for every s > 0, and below 2^-65 |log s| +
+ * 2^-105 for s in [1 - 2^-9, 1 + 2^-8) (-inf for 0, NaN below 0 and for
+ * NaN, +inf for +inf). The softmax lines pass a sum of exponentials
+ * whose largest term is 1 (or, in the SIMD kernels, in [2, 4)), or a count:
+ * 1 <= s < 2^64. The same bits on every platform (table-driven, plain
+ * double operations, two_prod's exact products).
+ *
+ * Never negative for s.hi >= 1, and log(1) is exactly 0: for s.hi = 1,
+ * log(1 + s.lo) = s.lo within 2^-107, and a sum just below 1 by rounding
+ * (s.lo < 0) gives 0; for s.hi > 1, log(s) >= 2^-53 is far above the
+ * error. A negative value would put log-softmax above 0.
  */
 static inline dd dd_log(dd s)
 {
-    if (s.hi == 1.0 && s.lo == 0.0)
-        return (dd){0, 0};
-    const double l0 = log_estimate(s.hi);
-    const dd ratio = dd_mul(s, dd_exp((dd){-l0, 0}));
-    const dd c = two_sum(ratio.hi - 1.0, ratio.lo); /* ratio.hi - 1 is exact (Sterbenz) */
-    const double c_full = c.hi + c.lo;
-    const dd head = two_sum(l0, c.hi);
-    const dd result = fast_two_sum(head.hi, head.lo + (c.lo - 0.5 * c_full * c_full));
-    if (result.hi < 0 || (result.hi == 0 && result.lo < 0))
-        return (dd){0, 0};
-    return result;
+    if (s.hi == 1.0)
+        return (dd){s.lo > 0 || s.lo != s.lo ? s.lo : 0.0, 0.0};
+    if (bits_of_double(s.hi) - LOG_DIRECT_LOW_BITS >= LOG_DIRECT_HIGH_BITS - LOG_DIRECT_LOW_BITS)
+        return dd_log_rare(s);
+    return dd_log_reduced(s, 0);
 }
 
 /* log(x) rounded to double for x >= 1 (the counts of the limit cases). */
