@@ -4,6 +4,7 @@
  * BENCHMARKS.md.
  *
  *     cc -O2 -Iinclude bench/ab_libraries.c -o ab_libraries -ldl -lm
+ *         (or: cmake -S . -B build -DSOFTMAX_BUILD_BENCH=ON && cmake --build build --target ab_libraries)
  *     ab_libraries A.so B.so [rounds]         the A/B table, B / A ratios
  *     ab_libraries --one A.so SHAPE OP CALLS  one library, one case, CALLS
  *                                             calls (for callgrind)
@@ -14,39 +15,17 @@
  * the ratio of the fastest samples (the least disturbed by other jobs).
  * On a shared machine only the ratios mean anything, and only when they
  * repeat; `valgrind --tool=callgrind` on --one runs counts instructions,
- * which do not depend on the machine's load.
+ * which do not depend on the machine's load. Both builds are opened with
+ * dlopen (bench/ab_loader.h), so the tool links neither.
  */
-#include <dlfcn.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "ab_loader.h"
 #include "softmax.h"
-
-typedef struct library {
-    void *handle;
-    int (*desc_init)(softmax_desc *, softmax_op, softmax_dtype, size_t);
-    int (*execute)(const softmax_desc *, const void *, const void *, void *);
-    int (*set_num_threads)(int);
-} library;
-
-static void load(library *lib, const char *path)
-{
-    lib->handle = dlopen(path, RTLD_NOW | RTLD_LOCAL);
-    if (lib->handle == NULL) {
-        fprintf(stderr, "ab_libraries: %s\n", dlerror());
-        exit(2);
-    }
-    *(void **)&lib->desc_init = dlsym(lib->handle, "softmax_desc_init");
-    *(void **)&lib->execute = dlsym(lib->handle, "softmax_execute");
-    *(void **)&lib->set_num_threads = dlsym(lib->handle, "softmax_set_num_threads");
-    if (!lib->desc_init || !lib->execute || !lib->set_num_threads) {
-        fprintf(stderr, "ab_libraries: %s lacks the API\n", path);
-        exit(2);
-    }
-}
 
 typedef struct bench_case {
     const char *name;
@@ -175,7 +154,7 @@ int main(int argc, char **argv)
             return 2;
         }
         library lib;
-        load(&lib, argv[2]);
+        load_library(&lib, argv[2], "ab_libraries");
         lib.set_num_threads(1);
         const bench_case *c = &cases[atoi(argv[3]) % CASES];
         buffers b = make_buffers(c);
@@ -192,8 +171,8 @@ int main(int argc, char **argv)
         return 2;
     }
     library libs[2];
-    load(&libs[0], argv[1]);
-    load(&libs[1], argv[2]);
+    load_library(&libs[0], argv[1], "ab_libraries");
+    load_library(&libs[1], argv[2], "ab_libraries");
     const int rounds = argc > 3 ? atoi(argv[3]) : 9;
     libs[0].set_num_threads(1);
     libs[1].set_num_threads(1);

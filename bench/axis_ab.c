@@ -13,12 +13,15 @@
  * by other jobs on a shared machine).
  *
  *     cmake -S . -B build -DSOFTMAX_BUILD_BENCH=ON && cmake --build build --target axis_ab
+ *         (or: cc -O2 -Iinclude bench/axis_ab.c -o axis_ab -ldl -lm)
  *     axis_ab A/libsoftmax.so B/libsoftmax.so [rounds] [threads] [CASE,CASE,...]
  *     axis_ab --one LIB.so CASE axis0|last CALLS      one library, one case
  *                                                     (for callgrind)
+ *
+ * Both builds are opened with dlopen (bench/ab_loader.h), so the tool links
+ * neither.
  */
 #define _POSIX_C_SOURCE 200809L
-#include <dlfcn.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -26,30 +29,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "ab_loader.h"
 #include "softmax.h"
-
-typedef struct library {
-    void *handle;
-    int (*desc_init)(softmax_desc *, softmax_op, softmax_dtype, size_t);
-    int (*execute)(const softmax_desc *, const void *, const void *, void *);
-    int (*set_num_threads)(int);
-} library;
-
-static void load(library *lib, const char *path)
-{
-    lib->handle = dlopen(path, RTLD_NOW | RTLD_LOCAL);
-    if (lib->handle == NULL) {
-        fprintf(stderr, "axis_ab: %s\n", dlerror());
-        exit(2);
-    }
-    *(void **)&lib->desc_init = dlsym(lib->handle, "softmax_desc_init");
-    *(void **)&lib->execute = dlsym(lib->handle, "softmax_execute");
-    *(void **)&lib->set_num_threads = dlsym(lib->handle, "softmax_set_num_threads");
-    if (!lib->desc_init || !lib->execute || !lib->set_num_threads) {
-        fprintf(stderr, "axis_ab: %s lacks the API\n", path);
-        exit(2);
-    }
-}
 
 typedef struct bench_case {
     size_t rows, cols; /* the axis-0 matrix: lines of `rows` elements, `cols` of them */
@@ -198,7 +179,7 @@ int main(int argc, char **argv)
             return 2;
         }
         library lib;
-        load(&lib, argv[2]);
+        load_library(&lib, argv[2], "axis_ab");
         lib.set_num_threads(1);
         const bench_case *c = &cases[(size_t)atoi(argv[3]) % CASES];
         const bool axis0 = strcmp(argv[4], "axis0") == 0;
@@ -218,8 +199,8 @@ int main(int argc, char **argv)
         return 2;
     }
     library libs[2];
-    load(&libs[0], argv[1]);
-    load(&libs[1], argv[2]);
+    load_library(&libs[0], argv[1], "axis_ab");
+    load_library(&libs[1], argv[2], "axis_ab");
     int rounds = argc > 3 ? atoi(argv[3]) : 9;
     rounds = rounds < 1 ? 1 : rounds > MAX_ROUNDS ? MAX_ROUNDS : rounds;
     const int threads = argc > 4 ? atoi(argv[4]) : 1;

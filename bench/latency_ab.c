@@ -5,6 +5,8 @@
  * XNNPACK's and oneDNN's softmax of the same row when they were found.
  *
  *     cc -O2 -Iinclude bench/latency_ab.c -o latency_ab -ldl -lm
+ *         (without the XNNPACK and oneDNN columns; with them:
+ *          cmake -S . -B build -DSOFTMAX_BUILD_BENCH=ON && cmake --build build --target latency_ab)
  *     latency_ab A.so B.so [rounds]         the table: ns per call, B / A
  *     latency_ab --one LIB.so OP TYPE COLS CALLS
  *                                           one library, one case, CALLS
@@ -27,15 +29,17 @@
  * 1 ms. The table gives the median and the fastest sample of each in ns
  * per call and the ratios. On a shared machine only the ratios mean
  * anything, and only when they repeat; `valgrind --tool=callgrind` on
- * --one runs counts instructions, which do not depend on the load.
+ * --one runs counts instructions, which do not depend on the load. Both
+ * builds are opened with dlopen (bench/ab_loader.h), so the tool links
+ * neither.
  */
-#include <dlfcn.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "ab_loader.h"
 #include "softmax.h"
 
 #if defined(BENCH_HAVE_XNNPACK)
@@ -50,43 +54,10 @@
 
 enum { BATCH = 200, MAX_ROUNDS = 64, MAX_COLS = 100 };
 
-typedef int (*f32_entry)(const float *, float *, size_t, size_t, float);
-typedef int (*f64_entry)(const double *, double *, size_t, size_t, double);
-
-typedef struct library {
-    const char *path;
-    f32_entry f32[2]; /* softmax, log-softmax */
-    f64_entry f64[2];
-    int (*set_num_threads)(int);
-    int (*desc_init)(softmax_desc *, softmax_op, softmax_dtype, size_t);
-    int (*execute)(const softmax_desc *, const void *, const void *, void *);
-} library;
-
-static void *symbol(void *handle, const char *path, const char *name)
-{
-    void *address = dlsym(handle, name);
-    if (address == NULL) {
-        fprintf(stderr, "latency_ab: %s lacks %s\n", path, name);
-        exit(2);
-    }
-    return address;
-}
-
+/* Opens a build, timed on one thread. */
 static void load(library *lib, const char *path)
 {
-    void *handle = dlopen(path, RTLD_NOW | RTLD_LOCAL);
-    if (handle == NULL) {
-        fprintf(stderr, "latency_ab: %s\n", dlerror());
-        exit(2);
-    }
-    lib->path = path;
-    *(void **)&lib->f32[0] = symbol(handle, path, "softmax_f32");
-    *(void **)&lib->f32[1] = symbol(handle, path, "log_softmax_f32");
-    *(void **)&lib->f64[0] = symbol(handle, path, "softmax_f64");
-    *(void **)&lib->f64[1] = symbol(handle, path, "log_softmax_f64");
-    *(void **)&lib->set_num_threads = symbol(handle, path, "softmax_set_num_threads");
-    *(void **)&lib->desc_init = symbol(handle, path, "softmax_desc_init");
-    *(void **)&lib->execute = symbol(handle, path, "softmax_execute");
+    load_library(lib, path, "latency_ab");
     lib->set_num_threads(1);
 }
 

@@ -29,33 +29,39 @@ static inline vf32 f32_load_half(const uint16_t *src, int bf16)
 {
     return widen_8(src, bf16);
 }
+/* The bf16 of each f32 lane (given as its bits), rounded to nearest even
+ * on the dropped half, in the low 16 bits of the 32-bit lane. A NaN lane
+ * may come out as infinity or -0 (its payload rounded away, or carried into
+ * the sign): narrow_8 puts a quiet NaN there. */
+static inline __m256i bf16_round_8(__m256i bits)
+{
+    __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(bits, 16), _mm256_set1_epi32(1));
+    return _mm256_srli_epi32(_mm256_add_epi32(_mm256_add_epi32(bits, _mm256_set1_epi32(0x7fff)), lsb), 16);
+}
+/* Packs eight 32-bit values (< 2^16) to 16 bits: packus works within
+ * 128-bit lanes, the permute gathers the two lanes' results. */
+static inline __m128i pack_halves_8(__m256i halves)
+{
+    return _mm256_castsi256_si128(_mm256_permute4x64_epi64(_mm256_packus_epi32(halves, halves), 0x08));
+}
 static inline __m128i narrow_8(__m256 v, int bf16)
 {
     if (!bf16)
         return _mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     __m256i bits = _mm256_castps_si256(v);
-    __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(bits, 16), _mm256_set1_epi32(1));
-    __m256i rounded = _mm256_srli_epi32(_mm256_add_epi32(bits, _mm256_add_epi32(lsb, _mm256_set1_epi32(0x7fff))), 16);
     /* NaN: magnitude above inf, compared as signed integers (both are
      * below 2^31). */
     __m256i nan =
         _mm256_cmpgt_epi32(_mm256_and_si256(bits, _mm256_set1_epi32(0x7fffffff)), _mm256_set1_epi32(0x7f800000));
     __m256i quiet = _mm256_or_si256(_mm256_srli_epi32(bits, 16), _mm256_set1_epi32(0x40));
-    __m256i halves = _mm256_blendv_epi8(rounded, quiet, nan);
-    /* Pack the eight 32-bit values (< 2^16) to 16 bits: packus works within
-     * 128-bit lanes, the permute gathers the two lanes' results. */
-    __m256i packed = _mm256_permute4x64_epi64(_mm256_packus_epi32(halves, halves), 0x08);
-    return _mm256_castsi256_si128(packed);
+    return pack_halves_8(_mm256_blendv_epi8(bf16_round_8(bits), quiet, nan));
 }
 /* narrow_8 of a vector that holds no NaN (see the AVX-512 one). */
 static inline __m128i narrow_8_number(__m256 v, int bf16)
 {
     if (!bf16)
         return _mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m256i bits = _mm256_castps_si256(v);
-    __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(bits, 16), _mm256_set1_epi32(1));
-    __m256i halves = _mm256_srli_epi32(_mm256_add_epi32(_mm256_add_epi32(bits, _mm256_set1_epi32(0x7fff)), lsb), 16);
-    return _mm256_castsi256_si128(_mm256_permute4x64_epi64(_mm256_packus_epi32(halves, halves), 0x08));
+    return pack_halves_8(bf16_round_8(_mm256_castps_si256(v)));
 }
 static inline void f32_store_half(uint16_t *dst, vf32 v, int bf16)
 {

@@ -30,17 +30,24 @@ static inline vf32 f32_load_half(const uint16_t *src, int bf16)
 {
     return widen_16(src, bf16);
 }
+/* The bf16 of each f32 lane (given as its bits), rounded to nearest even
+ * on the dropped half, in the low 16 bits of the 32-bit lane. A NaN lane
+ * may come out as infinity or -0 (its payload rounded away, or carried into
+ * the sign): narrow_16 puts a quiet NaN there. */
+static inline __m512i bf16_round_16(__m512i bits)
+{
+    __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(bits, 16), _mm512_set1_epi32(1));
+    return _mm512_srli_epi32(_mm512_add_epi32(_mm512_add_epi32(bits, _mm512_set1_epi32(0x7fff)), lsb), 16);
+}
 static inline __m256i narrow_16(__m512 v, int bf16)
 {
     if (!bf16)
         return _mm512_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     __m512i bits = _mm512_castps_si512(v);
-    __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(bits, 16), _mm512_set1_epi32(1));
-    __m512i rounded = _mm512_srli_epi32(_mm512_add_epi32(bits, _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7fff))), 16);
     __mmask16 nan =
         _mm512_cmpgt_epu32_mask(_mm512_and_si512(bits, _mm512_set1_epi32(0x7fffffff)), _mm512_set1_epi32(0x7f800000));
     __m512i quiet = _mm512_or_si512(_mm512_srli_epi32(bits, 16), _mm512_set1_epi32(0x40));
-    return _mm512_cvtepi32_epi16(_mm512_mask_blend_epi32(nan, rounded, quiet));
+    return _mm512_cvtepi32_epi16(_mm512_mask_blend_epi32(nan, bf16_round_16(bits), quiet));
 }
 /* narrow_16 of a vector that holds no NaN (the kernels' outputs, whose
  * NaN rows are filled apart): the bf16 rounding without its NaN lanes. */
@@ -48,10 +55,7 @@ static inline __m256i narrow_16_number(__m512 v, int bf16)
 {
     if (!bf16)
         return _mm512_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512i bits = _mm512_castps_si512(v);
-    __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(bits, 16), _mm512_set1_epi32(1));
-    return _mm512_cvtepi32_epi16(
-        _mm512_srli_epi32(_mm512_add_epi32(_mm512_add_epi32(bits, _mm512_set1_epi32(0x7fff)), lsb), 16));
+    return _mm512_cvtepi32_epi16(bf16_round_16(_mm512_castps_si512(v)));
 }
 /* The kernels' vocabulary names for the narrowing stores (the row kernels
  * writes half rows): v holds no NaN. */

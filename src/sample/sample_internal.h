@@ -92,6 +92,21 @@ extern const sample_kernels softmax_sample_kernels_avx512;
 extern const sample_kernels softmax_sample_kernels_neon;
 #endif
 
+/* gather_at_least one element at a time over x[begin, n), appending after
+ * the `count` pairs already in values and indices; returns the new count.
+ * The portable path's whole loop and the SIMD paths' tail. */
+static inline size_t gather_at_least_scalar(const float *x, size_t begin, size_t n, float threshold, size_t base,
+                                            float *values, uint32_t *indices, size_t count)
+{
+    for (size_t i = begin; i < n; i++) {
+        if (x[i] >= threshold) {
+            values[count] = x[i];
+            indices[count++] = (uint32_t)(base + i);
+        }
+    }
+    return count;
+}
+
 /* The kernels of the active code path, or NULL with the error recorded
  * (SOFTMAX_ISA naming a path this CPU lacks). */
 const sample_kernels *softmax_sample_dispatch(const char *fn, int *status);

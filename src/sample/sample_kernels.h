@@ -89,27 +89,33 @@ static inline unsigned lanes_at_least(vf32 a, vf32 b)
     return ~f32_lanes_below(a, b) & ALL_LANES;
 }
 
-/* f32_max(v, best) keeps best where v is NaN (the vocabulary's max returns
- * its second operand then): NaNs are tracked apart, in a flag vector that
- * f32_keep_nan turns NaN in the lanes where one was seen. */
-static void row_max(const float *x, size_t n, float *max, int *has_nan)
+/* The largest of x[begin, end) (-inf if none), in four chains of vectors.
+ * f32_max(v, best) keeps best where v is NaN (the vocabulary's max returns
+ * its second operand then): NaNs are tracked apart, in the flag vector
+ * *nan_seen, which f32_keep_nan turns NaN in the lanes where one was seen. */
+static inline float span_max(const float *x, size_t begin, size_t end, vf32 *nan_seen)
 {
     vf32 best[4] = {f32_set1(-INFINITY), f32_set1(-INFINITY), f32_set1(-INFINITY), f32_set1(-INFINITY)};
-    vf32 nan_seen = f32_set1(0.0f);
-    size_t i = 0;
-    for (; i + 4 * LANES <= n; i += 4 * LANES) {
+    size_t i = begin;
+    for (; i + 4 * LANES <= end; i += 4 * LANES) {
         for (size_t a = 0; a < 4; a++) {
             vf32 v = f32_load(x + i + a * LANES);
             best[a] = f32_max(v, best[a]);
-            nan_seen = f32_keep_nan(nan_seen, v);
+            *nan_seen = f32_keep_nan(*nan_seen, v);
         }
     }
-    for (; i < n; i += LANES) {
-        vf32 v = load_or_tail(x, i, n);
+    for (; i < end; i += LANES) {
+        vf32 v = load_or_tail(x, i, end);
         best[0] = f32_max(v, best[0]);
-        nan_seen = f32_keep_nan(nan_seen, v);
+        *nan_seen = f32_keep_nan(*nan_seen, v);
     }
-    *max = f32_reduce_max(f32_max(f32_max(best[0], best[1]), f32_max(best[2], best[3])));
+    return f32_reduce_max(f32_max(f32_max(best[0], best[1]), f32_max(best[2], best[3])));
+}
+
+static void row_max(const float *x, size_t n, float *max, int *has_nan)
+{
+    vf32 nan_seen = f32_set1(0.0f);
+    *max = span_max(x, 0, n, &nan_seen);
     *has_nan = f32_any_nan(nan_seen);
 }
 
@@ -233,13 +239,7 @@ static size_t gather_at_least(const float *x, size_t n, float threshold, size_t 
             count += (hits >> lane) & 1u;
         }
     }
-    for (; i < n; i++) {
-        if (x[i] >= threshold) {
-            values[count] = x[i];
-            indices[count++] = (uint32_t)(base + i);
-        }
-    }
-    return count;
+    return gather_at_least_scalar(x, i, n, threshold, base, values, indices, count);
 }
 
 static size_t gather_band(const float *x, size_t n, float max, float inv_temperature, float low, float high,
@@ -287,21 +287,7 @@ static size_t row_argmax(const float *x, size_t n, float *max, int *has_nan)
     size_t best_block = 0;
     for (size_t begin = 0; begin < n; begin += SAMPLE_ARGMAX_BLOCK) {
         size_t end = n - begin < SAMPLE_ARGMAX_BLOCK ? n : begin + SAMPLE_ARGMAX_BLOCK;
-        vf32 best[4] = {f32_set1(-INFINITY), f32_set1(-INFINITY), f32_set1(-INFINITY), f32_set1(-INFINITY)};
-        size_t i = begin;
-        for (; i + 4 * LANES <= end; i += 4 * LANES) {
-            for (size_t a = 0; a < 4; a++) {
-                vf32 v = f32_load(x + i + a * LANES);
-                best[a] = f32_max(v, best[a]);
-                nan_seen = f32_keep_nan(nan_seen, v);
-            }
-        }
-        for (; i < end; i += LANES) {
-            vf32 v = load_or_tail(x, i, end);
-            best[0] = f32_max(v, best[0]);
-            nan_seen = f32_keep_nan(nan_seen, v);
-        }
-        float block_max = f32_reduce_max(f32_max(f32_max(best[0], best[1]), f32_max(best[2], best[3])));
+        float block_max = span_max(x, begin, end, &nan_seen);
         if (block_max > result) {
             result = block_max;
             best_block = begin;

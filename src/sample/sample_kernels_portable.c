@@ -133,14 +133,7 @@ static void weights(const float *x, size_t n, float max, float inv_temperature, 
 
 static size_t gather_at_least(const float *x, size_t n, float threshold, size_t base, float *values, uint32_t *indices)
 {
-    size_t count = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (x[i] >= threshold) {
-            values[count] = x[i];
-            indices[count++] = (uint32_t)(base + i);
-        }
-    }
-    return count;
+    return gather_at_least_scalar(x, 0, n, threshold, base, values, indices, 0);
 }
 
 static size_t gather_band(const float *x, size_t n, float max, float inv_temperature, float low, float high,

@@ -161,8 +161,6 @@ static int compare_entries(const void *a, const void *b)
 static void summarise_row(const softmax_slice *slice, size_t r, double scale, size_t top_k, int with_sums,
                           heap_entry *heap, softmax_summary *s)
 {
-    const void *row =
-        slice->cols > 0 ? (const char *)slice->logits + r * slice->cols * softmax_dtype_size(slice->dtype) : NULL;
     const size_t heap_capacity = top_k < slice->cols ? top_k : slice->cols;
     const double sign = summary_sign(scale), a = fabs(scale);
     const size_t n = slice->cols;
@@ -184,9 +182,7 @@ static void summarise_row(const softmax_slice *slice, size_t r, double scale, si
 
     /* Pass 1: the reference, counts, arg max, target, candidates. */
     size_t heap_size = 0;
-    for (size_t begin = 0; begin < n; begin += SUMMARY_CHUNK) {
-        size_t count = n - begin < SUMMARY_CHUNK ? n - begin : SUMMARY_CHUNK;
-        summary_read(slice->dtype, row, begin, count, buffer);
+    for (size_t begin = 0, count; (count = summary_read_chunk(slice, r, begin, buffer)) > 0; begin += count) {
         for (size_t i = 0; i < count; i++) {
             double x = buffer[i];
             int64_t column = offset + (int64_t)(begin + i);
@@ -232,7 +228,7 @@ static void summarise_row(const softmax_slice *slice, size_t r, double scale, si
         int64_t target = slice->targets[r];
         s->target = target;
         if (target >= offset && target < offset + (int64_t)n) {
-            summary_read(slice->dtype, row, (size_t)(target - offset), 1, buffer);
+            summary_read(slice->dtype, summary_row(slice, r), (size_t)(target - offset), 1, buffer);
             s->target_found = 1;
             s->target_logit = buffer[0];
         }
@@ -243,9 +239,7 @@ static void summarise_row(const softmax_slice *slice, size_t r, double scale, si
     if (!with_sums || !(a > 0.0 && a < INFINITY && isfinite(s->ref)) || s->count_nan > 0)
         return;
     double sum_hi = 0.0, sum_lo = 0.0, dsum_hi = 0.0, dsum_lo = 0.0;
-    for (size_t begin = 0; begin < n; begin += SUMMARY_CHUNK) {
-        size_t count = n - begin < SUMMARY_CHUNK ? n - begin : SUMMARY_CHUNK;
-        summary_read(slice->dtype, row, begin, count, buffer);
+    for (size_t begin = 0, count; (count = summary_read_chunk(slice, r, begin, buffer)) > 0; begin += count) {
         for (size_t i = 0; i < count; i++) {
             double t = sign * buffer[i];
             if (!(t > -INFINITY))
@@ -282,7 +276,7 @@ int summary_compute(const char *fn, const softmax_slice *slice, double scale, si
                     SOFTMAX_E_OVERLAP, "%s: summaries overlap the logits", fn);
     size_t heap_capacity = top_k < slice->cols ? top_k : slice->cols;
     /* Rows are independent: spread over threads, the same bits for any count. */
-    int threads = softmax_threads_for_job(slice->rows * slice->cols, slice->rows);
+    int threads = summary_threads(slice);
     atomic_int out_of_memory = 0;
 #pragma omp parallel num_threads(threads) if (threads > 1)
     {
@@ -529,12 +523,31 @@ static void log_sum(const softmax_summary *s, double *hi, double *lo)
     *lo = s->sum_lo / s->sum_hi;
 }
 
-/* p (log = 0) or log p (log = 1) of one element of a row of the given mode. */
-static double finish_element(const softmax_summary *s, row_mode mode, double x, int log_output, double log_s_hi,
-                             double log_s_lo, double sum)
+/* What the finishing passes over a row's elements need of its record,
+ * found once per row. */
+typedef struct row_finish {
+    const softmax_summary *s;
+    row_mode mode;
+    double log_s_hi, log_s_lo; /* log S as hi + lo (rows of ROW_NORMAL only, 0 otherwise) */
+    double sum;                /* S */
+} row_finish;
+
+static row_finish row_finish_of(const void *merged, size_t bytes, size_t r)
 {
+    row_finish f = {summary_const_record(merged, bytes, r), ROW_NORMAL, 0.0, 0.0, 0.0};
+    f.mode = mode_of(f.s);
+    f.sum = f.s->sum_hi + f.s->sum_lo;
+    if (f.mode == ROW_NORMAL)
+        log_sum(f.s, &f.log_s_hi, &f.log_s_lo);
+    return f;
+}
+
+/* p (log = 0) or log p (log = 1) of one element of a row. */
+static double finish_element(const row_finish *f, double x, int log_output)
+{
+    const softmax_summary *s = f->s;
     double t = summary_sign(s->scale) * x;
-    switch (mode) {
+    switch (f->mode) {
     case ROW_NAN:
         return NAN;
     case ROW_MASKED:
@@ -556,10 +569,16 @@ static double finish_element(const softmax_summary *s, row_mode mode, double x, 
     double d_hi, d_lo;
     scaled_difference(fabs(s->scale), t, s->ref, &d_hi, &d_lo);
     if (log_output)
-        return (d_hi - log_s_hi) + (d_lo - log_s_lo);
+        return (d_hi - f->log_s_hi) + (d_lo - f->log_s_lo);
     if (!(d_hi > -746.0))
         return 0.0;
-    return exp_dd(d_hi, d_lo) / sum;
+    return exp_dd(d_hi, d_lo) / f->sum;
+}
+
+/* Row r of an output of n columns of out_type (f32 or f64). */
+static void *output_row(softmax_dtype out_type, void *out, size_t r, size_t n)
+{
+    return out_type == SOFTMAX_DTYPE_F64 ? (void *)((double *)out + r * n) : (void *)((float *)out + r * n);
 }
 
 static void store(softmax_dtype out_type, void *out, size_t i, double v)
@@ -579,24 +598,16 @@ int softmax_summary_softmax(const softmax_slice *slice, const void *merged, int 
     if (status != SOFTMAX_OK || slice->rows == 0 || slice->cols == 0)
         return status;
     softmax_dtype out_type = slice->dtype == SOFTMAX_DTYPE_F64 ? SOFTMAX_DTYPE_F64 : SOFTMAX_DTYPE_F32;
-    size_t element = softmax_dtype_size(slice->dtype), n = slice->cols;
-    int threads = softmax_threads_for_job(slice->rows * n, slice->rows);
+    size_t n = slice->cols;
+    int threads = summary_threads(slice);
 #pragma omp parallel for num_threads(threads) schedule(static)
     for (size_t r = 0; r < slice->rows; r++) {
+        const row_finish f = row_finish_of(merged, bytes, r);
+        void *out_row = output_row(out_type, y, r, n);
         double buffer[SUMMARY_CHUNK];
-        const softmax_summary *s = summary_const_record(merged, bytes, r);
-        row_mode mode = mode_of(s);
-        double log_hi = 0.0, log_lo = 0.0, sum = s->sum_hi + s->sum_lo;
-        if (mode == ROW_NORMAL)
-            log_sum(s, &log_hi, &log_lo);
-        const void *row = (const char *)slice->logits + r * n * element;
-        void *out_row = out_type == SOFTMAX_DTYPE_F64 ? (void *)((double *)y + r * n) : (void *)((float *)y + r * n);
-        for (size_t begin = 0; begin < n; begin += SUMMARY_CHUNK) {
-            size_t count = n - begin < SUMMARY_CHUNK ? n - begin : SUMMARY_CHUNK;
-            summary_read(slice->dtype, row, begin, count, buffer);
+        for (size_t begin = 0, count; (count = summary_read_chunk(slice, r, begin, buffer)) > 0; begin += count) {
             for (size_t i = 0; i < count; i++)
-                store(out_type, out_row, begin + i,
-                      finish_element(s, mode, buffer[i], log_output, log_hi, log_lo, sum));
+                store(out_type, out_row, begin + i, finish_element(&f, buffer[i], log_output));
         }
     }
     return SOFTMAX_OK;
@@ -719,31 +730,24 @@ int softmax_summary_nll_backward(const softmax_slice *slice, const void *merged,
         return status;
     RETURN_ERROR_IF(slice->targets == NULL, SOFTMAX_E_NULL_POINTER, "%s: the slice has no targets", fn);
     softmax_dtype out_type = slice->dtype == SOFTMAX_DTYPE_F64 ? SOFTMAX_DTYPE_F64 : SOFTMAX_DTYPE_F32;
-    size_t element = softmax_dtype_size(slice->dtype), n = slice->cols;
-    int threads = softmax_threads_for_job(slice->rows * n, slice->rows);
+    size_t n = slice->cols;
+    int threads = summary_threads(slice);
 #pragma omp parallel for num_threads(threads) schedule(static)
     for (size_t r = 0; r < slice->rows; r++) {
+        const row_finish f = row_finish_of(merged, bytes, r);
+        double scale = f.s->scale, a = fabs(scale);
+        int zeros = slice->targets[r] < 0 || f.mode == ROW_MASKED || a == INFINITY;
+        void *out_row = output_row(out_type, dx, r, n);
         double buffer[SUMMARY_CHUNK];
-        const softmax_summary *s = summary_const_record(merged, bytes, r);
-        row_mode mode = mode_of(s);
-        double scale = s->scale, a = fabs(scale);
-        int zeros = slice->targets[r] < 0 || mode == ROW_MASKED || a == INFINITY;
-        double log_hi = 0.0, log_lo = 0.0, sum = s->sum_hi + s->sum_lo;
-        if (mode == ROW_NORMAL)
-            log_sum(s, &log_hi, &log_lo);
-        const void *row = (const char *)slice->logits + r * n * element;
-        void *out_row = out_type == SOFTMAX_DTYPE_F64 ? (void *)((double *)dx + r * n) : (void *)((float *)dx + r * n);
-        for (size_t begin = 0; begin < n; begin += SUMMARY_CHUNK) {
-            size_t count = n - begin < SUMMARY_CHUNK ? n - begin : SUMMARY_CHUNK;
-            summary_read(slice->dtype, row, begin, count, buffer);
+        for (size_t begin = 0, count; (count = summary_read_chunk(slice, r, begin, buffer)) > 0; begin += count) {
             for (size_t i = 0; i < count; i++) {
                 double v;
-                if (mode == ROW_NAN) {
+                if (f.mode == ROW_NAN) {
                     v = NAN;
                 } else if (zeros) {
                     v = 0.0;
                 } else {
-                    double p = finish_element(s, mode, buffer[i], 0, log_hi, log_lo, sum);
+                    double p = finish_element(&f, buffer[i], 0);
                     int is_target = (int64_t)(slice->col_offset + begin + i) == slice->targets[r];
                     v = scale * (is_target ? p - 1.0 : p);
                 }

@@ -19,7 +19,33 @@
  * (count <= SUMMARY_CHUNK). bf16 and f16 widen exactly. */
 void summary_read(softmax_dtype dtype, const void *row, size_t begin, size_t count, double *out);
 
-/* Element size of a supported slice dtype, 0 otherwise. */
+/* Row r of a slice's logits (NULL for a slice of no columns). */
+static inline const void *summary_row(const softmax_slice *slice, size_t r)
+{
+    return slice->cols > 0 ? (const char *)slice->logits + r * slice->cols * softmax_dtype_size(slice->dtype) : NULL;
+}
+
+/* Reads the chunk of row r of a slice that starts at element begin into
+ * buffer, in f64, and returns its length, min(cols - begin, SUMMARY_CHUNK):
+ * 0 once begin reaches the end of the row. Every pass over a row is
+ *
+ *     for (size_t begin = 0, count; (count = summary_read_chunk(slice, r, begin, buffer)) > 0; begin += count)
+ *         for (size_t i = 0; i < count; i++)
+ *             ... buffer[i], the row's element begin + i ...
+ */
+static inline size_t summary_read_chunk(const softmax_slice *slice, size_t r, size_t begin, double *buffer)
+{
+    size_t count = slice->cols - begin < SUMMARY_CHUNK ? slice->cols - begin : SUMMARY_CHUNK;
+    if (count > 0)
+        summary_read(slice->dtype, summary_row(slice, r), begin, count, buffer);
+    return count;
+}
+
+/* The threads of a pass over every element of a slice, one row per task. */
+static inline int summary_threads(const softmax_slice *slice)
+{
+    return softmax_threads_for_job(slice->rows * slice->cols, slice->rows);
+}
 
 /* Checks a slice (fn names the caller in messages). */
 int summary_check_slice(const char *fn, const softmax_slice *slice);

@@ -242,6 +242,15 @@ static int check_sampling(const char *fn, const softmax_sampler_params *params, 
     return SOFTMAX_OK;
 }
 
+/* check_sampling of the records that go with a slice, the slice checked
+ * first. */
+static int check_slice_sampling(const char *fn, const softmax_sampler_params *params, const softmax_slice *slice,
+                                const void *merged, size_t *bytes)
+{
+    int status = summary_check_slice(fn, slice);
+    return status != SOFTMAX_OK ? status : check_sampling(fn, params, merged, slice->rows, bytes);
+}
+
 /* ---------------------------------------------------------------------------
  * Top-p search.
  * ------------------------------------------------------------------------ */
@@ -289,22 +298,18 @@ int softmax_top_p_histogram(const softmax_sampler_params *params, const softmax_
 {
     static const char fn[] = "softmax_top_p_histogram";
     softmax_clear_error();
-    int status = summary_check_slice(fn, slice);
     size_t bytes;
-    if (status == SOFTMAX_OK)
-        status = check_sampling(fn, params, merged, slice->rows, &bytes);
-    if (status != SOFTMAX_OK)
+    int status = check_slice_sampling(fn, params, slice, merged, &bytes);
+    if (status != SOFTMAX_OK || slice->rows == 0)
         return status;
-    if (slice->rows == 0)
-        return SOFTMAX_OK;
     RETURN_ERROR_IF(search == NULL || bins == NULL, SOFTMAX_E_NULL_POINTER, "%s: search or bins is NULL", fn);
     for (size_t r = 0; r < slice->rows; r++)
         RETURN_ERROR_IF(search[r].bits > 96 || (search[r].state == SEARCHING && search[r].bits >= 96),
                         SOFTMAX_E_INVALID_ARGUMENT, "%s: the search of row %zu is not a valid state", fn, r);
     memset(bins, 0, slice->rows * SOFTMAX_TOP_P_BINS * sizeof *bins);
     double inv_temperature = 1.0 / params->temperature;
-    size_t element = softmax_dtype_size(slice->dtype), n = slice->cols;
-    int threads = softmax_threads_for_job(slice->rows * n, slice->rows);
+    size_t n = slice->cols;
+    int threads = summary_threads(slice);
 #pragma omp parallel for num_threads(threads) schedule(static)
     for (size_t r = 0; r < slice->rows; r++) {
         double buffer[SUMMARY_CHUNK];
@@ -315,10 +320,7 @@ int softmax_top_p_histogram(const softmax_sampler_params *params, const softmax_
         softmax_top_p_bin *row_bins = bins + r * SOFTMAX_TOP_P_BINS;
         unsigned fixed = sr->bits, width = round_width(fixed);
         u128 prefix = prefix_of(sr);
-        const void *row = (const char *)slice->logits + r * n * element;
-        for (size_t begin = 0; begin < n; begin += SUMMARY_CHUNK) {
-            size_t count = n - begin < SUMMARY_CHUNK ? n - begin : SUMMARY_CHUNK;
-            summary_read(slice->dtype, row, begin, count, buffer);
+        for (size_t begin = 0, count; (count = summary_read_chunk(slice, r, begin, buffer)) > 0; begin += count) {
             for (size_t i = 0; i < count; i++) {
                 double x = buffer[i];
                 if (x == -INFINITY)
@@ -451,14 +453,10 @@ int softmax_sample_race(const softmax_sampler_params *params, const softmax_slic
 {
     static const char fn[] = "softmax_sample_race";
     softmax_clear_error();
-    int status = summary_check_slice(fn, slice);
     size_t bytes;
-    if (status == SOFTMAX_OK)
-        status = check_sampling(fn, params, merged, slice->rows, &bytes);
-    if (status != SOFTMAX_OK)
+    int status = check_slice_sampling(fn, params, slice, merged, &bytes);
+    if (status != SOFTMAX_OK || slice->rows == 0)
         return status;
-    if (slice->rows == 0)
-        return SOFTMAX_OK;
     RETURN_ERROR_IF(draws == NULL, SOFTMAX_E_NULL_POINTER, "%s: draws is NULL", fn);
     RETURN_ERROR_IF(params->top_p < 1.0 && search == NULL && !top_k_on(params, slice->vocab) &&
                         params->temperature > 0.0,
@@ -468,8 +466,8 @@ int softmax_sample_race(const softmax_sampler_params *params, const softmax_slic
             RETURN_ERROR_IF(search[r].state == SEARCHING, SOFTMAX_E_INVALID_ARGUMENT,
                             "%s: the top-p search of row %zu is not finished", fn, r);
     double inv_temperature = 1.0 / params->temperature;
-    size_t element = softmax_dtype_size(slice->dtype), n = slice->cols;
-    int threads = softmax_threads_for_job(slice->rows * n, slice->rows);
+    size_t n = slice->cols;
+    int threads = summary_threads(slice);
 #pragma omp parallel for num_threads(threads) schedule(static)
     for (size_t r = 0; r < slice->rows; r++) {
         double buffer[SUMMARY_CHUNK];
@@ -482,10 +480,7 @@ int softmax_sample_race(const softmax_sampler_params *params, const softmax_slic
         noise_cache cache = {0, {0, 0, 0, 0}, 0};
         double best = -INFINITY;
         int64_t best_column = -1;
-        const void *row = (const char *)slice->logits + r * n * element;
-        for (size_t begin = 0; begin < n; begin += SUMMARY_CHUNK) {
-            size_t count = n - begin < SUMMARY_CHUNK ? n - begin : SUMMARY_CHUNK;
-            summary_read(slice->dtype, row, begin, count, buffer);
+        for (size_t begin = 0, count; (count = summary_read_chunk(slice, r, begin, buffer)) > 0; begin += count) {
             for (size_t i = 0; i < count; i++) {
                 double d = log_weight(buffer[i], s->ref, inv_temperature);
                 if (!(d > -INFINITY) || d + GUMBEL_BOUND < best)
