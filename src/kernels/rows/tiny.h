@@ -212,8 +212,9 @@ static SOFTMAX_FORCE_INLINE void tiny_group_vectors(bool fast, size_t vectors, s
             }
             const T *row = group_x(x, stride, g, flags, r);
             const size_t length = group_length(n, g, flags, r), i = b * LANES;
-            /* Plain rows of two vectors fill the first one. */
-            if ((b + 1 < vectors && !(flags & GROUP_LENGTHS)) || (overlapping && r + 1 < count))
+            /* Rows of two vectors fill the first one (exclusions are
+             * applied as it is read). */
+            if ((b + 1 < vectors && !(flags & (GROUP_LENGTHS | EXCLUDING))) || (overlapping && r + 1 < count))
                 column[b * LANES + r] = P(load)(row + i);
             else
                 column[b * LANES + r] = tiny_group_read(row, g, flags, r, i, tiny_lanes(vectors, length, i), past_end);
