@@ -163,6 +163,14 @@ static void keep_up_to(lengths *l, size_t largest)
     qsort(l->n, l->count, sizeof l->n[0], compare_sizes);
 }
 
+/* The longest tiny row (thresholds.h): one vector, two on AVX2. */
+static size_t tiny_limit(const regime_table *t)
+{
+    int status = 0;
+    const softmax_path *path = softmax_dispatch_path("test_regimes", &status);
+    const bool avx2 = path != NULL && path->isa == SOFTMAX_ISA_AVX2;
+    return (avx2 ? TINY_VECTORS_AVX2 : 1) * t->threshold_lanes;
+}
 static size_t small_limit(const regime_table *t)
 {
     return SMALL_VECTORS * t->threshold_lanes;
@@ -186,7 +194,8 @@ static lengths row_lengths(const regime_table *t, size_t largest)
     lengths l = {.count = 0};
     add_length(&l, 1);
     add_length(&l, 2);
-    add_around(&l, t->threshold_lanes); /* tiny | small */
+    add_around(&l, t->threshold_lanes); /* one vector | two */
+    add_around(&l, tiny_limit(t));      /* tiny | small */
     add_around(&l, small_limit(t));     /* small | one row from cache */
     add_around(&l, SUM_BLOCK);          /* one sum block | two */
     add_around(&l, 2 * SUM_BLOCK);

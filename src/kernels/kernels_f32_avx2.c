@@ -6,5 +6,7 @@
 
 #include "half_avx2.h"
 #include "type_f32.h"
+/* Rows of up to two vectors are tiny here (thresholds.h). */
+#define TINY_VECTORS TINY_VECTORS_AVX2
 
 #include "kernels.h"

@@ -5,5 +5,7 @@
 #include "vec_avx2.h"
 
 #include "type_f64.h"
+/* Rows of up to two vectors are tiny here (thresholds.h). */
+#define TINY_VECTORS TINY_VECTORS_AVX2
 
 #include "kernels.h"

@@ -49,6 +49,15 @@ static SOFTMAX_FORCE_INLINE void small_group_reading(bool fast, softmax_op op, c
             group_row_aside(op, x, y, stride, g, flags, r, n, scale, false);
         return;
     }
+#if TINY_VECTORS > 1
+    /* Rows of up to TINY_VECTORS vectors are tiny (thresholds.h): here, so
+     * that every caller of the small rows -- rows(), a row alone, causal
+     * prefixes -- gives them the same bits. */
+    if (n <= TINY_VECTORS * LANES) {
+        tiny_group_vectors(fast, TINY_VECTORS, op, x, y, stride, g, flags, count, n, scale, shared);
+        return;
+    }
+#endif
     /* Phase 1: each row's lanewise maximum, then the rows' maxima in lanes
      * (padding rows: 0, computed on and never stored). The running maximum
      * goes second so that a NaN element is skipped: its row is caught by

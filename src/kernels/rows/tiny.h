@@ -141,29 +141,88 @@ static void group_row_aside(softmax_op op, const T *x, T *y, size_t stride, cons
         fill_row(out, length, stride, op == SOFTMAX_OP_LOG_SOFTMAX ? (T)-INFINITY : (T)0);
 }
 
+/* Rows of at most TINY_VECTORS vectors take the transposed group below
+ * (thresholds.h): one vector, or two on AVX2, whose units define it. */
+#ifndef TINY_VECTORS
+#define TINY_VECTORS 1
+#endif
+
+/* Row r of a tiny group from element i, `count` (<= LANES) elements and
+ * `fill` past them: group_read, but plain rows take one masked load
+ * whatever their length.
+ * group_read's full-width load when length == LANES is a second path into
+ * the transpose, and with it gcc 12 no longer keeps the group's loads in
+ * registers: it stores all LANES vectors to the stack and reads them back
+ * before transposing them (AVX-512, 4096 rows of 10: 3-5% of the call). A
+ * mask of all lanes loads the same values. */
+static SOFTMAX_FORCE_INLINE V tiny_group_read(const T *row, const row_group *g, int flags, size_t r, size_t i,
+                                              size_t count, T fill)
+{
+    if (!(flags & EXCLUDING))
+        return P(load_tail)(row + i, count, fill);
+    return group_read(row, g, flags, r, i, count, fill);
+}
+
+/* The elements of a row of `length` in its vector from element i (a
+ * multiple of LANES): all of them in rows of one vector. */
+static SOFTMAX_FORCE_INLINE size_t tiny_lanes(size_t vectors, size_t length, size_t i)
+{
+    if (vectors == 1)
+        return length;
+    return length <= i ? 0 : length - i < LANES ? length - i : LANES;
+}
+
 /* LANES rows at a time, transposed in registers: vector j holds column j of
  * the group (lane l = row l), so the maxima, the sums and the per-row
  * constants are vertical operations, only n exps are evaluated per group
  * however short the rows, and the sum of the low parts runs through the
  * tree of P(butterfly_sum) over whole column vectors. Lanes of padding rows
- * (a partial group) compute on zeros and are never stored. */
-static SOFTMAX_FORCE_INLINE void tiny_group_reading(bool fast, softmax_op op, const T *x, T *y, size_t stride,
-                                                    const row_group *g, int flags, size_t count, size_t n, double scale,
-                                                    const shared_plan *shared)
+ * (a partial group) compute on zeros and are never stored.
+ *
+ * Rows of `vectors` vectors (a constant: 1, or TINY_VECTORS) are
+ * transposed one LANES x LANES block at a time into vectors * LANES
+ * columns; the low parts then add up in the tree over all the columns
+ * (column j + column j + LANES first, then P(butterfly_sum)'s). Columns
+ * past a row's end hold exps of exactly 0, so a row's bits never depend
+ * on n, the longest row of its group. */
+static SOFTMAX_FORCE_INLINE void tiny_group_vectors(bool fast, size_t vectors, softmax_op op, const T *x, T *y,
+                                                    size_t stride, const row_group *g, int flags, size_t count,
+                                                    size_t n, double scale, const shared_plan *shared)
 {
     const bool log_output = op == SOFTMAX_OP_LOG_SOFTMAX;
     const bool negate = shared->negate;
     /* Rows shorter than the group (GROUP_LENGTHS) read -inf (once negated)
      * past their end, whose exp is 0: the lanes of tiny_row. */
     const T past_end = !(flags & GROUP_LENGTHS) ? (T)0 : negate ? (T)INFINITY : (T)-INFINITY;
-    V column[LANES];
-    for (size_t r = 0; r < LANES; r++)
-        column[r] = r < count ? group_read(group_x(x, stride, g, flags, r), g, flags, r, 0,
-                                           group_length(n, g, flags, r), past_end)
-                              : P(set1)(0);
-    P(transpose)(column);
+    const size_t columns = vectors * LANES;
+    /* Consecutive plain rows (stride n) of more than one vector: the last
+     * vector of row r, but for the group's last row, is read and written
+     * whole, into row r + 1, for masked moves cost several times a plain
+     * one on AVX2. The lanes read past n are never used (columns past n are
+     * skipped; the group's maxima, exps and sums read only its n first);
+     * the lanes written there are written again by row r + 1's own stores,
+     * which come after -- when row r + 1 is stored here, not aside. */
+    const bool overlapping = vectors > 1 && !(flags & (GROUP_ROWS | GROUP_LENGTHS | EXCLUDING));
+    V column[TINY_VECTORS * LANES];
+    for (size_t b = 0; b < vectors; b++) {
+        for (size_t r = 0; r < LANES; r++) {
+            if (r >= count) {
+                column[b * LANES + r] = P(set1)(0);
+                continue;
+            }
+            const T *row = group_x(x, stride, g, flags, r);
+            const size_t length = group_length(n, g, flags, r), i = b * LANES;
+            /* Rows of two vectors fill the first one (exclusions are
+             * applied as it is read). */
+            if ((b + 1 < vectors && !(flags & (GROUP_LENGTHS | EXCLUDING))) || (overlapping && r + 1 < count))
+                column[b * LANES + r] = P(load)(row + i);
+            else
+                column[b * LANES + r] = tiny_group_read(row, g, flags, r, i, tiny_lanes(vectors, length, i), past_end);
+        }
+        P(transpose)(column + b * LANES);
+    }
     V row_max = P(set1)((T)-INFINITY);
-    for (size_t j = 0; j < n; j++) {
+    for (size_t j = 0; j < n && j < columns; j++) {
         if (negate)
             column[j] = P(neg)(column[j]);
         /* The running maximum second: a NaN element is skipped, as in
@@ -174,9 +233,9 @@ static SOFTMAX_FORCE_INLINE void tiny_group_reading(bool fast, softmax_op op, co
                             P(set1)((T)1));
     const exp_args a = {P(mul)(P(sub)(offset, P(set1)((T)EXP_FLOOR_ARG)), P(set1)(shared->inverse_c)),
                         P(set1)(shared->c_hi), P(set1)(shared->c_lo), P(neg)(offset)};
-    V e[LANES], residual[LANES], low[LANES];
+    V e[TINY_VECTORS * LANES], residual[TINY_VECTORS * LANES], low[TINY_VECTORS * LANES];
     V high = P(set1)(0);
-    for (size_t j = 0; j < LANES; j++) {
+    for (size_t j = 0; j < columns; j++) {
         if (j >= n) {
             low[j] = P(set1)(0);
             continue;
@@ -186,7 +245,7 @@ static SOFTMAX_FORCE_INLINE void tiny_group_reading(bool fast, softmax_op op, co
         high = P(add)(high, h);
         low[j] = P(add)(P(sub)(e[j], h), residual[j]);
     }
-    for (size_t half = LANES / 2; half > 0; half /= 2)
+    for (size_t half = columns / 2; half > 0; half /= 2)
         for (size_t j = 0; j < half; j++)
             low[j] = P(add)(low[j], low[j + half]);
     T block_maxima[LANES], offsets[LANES], highs[LANES], lows[LANES];
@@ -228,7 +287,7 @@ static SOFTMAX_FORCE_INLINE void tiny_group_reading(bool fast, softmax_op op, co
         /* Lanes of rows that left the SIMD path compute garbage, unstored. */
         P(reciprocal_halves)(high, low[0], NORMALIZE_SCALE, &first, &second);
     }
-    for (size_t j = 0; j < LANES; j++) {
+    for (size_t j = 0; j < columns; j++) {
         if (j >= n) {
             column[j] = P(set1)(0);
         } else if (log_output) {
@@ -238,22 +297,37 @@ static SOFTMAX_FORCE_INLINE void tiny_group_reading(bool fast, softmax_op op, co
             column[j] = apply_reciprocal(e[j], residual[j], first, second);
         }
     }
-    P(transpose)(column);
+    for (size_t b = 0; b < vectors; b++)
+        P(transpose)(column + b * LANES);
     for (size_t r = 0; r < count; r++) {
         if (!simd_row[r])
             continue;
         T *out = group_y(y, stride, g, flags, r);
         const size_t length = group_length(n, g, flags, r);
-        P(store_tail)(out, column[r], length);
+        for (size_t b = 0; b < vectors; b++) {
+            const size_t i = b * LANES;
+            if ((b + 1 < vectors && !(flags & GROUP_LENGTHS)) || (overlapping && r + 1 < count && simd_row[r + 1]))
+                P(store)(out + i, column[i + r]);
+            else
+                P(store_tail)(out + i, column[i + r], tiny_lanes(vectors, length, i));
+        }
         if (flags & GROUP_LENGTHS)
             fill_row(out, length, stride, log_output ? (T)-INFINITY : (T)0);
     }
 }
 
+/* Rows of one vector, read as group_flags say (rows/masked_rows.h). */
+static SOFTMAX_FORCE_INLINE void tiny_group_reading(bool fast, softmax_op op, const T *x, T *y, size_t stride,
+                                                    const row_group *g, int flags, size_t count, size_t n, double scale,
+                                                    const shared_plan *shared)
+{
+    tiny_group_vectors(fast, 1, op, x, y, stride, g, flags, count, n, scale, shared);
+}
+
 static SOFTMAX_FORCE_INLINE void tiny_group_body(bool fast, softmax_op op, const T *x, T *y, size_t count, size_t n,
                                                  double scale, const shared_plan *shared)
 {
-    tiny_group_reading(fast, op, x, y, n, NULL, 0, count, n, scale, shared);
+    tiny_group_vectors(fast, 1, op, x, y, n, NULL, 0, count, n, scale, shared);
 }
 
 static void tiny_group(softmax_op op, const T *x, T *y, size_t count, size_t n, double scale, const shared_plan *shared)
