@@ -51,6 +51,12 @@ typedef struct row_masks {
 #define ADD_HALF 128     /* ex->add_half */
 #define ADD_SLOPE 256    /* slope * j, j the element's index (ALiBi) */
 #define ADDING (ADD_MASK | ADD_HALF | ADD_SLOPE)
+/* With ADD_*: scale_hi is a power of two and scale_lo 0, so that
+ * scale_hi * x is exact (below the normal range the kernels' flush-to-zero
+ * makes it 0 in both forms): the product needs no rest, and z = high + low
+ * is the two-sum of the product and the bias alone -- the same bits as the
+ * general form, about half its operations. */
+#define ADD_EXACT_SCALE 16384
 #endif
 
 /* x (elements i .. i + count of the row) as the kernels see it. */
@@ -109,19 +115,49 @@ static const T lane_index[16] __attribute__((aligned(64))) = {0, 1, 2, 3, 4, 5, 
  * exp: rounding it would cost |z| * 2^-24 in the argument, 40 ulp at z =
  * -80. Exclusions (keep, a 0 / -inf mask, prefix) apply to high
  * afterwards. */
+#if defined(HALF_ROWS)
+/* seen, with -inf where the added bias is -inf (a -inf entry of an added
+ * mask, or a lane past the row's end, which the bias loads fill with
+ * -inf): such an element is excluded whatever x holds (a NaN or +inf x
+ * makes high NaN there). The bias is the mask entry widened exactly, so
+ * this is the test of the entry itself without loading it again. A local
+ * select: the vector vocabulary has none (T is float here). */
+static SOFTMAX_FORCE_INLINE V excluded_by_bias(V seen, V bias)
+{
+#if defined(SOFTMAX_VEC_AVX512_H)
+    return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(bias, _mm512_set1_ps(-INFINITY), _CMP_EQ_OQ), seen, bias);
+#else
+    return _mm256_blendv_ps(seen, bias, _mm256_cmp_ps(bias, _mm256_set1_ps(-INFINITY), _CMP_EQ_OQ));
+#endif
+}
+#endif
+
+/* The logits z = scale * x + bias of elements i .. i + count, the bias a
+ * mask (which reads -inf past count, where x reads 0) or slope * j, as z =
+ * high + *low: high the rounded sum, *low the rest, from exact products
+ * (fmas) and an exact two-sum. |low| <= 2^-23 |z|; it is 0 where high is
+ * -inf or NaN. The exps take it in through their residual (e^z = e^high (1
+ * + low), see exp_block_excluding), so that z is never rounded before the
+ * exp: rounding it would cost |z| * 2^-24 in the argument, 40 ulp at z =
+ * -80. Exclusions (keep, a 0 / -inf mask, prefix) apply to high
+ * afterwards. With ADD_EXACT_SCALE the product's rest is 0 and is not
+ * computed (the same bits). */
 static SOFTMAX_FORCE_INLINE V adding(V x, const row_masks *ex, int io_flags, size_t i, size_t count, V *low)
 {
 #if defined(HALF_ROWS)
     if (io_flags & ADDING) {
+        const bool exact_scale = (io_flags & ADD_EXACT_SCALE) != 0;
         const V scale_hi = P(set1)(ex->scale_hi);
         const V product = P(mul)(scale_hi, x);
-        V rest = P(fmadd)(P(set1)(ex->scale_lo), x, P(fmadd)(scale_hi, x, P(neg)(product)));
+        V rest =
+            exact_scale ? P(set1)((T)0) : P(fmadd)(P(set1)(ex->scale_lo), x, P(fmadd)(scale_hi, x, P(neg)(product)));
         V bias;
         if (io_flags & ADD_SLOPE) {
             const V j = P(add)(P(set1)((T)i), P(load)(lane_index));
             const V slope_hi = P(set1)(ex->slope_hi);
             bias = P(mul)(slope_hi, j);
-            rest = P(add)(rest, P(fmadd)(P(set1)(ex->slope_lo), j, P(fmadd)(slope_hi, j, P(neg)(bias))));
+            const V slope_rest = P(fmadd)(P(set1)(ex->slope_lo), j, P(fmadd)(slope_hi, j, P(neg)(bias)));
+            rest = exact_scale ? slope_rest : P(add)(rest, slope_rest);
         } else if (io_flags & ADD_MASK) {
             bias = count == LANES ? P(load)(ex->add_mask + i) : P(load_tail)(ex->add_mask + i, count, (T)-INFINITY);
         } else {
@@ -132,15 +168,13 @@ static SOFTMAX_FORCE_INLINE V adding(V x, const row_masks *ex, int io_flags, siz
         const V bias_seen = P(sub)(high, product);
         const V error = P(add)(P(sub)(product, P(sub)(high, bias_seen)), P(sub)(bias, bias_seen));
         V seen = excluding(high, ex, io_flags, i, count);
-        /* A -inf mask entry excludes its element whatever x holds (a NaN
-         * or +inf x would make high NaN there). */
         if (io_flags & (ADD_MASK | ADD_HALF))
-            seen = P(exclude)(seen, NULL, (io_flags & ADD_MASK) ? ex->add_mask + i : NULL,
-                              (io_flags & ADD_HALF) ? ex->add_half + i : NULL, ex->half_minus_inf,
-                              P(set1)((T)-INFINITY), count);
+            seen = excluded_by_bias(seen, bias);
         if ((io_flags & ADD_SLOPE) && count < LANES)
             seen = P(exclude)(seen, NULL, NULL, NULL, 0, P(set1)((T)-INFINITY), count);
-        *low = P(zero_below)(P(add)(error, rest), seen, P(set1)(-T_MAX));
+        /* Without a slope an exact scale leaves the two-sum's error alone. */
+        const V total = exact_scale && !(io_flags & ADD_SLOPE) ? error : P(add)(error, rest);
+        *low = P(zero_below)(total, seen, P(set1)(-T_MAX));
         return seen;
     }
 #endif

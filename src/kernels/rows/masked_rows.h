@@ -392,16 +392,28 @@ static bool adding_rows(softmax_op op, const softmax_masked_line *lines, size_t 
     const shared_plan shared = shared_plan_of(1.0);
     const int keep_flag = keeps ? EXCLUDE_KEEP : 0;
     const unsigned int saved = vec_flush_to_zero_begin();
-    /* One specialised body for each single kind (the attention layouts);
-     * a `where` beside them shares a body per kind (keep tested for NULL). */
-    if (additive && mask_type == 1 && !keeps)
+    /* A power-of-two scale (1, 1/8 = 1/sqrt(64) of attention) makes
+     * scale * x exact: z's high and low parts are then the two-sum of the
+     * product and the bias alone (ADD_EXACT_SCALE, the same bits). */
+    int exponent;
+    const bool exact_scale = frexp(fabs(scale), &exponent) == 0.5 && ag.scale_lo == 0;
+    /* One specialised body for each single kind (the attention layouts),
+     * and for each one without keep one for an exact scale; a `where`
+     * beside them shares a body per kind (keep tested for NULL). */
+    if (additive && mask_type == 1 && !keeps && exact_scale)
+        added_groups(op, lines, count, n, ADD_MASK | ADD_EXACT_SCALE, &ag, &shared, declined);
+    else if (additive && mask_type == 1 && !keeps)
         added_groups(op, lines, count, n, ADD_MASK, &ag, &shared, declined);
     else if (additive && mask_type == 1)
         added_groups(op, lines, count, n, ADD_MASK | EXCLUDE_KEEP, &ag, &shared, declined);
+    else if (additive && !keeps && exact_scale)
+        added_groups(op, lines, count, n, ADD_HALF | ADD_EXACT_SCALE, &ag, &shared, declined);
     else if (additive && !keeps)
         added_groups(op, lines, count, n, ADD_HALF, &ag, &shared, declined);
     else if (additive)
         added_groups(op, lines, count, n, ADD_HALF | EXCLUDE_KEEP, &ag, &shared, declined);
+    else if (mask_type == 0 && !keeps && exact_scale)
+        added_groups(op, lines, count, n, ADD_SLOPE | ADD_EXACT_SCALE, &ag, &shared, declined);
     else if (mask_type == 0 && !keeps)
         added_groups(op, lines, count, n, ADD_SLOPE, &ag, &shared, declined);
     else if (mask_type == 1)
