@@ -441,3 +441,44 @@ static SOFTMAX_FORCE_INLINE V group_read(const T *row, const row_group *g, int f
 #endif
     return v;
 }
+
+/* The per-row constants of a group of LANES rows (the grouped tiny, small
+ * and added-bias rows), from each row's lanewise maximum lanes[r]
+ * (transposed here, in place): row r's maximum, offset (floor(c max) - 1)
+ * and exp floor in lane r, also stored per row. Returns the lanes the SIMD
+ * path can take: a finite maximum and an offset within OFFSET_LIMIT. */
+static SOFTMAX_FORCE_INLINE unsigned group_constants(V lanes[LANES], T c_hi, T c_lo, T inverse_c, V *row_max, V *offset,
+                                                     T maxima[LANES], T offsets[LANES], T floors[LANES])
+{
+    P(transpose)(lanes);
+    V m = lanes[0];
+    for (size_t j = 1; j < LANES; j++)
+        m = P(max)(lanes[j], m);
+    const V o = P(sub)(P(floor)(P(fmadd)(P(set1)(c_hi), m, P(mul)(P(set1)(c_lo), m))), P(set1)((T)1));
+    const V x_floor = P(mul)(P(sub)(o, P(set1)((T)EXP_FLOOR_ARG)), P(set1)(inverse_c));
+    P(store)(maxima, m);
+    P(store)(offsets, o);
+    P(store)(floors, x_floor);
+    *row_max = m;
+    *offset = o;
+    return P(finite_lanes)(m) & P(lanes_below)(P(max)(o, P(neg)(o)), P(set1)((T)OFFSET_LIMIT));
+}
+
+/* The rows' split sums in lanes (lane r = row r), from each row's lanewise
+ * partial sums highs[r], lows[r] (transposed here, in place): the high
+ * parts added exactly, the low parts in the fixed tree of
+ * P(butterfly_sum). Returns the lanes of which both are finite. */
+static SOFTMAX_FORCE_INLINE unsigned group_sums(V highs[LANES], V lows[LANES], V *high, V *low)
+{
+    P(transpose)(highs);
+    P(transpose)(lows);
+    V h = highs[0];
+    for (size_t j = 1; j < LANES; j++)
+        h = P(add)(h, highs[j]);
+    for (size_t half = LANES / 2; half > 0; half /= 2)
+        for (size_t j = 0; j < half; j++)
+            lows[j] = P(add)(lows[j], lows[j + half]);
+    *high = h;
+    *low = lows[0];
+    return P(finite_lanes)(h) & P(finite_lanes)(lows[0]);
+}

@@ -239,23 +239,15 @@ static SOFTMAX_FORCE_INLINE void added_group_run(softmax_op op, const added_grou
         }
         lanes[r] = m;
     }
-    P(transpose)(lanes);
-    V row_max = lanes[0];
-    for (size_t j = 1; j < LANES; j++)
-        row_max = P(max)(lanes[j], row_max);
-    const V offset = P(sub)(P(floor)(P(fmadd)(P(set1)(shared->c_hi), row_max, P(mul)(P(set1)(shared->c_lo), row_max))),
-                            P(set1)((T)1));
-    const V x_floor = P(mul)(P(sub)(offset, P(set1)((T)EXP_FLOOR_ARG)), P(set1)(shared->inverse_c));
+    V row_max, offset;
+    T block_maxima[LANES], offsets[LANES], floors[LANES];
     const unsigned group_lanes = count == LANES ? (unsigned)((1ull << LANES) - 1) : (1u << count) - 1;
     /* The low parts stay small (take_low) only for logits of moderate size. */
-    const unsigned planned = group_lanes & P(finite_lanes)(row_max) &
-                             P(lanes_below)(P(max)(offset, P(neg)(offset)), P(set1)((T)OFFSET_LIMIT)) &
-                             ~P(lanes_below)(P(set1)((T)ADDED_MASK_MAX_LIMIT), P(max)(row_max, P(neg)(row_max)));
+    const unsigned usable = group_constants(lanes, shared->c_hi, shared->c_lo, shared->inverse_c, &row_max, &offset,
+                                            block_maxima, offsets, floors);
+    const unsigned planned =
+        group_lanes & usable & ~P(lanes_below)(P(set1)((T)ADDED_MASK_MAX_LIMIT), P(max)(row_max, P(neg)(row_max)));
     *declined = group_lanes & ~planned;
-    T block_maxima[LANES], offsets[LANES], floors[LANES];
-    P(store)(block_maxima, row_max);
-    P(store)(offsets, offset);
-    P(store)(floors, x_floor);
 
     /* The exps (softmax: kept in place of the parts) and the split sums. */
     V highs[LANES], lows[LANES];
@@ -282,16 +274,8 @@ static SOFTMAX_FORCE_INLINE void added_group_run(softmax_op op, const added_grou
         highs[r] = hi;
         lows[r] = lo;
     }
-    P(transpose)(highs);
-    P(transpose)(lows);
-    V high = highs[0];
-    for (size_t j = 1; j < LANES; j++)
-        high = P(add)(high, highs[j]);
-    for (size_t half = LANES / 2; half > 0; half /= 2)
-        for (size_t j = 0; j < half; j++)
-            lows[j] = P(add)(lows[j], lows[j + half]);
-    const V low = lows[0];
-    const unsigned number = P(finite_lanes)(high) & P(finite_lanes)(low);
+    V high, low;
+    const unsigned number = group_sums(highs, lows, &high, &low);
 
     V first, second;
     if (log_output) {
