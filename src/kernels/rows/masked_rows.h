@@ -20,7 +20,7 @@ static SOFTMAX_FORCE_INLINE void run_group(softmax_op op, const row_group *g, in
     } else if (n <= LANES) {
         tiny_group_reading(false, op, NULL, NULL, stride, g, flags, count, n, scale, shared);
     } else {
-        small_group_reading(false, op, NULL, NULL, stride, g, flags, count, n, scale, shared);
+        small_group_reading(false, op, NULL, NULL, stride, g, flags | GROUP_MASKED_LOADS, count, n, scale, shared);
     }
 }
 
