@@ -1026,6 +1026,16 @@ static void test_added_biases_on_short_rows(void **state)
         /* Logits beyond 1024 in some rows of a group: those rows take the
          * gathered path, their neighbours stay in the group. */
         {"short rows: additive f32, logits beyond 1024", F32, F32, F32, true, false, false, false, 0, 100.0, false},
+        /* The bodies of a power-of-two scale (scale * x exact) beside the
+         * general one, for each added bias without `where`. */
+        {"short rows: additive f32, scale 4", F32, F32, F32, true, false, false, false, 0, 4.0, false},
+        {"short rows: additive f32, scale 0.3", F32, F32, F32, true, false, false, false, 0, 0.3, false},
+        {"short rows: additive bf16 mask, scale -0.5", F32, F32, BF16, true, false, false, false, 0, -0.5, false},
+        {"short rows: additive f16 mask, scale 0.25", F32, F32, F16, true, false, false, false, 0, 0.25, false},
+        {"short rows: additive f16 mask, scale 0.3", F32, F32, F16, true, false, false, false, 0, 0.3, false},
+        {"short rows: alibi, scale 0.125", F32, F32, F32, false, false, false, true, 0, 0.125, false},
+        {"short rows: alibi, scale 8", F32, F32, F32, false, false, false, true, 0, 8.0, false},
+        {"short rows: alibi, scale 0.3", F32, F32, F32, false, false, false, true, 0, 0.3, false},
     };
     test_rng rng;
     rng_seed(&rng, 1616);
@@ -1041,9 +1051,9 @@ static void test_added_biases_on_short_rows(void **state)
  * rows the line kernels read in place), each in its own row: a NaN kept logit makes its row NaN, a NaN excluded one (a -inf
  * mask entry) changes nothing, +inf takes all the probability, -inf gets
  * none; the other rows of the group are unaffected. */
-static void added_bias_special_logits(size_t N)
+static void added_bias_special_logits(size_t N, double scale, softmax_dtype mask_type)
 {
-    enum { ROWS = 6 };
+    enum { ROWS = 8 };
     float *x = malloc(ROWS * N * sizeof *x), *mask = malloc(ROWS * N * sizeof *mask), *y = malloc(ROWS * N * sizeof *y);
     for (size_t i = 0; i < ROWS * N; i++) {
         x[i] = (float)((double)(i % 7) * 0.25 - 0.5);
@@ -1055,14 +1065,27 @@ static void added_bias_special_logits(size_t N)
     x[4 * N + 9] = NAN, mask[4 * N + 9] = -INFINITY;
     for (size_t j = 0; j < N; j++) /* row 5 keeps one element: probability exactly 1 */
         mask[5 * N + j] = j == 2 ? 0.75f : -INFINITY;
+    x[6 * N + N - 1] = INFINITY, mask[6 * N + N - 1] = -INFINITY; /* +inf and -inf logits under -inf entries */
+    x[6 * N + 1] = -INFINITY, mask[6 * N + 1] = -INFINITY;
+    for (size_t j = 0; j < N; j++) /* row 7: NaN under every -inf entry, one element kept */
+        if (j != N / 2)
+            x[7 * N + j] = NAN, mask[7 * N + j] = -INFINITY;
+    /* The mask in its type (every value above is exact in bf16 and f16). */
+    void *typed_mask = typed_alloc(mask_type, ROWS * N);
+    double *mask_values = malloc(ROWS * N * sizeof *mask_values);
+    for (size_t i = 0; i < ROWS * N; i++)
+        mask_values[i] = mask[i];
+    typed_store(mask_type, typed_mask, mask_values, ROWS * N);
+    free(mask_values);
     for (int log_output = 0; log_output < 2; log_output++) {
         softmax_desc desc;
         softmax_desc_init(&desc, log_output ? SOFTMAX_OP_LOG_SOFTMAX : SOFTMAX_OP_SOFTMAX, SOFTMAX_DTYPE_F32, N);
         desc.ndim = 2;
         desc.shape[0] = ROWS, desc.shape[1] = N;
-        desc.scale = 0.5;
+        desc.scale = scale;
         const int64_t mask_strides[2] = {(int64_t)N, 1};
-        desc.mask = mask;
+        desc.mask = typed_mask;
+        desc.mask_dtype = mask_type;
         desc.mask_strides = mask_strides;
         if (softmax_execute(&desc, x, NULL, y) != 0)
             fail_msg("special logits: %s", softmax_last_error());
@@ -1076,10 +1099,14 @@ static void added_bias_special_logits(size_t N)
         }
         if (y[5 * N + 2] != (log_output ? 0.0f : 1.0f))
             fail_msg("a row's only kept element: %.9g, not exactly %s", (double)y[5 * N + 2], log_output ? "0" : "1");
+        for (size_t j = 0; j < N; j++)
+            if (y[7 * N + j] != (j == N / 2 ? (log_output ? 0.0f : 1.0f) : excluded))
+                fail_msg("NaN logits under -inf entries (scale %g, N = %zu): element %zu is %.9g", scale, N, j,
+                         (double)y[7 * N + j]);
         if (y[3 * N + 7] != excluded || y[4 * N + 9] != excluded)
             fail_msg("-inf logit or excluded NaN: %g, %g", (double)y[3 * N + 7], (double)y[4 * N + 9]);
-        /* Rows 0, 3, 4 and 5 against MPFR. */
-        const size_t plain_rows[] = {0, 3, 4, 5};
+        /* Rows 0, 3, 4, 5 and 6 against MPFR. */
+        const size_t plain_rows[] = {0, 3, 4, 5, 6};
         reference_line r;
         reference_init(&r, N);
         for (size_t k = 0; k < ARRAY_LEN(plain_rows); k++) {
@@ -1088,7 +1115,7 @@ static void added_bias_special_logits(size_t N)
                 const float xv = x[row * N + j], mv = mask[row * N + j];
                 r.kept[j] = mv != -INFINITY && xv != -INFINITY;
                 mpfr_set_d(r.z[j], r.kept[j] ? xv : 0.0, MPFR_RNDN);
-                mpfr_mul_d(r.z[j], r.z[j], 0.5, MPFR_RNDN);
+                mpfr_mul_d(r.z[j], r.z[j], scale, MPFR_RNDN);
                 mpfr_add_d(r.z[j], r.z[j], r.kept[j] ? mv : 0.0, MPFR_RNDN);
             }
             reference_evaluate(&r);
@@ -1098,14 +1125,21 @@ static void added_bias_special_logits(size_t N)
         }
         reference_free(&r);
     }
-    free(x), free(mask), free(y);
+    free(x), free(mask), free(y), free(typed_mask);
 }
 
 static void test_added_bias_special_logits(void **state)
 {
     (void)state;
-    added_bias_special_logits(20);
-    added_bias_special_logits(300);
+    /* A power-of-two scale (the bodies of an exact scale * x) and others;
+     * rows of one vector, of more, and rows the line kernels read. */
+    const double scales[] = {0.5, 1.0, 0.3};
+    const size_t lengths[] = {12, 20, 33, 300};
+    const softmax_dtype mask_types[] = {SOFTMAX_DTYPE_F32, SOFTMAX_DTYPE_BF16, SOFTMAX_DTYPE_F16};
+    for (size_t s = 0; s < ARRAY_LEN(scales); s++)
+        for (size_t n = 0; n < ARRAY_LEN(lengths); n++)
+            for (size_t m = 0; m < ARRAY_LEN(mask_types); m++)
+                added_bias_special_logits(lengths[n], scales[s], mask_types[m]);
 }
 
 /* Masked gradients: where/causal exclude elements from the backward too. */

@@ -51,6 +51,12 @@ typedef struct row_masks {
 #define ADD_HALF 128     /* ex->add_half */
 #define ADD_SLOPE 256    /* slope * j, j the element's index (ALiBi) */
 #define ADDING (ADD_MASK | ADD_HALF | ADD_SLOPE)
+/* With ADD_*: scale_hi is a power of two and scale_lo 0, so that
+ * scale_hi * x is exact (below the normal range the kernels' flush-to-zero
+ * makes it 0 in both forms): the product needs no rest, and z = high + low
+ * is the two-sum of the product and the bias alone -- the same bits as the
+ * general form, about half its operations. */
+#define ADD_EXACT_SCALE 16384
 #endif
 
 /* x (elements i .. i + count of the row) as the kernels see it. */
@@ -109,19 +115,49 @@ static const T lane_index[16] __attribute__((aligned(64))) = {0, 1, 2, 3, 4, 5, 
  * exp: rounding it would cost |z| * 2^-24 in the argument, 40 ulp at z =
  * -80. Exclusions (keep, a 0 / -inf mask, prefix) apply to high
  * afterwards. */
+#if defined(HALF_ROWS)
+/* seen, with -inf where the added bias is -inf (a -inf entry of an added
+ * mask, or a lane past the row's end, which the bias loads fill with
+ * -inf): such an element is excluded whatever x holds (a NaN or +inf x
+ * makes high NaN there). The bias is the mask entry widened exactly, so
+ * this is the test of the entry itself without loading it again. A local
+ * select: the vector vocabulary has none (T is float here). */
+static SOFTMAX_FORCE_INLINE V excluded_by_bias(V seen, V bias)
+{
+#if defined(SOFTMAX_VEC_AVX512_H)
+    return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(bias, _mm512_set1_ps(-INFINITY), _CMP_EQ_OQ), seen, bias);
+#else
+    return _mm256_blendv_ps(seen, bias, _mm256_cmp_ps(bias, _mm256_set1_ps(-INFINITY), _CMP_EQ_OQ));
+#endif
+}
+#endif
+
+/* The logits z = scale * x + bias of elements i .. i + count, the bias a
+ * mask (which reads -inf past count, where x reads 0) or slope * j, as z =
+ * high + *low: high the rounded sum, *low the rest, from exact products
+ * (fmas) and an exact two-sum. |low| <= 2^-23 |z|; it is 0 where high is
+ * -inf or NaN. The exps take it in through their residual (e^z = e^high (1
+ * + low), see exp_block_excluding), so that z is never rounded before the
+ * exp: rounding it would cost |z| * 2^-24 in the argument, 40 ulp at z =
+ * -80. Exclusions (keep, a 0 / -inf mask, prefix) apply to high
+ * afterwards. With ADD_EXACT_SCALE the product's rest is 0 and is not
+ * computed (the same bits). */
 static SOFTMAX_FORCE_INLINE V adding(V x, const row_masks *ex, int io_flags, size_t i, size_t count, V *low)
 {
 #if defined(HALF_ROWS)
     if (io_flags & ADDING) {
+        const bool exact_scale = (io_flags & ADD_EXACT_SCALE) != 0;
         const V scale_hi = P(set1)(ex->scale_hi);
         const V product = P(mul)(scale_hi, x);
-        V rest = P(fmadd)(P(set1)(ex->scale_lo), x, P(fmadd)(scale_hi, x, P(neg)(product)));
+        V rest =
+            exact_scale ? P(set1)((T)0) : P(fmadd)(P(set1)(ex->scale_lo), x, P(fmadd)(scale_hi, x, P(neg)(product)));
         V bias;
         if (io_flags & ADD_SLOPE) {
             const V j = P(add)(P(set1)((T)i), P(load)(lane_index));
             const V slope_hi = P(set1)(ex->slope_hi);
             bias = P(mul)(slope_hi, j);
-            rest = P(add)(rest, P(fmadd)(P(set1)(ex->slope_lo), j, P(fmadd)(slope_hi, j, P(neg)(bias))));
+            const V slope_rest = P(fmadd)(P(set1)(ex->slope_lo), j, P(fmadd)(slope_hi, j, P(neg)(bias)));
+            rest = exact_scale ? slope_rest : P(add)(rest, slope_rest);
         } else if (io_flags & ADD_MASK) {
             bias = count == LANES ? P(load)(ex->add_mask + i) : P(load_tail)(ex->add_mask + i, count, (T)-INFINITY);
         } else {
@@ -132,15 +168,13 @@ static SOFTMAX_FORCE_INLINE V adding(V x, const row_masks *ex, int io_flags, siz
         const V bias_seen = P(sub)(high, product);
         const V error = P(add)(P(sub)(product, P(sub)(high, bias_seen)), P(sub)(bias, bias_seen));
         V seen = excluding(high, ex, io_flags, i, count);
-        /* A -inf mask entry excludes its element whatever x holds (a NaN
-         * or +inf x would make high NaN there). */
         if (io_flags & (ADD_MASK | ADD_HALF))
-            seen = P(exclude)(seen, NULL, (io_flags & ADD_MASK) ? ex->add_mask + i : NULL,
-                              (io_flags & ADD_HALF) ? ex->add_half + i : NULL, ex->half_minus_inf,
-                              P(set1)((T)-INFINITY), count);
+            seen = excluded_by_bias(seen, bias);
         if ((io_flags & ADD_SLOPE) && count < LANES)
             seen = P(exclude)(seen, NULL, NULL, NULL, 0, P(set1)((T)-INFINITY), count);
-        *low = P(zero_below)(P(add)(error, rest), seen, P(set1)(-T_MAX));
+        /* Without a slope an exact scale leaves the two-sum's error alone. */
+        const V total = exact_scale && !(io_flags & ADD_SLOPE) ? error : P(add)(error, rest);
+        *low = P(zero_below)(total, seen, P(set1)(-T_MAX));
         return seen;
     }
 #endif
@@ -356,6 +390,11 @@ static inline T row_max_of(const T *x, size_t n, double scale)
 #define GROUP_LENGTHS 4096
 #define GROUP_CHECKED 8192
 #define EXCLUDING (EXCLUDE_KEEP | EXCLUDE_MASK | EXCLUDE_HALF | EXCLUDE_PREFIX)
+/* GROUP_MASKED_LOADS: a whole vector of one `where` or one f32 0 / -inf
+ * mask is read as a masked load (see group_read). Set for the small rows
+ * only: in the tiny ones (one read of each row, its length known at run
+ * time) it measured slower. */
+#define GROUP_MASKED_LOADS 32768
 #endif
 
 typedef struct row_group {
@@ -390,6 +429,25 @@ static SOFTMAX_FORCE_INLINE size_t group_length(size_t n, const row_group *g, in
 static SOFTMAX_FORCE_INLINE V group_read(const T *row, const row_group *g, int flags, size_t r, size_t i, size_t count,
                                          T fill)
 {
+#if defined(HALF_ROWS) && defined(SOFTMAX_VEC_AVX512_H)
+    /* One `where` or one 0 / -inf f32 mask over a whole vector: the test of
+     * the mask becomes the mask of the load (the excluded lanes get
+     * `excluded`, the others x: the bits of P(exclude)), one operation and
+     * one load fewer per vector. A local form: the vocabulary has no
+     * masked load of this kind (T is float here). */
+    if ((flags & GROUP_MASKED_LOADS) && count == LANES && (flags & EXCLUDING) == EXCLUDE_KEEP &&
+        !(flags & GROUP_CHECKED)) {
+        const __mmask16 kept =
+            _mm_cmpneq_epi8_mask(_mm_loadu_si128((const __m128i *)(const void *)(g->keep[r] + i)), _mm_setzero_si128());
+        return _mm512_mask_loadu_ps(_mm512_set1_ps(g->excluded), kept, row + i);
+    }
+    if ((flags & GROUP_MASKED_LOADS) && count == LANES && (flags & EXCLUDING) == EXCLUDE_MASK &&
+        !(flags & GROUP_CHECKED)) {
+        const __mmask16 kept =
+            _mm512_cmp_ps_mask(_mm512_loadu_ps((const T *)g->mask[r] + i), _mm512_set1_ps(-INFINITY), _CMP_NEQ_UQ);
+        return _mm512_mask_loadu_ps(_mm512_set1_ps(g->excluded), kept, row + i);
+    }
+#endif
     V v = count == LANES ? P(load)(row + i) : P(load_tail)(row + i, count, fill);
 #if defined(HALF_ROWS)
     if (flags & EXCLUDING) {
@@ -406,4 +464,45 @@ static SOFTMAX_FORCE_INLINE V group_read(const T *row, const row_group *g, int f
     (void)g, (void)flags, (void)r;
 #endif
     return v;
+}
+
+/* The per-row constants of a group of LANES rows (the grouped tiny, small
+ * and added-bias rows), from each row's lanewise maximum lanes[r]
+ * (transposed here, in place): row r's maximum, offset (floor(c max) - 1)
+ * and exp floor in lane r, also stored per row. Returns the lanes the SIMD
+ * path can take: a finite maximum and an offset within OFFSET_LIMIT. */
+static SOFTMAX_FORCE_INLINE unsigned group_constants(V lanes[LANES], T c_hi, T c_lo, T inverse_c, V *row_max, V *offset,
+                                                     T maxima[LANES], T offsets[LANES], T floors[LANES])
+{
+    P(transpose)(lanes);
+    V m = lanes[0];
+    for (size_t j = 1; j < LANES; j++)
+        m = P(max)(lanes[j], m);
+    const V o = P(sub)(P(floor)(P(fmadd)(P(set1)(c_hi), m, P(mul)(P(set1)(c_lo), m))), P(set1)((T)1));
+    const V x_floor = P(mul)(P(sub)(o, P(set1)((T)EXP_FLOOR_ARG)), P(set1)(inverse_c));
+    P(store)(maxima, m);
+    P(store)(offsets, o);
+    P(store)(floors, x_floor);
+    *row_max = m;
+    *offset = o;
+    return P(finite_lanes)(m) & P(lanes_below)(P(max)(o, P(neg)(o)), P(set1)((T)OFFSET_LIMIT));
+}
+
+/* The rows' split sums in lanes (lane r = row r), from each row's lanewise
+ * partial sums highs[r], lows[r] (transposed here, in place): the high
+ * parts added exactly, the low parts in the fixed tree of
+ * P(butterfly_sum). Returns the lanes of which both are finite. */
+static SOFTMAX_FORCE_INLINE unsigned group_sums(V highs[LANES], V lows[LANES], V *high, V *low)
+{
+    P(transpose)(highs);
+    P(transpose)(lows);
+    V h = highs[0];
+    for (size_t j = 1; j < LANES; j++)
+        h = P(add)(h, highs[j]);
+    for (size_t half = LANES / 2; half > 0; half /= 2)
+        for (size_t j = 0; j < half; j++)
+            lows[j] = P(add)(lows[j], lows[j + half]);
+    *high = h;
+    *low = lows[0];
+    return P(finite_lanes)(h) & P(finite_lanes)(lows[0]);
 }

@@ -20,7 +20,7 @@ static SOFTMAX_FORCE_INLINE void run_group(softmax_op op, const row_group *g, in
     } else if (n <= LANES) {
         tiny_group_reading(false, op, NULL, NULL, stride, g, flags, count, n, scale, shared);
     } else {
-        small_group_reading(false, op, NULL, NULL, stride, g, flags, count, n, scale, shared);
+        small_group_reading(false, op, NULL, NULL, stride, g, flags | GROUP_MASKED_LOADS, count, n, scale, shared);
     }
 }
 
@@ -239,23 +239,15 @@ static SOFTMAX_FORCE_INLINE void added_group_run(softmax_op op, const added_grou
         }
         lanes[r] = m;
     }
-    P(transpose)(lanes);
-    V row_max = lanes[0];
-    for (size_t j = 1; j < LANES; j++)
-        row_max = P(max)(lanes[j], row_max);
-    const V offset = P(sub)(P(floor)(P(fmadd)(P(set1)(shared->c_hi), row_max, P(mul)(P(set1)(shared->c_lo), row_max))),
-                            P(set1)((T)1));
-    const V x_floor = P(mul)(P(sub)(offset, P(set1)((T)EXP_FLOOR_ARG)), P(set1)(shared->inverse_c));
+    V row_max, offset;
+    T block_maxima[LANES], offsets[LANES], floors[LANES];
     const unsigned group_lanes = count == LANES ? (unsigned)((1ull << LANES) - 1) : (1u << count) - 1;
     /* The low parts stay small (take_low) only for logits of moderate size. */
-    const unsigned planned = group_lanes & P(finite_lanes)(row_max) &
-                             P(lanes_below)(P(max)(offset, P(neg)(offset)), P(set1)((T)OFFSET_LIMIT)) &
-                             ~P(lanes_below)(P(set1)((T)ADDED_MASK_MAX_LIMIT), P(max)(row_max, P(neg)(row_max)));
+    const unsigned usable = group_constants(lanes, shared->c_hi, shared->c_lo, shared->inverse_c, &row_max, &offset,
+                                            block_maxima, offsets, floors);
+    const unsigned planned =
+        group_lanes & usable & ~P(lanes_below)(P(set1)((T)ADDED_MASK_MAX_LIMIT), P(max)(row_max, P(neg)(row_max)));
     *declined = group_lanes & ~planned;
-    T block_maxima[LANES], offsets[LANES], floors[LANES];
-    P(store)(block_maxima, row_max);
-    P(store)(offsets, offset);
-    P(store)(floors, x_floor);
 
     /* The exps (softmax: kept in place of the parts) and the split sums. */
     V highs[LANES], lows[LANES];
@@ -282,16 +274,8 @@ static SOFTMAX_FORCE_INLINE void added_group_run(softmax_op op, const added_grou
         highs[r] = hi;
         lows[r] = lo;
     }
-    P(transpose)(highs);
-    P(transpose)(lows);
-    V high = highs[0];
-    for (size_t j = 1; j < LANES; j++)
-        high = P(add)(high, highs[j]);
-    for (size_t half = LANES / 2; half > 0; half /= 2)
-        for (size_t j = 0; j < half; j++)
-            lows[j] = P(add)(lows[j], lows[j + half]);
-    const V low = lows[0];
-    const unsigned number = P(finite_lanes)(high) & P(finite_lanes)(low);
+    V high, low;
+    const unsigned number = group_sums(highs, lows, &high, &low);
 
     V first, second;
     if (log_output) {
@@ -392,16 +376,28 @@ static bool adding_rows(softmax_op op, const softmax_masked_line *lines, size_t 
     const shared_plan shared = shared_plan_of(1.0);
     const int keep_flag = keeps ? EXCLUDE_KEEP : 0;
     const unsigned int saved = vec_flush_to_zero_begin();
-    /* One specialised body for each single kind (the attention layouts);
-     * a `where` beside them shares a body per kind (keep tested for NULL). */
-    if (additive && mask_type == 1 && !keeps)
+    /* A power-of-two scale (1, 1/8 = 1/sqrt(64) of attention) makes
+     * scale * x exact: z's high and low parts are then the two-sum of the
+     * product and the bias alone (ADD_EXACT_SCALE, the same bits). */
+    int exponent;
+    const bool exact_scale = frexp(fabs(scale), &exponent) == 0.5 && ag.scale_lo == 0;
+    /* One specialised body for each single kind (the attention layouts),
+     * and for each one without keep one for an exact scale; a `where`
+     * beside them shares a body per kind (keep tested for NULL). */
+    if (additive && mask_type == 1 && !keeps && exact_scale)
+        added_groups(op, lines, count, n, ADD_MASK | ADD_EXACT_SCALE, &ag, &shared, declined);
+    else if (additive && mask_type == 1 && !keeps)
         added_groups(op, lines, count, n, ADD_MASK, &ag, &shared, declined);
     else if (additive && mask_type == 1)
         added_groups(op, lines, count, n, ADD_MASK | EXCLUDE_KEEP, &ag, &shared, declined);
+    else if (additive && !keeps && exact_scale)
+        added_groups(op, lines, count, n, ADD_HALF | ADD_EXACT_SCALE, &ag, &shared, declined);
     else if (additive && !keeps)
         added_groups(op, lines, count, n, ADD_HALF, &ag, &shared, declined);
     else if (additive)
         added_groups(op, lines, count, n, ADD_HALF | EXCLUDE_KEEP, &ag, &shared, declined);
+    else if (mask_type == 0 && !keeps && exact_scale)
+        added_groups(op, lines, count, n, ADD_SLOPE | ADD_EXACT_SCALE, &ag, &shared, declined);
     else if (mask_type == 0 && !keeps)
         added_groups(op, lines, count, n, ADD_SLOPE, &ag, &shared, declined);
     else if (mask_type == 1)
