@@ -79,19 +79,10 @@ static SOFTMAX_FORCE_INLINE void small_group_reading(bool fast, softmax_op op, c
         const V v = group_read(row, g, flags, r, (vectors - 1) * LANES, tail, fill);
         lanes[r] = P(max)(negate ? P(neg)(v) : v, m);
     }
-    P(transpose)(lanes);
-    V row_max = lanes[0];
-    for (size_t j = 1; j < LANES; j++)
-        row_max = P(max)(lanes[j], row_max);
-    const V offset = P(sub)(P(floor)(P(fmadd)(P(set1)(shared->c_hi), row_max, P(mul)(P(set1)(shared->c_lo), row_max))),
-                            P(set1)((T)1));
-    const V x_floor = P(mul)(P(sub)(offset, P(set1)((T)EXP_FLOOR_ARG)), P(set1)(shared->inverse_c));
-    const unsigned planned =
-        P(finite_lanes)(row_max) & P(lanes_below)(P(max)(offset, P(neg)(offset)), P(set1)((T)OFFSET_LIMIT));
+    V row_max, offset;
     T block_maxima[LANES], offsets[LANES], floors[LANES];
-    P(store)(block_maxima, row_max);
-    P(store)(offsets, offset);
-    P(store)(floors, x_floor);
+    const unsigned planned = group_constants(lanes, shared->c_hi, shared->c_lo, shared->inverse_c, &row_max, &offset,
+                                             block_maxima, offsets, floors);
     /* Rows the SIMD path does not take (a non-finite maximum, an offset out
      * of range) are written now, from their own input: no exp of the group
      * has been stored yet (in place). */
@@ -140,16 +131,8 @@ static SOFTMAX_FORCE_INLINE void small_group_reading(bool fast, softmax_op op, c
     }
     /* The rows' sums in lanes: the high parts exactly, the low parts in the
      * fixed tree of P(butterfly_sum). */
-    P(transpose)(highs);
-    P(transpose)(lows);
-    V high = highs[0];
-    for (size_t j = 1; j < LANES; j++)
-        high = P(add)(high, highs[j]);
-    for (size_t half = LANES / 2; half > 0; half /= 2)
-        for (size_t j = 0; j < half; j++)
-            lows[j] = P(add)(lows[j], lows[j + half]);
-    const V low = lows[0];
-    const unsigned number = P(finite_lanes)(high) & P(finite_lanes)(low);
+    V high, low;
+    const unsigned number = group_sums(highs, lows, &high, &low);
 
     /* Phase 3: the per-row constants in lanes (lanes of rows off the SIMD
      * path compute garbage, unused), then the outputs. */
