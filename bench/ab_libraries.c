@@ -16,7 +16,10 @@
  * On a shared machine only the ratios mean anything, and only when they
  * repeat; `valgrind --tool=callgrind` on --one runs counts instructions,
  * which do not depend on the machine's load. Both builds are opened with
- * dlopen (bench/ab_loader.h), so the tool links neither.
+ * dlopen (bench/ab_loader.h), so the tool links neither. Where the two
+ * libraries' workspaces land can move a case by a few percent (1024x4096):
+ * run under LD_PRELOAD=align_large_allocations.so (bench/
+ * align_large_allocations.c) to place them alike.
  */
 #include <stdint.h>
 #include <stdio.h>
