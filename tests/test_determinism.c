@@ -185,18 +185,18 @@ static int run_axis0(const det_case *c, uint8_t *const in[OPERANDS], uint8_t *ou
     return softmax_execute(&desc, in[0], NULL, out);
 }
 
-#define PINNED(NAME, OP, TYPE, ROWS, COLS, SCALE, GENERATE)                                                            \
+/* A case of one input [ROWS, COLS] of TYPE and one output of the same size,
+ * run by RUN. */
+#define ONE_INPUT(NAME, OP, TYPE, ROWS, COLS, SCALE, GENERATE, RUN)                                                    \
     {                                                                                                                  \
         .name = NAME, .in_bytes = {(ROWS) * (COLS) * ((TYPE) == SOFTMAX_DTYPE_F32 ? 4 : 8)},                           \
-        .out_bytes = (ROWS) * (COLS) * ((TYPE) == SOFTMAX_DTYPE_F32 ? 4 : 8), .generate = GENERATE,                    \
-        .run = run_pinned_forward, .dtype = TYPE, .rows = ROWS, .cols = COLS, .scale = SCALE, .op = OP                 \
-    }
-#define AXIS0(NAME, OP, TYPE, ROWS, COLS, SCALE, GENERATE)                                                             \
-    {                                                                                                                  \
-        .name = NAME, .in_bytes = {(ROWS) * (COLS) * ((TYPE) == SOFTMAX_DTYPE_F32 ? 4 : 8)},                           \
-        .out_bytes = (ROWS) * (COLS) * ((TYPE) == SOFTMAX_DTYPE_F32 ? 4 : 8), .generate = GENERATE, .run = run_axis0,  \
+        .out_bytes = (ROWS) * (COLS) * ((TYPE) == SOFTMAX_DTYPE_F32 ? 4 : 8), .generate = GENERATE, .run = RUN,        \
         .dtype = TYPE, .rows = ROWS, .cols = COLS, .scale = SCALE, .op = OP                                            \
     }
+#define PINNED(NAME, OP, TYPE, ROWS, COLS, SCALE, GENERATE)                                                            \
+    ONE_INPUT(NAME, OP, TYPE, ROWS, COLS, SCALE, GENERATE, run_pinned_forward)
+#define AXIS0(NAME, OP, TYPE, ROWS, COLS, SCALE, GENERATE)                                                             \
+    ONE_INPUT(NAME, OP, TYPE, ROWS, COLS, SCALE, GENERATE, run_axis0)
 #define GRADIENT(NAME, OP, TYPE, ROWS, COLS, SCALE)                                                                    \
     {                                                                                                                  \
         .name = NAME,                                                                                                  \

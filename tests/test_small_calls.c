@@ -414,18 +414,18 @@ static void test_bad_small_descriptors_fail_as_the_planner_says(void **state)
             expect_failure(softmax_execute(&desc, x, NULL, y), SOFTMAX_E_INVALID_SCALE, "softmax_execute: scale is NaN",
                            y, 2 * N * size);
             desc.scale = 1;
-            desc.reserved[3] = 1;
-            expect_failure(softmax_execute(&desc, x, NULL, y), SOFTMAX_E_UNSUPPORTED,
-                           "softmax_execute: reserved[3] is non-zero (not supported by version " SOFTMAX_VERSION_TEXT
-                           ")",
-                           y, 2 * N * size);
-            desc.reserved[3] = 0;
-            desc.reserved[14] = 1;
-            expect_failure(softmax_execute(&desc, x, NULL, y), SOFTMAX_E_UNSUPPORTED,
-                           "softmax_execute: reserved[14] is non-zero (not supported by version " SOFTMAX_VERSION_TEXT
-                           ")",
-                           y, 2 * N * size);
-            desc.reserved[14] = 0;
+            /* A reserved word of the first block and one of the last. */
+            static const int reserved_words[] = {3, 14};
+            for (size_t w = 0; w < sizeof reserved_words / sizeof reserved_words[0]; w++) {
+                char message[128];
+                snprintf(message, sizeof message,
+                         "softmax_execute: reserved[%d] is non-zero (not supported by version " SOFTMAX_VERSION_TEXT
+                         ")",
+                         reserved_words[w]);
+                desc.reserved[reserved_words[w]] = 1;
+                expect_failure(softmax_execute(&desc, x, NULL, y), SOFTMAX_E_UNSUPPORTED, message, y, 2 * N * size);
+                desc.reserved[reserved_words[w]] = 0;
+            }
             desc.max_bias = NAN;
             expect_failure(softmax_execute(&desc, x, NULL, y), SOFTMAX_E_INVALID_MASK,
                            "softmax_execute: max_bias = nan must be finite and >= 0", y, 2 * N * size);
