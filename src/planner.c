@@ -112,43 +112,90 @@ static bool same_layout(const general_plan *plan, const general_operand *a, cons
     return true;
 }
 
+/* Whether `count` mask elements from `at`, `step` apart, are all 0 (either
+ * sign) or -inf, tested on their bits. A unit-stride run is read in chunks
+ * of branch-free tests that the compiler vectorises, stopping at the first
+ * chunk with another value: the scan reads each stored element once, and a
+ * mask the size of the logits (one not broadcast) costs a fraction of the
+ * softmax, not a multiple of it as a per-element conversion and compare did. */
+enum { MASK_SCAN_CHUNK = 256 };
+
+static SOFTMAX_VECTOR_CLONES bool run_only_excludes(const char *base, softmax_dtype type, int64_t at, int64_t step,
+                                                    size_t count)
+{
+    if (type == SOFTMAX_DTYPE_F32 || type == SOFTMAX_DTYPE_F64) {
+        const bool f32 = type == SOFTMAX_DTYPE_F32;
+        for (size_t first = 0; first < count; first += MASK_SCAN_CHUNK) {
+            const size_t last = first + MASK_SCAN_CHUNK < count ? first + MASK_SCAN_CHUNK : count;
+            unsigned other = 0;
+            if (f32 && step == 1) {
+                const uint32_t *bits = (const uint32_t *)(const void *)base + at;
+                for (size_t j = first; j < last; j++)
+                    other |= ((bits[j] & 0x7fffffffu) != 0) & (bits[j] != 0xff800000u);
+            } else if (step == 1) {
+                const uint64_t *bits = (const uint64_t *)(const void *)base + at;
+                for (size_t j = first; j < last; j++)
+                    other |= ((bits[j] & 0x7fffffffffffffffu) != 0) & (bits[j] != 0xfff0000000000000u);
+            } else {
+                for (size_t j = first; j < last; j++) {
+                    const int64_t k = at + (int64_t)j * step;
+                    const double value =
+                        f32 ? ((const float *)(const void *)base)[k] : ((const double *)(const void *)base)[k];
+                    other |= value != 0.0 && value != -INFINITY;
+                }
+            }
+            if (other)
+                return false;
+        }
+        return true;
+    }
+    /* bf16 and f16: +-0 and the one -inf pattern of each. */
+    const uint16_t minus_infinity = type == SOFTMAX_DTYPE_BF16 ? 0xff80u : 0xfc00u;
+    const uint16_t *bits = (const uint16_t *)(const void *)base + at;
+    for (size_t first = 0; first < count; first += MASK_SCAN_CHUNK) {
+        const size_t last = first + MASK_SCAN_CHUNK < count ? first + MASK_SCAN_CHUNK : count;
+        unsigned other = 0;
+        if (step == 1)
+            for (size_t j = first; j < last; j++)
+                other |= ((bits[j] & 0x7fffu) != 0) & (bits[j] != minus_infinity);
+        else
+            for (size_t j = first; j < last; j++) {
+                const uint16_t b = bits[(int64_t)j * step];
+                other |= ((b & 0x7fffu) != 0) & (b != minus_infinity);
+            }
+        if (other)
+            return false;
+    }
+    return true;
+}
+
 /* True if every distinct mask element is 0 or -inf (a padding or causal
  * mask written additively): the mask then only excludes elements and the
  * data type's own kernels apply. Each stored element is read once, however
- * far the mask is broadcast; the answer depends on the data alone, so every
- * thread count takes the same path. */
+ * far the mask is broadcast, and the innermost dimensions that are stored
+ * contiguously are read as one run; the answer depends on the data alone,
+ * so every thread count takes the same path. */
 static bool mask_only_excludes(const general_plan *plan)
 {
     const general_operand *m = &plan->operands[GENERAL_MASK];
-    size_t extent[SOFTMAX_MAX_NDIM], index[SOFTMAX_MAX_NDIM] = {0};
+    size_t extent[SOFTMAX_MAX_NDIM] = {0}, index[SOFTMAX_MAX_NDIM] = {0};
     for (int d = 0; d < plan->ndim; d++)
         extent[d] = m->strides[d] == 0 ? 1 : plan->shape[d];
+    /* The run: the last dimension, and the ones before it while the mask
+     * is stored contiguously across them. */
+    int last = plan->ndim - 1;
+    const int64_t step = extent[last] == 1 ? 1 : m->strides[last];
+    size_t run = extent[last];
+    while (last > 0 && (extent[last - 1] == 1 || (int64_t)run * step == m->strides[last - 1])) {
+        last--;
+        run *= extent[last];
+    }
     for (;;) {
         int64_t offset = 0;
-        for (int d = 0; d < plan->ndim; d++)
+        for (int d = 0; d < last; d++)
             offset += (int64_t)index[d] * m->strides[d];
-        const int last = plan->ndim - 1;
-        const int64_t step = m->strides[last];
-        for (size_t j = 0; j < extent[last]; j++) {
-            const int64_t at = offset + (int64_t)j * step;
-            double value;
-            switch (m->type) {
-            case SOFTMAX_DTYPE_F32:
-                value = ((const float *)(const void *)m->base)[at];
-                break;
-            case SOFTMAX_DTYPE_F64:
-                value = ((const double *)(const void *)m->base)[at];
-                break;
-            case SOFTMAX_DTYPE_BF16:
-                value = softmax_bf16_to_float(((const uint16_t *)(const void *)m->base)[at]);
-                break;
-            default:
-                value = softmax_f16_to_float(((const uint16_t *)(const void *)m->base)[at]);
-                break;
-            }
-            if (value != 0.0 && value != -INFINITY)
-                return false;
-        }
+        if (!run_only_excludes(m->base, m->type, offset, step, run))
+            return false;
         int d = last - 1;
         while (d >= 0 && ++index[d] == extent[d])
             index[d--] = 0;

@@ -519,9 +519,10 @@ static void test_long_half_rows(void **state)
             }
             reference_line r;
             reference_init(&r, n);
-            /* Against MPFR too (the longest rows: the bits above, of the f32
-             * path that test_accuracy checks on rows of 2^20). */
-            for (size_t row = 0; row < (n > 300001 ? 0u : 2u); row++) {
+            /* Against MPFR too: two rows in cache, one streamed (the longest
+             * rows: the bits above, of the f32 path that test_accuracy
+             * checks on rows of 2^20). */
+            for (size_t row = 0; row < (n > 300001 ? 0u : n > 70001 ? 1u : 2u); row++) {
                 for (size_t i = 0; i < n; i++) {
                     const double v = decode(types[t % 2], x, row * n + i);
                     r.kept[i] = v != (desc.scale > 0 ? -INFINITY : INFINITY);
@@ -1002,6 +1003,74 @@ static void test_masks(void **state)
     printf("masks: %zu cases, %zu outputs within bounds, no NaN\n", ARRAY_LEN(cases), checked);
 }
 
+/* Whether an additive mask only excludes (every value 0 or -inf) is read
+ * from the mask itself: one value that adds something, anywhere, must be
+ * added. Masks the size of the scores (each element used once, the stored
+ * dimensions read as one run, or along a stride of 2), holding -0 and
+ * -inf, with a single 0.5 at the last element of the run, in the middle of
+ * it, or at its first element, in each mask type; the row holding it is
+ * checked against MPFR, and so is a row without it. */
+static void test_one_added_value_in_a_large_mask(void **state)
+{
+    (void)state;
+    enum { LINES = 24, K = 600 };
+    const softmax_dtype types[4] = {SOFTMAX_DTYPE_F32, SOFTMAX_DTYPE_F64, SOFTMAX_DTYPE_BF16, SOFTMAX_DTYPE_F16};
+    const size_t spots[3] = {LINES * K - 1, LINES * K / 2 + 77, 0};
+    test_rng rng;
+    rng_seed(&rng, 4242);
+    float *x = malloc(LINES * K * sizeof *x), *y = malloc(LINES * K * sizeof *y);
+    double *mask_values = malloc(2 * LINES * K * sizeof *mask_values);
+    for (size_t i = 0; i < LINES * K; i++)
+        x[i] = (float)(rng_normal(&rng) * 2.0);
+    reference_line r;
+    reference_init(&r, K);
+    size_t checked = 0;
+    for (int t = 0; t < 4; t++)
+        for (int strided = 0; strided < 2; strided++)
+            for (size_t s = 0; s < 3; s++) {
+                const int64_t step = strided ? 2 : 1;
+                for (size_t i = 0; i < 2 * LINES * K; i++)
+                    mask_values[i] = i % 7 == 3 ? -INFINITY : i % 2 ? -0.0 : 0.0;
+                const size_t spot = spots[s];
+                mask_values[spot * (size_t)step] = 0.5;
+                void *mask = typed_alloc(types[t], 2 * LINES * K);
+                typed_store(types[t], mask, mask_values, 2 * LINES * K);
+                const int64_t mask_strides[3] = {(int64_t)(LINES / 2 * K) * step, (int64_t)K * step, step};
+                softmax_desc desc;
+                softmax_desc_init(&desc, SOFTMAX_OP_LOG_SOFTMAX, SOFTMAX_DTYPE_F32, K);
+                desc.ndim = 3;
+                desc.shape[0] = 2, desc.shape[1] = LINES / 2, desc.shape[2] = K;
+                desc.mask = mask;
+                desc.mask_dtype = types[t];
+                desc.mask_strides = mask_strides;
+                desc.scale = 0.5;
+                if (softmax_execute(&desc, x, NULL, y) != 0)
+                    fail_msg("one added value: %s", softmax_last_error());
+                const size_t rows[2] = {spot / K, (spot / K + 1) % LINES};
+                for (int k = 0; k < 2; k++) {
+                    const size_t row = rows[k];
+                    for (size_t j = 0; j < K; j++) {
+                        const double m = mask_values[(row * K + j) * (size_t)step];
+                        r.kept[j] = m != -INFINITY;
+                        mpfr_set_flt(r.z[j], x[row * K + j], MPFR_RNDN);
+                        mpfr_mul_d(r.z[j], r.z[j], 0.5, MPFR_RNDN);
+                        if (r.kept[j])
+                            mpfr_add_d(r.z[j], r.z[j], m, MPFR_RNDN);
+                    }
+                    reference_evaluate(&r);
+                    char what[96];
+                    snprintf(what, sizeof what, "one added value (mask type %d, stride %d, at %zu): row %zu", (int)t,
+                             (int)step, spot, row);
+                    for (size_t j = 0; j < K; j++, checked++)
+                        check_value(what, SOFTMAX_DTYPE_F32, SOFTMAX_DTYPE_F32, true, y[row * K + j], &r, j);
+                }
+                free(mask);
+            }
+    reference_free(&r);
+    free(x), free(y), free(mask_values);
+    printf("one added value in a large mask: %zu outputs within bounds\n", checked);
+}
+
 /* Added biases on short rows (the grouped kernels add them as x is read):
  * every row length from 1 to 130 -- one vector and more, and the longest
  * grouped row (SMALL_VECTORS vectors: 64 on AVX2, 128 on AVX-512) and
@@ -1040,11 +1109,26 @@ static void test_added_biases_on_short_rows(void **state)
     test_rng rng;
     rng_seed(&rng, 1616);
     size_t checked = 0;
-    for (size_t K = 1; K <= 130; K++)
-        for (size_t i = 0; i < ARRAY_LEN(cases); i++)
+    /* Each case on the lengths where the kernels change body (every
+     * tail of one vector, the ends of 2, 3, 4, 6 and 8 AVX-512 vectors and
+     * of the grouped rows, and one past them), and on every 17th length
+     * from its own start: together the cases still cover every length
+     * from 1 to 130, at a fifth of the MPFR work of all cases on all. */
+    static const size_t boundaries[] = {1,  2,  3,  4,  5,  6,  7,  8,  9,  10, 11, 12, 13, 14, 15,  16,  17,  23,
+                                        24, 25, 31, 32, 33, 47, 48, 49, 63, 64, 65, 95, 96, 97, 127, 128, 129, 130};
+    size_t lengths_run = 0;
+    for (size_t i = 0; i < ARRAY_LEN(cases); i++)
+        for (size_t K = 1; K <= 130; K++) {
+            bool boundary = K % 17 == i % 17;
+            for (size_t b = 0; b < ARRAY_LEN(boundaries) && !boundary; b++)
+                boundary = boundaries[b] == K;
+            if (!boundary)
+                continue;
             run_mask_case(&cases[i], K, &rng, &checked);
-    printf("added biases on short rows: %zu cases x 130 lengths, %zu outputs within bounds\n", ARRAY_LEN(cases),
-           checked);
+            lengths_run++;
+        }
+    printf("added biases on short rows: %zu cases, %zu (case, length) pairs, %zu outputs within bounds\n",
+           ARRAY_LEN(cases), lengths_run, checked);
 }
 
 /* Special logits in rows with an added mask (short rows in one group, and
@@ -1643,6 +1727,7 @@ int main(void)
         cmocka_unit_test(test_exclusion_masks_in_place),
         cmocka_unit_test(test_short_masked_rows_equal_gathered),
         cmocka_unit_test(test_masks),
+        cmocka_unit_test(test_one_added_value_in_a_large_mask),
         cmocka_unit_test(test_added_biases_on_short_rows),
         cmocka_unit_test(test_added_bias_special_logits),
         cmocka_unit_test(test_masked_backward),
