@@ -49,6 +49,14 @@ static inline bool route_is_fast(softmax_route route)
            route == SOFTMAX_ROUTE_FAST_GATHERED;
 }
 
+/* When the planner leaves the mask's "only excludes" question to the
+ * blocks (general_plan.mask_checked_by_blocks): rows of at least
+ * LAZY_MASK_MIN_N elements, a mask whose every stored element serves at
+ * most LAZY_MASK_BROADCAST lines. Shorter rows, and masks broadcast
+ * further, read less in one pass of their own. */
+#define LAZY_MASK_MIN_N ((size_t)256)
+#define LAZY_MASK_BROADCAST ((size_t)4)
+
 typedef struct general_plan {
     softmax_route route;
     softmax_op op;
@@ -68,6 +76,10 @@ typedef struct general_plan {
     general_operand operands[GENERAL_OPERANDS];
     bool has_mask;
     bool mask_only_excludes; /* every mask value is 0 or -inf: the mask only excludes */
+    /* mask_only_excludes is an assumption that the runner checks block by
+     * block (general/blocks.c), starting over with the mask added if it
+     * fails. */
+    bool mask_checked_by_blocks;
     bool has_where;
     bool causal;
     int64_t causal_offset;
@@ -91,6 +103,10 @@ int softmax_plan_call(const char *fn, const softmax_desc *desc, const void *src,
  * forces one this CPU lacks; records no error (softmax_dispatch_path does,
  * for the same answer). After the first call, one atomic load. */
 const softmax_path *softmax_ready_path(void);
+
+/* Whether `count` mask elements of `type` from element `at` of base, `step`
+ * apart, are all 0 (either sign) or -inf (planner.c). */
+bool mask_run_only_excludes(const char *base, softmax_dtype type, int64_t at, int64_t step, size_t count);
 
 /* Runs a plan of the general routes (SOFTMAX_ROUTE_CAUSAL_ROWS and after;
  * general/blocks.c). */

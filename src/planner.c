@@ -120,8 +120,8 @@ static bool same_layout(const general_plan *plan, const general_operand *a, cons
  * softmax, not a multiple of it as a per-element conversion and compare did. */
 enum { MASK_SCAN_CHUNK = 256 };
 
-static SOFTMAX_VECTOR_CLONES bool run_only_excludes(const char *base, softmax_dtype type, int64_t at, int64_t step,
-                                                    size_t count)
+SOFTMAX_VECTOR_CLONES bool mask_run_only_excludes(const char *base, softmax_dtype type, int64_t at, int64_t step,
+                                                  size_t count)
 {
     if (type == SOFTMAX_DTYPE_F32 || type == SOFTMAX_DTYPE_F64) {
         const bool f32 = type == SOFTMAX_DTYPE_F32;
@@ -194,7 +194,7 @@ static bool mask_only_excludes(const general_plan *plan)
         int64_t offset = 0;
         for (int d = 0; d < last; d++)
             offset += (int64_t)index[d] * m->strides[d];
-        if (!run_only_excludes(m->base, m->type, offset, step, run))
+        if (!mask_run_only_excludes(m->base, m->type, offset, step, run))
             return false;
         int d = last - 1;
         while (d >= 0 && ++index[d] == extent[d])
@@ -411,8 +411,25 @@ int softmax_plan_call(const char *fn, const softmax_desc *desc, const void *src,
         src_contiguous &= plan->shape[d] <= 1 || plan->operands[GENERAL_SRC].strides[d] == contiguous[d];
     }
     plan->dst_rows_contiguous = dst_contiguous && dst_type == plan->compute && plan->axis == plan->ndim - 1;
-    if (plan->has_mask)
-        plan->mask_only_excludes = mask_only_excludes(plan);
+    /* A mask about as large as the scores (broadcast over at most
+     * LAZY_MASK_BROADCAST lines per stored row) and rows long enough for the
+     * line kernels: rather than a pass of its own over the mask (one more
+     * read of a tensor the size of x from memory), the runner checks each
+     * block's mask rows just before the kernels read them, assuming they
+     * only exclude, and starts over with the mask added if one does not --
+     * the same bits as the pass would have chosen. Not in place: a restart
+     * needs the source intact. The assumption stands only if the route it
+     * picks is the masked lines' (checked below). */
+    bool check_mask_lazily = false;
+    if (plan->has_mask) {
+        size_t stored = 1;
+        for (int d = 0; d < plan->ndim; d++)
+            stored *= plan->operands[GENERAL_MASK].strides[d] == 0 ? 1 : plan->shape[d];
+        const byte_range *x_range = &ranges[GENERAL_SRC], *y_range = &ranges[GENERAL_DST];
+        const bool in_place = x_range->begin < y_range->end && y_range->begin < x_range->end;
+        check_mask_lazily = plan->n >= LAZY_MASK_MIN_N && stored * LAZY_MASK_BROADCAST >= plan->elements && !in_place;
+        plan->mask_only_excludes = check_mask_lazily || mask_only_excludes(plan);
+    }
 
     /* The route: the first that applies. */
     const bool masked = plan->has_mask || plan->has_where || plan->causal || plan->alibi;
@@ -454,5 +471,8 @@ int softmax_plan_call(const char *fn, const softmax_desc *desc, const void *src,
         plan->route = SOFTMAX_ROUTE_MASKED_LINES;
     else
         plan->route = fast ? SOFTMAX_ROUTE_FAST_GATHERED : SOFTMAX_ROUTE_GATHERED;
+    if (check_mask_lazily && plan->route != SOFTMAX_ROUTE_MASKED_LINES)
+        plan->mask_only_excludes = mask_only_excludes(plan); /* the assumption did not pick the route */
+    plan->mask_checked_by_blocks = check_mask_lazily && plan->route == SOFTMAX_ROUTE_MASKED_LINES;
     return SOFTMAX_OK;
 }

@@ -1071,6 +1071,90 @@ static void test_one_added_value_in_a_large_mask(void **state)
     printf("one added value in a large mask: %zu outputs within bounds\n", checked);
 }
 
+/* A mask materialized over the batch (each stored value serves one line:
+ * the blocks check the values as they go, assuming that they only exclude)
+ * gives the bits of the same values broadcast over the batch (read whole by
+ * the planner first): when every value is 0 or -inf, and when one value of
+ * the last line adds 0.5 -- then every line has the mask added, as the
+ * planner decides from the whole mask -- with and without ALiBi, on one
+ * thread and on two; the first and the last line against MPFR. */
+static void test_materialized_mask_same_bits_as_broadcast(void **state)
+{
+    (void)state;
+    enum { B = 8, Q = 32, K = 512 };
+    const size_t total = (size_t)B * Q * K;
+    test_rng rng;
+    rng_seed(&rng, 5151);
+    float *x = malloc(total * sizeof *x), *y_broadcast = malloc(total * sizeof *y_broadcast);
+    float *y_full = malloc(total * sizeof *y_full);
+    float *mask = malloc(Q * K * sizeof *mask), *mask_full = malloc(total * sizeof *mask_full);
+    for (size_t i = 0; i < total; i++)
+        x[i] = (float)(rng_normal(&rng) * 3.0);
+    reference_line r;
+    reference_init(&r, K);
+    size_t compared = 0;
+    for (int adds = 0; adds < 2; adds++)
+        for (int alibi = 0; alibi < 2; alibi++)
+            for (int threads = 1; threads <= 2; threads++) {
+                for (size_t i = 0; i < (size_t)Q * K; i++)
+                    mask[i] = i % 5 == 2 || i / K == 7 ? -INFINITY : i % 2 ? -0.0f : 0.0f;
+                if (adds)
+                    mask[(size_t)Q * K - 1] = 0.5f;
+                for (size_t b = 0; b < B; b++)
+                    memcpy(mask_full + b * Q * K, mask, Q * K * sizeof *mask);
+                const int64_t broadcast_strides[3] = {0, K, 1}, full_strides[3] = {(int64_t)Q * K, K, 1};
+                softmax_desc desc;
+                softmax_desc_init(&desc, SOFTMAX_OP_SOFTMAX, SOFTMAX_DTYPE_F32, K);
+                desc.ndim = 3;
+                desc.shape[0] = B, desc.shape[1] = Q, desc.shape[2] = K;
+                desc.scale = 0.3; /* not a power of two: adding 0 is not scaling */
+                desc.mask_dtype = SOFTMAX_DTYPE_F32;
+                desc.max_bias = alibi ? 8.0 : 0.0; /* heads along axis 0 */
+                assert_int_equal(softmax_set_num_threads(threads), 0);
+                desc.mask = mask;
+                desc.mask_strides = broadcast_strides;
+                if (softmax_execute(&desc, x, NULL, y_broadcast) != 0)
+                    fail_msg("broadcast mask: %s", softmax_last_error());
+                desc.mask = mask_full;
+                desc.mask_strides = full_strides;
+                if (softmax_execute(&desc, x, NULL, y_full) != 0)
+                    fail_msg("materialized mask: %s", softmax_last_error());
+                assert_int_equal(softmax_set_num_threads(0), 0);
+                for (size_t i = 0; i < total; i++)
+                    if (memcmp(&y_broadcast[i], &y_full[i], sizeof *y_full) != 0)
+                        fail_msg("mask %s, ALiBi %d, %d thread(s): element %zu is %a materialized, %a broadcast",
+                                 adds ? "adding 0.5 once" : "of 0 and -inf", alibi, threads, i, (double)y_full[i],
+                                 (double)y_broadcast[i]);
+                compared += total;
+                for (size_t line = 0; line < (size_t)B * Q; line += (size_t)B * Q - 1) {
+                    const size_t batch = line / Q, query = line % Q;
+                    const double slope = alibi ? alibi_slope_reference(8.0, B, batch) : 0.0;
+                    for (size_t k = 0; k < K; k++) {
+                        const float m = mask[query * K + k];
+                        r.kept[k] = m != -INFINITY;
+                        mpfr_set_flt(r.z[k], x[line * K + k], MPFR_RNDN);
+                        mpfr_mul_d(r.z[k], r.z[k], 0.3, MPFR_RNDN);
+                        if (r.kept[k])
+                            mpfr_add_d(r.z[k], r.z[k], m, MPFR_RNDN);
+                        mpfr_t bias;
+                        mpfr_init2(bias, PREC);
+                        mpfr_set_d(bias, slope, MPFR_RNDN);
+                        mpfr_mul_ui(bias, bias, (unsigned long)k, MPFR_RNDN);
+                        mpfr_add(r.z[k], r.z[k], bias, MPFR_RNDN);
+                        mpfr_clear(bias);
+                    }
+                    reference_evaluate(&r);
+                    char what[96];
+                    snprintf(what, sizeof what, "materialized mask (adds %d, ALiBi %d): line %zu", adds, alibi, line);
+                    for (size_t k = 0; k < K; k++)
+                        check_value(what, SOFTMAX_DTYPE_F32, SOFTMAX_DTYPE_F32, false, y_full[line * K + k], &r, k);
+                }
+            }
+    reference_free(&r);
+    free(x), free(y_broadcast), free(y_full), free(mask), free(mask_full);
+    printf("materialized masks: %zu outputs with the bits of the broadcast ones\n", compared);
+}
+
 /* Added biases on short rows (the grouped kernels add them as x is read):
  * every row length from 1 to 130 -- one vector and more, and the longest
  * grouped row (SMALL_VECTORS vectors: 64 on AVX2, 128 on AVX-512) and
@@ -1728,6 +1812,7 @@ int main(void)
         cmocka_unit_test(test_short_masked_rows_equal_gathered),
         cmocka_unit_test(test_masks),
         cmocka_unit_test(test_one_added_value_in_a_large_mask),
+        cmocka_unit_test(test_materialized_mask_same_bits_as_broadcast),
         cmocka_unit_test(test_added_biases_on_short_rows),
         cmocka_unit_test(test_added_bias_special_logits),
         cmocka_unit_test(test_masked_backward),

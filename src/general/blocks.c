@@ -377,6 +377,33 @@ static void run_causal_rows(const general_plan *plan, size_t first_line, size_t 
 /* Driver                                                                  */
 /* ---------------------------------------------------------------------- */
 
+/* Whether every mask value the lines of a unit read is 0 or -inf (see
+ * general_plan.mask_checked_by_blocks): read just before the kernels read
+ * them again, from the cache. */
+static bool unit_mask_only_excludes(const general_plan *plan, size_t first_line, size_t line_count)
+{
+    const general_operand *m = &plan->operands[GENERAL_MASK];
+    line_position positions[BLOCK_MAX_LINES];
+    positions_of(plan, first_line, line_count, positions);
+    for (size_t b = 0; b < line_count; b++)
+        if (!mask_run_only_excludes(m->base, m->type, positions[b].offset[GENERAL_MASK], m->strides[plan->axis],
+                                    plan->n))
+            return false;
+    return true;
+}
+
+/* The plan once a mask assumed to only exclude was found to add: the mask
+ * added on every line, as if the planner had read it whole. */
+static general_plan plan_with_mask_added(const general_plan *plan)
+{
+    general_plan added = *plan;
+    added.mask_only_excludes = false;
+    added.mask_checked_by_blocks = false;
+    if (added.alibi) /* the masked lines do not add a mask and ALiBi together */
+        added.route = SOFTMAX_ROUTE_GATHERED;
+    return added;
+}
+
 int softmax_general_run(const general_plan *plan)
 {
     const bool causal_rows = plan->route == SOFTMAX_ROUTE_CAUSAL_ROWS;
@@ -384,6 +411,7 @@ int softmax_general_run(const general_plan *plan)
     const size_t units = (plan->lines + lines_per_unit - 1) / lines_per_unit;
     const int threads = softmax_threads_for_job(plan->lines * plan->n, units);
     atomic_int failed = 0;
+    atomic_bool mask_adds = false;
 #pragma omp parallel num_threads(threads) if (threads > 1)
     {
         block_buffers buffers = {0};
@@ -397,10 +425,29 @@ int softmax_general_run(const general_plan *plan)
             for (size_t unit = 0; unit < units; unit++) {
                 const size_t first = unit * lines_per_unit;
                 const size_t count = first + lines_per_unit <= plan->lines ? lines_per_unit : plan->lines - first;
+                if (plan->mask_checked_by_blocks) {
+                    if (atomic_load_explicit(&mask_adds, memory_order_relaxed))
+                        continue; /* everything starts over below */
+                    if (!unit_mask_only_excludes(plan, first, count)) {
+                        atomic_store(&mask_adds, true);
+                        continue;
+                    }
+                }
                 if (causal_rows)
                     run_causal_rows(plan, first, count);
                 else
                     run_block(plan, &buffers, first, count);
+            }
+            /* After the loop's barrier every thread sees the same answer. The
+             * buffers fit: their size does not depend on it. */
+            if (atomic_load(&mask_adds)) {
+                const general_plan added = plan_with_mask_added(plan);
+#pragma omp for schedule(static)
+                for (size_t unit = 0; unit < units; unit++) {
+                    const size_t first = unit * lines_per_unit;
+                    const size_t count = first + lines_per_unit <= plan->lines ? lines_per_unit : plan->lines - first;
+                    run_block(&added, &buffers, first, count);
+                }
             }
         }
     }
