@@ -113,57 +113,61 @@ static bool same_layout(const general_plan *plan, const general_operand *a, cons
 }
 
 /* Whether `count` mask elements from `at`, `step` apart, are all 0 (either
- * sign) or -inf, tested on their bits. A unit-stride run is read in chunks
- * of branch-free tests that the compiler vectorises, stopping at the first
- * chunk with another value: the scan reads each stored element once, and a
- * mask the size of the logits (one not broadcast) costs a fraction of the
- * softmax, not a multiple of it as a per-element conversion and compare did. */
-enum { MASK_SCAN_CHUNK = 256 };
+ * sign) or -inf, tested on their bits: min(|bits|, bits ^ -inf) is 0 for
+ * those values only. A unit-stride run is read in chunks of branch-free
+ * steps that the compiler vectorises (an and, a xor, an unsigned min, an
+ * or), stopping at the first chunk with another value: a mask the size of
+ * the logits costs a fraction of the softmax, not a multiple of it as a
+ * per-element conversion and compare did. */
+enum { MASK_SCAN_CHUNK = 1024 };
+
+#define ZERO_OR_MINUS_INFINITY_RUN(UINT, MAGNITUDE_BITS, MINUS_INFINITY)                                               \
+    do {                                                                                                               \
+        const UINT *bits = (const UINT *)(const void *)base + at;                                                      \
+        for (size_t first = 0; first < count; first += MASK_SCAN_CHUNK) {                                              \
+            const size_t last = first + MASK_SCAN_CHUNK < count ? first + MASK_SCAN_CHUNK : count;                     \
+            UINT other = 0;                                                                                            \
+            for (size_t j = first; j < last; j++) {                                                                    \
+                const UINT magnitude = bits[j] & (MAGNITUDE_BITS), from_minus_infinity = bits[j] ^ (MINUS_INFINITY);   \
+                other |= magnitude < from_minus_infinity ? magnitude : from_minus_infinity;                            \
+            }                                                                                                          \
+            if (other != 0)                                                                                            \
+                return false;                                                                                          \
+        }                                                                                                              \
+        return true;                                                                                                   \
+    } while (0)
 
 SOFTMAX_VECTOR_CLONES bool mask_run_only_excludes(const char *base, softmax_dtype type, int64_t at, int64_t step,
                                                   size_t count)
 {
-    if (type == SOFTMAX_DTYPE_F32 || type == SOFTMAX_DTYPE_F64) {
-        const bool f32 = type == SOFTMAX_DTYPE_F32;
-        for (size_t first = 0; first < count; first += MASK_SCAN_CHUNK) {
-            const size_t last = first + MASK_SCAN_CHUNK < count ? first + MASK_SCAN_CHUNK : count;
-            unsigned other = 0;
-            if (f32 && step == 1) {
-                const uint32_t *bits = (const uint32_t *)(const void *)base + at;
-                for (size_t j = first; j < last; j++)
-                    other |= ((bits[j] & 0x7fffffffu) != 0) & (bits[j] != 0xff800000u);
-            } else if (step == 1) {
-                const uint64_t *bits = (const uint64_t *)(const void *)base + at;
-                for (size_t j = first; j < last; j++)
-                    other |= ((bits[j] & 0x7fffffffffffffffu) != 0) & (bits[j] != 0xfff0000000000000u);
-            } else {
-                for (size_t j = first; j < last; j++) {
-                    const int64_t k = at + (int64_t)j * step;
-                    const double value =
-                        f32 ? ((const float *)(const void *)base)[k] : ((const double *)(const void *)base)[k];
-                    other |= value != 0.0 && value != -INFINITY;
-                }
-            }
-            if (other)
-                return false;
+    const bool bf16 = type == SOFTMAX_DTYPE_BF16;
+    if (step == 1) {
+        switch (type) {
+        case SOFTMAX_DTYPE_F32:
+            ZERO_OR_MINUS_INFINITY_RUN(uint32_t, 0x7fffffffu, 0xff800000u);
+        case SOFTMAX_DTYPE_F64:
+            ZERO_OR_MINUS_INFINITY_RUN(uint64_t, 0x7fffffffffffffffu, 0xfff0000000000000u);
+        default: /* bf16 and f16: one -inf pattern each */
+            ZERO_OR_MINUS_INFINITY_RUN(uint16_t, 0x7fffu, bf16 ? 0xff80u : 0xfc00u);
         }
-        return true;
     }
-    /* bf16 and f16: +-0 and the one -inf pattern of each. */
-    const uint16_t minus_infinity = type == SOFTMAX_DTYPE_BF16 ? 0xff80u : 0xfc00u;
-    const uint16_t *bits = (const uint16_t *)(const void *)base + at;
-    for (size_t first = 0; first < count; first += MASK_SCAN_CHUNK) {
-        const size_t last = first + MASK_SCAN_CHUNK < count ? first + MASK_SCAN_CHUNK : count;
-        unsigned other = 0;
-        if (step == 1)
-            for (size_t j = first; j < last; j++)
-                other |= ((bits[j] & 0x7fffu) != 0) & (bits[j] != minus_infinity);
-        else
-            for (size_t j = first; j < last; j++) {
-                const uint16_t b = bits[(int64_t)j * step];
-                other |= ((b & 0x7fffu) != 0) & (b != minus_infinity);
-            }
-        if (other)
+    for (size_t j = 0; j < count; j++) {
+        const int64_t k = at + (int64_t)j * step;
+        double value;
+        switch (type) {
+        case SOFTMAX_DTYPE_F32:
+            value = ((const float *)(const void *)base)[k];
+            break;
+        case SOFTMAX_DTYPE_F64:
+            value = ((const double *)(const void *)base)[k];
+            break;
+        default: {
+            const uint16_t bits = ((const uint16_t *)(const void *)base)[k];
+            value = bf16 ? softmax_bf16_to_float(bits) : softmax_f16_to_float(bits);
+            break;
+        }
+        }
+        if (value != 0.0 && value != -INFINITY)
             return false;
     }
     return true;
