@@ -830,6 +830,24 @@ static double alibi_slope_reference(double max_bias, size_t heads, size_t head)
     return head < pow2 ? pow(m0, (double)(head + 1)) : pow(m1, (double)(2 * (head - pow2) + 1));
 }
 
+/* The reference logit z = scale * x + bias + slope * k in MPFR, the bias
+ * added where it is not -inf (an excluded element's z does not matter). */
+static void reference_logit(mpfr_t z, double x, double scale, double bias, double slope, size_t k)
+{
+    mpfr_set_d(z, x, MPFR_RNDN);
+    mpfr_mul_d(z, z, scale, MPFR_RNDN);
+    if (bias != -INFINITY)
+        mpfr_add_d(z, z, bias, MPFR_RNDN);
+    if (slope != 0) {
+        mpfr_t slope_term;
+        mpfr_init2(slope_term, PREC);
+        mpfr_set_d(slope_term, slope, MPFR_RNDN);
+        mpfr_mul_ui(slope_term, slope_term, (unsigned long)k, MPFR_RNDN);
+        mpfr_add(z, z, slope_term, MPFR_RNDN);
+        mpfr_clear(slope_term);
+    }
+}
+
 typedef struct mask_case {
     const char *name;
     softmax_dtype data, out, mask_type;
@@ -920,18 +938,8 @@ static void run_mask_case(const mask_case *c, size_t K, test_rng *rng, size_t *c
                         if (c->causal && (int64_t)k > (int64_t)q + c->causal_offset)
                             kept = false;
                         r.kept[k] = kept;
-                        mpfr_set_d(r.z[k], decode(c->data, x, row + k), MPFR_RNDN);
-                        mpfr_mul_d(r.z[k], r.z[k], c->scale, MPFR_RNDN);
-                        if (c->additive && kept)
-                            mpfr_add_d(r.z[k], r.z[k], decode(c->mask_type, mask, q * K + k), MPFR_RNDN);
-                        if (c->alibi) {
-                            mpfr_t bias;
-                            mpfr_init2(bias, PREC);
-                            mpfr_set_d(bias, slope, MPFR_RNDN);
-                            mpfr_mul_ui(bias, bias, (unsigned long)k, MPFR_RNDN);
-                            mpfr_add(r.z[k], r.z[k], bias, MPFR_RNDN);
-                            mpfr_clear(bias);
-                        }
+                        reference_logit(r.z[k], decode(c->data, x, row + k), c->scale,
+                                        c->additive && kept ? decode(c->mask_type, mask, q * K + k) : 0.0, slope, k);
                     }
                     reference_evaluate(&r);
                     char what[128];
@@ -1052,10 +1060,7 @@ static void test_one_added_value_in_a_large_mask(void **state)
                     for (size_t j = 0; j < K; j++) {
                         const double m = mask_values[(row * K + j) * (size_t)step];
                         r.kept[j] = m != -INFINITY;
-                        mpfr_set_flt(r.z[j], x[row * K + j], MPFR_RNDN);
-                        mpfr_mul_d(r.z[j], r.z[j], 0.5, MPFR_RNDN);
-                        if (r.kept[j])
-                            mpfr_add_d(r.z[j], r.z[j], m, MPFR_RNDN);
+                        reference_logit(r.z[j], x[row * K + j], 0.5, m, 0.0, j);
                     }
                     reference_evaluate(&r);
                     char what[96];
@@ -1130,18 +1135,8 @@ static void test_materialized_mask_same_bits_as_broadcast(void **state)
                     const size_t batch = line / Q, query = line % Q;
                     const double slope = alibi ? alibi_slope_reference(8.0, B, batch) : 0.0;
                     for (size_t k = 0; k < K; k++) {
-                        const float m = mask[query * K + k];
-                        r.kept[k] = m != -INFINITY;
-                        mpfr_set_flt(r.z[k], x[line * K + k], MPFR_RNDN);
-                        mpfr_mul_d(r.z[k], r.z[k], 0.3, MPFR_RNDN);
-                        if (r.kept[k])
-                            mpfr_add_d(r.z[k], r.z[k], m, MPFR_RNDN);
-                        mpfr_t bias;
-                        mpfr_init2(bias, PREC);
-                        mpfr_set_d(bias, slope, MPFR_RNDN);
-                        mpfr_mul_ui(bias, bias, (unsigned long)k, MPFR_RNDN);
-                        mpfr_add(r.z[k], r.z[k], bias, MPFR_RNDN);
-                        mpfr_clear(bias);
+                        r.kept[k] = mask[query * K + k] != -INFINITY;
+                        reference_logit(r.z[k], x[line * K + k], 0.3, mask[query * K + k], slope, k);
                     }
                     reference_evaluate(&r);
                     char what[96];
