@@ -8,19 +8,21 @@
 #                    clang (and clang -Weverything); preprocessed with the GNU compiler
 #                    macros undefined, it shows no GNU keyword (what another compiler sees)
 #  2. build/         gcc, Release, -Werror: build, run ctest (every test but the unsuffixed
-#                    test_accuracy, test_general, test_axis and test_sample where they
-#                    repeat a forced path's run) and examples/seeds
+#                    test_accuracy, test_general, test_axis, test_sample and
+#                    test_masked_short_rows where they repeat a forced path's run) and
+#                    examples/seeds
 #  3. build-asan/    gcc, RelWithDebInfo, ASan + UBSan, -Werror: build, run ctest (every
 #                    test, but test_accuracy and test_general only on the path the library
 #                    picks, and not test_regimes.mutated) and examples/seeds
 #  3b. debug         build-debug/: clang, Debug (-O0), -Werror: build everything, run a
 #                    subset: test_contract, test_determinism and test_fp_state on every
 #                    path; test_errors, test_order, test_gradients, test_axis, test_fast,
-#                    test_stats, test_seeds, test_bad_inputs(_sample), test_concurrency on
-#                    the path the library picks, test_regimes on AVX-512; the command's
-#                    tests but Streaming and valgrind; the fuzz corpus replays. Left out (minutes
-#                    each at -O0, and run by steps 2 and 3): test_accuracy, test_sample,
-#                    test_general, test_threads, test_exp_exhaustive, test_regimes.mutated
+#                    test_stats, test_seeds, test_bad_inputs(_sample), test_concurrency,
+#                    test_masked_short_rows on the path the library picks, test_regimes
+#                    on AVX-512; the command's tests but Streaming and valgrind; the fuzz
+#                    corpus replays. Left out (minutes each at -O0, and run by steps 2
+#                    and 3): test_accuracy, test_sample, test_general, test_threads,
+#                    test_exp_exhaustive, test_regimes.mutated
 #  3c. fast-math     build-fast-math/: gcc, Release with CMAKE_C_FLAGS="-ffast-math -O3"
 #                    (the build must undo it): test_contract, test_determinism,
 #                    test_fp_state on every path; test_accuracy on the portable path and
@@ -162,7 +164,7 @@ step_passed
 # tests repeat a forced run exactly: they are left out (ctest -E) and the
 # step says so. test_seeds, unsuffixed, still checks which path is picked.
 repeated_default_runs() {
-    local build_dir="$1" tests="${2:-test_accuracy test_general test_axis test_sample}" picked
+    local build_dir="$1" tests="${2:-test_accuracy test_general test_axis test_sample test_masked_short_rows}" picked
     picked="$(cd "$build_dir" && ctest -R '^test_seeds$' -V 2>/dev/null | grep -o 'code path: [a-z0-9]*' | head -n 1)"
     picked="${picked#code path: }"
     case "$picked" in
@@ -201,7 +203,7 @@ export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
 # other test still runs on every path here (test_regimes among them: both
 # sides of each threshold, on each path). The mutation run of test_regimes
 # (a proof that its checks can fail, not a memory check) is the Release step's.
-asan_left_out="$(repeated_default_runs build-asan "test_axis test_sample")"
+asan_left_out="$(repeated_default_runs build-asan "test_axis test_sample test_masked_short_rows")"
 asan_left_out+='|^test_(accuracy|general)\.(scalar|avx2|avx512)$|^test_regimes\.mutated$'
 echo "-- sanitizers: test_accuracy and test_general on the path the library picks; test_regimes.mutated" \
     "left out (all run in the Release step)"
@@ -220,7 +222,7 @@ cmake -S . -B build-debug -DCMAKE_C_COMPILER="$clang_compiler" -DCMAKE_BUILD_TYP
 run_quietly cmake --build build-debug -j"$jobs"
 # The heavy tests (minutes each without optimisation) run in steps 2 and 3.
 debug_left_out='^test_(accuracy|sample|general|threads)(\.|$)|^test_exp_exhaustive|^cli\.(Streaming|valgrind)$'
-debug_left_out+='|^test_(errors|order|gradients|axis|fast|stats|seeds|bad_inputs|bad_inputs_sample|concurrency)\.(scalar|avx2|avx512)$'
+debug_left_out+='|^test_(errors|order|gradients|axis|fast|stats|seeds|bad_inputs|bad_inputs_sample|concurrency|masked_short_rows)\.(scalar|avx2|avx512)$'
 # test_regimes has no unsuffixed run: its AVX-512 one (skipped on a CPU without).
 debug_left_out+='|^test_regimes\.(scalar|avx2|mutated)$'
 (cd build-debug && ctest --output-on-failure --no-tests=error -j"$jobs" -E "$debug_left_out")
