@@ -12,6 +12,12 @@
  *
  * LONGEST_T (default 4096) stops after that row length; MASKED_ROWS_AB_CPU=1
  * times the thread's CPU time instead of the wall clock.
+ *
+ * After each shape a "memory" line: the same sampling of two plain loops
+ * over the same arrays, y = x (memcpy) and y = x + mask (the f32 [T, T]
+ * mask broadcast over B), in ns per element -- what moving the data costs
+ * before any arithmetic, the floor under the unmasked call and under a
+ * fused f32 mask.
  */
 #define _POSIX_C_SOURCE 200809L
 #include "softmax.h"
@@ -57,6 +63,38 @@ static int cmp(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 enum { KINDS = 7, SAMPLES = 31 };
+
+/* y = x + mask over B rows of T * T, the mask broadcast: vectorised (the
+ * file is built with -O2) so that it measures memory, not the loop. */
+__attribute__((optimize("tree-vectorize"))) static void add_broadcast(float *restrict y, const float *restrict x,
+                                                                      const float *restrict mask, size_t B, size_t TT)
+{
+    for (size_t b = 0; b < B; b++)
+        for (size_t i = 0; i < TT; i++)
+            y[b * TT + i] = x[b * TT + i] + mask[i];
+}
+
+/* Median over SAMPLES of the best of 3: memcpy (add == 0) or add_broadcast. */
+static double memory_loop(int add, float *y, const float *x, const float *mask, size_t B, size_t TT)
+{
+    static double samples[SAMPLES];
+    for (int s = -2; s < SAMPLES; s++) {
+        double best = 1e30;
+        for (int rep = 0; rep < 3; rep++) {
+            const double a = now();
+            if (add)
+                add_broadcast(y, x, mask, B, TT);
+            else
+                memcpy(y, x, B * TT * sizeof *y);
+            const double e = now() - a;
+            best = e < best ? e : best;
+        }
+        if (s >= 0)
+            samples[s] = best;
+    }
+    qsort(samples, SAMPLES, sizeof(double), cmp);
+    return samples[SAMPLES / 2] / (double)(B * TT);
+}
 int main(int argc, char **argv)
 {
     if (argc != 3 && argc != 4) {
@@ -144,6 +182,14 @@ int main(int argc, char **argv)
                 printf(" %.2f |", med[k] / med[0]);
             printf("\n");
         }
+        /* A mask of finite values: -inf + x would be the same speed, but
+         * keep the loop to plain numbers. */
+        const double copy_ns = memory_loop(0, y, x, bias, B, T * T);
+        for (size_t i = 0; i < T * T; i++)
+            bias[i] = isinf(bias[i]) ? -1e4f : bias[i];
+        const double add_ns = memory_loop(1, y, x, bias, B, T * T);
+        printf("| %zu x %zu x %zu | memory | y = x: %.3f ns/element | y = x + f32 mask: %.3f ns/element |\n", B, T, T,
+               copy_ns, add_ns);
         fflush(stdout);
         free(x), free(y), free(mask), free(bias), free(mb), free(keep);
     }
