@@ -1291,6 +1291,80 @@ static void added_bias_special_logits(size_t N, double scale, softmax_dtype mask
     free(x), free(mask), free(y), free(typed_mask);
 }
 
+/* An added bias with a scale so large that scale * x is far beyond the
+ * float range's middle for every nonzero x, while the rows' maxima stay
+ * moderate (x = 0 there): the other elements' z, about -1e30, carry a
+ * rounding remainder of about 1e23 that must not leak into their
+ * probabilities, exactly 0 (a negative "probability" came out before).
+ * ALiBi and an additive f32 bias, short rows (grouped kernels) and long
+ * ones (line kernels), softmax and log-softmax, against MPFR. */
+static void test_added_bias_with_a_huge_scale(void **state)
+{
+    (void)state;
+    enum { ROWS = 4 };
+    static const size_t lengths[] = {5, 16, 33, 300};
+    static const double huge_scales[] = {1e30, 3e29, -1e30};
+    test_rng rng;
+    rng_seed(&rng, 3030);
+    size_t checked = 0;
+    for (size_t l = 0; l < ARRAY_LEN(lengths); l++)
+        for (size_t s = 0; s < ARRAY_LEN(huge_scales); s++)
+            for (int kind = 0; kind < 2; kind++)
+                for (int log_output = 0; log_output < 2; log_output++) {
+                    const size_t n = lengths[l];
+                    const double scale = huge_scales[s];
+                    float *x = malloc(ROWS * n * sizeof *x), *y = malloc(ROWS * n * sizeof *y);
+                    float *bias = malloc(ROWS * n * sizeof *bias);
+                    for (size_t i = 0; i < ROWS * n; i++) {
+                        /* Two zeros a row (its maximum), the rest of the sign
+                         * that makes z hugely negative. */
+                        x[i] = i % n < 2 ? 0.0f : (float)(-(scale > 0 ? 1.0 : -1.0) * (1.0 + 7.0 * rng_uniform(&rng)));
+                        bias[i] = (float)rng_range(&rng, -2.0, 2.0);
+                    }
+                    const int64_t bias_strides[2] = {(int64_t)n, 1};
+                    softmax_desc desc;
+                    softmax_desc_init(&desc, log_output ? SOFTMAX_OP_LOG_SOFTMAX : SOFTMAX_OP_SOFTMAX,
+                                      SOFTMAX_DTYPE_F32, n);
+                    desc.ndim = 2;
+                    desc.shape[0] = ROWS, desc.shape[1] = n;
+                    desc.scale = scale;
+                    if (kind == 0) {
+                        desc.max_bias = 8.0;
+                        desc.head_axis = 0;
+                    } else {
+                        desc.mask = bias;
+                        desc.mask_strides = bias_strides;
+                    }
+                    if (softmax_execute(&desc, x, NULL, y) != 0)
+                        fail_msg("huge scale: %s", softmax_last_error());
+                    reference_line r;
+                    reference_init(&r, n);
+                    for (size_t row = 0; row < ROWS; row++) {
+                        const double slope = kind == 0 ? alibi_slope_reference(8.0, ROWS, row) : 0.0;
+                        for (size_t k = 0; k < n; k++) {
+                            r.kept[k] = 1;
+                            reference_logit(r.z[k], x[row * n + k], scale, kind == 1 ? bias[row * n + k] : 0.0, slope,
+                                            k);
+                        }
+                        reference_evaluate(&r);
+                        char what[128];
+                        snprintf(what, sizeof what, "%s, scale %g, n = %zu, %s, row %zu", kind == 0 ? "ALiBi" : "bias",
+                                 scale, n, log_output ? "log-softmax" : "softmax", row);
+                        for (size_t k = 0; k < n; k++, checked++) {
+                            const float got = y[row * n + k];
+                            if (!log_output && !(got >= 0.0f && got <= 1.0f))
+                                fail_msg("%s: probability %a at %zu", what, (double)got, k);
+                            if (log_output && !(got <= 0.0f))
+                                fail_msg("%s: log-probability %a at %zu", what, (double)got, k);
+                            check_value(what, SOFTMAX_DTYPE_F32, SOFTMAX_DTYPE_F32, log_output, got, &r, k);
+                        }
+                    }
+                    reference_free(&r);
+                    free(x), free(y), free(bias);
+                }
+    printf("added biases with a huge scale: %zu outputs within bounds\n", checked);
+}
+
 static void test_added_bias_special_logits(void **state)
 {
     (void)state;
@@ -1810,6 +1884,7 @@ int main(void)
         cmocka_unit_test(test_materialized_mask_same_bits_as_broadcast),
         cmocka_unit_test(test_added_biases_on_short_rows),
         cmocka_unit_test(test_added_bias_special_logits),
+        cmocka_unit_test(test_added_bias_with_a_huge_scale),
         cmocka_unit_test(test_masked_backward),
         cmocka_unit_test(test_contract_in_every_dtype),
         cmocka_unit_test(test_in_place_strided_equals_out_of_place),

@@ -27,9 +27,17 @@ static inline V grid_high(V e)
  * below 2^-33 for |z| <= ADDED_MASK_MAX_LIMIT + 120 (outputs in the normal
  * range). The product goes into the mantissa, its rounding error into the
  * residual, which stays below half an ulp of the mantissa: a residual that
- * flushes to zero in a tiny exp then costs what it costs without a mask. */
+ * flushes to zero in a tiny exp then costs what it costs without a mask.
+ * A low part (the rounding remainder of z) is below 2^-14 there, but an
+ * element far below a moderate row maximum can carry one of any size (scale
+ * 1e30, x = -4: z about -4e30, its remainder about 1e23), which would bring
+ * its exp, clamped to the bottom of the range, back as a value of either
+ * sign: the low part is clamped to +-2^-12, which changes no other element
+ * (and lets NaN through: min and max return their second operand then). */
 static SOFTMAX_FORCE_INLINE void take_low(exp_parts *p, V low)
 {
+    const V bound = P(set1)((T)0x1p-12);
+    low = P(max)(P(neg)(bound), P(min)(bound, low));
     const V mantissa = P(fmadd)(p->mantissa, low, p->mantissa);
     p->residual = P(add)(p->residual, P(fmadd)(p->mantissa, low, P(sub)(p->mantissa, mantissa)));
     p->mantissa = mantissa;
