@@ -1365,6 +1365,55 @@ static void test_added_bias_with_a_huge_scale(void **state)
     printf("added biases with a huge scale: %zu outputs within bounds\n", checked);
 }
 
+/* z = scale * x + bias within a few ulp of the float range's end, from
+ * finite x and bias (0.25 * 3e38 - FLT_MAX): the exact two-sum of the
+ * added-bias kernels overflows in its intermediate steps, and its NaN rest
+ * made the whole row NaN. Short and long rows, softmax and log-softmax,
+ * against MPFR. */
+static void test_added_bias_near_the_float_range_end(void **state)
+{
+    (void)state;
+    static const size_t lengths[] = {3, 20, 300};
+    size_t checked = 0;
+    for (size_t l = 0; l < ARRAY_LEN(lengths); l++)
+        for (int log_output = 0; log_output < 2; log_output++) {
+            const size_t n = lengths[l];
+            float *x = calloc(2 * n, sizeof *x), *bias = calloc(2 * n, sizeof *bias), *y = malloc(2 * n * sizeof *y);
+            for (size_t row = 0; row < 2; row++) {
+                x[row * n + 1] = 3e38f;
+                bias[row * n + 1] = -FLT_MAX;
+                bias[row * n + n - 1] = row == 0 ? 0.5f : -FLT_MAX; /* and one ordinary bias */
+            }
+            const int64_t strides[2] = {(int64_t)n, 1};
+            softmax_desc desc;
+            softmax_desc_init(&desc, log_output ? SOFTMAX_OP_LOG_SOFTMAX : SOFTMAX_OP_SOFTMAX, SOFTMAX_DTYPE_F32, n);
+            desc.ndim = 2;
+            desc.shape[0] = 2, desc.shape[1] = n;
+            desc.scale = 0.25;
+            desc.mask = bias;
+            desc.mask_strides = strides;
+            if (softmax_execute(&desc, x, NULL, y) != 0)
+                fail_msg("near the range end: %s", softmax_last_error());
+            reference_line r;
+            reference_init(&r, n);
+            for (size_t row = 0; row < 2; row++) {
+                for (size_t k = 0; k < n; k++) {
+                    r.kept[k] = 1;
+                    reference_logit(r.z[k], x[row * n + k], 0.25, bias[row * n + k], 0.0, k);
+                }
+                reference_evaluate(&r);
+                char what[96];
+                snprintf(what, sizeof what, "z near -FLT_MAX, n = %zu, %s, row %zu", n,
+                         log_output ? "log-softmax" : "softmax", row);
+                for (size_t k = 0; k < n; k++, checked++)
+                    check_value(what, SOFTMAX_DTYPE_F32, SOFTMAX_DTYPE_F32, log_output, y[row * n + k], &r, k);
+            }
+            reference_free(&r);
+            free(x), free(bias), free(y);
+        }
+    printf("added biases near the float range's end: %zu outputs within bounds\n", checked);
+}
+
 static void test_added_bias_special_logits(void **state)
 {
     (void)state;
@@ -1885,6 +1934,7 @@ int main(void)
         cmocka_unit_test(test_added_biases_on_short_rows),
         cmocka_unit_test(test_added_bias_special_logits),
         cmocka_unit_test(test_added_bias_with_a_huge_scale),
+        cmocka_unit_test(test_added_bias_near_the_float_range_end),
         cmocka_unit_test(test_masked_backward),
         cmocka_unit_test(test_contract_in_every_dtype),
         cmocka_unit_test(test_in_place_strided_equals_out_of_place),

@@ -130,13 +130,28 @@ static SOFTMAX_FORCE_INLINE V excluded_by_bias(V seen, V bias)
     return _mm256_blendv_ps(seen, bias, _mm256_cmp_ps(bias, _mm256_set1_ps(-INFINITY), _CMP_EQ_OQ));
 #endif
 }
+
+/* v with its NaN lanes 0: a two-sum whose inputs are finite overflows in
+ * its intermediate steps when the sum is within a few ulp of the float
+ * range's end (scale * x = 7.5e37 and a bias of -FLT_MAX), and its error
+ * term comes out NaN; the element's z (high) is finite and far below any
+ * moderate row maximum, its exp 0, and a NaN rest would turn the row NaN.
+ * A NaN z stays NaN in high. */
+static SOFTMAX_FORCE_INLINE V zero_nan(V v)
+{
+#if defined(SOFTMAX_VEC_AVX512_H)
+    return _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(v, v, _CMP_ORD_Q), v);
+#else
+    return _mm256_and_ps(v, _mm256_cmp_ps(v, v, _CMP_ORD_Q));
+#endif
+}
 #endif
 
 /* The logits z = scale * x + bias of elements i .. i + count, the bias a
  * mask (which reads -inf past count, where x reads 0) or slope * j, as z =
  * high + *low: high the rounded sum, *low the rest, from exact products
  * (fmas) and an exact two-sum. |low| <= 2^-23 |z|; it is 0 where high is
- * -inf or NaN. The exps take it in through their residual (e^z = e^high (1
+ * -inf or NaN, and where the two-sum overflowed (zero_nan). The exps take it in through their residual (e^z = e^high (1
  * + low), see exp_block_excluding), so that z is never rounded before the
  * exp: rounding it would cost |z| * 2^-24 in the argument, 40 ulp at z =
  * -80. Exclusions (keep, a 0 / -inf mask, prefix) apply to high
@@ -174,7 +189,7 @@ static SOFTMAX_FORCE_INLINE V adding(V x, const row_masks *ex, int io_flags, siz
             seen = P(exclude)(seen, NULL, NULL, NULL, 0, P(set1)((T)-INFINITY), count);
         /* Without a slope an exact scale leaves the two-sum's error alone. */
         const V total = exact_scale && !(io_flags & ADD_SLOPE) ? error : P(add)(error, rest);
-        *low = P(zero_below)(total, seen, P(set1)(-T_MAX));
+        *low = zero_nan(P(zero_below)(total, seen, P(set1)(-T_MAX)));
         return seen;
     }
 #endif
