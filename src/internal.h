@@ -100,18 +100,25 @@ enum {
  * several threads. `op` is a softmax_op; grad is NULL for the forward ops.
  * No slot is NULL.
  */
-/* One line of softmax_kernels.excluding_rows and adding_rows: f32 logits
- * x, outputs y (may be x itself), the line's `where` bytes and mask (NULL
- * if absent, indexed like x), the length of its causal prefix and its ALiBi
- * slope (0: none). */
-typedef struct softmax_masked_line {
+/* A run of lines of softmax_kernels.excluding_rows and adding_rows: lines
+ * at constant steps from one to the next (adjacent queries of one head,
+ * say), described once rather than line by line -- on rows of 16 f32 a
+ * description per line cost as much as the row's softmax. Line i of the
+ * run: f32 logits x + i * x_step, outputs y + i * y_step (may be the
+ * logits themselves), `where` bytes keep + i * keep_step and mask
+ * (elements of the mask's type) mask + i * mask_step, each NULL if absent
+ * and indexed like x; its causal prefix is kept + i * kept_step clamped to
+ * [0, n]; every line of a run has the same ALiBi slope (0: none). */
+typedef struct softmax_masked_run {
     const float *x;
+    float *y;
     const uint8_t *keep;
     const void *mask;
-    size_t kept;
-    float *y;
+    int64_t x_step, y_step, keep_step, mask_step;
+    int64_t kept, kept_step;
+    size_t count;
     double slope;
-} softmax_masked_line;
+} softmax_masked_run;
 
 typedef struct softmax_kernels {
     size_t element_size;
@@ -174,26 +181,26 @@ typedef struct softmax_kernels {
                           double scale, float *y);
     /* A block of short contiguous forward rows (n <= SMALL_VECTORS vectors)
      * with exclusion masks applied as x is read, in the grouped tiny and
-     * small-row kernels: line b is the op on lines[b].x with the elements
-     * from lines[b].kept on, those of a zero lines[b].keep byte and those
-     * of a -inf lines[b].mask entry (mask_type: 0 none, 1 f32, 2 bf16, 3
-     * f16) excluded, into lines[b].y. Bit for bit rows() on each line with
+     * small-row kernels: each line of the runs is the op on its x with the
+     * elements from its kept prefix on, those of a zero keep byte and those
+     * of a -inf mask entry (mask_type: 0 none, 1 f32, 2 bf16, 3 f16)
+     * excluded, into its y. Bit for bit rows() on each line with
      * the excluded logits at -inf (+inf for a negative scale), as the
      * gathered path computes it. False, having written nothing, where the
      * path has no such kernels (f64, the portable path, ISAs without
      * f32_exclude) or n is longer. */
-    bool (*excluding_rows)(softmax_op op, const softmax_masked_line *lines, size_t count, size_t n, int mask_type,
+    bool (*excluding_rows)(softmax_op op, const softmax_masked_run *runs, size_t run_count, size_t n, int mask_type,
                            double scale);
     /* The same with an added bias: an additive mask (additive != 0,
-     * mask_type 1 f32, 2 bf16, 3 f16) or ALiBi (lines[b].slope * j; the
+     * mask_type 1 f32, 2 bf16, 3 f16) or ALiBi (the run's slope * j; the
      * mask, if any, then a 0 / -inf one), the op computed with scale 1 on z
      * = scale * x + bias over the line's kept prefix (accurate as the line
-     * kernels' excluding_row), the rest filled. declined[b] (count
-     * entries, written) marks the lines left unwritten for the general
+     * kernels' excluding_row), the rest filled. declined[b] (an entry per
+     * line of the runs, in order, written) marks the lines left unwritten for the general
      * path: fully masked ones, non-finite or large logits. False, having
      * written nothing, where the path has no such kernels, n is longer, the
      * scale is special or a line has both an added mask and a slope. */
-    bool (*adding_rows)(softmax_op op, const softmax_masked_line *lines, size_t count, size_t n, int mask_type,
+    bool (*adding_rows)(softmax_op op, const softmax_masked_run *runs, size_t run_count, size_t n, int mask_type,
                         int additive, double scale, bool *declined);
     /* f32 (declines every line without SOFTMAX_KERNELS_HALF_ROWS): one
      * contiguous forward line of bf16 (bf16 != 0) or f16 data, widened as
@@ -235,9 +242,9 @@ typedef struct softmax_kernels {
 bool softmax_portable_excluding_row(softmax_op op, const float *x, const uint8_t *keep, const float *mask,
                                     const uint16_t *half_mask, int half_bf16, int additive, double slope, size_t kept,
                                     size_t n, double scale, float *y);
-bool softmax_portable_excluding_rows(softmax_op op, const softmax_masked_line *lines, size_t count, size_t n,
+bool softmax_portable_excluding_rows(softmax_op op, const softmax_masked_run *runs, size_t run_count, size_t n,
                                      int mask_type, double scale);
-bool softmax_portable_adding_rows(softmax_op op, const softmax_masked_line *lines, size_t count, size_t n,
+bool softmax_portable_adding_rows(softmax_op op, const softmax_masked_run *runs, size_t run_count, size_t n,
                                   int mask_type, int additive, double scale, bool *declined);
 bool softmax_portable_half_line(softmax_op op, const uint16_t *x, int bf16, void *dst, int dst_half, size_t n,
                                 double scale);

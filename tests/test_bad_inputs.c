@@ -144,6 +144,59 @@ static void test_extreme_causal_offsets(void **state)
         assert_true(out[i] == -INFINITY);
 }
 
+/* The same offsets with a `where`, an added mask and ALiBi beside the
+ * causal mask: short rows then go through the grouped masked-row kernels,
+ * which take each run of lines' causal prefix as a first length and a step
+ * (softmax_masked_run), clamped line by line -- an offset near the int64
+ * range must neither wrap nor leave a row half masked. */
+static void test_extreme_causal_offsets_with_masks(void **state)
+{
+    (void)state;
+    enum { B = 3, Q = 20, K = 16 };
+    static float in[B * Q * K], out[B * Q * K], uncausal[B * Q * K], bias[Q * K];
+    static uint8_t keep[Q * K];
+    for (int i = 0; i < B * Q * K; i++)
+        in[i] = (float)(i % 7) - 3.0f;
+    for (int i = 0; i < Q * K; i++) {
+        keep[i] = 1;
+        bias[i] = 0.25f * (float)(i % 5);
+    }
+    const int64_t mask_strides[3] = {0, K, 1};
+    for (int kind = 0; kind < 3; kind++) {
+        for (int log_output = 0; log_output < 2; log_output++) {
+            softmax_desc desc;
+            softmax_desc_init(&desc, log_output ? SOFTMAX_OP_LOG_SOFTMAX : SOFTMAX_OP_SOFTMAX, SOFTMAX_DTYPE_F32, K);
+            desc.ndim = 3;
+            desc.shape[0] = B, desc.shape[1] = Q, desc.shape[2] = K;
+            if (kind == 0)
+                desc.where = keep, desc.where_strides = mask_strides;
+            else if (kind == 1)
+                desc.mask = bias, desc.mask_strides = mask_strides;
+            else
+                desc.max_bias = 8.0, desc.head_axis = 0;
+            EXPECT_CALL(SOFTMAX_OK, softmax_execute(&desc, in, NULL, uncausal), uncausal, sizeof uncausal);
+            desc.causal = 1;
+            /* every element kept: the call without the causal mask */
+            desc.causal_offset = INT64_MAX;
+            EXPECT_CALL(SOFTMAX_OK, softmax_execute(&desc, in, NULL, out), out, sizeof out);
+            for (int i = 0; i < B * Q * K; i++)
+                if (!(fabsf(out[i] - uncausal[i]) <= 1e-6f * fabsf(uncausal[i])))
+                    fail_msg("kind %d, log %d, offset INT64_MAX: element %d is %g, without causal %g", kind,
+                             log_output, i, (double)out[i], (double)uncausal[i]);
+            /* nothing kept, with or without the largest negative offsets */
+            const int64_t none_kept[] = {INT64_MIN, INT64_MIN + 1, -(int64_t)Q - 300, -(int64_t)Q};
+            for (size_t o = 0; o < sizeof none_kept / sizeof none_kept[0]; o++) {
+                desc.causal_offset = none_kept[o];
+                EXPECT_CALL(SOFTMAX_OK, softmax_execute(&desc, in, NULL, out), out, sizeof out);
+                for (int i = 0; i < B * Q * K; i++)
+                    if (out[i] != (log_output ? -INFINITY : 0.0f))
+                        fail_msg("kind %d, log %d, offset %lld: element %d is %g", kind, log_output,
+                                 (long long)none_kept[o], i, (double)out[i]);
+            }
+        }
+    }
+}
+
 /* where / causal / -inf mask exclusions give probability 0 whatever the
  * sign of the scale (they once took all the mass for scale < 0). */
 static void test_exclusions_with_negative_scale(void **state)
@@ -242,6 +295,7 @@ int main(void)
         cmocka_unit_test(test_dst_overlapping_where_or_other_layout),
         cmocka_unit_test(test_negative_strides_below_address_zero),
         cmocka_unit_test(test_extreme_causal_offsets),
+        cmocka_unit_test(test_extreme_causal_offsets_with_masks),
         cmocka_unit_test(test_exclusions_with_negative_scale),
         cmocka_unit_test(test_convert_bad_types_and_in_place),
         cmocka_unit_test(test_desc_init_defers_checks),

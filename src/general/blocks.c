@@ -121,71 +121,87 @@ static bool run_half_line(const general_plan *plan, const line_position *line)
     return plan->kernels->half_line(plan->op, src, x->type == SOFTMAX_DTYPE_BF16, dst, dst_half, plan->n, plan->scale);
 }
 
-static void run_gathered_block(const general_plan *plan, const block_buffers *buffers, const line_position *positions,
-                               size_t first_line, size_t line_count);
-
-/* A block of short lines with exclusion masks through the kernels' grouped
- * excluding_rows (masks applied as x is read); false if they decline it. */
-static bool run_excluding_rows(const general_plan *plan, const line_position *positions, size_t line_count)
+/* The kernels' description of the run of `count` lines from `where` on
+ * (see softmax_masked_run). */
+static softmax_masked_run masked_run(const general_plan *plan, const line_position *where, const line_position *step,
+                                     size_t count)
 {
     const general_operand *x = &plan->operands[GENERAL_SRC], *d = &plan->operands[GENERAL_DST];
     const general_operand *w = &plan->operands[GENERAL_WHERE], *m = &plan->operands[GENERAL_MASK];
-    if (plan->alibi || (plan->has_mask && !plan->mask_only_excludes))
-        return false;
-    softmax_masked_line lines[BLOCK_MAX_LINES];
     const size_t mask_size = plan->has_mask ? softmax_dtype_size(m->type) : 0;
-    for (size_t b = 0; b < line_count; b++) {
-        const line_position *where = &positions[b];
-        lines[b] = (softmax_masked_line){
-            (const float *)(const void *)x->base + where->offset[GENERAL_SRC],
-            plan->has_where ? (const uint8_t *)(const void *)w->base + where->offset[GENERAL_WHERE] : NULL,
-            plan->has_mask ? m->base + where->offset[GENERAL_MASK] * (int64_t)mask_size : NULL,
-            causal_length(plan, where),
-            (float *)(void *)d->base_out + where->offset[GENERAL_DST],
-            0.0};
-    }
-    const int mask_type = !plan->has_mask                 ? 0
-                          : m->type == SOFTMAX_DTYPE_F32  ? 1
-                          : m->type == SOFTMAX_DTYPE_BF16 ? 2
-                                                          : 3;
-    return plan->kernels->excluding_rows(plan->op, lines, line_count, plan->n, mask_type, plan->scale);
+    return (softmax_masked_run){
+        .x = (const float *)(const void *)x->base + where->offset[GENERAL_SRC],
+        .y = (float *)(void *)d->base_out + where->offset[GENERAL_DST],
+        .keep = plan->has_where ? (const uint8_t *)(const void *)w->base + where->offset[GENERAL_WHERE] : NULL,
+        .mask = plan->has_mask ? m->base + where->offset[GENERAL_MASK] * (int64_t)mask_size : NULL,
+        .x_step = step->offset[GENERAL_SRC],
+        .y_step = step->offset[GENERAL_DST],
+        .keep_step = plan->has_where ? step->offset[GENERAL_WHERE] : 0,
+        .mask_step = plan->has_mask ? step->offset[GENERAL_MASK] : 0,
+        .kept = causal_length_unclamped(plan, where),
+        .kept_step = plan->causal ? step->query : 0,
+        .count = count,
+        .slope = alibi_slope(plan, where->head)};
 }
 
-/* A block of short lines with an added bias (an additive mask, ALiBi)
- * through the kernels' grouped adding_rows; false if they decline the
- * block. Lines they leave (declined[b]) are for the gathered path. */
-static bool run_adding_rows(const general_plan *plan, const line_position *positions, size_t line_count, bool *declined)
+/* The block's lines as the kernels' runs: one description per run of
+ * lines (a query's successors of one head), not per line. Returns the
+ * number of runs. */
+static size_t masked_runs_of(const general_plan *plan, size_t first_line, size_t line_count, softmax_masked_run *out)
 {
-    const general_operand *x = &plan->operands[GENERAL_SRC], *d = &plan->operands[GENERAL_DST];
-    const general_operand *w = &plan->operands[GENERAL_WHERE], *m = &plan->operands[GENERAL_MASK];
+    line_run runs[BLOCK_MAX_LINES];
+    line_position step;
+    const size_t run_count = runs_of(plan, first_line, line_count, runs, &step);
+    /* A run has one slope: where the heads are the run's dimension, a run
+     * per line. */
+    const bool slope_per_line = plan->alibi && step.head != 0;
+    size_t count = 0;
+    for (size_t r = 0; r < run_count; r++) {
+        if (!slope_per_line) {
+            out[count++] = masked_run(plan, &runs[r].first, &step, runs[r].count);
+            continue;
+        }
+        line_position where = runs[r].first;
+        for (size_t i = 0; i < runs[r].count; i++) {
+            out[count++] = masked_run(plan, &where, &step, 1);
+            for (int k = 0; k < GENERAL_OPERANDS; k++)
+                where.offset[k] += step.offset[k];
+            where.query += step.query;
+            where.head += step.head;
+        }
+    }
+    return count;
+}
+
+/* The kernels' mask_type: 0 none, 1 f32, 2 bf16, 3 f16. */
+static int kernel_mask_type(const general_plan *plan)
+{
+    const softmax_dtype type = plan->operands[GENERAL_MASK].type;
+    return !plan->has_mask ? 0 : type == SOFTMAX_DTYPE_F32 ? 1 : type == SOFTMAX_DTYPE_BF16 ? 2 : 3;
+}
+
+/* Short masked rows through the grouped kernels, which read and write in
+ * place: exclusion masks (excluding_rows) or added biases (adding_rows).
+ * True if every line is done; else *grouped says whether adding_rows ran,
+ * declined[b] then marking the lines it left. */
+static bool run_grouped_lines(const general_plan *plan, size_t first_line, size_t line_count, bool *grouped,
+                              bool *declined)
+{
+    softmax_masked_run runs[BLOCK_MAX_LINES];
+    const size_t run_count = masked_runs_of(plan, first_line, line_count, runs);
     const bool additive = plan->has_mask && !plan->mask_only_excludes;
     if (!plan->alibi && !additive)
-        return false;
-    softmax_masked_line lines[BLOCK_MAX_LINES];
-    const size_t mask_size = plan->has_mask ? softmax_dtype_size(m->type) : 0;
-    /* Adjacent lines share their head: its slope (a pow) once per run. */
-    int64_t slope_head = -1;
-    double slope = 0.0;
-    for (size_t b = 0; b < line_count; b++) {
-        const line_position *where = &positions[b];
-        if (plan->alibi && where->head != slope_head) {
-            slope_head = where->head;
-            slope = alibi_slope(plan, slope_head);
-        }
-        lines[b] = (softmax_masked_line){
-            (const float *)(const void *)x->base + where->offset[GENERAL_SRC],
-            plan->has_where ? (const uint8_t *)(const void *)w->base + where->offset[GENERAL_WHERE] : NULL,
-            plan->has_mask ? m->base + where->offset[GENERAL_MASK] * (int64_t)mask_size : NULL,
-            causal_length(plan, where),
-            (float *)(void *)d->base_out + where->offset[GENERAL_DST],
-            slope};
-    }
-    const int mask_type = !plan->has_mask                 ? 0
-                          : m->type == SOFTMAX_DTYPE_F32  ? 1
-                          : m->type == SOFTMAX_DTYPE_BF16 ? 2
-                                                          : 3;
-    return plan->kernels->adding_rows(plan->op, lines, line_count, plan->n, mask_type, additive, plan->scale, declined);
+        return plan->kernels->excluding_rows(plan->op, runs, run_count, plan->n, kernel_mask_type(plan), plan->scale);
+    *grouped = plan->kernels->adding_rows(plan->op, runs, run_count, plan->n, kernel_mask_type(plan), additive,
+                                          plan->scale, declined);
+    bool any_declined = false;
+    for (size_t b = 0; *grouped && b < line_count; b++)
+        any_declined |= declined[b];
+    return *grouped && !any_declined;
 }
+
+static void run_gathered_block(const general_plan *plan, const block_buffers *buffers, const line_position *positions,
+                               size_t first_line, size_t line_count);
 
 /* The layouts the kernels read (and write) in place, line by line: long
  * half-precision rows streamed (half_row), in-cache half rows widened as
@@ -201,17 +217,18 @@ static void run_block(const general_plan *plan, const block_buffers *buffers, si
         if (plan->kernels->half_row(plan->op, src, dst, plan->n, plan->scale, x->type == SOFTMAX_DTYPE_BF16))
             return;
     }
-    line_position positions[BLOCK_MAX_LINES];
-    positions_of(plan, first_line, line_count, positions);
     const bool half_lines = plan->route == SOFTMAX_ROUTE_HALF_LINES || plan->route == SOFTMAX_ROUTE_FAST_HALF_LINES;
+    line_position positions[BLOCK_MAX_LINES];
     if (!half_lines && plan->route != SOFTMAX_ROUTE_MASKED_LINES) {
+        positions_of(plan, first_line, line_count, positions);
         run_gathered_block(plan, buffers, positions, first_line, line_count);
         return;
     }
-    if (!half_lines && run_excluding_rows(plan, positions, line_count))
-        return;
     bool declined_by_group[BLOCK_MAX_LINES];
-    const bool grouped = !half_lines && run_adding_rows(plan, positions, line_count, declined_by_group);
+    bool grouped = false;
+    if (!half_lines && run_grouped_lines(plan, first_line, line_count, &grouped, declined_by_group))
+        return;
+    positions_of(plan, first_line, line_count, positions);
     /* Declined lines (short rows below the line kernels' regime, fully
      * masked rows, ...) are gathered together: the grouped small-row kernels
      * pay for a whole group whether it holds one row or sixteen, and a row's
@@ -360,13 +377,18 @@ static void run_causal_rows(const general_plan *plan, size_t first_line, size_t 
     const general_operand *dst = &plan->operands[GENERAL_DST];
     if (line_count == 0)
         return;
-    line_position positions[BLOCK_MAX_LINES];
-    positions_of(plan, first_line, line_count, positions);
-    const line_position first = positions[0];
-    /* The unit's rows are contiguous (layout checked by the plan). */
-    size_t kept[BLOCK_MAX_LINES];
-    for (size_t b = 0; b < line_count; b++)
-        kept[b] = causal_length(plan, &positions[b]);
+    line_run runs[BLOCK_MAX_LINES];
+    line_position step;
+    const size_t run_count = runs_of(plan, first_line, line_count, runs, &step);
+    const line_position first = runs[0].first;
+    /* The unit's rows are contiguous (layout checked by the plan); only
+     * their queries differ. */
+    size_t kept[BLOCK_MAX_LINES], b = 0;
+    for (size_t r = 0; r < run_count; r++) {
+        line_position where = runs[r].first;
+        for (size_t i = 0; i < runs[r].count; i++, b++, where.query += step.query)
+            kept[b] = causal_length(plan, &where);
+    }
     plan->kernels->prefix_rows(plan->op, src->base + first.offset[GENERAL_SRC] * (int64_t)element,
                                plan->forward ? NULL : grad->base + first.offset[GENERAL_GRAD] * (int64_t)element,
                                dst->base_out + first.offset[GENERAL_DST] * (int64_t)element, line_count, n, kept,

@@ -35,6 +35,12 @@ typedef struct line_position {
     int64_t head;                     /* index along head_axis (ALiBi) */
 } line_position;
 
+/* Lines at a constant step from one to the next (see runs_of). */
+typedef struct line_run {
+    line_position first;
+    size_t count;
+} line_run;
+
 typedef struct block_buffers {
     void *values;   /* block x n in the computation type: src, then the result */
     void *gradient; /* block x n in the computation type (gradient ops) */
@@ -70,6 +76,19 @@ static inline size_t causal_length(const general_plan *plan, const line_position
     return (uint64_t)last_kept >= plan->n ? plan->n : (size_t)last_kept + 1;
 }
 
+/* causal_length() before its clamp to [0, n] from below, for runs whose
+ * lines keep one element more each (softmax_masked_run.kept): at most n,
+ * so that adding a line's index never overflows; at least INT64_MIN + 1. */
+static inline int64_t causal_length_unclamped(const general_plan *plan, const line_position *where)
+{
+    if (!plan->causal)
+        return (int64_t)plan->n;
+    /* query >= 0: only a large positive offset can overflow (all kept). */
+    const int64_t last_kept =
+        plan->causal_offset > INT64_MAX - where->query ? INT64_MAX : where->query + plan->causal_offset;
+    return last_kept >= (int64_t)plan->n ? (int64_t)plan->n : last_kept + 1;
+}
+
 static inline bool is_kept(const general_plan *plan, const line_position *where, size_t j, size_t kept_prefix)
 {
     if (j >= kept_prefix)
@@ -100,6 +119,7 @@ void scatter_f32(const softmax_kernels *kernels, char *base, softmax_dtype type,
 void scatter_f64(char *base, softmax_dtype type, int64_t offset, int64_t stride, const double *in, size_t n);
 
 /* masks.c */
+size_t runs_of(const general_plan *plan, size_t first_line, size_t count, line_run *out, line_position *step);
 void positions_of(const general_plan *plan, size_t first_line, size_t count, line_position *out);
 line_position position_of(const general_plan *plan, size_t line);
 void masked_logits(const general_plan *plan, const line_position *where, const double *x, size_t n, dd *z_wide,

@@ -9,74 +9,129 @@
 
 #include "general/general_internal.h"
 
-/* The positions of lines first_line .. first_line + count - 1: one division
- * per dimension for the first line, then runs along the innermost
- * dimension other than the axis (one addition per operand and line), an
- * odometer step over the outer dimensions only between runs (a division
- * per line and dimension cost as much as a short row's softmax, and the
- * odometer's carry loop for every line a quarter of it). */
-void positions_of(const general_plan *plan, size_t first_line, size_t count, line_position *out)
+/* Where the walk over lines stands: the index along every dimension but
+ * the axis, and the innermost such dimension (-1: none, a single line). */
+typedef struct line_walk {
+    size_t index[SOFTMAX_MAX_NDIM];
+    int inner;
+} line_walk;
+
+/* The position of line `line`: one division per dimension. */
+static line_position walk_to(const general_plan *plan, size_t line, line_walk *walk)
 {
-    size_t index[SOFTMAX_MAX_NDIM] = {0};
     line_position where = {{0}, 0, 0};
-    size_t rest = first_line;
-    int inner = -1; /* the innermost dimension other than the axis */
+    size_t rest = line;
+    walk->inner = -1;
     for (int d = plan->ndim - 1; d >= 0; d--) {
+        walk->index[d] = 0;
         if (d == plan->axis)
             continue;
-        if (inner < 0)
-            inner = d;
-        index[d] = rest % plan->shape[d];
+        if (walk->inner < 0)
+            walk->inner = d;
+        walk->index[d] = rest % plan->shape[d];
         rest /= plan->shape[d];
         for (int k = 0; k < GENERAL_OPERANDS; k++)
-            where.offset[k] += (int64_t)index[d] * plan->operands[k].strides[d];
+            where.offset[k] += (int64_t)walk->index[d] * plan->operands[k].strides[d];
     }
     if (plan->axis >= 1)
-        where.query = (int64_t)index[plan->axis - 1];
+        where.query = (int64_t)walk->index[plan->axis - 1];
     if (plan->head_axis >= 0)
-        where.head = (int64_t)index[plan->head_axis];
-    if (count > 0)
-        out[0] = where;
-    if (count <= 1)
-        return;
-    /* Lines differ only along the axis's dimensions: count is then 1. */
-    int64_t step[GENERAL_OPERANDS];
-    for (int k = 0; k < GENERAL_OPERANDS; k++)
-        step[k] = plan->operands[k].strides[inner];
-    const bool query_inner = plan->axis >= 1 && plan->axis - 1 == inner;
-    const bool head_inner = plan->head_axis == inner;
-    size_t b = 1;
+        where.head = (int64_t)walk->index[plan->head_axis];
+    return where;
+}
+
+/* From the last line of a run to the first of the next: an odometer step
+ * over the outer dimensions. The position goes by value: held in memory
+ * through a pointer, each line's copy of it read back what the additions
+ * had just stored (a forwarding stall that made positions_of 1.5x
+ * slower). */
+static line_position walk_to_next_run(const general_plan *plan, line_walk *walk, line_position where)
+{
+    for (int d = walk->inner; d >= 0; d--) {
+        if (d == plan->axis)
+            continue;
+        const bool carry = walk->index[d] + 1 == plan->shape[d];
+        const int64_t by = carry ? -(int64_t)walk->index[d] : 1;
+        walk->index[d] = carry ? 0 : walk->index[d] + 1;
+        for (int k = 0; k < GENERAL_OPERANDS; k++)
+            where.offset[k] += by * plan->operands[k].strides[d];
+        if (!carry)
+            break;
+    }
+    if (plan->axis >= 1)
+        where.query = (int64_t)walk->index[plan->axis - 1];
+    if (plan->head_axis >= 0)
+        where.head = (int64_t)walk->index[plan->head_axis];
+    return where;
+}
+
+/* From a line to the next along dimension `inner` (none if negative). */
+static line_position step_along(const general_plan *plan, int inner)
+{
+    line_position step = {{0}, 0, 0};
+    if (inner >= 0) {
+        for (int k = 0; k < GENERAL_OPERANDS; k++)
+            step.offset[k] = plan->operands[k].strides[inner];
+        step.query = plan->axis >= 1 && plan->axis - 1 == inner;
+        step.head = plan->head_axis == inner;
+    }
+    return step;
+}
+
+/* Lines first_line .. first_line + count - 1 as runs along the innermost
+ * dimension other than the axis: one division per dimension for the first
+ * line, then an odometer step over the outer dimensions only between runs
+ * (a division per line and dimension cost as much as a short row's
+ * softmax, and the odometer's carry loop for every line a quarter of it).
+ * Within a run, a line is the previous one plus *step. Returns the number
+ * of runs written to out (at most count). */
+size_t runs_of(const general_plan *plan, size_t first_line, size_t count, line_run *out, line_position *step)
+{
+    line_walk walk;
+    line_position where = walk_to(plan, first_line, &walk);
+    const int inner = walk.inner;
+    *step = step_along(plan, inner);
+    size_t runs = 0, b = 0;
     while (b < count) {
-        /* The rest of the current run along `inner`. */
-        size_t run = plan->shape[inner] - 1 - index[inner];
+        /* Lines differ only along the axis's dimensions: count is then 1. */
+        size_t run = inner >= 0 ? plan->shape[inner] - walk.index[inner] : 1;
         run = run < count - b ? run : count - b;
-        for (size_t i = 0; i < run; i++, b++) {
-            for (int k = 0; k < GENERAL_OPERANDS; k++)
-                where.offset[k] += step[k];
-            where.query += query_inner;
-            where.head += head_inner;
-            out[b] = where;
-        }
-        index[inner] += run;
+        out[runs++] = (line_run){where, run};
+        b += run;
         if (b == count)
             break;
-        /* The odometer step into the next run. */
-        for (int d = inner; d >= 0; d--) {
-            if (d == plan->axis)
-                continue;
-            const bool carry = index[d] + 1 == plan->shape[d];
-            const int64_t by = carry ? -(int64_t)index[d] : 1;
-            index[d] = carry ? 0 : index[d] + 1;
-            for (int k = 0; k < GENERAL_OPERANDS; k++)
-                where.offset[k] += by * plan->operands[k].strides[d];
-            if (!carry)
-                break;
-        }
-        if (plan->axis >= 1)
-            where.query = (int64_t)index[plan->axis - 1];
-        if (plan->head_axis >= 0)
-            where.head = (int64_t)index[plan->head_axis];
+        walk.index[inner] += run - 1;
+        for (int k = 0; k < GENERAL_OPERANDS; k++)
+            where.offset[k] += (int64_t)(run - 1) * step->offset[k];
+        where = walk_to_next_run(plan, &walk, where);
+    }
+    return runs;
+}
+
+/* The positions of lines first_line .. first_line + count - 1, run by run
+ * (one addition per operand and line within a run). */
+void positions_of(const general_plan *plan, size_t first_line, size_t count, line_position *out)
+{
+    line_walk walk;
+    line_position where = walk_to(plan, first_line, &walk);
+    const int inner = walk.inner;
+    const line_position step = step_along(plan, inner);
+    size_t b = 0;
+    while (b < count) {
+        size_t run = inner >= 0 ? plan->shape[inner] - walk.index[inner] : 1;
+        run = run < count - b ? run : count - b;
         out[b++] = where;
+        for (size_t i = 1; i < run; i++, b++) {
+            for (int k = 0; k < GENERAL_OPERANDS; k++)
+                where.offset[k] += step.offset[k];
+            where.query += step.query;
+            where.head += step.head;
+            out[b] = where;
+        }
+        if (b == count)
+            break;
+        walk.index[inner] += run - 1;
+        where = walk_to_next_run(plan, &walk, where);
     }
 }
 

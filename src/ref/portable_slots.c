@@ -23,17 +23,17 @@ bool softmax_portable_excluding_row(softmax_op op, const float *x, const uint8_t
     return false;
 }
 
-bool softmax_portable_excluding_rows(softmax_op op, const softmax_masked_line *lines, size_t count, size_t n,
+bool softmax_portable_excluding_rows(softmax_op op, const softmax_masked_run *runs, size_t run_count, size_t n,
                                      int mask_type, double scale)
 {
-    (void)op, (void)lines, (void)count, (void)n, (void)mask_type, (void)scale;
+    (void)op, (void)runs, (void)run_count, (void)n, (void)mask_type, (void)scale;
     return false;
 }
 
-bool softmax_portable_adding_rows(softmax_op op, const softmax_masked_line *lines, size_t count, size_t n,
+bool softmax_portable_adding_rows(softmax_op op, const softmax_masked_run *runs, size_t run_count, size_t n,
                                   int mask_type, int additive, double scale, bool *declined)
 {
-    (void)op, (void)lines, (void)count, (void)n, (void)mask_type, (void)additive, (void)scale, (void)declined;
+    (void)op, (void)runs, (void)run_count, (void)n, (void)mask_type, (void)additive, (void)scale, (void)declined;
     return false;
 }
 

@@ -74,40 +74,85 @@ static void prefix_groups_add(prefix_groups *p, softmax_op op, const T *x, T *y,
 /* ---------------------------------------------------- masked short rows */
 
 #if defined(HALF_ROWS)
-static SOFTMAX_FORCE_INLINE void excluding_groups(softmax_op op, const softmax_masked_line *lines, size_t count,
-                                                  size_t n, int flags, row_group *g, double scale,
+/* The kept prefix of line i of a run (see softmax_masked_run). */
+static inline size_t run_kept(const softmax_masked_run *run, size_t i, size_t n)
+{
+    const int64_t kept = run->kept + (int64_t)i * run->kept_step;
+    return kept <= 0 ? 0 : (uint64_t)kept >= n ? n : (size_t)kept;
+}
+
+/* The bytes of one mask element: f32 (mask_type 1), else half bits. */
+static inline size_t mask_element_size(int mask_type)
+{
+    return mask_type == 1 ? sizeof(float) : sizeof(uint16_t);
+}
+
+/* A cursor over the lines of runs: run k, its line i. */
+typedef struct run_cursor {
+    size_t k;
+    size_t i;
+} run_cursor;
+
+/* Moves the cursor to the next line; false once every run is done. */
+static inline bool run_cursor_next(run_cursor *c, const softmax_masked_run *runs, size_t run_count)
+{
+    if (++c->i < runs[c->k].count)
+        return true;
+    c->i = 0;
+    while (++c->k < run_count)
+        if (runs[c->k].count > 0)
+            return true;
+    return false;
+}
+
+static SOFTMAX_FORCE_INLINE void excluding_groups(softmax_op op, const softmax_masked_run *runs, size_t run_count,
+                                                  size_t n, int flags, size_t mask_size, row_group *g, double scale,
                                                   const shared_plan *shared)
 {
-    for (size_t b0 = 0; b0 < count; b0 += LANES) {
-        const size_t rows = count - b0 < LANES ? count - b0 : LANES;
-        for (size_t r = 0; r < rows; r++) {
-            const softmax_masked_line *line = &lines[b0 + r];
-            g->rows_x[r] = line->x;
-            g->rows_y[r] = line->y;
-            g->keep[r] = line->keep;
-            g->mask[r] = (flags & (EXCLUDE_MASK | EXCLUDE_HALF)) ? line->mask : NULL;
-            g->kept[r] = line->kept;
-        }
+    run_cursor at = {0, 0};
+    while (at.k < run_count && runs[at.k].count == 0)
+        at.k++;
+    bool more = at.k < run_count;
+    while (more) {
+        size_t rows = 0;
+        do {
+            const softmax_masked_run *run = &runs[at.k];
+            const int64_t i = (int64_t)at.i;
+            g->rows_x[rows] = run->x + i * run->x_step;
+            g->rows_y[rows] = run->y + i * run->y_step;
+            g->keep[rows] = run->keep != NULL ? run->keep + i * run->keep_step : NULL;
+            g->mask[rows] = (flags & (EXCLUDE_MASK | EXCLUDE_HALF)) && run->mask != NULL
+                                ? (const char *)run->mask + i * run->mask_step * (int64_t)mask_size
+                                : NULL;
+            g->kept[rows] = run_kept(run, at.i, n);
+            rows++;
+            more = run_cursor_next(&at, runs, run_count);
+        } while (more && rows < LANES);
         run_group(op, g, flags | GROUP_ROWS, rows, n, n, scale, shared);
     }
 }
 
 /* See softmax_kernels.excluding_rows. */
-static bool excluding_rows(softmax_op op, const softmax_masked_line *lines, size_t count, size_t n, int mask_type,
+static bool excluding_rows(softmax_op op, const softmax_masked_run *runs, size_t run_count, size_t n, int mask_type,
                            double scale)
 {
-    if ((op != SOFTMAX_OP_SOFTMAX && op != SOFTMAX_OP_LOG_SOFTMAX) || count == 0 || n == 0 ||
+    if ((op != SOFTMAX_OP_SOFTMAX && op != SOFTMAX_OP_LOG_SOFTMAX) || run_count == 0 || n == 0 ||
         n > SMALL_VECTORS * LANES || mask_type < 0 || mask_type > 3)
         return false;
-    size_t keeps = 0, masks = 0;
+    size_t count = 0, keeps = 0, masks = 0;
     bool prefix = false;
-    for (size_t b = 0; b < count; b++) {
-        keeps += lines[b].keep != NULL;
-        masks += lines[b].mask != NULL;
-        prefix |= lines[b].kept < n;
-        if (lines[b].kept > n)
-            return false;
+    for (size_t k = 0; k < run_count; k++) {
+        const softmax_masked_run *run = &runs[k];
+        if (run->count == 0)
+            continue;
+        count += run->count;
+        keeps += run->keep != NULL ? run->count : 0;
+        masks += run->mask != NULL ? run->count : 0;
+        /* the prefixes are monotone along a run: its shortest is at an end */
+        prefix |= run_kept(run, 0, n) < n || run_kept(run, run->count - 1, n) < n;
     }
+    if (count == 0)
+        return false;
     row_group g;
     g.excluded = scale < 0 ? (T)INFINITY : (T)-INFINITY;
     g.half_minus_inf = mask_type == 2 ? (uint16_t)0xff80u : (uint16_t)0xfc00u;
@@ -117,30 +162,31 @@ static bool excluding_rows(softmax_op op, const softmax_masked_line *lines, size
     const bool mixed = (keeps != 0 && keeps != count) || (mask_flag != 0 && masks != count);
     const int flags =
         (keeps > 0 ? EXCLUDE_KEEP : 0) | mask_flag | (prefix ? EXCLUDE_PREFIX : 0) | (mixed ? GROUP_CHECKED : 0);
+    const size_t mask_size = mask_element_size(mask_type);
     const shared_plan shared = shared_plan_of(scale);
     const unsigned int saved = vec_flush_to_zero_begin();
     /* One specialised body for each single kind (the attention layouts);
      * combinations share a general one per mask type. */
     switch (flags) {
     case EXCLUDE_KEEP:
-        excluding_groups(op, lines, count, n, EXCLUDE_KEEP, &g, scale, &shared);
+        excluding_groups(op, runs, run_count, n, EXCLUDE_KEEP, mask_size, &g, scale, &shared);
         break;
     case EXCLUDE_MASK:
-        excluding_groups(op, lines, count, n, EXCLUDE_MASK, &g, scale, &shared);
+        excluding_groups(op, runs, run_count, n, EXCLUDE_MASK, mask_size, &g, scale, &shared);
         break;
     case EXCLUDE_HALF:
-        excluding_groups(op, lines, count, n, EXCLUDE_HALF, &g, scale, &shared);
+        excluding_groups(op, runs, run_count, n, EXCLUDE_HALF, mask_size, &g, scale, &shared);
         break;
     case EXCLUDE_KEEP | EXCLUDE_PREFIX:
-        excluding_groups(op, lines, count, n, EXCLUDE_KEEP | EXCLUDE_PREFIX, &g, scale, &shared);
+        excluding_groups(op, runs, run_count, n, EXCLUDE_KEEP | EXCLUDE_PREFIX, mask_size, &g, scale, &shared);
         break;
     default:
         if (mask_flag == EXCLUDE_HALF)
-            excluding_groups(op, lines, count, n, EXCLUDE_KEEP | EXCLUDE_HALF | EXCLUDE_PREFIX | GROUP_CHECKED, &g,
-                             scale, &shared);
+            excluding_groups(op, runs, run_count, n, EXCLUDE_KEEP | EXCLUDE_HALF | EXCLUDE_PREFIX | GROUP_CHECKED,
+                             mask_size, &g, scale, &shared);
         else
-            excluding_groups(op, lines, count, n, EXCLUDE_KEEP | EXCLUDE_MASK | EXCLUDE_PREFIX | GROUP_CHECKED, &g,
-                             scale, &shared);
+            excluding_groups(op, runs, run_count, n, EXCLUDE_KEEP | EXCLUDE_MASK | EXCLUDE_PREFIX | GROUP_CHECKED,
+                             mask_size, &g, scale, &shared);
         break;
     }
     vec_flush_to_zero_end(saved);
@@ -322,41 +368,61 @@ static SOFTMAX_FORCE_INLINE void added_group_run(softmax_op op, const added_grou
     }
 }
 
-/* The lines of one call in groups of LANES (lines marked in declined skip
- * the groups); marks the lines the groups decline. */
-static SOFTMAX_FORCE_INLINE void added_groups(softmax_op op, const softmax_masked_line *lines, size_t count, size_t n,
-                                              int flags, added_group *ag, const shared_plan *shared, bool *declined)
+/* The lines of the runs in groups of LANES; marks in declined (an entry
+ * per line) the fully masked ones and those the groups decline. */
+static SOFTMAX_FORCE_INLINE void added_groups(softmax_op op, const softmax_masked_run *runs, size_t run_count, size_t n,
+                                              int flags, size_t mask_size, added_group *ag, const shared_plan *shared,
+                                              bool *declined)
 {
-    size_t line_of[LANES], rows = 0;
-    for (size_t b = 0; b <= count; b++) {
-        if (b < count && !declined[b]) {
-            const softmax_masked_line *line = &lines[b];
-            ag->rows.rows_x[rows] = line->x;
-            ag->rows.rows_y[rows] = line->y;
-            ag->rows.keep[rows] = line->keep;
-            ag->rows.length[rows] = line->kept;
-            ag->mask[rows] = line->mask;
-            if (flags & ADD_SLOPE) { /* per line, a few conversions: a tenth of a T = 16 row */
-                ag->slope_hi[rows] = (T)line->slope;
-                ag->slope_lo[rows] = (T)((WIDE)line->slope - (WIDE)(T)line->slope);
+    size_t line_of[LANES], line = 0;
+    run_cursor at = {0, 0};
+    while (at.k < run_count && runs[at.k].count == 0)
+        at.k++;
+    bool more = at.k < run_count;
+    T slope_hi = 0, slope_lo = 0;
+    size_t slope_run = SIZE_MAX;
+    while (more) {
+        size_t rows = 0;
+        do {
+            const softmax_masked_run *run = &runs[at.k];
+            const int64_t i = (int64_t)at.i;
+            const size_t kept = run_kept(run, at.i, n);
+            declined[line] = kept == 0; /* fully masked: the general path's fill */
+            if (kept > 0) {
+                ag->rows.rows_x[rows] = run->x + i * run->x_step;
+                ag->rows.rows_y[rows] = run->y + i * run->y_step;
+                ag->rows.keep[rows] = run->keep != NULL ? run->keep + i * run->keep_step : NULL;
+                ag->rows.length[rows] = kept;
+                ag->mask[rows] =
+                    run->mask != NULL ? (const char *)run->mask + i * run->mask_step * (int64_t)mask_size : NULL;
+                if (flags & ADD_SLOPE) {
+                    if (slope_run != at.k) { /* a few conversions, once a run */
+                        slope_run = at.k;
+                        slope_hi = (T)run->slope;
+                        slope_lo = (T)((WIDE)run->slope - (WIDE)(T)run->slope);
+                    }
+                    ag->slope_hi[rows] = slope_hi;
+                    ag->slope_lo[rows] = slope_lo;
+                }
+                line_of[rows++] = line;
             }
-            line_of[rows++] = b;
-        }
-        if (rows == LANES || (b == count && rows > 0)) {
+            line++;
+            more = run_cursor_next(&at, runs, run_count);
+        } while (more && rows < LANES);
+        if (rows > 0) {
             unsigned left = 0;
             added_group_run(op, ag, flags, rows, n, shared, &left);
             for (size_t r = 0; r < rows; r++)
                 declined[line_of[r]] = (left >> r) & 1u;
-            rows = 0;
         }
     }
 }
 
 /* See softmax_kernels.adding_rows. */
-static bool adding_rows(softmax_op op, const softmax_masked_line *lines, size_t count, size_t n, int mask_type,
+static bool adding_rows(softmax_op op, const softmax_masked_run *runs, size_t run_count, size_t n, int mask_type,
                         int additive, double scale, bool *declined)
 {
-    if ((op != SOFTMAX_OP_SOFTMAX && op != SOFTMAX_OP_LOG_SOFTMAX) || count == 0 || n == 0 ||
+    if ((op != SOFTMAX_OP_SOFTMAX && op != SOFTMAX_OP_LOG_SOFTMAX) || run_count == 0 || n == 0 ||
         n > SMALL_VECTORS * LANES || mask_type < 0 || mask_type > 3 || (additive && mask_type == 0))
         return false;
     /* The kernels run with scale 1 on z = scale * x + bias: the special
@@ -364,23 +430,20 @@ static bool adding_rows(softmax_op op, const softmax_masked_line *lines, size_t 
      * path. */
     if (!(fabs(scale) >= 1e-30 && fabs(scale) <= 1e30))
         return false;
-    /* One pass over the lines (a short row's whole softmax is a few dozen
-     * cycles, each pass over its line a few more). */
-    bool keeps = false, slopes = false, too_long = false;
-    for (size_t b = 0; b < count; b++) {
-        too_long |= lines[b].kept > n;
-        keeps |= lines[b].keep != NULL;
-        slopes |= lines[b].slope != 0;
-        declined[b] = lines[b].kept == 0; /* fully masked: the general path's fill */
+    bool keeps = false, slopes = false;
+    for (size_t k = 0; k < run_count; k++) {
+        keeps |= runs[k].keep != NULL && runs[k].count > 0;
+        slopes |= runs[k].slope != 0 && runs[k].count > 0;
     }
     /* An added mask with ALiBi: not served (the bias would be a sum). */
-    if (too_long || (additive && slopes) || (!additive && !slopes))
+    if ((additive && slopes) || (!additive && !slopes))
         return false;
     added_group ag;
     ag.scale_hi = (T)scale;
     ag.scale_lo = (T)((WIDE)scale - (WIDE)(T)scale);
     ag.bf16 = mask_type == 2;
     ag.half_minus_inf = mask_type == 2 ? (uint16_t)0xff80u : (uint16_t)0xfc00u;
+    const size_t mask_size = mask_element_size(mask_type);
     const shared_plan shared = shared_plan_of(1.0);
     const int keep_flag = keeps ? EXCLUDE_KEEP : 0;
     const unsigned int saved = vec_flush_to_zero_begin();
@@ -393,25 +456,26 @@ static bool adding_rows(softmax_op op, const softmax_masked_line *lines, size_t 
      * and for each one without keep one for an exact scale; a `where`
      * beside them shares a body per kind (keep tested for NULL). */
     if (additive && mask_type == 1 && !keeps && exact_scale)
-        added_groups(op, lines, count, n, ADD_MASK | ADD_EXACT_SCALE, &ag, &shared, declined);
+        added_groups(op, runs, run_count, n, ADD_MASK | ADD_EXACT_SCALE, mask_size, &ag, &shared, declined);
     else if (additive && mask_type == 1 && !keeps)
-        added_groups(op, lines, count, n, ADD_MASK, &ag, &shared, declined);
+        added_groups(op, runs, run_count, n, ADD_MASK, mask_size, &ag, &shared, declined);
     else if (additive && mask_type == 1)
-        added_groups(op, lines, count, n, ADD_MASK | EXCLUDE_KEEP, &ag, &shared, declined);
+        added_groups(op, runs, run_count, n, ADD_MASK | EXCLUDE_KEEP, mask_size, &ag, &shared, declined);
     else if (additive && !keeps && exact_scale)
-        added_groups(op, lines, count, n, ADD_HALF | ADD_EXACT_SCALE, &ag, &shared, declined);
+        added_groups(op, runs, run_count, n, ADD_HALF | ADD_EXACT_SCALE, mask_size, &ag, &shared, declined);
     else if (additive && !keeps)
-        added_groups(op, lines, count, n, ADD_HALF, &ag, &shared, declined);
+        added_groups(op, runs, run_count, n, ADD_HALF, mask_size, &ag, &shared, declined);
     else if (additive)
-        added_groups(op, lines, count, n, ADD_HALF | EXCLUDE_KEEP, &ag, &shared, declined);
+        added_groups(op, runs, run_count, n, ADD_HALF | EXCLUDE_KEEP, mask_size, &ag, &shared, declined);
     else if (mask_type == 0 && !keeps && exact_scale)
-        added_groups(op, lines, count, n, ADD_SLOPE | ADD_EXACT_SCALE, &ag, &shared, declined);
+        added_groups(op, runs, run_count, n, ADD_SLOPE | ADD_EXACT_SCALE, mask_size, &ag, &shared, declined);
     else if (mask_type == 0 && !keeps)
-        added_groups(op, lines, count, n, ADD_SLOPE, &ag, &shared, declined);
+        added_groups(op, runs, run_count, n, ADD_SLOPE, mask_size, &ag, &shared, declined);
     else if (mask_type == 1)
-        added_groups(op, lines, count, n, ADD_SLOPE | EXCLUDE_MASK | keep_flag, &ag, &shared, declined);
+        added_groups(op, runs, run_count, n, ADD_SLOPE | EXCLUDE_MASK | keep_flag, mask_size, &ag, &shared, declined);
     else
-        added_groups(op, lines, count, n, ADD_SLOPE | EXCLUDE_HALF | EXCLUDE_KEEP, &ag, &shared, declined);
+        added_groups(op, runs, run_count, n, ADD_SLOPE | EXCLUDE_HALF | EXCLUDE_KEEP, mask_size, &ag, &shared,
+                     declined);
     vec_flush_to_zero_end(saved);
     return true;
 }
