@@ -181,8 +181,8 @@ static void test_extreme_causal_offsets_with_masks(void **state)
             EXPECT_CALL(SOFTMAX_OK, softmax_execute(&desc, in, NULL, out), out, sizeof out);
             for (int i = 0; i < B * Q * K; i++)
                 if (!(fabsf(out[i] - uncausal[i]) <= 1e-6f * fabsf(uncausal[i])))
-                    fail_msg("kind %d, log %d, offset INT64_MAX: element %d is %g, without causal %g", kind,
-                             log_output, i, (double)out[i], (double)uncausal[i]);
+                    fail_msg("kind %d, log %d, offset INT64_MAX: element %d is %g, without causal %g", kind, log_output,
+                             i, (double)out[i], (double)uncausal[i]);
             /* nothing kept, with or without the largest negative offsets */
             const int64_t none_kept[] = {INT64_MIN, INT64_MIN + 1, -(int64_t)Q - 300, -(int64_t)Q};
             for (size_t o = 0; o < sizeof none_kept / sizeof none_kept[0]; o++) {
