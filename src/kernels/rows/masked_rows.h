@@ -93,16 +93,34 @@ typedef struct run_cursor {
     size_t i;
 } run_cursor;
 
-/* Moves the cursor to the next line; false once every run is done. */
-static inline bool run_cursor_next(run_cursor *c, const softmax_masked_run *runs, size_t run_count)
+/* The lines of the runs from the cursor on as the rows of g (rows_x,
+ * rows_y, keep, mask, kept), up to LANES of them; the cursor moves past
+ * them. Returns the number of rows, 0 once the runs are done. Not inlined:
+ * inside the large bodies of the kernels its counters lived on the stack
+ * (a fifth of the time of a masked row of 16 f32). */
+static SOFTMAX_NOINLINE size_t fill_excluding_group(row_group *g, const softmax_masked_run *runs, size_t run_count,
+                                                    run_cursor *at, size_t n, size_t mask_size)
 {
-    if (++c->i < runs[c->k].count)
-        return true;
-    c->i = 0;
-    while (++c->k < run_count)
-        if (runs[c->k].count > 0)
-            return true;
-    return false;
+    size_t rows = 0;
+    while (rows < LANES && at->k < run_count) {
+        const softmax_masked_run *run = &runs[at->k];
+        const size_t left = run->count - at->i, take = left < LANES - rows ? left : LANES - rows;
+        for (size_t t = 0; t < take; t++, rows++) {
+            const int64_t i = (int64_t)(at->i + t);
+            g->rows_x[rows] = run->x + i * run->x_step;
+            g->rows_y[rows] = run->y + i * run->y_step;
+            g->keep[rows] = run->keep != NULL ? run->keep + i * run->keep_step : NULL;
+            g->mask[rows] =
+                run->mask != NULL ? (const char *)run->mask + i * run->mask_step * (int64_t)mask_size : NULL;
+            g->kept[rows] = run_kept(run, (size_t)i, n);
+        }
+        at->i += take;
+        if (at->i == run->count) {
+            at->k++;
+            at->i = 0;
+        }
+    }
+    return rows;
 }
 
 static SOFTMAX_FORCE_INLINE void excluding_groups(softmax_op op, const softmax_masked_run *runs, size_t run_count,
@@ -110,26 +128,9 @@ static SOFTMAX_FORCE_INLINE void excluding_groups(softmax_op op, const softmax_m
                                                   const shared_plan *shared)
 {
     run_cursor at = {0, 0};
-    while (at.k < run_count && runs[at.k].count == 0)
-        at.k++;
-    bool more = at.k < run_count;
-    while (more) {
-        size_t rows = 0;
-        do {
-            const softmax_masked_run *run = &runs[at.k];
-            const int64_t i = (int64_t)at.i;
-            g->rows_x[rows] = run->x + i * run->x_step;
-            g->rows_y[rows] = run->y + i * run->y_step;
-            g->keep[rows] = run->keep != NULL ? run->keep + i * run->keep_step : NULL;
-            g->mask[rows] = (flags & (EXCLUDE_MASK | EXCLUDE_HALF)) && run->mask != NULL
-                                ? (const char *)run->mask + i * run->mask_step * (int64_t)mask_size
-                                : NULL;
-            g->kept[rows] = run_kept(run, at.i, n);
-            rows++;
-            more = run_cursor_next(&at, runs, run_count);
-        } while (more && rows < LANES);
+    size_t rows;
+    while ((rows = fill_excluding_group(g, runs, run_count, &at, n, mask_size)) > 0)
         run_group(op, g, flags | GROUP_ROWS, rows, n, n, scale, shared);
-    }
 }
 
 /* See softmax_kernels.excluding_rows. */
@@ -368,53 +369,57 @@ static SOFTMAX_FORCE_INLINE void added_group_run(softmax_op op, const added_grou
     }
 }
 
+/* The lines of the runs from the cursor on (line number *line on) as the
+ * rows of ag, up to LANES of them, with their line numbers in line_of;
+ * fully masked lines are marked in declined (the general path's fill) and
+ * skipped. The cursor moves past them. Returns the number of rows; 0 once
+ * the runs are done. Not inlined, as fill_excluding_group. */
+static SOFTMAX_NOINLINE size_t fill_added_group(added_group *ag, const softmax_masked_run *runs, size_t run_count,
+                                                run_cursor *at, size_t *line, size_t n, size_t mask_size,
+                                                bool *declined, size_t line_of[LANES])
+{
+    size_t rows = 0;
+    while (rows < LANES && at->k < run_count) {
+        const softmax_masked_run *run = &runs[at->k];
+        const T slope_hi = (T)run->slope, slope_lo = (T)((WIDE)run->slope - (WIDE)(T)run->slope);
+        for (; rows < LANES && at->i < run->count; at->i++, (*line)++) {
+            const int64_t i = (int64_t)at->i;
+            const size_t kept = run_kept(run, at->i, n);
+            declined[*line] = kept == 0;
+            if (kept == 0)
+                continue;
+            ag->rows.rows_x[rows] = run->x + i * run->x_step;
+            ag->rows.rows_y[rows] = run->y + i * run->y_step;
+            ag->rows.keep[rows] = run->keep != NULL ? run->keep + i * run->keep_step : NULL;
+            ag->rows.length[rows] = kept;
+            ag->mask[rows] =
+                run->mask != NULL ? (const char *)run->mask + i * run->mask_step * (int64_t)mask_size : NULL;
+            ag->slope_hi[rows] = slope_hi;
+            ag->slope_lo[rows] = slope_lo;
+            line_of[rows++] = *line;
+        }
+        if (at->i == run->count) {
+            at->k++;
+            at->i = 0;
+        }
+    }
+    return rows;
+}
+
 /* The lines of the runs in groups of LANES; marks in declined (an entry
  * per line) the fully masked ones and those the groups decline. */
 static SOFTMAX_FORCE_INLINE void added_groups(softmax_op op, const softmax_masked_run *runs, size_t run_count, size_t n,
                                               int flags, size_t mask_size, added_group *ag, const shared_plan *shared,
                                               bool *declined)
 {
-    size_t line_of[LANES], line = 0;
+    size_t line_of[LANES], line = 0, rows;
     run_cursor at = {0, 0};
-    while (at.k < run_count && runs[at.k].count == 0)
-        at.k++;
-    bool more = at.k < run_count;
-    T slope_hi = 0, slope_lo = 0;
-    size_t slope_run = SIZE_MAX;
-    while (more) {
-        size_t rows = 0;
-        do {
-            const softmax_masked_run *run = &runs[at.k];
-            const int64_t i = (int64_t)at.i;
-            const size_t kept = run_kept(run, at.i, n);
-            declined[line] = kept == 0; /* fully masked: the general path's fill */
-            if (kept > 0) {
-                ag->rows.rows_x[rows] = run->x + i * run->x_step;
-                ag->rows.rows_y[rows] = run->y + i * run->y_step;
-                ag->rows.keep[rows] = run->keep != NULL ? run->keep + i * run->keep_step : NULL;
-                ag->rows.length[rows] = kept;
-                ag->mask[rows] =
-                    run->mask != NULL ? (const char *)run->mask + i * run->mask_step * (int64_t)mask_size : NULL;
-                if (flags & ADD_SLOPE) {
-                    if (slope_run != at.k) { /* a few conversions, once a run */
-                        slope_run = at.k;
-                        slope_hi = (T)run->slope;
-                        slope_lo = (T)((WIDE)run->slope - (WIDE)(T)run->slope);
-                    }
-                    ag->slope_hi[rows] = slope_hi;
-                    ag->slope_lo[rows] = slope_lo;
-                }
-                line_of[rows++] = line;
-            }
-            line++;
-            more = run_cursor_next(&at, runs, run_count);
-        } while (more && rows < LANES);
-        if (rows > 0) {
-            unsigned left = 0;
-            added_group_run(op, ag, flags, rows, n, shared, &left);
-            for (size_t r = 0; r < rows; r++)
-                declined[line_of[r]] = (left >> r) & 1u;
-        }
+    /* 0 rows: the runs are done (a group stops only when full or at their end). */
+    while ((rows = fill_added_group(ag, runs, run_count, &at, &line, n, mask_size, declined, line_of)) > 0) {
+        unsigned left = 0;
+        added_group_run(op, ag, flags, rows, n, shared, &left);
+        for (size_t r = 0; r < rows; r++)
+            declined[line_of[r]] = (left >> r) & 1u;
     }
 }
 
