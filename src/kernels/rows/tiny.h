@@ -187,11 +187,11 @@ static SOFTMAX_FORCE_INLINE size_t tiny_lanes(size_t vectors, size_t length, siz
  * on n, the longest row of its group. */
 /* The column loops unrolled whole wherever the group is inlined: in the
  * large bodies of the masked-row kernels gcc kept them rolled, with the
- * exps, residuals and low parts in memory (the masked rows of 16 f32 cost
- * 1.45x the plain ones for that alone). */
-#if defined(__clang__)
-#define TINY_UNROLL _Pragma("unroll")
-#elif defined(__GNUC__)
+ * exps, residuals and low parts in memory (the plain tiny rows gained a
+ * tenth too). gcc only, and not under the sanitizers: there the unrolled
+ * bodies took minutes to compile (clang with ASan, several). The same
+ * operations either way: the same bits. */
+#if defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
 #define TINY_UNROLL _Pragma("GCC unroll 32")
 #else
 #define TINY_UNROLL
