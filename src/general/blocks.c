@@ -164,10 +164,7 @@ static size_t masked_runs_of(const general_plan *plan, size_t first_line, size_t
         line_position where = runs[r].first;
         for (size_t i = 0; i < runs[r].count; i++) {
             out[count++] = masked_run(plan, &where, &step, 1);
-            for (int k = 0; k < GENERAL_OPERANDS; k++)
-                where.offset[k] += step.offset[k];
-            where.query += step.query;
-            where.head += step.head;
+            step_line(&where, &step);
         }
     }
     return count;

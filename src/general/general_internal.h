@@ -35,6 +35,15 @@ typedef struct line_position {
     int64_t head;                     /* index along head_axis (ALiBi) */
 } line_position;
 
+/* The next line of a run: where advanced by one step (see runs_of). */
+static inline void step_line(line_position *where, const line_position *step)
+{
+    for (int k = 0; k < GENERAL_OPERANDS; k++)
+        where->offset[k] += step->offset[k];
+    where->query += step->query;
+    where->head += step->head;
+}
+
 /* Lines at a constant step from one to the next (see runs_of). */
 typedef struct line_run {
     line_position first;

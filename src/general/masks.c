@@ -122,10 +122,7 @@ void positions_of(const general_plan *plan, size_t first_line, size_t count, lin
         run = run < count - b ? run : count - b;
         out[b++] = where;
         for (size_t i = 1; i < run; i++, b++) {
-            for (int k = 0; k < GENERAL_OPERANDS; k++)
-                where.offset[k] += step.offset[k];
-            where.query += step.query;
-            where.head += step.head;
+            step_line(&where, &step);
             out[b] = where;
         }
         if (b == count)
