@@ -8,8 +8,7 @@
 #                    clang (and clang -Weverything); preprocessed with the GNU compiler
 #                    macros undefined, it shows no GNU keyword (what another compiler sees)
 #  2. build/         gcc, Release, -Werror: build, run ctest (every test but the unsuffixed
-#                    test_accuracy, test_general, test_axis, test_sample and
-#                    test_masked_short_rows where they repeat a forced path's run) and
+#                    runs that repeat a forced path's, see repeated_default_runs) and
 #                    examples/seeds
 #  3. build-asan/    gcc, RelWithDebInfo, ASan + UBSan, -Werror: build, run ctest (every
 #                    test, but test_accuracy and test_general only on the path the library
@@ -162,11 +161,17 @@ step_passed
 
 # The numerics tests run unsuffixed on the path the library picks by itself,
 # and once more per forced path (.scalar, .avx2, .avx512). Where the picked
-# path is one of the forced ones, the unsuffixed runs of the two heaviest
-# tests repeat a forced run exactly: they are left out (ctest -E) and the
-# step says so. test_seeds, unsuffixed, still checks which path is picked.
+# path is one of the forced ones, an unsuffixed run repeats a forced run's
+# kernels exactly: those are left out (ctest -E) and the step says so. Kept
+# unsuffixed, for what only the library's own choice exercises: test_seeds
+# (which path is picked), test_contract, test_fp_state (the floating-point
+# state around the first call's detection), test_determinism and
+# test_concurrency (threads racing to that first call).
+# (The sanitized step runs test_accuracy and test_general unsuffixed only.)
+lighter_repeats="test_order test_gradients test_axis test_threads test_masked_short_rows test_fast test_small_calls"
+lighter_repeats+=" test_sample test_stats test_bad_inputs test_bad_inputs_sample"
 repeated_default_runs() {
-    local build_dir="$1" tests="${2:-test_accuracy test_general test_axis test_sample test_masked_short_rows}" picked
+    local build_dir="$1" tests="${2:-test_accuracy test_general $lighter_repeats}" picked
     picked="$(cd "$build_dir" && ctest -R '^test_seeds$' -V 2>/dev/null | grep -o 'code path: [a-z0-9]*' | head -n 1)"
     picked="${picked#code path: }"
     case "$picked" in
@@ -208,7 +213,7 @@ export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
 # other test still runs on every path here (test_regimes among them: both
 # sides of each threshold, on each path). The mutation run of test_regimes
 # (a proof that its checks can fail, not a memory check) is the Release step's.
-asan_left_out="$(repeated_default_runs build-asan "test_axis test_sample test_masked_short_rows")"
+asan_left_out="$(repeated_default_runs build-asan "$lighter_repeats")"
 asan_left_out+='|^test_(accuracy|general)\.(scalar|avx2|avx512)$|^test_regimes\.mutated$'
 echo "-- sanitizers: test_accuracy and test_general on the path the library picks; test_regimes.mutated" \
     "left out (all run in the Release step)"

@@ -649,6 +649,13 @@ static void test_column_workspace(void **state)
     rng_seed(&rng, 606);
     for (size_t d = 0; d < 2; d++) {
         const regime_table t = table_for(test_dtypes[d]);
+        if (t.lanes == 0) {
+            /* The portable columns are its lines one by one, at any length:
+             * no workspace, no threshold (and a line of 4M elements whose
+             * reference was a third of the test's time). */
+            printf("column workspace: %s: the portable path has none\n", dtype_name(t.dt));
+            continue;
+        }
         const size_t inner = t.k->column_chunk;
         const size_t limit = COLUMN_WORKSPACE_BYTES / (2 * inner * t.element_size);
         for (size_t n = limit; n <= limit + 1; n++) {
@@ -668,7 +675,7 @@ static void test_column_workspace(void **state)
              * chunk and every lane position within a vector, at a
              * fraction of the MPFR references of all lines (all of them
              * when mutated: the perturbed output may be in any line). */
-            const size_t line_step = t.lanes && !mutate_mode ? t.lanes + 1 : 1;
+            const size_t line_step = mutate_mode ? 1 : t.lanes + 1;
             for (size_t j = 0; j < inner; j = next_sampled_line(j, line_step, inner)) {
                 ref_softmax(&ref, ref_line_make(t.dt, buf_cat(t.dt, x, j), n, inner), 1.0, false);
                 failures += check_softmax_line(&ref, ref_line_make(t.dt, buf_cat(t.dt, y, j), n, inner),
