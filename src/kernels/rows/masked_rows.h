@@ -101,25 +101,27 @@ typedef struct run_cursor {
 static SOFTMAX_NOINLINE size_t fill_excluding_group(row_group *g, const softmax_masked_run *runs, size_t run_count,
                                                     run_cursor *at, size_t n, size_t mask_size)
 {
-    size_t rows = 0;
-    while (rows < LANES && at->k < run_count) {
-        const softmax_masked_run *run = &runs[at->k];
-        const size_t left = run->count - at->i, take = left < LANES - rows ? left : LANES - rows;
+    size_t k = at->k, i = at->i, rows = 0; /* in locals, as in fill_added_group */
+    while (rows < LANES && k < run_count) {
+        const softmax_masked_run *run = &runs[k];
+        const size_t left = run->count - i, take = left < LANES - rows ? left : LANES - rows;
         for (size_t t = 0; t < take; t++, rows++) {
-            const int64_t i = (int64_t)(at->i + t);
-            g->rows_x[rows] = run->x + i * run->x_step;
-            g->rows_y[rows] = run->y + i * run->y_step;
-            g->keep[rows] = run->keep != NULL ? run->keep + i * run->keep_step : NULL;
+            const int64_t at_line = (int64_t)(i + t);
+            g->rows_x[rows] = run->x + at_line * run->x_step;
+            g->rows_y[rows] = run->y + at_line * run->y_step;
+            g->keep[rows] = run->keep != NULL ? run->keep + at_line * run->keep_step : NULL;
             g->mask[rows] =
-                run->mask != NULL ? (const char *)run->mask + i * run->mask_step * (int64_t)mask_size : NULL;
-            g->kept[rows] = run_kept(run, (size_t)i, n);
+                run->mask != NULL ? (const char *)run->mask + at_line * run->mask_step * (int64_t)mask_size : NULL;
+            g->kept[rows] = run_kept(run, (size_t)at_line, n);
         }
-        at->i += take;
-        if (at->i == run->count) {
-            at->k++;
-            at->i = 0;
+        i += take;
+        if (i == run->count) {
+            k++;
+            i = 0;
         }
     }
+    at->k = k;
+    at->i = i;
     return rows;
 }
 
@@ -132,6 +134,23 @@ static SOFTMAX_FORCE_INLINE void excluding_groups(softmax_op op, const softmax_m
     while ((rows = fill_excluding_group(g, runs, run_count, &at, n, mask_size)) > 0)
         run_group(op, g, flags | GROUP_ROWS, rows, n, n, scale, shared);
 }
+
+/* Each kind's body a function of its own, not inlined into excluding_rows:
+ * in one large function the bodies' constants and counters were spilled to
+ * the stack (a masked row of 16 f32 took about 1.3x the same kernel alone). */
+#define EXCLUDING_BODY(name, body_flags)                                                                               \
+    static SOFTMAX_NOINLINE void name(softmax_op op, const softmax_masked_run *runs, size_t run_count, size_t n,       \
+                                      size_t mask_size, row_group *g, double scale, const shared_plan *shared)         \
+    {                                                                                                                  \
+        excluding_groups(op, runs, run_count, n, body_flags, mask_size, g, scale, shared);                             \
+    }
+EXCLUDING_BODY(excluding_keep, EXCLUDE_KEEP)
+EXCLUDING_BODY(excluding_mask, EXCLUDE_MASK)
+EXCLUDING_BODY(excluding_half, EXCLUDE_HALF)
+EXCLUDING_BODY(excluding_keep_prefix, EXCLUDE_KEEP | EXCLUDE_PREFIX)
+EXCLUDING_BODY(excluding_any_half, EXCLUDE_KEEP | EXCLUDE_HALF | EXCLUDE_PREFIX | GROUP_CHECKED)
+EXCLUDING_BODY(excluding_any_mask, EXCLUDE_KEEP | EXCLUDE_MASK | EXCLUDE_PREFIX | GROUP_CHECKED)
+#undef EXCLUDING_BODY
 
 /* See softmax_kernels.excluding_rows. */
 static bool excluding_rows(softmax_op op, const softmax_masked_run *runs, size_t run_count, size_t n, int mask_type,
@@ -170,24 +189,22 @@ static bool excluding_rows(softmax_op op, const softmax_masked_run *runs, size_t
      * combinations share a general one per mask type. */
     switch (flags) {
     case EXCLUDE_KEEP:
-        excluding_groups(op, runs, run_count, n, EXCLUDE_KEEP, mask_size, &g, scale, &shared);
+        excluding_keep(op, runs, run_count, n, mask_size, &g, scale, &shared);
         break;
     case EXCLUDE_MASK:
-        excluding_groups(op, runs, run_count, n, EXCLUDE_MASK, mask_size, &g, scale, &shared);
+        excluding_mask(op, runs, run_count, n, mask_size, &g, scale, &shared);
         break;
     case EXCLUDE_HALF:
-        excluding_groups(op, runs, run_count, n, EXCLUDE_HALF, mask_size, &g, scale, &shared);
+        excluding_half(op, runs, run_count, n, mask_size, &g, scale, &shared);
         break;
     case EXCLUDE_KEEP | EXCLUDE_PREFIX:
-        excluding_groups(op, runs, run_count, n, EXCLUDE_KEEP | EXCLUDE_PREFIX, mask_size, &g, scale, &shared);
+        excluding_keep_prefix(op, runs, run_count, n, mask_size, &g, scale, &shared);
         break;
     default:
         if (mask_flag == EXCLUDE_HALF)
-            excluding_groups(op, runs, run_count, n, EXCLUDE_KEEP | EXCLUDE_HALF | EXCLUDE_PREFIX | GROUP_CHECKED,
-                             mask_size, &g, scale, &shared);
+            excluding_any_half(op, runs, run_count, n, mask_size, &g, scale, &shared);
         else
-            excluding_groups(op, runs, run_count, n, EXCLUDE_KEEP | EXCLUDE_MASK | EXCLUDE_PREFIX | GROUP_CHECKED,
-                             mask_size, &g, scale, &shared);
+            excluding_any_mask(op, runs, run_count, n, mask_size, &g, scale, &shared);
         break;
     }
     vec_flush_to_zero_end(saved);
@@ -378,31 +395,39 @@ static SOFTMAX_NOINLINE size_t fill_added_group(added_group *ag, const softmax_m
                                                 run_cursor *at, size_t *line, size_t n, size_t mask_size,
                                                 bool *declined, size_t line_of[LANES])
 {
-    size_t rows = 0;
-    while (rows < LANES && at->k < run_count) {
-        const softmax_masked_run *run = &runs[at->k];
+    /* The cursor and the line number in locals: through their pointers,
+     * every row's stores (size_t, as they are) made the compiler keep them
+     * in memory, a store-forwarding delay per row (perf put 14 % of a
+     * bias-f32 call at T = 16 here; 8 % after, the call no faster: the
+     * kernel's own work hid most of it). */
+    size_t k = at->k, i = at->i, line_number = *line, rows = 0;
+    while (rows < LANES && k < run_count) {
+        const softmax_masked_run *run = &runs[k];
         const T slope_hi = (T)run->slope, slope_lo = (T)((WIDE)run->slope - (WIDE)(T)run->slope);
-        for (; rows < LANES && at->i < run->count; at->i++, (*line)++) {
-            const int64_t i = (int64_t)at->i;
-            const size_t kept = run_kept(run, at->i, n);
-            declined[*line] = kept == 0;
+        for (; rows < LANES && i < run->count; i++, line_number++) {
+            const size_t kept = run_kept(run, i, n);
+            declined[line_number] = kept == 0;
             if (kept == 0)
                 continue;
-            ag->rows.rows_x[rows] = run->x + i * run->x_step;
-            ag->rows.rows_y[rows] = run->y + i * run->y_step;
-            ag->rows.keep[rows] = run->keep != NULL ? run->keep + i * run->keep_step : NULL;
+            const int64_t at_line = (int64_t)i;
+            ag->rows.rows_x[rows] = run->x + at_line * run->x_step;
+            ag->rows.rows_y[rows] = run->y + at_line * run->y_step;
+            ag->rows.keep[rows] = run->keep != NULL ? run->keep + at_line * run->keep_step : NULL;
             ag->rows.length[rows] = kept;
             ag->mask[rows] =
-                run->mask != NULL ? (const char *)run->mask + i * run->mask_step * (int64_t)mask_size : NULL;
+                run->mask != NULL ? (const char *)run->mask + at_line * run->mask_step * (int64_t)mask_size : NULL;
             ag->slope_hi[rows] = slope_hi;
             ag->slope_lo[rows] = slope_lo;
-            line_of[rows++] = *line;
+            line_of[rows++] = line_number;
         }
-        if (at->i == run->count) {
-            at->k++;
-            at->i = 0;
+        if (i == run->count) {
+            k++;
+            i = 0;
         }
     }
+    at->k = k;
+    at->i = i;
+    *line = line_number;
     return rows;
 }
 
@@ -422,6 +447,26 @@ static SOFTMAX_FORCE_INLINE void added_groups(softmax_op op, const softmax_maske
             declined[line_of[r]] = (left >> r) & 1u;
     }
 }
+
+/* Each kind's body a function of its own, as EXCLUDING_BODY's. */
+#define ADDING_BODY(name, body_flags)                                                                                  \
+    static SOFTMAX_NOINLINE void name(softmax_op op, const softmax_masked_run *runs, size_t run_count, size_t n,       \
+                                      size_t mask_size, added_group *ag, const shared_plan *shared, bool *declined)    \
+    {                                                                                                                  \
+        added_groups(op, runs, run_count, n, body_flags, mask_size, ag, shared, declined);                             \
+    }
+ADDING_BODY(adding_mask_exact, ADD_MASK | ADD_EXACT_SCALE)
+ADDING_BODY(adding_mask, ADD_MASK)
+ADDING_BODY(adding_mask_keep, ADD_MASK | EXCLUDE_KEEP)
+ADDING_BODY(adding_half_exact, ADD_HALF | ADD_EXACT_SCALE)
+ADDING_BODY(adding_half, ADD_HALF)
+ADDING_BODY(adding_half_keep, ADD_HALF | EXCLUDE_KEEP)
+ADDING_BODY(adding_slope_exact, ADD_SLOPE | ADD_EXACT_SCALE)
+ADDING_BODY(adding_slope, ADD_SLOPE)
+ADDING_BODY(adding_slope_mask, ADD_SLOPE | EXCLUDE_MASK)
+ADDING_BODY(adding_slope_mask_keep, ADD_SLOPE | EXCLUDE_MASK | EXCLUDE_KEEP)
+ADDING_BODY(adding_slope_half_keep, ADD_SLOPE | EXCLUDE_HALF | EXCLUDE_KEEP)
+#undef ADDING_BODY
 
 /* See softmax_kernels.adding_rows. */
 static bool adding_rows(softmax_op op, const softmax_masked_run *runs, size_t run_count, size_t n, int mask_type,
@@ -450,7 +495,6 @@ static bool adding_rows(softmax_op op, const softmax_masked_run *runs, size_t ru
     ag.half_minus_inf = mask_type == 2 ? (uint16_t)0xff80u : (uint16_t)0xfc00u;
     const size_t mask_size = mask_element_size(mask_type);
     const shared_plan shared = shared_plan_of(1.0);
-    const int keep_flag = keeps ? EXCLUDE_KEEP : 0;
     const unsigned int saved = vec_flush_to_zero_begin();
     /* A power-of-two scale (1, 1/8 = 1/sqrt(64) of attention) makes
      * scale * x exact: z's high and low parts are then the two-sum of the
@@ -461,26 +505,27 @@ static bool adding_rows(softmax_op op, const softmax_masked_run *runs, size_t ru
      * and for each one without keep one for an exact scale; a `where`
      * beside them shares a body per kind (keep tested for NULL). */
     if (additive && mask_type == 1 && !keeps && exact_scale)
-        added_groups(op, runs, run_count, n, ADD_MASK | ADD_EXACT_SCALE, mask_size, &ag, &shared, declined);
+        adding_mask_exact(op, runs, run_count, n, mask_size, &ag, &shared, declined);
     else if (additive && mask_type == 1 && !keeps)
-        added_groups(op, runs, run_count, n, ADD_MASK, mask_size, &ag, &shared, declined);
+        adding_mask(op, runs, run_count, n, mask_size, &ag, &shared, declined);
     else if (additive && mask_type == 1)
-        added_groups(op, runs, run_count, n, ADD_MASK | EXCLUDE_KEEP, mask_size, &ag, &shared, declined);
+        adding_mask_keep(op, runs, run_count, n, mask_size, &ag, &shared, declined);
     else if (additive && !keeps && exact_scale)
-        added_groups(op, runs, run_count, n, ADD_HALF | ADD_EXACT_SCALE, mask_size, &ag, &shared, declined);
+        adding_half_exact(op, runs, run_count, n, mask_size, &ag, &shared, declined);
     else if (additive && !keeps)
-        added_groups(op, runs, run_count, n, ADD_HALF, mask_size, &ag, &shared, declined);
+        adding_half(op, runs, run_count, n, mask_size, &ag, &shared, declined);
     else if (additive)
-        added_groups(op, runs, run_count, n, ADD_HALF | EXCLUDE_KEEP, mask_size, &ag, &shared, declined);
+        adding_half_keep(op, runs, run_count, n, mask_size, &ag, &shared, declined);
     else if (mask_type == 0 && !keeps && exact_scale)
-        added_groups(op, runs, run_count, n, ADD_SLOPE | ADD_EXACT_SCALE, mask_size, &ag, &shared, declined);
+        adding_slope_exact(op, runs, run_count, n, mask_size, &ag, &shared, declined);
     else if (mask_type == 0 && !keeps)
-        added_groups(op, runs, run_count, n, ADD_SLOPE, mask_size, &ag, &shared, declined);
+        adding_slope(op, runs, run_count, n, mask_size, &ag, &shared, declined);
+    else if (mask_type == 1 && keeps)
+        adding_slope_mask_keep(op, runs, run_count, n, mask_size, &ag, &shared, declined);
     else if (mask_type == 1)
-        added_groups(op, runs, run_count, n, ADD_SLOPE | EXCLUDE_MASK | keep_flag, mask_size, &ag, &shared, declined);
+        adding_slope_mask(op, runs, run_count, n, mask_size, &ag, &shared, declined);
     else
-        added_groups(op, runs, run_count, n, ADD_SLOPE | EXCLUDE_HALF | EXCLUDE_KEEP, mask_size, &ag, &shared,
-                     declined);
+        adding_slope_half_keep(op, runs, run_count, n, mask_size, &ag, &shared, declined);
     vec_flush_to_zero_end(saved);
     return true;
 }
