@@ -1291,6 +1291,23 @@ static void added_bias_special_logits(size_t N, double scale, softmax_dtype mask
     free(x), free(mask), free(y), free(typed_mask);
 }
 
+/* The f32 softmax (log_output: log-softmax) of [rows, n] at `scale`, the
+ * [rows, n] bias added when not NULL (strides {n, 1}, held by the caller:
+ * the descriptor points at them). */
+static softmax_desc rows_with_added_bias(int log_output, size_t rows, size_t n, double scale, const float *bias,
+                                         const int64_t *strides)
+{
+    softmax_desc desc;
+    softmax_desc_init(&desc, log_output ? SOFTMAX_OP_LOG_SOFTMAX : SOFTMAX_OP_SOFTMAX, SOFTMAX_DTYPE_F32, n);
+    desc.ndim = 2;
+    desc.shape[0] = rows, desc.shape[1] = n;
+    desc.scale = scale;
+    if (bias != NULL) {
+        desc.mask = bias;
+        desc.mask_strides = strides;
+    }
+    return desc;
+}
 /* An added bias with a scale so large that scale * x is far beyond the
  * float range's middle for every nonzero x, while the rows' maxima stay
  * moderate (x = 0 there): the other elements' z, about -1e30, carry a
@@ -1322,18 +1339,11 @@ static void test_added_bias_with_a_huge_scale(void **state)
                         bias[i] = (float)rng_range(&rng, -2.0, 2.0);
                     }
                     const int64_t bias_strides[2] = {(int64_t)n, 1};
-                    softmax_desc desc;
-                    softmax_desc_init(&desc, log_output ? SOFTMAX_OP_LOG_SOFTMAX : SOFTMAX_OP_SOFTMAX,
-                                      SOFTMAX_DTYPE_F32, n);
-                    desc.ndim = 2;
-                    desc.shape[0] = ROWS, desc.shape[1] = n;
-                    desc.scale = scale;
+                    softmax_desc desc =
+                        rows_with_added_bias(log_output, ROWS, n, scale, kind == 0 ? NULL : bias, bias_strides);
                     if (kind == 0) {
                         desc.max_bias = 8.0;
                         desc.head_axis = 0;
-                    } else {
-                        desc.mask = bias;
-                        desc.mask_strides = bias_strides;
                     }
                     if (softmax_execute(&desc, x, NULL, y) != 0)
                         fail_msg("huge scale: %s", softmax_last_error());
@@ -1385,13 +1395,7 @@ static void test_added_bias_near_the_float_range_end(void **state)
                 bias[row * n + n - 1] = row == 0 ? 0.5f : -FLT_MAX; /* and one ordinary bias */
             }
             const int64_t strides[2] = {(int64_t)n, 1};
-            softmax_desc desc;
-            softmax_desc_init(&desc, log_output ? SOFTMAX_OP_LOG_SOFTMAX : SOFTMAX_OP_SOFTMAX, SOFTMAX_DTYPE_F32, n);
-            desc.ndim = 2;
-            desc.shape[0] = 2, desc.shape[1] = n;
-            desc.scale = 0.25;
-            desc.mask = bias;
-            desc.mask_strides = strides;
+            const softmax_desc desc = rows_with_added_bias(log_output, 2, n, 0.25, bias, strides);
             if (softmax_execute(&desc, x, NULL, y) != 0)
                 fail_msg("near the range end: %s", softmax_last_error());
             reference_line r;
