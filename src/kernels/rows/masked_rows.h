@@ -147,6 +147,7 @@ static SOFTMAX_FORCE_INLINE void excluding_groups(softmax_op op, const softmax_m
 EXCLUDING_BODY(excluding_keep, EXCLUDE_KEEP)
 EXCLUDING_BODY(excluding_mask, EXCLUDE_MASK)
 EXCLUDING_BODY(excluding_half, EXCLUDE_HALF)
+EXCLUDING_BODY(excluding_prefix, EXCLUDE_PREFIX)
 EXCLUDING_BODY(excluding_keep_prefix, EXCLUDE_KEEP | EXCLUDE_PREFIX)
 EXCLUDING_BODY(excluding_any_half, EXCLUDE_KEEP | EXCLUDE_HALF | EXCLUDE_PREFIX | GROUP_CHECKED)
 EXCLUDING_BODY(excluding_any_mask, EXCLUDE_KEEP | EXCLUDE_MASK | EXCLUDE_PREFIX | GROUP_CHECKED)
@@ -196,6 +197,9 @@ static bool excluding_rows(softmax_op op, const softmax_masked_run *runs, size_t
         break;
     case EXCLUDE_HALF:
         excluding_half(op, runs, run_count, n, mask_size, &g, scale, &shared);
+        break;
+    case EXCLUDE_PREFIX: /* short causal rows (SHORT_CAUSAL_MAX_VECTORS) */
+        excluding_prefix(op, runs, run_count, n, mask_size, &g, scale, &shared);
         break;
     case EXCLUDE_KEEP | EXCLUDE_PREFIX:
         excluding_keep_prefix(op, runs, run_count, n, mask_size, &g, scale, &shared);

@@ -121,8 +121,23 @@ static void group_row_aside(softmax_op op, const T *x, T *y, size_t stride, cons
     const T *row = group_x(x, stride, g, flags, r);
     T *out = group_y(y, stride, g, flags, r);
     const size_t length = group_length(n, g, flags, r);
-    if (nan) {
-        fill_row(out, 0, length, (T)NAN);
+    /* A causal prefix with no other exclusion (the short causal rows,
+     * SHORT_CAUSAL_MAX_VECTORS) is that row alone on its prefix, as
+     * prefix_rows computes it, then the fill: a NaN or the reference stay
+     * within the prefix. With other exclusions, the whole row, as gathered. */
+#if defined(HALF_ROWS)
+    const bool prefix_alone = (flags & EXCLUDING) == EXCLUDE_PREFIX;
+    const size_t own = prefix_alone && g->kept[r] < length ? g->kept[r] : length;
+#else
+    const bool prefix_alone = false;
+    const size_t own = length;
+#endif
+    if (nan || prefix_alone) {
+        if (nan)
+            fill_row(out, 0, own, (T)NAN);
+        else if (own > 0)
+            softmax_line_run(&REF_LINES, op, row, NULL, out, own, 1, scale);
+        fill_row(out, own, length, op == SOFTMAX_OP_LOG_SOFTMAX ? (T)-INFINITY : (T)0);
     } else if (flags & EXCLUDING) {
         T gathered[SMALL_VECTORS * LANES];
         for (size_t i = 0; i < length; i += LANES) {
