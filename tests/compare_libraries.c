@@ -499,9 +499,13 @@ int main(int argc, char **argv)
                 for (softmax_op op = SOFTMAX_OP_SOFTMAX; op <= SOFTMAX_OP_LOG_SOFTMAX_JVP; op++) {
                     if (op > SOFTMAX_OP_LOG_SOFTMAX && m != MASK_WHERE && m != MASK_CAUSAL)
                         continue;
-                    const size_t rows = m == MASK_CAUSAL || m == MASK_CAUSAL_WHERE ? (n < 6 ? n : 6) : 4;
+                    const bool causal = m == MASK_CAUSAL || m == MASK_CAUSAL_WHERE;
+                    const size_t rows = causal ? (n < 6 ? n : 6) : 4;
                     run_rows(op, types[t], 0, rows, n, scales[(size_t)m % 5], (enum masks)m, false, ordinary, 1);
-                    run_rows(op, types[t], 0, rows, n, -0.75, (enum masks)m, false, all_kinds, 1);
+                    /* Special rows under a causal mask: enough rows that a NaN or an
+                     * infinity lands inside a prefix shorter than the row. */
+                    const size_t special_rows = causal ? (n < 37 ? n + 3 : 40) : rows;
+                    run_rows(op, types[t], 0, special_rows, n, -0.75, (enum masks)m, false, all_kinds, 1);
                 }
         }
     if (!quick) {
