@@ -116,13 +116,15 @@ static row_facts facts_of(softmax_dtype dtype, const double *x, size_t n)
 
 /* x - max as the sampler's arithmetic has it: in f32 (f64 rows: the f64
  * difference rounded to f32, a finite logit kept finite however far from
- * the max). */
+ * the max). For f32 operands the f64 difference rounded to f32 is the f32
+ * difference itself, overflow included: -1e30 - FLT_MAX rounds to -FLT_MAX,
+ * not -inf, so such a logit keeps its weight. */
 static float rounded_difference(double x, const row_facts *f)
 {
     if (x == f->max)
         return 0.0f;
-    const float far = f->f64 && isfinite(x) ? -FLT_MAX : -INFINITY;
-    return fabs(x - f->max) > FLT_MAX ? far : (float)(x - f->max);
+    const float difference = (float)(x - f->max);
+    return f->f64 && isfinite(x) && isinf(difference) ? -FLT_MAX : difference;
 }
 
 /* The key the filters rank by: that difference, flushed below the normal

@@ -627,6 +627,13 @@ static void test_special_logits(void **state)
     assert_int_equal(sample_one(SOFTMAX_DTYPE_F64, large, 2, (filters){1e300, 0, 1, 0}, 1, &index, &prob, &lse),
                      SOFTMAX_OK);
     assert_true(index == 0 && fabs(lse - 1.0) < 1e-15);
+    /* f32 logits whose f32 difference from the max rounds to -FLT_MAX, not
+     * -inf (-1e30 - FLT_MAX is within half an ulp of FLT_MAX): at T = FLT_MAX
+     * each weighs e^-1 against the max's 1, as the exact x / T has it, and
+     * is drawn that often. */
+    const double beyond_half_range[] = {-1.0000000150474662e30, FLT_MAX, 0.0, -1.0000000150474662e30, -INFINITY};
+    check_distribution(SOFTMAX_DTYPE_F32, beyond_half_range, ARRAY_LEN(beyond_half_range), (filters){FLT_MAX, 0, 1, 0},
+                       2000, 10, 77);
 }
 
 static void test_rows_without_a_distribution(void **state)
