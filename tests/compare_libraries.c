@@ -254,10 +254,12 @@ enum masks {
     MASK_CAUSAL_WHERE,
     MASK_ALIBI,     /* ALiBi with an exclusion mask */
     MASK_ALIBI_ADD, /* ALiBi with an additive mask */
+    MASK_ALIBI_CAUSAL,
     MASK_KINDS
 };
-static const char *const mask_names[] = {"none",        "where",  "add-f32",      "exclude-f32", "add-bf16",
-                                         "exclude-f16", "causal", "causal+where", "alibi",       "alibi+add"};
+static const char *const mask_names[] = {"none",     "where",       "add-f32",     "exclude-f32",
+                                         "add-bf16", "exclude-f16", "causal",      "causal+where",
+                                         "alibi",    "alibi+add",   "alibi+causal"};
 
 /* One call on `rows` contiguous rows of n (shape [heads, rows / heads, n]
  * with masks), src / dst of the given types. */
@@ -336,11 +338,11 @@ static void run_rows(softmax_op op, softmax_dtype type, softmax_dtype dst_type, 
         c.desc.mask = m;
         c.desc.mask_dtype = mask == MASK_ADD_BF16 ? SOFTMAX_DTYPE_BF16 : SOFTMAX_DTYPE_F16;
     }
-    if (mask == MASK_CAUSAL || mask == MASK_CAUSAL_WHERE) {
+    if (mask == MASK_CAUSAL || mask == MASK_CAUSAL_WHERE || mask == MASK_ALIBI_CAUSAL) {
         c.desc.causal = 1;
         c.desc.causal_offset = (int64_t)n - (int64_t)(rows / heads);
     }
-    if (mask == MASK_ALIBI || mask == MASK_ALIBI_ADD) {
+    if (mask == MASK_ALIBI || mask == MASK_ALIBI_ADD || mask == MASK_ALIBI_CAUSAL) {
         c.desc.max_bias = 8;
         c.desc.head_axis = 0;
     }
@@ -499,9 +501,12 @@ int main(int argc, char **argv)
                 for (softmax_op op = SOFTMAX_OP_SOFTMAX; op <= SOFTMAX_OP_LOG_SOFTMAX_JVP; op++) {
                     if (op > SOFTMAX_OP_LOG_SOFTMAX && m != MASK_WHERE && m != MASK_CAUSAL)
                         continue;
-                    const bool causal = m == MASK_CAUSAL || m == MASK_CAUSAL_WHERE;
+                    const bool causal = m == MASK_CAUSAL || m == MASK_CAUSAL_WHERE || m == MASK_ALIBI_CAUSAL;
                     const size_t rows = causal ? (n < 6 ? n : 6) : 4;
                     run_rows(op, types[t], 0, rows, n, scales[(size_t)m % 5], (enum masks)m, false, ordinary, 1);
+                    /* Whole groups of the grouped masked kernels (16 rows). */
+                    if (op <= SOFTMAX_OP_LOG_SOFTMAX)
+                        run_rows(op, types[t], 0, 36, n, scales[(size_t)m % 5], (enum masks)m, false, ordinary, 1);
                     /* Special rows under a causal mask: enough rows that a NaN or an
                      * infinity lands inside a prefix shorter than the row. */
                     const size_t special_rows = causal ? (n < 37 ? n + 3 : 40) : rows;

@@ -485,7 +485,16 @@ static SOFTMAX_FORCE_INLINE V group_read(const T *row, const row_group *g, int f
  * and added-bias rows), from each row's lanewise maximum lanes[r]
  * (transposed here, in place): row r's maximum, offset (floor(c max) - 1)
  * and exp floor in lane r, also stored per row. Returns the lanes the SIMD
- * path can take: a finite maximum and an offset within OFFSET_LIMIT. */
+ * path can take: a finite maximum and an offset within OFFSET_LIMIT.
+ * lane_constants is its part after the maxima (row r's in lane r of m). */
+static SOFTMAX_FORCE_INLINE unsigned lane_constants(V m, T c_hi, T c_lo, T inverse_c, V *offset, V *x_floor)
+{
+    const V o = P(sub)(P(floor)(P(fmadd)(P(set1)(c_hi), m, P(mul)(P(set1)(c_lo), m))), P(set1)((T)1));
+    *x_floor = P(mul)(P(sub)(o, P(set1)((T)EXP_FLOOR_ARG)), P(set1)(inverse_c));
+    *offset = o;
+    return P(finite_lanes)(m) & P(lanes_below)(P(max)(o, P(neg)(o)), P(set1)((T)OFFSET_LIMIT));
+}
+
 static SOFTMAX_FORCE_INLINE unsigned group_constants(V lanes[LANES], T c_hi, T c_lo, T inverse_c, V *row_max, V *offset,
                                                      T maxima[LANES], T offsets[LANES], T floors[LANES])
 {
@@ -493,14 +502,13 @@ static SOFTMAX_FORCE_INLINE unsigned group_constants(V lanes[LANES], T c_hi, T c
     V m = lanes[0];
     for (size_t j = 1; j < LANES; j++)
         m = P(max)(lanes[j], m);
-    const V o = P(sub)(P(floor)(P(fmadd)(P(set1)(c_hi), m, P(mul)(P(set1)(c_lo), m))), P(set1)((T)1));
-    const V x_floor = P(mul)(P(sub)(o, P(set1)((T)EXP_FLOOR_ARG)), P(set1)(inverse_c));
+    V x_floor;
+    const unsigned usable = lane_constants(m, c_hi, c_lo, inverse_c, offset, &x_floor);
     P(store)(maxima, m);
-    P(store)(offsets, o);
+    P(store)(offsets, *offset);
     P(store)(floors, x_floor);
     *row_max = m;
-    *offset = o;
-    return P(finite_lanes)(m) & P(lanes_below)(P(max)(o, P(neg)(o)), P(set1)((T)OFFSET_LIMIT));
+    return usable;
 }
 
 /* The rows' split sums in lanes (lane r = row r), from each row's lanewise
