@@ -44,8 +44,10 @@ static line_position walk_to(const general_plan *plan, size_t line, line_walk *w
  * over the outer dimensions. The position goes by value: held in memory
  * through a pointer, each line's copy of it read back what the additions
  * had just stored (a forwarding stall that made positions_of 1.5x
- * slower). */
-static line_position walk_to_next_run(const general_plan *plan, line_walk *walk, line_position where)
+ * slower). Inlined: called, the position went through the stack on the
+ * way in and out, the same kind of stall (runs_of of [B, 16, 16] masked
+ * rows spent most of its time there). */
+static SOFTMAX_FORCE_INLINE line_position walk_to_next_run(const general_plan *plan, line_walk *walk, line_position where)
 {
     for (int d = walk->inner; d >= 0; d--) {
         if (d == plan->axis)
