@@ -445,7 +445,7 @@ static SOFTMAX_FORCE_INLINE V group_read(const T *row, const row_group *g, int f
                                          T fill)
 {
 #if defined(HALF_ROWS) && defined(SOFTMAX_VEC_AVX512_H)
-    /* One `where` or one 0 / -inf f32 mask over a whole vector: the test of
+    /* One `where` or one 0 / -inf mask over a whole vector: the test of
      * the mask becomes the mask of the load (the excluded lanes get
      * `excluded`, the others x: the bits of P(exclude)), one operation and
      * one load fewer per vector. A local form: the vocabulary has no
@@ -460,6 +460,14 @@ static SOFTMAX_FORCE_INLINE V group_read(const T *row, const row_group *g, int f
         !(flags & GROUP_CHECKED)) {
         const __mmask16 kept =
             _mm512_cmp_ps_mask(_mm512_loadu_ps((const T *)g->mask[r] + i), _mm512_set1_ps(-INFINITY), _CMP_NEQ_UQ);
+        return _mm512_mask_loadu_ps(_mm512_set1_ps(g->excluded), kept, row + i);
+    }
+    if ((flags & GROUP_MASKED_LOADS) && count == LANES && (flags & EXCLUDING) == EXCLUDE_HALF &&
+        !(flags & GROUP_CHECKED)) {
+        /* A bf16 / f16 mask: its -inf entries by their bit pattern. */
+        const __mmask16 kept = _mm256_cmpneq_epi16_mask(
+            _mm256_loadu_si256((const __m256i *)(const void *)((const uint16_t *)g->mask[r] + i)),
+            _mm256_set1_epi16((short)g->half_minus_inf));
         return _mm512_mask_loadu_ps(_mm512_set1_ps(g->excluded), kept, row + i);
     }
 #endif
