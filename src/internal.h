@@ -129,6 +129,8 @@ typedef struct softmax_masked_run {
 
 typedef struct softmax_kernels {
     size_t element_size;
+    /* Elements per vector on this path (1 on the portable one). */
+    size_t lanes;
     /* SOFTMAX_KERNELS_* bits: what the slots below do on this path. */
     unsigned capabilities;
     /* `rows` contiguous rows of n elements. */

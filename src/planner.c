@@ -449,11 +449,10 @@ int softmax_plan_call(const char *fn, const softmax_desc *desc, const void *src,
     const bool half_dst = dst_type == desc->dtype || dst_type == SOFTMAX_DTYPE_F32;
     const general_operand *x = &plan->operands[GENERAL_SRC], *w = &plan->operands[GENERAL_WHERE],
                           *m = &plan->operands[GENERAL_MASK];
-    /* Short causal f32 rows: the masked lines below (SHORT_CAUSAL_MAX_VECTORS;
-     * an f32 vector's lanes are the column chunk's share of a vector). */
-    const size_t f32_lanes = plan->kernels->column_chunk / COLUMN_VECTORS;
+    /* Short causal f32 rows: the masked lines below (SHORT_CAUSAL_MAX_VECTORS
+     * vectors of the f32 kernels, plan->kernels here). */
     const bool short_causal_rows = plan->forward && plan->compute == SOFTMAX_DTYPE_F32 &&
-                                   plan->n <= SHORT_CAUSAL_MAX_VECTORS * f32_lanes &&
+                                   plan->n <= SHORT_CAUSAL_MAX_VECTORS * plan->kernels->lanes &&
                                    (can & SOFTMAX_KERNELS_MASKED_ROWS);
     if (one_type && layouts_contiguous && !masked)
         plan->route = plan->inner > 1 ? SOFTMAX_ROUTE_COLUMNS : fast ? SOFTMAX_ROUTE_FAST_ROWS : SOFTMAX_ROUTE_ROWS;

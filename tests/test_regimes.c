@@ -75,9 +75,8 @@ static regime_table table_for(softmax_dtype dt)
     if (k == NULL)
         fail_msg("no kernels for %s: %s", dtype_name(dt), softmax_last_error());
     regime_table t = {.dt = dt, .element_size = k->element_size, .k = k};
-    /* A column chunk is COLUMN_VECTORS vectors of lines (1 line on the
-     * portable path). */
-    t.lanes = k->column_chunk >= COLUMN_VECTORS ? k->column_chunk / COLUMN_VECTORS : 0;
+    /* 0 on the portable path: no vectors, no SIMD regimes. */
+    t.lanes = k->lanes > 1 ? k->lanes : 0;
     t.threshold_lanes = t.lanes ? t.lanes : WIDEST_VECTOR_BYTES / t.element_size;
     return t;
 }

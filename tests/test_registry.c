@@ -67,6 +67,17 @@ static void test_no_slot_is_null(void **state)
                 fail_msg("%s table: slot %zu is NULL", softmax_dtype_name(types[t]), s);
         assert_true(k->column_chunk >= 1);
         assert_int_equal(k->element_size, softmax_dtype_size(types[t]));
+        /* lanes: 1 on the portable path, else the vector's elements, of which
+         * a column chunk holds a fixed number of vectors; the f64 vector holds
+         * half as many as the f32 one (both tables of one path). */
+        const softmax_kernels *f32 = table_of(SOFTMAX_DTYPE_F32);
+        if (f32->lanes == 1) {
+            assert_int_equal(k->lanes, 1);
+        } else {
+            assert_true(k->lanes == 2 || k->lanes == 4 || k->lanes == 8 || k->lanes == 16);
+            assert_int_equal(k->lanes * k->element_size, f32->lanes * f32->element_size);
+            assert_int_equal(k->column_chunk % k->lanes, 0);
+        }
         /* The f64 kernels have no fast mode and no in-place half or masked rows. */
         if (types[t] == SOFTMAX_DTYPE_F64)
             assert_int_equal(k->capabilities, 0);

@@ -127,6 +127,7 @@ static void rows_without_fast_mode(softmax_op op, const void *src, void *dst, si
 
 const softmax_kernels KERNELS_NAME = {
     .element_size = sizeof(T),
+    .lanes = LANES,
     .capabilities = TABLE_FAST_MODE | TABLE_IN_PLACE,
     .rows = contiguous_rows,
     .fast_rows = TABLE_FAST_ROWS,

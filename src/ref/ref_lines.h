@@ -706,6 +706,7 @@ static void reference_transpose_lines(const void *src, int64_t stride, size_t li
 
 const softmax_kernels KERNELS_NAME = {
     .element_size = sizeof(REAL),
+    .lanes = 1,
     .capabilities = 0,
     .rows = reference_rows,
     .fast_rows = reference_fast_rows,
