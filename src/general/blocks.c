@@ -434,9 +434,10 @@ int softmax_general_run(const general_plan *plan)
 #pragma omp parallel num_threads(threads) if (threads > 1)
     {
         block_buffers buffers = {0};
-        if (!causal_rows && !claim_buffers(plan, &buffers))
+        if (!causal_rows && !claim_buffers(plan, &buffers)) {
             atomic_store(&failed, 1);
-            /* Nothing is written until every thread holds its buffers, so that an
+        }
+        /* Nothing is written until every thread holds its buffers, so that an
          * allocation failure leaves the output untouched. */
 #pragma omp barrier
         if (!atomic_load(&failed)) {
