@@ -276,6 +276,22 @@ static inline V added_neg_log_sums(V high, V low, V row_max, V offset, const sha
 #endif
 }
 
+/* Row r's output where the group writes its values; NULL for a row it
+ * declined (bit r of planned clear: the caller's) and for a row with a NaN
+ * logit (bit r of number clear), which is filled with NaN here, as the line
+ * kernels fill it. */
+static inline T *added_output_row(const added_group *ag, unsigned planned, unsigned number, size_t r, size_t n)
+{
+    if (!((planned >> r) & 1u))
+        return NULL;
+    T *out_row = ag->rows.rows_y[r];
+    if (!((number >> r) & 1u)) {
+        fill_row(out_row, 0, n, (T)NAN);
+        return NULL;
+    }
+    return out_row;
+}
+
 /* Up to LANES rows (count) of an added bias, each the op on its first
  * length[r] elements (1 <= length[r] <= SMALL_VECTORS * LANES) with scale
  * 1 on z = scale * x + bias, then filled to n (0, log-softmax -inf), as
@@ -362,13 +378,9 @@ static SOFTMAX_FORCE_INLINE void added_group_run(softmax_op op, const added_grou
     P(store)(firsts, first);
     P(store)(seconds, second);
     for (size_t r = 0; r < count; r++) {
-        if (!((planned >> r) & 1u))
+        T *out_row = added_output_row(ag, planned, number, r, n);
+        if (out_row == NULL)
             continue;
-        T *out_row = ag->rows.rows_y[r];
-        if (!((number >> r) & 1u)) { /* a NaN logit: the whole row NaN, as the line kernels */
-            fill_row(out_row, 0, n, (T)NAN);
-            continue;
-        }
         const size_t length = ag->rows.length[r], vectors = (length + LANES - 1) / LANES;
         const T *high_row = highs_of + r * SMALL_VECTORS * LANES, *low_row = lows_of + r * SMALL_VECTORS * LANES;
         const V row_first = P(set1)(firsts[r]), row_second = P(set1)(seconds[r]);
@@ -471,13 +483,9 @@ static SOFTMAX_FORCE_INLINE void added_tiny_group_run(softmax_op op, const added
     }
     P(transpose)(out);
     for (size_t r = 0; r < count; r++) {
-        if (!((planned >> r) & 1u))
+        T *out_row = added_output_row(ag, planned, number, r, n);
+        if (out_row == NULL)
             continue;
-        T *out_row = ag->rows.rows_y[r];
-        if (!((number >> r) & 1u)) { /* a NaN logit: the whole row NaN, as the line kernels */
-            fill_row(out_row, 0, n, (T)NAN);
-            continue;
-        }
         const size_t length = ag->rows.length[r];
         if (n == LANES && length == LANES) {
             P(store)(out_row, out[r]);
