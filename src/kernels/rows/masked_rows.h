@@ -410,8 +410,8 @@ static SOFTMAX_FORCE_INLINE void added_group_run(softmax_op op, const added_grou
  * per-row buffers and scalar constants (bias-f32 rows of 16 on AVX-512 took
  * about 2.1x the unmasked call that way). Lane for lane the operations of
  * added_group_run in its order -- the maximum of each column after
- * max(z, -inf), 0 + each partial sum, the columns' low parts in the tree of
- * group_sums -- so that every row gets the same bits. */
+ * max(z, -inf), 0 + each low partial sum, the columns' low parts in the tree
+ * of group_sums -- so that every row gets the same bits. */
 static SOFTMAX_FORCE_INLINE void added_tiny_group_run(softmax_op op, const added_group *ag, int flags, size_t count,
                                                       size_t n, const shared_plan *shared, unsigned *declined)
 {
@@ -456,7 +456,7 @@ static SOFTMAX_FORCE_INLINE void added_tiny_group_run(softmax_op op, const added
         e[j] = P(scale_pow2)(p.mantissa, p.k);
         residual[j] = P(scale_pow2)(p.residual, p.k);
         const V h = grid_high_small(e[j]);
-        high = j == 0 ? P(add)(zero, h) : P(add)(high, P(add)(zero, h));
+        high = P(add)(high, h); /* h >= +0: the same bits as added_group_run's 0 + h first */
         low[j] = P(add)(zero, P(add)(P(sub)(e[j], h), residual[j]));
     }
     for (size_t half = LANES / 2; half > 0; half /= 2)
