@@ -13,6 +13,7 @@ bounded-memory test (default 200).
 import os
 import re
 import resource
+import shutil
 import signal
 import subprocess
 import sys
@@ -1434,6 +1435,27 @@ class OutputFile(Case):
             self.assertEqual(handle.read(), "0.25 0.25 0.25 0.25\n")
         self.assertEqual(sorted(os.listdir(self.tmp)), ["other.txt", "y.txt"])
 
+    def as_nobody(self, args, stdin):
+        """The command run as user and group 65534, from a copy it can reach:
+        the checkout (a clone in a mode-0700 mktemp directory, say) may be
+        closed to that user. The libraries it loads from outside the
+        system's directories are copied beside it."""
+        if not hasattr(self, "nobody_dir"):
+            shared = tempfile.TemporaryDirectory()
+            self.addCleanup(shared.cleanup)
+            os.chmod(shared.name, 0o755)
+            listing = subprocess.run(["ldd", CLI], capture_output=True, text=True).stdout
+            for name, path in re.findall(r"^\s*(\S+) => (/\S+)", listing, re.M):
+                if not path.startswith(("/lib", "/usr/lib")):
+                    shutil.copy(path, os.path.join(shared.name, name))
+            shutil.copy(CLI, os.path.join(shared.name, "softmax"))
+            for entry in os.listdir(shared.name):
+                os.chmod(os.path.join(shared.name, entry), 0o755)
+            self.nobody_dir = shared.name
+        return subprocess.run([os.path.join(self.nobody_dir, "softmax")] + args, input=stdin, capture_output=True,
+                              env=dict(os.environ, LD_LIBRARY_PATH=self.nobody_dir),
+                              preexec_fn=lambda: (os.setgid(65534), os.setuid(65534)))
+
     @unittest.skipUnless(os.geteuid() == 0, "needs root to own files as another user")
     def test_owner_is_kept_and_unwritable_files_are_refused(self):
         f = self.write("y.txt", "old\n")
@@ -1443,8 +1465,7 @@ class OutputFile(Case):
         # as an ordinary user: a read-only file is refused, as cp refuses it
         os.chmod(self.tmp, 0o777)
         os.chmod(f, 0o444)
-        result = subprocess.run([CLI, "-o", f], input=b"1 1\n", capture_output=True,
-                                preexec_fn=lambda: (os.setgid(65534), os.setuid(65534)))
+        result = self.as_nobody(["-o", f], b"1 1\n")
         self.assertEqual(result.returncode, EX_CANTCREAT, result.stderr)
         self.assertIn(b"cannot write the output file: Permission denied", result.stderr)
         with open(f) as handle:
@@ -1452,8 +1473,7 @@ class OutputFile(Case):
         # a file of another user that this user may write (group-writable): written, owner kept
         os.chown(f, 0, 65534)
         os.chmod(f, 0o664)
-        result = subprocess.run([CLI, "-o", f], input=b"1 1 1 1\n", capture_output=True,
-                                preexec_fn=lambda: (os.setgid(65534), os.setuid(65534)))
+        result = self.as_nobody(["-o", f], b"1 1 1 1\n")
         self.assertEqual(result.returncode, 0, result.stderr)
         self.assertEqual((os.stat(f).st_uid, os.stat(f).st_mode & 0o777), (0, 0o664))
         with open(f) as handle:
@@ -1463,15 +1483,13 @@ class OutputFile(Case):
         g = self.write("locked/y.txt", "old\n")
         os.chown(g, 65534, 65534)
         os.chmod(self.path("locked"), 0o755)
-        result = subprocess.run([CLI, "-o", g], input=b"0 0\n", capture_output=True,
-                                preexec_fn=lambda: (os.setgid(65534), os.setuid(65534)))
+        result = self.as_nobody(["-o", g], b"0 0\n")
         self.assertEqual(result.returncode, 0, result.stderr)
         with open(g) as handle:
             self.assertEqual(handle.read(), "0.5 0.5\n")
         self.assertEqual(os.listdir(self.path("locked")), ["y.txt"])
         # and an error still leaves it untouched
-        result = subprocess.run([CLI, "-o", g], input=b"1 x\n", capture_output=True,
-                                preexec_fn=lambda: (os.setgid(65534), os.setuid(65534)))
+        result = self.as_nobody(["-o", g], b"1 x\n")
         self.assertEqual(result.returncode, EX_DATAERR, result.stderr)
         with open(g) as handle:
             self.assertEqual(handle.read(), "0.5 0.5\n")
