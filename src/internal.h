@@ -127,6 +127,9 @@ typedef struct softmax_masked_run {
     double slope;
 } softmax_masked_run;
 
+/* What softmax_kernels.excluding_row did with its line. */
+enum { SOFTMAX_ROW_DECLINED = 0, SOFTMAX_ROW_DONE = 1, SOFTMAX_ROW_MASK_ADDS = 2 };
+
 typedef struct softmax_kernels {
     size_t element_size;
     /* Elements per vector on this path (1 on the portable one). */
@@ -184,10 +187,15 @@ typedef struct softmax_kernels {
      * `additive`). False, having written nothing, outside the in-cache
      * regime or for rows that need the general path (nothing kept,
      * infinite logits or scale; with an added mask or slope, also |max z| >
-     * 1024 and scales outside [1e-30, 1e30]). */
-    bool (*excluding_row)(softmax_op op, const float *x, const uint8_t *keep, const float *mask,
-                          const uint16_t *half_mask, int half_bf16, int additive, double slope, size_t kept, size_t n,
-                          double scale, float *y);
+     * 1024 and scales outside [1e-30, 1e30]). With check_mask (a mask
+     * assumed to exclude, not yet read: general_plan.mask_checked_by_blocks)
+     * the kernels also check that the row's mask holds only 0 and -inf as
+     * they read it, and return SOFTMAX_ROW_MASK_ADDS, having written
+     * nothing, where it does not. SOFTMAX_ROW_DECLINED (nothing written,
+     * the mask maybe not checked) or SOFTMAX_ROW_DONE otherwise. */
+    int (*excluding_row)(softmax_op op, const float *x, const uint8_t *keep, const float *mask,
+                         const uint16_t *half_mask, int half_bf16, int additive, bool check_mask, double slope,
+                         size_t kept, size_t n, double scale, float *y);
     /* A block of short contiguous forward rows (n <= SMALL_VECTORS vectors)
      * with exclusion masks applied as x is read, in the grouped tiny and
      * small-row kernels: each line of the runs is the op on its x with the
@@ -248,9 +256,9 @@ typedef struct softmax_kernels {
 
 /* The portable entries of the f32-only slots (src/ref/portable_slots.c),
  * with which every table without its own kernel fills them. */
-bool softmax_portable_excluding_row(softmax_op op, const float *x, const uint8_t *keep, const float *mask,
-                                    const uint16_t *half_mask, int half_bf16, int additive, double slope, size_t kept,
-                                    size_t n, double scale, float *y);
+int softmax_portable_excluding_row(softmax_op op, const float *x, const uint8_t *keep, const float *mask,
+                                   const uint16_t *half_mask, int half_bf16, int additive, bool check_mask,
+                                   double slope, size_t kept, size_t n, double scale, float *y);
 bool softmax_portable_excluding_rows(softmax_op op, const softmax_masked_run *runs, size_t run_count, size_t n,
                                      int mask_type, double scale);
 bool softmax_portable_adding_rows(softmax_op op, const softmax_masked_run *runs, size_t run_count, size_t n,

@@ -418,10 +418,12 @@ int softmax_plan_call(const char *fn, const softmax_desc *desc, const void *src,
     /* A mask about as large as the scores (broadcast over at most
      * LAZY_MASK_BROADCAST lines per stored row) and rows long enough for the
      * line kernels: rather than a pass of its own over the mask (one more
-     * read of a tensor the size of x from memory), the runner checks each
-     * block's mask rows just before the kernels read them, assuming they
-     * only exclude, and starts over with the mask added if one does not --
-     * the same bits as the pass would have chosen. Not in place: a restart
+     * read of a tensor the size of x from memory), the mask is assumed to
+     * only exclude and checked as the lines are computed -- by the line
+     * kernels' max pass as they read it, or by the runner just before the
+     * kernels read a block (general/blocks.c) -- starting over with the
+     * mask added if one value does not: the same bits as the pass would
+     * have chosen. Not in place: a restart
      * needs the source intact. The assumption stands only if the route it
      * picks is the masked lines' (checked below). */
     bool check_mask_lazily = false;

@@ -987,7 +987,8 @@ static void test_excluding_invariant(void **state)
                         fill_sentinel(y, n * sizeof *y);
                         const bool taken = t.k->excluding_row(forward_ops[o], x, set & EXCLUDE_BY_KEEP ? keep : NULL,
                                                               set & EXCLUDE_BY_MASK ? mask : NULL, half_mask,
-                                                              (set & EXCLUDE_BY_BF16) != 0, 0, 0.0, kept, n, scale, y);
+                                                              (set & EXCLUDE_BY_BF16) != 0, 0, false, 0.0, kept, n,
+                                                              scale, y) == SOFTMAX_ROW_DONE;
                         char what[128];
                         snprintf(what, sizeof what, "excluding_row %s n=%zu kinds=%d scale=%g", op_name(forward_ops[o]),
                                  n, set, scale);
@@ -1020,6 +1021,114 @@ static void test_excluding_invariant(void **state)
     }
     family_outcome("masked in place = gathered", failures, calls);
     family_outcome("declined masked rows", declined_failures, declined_calls);
+}
+
+/* excluding_row with check_mask (a mask assumed to hold only 0 and -inf,
+ * checked as it is read): one value that is neither -- 0.5, the smallest
+ * subnormal, -FLT_MAX, +inf, NaN -- anywhere in the row (the first
+ * element, the last of the first vector, the middle, the tail, the last)
+ * of an f32, bf16 or f16 mask, for either sign of the scale, makes it
+ * return SOFTMAX_ROW_MASK_ADDS with y untouched; a mask of 0, -0 and -inf
+ * gives the bits of the unchecked call. Combined with `where` (not a
+ * single-mask body) it declines. */
+static void test_excluding_row_checks_mask(void **state)
+{
+    (void)state;
+    size_t failures = 0, calls = 0;
+    test_rng rng;
+    rng_seed(&rng, 818);
+    const regime_table t = table_for(SOFTMAX_DTYPE_F32);
+    if (!has_regime(&t, REGIME_EXCLUDING_ROW)) {
+        family_outcome("checked masks", 0, 0);
+        return;
+    }
+    const size_t row_lengths[] = {small_limit(&t) + 1, small_limit(&t) + t.lanes + 3, SUM_BLOCK + 5};
+    const float f32_adding[] = {0.5f, 0x1p-149f, -FLT_MAX, INFINITY, NAN};
+    /* bf16 and f16 patterns of the same values (f16: 2^-24, -65504). */
+    const uint16_t bf16_adding[] = {0x3f00u, 0x0001u, 0xff7fu, 0x7f80u, 0x7fc0u};
+    const uint16_t f16_adding[] = {0x3800u, 0x0001u, 0xfbffu, 0x7c00u, 0x7e00u};
+    for (size_t a = 0; a < ARRAY_LEN(row_lengths); a++) {
+        const size_t n = row_lengths[a];
+        float *x = buf_alloc(t.dt, n), *y = buf_alloc(t.dt, n), *want = buf_alloc(t.dt, n);
+        float *mask = buf_alloc(t.dt, n);
+        uint16_t *halves = malloc(n * sizeof *halves);
+        uint8_t *keep = malloc(n);
+        assert_non_null(halves);
+        assert_non_null(keep);
+        fill_logits(t.dt, x, n, &rng);
+        const size_t tail_spot = n % t.lanes != 0 ? n - n % t.lanes + (n % t.lanes) / 2 : n - 2;
+        const size_t spots[] = {0, t.lanes - 1, n / 2, tail_spot, n - 1};
+        for (int type = 0; type < 3; type++) { /* f32, bf16, f16 */
+            const uint16_t half_zero = 0, half_negative_zero = 0x8000u;
+            const uint16_t half_minus_inf = type == 1 ? 0xff80u : 0xfc00u;
+            for (size_t j = 0; j < n; j++) {
+                const unsigned pick = rng_below(&rng, 3);
+                mask[j] = pick == 0 ? -INFINITY : pick == 1 ? -0.0f : 0.0f;
+                halves[j] = pick == 0 ? half_minus_inf : pick == 1 ? half_negative_zero : half_zero;
+                keep[j] = 1;
+            }
+            const float *f32_mask = type == 0 ? mask : NULL;
+            const uint16_t *half_mask = type == 0 ? NULL : halves;
+            for (size_t o = 0; o < ARRAY_LEN(forward_ops); o++)
+                for (int negative = 0; negative < 2; negative++) {
+                    const double scale = negative ? -0.75 : 1.0;
+                    char what[160];
+                    snprintf(what, sizeof what, "checked mask type %d %s n=%zu scale=%g", type, op_name(forward_ops[o]),
+                             n, scale);
+                    /* 0, -0 and -inf only: the unchecked call's bits. */
+                    fill_sentinel(want, n * sizeof *want);
+                    fill_sentinel(y, n * sizeof *y);
+                    const int unchecked = t.k->excluding_row(forward_ops[o], x, NULL, f32_mask, half_mask, type == 1, 0,
+                                                             false, 0.0, n, n, scale, want);
+                    const int checked = t.k->excluding_row(forward_ops[o], x, NULL, f32_mask, half_mask, type == 1, 0,
+                                                           true, 0.0, n, n, scale, y);
+                    calls++;
+                    if (unchecked != SOFTMAX_ROW_DONE || checked != SOFTMAX_ROW_DONE) {
+                        fprintf(stderr, "  FAIL %s: outcomes %d (unchecked) and %d, expected done\n", what, unchecked,
+                                checked);
+                        failures++;
+                    } else {
+                        perturb(t.dt, y, n);
+                        failures += bit_differences(y, want, n, sizeof *y, what) > 0;
+                    }
+                    /* With `where` beside it: declined, untouched. */
+                    fill_sentinel(y, n * sizeof *y);
+                    const int with_keep = t.k->excluding_row(forward_ops[o], x, keep, f32_mask, half_mask, type == 1, 0,
+                                                             true, 0.0, n, n, scale, y);
+                    calls++;
+                    perturb_bits(y, n * sizeof *y);
+                    failures += untouched_or_report(y, n * sizeof *y, what) + (with_keep != SOFTMAX_ROW_DECLINED);
+                    for (size_t s = 0; s < ARRAY_LEN(spots); s++)
+                        for (size_t v = 0; v < ARRAY_LEN(f32_adding); v++) {
+                            const size_t spot = spots[s];
+                            const float saved = mask[spot];
+                            const uint16_t saved_half = halves[spot];
+                            mask[spot] = f32_adding[v];
+                            halves[spot] = type == 1 ? bf16_adding[v] : f16_adding[v];
+                            fill_sentinel(y, n * sizeof *y);
+                            const int outcome = t.k->excluding_row(forward_ops[o], x, NULL, f32_mask, half_mask,
+                                                                   type == 1, 0, true, 0.0, n, n, scale, y);
+                            mask[spot] = saved;
+                            halves[spot] = saved_half;
+                            calls++;
+                            if (outcome != SOFTMAX_ROW_MASK_ADDS) {
+                                fprintf(stderr, "  FAIL %s: value %zu at %zu gave outcome %d, expected mask adds\n",
+                                        what, v, spot, outcome);
+                                failures++;
+                            }
+                            perturb_bits(y, n * sizeof *y);
+                            failures += untouched_or_report(y, n * sizeof *y, what);
+                        }
+                }
+        }
+        free(x);
+        free(y);
+        free(want);
+        free(mask);
+        free(halves);
+        free(keep);
+    }
+    family_outcome("checked masks", failures, calls);
 }
 
 /* Added masks and ALiBi (excluding_row with `additive` or a slope):
@@ -1066,7 +1175,7 @@ static void test_added_masks(void **state)
                 const softmax_op op = forward_ops[o];
                 fill_sentinel(y, n * sizeof *y);
                 const bool taken = t.k->excluding_row(op, x, kind == 1 ? keep : NULL, kind == 1 ? NULL : mask, NULL, 0,
-                                                      kind != 1, slope, n, n, scale, y);
+                                                      kind != 1, false, slope, n, n, scale, y) == SOFTMAX_ROW_DONE;
                 char what[128];
                 snprintf(what, sizeof what, "excluding_row added kind %d %s n=%zu", kind, op_name(op), n);
                 if (taken != (kind != 3)) {
@@ -1432,12 +1541,19 @@ int main(int argc, char **argv)
         printf("--mutate: every family below must notice its perturbed outputs\n");
     }
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_rows_accuracy),      cmocka_unit_test(test_fast_rows_accuracy),
-        cmocka_unit_test(test_gradients_accuracy), cmocka_unit_test(test_columns),
-        cmocka_unit_test(test_offset_limit),       cmocka_unit_test(test_column_workspace),
-        cmocka_unit_test(test_group_invariant),    cmocka_unit_test(test_prefix_invariant),
-        cmocka_unit_test(test_long_row_invariant), cmocka_unit_test(test_excluding_invariant),
-        cmocka_unit_test(test_added_masks),        cmocka_unit_test(test_half_invariant),
+        cmocka_unit_test(test_rows_accuracy),
+        cmocka_unit_test(test_fast_rows_accuracy),
+        cmocka_unit_test(test_gradients_accuracy),
+        cmocka_unit_test(test_columns),
+        cmocka_unit_test(test_offset_limit),
+        cmocka_unit_test(test_column_workspace),
+        cmocka_unit_test(test_group_invariant),
+        cmocka_unit_test(test_prefix_invariant),
+        cmocka_unit_test(test_long_row_invariant),
+        cmocka_unit_test(test_excluding_invariant),
+        cmocka_unit_test(test_excluding_row_checks_mask),
+        cmocka_unit_test(test_added_masks),
+        cmocka_unit_test(test_half_invariant),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

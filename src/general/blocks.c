@@ -87,8 +87,17 @@ static bool claim_buffers(const general_plan *plan, block_buffers *buffers)
     return true;
 }
 
-/* One line through the kernels' excluding_row; false if they decline it. */
-static bool run_excluding_line(const general_plan *plan, const line_position *line)
+/* Whether the line kernels check the mask (see
+ * general_plan.mask_checked_by_blocks) as they read it: a mask alone, its
+ * rows read whole by excluding_row's single-mask bodies. With `where`,
+ * causal or ALiBi beside it the blocks check it themselves. */
+static bool kernels_check_mask(const general_plan *plan)
+{
+    return plan->mask_checked_by_blocks && !plan->has_where && !plan->causal && !plan->alibi;
+}
+
+/* One line through the kernels' excluding_row: a SOFTMAX_ROW_ outcome. */
+static int run_excluding_line(const general_plan *plan, const line_position *line)
 {
     const general_operand *x = &plan->operands[GENERAL_SRC], *d = &plan->operands[GENERAL_DST];
     const general_operand *w = &plan->operands[GENERAL_WHERE];
@@ -102,8 +111,9 @@ static bool run_excluding_line(const general_plan *plan, const line_position *li
     const uint16_t *halves = half_mask ? (const uint16_t *)(const void *)m->base + where.offset[GENERAL_MASK] : NULL;
     float *out = (float *)(void *)d->base_out + where.offset[GENERAL_DST];
     return plan->kernels->excluding_row(plan->op, src, keep, mask, halves, m->type == SOFTMAX_DTYPE_BF16,
-                                        plan->has_mask && !plan->mask_only_excludes, alibi_slope(plan, where.head),
-                                        causal_length(plan, &where), plan->n, plan->scale, out);
+                                        plan->has_mask && !plan->mask_only_excludes, kernels_check_mask(plan),
+                                        alibi_slope(plan, where.head), causal_length(plan, &where), plan->n,
+                                        plan->scale, out);
 }
 
 /* One contiguous half-precision line through the kernels' half_line (or
@@ -200,11 +210,25 @@ static bool run_grouped_lines(const general_plan *plan, size_t first_line, size_
 static void run_gathered_block(const general_plan *plan, const block_buffers *buffers, const line_position *positions,
                                size_t first_line, size_t line_count);
 
+/* Whether every mask value the lines at positions read is 0 or -inf (see
+ * general_plan.mask_checked_by_blocks). */
+static bool lines_mask_only_excludes(const general_plan *plan, const line_position *positions, size_t line_count)
+{
+    const general_operand *m = &plan->operands[GENERAL_MASK];
+    for (size_t b = 0; b < line_count; b++)
+        if (!mask_run_only_excludes(m->base, m->type, positions[b].offset[GENERAL_MASK], m->strides[plan->axis],
+                                    plan->n))
+            return false;
+    return true;
+}
+
 /* The layouts the kernels read (and write) in place, line by line: long
  * half-precision rows streamed (half_row), in-cache half rows widened as
  * they are read (half_line), exclusion masks applied as x is read
- * (excluding_row). Lines they decline take the gathered path. */
-static void run_block(const general_plan *plan, const block_buffers *buffers, size_t first_line, size_t line_count)
+ * (excluding_row). Lines they decline take the gathered path. False where
+ * a mask assumed to only exclude (general_plan.mask_checked_by_blocks) is
+ * found to add: the unit's lines from there on are left unwritten. */
+static bool run_block(const general_plan *plan, const block_buffers *buffers, size_t first_line, size_t line_count)
 {
     if (plan->route == SOFTMAX_ROUTE_HALF_ROWS && line_count == 1) {
         const general_operand *x = &plan->operands[GENERAL_SRC], *d = &plan->operands[GENERAL_DST];
@@ -212,41 +236,51 @@ static void run_block(const general_plan *plan, const block_buffers *buffers, si
         const uint16_t *src = (const uint16_t *)(const void *)x->base + where.offset[GENERAL_SRC];
         uint16_t *dst = (uint16_t *)(void *)d->base_out + where.offset[GENERAL_DST];
         if (plan->kernels->half_row(plan->op, src, dst, plan->n, plan->scale, x->type == SOFTMAX_DTYPE_BF16))
-            return;
+            return true;
     }
     const bool half_lines = plan->route == SOFTMAX_ROUTE_HALF_LINES || plan->route == SOFTMAX_ROUTE_FAST_HALF_LINES;
     line_position positions[BLOCK_MAX_LINES];
     if (!half_lines && plan->route != SOFTMAX_ROUTE_MASKED_LINES) {
         positions_of(plan, first_line, line_count, positions);
         run_gathered_block(plan, buffers, positions, first_line, line_count);
-        return;
+        return true;
     }
+    /* Where the line kernels check the mask, the grouped ones (which do
+     * not, and decline rows that long anyway) are not asked. */
+    const bool checking = kernels_check_mask(plan);
     bool declined_by_group[BLOCK_MAX_LINES];
     bool grouped = false;
-    if (!half_lines && run_grouped_lines(plan, first_line, line_count, &grouped, declined_by_group))
-        return;
+    if (!half_lines && !checking && run_grouped_lines(plan, first_line, line_count, &grouped, declined_by_group))
+        return true;
     positions_of(plan, first_line, line_count, positions);
     /* Declined lines (short rows below the line kernels' regime, fully
      * masked rows, ...) are gathered together: the grouped small-row kernels
      * pay for a whole group whether it holds one row or sixteen, and a row's
-     * bits do not depend on the rows beside it. */
+     * bits do not depend on the rows beside it. Their masks, which the
+     * line kernels may not have read whole, are checked here first. */
     size_t declined_first = 0, declined = 0;
-    for (size_t b = 0; b < line_count; b++) {
-        const bool done = grouped      ? !declined_by_group[b]
-                          : half_lines ? run_half_line(plan, &positions[b])
-                                       : run_excluding_line(plan, &positions[b]);
-        if (!done) {
+    for (size_t b = 0; b <= line_count; b++) {
+        int outcome = SOFTMAX_ROW_DONE; /* past the last line: the declined ones are gathered */
+        if (b < line_count)
+            outcome = grouped      ? (declined_by_group[b] ? SOFTMAX_ROW_DECLINED : SOFTMAX_ROW_DONE)
+                      : half_lines ? (run_half_line(plan, &positions[b]) ? SOFTMAX_ROW_DONE : SOFTMAX_ROW_DECLINED)
+                                   : run_excluding_line(plan, &positions[b]);
+        if (outcome == SOFTMAX_ROW_MASK_ADDS)
+            return false;
+        if (outcome == SOFTMAX_ROW_DECLINED) {
             if (declined == 0)
                 declined_first = b;
             declined++;
             continue;
         }
-        if (declined > 0)
+        if (declined > 0) {
+            if (checking && !lines_mask_only_excludes(plan, positions + declined_first, declined))
+                return false;
             run_gathered_block(plan, buffers, positions + declined_first, first_line + declined_first, declined);
+        }
         declined = 0;
     }
-    if (declined > 0)
-        run_gathered_block(plan, buffers, positions + declined_first, first_line + declined_first, declined);
+    return true;
 }
 
 static void run_gathered_block(const general_plan *plan, const block_buffers *buffers, const line_position *positions,
@@ -396,19 +430,12 @@ static void run_causal_rows(const general_plan *plan, size_t first_line, size_t 
 /* Driver                                                                  */
 /* ---------------------------------------------------------------------- */
 
-/* Whether every mask value the lines of a unit read is 0 or -inf (see
- * general_plan.mask_checked_by_blocks): read just before the kernels read
- * them again, from the cache. */
+/* Whether every mask value the lines of a unit read is 0 or -inf. */
 static bool unit_mask_only_excludes(const general_plan *plan, size_t first_line, size_t line_count)
 {
-    const general_operand *m = &plan->operands[GENERAL_MASK];
     line_position positions[BLOCK_MAX_LINES];
     positions_of(plan, first_line, line_count, positions);
-    for (size_t b = 0; b < line_count; b++)
-        if (!mask_run_only_excludes(m->base, m->type, positions[b].offset[GENERAL_MASK], m->strides[plan->axis],
-                                    plan->n))
-            return false;
-    return true;
+    return lines_mask_only_excludes(plan, positions, line_count);
 }
 
 /* The plan once a mask assumed to only exclude was found to add: the mask
@@ -448,15 +475,18 @@ int softmax_general_run(const general_plan *plan)
                 if (plan->mask_checked_by_blocks) {
                     if (atomic_load_explicit(&mask_adds, memory_order_relaxed))
                         continue; /* everything starts over below */
-                    if (!unit_mask_only_excludes(plan, first, count)) {
+                    /* The mask rows read just before the kernels read them
+                     * again, from the cache, unless the kernels check them
+                     * as they read them (run_block). */
+                    if (!kernels_check_mask(plan) && !unit_mask_only_excludes(plan, first, count)) {
                         atomic_store(&mask_adds, true);
                         continue;
                     }
                 }
                 if (causal_rows)
                     run_causal_rows(plan, first, count);
-                else
-                    run_block(plan, &buffers, first, count);
+                else if (!run_block(plan, &buffers, first, count))
+                    atomic_store(&mask_adds, true);
             }
             /* After the loop's barrier every thread sees the same answer. The
              * buffers fit: their size does not depend on it. */
@@ -466,7 +496,7 @@ int softmax_general_run(const general_plan *plan)
                 for (size_t unit = 0; unit < units; unit++) {
                     const size_t first = unit * lines_per_unit;
                     const size_t count = first + lines_per_unit <= plan->lines ? lines_per_unit : plan->lines - first;
-                    run_block(&added, &buffers, first, count);
+                    (void)run_block(&added, &buffers, first, count); /* no assumption left to fail */
                 }
             }
         }

@@ -14,13 +14,13 @@
 
 #include "internal.h"
 
-bool softmax_portable_excluding_row(softmax_op op, const float *x, const uint8_t *keep, const float *mask,
-                                    const uint16_t *half_mask, int half_bf16, int additive, double slope, size_t kept,
-                                    size_t n, double scale, float *y)
+int softmax_portable_excluding_row(softmax_op op, const float *x, const uint8_t *keep, const float *mask,
+                                   const uint16_t *half_mask, int half_bf16, int additive, bool check_mask,
+                                   double slope, size_t kept, size_t n, double scale, float *y)
 {
-    (void)op, (void)x, (void)keep, (void)mask, (void)half_mask, (void)half_bf16, (void)additive, (void)slope;
-    (void)kept, (void)n, (void)scale, (void)y;
-    return false;
+    (void)op, (void)x, (void)keep, (void)mask, (void)half_mask, (void)half_bf16, (void)additive, (void)check_mask;
+    (void)slope, (void)kept, (void)n, (void)scale, (void)y;
+    return SOFTMAX_ROW_DECLINED;
 }
 
 bool softmax_portable_excluding_rows(softmax_op op, const softmax_masked_run *runs, size_t run_count, size_t n,

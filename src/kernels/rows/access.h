@@ -51,6 +51,12 @@ typedef struct row_masks {
 #define ADD_HALF 128     /* ex->add_half */
 #define ADD_SLOPE 256    /* slope * j, j the element's index (ALiBi) */
 #define ADDING (ADD_MASK | ADD_HALF | ADD_SLOPE)
+/* With EXCLUDE_MASK or EXCLUDE_HALF: the mask is assumed to hold only 0
+ * and -inf, which the kernel checks right after its max pass read the row
+ * (mask_row_adds): a mask as large as x (the planner's lazy check) is then
+ * read from memory once, by the kernel, not once more in a pass of its
+ * own. */
+#define CHECK_MASK 65536
 /* With ADD_*: scale_hi is a power of two and scale_lo 0, so that
  * scale_hi * x is exact (below the normal range the kernels' flush-to-zero
  * makes it 0 in both forms): the product needs no rest, and z = high + low
@@ -340,6 +346,74 @@ static inline void prefetch_span(const T *p, size_t count)
 #define ROW_AHEAD 2
 #endif
 
+/* The mask entries that are neither 0 (either sign) nor -inf, as bits:
+ * an entry's magnitude or its difference from -inf, whichever is smaller
+ * as an unsigned integer, is 0 exactly for those three. mask_others ORs
+ * the entries i .. i + LANES of the row's mask into others (see
+ * CHECK_MASK); mask_others_tail tests the last ones. */
+#if defined(HALF_ROWS)
+#if defined(SOFTMAX_VEC_AVX512_H)
+typedef __m512i mask_bits;
+#define MASK_BITS_ZERO() _mm512_setzero_si512()
+#define MASK_BITS_ANY(v) (_mm512_test_epi32_mask((v), (v)) != 0)
+#else
+typedef __m256i mask_bits;
+#define MASK_BITS_ZERO() _mm256_setzero_si256()
+#define MASK_BITS_ANY(v) (!_mm256_testz_si256((v), (v)))
+#endif
+
+static SOFTMAX_FORCE_INLINE mask_bits mask_others(mask_bits others, const row_masks *ex, int io_flags, size_t i)
+{
+#if defined(SOFTMAX_VEC_AVX512_H)
+    if (io_flags & EXCLUDE_MASK) {
+        const __m512i bits = _mm512_loadu_si512((const void *)(ex->mask + i));
+        const __m512i magnitude = _mm512_and_si512(bits, _mm512_set1_epi32(0x7fffffff));
+        const __m512i from_minus_infinity = _mm512_xor_si512(bits, _mm512_set1_epi32((int)0xff800000u));
+        others = _mm512_or_si512(others, _mm512_min_epu32(magnitude, from_minus_infinity));
+    }
+    if (io_flags & EXCLUDE_HALF) {
+        const __m256i bits = _mm256_loadu_si256((const __m256i *)(const void *)(ex->half_mask + i));
+        const __m256i magnitude = _mm256_and_si256(bits, _mm256_set1_epi16(0x7fff));
+        const __m256i from_minus_infinity = _mm256_xor_si256(bits, _mm256_set1_epi16((short)ex->half_minus_inf));
+        others = _mm512_or_si512(others, _mm512_zextsi256_si512(_mm256_min_epu16(magnitude, from_minus_infinity)));
+    }
+#else
+    if (io_flags & EXCLUDE_MASK) {
+        const __m256i bits = _mm256_loadu_si256((const __m256i *)(const void *)(ex->mask + i));
+        const __m256i magnitude = _mm256_and_si256(bits, _mm256_set1_epi32(0x7fffffff));
+        const __m256i from_minus_infinity = _mm256_xor_si256(bits, _mm256_set1_epi32((int)0xff800000u));
+        others = _mm256_or_si256(others, _mm256_min_epu32(magnitude, from_minus_infinity));
+    }
+    if (io_flags & EXCLUDE_HALF) {
+        const __m128i bits = _mm_loadu_si128((const __m128i *)(const void *)(ex->half_mask + i));
+        const __m128i magnitude = _mm_and_si128(bits, _mm_set1_epi16(0x7fff));
+        const __m128i from_minus_infinity = _mm_xor_si128(bits, _mm_set1_epi16((short)ex->half_minus_inf));
+        others = _mm256_or_si256(others, _mm256_zextsi128_si256(_mm_min_epu16(magnitude, from_minus_infinity)));
+    }
+#endif
+    return others;
+}
+
+static SOFTMAX_FORCE_INLINE bool mask_others_tail(const row_masks *ex, int io_flags, size_t i, size_t count)
+{
+    bool found = false;
+    for (size_t j = i; j < i + count; j++) {
+        if (io_flags & EXCLUDE_MASK) {
+            uint32_t bits;
+            memcpy(&bits, ex->mask + j, sizeof bits);
+            const uint32_t magnitude = bits & 0x7fffffffu, from_minus_infinity = bits ^ 0xff800000u;
+            found |= (magnitude < from_minus_infinity ? magnitude : from_minus_infinity) != 0;
+        }
+        if (io_flags & EXCLUDE_HALF) {
+            const uint16_t bits = ex->half_mask[j];
+            const uint16_t magnitude = bits & 0x7fffu, from_minus_infinity = bits ^ ex->half_minus_inf;
+            found |= (magnitude < from_minus_infinity ? magnitude : from_minus_infinity) != 0;
+        }
+    }
+    return found;
+}
+#endif
+
 static SOFTMAX_FORCE_INLINE T max_body(const void *x, size_t n, const row_masks *ex, int io_flags)
 {
     V m0 = P(set1)((T)-INFINITY), m1 = m0, m2 = m0, m3 = m0;
@@ -373,6 +447,22 @@ static SOFTMAX_FORCE_INLINE T min_body(const void *x, size_t n, const row_masks 
         m1 = P(min)(read_tail(x, ex, io_flags, i, n - i, (T)INFINITY), m1);
     return P(reduce_min)(P(min)(m0, m1));
 }
+
+#if defined(HALF_ROWS)
+/* Whether the first n entries of the row's mask (CHECK_MASK) hold a value
+ * other than 0 and -inf: a loop of its own right after the max pass, which
+ * brought the mask into the cache. Folded into the max pass's loop it
+ * measured about as fast, but changed the code gcc made of the other
+ * bodies (AVX2 ALiBi + causal rows of 128 took 1.4x as long). */
+static SOFTMAX_FORCE_INLINE bool mask_row_adds(const row_masks *ex, int io_flags, size_t n)
+{
+    mask_bits others = MASK_BITS_ZERO();
+    size_t i = 0;
+    for (; i + LANES <= n; i += LANES)
+        others = mask_others(others, ex, io_flags, i);
+    return MASK_BITS_ANY(others) || mask_others_tail(ex, io_flags, i, n - i);
+}
+#endif
 
 /* The element the row's plan is built on: the maximum (the minimum for a
  * negative scale) of x as the kernels read it. */

@@ -193,10 +193,12 @@ static void blocks_forward_row(softmax_op op, const T *x, T *y, T *residuals, si
 #if defined(HALF_ROWS)
 /* The in-cache regime of forward_row reading x through read_vector: y and
  * residuals have room for n elements (the exps and their residuals), out
- * gets the outputs (y itself unless io_flags has DEST_HALF). False, having
- * written nothing, for rows that need the general path. */
-static SOFTMAX_FORCE_INLINE bool read_row_body(softmax_op op, const void *x, const row_masks *ex, int io_flags,
-                                               size_t n, double scale, T *y, T *residuals, void *out)
+ * gets the outputs (y itself unless io_flags has DEST_HALF). Returns
+ * SOFTMAX_ROW_DONE, or, having written nothing, SOFTMAX_ROW_DECLINED for
+ * rows that need the general path and SOFTMAX_ROW_MASK_ADDS for a mask
+ * that CHECK_MASK finds adding. */
+static SOFTMAX_FORCE_INLINE int read_row_body(softmax_op op, const void *x, const row_masks *ex, int io_flags, size_t n,
+                                              double scale, T *y, T *residuals, void *out)
 {
     const bool log_output = op == SOFTMAX_OP_LOG_SOFTMAX;
     /* With an added bias a causal row is computed over its kept prefix
@@ -214,6 +216,10 @@ static SOFTMAX_FORCE_INLINE bool read_row_body(softmax_op op, const void *x, con
     if (io_flags & EXCLUDE_PREFIX)
         prefetch_span((const T *)x + ROW_AHEAD * n, used + ROW_AHEAD);
     const T row_max = row_max_reading(x, used, scale, ex, inner);
+    if ((io_flags & CHECK_MASK) && mask_row_adds(ex, io_flags, used)) {
+        vec_flush_to_zero_end(saved);
+        return SOFTMAX_ROW_MASK_ADDS;
+    }
     row_plan plan;
     /* Added biases: the low parts stay small (see take_low) only for
      * logits of moderate size; rows beyond, and fully masked ones, take the
@@ -221,7 +227,7 @@ static SOFTMAX_FORCE_INLINE bool read_row_body(softmax_op op, const void *x, con
     const bool moderate = !(io_flags & ADDING) || T_FABS(row_max) <= (T)ADDED_MASK_MAX_LIMIT;
     if (used == 0 || !moderate || !plan_row(scale, row_max, &plan)) {
         vec_flush_to_zero_end(saved);
-        return false;
+        return SOFTMAX_ROW_DECLINED;
     }
     const exp_args a = broadcast_plan(&plan);
     WIDE sum = 0;
@@ -242,7 +248,7 @@ static SOFTMAX_FORCE_INLINE bool read_row_body(softmax_op op, const void *x, con
         fill_out(out, io_flags, used, n, log_output ? (T)-INFINITY : (T)0);
     }
     vec_flush_to_zero_end(saved);
-    return true;
+    return SOFTMAX_ROW_DONE;
 }
 
 /* Each io_flags of excluding_row and half_line a function of its own, not
@@ -251,8 +257,8 @@ static SOFTMAX_FORCE_INLINE bool read_row_body(softmax_op op, const void *x, con
  * reciprocal were calls: a `where` row of 256 f32 took about 1.4x the
  * unmasked row). */
 #define READ_ROW_BODY(name, body_flags)                                                                                \
-    static SOFTMAX_NOINLINE bool name(softmax_op op, const void *x, const row_masks *ex, size_t n, double scale, T *y, \
-                                      T *residuals, void *out)                                                         \
+    static SOFTMAX_NOINLINE int name(softmax_op op, const void *x, const row_masks *ex, size_t n, double scale, T *y,  \
+                                     T *residuals, void *out)                                                          \
     {                                                                                                                  \
         return read_row_body(op, x, ex, body_flags, n, scale, y, residuals, out);                                      \
     }
@@ -272,6 +278,8 @@ READ_ROW_BODY(read_row_bf16_f16, SOURCE_BF16 | DEST_F16)
 READ_ROW_BODY(read_row_f16, SOURCE_F16)
 READ_ROW_BODY(read_row_f16_bf16, SOURCE_F16 | DEST_BF16)
 READ_ROW_BODY(read_row_f16_f16, SOURCE_F16 | DEST_F16)
+READ_ROW_BODY(read_row_mask_checked, EXCLUDE_MASK | CHECK_MASK)
+READ_ROW_BODY(read_row_half_mask_checked, EXCLUDE_HALF | CHECK_MASK)
 #undef READ_ROW_BODY
 
 static inline bool in_cache_regime(size_t n)
@@ -283,21 +291,22 @@ static inline bool in_cache_regime(size_t n)
  * with the exclusions applied (and an additive mask added) as x is loaded,
  * so that a masked row costs about what an unmasked one does (no gathered
  * copy). */
-static bool excluding_row(softmax_op op, const T *x, const uint8_t *keep, const T *mask, const uint16_t *half_mask,
-                          int half_bf16, int additive, double slope, size_t kept, size_t n, double scale, T *y)
+static int excluding_row(softmax_op op, const T *x, const uint8_t *keep, const T *mask, const uint16_t *half_mask,
+                         int half_bf16, int additive, bool check_mask, double slope, size_t kept, size_t n,
+                         double scale, T *y)
 {
     if (!in_cache_regime(n) || kept > n || (additive && slope != 0))
-        return false;
+        return SOFTMAX_ROW_DECLINED;
     /* With an added mask or ALiBi bias the kernels run with scale 1 on z =
      * scale * x + bias: the special scales (0, +-inf, beyond the float
      * range) stay with the general path. */
     const bool adding = additive || slope != 0;
     const T scale_hi = (T)scale;
     if (adding && !(WIDE_FABS((WIDE)scale) >= (WIDE)1e-30 && WIDE_FABS((WIDE)scale) <= (WIDE)1e30))
-        return false;
+        return SOFTMAX_ROW_DECLINED;
     T *residuals = softmax_workspace(n * sizeof(T));
     if (residuals == NULL)
-        return false;
+        return SOFTMAX_ROW_DECLINED;
     row_masks ex = {.keep = keep,
                     .half_minus_inf = half_bf16 ? (uint16_t)0xff80u : (uint16_t)0xfc00u,
                     .excluded = scale < 0 && !adding ? (T)INFINITY : (T)-INFINITY,
@@ -321,6 +330,10 @@ static bool excluding_row(softmax_op op, const T *x, const uint8_t *keep, const 
     const double kernel_scale = adding ? 1.0 : scale;
     /* One specialised body for each single kind (the attention layouts);
      * combinations share a general one. */
+    if (check_mask) /* only the single-mask bodies check as they read */
+        return io_flags == EXCLUDE_MASK   ? read_row_mask_checked(op, x, &ex, n, scale, y, residuals, y)
+               : io_flags == EXCLUDE_HALF ? read_row_half_mask_checked(op, x, &ex, n, scale, y, residuals, y)
+                                          : SOFTMAX_ROW_DECLINED;
     switch (io_flags) {
     case EXCLUDE_KEEP:
         return read_row_keep(op, x, &ex, n, scale, y, residuals, y);
@@ -365,17 +378,17 @@ static bool half_line(softmax_op op, const uint16_t *x, int bf16, void *dst, int
      * one or two instructions a vector, in the passes that read and write. */
     switch (half_line_io_flags(bf16, dst_half)) {
     case SOURCE_BF16:
-        return read_row_bf16(op, x, NULL, n, scale, y, residuals, dst);
+        return read_row_bf16(op, x, NULL, n, scale, y, residuals, dst) == SOFTMAX_ROW_DONE;
     case SOURCE_BF16 | DEST_BF16:
-        return read_row_bf16_bf16(op, x, NULL, n, scale, y, residuals, dst);
+        return read_row_bf16_bf16(op, x, NULL, n, scale, y, residuals, dst) == SOFTMAX_ROW_DONE;
     case SOURCE_BF16 | DEST_F16:
-        return read_row_bf16_f16(op, x, NULL, n, scale, y, residuals, dst);
+        return read_row_bf16_f16(op, x, NULL, n, scale, y, residuals, dst) == SOFTMAX_ROW_DONE;
     case SOURCE_F16:
-        return read_row_f16(op, x, NULL, n, scale, y, residuals, dst);
+        return read_row_f16(op, x, NULL, n, scale, y, residuals, dst) == SOFTMAX_ROW_DONE;
     case SOURCE_F16 | DEST_BF16:
-        return read_row_f16_bf16(op, x, NULL, n, scale, y, residuals, dst);
+        return read_row_f16_bf16(op, x, NULL, n, scale, y, residuals, dst) == SOFTMAX_ROW_DONE;
     default:
-        return read_row_f16_f16(op, x, NULL, n, scale, y, residuals, dst);
+        return read_row_f16_f16(op, x, NULL, n, scale, y, residuals, dst) == SOFTMAX_ROW_DONE;
     }
 }
 #define EXCLUDING_ROW_FN excluding_row
