@@ -6,6 +6,7 @@
 #ifndef SOFTMAX_GENERAL_H
 #define SOFTMAX_GENERAL_H
 
+#include <math.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -57,6 +58,16 @@ static inline bool route_is_fast(softmax_route route)
 #define LAZY_MASK_MIN_N ((size_t)256)
 #define LAZY_MASK_BROADCAST ((size_t)4)
 
+#define ALIBI_SLOPE_TABLE 64
+
+/* ALiBi's slope of head h (see softmax.h): m0^(h + 1) for the first
+ * heads_pow2 heads, m1^(2 (h - heads_pow2) + 1) after them. */
+static inline double alibi_slope_of(double m0, double m1, uint64_t heads_pow2, int64_t head)
+{
+    const int64_t h2 = (int64_t)heads_pow2;
+    return head < h2 ? pow(m0, (double)(head + 1)) : pow(m1, (double)(2 * (head - h2) + 1));
+}
+
 typedef struct general_plan {
     softmax_route route;
     softmax_op op;
@@ -88,6 +99,11 @@ typedef struct general_plan {
     double alibi_m0;
     double alibi_m1;
     uint64_t alibi_heads_pow2;
+    /* The slopes of the first ALIBI_SLOPE_TABLE heads (of those present),
+     * computed once by the planner: the kernels ask for a line's slope per
+     * line, and a pow per line was a tenth of an ALiBi + causal call on
+     * rows of 128. */
+    double alibi_slopes[ALIBI_SLOPE_TABLE];
     /* dst is row-major contiguous in the computation type, softmax along the
      * last axis: blocks of lines are contiguous rows of dst. */
     bool dst_rows_contiguous;

@@ -174,6 +174,63 @@ static void test_masked_short_rows_against_mpfr(void **state)
     printf("masked short rows: %zu outputs checked, largest error %.3f ulp\n", stats.checked, stats.max_err);
 }
 
+/* ALiBi on 70 heads: the planner computes the first heads' slopes once
+ * (a table of 64), the others per line or run, and the line kernels' runner
+ * reuses a slope across a head's lines. Rows of 16 (the grouped kernels)
+ * and 300 (the line kernels) of heads 0, 1, 63, 64, 65 and 69 against MPFR,
+ * two query rows each, softmax and log-softmax. */
+static void test_alibi_slopes_of_many_heads(void **state)
+{
+    (void)state;
+    enum { HEADS = 70, QUERIES = 2 };
+    static const size_t lengths[] = {16, 300};
+    static const size_t heads_checked[] = {0, 1, 63, 64, 65, 69};
+    const double scale = 0.3;
+    test_rng rng;
+    rng_seed(&rng, 70);
+    err_stats stats;
+    err_stats_init(&stats);
+    for (size_t l = 0; l < ARRAY_LEN(lengths); l++) {
+        const size_t K = lengths[l], total = (size_t)HEADS * QUERIES * K;
+        float *x = malloc(total * sizeof *x), *y = malloc(total * sizeof *y);
+        double *z = malloc(K * sizeof *z);
+        assert_non_null(x), assert_non_null(y), assert_non_null(z);
+        for (size_t i = 0; i < total; i++)
+            x[i] = (float)(rng_normal(&rng) * 4.0);
+        for (int log_output = 0; log_output < 2; log_output++) {
+            softmax_desc desc;
+            softmax_desc_init(&desc, log_output ? SOFTMAX_OP_LOG_SOFTMAX : SOFTMAX_OP_SOFTMAX, SOFTMAX_DTYPE_F32, 3);
+            desc.ndim = 3;
+            desc.shape[0] = HEADS, desc.shape[1] = QUERIES, desc.shape[2] = K;
+            desc.scale = scale;
+            desc.max_bias = 8.0, desc.head_axis = 0;
+            assert_int_equal(softmax_execute(&desc, x, NULL, y), 0);
+            for (size_t c = 0; c < ARRAY_LEN(heads_checked); c++)
+                for (size_t q = 0; q < QUERIES; q++) {
+                    const size_t h = heads_checked[c], line = h * QUERIES + q;
+                    for (size_t k = 0; k < K; k++)
+                        z[k] = scale * (double)x[line * K + k] + alibi_slope_of(h, HEADS) * (double)k;
+                    ref_vec ref;
+                    ref_vec_init(&ref, K);
+                    ref_softmax(&ref, ref_line_make(SOFTMAX_DTYPE_F64, z, K, 1), 1.0, log_output);
+                    char what[96];
+                    snprintf(what, sizeof what, "ALiBi of %d heads, K = %zu, %s, head %zu query %zu", HEADS, K,
+                             log_output ? "log-softmax" : "softmax", h, q);
+                    const ref_line got = ref_line_make(SOFTMAX_DTYPE_F32, y + line * K, K, 1);
+                    const double bound = contract_ulp_bound(SOFTMAX_DTYPE_F32);
+                    const size_t failures = log_output ? check_log_softmax_line(&ref, got, bound, &stats, what)
+                                                       : check_softmax_line(&ref, got, bound, &stats, what);
+                    ref_vec_free(&ref);
+                    if (failures != 0)
+                        fail_msg("%s: %zu outputs beyond %g ulp of MPFR", what, failures, bound);
+                }
+        }
+        free(x), free(y), free(z);
+    }
+    printf("ALiBi slopes of %d heads: %zu outputs checked, largest error %.3f ulp\n", HEADS, stats.checked,
+           stats.max_err);
+}
+
 int main(void)
 {
     int skip = isa_prologue();
@@ -181,6 +238,7 @@ int main(void)
         return skip;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_masked_short_rows_against_mpfr),
+        cmocka_unit_test(test_alibi_slopes_of_many_heads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -96,8 +96,9 @@ static bool kernels_check_mask(const general_plan *plan)
     return plan->mask_checked_by_blocks && !plan->has_where && !plan->causal && !plan->alibi;
 }
 
-/* One line through the kernels' excluding_row: a SOFTMAX_ROW_ outcome. */
-static int run_excluding_line(const general_plan *plan, const line_position *line)
+/* One line through the kernels' excluding_row, its ALiBi slope given: a
+ * SOFTMAX_ROW_ outcome. */
+static int run_excluding_line(const general_plan *plan, const line_position *line, double slope)
 {
     const general_operand *x = &plan->operands[GENERAL_SRC], *d = &plan->operands[GENERAL_DST];
     const general_operand *w = &plan->operands[GENERAL_WHERE];
@@ -111,9 +112,8 @@ static int run_excluding_line(const general_plan *plan, const line_position *lin
     const uint16_t *halves = half_mask ? (const uint16_t *)(const void *)m->base + where.offset[GENERAL_MASK] : NULL;
     float *out = (float *)(void *)d->base_out + where.offset[GENERAL_DST];
     return plan->kernels->excluding_row(plan->op, src, keep, mask, halves, m->type == SOFTMAX_DTYPE_BF16,
-                                        plan->has_mask && !plan->mask_only_excludes, kernels_check_mask(plan),
-                                        alibi_slope(plan, where.head), causal_length(plan, &where), plan->n,
-                                        plan->scale, out);
+                                        plan->has_mask && !plan->mask_only_excludes, kernels_check_mask(plan), slope,
+                                        causal_length(plan, &where), plan->n, plan->scale, out);
 }
 
 /* One contiguous half-precision line through the kernels' half_line (or
@@ -259,12 +259,19 @@ static bool run_block(const general_plan *plan, const block_buffers *buffers, si
      * bits do not depend on the rows beside it. Their masks, which the
      * line kernels may not have read whole, are checked here first. */
     size_t declined_first = 0, declined = 0;
+    /* Consecutive lines share a head: its slope is computed once. */
+    int64_t slope_head = -1;
+    double slope = 0.0;
     for (size_t b = 0; b <= line_count; b++) {
         int outcome = SOFTMAX_ROW_DONE; /* past the last line: the declined ones are gathered */
+        if (b < line_count && !grouped && !half_lines && positions[b].head != slope_head) {
+            slope_head = positions[b].head;
+            slope = alibi_slope(plan, slope_head);
+        }
         if (b < line_count)
             outcome = grouped      ? (declined_by_group[b] ? SOFTMAX_ROW_DECLINED : SOFTMAX_ROW_DONE)
                       : half_lines ? (run_half_line(plan, &positions[b]) ? SOFTMAX_ROW_DONE : SOFTMAX_ROW_DECLINED)
-                                   : run_excluding_line(plan, &positions[b]);
+                                   : run_excluding_line(plan, &positions[b], slope);
         if (outcome == SOFTMAX_ROW_MASK_ADDS)
             return false;
         if (outcome == SOFTMAX_ROW_DECLINED) {

@@ -115,8 +115,9 @@ static inline double alibi_slope(const general_plan *plan, int64_t head)
 {
     if (!plan->alibi)
         return 0.0;
-    const int64_t h2 = (int64_t)plan->alibi_heads_pow2;
-    return head < h2 ? pow(plan->alibi_m0, (double)(head + 1)) : pow(plan->alibi_m1, (double)(2 * (head - h2) + 1));
+    if (head < ALIBI_SLOPE_TABLE)
+        return plan->alibi_slopes[head];
+    return alibi_slope_of(plan->alibi_m0, plan->alibi_m1, plan->alibi_heads_pow2, head);
 }
 
 /* lines.c */
