@@ -40,8 +40,8 @@ int main(void)
     desc.scale = 1.0 / sqrt(64.0); /* 1 / sqrt(head dimension) */
     desc.where = &keep[0][0];
     desc.where_strides = keep_strides;
-    desc.causal = 1;        /* query i sees keys j <= i */
-    desc.max_bias = 8.0;    /* ALiBi slopes over head_axis (-3: the heads) */
+    desc.causal = 1;     /* query i sees keys j <= i */
+    desc.max_bias = 8.0; /* ALiBi slopes over head_axis (-3: the heads) */
     int status = softmax_execute(&desc, scores_bf16, NULL, probs);
     if (status != SOFTMAX_OK) {
         fprintf(stderr, "softmax_execute: %s (%s)\n", softmax_strerror(status), softmax_last_error());

@@ -25,7 +25,8 @@ static int mismatches;
  * why, and stop. */
 #define CHECK(call) check_status((call), #call)
 
-static void check_status(int status, const char *call) {
+static void check_status(int status, const char *call)
+{
     if (status != SOFTMAX_OK) {
         fprintf(stderr, "error: %s failed: %s (%s)\n", call, softmax_strerror(status), softmax_last_error());
         exit(EXIT_FAILURE);
@@ -34,7 +35,8 @@ static void check_status(int status, const char *call) {
 
 /* printf of one number, except that NaN and infinities print the same on every
  * platform ("nan", not "-nan"). */
-static void format_number(char *buffer, size_t size, const char *format, double value) {
+static void format_number(char *buffer, size_t size, const char *format, double value)
+{
     if (isnan(value)) {
         snprintf(buffer, size, "nan");
     } else if (isinf(value)) {
@@ -44,7 +46,8 @@ static void format_number(char *buffer, size_t size, const char *format, double 
     }
 }
 
-static void print_values(const char *label, const double *values, size_t n, const char *format) {
+static void print_values(const char *label, const double *values, size_t n, const char *format)
+{
     char cell[64];
     printf("    %-*s", LABEL_WIDTH, label);
     for (size_t i = 0; i < n; i++) {
@@ -54,7 +57,8 @@ static void print_values(const char *label, const double *values, size_t n, cons
     putchar('\n');
 }
 
-static void print_values_f32(const char *label, const float *values, size_t n, const char *format) {
+static void print_values_f32(const char *label, const float *values, size_t n, const char *format)
+{
     double widened[MAX_N];
     for (size_t i = 0; i < n; i++) {
         widened[i] = values[i];
@@ -62,14 +66,16 @@ static void print_values_f32(const char *label, const float *values, size_t n, c
     print_values(label, widened, n, format);
 }
 
-static void print_caption(int number, const char *caption) {
+static void print_caption(int number, const char *caption)
+{
     printf("\n%d. %s\n", number, caption);
 }
 
 /* Prints the values a seed quotes (as written there) under ours, and checks
  * that ours round to them: |ours - quoted| <= half a unit of the quoted last
  * digit. */
-static void compare_with_seed(const char *label, const float *ours, const char *const *quoted, size_t n) {
+static void compare_with_seed(const char *label, const float *ours, const char *const *quoted, size_t n)
+{
     printf("    %-*s", LABEL_WIDTH, label);
     for (size_t i = 0; i < n; i++) {
         printf("%*s", COLUMN_WIDTH, quoted[i]);
@@ -93,7 +99,8 @@ static void compare_with_seed(const char *label, const float *ours, const char *
 
 /* ------------------------------------------------------------------------ */
 
-static void example_scale(void) {
+static void example_scale(void)
+{
     const float x[3] = {1.0f, 2.0f, 3.0f};
     const float scales[3] = {1.0f, 0.5f, 2.0f};
     float y[3];
@@ -108,7 +115,8 @@ static void example_scale(void) {
     printf("    (a larger scale makes the distribution peakier, a smaller one flatter)\n");
 }
 
-static void example_batch(void) {
+static void example_batch(void)
+{
     const float x[2][3] = {{1.0f, 2.0f, 3.0f}, {1.0f, 3.0f, 2.0f}};
     float y[2][3];
 
@@ -118,7 +126,8 @@ static void example_batch(void) {
     print_values_f32("row 1", y[1], 3, "%.6f");
 }
 
-static void example_not_scale_invariant(void) {
+static void example_not_scale_invariant(void)
+{
     const float x[3] = {10.0f, 20.0f, 30.0f};
     const char *const quoted_large[3] = {"2.0611e-09", "4.5398e-05", "9.9995e-01"};
     const char *const quoted_small[3] = {"0.3006", "0.3322", "0.3672"};
@@ -133,7 +142,8 @@ static void example_not_scale_invariant(void) {
     compare_with_seed("  the chapter says", y, quoted_small, 3);
 }
 
-static void example_wikipedia(void) {
+static void example_wikipedia(void)
+{
     const float x[3] = {1.0f, 2.0f, 8.0f};
     const char *const quoted[3] = {"0.001", "0.002", "0.997"};
     float y[3];
@@ -144,7 +154,8 @@ static void example_wikipedia(void) {
     compare_with_seed("  Wikipedia says", y, quoted, 3);
 }
 
-static double entropy_nats(const float *p, size_t n) {
+static double entropy_nats(const float *p, size_t n)
+{
     double h = 0.0;
     for (size_t i = 0; i < n; i++) {
         if (p[i] > 0.0f) {
@@ -155,7 +166,8 @@ static double entropy_nats(const float *p, size_t n) {
 }
 
 /* x_i >= x_j implies p_i >= p_j for every pair. */
-static int weak_order_preserved(const float *x, const float *p, size_t n) {
+static int weak_order_preserved(const float *x, const float *p, size_t n)
+{
     for (size_t i = 0; i < n; i++) {
         for (size_t j = 0; j < n; j++) {
             if (x[i] >= x[j] && !(p[i] >= p[j])) {
@@ -166,7 +178,8 @@ static int weak_order_preserved(const float *x, const float *p, size_t n) {
     return 1;
 }
 
-static void example_temperature(void) {
+static void example_temperature(void)
+{
     enum { N = 5 };
     const float x[N] = {2.0f, 1.0f, 3.0f, 5.0f, 4.0f};
     const float temperatures[] = {0.0f, 0.1f, 0.5f, 1.0f, 2.0f, 5.0f, 10.0f};
@@ -206,7 +219,8 @@ static void example_temperature(void) {
     mismatches += !order_kept;
 }
 
-static void example_log_softmax(void) {
+static void example_log_softmax(void)
+{
     const float x[3] = {1.0f, 2.0f, 3.0f};
     float logy[3];
 
@@ -217,7 +231,8 @@ static void example_log_softmax(void) {
 }
 
 /* The seeds' formula as written: exp(x) / sum(exp(x)), in float. */
-static void naive_softmax_f32(const float *x, float *exp_x, float *y, size_t n) {
+static void naive_softmax_f32(const float *x, float *exp_x, float *y, size_t n)
+{
     float sum = 0.0f;
     for (size_t i = 0; i < n; i++) {
         exp_x[i] = expf(x[i]);
@@ -228,7 +243,8 @@ static void naive_softmax_f32(const float *x, float *exp_x, float *y, size_t n) 
     }
 }
 
-static void print_stability_table(const float *x, size_t n, const char *format) {
+static void print_stability_table(const float *x, size_t n, const char *format)
+{
     float exp_x[MAX_N], naive[MAX_N], ours[MAX_N];
     char exp_cell[64], naive_cell[64], ours_cell[64];
 
@@ -243,7 +259,8 @@ static void print_stability_table(const float *x, size_t n, const char *format) 
     }
 }
 
-static void example_stability(void) {
+static void example_stability(void)
+{
     const float x_thousands[3] = {1000.0f, 1001.0f, 1002.0f};
     float x_nineties[11];
     for (size_t i = 0; i < 11; i++) {
@@ -258,7 +275,8 @@ static void example_stability(void) {
     printf("    (libsoftmax evaluates exp(scale * (x - max x)): no overflow for any finite input)\n");
 }
 
-static void example_masks(void) {
+static void example_masks(void)
+{
     const float partly_masked[3] = {1.0f, -INFINITY, 3.0f};
     const float fully_masked[3] = {-INFINITY, -INFINITY, -INFINITY};
     float y[3], exp_x[3], naive[3];
@@ -275,7 +293,8 @@ static void example_masks(void) {
     printf("    (a fully masked row gives zeros, never NaN)\n");
 }
 
-static void example_gradients(void) {
+static void example_gradients(void)
+{
     enum { N = 3 };
     const double x[N] = {1.0, 2.0, 3.0};
     const double dy[N] = {0.0, 0.0, 1.0};
@@ -315,7 +334,8 @@ static void example_gradients(void) {
     mismatches += !agree;
 }
 
-int main(void) {
+int main(void)
+{
     printf("libsoftmax %s -- the worked examples of the seed documents\n", softmax_version());
 
     example_scale();

@@ -46,8 +46,8 @@ static double expected_value(double v, softmax_dtype to)
 
 static softmax_dtype decode_type(uint8_t b)
 {
-    static const softmax_dtype types[8] = {SOFTMAX_DTYPE_F32, SOFTMAX_DTYPE_F64, SOFTMAX_DTYPE_BF16, SOFTMAX_DTYPE_F16,
-                                           SOFTMAX_DTYPE_F32, SOFTMAX_DTYPE_BF16, (softmax_dtype)0, (softmax_dtype)5};
+    static const softmax_dtype types[8] = {SOFTMAX_DTYPE_F32, SOFTMAX_DTYPE_F64,  SOFTMAX_DTYPE_BF16, SOFTMAX_DTYPE_F16,
+                                           SOFTMAX_DTYPE_F32, SOFTMAX_DTYPE_BF16, (softmax_dtype)0,   (softmax_dtype)5};
     return types[b & 7];
 }
 

@@ -145,21 +145,21 @@ SOFTMAX_API const char *softmax_version(void);
  * ======================================================================== */
 typedef enum softmax_status {
     SOFTMAX_OK = 0,
-    SOFTMAX_E_NULL_POINTER = -1,     /* a required pointer is NULL */
-    SOFTMAX_E_SIZE_OVERFLOW = -2,    /* element or byte count overflows size_t */
-    SOFTMAX_E_INVALID_SCALE = -3,    /* scale is NaN */
-    SOFTMAX_E_INVALID_AXIS = -4,     /* axis outside [-ndim, ndim) */
-    SOFTMAX_E_OVERLAP = -5,          /* output partially overlaps an input */
-    SOFTMAX_E_INVALID_DTYPE = -6,    /* unknown or unsupported data type */
-    SOFTMAX_E_INVALID_ARGUMENT = -7, /* other bad argument (op, ndim, ...) */
-    SOFTMAX_E_INVALID_THREADS = -8,  /* thread count < 0 */
-    SOFTMAX_E_OUT_OF_MEMORY = -9,    /* an allocation failed */
-    SOFTMAX_E_UNSUPPORTED = -10,     /* a field reserved for later versions is set */
-    SOFTMAX_E_ISA_UNAVAILABLE = -11, /* SOFTMAX_ISA names a path this CPU lacks, or no path */
-    SOFTMAX_E_INVALID_STRIDE = -12,  /* output strides map two elements to one address */
-    SOFTMAX_E_INVALID_MASK = -13,    /* mask type, strides or masking parameters invalid */
+    SOFTMAX_E_NULL_POINTER = -1,       /* a required pointer is NULL */
+    SOFTMAX_E_SIZE_OVERFLOW = -2,      /* element or byte count overflows size_t */
+    SOFTMAX_E_INVALID_SCALE = -3,      /* scale is NaN */
+    SOFTMAX_E_INVALID_AXIS = -4,       /* axis outside [-ndim, ndim) */
+    SOFTMAX_E_OVERLAP = -5,            /* output partially overlaps an input */
+    SOFTMAX_E_INVALID_DTYPE = -6,      /* unknown or unsupported data type */
+    SOFTMAX_E_INVALID_ARGUMENT = -7,   /* other bad argument (op, ndim, ...) */
+    SOFTMAX_E_INVALID_THREADS = -8,    /* thread count < 0 */
+    SOFTMAX_E_OUT_OF_MEMORY = -9,      /* an allocation failed */
+    SOFTMAX_E_UNSUPPORTED = -10,       /* a field reserved for later versions is set */
+    SOFTMAX_E_ISA_UNAVAILABLE = -11,   /* SOFTMAX_ISA names a path this CPU lacks, or no path */
+    SOFTMAX_E_INVALID_STRIDE = -12,    /* output strides map two elements to one address */
+    SOFTMAX_E_INVALID_MASK = -13,      /* mask type, strides or masking parameters invalid */
     SOFTMAX_E_INVALID_PARAMETER = -14, /* a sampling parameter is out of range or NaN */
-    SOFTMAX_E_NO_FINITE_LOGIT = -15  /* a row to sample from has no finite logit */
+    SOFTMAX_E_NO_FINITE_LOGIT = -15    /* a row to sample from has no finite logit */
 } softmax_status;
 
 /* A short, static, human-readable description of a status code (never NULL;

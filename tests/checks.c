@@ -12,7 +12,10 @@
 #include "reference.h"
 #include "testutil.h"
 
-const char *fwd_name(int log) { return log ? "log_softmax" : "softmax"; }
+const char *fwd_name(int log)
+{
+    return log ? "log_softmax" : "softmax";
+}
 
 size_t check_forward(softmax_dtype dt, int log, const void *x, size_t rows, size_t cols, double scale,
                      const char *label, err_stats *stats)
@@ -70,15 +73,15 @@ size_t check_forward(softmax_dtype dt, int log, const void *x, size_t rows, size
     return failures;
 }
 
-size_t check_grad(softmax_op op, softmax_dtype dt, const void *a, const void *b, size_t rows, size_t cols,
-                  double scale, const char *label, err_stats *stats)
+size_t check_grad(softmax_op op, softmax_dtype dt, const void *a, const void *b, size_t rows, size_t cols, double scale,
+                  const char *label, err_stats *stats)
 {
     size_t n = rows * cols, failures = 0;
     void *out = buf_alloc(dt, n);
     fill_sentinel(out, n * dtype_size(dt));
     char what[160];
-    snprintf(what, sizeof what, "%s_%s %s (rows=%zu cols=%zu scale=%g)", op_name(op), dtype_name(dt), label, rows,
-             cols, scale);
+    snprintf(what, sizeof what, "%s_%s %s (rows=%zu cols=%zu scale=%g)", op_name(op), dtype_name(dt), label, rows, cols,
+             scale);
     int rc = call_grad(op, dt, a, b, out, rows, cols, scale);
     if (rc != SOFTMAX_OK) {
         fprintf(stderr, "  FAIL %s: status %d (%s)\n", what, rc, softmax_strerror(rc));
@@ -101,8 +104,7 @@ size_t check_grad(softmax_op op, softmax_dtype dt, const void *a, const void *b,
         failures += check_tolerance_line(&ref, tol, ol, &st, what);
         for (size_t i = 0; i < cols; i++) {
             if (mpfr_zero_p(ref_at(&ref, i)) && ref_line_get(ol, i) != 0.0) {
-                fprintf(stderr, "  FAIL %s: row %zu [%zu] = %a, exactly 0 expected\n", what, r, i,
-                        ref_line_get(ol, i));
+                fprintf(stderr, "  FAIL %s: row %zu [%zu] = %a, exactly 0 expected\n", what, r, i, ref_line_get(ol, i));
                 failures++;
             }
         }
@@ -160,9 +162,7 @@ size_t check_jacobian(softmax_dtype dt, int log, const void *y, size_t n, double
     return failures;
 }
 
-
-void *reference_outputs(softmax_dtype dt, int log, size_t rows, size_t cols, double sigma, double p_mask,
-                        test_rng *rng)
+void *reference_outputs(softmax_dtype dt, int log, size_t rows, size_t cols, double sigma, double p_mask, test_rng *rng)
 {
     void *x = buf_alloc(dt, cols), *y = buf_alloc(dt, rows * cols);
     ref_vec ref;

@@ -28,8 +28,8 @@ size_t check_forward(softmax_dtype dt, int log, const void *x, size_t rows, size
 
 /* A gradient op (a = y or logy, b = dy or v) at the tolerance of
  * grad_tolerance(); an exactly zero reference demands exactly 0. */
-size_t check_grad(softmax_op op, softmax_dtype dt, const void *a, const void *b, size_t rows, size_t cols,
-                  double scale, const char *label, err_stats *stats);
+size_t check_grad(softmax_op op, softmax_dtype dt, const void *a, const void *b, size_t rows, size_t cols, double scale,
+                  const char *label, err_stats *stats);
 
 /* The n x n Jacobian of one row at JACOBIAN_C; written to jacobian_out too
  * when that is not NULL. */

@@ -49,7 +49,10 @@ double ref_line_get(ref_line l, size_t i)
     return l.dtype == SOFTMAX_DTYPE_F32 ? (double)((const float *)l.base)[k] : ((const double *)l.base)[k];
 }
 
-static int precision_of(softmax_dtype dt) { return dt == SOFTMAX_DTYPE_F32 ? FLT_MANT_DIG : DBL_MANT_DIG; }
+static int precision_of(softmax_dtype dt)
+{
+    return dt == SOFTMAX_DTYPE_F32 ? FLT_MANT_DIG : DBL_MANT_DIG;
+}
 
 static void set_all_d(ref_vec *out, size_t n, double v)
 {
@@ -193,8 +196,8 @@ static void run_chunks(exp_chunk *chunks, int count)
             pthread_join(threads[k], NULL);
 }
 
-static void exp_pass(ref_vec *out, ref_vec *logout, const double *key, const size_t *multiplicity, size_t n,
-                     double top, double abs_scale)
+static void exp_pass(ref_vec *out, ref_vec *logout, const double *key, const size_t *multiplicity, size_t n, double top,
+                     double abs_scale)
 {
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     int count = (int)(n / MIN_REF_CHUNK);
@@ -352,8 +355,7 @@ void ref_softmax(ref_vec *out, ref_line x, double scale, int log)
 /* ---------------------------------------------------------------- gradients */
 
 /* The special cases shared by every gradient: returns 1 if it filled out. */
-static int grad_special(ref_vec *out, ref_line a, ref_line b, double scale, int a_is_log, double *local,
-                        double *global)
+static int grad_special(ref_vec *out, ref_line a, ref_line b, double scale, int a_is_log, double *local, double *global)
 {
     size_t n = a.n;
     assert(b.n == n && out->n >= n && !isnan(scale));
@@ -406,8 +408,7 @@ void ref_softmax_backward(ref_vec *out, ref_line y, ref_line dy, double scale, d
     mpfr_clears(d, t, (mpfr_ptr)0);
 }
 
-void ref_log_softmax_backward(ref_vec *out, ref_line logy, ref_line dy, double scale, double *local,
-                              double *global)
+void ref_log_softmax_backward(ref_vec *out, ref_line logy, ref_line dy, double scale, double *local, double *global)
 {
     size_t n = logy.n;
     if (n == 0 || grad_special(out, logy, dy, scale, 1, local, global))
@@ -470,10 +471,17 @@ void ref_log_softmax_jvp(ref_vec *out, ref_line logy, ref_line v, double scale, 
 void ref_grad(softmax_op op, ref_vec *out, ref_line a, ref_line b, double scale, double *local, double *global)
 {
     switch (op) {
-    case SOFTMAX_OP_SOFTMAX_BACKWARD: ref_softmax_backward(out, a, b, scale, local, global); return;
-    case SOFTMAX_OP_LOG_SOFTMAX_BACKWARD: ref_log_softmax_backward(out, a, b, scale, local, global); return;
-    case SOFTMAX_OP_LOG_SOFTMAX_JVP: ref_log_softmax_jvp(out, a, b, scale, local, global); return;
-    default: break;
+    case SOFTMAX_OP_SOFTMAX_BACKWARD:
+        ref_softmax_backward(out, a, b, scale, local, global);
+        return;
+    case SOFTMAX_OP_LOG_SOFTMAX_BACKWARD:
+        ref_log_softmax_backward(out, a, b, scale, local, global);
+        return;
+    case SOFTMAX_OP_LOG_SOFTMAX_JVP:
+        ref_log_softmax_jvp(out, a, b, scale, local, global);
+        return;
+    default:
+        break;
     }
     fprintf(stderr, "ref_grad: not a gradient op: %d\n", (int)op);
     abort();
@@ -582,7 +590,10 @@ void err_stats_merge(err_stats *into, const err_stats *from)
 #define MAX_PRINTED_FAILURES 5
 
 static int quiet_checks;
-void ref_set_quiet(int quiet) { quiet_checks = quiet; }
+void ref_set_quiet(int quiet)
+{
+    quiet_checks = quiet;
+}
 
 static void record(err_stats *st, size_t *failures, int ok, double err, double y, mpfr_srcptr ref, size_t i,
                    double bound, const char *what)
@@ -708,8 +719,7 @@ size_t check_tolerance_line(const ref_vec *ref, const double *tol, ref_line y, e
     return failures;
 }
 
-void grad_tolerance(double *tol, const double *local, const double *global, size_t n, softmax_dtype dt,
-                    double scale)
+void grad_tolerance(double *tol, const double *local, const double *global, size_t n, softmax_dtype dt, double scale)
 {
     int p = precision_of(dt);
     double u = ldexp(1.0, -p);
@@ -733,8 +743,14 @@ double line_sum(ref_line l)
 }
 
 static double f32_ulp_bound = 2.0;
-void ref_use_simd_bounds(int simd) { f32_ulp_bound = simd ? 3.0 : 2.0; }
-double contract_ulp_bound(softmax_dtype dt) { return dt == SOFTMAX_DTYPE_F32 ? f32_ulp_bound : 4.0; }
+void ref_use_simd_bounds(int simd)
+{
+    f32_ulp_bound = simd ? 3.0 : 2.0;
+}
+double contract_ulp_bound(softmax_dtype dt)
+{
+    return dt == SOFTMAX_DTYPE_F32 ? f32_ulp_bound : 4.0;
+}
 
 size_t check_forward_rows(softmax_dtype dt, int log, const void *x, const void *y, size_t rows, size_t cols,
                           double scale, err_stats *st, const char *what)

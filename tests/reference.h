@@ -31,7 +31,10 @@ typedef struct ref_vec {
 
 void ref_vec_init(ref_vec *r, size_t n);
 void ref_vec_free(ref_vec *r);
-static inline mpfr_ptr ref_at(const ref_vec *r, size_t i) { return &r->v[i]; }
+static inline mpfr_ptr ref_at(const ref_vec *r, size_t i)
+{
+    return &r->v[i];
+}
 
 /* A read-only view of n elements of a float or double array, `stride`
  * elements apart (a row: stride 1; a line along a non-last axis: stride =
@@ -61,8 +64,7 @@ void ref_softmax_both(ref_vec *out, ref_vec *logout, ref_line x, double scale);
 /* dx = scale * y * (dy - <dy, y>) */
 void ref_softmax_backward(ref_vec *out, ref_line y, ref_line dy, double scale, double *local, double *global);
 /* dx = scale * (dy - exp(logy) * sum(dy)) */
-void ref_log_softmax_backward(ref_vec *out, ref_line logy, ref_line dy, double scale, double *local,
-                              double *global);
+void ref_log_softmax_backward(ref_vec *out, ref_line logy, ref_line dy, double scale, double *local, double *global);
 /* dlogy = scale * (v - <exp(logy), v>) */
 void ref_log_softmax_jvp(ref_vec *out, ref_line logy, ref_line v, double scale, double *local, double *global);
 /* Any of the three above by op (SOFTMAX_OP_*_BACKWARD / _JVP). */
@@ -87,11 +89,11 @@ double ulp_p(double v, int p);
 
 /* Largest errors seen by the checks below, and their counts. */
 typedef struct err_stats {
-    double max_err;      /* in ulp, or in units of the tolerance for gradients */
-    size_t checked;      /* outputs measured */
-    size_t subnormal;    /* softmax outputs whose reference is below the normal range */
-    size_t failures;     /* outputs outside the bound */
-    size_t max_len;      /* longest line checked */
+    double max_err;   /* in ulp, or in units of the tolerance for gradients */
+    size_t checked;   /* outputs measured */
+    size_t subnormal; /* softmax outputs whose reference is below the normal range */
+    size_t failures;  /* outputs outside the bound */
+    size_t max_len;   /* longest line checked */
     double worst_y, worst_ref;
 } err_stats;
 
@@ -125,8 +127,7 @@ size_t check_tolerance_line(const ref_vec *ref, const double *tol, ref_line y, e
 #define GRAD_C_LOCAL 6.0
 #define GRAD_C_GLOBAL 6.0
 #define GRAD_C_FLOOR 8.0
-void grad_tolerance(double *tol, const double *local, const double *global, size_t n, softmax_dtype dt,
-                    double scale);
+void grad_tolerance(double *tol, const double *local, const double *global, size_t n, softmax_dtype dt, double scale);
 
 /* The contract's accuracy bound in ulp for the code path under test:
  * softmax within 2 ulp (f32) / 4 ulp (f64) on the portable path and 3 / 4

@@ -32,18 +32,18 @@
 #include "testutil.h"
 
 typedef enum distribution {
-    D_NORMAL10,      /* 10 * N(0, 1) */
-    D_UNIFORM100,    /* U[-100, 100] */
-    D_HUGE_SPREAD,   /* +-10^U[-38, 38] (f32) / +-10^U[-300, 300] (f64) */
-    D_TIES,          /* integers in [-2, 2]: many ties */
-    D_NEAR_UNIFORM,  /* 1 + k ulp(1), k < 64: every output close to 1/n */
-    D_PEAKED,        /* 3 * N(0, 1) with one element raised by 30 */
-    D_POOL,          /* U[-10, 10], drawn from a pool of 65536 values */
+    D_NORMAL10,     /* 10 * N(0, 1) */
+    D_UNIFORM100,   /* U[-100, 100] */
+    D_HUGE_SPREAD,  /* +-10^U[-38, 38] (f32) / +-10^U[-300, 300] (f64) */
+    D_TIES,         /* integers in [-2, 2]: many ties */
+    D_NEAR_UNIFORM, /* 1 + k ulp(1), k < 64: every output close to 1/n */
+    D_PEAKED,       /* 3 * N(0, 1) with one element raised by 30 */
+    D_POOL,         /* U[-10, 10], drawn from a pool of 65536 values */
     D_COUNT
 } distribution;
 
-static const char *const dist_names[D_COUNT] = {"normal*10", "uniform[-100,100]", "huge spread", "ties",
-                                                "near uniform", "peaked", "pool of U[-10,10]"};
+static const char *const dist_names[D_COUNT] = {"normal*10", "uniform[-100,100]", "huge spread", "ties", "near uniform",
+                                                "peaked",    "pool of U[-10,10]"};
 
 static const double scales[] = {1.0, 0.5, 0.01, 1e-30, 7.3, 100.0, -1.0, -3.5};
 
@@ -53,14 +53,24 @@ static void generate(softmax_dtype dt, void *x, size_t n, distribution d, test_r
     for (size_t i = 0; i < n; i++) {
         double v = 0.0;
         switch (d) {
-        case D_NORMAL10: v = 10.0 * rng_normal(rng); break;
-        case D_UNIFORM100: v = rng_range(rng, -100.0, 100.0); break;
+        case D_NORMAL10:
+            v = 10.0 * rng_normal(rng);
+            break;
+        case D_UNIFORM100:
+            v = rng_range(rng, -100.0, 100.0);
+            break;
         case D_HUGE_SPREAD:
             v = (rng_next(rng) & 1 ? -1.0 : 1.0) * pow(10.0, rng_range(rng, -huge_exp, huge_exp));
             break;
-        case D_TIES: v = (double)((int)rng_below(rng, 5) - 2); break;
-        case D_NEAR_UNIFORM: v = 1.0 + (double)rng_below(rng, 64) * dtype_eps(dt); break;
-        case D_PEAKED: v = 3.0 * rng_normal(rng); break;
+        case D_TIES:
+            v = (double)((int)rng_below(rng, 5) - 2);
+            break;
+        case D_NEAR_UNIFORM:
+            v = 1.0 + (double)rng_below(rng, 64) * dtype_eps(dt);
+            break;
+        case D_PEAKED:
+            v = 3.0 * rng_normal(rng);
+            break;
         case D_POOL: {
             /* the pool's values come from a second generator seeded by the
              * index, so no table is needed */
@@ -69,7 +79,8 @@ static void generate(softmax_dtype dt, void *x, size_t n, distribution d, test_r
             v = rng_range(&pool, -10.0, 10.0);
             break;
         }
-        case D_COUNT: break;
+        case D_COUNT:
+            break;
         }
         buf_set(dt, x, i, v);
     }
@@ -83,7 +94,10 @@ static void generate(softmax_dtype dt, void *x, size_t n, distribution d, test_r
 static err_stats softmax_stats[2], log_stats[2];
 static double max_sum_deviation[2]; /* |sum(y) - 1| / eps */
 
-static int dt_index(softmax_dtype dt) { return dt == SOFTMAX_DTYPE_F32 ? 0 : 1; }
+static int dt_index(softmax_dtype dt)
+{
+    return dt == SOFTMAX_DTYPE_F32 ? 0 : 1;
+}
 
 /* Runs softmax and log-softmax on rows x cols of x (optionally in place,
  * optionally with the output `offset` elements past an aligned address) and
@@ -162,8 +176,8 @@ static size_t sweep_length(softmax_dtype dt, size_t cols, size_t rows, test_rng 
             unsigned c = (*counter)++;
             void *x = buf_at(dt, xbuf, c % 2);
             generate(dt, x, rows * cols, (distribution)d, rng);
-            failures += measure(dt, x, rows, cols, scales[s], c % 3 == 0, c % 4 == 1 ? 3 : (c % 4 == 3 ? 1 : 0),
-                                dist_names[d]);
+            failures +=
+                measure(dt, x, rows, cols, scales[s], c % 3 == 0, c % 4 == 1 ? 3 : (c % 4 == 3 ? 1 : 0), dist_names[d]);
         }
     }
     free(xbuf);
@@ -265,14 +279,16 @@ static void test_short_rows_give_the_same_bits_alone_and_in_a_batch(void **state
             const size_t n = k < 17 ? k + 1 : small_widths[k - 17];
             void *x = buf_alloc(dt, ROWS * n), *batch = buf_alloc(dt, ROWS * n), *alone = buf_alloc(dt, n);
             for (size_t i = 0; i < ROWS * n; i++)
-                buf_set(dt, x, i, rng_uniform(&rng) < 0.05 ? specials[rng_below(&rng, ARRAY_LEN(specials))]
-                                                             : 10.0 * rng_normal(&rng));
+                buf_set(dt, x, i,
+                        rng_uniform(&rng) < 0.05 ? specials[rng_below(&rng, ARRAY_LEN(specials))]
+                                                 : 10.0 * rng_normal(&rng));
             for (int log = 0; log < 2; log++)
                 for (size_t s = 0; s < ARRAY_LEN(batch_scales); s++)
                     for (size_t start = 0; start < 3; start++) {
                         const size_t rows = ROWS - start;
-                        assert_int_equal(call_forward(dt, log, buf_cat(dt, x, start * n), batch, rows, n, batch_scales[s]),
-                                         SOFTMAX_OK);
+                        assert_int_equal(
+                            call_forward(dt, log, buf_cat(dt, x, start * n), batch, rows, n, batch_scales[s]),
+                            SOFTMAX_OK);
                         for (size_t r = 0; r < rows; r++) {
                             assert_int_equal(
                                 call_forward(dt, log, buf_cat(dt, x, (start + r) * n), alone, 1, n, batch_scales[s]),

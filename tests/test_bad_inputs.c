@@ -20,7 +20,7 @@
         fill_sentinel((out), (bytes));                                                                                 \
         const int status_ = (call);                                                                                    \
         if (status_ != (expected))                                                                                     \
-            fail_msg("%s returned %d (%s), expected %d", #call, status_, softmax_last_error(), (int)(expected));    \
+            fail_msg("%s returned %d (%s), expected %d", #call, status_, softmax_last_error(), (int)(expected));       \
         if ((expected) != SOFTMAX_OK) {                                                                                \
             assert_true(softmax_last_error()[0] != '\0');                                                              \
             assert_true(is_sentinel((out), (bytes)));                                                                  \

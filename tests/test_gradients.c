@@ -23,7 +23,10 @@
 
 static const softmax_op grad_ops[] = {SOFTMAX_OP_SOFTMAX_BACKWARD, SOFTMAX_OP_LOG_SOFTMAX_BACKWARD,
                                       SOFTMAX_OP_LOG_SOFTMAX_JVP};
-static int takes_log(softmax_op op) { return op != SOFTMAX_OP_SOFTMAX_BACKWARD; }
+static int takes_log(softmax_op op)
+{
+    return op != SOFTMAX_OP_SOFTMAX_BACKWARD;
+}
 
 /* upstream gradients / tangents: 0 normal, 1 all positive, 2 wide range */
 static void *make_upstream(softmax_dtype dt, size_t n, int kind, test_rng *rng)
@@ -61,8 +64,8 @@ static void test_gradients_against_mpfr(void **state)
                 size_t n = lengths[l], rows = n <= 129 ? 3 : 1;
                 for (int kind = 0; kind < 3; kind++) {
                     double sigma = kind == 1 ? 5.0 : 1.0;
-                    void *a = reference_outputs(dt, takes_log(grad_ops[g]), rows, n, sigma, kind == 2 ? 0.1 : 0.0,
-                                                &rng);
+                    void *a =
+                        reference_outputs(dt, takes_log(grad_ops[g]), rows, n, sigma, kind == 2 ? 0.1 : 0.0, &rng);
                     void *b = make_upstream(dt, rows * n, kind, &rng);
                     for (size_t s = 0; s < ARRAY_LEN(scales); s++)
                         failures += check_grad(grad_ops[g], dt, a, b, rows, n, scales[s], "random", &stats[g][d]);
@@ -220,8 +223,9 @@ static void test_jacobians_against_mpfr_and_the_products(void **state)
                     ref_vec_free(&ref);
                     /* J^T dy against the VJP, J v against the JVP */
                     for (int transpose = 0; transpose <= 1; transpose++) {
-                        softmax_op op = transpose ? (log ? SOFTMAX_OP_LOG_SOFTMAX_BACKWARD : SOFTMAX_OP_SOFTMAX_BACKWARD)
-                                                  : (log ? SOFTMAX_OP_LOG_SOFTMAX_JVP : SOFTMAX_OP_SOFTMAX_BACKWARD);
+                        softmax_op op = transpose
+                                            ? (log ? SOFTMAX_OP_LOG_SOFTMAX_BACKWARD : SOFTMAX_OP_SOFTMAX_BACKWARD)
+                                            : (log ? SOFTMAX_OP_LOG_SOFTMAX_JVP : SOFTMAX_OP_SOFTMAX_BACKWARD);
                         void *b = make_upstream(dt, n, 0, &rng), *out = buf_alloc(dt, n);
                         assert_int_equal(call_grad(op, dt, y, b, out, 1, n, scale), SOFTMAX_OK);
                         long double *prod = malloc(n * sizeof(long double));
@@ -238,7 +242,8 @@ static void test_jacobians_against_mpfr_and_the_products(void **state)
                             double err = fabs((double)(prod[i] - (long double)buf_get(dt, out, i)));
                             worst_product = fmax(worst_product, err / t);
                             if (!(err <= t)) {
-                                fprintf(stderr, "  FAIL %s_jacobian_%s n=%zu scale=%g: (J%s b)[%zu] = %.17Lg, %s gives %.17g\n",
+                                fprintf(stderr,
+                                        "  FAIL %s_jacobian_%s n=%zu scale=%g: (J%s b)[%zu] = %.17Lg, %s gives %.17g\n",
                                         fwd_name(log), dtype_name(dt), n, scale, transpose ? "^T" : "", i, prod[i],
                                         op_name(op), buf_get(dt, out, i));
                                 failures++;
@@ -259,7 +264,9 @@ static void test_jacobians_against_mpfr_and_the_products(void **state)
                                 double a1 = buf_get(dt, jac, i * n + j), a2 = buf_get(dt, jac, j * n + i);
                                 double t = JACOBIAN_C * u * (mag[i * n + j] + mag[j * n + i]) + 4 * dtype_true_min(dt);
                                 if (!(fabs(a1 - a2) <= t)) {
-                                    fprintf(stderr, "  FAIL softmax_jacobian_%s n=%zu: J[%zu][%zu] = %.17g but J[%zu][%zu] = %.17g\n",
+                                    fprintf(stderr,
+                                            "  FAIL softmax_jacobian_%s n=%zu: J[%zu][%zu] = %.17g but J[%zu][%zu] = "
+                                            "%.17g\n",
                                             dtype_name(dt), n, i, j, a1, j, i, a2);
                                     failures++;
                                 }

@@ -58,8 +58,7 @@ static size_t check_row_order(softmax_dtype dt, int log, const void *x, const vo
         }
         if (broken) {
             if (failures < 5)
-                fprintf(stderr,
-                        "  FAIL %s_%s %s n=%zu scale=%g: %s: x[%zu]=%a <= x[%zu]=%a but y = %a, %a\n",
+                fprintf(stderr, "  FAIL %s_%s %s n=%zu scale=%g: %s: x[%zu]=%a <= x[%zu]=%a but y = %a, %a\n",
                         log ? "log_softmax" : "softmax", dtype_name(dt), label, n, scale, broken, a, k[j - 1].x, b,
                         k[j].x, ya, yb);
             failures++;
@@ -143,8 +142,19 @@ static void test_dense_runs_of_consecutive_values(void **state)
     size_t failures = 0;
     for (size_t d = 0; d < 2; d++) {
         softmax_dtype dt = test_dtypes[d];
-        const double starts[] = {0.0, 1.0, -1.0, 2.0, 100.0, -100.0, 88.0, 1e-30, 1e30, 1e4, dtype_max(dt),
-                                 -dtype_max(dt), dtype_min_normal(dt)};
+        const double starts[] = {0.0,
+                                 1.0,
+                                 -1.0,
+                                 2.0,
+                                 100.0,
+                                 -100.0,
+                                 88.0,
+                                 1e-30,
+                                 1e30,
+                                 1e4,
+                                 dtype_max(dt),
+                                 -dtype_max(dt),
+                                 dtype_min_normal(dt)};
         const double run_scales[] = {1.0, 0.5, 7.3, 100.0, 1e30, 1e-30, dtype_max(dt), -1.0, -100.0, -1e30};
         void *x = buf_alloc(dt, RUN), *shuffled = buf_alloc(dt, RUN);
         for (size_t st = 0; st < ARRAY_LEN(starts); st++) {

@@ -282,8 +282,8 @@ static void check_distribution(softmax_dtype dt, const double *x, size_t n, filt
         for (size_t r = 0; r < batch; r++) {
             assert_true(indices[r] >= 0 && (size_t)indices[r] < n);
             if (expected[indices[r]] == 0.0)
-                fail_msg("%s T=%g k=%lld p=%g min_p=%g: drew %lld, outside the kept set", dtype_name(dt),
-                         f.temperature, (long long)f.top_k, f.top_p, f.min_p, (long long)indices[r]);
+                fail_msg("%s T=%g k=%lld p=%g min_p=%g: drew %lld, outside the kept set", dtype_name(dt), f.temperature,
+                         (long long)f.top_k, f.top_p, f.min_p, (long long)indices[r]);
             if (fabs(probs[r] - expected[indices[r]]) > 1e-5 * expected[indices[r]] + 1e-12)
                 fail_msg("%s T=%g k=%lld p=%g min_p=%g: probability of %lld is %.9g, exact %.9g", dtype_name(dt),
                          f.temperature, (long long)f.top_k, f.top_p, f.min_p, (long long)indices[r], probs[r],

@@ -109,8 +109,7 @@ static void test_large_inputs_and_their_hundredth(void **state)
         for (int i = 0; i < 3; i++) {
             double diff = fabs(y_data[i] - y_scale[i]) / ulp_p(y_scale[i], dtype_precision(dt));
             if (diff > 2 * contract_ulp_bound(dt) + 1)
-                fail_msg("%s: data-scaled and scale=0.01 outputs differ by %.2f ulp at [%d]", dtype_name(dt), diff,
-                         i);
+                fail_msg("%s: data-scaled and scale=0.01 outputs differ by %.2f ulp at [%d]", dtype_name(dt), diff, i);
         }
     }
 }
@@ -230,8 +229,8 @@ static void test_the_reference_on_hand_worked_numbers(void **state)
     /* backward: y = {1/4, 3/4}, dy = {1, 0}, scale 2: <dy, y> = 1/4,
      * dx = 2 * y * (dy - 1/4) = {3/8, -3/8} */
     const double y[2] = {0.25, 0.75}, dy[2] = {1, 0};
-    ref_softmax_backward(&r, ref_line_make(SOFTMAX_DTYPE_F64, y, 2, 1), ref_line_make(SOFTMAX_DTYPE_F64, dy, 2, 1),
-                         2.0, NULL, NULL);
+    ref_softmax_backward(&r, ref_line_make(SOFTMAX_DTYPE_F64, y, 2, 1), ref_line_make(SOFTMAX_DTYPE_F64, dy, 2, 1), 2.0,
+                         NULL, NULL);
     assert_true(mpfr_get_d(ref_at(&r, 0), MPFR_RNDN) == 0.375 && mpfr_get_d(ref_at(&r, 1), MPFR_RNDN) == -0.375);
     /* log backward: logy = {-inf, 0}, dy = {1, 2}: dx = dy - {0, 1} * 3 = {1, -1} */
     const double logy[2] = {-INFINITY, 0}, dy2[2] = {1, 2};

@@ -192,8 +192,8 @@ static void test_random_rows_against_mpfr(void **state)
     }
     for (size_t d = 0; d < ARRAY_LEN(types); d++)
         printf("stats accuracy (%s): logsumexp max %.2f ulp, entropy max %.2f ulp (bounds %.0f, %.0f)\n",
-               dtype_name(types[d]), worst_lse[dtype_slot(types[d])], worst_entropy[dtype_slot(types[d])], LSE_BOUND_ULP,
-               ENTROPY_BOUND_ULP);
+               dtype_name(types[d]), worst_lse[dtype_slot(types[d])], worst_entropy[dtype_slot(types[d])],
+               LSE_BOUND_ULP, ENTROPY_BOUND_ULP);
     printf("%zu rows checked\n", rows);
     if (failures)
         fail_msg("%zu rows beyond the bounds (details above)", failures);

@@ -13,7 +13,10 @@ const softmax_dtype test_dtypes[2] = {SOFTMAX_DTYPE_F32, SOFTMAX_DTYPE_F64};
 
 /* ---------------------------------------------------------------- random */
 
-void rng_seed(test_rng *rng, uint64_t seed) { rng->state = seed; }
+void rng_seed(test_rng *rng, uint64_t seed)
+{
+    rng->state = seed;
+}
 
 uint64_t rng_next(test_rng *rng)
 {
@@ -23,9 +26,15 @@ uint64_t rng_next(test_rng *rng)
     return z ^ (z >> 31);
 }
 
-double rng_uniform(test_rng *rng) { return (double)(rng_next(rng) >> 11) * 0x1p-53; }
+double rng_uniform(test_rng *rng)
+{
+    return (double)(rng_next(rng) >> 11) * 0x1p-53;
+}
 
-double rng_range(test_rng *rng, double lo, double hi) { return lo + (hi - lo) * rng_uniform(rng); }
+double rng_range(test_rng *rng, double lo, double hi)
+{
+    return lo + (hi - lo) * rng_uniform(rng);
+}
 
 double rng_normal(test_rng *rng)
 {
@@ -35,7 +44,10 @@ double rng_normal(test_rng *rng)
     return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
 }
 
-size_t rng_below(test_rng *rng, size_t n) { return n == 0 ? 0 : (size_t)(rng_next(rng) % n); }
+size_t rng_below(test_rng *rng, size_t n)
+{
+    return n == 0 ? 0 : (size_t)(rng_next(rng) % n);
+}
 
 /* ---------------------------------------------------------------- dtypes */
 
@@ -43,7 +55,10 @@ size_t dtype_size(softmax_dtype dt)
 {
     return dt == SOFTMAX_DTYPE_F64 ? sizeof(double) : dt == SOFTMAX_DTYPE_F32 ? sizeof(float) : sizeof(uint16_t);
 }
-int dtype_precision(softmax_dtype dt) { return dt == SOFTMAX_DTYPE_F32 ? FLT_MANT_DIG : DBL_MANT_DIG; }
+int dtype_precision(softmax_dtype dt)
+{
+    return dt == SOFTMAX_DTYPE_F32 ? FLT_MANT_DIG : DBL_MANT_DIG;
+}
 const char *dtype_name(softmax_dtype dt)
 {
     switch (dt) {
@@ -57,10 +72,22 @@ const char *dtype_name(softmax_dtype dt)
         return "f16";
     }
 }
-double dtype_eps(softmax_dtype dt) { return dt == SOFTMAX_DTYPE_F32 ? FLT_EPSILON : DBL_EPSILON; }
-double dtype_min_normal(softmax_dtype dt) { return dt == SOFTMAX_DTYPE_F32 ? FLT_MIN : DBL_MIN; }
-double dtype_true_min(softmax_dtype dt) { return dt == SOFTMAX_DTYPE_F32 ? 0x1p-149 : 0x1p-1074; }
-double dtype_max(softmax_dtype dt) { return dt == SOFTMAX_DTYPE_F32 ? FLT_MAX : DBL_MAX; }
+double dtype_eps(softmax_dtype dt)
+{
+    return dt == SOFTMAX_DTYPE_F32 ? FLT_EPSILON : DBL_EPSILON;
+}
+double dtype_min_normal(softmax_dtype dt)
+{
+    return dt == SOFTMAX_DTYPE_F32 ? FLT_MIN : DBL_MIN;
+}
+double dtype_true_min(softmax_dtype dt)
+{
+    return dt == SOFTMAX_DTYPE_F32 ? 0x1p-149 : 0x1p-1074;
+}
+double dtype_max(softmax_dtype dt)
+{
+    return dt == SOFTMAX_DTYPE_F32 ? FLT_MAX : DBL_MAX;
+}
 
 double dtype_round(softmax_dtype dt, double v)
 {
@@ -100,15 +127,24 @@ void buf_set(softmax_dtype dt, void *buf, size_t i, double v)
         ((double *)buf)[i] = v;
 }
 
-void *buf_at(softmax_dtype dt, void *buf, size_t i) { return (char *)buf + i * dtype_size(dt); }
-const void *buf_cat(softmax_dtype dt, const void *buf, size_t i) { return (const char *)buf + i * dtype_size(dt); }
+void *buf_at(softmax_dtype dt, void *buf, size_t i)
+{
+    return (char *)buf + i * dtype_size(dt);
+}
+const void *buf_cat(softmax_dtype dt, const void *buf, size_t i)
+{
+    return (const char *)buf + i * dtype_size(dt);
+}
 
 int buf_bits_equal(softmax_dtype dt, const void *a, size_t i, const void *b, size_t j)
 {
     return memcmp(buf_cat(dt, a, i), buf_cat(dt, b, j), dtype_size(dt)) == 0;
 }
 
-void fill_sentinel(void *buf, size_t bytes) { memset(buf, SENTINEL_BYTE, bytes); }
+void fill_sentinel(void *buf, size_t bytes)
+{
+    memset(buf, SENTINEL_BYTE, bytes);
+}
 
 int is_sentinel(const void *buf, size_t bytes)
 {
@@ -121,7 +157,10 @@ int is_sentinel(const void *buf, size_t bytes)
 
 /* ---------------------------------------------------------------- calls */
 
-double scale_as(softmax_dtype dt, double scale) { return isnan(scale) ? scale : dtype_round(dt, scale); }
+double scale_as(softmax_dtype dt, double scale)
+{
+    return isnan(scale) ? scale : dtype_round(dt, scale);
+}
 
 int call_forward(softmax_dtype dt, int log, const void *x, void *y, size_t rows, size_t cols, double scale)
 {
@@ -138,17 +177,25 @@ int call_grad(softmax_op op, softmax_dtype dt, const void *a, const void *b, voi
     if (dt == SOFTMAX_DTYPE_F32) {
         float s = (float)scale_as(dt, scale);
         switch (op) {
-        case SOFTMAX_OP_SOFTMAX_BACKWARD: return softmax_backward_f32(a, b, out, rows, cols, s);
-        case SOFTMAX_OP_LOG_SOFTMAX_BACKWARD: return log_softmax_backward_f32(a, b, out, rows, cols, s);
-        case SOFTMAX_OP_LOG_SOFTMAX_JVP: return log_softmax_jvp_f32(a, b, out, rows, cols, s);
-        default: break;
+        case SOFTMAX_OP_SOFTMAX_BACKWARD:
+            return softmax_backward_f32(a, b, out, rows, cols, s);
+        case SOFTMAX_OP_LOG_SOFTMAX_BACKWARD:
+            return log_softmax_backward_f32(a, b, out, rows, cols, s);
+        case SOFTMAX_OP_LOG_SOFTMAX_JVP:
+            return log_softmax_jvp_f32(a, b, out, rows, cols, s);
+        default:
+            break;
         }
     } else {
         switch (op) {
-        case SOFTMAX_OP_SOFTMAX_BACKWARD: return softmax_backward_f64(a, b, out, rows, cols, scale);
-        case SOFTMAX_OP_LOG_SOFTMAX_BACKWARD: return log_softmax_backward_f64(a, b, out, rows, cols, scale);
-        case SOFTMAX_OP_LOG_SOFTMAX_JVP: return log_softmax_jvp_f64(a, b, out, rows, cols, scale);
-        default: break;
+        case SOFTMAX_OP_SOFTMAX_BACKWARD:
+            return softmax_backward_f64(a, b, out, rows, cols, scale);
+        case SOFTMAX_OP_LOG_SOFTMAX_BACKWARD:
+            return log_softmax_backward_f64(a, b, out, rows, cols, scale);
+        case SOFTMAX_OP_LOG_SOFTMAX_JVP:
+            return log_softmax_jvp_f64(a, b, out, rows, cols, scale);
+        default:
+            break;
         }
     }
     fprintf(stderr, "call_grad: not a gradient op: %d\n", (int)op);
@@ -167,11 +214,16 @@ int call_jacobian(softmax_dtype dt, int log, const void *y, size_t n, double sca
 const char *op_name(softmax_op op)
 {
     switch (op) {
-    case SOFTMAX_OP_SOFTMAX: return "softmax";
-    case SOFTMAX_OP_LOG_SOFTMAX: return "log_softmax";
-    case SOFTMAX_OP_SOFTMAX_BACKWARD: return "softmax_backward";
-    case SOFTMAX_OP_LOG_SOFTMAX_BACKWARD: return "log_softmax_backward";
-    case SOFTMAX_OP_LOG_SOFTMAX_JVP: return "log_softmax_jvp";
+    case SOFTMAX_OP_SOFTMAX:
+        return "softmax";
+    case SOFTMAX_OP_LOG_SOFTMAX:
+        return "log_softmax";
+    case SOFTMAX_OP_SOFTMAX_BACKWARD:
+        return "softmax_backward";
+    case SOFTMAX_OP_LOG_SOFTMAX_BACKWARD:
+        return "log_softmax_backward";
+    case SOFTMAX_OP_LOG_SOFTMAX_JVP:
+        return "log_softmax_jvp";
     }
     return "?";
 }

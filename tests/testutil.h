@@ -33,7 +33,7 @@ size_t rng_below(test_rng *rng, size_t n); /* [0, n) */
 /* ---- typed buffers ---- */
 extern const softmax_dtype test_dtypes[2]; /* F32, F64 */
 
-size_t dtype_size(softmax_dtype dt); /* every type; the other helpers: f32 and f64 */
+size_t dtype_size(softmax_dtype dt);   /* every type; the other helpers: f32 and f64 */
 int dtype_precision(softmax_dtype dt); /* 24 or 53 */
 const char *dtype_name(softmax_dtype dt);
 double dtype_eps(softmax_dtype dt);        /* 2^-23 or 2^-52 */

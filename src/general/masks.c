@@ -47,7 +47,8 @@ static line_position walk_to(const general_plan *plan, size_t line, line_walk *w
  * slower). Inlined: called, the position went through the stack on the
  * way in and out, the same kind of stall (runs_of of [B, 16, 16] masked
  * rows spent most of its time there). */
-static SOFTMAX_FORCE_INLINE line_position walk_to_next_run(const general_plan *plan, line_walk *walk, line_position where)
+static SOFTMAX_FORCE_INLINE line_position walk_to_next_run(const general_plan *plan, line_walk *walk,
+                                                           line_position where)
 {
     for (int d = walk->inner; d >= 0; d--) {
         if (d == plan->axis)

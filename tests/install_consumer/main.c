@@ -11,7 +11,8 @@
 
 #define N 3
 
-int main(int argc, char **argv) {
+int main(int argc, char **argv)
+{
     const char *program = argc > 0 ? argv[0] : "consumer";
     const double x[N] = {1.0, 2.0, 3.0};
     double y[N];
