@@ -40,6 +40,23 @@ static double alibi_slope_of(size_t h, size_t H)
     return h < H2 ? pow(m0, (double)(h + 1)) : pow(m1, (double)(2 * (h - H2) + 1));
 }
 
+/* The outputs got[0 .. count) of softmax (log-softmax) of the logits z
+ * against MPFR: the test fails beyond the contract's f32 bound. */
+static void check_row(const double *z, const float *got, size_t count, int log_output, err_stats *stats,
+                      const char *what)
+{
+    ref_vec ref;
+    ref_vec_init(&ref, count);
+    ref_softmax(&ref, ref_line_make(SOFTMAX_DTYPE_F64, z, count, 1), 1.0, log_output);
+    const ref_line line = ref_line_make(SOFTMAX_DTYPE_F32, got, count, 1);
+    const double bound = contract_ulp_bound(SOFTMAX_DTYPE_F32);
+    const size_t failures = log_output ? check_log_softmax_line(&ref, line, bound, stats, what)
+                                       : check_softmax_line(&ref, line, bound, stats, what);
+    ref_vec_free(&ref);
+    if (failures != 0)
+        fail_msg("%s: %zu outputs beyond %g ulp of MPFR", what, failures, bound);
+}
+
 static void check_kind(int kind, size_t T, double scale, int log_output, const float *x, const uint8_t *keep,
                        const float *bias, size_t B, err_stats *stats)
 {
@@ -122,18 +139,9 @@ static void check_kind(int kind, size_t T, double scale, int log_output, const f
             }
             if (kept == 0)
                 continue;
-            ref_vec ref;
-            ref_vec_init(&ref, kept);
-            ref_softmax(&ref, ref_line_make(SOFTMAX_DTYPE_F64, z, kept, 1), 1.0, log_output);
             snprintf(what, sizeof what, "%s, T = %zu, scale %g, %s, batch %zu row %zu", kind_names[kind], T, scale,
                      log_output ? "log-softmax" : "softmax", b, q);
-            const ref_line got = ref_line_make(SOFTMAX_DTYPE_F32, kept_out, kept, 1);
-            const double bound = contract_ulp_bound(SOFTMAX_DTYPE_F32);
-            const size_t failures = log_output ? check_log_softmax_line(&ref, got, bound, stats, what)
-                                               : check_softmax_line(&ref, got, bound, stats, what);
-            ref_vec_free(&ref);
-            if (failures != 0)
-                fail_msg("%s: %zu outputs beyond %g ulp of MPFR", what, failures, bound);
+            check_row(z, kept_out, kept, log_output, stats, what);
         }
     free(mask), free(y), free(mask_bf16), free(z);
 }
@@ -210,19 +218,10 @@ static void test_alibi_slopes_of_many_heads(void **state)
                     const size_t h = heads_checked[c], line = h * QUERIES + q;
                     for (size_t k = 0; k < K; k++)
                         z[k] = scale * (double)x[line * K + k] + alibi_slope_of(h, HEADS) * (double)k;
-                    ref_vec ref;
-                    ref_vec_init(&ref, K);
-                    ref_softmax(&ref, ref_line_make(SOFTMAX_DTYPE_F64, z, K, 1), 1.0, log_output);
                     char what[96];
                     snprintf(what, sizeof what, "ALiBi of %d heads, K = %zu, %s, head %zu query %zu", HEADS, K,
                              log_output ? "log-softmax" : "softmax", h, q);
-                    const ref_line got = ref_line_make(SOFTMAX_DTYPE_F32, y + line * K, K, 1);
-                    const double bound = contract_ulp_bound(SOFTMAX_DTYPE_F32);
-                    const size_t failures = log_output ? check_log_softmax_line(&ref, got, bound, &stats, what)
-                                                       : check_softmax_line(&ref, got, bound, &stats, what);
-                    ref_vec_free(&ref);
-                    if (failures != 0)
-                        fail_msg("%s: %zu outputs beyond %g ulp of MPFR", what, failures, bound);
+                    check_row(z, y + line * K, K, log_output, &stats, what);
                 }
         }
         free(x), free(y), free(z);

@@ -264,14 +264,17 @@ static bool run_block(const general_plan *plan, const block_buffers *buffers, si
     double slope = 0.0;
     for (size_t b = 0; b <= line_count; b++) {
         int outcome = SOFTMAX_ROW_DONE; /* past the last line: the declined ones are gathered */
-        if (b < line_count && !grouped && !half_lines && positions[b].head != slope_head) {
-            slope_head = positions[b].head;
-            slope = alibi_slope(plan, slope_head);
+        if (b < line_count && grouped) {
+            outcome = declined_by_group[b] ? SOFTMAX_ROW_DECLINED : SOFTMAX_ROW_DONE;
+        } else if (b < line_count && half_lines) {
+            outcome = run_half_line(plan, &positions[b]) ? SOFTMAX_ROW_DONE : SOFTMAX_ROW_DECLINED;
+        } else if (b < line_count) {
+            if (positions[b].head != slope_head) {
+                slope_head = positions[b].head;
+                slope = alibi_slope(plan, slope_head);
+            }
+            outcome = run_excluding_line(plan, &positions[b], slope);
         }
-        if (b < line_count)
-            outcome = grouped      ? (declined_by_group[b] ? SOFTMAX_ROW_DECLINED : SOFTMAX_ROW_DONE)
-                      : half_lines ? (run_half_line(plan, &positions[b]) ? SOFTMAX_ROW_DONE : SOFTMAX_ROW_DECLINED)
-                                   : run_excluding_line(plan, &positions[b], slope);
         if (outcome == SOFTMAX_ROW_MASK_ADDS)
             return false;
         if (outcome == SOFTMAX_ROW_DECLINED) {
