@@ -268,6 +268,9 @@ READ_ROW_BODY(read_row_half_mask, EXCLUDE_HALF)
 READ_ROW_BODY(read_row_add_mask, ADD_MASK)
 READ_ROW_BODY(read_row_add_half, ADD_HALF)
 READ_ROW_BODY(read_row_slope_prefix, ADD_SLOPE | EXCLUDE_PREFIX)
+READ_ROW_BODY(read_row_add_mask_exact, ADD_MASK | ADD_EXACT_SCALE)
+READ_ROW_BODY(read_row_add_half_exact, ADD_HALF | ADD_EXACT_SCALE)
+READ_ROW_BODY(read_row_slope_prefix_exact, ADD_SLOPE | EXCLUDE_PREFIX | ADD_EXACT_SCALE)
 READ_ROW_BODY(read_row_any_slope, ADD_SLOPE | EXCLUDE_KEEP | EXCLUDE_MASK | EXCLUDE_HALF | EXCLUDE_PREFIX)
 READ_ROW_BODY(read_row_any_add_mask, ADD_MASK | EXCLUDE_KEEP | EXCLUDE_PREFIX)
 READ_ROW_BODY(read_row_any_add_half, ADD_HALF | EXCLUDE_KEEP | EXCLUDE_PREFIX)
@@ -328,13 +331,24 @@ static int excluding_row(softmax_op op, const T *x, const uint8_t *keep, const T
     const int io_flags =
         masks | (keep != NULL ? EXCLUDE_KEEP : 0) | (kept < n ? EXCLUDE_PREFIX : 0) | (slope != 0 ? ADD_SLOPE : 0);
     const double kernel_scale = adding ? 1.0 : scale;
+    /* A power-of-two scale (1, the default, and 1/sqrt(d) for d = 64 or
+     * 256) makes scale * x exact: the single kinds then skip the product's
+     * rest (ADD_EXACT_SCALE, the same bits, as adding_rows does). */
+    int exponent;
+    const bool exact_scale = adding && frexp(fabs(scale), &exponent) == 0.5 && ex.scale_lo == 0;
     /* One specialised body for each single kind (the attention layouts);
      * combinations share a general one. */
     if (check_mask) /* only the single-mask bodies check as they read */
         return io_flags == EXCLUDE_MASK   ? read_row_mask_checked(op, x, &ex, n, scale, y, residuals, y)
                : io_flags == EXCLUDE_HALF ? read_row_half_mask_checked(op, x, &ex, n, scale, y, residuals, y)
                                           : SOFTMAX_ROW_DECLINED;
-    switch (io_flags) {
+    switch (io_flags | (exact_scale ? ADD_EXACT_SCALE : 0)) {
+    case ADD_MASK | ADD_EXACT_SCALE:
+        return read_row_add_mask_exact(op, x, &ex, n, kernel_scale, y, residuals, y);
+    case ADD_HALF | ADD_EXACT_SCALE:
+        return read_row_add_half_exact(op, x, &ex, n, kernel_scale, y, residuals, y);
+    case ADD_SLOPE | EXCLUDE_PREFIX | ADD_EXACT_SCALE:
+        return read_row_slope_prefix_exact(op, x, &ex, n, kernel_scale, y, residuals, y);
     case EXCLUDE_KEEP:
         return read_row_keep(op, x, &ex, n, scale, y, residuals, y);
     case EXCLUDE_MASK:
@@ -347,7 +361,7 @@ static int excluding_row(softmax_op op, const T *x, const uint8_t *keep, const T
         return read_row_add_half(op, x, &ex, n, kernel_scale, y, residuals, y);
     case ADD_SLOPE | EXCLUDE_PREFIX: /* ALiBi with a causal mask */
         return read_row_slope_prefix(op, x, &ex, n, kernel_scale, y, residuals, y);
-    default:
+    default: /* the general bodies whatever the scale */
         if (io_flags & ADD_SLOPE)
             return read_row_any_slope(op, x, &ex, n, kernel_scale, y, residuals, y);
         if (io_flags & ADD_MASK)
