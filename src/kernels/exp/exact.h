@@ -174,13 +174,36 @@ typedef struct exp_parts {
     V k;
 } exp_parts;
 
-static inline exp_parts exp_parts_of(V x, const exp_args *a)
+/* With `low` (not NULL): 2^(c (x + low) - B), x + low the two parts of
+ * an added mask's logit (see adding), low taken into the reduced argument:
+ * f = fma(c_hi, x, -(B + k)) + (c_lo x + c_hi low), the small terms summed
+ * first so that f is rounded twice, as without a low part (one more
+ * rounding of f, folding c_hi low in by an fma of its own, took the
+ * largest error of the masked-rows test from 1.89 to 2.20 ulp). The cell
+ * (k) is x's: f may leave [0, 1] by c |low|, which the polynomial covers,
+ * and below 0 it wraps as any f does. low is clamped to +-2^-12
+ * first: a low part is below 2^-23 |z|, so this changes only elements with
+ * |z| > 2^11, whose exps are 0 below a row maximum of at most
+ * ADDED_MASK_MAX_LIMIT; an element far below it may carry one of any size
+ * (scale 1e30, x = -4: z about -4e30, its remainder about 1e23), and a NaN
+ * low (a two-sum that met an infinity or overflowed, see adding) becomes
+ * +2^-12: min returns its second operand when one is NaN (x86; only the
+ * x86 masked rows pass a low). */
+static SOFTMAX_FORCE_INLINE exp_parts exp_parts_with(V x, const V *low, const exp_args *a)
 {
     const V one = P(set1)((T)1);
     V clamped = P(max)(a->x_floor, x);
     V estimate = P(fmadd)(a->c_lo, clamped, P(fmadd)(a->c_hi, clamped, a->neg_offset));
     V k = P(floor)(P(add)(estimate, P(set1)(KEY_BIAS)));
-    V f = P(fmadd)(a->c_lo, clamped, P(fmadd)(a->c_hi, clamped, P(sub)(a->neg_offset, k)));
+    const V reduced = P(fmadd)(a->c_hi, clamped, P(sub)(a->neg_offset, k));
+    V f;
+    if (low != NULL) {
+        const V bound = P(set1)((T)0x1p-12);
+        const V small = P(fmadd)(a->c_lo, clamped, P(mul)(a->c_hi, P(max)(P(min)(*low, bound), P(neg)(bound))));
+        f = P(add)(reduced, small);
+    } else {
+        f = P(fmadd)(a->c_lo, clamped, reduced);
+    }
     P(wrap_below_zero)(&f, &k);
     V q = EXP_Q(f);
     exp_parts parts;
@@ -188,6 +211,16 @@ static inline exp_parts exp_parts_of(V x, const exp_args *a)
     parts.residual = P(fmadd)(q, f, P(sub)(one, parts.mantissa));
     parts.k = k;
     return parts;
+}
+
+static inline exp_parts exp_parts_of(V x, const exp_args *a)
+{
+    return exp_parts_with(x, NULL, a);
+}
+
+static inline exp_parts exp_parts_added(V x, V low, const exp_args *a)
+{
+    return exp_parts_with(x, &low, a);
 }
 
 /* The exponential rounded to T. */

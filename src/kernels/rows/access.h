@@ -112,15 +112,6 @@ static SOFTMAX_FORCE_INLINE V widen_tail(const uint16_t *h, int bf16, size_t cou
 /* Lane l holds l (the index of an element within its vector). */
 static const T lane_index[16] __attribute__((aligned(64))) = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
 
-/* The logits z = scale * x + bias of elements i .. i + count, the bias a
- * mask (which reads -inf past count, where x reads 0) or slope * j, as z =
- * high + *low: high the rounded sum, *low the rest, from exact products
- * (fmas) and an exact two-sum. |low| <= 2^-23 |z|; it is 0 where high is
- * -inf or NaN. The exps take it in through their residual (e^z = e^high (1
- * + low), see exp_block_excluding), so that z is never rounded before the
- * exp: rounding it would cost |z| * 2^-24 in the argument, 40 ulp at z =
- * -80. Exclusions (keep, a 0 / -inf mask, prefix) apply to high
- * afterwards. */
 #if defined(HALF_ROWS)
 /* seen, with -inf where the added bias is -inf (a -inf entry of an added
  * mask, or a lane past the row's end, which the bias loads fill with
@@ -153,16 +144,33 @@ static SOFTMAX_FORCE_INLINE V zero_nan(V v)
 }
 #endif
 
+/* An added mask's low part as a log-softmax output adds it: NaN (see
+ * adding) made 0, where high is -inf (the output stays -inf) or far below
+ * the maximum (the two-sum overflowed). */
+static SOFTMAX_FORCE_INLINE V output_low(V low)
+{
+#if defined(HALF_ROWS)
+    return zero_nan(low);
+#else
+    return low;
+#endif
+}
+
 /* The logits z = scale * x + bias of elements i .. i + count, the bias a
  * mask (which reads -inf past count, where x reads 0) or slope * j, as z =
  * high + *low: high the rounded sum, *low the rest, from exact products
- * (fmas) and an exact two-sum. |low| <= 2^-23 |z|; it is 0 where high is
- * -inf or NaN, and where the two-sum overflowed (zero_nan). The exps take it in through their residual (e^z = e^high (1
- * + low), see exp_block_excluding), so that z is never rounded before the
- * exp: rounding it would cost |z| * 2^-24 in the argument, 40 ulp at z =
- * -80. Exclusions (keep, a 0 / -inf mask, prefix) apply to high
- * afterwards. With ADD_EXACT_SCALE the product's rest is 0 and is not
- * computed (the same bits). */
+ * (fmas) and an exact two-sum, |low| <= 2^-23 |z|. The exps take low into
+ * their reduced argument (exp_parts_added), so that z is never rounded
+ * before the exp: rounding it would cost |z| * 2^-24 in the argument, 40
+ * ulp at z = -80. Exclusions (keep, a 0 / -inf mask, prefix) apply to high
+ * afterwards. *low is left as the arithmetic gives it -- NaN where the
+ * two-sum met an infinity (high -inf, or NaN) or overflowed (a sum within
+ * a few ulp of the float range's end) -- for its two readers to deal with
+ * in one instruction or two: the exps clamp it (a NaN becomes a small
+ * finite number, and the exp of an excluded or far-below element is 0
+ * whatever it is), log-softmax outputs zero its NaNs (output_low). With
+ * ADD_EXACT_SCALE the product's rest is 0 and is not computed (the same
+ * bits). */
 static SOFTMAX_FORCE_INLINE V adding(V x, const row_masks *ex, int io_flags, size_t i, size_t count, V *low)
 {
 #if defined(HALF_ROWS)
@@ -195,7 +203,7 @@ static SOFTMAX_FORCE_INLINE V adding(V x, const row_masks *ex, int io_flags, siz
             seen = P(exclude)(seen, NULL, NULL, NULL, 0, P(set1)((T)-INFINITY), count);
         /* Without a slope an exact scale leaves the two-sum's error alone. */
         const V total = exact_scale && !(io_flags & ADD_SLOPE) ? error : P(add)(error, rest);
-        *low = zero_nan(P(zero_below)(total, seen, P(set1)(-T_MAX)));
+        *low = total;
         return seen;
     }
 #endif

@@ -56,12 +56,14 @@ static SOFTMAX_FORCE_INLINE void log_softmax_output_reading(const void *x, void 
     V low;
     for (; i + LANES <= end; i += LANES) {
         const V z = read_pair(x, ex, io_flags, i, &low);
-        const V out = P(fmadd)(s, P(sub)(z, ref), (io_flags & ADDING) ? P(add)(low, neg_log_sum) : neg_log_sum);
+        const V out =
+            P(fmadd)(s, P(sub)(z, ref), (io_flags & ADDING) ? P(add)(output_low(low), neg_log_sum) : neg_log_sum);
         write_vector(y, io_flags, i, (io_flags & ADDING) ? added_log_output(out) : out);
     }
     if (i < end) {
         const V z = read_tail_pair(x, ex, io_flags, i, end - i, 0, &low);
-        const V out = P(fmadd)(s, P(sub)(z, ref), (io_flags & ADDING) ? P(add)(low, neg_log_sum) : neg_log_sum);
+        const V out =
+            P(fmadd)(s, P(sub)(z, ref), (io_flags & ADDING) ? P(add)(output_low(low), neg_log_sum) : neg_log_sum);
         write_tail(y, io_flags, i, (io_flags & ADDING) ? added_log_output(out) : out, end - i);
     }
 }
@@ -221,7 +223,7 @@ static SOFTMAX_FORCE_INLINE int read_row_body(softmax_op op, const void *x, cons
         return SOFTMAX_ROW_MASK_ADDS;
     }
     row_plan plan;
-    /* Added biases: the low parts stay small (see take_low) only for
+    /* Added biases: the low parts stay small (see exp_parts_added) only for
      * logits of moderate size; rows beyond, and fully masked ones, take the
      * general path. */
     const bool moderate = !(io_flags & ADDING) || T_FABS(row_max) <= (T)ADDED_MASK_MAX_LIMIT;

@@ -23,26 +23,6 @@ static inline V grid_high(V e)
     return P(sub)(P(add)(e, magic), magic);
 }
 
-/* e^(high + low) = 2^k (mantissa + residual) (1 + low) to within low^2 / 2,
- * below 2^-33 for |z| <= ADDED_MASK_MAX_LIMIT + 120 (outputs in the normal
- * range). The product goes into the mantissa, its rounding error into the
- * residual, which stays below half an ulp of the mantissa: a residual that
- * flushes to zero in a tiny exp then costs what it costs without a mask.
- * A low part (the rounding remainder of z) is below 2^-14 there, but an
- * element far below a moderate row maximum can carry one of any size (scale
- * 1e30, x = -4: z about -4e30, its remainder about 1e23), which would bring
- * its exp, clamped to the bottom of the range, back as a value of either
- * sign: the low part is clamped to +-2^-12, which changes no other element
- * (and lets NaN through: min and max return their second operand then). */
-static SOFTMAX_FORCE_INLINE void take_low(exp_parts *p, V low)
-{
-    const V bound = P(set1)((T)0x1p-12);
-    low = P(max)(P(neg)(bound), P(min)(bound, low));
-    const V mantissa = P(fmadd)(p->mantissa, low, p->mantissa);
-    p->residual = P(add)(p->residual, P(fmadd)(p->mantissa, low, P(sub)(p->mantissa, mantissa)));
-    p->mantissa = mantissa;
-}
-
 /* The cache lines of `bytes` bytes from p, one request each. */
 static SOFTMAX_FORCE_INLINE void prefetch_lines(const void *p, size_t bytes)
 {
@@ -103,11 +83,9 @@ static SOFTMAX_FORCE_INLINE WIDE exp_block_excluding(const void *x, T *y, T *res
             x0 = P(neg)(x0);
             x1 = P(neg)(x1);
         }
-        exp_parts p0 = exp_parts_of(x0, a), p1 = exp_parts_of(x1, a);
-        if (io_flags & ADDING) {
-            take_low(&p0, low0);
-            take_low(&p1, low1);
-        }
+        /* An added mask's low parts go into the exps' arguments. */
+        exp_parts p0 = (io_flags & ADDING) ? exp_parts_added(x0, low0, a) : exp_parts_of(x0, a);
+        exp_parts p1 = (io_flags & ADDING) ? exp_parts_added(x1, low1, a) : exp_parts_of(x1, a);
         V e0 = P(scale_pow2)(p0.mantissa, p0.k), e1 = P(scale_pow2)(p1.mantissa, p1.k);
         V r0 = P(scale_pow2)(p0.residual, p0.k), r1 = P(scale_pow2)(p1.residual, p1.k);
         if (y) {
@@ -138,9 +116,7 @@ static SOFTMAX_FORCE_INLINE WIDE exp_block_excluding(const void *x, T *y, T *res
         V x0 = read_tail_pair(x, ex, io_flags, i, count, negate ? (T)INFINITY : (T)-INFINITY, &low0);
         if (negate)
             x0 = P(neg)(x0);
-        exp_parts p0 = exp_parts_of(x0, a);
-        if (io_flags & ADDING)
-            take_low(&p0, low0);
+        exp_parts p0 = (io_flags & ADDING) ? exp_parts_added(x0, low0, a) : exp_parts_of(x0, a);
         V e0 = P(scale_pow2)(p0.mantissa, p0.k), r0 = P(scale_pow2)(p0.residual, p0.k);
         if (y)
             P(store_tail)(y + i, e0, count);

@@ -296,7 +296,7 @@ static inline T *added_output_row(const added_group *ag, unsigned planned, unsig
  * length[r] elements (1 <= length[r] <= SMALL_VECTORS * LANES) with scale
  * 1 on z = scale * x + bias, then filled to n (0, log-softmax -inf), as
  * the line kernels' read_row_body computes a row: z read once as high +
- * low parts (kept here), e^z = e^high (1 + low) (take_low), the sums split
+ * low parts (kept here), low taken into the exps' arguments (exp_parts_added), the sums split
  * as in the small rows and reduced in lanes (lane r = row r). Rows of
  * which the maximum is not finite or beyond ADDED_MASK_MAX_LIMIT, or the
  * offset out of range, are left unwritten and marked in *declined (bit r).
@@ -332,7 +332,7 @@ static SOFTMAX_FORCE_INLINE void added_group_run(softmax_op op, const added_grou
     V row_max, offset;
     T block_maxima[LANES], offsets[LANES], floors[LANES];
     const unsigned group_lanes = count == LANES ? (unsigned)((1ull << LANES) - 1) : (1u << count) - 1;
-    /* The low parts stay small (take_low) only for logits of moderate size. */
+    /* The low parts stay small (exp_parts_added) only for logits of moderate size. */
     const unsigned usable = group_constants(lanes, shared->c_hi, shared->c_lo, shared->inverse_c, &row_max, &offset,
                                             block_maxima, offsets, floors);
     const unsigned planned =
@@ -350,8 +350,7 @@ static SOFTMAX_FORCE_INLINE void added_group_run(softmax_op op, const added_grou
         const exp_args a = {P(set1)(floors[r]), P(set1)(shared->c_hi), P(set1)(shared->c_lo), P(set1)(-offsets[r])};
         V hi = P(set1)((T)0), lo = hi;
         for (size_t i = 0; i < vectors; i++) {
-            exp_parts p = exp_parts_of(P(load)(high_row + i * LANES), &a);
-            take_low(&p, P(load)(low_row + i * LANES));
+            exp_parts p = exp_parts_added(P(load)(high_row + i * LANES), P(load)(low_row + i * LANES), &a);
             const V e = P(scale_pow2)(p.mantissa, p.k), residual = P(scale_pow2)(p.residual, p.k);
             if (!log_output) {
                 P(store)(high_row + i * LANES, e);
@@ -389,7 +388,7 @@ static SOFTMAX_FORCE_INLINE void added_group_run(softmax_op op, const added_grou
             const V a = P(load)(high_row + i * LANES), b = P(load)(low_row + i * LANES);
             V out;
             if (log_output) /* (high - max) + (low - log-sum) */
-                out = added_log_output(P(add)(P(sub)(a, maxima), P(add)(b, row_second)));
+                out = added_log_output(P(add)(P(sub)(a, maxima), P(add)(output_low(b), row_second)));
             else
                 out = apply_reciprocal(a, b, row_first, row_second);
             const size_t lanes_here = length - i * LANES < LANES ? length - i * LANES : LANES;
@@ -451,8 +450,7 @@ static SOFTMAX_FORCE_INLINE void added_tiny_group_run(softmax_op op, const added
             e[j] = residual[j] = low[j] = zero;
             continue;
         }
-        exp_parts p = exp_parts_of(high_of[j], &a);
-        take_low(&p, low_of[j]);
+        exp_parts p = exp_parts_added(high_of[j], low_of[j], &a);
         e[j] = P(scale_pow2)(p.mantissa, p.k);
         residual[j] = P(scale_pow2)(p.residual, p.k);
         const V h = grid_high_small(e[j]);
@@ -477,7 +475,7 @@ static SOFTMAX_FORCE_INLINE void added_tiny_group_run(softmax_op op, const added
         if (j >= n)
             out[j] = zero;
         else if (log_output) /* (high - max) + (low - log-sum) */
-            out[j] = added_log_output(P(add)(P(sub)(high_of[j], row_max), P(add)(low_of[j], second)));
+            out[j] = added_log_output(P(add)(P(sub)(high_of[j], row_max), P(add)(output_low(low_of[j]), second)));
         else
             out[j] = apply_reciprocal(e[j], residual[j], first, second);
     }
