@@ -113,18 +113,20 @@ static SOFTMAX_FORCE_INLINE V widen_tail(const uint16_t *h, int bf16, size_t cou
 static const T lane_index[16] __attribute__((aligned(64))) = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
 
 #if defined(HALF_ROWS)
-/* seen, with -inf where the added bias is -inf (a -inf entry of an added
- * mask, or a lane past the row's end, which the bias loads fill with
+/* product + bias, and -inf where the bias is -inf (a -inf entry of an
+ * added mask, or a lane past the row's end, which the bias loads fill with
  * -inf): such an element is excluded whatever x holds (a NaN or +inf x
- * makes high NaN there). The bias is the mask entry widened exactly, so
- * this is the test of the entry itself without loading it again. A local
- * select: the vector vocabulary has none (T is float here). */
-static SOFTMAX_FORCE_INLINE V excluded_by_bias(V seen, V bias)
+ * would make the sum NaN there). The bias is the mask entry widened
+ * exactly, so this is the test of the entry itself without loading it
+ * again. On AVX-512 the test masks the addition itself (one instruction
+ * fewer than a select after it). */
+static SOFTMAX_FORCE_INLINE V sum_kept_by_bias(V product, V bias)
 {
 #if defined(SOFTMAX_VEC_AVX512_H)
-    return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(bias, _mm512_set1_ps(-INFINITY), _CMP_EQ_OQ), seen, bias);
+    return _mm512_mask_add_ps(bias, _mm512_cmp_ps_mask(bias, _mm512_set1_ps(-INFINITY), _CMP_NEQ_UQ), product, bias);
 #else
-    return _mm256_blendv_ps(seen, bias, _mm256_cmp_ps(bias, _mm256_set1_ps(-INFINITY), _CMP_EQ_OQ));
+    return _mm256_blendv_ps(_mm256_add_ps(product, bias), bias,
+                            _mm256_cmp_ps(bias, _mm256_set1_ps(-INFINITY), _CMP_EQ_OQ));
 #endif
 }
 
@@ -193,12 +195,12 @@ static SOFTMAX_FORCE_INLINE V adding(V x, const row_masks *ex, int io_flags, siz
             bias = count == LANES ? P(load_half)(ex->add_half + i, ex->add_bf16)
                                   : widen_tail(ex->add_half + i, ex->add_bf16, count, (T)-INFINITY);
         }
-        const V high = P(add)(product, bias);
+        /* The two-sum's error is NaN where the bias is -inf, as it was
+         * with high = product + bias there (see exp_parts_added). */
+        const V high = (io_flags & (ADD_MASK | ADD_HALF)) ? sum_kept_by_bias(product, bias) : P(add)(product, bias);
         const V bias_seen = P(sub)(high, product);
         const V error = P(add)(P(sub)(product, P(sub)(high, bias_seen)), P(sub)(bias, bias_seen));
         V seen = excluding(high, ex, io_flags, i, count);
-        if (io_flags & (ADD_MASK | ADD_HALF))
-            seen = excluded_by_bias(seen, bias);
         if ((io_flags & ADD_SLOPE) && count < LANES)
             seen = P(exclude)(seen, NULL, NULL, NULL, 0, P(set1)((T)-INFINITY), count);
         /* Without a slope an exact scale leaves the two-sum's error alone. */
