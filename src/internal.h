@@ -193,6 +193,15 @@ typedef struct softmax_kernels {
      * they read it, and return SOFTMAX_ROW_MASK_ADDS, having written
      * nothing, where it does not. SOFTMAX_ROW_DECLINED (nothing written,
      * the mask maybe not checked) or SOFTMAX_ROW_DONE otherwise. */
+    /* The floating-point mode the kernels run in (x86: flush-to-zero set;
+     * AArch64: FZ clear; nothing on the portable path): begin sets it and
+     * returns the caller's, end gives that back. Every kernel sets it
+     * itself, without a register write when it is already so; a caller of
+     * many line kernels in a row (run_block) sets it once around them, as
+     * changing MXCSR twice per line cost up to a quarter of a masked row of
+     * 256 f32. */
+    unsigned int (*fp_mode_begin)(void);
+    void (*fp_mode_end)(unsigned int saved);
     int (*excluding_row)(softmax_op op, const float *x, const uint8_t *keep, const float *mask,
                          const uint16_t *half_mask, int half_bf16, int additive, bool check_mask, double slope,
                          size_t kept, size_t n, double scale, float *y);

@@ -29,6 +29,7 @@
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -227,6 +228,94 @@ static void test_linked_library_leaves_the_state_alone(void **state)
     expect_subnormals_kept("after calls into the library");
 }
 
+/* Masked rows of 300 f32 through the general API's line kernels, which
+ * the blocks run with the kernels' floating-point mode set once around
+ * many lines and the caller's given back in between: ALiBi + causal over
+ * 70 heads (heads from 64 on take their slope from libm, in the caller's
+ * mode) with a +inf logit in one line (that line declined and gathered
+ * among line-kernel lines), then a bf16 0 / -inf mask. The caller's
+ * state must be intact after each call; on x86 the same calls from a
+ * caller running with flush-to-zero must give the same bits and leave
+ * its MXCSR as it was. */
+static void masked_calls(float *y_alibi, float *y_mask)
+{
+    enum { HEADS = 70, Q = 2, K = 300 };
+    static float x[HEADS * Q * K];
+    static uint16_t mask[Q * K];
+    for (size_t i = 0; i < (size_t)HEADS * Q * K; i++)
+        x[i] = (float)((i * 37) % 101) * 0.25f - 12.0f;
+    x[65 * Q * K + 7] = INFINITY; /* head 65, query 0: declined by the line kernels */
+    for (size_t i = 0; i < (size_t)Q * K; i++)
+        mask[i] = (i % 7 == 3) ? (uint16_t)0xff80u : (uint16_t)0; /* bf16 -inf or 0 */
+    softmax_desc d;
+    assert_int_equal(softmax_desc_init(&d, SOFTMAX_OP_SOFTMAX, SOFTMAX_DTYPE_F32, K), SOFTMAX_OK);
+    d.ndim = 3;
+    d.shape[0] = HEADS;
+    d.shape[1] = Q;
+    d.shape[2] = K;
+    d.causal = 1;
+    d.causal_offset = K - Q;
+    d.max_bias = 8.0;
+    d.head_axis = 0;
+    const int alibi_status = softmax_execute(&d, x, NULL, y_alibi);
+    if (alibi_status != SOFTMAX_OK)
+        fail_msg("ALiBi call: %s", softmax_last_error());
+#if HAVE_CONTROL_REGISTER
+    const uint64_t before = control_register();
+#endif
+    static int64_t mask_strides[3] = {0, K, 1};
+    assert_int_equal(softmax_desc_init(&d, SOFTMAX_OP_SOFTMAX, SOFTMAX_DTYPE_F32, K), SOFTMAX_OK);
+    d.ndim = 3;
+    d.shape[0] = HEADS;
+    d.shape[1] = Q;
+    d.shape[2] = K;
+    d.mask = mask;
+    d.mask_dtype = SOFTMAX_DTYPE_BF16;
+    d.mask_strides = mask_strides;
+    assert_int_equal(softmax_execute(&d, x, NULL, y_mask), SOFTMAX_OK);
+#if HAVE_CONTROL_REGISTER
+    if (control_register() != before)
+        fail_msg("the masked call changed " CONTROL_REGISTER_NAME " from %#llx to %#llx", (unsigned long long)before,
+                 (unsigned long long)control_register());
+#endif
+}
+
+static void test_masked_lines_leave_the_state_alone(void **state)
+{
+    (void)state;
+    enum { ELEMENTS = 70 * 2 * 300 };
+    static float alibi[ELEMENTS], masked[ELEMENTS];
+    masked_calls(alibi, masked);
+#if HAVE_CONTROL_REGISTER
+    expect_control(initial_control, "after the masked calls");
+#endif
+    expect_subnormals_kept("after the masked calls");
+    /* The declined line: its +inf shares the mass alone (the contract's limit). */
+    const float *declined = alibi + 65 * 2 * 300;
+    assert_true(declined[7] == 1.0f && declined[6] == 0.0f);
+#if defined(__x86_64__) || (defined(__i386__) && defined(__SSE__))
+    static float alibi_flushing[ELEMENTS], masked_flushing[ELEMENTS];
+    const unsigned int flushing = _mm_getcsr() | 0x8000u;
+    _mm_setcsr(flushing);
+    masked_calls(alibi_flushing, masked_flushing);
+    const unsigned int after = _mm_getcsr();
+    _mm_setcsr((unsigned int)initial_control);
+    if ((after & ~(unsigned)STATUS_FLAGS) != (flushing & ~(unsigned)STATUS_FLAGS))
+        fail_msg("MXCSR %#x after the calls, the caller had %#x", after, flushing);
+    /* Outputs below the normal range are the contract's to flush (the
+     * portable path keeps them sub-normal unless the caller flushes). */
+    for (size_t i = 0; i < ELEMENTS; i++) {
+        const bool alibi_same = memcmp(&alibi[i], &alibi_flushing[i], sizeof(float)) == 0 ||
+                                (fabsf(alibi[i]) < FLT_MIN && fabsf(alibi_flushing[i]) < FLT_MIN);
+        const bool masked_same = memcmp(&masked[i], &masked_flushing[i], sizeof(float)) == 0 ||
+                                 (fabsf(masked[i]) < FLT_MIN && fabsf(masked_flushing[i]) < FLT_MIN);
+        if (!alibi_same || !masked_same)
+            fail_msg("element %zu: %a and %a (ALiBi), %a and %a (mask) without and with a caller's flush-to-zero", i,
+                     (double)alibi[i], (double)alibi_flushing[i], (double)masked[i], (double)masked_flushing[i]);
+    }
+#endif
+}
+
 #if defined(__aarch64__)
 /* A caller running with FPCR.FZ (which on AArch64 also reads sub-normal
  * operands as zero): the NEON kernels clear it for the call, so that a row
@@ -292,6 +381,7 @@ int main(int argc, char **argv)
     }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_linked_library_leaves_the_state_alone),
+        cmocka_unit_test(test_masked_lines_leave_the_state_alone),
 #if defined(__aarch64__)
         cmocka_unit_test(test_neon_kernels_ignore_a_callers_flush_to_zero),
 #endif

@@ -262,6 +262,13 @@ static bool run_block(const general_plan *plan, const block_buffers *buffers, si
     /* Consecutive lines share a head: its slope is computed once. */
     int64_t slope_head = -1;
     double slope = 0.0;
+    /* The kernels' floating-point mode set once for the block's line
+     * kernels (see softmax_kernels.fp_mode_begin), the caller's given back
+     * around everything else (libm's pow, the gathered path, the mask
+     * check) and on the way out. */
+    const softmax_kernels *kernels = plan->kernels;
+    unsigned int caller_mode = kernels->fp_mode_begin();
+    bool all_done = true;
     for (size_t b = 0; b <= line_count; b++) {
         int outcome = SOFTMAX_ROW_DONE; /* past the last line: the declined ones are gathered */
         if (b < line_count && grouped) {
@@ -269,14 +276,22 @@ static bool run_block(const general_plan *plan, const block_buffers *buffers, si
         } else if (b < line_count && half_lines) {
             outcome = run_half_line(plan, &positions[b]) ? SOFTMAX_ROW_DONE : SOFTMAX_ROW_DECLINED;
         } else if (b < line_count) {
-            if (positions[b].head != slope_head) {
+            if (plan->alibi && positions[b].head != slope_head) {
                 slope_head = positions[b].head;
-                slope = alibi_slope(plan, slope_head);
+                if (slope_head < ALIBI_SLOPE_TABLE) {
+                    slope = plan->alibi_slopes[slope_head];
+                } else {
+                    kernels->fp_mode_end(caller_mode);
+                    slope = alibi_slope(plan, slope_head);
+                    caller_mode = kernels->fp_mode_begin();
+                }
             }
             outcome = run_excluding_line(plan, &positions[b], slope);
         }
-        if (outcome == SOFTMAX_ROW_MASK_ADDS)
-            return false;
+        if (outcome == SOFTMAX_ROW_MASK_ADDS) {
+            all_done = false;
+            break;
+        }
         if (outcome == SOFTMAX_ROW_DECLINED) {
             if (declined == 0)
                 declined_first = b;
@@ -284,13 +299,16 @@ static bool run_block(const general_plan *plan, const block_buffers *buffers, si
             continue;
         }
         if (declined > 0) {
+            kernels->fp_mode_end(caller_mode);
             if (checking && !lines_mask_only_excludes(plan, positions + declined_first, declined))
                 return false;
             run_gathered_block(plan, buffers, positions + declined_first, first_line + declined_first, declined);
+            caller_mode = kernels->fp_mode_begin();
         }
         declined = 0;
     }
-    return true;
+    kernels->fp_mode_end(caller_mode);
+    return all_done;
 }
 
 static void run_gathered_block(const general_plan *plan, const block_buffers *buffers, const line_position *positions,

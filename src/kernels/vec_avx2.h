@@ -27,12 +27,14 @@
 static inline unsigned int vec_flush_to_zero_begin(void)
 {
     unsigned int saved = _mm_getcsr();
-    _mm_setcsr(saved | 0x8000u);
+    if (!(saved & 0x8000u))
+        _mm_setcsr(saved | 0x8000u);
     return saved;
 }
 static inline void vec_flush_to_zero_end(unsigned int saved)
 {
-    _mm_setcsr(saved);
+    if (!(saved & 0x8000u))
+        _mm_setcsr(saved);
 }
 
 /* Asks for the cache line holding p; never faults, even past an array. */

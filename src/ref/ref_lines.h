@@ -704,6 +704,18 @@ static void reference_transpose_lines(const void *src, int64_t stride, size_t li
     reference_transpose_tiles(src, stride, lines, n, out);
 }
 
+/* The portable lines set the mode they need themselves, line by line
+ * (gradual_underflow_begin): nothing to set around them. */
+static unsigned int reference_fp_mode_begin(void)
+{
+    return 0;
+}
+
+static void reference_fp_mode_end(unsigned int saved)
+{
+    (void)saved;
+}
+
 const softmax_kernels KERNELS_NAME = {
     .element_size = sizeof(REAL),
     .lanes = 1,
@@ -717,6 +729,8 @@ const softmax_kernels KERNELS_NAME = {
     .long_row_min = SIZE_MAX,
     .exp = reference_exp,
     .transpose_lines = reference_transpose_lines,
+    .fp_mode_begin = reference_fp_mode_begin,
+    .fp_mode_end = reference_fp_mode_end,
     .excluding_row = softmax_portable_excluding_row,
     .excluding_rows = softmax_portable_excluding_rows,
     .adding_rows = softmax_portable_adding_rows,
