@@ -56,6 +56,14 @@ static SOFTMAX_FORCE_INLINE void prefetch_masks(const row_masks *ex, int io_flag
 #endif
 }
 
+/* Bit l set where lane l of v is -inf. */
+static SOFTMAX_FORCE_INLINE unsigned minus_infinity_lanes(V v)
+{
+    return P(lanes_below)(v, P(set1)(-T_MAX));
+}
+
+#define ALL_LANES ((1u << LANES) - 1u)
+
 static SOFTMAX_FORCE_INLINE WIDE exp_block_excluding(const void *x, T *y, T *residuals, size_t begin, size_t end,
                                                      const exp_args *a, bool negate, size_t prefetch_ahead,
                                                      const row_masks *ex, int io_flags)
@@ -82,6 +90,30 @@ static SOFTMAX_FORCE_INLINE WIDE exp_block_excluding(const void *x, T *y, T *res
         if (negate) {
             x0 = P(neg)(x0);
             x1 = P(neg)(x1);
+        }
+        /* Where a mask excludes both vectors whole (the far side of a
+         * causal or padding mask: half of an attention row), their exps
+         * are 0 and their residuals too: the same bits without computing
+         * them. Kept NaN never get here (the max pass saw them), and the
+         * sums' flushes keep their places, so the sums are unchanged. */
+        if ((io_flags & (EXCLUDING | ADDING)) && (minus_infinity_lanes(x0) & minus_infinity_lanes(x1)) == ALL_LANES) {
+            const V zero = P(set1)(0);
+            if (y) {
+                P(store)(y + i, zero);
+                P(store)(y + i + LANES, zero);
+            }
+            if (residuals) {
+                P(store)(residuals + i, zero);
+                P(store)(residuals + i + LANES, zero);
+            }
+            if (++run == SPLIT_RUN) {
+                P(acc_add)(&wide, hi0);
+                P(acc_add)(&wide, hi1);
+                P(acc_add)(&wide, lo);
+                hi0 = hi1 = lo = P(set1)(0);
+                run = 0;
+            }
+            continue;
         }
         /* An added mask's low parts go into the exps' arguments. */
         exp_parts p0 = (io_flags & ADDING) ? exp_parts_added(x0, low0, a) : exp_parts_of(x0, a);

@@ -350,7 +350,17 @@ static SOFTMAX_FORCE_INLINE void added_group_run(softmax_op op, const added_grou
         const exp_args a = {P(set1)(floors[r]), P(set1)(shared->c_hi), P(set1)(shared->c_lo), P(set1)(-offsets[r])};
         V hi = P(set1)((T)0), lo = hi;
         for (size_t i = 0; i < vectors; i++) {
-            exp_parts p = exp_parts_added(P(load)(high_row + i * LANES), P(load)(low_row + i * LANES), &a);
+            const V high = P(load)(high_row + i * LANES);
+            /* A vector the bias excludes whole (-inf): exps and residuals 0,
+             * the sums unchanged (as in exp_block_excluding). */
+            if (minus_infinity_lanes(high) == ALL_LANES) {
+                if (!log_output) {
+                    P(store)(high_row + i * LANES, P(set1)((T)0));
+                    P(store)(low_row + i * LANES, P(set1)((T)0));
+                }
+                continue;
+            }
+            exp_parts p = exp_parts_added(high, P(load)(low_row + i * LANES), &a);
             const V e = P(scale_pow2)(p.mantissa, p.k), residual = P(scale_pow2)(p.residual, p.k);
             if (!log_output) {
                 P(store)(high_row + i * LANES, e);

@@ -112,6 +112,19 @@ static SOFTMAX_FORCE_INLINE void small_group_reading(bool fast, softmax_op op, c
             V v = group_read(row, g, flags, r, i * LANES, full ? LANES : tail, fill);
             if (negate)
                 v = P(neg)(v);
+            /* A vector a mask excludes whole: exps and residuals 0, the
+             * sums unchanged (as in exp_block_excluding). */
+            if ((flags & EXCLUDING) && minus_infinity_lanes(v) == ALL_LANES) {
+                if (!log_output) {
+                    if (full)
+                        P(store)(out_row + i * LANES, P(set1)((T)0));
+                    else
+                        P(store_tail)(out_row + i * LANES, P(set1)((T)0), tail);
+                    if (!fast)
+                        P(store)(residual_row + i * LANES, P(set1)((T)0));
+                }
+                continue;
+            }
             V e, residual;
             tiny_exp(fast, v, &a, &e, &residual);
             if (!log_output) {
