@@ -217,6 +217,9 @@ typedef struct softmax_kernels {
      * f32_exclude) or n is longer. */
     bool (*excluding_rows)(softmax_op op, const softmax_masked_run *runs, size_t run_count, size_t n, int mask_type,
                            double scale);
+    /* The longest rows excluding_rows and adding_rows serve (0: none), so
+     * that longer lines are not described to them only to be declined. */
+    size_t grouped_rows_max;
     /* The same with an added bias: an additive mask (additive != 0,
      * mask_type 1 f32, 2 bf16, 3 f16) or ALiBi (the run's slope * j; the
      * mask, if any, then a 0 / -inf one), the op computed with scale 1 on z

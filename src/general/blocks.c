@@ -53,6 +53,25 @@ static size_t block_lines(const general_plan *plan)
     return lines < plan->lines ? lines : plan->lines;
 }
 
+static bool route_reads_lines_in_place(const general_plan *plan)
+{
+    return plan->route == SOFTMAX_ROUTE_MASKED_LINES || plan->route == SOFTMAX_ROUTE_HALF_LINES ||
+           plan->route == SOFTMAX_ROUTE_FAST_HALF_LINES;
+}
+
+/* The lines of one unit of work (see LINE_UNIT_ELEMENTS): a block, or more
+ * where the line kernels read the lines in place. */
+static size_t unit_lines(const general_plan *plan)
+{
+    const size_t block = block_lines(plan);
+    if (!route_reads_lines_in_place(plan))
+        return block;
+    size_t lines = LINE_UNIT_ELEMENTS / plan->n;
+    lines = lines > block ? lines : block;
+    lines = lines < BLOCK_MAX_LINES ? lines : BLOCK_MAX_LINES;
+    return lines < plan->lines ? lines : plan->lines;
+}
+
 static size_t buffers_bytes(const general_plan *plan, size_t lines, size_t parts[5])
 {
     const size_t elements = lines * plan->n;
@@ -210,6 +229,17 @@ static bool run_grouped_lines(const general_plan *plan, size_t first_line, size_
 static void run_gathered_block(const general_plan *plan, const block_buffers *buffers, const line_position *positions,
                                size_t first_line, size_t line_count);
 
+/* run_gathered_block on any number of lines, in blocks the buffers hold. */
+static void run_gathered_lines(const general_plan *plan, const block_buffers *buffers, const line_position *positions,
+                               size_t first_line, size_t line_count)
+{
+    const size_t capacity = block_lines(plan);
+    for (size_t done = 0; done < line_count; done += capacity) {
+        const size_t count = line_count - done < capacity ? line_count - done : capacity;
+        run_gathered_block(plan, buffers, positions + done, first_line + done, count);
+    }
+}
+
 /* Whether every mask value the lines at positions read is 0 or -inf (see
  * general_plan.mask_checked_by_blocks). */
 static bool lines_mask_only_excludes(const general_plan *plan, const line_position *positions, size_t line_count)
@@ -242,7 +272,9 @@ static bool run_block(const general_plan *plan, const block_buffers *buffers, si
     line_position positions[BLOCK_MAX_LINES];
     if (!half_lines && plan->route != SOFTMAX_ROUTE_MASKED_LINES) {
         positions_of(plan, first_line, line_count, positions);
-        run_gathered_block(plan, buffers, positions, first_line, line_count);
+        /* A unit sized for the line kernels (a plan whose mask was found
+         * to add keeps its units) spans several blocks. */
+        run_gathered_lines(plan, buffers, positions, first_line, line_count);
         return true;
     }
     /* Where the line kernels check the mask, the grouped ones (which do
@@ -250,7 +282,8 @@ static bool run_block(const general_plan *plan, const block_buffers *buffers, si
     const bool checking = kernels_check_mask(plan);
     bool declined_by_group[BLOCK_MAX_LINES];
     bool grouped = false;
-    if (!half_lines && !checking && run_grouped_lines(plan, first_line, line_count, &grouped, declined_by_group))
+    if (!half_lines && !checking && plan->n <= plan->kernels->grouped_rows_max &&
+        run_grouped_lines(plan, first_line, line_count, &grouped, declined_by_group))
         return true;
     positions_of(plan, first_line, line_count, positions);
     /* Declined lines (short rows below the line kernels' regime, fully
@@ -302,7 +335,7 @@ static bool run_block(const general_plan *plan, const block_buffers *buffers, si
             kernels->fp_mode_end(caller_mode);
             if (checking && !lines_mask_only_excludes(plan, positions + declined_first, declined))
                 return false;
-            run_gathered_block(plan, buffers, positions + declined_first, first_line + declined_first, declined);
+            run_gathered_lines(plan, buffers, positions + declined_first, first_line + declined_first, declined);
             caller_mode = kernels->fp_mode_begin();
         }
         declined = 0;
@@ -481,7 +514,7 @@ static general_plan plan_with_mask_added(const general_plan *plan)
 int softmax_general_run(const general_plan *plan)
 {
     const bool causal_rows = plan->route == SOFTMAX_ROUTE_CAUSAL_ROWS;
-    const size_t lines_per_unit = block_lines(plan); /* <= BLOCK_MAX_LINES, as run_causal_rows() needs */
+    const size_t lines_per_unit = unit_lines(plan); /* <= BLOCK_MAX_LINES, as run_causal_rows() needs */
     const size_t units = (plan->lines + lines_per_unit - 1) / lines_per_unit;
     const int threads = softmax_threads_for_job(plan->lines * plan->n, units);
     atomic_int failed = 0;

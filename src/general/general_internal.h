@@ -20,6 +20,15 @@
  * of doubles) in L1 while the kernels run on it. */
 #define BLOCK_ELEMENTS ((size_t)2048)
 #define BLOCK_MAX_LINES ((size_t)256)
+/* Lines that the line kernels read in place (the masked and half-precision
+ * lines routes) go in units of about this many elements, up to
+ * BLOCK_MAX_LINES lines: every unit pays a position walk (a division per
+ * dimension), the floating-point mode switch and the grouped kernels' look,
+ * which in units of BLOCK_ELEMENTS (2 lines of 1024) cost 5 % of a masked
+ * row. The lines these kernels decline are still gathered in blocks of
+ * block_lines. 128 KiB of f32 mask rows stay in L2 between the unit's
+ * check and the kernels' read. */
+#define LINE_UNIT_ELEMENTS ((size_t)1 << 15)
 /* Forward blocks up to this size are gathered into dst (see run_block). */
 #define IN_PLACE_BLOCK_BYTES ((size_t)16 << 10)
 /* Blocks of lines strided along the axis: up to this many bytes of lines

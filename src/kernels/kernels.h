@@ -143,6 +143,7 @@ const softmax_kernels KERNELS_NAME = {
     .excluding_row = TABLE_EXCLUDING_ROW,
     .excluding_rows = EXCLUDING_ROWS_FN,
     .adding_rows = ADDING_ROWS_FN,
+    .grouped_rows_max = GROUPED_ROWS_MAX,
     .half_line = TABLE_HALF_LINE,
     .widen_half = TABLE_WIDEN_HALF,
     .narrow_half = TABLE_NARROW_HALF,

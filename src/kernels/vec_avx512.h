@@ -199,7 +199,7 @@ static inline float f32_butterfly_sum(vf32 v)
 /* m[i] lane j <-> m[j] lane i, in 64 shuffles: pairs of rows interleaved,
  * 4 x 4 blocks inside each 128-bit lane, then the 128-bit lanes across
  * groups of 4 and of 8 rows. */
-static inline void f32_transpose(vf32 m[16])
+static inline __attribute__((always_inline)) void f32_transpose(vf32 m[16])
 {
     vf32 a[16], b[16];
     for (int k = 0; k < 8; k++) {

@@ -734,6 +734,7 @@ const softmax_kernels KERNELS_NAME = {
     .excluding_row = softmax_portable_excluding_row,
     .excluding_rows = softmax_portable_excluding_rows,
     .adding_rows = softmax_portable_adding_rows,
+    .grouped_rows_max = 0,
     .half_line = softmax_portable_half_line,
     .widen_half = softmax_portable_widen_half,
     .narrow_half = softmax_portable_narrow_half,

@@ -499,7 +499,11 @@ static inline T row_max_of(const T *x, size_t n, double scale)
  * EXCLUDE_*: the exclusions of row r (keep[r], mask[r], kept[r]) applied
  *   as it is read, the excluded elements read as `excluded`: bit for bit
  *   the gathered row with them written in;
- * GROUP_CHECKED: keep[r] and mask[r] may be NULL (none), tested per read. */
+ * GROUP_CHECKED: keep[r] and mask[r] may be NULL (none), tested per read;
+ * GROUP_AFFINE: row r's keep and mask are keep_first + r * keep_step and
+ *   mask_first + r * mask_step bytes (NULL if absent), not keep[r] and
+ *   mask[r]: LANES lines of one run (see excluding_groups), with x and y
+ *   plain rows of one stride, need no per-row pointers. */
 #ifndef GROUP_ROWS
 #define GROUP_ROWS 2048
 #define GROUP_LENGTHS 4096
@@ -510,6 +514,7 @@ static inline T row_max_of(const T *x, size_t n, double scale)
  * only: in the tiny ones (one read of each row, its length known at run
  * time) it measured slower. */
 #define GROUP_MASKED_LOADS 32768
+#define GROUP_AFFINE 131072
 #endif
 
 typedef struct row_group {
@@ -519,9 +524,28 @@ typedef struct row_group {
     const uint8_t *keep[LANES];
     const void *mask[LANES]; /* T (EXCLUDE_MASK) or half bits (EXCLUDE_HALF) */
     size_t kept[LANES];
+    const uint8_t *keep_first; /* GROUP_AFFINE */
+    const char *mask_first;
+    int64_t keep_step;
+    int64_t mask_step; /* bytes */
     T excluded;
     uint16_t half_minus_inf;
 } row_group;
+
+/* Row r's keep bytes and mask (NULL if absent). */
+static SOFTMAX_FORCE_INLINE const uint8_t *group_keep(const row_group *g, int flags, size_t r)
+{
+    if (flags & GROUP_AFFINE)
+        return g->keep_first != NULL ? g->keep_first + (int64_t)r * g->keep_step : NULL;
+    return g->keep[r];
+}
+
+static SOFTMAX_FORCE_INLINE const void *group_mask(const row_group *g, int flags, size_t r)
+{
+    if (flags & GROUP_AFFINE)
+        return g->mask_first != NULL ? g->mask_first + (int64_t)r * g->mask_step : NULL;
+    return g->mask[r];
+}
 
 static SOFTMAX_FORCE_INLINE const T *group_x(const T *x, size_t stride, const row_group *g, int flags, size_t r)
 {
@@ -552,21 +576,21 @@ static SOFTMAX_FORCE_INLINE V group_read(const T *row, const row_group *g, int f
      * masked load of this kind (T is float here). */
     if ((flags & GROUP_MASKED_LOADS) && count == LANES && (flags & EXCLUDING) == EXCLUDE_KEEP &&
         !(flags & GROUP_CHECKED)) {
-        const __mmask16 kept =
-            _mm_cmpneq_epi8_mask(_mm_loadu_si128((const __m128i *)(const void *)(g->keep[r] + i)), _mm_setzero_si128());
+        const __mmask16 kept = _mm_cmpneq_epi8_mask(
+            _mm_loadu_si128((const __m128i *)(const void *)(group_keep(g, flags, r) + i)), _mm_setzero_si128());
         return _mm512_mask_loadu_ps(_mm512_set1_ps(g->excluded), kept, row + i);
     }
     if ((flags & GROUP_MASKED_LOADS) && count == LANES && (flags & EXCLUDING) == EXCLUDE_MASK &&
         !(flags & GROUP_CHECKED)) {
-        const __mmask16 kept =
-            _mm512_cmp_ps_mask(_mm512_loadu_ps((const T *)g->mask[r] + i), _mm512_set1_ps(-INFINITY), _CMP_NEQ_UQ);
+        const __mmask16 kept = _mm512_cmp_ps_mask(_mm512_loadu_ps((const T *)group_mask(g, flags, r) + i),
+                                                  _mm512_set1_ps(-INFINITY), _CMP_NEQ_UQ);
         return _mm512_mask_loadu_ps(_mm512_set1_ps(g->excluded), kept, row + i);
     }
     if ((flags & GROUP_MASKED_LOADS) && count == LANES && (flags & EXCLUDING) == EXCLUDE_HALF &&
         !(flags & GROUP_CHECKED)) {
         /* A bf16 / f16 mask: its -inf entries by their bit pattern. */
         const __mmask16 kept = _mm256_cmpneq_epi16_mask(
-            _mm256_loadu_si256((const __m256i *)(const void *)((const uint16_t *)g->mask[r] + i)),
+            _mm256_loadu_si256((const __m256i *)(const void *)((const uint16_t *)group_mask(g, flags, r) + i)),
             _mm256_set1_epi16((short)g->half_minus_inf));
         return _mm512_mask_loadu_ps(_mm512_set1_ps(g->excluded), kept, row + i);
     }
@@ -577,10 +601,12 @@ static SOFTMAX_FORCE_INLINE V group_read(const T *row, const row_group *g, int f
         const size_t kept = g->kept[r];
         const size_t limit = !(flags & EXCLUDE_PREFIX) ? count : i >= kept ? 0 : kept - i < count ? kept - i : count;
         const bool checked = (flags & GROUP_CHECKED) != 0;
-        const uint8_t *keep = (flags & EXCLUDE_KEEP) && (!checked || g->keep[r] != NULL) ? g->keep[r] + i : NULL;
-        const T *mask = (flags & EXCLUDE_MASK) && (!checked || g->mask[r] != NULL) ? (const T *)g->mask[r] + i : NULL;
+        const uint8_t *row_keep = group_keep(g, flags, r);
+        const void *row_mask = group_mask(g, flags, r);
+        const uint8_t *keep = (flags & EXCLUDE_KEEP) && (!checked || row_keep != NULL) ? row_keep + i : NULL;
+        const T *mask = (flags & EXCLUDE_MASK) && (!checked || row_mask != NULL) ? (const T *)row_mask + i : NULL;
         const uint16_t *half_mask =
-            (flags & EXCLUDE_HALF) && (!checked || g->mask[r] != NULL) ? (const uint16_t *)g->mask[r] + i : NULL;
+            (flags & EXCLUDE_HALF) && (!checked || row_mask != NULL) ? (const uint16_t *)row_mask + i : NULL;
         v = P(exclude)(v, keep, mask, half_mask, g->half_minus_inf, P(set1)(g->excluded), limit);
     }
 #else

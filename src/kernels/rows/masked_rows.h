@@ -9,24 +9,25 @@
  * vocabulary (vec_<isa>.h) and the type parameters (type_<type>.h).
  */
 
-/* Up to LANES rows of g, each the kernels of its length: tiny if n <=
- * LANES (n the longest), else small. */
-static SOFTMAX_FORCE_INLINE void run_group(softmax_op op, const row_group *g, int flags, size_t count, size_t n,
-                                           size_t stride, double scale, const shared_plan *shared)
+/* Up to LANES rows of g (plain rows x + r * stride -> y + r * stride
+ * unless flags has GROUP_ROWS), each the kernels of its length: tiny if n
+ * <= LANES (n the longest), else small. */
+static SOFTMAX_FORCE_INLINE void run_group(softmax_op op, const T *x, T *y, const row_group *g, int flags, size_t count,
+                                           size_t n, size_t stride, double scale, const shared_plan *shared)
 {
     if (!shared->valid) {
         for (size_t r = 0; r < count; r++)
-            group_row_aside(op, NULL, NULL, stride, g, flags, r, n, scale, false);
+            group_row_aside(op, x, y, stride, g, flags, r, n, scale, false);
     } else if (n == LANES) {
         /* Rows of one whole vector (16 f32 on AVX-512) with n a constant:
          * the column loops unroll and the columns stay in registers (the
          * copy with n read at run time cost about 1.8x the unmasked rows
          * there). The same arithmetic: the same bits. */
-        tiny_group_reading(false, op, NULL, NULL, stride, g, flags, count, LANES, scale, shared);
+        tiny_group_reading(false, op, x, y, stride, g, flags, count, LANES, scale, shared);
     } else if (n <= LANES) {
-        tiny_group_reading(false, op, NULL, NULL, stride, g, flags, count, n, scale, shared);
+        tiny_group_reading(false, op, x, y, stride, g, flags, count, n, scale, shared);
     } else {
-        small_group_reading(false, op, NULL, NULL, stride, g, flags | GROUP_MASKED_LOADS, count, n, scale, shared);
+        small_group_reading(false, op, x, y, stride, g, flags | GROUP_MASKED_LOADS, count, n, scale, shared);
     }
 }
 
@@ -50,7 +51,8 @@ static void prefix_groups_flush(prefix_groups *p, int kind, softmax_op op, size_
 {
     if (p->count[kind] == 0)
         return;
-    run_group(op, &p->group[kind], GROUP_ROWS | GROUP_LENGTHS, p->count[kind], p->longest[kind], n, scale, shared);
+    run_group(op, NULL, NULL, &p->group[kind], GROUP_ROWS | GROUP_LENGTHS, p->count[kind], p->longest[kind], n, scale,
+              shared);
     p->count[kind] = 0;
     p->longest[kind] = 0;
 }
@@ -125,14 +127,65 @@ static SOFTMAX_NOINLINE size_t fill_excluding_group(row_group *g, const softmax_
     return rows;
 }
 
+/* Whether the LANES lines of run from line i on make a GROUP_AFFINE
+ * group: tiny rows (the small ones measured slower so: their reads, a
+ * vector each, computed the mask's address every time), x and y plain
+ * rows of one stride, apart. */
+static inline bool affine_lines(const softmax_masked_run *run, size_t i, size_t n)
+{
+    return n <= LANES && run->count - i >= LANES && run->x_step == run->y_step && run->x_step >= (int64_t)n;
+}
+
+/* g's masks for the LANES lines of run from line i on (GROUP_AFFINE),
+ * with their kept prefixes if flags has EXCLUDE_PREFIX. */
+static SOFTMAX_NOINLINE void set_affine_group(row_group *g, const softmax_masked_run *run, size_t i, size_t n,
+                                              size_t mask_size, int flags)
+{
+    g->keep_first = run->keep != NULL ? run->keep + (int64_t)i * run->keep_step : NULL;
+    g->keep_step = run->keep_step;
+    g->mask_first =
+        run->mask != NULL ? (const char *)run->mask + (int64_t)i * run->mask_step * (int64_t)mask_size : NULL;
+    g->mask_step = run->mask_step * (int64_t)mask_size;
+    if (flags & EXCLUDE_PREFIX)
+        for (size_t r = 0; r < LANES; r++)
+            g->kept[r] = run_kept(run, i + r, n);
+}
+
+/* The lines of the runs in groups of LANES: LANES lines of one run whose
+ * rows lie at one stride as such (GROUP_AFFINE: nothing per row to set up,
+ * which cost a tenth of a masked row of 16 f32), the rest gathered
+ * across runs by pointers (GROUP_ROWS). */
 static SOFTMAX_FORCE_INLINE void excluding_groups(softmax_op op, const softmax_masked_run *runs, size_t run_count,
                                                   size_t n, int flags, size_t mask_size, row_group *g, double scale,
                                                   const shared_plan *shared)
 {
     run_cursor at = {0, 0};
-    size_t rows;
-    while ((rows = fill_excluding_group(g, runs, run_count, &at, n, mask_size)) > 0)
-        run_group(op, g, flags | GROUP_ROWS, rows, n, n, scale, shared);
+    while (at.k < run_count) {
+        const softmax_masked_run *run = &runs[at.k];
+        if (affine_lines(run, at.i, n)) {
+            set_affine_group(g, run, at.i, n, mask_size, flags);
+            const int64_t line = (int64_t)at.i;
+            const T *x = run->x + line * run->x_step;
+            T *y = run->y + line * run->y_step;
+            const size_t stride = (size_t)run->x_step;
+            if (!shared->valid)
+                run_group(op, x, y, g, flags | GROUP_AFFINE, LANES, n, stride, scale, shared);
+            else if (n == LANES) /* as in run_group */
+                tiny_group_reading(false, op, x, y, stride, g, flags | GROUP_AFFINE, LANES, LANES, scale, shared);
+            else
+                tiny_group_reading(false, op, x, y, stride, g, flags | GROUP_AFFINE, LANES, n, scale, shared);
+            at.i += LANES;
+            if (at.i == run->count) {
+                at.k++;
+                at.i = 0;
+            }
+            continue;
+        }
+        const size_t rows = fill_excluding_group(g, runs, run_count, &at, n, mask_size);
+        if (rows == 0)
+            break;
+        run_group(op, NULL, NULL, g, flags | GROUP_ROWS, rows, n, n, scale, shared);
+    }
 }
 
 /* Each kind's body a function of its own, not inlined into excluding_rows:
@@ -231,15 +284,42 @@ typedef struct added_group {
     T scale_lo;
     int bf16;
     uint16_t half_minus_inf;
+    /* GROUP_AFFINE (tiny rows): LANES lines of one run, row r at x_first +
+     * r * stride -> y_first + r * stride, its mask at mask_first + r *
+     * mask_step bytes, every slope slope_hi[0] + slope_lo[0]; only the
+     * lengths are per row. */
+    const T *x_first;
+    T *y_first;
+    size_t stride;
+    const char *mask_first;
+    int64_t mask_step;
 } added_group;
+
+static SOFTMAX_FORCE_INLINE const T *added_x(const added_group *ag, int flags, size_t r)
+{
+    return (flags & GROUP_AFFINE) ? ag->x_first + r * ag->stride : ag->rows.rows_x[r];
+}
+
+static SOFTMAX_FORCE_INLINE T *added_y(const added_group *ag, int flags, size_t r)
+{
+    return (flags & GROUP_AFFINE) ? ag->y_first + r * ag->stride : ag->rows.rows_y[r];
+}
+
+static SOFTMAX_FORCE_INLINE const void *added_mask(const added_group *ag, int flags, size_t r)
+{
+    if (flags & GROUP_AFFINE)
+        return ag->mask_first != NULL ? ag->mask_first + (int64_t)r * ag->mask_step : NULL;
+    return ag->mask[r];
+}
 
 /* Elements i .. i + count (<= LANES) of row r as z = high + *low, the
  * high part returned: adding() of the line kernels on that row. Lanes past
  * count read high -inf, low 0. */
 static SOFTMAX_FORCE_INLINE V added_read(const added_group *ag, int flags, size_t r, size_t i, size_t count, V *low)
 {
-    const void *mask = ag->mask[r];
-    const row_masks ex = {.keep = ag->rows.keep[r],
+    const void *mask = added_mask(ag, flags, r);
+    const size_t slope_row = (flags & GROUP_AFFINE) ? 0 : r;
+    const row_masks ex = {.keep = group_keep(&ag->rows, flags, r),
                           .mask = (flags & EXCLUDE_MASK) ? (const T *)mask : NULL,
                           .half_mask = (flags & EXCLUDE_HALF) ? (const uint16_t *)mask : NULL,
                           .half_minus_inf = ag->half_minus_inf,
@@ -250,9 +330,9 @@ static SOFTMAX_FORCE_INLINE V added_read(const added_group *ag, int flags, size_
                           .add_bf16 = ag->bf16,
                           .scale_hi = ag->scale_hi,
                           .scale_lo = ag->scale_lo,
-                          .slope_hi = ag->slope_hi[r],
-                          .slope_lo = ag->slope_lo[r]};
-    const T *x = ag->rows.rows_x[r];
+                          .slope_hi = ag->slope_hi[slope_row],
+                          .slope_lo = ag->slope_lo[slope_row]};
+    const T *x = added_x(ag, flags, r);
     const V v = count == LANES ? P(load)(x + i) : P(load_tail)(x + i, count, (T)0);
     return adding(v, &ex, flags, i, count, low);
 }
@@ -280,11 +360,12 @@ static inline V added_neg_log_sums(V high, V low, V row_max, V offset, const sha
  * declined (bit r of planned clear: the caller's) and for a row with a NaN
  * logit (bit r of number clear), which is filled with NaN here, as the line
  * kernels fill it. */
-static inline T *added_output_row(const added_group *ag, unsigned planned, unsigned number, size_t r, size_t n)
+static SOFTMAX_FORCE_INLINE T *added_output_row(const added_group *ag, int flags, unsigned planned, unsigned number,
+                                                size_t r, size_t n)
 {
     if (!((planned >> r) & 1u))
         return NULL;
-    T *out_row = ag->rows.rows_y[r];
+    T *out_row = added_y(ag, flags, r);
     if (!((number >> r) & 1u)) {
         fill_row(out_row, 0, n, (T)NAN);
         return NULL;
@@ -320,7 +401,7 @@ static SOFTMAX_FORCE_INLINE void added_group_run(softmax_op op, const added_grou
             const size_t lanes_here = length - i * LANES < LANES ? length - i * LANES : LANES;
             /* The next group's rows (adjacent lines, usually) come in while
              * this one is computed: nothing else hides their latency. */
-            vec_prefetch(ag->rows.rows_x[r] + LANES * n + i * LANES);
+            vec_prefetch(added_x(ag, flags, r) + LANES * n + i * LANES);
             V low;
             const V z = added_read(ag, flags, r, i * LANES, lanes_here, &low);
             P(store)(high_row + i * LANES, z);
@@ -387,7 +468,7 @@ static SOFTMAX_FORCE_INLINE void added_group_run(softmax_op op, const added_grou
     P(store)(firsts, first);
     P(store)(seconds, second);
     for (size_t r = 0; r < count; r++) {
-        T *out_row = added_output_row(ag, planned, number, r, n);
+        T *out_row = added_output_row(ag, flags, planned, number, r, n);
         if (out_row == NULL)
             continue;
         const size_t length = ag->rows.length[r], vectors = (length + LANES - 1) / LANES;
@@ -433,7 +514,7 @@ static SOFTMAX_FORCE_INLINE void added_tiny_group_run(softmax_op op, const added
             high_of[r] = low_of[r] = zero;
             continue;
         }
-        vec_prefetch(ag->rows.rows_x[r] + LANES * n);
+        vec_prefetch(added_x(ag, flags, r) + LANES * n);
         high_of[r] = added_read(ag, flags, r, 0, ag->rows.length[r], &low_of[r]);
     }
     P(transpose)(high_of);
@@ -491,7 +572,7 @@ static SOFTMAX_FORCE_INLINE void added_tiny_group_run(softmax_op op, const added
     }
     P(transpose)(out);
     for (size_t r = 0; r < count; r++) {
-        T *out_row = added_output_row(ag, planned, number, r, n);
+        T *out_row = added_output_row(ag, flags, planned, number, r, n);
         if (out_row == NULL)
             continue;
         const size_t length = ag->rows.length[r];
@@ -557,8 +638,44 @@ static SOFTMAX_FORCE_INLINE void added_groups(softmax_op op, const softmax_maske
 {
     size_t line_of[LANES], line = 0, rows;
     run_cursor at = {0, 0};
-    /* 0 rows: the runs are done (a group stops only when full or at their end). */
-    while ((rows = fill_added_group(ag, runs, run_count, &at, &line, n, mask_size, declined, line_of)) > 0) {
+    while (at.k < run_count) {
+        const softmax_masked_run *run = &runs[at.k];
+        /* LANES lines of one run, every one with a kept element, as one
+         * GROUP_AFFINE group (see affine_lines): nothing per row to store
+         * but the lengths (fill_added_group's stores, read back at once,
+         * took a fifth of a bias-f32 call on rows of 16). */
+        if (affine_lines(run, at.i, n) && run_kept(run, at.i, n) > 0 && run_kept(run, at.i + LANES - 1, n) > 0) {
+            const int64_t first = (int64_t)at.i;
+            ag->x_first = run->x + first * run->x_step;
+            ag->y_first = run->y + first * run->y_step;
+            ag->stride = (size_t)run->x_step;
+            ag->rows.keep_first = run->keep != NULL ? run->keep + first * run->keep_step : NULL;
+            ag->rows.keep_step = run->keep_step;
+            ag->mask_step = run->mask_step * (int64_t)mask_size;
+            ag->mask_first = run->mask != NULL ? (const char *)run->mask + first * ag->mask_step : NULL;
+            ag->slope_hi[0] = (T)run->slope;
+            ag->slope_lo[0] = (T)((WIDE)run->slope - (WIDE)(T)run->slope);
+            for (size_t r = 0; r < LANES; r++)
+                ag->rows.length[r] = run_kept(run, at.i + r, n);
+            unsigned left = 0;
+            if (n == LANES)
+                added_tiny_group_run(op, ag, flags | GROUP_AFFINE, LANES, LANES, shared, &left);
+            else
+                added_tiny_group_run(op, ag, flags | GROUP_AFFINE, LANES, n, shared, &left);
+            for (size_t r = 0; r < LANES; r++)
+                declined[line + r] = (left >> r) & 1u;
+            line += LANES;
+            at.i += LANES;
+            if (at.i == run->count) {
+                at.k++;
+                at.i = 0;
+            }
+            continue;
+        }
+        /* 0 rows: the runs are done (a group stops only when full or at their end). */
+        rows = fill_added_group(ag, runs, run_count, &at, &line, n, mask_size, declined, line_of);
+        if (rows == 0)
+            break;
         unsigned left = 0;
         if (n == LANES) /* n a constant: the column loops unroll whole */
             added_tiny_group_run(op, ag, flags, rows, LANES, shared, &left);
@@ -653,8 +770,10 @@ static bool adding_rows(softmax_op op, const softmax_masked_run *runs, size_t ru
     return true;
 }
 #define ADDING_ROWS_FN adding_rows
+#define GROUPED_ROWS_MAX (SMALL_VECTORS * LANES)
 #else
 /* Paths without f32_exclude decline every line: src/general/blocks.c gathers them. */
 #define EXCLUDING_ROWS_FN softmax_portable_excluding_rows
 #define ADDING_ROWS_FN softmax_portable_adding_rows
+#define GROUPED_ROWS_MAX 0
 #endif
