@@ -131,9 +131,14 @@ static SOFTMAX_NOINLINE size_t fill_excluding_group(row_group *g, const softmax_
  * group: tiny rows (the small ones measured slower so: their reads, a
  * vector each, computed the mask's address every time), x and y plain
  * rows of one stride, apart. */
+static inline bool affine_run_lines(const softmax_masked_run *run, size_t i, size_t n)
+{
+    return run->count - i >= LANES && run->x_step == run->y_step && run->x_step >= (int64_t)n;
+}
+
 static inline bool affine_lines(const softmax_masked_run *run, size_t i, size_t n)
 {
-    return n <= LANES && run->count - i >= LANES && run->x_step == run->y_step && run->x_step >= (int64_t)n;
+    return n <= LANES && affine_run_lines(run, i, n);
 }
 
 /* g's masks for the LANES lines of run from line i on (GROUP_AFFINE),
@@ -644,7 +649,7 @@ static SOFTMAX_FORCE_INLINE void added_groups(softmax_op op, const softmax_maske
          * GROUP_AFFINE group (see affine_lines): nothing per row to store
          * but the lengths (fill_added_group's stores, read back at once,
          * took a fifth of a bias-f32 call on rows of 16). */
-        if (affine_lines(run, at.i, n) && run_kept(run, at.i, n) > 0 && run_kept(run, at.i + LANES - 1, n) > 0) {
+        if (affine_run_lines(run, at.i, n) && run_kept(run, at.i, n) > 0 && run_kept(run, at.i + LANES - 1, n) > 0) {
             const int64_t first = (int64_t)at.i;
             ag->x_first = run->x + first * run->x_step;
             ag->y_first = run->y + first * run->y_step;
@@ -660,8 +665,10 @@ static SOFTMAX_FORCE_INLINE void added_groups(softmax_op op, const softmax_maske
             unsigned left = 0;
             if (n == LANES)
                 added_tiny_group_run(op, ag, flags | GROUP_AFFINE, LANES, LANES, shared, &left);
-            else
+            else if (n < LANES)
                 added_tiny_group_run(op, ag, flags | GROUP_AFFINE, LANES, n, shared, &left);
+            else
+                added_group_run(op, ag, flags | GROUP_AFFINE, LANES, n, shared, &left);
             for (size_t r = 0; r < LANES; r++)
                 declined[line + r] = (left >> r) & 1u;
             line += LANES;
