@@ -18,6 +18,11 @@
  * mask broadcast over B), in ns per element -- what moving the data costs
  * before any arithmetic, the floor under the unmasked call and under a
  * fused f32 mask.
+ *
+ * The masks are those of causal attention (k <= q kept), so that half of
+ * each row is whole vectors the mask excludes, which the kernels skip;
+ * "where-scattered" is a `where` of random bytes (half kept, scattered),
+ * where no vector is excluded whole.
  */
 #define _POSIX_C_SOURCE 200809L
 #include "softmax.h"
@@ -62,7 +67,7 @@ static int cmp(const void *a, const void *b)
     double x = *(const double *)a, y = *(const double *)b;
     return x < y ? -1 : x > y;
 }
-enum { KINDS = 7, SAMPLES = 31 };
+enum { KINDS = 8, SAMPLES = 31 };
 
 /* y = x + mask over B rows of T * T, the mask broadcast: vectorised (the
  * file is built with -O2) so that it measures memory, not the loop. */
@@ -109,8 +114,8 @@ int main(int argc, char **argv)
     load(&L[0], argv[1]);
     load(&L[1], argv[2]);
     static const size_t lengths[] = {16, 32, 64, 128, 256, 1024, 4096};
-    static const char *names[KINDS] = {"unmasked",  "causal",   "where",       "mask-f32",
-                                       "mask-bf16", "bias-f32", "alibi+causal"};
+    static const char *names[KINDS] = {"unmasked",  "causal",   "where",        "mask-f32",
+                                       "mask-bf16", "bias-f32", "alibi+causal", "where-scattered"};
     printf("| T | lib | unmasked ns/elem |");
     for (int k = 1; k < KINDS; k++)
         printf(" %s |", names[k]);
@@ -122,13 +127,14 @@ int main(int argc, char **argv)
         float *x = aligned_alloc(64, B * T * T * 4), *y = aligned_alloc(64, B * T * T * 4), *mask = malloc(T * T * 4),
               *bias = malloc(T * T * 4);
         uint16_t *mb = malloc(T * T * 2);
-        uint8_t *keep = malloc(T * T);
+        uint8_t *keep = malloc(T * T), *scattered = malloc(T * T);
         srand(1);
         for (size_t i = 0; i < B * T * T; i++)
             x[i] = (float)((rand() / (double)RAND_MAX - 0.5) * 6);
         for (size_t q = 0; q < T; q++)
             for (size_t k = 0; k < T; k++) {
                 keep[q * T + k] = k <= q;
+                scattered[q * T + k] = (uint8_t)(rand() & 1);
                 mask[q * T + k] = k <= q ? 0.0f : -INFINITY;
                 bias[q * T + k] = k <= q ? (float)(-0.05 * (double)(q - k)) : -INFINITY;
             }
@@ -149,6 +155,7 @@ int main(int argc, char **argv)
                 d[l][k] = d[l][0];
             d[l][1].causal = 1;
             d[l][2].where = keep, d[l][2].where_strides = ms;
+            d[l][7].where = scattered, d[l][7].where_strides = ms;
             d[l][3].mask = mask, d[l][3].mask_strides = ms;
             d[l][4].mask = mb, d[l][4].mask_dtype = SOFTMAX_DTYPE_BF16, d[l][4].mask_strides = ms;
             d[l][5].mask = bias, d[l][5].mask_strides = ms;
@@ -191,7 +198,7 @@ int main(int argc, char **argv)
         printf("| %zu x %zu x %zu | memory | y = x: %.3f ns/element | y = x + f32 mask: %.3f ns/element |\n", B, T, T,
                copy_ns, add_ns);
         fflush(stdout);
-        free(x), free(y), free(mask), free(bias), free(mb), free(keep);
+        free(x), free(y), free(mask), free(bias), free(mb), free(keep), free(scattered);
     }
     return 0;
 }
