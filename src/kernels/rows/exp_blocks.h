@@ -93,33 +93,19 @@ static SOFTMAX_FORCE_INLINE WIDE exp_block_excluding(const void *x, T *y, T *res
         }
         /* Where a mask excludes both vectors whole (the far side of a
          * causal or padding mask: half of an attention row), their exps
-         * are 0 and their residuals too: the same bits without computing
-         * them. Kept NaN never get here (the max pass saw them), and the
-         * sums' flushes keep their places, so the sums are unchanged. */
+         * are 0 and their residuals too: the same values, and the same
+         * sums, without computing them. Kept NaN never get here (the max
+         * pass saw them). */
+        V e0, e1, r0, r1;
         if ((io_flags & (EXCLUDING | ADDING)) && (minus_infinity_lanes(x0) & minus_infinity_lanes(x1)) == ALL_LANES) {
-            const V zero = P(set1)(0);
-            if (y) {
-                P(store)(y + i, zero);
-                P(store)(y + i + LANES, zero);
-            }
-            if (residuals) {
-                P(store)(residuals + i, zero);
-                P(store)(residuals + i + LANES, zero);
-            }
-            if (++run == SPLIT_RUN) {
-                P(acc_add)(&wide, hi0);
-                P(acc_add)(&wide, hi1);
-                P(acc_add)(&wide, lo);
-                hi0 = hi1 = lo = P(set1)(0);
-                run = 0;
-            }
-            continue;
+            e0 = e1 = r0 = r1 = P(set1)(0);
+        } else {
+            /* An added mask's low parts go into the exps' arguments. */
+            exp_parts p0 = (io_flags & ADDING) ? exp_parts_added(x0, low0, a) : exp_parts_of(x0, a);
+            exp_parts p1 = (io_flags & ADDING) ? exp_parts_added(x1, low1, a) : exp_parts_of(x1, a);
+            e0 = P(scale_pow2)(p0.mantissa, p0.k), e1 = P(scale_pow2)(p1.mantissa, p1.k);
+            r0 = P(scale_pow2)(p0.residual, p0.k), r1 = P(scale_pow2)(p1.residual, p1.k);
         }
-        /* An added mask's low parts go into the exps' arguments. */
-        exp_parts p0 = (io_flags & ADDING) ? exp_parts_added(x0, low0, a) : exp_parts_of(x0, a);
-        exp_parts p1 = (io_flags & ADDING) ? exp_parts_added(x1, low1, a) : exp_parts_of(x1, a);
-        V e0 = P(scale_pow2)(p0.mantissa, p0.k), e1 = P(scale_pow2)(p1.mantissa, p1.k);
-        V r0 = P(scale_pow2)(p0.residual, p0.k), r1 = P(scale_pow2)(p1.residual, p1.k);
         if (y) {
             P(store)(y + i, e0);
             P(store)(y + i + LANES, e1);
