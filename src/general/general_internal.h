@@ -139,6 +139,10 @@ void scatter_f64(char *base, softmax_dtype type, int64_t offset, int64_t stride,
 
 /* masks.c */
 size_t runs_of(const general_plan *plan, size_t first_line, size_t count, line_run *out, line_position *step);
+/* The dimension runs_of's runs go along (the innermost one but the axis),
+ * -1 if none (a single line). */
+int runs_dimension(const general_plan *plan);
+line_position step_along(const general_plan *plan, int inner);
 void positions_of(const general_plan *plan, size_t first_line, size_t count, line_position *out);
 line_position position_of(const general_plan *plan, size_t line);
 void masked_logits(const general_plan *plan, const line_position *where, const double *x, size_t n, dd *z_wide,

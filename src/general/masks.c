@@ -69,7 +69,7 @@ static SOFTMAX_FORCE_INLINE line_position walk_to_next_run(const general_plan *p
 }
 
 /* From a line to the next along dimension `inner` (none if negative). */
-static line_position step_along(const general_plan *plan, int inner)
+line_position step_along(const general_plan *plan, int inner)
 {
     line_position step = {{0}, 0, 0};
     if (inner >= 0) {
@@ -79,6 +79,14 @@ static line_position step_along(const general_plan *plan, int inner)
         step.head = plan->head_axis == inner;
     }
     return step;
+}
+
+int runs_dimension(const general_plan *plan)
+{
+    for (int d = plan->ndim - 1; d >= 0; d--)
+        if (d != plan->axis)
+            return d;
+    return -1;
 }
 
 /* Lines first_line .. first_line + count - 1 as runs along the innermost
