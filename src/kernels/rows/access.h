@@ -173,39 +173,58 @@ static SOFTMAX_FORCE_INLINE V output_low(V low)
  * whatever it is), log-softmax outputs zero its NaNs (output_low). With
  * ADD_EXACT_SCALE the product's rest is 0 and is not computed (the same
  * bits). */
+#if defined(HALF_ROWS)
+/* A slope's bias at the element indices j: slope * j as its float and
+ * *rest, the part the float lost. */
+static SOFTMAX_FORCE_INLINE V slope_bias(V j, T slope_hi, T slope_lo, V *rest)
+{
+    const V hi = P(set1)(slope_hi);
+    const V bias = P(mul)(hi, j);
+    *rest = P(fmadd)(P(set1)(slope_lo), j, P(fmadd)(hi, j, P(neg)(bias)));
+    return bias;
+}
+
+/* z = scale * x + bias, before any exclusion, as its high part (returned)
+ * and *low: adding()'s arithmetic, shared with the tiny groups that form
+ * z in columns (added_columns), so that both give the same bits.
+ * slope_rest is read with ADD_SLOPE only. */
+static SOFTMAX_FORCE_INLINE V added_sum(V x, V bias, V slope_rest, T scale_hi_value, T scale_lo_value, int io_flags,
+                                        V *low)
+{
+    const bool exact_scale = (io_flags & ADD_EXACT_SCALE) != 0;
+    const V scale_hi = P(set1)(scale_hi_value);
+    const V product = P(mul)(scale_hi, x);
+    V rest = exact_scale ? P(set1)((T)0) : P(fmadd)(P(set1)(scale_lo_value), x, P(fmadd)(scale_hi, x, P(neg)(product)));
+    if (io_flags & ADD_SLOPE)
+        rest = exact_scale ? slope_rest : P(add)(rest, slope_rest);
+    /* The two-sum's error is NaN where the bias is -inf, as it was
+     * with high = product + bias there (see exp_parts_added). */
+    const V high = (io_flags & (ADD_MASK | ADD_HALF)) ? sum_kept_by_bias(product, bias) : P(add)(product, bias);
+    const V bias_seen = P(sub)(high, product);
+    const V error = P(add)(P(sub)(product, P(sub)(high, bias_seen)), P(sub)(bias, bias_seen));
+    /* Without a slope an exact scale leaves the two-sum's error alone. */
+    *low = exact_scale && !(io_flags & ADD_SLOPE) ? error : P(add)(error, rest);
+    return high;
+}
+#endif
+
 static SOFTMAX_FORCE_INLINE V adding(V x, const row_masks *ex, int io_flags, size_t i, size_t count, V *low)
 {
 #if defined(HALF_ROWS)
     if (io_flags & ADDING) {
-        const bool exact_scale = (io_flags & ADD_EXACT_SCALE) != 0;
-        const V scale_hi = P(set1)(ex->scale_hi);
-        const V product = P(mul)(scale_hi, x);
-        V rest =
-            exact_scale ? P(set1)((T)0) : P(fmadd)(P(set1)(ex->scale_lo), x, P(fmadd)(scale_hi, x, P(neg)(product)));
-        V bias;
+        V bias, slope_rest = P(set1)((T)0);
         if (io_flags & ADD_SLOPE) {
-            const V j = P(add)(P(set1)((T)i), P(load)(lane_index));
-            const V slope_hi = P(set1)(ex->slope_hi);
-            bias = P(mul)(slope_hi, j);
-            const V slope_rest = P(fmadd)(P(set1)(ex->slope_lo), j, P(fmadd)(slope_hi, j, P(neg)(bias)));
-            rest = exact_scale ? slope_rest : P(add)(rest, slope_rest);
+            bias = slope_bias(P(add)(P(set1)((T)i), P(load)(lane_index)), ex->slope_hi, ex->slope_lo, &slope_rest);
         } else if (io_flags & ADD_MASK) {
             bias = count == LANES ? P(load)(ex->add_mask + i) : P(load_tail)(ex->add_mask + i, count, (T)-INFINITY);
         } else {
             bias = count == LANES ? P(load_half)(ex->add_half + i, ex->add_bf16)
                                   : widen_tail(ex->add_half + i, ex->add_bf16, count, (T)-INFINITY);
         }
-        /* The two-sum's error is NaN where the bias is -inf, as it was
-         * with high = product + bias there (see exp_parts_added). */
-        const V high = (io_flags & (ADD_MASK | ADD_HALF)) ? sum_kept_by_bias(product, bias) : P(add)(product, bias);
-        const V bias_seen = P(sub)(high, product);
-        const V error = P(add)(P(sub)(product, P(sub)(high, bias_seen)), P(sub)(bias, bias_seen));
+        const V high = added_sum(x, bias, slope_rest, ex->scale_hi, ex->scale_lo, io_flags, low);
         V seen = excluding(high, ex, io_flags, i, count);
         if ((io_flags & ADD_SLOPE) && count < LANES)
             seen = P(exclude)(seen, NULL, NULL, NULL, 0, P(set1)((T)-INFINITY), count);
-        /* Without a slope an exact scale leaves the two-sum's error alone. */
-        const V total = exact_scale && !(io_flags & ADD_SLOPE) ? error : P(add)(error, rest);
-        *low = total;
         return seen;
     }
 #endif

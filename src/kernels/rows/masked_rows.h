@@ -522,23 +522,74 @@ static SOFTMAX_FORCE_INLINE void added_group_run(softmax_op op, const added_grou
  * added_group_run in its order -- the maximum of each column after
  * max(z, -inf), 0 + each low partial sum, the columns' low parts in the tree
  * of group_sums -- so that every row gets the same bits. */
+/* ALiBi on a GROUP_AFFINE group of tiny rows (one head: one slope), on
+ * AVX-512 f32: z formed in columns. x is transposed alone, not z's two
+ * parts, and the bias of column j is the same for every row, slope * j
+ * computed once for the group, not per row; each row's causal prefix
+ * applies to the columns as in tiny_group_vectors. Elementwise the
+ * operations of added_read (x read 0 past the row's prefix, z's high part
+ * -inf there): the same bits. */
+static SOFTMAX_FORCE_INLINE bool slope_in_columns(int flags)
+{
+    return PREFIX_IN_COLUMNS && (flags & ADD_SLOPE) && (flags & GROUP_AFFINE) && !(flags & EXCLUDING);
+}
+
+static SOFTMAX_FORCE_INLINE void slope_columns(const added_group *ag, int flags, size_t n, V high_of[LANES],
+                                               V low_of[LANES])
+{
+#if PREFIX_IN_COLUMNS
+    V x_of[LANES];
+    TINY_UNROLL
+    for (size_t r = 0; r < LANES; r++) {
+        const T *x = added_x(ag, flags, r);
+        vec_prefetch(x + LANES * n);
+        x_of[r] = n == LANES ? P(load)(x) : P(load_tail)(x, n, (T)0);
+    }
+    P(transpose)(x_of);
+    _Alignas(64) T bias_of[LANES], rest_of[LANES];
+    V rest;
+    P(store)(bias_of, slope_bias(P(load)(lane_index), ag->slope_hi[0], ag->slope_lo[0], &rest));
+    P(store)(rest_of, rest);
+    const __m512i kept = lanes_of_counts(ag->rows.length);
+    TINY_UNROLL
+    for (size_t j = 0; j < LANES; j++) {
+        if (j >= n) { /* never read */
+            high_of[j] = P(set1)((T)-INFINITY);
+            low_of[j] = P(set1)((T)0);
+            continue;
+        }
+        const __mmask16 past = lanes_past(kept, j);
+        const V x = _mm512_mask_blend_ps(past, x_of[j], P(set1)((T)0));
+        const V high =
+            added_sum(x, P(set1)(bias_of[j]), P(set1)(rest_of[j]), ag->scale_hi, ag->scale_lo, flags, &low_of[j]);
+        high_of[j] = _mm512_mask_blend_ps(past, high, P(set1)((T)-INFINITY));
+    }
+#else
+    (void)ag, (void)flags, (void)n, (void)high_of, (void)low_of;
+#endif
+}
+
 static SOFTMAX_FORCE_INLINE void added_tiny_group_run(softmax_op op, const added_group *ag, int flags, size_t count,
                                                       size_t n, const shared_plan *shared, unsigned *declined)
 {
     const bool log_output = op == SOFTMAX_OP_LOG_SOFTMAX;
     const V zero = P(set1)((T)0), minus_inf = P(set1)((T)-INFINITY);
     V high_of[LANES], low_of[LANES];
-    TINY_UNROLL
-    for (size_t r = 0; r < LANES; r++) {
-        if (r >= count) {
-            high_of[r] = low_of[r] = zero;
-            continue;
+    if (slope_in_columns(flags)) {
+        slope_columns(ag, flags, n, high_of, low_of);
+    } else {
+        TINY_UNROLL
+        for (size_t r = 0; r < LANES; r++) {
+            if (r >= count) {
+                high_of[r] = low_of[r] = zero;
+                continue;
+            }
+            vec_prefetch(added_x(ag, flags, r) + LANES * n);
+            high_of[r] = added_read(ag, flags, r, 0, ag->rows.length[r], &low_of[r]);
         }
-        vec_prefetch(added_x(ag, flags, r) + LANES * n);
-        high_of[r] = added_read(ag, flags, r, 0, ag->rows.length[r], &low_of[r]);
+        P(transpose)(high_of);
+        P(transpose)(low_of);
     }
-    P(transpose)(high_of);
-    P(transpose)(low_of);
     /* Columns past n hold -inf (the bias's fill): they change no maximum. */
     V row_max = P(max)(high_of[0], minus_inf);
     TINY_UNROLL

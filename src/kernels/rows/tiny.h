@@ -180,6 +180,22 @@ static SOFTMAX_FORCE_INLINE bool prefix_in_columns(int flags)
            !(flags & GROUP_CHECKED);
 }
 
+#if PREFIX_IN_COLUMNS
+/* The LANES counts (each below 2^32: prefixes of at most a row of one
+ * vector) as the lanes of one vector, lane r = row r. */
+static SOFTMAX_FORCE_INLINE __m512i lanes_of_counts(const size_t counts[LANES])
+{
+    return _mm512_inserti64x4(_mm512_castsi256_si512(_mm512_cvtepi64_epi32(_mm512_loadu_si512(counts))),
+                              _mm512_cvtepi64_epi32(_mm512_loadu_si512(counts + 8)), 1);
+}
+
+/* The lanes (rows) of column j past their prefix. */
+static SOFTMAX_FORCE_INLINE __mmask16 lanes_past(__m512i prefixes, size_t j)
+{
+    return _mm512_cmple_epu32_mask(prefixes, _mm512_set1_epi32((int)j));
+}
+#endif
+
 /* Row r of a tiny group from element i, `count` (<= LANES) elements and
  * `fill` past them: group_read, but plain rows take one masked load
  * whatever their length.
@@ -268,14 +284,11 @@ static SOFTMAX_FORCE_INLINE void tiny_group_vectors(bool fast, size_t vectors, s
     }
 #if PREFIX_IN_COLUMNS
     if (vectors == 1 && prefix_in_columns(flags)) {
-        const __m512i kept =
-            _mm512_inserti64x4(_mm512_castsi256_si512(_mm512_cvtepi64_epi32(_mm512_loadu_si512(g->kept))),
-                               _mm512_cvtepi64_epi32(_mm512_loadu_si512(g->kept + 8)), 1);
+        const __m512i kept = lanes_of_counts(g->kept);
         const V excluded = P(set1)(g->excluded);
         TINY_UNROLL
         for (size_t j = 0; j < n && j < LANES; j++)
-            column[j] =
-                _mm512_mask_blend_ps(_mm512_cmple_epu32_mask(kept, _mm512_set1_epi32((int)j)), column[j], excluded);
+            column[j] = _mm512_mask_blend_ps(lanes_past(kept, j), column[j], excluded);
     }
 #endif
     V row_max = P(set1)((T)-INFINITY);
