@@ -131,21 +131,6 @@ static SOFTMAX_NOINLINE size_t fill_excluding_group(row_group *g, const softmax_
  * group: tiny rows (the small ones measured slower so: their reads, a
  * vector each, computed the mask's address every time), x and y plain
  * rows of one stride, apart. */
-/* Under the sanitizers the GROUP_AFFINE copies of the group kernels are
- * left out, as TINY_UNROLL is: with them clang's ASan + fuzzer build of the
- * f32 AVX-512 unit took 436 s instead of 46. The pointer groups compute
- * the same bits from the same addresses (the Release tests run both). */
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define AFFINE_GROUPS 0
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer) || __has_feature(memory_sanitizer)
-#define AFFINE_GROUPS 0
-#endif
-#endif
-#ifndef AFFINE_GROUPS
-#define AFFINE_GROUPS 1
-#endif
-
 static inline bool affine_run_lines(const softmax_masked_run *run, size_t i, size_t n)
 {
     return AFFINE_GROUPS && run->count - i >= LANES && run->x_step == run->y_step && run->x_step >= (int64_t)n;
