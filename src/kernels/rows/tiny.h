@@ -162,20 +162,10 @@ static void group_row_aside(softmax_op op, const T *x, T *y, size_t stride, cons
 #define TINY_VECTORS 1
 #endif
 
-/* Under the sanitizers the GROUP_AFFINE copies of the group kernels are
- * left out, as TINY_UNROLL is: with them clang's ASan + fuzzer build of the
- * f32 AVX-512 unit took 436 s instead of 46. The pointer groups compute
- * the same bits from the same addresses (the Release tests run both). */
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define AFFINE_GROUPS 0
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer) || __has_feature(memory_sanitizer)
-#define AFFINE_GROUPS 0
-#endif
-#endif
-#ifndef AFFINE_GROUPS
-#define AFFINE_GROUPS 1
-#endif
+/* The GROUP_AFFINE copies of the group kernels: left out under the
+ * sanitizers (SOFTMAX_SANITIZED); the pointer groups compute the same bits
+ * from the same addresses (the Release tests run both). */
+#define AFFINE_GROUPS (!SOFTMAX_SANITIZED)
 
 /* A causal prefix as the only exclusion of a group of LANES rows of one
  * vector (GROUP_AFFINE: kept[] set for every lane), AVX-512 f32: applied
@@ -255,7 +245,7 @@ static SOFTMAX_FORCE_INLINE size_t tiny_lanes(size_t vectors, size_t length, siz
  * tenth too). gcc only, and not under the sanitizers: there the unrolled
  * bodies took minutes to compile (clang with ASan, several). The same
  * operations either way: the same bits. */
-#if defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
+#if defined(__GNUC__) && !defined(__clang__) && !SOFTMAX_SANITIZED
 #define TINY_UNROLL _Pragma("GCC unroll 32")
 #else
 #define TINY_UNROLL
