@@ -16,18 +16,24 @@ typedef struct line_walk {
     int inner;
 } line_walk;
 
+int runs_dimension(const general_plan *plan)
+{
+    for (int d = plan->ndim - 1; d >= 0; d--)
+        if (d != plan->axis)
+            return d;
+    return -1;
+}
+
 /* The position of line `line`: one division per dimension. */
 static line_position walk_to(const general_plan *plan, size_t line, line_walk *walk)
 {
     line_position where = {{0}, 0, 0};
     size_t rest = line;
-    walk->inner = -1;
+    walk->inner = runs_dimension(plan);
     for (int d = plan->ndim - 1; d >= 0; d--) {
         walk->index[d] = 0;
         if (d == plan->axis)
             continue;
-        if (walk->inner < 0)
-            walk->inner = d;
         walk->index[d] = rest % plan->shape[d];
         rest /= plan->shape[d];
         for (int k = 0; k < GENERAL_OPERANDS; k++)
@@ -79,14 +85,6 @@ line_position step_along(const general_plan *plan, int inner)
         step.head = plan->head_axis == inner;
     }
     return step;
-}
-
-int runs_dimension(const general_plan *plan)
-{
-    for (int d = plan->ndim - 1; d >= 0; d--)
-        if (d != plan->axis)
-            return d;
-    return -1;
 }
 
 /* Lines first_line .. first_line + count - 1 as runs along the innermost

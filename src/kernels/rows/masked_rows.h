@@ -497,16 +497,6 @@ static SOFTMAX_FORCE_INLINE void added_group_run(softmax_op op, const added_grou
     }
 }
 
-/* added_group_run on rows of at most one vector (n <= LANES; n == LANES a
- * constant where inlined so), transposed in registers as tiny_group_vectors
- * is: column j of the group in one vector (lane r = row r). The maxima, the
- * per-row constants and the sums are then vertical operations, and z's two
- * parts, the exps and the outputs stay in vectors instead of going through
- * per-row buffers and scalar constants (bias-f32 rows of 16 on AVX-512 took
- * about 2.1x the unmasked call that way). Lane for lane the operations of
- * added_group_run in its order -- the maximum of each column after
- * max(z, -inf), 0 + each low partial sum, the columns' low parts in the tree
- * of group_sums -- so that every row gets the same bits. */
 /* ALiBi on a GROUP_AFFINE group of tiny rows (one head: one slope), on
  * AVX-512 f32: z formed in columns. x is transposed alone, not z's two
  * parts, and the bias of column j is the same for every row, slope * j
@@ -554,6 +544,16 @@ static SOFTMAX_FORCE_INLINE void slope_columns(const added_group *ag, int flags,
 #endif
 }
 
+/* added_group_run on rows of at most one vector (n <= LANES; n == LANES a
+ * constant where inlined so), transposed in registers as tiny_group_vectors
+ * is: column j of the group in one vector (lane r = row r). The maxima, the
+ * per-row constants and the sums are then vertical operations, and z's two
+ * parts, the exps and the outputs stay in vectors instead of going through
+ * per-row buffers and scalar constants (bias-f32 rows of 16 on AVX-512 took
+ * about 2.1x the unmasked call that way). Lane for lane the operations of
+ * added_group_run in its order -- the maximum of each column after
+ * max(z, -inf), 0 + each low partial sum, the columns' low parts in the tree
+ * of group_sums -- so that every row gets the same bits. */
 static SOFTMAX_FORCE_INLINE void added_tiny_group_run(softmax_op op, const added_group *ag, int flags, size_t count,
                                                       size_t n, const shared_plan *shared, unsigned *declined)
 {

@@ -212,7 +212,7 @@ static SOFTMAX_FORCE_INLINE __mmask16 lanes_past(__m512i prefixes, size_t j)
 static SOFTMAX_FORCE_INLINE V tiny_group_read(const T *row, const row_group *g, int flags, size_t r, size_t i,
                                               size_t count, T fill)
 {
-    if (!(flags & EXCLUDING) || prefix_in_columns(flags))
+    if (!(flags & EXCLUDING))
         return P(load_tail)(row + i, count, fill);
     return group_read(row, g, flags, r, i, count, fill);
 }
@@ -268,6 +268,9 @@ static SOFTMAX_FORCE_INLINE void tiny_group_vectors(bool fast, size_t vectors, s
      * the lanes written there are written again by row r + 1's own stores,
      * which come after -- when row r + 1 is stored here, not aside. */
     const bool overlapping = vectors > 1 && !(flags & (GROUP_ROWS | GROUP_LENGTHS | EXCLUDING));
+    /* A prefix applied to the columns below: the rows are read plain. */
+    const bool columns_prefix = vectors == 1 && prefix_in_columns(flags);
+    const int read_flags = columns_prefix ? flags & ~EXCLUDING : flags;
     V column[TINY_VECTORS * LANES];
     for (size_t b = 0; b < vectors; b++) {
         TINY_UNROLL
@@ -283,12 +286,13 @@ static SOFTMAX_FORCE_INLINE void tiny_group_vectors(bool fast, size_t vectors, s
             if ((b + 1 < vectors && !(flags & (GROUP_LENGTHS | EXCLUDING))) || (overlapping && r + 1 < count))
                 column[b * LANES + r] = P(load)(row + i);
             else
-                column[b * LANES + r] = tiny_group_read(row, g, flags, r, i, tiny_lanes(vectors, length, i), past_end);
+                column[b * LANES + r] =
+                    tiny_group_read(row, g, read_flags, r, i, tiny_lanes(vectors, length, i), past_end);
         }
         P(transpose)(column + b * LANES);
     }
 #if PREFIX_IN_COLUMNS
-    if (vectors == 1 && prefix_in_columns(flags)) {
+    if (columns_prefix) {
         const __m512i kept = lanes_of_counts(g->kept);
         const V excluded = P(set1)(g->excluded);
         TINY_UNROLL
