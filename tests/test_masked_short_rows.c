@@ -182,6 +182,44 @@ static void test_masked_short_rows_against_mpfr(void **state)
     printf("masked short rows: %zu outputs checked, largest error %.3f ulp\n", stats.checked, stats.max_err);
 }
 
+/* Rows that the grouped kernels decline -- a maximum logit beyond their
+ * range (ADDED_MASK_MAX_LIMIT: |z| above 1024 here) -- among rows they
+ * compute, in whole groups of one run (rows of T <= one vector, B = 19:
+ * groups of 16 lines of one query sweep) and partial ones: each declined
+ * row must still be computed (by the general path), its neighbours by the
+ * group. Every seventh line scaled up, so that most groups hold one. */
+static void test_declined_rows_in_groups(void **state)
+{
+    (void)state;
+    static const size_t lengths[] = {8, 16, 20};
+    static const double scales[] = {0.125, 0.3};
+    const size_t B = 19;
+    test_rng rng;
+    rng_seed(&rng, 1024);
+    err_stats stats;
+    err_stats_init(&stats);
+    for (size_t l = 0; l < ARRAY_LEN(lengths); l++) {
+        const size_t T = lengths[l], total = B * T * T;
+        float *x = malloc(total * sizeof *x), *bias = malloc(T * T * sizeof *bias);
+        uint8_t *keep = malloc(T * T);
+        assert_non_null(x), assert_non_null(bias), assert_non_null(keep);
+        for (size_t line = 0; line < B * T; line++)
+            for (size_t k = 0; k < T; k++)
+                x[line * T + k] = (float)(rng_normal(&rng) * 6.0 + (line % 7 == 3 ? 20000.0 : 0.0));
+        for (size_t q = 0; q < T; q++)
+            for (size_t k = 0; k < T; k++) {
+                keep[q * T + k] = k <= q;
+                bias[q * T + k] = k <= q ? (float)(rng_normal(&rng) * 3.0) : -INFINITY;
+            }
+        for (int kind = 0; kind < KINDS; kind++)
+            for (size_t s = 0; s < ARRAY_LEN(scales); s++)
+                for (int log_output = 0; log_output < 2; log_output++)
+                    check_kind(kind, T, scales[s], log_output, x, keep, bias, B, &stats);
+        free(x), free(bias), free(keep);
+    }
+    printf("declined rows in groups: %zu outputs checked, largest error %.3f ulp\n", stats.checked, stats.max_err);
+}
+
 /* ALiBi on 70 heads: the planner computes the first heads' slopes once
  * (a table of 64), the others per line or run, and the line kernels' runner
  * reuses a slope across a head's lines. Rows of 16 (the grouped kernels)
@@ -238,6 +276,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_masked_short_rows_against_mpfr),
         cmocka_unit_test(test_alibi_slopes_of_many_heads),
+        cmocka_unit_test(test_declined_rows_in_groups),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
