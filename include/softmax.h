@@ -285,10 +285,13 @@ SOFTMAX_API int log_softmax_jacobian_f64(const double *logy, size_t n, double sc
  *        m0 = 2^(-max_bias / H2), m1 = 2^(-max_bias / (2 * H2)),
  *        alibi_slope(h) = m0^(h + 1)              if h < H2,
  *                         m1^(2 * (h - H2) + 1)   otherwise,
- *    the slopes of ggml's soft_max_ext. The bias is slope * j; by translation
- *    invariance this equals the usual -slope * (i - j) of ALiBi. head_axis
- *    counts like axis (negative from the end; softmax_desc_init sets -3 for
- *    [batch, heads, q, k]) and must differ from axis.
+ *    the slopes of ggml's soft_max_ext, taken as these exact real numbers
+ *    (computed to about 2^-70 relative: a slope rounded to a double would
+ *    move slope * j of a long row by many f64 ulp). The bias is slope * j;
+ *    by translation invariance this equals the usual -slope * (i - j) of
+ *    ALiBi. head_axis counts like axis (negative from the end;
+ *    softmax_desc_init sets -3 for [batch, heads, q, k]) and must differ
+ *    from axis.
  * A line with no kept element (fully masked) gives zeros (log-softmax -inf,
  * gradients zeros), never NaN. The additive mask is computed in f64 so that
  * the logit z is not rounded before the exponential: the accuracy contract

@@ -61,12 +61,9 @@ static inline bool route_is_fast(softmax_route route)
 #define ALIBI_SLOPE_TABLE 64
 
 /* ALiBi's slope of head h (see softmax.h): m0^(h + 1) for the first
- * heads_pow2 heads, m1^(2 (h - heads_pow2) + 1) after them. */
-static inline double alibi_slope_of(double m0, double m1, uint64_t heads_pow2, int64_t head)
-{
-    const int64_t h2 = (int64_t)heads_pow2;
-    return head < h2 ? pow(m0, (double)(head + 1)) : pow(m1, (double)(2 * (head - h2) + 1));
-}
+ * heads_pow2 heads, m1^(2 (h - heads_pow2) + 1) after them, as *high +
+ * *low (relative error below 2^-70). general/masks.c. */
+void alibi_slope_parts(double max_bias, uint64_t heads_pow2, int64_t head, double *high, double *low);
 
 typedef struct general_plan {
     softmax_route route;
@@ -96,14 +93,14 @@ typedef struct general_plan {
     int64_t causal_offset;
     bool alibi;
     int head_axis;
-    double alibi_m0;
-    double alibi_m1;
+    double alibi_max_bias;
     uint64_t alibi_heads_pow2;
     /* The slopes of the first ALIBI_SLOPE_TABLE heads (of those present),
      * computed once by the planner: the kernels ask for a line's slope per
      * line, and a pow per line was a tenth of an ALiBi + causal call on
-     * rows of 128. */
+     * rows of 128. High and low parts (alibi_slope_parts). */
     double alibi_slopes[ALIBI_SLOPE_TABLE];
+    double alibi_slopes_low[ALIBI_SLOPE_TABLE];
     /* dst is row-major contiguous in the computation type, softmax along the
      * last axis: blocks of lines are contiguous rows of dst. */
     bool dst_rows_contiguous;

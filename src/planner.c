@@ -347,10 +347,9 @@ int softmax_plan_call(const char *fn, const softmax_desc *desc, const void *src,
         while (pow2 * 2 <= heads)
             pow2 *= 2;
         plan->alibi_heads_pow2 = pow2;
-        plan->alibi_m0 = exp2(-desc->max_bias / (double)pow2);
-        plan->alibi_m1 = exp2(-desc->max_bias / 2.0 / (double)pow2);
+        plan->alibi_max_bias = desc->max_bias;
         for (uint64_t h = 0; plan->alibi && h < heads && h < ALIBI_SLOPE_TABLE; h++)
-            plan->alibi_slopes[h] = alibi_slope_of(plan->alibi_m0, plan->alibi_m1, pow2, (int64_t)h);
+            alibi_slope_parts(desc->max_bias, pow2, (int64_t)h, &plan->alibi_slopes[h], &plan->alibi_slopes_low[h]);
     } else {
         plan->head_axis = -1;
     }

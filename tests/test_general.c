@@ -819,30 +819,44 @@ static void test_transposed_views(void **state)
 /* Masks                                                                    */
 /* ------------------------------------------------------------------------ */
 
-/* ggml's ALiBi slopes, written from the formula in the header. */
-static double alibi_slope_reference(double max_bias, size_t heads, size_t head)
+/* ALiBi's slope of head `head` of `heads` as the header defines it, to
+ * PREC bits: m0^(h + 1) = 2^(-max_bias (h + 1) / H2), m1^(2 (h - H2) + 1) =
+ * 2^(-max_bias (2 (h - H2) + 1) / (2 H2)), the exponent exact in MPFR. (A
+ * power of m0 rounded to double, as ggml computes it, is off by (h + 1)
+ * times m0's rounding: the bias slope * j of a long row then by far more
+ * than an f64 ulp.) */
+static void alibi_slope_reference(mpfr_t slope, double max_bias, size_t heads, size_t head)
 {
     size_t pow2 = 1;
     while (pow2 * 2 <= heads)
         pow2 *= 2;
-    const double m0 = pow(2.0, -max_bias / (double)pow2);
-    const double m1 = pow(2.0, -max_bias / 2.0 / (double)pow2);
-    return head < pow2 ? pow(m0, (double)(head + 1)) : pow(m1, (double)(2 * (head - pow2) + 1));
+    mpfr_t exponent;
+    mpfr_init2(exponent, PREC);
+    mpfr_set_d(exponent, -max_bias, MPFR_RNDN);
+    if (head < pow2) {
+        mpfr_mul_ui(exponent, exponent, (unsigned long)(head + 1), MPFR_RNDN);
+        mpfr_div_ui(exponent, exponent, (unsigned long)pow2, MPFR_RNDN);
+    } else {
+        mpfr_mul_ui(exponent, exponent, (unsigned long)(2 * (head - pow2) + 1), MPFR_RNDN);
+        mpfr_div_ui(exponent, exponent, (unsigned long)(2 * pow2), MPFR_RNDN);
+    }
+    mpfr_exp2(slope, exponent, MPFR_RNDN);
+    mpfr_clear(exponent);
 }
 
 /* The reference logit z = scale * x + bias + slope * k in MPFR, the bias
- * added where it is not -inf (an excluded element's z does not matter). */
-static void reference_logit(mpfr_t z, double x, double scale, double bias, double slope, size_t k)
+ * added where it is not -inf (an excluded element's z does not matter);
+ * slope NULL: no ALiBi. */
+static void reference_logit(mpfr_t z, double x, double scale, double bias, mpfr_srcptr slope, size_t k)
 {
     mpfr_set_d(z, x, MPFR_RNDN);
     mpfr_mul_d(z, z, scale, MPFR_RNDN);
     if (bias != -INFINITY)
         mpfr_add_d(z, z, bias, MPFR_RNDN);
-    if (slope != 0) {
+    if (slope != NULL) {
         mpfr_t slope_term;
         mpfr_init2(slope_term, PREC);
-        mpfr_set_d(slope_term, slope, MPFR_RNDN);
-        mpfr_mul_ui(slope_term, slope_term, (unsigned long)k, MPFR_RNDN);
+        mpfr_mul_ui(slope_term, slope, (unsigned long)k, MPFR_RNDN);
         mpfr_add(z, z, slope_term, MPFR_RNDN);
         mpfr_clear(slope_term);
     }
@@ -928,7 +942,10 @@ static void run_mask_case(const mask_case *c, size_t K, test_rng *rng, size_t *c
             for (size_t h = 0; h < H; h++)
                 for (size_t q = 0; q < Q; q++) {
                     const size_t row = ((b * H + h) * Q + q) * K;
-                    const double slope = c->alibi ? alibi_slope_reference(max_bias, H, h) : 0.0;
+                    mpfr_t slope;
+                    mpfr_init2(slope, PREC);
+                    if (c->alibi)
+                        alibi_slope_reference(slope, max_bias, H, h);
                     for (size_t k = 0; k < K; k++) {
                         bool kept = true;
                         if (c->additive && decode(c->mask_type, mask, q * K + k) == -INFINITY)
@@ -939,8 +956,10 @@ static void run_mask_case(const mask_case *c, size_t K, test_rng *rng, size_t *c
                             kept = false;
                         r.kept[k] = kept;
                         reference_logit(r.z[k], decode(c->data, x, row + k), c->scale,
-                                        c->additive && kept ? decode(c->mask_type, mask, q * K + k) : 0.0, slope, k);
+                                        c->additive && kept ? decode(c->mask_type, mask, q * K + k) : 0.0,
+                                        c->alibi ? slope : NULL, k);
                     }
+                    mpfr_clear(slope);
                     reference_evaluate(&r);
                     char what[128];
                     snprintf(what, sizeof what, "%s %s [b=%zu h=%zu q=%zu]", c->name,
@@ -1060,7 +1079,7 @@ static void test_one_added_value_in_a_large_mask(void **state)
                     for (size_t j = 0; j < K; j++) {
                         const double m = mask_values[(row * K + j) * (size_t)step];
                         r.kept[j] = m != -INFINITY;
-                        reference_logit(r.z[j], x[row * K + j], 0.5, m, 0.0, j);
+                        reference_logit(r.z[j], x[row * K + j], 0.5, m, NULL, j);
                     }
                     reference_evaluate(&r);
                     char what[96];
@@ -1074,6 +1093,78 @@ static void test_one_added_value_in_a_large_mask(void **state)
     reference_free(&r);
     free(x), free(y), free(mask_values);
     printf("one added value in a large mask: %zu outputs within bounds\n", checked);
+}
+
+/* ALiBi slopes that are not powers of two (24 heads: H2 = 16, m0 =
+ * 2^-1/2; 40 heads with max_bias 5.5: m0 = 2^(-5.5/32)), heads below and
+ * above H2, on rows of 2000 in f64 and f32, against MPFR slopes: the bias
+ * slope * j of a long row needs the slope to far more than a double's 53
+ * bits for f64 outputs within the contract (a double slope from a power of
+ * the rounded m0 missed rows of 4096 by up to 1255 ulp). */
+static void test_alibi_slopes_exact(void **state)
+{
+    (void)state;
+    enum { Q = 2, K = 2000 };
+    static const struct {
+        size_t heads;
+        double max_bias;
+    } setups[] = {{24, 8.0}, {40, 5.5}};
+    static const size_t heads_checked[] = {0, 7, 15, 16, 23, 31, 32, 39};
+    test_rng rng;
+    rng_seed(&rng, 2024);
+    size_t checked = 0;
+    reference_line r;
+    reference_init(&r, K);
+    for (size_t s = 0; s < ARRAY_LEN(setups); s++) {
+        const size_t H = setups[s].heads, total = H * Q * K;
+        double *x = malloc(total * sizeof *x), *y = malloc(total * sizeof *y);
+        float *x32 = malloc(total * sizeof *x32), *y32 = malloc(total * sizeof *y32);
+        assert_non_null(x), assert_non_null(y), assert_non_null(x32), assert_non_null(y32);
+        for (size_t i = 0; i < total; i++) {
+            x32[i] = (float)(rng_normal(&rng) * 2.0);
+            x[i] = x32[i];
+        }
+        for (int log_output = 0; log_output < 2; log_output++)
+            for (int f32 = 0; f32 < 2; f32++) {
+                const softmax_dtype type = f32 ? SOFTMAX_DTYPE_F32 : SOFTMAX_DTYPE_F64;
+                softmax_desc desc;
+                softmax_desc_init(&desc, log_output ? SOFTMAX_OP_LOG_SOFTMAX : SOFTMAX_OP_SOFTMAX, type, K);
+                desc.ndim = 3;
+                desc.shape[0] = H, desc.shape[1] = Q, desc.shape[2] = K;
+                desc.scale = 0.5;
+                desc.max_bias = setups[s].max_bias;
+                desc.head_axis = 0;
+                if (softmax_execute(&desc, f32 ? (const void *)x32 : (const void *)x, NULL,
+                                    f32 ? (void *)y32 : (void *)y) != 0)
+                    fail_msg("ALiBi slopes: %s", softmax_last_error());
+                for (size_t c = 0; c < ARRAY_LEN(heads_checked); c++) {
+                    const size_t h = heads_checked[c];
+                    if (h >= H)
+                        continue;
+                    mpfr_t slope;
+                    mpfr_init2(slope, PREC);
+                    alibi_slope_reference(slope, setups[s].max_bias, H, h);
+                    for (size_t q = 0; q < Q; q++) {
+                        const size_t line = h * Q + q;
+                        for (size_t k = 0; k < K; k++) {
+                            r.kept[k] = true;
+                            reference_logit(r.z[k], x[line * K + k], 0.5, 0.0, slope, k);
+                        }
+                        reference_evaluate(&r);
+                        char what[128];
+                        snprintf(what, sizeof what, "ALiBi %zu heads, max_bias %g, %s %s, head %zu query %zu", H,
+                                 setups[s].max_bias, f32 ? "f32" : "f64", log_output ? "log_softmax" : "softmax", h, q);
+                        for (size_t k = 0; k < K; k++, checked++)
+                            check_value(what, type, type, log_output, f32 ? (double)y32[line * K + k] : y[line * K + k],
+                                        &r, k);
+                    }
+                    mpfr_clear(slope);
+                }
+            }
+        free(x), free(y), free(x32), free(y32);
+    }
+    reference_free(&r);
+    printf("ALiBi slopes against MPFR: %zu outputs within bounds\n", checked);
 }
 
 /* A mask materialized over the batch (each stored value serves one line:
@@ -1133,11 +1224,15 @@ static void test_materialized_mask_same_bits_as_broadcast(void **state)
                 compared += total;
                 for (size_t line = 0; line < (size_t)B * Q; line += (size_t)B * Q - 1) {
                     const size_t batch = line / Q, query = line % Q;
-                    const double slope = alibi ? alibi_slope_reference(8.0, B, batch) : 0.0;
+                    mpfr_t slope;
+                    mpfr_init2(slope, PREC);
+                    if (alibi)
+                        alibi_slope_reference(slope, 8.0, B, batch);
                     for (size_t k = 0; k < K; k++) {
                         r.kept[k] = mask[query * K + k] != -INFINITY;
-                        reference_logit(r.z[k], x[line * K + k], 0.3, mask[query * K + k], slope, k);
+                        reference_logit(r.z[k], x[line * K + k], 0.3, mask[query * K + k], alibi ? slope : NULL, k);
                     }
+                    mpfr_clear(slope);
                     reference_evaluate(&r);
                     char what[96];
                     snprintf(what, sizeof what, "materialized mask (adds %d, ALiBi %d): line %zu", adds, alibi, line);
@@ -1350,12 +1445,16 @@ static void test_added_bias_with_a_huge_scale(void **state)
                     reference_line r;
                     reference_init(&r, n);
                     for (size_t row = 0; row < ROWS; row++) {
-                        const double slope = kind == 0 ? alibi_slope_reference(8.0, ROWS, row) : 0.0;
+                        mpfr_t slope;
+                        mpfr_init2(slope, PREC);
+                        if (kind == 0)
+                            alibi_slope_reference(slope, 8.0, ROWS, row);
                         for (size_t k = 0; k < n; k++) {
                             r.kept[k] = 1;
-                            reference_logit(r.z[k], x[row * n + k], scale, kind == 1 ? bias[row * n + k] : 0.0, slope,
-                                            k);
+                            reference_logit(r.z[k], x[row * n + k], scale, kind == 1 ? bias[row * n + k] : 0.0,
+                                            kind == 0 ? slope : NULL, k);
                         }
+                        mpfr_clear(slope);
                         reference_evaluate(&r);
                         char what[128];
                         snprintf(what, sizeof what, "%s, scale %g, n = %zu, %s, row %zu", kind == 0 ? "ALiBi" : "bias",
@@ -1403,7 +1502,7 @@ static void test_added_bias_near_the_float_range_end(void **state)
             for (size_t row = 0; row < 2; row++) {
                 for (size_t k = 0; k < n; k++) {
                     r.kept[k] = 1;
-                    reference_logit(r.z[k], x[row * n + k], 0.25, bias[row * n + k], 0.0, k);
+                    reference_logit(r.z[k], x[row * n + k], 0.25, bias[row * n + k], NULL, k);
                 }
                 reference_evaluate(&r);
                 char what[96];
@@ -1933,6 +2032,7 @@ int main(void)
         cmocka_unit_test(test_exclusion_masks_in_place),
         cmocka_unit_test(test_short_masked_rows_equal_gathered),
         cmocka_unit_test(test_masks),
+        cmocka_unit_test(test_alibi_slopes_exact),
         cmocka_unit_test(test_one_added_value_in_a_large_mask),
         cmocka_unit_test(test_materialized_mask_same_bits_as_broadcast),
         cmocka_unit_test(test_added_biases_on_short_rows),

@@ -120,13 +120,23 @@ static inline bool is_kept(const general_plan *plan, const line_position *where,
     return true;
 }
 
-static inline double alibi_slope(const general_plan *plan, int64_t head)
+/* The ALiBi slope of a head as a double-double (0 without ALiBi): what the
+ * f64 logits take; alibi_slope is its high part, for the f32 kernels (which
+ * split it into two floats, 48 bits). */
+static inline dd alibi_slope_wide(const general_plan *plan, int64_t head)
 {
     if (!plan->alibi)
-        return 0.0;
+        return (dd){0.0, 0.0};
     if (head < ALIBI_SLOPE_TABLE)
-        return plan->alibi_slopes[head];
-    return alibi_slope_of(plan->alibi_m0, plan->alibi_m1, plan->alibi_heads_pow2, head);
+        return (dd){plan->alibi_slopes[head], plan->alibi_slopes_low[head]};
+    dd slope;
+    alibi_slope_parts(plan->alibi_max_bias, plan->alibi_heads_pow2, head, &slope.hi, &slope.lo);
+    return slope;
+}
+
+static inline double alibi_slope(const general_plan *plan, int64_t head)
+{
+    return alibi_slope_wide(plan, head).hi;
 }
 
 /* lines.c */

@@ -148,6 +148,32 @@ line_position position_of(const general_plan *plan, size_t line)
     return where;
 }
 
+/* ln 2 as a double-double. */
+static const dd LN2_WIDE = {0x1.62e42fefa39efp-1, 0x1.abc9e3b39803fp-56};
+
+/* See general.h. The slope is 2^(-max_bias * power / denominator), power
+ * h + 1 (or 2 (h - H2) + 1) and denominator H2 (or 2 H2), computed from
+ * that exponent, exact as a double-double (the denominator a power of two),
+ * by dd_exp: not as a power of m0 rounded to a double, whose rounding error
+ * the power multiplies (and the bias slope * j then by j: rows of 4096 in
+ * f64 came out up to 1255 ulp from the exact probabilities). */
+void alibi_slope_parts(double max_bias, uint64_t heads_pow2, int64_t head, double *high, double *low)
+{
+    const int64_t h2 = (int64_t)heads_pow2;
+    const double power = head < h2 ? (double)(head + 1) : (double)(2 * (head - h2) + 1);
+    const double denominator = head < h2 ? (double)h2 : 2.0 * (double)h2;
+    /* Beyond 2^1100 the slope is 0 in double, and two_prod's range ends. */
+    if (!(max_bias * power / denominator < 1100.0)) {
+        *high = *low = 0.0;
+        return;
+    }
+    const dd product = two_prod(-max_bias, power);
+    const dd exponent = {product.hi / denominator, product.lo / denominator};
+    const dd slope = dd_exp(dd_mul(exponent, LN2_WIDE));
+    *high = slope.hi;
+    *low = slope.lo;
+}
+
 /* The logit of a kept element: z = scale * x + bias, with the contract's
  * conventions for scale 0 (x stops mattering unless it is -inf or NaN) and
  * infinite scales (only the extreme x survive, `extreme` is max or min of x
@@ -174,7 +200,7 @@ void masked_logits(const general_plan *plan, const line_position *where, const d
 {
     const size_t kept_prefix = causal_length(plan, where);
     const general_operand *m = &plan->operands[GENERAL_MASK];
-    const double slope = alibi_slope(plan, where->head);
+    const dd slope = alibi_slope_wide(plan, where->head);
     const double scale = plan->scale;
     double extreme = scale > 0 ? -INFINITY : INFINITY;
     if (isinf(scale))
@@ -189,7 +215,7 @@ void masked_logits(const general_plan *plan, const line_position *where, const d
                     ? load_double(m->base, m->type, where->offset[GENERAL_MASK] + (int64_t)j * m->strides[plan->axis])
                     : 0.0;
             if (mask_value != -INFINITY) {
-                const dd slope_term = dd_product(slope, (double)j);
+                const dd slope_term = dd_mul(slope, (dd){(double)j, 0.0});
                 const dd bias = isfinite(mask_value) && isfinite(slope_term.hi)
                                     ? dd_add((dd){mask_value, 0}, slope_term)
                                     : (dd){mask_value + slope_term.hi, 0};
