@@ -11,9 +11,10 @@
 #                    runs that repeat a forced path's, see repeated_default_runs) and
 #                    examples/seeds
 #  3. build-asan/    gcc, RelWithDebInfo, ASan + UBSan, -Werror: build, run ctest (every
-#                    test, but test_accuracy and test_general only on the path the library
-#                    picks, test_accuracy's one long row per type, test_sample's chi-square on
-#                    four setups, and not test_regimes.mutated) and examples/seeds
+#                    test, but test_accuracy, test_general and test_axis only on the path
+#                    the library picks, test_accuracy's one long row per type,
+#                    test_sample's chi-square on four setups, and not test_regimes.mutated)
+#                    and examples/seeds
 #  3b. debug         build-debug/: clang, Debug (-O0), -Werror: build everything, run a
 #                    subset: test_contract, test_determinism and test_fp_state on every
 #                    path; test_errors, test_order, test_gradients, test_axis, test_fast,
@@ -167,13 +168,19 @@ step_passed
 # (which path is picked), test_contract, test_fp_state (the floating-point
 # state around the first call's detection), test_determinism and
 # test_concurrency (threads racing to that first call).
-# (The sanitized step runs test_accuracy and test_general unsuffixed only.)
+# (The sanitized step runs test_accuracy and test_general unsuffixed only, test_axis on
+# the picked path only.)
 lighter_repeats="test_order test_gradients test_axis test_threads test_masked_short_rows test_fast test_small_calls"
 lighter_repeats+=" test_sample test_stats test_bad_inputs test_bad_inputs_sample"
+# The code path the library of build directory $1 picks here (test_seeds says).
+picked_path() {
+    local picked
+    picked="$(cd "$1" && ctest -R '^test_seeds$' -V 2>/dev/null | grep -o 'code path: [a-z0-9]*' | head -n 1)"
+    echo "${picked#code path: }"
+}
 repeated_default_runs() {
     local build_dir="$1" tests="${2:-test_accuracy test_general $lighter_repeats}" picked
-    picked="$(cd "$build_dir" && ctest -R '^test_seeds$' -V 2>/dev/null | grep -o 'code path: [a-z0-9]*' | head -n 1)"
-    picked="${picked#code path: }"
+    picked="$(picked_path "$build_dir")"
     case "$picked" in
         scalar | avx2 | avx512)
             echo "-- the library picks $picked here: unsuffixed $tests left out (their .$picked runs run" \
@@ -182,6 +189,19 @@ repeated_default_runs() {
             ;;
         *) echo '^$' ;;
     esac
+}
+
+# The test_axis runs other than the one on the path the library picks
+# (unsuffixed where it picks none of scalar, avx2, avx512), as a -E
+# alternative: "|^test_axis\.(scalar|avx2)$" on an AVX-512 machine.
+axis_runs_left_out() {
+    local picked others=()
+    picked="$(picked_path "$1")"
+    for isa in scalar avx2 avx512; do
+        [[ $isa == "$picked" ]] || others+=("$isa")
+    done
+    local IFS='|'
+    echo "|^test_axis\.(${others[*]})\$"
 }
 
 # --------------------------------------------------------------------------
@@ -207,16 +227,19 @@ cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_FLAGS_RELWI
 cmake --build build-asan -j"$jobs"
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:strict_string_checks=1:check_initialization_order=1}"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
-# Under the sanitizers, the two heaviest numerics tests (test_accuracy and
-# test_general, about a minute each there) run once, unsuffixed, on the path
-# the library picks; the Release step runs them on every path, and every
-# other test still runs on every path here (test_regimes among them: both
+# Under the sanitizers, the three heaviest numerics tests (test_accuracy and
+# test_general, about a minute each there, and test_axis, 20 s a path) run
+# once, on the path the library picks; the Release step runs them on every
+# path, and every other test still runs on every path here (test_regimes among them: both
 # sides of each threshold, on each path). The mutation run of test_regimes
 # (a proof that its checks can fail, not a memory check) is the Release step's.
 asan_left_out="$(repeated_default_runs build-asan "$lighter_repeats")"
 asan_left_out+='|^test_(accuracy|general)\.(scalar|avx2|avx512)$|^test_regimes\.mutated$'
-echo "-- sanitizers: test_accuracy and test_general on the path the library picks; test_regimes.mutated" \
-    "left out (all run in the Release step)"
+# test_axis's unsuffixed run is among the repeated ones left out above
+# when the library picks a path of its own: its run on that path stays.
+asan_left_out+="$(axis_runs_left_out build-asan)"
+echo "-- sanitizers: test_accuracy, test_general and test_axis on the path the library picks;" \
+    "test_regimes.mutated left out (all run in the Release step)"
 # test_accuracy with one long row of 2^20 per type (past every threshold of
 # the kernels): the MPFR references of the three long rows, the row of 2^22
 # above all, were most of the test's time here.
