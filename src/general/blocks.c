@@ -29,6 +29,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "general/general_internal.h"
 
@@ -282,10 +283,9 @@ static bool run_grouped_lines(const general_plan *plan, size_t first_line, size_
         return plan->kernels->excluding_rows(plan->op, runs, run_count, plan->n, kernel_mask_type(plan), plan->scale);
     *grouped = plan->kernels->adding_rows(plan->op, runs, run_count, plan->n, kernel_mask_type(plan), additive,
                                           plan->scale, declined);
-    bool any_declined = false;
-    for (size_t b = 0; *grouped && b < line_count; b++)
-        any_declined |= declined[b];
-    return *grouped && !any_declined;
+    /* memchr, not a loop of |=: gcc kept that to a byte at a time, 3 % of
+     * a bias-f32 call on rows of 16. */
+    return *grouped && memchr(declined, true, line_count * sizeof *declined) == NULL;
 }
 
 static void run_gathered_block(const general_plan *plan, const block_buffers *buffers, const line_position *positions,
