@@ -52,10 +52,9 @@ typedef struct row_masks {
 #define ADD_SLOPE 256    /* slope * j, j the element's index (ALiBi) */
 #define ADDING (ADD_MASK | ADD_HALF | ADD_SLOPE)
 /* With EXCLUDE_MASK or EXCLUDE_HALF: the mask is assumed to hold only 0
- * and -inf, which the kernel checks right after its max pass read the row
- * (mask_row_adds): a mask as large as x (the planner's lazy check) is then
- * read from memory once, by the kernel, not once more in a pass of its
- * own. */
+ * and -inf, which the kernel checks in its max pass (row_max_checking): a
+ * mask as large as x (the planner's lazy check) is then read from memory
+ * once, by the kernel, not once more in a pass of its own. */
 #define CHECK_MASK 65536
 /* With ADD_*: scale_hi is a power of two and scale_lo 0, so that
  * scale_hi * x is exact (below the normal range the kernels' flush-to-zero
@@ -443,9 +442,32 @@ static SOFTMAX_FORCE_INLINE bool mask_others_tail(const row_masks *ex, int io_fl
 }
 #endif
 
-static SOFTMAX_FORCE_INLINE T max_body(const void *x, size_t n, const row_masks *ex, int io_flags)
+/* With CHECK_MASK (a compile-time constant in each body: the others
+ * compute as before), the max and min passes also test the mask entries
+ * they read (mask_others): *adds says whether one is neither 0 nor -inf.
+ * In a pass of its own, after the max pass, the test took about a tenth of
+ * a 0 / -inf f32 mask call on rows of 4096 (a mask as large as x). */
+#if defined(HALF_ROWS)
+#define CHECKING_MASK(others, i)                                                                                       \
+    do {                                                                                                               \
+        if (io_flags & CHECK_MASK)                                                                                     \
+            (others) = mask_others((others), ex, io_flags, (i));                                                       \
+    } while (0)
+#define CHECKED_MASK_ADDS(others, i, count)                                                                            \
+    ((io_flags & CHECK_MASK) && (MASK_BITS_ANY(others) || mask_others_tail(ex, io_flags, (i), (count))))
+#else
+#define CHECKING_MASK(others, i) ((void)(others), (void)(i))
+#define CHECKED_MASK_ADDS(others, i, count) ((void)(others), false)
+#endif
+
+static SOFTMAX_FORCE_INLINE T max_body(const void *x, size_t n, const row_masks *ex, int io_flags, bool *adds)
 {
     V m0 = P(set1)((T)-INFINITY), m1 = m0, m2 = m0, m3 = m0;
+#if defined(HALF_ROWS)
+    mask_bits others = MASK_BITS_ZERO();
+#else
+    int others = 0;
+#endif
     size_t i = 0;
     /* The running maximum goes second so that a NaN element is skipped: rows
      * with NaN are caught later by their NaN sum. */
@@ -454,50 +476,63 @@ static SOFTMAX_FORCE_INLINE T max_body(const void *x, size_t n, const row_masks 
         m1 = P(max)(read_vector(x, ex, io_flags, i + LANES), m1);
         m2 = P(max)(read_vector(x, ex, io_flags, i + 2 * LANES), m2);
         m3 = P(max)(read_vector(x, ex, io_flags, i + 3 * LANES), m3);
+        CHECKING_MASK(others, i);
+        CHECKING_MASK(others, i + LANES);
+        CHECKING_MASK(others, i + 2 * LANES);
+        CHECKING_MASK(others, i + 3 * LANES);
     }
-    for (; i + LANES <= n; i += LANES)
+    for (; i + LANES <= n; i += LANES) {
         m0 = P(max)(read_vector(x, ex, io_flags, i), m0);
+        CHECKING_MASK(others, i);
+    }
     if (i < n)
         m1 = P(max)(read_tail(x, ex, io_flags, i, n - i, (T)-INFINITY), m1);
+    if (adds != NULL)
+        *adds = CHECKED_MASK_ADDS(others, i, n - i);
     return P(reduce_max)(P(max)(P(max)(m0, m1), P(max)(m2, m3)));
 }
 
-static SOFTMAX_FORCE_INLINE T min_body(const void *x, size_t n, const row_masks *ex, int io_flags)
+static SOFTMAX_FORCE_INLINE T min_body(const void *x, size_t n, const row_masks *ex, int io_flags, bool *adds)
 {
     V m0 = P(set1)((T)INFINITY), m1 = m0;
+#if defined(HALF_ROWS)
+    mask_bits others = MASK_BITS_ZERO();
+#else
+    int others = 0;
+#endif
     size_t i = 0;
     for (; i + 2 * LANES <= n; i += 2 * LANES) {
         m0 = P(min)(read_vector(x, ex, io_flags, i), m0);
         m1 = P(min)(read_vector(x, ex, io_flags, i + LANES), m1);
+        CHECKING_MASK(others, i);
+        CHECKING_MASK(others, i + LANES);
     }
-    for (; i + LANES <= n; i += LANES)
+    for (; i + LANES <= n; i += LANES) {
         m0 = P(min)(read_vector(x, ex, io_flags, i), m0);
+        CHECKING_MASK(others, i);
+    }
     if (i < n)
         m1 = P(min)(read_tail(x, ex, io_flags, i, n - i, (T)INFINITY), m1);
+    if (adds != NULL)
+        *adds = CHECKED_MASK_ADDS(others, i, n - i);
     return P(reduce_min)(P(min)(m0, m1));
 }
-
-#if defined(HALF_ROWS)
-/* Whether the first n entries of the row's mask (CHECK_MASK) hold a value
- * other than 0 and -inf: a loop of its own right after the max pass, which
- * brought the mask into the cache. Folded into the max pass's loop it
- * measured about as fast, but changed the code gcc made of the other
- * bodies (AVX2 ALiBi + causal rows of 128 took 1.4x as long). */
-static SOFTMAX_FORCE_INLINE bool mask_row_adds(const row_masks *ex, int io_flags, size_t n)
-{
-    mask_bits others = MASK_BITS_ZERO();
-    size_t i = 0;
-    for (; i + LANES <= n; i += LANES)
-        others = mask_others(others, ex, io_flags, i);
-    return MASK_BITS_ANY(others) || mask_others_tail(ex, io_flags, i, n - i);
-}
-#endif
+#undef CHECKING_MASK
+#undef CHECKED_MASK_ADDS
 
 /* The element the row's plan is built on: the maximum (the minimum for a
  * negative scale) of x as the kernels read it. */
 static SOFTMAX_FORCE_INLINE T row_max_reading(const void *x, size_t n, double scale, const row_masks *ex, int io_flags)
 {
-    return scale < 0 ? min_body(x, n, ex, io_flags) : max_body(x, n, ex, io_flags);
+    return scale < 0 ? min_body(x, n, ex, io_flags, NULL) : max_body(x, n, ex, io_flags, NULL);
+}
+
+/* The same with CHECK_MASK: *adds says whether the first n entries of the
+ * row's mask hold a value other than 0 and -inf. */
+static SOFTMAX_FORCE_INLINE T row_max_checking(const void *x, size_t n, double scale, const row_masks *ex, int io_flags,
+                                               bool *adds)
+{
+    return scale < 0 ? min_body(x, n, ex, io_flags, adds) : max_body(x, n, ex, io_flags, adds);
 }
 
 static inline T row_max_of(const T *x, size_t n, double scale)

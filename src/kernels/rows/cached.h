@@ -217,8 +217,10 @@ static SOFTMAX_FORCE_INLINE int read_row_body(softmax_op op, const void *x, cons
      * single-thread; full rows did not gain, so they do not ask). */
     if (io_flags & EXCLUDE_PREFIX)
         prefetch_span((const T *)x + ROW_AHEAD * n, used + ROW_AHEAD);
-    const T row_max = row_max_reading(x, used, scale, ex, inner);
-    if ((io_flags & CHECK_MASK) && mask_row_adds(ex, io_flags, used)) {
+    bool mask_adds = false;
+    const T row_max = (io_flags & CHECK_MASK) ? row_max_checking(x, used, scale, ex, inner, &mask_adds)
+                                              : row_max_reading(x, used, scale, ex, inner);
+    if (mask_adds) {
         vec_flush_to_zero_end(saved);
         return SOFTMAX_ROW_MASK_ADDS;
     }
