@@ -146,78 +146,67 @@ static void check_kind(int kind, size_t T, double scale, int log_output, const f
     free(mask), free(y), free(mask_bf16), free(z);
 }
 
-/* Every kind at T = 4 .. 20 (one vector of AVX2 and AVX-512 and their
- * neighbours), and 32, scales 1/8 (a power of two: the added-bias
- * kernels' exact-scale copies), 0.3 and -0.7, softmax and log-softmax. */
-static void test_masked_short_rows_against_mpfr(void **state)
+/* Scores [B = 19, T, T] for each of the lengths: x normal (sd 6), plus
+ * line_offset on every seventh line; the keep mask causal (with a few
+ * holes if holes, every row keeping its diagonal), the bias finite (a few
+ * units) where kept; every kind, each scale, softmax and log-softmax
+ * checked (check_kind). */
+static void check_every_kind(const char *label, const size_t *lengths, size_t length_count, const double *scales,
+                             size_t scale_count, unsigned seed, double line_offset, bool holes)
 {
-    (void)state;
-    static const size_t lengths[] = {4, 7, 8, 9, 15, 16, 17, 20, 32};
-    static const double scales[] = {0.125, 0.3, -0.7};
     const size_t B = 19;
     test_rng rng;
-    rng_seed(&rng, 16);
+    rng_seed(&rng, seed);
     err_stats stats;
     err_stats_init(&stats);
-    for (size_t l = 0; l < ARRAY_LEN(lengths); l++) {
-        const size_t T = lengths[l], total = B * T * T;
-        float *x = malloc(total * sizeof *x), *bias = malloc(T * T * sizeof *bias);
-        uint8_t *keep = malloc(T * T);
-        assert_non_null(x), assert_non_null(bias), assert_non_null(keep);
-        for (size_t i = 0; i < total; i++)
-            x[i] = (float)(rng_normal(&rng) * 6.0);
-        /* keep: causal with a few holes, every row keeping its diagonal;
-         * the bias finite (a few units) where kept. */
-        for (size_t q = 0; q < T; q++)
-            for (size_t k = 0; k < T; k++) {
-                keep[q * T + k] = k == q || (k < q && rng_uniform(&rng) < 0.8);
-                bias[q * T + k] = keep[q * T + k] ? (float)(rng_normal(&rng) * 3.0) : -INFINITY;
-            }
-        for (int kind = 0; kind < KINDS; kind++)
-            for (size_t s = 0; s < ARRAY_LEN(scales); s++)
-                for (int log_output = 0; log_output < 2; log_output++)
-                    check_kind(kind, T, scales[s], log_output, x, keep, bias, B, &stats);
-        free(x), free(bias), free(keep);
-    }
-    printf("masked short rows: %zu outputs checked, largest error %.3f ulp\n", stats.checked, stats.max_err);
-}
-
-/* Rows that the grouped kernels decline -- a maximum logit beyond their
- * range (ADDED_MASK_MAX_LIMIT: |z| above 1024 here) -- among rows they
- * compute, in whole groups of one run (rows of T <= one vector, B = 19:
- * groups of 16 lines of one query sweep) and partial ones: each declined
- * row must still be computed (by the general path), its neighbours by the
- * group. Every seventh line scaled up, so that most groups hold one. */
-static void test_declined_rows_in_groups(void **state)
-{
-    (void)state;
-    static const size_t lengths[] = {8, 16, 20};
-    static const double scales[] = {0.125, 0.3};
-    const size_t B = 19;
-    test_rng rng;
-    rng_seed(&rng, 1024);
-    err_stats stats;
-    err_stats_init(&stats);
-    for (size_t l = 0; l < ARRAY_LEN(lengths); l++) {
+    for (size_t l = 0; l < length_count; l++) {
         const size_t T = lengths[l], total = B * T * T;
         float *x = malloc(total * sizeof *x), *bias = malloc(T * T * sizeof *bias);
         uint8_t *keep = malloc(T * T);
         assert_non_null(x), assert_non_null(bias), assert_non_null(keep);
         for (size_t line = 0; line < B * T; line++)
             for (size_t k = 0; k < T; k++)
-                x[line * T + k] = (float)(rng_normal(&rng) * 6.0 + (line % 7 == 3 ? 20000.0 : 0.0));
+                x[line * T + k] = (float)(rng_normal(&rng) * 6.0 + (line % 7 == 3 ? line_offset : 0.0));
         for (size_t q = 0; q < T; q++)
             for (size_t k = 0; k < T; k++) {
-                keep[q * T + k] = k <= q;
-                bias[q * T + k] = k <= q ? (float)(rng_normal(&rng) * 3.0) : -INFINITY;
+                keep[q * T + k] = k == q || (k < q && (!holes || rng_uniform(&rng) < 0.8));
+                bias[q * T + k] = keep[q * T + k] ? (float)(rng_normal(&rng) * 3.0) : -INFINITY;
             }
         for (int kind = 0; kind < KINDS; kind++)
-            for (size_t s = 0; s < ARRAY_LEN(scales); s++)
+            for (size_t s = 0; s < scale_count; s++)
                 for (int log_output = 0; log_output < 2; log_output++)
                     check_kind(kind, T, scales[s], log_output, x, keep, bias, B, &stats);
         free(x), free(bias), free(keep);
     }
-    printf("declined rows in groups: %zu outputs checked, largest error %.3f ulp\n", stats.checked, stats.max_err);
+    printf("%s: %zu outputs checked, largest error %.3f ulp\n", label, stats.checked, stats.max_err);
+}
+
+/* Every kind at T = 4 .. 20 (one vector of AVX2 and AVX-512 and their
+ * neighbours), and 32, scales 1/8 (a power of two: the added-bias
+ * kernels' exact-scale copies), 0.3 and -0.7, softmax and log-softmax;
+ * B = 19 rows of each query fill a group of 16 (two of 8 on AVX2) and
+ * leave a partial one. */
+static void test_masked_short_rows_against_mpfr(void **state)
+{
+    (void)state;
+    static const size_t lengths[] = {4, 7, 8, 9, 15, 16, 17, 20, 32};
+    static const double scales[] = {0.125, 0.3, -0.7};
+    check_every_kind("masked short rows", lengths, ARRAY_LEN(lengths), scales, ARRAY_LEN(scales), 16, 0.0, true);
+}
+
+/* Rows that the grouped kernels decline -- a maximum logit beyond their
+ * range (ADDED_MASK_MAX_LIMIT: |z| above 1024 here) -- among rows they
+ * compute, in whole groups of one run (rows of T <= one vector: groups of
+ * 16 lines of one query sweep) and partial ones: each declined row must
+ * still be computed (by the general path), its neighbours by the group.
+ * Every seventh line offset by 20000, so that most groups hold one. */
+static void test_declined_rows_in_groups(void **state)
+{
+    (void)state;
+    static const size_t lengths[] = {8, 16, 20};
+    static const double scales[] = {0.125, 0.3};
+    check_every_kind("declined rows in groups", lengths, ARRAY_LEN(lengths), scales, ARRAY_LEN(scales), 1024, 20000.0,
+                     false);
 }
 
 /* ALiBi on 70 heads: the planner computes the first heads' slopes once
