@@ -230,8 +230,8 @@ export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
 # Under the sanitizers, the three heaviest numerics tests (test_accuracy and
 # test_general, about a minute each there, and test_axis, 20 s a path) run
 # once, on the path the library picks; the Release step runs them on every
-# path, and every other test still runs on every path here (test_regimes among them: both
-# sides of each threshold, on each path). The mutation run of test_regimes
+# path, and every other test still runs on every path here (test_regimes
+# among them: both sides of each threshold, on each path). The mutation run of test_regimes
 # (a proof that its checks can fail, not a memory check) is the Release step's.
 asan_left_out="$(repeated_default_runs build-asan "$lighter_repeats")"
 asan_left_out+='|^test_(accuracy|general)\.(scalar|avx2|avx512)$|^test_regimes\.mutated$'

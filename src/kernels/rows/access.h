@@ -455,7 +455,9 @@ static SOFTMAX_FORCE_INLINE bool mask_others_tail(const row_masks *ex, int io_fl
     } while (0)
 #define CHECKED_MASK_ADDS(others, i, count)                                                                            \
     ((io_flags & CHECK_MASK) && (MASK_BITS_ANY(others) || mask_others_tail(ex, io_flags, (i), (count))))
-#else
+#else /* no masked rows here: nothing to check */
+typedef int mask_bits;
+#define MASK_BITS_ZERO() 0
 #define CHECKING_MASK(others, i) ((void)(others), (void)(i))
 #define CHECKED_MASK_ADDS(others, i, count) ((void)(others), false)
 #endif
@@ -463,11 +465,7 @@ static SOFTMAX_FORCE_INLINE bool mask_others_tail(const row_masks *ex, int io_fl
 static SOFTMAX_FORCE_INLINE T max_body(const void *x, size_t n, const row_masks *ex, int io_flags, bool *adds)
 {
     V m0 = P(set1)((T)-INFINITY), m1 = m0, m2 = m0, m3 = m0;
-#if defined(HALF_ROWS)
     mask_bits others = MASK_BITS_ZERO();
-#else
-    int others = 0;
-#endif
     size_t i = 0;
     /* The running maximum goes second so that a NaN element is skipped: rows
      * with NaN are caught later by their NaN sum. */
@@ -495,11 +493,7 @@ static SOFTMAX_FORCE_INLINE T max_body(const void *x, size_t n, const row_masks 
 static SOFTMAX_FORCE_INLINE T min_body(const void *x, size_t n, const row_masks *ex, int io_flags, bool *adds)
 {
     V m0 = P(set1)((T)INFINITY), m1 = m0;
-#if defined(HALF_ROWS)
     mask_bits others = MASK_BITS_ZERO();
-#else
-    int others = 0;
-#endif
     size_t i = 0;
     for (; i + 2 * LANES <= n; i += 2 * LANES) {
         m0 = P(min)(read_vector(x, ex, io_flags, i), m0);
