@@ -59,13 +59,27 @@ static inline bool route_is_fast(softmax_route route)
 #define LAZY_MASK_BROADCAST ((size_t)4)
 
 #define ALIBI_SLOPE_TABLE 64
+/* The longest of the tables from which the slopes of heads beyond
+ * ALIBI_SLOPE_TABLE are made (general_plan's alibi_part_size): 2 H2 up to
+ * its square, 8192 heads. */
+#define ALIBI_PART_TABLE 128
+/* From this max_bias on (slopes down to 2^-512 and below) every slope is
+ * made by itself, not from alibi_plan_parts' tables. */
+#define ALIBI_PART_MAX_BIAS 512.0
 
 /* ALiBi's slope of head h (see softmax.h): m0^(h + 1) for the first
  * heads_pow2 heads, m1^(2 (h - heads_pow2) + 1) after them, as *high +
  * *low (relative error below 2^-70). general/masks.c. */
 void alibi_slope_parts(double max_bias, uint64_t heads_pow2, int64_t head, double *high, double *low);
 
-typedef struct general_plan {
+typedef struct general_plan general_plan;
+/* The tables of plan's alibi_part_size for `heads` heads (alibi_max_bias
+ * and alibi_heads_pow2 set), or alibi_part_size 0 where the slopes are
+ * computed one by one: at most ALIBI_SLOPE_TABLE heads, more than
+ * ALIBI_PART_TABLE^2 / 2, or max_bias from ALIBI_PART_MAX_BIAS on. */
+void alibi_plan_parts(general_plan *plan, uint64_t heads);
+
+struct general_plan {
     softmax_route route;
     softmax_op op;
     bool forward;
@@ -101,10 +115,23 @@ typedef struct general_plan {
      * rows of 128. High and low parts (alibi_slope_parts). */
     double alibi_slopes[ALIBI_SLOPE_TABLE];
     double alibi_slopes_low[ALIBI_SLOPE_TABLE];
+    /* The heads from ALIBI_SLOPE_TABLE on (alibi_part_size Q > 0, see
+     * alibi_plan_parts): slope 2^(-max_bias q / D), D = 2 H2, q = 2 (h + 1)
+     * below H2 and 2 (h - H2) + 1 from it on, as the double-double product
+     * of alibi_fraction[q mod Q] = 2^(-max_bias (q mod Q) / D) and
+     * alibi_whole[q div Q] = 2^(-max_bias Q (q div Q) / D), each a
+     * double-double (high, low). A dd_exp per head (~15 ns) was a tenth of
+     * an ALiBi call on 8192 heads of rows of 16; these are about 2 sqrt(D)
+     * of them once per plan, and a product per head. */
+    uint64_t alibi_part_size;
+    double alibi_fraction[ALIBI_PART_TABLE];
+    double alibi_fraction_low[ALIBI_PART_TABLE];
+    double alibi_whole[ALIBI_PART_TABLE + 1];
+    double alibi_whole_low[ALIBI_PART_TABLE + 1];
     /* dst is row-major contiguous in the computation type, softmax along the
      * last axis: blocks of lines are contiguous rows of dst. */
     bool dst_rows_contiguous;
-} general_plan;
+};
 
 /* The planner (planner.c): checks every field of *desc and the operands
  * before anything is written, dispatches once and fills *plan with the

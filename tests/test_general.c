@@ -1096,27 +1096,33 @@ static void test_one_added_value_in_a_large_mask(void **state)
 }
 
 /* ALiBi slopes that are not powers of two (24 heads: H2 = 16, m0 =
- * 2^-1/2; 40 heads with max_bias 5.5: m0 = 2^(-5.5/32)), heads below and
- * above H2, on rows of 2000 in f64 and f32, against MPFR slopes: the bias
+ * 2^-1/2; 40 heads with max_bias 5.5: m0 = 2^(-5.5/32); 200 and 3000
+ * heads, whose slopes past the 64th come from the plan's two tables),
+ * heads below and above H2, on rows of 500 to 2000 in f64 and f32, against
+ * MPFR slopes: the bias
  * slope * j of a long row needs the slope to far more than a double's 53
  * bits for f64 outputs within the contract (a double slope from a power of
  * the rounded m0 missed rows of 4096 by up to 1255 ulp). */
 static void test_alibi_slopes_exact(void **state)
 {
     (void)state;
-    enum { Q = 2, K = 2000 };
+    /* Past 64 heads the slopes are products of two plan tables (200 heads:
+     * 16 + 17 entries; 3000: 64 + 65, heads below and above H2 = 2048). */
     static const struct {
         size_t heads;
         double max_bias;
-    } setups[] = {{24, 8.0}, {40, 5.5}};
-    static const size_t heads_checked[] = {0, 7, 15, 16, 23, 31, 32, 39};
+        size_t queries;
+        size_t K;
+    } setups[] = {{24, 8.0, 2, 2000}, {40, 5.5, 2, 2000}, {200, 0.75, 1, 1000}, {3000, 8.0, 1, 500}};
+    static const size_t heads_checked[] = {0,  7,   15,  16,  23,  31,   32,   39,   63,
+                                           64, 100, 127, 128, 199, 1001, 2047, 2048, 2999};
     test_rng rng;
     rng_seed(&rng, 2024);
     size_t checked = 0;
-    reference_line r;
-    reference_init(&r, K);
     for (size_t s = 0; s < ARRAY_LEN(setups); s++) {
-        const size_t H = setups[s].heads, total = H * Q * K;
+        const size_t H = setups[s].heads, Q = setups[s].queries, K = setups[s].K, total = H * Q * K;
+        reference_line r;
+        reference_init(&r, K);
         double *x = malloc(total * sizeof *x), *y = malloc(total * sizeof *y);
         float *x32 = malloc(total * sizeof *x32), *y32 = malloc(total * sizeof *y32);
         assert_non_null(x), assert_non_null(y), assert_non_null(x32), assert_non_null(y32);
@@ -1162,8 +1168,8 @@ static void test_alibi_slopes_exact(void **state)
                 }
             }
         free(x), free(y), free(x32), free(y32);
+        reference_free(&r);
     }
-    reference_free(&r);
     printf("ALiBi slopes against MPFR: %zu outputs within bounds\n", checked);
 }
 

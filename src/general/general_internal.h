@@ -129,6 +129,12 @@ static inline dd alibi_slope_wide(const general_plan *plan, int64_t head)
         return (dd){0.0, 0.0};
     if (head < ALIBI_SLOPE_TABLE)
         return (dd){plan->alibi_slopes[head], plan->alibi_slopes_low[head]};
+    if (plan->alibi_part_size != 0) {
+        const uint64_t h2 = plan->alibi_heads_pow2, size = plan->alibi_part_size, h = (uint64_t)head;
+        const uint64_t q = h < h2 ? 2 * (h + 1) : 2 * (h - h2) + 1, b = q % size, a = q / size;
+        return dd_mul((dd){plan->alibi_fraction[b], plan->alibi_fraction_low[b]},
+                      (dd){plan->alibi_whole[a], plan->alibi_whole_low[a]});
+    }
     dd slope;
     alibi_slope_parts(plan->alibi_max_bias, plan->alibi_heads_pow2, head, &slope.hi, &slope.lo);
     return slope;

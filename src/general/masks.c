@@ -157,21 +157,50 @@ static const dd LN2_WIDE = {0x1.62e42fefa39efp-1, 0x1.abc9e3b39803fp-56};
  * by dd_exp: not as a power of m0 rounded to a double, whose rounding error
  * the power multiplies (and the bias slope * j then by j: rows of 4096 in
  * f64 came out up to 1255 ulp from the exact probabilities). */
+static dd alibi_power(double max_bias, double power, double denominator)
+{
+    /* Beyond 2^1100 the slope is 0 in double, and two_prod's range ends. */
+    if (!(max_bias * power / denominator < 1100.0))
+        return (dd){0.0, 0.0};
+    const dd product = two_prod(-max_bias, power);
+    const dd exponent = {product.hi / denominator, product.lo / denominator};
+    return dd_exp(dd_mul(exponent, LN2_WIDE));
+}
+
 void alibi_slope_parts(double max_bias, uint64_t heads_pow2, int64_t head, double *high, double *low)
 {
     const int64_t h2 = (int64_t)heads_pow2;
     const double power = head < h2 ? (double)(head + 1) : (double)(2 * (head - h2) + 1);
     const double denominator = head < h2 ? (double)h2 : 2.0 * (double)h2;
-    /* Beyond 2^1100 the slope is 0 in double, and two_prod's range ends. */
-    if (!(max_bias * power / denominator < 1100.0)) {
-        *high = *low = 0.0;
-        return;
-    }
-    const dd product = two_prod(-max_bias, power);
-    const dd exponent = {product.hi / denominator, product.lo / denominator};
-    const dd slope = dd_exp(dd_mul(exponent, LN2_WIDE));
+    const dd slope = alibi_power(max_bias, power, denominator);
     *high = slope.hi;
     *low = slope.lo;
+}
+
+/* See general.h. Q is the least power of two with Q^2 >= D, so that q <=
+ * D has q div Q <= Q. Every entry is at least 2^-max_bias, a normal double
+ * with a low part of its own below ALIBI_PART_MAX_BIAS; the product of two
+ * entries is within about 2^-100 of the slope, far inside the 2^-70 of
+ * alibi_slope_parts, and the same whichever thread asks. */
+void alibi_plan_parts(general_plan *plan, uint64_t heads)
+{
+    plan->alibi_part_size = 0;
+    const uint64_t denominator = 2 * plan->alibi_heads_pow2;
+    if (heads <= ALIBI_SLOPE_TABLE || denominator > (uint64_t)ALIBI_PART_TABLE * ALIBI_PART_TABLE ||
+        !(plan->alibi_max_bias < ALIBI_PART_MAX_BIAS))
+        return;
+    uint64_t size = 1;
+    while (size * size < denominator)
+        size *= 2;
+    for (uint64_t b = 0; b < size; b++) {
+        const dd part = alibi_power(plan->alibi_max_bias, (double)b, (double)denominator);
+        plan->alibi_fraction[b] = part.hi, plan->alibi_fraction_low[b] = part.lo;
+    }
+    for (uint64_t a = 0; a <= denominator / size; a++) {
+        const dd part = alibi_power(plan->alibi_max_bias, (double)(size * a), (double)denominator);
+        plan->alibi_whole[a] = part.hi, plan->alibi_whole_low[a] = part.lo;
+    }
+    plan->alibi_part_size = size;
 }
 
 /* The logit of a kept element: z = scale * x + bias, with the contract's
