@@ -80,18 +80,39 @@ static void run_execute(void *opaque)
     }
 }
 
+/* out = scores + mask, the mask broadcast over the blocks; without a mask
+ * scores + 0, the same loop but for the mask's reads. */
+static void add_mask_into(const execute_context *c, float *out)
+{
+    const float *x = c->src;
+    const size_t blocks = c->rows_per_mask;
+    const size_t m = c->mask_elements;
+    if (c->mask == NULL) {
+#pragma omp parallel for num_threads(threads) if (threads > 1)
+        for (size_t i = 0; i < blocks * m; i++)
+            out[i] = x[i] + 0.0f;
+        return;
+    }
+#pragma omp parallel for num_threads(threads) if (threads > 1)
+    for (size_t b = 0; b < blocks; b++)
+        for (size_t i = 0; i < m; i++)
+            out[b * m + i] = x[b * m + i] + c->mask[i];
+}
+
+/* The memory alone: x (and the mask) read, y written, nothing else
+ * computed. */
+static void run_add_mask(void *opaque)
+{
+    execute_context *c = opaque;
+    add_mask_into(c, c->dst);
+}
+
 /* What attention code does without a fused mask: scores + mask (broadcast)
  * written out, then the softmax of that. */
 static void run_unfused(void *opaque)
 {
     execute_context *c = opaque;
-    const float *x = c->src;
-    const size_t blocks = c->rows_per_mask;
-    const size_t m = c->mask_elements;
-#pragma omp parallel for num_threads(threads) if (threads > 1)
-    for (size_t b = 0; b < blocks; b++)
-        for (size_t i = 0; i < m; i++)
-            c->scratch[b * m + i] = x[b * m + i] + c->mask[i];
+    add_mask_into(c, c->scratch);
     softmax_desc plain = c->desc;
     plain.mask = NULL;
     plain.mask_strides = NULL;
@@ -178,7 +199,7 @@ static harness_settings settings;
 
 typedef struct row_spec {
     const char *label;
-    candidate cands[8];
+    candidate cands[10];
     size_t count;
 } row_spec;
 
@@ -421,12 +442,23 @@ static void short_masked_rows(size_t T)
     row.label = label;
     for (int k = 0; k < KINDS; k++)
         add(&row, names[k], k == 0 ? ROLE_REFERENCE : ROLE_LIBRARY, run_execute, &contexts[k], n);
+    /* The memory alone, interleaved with the rest: y = x + 0 and y = x +
+     * the f32 mask, one loop (the least an f32 mask adds is their
+     * difference; memcpy's stores, which skip reading y, would not
+     * compare). */
+    execute_context add_zero = contexts[0], add_mask = contexts[0];
+    add_zero.mask = NULL, add_zero.rows_per_mask = B, add_zero.mask_elements = T * T;
+    add_mask.mask = mask, add_mask.rows_per_mask = B, add_mask.mask_elements = T * T;
+    add(&row, "y = x + 0", ROLE_LIMIT, run_add_mask, &add_zero, n);
+    add(&row, "y = x + mask", ROLE_LIMIT, run_add_mask, &add_mask, n);
     measure(&row);
     const double unmasked = median_of(&row, "unmasked");
     printf("| %zu x %zu x %zu |", B, T, T);
     cell(unmasked);
     for (int k = 1; k < KINDS; k++)
         ratio_cell(row.cands[k].available ? row.cands[k].median / unmasked : NAN);
+    cell(median_of(&row, "mask-f32") - unmasked);
+    cell(median_of(&row, "y = x + mask") - median_of(&row, "y = x + 0"));
     printf(" %zu |\n", fewest_kept(&row));
     fflush(stdout);
     free(x), free(y), free(mask), free(bias), free(mask_bf16), free(keep), free(contexts);
@@ -466,9 +498,14 @@ static void masked_rows_table(void)
 {
     printf("\n### Masks on rows of every length: scores [B, T, T], f32, scale 1/8, a [T, T] mask broadcast over B\n\n"
            "Each fused mask kind's time over the unmasked call of the same shape (the causal kinds compute about half "
-           "the elements).\n\n");
+           "the elements). The last two columns put the f32 mask's cost beside the memory it adds: mask-f32's time "
+           "less the unmasked call's, and, measured interleaved with them, a plain loop y = x + mask (the mask "
+           "broadcast as in the call) less the same loop without it, y = x + 0, both in ns per element. Where the mask "
+           "is as large as x "
+           "(T = 4096, B = 1) the second is the floor of the first: reading the mask from memory.\n\n");
     printf("| shape | unmasked ns/element | causal | where | mask-f32 0/-inf | mask-bf16 0/-inf | bias-f32 | "
-           "ALiBi + causal | fewest samples kept |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- |\n");
+           "ALiBi + causal | mask-f32 - unmasked | (y = x + mask) - (y = x + 0) | fewest samples kept |\n"
+           "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n");
     static const size_t lengths[] = {16, 32, 64, 128, 256, 1024, 4096};
     for (size_t i = 0; i < sizeof lengths / sizeof lengths[0]; i++)
         short_masked_rows(lengths[i]);
