@@ -75,8 +75,10 @@ void alibi_slope_parts(double max_bias, uint64_t heads_pow2, int64_t head, doubl
 typedef struct general_plan general_plan;
 /* The tables of plan's alibi_part_size for `heads` heads (alibi_max_bias
  * and alibi_heads_pow2 set), or alibi_part_size 0 where the slopes are
- * computed one by one: at most ALIBI_SLOPE_TABLE heads, more than
- * ALIBI_PART_TABLE^2 / 2, or max_bias from ALIBI_PART_MAX_BIAS on. */
+ * computed one by one: no more heads past ALIBI_SLOPE_TABLE than the
+ * tables would have entries, more than ALIBI_PART_TABLE^2 / 2 heads, or
+ * max_bias from ALIBI_PART_MAX_BIAS on. Either way a function of the
+ * call's heads and max_bias: the same slopes at every call. */
 void alibi_plan_parts(general_plan *plan, uint64_t heads);
 
 struct general_plan {

@@ -1107,15 +1107,17 @@ static void test_alibi_slopes_exact(void **state)
 {
     (void)state;
     /* Past 64 heads the slopes are products of two plan tables (200 heads:
-     * 16 + 17 entries; 3000: 64 + 65, heads below and above H2 = 2048). */
+     * 16 + 17 entries; 3000: 64 + 65, heads below and above H2 = 2048), or
+     * for a few heads past 64 made one by one (70 heads). */
     static const struct {
         size_t heads;
         double max_bias;
         size_t queries;
         size_t K;
-    } setups[] = {{24, 8.0, 2, 2000}, {40, 5.5, 2, 2000}, {200, 0.75, 1, 1000}, {3000, 8.0, 1, 500}};
-    static const size_t heads_checked[] = {0,  7,   15,  16,  23,  31,   32,   39,   63,
-                                           64, 100, 127, 128, 199, 1001, 2047, 2048, 2999};
+    } setups[] = {
+        {24, 8.0, 2, 2000}, {40, 5.5, 2, 2000}, {70, 3.0, 1, 1000}, {200, 0.75, 1, 1000}, {3000, 8.0, 1, 500}};
+    static const size_t heads_checked[] = {0,  7,   15,  16,  23,  31,   32,   39,   63,  64,
+                                           69, 100, 127, 128, 199, 1001, 2047, 2048, 2999};
     test_rng rng;
     rng_seed(&rng, 2024);
     size_t checked = 0;

@@ -192,6 +192,10 @@ void alibi_plan_parts(general_plan *plan, uint64_t heads)
     uint64_t size = 1;
     while (size * size < denominator)
         size *= 2;
+    /* A few heads past the table (65 heads: one) cost less one by one
+     * than the tables' entries would. */
+    if (heads - ALIBI_SLOPE_TABLE <= size + denominator / size + 1)
+        return;
     for (uint64_t b = 0; b < size; b++) {
         const dd part = alibi_power(plan->alibi_max_bias, (double)b, (double)denominator);
         plan->alibi_fraction[b] = part.hi, plan->alibi_fraction_low[b] = part.lo;
