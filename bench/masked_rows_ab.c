@@ -13,6 +13,12 @@
  * LONGEST_T (default 4096) stops after that row length; MASKED_ROWS_AB_CPU=1
  * times the thread's CPU time instead of the wall clock.
  *
+ * Where each library's workspace lands relative to x, y and the mask
+ * moves T = 4096 by about 10 %: a library against a copy of itself ran
+ * second 0.44 -> 0.49 ns per element, whichever copy was second. Run
+ * under LD_PRELOAD=align_large_allocations.so (bench/
+ * align_large_allocations.c) to place them alike (0.481 and 0.480).
+ *
  * After each shape a "memory" line: the same sampling of two plain loops
  * over the same arrays, y = x (memcpy) and y = x + mask (the f32 [T, T]
  * mask broadcast over B), in ns per element -- what moving the data costs
