@@ -352,8 +352,6 @@ int softmax_plan_call(const char *fn, const softmax_desc *desc, const void *src,
             alibi_slope_parts(desc->max_bias, pow2, (int64_t)h, &plan->alibi_slopes[h], &plan->alibi_slopes_low[h]);
         if (plan->alibi)
             alibi_plan_parts(plan, heads);
-        else
-            plan->alibi_part_size = 0;
     } else {
         plan->head_axis = -1;
     }

@@ -151,12 +151,8 @@ line_position position_of(const general_plan *plan, size_t line)
 /* ln 2 as a double-double. */
 static const dd LN2_WIDE = {0x1.62e42fefa39efp-1, 0x1.abc9e3b39803fp-56};
 
-/* See general.h. The slope is 2^(-max_bias * power / denominator), power
- * h + 1 (or 2 (h - H2) + 1) and denominator H2 (or 2 H2), computed from
- * that exponent, exact as a double-double (the denominator a power of two),
- * by dd_exp: not as a power of m0 rounded to a double, whose rounding error
- * the power multiplies (and the bias slope * j then by j: rows of 4096 in
- * f64 came out up to 1255 ulp from the exact probabilities). */
+/* 2^(-max_bias * power / denominator) as a double-double, the denominator a
+ * power of two: the exponent exact as a double-double, then dd_exp. */
 static dd alibi_power(double max_bias, double power, double denominator)
 {
     /* Beyond 2^1100 the slope is 0 in double, and two_prod's range ends. */
@@ -167,6 +163,12 @@ static dd alibi_power(double max_bias, double power, double denominator)
     return dd_exp(dd_mul(exponent, LN2_WIDE));
 }
 
+/* See general.h. The slope is 2^(-max_bias * power / denominator), power
+ * h + 1 (or 2 (h - H2) + 1) and denominator H2 (or 2 H2), computed from
+ * that exponent, exact as a double-double (the denominator a power of two),
+ * by dd_exp: not as a power of m0 rounded to a double, whose rounding error
+ * the power multiplies (and the bias slope * j then by j: rows of 4096 in
+ * f64 came out up to 1255 ulp from the exact probabilities). */
 void alibi_slope_parts(double max_bias, uint64_t heads_pow2, int64_t head, double *high, double *low)
 {
     const int64_t h2 = (int64_t)heads_pow2;
