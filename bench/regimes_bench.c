@@ -173,8 +173,8 @@ static bool run_once(const bench_call *c)
         break;
     case REGIME_EXCLUDING_ROW:
         for (size_t r = 0; r < c->rows; r++)
-            taken &= k->excluding_row(c->op, (const float *)c->x + r * c->n, c->keep, NULL, NULL, 0, 0, 0.0, c->n, c->n,
-                                      1.0, (float *)c->y + r * c->n);
+            taken &= k->excluding_row(c->op, (const float *)c->x + r * c->n, c->keep, NULL, NULL, 0, 0, false, 0.0,
+                                      c->n, c->n, 1.0, (float *)c->y + r * c->n) == SOFTMAX_ROW_DONE;
         break;
     case REGIME_HALF_LINE:
         for (size_t r = 0; r < c->rows; r++)
