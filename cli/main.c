@@ -41,6 +41,7 @@ typedef struct run {
     size_t cols_written;
     /* --mask, as f64 */
     double *mask;
+    uint64_t text_rows_read; /* rows of the current text input and pass so far */
     int mask_ndim;
     size_t mask_shape[SOFTMAX_MAX_NDIM];
     /* --plot */
@@ -312,6 +313,7 @@ static int text_rows(void *context, void *values, size_t rows, size_t cols, uint
 {
     run *r = context;
     r->row_labels = labels;
+    r->text_rows_read = first_row + rows;
     if (r->draws) {
         return draw_rows(r, r->compute, values, rows, cols, first_row, lines);
     }
@@ -522,7 +524,17 @@ static int run_text(run *r, const char *path)
             break;
         }
         pass_heading(r);
+        r->text_rows_read = 0;
         status = cli_read_text(fd, r->input_name, &callbacks);
+        /* A mask of several rows is the input's, row by row: one with rows
+         * left over was written for some other input (rows beyond it were
+         * refused as they came, in text_rows). */
+        if (status == 0 && r->mask != NULL && r->mask_ndim == 2 && r->mask_shape[0] > 1 &&
+            r->text_rows_read != r->mask_shape[0]) {
+            cli_error("%s: --mask has %zu rows, %s %llu", o->mask_path, r->mask_shape[0], r->input_name,
+                      (unsigned long long)r->text_rows_read);
+            status = CLI_EX_DATAERR;
+        }
     }
     if (owned) {
         close(fd);

@@ -783,6 +783,14 @@ class Masks(Case):
         self.assertFails(["--mask", mask], EX_DATAERR, "--mask rows have 2 values", "1 2 3\n")
         mask = self.write("m2.txt", "0 0\n0 0\n")
         self.assertFails(["--mask", mask], EX_DATAERR, "--mask has 2 rows, the input at least 3", "1 2\n1 2\n1 2\n")
+        # A mask with rows left over was written for another input: refused
+        # at the end of the input, and an -o file is not written.
+        self.assertFails(["--mask", mask], EX_DATAERR, "--mask has 2 rows, standard input 1", "1 2\n")
+        source = self.write("one_row.txt", "1 2\n")
+        self.assertFails([source, "--mask", mask, "-o", self.path("out.txt")], EX_DATAERR,
+                         f"--mask has 2 rows, {source} 1")
+        self.assertFalse(os.path.exists(self.path("out.txt")))
+        self.assertFails(["--mask", mask, "--axis", "0"], EX_DATAERR, "--mask has 2 rows, standard input 1", "1 2\n")
         self.assertFails(["--mask", self.path("none.txt")], EX_NOINPUT, "cannot open the mask", "1 2\n")
         bad = self.write("bad.txt", "0 x\n")
         self.assertFails(["--mask", bad], EX_DATAERR, f"{bad}:1:3: expected a number, found 'x'", "1 2\n")
