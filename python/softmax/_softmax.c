@@ -181,13 +181,14 @@ static void byte_bounds(PyArrayObject *array, uintptr_t *low, uintptr_t *high)
 }
 
 /* True if writing `out` in place could clobber `in` before it is read:
- * their bytes intersect and they are not the same view (exact aliasing is
- * allowed by the library). */
-static bool conflicts(PyArrayObject *out, PyArrayObject *in)
+ * their bytes intersect and, where the library allows exact aliasing (x
+ * and the gradient: exact_alias_allowed), they are not the same view. The
+ * library refuses an output that is a mask, even exactly. */
+static bool conflicts(PyArrayObject *out, PyArrayObject *in, bool exact_alias_allowed)
 {
     if (in == NULL || PyArray_SIZE(out) == 0 || PyArray_SIZE(in) == 0)
         return false;
-    if (PyArray_DATA(out) == PyArray_DATA(in) && same_shape(out, in) &&
+    if (exact_alias_allowed && PyArray_DATA(out) == PyArray_DATA(in) && same_shape(out, in) &&
         PyArray_CompareLists(PyArray_STRIDES(out), PyArray_STRIDES(in), PyArray_NDIM(out)) &&
         PyArray_ITEMSIZE(out) == PyArray_ITEMSIZE(in))
         return false;
@@ -491,8 +492,8 @@ static PyObject *execute(PyObject *module, PyObject *const *args, Py_ssize_t nar
             PyArray_ISALIGNED(call.out) && (PyArray_IS_C_CONTIGUOUS(call.out) ||
                                             (library_takes_strides && PyArray_NDIM(call.out) <= SOFTMAX_MAX_NDIM &&
                                              element_strides(call.out, dst.strides)));
-        const bool safe = !conflicts(call.out, src.array) && !conflicts(call.out, grad.array) &&
-                          !conflicts(call.out, mask.array) && !conflicts(call.out, where.array);
+        const bool safe = !conflicts(call.out, src.array, true) && !conflicts(call.out, grad.array, true) &&
+                          !conflicts(call.out, mask.array, false) && !conflicts(call.out, where.array, false);
         if (writable_layout && safe) {
             dst.array = call.out;
             Py_INCREF(dst.array);

@@ -101,6 +101,21 @@ def test_out_overlapping_x_gives_the_result_of_a_separate_out():
     np.testing.assert_array_equal(inplace, softmax.log_softmax(X))
 
 
+def test_out_that_is_the_mask_gives_the_result_of_a_separate_out():
+    # The library refuses an output that is a mask (even exactly the same
+    # elements): the package computes into a scratch array and copies.
+    mask = np.zeros((3, 4))
+    mask[:, 0] = -np.inf
+    expected = softmax.softmax(X, mask=mask)
+    out = mask.copy()
+    assert softmax.softmax(X, mask=out, out=out) is out
+    np.testing.assert_array_equal(out, expected)
+    # x, mask and out all one array
+    both = X.copy()
+    assert softmax.log_softmax(both, mask=both, out=both) is both
+    np.testing.assert_array_equal(both, softmax.log_softmax(X, mask=X.copy()))
+
+
 def test_strided_out_writes_only_its_elements():
     backing = sentinel_like((3, 8))
     out = backing[:, ::2]
