@@ -56,6 +56,8 @@ def effective_scale(scale, temperature, fn="softmax"):
         if scale == 0:
             raise ValueError(f"{fn}: temperature 0 with scale 0 is undefined (0 / 0)")
         return math.copysign(math.inf, scale)
+    if math.isinf(scale) and math.isinf(temperature):
+        raise ValueError(f"{fn}: scale {scale} with temperature inf is undefined (inf / inf)")
     return scale / temperature
 
 

@@ -5,6 +5,7 @@ layout for them); another axis, or a non-contiguous input, is copied into
 that layout first.
 """
 
+import math
 import operator
 import warnings
 
@@ -203,9 +204,28 @@ def logsumexp(x, axis=-1, scale=1.0, temperature=None, *, b=None, keepdims=False
     values = _reduce(x, axis, scale, 0, "logsumexp", keepdims)
     if not return_sign:
         return values
+    # The sum of exps is never negative: sign 1, 0 where it is 0, NaN where
+    # the result is NaN (as SciPy's).
     if _core.is_tensor(values):
-        return values, (values != -np.inf).to(values.dtype)
-    return values, np.where(values == -np.inf, 0.0, 1.0).astype(np.result_type(values))[()]
+        torch = _core._torch_module()
+        sign = (values != -np.inf).to(values.dtype)
+        return values, torch.where(torch.isnan(values), values, sign)
+    sign = np.where(np.isnan(values), np.nan, np.where(values == -np.inf, 0.0, 1.0))
+    return values, sign.astype(np.result_type(values))[()]
+
+
+def _scaled_logits(x, scale, xp):
+    """scale * x with the library's limits (softmax.h's contract; xp: numpy or
+    torch), not the NaN of 0 * inf: at scale 0 a -inf logit stays -inf (a
+    mask) and every other non-NaN one is 0, +inf too; at an infinite scale a
+    zero logit stays 0."""
+    z = x * scale
+    if scale == 0:
+        z = xp.where(x == math.inf, xp.zeros_like(z), z)
+        return xp.where(x == -math.inf, xp.full_like(z, -math.inf), z)
+    if math.isinf(scale):
+        return xp.where(x == 0, xp.zeros_like(z), z)
+    return z
 
 
 def _weighted_logsumexp(x, axis, scale, b, keepdims, return_sign):
@@ -215,14 +235,16 @@ def _weighted_logsumexp(x, axis, scale, b, keepdims, return_sign):
     if _core.is_tensor(x):
         torch = _core._torch_module()
         b = torch.as_tensor(b, dtype=x.dtype)
-        z, b = torch.broadcast_tensors(x * scale, b)
+        z, b = torch.broadcast_tensors(_scaled_logits(x, scale, torch), b)
         dims = tuple(range(z.dim())) if axes is None else (axes,) if isinstance(axes, int) else axes
         dims = tuple(a % max(z.dim(), 1) for a in dims)
-        kept = torch.where(b != 0, z, torch.full_like(z, -np.inf))
-        top = kept.amax(dim=dims, keepdim=True).detach() if z.dim() else kept.detach()
+        # Entries of weight 0 are left out whatever their logit (an inf or
+        # a NaN too), as SciPy does.
+        z = torch.where(b != 0, z, torch.full_like(z, -np.inf))
+        top = z.amax(dim=dims, keepdim=True).detach() if z.dim() else z.detach()
         top = torch.where(torch.isfinite(top), top, torch.zeros_like(top))
         total = (b * torch.exp(z - top)).sum(dim=dims, keepdim=True) if z.dim() else b * torch.exp(z - top)
-        sign = torch.sign(total)
+        sign = torch.where(torch.isnan(total), total, torch.sign(total))  # torch.sign(NaN) is 0
         values = torch.log(total.abs()) + top
         if not keepdims:
             shape = [n for d, n in enumerate(z.shape) if d not in dims]
@@ -231,8 +253,10 @@ def _weighted_logsumexp(x, axis, scale, b, keepdims, return_sign):
             return values, sign
         return torch.where(sign < 0, torch.full_like(values, np.nan), values)
     b = np.asarray(b)
-    z, b = np.broadcast_arrays(x * scale, b)
-    top = np.amax(np.where(b != 0, z, -np.inf), axis=axes, keepdims=True)
+    with np.errstate(invalid="ignore"):
+        z, b = np.broadcast_arrays(_scaled_logits(x, scale, np), b)
+    z = np.where(b != 0, z, -np.inf)
+    top = np.amax(z, axis=axes, keepdims=True)
     top = np.where(np.isfinite(top), top, 0)
     with np.errstate(divide="ignore", invalid="ignore"):
         total = np.sum(b * np.exp(z - top), axis=axes, keepdims=True)

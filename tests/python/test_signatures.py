@@ -154,3 +154,65 @@ def test_logsumexp_with_scipys_arguments():
     np.testing.assert_allclose(special.logsumexp([1.0, 2.0], b=[0.0, 3.0]), 2.0 + math.log(3.0), rtol=1e-15)
     with pytest.raises(TypeError, match="keepdims and return_sign must be True or False"):
         special.logsumexp(A, keepdims="no")
+
+
+def same_value(got, expected):
+    """Equal as numbers, NaN equal to NaN."""
+    return math.isnan(expected) and math.isnan(got) or got == expected
+
+
+def test_logsumexp_weights_of_zero_leave_out_infinite_and_nan_logits_as_scipy():
+    # SciPy sets the logits of weight 0 to -inf before anything else: an inf
+    # or a NaN there changes nothing (0 * exp(inf) would be NaN).
+    b = np.array([0.0, 1.0, 2.0])
+    for first in (np.inf, -np.inf, np.nan):
+        a = np.array([first, 1.0, -0.5])
+        with np.errstate(invalid="ignore"):  # SciPy's own inf - inf, on its way to the same answer
+            expected = scipy.special.logsumexp(a, b=b)
+            expected_with_sign = scipy.special.logsumexp(a, b=b, return_sign=True)
+        assert math.isfinite(expected)
+        np.testing.assert_allclose(special.logsumexp(a, b=b), expected, rtol=1e-15)
+        np.testing.assert_allclose(float(softmax.logsumexp(torch.from_numpy(a), b=torch.from_numpy(b))), expected,
+                                   rtol=1e-15)
+        value, sign = special.logsumexp(a, b=b, return_sign=True)
+        assert (value, sign) == pytest.approx(expected_with_sign, rel=1e-15)
+
+
+@pytest.mark.parametrize("kind", ["numpy", "torch"])
+def test_logsumexp_weights_at_the_limit_scales_are_the_unweighted_limits(kind):
+    # With b of ones the weighted form is the unweighted one, also where
+    # scale * x meets 0 * inf: scale 0 makes every non-NaN logit 0, an
+    # infinite scale (temperature 0) leaves a zero logit 0.
+    rows = [[0.0, 1.0], [0.0, -1.0], [-2.0, -1.0], [np.inf, 1.0], [-np.inf, 0.0], [np.nan, 0.0], [0.0, 0.0]]
+    settings = [dict(scale=math.inf), dict(scale=-math.inf), dict(temperature=0), dict(scale=0.0),
+                dict(scale=-2.0, temperature=0)]
+    for row in rows:
+        for setting in settings:
+            x = np.array(row)
+            if kind == "torch":
+                x = torch.from_numpy(x)
+            ones = np.ones(2) if kind == "numpy" else torch.ones(2, dtype=torch.float64)
+            expected = float(softmax.logsumexp(x, **setting))
+            got = float(softmax.logsumexp(x, b=ones, **setting))
+            assert same_value(got, expected), (row, setting, got, expected)
+            # and the weights still weigh: log(2 e^z) = log 2 + z
+            got_twice = float(softmax.logsumexp(x, b=2 * ones, **setting))
+            assert same_value(got_twice, expected + math.log(2.0)), (row, setting, got_twice)
+
+
+def test_logsumexp_sign_of_a_nan_result_is_nan_as_scipys():
+    a = np.array([np.nan, 1.0])
+    expected = scipy.special.logsumexp(a, return_sign=True)
+    assert math.isnan(expected[0]) and math.isnan(expected[1])
+    for x in (a, torch.from_numpy(a)):
+        for b in (None, np.ones(2)):
+            value, sign = softmax.logsumexp(x, b=b if b is None or isinstance(x, np.ndarray) else torch.ones(2),
+                                            return_sign=True)
+            assert math.isnan(float(value)) and math.isnan(float(sign)), (type(x), b)
+    # a row of -inf: sign 0, as SciPy's
+    assert softmax.logsumexp(np.array([-np.inf, -np.inf]), return_sign=True)[1] == 0.0
+
+
+def test_scale_and_temperature_both_infinite_is_named():
+    with pytest.raises(ValueError, match=r"scale inf with temperature inf is undefined \(inf / inf\)"):
+        softmax.softmax(A, scale=math.inf, temperature=math.inf)
