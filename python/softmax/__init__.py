@@ -77,8 +77,8 @@ def _short_path(op, x, axis, scale, out, fast):
     return None
 
 
-def softmax(x, axis=-1, scale=1.0, temperature=None, mask=None, out=None, fast=False, *, dim=None, dtype=None,
-            causal=False, causal_offset=0, max_bias=0.0, head_axis=-3):
+def softmax(x, axis=_core.LAST_AXIS, scale=1.0, temperature=None, mask=None, out=None, fast=False, *, dim=None,
+            dtype=None, causal=False, causal_offset=0, max_bias=0.0, head_axis=-3):
     """softmax(scale / temperature * x + mask) along `axis`.
 
     x           numpy.ndarray or CPU torch.Tensor (float32, float64, float16,
@@ -121,8 +121,8 @@ def softmax(x, axis=-1, scale=1.0, temperature=None, mask=None, out=None, fast=F
                          "softmax")
 
 
-def log_softmax(x, axis=-1, scale=1.0, temperature=None, mask=None, out=None, fast=False, *, dim=None, dtype=None,
-                causal=False, causal_offset=0, max_bias=0.0, head_axis=-3):
+def log_softmax(x, axis=_core.LAST_AXIS, scale=1.0, temperature=None, mask=None, out=None, fast=False, *, dim=None,
+                dtype=None, causal=False, causal_offset=0, max_bias=0.0, head_axis=-3):
     """log(softmax(...)) computed directly: scale*x - logsumexp(scale*x); same arguments as softmax().
 
     Excluded (masked or -inf) elements give -inf; a fully masked row is all -inf.

@@ -232,10 +232,21 @@ def _integer(value, fn, name):
         raise TypeError(f"{fn}: {name} must be an integer, not {type(value).__name__}") from None
 
 
+class _DefaultAxis(int):
+    """The default axis, -1, as an object of its own: an explicit axis=-1 is a
+    plain int, so that axis=-1 with dim= is told apart from dim= alone."""
+
+    def __repr__(self):
+        return "-1"
+
+
+LAST_AXIS = _DefaultAxis(-1)
+
+
 def normalize_axes(axis, dim, fn):
     """axis (or torch's dim) as an int, None (every axis) or a tuple of ints."""
     if dim is not None:
-        if axis != -1:
+        if axis is not LAST_AXIS:
             raise TypeError(f"{fn}: give axis or dim, not both")
         axis = dim
     if axis is None:

@@ -44,7 +44,10 @@ def _like(x, values, dtype_from_x):
 def _integer(value, name, limit):
     """value as an int in [0, limit): TypeError for a non-integer (int() would
     truncate 2.7 to 2), ValueError out of range (the extension would wrap a
-    seed of 2**64 to 0)."""
+    seed of 2**64 to 0). A bool is refused, as softmax refuses axis=True
+    (top_k=True is not a number of tokens)."""
+    if isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"sample: {name} must be an integer, not bool")
     try:
         value = operator.index(value)
     except TypeError:

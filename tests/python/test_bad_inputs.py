@@ -196,6 +196,8 @@ def test_mask_of_the_wrong_shape_or_type():
     ({"seed": "3"}, TypeError, "seed must be an integer, not str"),
     ({"step": 2 ** 64}, ValueError, "step = 18446744073709551616"),
     ({"step": 1.0}, TypeError, "step must be an integer, not float"),
+    ({"top_k": True}, TypeError, "sample: top_k must be an integer, not bool"),
+    ({"seed": np.bool_(True)}, TypeError, "sample: seed must be an integer, not bool"),
 ])
 def test_sampling_parameters_out_of_range(kwargs, exception, match):
     expect_error(exception, match, softmax.sample, X, **kwargs)

@@ -82,6 +82,7 @@ def test_types_are_promoted_as_scipy_and_torch_promote_them():
     (dict(axis=1.0), "axis must be an integer, not float"),
     (dict(axis=(0, "1")), "axis must be an integer, not str"),
     (dict(dim=0, axis=1), "give axis or dim, not both"),
+    (dict(dim=0, axis=-1), "give axis or dim, not both"),  # an explicit axis=-1 is not the default
     (dict(scale=True), "scale must be a real number, not bool"),
     (dict(scale="2"), "scale must be a real number, not str"),
     (dict(temperature=[1.0]), "temperature must be a real number, not list"),
