@@ -36,6 +36,8 @@ def real_number(value, fn, name):
         return float(value)
     except (TypeError, ValueError):
         raise TypeError(f"{fn}: {name} must be a real number, not {type(value).__name__}") from None
+    except OverflowError:  # an int beyond the double range: say which argument
+        raise ValueError(f"{fn}: {name} is beyond the range of a double") from None
 
 
 def effective_scale(scale, temperature, fn="softmax"):

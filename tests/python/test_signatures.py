@@ -214,6 +214,14 @@ def test_logsumexp_sign_of_a_nan_result_is_nan_as_scipys():
     assert softmax.logsumexp(np.array([-np.inf, -np.inf]), return_sign=True)[1] == 0.0
 
 
+def test_integers_beyond_the_double_range_are_value_errors_naming_the_argument():
+    for name in ("scale", "temperature", "max_bias"):
+        with pytest.raises(ValueError, match=f"softmax: {name} is beyond the range of a double"):
+            softmax.softmax(A, **{name: 10 ** 5000})
+    with pytest.raises(ValueError, match="sample: top_p is beyond the range of a double"):
+        softmax.sample(A, top_p=-10 ** 400, step=0)
+
+
 def test_scale_and_temperature_both_infinite_is_named():
     with pytest.raises(ValueError, match=r"scale inf with temperature inf is undefined \(inf / inf\)"):
         softmax.softmax(A, scale=math.inf, temperature=math.inf)
