@@ -378,6 +378,10 @@ static int run_jacobian(const char *fn, jacobian_kind kind, softmax_dtype dtype,
     RETURN_ERROR_IF(!checked_multiply(n, n, &entries) ||
                         !checked_multiply(entries, kernels->element_size, &jacobian_bytes),
                     SOFTMAX_E_SIZE_OVERFLOW, "%s: n * n Jacobian entries for n = %zu overflow size_t", fn, n);
+    /* No object is larger than PTRDIFF_MAX bytes: a larger Jacobian is a
+     * wrong n, not an overlap (which its byte range would also claim). */
+    RETURN_ERROR_IF(jacobian_bytes > (size_t)PTRDIFF_MAX, SOFTMAX_E_SIZE_OVERFLOW,
+                    "%s: the Jacobian for n = %zu would take %zu bytes, more than any object", fn, n, jacobian_bytes);
     if (n == 0)
         return SOFTMAX_OK;
     RETURN_ERROR_IF(src == NULL, SOFTMAX_E_NULL_POINTER, "%s: %s is NULL", fn, src_name);

@@ -227,6 +227,12 @@ static void test_jacobian_errors(void **state)
             EXPECT(SOFTMAX_E_SIZE_OVERFLOW, &a, call_jacobian(dt, log, a.in, SIZE_MAX, 1.0, a.out));
             /* n * n fits, the byte count does not: n = 2^31 gives 2^62 elements */
             EXPECT(SOFTMAX_E_SIZE_OVERFLOW, &a, call_jacobian(dt, log, a.in, (size_t)1 << 31, 1.0, a.out));
+            /* the byte count fits in size_t but no object is that large
+             * (f64, n = 2^30: 2^63 bytes), whichever side of y it starts */
+            if (dt == SOFTMAX_DTYPE_F64) {
+                EXPECT(SOFTMAX_E_SIZE_OVERFLOW, &a, call_jacobian(dt, log, a.in, (size_t)1 << 30, 1.0, a.out));
+                EXPECT(SOFTMAX_E_SIZE_OVERFLOW, &a, call_jacobian(dt, log, a.out, (size_t)1 << 30, 1.0, a.in));
+            }
             EXPECT(SOFTMAX_E_INVALID_SCALE, &a, call_jacobian(dt, log, a.in, 3, NAN, a.out));
             /* the Jacobian must not overlap y at all: n = 3 writes 9 values;
              * y sits inside a sentinel-filled area that must stay as it was */
