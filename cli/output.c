@@ -205,40 +205,178 @@ int cli_sink_open_file(cli_sink *sink, const char *path)
     return 0;
 }
 
-/* The finished temporary file's content copied into the target itself (the
- * same inode: its other hard links and its owner stay). */
-static int copy_into_target(cli_sink *sink)
+/* length bytes of in from in_offset written to out at out_offset. 0, or -1
+ * with errno set. */
+static int copy_range(int in, off_t in_offset, int out, off_t out_offset, off_t length)
 {
-    int in = open(sink->temp_path, O_RDONLY);
-    int out = in >= 0 ? open(sink->resolved, O_WRONLY | O_TRUNC) : -1;
-    int status = in >= 0 && out >= 0 ? 0 : CLI_EX_CANTCREAT;
     char buffer[1 << 16];
-    while (status == 0) {
-        ssize_t got = read(in, buffer, sizeof buffer);
+    while (length > 0) {
+        size_t want = length < (off_t)sizeof buffer ? (size_t)length : sizeof buffer;
+        ssize_t got = pread(in, buffer, want, in_offset);
         if (got < 0 && errno == EINTR) {
             continue;
         }
         if (got <= 0) {
-            status = got < 0 ? CLI_EX_IOERR : 0;
-            break;
+            errno = got < 0 ? errno : EIO; /* the file got shorter under us */
+            return -1;
         }
-        for (ssize_t done = 0; done < got && status == 0;) {
-            ssize_t put = write(out, buffer + done, (size_t)(got - done));
+        for (ssize_t done = 0; done < got;) {
+            ssize_t put = pwrite(out, buffer + done, (size_t)(got - done), out_offset + done);
             if (put < 0 && errno != EINTR) {
-                status = CLI_EX_IOERR;
+                return -1;
             }
             done += put > 0 ? put : 0;
         }
+        in_offset += got;
+        out_offset += got;
+        length -= got;
     }
-    if (out >= 0 && close(out) != 0 && status == 0) {
+    return 0;
+}
+
+/* Gives back the space past the old end of the file that a reservation or a
+ * partial write took (best effort: the content is what matters), touching
+ * the file only if it changed. */
+static void release_beyond(int fd, const struct stat *old, off_t new_size)
+{
+    struct stat now;
+    if (fstat(fd, &now) != 0 || (now.st_size != old->st_size && ftruncate(fd, old->st_size) != 0)) {
+        return;
+    }
+#ifdef FALLOC_FL_PUNCH_HOLE
+    if (now.st_blocks > old->st_blocks && new_size > old->st_size) {
+        (void)fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, old->st_size, new_size - old->st_size);
+    }
+#else
+    (void)new_size;
+#endif
+}
+
+/* A file with the content of fd's first `size` bytes, next to the temporary
+ * file (where this run may create files). NULL after reporting an error. */
+static char *make_backup(const cli_sink *sink, int fd, off_t size)
+{
+    static const char backup_name[] = ".softmax-backup.XXXXXX";
+    const char *slash = strrchr(sink->temp_path, '/');
+    size_t directory = slash != NULL ? (size_t)(slash - sink->temp_path) + 1 : 0;
+    char *backup = malloc(directory + sizeof backup_name);
+    if (backup == NULL) {
+        cli_error("out of memory");
+        return NULL;
+    }
+    memcpy(backup, sink->temp_path, directory);
+    memcpy(backup + directory, backup_name, sizeof backup_name);
+    int backup_fd = mkstemp(backup);
+    if (backup_fd >= 0 && copy_range(fd, 0, backup_fd, 0, size) == 0 && close(backup_fd) == 0) {
+        return backup;
+    }
+    int saved = errno;
+    if (backup_fd >= 0) {
+        close(backup_fd);
+        unlink(backup);
+    }
+    cli_error("%s: cannot write the output file: cannot keep a copy of its content to restore on error: %s",
+              sink->target, strerror(saved));
+    free(backup);
+    return NULL;
+}
+
+/* The finished temporary file's content copied into the target itself (the
+ * same inode: its other hard links and its owner stay). Unlike a rename this
+ * overwrites the old content, so that an error half-way (a full disk) would
+ * leave a damaged file: the space is reserved first where the file system
+ * can (a full disk is then found before anything is written), and a copy of
+ * the old content is kept to put back if writing fails anyway (a copy-on-write
+ * file system, one that cannot reserve, an I/O error). Exit status non-zero:
+ * the file holds its old content. */
+static int copy_into_target(cli_sink *sink)
+{
+    int in = open(sink->temp_path, O_RDONLY);
+    /* read too: the backup copy is made from it */
+    int out = in >= 0 ? open(sink->resolved, O_RDWR) : -1;
+    struct stat result, old;
+    if (out < 0 || fstat(in, &result) != 0 || fstat(out, &old) != 0) {
+        if (in >= 0 && out < 0 && errno == EACCES) {
+            cli_error("%s: cannot read the output file (to keep a copy of its content while it is rewritten in "
+                      "place): %s",
+                      sink->target, strerror(errno));
+        } else {
+            cli_error("%s: cannot write the output file: %s", sink->target, strerror(errno));
+        }
+        if (out >= 0) {
+            close(out);
+        }
+        if (in >= 0) {
+            close(in);
+        }
+        return CLI_EX_CANTCREAT;
+    }
+    off_t size = result.st_size;
+    off_t old_size = old.st_size;
+    /* An interrupt half-way would leave the file damaged: it waits until the
+     * file is whole again (then removes the temporary file and ends). */
+    sigset_t blocked, previous;
+    sigemptyset(&blocked);
+    sigaddset(&blocked, SIGINT);
+    sigaddset(&blocked, SIGTERM);
+    sigaddset(&blocked, SIGHUP);
+    sigaddset(&blocked, SIGPIPE);
+    sigprocmask(SIG_BLOCK, &blocked, &previous);
+    int status = 0;
+    char *backup = NULL;
+#ifdef FALLOC_FL_KEEP_SIZE
+    /* Blocks for the whole result, the file's size unchanged. A file system
+     * that cannot (EOPNOTSUPP) is left to the backup copy. */
+    if (size > 0 && fallocate(out, FALLOC_FL_KEEP_SIZE, 0, size) != 0 &&
+        (errno == ENOSPC || errno == EDQUOT || errno == EFBIG)) {
+        cli_error("%s: cannot write the output file: %s", sink->target, strerror(errno));
+        release_beyond(out, &old, size);
         status = CLI_EX_IOERR;
     }
-    if (in >= 0) {
-        close(in);
+#endif
+    if (status == 0) {
+        backup = make_backup(sink, out, old_size);
+        status = backup != NULL ? 0 : CLI_EX_IOERR;
+        if (status != 0) {
+            release_beyond(out, &old, size);
+        }
     }
-    if (status != 0) {
-        cli_error("%s: cannot write the output file: %s", sink->target, strerror(errno));
+    if (status == 0) {
+        /* The part past the old end first: where a full disk is not found
+         * above, it is found here, before the old bytes are overwritten. */
+        off_t common = size < old_size ? size : old_size;
+        int failed = (size > old_size && copy_range(in, old_size, out, old_size, size - old_size) != 0) ||
+                     copy_range(in, 0, out, 0, common) != 0 || (size < old_size && ftruncate(out, size) != 0) ||
+                     (fsync(out) != 0 && errno != EINVAL && errno != EROFS);
+        if (failed) {
+            int saved = errno;
+            cli_error("%s: cannot write the output file: %s", sink->target, strerror(saved));
+            status = CLI_EX_IOERR;
+            int from = open(backup, O_RDONLY);
+            int restored = from >= 0 && copy_range(from, 0, out, 0, old_size) == 0 && ftruncate(out, old_size) == 0 &&
+                           (fsync(out) == 0 || errno == EINVAL || errno == EROFS);
+            if (from >= 0) {
+                close(from);
+            }
+            if (restored) {
+                release_beyond(out, &old, size);
+            } else {
+                /* Nothing more can be done here: the user gets the old
+                 * content back from the copy, which is kept. */
+                cli_error("%s: the file is damaged: its former content is kept in %s", sink->target, backup);
+                free(backup);
+                backup = NULL;
+            }
+        }
     }
+    if (backup != NULL) {
+        unlink(backup);
+        free(backup);
+    }
+    /* Write errors were reported by fsync above. */
+    close(out);
+    close(in);
+    sigprocmask(SIG_SETMASK, &previous, NULL);
     return status;
 }
 

@@ -1443,6 +1443,46 @@ class OutputFile(Case):
             self.assertEqual(handle.read(), "0.25 0.25 0.25 0.25\n")
         self.assertEqual(sorted(os.listdir(self.tmp)), ["other.txt", "y.txt"])
 
+    def small_file_system(self, kib):
+        """A directory on a tmpfs of `kib` KiB, unmounted at the end of the test."""
+        if os.geteuid() != 0:
+            self.skipTest("needs root to mount a tmpfs")
+        # not under self.tmp: tearDown, which removes it, runs before the cleanups
+        mount_point = tempfile.mkdtemp()
+        self.addCleanup(os.rmdir, mount_point)
+        result = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={kib}k", "tmpfs", mount_point],
+                                capture_output=True, text=True)
+        if result.returncode != 0:
+            self.skipTest(f"cannot mount a tmpfs: {result.stderr.strip()}")
+        self.addCleanup(subprocess.run, ["umount", mount_point], check=True)
+        return mount_point
+
+    def test_a_hard_linked_file_on_a_full_disk_is_untouched(self):
+        # The result is copied into a file with other links (to keep them): on
+        # a disk with room for the result but not for the copy, the command
+        # fails before touching the file, not half-way through it.
+        disk = self.small_file_system(64)
+        f, other = os.path.join(disk, "h1"), os.path.join(disk, "h2")
+        old = "".join(f"{i}\n" for i in range(1, 2001))  # 8893 bytes
+        with open(f, "w") as handle:
+            handle.write(old)
+        os.link(f, other)
+        free = os.statvfs(disk).f_bfree
+        row = "1 2 3 4 5\n"  # 48 bytes of output: 800 rows fit once (with the old file), not twice
+        err = self.assertFails(["-o", f], 74, f"{f}: cannot write the output file: No space left on device", row * 800)
+        for name in (f, other):
+            with open(name) as handle:
+                self.assertTrue(handle.read() == old, f"{name} changed; {err}")
+        self.assertEqual(sorted(os.listdir(disk)), ["h1", "h2"])
+        self.assertEqual(os.statvfs(disk).f_bfree, free)  # no space left reserved
+        # a result that fits is still written into the file itself
+        inode = os.stat(f).st_ino
+        run(["-o", f], row * 100)
+        self.assertEqual(os.stat(f).st_ino, inode)
+        with open(other) as handle:
+            self.assertEqual(handle.read(), "0.0116562 0.0316849 0.0861285 0.234122 0.636409\n" * 100)
+        self.assertEqual(sorted(os.listdir(disk)), ["h1", "h2"])
+
     def as_nobody(self, args, stdin):
         """The command run as user and group 65534, from a copy it can reach:
         the checkout (a clone in a mode-0700 mktemp directory, say) may be
