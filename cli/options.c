@@ -22,8 +22,10 @@ static const char usage_text[] = "Usage: softmax [OPTION]... [FILE]...\n"
                                  "      --header          the first line is a header (column names) to skip;\n"
                                  "                        without it a first line with no number in it is\n"
                                  "                        taken as a header\n"
-                                 "  -d, --delimiter C     fields are separated by C alone (',', ';', '|',\n"
-                                 "                        'tab', 'space'); default: blanks and commas\n"
+                                 "  -d, --delimiter C     each C ends one field, as in cut -d (',', ';', '|',\n"
+                                 "                        'tab'): empty fields count, blanks around C are\n"
+                                 "                        padding; 'space': runs of blanks, tabs included,\n"
+                                 "                        as in awk; default: blanks and commas\n"
                                  "  -c, --columns LIST    the fields holding the numbers, numbered from 1 as\n"
                                  "                        in cut -f (2-, 1,3, 2-5); the others are skipped\n"
                                  "      --keep-labels     ... or written before each row's results (text)\n"
@@ -216,8 +218,9 @@ static int check_format(const char *format)
     return 0;
 }
 
-/* --delimiter: one character; "tab" / "\t" and "space" by name. A blank
- * means runs of blanks; anything else exactly that character. */
+/* --delimiter: one character; "tab" / "\t" and "space" by name. A space
+ * means runs of blanks (tabs too); anything else, a tab included, exactly
+ * that character, each one ending one field. */
 static int parse_delimiter(const char *text, cli_options *options)
 {
     char delimiter = 0;

@@ -154,11 +154,36 @@ static int data_error(reader *r, const char *line_start, const char *at, const c
     return CLI_EX_DATAERR;
 }
 
-/* Is c a field separator other than blanks? */
+/* A delimiter of its own (-d ',', -d tab): each one ends exactly one field,
+ * as with cut -d, so that empty fields count in --columns. Without -d, and
+ * with -d space, runs of blanks make one separator (as with awk). */
+static int single_delimiter(const reader *r)
+{
+    return r->callbacks->delimiter != 0 && r->callbacks->delimiter != ' ';
+}
+
+/* Is c a field separator other than a run of blanks? */
 static int is_delimiter(const reader *r, char c)
 {
     char delimiter = r->callbacks->delimiter;
-    return delimiter == 0 ? c == ',' : c == delimiter && !is_blank(delimiter);
+    return delimiter == 0 ? c == ',' : c == delimiter && single_delimiter(r);
+}
+
+/* Blanks that pad a field ("1 ,2", " 1 \t 2"): not a tab that delimits. */
+static int is_padding(const reader *r, char c)
+{
+    return is_blank(c) && !is_delimiter(r, c);
+}
+
+/* The delimiter as messages show it: ',' or '\t'. */
+static const char *shown_delimiter(char delimiter, char shown[3])
+{
+    if (delimiter == '\t') {
+        return "\\t";
+    }
+    shown[0] = delimiter;
+    shown[1] = '\0';
+    return shown;
 }
 
 static const char *token_end_of(const reader *r, const char *p, const char *end)
@@ -175,7 +200,7 @@ static const char *token_end_of(const reader *r, const char *p, const char *end)
 static const char *field_end(const reader *r, const char *p, const char *end)
 {
     char delimiter = r->callbacks->delimiter;
-    if (delimiter == 0 || is_blank(delimiter)) {
+    if (!single_delimiter(r)) {
         return token_end_of(r, p, end);
     }
     const char *next = memchr(p, delimiter, (size_t)(end - p));
@@ -214,35 +239,37 @@ static size_t highest_named_field(const reader *r)
 
 /* Steps over the separator after a field: blanks, and the delimiter with
  * blanks around it. Returns 1 at the end of the line, 0 before the next
- * field, or -1 after reporting an error. */
+ * field (with a single delimiter, an empty last field at the end of the
+ * line), or -1 after reporting an error. */
 static int skip_separator(reader *r, const char *line_start, const char **at, const char *end)
 {
     const char *p = *at;
-    while (p < end && is_blank(*p)) {
+    while (p < end && is_padding(r, *p)) {
         p++;
     }
     if (p == end) {
         *at = p;
         return 1;
     }
-    char delimiter = r->callbacks->delimiter;
-    if (delimiter != 0 && !is_blank(delimiter)) {
-        if (*p != delimiter) {
-            char message[96];
-            snprintf(message, sizeof message, "expected the delimiter '%c' or the end of the line after a field",
-                     delimiter);
-            data_error(r, line_start, p, message, NULL);
-            return -1;
-        }
+    char shown[3];
+    if (single_delimiter(r) && !is_delimiter(r, *p)) {
+        char message[96];
+        snprintf(message, sizeof message, "expected the delimiter '%s' or the end of the line after a field",
+                 shown_delimiter(r->callbacks->delimiter, shown));
+        data_error(r, line_start, p, message, NULL);
+        return -1;
     }
     if (is_delimiter(r, *p)) {
         const char *separator = p++;
-        while (p < end && is_blank(*p)) {
+        while (p < end && is_padding(r, *p)) {
             p++;
         }
-        if (p == end) {
+        /* "1,2," is three fields to cut -d ','; the third is an error only
+         * if it is selected. Without -d a trailing comma is a mistake. */
+        if (p == end && !single_delimiter(r)) {
             char message[96];
-            snprintf(message, sizeof message, "expected a number after '%c' (the line ends with it)", *separator);
+            snprintf(message, sizeof message, "expected a number after '%s' (the line ends with it)",
+                     shown_delimiter(*separator, shown));
             data_error(r, line_start, separator, message, NULL);
             return -1;
         }
@@ -251,23 +278,39 @@ static int skip_separator(reader *r, const char *line_start, const char **at, co
     return 0;
 }
 
+/* The start of the field after the one that ends at p (its end, from
+ * field_end), or NULL at the end of the line. */
+static const char *next_field(const reader *r, const char *p, const char *end)
+{
+    if (single_delimiter(r)) {
+        while (p < end && is_padding(r, *p)) {
+            p++;
+        }
+        if (p == end || !is_delimiter(r, *p)) {
+            return NULL;
+        }
+        p++;
+        while (p < end && is_padding(r, *p)) {
+            p++;
+        }
+        return p; /* end: the empty field after a last delimiter */
+    }
+    while (p < end && (is_blank(*p) || is_delimiter(r, *p))) {
+        p++;
+    }
+    return p < end ? p : NULL;
+}
+
 /* A first line in which no selected field is a number is a header. */
 static int looks_like_header(const reader *r, const char *p, const char *end)
 {
     size_t field = 0;
-    while (p < end) {
-        while (p < end && (is_blank(*p) || is_delimiter(r, *p))) {
-            p++;
-        }
-        if (p == end) {
-            break;
-        }
-        const char *stop = field_end(r, p, end);
+    for (const char *stop; p != NULL; p = next_field(r, stop, end)) {
+        stop = field_end(r, p, end);
         double ignored;
         if (field_selected(r, ++field) && cli_parse_double(p, stop, &ignored) == 0) {
             return 0;
         }
-        p = stop;
     }
     /* a line without the fields --columns names is data (and an error) */
     return r->callbacks->columns == NULL || field >= highest_named_field(r);
@@ -290,7 +333,7 @@ static int keep_header(reader *r, const char *p, const char *end)
     if (labels == NULL) {
         return out_of_memory();
     }
-    while (p < end) {
+    for (const char *stop; p != NULL; p = next_field(r, stop, end)) {
         if (n == capacity) {
             char **grown = realloc(labels, 2 * capacity * sizeof *labels);
             if (grown == NULL) {
@@ -299,23 +342,17 @@ static int keep_header(reader *r, const char *p, const char *end)
             labels = grown;
             capacity *= 2;
         }
-        while (p < end && (is_blank(*p) || is_delimiter(r, *p))) {
-            p++;
-        }
-        if (p == end) {
-            break;
-        }
-        const char *stop = field_end(r, p, end);
+        stop = field_end(r, p, end);
         const char *begin = p;
-        p = stop;
+        const char *label_end = stop;
         if (!field_selected(r, ++field)) {
             continue;
         }
-        if (stop - begin >= 2 && (*begin == '"' || *begin == '\'') && stop[-1] == *begin) {
+        if (label_end - begin >= 2 && (*begin == '"' || *begin == '\'') && label_end[-1] == *begin) {
             begin++;
-            stop--;
+            label_end--;
         }
-        labels[n] = copy_up_to_nul(begin, (size_t)(stop - begin));
+        labels[n] = copy_up_to_nul(begin, (size_t)(label_end - begin));
         if (labels[n] == NULL) {
             return out_of_memory();
         }
@@ -332,8 +369,8 @@ static int keep_row_labels(reader *r, const char *p, const char *end)
     size_t field = 0;
     size_t start = r->labels_used;
     int any = 0;
-    while (p < end) {
-        const char *stop = field_end(r, p, end);
+    for (const char *stop; p != NULL; p = next_field(r, stop, end)) {
+        stop = field_end(r, p, end);
         field++;
         if (!field_selected(r, field) && stop > p) {
             size_t length = (size_t)(stop - p);
@@ -352,16 +389,6 @@ static int keep_row_labels(reader *r, const char *p, const char *end)
             memcpy(r->label_pool + r->labels_used, p, length);
             r->labels_used += length;
             any = 1;
-        }
-        p = stop;
-        while (p < end && is_blank(*p)) {
-            p++;
-        }
-        if (p < end && is_delimiter(r, *p)) {
-            p++;
-            while (p < end && is_blank(*p)) {
-                p++;
-            }
         }
     }
     if (r->labels_used + 1 > r->labels_capacity) {
@@ -388,11 +415,19 @@ static int parse_line(reader *r, const char *line_start, const char *end)
     if (r->line == 1 && end - p >= 3 && memcmp(p, "\xEF\xBB\xBF", 3) == 0) {
         p += 3; /* the byte order mark some spreadsheets put before a CSV file */
     }
+    const char *first_field = p;
     while (p < end && is_blank(*p)) {
         p++;
     }
     if (p == end || *p == '#') {
         return 0; /* blank lines and comments (our own "# temperature" lines) */
+    }
+    if (single_delimiter(r)) {
+        /* "\t1\t2" begins with an empty field: only padding goes */
+        p = first_field;
+        while (p < end && is_padding(r, *p)) {
+            p++;
+        }
     }
     if (!r->seen_first_line) {
         r->seen_first_line = 1;
@@ -423,9 +458,15 @@ static int parse_line(reader *r, const char *line_start, const char *end)
             if (!fast || (stop < end && !is_blank(*stop) && !is_delimiter(r, *stop))) {
                 /* Not the common case: the whole token goes to strtod. */
                 stop = token_end_of(r, p, end);
+                char message[64];
+                char shown[3];
+                if (p == end) { /* an empty last field, after the line's last delimiter */
+                    snprintf(message, sizeof message, "expected a number after '%s' (the line ends with it)",
+                             shown_delimiter(p[-1], shown));
+                    return data_error(r, line_start, p - 1, message, NULL);
+                }
                 if (stop == p) {
-                    char message[48];
-                    snprintf(message, sizeof message, "expected a number before '%c'", *p);
+                    snprintf(message, sizeof message, "expected a number before '%s'", shown_delimiter(*p, shown));
                     return data_error(r, line_start, p, is_delimiter(r, *p) ? message : "expected a number", NULL);
                 }
                 int parsed = single ? cli_parse_float(p, stop, slot) : cli_parse_double(p, stop, slot);

@@ -1301,6 +1301,36 @@ class Friction(Case):
         self.assertIn("x ", plot)
         self.assertNotIn("name", plot)
 
+    def test_a_tab_delimiter_separates_single_fields_as_cut_does(self):
+        # Every tab ends one field, so that the empty fields of a TSV count
+        # in --columns as in cut -f, as commas do with -d ','.
+        three = "0.0900306 0.244728 0.665241\n"
+        for spelling in ("tab", "\\t", "\t"):
+            with self.subTest(spelling=spelling):
+                self.assertEqual(output(["-d", spelling, "-c", "3-"], "x\t\t1\t2\t3\n"), three)
+        self.assertEqual(output(["-d", ",", "-c", "3-"], "x,,1,2,3\n"), three)
+        self.assertEqual(output(["-d", "tab", "-c", "2-"], "\t1\t2\t3\n"), three)  # an empty first field
+        self.assertEqual(output(["-d", "tab", "-c", "1-3"], "1\t2\t3\t\n"), three)  # an empty last one, not selected
+        self.assertEqual(output(["-d", "tab"], " 1 \t 2\t3 \r\n"), three)  # spaces around a number: padding
+        self.assertEqual(output(["-d", "tab", "-c", "2-", "--keep-labels"], "Ada Lovelace\t1\t2\t3\n"),
+                         "Ada Lovelace " + three)
+        # an empty field that is selected is an error naming it, as with ','
+        self.assertFails(["-d", "tab"], EX_DATAERR, "standard input:1:3: expected a number before '\\t'", "1\t\t2\n")
+        self.assertFails(["-d", ","], EX_DATAERR, "standard input:1:3: expected a number before ','", "1,,2\n")
+        self.assertFails(["-d", "tab"], EX_DATAERR, "standard input:1:1: expected a number before '\\t'", "\t1\t2\n")
+        self.assertFails(["-d", "tab"], EX_DATAERR, "standard input:1:4: expected a number after '\\t'", "1\t2\t\n")
+        self.assertFails(["-d", "tab", "-c", "4"], EX_DATAERR, "the line has 3 fields", "1\t\t2\n")
+        self.assertFails(["-d", "tab"], EX_DATAERR, "expected the delimiter '\\t'", "1 2\t3\n")
+        # a header's empty fields count too: the bars are named by fields 3 and 4
+        for delimiter, table in (("tab", "name\t\tx\ty\nA\t\t1\t2\n"), (",", "name,,x,y\nA,,1,2\n")):
+            with self.subTest(delimiter=delimiter):
+                plot = run(["-d", delimiter, "-c", "3-", "--plot"], table, env={"COLUMNS": "40"})[1]
+                self.assertRegex(plot, r"(?m)^ *x ")
+                self.assertRegex(plot, r"(?m)^ *y ")
+        # without -d (and with -d space) runs of blanks, tabs included, still make one separator
+        self.assertEqual(output(["-c", "2-"], "x\t\t1 \t 2   3\n"), three)
+        self.assertEqual(output(["-d", "space", "-c", "2-"], "x\t\t1 \t 2   3\n"), three)
+
     def test_label_columns_can_be_kept_beside_the_results(self):
         csv = "name,x,y,z\nAda Lovelace,1,2,3\nbob,0,0,0\n"
         self.assertEqual(output(["-d", ",", "-c", "2-", "--keep-labels"], csv),
