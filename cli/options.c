@@ -144,14 +144,26 @@ static int parse_integer(const char *option, const char *text, long long minimum
 
 static int parse_temperatures(const char *text, cli_options *options)
 {
+    if (*text == '\0') {
+        return usage_error("--temperature: expected a number or a comma-separated list, got ''");
+    }
     char *copy = strdup(text);
     if (copy == NULL) {
         return usage_error("out of memory");
     }
     int status = 0;
-    char *save = NULL;
-    int any = 0;
-    for (char *item = strtok_r(copy, ",", &save); item != NULL && status == 0; item = strtok_r(NULL, ",", &save)) {
+    /* Every comma separates two temperatures: an empty item ("1,,2", "1,")
+     * is an error, not skipped (a list typed wrong is not silently shorter). */
+    for (char *item = copy, *next; item != NULL && status == 0; item = next) {
+        char *comma = strchr(item, ',');
+        next = comma != NULL ? comma + 1 : NULL;
+        if (comma != NULL) {
+            *comma = '\0';
+        }
+        if (*item == '\0') {
+            status = usage_error("--temperature: an empty item in the list '%s'", text);
+            break;
+        }
         double t;
         status = parse_real("--temperature", item, &t);
         if (status == 0 && options->n_temperatures == CLI_MAX_TEMPERATURES) {
@@ -161,11 +173,7 @@ static int parse_temperatures(const char *text, cli_options *options)
             /* -0 is the temperature 0 (greedy at the arg max), not a limit
              * from below */
             options->temperatures[options->n_temperatures++] = t == 0 ? 0.0 : t;
-            any = 1;
         }
-    }
-    if (status == 0 && !any) {
-        status = usage_error("--temperature: expected a number or a comma-separated list, got '%s'", text);
     }
     free(copy);
     return status;
