@@ -364,12 +364,30 @@ static int keep_header(reader *r, const char *p, const char *end)
 /* Appends the row's fields that --columns leaves out (the empty ones
  * skipped), joined by spaces, to the label pool (the line has been read
  * without error). */
+/* Past the separator after a field as parse_line steps over it (padding,
+ * then one delimiter at most), so that the labels' fields are numbered as
+ * the numbers' are: without -d, "a,,2" has an empty second field there
+ * (next_field, for headers, takes a run of commas as one separator). */
+static const char *past_separator(const reader *r, const char *p, const char *end)
+{
+    while (p < end && is_padding(r, *p)) {
+        p++;
+    }
+    if (p < end && is_delimiter(r, *p)) {
+        p++;
+        while (p < end && is_padding(r, *p)) {
+            p++;
+        }
+    }
+    return p;
+}
+
 static int keep_row_labels(reader *r, const char *p, const char *end)
 {
     size_t field = 0;
     size_t start = r->labels_used;
     int any = 0;
-    for (const char *stop; p != NULL; p = next_field(r, stop, end)) {
+    for (const char *stop; p < end; p = past_separator(r, stop, end)) {
         stop = field_end(r, p, end);
         field++;
         if (!field_selected(r, field) && stop > p) {

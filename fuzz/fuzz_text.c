@@ -13,7 +13,8 @@
  * block and batch boundaries and lines outgrow the buffer.
  * The text is checked against an oracle written here from the format's
  * rules (lines, '#' comments, blanks, comma or blank separators or the
- * chosen delimiter, selected fields, a header line of non-numbers, a byte
+ * chosen delimiter -- each one ends one field, as with cut -d, but for a
+ * space, which is runs of blanks --, selected fields, a header line of non-numbers, a byte
  * order mark, NUL bytes and the line-length limit before any field, decimal
  * commas refused when blanks alone separate other numbers on the line)
  * with strtod/strtof as the reference for each number:
@@ -102,9 +103,23 @@ typedef struct reader_options {
     int keep_labels;
 } reader_options;
 
+/* A delimiter of its own (any but space): each one ends exactly one field,
+ * as with cut -d, so that empty fields count. Without one, and with a
+ * space, runs of blanks (and, without one, commas) separate fields. */
+static int oracle_single(const reader_options *o)
+{
+    return o->delimiter != 0 && o->delimiter != ' ';
+}
+
 static int oracle_is_delimiter(const reader_options *o, char c)
 {
-    return o->delimiter == 0 ? c == ',' : c == o->delimiter && !is_blank(o->delimiter);
+    return o->delimiter == 0 ? c == ',' : c == o->delimiter && oracle_single(o);
+}
+
+/* Blanks around a field: not a tab that is the delimiter. */
+static int oracle_padding(const reader_options *o, char c)
+{
+    return is_blank(c) && !oracle_is_delimiter(o, c);
 }
 
 static const char *oracle_token_end(const reader_options *o, const char *p, const char *end)
@@ -116,7 +131,7 @@ static const char *oracle_token_end(const reader_options *o, const char *p, cons
 
 static const char *oracle_field_end(const reader_options *o, const char *p, const char *end)
 {
-    if (o->delimiter == 0 || is_blank(o->delimiter))
+    if (!oracle_single(o))
         return oracle_token_end(o, p, end);
     const char *stop = p;
     while (stop < end && *stop != o->delimiter)
@@ -124,6 +139,26 @@ static const char *oracle_field_end(const reader_options *o, const char *p, cons
     while (stop > p && is_blank(stop[-1]))
         stop--;
     return stop;
+}
+
+/* The start of the field after the one ending at p, or NULL at the end of
+ * the line; with a single delimiter the field after a last delimiter is
+ * empty and starts at the end. */
+static const char *oracle_next_field(const reader_options *o, const char *p, const char *end)
+{
+    if (oracle_single(o)) {
+        while (p < end && oracle_padding(o, *p))
+            p++;
+        if (p == end || !oracle_is_delimiter(o, *p))
+            return NULL;
+        p++;
+        while (p < end && oracle_padding(o, *p))
+            p++;
+        return p;
+    }
+    while (p < end && (is_blank(*p) || oracle_is_delimiter(o, *p)))
+        p++;
+    return p < end ? p : NULL;
 }
 
 static int oracle_selected(const reader_options *o, size_t field)
@@ -164,6 +199,7 @@ static void oracle_line(expected *e, const reader_options *o, const char *p, con
     const size_t length = (size_t)(end - p);
     if (line == 1 && end - p >= 3 && memcmp(p, "\xEF\xBB\xBF", 3) == 0)
         p += 3;
+    const char *first_field = p;
     while (p < end && is_blank(*p))
         p++;
     /* A NUL byte within the limit in a line that is not a comment, then a
@@ -181,16 +217,17 @@ static void oracle_line(expected *e, const reader_options *o, const char *p, con
     }
     if (p == end || *p == '#')
         return;
+    if (oracle_single(o)) { /* a leading delimiter begins with an empty field */
+        p = first_field;
+        while (p < end && oracle_padding(o, *p))
+            p++;
+    }
     if (!*seen_first) {
         *seen_first = 1;
         int any_number = 0;
         size_t fields = 0;
-        for (const char *q = p; q < end;) {
-            while (q < end && (is_blank(*q) || oracle_is_delimiter(o, *q)))
-                q++;
-            if (q == end)
-                break;
-            const char *stop = oracle_field_end(o, q, end);
+        for (const char *q = p, *stop; q != NULL; q = oracle_next_field(o, stop, end)) {
+            stop = oracle_field_end(o, q, end);
             double ignored;
             fields++;
             if (oracle_selected(o, fields)) {
@@ -198,21 +235,15 @@ static void oracle_line(expected *e, const reader_options *o, const char *p, con
                     e->unsure = 1;
                 any_number |= oracle_number(q, (size_t)(stop - q), 0, &ignored);
             }
-            q = stop;
         }
         if (o->columns != NULL && fields < oracle_highest(o))
             any_number = 1; /* data, and an error below */
         if (header_option || !any_number) {
             e->labels = calloc(fields + 1, sizeof *e->labels);
             size_t field = 0;
-            for (const char *q = p; q < end;) {
-                while (q < end && (is_blank(*q) || oracle_is_delimiter(o, *q)))
-                    q++;
-                if (q == end)
-                    break;
-                const char *stop = oracle_field_end(o, q, end);
+            for (const char *q = p, *stop; q != NULL; q = oracle_next_field(o, stop, end)) {
+                stop = oracle_field_end(o, q, end);
                 const char *b = q, *s = stop;
-                q = stop;
                 if (!oracle_selected(o, ++field))
                     continue;
                 if (s - b >= 2 && (*b == '"' || *b == '\'') && s[-1] == *b)
@@ -231,6 +262,10 @@ static void oracle_line(expected *e, const reader_options *o, const char *p, con
         field++;
         const char *stop;
         if (oracle_selected(o, field)) {
+            if (p == end) { /* the empty field after a last delimiter: at the character before it */
+                oracle_error(e, line, (size_t)(p - line_start));
+                return;
+            }
             stop = oracle_token_end(o, p, end);
             if (stop == p) {
                 oracle_error(e, line, (size_t)(p - line_start) + 1);
@@ -268,19 +303,20 @@ static void oracle_line(expected *e, const reader_options *o, const char *p, con
         if (o->delimiter == 0 && p < end && *p == ',' && p > line_start && is_digit(p[-1]) && p + 1 < end &&
             is_digit(p[1]) && digit_comma == NULL)
             digit_comma = p;
-        while (p < end && is_blank(*p))
+        while (p < end && oracle_padding(o, *p))
             p++;
         if (p == end)
             break;
-        if (o->delimiter != 0 && !is_blank(o->delimiter) && *p != o->delimiter) {
+        if (oracle_single(o) && !oracle_is_delimiter(o, *p)) {
             oracle_error(e, line, (size_t)(p - line_start) + 1);
             return;
         }
         if (oracle_is_delimiter(o, *p)) {
             const char *separator = p++;
-            while (p < end && is_blank(*p))
+            while (p < end && oracle_padding(o, *p))
                 p++;
-            if (p == end) {
+            /* with a single delimiter, an empty last field follows */
+            if (p == end && !oracle_single(o)) {
                 oracle_error(e, line, (size_t)(separator - line_start) + 1);
                 return;
             }

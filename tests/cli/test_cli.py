@@ -1346,6 +1346,12 @@ class Friction(Case):
         self.assertFails(["--keep-labels"], EX_USAGE, "give --columns too", "1 2\n")
         self.assertFails(["-c", "2-", "--keep-labels", "-o", self.path("y.npy")], EX_USAGE, "--keep-labels writes text",
                          "a 1 2\n")
+        # An empty field counts in the labels' numbering as in the numbers': field 3 is the number (33),
+        # the labels are fields 1 and 4, with or without -d.
+        for delimiter in ([], ["-d", ","], ["-d", "tab"]):
+            text = "a,,33,5\n" if delimiter != ["-d", "tab"] else "a\t\t33\t5\n"
+            self.assertEqual(output(delimiter + ["-c", "3", "--keep-labels", "--logsumexp", "-p", "3"], text),
+                             "a 5 33\n", delimiter)
 
     def test_statistics_in_the_order_asked_with_a_header(self):
         x = [1.0, 2.0, 4.0]
