@@ -95,11 +95,16 @@ typedef struct row_facts {
     int failed; /* NaN or nothing above -inf */
     double max;
     size_t first_max, plus_inf, above_minus_inf;
+    /* An f64 row with a finite logit more than FLT_MAX below its finite
+     * max, at a finite T > 0: divided by T in f64 before rounding to f32,
+     * then sampled at T = 1 (softmax.h, "Arithmetic"). */
+    int scaled;
+    double temperature;
 } row_facts;
 
 static row_facts facts_of(softmax_dtype dtype, const double *x, size_t n)
 {
-    row_facts f = {dtype == SOFTMAX_DTYPE_F64, 0, -INFINITY, 0, 0, 0};
+    row_facts f = {dtype == SOFTMAX_DTYPE_F64, 0, -INFINITY, 0, 0, 0, 0, 1.0};
     int nan = 0;
     for (size_t i = 0; i < n; i++) {
         nan |= isnan(x[i]);
@@ -123,6 +128,13 @@ static float rounded_difference(double x, const row_facts *f)
 {
     if (x == f->max)
         return 0.0f;
+    if (f->scaled) { /* (x - max) / T, x / T - max / T where the difference overflows */
+        const double difference = x - f->max;
+        const double scaled = isfinite(difference) || !isfinite(x) ? difference / f->temperature
+                                                                   : x / f->temperature - f->max / f->temperature;
+        const float rounded = (float)scaled;
+        return isfinite(x) && isinf(rounded) ? -FLT_MAX : rounded;
+    }
     const float difference = (float)(x - f->max);
     return f->f64 && isfinite(x) && isinf(difference) ? -FLT_MAX : difference;
 }
@@ -145,8 +157,10 @@ static double relative_weight(double x, const row_facts *f, double temperature)
 {
     if (f->plus_inf > 0)
         return x == INFINITY ? 1.0 : 0.0;
-    const double inv = 1.0 / temperature;
     const float d = rounded_difference(x, f);
+    if (f->scaled) /* already divided by T: the weights at T = 1 */
+        return exp((double)d);
+    const double inv = 1.0 / temperature;
     if (!(inv <= FLT_MAX)) /* 1/T overflows f32: the limit, uniform among the (rounded) maxima */
         return d == 0.0f ? 1.0 : 0.0;
     if ((float)inv == 0.0f) /* T = +inf, or 1/T below f32: uniform over the logits above -inf */
@@ -157,7 +171,12 @@ static double relative_weight(double x, const row_facts *f, double temperature)
 static void check_sample_row(const softmax_sampler_params *p, softmax_dtype dtype, const double *x, size_t n,
                              uint64_t stream, uint64_t step, int64_t index, const double *prob, const double *lse)
 {
-    const row_facts f = facts_of(dtype, x, n);
+    row_facts f = facts_of(dtype, x, n);
+    if (f.f64 && f.plus_inf == 0 && !f.failed && isfinite(p->temperature) && p->temperature > 0)
+        for (size_t j = 0; j < n; j++)
+            if (isfinite(x[j]) && !(f.max - x[j] <= (double)FLT_MAX))
+                f.scaled = 1;
+    f.temperature = p->temperature;
     if (f.failed) {
         FUZZ_CHECK(index == -1, "sample: a row without distribution got index %lld", (long long)index);
         FUZZ_CHECK(prob == NULL || isnan(*prob), "sample: a failed row's prob is %g, not NaN", *prob);

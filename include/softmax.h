@@ -441,7 +441,10 @@ SOFTMAX_API int softmax_convert(void *dst, softmax_dtype dst_dtype, const void *
  * Arithmetic: the weights exp((x_i - max x) / T) are computed in f32 for
  * every data type (bf16 and f16 are widened exactly; for f64 the
  * differences x_i - max x are taken in f64 and rounded to f32, and top-k
- * compares those rounded values); sums are carried in f64. Different code
+ * compares those rounded values -- but where a finite logit lies more than
+ * FLT_MAX below the max and T is finite, the row is divided by T in f64
+ * first, so that a large T brings it back into range); sums are carried in
+ * f64. Different code
  * paths (SOFTMAX_ISA) round and sum the weights differently, so a draw may
  * differ between paths only when u falls within rounding of a bucket edge
  * (measured: a few draws in 100,000).

@@ -636,6 +636,40 @@ static void test_special_logits(void **state)
                        2000, 10, 77);
 }
 
+/* f64 rows with logits more than FLT_MAX below the max, at a temperature
+ * that brings them back into range: the distribution of x / T, not of
+ * differences clamped to f32 before 1/T (which drew {0, -1e40} at
+ * T = 1e40 about half and half), and logsumexp(x / T) against long double. */
+static void test_f64_rows_beyond_f32_at_large_temperatures(void **state)
+{
+    (void)state;
+    static const struct {
+        double x[5];
+        size_t n;
+        filters f;
+    } cases[] = {
+        {{0.0, -1e40, -3e39, -5e40, -INFINITY}, 5, {1e40, 0, 1, 0}},
+        {{0.0, -1e40, -3e39, -5e40, -INFINITY}, 5, {1e40, 2, 1, 0}},
+        {{0.0, -1e40, -3e39, -5e40, -INFINITY}, 5, {1e40, 0, 0.8, 0}},
+        {{0.0, -1e40, -3e39, -5e40, -INFINITY}, 5, {2e40, 0, 1, 0.3}},
+        /* the difference overflows f64 itself */
+        {{1e308, 1e308, -1e308, 0.0, 5e307}, 5, {1e308, 0, 1, 0}},
+    };
+    for (size_t c = 0; c < ARRAY_LEN(cases); c++) {
+        check_distribution(SOFTMAX_DTYPE_F64, cases[c].x, cases[c].n, cases[c].f, 2000, 50, 11 + c);
+        int64_t index;
+        double prob, lse;
+        assert_int_equal(sample_one(SOFTMAX_DTYPE_F64, cases[c].x, cases[c].n, cases[c].f, 0, &index, &prob, &lse),
+                         SOFTMAX_OK);
+        long double total = 0;
+        for (size_t i = 0; i < cases[c].n; i++)
+            total += expl((long double)cases[c].x[i] / cases[c].f.temperature);
+        const double exact = (double)logl(total);
+        if (fabs(lse - exact) > 1e-6 * fmax(1.0, fabs(exact)))
+            fail_msg("f64 T=%g: logsumexp %.17g, exact %.17g", cases[c].f.temperature, lse, exact);
+    }
+}
+
 static void test_rows_without_a_distribution(void **state)
 {
     (void)state;
@@ -759,6 +793,7 @@ int main(void)
         cmocka_unit_test(test_threads_and_batch_composition),
         cmocka_unit_test(test_greedy),
         cmocka_unit_test(test_special_logits),
+        cmocka_unit_test(test_f64_rows_beyond_f32_at_large_temperatures),
         cmocka_unit_test(test_rows_without_a_distribution),
         cmocka_unit_test(test_bad_parameters),
     };

@@ -478,6 +478,42 @@ static row_result greedy_f64_row(const double *x, size_t n)
     return (row_result){(int64_t)best, 1.0, NAN};
 }
 
+/* Whether a finite logit of an f64 row lies more than FLT_MAX from its
+ * finite max (the f64 difference may even overflow). */
+static int beyond_f32(const double *x, size_t n, double max)
+{
+    for (size_t i = 0; i < n; i++)
+        if (isfinite(x[i]) && !(max - x[i] <= (double)FLT_MAX))
+            return 1;
+    return 0;
+}
+
+/* An f64 row with a logit more than FLT_MAX below its max, at a finite
+ * T > 0: its differences rounded to f32 first would be clamped to -FLT_MAX
+ * before 1/T applies (x = {0, -1e40} at T = 1e40 drew both about equally,
+ * not 0.73 / 0.27). Here the row is scaled by 1/T in f64 first, (x_i -
+ * max) / T (x_i / T - max / T where the difference overflows f64), and the
+ * f32 row is sampled at T = 1 with the offset max / T: the same draw rule
+ * and logsumexp of x / T. Rows whose differences fit in f32 never come
+ * here, so their draws are those of the f32 differences, as before. */
+static row_result sample_scaled_f64_row(const sample_call *call, const double *x, size_t n, double max, row_scratch *s,
+                                        double u)
+{
+    const double t = call->params->temperature;
+    for (size_t i = 0; i < n; i++) {
+        double scaled = x[i] - max;
+        scaled = isfinite(scaled) || !isfinite(x[i]) ? scaled / t : x[i] / t - max / t;
+        float d = (float)scaled;
+        if (isinf(d) && isfinite(x[i]))
+            d = -FLT_MAX; /* weight 0 at T = 1, the logit still above -inf */
+        s->widened[i] = d;
+    }
+    softmax_sampler_params unit = *call->params;
+    unit.temperature = 1.0;
+    const sample_call at_unit = {call->kernels, &unit, 1.0f, 1.0, call->want_logsumexp};
+    return sample_f32_row(&at_unit, s->widened, n, max / t, s, u);
+}
+
 static row_result sample_row(const sample_call *call, softmax_dtype dtype, const void *row, size_t n, row_scratch *s,
                              double u)
 {
@@ -508,6 +544,8 @@ static row_result sample_row(const sample_call *call, softmax_dtype dtype, const
         /* Differences from a finite max keep every f64 logit's information
          * that an f32 weight can use; infinite rows keep their infinities. */
         double offset = isfinite(max) ? max : 0.0;
+        if (isfinite(max) && isfinite(call->params->temperature) && beyond_f32(x, n, max))
+            return sample_scaled_f64_row(call, x, n, max, s, u);
         for (size_t i = 0; i < n; i++) {
             /* A finite logit stays finite when its difference is beyond f32
              * (or f64 itself): far below the max it is still above -inf
