@@ -478,16 +478,6 @@ static row_result greedy_f64_row(const double *x, size_t n)
     return (row_result){(int64_t)best, 1.0, NAN};
 }
 
-/* Whether a finite logit of an f64 row lies more than FLT_MAX from its
- * finite max (the f64 difference may even overflow). */
-static int beyond_f32(const double *x, size_t n, double max)
-{
-    for (size_t i = 0; i < n; i++)
-        if (isfinite(x[i]) && !(max - x[i] <= (double)FLT_MAX))
-            return 1;
-    return 0;
-}
-
 /* An f64 row with a logit more than FLT_MAX below its max, at a finite
  * T > 0: its differences rounded to f32 first would be clamped to -FLT_MAX
  * before 1/T applies (x = {0, -1e40} at T = 1e40 drew both about equally,
@@ -544,9 +534,12 @@ static row_result sample_row(const sample_call *call, softmax_dtype dtype, const
         /* Differences from a finite max keep every f64 logit's information
          * that an f32 weight can use; infinite rows keep their infinities. */
         double offset = isfinite(max) ? max : 0.0;
-        if (isfinite(max) && isfinite(call->params->temperature) && beyond_f32(x, n, max))
-            return sample_scaled_f64_row(call, x, n, max, s, u);
+        const int may_scale = isfinite(max) && isfinite(call->params->temperature);
         for (size_t i = 0; i < n; i++) {
+            /* A finite logit more than FLT_MAX below a finite max, at a
+             * finite T: the row is divided by T in f64 instead. */
+            if (may_scale && isfinite(x[i]) && !(max - x[i] <= (double)FLT_MAX))
+                return sample_scaled_f64_row(call, x, n, max, s, u);
             /* A finite logit stays finite when its difference is beyond f32
              * (or f64 itself): far below the max it is still above -inf
              * (T = +inf counts it, a small enough 1/T weighs it), and beside
