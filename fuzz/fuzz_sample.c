@@ -96,8 +96,10 @@ typedef struct row_facts {
     double max;
     size_t first_max, plus_inf, above_minus_inf;
     /* An f64 row with a finite logit more than FLT_MAX below its finite
-     * max, at a finite T > 0: divided by T in f64 before rounding to f32,
-     * then sampled at T = 1 (softmax.h, "Arithmetic"). */
+     * max, at a finite T > 0 (an f32 or bf16 row whose f32 difference
+     * overflows, at a finite T > 2^121; any row at a finite T whose 1/T
+     * overflows f32): divided by T in f64 before rounding to f32, then
+     * sampled at T = 1 (softmax.h, "Arithmetic"). */
     int scaled;
     double temperature;
 } row_facts;
@@ -176,6 +178,16 @@ static void check_sample_row(const softmax_sampler_params *p, softmax_dtype dtyp
         for (size_t j = 0; j < n; j++)
             if (isfinite(x[j]) && !(f.max - x[j] <= (double)FLT_MAX))
                 f.scaled = 1;
+    /* f32 and bf16 rows likewise where the f32 difference overflows, at a
+     * finite T > 2^121 (below it such a weight is under the least f32). */
+    if (!f.f64 && f.plus_inf == 0 && !f.failed && isfinite(p->temperature) && p->temperature > 0x1p121)
+        for (size_t j = 0; j < n; j++)
+            if (isfinite(x[j]) && isinf((float)(x[j] - f.max)))
+                f.scaled = 1;
+    /* Every row at a finite T whose 1/T overflows f32. */
+    if (f.plus_inf == 0 && !f.failed && isfinite(p->temperature) && p->temperature > 0 &&
+        isinf((float)(1.0 / p->temperature)))
+        f.scaled = 1;
     f.temperature = p->temperature;
     if (f.failed) {
         FUZZ_CHECK(index == -1, "sample: a row without distribution got index %lld", (long long)index);

@@ -435,16 +435,22 @@ SOFTMAX_API int softmax_convert(void *dst, softmax_dtype dst_dtype, const void *
  * if a row has +inf logits, the draw is uniform among them (the limit of
  * the numerics contract); a row with a NaN logit, or with no logit above
  * -inf (fully masked, or vocab == 0), has no distribution: see "row
- * failures" below. A temperature so small that 1/T overflows f32 gives the
- * limit too: uniform among the tied maxima.
+ * failures" below. A temperature so small that 1/T overflows f32 (below
+ * about 2.9e-39) divides the row by T in f64 first (below): the logits
+ * more than about 100 T below the max get weight 0, the limit, so most
+ * rows are uniform among their tied maxima, but {0, -1e-300} at
+ * T = 1e-300 weighs e^0 and e^-1.
  *
  * Arithmetic: the weights exp((x_i - max x) / T) are computed in f32 for
  * every data type (bf16 and f16 are widened exactly; for f64 the
  * differences x_i - max x are taken in f64 and rounded to f32, and top-k
  * compares those rounded values -- but where a finite logit lies more than
  * FLT_MAX below the max and T is finite, the row is divided by T in f64
- * first, so that a large T brings it back into range); sums are carried in
- * f64. Different code
+ * first, so that a large T brings it back into range; so is an f32 or
+ * bf16 row where a finite logit's f32 difference from the max overflows,
+ * at a finite T > 2^121, below which such a weight is under the least
+ * f32; and so is every row at a finite T whose 1/T overflows f32 -- such
+ * a row is then sampled at T = 1); sums are carried in f64. Different code
  * paths (SOFTMAX_ISA) round and sum the weights differently, so a draw may
  * differ between paths only when u falls within rounding of a bucket edge
  * (measured: a few draws in 100,000).
@@ -710,7 +716,8 @@ SOFTMAX_API int softmax_summary_nll_backward(const softmax_slice *slice, const v
  * the row is cut): it is an exponential race (Gumbel-max). With M the
  * row's max logit, T the temperature and
  *
- *     d_i = (x_i - M) * (1 / T)                         (f64; 0 if x_i == M)
+ *     d_i = (x_i - M) * (1 / T)                         (f64; 0 if x_i == M;
+ *           where x_i - M overflows f64: ((x_i/2 - M/2) * (1 / T)) * 2)
  *     g_i = -log(-log(u_i))    u_i = the uniform of (seed, stream, step,
  *                              global column i), from Philox4x32-10 below
  *     token = the kept i maximising d_i + g_i (ties: lowest column)

@@ -670,6 +670,92 @@ static void test_f64_rows_beyond_f32_at_large_temperatures(void **state)
     }
 }
 
+/* f32 and bf16 rows whose f32 difference from the max overflows (both
+ * types reach +-3.4e38), at a temperature large enough for those logits to
+ * carry weight: {3e38, -3e38} at T = 1e38 never drew index 1 (exact
+ * p = 0.0025). The distribution and logsumexp of x / T, against long
+ * double on the values as the type holds them. */
+static void test_f32_rows_beyond_f32_at_large_temperatures(void **state)
+{
+    (void)state;
+    static const struct {
+        double x[5];
+        size_t n;
+        filters f;
+    } cases[] = {
+        {{3e38, -3e38, 1e38, -INFINITY, -2e38}, 5, {1e38, 0, 1, 0}},
+        {{3e38, -3e38, 1e38, -INFINITY, -2e38}, 5, {1e38, 2, 1, 0}},
+        {{3e38, -3e38, 1e38, -INFINITY, -2e38}, 5, {1e38, 0, 0.999, 0}},
+        {{3e38, -3e38, 1e38, -INFINITY, -2e38}, 5, {5e37, 0, 1, 0.0001}},
+        {{-3e38, 3e38, 0.0, -3e38, 2e38}, 5, {3e38, 0, 1, 0}},
+        {{-3e38, 3e38, 0.0, -3e38, 2e38}, 5, {1e300, 0, 1, 0}}, /* 1/T is 0 in f32: near uniform */
+        {{3e38, -3e38}, 2, {1e38, 0, 1, 0}},
+    };
+    const softmax_dtype types[] = {SOFTMAX_DTYPE_F32, SOFTMAX_DTYPE_BF16};
+    for (size_t d = 0; d < ARRAY_LEN(types); d++) {
+        for (size_t c = 0; c < ARRAY_LEN(cases); c++) {
+            const size_t n = cases[c].n;
+            check_distribution(types[d], cases[c].x, n, cases[c].f, 2000, 50, 31 + c);
+            double stored[5];
+            void *row = logits_of(types[d], cases[c].x, n);
+            assert_int_equal(softmax_convert(stored, SOFTMAX_DTYPE_F64, row, types[d], n), SOFTMAX_OK);
+            int64_t index;
+            double prob, lse;
+            assert_int_equal(sample_one(types[d], cases[c].x, n, cases[c].f, 0, &index, &prob, &lse), SOFTMAX_OK);
+            free(row);
+            long double total = 0;
+            for (size_t i = 0; i < n; i++)
+                total += expl((long double)stored[i] / cases[c].f.temperature);
+            const double exact = (double)logl(total);
+            if (fabs(lse - exact) > 1e-6 * fmax(1.0, fabs(exact)))
+                fail_msg("%s case %zu: logsumexp %.17g, exact %.17g", dtype_name(types[d]), c, lse, exact);
+        }
+    }
+}
+
+/* A finite temperature whose 1/T overflows f32 (T < 2.9e-39): the row is
+ * divided by T in f64 first, not taken as the limit. {0, -1e-300} at
+ * T = 1e-300 drew both equally (exact 0.73 / 0.27). */
+static void test_temperatures_whose_inverse_overflows_f32(void **state)
+{
+    (void)state;
+    static const struct {
+        softmax_dtype dtype;
+        double x[5];
+        size_t n;
+        filters f;
+    } cases[] = {
+        {SOFTMAX_DTYPE_F64, {0.0, -1e-300, -3e-300, -INFINITY, -0.5e-300}, 5, {1e-300, 0, 1, 0}},
+        {SOFTMAX_DTYPE_F64, {0.0, -1e-300, -3e-300, -INFINITY, -0.5e-300}, 5, {1e-300, 2, 1, 0}},
+        {SOFTMAX_DTYPE_F64, {0.0, -1e-300, -3e-300, -INFINITY, -0.5e-300}, 5, {1e-300, 0, 0.7, 0}},
+        {SOFTMAX_DTYPE_F64, {2e-300, 1e-300, 2e-300, 1.5e-300, -1.0}, 5, {1e-300, 0, 1, 0.4}},
+        {SOFTMAX_DTYPE_F64, {3.0, 1.0, 3.0, 2.9, 3.0 - 1e-16 * 3}, 5, {1e-16, 0, 1, 0}}, /* T > 2.9e-39: unchanged */
+        {SOFTMAX_DTYPE_F32, {0.0, -1e-40, -3e-40, -INFINITY, -0.5e-40}, 5, {1e-40, 0, 1, 0}},
+        {SOFTMAX_DTYPE_F32, {0.0, -1e-40, -3e-40, -INFINITY, -0.5e-40}, 5, {1e-40, 0, 0.7, 0}},
+        {SOFTMAX_DTYPE_BF16, {0.0, -1e-39, -3e-39, -INFINITY, -0.5e-39}, 5, {1e-39, 0, 1, 0}},
+    };
+    for (size_t c = 0; c < ARRAY_LEN(cases); c++) {
+        const softmax_dtype dt = cases[c].dtype;
+        const size_t n = cases[c].n;
+        check_distribution(dt, cases[c].x, n, cases[c].f, 2000, 50, 61 + c);
+        double stored[5];
+        void *row = logits_of(dt, cases[c].x, n);
+        assert_int_equal(softmax_convert(stored, SOFTMAX_DTYPE_F64, row, dt, n), SOFTMAX_OK);
+        free(row);
+        int64_t index;
+        double prob, lse;
+        assert_int_equal(sample_one(dt, cases[c].x, n, cases[c].f, 0, &index, &prob, &lse), SOFTMAX_OK);
+        long double max = -INFINITY, total = 0;
+        for (size_t i = 0; i < n; i++)
+            max = stored[i] > max ? stored[i] : max;
+        for (size_t i = 0; i < n; i++)
+            total += expl(((long double)stored[i] - max) / cases[c].f.temperature);
+        const double exact = (double)(max / cases[c].f.temperature + logl(total));
+        if (fabs(lse - exact) > 1e-6 * fmax(1.0, fabs(exact)))
+            fail_msg("%s case %zu: logsumexp %.17g, exact %.17g", dtype_name(dt), c, lse, exact);
+    }
+}
+
 static void test_rows_without_a_distribution(void **state)
 {
     (void)state;
@@ -794,6 +880,8 @@ int main(void)
         cmocka_unit_test(test_greedy),
         cmocka_unit_test(test_special_logits),
         cmocka_unit_test(test_f64_rows_beyond_f32_at_large_temperatures),
+        cmocka_unit_test(test_f32_rows_beyond_f32_at_large_temperatures),
+        cmocka_unit_test(test_temperatures_whose_inverse_overflows_f32),
         cmocka_unit_test(test_rows_without_a_distribution),
         cmocka_unit_test(test_bad_parameters),
     };

@@ -42,7 +42,7 @@ typedef struct sample_call {
 
 /* Per-thread scratch of one row of n elements. */
 typedef struct row_scratch {
-    float *widened; /* the row as f32 (non-f32 dtypes) */
+    float *widened; /* the row as f32 (non-f32 dtypes; rows divided by T first) */
     float *values;  /* candidate logits, index order */
     uint32_t *indices;
     float *weights;
@@ -434,6 +434,54 @@ static row_result sample_top_p_row(const sample_call *call, const float *x, size
     return r;
 }
 
+static row_result sample_f32_row(const sample_call *call, const float *x, size_t n, double offset, row_scratch *s,
+                                 double u);
+
+/* Above this temperature an f32 difference x_i - max that overflows to
+ * -inf could still carry weight: exp(-FLT_MAX / 2^121) = exp(-128) is
+ * below the least f32 weight, so at T <= 2^121 the weight 0 is the exact
+ * one rounded. */
+#define SCALE_FIRST_MIN_TEMPERATURE 0x1p121
+
+/* The f32 row's index of a finite logit whose f32 difference from the
+ * (finite) max overflows, or n. */
+static size_t first_overflowing_difference(const float *x, size_t n, float max)
+{
+    if (!(max > 0.0f))
+        return n; /* x_i >= -FLT_MAX: max - x_i <= FLT_MAX */
+    for (size_t i = 0; i < n; i++) {
+        const float difference = x[i] - max;
+        if (isinf(difference) && isfinite(x[i]))
+            return i;
+    }
+    return n;
+}
+
+/* An f32 (or widened bf16 / f16) row as sample_scaled_f64_row below has
+ * f64 rows: x = {3e38, -3e38} at T = 1e38 never drew index 1 (exact
+ * p = 0.0025), the difference -6e38 being -inf in f32 before 1/T; and at a
+ * T whose 1/T overflows f32 ({0, -1e-40} at T = 1e-40) the row was taken
+ * as the limit, uniform among the maxima. The differences are taken in f64
+ * (exact for f32 operands near the overflow) and divided by T, and the row
+ * is sampled at T = 1 with the offset max / T. x may be s->widened: each
+ * element is read before it is written. */
+static row_result sample_scaled_f32_row(const sample_call *call, const float *x, size_t n, float max, row_scratch *s,
+                                        double u)
+{
+    const double t = call->params->temperature;
+    for (size_t i = 0; i < n; i++) {
+        const double scaled = ((double)x[i] - (double)max) / t;
+        float d = (float)scaled;
+        if (isinf(d) && isfinite(x[i]))
+            d = -FLT_MAX;
+        s->widened[i] = d;
+    }
+    softmax_sampler_params unit = *call->params;
+    unit.temperature = 1.0;
+    const sample_call at_unit = {call->kernels, &unit, 1.0f, 1.0, call->want_logsumexp};
+    return sample_f32_row(&at_unit, s->widened, n, (double)max / t, s, u);
+}
+
 /* One row of f32 logits; `offset` was subtracted from them (f64 rows). */
 static row_result sample_f32_row(const sample_call *call, const float *x, size_t n, double offset, row_scratch *s,
                                  double u)
@@ -452,6 +500,10 @@ static row_result sample_f32_row(const sample_call *call, const float *x, size_t
         return failed_row();
     if (params->temperature == 0.0)
         return (row_result){(int64_t)call->kernels->find_first(x, n, max), 1.0, NAN};
+    if (max < INFINITY && params->temperature < INFINITY &&
+        (call->inv_temperature == INFINITY ||
+         (params->temperature > SCALE_FIRST_MIN_TEMPERATURE && first_overflowing_difference(x, n, max) < n)))
+        return sample_scaled_f32_row(call, x, n, max, s, u);
     if (max == INFINITY || params->temperature == INFINITY || call->inv_temperature == 0.0f ||
         call->inv_temperature == INFINITY)
         return sample_indicator_row(call, x, n, max, offset, s, u);
@@ -479,13 +531,14 @@ static row_result greedy_f64_row(const double *x, size_t n)
 }
 
 /* An f64 row with a logit more than FLT_MAX below its max, at a finite
- * T > 0: its differences rounded to f32 first would be clamped to -FLT_MAX
- * before 1/T applies (x = {0, -1e40} at T = 1e40 drew both about equally,
- * not 0.73 / 0.27). Here the row is scaled by 1/T in f64 first, (x_i -
+ * T > 0, or at a T whose 1/T overflows f32: its differences rounded to f32
+ * first would be clamped to -FLT_MAX before 1/T applies (x = {0, -1e40} at
+ * T = 1e40 drew both about equally, not 0.73 / 0.27), or rounded to 0. Here the row is scaled by 1/T in f64 first, (x_i -
  * max) / T (x_i / T - max / T where the difference overflows f64), and the
  * f32 row is sampled at T = 1 with the offset max / T: the same draw rule
- * and logsumexp of x / T. Rows whose differences fit in f32 never come
- * here, so their draws are those of the f32 differences, as before. */
+ * and logsumexp of x / T. Other rows (differences within f32, 1/T
+ * within f32) never come here: their draws are those of the f32
+ * differences, as before. */
 static row_result sample_scaled_f64_row(const sample_call *call, const double *x, size_t n, double max, row_scratch *s,
                                         double u)
 {
@@ -535,6 +588,11 @@ static row_result sample_row(const sample_call *call, softmax_dtype dtype, const
          * that an f32 weight can use; infinite rows keep their infinities. */
         double offset = isfinite(max) ? max : 0.0;
         const int may_scale = isfinite(max) && isfinite(call->params->temperature);
+        /* 1/T overflows f32: the f32 differences would all be scaled to
+         * -inf, {0, -1e-300} at T = 1e-300 drawing both equally (exact
+         * 0.73 / 0.27); divided by T in f64 they are -1 and 0. */
+        if (may_scale && call->inv_temperature == INFINITY)
+            return sample_scaled_f64_row(call, x, n, max, s, u);
         for (size_t i = 0; i < n; i++) {
             /* A finite logit more than FLT_MAX below a finite max, at a
              * finite T: the row is divided by T in f64 instead. */

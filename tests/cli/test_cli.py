@@ -657,6 +657,22 @@ class Sampling(Case):
         p_value = mpmath.gammainc(dof / 2, chi2 / 2, mpmath.inf, regularized=True)
         self.assertGreater(p_value, 1e-6, f"chi2 {chi2} on {dof} degrees of freedom: {observed} vs {expected}")
 
+    def test_draws_and_counts_agree_at_extreme_temperatures(self):
+        # Rows whose differences leave f32 (or whose 1/T does): the single draws (softmax_sample)
+        # and --counts (f64 weights) follow the same exact softmax of x / T. The draws once gave
+        # "0 -1e-300" at -t 1e-300 half and half and never drew -3e38 beside 3e38 at -t 1e38.
+        for text, t, dtype in (("0 -1e-300 -2e-300", "1e-300", "f64"), ("3e38 -3e38 1e38", "1e38", "f64"),
+                               ("3e38 -3e38 1e38", "1e38", "f32"), ("0 -1e-40 -2e-40", "1e-40", "f32")):
+            with self.subTest(text=text, t=t, dtype=dtype):
+                values = [float(v) for v in text.split()]
+                if dtype == "f32":
+                    values = [float(np.float32(v)) for v in values]
+                p = reference_softmax(values, 1 / mpmath.mpf(t))
+                args = ["--sample", "20000", "--seed", "3", "-t", t, "--dtype", dtype]
+                draws = [int(d) for d in output(args, text + "\n").split()]
+                self.assertFrequencies([draws.count(i) for i in range(3)], p)
+                self.assertFrequencies(self.counts(args, text + "\n")[0], p)
+
     def test_counts_are_one_multinomial_draw(self):
         # O(log N) per row: 10^15 draws at once (a loop over the draws would take years)
         for n in (10 ** 8, 10 ** 15):
