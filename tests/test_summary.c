@@ -728,6 +728,8 @@ static int64_t race_by_definition(const double *x, size_t n, double temperature,
         if (x[c] == -INFINITY)
             continue;
         double d = x[c] == max ? 0.0 : (x[c] - max) * (1.0 / temperature);
+        if (isinf(x[c] - max) && isfinite(x[c])) /* the difference overflows f64: halves */
+            d = ((0.5 * x[c] - 0.5 * max) * (1.0 / temperature)) * 2.0;
         if (min_p > 0.0 && !(exp(d) >= min_p))
             continue;
         const uint32_t column_counter[4] = {(uint32_t)(c / 2), (uint32_t)((uint64_t)(c / 2) >> 32), k[0], k[1]};
@@ -835,11 +837,51 @@ static void reference_distribution(const double *x, size_t n, const mode *md, lo
         prob[i] = kept[i] ? w[i] / total : 0;
 }
 
+/* Frequencies of `draws` tokens of the row (random cuts) against the
+ * long double probabilities of the mode: chi-square below its 1 - 1e-6
+ * quantile, and nothing outside the kept set. */
+static void check_frequencies(test_rng *rng, const double *x, size_t n, const mode *md, int draws, uint64_t salt)
+{
+    long double prob[64];
+    assert_true(n <= 64);
+    reference_distribution(x, n, md, prob);
+    long counts[64] = {0};
+    for (int d = 0; d < draws; d++) {
+        softmax_sampler_params p =
+            params_of(md->temperature, md->top_k, md->top_p, md->min_p, (uint64_t)d * 7919u + salt);
+        cut c = random_cut(rng, n, 1 + rng_below(rng, 4));
+        int64_t token;
+        assert_int_equal(sample_over(rng, &p, SOFTMAX_DTYPE_F64, x, 1, n, &c, (uint64_t)d, NULL, &token), SOFTMAX_OK);
+        assert_true(token >= 0 && (size_t)token < n);
+        counts[token]++;
+    }
+    double chi2 = 0.0;
+    int df = -1;
+    for (size_t i = 0; i < n; i++) {
+        if (prob[i] == 0) {
+            if (counts[i] != 0) {
+                printf("%s: token %zu outside the kept set drawn %ld times\n", md->name, i, counts[i]);
+                fail();
+            }
+            continue;
+        }
+        double expected = (double)prob[i] * draws;
+        chi2 += (counts[i] - expected) * (counts[i] - expected) / expected;
+        df++;
+    }
+    if (df < 1) /* one token kept: drawn every time, checked above */
+        return;
+    /* The 1 - 1e-6 quantile of chi-square(df), Wilson-Hilferty. */
+    double a = 2.0 / (9.0 * df), z = 4.75;
+    double critical = df * pow(1.0 - a + z * sqrt(a), 3.0);
+    printf("%s: chi-square %.2f with %d degrees of freedom (critical %.2f)\n", md->name, chi2, df, critical);
+    assert_true(chi2 < critical);
+}
+
 static void test_sampling_distribution(void **state)
 {
     (void)state;
     const double x[12] = {1.0, 2.5, 0.3, 2.2, -1.0, 1.7, 0.0, 2.4, -0.5, 1.1, 0.8, -2.0};
-    const size_t n = 12;
     const mode dist_modes[] = {
         {"temperature 1", 1.0, 0, 1.0, 0.0},
         {"temperature 0.5, top-k 4", 0.5, 4, 1.0, 0.0},
@@ -849,42 +891,67 @@ static void test_sampling_distribution(void **state)
     };
     test_rng rng;
     rng_seed(&rng, 99);
-    const int draws = 20000;
-    for (size_t m = 0; m < ARRAY_LEN(dist_modes); m++) {
-        long double prob[12];
-        reference_distribution(x, n, &dist_modes[m], prob);
-        long counts[12] = {0};
-        for (int d = 0; d < draws; d++) {
-            softmax_sampler_params p = params_of(dist_modes[m].temperature, dist_modes[m].top_k, dist_modes[m].top_p,
-                                                 dist_modes[m].min_p, (uint64_t)d * 7919u + m);
-            cut c = random_cut(&rng, n, 1 + rng_below(&rng, 4));
-            int64_t token;
-            assert_int_equal(sample_over(&rng, &p, SOFTMAX_DTYPE_F64, x, 1, n, &c, (uint64_t)d, NULL, &token),
-                             SOFTMAX_OK);
-            assert_true(token >= 0 && (size_t)token < n);
-            counts[token]++;
-        }
-        double chi2 = 0.0;
-        int df = -1;
-        for (size_t i = 0; i < n; i++) {
-            if (prob[i] == 0) {
-                if (counts[i] != 0) {
-                    printf("%s: token %zu outside the kept set drawn %ld times\n", dist_modes[m].name, i, counts[i]);
-                    fail();
+    for (size_t m = 0; m < ARRAY_LEN(dist_modes); m++)
+        check_frequencies(&rng, x, 12, &dist_modes[m], 20000, m);
+}
+
+/* Rows whose differences x_i - max overflow f64 (1e308 and -1e308) at a
+ * scale or temperature that brings them back (scale 1e-308: z = {1, -1}):
+ * the sums lost those columns ({1e308, -1e308} at scale 1e-308 gave
+ * logsumexp 1, not 1.127, softmax {1, 0}, and the race at T = 1e308 drew
+ * column 0 only). Against MPFR for 1 to 3 slices, and the draw frequencies. */
+static void test_differences_beyond_f64(void **state)
+{
+    (void)state;
+    const double x[6] = {1e308, -1e308, 0.0, -INFINITY, -DBL_MAX, 0.75 * DBL_MAX};
+    const size_t n = 6;
+    const double scales[] = {1e-308, -1e-308, 2.5e-308, 4e-309};
+    test_rng rng;
+    rng_seed(&rng, 1308);
+    for (size_t k = 0; k < ARRAY_LEN(scales); k++) {
+        double row[6];
+        for (size_t i = 0; i < n; i++) /* masked for either sign of the scale */
+            row[i] = x[i] == -INFINITY && scales[k] < 0 ? INFINITY : x[i];
+        double p[6], logp[6];
+        const row_ref want = mpfr_row(row, n, scales[k], 1, p, logp);
+        for (size_t pieces = 1; pieces <= 3; pieces++) {
+            const int64_t target = 1;
+            cut c = random_cut(&rng, n, pieces);
+            sliced s = make_slices(SOFTMAX_DTYPE_F64, row, 1, n, &c, &target);
+            void *merged = merged_records(&rng, &s, scales[k], 0);
+            double lse, entropy, nll;
+            int64_t argmax;
+            assert_int_equal(softmax_summary_stats(merged, 1, &lse, &entropy, &argmax, &nll), SOFTMAX_OK);
+            if (!close_in_ulp(lse, want.lse, 53, 8) || !close_in_ulp(entropy, want.entropy, 53, 8) ||
+                !close_in_ulp(nll, want.nll, 53, 8))
+                fail_msg("scale %g, %zu slices: logsumexp %.17g entropy %.17g nll %.17g; exact %.17g %.17g %.17g",
+                         scales[k], pieces, lse, entropy, nll, want.lse, want.entropy, want.nll);
+            for (size_t piece = 0; piece < s.count; piece++) {
+                const softmax_slice *slice = &s.slices[piece];
+                for (int log_output = 0; log_output < 2; log_output++) {
+                    double y[6];
+                    assert_int_equal(softmax_summary_softmax(slice, merged, log_output, y), SOFTMAX_OK);
+                    for (size_t j = 0; j < slice->cols; j++) {
+                        const size_t column = slice->col_offset + j;
+                        const double exact = log_output ? logp[column] : p[column];
+                        if (!close_in_ulp(y[j], exact, 53, 8))
+                            fail_msg("scale %g, %zu slices, %s column %zu: %.17g, exact %.17g", scales[k], pieces,
+                                     log_output ? "log-softmax" : "softmax", column, y[j], exact);
+                    }
                 }
-                continue;
             }
-            double expected = (double)prob[i] * draws;
-            chi2 += (counts[i] - expected) * (counts[i] - expected) / expected;
-            df++;
+            free(merged);
+            free_slices(&s);
         }
-        /* The 1 - 1e-6 quantile of chi-square(df), Wilson-Hilferty. */
-        double a = 2.0 / (9.0 * df), z = 4.75;
-        double critical = df * pow(1.0 - a + z * sqrt(a), 3.0);
-        printf("%s: chi-square %.2f with %d degrees of freedom (critical %.2f)\n", dist_modes[m].name, chi2, df,
-               critical);
-        assert_true(chi2 < critical);
     }
+    const mode far_modes[] = {
+        {"T = 1e308", 1e308, 0, 1.0, 0.0},
+        {"T = 1e308, top-p 0.9", 1e308, 0, 0.9, 0.0},
+        {"T = 1e308, min-p 0.1", 1e308, 0, 1.0, 0.1},
+        {"T = 4e307, top-k 3", 4e307, 3, 1.0, 0.0},
+    };
+    for (size_t m = 0; m < ARRAY_LEN(far_modes); m++)
+        check_frequencies(&rng, x, n, &far_modes[m], 20000, 100 + m);
 }
 
 /* Top-p whose boundary falls inside a group of tied logits: the kept set
@@ -1091,6 +1158,7 @@ int main(void)
         cmocka_unit_test(test_sampling_same_token_for_any_cut),
         cmocka_unit_test(test_race_matches_definition),
         cmocka_unit_test(test_sampling_distribution),
+        cmocka_unit_test(test_differences_beyond_f64),
         cmocka_unit_test(test_top_p_boundary_in_ties),
         cmocka_unit_test(test_thread_count),
         cmocka_unit_test(test_errors),

@@ -107,6 +107,16 @@ static inline void scaled_difference(double a, double t, double ref, double *hi,
 {
     double dh, dl;
     two_sum(t, -ref, &dh, &dl);
+    if (isinf(dh) && isfinite(t) && isfinite(ref)) {
+        /* t - ref overflows f64 (t = -1e308, ref = 1e308) though a small
+         * |scale| brings it back: the halves are exact (both operands are
+         * then normal, above 2^970) and so is doubling the product. */
+        two_sum(0.5 * t, -0.5 * ref, &dh, &dl);
+        const double p = a * dh;
+        *hi = 2.0 * p;
+        *lo = isfinite(*hi) ? 2.0 * (fma(a, dh, -p) + a * dl) : 0.0;
+        return;
+    }
     double p = a * dh;
     *hi = p;
     *lo = isfinite(p) ? fma(a, dh, -p) + a * dl : 0.0;

@@ -81,7 +81,10 @@ static double log_weight(double x, double max, double inv_temperature)
         return -INFINITY;
     if (inv_temperature == 0.0)
         return 0.0;
-    return (x - max) * inv_temperature;
+    const double difference = x - max;
+    if (isinf(difference) && isfinite(x)) /* overflows f64 though 1/T may bring it back: exact halves */
+        return ((0.5 * x - 0.5 * max) * inv_temperature) * 2.0;
+    return difference * inv_temperature;
 }
 
 /* Q = floor(exp(d) * 2^62): the exact integer mass top-p counts. */
