@@ -32,6 +32,7 @@ extension softmax._summary.
 """
 
 import operator
+import struct
 
 import numpy as np
 
@@ -151,12 +152,33 @@ def _check_same(values, what, group):
         return
     torch = _torch()
     import torch.distributed as dist
-    mine = torch.tensor([float(v) for v in values], dtype=torch.float64)
-    both = torch.cat([mine, -mine])  # one all_reduce gives the largest and the smallest
+    # Compared exactly, as int64 words: a float by its bits (scale -0.0 is
+    # not 0.0 to the records either), an integer (seed, step: up to 2^64 - 1)
+    # by its two's complement. As float64, seeds 2^60 and 2^60 + 1 were equal.
+    mine = torch.tensor([_exact_word(v) for v in values], dtype=torch.int64)
+    both = torch.cat([mine, -1 - mine])  # one all_reduce gives the largest and the smallest (-1 - w: no overflow)
     dist.all_reduce(both, op=dist.ReduceOp.MAX, group=group)
-    high, low = both[:len(values)], -both[len(values):]
+    high, low = both[:len(values)], -1 - both[len(values):]
     if not bool((low == high).all()):
-        raise ValueError(f"the ranks disagree on {what}: from {low.tolist()} to {high.tolist()}")
+        raise ValueError(f"the ranks disagree on {what}: from {_shown(values, low)} to {_shown(values, high)}")
+
+
+def _exact_word(value):
+    if isinstance(value, float):
+        return struct.unpack("<q", struct.pack("<d", value))[0]
+    value = int(value)
+    return value - 2 ** 64 if value >= 2 ** 63 else value
+
+
+def _shown(values, words):
+    """The words back as the values they encode (for the message)."""
+    out = []
+    for value, word in zip(values, words.tolist()):
+        if isinstance(value, float):
+            out.append(struct.unpack("<d", struct.pack("<q", word))[0])
+        else:
+            out.append(word + 2 ** 64 if word < 0 else word)  # the integers here are never negative
+    return out
 
 
 # ---------------------------------------------------------------------------

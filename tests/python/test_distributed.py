@@ -53,6 +53,14 @@ def special_logits():
     return x
 
 
+def far_logits():
+    """Rows whose differences overflow f64: 1e308 and -1e308 (z = 1 and -1 at scale 1e-308)."""
+    x = np.zeros((2, VOCAB))
+    x[:, 0], x[:, -1], x[1, VOCAB // 2] = 1e308, -1e308, -np.inf
+    x[1, 7] = -1.5e308
+    return x
+
+
 def cut(ranks):
     """Uneven column boundaries, some slices possibly empty (the same on every rank)."""
     rng = np.random.default_rng(ranks)
@@ -124,6 +132,16 @@ def compute(rank, ranks, group):
             raised.append(True)
     results["special_raised"] = np.array(raised)
     results["special_tokens"] = sd.sample(special[2:3], begin, VOCAB, seed=1, group=group)
+    # Differences beyond f64 (1e308 - -1e308) that the scale brings back.
+    far = far_logits()[:, begin:end]
+    results["far_logsumexp"] = sd.logsumexp(far, begin, VOCAB, scale=1e-308, group=group)
+    results["far_softmax"] = sd.softmax(far, begin, VOCAB, scale=-1e-308, group=group)
+    # Every rank must pass the same seed: 2^60 + rank differ below float64's 53 bits.
+    try:
+        sd.sample(far, begin, VOCAB, temperature=1e308, seed=2 ** 60 + rank, group=group)
+        results["seed_mismatch"] = np.array("")
+    except ValueError as error:
+        results["seed_mismatch"] = np.array(str(error))
     return results
 
 
@@ -276,6 +294,30 @@ def test_special_rows(ranks_and_results):
         assert r["special_raised"].tolist() == [True, True]  # NaN and masked rows raise on every rank
         assert infinite[r["special_tokens"][0]]  # +inf entries take the draw
         assert r["special_tokens"][0] == results[0]["special_tokens"][0]
+
+
+def test_far_rows_and_mismatched_seeds(ranks_and_results):
+    from scipy.special import logsumexp
+
+    ranks, results = ranks_and_results
+    x = far_logits().astype(np.longdouble)  # x86 long double holds 1e308 * 2
+    for sign, key in ((1, "far_logsumexp"), (-1, "far_softmax")):
+        z = x * np.longdouble(sign * 1e-308)
+        if key == "far_logsumexp":
+            want = logsumexp(z.astype(np.float64), axis=1)  # z itself fits in float64
+            for r in results:
+                np.testing.assert_allclose(r[key], want, rtol=4e-16, atol=0)
+        else:  # row 1's -inf is +inf at a negative scale: the one-hot limit
+            w = np.exp(z[0] - z[0].max())
+            p = gathered(results, key)
+            np.testing.assert_allclose(p[0], (w / w.sum()).astype(np.float64), rtol=(ranks + 4) * 2.0 ** -52, atol=0)
+            np.testing.assert_array_equal(p[1], np.isneginf(far_logits()[1]).astype(np.float64))
+    for r in results:
+        message = str(r["seed_mismatch"])
+        if ranks == 1:
+            assert message == ""
+        else:
+            assert "disagree" in message and str(2 ** 60) in message and str(2 ** 60 + ranks - 1) in message
 
 
 def test_single_process_errors():
