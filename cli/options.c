@@ -1,6 +1,7 @@
 /*
  * options.c -- the command line of `softmax`: parsing, checking, --help.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
@@ -57,7 +58,7 @@ static const char usage_text[] = "Usage: softmax [OPTION]... [FILE]...\n"
                                  "\n"
                                  "Sampling and row statistics (need the library's sampler)\n"
                                  "      --sample N        draw N indices from each row's distribution\n"
-                                 "      --seed S          random seed for --sample (default 0)\n"
+                                 "      --seed S          random seed for --sample, 0 to 2^64 - 1 (default 0)\n"
                                  "      --top-k K         sample among the K most probable entries only\n"
                                  "      --top-p P         ... among the smallest set with probability >= P\n"
                                  "      --min-p P         ... among entries with probability >= P * max\n"
@@ -139,6 +140,21 @@ static int parse_integer(const char *option, const char *text, long long minimum
     if (stop == text || *stop != '\0' || errno != 0 || *value < minimum || *value > maximum) {
         return usage_error("%s: expected an integer in [%lld, %lld], got '%s'", option, minimum, maximum, text);
     }
+    return 0;
+}
+
+/* A seed is any 64-bit unsigned integer, as softmax_sample and the Python
+ * package take it (a run seeded 2^63 or above can be repeated here). */
+static int parse_seed(const char *text, uint64_t *seed)
+{
+    char *stop;
+    errno = 0;
+    unsigned long long value = strtoull(text, &stop, 10);
+    /* strtoull would take "-1" as 2^64 - 1, and leading blanks */
+    if (!isdigit((unsigned char)text[0]) || *stop != '\0' || errno != 0 || value > UINT64_MAX) {
+        return usage_error("--seed: expected an integer in [0, %llu], got '%s'", (unsigned long long)UINT64_MAX, text);
+    }
+    *seed = (uint64_t)value;
     return 0;
 }
 
@@ -388,8 +404,7 @@ static int apply_option(int code, const char *argument, cli_options *options)
         options->sample_count = integer;
         return status;
     case OPT_SEED:
-        status = parse_integer("--seed", argument, 0, INT64_MAX, &integer);
-        options->seed = (uint64_t)integer;
+        status = parse_seed(argument, &options->seed);
         options->seed_given = 1;
         return status;
     case OPT_TOP_K:

@@ -606,6 +606,15 @@ class Sampling(Case):
         many = output(["--sample", "50", "--seed", "7"], self.TEXT * 3).splitlines()
         self.assertEqual(many[0].split(), draws)
 
+    def test_seeds_take_all_64_bits(self):
+        # softmax_sample and the Python package take any 64-bit seed; the command stopped at 2^63 - 1.
+        # Seeds differing only in bit 63 (or bit 0 next to it) must draw differently.
+        text = "0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0\n"
+        top = output(["--sample", "40", "--seed", str(2 ** 64 - 1)], text)
+        self.assertEqual(output(["--sample", "40", "--seed", str(2 ** 64 - 1)], text), top)
+        self.assertNotEqual(output(["--sample", "40", "--seed", str(2 ** 63 - 1)], text), top)
+        self.assertNotEqual(output(["--sample", "40", "--seed", str(2 ** 64 - 2)], text), top)
+
     def test_counts_follow_the_softmax_at_each_temperature(self):
         blocks = self.counts(["--sample", "20000", "--seed", "1", "-t", "0.5,1,10"])
         for counts, t in zip(blocks, (0.5, 1, 10)):
@@ -1064,7 +1073,10 @@ class BadInputs(Case):
                  (["--sample", "99999999999999999999"], "--sample: expected an integer in [1, 9223372036854775807]"),
                  (["--sample", "2", "--top-k", "-1"], "--top-k: expected an integer in [1, 9223372036854775807], got "
                                                       "'-1'"),
-                 (["--sample", "2", "--seed", "-1"], "--seed: expected an integer in [0, 9223372036854775807]"),
+                 (["--sample", "2", "--seed", "-1"], "--seed: expected an integer in [0, 18446744073709551615], "
+                                                     "got '-1'"),
+                 (["--sample", "2", "--seed", " 1"], "--seed: expected an integer in [0, 18446744073709551615]"),
+                 (["--sample", "2", "--seed", "0x10"], "--seed: expected an integer in [0, 18446744073709551615]"),
                  (["--sample", "2", "--seed", "18446744073709551616"], "--seed: expected an integer"),
                  (["--sample", "2", "--top-p", "nan"], "--top-p: expected a number, got 'nan'"),
                  (["--sample", "2", "--top-p", "0"], "--top-p: expected a probability in (0, 1], got '0'"),
