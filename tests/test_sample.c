@@ -636,6 +636,37 @@ static void test_special_logits(void **state)
                        2000, 10, 77);
 }
 
+/* A row of up to 5 logits and the filters to sample it with. */
+typedef struct row_case {
+    double x[5];
+    size_t n;
+    filters f;
+} row_case;
+
+/* logsumexp of x / T from softmax_sample against long double on the
+ * values as the data type holds them (max-shifted: x / T may overflow
+ * even long double's exp). */
+static void check_logsumexp_of_scaled(softmax_dtype dt, const double *x, size_t n, filters f, size_t case_number)
+{
+    double stored[8];
+    assert_true(n <= ARRAY_LEN(stored));
+    void *row = logits_of(dt, x, n);
+    assert_int_equal(softmax_convert(stored, SOFTMAX_DTYPE_F64, row, dt, n), SOFTMAX_OK);
+    free(row);
+    int64_t index;
+    double prob, lse;
+    assert_int_equal(sample_one(dt, x, n, f, 0, &index, &prob, &lse), SOFTMAX_OK);
+    long double max = -INFINITY, total = 0;
+    for (size_t i = 0; i < n; i++)
+        max = stored[i] > max ? stored[i] : max;
+    for (size_t i = 0; i < n; i++)
+        total += expl(((long double)stored[i] - max) / f.temperature);
+    const double exact = (double)(max / f.temperature + logl(total));
+    if (fabs(lse - exact) > 1e-6 * fmax(1.0, fabs(exact)))
+        fail_msg("%s case %zu, T = %g: logsumexp %.17g, exact %.17g", dtype_name(dt), case_number, f.temperature, lse,
+                 exact);
+}
+
 /* f64 rows with logits more than FLT_MAX below the max, at a temperature
  * that brings them back into range: the distribution of x / T, not of
  * differences clamped to f32 before 1/T (which drew {0, -1e40} at
@@ -643,11 +674,7 @@ static void test_special_logits(void **state)
 static void test_f64_rows_beyond_f32_at_large_temperatures(void **state)
 {
     (void)state;
-    static const struct {
-        double x[5];
-        size_t n;
-        filters f;
-    } cases[] = {
+    static const row_case cases[] = {
         {{0.0, -1e40, -3e39, -5e40, -INFINITY}, 5, {1e40, 0, 1, 0}},
         {{0.0, -1e40, -3e39, -5e40, -INFINITY}, 5, {1e40, 2, 1, 0}},
         {{0.0, -1e40, -3e39, -5e40, -INFINITY}, 5, {1e40, 0, 0.8, 0}},
@@ -657,16 +684,7 @@ static void test_f64_rows_beyond_f32_at_large_temperatures(void **state)
     };
     for (size_t c = 0; c < ARRAY_LEN(cases); c++) {
         check_distribution(SOFTMAX_DTYPE_F64, cases[c].x, cases[c].n, cases[c].f, 2000, 50, 11 + c);
-        int64_t index;
-        double prob, lse;
-        assert_int_equal(sample_one(SOFTMAX_DTYPE_F64, cases[c].x, cases[c].n, cases[c].f, 0, &index, &prob, &lse),
-                         SOFTMAX_OK);
-        long double total = 0;
-        for (size_t i = 0; i < cases[c].n; i++)
-            total += expl((long double)cases[c].x[i] / cases[c].f.temperature);
-        const double exact = (double)logl(total);
-        if (fabs(lse - exact) > 1e-6 * fmax(1.0, fabs(exact)))
-            fail_msg("f64 T=%g: logsumexp %.17g, exact %.17g", cases[c].f.temperature, lse, exact);
+        check_logsumexp_of_scaled(SOFTMAX_DTYPE_F64, cases[c].x, cases[c].n, cases[c].f, c);
     }
 }
 
@@ -678,11 +696,7 @@ static void test_f64_rows_beyond_f32_at_large_temperatures(void **state)
 static void test_f32_rows_beyond_f32_at_large_temperatures(void **state)
 {
     (void)state;
-    static const struct {
-        double x[5];
-        size_t n;
-        filters f;
-    } cases[] = {
+    static const row_case cases[] = {
         {{3e38, -3e38, 1e38, -INFINITY, -2e38}, 5, {1e38, 0, 1, 0}},
         {{3e38, -3e38, 1e38, -INFINITY, -2e38}, 5, {1e38, 2, 1, 0}},
         {{3e38, -3e38, 1e38, -INFINITY, -2e38}, 5, {1e38, 0, 0.999, 0}},
@@ -696,19 +710,7 @@ static void test_f32_rows_beyond_f32_at_large_temperatures(void **state)
         for (size_t c = 0; c < ARRAY_LEN(cases); c++) {
             const size_t n = cases[c].n;
             check_distribution(types[d], cases[c].x, n, cases[c].f, 2000, 50, 31 + c);
-            double stored[5];
-            void *row = logits_of(types[d], cases[c].x, n);
-            assert_int_equal(softmax_convert(stored, SOFTMAX_DTYPE_F64, row, types[d], n), SOFTMAX_OK);
-            int64_t index;
-            double prob, lse;
-            assert_int_equal(sample_one(types[d], cases[c].x, n, cases[c].f, 0, &index, &prob, &lse), SOFTMAX_OK);
-            free(row);
-            long double total = 0;
-            for (size_t i = 0; i < n; i++)
-                total += expl((long double)stored[i] / cases[c].f.temperature);
-            const double exact = (double)logl(total);
-            if (fabs(lse - exact) > 1e-6 * fmax(1.0, fabs(exact)))
-                fail_msg("%s case %zu: logsumexp %.17g, exact %.17g", dtype_name(types[d]), c, lse, exact);
+            check_logsumexp_of_scaled(types[d], cases[c].x, n, cases[c].f, c);
         }
     }
 }
@@ -738,21 +740,7 @@ static void test_temperatures_whose_inverse_overflows_f32(void **state)
         const softmax_dtype dt = cases[c].dtype;
         const size_t n = cases[c].n;
         check_distribution(dt, cases[c].x, n, cases[c].f, 2000, 50, 61 + c);
-        double stored[5];
-        void *row = logits_of(dt, cases[c].x, n);
-        assert_int_equal(softmax_convert(stored, SOFTMAX_DTYPE_F64, row, dt, n), SOFTMAX_OK);
-        free(row);
-        int64_t index;
-        double prob, lse;
-        assert_int_equal(sample_one(dt, cases[c].x, n, cases[c].f, 0, &index, &prob, &lse), SOFTMAX_OK);
-        long double max = -INFINITY, total = 0;
-        for (size_t i = 0; i < n; i++)
-            max = stored[i] > max ? stored[i] : max;
-        for (size_t i = 0; i < n; i++)
-            total += expl(((long double)stored[i] - max) / cases[c].f.temperature);
-        const double exact = (double)(max / cases[c].f.temperature + logl(total));
-        if (fabs(lse - exact) > 1e-6 * fmax(1.0, fabs(exact)))
-            fail_msg("%s case %zu: logsumexp %.17g, exact %.17g", dtype_name(dt), c, lse, exact);
+        check_logsumexp_of_scaled(dt, cases[c].x, n, cases[c].f, c);
     }
 }
 
