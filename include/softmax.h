@@ -450,7 +450,8 @@ SOFTMAX_API int softmax_convert(void *dst, softmax_dtype dst_dtype, const void *
  * bf16 row where a finite logit's f32 difference from the max overflows,
  * at a finite T > 2^121, below which such a weight is under the least
  * f32; and so is every row at a finite T whose 1/T overflows f32 -- such
- * a row is then sampled at T = 1); sums are carried in f64. Different code
+ * a row is then sampled at T = 1, top-k comparing its (x_i - max x) / T
+ * rounded to f32); sums are carried in f64. Different code
  * paths (SOFTMAX_ISA) round and sum the weights differently, so a draw may
  * differ between paths only when u falls within rounding of a bucket edge
  * (measured: a few draws in 100,000).
