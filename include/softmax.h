@@ -611,7 +611,14 @@ SOFTMAX_API int softmax_row_stats(softmax_dtype dtype, const void *x, size_t row
  * Records of one reduction must come from calls with the same scale (bit
  * for bit) and the same top_k capacity: merge checks both
  * (SOFTMAX_E_INVALID_ARGUMENT). The bytes of a record are plain data
- * (no pointers): copy them, send them, reduce them as bytes.
+ * (no pointers): copy them, send them, reduce them as bytes. Every call
+ * that reads records refuses (SOFTMAX_E_INVALID_ARGUMENT, "corrupted")
+ * bytes that no summary or merge produces: a wrong magic or capacity,
+ * unknown flags, reserved != 0, a NaN scale or ref, counts above
+ * `columns`, candidates above min(top_k, columns), columns >= 2^32.
+ * Outputs sharing a byte with any input of the call (logits, targets,
+ * records, search, bins, draws, stream_ids, another output) are
+ * SOFTMAX_E_OVERLAP, except the in-place cases stated below.
  */
 
 /* One rank's share of rows x vocab logits: `cols` contiguous columns per
@@ -677,14 +684,17 @@ SOFTMAX_API size_t softmax_summary_bytes(size_t top_k);
  * (SOFTMAX_E_INVALID_SCALE), unknown dtype (SOFTMAX_E_INVALID_DTYPE),
  * col_offset + cols > vocab, vocab >= 2^32 or a target >= vocab
  * (SOFTMAX_E_INVALID_ARGUMENT), sizes overflowing (SOFTMAX_E_SIZE_OVERFLOW),
- * summaries overlapping the logits (SOFTMAX_E_OVERLAP). */
+ * summaries overlapping the logits or the targets (SOFTMAX_E_OVERLAP). */
 SOFTMAX_API int softmax_summary_compute(const softmax_slice *slice, double scale, size_t top_k, void *summaries);
 
 /* inout[r] = merge(inout[r], in[r]) for rows records of
  * softmax_summary_bytes(top_k) bytes (top_k read from the records).
  * Associative and commutative (see GUARANTEES above); the records must
  * come from softmax_summary_compute or earlier merges, with equal scale and
- * capacity, and their targets must agree (SOFTMAX_E_INVALID_ARGUMENT). */
+ * capacity, and their targets must agree; two records that both hold the
+ * target column, or cover 2^32 columns or more together, are overlapping
+ * slices (all SOFTMAX_E_INVALID_ARGUMENT). in and inout sharing any byte:
+ * SOFTMAX_E_OVERLAP. */
 SOFTMAX_API int softmax_summary_merge(void *inout, const void *in, size_t rows);
 
 /* Finishing calls: the slice with its rows' merged records. */
@@ -698,7 +708,9 @@ SOFTMAX_API int softmax_summary_softmax(const softmax_slice *slice, const void *
  * softmax in nats, the lowest arg max (global column), and the negative
  * log-likelihood of the target, nll = logsumexp - scale * x[target]
  * (+inf if the target is masked; 0 if the row's target is negative; NaN
- * if the row has a NaN). Needs only the merged records. */
+ * if the row has a NaN). Needs only the merged records. logsumexp is
+ * +-inf where |scale * max x| overflows f64. An output sharing a byte with
+ * the records or another output: SOFTMAX_E_OVERLAP. */
 SOFTMAX_API int softmax_summary_stats(const void *merged, size_t rows, double *logsumexp, double *entropy,
                                       int64_t *argmax, double *nll);
 
@@ -706,7 +718,10 @@ SOFTMAX_API int softmax_summary_stats(const void *merged, size_t rows, double *l
  * dx_i = scale * (p_i - [column i == target]) into dx (rows x cols, f64
  * for F64 slices, f32 otherwise); zeros for rows with a negative target,
  * fully masked rows and infinite scale; NaN rows for a NaN. Needs the
- * slice's targets. */
+ * slice's targets (NULL: SOFTMAX_E_NULL_POINTER), the very targets the
+ * records were computed with (any negative equals any negative; else
+ * SOFTMAX_E_INVALID_ARGUMENT). dx sharing a byte with the logits or the
+ * targets: SOFTMAX_E_OVERLAP. */
 SOFTMAX_API int softmax_summary_nll_backward(const softmax_slice *slice, const void *merged, void *dx);
 
 /*
@@ -742,7 +757,7 @@ SOFTMAX_API int softmax_summary_nll_backward(const softmax_slice *slice, const v
  *          Without top-k the prefix is found by a radix search over
  *          (logit, column) keys: rounds of softmax_top_p_histogram per
  *          slice, softmax_top_p_bins_merge to reduce, softmax_top_p_narrow
- *          (at most 12 rounds, fewer when the boundary is isolated early).
+ *          (at most 16 rounds, fewer when the boundary is isolated early).
  *   min-p  (min_p > 0): exp(d_i) >= min_p.
  * temperature 0 is the merged arg max (no noise); +inf makes every d_i 0.
  * A row with a NaN, or without a logit above -inf, gets index -1 and the
@@ -801,7 +816,9 @@ typedef struct softmax_top_p_bin {
     uint64_t max_key[2];
 } softmax_top_p_bin;
 
-/* Starts rows searches from the merged records. */
+/* Starts rows searches from the merged records. The calls below that
+ * take a search refuse (SOFTMAX_E_INVALID_ARGUMENT) states that start and
+ * narrow never make. */
 SOFTMAX_API int softmax_top_p_start(const softmax_sampler_params *params, const void *merged, size_t rows,
                                     softmax_top_p_search *search);
 /* One round on a slice: bins[r * SOFTMAX_TOP_P_BINS + b]. */
@@ -813,7 +830,10 @@ SOFTMAX_API int softmax_top_p_histogram(const softmax_sampler_params *params, co
  * their keys: zeroed bins are a valid start. */
 SOFTMAX_API int softmax_top_p_bins_merge(softmax_top_p_bin *inout, const softmax_top_p_bin *in, size_t rows);
 /* Advances the searches with the merged bins; returns the number of rows
- * still searching (0: done), or a negative status. */
+ * still searching (0: done), or a negative status: bins that cannot be
+ * this round's (they do not reach the searched mass, or the bin that does
+ * holds keys outside the search's prefix -- bins of another round or row)
+ * are SOFTMAX_E_INVALID_ARGUMENT, every search left as it was. */
 SOFTMAX_API int softmax_top_p_narrow(softmax_top_p_search *search, const softmax_top_p_bin *merged_bins, size_t rows);
 
 /* A slice's best (score, column) of a row; score -inf and column -1 when
@@ -824,12 +844,17 @@ typedef struct softmax_draw {
 } softmax_draw;
 
 /* The race on a slice: draws[r] for each row. search may be NULL when the
- * top-p search is not needed. stream_ids: NULL = the row numbers. */
+ * top-p search is not needed. stream_ids: NULL = the row numbers. The
+ * records must be merged over the whole vocabulary (columns == vocab; this
+ * holds for softmax_top_p_histogram too) and the search finished and
+ * started for the same params (else SOFTMAX_E_INVALID_ARGUMENT). */
 SOFTMAX_API int softmax_sample_race(const softmax_sampler_params *params, const softmax_slice *slice,
                                     const void *merged, const softmax_top_p_search *search, uint64_t step,
                                     const uint64_t *stream_ids, softmax_draw *draws);
 /* inout[r] = the better of inout[r] and in[r] (higher score, then lower
- * column). Associative and commutative, exact. */
+ * column). Associative and commutative, exact. inout == in is allowed;
+ * a partial overlap is SOFTMAX_E_OVERLAP (as is any overlap for
+ * softmax_top_p_bins_merge, where in == inout would double the mass). */
 SOFTMAX_API int softmax_draw_merge(softmax_draw *inout, const softmax_draw *in, size_t rows);
 /* The tokens: indices[r] (global columns). draws / search may be NULL when
  * softmax_sample_rounds() did not ask for them. */

@@ -1145,6 +1145,395 @@ static void test_errors(void **state)
     assert_int_equal(softmax_summary_stats(NULL, 0, NULL, NULL, NULL, NULL), SOFTMAX_OK);
 }
 
+/* |scale * max x| beyond f64 ({1e300, 1e300} at scale 1e10): logsumexp
+ * is +-inf, the rounding of the exact value (it came out NaN: inf - inf
+ * from the product's rounding error). Against MPFR for 1-3 slices, with a
+ * row just below the overflow that must stay finite. */
+static void test_logsumexp_beyond_f64(void **state)
+{
+    (void)state;
+    typedef struct far_case {
+        double x[4];
+        double scale;
+    } far_case;
+    const far_case cases[] = {
+        {{1e300, 1e300, 0.0, -INFINITY}, 1e10},      /* +inf */
+        {{-1e300, -1e300, -2e300, -INFINITY}, 1e10}, /* -inf */
+        {{1e300, 1e300, 3e300, INFINITY}, -1e10},    /* -inf at a negative scale */
+        {{-1e300, 5.0, -1e300, INFINITY}, -1e10},    /* +inf */
+        {{1e300, 1e300, 0.0, -INFINITY}, 1.7e8},     /* 1.7e308 + log 2: finite */
+        {{DBL_MAX, DBL_MAX, DBL_MAX, 1.0}, 2.0},
+    };
+    test_rng rng;
+    rng_seed(&rng, 310);
+    for (size_t k = 0; k < ARRAY_LEN(cases); k++) {
+        const far_case *fc = &cases[k];
+        double p[4], logp[4];
+        const row_ref want = mpfr_row(fc->x, 4, fc->scale, 0, p, logp);
+        for (size_t pieces = 1; pieces <= 3; pieces++) {
+            const int64_t target = 0;
+            cut c = random_cut(&rng, 4, pieces);
+            sliced s = make_slices(SOFTMAX_DTYPE_F64, fc->x, 1, 4, &c, &target);
+            void *merged = merged_records(&rng, &s, fc->scale, 0);
+            double lse, entropy, nll;
+            assert_int_equal(softmax_summary_stats(merged, 1, &lse, &entropy, NULL, &nll), SOFTMAX_OK);
+            if (!close_in_ulp(lse, want.lse, 53, 4) || !close_in_ulp(entropy, want.entropy, 53, 4) ||
+                !close_in_ulp(nll, want.nll, 53, 4))
+                fail_msg("case %zu, %zu slices: logsumexp %.17g entropy %.17g nll %.17g; exact %.17g %.17g %.17g", k,
+                         pieces, lse, entropy, nll, want.lse, want.entropy, want.nll);
+            free(merged);
+            free_slices(&s);
+        }
+    }
+}
+
+/* The gradient's one-hot comes from the slice's targets, the NLL from the
+ * records' ones: a slice whose targets differ from those the records were
+ * computed with is refused (it gave the gradient of another loss). */
+static void test_nll_backward_targets_of_the_records(void **state)
+{
+    (void)state;
+    const double x[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+    int64_t targets[2] = {0, 3}, other[2] = {0, 2}, ignored[2] = {-1, -7};
+    const size_t bytes = softmax_summary_bytes(0);
+    unsigned char records[2 * 256];
+    double dx[8];
+    softmax_slice slice = {SOFTMAX_DTYPE_F64, x, 2, 4, 0, 4, targets};
+    assert_int_equal(softmax_summary_compute(&slice, 1.0, 0, records), SOFTMAX_OK);
+    softmax_slice wrong = slice;
+    wrong.targets = other;
+    fill_sentinel(dx, sizeof dx);
+    assert_int_equal(softmax_summary_nll_backward(&wrong, records, dx), SOFTMAX_E_INVALID_ARGUMENT);
+    assert_non_null(strstr(softmax_last_error(), "target"));
+    assert_true(is_sentinel(dx, sizeof dx));
+    /* Records made without targets, a gradient asked with targets. */
+    softmax_slice none = slice;
+    none.targets = NULL;
+    assert_int_equal(softmax_summary_compute(&none, 1.0, 0, records), SOFTMAX_OK);
+    assert_int_equal(softmax_summary_nll_backward(&slice, records, dx), SOFTMAX_E_INVALID_ARGUMENT);
+    assert_true(is_sentinel(dx, sizeof dx));
+    /* Any negative target ignores its row, whichever negative number. */
+    softmax_slice minus = slice;
+    minus.targets = ignored;
+    assert_int_equal(softmax_summary_nll_backward(&minus, records, dx), SOFTMAX_OK);
+    for (size_t i = 0; i < 8; i++)
+        assert_true(dx[i] == 0.0);
+    /* The matching targets: scale * (p - onehot), p against MPFR. */
+    assert_int_equal(softmax_summary_compute(&slice, 1.0, 0, records), SOFTMAX_OK);
+    assert_int_equal(softmax_summary_nll_backward(&slice, records, dx), SOFTMAX_OK);
+    for (size_t r = 0; r < 2; r++) {
+        double p[4], logp[4];
+        mpfr_row(x + 4 * r, 4, 1.0, (size_t)targets[r], p, logp);
+        for (size_t i = 0; i < 4; i++)
+            assert_true(close_in_ulp(dx[4 * r + i], p[i] - ((int64_t)i == targets[r]), 53, 6));
+    }
+    (void)bytes;
+}
+
+/* Outputs sharing bytes with an input (the header's SOFTMAX_E_OVERLAP,
+ * nothing written): records over the targets, a gradient over the
+ * targets, statistics over the records or each other, shifted merges,
+ * sampling outputs over the records, logits, search or draws. */
+static void test_overlapping_arguments(void **state)
+{
+    (void)state;
+    enum { ROWS = 2, COLS = 4 };
+    const size_t bytes = softmax_summary_bytes(0);
+    unsigned char *arena = malloc(16 * 1024);
+    assert_non_null(arena);
+    double x[ROWS * COLS] = {1, 2, 3, 4, 5, 6, 7, 8};
+
+    /* Records over the targets. */
+    int64_t *targets = (int64_t *)(arena + bytes); /* inside the second record */
+    targets[0] = 1;
+    targets[1] = 2;
+    softmax_slice slice = {SOFTMAX_DTYPE_F64, x, ROWS, COLS, 0, COLS, targets};
+    assert_int_equal(softmax_summary_compute(&slice, 1.0, 0, arena), SOFTMAX_E_OVERLAP);
+    assert_int_equal(targets[0], 1);
+
+    /* A gradient over the targets. */
+    unsigned char records[ROWS * 256];
+    double *dx = (double *)(arena + 4096);
+    int64_t *in_dx = (int64_t *)(dx + COLS); /* row 1's gradient */
+    in_dx[0] = 1;
+    in_dx[1] = 2;
+    slice.targets = in_dx;
+    assert_int_equal(softmax_summary_compute(&slice, 1.0, 0, records), SOFTMAX_OK);
+    assert_int_equal(softmax_summary_nll_backward(&slice, records, dx), SOFTMAX_E_OVERLAP);
+    assert_true(in_dx[0] == 1 && in_dx[1] == 2);
+    double y[ROWS * COLS];
+    assert_int_equal(softmax_summary_softmax(&slice, records, 0, in_dx - 1), SOFTMAX_E_OVERLAP);
+    slice.targets = NULL;
+
+    /* Statistics over the records, or two statistics in the same place. */
+    assert_int_equal(softmax_summary_compute(&slice, 1.0, 0, records), SOFTMAX_OK);
+    unsigned char before[ROWS * 256];
+    memcpy(before, records, sizeof before);
+    assert_int_equal(softmax_summary_stats(records, ROWS, (double *)(records + bytes), NULL, NULL, NULL),
+                     SOFTMAX_E_OVERLAP);
+    assert_memory_equal(records, before, ROWS * bytes);
+    fill_sentinel(y, sizeof y);
+    assert_int_equal(softmax_summary_stats(records, ROWS, y, NULL, NULL, y + 1), SOFTMAX_E_OVERLAP);
+    assert_true(is_sentinel(y, sizeof y));
+
+    /* Merges whose in is inout shifted by a record. */
+    softmax_slice left = {SOFTMAX_DTYPE_F64, x, ROWS, 2, 0, COLS, NULL};
+    unsigned char *shifted = arena + 8192;
+    assert_int_equal(softmax_summary_compute(&left, 1.0, 0, shifted), SOFTMAX_OK);
+    memcpy(shifted + ROWS * bytes, shifted + bytes, bytes);
+    memcpy(before, shifted, (ROWS + 1) * bytes);
+    assert_int_equal(softmax_summary_merge(shifted + bytes, shifted, ROWS), SOFTMAX_E_OVERLAP);
+    assert_int_equal(softmax_summary_merge(shifted, shifted + bytes, ROWS), SOFTMAX_E_OVERLAP);
+    assert_memory_equal(shifted, before, (ROWS + 1) * bytes);
+    softmax_top_p_bin *bins = calloc(3 * SOFTMAX_TOP_P_BINS, sizeof *bins);
+    assert_non_null(bins);
+    bins[0].count = 1;
+    bins[0].mass[0] = 5;
+    assert_int_equal(softmax_top_p_bins_merge(bins, bins, 2), SOFTMAX_E_OVERLAP); /* would double the mass */
+    assert_int_equal(softmax_top_p_bins_merge(bins + SOFTMAX_TOP_P_BINS, bins, 2), SOFTMAX_E_OVERLAP);
+    assert_true(bins[0].mass[0] == 5 && bins[SOFTMAX_TOP_P_BINS].count == 0);
+    softmax_draw draws[3] = {{1.0, 1}, {2.0, 2}, {0.5, 3}};
+    assert_int_equal(softmax_draw_merge(draws + 1, draws, 2), SOFTMAX_E_OVERLAP);
+    assert_true(draws[1].column == 2 && draws[2].column == 3);
+    assert_int_equal(softmax_draw_merge(draws, draws, 3), SOFTMAX_OK); /* the max of a draw and itself */
+
+    /* Sampling outputs over their inputs. */
+    softmax_sampler_params p = params_of(1.0, 0, 0.5, 0.0, 1);
+    assert_int_equal(softmax_sample_summarize(&p, &slice, records), SOFTMAX_OK);
+    memcpy(before, records, sizeof before);
+    assert_int_equal(softmax_top_p_start(&p, records, ROWS, (softmax_top_p_search *)(records + 8)), SOFTMAX_E_OVERLAP);
+    assert_memory_equal(records, before, ROWS * bytes);
+    softmax_top_p_search search[ROWS];
+    assert_int_equal(softmax_top_p_start(&p, records, ROWS, search), SOFTMAX_OK);
+    double *logits = (double *)(arena + 12288);
+    memcpy(logits, x, sizeof x);
+    softmax_slice in_arena = {SOFTMAX_DTYPE_F64, logits, ROWS, COLS, 0, COLS, NULL};
+    assert_int_equal(softmax_top_p_histogram(&p, &in_arena, records, search, (softmax_top_p_bin *)logits),
+                     SOFTMAX_E_OVERLAP);
+    assert_memory_equal(logits, x, sizeof x);
+    p = params_of(1.0, 0, 1.0, 0.0, 1);
+    assert_int_equal(softmax_sample_race(&p, &in_arena, records, NULL, 0, NULL, (softmax_draw *)(logits + 2)),
+                     SOFTMAX_E_OVERLAP);
+    assert_memory_equal(logits, x, sizeof x);
+    assert_int_equal(softmax_sample_race(&p, &slice, records, NULL, 0, NULL, (softmax_draw *)(records + 16)),
+                     SOFTMAX_E_OVERLAP);
+    assert_memory_equal(records, before, ROWS * bytes);
+    uint64_t streams[ROWS] = {4, 5};
+    assert_int_equal(softmax_sample_race(&p, &slice, records, NULL, 0, streams, (softmax_draw *)streams),
+                     SOFTMAX_E_OVERLAP);
+    assert_true(streams[0] == 4 && streams[1] == 5);
+    softmax_draw merged_draws[ROWS];
+    assert_int_equal(softmax_sample_race(&p, &slice, records, NULL, 0, NULL, merged_draws), SOFTMAX_OK);
+    softmax_draw kept[ROWS];
+    memcpy(kept, merged_draws, sizeof kept);
+    assert_int_equal(softmax_sample_finish(&p, records, ROWS, NULL, merged_draws, 0, NULL, (int64_t *)merged_draws),
+                     SOFTMAX_E_OVERLAP);
+    assert_memory_equal(merged_draws, kept, sizeof kept);
+    assert_int_equal(softmax_sample_finish(&p, records, ROWS, NULL, merged_draws, 0, NULL, (int64_t *)(records + 8)),
+                     SOFTMAX_E_OVERLAP);
+    assert_memory_equal(records, before, ROWS * bytes);
+    free(bins);
+    free(arena);
+}
+
+/* Records whose fields no summary or merge produces (bytes from a wrong
+ * buffer, a truncated message): every call that reads records refuses
+ * them and writes nothing. Before, merges took them (candidates beyond
+ * the capacity, unknown flags, NaN scale) and stats made NaN of them. */
+static void test_corrupted_records(void **state)
+{
+    (void)state;
+    const double x[4] = {1, 2, 3, 4};
+    const int64_t target = 2;
+    const softmax_slice slice = {SOFTMAX_DTYPE_F64, x, 1, 4, 0, 4, &target};
+    const size_t bytes = softmax_summary_bytes(2);
+    for (int corruption = 0; corruption < 12; corruption++) {
+        unsigned char good[512], bad[512], before[512];
+        assert_int_equal(softmax_summary_compute(&slice, 1.0, 2, good), SOFTMAX_OK);
+        memcpy(bad, good, bytes);
+        softmax_summary *s = (softmax_summary *)bad;
+        switch (corruption) {
+        case 0:
+            s->flags = 7;
+            break;
+        case 1:
+            s->reserved = 1;
+            break;
+        case 2:
+            s->candidates = 3;
+            break; /* above the capacity of 2 */
+        case 3:
+            s->scale = NAN;
+            break;
+        case 4:
+            s->ref = NAN;
+            break;
+        case 5:
+            s->count_kept = 5;
+            break; /* above the columns */
+        case 6:
+            s->count_nan = 1;
+            break; /* kept + NaN above the columns */
+        case 7:
+            s->target_found = 2;
+            break;
+        case 8:
+            s->columns = UINT64_C(1) << 32;
+            break;
+        case 9:
+            s->argmax = -2;
+            break;
+        case 10:
+            s->first_kept = INT64_C(1) << 40;
+            break;
+        default:
+            s->target = -1;
+            break; /* found a target it does not have */
+        }
+        memcpy(before, bad, bytes);
+        double lse = 7.0;
+        assert_int_equal(softmax_summary_stats(bad, 1, &lse, NULL, NULL, NULL), SOFTMAX_E_INVALID_ARGUMENT);
+        assert_non_null(strstr(softmax_last_error(), "corrupted"));
+        assert_true(lse == 7.0);
+        double y[4];
+        fill_sentinel(y, sizeof y);
+        assert_int_equal(softmax_summary_softmax(&slice, bad, 0, y), SOFTMAX_E_INVALID_ARGUMENT);
+        assert_true(is_sentinel(y, sizeof y));
+        unsigned char other[512];
+        const softmax_slice empty = {SOFTMAX_DTYPE_F64, NULL, 1, 0, 4, 4, &target};
+        assert_int_equal(softmax_summary_compute(&empty, 1.0, 2, other), SOFTMAX_OK);
+        assert_int_equal(softmax_summary_merge(bad, other, 1), SOFTMAX_E_INVALID_ARGUMENT);
+        assert_memory_equal(bad, before, bytes);
+        unsigned char other_before[512];
+        memcpy(other_before, other, bytes);
+        assert_int_equal(softmax_summary_merge(other, bad, 1), SOFTMAX_E_INVALID_ARGUMENT);
+        assert_memory_equal(other, other_before, bytes);
+        softmax_sampler_params p = params_of(0.0, 0, 1.0, 0.0, 1);
+        int64_t token = 99;
+        assert_int_equal(softmax_sample_finish(&p, bad, 1, NULL, NULL, 0, NULL, &token), SOFTMAX_E_INVALID_ARGUMENT);
+        assert_int_equal(token, 99);
+    }
+}
+
+/* The race and the top-p rounds on a slice's own records (not merged):
+ * refused, as the finishing calls refuse them. They ran against the
+ * slice's max and candidates (the race on the left half of {1..8} drew
+ * from it as if it were the row). */
+static void test_sampling_needs_merged_records(void **state)
+{
+    (void)state;
+    const float x[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+    const softmax_slice left = {SOFTMAX_DTYPE_F32, x, 1, 4, 0, 8, NULL};
+    const softmax_sampler_params p = params_of(1.0, 0, 0.5, 0.0, 1);
+    unsigned char records[512];
+    assert_int_equal(softmax_sample_summarize(&p, &left, records), SOFTMAX_OK);
+    softmax_top_p_search search;
+    assert_int_equal(softmax_top_p_start(&p, records, 1, &search), SOFTMAX_OK);
+    softmax_top_p_bin bins[SOFTMAX_TOP_P_BINS];
+    fill_sentinel(bins, sizeof bins);
+    assert_int_equal(softmax_top_p_histogram(&p, &left, records, &search, bins), SOFTMAX_E_INVALID_ARGUMENT);
+    assert_non_null(strstr(softmax_last_error(), "merged"));
+    assert_true(is_sentinel(bins, sizeof bins));
+    const softmax_sampler_params t = params_of(1.0, 0, 1.0, 0.0, 1);
+    softmax_draw draw;
+    fill_sentinel(&draw, sizeof draw);
+    assert_int_equal(softmax_sample_race(&t, &left, records, NULL, 0, NULL, &draw), SOFTMAX_E_INVALID_ARGUMENT);
+    assert_true(is_sentinel(&draw, sizeof draw));
+}
+
+/* Top-p search states: the race refuses a search started for other
+ * parameters (one of top_p 1 made the race keep every column without a
+ * word, one of top_p 0.5 made a race of top_p 1 drop columns), and every
+ * call refuses states that start and narrow never make (a FOUND state of
+ * 200 bits shifted a 128-bit key by 2^32 - 104). Narrow refuses bins of
+ * another round (fed the first round's bins again it never finished: the
+ * protocol's loop ran forever) and foreign bins (it settled on a key no
+ * column has), leaving the search as it was. */
+static void test_top_p_search_states(void **state)
+{
+    (void)state;
+    const double x[8] = {3, 1, 4, 1, 5, 9, 2, 6};
+    const softmax_slice slice = {SOFTMAX_DTYPE_F64, x, 1, 8, 0, 8, NULL};
+    const softmax_sampler_params half = params_of(1.0, 0, 0.5, 0.0, 1), all = params_of(1.0, 0, 1.0, 0.0, 1);
+    unsigned char records[512];
+    assert_int_equal(softmax_sample_summarize(&half, &slice, records), SOFTMAX_OK);
+    softmax_top_p_search search, saved;
+    softmax_draw draw;
+
+    assert_int_equal(softmax_top_p_start(&all, records, 1, &search), SOFTMAX_OK); /* not needed */
+    fill_sentinel(&draw, sizeof draw);
+    assert_int_equal(softmax_sample_race(&half, &slice, records, &search, 0, NULL, &draw), SOFTMAX_E_INVALID_ARGUMENT);
+    assert_non_null(strstr(softmax_last_error(), "other parameters"));
+    assert_true(is_sentinel(&draw, sizeof draw));
+
+    /* The real protocol, one slice, every round's bins kept. */
+    softmax_top_p_bin rounds[17][SOFTMAX_TOP_P_BINS];
+    assert_int_equal(softmax_top_p_start(&half, records, 1, &search), SOFTMAX_OK);
+    softmax_top_p_search first = search;
+    int n = 0, searching;
+    do {
+        assert_true(n < 16);
+        assert_int_equal(softmax_top_p_histogram(&half, &slice, records, &search, rounds[n]), SOFTMAX_OK);
+        if (n > 0) { /* the previous round's bins are not this round's */
+            saved = search;
+            assert_int_equal(softmax_top_p_narrow(&search, rounds[n - 1], 1), SOFTMAX_E_INVALID_ARGUMENT);
+            assert_memory_equal(&search, &saved, sizeof saved);
+        }
+        searching = softmax_top_p_narrow(&search, rounds[n++], 1);
+        assert_true(searching >= 0);
+    } while (searching > 0);
+    assert_true(n >= 2); /* (so that the check above ran) */
+    assert_int_equal(softmax_sample_race(&all, &slice, records, &search, 0, NULL, &draw), SOFTMAX_E_INVALID_ARGUMENT);
+    assert_int_equal(softmax_sample_race(&half, &slice, records, &search, 0, NULL, &draw), SOFTMAX_OK);
+    /* The kept set of top-p 0.5 over softmax({3,1,4,1,5,9,2,6}): 9 alone
+     * has 0.83 of the mass (long double below), so column 5 is drawn. */
+    long double total = 0;
+    for (size_t i = 0; i < 8; i++)
+        total += expl((long double)x[i] - 9.0L);
+    assert_true(1.0L / total > 0.5L);
+    assert_int_equal(draw.column, 5);
+
+    /* Foreign bins: one key that is no column's. */
+    softmax_top_p_bin foreign[SOFTMAX_TOP_P_BINS];
+    memset(foreign, 0, sizeof foreign);
+    foreign[63].count = 1;
+    foreign[63].mass[0] = 1;
+    foreign[63].min_key[0] = foreign[63].max_key[0] = 5;
+    search = first;
+    assert_int_equal(softmax_top_p_narrow(&search, foreign, 1), SOFTMAX_E_INVALID_ARGUMENT);
+    assert_memory_equal(&search, &first, sizeof first);
+
+    /* States that start and narrow never make. */
+    for (int bad = 0; bad < 4; bad++) {
+        search = first;
+        switch (bad) {
+        case 0:
+            search.state = 9;
+            break;
+        case 1:
+            search.state = 1;
+            search.bits = 200;
+            break;
+        case 2:
+            search.bits = 96;
+            break; /* searching with every bit fixed */
+        default:
+            search.bits = 3;
+            search.key_lo = 8;
+            break; /* a prefix wider than its bits */
+        }
+        saved = search;
+        fill_sentinel(&draw, sizeof draw);
+        assert_int_equal(softmax_sample_race(&half, &slice, records, &search, 0, NULL, &draw),
+                         SOFTMAX_E_INVALID_ARGUMENT);
+        assert_true(is_sentinel(&draw, sizeof draw));
+        assert_int_equal(softmax_top_p_histogram(&half, &slice, records, &search, rounds[0]),
+                         SOFTMAX_E_INVALID_ARGUMENT);
+        assert_int_equal(softmax_top_p_narrow(&search, rounds[0], 1), SOFTMAX_E_INVALID_ARGUMENT);
+        assert_memory_equal(&search, &saved, sizeof saved);
+    }
+}
+
 int main(void)
 {
     int skip = isa_prologue();
@@ -1162,6 +1551,12 @@ int main(void)
         cmocka_unit_test(test_top_p_boundary_in_ties),
         cmocka_unit_test(test_thread_count),
         cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_logsumexp_beyond_f64),
+        cmocka_unit_test(test_nll_backward_targets_of_the_records),
+        cmocka_unit_test(test_overlapping_arguments),
+        cmocka_unit_test(test_corrupted_records),
+        cmocka_unit_test(test_sampling_needs_merged_records),
+        cmocka_unit_test(test_top_p_search_states),
     };
     return cmocka_run_group_tests_name("summary", tests, NULL, NULL);
 }

@@ -38,14 +38,6 @@ void summary_read(softmax_dtype dtype, const void *row, size_t begin, size_t cou
     }
 }
 
-static int bytes_overlap(const void *a, size_t a_bytes, const void *b, size_t b_bytes)
-{
-    if (a == NULL || b == NULL || a_bytes == 0 || b_bytes == 0)
-        return 0;
-    uintptr_t a_begin = (uintptr_t)a, b_begin = (uintptr_t)b;
-    return a_begin < b_begin + b_bytes && b_begin < a_begin + a_bytes;
-}
-
 int summary_check_slice(const char *fn, const softmax_slice *slice)
 {
     if (softmax_isa_name() == NULL)
@@ -63,6 +55,8 @@ int summary_check_slice(const char *fn, const softmax_slice *slice)
                     "%s: %zu rows x %zu columns overflow", fn, slice->rows, slice->cols);
     RETURN_ERROR_IF(slice->logits == NULL && slice->rows != 0 && slice->cols != 0, SOFTMAX_E_NULL_POINTER,
                     "%s: logits is NULL with %zu x %zu elements", fn, slice->rows, slice->cols);
+    RETURN_ERROR_IF(slice->targets != NULL && slice->rows > SIZE_MAX / sizeof *slice->targets, SOFTMAX_E_SIZE_OVERFLOW,
+                    "%s: %zu targets overflow", fn, slice->rows);
     if (slice->targets != NULL)
         for (size_t r = 0; r < slice->rows; r++)
             RETURN_ERROR_IF(slice->targets[r] >= 0 && (uint64_t)slice->targets[r] >= slice->vocab,
@@ -76,6 +70,26 @@ size_t softmax_summary_bytes(size_t top_k)
     if (top_k > (SIZE_MAX - sizeof(softmax_summary)) / sizeof(softmax_candidate) || top_k > UINT32_MAX)
         return 0;
     return sizeof(softmax_summary) + top_k * sizeof(softmax_candidate);
+}
+
+/* A column field of a record: -1 (none) or a column of a vocabulary. */
+static int column_or_none(int64_t column)
+{
+    return column >= -1 && column < (INT64_C(1) << 32);
+}
+
+/* Whether a record's fields could come from softmax_summary_compute and
+ * merges: the finishing calls index candidates and divide by counts, so
+ * bytes from elsewhere (a wrong buffer, a truncated message) are refused
+ * rather than read as a distribution. */
+static int record_is_consistent(const softmax_summary *s)
+{
+    const uint64_t vocab_limit = UINT64_C(1) << 32;
+    return (s->flags == 0 || s->flags == SOFTMAX_SUMMARY_NO_SUMS) && s->reserved == 0 && !isnan(s->scale) &&
+           !isnan(s->ref) && s->columns < vocab_limit && s->count_ref <= s->columns && s->count_kept <= s->columns &&
+           s->count_nan <= s->columns - s->count_kept && s->candidates <= s->top_k && s->candidates <= s->columns &&
+           s->target_found <= 1 && column_or_none(s->argmax) && column_or_none(s->first_nan) &&
+           column_or_none(s->first_kept) && s->target < (int64_t)vocab_limit && (s->target >= 0 || !s->target_found);
 }
 
 int summary_check_records(const char *fn, const void *records, size_t rows, size_t *bytes)
@@ -96,6 +110,8 @@ int summary_check_records(const char *fn, const void *records, size_t rows, size
         const softmax_summary *s = summary_const_record(records, *bytes, r);
         RETURN_ERROR_IF(s->magic != SOFTMAX_SUMMARY_MAGIC || s->top_k != first->top_k, SOFTMAX_E_INVALID_ARGUMENT,
                         "%s: record %zu is not a summary of the same capacity", fn, r);
+        RETURN_ERROR_IF(!record_is_consistent(s), SOFTMAX_E_INVALID_ARGUMENT,
+                        "%s: record %zu is corrupted (fields that no summary or merge produces)", fn, r);
     }
     return SOFTMAX_OK;
 }
@@ -271,9 +287,8 @@ int summary_compute(const char *fn, const softmax_slice *slice, double scale, si
     if (slice->rows == 0)
         return SOFTMAX_OK;
     RETURN_ERROR_IF(summaries == NULL, SOFTMAX_E_NULL_POINTER, "%s: summaries is NULL", fn);
-    size_t element = softmax_dtype_size(slice->dtype);
-    RETURN_ERROR_IF(bytes_overlap(summaries, slice->rows * bytes, slice->logits, slice->rows * slice->cols * element),
-                    SOFTMAX_E_OVERLAP, "%s: summaries overlap the logits", fn);
+    RETURN_ERROR_IF(summary_overlaps_slice(summaries, slice->rows * bytes, slice), SOFTMAX_E_OVERLAP,
+                    "%s: summaries overlap the logits or the targets", fn);
     size_t heap_capacity = top_k < slice->cols ? top_k : slice->cols;
     /* Rows are independent: spread over threads, the same bits for any count. */
     int threads = summary_threads(slice);
@@ -372,6 +387,10 @@ static int merge_pair(softmax_summary *a, const softmax_summary *b, size_t row, 
                     (long long)b->target);
     RETURN_ERROR_IF(a->target_found && b->target_found, SOFTMAX_E_INVALID_ARGUMENT,
                     "%s: row %zu: both records hold the target column (overlapping slices)", fn, row);
+    /* (Both counts are below 2^32: a checked record's.) */
+    RETURN_ERROR_IF(a->columns + b->columns >= (UINT64_C(1) << 32), SOFTMAX_E_INVALID_ARGUMENT,
+                    "%s: row %zu: the records cover %llu + %llu columns, more than a vocabulary (overlapping slices?)",
+                    fn, row, (unsigned long long)a->columns, (unsigned long long)b->columns);
     softmax_summary out = *a;
     double ref = a->ref > b->ref ? a->ref : b->ref;
     if (b->ref > a->ref) {
@@ -437,12 +456,15 @@ int softmax_summary_merge(void *inout, const void *in, size_t rows)
         return SOFTMAX_OK;
     RETURN_ERROR_IF(bytes != in_bytes, SOFTMAX_E_INVALID_ARGUMENT, "%s: records of capacities %u and %u", fn,
                     ((const softmax_summary *)inout)->top_k, ((const softmax_summary *)in)->top_k);
-    RETURN_ERROR_IF(inout == in, SOFTMAX_E_OVERLAP, "%s: inout and in are the same records", fn);
+    /* A shifted in (in = inout - one record) would merge rows already
+     * merged: refused like in == inout. */
+    RETURN_ERROR_IF(bytes_overlap(inout, rows * bytes, in, rows * bytes), SOFTMAX_E_OVERLAP,
+                    "%s: inout and in share bytes", fn);
     /* Check every row first: nothing is written unless all rows merge. */
     for (size_t r = 0; r < rows; r++) {
         const softmax_summary *a = summary_const_record(inout, bytes, r), *b = summary_const_record(in, bytes, r);
         if (memcmp(&a->scale, &b->scale, sizeof a->scale) != 0 || a->target != b->target || a->flags != b->flags ||
-            (a->target_found && b->target_found)) {
+            (a->target_found && b->target_found) || a->columns + b->columns >= (UINT64_C(1) << 32)) {
             softmax_summary copy = *a;
             return merge_pair(&copy, b, r, NULL); /* fails before the candidates: records the message */
         }
@@ -503,6 +525,9 @@ static int check_slice_and_records(const char *fn, const softmax_slice *slice, c
     int aliased = out == slice->logits && in_size == out_size;
     RETURN_ERROR_IF(!aliased && bytes_overlap(out, n * out_size, slice->logits, n * in_size), SOFTMAX_E_OVERLAP,
                     "%s: the output overlaps the logits without being equal to them", fn);
+    /* The targets are read while the rows are written. */
+    RETURN_ERROR_IF(bytes_overlap(out, n * out_size, slice->targets, summary_target_bytes(slice)), SOFTMAX_E_OVERLAP,
+                    "%s: the output overlaps the targets", fn);
     RETURN_ERROR_IF(bytes_overlap(out, n * out_size, merged, slice->rows * *bytes), SOFTMAX_E_OVERLAP,
                     "%s: the output overlaps the records", fn);
     for (size_t r = 0; r < slice->rows; r++) {
@@ -632,9 +657,12 @@ static double row_logsumexp(const softmax_summary *s, row_mode mode)
     default:
         break;
     }
+    double z = a * s->ref;
+    if (isinf(z)) /* |scale * max| beyond f64: log S in [0, 22.2] cannot bring it back */
+        return z;
     double log_hi, log_lo;
     log_sum(s, &log_hi, &log_lo);
-    double z = a * s->ref, z_lo = fma(a, s->ref, -z);
+    double z_lo = fma(a, s->ref, -z);
     return z + (log_hi + (log_lo + z_lo));
 }
 
@@ -696,6 +724,15 @@ int softmax_summary_stats(const void *merged, size_t rows, double *logsumexp, do
     int status = summary_check_records(fn, merged, rows, &bytes);
     if (status != SOFTMAX_OK)
         return status;
+    /* Outputs are written row by row while later records are read. */
+    void *outputs[4] = {logsumexp, entropy, argmax, nll};
+    for (int i = 0; i < 4 && rows > 0; i++) {
+        RETURN_ERROR_IF(bytes_overlap(outputs[i], rows * 8, merged, rows * bytes), SOFTMAX_E_OVERLAP,
+                        "%s: an output overlaps the records", fn);
+        for (int j = 0; j < i; j++)
+            RETURN_ERROR_IF(bytes_overlap(outputs[i], rows * 8, outputs[j], rows * 8), SOFTMAX_E_OVERLAP,
+                            "%s: two outputs share bytes", fn);
+    }
     for (size_t r = 0; r < rows; r++)
         RETURN_ERROR_IF((summary_const_record(merged, bytes, r)->flags & SOFTMAX_SUMMARY_NO_SUMS) &&
                             (logsumexp != NULL || entropy != NULL || nll != NULL),
@@ -729,6 +766,14 @@ int softmax_summary_nll_backward(const softmax_slice *slice, const void *merged,
     if (status != SOFTMAX_OK || slice->rows == 0 || slice->cols == 0)
         return status;
     RETURN_ERROR_IF(slice->targets == NULL, SOFTMAX_E_NULL_POINTER, "%s: the slice has no targets", fn);
+    /* The gradient's one-hot comes from these targets and its NLL from the
+     * records' ones: they must be the same (any negative = ignored). */
+    for (size_t r = 0; r < slice->rows; r++) {
+        const int64_t want = slice->targets[r], had = summary_const_record(merged, bytes, r)->target;
+        RETURN_ERROR_IF(want < 0 ? had >= 0 : want != had, SOFTMAX_E_INVALID_ARGUMENT,
+                        "%s: row %zu: target %lld, but the records were computed with target %lld", fn, r,
+                        (long long)want, (long long)had);
+    }
     softmax_dtype out_type = slice->dtype == SOFTMAX_DTYPE_F64 ? SOFTMAX_DTYPE_F64 : SOFTMAX_DTYPE_F32;
     size_t n = slice->cols;
     int threads = summary_threads(slice);

@@ -50,6 +50,33 @@ static inline int summary_threads(const softmax_slice *slice)
 /* Checks a slice (fn names the caller in messages). */
 int summary_check_slice(const char *fn, const softmax_slice *slice);
 
+/* Whether two byte ranges share a byte (empty or NULL ranges share none). */
+static inline int bytes_overlap(const void *a, size_t a_bytes, const void *b, size_t b_bytes)
+{
+    if (a == NULL || b == NULL || a_bytes == 0 || b_bytes == 0)
+        return 0;
+    uintptr_t a_begin = (uintptr_t)a, b_begin = (uintptr_t)b;
+    return a_begin < b_begin + b_bytes && b_begin < a_begin + a_bytes;
+}
+
+/* Bytes of a slice's logits and of its targets (0 without targets). */
+static inline size_t summary_logit_bytes(const softmax_slice *slice)
+{
+    return slice->rows * slice->cols * softmax_dtype_size(slice->dtype);
+}
+static inline size_t summary_target_bytes(const softmax_slice *slice)
+{
+    return slice->targets != NULL ? slice->rows * sizeof *slice->targets : 0;
+}
+
+/* Whether `bytes` bytes at out share a byte with the slice's logits or
+ * targets (the slice checked). */
+static inline int summary_overlaps_slice(const void *out, size_t bytes, const softmax_slice *slice)
+{
+    return bytes_overlap(out, bytes, slice->logits, summary_logit_bytes(slice)) ||
+           bytes_overlap(out, bytes, slice->targets, summary_target_bytes(slice));
+}
+
 /* The record of row r in a buffer of records of `bytes` bytes each. */
 static inline softmax_summary *summary_record(void *records, size_t bytes, size_t r)
 {

@@ -251,7 +251,19 @@ static int check_slice_sampling(const char *fn, const softmax_sampler_params *pa
                                 const void *merged, size_t *bytes)
 {
     int status = summary_check_slice(fn, slice);
-    return status != SOFTMAX_OK ? status : check_sampling(fn, params, merged, slice->rows, bytes);
+    if (status == SOFTMAX_OK)
+        status = check_sampling(fn, params, merged, slice->rows, bytes);
+    if (status != SOFTMAX_OK)
+        return status;
+    /* A slice's own records (not merged) hold its own max and candidates:
+     * the race and the rounds would run against them without a sign. */
+    for (size_t r = 0; r < slice->rows; r++) {
+        const softmax_summary *s = summary_const_record(merged, *bytes, r);
+        RETURN_ERROR_IF(s->columns != slice->vocab, SOFTMAX_E_INVALID_ARGUMENT,
+                        "%s: record %zu covers %llu columns, not the vocabulary of %llu (not fully merged?)", fn, r,
+                        (unsigned long long)s->columns, (unsigned long long)slice->vocab);
+    }
+    return SOFTMAX_OK;
 }
 
 /* ---------------------------------------------------------------------------
@@ -259,6 +271,30 @@ static int check_slice_sampling(const char *fn, const softmax_sampler_params *pa
  * ------------------------------------------------------------------------ */
 
 enum { SEARCHING = 0, FOUND = 1, NOT_NEEDED = 2 };
+
+static u128 prefix_of(const softmax_top_p_search *s)
+{
+    return ((u128)s->key_hi << 64) | s->key_lo;
+}
+
+/* Whether a row's search is the state softmax_top_p_start and _narrow
+ * make: searching with fewer than 96 bits fixed, found with all 96, or not
+ * needed; the prefix no wider than its bits. (The bits feed shifts of
+ * 96 - bits.) */
+static int search_is_valid(const softmax_top_p_search *s)
+{
+    if (s->state == NOT_NEEDED)
+        return 1;
+    if (!(s->state == SEARCHING ? s->bits < 96 : s->state == FOUND && s->bits == 96))
+        return 0;
+    return s->bits == 0 ? s->key_hi == 0 && s->key_lo == 0 : (prefix_of(s) >> s->bits) == 0;
+}
+
+/* Whether row r of a sampling step needs the top-p search. */
+static int top_p_needed(const softmax_sampler_params *params, const softmax_summary *s)
+{
+    return params->temperature > 0.0 && params->top_p < 1.0 && !top_k_on(params, s->columns) && row_ok(s);
+}
 
 int softmax_top_p_start(const softmax_sampler_params *params, const void *merged, size_t rows,
                         softmax_top_p_search *search)
@@ -270,19 +306,15 @@ int softmax_top_p_start(const softmax_sampler_params *params, const void *merged
     if (status != SOFTMAX_OK)
         return status;
     RETURN_ERROR_IF(rows > 0 && search == NULL, SOFTMAX_E_NULL_POINTER, "%s: search is NULL", fn);
+    RETURN_ERROR_IF(bytes_overlap(search, rows * sizeof *search, merged, rows * bytes), SOFTMAX_E_OVERLAP,
+                    "%s: search overlaps the records", fn);
     for (size_t r = 0; r < rows; r++) {
         const softmax_summary *s = summary_const_record(merged, bytes, r);
         memset(&search[r], 0, sizeof search[r]);
-        int needed = params->temperature > 0.0 && params->top_p < 1.0 && !top_k_on(params, s->columns) && row_ok(s);
-        search[r].state = needed ? SEARCHING : NOT_NEEDED;
+        search[r].state = top_p_needed(params, s) ? SEARCHING : NOT_NEEDED;
         memcpy(&search[r].target[0], &params->top_p, sizeof params->top_p); /* until the total is known */
     }
     return SOFTMAX_OK;
-}
-
-static u128 prefix_of(const softmax_top_p_search *s)
-{
-    return ((u128)s->key_hi << 64) | s->key_lo;
 }
 
 /* The bits a round splits: `width` bits below the `bits` fixed ones. */
@@ -307,8 +339,15 @@ int softmax_top_p_histogram(const softmax_sampler_params *params, const softmax_
         return status;
     RETURN_ERROR_IF(search == NULL || bins == NULL, SOFTMAX_E_NULL_POINTER, "%s: search or bins is NULL", fn);
     for (size_t r = 0; r < slice->rows; r++)
-        RETURN_ERROR_IF(search[r].bits > 96 || (search[r].state == SEARCHING && search[r].bits >= 96),
-                        SOFTMAX_E_INVALID_ARGUMENT, "%s: the search of row %zu is not a valid state", fn, r);
+        RETURN_ERROR_IF(!search_is_valid(&search[r]), SOFTMAX_E_INVALID_ARGUMENT,
+                        "%s: the search of row %zu is not a valid state", fn, r);
+    RETURN_ERROR_IF(slice->rows > SIZE_MAX / (SOFTMAX_TOP_P_BINS * sizeof *bins), SOFTMAX_E_SIZE_OVERFLOW,
+                    "%s: %zu rows of bins overflow", fn, slice->rows);
+    const size_t bin_bytes = slice->rows * SOFTMAX_TOP_P_BINS * sizeof *bins;
+    RETURN_ERROR_IF(summary_overlaps_slice(bins, bin_bytes, slice) ||
+                        bytes_overlap(bins, bin_bytes, merged, slice->rows * bytes) ||
+                        bytes_overlap(bins, bin_bytes, search, slice->rows * sizeof *search),
+                    SOFTMAX_E_OVERLAP, "%s: bins overlap the slice, the records or the search", fn);
     memset(bins, 0, slice->rows * SOFTMAX_TOP_P_BINS * sizeof *bins);
     double inv_temperature = 1.0 / params->temperature;
     size_t n = slice->cols;
@@ -349,8 +388,12 @@ int softmax_top_p_bins_merge(softmax_top_p_bin *inout, const softmax_top_p_bin *
     softmax_clear_error();
     RETURN_ERROR_IF(rows > 0 && (inout == NULL || in == NULL), SOFTMAX_E_NULL_POINTER,
                     "softmax_top_p_bins_merge: bins are NULL");
-    RETURN_ERROR_IF(rows > SIZE_MAX / SOFTMAX_TOP_P_BINS, SOFTMAX_E_SIZE_OVERFLOW,
+    RETURN_ERROR_IF(rows > SIZE_MAX / (SOFTMAX_TOP_P_BINS * sizeof *in), SOFTMAX_E_SIZE_OVERFLOW,
                     "softmax_top_p_bins_merge: %zu rows overflow", rows);
+    /* in == inout would double the masses; a shifted in adds merged bins. */
+    RETURN_ERROR_IF(
+        bytes_overlap(inout, rows * SOFTMAX_TOP_P_BINS * sizeof *in, in, rows * SOFTMAX_TOP_P_BINS * sizeof *in),
+        SOFTMAX_E_OVERLAP, "softmax_top_p_bins_merge: inout and in share bytes");
     for (size_t i = 0; i < rows * SOFTMAX_TOP_P_BINS; i++) {
         const softmax_top_p_bin *b = &in[i];
         softmax_top_p_bin *a = &inout[i];
@@ -379,61 +422,98 @@ static unsigned common_bits(u128 a, u128 b)
     return bits;
 }
 
-/* The top-p fraction travels with the search: stored in target until the
- * first round knows the total. */
+/* One round of a row's search (state SEARCHING, valid) with its merged
+ * bins into *out (NULL: only the check). The top-p fraction travels with
+ * the search: stored in target until the first round knows the total.
+ * Refuses bins that cannot be this round's -- the bin reaching the mass
+ * must hold keys under the fixed prefix and in that bin -- since narrowing
+ * to their keys would move the search backwards (no progress: the
+ * protocol's loop would never end) or to a column that does not exist. */
+static int narrow_row(const softmax_top_p_search *s, const softmax_top_p_bin *bins, softmax_top_p_search *out)
+{
+    const unsigned fixed = s->bits, width = round_width(fixed);
+    u128 above = load128(s->above), target;
+    if (fixed == 0) {
+        u128 total = 0;
+        for (int b = 0; b < SOFTMAX_TOP_P_BINS; b++) {
+            u128 mass = load128(bins[b].mass);
+            if (mass > ~(u128)0 / 2 - total) /* (real masses stay below 2^94) */
+                return SOFTMAX_E_INVALID_ARGUMENT;
+            total += mass;
+        }
+        double top_p;
+        memcpy(&top_p, &s->target[0], sizeof top_p);
+        if (!(top_p > 0.0 && top_p <= 1.0) || s->target[1] != 0)
+            return SOFTMAX_E_INVALID_ARGUMENT;
+        target = ceil_fraction(top_p, total);
+        if (target == 0)
+            target = 1;
+    } else {
+        target = load128(s->target);
+    }
+    int chosen = -1;
+    for (int b = (1 << width) - 1; b >= 0; b--) {
+        u128 mass = load128(bins[b].mass);
+        if (bins[b].count > 0 && above + mass >= target) {
+            chosen = b;
+            break;
+        }
+        above += mass;
+    }
+    if (chosen < 0)
+        return SOFTMAX_E_INVALID_ARGUMENT; /* the bins do not reach the searched mass */
+    const softmax_top_p_bin *bin = &bins[chosen];
+    u128 low = key_of_words(bin->min_key), high = key_of_words(bin->max_key);
+    const u128 bin_prefix = (prefix_of(s) << width) | (unsigned)chosen;
+    const unsigned shift = 96 - fixed - width;
+    if ((low >> 96) != 0 || (high >> 96) != 0 || low > high || (low >> shift) != bin_prefix ||
+        (high >> shift) != bin_prefix)
+        return SOFTMAX_E_INVALID_ARGUMENT;
+    if (out == NULL)
+        return SOFTMAX_OK;
+    *out = *s;
+    if (fixed == 0)
+        store128(out->target, target);
+    /* Keys are unique: one key left is the boundary itself. */
+    unsigned bits = bin->count == 1 || low == high ? 96 : common_bits(low, high);
+    out->bits = bits;
+    u128 prefix = low >> (96 - bits);
+    out->key_hi = (uint64_t)(prefix >> 64);
+    out->key_lo = (uint64_t)prefix;
+    store128(out->above, above);
+    out->state = bits == 96 ? FOUND : SEARCHING;
+    return SOFTMAX_OK;
+}
+
 int softmax_top_p_narrow(softmax_top_p_search *search, const softmax_top_p_bin *merged_bins, size_t rows)
 {
     static const char fn[] = "softmax_top_p_narrow";
     softmax_clear_error();
     RETURN_ERROR_IF(rows > 0 && (search == NULL || merged_bins == NULL), SOFTMAX_E_NULL_POINTER,
                     "%s: search or bins is NULL", fn);
+    RETURN_ERROR_IF(rows > SIZE_MAX / (SOFTMAX_TOP_P_BINS * sizeof *merged_bins), SOFTMAX_E_SIZE_OVERFLOW,
+                    "%s: %zu rows of bins overflow", fn, rows);
+    RETURN_ERROR_IF(
+        bytes_overlap(search, rows * sizeof *search, merged_bins, rows * SOFTMAX_TOP_P_BINS * sizeof *merged_bins),
+        SOFTMAX_E_OVERLAP, "%s: search overlaps the bins", fn);
+    /* Every row is checked before any search moves: nothing is written on
+     * error. */
+    for (size_t r = 0; r < rows; r++) {
+        RETURN_ERROR_IF(!search_is_valid(&search[r]), SOFTMAX_E_INVALID_ARGUMENT,
+                        "%s: the search of row %zu is not a valid state", fn, r);
+        RETURN_ERROR_IF(search[r].state == SEARCHING &&
+                            narrow_row(&search[r], merged_bins + r * SOFTMAX_TOP_P_BINS, NULL) != SOFTMAX_OK,
+                        SOFTMAX_E_INVALID_ARGUMENT,
+                        "%s: row %zu: the bins are not this round's (they do not reach the searched mass, or "
+                        "hold keys outside the search's prefix: bins of another round or row?)",
+                        fn, r);
+    }
     int searching = 0;
     for (size_t r = 0; r < rows; r++) {
-        softmax_top_p_search *s = &search[r];
-        if (s->state != SEARCHING)
+        if (search[r].state != SEARCHING)
             continue;
-        RETURN_ERROR_IF(s->bits >= 96, SOFTMAX_E_INVALID_ARGUMENT, "%s: the search of row %zu is not a valid state", fn,
-                        r);
-        const softmax_top_p_bin *bins = merged_bins + r * SOFTMAX_TOP_P_BINS;
-        unsigned width = round_width(s->bits);
-        u128 above = load128(s->above), target;
-        if (s->bits == 0) {
-            u128 total = 0;
-            for (int b = 0; b < SOFTMAX_TOP_P_BINS; b++)
-                total += load128(bins[b].mass);
-            double top_p;
-            memcpy(&top_p, &s->target[0], sizeof top_p);
-            target = ceil_fraction(top_p, total);
-            if (target == 0)
-                target = 1;
-            store128(s->target, target);
-        } else {
-            target = load128(s->target);
-        }
-        int chosen = -1;
-        for (int b = (1 << width) - 1; b >= 0; b--) {
-            u128 mass = load128(bins[b].mass);
-            if (bins[b].count > 0 && above + mass >= target) {
-                chosen = b;
-                break;
-            }
-            above += mass;
-        }
-        RETURN_ERROR_IF(chosen < 0, SOFTMAX_E_INVALID_ARGUMENT,
-                        "%s: row %zu: the bins do not reach the searched mass (bins of another round?)", fn, r);
-        const softmax_top_p_bin *bin = &bins[chosen];
-        u128 low = key_of_words(bin->min_key), high = key_of_words(bin->max_key);
-        /* Keys are unique: one key left is the boundary itself. */
-        unsigned bits = bin->count == 1 || low == high ? 96 : common_bits(low, high);
-        s->bits = bits;
-        u128 prefix = low >> (96 - bits);
-        s->key_hi = (uint64_t)(prefix >> 64);
-        s->key_lo = (uint64_t)prefix;
-        store128(s->above, above);
-        if (bits == 96)
-            s->state = FOUND;
-        else
-            searching++;
+        narrow_row(&search[r], merged_bins + r * SOFTMAX_TOP_P_BINS, &search[r]);
+        searching += search[r].state == SEARCHING;
     }
     return searching;
 }
@@ -464,10 +544,27 @@ int softmax_sample_race(const softmax_sampler_params *params, const softmax_slic
     RETURN_ERROR_IF(params->top_p < 1.0 && search == NULL && !top_k_on(params, slice->vocab) &&
                         params->temperature > 0.0,
                     SOFTMAX_E_NULL_POINTER, "%s: top_p < 1 needs the finished top-p search", fn);
-    if (search != NULL)
-        for (size_t r = 0; r < slice->rows; r++)
-            RETURN_ERROR_IF(search[r].state == SEARCHING, SOFTMAX_E_INVALID_ARGUMENT,
-                            "%s: the top-p search of row %zu is not finished", fn, r);
+    const size_t rows = slice->rows, draw_bytes = rows * sizeof *draws;
+    RETURN_ERROR_IF(
+        summary_overlaps_slice(draws, draw_bytes, slice) || bytes_overlap(draws, draw_bytes, merged, rows * bytes) ||
+            bytes_overlap(draws, draw_bytes, search, search != NULL ? rows * sizeof *search : 0) ||
+            bytes_overlap(draws, draw_bytes, stream_ids, stream_ids != NULL ? rows * sizeof *stream_ids : 0),
+        SOFTMAX_E_OVERLAP, "%s: draws overlap an input", fn);
+    /* The search must be the one softmax_top_p_start made for these params
+     * and records, finished: one started for other params (top_p 1, or
+     * another top_k) would silently keep every column, or drop some. */
+    for (size_t r = 0; r < rows && search != NULL; r++) {
+        const softmax_top_p_search *sr = &search[r];
+        RETURN_ERROR_IF(!search_is_valid(sr), SOFTMAX_E_INVALID_ARGUMENT,
+                        "%s: the search of row %zu is not a valid state", fn, r);
+        RETURN_ERROR_IF(sr->state == SEARCHING, SOFTMAX_E_INVALID_ARGUMENT,
+                        "%s: the top-p search of row %zu is not finished", fn, r);
+        RETURN_ERROR_IF((sr->state == FOUND) != top_p_needed(params, summary_const_record(merged, bytes, r)),
+                        SOFTMAX_E_INVALID_ARGUMENT,
+                        "%s: the top-p search of row %zu was started for other parameters (top_p, top_k or "
+                        "temperature)",
+                        fn, r);
+    }
     double inv_temperature = 1.0 / params->temperature;
     size_t n = slice->cols;
     int threads = summary_threads(slice);
@@ -513,6 +610,9 @@ int softmax_draw_merge(softmax_draw *inout, const softmax_draw *in, size_t rows)
     softmax_clear_error();
     RETURN_ERROR_IF(rows > 0 && (inout == NULL || in == NULL), SOFTMAX_E_NULL_POINTER,
                     "softmax_draw_merge: draws are NULL");
+    /* (in == inout is harmless: the max of a draw with itself.) */
+    RETURN_ERROR_IF(inout != in && bytes_overlap(inout, rows * sizeof *in, in, rows * sizeof *in), SOFTMAX_E_OVERLAP,
+                    "softmax_draw_merge: inout and in partially overlap");
     for (size_t r = 0; r < rows; r++) {
         if (in[r].column < 0)
             continue;
@@ -578,6 +678,12 @@ int softmax_sample_finish(const softmax_sampler_params *params, const void *merg
         return status;
     (void)search;
     RETURN_ERROR_IF(rows > 0 && indices == NULL, SOFTMAX_E_NULL_POINTER, "%s: indices is NULL", fn);
+    const size_t index_bytes = rows * sizeof *indices;
+    RETURN_ERROR_IF(
+        bytes_overlap(indices, index_bytes, merged, rows * bytes) ||
+            bytes_overlap(indices, index_bytes, draws, draws != NULL ? rows * sizeof *draws : 0) ||
+            bytes_overlap(indices, index_bytes, stream_ids, stream_ids != NULL ? rows * sizeof *stream_ids : 0),
+        SOFTMAX_E_OVERLAP, "%s: indices overlap an input", fn);
     int64_t failed = -1;
     for (size_t r = 0; r < rows; r++) {
         const softmax_summary *s = summary_const_record(merged, bytes, r);
