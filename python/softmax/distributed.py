@@ -95,6 +95,8 @@ def _rows(x, fn):
 
 
 def _index(value, name, fn, low=0, high=2 ** 64):
+    if isinstance(value, (bool, np.bool_)):  # operator.index(True) is 1: a flag passed by mistake
+        raise TypeError(f"{fn}: {name} must be an integer, not {type(value).__name__}")
     try:
         value = operator.index(value)
     except TypeError:
@@ -119,10 +121,33 @@ def _targets(targets, rows, fn):
     targets = np.asarray(targets)
     if targets.dtype.kind not in "iu":
         raise TypeError(f"{fn}: targets must be integers, not {targets.dtype}")
-    targets = np.ascontiguousarray(targets.reshape(-1), dtype=np.int64)
+    targets = targets.reshape(-1)
     if targets.shape[0] != rows:
         raise ValueError(f"{fn}: {targets.shape[0]} targets for {rows} rows")
-    return targets
+    # A uint64 target >= 2^63 would turn negative as int64 and ignore its row without a word.
+    if targets.dtype.kind == "u" and targets.size and int(targets.max()) >= 2 ** 63:
+        raise ValueError(f"{fn}: target {int(targets.max())} is not below 2**63 (nor below vocab)")
+    return np.ascontiguousarray(targets, dtype=np.int64)
+
+
+def _streams(stream_ids, rows, fn):
+    """stream_ids as contiguous uint64, one per row: integers in [0, 2**64) only (NumPy would wrap -1 to
+    2**64 - 1 and truncate 1.5 to 1, drawing from another stream without a word)."""
+    if stream_ids is None:
+        return None
+    if _is_tensor(stream_ids):
+        stream_ids = stream_ids.detach().cpu().numpy()
+    streams = np.asarray(stream_ids)
+    if streams.dtype.kind not in "iu" and not (streams.dtype == object and all(
+            isinstance(v, int) and not isinstance(v, bool) for v in streams.reshape(-1).tolist())):
+        raise TypeError(f"{fn}: stream_ids must be integers, not {streams.dtype}")
+    streams = streams.reshape(-1)
+    if streams.shape[0] != rows:
+        raise ValueError(f"{fn}: {streams.shape[0]} stream_ids for {rows} rows")
+    values = streams.tolist()
+    if values and not (0 <= min(values) and max(values) < 2 ** 64):
+        raise ValueError(f"{fn}: stream_ids must lie in [0, 2**64), not {min(values)} .. {max(values)}")
+    return np.ascontiguousarray(np.array(values, dtype=np.uint64))
 
 
 def _like(x, values):
@@ -371,14 +396,13 @@ def sample(logits, col_offset, vocab, temperature=1.0, top_k=0, top_p=1.0, min_p
     top_k = _index(top_k, "top_k", fn, 0, 2 ** 63)
     seed = _index(seed, "seed", fn)
     step = _index(step, "step", fn)
-    streams = None
-    if stream_ids is not None:
-        streams = np.ascontiguousarray(np.asarray(stream_ids.cpu().numpy() if _is_tensor(stream_ids) else stream_ids,
-                                                  dtype=np.uint64).reshape(-1))
+    streams = _streams(stream_ids, array.shape[0], fn)
     params = (temperature, top_k, top_p, min_p, seed)
     needs = _summary.sample_rounds(params, vocab)  # checks the parameters
     _check_same([vocab, temperature, top_k, top_p, min_p, seed, step, array.shape[0]],
                 "vocab, the sampling parameters, step and rows", group)
+    if streams is not None:  # each rank's noise comes from its own stream_ids: they must agree too
+        _check_same(streams.tolist(), "stream_ids", group)
     records = _merged(_summary.sample_summarize(params, array, col_offset, vocab), _RECORDS, group)
     search = None
     if needs & _summary.NEEDS_TOP_P:

@@ -136,6 +136,12 @@ def compute(rank, ranks, group):
     far = far_logits()[:, begin:end]
     results["far_logsumexp"] = sd.logsumexp(far, begin, VOCAB, scale=1e-308, group=group)
     results["far_softmax"] = sd.softmax(far, begin, VOCAB, scale=-1e-308, group=group)
+    # Every rank must pass the same stream_ids: each rank's race draws its noise from its own.
+    try:
+        sd.sample(x, begin, VOCAB, seed=1, stream_ids=np.arange(ROWS) + rank, group=group)
+        results["stream_mismatch"] = np.array("")
+    except ValueError as error:
+        results["stream_mismatch"] = np.array(str(error))
     # Every rank must pass the same seed: 2^60 + rank differ below float64's 53 bits.
     try:
         sd.sample(far, begin, VOCAB, temperature=1e308, seed=2 ** 60 + rank, group=group)
@@ -318,6 +324,9 @@ def test_far_rows_and_mismatched_seeds(ranks_and_results):
             assert message == ""
         else:
             assert "disagree" in message and str(2 ** 60) in message and str(2 ** 60 + ranks - 1) in message
+    for r in results:  # stream_ids differing between ranks: every rank raises (they drew from other streams)
+        message = str(r["stream_mismatch"])
+        assert message == "" if ranks == 1 else "disagree on stream_ids" in message
 
 
 def test_single_process_errors():
@@ -334,6 +343,51 @@ def test_single_process_errors():
         sd.softmax(x[:, :10], 0, VOCAB)  # one process holding a slice: records do not cover the row
     with pytest.raises(TypeError):
         sd.softmax([[1.0, 2.0]], 0, 2)
+
+
+def test_single_process_argument_ranges():
+    """Integers that NumPy would wrap or truncate are refused, not read as another row's target or stream."""
+    from softmax import distributed as sd
+
+    x = logits(np.float64)[:1, :8]
+    with pytest.raises(ValueError, match="2\\*\\*63"):  # as int64 it was -1: the row silently ignored (NLL 0)
+        sd.cross_entropy(x, np.array([2 ** 64 - 1], dtype=np.uint64), 0, 8)
+    with pytest.raises(ValueError, match="stream_ids"):  # wrapped to 2**64 - 1
+        sd.sample(x, 0, 8, stream_ids=[-1])
+    with pytest.raises(TypeError, match="stream_ids"):  # truncated to 1
+        sd.sample(x, 0, 8, stream_ids=[1.5])
+    with pytest.raises(ValueError, match="stream_ids"):
+        sd.sample(x, 0, 8, stream_ids=[1, 2])
+    with pytest.raises(TypeError, match="top_k"):  # operator.index(True) == 1
+        sd.sample(x, 0, 8, top_k=True)
+    # In range they are taken as given: the stream 2**64 - 1 draws like softmax.sample's stream 2**64 - 1.
+    top = np.array([2 ** 64 - 1], dtype=np.uint64)
+    assert sd.sample(x, 0, 8, seed=3, stream_ids=[2 ** 64 - 1]) == sd.sample(x, 0, 8, seed=3, stream_ids=top)
+
+
+def test_single_process_backward_targets_and_far_logsumexp():
+    """The gradient needs the targets of the summary; logsumexp beyond float64 is +-inf (it was NaN)."""
+    mpmath = pytest.importorskip("mpmath")
+    from softmax import distributed as sd
+
+    x = logits(np.float64)[:2, :16]
+    summary = sd.summarize(x, 0, 16, targets=[3, 4])
+    with pytest.raises(ValueError, match="target"):
+        sd.cross_entropy_backward(x, [3, 5], 0, 16, summary)
+    with pytest.raises(ValueError, match="target"):
+        sd.cross_entropy_backward(x, [3, 4], 0, 16, sd.summarize(x, 0, 16))
+    dx = sd.cross_entropy_backward(x, [-1, -9], 0, 16, sd.summarize(x, 0, 16, targets=[-2, -1]))
+    assert not dx.any()
+    mpmath.mp.prec = 200
+    far = np.array([[1e300, 1e300, 0.0], [-1e300, -1e300, -2e300], [1e300, 1e300, 0.0]])
+    for scale in (1e10, 1.7e8, -1e10):
+        got = sd.logsumexp(far, 0, 3, scale=scale)
+        for row, value in zip(far, got):
+            z = [mpmath.mpf(float(v)) * scale for v in row]
+            top = max(z)
+            exact = top + mpmath.log(sum(mpmath.exp(v - top) for v in z))
+            want = float(exact) if abs(exact) < mpmath.mpf(np.finfo(np.float64).max) else float(mpmath.sign(exact)) * np.inf
+            assert value == want or abs(value - want) <= 2 * np.spacing(abs(want)), (scale, row, value, want)
 
 
 if __name__ == "__main__":
