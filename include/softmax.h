@@ -58,9 +58,10 @@
  * reference computed from the same inputs (any row length up to 2^22 and any
  * scale): softmax within 2 ulp (f32) / 4 ulp (f64) on the portable path and
  * 3 / 4 ulp on the SIMD paths; log-softmax within the same number of ulp of
- * max(|y|, 1). Log-softmax outputs are never above 0, and exactly 0 where
- * the probability is exactly 1: a row of one element, or one whose other
- * elements are -inf or excluded (`where`, causal). Measured figures are in
+ * max(|y|, 1). Log-softmax outputs are never above 0, and exactly +0 (not
+ * -0, whatever the sign of the scale) where the probability is exactly 1: a
+ * row of one element, or one whose other elements are -inf or excluded
+ * (`where`, causal). Measured figures are in
  * the README. The SIMD paths compute
  * the forward functions with flush-to-zero: a result below the normal range
  * (|y| < FLT_MIN or DBL_MIN) may come out as 0, never a normal one.

@@ -751,9 +751,9 @@ static size_t check_log_outputs(const char *what, softmax_dtype dt, const double
                                 dtype_name(dt), r, rows, n, scale, j, out[at]);
                 }
             }
-            if (kept == 1 && out[last_kept] != 0) {
+            if (kept == 1 && (out[last_kept] != 0 || signbit(out[last_kept]))) {
                 if (failures++ < 10)
-                    fprintf(stderr, "  FAIL %s %s row %zu, n %zu, scale %g: probability 1, y = %a, not 0\n", what,
+                    fprintf(stderr, "  FAIL %s %s row %zu, n %zu, scale %g: probability 1, y = %a, not +0\n", what,
                             dtype_name(dt), r, n, scale, out[last_kept]);
             }
         }
@@ -884,6 +884,73 @@ static void test_log_softmax_is_never_above_zero(void **state)
     EXPECT_NO_FAILURES(failures, "log-softmax never above 0, exactly 0 at probability 1");
 }
 
+/* Probability exactly 1 under the special scales (0, -0, +-inf, a scale
+ * that is 0 in f32) and for rows with one kept element: log-softmax +0,
+ * not -0 (scale 0 on a row of one gave -log 1 = -0 on the SIMD paths). */
+static void test_log_softmax_at_probability_one_is_plus_zero(void **state)
+{
+    (void)state;
+    static const softmax_dtype types[] = {SOFTMAX_DTYPE_F32, SOFTMAX_DTYPE_F64, SOFTMAX_DTYPE_BF16, SOFTMAX_DTYPE_F16};
+    static const double scales[] = {0.0, -0.0, INFINITY, -INFINITY, 1e-300, 1.0, -2.5};
+    static const size_t row_lengths[] = {1, 3, 17, 40};
+    size_t failures = 0;
+    for (size_t t = 0; t < ARRAY_LEN(types); t++)
+        for (size_t s = 0; s < ARRAY_LEN(scales); s++)
+            for (size_t l = 0; l < ARRAY_LEN(row_lengths); l++) {
+                const size_t n = row_lengths[l], rows = 3;
+                double x[3 * 40];
+                for (size_t r = 0; r < rows; r++)
+                    for (size_t j = 0; j < n; j++) {
+                        /* row 0: one element kept (the rest masked: -inf, +inf for a scale < 0; at
+                         * scale +-0 the -inf are masked), row 1: a
+                         * single +inf, row 2: one clear extreme (one-hot at +-inf scale) */
+                        const double masked = scales[s] < 0 ? INFINITY : -INFINITY;
+                        const double v = r == 0 ? (j == n / 2 ? 0.5 : masked)
+                                         : r == 1
+                                             ? (j == n / 3 ? (scales[s] < 0 ? -INFINITY : INFINITY) : 1.0)
+                                             : (j == n - 1 ? (scales[s] < 0 ? -4.0 : 4.0) : 0.25 * (double)(j % 3));
+                        x[r * n + j] = n == 1 ? 2.0 : v;
+                    }
+                void *xt = malloc(rows * n * dtype_size(types[t])), *y = malloc(rows * n * dtype_size(types[t]));
+                assert_true(xt && y);
+                assert_int_equal(softmax_convert(xt, types[t], x, SOFTMAX_DTYPE_F64, rows * n), SOFTMAX_OK);
+                softmax_desc d;
+                softmax_desc_init(&d, SOFTMAX_OP_LOG_SOFTMAX, types[t], n);
+                d.ndim = 2;
+                d.shape[0] = rows;
+                d.shape[1] = n;
+                d.axis = 1;
+                d.scale = scales[s];
+                assert_int_equal(softmax_execute(&d, xt, NULL, y), SOFTMAX_OK);
+                double out[3 * 40];
+                assert_int_equal(softmax_convert(out, SOFTMAX_DTYPE_F64, y, types[t], rows * n), SOFTMAX_OK);
+                for (size_t r = 0; r < rows; r++) {
+                    /* which element has probability 1, if one does */
+                    size_t one = n;
+                    if (n == 1)
+                        one = 0;
+                    else if (r == 0 && scales[s] != 0)
+                        one = n / 2;
+                    else if (r == 1 && scales[s] != 0)
+                        one = n / 3;
+                    else if (r == 2 && isinf(scales[s]))
+                        one = n - 1;
+                    if (r == 0 && scales[s] == 0 && n > 1)
+                        one = n / 2; /* scale 0: uniform over the kept, which is one element */
+                    if (one == n)
+                        continue;
+                    if (out[r * n + one] != 0 || signbit(out[r * n + one])) {
+                        if (failures++ < 10)
+                            fprintf(stderr, "  FAIL %s n %zu scale %g row %zu: y[%zu] = %a, not +0\n",
+                                    dtype_name(types[t]), n, scales[s], r, one, out[r * n + one]);
+                    }
+                }
+                free(xt);
+                free(y);
+            }
+    EXPECT_NO_FAILURES(failures, "log-softmax +0 at probability 1");
+}
+
 int main(void)
 {
     int skip = isa_prologue();
@@ -895,6 +962,7 @@ int main(void)
         cmocka_unit_test(test_fully_masked_rows_give_zeros_never_nan),
         cmocka_unit_test(test_any_nan_makes_the_whole_row_nan),
         cmocka_unit_test(test_zero_scale_is_uniform_over_unmasked),
+        cmocka_unit_test(test_log_softmax_at_probability_one_is_plus_zero),
         cmocka_unit_test(test_infinite_scale_is_one_hot_with_ties_sharing),
         cmocka_unit_test(test_negative_scale_is_softmin),
         cmocka_unit_test(test_inputs_that_overflow_exp_without_the_max),

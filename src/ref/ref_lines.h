@@ -94,7 +94,8 @@ static void share_equal(const REAL *x, ptrdiff_t x_stride, REAL *y, ptrdiff_t y_
     size_t count = 0;
     for (size_t i = 0; i < n; i++)
         count += x[(ptrdiff_t)i * x_stride] == chosen;
-    REAL share = log_output ? (REAL)-WIDE_LOG((WIDE)count) : (REAL)((WIDE)1 / (WIDE)count);
+    /* 0 - log: a single share is +0, as log_sum_from gives (-log 1 is -0) */
+    REAL share = log_output ? (REAL)((WIDE)0 - WIDE_LOG((WIDE)count)) : (REAL)((WIDE)1 / (WIDE)count);
     REAL rest = log_output ? (REAL)-INFINITY : (REAL)0;
     for (size_t i = 0; i < n; i++) {
         REAL v = x[(ptrdiff_t)i * x_stride];
@@ -107,7 +108,8 @@ static void share_unmasked(const REAL *x, ptrdiff_t x_stride, REAL *y, ptrdiff_t
     size_t count = 0;
     for (size_t i = 0; i < n; i++)
         count += x[(ptrdiff_t)i * x_stride] != (REAL)-INFINITY;
-    REAL share = log_output ? (REAL)-WIDE_LOG((WIDE)count) : (REAL)((WIDE)1 / (WIDE)count);
+    /* 0 - log: a single share is +0, as log_sum_from gives (-log 1 is -0) */
+    REAL share = log_output ? (REAL)((WIDE)0 - WIDE_LOG((WIDE)count)) : (REAL)((WIDE)1 / (WIDE)count);
     REAL masked = log_output ? (REAL)-INFINITY : (REAL)0;
     for (size_t i = 0; i < n; i++) {
         REAL v = x[(ptrdiff_t)i * x_stride];
@@ -459,7 +461,8 @@ static void log_softmax_line(const void *x_data, ptrdiff_t x_stride, void *y_dat
     const WIDE log_sum = WIDE_LOG(wide_sum_result(&total));
     for (size_t i = 0; i < n; i++) {
         WIDE t = wide_scale * ((WIDE)x[(ptrdiff_t)i * x_stride] - wide_top);
-        y[(ptrdiff_t)i * y_stride] = (REAL)(t - log_sum);
+        /* + 0: a negative scale makes t = -0 at the max, and -0 - log 1 is -0 */
+        y[(ptrdiff_t)i * y_stride] = (REAL)((t - log_sum) + (WIDE)0);
     }
 }
 

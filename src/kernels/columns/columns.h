@@ -159,7 +159,7 @@ static SOFTMAX_FORCE_INLINE bool column_chunk_body(softmax_op op, const T *x, T 
             size_t j = v * LANES + l;
             size_t source = j < width ? j : 0;
             if (log_output) {
-                first[j] = (T)log_sum_of(lane_sums[l], &plans[source]);
+                first[j] = (T)0 - (T)log_sum_of(lane_sums[l], &plans[source]); /* -log sum, +0 for 1 */
                 second[j] = plans[source].row_max;
             } else {
                 reciprocal r = reciprocal_of(lane_sums[l]);
@@ -179,7 +179,7 @@ static SOFTMAX_FORCE_INLINE bool column_chunk_body(softmax_op op, const T *x, T 
             V result;
             if (log_output) {
                 V xv = count == LANES ? P(load)(row + v * LANES) : P(load_tail)(row + v * LANES, count, 0);
-                result = P(fmadd)(s, P(sub)(xv, b), P(neg)(a));
+                result = P(fmadd)(s, P(sub)(xv, b), a);
             } else {
                 const V e = P(load)(residuals + (n + k) * COLUMN_CHUNK + v * LANES);
                 result = apply_reciprocal(e, P(load)(residuals + k * COLUMN_CHUNK + v * LANES), a, b);

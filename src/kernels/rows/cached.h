@@ -49,7 +49,8 @@ static inline V added_log_output(V out)
 static SOFTMAX_FORCE_INLINE void log_softmax_output_reading(const void *x, void *y, size_t begin, size_t end, T row_max,
                                                             T scale_t, T log_sum, const row_masks *ex, int io_flags)
 {
-    const V ref = P(set1)(row_max), s = P(set1)(scale_t), neg_log_sum = P(set1)(-log_sum);
+    const V ref = P(set1)(row_max), s = P(set1)(scale_t),
+            neg_log_sum = P(set1)((T)0 - log_sum); /* +0, not -0, for a sum of 1 */
     /* s * (z - max) <= 0 and -log_sum <= 0: the output is never above 0.
      * An added mask's low part can be: see added_log_output. */
     size_t i = begin;

@@ -377,8 +377,8 @@ static inline V added_neg_log_sums(V high, V low, V row_max, V offset, const sha
     P(store)(maxima, row_max);
     P(store)(offsets, offset);
     for (size_t l = 0; l < LANES; l++)
-        out[l] = -(T)computed_log_sum(wide_sum_of(highs[l], lows[l]),
-                                      offset_remainder(shared->c_hi, shared->c_lo, maxima[l], offsets[l]));
+        out[l] = (T)0 - (T)computed_log_sum(wide_sum_of(highs[l], lows[l]),
+                                            offset_remainder(shared->c_hi, shared->c_lo, maxima[l], offsets[l]));
     return P(load)(out);
 #endif
 }

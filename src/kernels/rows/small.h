@@ -294,7 +294,7 @@ static SOFTMAX_FORCE_INLINE void fast_small_body(size_t count, size_t vectors, s
             const WIDE log_sum =
                 log_sum_from(sum, offset_remainder(shared->c_hi, shared->c_lo, maxima_seen[r], offset[r]));
             first[r] = P(set1)((T)scale);
-            second[r] = P(set1)(-(T)log_sum);
+            second[r] = P(set1)((T)0 - (T)log_sum); /* +0 for a sum of 1 */
         } else {
             first[r] = P(set1)((T)((WIDE)1 / sum));
             second[r] = P(set1)((T)0);

@@ -63,7 +63,7 @@ static inline V tiny_neg_log_sums(V high, V low, V row_max, V offset, const shar
     P(store)(offsets, offset);
     for (size_t l = 0; l < LANES; l++) {
         const WIDE sum = wide_sum_of(highs[l], lows[l]);
-        out[l] = -(T)log_sum_from(sum, offset_remainder(shared->c_hi, shared->c_lo, block_maxima[l], offsets[l]));
+        out[l] = (T)0 - (T)log_sum_from(sum, offset_remainder(shared->c_hi, shared->c_lo, block_maxima[l], offsets[l]));
     }
     return P(load)(out);
 #endif
