@@ -150,6 +150,9 @@ void cli_sink_format_number(cli_sink *sink, const char *format, double value);
 int cli_sink_commit(cli_sink *sink);
 /* Drops the temporary file (after an error). */
 void cli_sink_abandon(cli_sink *sink);
+/* Removes the temporary output file, if any; async-signal-safe (for a
+ * handler that then ends the process). */
+void cli_sink_remove_temp_for_signal(void);
 
 /* ---- .npy files (npy.c) ---- */
 
@@ -164,17 +167,34 @@ typedef struct cli_npy {
     int scalar;       /* a 0-d array (shape ()), read as shape (1,) */
     void *mapping;
     size_t mapping_size;
+    /* The mapped file, kept open to tell at the end whether it changed
+     * while it was read (another process rewriting it in place). */
+    const char *path;
+    int fd;
+    int64_t size_at_open;
+    int64_t mtime_at_open[2]; /* seconds, nanoseconds */
+    int watch_slot;           /* its entry for the SIGBUS handler, -1 if none */
 } cli_npy;
 
 /* Parses a whole .npy file held in memory (size bytes at file): dtype,
  * shape, count and data (pointing into file; mapping stays NULL). Returns 0
  * or an exit code (reported, naming `path`). */
 int cli_npy_parse(const char *path, const void *file, size_t size, cli_npy *npy);
-/* Maps a .npy file. Returns 0 or an exit code (reported, naming the file). */
+/* Maps a .npy file. Returns 0 or an exit code (reported, naming the file).
+ * While it is mapped, a read of the mapping past the file's end (the file
+ * truncated by another process: SIGBUS) ends the command with a message
+ * naming the file, exit status CLI_EX_NOINPUT, and any temporary output
+ * file removed. `path` must outlive the mapping. */
 int cli_npy_open(const char *path, cli_npy *npy);
-/* The same on an open file (closed by the call), named `path` in messages. */
+/* What the SIGBUS handler calls before it ends the process (async-signal-
+ * safe): cli_sink_remove_temp_for_signal in the command. */
+void cli_npy_on_fault(void (*cleanup)(void));
+/* The same on an open file (owned by the call), named `path` in messages. */
 int cli_npy_open_fd(int fd, const char *path, cli_npy *npy);
-void cli_npy_close(cli_npy *npy);
+/* Unmaps the file. Returns 0, or CLI_EX_NOINPUT (reported) if its size or
+ * modification time changed since it was opened: what was read may mix old
+ * and new content. */
+int cli_npy_close(cli_npy *npy);
 /* The 6 bytes every .npy file starts with. */
 extern const char cli_npy_magic[6];
 /* True if the name ends in .npy. */

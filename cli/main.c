@@ -452,6 +452,9 @@ static int spool_to_temporary(int fd, const char *name, const char *prefix, size
     return 0;
 }
 
+static int run_npy(run *r, const char *path, int fd);
+static int peek_npy_magic(int fd, const char *name, char *prefix, size_t *prefix_length, int *is_npy);
+
 static int run_text(run *r, const char *path)
 {
     const cli_options *o = r->options;
@@ -466,6 +469,34 @@ static int run_text(run *r, const char *path)
     int owned = !is_stdin;
     const char *prefix = is_stdin ? r->stdin_prefix : NULL;
     size_t prefix_length = is_stdin ? r->stdin_prefix_length : 0;
+    /* A pipe or device named on the command line (`softmax <(...)`, a FIFO)
+     * is told apart as standard input is, by its first bytes: a .npy array
+     * there would otherwise be read as text ("found a NUL byte"). */
+    char peeked[sizeof cli_npy_magic];
+    struct stat info;
+    if (!is_stdin && fstat(fd, &info) == 0 && !S_ISREG(info.st_mode) && !S_ISDIR(info.st_mode)) {
+        int is_npy;
+        status = peek_npy_magic(fd, path, peeked, &prefix_length, &is_npy);
+        prefix = peeked;
+        if (status == 0 && is_npy && r->npy_output) {
+            /* The output was set up for rows of text (its shape written
+             * last) before this input could be looked at. */
+            cli_error("%s: a .npy array in a pipe, with a .npy output: give it on standard input, or as a regular "
+                      "file",
+                      path);
+            status = CLI_EX_USAGE;
+        }
+        if (status == 0 && is_npy) {
+            int spooled;
+            status = spool_to_temporary(fd, path, prefix, prefix_length, &spooled);
+            close(fd);
+            return status != 0 ? status : run_npy(r, path, spooled);
+        }
+        if (status != 0) {
+            close(fd);
+            return status;
+        }
+    }
     if (r->passes > 1 && (prefix_length > 0 || lseek(fd, 0, SEEK_CUR) < 0)) {
         int spooled;
         status = spool_to_temporary(fd, r->input_name, prefix, prefix_length, &spooled);
@@ -571,6 +602,21 @@ static int run_npy(run *r, const char *path, int fd)
 {
     const cli_options *o = r->options;
     r->input_name = path;
+    struct stat info;
+    if (fd < 0 && stat(path, &info) == 0 && !S_ISREG(info.st_mode) && !S_ISDIR(info.st_mode)) {
+        /* A FIFO or device named *.npy: copied to a temporary file to map,
+         * as standard input is. */
+        int in = open(path, O_RDONLY);
+        if (in < 0) {
+            cli_error("%s: cannot open: %s", path, strerror(errno));
+            return CLI_EX_NOINPUT;
+        }
+        int spool_status = spool_to_temporary(in, path, "", 0, &fd);
+        close(in);
+        if (spool_status != 0) {
+            return spool_status;
+        }
+    }
     cli_npy npy;
     int status = fd >= 0 ? cli_npy_open_fd(fd, path, &npy) : cli_npy_open(path, &npy);
     if (status != 0) {
@@ -639,8 +685,8 @@ static int run_npy(run *r, const char *path, int fd)
             }
         }
         free(copy);
-        cli_npy_close(&npy);
-        return status;
+        int closed = cli_npy_close(&npy);
+        return status != 0 ? status : closed;
     }
 
     int64_t strides[SOFTMAX_MAX_NDIM];
@@ -740,8 +786,8 @@ static int run_npy(run *r, const char *path, int fd)
         free(host_order);
     }
     free(work_buffer);
-    cli_npy_close(&npy);
-    return status;
+    int closed = cli_npy_close(&npy);
+    return status != 0 ? status : closed;
 }
 
 /* ------------------------------------------------------------------------- */
@@ -798,8 +844,7 @@ static int load_mask(run *r, const char *path)
         free(copy);
         r->mask_ndim = npy.ndim;
         memcpy(r->mask_shape, npy.shape, sizeof npy.shape);
-        cli_npy_close(&npy);
-        return 0;
+        return cli_npy_close(&npy);
     }
     int fd = open(path, O_RDONLY);
     if (fd < 0) {
@@ -859,34 +904,40 @@ static int check_sampler(const cli_options *options)
     return 0;
 }
 
-/* Reads the first bytes of standard input while they match the .npy magic
- * string (text stops it at its first byte); the text reader then starts
- * with them. */
-static int peek_stdin(run *r, int *is_npy)
+/* Reads the first bytes of fd (standard input, or a pipe named as a FILE)
+ * into prefix (room: the magic's length) while they match the .npy magic
+ * string (text stops it at its first byte); the text reader then starts with
+ * them. *is_npy: the whole magic string came. */
+static int peek_npy_magic(int fd, const char *name, char *prefix, size_t *prefix_length, int *is_npy)
 {
     *is_npy = 0;
-    while (r->stdin_prefix_length < sizeof cli_npy_magic) {
+    while (*prefix_length < sizeof cli_npy_magic) {
         /* One byte at a time: a text input never has more than its first
          * byte taken here, so its lines reach the reader as they would
          * without the test. */
-        ssize_t got = read(STDIN_FILENO, r->stdin_prefix + r->stdin_prefix_length, 1);
+        ssize_t got = read(fd, prefix + *prefix_length, 1);
         if (got < 0 && errno == EINTR) {
             continue;
         }
         if (got < 0) {
-            cli_error("standard input: read failed: %s", strerror(errno));
+            cli_error("%s: read failed: %s", name, strerror(errno));
             return CLI_EX_NOINPUT;
         }
         if (got == 0) {
             return 0;
         }
-        r->stdin_prefix_length += (size_t)got;
-        if (memcmp(r->stdin_prefix, cli_npy_magic, r->stdin_prefix_length) != 0) {
+        *prefix_length += (size_t)got;
+        if (memcmp(prefix, cli_npy_magic, *prefix_length) != 0) {
             return 0;
         }
     }
     *is_npy = 1;
     return 0;
+}
+
+static int peek_stdin(run *r, int *is_npy)
+{
+    return peek_npy_magic(STDIN_FILENO, "standard input", r->stdin_prefix, &r->stdin_prefix_length, is_npy);
 }
 
 static int finish_streamed_npy(run *r)
@@ -925,6 +976,9 @@ int main(int argc, char **argv)
         return CLI_EX_USAGE;
     }
 
+    /* A .npy input truncated while mapped ends the run (npy.c): without a
+     * temporary output file left behind. */
+    cli_npy_on_fault(cli_sink_remove_temp_for_signal);
     run r;
     memset(&r, 0, sizeof r);
     r.options = &options;

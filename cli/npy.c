@@ -14,6 +14,8 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -336,6 +338,8 @@ static int parse_header(const char *path, const char *dict, size_t length, cli_n
 int cli_npy_parse(const char *path, const void *file, size_t size, cli_npy *npy)
 {
     memset(npy, 0, sizeof *npy);
+    npy->fd = -1;
+    npy->watch_slot = -1;
     if (size < 10) {
         return npy_fail(path, "shorter than a .npy header");
     }
@@ -376,9 +380,111 @@ int cli_npy_parse(const char *path, const void *file, size_t size, cli_npy *npy)
     return 0;
 }
 
+/* A mapped file that another process truncates makes every read of the
+ * mapping past its new end a SIGBUS, which would kill the command with no
+ * word of why -- after a partial output. The handler below turns it into an
+ * error naming the file: the fault's address is looked up among the mapped
+ * inputs (a fault elsewhere keeps its default action), the message made
+ * when the file was mapped is written, a temporary output file removed and
+ * the process ended. It may run on any thread (the library's threads read
+ * the mapping in place), so it only exits: nothing returns to the fault. */
+#define WATCHED_MAPPINGS 4
+
+typedef struct watched_mapping {
+    volatile sig_atomic_t active;
+    const unsigned char *volatile begin;
+    volatile size_t size;
+    char *volatile message;
+    volatile size_t message_length;
+} watched_mapping;
+
+static watched_mapping watched[WATCHED_MAPPINGS];
+/* Set by the command (the parsers alone, as the fuzz targets build them,
+ * have no output file): removes a temporary output file. */
+static void (*volatile fault_cleanup)(void);
+/* Only the first faulting thread reports; any other waits for its exit. */
+static atomic_flag fault_reported = ATOMIC_FLAG_INIT;
+
+void cli_npy_on_fault(void (*cleanup)(void))
+{
+    fault_cleanup = cleanup;
+}
+
+static void input_fault(int signal_number, siginfo_t *info, void *context)
+{
+    (void)context;
+    uintptr_t address = (uintptr_t)info->si_addr;
+    for (int i = 0; i < WATCHED_MAPPINGS; i++) {
+        if (watched[i].active && address - (uintptr_t)watched[i].begin < watched[i].size) {
+            if (atomic_flag_test_and_set(&fault_reported)) {
+                for (;;) {
+                    pause();
+                }
+            }
+            ssize_t written = write(STDERR_FILENO, watched[i].message, watched[i].message_length);
+            (void)written;
+            if (fault_cleanup != NULL) {
+                fault_cleanup();
+            }
+            _exit(CLI_EX_NOINPUT);
+        }
+    }
+    signal(signal_number, SIG_DFL);
+    raise(signal_number);
+}
+
+static int watch_mapping(const char *path, const void *mapping, size_t size)
+{
+    static int installed;
+    int slot = 0;
+    while (slot < WATCHED_MAPPINGS && watched[slot].active) {
+        slot++;
+    }
+    if (slot == WATCHED_MAPPINGS) {
+        return -1;
+    }
+    static const char format[] =
+        "softmax: %s: read failed: the file was truncated while it was read (another process changed it)\n";
+    size_t length = sizeof format + strlen(path);
+    char *message = malloc(length);
+    if (message == NULL) {
+        return -1;
+    }
+    snprintf(message, length, format, path);
+    if (!installed) {
+        struct sigaction action;
+        memset(&action, 0, sizeof action);
+        action.sa_sigaction = input_fault;
+        action.sa_flags = SA_SIGINFO;
+        sigemptyset(&action.sa_mask);
+        if (sigaction(SIGBUS, &action, NULL) != 0) {
+            free(message);
+            return -1;
+        }
+        installed = 1;
+    }
+    watched[slot].begin = mapping;
+    watched[slot].size = size;
+    watched[slot].message = message;
+    watched[slot].message_length = strlen(message);
+    watched[slot].active = 1;
+    return slot;
+}
+
+static void unwatch_mapping(int slot)
+{
+    if (slot >= 0) {
+        watched[slot].active = 0;
+        free(watched[slot].message);
+        watched[slot].message = NULL;
+    }
+}
+
 int cli_npy_open(const char *path, cli_npy *npy)
 {
     memset(npy, 0, sizeof *npy);
+    npy->fd = -1;
+    npy->watch_slot = -1;
     int fd = open(path, O_RDONLY);
     if (fd < 0) {
         cli_error("%s: cannot open: %s", path, strerror(errno));
@@ -390,6 +496,8 @@ int cli_npy_open(const char *path, cli_npy *npy)
 int cli_npy_open_fd(int fd, const char *path, cli_npy *npy)
 {
     memset(npy, 0, sizeof *npy);
+    npy->fd = -1;
+    npy->watch_slot = -1;
     struct stat info;
     if (fstat(fd, &info) != 0 || !S_ISREG(info.st_mode)) {
         close(fd);
@@ -402,30 +510,59 @@ int cli_npy_open_fd(int fd, const char *path, cli_npy *npy)
         return npy_fail(path, "shorter than a .npy header");
     }
     void *mapping = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
-    close(fd);
     if (mapping == MAP_FAILED) {
+        close(fd);
         cli_error("%s: cannot map: %s", path, strerror(errno));
         return CLI_EX_NOINPUT;
     }
+    /* Watched before the header is parsed: the file may already be shorter. */
+    int slot = watch_mapping(path, mapping, size);
     int status = cli_npy_parse(path, mapping, size, npy);
     if (status != 0) {
+        unwatch_mapping(slot);
         munmap(mapping, size);
+        close(fd);
         npy->mapping = NULL;
         return status;
     }
     npy->mapping = mapping;
     npy->mapping_size = size;
+    npy->watch_slot = slot;
+    npy->path = path;
+    npy->fd = fd;
+    npy->size_at_open = (int64_t)info.st_size;
+    npy->mtime_at_open[0] = (int64_t)info.st_mtim.tv_sec;
+    npy->mtime_at_open[1] = (int64_t)info.st_mtim.tv_nsec;
     /* The data is read once, front to back. */
     madvise(mapping, size, MADV_SEQUENTIAL);
     return 0;
 }
 
-void cli_npy_close(cli_npy *npy)
+int cli_npy_close(cli_npy *npy)
 {
+    int status = 0;
+    if (npy->fd >= 0) {
+        /* A file rewritten in place (same size, or truncated and written
+         * again before the pages were read) gives no fault: the results
+         * would silently mix old and new data. Its modification time tells. */
+        struct stat info;
+        if (fstat(npy->fd, &info) == 0 &&
+            ((int64_t)info.st_size != npy->size_at_open || (int64_t)info.st_mtim.tv_sec != npy->mtime_at_open[0] ||
+             (int64_t)info.st_mtim.tv_nsec != npy->mtime_at_open[1])) {
+            cli_error("%s: read failed: the file was modified while it was read (another process changed it)",
+                      npy->path);
+            status = CLI_EX_NOINPUT;
+        }
+        close(npy->fd);
+        npy->fd = -1;
+    }
     if (npy->mapping != NULL) {
         munmap(npy->mapping, npy->mapping_size);
     }
     npy->mapping = NULL;
+    unwatch_mapping(npy->watch_slot);
+    npy->watch_slot = -1;
+    return status;
 }
 
 size_t cli_npy_header(char *out, softmax_dtype dtype, int ndim, const size_t *shape, size_t header_size)

@@ -412,6 +412,18 @@ size_t cli_utf8_sequence(const unsigned char *text, size_t length, uint32_t *cod
     return n;
 }
 
+/* Characters that show nothing, or reorder the text around them: a byte
+ * order mark, zero-width spaces and joiners, bidirectional marks, embeddings
+ * and overrides (a quoted token could be shown reversed or cut), invisible
+ * operators and tags. A message showing the token 'x' that is really
+ * U+FEFF 'x' (a BOM in the middle of a stream) would say nothing useful. */
+static int invisible_code_point(uint32_t c)
+{
+    return c == 0xad || c == 0x61c || c == 0x180e || (c >= 0x200b && c <= 0x200f) || (c >= 0x2028 && c <= 0x202e) ||
+           (c >= 0x2060 && c <= 0x206f) || c == 0xfeff || (c >= 0xfff9 && c <= 0xfffb) || c == 0xe0001 ||
+           (c >= 0xe0020 && c <= 0xe007f);
+}
+
 size_t cli_quote(char *out, size_t size, const char *text, size_t length)
 {
     /* Room kept for the closing quote, "..." and the NUL. */
@@ -431,8 +443,11 @@ size_t cli_quote(char *out, size_t size, const char *text, size_t length)
         size_t piece_length;
         uint32_t code_point = 0;
         size_t sequence = cli_utf8_sequence(bytes + i, length - i, &code_point);
-        if (sequence == 0 || code_point < 0x20 || code_point == 0x7f || (code_point >= 0x80 && code_point < 0xa0) ||
-            code_point == '\'' || code_point == '\\') {
+        if (sequence > 1 && invisible_code_point(code_point)) {
+            piece_length = (size_t)snprintf(piece, sizeof piece, code_point > 0xffff ? "\\U%08x" : "\\u%04x",
+                                            (unsigned)code_point);
+        } else if (sequence == 0 || code_point < 0x20 || code_point == 0x7f ||
+                   (code_point >= 0x80 && code_point < 0xa0) || code_point == '\'' || code_point == '\\') {
             unsigned char byte = bytes[i];
             static const char named[] = "\a\b\t\n\v\f\r";
             static const char letters[] = "abtnvfr";

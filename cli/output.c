@@ -21,11 +21,16 @@
 static volatile sig_atomic_t temp_active;
 static const char *volatile temp_for_signal;
 
-static void remove_temp_and_die(int signal_number)
+void cli_sink_remove_temp_for_signal(void)
 {
     if (temp_active) {
         unlink(temp_for_signal);
     }
+}
+
+static void remove_temp_and_die(int signal_number)
+{
+    cli_sink_remove_temp_for_signal();
     signal(signal_number, SIG_DFL);
     raise(signal_number);
 }

@@ -321,6 +321,65 @@ class NpyIO(Case):
                     continue
                 np.testing.assert_allclose(y, exact, rtol=rtol, atol=1e-30)
 
+    def run_on_pipe(self, data, args=(), name=None):
+        """Runs the command on a pipe named on its command line: /dev/fd/N (as bash's <(...) gives
+        it) or, with name, a FIFO of that name. Returns (status, stdout, stderr)."""
+        import threading
+        if name is None:
+            read_end, write_end = os.pipe()
+            target, pass_fds = f"/dev/fd/{read_end}", (read_end,)
+        else:
+            target, pass_fds = self.path(name), ()
+            os.mkfifo(target)
+
+        def feed():
+            if name is None:
+                out = write_end
+            else:
+                out = os.open(target, os.O_WRONLY)
+            try:
+                os.write(out, data)
+            except BrokenPipeError:
+                pass
+            os.close(out)
+
+        process = subprocess.Popen([CLI, target] + list(args), pass_fds=pass_fds, stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE)
+        if name is None:
+            os.close(read_end)
+        feeder = threading.Thread(target=feed)
+        feeder.start()
+        out, err = process.communicate(timeout=60)
+        feeder.join()
+        if name is not None:
+            os.unlink(target)
+        return process.returncode, out.decode(), err.decode()
+
+    def test_npy_in_a_pipe_named_on_the_command_line(self):
+        """A .npy array from <(...) (a /dev/fd path) or a FIFO is read as it is on standard input:
+        it used to be read as text (/dev/fd/N:1:8: expected a number, found a NUL byte) or refused (a
+        FIFO named *.npy: must be a regular file)."""
+        f = self.path("x.npy")
+        np.save(f, np.array([[1.0, 2.0, 3.0]]))
+        with open(f, "rb") as source:
+            data = source.read()
+        expected = "0.0900306 0.244728 0.665241\n"
+        for name in (None, "fifo.npy", "fifo"):
+            with self.subTest(name=name):
+                self.assertEqual(self.run_on_pipe(data, name=name), (0, expected, ""))
+                status, out, err = self.run_on_pipe(data, ["-t", "1,2"], name=name)
+                self.assertEqual((status, err), (0, ""))
+                self.assertEqual(out, "# temperature 1\n" + expected + "# temperature 2\n0.186324 0.307196 0.50648\n")
+        # text in a pipe is still text; an array to a .npy output: the output was set up for text
+        self.assertEqual(self.run_on_pipe(b"1 2 3\n"), (0, expected, ""))
+        status, _, err = self.run_on_pipe(data, ["-o", self.path("y.npy")])
+        self.assertEqual(status, EX_USAGE, err)
+        self.assertIn("a .npy array in a pipe, with a .npy output: give it on standard input", err)
+        self.assertFalse(os.path.exists(self.path("y.npy")))
+        status, _, err = self.run_on_pipe(data, ["-o", self.path("y.npy")], name="pipe.npy")
+        self.assertEqual((status, err), (0, ""))
+        np.testing.assert_allclose(np.load(self.path("y.npy")), numpy_softmax([[1.0, 2.0, 3.0]]), rtol=1e-15)
+
     def test_npy_to_text_prints_rows_of_the_last_axis(self):
         x = np.array([[1.0, 2.0, 3.0], [10.0, 20.0, 30.0]])
         f = self.path("x.npy")
@@ -1284,6 +1343,19 @@ class SilentOutput(Case):
         err = self.assertFails([self.path("x.npy")], EX_DATAERR, "data type '\\x1b[2J'")
         self.assertNotIn("\x1b", err)
 
+    def test_invisible_and_reordering_characters_in_messages_are_escaped(self):
+        """A byte order mark in the middle of a stream (cat a.csv b.csv), zero-width characters and
+        bidirectional overrides were shown as they are: the message read "found '1'" for a token that
+        is not 1, or came out reordered on the terminal."""
+        self.assertFails([], EX_DATAERR, "standard input:2:1: expected a number, found '\\ufeff1'",
+                         "1 2\n\ufeff1 2\n")
+        err = self.assertFails([], EX_DATAERR, "standard input:1:3: expected a number, found "
+                               "'a\\u202eb\\u200b\\U000e0001'", "1 a\u202eb\u200b\U000e0001\n")
+        for invisible in ("\ufeff", "\u202e", "\u200b", "\U000e0001"):
+            self.assertNotIn(invisible, err)
+        # visible characters beyond ASCII stay as they are
+        self.assertFails([], EX_DATAERR, "found '\u00e9\u732b'", "1 \u00e9\u732b\n")
+
 
 class Friction(Case):
     """What a new user runs into."""
@@ -1690,3 +1762,123 @@ class PlotText(Case):
         self.assertNotIn("\x1b", text)
         self.assertNotIn("\x07", text)
         self.assertIn("a?[2J", text)
+
+
+class ChangingInput(Case):
+    """A .npy input is memory-mapped: another process truncating it while it is read would make the
+    next read of the mapping a SIGBUS (the command killed, a partial output, no word of why), and one
+    rewriting it in place would silently mix old and new values. Both are errors naming the file,
+    exit status 66, with no -o output (nor temporary file) left behind.
+
+    Determinism: the command's standard output is a pipe of 4 KiB that the test does not read, so
+    the command blocks writing the first of several chunks, the file mapped, until the test has
+    changed the file; a sparse file of 48 MiB of zeros makes three chunks."""
+
+    ROWS = 3 << 20  # float32 rows of 4: 3 chunks of 4M elements
+
+    def big_npy(self):
+        from numpy.lib import format as npy_format
+        import io
+        header = io.BytesIO()
+        npy_format.write_array_header_1_0(header, {"descr": "<f4", "fortran_order": False,
+                                                   "shape": (self.ROWS, 4)})
+        path = self.path("big.npy")
+        with open(path, "wb") as f:
+            f.write(header.getvalue())
+            f.truncate(len(header.getvalue()) + self.ROWS * 16)
+        # an old modification time: any write now changes it, however coarse the clock
+        os.utime(path, (946684800, 946684800))
+        return path, len(header.getvalue())
+
+    def run_blocked(self, args, change):
+        """Runs the command with stdout a full pipe; calls change() once it is blocked writing, then
+        drains the pipe. Returns (status, stderr, bytes of stdout)."""
+        import array
+        import fcntl
+        import termios
+        read_end, write_end = os.pipe()
+        fcntl.fcntl(read_end, 1031, 4096)  # F_SETPIPE_SZ: one page
+        process = subprocess.Popen([CLI] + args, stdout=write_end, stderr=subprocess.PIPE)
+        os.close(write_end)
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                pending = array.array("i", [0])
+                fcntl.ioctl(read_end, termios.FIONREAD, pending)
+                if pending[0] >= 4096 or time.monotonic() > deadline:
+                    break
+                time.sleep(0.005)
+            self.assertGreaterEqual(pending[0], 4096, "the command never filled the pipe")
+            change()
+            received = 0
+            while True:
+                data = os.read(read_end, 1 << 16)
+                if not data:
+                    break
+                received += len(data)
+            process.wait(timeout=120)
+            return process.returncode, process.stderr.read().decode(), received
+        finally:
+            os.close(read_end)
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+            process.stderr.close()
+
+    def test_truncated_while_mapped_is_an_error_not_sigbus(self):
+        for args in ([], ["--argmax"], ["-j", "2"], ["-t", "1,2"]):
+            with self.subTest(args=args):
+                path, header = self.big_npy()
+                status, err, _ = self.run_blocked([path, "-p", "1"] + args, lambda: os.truncate(path, 4096))
+                self.assertEqual(status, EX_NOINPUT, err)
+                # one message, from the first faulting thread only
+                self.assertEqual(err, f"softmax: {path}: read failed: the file was truncated while it was read "
+                                      "(another process changed it)\n")
+
+    def test_rewritten_in_place_while_mapped_is_an_error(self):
+        path, header = self.big_npy()
+
+        def rewrite():
+            with open(path, "r+b") as f:
+                f.seek(header + self.ROWS * 16 - 16)
+                f.write(np.array([1, 2, 3, 4], dtype="<f4").tobytes())
+
+        status, err, _ = self.run_blocked([path, "-p", "1"], rewrite)
+        self.assertEqual(status, EX_NOINPUT, err)
+        self.assertIn(f"softmax: {path}: read failed: the file was modified while it was read", err)
+
+    def test_no_output_file_is_left_when_the_input_is_truncated(self):
+        """With -o nothing blocks: the command is stopped once /proc shows the file mapped, the file
+        truncated, the command continued. Whether the next read faults or the change is found at the
+        end, the run fails and -o leaves no file."""
+        if not os.path.isdir("/proc/self"):
+            self.skipTest("needs /proc to see the mapping")
+        for out_name in ("out.txt", "out.npy"):
+            with self.subTest(output=out_name):
+                path, header = self.big_npy()
+                out = self.path(out_name)
+                process = subprocess.Popen([CLI, path, "-t", "1,2,3", "-o", out], stderr=subprocess.PIPE)
+                try:
+                    deadline = time.monotonic() + 60
+                    mapped = False
+                    while not mapped and process.poll() is None and time.monotonic() < deadline:
+                        try:
+                            with open(f"/proc/{process.pid}/maps") as maps:
+                                mapped = path in maps.read()
+                        except OSError:
+                            break
+                    if mapped:
+                        os.kill(process.pid, signal.SIGSTOP)
+                        os.truncate(path, 4096)
+                        os.kill(process.pid, signal.SIGCONT)
+                    process.wait(timeout=120)
+                finally:
+                    if process.poll() is None:
+                        process.kill()
+                        process.wait()
+                err = process.stderr.read().decode()
+                process.stderr.close()
+                self.assertTrue(mapped, "the command ended before the test saw the file mapped")
+                self.assertEqual(process.returncode, EX_NOINPUT, err)
+                self.assertIn(f"softmax: {path}: read failed: the file was", err)
+                self.assertEqual(sorted(os.listdir(self.tmp)), ["big.npy"])
