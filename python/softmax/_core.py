@@ -320,7 +320,12 @@ def positional_masks(causal, causal_offset, max_bias, head_axis, fn):
     if not _is_flag(causal):
         raise TypeError(f"{fn}: causal must be True or False, not {type(causal).__name__}")
     causal_offset = _integer(causal_offset, fn, "causal_offset")
+    # Any offset beyond the int64 range the descriptor takes keeps (or drops)
+    # the same elements as the range's end: no dimension reaches 2**62.
+    causal_offset = min(max(causal_offset, -2 ** 63), 2 ** 63 - 1)
     head_axis = _integer(head_axis, fn, "head_axis")
+    if not -2 ** 31 <= head_axis < 2 ** 31:
+        raise ValueError(f"{fn}: head_axis {head_axis} is out of range (it names a dimension of x)")
     max_bias = real_number(max_bias, fn, "max_bias")
     if not max_bias >= 0 or math.isinf(max_bias):
         raise ValueError(f"{fn}: max_bias must be finite and >= 0 (0 = no ALiBi), got {max_bias}")
@@ -533,12 +538,22 @@ def backward(op, y, dy, axis, scale, out, fn, keep=None, positional=None):
     if dy.dtype != y.dtype:
         raise TypeError(f"{fn}: dy has dtype {dy.dtype} but y has dtype {y.dtype}; they must be equal")
     out_array = None
+    target = None  # a lazily negated out=: written by torch's copy_ after the call
     if out is not None:
-        out_array, _ = tensor_as_array(out, fn, "out")
+        out_array, _ = tensor_as_array(out, fn, "out")  # (checks device, layout and type)
         if out.dtype != y.dtype:
             raise TypeError(f"{fn}: out has dtype {out.dtype} but y has dtype {y.dtype}; they must be equal")
+        if out.is_neg():
+            # Its memory holds -out: a view of it would be a copy (resolve_neg), never written back.
+            if tuple(out.shape) != tuple(y.shape):
+                raise ValueError(f"{fn}: out has shape {tuple(out.shape)} but y has shape {tuple(y.shape)}; "
+                                 "they must be equal")
+            target, out, out_array = out, None, None
     keep_array = tensor_as_array(keep, fn, "mask", bool_allowed=True)[0] if keep is not None else None
     if out is None:
         out, out_array = new_result(y, fn)
     _execute(op, y_array, dy_array, out_array, axis, scale, bf16, None, False, keep_array, positional)
+    if target is not None:
+        target.copy_(out)
+        return target
     return out

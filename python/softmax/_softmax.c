@@ -360,10 +360,21 @@ static int parse_call(PyObject *const *args, Py_ssize_t nargs, call_args *call, 
         PyErr_Format(PyExc_TypeError, "%s: axis must be an integer, not %.200s", fn, Py_TYPE(args[4])->tp_name);
         return -1;
     }
-    const long axis = PyLong_AsLong(axis_object);
-    Py_DECREF(axis_object);
-    if (axis == -1 && PyErr_Occurred())
+    /* An axis beyond a C long is out of range like any other, not an
+     * OverflowError. */
+    int axis_overflow = 0;
+    const long axis = PyLong_AsLongAndOverflow(axis_object, &axis_overflow);
+    if (axis == -1 && PyErr_Occurred()) {
+        Py_DECREF(axis_object);
         return -1;
+    }
+    if (axis_overflow != 0) {
+        PyErr_Format(PyExc_ValueError, "%s: axis %S is out of range for %s with %d dimension%s (valid: %d..%d)", fn,
+                     axis_object, src_name, ndim, ndim == 1 ? "" : "s", -ndim, ndim - 1);
+        Py_DECREF(axis_object);
+        return -1;
+    }
+    Py_DECREF(axis_object);
     if (axis < -ndim || axis >= ndim) {
         PyErr_Format(PyExc_ValueError, "%s: axis %ld is out of range for %s with %d dimension%s (valid: %d..%d)", fn,
                      axis, src_name, ndim, ndim == 1 ? "" : "s", -ndim, ndim - 1);
@@ -883,11 +894,16 @@ static PyObject *isa_name(PyObject *module, PyObject *unused)
 static PyObject *set_num_threads(PyObject *module, PyObject *arg)
 {
     (void)module;
-    const long n = PyLong_AsLong(arg);
+    if (PyBool_Check(arg)) { /* an int to Python, but set_num_threads(True) is a mistake */
+        PyErr_SetString(PyExc_TypeError, "set_num_threads: n must be an integer, not bool");
+        return NULL;
+    }
+    int overflow = 0;
+    const long n = PyLong_AsLongAndOverflow(arg, &overflow);
     if (n == -1 && PyErr_Occurred())
         return NULL;
-    if (n < 0 || n > INT32_MAX) {
-        PyErr_Format(PyExc_ValueError, "set_num_threads: n = %ld; it must be >= 1, or 0 for the default", n);
+    if (overflow != 0 || n < 0 || n > INT32_MAX) {
+        PyErr_Format(PyExc_ValueError, "set_num_threads: n = %S; it must be >= 1, or 0 for the default", arg);
         return NULL;
     }
     const int status = softmax_set_num_threads((int)n);

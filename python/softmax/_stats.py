@@ -244,9 +244,12 @@ def _weighted_logsumexp(x, axis, scale, b, keepdims, return_sign):
         # Entries of weight 0 are left out whatever their logit (an inf or
         # a NaN too), as SciPy does.
         z = torch.where(b != 0, z, torch.full_like(z, -np.inf))
-        top = z.amax(dim=dims, keepdim=True).detach() if z.dim() else z.detach()
+        # dims () reduces nothing (NumPy's and SciPy's axis=()); torch's amax and
+        # sum would take dim=() as every dimension.
+        reduce = bool(dims) and z.dim() > 0
+        top = z.amax(dim=dims, keepdim=True).detach() if reduce else z.detach()
         top = torch.where(torch.isfinite(top), top, torch.zeros_like(top))
-        total = (b * torch.exp(z - top)).sum(dim=dims, keepdim=True) if z.dim() else b * torch.exp(z - top)
+        total = (b * torch.exp(z - top)).sum(dim=dims, keepdim=True) if reduce else b * torch.exp(z - top)
         sign = torch.where(torch.isnan(total), total, torch.sign(total))  # torch.sign(NaN) is 0
         values = torch.log(total.abs()) + top
         if not keepdims:

@@ -26,8 +26,13 @@ def has_storage(tensor):
 
 
 def computation_dtype(dtype):
-    """Half types are computed in float32, as the library does."""
-    return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
+    """Every type is computed in float64 and rounded once at the end.
+
+    The library's float32 results are within 3 ulp of the exact softmax; the
+    same formulas evaluated in float32 would be off by |z| ulp (exp(z) of a
+    logit z rounded to float32), 30 ulp at z = -30.
+    """
+    return torch.float64
 
 
 def positional_masks(shape, axis, positional, device):
@@ -49,6 +54,9 @@ def positional_masks(shape, axis, positional, device):
         view[query_axis] = shape[query_axis]
         key_view = [1] * ndim
         key_view[axis] = shape[axis]
+        # Clamped to what changes nothing in this shape: an offset near the
+        # int64 limits would wrap around in queries + causal_offset.
+        causal_offset = min(max(causal_offset, -shape[query_axis] - 1), shape[axis])
         excluded = keys.view(key_view) > queries.view(view) + causal_offset
     if max_bias > 0:
         head_axis = head_axis % ndim
@@ -75,31 +83,60 @@ def excluded_elements(shape, axis, keep, positional, device):
     return excluded
 
 
-def scaled_logits(z, scale, excluded=None, additive=None, axis=-1):
-    """scale * z as the C contract evaluates it, ready for torch.softmax along axis.
+def scaled_logits(z, scale, excluded=None, additive=None, axis=-1, bias=None):
+    """scale * z (+ additive + bias) as the C contract evaluates it, ready for a softmax along axis.
 
     Finite rows: |scale| * (t - max t) with t = z (or -z for scale < 0), so that no finite
     input and scale overflow; a row whose kept t holds +inf: the +inf entries share the
-    mass (0 there, -inf elsewhere); scale 0: uniform over the elements that are not -inf.
-    NaN stays NaN. The shift by max t changes neither softmax nor log-softmax.
+    mass (0 there, -inf elsewhere: inf + a finite bias is still inf); scale 0: uniform over
+    the elements that are not -inf. NaN stays NaN. The shift by max t changes neither
+    softmax nor log-softmax. An additive -inf excludes its element whatever z holds.
+
+    Computed in float64 and rounded once to z's type (the library adds masks in f64 too):
+    a float32 (or half) scale would round 1e300 to inf and 1e-300 to 0 (then inf * 0 =
+    NaN), and t - max t can overflow where the scaled difference does not.
     """
-    if scale == 0:
-        return torch.where(z == -math.inf, -math.inf, torch.where(torch.isnan(z), z, 0.0)).to(z.dtype)
-    t = z if scale > 0 else -z
-    kept = t
-    if excluded is not None:
-        kept = kept.masked_fill(excluded, -math.inf)
+    dtype = z.dtype
+    z = z.to(torch.float64)
+    offset = None
     if additive is not None:
-        kept = kept.masked_fill(additive == -math.inf, -math.inf)
-    top = kept.masked_fill(torch.isnan(kept), -math.inf).amax(axis, keepdim=True)
-    infinite = top == math.inf
-    shift = top.masked_fill(infinite | (top == -math.inf), 0.0)
-    finite = abs(scale) * (t - shift)
-    limit = torch.where(t == math.inf, 0.0, -math.inf).to(z.dtype)
-    limit = torch.where(torch.isnan(t), t, limit)
-    # Every kept element -inf is a fully masked row for either sign of scale.
-    masked_row = (kept == (-math.inf if scale > 0 else math.inf)).all(axis, keepdim=True)
-    return torch.where(masked_row, -math.inf, torch.where(infinite, limit, finite))
+        offset = additive.to(torch.float64)
+    if bias is not None:
+        offset = bias if offset is None else offset + bias
+    if scale == 0:
+        result = torch.where(z == -math.inf, -math.inf, torch.where(torch.isnan(z), z, 0.0))
+        if offset is not None:
+            result = result + offset
+    else:
+        t = z if scale > 0 else -z
+        kept = t
+        if excluded is not None:
+            kept = kept.masked_fill(excluded, -math.inf)
+        if additive is not None:
+            kept = kept.masked_fill(additive == -math.inf, -math.inf)
+        top = kept.masked_fill(torch.isnan(kept), -math.inf).amax(axis, keepdim=True)
+        infinite = top == math.inf
+        shift = top.masked_fill(infinite | (top == -math.inf), 0.0)
+        difference = t - shift
+        finite = abs(scale) * difference
+        # A spread beyond the float64 range (1e308 - -1e308): scale each term first
+        # (|scale| < 1 brings it back; otherwise the result is -inf either way; the
+        # terms have opposite signs there, so never inf - inf).
+        spread = abs(scale) * t - abs(scale) * shift
+        finite = torch.where(torch.isinf(difference) & torch.isfinite(t), spread, finite)
+        if offset is not None:
+            finite = finite + offset
+        limit = torch.where(t == math.inf, 0.0, -math.inf).to(z.dtype)
+        limit = torch.where(torch.isnan(t), t, limit)
+        if offset is not None:
+            limit = torch.where(torch.isnan(offset), offset, limit)  # a NaN bias: NaN for every scale
+        result = torch.where(infinite, limit, finite)
+        # Every kept element -inf is a fully masked row for either sign of scale.
+        masked_row = (kept == (-math.inf if scale > 0 else math.inf)).all(axis, keepdim=True)
+        result = result.masked_fill(masked_row, -math.inf)
+    if additive is not None:
+        result = result.masked_fill(additive == -math.inf, -math.inf)
+    return result.to(dtype)
 
 
 def forward(x, axis, scale, log, additive=None, keep=None, positional=None):
@@ -118,29 +155,50 @@ def forward(x, axis, scale, log, additive=None, keep=None, positional=None):
         if additive is not None:
             signed = signed.masked_fill(additive == -math.inf, -math.inf)
         top = signed.amax(axis, keepdim=True)
-        z = torch.where(signed == top, 0.0, -math.inf).to(z.dtype)
+        # The extremes keep their bias (the mask and ALiBi terms): the limit of
+        # softmax(scale * x + bias) is softmax(bias) over the tied extremes.
+        winners = torch.where(signed == top, 0.0, -math.inf).to(torch.float64)
+        if additive is not None:
+            winners = winners + additive.to(torch.float64)
+        if bias is not None:
+            winners = winners + bias
+        z = winners.to(z.dtype)
         # Nothing kept, or (scale = -inf) every kept element -inf: a fully masked row.
         masked_row = top == -math.inf
         if scale < 0:
             masked_row = masked_row | (signed == math.inf).all(axis, keepdim=True)
         z = z.masked_fill(masked_row, -math.inf)
     else:
-        z = scaled_logits(z, scale, excluded, additive, axis)
-        if additive is not None:
-            z = z + additive.to(z.dtype)
-        if bias is not None:
-            z = z + bias.to(z.dtype)
+        z = scaled_logits(z, scale, excluded, additive, axis, bias)
     if excluded is not None:
         z = z.masked_fill(excluded, -math.inf)
     dead = z.amax(axis, keepdim=True) == -math.inf  # (amax: functorch batches it)
     z = z.masked_fill(dead, 0.0)  # a row with nothing kept: zeros, not NaN
-    if log:
-        y = torch.log_softmax(z, axis).masked_fill(dead, -math.inf)
-    else:
-        y = torch.softmax(z, axis).masked_fill(dead, 0.0)
-    # A NaN among the kept elements makes the row NaN, whatever the scale.
+    y = _softmax_ops(z, axis, log)
+    y = y.masked_fill(dead, -math.inf if log else 0.0)
+    # A NaN among the kept elements makes the row NaN, whatever the scale (an
+    # additive -inf excludes its element too: its x is never read).
+    if additive is not None:
+        dropped = additive == -math.inf
+        excluded = dropped if excluded is None else excluded | dropped
     nan = torch.isnan(x) if excluded is None else torch.isnan(x) & ~excluded
     return y.masked_fill(nan.any(axis, keepdim=True), math.nan).to(dtype)
+
+
+def _softmax_ops(z, axis, log):
+    """softmax / log-softmax of z along axis from exp, sum and log.
+
+    Not torch.softmax / log_softmax: in torch 1.13 their backward kernels have
+    no forward-mode derivative, which functorch.hessian (jacfwd over jacrev)
+    needs. The shift by the row maximum is a constant (detached): both are
+    invariant to it, so no derivative is lost.
+    """
+    shift = z.amax(axis, keepdim=True).detach()
+    shift = shift.masked_fill(torch.isinf(shift), 0.0)
+    z = z - shift
+    e = torch.exp(z)
+    total = e.sum(axis, keepdim=True)
+    return z - torch.log(total) if log else e / total
 
 
 def backward(y, dy, axis, scale, log, excluded=None):
@@ -194,7 +252,8 @@ def logsumexp(x, axis, scale):
         return (z.amax(axis) if scale > 0 else z.amin(axis)) * scale
     if scale == 0:  # log of the number of elements that are not -inf (NaN stays NaN)
         return torch.logsumexp(scaled_logits(z, scale, axis=axis), axis).to(x.dtype)
-    return torch.logsumexp(z * scale, axis).to(x.dtype)
+    # scale * z in float64: a float32 scale would round 1e300 to inf and 1e-300 to 0.
+    return torch.logsumexp(z.to(torch.float64) * scale, axis).to(x.dtype)
 
 
 def entropy(x, axis, scale):
