@@ -613,13 +613,33 @@ static void explain_lone_header(const reader *r)
               r->name, (unsigned long long)r->header_line, shown, hint);
 }
 
+/* The first carriage return in [line, line + length) that something other
+ * than blanks follows, or NULL. */
+static const char *inner_carriage_return(const char *line, size_t length)
+{
+    const char *end = line + length;
+    for (const char *cr = memchr(line, '\r', length); cr != NULL; cr = memchr(cr + 1, '\r', (size_t)(end - cr - 1))) {
+        for (const char *q = cr + 1; q < end; q++) {
+            if (!is_blank(*q)) {
+                return cr;
+            }
+        }
+        return NULL; /* only blanks after this one, so after any later one too */
+    }
+    return NULL;
+}
+
 /* What is wrong with a line before its fields are read, the same whether
  * the line is complete or still arriving (so that `softmax /dev/zero` or an
  * endless line stops as soon as the fault is read, with the message the
  * complete line would get):
  *  1. a NUL byte within the first max_line bytes of a line that is not a
- *     comment: text with NUL bytes is not text;
- *  2. more than max_line bytes.
+ *     comment: text with NUL bytes is not text; or, if it comes first,
+ *  2. a carriage return followed by more than blanks within those bytes:
+ *     a file with classic Mac line ends ("1 2\r3 4\r") is one line to a
+ *     reader that splits at '\n', and its rows would silently run together
+ *     (a CR before the line feed, as in CRLF, is a blank);
+ *  3. more than max_line bytes.
  * Returns 0 or an exit code (reported). */
 static int check_line(reader *r, const char *line, size_t length, size_t max_line)
 {
@@ -632,10 +652,20 @@ static int check_line(reader *r, const char *line, size_t length, size_t max_lin
         p++;
     }
     if (p == end || *p != '#') {
-        const char *nul = memchr(line, '\0', length < max_line ? length : max_line);
-        if (nul != NULL) {
+        const size_t scanned = length < max_line ? length : max_line;
+        const char *nul = memchr(line, '\0', scanned);
+        const char *cr = is_delimiter(r, '\r') ? NULL : inner_carriage_return(line, scanned);
+        /* The first of the two by column: what a line still arriving shows
+         * first is what the whole line reports. */
+        if (nul != NULL && (cr == NULL || nul < cr)) {
             cli_error("%s:%llu:%zu: expected a number, found a NUL byte", r->name, (unsigned long long)r->line,
                       (size_t)(nul - line) + 1);
+            return CLI_EX_DATAERR;
+        }
+        if (cr != NULL) {
+            cli_error("%s:%llu:%zu: a carriage return inside the line: lines end with a line feed (classic Mac "
+                      "line ends? convert them with tr '\\r' '\\n')",
+                      r->name, (unsigned long long)r->line, (size_t)(cr - line) + 1);
             return CLI_EX_DATAERR;
         }
     }

@@ -15,7 +15,8 @@
  * rules (lines, '#' comments, blanks, comma or blank separators or the
  * chosen delimiter -- each one ends one field, as with cut -d, but for a
  * space, which is runs of blanks --, selected fields, a header line of non-numbers, a byte
- * order mark, NUL bytes and the line-length limit before any field, decimal
+ * order mark, NUL bytes, a carriage return inside a line and the line-length
+ * limit before any field, decimal
  * commas refused when blanks alone separate other numbers on the line)
  * with strtod/strtof as the reference for each number:
  *  - no crash, no out-of-bounds access, no leak;
@@ -205,10 +206,24 @@ static void oracle_line(expected *e, const reader_options *o, const char *p, con
     /* A NUL byte within the limit in a line that is not a comment, then a
      * line over the limit: before any field. */
     if (p == end || *p != '#') {
-        const char *nul = memchr(line_start, '\0', length < o->max_line ? length : o->max_line);
-        if (nul != NULL) {
-            oracle_error(e, line, (size_t)(nul - line_start) + 1);
-            return;
+        /* or a carriage return with anything but blanks after it (within
+         * the limit: rows run together by classic Mac line ends), whichever
+         * comes first. */
+        const size_t scanned = length < o->max_line ? length : o->max_line;
+        for (size_t i = 0; i < scanned; i++) {
+            if (line_start[i] == '\0') {
+                oracle_error(e, line, i + 1);
+                return;
+            }
+            if (line_start[i] != '\r' || o->delimiter == '\r')
+                continue;
+            size_t j = i + 1;
+            while (j < scanned && is_blank(line_start[j]))
+                j++;
+            if (j < scanned) {
+                oracle_error(e, line, i + 1);
+                return;
+            }
         }
     }
     if (length > o->max_line) {

@@ -1031,6 +1031,13 @@ class BadInputs(Case):
         self.assertEqual(output(["--dtype", "f32"], "1e39 2\n"), "1 0\n")
         self.assertEqual(output(["--scale", "1e400"], "1 2\n"), "0 1\n")
 
+    def test_carriage_returns_before_the_line_feed_are_blanks(self):
+        # CRLF (and blanks around the CR) stay what they were: line ends
+        for text in ("1 2\r\n3 4\r\n", "1 2 \r \n3 4\r", "1,2\r\n# note\rx\n3,4\n"):
+            with self.subTest(text=text):
+                self.assertRowsClose(rows_of(output(["-p", "17"], text)),
+                                     [reference_softmax([1, 2]), reference_softmax([3, 4])], rtol=1e-15)
+
     def test_malformed_numbers_name_line_and_column(self):
         cases = [("1 2e\n", "1:3: expected a number, found '2e'"),
                  ("1 --2\n", "1:3: expected a number, found '--2'"),
@@ -1040,7 +1047,12 @@ class BadInputs(Case):
                  ("# comment\n\n1 2\n3 0x\n", "4:3: expected a number, found '0x'"),
                  ("1 " + "a" * 60 + "\n", "1:3: expected a number, found '" + "a" * 40 + "...'"),
                  ("1 2\x00 3\n", "1:4: expected a number, found a NUL byte"),
-                 ("1 \x002\n", "1:3: expected a number, found a NUL byte")]
+                 ("1 \x002\n", "1:3: expected a number, found a NUL byte"),
+                 # classic Mac line ends: the rows ran together into one row of four (exit 0)
+                 ("1 2\r3 4\r", "1:4: a carriage return inside the line: lines end with a line feed (classic Mac "
+                                 "line ends? convert them with tr '\\r' '\\n')"),
+                 ("1 2\n5,6\r7\n", "2:4: a carriage return inside the line: lines end with a line feed (classic "
+                                   "Mac line ends? convert them with tr '\\r' '\\n')")]
         for text, message in cases:
             for dtype in ("f64", "f32"):
                 with self.subTest(text=text, dtype=dtype):
