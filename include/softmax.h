@@ -294,9 +294,15 @@ SOFTMAX_API int log_softmax_jacobian_f64(const double *logy, size_t n, double sc
  *    softmax_desc_init sets -3 for [batch, heads, q, k]) and must differ
  *    from axis.
  * A line with no kept element (fully masked) gives zeros (log-softmax -inf,
- * gradients zeros), never NaN. The additive mask is computed in f64 so that
- * the logit z is not rounded before the exponential: the accuracy contract
- * holds for z as the exact value of the expression above.
+ * gradients zeros), never NaN; so does a line whose kept x are all -inf,
+ * for every scale (a -inf x plus a bias stays excluded when the scale is
+ * negative). An element whose bias is -inf is excluded at every scale,
+ * infinite ones included (it never wins the arg max). The additive mask is
+ * computed in f64 around the line's largest finite x (smallest for
+ * scale < 0), so that the logit z is neither rounded before the
+ * exponential nor overflowed by scale * x alone: the accuracy contract
+ * holds for z as the exact value of the expression above, for any finite
+ * x, bias and scale.
  *
  * Backward ops take y or logy, which already carry the mask; `where` and
  * `causal` are also honoured by the backward ops (excluded elements get

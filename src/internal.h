@@ -272,14 +272,21 @@ typedef struct softmax_kernels {
     /* f32, the additive-mask split of the general path. split_logits:
      * z_j = scale * x_j + (mask_j + slope * j) in double for j < kept
      * (mask or keep NULL: none; mask -inf or keep 0 excludes), -inf from
-     * kept to n; false if a kept z is NaN or +inf or none is finite; else
-     * d_j = z_j - max z into d, (float)d_j into hi. Called only with a
-     * finite nonzero scale. apply_low_parts: the result from
-     * w = (log-)softmax(hi) and d, into d. */
+     * kept to n; false if a kept z is NaN or +inf or none is finite, or if
+     * |max z| > SPLIT_MAX_TOP; else d_j = z_j - max z into d, (float)d_j
+     * into hi. Called only with a finite nonzero scale. apply_low_parts:
+     * the result from w = (log-)softmax(hi) and d, into d. */
     bool (*split_logits)(const float *x, const float *mask, const uint8_t *keep, size_t kept, size_t n, double scale,
                          double slope, double *d, float *hi);
     void (*apply_low_parts)(softmax_op op, const float *w, double *line, size_t n);
 } softmax_kernels;
+
+/* The largest |max z| the additive-mask split takes: z is rounded to
+ * double before max z is subtracted, an error of |z| 2^-53, which must stay
+ * far below the f32 result's 2^-24 (2^-33 here). Beyond it (float logits of
+ * 1e20 with a mask of 5: the 5 was lost in z's rounding) the line takes the
+ * general path, which forms z around the row's largest x. */
+#define SPLIT_MAX_TOP 0x1p20
 
 /* The portable entries of the f32-only slots (src/ref/portable_slots.c),
  * with which every table without its own kernel fills them. */

@@ -1525,6 +1525,134 @@ static void test_added_bias_near_the_float_range_end(void **state)
     printf("added biases near the float range's end: %zu outputs within bounds\n", checked);
 }
 
+/* One case of test_added_bias_around_the_largest_logit: rows of x with an
+ * added f64 or f32 bias at a scale, against MPFR. */
+typedef struct far_bias_case {
+    softmax_dtype dtype;
+    double x[3], bias[3], scale;
+} far_bias_case;
+
+/* z = scale * x + bias where scale * x is huge, or beyond the double range,
+ * and the bias small: {1e308, 1e308} at scale 10 with the bias {0, 1} was
+ * taken as two +inf (1/2 each, exact 0.27 / 0.73); float logits of 1e20
+ * with a bias of 5, or 1e300 at scale 1e-10, lost the bias in z's own
+ * rounding (1/2 each). The row is formed around its largest x now. Rows of
+ * 3, 20 and 300 (the grouped kernels, the general path's split, the line
+ * kernels), the pattern repeated along the row, softmax and log-softmax. */
+static void test_added_bias_around_the_largest_logit(void **state)
+{
+    (void)state;
+    static const far_bias_case cases[] = {
+        {SOFTMAX_DTYPE_F64, {1e308, 1e308, -1e308}, {0.0, 1.0, 2.0}, 10.0},
+        {SOFTMAX_DTYPE_F64, {1e300, 1e300, 1e300}, {5.0, 0.0, -1.0}, 1e-10},
+        {SOFTMAX_DTYPE_F64, {-3e38, -3e38, -2.9e38}, {-1.5, 0.2, 0.0}, 1e300},
+        {SOFTMAX_DTYPE_F64, {-1e308, 1e308, -1e308}, {0.5, 0.0, 0.0}, -3.0},
+        {SOFTMAX_DTYPE_F32, {1e20, 1e20, -1e20}, {5.0, 0.0, 1.0}, 1.0},
+        {SOFTMAX_DTYPE_F32, {3e38, 3e38, 2.9999998e38}, {0.0, 2.0, 0.5}, 1e-32}, /* z near 3e6 */
+        {SOFTMAX_DTYPE_F32, {-3e38, -3e38, 1.0}, {-1.5, 0.2, 0.0}, -1e300},
+    };
+    static const size_t lengths[] = {3, 20, 300};
+    size_t checked = 0;
+    for (size_t c = 0; c < ARRAY_LEN(cases); c++)
+        for (size_t l = 0; l < ARRAY_LEN(lengths); l++)
+            for (int log_output = 0; log_output < 2; log_output++) {
+                const far_bias_case *fc = &cases[c];
+                const size_t n = lengths[l];
+                double *x = malloc(n * sizeof *x), *bias = malloc(n * sizeof *bias), *y = malloc(n * sizeof *y);
+                for (size_t k = 0; k < n; k++) {
+                    /* the case's three, then copies of its third element */
+                    x[k] = fc->x[k < 3 ? k : 2];
+                    bias[k] = fc->bias[k < 3 ? k : 2];
+                }
+                void *xt = typed_alloc(fc->dtype, n), *yt = typed_alloc(fc->dtype, n),
+                     *mask = typed_alloc(fc->dtype, n);
+                typed_store(fc->dtype, xt, x, n);
+                typed_store(fc->dtype, mask, bias, n);
+                softmax_desc desc;
+                softmax_desc_init(&desc, log_output ? SOFTMAX_OP_LOG_SOFTMAX : SOFTMAX_OP_SOFTMAX, fc->dtype, n);
+                desc.ndim = 1;
+                desc.shape[0] = n;
+                desc.scale = fc->scale;
+                desc.mask = mask;
+                desc.mask_dtype = fc->dtype;
+                if (softmax_execute(&desc, xt, NULL, yt) != 0)
+                    fail_msg("far logits: %s", softmax_last_error());
+                reference_line r;
+                reference_init(&r, n);
+                /* z - scale * x[0] (softmax ignores the constant), exact at
+                 * PREC bits: z itself would need a thousand (1e309 + 1). */
+                for (size_t k = 0; k < n; k++) {
+                    r.kept[k] = 1;
+                    mpfr_set_d(r.z[k], decode(fc->dtype, xt, k), MPFR_RNDN);
+                    mpfr_sub_d(r.z[k], r.z[k], decode(fc->dtype, xt, 0), MPFR_RNDN);
+                    mpfr_mul_d(r.z[k], r.z[k], fc->scale, MPFR_RNDN);
+                    mpfr_add_d(r.z[k], r.z[k], decode(fc->dtype, mask, k), MPFR_RNDN);
+                }
+                reference_evaluate(&r);
+                char what[128];
+                snprintf(what, sizeof what, "case %zu (%s, scale %g), n = %zu, %s", c,
+                         fc->dtype == SOFTMAX_DTYPE_F64 ? "f64" : "f32", fc->scale, n,
+                         log_output ? "log-softmax" : "softmax");
+                for (size_t k = 0; k < n; k++, checked++)
+                    check_value(what, fc->dtype, fc->dtype, log_output, decode(fc->dtype, yt, k), &r, k);
+                reference_free(&r);
+                free(x), free(bias), free(y), free(xt), free(yt), free(mask);
+            }
+    printf("added biases beside huge scaled logits: %zu outputs within bounds\n", checked);
+}
+
+/* The additive mask's -inf excludes for every scale: at an infinite scale
+ * an excluded element no longer wins the arg max ({-1, 0} with {-1, -inf}
+ * at +inf gave {0, 0}, not {1, 0}); and a row whose kept x are all -inf is
+ * fully masked at a negative scale too ({-inf, -inf} with {-1, 0} at scale
+ * -1 gave {1/2, 1/2}: -inf + a bias had become +inf). */
+static void test_added_minus_inf_excludes_at_every_scale(void **state)
+{
+    (void)state;
+    static const softmax_dtype types[] = {SOFTMAX_DTYPE_F32, SOFTMAX_DTYPE_F64};
+    for (size_t t = 0; t < ARRAY_LEN(types); t++)
+        for (int log_output = 0; log_output < 2; log_output++) {
+            const softmax_dtype dt = types[t];
+            softmax_desc desc;
+            softmax_desc_init(&desc, log_output ? SOFTMAX_OP_LOG_SOFTMAX : SOFTMAX_OP_SOFTMAX, dt, 3);
+            desc.ndim = 1;
+            desc.shape[0] = 3;
+            desc.mask_dtype = dt;
+            void *xt = typed_alloc(dt, 3), *mask = typed_alloc(dt, 3), *yt = typed_alloc(dt, 3);
+            desc.mask = mask;
+            /* arg max excluded: the kept extreme wins alone */
+            const double x1[3] = {-1.0, 0.0, -2.0}, m1[3] = {-1.0, -INFINITY, 0.5};
+            typed_store(dt, xt, x1, 3);
+            typed_store(dt, mask, m1, 3);
+            desc.scale = INFINITY;
+            assert_int_equal(softmax_execute(&desc, xt, NULL, yt), SOFTMAX_OK);
+            const double one = log_output ? 0.0 : 1.0, none = log_output ? -INFINITY : 0.0;
+            if (decode(dt, yt, 0) != one || decode(dt, yt, 1) != none || decode(dt, yt, 2) != none)
+                fail_msg("+inf scale, arg max excluded: %g %g %g", decode(dt, yt, 0), decode(dt, yt, 1),
+                         decode(dt, yt, 2));
+            desc.scale = -INFINITY;                     /* the arg min -2 kept: it wins */
+            const double m2[3] = {0.0, 0.0, -INFINITY}; /* now the arg min excluded: -1 wins */
+            typed_store(dt, mask, m2, 3);
+            assert_int_equal(softmax_execute(&desc, xt, NULL, yt), SOFTMAX_OK);
+            if (decode(dt, yt, 0) != one || decode(dt, yt, 1) != none || decode(dt, yt, 2) != none)
+                fail_msg("-inf scale, arg min excluded: %g %g %g", decode(dt, yt, 0), decode(dt, yt, 1),
+                         decode(dt, yt, 2));
+            /* every kept x -inf: fully masked for every scale */
+            const double x3[3] = {-INFINITY, -INFINITY, 7.0}, m3[3] = {-1.0, 0.0, -INFINITY};
+            typed_store(dt, xt, x3, 3);
+            typed_store(dt, mask, m3, 3);
+            static const double scales[] = {-1.0, -INFINITY, 2.0, INFINITY, 0.0, -0.0};
+            for (size_t s = 0; s < ARRAY_LEN(scales); s++) {
+                desc.scale = scales[s];
+                assert_int_equal(softmax_execute(&desc, xt, NULL, yt), SOFTMAX_OK);
+                for (size_t k = 0; k < 3; k++)
+                    if (decode(dt, yt, k) != none)
+                        fail_msg("every kept x -inf, scale %g: y[%zu] = %g", scales[s], k, decode(dt, yt, k));
+            }
+            free(xt), free(mask), free(yt);
+        }
+}
+
 static void test_added_bias_special_logits(void **state)
 {
     (void)state;
@@ -2045,6 +2173,8 @@ int main(void)
         cmocka_unit_test(test_materialized_mask_same_bits_as_broadcast),
         cmocka_unit_test(test_added_biases_on_short_rows),
         cmocka_unit_test(test_added_bias_special_logits),
+        cmocka_unit_test(test_added_bias_around_the_largest_logit),
+        cmocka_unit_test(test_added_minus_inf_excludes_at_every_scale),
         cmocka_unit_test(test_added_bias_with_a_huge_scale),
         cmocka_unit_test(test_added_bias_near_the_float_range_end),
         cmocka_unit_test(test_masked_backward),

@@ -209,11 +209,28 @@ void alibi_plan_parts(general_plan *plan, uint64_t heads)
     plan->alibi_part_size = size;
 }
 
-/* The logit of a kept element: z = scale * x + bias, with the contract's
- * conventions for scale 0 (x stops mattering unless it is -inf or NaN) and
- * infinite scales (only the extreme x survive, `extreme` is max or min of x
- * over the kept elements). */
-static dd masked_logit(double scale, double x, dd bias, double extreme)
+/* scale * d as a double-double, or +-inf (low part 0) where it overflows
+ * (the product's rounding error is then not a number). */
+static dd scaled_by(double scale, dd d)
+{
+    const double high = scale * d.hi;
+    if (!isfinite(high))
+        return (dd){high, 0};
+    const dd product = dd_product(scale, d.hi);
+    return fast_two_sum(product.hi, product.lo + scale * d.lo);
+}
+
+/* The logit of a kept element, z = scale * x + bias up to a constant of
+ * the line: with the contract's conventions for scale 0 (x stops mattering
+ * unless it is -inf or NaN) and infinite scales (only the extreme x
+ * survive, `extreme` is max or min of x over the kept elements); for a
+ * finite scale, scale * (x - reference) + bias, `reference` a finite x of
+ * the line (the largest for scale > 0, the smallest for scale < 0). Taken
+ * around the reference, scale * x can neither overflow ({1e308, 1e308} at
+ * scale 10 with the mask {0, 1} shared the mass as two +inf) nor swamp the
+ * bias with its own rounding (1e300 * 1e-10 + 5 lost the 5 below the
+ * product's last bit); softmax does not see the constant. */
+static dd masked_logit(double scale, double x, dd bias, double extreme, double reference)
 {
     static const dd minus_infinity = {-INFINITY, 0};
     if (isnan(x) || isnan(bias.hi)) /* a NaN bias makes z NaN for every scale, infinite ones too */
@@ -222,10 +239,28 @@ static dd masked_logit(double scale, double x, dd bias, double extreme)
         return x == -INFINITY ? minus_infinity : bias;
     if (isinf(scale))
         return x == extreme && !(scale > 0 ? x == -INFINITY : x == INFINITY) ? bias : minus_infinity;
-    const dd product = dd_product(scale, x);
-    if (!isfinite(product.hi) || !isfinite(bias.hi)) /* inf + finite, or inf - inf = NaN as in IEEE */
+    if (isinf(x)) /* +-inf times the scale, plus a finite bias: still infinite */
+        return (dd){scale * x + bias.hi, 0};
+    const dd difference = two_sum(x, -reference);
+    dd product;
+    if (isfinite(difference.hi)) {
+        product = scaled_by(scale, difference);
+    } else { /* beyond the double range: in halves (exact: both normal, above 2^970) */
+        product = scaled_by(scale, two_sum(0.5 * x, -0.5 * reference));
+        product = (dd){2 * product.hi, isfinite(2 * product.hi) ? 2 * product.lo : 0};
+    }
+    if (!isfinite(product.hi) || !isfinite(bias.hi)) /* -inf + finite, or -inf + inf = NaN as in IEEE */
         return (dd){product.hi + bias.hi, 0};
     return dd_add(product, bias);
+}
+
+/* The mask's value of element j of the line (0 without a mask). */
+static double mask_value_at(const general_plan *plan, const line_position *where, size_t j)
+{
+    const general_operand *m = &plan->operands[GENERAL_MASK];
+    return plan->has_mask
+               ? load_double(m->base, m->type, where->offset[GENERAL_MASK] + (int64_t)j * m->strides[plan->axis])
+               : 0.0;
 }
 
 /* Per-line z for the additive-mask path: excluded elements -inf. `z` is a
@@ -234,27 +269,35 @@ void masked_logits(const general_plan *plan, const line_position *where, const d
                    double *z_double)
 {
     const size_t kept_prefix = causal_length(plan, where);
-    const general_operand *m = &plan->operands[GENERAL_MASK];
     const dd slope = alibi_slope_wide(plan, where->head);
     const double scale = plan->scale;
-    double extreme = scale > 0 ? -INFINITY : INFINITY;
-    if (isinf(scale))
-        for (size_t j = 0; j < n; j++)
-            if (is_kept(plan, where, j, kept_prefix) && !isnan(x[j]))
-                extreme = scale > 0 ? fmax(extreme, x[j]) : fmin(extreme, x[j]);
+    /* Over the elements the mask keeps (an added -inf excludes as `where`
+     * does): the extreme x (infinite scales), the reference (finite ones),
+     * and whether every one is -inf -- a fully masked row for any scale, as
+     * without a mask (with a negative scale, -inf + a finite bias was +inf
+     * and shared the mass). */
+    double extreme = scale > 0 ? -INFINITY : INFINITY, reference = NAN;
+    bool all_minus_infinity = true;
+    for (size_t j = 0; j < n; j++) {
+        if (!is_kept(plan, where, j, kept_prefix) || mask_value_at(plan, where, j) == -INFINITY)
+            continue;
+        const double v = x[j];
+        all_minus_infinity &= v == -INFINITY;
+        if (!isnan(v))
+            extreme = scale > 0 ? fmax(extreme, v) : fmin(extreme, v);
+        if (isfinite(v) && !(scale > 0 ? v <= reference : v >= reference))
+            reference = v;
+    }
     for (size_t j = 0; j < n; j++) {
         dd z = {-INFINITY, 0};
-        if (is_kept(plan, where, j, kept_prefix)) {
-            const double mask_value =
-                plan->has_mask
-                    ? load_double(m->base, m->type, where->offset[GENERAL_MASK] + (int64_t)j * m->strides[plan->axis])
-                    : 0.0;
+        if (is_kept(plan, where, j, kept_prefix) && !all_minus_infinity) {
+            const double mask_value = mask_value_at(plan, where, j);
             if (mask_value != -INFINITY) {
                 const dd slope_term = dd_mul(slope, (dd){(double)j, 0.0});
                 const dd bias = isfinite(mask_value) && isfinite(slope_term.hi)
                                     ? dd_add((dd){mask_value, 0}, slope_term)
                                     : (dd){mask_value + slope_term.hi, 0};
-                z = masked_logit(scale, x[j], bias, extreme);
+                z = masked_logit(scale, x[j], bias, extreme, reference);
             }
         }
         if (z_wide != NULL)

@@ -52,7 +52,7 @@ static bool split_logits_simd(const float *x, const float *mask, const uint8_t *
     for (size_t j = kept; j < n; j++)
         d[j] = -INFINITY;
     const double maximum = _mm512_reduce_max_pd(top);
-    if (special != 0 || maximum == -INFINITY)
+    if (special != 0 || maximum == -INFINITY || !(fabs(maximum) <= SPLIT_MAX_TOP))
         return false;
     const __m512d vtop = _mm512_set1_pd(maximum);
     for (size_t j = 0; j < n; j += 8) {

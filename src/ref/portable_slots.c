@@ -103,7 +103,8 @@ SOFTMAX_VECTOR_CLONES static void masked_logits(const float *x, const float *mas
  * lo = d - hi, |lo| <= 2^-24 |d|: the f32 kernels compute w, and
  * apply_low_parts() folds in e^lo ~ 1 + lo (the next term, lo^2 / 2, is
  * below 2^-40 for the outputs in the normal range, |d| < 104). False (line
- * untouched in its meaning) for lines with NaN, +inf or no finite logit:
+ * untouched in its meaning) for lines with NaN, +inf, no finite logit or a
+ * max beyond SPLIT_MAX_TOP (z's own rounding would show):
  * they take the exact general path. */
 SOFTMAX_VECTOR_CLONES static bool split_at_maximum(double *z, float *hi, size_t n)
 {
@@ -130,7 +131,7 @@ SOFTMAX_VECTOR_CLONES static bool split_at_maximum(double *z, float *hi, size_t 
         top = tops[l] > top ? tops[l] : top;
         any_special |= special[l];
     }
-    if (any_special || top == -INFINITY)
+    if (any_special || top == -INFINITY || !(fabs(top) <= SPLIT_MAX_TOP))
         return false;
     for (j = 0; j < n; j++) {
         const double d = z[j] - top;
