@@ -1649,6 +1649,18 @@ static void test_added_minus_inf_excludes_at_every_scale(void **state)
                     if (decode(dt, yt, k) != none)
                         fail_msg("every kept x -inf, scale %g: y[%zu] = %g", scales[s], k, decode(dt, yt, k));
             }
+            /* ... unless a kept bias is NaN: a NaN makes the row NaN (the
+             * first version of the rule above gave zeros; fuzz_execute) */
+            const double m4[3] = {NAN, 0.0, -INFINITY};
+            typed_store(dt, mask, m4, 3);
+            for (size_t s = 0; s < ARRAY_LEN(scales); s++) {
+                desc.scale = scales[s];
+                assert_int_equal(softmax_execute(&desc, xt, NULL, yt), SOFTMAX_OK);
+                for (size_t k = 0; k < 2; k++)
+                    if (!isnan(decode(dt, yt, k)))
+                        fail_msg("a NaN bias, every kept x -inf, scale %g: y[%zu] = %g", scales[s], k,
+                                 decode(dt, yt, k));
+            }
             free(xt), free(mask), free(yt);
         }
 }

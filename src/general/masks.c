@@ -279,10 +279,13 @@ void masked_logits(const general_plan *plan, const line_position *where, const d
     double extreme = scale > 0 ? -INFINITY : INFINITY, reference = NAN;
     bool all_minus_infinity = true;
     for (size_t j = 0; j < n; j++) {
-        if (!is_kept(plan, where, j, kept_prefix) || mask_value_at(plan, where, j) == -INFINITY)
+        if (!is_kept(plan, where, j, kept_prefix))
+            continue;
+        const double bias = mask_value_at(plan, where, j);
+        if (bias == -INFINITY)
             continue;
         const double v = x[j];
-        all_minus_infinity &= v == -INFINITY;
+        all_minus_infinity &= v == -INFINITY && !isnan(bias); /* a NaN bias makes the row NaN */
         if (!isnan(v))
             extreme = scale > 0 ? fmax(extreme, v) : fmin(extreme, v);
         if (isfinite(v) && !(scale > 0 ? v <= reference : v >= reference))
