@@ -162,9 +162,7 @@ static double relative_weight(double x, const row_facts *f, double temperature)
     const float d = rounded_difference(x, f);
     if (f->scaled) /* already divided by T: the weights at T = 1 */
         return exp((double)d);
-    const double inv = 1.0 / temperature;
-    if (!(inv <= FLT_MAX)) /* 1/T overflows f32: the limit, uniform among the (rounded) maxima */
-        return d == 0.0f ? 1.0 : 0.0;
+    const double inv = 1.0 / temperature; /* (rows whose 1/T overflows f32 are scaled, above) */
     if ((float)inv == 0.0f) /* T = +inf, or 1/T below f32: uniform over the logits above -inf */
         return x > -INFINITY ? 1.0 : 0.0;
     return exp((double)d * (double)(float)inv);

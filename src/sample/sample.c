@@ -253,11 +253,12 @@ static row_result sample_indicator_row(const sample_call *call, const float *x, 
                                        row_scratch *s, double u)
 {
     const softmax_sampler_params *params = call->params;
-    int infinite_logits = max == INFINITY;
-    int uniform = !infinite_logits && (params->temperature == INFINITY || call->inv_temperature == 0.0f);
+    /* +inf logits share the mass; else (T = +inf, or 1/T below f32) every
+     * logit above -inf does. */
+    const int infinite_logits = max == INFINITY;
     candidates c = {s->values, s->indices, s->weights, 0};
     for (size_t i = 0; i < n; i++) {
-        int kept = infinite_logits ? x[i] == INFINITY : uniform ? x[i] > -INFINITY : x[i] == max;
+        const int kept = infinite_logits ? x[i] == INFINITY : x[i] > -INFINITY;
         if (kept) {
             c.values[c.count] = x[i];
             c.indices[c.count] = (uint32_t)i;
@@ -266,9 +267,8 @@ static row_result sample_indicator_row(const sample_call *call, const float *x, 
     }
     /* A finite T whose 1/T underflows f32 still has max / T in the
      * logsumexp (large for f64 rows); T = +inf makes that term 0. */
-    double logsumexp = infinite_logits ? INFINITY : (offset + max) * call->inv_temperature_exact + log((double)c.count);
-    if (isnan(logsumexp)) /* an infinite 1/T times a zero max: the limit */
-        logsumexp = log((double)c.count);
+    const double logsumexp =
+        infinite_logits ? INFINITY : (offset + max) * call->inv_temperature_exact + log((double)c.count);
     if (params->top_k > 0 && (uint64_t)params->top_k < c.count)
         keep_top_k(&c, s->spare, (size_t)params->top_k);
     row_result r = filter_and_draw(params, &c, s->order, (double)c.count, u);
@@ -437,6 +437,25 @@ static row_result sample_top_p_row(const sample_call *call, const float *x, size
 static row_result sample_f32_row(const sample_call *call, const float *x, size_t n, double offset, row_scratch *s,
                                  double u);
 
+/* (x_i - max) / T rounded to f32 for the row sampled at T = 1; a finite
+ * logit stays above -inf (weight 0, but not a mask). */
+static float divided_difference(double scaled, double x)
+{
+    const float d = (float)scaled;
+    return isinf(d) && isfinite(x) ? -FLT_MAX : d;
+}
+
+/* s->widened, a row already divided by T, sampled at T = 1 with the
+ * offset max / T (the same filters, the same draw rule and the logsumexp
+ * of x / T). */
+static row_result sample_divided_row(const sample_call *call, size_t n, double offset, row_scratch *s, double u)
+{
+    softmax_sampler_params unit = *call->params;
+    unit.temperature = 1.0;
+    const sample_call at_unit = {call->kernels, &unit, 1.0f, 1.0, call->want_logsumexp};
+    return sample_f32_row(&at_unit, s->widened, n, offset, s, u);
+}
+
 /* Above this temperature an f32 difference x_i - max that overflows to
  * -inf could still carry weight: exp(-FLT_MAX / 2^121) = exp(-128) is
  * below the least f32 weight, so at T <= 2^121 the weight 0 is the exact
@@ -469,17 +488,9 @@ static row_result sample_scaled_f32_row(const sample_call *call, const float *x,
                                         double u)
 {
     const double t = call->params->temperature;
-    for (size_t i = 0; i < n; i++) {
-        const double scaled = ((double)x[i] - (double)max) / t;
-        float d = (float)scaled;
-        if (isinf(d) && isfinite(x[i]))
-            d = -FLT_MAX;
-        s->widened[i] = d;
-    }
-    softmax_sampler_params unit = *call->params;
-    unit.temperature = 1.0;
-    const sample_call at_unit = {call->kernels, &unit, 1.0f, 1.0, call->want_logsumexp};
-    return sample_f32_row(&at_unit, s->widened, n, (double)max / t, s, u);
+    for (size_t i = 0; i < n; i++)
+        s->widened[i] = divided_difference(((double)x[i] - (double)max) / t, x[i]);
+    return sample_divided_row(call, n, (double)max / t, s, u);
 }
 
 /* One row of f32 logits; `offset` was subtracted from them (f64 rows). */
@@ -504,8 +515,8 @@ static row_result sample_f32_row(const sample_call *call, const float *x, size_t
         (call->inv_temperature == INFINITY ||
          (params->temperature > SCALE_FIRST_MIN_TEMPERATURE && first_overflowing_difference(x, n, max) < n)))
         return sample_scaled_f32_row(call, x, n, max, s, u);
-    if (max == INFINITY || params->temperature == INFINITY || call->inv_temperature == 0.0f ||
-        call->inv_temperature == INFINITY)
+    /* (A finite T whose 1/T overflows f32 was divided first, above.) */
+    if (max == INFINITY || params->temperature == INFINITY || call->inv_temperature == 0.0f)
         return sample_indicator_row(call, x, n, max, offset, s, u);
     int top_k = params->top_k > 0 && (uint64_t)params->top_k < n;
     if (top_k)
@@ -533,10 +544,10 @@ static row_result greedy_f64_row(const double *x, size_t n)
 /* An f64 row with a logit more than FLT_MAX below its max, at a finite
  * T > 0, or at a T whose 1/T overflows f32: its differences rounded to f32
  * first would be clamped to -FLT_MAX before 1/T applies (x = {0, -1e40} at
- * T = 1e40 drew both about equally, not 0.73 / 0.27), or rounded to 0. Here the row is scaled by 1/T in f64 first, (x_i -
- * max) / T (x_i / T - max / T where the difference overflows f64), and the
- * f32 row is sampled at T = 1 with the offset max / T: the same draw rule
- * and logsumexp of x / T. Other rows (differences within f32, 1/T
+ * T = 1e40 drew both about equally, not 0.73 / 0.27), or rounded to 0.
+ * Here the row is scaled by 1/T in f64 first, (x_i - max) / T (x_i / T -
+ * max / T where the difference overflows f64), and sampled at T = 1
+ * (sample_divided_row). Other rows (differences within f32, 1/T
  * within f32) never come here: their draws are those of the f32
  * differences, as before. */
 static row_result sample_scaled_f64_row(const sample_call *call, const double *x, size_t n, double max, row_scratch *s,
@@ -546,15 +557,9 @@ static row_result sample_scaled_f64_row(const sample_call *call, const double *x
     for (size_t i = 0; i < n; i++) {
         double scaled = x[i] - max;
         scaled = isfinite(scaled) || !isfinite(x[i]) ? scaled / t : x[i] / t - max / t;
-        float d = (float)scaled;
-        if (isinf(d) && isfinite(x[i]))
-            d = -FLT_MAX; /* weight 0 at T = 1, the logit still above -inf */
-        s->widened[i] = d;
+        s->widened[i] = divided_difference(scaled, x[i]);
     }
-    softmax_sampler_params unit = *call->params;
-    unit.temperature = 1.0;
-    const sample_call at_unit = {call->kernels, &unit, 1.0f, 1.0, call->want_logsumexp};
-    return sample_f32_row(&at_unit, s->widened, n, max / t, s, u);
+    return sample_divided_row(call, n, max / t, s, u);
 }
 
 static row_result sample_row(const sample_call *call, softmax_dtype dtype, const void *row, size_t n, row_scratch *s,
