@@ -99,7 +99,7 @@ TEST_PACKAGES+=(time libopenmpi-dev openmpi-bin)
 # figures, pytest and hypothesis for the tests, pip and venv for `pip install .`.
 # shellcheck disable=SC2034
 PYTHON_PACKAGES=(python3-dev python3-numpy python3-setuptools python3-pip python3-venv python3-torch
-    python3-matplotlib python3-pytest python3-hypothesis python3-scipy)
+    python3-matplotlib python3-pytest python3-hypothesis python3-scipy python3-mpmath)
 # ... and the hardening steps: libFuzzer and ThreadSanitizer come with clang
 # (its OpenMP runtime with libomp-dev), the memory checker with valgrind.
 # shellcheck disable=SC2034

@@ -57,9 +57,11 @@ def _short_path(op, x, axis, scale, out, fast):
     path, which decides and says why.
     """
     op = op if fast is False else op | _OP_FAST if fast is True else 0
-    if not op:
-        return None
+    if not op or (type(scale) is not float and type(scale) is not int and _core.tracked_tensor(scale)):
+        return None  # (a scale autograd follows: the general path keeps its gradient)
     if type(x) is _ndarray:
+        if out is not None and type(out) is not _ndarray:
+            return None  # (a masked array or a tensor out=: the general path says why)
         try:
             return _execute(op, x, None, out, axis, scale, False, None, False, None)
         except (TypeError, ValueError):
@@ -93,6 +95,8 @@ def softmax(x, axis=_core.LAST_AXIS, scale=1.0, temperature=None, mask=None, out
                 gives softmin, 0 the uniform distribution, +-inf the one-hot limit.
     temperature if given, the scale is scale / temperature; temperature=0 is the
                 greedy limit (one-hot at the arg max, ties share the mass).
+                Either may be a one-element tensor that requires grad (a learned
+                temperature): the result is differentiable in it too.
     mask        optional, broadcastable to x: a bool array (True = keep; excluded
                 elements get exactly 0), or a float array added after scaling
                 (-inf excludes). A row with nothing kept is all zeros, never NaN.
@@ -143,15 +147,15 @@ def softmax_backward(y, dy, axis=-1, scale=1.0, temperature=None, out=None):
     y is the softmax output, dy the gradient of the loss with respect to y;
     scale/temperature as given to softmax(). Same kinds and dtypes in and out.
     """
-    if temperature is not None:
-        scale = effective_scale(scale, temperature, "softmax_backward")
+    if temperature is not None or (type(scale) is not float and type(scale) is not int):
+        scale = effective_scale(scale, temperature, "softmax_backward")  # (refuses a scale that requires grad)
     return _core.backward(_core.OP_SOFTMAX_BACKWARD, y, dy, axis, scale, out, "softmax_backward")
 
 
 def log_softmax_backward(logy, dy, axis=-1, scale=1.0, temperature=None, out=None):
     """Gradient through log-softmax: dx = scale * (dy - exp(logy) * sum(dy, axis))."""
-    if temperature is not None:
-        scale = effective_scale(scale, temperature, "log_softmax_backward")
+    if temperature is not None or (type(scale) is not float and type(scale) is not int):
+        scale = effective_scale(scale, temperature, "log_softmax_backward")  # (refuses a scale that requires grad)
     return _core.backward(_core.OP_LOG_SOFTMAX_BACKWARD, logy, dy, axis, scale, out, "log_softmax_backward")
 
 

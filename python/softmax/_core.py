@@ -22,16 +22,25 @@ OP_LOG_SOFTMAX_JVP = _softmax.OP_LOG_SOFTMAX_JVP
 
 _execute = _softmax.execute
 _ndarray = np.ndarray
+_MaskedArray = np.ma.MaskedArray
 
 
 def real_number(value, fn, name):
     """value as a float; TypeError unless it is a real number.
 
     float() alone would also take the text "2": the extension refuses text
-    for scale, so every real-valued argument refuses it the same way.
+    for scale, so every real-valued argument refuses it the same way. A
+    tensor that autograd tracks is refused too: float() would drop its
+    gradient without a word (the functions that are differentiable in
+    scale and temperature take those through differentiable_scale).
     """
+    if type(value) is float:
+        return value
     if isinstance(value, (str, bytes, bytearray, bool, np.bool_)):
         raise TypeError(f"{fn}: {name} must be a real number, not {type(value).__name__}")
+    if tracked_tensor(value):
+        raise TypeError(f"{fn}: {name} is a tensor that requires grad, but {fn} is not differentiable in {name} "
+                        f"(its gradient would be lost); pass {name}.detach() or a float")
     try:
         return float(value)
     except (TypeError, ValueError):
@@ -61,6 +70,78 @@ def effective_scale(scale, temperature, fn="softmax"):
     if math.isinf(scale) and math.isinf(temperature):
         raise ValueError(f"{fn}: scale {scale} with temperature inf is undefined (inf / inf)")
     return scale / temperature
+
+
+def tracked_tensor(value):
+    """value is a torch tensor whose gradient autograd or functorch would follow."""
+    if value is None or type(value) is float or type(value) is int:
+        return False
+    torch = _torch_module()
+    if torch is None or not isinstance(value, torch.Tensor):
+        return False
+    return ((torch.is_grad_enabled() and value.requires_grad) or _has_tangent(torch, value)
+            or not torch._C._has_storage(value))
+
+
+def differentiable_scale(scale, temperature, fn):
+    """(s, c): c = scale / temperature as effective_scale gives it (a float), and s the same
+    value as a float64 0-d tensor carrying the gradient of scale and temperature when either
+    is a tensor that autograd tracks (a learned temperature, CLIP's logit scale), else None."""
+    if not ((type(scale) is not float and tracked_tensor(scale))
+            or (temperature is not None and type(temperature) is not float and tracked_tensor(temperature))):
+        return None, effective_scale(scale, temperature, fn)
+    torch = _torch_module()
+    values = []
+    for value, name in ((scale, "scale"), (temperature, "temperature")):
+        if isinstance(value, torch.Tensor):
+            if value.numel() != 1 or value.is_complex() or value.dtype is torch.bool:
+                raise TypeError(f"{fn}: {name} must be a real number or a one-element real tensor, not a tensor of "
+                                f"shape {tuple(value.shape)} and dtype {value.dtype}")
+            if not value.is_cpu:
+                raise ValueError(f"{fn}: {name} is on device '{value.device}'; libsoftmax computes on the CPU")
+            values.append(value.detach().reshape(()).item())
+        else:
+            values.append(value)
+    c = effective_scale(values[0], values[1], fn)  # the checks and the value (float64 arithmetic)
+    s = scale.reshape(()).to(torch.float64) if isinstance(scale, torch.Tensor) else float(values[0])
+    if temperature is not None:
+        t = temperature.reshape(()).to(torch.float64) if isinstance(temperature, torch.Tensor) else values[1]
+        s = s / t
+    return s, c
+
+
+def scale_argument(scale, fn):
+    """scale checked as fn's argument: a float, or the tensor itself when autograd tracks it
+    (softmax() then keeps its gradient)."""
+    tracked, value = differentiable_scale(scale, None, fn)
+    return value if tracked is None else scale
+
+
+def apply_scale(x, s, c, fn):
+    """x' equal to x in value, such that f(x', scale=c) is f(x, scale=s) as a function of the
+    tensor s for the softmax family (softmax, log-softmax, logsumexp, entropy): every derivative
+    in s (and in x) is exact, and the kernels still see x and the fused float scale c.
+
+    c != 0 and finite: x' = x * (s / c) on finite x (s / c is exactly 1); c == 0: x' = s * x
+    on finite x, +inf -> 0 (the scale-0 contract), computed at scale 1; c infinite: the limit,
+    whose derivative is 0 (x' = x + 0 * clamp(s)). Returns (x', scale to apply)."""
+    torch = _torch_module()
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{fn}: scale or temperature is a tensor that requires grad, but x is a "
+                        f"{type(x).__name__}: the result could not carry its gradient; pass a tensor x, "
+                        "or a float scale")
+    finite = torch.isfinite(x)
+    # The products below read only finite x: an inf or NaN there would give the
+    # scale a NaN gradient (0 * inf) through the branch torch.where drops.
+    safe = torch.where(finite, x, torch.zeros_like(x))
+    if math.isinf(c):
+        zero = s.clamp(-1.0, 1.0) * 0.0
+        return torch.where(finite, safe + zero.to(x.dtype), x), c
+    if c == 0:
+        limit = torch.where(x == math.inf, torch.zeros_like(x), x)
+        return torch.where(finite, safe * s.to(x.dtype), limit), 1.0
+    ratio = (s / c).to(x.dtype)  # exactly 1 (c is s's value), with d ratio / ds = 1 / c
+    return torch.where(finite, safe * ratio, x), c
 
 
 def _torch_module():
@@ -102,12 +183,37 @@ def register_torch(torch):
     _operators.register()
 
 
+_plain_tensor_type = [None]  # [torch.Tensor] once seen (torch is never imported here)
+
+
+def refuse_dispatch_subclass(tensor, fn, name):
+    """TypeError for a tensor subclass with its own __torch_dispatch__ (torch.masked.MaskedTensor,
+    FakeTensor, ...): the memory behind data_ptr() is not its data (a MaskedTensor read that way
+    gave logsumexp(x) = log(n) whatever x held, and its mask was ignored). Plain subclasses and
+    nn.Parameter keep torch.Tensor's dispatch and their own memory: accepted."""
+    cls = type(tensor)
+    if cls is _plain_tensor_type[0]:
+        return
+    torch = _torch_module()
+    if cls is torch.Tensor:
+        _plain_tensor_type[0] = cls
+        return
+    if cls.__torch_dispatch__ is torch.Tensor.__torch_dispatch__:
+        return
+    hint = ("; its mask would be ignored: pass the data with the mask as mask= (softmax, log_softmax) or "
+            "the data with -inf at the excluded elements" if "Masked" in cls.__name__ else
+            "; pass a plain tensor")
+    raise TypeError(f"{fn}: {name} is a {cls.__name__}, a tensor subclass with its own dispatch whose "
+                    f"memory libsoftmax cannot read{hint}")
+
+
 def tensor_as_array(tensor, fn, name, bool_allowed=False):
     """(NumPy view of the tensor's memory, whether it holds bfloat16 bits).
 
     A view, not a copy: the library reads and writes the tensor's own memory.
     """
     torch = _torch_module()
+    refuse_dispatch_subclass(tensor, fn, name)
     if not tensor.is_cpu:
         raise ValueError(
             f"{fn}: {name} is on device '{tensor.device}'; libsoftmax computes on the CPU. "
@@ -139,13 +245,37 @@ def new_result(like, fn):
     return tensor, tensor_as_array(tensor, fn, "out")[0]
 
 
-def _check_kind(x, fn):
+def _check_kind(x, fn, name="x"):
     if type(x) is not _ndarray and not isinstance(x, _ndarray) and not is_tensor(x):
-        raise TypeError(f"{fn}: x must be a numpy.ndarray or a torch.Tensor, not {type(x).__name__}"
+        raise TypeError(f"{fn}: {name} must be a numpy.ndarray or a torch.Tensor, not {type(x).__name__}"
                         " (convert it with numpy.asarray(x, dtype=float))")
-    if isinstance(x, np.ma.MaskedArray):
-        # Its mask would be silently ignored by the library.
-        raise TypeError(f"{fn}: x is a numpy.ma.MaskedArray; pass x.data and the mask as mask=~x.mask")
+    refuse_masked_array(x, fn, name)
+
+
+def refuse_masked_array(value, fn, name):
+    """TypeError for a numpy.ma.MaskedArray: the library reads and writes its data, and its
+    mask would be ignored without a word."""
+    if value is None or type(value) is _ndarray or not isinstance(value, _MaskedArray):
+        return
+    if name == "x" and fn in ("softmax", "log_softmax"):
+        hint = "pass x.data and the mask as mask=~numpy.ma.getmaskarray(x)"
+    elif name in ("x", "logits"):
+        hint = "pass numpy.ma.filled(x, -numpy.inf) (a logit of -inf is left out)"
+    elif name == "mask":
+        hint = "pass a plain array: a keep-mask numpy.ma.filled(mask, False) or an additive mask " \
+               "numpy.ma.filled(mask, -numpy.inf)"
+    else:
+        hint = f"pass a plain numpy.ndarray ({name}.data, numpy.ma.filled({name}, ...))"
+    raise TypeError(f"{fn}: {name} is a numpy.ma.MaskedArray, whose mask would be ignored; {hint}")
+
+
+def plain_array(value):
+    """An ndarray subclass (numpy.matrix, numpy.memmap, ...) seen as a plain ndarray over the
+    same memory: np.matrix keeps 2 dimensions through reshape, which would give reductions
+    over several axes a wrong shape. (Masked arrays are refused before this.)"""
+    if type(value) is not _ndarray and isinstance(value, _ndarray):
+        return value.view(_ndarray)
+    return value
 
 
 def _prepare_mask(x, mask, fn):
@@ -154,6 +284,7 @@ def _prepare_mask(x, mask, fn):
     if x_is_tensor != is_tensor(mask) or (not x_is_tensor and not isinstance(mask, _ndarray)):
         kind = "torch.Tensor" if x_is_tensor else "numpy.ndarray"
         raise TypeError(f"{fn}: mask must be a {kind} like x, not {type(mask).__name__}")
+    refuse_masked_array(mask, fn, "mask")
     try:
         mask = mask.expand(x.shape) if x_is_tensor else np.broadcast_to(mask, x.shape)
     except (RuntimeError, ValueError):
@@ -205,6 +336,7 @@ def _copy_into(out, result, x, fn):
         # tensor saved for a backward and then overwritten is detected.
         out.copy_(result)
         return out
+    refuse_masked_array(out, fn, "out")
     if tuple(out.shape) != tuple(x.shape):
         raise ValueError(f"{fn}: out has shape {tuple(out.shape)} but x has shape {tuple(x.shape)}; they must be equal")
     if out.dtype != x.dtype:
@@ -258,22 +390,13 @@ def normalize_axes(axis, dim, fn):
     return _integer(axis, fn, "axis")
 
 
-def promote(x, dtype, fn):
-    """x as an array or tensor of a floating type, as SciPy / torch promote it.
-
-    Lists and scalars become NumPy arrays; integer and bool arrays become
-    float64 (NumPy's promotion for exp), integer and bool tensors torch's
-    default float type; dtype=, if given, is the type x is cast to first
-    (torch's meaning of dtype=).
-    """
+def _input(x, fn):
+    """x as a tensor or a plain NumPy array: lists, tuples and scalars converted, masked arrays
+    refused, other ndarray subclasses (numpy.matrix) seen as plain arrays."""
+    if type(x) is _ndarray:
+        return x
     torch = _torch_module()
     if torch is not None and isinstance(x, torch.Tensor):
-        if dtype is not None:
-            if not isinstance(dtype, torch.dtype):
-                raise TypeError(f"{fn}: dtype must be a torch.dtype for a tensor, not {type(dtype).__name__}")
-            return x.to(dtype)
-        if not (x.is_floating_point() or x.is_complex()):
-            return x.to(torch.get_default_dtype())
         return x
     if not isinstance(x, _ndarray):
         if isinstance(x, (str, bytes, bytearray, dict, set)) or x is None:
@@ -285,8 +408,32 @@ def promote(x, dtype, fn):
                 raise TypeError(f"{fn}: x holds {x.dtype} values; softmax needs real numbers")
         else:
             _check_kind(x, fn)
-    elif isinstance(x, np.ma.MaskedArray):
-        _check_kind(x, fn)
+        return x
+    refuse_masked_array(x, fn, "x")
+    return plain_array(x)
+
+
+def promote(x, dtype, fn, shift=None):
+    """x as an array or tensor of a floating type, as SciPy / torch promote it.
+
+    Lists and scalars become NumPy arrays; integer and bool arrays become
+    float64 (NumPy's promotion for exp), integer and bool tensors torch's
+    default float type; dtype=, if given, is the type x is cast to first
+    (torch's meaning of dtype=). shift=(axes, scale), for functions that do
+    not change when a row is shifted (softmax, log-softmax, entropy): integers
+    that type cannot all hold exactly become x - m instead (integer_shift).
+    """
+    x = _input(x, fn)
+    torch = _torch_module()
+    if torch is not None and isinstance(x, torch.Tensor):
+        if dtype is not None:
+            if not isinstance(dtype, torch.dtype):
+                raise TypeError(f"{fn}: dtype must be a torch.dtype for a tensor, not {type(dtype).__name__}")
+            return x.to(dtype)
+        if not (x.is_floating_point() or x.is_complex()):
+            shifted = integer_shift(x, shift[0], shift[1]) if shift is not None else None
+            return shifted[0] if shifted is not None else x.to(torch.get_default_dtype())
+        return x
     if dtype is not None:
         try:
             dtype = np.dtype(dtype)
@@ -294,8 +441,71 @@ def promote(x, dtype, fn):
             raise TypeError(f"{fn}: dtype must be a NumPy dtype for an array, not {dtype!r}") from None
         return x.astype(dtype, copy=False)
     if x.dtype.kind in "biu":
-        return x.astype(np.float64)
+        shifted = integer_shift(x, shift[0], shift[1]) if shift is not None else None
+        return shifted[0] if shifted is not None else x.astype(np.float64)
     return x
+
+
+def promote_with_offset(x, axes, scale, fn):
+    """(promote(x), m): for logsumexp, which a shift changes by scale * m. m (float64, the
+    reduced axes kept) is None unless x holds integers shifted by integer_shift."""
+    x = _input(x, fn)
+    if type(x) is _ndarray and x.dtype.kind == "f":
+        return x, None
+    shifted = integer_shift(x, axes, scale)
+    if shifted is not None:
+        return shifted
+    return promote(x, None, fn), None
+
+
+def integer_shift(x, axes, scale, target=None):
+    """(x - m, m) for integer x whose values the float type they become (float64 for NumPy,
+    torch's default type for tensors) cannot all hold exactly, else None.
+
+    m is the maximum along axes (None: all; an int or a tuple), the minimum for scale < 0 (the
+    row's extreme, as the library shifts); x - m is computed exactly (in 64-bit unsigned
+    arithmetic: 0 <= m - x < 2**64) and then rounded once. softmax([2**62 + 1, 2**62]) is
+    softmax([1, 0]), not the [0.5, 0.5] of a conversion to float64 first (SciPy subtracts the
+    maximum in integers too). m comes as float64 with the reduced axes kept (logsumexp adds
+    scale * m back). target: the float type of a tensor result (default: torch's default)."""
+    torch = _torch_module()
+    is_torch = torch is not None and isinstance(x, torch.Tensor)
+    if is_torch:
+        if x.is_floating_point() or x.is_complex() or x.dtype is torch.bool or not x.numel() or not x.dim():
+            return None
+        if not torch._C._has_storage(x) or not x.is_cpu:
+            return None  # (a functorch wrapper or another device: converted as before)
+        target = target or torch.get_default_dtype()
+        limit = 2 ** (round(-math.log2(torch.finfo(target).eps)) + 1)  # (every integer up to it is exact)
+        if -limit <= int(x.min()) and int(x.max()) <= limit:
+            return None
+        array = x.numpy()
+    else:
+        if x.dtype.kind not in "iu" or x.dtype.itemsize < 8 or not x.size or not x.ndim:
+            return None
+        limit = 2 ** 53
+        if -limit <= int(x.min()) and int(x.max()) <= limit:
+            return None
+        array = x
+    ndim = array.ndim
+    try:
+        if axes is None:
+            axes = tuple(range(ndim))
+        elif isinstance(axes, int):
+            axes = (axes,)
+        axes = tuple(operator.index(a) % ndim for a in axes if -ndim <= operator.index(a) < ndim)
+    except TypeError:
+        return None  # (the caller reports a bad axis)
+    if scale >= 0:
+        m = array.max(axis=axes, keepdims=True)
+        difference = -(m.astype(np.uint64) - array.astype(np.uint64)).astype(np.float64)  # x - m <= 0
+    else:
+        m = array.min(axis=axes, keepdims=True)
+        difference = (array.astype(np.uint64) - m.astype(np.uint64)).astype(np.float64)  # x - m >= 0
+    m = m.astype(np.float64)
+    if is_torch:
+        return torch.from_numpy(difference).to(target), torch.from_numpy(m)
+    return difference, m
 
 
 def autograd_forward(op, x, axis, scale):
@@ -338,9 +548,13 @@ def general(op, x, axis, scale, temperature, mask, out, fast, dim, dtype, positi
     """softmax / log-softmax with every argument form: the slow path of softmax()."""
     if not _is_flag(fast):
         raise TypeError(f"{fn}: fast must be True or False, not {type(fast).__name__}")
-    scale = effective_scale(scale, temperature, fn)
+    tracked, scale = differentiable_scale(scale, temperature, fn)
     axes = normalize_axes(axis, dim, fn)
-    x = promote(x, dtype, fn)
+    x = promote(x, dtype, fn, shift=(axes, scale))
+    if is_tensor(x):
+        refuse_dispatch_subclass(x, fn, "x")
+    if tracked is not None:
+        x, scale = apply_scale(x, tracked, scale, fn)
     if fast and not (mask is not None or positional is not None):
         op |= _softmax.OP_FAST
     if x.ndim == 0 or not isinstance(axes, int):
@@ -381,6 +595,7 @@ def _over_axes(op, x, axes, scale, mask, out, positional, fn):
         if is_tensor(mask) != is_torch:
             kind = "torch.Tensor" if is_torch else "numpy.ndarray"
             raise TypeError(f"{fn}: mask must be a {kind} like x, not {type(mask).__name__}")
+        refuse_masked_array(mask, fn, "mask")
         try:
             mask = mask.expand(x.shape) if is_torch else np.broadcast_to(mask, x.shape)
         except (RuntimeError, ValueError):
@@ -404,6 +619,9 @@ def forward(op, x, axis, scale, mask, out, fn, positional=None, operator=False):
         register_torch(torch)
     _check_kind(x, fn)
     if is_tensor(x):
+        refuse_dispatch_subclass(x, fn, "x")
+        if is_tensor(mask):
+            refuse_dispatch_subclass(mask, fn, "mask")
         if not -x.ndim <= axis < x.ndim:
             raise ValueError(f"{fn}: axis {axis} is out of range for x with {x.ndim} dimension"
                              f"{'' if x.ndim == 1 else 's'} (valid: {-x.ndim}..{x.ndim - 1})")
@@ -441,6 +659,7 @@ def forward(op, x, axis, scale, mask, out, fn, positional=None, operator=False):
     if not is_tensor(x):
         if out is not None and not isinstance(out, _ndarray):
             raise TypeError(f"{fn}: out must be a numpy.ndarray like x, not {type(out).__name__}")
+        refuse_masked_array(out, fn, "out")
         return _execute(op, x, None, out, axis, scale, False, additive, False, keep, positional)
 
     torch = _torch_module()
@@ -488,6 +707,7 @@ def _check_tensor_out(out, x, fn):
     torch = _torch_module()
     if not isinstance(out, torch.Tensor):
         raise TypeError(f"{fn}: out must be a torch.Tensor like x, not {type(out).__name__}")
+    refuse_dispatch_subclass(out, fn, "out")
     if out.dtype != x.dtype:
         raise TypeError(f"{fn}: out has dtype {out.dtype} but x has dtype {x.dtype}; they must be equal")
     if not out.is_cpu:
@@ -522,13 +742,15 @@ def forward_tensor(op, x, axis, scale, additive, keep, out, fn, positional=None)
 
 def backward(op, y, dy, axis, scale, out, fn, keep=None, positional=None):
     """The vector-Jacobian product of softmax / log-softmax from its output y (or log y)."""
-    _check_kind(y, fn)
+    _check_kind(y, fn, "logy" if op == OP_LOG_SOFTMAX_BACKWARD else "y")
     if is_tensor(y) != is_tensor(dy):
         raise TypeError(f"{fn}: dy must be of the same kind as y (both numpy.ndarray or both torch.Tensor), "
                         f"not {type(dy).__name__}")
     if not is_tensor(y):
+        refuse_masked_array(dy, fn, "dy")
         if out is not None and not isinstance(out, _ndarray):
             raise TypeError(f"{fn}: out must be a numpy.ndarray like y, not {type(out).__name__}")
+        refuse_masked_array(out, fn, "out")
         return _execute(op, y, dy, out, axis, scale, False, None, False, keep, positional)
     torch = _torch_module()
     if out is not None and not isinstance(out, torch.Tensor):

@@ -133,8 +133,8 @@ static PyArrayObject *as_array(PyObject *object, const char *fn, const char *nam
     PyArrayObject *array = (PyArrayObject *)object;
     if (!PyArray_ISNOTSWAPPED(array)) {
         PyErr_Format(PyExc_TypeError,
-                     "%s: %s is in non-native byte order; convert it with x.astype(x.dtype.newbyteorder('='))", fn,
-                     name);
+                     "%s: %s is in non-native byte order; convert it with %s.astype(%s.dtype.newbyteorder('='))", fn,
+                     name, name, name);
         return NULL;
     }
     return array;

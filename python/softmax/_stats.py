@@ -7,6 +7,7 @@ that layout first.
 
 import math
 import operator
+import threading
 import warnings
 
 import numpy as np
@@ -84,7 +85,8 @@ def sample(logits, temperature=1.0, top_k=0, top_p=1.0, min_p=0.0, seed=0, step=
 
 def _sample(logits, temperature, top_k, top_p, min_p, seed, step):
     array, bf16 = _rows(logits, -1, "sample")
-    temperature, top_p, min_p = (_core.real_number(value, "sample", name)
+    # (A draw is not differentiable: a temperature that requires grad is read as its value.)
+    temperature, top_p, min_p = (_core.real_number(value.detach() if _core.is_tensor(value) else value, "sample", name)
                                  for value, name in ((temperature, "temperature"), (top_p, "top_p"), (min_p, "min_p")))
     top_k, seed, step = (_integer(value, name, limit) for value, name, limit in
                          ((top_k, "top_k", 2 ** 63), (seed, "seed", 2 ** 64), (step, "step", 2 ** 64)))
@@ -103,17 +105,41 @@ class Generator:
     Call k (counting from 0) draws exactly softmax.sample(logits, ..., seed=seed,
     step=k): a run is reproducible from the seed, and no two calls repeat a
     draw. `step` is the next call's step (it may be set, to resume a run).
+
+    Calls from several threads each take a step of their own (a lock hands
+    them out before the draw, which runs without the GIL): no two calls
+    draw with the same step, whatever the interleaving. A call that raises
+    gives its step back unless another call took a later one meanwhile.
+    Pickling and copying keep seed and step (a copy then repeats the
+    original's future draws, as a copied numpy.random.Generator does).
     """
 
     def __init__(self, seed=0, step=0):
         self.seed = _integer(seed, "seed", 2 ** 64)
         self.step = _integer(step, "step", 2 ** 64)
+        self._lock = threading.Lock()
 
     def sample(self, logits, temperature=1.0, top_k=0, top_p=1.0, min_p=0.0):
         """One index per row, as softmax.sample; then the step advances by one."""
-        indices = _sample(logits, temperature, top_k, top_p, min_p, self.seed, self.step)
-        self.step = (self.step + 1) % 2 ** 64
-        return indices
+        with self._lock:  # (the draw releases the GIL: two threads must not read the same step)
+            seed, step = self.seed, self.step
+            _integer(seed, "seed", 2 ** 64)  # (both may have been set since: checked before the step moves)
+            _integer(step, "step", 2 ** 64)
+            self.step = (step + 1) % 2 ** 64
+        try:
+            return _sample(logits, temperature, top_k, top_p, min_p, seed, step)
+        except BaseException:
+            with self._lock:
+                if self.step == (step + 1) % 2 ** 64:  # no call took a later step: give this one back
+                    self.step = step
+            raise
+
+    def __getstate__(self):
+        return {"seed": self.seed, "step": self.step}
+
+    def __setstate__(self, state):
+        self.seed, self.step = state["seed"], state["step"]
+        self._lock = threading.Lock()
 
     def __repr__(self):
         return f"softmax.Generator(seed={self.seed}, step={self.step})"
@@ -156,8 +182,12 @@ def row_function(x, axis, scale, which, fn, operator=False):
 
 def _reduce(x, axis, scale, which, fn, keepdims):
     """A row statistic over axis = int, None (all) or a tuple: those axes flattened into the last."""
-    x = _core.promote(x, None, fn)
     axes = _core.normalize_axes(axis, None, fn)
+    offset = None  # integers shifted by m (see _core.integer_shift): logsumexp adds scale * m back
+    if which == 0 and not math.isinf(scale):
+        x, offset = _core.promote_with_offset(x, axes, scale, fn)
+    else:
+        x = _core.promote(x, None, fn, shift=(axes, scale))
     ndim = x.ndim
     if ndim == 0:
         x, axes, ndim, scalar = x.reshape(1), None, 1, True
@@ -182,6 +212,12 @@ def _reduce(x, axis, scale, which, fn, keepdims):
         moved = _core._torch_module().movedim(x, axes, targets) if is_torch else np.moveaxis(x, axes, targets)
         flat = moved.reshape(tuple(moved.shape[:ndim - count]) + (-1,))
         values = row_function(flat, -1, scale, which, fn)
+    if offset is not None:
+        shape = [n for d, n in enumerate(x.shape) if d not in axes]
+        if is_torch:
+            values = (values.double() + scale * offset.reshape(shape)).to(values.dtype)
+        else:
+            values = (values + scale * offset.reshape(shape)).astype(values.dtype)
     if scalar:
         values = values.reshape(())
     elif keepdims:
@@ -197,11 +233,15 @@ def logsumexp(x, axis=-1, scale=1.0, temperature=None, *, b=None, keepdims=False
     with return_sign the pair (log|sum|, sign of the sum), else NaN where the
     sum is negative. Tensors that require grad get a differentiable result.
     Without b the library's row statistics compute it; with b, NumPy / torch
-    operations (SciPy's algorithm).
+    operations (SciPy's algorithm) in float64 at least, the result in NumPy's
+    type for x and b (SciPy's), or torch's promotion for a tensor b. Complex x
+    or b raise TypeError. scale / temperature may be a tensor that requires grad.
     """
-    scale = _core.effective_scale(scale, temperature, "logsumexp")
+    tracked, scale = _core.differentiable_scale(scale, temperature, "logsumexp")
     if not isinstance(keepdims, (bool, np.bool_)) or not isinstance(return_sign, (bool, np.bool_)):
         raise TypeError("logsumexp: keepdims and return_sign must be True or False")
+    if tracked is not None:
+        x, scale = _core.apply_scale(_core.promote(x, None, "logsumexp"), tracked, scale, "logsumexp")
     if b is not None:
         return _weighted_logsumexp(x, axis, scale, b, keepdims, return_sign)
     values = _reduce(x, axis, scale, 0, "logsumexp", keepdims)
@@ -231,14 +271,56 @@ def _scaled_logits(x, scale, xp):
     return z
 
 
+def _weights(b, fn):
+    """b as a real NumPy array (lists, scalars, arrays), refusing what would lose information."""
+    if isinstance(b, np.ma.MaskedArray):
+        raise TypeError(f"{fn}: b is a numpy.ma.MaskedArray, whose mask would be ignored; pass "
+                        "b=numpy.ma.filled(b, 0) (a weight of 0 leaves its term out)")
+    b = np.asarray(b)
+    if b.dtype.kind not in "biuf":
+        raise TypeError(f"{fn}: b has dtype {b.dtype}; the weights must be real numbers"
+                        + (" (complex weights are not supported)" if b.dtype.kind == "c" else ""))
+    return b
+
+
 def _weighted_logsumexp(x, axis, scale, b, keepdims, return_sign):
     fn = "logsumexp"
-    x = _core.promote(x, None, fn)
+    x = _core._input(x, fn)
     axes = _core.normalize_axes(axis, None, fn)
+    exact = offset = None
+    if not math.isinf(scale) and (x.dtype.kind in "iu" if not _core.is_tensor(x)
+                                  else not (x.is_floating_point() or x.is_complex())):
+        # Integers beyond float64's exact range: shifted exactly by the extreme m of each
+        # reduced group (as _reduce does), over the shape x and b broadcast to, whose axes
+        # `axis` names; scale * m is added back.
+        b_shape = tuple(b.shape) if _core.is_tensor(b) else np.shape(b)
+        if _core.is_tensor(x):
+            shape = _core._torch_module().broadcast_shapes(x.shape, b_shape)
+            shifted = _core.integer_shift(x.expand(shape), axes, scale, _core._torch_module().float64)
+        else:
+            shifted = _core.integer_shift(np.broadcast_to(x, np.broadcast_shapes(x.shape, b_shape)), axes, scale)
+        if shifted is not None:
+            exact, offset = shifted
+    x = _core.promote(x, None, fn)
     if _core.is_tensor(x):
         torch = _core._torch_module()
-        b = torch.as_tensor(b, dtype=x.dtype)
-        z, b = torch.broadcast_tensors(_scaled_logits(x, scale, torch), b)
+        _core.refuse_dispatch_subclass(x, fn, "x")
+        if x.is_complex():
+            raise TypeError(f"{fn}: x has dtype {x.dtype}; complex input is not supported")
+        if _core.is_tensor(b):
+            _core.refuse_dispatch_subclass(b, fn, "b")
+            if b.is_complex():
+                raise TypeError(f"{fn}: b has dtype {b.dtype}; the weights must be real numbers "
+                                "(complex weights are not supported)")
+            # torch's promotion: a float64 b with a float32 x gives float64, as x * b would.
+            dtype = torch.promote_types(x.dtype, b.dtype) if b.is_floating_point() else x.dtype
+        else:
+            b = torch.from_numpy(np.array(_weights(b, fn), dtype=np.float64))  # (a copy: b's exact values)
+            dtype = x.dtype
+        # Computed in float64 (then rounded once to dtype): the weights keep their values (a
+        # float32 b would round a weight of 1e-50 to 0 and drop its term).
+        x64 = exact if exact is not None else x.to(torch.float64)
+        z, b = torch.broadcast_tensors(_scaled_logits(x64, scale, torch), b.to(torch.float64))
         dims = tuple(range(z.dim())) if axes is None else (axes,) if isinstance(axes, int) else axes
         dims = tuple(a % max(z.dim(), 1) for a in dims)
         # Entries of weight 0 are left out whatever their logit (an inf or
@@ -247,32 +329,48 @@ def _weighted_logsumexp(x, axis, scale, b, keepdims, return_sign):
         # dims () reduces nothing (NumPy's and SciPy's axis=()); torch's amax and
         # sum would take dim=() as every dimension.
         reduce = bool(dims) and z.dim() > 0
-        top = z.amax(dim=dims, keepdim=True).detach() if reduce else z.detach()
+        if reduce and z.numel() == 0:  # (amax refuses empty dimensions: the sum of nothing is 0)
+            top = z.new_zeros([1 if d in dims else n for d, n in enumerate(z.shape)])
+        else:
+            top = z.amax(dim=dims, keepdim=True).detach() if reduce else z.detach()
         top = torch.where(torch.isfinite(top), top, torch.zeros_like(top))
         total = (b * torch.exp(z - top)).sum(dim=dims, keepdim=True) if reduce else b * torch.exp(z - top)
         sign = torch.where(torch.isnan(total), total, torch.sign(total))  # torch.sign(NaN) is 0
         values = torch.log(total.abs()) + top
+        if offset is not None:
+            values = values + scale * offset
         if not keepdims:
             shape = [n for d, n in enumerate(z.shape) if d not in dims]
             values, sign = values.reshape(shape), sign.reshape(shape)
+        values, sign = values.to(dtype), sign.to(dtype)
         if return_sign:
             return values, sign
         return torch.where(sign < 0, torch.full_like(values, np.nan), values)
-    b = np.asarray(b)
+    if x.dtype.kind == "c":
+        raise TypeError(f"{fn}: x has dtype {x.dtype}; complex input is not supported")
+    b = _weights(b, fn)
+    # The result type is NumPy's for x and b (SciPy's); the computation runs in float64 at
+    # least, so that scale * x and the exponentials are not rounded to float16 / float32.
+    dtype = np.result_type(x, b)
+    work = np.promote_types(dtype, np.float64)
     with np.errstate(invalid="ignore"):
-        z, b = np.broadcast_arrays(_scaled_logits(x, scale, np), b)
+        x_work = exact if exact is not None else x.astype(work, copy=False)
+        z, b = np.broadcast_arrays(_scaled_logits(x_work, scale, np), b.astype(work, copy=False))
     z = np.where(b != 0, z, -np.inf)
-    top = np.amax(z, axis=axes, keepdims=True)
+    top = np.amax(z, axis=axes, keepdims=True, initial=-np.inf)  # (initial: an empty axis sums to 0)
     top = np.where(np.isfinite(top), top, 0)
     with np.errstate(divide="ignore", invalid="ignore"):
         total = np.sum(b * np.exp(z - top), axis=axes, keepdims=True)
         sign = np.sign(total)
         values = np.log(np.abs(total)) + top
+        if offset is not None:
+            values = values + scale * offset
     if not keepdims:
         values, sign = np.squeeze(values, axis=axes), np.squeeze(sign, axis=axes)
+    values, sign = values.astype(dtype, copy=False), sign.astype(dtype, copy=False)
     if return_sign:
         return values[()], sign[()]
-    return np.where(sign < 0, np.nan, values)[()]
+    return np.where(sign < 0, dtype.type(np.nan), values)[()]
 
 
 def entropy(x, axis=-1, scale=1.0, temperature=None, *, keepdims=False):
@@ -281,5 +379,8 @@ def entropy(x, axis=-1, scale=1.0, temperature=None, *, keepdims=False):
     axis: an int, a tuple of axes or None (all elements). Tensors that
     require grad get a differentiable result.
     """
-    scale = _core.effective_scale(scale, temperature, "entropy")
+    tracked, scale = _core.differentiable_scale(scale, temperature, "entropy")
+    if tracked is not None:
+        x = _core.promote(x, None, "entropy", shift=(_core.normalize_axes(axis, None, "entropy"), scale))
+        x, scale = _core.apply_scale(x, tracked, scale, "entropy")
     return _reduce(x, axis, scale, 1, "entropy", keepdims)

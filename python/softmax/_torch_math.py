@@ -83,7 +83,7 @@ def excluded_elements(shape, axis, keep, positional, device):
     return excluded
 
 
-def scaled_logits(z, scale, excluded=None, additive=None, axis=-1, bias=None):
+def scaled_logits(z, scale, excluded=None, additive=None, axis=-1, bias=None, error=False):
     """scale * z (+ additive + bias) as the C contract evaluates it, ready for a softmax along axis.
 
     Finite rows: |scale| * (t - max t) with t = z (or -z for scale < 0), so that no finite
@@ -95,6 +95,12 @@ def scaled_logits(z, scale, excluded=None, additive=None, axis=-1, bias=None):
     Computed in float64 and rounded once to z's type (the library adds masks in f64 too):
     a float32 (or half) scale would round 1e300 to inf and 1e-300 to 0 (then inf * 0 =
     NaN), and t - max t can overflow where the scaled difference does not.
+
+    With error=True, returns (logits, error): error (detached, float64, 0 where the logit
+    is not finite) is the exact value of the logit minus the computed one -- the roundings
+    of t - max t, of the product by |scale| and of the bias addition, recovered exactly
+    (two-sum, two-product). exp(logit) alone carries |logit| * 2**-53 of relative error
+    from them (256 ulp at logit -700); _softmax_ops folds error back in.
     """
     dtype = z.dtype
     z = z.to(torch.float64)
@@ -103,6 +109,7 @@ def scaled_logits(z, scale, excluded=None, additive=None, axis=-1, bias=None):
         offset = additive.to(torch.float64)
     if bias is not None:
         offset = bias if offset is None else offset + bias
+    rounding = None
     if scale == 0:
         result = torch.where(z == -math.inf, -math.inf, torch.where(torch.isnan(z), z, 0.0))
         if offset is not None:
@@ -119,13 +126,19 @@ def scaled_logits(z, scale, excluded=None, additive=None, axis=-1, bias=None):
         shift = top.masked_fill(infinite | (top == -math.inf), 0.0)
         difference = t - shift
         finite = abs(scale) * difference
+        if error:
+            rounding = (abs(scale) * _two_sum_error(t.detach(), -shift.detach(), difference.detach())
+                        + _product_error(difference.detach(), abs(scale), finite.detach()))
         # A spread beyond the float64 range (1e308 - -1e308): scale each term first
         # (|scale| < 1 brings it back; otherwise the result is -inf either way; the
         # terms have opposite signs there, so never inf - inf).
         spread = abs(scale) * t - abs(scale) * shift
         finite = torch.where(torch.isinf(difference) & torch.isfinite(t), spread, finite)
         if offset is not None:
+            unbiased = finite
             finite = finite + offset
+            if error:
+                rounding = rounding + _two_sum_error(unbiased.detach(), offset.detach(), finite.detach())
         limit = torch.where(t == math.inf, 0.0, -math.inf).to(z.dtype)
         limit = torch.where(torch.isnan(t), t, limit)
         if offset is not None:
@@ -136,17 +149,58 @@ def scaled_logits(z, scale, excluded=None, additive=None, axis=-1, bias=None):
         result = result.masked_fill(masked_row, -math.inf)
     if additive is not None:
         result = result.masked_fill(additive == -math.inf, -math.inf)
-    return result.to(dtype)
+    result = result.to(dtype)
+    if not error:
+        return result
+    if rounding is None:
+        return result, None
+    # Only where the logit is the finite product computed above (not a limit, a masked
+    # row, the spread fallback or a NaN).
+    usable = torch.isfinite(result) & torch.isfinite(rounding) & torch.isfinite(difference) & ~infinite
+    return result, torch.where(usable.detach(), rounding, torch.zeros_like(rounding))
+
+
+_SPLITTER = 2.0 ** 27 + 1.0  # Veltkamp's constant for float64
+_SPLIT_LIMIT = 2.0 ** 995  # beyond, splitting overflows (such logits give exp = 0 anyway)
+
+
+def _two_sum_error(a, b, s):
+    """a + b - s exactly, for s = a + b rounded (Knuth's TwoSum; finite operands)."""
+    b_virtual = s - a
+    return (a - (s - b_virtual)) + (b - b_virtual)
+
+
+def _product_error(d, factor, p):
+    """factor * d - p exactly (Dekker's TwoProduct), for p = factor * d rounded; factor a
+    positive Python float, d a float64 tensor. factor is brought to [0.5, 1) by a power of
+    two moved onto d (exact), so that neither split overflows; 0 where d * 2**e is out of
+    the range that splits (the product is then beyond any logit whose exp is not 0)."""
+    mantissa, exponent = math.frexp(factor)
+    high = mantissa * _SPLITTER
+    m_high = high - (high - mantissa)
+    m_low = mantissa - m_high
+    b = d * 2.0 ** (exponent // 2) * 2.0 ** (exponent - exponent // 2)
+    in_range = b.abs() <= _SPLIT_LIMIT
+    b = torch.where(in_range, b, torch.zeros_like(b))
+    t = b * _SPLITTER
+    b_high = t - (t - b)
+    b_low = b - b_high
+    product = mantissa * b  # = p unless scaling d went below the normal range
+    low = ((m_high * b_high - product) + m_high * b_low + m_low * b_high) + m_low * b_low
+    return torch.where(in_range, (product - p) + low, torch.zeros_like(low))
 
 
 def forward(x, axis, scale, log, additive=None, keep=None, positional=None):
     """softmax / log-softmax of scale * x + mask along axis, with the C contract's special cases."""
     dtype = x.dtype
+    if x.numel() == 0:  # (amax refuses a dimension of size 0: nothing to compute)
+        return x.clone()
     z = x.to(computation_dtype(dtype))
     excluded, bias = positional_masks(x.shape, axis, positional, x.device)
     if keep is not None:
         dropped = ~keep.bool()
         excluded = dropped if excluded is None else excluded | dropped
+    rounding = None  # the logits' exact remainder (scaled_logits)
     if math.isinf(scale):
         # The limit: the arg max (arg min for -inf) of the kept elements shares the mass.
         signed = z if scale > 0 else -z
@@ -169,12 +223,12 @@ def forward(x, axis, scale, log, additive=None, keep=None, positional=None):
             masked_row = masked_row | (signed == math.inf).all(axis, keepdim=True)
         z = z.masked_fill(masked_row, -math.inf)
     else:
-        z = scaled_logits(z, scale, excluded, additive, axis, bias)
+        z, rounding = scaled_logits(z, scale, excluded, additive, axis, bias, error=True)
     if excluded is not None:
         z = z.masked_fill(excluded, -math.inf)
     dead = z.amax(axis, keepdim=True) == -math.inf  # (amax: functorch batches it)
     z = z.masked_fill(dead, 0.0)  # a row with nothing kept: zeros, not NaN
-    y = _softmax_ops(z, axis, log)
+    y = _softmax_ops(z, axis, log, rounding)
     y = y.masked_fill(dead, -math.inf if log else 0.0)
     # A NaN among the kept elements makes the row NaN, whatever the scale (an
     # additive -inf excludes its element too: its x is never read).
@@ -185,20 +239,37 @@ def forward(x, axis, scale, log, additive=None, keep=None, positional=None):
     return y.masked_fill(nan.any(axis, keepdim=True), math.nan).to(dtype)
 
 
-def _softmax_ops(z, axis, log):
-    """softmax / log-softmax of z along axis from exp, sum and log.
+def _softmax_ops(z, axis, log, rounding=None):
+    """softmax / log-softmax of z (+ rounding, the logits' exact remainder) along axis from exp, sum and log.
 
     Not torch.softmax / log_softmax: in torch 1.13 their backward kernels have
     no forward-mode derivative, which functorch.hessian (jacfwd over jacrev)
     needs. The shift by the row maximum is a constant (detached): both are
     invariant to it, so no derivative is lost.
+
+    The remainder r of each logit (and of the shift, recovered by two-sum) is
+    folded in as exp(z + r) = exp(z) + exp(z) * r to first order (|r| <= 2**-44
+    for the logits whose exp is not 0): float64 results within the kernels'
+    4 ulp instead of |z| * 2**-53 relative. r is a constant to autograd, so
+    the derivative is exp(z) * (1 + r) * dz: the forward value's own.
     """
     shift = z.amax(axis, keepdim=True).detach()
     shift = shift.masked_fill(torch.isinf(shift), 0.0)
-    z = z - shift
+    shifted = z - shift
+    if rounding is not None or z.dtype == torch.float64:
+        remainder = _two_sum_error(z.detach(), -shift, shifted.detach())
+        if rounding is not None:
+            remainder = remainder + rounding
+        usable = torch.isfinite(shifted.detach()) & torch.isfinite(remainder)
+        rounding = torch.where(usable, remainder, torch.zeros_like(remainder))
+    z = shifted
     e = torch.exp(z)
+    if rounding is not None:
+        e = e + e * rounding
     total = e.sum(axis, keepdim=True)
-    return z - torch.log(total) if log else e / total
+    if log:
+        return (z + rounding if rounding is not None else z) - torch.log(total)
+    return e / total
 
 
 def backward(y, dy, axis, scale, log, excluded=None):
@@ -216,7 +287,7 @@ def backward(y, dy, axis, scale, log, excluded=None):
     if log:
         p = y.exp()
         dx = scale * (dy - p * dy.sum(axis, keepdim=True))
-        dead = y.amax(axis, keepdim=True) == -math.inf
+        dead = y.amax(axis, keepdim=True) == -math.inf if y.numel() else torch.zeros_like(y, dtype=torch.bool)
         dx = dx.masked_fill(dead, 0.0)
         if excluded is not None:
             dx = dx.masked_fill(excluded, 0.0)
@@ -236,7 +307,7 @@ def jvp(y, v, axis, scale, log, excluded=None):
     if log:
         p = y.exp()
         dy = scale * (v - (p * v).sum(axis, keepdim=True))
-        dead = y.amax(axis, keepdim=True) == -math.inf
+        dead = y.amax(axis, keepdim=True) == -math.inf if y.numel() else torch.zeros_like(y, dtype=torch.bool)
         dy = dy.masked_fill(dead, 0.0)
         if excluded is not None:
             dy = dy.masked_fill(excluded, 0.0)
@@ -249,7 +320,11 @@ def logsumexp(x, axis, scale):
     """log(sum(exp(scale * x))) along axis (an infinite scale: the limit, scale * max)."""
     z = x.to(computation_dtype(x.dtype))
     if math.isinf(scale):
-        return (z.amax(axis) if scale > 0 else z.amin(axis)) * scale
+        if z.numel() == 0:  # (the sum of nothing: -inf, as torch.logsumexp gives)
+            return torch.logsumexp(z, axis).to(x.dtype)
+        extreme = z.amax(axis) if scale > 0 else z.amin(axis)
+        # The limit scale * max, with a zero extreme giving 0 (the library's), not inf * 0 = NaN.
+        return torch.where(extreme == 0, torch.zeros_like(extreme), extreme * scale).to(x.dtype)
     if scale == 0:  # log of the number of elements that are not -inf (NaN stays NaN)
         return torch.logsumexp(scaled_logits(z, scale, axis=axis), axis).to(x.dtype)
     # scale * z in float64: a float32 scale would round 1e300 to inf and 1e-300 to 0.

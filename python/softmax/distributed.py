@@ -72,6 +72,9 @@ def _rows(x, fn):
     """x as a 2-D C-contiguous float32/float64 NumPy array (rows, cols); a 1-D x is one row."""
     if _is_tensor(x):
         torch = _torch()
+        from ._core import refuse_dispatch_subclass
+
+        refuse_dispatch_subclass(x, fn, "logits")
         if x.device.type != "cpu":
             raise ValueError(f"{fn}: logits are on {x.device}; softmax.distributed works on CPU tensors")
         if x.dtype in (torch.float16, torch.bfloat16):
@@ -80,6 +83,10 @@ def _rows(x, fn):
             raise TypeError(f"{fn}: logits must be floating point, not {x.dtype}")
         array = x.detach().contiguous().numpy()
     elif isinstance(x, np.ndarray):
+        if isinstance(x, np.ma.MaskedArray):
+            raise TypeError(f"{fn}: logits are a numpy.ma.MaskedArray, whose mask would be ignored; pass "
+                            "numpy.ma.filled(logits, -numpy.inf) (a logit of -inf is left out)")
+        x = x.view(np.ndarray)  # (numpy.matrix and other subclasses: their data)
         if x.dtype in (np.float16,):
             x = x.astype(np.float32)
         if x.dtype not in (np.float32, np.float64):
@@ -110,7 +117,27 @@ def _real(value, name, fn):
     if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
         if not (_is_tensor(value) and value.numel() == 1):
             raise TypeError(f"{fn}: {name} must be a real number, not {type(value).__name__}")
+        if fn != "sample" and _tracked(value):
+            raise TypeError(f"{fn}: {name} is a tensor that requires grad, but softmax.distributed is not "
+                            f"differentiable in {name} (its gradient would be lost); pass {name}.detach() "
+                            "or a float")
+        value = value.detach()  # (a draw has no gradient: sample reads the value)
     return float(value)
+
+
+def _tracked(x):
+    """x is a tensor whose gradient autograd would follow."""
+    torch = _torch()
+    return torch.is_grad_enabled() and x.requires_grad
+
+
+def _refuse_grad(x, fn):
+    """These functions return values without a graph: refused for a tensor that requires grad,
+    whose gradient would be lost without a word (cross_entropy is the differentiable one)."""
+    if _is_tensor(x) and _tracked(x):
+        raise TypeError(f"softmax.distributed.{fn} is not differentiable: logits require grad, and the "
+                        "result would carry no gradient; use softmax.distributed.cross_entropy (autograd-aware), "
+                        "or pass logits.detach() (or call it under torch.no_grad())")
 
 
 def _targets(targets, rows, fn):
@@ -279,6 +306,7 @@ def _scale(scale, temperature, fn):
 
 def softmax(logits, col_offset, vocab, scale=1.0, temperature=None, group=None):
     """softmax(scale * x) of this rank's columns, normalised over the whole row (collective)."""
+    _refuse_grad(logits, "softmax")
     array = _rows(logits, "softmax")
     summary = summarize(array, col_offset, vocab, scale, temperature, group=group)
     return _like(logits, _summary.finish(array, summary.col_offset, summary.vocab, None, summary.records, 0))
@@ -286,6 +314,7 @@ def softmax(logits, col_offset, vocab, scale=1.0, temperature=None, group=None):
 
 def log_softmax(logits, col_offset, vocab, scale=1.0, temperature=None, group=None):
     """log_softmax(scale * x) of this rank's columns (collective)."""
+    _refuse_grad(logits, "log_softmax")
     array = _rows(logits, "log_softmax")
     summary = summarize(array, col_offset, vocab, scale, temperature, group=group)
     return _like(logits, _summary.finish(array, summary.col_offset, summary.vocab, None, summary.records, 1))
@@ -293,11 +322,13 @@ def log_softmax(logits, col_offset, vocab, scale=1.0, temperature=None, group=No
 
 def logsumexp(logits, col_offset, vocab, scale=1.0, temperature=None, group=None):
     """log sum_j exp(scale * x_j) of whole rows (float64, the same on every rank; collective)."""
+    _refuse_grad(logits, "logsumexp")
     return _like(logits, summarize(logits, col_offset, vocab, scale, temperature, group=group).logsumexp())
 
 
 def entropy(logits, col_offset, vocab, scale=1.0, temperature=None, group=None):
     """Entropy (nats) of softmax(scale * x) of whole rows (float64; collective)."""
+    _refuse_grad(logits, "entropy")
     return _like(logits, summarize(logits, col_offset, vocab, scale, temperature, group=group).entropy())
 
 

@@ -18,9 +18,9 @@ __all__ = ["norm_exp_softmax", "logit_scaled_softmax"]
 
 def norm_exp_softmax(x, scale=1.0):
     """softmax(scale * x) along the last axis; the scale is fused into the kernel."""
-    return _softmax(x, -1, _core.effective_scale(scale, None, "norm_exp_softmax"))
+    return _softmax(x, -1, _core.scale_argument(scale, "norm_exp_softmax"))
 
 
 def logit_scaled_softmax(x, scale=1.0):
     """softmax(x * scale, dim=-1): logits scaled before the softmax, in one pass."""
-    return _softmax(x, -1, _core.effective_scale(scale, None, "logit_scaled_softmax"))
+    return _softmax(x, -1, _core.scale_argument(scale, "logit_scaled_softmax"))

@@ -175,7 +175,9 @@ class ScaledSoftmax(torch.nn.Module):
 
     def __init__(self, scale=1.0, dim=-1):
         super().__init__()
-        self.scale = _core.effective_scale(scale, None, "ScaledSoftmax")
+        # A float, or a tensor that requires grad (an nn.Parameter is registered: a learned
+        # inverse temperature), whose gradient softmax() keeps.
+        self.scale = _core.scale_argument(scale, type(self).__name__)
         self.dim = dim
 
     def forward(self, x, mask=None):
