@@ -74,8 +74,9 @@ def _short_path(op, x, axis, scale, out, fast):
         return None
     if result is not NotImplemented:
         return result
-    if type(axis) is int and getattr(x, "requires_grad", False) is True:
-        return _core.autograd_forward(op, x, axis, scale)
+    # (the default axis is an int subclass of its own: see _core.LAST_AXIS)
+    if (type(axis) is int or axis is _core.LAST_AXIS) and getattr(x, "requires_grad", False) is True:
+        return _core.autograd_forward(op, x, int(axis), scale)
     return None
 
 
