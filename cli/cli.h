@@ -9,6 +9,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include <softmax.h>
 
@@ -226,8 +227,10 @@ void cli_sink_write_little_endian(cli_sink *sink, const void *values, size_t cou
 
 /* What a read found (for the one-column hint and the empty-input rule). */
 typedef struct cli_text_summary {
-    uint64_t rows;   /* rows of numbers */
-    size_t max_cols; /* the longest row */
+    uint64_t rows;    /* rows of numbers */
+    size_t max_cols;  /* the longest row */
+    uint64_t scanned; /* bytes looked at to find and check lines: a few times the input's size at most, however
+                         the reads cut it (tests/cli/test_text.c) */
 } cli_text_summary;
 
 /* The longest line read by default (bytes, without the newline). */
@@ -258,6 +261,9 @@ typedef struct cli_text_callbacks {
     int (*idle)(void *context);
     /* The names of a header line (ownership passes on). */
     int (*labels)(void *context, char **labels, size_t n);
+    /* Reads as read(2) does (NULL: read(2) itself): the tests and the fuzz
+     * target deliver the input a few bytes at a time, as a pipe may. */
+    ssize_t (*read)(void *context, int fd, void *buffer, size_t size);
 } cli_text_callbacks;
 
 /* Reads rows of numbers from fd until its end. Returns 0 or an exit code

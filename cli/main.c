@@ -60,6 +60,10 @@ typedef struct run {
     /* bytes of standard input read to look for the .npy magic */
     char stdin_prefix[sizeof cli_npy_magic];
     size_t stdin_prefix_length;
+    /* rows of numbers in the .npy inputs (for --require-input) */
+    uint64_t array_rows;
+    /* text -> .npy: where the header goes (0 but for -o /dev/stdout on a file) */
+    off_t npy_header_offset;
 } run;
 
 /* ------------------------------------------------------------------------- */
@@ -352,13 +356,20 @@ static int text_rows(void *context, void *values, size_t rows, size_t cols, uint
         r->rows_written += rows;
     }
     if (r->text_axis_columns && r->options->plot) {
-        for (size_t j = 0; j < cols; j++) {
+        /* A column's bars are its rows: the header's names (of the columns)
+         * title the plots, and the bars are numbered, or named by the rows'
+         * labels (--keep-labels). */
+        char **header = r->plot.labels;
+        size_t header_length = r->plot.n_labels;
+        r->plot.labels = labels != NULL ? (char **)labels : NULL;
+        r->plot.n_labels = labels != NULL ? rows : 0;
+        for (size_t j = 0; j < cols && status == 0; j++) {
+            r->plot_label = header != NULL && j < header_length ? header[j] : NULL;
             status = plot_line(r, values, j, cols, rows, "column", j);
-            if (status != 0) {
-                return status;
-            }
         }
-        return 0;
+        r->plot.labels = header;
+        r->plot.n_labels = header_length;
+        return status;
     }
     return emit_rows(r, values, rows, cols, first_row);
 }
@@ -557,6 +568,7 @@ static int run_text(run *r, const char *path)
         pass_heading(r);
         r->text_rows_read = 0;
         status = cli_read_text(fd, r->input_name, &callbacks);
+        r->row_labels = NULL; /* freed with the reader */
         /* A mask of several rows is the input's, row by row: one with rows
          * left over was written for some other input (rows beyond it were
          * refused as they came, in text_rows). */
@@ -597,11 +609,45 @@ static void *large_buffer(size_t size)
     return malloc(size);
 }
 
+/* An array with no element, as text: each pass's heading, then one empty
+ * line per row of the last axis (rows of no value: a (3, 0) array is three
+ * empty lines, as numpy.savetxt writes it), or with --plot one plot with a
+ * title and no bar per distribution of no value along the axis. */
+static int empty_array_as_text(run *r, size_t rows, size_t empty_distributions, int along_rows)
+{
+    int status = 0;
+    for (r->pass = 0; status == 0 && r->pass < r->passes; r->pass++) {
+        r->scale = pass_scale(r->options, r->pass);
+        pass_heading(r);
+        if (r->options->plot) {
+            for (size_t i = 0; i < empty_distributions && status == 0; i++) {
+                status = plot_line(r, NULL, 0, 1, 0, along_rows ? "row" : "line", i);
+            }
+        } else {
+            for (size_t i = 0; i < rows && !r->sink.failed; i++) {
+                cli_sink_putc(&r->sink, '\n');
+            }
+        }
+        if (status == 0) {
+            status = cli_sink_flush(&r->sink);
+        }
+    }
+    if (status == 0 && rows > 0 && !r->options->plot) {
+        cli_error("note: %s: the last extent of the array is 0: each of its %zu rows is an empty line, which text "
+                  "input skips as a blank line (-o FILE.npy keeps the shape)",
+                  r->input_name, rows);
+    }
+    return status;
+}
+
 /* fd >= 0: the array is in that file (standard input spooled), named path. */
 static int run_npy(run *r, const char *path, int fd)
 {
     const cli_options *o = r->options;
     r->input_name = path;
+    /* An array's rows have no label fields (those of an earlier text input
+     * were freed with its reader). */
+    r->row_labels = NULL;
     struct stat info;
     if (fd < 0 && stat(path, &info) == 0 && !S_ISREG(info.st_mode) && !S_ISDIR(info.st_mode)) {
         /* A FIFO or device named *.npy: copied to a temporary file to map,
@@ -647,6 +693,13 @@ static int run_npy(run *r, const char *path, int fd)
     size_t n = npy.shape[axis];
     size_t line = n * inner; /* elements per outer index */
     size_t last = npy.shape[npy.ndim - 1];
+    /* Rows of the last axis, the lines of a text output: every index of
+     * the other axes, also when the last extent is 0 (rows of no value). */
+    size_t rows_of_last = 1;
+    for (int i = 0; i < npy.ndim - 1; i++) {
+        rows_of_last *= npy.shape[i];
+    }
+    r->array_rows += npy.count > 0 ? rows_of_last : 0;
     if (r->draws) {
         if (axis != npy.ndim - 1) {
             cli_error("--axis %d: sampling and row statistics work along the last axis of %s", o->axis, path);
@@ -655,13 +708,13 @@ static int run_npy(run *r, const char *path, int fd)
         }
         /* Straight from the mapping, in the file's type, a block of rows at
          * a time. */
-        size_t total = last == 0 ? 0 : npy.count / last;
-        size_t block = last == 0 ? 1 : CHUNK_ELEMENTS / last;
+        size_t total = rows_of_last;
+        size_t block = last == 0 ? (size_t)1 << 16 : CHUNK_ELEMENTS / last;
         block = block == 0 ? 1 : block > total ? total : block;
         /* Data in another byte order or misaligned is copied a block at a
          * time into host order. */
         void *copy = NULL;
-        if (!npy.direct && total > 0) {
+        if (!npy.direct && total > 0 && last > 0) {
             copy = malloc(block * last * cli_dtype_size(npy.dtype));
             if (copy == NULL) {
                 cli_error("out of memory");
@@ -732,6 +785,9 @@ static int run_npy(run *r, const char *path, int fd)
             cli_error("out of memory");
             status = CLI_EX_OSERR;
         }
+    }
+    if (status == 0 && npy.count == 0 && !r->npy_output) {
+        status = empty_array_as_text(r, rows_of_last, n == 0 ? outer * inner : 0, axis == npy.ndim - 1);
     }
     for (r->pass = 0; status == 0 && r->pass < r->passes && npy.count > 0; r->pass++) {
         r->scale = pass_scale(o, r->pass);
@@ -851,7 +907,7 @@ static int load_mask(run *r, const char *path)
         cli_error("%s: cannot open the mask: %s", path, strerror(errno));
         return CLI_EX_NOINPUT;
     }
-    cli_text_summary summary = {0, 0};
+    cli_text_summary summary = {0, 0, 0};
     cli_text_callbacks callbacks = {.context = r,
                                     .dtype = SOFTMAX_DTYPE_F64,
                                     .whole_matrix = 1,
@@ -952,12 +1008,38 @@ static int finish_streamed_npy(run *r)
     char header[CLI_NPY_HEADER_ROOM];
     size_t length = cli_npy_header(header, r->compute, ndim, shape, STREAMED_NPY_HEADER);
     int status = cli_sink_flush(&r->sink);
-    if (status == 0 && (length == 0 || pwrite(r->sink.fd, header, length, 0) != (ssize_t)length)) {
+    if (status == 0 && (length == 0 || pwrite(r->sink.fd, header, length, r->npy_header_offset) != (ssize_t)length)) {
         cli_error("%s: cannot write the .npy header (the output must be a regular file): %s", r->sink.target,
                   strerror(errno));
         status = CLI_EX_IOERR;
     }
     return status;
+}
+
+/* -o naming the pipe an input comes through (-o /dev/stdin, a FIFO given
+ * as both): each result written would be read again as input, without end.
+ * (A terminal may be both: `softmax /dev/tty -o /dev/tty` is a dialogue.) */
+static int output_is_an_input_pipe(const cli_options *options)
+{
+    struct stat output;
+    if (options->output_path == NULL || stat(options->output_path, &output) != 0 || !S_ISFIFO(output.st_mode)) {
+        return 0;
+    }
+    /* the inputs (standard input if there is none), then the mask */
+    const int n = options->n_inputs > 0 ? options->n_inputs : 1;
+    for (int i = 0; i <= n; i++) {
+        const char *path = i == n ? options->mask_path : options->n_inputs > 0 ? options->inputs[i] : "-";
+        struct stat input;
+        if (path == NULL || (strcmp(path, "-") == 0 ? fstat(STDIN_FILENO, &input) : stat(path, &input)) != 0) {
+            continue;
+        }
+        if (input.st_dev == output.st_dev && input.st_ino == output.st_ino) {
+            cli_error("-o %s: it is the pipe that %s is read from: every result would be read again as input",
+                      options->output_path, strcmp(path, "-") == 0 ? "standard input" : path);
+            return CLI_EX_USAGE;
+        }
+    }
+    return 0;
 }
 
 int main(int argc, char **argv)
@@ -989,6 +1071,10 @@ int main(int argc, char **argv)
     r.npy_output = options.output_path != NULL && cli_is_npy_path(options.output_path);
     r.draws = options.sample_count > 0 || options.entropy || options.logsumexp || options.argmax;
 
+    status = output_is_an_input_pipe(&options);
+    if (status != 0) {
+        return status;
+    }
     if (options.mask_path != NULL) {
         status = load_mask(&r, options.mask_path);
         if (status != 0) {
@@ -1029,9 +1115,17 @@ int main(int argc, char **argv)
         /* The shape is known at the end; the header goes in last, which
          * needs a file to seek in: said now, not after the whole input. */
         struct stat info;
-        if (fstat(r.sink.fd, &info) != 0 || !S_ISREG(info.st_mode)) {
+        /* -o /dev/stdout on a file: the header goes where the output starts */
+        r.npy_header_offset = r.sink.temp_path != NULL ? 0 : lseek(r.sink.fd, 0, SEEK_CUR);
+        int flags = fcntl(r.sink.fd, F_GETFL);
+        if (fstat(r.sink.fd, &info) != 0 || !S_ISREG(info.st_mode) || r.npy_header_offset < 0) {
             cli_error("%s: a .npy output from text must be a regular file (its shape is written last); write text, "
                       "or a file and copy it",
+                      options.output_path);
+            status = CLI_EX_CANTCREAT;
+        } else if (flags < 0 || (flags & O_APPEND) != 0) {
+            cli_error("%s: a .npy output from text cannot be appended to a file (its shape is written last, at its "
+                      "start)",
                       options.output_path);
             status = CLI_EX_CANTCREAT;
         }
@@ -1054,9 +1148,11 @@ int main(int argc, char **argv)
         }
         r.stdin_prefix_length = strcmp(path, "-") == 0 ? 0 : r.stdin_prefix_length;
     }
-    if (status == 0 && any_text && !any_npy && r.summary.rows == 0 && options.require_input) {
+    if (status == 0 && r.summary.rows + r.array_rows == 0 && options.require_input) {
         cli_error("%s: empty input: no row of numbers (--require-input)",
-                  options.n_inputs == 1 && strcmp(options.inputs[0], "-") != 0 ? options.inputs[0] : "standard input");
+                  options.n_inputs > 1                                           ? "the inputs"
+                  : options.n_inputs == 1 && strcmp(options.inputs[0], "-") != 0 ? options.inputs[0]
+                                                                                 : "standard input");
         status = CLI_EX_DATAERR;
     }
     if (status == 0 && r.summary.rows > 0 && r.summary.max_cols == 1 && options.axis != 0 && options.axis != -2 &&

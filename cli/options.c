@@ -121,24 +121,53 @@ static int usage_error(const char *format, ...)
     return CLI_EX_USAGE;
 }
 
+/* " (blanks are not part of a number)" if text has a blank, else "". */
+static const char *blank_hint(const char *text)
+{
+    return strpbrk(text, " \t\n\v\f\r") != NULL ? " (blanks are not part of a number)" : "";
+}
+
+/* A number in an option is written as in the input text (cli_parse_double:
+ * decimal, hexadecimal, inf, infinity), the whole argument: no blanks around
+ * it (strtod alone would skip leading ones). NaN is refused, and so is a
+ * number that is not zero but rounds to it (1e-400): 0 is a value of its own
+ * here (a uniform scale, the greedy temperature, min-p off), and -1e-400 as
+ * a temperature would be the arg min's limit, not -0's arg max. Beyond the
+ * range is infinity, as in the input (1e999 = inf). */
 static int parse_real(const char *option, const char *text, double *value)
 {
-    char *stop;
-    errno = 0;
-    *value = strtod(text, &stop);
-    if (stop == text || *stop != '\0' || isnan(*value)) {
-        return usage_error("%s: expected a number, got '%s'", option, text);
+    if (cli_parse_double(text, text + strlen(text), value) != 0 || isnan(*value)) {
+        return usage_error("%s: expected a number, got '%s'%s", option, text, blank_hint(text));
+    }
+    if (*value == 0) {
+        /* the digits before the exponent: any but 0 make a number that is not zero */
+        const char *p = text + (*text == '-' || *text == '+');
+        int hexadecimal = p[0] == '0' && (p[1] == 'x' || p[1] == 'X');
+        p += hexadecimal ? 2 : 0;
+        for (; *p != '\0' && !strchr(hexadecimal ? "pP" : "eE", *p); p++) {
+            if (*p != '0' && *p != '.') {
+                return usage_error("%s: '%s' is not 0 but smaller than the smallest double (4.9e-324), which would "
+                                   "make it 0; write 0 if 0 is meant",
+                                   option, text);
+            }
+        }
     }
     return 0;
 }
 
+/* An integer written in decimal digits, with a minus sign only where
+ * negative values are allowed (--axis): no blanks, no plus sign, no other
+ * base (strtoll alone would skip leading blanks and take "+2"). */
 static int parse_integer(const char *option, const char *text, long long minimum, long long maximum, long long *value)
 {
+    const char *digits = text + (minimum < 0 && text[0] == '-');
+    int well_formed = *digits != '\0' && strspn(digits, "0123456789") == strlen(digits);
     char *stop;
     errno = 0;
-    *value = strtoll(text, &stop, 10);
-    if (stop == text || *stop != '\0' || errno != 0 || *value < minimum || *value > maximum) {
-        return usage_error("%s: expected an integer in [%lld, %lld], got '%s'", option, minimum, maximum, text);
+    *value = well_formed ? strtoll(text, &stop, 10) : 0;
+    if (!well_formed || errno != 0 || *value < minimum || *value > maximum) {
+        return usage_error("%s: expected an integer in [%lld, %lld], got '%s'%s", option, minimum, maximum, text,
+                           blank_hint(text));
     }
     return 0;
 }
@@ -152,7 +181,8 @@ static int parse_seed(const char *text, uint64_t *seed)
     unsigned long long value = strtoull(text, &stop, 10);
     /* strtoull would take "-1" as 2^64 - 1, and leading blanks */
     if (!isdigit((unsigned char)text[0]) || *stop != '\0' || errno != 0 || value > UINT64_MAX) {
-        return usage_error("--seed: expected an integer in [0, %llu], got '%s'", (unsigned long long)UINT64_MAX, text);
+        return usage_error("--seed: expected an integer in [0, %llu], got '%s'%s", (unsigned long long)UINT64_MAX, text,
+                           blank_hint(text));
     }
     *seed = (uint64_t)value;
     return 0;
@@ -305,19 +335,19 @@ static int parse_columns(const char *text, cli_options *options)
     return usage_error("--columns: expected fields numbered from 1 as in cut -f (2, 2-5, 3-, 1,3,5-7), got '%s'", text);
 }
 
-/* A byte count with an optional K, M or G (powers of 1024). */
+/* A byte count: decimal digits, then an optional K, M or G (powers of 1024,
+ * either case). */
 static int parse_size(const char *option, const char *text, size_t *value)
 {
-    char *stop;
+    size_t digits = strspn(text, "0123456789");
+    char suffix = (char)toupper((unsigned char)text[digits]);
+    unsigned shift = suffix == 'K' ? 10 : suffix == 'M' ? 20 : suffix == 'G' ? 30 : 0;
+    int well_formed = digits > 0 && text[digits + (shift != 0)] == '\0';
     errno = 0;
-    unsigned long long number = strtoull(text, &stop, 10);
-    unsigned shift = *stop == 'K' || *stop == 'k' ? 10 : *stop == 'M' ? 20 : *stop == 'G' ? 30 : 0;
-    if (shift != 0) {
-        stop++;
-    }
-    if (stop == text || *stop != '\0' || errno != 0 || text[0] == '-' || number == 0 ||
-        number > (SIZE_MAX >> 1) >> shift) {
-        return usage_error("%s: expected a positive size in bytes (suffix K, M or G allowed), got '%s'", option, text);
+    unsigned long long number = well_formed ? strtoull(text, NULL, 10) : 0;
+    if (!well_formed || errno != 0 || number == 0 || number > (SIZE_MAX >> 1) >> shift) {
+        return usage_error("%s: expected a positive size in bytes (suffix K, M or G allowed), got '%s'%s", option, text,
+                           blank_hint(text));
     }
     *value = (size_t)(number << shift);
     return 0;
@@ -503,6 +533,11 @@ static int check_combinations(const cli_options *options)
     for (int i = 0; i < options->n_temperatures; i++) {
         if (options->temperatures[i] == 0 && options->scale == 0) {
             return usage_error("--temperature 0 with --scale 0: the scale S / T is undefined");
+        }
+        if (isinf(options->temperatures[i]) && isinf(options->scale)) {
+            /* inf / inf: NaN, which the library refused (status 70, as if it had failed) */
+            return usage_error("--temperature %s with --scale %s: the scale S / T is undefined",
+                               options->temperatures[i] > 0 ? "inf" : "-inf", options->scale > 0 ? "inf" : "-inf");
         }
     }
     if (options->output_path != NULL && options->n_inputs > 1) {

@@ -35,6 +35,35 @@ static void remove_temp_and_die(int signal_number)
     raise(signal_number);
 }
 
+/* The signals that end the command (removing the temporary file first). */
+static const int ending_signals[] = {SIGINT, SIGTERM, SIGHUP, SIGPIPE};
+
+/* Blocks or unblocks them: from the temporary file's creation until the
+ * handler knows its name, an interrupt would leave the file behind. */
+static void block_ending_signals(int how, sigset_t *previous)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    for (size_t i = 0; i < sizeof ending_signals / sizeof ending_signals[0]; i++) {
+        sigaddset(&set, ending_signals[i]);
+    }
+    sigprocmask(how, how == SIG_SETMASK ? previous : &set, how == SIG_SETMASK ? NULL : previous);
+}
+
+/* The handler for each of them, but for a signal the command was started
+ * ignoring: `nohup softmax ... -o FILE &` must outlive the hangup, and a
+ * background job of a script ignores Ctrl-C. */
+static void catch_ending_signals(void)
+{
+    for (size_t i = 0; i < sizeof ending_signals / sizeof ending_signals[0]; i++) {
+        struct sigaction current;
+        if (sigaction(ending_signals[i], NULL, &current) == 0 && current.sa_handler == SIG_IGN) {
+            continue;
+        }
+        signal(ending_signals[i], remove_temp_and_die);
+    }
+}
+
 static int sink_init(cli_sink *sink, int fd)
 {
     memset(sink, 0, sizeof *sink);
@@ -53,13 +82,41 @@ int cli_sink_open_stdout(cli_sink *sink)
     return sink_init(sink, STDOUT_FILENO);
 }
 
+/* The file descriptor a name stands for: 1 for /dev/stdout, N for
+ * /dev/fd/N and /proc/self/fd/N (0 and 2 for /dev/stdin and /dev/stderr);
+ * -1 for any other name. */
+static int named_descriptor(const char *path)
+{
+    static const char *const streams[] = {"/dev/stdin", "/dev/stdout", "/dev/stderr"};
+    for (int i = 0; i < 3; i++) {
+        if (strcmp(path, streams[i]) == 0) {
+            return i;
+        }
+    }
+    const char *digits = strncmp(path, "/dev/fd/", 8) == 0          ? path + 8
+                         : strncmp(path, "/proc/self/fd/", 14) == 0 ? path + 14
+                                                                    : NULL;
+    if (digits == NULL || *digits == '\0' || strspn(digits, "0123456789") != strlen(digits) || strlen(digits) > 9) {
+        return -1;
+    }
+    return atoi(digits);
+}
+
 /* The file a path names, through any chain of symbolic links (a dangling
- * link names the file it would create). NULL after reporting an error. */
-static char *resolve_links(const char *path)
+ * link names the file it would create). NULL after reporting an error, or
+ * when a link leads to one of the process's file descriptors
+ * (/proc/self/fd/N, which is where /dev/stdout leads): then *descriptor is N,
+ * else -1. */
+static char *resolve_links(const char *path, int *descriptor)
 {
     char *current = strdup(path);
+    *descriptor = -1;
     for (int depth = 0; current != NULL; depth++) {
         struct stat info;
+        if (depth > 0 && (*descriptor = named_descriptor(current)) >= 0) {
+            free(current);
+            return NULL;
+        }
         if (lstat(current, &info) != 0 || !S_ISLNK(info.st_mode)) {
             return current;
         }
@@ -99,10 +156,38 @@ static char *resolve_links(const char *path)
     return NULL;
 }
 
+/* -o /dev/stdout, /dev/fd/N: the descriptor the command was given, written
+ * in place at its offset, as `> /dev/stdout` in a shell. Following the name
+ * to the file that descriptor has open and renaming a new file over it would
+ * lose what was written before (`(echo x; softmax -o /dev/stdout) > f`, or
+ * `>> log`); and a pipe reopened by name is the standard input's own pipe
+ * for /dev/stdin, every result read back as input. */
+static int open_descriptor(cli_sink *sink, const char *path, int descriptor)
+{
+    int flags = fcntl(descriptor, F_GETFL);
+    if (flags < 0 || (flags & O_ACCMODE) == O_RDONLY) {
+        cli_error("%s: cannot write the output: %s", path,
+                  flags < 0 ? strerror(errno) : "the file descriptor is open for reading only");
+        return CLI_EX_CANTCREAT;
+    }
+    int fd = fcntl(descriptor, F_DUPFD_CLOEXEC, 3);
+    if (fd < 0) {
+        cli_error("%s: cannot open the output: %s", path, strerror(errno));
+        return CLI_EX_CANTCREAT;
+    }
+    int status = sink_init(sink, fd);
+    sink->target = path;
+    return status;
+}
+
 int cli_sink_open_file(cli_sink *sink, const char *path)
 {
-    /* A device or a pipe (-o /dev/stdout, -o /dev/null, a FIFO) is written in
-     * place: there is nothing to rename, and renaming over it would be wrong. */
+    int descriptor = named_descriptor(path);
+    if (descriptor >= 0) {
+        return open_descriptor(sink, path, descriptor);
+    }
+    /* A device or a pipe (-o /dev/null, a FIFO) is written in place: there is
+     * nothing to rename, and renaming over it would be wrong. */
     struct stat info;
     if (stat(path, &info) == 0 && !S_ISREG(info.st_mode)) {
         int fd = open(path, O_WRONLY);
@@ -116,9 +201,9 @@ int cli_sink_open_file(cli_sink *sink, const char *path)
     }
     /* A symbolic link is followed: its target gets the result, the link
      * stays a link. */
-    char *resolved = resolve_links(path);
+    char *resolved = resolve_links(path, &descriptor);
     if (resolved == NULL) {
-        return CLI_EX_CANTCREAT;
+        return descriptor >= 0 ? open_descriptor(sink, path, descriptor) : CLI_EX_CANTCREAT;
     }
     int exists = stat(resolved, &info) == 0;
     /* As cp and sort -o: a file the user may not write is refused, not
@@ -142,6 +227,8 @@ int cli_sink_open_file(cli_sink *sink, const char *path)
     memcpy(temp, resolved, directory);
     memcpy(temp + directory, temp_name, sizeof temp_name);
     int in_place = 0;
+    sigset_t unblocked;
+    block_ending_signals(SIG_BLOCK, &unblocked);
     int fd = mkstemp(temp);
     if (fd < 0 && exists) {
         /* A file we may write in a directory we may not (as cp writes it):
@@ -167,6 +254,7 @@ int cli_sink_open_file(cli_sink *sink, const char *path)
         }
     }
     if (fd < 0) {
+        block_ending_signals(SIG_SETMASK, &unblocked);
         cli_error("%s: cannot create the output file: %s", path, strerror(errno));
         free(temp);
         free(resolved);
@@ -190,10 +278,8 @@ int cli_sink_open_file(cli_sink *sink, const char *path)
     }
     temp_for_signal = temp;
     temp_active = 1;
-    signal(SIGINT, remove_temp_and_die);
-    signal(SIGTERM, remove_temp_and_die);
-    signal(SIGHUP, remove_temp_and_die);
-    signal(SIGPIPE, remove_temp_and_die);
+    catch_ending_signals();
+    block_ending_signals(SIG_SETMASK, &unblocked);
     int status = sink_init(sink, fd);
     if (status != 0) {
         close(fd);

@@ -286,7 +286,13 @@ static double kept_weights(const softmax_sampler_params *params, const double *x
         } else if (params->temperature == INFINITY) {
             weight[i] = x[i] > -INFINITY;
         } else {
-            weight[i] = exp((x[i] - largest) / params->temperature);
+            /* as the sampler takes it: x_i / T - max / T where x_i - max
+             * overflows ({1e308, -1e308} at T = 1e308 is {1, -1}; its
+             * difference -inf made the second weight 0, a count of 0) */
+            double scaled = x[i] - largest;
+            scaled = isfinite(scaled) || !isfinite(x[i]) ? scaled / params->temperature
+                                                         : x[i] / params->temperature - largest / params->temperature;
+            weight[i] = exp(scaled);
         }
     }
     int rank = (params->top_k > 0 && (uint64_t)params->top_k < n) || params->top_p < 1;
@@ -412,6 +418,12 @@ static int sample_rows(const cli_draw_request *request, softmax_dtype dtype, con
     if ((tally && counts == NULL) || (o->plot && probability == NULL)) {
         cli_error("out of memory");
         status = CLI_EX_OSERR;
+    }
+    if (status == 0 && cols == 0 && rows > 0) {
+        /* a row of no value (a .npy array whose last extent is 0) */
+        cli_error("%s: row %llu: nothing to sample: the row has no value (the array's last extent is 0)",
+                  request->input_name, (unsigned long long)first_row + 1);
+        status = CLI_EX_DATAERR;
     }
     for (size_t i = 0; status == 0 && i < rows; i++) {
         const void *row = (const unsigned char *)x + i * cols * element;

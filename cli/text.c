@@ -57,7 +57,18 @@ typedef struct reader {
     char *header_text; /* the line taken as a header */
     size_t header_length;
     uint64_t header_line;
+    /* check_line's progress through the line being read, kept across the
+     * reads that bring it so that each byte is looked at once (rescanning a
+     * line of 16 MiB arriving 64 KiB at a time from a pipe was quadratic) */
+    size_t line_checked;    /* bytes of it checked for NUL bytes and carriage returns */
+    size_t line_pending_cr; /* NO_CR, or a carriage return with only blanks after it so far */
+    size_t line_lead;       /* its leading blanks (after a byte order mark) end here so far */
+    int line_kind;          /* LINE_BLANK so far, LINE_COMMENT or LINE_DATA */
+    uint64_t scanned;       /* bytes looked at by check_line and the search for line ends */
 } reader;
+
+#define NO_CR SIZE_MAX
+enum { LINE_BLANK, LINE_COMMENT, LINE_DATA };
 
 static int out_of_memory(void)
 {
@@ -613,20 +624,104 @@ static void explain_lone_header(const reader *r)
               r->name, (unsigned long long)r->header_line, shown, hint);
 }
 
-/* The first carriage return in [line, line + length) that something other
- * than blanks follows, or NULL. */
-static const char *inner_carriage_return(const char *line, size_t length)
+/* The first carriage return in [begin, end) that something other than
+ * blanks follows within that range, or NULL; then *trailing is the first
+ * carriage return (NULL if none) that only blanks follow. */
+static const char *inner_carriage_return(const char *begin, const char *end, const char **trailing)
 {
-    const char *end = line + length;
-    for (const char *cr = memchr(line, '\r', length); cr != NULL; cr = memchr(cr + 1, '\r', (size_t)(end - cr - 1))) {
+    *trailing = NULL;
+    for (const char *cr = memchr(begin, '\r', (size_t)(end - begin)); cr != NULL;
+         cr = memchr(cr + 1, '\r', (size_t)(end - cr - 1))) {
         for (const char *q = cr + 1; q < end; q++) {
             if (!is_blank(*q)) {
                 return cr;
             }
         }
-        return NULL; /* only blanks after this one, so after any later one too */
+        *trailing = cr; /* only blanks after this one, so after any later one too */
+        return NULL;
     }
     return NULL;
+}
+
+/* A new line: nothing of it checked yet. */
+static void start_line_check(reader *r)
+{
+    r->line_checked = 0;
+    r->line_pending_cr = NO_CR;
+    r->line_lead = 0;
+    r->line_kind = LINE_BLANK;
+}
+
+static int report_nul(reader *r, size_t offset)
+{
+    cli_error("%s:%llu:%zu: expected a number, found a NUL byte", r->name, (unsigned long long)r->line, offset + 1);
+    return CLI_EX_DATAERR;
+}
+
+static int report_carriage_return(reader *r, size_t offset)
+{
+    cli_error("%s:%llu:%zu: a carriage return inside the line: lines end with a line feed (classic Mac line ends? "
+              "convert them with tr '\\r' '\\n')",
+              r->name, (unsigned long long)r->line, offset + 1);
+    return CLI_EX_DATAERR;
+}
+
+/* check_line's work on the bytes of the line it has not seen yet, from
+ * where the last call stopped. */
+static int check_line_from(reader *r, const char *line, size_t length, size_t max_line)
+{
+    /* A comment is told by the first byte that is not a blank (after a byte
+     * order mark on line 1); until it comes the line is checked as data --
+     * it holds only blanks, so only carriage returns that may turn out to be
+     * inside the line. */
+    if (r->line_kind == LINE_BLANK) {
+        size_t p = r->line_lead;
+        if (p == 0 && r->line == 1 && length >= 3 && memcmp(line, "\xEF\xBB\xBF", 3) == 0) {
+            p = 3;
+        }
+        const size_t from = p;
+        while (p < length && is_blank(line[p])) {
+            p++;
+        }
+        r->scanned += p - from;
+        r->line_lead = p;
+        if (p < length) {
+            r->line_kind = line[p] == '#' ? LINE_COMMENT : LINE_DATA;
+        }
+    }
+    const size_t scanned = length < max_line ? length : max_line;
+    if (r->line_kind != LINE_COMMENT && scanned > r->line_checked) {
+        const char *begin = line + r->line_checked;
+        const char *end = line + scanned;
+        r->scanned += 2 * (size_t)(end - begin); /* a search for NUL bytes, one for carriage returns */
+        r->line_checked = scanned;
+        const int check_cr = !is_delimiter(r, '\r');
+        if (r->line_pending_cr != NO_CR) {
+            /* Anything but blanks now puts that carriage return inside the
+             * line, a NUL byte too (it comes later). */
+            for (const char *q = begin; q < end; q++) {
+                if (!is_blank(*q)) {
+                    return report_carriage_return(r, r->line_pending_cr);
+                }
+            }
+            return 0;
+        }
+        const char *nul = memchr(begin, '\0', (size_t)(end - begin));
+        const char *trailing = NULL;
+        const char *cr = check_cr ? inner_carriage_return(begin, end, &trailing) : NULL;
+        /* The first of the two by column: what a line still arriving shows
+         * first is what the whole line reports. */
+        if (nul != NULL && (cr == NULL || nul < cr)) {
+            return report_nul(r, (size_t)(nul - line));
+        }
+        if (cr != NULL) {
+            return report_carriage_return(r, (size_t)(cr - line));
+        }
+        if (trailing != NULL) {
+            r->line_pending_cr = (size_t)(trailing - line);
+        }
+    }
+    return 0;
 }
 
 /* What is wrong with a line before its fields are read, the same whether
@@ -640,34 +735,27 @@ static const char *inner_carriage_return(const char *line, size_t length)
  *     reader that splits at '\n', and its rows would silently run together
  *     (a CR before the line feed, as in CRLF, is a blank);
  *  3. more than max_line bytes.
- * Returns 0 or an exit code (reported). */
+ * Called on a line each time more of it has arrived (then once complete),
+ * it goes on from where it stopped: each byte is looked at once. Returns 0
+ * or an exit code (reported). */
 static int check_line(reader *r, const char *line, size_t length, size_t max_line)
 {
-    const char *p = line;
-    const char *end = line + length;
-    if (r->line == 1 && length >= 3 && memcmp(p, "\xEF\xBB\xBF", 3) == 0) {
-        p += 3;
+    int status;
+    if (r->line == 1 && length < 3) {
+        /* Too short to tell whether a byte order mark begins the line: checked
+         * without keeping anything (three bytes at most), again once longer. */
+        const size_t checked = r->line_checked, pending_cr = r->line_pending_cr, lead = r->line_lead;
+        const int kind = r->line_kind;
+        status = check_line_from(r, line, length, max_line);
+        r->line_checked = checked;
+        r->line_pending_cr = pending_cr;
+        r->line_lead = lead;
+        r->line_kind = kind;
+    } else {
+        status = check_line_from(r, line, length, max_line);
     }
-    while (p < end && is_blank(*p)) {
-        p++;
-    }
-    if (p == end || *p != '#') {
-        const size_t scanned = length < max_line ? length : max_line;
-        const char *nul = memchr(line, '\0', scanned);
-        const char *cr = is_delimiter(r, '\r') ? NULL : inner_carriage_return(line, scanned);
-        /* The first of the two by column: what a line still arriving shows
-         * first is what the whole line reports. */
-        if (nul != NULL && (cr == NULL || nul < cr)) {
-            cli_error("%s:%llu:%zu: expected a number, found a NUL byte", r->name, (unsigned long long)r->line,
-                      (size_t)(nul - line) + 1);
-            return CLI_EX_DATAERR;
-        }
-        if (cr != NULL) {
-            cli_error("%s:%llu:%zu: a carriage return inside the line: lines end with a line feed (classic Mac "
-                      "line ends? convert them with tr '\\r' '\\n')",
-                      r->name, (unsigned long long)r->line, (size_t)(cr - line) + 1);
-            return CLI_EX_DATAERR;
-        }
+    if (status != 0) {
+        return status;
     }
     if (length > max_line) {
         cli_error("%s:%llu:%zu: the line is longer than the limit of %zu bytes; --max-line-length sets it", r->name,
@@ -701,22 +789,31 @@ int cli_read_text(int fd, const char *name, const cli_text_callbacks *callbacks)
     if (end > 0) {
         memcpy(buffer, callbacks->prefix, end);
     }
+    /* [begin, searched) has no line feed: the search for the end of a line
+     * arriving over many reads goes on from where it stopped. */
+    size_t searched = 0;
     int at_eof = 0;
     int status = 0;
     r.line = 1;
+    start_line_check(&r);
     while (status == 0) {
         char *newline;
-        while (status == 0 && (newline = memchr(buffer + begin, '\n', end - begin)) != NULL) {
+        while (status == 0 && (newline = memchr(buffer + searched, '\n', end - searched)) != NULL) {
+            r.scanned += (size_t)(newline - (buffer + searched)) + 1;
             status = check_line(&r, buffer + begin, (size_t)(newline - (buffer + begin)), max_line);
             if (status == 0) {
                 status = parse_line(&r, buffer + begin, newline);
             }
             begin = (size_t)(newline - buffer) + 1;
+            searched = begin;
             r.line++;
+            start_line_check(&r);
         }
         if (status != 0) {
             break;
         }
+        r.scanned += end - searched;
+        searched = end;
         /* the line still arriving (all of it at the end of the input) */
         status = check_line(&r, buffer + begin, end - begin, max_line);
         if (status != 0) {
@@ -738,9 +835,13 @@ int cli_read_text(int fd, const char *name, const cli_text_callbacks *callbacks)
                 break;
             }
         }
-        memmove(buffer, buffer + begin, end - begin);
-        end -= begin;
-        begin = 0;
+        if (begin > 0) {
+            /* the line still arriving moves to the front, once */
+            memmove(buffer, buffer + begin, end - begin);
+            end -= begin;
+            searched -= begin;
+            begin = 0;
+        }
         if (end == capacity) {
             /* One line longer than the buffer (and within the limit). */
             size_t grown_capacity = capacity * 2 < max_line + READ_SIZE ? capacity * 2 : max_line + READ_SIZE;
@@ -752,7 +853,8 @@ int cli_read_text(int fd, const char *name, const cli_text_callbacks *callbacks)
             buffer = grown;
             capacity = grown_capacity;
         }
-        ssize_t got = read(fd, buffer + end, capacity - end);
+        ssize_t got = callbacks->read != NULL ? callbacks->read(callbacks->context, fd, buffer + end, capacity - end)
+                                              : read(fd, buffer + end, capacity - end);
         if (got < 0) {
             if (errno == EINTR) {
                 continue;
@@ -774,6 +876,7 @@ int cli_read_text(int fd, const char *name, const cli_text_callbacks *callbacks)
     }
     if (callbacks->summary != NULL) {
         callbacks->summary->rows += r.rows_handed;
+        callbacks->summary->scanned += r.scanned;
         callbacks->summary->max_cols =
             r.max_cols > callbacks->summary->max_cols ? r.max_cols : callbacks->summary->max_cols;
     }

@@ -10,7 +10,9 @@
  * bytes) or else --keep-labels (the labels handed on with each row are the
  * oracle's unselected fields). text.c is built here with a 256-byte read
  * block and a 32-element batch (CMakeLists.txt), so that short inputs cross
- * block and batch boundaries and lines outgrow the buffer.
+ * block and batch boundaries and lines outgrow the buffer; two inputs in
+ * three are read 1 to 29 bytes at a time (as from a pipe), so that lines are
+ * checked while they arrive.
  * The text is checked against an oracle written here from the format's
  * rules (lines, '#' comments, blanks, comma or blank separators or the
  * chosen delimiter -- each one ends one field, as with cut -d, but for a
@@ -20,6 +22,8 @@
  * commas refused when blanks alone separate other numbers on the line)
  * with strtod/strtof as the reference for each number:
  *  - no crash, no out-of-bounds access, no leak;
+ *  - finding and checking lines looks at no more than 4 bytes per byte of
+ *    input (the reader's count), however the reads cut it;
  *  - success exactly when the oracle finds every data token a number, no
  *    separator out of place and equal rows where required (no row at all
  *    is a success with nothing handed on); then the rows handed on are the oracle's, in order, numbered
@@ -224,6 +228,7 @@ static void oracle_line(expected *e, const reader_options *o, const char *p, con
                 oracle_error(e, line, i + 1);
                 return;
             }
+            break; /* only blanks after it: no NUL byte, no other such carriage return (and no quadratic rescan) */
         }
     }
     if (length > o->max_line) {
@@ -420,7 +425,14 @@ typedef struct context {
     int calls, fail_at, whole_matrix, keep_labels;
     size_t n_labels;
     int labels_calls;
+    size_t piece; /* bytes per read at most (a pipe's short reads), 0: as many as asked */
 } context;
+
+static ssize_t on_read(void *opaque, int fd, void *buffer, size_t size)
+{
+    const context *c = opaque;
+    return read(fd, buffer, c->piece != 0 && size > c->piece ? c->piece : size);
+}
 
 static int on_rows(void *opaque, void *values, size_t rows, size_t cols, uint64_t first_row, const uint64_t *lines,
                    const char *const *labels)
@@ -546,9 +558,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     FUZZ_CHECK(lseek(fd, 0, SEEK_SET) == 0, "lseek failed");
 
-    context c = {&e,           single ? SOFTMAX_DTYPE_F32 : SOFTMAX_DTYPE_F64, 0, 0, 0, 0, fail_at,
-                 whole_matrix, reading.columns != NULL && reading.keep_labels, 0, 0};
-    cli_text_summary summary = {0, 0};
+    /* Two inputs in three arrive 1 to 29 bytes per read, as from a pipe:
+     * a line is then checked over many reads. */
+    const size_t piece = size % 3 == 0 ? 0 : 1 + size * 7 % 29;
+    context c = {&e,           single ? SOFTMAX_DTYPE_F32 : SOFTMAX_DTYPE_F64, 0, 0, 0,    0, fail_at,
+                 whole_matrix, reading.columns != NULL && reading.keep_labels, 0, 0, piece};
+    cli_text_summary summary = {0, 0, 0};
     cli_text_callbacks callbacks = {.context = &c,
                                     .dtype = c.dtype,
                                     .whole_matrix = whole_matrix,
@@ -563,10 +578,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                                     .keep_labels = c.keep_labels,
                                     .rows = on_rows,
                                     .idle = on_idle,
-                                    .labels = on_labels};
+                                    .labels = on_labels,
+                                    .read = on_read};
     last_message[0] = '\0';
     const int status = cli_read_text(fd, "in", &callbacks);
     close(fd);
+    /* Finding and checking lines looks at each byte a few times, however
+     * the reads cut the input: never once per read (quadratic). */
+    FUZZ_CHECK(summary.scanned <= 4 * (uint64_t)length + 64, "%llu bytes looked at for %zu bytes of input",
+               (unsigned long long)summary.scanned, length);
 
     if (c.fail_at && c.calls >= c.fail_at) {
         FUZZ_CHECK(status == FAIL_STATUS, "the callback failed but cli_read_text returned %d", status);

@@ -433,6 +433,42 @@ class NpyIO(Case):
         np.save(f, np.float64(7.0))
         self.assertEqual(output([f]), "1\n")
 
+    def test_rows_of_no_value_are_empty_lines_and_their_count_is_kept(self):
+        """An array whose last extent is 0 has rows of no value: printed as text, each is an
+        empty line (as numpy.savetxt writes it; the lines were missing, so `softmax x.npy | wc
+        -l` said 0 rows for 3), with a note that text input reads them back as blank lines
+        (skipped: no row) while a .npy output keeps the shape; the row statistics give each
+        row the library's values for no element, and sampling one is an error, not an empty
+        output with exit status 0."""
+        f = self.path("x.npy")
+        np.save(f, np.zeros((3, 0)))
+        status, out, err = run([f])
+        self.assertEqual(out, "\n\n\n")
+        self.assertIn("each of its 3 rows is an empty line, which text input skips as a blank line (-o FILE.npy "
+                      "keeps the shape)", err)
+        self.assertEqual(output([f, "-t", "1,2"]), "# temperature 1\n\n\n\n# temperature 2\n\n\n\n")
+        self.assertEqual(output([f, "--plot"]), "row 1\n\nrow 2\n\nrow 3\n")
+        self.assertEqual(output([f, "--argmax", "--entropy", "--logsumexp"]), "-1 0 -inf\n" * 3)
+        self.assertFails([f, "--sample", "2"], EX_DATAERR, "x.npy: row 1: nothing to sample: the row has no value")
+        self.assertFails([f, "--sample", "2", "--counts"], EX_DATAERR, "x.npy: row 1: nothing to sample")
+        self.assertFails([f, "--require-input"], EX_DATAERR, "x.npy: empty input: no row of numbers (--require-input)")
+        run([f, "-o", self.path("y.npy"), "-t", "1,2"])
+        self.assertEqual(np.load(self.path("y.npy")).shape, (2, 3, 0))
+        # the text read back: blank lines, no row (a .npy of it has no row either)
+        run([f, "-o", self.path("y.txt")])
+        self.assertEqual(run([self.path("y.txt")])[1:], ("", ""))
+        run([self.path("y.txt"), "-o", self.path("z.npy")])
+        self.assertEqual(np.load(self.path("z.npy")).shape, (0, 0))
+        # every shape: as many lines as rows of the last axis; a (0,) array is one row of no value
+        for shape, lines in (((0,), 1), ((2, 3, 0), 6), ((0, 3), 0), ((2, 0, 4), 0), ((0, 0), 0)):
+            np.save(f, np.zeros(shape, dtype=np.float32))
+            self.assertEqual(output([f]), "\n" * lines, shape)
+            self.assertEqual(output([f, "--argmax"]), "-1\n" * lines if shape[-1] == 0 else "", shape)
+        # along another axis, a plot per distribution of no value along it
+        np.save(f, np.zeros((0, 2)))
+        self.assertEqual(output([f, "--plot", "--axis", "0"]), "line 1\n\nline 2\n")
+        self.assertFails([f, "--require-input"], EX_DATAERR, "x.npy: empty input: no row of numbers")
+
     def test_either_byte_order_is_read_and_little_endian_is_written(self):
         rng = np.random.default_rng(12)
         for code, rtol in (("f2", 4e-7), ("f4", 4e-7), ("f8", 4e-15)):
@@ -589,14 +625,47 @@ class Errors(Case):
         process = subprocess.Popen([CLI, "-o", out], stdin=subprocess.PIPE, stderr=subprocess.PIPE)
         process.stdin.write(b"1 2 3\n" * 1000)
         process.stdin.flush()
-        deadline = time.time() + 10
-        while not any(n.startswith("y.txt.tmp") for n in os.listdir(self.tmp)) and time.time() < deadline:
-            time.sleep(0.01)
+        self.wait_for_written_temporary_file()
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=10)
         process.stdin.close()
         process.stderr.close()
         self.assertEqual(os.listdir(self.tmp), [])
+
+    def wait_for_written_temporary_file(self):
+        # written once the rows before the next read are handed on: the handlers are in place
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            names = [n for n in os.listdir(self.tmp) if n.startswith(".softmax-output.")]
+            if names and os.path.getsize(os.path.join(self.tmp, names[0])) > 0:
+                return
+            time.sleep(0.01)
+        self.fail("no temporary output file was written")
+
+    def test_signals_ignored_at_the_start_stay_ignored(self):
+        # `nohup softmax ... -o FILE &` outlives the hangup, and a job started with Ctrl-C ignored
+        # ignores it: the handlers that remove the temporary output file were installed over
+        # SIG_IGN, so that the hangup ended the run (exit by SIGHUP, no output).
+        out = self.path("y.txt")
+
+        def ignore():
+            signal.signal(signal.SIGHUP, signal.SIG_IGN)
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+        process = subprocess.Popen([CLI, "-o", out], stdin=subprocess.PIPE, stderr=subprocess.PIPE,
+                                   preexec_fn=ignore)
+        process.stdin.write(b"0 0\n")
+        process.stdin.flush()
+        self.wait_for_written_temporary_file()
+        process.send_signal(signal.SIGHUP)
+        process.send_signal(signal.SIGINT)
+        process.stdin.write(b"1 1\n")
+        process.stdin.close()
+        self.assertEqual(process.wait(timeout=30), 0, process.stderr.read())
+        process.stderr.close()
+        with open(out) as f:
+            self.assertEqual(f.read(), "0.5 0.5\n0.5 0.5\n")
+        self.assertEqual(os.listdir(self.tmp), ["y.txt"])
 
     def test_random_input_never_crashes(self):
         # Random bytes drawn mostly from the characters the scanner cares
@@ -728,9 +797,12 @@ class Sampling(Case):
     def test_draws_and_counts_agree_at_extreme_temperatures(self):
         # Rows whose differences leave f32 (or whose 1/T does): the single draws (softmax_sample)
         # and --counts (f64 weights) follow the same exact softmax of x / T. The draws once gave
-        # "0 -1e-300" at -t 1e-300 half and half and never drew -3e38 beside 3e38 at -t 1e38.
+        # "0 -1e-300" at -t 1e-300 half and half and never drew -3e38 beside 3e38 at -t 1e38; and
+        # --counts gave -1e308 beside 1e308 at -t 1e308 a count of 0 (p = 0.09), its difference
+        # -inf in f64 before 1/T.
         for text, t, dtype in (("0 -1e-300 -2e-300", "1e-300", "f64"), ("3e38 -3e38 1e38", "1e38", "f64"),
-                               ("3e38 -3e38 1e38", "1e38", "f32"), ("0 -1e-40 -2e-40", "1e-40", "f32")):
+                               ("3e38 -3e38 1e38", "1e38", "f32"), ("0 -1e-40 -2e-40", "1e-40", "f32"),
+                               ("1e308 -1e308 0", "1e308", "f64"), ("1.7e308 -1.7e308 -1e308", "1e308", "f64")):
             with self.subTest(text=text, t=t, dtype=dtype):
                 values = [float(v) for v in text.split()]
                 if dtype == "f32":
@@ -927,6 +999,22 @@ class Plot(Case):
         text = run([f, "--plot", "--axis", "0"], env={"COLUMNS": "40"})[1]
         self.assertEqual(text.count("line "), 3)
         self.assertEqual(text.count(" 0.5\n"), 6)
+
+
+    def test_column_plots_are_titled_by_the_header_and_their_bars_are_rows(self):
+        """--axis 0 --plot draws one plot per column, whose bars are the rows: the header's
+        names are the columns' (they titled the bars, so the two rows of a column were shown
+        as 'cat' and 'dog')."""
+        text = run(["--axis", "0", "--plot"], "cat,dog,emu\n1,2,3\n3,1,2\n", env={"COLUMNS": "40"})[1]
+        self.assertEqual(text.count("column "), 3)
+        self.assertIn("column 1: cat\n0 ", text)
+        self.assertIn("column 3: emu\n0 ", text)
+        self.assertNotIn("\ncat ", text)
+        self.assertNotIn("\ndog ", text)
+        text = run(["--axis", "0", "--plot", "-c", "2-", "--keep-labels"], "name,x,y\nrex,1,2\nfido,3,4\n",
+                   env={"COLUMNS": "40"})[1]
+        self.assertIn("column 2: y\n rex ", text)
+        self.assertIn("\nfido ", text)
 
 
 class Streaming(Case):
@@ -1172,6 +1260,81 @@ class BadInputs(Case):
         # limits that are not errors: a negative temperature is a negative scale (softmin)
         self.assertEqual(output(["-t", "-1"], "1 2\n"), output(["-s", "-1"], "1 2\n"))
         self.assertEqual(output(["--scale", "inf"], "1 2\n"), "0 1\n")
+
+    def test_numeric_options_take_the_whole_argument_as_the_input_would(self):
+        """A number in an option is written as in the input: no blanks around it (strtod and
+        strtoll skip leading ones: -j ' 2' was taken), no '+' and no minus sign on an integer
+        but --axis's, no other base; a number that is not 0 but below the smallest double is
+        refused rather than made 0 (-t -1e-400 was the temperature 0, the arg max, not the
+        arg min of a tiny negative temperature)."""
+        blank = " (blanks are not part of a number)"
+        cases = [(["-j", " 2"], "--threads: expected an integer in [1, 1024], got ' 2'" + blank),
+                 (["-j", "2 "], "--threads: expected an integer in [1, 1024], got '2 '" + blank),
+                 (["-j", "+2"], "--threads: expected an integer in [1, 1024], got '+2'"),
+                 (["-j", "\t2"], "--threads: expected an integer in [1, 1024], got '\t2'" + blank),
+                 (["-p", " 3"], "--precision: expected an integer in [1, 17], got ' 3'" + blank),
+                 (["-p", "+3"], "--precision: expected an integer in [1, 17], got '+3'"),
+                 (["-p", "0x3"], "--precision: expected an integer in [1, 17], got '0x3'"),
+                 (["--axis", "+1"], "--axis: expected an integer in [-8, 7], got '+1'"),
+                 (["--axis", " -1"], "--axis: expected an integer in [-8, 7], got ' -1'" + blank),
+                 (["--axis", "- 1"], "--axis: expected an integer in [-8, 7], got '- 1'" + blank),
+                 (["--axis", "--1"], "--axis: expected an integer in [-8, 7], got '--1'"),
+                 (["--sample", " 3"], "--sample: expected an integer in [1, 9223372036854775807], got ' 3'" + blank),
+                 (["--sample", "+3"], "--sample: expected an integer in [1, 9223372036854775807], got '+3'"),
+                 (["--sample", "2", "--top-k", "2\n"], "--top-k: expected an integer in [1, 9223372036854775807]"),
+                 (["--sample", "2", "--seed", "1 "], "--seed: expected an integer in [0, 18446744073709551615], got "
+                                                     "'1 '" + blank),
+                 (["--sample", "2", "--seed", "+1"], "--seed: expected an integer in [0, 18446744073709551615], got "
+                                                     "'+1'"),
+                 (["--max-line-length", " 16"], "--max-line-length: expected a positive size in bytes (suffix K, M "
+                                                "or G allowed), got ' 16'" + blank),
+                 (["--max-line-length", "+16"], "--max-line-length: expected a positive size in bytes"),
+                 (["--max-line-length", "16 K"], "--max-line-length: expected a positive size in bytes"),
+                 (["--max-line-length", "-0"], "--max-line-length: expected a positive size in bytes"),
+                 (["-s", " 2"], "--scale: expected a number, got ' 2'" + blank),
+                 (["-s", "2 "], "--scale: expected a number, got '2 '" + blank),
+                 (["-s", "\n2"], "--scale: expected a number, got '\n2'" + blank),
+                 (["-s", "+-2"], "--scale: expected a number, got '+-2'"),
+                 (["-s", "1,5"], "--scale: expected a number, got '1,5'"),
+                 (["-t", " 1"], "--temperature: expected a number, got ' 1'" + blank),
+                 (["-t", "1, 2"], "--temperature: expected a number, got ' 2'" + blank),
+                 (["--sample", "2", "--top-p", " 0.5"], "--top-p: expected a number, got ' 0.5'" + blank),
+                 (["--sample", "2", "--min-p", "0.5 "], "--min-p: expected a number, got '0.5 '" + blank),
+                 (["-s", "1e-400"], "--scale: '1e-400' is not 0 but smaller than the smallest double (4.9e-324)"),
+                 (["-t", "-1e-400"], "--temperature: '-1e-400' is not 0 but smaller than the smallest double"),
+                 (["-t", "1,0x1p-1100"], "--temperature: '0x1p-1100' is not 0 but smaller than the smallest"),
+                 (["--sample", "2", "--min-p", "1e-999"], "--min-p: '1e-999' is not 0 but smaller than the smallest")]
+        for args, message in cases:
+            with self.subTest(args=args):
+                status, out, err = run(args, "1 2\n", check=False)
+                self.assertEqual(status, EX_USAGE, err)
+                self.assertIn(f"softmax: {message}", err)
+                self.assertEqual(out, "")
+        # what stays valid: the forms of a number in the input, zero written as zero, --axis's
+        # minus sign, leading zeros, the size suffixes in either case
+        for args in (["-s", "0x1p1"], ["-s", "+2"], ["-s", "2."], ["-s", ".2e1"], ["-s", "2" + "0" * 400 + "e-400"]):
+            self.assertEqual(output(args, "1 2 3\n"), "0.0158762 0.11731 0.866813\n", args)
+        for args in (["-t", "0e5"], ["-t", "-0.000"], ["-t", "0x0p-2000"], ["-s", "inf"]):
+            self.assertEqual(output(args, "1 3 3\n"), "0 0.5 0.5\n", args)
+        self.assertEqual(output(["-s", "1e-320"], "1 2\n"), "0.5 0.5\n")
+        self.assertEqual(output(["-j", "002", "-p", "03", "--axis", "-1"], "1 2\n"), "0.269 0.731\n")
+        self.assertEqual(output(["--axis", "-0"], "1\n3\n"), "0.119203\n0.880797\n")
+        for size in ("16k", "16K", "1m", "1M", "1g", "1G", "4096"):
+            self.assertEqual(output(["--max-line-length", size], "1 2\n"), "0.268941 0.731059\n", size)
+
+    def test_an_undefined_scale_over_temperature_is_a_usage_error(self):
+        # S / T = inf / inf went to the library as NaN: "libsoftmax: scale is NaN", status 70 (the
+        # library's failure), or for --sample a temperature "-nan" out of range
+        for args in (["-s", "inf", "-t", "inf"], ["-s", "-inf", "-t", "1,inf"], ["-s", "inf", "-t", "-inf"],
+                     ["-s", "inf", "-t", "inf", "--argmax"], ["-s", "inf", "-t", "inf", "--sample", "2"]):
+            with self.subTest(args=args):
+                self.assertFailsLeavingNothing(args, EX_USAGE, "with --scale", "1 2\n")
+                err = self.assertFails(args, EX_USAGE, "the scale S / T is undefined", "1 2\n")
+                self.assertRegex(err, r"--temperature -?inf with --scale -?inf")
+        # the other limits stay: S / T = inf x 0 or 0 / inf
+        self.assertEqual(output(["-s", "inf", "-t", "0"], "1 2\n"), "0 1\n")
+        self.assertEqual(output(["-s", "0", "-t", "inf"], "1 2\n"), "0.5 0.5\n")
+        self.assertEqual(output(["-s", "1e300", "-t", "1e-300"], "1 2\n"), "0 1\n")
 
     def test_unreadable_input(self):
         self.assertFails([self.tmp], EX_NOINPUT, f"{self.tmp}: read failed: Is a directory")
@@ -1465,6 +1628,21 @@ class Friction(Case):
             self.assertEqual(output(delimiter + ["-c", "3", "--keep-labels", "--logsumexp", "-p", "3"], text),
                              "a 5 33\n", delimiter)
 
+    def test_labels_of_a_text_input_are_not_carried_to_an_array_input(self):
+        # With --keep-labels, the rows of a .npy after a text input were written after the text's
+        # label pointers, freed with its reader: bytes of freed memory, exit status 0.
+        f = self.path("x.npy")
+        np.save(f, np.zeros((2, 3)))
+        text = self.write("l.csv", "name,a,b,c\nrex,1,2,3\nfido,3,2,1\n")
+        self.assertEqual(output(["-c", "2-", "--keep-labels", text, f]),
+                         "rex 0.0900306 0.244728 0.665241\nfido 0.665241 0.244728 0.0900306\n"
+                         "0.333333 0.333333 0.333333\n0.333333 0.333333 0.333333\n")
+        self.assertEqual(output(["-c", "2-", "--keep-labels", text, f, "--argmax"]),
+                         "argmax\nrex 2\nfido 0\n0\n0\n")
+        lines = output(["-c", "2-", "--keep-labels", text, f, "--sample", "9", "--counts"]).splitlines()
+        self.assertEqual([line.split()[0] for line in lines[:2]], ["rex", "fido"])
+        self.assertEqual([sum(int(v) for v in line.split()) for line in lines[2:]], [9, 9])
+
     def test_statistics_in_the_order_asked_with_a_header(self):
         x = [1.0, 2.0, 4.0]
         entropy = float(-sum(p * mpmath.log(p) for p in map(mpmath.mpf, reference_softmax(x))))
@@ -1718,6 +1896,78 @@ class OutputFile(Case):
         with open(self.path("copy.npy"), "wb") as f:
             f.write(data)
         np.testing.assert_array_equal(np.load(self.path("copy.npy")), [[0.5, 0.5]])
+
+    def test_dev_stdout_is_the_descriptor_written_in_place(self):
+        """-o /dev/stdout (/dev/fd/N, or a link to it) writes the descriptor the command was given,
+        at its offset, as a shell's `> /dev/stdout` does: it was followed to the file behind it
+        and a new file renamed over that one, losing what the shell had written or appended
+        before (`(echo header; softmax -o /dev/stdout) > f`, `>> log`)."""
+        out = self.path("out.txt")
+        link = self.path("link.txt")
+        os.symlink("/dev/stdout", link)
+        for name in ("/dev/stdout", "/dev/fd/1", "/proc/self/fd/1", link):
+            with self.subTest(name=name):
+                with open(out, "w") as f:
+                    f.write("header\n")
+                with open(out, "a") as f:
+                    subprocess.run([CLI, "-o", name], input=b"0 0\n", stdout=f, check=True, timeout=30)
+                with open(out) as f:
+                    self.assertEqual(f.read(), "header\n0.5 0.5\n")
+        with open(out, "w") as f:
+            f.write("log\n")
+        subprocess.run(["sh", "-c", f"{CLI} -o /dev/stdout >> {out}"], input=b"0 0\n", check=True, timeout=30)
+        subprocess.run(["sh", "-c", f"{CLI} -o /dev/fd/3 3>> {out}"], input=b"1 1\n", check=True, timeout=30)
+        with open(out) as f:
+            self.assertEqual(f.read(), "log\n0.5 0.5\n0.5 0.5\n")
+        # text to .npy: the header goes where the output starts, not at the start of the file
+        npy_link = self.path("link.npy")
+        os.symlink("/dev/stdout", npy_link)
+        with open(out, "wb") as f:
+            f.write(b"abc")
+            f.flush()
+            result = subprocess.run([CLI, "-o", npy_link], input=b"0 0\n1 1\n", stdout=f, stderr=subprocess.PIPE,
+                                    timeout=30)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        with open(out, "rb") as f:
+            data = f.read()
+        self.assertEqual(data[:3], b"abc")
+        with open(self.path("copy.npy"), "wb") as f:
+            f.write(data[3:])
+        np.testing.assert_array_equal(np.load(self.path("copy.npy")), [[0.5, 0.5], [0.5, 0.5]])
+        # appended to, the header could not go back to the start: refused before anything is written
+        with open(out, "ab") as f:
+            result = subprocess.run([CLI, "-o", npy_link], input=b"0 0\n", stdout=f, stderr=subprocess.PIPE,
+                                    timeout=30)
+        self.assertEqual(result.returncode, EX_CANTCREAT)
+        self.assertIn(b"a .npy output from text cannot be appended to a file", result.stderr)
+        with open(out, "rb") as f:
+            self.assertEqual(f.read(), data)
+        # a descriptor that is not open, or open for reading only
+        self.assertFails(["-o", "/dev/fd/9"], EX_CANTCREAT, "/dev/fd/9: cannot write the output: Bad file descriptor",
+                         "0 0\n")
+        with open(out, "w") as f:
+            f.write("0 0\n")
+        with open(out) as f:
+            result = subprocess.run([CLI, "-o", "/dev/stdin"], stdin=f, capture_output=True, timeout=30)
+        self.assertEqual(result.returncode, EX_CANTCREAT)
+        self.assertIn(b"/dev/stdin: cannot write the output: the file descriptor is open for reading only",
+                      result.stderr)
+        with open(out) as f:
+            self.assertEqual(f.read(), "0 0\n")
+
+    def test_an_output_that_is_an_input_pipe_is_refused(self):
+        """-o /dev/stdin with a pipe on standard input (or a FIFO given as input and output):
+        every result written was read again as input, a loop without end at full speed."""
+        for name in ("/dev/stdin", "/dev/fd/0"):
+            with self.subTest(name=name):
+                status, out, err = run(["-o", name], "1 2\n", check=False)
+                self.assertEqual(status, EX_USAGE, err)
+                self.assertIn(f"softmax: -o {name}: it is the pipe that standard input is read from", err)
+        fifo = self.path("f")
+        os.mkfifo(fifo)
+        self.assertFails([fifo, "-o", fifo], EX_USAGE, f"-o {fifo}: it is the pipe that {fifo} is read from")
+        self.assertFails(["--mask", fifo, "-o", fifo], EX_USAGE, f"-o {fifo}: it is the pipe that {fifo} is read from",
+                         "1 2\n")
 
 
 def cells(text):
