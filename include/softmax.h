@@ -93,7 +93,28 @@
  * whether or not y came from a forward call): a NaN in y, logy, dy or v gives
  * a NaN row; otherwise a fully masked row (y all 0, or logy all -inf) gives
  * an all-zero gradient, and so does an infinite scale (the limit is piecewise
- * constant), also where an infinite dy or v would make 0 * inf.
+ * constant), also where an infinite dy or v would make 0 * inf. Otherwise an
+ * infinite dy or v goes through the formulas above in extended-real
+ * arithmetic: the row's sum or dot product is infinite (NaN with both
+ * signs, then the whole row is NaN), an element meeting inf - inf or
+ * 0 * inf (y = 0) is NaN, the others are +-inf.
+ *
+ * Gradient range and accuracy: for finite inputs and any finite scale the
+ * result is the exact value of the formulas (computed from the very inputs
+ * and the scale as given, a double for every data type) within a few
+ * roundings of each of its terms, wherever an intermediate of a plain
+ * evaluation would leave the type's range: dy - <dy, y> beyond the largest
+ * finite value, <dy, y> or sum(dy) beyond it, s * y or exp(logy) below the
+ * smallest normal while the result is not, a subnormal or huge scale. An
+ * output is finite whenever the exact value lies within the type's range;
+ * +-inf only where it lies beyond (or where the accuracy bound itself does:
+ * values near the largest finite that cancel, times a huge scale). Subnormal
+ * outputs are computed, not flushed (unless the caller's own floating-point
+ * mode flushes them: the gradients keep it). Rows that need it take a careful
+ * evaluation with an unbounded exponent; the others pay a few comparisons.
+ * The one exception, on the SIMD paths: for a y outside [-1, 1] (no softmax
+ * gives one), an output may be off by up to |y| / 2 units of the smallest
+ * subnormal more.
  *
  * ---------------------------------------------------------------------------
  * THREADS

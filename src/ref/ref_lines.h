@@ -21,13 +21,17 @@
  * rounded). Why they preserve order: for a fixed row every step -- x - max,
  * times scale, exp, rounding, division by the same sum -- is a monotone
  * function of x_i. The gradients are a few double roundings per term around
- * compensated sums (their tolerance is a few roundings of each term).
+ * compensated sums (their tolerance is a few roundings of each term), with
+ * an extended-range evaluation (extended_range.h) for the elements where
+ * double overflowed or underflowed (see "gradients" below).
  */
+#include <float.h>
 #include <math.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
+#include "extended_range.h" /* the gradients' careful path */
 #include "internal.h"
 #ifdef REF_DOUBLE_DOUBLE
 #include "double_double.h"
@@ -484,23 +488,96 @@ static void zero_or_nan_line(REAL *dst, ptrdiff_t dst_stride, size_t n, bool has
     fill_line(dst, dst_stride, n, has_nan ? (REAL)NAN : (REAL)0);
 }
 
-/* Whether either strided line holds a NaN, and whether the first is all
- * equal to masked_value (0 for y, -inf for logy). */
+/* Whether either strided line holds a NaN or an infinity (other than a
+ * logy of -inf: a probability of 0), and whether the first is all equal to
+ * masked_value (0 for y, -inf for logy). */
 typedef struct gradient_inputs {
     bool has_nan;
+    bool has_inf;
     bool fully_masked;
 } gradient_inputs;
 
 static gradient_inputs gradient_inputs_of(const REAL *a, ptrdiff_t a_stride, const REAL *b, ptrdiff_t b_stride,
                                           size_t n, REAL masked_value)
 {
-    gradient_inputs in = {false, true};
+    gradient_inputs in = {false, false, true};
     for (size_t i = 0; i < n; i++) {
         REAL ai = a[(ptrdiff_t)i * a_stride], bi = b[(ptrdiff_t)i * b_stride];
         in.has_nan |= isnan(ai) || isnan(bi);
+        in.has_inf |= isinf(bi) || (isinf(ai) && ai != masked_value);
         in.fully_masked &= ai == masked_value;
     }
     return in;
+}
+
+/*
+ * The gradients are evaluated plainly in WIDE (double) and rounded once to
+ * REAL. For f32 data double has room for every intermediate; for f64 data
+ * it has none to spare, so each element checks what the plain evaluation
+ * may have lost and is evaluated again in extended range
+ * (extended_range.h) where it:
+ *   - came out infinite or NaN from finite inputs (dy - d beyond DBL_MAX,
+ *     exp(logy) = inf for a logy above 709), although the exact value may
+ *     be finite;
+ *   - multiplied a factor that fell below the normal range by something
+ *     that brings the product back (exp(logy) below DBL_MIN times a sum of
+ *     1e300; s * (dy - d) below DBL_MIN times a y above 1).
+ * A reduction that overflows from finite terms is summed again with its
+ * terms scaled by a power of two (scaled_sum), and its elements go through
+ * the extended range. Lines with an infinite input follow IEEE arithmetic in
+ * the plain evaluation (inf - inf and 0 * inf are NaN), as the formulas
+ * read in extended-real arithmetic.
+ */
+
+/* The terms of the three reductions. */
+typedef enum gradient_term {
+    TERM_B,            /* b_j: sum(dy) */
+    TERM_A_TIMES_B,    /* a_j * b_j: <y, dy> */
+    TERM_EXP_A_TIMES_B /* exp(a_j) * b_j: <exp(logy), v> */
+} gradient_term;
+
+static xreal term_of(gradient_term term, REAL a, REAL b)
+{
+    switch (term) {
+    case TERM_B:
+        return xreal_of((double)b);
+    case TERM_A_TIMES_B:
+        return xreal_mul(xreal_of((double)a), xreal_of((double)b));
+    default:
+        return xreal_mul(xreal_exp((double)a), xreal_of((double)b));
+    }
+}
+
+/* The sum of a line's terms times 2^-*shift, for a line whose plain sum
+ * overflowed: the shift puts the largest term at 2^(1022 - bits(n)), so
+ * that no partial sum of the n terms can overflow; a term that the shift
+ * takes below the normal range was below 2^-1000 of the largest. */
+static WIDE scaled_sum(gradient_term term, const REAL *a, ptrdiff_t a_stride, const REAL *b, ptrdiff_t b_stride,
+                       size_t n, int64_t *shift)
+{
+    int64_t top = INT64_MIN;
+    for (size_t i = 0; i < n; i++) {
+        const xreal t = term_of(term, a[(ptrdiff_t)i * a_stride], b[(ptrdiff_t)i * b_stride]);
+        if (t.m != 0 && t.e > top)
+            top = t.e;
+    }
+    int count_bits = 0;
+    for (size_t rest = n; rest != 0; rest >>= 1)
+        count_bits++;
+    *shift = top - 1022 + count_bits;
+    wide_sum acc = {0, 0};
+    for (size_t i = 0; i < n; i++) {
+        const xreal t = term_of(term, a[(ptrdiff_t)i * a_stride], b[(ptrdiff_t)i * b_stride]);
+        wide_sum_add(&acc, (WIDE)xreal_to_double((xreal){t.m, t.e - *shift}));
+    }
+    return wide_sum_result(&acc);
+}
+
+/* Below this logy, exp(logy) * |factor| < 2^-1100: far below every rounding
+ * of a result in either type, whatever the plain evaluation did with it. */
+static WIDE negligible_logy(WIDE factor)
+{
+    return factor == 0 ? (WIDE)INFINITY : (WIDE)(-1101 - ilogb(factor)) * (WIDE)XREAL_LN2_HI;
 }
 
 static void softmax_backward_line(const void *y_data, ptrdiff_t y_stride, const void *dy_data, ptrdiff_t dy_stride,
@@ -517,12 +594,26 @@ static void softmax_backward_line(const void *y_data, ptrdiff_t y_stride, const 
     wide_sum dot_acc = {0, 0};
     for (size_t i = 0; i < n; i++)
         wide_sum_add(&dot_acc, (WIDE)y[(ptrdiff_t)i * y_stride] * (WIDE)dy[(ptrdiff_t)i * dy_stride]);
-    const WIDE dot = wide_sum_result(&dot_acc);
+    WIDE dot = wide_sum_result(&dot_acc);
+    int64_t dot_shift = 0;
+    if (!isfinite(dot) && !in.has_inf)
+        dot = scaled_sum(TERM_A_TIMES_B, y, y_stride, dy, dy_stride, n, &dot_shift);
     const WIDE wide_scale = (WIDE)scale;
     for (size_t i = 0; i < n; i++) {
         WIDE yi = (WIDE)y[(ptrdiff_t)i * y_stride];
         WIDE dyi = (WIDE)dy[(ptrdiff_t)i * dy_stride];
-        dx[(ptrdiff_t)i * dx_stride] = (REAL)(wide_scale * yi * (dyi - dot));
+        if (dot_shift == 0) {
+            /* y * (s * (dy - d)): s * y may underflow where the product
+             * does not; s * (dy - d) underflowing costs at most half a
+             * subnormal ulp times |y|, nothing while |y| <= 1. */
+            const WIDE scaled = wide_scale * (dyi - dot);
+            const WIDE result = yi * scaled;
+            if (in.has_inf || (isfinite(result) && (!(WIDE_FABS(scaled) < DBL_MIN) || WIDE_FABS(yi) <= 1))) {
+                dx[(ptrdiff_t)i * dx_stride] = (REAL)result;
+                continue;
+            }
+        }
+        dx[(ptrdiff_t)i * dx_stride] = (REAL)careful_softmax_backward(scale, yi, dyi, xreal_pair_of(dot, 0, dot_shift));
     }
 }
 
@@ -540,12 +631,25 @@ static void log_softmax_backward_line(const void *logy_data, ptrdiff_t logy_stri
     wide_sum dy_acc = {0, 0};
     for (size_t i = 0; i < n; i++)
         wide_sum_add(&dy_acc, (WIDE)dy[(ptrdiff_t)i * dy_stride]);
-    const WIDE dy_sum = wide_sum_result(&dy_acc);
+    WIDE dy_sum = wide_sum_result(&dy_acc);
+    int64_t sum_shift = 0;
+    if (!isfinite(dy_sum) && !in.has_inf)
+        dy_sum = scaled_sum(TERM_B, logy, logy_stride, dy, dy_stride, n, &sum_shift);
     const WIDE wide_scale = (WIDE)scale;
+    const WIDE negligible = negligible_logy(dy_sum);
     for (size_t i = 0; i < n; i++) {
-        WIDE yi = WIDE_EXP((WIDE)logy[(ptrdiff_t)i * logy_stride]);
+        WIDE li = (WIDE)logy[(ptrdiff_t)i * logy_stride];
         WIDE dyi = (WIDE)dy[(ptrdiff_t)i * dy_stride];
-        dx[(ptrdiff_t)i * dx_stride] = (REAL)(wide_scale * (dyi - yi * dy_sum));
+        if (sum_shift == 0) {
+            const WIDE yi = WIDE_EXP(li);
+            const WIDE result = wide_scale * (dyi - yi * dy_sum);
+            if (in.has_inf || (isfinite(result) && !(yi < DBL_MIN && li > negligible))) {
+                dx[(ptrdiff_t)i * dx_stride] = (REAL)result;
+                continue;
+            }
+        }
+        dx[(ptrdiff_t)i * dx_stride] =
+            (REAL)careful_log_softmax_backward(scale, li, dyi, xreal_pair_of(dy_sum, 0, sum_shift));
     }
 }
 
@@ -561,12 +665,30 @@ static void log_softmax_jvp_line(const void *logy_data, ptrdiff_t logy_stride, c
         return;
     }
     wide_sum dot_acc = {0, 0};
-    for (size_t i = 0; i < n; i++)
-        wide_sum_add(&dot_acc, WIDE_EXP((WIDE)logy[(ptrdiff_t)i * logy_stride]) * (WIDE)v[(ptrdiff_t)i * v_stride]);
-    const WIDE dot = wide_sum_result(&dot_acc);
+    for (size_t i = 0; i < n; i++) {
+        const WIDE li = (WIDE)logy[(ptrdiff_t)i * logy_stride], vi = (WIDE)v[(ptrdiff_t)i * v_stride];
+        const WIDE yi = WIDE_EXP(li);
+        WIDE term = yi * vi;
+        if (!in.has_inf && (!isfinite(term) || (yi < DBL_MIN && li > negligible_logy(vi))))
+            term = (WIDE)careful_exp_product(li, vi, 0);
+        wide_sum_add(&dot_acc, term);
+    }
+    WIDE dot = wide_sum_result(&dot_acc);
+    int64_t dot_shift = 0;
+    if (!isfinite(dot) && !in.has_inf)
+        dot = scaled_sum(TERM_EXP_A_TIMES_B, logy, logy_stride, v, v_stride, n, &dot_shift);
     const WIDE wide_scale = (WIDE)scale;
-    for (size_t i = 0; i < n; i++)
-        out[(ptrdiff_t)i * out_stride] = (REAL)(wide_scale * ((WIDE)v[(ptrdiff_t)i * v_stride] - dot));
+    for (size_t i = 0; i < n; i++) {
+        const WIDE vi = (WIDE)v[(ptrdiff_t)i * v_stride];
+        if (dot_shift == 0) {
+            const WIDE result = wide_scale * (vi - dot);
+            if (in.has_inf || isfinite(result)) {
+                out[(ptrdiff_t)i * out_stride] = (REAL)result;
+                continue;
+            }
+        }
+        out[(ptrdiff_t)i * out_stride] = (REAL)careful_log_softmax_jvp(scale, vi, xreal_pair_of(dot, 0, dot_shift));
+    }
 }
 
 /* ---- full Jacobians of one row ---- */

@@ -207,8 +207,12 @@ static bool column_chunk(softmax_op op, const T *x, T *y, T *residuals, size_t n
 
 /* The gradients over a non-last axis, a chunk of adjacent lines at a time:
  * the same formulas as the row kernels, one lane per line. A chunk holding
- * a line the contract treats specially (infinite scale, NaN, a fully masked
- * line) goes to the reference lines whole, before anything is written. */
+ * a line the row kernels would not evaluate plainly (see
+ * gradients/rows.h: infinite scale, NaN, a fully masked line, a reduction
+ * that is not finite, a scale the vectors cannot apply, a logy above 0, a
+ * plain pass that could overflow, a logy below the exp's floor whose 0
+ * matters) goes to the reference lines whole, before anything is
+ * written. */
 static void column_gradient_chunk(softmax_op op, const T *src, const T *g, T *out, size_t n, size_t inner, size_t j0,
                                   size_t width, double scale)
 {
@@ -216,12 +220,18 @@ static void column_gradient_chunk(softmax_op op, const T *src, const T *g, T *ou
     const exp_args a = plain_exp_args();
     const size_t vectors = (width + LANES - 1) / LANES;
     const T src_fill = log_input ? (T)-INFINITY : (T)0;
+    /* bottom: the smallest logy not negligible whatever the sums, 0 where
+     * there is none (see log_gradient_row) */
+    const V negligible = P(set1)((T)GRADIENT_NEGLIGIBLE_LOGY);
     ACC acc[COLUMN_VECTORS];
-    V top[COLUMN_VECTORS], nan_flag[COLUMN_VECTORS];
+    V top[COLUMN_VECTORS], bottom[COLUMN_VECTORS], nan_flag[COLUMN_VECTORS];
+    value_range g_range[COLUMN_VECTORS];
     for (size_t v = 0; v < vectors; v++) {
         acc[v] = P(acc_zero)();
         top[v] = P(set1)((T)-INFINITY);
+        bottom[v] = P(set1)(0);
         nan_flag[v] = P(set1)(0);
+        g_range[v] = range_start();
     }
     for (size_t k = 0; k < n; k++) {
         const T *s_row = src + k * inner + j0, *g_row = g + k * inner + j0;
@@ -230,7 +240,10 @@ static void column_gradient_chunk(softmax_op op, const T *src, const T *g, T *ou
             V sv = count == LANES ? P(load)(s_row + v * LANES) : P(load_tail)(s_row + v * LANES, count, src_fill);
             V gv = count == LANES ? P(load)(g_row + v * LANES) : P(load_tail)(g_row + v * LANES, count, 0);
             top[v] = P(max)(sv, top[v]);
+            if (log_input)
+                bottom[v] = P(min)(P(zero_below)(sv, sv, negligible), bottom[v]);
             nan_flag[v] = P(keep_nan)(nan_flag[v], sv);
+            range_add(&g_range[v], gv);
             if (op == SOFTMAX_OP_SOFTMAX_BACKWARD)
                 P(acc_add_product)(&acc[v], sv, gv);
             else if (op == SOFTMAX_OP_LOG_SOFTMAX_BACKWARD)
@@ -239,18 +252,32 @@ static void column_gradient_chunk(softmax_op op, const T *src, const T *g, T *ou
                 P(acc_add_product)(&acc[v], plain_exp(sv, &a), gv);
         }
     }
+    const T floor_value = neg_arg_over_log2e(GRADIENT_FLOOR_ARG);
     T hi[COLUMN_CHUNK], lo[COLUMN_CHUNK];
-    bool special = isinf(scale);
+    bool special = isinf(scale) || !scale_fits_vectors(scale);
     for (size_t v = 0; v < vectors; v++) {
         WIDE lanes[LANES];
-        T tops[LANES];
+        T tops[LANES], bottoms[LANES], g_max[LANES], g_min[LANES];
         P(acc_lanes)(&acc[v], lanes);
         P(store)(tops, top[v]);
+        P(store)(bottoms, bottom[v]);
+        P(store)(g_max, g_range[v].max);
+        P(store)(g_min, g_range[v].min);
         special |= P(any_nan)(nan_flag[v]) != 0;
         for (size_t l = 0; l < LANES; l++) {
             size_t j = v * LANES + l;
             if (j < width) {
-                special |= wide_is_nan(lanes[l]) || (log_input && !(tops[l] > (T)-INFINITY));
+                const double total = wide_hi(lanes[l]);
+                const double g_magnitude = fmax(fabs((double)g_max[l]), fabs((double)g_min[l]));
+                special |= !isfinite(total) || !plain_pass_fits(scale, g_magnitude, total);
+                if (log_input) {
+                    special |= !(tops[l] > (T)-INFINITY) || tops[l] > 0;
+                    /* a zeroed exp that matters: the lines evaluate it */
+                    if (bottoms[l] < floor_value)
+                        special |=
+                            (op == SOFTMAX_OP_LOG_SOFTMAX_JVP ? negligible_below((double)n * g_magnitude)
+                                                              : negligible_below(fabs(total))) < (double)floor_value;
+                }
                 const hi_lo split = hi_lo_of(lanes[l]);
                 hi[j] = split.hi;
                 lo[j] = split.lo;
@@ -275,7 +302,8 @@ static void column_gradient_chunk(softmax_op op, const T *src, const T *g, T *ou
             V h = P(load)(hi + v * LANES), l = P(load)(lo + v * LANES);
             V result;
             if (op == SOFTMAX_OP_SOFTMAX_BACKWARD) {
-                result = P(mul)(P(mul)(sc, sv), P(sub)(P(sub)(gv, h), l));
+                /* y * (s * diff), as softmax_backward_row */
+                result = P(mul)(sv, P(mul)(sc, P(sub)(P(sub)(gv, h), l)));
             } else if (op == SOFTMAX_OP_LOG_SOFTMAX_BACKWARD) {
                 V yi = plain_exp(sv, &a);
                 result = P(mul)(sc, P(fmadd)(P(neg)(yi), l, P(fmadd)(P(neg)(yi), h, gv)));
