@@ -974,6 +974,40 @@ static void test_gradients_of_infinite_upstream_values(void **state)
         fail_msg("%zu gradient outputs of infinite upstream values wrong (details above)", failures);
 }
 
+/* The checker itself: where the double magnitudes behind grad_tolerance
+ * overflow (dy near DBL_MAX), its tolerance must not become infinite and
+ * accept anything -- only the exact value passes there (the tests of such
+ * rows compute their tolerances in MPFR). */
+static void test_overflowing_tolerances_accept_only_the_exact_value(void **state)
+{
+    (void)state;
+    const double y[2] = {0.5, 0.5}, dy[2] = {DBL_MAX, -DBL_MAX};
+    double local[2], global[2], tol[2];
+    ref_vec ref;
+    ref_vec_init(&ref, 2);
+    ref_grad(SOFTMAX_OP_SOFTMAX_BACKWARD, &ref, ref_line_make(SOFTMAX_DTYPE_F64, y, 2, 1),
+             ref_line_make(SOFTMAX_DTYPE_F64, dy, 2, 1), 1.0, local, global);
+    grad_tolerance(tol, local, global, 2, SOFTMAX_DTYPE_F64, 1.0);
+    assert_false(isinf(tol[0]) || isinf(tol[1]));
+    /* exact: dx = y * (dy - 0) = {DBL_MAX / 2, -DBL_MAX / 2} */
+    const double exact[2] = {DBL_MAX / 2, -DBL_MAX / 2}, wrong[2] = {1.0, -1.0};
+    err_stats st;
+    err_stats_init(&st);
+    assert_int_equal(check_tolerance_line(&ref, tol, ref_line_make(SOFTMAX_DTYPE_F64, exact, 2, 1), &st, "exact"), 0);
+    fprintf(stderr, "(four FAIL lines expected next: the checker refusing wrong values)\n");
+    assert_int_equal(check_tolerance_line(&ref, tol, ref_line_make(SOFTMAX_DTYPE_F64, wrong, 2, 1), &st, "wrong"), 2);
+    /* dy - dot beyond DBL_MAX: the magnitudes themselves overflow */
+    const double y2[2] = {0.75, 0.25}, dy2[2] = {-DBL_MAX, DBL_MAX};
+    ref_grad(SOFTMAX_OP_SOFTMAX_BACKWARD, &ref, ref_line_make(SOFTMAX_DTYPE_F64, y2, 2, 1),
+             ref_line_make(SOFTMAX_DTYPE_F64, dy2, 2, 1), 1.0, local, global);
+    grad_tolerance(tol, local, global, 2, SOFTMAX_DTYPE_F64, 1.0);
+    assert_false(isinf(tol[0]) || isinf(tol[1]));
+    const double exact2[2] = {-0.375 * DBL_MAX, 0.375 * DBL_MAX}, wrong2[2] = {-0.25 * DBL_MAX, INFINITY};
+    assert_int_equal(check_tolerance_line(&ref, tol, ref_line_make(SOFTMAX_DTYPE_F64, exact2, 2, 1), &st, "exact"), 0);
+    assert_int_equal(check_tolerance_line(&ref, tol, ref_line_make(SOFTMAX_DTYPE_F64, wrong2, 2, 1), &st, "wrong"), 2);
+    ref_vec_free(&ref);
+}
+
 int main(void)
 {
     int skip = isa_prologue();
@@ -988,6 +1022,7 @@ int main(void)
         cmocka_unit_test(test_half_and_mixed_gradients_at_the_edges_of_the_range),
         cmocka_unit_test(test_gradients_with_extreme_random_rows),
         cmocka_unit_test(test_gradients_of_infinite_upstream_values),
+        cmocka_unit_test(test_overflowing_tolerances_accept_only_the_exact_value),
     };
     return cmocka_run_group_tests_name("gradients", tests, NULL, NULL);
 }

@@ -577,7 +577,11 @@ static WIDE scaled_sum(gradient_term term, const REAL *a, ptrdiff_t a_stride, co
  * of a result in either type, whatever the plain evaluation did with it. */
 static WIDE negligible_logy(WIDE factor)
 {
-    return factor == 0 ? (WIDE)INFINITY : (WIDE)(-1101 - ilogb(factor)) * (WIDE)XREAL_LN2_HI;
+    if (factor == 0)
+        return (WIDE)INFINITY;
+    if (!isfinite(factor)) /* nothing is negligible beside an infinite factor (ilogb would be INT_MAX) */
+        return (WIDE)-INFINITY;
+    return ((WIDE)-1101 - (WIDE)ilogb(factor)) * (WIDE)XREAL_LN2_HI;
 }
 
 static void softmax_backward_line(const void *y_data, ptrdiff_t y_stride, const void *dy_data, ptrdiff_t dy_stride,
