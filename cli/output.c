@@ -156,6 +156,19 @@ static char *resolve_links(const char *path, int *descriptor)
     return NULL;
 }
 
+/* A sink written in place to fd, just opened for path (an error if fd < 0,
+ * errno telling why). */
+static int sink_of_opened(cli_sink *sink, int fd, const char *path)
+{
+    if (fd < 0) {
+        cli_error("%s: cannot open the output: %s", path, strerror(errno));
+        return CLI_EX_CANTCREAT;
+    }
+    int status = sink_init(sink, fd);
+    sink->target = path;
+    return status;
+}
+
 /* -o /dev/stdout, /dev/fd/N: the descriptor the command was given, written
  * in place at its offset, as `> /dev/stdout` in a shell. Following the name
  * to the file that descriptor has open and renaming a new file over it would
@@ -170,14 +183,7 @@ static int open_descriptor(cli_sink *sink, const char *path, int descriptor)
                   flags < 0 ? strerror(errno) : "the file descriptor is open for reading only");
         return CLI_EX_CANTCREAT;
     }
-    int fd = fcntl(descriptor, F_DUPFD_CLOEXEC, 3);
-    if (fd < 0) {
-        cli_error("%s: cannot open the output: %s", path, strerror(errno));
-        return CLI_EX_CANTCREAT;
-    }
-    int status = sink_init(sink, fd);
-    sink->target = path;
-    return status;
+    return sink_of_opened(sink, fcntl(descriptor, F_DUPFD_CLOEXEC, 3), path);
 }
 
 int cli_sink_open_file(cli_sink *sink, const char *path)
@@ -190,14 +196,7 @@ int cli_sink_open_file(cli_sink *sink, const char *path)
      * nothing to rename, and renaming over it would be wrong. */
     struct stat info;
     if (stat(path, &info) == 0 && !S_ISREG(info.st_mode)) {
-        int fd = open(path, O_WRONLY);
-        if (fd < 0) {
-            cli_error("%s: cannot open the output: %s", path, strerror(errno));
-            return CLI_EX_CANTCREAT;
-        }
-        int status = sink_init(sink, fd);
-        sink->target = path;
-        return status;
+        return sink_of_opened(sink, open(path, O_WRONLY), path);
     }
     /* A symbolic link is followed: its target gets the result, the link
      * stays a link. */
