@@ -1100,16 +1100,13 @@ int main(int argc, char **argv)
         status = peek_stdin(&r, &stdin_is_npy);
     }
     int any_text = 0;
-    int any_npy = 0;
     for (int i = 0; i < options.n_inputs; i++) {
         int is_stdin = strcmp(options.inputs[i], "-") == 0;
         int is_npy = is_stdin ? stdin_is_npy : cli_is_npy_input(options.inputs[i]);
         any_text |= !is_npy;
-        any_npy |= is_npy;
     }
     if (options.n_inputs == 0) {
         any_text = !stdin_is_npy;
-        any_npy = stdin_is_npy;
     }
     if (status == 0 && r.npy_output && any_text) {
         /* The shape is known at the end; the header goes in last, which
