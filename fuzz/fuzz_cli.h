@@ -2,7 +2,8 @@
  * fuzz_cli.h -- what the targets of the command's readers (fuzz_text,
  * fuzz_npy) share: the command's cli_error, which lives in options.c with
  * the option parser, here keeps the last message for the checks instead of
- * printing it. Include it in one target only (it defines the function).
+ * printing it (tests/cli/test_text.c uses it too). Include it in one
+ * translation unit of a program only (it defines the function).
  */
 #ifndef SOFTMAX_FUZZ_CLI_H
 #define SOFTMAX_FUZZ_CLI_H

@@ -81,6 +81,19 @@ def numpy_softmax(x, axis=-1, scale=1.0, log=False):
     return e / e.sum(axis=axis, keepdims=True)
 
 
+def expect_usage_errors(test, cases, try_help=False):
+    """Each (args, message): exit status EX_USAGE, the message on stderr, nothing on stdout
+    (and the pointer to --help if try_help)."""
+    for args, message in cases:
+        with test.subTest(args=args):
+            status, out, err = run(args, "1 2\n", check=False)
+            test.assertEqual(status, EX_USAGE, err)
+            test.assertIn(f"softmax: {message}", err)
+            test.assertEqual(out, "")
+            if try_help:
+                test.assertIn("Try 'softmax --help'", err)
+
+
 class Case(unittest.TestCase):
     def setUp(self):
         self.dir = tempfile.TemporaryDirectory()
@@ -1247,13 +1260,7 @@ class BadInputs(Case):
                  (["--scale"], "option '--scale' needs an argument"),
                  (["--mask"], "option '--mask' needs an argument"),
                  (["--scales", "2"], "unknown option '--scales'")]
-        for args, message in cases:
-            with self.subTest(args=args):
-                status, out, err = run(args, "1 2\n", check=False)
-                self.assertEqual(status, EX_USAGE, err)
-                self.assertIn(f"softmax: {message}", err)
-                self.assertEqual(out, "")
-                self.assertIn("Try 'softmax --help'", err)
+        expect_usage_errors(self, cases, try_help=True)
         # found when the input turns out to be text, after the output was opened
         self.assertFailsLeavingNothing(["--axis", "3"], EX_USAGE, "--axis 3: text input is a matrix (rows x columns)",
                                        "1 2\n")
@@ -1304,12 +1311,7 @@ class BadInputs(Case):
                  (["-t", "-1e-400"], "--temperature: '-1e-400' is not 0 but smaller than the smallest double"),
                  (["-t", "1,0x1p-1100"], "--temperature: '0x1p-1100' is not 0 but smaller than the smallest"),
                  (["--sample", "2", "--min-p", "1e-999"], "--min-p: '1e-999' is not 0 but smaller than the smallest")]
-        for args, message in cases:
-            with self.subTest(args=args):
-                status, out, err = run(args, "1 2\n", check=False)
-                self.assertEqual(status, EX_USAGE, err)
-                self.assertIn(f"softmax: {message}", err)
-                self.assertEqual(out, "")
+        expect_usage_errors(self, cases)
         # what stays valid: the forms of a number in the input, zero written as zero, --axis's
         # minus sign, leading zeros, the size suffixes in either case
         for args in (["-s", "0x1p1"], ["-s", "+2"], ["-s", "2."], ["-s", ".2e1"], ["-s", "2" + "0" * 400 + "e-400"]):

@@ -21,17 +21,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "cli.h"
-
-static char last_message[512];
-
-void cli_error(const char *format, ...)
-{
-    va_list arguments;
-    va_start(arguments, format);
-    vsnprintf(last_message, sizeof last_message, format, arguments);
-    va_end(arguments);
-}
+#include "../../fuzz/fuzz_cli.h" /* cli_error keeping the last message, as for the fuzz targets */
 
 static long failures;
 
