@@ -52,7 +52,7 @@ typedef struct row_masks {
 #define ADD_SLOPE 256    /* slope * j, j the element's index (ALiBi) */
 #define ADDING (ADD_MASK | ADD_HALF | ADD_SLOPE)
 /* With EXCLUDE_MASK or EXCLUDE_HALF: the mask is assumed to hold only 0
- * and -inf, which the kernel checks in its max pass (row_max_checking): a
+ * and -inf, which the kernel checks in its max pass (row_max_staging): a
  * mask as large as x (the planner's lazy check) is then read from memory
  * once, by the kernel, not once more in a pass of its own. */
 #define CHECK_MASK 65536
@@ -62,6 +62,9 @@ typedef struct row_masks {
  * is the two-sum of the product and the bias alone -- the same bits as the
  * general form, about half its operations. */
 #define ADD_EXACT_SCALE 16384
+/* x is a row the max pass staged in the workspace (see read_row_body):
+ * plain T values, the exclusions already applied. */
+#define STAGED 262144
 #endif
 
 /* x (elements i .. i + count of the row) as the kernels see it. */
@@ -462,7 +465,28 @@ typedef int mask_bits;
 #define CHECKED_MASK_ADDS(others, i, count) ((void)(others), false)
 #endif
 
-static SOFTMAX_FORCE_INLINE T max_body(const void *x, size_t n, const row_masks *ex, int io_flags, bool *adds)
+/* Elements i .. i + LANES as read_vector reads them, also kept at stage + i
+ * unless stage is NULL (the max pass staging the row for the passes after
+ * it: see read_row_body). */
+static SOFTMAX_FORCE_INLINE V read_staging(const void *x, const row_masks *ex, int io_flags, size_t i, T *stage)
+{
+    const V v = read_vector(x, ex, io_flags, i);
+    if (stage != NULL)
+        P(store)(stage + i, v);
+    return v;
+}
+
+/* The same for the last count (< LANES) elements, `fill` in the other lanes. */
+static SOFTMAX_FORCE_INLINE V read_tail_staging(const void *x, const row_masks *ex, int io_flags, size_t i,
+                                                size_t count, T fill, T *stage)
+{
+    const V v = read_tail(x, ex, io_flags, i, count, fill);
+    if (stage != NULL)
+        P(store_tail)(stage + i, v, count);
+    return v;
+}
+
+static SOFTMAX_FORCE_INLINE T max_body(const void *x, size_t n, const row_masks *ex, int io_flags, bool *adds, T *stage)
 {
     V m0 = P(set1)((T)-INFINITY), m1 = m0, m2 = m0, m3 = m0;
     mask_bits others = MASK_BITS_ZERO();
@@ -470,43 +494,43 @@ static SOFTMAX_FORCE_INLINE T max_body(const void *x, size_t n, const row_masks 
     /* The running maximum goes second so that a NaN element is skipped: rows
      * with NaN are caught later by their NaN sum. */
     for (; i + 4 * LANES <= n; i += 4 * LANES) {
-        m0 = P(max)(read_vector(x, ex, io_flags, i), m0);
-        m1 = P(max)(read_vector(x, ex, io_flags, i + LANES), m1);
-        m2 = P(max)(read_vector(x, ex, io_flags, i + 2 * LANES), m2);
-        m3 = P(max)(read_vector(x, ex, io_flags, i + 3 * LANES), m3);
+        m0 = P(max)(read_staging(x, ex, io_flags, i, stage), m0);
+        m1 = P(max)(read_staging(x, ex, io_flags, i + LANES, stage), m1);
+        m2 = P(max)(read_staging(x, ex, io_flags, i + 2 * LANES, stage), m2);
+        m3 = P(max)(read_staging(x, ex, io_flags, i + 3 * LANES, stage), m3);
         CHECKING_MASK(others, i);
         CHECKING_MASK(others, i + LANES);
         CHECKING_MASK(others, i + 2 * LANES);
         CHECKING_MASK(others, i + 3 * LANES);
     }
     for (; i + LANES <= n; i += LANES) {
-        m0 = P(max)(read_vector(x, ex, io_flags, i), m0);
+        m0 = P(max)(read_staging(x, ex, io_flags, i, stage), m0);
         CHECKING_MASK(others, i);
     }
     if (i < n)
-        m1 = P(max)(read_tail(x, ex, io_flags, i, n - i, (T)-INFINITY), m1);
+        m1 = P(max)(read_tail_staging(x, ex, io_flags, i, n - i, (T)-INFINITY, stage), m1);
     if (adds != NULL)
         *adds = CHECKED_MASK_ADDS(others, i, n - i);
     return P(reduce_max)(P(max)(P(max)(m0, m1), P(max)(m2, m3)));
 }
 
-static SOFTMAX_FORCE_INLINE T min_body(const void *x, size_t n, const row_masks *ex, int io_flags, bool *adds)
+static SOFTMAX_FORCE_INLINE T min_body(const void *x, size_t n, const row_masks *ex, int io_flags, bool *adds, T *stage)
 {
     V m0 = P(set1)((T)INFINITY), m1 = m0;
     mask_bits others = MASK_BITS_ZERO();
     size_t i = 0;
     for (; i + 2 * LANES <= n; i += 2 * LANES) {
-        m0 = P(min)(read_vector(x, ex, io_flags, i), m0);
-        m1 = P(min)(read_vector(x, ex, io_flags, i + LANES), m1);
+        m0 = P(min)(read_staging(x, ex, io_flags, i, stage), m0);
+        m1 = P(min)(read_staging(x, ex, io_flags, i + LANES, stage), m1);
         CHECKING_MASK(others, i);
         CHECKING_MASK(others, i + LANES);
     }
     for (; i + LANES <= n; i += LANES) {
-        m0 = P(min)(read_vector(x, ex, io_flags, i), m0);
+        m0 = P(min)(read_staging(x, ex, io_flags, i, stage), m0);
         CHECKING_MASK(others, i);
     }
     if (i < n)
-        m1 = P(min)(read_tail(x, ex, io_flags, i, n - i, (T)INFINITY), m1);
+        m1 = P(min)(read_tail_staging(x, ex, io_flags, i, n - i, (T)INFINITY, stage), m1);
     if (adds != NULL)
         *adds = CHECKED_MASK_ADDS(others, i, n - i);
     return P(reduce_min)(P(min)(m0, m1));
@@ -518,15 +542,16 @@ static SOFTMAX_FORCE_INLINE T min_body(const void *x, size_t n, const row_masks 
  * negative scale) of x as the kernels read it. */
 static SOFTMAX_FORCE_INLINE T row_max_reading(const void *x, size_t n, double scale, const row_masks *ex, int io_flags)
 {
-    return scale < 0 ? min_body(x, n, ex, io_flags, NULL) : max_body(x, n, ex, io_flags, NULL);
+    return scale < 0 ? min_body(x, n, ex, io_flags, NULL, NULL) : max_body(x, n, ex, io_flags, NULL, NULL);
 }
 
-/* The same with CHECK_MASK: *adds says whether the first n entries of the
- * row's mask hold a value other than 0 and -inf. */
-static SOFTMAX_FORCE_INLINE T row_max_checking(const void *x, size_t n, double scale, const row_masks *ex, int io_flags,
-                                               bool *adds)
+/* The same, with CHECK_MASK *adds saying whether the first n entries of
+ * the row's mask hold a value other than 0 and -inf (adds NULL without),
+ * the row staged at stage unless it is NULL. */
+static SOFTMAX_FORCE_INLINE T row_max_staging(const void *x, size_t n, double scale, const row_masks *ex, int io_flags,
+                                              bool *adds, T *stage)
 {
-    return scale < 0 ? min_body(x, n, ex, io_flags, adds) : max_body(x, n, ex, io_flags, adds);
+    return scale < 0 ? min_body(x, n, ex, io_flags, adds, stage) : max_body(x, n, ex, io_flags, adds, stage);
 }
 
 static inline T row_max_of(const T *x, size_t n, double scale)

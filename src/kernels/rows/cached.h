@@ -219,8 +219,18 @@ static SOFTMAX_FORCE_INLINE int read_row_body(softmax_op op, const void *x, cons
     if (io_flags & EXCLUDE_PREFIX)
         prefetch_span((const T *)x + ROW_AHEAD * n, used + ROW_AHEAD);
     bool mask_adds = false;
-    const T row_max = (io_flags & CHECK_MASK) ? row_max_checking(x, used, scale, ex, inner, &mask_adds)
-                                              : row_max_reading(x, used, scale, ex, inner);
+    /* An f32 row with exclusions alone: the max pass keeps it as the
+     * kernels see it (excluded elements -inf, +inf for a negative scale) in
+     * the workspace, and the exps and log-softmax outputs read it there,
+     * not x and the mask a second time (rows of 4096 with a causal [T, T]
+     * f32 mask from memory: 1.37x -> 1.17x the unmasked call; see
+     * docs/performance.md). The same values: the same bits. An added bias
+     * is not staged: its two parts doubled the staged bytes and measured
+     * no faster at 4096, slower at 1024. */
+    const bool staged = (inner & EXCLUDING) && !(inner & (ADDING | SOURCE_BF16 | SOURCE_F16));
+    T *stage = staged ? residuals : NULL;
+    const T row_max = (io_flags & CHECK_MASK) ? row_max_staging(x, used, scale, ex, inner, &mask_adds, stage)
+                                              : row_max_staging(x, used, scale, ex, inner, NULL, stage);
     if (mask_adds) {
         vec_flush_to_zero_end(saved);
         return SOFTMAX_ROW_MASK_ADDS;
@@ -239,15 +249,20 @@ static SOFTMAX_FORCE_INLINE int read_row_body(softmax_op op, const void *x, cons
     /* The blocks of exp_blocks, the next row asked for as there. */
     for (size_t begin = 0; begin < used; begin += SUM_BLOCK) {
         const size_t end = begin + SUM_BLOCK < used ? begin + SUM_BLOCK : used;
-        sum += exp_block_excluding(x, log_output ? NULL : y, residuals, begin, end, &a, plan.negate, n, ex, inner);
+        if (staged) /* log-softmax keeps the staged row: no residuals */
+            sum += exp_block_reading(stage, log_output ? NULL : y, log_output ? NULL : residuals, begin, end, &a,
+                                     plan.negate, n, NULL, STAGED, x, ex, inner);
+        else
+            sum += exp_block_excluding(x, log_output ? NULL : y, residuals, begin, end, &a, plan.negate, n, ex, inner);
     }
     if (isnan(sum)) {
         fill_out(out, io_flags, 0, n, (T)NAN);
     } else {
         if (log_output)
-            log_softmax_output_reading(
-                x, out, 0, used, plan.row_max, (T)scale,
-                (inner & ADDING) ? (T)computed_log_sum(sum, plan.offset_error) : (T)log_sum_of(sum, &plan), ex, inner);
+            log_softmax_output_reading(staged ? (const void *)stage : x, out, 0, used, plan.row_max, (T)scale,
+                                       (inner & ADDING) ? (T)computed_log_sum(sum, plan.offset_error)
+                                                        : (T)log_sum_of(sum, &plan),
+                                       staged ? NULL : ex, staged ? STAGED | (inner & DEST_HALF) : inner);
         else
             normalize_into(out, io_flags, y, residuals, 0, used, reciprocal_of(sum));
         fill_out(out, io_flags, used, n, log_output ? (T)-INFINITY : (T)0);

@@ -64,9 +64,14 @@ static SOFTMAX_FORCE_INLINE unsigned minus_infinity_lanes(V v)
 
 #define ALL_LANES ((1u << LANES) - 1u)
 
-static SOFTMAX_FORCE_INLINE WIDE exp_block_excluding(const void *x, T *y, T *residuals, size_t begin, size_t end,
-                                                     const exp_args *a, bool negate, size_t prefetch_ahead,
-                                                     const row_masks *ex, int io_flags)
+/* exp_block_excluding reading the row as io_flags say, the prefetches
+ * (prefetch_ahead > 0) asking for the row at ahead_x read as ahead_flags
+ * and ahead_ex say: x itself, or for a staged row (STAGED) the source it
+ * was staged from. */
+static SOFTMAX_FORCE_INLINE WIDE exp_block_reading(const void *x, T *y, T *residuals, size_t begin, size_t end,
+                                                   const exp_args *a, bool negate, size_t prefetch_ahead,
+                                                   const row_masks *ex, int io_flags, const void *ahead_x,
+                                                   const row_masks *ahead_ex, int ahead_flags)
 {
     /* The exps (all below 5) are summed in T without rounding: each is split
      * at the grid 2^-16 (hi = (e + 192) - 192), the hi parts of at most
@@ -80,10 +85,10 @@ static SOFTMAX_FORCE_INLINE WIDE exp_block_excluding(const void *x, T *y, T *res
     size_t i = begin;
     for (; i + 2 * LANES <= end; i += 2 * LANES) {
         if (prefetch_ahead) {
-            vec_prefetch(source_at(x, io_flags, i + prefetch_ahead));
-            vec_prefetch(source_at(x, io_flags, i + prefetch_ahead + LANES));
-            if (ex != NULL)
-                prefetch_masks(ex, io_flags, i + prefetch_ahead);
+            vec_prefetch(source_at(ahead_x, ahead_flags, i + prefetch_ahead));
+            vec_prefetch(source_at(ahead_x, ahead_flags, i + prefetch_ahead + LANES));
+            if (ahead_ex != NULL)
+                prefetch_masks(ahead_ex, ahead_flags, i + prefetch_ahead);
         }
         V low0, low1;
         V x0 = read_pair(x, ex, io_flags, i, &low0), x1 = read_pair(x, ex, io_flags, i + LANES, &low1);
@@ -97,7 +102,8 @@ static SOFTMAX_FORCE_INLINE WIDE exp_block_excluding(const void *x, T *y, T *res
          * sums, without computing them. Kept NaN never get here (the max
          * pass saw them). */
         V e0, e1, r0, r1;
-        if ((io_flags & (EXCLUDING | ADDING)) && (minus_infinity_lanes(x0) & minus_infinity_lanes(x1)) == ALL_LANES) {
+        if ((io_flags & (EXCLUDING | ADDING | STAGED)) &&
+            (minus_infinity_lanes(x0) & minus_infinity_lanes(x1)) == ALL_LANES) {
             e0 = e1 = r0 = r1 = P(set1)(0);
         } else {
             /* An added mask's low parts go into the exps' arguments. */
@@ -147,6 +153,13 @@ static SOFTMAX_FORCE_INLINE WIDE exp_block_excluding(const void *x, T *y, T *res
     P(acc_add)(&wide, hi1);
     P(acc_add)(&wide, lo);
     return P(acc_total)(&wide);
+}
+
+static SOFTMAX_FORCE_INLINE WIDE exp_block_excluding(const void *x, T *y, T *residuals, size_t begin, size_t end,
+                                                     const exp_args *a, bool negate, size_t prefetch_ahead,
+                                                     const row_masks *ex, int io_flags)
+{
+    return exp_block_reading(x, y, residuals, begin, end, a, negate, prefetch_ahead, ex, io_flags, x, ex, io_flags);
 }
 
 static inline WIDE exp_block_any(const T *x, T *y, T *residuals, size_t begin, size_t end, const exp_args *a,
