@@ -229,8 +229,7 @@ static SOFTMAX_FORCE_INLINE int read_row_body(softmax_op op, const void *x, cons
      * no faster at 4096, slower at 1024. */
     const bool staged = (inner & EXCLUDING) && !(inner & (ADDING | SOURCE_BF16 | SOURCE_F16));
     T *stage = staged ? residuals : NULL;
-    const T row_max = (io_flags & CHECK_MASK) ? row_max_staging(x, used, scale, ex, inner, &mask_adds, stage)
-                                              : row_max_staging(x, used, scale, ex, inner, NULL, stage);
+    const T row_max = row_max_staging(x, used, scale, ex, inner, (io_flags & CHECK_MASK) ? &mask_adds : NULL, stage);
     if (mask_adds) {
         vec_flush_to_zero_end(saved);
         return SOFTMAX_ROW_MASK_ADDS;
