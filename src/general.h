@@ -133,6 +133,11 @@ struct general_plan {
     /* dst is row-major contiguous in the computation type, softmax along the
      * last axis: blocks of lines are contiguous rows of dst. */
     bool dst_rows_contiguous;
+    /* An added f32 bias reduced once for the call (kernels->reduce_bias),
+     * at the mask's own element offsets, or NULL: see general/blocks.c,
+     * reduced_bias_plan. */
+    const float *reduced_g;
+    const float *reduced_lo;
 };
 
 /* The planner (planner.c): checks every field of *desc and the operands

@@ -136,6 +136,7 @@ typedef struct softmax_masked_run {
     float *y;
     const uint8_t *keep;
     const void *mask;
+    const float *low; /* mask_type 4: mask holds a reduced bias's g, low its lo */
     int64_t x_step, y_step, keep_step, mask_step;
     int64_t kept, kept_step;
     size_t count;
@@ -220,6 +221,21 @@ typedef struct softmax_kernels {
     int (*excluding_row)(softmax_op op, const float *x, const uint8_t *keep, const float *mask,
                          const uint16_t *half_mask, int half_bf16, int additive, bool check_mask, double slope,
                          size_t kept, size_t n, double scale, float *y);
+    /* An added f32 bias reduced once for many rows (with
+     * SOFTMAX_KERNELS_MASKED_ROWS; elsewhere reduce_bias refuses every bias
+     * and reduced_bias_row declines every line). reduce_bias writes,
+     * for each of count entries b, g = log2(e) b on the grid 2^-12 and lo =
+     * log2(e) b - g (g = -inf, lo = 0 for a -inf entry); false where an
+     * entry is NaN, +inf or beyond +-700 (the arrays are then not to be
+     * used). reduced_bias_row is then excluding_row for softmax with that
+     * bias added: op softmax on z = scale * x + b over the first `kept`
+     * elements of a row of n (the others 0), SOFTMAX_ROW_DONE or
+     * SOFTMAX_ROW_DECLINED (nothing written: rows outside the in-cache
+     * regime, with a non-finite x, fully excluded or with a large
+     * maximum, other ops). */
+    bool (*reduce_bias)(const float *bias, size_t count, float *g, float *lo);
+    int (*reduced_bias_row)(softmax_op op, const float *x, const float *g, const float *lo, size_t kept, size_t n,
+                            double scale, float *y);
     /* A block of short contiguous forward rows (n <= SMALL_VECTORS vectors)
      * with exclusion masks applied as x is read, in the grouped tiny and
      * small-row kernels: each line of the runs is the op on its x with the
@@ -293,6 +309,9 @@ typedef struct softmax_kernels {
 int softmax_portable_excluding_row(softmax_op op, const float *x, const uint8_t *keep, const float *mask,
                                    const uint16_t *half_mask, int half_bf16, int additive, bool check_mask,
                                    double slope, size_t kept, size_t n, double scale, float *y);
+bool softmax_portable_reduce_bias(const float *bias, size_t count, float *g, float *lo);
+int softmax_portable_reduced_bias_row(softmax_op op, const float *x, const float *g, const float *lo, size_t kept,
+                                      size_t n, double scale, float *y);
 bool softmax_portable_excluding_rows(softmax_op op, const softmax_masked_run *runs, size_t run_count, size_t n,
                                      int mask_type, double scale);
 bool softmax_portable_adding_rows(softmax_op op, const softmax_masked_run *runs, size_t run_count, size_t n,

@@ -1181,7 +1181,9 @@ static void test_alibi_slopes_exact(void **state)
  * the planner first): when every value is 0 or -inf, and when one value of
  * the last line adds 0.5 -- then every line has the mask added, as the
  * planner decides from the whole mask -- with and without ALiBi, on one
- * thread and on two; the first and the last line against MPFR. */
+ * thread and on two; the first and the last line of both against MPFR. The
+ * one exception, an adding bias without ALiBi, which the broadcast call
+ * reduces once (within the bounds, not the same bits), is said below. */
 static void test_materialized_mask_same_bits_as_broadcast(void **state)
 {
     (void)state;
@@ -1224,12 +1226,17 @@ static void test_materialized_mask_same_bits_as_broadcast(void **state)
                 if (softmax_execute(&desc, x, NULL, y_full) != 0)
                     fail_msg("materialized mask: %s", softmax_last_error());
                 assert_int_equal(softmax_set_num_threads(0), 0);
-                for (size_t i = 0; i < total; i++)
+                /* A bias that adds, broadcast over 8 batches of rows of 512
+                 * without ALiBi, is reduced once for the call
+                 * (test_broadcast_bias_reduced_once): its bits are not the
+                 * materialized mask's, both are checked against MPFR below. */
+                const bool reduced_once = adds && !alibi;
+                for (size_t i = 0; i < total && !reduced_once; i++)
                     if (memcmp(&y_broadcast[i], &y_full[i], sizeof *y_full) != 0)
                         fail_msg("mask %s, ALiBi %d, %d thread(s): element %zu is %a materialized, %a broadcast",
                                  adds ? "adding 0.5 once" : "of 0 and -inf", alibi, threads, i, (double)y_full[i],
                                  (double)y_broadcast[i]);
-                compared += total;
+                compared += reduced_once ? 0 : total;
                 for (size_t line = 0; line < (size_t)B * Q; line += (size_t)B * Q - 1) {
                     const size_t batch = line / Q, query = line % Q;
                     mpfr_t slope;
@@ -1244,13 +1251,126 @@ static void test_materialized_mask_same_bits_as_broadcast(void **state)
                     reference_evaluate(&r);
                     char what[96];
                     snprintf(what, sizeof what, "materialized mask (adds %d, ALiBi %d): line %zu", adds, alibi, line);
-                    for (size_t k = 0; k < K; k++)
+                    for (size_t k = 0; k < K; k++) {
                         check_value(what, SOFTMAX_DTYPE_F32, SOFTMAX_DTYPE_F32, false, y_full[line * K + k], &r, k);
+                        check_value(what, SOFTMAX_DTYPE_F32, SOFTMAX_DTYPE_F32, false, y_broadcast[line * K + k], &r,
+                                    k);
+                    }
                 }
             }
     reference_free(&r);
     free(x), free(y_broadcast), free(y_full), free(mask), free(mask_full);
     printf("materialized masks: %zu outputs with the bits of the broadcast ones\n", compared);
+}
+
+/* A dense f32 bias [T, T] broadcast over 16 heads (attention's relative-
+ * position bias), the case the kernels reduce once per call
+ * (softmax_kernels.reduce_bias): rows of 5 to 1000 (the grouped tiny and
+ * small rows, the in-cache regime), scales of both signs, a power of two or not, biases up to +-600
+ * cancelling scale * x (z small while both terms are large: every bit of
+ * the bias's low part counts there), a causal bias of -inf entries, the
+ * causal flag beside a bias, and a bias with one entry beyond the reduced
+ * range (the whole call then adds it as the other rows do), against MPFR;
+ * rows with a NaN or infinite x (which the general path takes) as the
+ * contract has them. */
+static void test_broadcast_bias_reduced_once(void **state)
+{
+    (void)state;
+    enum { HEADS = 16 };
+    const size_t lengths[] = {5, 16, 32, 100, 129, 200, 512, 1000};
+    const double scales[] = {0.125, 0.3, -0.7, 3.0};
+    test_rng rng;
+    rng_seed(&rng, 7219);
+    size_t checked = 0;
+    for (size_t li = 0; li < sizeof lengths / sizeof *lengths; li++) {
+        const size_t T = lengths[li], total = HEADS * T * T;
+        float *x = malloc(total * sizeof *x), *y = malloc(total * sizeof *y), *bias = malloc(T * T * sizeof *bias);
+        reference_line r;
+        reference_init(&r, T);
+        for (int kind = 0; kind < 5; kind++) {
+            const double scale = scales[(li + (size_t)kind) % 4];
+            /* 0 dense, 1 large and cancelling, 2 causal -inf entries, 3
+             * with the causal flag, 4 one entry beyond the reduced range. */
+            for (size_t q = 0; q < T; q++)
+                for (size_t k = 0; k < T; k++) {
+                    double b = rng_normal(&rng) * 4.0;
+                    if (kind == 1)
+                        b = (rng_uniform(&rng) * 2.0 - 1.0) * 600.0;
+                    if (kind == 2 && k > q)
+                        b = -INFINITY;
+                    bias[q * T + k] = (float)b;
+                }
+            if (kind == 4)
+                bias[T * T / 2] = 800.0f;
+            for (size_t i = 0; i < total; i++) {
+                const float b = bias[i % (T * T)];
+                /* kind 1: scale * x about -b, so that z is small. */
+                x[i] = kind == 1 && b != -INFINITY ? (float)(-(double)b / scale + rng_normal(&rng) * 2.0)
+                                                   : (float)(rng_normal(&rng) * 3.0);
+            }
+            softmax_desc desc;
+            softmax_desc_init(&desc, SOFTMAX_OP_SOFTMAX, SOFTMAX_DTYPE_F32, T);
+            desc.ndim = 3;
+            desc.shape[0] = HEADS, desc.shape[1] = T, desc.shape[2] = T;
+            desc.mask_dtype = SOFTMAX_DTYPE_F32;
+            desc.scale = scale;
+            desc.causal = kind == 3;
+            const int64_t broadcast_strides[3] = {0, (int64_t)T, 1};
+            desc.mask = bias;
+            desc.mask_strides = broadcast_strides;
+            if (softmax_execute(&desc, x, NULL, y) != 0)
+                fail_msg("broadcast bias: %s", softmax_last_error());
+            for (size_t line = (size_t)kind; line < HEADS * T; line += 23) {
+                const size_t query = line % T;
+                for (size_t k = 0; k < T; k++) {
+                    const float b = bias[query * T + k];
+                    r.kept[k] = b != -INFINITY && (kind != 3 || k <= query);
+                    reference_logit(r.z[k], x[line * T + k], scale, b, NULL, k);
+                }
+                reference_evaluate(&r);
+                char what[128];
+                snprintf(what, sizeof what, "broadcast bias kind %d, T %zu, scale %g, line %zu", kind, T, scale, line);
+                for (size_t k = 0; k < T; k++, checked++)
+                    check_value(what, SOFTMAX_DTYPE_F32, SOFTMAX_DTYPE_F32, false, y[line * T + k], &r, k);
+            }
+            /* Rows with a non-finite x (the general path's): NaN gives a
+             * NaN row; scale * x = -inf is excluded; +inf takes the whole
+             * probability. */
+            if (kind == 0) {
+                const size_t special[3] = {3, T + 5, 2 * T + 9}, column[3] = {T / 2, 1, T - 1};
+                const float value[3] = {NAN, INFINITY, -INFINITY};
+                for (int s = 0; s < 3; s++)
+                    x[special[s] * T + column[s]] = value[s];
+                if (softmax_execute(&desc, x, NULL, y) != 0)
+                    fail_msg("broadcast bias: %s", softmax_last_error());
+                for (size_t k = 0; k < T; k++)
+                    assert_true(isnan(y[special[0] * T + k]));
+                for (int s = 1; s < 3; s++) {
+                    const size_t line = special[s], query = line % T;
+                    const bool wins = (value[s] > 0) == (scale > 0);
+                    for (size_t k = 0; k < T; k++) {
+                        r.kept[k] = k != column[s];
+                        reference_logit(r.z[k], k == column[s] ? 0.0 : x[line * T + k], scale, bias[query * T + k],
+                                        NULL, k);
+                    }
+                    reference_evaluate(&r);
+                    char what[128];
+                    snprintf(what, sizeof what, "broadcast bias, T %zu, scale %g, x = %g in line %zu", T, scale,
+                             (double)value[s], line);
+                    for (size_t k = 0; k < T; k++, checked++) {
+                        const float got = y[line * T + k];
+                        if (wins && got != (k == column[s] ? 1.0f : 0.0f))
+                            fail_msg("%s: element %zu is %a", what, k, (double)got);
+                        if (!wins)
+                            check_value(what, SOFTMAX_DTYPE_F32, SOFTMAX_DTYPE_F32, false, got, &r, k);
+                    }
+                }
+            }
+        }
+        reference_free(&r);
+        free(x), free(y), free(bias);
+    }
+    printf("broadcast biases reduced once: %zu outputs within bounds\n", checked);
 }
 
 /* Added biases on short rows (the grouped kernels add them as x is read):
@@ -2183,6 +2303,7 @@ int main(void)
         cmocka_unit_test(test_alibi_slopes_exact),
         cmocka_unit_test(test_one_added_value_in_a_large_mask),
         cmocka_unit_test(test_materialized_mask_same_bits_as_broadcast),
+        cmocka_unit_test(test_broadcast_bias_reduced_once),
         cmocka_unit_test(test_added_biases_on_short_rows),
         cmocka_unit_test(test_added_bias_special_logits),
         cmocka_unit_test(test_added_bias_around_the_largest_logit),

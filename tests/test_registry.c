@@ -54,6 +54,8 @@ static void test_no_slot_is_null(void **state)
             (const void *)k->exp,
             (const void *)k->transpose_lines,
             (const void *)k->excluding_row,
+            (const void *)k->reduce_bias,
+            (const void *)k->reduced_bias_row,
             (const void *)k->half_line,
             (const void *)k->widen_half,
             (const void *)k->narrow_half,
@@ -232,6 +234,9 @@ static void test_portable_in_place_readers_decline(void **state)
     if (!(k->capabilities & SOFTMAX_KERNELS_MASKED_ROWS)) {
         assert_int_equal(k->excluding_row(SOFTMAX_OP_SOFTMAX, x, NULL, NULL, NULL, 0, 0, false, 0.0, N, N, 1.0, y),
                          SOFTMAX_ROW_DECLINED);
+        float g[N], lo[N];
+        assert_false(k->reduce_bias(x, N, g, lo));
+        assert_int_equal(k->reduced_bias_row(SOFTMAX_OP_SOFTMAX, x, x, x, N, N, 1.0, y), SOFTMAX_ROW_DECLINED);
         assert_memory_equal(y, untouched, sizeof y);
     }
     if (!(k->capabilities & SOFTMAX_KERNELS_HALF_ROWS)) {
@@ -244,6 +249,45 @@ static void test_portable_in_place_readers_decline(void **state)
         assert_false(k->fast_half_line(SOFTMAX_OP_SOFTMAX, halves, 1, y, 0, N, 1.0));
         assert_memory_equal(y, untouched, sizeof y);
     }
+}
+
+/* reduce_bias, where the path has it (SOFTMAX_KERNELS_MASKED_ROWS): g on
+ * the grid 2^-12 and g + lo = log2(e) b within 2^-34 (the float product
+ * alone is off by up to 2^-15 at b = 700), g = -inf and lo = 0 for a -inf
+ * entry, and every NaN, +inf or out-of-range entry refused, at each
+ * position of a vector and in a tail. */
+static void test_reduce_bias(void **state)
+{
+    (void)state;
+    const softmax_kernels *k = table_of(SOFTMAX_DTYPE_F32);
+    if (!(k->capabilities & SOFTMAX_KERNELS_MASKED_ROWS))
+        skip();
+    enum { N = 1000 };
+    float b[N], g[N], lo[N];
+    for (int i = 0; i < N; i++)
+        b[i] = i % 97 == 3 ? -INFINITY : (float)((i - N / 2) * 1.3999 + sin(i) * 1e-3);
+    b[1] = 700.0f, b[2] = -700.0f, b[5] = 0x1p-140f, b[6] = -0.0f;
+    assert_true(k->reduce_bias(b, N, g, lo));
+    for (int i = 0; i < N; i++) {
+        if (b[i] == -INFINITY) {
+            assert_true(g[i] == -INFINITY && lo[i] == 0.0f);
+            continue;
+        }
+        assert_true(g[i] * 4096.0 == nearbyint(g[i] * 4096.0));
+        const double want = (double)b[i] * 1.4426950408889634;
+        if (!(fabs((double)g[i] + (double)lo[i] - want) <= 0x1p-34))
+            fail_msg("reduce_bias(%a): g %a + lo %a, want %a", (double)b[i], (double)g[i], (double)lo[i], want);
+    }
+    const float refused[] = {NAN, INFINITY, 700.5f, -700.5f, 1e30f};
+    for (size_t r = 0; r < sizeof refused / sizeof *refused; r++)
+        for (size_t count = 1; count <= 40; count++) {
+            float one[40];
+            for (size_t i = 0; i < count; i++)
+                one[i] = (float)i;
+            one[(count * 7 + r) % count] = refused[r];
+            if (k->reduce_bias(one, count, g, lo))
+                fail_msg("reduce_bias accepted %a among %zu entries", (double)refused[r], count);
+        }
 }
 
 /* split_logits: d = z - max z with z = scale * x + (mask + slope * j) in
@@ -296,6 +340,7 @@ int main(void)
         cmocka_unit_test(test_transpose_lines),
         cmocka_unit_test(test_half_conversions_are_the_scalar_definitions),
         cmocka_unit_test(test_portable_in_place_readers_decline),
+        cmocka_unit_test(test_reduce_bias),
         cmocka_unit_test(test_split_logits),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -29,6 +29,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "general/general_internal.h"
@@ -131,6 +132,10 @@ static int run_excluding_line(const general_plan *plan, const line_position *lin
     const float *mask = f32_mask ? (const float *)(const void *)m->base + where.offset[GENERAL_MASK] : NULL;
     const uint16_t *halves = half_mask ? (const uint16_t *)(const void *)m->base + where.offset[GENERAL_MASK] : NULL;
     float *out = (float *)(void *)d->base_out + where.offset[GENERAL_DST];
+    if (plan->reduced_g != NULL)
+        return plan->kernels->reduced_bias_row(plan->op, src, plan->reduced_g + where.offset[GENERAL_MASK],
+                                               plan->reduced_lo + where.offset[GENERAL_MASK],
+                                               causal_length(plan, &where), plan->n, plan->scale, out);
     return plan->kernels->excluding_row(plan->op, src, keep, mask, halves, m->type == SOFTMAX_DTYPE_BF16,
                                         plan->has_mask && !plan->mask_only_excludes, kernels_check_mask(plan), slope,
                                         causal_length(plan, &where), plan->n, plan->scale, out);
@@ -163,7 +168,10 @@ static softmax_masked_run masked_run(const general_plan *plan, const line_positi
         .x = (const float *)(const void *)x->base + where->offset[GENERAL_SRC],
         .y = (float *)(void *)d->base_out + where->offset[GENERAL_DST],
         .keep = plan->has_where ? (const uint8_t *)(const void *)w->base + where->offset[GENERAL_WHERE] : NULL,
-        .mask = plan->has_mask ? m->base + where->offset[GENERAL_MASK] * (int64_t)mask_size : NULL,
+        .mask = plan->reduced_g != NULL ? (const void *)(plan->reduced_g + where->offset[GENERAL_MASK])
+                : plan->has_mask        ? m->base + where->offset[GENERAL_MASK] * (int64_t)mask_size
+                                        : NULL,
+        .low = plan->reduced_g != NULL ? plan->reduced_lo + where->offset[GENERAL_MASK] : NULL,
         .x_step = step->offset[GENERAL_SRC],
         .y_step = step->offset[GENERAL_DST],
         .keep_step = plan->has_where ? step->offset[GENERAL_WHERE] : 0,
@@ -262,9 +270,12 @@ static size_t masked_runs_of(const general_plan *plan, size_t first_line, size_t
     return count;
 }
 
-/* The kernels' mask_type: 0 none, 1 f32, 2 bf16, 3 f16. */
+/* The kernels' mask_type: 0 none, 1 f32, 2 bf16, 3 f16, 4 an f32 bias
+ * reduced once (general_plan.reduced_g). */
 static int kernel_mask_type(const general_plan *plan)
 {
+    if (plan->reduced_g != NULL)
+        return 4;
     const softmax_dtype type = plan->operands[GENERAL_MASK].type;
     return !plan->has_mask ? 0 : type == SOFTMAX_DTYPE_F32 ? 1 : type == SOFTMAX_DTYPE_BF16 ? 2 : 3;
 }
@@ -573,7 +584,84 @@ static general_plan plan_with_mask_added(const general_plan *plan)
     return added;
 }
 
-int softmax_general_run(const general_plan *plan)
+/* How many distinct elements a mask with these strides over plan's shape
+ * reads, where they fill [0, count) of its memory without gaps (every
+ * stride 0 or the product of the extents of the strided axes inside it); 0
+ * where they do not. */
+static size_t mask_footprint(const general_plan *plan, const int64_t *strides)
+{
+    size_t count = 1;
+    bool placed[SOFTMAX_MAX_NDIM] = {false};
+    for (int round = 0; round < plan->ndim; round++) {
+        /* The strided axis whose stride is the count so far. */
+        int found = -1;
+        for (int d = 0; d < plan->ndim && found < 0; d++)
+            if (!placed[d] && strides[d] > 0 && plan->shape[d] > 1 && (size_t)strides[d] == count)
+                found = d;
+        if (found < 0)
+            break;
+        placed[found] = true;
+        count *= plan->shape[found];
+    }
+    for (int d = 0; d < plan->ndim; d++)
+        if (!placed[d] && strides[d] != 0 && plan->shape[d] > 1)
+            return 0;
+    return count;
+}
+
+/* The broadcast a bias must have for reducing it once to pay: each of its
+ * entries read by at least this many rows (reduce_bias costs about what
+ * one more row's worth of reading it does). */
+#define REDUCED_BIAS_MIN_REUSE 8
+/* The largest bias reduced (2 x 16 MiB of reduced entries): beyond, its
+ * rows come from memory either way and the copy would double the bias. */
+#define REDUCED_BIAS_MAX_ENTRIES ((size_t)1 << 22)
+
+/* plan with its added f32 bias reduced once (reduced_g and reduced_lo set,
+ * *space to be freed by the caller), for forward softmax on contiguous f32
+ * rows whose bias [.., T, T] is broadcast over many rows (attention's
+ * relative-position biases): the lines then cost the kernels one addition
+ * a vector for it instead of an exact two-sum (kernels->reduced_bias_row).
+ * plan itself where that does not apply, or the bias holds a value
+ * reduce_bias refuses (NaN, +inf, beyond +-700): the lines then add it as
+ * before. */
+static general_plan reduced_bias_plan(const general_plan *plan, float **space)
+{
+    *space = NULL;
+    const general_operand *m = &plan->operands[GENERAL_MASK];
+    if (plan->route != SOFTMAX_ROUTE_MASKED_LINES || plan->op != SOFTMAX_OP_SOFTMAX ||
+        !(plan->kernels->capabilities & SOFTMAX_KERNELS_MASKED_ROWS) || !plan->has_mask || plan->mask_only_excludes ||
+        plan->mask_checked_by_blocks || m->type != SOFTMAX_DTYPE_F32 || plan->has_where || plan->alibi)
+        return *plan;
+    const size_t footprint = mask_footprint(plan, m->strides);
+    if (footprint == 0 || footprint > plan->elements / REDUCED_BIAS_MIN_REUSE || footprint > REDUCED_BIAS_MAX_ENTRIES)
+        return *plan;
+    float *arrays = malloc(2 * footprint * sizeof(float));
+    if (arrays == NULL)
+        return *plan;
+    if (!plan->kernels->reduce_bias((const float *)(const void *)m->base, footprint, arrays, arrays + footprint)) {
+        free(arrays);
+        return *plan;
+    }
+    general_plan reduced = *plan;
+    reduced.reduced_g = arrays;
+    reduced.reduced_lo = arrays + footprint;
+    *space = arrays;
+    return reduced;
+}
+
+static int run_plan(const general_plan *plan);
+
+int softmax_general_run(const general_plan *given)
+{
+    float *reduced_space;
+    const general_plan plan = reduced_bias_plan(given, &reduced_space);
+    const int status = run_plan(&plan);
+    free(reduced_space);
+    return status;
+}
+
+static int run_plan(const general_plan *plan)
 {
     const bool causal_rows = plan->route == SOFTMAX_ROUTE_CAUSAL_ROWS;
     const size_t lines_per_unit = unit_lines(plan); /* <= BLOCK_MAX_LINES, as run_causal_rows() needs */

@@ -57,6 +57,7 @@
 #include "rows/exp_blocks.h"     /* exps and sums of a block, normalisation */
 #include "rows/streamed.h"       /* rows beyond the cache: block summaries, rescaling */
 #include "rows/cached.h"         /* one row of more than SMALL_VECTORS vectors */
+#include "rows/reduced_bias.h"   /* rows with a bias reduced once per call */
 #include "gradients/rows.h"      /* backward ops and the JVP */
 #include "exp/fast.h"            /* the fast mode's exponential */
 #include "rows/tiny.h"           /* rows of at most one vector */
@@ -96,6 +97,8 @@ static void rows_without_fast_mode(softmax_op op, const void *src, void *dst, si
 #define TABLE_HALF_LINE HALF_LINE_FN
 #define TABLE_HALF_ROW HALF_ROW_FN
 #define TABLE_IN_PLACE (SOFTMAX_KERNELS_MASKED_ROWS | SOFTMAX_KERNELS_HALF_ROWS)
+#define TABLE_REDUCE_BIAS REDUCE_BIAS_FN
+#define TABLE_REDUCED_BIAS_ROW REDUCED_BIAS_ROW_FN
 #if SOFTMAX_HAS_FAST_EXP
 #define TABLE_FAST_HALF_LINE FAST_HALF_LINE_FN
 #else
@@ -107,6 +110,8 @@ static void rows_without_fast_mode(softmax_op op, const void *src, void *dst, si
 #define TABLE_HALF_ROW softmax_portable_half_row
 #define TABLE_FAST_HALF_LINE softmax_portable_half_line
 #define TABLE_IN_PLACE 0
+#define TABLE_REDUCE_BIAS softmax_portable_reduce_bias
+#define TABLE_REDUCED_BIAS_ROW softmax_portable_reduced_bias_row
 #endif
 
 #ifdef HALF_WIDEN
@@ -142,6 +147,8 @@ const softmax_kernels KERNELS_NAME = {
     .fp_mode_end = vec_flush_to_zero_end,
     .excluding_row = TABLE_EXCLUDING_ROW,
     .excluding_rows = EXCLUDING_ROWS_FN,
+    .reduce_bias = TABLE_REDUCE_BIAS,
+    .reduced_bias_row = TABLE_REDUCED_BIAS_ROW,
     .adding_rows = ADDING_ROWS_FN,
     .grouped_rows_max = GROUPED_ROWS_MAX,
     .half_line = TABLE_HALF_LINE,

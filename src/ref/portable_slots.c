@@ -23,6 +23,19 @@ int softmax_portable_excluding_row(softmax_op op, const float *x, const uint8_t 
     return SOFTMAX_ROW_DECLINED;
 }
 
+bool softmax_portable_reduce_bias(const float *bias, size_t count, float *g, float *lo)
+{
+    (void)bias, (void)count, (void)g, (void)lo;
+    return false;
+}
+
+int softmax_portable_reduced_bias_row(softmax_op op, const float *x, const float *g, const float *lo, size_t kept,
+                                      size_t n, double scale, float *y)
+{
+    (void)op, (void)x, (void)g, (void)lo, (void)kept, (void)n, (void)scale, (void)y;
+    return SOFTMAX_ROW_DECLINED;
+}
+
 bool softmax_portable_excluding_rows(softmax_op op, const softmax_masked_run *runs, size_t run_count, size_t n,
                                      int mask_type, double scale)
 {

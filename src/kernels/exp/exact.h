@@ -174,6 +174,20 @@ typedef struct exp_parts {
     V k;
 } exp_parts;
 
+/* The parts from the reduced argument f (wrapped below 0 here) and the
+ * cell k: the polynomial, the mantissa and its exact rounding error. */
+static SOFTMAX_FORCE_INLINE exp_parts exp_parts_at(V f, V k)
+{
+    const V one = P(set1)((T)1);
+    P(wrap_below_zero)(&f, &k);
+    V q = EXP_Q(f);
+    exp_parts parts;
+    parts.mantissa = P(fmadd)(q, f, one);
+    parts.residual = P(fmadd)(q, f, P(sub)(one, parts.mantissa));
+    parts.k = k;
+    return parts;
+}
+
 /* With `low` (not NULL): 2^(c (x + low) - B), x + low the two parts of
  * an added mask's logit (see adding), low taken into the reduced argument:
  * f = fma(c_hi, x, -(B + k)) + (c_lo x + c_hi low), the small terms summed
@@ -191,7 +205,6 @@ typedef struct exp_parts {
  * x86 masked rows pass a low). */
 static SOFTMAX_FORCE_INLINE exp_parts exp_parts_with(V x, const V *low, const exp_args *a)
 {
-    const V one = P(set1)((T)1);
     V clamped = P(max)(a->x_floor, x);
     V estimate = P(fmadd)(a->c_lo, clamped, P(fmadd)(a->c_hi, clamped, a->neg_offset));
     V k = P(floor)(P(add)(estimate, P(set1)(KEY_BIAS)));
@@ -204,13 +217,7 @@ static SOFTMAX_FORCE_INLINE exp_parts exp_parts_with(V x, const V *low, const ex
     } else {
         f = P(fmadd)(a->c_lo, clamped, reduced);
     }
-    P(wrap_below_zero)(&f, &k);
-    V q = EXP_Q(f);
-    exp_parts parts;
-    parts.mantissa = P(fmadd)(q, f, one);
-    parts.residual = P(fmadd)(q, f, P(sub)(one, parts.mantissa));
-    parts.k = k;
-    return parts;
+    return exp_parts_at(f, k);
 }
 
 static inline exp_parts exp_parts_of(V x, const exp_args *a)

@@ -65,6 +65,9 @@ typedef struct row_masks {
 /* x is a row the max pass staged in the workspace (see read_row_body):
  * plain T values, the exclusions already applied. */
 #define STAGED 262144
+/* An added bias reduced once (rows/reduced_bias.h): the grouped rows read
+ * its g and lo (added_group). */
+#define ADD_REDUCED 524288
 #endif
 
 /* x (elements i .. i + count of the row) as the kernels see it. */

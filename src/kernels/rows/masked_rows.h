@@ -320,6 +320,13 @@ typedef struct added_group {
     size_t stride;
     const char *mask_first;
     int64_t mask_step;
+    /* ADD_REDUCED: mask holds each row's g and low its lo (a bias reduced
+     * once, rows/reduced_bias.h; low_first for GROUP_AFFINE, at the mask's
+     * step), and c_hi + c_lo is the scale times log2(e). */
+    const T *low[LANES];
+    const T *low_first;
+    T c_hi;
+    T c_lo;
 } added_group;
 
 static SOFTMAX_FORCE_INLINE const T *added_x(const added_group *ag, int flags, size_t r)
@@ -337,6 +344,13 @@ static SOFTMAX_FORCE_INLINE const void *added_mask(const added_group *ag, int fl
     if (flags & GROUP_AFFINE)
         return ag->mask_first != NULL ? ag->mask_first + (int64_t)r * ag->mask_step : NULL;
     return ag->mask[r];
+}
+
+static SOFTMAX_FORCE_INLINE const T *added_low(const added_group *ag, int flags, size_t r)
+{
+    if (flags & GROUP_AFFINE)
+        return (const T *)(const void *)((const char *)ag->low_first + (int64_t)r * ag->mask_step);
+    return ag->low[r];
 }
 
 /* Elements i .. i + count (<= LANES) of row r as z = high + *low, the
@@ -398,6 +412,30 @@ static SOFTMAX_FORCE_INLINE T *added_output_row(const added_group *ag, int flags
         return NULL;
     }
     return out_row;
+}
+
+/* Row r of a group of rows of more than one vector written to out_row
+ * from its stored pairs (a, b): softmax (e + residual) * (first + second),
+ * the halves of the reciprocal of its sum, or for log-softmax z's parts
+ * (high - max) + (low - log-sum), second the -log-sum; then filled to n. */
+static SOFTMAX_FORCE_INLINE void write_group_row(bool log_output, T *out_row, const T *a_row, const T *b_row,
+                                                 size_t length, size_t n, V first, V second, V maxima)
+{
+    const size_t vectors = (length + LANES - 1) / LANES;
+    for (size_t i = 0; i < vectors; i++) {
+        const V a = P(load)(a_row + i * LANES), b = P(load)(b_row + i * LANES);
+        V out;
+        if (log_output) /* (high - max) + (low - log-sum) */
+            out = added_log_output(P(add)(P(sub)(a, maxima), P(add)(output_low(b), second)));
+        else
+            out = apply_reciprocal(a, b, first, second);
+        const size_t lanes_here = length - i * LANES < LANES ? length - i * LANES : LANES;
+        if (lanes_here == LANES)
+            P(store)(out_row + i * LANES, out);
+        else
+            P(store_tail)(out_row + i * LANES, out, lanes_here);
+    }
+    fill_row(out_row, length, n, log_output ? (T)-INFINITY : (T)0);
 }
 
 /* Up to LANES rows (count) of an added bias, each the op on its first
@@ -496,26 +534,10 @@ static SOFTMAX_FORCE_INLINE void added_group_run(softmax_op op, const added_grou
     P(store)(seconds, second);
     for (size_t r = 0; r < count; r++) {
         T *out_row = added_output_row(ag, flags, planned, number, r, n);
-        if (out_row == NULL)
-            continue;
-        const size_t length = ag->rows.length[r], vectors = (length + LANES - 1) / LANES;
-        const T *high_row = highs_of + r * SMALL_VECTORS * LANES, *low_row = lows_of + r * SMALL_VECTORS * LANES;
-        const V row_first = P(set1)(firsts[r]), row_second = P(set1)(seconds[r]);
-        const V maxima = P(set1)(block_maxima[r]);
-        for (size_t i = 0; i < vectors; i++) {
-            const V a = P(load)(high_row + i * LANES), b = P(load)(low_row + i * LANES);
-            V out;
-            if (log_output) /* (high - max) + (low - log-sum) */
-                out = added_log_output(P(add)(P(sub)(a, maxima), P(add)(output_low(b), row_second)));
-            else
-                out = apply_reciprocal(a, b, row_first, row_second);
-            const size_t lanes_here = length - i * LANES < LANES ? length - i * LANES : LANES;
-            if (lanes_here == LANES)
-                P(store)(out_row + i * LANES, out);
-            else
-                P(store_tail)(out_row + i * LANES, out, lanes_here);
-        }
-        fill_row(out_row, length, n, log_output ? (T)-INFINITY : (T)0);
+        if (out_row != NULL)
+            write_group_row(log_output, out_row, highs_of + r * SMALL_VECTORS * LANES,
+                            lows_of + r * SMALL_VECTORS * LANES, ag->rows.length[r], n, P(set1)(firsts[r]),
+                            P(set1)(seconds[r]), P(set1)(block_maxima[r]));
     }
 }
 
@@ -687,6 +709,216 @@ static SOFTMAX_FORCE_INLINE void added_tiny_group_run(softmax_op op, const added
     }
 }
 
+/* ---------------------------------- short rows with a bias reduced once */
+
+/* Elements i .. i + count (<= LANES) of row r of a reduced group: x (0
+ * past count), g (-inf past count) and lo (0). */
+static SOFTMAX_FORCE_INLINE void reduced_read(const added_group *ag, int flags, size_t r, size_t i, size_t count, V *x,
+                                              V *g, V *lo)
+{
+    const T *xr = added_x(ag, flags, r), *gr = (const T *)added_mask(ag, flags, r), *lr = added_low(ag, flags, r);
+    if (count == LANES) {
+        *x = P(load)(xr + i), *g = P(load)(gr + i), *lo = P(load)(lr + i);
+    } else {
+        *x = P(load_tail)(xr + i, count, (T)0);
+        *g = P(load_tail)(gr + i, count, (T)-INFINITY);
+        *lo = P(load_tail)(lr + i, count, (T)0);
+    }
+}
+
+/* The rows a reduced group can take, from each row's largest c_hi x + g
+ * in lane r of m and whether its x are all finite (bit r of finite): a
+ * maximum within +-1024 (which a fully excluded row's -inf is not). */
+static SOFTMAX_FORCE_INLINE unsigned reduced_usable(V m, unsigned finite)
+{
+    return finite & P(lanes_below)(P(max)(m, P(neg)(m)), P(set1)((T)1024.5));
+}
+
+/* added_group_run for a bias reduced once (ADD_REDUCED, softmax): rows of
+ * more than one vector as reduced_bias_row computes a line -- the
+ * maximum of c_hi x + g, B from it (reduced_offset, in lanes), the exps of
+ * exp_parts_reduced -- with the small rows' split sums. Rows with a
+ * non-finite x or a maximum beyond +-1024 are left to the caller
+ * (*declined). */
+static SOFTMAX_FORCE_INLINE void reduced_group_run(const added_group *ag, int flags, size_t count, size_t n,
+                                                   unsigned *declined)
+{
+    _Alignas(64) T exps_of[LANES * SMALL_VECTORS * LANES];
+    _Alignas(64) T residuals_of[LANES * SMALL_VECTORS * LANES];
+    const V zero = P(set1)((T)0), c_hi = P(set1)(ag->c_hi), floor_arg = P(set1)((T)-EXP_FLOOR_ARG);
+    V lanes[LANES];
+    unsigned finite = 0;
+    for (size_t r = 0; r < LANES; r++) {
+        lanes[r] = P(set1)((T)-INFINITY);
+        if (r >= count)
+            continue;
+        const size_t length = ag->rows.length[r], vectors = (length + LANES - 1) / LANES;
+        V m = lanes[r], seen = zero;
+        for (size_t i = 0; i < vectors; i++) {
+            const size_t lanes_here = length - i * LANES < LANES ? length - i * LANES : LANES;
+            vec_prefetch(added_x(ag, flags, r) + LANES * n + i * LANES);
+            V x, g, lo;
+            reduced_read(ag, flags, r, i * LANES, lanes_here, &x, &g, &lo);
+            m = P(max)(P(fmadd)(c_hi, x, g), m);
+            seen = P(fmadd)(x, zero, seen); /* NaN from a NaN or infinite x on */
+        }
+        lanes[r] = m;
+        finite |= (P(finite_lanes)(seen) == ALL_LANES) << r;
+    }
+    P(transpose)(lanes);
+    V m = lanes[0];
+    for (size_t j = 1; j < LANES; j++)
+        m = P(max)(lanes[j], m);
+    const unsigned group_lanes = count == LANES ? (unsigned)((1ull << LANES) - 1) : (1u << count) - 1;
+    const unsigned planned = group_lanes & reduced_usable(m, finite);
+    *declined = group_lanes & ~planned;
+    /* reduced_offset in lanes. */
+    const V offset = P(sub)(P(floor)(P(add)(m, P(set1)((T)0x1p-11))), P(set1)((T)1));
+    T offsets[LANES];
+    P(store)(offsets, offset);
+
+    V highs[LANES], lows[LANES];
+    for (size_t r = 0; r < LANES; r++) {
+        highs[r] = lows[r] = zero;
+        if (!((planned >> r) & 1u))
+            continue;
+        const size_t length = ag->rows.length[r], vectors = (length + LANES - 1) / LANES;
+        T *e_row = exps_of + r * SMALL_VECTORS * LANES, *r_row = residuals_of + r * SMALL_VECTORS * LANES;
+        const exp_args a = {zero, c_hi, P(set1)(ag->c_lo), P(set1)(-offsets[r])};
+        V hi = zero, lo_sum = zero;
+        for (size_t i = 0; i < vectors; i++) {
+            const size_t lanes_here = length - i * LANES < LANES ? length - i * LANES : LANES;
+            V x, g, lo, estimate;
+            reduced_read(ag, flags, r, i * LANES, lanes_here, &x, &g, &lo);
+            /* A vector the bias excludes whole: exps and residuals 0, the
+             * sums unchanged. */
+            if (minus_infinity_lanes(g) == ALL_LANES) {
+                P(store)(e_row + i * LANES, zero);
+                P(store)(r_row + i * LANES, zero);
+                continue;
+            }
+            const exp_parts p = exp_parts_reduced(x, g, lo, &a, &estimate);
+            const V e = P(zero_below)(P(scale_pow2)(p.mantissa, p.k), estimate, floor_arg);
+            const V residual = P(zero_below)(P(scale_pow2)(p.residual, p.k), estimate, floor_arg);
+            P(store)(e_row + i * LANES, e);
+            P(store)(r_row + i * LANES, residual);
+            const V h = grid_high_small(e);
+            hi = P(add)(hi, h);
+            lo_sum = P(add)(lo_sum, P(add)(P(sub)(e, h), residual));
+        }
+        highs[r] = hi;
+        lows[r] = lo_sum;
+    }
+    V high, low, first, second;
+    const unsigned number = group_sums(highs, lows, &high, &low);
+    P(reciprocal_halves)(high, low, NORMALIZE_SCALE, &first, &second);
+    T firsts[LANES], seconds[LANES];
+    P(store)(firsts, first);
+    P(store)(seconds, second);
+    for (size_t r = 0; r < count; r++) {
+        T *out_row = added_output_row(ag, flags, planned, number, r, n);
+        if (out_row != NULL)
+            write_group_row(false, out_row, exps_of + r * SMALL_VECTORS * LANES,
+                            residuals_of + r * SMALL_VECTORS * LANES, ag->rows.length[r], n, P(set1)(firsts[r]),
+                            P(set1)(seconds[r]), zero);
+    }
+}
+
+/* The same for rows of at most one vector, in transposed columns as
+ * added_tiny_group_run: x, g and lo of the LANES rows transposed, row r in
+ * lane r of every column. */
+static SOFTMAX_FORCE_INLINE void reduced_tiny_group_run(const added_group *ag, int flags, size_t count, size_t n,
+                                                        unsigned *declined)
+{
+    const V zero = P(set1)((T)0), c_hi = P(set1)(ag->c_hi), floor_arg = P(set1)((T)-EXP_FLOOR_ARG);
+    V x_of[LANES], g_of[LANES], lo_of[LANES];
+    TINY_UNROLL
+    for (size_t r = 0; r < LANES; r++) {
+        if (r >= count) {
+            x_of[r] = lo_of[r] = zero;
+            g_of[r] = P(set1)((T)-INFINITY);
+            continue;
+        }
+        vec_prefetch(added_x(ag, flags, r) + LANES * n);
+        reduced_read(ag, flags, r, 0, ag->rows.length[r], &x_of[r], &g_of[r], &lo_of[r]);
+    }
+    P(transpose)(x_of);
+    P(transpose)(g_of);
+    P(transpose)(lo_of);
+    V m = P(set1)((T)-INFINITY), seen = zero;
+    TINY_UNROLL
+    for (size_t j = 0; j < n; j++) {
+        m = P(max)(P(fmadd)(c_hi, x_of[j], g_of[j]), m);
+        seen = P(fmadd)(x_of[j], zero, seen);
+    }
+    const unsigned group_lanes = count == LANES ? (unsigned)((1ull << LANES) - 1) : (1u << count) - 1;
+    const unsigned planned = group_lanes & reduced_usable(m, P(finite_lanes)(seen));
+    *declined = group_lanes & ~planned;
+    const V offset = P(sub)(P(floor)(P(add)(m, P(set1)((T)0x1p-11))), P(set1)((T)1));
+    /* Lanes of declined rows compute garbage, never stored. */
+    const exp_args a = {zero, c_hi, P(set1)(ag->c_lo), P(neg)(offset)};
+    V e[LANES], residual[LANES], low[LANES];
+    V high = zero;
+    TINY_UNROLL
+    for (size_t j = 0; j < LANES; j++) {
+        if (j >= n) {
+            e[j] = residual[j] = low[j] = zero;
+            continue;
+        }
+        V estimate;
+        const exp_parts p = exp_parts_reduced(x_of[j], g_of[j], lo_of[j], &a, &estimate);
+        e[j] = P(zero_below)(P(scale_pow2)(p.mantissa, p.k), estimate, floor_arg);
+        residual[j] = P(zero_below)(P(scale_pow2)(p.residual, p.k), estimate, floor_arg);
+        const V h = grid_high_small(e[j]);
+        high = P(add)(high, h);
+        low[j] = P(add)(zero, P(add)(P(sub)(e[j], h), residual[j]));
+    }
+    for (size_t half = LANES / 2; half > 0; half /= 2)
+        for (size_t j = 0; j < half; j++)
+            low[j] = P(add)(low[j], low[j + half]);
+    const unsigned number = P(finite_lanes)(high) & P(finite_lanes)(low[0]);
+    V first, second;
+    P(reciprocal_halves)(high, low[0], NORMALIZE_SCALE, &first, &second);
+    V out[LANES];
+    TINY_UNROLL
+    for (size_t j = 0; j < LANES; j++)
+        out[j] = j >= n ? zero : apply_reciprocal(e[j], residual[j], first, second);
+    P(transpose)(out);
+    for (size_t r = 0; r < count; r++) {
+        T *out_row = added_output_row(ag, flags, planned, number, r, n);
+        if (out_row == NULL)
+            continue;
+        const size_t length = ag->rows.length[r];
+        if (n == LANES && length == LANES) {
+            P(store)(out_row, out[r]);
+        } else {
+            P(store_tail)(out_row, out[r], length);
+            fill_row(out_row, length, n, (T)0);
+        }
+    }
+}
+
+/* One group of an added bias: the tiny, small or reduced body. */
+static SOFTMAX_FORCE_INLINE void added_any_group_run(softmax_op op, const added_group *ag, int flags, size_t count,
+                                                     size_t n, const shared_plan *shared, unsigned *declined)
+{
+    if (flags & ADD_REDUCED) {
+        if (n == LANES)
+            reduced_tiny_group_run(ag, flags, count, LANES, declined);
+        else if (n < LANES)
+            reduced_tiny_group_run(ag, flags, count, n, declined);
+        else
+            reduced_group_run(ag, flags, count, n, declined);
+        return;
+    }
+    if (n == LANES) /* n a constant: the column loops unroll whole */
+        added_tiny_group_run(op, ag, flags, count, LANES, shared, declined);
+    else if (n < LANES)
+        added_tiny_group_run(op, ag, flags, count, n, shared, declined);
+    else
+        added_group_run(op, ag, flags, count, n, shared, declined);
+}
+
 /* The lines of the runs from the cursor on (line number *line on) as the
  * rows of ag, up to LANES of them, with their line numbers in line_of;
  * fully masked lines are marked in declined (the general path's fill) and
@@ -717,6 +949,7 @@ static SOFTMAX_NOINLINE size_t fill_added_group(added_group *ag, const softmax_m
             ag->rows.length[rows] = kept;
             ag->mask[rows] =
                 run->mask != NULL ? (const char *)run->mask + at_line * run->mask_step * (int64_t)mask_size : NULL;
+            ag->low[rows] = run->low != NULL ? run->low + at_line * run->mask_step : NULL;
             ag->slope_hi[rows] = slope_hi;
             ag->slope_lo[rows] = slope_lo;
             line_of[rows++] = line_number;
@@ -755,16 +988,12 @@ static SOFTMAX_FORCE_INLINE void added_groups(softmax_op op, const softmax_maske
             ag->rows.keep_step = run->keep_step;
             ag->mask_step = run->mask_step * (int64_t)mask_size;
             ag->mask_first = run->mask != NULL ? (const char *)run->mask + first * ag->mask_step : NULL;
+            ag->low_first = run->low != NULL ? run->low + first * run->mask_step : NULL;
             ag->slope_hi[0] = (T)run->slope;
             ag->slope_lo[0] = (T)((WIDE)run->slope - (WIDE)(T)run->slope);
             run_kept_lanes(ag->rows.length, run, at.i, n);
             unsigned left = 0;
-            if (n == LANES)
-                added_tiny_group_run(op, ag, flags | GROUP_AFFINE, LANES, LANES, shared, &left);
-            else if (n < LANES)
-                added_tiny_group_run(op, ag, flags | GROUP_AFFINE, LANES, n, shared, &left);
-            else
-                added_group_run(op, ag, flags | GROUP_AFFINE, LANES, n, shared, &left);
+            added_any_group_run(op, ag, flags | GROUP_AFFINE, LANES, n, shared, &left);
             /* Usually none declined: one store, not LANES shifted bits. */
             if (left == 0)
                 memset(declined + line, 0, LANES * sizeof *declined);
@@ -784,12 +1013,7 @@ static SOFTMAX_FORCE_INLINE void added_groups(softmax_op op, const softmax_maske
         if (rows == 0)
             break;
         unsigned left = 0;
-        if (n == LANES) /* n a constant: the column loops unroll whole */
-            added_tiny_group_run(op, ag, flags, rows, LANES, shared, &left);
-        else if (n < LANES)
-            added_tiny_group_run(op, ag, flags, rows, n, shared, &left);
-        else
-            added_group_run(op, ag, flags, rows, n, shared, &left);
+        added_any_group_run(op, ag, flags, rows, n, shared, &left);
         for (size_t r = 0; r < rows; r++)
             declined[line_of[r]] = (left >> r) & 1u;
     }
@@ -813,6 +1037,7 @@ ADDING_BODY(adding_slope, ADD_SLOPE)
 ADDING_BODY(adding_slope_mask, ADD_SLOPE | EXCLUDE_MASK)
 ADDING_BODY(adding_slope_mask_keep, ADD_SLOPE | EXCLUDE_MASK | EXCLUDE_KEEP)
 ADDING_BODY(adding_slope_half_keep, ADD_SLOPE | EXCLUDE_HALF | EXCLUDE_KEEP)
+ADDING_BODY(adding_reduced, ADD_REDUCED)
 #undef ADDING_BODY
 
 /* See softmax_kernels.adding_rows. */
@@ -820,7 +1045,8 @@ static bool adding_rows(softmax_op op, const softmax_masked_run *runs, size_t ru
                         int additive, double scale, bool *declined)
 {
     if ((op != SOFTMAX_OP_SOFTMAX && op != SOFTMAX_OP_LOG_SOFTMAX) || run_count == 0 || n == 0 ||
-        n > SMALL_VECTORS * LANES || mask_type < 0 || mask_type > 3 || (additive && mask_type == 0))
+        n > SMALL_VECTORS * LANES || mask_type < 0 || mask_type > 4 || (additive && mask_type == 0) ||
+        (mask_type == 4 && (op != SOFTMAX_OP_SOFTMAX || !additive)))
         return false;
     /* The kernels run with scale 1 on z = scale * x + bias: the special
      * scales (0, +-inf, NaN, beyond the float range) stay with the general
@@ -833,7 +1059,7 @@ static bool adding_rows(softmax_op op, const softmax_masked_run *runs, size_t ru
         slopes |= runs[k].slope != 0 && runs[k].count > 0;
     }
     /* An added mask with ALiBi: not served (the bias would be a sum). */
-    if ((additive && slopes) || (!additive && !slopes))
+    if ((additive && slopes) || (!additive && !slopes) || (mask_type == 4 && keeps))
         return false;
     added_group ag;
     ag.scale_hi = (T)scale;
@@ -851,7 +1077,12 @@ static bool adding_rows(softmax_op op, const softmax_masked_run *runs, size_t ru
     /* One specialised body for each single kind (the attention layouts),
      * and for each one without keep one for an exact scale; a `where`
      * beside them shares a body per kind (keep tested for NULL). */
-    if (additive && mask_type == 1 && !keeps && exact_scale)
+    if (mask_type == 4) {
+        T c_hi, c_lo;
+        wide_split(wide_scale_log2e(scale), &c_hi, &c_lo);
+        ag.c_hi = c_hi, ag.c_lo = c_lo;
+        adding_reduced(op, runs, run_count, n, sizeof(T), &ag, &shared, declined);
+    } else if (additive && mask_type == 1 && !keeps && exact_scale)
         adding_mask_exact(op, runs, run_count, n, mask_size, &ag, &shared, declined);
     else if (additive && mask_type == 1 && !keeps)
         adding_mask(op, runs, run_count, n, mask_size, &ag, &shared, declined);
