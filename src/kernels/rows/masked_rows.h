@@ -415,7 +415,7 @@ static SOFTMAX_FORCE_INLINE T *added_output_row(const added_group *ag, int flags
 }
 
 /* Row r of a group of rows of more than one vector written to out_row
- * from its stored pairs (a, b): softmax (e + residual) * (first + second),
+ * from its stored pairs (a, b; a_row may be out_row): softmax (e + residual) * (first + second),
  * the halves of the reciprocal of its sum, or for log-softmax z's parts
  * (high - max) + (low - log-sum), second the -log-sum; then filled to n. */
 static SOFTMAX_FORCE_INLINE void write_group_row(bool log_output, T *out_row, const T *a_row, const T *b_row,
@@ -423,13 +423,15 @@ static SOFTMAX_FORCE_INLINE void write_group_row(bool log_output, T *out_row, co
 {
     const size_t vectors = (length + LANES - 1) / LANES;
     for (size_t i = 0; i < vectors; i++) {
-        const V a = P(load)(a_row + i * LANES), b = P(load)(b_row + i * LANES);
+        const size_t lanes_here = length - i * LANES < LANES ? length - i * LANES : LANES;
+        /* a_row may be the output row itself: nothing read past its end. */
+        const V a = lanes_here == LANES ? P(load)(a_row + i * LANES) : P(load_tail)(a_row + i * LANES, lanes_here, 0);
+        const V b = P(load)(b_row + i * LANES);
         V out;
         if (log_output) /* (high - max) + (low - log-sum) */
             out = added_log_output(P(add)(P(sub)(a, maxima), P(add)(output_low(b), second)));
         else
             out = apply_reciprocal(a, b, first, second);
-        const size_t lanes_here = length - i * LANES < LANES ? length - i * LANES : LANES;
         if (lanes_here == LANES)
             P(store)(out_row + i * LANES, out);
         else
@@ -743,7 +745,9 @@ static SOFTMAX_FORCE_INLINE unsigned reduced_usable(V m, unsigned finite)
 static SOFTMAX_FORCE_INLINE void reduced_group_run(const added_group *ag, int flags, size_t count, size_t n,
                                                    unsigned *declined)
 {
-    _Alignas(64) T exps_of[LANES * SMALL_VECTORS * LANES];
+    /* The exps go to y (a row's x is read before its own exps are stored,
+     * and the rows are read whole in the max pass: in place is safe), their
+     * residuals here, as the unmasked small rows keep them. */
     _Alignas(64) T residuals_of[LANES * SMALL_VECTORS * LANES];
     const V zero = P(set1)((T)0), c_hi = P(set1)(ag->c_hi), floor_arg = P(set1)((T)-EXP_FLOOR_ARG);
     V lanes[LANES];
@@ -783,7 +787,7 @@ static SOFTMAX_FORCE_INLINE void reduced_group_run(const added_group *ag, int fl
         if (!((planned >> r) & 1u))
             continue;
         const size_t length = ag->rows.length[r], vectors = (length + LANES - 1) / LANES;
-        T *e_row = exps_of + r * SMALL_VECTORS * LANES, *r_row = residuals_of + r * SMALL_VECTORS * LANES;
+        T *e_row = added_y(ag, flags, r), *r_row = residuals_of + r * SMALL_VECTORS * LANES;
         const exp_args a = {zero, c_hi, P(set1)(ag->c_lo), P(set1)(-offsets[r])};
         V hi = zero, lo_sum = zero;
         for (size_t i = 0; i < vectors; i++) {
@@ -793,14 +797,20 @@ static SOFTMAX_FORCE_INLINE void reduced_group_run(const added_group *ag, int fl
             /* A vector the bias excludes whole: exps and residuals 0, the
              * sums unchanged. */
             if (minus_infinity_lanes(g) == ALL_LANES) {
-                P(store)(e_row + i * LANES, zero);
+                if (lanes_here == LANES)
+                    P(store)(e_row + i * LANES, zero);
+                else
+                    P(store_tail)(e_row + i * LANES, zero, lanes_here);
                 P(store)(r_row + i * LANES, zero);
                 continue;
             }
             const exp_parts p = exp_parts_reduced(x, g, lo, &a, &estimate);
             const V e = P(zero_below)(P(scale_pow2)(p.mantissa, p.k), estimate, floor_arg);
             const V residual = P(zero_below)(P(scale_pow2)(p.residual, p.k), estimate, floor_arg);
-            P(store)(e_row + i * LANES, e);
+            if (lanes_here == LANES)
+                P(store)(e_row + i * LANES, e);
+            else
+                P(store_tail)(e_row + i * LANES, e, lanes_here);
             P(store)(r_row + i * LANES, residual);
             const V h = grid_high_small(e);
             hi = P(add)(hi, h);
@@ -818,9 +828,8 @@ static SOFTMAX_FORCE_INLINE void reduced_group_run(const added_group *ag, int fl
     for (size_t r = 0; r < count; r++) {
         T *out_row = added_output_row(ag, flags, planned, number, r, n);
         if (out_row != NULL)
-            write_group_row(false, out_row, exps_of + r * SMALL_VECTORS * LANES,
-                            residuals_of + r * SMALL_VECTORS * LANES, ag->rows.length[r], n, P(set1)(firsts[r]),
-                            P(set1)(seconds[r]), zero);
+            write_group_row(false, out_row, out_row, residuals_of + r * SMALL_VECTORS * LANES, ag->rows.length[r], n,
+                            P(set1)(firsts[r]), P(set1)(seconds[r]), zero);
     }
 }
 
