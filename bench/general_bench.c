@@ -402,7 +402,7 @@ static void short_masked_rows(size_t T)
 {
     const size_t B = T * T >= ((size_t)1 << 21) ? 1 : ((size_t)1 << 21) / (T * T), n = B * T * T;
     float *x = checked_alloc(n * 4), *y = checked_alloc(n * 4);
-    float *mask = checked_alloc(T * T * 4), *bias = checked_alloc(T * T * 4);
+    float *mask = checked_alloc(T * T * 4), *bias = checked_alloc(T * T * 4), *dense = checked_alloc(T * T * 4);
     uint16_t *mask_bf16 = checked_alloc(T * T * 2);
     uint8_t *keep = checked_alloc(T * T);
     for (size_t i = 0; i < n; i++)
@@ -412,11 +412,12 @@ static void short_masked_rows(size_t T)
             keep[q * T + k] = k <= q;
             mask[q * T + k] = k <= q ? 0.0f : -INFINITY;
             bias[q * T + k] = k <= q ? (float)(-0.05 * (double)(q - k)) : -INFINITY;
+            dense[q * T + k] = (float)(-0.05 * fabs((double)q - (double)k));
         }
     softmax_convert(mask_bf16, SOFTMAX_DTYPE_BF16, mask, SOFTMAX_DTYPE_F32, T * T);
     const int64_t mask_strides[3] = {0, (int64_t)T, 1};
 
-    enum { KINDS = 7 };
+    enum { KINDS = 8 };
     execute_context *contexts = calloc(KINDS, sizeof *contexts);
     softmax_desc_init(&contexts[0].desc, SOFTMAX_OP_SOFTMAX, SOFTMAX_DTYPE_F32, 3);
     contexts[0].desc.ndim = 3;
@@ -432,10 +433,11 @@ static void short_masked_rows(size_t T)
     contexts[4].desc.mask = mask_bf16, contexts[4].desc.mask_dtype = SOFTMAX_DTYPE_BF16;
     contexts[4].desc.mask_strides = mask_strides;
     contexts[5].desc.mask = bias, contexts[5].desc.mask_strides = mask_strides;
-    contexts[6].desc.causal = 1, contexts[6].desc.max_bias = 8.0, contexts[6].desc.head_axis = 0;
+    contexts[6].desc.mask = dense, contexts[6].desc.mask_strides = mask_strides;
+    contexts[7].desc.causal = 1, contexts[7].desc.max_bias = 8.0, contexts[7].desc.head_axis = 0;
 
-    static const char *const names[KINDS] = {"unmasked",  "causal",   "where",       "mask-f32",
-                                             "mask-bf16", "bias-f32", "alibi+causal"};
+    static const char *const names[KINDS] = {"unmasked",  "causal",   "where",          "mask-f32",
+                                             "mask-bf16", "bias-f32", "bias-f32 dense", "alibi+causal"};
     row_spec row = {0};
     char label[64];
     snprintf(label, sizeof label, "masks on rows of %zu", T);
@@ -461,7 +463,7 @@ static void short_masked_rows(size_t T)
     cell(median_of(&row, "y = x + mask") - median_of(&row, "y = x + 0"));
     printf(" %zu |\n", fewest_kept(&row));
     fflush(stdout);
-    free(x), free(y), free(mask), free(bias), free(mask_bf16), free(keep), free(contexts);
+    free(x), free(y), free(mask), free(bias), free(dense), free(mask_bf16), free(keep), free(contexts);
 }
 
 static void strided(void)
@@ -498,14 +500,17 @@ static void masked_rows_table(void)
 {
     printf("\n### Masks on rows of every length: scores [B, T, T], f32, scale 1/8, a [T, T] mask broadcast over B\n\n"
            "Each fused mask kind's time over the unmasked call of the same shape (the causal kinds compute about half "
-           "the elements). The last two columns put the f32 mask's cost beside the memory it adds: mask-f32's time "
+           "the elements; bias-f32 is a causal bias, -inf above the diagonal, bias-f32 dense the same values "
+           "-0.05 |q - k| everywhere). The last two columns put the f32 mask's cost beside the memory it adds: "
+           "mask-f32's time "
            "less the unmasked call's, and, measured interleaved with them, a plain loop y = x + mask (the mask "
            "broadcast as in the call) less the same loop without it, y = x + 0, both in ns per element. Where the mask "
            "is as large as x "
            "(T = 4096, B = 1) the second is the floor of the first: reading the mask from memory.\n\n");
-    printf("| shape | unmasked ns/element | causal | where | mask-f32 0/-inf | mask-bf16 0/-inf | bias-f32 | "
-           "ALiBi + causal | mask-f32 - unmasked | (y = x + mask) - (y = x + 0) | fewest samples kept |\n"
-           "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n");
+    printf("| shape | unmasked ns/element | causal | where | mask-f32 0/-inf | mask-bf16 0/-inf | bias-f32 causal | "
+           "bias-f32 dense | ALiBi + causal | mask-f32 - unmasked | (y = x + mask) - (y = x + 0) | fewest samples "
+           "kept |\n"
+           "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n");
     static const size_t lengths[] = {16, 32, 64, 128, 256, 1024, 4096};
     for (size_t i = 0; i < sizeof lengths / sizeof lengths[0]; i++)
         short_masked_rows(lengths[i]);
