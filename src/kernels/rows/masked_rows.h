@@ -543,6 +543,26 @@ static SOFTMAX_FORCE_INLINE void added_group_run(softmax_op op, const added_grou
     }
 }
 
+/* The rows of a tiny group from its transposed outputs out[r] (row r),
+ * each filled from its length to n with `fill`; declined and NaN rows as
+ * added_output_row has them. */
+static SOFTMAX_FORCE_INLINE void store_tiny_rows(const added_group *ag, int flags, unsigned planned, unsigned number,
+                                                 size_t count, size_t n, const V out[LANES], T fill)
+{
+    for (size_t r = 0; r < count; r++) {
+        T *out_row = added_output_row(ag, flags, planned, number, r, n);
+        if (out_row == NULL)
+            continue;
+        const size_t length = ag->rows.length[r];
+        if (n == LANES && length == LANES) {
+            P(store)(out_row, out[r]);
+        } else {
+            P(store_tail)(out_row, out[r], length);
+            fill_row(out_row, length, n, fill);
+        }
+    }
+}
+
 /* ALiBi on a GROUP_AFFINE group of tiny rows (one head: one slope), on
  * AVX-512 f32: z formed in columns. x is transposed alone, not z's two
  * parts, and the bias of column j is the same for every row, slope * j
@@ -697,18 +717,7 @@ static SOFTMAX_FORCE_INLINE void added_tiny_group_run(softmax_op op, const added
         }
         return;
     }
-    for (size_t r = 0; r < count; r++) {
-        T *out_row = added_output_row(ag, flags, planned, number, r, n);
-        if (out_row == NULL)
-            continue;
-        const size_t length = ag->rows.length[r];
-        if (n == LANES && length == LANES) {
-            P(store)(out_row, out[r]);
-        } else {
-            P(store_tail)(out_row, out[r], length);
-            fill_row(out_row, length, n, log_output ? (T)-INFINITY : (T)0);
-        }
-    }
+    store_tiny_rows(ag, flags, planned, number, count, n, out, log_output ? (T)-INFINITY : (T)0);
 }
 
 /* ---------------------------------- short rows with a bias reduced once */
@@ -893,18 +902,7 @@ static SOFTMAX_FORCE_INLINE void reduced_tiny_group_run(const added_group *ag, i
     for (size_t j = 0; j < LANES; j++)
         out[j] = j >= n ? zero : apply_reciprocal(e[j], residual[j], first, second);
     P(transpose)(out);
-    for (size_t r = 0; r < count; r++) {
-        T *out_row = added_output_row(ag, flags, planned, number, r, n);
-        if (out_row == NULL)
-            continue;
-        const size_t length = ag->rows.length[r];
-        if (n == LANES && length == LANES) {
-            P(store)(out_row, out[r]);
-        } else {
-            P(store_tail)(out_row, out[r], length);
-            fill_row(out_row, length, n, (T)0);
-        }
-    }
+    store_tiny_rows(ag, flags, planned, number, count, n, out, (T)0);
 }
 
 /* One group of an added bias: the tiny, small or reduced body. */
