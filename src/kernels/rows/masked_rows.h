@@ -785,8 +785,7 @@ static SOFTMAX_FORCE_INLINE void reduced_group_run(const added_group *ag, int fl
     const unsigned group_lanes = count == LANES ? (unsigned)((1ull << LANES) - 1) : (1u << count) - 1;
     const unsigned planned = group_lanes & reduced_usable(m, finite);
     *declined = group_lanes & ~planned;
-    /* reduced_offset in lanes. */
-    const V offset = P(sub)(P(floor)(P(add)(m, P(set1)((T)0x1p-11))), P(set1)((T)1));
+    const V offset = reduced_offsets(m);
     T offsets[LANES];
     P(store)(offsets, offset);
 
@@ -872,7 +871,7 @@ static SOFTMAX_FORCE_INLINE void reduced_tiny_group_run(const added_group *ag, i
     const unsigned group_lanes = count == LANES ? (unsigned)((1ull << LANES) - 1) : (1u << count) - 1;
     const unsigned planned = group_lanes & reduced_usable(m, P(finite_lanes)(seen));
     *declined = group_lanes & ~planned;
-    const V offset = P(sub)(P(floor)(P(add)(m, P(set1)((T)0x1p-11))), P(set1)((T)1));
+    const V offset = reduced_offsets(m);
     /* Lanes of declined rows compute garbage, never stored. */
     const exp_args a = {zero, c_hi, P(set1)(ag->c_lo), P(neg)(offset)};
     V e[LANES], residual[LANES], low[LANES];

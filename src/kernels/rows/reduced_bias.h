@@ -70,6 +70,12 @@ static inline T reduced_offset(T row_max)
     return T_FLOOR(row_max + (T)0x1p-11) - 1;
 }
 
+/* reduced_offset in lanes (the grouped rows: row r's maximum in lane r). */
+static SOFTMAX_FORCE_INLINE V reduced_offsets(V row_max)
+{
+    return P(sub)(P(floor)(P(add)(row_max, P(set1)((T)0x1p-11))), P(set1)((T)1));
+}
+
 /* 2^(c x + g + lo - B) in parts, for c = c_hi + c_lo (the scale times
  * log2(e), of either sign) and B = -a->neg_offset an integer: g + B and
  * g + B - k are exact (see reduce_bias), so that the reduced argument f is
