@@ -1373,6 +1373,107 @@ static void test_broadcast_bias_reduced_once(void **state)
     printf("broadcast biases reduced once: %zu outputs within bounds\n", checked);
 }
 
+/* f32 biases read by too few rows to be reduced once per call: the rows
+ * of the in-cache regime reduce them as they read them (reducing_bias_row),
+ * which takes any finite bias where x is moderate. A full [R, T] bias (each
+ * entry read once) on rows of 129 to 4100, each row a kind: dense; large
+ * and cancelling scale * x; shifted by -1500 and by +650 (beyond the range
+ * the per-call reduction takes); -inf, -1e30 and -5000 entries among
+ * normal ones; a NaN entry (the row is NaN); two +inf entries (they share
+ * the row); x far beyond the reduced rows' limit with a bias of -60000
+ * cancelling it; a shift of +1000 (maxima
+ * beyond 1024) -- the last ones declined to the exact two-sum -- then all
+ * again with a causal prefix, against MPFR. */
+static void test_bias_reduced_as_read(void **state)
+{
+    (void)state;
+    enum { ROWS = 18, KINDS = 9 };
+    const size_t lengths[] = {5, 16, 40, 100, 129, 200, 333, 1000, 4100};
+    const double scales[] = {0.125, 0.3, -0.7, 3.0, 1.0};
+    test_rng rng;
+    rng_seed(&rng, 8806);
+    size_t checked = 0;
+    for (size_t li = 0; li < sizeof lengths / sizeof *lengths; li++) {
+        const size_t T = lengths[li], total = ROWS * T, offset = T > ROWS + 5 ? T - ROWS - 5 : 0;
+        float *x = malloc(total * sizeof *x), *y = malloc(total * sizeof *y), *bias = malloc(total * sizeof *bias);
+        reference_line r;
+        reference_init(&r, T);
+        for (size_t si = 0; si < 2; si++) {
+            const double scale = scales[(li + si) % 5];
+            for (size_t row = 0; row < ROWS; row++) {
+                const int kind = (int)(row % KINDS);
+                for (size_t k = 0; k < T; k++) {
+                    const size_t i = row * T + k;
+                    double b = rng_normal(&rng) * 4.0, value = rng_normal(&rng) * 3.0;
+                    if (kind == 1) { /* scale * x about -b: z small */
+                        b = (rng_uniform(&rng) * 2.0 - 1.0) * 340.0;
+                        value = -b / scale + rng_normal(&rng) * 2.0;
+                    }
+                    b += kind == 2 ? -1500.0 : kind == 3 ? 650.0 : kind == 8 ? 1000.0 : 0.0;
+                    if (kind == 4 && k % 7 == 3)
+                        b = k % 3 == 0 ? -INFINITY : k % 3 == 1 ? -1e30 : -5000.0;
+                    if (kind == 7 && k % 5 == 2) { /* c x far beyond 512, cancelled by the bias */
+                        b = -60000.0 + rng_normal(&rng);
+                        value = 60000.0 / scale + rng_normal(&rng) * 2.0;
+                    }
+                    bias[i] = (float)b;
+                    x[i] = (float)value;
+                }
+                if (kind == 5)
+                    bias[row * T + T / 3] = NAN;
+                if (kind == 6)
+                    bias[row * T + 1] = bias[row * T + T - 2] = INFINITY;
+            }
+            for (int causal = 0; causal < 2; causal++) {
+                softmax_desc desc;
+                softmax_desc_init(&desc, SOFTMAX_OP_SOFTMAX, SOFTMAX_DTYPE_F32, T);
+                desc.ndim = 2;
+                desc.shape[0] = ROWS, desc.shape[1] = T;
+                desc.mask_dtype = SOFTMAX_DTYPE_F32;
+                desc.mask = bias;
+                desc.scale = scale;
+                desc.causal = causal;
+                desc.causal_offset = (int64_t)offset; /* row r keeps r + offset + 1 elements (at most T) */
+                if (softmax_execute(&desc, x, NULL, y) != 0)
+                    fail_msg("bias reduced as read: %s", softmax_last_error());
+                for (size_t row = 0; row < ROWS; row++) {
+                    const int kind = (int)(row % KINDS);
+                    const size_t kept = causal && row + offset + 1 < T ? row + offset + 1 : T;
+                    char what[160];
+                    snprintf(what, sizeof what, "bias reduced as read: kind %d, T %zu, scale %g, causal %d, row %zu",
+                             kind, T, scale, causal, row);
+                    const float *got = y + row * T;
+                    if (kind == 5 && T / 3 < kept) {
+                        for (size_t k = 0; k < T; k++)
+                            if (!isnan(got[k]))
+                                fail_msg("%s: element %zu is %a, not NaN", what, k, (double)got[k]);
+                        continue;
+                    }
+                    if (kind == 6) { /* z = +inf at the two +inf entries, any scale: they share the row */
+                        for (size_t k = 0; k < T; k++) {
+                            const float want = (k == 1 || k == T - 2) && k < kept ? (T - 2 < kept ? 0.5f : 1.0f) : 0.0f;
+                            if (got[k] != want)
+                                fail_msg("%s: element %zu is %a, not %a", what, k, (double)got[k], (double)want);
+                        }
+                        continue;
+                    }
+                    for (size_t k = 0; k < T; k++) {
+                        const float b = bias[row * T + k];
+                        r.kept[k] = k < kept && b != -INFINITY && !(kind == 6 && isinf(b));
+                        reference_logit(r.z[k], x[row * T + k], scale, b, NULL, k);
+                    }
+                    reference_evaluate(&r);
+                    for (size_t k = 0; k < T; k++, checked++)
+                        check_value(what, SOFTMAX_DTYPE_F32, SOFTMAX_DTYPE_F32, false, got[k], &r, k);
+                }
+            }
+        }
+        reference_free(&r);
+        free(x), free(y), free(bias);
+    }
+    printf("biases reduced as read: %zu outputs within bounds\n", checked);
+}
+
 /* Added biases on short rows (the grouped kernels add them as x is read):
  * every row length from 1 to 130 -- one vector and more, and the longest
  * grouped row (SMALL_VECTORS vectors: 64 on AVX2, 128 on AVX-512) and
@@ -2304,6 +2405,7 @@ int main(void)
         cmocka_unit_test(test_one_added_value_in_a_large_mask),
         cmocka_unit_test(test_materialized_mask_same_bits_as_broadcast),
         cmocka_unit_test(test_broadcast_bias_reduced_once),
+        cmocka_unit_test(test_bias_reduced_as_read),
         cmocka_unit_test(test_added_biases_on_short_rows),
         cmocka_unit_test(test_added_bias_special_logits),
         cmocka_unit_test(test_added_bias_around_the_largest_logit),

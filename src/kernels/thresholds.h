@@ -99,6 +99,14 @@
  * kernel takes (larger ones take the general path). */
 #define ADDED_MASK_MAX_LIMIT 1024
 
+/* Largest |scale * x| of a row with an added mask whose scale is not a
+ * power of two, or with ALiBi, that the masked kernels take: the low part
+ * of z = scale * x + bias (the product's rounding error, and slope * j's)
+ * then stays below 2^-12 wherever the exp is not 0 (exp_parts_added clamps
+ * it there). Beyond, a large x cancelled by the bias lost up to 2^-24
+ * |scale * x| of z: rows with one take the general path. */
+#define ADDED_PRODUCT_LIMIT 512
+
 /* Half-precision rows at least this long take the kernels' half_row: the
  * rows past the f32 kernels' in-cache regime (1 MiB of f32), so that a half
  * row is computed by the same algorithm as the f32 row of its values;

@@ -163,10 +163,35 @@ static SOFTMAX_FORCE_INLINE V output_low(V low)
 #endif
 }
 
+/* Whether z's low part may hold a rounding error large enough to matter:
+ * scale * x's (a scale not a power of two) or, for ALiBi on a row of n
+ * elements, slope * j's, below 2^-14 where slope * n is within 2^11. Such
+ * rows keep |scale * x| within ADDED_PRODUCT_LIMIT, or take the general
+ * path. */
+static SOFTMAX_FORCE_INLINE bool product_low(int io_flags, T slope, size_t n)
+{
+    return (io_flags & ADDING) &&
+           (!(io_flags & ADD_EXACT_SCALE) || ((io_flags & ADD_SLOPE) && !(T_FABS(slope) * (T)n <= (T)0x1p11)));
+}
+
+/* The running range of x (*top, *bottom; NaN skipped) and whether
+ * |scale_hi| times its largest magnitude is within ADDED_PRODUCT_LIMIT. */
+static SOFTMAX_FORCE_INLINE void range_of(V value, V *top, V *bottom)
+{
+    *top = P(max)(value, *top);
+    *bottom = P(min)(value, *bottom);
+}
+static SOFTMAX_FORCE_INLINE bool product_within_limit(V top, V bottom, T scale_hi)
+{
+    return T_FABS(scale_hi) * P(reduce_max)(P(max)(top, P(neg)(bottom))) <= (T)ADDED_PRODUCT_LIMIT;
+}
+
 /* The logits z = scale * x + bias of elements i .. i + count, the bias a
  * mask (which reads -inf past count, where x reads 0) or slope * j, as z =
  * high + *low: high the rounded sum, *low the rest, from exact products
- * (fmas) and an exact two-sum, |low| <= 2^-23 |z|. The exps take low into
+ * (fmas) and an exact two-sum: |low| <= 2^-24 (|z| + |scale * x| + |slope
+ * * j|), below 2^-12 where the exp is not 0 as the rows keep it (see
+ * ADDED_PRODUCT_LIMIT). The exps take low into
  * their reduced argument (exp_parts_added), so that z is never rounded
  * before the exp: rounding it would cost |z| * 2^-24 in the argument, 40
  * ulp at z = -80. Exclusions (keep, a 0 / -inf mask, prefix) apply to high
@@ -489,9 +514,25 @@ static SOFTMAX_FORCE_INLINE V read_tail_staging(const void *x, const row_masks *
     return v;
 }
 
-static SOFTMAX_FORCE_INLINE T max_body(const void *x, size_t n, const row_masks *ex, int io_flags, bool *adds, T *stage)
+/* The range of `vectors` vectors of an f32 row from element i: *top and
+ * *bottom the running maximum and minimum (NaN skipped), for max_body's
+ * reach. */
+static SOFTMAX_FORCE_INLINE void reaching(const void *x, size_t i, size_t vectors, V *top, V *bottom)
+{
+    const T *row = (const T *)x + i;
+    for (size_t v = 0; v < vectors; v++)
+        range_of(P(load)(row + v * LANES), top, bottom);
+}
+
+/* The row maximum as the kernels read x. With `reach` (added biases whose
+ * z = scale * x + bias has a low part from scale * x or slope * j, an f32
+ * x): *reach gets the largest |x| of the row (+inf for an infinite x; NaN
+ * skipped), for read_row_body's limit on those low parts. */
+static SOFTMAX_FORCE_INLINE T max_body(const void *x, size_t n, const row_masks *ex, int io_flags, bool *adds, T *stage,
+                                       T *reach)
 {
     V m0 = P(set1)((T)-INFINITY), m1 = m0, m2 = m0, m3 = m0;
+    V top = P(set1)((T)0), bottom = top;
     mask_bits others = MASK_BITS_ZERO();
     size_t i = 0;
     /* The running maximum goes second so that a NaN element is skipped: rows
@@ -501,6 +542,8 @@ static SOFTMAX_FORCE_INLINE T max_body(const void *x, size_t n, const row_masks 
         m1 = P(max)(read_staging(x, ex, io_flags, i + LANES, stage), m1);
         m2 = P(max)(read_staging(x, ex, io_flags, i + 2 * LANES, stage), m2);
         m3 = P(max)(read_staging(x, ex, io_flags, i + 3 * LANES, stage), m3);
+        if (reach != NULL)
+            reaching(x, i, 4, &top, &bottom);
         CHECKING_MASK(others, i);
         CHECKING_MASK(others, i + LANES);
         CHECKING_MASK(others, i + 2 * LANES);
@@ -508,12 +551,19 @@ static SOFTMAX_FORCE_INLINE T max_body(const void *x, size_t n, const row_masks 
     }
     for (; i + LANES <= n; i += LANES) {
         m0 = P(max)(read_staging(x, ex, io_flags, i, stage), m0);
+        if (reach != NULL)
+            reaching(x, i, 1, &top, &bottom);
         CHECKING_MASK(others, i);
     }
-    if (i < n)
+    if (i < n) {
         m1 = P(max)(read_tail_staging(x, ex, io_flags, i, n - i, (T)-INFINITY, stage), m1);
+        if (reach != NULL)
+            range_of(P(load_tail)((const T *)x + i, n - i, 0), &top, &bottom);
+    }
     if (adds != NULL)
         *adds = CHECKED_MASK_ADDS(others, i, n - i);
+    if (reach != NULL)
+        *reach = P(reduce_max)(P(max)(top, P(neg)(bottom)));
     return P(reduce_max)(P(max)(P(max)(m0, m1), P(max)(m2, m3)));
 }
 
@@ -545,16 +595,16 @@ static SOFTMAX_FORCE_INLINE T min_body(const void *x, size_t n, const row_masks 
  * negative scale) of x as the kernels read it. */
 static SOFTMAX_FORCE_INLINE T row_max_reading(const void *x, size_t n, double scale, const row_masks *ex, int io_flags)
 {
-    return scale < 0 ? min_body(x, n, ex, io_flags, NULL, NULL) : max_body(x, n, ex, io_flags, NULL, NULL);
+    return scale < 0 ? min_body(x, n, ex, io_flags, NULL, NULL) : max_body(x, n, ex, io_flags, NULL, NULL, NULL);
 }
 
 /* The same, with CHECK_MASK *adds saying whether the first n entries of
  * the row's mask hold a value other than 0 and -inf (adds NULL without),
  * the row staged at stage unless it is NULL. */
 static SOFTMAX_FORCE_INLINE T row_max_staging(const void *x, size_t n, double scale, const row_masks *ex, int io_flags,
-                                              bool *adds, T *stage)
+                                              bool *adds, T *stage, T *reach)
 {
-    return scale < 0 ? min_body(x, n, ex, io_flags, adds, stage) : max_body(x, n, ex, io_flags, adds, stage);
+    return scale < 0 ? min_body(x, n, ex, io_flags, adds, stage) : max_body(x, n, ex, io_flags, adds, stage, reach);
 }
 
 static inline T row_max_of(const T *x, size_t n, double scale)

@@ -229,7 +229,14 @@ static SOFTMAX_FORCE_INLINE int read_row_body(softmax_op op, const void *x, cons
      * no faster at 4096, slower at 1024. */
     const bool staged = (inner & EXCLUDING) && !(inner & (ADDING | SOURCE_BF16 | SOURCE_F16));
     T *stage = staged ? residuals : NULL;
-    const T row_max = row_max_staging(x, used, scale, ex, inner, (io_flags & CHECK_MASK) ? &mask_adds : NULL, stage);
+    /* z's low part holds scale * x's rounding error (a scale not a power
+     * of two) or slope * j's (ALiBi): below 2^-12, as exp_parts_added
+     * needs, where z is moderate only for |scale * x| within
+     * ADDED_PRODUCT_LIMIT. Rows beyond (a large x that the bias cancels)
+     * take the general path. */
+    T reach = 0;
+    const T row_max = row_max_staging(x, used, scale, ex, inner, (io_flags & CHECK_MASK) ? &mask_adds : NULL, stage,
+                                      product_low(inner, ex->slope_hi, used) ? &reach : NULL);
     if (mask_adds) {
         vec_flush_to_zero_end(saved);
         return SOFTMAX_ROW_MASK_ADDS;
@@ -238,7 +245,8 @@ static SOFTMAX_FORCE_INLINE int read_row_body(softmax_op op, const void *x, cons
     /* Added biases: the low parts stay small (see exp_parts_added) only for
      * logits of moderate size; rows beyond, and fully masked ones, take the
      * general path. */
-    const bool moderate = !(io_flags & ADDING) || T_FABS(row_max) <= (T)ADDED_MASK_MAX_LIMIT;
+    const bool moderate = !(io_flags & ADDING) || (T_FABS(row_max) <= (T)ADDED_MASK_MAX_LIMIT &&
+                                                   T_FABS(ex->scale_hi) * reach <= (T)ADDED_PRODUCT_LIMIT);
     if (used == 0 || !moderate || !plan_row(scale, row_max, &plan)) {
         vec_flush_to_zero_end(saved);
         return SOFTMAX_ROW_DECLINED;
@@ -309,6 +317,9 @@ static inline bool in_cache_regime(size_t n)
     return n > SMALL_VECTORS * LANES && n * sizeof(T) <= STREAM_BYTES;
 }
 
+static int reducing_bias_row(softmax_op op, const float *x, const float *bias, size_t kept, size_t n, double scale,
+                             float *y);
+
 /* See softmax_kernels.excluding_row: the in-cache regime of forward_row
  * with the exclusions applied (and an additive mask added) as x is loaded,
  * so that a masked row costs about what an unmasked one does (no gathered
@@ -357,6 +368,14 @@ static int excluding_row(softmax_op op, const T *x, const uint8_t *keep, const T
     const bool exact_scale = adding && frexp(fabs(scale), &exponent) == 0.5 && ex.scale_lo == 0;
     /* One specialised body for each single kind (the attention layouts);
      * combinations share a general one. */
+    /* A softmax row with an f32 bias (and at most a causal prefix): the
+     * bias reduced as it is read, cheaper than the two-sum of the bodies
+     * below, which take the rows it declines. */
+    if (op == SOFTMAX_OP_SOFTMAX && (io_flags & ~EXCLUDE_PREFIX) == ADD_MASK) {
+        const int done = reducing_bias_row(op, x, mask, kept, n, scale, y);
+        if (done != SOFTMAX_ROW_DECLINED)
+            return done;
+    }
     if (check_mask) /* only the single-mask bodies check as they read */
         return io_flags == EXCLUDE_MASK   ? read_row_mask_checked(op, x, &ex, n, scale, y, residuals, y)
                : io_flags == EXCLUDE_HALF ? read_row_half_mask_checked(op, x, &ex, n, scale, y, residuals, y)

@@ -355,8 +355,9 @@ static SOFTMAX_FORCE_INLINE const T *added_low(const added_group *ag, int flags,
 
 /* Elements i .. i + count (<= LANES) of row r as z = high + *low, the
  * high part returned: adding() of the line kernels on that row. Lanes past
- * count read high -inf, low 0. */
-static SOFTMAX_FORCE_INLINE V added_read(const added_group *ag, int flags, size_t r, size_t i, size_t count, V *low)
+ * count read high -inf, low 0. *x_read gets x as read (0 past count). */
+static SOFTMAX_FORCE_INLINE V added_read(const added_group *ag, int flags, size_t r, size_t i, size_t count, V *low,
+                                         V *x_read)
 {
     const void *mask = added_mask(ag, flags, r);
     const size_t slope_row = (flags & GROUP_AFFINE) ? 0 : r;
@@ -375,6 +376,7 @@ static SOFTMAX_FORCE_INLINE V added_read(const added_group *ag, int flags, size_
                           .slope_lo = ag->slope_lo[slope_row]};
     const T *x = added_x(ag, flags, r);
     const V v = count == LANES ? P(load)(x + i) : P(load_tail)(x + i, count, (T)0);
+    *x_read = v;
     return adding(v, &ex, flags, i, count, low);
 }
 
@@ -456,6 +458,10 @@ static SOFTMAX_FORCE_INLINE void added_group_run(softmax_op op, const added_grou
     _Alignas(64) T highs_of[LANES * SMALL_VECTORS * LANES];
     _Alignas(64) T lows_of[LANES * SMALL_VECTORS * LANES];
     V lanes[LANES];
+    /* x's range (product_low: a scale not a power of two; ALiBi's slope *
+     * j stays below 2^11 on rows this short, its slopes below 1): a group
+     * with an x beyond the limit is declined whole. */
+    V top = P(set1)((T)0), bottom = top;
     for (size_t r = 0; r < LANES; r++) {
         if (r >= count) {
             lanes[r] = P(set1)((T)0);
@@ -469,11 +475,13 @@ static SOFTMAX_FORCE_INLINE void added_group_run(softmax_op op, const added_grou
             /* The next group's rows (adjacent lines, usually) come in while
              * this one is computed: nothing else hides their latency. */
             vec_prefetch(added_x(ag, flags, r) + LANES * n + i * LANES);
-            V low;
-            const V z = added_read(ag, flags, r, i * LANES, lanes_here, &low);
+            V low, x_read;
+            const V z = added_read(ag, flags, r, i * LANES, lanes_here, &low, &x_read);
             P(store)(high_row + i * LANES, z);
             P(store)(low_row + i * LANES, low);
             m = P(max)(z, m);
+            if (product_low(flags, 0, 0))
+                range_of(x_read, &top, &bottom);
         }
         lanes[r] = m;
     }
@@ -483,8 +491,11 @@ static SOFTMAX_FORCE_INLINE void added_group_run(softmax_op op, const added_grou
     /* The low parts stay small (exp_parts_added) only for logits of moderate size. */
     const unsigned usable = group_constants(lanes, shared->c_hi, shared->c_lo, shared->inverse_c, &row_max, &offset,
                                             block_maxima, offsets, floors);
+    const bool within = !product_low(flags, 0, 0) || product_within_limit(top, bottom, ag->scale_hi);
     const unsigned planned =
-        group_lanes & usable & ~P(lanes_below)(P(set1)((T)ADDED_MASK_MAX_LIMIT), P(max)(row_max, P(neg)(row_max)));
+        within
+            ? group_lanes & usable & ~P(lanes_below)(P(set1)((T)ADDED_MASK_MAX_LIMIT), P(max)(row_max, P(neg)(row_max)))
+            : 0;
     *declined = group_lanes & ~planned;
 
     /* The exps (softmax: kept in place of the parts) and the split sums. */
@@ -576,7 +587,7 @@ static SOFTMAX_FORCE_INLINE bool slope_in_columns(int flags)
 }
 
 static SOFTMAX_FORCE_INLINE void slope_columns(const added_group *ag, int flags, size_t n, V high_of[LANES],
-                                               V low_of[LANES])
+                                               V low_of[LANES], V *top, V *bottom)
 {
 #if PREFIX_IN_COLUMNS
     V x_of[LANES];
@@ -585,6 +596,7 @@ static SOFTMAX_FORCE_INLINE void slope_columns(const added_group *ag, int flags,
         const T *x = added_x(ag, flags, r);
         vec_prefetch(x + LANES * n);
         x_of[r] = n == LANES ? P(load)(x) : P(load_tail)(x, n, (T)0);
+        range_of(x_of[r], top, bottom); /* past a row's prefix too: a decline at most */
     }
     P(transpose)(x_of);
     _Alignas(64) T bias_of[LANES], rest_of[LANES];
@@ -606,7 +618,7 @@ static SOFTMAX_FORCE_INLINE void slope_columns(const added_group *ag, int flags,
         high_of[j] = _mm512_mask_blend_ps(past, high, P(set1)((T)-INFINITY));
     }
 #else
-    (void)ag, (void)flags, (void)n, (void)high_of, (void)low_of;
+    (void)ag, (void)flags, (void)n, (void)high_of, (void)low_of, (void)top, (void)bottom;
 #endif
 }
 
@@ -626,8 +638,12 @@ static SOFTMAX_FORCE_INLINE void added_tiny_group_run(softmax_op op, const added
     const bool log_output = op == SOFTMAX_OP_LOG_SOFTMAX;
     const V zero = P(set1)((T)0), minus_inf = P(set1)((T)-INFINITY);
     V high_of[LANES], low_of[LANES];
+    /* x's range (product_low: a scale not a power of two; ALiBi's slope *
+     * j stays below 2^11 on rows this short, its slopes below 1): a group
+     * with an x beyond the limit is declined whole. */
+    V top = zero, bottom = zero;
     if (slope_in_columns(flags)) {
-        slope_columns(ag, flags, n, high_of, low_of);
+        slope_columns(ag, flags, n, high_of, low_of, &top, &bottom);
     } else {
         TINY_UNROLL
         for (size_t r = 0; r < LANES; r++) {
@@ -636,7 +652,10 @@ static SOFTMAX_FORCE_INLINE void added_tiny_group_run(softmax_op op, const added
                 continue;
             }
             vec_prefetch(added_x(ag, flags, r) + LANES * n);
-            high_of[r] = added_read(ag, flags, r, 0, ag->rows.length[r], &low_of[r]);
+            V x_read;
+            high_of[r] = added_read(ag, flags, r, 0, ag->rows.length[r], &low_of[r], &x_read);
+            if (product_low(flags, 0, 0))
+                range_of(x_read, &top, &bottom);
         }
         P(transpose)(high_of);
         P(transpose)(low_of);
@@ -649,8 +668,11 @@ static SOFTMAX_FORCE_INLINE void added_tiny_group_run(softmax_op op, const added
     V offset, x_floor;
     const unsigned usable = lane_constants(row_max, shared->c_hi, shared->c_lo, shared->inverse_c, &offset, &x_floor);
     const unsigned group_lanes = count == LANES ? (unsigned)((1ull << LANES) - 1) : (1u << count) - 1;
+    const bool within = !product_low(flags, 0, 0) || product_within_limit(top, bottom, ag->scale_hi);
     const unsigned planned =
-        group_lanes & usable & ~P(lanes_below)(P(set1)((T)ADDED_MASK_MAX_LIMIT), P(max)(row_max, P(neg)(row_max)));
+        within
+            ? group_lanes & usable & ~P(lanes_below)(P(set1)((T)ADDED_MASK_MAX_LIMIT), P(max)(row_max, P(neg)(row_max)))
+            : 0;
     *declined = group_lanes & ~planned;
 
     /* Lanes of declined rows compute garbage, never stored. */

@@ -25,37 +25,56 @@
 /* Adding and subtracting it rounds a value below 2^10 to the grid 2^-12. */
 #define REDUCED_GRID_MAGIC 3072.0f /* 1.5 * 2^11: its ulp is 2^-12 */
 
-/* See softmax_kernels.reduce_bias. */
-static bool reduce_bias(const float *bias, size_t count, float *g, float *lo)
+/* log2(e) b in reduced form, lane by lane: g = log2(e) b rounded to the
+ * grid 2^-12 in one rounding (fma(l_hi, b, 1.5 * 2^11) lies in [2^11,
+ * 2^12), where the floats are that grid, for |b| <= REDUCED_BIAS_LIMIT) and
+ * *lo = log2(e) b - g from the exact product (|lo| <= 2^-13, within 2^-36).
+ * A -inf b gives g = -inf and a NaN *lo, which the exps never read (their
+ * estimate is -inf: exp_parts_reduced). */
+static SOFTMAX_FORCE_INLINE V reduce_in_lanes(V b, V l_hi, V l_lo, V *lo)
 {
-    T log2e_hi, log2e_lo;
-    wide_split(wide_scale_log2e(1.0), &log2e_hi, &log2e_lo);
-    const V l_hi = P(set1)(log2e_hi), l_lo = P(set1)(log2e_lo);
     const V magic = P(set1)(REDUCED_GRID_MAGIC);
+    const V g = P(sub)(P(fmadd)(l_hi, b, magic), magic);
+    *lo = P(fmadd)(l_lo, b, P(fmadd)(l_hi, b, P(neg)(g)));
+    return g;
+}
+
+/* The lanes of b a reduced form cannot take: NaN, +inf and finite values
+ * beyond +-REDUCED_BIAS_LIMIT (-inf, an excluded element, is taken). */
+static SOFTMAX_FORCE_INLINE unsigned refused_bias_lanes(V b)
+{
     /* The float after the limit: |b| <= limit is b strictly inside it,
      * false for NaN. */
     const V above = P(set1)(-REDUCED_BIAS_PAST_LIMIT), below = P(set1)(REDUCED_BIAS_PAST_LIMIT);
+    const unsigned in_range = P(lanes_below)(above, b) & P(lanes_below)(b, below);
+    return ~(minus_infinity_lanes(b) | in_range) & ALL_LANES;
+}
+
+/* log2(e) as the float l_hi and its rest l_lo. */
+static inline void log2e_parts(V *l_hi, V *l_lo)
+{
+    T hi, lo;
+    wide_split(wide_scale_log2e(1.0), &hi, &lo);
+    *l_hi = P(set1)(hi);
+    *l_lo = P(set1)(lo);
+}
+
+/* See softmax_kernels.reduce_bias. */
+static bool reduce_bias(const float *bias, size_t count, float *g, float *lo)
+{
+    V l_hi, l_lo;
+    log2e_parts(&l_hi, &l_lo);
     unsigned refused = 0;
     for (size_t i = 0; i < count; i += LANES) {
         const size_t lanes = count - i < LANES ? count - i : LANES;
-        const unsigned used = lanes == LANES ? ALL_LANES : (1u << lanes) - 1u;
-        const V b = P(load_tail)(bias + i, lanes, 0);
-        /* Kept: finite within the limit; excluded: -inf. Anything else
-         * (NaN, +inf, a bias beyond the limit) refuses the whole bias. */
-        const unsigned minus_inf = P(lanes_below)(b, P(set1)(-T_MAX));
-        const unsigned in_range = P(lanes_below)(above, b) & P(lanes_below)(b, below);
-        refused |= used & ~(minus_inf | in_range);
-        const V kept = P(zero_below)(b, b, P(set1)(-T_MAX)); /* -inf (and NaN) as 0 */
-        const V integer = P(round)(P(mul)(l_hi, kept));
-        /* log2(e) b - integer, rounded (|t| <= 1/2), then to the grid: g
-         * is exact (an integer below 2^10 plus a multiple of 2^-12) and the
-         * rest, below 2^-13, is computed from the exact product. */
-        const V t = P(fmadd)(l_hi, kept, P(neg)(integer));
-        const V on_grid = P(add)(integer, P(sub)(P(add)(t, magic), magic));
-        const V rest = P(fmadd)(l_lo, kept, P(fmadd)(l_hi, kept, P(neg)(on_grid)));
-        /* b - kept is -inf where b is (0 elsewhere): g = -inf there, lo 0. */
-        P(store_tail)(g + i, P(add)(on_grid, P(sub)(b, kept)), lanes);
-        P(store_tail)(lo + i, rest, lanes);
+        const V b = P(load_tail)(bias + i, lanes, -INFINITY);
+        refused |= refused_bias_lanes(b);
+        V rest;
+        const V on_grid = reduce_in_lanes(b, l_hi, l_lo, &rest);
+        P(store_tail)(g + i, on_grid, lanes);
+        /* lo = 0 where b is -inf (the arithmetic's NaN is never read, but
+         * the arrays say what they hold). */
+        P(store_tail)(lo + i, P(zero_below)(rest, b, P(set1)(-T_MAX)), lanes);
     }
     return refused == 0;
 }
@@ -93,13 +112,48 @@ static SOFTMAX_FORCE_INLINE exp_parts exp_parts_reduced(V x, V g, V lo, const ex
     return exp_parts_at(P(add)(P(fmadd)(a->c_hi, x, P(sub)(base, k)), P(fmadd)(a->c_lo, x, lo)), k);
 }
 
+/* Where a row's reduced bias comes from: the arrays reduce_bias wrote
+ * (g, lo), or the bias itself (bias, reduced as it is read: a bias read by
+ * too few rows to be worth a pass of its own). */
+typedef struct reduced_source {
+    const T *g;
+    const T *lo;
+    const T *bias;
+    V l_hi; /* log2(e) in two parts, for the bias */
+    V l_lo;
+} reduced_source;
+
+/* g and *lo of the vector at i (count lanes; the rest excluded), and for
+ * a bias read as it is *excluded, its -inf lanes. from_bias is a constant
+ * of each body. */
+static SOFTMAX_FORCE_INLINE V reduced_at(const reduced_source *s, bool from_bias, size_t i, size_t count, V *lo,
+                                         unsigned *excluded)
+{
+    if (from_bias) {
+        const V b = count == LANES ? P(load)(s->bias + i) : P(load_tail)(s->bias + i, count, -INFINITY);
+        *excluded = minus_infinity_lanes(b);
+        return reduce_in_lanes(b, s->l_hi, s->l_lo, lo);
+    }
+    *lo = count == LANES ? P(load)(s->lo + i) : P(load_tail)(s->lo + i, count, 0);
+    const V g = count == LANES ? P(load)(s->g + i) : P(load_tail)(s->g + i, count, -INFINITY);
+    *excluded = minus_infinity_lanes(g);
+    return g;
+}
+
+/* An exp or its residual: 0 where the estimate is below the floor (where
+ * g is -inf the parts are not meaningful). */
+static SOFTMAX_FORCE_INLINE V reduced_exp(V parts, V k, V estimate)
+{
+    return P(zero_below)(P(scale_pow2)(parts, k), estimate, P(set1)((T)-EXP_FLOOR_ARG));
+}
+
 /* The exps of elements [begin, end) into y and residuals and the sum of
  * their unrounded values (exp_block_reading's summation); the data
  * prefetch_ahead elements on (the next row) is asked for meanwhile. */
-static SOFTMAX_FORCE_INLINE WIDE exp_block_reduced(const T *x, const T *g, const T *lo, T *y, T *residuals,
-                                                   size_t begin, size_t end, const exp_args *a, size_t prefetch_ahead)
+static SOFTMAX_FORCE_INLINE WIDE exp_block_reduced(const T *x, const reduced_source *s, bool from_bias, T *y,
+                                                   T *residuals, size_t begin, size_t end, const exp_args *a,
+                                                   size_t prefetch_ahead)
 {
-    const V floor_arg = P(set1)((T)-EXP_FLOOR_ARG);
     ACC wide = P(acc_zero)();
     V hi0 = P(set1)(0), hi1 = hi0, small = hi0;
     size_t run = 0;
@@ -107,21 +161,28 @@ static SOFTMAX_FORCE_INLINE WIDE exp_block_reduced(const T *x, const T *g, const
     for (; i + 2 * LANES <= end; i += 2 * LANES) {
         vec_prefetch(x + i + prefetch_ahead);
         vec_prefetch(x + i + prefetch_ahead + LANES);
-        prefetch_lines(g + i + prefetch_ahead, 2 * LANES * sizeof(T));
-        prefetch_lines(lo + i + prefetch_ahead, 2 * LANES * sizeof(T));
-        const V g0 = P(load)(g + i), g1 = P(load)(g + i + LANES);
+        if (from_bias) {
+            prefetch_lines(s->bias + i + prefetch_ahead, 2 * LANES * sizeof(T));
+        } else {
+            prefetch_lines(s->g + i + prefetch_ahead, 2 * LANES * sizeof(T));
+            prefetch_lines(s->lo + i + prefetch_ahead, 2 * LANES * sizeof(T));
+        }
+        V lo0, lo1;
+        unsigned excluded0, excluded1;
+        const V g0 = reduced_at(s, from_bias, i, LANES, &lo0, &excluded0);
+        const V g1 = reduced_at(s, from_bias, i + LANES, LANES, &lo1, &excluded1);
         V e0, e1, r0, r1;
         /* Both vectors excluded whole (the far side of a causal bias). */
-        if ((minus_infinity_lanes(g0) & minus_infinity_lanes(g1)) == ALL_LANES) {
+        if ((excluded0 & excluded1) == ALL_LANES) {
             e0 = e1 = r0 = r1 = P(set1)(0);
         } else {
             V v0, v1;
-            const exp_parts p0 = exp_parts_reduced(P(load)(x + i), g0, P(load)(lo + i), a, &v0);
-            const exp_parts p1 = exp_parts_reduced(P(load)(x + i + LANES), g1, P(load)(lo + i + LANES), a, &v1);
-            e0 = P(zero_below)(P(scale_pow2)(p0.mantissa, p0.k), v0, floor_arg);
-            e1 = P(zero_below)(P(scale_pow2)(p1.mantissa, p1.k), v1, floor_arg);
-            r0 = P(zero_below)(P(scale_pow2)(p0.residual, p0.k), v0, floor_arg);
-            r1 = P(zero_below)(P(scale_pow2)(p1.residual, p1.k), v1, floor_arg);
+            const exp_parts p0 = exp_parts_reduced(P(load)(x + i), g0, lo0, a, &v0);
+            const exp_parts p1 = exp_parts_reduced(P(load)(x + i + LANES), g1, lo1, a, &v1);
+            e0 = reduced_exp(p0.mantissa, p0.k, v0);
+            e1 = reduced_exp(p1.mantissa, p1.k, v1);
+            r0 = reduced_exp(p0.residual, p0.k, v0);
+            r1 = reduced_exp(p1.residual, p1.k, v1);
         }
         P(store)(y + i, e0);
         P(store)(y + i + LANES, e1);
@@ -142,11 +203,12 @@ static SOFTMAX_FORCE_INLINE WIDE exp_block_reduced(const T *x, const T *g, const
     }
     for (; i < end; i += LANES) {
         const size_t count = end - i < LANES ? end - i : LANES;
-        V v0;
-        const exp_parts p0 = exp_parts_reduced(P(load_tail)(x + i, count, 0), P(load_tail)(g + i, count, -INFINITY),
-                                               P(load_tail)(lo + i, count, 0), a, &v0);
-        const V e0 = P(zero_below)(P(scale_pow2)(p0.mantissa, p0.k), v0, floor_arg);
-        const V r0 = P(zero_below)(P(scale_pow2)(p0.residual, p0.k), v0, floor_arg);
+        V v0, lo0;
+        unsigned excluded0;
+        const V g0 = reduced_at(s, from_bias, i, count, &lo0, &excluded0);
+        const exp_parts p0 = exp_parts_reduced(P(load_tail)(x + i, count, 0), g0, lo0, a, &v0);
+        const V e0 = reduced_exp(p0.mantissa, p0.k, v0);
+        const V r0 = reduced_exp(p0.residual, p0.k, v0);
         P(store_tail)(y + i, e0, count);
         P(store_tail)(residuals + i, r0, count);
         P(acc_add)(&wide, e0);
@@ -158,9 +220,27 @@ static SOFTMAX_FORCE_INLINE WIDE exp_block_reduced(const T *x, const T *g, const
     return P(acc_total)(&wide);
 }
 
-/* See softmax_kernels.reduced_bias_row. */
-static int reduced_bias_row(softmax_op op, const float *x, const float *g, const float *lo, size_t kept, size_t n,
-                            double scale, float *y)
+/* The max pass's view of the exponent's bias part at i: g, or for a bias
+ * read as it is, the product l_hi b (closer to log2(e) b than g, and one
+ * operation); *b gets the bias (g for the arrays). */
+static SOFTMAX_FORCE_INLINE V reduced_estimate_at(const reduced_source *s, bool from_bias, size_t i, size_t count, V *b)
+{
+    if (!from_bias)
+        return *b = count == LANES ? P(load)(s->g + i) : P(load_tail)(s->g + i, count, -INFINITY);
+    *b = count == LANES ? P(load)(s->bias + i) : P(load_tail)(s->bias + i, count, -INFINITY);
+    return P(mul)(s->l_hi, *b);
+}
+
+/* The largest |c_hi x| of a row whose bias is reduced as it is read: the
+ * reduced form is exact for any finite b (g on the grid 2^-12 at least, g
+ * - B exact) for the elements whose exp is not 0, provided their c x stays
+ * within this (g - B then stays below 2^10 where the exp is not 0; beyond
+ * +-700 the arrays' bound on b gave that instead). */
+#define REDUCING_X_LIMIT 512.0f
+
+/* reduced_bias_row and reducing_bias_row, from_bias a constant of each. */
+static SOFTMAX_FORCE_INLINE int reduced_row_body(softmax_op op, const float *x, const reduced_source *s, bool from_bias,
+                                                 size_t kept, size_t n, double scale, float *y)
 {
     if (op != SOFTMAX_OP_SOFTMAX || !in_cache_regime(n) || kept > n || kept == 0)
         return SOFTMAX_ROW_DECLINED;
@@ -176,27 +256,50 @@ static int reduced_bias_row(softmax_op op, const float *x, const float *g, const
     const unsigned int saved = vec_flush_to_zero_begin();
     /* The maximum of c_hi x + g (the exponent up to lo and c_lo x), and
      * whether every x is finite: x * 0 + ... is NaN from the first NaN or
-     * infinite x on. Rows with one take the general path, which has the
-     * contract's rules for them; so do rows whose maximum is not moderate
-     * (g + B must stay below 2^11) and fully excluded ones. */
+     * infinite x on, and, for a bias read as it is, from the first NaN b on
+     * (its -inf, excluded elements, stay -inf). Rows with one take the
+     * general path, which has the contract's rules for them; so do rows
+     * whose maximum is not moderate (g + B must stay below 2^11; a +inf b
+     * is such a maximum), fully excluded ones and, for a bias read as it
+     * is, rows with an x beyond REDUCING_X_LIMIT. */
     const V c_hi_v = P(set1)(c_hi), zero = P(set1)(0);
     V m0 = P(set1)(-INFINITY), m1 = m0, finite0 = zero, finite1 = zero;
+    V x_top = zero, x_bottom = zero;
     size_t i = 0;
     for (; i + 2 * LANES <= used; i += 2 * LANES) {
         const V x0 = P(load)(x + i), x1 = P(load)(x + i + LANES);
-        m0 = P(max)(P(fmadd)(c_hi_v, x0, P(load)(g + i)), m0);
-        m1 = P(max)(P(fmadd)(c_hi_v, x1, P(load)(g + i + LANES)), m1);
-        finite0 = P(fmadd)(x0, zero, finite0);
-        finite1 = P(fmadd)(x1, zero, finite1);
+        V b0, b1;
+        m0 = P(max)(P(fmadd)(c_hi_v, x0, reduced_estimate_at(s, from_bias, i, LANES, &b0)), m0);
+        m1 = P(max)(P(fmadd)(c_hi_v, x1, reduced_estimate_at(s, from_bias, i + LANES, LANES, &b1)), m1);
+        if (from_bias) {
+            finite0 = P(add)(finite0, P(fmadd)(x0, zero, b0));
+            finite1 = P(add)(finite1, P(fmadd)(x1, zero, b1));
+            x_top = P(max)(x_top, P(max)(x0, x1));
+            x_bottom = P(min)(x_bottom, P(min)(x0, x1));
+        } else {
+            finite0 = P(fmadd)(x0, zero, finite0);
+            finite1 = P(fmadd)(x1, zero, finite1);
+        }
     }
     for (; i < used; i += LANES) {
         const size_t count = used - i < LANES ? used - i : LANES;
         const V x0 = P(load_tail)(x + i, count, 0);
-        m0 = P(max)(P(fmadd)(c_hi_v, x0, P(load_tail)(g + i, count, -INFINITY)), m0);
-        finite0 = P(fmadd)(x0, zero, finite0);
+        V b0;
+        m0 = P(max)(P(fmadd)(c_hi_v, x0, reduced_estimate_at(s, from_bias, i, count, &b0)), m0);
+        if (from_bias) {
+            finite0 = P(add)(finite0, P(fmadd)(x0, zero, b0));
+            x_top = P(max)(x_top, x0);
+            x_bottom = P(min)(x_bottom, x0);
+        } else {
+            finite0 = P(fmadd)(x0, zero, finite0);
+        }
     }
     const T row_max = P(reduce_max)(P(max)(m0, m1));
-    if (P(finite_lanes)(P(add)(finite0, finite1)) != ALL_LANES || !(T_FABS(row_max) <= (T)1024)) {
+    const V finite = P(add)(finite0, finite1);
+    const T x_reach = T_FABS(c_hi) * P(reduce_max)(P(max)(x_top, P(neg)(x_bottom)));
+    const bool special =
+        from_bias ? P(any_nan)(finite) || !(x_reach <= (T)REDUCING_X_LIMIT) : P(finite_lanes)(finite) != ALL_LANES;
+    if (special || !(T_FABS(row_max) <= (T)1024)) {
         vec_flush_to_zero_end(saved);
         return SOFTMAX_ROW_DECLINED;
     }
@@ -205,12 +308,35 @@ static int reduced_bias_row(softmax_op op, const float *x, const float *g, const
     WIDE sum = 0;
     for (size_t begin = 0; begin < used; begin += SUM_BLOCK) {
         const size_t end = begin + SUM_BLOCK < used ? begin + SUM_BLOCK : used;
-        sum += exp_block_reduced(x, g, lo, y, residuals, begin, end, &a, n);
+        sum += exp_block_reduced(x, s, from_bias, y, residuals, begin, end, &a, n);
     }
     normalize(y, residuals, 0, used, reciprocal_of(sum));
     fill_row(y, used, n, 0);
     vec_flush_to_zero_end(saved);
     return SOFTMAX_ROW_DONE;
+}
+
+/* See softmax_kernels.reduced_bias_row. */
+static SOFTMAX_NOINLINE int reduced_bias_row(softmax_op op, const float *x, const float *g, const float *lo,
+                                             size_t kept, size_t n, double scale, float *y)
+{
+    const reduced_source s = {.g = g, .lo = lo};
+    return reduced_row_body(op, x, &s, false, kept, n, scale, y);
+}
+
+/* excluding_row for softmax with an f32 bias added (ADD_MASK alone, or
+ * with a causal prefix): the bias reduced as it is read (reduce_in_lanes:
+ * four operations a vector, where the exact two-sum of z = scale * x + b
+ * costs about fourteen in the exp pass), the same values as from
+ * reduce_bias's arrays. SOFTMAX_ROW_DECLINED, having written nothing, as
+ * reduced_bias_row, and for a row with a bias entry NaN, +inf or beyond
+ * +-700. */
+static SOFTMAX_NOINLINE int reducing_bias_row(softmax_op op, const float *x, const float *bias, size_t kept, size_t n,
+                                              double scale, float *y)
+{
+    reduced_source s = {.bias = bias};
+    log2e_parts(&s.l_hi, &s.l_lo);
+    return reduced_row_body(op, x, &s, true, kept, n, scale, y);
 }
 #define REDUCE_BIAS_FN reduce_bias
 #define REDUCED_BIAS_ROW_FN reduced_bias_row
