@@ -222,13 +222,13 @@ static SOFTMAX_FORCE_INLINE WIDE exp_block_reduced(const T *x, const reduced_sou
 
 /* The max pass's view of the exponent's bias part at i: g, or for a bias
  * read as it is, the product l_hi b (closer to log2(e) b than g, and one
- * operation); *b gets the bias (g for the arrays). */
-static SOFTMAX_FORCE_INLINE V reduced_estimate_at(const reduced_source *s, bool from_bias, size_t i, size_t count, V *b)
+ * operation). */
+static SOFTMAX_FORCE_INLINE V reduced_estimate_at(const reduced_source *s, bool from_bias, size_t i, size_t count)
 {
     if (!from_bias)
-        return *b = count == LANES ? P(load)(s->g + i) : P(load_tail)(s->g + i, count, -INFINITY);
-    *b = count == LANES ? P(load)(s->bias + i) : P(load_tail)(s->bias + i, count, -INFINITY);
-    return P(mul)(s->l_hi, *b);
+        return count == LANES ? P(load)(s->g + i) : P(load_tail)(s->g + i, count, -INFINITY);
+    const V b = count == LANES ? P(load)(s->bias + i) : P(load_tail)(s->bias + i, count, -INFINITY);
+    return P(mul)(s->l_hi, b);
 }
 
 /* The largest |c_hi x| of a row whose bias is reduced as it is read: the
@@ -256,8 +256,11 @@ static SOFTMAX_FORCE_INLINE int reduced_row_body(softmax_op op, const float *x, 
     const unsigned int saved = vec_flush_to_zero_begin();
     /* The maximum of c_hi x + g (the exponent up to lo and c_lo x), and
      * whether every x is finite: x * 0 + ... is NaN from the first NaN or
-     * infinite x on, and, for a bias read as it is, from the first NaN b on
-     * (its -inf, excluded elements, stay -inf). Rows with one take the
+     * infinite x on. For a bias read as it is, the sum of the exponents
+     * c_hi x + l_hi b is NaN from the first NaN x or b on (-inf ones,
+     * excluded elements, keep it -inf; a +inf one makes the maximum
+     * infinite; finite ones stay far from overflow below a maximum of
+     * 1024), and an infinite x is beyond the x limit. Rows with one take the
      * general path, which has the contract's rules for them; so do rows
      * whose maximum is not moderate (g + B must stay below 2^11; a +inf b
      * is such a maximum), fully excluded ones and, for a bias read as it
@@ -268,12 +271,13 @@ static SOFTMAX_FORCE_INLINE int reduced_row_body(softmax_op op, const float *x, 
     size_t i = 0;
     for (; i + 2 * LANES <= used; i += 2 * LANES) {
         const V x0 = P(load)(x + i), x1 = P(load)(x + i + LANES);
-        V b0, b1;
-        m0 = P(max)(P(fmadd)(c_hi_v, x0, reduced_estimate_at(s, from_bias, i, LANES, &b0)), m0);
-        m1 = P(max)(P(fmadd)(c_hi_v, x1, reduced_estimate_at(s, from_bias, i + LANES, LANES, &b1)), m1);
+        const V v0 = P(fmadd)(c_hi_v, x0, reduced_estimate_at(s, from_bias, i, LANES));
+        const V v1 = P(fmadd)(c_hi_v, x1, reduced_estimate_at(s, from_bias, i + LANES, LANES));
+        m0 = P(max)(v0, m0);
+        m1 = P(max)(v1, m1);
         if (from_bias) {
-            finite0 = P(add)(finite0, P(fmadd)(x0, zero, b0));
-            finite1 = P(add)(finite1, P(fmadd)(x1, zero, b1));
+            finite0 = P(add)(finite0, v0);
+            finite1 = P(add)(finite1, v1);
             x_top = P(max)(x_top, P(max)(x0, x1));
             x_bottom = P(min)(x_bottom, P(min)(x0, x1));
         } else {
@@ -284,10 +288,10 @@ static SOFTMAX_FORCE_INLINE int reduced_row_body(softmax_op op, const float *x, 
     for (; i < used; i += LANES) {
         const size_t count = used - i < LANES ? used - i : LANES;
         const V x0 = P(load_tail)(x + i, count, 0);
-        V b0;
-        m0 = P(max)(P(fmadd)(c_hi_v, x0, reduced_estimate_at(s, from_bias, i, count, &b0)), m0);
+        const V v0 = P(fmadd)(c_hi_v, x0, reduced_estimate_at(s, from_bias, i, count));
+        m0 = P(max)(v0, m0);
         if (from_bias) {
-            finite0 = P(add)(finite0, P(fmadd)(x0, zero, b0));
+            finite0 = P(add)(finite0, v0);
             x_top = P(max)(x_top, x0);
             x_bottom = P(min)(x_bottom, x0);
         } else {
