@@ -556,7 +556,10 @@ static SOFTMAX_FORCE_INLINE void added_group_run(softmax_op op, const added_grou
 
 /* The rows of a tiny group from its transposed outputs out[r] (row r),
  * each filled from its length to n with `fill`; declined and NaN rows as
- * added_output_row has them. */
+ * added_output_row has them. A softmax fill (+0) is what the lanes past a
+ * row's length hold already (their exps are 0: -inf z, or g): the row is
+ * stored whole, not stored to its length and then filled (a memset of up
+ * to 60 bytes per row took a sixth of an ALiBi + causal call at T = 16). */
 static SOFTMAX_FORCE_INLINE void store_tiny_rows(const added_group *ag, int flags, unsigned planned, unsigned number,
                                                  size_t count, size_t n, const V out[LANES], T fill)
 {
@@ -565,8 +568,10 @@ static SOFTMAX_FORCE_INLINE void store_tiny_rows(const added_group *ag, int flag
         if (out_row == NULL)
             continue;
         const size_t length = ag->rows.length[r];
-        if (n == LANES && length == LANES) {
+        if (n == LANES && (length == LANES || fill == 0)) {
             P(store)(out_row, out[r]);
+        } else if (fill == 0) {
+            P(store_tail)(out_row, out[r], n);
         } else {
             P(store_tail)(out_row, out[r], length);
             fill_row(out_row, length, n, fill);
@@ -863,27 +868,72 @@ static SOFTMAX_FORCE_INLINE void reduced_group_run(const added_group *ag, int fl
     }
 }
 
+/* ALiBi's bias slope * j reduced for the columns of a GROUP_AFFINE group
+ * of tiny rows (one head: one slope; AVX-512): log2(e) slope * j as g_j +
+ * lo_j (reduce_in_lanes on slope * j's float, its rest in lo), the same for
+ * every row, so that only x is transposed, as slope_columns does; each
+ * row's causal prefix applies to the columns (x 0 and g -inf past it).
+ * slope * j is below 16 here: within the reduced form's range. */
+static SOFTMAX_FORCE_INLINE void slope_reduced_columns(const added_group *ag, int flags, size_t n, V x_of[LANES],
+                                                       V g_of[LANES], V lo_of[LANES])
+{
+#if PREFIX_IN_COLUMNS
+    TINY_UNROLL
+    for (size_t r = 0; r < LANES; r++) {
+        const T *x = added_x(ag, flags, r);
+        vec_prefetch(x + LANES * n);
+        x_of[r] = n == LANES ? P(load)(x) : P(load_tail)(x, n, (T)0);
+    }
+    P(transpose)(x_of);
+    V l_hi, l_lo, rest, lo;
+    log2e_parts(&l_hi, &l_lo);
+    const V bias = slope_bias(P(load)(lane_index), ag->slope_hi[0], ag->slope_lo[0], &rest);
+    const V g = reduce_in_lanes(bias, l_hi, l_lo, &lo);
+    _Alignas(64) T g_at[LANES], lo_at[LANES];
+    P(store)(g_at, g);
+    P(store)(lo_at, P(fmadd)(l_hi, rest, lo));
+    const __m512i kept = lanes_of_counts(ag->rows.length);
+    TINY_UNROLL
+    for (size_t j = 0; j < LANES; j++) {
+        const __mmask16 past = lanes_past(kept, j);
+        x_of[j] = _mm512_mask_blend_ps(past, x_of[j], P(set1)((T)0));
+        g_of[j] = _mm512_mask_blend_ps(past, P(set1)(g_at[j]), P(set1)((T)-INFINITY));
+        lo_of[j] = P(set1)(lo_at[j]);
+    }
+#else
+    (void)ag, (void)flags, (void)n;
+    for (size_t j = 0; j < LANES; j++) {
+        x_of[j] = lo_of[j] = P(set1)((T)0);
+        g_of[j] = P(set1)((T)-INFINITY);
+    }
+#endif
+}
+
 /* The same for rows of at most one vector, in transposed columns as
  * added_tiny_group_run: x, g and lo of the LANES rows transposed, row r in
- * lane r of every column. */
+ * lane r of every column (for ALiBi, x alone: slope_reduced_columns). */
 static SOFTMAX_FORCE_INLINE void reduced_tiny_group_run(const added_group *ag, int flags, size_t count, size_t n,
                                                         unsigned *declined)
 {
     const V zero = P(set1)((T)0), c_hi = P(set1)(ag->c_hi), floor_arg = P(set1)((T)-EXP_FLOOR_ARG);
     V x_of[LANES], g_of[LANES], lo_of[LANES];
-    TINY_UNROLL
-    for (size_t r = 0; r < LANES; r++) {
-        if (r >= count) {
-            x_of[r] = lo_of[r] = zero;
-            g_of[r] = P(set1)((T)-INFINITY);
-            continue;
+    if (flags & ADD_SLOPE) {
+        slope_reduced_columns(ag, flags, n, x_of, g_of, lo_of);
+    } else {
+        TINY_UNROLL
+        for (size_t r = 0; r < LANES; r++) {
+            if (r >= count) {
+                x_of[r] = lo_of[r] = zero;
+                g_of[r] = P(set1)((T)-INFINITY);
+                continue;
+            }
+            vec_prefetch(added_x(ag, flags, r) + LANES * n);
+            reduced_read(ag, flags, r, 0, ag->rows.length[r], &x_of[r], &g_of[r], &lo_of[r]);
         }
-        vec_prefetch(added_x(ag, flags, r) + LANES * n);
-        reduced_read(ag, flags, r, 0, ag->rows.length[r], &x_of[r], &g_of[r], &lo_of[r]);
+        P(transpose)(x_of);
+        P(transpose)(g_of);
+        P(transpose)(lo_of);
     }
-    P(transpose)(x_of);
-    P(transpose)(g_of);
-    P(transpose)(lo_of);
     V m = P(set1)((T)-INFINITY), seen = zero;
     TINY_UNROLL
     for (size_t j = 0; j < n; j++) {
@@ -930,6 +980,10 @@ static SOFTMAX_FORCE_INLINE void reduced_tiny_group_run(const added_group *ag, i
 static SOFTMAX_FORCE_INLINE void added_any_group_run(softmax_op op, const added_group *ag, int flags, size_t count,
                                                      size_t n, const shared_plan *shared, unsigned *declined)
 {
+    /* ALiBi reduced per group (ADD_SLOPE | ADD_REDUCED) serves GROUP_AFFINE
+     * groups of tiny rows; the others take the two-sum bodies. */
+    if ((flags & ADD_REDUCED) && (flags & ADD_SLOPE) && (!(flags & GROUP_AFFINE) || n > LANES))
+        flags &= ~ADD_REDUCED;
     if (flags & ADD_REDUCED) {
         if (n == LANES)
             reduced_tiny_group_run(ag, flags, count, LANES, declined);
@@ -1066,6 +1120,7 @@ ADDING_BODY(adding_slope_mask, ADD_SLOPE | EXCLUDE_MASK)
 ADDING_BODY(adding_slope_mask_keep, ADD_SLOPE | EXCLUDE_MASK | EXCLUDE_KEEP)
 ADDING_BODY(adding_slope_half_keep, ADD_SLOPE | EXCLUDE_HALF | EXCLUDE_KEEP)
 ADDING_BODY(adding_reduced, ADD_REDUCED)
+ADDING_BODY(adding_slope_reduced, ADD_SLOPE | ADD_REDUCED)
 #undef ADDING_BODY
 
 /* See softmax_kernels.adding_rows. */
@@ -1105,12 +1160,16 @@ static bool adding_rows(softmax_op op, const softmax_masked_run *runs, size_t ru
     /* One specialised body for each single kind (the attention layouts),
      * and for each one without keep one for an exact scale; a `where`
      * beside them shares a body per kind (keep tested for NULL). */
-    if (mask_type == 4) {
-        T c_hi, c_lo;
-        wide_split(wide_scale_log2e(scale), &c_hi, &c_lo);
-        ag.c_hi = c_hi, ag.c_lo = c_lo;
+    T c_hi, c_lo;
+    wide_split(wide_scale_log2e(scale), &c_hi, &c_lo);
+    ag.c_hi = c_hi, ag.c_lo = c_lo;
+    if (mask_type == 4)
         adding_reduced(op, runs, run_count, n, sizeof(T), &ag, &shared, declined);
-    } else if (additive && mask_type == 1 && !keeps && exact_scale)
+    /* ALiBi softmax on tiny rows: slope * j reduced once per group of a
+     * head (slope_reduced_columns), x alone transposed. */
+    else if (PREFIX_IN_COLUMNS && mask_type == 0 && !keeps && op == SOFTMAX_OP_SOFTMAX && n <= LANES)
+        adding_slope_reduced(op, runs, run_count, n, mask_size, &ag, &shared, declined);
+    else if (additive && mask_type == 1 && !keeps && exact_scale)
         adding_mask_exact(op, runs, run_count, n, mask_size, &ag, &shared, declined);
     else if (additive && mask_type == 1 && !keeps)
         adding_mask(op, runs, run_count, n, mask_size, &ag, &shared, declined);
