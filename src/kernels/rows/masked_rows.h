@@ -868,6 +868,22 @@ static SOFTMAX_FORCE_INLINE void reduced_group_run(const added_group *ag, int fl
     }
 }
 
+/* log2(e) slope * j reduced for j = 0 .. n - 1 (n <= SMALL_VECTORS *
+ * LANES, a whole number of vectors written): g[j] + lo[j] as
+ * reduce_in_lanes gives it for slope * j's float, its rest in lo. slope *
+ * j is below 2^7 here (slopes below 1): within the reduced form's range. */
+static SOFTMAX_FORCE_INLINE void slope_reduced(T slope_hi, T slope_lo, size_t n, T *g, T *lo)
+{
+    V l_hi, l_lo;
+    log2e_parts(&l_hi, &l_lo);
+    for (size_t i = 0; i < n; i += LANES) {
+        V rest, low;
+        const V bias = slope_bias(P(add)(P(set1)((T)i), P(load)(lane_index)), slope_hi, slope_lo, &rest);
+        P(store)(g + i, reduce_in_lanes(bias, l_hi, l_lo, &low));
+        P(store)(lo + i, P(fmadd)(l_hi, rest, low));
+    }
+}
+
 /* ALiBi's bias slope * j reduced for the columns of a GROUP_AFFINE group
  * of tiny rows (one head: one slope; AVX-512): log2(e) slope * j as g_j +
  * lo_j (reduce_in_lanes on slope * j's float, its rest in lo), the same for
@@ -885,13 +901,8 @@ static SOFTMAX_FORCE_INLINE void slope_reduced_columns(const added_group *ag, in
         x_of[r] = n == LANES ? P(load)(x) : P(load_tail)(x, n, (T)0);
     }
     P(transpose)(x_of);
-    V l_hi, l_lo, rest, lo;
-    log2e_parts(&l_hi, &l_lo);
-    const V bias = slope_bias(P(load)(lane_index), ag->slope_hi[0], ag->slope_lo[0], &rest);
-    const V g = reduce_in_lanes(bias, l_hi, l_lo, &lo);
     _Alignas(64) T g_at[LANES], lo_at[LANES];
-    P(store)(g_at, g);
-    P(store)(lo_at, P(fmadd)(l_hi, rest, lo));
+    slope_reduced(ag->slope_hi[0], ag->slope_lo[0], LANES, g_at, lo_at);
     const __m512i kept = lanes_of_counts(ag->rows.length);
     TINY_UNROLL
     for (size_t j = 0; j < LANES; j++) {
@@ -980,10 +991,17 @@ static SOFTMAX_FORCE_INLINE void reduced_tiny_group_run(const added_group *ag, i
 static SOFTMAX_FORCE_INLINE void added_any_group_run(softmax_op op, const added_group *ag, int flags, size_t count,
                                                      size_t n, const shared_plan *shared, unsigned *declined)
 {
-    /* ALiBi reduced per group (ADD_SLOPE | ADD_REDUCED) serves GROUP_AFFINE
-     * groups of tiny rows; the others take the two-sum bodies. */
-    if ((flags & ADD_REDUCED) && (flags & ADD_SLOPE) && (!(flags & GROUP_AFFINE) || n > LANES))
-        flags &= ~ADD_REDUCED;
+    /* ALiBi reduced (ADD_SLOPE | ADD_REDUCED) serves GROUP_AFFINE groups:
+     * tiny rows in columns (slope_reduced_columns), longer ones as a bias
+     * reduced once, the run's slope * j that added_groups put at
+     * mask_first and low_first with a step of 0. Groups of rows from
+     * several runs (per-row slopes) take the two-sum bodies. */
+    if ((flags & ADD_REDUCED) && (flags & ADD_SLOPE)) {
+        if (!(flags & GROUP_AFFINE))
+            flags &= ~ADD_REDUCED;
+        else if (n > LANES)
+            flags &= ~ADD_SLOPE;
+    }
     if (flags & ADD_REDUCED) {
         if (n == LANES)
             reduced_tiny_group_run(ag, flags, count, LANES, declined);
@@ -1055,6 +1073,12 @@ static SOFTMAX_FORCE_INLINE void added_groups(softmax_op op, const softmax_maske
 {
     size_t line_of[LANES], line = 0, rows;
     run_cursor at = {0, 0};
+    /* ALiBi reduced on rows of more than one vector: the run's slope * j
+     * reduced once (slope_reduced), read by its affine groups as a bias
+     * of one row (see added_any_group_run). */
+    const bool slope_rows = (flags & ADD_SLOPE) && (flags & ADD_REDUCED) && n > LANES;
+    _Alignas(64) T slope_g[SMALL_VECTORS * LANES], slope_lo[SMALL_VECTORS * LANES];
+    size_t slope_run = SIZE_MAX;
     while (at.k < run_count) {
         const softmax_masked_run *run = &runs[at.k];
         /* LANES lines of one run, every one with a kept element, as one
@@ -1073,6 +1097,15 @@ static SOFTMAX_FORCE_INLINE void added_groups(softmax_op op, const softmax_maske
             ag->low_first = run->low != NULL ? run->low + first * run->mask_step : NULL;
             ag->slope_hi[0] = (T)run->slope;
             ag->slope_lo[0] = (T)((WIDE)run->slope - (WIDE)(T)run->slope);
+            if (slope_rows) {
+                if (slope_run != at.k) {
+                    slope_reduced(ag->slope_hi[0], ag->slope_lo[0], n, slope_g, slope_lo);
+                    slope_run = at.k;
+                }
+                ag->mask_first = (const char *)slope_g;
+                ag->low_first = slope_lo;
+                ag->mask_step = 0;
+            }
             run_kept_lanes(ag->rows.length, run, at.i, n);
             unsigned left = 0;
             added_any_group_run(op, ag, flags | GROUP_AFFINE, LANES, n, shared, &left);
@@ -1165,9 +1198,10 @@ static bool adding_rows(softmax_op op, const softmax_masked_run *runs, size_t ru
     ag.c_hi = c_hi, ag.c_lo = c_lo;
     if (mask_type == 4)
         adding_reduced(op, runs, run_count, n, sizeof(T), &ag, &shared, declined);
-    /* ALiBi softmax on tiny rows: slope * j reduced once per group of a
-     * head (slope_reduced_columns), x alone transposed. */
-    else if (PREFIX_IN_COLUMNS && mask_type == 0 && !keeps && op == SOFTMAX_OP_SOFTMAX && n <= LANES)
+    /* ALiBi softmax: slope * j reduced once per group of tiny rows
+     * (slope_reduced_columns, x alone transposed) or once per run of
+     * longer ones. */
+    else if (PREFIX_IN_COLUMNS && mask_type == 0 && !keeps && op == SOFTMAX_OP_SOFTMAX)
         adding_slope_reduced(op, runs, run_count, n, mask_size, &ag, &shared, declined);
     else if (additive && mask_type == 1 && !keeps && exact_scale)
         adding_mask_exact(op, runs, run_count, n, mask_size, &ag, &shared, declined);
