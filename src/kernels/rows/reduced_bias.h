@@ -2,7 +2,9 @@
  * rows/reduced_bias.h -- softmax rows with an added f32 bias given in
  * reduced form: z = scale * x + b with log2(e) * b held as g + lo, g on the
  * grid 2^-12 and lo its small exact-enough rest, computed once per call for
- * a bias broadcast over many rows (reduce_bias) instead of once per row.
+ * a bias broadcast over many rows (reduce_bias, read by reduced_bias_row)
+ * or, for a bias read by few rows, as each row reads it (reducing_bias_row:
+ * four operations a vector).
  *
  * Why: a row with an added bias computes z exactly, as a two-sum of scale *
  * x and b whose low part is carried into the exponential (access.h,
