@@ -1384,7 +1384,7 @@ static void test_broadcast_bias_reduced_once(void **state)
  * cancelling it; a shift of +1000 (maxima
  * beyond 1024) -- the last ones declined to the exact two-sum -- then all
  * again with a causal prefix, and both as log-softmax (the two-sum bodies
- * alone), against MPFR. */
+ * alone), against MPFR; in place on two threads, the same bits. */
 static void test_bias_reduced_as_read(void **state)
 {
     (void)state;
@@ -1397,6 +1397,7 @@ static void test_bias_reduced_as_read(void **state)
     for (size_t li = 0; li < sizeof lengths / sizeof *lengths; li++) {
         const size_t T = lengths[li], total = ROWS * T, offset = T > ROWS + 5 ? T - ROWS - 5 : 0;
         float *x = malloc(total * sizeof *x), *y = malloc(total * sizeof *y), *bias = malloc(total * sizeof *bias);
+        float *again = malloc(total * sizeof *again);
         reference_line r;
         reference_init(&r, T);
         for (size_t si = 0; si < 2; si++) {
@@ -1440,6 +1441,17 @@ static void test_bias_reduced_as_read(void **state)
                 desc.causal_offset = (int64_t)offset; /* row r keeps r + offset + 1 elements (at most T) */
                 if (softmax_execute(&desc, x, NULL, y) != 0)
                     fail_msg("bias reduced as read: %s", softmax_last_error());
+                /* In place and on two threads: the same bits. */
+                memcpy(again, x, total * sizeof *x);
+                assert_int_equal(softmax_set_num_threads(2), 0);
+                const int in_place = softmax_execute(&desc, again, NULL, again);
+                assert_int_equal(softmax_set_num_threads(0), 0);
+                if (in_place != 0)
+                    fail_msg("bias reduced as read, in place: %s", softmax_last_error());
+                for (size_t i = 0; i < total; i++)
+                    if (memcmp(&again[i], &y[i], sizeof *y) != 0 && !(isnan(again[i]) && isnan(y[i])))
+                        fail_msg("bias reduced as read, T %zu, pass %d: element %zu is %a in place on two threads, %a",
+                                 T, pass, i, (double)again[i], (double)y[i]);
                 for (size_t row = 0; row < ROWS; row++) {
                     const int kind = (int)(row % KINDS);
                     const size_t kept = causal && row + offset + 1 < T ? row + offset + 1 : T;
@@ -1476,7 +1488,7 @@ static void test_bias_reduced_as_read(void **state)
             }
         }
         reference_free(&r);
-        free(x), free(y), free(bias);
+        free(x), free(y), free(bias), free(again);
     }
     printf("biases reduced as read: %zu outputs within bounds\n", checked);
 }
