@@ -236,7 +236,7 @@ static SOFTMAX_FORCE_INLINE int read_row_body(softmax_op op, const void *x, cons
      * take the general path. */
     T reach = 0;
     const T row_max = row_max_staging(x, used, scale, ex, inner, (io_flags & CHECK_MASK) ? &mask_adds : NULL, stage,
-                                      product_low(inner, ex->slope_hi, used) ? &reach : NULL);
+                                      product_low(inner, (inner & ADD_SLOPE) ? ex->slope_hi : 0, used) ? &reach : NULL);
     if (mask_adds) {
         vec_flush_to_zero_end(saved);
         return SOFTMAX_ROW_MASK_ADDS;
