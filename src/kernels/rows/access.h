@@ -181,9 +181,14 @@ static SOFTMAX_FORCE_INLINE void range_of(V value, V *top, V *bottom)
     *top = P(max)(value, *top);
     *bottom = P(min)(value, *bottom);
 }
+/* The largest magnitude of a range (top, bottom). */
+static SOFTMAX_FORCE_INLINE T range_reach(V top, V bottom)
+{
+    return P(reduce_max)(P(max)(top, P(neg)(bottom)));
+}
 static SOFTMAX_FORCE_INLINE bool product_within_limit(V top, V bottom, T scale_hi)
 {
-    return T_FABS(scale_hi) * P(reduce_max)(P(max)(top, P(neg)(bottom))) <= (T)ADDED_PRODUCT_LIMIT;
+    return T_FABS(scale_hi) * range_reach(top, bottom) <= (T)ADDED_PRODUCT_LIMIT;
 }
 
 /* The logits z = scale * x + bias of elements i .. i + count, the bias a
@@ -563,7 +568,7 @@ static SOFTMAX_FORCE_INLINE T max_body(const void *x, size_t n, const row_masks 
     if (adds != NULL)
         *adds = CHECKED_MASK_ADDS(others, i, n - i);
     if (reach != NULL)
-        *reach = P(reduce_max)(P(max)(top, P(neg)(bottom)));
+        *reach = range_reach(top, bottom);
     return P(reduce_max)(P(max)(P(max)(m0, m1), P(max)(m2, m3)));
 }
 

@@ -785,7 +785,7 @@ static SOFTMAX_FORCE_INLINE void reduced_group_run(const added_group *ag, int fl
      * and the rows are read whole in the max pass: in place is safe), their
      * residuals here, as the unmasked small rows keep them. */
     _Alignas(64) T residuals_of[LANES * SMALL_VECTORS * LANES];
-    const V zero = P(set1)((T)0), c_hi = P(set1)(ag->c_hi), floor_arg = P(set1)((T)-EXP_FLOOR_ARG);
+    const V zero = P(set1)((T)0), c_hi = P(set1)(ag->c_hi);
     V lanes[LANES];
     unsigned finite = 0;
     for (size_t r = 0; r < LANES; r++) {
@@ -840,8 +840,8 @@ static SOFTMAX_FORCE_INLINE void reduced_group_run(const added_group *ag, int fl
                 continue;
             }
             const exp_parts p = exp_parts_reduced(x, g, lo, &a, &estimate);
-            const V e = P(zero_below)(P(scale_pow2)(p.mantissa, p.k), estimate, floor_arg);
-            const V residual = P(zero_below)(P(scale_pow2)(p.residual, p.k), estimate, floor_arg);
+            const V e = reduced_exp(p.mantissa, p.k, estimate);
+            const V residual = reduced_exp(p.residual, p.k, estimate);
             if (lanes_here == LANES)
                 P(store)(e_row + i * LANES, e);
             else
@@ -886,8 +886,9 @@ static SOFTMAX_FORCE_INLINE void slope_reduced(T slope_hi, T slope_lo, size_t n,
 
 /* ALiBi's bias slope * j reduced for the columns of a GROUP_AFFINE group
  * of tiny rows (one head: one slope; AVX-512): log2(e) slope * j as g_j +
- * lo_j (reduce_in_lanes on slope * j's float, its rest in lo), the same for
- * every row, so that only x is transposed, as slope_columns does; each
+ * lo_j (slope_reduced, once per run by added_groups, at mask_first and
+ * low_first), the same for every row, so that only x is transposed, as
+ * slope_columns does; each
  * row's causal prefix applies to the columns (x 0 and g -inf past it).
  * slope * j is below 16 here: within the reduced form's range. */
 static SOFTMAX_FORCE_INLINE void slope_reduced_columns(const added_group *ag, int flags, size_t n, V x_of[LANES],
@@ -901,8 +902,8 @@ static SOFTMAX_FORCE_INLINE void slope_reduced_columns(const added_group *ag, in
         x_of[r] = n == LANES ? P(load)(x) : P(load_tail)(x, n, (T)0);
     }
     P(transpose)(x_of);
-    _Alignas(64) T g_at[LANES], lo_at[LANES];
-    slope_reduced(ag->slope_hi[0], ag->slope_lo[0], LANES, g_at, lo_at);
+    /* The run's slope * j, reduced once by added_groups. */
+    const T *g_at = (const T *)(const void *)ag->mask_first, *lo_at = ag->low_first;
     const __m512i kept = lanes_of_counts(ag->rows.length);
     TINY_UNROLL
     for (size_t j = 0; j < LANES; j++) {
@@ -926,7 +927,7 @@ static SOFTMAX_FORCE_INLINE void slope_reduced_columns(const added_group *ag, in
 static SOFTMAX_FORCE_INLINE void reduced_tiny_group_run(const added_group *ag, int flags, size_t count, size_t n,
                                                         unsigned *declined)
 {
-    const V zero = P(set1)((T)0), c_hi = P(set1)(ag->c_hi), floor_arg = P(set1)((T)-EXP_FLOOR_ARG);
+    const V zero = P(set1)((T)0), c_hi = P(set1)(ag->c_hi);
     V x_of[LANES], g_of[LANES], lo_of[LANES];
     if (flags & ADD_SLOPE) {
         slope_reduced_columns(ag, flags, n, x_of, g_of, lo_of);
@@ -967,8 +968,8 @@ static SOFTMAX_FORCE_INLINE void reduced_tiny_group_run(const added_group *ag, i
         }
         V estimate;
         const exp_parts p = exp_parts_reduced(x_of[j], g_of[j], lo_of[j], &a, &estimate);
-        e[j] = P(zero_below)(P(scale_pow2)(p.mantissa, p.k), estimate, floor_arg);
-        residual[j] = P(zero_below)(P(scale_pow2)(p.residual, p.k), estimate, floor_arg);
+        e[j] = reduced_exp(p.mantissa, p.k, estimate);
+        residual[j] = reduced_exp(p.residual, p.k, estimate);
         const V h = grid_high_small(e[j]);
         high = P(add)(high, h);
         low[j] = P(add)(zero, P(add)(P(sub)(e[j], h), residual[j]));
@@ -1073,10 +1074,10 @@ static SOFTMAX_FORCE_INLINE void added_groups(softmax_op op, const softmax_maske
 {
     size_t line_of[LANES], line = 0, rows;
     run_cursor at = {0, 0};
-    /* ALiBi reduced on rows of more than one vector: the run's slope * j
-     * reduced once (slope_reduced), read by its affine groups as a bias
-     * of one row (see added_any_group_run). */
-    const bool slope_rows = (flags & ADD_SLOPE) && (flags & ADD_REDUCED) && n > LANES;
+    /* ALiBi reduced: the run's slope * j reduced once (slope_reduced),
+     * read by its affine groups as a bias of one row (see
+     * added_any_group_run; the tiny ones take its columns). */
+    const bool slope_rows = (flags & ADD_SLOPE) && (flags & ADD_REDUCED);
     _Alignas(64) T slope_g[SMALL_VECTORS * LANES], slope_lo[SMALL_VECTORS * LANES];
     size_t slope_run = SIZE_MAX;
     while (at.k < run_count) {
@@ -1198,9 +1199,9 @@ static bool adding_rows(softmax_op op, const softmax_masked_run *runs, size_t ru
     ag.c_hi = c_hi, ag.c_lo = c_lo;
     if (mask_type == 4)
         adding_reduced(op, runs, run_count, n, sizeof(T), &ag, &shared, declined);
-    /* ALiBi softmax: slope * j reduced once per group of tiny rows
-     * (slope_reduced_columns, x alone transposed) or once per run of
-     * longer ones. */
+    /* ALiBi softmax: slope * j reduced once per run (head), read in the
+     * columns of tiny rows (slope_reduced_columns, x alone transposed) or
+     * as a bias of one row by longer ones. */
     else if (PREFIX_IN_COLUMNS && mask_type == 0 && !keeps && op == SOFTMAX_OP_SOFTMAX)
         adding_slope_reduced(op, runs, run_count, n, mask_size, &ag, &shared, declined);
     else if (additive && mask_type == 1 && !keeps && exact_scale)

@@ -280,8 +280,8 @@ static SOFTMAX_FORCE_INLINE int reduced_row_body(softmax_op op, const float *x, 
         if (from_bias) {
             finite0 = P(add)(finite0, v0);
             finite1 = P(add)(finite1, v1);
-            x_top = P(max)(x_top, P(max)(x0, x1));
-            x_bottom = P(min)(x_bottom, P(min)(x0, x1));
+            range_of(x0, &x_top, &x_bottom);
+            range_of(x1, &x_top, &x_bottom);
         } else {
             finite0 = P(fmadd)(x0, zero, finite0);
             finite1 = P(fmadd)(x1, zero, finite1);
@@ -294,15 +294,14 @@ static SOFTMAX_FORCE_INLINE int reduced_row_body(softmax_op op, const float *x, 
         m0 = P(max)(v0, m0);
         if (from_bias) {
             finite0 = P(add)(finite0, v0);
-            x_top = P(max)(x_top, x0);
-            x_bottom = P(min)(x_bottom, x0);
+            range_of(x0, &x_top, &x_bottom);
         } else {
             finite0 = P(fmadd)(x0, zero, finite0);
         }
     }
     const T row_max = P(reduce_max)(P(max)(m0, m1));
     const V finite = P(add)(finite0, finite1);
-    const T x_reach = T_FABS(c_hi) * P(reduce_max)(P(max)(x_top, P(neg)(x_bottom)));
+    const T x_reach = T_FABS(c_hi) * range_reach(x_top, x_bottom);
     const bool special =
         from_bias ? P(any_nan)(finite) || !(x_reach <= (T)REDUCING_X_LIMIT) : P(finite_lanes)(finite) != ALL_LANES;
     if (special || !(T_FABS(row_max) <= (T)1024)) {
