@@ -36,9 +36,21 @@
 static SOFTMAX_FORCE_INLINE V reduce_in_lanes(V b, V l_hi, V l_lo, V *lo)
 {
     const V magic = P(set1)(REDUCED_GRID_MAGIC);
-    const V g = P(sub)(P(fmadd)(l_hi, b, magic), magic);
-    *lo = P(fmadd)(l_lo, b, P(fmadd)(l_hi, b, P(neg)(g)));
-    return g;
+    const V on_grid = P(fmadd)(l_hi, b, magic);
+    *lo = P(fmadd)(l_lo, b, P(fmadd)(l_hi, b, P(sub)(magic, on_grid)));
+    return P(sub)(on_grid, magic);
+}
+
+/* reduce_in_lanes's g - B for an integer B (-B in neg_offset), as the
+ * exponent's offset part: -g = magic - fma(l_hi, b, magic) is exact as g
+ * is, and serves both lo and the offset (one operation fewer than g, its
+ * negation for lo and g + -B). */
+static SOFTMAX_FORCE_INLINE V reduce_offset_in_lanes(V b, V l_hi, V l_lo, V neg_offset, V *lo)
+{
+    const V magic = P(set1)(REDUCED_GRID_MAGIC);
+    const V minus_g = P(sub)(magic, P(fmadd)(l_hi, b, magic));
+    *lo = P(fmadd)(l_lo, b, P(fmadd)(l_hi, b, minus_g));
+    return P(sub)(neg_offset, minus_g);
 }
 
 /* The lanes of b a reduced form cannot take: NaN, +inf and finite values
@@ -97,21 +109,27 @@ static SOFTMAX_FORCE_INLINE V reduced_offsets(V row_max)
     return P(sub)(P(floor)(P(add)(row_max, P(set1)((T)0x1p-11))), P(set1)((T)1));
 }
 
-/* 2^(c x + g + lo - B) in parts, for c = c_hi + c_lo (the scale times
- * log2(e), of either sign) and B = -a->neg_offset an integer: g + B and
- * g + B - k are exact (see reduce_bias), so that the reduced argument f is
- * rounded twice, as an added mask's is (exp_parts_with). The cell k comes
+/* 2^(c x + g + lo - B) in parts, from base = g - B, for c = c_hi + c_lo
+ * (the scale times log2(e), of either sign) and B = -a->neg_offset an
+ * integer: g + B and g + B - k are exact (see reduce_bias), so that the
+ * reduced argument f is rounded twice, as an added mask's is
+ * (exp_parts_with). The cell k comes
  * from the estimate c_hi x + g - B, which leaves out c_lo x and lo (below
  * 2^-12 and 2^-13 here): f may leave [0, 1] by about 2^-11, which the
  * polynomial covers, and below 0 it wraps. *estimate gets that estimate:
  * below -EXP_FLOOR_ARG (and -inf where g is) the element's exp is 0 and
  * the parts are not meaningful. */
-static SOFTMAX_FORCE_INLINE exp_parts exp_parts_reduced(V x, V g, V lo, const exp_args *a, V *estimate)
+static SOFTMAX_FORCE_INLINE exp_parts exp_parts_offset(V x, V base, V lo, const exp_args *a, V *estimate)
 {
-    const V base = P(add)(a->neg_offset, g);
     *estimate = P(fmadd)(a->c_hi, x, base);
     const V k = P(floor)(P(add)(*estimate, P(set1)(KEY_BIAS)));
     return exp_parts_at(P(add)(P(fmadd)(a->c_hi, x, P(sub)(base, k)), P(fmadd)(a->c_lo, x, lo)), k);
+}
+
+/* exp_parts_offset from g: base = g - B. */
+static SOFTMAX_FORCE_INLINE exp_parts exp_parts_reduced(V x, V g, V lo, const exp_args *a, V *estimate)
+{
+    return exp_parts_offset(x, P(add)(a->neg_offset, g), lo, a, estimate);
 }
 
 /* Where a row's reduced bias comes from: the arrays reduce_bias wrote
@@ -125,21 +143,21 @@ typedef struct reduced_source {
     V l_lo;
 } reduced_source;
 
-/* g and *lo of the vector at i (count lanes; the rest excluded), and for
- * a bias read as it is *excluded, its -inf lanes. from_bias is a constant
- * of each body. */
-static SOFTMAX_FORCE_INLINE V reduced_at(const reduced_source *s, bool from_bias, size_t i, size_t count, V *lo,
-                                         unsigned *excluded)
+/* The offset part g - B of the vector at i (count lanes; the rest
+ * excluded), its *lo, and *excluded, its -inf lanes. from_bias is a
+ * constant of each body. */
+static SOFTMAX_FORCE_INLINE V reduced_base_at(const reduced_source *s, bool from_bias, size_t i, size_t count,
+                                              V neg_offset, V *lo, unsigned *excluded)
 {
     if (from_bias) {
         const V b = count == LANES ? P(load)(s->bias + i) : P(load_tail)(s->bias + i, count, -INFINITY);
         *excluded = minus_infinity_lanes(b);
-        return reduce_in_lanes(b, s->l_hi, s->l_lo, lo);
+        return reduce_offset_in_lanes(b, s->l_hi, s->l_lo, neg_offset, lo);
     }
     *lo = count == LANES ? P(load)(s->lo + i) : P(load_tail)(s->lo + i, count, 0);
     const V g = count == LANES ? P(load)(s->g + i) : P(load_tail)(s->g + i, count, -INFINITY);
     *excluded = minus_infinity_lanes(g);
-    return g;
+    return P(add)(neg_offset, g);
 }
 
 /* An exp or its residual: 0 where the estimate is below the floor (where
@@ -152,9 +170,9 @@ static SOFTMAX_FORCE_INLINE V reduced_exp(V parts, V k, V estimate)
 /* The exps of elements [begin, end) into y and residuals and the sum of
  * their unrounded values (exp_block_reading's summation); the data
  * prefetch_ahead elements on (the next row) is asked for meanwhile. */
-static SOFTMAX_FORCE_INLINE WIDE exp_block_reduced(const T *x, const reduced_source *s, bool from_bias, T *y,
-                                                   T *residuals, size_t begin, size_t end, const exp_args *a,
-                                                   size_t prefetch_ahead)
+static SOFTMAX_FORCE_INLINE WIDE exp_block_reduced(const T *x, const reduced_source *s, bool from_bias,
+                                                   bool may_exclude, T *y, T *residuals, size_t begin, size_t end,
+                                                   const exp_args *a, size_t prefetch_ahead)
 {
     ACC wide = P(acc_zero)();
     V hi0 = P(set1)(0), hi1 = hi0, small = hi0;
@@ -171,16 +189,18 @@ static SOFTMAX_FORCE_INLINE WIDE exp_block_reduced(const T *x, const reduced_sou
         }
         V lo0, lo1;
         unsigned excluded0, excluded1;
-        const V g0 = reduced_at(s, from_bias, i, LANES, &lo0, &excluded0);
-        const V g1 = reduced_at(s, from_bias, i + LANES, LANES, &lo1, &excluded1);
+        const V base0 = reduced_base_at(s, from_bias, i, LANES, a->neg_offset, &lo0, &excluded0);
+        const V base1 = reduced_base_at(s, from_bias, i + LANES, LANES, a->neg_offset, &lo1, &excluded1);
         V e0, e1, r0, r1;
-        /* Both vectors excluded whole (the far side of a causal bias). */
-        if ((excluded0 & excluded1) == ALL_LANES) {
+        /* Both vectors excluded whole (the far side of a causal bias). A
+         * row without -inf (may_exclude false, a constant) skips the
+         * test. */
+        if (may_exclude && (excluded0 & excluded1) == ALL_LANES) {
             e0 = e1 = r0 = r1 = P(set1)(0);
         } else {
             V v0, v1;
-            const exp_parts p0 = exp_parts_reduced(P(load)(x + i), g0, lo0, a, &v0);
-            const exp_parts p1 = exp_parts_reduced(P(load)(x + i + LANES), g1, lo1, a, &v1);
+            const exp_parts p0 = exp_parts_offset(P(load)(x + i), base0, lo0, a, &v0);
+            const exp_parts p1 = exp_parts_offset(P(load)(x + i + LANES), base1, lo1, a, &v1);
             e0 = reduced_exp(p0.mantissa, p0.k, v0);
             e1 = reduced_exp(p1.mantissa, p1.k, v1);
             r0 = reduced_exp(p0.residual, p0.k, v0);
@@ -207,8 +227,8 @@ static SOFTMAX_FORCE_INLINE WIDE exp_block_reduced(const T *x, const reduced_sou
         const size_t count = end - i < LANES ? end - i : LANES;
         V v0, lo0;
         unsigned excluded0;
-        const V g0 = reduced_at(s, from_bias, i, count, &lo0, &excluded0);
-        const exp_parts p0 = exp_parts_reduced(P(load_tail)(x + i, count, 0), g0, lo0, a, &v0);
+        const V base0 = reduced_base_at(s, from_bias, i, count, a->neg_offset, &lo0, &excluded0);
+        const exp_parts p0 = exp_parts_offset(P(load_tail)(x + i, count, 0), base0, lo0, a, &v0);
         const V e0 = reduced_exp(p0.mantissa, p0.k, v0);
         const V r0 = reduced_exp(p0.residual, p0.k, v0);
         P(store_tail)(y + i, e0, count);
@@ -240,6 +260,27 @@ static SOFTMAX_FORCE_INLINE V reduced_estimate_at(const reduced_source *s, bool 
  * +-700 the arrays' bound on b gave that instead). */
 #define REDUCING_X_LIMIT 512.0f
 
+/* The elements [0, kept) less the vectors at their end whose bias is -inf
+ * (g is where b is): the far side of a causal bias, excluded whatever x
+ * holds (the contract), so that neither pass reads x there and the row's
+ * tail is only filled with 0 -- a [4096, 4096] causal bias read half of x
+ * for nothing, a quarter of its memory traffic. Read backwards, one vector
+ * of the bias each until a kept element. */
+static SOFTMAX_FORCE_INLINE size_t kept_before_excluded_tail(const reduced_source *s, bool from_bias, size_t kept)
+{
+    const T *entries = from_bias ? s->bias : s->g;
+    size_t end = kept;
+    while (end > 0) {
+        const size_t start = (end - 1) / LANES * LANES;
+        const V v =
+            end - start == LANES ? P(load)(entries + start) : P(load_tail)(entries + start, end - start, -INFINITY);
+        if (minus_infinity_lanes(v) != ALL_LANES)
+            break;
+        end = start;
+    }
+    return end;
+}
+
 /* reduced_bias_row and reducing_bias_row, from_bias a constant of each. */
 static SOFTMAX_FORCE_INLINE int reduced_row_body(softmax_op op, const float *x, const reduced_source *s, bool from_bias,
                                                  size_t kept, size_t n, double scale, float *y)
@@ -254,7 +295,9 @@ static SOFTMAX_FORCE_INLINE int reduced_row_body(softmax_op op, const float *x, 
     T *residuals = softmax_workspace(n * sizeof(T));
     if (residuals == NULL)
         return SOFTMAX_ROW_DECLINED;
-    const size_t used = kept;
+    const size_t used = kept_before_excluded_tail(s, from_bias, kept);
+    if (used == 0)
+        return SOFTMAX_ROW_DECLINED; /* fully excluded: the general path's zeros */
     const unsigned int saved = vec_flush_to_zero_begin();
     /* The maximum of c_hi x + g (the exponent up to lo and c_lo x), and
      * whether every x is finite: x * 0 + ... is NaN from the first NaN or
@@ -310,11 +353,21 @@ static SOFTMAX_FORCE_INLINE int reduced_row_body(softmax_op op, const float *x, 
     }
     const T offset = reduced_offset(row_max);
     const exp_args a = {P(set1)(0), c_hi_v, P(set1)(c_lo), P(set1)(-offset)};
+    /* A bias read as it is: a row without -inf in it has a finite sum of
+     * exponents (a bias beyond -1e38 can make it -inf: the test is then
+     * only kept). reduce_bias's arrays say nothing of theirs. */
+    const bool may_exclude = !from_bias || P(finite_lanes)(finite) != ALL_LANES;
     WIDE sum = 0;
     for (size_t begin = 0; begin < used; begin += SUM_BLOCK) {
         const size_t end = begin + SUM_BLOCK < used ? begin + SUM_BLOCK : used;
-        sum += exp_block_reduced(x, s, from_bias, y, residuals, begin, end, &a, n);
+        sum += may_exclude ? exp_block_reduced(x, s, from_bias, true, y, residuals, begin, end, &a, n)
+                           : exp_block_reduced(x, s, from_bias, false, y, residuals, begin, end, &a, n);
     }
+    /* The rest of the next row's bias (the exp pass asked for its [0,
+     * used)), which kept_before_excluded_tail reads first and backwards,
+     * where the hardware's prefetcher does not follow. */
+    if (used < n)
+        prefetch_lines((from_bias ? s->bias : s->g) + n + used, (n - used) * sizeof(T));
     normalize(y, residuals, 0, used, reciprocal_of(sum));
     fill_row(y, used, n, 0);
     vec_flush_to_zero_end(saved);
