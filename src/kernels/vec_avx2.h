@@ -46,6 +46,13 @@ static inline void vec_prefetch(const void *p)
     __asm__ volatile("prefetcht0 %0" : : "m"(*(const char *)p));
 }
 
+/* vec_prefetch into the L2 cache, not L1: for data asked for well before
+ * its use, which the L1 would lose to the stores and loads in between. */
+static inline void vec_prefetch_l2(const void *p)
+{
+    __asm__ volatile("prefetcht1 %0" : : "m"(*(const char *)p));
+}
+
 /* ---------------------------------------------------------------- f32 -- */
 
 typedef __m256 vf32;

@@ -73,6 +73,12 @@ static inline void vec_prefetch(const void *p)
     __asm__ volatile("prfm pldl1keep, %a0" : : "p"(p));
 }
 
+/* vec_prefetch into the L2 cache (see vec_avx2.h). */
+static inline void vec_prefetch_l2(const void *p)
+{
+    __asm__ volatile("prfm pldl2keep, %a0" : : "p"(p));
+}
+
 /* Bit l set where lane l of the comparison result m is all ones. */
 static inline unsigned u32x4_lane_bits(uint32x4_t m)
 {

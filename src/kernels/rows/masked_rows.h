@@ -796,7 +796,10 @@ static SOFTMAX_FORCE_INLINE void reduced_group_run(const added_group *ag, int fl
         V m = lanes[r], seen = zero;
         for (size_t i = 0; i < vectors; i++) {
             const size_t lanes_here = length - i * LANES < LANES ? length - i * LANES : LANES;
-            vec_prefetch(added_x(ag, flags, r) + LANES * n + i * LANES);
+            /* The next group's x: into L2, as the group's exps, residuals
+             * and bias would push it out of L1 before its max pass ([128,
+             * 128, 128] with a dense bias: 1.37 -> 1.25x unmasked). */
+            vec_prefetch_l2(added_x(ag, flags, r) + LANES * n + i * LANES);
             V x, g, lo;
             reduced_read(ag, flags, r, i * LANES, lanes_here, &x, &g, &lo);
             m = P(max)(P(fmadd)(c_hi, x, g), m);
