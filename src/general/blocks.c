@@ -620,6 +620,9 @@ static size_t mask_footprint(const general_plan *plan, const int64_t *strides)
  * unmasked call reduced once, 1.23x reduced as read; [256, 512, 512]
  * 1.15x and 1.28x (AVX-512, Zen 4). */
 #define REDUCED_BIAS_MAX_ENTRIES ((size_t)1 << 19)
+/* Where g and lo start within their pages (multiples of 64, apart). */
+#define REDUCED_G_PAGE_OFFSET 512
+#define REDUCED_LO_PAGE_OFFSET 1536
 
 /* plan with its added f32 bias reduced once (reduced_g and reduced_lo set,
  * *space to be freed by the caller), for forward softmax on contiguous f32
@@ -640,17 +643,28 @@ static general_plan reduced_bias_plan(const general_plan *plan, float **space)
     const size_t footprint = mask_footprint(plan, m->strides);
     if (footprint == 0 || footprint > plan->elements / REDUCED_BIAS_MIN_REUSE || footprint > REDUCED_BIAS_MAX_ENTRIES)
         return *plan;
-    float *arrays = malloc(2 * footprint * sizeof(float));
-    if (arrays == NULL)
+    /* g and lo on cache-line boundaries (malloc's large blocks start 16
+     * bytes into a page: every vector load split in two lines), at
+     * different offsets within a page (REDUCED_G_PAGE_OFFSET,
+     * REDUCED_LO_PAGE_OFFSET), so that the row kernels' five streams (x, g,
+     * lo, y, residuals) do not all meet in the same L1 sets. [256, 512,
+     * 512] dense, x and y 64 bytes into a page: 0.80 -> 0.75 ns/element. */
+    const size_t page = 4096, bytes = footprint * sizeof(float);
+    char *space_start = malloc(2 * bytes + 3 * page);
+    if (space_start == NULL)
         return *plan;
-    if (!plan->kernels->reduce_bias((const float *)(const void *)m->base, footprint, arrays, arrays + footprint)) {
-        free(arrays);
+    const uintptr_t g_page = ((uintptr_t)space_start + page - 1) / page * page;
+    float *g = (float *)(void *)(space_start + (g_page - (uintptr_t)space_start) + REDUCED_G_PAGE_OFFSET);
+    const uintptr_t lo_page = ((uintptr_t)(g + footprint) + page - 1) / page * page;
+    float *lo = (float *)(void *)(space_start + (lo_page - (uintptr_t)space_start) + REDUCED_LO_PAGE_OFFSET);
+    if (!plan->kernels->reduce_bias((const float *)(const void *)m->base, footprint, g, lo)) {
+        free(space_start);
         return *plan;
     }
     general_plan reduced = *plan;
-    reduced.reduced_g = arrays;
-    reduced.reduced_lo = arrays + footprint;
-    *space = arrays;
+    reduced.reduced_g = g;
+    reduced.reduced_lo = lo;
+    *space = (float *)(void *)space_start;
     return reduced;
 }
 
