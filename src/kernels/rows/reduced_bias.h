@@ -32,25 +32,21 @@
  * 2^12), where the floats are that grid, for |b| <= REDUCED_BIAS_LIMIT) and
  * *lo = log2(e) b - g from the exact product (|lo| <= 2^-13, within 2^-36).
  * A -inf b gives g = -inf and a NaN *lo, which the exps never read (their
- * estimate is -inf: exp_parts_reduced). */
-static SOFTMAX_FORCE_INLINE V reduce_in_lanes(V b, V l_hi, V l_lo, V *lo)
-{
-    const V magic = P(set1)(REDUCED_GRID_MAGIC);
-    const V on_grid = P(fmadd)(l_hi, b, magic);
-    *lo = P(fmadd)(l_lo, b, P(fmadd)(l_hi, b, P(sub)(magic, on_grid)));
-    return P(sub)(on_grid, magic);
-}
-
-/* reduce_in_lanes's g - B for an integer B (-B in neg_offset), as the
- * exponent's offset part: -g = magic - fma(l_hi, b, magic) is exact as g
- * is, and serves both lo and the offset (one operation fewer than g, its
- * negation for lo and g + -B). */
+ * estimate is -inf: exp_parts_reduced). Returned as g - B for an integer
+ * B (-B in neg_offset), the exponent's offset part: -g = magic - fma(l_hi,
+ * b, magic) is exact as g is, and serves both lo and the offset. */
 static SOFTMAX_FORCE_INLINE V reduce_offset_in_lanes(V b, V l_hi, V l_lo, V neg_offset, V *lo)
 {
     const V magic = P(set1)(REDUCED_GRID_MAGIC);
     const V minus_g = P(sub)(magic, P(fmadd)(l_hi, b, magic));
     *lo = P(fmadd)(l_lo, b, P(fmadd)(l_hi, b, minus_g));
     return P(sub)(neg_offset, minus_g);
+}
+
+/* g itself (B = 0). */
+static SOFTMAX_FORCE_INLINE V reduce_in_lanes(V b, V l_hi, V l_lo, V *lo)
+{
+    return reduce_offset_in_lanes(b, l_hi, l_lo, P(set1)(0), lo);
 }
 
 /* The lanes of b a reduced form cannot take: NaN, +inf and finite values
@@ -266,9 +262,8 @@ static SOFTMAX_FORCE_INLINE V reduced_estimate_at(const reduced_source *s, bool 
  * tail is only filled with 0 -- a [4096, 4096] causal bias read half of x
  * for nothing, a quarter of its memory traffic. Read backwards, one vector
  * of the bias each until a kept element. */
-static SOFTMAX_FORCE_INLINE size_t kept_before_excluded_tail(const reduced_source *s, bool from_bias, size_t kept)
+static SOFTMAX_FORCE_INLINE size_t kept_before_excluded_tail(const T *entries, size_t kept)
 {
-    const T *entries = from_bias ? s->bias : s->g;
     size_t end = kept;
     while (end > 0) {
         const size_t start = (end - 1) / LANES * LANES;
@@ -295,7 +290,8 @@ static SOFTMAX_FORCE_INLINE int reduced_row_body(softmax_op op, const float *x, 
     T *residuals = softmax_workspace(n * sizeof(T));
     if (residuals == NULL)
         return SOFTMAX_ROW_DECLINED;
-    const size_t used = kept_before_excluded_tail(s, from_bias, kept);
+    const T *entries = from_bias ? s->bias : s->g; /* -inf where the bias excludes */
+    const size_t used = kept_before_excluded_tail(entries, kept);
     if (used == 0)
         return SOFTMAX_ROW_DECLINED; /* fully excluded: the general path's zeros */
     const unsigned int saved = vec_flush_to_zero_begin();
@@ -367,7 +363,7 @@ static SOFTMAX_FORCE_INLINE int reduced_row_body(softmax_op op, const float *x, 
      * used)), which kept_before_excluded_tail reads first and backwards,
      * where the hardware's prefetcher does not follow. */
     if (used < n)
-        prefetch_lines((from_bias ? s->bias : s->g) + n + used, (n - used) * sizeof(T));
+        prefetch_lines(entries + n + used, (n - used) * sizeof(T));
     normalize(y, residuals, 0, used, reciprocal_of(sum));
     fill_row(y, used, n, 0);
     vec_flush_to_zero_end(saved);
